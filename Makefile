@@ -1,0 +1,22 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set themselves up.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint bench clean
+
+setup:
+	@scripts/bootstrap.sh
+
+demo: setup
+	$(BIN)/pairpilot demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache demo-output

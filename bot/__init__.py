@@ -1,0 +1,1 @@
+"""pairpilot's service core: everything but Telegram adapters, strategies and SQL."""

@@ -1,0 +1,56 @@
+"""Alerts go through the outbox table; a dispatcher drains it into a sink, most urgent first."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.domain import Alert, AlertPriority
+from bot.ports import AlertRepository, AlertSink, Clock
+
+log = logging.getLogger(__name__)
+
+
+class AlertOutbox:
+    """The push side: store an alert; delivery happens elsewhere, so trading never waits."""
+
+    def __init__(self, repository: AlertRepository, clock: Clock) -> None:
+        self._repository = repository
+        self._clock = clock
+
+    async def push(self, kind: str, priority: AlertPriority, text: str) -> int:
+        return await self._repository.add(kind, priority, text, self._clock.now())
+
+
+class AlertDispatcher:
+    """The drain side: hands pending alerts to a sink and marks each one delivered."""
+
+    def __init__(self, repository: AlertRepository, sink: AlertSink, clock: Clock) -> None:
+        self._repository = repository
+        self._sink = sink
+        self._clock = clock
+
+    async def drain(self) -> int:
+        """Deliver what is pending; stops at the first failure so order is kept. Returns count."""
+        delivered = 0
+        for alert in await self._repository.pending():
+            try:
+                await self._sink.send(alert)
+            except Exception:
+                log.exception("alert %s not delivered; it stays queued", alert.id)
+                await self._repository.mark_failed(alert.id)
+                break
+            await self._repository.mark_delivered(alert.id, self._clock.now())
+            delivered += 1
+        return delivered
+
+
+class ConsoleSink:
+    """Prints alerts: what notifications become when no Telegram token is configured."""
+
+    def __init__(self, write: Callable[[str], object] = print) -> None:
+        self._write = write
+
+    async def send(self, alert: Alert) -> None:
+        marker = "!" if alert.priority <= AlertPriority.ERROR else "*"
+        self._write(f"{marker} [{alert.created_at:%Y-%m-%d %H:%M}] {alert.text}")

@@ -1,0 +1,180 @@
+"""The composition root: the only place that builds things and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
+from bot.candles import ReplaySource, check_alignment, read_candle_file
+from bot.clock import FakeClock, SystemClock
+from bot.config import Secrets, Settings
+from bot.domain import AlertPriority, PairRun, RiskLimits
+from bot.engine import Engine, EngineCosts
+from bot.errors import ConfigError
+from bot.exchange.paper import PaperExchange
+from bot.portfolio import CASH_KEY, Portfolio
+from bot.replay import ReplayDriver
+from bot.scheduler import Jobs
+from bot.service import TradingService
+from bot.timeframes import timeframe_delta
+from storage.alerts import SqliteAlertRepository
+from storage.db import Database, open_database
+from storage.equity import SqliteEquityRepository
+from storage.fills import SqliteFillRepository
+from storage.orders import SqliteOrderRepository
+from storage.pair_runs import SqlitePairRunRepository
+from storage.positions import SqlitePositionRepository
+from storage.state import SqliteStateRepository
+
+log = logging.getLogger(__name__)
+
+ALERT_DRAIN_SECONDS = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    source: ReplaySource
+    start: datetime
+    end: datetime
+    step: timedelta
+
+
+def load_replay(settings: Settings) -> Replay:
+    """The configured replay files, checked; the replay spans the time all pairs share."""
+    if not settings.pairs:
+        raise ConfigError("market_data.source = 'replay' needs at least one [[pairs]] entry")
+    frames, timeframes = {}, {}
+    for pair in settings.pairs:
+        path = settings.market_data.replay_files[pair.pair]
+        frame = read_candle_file(path)
+        check_alignment(frame, pair.timeframe, str(path))
+        frames[pair.pair], timeframes[pair.pair] = frame, pair.timeframe
+    source = ReplaySource(frames, timeframes)
+    step = min(timeframe_delta(pair.timeframe) for pair in settings.pairs)
+    start = min(source.first_open(pair) for pair in frames) + step
+    # The last candle is never acted on: there is no next open to fill at.
+    end = min(source.last_close(pair) for pair in frames) - step
+    return Replay(source, start, end, step)
+
+
+async def sync_pair_runs(
+    runs: SqlitePairRunRepository, settings: Settings, now: datetime
+) -> list[PairRun]:
+    """Runs as persisted, plus a new run for each configured pair that has none."""
+    active = await runs.active()
+    known = {run.pair for run in active}
+    for pair in settings.pairs:
+        if pair.pair in known:
+            continue
+        active.append(
+            await runs.add(
+                pair=pair.pair,
+                strategy=pair.strategy,
+                timeframe=pair.timeframe,
+                params=pair.params,
+                capital_share=pair.capital_share,
+                now=now,
+            )
+        )
+    return active
+
+
+async def run_service(
+    settings: Settings,
+    secrets: Secrets,
+    *,
+    stop: asyncio.Event,
+    write: Callable[[str], object] = print,
+) -> None:
+    """Run until ``stop`` is set or the replay ends; the tick in progress finishes first."""
+    if settings.mode == "live":
+        raise ConfigError("mode = 'live' is not available in this version; use mode = 'paper'")
+    if settings.market_data.source != "replay":
+        raise ConfigError(
+            "market_data.source = 'exchange' is not available in this version; "
+            "use source = 'replay' with replay_files"
+        )
+    replay = load_replay(settings)
+    if secrets.telegram_token:
+        log.warning("Telegram delivery is not built yet; notifications go to the console")
+    async with open_database(settings.database_path) as db:
+        await _serve(settings, db, replay, stop, write)
+
+
+async def _serve(
+    settings: Settings,
+    db: Database,
+    replay: Replay,
+    stop: asyncio.Event,
+    write: Callable[[str], object],
+) -> None:
+    state = SqliteStateRepository(db)
+    clock = FakeClock(await ReplayDriver.resume_point(state, replay.start))
+    alerts_repo = SqliteAlertRepository(db)
+    outbox = AlertOutbox(alerts_repo, clock)
+    dispatcher = AlertDispatcher(alerts_repo, ConsoleSink(write), clock)
+    positions = SqlitePositionRepository(db)
+    exchange = await PaperExchange.restore(
+        feed=replay.source,
+        clock=clock,
+        state=state,
+        initial={settings.paper.quote: settings.paper.balance},
+        fee_rate=settings.paper.fee,
+        slippage=settings.paper.slippage,
+    )
+    portfolio = Portfolio(await state.get(CASH_KEY, settings.paper.balance), await positions.all())
+    engine = Engine(
+        transactions=db,
+        exchange=exchange,
+        portfolio=portfolio,
+        orders=SqliteOrderRepository(db),
+        fills=SqliteFillRepository(db),
+        positions=positions,
+        state=state,
+        alerts=outbox,
+        clock=clock,
+        limits=RiskLimits(settings.risk.position_fraction, settings.risk.min_order_value),
+        costs=EngineCosts(settings.paper.fee, settings.paper.slippage),
+    )
+    runs = await sync_pair_runs(SqlitePairRunRepository(db), settings, clock.now())
+    service = TradingService(
+        engine=engine,
+        source=replay.source,
+        equity=SqliteEquityRepository(db),
+        clock=clock,
+        runs=runs,
+    )
+    driver = ReplayDriver(
+        clock=clock, service=service, state=state, step=replay.step, end=replay.end
+    )
+    await outbox.push(
+        "startup",
+        AlertPriority.INFO,
+        f"pairpilot started: {settings.mode} mode, replay, "
+        f"{', '.join(run.pair for run in runs) or 'no pairs'}",
+    )
+    jobs = Jobs(SystemClock())
+    jobs.every(
+        replay.step.total_seconds() / settings.market_data.replay_speed, driver.step, "replay-step"
+    )
+    jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+    jobs.start()
+    try:
+        await _until_first(stop, driver.finished)
+    finally:
+        await jobs.stop()  # the tick in progress finishes first
+        await outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
+        await dispatcher.drain()
+
+
+async def _until_first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

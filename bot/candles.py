@@ -1,0 +1,164 @@
+"""Candle files in our CSV format, and the replay source that hands out closed candles only.
+
+The format is the one in the shared data folder: gzip (or plain) CSV with the header
+``timestamp,open,high,low,close,volume``; ``timestamp`` is the candle's open time in
+milliseconds since the epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bot.domain import from_ms, to_ms
+from bot.errors import DataError, NotFound
+from bot.timeframes import timeframe_name, timeframe_seconds
+
+COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+_FILE_NAME = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-([0-9]+[mhdw])\.csv(\.gz)?$")
+
+
+def read_candle_file(path: Path) -> pd.DataFrame:
+    """Load and validate a candle file; raises DataError naming the first problem found."""
+    if not path.is_file():
+        raise DataError(f"candle file {path} does not exist")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as error:
+        raise DataError(f"candle file {path} cannot be read as CSV: {error}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"candle file {path} is empty") from None
+    if tuple(frame.columns) != COLUMNS:
+        raise DataError(
+            f"candle file {path} has header {','.join(map(str, frame.columns))!r}; "
+            f"expected {','.join(COLUMNS)!r}"
+        )
+    return validate_candles(_to_numbers(frame, path), str(path))
+
+
+def _to_numbers(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    result = pd.DataFrame(index=frame.index)
+    for column in COLUMNS:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = numbers.isna()
+        if bad.any():
+            row = int(bad.idxmax())
+            raise DataError(
+                f"candle file {path} line {row + 2}: {column} {frame[column][row]!r} "
+                "is not a number"
+            )
+        result[column] = numbers
+    if not (result["timestamp"] == result["timestamp"].round()).all():
+        raise DataError(f"candle file {path}: timestamps must be whole milliseconds")
+    result["timestamp"] = result["timestamp"].astype(np.int64)
+    return result
+
+
+def validate_candles(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """Check order, uniqueness and price sanity; returns the frame unchanged."""
+    if frame.empty:
+        raise DataError(f"{origin} holds no candles")
+    stamps = frame["timestamp"].to_numpy()
+    steps = np.diff(stamps)
+    if (steps == 0).any():
+        row = int(np.argmax(steps == 0)) + 1
+        raise DataError(f"{origin}: duplicated timestamp {_iso(stamps[row])} (row {row + 1})")
+    if (steps < 0).any():
+        row = int(np.argmax(steps < 0)) + 1
+        raise DataError(
+            f"{origin}: timestamps are not sorted: {_iso(stamps[row])} (row {row + 1}) "
+            f"comes after {_iso(stamps[row - 1])}"
+        )
+    prices = frame[list(PRICE_COLUMNS)].to_numpy()
+    if not np.isfinite(prices).all() or (prices <= 0).any():
+        row = int(np.argmax(~(np.isfinite(prices) & (prices > 0)).all(axis=1)))
+        raise DataError(f"{origin}: candle {_iso(stamps[row])} has a missing or non-positive price")
+    if (frame["volume"].to_numpy() < 0).any():
+        row = int(np.argmax(frame["volume"].to_numpy() < 0))
+        raise DataError(f"{origin}: candle {_iso(stamps[row])} has a negative volume")
+    high, low = frame["high"].to_numpy(), frame["low"].to_numpy()
+    body_high = np.maximum(frame["open"].to_numpy(), frame["close"].to_numpy())
+    body_low = np.minimum(frame["open"].to_numpy(), frame["close"].to_numpy())
+    inconsistent = (high < body_high) | (low > body_low)
+    if inconsistent.any():
+        row = int(np.argmax(inconsistent))
+        raise DataError(f"{origin}: candle {_iso(stamps[row])} has high/low outside open/close")
+    return frame.reset_index(drop=True)
+
+
+def describe_file_name(path: Path) -> tuple[str, str] | None:
+    """(pair, timeframe) from a name like ``BTC_USDT-1h.csv.gz``, or None."""
+    match = _FILE_NAME.match(path.name)
+    if not match:
+        return None
+    return f"{match.group(1)}/{match.group(2)}", match.group(3)
+
+
+def infer_timeframe(frame: pd.DataFrame) -> str:
+    """The most common step between candles, as a timeframe name."""
+    if len(frame) < 2:
+        raise DataError("cannot infer a timeframe from fewer than two candles; pass --timeframe")
+    steps = np.diff(frame["timestamp"].to_numpy()) // 1000
+    values, counts = np.unique(steps, return_counts=True)
+    return timeframe_name(int(values[np.argmax(counts)]))
+
+
+def check_alignment(frame: pd.DataFrame, timeframe: str, origin: str) -> None:
+    """Every candle must open on a multiple of the timeframe."""
+    step_ms = timeframe_seconds(timeframe) * 1000
+    misaligned = frame["timestamp"].to_numpy() % step_ms != 0
+    if misaligned.any():
+        row = int(np.argmax(misaligned))
+        raise DataError(
+            f"{origin}: candle {_iso(int(frame['timestamp'].iloc[row]))} does not start on a "
+            f"{timeframe} boundary"
+        )
+
+
+def _iso(milliseconds: int) -> str:
+    return from_ms(int(milliseconds)).strftime("%Y-%m-%dT%H:%MZ")
+
+
+class ReplaySource:
+    """Replays candle frames against a clock: a candle is handed out once its close has passed."""
+
+    def __init__(self, frames: Mapping[str, pd.DataFrame], timeframes: Mapping[str, str]) -> None:
+        self._frames = dict(frames)
+        self._step_ms = {pair: timeframe_seconds(tf) * 1000 for pair, tf in timeframes.items()}
+        self._stamps = {pair: frame["timestamp"].to_numpy() for pair, frame in frames.items()}
+
+    def pairs(self) -> list[str]:
+        return list(self._frames)
+
+    def first_open(self, pair: str) -> datetime:
+        return from_ms(int(self._stamps_for(pair)[0]))
+
+    def last_close(self, pair: str) -> datetime:
+        return from_ms(int(self._stamps_for(pair)[-1]) + self._step_ms[pair])
+
+    async def closed_candles(self, pair: str, now: datetime, limit: int) -> pd.DataFrame:
+        """Up to ``limit`` most recent candles whose close time is at or before ``now``."""
+        stamps = self._stamps_for(pair)
+        cutoff = to_ms(now) - self._step_ms[pair]  # opened at or before this: closed
+        end = int(np.searchsorted(stamps, cutoff, side="right"))
+        return self._frames[pair].iloc[max(0, end - limit) : end]
+
+    async def price(self, pair: str, now: datetime) -> float:
+        """The price at ``now``: the open of the candle forming then (the next candle's open)."""
+        stamps = self._stamps_for(pair)
+        index = int(np.searchsorted(stamps, to_ms(now), side="right")) - 1
+        if index < 0 or to_ms(now) >= stamps[index] + self._step_ms[pair]:
+            raise NotFound(f"no {pair} candle is forming at {now.isoformat()}")
+        return float(self._frames[pair]["open"].iloc[index])
+
+    def _stamps_for(self, pair: str) -> np.ndarray:
+        try:
+            return self._stamps[pair]
+        except KeyError:
+            raise NotFound(f"no replay data for {pair}") from None

@@ -1,0 +1,133 @@
+"""The `pairpilot` command line. Heavy imports stay inside the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.errors import BotError, ConfigError, UserInputError
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pairpilot", description="A crypto trading bot driven from Telegram."
+    )
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the trading service")
+    run.add_argument("--config", type=Path, help="TOML config file (defaults when omitted)")
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="offline demo on bundled real candles")
+    demo.add_argument(
+        "--output",
+        type=Path,
+        default=Path("demo-output"),
+        help="where the demo's database and chart go (default: demo-output)",
+    )
+    demo.set_defaults(handler=_demo)
+
+    backtest = commands.add_parser("backtest", help="backtest a strategy on a candle file")
+    backtest.add_argument("--data", type=Path, required=True, help="candle CSV (gzip or plain)")
+    backtest.add_argument("--strategy", default="ema_cross")
+    backtest.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="strategy parameter, repeatable (e.g. --param fast=12)",
+    )
+    backtest.add_argument("--pair", help="default: from the file name, like BTC_USDT-1h.csv.gz")
+    backtest.add_argument("--timeframe", help="default: from the file name or the candles")
+    backtest.add_argument("--fee", type=float, default=0.001, help="fee rate (default 0.001)")
+    backtest.add_argument("--slippage", type=float, default=0.0, help="slippage rate (default 0)")
+    backtest.add_argument(
+        "--balance",
+        type=float,
+        default=1000.0,
+        help="starting balance in the quote currency (default 1000)",
+    )
+    backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
+    backtest.set_defaults(handler=_backtest)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.handler(args))
+    except (UserInputError, ConfigError) as error:
+        print(f"pairpilot: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BotError as error:
+        print(f"pairpilot: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = None  # type: ignore[assignment]  # no flush of a closed pipe at exit
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bot.app import run_service
+    from bot.config import Secrets, load_settings
+
+    secrets = Secrets.from_environment()
+    settings = load_settings(args.config, secrets)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_service(settings, secrets, stop=stop)
+
+    asyncio.run(serve())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    run_demo(args.output)
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from bot.backtest_command import backtest_command
+
+    return backtest_command(args)
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, str]:
+    """``["fast=12", "slow=26"]`` -> ``{"fast": "12", "slow": "26"}``."""
+    params: dict[str, str] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserInputError(f"--param {item!r}: expected KEY=VALUE, like fast=12")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def print_json(document: object) -> None:
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

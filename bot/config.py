@@ -1,0 +1,250 @@
+"""Settings: one TOML file validated at start-up, secrets from the environment only."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.errors import ConfigError, UserInputError
+from bot.timeframes import timeframe_seconds
+from strategies import StrategyConfigError, build_strategy
+
+SECRET_VARIABLES = {
+    "telegram_token": "PAIRPILOT_TELEGRAM_TOKEN",
+    "exchange_key": "PAIRPILOT_EXCHANGE_KEY",
+    "exchange_secret": "PAIRPILOT_EXCHANGE_SECRET",
+    "exchange_password": "PAIRPILOT_EXCHANGE_PASSWORD",
+}
+# Key names that hold secrets wherever they appear in the file, mapped to the variable to use.
+_SECRET_KEYS = {
+    "token": "PAIRPILOT_TELEGRAM_TOKEN",
+    "bot_token": "PAIRPILOT_TELEGRAM_TOKEN",
+    "apikey": "PAIRPILOT_EXCHANGE_KEY",
+    "api_key": "PAIRPILOT_EXCHANGE_KEY",
+    "key": "PAIRPILOT_EXCHANGE_KEY",
+    "secret": "PAIRPILOT_EXCHANGE_SECRET",
+    "api_secret": "PAIRPILOT_EXCHANGE_SECRET",
+    "privatekey": "PAIRPILOT_EXCHANGE_SECRET",
+    "password": "PAIRPILOT_EXCHANGE_PASSWORD",
+    "passphrase": "PAIRPILOT_EXCHANGE_PASSWORD",
+}
+_PAIR = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
+_CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExchangeSettings(_Section):
+    name: str = "binance"
+    ccxt_config: dict[str, Any] = Field(default_factory=dict)
+
+
+class MarketDataSettings(_Section):
+    source: Literal["exchange", "replay"] = "exchange"
+    replay_files: dict[str, Path] = Field(default_factory=dict)
+    replay_speed: float = Field(3600.0, gt=0, description="simulated seconds per real second")
+
+
+class PaperSettings(_Section):
+    balance: float = Field(1000.0, gt=0)
+    quote: str = Field("USDT", pattern=r"^[A-Z0-9]{2,15}$")
+    fee: float = Field(0.001, ge=0, lt=0.05)
+    slippage: float = Field(0.0005, ge=0, lt=0.05)
+
+
+class RiskSettings(_Section):
+    position_fraction: float = Field(0.99, gt=0, le=1)
+    min_order_value: float = Field(10.0, ge=0)
+
+
+class PairSettings(_Section):
+    pair: str
+    strategy: str = "ema_cross"
+    timeframe: str = "1h"
+    params: dict[str, int | float] = Field(default_factory=dict)
+    capital_share: float = Field(gt=0, le=1)
+
+    @field_validator("pair")
+    @classmethod
+    def _pair(cls, value: str) -> str:
+        if not _PAIR.match(value):
+            raise ValueError("expected BASE/QUOTE in capitals, like BTC/USDT")
+        return value
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        try:
+            timeframe_seconds(value)
+        except UserInputError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _strategy(self) -> PairSettings:
+        try:
+            build_strategy(self.strategy, self.params)
+        except StrategyConfigError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+
+class TelegramUser(_Section):
+    id: int = Field(gt=0)
+    role: Literal["viewer", "trader", "admin"]
+
+
+class TelegramSettings(_Section):
+    api_base_url: str = Field("https://api.telegram.org", pattern=r"^https?://")
+    daily_report: str = "20:00"
+    users: list[TelegramUser] = Field(default_factory=list)
+
+    @field_validator("daily_report")
+    @classmethod
+    def _daily_report(cls, value: str) -> str:
+        if not _CLOCK_TIME.match(value):
+            raise ValueError("expected a 24-hour time HH:MM, like 20:00")
+        return value
+
+
+class Settings(_Section):
+    mode: Literal["paper", "live"] = "paper"
+    data_dir: Path = Path("data")
+    timezone: str = "UTC"
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    market_data: MarketDataSettings = Field(default_factory=MarketDataSettings)
+    paper: PaperSettings = Field(default_factory=PaperSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    pairs: list[PairSettings] = Field(default_factory=list)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone name, like UTC or Europe/Berlin") from None
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Settings:
+        names = [pair.pair for pair in self.pairs]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"pair {duplicated[0]} is listed more than once")
+        total = sum(pair.capital_share for pair in self.pairs)
+        if total > 1 + 1e-9:
+            raise ValueError(f"capital_share adds up to {total:g} over all pairs; at most 1")
+        if self.market_data.source == "replay":
+            missing = [name for name in names if name not in self.market_data.replay_files]
+            if missing:
+                raise ValueError(f"market_data.replay_files has no file for {missing[0]}")
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "pairpilot.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Secrets from the environment. ``repr`` never shows them."""
+
+    telegram_token: str | None = None
+    exchange_key: str | None = None
+    exchange_secret: str | None = None
+    exchange_password: str | None = None
+
+    def __repr__(self) -> str:
+        present = [name for name in SECRET_VARIABLES if getattr(self, name)]
+        return f"Secrets(present={present})"
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if environment is None else environment
+        return cls(
+            **{name: env.get(variable) or None for name, variable in SECRET_VARIABLES.items()}
+        )
+
+
+def load_settings(path: Path | None, secrets: Secrets) -> Settings:
+    """Read and validate the TOML file (defaults when ``path`` is None); raises ConfigError."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {path} cannot be read: {error}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+        _refuse_secrets(raw, "")
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, path)) from None
+    if path is not None:
+        settings = _resolve_paths(settings, path.parent)
+    _check_live(settings, secrets)
+    return settings
+
+
+def _refuse_secrets(section: Mapping[str, Any], prefix: str) -> None:
+    for key, value in section.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            _refuse_secrets(value, f"{dotted}.")
+        elif key.lower() in _SECRET_KEYS:
+            raise ConfigError(
+                f"config key {dotted} holds a secret; secrets are not read from the file: "
+                f"remove it and set {_SECRET_KEYS[key.lower()]} in the environment instead"
+            )
+
+
+def _describe(error: ValidationError, path: Path | None) -> str:
+    where = f"config file {path}" if path else "default config"
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key")
+        elif item["type"] == "missing":
+            problems.append(f"{key}: required key is missing")
+        elif isinstance(item["input"], str | int | float | bool):
+            problems.append(f"{key} = {item['input']!r}: {message}")
+        else:
+            problems.append(f"{key}: {message}")
+    return f"{where}: " + "; ".join(problems)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    replay = {pair: base / file for pair, file in settings.market_data.replay_files.items()}
+    return settings.model_copy(
+        update={
+            "data_dir": base / settings.data_dir,
+            "market_data": settings.market_data.model_copy(update={"replay_files": replay}),
+        }
+    )
+
+
+def _check_live(settings: Settings, secrets: Secrets) -> None:
+    if settings.mode != "live":
+        return
+    if not (secrets.exchange_key and secrets.exchange_secret):
+        raise ConfigError(
+            "mode = 'live' needs PAIRPILOT_EXCHANGE_KEY and PAIRPILOT_EXCHANGE_SECRET in the "
+            "environment"
+        )

@@ -1,0 +1,233 @@
+"""Domain types shared by every stage: plain frozen values, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the Unix epoch: how candle times and stored times are written."""
+    return int(round(moment.timestamp() * 1000))
+
+
+def from_ms(milliseconds: int) -> datetime:
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC)
+
+
+class Side(enum.StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class Action(enum.StrEnum):
+    ENTER = "enter"
+    EXIT = "exit"
+    HOLD = "hold"
+
+
+class OrderStatus(enum.StrEnum):
+    NEW = "new"  # journaled, not yet acknowledged by the exchange
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_STATUSES
+
+
+_FINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+
+class RunState(enum.StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"  # no new entries; exits are still managed
+    STOPPED = "stopped"
+
+
+class AlertPriority(enum.IntEnum):
+    """Lower is more urgent: halts and errors go out before trades, trades before info."""
+
+    CRITICAL = 0
+    ERROR = 1
+    TRADE = 2
+    INFO = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One OHLCV candle; ``time`` is its open time (UTC)."""
+
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What a strategy wants after the candle that opened at ``candle_time`` closed."""
+
+    pair: str
+    candle_time: datetime
+    action: Action
+    price: float  # the close of that candle: a reference, never a fill price
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """An order the risk step approved, before it reaches an exchange."""
+
+    client_order_id: str
+    run_id: int
+    pair: str
+    side: Side
+    amount: float  # base asset
+    reference_price: float
+    created_at: datetime
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    client_order_id: str
+    run_id: int
+    pair: str
+    side: Side
+    amount: float
+    status: OrderStatus
+    created_at: datetime
+    updated_at: datetime
+    filled: float = 0.0
+    average_price: float | None = None
+    exchange_order_id: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    client_order_id: str
+    pair: str
+    side: Side
+    amount: float
+    price: float
+    fee: float  # in the quote currency
+    time: datetime
+    trade_id: str
+
+    @property
+    def notional(self) -> float:
+        return self.amount * self.price
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """What an exchange says happened to an order."""
+
+    client_order_id: str
+    exchange_order_id: str
+    status: OrderStatus
+    filled: float
+    average_price: float | None
+    fills: tuple[Fill, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An open (or flat, amount 0) long spot position in one pair."""
+
+    pair: str
+    amount: float
+    average_price: float
+    realised_pnl: float
+    fees: float
+    opened_at: datetime | None
+    updated_at: datetime
+
+    def unrealised_pnl(self, price: float) -> float:
+        return (price - self.average_price) * self.amount
+
+
+@dataclass(frozen=True, slots=True)
+class PairRun:
+    """A pair the service trades with one strategy, timeframe and share of the capital."""
+
+    id: int
+    pair: str
+    strategy: str
+    timeframe: str
+    params: dict[str, Any]
+    capital_share: float
+    state: RunState
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """Sizing and vetoes; later issues add caps, loss limits and halts."""
+
+    position_fraction: float = 0.99  # of the run's share of equity, per entry
+    min_order_value: float = 10.0  # in the quote currency; smaller entries are refused
+
+
+@dataclass(frozen=True, slots=True)
+class EquitySnapshot:
+    time: datetime
+    equity: float
+    cash: float
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    kind: str
+    priority: AlertPriority
+    text: str
+    created_at: datetime
+    delivered_at: datetime | None = None
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    time: datetime
+    actor: str
+    command: str
+    arguments: list[str] = field(default_factory=list)
+    result: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """A round trip (entry to exit) in one pair, for reports and backtest output."""
+
+    pair: str
+    entry_time: datetime
+    exit_time: datetime
+    entry_price: float
+    exit_price: float
+    amount: float
+    pnl: float  # net of both fees
+    fee: float
+
+    @property
+    def cost(self) -> float:
+        """What the entry cost before fees: the base for the trade's return."""
+        return self.amount * self.entry_price
+
+    @property
+    def return_pct(self) -> float:
+        return self.pnl / self.cost if self.cost else 0.0

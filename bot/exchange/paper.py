@@ -1,0 +1,114 @@
+"""The paper exchange: market orders fill at the current price with fee and slippage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.domain import ExecutionReport, Fill, OrderIntent, OrderStatus, Side
+from bot.errors import InsufficientFunds
+from bot.ports import Clock, PriceFeed, StateStore
+
+BALANCES_KEY = "paper.balances"
+_DUST = 1e-9  # relative tolerance for float round-off when an order spends a whole balance
+
+
+class PaperExchange:
+    """Simulated spot account. Balances persist in the state store after every fill.
+
+    The price comes from a feed: the live ticker when running, the open of the candle forming
+    at the clock's time in a replay (which is the next candle's open after a signal).
+    """
+
+    def __init__(
+        self,
+        *,
+        feed: PriceFeed,
+        clock: Clock,
+        state: StateStore,
+        balances: Mapping[str, float],
+        fee_rate: float,
+        slippage: float,
+    ) -> None:
+        self._feed = feed
+        self._clock = clock
+        self._state = state
+        self._balances = dict(balances)
+        self._fee_rate = fee_rate
+        self._slippage = slippage
+        self._reports: dict[str, ExecutionReport] = {}
+
+    @classmethod
+    async def restore(
+        cls,
+        *,
+        feed: PriceFeed,
+        clock: Clock,
+        state: StateStore,
+        initial: Mapping[str, float],
+        fee_rate: float,
+        slippage: float,
+    ) -> PaperExchange:
+        """The paper account as last persisted, or funded with ``initial`` on first start."""
+        balances = await state.get(BALANCES_KEY)
+        exchange = cls(
+            feed=feed,
+            clock=clock,
+            state=state,
+            balances=balances or initial,
+            fee_rate=fee_rate,
+            slippage=slippage,
+        )
+        if balances is None:
+            await state.set(BALANCES_KEY, dict(initial), clock.now())
+        return exchange
+
+    def balances(self) -> dict[str, float]:
+        return dict(self._balances)
+
+    async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
+        if intent.client_order_id in self._reports:  # a retry of an order already filled
+            return self._reports[intent.client_order_id]
+        now = self._clock.now()
+        base, quote = intent.pair.split("/")
+        price = await self._feed.price(intent.pair, now)
+        if intent.side is Side.BUY:
+            fill_price = price * (1 + self._slippage)
+            fee = intent.amount * fill_price * self._fee_rate
+            self._debit(quote, intent.amount * fill_price + fee, intent)
+            changes = {quote: -(intent.amount * fill_price + fee), base: intent.amount}
+        else:
+            fill_price = price * (1 - self._slippage)
+            fee = intent.amount * fill_price * self._fee_rate
+            self._debit(base, intent.amount, intent)
+            changes = {base: -intent.amount, quote: intent.amount * fill_price - fee}
+        for asset, change in changes.items():
+            self._balances[asset] = max(0.0, self._balances.get(asset, 0.0) + change)
+        await self._state.set(BALANCES_KEY, self._balances, now)
+        fill = Fill(
+            client_order_id=intent.client_order_id,
+            pair=intent.pair,
+            side=intent.side,
+            amount=intent.amount,
+            price=fill_price,
+            fee=fee,
+            time=now,
+            trade_id=f"paper-{intent.client_order_id}",
+        )
+        report = ExecutionReport(
+            client_order_id=intent.client_order_id,
+            exchange_order_id=f"paper-{intent.client_order_id}",
+            status=OrderStatus.FILLED,
+            filled=intent.amount,
+            average_price=fill_price,
+            fills=(fill,),
+        )
+        self._reports[intent.client_order_id] = report
+        return report
+
+    def _debit(self, asset: str, needed: float, intent: OrderIntent) -> None:
+        available = self._balances.get(asset, 0.0)
+        if needed > available * (1 + _DUST):
+            raise InsufficientFunds(
+                f"{intent.pair} {intent.side.value} {intent.amount:.8g}: needs {needed:.8g} "
+                f"{asset}, the paper account has {available:.8g}"
+            )

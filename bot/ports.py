@@ -1,0 +1,101 @@
+"""The ports the engine and services talk to; adapters live in bot/exchange and storage/."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+import pandas as pd
+
+from bot.domain import (
+    Alert,
+    AlertPriority,
+    EquitySnapshot,
+    ExecutionReport,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Position,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Transactions(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+
+
+class PriceFeed(Protocol):
+    async def price(self, pair: str, now: datetime) -> float: ...
+
+
+class CandleSource(PriceFeed, Protocol):
+    async def closed_candles(self, pair: str, now: datetime, limit: int) -> pd.DataFrame: ...
+
+
+class Exchange(Protocol):
+    async def create_market_order(self, intent: OrderIntent) -> ExecutionReport: ...
+
+
+class OrderJournal(Protocol):
+    async def add(self, intent: OrderIntent) -> Order: ...
+
+    async def get(self, client_order_id: str) -> Order | None: ...
+
+    async def update(
+        self,
+        client_order_id: str,
+        status: OrderStatus,
+        now: datetime,
+        *,
+        filled: float | None = None,
+        average_price: float | None = None,
+        exchange_order_id: str | None = None,
+        note: str = "",
+    ) -> Order: ...
+
+
+class FillRepository(Protocol):
+    async def add(self, fill: Fill) -> bool: ...
+
+    async def all(self, since: datetime | None = None) -> list[Fill]: ...
+
+
+class PositionRepository(Protocol):
+    async def save(self, position: Position) -> None: ...
+
+    async def all(self) -> list[Position]: ...
+
+
+class StateStore(Protocol):
+    async def get(self, key: str, default: Any = None) -> Any: ...
+
+    async def set(self, key: str, value: Any, now: datetime) -> None: ...
+
+
+class EquityRepository(Protocol):
+    async def add(self, snapshot: EquitySnapshot) -> None: ...
+
+    async def between(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[EquitySnapshot]: ...
+
+
+class AlertRepository(Protocol):
+    async def add(self, kind: str, priority: AlertPriority, text: str, now: datetime) -> int: ...
+
+    async def pending(self, limit: int = 100) -> list[Alert]: ...
+
+    async def mark_delivered(self, alert_id: int, now: datetime) -> None: ...
+
+    async def mark_failed(self, alert_id: int) -> None: ...
+
+
+class AlertSink(Protocol):
+    """Where alerts end up: the console now, Telegram later. Raises when delivery failed."""
+
+    async def send(self, alert: Alert) -> None: ...

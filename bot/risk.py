@@ -1,0 +1,61 @@
+"""Sizing and vetoes: pure functions from a signal and the account to an order intent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.domain import OrderIntent, PairRun, Position, RiskLimits, Side, Signal, to_ms
+from bot.errors import InsufficientFunds, RiskRejected
+
+
+def client_order_id(run_id: int, candle_time: datetime, side: Side) -> str:
+    """Deterministic id: the same decision on the same candle always maps to the same order."""
+    return f"pp{run_id}-{to_ms(candle_time)}-{side.value}"
+
+
+def size_entry(
+    signal: Signal,
+    *,
+    run: PairRun,
+    equity: float,
+    cash: float,
+    fee_rate: float,
+    slippage: float,
+    limits: RiskLimits,
+    now: datetime,
+) -> OrderIntent:
+    """A buy worth the run's share of equity, clipped to the cash; raises when unaffordable."""
+    budget = min(equity * run.capital_share * limits.position_fraction, cash)
+    cost_per_unit = signal.price * (1 + slippage) * (1 + fee_rate)
+    if budget < limits.min_order_value:
+        raise InsufficientFunds(
+            f"{run.pair}: entry needs at least {limits.min_order_value:.2f} of free cash "
+            f"within the run's share; {budget:.2f} available"
+        )
+    amount = budget / cost_per_unit
+    return OrderIntent(
+        client_order_id=client_order_id(run.id, signal.candle_time, Side.BUY),
+        run_id=run.id,
+        pair=run.pair,
+        side=Side.BUY,
+        amount=amount,
+        reference_price=signal.price,
+        created_at=now,
+        reason=signal.reason or "entry signal",
+    )
+
+
+def size_exit(signal: Signal, *, run: PairRun, position: Position, now: datetime) -> OrderIntent:
+    """Sell the whole position."""
+    if position.amount <= 0:
+        raise RiskRejected(f"{run.pair}: nothing to sell")
+    return OrderIntent(
+        client_order_id=client_order_id(run.id, signal.candle_time, Side.SELL),
+        run_id=run.id,
+        pair=run.pair,
+        side=Side.SELL,
+        amount=position.amount,
+        reference_price=signal.price,
+        created_at=now,
+        reason=signal.reason or "exit signal",
+    )

@@ -1,0 +1,71 @@
+"""Translates our schedules into APScheduler jobs, and stops them without cutting one short."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from bot.ports import Clock
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[object]]
+
+
+class Jobs:
+    """An AsyncIOScheduler whose ``stop`` waits for running jobs.
+
+    APScheduler's asyncio executor cancels running coroutines on shutdown; a tick cancelled
+    between the exchange's answer and the booking would lose a fill, so we wait instead.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock  # wall time: jobs run in real time even when trading time is fake
+        self.scheduler = AsyncIOScheduler(
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
+
+    def every(self, seconds: float, job: Job, name: str) -> None:
+        """Run ``job`` now, then ``seconds`` after each run ends (runs never overlap or pile up)."""
+
+        async def tracked() -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
+            try:
+                await job()
+            except Exception:
+                log.exception("job %s failed; it runs again on schedule", name)
+            finally:
+                self._running.discard(task)  # type: ignore[arg-type]
+                if not self._stopping:
+                    self._plan(tracked, name, seconds)
+
+        self._plan(tracked, name, 0.0)
+
+    def _plan(self, job: Job, name: str, delay: float) -> None:
+        run_at = self._clock.now() + timedelta(seconds=delay)
+        self.scheduler.add_job(
+            job, DateTrigger(run_date=run_at), id=name, name=name, replace_existing=True
+        )
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        """No new runs; wait for the running ones to finish; then shut the scheduler down."""
+        self._stopping = True
+        self.scheduler.pause()
+        current = asyncio.current_task()
+        running = [task for task in self._running if task is not current]
+        if running:
+            await asyncio.wait(running)
+        self.scheduler.shutdown(wait=False)

@@ -1,0 +1,77 @@
+"""The trading service: ticks every active pair run on its closed candles."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from bot.domain import EquitySnapshot, PairRun, RunState
+from bot.engine import Engine, signal_from_candles
+from bot.ports import CandleSource, Clock, EquityRepository
+from strategies import Strategy, build_strategy
+
+log = logging.getLogger(__name__)
+
+
+class TradingService:
+    """Owns the pair runs in memory and drives the engine once per closed candle."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        source: CandleSource,
+        equity: EquityRepository,
+        clock: Clock,
+        runs: Sequence[PairRun],
+    ) -> None:
+        self._engine = engine
+        self._source = source
+        self._equity = equity
+        self._clock = clock
+        self._runs = {run.id: run for run in runs}
+        self._strategies: dict[int, Strategy] = {
+            run.id: build_strategy(run.strategy, run.params) for run in runs
+        }
+        self._last_candle: dict[int, int] = {}
+        self._prices: dict[str, float] = {}
+        self.tick_lock = asyncio.Lock()  # one tick at a time, whoever triggers it
+        self.ticks = 0
+
+    def runs(self) -> list[PairRun]:
+        return list(self._runs.values())
+
+    async def tick(self) -> int:
+        """One pass over every active run; returns how many runs saw a new closed candle."""
+        async with self.tick_lock:
+            acted = 0
+            for run in self._runs.values():
+                if run.state is not RunState.STOPPED and await self._tick_run(run):
+                    acted += 1
+            if acted:
+                now = self._clock.now()
+                portfolio = self._engine.portfolio
+                await self._equity.add(
+                    EquitySnapshot(now, portfolio.equity(self._prices), portfolio.cash)
+                )
+            self.ticks += 1
+            return acted
+
+    async def _tick_run(self, run: PairRun) -> bool:
+        strategy = self._strategies[run.id]
+        candles = await self._source.closed_candles(run.pair, self._clock.now(), strategy.history)
+        if candles.empty:
+            return False
+        last = int(candles["timestamp"].iloc[-1])
+        if self._last_candle.get(run.id) == last:  # a tick never acts twice on one candle
+            return False
+        self._last_candle[run.id] = last
+        self._prices[run.pair] = float(candles["close"].iloc[-1])
+        signal = signal_from_candles(run.pair, strategy, candles)
+        await self._engine.on_signal(run, signal, self._prices)
+        log.debug("ticked %s at candle %s", run.pair, last)
+        return True
+
+    def last_candle_ms(self, run_id: int) -> int | None:
+        return self._last_candle.get(run_id)

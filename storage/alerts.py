@@ -1,0 +1,57 @@
+"""The alerts outbox: every push is stored first and marked delivered once a sink took it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from bot.domain import Alert, AlertPriority, from_ms, to_ms
+from storage.db import Database
+
+
+class SqliteAlertRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, kind: str, priority: AlertPriority, text: str, now: datetime) -> int:
+        return await self._db.execute(
+            "INSERT INTO alerts (kind, priority, text, created_at) VALUES (?, ?, ?, ?)",
+            (kind, int(priority), text, to_ms(now)),
+        )
+
+    async def pending(self, limit: int = 100) -> list[Alert]:
+        """Undelivered alerts, most urgent first, oldest first within a priority."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM alerts WHERE delivered_at IS NULL ORDER BY priority, id LIMIT ?",
+            (limit,),
+        )
+        return [_alert(row) for row in rows]
+
+    async def mark_delivered(self, alert_id: int, now: datetime) -> None:
+        await self._db.execute(
+            "UPDATE alerts SET delivered_at = ?, attempts = attempts + 1"
+            " WHERE id = ? AND delivered_at IS NULL",
+            (to_ms(now), alert_id),
+        )
+
+    async def mark_failed(self, alert_id: int) -> None:
+        await self._db.execute(
+            "UPDATE alerts SET attempts = attempts + 1 WHERE id = ?", (alert_id,)
+        )
+
+    async def backlog(self) -> int:
+        row = await self._db.fetch_one("SELECT COUNT(*) FROM alerts WHERE delivered_at IS NULL")
+        return int(row[0]) if row else 0
+
+
+def _alert(row: aiosqlite.Row) -> Alert:
+    return Alert(
+        id=row["id"],
+        kind=row["kind"],
+        priority=AlertPriority(row["priority"]),
+        text=row["text"],
+        created_at=from_ms(row["created_at"]),
+        delivered_at=None if row["delivered_at"] is None else from_ms(row["delivered_at"]),
+        attempts=row["attempts"],
+    )

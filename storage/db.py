@@ -1,0 +1,111 @@
+"""The aiosqlite connection, its transactions and the numbered schema migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class Database:
+    """One connection in autocommit mode; ``transaction()`` groups writes atomically.
+
+    A task that already holds the transaction joins it, so repository methods can open one
+    themselves and still compose into a larger one.
+    """
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self.connection = connection
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        task = asyncio.current_task()
+        if self._owner is not None and self._owner is task:
+            yield self.connection
+            return
+        async with self._lock:
+            self._owner = task
+            try:
+                await self.connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.connection
+                except BaseException:
+                    await self.connection.execute("ROLLBACK")
+                    raise
+                await self.connection.execute("COMMIT")
+            finally:
+                self._owner = None
+
+    async def execute(self, sql: str, parameters: Iterable[Any] = ()) -> int:
+        """Run one write in its own (or the caller's) transaction; returns the last row id."""
+        async with self.transaction() as connection:
+            cursor = await connection.execute(sql, tuple(parameters))
+            return cursor.lastrowid or 0
+
+    async def fetch_all(self, sql: str, parameters: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.connection.execute(sql, tuple(parameters)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetch_one(self, sql: str, parameters: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self.connection.execute(sql, tuple(parameters)) as cursor:
+            return await cursor.fetchone()
+
+
+@asynccontextmanager
+async def open_database(path: Path | str) -> AsyncIterator[Database]:
+    """Open (creating if needed) the SQLite file in WAL mode and bring its schema up to date."""
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(path, isolation_level=None) as connection:
+        connection.row_factory = aiosqlite.Row
+        await connection.execute("PRAGMA journal_mode = WAL")
+        # FULL: a committed fill survives a power cut, not only a process crash.
+        await connection.execute("PRAGMA synchronous = FULL")
+        await connection.execute("PRAGMA foreign_keys = ON")
+        await connection.execute("PRAGMA busy_timeout = 5000")
+        await migrate(connection)
+        yield Database(connection)
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered migration scripts shipped in ``storage/migrations``, in order."""
+    found = []
+    for entry in resources.files("storage.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def schema_version(connection: aiosqlite.Connection) -> int:
+    async with connection.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def migrate(connection: aiosqlite.Connection) -> int:
+    """Apply every migration above ``PRAGMA user_version``, each in its own transaction."""
+    current = await schema_version(connection)
+    for number, script in migrations():
+        if number <= current:
+            continue
+        try:
+            await connection.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+        except BaseException:
+            if connection.in_transaction:
+                await connection.execute("ROLLBACK")
+            raise
+        current = number
+    return current

@@ -1,0 +1,61 @@
+"""Fills: every execution an exchange reported, booked exactly once (trade id is the key)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from bot.domain import Fill, Side, from_ms, to_ms
+from storage.db import Database
+
+
+class SqliteFillRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, fill: Fill) -> bool:
+        """Book a fill; False when this trade id was booked before (nothing changes then)."""
+        async with self._db.transaction() as connection:
+            cursor = await connection.execute(
+                "INSERT OR IGNORE INTO fills (trade_id, client_order_id, pair, side, amount,"
+                " price, fee, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    fill.trade_id,
+                    fill.client_order_id,
+                    fill.pair,
+                    fill.side.value,
+                    fill.amount,
+                    fill.price,
+                    fill.fee,
+                    to_ms(fill.time),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    async def for_order(self, client_order_id: str) -> list[Fill]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM fills WHERE client_order_id = ? ORDER BY time, trade_id",
+            (client_order_id,),
+        )
+        return [_fill(row) for row in rows]
+
+    async def all(self, since: datetime | None = None) -> list[Fill]:
+        rows = await self._db.fetch_all(
+            "SELECT * FROM fills WHERE time >= ? ORDER BY time, trade_id",
+            (to_ms(since) if since else 0,),
+        )
+        return [_fill(row) for row in rows]
+
+
+def _fill(row: aiosqlite.Row) -> Fill:
+    return Fill(
+        client_order_id=row["client_order_id"],
+        pair=row["pair"],
+        side=Side(row["side"]),
+        amount=row["amount"],
+        price=row["price"],
+        fee=row["fee"],
+        time=from_ms(row["time"]),
+        trade_id=row["trade_id"],
+    )

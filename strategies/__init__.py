@@ -1,0 +1,27 @@
+"""The strategy registry: built-in strategies by name."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+
+from strategies.base import Strategy, StrategyConfigError
+from strategies.ema_cross import EmaCross
+
+REGISTRY: Mapping[str, type[Strategy]] = {cls.name: cls for cls in (EmaCross,)}
+
+
+def build_strategy(name: str, params: Mapping[str, object] | None = None) -> Strategy:
+    """The named strategy with validated parameters."""
+    try:
+        cls = REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, REGISTRY, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise StrategyConfigError(
+            f"unknown strategy {name!r}; {hint}known: {', '.join(sorted(REGISTRY))}"
+        ) from None
+    return cls(params)
+
+
+__all__ = ["REGISTRY", "Strategy", "StrategyConfigError", "build_strategy"]
