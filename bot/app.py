@@ -17,6 +17,7 @@ from bot.engine import Engine, EngineCosts
 from bot.errors import ConfigError
 from bot.exchange.paper import PaperExchange
 from bot.portfolio import CASH_KEY, Portfolio
+from bot.ports import Clock, PriceFeed
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
@@ -81,6 +82,46 @@ async def sync_pair_runs(
             )
         )
     return active
+
+
+@dataclass(frozen=True, slots=True)
+class PaperAccount:
+    """How the paper exchange is funded and what its fills cost."""
+
+    balance: float
+    quote: str
+    fee_rate: float
+    slippage: float
+
+
+async def build_paper_engine(
+    db: Database, *, clock: Clock, feed: PriceFeed, account: PaperAccount, limits: RiskLimits
+) -> Engine:
+    """The engine on a paper exchange, with books and balances as the database last had them."""
+    state = SqliteStateRepository(db)
+    positions = SqlitePositionRepository(db)
+    exchange = await PaperExchange.restore(
+        feed=feed,
+        clock=clock,
+        state=state,
+        initial={account.quote: account.balance},
+        fee_rate=account.fee_rate,
+        slippage=account.slippage,
+    )
+    portfolio = Portfolio(await state.get(CASH_KEY, account.balance), await positions.all())
+    return Engine(
+        transactions=db,
+        exchange=exchange,
+        portfolio=portfolio,
+        orders=SqliteOrderRepository(db),
+        fills=SqliteFillRepository(db),
+        positions=positions,
+        state=state,
+        alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+        clock=clock,
+        limits=limits,
+        costs=EngineCosts(account.fee_rate, account.slippage),
+    )
 
 
 async def run_service(

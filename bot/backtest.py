@@ -13,27 +13,18 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from bot.alerts import AlertOutbox
+from bot.app import PaperAccount, build_paper_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
 from bot.domain import Action, Fill, RiskLimits, Signal, Trade, from_ms
-from bot.engine import Engine, EngineCosts
+from bot.engine import action_for
 from bot.errors import DataError
-from bot.exchange.paper import PaperExchange
 from bot.metrics import Summary, round_trips, summarize
-from bot.portfolio import Portfolio
 from bot.timeframes import timeframe_seconds
-from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
-from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
-from storage.positions import SqlitePositionRepository
-from storage.state import SqliteStateRepository
 from strategies import Strategy
-from strategies.base import ENTER, EXIT
-
-_ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,30 +64,10 @@ async def run_backtest(
     codes = strategy.signals(candles).to_numpy()
     clock = FakeClock(from_ms(int(stamps[0])))
     source = ReplaySource({setup.pair: candles}, {setup.pair: setup.timeframe})
-    quote = setup.pair.split("/")[1]
+    account = PaperAccount(setup.balance, setup.pair.split("/")[1], setup.fee_rate, setup.slippage)
     async with open_database(":memory:") as db:
-        state = SqliteStateRepository(db)
-        fills_repo = SqliteFillRepository(db)
-        portfolio = Portfolio(setup.balance)
-        engine = Engine(
-            transactions=db,
-            exchange=await PaperExchange.restore(
-                feed=source,
-                clock=clock,
-                state=state,
-                initial={quote: setup.balance},
-                fee_rate=setup.fee_rate,
-                slippage=setup.slippage,
-            ),
-            portfolio=portfolio,
-            orders=SqliteOrderRepository(db),
-            fills=fills_repo,
-            positions=SqlitePositionRepository(db),
-            state=state,
-            alerts=AlertOutbox(SqliteAlertRepository(db), clock),
-            clock=clock,
-            limits=setup.limits,
-            costs=EngineCosts(setup.fee_rate, setup.slippage),
+        engine = await build_paper_engine(
+            db, clock=clock, feed=source, account=account, limits=setup.limits
         )
         run = await SqlitePairRunRepository(db).add(
             pair=setup.pair,
@@ -111,8 +82,8 @@ async def run_backtest(
         for index in range(len(candles)):
             clock.set(from_ms(int(stamps[index]) + step_ms))
             prices = {setup.pair: float(closes[index])}
-            action = _ACTIONS.get(int(codes[index]))
-            if action is not None and index < last:
+            action = action_for(int(codes[index]))
+            if action is not Action.HOLD and index < last:
                 signal = Signal(
                     setup.pair,
                     from_ms(int(stamps[index])),
@@ -121,8 +92,8 @@ async def run_backtest(
                     strategy.name,
                 )
                 await engine.on_signal(run, signal, prices)
-            equity[index] = portfolio.equity(prices)
-        fills = await fills_repo.all()
+            equity[index] = engine.portfolio.equity(prices)
+        fills = await SqliteFillRepository(db).all()
     trades = round_trips(fills)
     return BacktestResult(
         setup=setup,

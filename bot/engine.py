@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 _ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
 
 
+def action_for(code: int) -> Action:
+    """The Action for a strategy's signal code."""
+    return _ACTIONS.get(code, Action.HOLD)
+
+
 def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
     """The strategy's decision on the last closed candle of ``candles``."""
     last = candles.iloc[-1]
@@ -56,7 +61,7 @@ def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) ->
     return Signal(
         pair=pair,
         candle_time=from_ms(int(last["timestamp"])),
-        action=_ACTIONS.get(code, Action.HOLD),
+        action=action_for(code),
         price=float(last["close"]),
         reason=strategy.name,
     )

@@ -1,0 +1,1 @@
+"""Telegram adapters only: parse a command, call a bot/ service, render the reply."""

@@ -1,0 +1,52 @@
+"""Shared fixtures: real sample candles, real SQLite files, a test clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bot.candles import read_candle_file
+from bot.clock import FakeClock
+from storage.db import Database, open_database
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "bot" / "sample_data"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def btc_path() -> Path:
+    return SAMPLES / "BTC_USDT-1h.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def btc_candles(btc_path: Path) -> pd.DataFrame:
+    return read_candle_file(btc_path)
+
+
+@pytest.fixture(scope="session")
+def eth_candles() -> pd.DataFrame:
+    return read_candle_file(SAMPLES / "ETH_USDT-1h.csv.gz")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The team's full real data set, beside the checkout in CI; absent in a user's clone."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is not here (it sits beside the checkout only in CI)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2025, 6, 21, tzinfo=UTC))
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with open_database(tmp_path / "test.sqlite") as database:
+        yield database

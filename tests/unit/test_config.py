@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import Secrets, load_settings
+from bot.errors import ConfigError
+
+NO_SECRETS = Secrets()
+
+
+def config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pairpilot.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_paper_binance_sqlite_1000_usdt_and_0_1_percent_fee() -> None:
+    settings = load_settings(None, NO_SECRETS)
+    assert settings.mode == "paper"
+    assert settings.exchange.name == "binance"
+    assert settings.paper.balance == 1000.0
+    assert settings.paper.quote == "USDT"
+    assert settings.paper.fee == 0.001
+    assert settings.database_path == Path("data") / "pairpilot.sqlite"
+
+
+def test_the_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "config.example.toml"
+    settings = load_settings(example, NO_SECRETS)
+    assert settings.mode == "paper"
+    assert [pair.pair for pair in settings.pairs] == ["BTC/USDT", "ETH/USDT"]
+
+
+def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = config(tmp_path, 'data_dir = "state"\n')
+    assert load_settings(path, NO_SECRETS).data_dir == tmp_path / "state"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('mode = "yolo"', "mode = 'yolo': Input should be 'paper' or 'live'"),
+        ("[paper]\nfee = -0.5", "paper.fee = -0.5: Input should be greater than or equal to 0"),
+        ('[paper]\nbalance = "lots"', "paper.balance = 'lots': Input should be a valid number"),
+        ("[paper]\nfees = 0.1", "paper.fees: unknown key"),
+        ('timezone = "Mars/Olympus"', "timezone = 'Mars/Olympus': expected an IANA time zone"),
+        ('[[pairs]]\npair = "btcusdt"\ncapital_share = 0.5', "pairs.0.pair = 'btcusdt': expected"),
+        ('[[pairs]]\npair = "BTC/USDT"', "pairs.0.capital_share: required key is missing"),
+        (
+            '[[pairs]]\npair = "BTC/USDT"\ntimeframe = "7x"\ncapital_share = 0.5',
+            "pairs.0.timeframe = '7x': timeframe '7x' is not valid",
+        ),
+        (
+            '[[pairs]]\npair = "BTC/USDT"\nstrategy = "magic"\ncapital_share = 0.5',
+            "pairs.0: unknown strategy 'magic'",
+        ),
+        (
+            '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 0.5\nparams = { fast = 300 }',
+            "pairs.0: parameter fast=300 is out of bounds",
+        ),
+        (
+            '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 0.7\n'
+            '[[pairs]]\npair = "ETH/USDT"\ncapital_share = 0.7',
+            "capital_share adds up to 1.4",
+        ),
+        (
+            '[market_data]\nsource = "replay"\n[[pairs]]\npair = "BTC/USDT"\ncapital_share = 1',
+            "replay_files has no file for BTC/USDT",
+        ),
+        ('[telegram]\ndaily_report = "25:00"', "telegram.daily_report = '25:00': expected"),
+        ("[[telegram.users]]\nid = 5\nrole = 'god'", "telegram.users.0.role = 'god'"),
+    ],
+)
+def test_bad_values_name_the_key_the_value_and_what_was_expected(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config(tmp_path, text), NO_SECRETS)
+    assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "variable"),
+    [
+        ('[telegram]\ntoken = "123:CANARY"', "telegram.token", "PAIRPILOT_TELEGRAM_TOKEN"),
+        (
+            '[exchange]\nccxt_config = { apiKey = "CANARY" }',
+            "exchange.ccxt_config.apiKey",
+            "PAIRPILOT_EXCHANGE_KEY",
+        ),
+        ('[exchange]\nsecret = "CANARY"', "exchange.secret", "PAIRPILOT_EXCHANGE_SECRET"),
+        ('[exchange]\npassword = "CANARY"', "exchange.password", "PAIRPILOT_EXCHANGE_PASSWORD"),
+    ],
+)
+def test_secrets_in_the_file_are_refused_without_echoing_them(
+    tmp_path: Path, text: str, key: str, variable: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config(tmp_path, text), NO_SECRETS)
+    message = str(caught.value)
+    assert key in message
+    assert variable in message
+    assert "CANARY" not in message
+
+
+def test_live_mode_needs_exchange_keys_from_the_environment(tmp_path: Path) -> None:
+    path = config(tmp_path, 'mode = "live"')
+    with pytest.raises(ConfigError, match="PAIRPILOT_EXCHANGE_KEY"):
+        load_settings(path, NO_SECRETS)
+    secrets = Secrets.from_environment(
+        {"PAIRPILOT_EXCHANGE_KEY": "k-CANARY", "PAIRPILOT_EXCHANGE_SECRET": "s-CANARY"}
+    )
+    assert load_settings(path, secrets).mode == "live"
+    assert "CANARY" not in repr(secrets)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("mode = ", "not valid TOML"), (None, "does not exist")],
+)
+def test_unreadable_files_are_refused(tmp_path: Path, text: str | None, message: str) -> None:
+    path = tmp_path / "pairpilot.toml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, NO_SECRETS)

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.domain import Action, Fill, PairRun, RiskLimits, RunState, Side, Signal
+from bot.errors import InsufficientFunds, RiskRejected
+from bot.portfolio import Portfolio
+from bot.risk import client_order_id, size_entry, size_exit
+
+T0 = datetime(2025, 7, 1, tzinfo=UTC)
+
+
+def make_run(share: float = 0.5) -> PairRun:
+    return PairRun(7, "BTC/USDT", "ema_cross", "1h", {}, share, RunState.RUNNING, T0, T0)
+
+
+def enter_signal(price: float = 100.0) -> Signal:
+    return Signal("BTC/USDT", T0, Action.ENTER, price, "ema_cross")
+
+
+def fill(side: Side, amount: float, price: float, fee: float, hours: int = 0) -> Fill:
+    return Fill(
+        "c1", "BTC/USDT", side, amount, price, fee, T0 + timedelta(hours=hours), f"t{hours}"
+    )
+
+
+def test_client_order_id_is_deterministic_per_run_candle_and_side() -> None:
+    assert client_order_id(7, T0, Side.BUY) == client_order_id(7, T0, Side.BUY)
+    assert client_order_id(7, T0, Side.BUY) != client_order_id(7, T0, Side.SELL)
+    assert client_order_id(7, T0, Side.BUY) != client_order_id(8, T0, Side.BUY)
+    assert client_order_id(7, T0, Side.BUY) != client_order_id(7, T0 + timedelta(hours=1), Side.BUY)
+
+
+def test_entry_is_sized_as_a_fraction_of_the_runs_share_of_equity() -> None:
+    intent = size_entry(
+        enter_signal(100.0),
+        run=make_run(0.5),
+        equity=1000.0,
+        cash=1000.0,
+        fee_rate=0.001,
+        slippage=0.0005,
+        limits=RiskLimits(position_fraction=0.99),
+        now=T0,
+    )
+    assert intent.side is Side.BUY
+    assert intent.amount == pytest.approx(495.0 / (100.0 * 1.0005 * 1.001))
+    assert intent.client_order_id == client_order_id(7, T0, Side.BUY)
+
+
+def test_entry_is_clipped_to_the_free_cash() -> None:
+    intent = size_entry(
+        enter_signal(),
+        run=make_run(1.0),
+        equity=1000.0,
+        cash=300.0,
+        fee_rate=0.0,
+        slippage=0.0,
+        limits=RiskLimits(position_fraction=1.0),
+        now=T0,
+    )
+    assert intent.amount * 100.0 == pytest.approx(300.0)
+
+
+def test_entry_that_cannot_be_afforded_is_refused() -> None:
+    with pytest.raises(InsufficientFunds, match="needs at least 10.00"):
+        size_entry(
+            enter_signal(),
+            run=make_run(),
+            equity=1000.0,
+            cash=5.0,
+            fee_rate=0.001,
+            slippage=0.0,
+            limits=RiskLimits(),
+            now=T0,
+        )
+
+
+def test_exit_sells_the_whole_position_and_refuses_when_flat() -> None:
+    portfolio = Portfolio(1000.0)
+    portfolio.accept(portfolio.book(fill(Side.BUY, 2.0, 100.0, 0.2)))
+    position = portfolio.position("BTC/USDT")
+    assert position is not None
+    exit_signal = Signal("BTC/USDT", T0, Action.EXIT, 110.0)
+    assert size_exit(exit_signal, run=make_run(), position=position, now=T0).amount == 2.0
+    flat = Portfolio(1000.0)
+    flat.accept(flat.book(fill(Side.BUY, 1.0, 100.0, 0.0)))
+    flat.accept(flat.book(fill(Side.SELL, 1.0, 100.0, 0.0, hours=1)))
+    assert flat.position("BTC/USDT") is None
+    with pytest.raises(RiskRejected):
+        size_exit(
+            exit_signal,
+            run=make_run(),
+            position=position.__class__("BTC/USDT", 0.0, 0.0, 0.0, 0.0, None, T0),
+            now=T0,
+        )
+
+
+def test_booking_keeps_equity_equal_to_start_plus_pnl() -> None:
+    portfolio = Portfolio(1000.0)
+    portfolio.accept(portfolio.book(fill(Side.BUY, 2.0, 100.0, 0.2)))
+    position = portfolio.position("BTC/USDT")
+    assert position is not None
+    assert portfolio.cash == pytest.approx(1000.0 - 200.0 - 0.2)
+    assert position.average_price == 100.0
+    assert position.realised_pnl == pytest.approx(-0.2)
+    assert position.unrealised_pnl(110.0) == pytest.approx(20.0)
+    assert portfolio.equity({"BTC/USDT": 110.0}) == pytest.approx(1000.0 - 0.2 + 20.0)
+    portfolio.accept(portfolio.book(fill(Side.SELL, 2.0, 110.0, 0.22, hours=3)))
+    assert portfolio.position("BTC/USDT") is None
+    assert portfolio.cash == pytest.approx(1000.0 + 20.0 - 0.2 - 0.22)
+    assert portfolio.realised_pnl() == pytest.approx(20.0 - 0.42)
+
+
+def test_book_previews_without_changing_anything() -> None:
+    portfolio = Portfolio(1000.0)
+    portfolio.book(fill(Side.BUY, 2.0, 100.0, 0.2))
+    assert portfolio.cash == 1000.0
+    assert portfolio.position("BTC/USDT") is None
+
+
+def test_selling_more_than_held_is_an_error() -> None:
+    portfolio = Portfolio(1000.0)
+    portfolio.accept(portfolio.book(fill(Side.BUY, 1.0, 100.0, 0.0)))
+    with pytest.raises(ValueError, match="exceeds"):
+        portfolio.book(fill(Side.SELL, 1.5, 100.0, 0.0, hours=1))

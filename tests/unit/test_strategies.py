@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from strategies import REGISTRY, StrategyConfigError, build_strategy
+from strategies.base import ENTER, EXIT
+
+
+def test_ema_cross_defaults_are_12_and_26() -> None:
+    strategy = build_strategy("ema_cross")
+    assert strategy.params == {"fast": 12, "slow": 26}
+    assert strategy.warmup == 27
+
+
+def test_ema_cross_params_from_strings_are_coerced() -> None:
+    assert build_strategy("ema_cross", {"fast": "5", "slow": "40"}).params == {
+        "fast": 5,
+        "slow": 40,
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"fast": "abc"}, "expected a whole number"),
+        ({"fast": 2.5}, "expected a whole number"),
+        ({"fast": 1}, "out of bounds"),
+        ({"slow": 501}, "out of bounds"),
+        ({"fast": 30, "slow": 26}, "must be below slow"),
+        ({"fast": True}, "expected a number"),
+        ({"speed": 3}, "has no parameter speed"),
+    ],
+)
+def test_ema_cross_bad_params_are_refused(params: dict[str, object], message: str) -> None:
+    with pytest.raises(StrategyConfigError, match=message):
+        build_strategy("ema_cross", params)
+
+
+def test_unknown_strategy_names_the_closest_match() -> None:
+    with pytest.raises(StrategyConfigError, match="did you mean ema_cross"):
+        build_strategy("ema_crss")
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_signals_never_look_ahead(name: str, btc_candles: pd.DataFrame) -> None:
+    """Appending future candles never changes an earlier signal."""
+    strategy = build_strategy(name)
+    full = strategy.signals(btc_candles).to_numpy()
+    for end in (strategy.warmup, 100, 333, 1000, 1777, len(btc_candles) - 1):
+        prefix = strategy.signals(btc_candles.iloc[:end]).to_numpy()
+        np.testing.assert_array_equal(prefix, full[:end], err_msg=f"differs with {end} candles")
+
+
+def test_ema_cross_signals_alternate_and_trade_on_real_data(btc_candles: pd.DataFrame) -> None:
+    codes = build_strategy("ema_cross").signals(btc_candles)
+    events = codes[codes != 0].to_list()
+    assert len(events) > 20
+    assert all(a != b for a, b in zip(events, events[1:], strict=False))
+    assert set(events) == {ENTER, EXIT}
+    assert (codes.iloc[:27] == 0).all()  # nothing before the slow EMA exists twice
+
+
+def test_signals_do_not_modify_their_input(btc_candles: pd.DataFrame) -> None:
+    before = btc_candles.copy()
+    build_strategy("ema_cross").signals(btc_candles)
+    pd.testing.assert_frame_equal(btc_candles, before)
+
+
+def test_too_short_series_gives_no_signal(btc_candles: pd.DataFrame) -> None:
+    codes = build_strategy("ema_cross").signals(btc_candles.iloc[:10])
+    assert (codes == 0).all()
+    assert len(codes) == 10
