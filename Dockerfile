@@ -1,0 +1,21 @@
+# Multi-stage: build a wheel with its dependencies, then a slim runtime as a non-root user.
+FROM python:3.12-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY handlers ./handlers
+COPY strategies ./strategies
+COPY storage ./storage
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.12-slim AS runtime
+RUN useradd --create-home --uid 1000 pairpilot \
+    && mkdir -p /config /data && chown pairpilot:pairpilot /data
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER pairpilot
+WORKDIR /home/pairpilot
+# Mount the config at /config/config.toml (set data_dir = "/data" in it) and a volume at /data.
+VOLUME ["/data"]
+ENTRYPOINT ["pairpilot"]
+CMD ["run", "--config", "/config/config.toml"]

@@ -1,0 +1,176 @@
+"""The `pairpilot` command as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).resolve().parents[2] / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
+HEADER = "timestamp,open,high,low,close,volume\n"
+
+
+def pairpilot(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "PYTHONPATH": str(SAMPLE.parents[2])}, check=False,
+    )
+
+
+def test_backtest_json_has_the_documented_schema(tmp_path: Path) -> None:
+    result = pairpilot("backtest", "--data", str(SAMPLE), "--strategy", "ema_cross",
+                       "--param", "fast=12", "--param", "slow=26", "--fee", "0.001",
+                       "--balance", "1000", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert {"metrics", "trades"} <= set(document)
+    metrics = document["metrics"]
+    for key in ("total_return", "max_drawdown", "trades", "win_rate", "fees", "end_equity"):
+        assert isinstance(metrics[key], int | float)
+    assert metrics["trades"] == len(document["trades"]) > 10
+    for trade in document["trades"]:
+        assert set(trade) == {"pair", "entry_time", "exit_time", "entry_price", "exit_price",
+                              "amount", "pnl", "fee"}
+        assert trade["pair"] == "BTC/USDT"
+        entry = datetime.fromisoformat(trade["entry_time"])
+        assert entry.utcoffset() is not None
+        assert entry.utcoffset().total_seconds() == 0
+        assert datetime.fromisoformat(trade["exit_time"]) > entry
+    total_pnl = sum(trade["pnl"] for trade in document["trades"])
+    assert metrics["end_equity"] - 1000 == pytest.approx(total_pnl, abs=60)  # an open trade at most
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backtest_table_and_chart(tmp_path: Path) -> None:
+    chart = tmp_path / "chart.png"
+    result = pairpilot("backtest", "--data", str(SAMPLE), "--chart", str(chart), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "BTC/USDT 1h ema_cross" in result.stdout
+    assert "max drawdown" in result.stdout
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def bad_file(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / "input" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda p: ["--data", str(p / "missing.csv")], "does not exist"),
+        (lambda p: ["--data", bad_file(p, "m.csv", "a,b\n1,2\n")], "has header"),
+        (lambda p: ["--data", bad_file(p, "u.csv", HEADER + "7200000,1,1,1,1,1\n"
+                                       "3600000,1,1,1,1,1\n")], "not sorted"),
+        (lambda p: ["--data", bad_file(p, "d.csv", HEADER + "3600000,1,1,1,1,1\n" * 2)],
+         "duplicated timestamp"),
+        (lambda p: ["--data", str(SAMPLE), "--strategy", "nope"], "unknown strategy 'nope'"),
+        (lambda p: ["--data", str(SAMPLE), "--param", "fast=zero"], "expected a whole number"),
+        (lambda p: ["--data", str(SAMPLE), "--param", "slow=9999"], "out of bounds"),
+        (lambda p: ["--data", str(SAMPLE), "--param", "fast"], "expected KEY=VALUE"),
+        (lambda p: ["--data", str(SAMPLE), "--balance", "-5"], "--balance -5.0"),
+    ],
+)
+def test_bad_backtest_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path: Path, make_args: object, message: str
+) -> None:
+    args = make_args(tmp_path)  # type: ignore[operator]
+    before = sorted(tmp_path.rglob("*"))
+    result = pairpilot("backtest", *args, "--chart", str(tmp_path / "c.png"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_run_with_a_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("[paper]\nfee = 2\n")
+    result = pairpilot("run", "--config", str(tmp_path / "bad.toml"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "paper.fee = 2" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_demo_runs_offline_shows_trades_and_writes_a_chart(tmp_path: Path) -> None:
+    result = pairpilot("demo", "--output", str(tmp_path / "out"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert sum(" BUY " in line for line in lines) > 20
+    assert sum(" SELL " in line for line in lines) > 20
+    assert any(line.strip().startswith("trades closed:") for line in lines)
+    assert any(line.strip().startswith("max drawdown:") for line in lines)
+    chart = tmp_path / "out" / "equity.png"
+    assert f"equity chart:   {chart}" in result.stdout
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with sqlite3.connect(tmp_path / "out" / "pairpilot.sqlite") as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        undelivered = connection.execute("SELECT count(*) FROM alerts WHERE delivered_at IS NULL")
+        assert undelivered.fetchone() == (0,)
+
+
+def write_run_config(tmp_path: Path, speed: int) -> Path:
+    config = tmp_path / "pairpilot.toml"
+    config.write_text(
+        f'data_dir = "state"\n[market_data]\nsource = "replay"\nreplay_speed = {speed}\n'
+        f'replay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n'
+        '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 1.0\n'
+    )
+    return config
+
+
+def replay_position(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        row = connection.execute("SELECT value FROM bot_state WHERE key = 'replay.clock'")
+        return int(row.fetchone()[0])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_stops_cleanly_on_a_signal_and_resumes_where_it_stopped(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    config = write_run_config(tmp_path, speed=360_000)  # 100 candles a second
+    database = tmp_path / "state" / "pairpilot.sqlite"
+    stopped_at = []
+    for _ in range(2):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run", "--config", str(config)], cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(SAMPLE.parents[2])},
+        )
+        deadline = time.monotonic() + 60
+        while not (database.exists() and _has_position(database)):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(1.0)
+        process.send_signal(signum)
+        signalled = time.monotonic()
+        out, err = process.communicate(timeout=15)
+        assert time.monotonic() - signalled < 5, "did not stop within 5 s"
+        assert process.returncode == 0, err
+        assert "pairpilot stopped" in out
+        stopped_at.append(replay_position(database))
+        with sqlite3.connect(database) as connection:
+            assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            statuses = connection.execute("SELECT DISTINCT status FROM orders").fetchall()
+            assert set(statuses) <= {("filled",)}
+    assert stopped_at[1] > stopped_at[0]  # the second run carried on, it did not start over
+
+
+def _has_position(database: Path) -> bool:
+    try:
+        replay_position(database)
+    except (sqlite3.Error, TypeError):
+        return False
+    return True

@@ -1,0 +1,283 @@
+"""The paper exchange and the engine on real sample candles, through a real SQLite file."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bot.alerts import AlertOutbox
+from bot.app import PaperAccount, build_paper_engine
+from bot.backtest import BacktestSetup, run_backtest
+from bot.candles import ReplaySource
+from bot.clock import FakeClock
+from bot.domain import (
+    Action,
+    ExecutionReport,
+    OrderIntent,
+    OrderStatus,
+    PairRun,
+    RiskLimits,
+    Side,
+    Signal,
+    from_ms,
+)
+from bot.engine import Engine, EngineCosts
+from bot.errors import InsufficientFunds
+from bot.exchange.paper import BALANCES_KEY, PaperExchange
+from bot.metrics import round_trips
+from bot.portfolio import Portfolio
+from bot.replay import ReplayDriver
+from bot.service import TradingService
+from storage.alerts import SqliteAlertRepository
+from storage.db import Database, open_database
+from storage.equity import SqliteEquityRepository
+from storage.fills import SqliteFillRepository
+from storage.orders import SqliteOrderRepository
+from storage.pair_runs import SqlitePairRunRepository
+from storage.positions import SqlitePositionRepository
+from storage.state import SqliteStateRepository
+from strategies import build_strategy
+
+PAIR = "BTC/USDT"
+ACCOUNT = PaperAccount(balance=1000.0, quote="USDT", fee_rate=0.001, slippage=0.0005)
+
+
+def at_open(candles: pd.DataFrame, index: int) -> datetime:
+    return from_ms(int(candles["timestamp"].iloc[index]))
+
+
+async def paper(db: Database, candles: pd.DataFrame, clock: FakeClock) -> PaperExchange:
+    return await PaperExchange.restore(
+        feed=ReplaySource({PAIR: candles}, {PAIR: "1h"}),
+        clock=clock,
+        state=SqliteStateRepository(db),
+        initial={"USDT": 1000.0},
+        fee_rate=0.001,
+        slippage=0.0005,
+    )
+
+
+def intent(side: Side, amount: float, coid: str = "c1") -> OrderIntent:
+    return OrderIntent(coid, 1, PAIR, side, amount, 0.0, datetime(2025, 6, 21, tzinfo=UTC))
+
+
+async def test_market_orders_fill_at_the_next_open_with_fee_and_slippage(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    clock = FakeClock(at_open(btc_candles, 5))  # candle 4 just closed; candle 5 is forming
+    exchange = await paper(db, btc_candles, clock)
+    next_open = float(btc_candles["open"].iloc[5])
+    report = await exchange.create_market_order(intent(Side.BUY, 0.005))
+    assert report.status is OrderStatus.FILLED
+    (fill,) = report.fills
+    assert fill.price == pytest.approx(next_open * 1.0005)
+    assert fill.fee == pytest.approx(0.005 * next_open * 1.0005 * 0.001)
+    assert exchange.balances()["USDT"] == pytest.approx(1000.0 - fill.notional - fill.fee)
+    assert exchange.balances()["BTC"] == 0.005
+    clock.set(at_open(btc_candles, 9))
+    sold = (await exchange.create_market_order(intent(Side.SELL, 0.005, "c2"))).fills[0]
+    assert sold.price == pytest.approx(float(btc_candles["open"].iloc[9]) * 0.9995)
+    assert exchange.balances()["BTC"] == 0.0
+
+
+async def test_unaffordable_order_is_refused_and_changes_nothing(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    clock = FakeClock(at_open(btc_candles, 5))
+    exchange = await paper(db, btc_candles, clock)
+    state = SqliteStateRepository(db)
+    before = await state.get(BALANCES_KEY)
+    with pytest.raises(InsufficientFunds, match="needs .* USDT, the paper account has 1000"):
+        await exchange.create_market_order(intent(Side.BUY, 1.0))  # ~103,000 USDT
+    with pytest.raises(InsufficientFunds, match="BTC"):
+        await exchange.create_market_order(intent(Side.SELL, 0.1, "c2"))
+    assert exchange.balances() == {"USDT": 1000.0}
+    assert await state.get(BALANCES_KEY) == before
+
+
+async def test_the_same_client_order_id_never_fills_twice(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    exchange = await paper(db, btc_candles, FakeClock(at_open(btc_candles, 5)))
+    first = await exchange.create_market_order(intent(Side.BUY, 0.001))
+    again = await exchange.create_market_order(intent(Side.BUY, 0.001))
+    assert again == first
+    assert exchange.balances()["BTC"] == 0.001
+
+
+async def test_paper_balances_survive_a_restart(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
+    clock = FakeClock(at_open(btc_candles, 5))
+    async with open_database(tmp_path / "p.sqlite") as db:
+        await (await paper(db, btc_candles, clock)).create_market_order(intent(Side.BUY, 0.002))
+    async with open_database(tmp_path / "p.sqlite") as db:
+        restored = await paper(db, btc_candles, clock)
+    assert restored.balances()["BTC"] == 0.002
+    assert restored.balances()["USDT"] < 1000.0 - 0.002 * 100_000
+
+
+async def new_run(db: Database, clock: FakeClock, share: float = 1.0) -> PairRun:
+    return await SqlitePairRunRepository(db).add(
+        pair=PAIR,
+        strategy="ema_cross",
+        timeframe="1h",
+        params={},
+        capital_share=share,
+        now=clock.now(),
+    )
+
+
+async def test_engine_on_real_candles_is_deterministic_and_books_everything(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    async def replay(path: Path) -> tuple[list[tuple[object, ...]], Database | None]:
+        clock = FakeClock(at_open(btc_candles, 0))
+        async with open_database(path) as db:
+            engine = await build_paper_engine(
+                db,
+                clock=clock,
+                feed=ReplaySource({PAIR: btc_candles}, {PAIR: "1h"}),
+                account=ACCOUNT,
+                limits=RiskLimits(),
+            )
+            service = TradingService(
+                engine=engine,
+                source=ReplaySource({PAIR: btc_candles}, {PAIR: "1h"}),
+                equity=SqliteEquityRepository(db),
+                clock=clock,
+                runs=[await new_run(db, clock)],
+            )
+            for _ in range(600):
+                clock.advance(timedelta(hours=1))
+                await service.tick()
+            fills = await SqliteFillRepository(db).all()
+            positions = await SqlitePositionRepository(db).all()
+            orders = await db.fetch_all("SELECT status, count(*) FROM orders GROUP BY status")
+            assert [tuple(row) for row in orders] == [("filled", len(fills))]
+            booked_cash = await SqliteStateRepository(db).get("portfolio.cash")
+            assert booked_cash == pytest.approx(engine.portfolio.cash)
+            assert sum(p.realised_pnl for p in positions) == pytest.approx(
+                engine.portfolio.cash - 1000.0 + sum(p.amount * p.average_price for p in positions)
+            )
+        return [(f.side, f.time, f.amount, f.price) for f in fills], None
+
+    first, _ = await replay(tmp_path / "a.sqlite")
+    second, _ = await replay(tmp_path / "b.sqlite")
+    assert len(first) >= 10
+    assert first == second
+    # The first entry: EMA 12 crossed above EMA 26 on the candle that opened 2025-06-23 08:00;
+    # it filled at the open of the next candle.
+    assert first[0][0] is Side.BUY
+    assert first[0][1] == datetime(2025, 6, 23, 9, tzinfo=UTC)
+
+
+class JournalCheckingExchange:
+    """Records whether the order was already journaled when the exchange was called."""
+
+    def __init__(self, inner: PaperExchange, orders: SqliteOrderRepository) -> None:
+        self._inner = inner
+        self._orders = orders
+        self.journaled_first: list[bool] = []
+
+    async def create_market_order(self, order: OrderIntent) -> ExecutionReport:
+        self.journaled_first.append(await self._orders.get(order.client_order_id) is not None)
+        return await self._inner.create_market_order(order)
+
+
+async def test_intent_is_journaled_before_the_exchange_is_called(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    clock = FakeClock(at_open(btc_candles, 100))
+    orders = SqliteOrderRepository(db)
+    checker = JournalCheckingExchange(await paper(db, btc_candles, clock), orders)
+    engine = Engine(
+        transactions=db,
+        exchange=checker,
+        portfolio=Portfolio(1000.0),
+        orders=orders,
+        fills=SqliteFillRepository(db),
+        positions=SqlitePositionRepository(db),
+        state=SqliteStateRepository(db),
+        alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+        clock=clock,
+        limits=RiskLimits(),
+        costs=EngineCosts(0.001, 0.0005),
+    )
+    run = await new_run(db, clock)
+    close = float(btc_candles["close"].iloc[99])
+    signal = Signal(PAIR, at_open(btc_candles, 99), Action.ENTER, close)
+    assert len(await engine.on_signal(run, signal, {PAIR: close})) == 1
+    assert checker.journaled_first == [True]
+    # The same decision on the same candle again (a re-run tick) sends nothing more.
+    engine.portfolio.accept(
+        engine.portfolio.book(
+            dataclasses.replace(
+                (await SqliteFillRepository(db).all())[0], side=Side.SELL, trade_id="undo"
+            )
+        )
+    )
+    assert await engine.on_signal(run, signal, {PAIR: close}) == []
+    assert checker.journaled_first == [True]
+
+
+async def test_an_order_the_exchange_refuses_is_journaled_rejected_and_alerted(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    clock = FakeClock(at_open(btc_candles, 100))
+    # The risk step thinks BTC costs 1 USDT, so it asks for far more than the account holds.
+    engine: Engine = await build_paper_engine(
+        db,
+        clock=clock,
+        feed=ReplaySource({PAIR: btc_candles}, {PAIR: "1h"}),
+        account=ACCOUNT,
+        limits=RiskLimits(),
+    )
+    run = await new_run(db, clock)
+    signal = Signal(PAIR, at_open(btc_candles, 99), Action.ENTER, 1.0)
+    assert await engine.on_signal(run, signal, {PAIR: 1.0}) == []
+    orders = await db.fetch_all("SELECT client_order_id, status FROM orders")
+    assert [row["status"] for row in orders] == ["rejected"]
+    history = await SqliteOrderRepository(db).history(orders[0]["client_order_id"])
+    assert [status for status, _, _ in history] == [OrderStatus.NEW, OrderStatus.REJECTED]
+    assert "paper account has 1000" in history[-1][2]
+    assert await SqliteFillRepository(db).all() == []
+    assert await SqlitePositionRepository(db).all() == []
+    assert engine.portfolio.cash == 1000.0
+    alerts = await SqliteAlertRepository(db).pending()
+    assert [(a.kind, "Order rejected" in a.text) for a in alerts] == [("order_rejected", True)]
+
+
+async def test_live_service_and_backtest_make_the_same_trades(btc_candles: pd.DataFrame) -> None:
+    """Parity: the replayed service and the backtester agree trade for trade."""
+    setup = BacktestSetup(
+        pair=PAIR, timeframe="1h", balance=1000.0, fee_rate=0.001, slippage=0.0005
+    )
+    backtest = await run_backtest(btc_candles, build_strategy("ema_cross"), setup)
+    source = ReplaySource({PAIR: btc_candles}, {PAIR: "1h"})
+    clock = FakeClock(source.first_open(PAIR))
+    async with open_database(":memory:") as db:
+        engine = await build_paper_engine(
+            db, clock=clock, feed=source, account=ACCOUNT, limits=RiskLimits()
+        )
+        service = TradingService(
+            engine=engine,
+            source=source,
+            equity=SqliteEquityRepository(db),
+            clock=clock,
+            runs=[await new_run(db, clock)],
+        )
+        driver = ReplayDriver(
+            clock=clock,
+            service=service,
+            state=SqliteStateRepository(db),
+            step=timedelta(hours=1),
+            end=source.last_close(PAIR) - timedelta(hours=1),
+        )
+        while not driver.finished.is_set():
+            await driver.step()
+        live = round_trips(await SqliteFillRepository(db).all())
+    assert len(backtest.trades) > 30
+    assert live == backtest.trades
