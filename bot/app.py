@@ -158,28 +158,13 @@ async def _serve(
     alerts_repo = SqliteAlertRepository(db)
     outbox = AlertOutbox(alerts_repo, clock)
     dispatcher = AlertDispatcher(alerts_repo, ConsoleSink(write), clock)
-    positions = SqlitePositionRepository(db)
-    exchange = await PaperExchange.restore(
+    paper = settings.paper
+    engine = await build_paper_engine(
+        db,
+        clock=clock,
         feed=replay.source,
-        clock=clock,
-        state=state,
-        initial={settings.paper.quote: settings.paper.balance},
-        fee_rate=settings.paper.fee,
-        slippage=settings.paper.slippage,
-    )
-    portfolio = Portfolio(await state.get(CASH_KEY, settings.paper.balance), await positions.all())
-    engine = Engine(
-        transactions=db,
-        exchange=exchange,
-        portfolio=portfolio,
-        orders=SqliteOrderRepository(db),
-        fills=SqliteFillRepository(db),
-        positions=positions,
-        state=state,
-        alerts=outbox,
-        clock=clock,
+        account=PaperAccount(paper.balance, paper.quote, paper.fee, paper.slippage),
         limits=RiskLimits(settings.risk.position_fraction, settings.risk.min_order_value),
-        costs=EngineCosts(settings.paper.fee, settings.paper.slippage),
     )
     runs = await sync_pair_runs(SqlitePairRunRepository(db), settings, clock.now())
     service = TradingService(

@@ -20,15 +20,34 @@ HEADER = "timestamp,open,high,low,close,volume\n"
 
 def pairpilot(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "PYTHONPATH": str(SAMPLE.parents[2])}, check=False,
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(SAMPLE.parents[2])},
+        check=False,
     )
 
 
 def test_backtest_json_has_the_documented_schema(tmp_path: Path) -> None:
-    result = pairpilot("backtest", "--data", str(SAMPLE), "--strategy", "ema_cross",
-                       "--param", "fast=12", "--param", "slow=26", "--fee", "0.001",
-                       "--balance", "1000", "--json", cwd=tmp_path)
+    result = pairpilot(
+        "backtest",
+        "--data",
+        str(SAMPLE),
+        "--strategy",
+        "ema_cross",
+        "--param",
+        "fast=12",
+        "--param",
+        "slow=26",
+        "--fee",
+        "0.001",
+        "--balance",
+        "1000",
+        "--json",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert {"metrics", "trades"} <= set(document)
@@ -37,8 +56,16 @@ def test_backtest_json_has_the_documented_schema(tmp_path: Path) -> None:
         assert isinstance(metrics[key], int | float)
     assert metrics["trades"] == len(document["trades"]) > 10
     for trade in document["trades"]:
-        assert set(trade) == {"pair", "entry_time", "exit_time", "entry_price", "exit_price",
-                              "amount", "pnl", "fee"}
+        assert set(trade) == {
+            "pair",
+            "entry_time",
+            "exit_time",
+            "entry_price",
+            "exit_price",
+            "amount",
+            "pnl",
+            "fee",
+        }
         assert trade["pair"] == "BTC/USDT"
         entry = datetime.fromisoformat(trade["entry_time"])
         assert entry.utcoffset() is not None
@@ -70,10 +97,17 @@ def bad_file(tmp_path: Path, name: str, text: str) -> str:
     [
         (lambda p: ["--data", str(p / "missing.csv")], "does not exist"),
         (lambda p: ["--data", bad_file(p, "m.csv", "a,b\n1,2\n")], "has header"),
-        (lambda p: ["--data", bad_file(p, "u.csv", HEADER + "7200000,1,1,1,1,1\n"
-                                       "3600000,1,1,1,1,1\n")], "not sorted"),
-        (lambda p: ["--data", bad_file(p, "d.csv", HEADER + "3600000,1,1,1,1,1\n" * 2)],
-         "duplicated timestamp"),
+        (
+            lambda p: [
+                "--data",
+                bad_file(p, "u.csv", HEADER + "7200000,1,1,1,1,1\n3600000,1,1,1,1,1\n"),
+            ],
+            "not sorted",
+        ),
+        (
+            lambda p: ["--data", bad_file(p, "d.csv", HEADER + "3600000,1,1,1,1,1\n" * 2)],
+            "duplicated timestamp",
+        ),
         (lambda p: ["--data", str(SAMPLE), "--strategy", "nope"], "unknown strategy 'nope'"),
         (lambda p: ["--data", str(SAMPLE), "--param", "fast=zero"], "expected a whole number"),
         (lambda p: ["--data", str(SAMPLE), "--param", "slow=9999"], "out of bounds"),
@@ -144,8 +178,11 @@ def test_run_stops_cleanly_on_a_signal_and_resumes_where_it_stopped(
     stopped_at = []
     for _ in range(2):
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run", "--config", str(config)], cwd=tmp_path,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "PYTHONPATH": str(SAMPLE.parents[2])},
         )
         deadline = time.monotonic() + 60

@@ -33,8 +33,18 @@ def top(name: str) -> str:
 
 @pytest.mark.parametrize("path", list(sources("strategies")), ids=lambda p: p.name)
 def test_strategies_import_only_pandas_numpy_pandas_ta_and_their_base(path: Path) -> None:
-    allowed = {"__future__", "abc", "collections", "dataclasses", "difflib", "typing", "numpy",
-               "pandas", "pandas_ta", "strategies"}
+    allowed = {
+        "__future__",
+        "abc",
+        "collections",
+        "dataclasses",
+        "difflib",
+        "typing",
+        "numpy",
+        "pandas",
+        "pandas_ta",
+        "strategies",
+    }
     extra = {name for name in imported_modules(path) if top(name) not in allowed}
     assert extra <= {"bot.domain"}, f"{path.name} imports {extra}"
 
