@@ -1,29 +1,22 @@
-"""Backtests drive the live engine, paper exchange and portfolio over a candle series.
+"""Backtests: a strategy's signals over a candle series, traded by the numba kernel.
 
-Only three parts differ from the service: the clock is a FakeClock set to each candle's close,
-the exchange's price feed replays the series (so a market order fills at the next candle's
-open), and the strategy's signal series is computed once rather than per candle.
+The kernel applies the live engine's rules (risk sizing, next-open fills, fee and slippage,
+protective exits); the parity tests run the live service on the same candles and require the
+same trades.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from bot.app import PaperAccount, build_paper_engine
-from bot.candles import ReplaySource
-from bot.clock import FakeClock
-from bot.domain import Action, Fill, RiskLimits, Signal, Trade, from_ms
-from bot.engine import action_for
+from bot.domain import RiskLimits, Trade, from_ms
 from bot.errors import DataError
-from bot.metrics import Summary, round_trips, summarize
+from bot.kernel import EXIT_REASONS, KernelCosts, KernelExits, KernelResult, simulate
+from bot.metrics import Metrics, measure
 from bot.timeframes import timeframe_seconds
-from storage.db import open_database
-from storage.fills import SqliteFillRepository
-from storage.pair_runs import SqlitePairRunRepository
 from strategies import Strategy
 
 
@@ -40,68 +33,82 @@ class BacktestSetup:
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
     setup: BacktestSetup
-    strategy: str
-    params: dict[str, int | float]
-    times: list[datetime]  # candle close times
+    strategy: Strategy
+    candles: pd.DataFrame
+    close_ms: np.ndarray  # each candle's close time, ms
     equity: np.ndarray  # marked at each candle's close
-    fills: list[Fill]
+    stop_line: np.ndarray  # protective stop in force during each candle, NaN when none
     trades: list[Trade]
-    summary: Summary
+    ambiguous_exits: int  # candles that reached both stop and target: resolved as the stop
+    metrics: Metrics
 
 
-async def run_backtest(
-    candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
-) -> BacktestResult:
-    """Run ``strategy`` over validated ``candles``; nothing is written outside memory."""
+def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup) -> BacktestResult:
+    """Trade ``strategy`` over validated ``candles``; nothing is written anywhere."""
     if len(candles) < strategy.warmup + 1:
         raise DataError(
             f"{strategy.name} needs at least {strategy.warmup + 1} candles "
             f"(warmup {strategy.warmup} plus one to trade on); the series has {len(candles)}"
         )
-    step_ms = timeframe_seconds(setup.timeframe) * 1000
-    stamps = candles["timestamp"].to_numpy()
-    closes = candles["close"].to_numpy(dtype=float)
-    codes = strategy.signals(candles).to_numpy()
-    clock = FakeClock(from_ms(int(stamps[0])))
-    source = ReplaySource({setup.pair: candles}, {setup.pair: setup.timeframe})
-    account = PaperAccount(setup.balance, setup.pair.split("/")[1], setup.fee_rate, setup.slippage)
-    async with open_database(":memory:") as db:
-        engine = await build_paper_engine(
-            db, clock=clock, feed=source, account=account, limits=setup.limits
-        )
-        run = await SqlitePairRunRepository(db).add(
-            pair=setup.pair,
-            strategy=strategy.name,
-            timeframe=setup.timeframe,
-            params=strategy.params,
-            capital_share=1.0,
-            now=clock.now(),
-        )
-        equity = np.empty(len(candles))
-        last = len(candles) - 1  # the last candle has no next open to fill at
-        for index in range(len(candles)):
-            clock.set(from_ms(int(stamps[index]) + step_ms))
-            prices = {setup.pair: float(closes[index])}
-            action = action_for(int(codes[index]))
-            if action is not Action.HOLD and index < last:
-                signal = Signal(
-                    setup.pair,
-                    from_ms(int(stamps[index])),
-                    action,
-                    float(closes[index]),
-                    strategy.name,
-                )
-                await engine.on_signal(run, signal, prices)
-            equity[index] = engine.portfolio.equity(prices)
-        fills = await SqliteFillRepository(db).all()
-    trades = round_trips(fills)
+    policy = strategy.exit_policy
+    atr = strategy.atr(candles) if policy.atr_stop else pd.Series(np.nan, index=candles.index)
+    result = simulate(
+        {
+            column: candles[column].to_numpy(dtype=np.float64)
+            for column in ("open", "high", "low", "close")
+        },
+        strategy.signals(candles).to_numpy(),
+        atr.to_numpy(dtype=np.float64),
+        KernelCosts(
+            setup.balance,
+            setup.fee_rate,
+            setup.slippage,
+            1.0,
+            setup.limits.position_fraction,
+            setup.limits.min_order_value,
+        ),
+        KernelExits(policy.stop_loss, policy.take_profit, policy.trailing_stop, policy.atr_stop),
+    )
+    close_ms = candles["timestamp"].to_numpy() + timeframe_seconds(setup.timeframe) * 1000
+    trades = _trades(result, close_ms, setup.pair)
+    closes = candles["close"].to_numpy()
     return BacktestResult(
         setup=setup,
-        strategy=strategy.name,
-        params=dict(strategy.params),
-        times=[from_ms(int(stamp) + step_ms) for stamp in stamps],
-        equity=equity,
-        fills=fills,
+        strategy=strategy,
+        candles=candles,
+        close_ms=close_ms,
+        equity=result.equity,
+        stop_line=result.stop_line,
         trades=trades,
-        summary=summarize(setup.balance, list(equity), trades, sum(f.fee for f in fills)),
+        ambiguous_exits=int(result.ambiguous.sum()),
+        metrics=measure(
+            times=close_ms / 1000,
+            equity=result.equity,
+            trades=trades,
+            fees=result.fees,
+            start_equity=setup.balance,
+            buy_and_hold_return=float(closes[-1] / closes[0] - 1),
+        ),
     )
+
+
+def _trades(result: KernelResult, close_ms: np.ndarray, pair: str) -> list[Trade]:
+    trades = []
+    for k in range(len(result.exit_index)):
+        amount = float(result.amount[k])
+        entry, exit_ = float(result.entry_price[k]), float(result.exit_price[k])
+        fee = float(result.entry_fee[k] + result.exit_fee[k])
+        trades.append(
+            Trade(
+                pair=pair,
+                entry_time=from_ms(int(close_ms[result.entry_index[k]])),
+                exit_time=from_ms(int(close_ms[result.exit_index[k]])),
+                entry_price=entry,
+                exit_price=exit_,
+                amount=amount,
+                pnl=amount * exit_ - amount * entry - fee,
+                fee=fee,
+                exit_reason=EXIT_REASONS[int(result.exit_reason[k])],
+            )
+        )
+    return trades

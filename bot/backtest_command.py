@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
+
+import numpy as np
 
 from bot.backtest import BacktestResult, BacktestSetup, run_backtest
 from bot.candles import check_alignment, describe_file_name, infer_timeframe, read_candle_file
 from bot.cli import parse_params, print_json
+from bot.domain import RiskLimits, from_ms
 from bot.errors import UserInputError
 from bot.timeframes import timeframe_seconds
 from strategies import Strategy, StrategyConfigError, build_strategy
+
+CURVE_POINTS = 500
 
 
 def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
@@ -33,21 +37,12 @@ def backtest_command(args: argparse.Namespace) -> int:
     timeframe_seconds(timeframe)
     check_alignment(candles, timeframe, str(args.data))
     setup = BacktestSetup(
-        pair=pair,
-        timeframe=timeframe,
-        balance=args.balance,
-        fee_rate=args.fee,
-        slippage=args.slippage,
-    )
-    result = asyncio.run(run_backtest(candles, strategy, setup))
+        pair=pair, timeframe=timeframe, balance=args.balance, fee_rate=args.fee,
+        slippage=args.slippage, limits=RiskLimits(position_fraction=args.fraction),
+    )  # fmt: skip
+    result = run_backtest(candles, strategy, setup)
     if args.chart:
-        from bot.charts import equity_chart_png
-
-        args.chart.write_bytes(
-            equity_chart_png(
-                result.times, list(result.equity), f"{pair} {timeframe} {strategy.name}: equity"
-            )
-        )
+        args.chart.write_bytes(result_chart(result))
     if args.json:
         print_json(result_document(result))
     else:
@@ -62,21 +57,26 @@ def _check_rates(args: argparse.Namespace) -> None:
         raise UserInputError(f"--slippage {args.slippage}: expected a rate from 0 to 0.05")
     if not args.balance > 0:
         raise UserInputError(f"--balance {args.balance}: expected a positive amount")
+    if not 0 < args.fraction <= 1:
+        raise UserInputError(f"--fraction {args.fraction}: expected a share above 0, at most 1")
 
 
 def result_document(result: BacktestResult) -> dict[str, Any]:
-    """The JSON schema: metrics, trades (ISO-8601 UTC times), and what was run."""
+    """The JSON: what ran, metrics, trades (ISO-8601 UTC) and a downsampled equity curve."""
+    picks = np.unique(np.linspace(0, len(result.equity) - 1, CURVE_POINTS).astype(int))
     return {
         "backtest": {
             "pair": result.setup.pair,
             "timeframe": result.setup.timeframe,
-            "strategy": result.strategy,
-            "params": result.params,
+            "strategy": result.strategy.name,
+            "params": result.strategy.params,
             "fee": result.setup.fee_rate,
             "slippage": result.setup.slippage,
-            "candles": len(result.times),
+            "candles": len(result.equity),
+            "ambiguous_exits": result.ambiguous_exits,
+            "ambiguous_exit_rule": "a candle that reached both stop and target exits at the stop",
         },
-        "metrics": result.summary.as_dict(),
+        "metrics": result.metrics.as_dict(),
         "trades": [
             {
                 "pair": trade.pair,
@@ -87,32 +87,67 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
                 "amount": trade.amount,
                 "pnl": trade.pnl,
                 "fee": trade.fee,
+                "exit_reason": trade.exit_reason,
             }
             for trade in result.trades
+        ],
+        "equity_curve": [
+            {"time": from_ms(int(result.close_ms[i])).isoformat(), "equity": result.equity[i]}
+            for i in picks
         ],
     }
 
 
 def result_table(result: BacktestResult) -> str:
-    summary = result.summary
+    m = result.metrics
     quote = result.setup.pair.split("/")[1]
+    first, last = from_ms(int(result.close_ms[0])), from_ms(int(result.close_ms[-1]))
+    params = " ".join(f"{k}={v}" for k, v in result.strategy.params.items())
     lines = [
-        f"{result.setup.pair} {result.setup.timeframe} {result.strategy} {result.params} "
-        f"on {len(result.times)} candles "
-        f"({result.times[0]:%Y-%m-%d} .. {result.times[-1]:%Y-%m-%d})",
+        f"{result.setup.pair} {result.setup.timeframe} {result.strategy.name} ({params})",
+        f"{len(result.equity)} candles, {first:%Y-%m-%d} .. {last:%Y-%m-%d}",
         "",
-        f"{'entry (UTC)':<17} {'exit (UTC)':<17} {'entry':>12} {'exit':>12} {'pnl':>10}",
+        f"{'entry (UTC)':<17} {'exit (UTC)':<17} {'entry':>12} {'exit':>12} {'pnl':>10}  exit by",
     ]
     lines += [
         f"{t.entry_time:%Y-%m-%d %H:%M} {t.exit_time:%Y-%m-%d %H:%M} {t.entry_price:>12,.2f} "
-        f"{t.exit_price:>12,.2f} {t.pnl:>+10,.2f}"
+        f"{t.exit_price:>12,.2f} {t.pnl:>+10,.2f}  {t.exit_reason}"
         for t in result.trades
     ]
-    lines += [
-        "",
-        f"trades {summary.trades}, won {summary.wins} ({summary.win_rate:.0%})",
-        f"return {summary.total_return:+.2%} ({summary.pnl:+,.2f} {quote}), "
-        f"max drawdown {summary.max_drawdown:.2%}, fees {summary.fees:,.2f} {quote}",
-        f"final equity {summary.end_equity:,.2f} {quote}",
+    rows = [
+        ("total return", f"{m.total_return:+.2%} ({m.pnl:+,.2f} {quote})"),
+        ("buy and hold", f"{m.buy_and_hold_return:+.2%}"),
+        ("CAGR", f"{m.cagr:+.2%}"),
+        ("max drawdown", f"{m.max_drawdown:.2%}, longest {m.max_drawdown_hours:,.0f} h"),
+        ("Sharpe / Sortino / Calmar", f"{m.sharpe:.2f} / {m.sortino:.2f} / {m.calmar:.2f}"),
+        ("trades", f"{m.trades}, won {m.wins} ({m.win_rate:.0%})"),
+        ("profit factor", f"{m.profit_factor:.2f}"),
+        ("expectancy", f"{m.expectancy:+,.2f} {quote} per trade"),
+        ("average holding", f"{m.avg_holding_hours:,.1f} h"),
+        ("exposure", f"{m.exposure:.0%} of the time"),
+        ("fees paid", f"{m.fees:,.2f} {quote}"),
+        ("final equity", f"{m.end_equity:,.2f} {quote} (from {m.start_equity:,.2f})"),
     ]
-    return "\n".join(lines)
+    if result.ambiguous_exits:
+        rows.append(
+            (
+                "stop and target in one candle",
+                f"{result.ambiguous_exits} time(s); resolved as the stop",
+            )
+        )
+    return "\n".join([*lines, "", *(f"{name:<27} {value}" for name, value in rows)])
+
+
+def result_chart(result: BacktestResult) -> bytes:
+    from bot.charts import backtest_chart_png
+
+    times = [from_ms(int(ms)) for ms in result.close_ms]
+    return backtest_chart_png(
+        title=f"{result.setup.pair} {result.setup.timeframe} {result.strategy.name}",
+        times=times,
+        close=list(result.candles["close"]),
+        stop_line=list(result.stop_line),
+        equity=list(result.equity),
+        entries=[(t.entry_time, t.entry_price) for t in result.trades],
+        exits=[(t.exit_time, t.exit_price) for t in result.trades],
+    )

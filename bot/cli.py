@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000.0,
         help="starting balance in the quote currency (default 1000)",
     )
+    backtest.add_argument(
+        "--fraction",
+        type=float,
+        default=0.99,
+        help="share of equity an entry spends (default 0.99)",
+    )
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
     backtest.set_defaults(handler=_backtest)

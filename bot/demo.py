@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from bot.app import run_service
 from bot.charts import equity_chart_png
 from bot.config import Secrets, Settings
 from bot.domain import EquitySnapshot, Fill
-from bot.metrics import Summary, round_trips, summarize
+from bot.metrics import Metrics, measure, round_trips
 from storage.db import open_database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
@@ -50,7 +53,7 @@ def demo_settings(output: Path) -> Settings:
     )
 
 
-def run_demo(output: Path, write: Callable[[str], object] = print) -> Summary:
+def run_demo(output: Path, write: Callable[[str], object] = print) -> Metrics:
     """Replay the sample through the service, then print a summary and write the chart."""
     started = time.perf_counter()
     settings = demo_settings(output)
@@ -62,12 +65,18 @@ def run_demo(output: Path, write: Callable[[str], object] = print) -> Summary:
         "real scheduler, engine and SQLite storage. Notifications print here (no Telegram).\n"
     )
     fills, snapshots = asyncio.run(_replay(settings, write))
-    trades = round_trips(fills)
-    equity = [snapshot.equity for snapshot in snapshots]
-    summary = summarize(settings.paper.balance, equity, trades, sum(f.fee for f in fills))
+    equity = np.array([snapshot.equity for snapshot in snapshots])
+    summary = measure(
+        times=np.array([snapshot.time.timestamp() for snapshot in snapshots]),
+        equity=equity,
+        trades=round_trips(fills),
+        fees=sum(fill.fee for fill in fills),
+        start_equity=settings.paper.balance,
+        buy_and_hold_return=math.nan,
+    )
     chart = output / "equity.png"
     title = "pairpilot demo: paper equity (USDT)"
-    chart.write_bytes(equity_chart_png([s.time for s in snapshots], equity, title))
+    chart.write_bytes(equity_chart_png([s.time for s in snapshots], list(equity), title))
     write(format_summary(summary, settings.paper.quote))
     write(f"  equity chart:   {chart}")
     write(f"  database:       {settings.database_path}")
@@ -83,7 +92,7 @@ async def _replay(
         return await SqliteFillRepository(db).all(), await SqliteEquityRepository(db).between()
 
 
-def format_summary(summary: Summary, quote: str) -> str:
+def format_summary(summary: Metrics, quote: str) -> str:
     return "\n".join(
         [
             "",

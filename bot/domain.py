@@ -93,10 +93,12 @@ class OrderIntent:
     run_id: int
     pair: str
     side: Side
-    amount: float  # base asset
+    amount: float  # base asset; for a buy with quote_amount, the estimate at the reference
     reference_price: float
     created_at: datetime
     reason: str = ""
+    quote_amount: float | None = None  # a buy that spends exactly this, fee included
+    trigger_price: float | None = None  # a protective sell that triggered at this price
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,11 @@ class Trade:
     amount: float
     pnl: float  # net of both fees
     fee: float
+    exit_reason: str = ""  # signal, stop_loss, take_profit, trailing_stop, atr_stop
+
+    @property
+    def holding_seconds(self) -> float:
+        return (self.exit_time - self.entry_time).total_seconds()
 
     @property
     def cost(self) -> float:

@@ -8,6 +8,7 @@ strategy's whole signal series at once (strategies are tested to never look ahea
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +30,7 @@ from bot.domain import (
     from_ms,
 )
 from bot.errors import ExchangeRejected, RiskRejected
+from bot.kernel import EXIT_REASONS, check_exit
 from bot.metrics import round_trips
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import (
@@ -41,7 +43,7 @@ from bot.ports import (
     Transactions,
 )
 from bot.risk import size_entry, size_exit
-from strategies import Strategy
+from strategies import ExitPolicy, Strategy
 from strategies.base import ENTER, EXIT
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,15 @@ _ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
 def action_for(code: int) -> Action:
     """The Action for a strategy's signal code."""
     return _ACTIONS.get(code, Action.HOLD)
+
+
+def protection_key(pair: str) -> str:
+    """State key of an open position's entry, peak and ATR stop distance."""
+    return f"protection:{pair}"
+
+
+def _any_exit(policy: ExitPolicy) -> bool:
+    return bool(policy.stop_loss or policy.take_profit or policy.trailing_stop or policy.atr_stop)
 
 
 def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
@@ -102,6 +113,54 @@ class Engine:
         self._clock = clock
         self._limits = limits
         self._costs = costs
+
+    async def on_candles(
+        self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, prices: dict[str, float]
+    ) -> list[Fill]:
+        """A run's candle just closed: protective exits inside it first, then the signal."""
+        policy = strategy.exit_policy
+        fills = await self._protect(run, policy, candles.iloc[-1])
+        signal = signal_from_candles(run.pair, strategy, candles)
+        acted = await self.on_signal(run, signal, prices)
+        position = self.portfolio.position(run.pair)
+        if acted and position is not None and signal.action is Action.ENTER:
+            atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else 0.0
+            distance = policy.atr_stop * atr if math.isfinite(atr) else 0.0
+            await self._state.set(
+                protection_key(run.pair),
+                {"entry": position.average_price, "peak": position.average_price,
+                 "atr_distance": distance},
+                self._clock.now(),
+            )  # fmt: skip
+        return fills + acted
+
+    async def _protect(self, run: PairRun, policy: ExitPolicy, candle: pd.Series) -> list[Fill]:
+        position = self.portfolio.position(run.pair)
+        if position is None or not _any_exit(policy):
+            return []
+        key = protection_key(run.pair)
+        saved = await self._state.get(key) or {}
+        entry = saved.get("entry", position.average_price)
+        peak = saved.get("peak", entry)
+        _, trigger, reason, both = check_exit(
+            entry, peak, saved.get("atr_distance", 0.0), policy.stop_loss, policy.take_profit,
+            policy.trailing_stop, float(candle["open"]), float(candle["high"]),
+            float(candle["low"]),
+        )  # fmt: skip
+        if math.isnan(trigger):
+            new_peak = max(peak, float(candle["high"]))
+            if new_peak != peak:
+                await self._state.set(key, {**saved, "peak": new_peak}, self._clock.now())
+            return []
+        if both:
+            log.info("%s: stop and target both inside one candle; assumed the stop", run.pair)
+        signal = Signal(
+            run.pair, from_ms(int(candle["timestamp"])), Action.EXIT, trigger, EXIT_REASONS[reason]
+        )
+        intent = size_exit(
+            signal, run=run, position=position, now=self._clock.now(), trigger_price=trigger
+        )
+        return await self._execute(intent)
 
     async def on_signal(self, run: PairRun, signal: Signal, prices: dict[str, float]) -> list[Fill]:
         """Act on one signal for one run; returns the fills it caused (often none)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -13,13 +14,16 @@ from bot.domain import Fill, Side, Trade
 def round_trips(fills: Iterable[Fill]) -> list[Trade]:
     """Closed trades per pair: a trade opens when a flat pair is bought, closes when flat again.
 
-    Entry and exit prices are volume-weighted; PnL is net of every fee of the trade.
+    Entry and exit prices are volume-weighted; PnL is net of every fee of the trade. A sell
+    while flat closes an earlier trade that is not among ``fills`` and is skipped.
     """
     open_fills: dict[str, list[Fill]] = {}
     held: dict[str, float] = {}
     trades: list[Trade] = []
     for fill in sorted(fills, key=lambda f: f.time):
         legs = open_fills.setdefault(fill.pair, [])
+        if fill.side is Side.SELL and not legs:
+            continue
         legs.append(fill)
         change = fill.amount if fill.side is Side.BUY else -fill.amount
         held[fill.pair] = held.get(fill.pair, 0.0) + change
@@ -63,36 +67,112 @@ def drawdown_series(equity: Sequence[float] | np.ndarray) -> np.ndarray:
     return (values - np.maximum.accumulate(values)) / np.maximum.accumulate(values)
 
 
+YEAR_SECONDS = 365.25 * 86400
+
+
 @dataclass(frozen=True, slots=True)
-class Summary:
+class Metrics:
+    """What a run of a strategy made, how it got there, and what holding would have made."""
+
     start_equity: float
     end_equity: float
     pnl: float
     total_return: float
+    cagr: float
     max_drawdown: float
+    max_drawdown_hours: float  # longest time below a previous peak
+    sharpe: float
+    sortino: float
+    calmar: float
     trades: int
     wins: int
     win_rate: float
+    profit_factor: float  # gross profit / gross loss; inf with no losing trade
+    expectancy: float  # mean PnL per closed trade, quote currency
+    avg_holding_hours: float
+    exposure: float  # share of the period with a position open
     fees: float
+    buy_and_hold_return: float
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+    def as_dict(self) -> dict[str, float | int | None]:
+        """Plain values; infinities and NaNs become None so the dict is valid JSON."""
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in values.items()
+        }
 
 
-def summarize(
-    start_equity: float, equity: Sequence[float], trades: Sequence[Trade], fees: float
-) -> Summary:
-    """Headline numbers; ``fees`` is every fee paid, open positions included."""
-    end = float(equity[-1]) if len(equity) else start_equity
-    wins = sum(1 for trade in trades if trade.pnl > 0)
-    return Summary(
+def measure(
+    *,
+    times: np.ndarray,
+    equity: np.ndarray,
+    trades: Sequence[Trade],
+    fees: float,
+    start_equity: float,
+    buy_and_hold_return: float,
+) -> Metrics:
+    """Metrics of an equity curve marked at ``times`` (epoch seconds) and its closed trades.
+
+    Sharpe and Sortino are annualised from the per-step returns of the curve, risk-free 0.
+    """
+    values = np.concatenate(([start_equity], np.asarray(equity, dtype=float)))
+    end = float(values[-1])
+    span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
+    years = span / YEAR_SECONDS
+    total_return = end / start_equity - 1
+    cagr = (end / start_equity) ** (1 / years) - 1 if years > 0 and end > 0 else math.nan
+    drawdown = max_drawdown(values)
+    returns = np.diff(values) / values[:-1]
+    steps_per_year = YEAR_SECONDS / (span / (len(times) - 1)) if span > 0 else math.nan
+    wins = [t.pnl for t in trades if t.pnl > 0]
+    losses = [-t.pnl for t in trades if t.pnl <= 0]
+    held = sum(t.holding_seconds for t in trades)
+    return Metrics(
         start_equity=start_equity,
         end_equity=end,
         pnl=end - start_equity,
-        total_return=end / start_equity - 1,
-        max_drawdown=max_drawdown([start_equity, *equity]),
+        total_return=total_return,
+        cagr=cagr,
+        max_drawdown=drawdown,
+        max_drawdown_hours=_longest_underwater(times, values[1:]) / 3600,
+        sharpe=_ratio(returns.mean(), returns.std(), steps_per_year),
+        sortino=_ratio(
+            returns.mean(),
+            math.sqrt(np.mean(np.minimum(returns, 0) ** 2)) if returns.size else 0.0,
+            steps_per_year,
+        ),
+        calmar=cagr / drawdown if drawdown > 0 else math.nan,
         trades=len(trades),
-        wins=wins,
-        win_rate=wins / len(trades) if trades else 0.0,
+        wins=len(wins),
+        win_rate=len(wins) / len(trades) if trades else 0.0,
+        profit_factor=sum(wins) / sum(losses) if losses and sum(losses) > 0 else math.inf,
+        expectancy=sum(t.pnl for t in trades) / len(trades) if trades else 0.0,
+        avg_holding_hours=held / len(trades) / 3600 if trades else 0.0,
+        exposure=held / span if span > 0 else 0.0,
         fees=fees,
+        buy_and_hold_return=buy_and_hold_return,
     )
+
+
+def _ratio(mean: float, deviation: float, steps_per_year: float) -> float:
+    if not deviation or not math.isfinite(steps_per_year):
+        return math.nan
+    return float(mean / deviation * math.sqrt(steps_per_year))
+
+
+def _longest_underwater(times: np.ndarray, equity: np.ndarray) -> float:
+    """Seconds of the longest stretch spent below a previous peak (to recovery or the end)."""
+    if len(equity) < 2:
+        return 0.0
+    peaks = np.maximum.accumulate(equity)
+    underwater = equity < peaks
+    longest, start = 0.0, None
+    for index, below in enumerate(underwater):
+        if below and start is None:
+            start = times[index - 1] if index else times[index]
+        elif not below and start is not None:
+            longest, start = max(longest, float(times[index] - start)), None
+    if start is not None:
+        longest = max(longest, float(times[-1] - start))
+    return longest

@@ -8,9 +8,10 @@ from bot.domain import OrderIntent, PairRun, Position, RiskLimits, Side, Signal,
 from bot.errors import InsufficientFunds, RiskRejected
 
 
-def client_order_id(run_id: int, candle_time: datetime, side: Side) -> str:
+def client_order_id(run_id: int, candle_time: datetime, side: Side, purpose: str = "") -> str:
     """Deterministic id: the same decision on the same candle always maps to the same order."""
-    return f"pp{run_id}-{to_ms(candle_time)}-{side.value}"
+    suffix = f"-{purpose}" if purpose else ""
+    return f"pp{run_id}-{to_ms(candle_time)}-{side.value}{suffix}"
 
 
 def size_entry(
@@ -24,7 +25,10 @@ def size_entry(
     limits: RiskLimits,
     now: datetime,
 ) -> OrderIntent:
-    """A buy worth the run's share of equity, clipped to the cash; raises when unaffordable."""
+    """A buy spending the run's share of equity, clipped to the cash; raises when unaffordable.
+
+    The order is sized in the quote currency, so it spends the budget whatever the fill price.
+    """
     budget = min(equity * run.capital_share * limits.position_fraction, cash)
     cost_per_unit = signal.price * (1 + slippage) * (1 + fee_rate)
     if budget < limits.min_order_value:
@@ -42,15 +46,24 @@ def size_entry(
         reference_price=signal.price,
         created_at=now,
         reason=signal.reason or "entry signal",
+        quote_amount=budget,
     )
 
 
-def size_exit(signal: Signal, *, run: PairRun, position: Position, now: datetime) -> OrderIntent:
-    """Sell the whole position."""
+def size_exit(
+    signal: Signal,
+    *,
+    run: PairRun,
+    position: Position,
+    now: datetime,
+    trigger_price: float | None = None,
+) -> OrderIntent:
+    """Sell the whole position: on a signal, or at the trigger price of a protective exit."""
     if position.amount <= 0:
         raise RiskRejected(f"{run.pair}: nothing to sell")
+    purpose = signal.reason if trigger_price is not None else ""
     return OrderIntent(
-        client_order_id=client_order_id(run.id, signal.candle_time, Side.SELL),
+        client_order_id=client_order_id(run.id, signal.candle_time, Side.SELL, purpose),
         run_id=run.id,
         pair=run.pair,
         side=Side.SELL,
@@ -58,4 +71,5 @@ def size_exit(signal: Signal, *, run: PairRun, position: Position, now: datetime
         reference_price=signal.price,
         created_at=now,
         reason=signal.reason or "exit signal",
+        trigger_price=trigger_price,
     )

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from bot.domain import EquitySnapshot, PairRun, RunState
-from bot.engine import Engine, signal_from_candles
+from bot.engine import Engine
 from bot.ports import CandleSource, Clock, EquityRepository
 from strategies import Strategy, build_strategy
 
@@ -68,8 +68,7 @@ class TradingService:
             return False
         self._last_candle[run.id] = last
         self._prices[run.pair] = float(candles["close"].iloc[-1])
-        signal = signal_from_candles(run.pair, strategy, candles)
-        await self._engine.on_signal(run, signal, self._prices)
+        await self._engine.on_candles(run, strategy, candles, self._prices)
         log.debug("ticked %s at candle %s", run.pair, last)
         return True
 

@@ -35,14 +35,14 @@ class SqliteFillRepository:
 
     async def for_order(self, client_order_id: str) -> list[Fill]:
         rows = await self._db.fetch_all(
-            "SELECT * FROM fills WHERE client_order_id = ? ORDER BY time, trade_id",
+            "SELECT * FROM fills WHERE client_order_id = ? ORDER BY time, rowid",
             (client_order_id,),
         )
         return [_fill(row) for row in rows]
 
     async def all(self, since: datetime | None = None) -> list[Fill]:
         rows = await self._db.fetch_all(
-            "SELECT * FROM fills WHERE time >= ? ORDER BY time, trade_id",
+            "SELECT * FROM fills WHERE time >= ? ORDER BY time, rowid",
             (to_ms(since) if since else 0,),
         )
         return [_fill(row) for row in rows]

@@ -5,10 +5,23 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 
-from strategies.base import Strategy, StrategyConfigError
-from strategies.ema_cross import EmaCross
+from strategies.bands import BollingerBreakout, BollingerReversion, Grid
+from strategies.base import ExitPolicy, Strategy, StrategyConfigError
+from strategies.ema_cross import EmaCross, SmaCross
+from strategies.oscillators import MacdCross, RsiReversal
 
-REGISTRY: Mapping[str, type[Strategy]] = {cls.name: cls for cls in (EmaCross,)}
+REGISTRY: Mapping[str, type[Strategy]] = {
+    cls.name: cls
+    for cls in (
+        SmaCross,
+        EmaCross,
+        RsiReversal,
+        BollingerBreakout,
+        BollingerReversion,
+        MacdCross,
+        Grid,
+    )
+}
 
 
 def build_strategy(name: str, params: Mapping[str, object] | None = None) -> Strategy:
@@ -24,4 +37,4 @@ def build_strategy(name: str, params: Mapping[str, object] | None = None) -> Str
     return cls(params)
 
 
-__all__ = ["REGISTRY", "Strategy", "StrategyConfigError", "build_strategy"]
+__all__ = ["REGISTRY", "ExitPolicy", "Strategy", "StrategyConfigError", "build_strategy"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+import pandas_ta as ta
 
 ENTER = 1
 EXIT = -1
@@ -59,6 +61,31 @@ class ParamSpec:
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class ExitPolicy:
+    """Protective exits checked inside every candle while a position is open; 0 means off.
+
+    Fractions are of the entry price: stop_loss=0.05 exits 5% below it, take_profit=0.1 10%
+    above it, trailing_stop=0.03 3% below the highest high since entry. atr_stop=2 exits two
+    ATR(atr_length) below the entry, the ATR taken on the candle that gave the entry signal.
+    """
+
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    trailing_stop: float = 0.0
+    atr_stop: float = 0.0
+    atr_length: int = 14
+
+
+EXIT_PARAM_SPECS = (
+    ParamSpec("stop_loss", float, 0.0, 0.0, 0.5, "stop-loss below entry, fraction (0 = off)"),
+    ParamSpec("take_profit", float, 0.0, 0.0, 10.0, "take-profit above entry, fraction (0 = off)"),
+    ParamSpec("trailing_stop", float, 0.0, 0.0, 0.5, "trailing stop below the peak (0 = off)"),
+    ParamSpec("atr_stop", float, 0.0, 0.0, 20.0, "stop this many ATRs below entry (0 = off)"),
+    ParamSpec("atr_length", int, 14, 2, 200, "ATR length for atr_stop, in candles"),
+)
+
+
 class Strategy(ABC):
     """A pure function of a candle frame: no I/O, no clock, no state beyond its parameters.
 
@@ -71,10 +98,20 @@ class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     param_specs: ClassVar[tuple[ParamSpec, ...]]
+    exit_defaults: ClassVar[Mapping[str, float]] = {}
+
+    @classmethod
+    def specs(cls) -> tuple[ParamSpec, ...]:
+        """Every parameter: the strategy's own, then the exit policy's (with its defaults)."""
+        exits = tuple(
+            dataclasses.replace(spec, default=cls.exit_defaults.get(spec.name, spec.default))
+            for spec in EXIT_PARAM_SPECS
+        )
+        return cls.param_specs + exits
 
     def __init__(self, params: Mapping[str, object] | None = None) -> None:
         given = dict(params or {})
-        specs = {spec.name: spec for spec in self.param_specs}
+        specs = {spec.name: spec for spec in self.specs()}
         unknown = sorted(set(given) - set(specs))
         if unknown:
             raise StrategyConfigError(
@@ -91,14 +128,41 @@ class Strategy(ABC):
         """Reject parameter combinations that are each in bounds but make no sense together."""
 
     @property
-    @abstractmethod
-    def warmup(self) -> int:
-        """Candles needed before the first signal can appear."""
+    def exit_policy(self) -> ExitPolicy:
+        return ExitPolicy(
+            stop_loss=float(self.params["stop_loss"]),
+            take_profit=float(self.params["take_profit"]),
+            trailing_stop=float(self.params["trailing_stop"]),
+            atr_stop=float(self.params["atr_stop"]),
+            atr_length=int(self.params["atr_length"]),
+        )
+
+    def atr(self, candles: pd.DataFrame) -> pd.Series:
+        """ATR(atr_length) per candle (NaN until it exists), for the ATR-multiple stop."""
+        length = int(self.params["atr_length"])
+        values = ta.atr(candles["high"], candles["low"], candles["close"], length=length)
+        if values is None:
+            return pd.Series(np.nan, index=candles.index)
+        return values
 
     @property
     def history(self) -> int:
-        """Candles to hand the strategy live so its indicators equal a full-history run."""
-        return self.warmup
+        """Candles to hand the strategy live so its indicators equal a full-history run.
+
+        Exponential smoothing (EMA, RSI, ATR) forgets its seed after about 20 lengths:
+        (1 - 2/(n+1))**(20*(n+1)) < 1e-17, below float precision.
+        """
+        return max(self.warmup, 20 * (self.smoothing_length + 1))
+
+    @property
+    def smoothing_length(self) -> int:
+        """The longest exponential smoothing the strategy uses (ATR included when on)."""
+        return int(self.params["atr_length"]) if self.params["atr_stop"] else 0
+
+    @property
+    @abstractmethod
+    def warmup(self) -> int:
+        """Candles needed before the first signal can appear."""
 
     @abstractmethod
     def signals(self, candles: pd.DataFrame) -> pd.Series:
@@ -107,9 +171,26 @@ class Strategy(ABC):
 
 def crossings(fast: pd.Series, slow: pd.Series) -> pd.Series:
     """ENTER where ``fast`` crosses above ``slow``, EXIT where it crosses below."""
-    spread = fast - slow
-    previous = spread.shift(1)
-    result = np.where(
-        (spread > 0) & (previous <= 0), ENTER, np.where((spread < 0) & (previous >= 0), EXIT, HOLD)
-    )
-    return pd.Series(result.astype(np.int8), index=fast.index)
+    return signal_series(crossed_above(fast, slow), crossed_below(fast, slow))
+
+
+def crossed_above(series: pd.Series, level: pd.Series | float) -> pd.Series:
+    """True on the candle where ``series`` goes from at or below ``level`` to above it."""
+    spread = series - level
+    return (spread > 0) & (spread.shift(1) <= 0)
+
+
+def crossed_below(series: pd.Series, level: pd.Series | float) -> pd.Series:
+    spread = series - level
+    return (spread < 0) & (spread.shift(1) >= 0)
+
+
+def signal_series(enter: pd.Series, exit_: pd.Series) -> pd.Series:
+    """ENTER/EXIT/HOLD codes; a candle that is both is HOLD (the strategy cannot decide)."""
+    codes = np.where(enter & ~exit_, ENTER, np.where(exit_ & ~enter, EXIT, HOLD))
+    return pd.Series(codes.astype(np.int8), index=enter.index)
+
+
+def hold_everywhere(candles: pd.DataFrame) -> pd.Series:
+    """The signal series of a strategy whose indicators do not exist yet."""
+    return pd.Series(np.zeros(len(candles), dtype=np.int8), index=candles.index)

@@ -1,25 +1,14 @@
-"""EMA crossover: enter when the fast EMA crosses above the slow one, exit when it crosses below."""
+"""Moving-average crossovers: long when the fast average crosses above the slow one."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pandas_ta as ta
 
-from strategies.base import ParamSpec, Strategy, StrategyConfigError, crossings
-
-# An EMA seeded this many slow periods back equals a full-history EMA to float precision:
-# the seed's weight (1 - 2/(n+1))**(20*(n+1)) is below 1e-17 for every n.
-_SETTLE_PERIODS = 20
+from strategies.base import ParamSpec, Strategy, StrategyConfigError, crossings, hold_everywhere
 
 
-class EmaCross(Strategy):
-    name = "ema_cross"
-    description = "Long when EMA(fast) crosses above EMA(slow); flat when it crosses below."
-    param_specs = (
-        ParamSpec("fast", int, 12, 2, 200, "fast EMA length, in candles"),
-        ParamSpec("slow", int, 26, 3, 500, "slow EMA length, in candles"),
-    )
-
+class _Crossover(Strategy):
     def check_params(self) -> None:
         if self.params["fast"] >= self.params["slow"]:
             raise StrategyConfigError(
@@ -30,14 +19,41 @@ class EmaCross(Strategy):
     def warmup(self) -> int:
         return int(self.params["slow"]) + 1
 
-    @property
-    def history(self) -> int:
-        return _SETTLE_PERIODS * (int(self.params["slow"]) + 1)
+    def average(self, close: pd.Series, length: int) -> pd.Series | None:
+        raise NotImplementedError
 
     def signals(self, candles: pd.DataFrame) -> pd.Series:
         close = candles["close"]
-        fast = ta.ema(close, length=self.params["fast"])
-        slow = ta.ema(close, length=self.params["slow"])
+        fast = self.average(close, int(self.params["fast"]))
+        slow = self.average(close, int(self.params["slow"]))
         if fast is None or slow is None:  # pandas-ta returns None when the series is too short
-            return pd.Series(0, index=candles.index, dtype="int8")
+            return hold_everywhere(candles)
         return crossings(fast, slow)
+
+
+class EmaCross(_Crossover):
+    name = "ema_cross"
+    description = "Long when EMA(fast) crosses above EMA(slow); flat when it crosses below."
+    param_specs = (
+        ParamSpec("fast", int, 12, 2, 200, "fast EMA length, in candles"),
+        ParamSpec("slow", int, 26, 3, 500, "slow EMA length, in candles"),
+    )
+
+    def average(self, close: pd.Series, length: int) -> pd.Series | None:
+        return ta.ema(close, length=length)
+
+    @property
+    def smoothing_length(self) -> int:
+        return max(int(self.params["slow"]), super().smoothing_length)
+
+
+class SmaCross(_Crossover):
+    name = "sma_cross"
+    description = "Long when SMA(fast) crosses above SMA(slow); flat when it crosses below."
+    param_specs = (
+        ParamSpec("fast", int, 20, 2, 200, "fast SMA length, in candles"),
+        ParamSpec("slow", int, 50, 3, 500, "slow SMA length, in candles"),
+    )
+
+    def average(self, close: pd.Series, length: int) -> pd.Series | None:
+        return ta.sma(close, length=length)

@@ -16,7 +16,8 @@ class PaperExchange:
     """Simulated spot account. Balances persist in the state store after every fill.
 
     The price comes from a feed: the live ticker when running, the open of the candle forming
-    at the clock's time in a replay (which is the next candle's open after a signal).
+    at the clock's time in a replay (which is the next candle's open after a signal). A
+    protective sell carries the price its stop or target triggered at, and fills there.
     """
 
     def __init__(
@@ -70,17 +71,20 @@ class PaperExchange:
             return self._reports[intent.client_order_id]
         now = self._clock.now()
         base, quote = intent.pair.split("/")
-        price = await self._feed.price(intent.pair, now)
+        price = intent.trigger_price or await self._feed.price(intent.pair, now)
+        amount = intent.amount
         if intent.side is Side.BUY:
             fill_price = price * (1 + self._slippage)
-            fee = intent.amount * fill_price * self._fee_rate
-            self._debit(quote, intent.amount * fill_price + fee, intent)
-            changes = {quote: -(intent.amount * fill_price + fee), base: intent.amount}
+            if intent.quote_amount is not None:  # spend exactly this, fee included
+                amount = intent.quote_amount / (fill_price * (1 + self._fee_rate))
+            fee = amount * fill_price * self._fee_rate
+            self._debit(quote, amount * fill_price + fee, intent)
+            changes = {quote: -(amount * fill_price + fee), base: amount}
         else:
             fill_price = price * (1 - self._slippage)
-            fee = intent.amount * fill_price * self._fee_rate
-            self._debit(base, intent.amount, intent)
-            changes = {base: -intent.amount, quote: intent.amount * fill_price - fee}
+            fee = amount * fill_price * self._fee_rate
+            self._debit(base, amount, intent)
+            changes = {base: -amount, quote: amount * fill_price - fee}
         for asset, change in changes.items():
             self._balances[asset] = max(0.0, self._balances.get(asset, 0.0) + change)
         await self._state.set(BALANCES_KEY, self._balances, now)
@@ -88,7 +92,7 @@ class PaperExchange:
             client_order_id=intent.client_order_id,
             pair=intent.pair,
             side=intent.side,
-            amount=intent.amount,
+            amount=amount,
             price=fill_price,
             fee=fee,
             time=now,
@@ -98,7 +102,7 @@ class PaperExchange:
             client_order_id=intent.client_order_id,
             exchange_order_id=f"paper-{intent.client_order_id}",
             status=OrderStatus.FILLED,
-            filled=intent.amount,
+            filled=amount,
             average_price=fill_price,
             fills=(fill,),
         )

@@ -56,7 +56,7 @@ def test_backtest_json_has_the_documented_schema(tmp_path: Path) -> None:
         assert isinstance(metrics[key], int | float)
     assert metrics["trades"] == len(document["trades"]) > 10
     for trade in document["trades"]:
-        assert set(trade) == {
+        assert set(trade) >= {
             "pair",
             "entry_time",
             "exit_time",
@@ -71,6 +71,24 @@ def test_backtest_json_has_the_documented_schema(tmp_path: Path) -> None:
         assert entry.utcoffset() is not None
         assert entry.utcoffset().total_seconds() == 0
         assert datetime.fromisoformat(trade["exit_time"]) > entry
+    assert {trade["exit_reason"] for trade in document["trades"]} == {"signal"}
+    curve = document["equity_curve"]
+    assert 100 < len(curve) <= 500
+    assert curve[-1]["equity"] == metrics["end_equity"]
+    assert datetime.fromisoformat(curve[0]["time"]) < datetime.fromisoformat(curve[-1]["time"])
+    for key in (
+        "cagr",
+        "sharpe",
+        "sortino",
+        "calmar",
+        "profit_factor",
+        "expectancy",
+        "avg_holding_hours",
+        "exposure",
+        "buy_and_hold_return",
+        "max_drawdown_hours",
+    ):
+        assert isinstance(metrics[key], float), key
     total_pnl = sum(trade["pnl"] for trade in document["trades"])
     assert metrics["end_equity"] - 1000 == pytest.approx(total_pnl, abs=60)  # an open trade at most
     assert list(tmp_path.iterdir()) == []

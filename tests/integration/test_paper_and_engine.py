@@ -11,7 +11,6 @@ import pytest
 
 from bot.alerts import AlertOutbox
 from bot.app import PaperAccount, build_paper_engine
-from bot.backtest import BacktestSetup, run_backtest
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
 from bot.domain import (
@@ -28,9 +27,7 @@ from bot.domain import (
 from bot.engine import Engine, EngineCosts
 from bot.errors import InsufficientFunds
 from bot.exchange.paper import BALANCES_KEY, PaperExchange
-from bot.metrics import round_trips
 from bot.portfolio import Portfolio
-from bot.replay import ReplayDriver
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
@@ -40,7 +37,6 @@ from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.positions import SqlitePositionRepository
 from storage.state import SqliteStateRepository
-from strategies import build_strategy
 
 PAIR = "BTC/USDT"
 ACCOUNT = PaperAccount(balance=1000.0, quote="USDT", fee_rate=0.001, slippage=0.0005)
@@ -82,6 +78,32 @@ async def test_market_orders_fill_at_the_next_open_with_fee_and_slippage(
     sold = (await exchange.create_market_order(intent(Side.SELL, 0.005, "c2"))).fills[0]
     assert sold.price == pytest.approx(float(btc_candles["open"].iloc[9]) * 0.9995)
     assert exchange.balances()["BTC"] == 0.0
+
+
+async def test_a_quote_sized_buy_spends_exactly_its_budget_and_books_what_it_bought(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    exchange = await paper(db, btc_candles, FakeClock(at_open(btc_candles, 5)))
+    buy = dataclasses.replace(intent(Side.BUY, 0.001), quote_amount=500.0)  # amount: a guess
+    report = await exchange.create_market_order(buy)
+    (fill,) = report.fills
+    assert fill.notional + fill.fee == pytest.approx(500.0, rel=1e-12)
+    assert fill.amount == report.filled == exchange.balances()["BTC"]
+    assert fill.amount == pytest.approx(500.0 / (fill.price * 1.001))
+    assert exchange.balances()["USDT"] == pytest.approx(500.0)
+    sell = await exchange.create_market_order(intent(Side.SELL, fill.amount, "c2"))
+    assert sell.filled == fill.amount
+    assert exchange.balances()["BTC"] == 0.0
+
+
+async def test_a_protective_sell_fills_at_its_trigger_price(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    exchange = await paper(db, btc_candles, FakeClock(at_open(btc_candles, 5)))
+    await exchange.create_market_order(intent(Side.BUY, 0.002))
+    stop = dataclasses.replace(intent(Side.SELL, 0.002, "c2"), trigger_price=99_000.0)
+    (fill,) = (await exchange.create_market_order(stop)).fills
+    assert fill.price == pytest.approx(99_000.0 * 0.9995)
 
 
 async def test_unaffordable_order_is_refused_and_changes_nothing(
@@ -227,8 +249,9 @@ async def test_an_order_the_exchange_refuses_is_journaled_rejected_and_alerted(
     db: Database, btc_candles: pd.DataFrame
 ) -> None:
     clock = FakeClock(at_open(btc_candles, 100))
-    # The risk step thinks BTC costs 1 USDT, so it asks for far more than the account holds.
-    engine: Engine = await build_paper_engine(
+    # The books think there are 1,000 USDT; the paper account holds 50 (drift).
+    await SqliteStateRepository(db).set(BALANCES_KEY, {"USDT": 50.0}, clock.now())
+    engine = await build_paper_engine(
         db,
         clock=clock,
         feed=ReplaySource({PAIR: btc_candles}, {PAIR: "1h"}),
@@ -236,48 +259,16 @@ async def test_an_order_the_exchange_refuses_is_journaled_rejected_and_alerted(
         limits=RiskLimits(),
     )
     run = await new_run(db, clock)
-    signal = Signal(PAIR, at_open(btc_candles, 99), Action.ENTER, 1.0)
-    assert await engine.on_signal(run, signal, {PAIR: 1.0}) == []
+    close = float(btc_candles["close"].iloc[99])
+    signal = Signal(PAIR, at_open(btc_candles, 99), Action.ENTER, close)
+    assert await engine.on_signal(run, signal, {PAIR: close}) == []
     orders = await db.fetch_all("SELECT client_order_id, status FROM orders")
     assert [row["status"] for row in orders] == ["rejected"]
     history = await SqliteOrderRepository(db).history(orders[0]["client_order_id"])
     assert [status for status, _, _ in history] == [OrderStatus.NEW, OrderStatus.REJECTED]
-    assert "paper account has 1000" in history[-1][2]
+    assert "the paper account has 50" in history[-1][2]
     assert await SqliteFillRepository(db).all() == []
     assert await SqlitePositionRepository(db).all() == []
     assert engine.portfolio.cash == 1000.0
     alerts = await SqliteAlertRepository(db).pending()
     assert [(a.kind, "Order rejected" in a.text) for a in alerts] == [("order_rejected", True)]
-
-
-async def test_live_service_and_backtest_make_the_same_trades(btc_candles: pd.DataFrame) -> None:
-    """Parity: the replayed service and the backtester agree trade for trade."""
-    setup = BacktestSetup(
-        pair=PAIR, timeframe="1h", balance=1000.0, fee_rate=0.001, slippage=0.0005
-    )
-    backtest = await run_backtest(btc_candles, build_strategy("ema_cross"), setup)
-    source = ReplaySource({PAIR: btc_candles}, {PAIR: "1h"})
-    clock = FakeClock(source.first_open(PAIR))
-    async with open_database(":memory:") as db:
-        engine = await build_paper_engine(
-            db, clock=clock, feed=source, account=ACCOUNT, limits=RiskLimits()
-        )
-        service = TradingService(
-            engine=engine,
-            source=source,
-            equity=SqliteEquityRepository(db),
-            clock=clock,
-            runs=[await new_run(db, clock)],
-        )
-        driver = ReplayDriver(
-            clock=clock,
-            service=service,
-            state=SqliteStateRepository(db),
-            step=timedelta(hours=1),
-            end=source.last_close(PAIR) - timedelta(hours=1),
-        )
-        while not driver.finished.is_set():
-            await driver.step()
-        live = round_trips(await SqliteFillRepository(db).all())
-    assert len(backtest.trades) > 30
-    assert live == backtest.trades

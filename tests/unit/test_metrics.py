@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from bot.domain import Fill, Side
-from bot.metrics import max_drawdown, round_trips, summarize
+from bot.metrics import max_drawdown, measure, round_trips
 
 T0 = datetime(2025, 7, 1, tzinfo=UTC)
 
@@ -44,18 +45,71 @@ def test_round_trips_pair_entries_with_exits_per_pair() -> None:
     assert trades[1].pnl == pytest.approx(-10.0 - 0.1 - 0.09)
 
 
+def test_a_sell_while_flat_belongs_to_an_earlier_trade_and_is_skipped() -> None:
+    fills = [
+        fill("BTC/USDT", Side.SELL, 1.0, 100.0, 0),  # closed a trade that opened before
+        fill("BTC/USDT", Side.BUY, 2.0, 101.0, 0),
+        fill("BTC/USDT", Side.SELL, 2.0, 105.0, 3),
+    ]
+    (trade,) = round_trips(fills)
+    assert (trade.amount, trade.entry_price, trade.exit_price) == (2.0, 101.0, 105.0)
+
+
 def test_max_drawdown_is_the_largest_fall_from_a_peak() -> None:
     assert max_drawdown([100, 120, 90, 130, 117]) == pytest.approx(0.25)
     assert max_drawdown([100, 101, 102]) == 0.0
     assert max_drawdown([]) == 0.0
 
 
-def test_summary_counts_wins_and_return() -> None:
+def test_metrics_of_a_known_curve() -> None:
     trades = round_trips(
-        [fill("BTC/USDT", Side.BUY, 1.0, 100.0, 0), fill("BTC/USDT", Side.SELL, 1.0, 110.0, 1)]
+        [
+            fill("BTC/USDT", Side.BUY, 1.0, 100.0, 0),
+            fill("BTC/USDT", Side.SELL, 1.0, 110.0, 12),
+            fill("BTC/USDT", Side.BUY, 1.0, 110.0, 24),
+            fill("BTC/USDT", Side.SELL, 1.0, 99.0, 36),
+        ]
     )
-    summary = summarize(1000.0, [1000.0, 1050.0, 1009.79], trades, fees=0.21)
-    assert summary.trades == 1
-    assert summary.wins == 1
-    assert summary.total_return == pytest.approx(0.00979)
-    assert summary.max_drawdown == pytest.approx((1050 - 1009.79) / 1050)
+    day = 86400.0
+    times = np.array([0, 1, 2, 3, 4]) * day
+    equity = np.array([1000.0, 1050.0, 1009.79, 1020.0, 1100.0])
+    metrics = measure(
+        times=times,
+        equity=equity,
+        trades=trades,
+        fees=0.42,
+        start_equity=1000.0,
+        buy_and_hold_return=0.05,
+    )
+    assert metrics.trades == 2
+    assert metrics.wins == 1
+    assert metrics.win_rate == 0.5
+    assert metrics.total_return == pytest.approx(0.1)
+    assert metrics.cagr == pytest.approx(1.1 ** (365.25 / 4) - 1)
+    assert metrics.max_drawdown == pytest.approx((1050 - 1009.79) / 1050)
+    assert metrics.max_drawdown_hours == pytest.approx(72.0)  # day 1 peak, recovered on day 4
+    assert metrics.profit_factor == pytest.approx(trades[0].pnl / -trades[1].pnl)
+    assert metrics.expectancy == pytest.approx((trades[0].pnl + trades[1].pnl) / 2)
+    assert metrics.avg_holding_hours == 12.0
+    assert metrics.exposure == pytest.approx(24 / 96)
+    returns = np.diff(np.concatenate(([1000.0], equity))) / np.concatenate(([1000.0], equity))[:-1]
+    assert metrics.sharpe == pytest.approx(returns.mean() / returns.std() * np.sqrt(365.25))
+    downside = np.sqrt(np.mean(np.minimum(returns, 0) ** 2))
+    assert metrics.sortino == pytest.approx(returns.mean() / downside * np.sqrt(365.25))
+    assert metrics.calmar == pytest.approx(metrics.cagr / metrics.max_drawdown)
+    assert metrics.buy_and_hold_return == 0.05
+
+
+def test_metrics_without_losses_or_trades_stay_valid_json() -> None:
+    metrics = measure(
+        times=np.array([0.0, 3600.0]),
+        equity=np.array([1000.0, 1000.0]),
+        trades=[],
+        fees=0.0,
+        start_equity=1000.0,
+        buy_and_hold_return=0.0,
+    )
+    document = metrics.as_dict()
+    assert document["profit_factor"] is None
+    assert document["sharpe"] is None
+    assert document["trades"] == 0

@@ -4,21 +4,42 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strategies import REGISTRY, StrategyConfigError, build_strategy
+from strategies import REGISTRY, ExitPolicy, StrategyConfigError, build_strategy
 from strategies.base import ENTER, EXIT
 
 
-def test_ema_cross_defaults_are_12_and_26() -> None:
+def test_ema_cross_defaults_are_12_and_26_with_every_exit_off() -> None:
     strategy = build_strategy("ema_cross")
-    assert strategy.params == {"fast": 12, "slow": 26}
+    assert (strategy.params["fast"], strategy.params["slow"]) == (12, 26)
     assert strategy.warmup == 27
+    assert strategy.exit_policy == ExitPolicy()
 
 
-def test_ema_cross_params_from_strings_are_coerced() -> None:
-    assert build_strategy("ema_cross", {"fast": "5", "slow": "40"}).params == {
-        "fast": 5,
-        "slow": 40,
-    }
+def test_params_from_strings_are_coerced() -> None:
+    strategy = build_strategy("ema_cross", {"fast": "5", "slow": "40", "stop_loss": "0.05"})
+    assert (strategy.params["fast"], strategy.params["slow"]) == (5, 40)
+    assert strategy.exit_policy.stop_loss == 0.05
+
+
+def test_grid_takes_profit_one_spacing_up_by_default() -> None:
+    policy = build_strategy("grid").exit_policy
+    assert (policy.take_profit, policy.stop_loss) == (0.01, 0.05)
+    assert build_strategy("grid", {"take_profit": 0}).exit_policy.take_profit == 0
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_default_is_inside_its_bounds(name: str) -> None:
+    for spec in REGISTRY[name].specs():
+        assert spec.minimum <= spec.default <= spec.maximum, spec.name
+    build_strategy(name)  # the defaults together are valid too
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_strategy_enters_and_exits_on_real_data(name: str, btc_candles: pd.DataFrame) -> None:
+    codes = build_strategy(name).signals(btc_candles)
+    assert codes.dtype == np.int8
+    assert set(codes.unique()) == {ENTER, EXIT, 0}
+    assert (codes.iloc[: build_strategy(name).warmup - 1] == 0).all()
 
 
 @pytest.mark.parametrize(
@@ -31,6 +52,8 @@ def test_ema_cross_params_from_strings_are_coerced() -> None:
         ({"fast": 30, "slow": 26}, "must be below slow"),
         ({"fast": True}, "expected a number"),
         ({"speed": 3}, "has no parameter speed"),
+        ({"stop_loss": 0.9}, "out of bounds"),
+        ({"atr_stop": -1}, "out of bounds"),
     ],
 )
 def test_ema_cross_bad_params_are_refused(params: dict[str, object], message: str) -> None:
