@@ -11,11 +11,13 @@ from bot.backtest import BacktestResult, BacktestSetup, run_backtest
 from bot.candles import check_alignment, describe_file_name, infer_timeframe, read_candle_file
 from bot.cli import parse_params, print_json
 from bot.domain import RiskLimits, from_ms
-from bot.errors import UserInputError
+from bot.errors import DataError, UserInputError
+from bot.kernel import warm_up
 from bot.timeframes import timeframe_seconds
 from strategies import Strategy, StrategyConfigError, build_strategy
 
 CURVE_POINTS = 500
+TABLE_TRADES = 30  # the text table lists the most recent trades; --json lists them all
 
 
 def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
@@ -28,18 +30,23 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
 def backtest_command(args: argparse.Namespace) -> int:
     _check_rates(args)
     strategy = load_strategy(args.strategy, parse_params(args.param))
-    candles = read_candle_file(args.data)
+    if not args.data.is_file():
+        raise DataError(f"candle file {args.data} does not exist")
     named = describe_file_name(args.data)
     pair = args.pair or (named[0] if named else None)
     if pair is None:
         raise UserInputError(f"cannot tell the pair from {args.data.name}; pass --pair BASE/QUOTE")
+    warming = warm_up()  # overlaps numba's one-off load with reading the file
+    candles = read_candle_file(args.data)
     timeframe = args.timeframe or (named[1] if named else infer_timeframe(candles))
     timeframe_seconds(timeframe)
     check_alignment(candles, timeframe, str(args.data))
     setup = BacktestSetup(
         pair=pair, timeframe=timeframe, balance=args.balance, fee_rate=args.fee,
-        slippage=args.slippage, limits=RiskLimits(position_fraction=args.fraction),
+        slippage=args.slippage,
+        limits=RiskLimits(position_fraction=args.fraction, min_order_value=args.min_order_value),
     )  # fmt: skip
+    warming.join()
     result = run_backtest(candles, strategy, setup)
     if args.chart:
         args.chart.write_bytes(result_chart(result))
@@ -57,6 +64,8 @@ def _check_rates(args: argparse.Namespace) -> None:
         raise UserInputError(f"--slippage {args.slippage}: expected a rate from 0 to 0.05")
     if not args.balance > 0:
         raise UserInputError(f"--balance {args.balance}: expected a positive amount")
+    if not args.min_order_value >= 0:
+        raise UserInputError(f"--min-order-value {args.min_order_value}: expected 0 or more")
     if not 0 < args.fraction <= 1:
         raise UserInputError(f"--fraction {args.fraction}: expected a share above 0, at most 1")
 
@@ -109,10 +118,13 @@ def result_table(result: BacktestResult) -> str:
         "",
         f"{'entry (UTC)':<17} {'exit (UTC)':<17} {'entry':>12} {'exit':>12} {'pnl':>10}  exit by",
     ]
+    hidden = max(0, len(result.trades) - TABLE_TRADES)
+    if hidden:
+        lines.append(f"({hidden:,} earlier trades not shown; --json lists them all)")
     lines += [
         f"{t.entry_time:%Y-%m-%d %H:%M} {t.exit_time:%Y-%m-%d %H:%M} {t.entry_price:>12,.2f} "
         f"{t.exit_price:>12,.2f} {t.pnl:>+10,.2f}  {t.exit_reason}"
-        for t in result.trades
+        for t in result.trades[hidden:]
     ]
     rows = [
         ("total return", f"{m.total_return:+.2%} ({m.pnl:+,.2f} {quote})"),

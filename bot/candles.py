@@ -21,6 +21,7 @@ from bot.timeframes import timeframe_name, timeframe_seconds
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
+_DTYPES = {"timestamp": "int64", **{column: "float64" for column in COLUMNS[1:]}}
 _FILE_NAME = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-([0-9]+[mhdw])\.csv(\.gz)?$")
 
 
@@ -28,6 +29,16 @@ def read_candle_file(path: Path) -> pd.DataFrame:
     """Load and validate a candle file; raises DataError naming the first problem found."""
     if not path.is_file():
         raise DataError(f"candle file {path} does not exist")
+    try:  # the fast path: a well-formed file parses straight into numbers
+        frame = pd.read_csv(path, dtype=_DTYPES, keep_default_na=False)
+        if tuple(frame.columns) == COLUMNS:
+            return validate_candles(frame, str(path))
+    except (ValueError, OverflowError, pd.errors.ParserError):
+        pass  # read it again as text to say exactly which value is wrong
+    except (OSError, UnicodeDecodeError, EOFError) as error:
+        raise DataError(f"candle file {path} cannot be read as CSV: {error}") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"candle file {path} is empty") from None
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as error:

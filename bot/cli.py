@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.99,
         help="share of equity an entry spends (default 0.99)",
     )
+    backtest.add_argument(
+        "--min-order-value",
+        type=float,
+        default=10.0,
+        help="entries worth less are refused (default 10)",
+    )
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
     backtest.set_defaults(handler=_backtest)
@@ -89,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
     from bot.app import run_service
     from bot.config import Secrets, load_settings
 

@@ -20,6 +20,7 @@ of the candle being processed, which is when the live engine learns of it.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -71,16 +72,45 @@ def simulate(
     exits: KernelExits,
 ) -> KernelResult:
     """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``)."""
-    arrays = _simulate(
-        candles["open"], candles["high"], candles["low"], candles["close"],
-        codes.astype(np.int8), atr.astype(np.float64),
+    scalars = (
         costs.balance, costs.fee_rate, costs.slippage, costs.capital_share,
         costs.position_fraction, costs.min_order_value,
         exits.stop_loss, exits.take_profit, exits.trailing_stop, exits.atr_stop,
     )  # fmt: skip
+    arrays = _simulate(
+        *(_plain(candles[column], np.float64) for column in ("open", "high", "low", "close")),
+        _plain(codes, np.int8),
+        _plain(atr, np.float64),
+        *(float(value) for value in scalars),  # one compiled signature, never an int variant
+    )
     count = int(arrays[-2])
     trades = [array[:count] for array in arrays[2:-2]]
     return KernelResult(arrays[0], arrays[1], *trades, fees=float(arrays[-1]))
+
+
+def warm_up() -> threading.Thread:
+    """Load the compiled kernel on a thread (numba's first call costs ~0.25 s even when
+    cached), so a caller can read its candles meanwhile. Join the thread before simulating."""
+    tiny = {column: np.ones(4) for column in ("open", "high", "low", "close")}
+    thread = threading.Thread(
+        target=simulate,
+        args=(
+            tiny,
+            np.zeros(4, np.int8),
+            np.ones(4),
+            KernelCosts(1.0, 0.0, 0.0, 1.0, 1.0, 0.0),
+            KernelExits(0.0, 0.0, 0.0, 0.0),
+        ),
+        name="kernel-warm-up",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def _plain(values: np.ndarray, dtype: type) -> np.ndarray:
+    """C-contiguous and writable: one compiled (and cached) signature for every caller."""
+    return np.require(values, dtype=dtype, requirements=["C", "W"])
 
 
 @numba.njit(cache=True)

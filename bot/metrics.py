@@ -162,17 +162,12 @@ def _ratio(mean: float, deviation: float, steps_per_year: float) -> float:
 
 
 def _longest_underwater(times: np.ndarray, equity: np.ndarray) -> float:
-    """Seconds of the longest stretch spent below a previous peak (to recovery or the end)."""
+    """Seconds of the longest stretch from a peak to its recovery (or to the end)."""
     if len(equity) < 2:
         return 0.0
-    peaks = np.maximum.accumulate(equity)
-    underwater = equity < peaks
-    longest, start = 0.0, None
-    for index, below in enumerate(underwater):
-        if below and start is None:
-            start = times[index - 1] if index else times[index]
-        elif not below and start is not None:
-            longest, start = max(longest, float(times[index] - start)), None
-    if start is not None:
-        longest = max(longest, float(times[-1] - start))
-    return longest
+    at_peak = equity >= np.maximum.accumulate(equity)
+    last_peak = np.maximum.accumulate(np.where(at_peak, np.arange(len(equity)), 0))
+    recovered = at_peak[1:] & ~at_peak[:-1]
+    spans = times[1:][recovered] - times[last_peak[:-1][recovered]]
+    ongoing = times[-1] - times[last_peak[-1]] if not at_peak[-1] else 0.0
+    return float(max(spans.max(initial=0.0), ongoing))

@@ -103,10 +103,17 @@ def test_backtest_table_and_chart(tmp_path: Path) -> None:
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def bad_file(tmp_path: Path, name: str, text: str) -> str:
-    path = tmp_path / "input" / name
-    path.parent.mkdir(exist_ok=True)
+def bad_file(tmp_path: Path, case: str, text: str) -> str:
+    path = tmp_path / "input" / case / "BTC_USDT-1h.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    return str(path)
+
+
+def unnamed_copy(tmp_path: Path) -> str:
+    path = tmp_path / "input" / "prices.csv.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(SAMPLE.read_bytes())
     return str(path)
 
 
@@ -114,6 +121,7 @@ def bad_file(tmp_path: Path, name: str, text: str) -> str:
     ("make_args", "message"),
     [
         (lambda p: ["--data", str(p / "missing.csv")], "does not exist"),
+        (lambda p: ["--data", unnamed_copy(p)], "cannot tell the pair from prices.csv.gz"),
         (lambda p: ["--data", bad_file(p, "m.csv", "a,b\n1,2\n")], "has header"),
         (
             lambda p: [
