@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bot.backtest import BacktestResult, BacktestSetup, run_backtest
-from bot.candles import check_alignment, describe_file_name, infer_timeframe, read_candle_file
+from bot.candles import (
+    check_alignment,
+    describe_file_name,
+    infer_timeframe,
+    read_candle_file,
+    validate_candles,
+)
 from bot.cli import parse_params, print_json
 from bot.domain import RiskLimits, from_ms
-from bot.errors import DataError, UserInputError
+from bot.errors import DataError, NotFound, UserInputError
 from bot.kernel import warm_up
 from bot.timeframes import timeframe_seconds
 from strategies import Strategy, StrategyConfigError, build_strategy
@@ -30,17 +38,11 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
 def backtest_command(args: argparse.Namespace) -> int:
     _check_rates(args)
     strategy = load_strategy(args.strategy, parse_params(args.param))
-    if not args.data.is_file():
-        raise DataError(f"candle file {args.data} does not exist")
-    named = describe_file_name(args.data)
-    pair = args.pair or (named[0] if named else None)
-    if pair is None:
-        raise UserInputError(f"cannot tell the pair from {args.data.name}; pass --pair BASE/QUOTE")
-    warming = warm_up()  # overlaps numba's one-off load with reading the file
-    candles = read_candle_file(args.data)
-    timeframe = args.timeframe or (named[1] if named else infer_timeframe(candles))
-    timeframe_seconds(timeframe)
-    check_alignment(candles, timeframe, str(args.data))
+    warming = warm_up()  # overlaps numba's one-off load with reading the candles
+    if args.data:
+        pair, timeframe, candles = _from_file(args)
+    else:
+        pair, timeframe, candles = _from_storage(args)
     setup = BacktestSetup(
         pair=pair, timeframe=timeframe, balance=args.balance, fee_rate=args.fee,
         slippage=args.slippage,
@@ -55,6 +57,52 @@ def backtest_command(args: argparse.Namespace) -> int:
     else:
         print(result_table(result))
     return 0
+
+
+def _from_file(args: argparse.Namespace) -> tuple[str, str, pd.DataFrame]:
+    if args.since or args.until or args.exchange:
+        raise UserInputError("--since, --until and --exchange go with stored candles, not --data")
+    if not args.data.is_file():
+        raise DataError(f"candle file {args.data} does not exist")
+    named = describe_file_name(args.data)
+    pair = args.pair or (named[0] if named else None)
+    if pair is None:
+        raise UserInputError(f"cannot tell the pair from {args.data.name}; pass --pair BASE/QUOTE")
+    candles = read_candle_file(args.data)
+    timeframe = args.timeframe or (named[1] if named else infer_timeframe(candles))
+    timeframe_seconds(timeframe)
+    check_alignment(candles, timeframe, str(args.data))
+    return pair, timeframe, candles
+
+
+def _from_storage(args: argparse.Namespace) -> tuple[str, str, pd.DataFrame]:
+    if not (args.pair and args.timeframe):
+        raise UserInputError("give --data FILE, or --pair and --timeframe for stored candles")
+    timeframe_seconds(args.timeframe)
+    from bot.data_command import parse_time, settings_for
+    from storage.candles import SqliteCandleRepository
+    from storage.db import open_database
+
+    settings = settings_for(args)
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until") if args.until else None
+    exchange = args.exchange or settings.exchange.name
+    if not settings.database_path.exists():
+        raise NotFound(f"no candles stored yet ({settings.database_path} does not exist)")
+
+    async def read() -> pd.DataFrame:
+        async with open_database(settings.database_path) as db:
+            return await SqliteCandleRepository(db).frame(
+                exchange, args.pair, args.timeframe, since, until
+            )
+
+    candles = asyncio.run(read())
+    if candles.empty:
+        raise NotFound(
+            f"no {exchange} {args.pair} {args.timeframe} candles stored in that range; "
+            "use pairpilot data download or data import"
+        )
+    return args.pair, args.timeframe, validate_candles(candles, f"stored {args.pair}")
 
 
 def _check_rates(args: argparse.Namespace) -> None:

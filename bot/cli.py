@@ -36,8 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    backtest = commands.add_parser("backtest", help="backtest a strategy on a candle file")
-    backtest.add_argument("--data", type=Path, required=True, help="candle CSV (gzip or plain)")
+    backtest = commands.add_parser(
+        "backtest", help="backtest a strategy on a candle file or on stored candles"
+    )
+    backtest.add_argument("--data", type=Path, help="candle CSV (gzip or plain)")
+    backtest.add_argument("--since", help="with stored candles: from this UTC date")
+    backtest.add_argument("--until", help="with stored candles: up to this UTC date")
+    backtest.add_argument("--exchange", help="with stored candles: whose (default binance)")
+    backtest.add_argument("--config", type=Path, help="TOML config (for data_dir)")
     backtest.add_argument("--strategy", default="ema_cross")
     backtest.add_argument(
         "--param",
@@ -46,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="strategy parameter, repeatable (e.g. --param fast=12)",
     )
-    backtest.add_argument("--pair", help="default: from the file name, like BTC_USDT-1h.csv.gz")
-    backtest.add_argument("--timeframe", help="default: from the file name or the candles")
+    backtest.add_argument("--pair", help="the pair; with --data, default from the file name")
+    backtest.add_argument("--timeframe", help="the timeframe; with --data, default from the file")
     backtest.add_argument("--fee", type=float, default=0.001, help="fee rate (default 0.001)")
     backtest.add_argument("--slippage", type=float, default=0.0, help="slippage rate (default 0)")
     backtest.add_argument(
@@ -71,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
     backtest.set_defaults(handler=_backtest)
+
+    from bot.data_command import add_data_commands
+
+    add_data_commands(commands)
     return parser
 
 

@@ -32,6 +32,14 @@ class InsufficientFunds(RiskRejected):
 class ExchangeUnavailable(BotError):
     """A transient exchange failure: retry with backoff inside the adapter only."""
 
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the exchange asked us to wait, if it said
+
+
+class ExchangeAuthFailed(BotError):
+    """The exchange refused our keys: halt trading and alert; retrying will not help."""
+
 
 class ExchangeRejected(BotError):
     """The exchange refused the order: never retry, alert."""

@@ -56,3 +56,26 @@ class SqliteCandleRepository:
         frame = pd.DataFrame([tuple(row) for row in rows], columns=list(_COLUMNS))
         frame["timestamp"] = frame["timestamp"].astype(np.int64)
         return frame
+
+    async def last_timestamp(self, exchange: str, pair: str, timeframe: str) -> int | None:
+        row = await self._db.fetch_one(
+            "SELECT max(timestamp) FROM candles WHERE exchange = ? AND pair = ? AND timeframe = ?",
+            (exchange, pair, timeframe),
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def series(self) -> list[tuple[str, str, str]]:
+        """Every (exchange, pair, timeframe) with stored candles."""
+        rows = await self._db.fetch_all(
+            "SELECT DISTINCT exchange, pair, timeframe FROM candles ORDER BY exchange, pair,"
+            " timeframe"
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def timestamps(self, exchange: str, pair: str, timeframe: str) -> np.ndarray:
+        rows = await self._db.fetch_all(
+            "SELECT timestamp FROM candles WHERE exchange = ? AND pair = ? AND timeframe = ?"
+            " ORDER BY timestamp",
+            (exchange, pair, timeframe),
+        )
+        return np.array([row[0] for row in rows], dtype=np.int64)

@@ -1,0 +1,146 @@
+"""Backtest speed and memory: pairpilot against backtesting.py and vectorbt, same data, one run.
+
+    .venv/bin/python bench/backtest_speed.py [--runs 5] [--vectorbt /path/to/python]
+
+EMA 12/26 crossover, long only, 0.1% fee, all-in, next-open fills. Whole processes are timed
+with /usr/bin/time (wall seconds and peak RSS), median of --runs. Our targets are measured with
+stop-loss and take-profit on (the kernel then looks inside every candle while in a position);
+the runs without them check that every engine makes the same number of trades.
+vectorbt needs numba >= 0.66 while pandas-ta pins 0.61.2, so it runs from its own venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from series import build_year  # noqa: E402
+
+from bot.backtest import BacktestSetup, run_backtest  # noqa: E402
+from bot.candles import read_candle_file  # noqa: E402
+from bot.domain import RiskLimits  # noqa: E402
+from strategies import build_strategy  # noqa: E402
+
+REAL = ROOT.parent / "shared" / "data" / "BTC_USDT-1m.csv.gz"
+CACHE = ROOT / "bench" / ".cache"
+STOPS = ["--param", "stop_loss=0.05", "--param", "take_profit=0.1"]
+ALL_IN = ["--min-order-value", "0", "--fraction", "0.9999"]
+# Measured on this kind of machine and recorded in the issue (not re-run here).
+FREQTRADE = {"BTC_USDT-1m.csv.gz (130,708)": (10.4, None), "year (525,600)": (38.0, 900.0)}
+
+
+def timed(command: list[str], runs: int) -> tuple[float, float, str]:
+    """Median wall seconds, median peak RSS (MB) and the last run's stdout."""
+    walls, peaks, out = [], [], ""
+    for _ in range(runs):
+        with tempfile.NamedTemporaryFile("r") as report:
+            done = subprocess.run(
+                ["/usr/bin/time", "-o", report.name, "-f", "%e %M", *command],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            wall, peak = report.read().split()[-2:]
+        walls.append(float(wall))
+        peaks.append(float(peak) / 1024)
+        out = done.stdout
+    return statistics.median(walls), statistics.median(peaks), out
+
+
+def ours(path: Path, extra: list[str], runs: int) -> tuple[float, float, int]:
+    command = [
+        str(ROOT / ".venv/bin/pairpilot"),
+        "backtest",
+        "--data",
+        str(path),
+        "--json",
+        *ALL_IN,
+        *extra,
+    ]
+    wall, peak, out = timed(command, runs)
+    return wall, peak, json.loads(out)["metrics"]["trades"]
+
+
+def reference(python: str, script: str, path: Path, runs: int) -> tuple[float, float, dict]:
+    wall, peak, out = timed([python, str(ROOT / "bench" / script), str(path)], runs)
+    return wall, peak, json.loads(out.strip().splitlines()[-1])
+
+
+def engine_seconds(path: Path, sizes: list[int], runs: int) -> dict[int, float]:
+    """Our engine alone (signals, kernel, trades, metrics) on the first N candles, warmed up."""
+    candles = read_candle_file(path)
+    strategy = build_strategy("ema_cross", {"stop_loss": 0.05, "take_profit": 0.1})
+    setup = BacktestSetup("BTC/USDT", "1m", limits=RiskLimits(0.9999, 0.0))
+    run_backtest(candles.iloc[:1000], strategy, setup)  # loads the compiled kernel
+    result = {}
+    for size in sizes:
+        part = candles.iloc[:size]
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            run_backtest(part, strategy, setup)
+            times.append(time.perf_counter() - started)
+        result[size] = statistics.median(times)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--vectorbt", help="a python with vectorbt installed")
+    args = parser.parse_args()
+    if not REAL.is_file():
+        sys.exit(f"{REAL} is missing: the benchmark needs the shared data folder")
+    year = build_year(REAL, CACHE / "year" / "BTC_USDT-1m.csv.gz")
+    subprocess.run(
+        [str(ROOT / ".venv/bin/pairpilot"), "backtest", "--data", str(REAL), *STOPS],
+        capture_output=True,
+        check=True,
+    )  # compile the kernel once, into the cache
+    print(f"runs per figure: {args.runs} (median); whole processes; peak RSS in MB\n")
+    for label, path in (("BTC_USDT-1m.csv.gz (130,708)", REAL), ("year (525,600)", year)):
+        rows = []
+        wall, peak, trades = ours(path, STOPS, args.runs)
+        rows.append(("pairpilot, stop-loss + take-profit", wall, peak, trades))
+        wall_plain, peak_plain, trades_plain = ours(path, [], args.runs)
+        rows.append(("pairpilot, signals only", wall_plain, peak_plain, trades_plain))
+        wall_bt, peak_bt, bt = reference(
+            sys.executable, "reference_backtesting_py.py", path, args.runs
+        )
+        rows.append(("backtesting.py 0.6.6", wall_bt, peak_bt, bt["trades"]))
+        if args.vectorbt:
+            wall_vb, peak_vb, vb = reference(
+                args.vectorbt, "reference_vectorbt.py", path, args.runs
+            )
+            rows.append(("vectorbt", wall_vb, peak_vb, vb["trades"]))
+        ft_wall, ft_peak = FREQTRADE[label]
+        print(f"== {label}")
+        print(f"{'engine':<38} {'wall s':>8} {'peak MB':>8} {'trades':>7} {'x ours':>7}")
+        for name, seconds, megabytes, count in rows:
+            print(f"{name:<38} {seconds:>8.2f} {megabytes:>8.0f} {count:>7} {seconds / wall:>7.1f}")
+        peak_text = f"{ft_peak:>8.0f}" if ft_peak else f"{'-':>8}"
+        print(
+            f"{'freqtrade 2026.9 (recorded, not run)':<38} {ft_wall:>8.2f} {peak_text} "
+            f"{'':>7} {ft_wall / wall:>7.1f}"
+        )
+        print(f"trades agree (signals only): {len({row[3] for row in rows[1:]}) == 1}\n")
+    sizes = [1_000, 10_000, 100_000, 500_000, 525_600]
+    print("== our engine alone (data loaded, kernel warm), stop-loss + take-profit on")
+    for size, seconds in engine_seconds(year, sizes, args.runs).items():
+        print(
+            f"{size:>9,} candles {seconds * 1000:>9.1f} ms  {seconds / size * 1e9:>7.0f} ns/candle"
+        )
+
+
+if __name__ == "__main__":
+    main()
