@@ -34,7 +34,7 @@ class EmaCross(Strategy):
             self.position.close()
 
 
-def main(path: str) -> None:
+def main(path: str, cash: float) -> None:
     raw = pd.read_csv(path)
     data = pd.DataFrame(
         {
@@ -51,7 +51,7 @@ def main(path: str) -> None:
         stats = FractionalBacktest(
             data,
             EmaCross,
-            cash=1000.0,
+            cash=cash,
             commission=0.001,
             fractional_unit=1e-10,
             finalize_trades=False,
@@ -68,4 +68,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], float(sys.argv[2]))

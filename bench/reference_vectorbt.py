@@ -27,7 +27,7 @@ def ema(close: np.ndarray, length: int) -> np.ndarray:
     return result.to_numpy()
 
 
-def main(path: str) -> None:
+def main(path: str, cash: float) -> None:
     raw = pd.read_csv(path)
     started = time.perf_counter()
     close = raw.close.to_numpy()
@@ -47,7 +47,7 @@ def main(path: str) -> None:
         price=pd.Series(raw.open.to_numpy()),
         fees=0.001,
         size=np.inf,
-        init_cash=1000.0,
+        init_cash=cash,
         freq="1min",
     )
     trades = portfolio.trades.count()
@@ -63,4 +63,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], float(sys.argv[2]))

@@ -38,7 +38,7 @@ class BacktestResult:
     close_ms: np.ndarray  # each candle's close time, ms
     equity: np.ndarray  # marked at each candle's close
     stop_line: np.ndarray  # protective stop in force during each candle, NaN when none
-    trades: list[Trade]
+    table: TradeTable
     ambiguous_exits: int  # candles that reached both stop and target: resolved as the stop
     metrics: Metrics
 
@@ -70,7 +70,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
         KernelExits(policy.stop_loss, policy.take_profit, policy.trailing_stop, policy.atr_stop),
     )
     close_ms = candles["timestamp"].to_numpy() + timeframe_seconds(setup.timeframe) * 1000
-    trades = _trades(result, close_ms, setup.pair)
+    table = TradeTable.from_kernel(result, close_ms, setup.pair)
     closes = candles["close"].to_numpy()
     return BacktestResult(
         setup=setup,
@@ -79,12 +79,13 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
         close_ms=close_ms,
         equity=result.equity,
         stop_line=result.stop_line,
-        trades=trades,
+        table=table,
         ambiguous_exits=int(result.ambiguous.sum()),
         metrics=measure(
             times=close_ms / 1000,
             equity=result.equity,
-            trades=trades,
+            trade_pnl=table.pnl,
+            trade_seconds=(table.exit_ms - table.entry_ms) / 1000,
             fees=result.fees,
             start_equity=setup.balance,
             buy_and_hold_return=float(closes[-1] / closes[0] - 1),
@@ -92,23 +93,52 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
     )
 
 
-def _trades(result: KernelResult, close_ms: np.ndarray, pair: str) -> list[Trade]:
-    trades = []
-    for k in range(len(result.exit_index)):
-        amount = float(result.amount[k])
-        entry, exit_ = float(result.entry_price[k]), float(result.exit_price[k])
-        fee = float(result.entry_fee[k] + result.exit_fee[k])
-        trades.append(
-            Trade(
-                pair=pair,
-                entry_time=from_ms(int(close_ms[result.entry_index[k]])),
-                exit_time=from_ms(int(close_ms[result.exit_index[k]])),
-                entry_price=entry,
-                exit_price=exit_,
-                amount=amount,
-                pnl=amount * exit_ - amount * entry - fee,
-                fee=fee,
-                exit_reason=EXIT_REASONS[int(result.exit_reason[k])],
-            )
+@dataclass(frozen=True, slots=True)
+class TradeTable:
+    """Closed trades as columns; ``Trade`` objects are made only for the rows asked for."""
+
+    pair: str
+    entry_ms: np.ndarray
+    exit_ms: np.ndarray
+    entry_price: np.ndarray
+    exit_price: np.ndarray
+    amount: np.ndarray
+    fee: np.ndarray
+    pnl: np.ndarray
+    reason: np.ndarray
+
+    @classmethod
+    def from_kernel(cls, result: KernelResult, close_ms: np.ndarray, pair: str) -> TradeTable:
+        amount = result.amount
+        fee = result.entry_fee + result.exit_fee
+        return cls(
+            pair=pair,
+            entry_ms=close_ms[result.entry_index],
+            exit_ms=close_ms[result.exit_index],
+            entry_price=result.entry_price,
+            exit_price=result.exit_price,
+            amount=amount,
+            fee=fee,
+            pnl=amount * result.exit_price - amount * result.entry_price - fee,
+            reason=result.exit_reason,
         )
-    return trades
+
+    def __len__(self) -> int:
+        return len(self.pnl)
+
+    def trades(self, start: int = 0) -> list[Trade]:
+        """Trades from row ``start`` on, oldest first."""
+        return [
+            Trade(
+                pair=self.pair,
+                entry_time=from_ms(int(self.entry_ms[k])),
+                exit_time=from_ms(int(self.exit_ms[k])),
+                entry_price=float(self.entry_price[k]),
+                exit_price=float(self.exit_price[k]),
+                amount=float(self.amount[k]),
+                pnl=float(self.pnl[k]),
+                fee=float(self.fee[k]),
+                exit_reason=EXIT_REASONS[int(self.reason[k])],
+            )
+            for k in range(start, len(self))
+        ]

@@ -20,7 +20,7 @@ from bot.candles import (
 from bot.cli import parse_params, print_json
 from bot.domain import RiskLimits, from_ms
 from bot.errors import DataError, NotFound, UserInputError
-from bot.kernel import warm_up
+from bot.kernel import EXIT_REASONS, warm_up
 from bot.timeframes import timeframe_seconds
 from strategies import Strategy, StrategyConfigError, build_strategy
 
@@ -134,25 +134,39 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
             "ambiguous_exit_rule": "a candle that reached both stop and target exits at the stop",
         },
         "metrics": result.metrics.as_dict(),
-        "trades": [
-            {
-                "pair": trade.pair,
-                "entry_time": trade.entry_time.isoformat(),
-                "exit_time": trade.exit_time.isoformat(),
-                "entry_price": trade.entry_price,
-                "exit_price": trade.exit_price,
-                "amount": trade.amount,
-                "pnl": trade.pnl,
-                "fee": trade.fee,
-                "exit_reason": trade.exit_reason,
-            }
-            for trade in result.trades
-        ],
+        "trades": trade_rows(result),
         "equity_curve": [
-            {"time": from_ms(int(result.close_ms[i])).isoformat(), "equity": result.equity[i]}
-            for i in picks
+            {"time": time, "equity": equity}
+            for time, equity in zip(
+                iso_times(result.close_ms[picks]), result.equity[picks].tolist(), strict=True
+            )
         ],
     }
+
+
+def iso_times(milliseconds: np.ndarray) -> list[str]:
+    """ISO-8601 UTC times ("2025-06-23T09:00:00Z") for many epoch milliseconds at once."""
+    stamps = np.asarray(milliseconds, dtype="datetime64[ms]").astype("datetime64[s]")
+    return np.datetime_as_string(stamps, timezone="UTC").tolist()
+
+
+def trade_rows(result: BacktestResult) -> list[dict[str, Any]]:
+    """Every closed trade as a JSON object, built column-wise (thousands of trades are common)."""
+    table = result.table
+    columns = {
+        "entry_time": iso_times(table.entry_ms),
+        "exit_time": iso_times(table.exit_ms),
+        "entry_price": table.entry_price.tolist(),
+        "exit_price": table.exit_price.tolist(),
+        "amount": table.amount.tolist(),
+        "pnl": table.pnl.tolist(),
+        "fee": table.fee.tolist(),
+        "exit_reason": [EXIT_REASONS[code] for code in table.reason.tolist()],
+    }
+    return [
+        {"pair": table.pair, **dict(zip(columns, row, strict=True))}
+        for row in zip(*columns.values(), strict=True)
+    ]
 
 
 def result_table(result: BacktestResult) -> str:
@@ -166,13 +180,13 @@ def result_table(result: BacktestResult) -> str:
         "",
         f"{'entry (UTC)':<17} {'exit (UTC)':<17} {'entry':>12} {'exit':>12} {'pnl':>10}  exit by",
     ]
-    hidden = max(0, len(result.trades) - TABLE_TRADES)
+    hidden = max(0, len(result.table) - TABLE_TRADES)
     if hidden:
         lines.append(f"({hidden:,} earlier trades not shown; --json lists them all)")
     lines += [
         f"{t.entry_time:%Y-%m-%d %H:%M} {t.exit_time:%Y-%m-%d %H:%M} {t.entry_price:>12,.2f} "
         f"{t.exit_price:>12,.2f} {t.pnl:>+10,.2f}  {t.exit_reason}"
-        for t in result.trades[hidden:]
+        for t in result.table.trades(hidden)
     ]
     rows = [
         ("total return", f"{m.total_return:+.2%} ({m.pnl:+,.2f} {quote})"),
@@ -202,12 +216,13 @@ def result_chart(result: BacktestResult) -> bytes:
     from bot.charts import backtest_chart_png
 
     times = [from_ms(int(ms)) for ms in result.close_ms]
+    trades = result.table.trades()
     return backtest_chart_png(
         title=f"{result.setup.pair} {result.setup.timeframe} {result.strategy.name}",
         times=times,
         close=list(result.candles["close"]),
         stop_line=list(result.stop_line),
         equity=list(result.equity),
-        entries=[(t.entry_time, t.entry_price) for t in result.trades],
-        exits=[(t.exit_time, t.exit_price) for t in result.trades],
+        entries=[(t.entry_time, t.entry_price) for t in trades],
+        exits=[(t.exit_time, t.exit_price) for t in trades],
     )

@@ -86,10 +86,14 @@ def validate_candles(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
             f"{origin}: timestamps are not sorted: {_iso(stamps[row])} (row {row + 1}) "
             f"comes after {_iso(stamps[row - 1])}"
         )
-    prices = frame[list(PRICE_COLUMNS)].to_numpy()
-    if not np.isfinite(prices).all() or (prices <= 0).any():
-        row = int(np.argmax(~(np.isfinite(prices) & (prices > 0)).all(axis=1)))
-        raise DataError(f"{origin}: candle {_iso(stamps[row])} has a missing or non-positive price")
+    for column in PRICE_COLUMNS:
+        prices = frame[column].to_numpy()
+        bad = ~(prices > 0) | ~np.isfinite(prices)  # NaN fails both
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(
+                f"{origin}: candle {_iso(stamps[row])} has a missing or non-positive {column}"
+            )
     if (frame["volume"].to_numpy() < 0).any():
         row = int(np.argmax(frame["volume"].to_numpy() < 0))
         raise DataError(f"{origin}: candle {_iso(stamps[row])} has a negative volume")

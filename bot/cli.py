@@ -148,7 +148,8 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def print_json(document: object) -> None:
-    json.dump(document, sys.stdout, indent=2)
+    """Compact JSON on one line (the C encoder; indenting is several times slower)."""
+    sys.stdout.write(json.dumps(document, separators=(",", ":")))
     sys.stdout.write("\n")
 
 

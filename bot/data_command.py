@@ -7,15 +7,14 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.candles import check_alignment, describe_file_name, infer_timeframe, read_candle_file
-from bot.clock import SystemClock
-from bot.config import Secrets, Settings, load_settings
 from bot.errors import UserInputError
-from bot.market_data import SeriesReport, describe, download
 from bot.timeframes import timeframe_seconds
-from storage.candles import SqliteCandleRepository
-from storage.db import open_database
+
+if TYPE_CHECKING:  # the handlers import what they use: `pairpilot backtest` starts lighter
+    from bot.config import Settings
+    from bot.market_data import SeriesReport
 
 
 def add_data_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -55,11 +54,17 @@ def parse_time(text: str, option: str) -> datetime:
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
+    from bot.config import Secrets, load_settings
+
     return load_settings(args.config, Secrets.from_environment())
 
 
 def _download(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
     from bot.exchange.ccxt_exchange import CcxtExchange
+    from bot.market_data import download
+    from storage.candles import SqliteCandleRepository
+    from storage.db import open_database
 
     settings = settings_for(args)
     since = parse_time(args.since, "--since")
@@ -92,6 +97,11 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from bot.candles import check_alignment, describe_file_name, infer_timeframe, read_candle_file
+    from bot.market_data import describe
+    from storage.candles import SqliteCandleRepository
+    from storage.db import open_database
+
     settings = settings_for(args)
     named = describe_file_name(args.file)
     pair = args.pair or (named[0] if named else None)
@@ -113,6 +123,10 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from bot.market_data import describe
+    from storage.candles import SqliteCandleRepository
+    from storage.db import open_database
+
     settings = settings_for(args)
     if not settings.database_path.exists():
         print(f"no candles stored yet ({settings.database_path} does not exist)")

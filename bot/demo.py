@@ -66,10 +66,12 @@ def run_demo(output: Path, write: Callable[[str], object] = print) -> Metrics:
     )
     fills, snapshots = asyncio.run(_replay(settings, write))
     equity = np.array([snapshot.equity for snapshot in snapshots])
+    trades = round_trips(fills)
     summary = measure(
         times=np.array([snapshot.time.timestamp() for snapshot in snapshots]),
         equity=equity,
-        trades=round_trips(fills),
+        trade_pnl=np.array([trade.pnl for trade in trades]),
+        trade_seconds=np.array([trade.holding_seconds for trade in trades]),
         fees=sum(fill.fee for fill in fills),
         start_equity=settings.paper.balance,
         buy_and_hold_return=math.nan,

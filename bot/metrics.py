@@ -107,12 +107,14 @@ def measure(
     *,
     times: np.ndarray,
     equity: np.ndarray,
-    trades: Sequence[Trade],
+    trade_pnl: np.ndarray,
+    trade_seconds: np.ndarray,
     fees: float,
     start_equity: float,
     buy_and_hold_return: float,
 ) -> Metrics:
-    """Metrics of an equity curve marked at ``times`` (epoch seconds) and its closed trades.
+    """Metrics of an equity curve marked at ``times`` (epoch seconds) and its closed trades,
+    given as each trade's PnL and holding time in seconds.
 
     Sharpe and Sortino are annualised from the per-step returns of the curve, risk-free 0.
     """
@@ -125,9 +127,11 @@ def measure(
     drawdown = max_drawdown(values)
     returns = np.diff(values) / values[:-1]
     steps_per_year = YEAR_SECONDS / (span / (len(times) - 1)) if span > 0 else math.nan
-    wins = [t.pnl for t in trades if t.pnl > 0]
-    losses = [-t.pnl for t in trades if t.pnl <= 0]
-    held = sum(t.holding_seconds for t in trades)
+    pnl = np.asarray(trade_pnl, dtype=float)
+    count = len(pnl)
+    gross_win, gross_loss = float(pnl[pnl > 0].sum()), float(-pnl[pnl <= 0].sum())
+    wins = int((pnl > 0).sum())
+    held = float(np.sum(trade_seconds))
     return Metrics(
         start_equity=start_equity,
         end_equity=end,
@@ -143,12 +147,12 @@ def measure(
             steps_per_year,
         ),
         calmar=cagr / drawdown if drawdown > 0 else math.nan,
-        trades=len(trades),
-        wins=len(wins),
-        win_rate=len(wins) / len(trades) if trades else 0.0,
-        profit_factor=sum(wins) / sum(losses) if losses and sum(losses) > 0 else math.inf,
-        expectancy=sum(t.pnl for t in trades) / len(trades) if trades else 0.0,
-        avg_holding_hours=held / len(trades) / 3600 if trades else 0.0,
+        trades=count,
+        wins=wins,
+        win_rate=wins / count if count else 0.0,
+        profit_factor=gross_win / gross_loss if gross_loss > 0 else math.inf,
+        expectancy=float(pnl.sum()) / count if count else 0.0,
+        avg_holding_hours=held / count / 3600 if count else 0.0,
         exposure=held / span if span > 0 else 0.0,
         fees=fees,
         buy_and_hold_return=buy_and_hold_return,

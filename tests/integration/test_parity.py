@@ -97,12 +97,13 @@ async def test_backtest_trades_equal_the_live_engines(
         strategy,
         BacktestSetup(pair=PAIR, timeframe="1h", balance=1000.0, fee_rate=FEE, slippage=SLIPPAGE),
     )
+    backtest_trades = backtest.table.trades()
     live = await live_trades(btc_candles, name, params)
-    assert len(backtest.trades) >= 5
+    assert len(backtest_trades) >= 5
     if params:
-        assert {t.exit_reason for t in backtest.trades} - {"signal"}, "no protective exit fired"
-    assert len(live) == len(backtest.trades)
+        assert {t.exit_reason for t in backtest_trades} - {"signal"}, "no protective exit fired"
+    assert len(live) == len(backtest_trades)
     mismatches = [
-        (a, b) for a, b in zip(live, backtest.trades, strict=True) if not same_trade(a, b)
+        (a, b) for a, b in zip(live, backtest_trades, strict=True) if not same_trade(a, b)
     ]
     assert not mismatches, mismatches[:2]

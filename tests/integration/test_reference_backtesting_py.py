@@ -89,15 +89,15 @@ def compare(candles: pd.DataFrame) -> None:
     reference = reference_run(candles)
     trades = reference["_trades"]
     assert len(trades) > 20
-    assert len(ours.trades) == len(trades)
+    assert len(ours.table.trades()) == len(trades)
     reference_entries = [to_ms(t.to_pydatetime()) for t in trades["EntryTime"]]
     reference_exits = [to_ms(t.to_pydatetime()) for t in trades["ExitTime"]]
-    assert [to_ms(t.entry_time) for t in ours.trades] == reference_entries
-    assert [to_ms(t.exit_time) for t in ours.trades] == reference_exits
+    assert [to_ms(t.entry_time) for t in ours.table.trades()] == reference_entries
+    assert [to_ms(t.exit_time) for t in ours.table.trades()] == reference_exits
     np.testing.assert_allclose(
-        [t.entry_price for t in ours.trades], trades["EntryPrice"], rtol=1e-12
+        [t.entry_price for t in ours.table.trades()], trades["EntryPrice"], rtol=1e-12
     )
-    np.testing.assert_allclose([t.amount for t in ours.trades], trades["Size"], rtol=1e-6)
+    np.testing.assert_allclose([t.amount for t in ours.table.trades()], trades["Size"], rtol=1e-6)
     reference_return = reference["Equity Final [$]"] / 1000.0 - 1
     assert ours.metrics.end_equity == pytest.approx(reference["Equity Final [$]"], rel=1e-6)
     assert ours.metrics.total_return == pytest.approx(reference_return, rel=1e-6)

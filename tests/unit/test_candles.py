@@ -55,7 +55,7 @@ def test_gzip_and_plain_files_read_the_same(tmp_path: Path) -> None:
         (HEADER + "1750464000000,100,110,90,105\n", "line 2: volume '' is not a number"),
         (HEADER + GOOD_ROWS[1] + GOOD_ROWS[0], "not sorted"),
         (HEADER + GOOD_ROWS[0] + GOOD_ROWS[0], "duplicated timestamp 2025-06-21T00:00Z"),
-        (HEADER + "1750464000000,0,110,0,105,1\n", "non-positive price"),
+        (HEADER + "1750464000000,0,110,0,105,1\n", "non-positive open"),
         (HEADER + "1750464000000,100,101,90,105,1\n", "high/low outside open/close"),
         (HEADER + "1750464000000,100,110,90,105,-1\n", "negative volume"),
         (HEADER + "1750464000000.5,100,110,90,105,1\n", "whole milliseconds"),

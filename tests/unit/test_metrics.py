@@ -76,7 +76,8 @@ def test_metrics_of_a_known_curve() -> None:
     metrics = measure(
         times=times,
         equity=equity,
-        trades=trades,
+        trade_pnl=np.array([trade.pnl for trade in trades]),
+        trade_seconds=np.array([trade.holding_seconds for trade in trades]),
         fees=0.42,
         start_equity=1000.0,
         buy_and_hold_return=0.05,
@@ -104,7 +105,8 @@ def test_metrics_without_losses_or_trades_stay_valid_json() -> None:
     metrics = measure(
         times=np.array([0.0, 3600.0]),
         equity=np.array([1000.0, 1000.0]),
-        trades=[],
+        trade_pnl=np.array([]),
+        trade_seconds=np.array([]),
         fees=0.0,
         start_equity=1000.0,
         buy_and_hold_return=0.0,
