@@ -50,7 +50,7 @@ def main(path: str, cash: float) -> None:
         init_cash=cash,
         freq="1min",
     )
-    trades = portfolio.trades.count()
+    trades = portfolio.trades.closed.count()  # closed only, as the other engines count
     print(
         json.dumps(
             {

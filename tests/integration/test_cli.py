@@ -139,6 +139,18 @@ def unnamed_copy(tmp_path: Path) -> str:
         (lambda p: ["--data", str(SAMPLE), "--param", "slow=9999"], "out of bounds"),
         (lambda p: ["--data", str(SAMPLE), "--param", "fast"], "expected KEY=VALUE"),
         (lambda p: ["--data", str(SAMPLE), "--balance", "-5"], "--balance -5.0"),
+        (
+            lambda p: [
+                "--data",
+                bad_file(
+                    p, "short", HEADER + "".join(f"{3_600_000 * i},1,1,1,1,1\n" for i in range(20))
+                ),
+            ],
+            "ema_cross needs at least 28 candles (warmup 27 plus one to trade on)",
+        ),
+        (lambda p: ["--data", str(SAMPLE), "--since", "2025-07-01"], "go with stored candles"),
+        (lambda p: ["--pair", "BTC/USDT"], "give --data FILE, or --pair and --timeframe"),
+        (lambda p: ["--pair", "BTC/USDT", "--timeframe", "1h"], "no candles stored yet"),
     ],
 )
 def test_bad_backtest_input_exits_2_with_one_line_and_writes_nothing(

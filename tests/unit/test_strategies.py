@@ -76,6 +76,14 @@ def test_signals_never_look_ahead(name: str, btc_candles: pd.DataFrame) -> None:
         np.testing.assert_array_equal(prefix, full[:end], err_msg=f"differs with {end} candles")
 
 
+def test_the_atr_of_the_atr_stop_never_looks_ahead(btc_candles: pd.DataFrame) -> None:
+    strategy = build_strategy("ema_cross", {"atr_stop": 2.0, "atr_length": 14})
+    full = strategy.atr(btc_candles).to_numpy()
+    for end in (15, 200, 1500):
+        np.testing.assert_array_equal(strategy.atr(btc_candles.iloc[:end]).to_numpy(), full[:end])
+    assert strategy.history >= 20 * 15  # live windows long enough for the ATR to settle
+
+
 def test_ema_cross_signals_alternate_and_trade_on_real_data(btc_candles: pd.DataFrame) -> None:
     codes = build_strategy("ema_cross").signals(btc_candles)
     events = codes[codes != 0].to_list()
