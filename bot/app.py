@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
 from bot.candles import ReplaySource, check_alignment, read_candle_file
@@ -16,6 +17,8 @@ from bot.domain import AlertPriority, PairRun, RiskLimits
 from bot.engine import Engine, EngineCosts
 from bot.errors import ConfigError
 from bot.exchange.paper import PaperExchange
+from bot.execution import Executor
+from bot.guard import RiskGuard
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import Clock, PriceFeed
 from bot.replay import ReplayDriver
@@ -30,6 +33,7 @@ from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.positions import SqlitePositionRepository
 from storage.state import SqliteStateRepository
+from storage.vetoes import SqliteVetoRepository
 
 log = logging.getLogger(__name__)
 
@@ -95,33 +99,36 @@ class PaperAccount:
 
 
 async def build_paper_engine(
-    db: Database, *, clock: Clock, feed: PriceFeed, account: PaperAccount, limits: RiskLimits
+    db: Database,
+    *,
+    clock: Clock,
+    feed: PriceFeed,
+    account: PaperAccount,
+    limits: RiskLimits,
+    timezone: str = "UTC",
 ) -> Engine:
     """The engine on a paper exchange, with books and balances as the database last had them."""
     state = SqliteStateRepository(db)
     positions = SqlitePositionRepository(db)
+    alerts = AlertOutbox(SqliteAlertRepository(db), clock)
     exchange = await PaperExchange.restore(
-        feed=feed,
-        clock=clock,
-        state=state,
-        initial={account.quote: account.balance},
-        fee_rate=account.fee_rate,
-        slippage=account.slippage,
-    )
+        feed=feed, clock=clock, state=state, initial={account.quote: account.balance},
+        fee_rate=account.fee_rate, slippage=account.slippage,
+    )  # fmt: skip
     portfolio = Portfolio(await state.get(CASH_KEY, account.balance), await positions.all())
-    return Engine(
-        transactions=db,
-        exchange=exchange,
-        portfolio=portfolio,
-        orders=SqliteOrderRepository(db),
-        fills=SqliteFillRepository(db),
-        positions=positions,
-        state=state,
-        alerts=AlertOutbox(SqliteAlertRepository(db), clock),
-        clock=clock,
-        limits=limits,
-        costs=EngineCosts(account.fee_rate, account.slippage),
-    )
+    executor = Executor(
+        transactions=db, exchange=exchange, portfolio=portfolio,
+        orders=SqliteOrderRepository(db), fills=SqliteFillRepository(db), positions=positions,
+        state=state, alerts=alerts, clock=clock,
+    )  # fmt: skip
+    guard = RiskGuard(state=state, vetoes=SqliteVetoRepository(db), alerts=alerts,
+                      limits=limits, timezone=ZoneInfo(timezone))  # fmt: skip
+    return Engine(executor=executor, portfolio=portfolio, guard=guard, state=state, clock=clock,
+                  costs=EngineCosts(account.fee_rate, account.slippage))  # fmt: skip
+
+
+def risk_limits(settings: Settings) -> RiskLimits:
+    return RiskLimits(**settings.risk.model_dump())
 
 
 async def run_service(
@@ -164,7 +171,8 @@ async def _serve(
         clock=clock,
         feed=replay.source,
         account=PaperAccount(paper.balance, paper.quote, paper.fee, paper.slippage),
-        limits=RiskLimits(settings.risk.position_fraction, settings.risk.min_order_value),
+        limits=risk_limits(settings),
+        timezone=settings.timezone,
     )
     runs = await sync_pair_runs(SqlitePairRunRepository(db), settings, clock.now())
     service = TradingService(

@@ -8,6 +8,7 @@ same trades.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,8 @@ from bot.metrics import Metrics, measure
 from bot.timeframes import timeframe_seconds
 from strategies import Strategy
 
+OHLC = ("open", "high", "low", "close")
+
 
 @dataclass(frozen=True, slots=True)
 class BacktestSetup:
@@ -28,6 +31,7 @@ class BacktestSetup:
     fee_rate: float = 0.001
     slippage: float = 0.0
     limits: RiskLimits = RiskLimits()
+    timezone: str = "UTC"  # where a day starts, for the daily loss limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,8 @@ class BacktestResult:
     stop_line: np.ndarray  # protective stop in force during each candle, NaN when none
     table: TradeTable
     ambiguous_exits: int  # candles that reached both stop and target: resolved as the stop
+    vetoes: int  # entry signals the risk rules refused
+    halted_at: datetime | None  # when the drawdown limit halted entries for good
     metrics: Metrics
 
 
@@ -52,24 +58,16 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
         )
     policy = strategy.exit_policy
     atr = strategy.atr(candles) if policy.atr_stop else pd.Series(np.nan, index=candles.index)
+    close_ms = candles["timestamp"].to_numpy() + timeframe_seconds(setup.timeframe) * 1000
+    prices = {column: candles[column].to_numpy(dtype=np.float64) for column in OHLC}
     result = simulate(
-        {
-            column: candles[column].to_numpy(dtype=np.float64)
-            for column in ("open", "high", "low", "close")
-        },
+        prices,
         strategy.signals(candles).to_numpy(),
         atr.to_numpy(dtype=np.float64),
-        KernelCosts(
-            setup.balance,
-            setup.fee_rate,
-            setup.slippage,
-            1.0,
-            setup.limits.position_fraction,
-            setup.limits.min_order_value,
-        ),
+        local_days(close_ms, setup.timezone),
+        KernelCosts(setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits),
         KernelExits(policy.stop_loss, policy.take_profit, policy.trailing_stop, policy.atr_stop),
     )
-    close_ms = candles["timestamp"].to_numpy() + timeframe_seconds(setup.timeframe) * 1000
     table = TradeTable.from_kernel(result, close_ms, setup.pair)
     closes = candles["close"].to_numpy()
     return BacktestResult(
@@ -81,6 +79,8 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
         stop_line=result.stop_line,
         table=table,
         ambiguous_exits=int(result.ambiguous.sum()),
+        vetoes=result.vetoes,
+        halted_at=from_ms(int(close_ms[result.halted_at])) if result.halted_at >= 0 else None,
         metrics=measure(
             times=close_ms / 1000,
             equity=result.equity,
@@ -91,6 +91,12 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             buy_and_hold_return=float(closes[-1] / closes[0] - 1),
         ),
     )
+
+
+def local_days(close_ms: np.ndarray, timezone: str) -> np.ndarray:
+    """The calendar day (days since 1970-01-01, in ``timezone``) of each close time."""
+    local = pd.to_datetime(close_ms, unit="ms", utc=True).tz_convert(timezone).tz_localize(None)
+    return local.to_numpy().astype("datetime64[D]").astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)

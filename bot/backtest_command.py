@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -131,6 +132,9 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
             "slippage": result.setup.slippage,
             "candles": len(result.equity),
             "ambiguous_exits": result.ambiguous_exits,
+            "vetoes": result.vetoes,
+            "halted_at": result.halted_at.isoformat() if result.halted_at else None,
+            "risk_limits": dataclasses.asdict(result.setup.limits),
             "ambiguous_exit_rule": "a candle that reached both stop and target exits at the stop",
         },
         "metrics": result.metrics.as_dict(),
@@ -202,6 +206,12 @@ def result_table(result: BacktestResult) -> str:
         ("fees paid", f"{m.fees:,.2f} {quote}"),
         ("final equity", f"{m.end_equity:,.2f} {quote} (from {m.start_equity:,.2f})"),
     ]
+    if result.vetoes:
+        rows.append(("entries refused by risk", f"{result.vetoes}"))
+    if result.halted_at:
+        rows.append(
+            ("drawdown halt", f"from {result.halted_at:%Y-%m-%d %H:%M} UTC, no entries after")
+        )
     if result.ambiguous_exits:
         rows.append(
             (

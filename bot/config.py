@@ -65,6 +65,14 @@ class PaperSettings(_Section):
 class RiskSettings(_Section):
     position_fraction: float = Field(0.99, gt=0, le=1)
     min_order_value: float = Field(10.0, ge=0)
+    max_position_fraction: float = Field(0.20, gt=0, le=1)
+    max_total_exposure: float = Field(1.0, gt=0, le=1)
+    max_open_positions: int = Field(5, ge=1, le=100)
+    risk_per_trade: float = Field(0.0, ge=0, le=0.02)
+    daily_loss_limit: float = Field(0.05, ge=0, lt=1)
+    max_drawdown: float = Field(0.15, ge=0, lt=1)
+    cooldown_losses: int = Field(0, ge=0, le=100)
+    cooldown_candles: int = Field(0, ge=0, le=10_000)
 
 
 class PairSettings(_Section):

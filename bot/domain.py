@@ -178,10 +178,18 @@ class PairRun:
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
-    """Sizing and vetoes; later issues add caps, loss limits and halts."""
+    """How entries are sized and when they are refused. Fractions are of equity."""
 
     position_fraction: float = 0.99  # of the run's share of equity, per entry
     min_order_value: float = 10.0  # in the quote currency; smaller entries are refused
+    max_position_fraction: float = 0.20  # one asset's position, at entry
+    max_total_exposure: float = 1.0  # all open positions together, at entry
+    max_open_positions: int = 5
+    risk_per_trade: float = 0.0  # lose at most this at the first stop (0: size by fraction)
+    daily_loss_limit: float = 0.05  # of the day's starting equity; halts entries for the day
+    max_drawdown: float = 0.15  # from the equity peak; halts entries until resumed
+    cooldown_losses: int = 0  # this many losing trades in a row start a cooldown (0: off)
+    cooldown_candles: int = 0  # candles without entries after that
 
 
 @dataclass(frozen=True, slots=True)

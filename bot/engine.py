@@ -1,8 +1,8 @@
-"""The one trading path: signal -> risk -> execution -> portfolio -> storage.
+"""The one trading path: closed candle -> strategy -> risk -> execution -> portfolio.
 
-The live service and the backtester both call ``Engine.on_signal``; the live service gets its
-signal from ``signal_from_candles`` on the closed candles, the backtester reads the same
-strategy's whole signal series at once (strategies are tested to never look ahead).
+At each closed candle of a run, in the order the backtest kernel follows too: the day's loss
+budget rolls over, protective exits are checked inside the candle, equity is marked and the
+loss limits are applied, then the strategy's signal is acted on.
 """
 
 from __future__ import annotations
@@ -14,35 +14,29 @@ from datetime import datetime
 
 import pandas as pd
 
-from bot.alerts import AlertOutbox
 from bot.domain import (
     Action,
-    AlertPriority,
-    ExecutionReport,
     Fill,
     OrderIntent,
-    OrderStatus,
     PairRun,
-    RiskLimits,
     RunState,
-    Side,
     Signal,
     from_ms,
 )
-from bot.errors import ExchangeRejected, RiskRejected
-from bot.kernel import EXIT_REASONS, check_exit
-from bot.metrics import round_trips
-from bot.portfolio import CASH_KEY, Portfolio
-from bot.ports import (
-    Clock,
-    Exchange,
-    FillRepository,
-    OrderJournal,
-    PositionRepository,
-    StateStore,
-    Transactions,
-)
+from bot.errors import RiskRejected
+from bot.execution import Executor
+from bot.guard import RiskGuard
+from bot.portfolio import Portfolio
+from bot.ports import Clock, StateStore
 from bot.risk import size_entry, size_exit
+from bot.rules import (
+    EXIT_REASONS,
+    check_exit,
+    entry_budget,
+    initial_stop_distance,
+    trade_lost,
+)
+from bot.timeframes import timeframe_delta
 from strategies import ExitPolicy, Strategy
 from strategies.base import ENTER, EXIT
 
@@ -51,18 +45,9 @@ log = logging.getLogger(__name__)
 _ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
 
 
-def action_for(code: int) -> Action:
-    """The Action for a strategy's signal code."""
-    return _ACTIONS.get(code, Action.HOLD)
-
-
 def protection_key(pair: str) -> str:
     """State key of an open position's entry, peak and ATR stop distance."""
     return f"protection:{pair}"
-
-
-def _any_exit(policy: ExitPolicy) -> bool:
-    return bool(policy.stop_loss or policy.take_profit or policy.trailing_stop or policy.atr_stop)
 
 
 def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
@@ -72,7 +57,7 @@ def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) ->
     return Signal(
         pair=pair,
         candle_time=from_ms(int(last["timestamp"])),
-        action=action_for(code),
+        action=_ACTIONS.get(code, Action.HOLD),
         price=float(last["close"]),
         reason=strategy.name,
     )
@@ -90,51 +75,106 @@ class Engine:
     def __init__(
         self,
         *,
-        transactions: Transactions,
-        exchange: Exchange,
+        executor: Executor,
         portfolio: Portfolio,
-        orders: OrderJournal,
-        fills: FillRepository,
-        positions: PositionRepository,
+        guard: RiskGuard,
         state: StateStore,
-        alerts: AlertOutbox,
         clock: Clock,
-        limits: RiskLimits,
         costs: EngineCosts,
     ) -> None:
-        self._transactions = transactions
-        self._exchange = exchange
+        self._executor = executor
         self.portfolio = portfolio
-        self._orders = orders
-        self._fills = fills
-        self._positions = positions
+        self.guard = guard
         self._state = state
-        self._alerts = alerts
         self._clock = clock
-        self._limits = limits
         self._costs = costs
 
     async def on_candles(
         self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, prices: dict[str, float]
     ) -> list[Fill]:
-        """A run's candle just closed: protective exits inside it first, then the signal."""
+        """A run's candle just closed (the last of ``candles``): act on it."""
+        candle = candles.iloc[-1]
+        close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
+        await self.guard.start_candle(self.portfolio.equity(prices), close_time)
         policy = strategy.exit_policy
-        fills = await self._protect(run, policy, candles.iloc[-1])
+        fills = await self._protect(run, policy, candle, close_time)
+        await self.guard.mark(self.portfolio.equity(prices), close_time)
         signal = signal_from_candles(run.pair, strategy, candles)
-        acted = await self.on_signal(run, signal, prices)
+        atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
+        atr_distance = policy.atr_stop * atr if math.isfinite(atr) else 0.0
+        fills += await self.on_signal(
+            run, signal, prices, close_time=close_time, atr_distance=atr_distance,
+            policy=policy,
+        )  # fmt: skip
+        return fills
+
+    async def on_signal(
+        self,
+        run: PairRun,
+        signal: Signal,
+        prices: dict[str, float],
+        *,
+        close_time: datetime | None = None,
+        atr_distance: float = 0.0,
+        policy: ExitPolicy | None = None,
+    ) -> list[Fill]:
+        """Act on one signal for one run; returns the fills it caused (often none)."""
+        close_time = close_time or self._clock.now()
         position = self.portfolio.position(run.pair)
-        if acted and position is not None and signal.action is Action.ENTER:
-            atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else 0.0
-            distance = policy.atr_stop * atr if math.isfinite(atr) else 0.0
+        if signal.action is Action.EXIT and position is not None:
+            intent = size_exit(signal, run=run, position=position, now=self._clock.now())
+            return await self._sell(run, intent, close_time)
+        if signal.action is not Action.ENTER or position is not None:
+            return []
+        if run.state is not RunState.RUNNING:
+            return []
+        intent = await self._size_entry(run, signal, prices, close_time, atr_distance,
+                                        policy or ExitPolicy())  # fmt: skip
+        if intent is None:
+            return []
+        fills, _ = await self._executor.execute(intent)
+        position = self.portfolio.position(run.pair)
+        if fills and position is not None:
             await self._state.set(
                 protection_key(run.pair),
                 {"entry": position.average_price, "peak": position.average_price,
-                 "atr_distance": distance},
+                 "atr_distance": atr_distance},
                 self._clock.now(),
             )  # fmt: skip
-        return fills + acted
+        return fills
 
-    async def _protect(self, run: PairRun, policy: ExitPolicy, candle: pd.Series) -> list[Fill]:
+    async def _size_entry(
+        self, run: PairRun, signal: Signal, prices: dict[str, float], close_time: datetime,
+        atr_distance: float, policy: ExitPolicy,
+    ) -> OrderIntent | None:  # fmt: skip
+        limits = self.guard.limits
+        reason = await self.guard.entry_block(run, close_time)
+        open_positions = self.portfolio.positions()
+        if reason is None and len(open_positions) >= limits.max_open_positions:
+            reason = f"{len(open_positions)} positions open, the most allowed"
+        if reason is None:
+            equity = self.portfolio.equity(prices)
+            exposure = sum(p.amount * prices.get(p.pair, p.average_price) for p in open_positions)
+            distance = initial_stop_distance(
+                signal.price, policy.stop_loss, atr_distance, policy.trailing_stop
+            )
+            budget = entry_budget(
+                equity, self.portfolio.cash, exposure, run.capital_share,
+                limits.position_fraction, limits.max_position_fraction,
+                limits.max_total_exposure, limits.risk_per_trade, distance,
+            )  # fmt: skip
+            try:
+                return size_entry(signal, run=run, budget=budget, limits=limits,
+                                  fee_rate=self._costs.fee_rate, slippage=self._costs.slippage,
+                                  now=self._clock.now())  # fmt: skip
+            except RiskRejected as veto:
+                reason = str(veto)
+        await self.guard.veto(run, reason, self._clock.now())
+        return None
+
+    async def _protect(
+        self, run: PairRun, policy: ExitPolicy, candle: pd.Series, close_time: datetime
+    ) -> list[Fill]:
         position = self.portfolio.position(run.pair)
         if position is None or not _any_exit(policy):
             return []
@@ -154,97 +194,19 @@ class Engine:
             return []
         if both:
             log.info("%s: stop and target both inside one candle; assumed the stop", run.pair)
-        signal = Signal(
-            run.pair, from_ms(int(candle["timestamp"])), Action.EXIT, trigger, EXIT_REASONS[reason]
-        )
-        intent = size_exit(
-            signal, run=run, position=position, now=self._clock.now(), trigger_price=trigger
-        )
-        return await self._execute(intent)
+        signal = Signal(run.pair, from_ms(int(candle["timestamp"])), Action.EXIT, trigger,
+                        EXIT_REASONS[reason])  # fmt: skip
+        intent = size_exit(signal, run=run, position=position, now=self._clock.now(),
+                           trigger_price=trigger)  # fmt: skip
+        return await self._sell(run, intent, close_time)
 
-    async def on_signal(self, run: PairRun, signal: Signal, prices: dict[str, float]) -> list[Fill]:
-        """Act on one signal for one run; returns the fills it caused (often none)."""
-        position = self.portfolio.position(run.pair)
-        try:
-            if signal.action is Action.ENTER and position is None and run.state is RunState.RUNNING:
-                intent = size_entry(
-                    signal,
-                    run=run,
-                    equity=self.portfolio.equity(prices),
-                    cash=self.portfolio.cash,
-                    fee_rate=self._costs.fee_rate,
-                    slippage=self._costs.slippage,
-                    limits=self._limits,
-                    now=self._clock.now(),
-                )
-            elif signal.action is Action.EXIT and position is not None:
-                intent = size_exit(signal, run=run, position=position, now=self._clock.now())
-            else:
-                return []
-        except RiskRejected as veto:
-            log.info("risk veto: %s", veto)
-            await self._alerts.push("risk_veto", AlertPriority.TRADE, f"Order vetoed: {veto}")
-            return []
-        return await self._execute(intent)
-
-    async def _execute(self, intent: OrderIntent) -> list[Fill]:
-        if await self._orders.get(intent.client_order_id) is not None:
-            log.info("order %s was journaled before; not sending again", intent.client_order_id)
-            return []
-        await self._orders.add(intent)  # journaled before the exchange hears of it
-        try:
-            report = await self._exchange.create_market_order(intent)
-        except (ExchangeRejected, RiskRejected) as error:
-            await self._orders.update(
-                intent.client_order_id, OrderStatus.REJECTED, self._clock.now(), note=str(error)
-            )
-            await self._alerts.push(
-                "order_rejected", AlertPriority.ERROR, f"Order rejected: {error}"
-            )
-            return []
-        position = self.portfolio.position(intent.pair)
-        opened_at = position.opened_at if position else None
-        fills = await self._book(report)
-        await self._announce(intent, report, opened_at)
+    async def _sell(self, run: PairRun, intent: OrderIntent, close_time: datetime) -> list[Fill]:
+        fills, trade = await self._executor.execute(intent)
+        if trade is not None:
+            lost = trade_lost(trade.amount, trade.entry_price, trade.exit_price, trade.fee)
+            await self.guard.trade_closed(run, lost, close_time, timeframe_delta(run.timeframe))
         return fills
 
-    async def _book(self, report: ExecutionReport) -> list[Fill]:
-        booked = []
-        async with self._transactions.transaction():
-            bookings = []
-            for fill in report.fills:
-                if await self._fills.add(fill):
-                    booking = self.portfolio.book(fill)
-                    await self._positions.save(booking.position)
-                    bookings.append(booking)
-                    booked.append(fill)
-            if bookings:
-                await self._state.set(CASH_KEY, bookings[-1].cash, self._clock.now())
-            await self._orders.update(
-                report.client_order_id,
-                report.status,
-                self._clock.now(),
-                filled=report.filled,
-                average_price=report.average_price,
-                exchange_order_id=report.exchange_order_id,
-            )
-        for booking in bookings:
-            self.portfolio.accept(booking)
-        return booked
 
-    async def _announce(
-        self, intent: OrderIntent, report: ExecutionReport, opened_at: datetime | None
-    ) -> None:
-        if not report.filled or report.average_price is None:
-            return
-        text = (
-            f"{intent.pair} {intent.side.value.upper()} {report.filled:.6g} @ "
-            f"{report.average_price:,.2f} (fee {sum(f.fee for f in report.fills):.2f})"
-        )
-        if intent.side is Side.SELL and opened_at is not None:
-            fills = [f for f in await self._fills.all(since=opened_at) if f.pair == intent.pair]
-            closed = round_trips(fills)
-            if closed:
-                trade = closed[-1]
-                text += f", trade PnL {trade.pnl:+,.2f} ({trade.pnl / trade.cost:+.2%})"
-        await self._alerts.push("trade", AlertPriority.TRADE, text)
+def _any_exit(policy: ExitPolicy) -> bool:
+    return bool(policy.stop_loss or policy.take_profit or policy.trailing_stop or policy.atr_stop)

@@ -1,20 +1,19 @@
 """The backtest kernel: the live engine's trading rules over float64 arrays, compiled by numba.
 
-What it must do the same way as ``Engine`` (the parity tests hold it to that, trade for trade,
-on real data for every built-in strategy), at the close of each candle i:
+At the close of each candle i, in the same order as ``Engine.on_candles``:
 
-1. While a position is open, its protective exits are checked against candle i's range. The
-   stop is the highest of the stop-loss, ATR and trailing levels; the trailing level uses the
-   peak high *before* candle i (the order of highs and lows inside a candle is unknown). A low
-   at or under the stop sells at min(open, stop); else a high at or over the target sells at
-   max(open, target). A candle that reaches both is resolved as the stop, and counted.
-2. The strategy's signal on candle i acts at the next candle's open: an entry spends
-   min(equity * share * fraction, cash) if that is at least the minimum order value; an exit
-   sells the whole position. The last candle's signal is never acted on.
+1. A new (local) day starts the day's loss budget from the equity marked at this close.
+2. An open position's protective exits are checked inside candle i (``rules.check_exit``).
+3. Equity is marked at the close, the peak follows it, and ``rules.loss_gate`` halts entries:
+   for good after the drawdown limit, for the rest of the day after the daily loss limit.
+4. The signal acts at the next candle's open: an entry spends ``rules.entry_budget`` unless
+   halted, cooling down after losses, or under the minimum order; an exit sells everything.
+   The last candle's signal is never acted on.
 
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
-each fill's notional, paid in the quote currency. Every fill is stamped with the close time
-of the candle being processed, which is when the live engine learns of it.
+each fill's notional. Every fill is stamped with the close of the candle being processed,
+which is when the live engine learns of it. The parity tests hold this to the live engine,
+trade for trade, on real data for every built-in strategy.
 """
 
 from __future__ import annotations
@@ -26,8 +25,25 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, ATR_STOP = 0, 1, 2, 3, 4
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "atr_stop")
+from bot.domain import RiskLimits
+from bot.rules import (
+    EXIT_REASONS,
+    GATE_DAILY_LOSS,
+    GATE_DRAWDOWN,
+    SIGNAL,
+    check_exit,
+    entry_budget,
+    initial_stop_distance,
+    loss_gate,
+    trade_lost,
+)
+
+__all__ = ["EXIT_REASONS", "KernelCosts", "KernelExits", "KernelResult", "simulate", "warm_up"]
+
+# Positions in the kernel's parameter vector.
+(BALANCE, FEE, SLIPPAGE, SHARE, FRACTION, MIN_ORDER, MAX_POSITION, MAX_EXPOSURE, RISK_PER_TRADE,
+ DAILY_LOSS, MAX_DRAWDOWN, COOLDOWN_LOSSES, COOLDOWN_CANDLES, MAX_OPEN, STOP_LOSS, TAKE_PROFIT,
+ TRAILING, ATR_MULTIPLE) = range(18)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +52,7 @@ class KernelCosts:
     fee_rate: float
     slippage: float
     capital_share: float
-    position_fraction: float
-    min_order_value: float
+    limits: RiskLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,30 +77,40 @@ class KernelResult:
     exit_reason: np.ndarray
     ambiguous: np.ndarray  # the exit candle reached both the stop and the target
     fees: float  # every fee paid, the open position's entry included
+    vetoes: int  # entry signals the risk rules refused
+    halted_at: int  # the candle whose close tripped the drawdown halt, or -1
 
 
 def simulate(
     candles: dict[str, np.ndarray],
     codes: np.ndarray,
     atr: np.ndarray,
+    day: np.ndarray,
     costs: KernelCosts,
     exits: KernelExits,
 ) -> KernelResult:
-    """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``)."""
-    scalars = (
-        costs.balance, costs.fee_rate, costs.slippage, costs.capital_share,
-        costs.position_fraction, costs.min_order_value,
-        exits.stop_loss, exits.take_profit, exits.trailing_stop, exits.atr_stop,
+    """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``;
+    ``day`` numbers each candle's close by local calendar day)."""
+    limits = costs.limits
+    params = np.array(
+        [costs.balance, costs.fee_rate, costs.slippage, costs.capital_share,
+         limits.position_fraction, limits.min_order_value, limits.max_position_fraction,
+         limits.max_total_exposure, limits.risk_per_trade, limits.daily_loss_limit,
+         limits.max_drawdown, limits.cooldown_losses, limits.cooldown_candles,
+         limits.max_open_positions, exits.stop_loss, exits.take_profit, exits.trailing_stop,
+         exits.atr_stop],
+        dtype=np.float64,
     )  # fmt: skip
     arrays = _simulate(
         *(_plain(candles[column], np.float64) for column in ("open", "high", "low", "close")),
-        _plain(codes, np.int8),
-        _plain(atr, np.float64),
-        *(float(value) for value in scalars),  # one compiled signature, never an int variant
-    )
-    count = int(arrays[-2])
-    trades = [array[:count] for array in arrays[2:-2]]
-    return KernelResult(arrays[0], arrays[1], *trades, fees=float(arrays[-1]))
+        _plain(codes, np.int8), _plain(atr, np.float64), _plain(day, np.int64), params,
+    )  # fmt: skip
+    count = int(arrays[-4])
+    trades = [array[:count] for array in arrays[2:-4]]
+    return KernelResult(
+        arrays[0], arrays[1], *trades,
+        fees=float(arrays[-3]), vetoes=int(arrays[-2]), halted_at=int(arrays[-1]),
+    )  # fmt: skip
 
 
 def warm_up() -> threading.Thread:
@@ -94,16 +119,11 @@ def warm_up() -> threading.Thread:
     tiny = {column: np.ones(4) for column in ("open", "high", "low", "close")}
     thread = threading.Thread(
         target=simulate,
-        args=(
-            tiny,
-            np.zeros(4, np.int8),
-            np.ones(4),
-            KernelCosts(1.0, 0.0, 0.0, 1.0, 1.0, 0.0),
-            KernelExits(0.0, 0.0, 0.0, 0.0),
-        ),
+        args=(tiny, np.zeros(4, np.int8), np.ones(4), np.zeros(4, np.int64),
+              KernelCosts(1.0, 0.0, 0.0, 1.0, RiskLimits()), KernelExits(0.0, 0.0, 0.0, 0.0)),
         name="kernel-warm-up",
         daemon=True,
-    )
+    )  # fmt: skip
     thread.start()
     return thread
 
@@ -114,37 +134,17 @@ def _plain(values: np.ndarray, dtype: type) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def check_exit(
-    entry_price: float, peak: float, atr_distance: float, stop_loss: float, take_profit: float,
-    trailing_stop: float, open_: float, high: float, low: float,
-) -> tuple[float, float, int, bool]:  # fmt: skip
-    """The protective exit of one candle: (stop in force, trigger price or NaN, reason, both hit).
-
-    The live engine and the kernel both call this, so their exits cannot drift apart.
-    """
-    stop = -math.inf
-    reason = STOP_LOSS
-    if stop_loss > 0.0:
-        stop = entry_price * (1.0 - stop_loss)
-    if atr_distance > 0.0 and entry_price - atr_distance > stop:
-        stop = entry_price - atr_distance
-        reason = ATR_STOP
-    if trailing_stop > 0.0 and peak * (1.0 - trailing_stop) > stop:
-        stop = peak * (1.0 - trailing_stop)
-        reason = TRAILING_STOP
-    target = entry_price * (1.0 + take_profit) if take_profit > 0.0 else math.inf
-    if low <= stop:
-        return stop, min(open_, stop), reason, high >= target
-    if high >= target:
-        return stop, max(open_, target), TAKE_PROFIT, False
-    return stop, math.nan, reason, False
+def _cooldown(lost, losses, cooldown_until, i, p):  # -> (losses, cooldown_until)
+    if not lost:
+        return 0, cooldown_until
+    losses += 1
+    if p[COOLDOWN_LOSSES] > 0.0 and losses >= p[COOLDOWN_LOSSES]:
+        return 0, i + int(p[COOLDOWN_CANDLES])
+    return losses, cooldown_until
 
 
 @numba.njit(cache=True)
-def _simulate(  # noqa: C901 - one tight loop is the point
-    open_, high, low, close, codes, atr, balance, fee_rate, slippage, share, fraction,
-    min_order, stop_loss, take_profit, trailing, atr_multiple,
-):  # fmt: skip
+def _simulate(open_, high, low, close, codes, atr, day, p):  # noqa: C901, PLR0915
     n = close.shape[0]
     equity = np.empty(n)
     stop_line = np.full(n, np.nan)
@@ -158,17 +158,29 @@ def _simulate(  # noqa: C901 - one tight loop is the point
     exit_fee = np.zeros(size)
     exit_reason = np.zeros(size, np.int8)
     ambiguous = np.zeros(size, np.bool_)
-    cash = balance
+    fee_rate, slippage = p[FEE], p[SLIPPAGE]
+    cash = p[BALANCE]
     held = 0.0
     price_in = 0.0
-    peak = 0.0
+    peak_price = 0.0
     atr_distance = 0.0
     count = 0
     fees = 0.0
+    vetoes = 0
+    equity_peak = p[BALANCE]
+    today = -(2**62)
+    day_start = p[BALANCE]
+    daily_halt_day = -(2**62)
+    halted_at = -1
+    losses = 0
+    cooldown_until = -1
     for i in range(n):
+        if day[i] != today:
+            today = day[i]
+            day_start = cash + held * close[i]
         if held > 0.0:
             stop, trigger, reason, both = check_exit(
-                price_in, peak, atr_distance, stop_loss, take_profit, trailing,
+                price_in, peak_price, atr_distance, p[STOP_LOSS], p[TAKE_PROFIT], p[TRAILING],
                 open_[i], high[i], low[i],
             )  # fmt: skip
             if stop > -math.inf:
@@ -183,29 +195,48 @@ def _simulate(  # noqa: C901 - one tight loop is the point
                 exit_fee[count] = fee
                 exit_reason[count] = reason
                 ambiguous[count] = both
+                lost = trade_lost(held, price_in, fill, entry_fee[count] + fee)
+                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, i, p)
                 count += 1
                 held = 0.0
             else:
-                peak = max(peak, high[i])
+                peak_price = max(peak_price, high[i])
+        marked = cash + held * close[i]
+        equity_peak = max(equity_peak, marked)
+        gate = loss_gate(marked, equity_peak, day_start, p[DAILY_LOSS], p[MAX_DRAWDOWN])
+        if gate == GATE_DRAWDOWN and halted_at < 0:
+            halted_at = i
+        elif gate == GATE_DAILY_LOSS:
+            daily_halt_day = today
         if i < n - 1:
             code = codes[i]
             if code == 1 and held == 0.0:
-                budget = min((cash + held * close[i]) * share * fraction, cash)
-                if budget >= min_order:
+                budget = 0.0
+                distance_atr = 0.0
+                if not (halted_at >= 0 or daily_halt_day == today or i <= cooldown_until
+                        or p[MAX_OPEN] < 1.0):  # fmt: skip
+                    if p[ATR_MULTIPLE] > 0.0 and not math.isnan(atr[i]):
+                        distance_atr = p[ATR_MULTIPLE] * atr[i]
+                    budget = entry_budget(
+                        marked, cash, 0.0, p[SHARE], p[FRACTION], p[MAX_POSITION],
+                        p[MAX_EXPOSURE], p[RISK_PER_TRADE],
+                        initial_stop_distance(close[i], p[STOP_LOSS], distance_atr, p[TRAILING]),
+                    )  # fmt: skip
+                if budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = open_[i + 1] * (1.0 + slippage)
                     held = budget / (fill * (1.0 + fee_rate))
                     fee = held * fill * fee_rate
                     cash = cash - held * fill - fee
                     fees += fee
                     price_in = fill
-                    peak = fill
-                    atr_distance = atr_multiple * atr[i] if atr_multiple > 0.0 else 0.0
-                    if math.isnan(atr_distance):
-                        atr_distance = 0.0
+                    peak_price = fill
+                    atr_distance = distance_atr
                     entry_index[count] = i
                     entry_price[count] = fill
                     amount[count] = held
                     entry_fee[count] = fee
+                else:
+                    vetoes += 1
             elif code == -1 and held > 0.0:
                 fill = open_[i + 1] * (1.0 - slippage)
                 fee = held * fill * fee_rate
@@ -215,10 +246,12 @@ def _simulate(  # noqa: C901 - one tight loop is the point
                 exit_price[count] = fill
                 exit_fee[count] = fee
                 exit_reason[count] = SIGNAL
+                lost = trade_lost(held, price_in, fill, entry_fee[count] + fee)
+                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, i, p)
                 count += 1
                 held = 0.0
         equity[i] = cash + held * close[i]
     return (
         equity, stop_line, entry_index, exit_index, entry_price, exit_price, amount,
-        entry_fee, exit_fee, exit_reason, ambiguous, count, fees,
+        entry_fee, exit_fee, exit_reason, ambiguous, count, fees, vetoes, halted_at,
     )  # fmt: skip

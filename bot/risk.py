@@ -18,31 +18,28 @@ def size_entry(
     signal: Signal,
     *,
     run: PairRun,
-    equity: float,
-    cash: float,
+    budget: float,
+    limits: RiskLimits,
     fee_rate: float,
     slippage: float,
-    limits: RiskLimits,
     now: datetime,
 ) -> OrderIntent:
-    """A buy spending the run's share of equity, clipped to the cash; raises when unaffordable.
+    """A buy spending ``budget`` (from ``rules.entry_budget``); refused below the minimum.
 
-    The order is sized in the quote currency, so it spends the budget whatever the fill price.
+    The order is sized in the quote currency, so it spends the budget whatever the fill price;
+    ``amount`` is only the estimate at the signal's price.
     """
-    budget = min(equity * run.capital_share * limits.position_fraction, cash)
-    cost_per_unit = signal.price * (1 + slippage) * (1 + fee_rate)
-    if budget < limits.min_order_value:
+    if budget < limits.min_order_value or budget <= 0:
         raise InsufficientFunds(
-            f"{run.pair}: entry needs at least {limits.min_order_value:.2f} of free cash "
-            f"within the run's share; {budget:.2f} available"
+            f"entry budget {budget:,.2f} is under the minimum order of "
+            f"{limits.min_order_value:,.2f} (free cash and the caps on position and exposure)"
         )
-    amount = budget / cost_per_unit
     return OrderIntent(
         client_order_id=client_order_id(run.id, signal.candle_time, Side.BUY),
         run_id=run.id,
         pair=run.pair,
         side=Side.BUY,
-        amount=amount,
+        amount=budget / (signal.price * (1 + slippage) * (1 + fee_rate)),
         reference_price=signal.price,
         created_at=now,
         reason=signal.reason or "entry signal",

@@ -24,9 +24,9 @@ from bot.domain import (
     Signal,
     from_ms,
 )
-from bot.engine import Engine, EngineCosts
 from bot.errors import InsufficientFunds
 from bot.exchange.paper import BALANCES_KEY, PaperExchange
+from bot.execution import Executor
 from bot.portfolio import Portfolio
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
@@ -209,40 +209,26 @@ class JournalCheckingExchange:
         return await self._inner.create_market_order(order)
 
 
-async def test_intent_is_journaled_before_the_exchange_is_called(
+async def test_intent_is_journaled_before_the_exchange_is_called_and_sent_once(
     db: Database, btc_candles: pd.DataFrame
 ) -> None:
     clock = FakeClock(at_open(btc_candles, 100))
     orders = SqliteOrderRepository(db)
     checker = JournalCheckingExchange(await paper(db, btc_candles, clock), orders)
-    engine = Engine(
-        transactions=db,
-        exchange=checker,
-        portfolio=Portfolio(1000.0),
-        orders=orders,
-        fills=SqliteFillRepository(db),
-        positions=SqlitePositionRepository(db),
-        state=SqliteStateRepository(db),
-        alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+    executor = Executor(
+        transactions=db, exchange=checker, portfolio=Portfolio(1000.0), orders=orders,
+        fills=SqliteFillRepository(db), positions=SqlitePositionRepository(db),
+        state=SqliteStateRepository(db), alerts=AlertOutbox(SqliteAlertRepository(db), clock),
         clock=clock,
-        limits=RiskLimits(),
-        costs=EngineCosts(0.001, 0.0005),
-    )
-    run = await new_run(db, clock)
-    close = float(btc_candles["close"].iloc[99])
-    signal = Signal(PAIR, at_open(btc_candles, 99), Action.ENTER, close)
-    assert len(await engine.on_signal(run, signal, {PAIR: close})) == 1
+    )  # fmt: skip
+    await new_run(db, clock)
+    buy = dataclasses.replace(intent(Side.BUY, 0.001, "pp1-1-buy"), quote_amount=100.0)
+    fills, _ = await executor.execute(buy)
+    assert len(fills) == 1
     assert checker.journaled_first == [True]
-    # The same decision on the same candle again (a re-run tick) sends nothing more.
-    engine.portfolio.accept(
-        engine.portfolio.book(
-            dataclasses.replace(
-                (await SqliteFillRepository(db).all())[0], side=Side.SELL, trade_id="undo"
-            )
-        )
-    )
-    assert await engine.on_signal(run, signal, {PAIR: close}) == []
-    assert checker.journaled_first == [True]
+    again, _ = await executor.execute(buy)  # the same decision again: a re-run tick
+    assert again == []
+    assert checker.journaled_first == [True]  # the exchange heard of it once
 
 
 async def test_an_order_the_exchange_refuses_is_journaled_rejected_and_alerted(

@@ -29,18 +29,25 @@ from strategies import REGISTRY, build_strategy
 
 PAIR = "BTC/USDT"
 FEE, SLIPPAGE = 0.001, 0.0005
-EXITS = {
-    "signals only": {},
-    "with every exit": {
-        "stop_loss": 0.03,
-        "take_profit": 0.04,
-        "trailing_stop": 0.02,
-        "atr_stop": 3.0,
-    },
+EVERY_EXIT = {"stop_loss": 0.03, "take_profit": 0.04, "trailing_stop": 0.02, "atr_stop": 3.0}
+STRICT = RiskLimits(
+    max_position_fraction=1.0,
+    risk_per_trade=0.01,
+    daily_loss_limit=0.01,
+    max_drawdown=0.06,
+    cooldown_losses=2,
+    cooldown_candles=12,
+)
+CASES = {  # name: (strategy parameters, risk limits)
+    "signals only": ({}, RiskLimits()),
+    "with every exit": (EVERY_EXIT, RiskLimits()),
+    "strict limits": (EVERY_EXIT, STRICT),
 }
 
 
-async def live_trades(candles: pd.DataFrame, name: str, params: dict[str, float]) -> list[Trade]:
+async def live_trades(
+    candles: pd.DataFrame, name: str, params: dict[str, float], limits: RiskLimits
+) -> tuple[list[Trade], int]:
     source = ReplaySource({PAIR: candles}, {PAIR: "1h"})
     clock = FakeClock(source.first_open(PAIR))
     async with open_database(":memory:") as db:
@@ -49,7 +56,7 @@ async def live_trades(candles: pd.DataFrame, name: str, params: dict[str, float]
             clock=clock,
             feed=source,
             account=PaperAccount(1000.0, "USDT", FEE, SLIPPAGE),
-            limits=RiskLimits(),
+            limits=limits,
         )
         run = await SqlitePairRunRepository(db).add(
             pair=PAIR,
@@ -71,7 +78,8 @@ async def live_trades(candles: pd.DataFrame, name: str, params: dict[str, float]
         )
         while not driver.finished.is_set():
             await driver.step()
-        return round_trips(await SqliteFillRepository(db).all())
+        vetoes = await db.fetch_one("SELECT count(*) FROM vetoes")
+        return round_trips(await SqliteFillRepository(db).all()), int(vetoes[0]) if vetoes else 0
 
 
 def same_trade(live: Trade, backtest: Trade) -> bool:
@@ -85,21 +93,18 @@ def same_trade(live: Trade, backtest: Trade) -> bool:
     )
 
 
-@pytest.mark.parametrize("exits", list(EXITS), ids=list(EXITS))
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 async def test_backtest_trades_equal_the_live_engines(
-    name: str, exits: str, btc_candles: pd.DataFrame
+    name: str, case: str, btc_candles: pd.DataFrame
 ) -> None:
-    params = EXITS[exits]
-    strategy = build_strategy(name, params)
-    backtest = run_backtest(
-        btc_candles,
-        strategy,
-        BacktestSetup(pair=PAIR, timeframe="1h", balance=1000.0, fee_rate=FEE, slippage=SLIPPAGE),
-    )
+    params, limits = CASES[case]
+    backtest = run_backtest(btc_candles, build_strategy(name, params), BacktestSetup(
+        pair=PAIR, timeframe="1h", balance=1000.0, fee_rate=FEE, slippage=SLIPPAGE,
+        limits=limits))  # fmt: skip
     backtest_trades = backtest.table.trades()
-    live = await live_trades(btc_candles, name, params)
-    assert len(backtest_trades) >= 5
+    live, live_vetoes = await live_trades(btc_candles, name, params, limits)
+    assert len(backtest_trades) >= 3
     if params:
         assert {t.exit_reason for t in backtest_trades} - {"signal"}, "no protective exit fired"
     assert len(live) == len(backtest_trades)
@@ -107,3 +112,16 @@ async def test_backtest_trades_equal_the_live_engines(
         (a, b) for a, b in zip(live, backtest_trades, strict=True) if not same_trade(a, b)
     ]
     assert not mismatches, mismatches[:2]
+    assert live_vetoes == backtest.vetoes
+
+
+async def test_strict_limits_really_bite(btc_candles: pd.DataFrame) -> None:
+    """The strict case exercises the halts and the cooldown, or its parity proves little."""
+    params, limits = CASES["strict limits"]
+    result = run_backtest(
+        btc_candles,
+        build_strategy("ema_cross", params),
+        BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE, limits=limits),
+    )
+    assert result.vetoes > 0
+    assert result.halted_at is not None

@@ -25,6 +25,14 @@ from strategies import build_strategy
 
 FEE = 0.001
 ALL_IN = 0.9999  # backtesting.py's default share for size=None would be the same
+# backtesting.py has no risk rules: size all-in, with no caps, halts or minimum order.
+ALL_IN_LIMITS = RiskLimits(
+    position_fraction=ALL_IN,
+    min_order_value=0.0,
+    max_position_fraction=1.0,
+    daily_loss_limit=0.0,
+    max_drawdown=0.0,
+)
 
 
 class EmaCrossReference(ReferenceStrategy):
@@ -83,7 +91,13 @@ def compare(candles: pd.DataFrame) -> None:
             balance=1000.0,
             fee_rate=FEE,
             slippage=0.0,
-            limits=RiskLimits(position_fraction=ALL_IN, min_order_value=0.0),
+            limits=RiskLimits(
+                position_fraction=ALL_IN,
+                min_order_value=0.0,
+                max_position_fraction=1.0,
+                daily_loss_limit=0.0,
+                max_drawdown=0.0,
+            ),
         ),
     )
     reference = reference_run(candles)

@@ -8,6 +8,14 @@ from bot.domain import Action, Fill, PairRun, RiskLimits, RunState, Side, Signal
 from bot.errors import InsufficientFunds, RiskRejected
 from bot.portfolio import Portfolio
 from bot.risk import client_order_id, size_entry, size_exit
+from bot.rules import (
+    GATE_DAILY_LOSS,
+    GATE_DRAWDOWN,
+    GATE_OPEN,
+    entry_budget,
+    initial_stop_distance,
+    loss_gate,
+)
 
 T0 = datetime(2025, 7, 1, tzinfo=UTC)
 
@@ -33,48 +41,78 @@ def test_client_order_id_is_deterministic_per_run_candle_and_side() -> None:
     assert client_order_id(7, T0, Side.BUY) != client_order_id(7, T0 + timedelta(hours=1), Side.BUY)
 
 
-def test_entry_is_sized_as_a_fraction_of_the_runs_share_of_equity() -> None:
-    intent = size_entry(
-        enter_signal(100.0),
-        run=make_run(0.5),
-        equity=1000.0,
-        cash=1000.0,
-        fee_rate=0.001,
-        slippage=0.0005,
-        limits=RiskLimits(position_fraction=0.99),
-        now=T0,
-    )
-    assert intent.side is Side.BUY
-    assert intent.amount == pytest.approx(495.0 / (100.0 * 1.0005 * 1.001))
-    assert intent.client_order_id == client_order_id(7, T0, Side.BUY)
+def budget(**overrides: float) -> float:
+    values = {
+        "equity": 1000.0,
+        "cash": 1000.0,
+        "exposure": 0.0,
+        "share": 0.5,
+        "fraction": 0.99,
+        "max_position": 1.0,
+        "max_exposure": 1.0,
+        "risk_per_trade": 0.0,
+        "stop_distance": 0.0,
+        **overrides,
+    }
+    return entry_budget(*values.values())
 
 
-def test_entry_is_clipped_to_the_free_cash() -> None:
-    intent = size_entry(
-        enter_signal(),
-        run=make_run(1.0),
-        equity=1000.0,
-        cash=300.0,
-        fee_rate=0.0,
-        slippage=0.0,
-        limits=RiskLimits(position_fraction=1.0),
-        now=T0,
-    )
-    assert intent.amount * 100.0 == pytest.approx(300.0)
+def test_entry_budget_is_a_fraction_of_the_runs_share_of_equity() -> None:
+    assert budget() == pytest.approx(495.0)
 
 
-def test_entry_that_cannot_be_afforded_is_refused() -> None:
-    with pytest.raises(InsufficientFunds, match="needs at least 10.00"):
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"cash": 300.0}, 300.0),  # no more than the free cash
+        ({"max_position": 0.2}, 200.0),  # the per-asset cap
+        ({"exposure": 900.0}, 100.0),  # the room left under total exposure
+        ({"exposure": 1200.0}, 0.0),  # no room at all
+        ({"risk_per_trade": 0.01, "stop_distance": 0.05}, 200.0),  # 1% risk, stop 5% away
+        ({"risk_per_trade": 0.01, "stop_distance": 0.0}, 495.0),  # no stop: fraction sizing
+    ],
+)
+def test_entry_budget_caps(overrides: dict[str, float], expected: float) -> None:
+    assert budget(**overrides) == pytest.approx(expected)
+
+
+def test_initial_stop_distance_is_the_tightest_stop() -> None:
+    assert initial_stop_distance(100.0, 0.05, 0.0, 0.0) == pytest.approx(0.05)
+    assert initial_stop_distance(100.0, 0.05, 3.0, 0.0) == pytest.approx(0.03)
+    assert initial_stop_distance(100.0, 0.05, 3.0, 0.02) == pytest.approx(0.02)
+    assert initial_stop_distance(100.0, 0.0, 0.0, 0.0) == 0.0
+
+
+def test_loss_gate_halts_on_drawdown_before_the_daily_limit() -> None:
+    assert loss_gate(900.0, 1000.0, 1000.0, 0.05, 0.15) == GATE_DAILY_LOSS
+    assert loss_gate(840.0, 1000.0, 1000.0, 0.05, 0.15) == GATE_DRAWDOWN
+    assert loss_gate(960.0, 1000.0, 1000.0, 0.05, 0.15) == GATE_OPEN
+    assert loss_gate(100.0, 1000.0, 1000.0, 0.0, 0.0) == GATE_OPEN  # both off
+
+
+def test_an_entry_under_the_minimum_order_is_refused() -> None:
+    with pytest.raises(InsufficientFunds, match="under the minimum order of 10.00"):
         size_entry(
             enter_signal(),
             run=make_run(),
-            equity=1000.0,
-            cash=5.0,
+            budget=5.0,
+            limits=RiskLimits(),
             fee_rate=0.001,
             slippage=0.0,
-            limits=RiskLimits(),
             now=T0,
         )
+    intent = size_entry(
+        enter_signal(100.0),
+        run=make_run(),
+        budget=200.0,
+        limits=RiskLimits(),
+        fee_rate=0.001,
+        slippage=0.0005,
+        now=T0,
+    )
+    assert intent.quote_amount == 200.0
+    assert intent.amount == pytest.approx(200.0 / (100.0 * 1.0005 * 1.001))
+    assert intent.client_order_id == client_order_id(7, T0, Side.BUY)
 
 
 def test_exit_sells_the_whole_position_and_refuses_when_flat() -> None:

@@ -1,0 +1,129 @@
+"""Execution: journal an intent, send it, book what filled, announce it.
+
+The intent is written to the journal before the exchange hears of it, under a deterministic
+client order id, so a decision taken twice (a re-run tick) is never sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from bot.alerts import AlertOutbox
+from bot.domain import (
+    AlertPriority,
+    ExecutionReport,
+    Fill,
+    OrderIntent,
+    OrderStatus,
+    Side,
+    Trade,
+)
+from bot.errors import ExchangeRejected, RiskRejected
+from bot.metrics import round_trips
+from bot.portfolio import CASH_KEY, Portfolio
+from bot.ports import (
+    Clock,
+    Exchange,
+    FillRepository,
+    OrderJournal,
+    PositionRepository,
+    StateStore,
+    Transactions,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        transactions: Transactions,
+        exchange: Exchange,
+        portfolio: Portfolio,
+        orders: OrderJournal,
+        fills: FillRepository,
+        positions: PositionRepository,
+        state: StateStore,
+        alerts: AlertOutbox,
+        clock: Clock,
+    ) -> None:
+        self._transactions = transactions
+        self.exchange = exchange
+        self._portfolio = portfolio
+        self._orders = orders
+        self._fills = fills
+        self._positions = positions
+        self._state = state
+        self._alerts = alerts
+        self._clock = clock
+
+    async def execute(self, intent: OrderIntent) -> tuple[list[Fill], Trade | None]:
+        """Send ``intent`` once; returns what filled and, when it closed a position, the trade."""
+        if await self._orders.get(intent.client_order_id) is not None:
+            log.info("order %s was journaled before; not sending again", intent.client_order_id)
+            return [], None
+        position = self._portfolio.position(intent.pair)
+        opened_at = position.opened_at if position else None
+        await self._orders.add(intent)  # journaled before the exchange hears of it
+        try:
+            report = await self.exchange.create_market_order(intent)
+        except (ExchangeRejected, RiskRejected) as error:
+            await self._orders.update(
+                intent.client_order_id, OrderStatus.REJECTED, self._clock.now(), note=str(error)
+            )
+            await self._alerts.push(
+                "order_rejected", AlertPriority.ERROR, f"Order rejected: {error}"
+            )
+            return [], None
+        fills = await self._book(report)
+        trade = None
+        if (
+            intent.side is Side.SELL
+            and opened_at is not None
+            and not self._portfolio.position(intent.pair)
+        ):
+            trade = await self._closed_trade(intent.pair, opened_at)
+        await self._announce(intent, report, trade)
+        return fills, trade
+
+    async def _book(self, report: ExecutionReport) -> list[Fill]:
+        booked, bookings = [], []
+        async with self._transactions.transaction():
+            for fill in report.fills:
+                if await self._fills.add(fill):
+                    booking = self._portfolio.book(fill)
+                    await self._positions.save(booking.position)
+                    bookings.append(booking)
+                    booked.append(fill)
+            if bookings:
+                await self._state.set(CASH_KEY, bookings[-1].cash, self._clock.now())
+            await self._orders.update(
+                report.client_order_id, report.status, self._clock.now(),
+                filled=report.filled, average_price=report.average_price,
+                exchange_order_id=report.exchange_order_id,
+            )  # fmt: skip
+        for booking in bookings:  # memory follows only what storage committed
+            self._portfolio.accept(booking)
+        return booked
+
+    async def _closed_trade(self, pair: str, opened_at: datetime) -> Trade | None:
+        fills = [fill for fill in await self._fills.all(since=opened_at) if fill.pair == pair]
+        trades = round_trips(fills)
+        return trades[-1] if trades else None
+
+    async def _announce(
+        self, intent: OrderIntent, report: ExecutionReport, trade: Trade | None
+    ) -> None:
+        if not report.filled or report.average_price is None:
+            return
+        text = (
+            f"{intent.pair} {intent.side.value.upper()} {report.filled:.6g} @ "
+            f"{report.average_price:,.2f} (fee {sum(f.fee for f in report.fills):.2f})"
+        )
+        if intent.side is Side.SELL and intent.trigger_price is not None:
+            text += f", {intent.reason.replace('_', ' ')}"
+        if trade is not None:
+            text += f", trade PnL {trade.pnl:+,.2f} ({trade.return_pct:+.2%})"
+        await self._alerts.push("trade", AlertPriority.TRADE, text)

@@ -1,0 +1,136 @@
+"""The risk guard: loss limits, halts and cooldowns that outlive a restart.
+
+It keeps the equity peak, the day's starting equity, the halts and each run's run of losses
+in the state store, and refuses entries (recording every veto with its reason). The backtest
+kernel applies the same rules from ``bot.rules`` in the same order.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from bot.alerts import AlertOutbox
+from bot.domain import AlertPriority, PairRun, RiskLimits, from_ms, to_ms
+from bot.ports import StateStore
+from bot.rules import GATE_DAILY_LOSS, GATE_DRAWDOWN, loss_gate
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "risk"
+_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - a calendar origin for local day numbers
+
+
+class VetoRecorder(Protocol):
+    async def add(self, *, run_id: int, pair: str, reason: str, now: datetime) -> None: ...
+
+
+def local_day(moment: datetime, timezone: ZoneInfo) -> int:
+    """Days since 1970-01-01 of ``moment``'s calendar date in ``timezone``."""
+    return (moment.astimezone(timezone).replace(tzinfo=None) - _EPOCH).days
+
+
+class RiskGuard:
+    def __init__(
+        self,
+        *,
+        state: StateStore,
+        vetoes: VetoRecorder,
+        alerts: AlertOutbox,
+        limits: RiskLimits,
+        timezone: ZoneInfo,
+    ) -> None:
+        self._state = state
+        self._vetoes = vetoes
+        self._alerts = alerts
+        self.limits = limits
+        self._timezone = timezone
+        self._risk: dict[str, Any] | None = None
+
+    async def _load(self) -> dict[str, Any]:
+        if self._risk is None:
+            self._risk = dict(await self._state.get(STATE_KEY) or {})
+        return self._risk
+
+    async def _save(self, now: datetime) -> None:
+        await self._state.set(STATE_KEY, await self._load(), now)
+
+    async def start_candle(self, equity: float, close_time: datetime) -> None:
+        """A new local day starts its loss budget from the equity at its first close."""
+        risk = await self._load()
+        day = local_day(close_time, self._timezone)
+        if risk.get("day") != day:
+            risk.update(day=day, day_start=equity)
+            risk.setdefault("peak", equity)
+            await self._save(close_time)
+
+    async def mark(self, equity: float, close_time: datetime) -> None:
+        """Follow the equity peak and trip the loss limits (persisted, alerted once)."""
+        risk = await self._load()
+        changed = equity > risk.get("peak", equity) or "peak" not in risk
+        risk["peak"] = max(risk.get("peak", equity), equity)
+        gate = loss_gate(equity, risk["peak"], risk.get("day_start", equity),
+                         self.limits.daily_loss_limit, self.limits.max_drawdown)  # fmt: skip
+        if gate == GATE_DRAWDOWN and not risk.get("halt"):
+            reason = (f"equity {equity:,.2f} is more than {self.limits.max_drawdown:.0%} below "
+                      f"its peak {risk['peak']:,.2f}")  # fmt: skip
+            risk["halt"] = {"reason": f"max drawdown: {reason}", "since": to_ms(close_time)}
+            await self._alerts.push(
+                "risk_halt",
+                AlertPriority.CRITICAL,
+                f"Trading halted, max drawdown: {reason}. New entries stop "
+                "until trading is resumed; exits are still managed.",
+            )
+            changed = True
+        elif gate == GATE_DAILY_LOSS and risk.get("daily_halt_day") != risk.get("day"):
+            risk["daily_halt_day"] = risk.get("day")
+            await self._alerts.push(
+                "risk_halt",
+                AlertPriority.CRITICAL,
+                f"Daily loss limit: equity {equity:,.2f} is more than "
+                f"{self.limits.daily_loss_limit:.0%} below today's start "
+                f"{risk.get('day_start', equity):,.2f}. No new entries today.",
+            )
+            changed = True
+        if changed:
+            await self._save(close_time)
+
+    async def entry_block(self, run: PairRun, close_time: datetime) -> str | None:
+        """Why ``run`` may not enter now, or None."""
+        risk = await self._load()
+        if risk.get("halt"):
+            return f"halted ({risk['halt']['reason']})"
+        if risk.get("daily_halt_day") is not None and risk.get("daily_halt_day") == risk.get("day"):
+            return "daily loss limit reached; no new entries until tomorrow"
+        cooldown = await self._state.get(_cooldown_key(run.id)) or {}
+        until = cooldown.get("until_ms")
+        if until is not None and to_ms(close_time) <= until:
+            return f"cooling down after losses until {from_ms(until):%Y-%m-%d %H:%M} UTC"
+        return None
+
+    async def trade_closed(
+        self, run: PairRun, lost: bool, close_time: datetime, candle: timedelta
+    ) -> None:
+        """Count losing trades in a row; enough of them start the run's cooldown."""
+        cooldown = await self._state.get(_cooldown_key(run.id)) or {}
+        losses = cooldown.get("losses", 0) + 1 if lost else 0
+        if lost and self.limits.cooldown_losses and losses >= self.limits.cooldown_losses:
+            until = close_time + candle * self.limits.cooldown_candles
+            cooldown = {"losses": 0, "until_ms": to_ms(until)}
+            log.info("%s: %d losses in a row, no entries until %s", run.pair, losses, until)
+        else:
+            cooldown = {**cooldown, "losses": losses}
+        await self._state.set(_cooldown_key(run.id), cooldown, close_time)
+
+    async def veto(self, run: PairRun, reason: str, now: datetime) -> None:
+        log.info("veto %s: %s", run.pair, reason)
+        await self._vetoes.add(run_id=run.id, pair=run.pair, reason=reason, now=now)
+
+    async def halt(self) -> dict[str, Any] | None:
+        return (await self._load()).get("halt")
+
+
+def _cooldown_key(run_id: int) -> str:
+    return f"cooldown:{run_id}"

@@ -1,0 +1,97 @@
+"""The trading rules both the live engine and the backtest kernel apply, compiled once.
+
+Keeping one copy of each rule is what makes live/backtest parity hold by construction: the
+engine calls these from Python per candle, the kernel from its compiled loop.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+
+SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, ATR_STOP = 0, 1, 2, 3, 4
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "atr_stop")
+
+GATE_OPEN, GATE_DAILY_LOSS, GATE_DRAWDOWN = 0, 1, 2
+
+
+@numba.njit(cache=True)
+def check_exit(
+    entry_price: float, peak: float, atr_distance: float, stop_loss: float, take_profit: float,
+    trailing_stop: float, open_: float, high: float, low: float,
+) -> tuple[float, float, int, bool]:  # fmt: skip
+    """The protective exit of one candle: (stop in force, trigger price or NaN, reason, both hit).
+
+    The stop is the highest of the stop-loss, ATR and trailing levels; the trailing level uses
+    the peak before this candle. A low at or under the stop sells at min(open, stop); else a
+    high at or over the target sells at max(open, target). Reaching both counts as the stop.
+    """
+    stop = -math.inf
+    reason = STOP_LOSS
+    if stop_loss > 0.0:
+        stop = entry_price * (1.0 - stop_loss)
+    if atr_distance > 0.0 and entry_price - atr_distance > stop:
+        stop = entry_price - atr_distance
+        reason = ATR_STOP
+    if trailing_stop > 0.0 and peak * (1.0 - trailing_stop) > stop:
+        stop = peak * (1.0 - trailing_stop)
+        reason = TRAILING_STOP
+    target = entry_price * (1.0 + take_profit) if take_profit > 0.0 else math.inf
+    if low <= stop:
+        return stop, min(open_, stop), reason, high >= target
+    if high >= target:
+        return stop, max(open_, target), TAKE_PROFIT, False
+    return stop, math.nan, reason, False
+
+
+@numba.njit(cache=True)
+def entry_budget(
+    equity: float, cash: float, exposure: float, share: float, fraction: float,
+    max_position: float, max_exposure: float, risk_per_trade: float, stop_distance: float,
+) -> float:  # fmt: skip
+    """What an entry may spend, in the quote currency, fee included.
+
+    The run's share of equity times the entry fraction, capped by the free cash, the per-asset
+    cap, the room left under the total-exposure cap, and, when risking a fixed share of equity
+    per trade, by that risk over the stop's distance (a fraction of the price).
+    """
+    budget = min(equity * share * fraction, cash)
+    budget = min(budget, equity * max_position)
+    budget = min(budget, equity * max_exposure - exposure)
+    if risk_per_trade > 0.0 and stop_distance > 0.0:
+        budget = min(budget, equity * risk_per_trade / stop_distance)
+    return max(budget, 0.0)
+
+
+@numba.njit(cache=True)
+def loss_gate(
+    equity: float, peak: float, day_start: float, daily_loss_limit: float, max_drawdown: float
+) -> int:
+    """Which loss limit, if any, equity has broken: the drawdown halt outranks the daily one."""
+    if max_drawdown > 0.0 and equity < peak * (1.0 - max_drawdown):
+        return GATE_DRAWDOWN
+    if daily_loss_limit > 0.0 and equity < day_start * (1.0 - daily_loss_limit):
+        return GATE_DAILY_LOSS
+    return GATE_OPEN
+
+
+@numba.njit(cache=True)
+def initial_stop_distance(
+    price: float, stop_loss: float, atr_distance: float, trailing_stop: float
+) -> float:
+    """How far below ``price`` (as a fraction) the first protective stop sits; 0 when none."""
+    distance = math.inf
+    if stop_loss > 0.0:
+        distance = stop_loss
+    if atr_distance > 0.0:
+        distance = min(distance, atr_distance / price)
+    if trailing_stop > 0.0:
+        distance = min(distance, trailing_stop)
+    return 0.0 if distance == math.inf else distance
+
+
+@numba.njit(cache=True)
+def trade_lost(amount: float, entry_price: float, exit_price: float, fees: float) -> bool:
+    """A closed trade that made nothing or less, fees included: it counts toward a cooldown."""
+    return amount * exit_price - amount * entry_price - fees <= 0.0
