@@ -10,9 +10,16 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
-from bot.candles import ReplaySource, check_alignment, read_candle_file
+from bot.candles import (
+    ReplaySource,
+    check_alignment,
+    describe_file_name,
+    infer_timeframe,
+    read_candle_file,
+)
 from bot.clock import FakeClock, SystemClock
 from bot.config import Secrets, Settings
+from bot.control import Control
 from bot.domain import AlertPriority, PairRun, RiskLimits
 from bot.engine import Engine, EngineCosts
 from bot.errors import ConfigError
@@ -49,17 +56,23 @@ class Replay:
 
 
 def load_replay(settings: Settings) -> Replay:
-    """The configured replay files, checked; the replay spans the time all pairs share."""
-    if not settings.pairs:
-        raise ConfigError("market_data.source = 'replay' needs at least one [[pairs]] entry")
+    """Every configured replay file, checked: pairs can be started later from any of them.
+
+    A file's timeframe is its configured pair's, else its name's, else its candles' own step.
+    The replay spans the time all the files share.
+    """
+    configured = {pair.pair: pair.timeframe for pair in settings.pairs}
     frames, timeframes = {}, {}
-    for pair in settings.pairs:
-        path = settings.market_data.replay_files[pair.pair]
+    for pair, path in settings.market_data.replay_files.items():
         frame = read_candle_file(path)
-        check_alignment(frame, pair.timeframe, str(path))
-        frames[pair.pair], timeframes[pair.pair] = frame, pair.timeframe
+        named = describe_file_name(path)
+        timeframe = configured.get(pair) or (named[1] if named else infer_timeframe(frame))
+        check_alignment(frame, timeframe, str(path))
+        frames[pair], timeframes[pair] = frame, timeframe
+    if not frames:
+        raise ConfigError("market_data.source = 'replay' needs market_data.replay_files")
     source = ReplaySource(frames, timeframes)
-    step = min(timeframe_delta(pair.timeframe) for pair in settings.pairs)
+    step = min(timeframe_delta(timeframe) for timeframe in timeframes.values())
     start = min(source.first_open(pair) for pair in frames) + step
     # The last candle is never acted on: there is no next open to fill at.
     end = min(source.last_close(pair) for pair in frames) - step
@@ -153,6 +166,40 @@ async def run_service(
         await _serve(settings, db, replay, stop, write)
 
 
+@dataclass(frozen=True, slots=True)
+class Trading:
+    """The assembled trading stack on one database: what `run` drives and tests inspect."""
+
+    clock: FakeClock
+    engine: Engine
+    service: TradingService
+    control: Control
+    driver: ReplayDriver
+    outbox: AlertOutbox
+
+
+async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> Trading:
+    """Paper trading on replayed candles, carrying on from where the database left off."""
+    state = SqliteStateRepository(db)
+    clock = FakeClock(await ReplayDriver.resume_point(state, replay.start))
+    paper = settings.paper
+    engine = await build_paper_engine(
+        db, clock=clock, feed=replay.source,
+        account=PaperAccount(paper.balance, paper.quote, paper.fee, paper.slippage),
+        limits=risk_limits(settings), timezone=settings.timezone,
+    )  # fmt: skip
+    runs_repo = SqlitePairRunRepository(db)
+    runs = await sync_pair_runs(runs_repo, settings, clock.now())
+    service = TradingService(engine=engine, source=replay.source,
+                             equity=SqliteEquityRepository(db), clock=clock, runs=runs)  # fmt: skip
+    control = Control(runs=runs_repo, service=service, engine=engine, exchange=engine.exchange,
+                      markets=replay.source, clock=clock, quote=paper.quote)  # fmt: skip
+    driver = ReplayDriver(clock=clock, service=service, state=state, step=replay.step,
+                          end=replay.end)  # fmt: skip
+    outbox = AlertOutbox(SqliteAlertRepository(db), clock)
+    return Trading(clock, engine, service, control, driver, outbox)
+
+
 async def _serve(
     settings: Settings,
     db: Database,
@@ -160,48 +207,23 @@ async def _serve(
     stop: asyncio.Event,
     write: Callable[[str], object],
 ) -> None:
-    state = SqliteStateRepository(db)
-    clock = FakeClock(await ReplayDriver.resume_point(state, replay.start))
-    alerts_repo = SqliteAlertRepository(db)
-    outbox = AlertOutbox(alerts_repo, clock)
-    dispatcher = AlertDispatcher(alerts_repo, ConsoleSink(write), clock)
-    paper = settings.paper
-    engine = await build_paper_engine(
-        db,
-        clock=clock,
-        feed=replay.source,
-        account=PaperAccount(paper.balance, paper.quote, paper.fee, paper.slippage),
-        limits=risk_limits(settings),
-        timezone=settings.timezone,
-    )
-    runs = await sync_pair_runs(SqlitePairRunRepository(db), settings, clock.now())
-    service = TradingService(
-        engine=engine,
-        source=replay.source,
-        equity=SqliteEquityRepository(db),
-        clock=clock,
-        runs=runs,
-    )
-    driver = ReplayDriver(
-        clock=clock, service=service, state=state, step=replay.step, end=replay.end
-    )
-    await outbox.push(
-        "startup",
-        AlertPriority.INFO,
-        f"pairpilot started: {settings.mode} mode, replay, "
-        f"{', '.join(run.pair for run in runs) or 'no pairs'}",
+    trading = await assemble_replay(db, settings, replay)
+    alerts = SqliteAlertRepository(db)
+    dispatcher = AlertDispatcher(alerts, ConsoleSink(write), trading.clock)
+    pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
+    await trading.outbox.push(
+        "startup", AlertPriority.INFO, f"pairpilot started: {settings.mode} mode, replay, {pairs}"
     )
     jobs = Jobs(SystemClock())
-    jobs.every(
-        replay.step.total_seconds() / settings.market_data.replay_speed, driver.step, "replay-step"
-    )
+    speed = settings.market_data.replay_speed
+    jobs.every(replay.step.total_seconds() / speed, trading.driver.step, "replay-step")
     jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
     jobs.start()
     try:
-        await _until_first(stop, driver.finished)
+        await _until_first(stop, trading.driver.finished)
     finally:
         await jobs.stop()  # the tick in progress finishes first
-        await outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
+        await trading.outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
         await dispatcher.drain()
 
 

@@ -7,6 +7,7 @@ milliseconds since the epoch (UTC).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bot.domain import from_ms, to_ms
-from bot.errors import DataError, NotFound
+from bot.errors import DataError, NotFound, UserInputError
 from bot.timeframes import timeframe_name, timeframe_seconds
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -150,6 +151,18 @@ class ReplaySource:
 
     def pairs(self) -> list[str]:
         return list(self._frames)
+
+    def check_pair(self, pair: str) -> None:
+        if pair not in self._frames:
+            close = difflib.get_close_matches(pair, list(self._frames), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise NotFound(f"{pair} has no replay data (replaying {', '.join(self._frames)}){hint}")
+
+    def check_timeframe(self, pair: str, timeframe: str) -> None:
+        self.check_pair(pair)
+        if timeframe_seconds(timeframe) * 1000 != self._step_ms[pair]:
+            offered = timeframe_name(self._step_ms[pair] // 1000)
+            raise UserInputError(f"{pair} replays {offered} candles, not {timeframe}")
 
     def first_open(self, pair: str) -> datetime:
         return from_ms(int(self._stamps_for(pair)[0]))

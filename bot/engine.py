@@ -7,6 +7,7 @@ loss limits are applied, then the strategy's signal is acted on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from bot.domain import (
     OrderIntent,
     PairRun,
     RunState,
+    Side,
     Signal,
     from_ms,
 )
@@ -27,8 +29,8 @@ from bot.errors import RiskRejected
 from bot.execution import Executor
 from bot.guard import RiskGuard
 from bot.portfolio import Portfolio
-from bot.ports import Clock, StateStore
-from bot.risk import size_entry, size_exit
+from bot.ports import Clock, Exchange, StateStore
+from bot.risk import client_order_id, size_entry, size_exit
 from bot.rules import (
     EXIT_REASONS,
     check_exit,
@@ -88,6 +90,10 @@ class Engine:
         self._state = state
         self._clock = clock
         self._costs = costs
+
+    @property
+    def exchange(self) -> Exchange:
+        return self._executor.exchange
 
     async def on_candles(
         self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, prices: dict[str, float]
@@ -199,6 +205,19 @@ class Engine:
         intent = size_exit(signal, run=run, position=position, now=self._clock.now(),
                            trigger_price=trigger)  # fmt: skip
         return await self._sell(run, intent, close_time)
+
+    async def close_position(self, run: PairRun, purpose: str, price: float) -> list[Fill]:
+        """Sell all of ``run``'s pair at market now (stopping a run, the kill switch)."""
+        position = self.portfolio.position(run.pair)
+        if position is None:
+            return []
+        now = self._clock.now()
+        signal = Signal(run.pair, now, Action.EXIT, price, purpose)
+        intent = size_exit(signal, run=run, position=position, now=now)
+        intent = dataclasses.replace(
+            intent, client_order_id=client_order_id(run.id, now, Side.SELL, purpose)
+        )
+        return await self._sell(run, intent, now)
 
     async def _sell(self, run: PairRun, intent: OrderIntent, close_time: datetime) -> list[Fill]:
         fills, trade = await self._executor.execute(intent)

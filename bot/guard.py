@@ -128,8 +128,30 @@ class RiskGuard:
         log.info("veto %s: %s", run.pair, reason)
         await self._vetoes.add(run_id=run.id, pair=run.pair, reason=reason, now=now)
 
-    async def halt(self) -> dict[str, Any] | None:
+    async def halted(self) -> dict[str, Any] | None:
+        """The standing halt ({"reason", "since"}), or None."""
         return (await self._load()).get("halt")
+
+    async def halt(self, reason: str, now: datetime) -> bool:
+        """Stop new entries until resumed; False when a halt already stood (it is kept)."""
+        risk = await self._load()
+        if risk.get("halt"):
+            return False
+        risk["halt"] = {"reason": reason, "since": to_ms(now)}
+        await self._save(now)
+        await self._alerts.push("risk_halt", AlertPriority.CRITICAL,
+                                f"Trading halted: {reason}. Exits are still managed.")  # fmt: skip
+        return True
+
+    async def resume(self, equity: float, now: datetime) -> bool:
+        """Lift the halt and restart the drawdown count from today's equity."""
+        risk = await self._load()
+        if not risk.get("halt"):
+            return False
+        risk.update(halt=None, peak=equity)
+        await self._save(now)
+        await self._alerts.push("risk_resume", AlertPriority.CRITICAL, "Trading resumed.")
+        return True
 
 
 def _cooldown_key(run_id: int) -> str:

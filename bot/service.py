@@ -42,6 +42,24 @@ class TradingService:
     def runs(self) -> list[PairRun]:
         return list(self._runs.values())
 
+    def run_for(self, pair: str) -> PairRun | None:
+        """The active (running or paused) run of ``pair``."""
+        return next((run for run in self._runs.values() if run.pair == pair), None)
+
+    def put_run(self, run: PairRun) -> None:
+        """Start ticking ``run``, or take its new state; a stopped run is dropped."""
+        if run.state is RunState.STOPPED:
+            self._runs.pop(run.id, None)
+            self._strategies.pop(run.id, None)
+            return
+        self._strategies.setdefault(run.id, build_strategy(run.strategy, run.params))
+        self._runs[run.id] = run
+
+    @property
+    def prices(self) -> dict[str, float]:
+        """The last close seen of every pair ticked."""
+        return self._prices
+
     async def tick(self) -> int:
         """One pass over every active run; returns how many runs saw a new closed candle."""
         async with self.tick_lock:

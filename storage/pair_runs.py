@@ -65,6 +65,15 @@ class SqlitePairRunRepository:
         )
         return [_run(row) for row in rows]
 
+    async def latest_for(self, pair: str) -> PairRun:
+        """The most recent run of ``pair``, stopped or not."""
+        row = await self._db.fetch_one(
+            "SELECT * FROM pair_runs WHERE pair = ? ORDER BY id DESC LIMIT 1", (pair,)
+        )
+        if row is None:
+            raise KeyError(pair)
+        return _run(row)
+
     async def set_state(self, run_id: int, state: RunState, now: datetime) -> PairRun:
         await self._db.execute(
             "UPDATE pair_runs SET state = ?, updated_at = ? WHERE id = ?",

@@ -66,6 +66,13 @@ class PaperExchange:
     def balances(self) -> dict[str, float]:
         return dict(self._balances)
 
+    async def fetch_balances(self) -> dict[str, float]:
+        return self.balances()
+
+    async def cancel_all_orders(self) -> int:
+        """Market orders fill at once on paper: nothing rests, so nothing to cancel."""
+        return 0
+
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
         if intent.client_order_id in self._reports:  # a retry of an order already filled
             return self._reports[intent.client_order_id]

@@ -1,0 +1,148 @@
+"""The control surface Telegram (and tests) drive: pair runs and the kill switch.
+
+Bad requests raise UserInputError / NotFound and change nothing. Everything that trades takes
+the service's tick lock, so a command never interleaves with a tick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.domain import PairRun, RunState
+from bot.engine import Engine
+from bot.errors import NotFound, UserInputError
+from bot.ports import Clock, Exchange, MarketCatalog
+from bot.service import TradingService
+from storage.pair_runs import DuplicateRun, SqlitePairRunRepository
+from strategies import StrategyConfigError, build_strategy
+
+log = logging.getLogger(__name__)
+_DUST = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenReport:
+    halted_now: bool  # False when a halt already stood
+    cancelled_orders: int
+    closed: dict[str, float]  # pair -> amount sold
+    left: dict[str, float]  # asset -> amount the exchange still holds (should be empty)
+
+    @property
+    def clean(self) -> bool:
+        return not self.left
+
+
+class Control:
+    def __init__(
+        self,
+        *,
+        runs: SqlitePairRunRepository,
+        service: TradingService,
+        engine: Engine,
+        exchange: Exchange,
+        markets: MarketCatalog,
+        clock: Clock,
+        quote: str,
+    ) -> None:
+        self._runs = runs
+        self._service = service
+        self._engine = engine
+        self._exchange = exchange
+        self._markets = markets
+        self._clock = clock
+        self._quote = quote
+
+    async def start_pair(
+        self,
+        pair: str,
+        strategy: str,
+        timeframe: str,
+        params: Mapping[str, object],
+        capital_share: float,
+    ) -> PairRun:
+        """Start trading ``pair``; every check runs before anything is stored."""
+        self._markets.check_pair(pair)
+        self._markets.check_timeframe(pair, timeframe)
+        try:
+            built = build_strategy(strategy, params)
+        except StrategyConfigError as error:
+            raise UserInputError(str(error)) from None
+        if not 0 < capital_share <= 1:
+            raise UserInputError(f"capital share {capital_share:g} must be above 0, at most 1")
+        taken = sum(run.capital_share for run in self._service.runs())
+        if taken + capital_share > 1 + 1e-9:
+            raise UserInputError(
+                f"capital shares would add up to {taken + capital_share:.0%}: the running pairs "
+                f"hold {taken:.0%}, at most {1 - taken:.0%} is left"
+            )
+        async with self._service.tick_lock:
+            try:
+                run = await self._runs.add(
+                    pair=pair, strategy=built.name, timeframe=timeframe, params=built.params,
+                    capital_share=capital_share, now=self._clock.now(),
+                )  # fmt: skip
+            except DuplicateRun:
+                raise UserInputError(f"{pair} is already running; stop it first") from None
+            self._service.put_run(run)
+        return run
+
+    async def pause(self, pair: str) -> PairRun:
+        """No new entries for ``pair``; its exits are still managed."""
+        return await self._set_state(pair, RunState.PAUSED, RunState.RUNNING)
+
+    async def resume(self, pair: str) -> PairRun:
+        return await self._set_state(pair, RunState.RUNNING, RunState.PAUSED)
+
+    async def stop(self, pair: str) -> PairRun:
+        """Close ``pair``'s position at market, then stop its run."""
+        run = self._active(pair)
+        async with self._service.tick_lock:
+            await self._engine.close_position(run, "stop", self._price(pair))
+            if self._engine.portfolio.position(pair) is not None:
+                raise UserInputError(f"{pair}: the position could not be closed; run not stopped")
+            stopped = await self._runs.set_state(run.id, RunState.STOPPED, self._clock.now())
+            self._service.put_run(stopped)
+        return stopped
+
+    async def flatten(self) -> FlattenReport:
+        """The kill switch: halt, cancel open orders, sell every position, verify. Idempotent."""
+        async with self._service.tick_lock:
+            now = self._clock.now()
+            halted_now = await self._engine.guard.halt("kill switch (flatten)", now)
+            cancelled = await self._exchange.cancel_all_orders()
+            closed = {}
+            for position in self._engine.portfolio.positions():
+                run = self._service.run_for(position.pair) or await self._runs.latest_for(
+                    position.pair
+                )
+                fills = await self._engine.close_position(run, "flatten", self._price(run.pair))
+                closed[position.pair] = sum(fill.amount for fill in fills)
+            balances = await self._exchange.fetch_balances()
+            left = {
+                asset: amount for asset, amount in balances.items()
+                if asset != self._quote and amount > _DUST
+            }  # fmt: skip
+        if left:
+            log.error("flatten left %s on the exchange", left)
+        return FlattenReport(halted_now, cancelled, closed, left)
+
+    async def _set_state(self, pair: str, to: RunState, expected: RunState) -> PairRun:
+        run = self._active(pair)
+        if run.state is not expected:
+            raise UserInputError(f"{pair} is {run.state.value}, not {expected.value}")
+        async with self._service.tick_lock:
+            changed = await self._runs.set_state(run.id, to, self._clock.now())
+            self._service.put_run(changed)
+        return changed
+
+    def _active(self, pair: str) -> PairRun:
+        run = self._service.run_for(pair)
+        if run is None:
+            running = ", ".join(r.pair for r in self._service.runs()) or "none"
+            raise NotFound(f"{pair} has no active run (running: {running})")
+        return run
+
+    def _price(self, pair: str) -> float:
+        return self._service.prices.get(pair, 0.0)
