@@ -47,7 +47,7 @@ def backtest_command(args: argparse.Namespace) -> int:
     setup = BacktestSetup(
         pair=pair, timeframe=timeframe, balance=args.balance, fee_rate=args.fee,
         slippage=args.slippage,
-        limits=RiskLimits(position_fraction=args.fraction, min_order_value=args.min_order_value),
+        limits=backtest_limits(args),
     )  # fmt: skip
     warming.join()
     result = run_backtest(candles, strategy, setup)
@@ -113,10 +113,30 @@ def _check_rates(args: argparse.Namespace) -> None:
         raise UserInputError(f"--slippage {args.slippage}: expected a rate from 0 to 0.05")
     if not args.balance > 0:
         raise UserInputError(f"--balance {args.balance}: expected a positive amount")
-    if not args.min_order_value >= 0:
-        raise UserInputError(f"--min-order-value {args.min_order_value}: expected 0 or more")
-    if not 0 < args.fraction <= 1:
-        raise UserInputError(f"--fraction {args.fraction}: expected a share above 0, at most 1")
+
+
+def backtest_limits(args: argparse.Namespace) -> RiskLimits:
+    """The config's [risk] (defaults without --config), with --risk KEY=VALUE on top."""
+    if not (args.config or args.risk):
+        return RiskLimits()
+    from pydantic import ValidationError
+
+    from bot.config import RiskSettings
+
+    base = {}
+    if args.config:
+        from bot.data_command import settings_for
+
+        base = settings_for(args).risk.model_dump()
+    overrides = parse_params(args.risk, option="--risk")
+    try:
+        checked = RiskSettings.model_validate({**base, **overrides})
+    except ValidationError as error:
+        item = error.errors()[0]
+        key = ".".join(str(part) for part in item["loc"])
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        raise UserInputError(f"--risk {key}={overrides.get(key, '')}: {message}") from None
+    return RiskLimits(**checked.model_dump())
 
 
 def result_document(result: BacktestResult) -> dict[str, Any]:

@@ -63,16 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="starting balance in the quote currency (default 1000)",
     )
     backtest.add_argument(
-        "--fraction",
-        type=float,
-        default=0.99,
-        help="share of equity an entry spends (default 0.99)",
-    )
-    backtest.add_argument(
-        "--min-order-value",
-        type=float,
-        default=10.0,
-        help="entries worth less are refused (default 10)",
+        "--risk",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="risk limit, repeatable: a key of [risk] in the config "
+        "(--risk max_drawdown=0 turns the drawdown halt off)",
     )
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
@@ -136,13 +132,13 @@ def _backtest(args: argparse.Namespace) -> int:
     return backtest_command(args)
 
 
-def parse_params(pairs: Sequence[str]) -> dict[str, str]:
+def parse_params(pairs: Sequence[str], option: str = "--param") -> dict[str, str]:
     """``["fast=12", "slow=26"]`` -> ``{"fast": "12", "slow": "26"}``."""
     params: dict[str, str] = {}
     for item in pairs:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise UserInputError(f"--param {item!r}: expected KEY=VALUE, like fast=12")
+            raise UserInputError(f"{option} {item!r}: expected KEY=VALUE, like fast=12")
         params[key.strip()] = value.strip()
     return params
 

@@ -7,6 +7,9 @@ base URLs to it (recipe A of the team's EXCHANGE_TESTING notes).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,13 +30,33 @@ INTERVALS_MS = {
 
 @dataclass
 class Fault:
-    """Answer the next ``times`` requests to ``path`` with this instead of the real thing."""
+    """Answer the next ``times`` requests to ``path`` with this instead of the real thing.
+
+    With ``after`` the real handler runs first (an order is placed) and the client still gets
+    the fault: Binance's "5XX: execution status UNKNOWN". ``method`` narrows the match.
+    """
 
     path: str
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
+    after: bool = False
+    method: str | None = None
+
+
+@dataclass
+class Order:
+    order_id: int
+    client_id: str
+    symbol: str
+    side: str
+    quantity: float
+    executed: float
+    quote: float
+    status: str
+    time: int
+    fills: list[dict[str, Any]]
 
 
 @dataclass
@@ -42,6 +65,14 @@ class FakeBinance:
     candles: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    api_key: str = "test-key"
+    secret: str = "test-secret"
+    balances: dict[str, float] = field(default_factory=lambda: {"USDT": 1000.0})
+    prices: dict[str, float] = field(default_factory=dict)  # symbol -> last price
+    fee_rate: float = 0.001
+    fill_share: float = 1.0  # a market order fills this share of its size; the rest expires
+    orders: dict[int, Order] = field(default_factory=dict)
+    trade_ids: int = 0
 
     def add_candles(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
         self.candles[(symbol, interval)] = frame.reset_index(drop=True)
@@ -53,16 +84,135 @@ class FakeBinance:
         app.router.add_get("/dapi/v1/exchangeInfo", self._empty_info)
         app.router.add_get("/api/v3/time", self._time)
         app.router.add_get("/api/v3/klines", self._klines)
+        app.router.add_get("/api/v3/ticker/24hr", self._ticker)
+        for path in ("/sapi/v1/capital/config/getall", "/sapi/v1/margin/allPairs",
+                     "/sapi/v1/margin/isolated/allPairs"):  # fmt: skip
+            app.router.add_get(path, self._signed(self._empty_list))
+        app.router.add_get("/api/v3/account", self._signed(self._account))
+        app.router.add_post("/api/v3/order", self._signed(self._create_order))
+        app.router.add_get("/api/v3/order", self._signed(self._get_order))
+        app.router.add_get("/api/v3/openOrders", self._signed(self._open_orders))
+        app.router.add_delete("/api/v3/openOrders", self._signed(self._cancel_all))
         return app
 
     @web.middleware
     async def _record_and_inject(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.path, dict(request.query)))
         for fault in self.faults:
-            if fault.path == request.path and fault.times > 0:
+            if (fault.path == request.path and fault.times > 0
+                    and fault.method in (None, request.method)):  # fmt: skip
                 fault.times -= 1
+                if fault.after:
+                    await handler(request)
                 return web.json_response(fault.body, status=fault.status, headers=fault.headers)
         return await handler(request)
+
+    def _signed(self, handler: Any) -> Any:
+        """Check the key and the HMAC-SHA256 signature the way Binance documents it."""
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            body = await request.text()
+            payload = (request.query_string + body).replace(
+                "&signature=" + _signature_of(request.query_string + "&" + body), ""
+            )
+            given = _signature_of(request.query_string + "&" + body)
+            expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+            if request.headers.get("X-MBX-APIKEY") != self.api_key:
+                return web.json_response({"code": -2015, "msg": "Invalid API-key."}, status=401)
+            if given != expected:
+                return web.json_response({"code": -1022, "msg": "Signature invalid."}, status=400)
+            params = {**request.query, **dict(urllib.parse.parse_qsl(body))}
+            return await handler(params)
+
+        return checked
+
+    async def _empty_list(self, params: dict[str, str]) -> web.Response:
+        return web.json_response([])
+
+    async def _ticker(self, request: web.Request) -> web.Response:
+        symbol = request.query.get("symbol", "")
+        price = self.prices.get(symbol, 0.0)
+        return web.json_response(
+            {
+                "symbol": symbol,
+                "lastPrice": str(price),
+                "bidPrice": str(price),
+                "askPrice": str(price),
+                "closeTime": self.now_ms,
+                "openTime": self.now_ms - 86_400_000,
+            }
+        )
+
+    async def _account(self, params: dict[str, str]) -> web.Response:
+        return web.json_response({
+            "canTrade": True, "accountType": "SPOT", "updateTime": self.now_ms,
+            "balances": [{"asset": asset, "free": f"{amount:.8f}", "locked": "0.00000000"}
+                         for asset, amount in self.balances.items()],
+            "permissions": ["SPOT"],
+        })  # fmt: skip
+
+    async def _create_order(self, params: dict[str, str]) -> web.Response:
+        client_id = params.get("newClientOrderId", f"x-{len(self.orders)}")
+        if any(order.client_id == client_id for order in self.orders.values()):
+            return web.json_response({"code": -2010, "msg": "Duplicate order sent."}, status=400)
+        symbol, side = params["symbol"], params["side"]
+        price = self.prices[symbol]
+        base, quote = symbol[:-4], symbol[-4:]
+        if "quoteOrderQty" in params:
+            quantity = float(params["quoteOrderQty"]) / price
+        else:
+            quantity = float(params["quantity"])
+        executed = round(quantity * self.fill_share, 5)
+        cost = executed * price
+        fee = cost * self.fee_rate
+        if side == "BUY" and cost + fee > self.balances.get(quote, 0.0) + 1e-9:
+            return web.json_response(
+                {"code": -2010, "msg": "Account has insufficient balance for requested action."},
+                status=400)  # fmt: skip
+        if side == "SELL" and executed > self.balances.get(base, 0.0) + 1e-12:
+            return web.json_response(
+                {"code": -2010, "msg": "Account has insufficient balance for requested action."},
+                status=400)  # fmt: skip
+        sign = 1 if side == "BUY" else -1
+        self.balances[base] = self.balances.get(base, 0.0) + sign * executed
+        self.balances[quote] = self.balances.get(quote, 0.0) - sign * cost - fee
+        self.trade_ids += 1
+        fills = (
+            [
+                {
+                    "price": f"{price}",
+                    "qty": f"{executed}",
+                    "commission": f"{fee}",
+                    "commissionAsset": quote,
+                    "tradeId": self.trade_ids,
+                }
+            ]
+            if executed
+            else []
+        )
+        status = "FILLED" if executed >= quantity - 1e-12 else "EXPIRED"
+        order = Order(len(self.orders) + 1, client_id, symbol, side, quantity, executed, cost,
+                      status, self.now_ms, fills)  # fmt: skip
+        self.orders[order.order_id] = order
+        return web.json_response({**_order_json(order), "fills": fills})
+
+    async def _get_order(self, params: dict[str, str]) -> web.Response:
+        wanted = params.get("origClientOrderId")
+        for order in self.orders.values():
+            if order.client_id == wanted or str(order.order_id) == params.get("orderId"):
+                return web.json_response(_order_json(order))
+        return web.json_response({"code": -2013, "msg": "Order does not exist."}, status=400)
+
+    async def _open_orders(self, params: dict[str, str]) -> web.Response:
+        return web.json_response([_order_json(o) for o in self.orders.values()
+                                  if o.status == "NEW"])  # fmt: skip
+
+    async def _cancel_all(self, params: dict[str, str]) -> web.Response:
+        cancelled = [o for o in self.orders.values()
+                     if o.status == "NEW" and o.symbol == params.get("symbol")]  # fmt: skip
+        for order in cancelled:
+            order.status = "CANCELED"
+        return web.json_response([_order_json(o) for o in cancelled])
 
     async def _time(self, request: web.Request) -> web.Response:
         return web.json_response({"serverTime": self.now_ms})
@@ -114,6 +264,25 @@ class FakeBinance:
             for t, o, h, lo, c, v in chosen.iloc[:limit].itertuples(index=False, name=None)
         ]
         return web.json_response(rows)
+
+
+def _signature_of(text: str) -> str:
+    for part in text.split("&"):
+        if part.startswith("signature="):
+            return part.removeprefix("signature=")
+    return ""
+
+
+def _order_json(order: Order) -> dict[str, Any]:
+    return {
+        "symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
+        "clientOrderId": order.client_id, "transactTime": order.time, "time": order.time,
+        "updateTime": order.time, "price": "0.00000000", "origQty": f"{order.quantity:.8f}",
+        "executedQty": f"{order.executed:.8f}", "cummulativeQuoteQty": f"{order.quote:.8f}",
+        "status": order.status, "timeInForce": "GTC", "type": "MARKET", "side": order.side,
+        "workingTime": order.time, "selfTradePreventionMode": "NONE", "isWorking": True,
+        "origQuoteOrderQty": "0.00000000",
+    }  # fmt: skip
 
 
 def _symbol(name: str) -> dict[str, Any]:
