@@ -111,7 +111,10 @@ class Control:
         async with self._service.tick_lock:
             now = self._clock.now()
             halted_now = await self._engine.guard.halt("kill switch (flatten)", now)
-            cancelled = await self._exchange.cancel_all_orders()
+            pairs = {run.pair for run in self._service.runs()} | {
+                position.pair for position in self._engine.portfolio.positions()
+            }
+            cancelled = await self._exchange.cancel_all_orders(sorted(pairs))
             closed = {}
             for position in self._engine.portfolio.positions():
                 run = self._service.run_for(position.pair) or await self._runs.latest_for(

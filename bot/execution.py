@@ -88,6 +88,10 @@ class Executor:
         await self._announce(intent, report, trade)
         return fills, trade
 
+    async def book(self, report: ExecutionReport) -> list[Fill]:
+        """Book a report found later (reconciliation): fills already booked are skipped."""
+        return await self._book(report)
+
     async def _book(self, report: ExecutionReport) -> list[Fill]:
         booked, bookings = [], []
         async with self._transactions.transaction():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -42,7 +43,11 @@ class Exchange(Protocol):
 
     async def fetch_balances(self) -> dict[str, float]: ...
 
-    async def cancel_all_orders(self) -> int: ...
+    async def lookup(self, order: Order) -> ExecutionReport | None:
+        """What the exchange knows of a journaled order, by client order id; None: never got it."""
+        ...
+
+    async def cancel_all_orders(self, pairs: Sequence[str]) -> int: ...
 
 
 class MarketCatalog(Protocol):

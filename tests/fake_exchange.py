@@ -73,6 +73,7 @@ class FakeBinance:
     fill_share: float = 1.0  # a market order fills this share of its size; the rest expires
     orders: dict[int, Order] = field(default_factory=dict)
     trade_ids: int = 0
+    order_posts: int = 0  # order placements received, answered or not
 
     def add_candles(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
         self.candles[(symbol, interval)] = frame.reset_index(drop=True)
@@ -92,12 +93,15 @@ class FakeBinance:
         app.router.add_post("/api/v3/order", self._signed(self._create_order))
         app.router.add_get("/api/v3/order", self._signed(self._get_order))
         app.router.add_get("/api/v3/openOrders", self._signed(self._open_orders))
+        app.router.add_get("/api/v3/myTrades", self._signed(self._my_trades))
         app.router.add_delete("/api/v3/openOrders", self._signed(self._cancel_all))
         return app
 
     @web.middleware
     async def _record_and_inject(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.path, dict(request.query)))
+        if request.method == "POST" and request.path == "/api/v3/order":
+            self.order_posts += 1
         for fault in self.faults:
             if (fault.path == request.path and fault.times > 0
                     and fault.method in (None, request.method)):  # fmt: skip
@@ -202,6 +206,20 @@ class FakeBinance:
             if order.client_id == wanted or str(order.order_id) == params.get("orderId"):
                 return web.json_response(_order_json(order))
         return web.json_response({"code": -2013, "msg": "Order does not exist."}, status=400)
+
+    async def _my_trades(self, params: dict[str, str]) -> web.Response:
+        order = self.orders.get(int(params.get("orderId", 0)))
+        if order is None:
+            return web.json_response([])
+        return web.json_response([
+            {"symbol": order.symbol, "id": fill["tradeId"], "orderId": order.order_id,
+             "orderListId": -1, "price": fill["price"], "qty": fill["qty"],
+             "quoteQty": str(float(fill["price"]) * float(fill["qty"])),
+             "commission": fill["commission"], "commissionAsset": fill["commissionAsset"],
+             "time": order.time, "isBuyer": order.side == "BUY", "isMaker": False,
+             "isBestMatch": True}
+            for fill in order.fills
+        ])  # fmt: skip
 
     async def _open_orders(self, params: dict[str, str]) -> web.Response:
         return web.json_response([_order_json(o) for o in self.orders.values()

@@ -8,9 +8,10 @@ jitter, never shorter than a Retry-After the exchange sent.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import ccxt
@@ -21,6 +22,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from bot.candles import COLUMNS
+from bot.domain import ExecutionReport, Fill, Order, OrderIntent, OrderStatus, Side, from_ms
 from bot.errors import (
     BotError,
     ExchangeAuthFailed,
@@ -52,7 +54,7 @@ def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -
         return ExchangeAuthFailed(text)
     if isinstance(error, ccxt.InsufficientFunds):
         return InsufficientFunds(text)
-    if isinstance(error, ccxt.BadSymbol):
+    if isinstance(error, ccxt.BadSymbol | ccxt.OrderNotFound):
         return NotFound(text)
     if isinstance(error, ccxt.OperationFailed):  # network trouble, timeouts, 5xx, rate limits
         return ExchangeUnavailable(text, retry_after=_retry_after(headers))
@@ -78,20 +80,32 @@ class CcxtExchange:
 
     @classmethod
     def create(
-        cls, name: str, ccxt_config: Mapping[str, Any], *, attempts: int = 5, backoff: float = 0.5
+        cls,
+        name: str,
+        ccxt_config: Mapping[str, Any],
+        *,
+        credentials: Mapping[str, str] | None = None,
+        attempts: int = 5,
+        backoff: float = 0.5,
     ) -> CcxtExchange:
-        """A client for exchange ``name`` built from ``ccxt_config`` (options, proxies, URLs)."""
+        """A client for exchange ``name`` built from ``ccxt_config`` (options, proxies, URLs)
+        and, for trading, ``credentials`` from the environment (apiKey, secret, password)."""
         if name not in ccxt_async.exchanges:
             close = difflib.get_close_matches(name, ccxt_async.exchanges, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UserInputError(f"unknown exchange {name!r}{hint}")
-        client = getattr(ccxt_async, name)({"enableRateLimit": True, **dict(ccxt_config)})
+        config = {"enableRateLimit": True, **dict(ccxt_config), **dict(credentials or {})}
+        client = getattr(ccxt_async, name)(config)
         return cls(client, attempts=attempts, backoff=backoff)
 
     async def close(self) -> None:
         await self._client.close()
 
     async def load_markets(self) -> None:
+        """Markets with precision and limits, once; the clock offset first when trading, since
+        signed start-up calls fail on a skewed clock."""
+        if self._client.apiKey and self._client.has.get("fetchTime"):
+            await self._call(self._client.load_time_difference)
         await self._call(self._client.load_markets)
 
     def check_pair(self, pair: str) -> None:
@@ -121,6 +135,110 @@ class CcxtExchange:
         frame["timestamp"] = frame["timestamp"].astype(np.int64)
         return frame.astype({column: np.float64 for column in COLUMNS[1:]})
 
+    async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
+        """Place ``intent`` under its client order id, at most once.
+
+        When the outcome is unknown (a timeout, a 5xx, a dropped connection) the order is looked
+        up by its client order id before anything is sent again; an exchange refusal is never
+        retried. A report that is not final yet is fetched again to verify it.
+        """
+        self._check_order(intent)
+        order = None
+        for attempt in range(1, self._attempts + 1):
+            try:
+                order = await self._send(intent)
+                break
+            except ccxt.BaseError as error:
+                translated = translate(error, self._client.last_response_headers)
+                if not isinstance(translated, ExchangeUnavailable):
+                    raise translated from error
+                log.warning("order %s: outcome unknown (%s); looking it up",
+                            intent.client_order_id, translated)  # fmt: skip
+                order = await self.find_order(intent.pair, intent.client_order_id)
+                if order is not None:
+                    break
+                if attempt == self._attempts:
+                    raise translated from error
+                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+        assert order is not None  # the loop either found an order or raised
+        if order.get("status") == "open":
+            order = await self._call(self._client.fetch_order, order["id"], intent.pair)
+        return _report(intent, order, self._client.markets[intent.pair])
+
+    async def find_order(self, pair: str, client_order_id: str) -> dict[str, Any] | None:
+        """The order placed under ``client_order_id`` with its trades, or None if the exchange
+        never got it. An order lookup carries no fills, so they are fetched by order id."""
+        try:
+            order = await self._call(
+                self._client.fetch_order, None, pair, {"origClientOrderId": client_order_id}
+            )
+        except NotFound:
+            return None
+        if (order.get("filled") or 0) > 0 and not order.get("trades"):
+            trades = await self._call(
+                self._client.fetch_my_trades, pair, None, None, {"orderId": order["id"]}
+            )
+            order = {**order, "trades": trades}
+        return order
+
+    async def lookup(self, order: Order) -> ExecutionReport | None:
+        found = await self.find_order(order.pair, order.client_order_id)
+        if found is None:
+            return None
+        intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
+                             order.amount, 0.0, order.created_at)  # fmt: skip
+        return _report(intent, found, self._client.markets[order.pair])
+
+    async def fetch_balances(self) -> dict[str, float]:
+        balance = await self._call(self._client.fetch_balance)
+        return {asset: float(total) for asset, total in (balance.get("total") or {}).items()
+                if total}  # fmt: skip
+
+    async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
+        """Cancel every open order in ``pairs``; returns how many there were."""
+        cancelled = 0
+        for pair in pairs:
+            open_orders = await self._call(self._client.fetch_open_orders, pair)
+            if open_orders:
+                await self._call(self._client.cancel_all_orders, pair)
+                cancelled += len(open_orders)
+        return cancelled
+
+    async def _send(self, intent: OrderIntent) -> dict[str, Any]:
+        params = {"clientOrderId": intent.client_order_id}
+        if (
+            intent.side is Side.BUY
+            and intent.quote_amount is not None
+            and self._client.has.get("createMarketBuyOrderWithCost")
+        ):
+            return await self._client.create_market_buy_order_with_cost(
+                intent.pair, intent.quote_amount, params
+            )
+        amount = float(self._client.amount_to_precision(intent.pair, intent.amount))
+        return await self._client.create_order(
+            intent.pair, "market", intent.side.value, amount, None, params
+        )
+
+    def _check_order(self, intent: OrderIntent) -> None:
+        """Refuse, before sending, what the market's precision and limits would refuse."""
+        self.check_pair(intent.pair)
+        limits = self._client.markets[intent.pair].get("limits") or {}
+        notional = intent.quote_amount or intent.amount * intent.reference_price
+        minimum_cost = (limits.get("cost") or {}).get("min")
+        if minimum_cost and notional < minimum_cost:
+            raise ExchangeRejected(
+                f"{intent.pair}: order worth {notional:.2f} is under the exchange's minimum "
+                f"of {minimum_cost}"
+            )
+        if intent.quote_amount is None:
+            amount = float(self._client.amount_to_precision(intent.pair, intent.amount))
+            minimum = (limits.get("amount") or {}).get("min")
+            if amount <= 0 or (minimum and amount < minimum):
+                raise ExchangeRejected(
+                    f"{intent.pair}: amount {intent.amount:.8g} is under the exchange's minimum "
+                    f"of {minimum} once rounded to its precision"
+                )
+
     async def _call(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
@@ -138,10 +256,59 @@ class CcxtExchange:
                     raise translated from error
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def _wait(self, state: RetryCallState) -> float:
+    def _wait(self, state: RetryCallState) -> float:  # noqa: D102
         backoff = wait_exponential_jitter(multiplier=self._backoff, max=60, jitter=self._backoff)(
             state
         )
         error = state.outcome.exception() if state.outcome else None
         asked = getattr(error, "retry_after", None) or 0.0
         return max(backoff, asked)
+
+
+_STATUS = {
+    "closed": OrderStatus.FILLED,
+    "canceled": OrderStatus.CANCELED,
+    "expired": OrderStatus.EXPIRED,
+    "rejected": OrderStatus.REJECTED,
+}
+
+
+def _report(
+    intent: OrderIntent, order: Mapping[str, Any], market: Mapping[str, Any]
+) -> ExecutionReport:
+    """Our report of a ccxt order: fees in the quote currency, amounts net of base fees."""
+    fills = tuple(_fill(intent, trade, market) for trade in order.get("trades") or [])
+    filled = sum(fill.amount for fill in fills) if fills else float(order.get("filled") or 0.0)
+    status = _STATUS.get(order.get("status") or "", OrderStatus.OPEN)
+    if status is OrderStatus.OPEN and filled > 0:
+        status = OrderStatus.PARTIALLY_FILLED
+    notional = sum(fill.notional for fill in fills)
+    return ExecutionReport(
+        client_order_id=intent.client_order_id,
+        exchange_order_id=str(order.get("id")),
+        status=status,
+        filled=filled,
+        average_price=notional / filled if filled else None,
+        fills=fills,
+    )
+
+
+def _fill(intent: OrderIntent, trade: Mapping[str, Any], market: Mapping[str, Any]) -> Fill:
+    price = float(trade["price"])
+    amount = float(trade["amount"])
+    fee = trade.get("fee") or {}
+    cost = float(fee.get("cost") or 0.0)
+    if fee.get("currency") == market.get("base"):  # paid in the asset bought: keep less of it
+        amount -= cost
+        cost *= price
+    moment = trade.get("timestamp")
+    return Fill(
+        client_order_id=intent.client_order_id,
+        pair=intent.pair,
+        side=intent.side,
+        amount=amount,
+        price=price,
+        fee=cost,
+        time=from_ms(int(moment)) if moment else intent.created_at,
+        trade_id=f"{market.get('id')}-{trade.get('id')}",
+    )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from bot.domain import ExecutionReport, Fill, OrderIntent, OrderStatus, Side
+from bot.domain import ExecutionReport, Fill, Order, OrderIntent, OrderStatus, Side
 from bot.errors import InsufficientFunds
 from bot.ports import Clock, PriceFeed, StateStore
 
@@ -66,10 +66,13 @@ class PaperExchange:
     def balances(self) -> dict[str, float]:
         return dict(self._balances)
 
+    async def lookup(self, order: Order) -> ExecutionReport | None:
+        return self._reports.get(order.client_order_id)
+
     async def fetch_balances(self) -> dict[str, float]:
         return self.balances()
 
-    async def cancel_all_orders(self) -> int:
+    async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
         """Market orders fill at once on paper: nothing rests, so nothing to cancel."""
         return 0
 

@@ -1,0 +1,215 @@
+"""Orders through unmodified ccxt against the local Binance fake (signed, over loopback HTTP)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.alerts import AlertOutbox
+from bot.clock import FakeClock
+from bot.domain import OrderIntent, OrderStatus, Side
+from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.execution import Executor
+from bot.portfolio import Portfolio
+from bot.reconcile import Reconciliation, reconcile
+from storage.alerts import SqliteAlertRepository
+from storage.db import Database
+from storage.fills import SqliteFillRepository
+from storage.orders import SqliteOrderRepository
+from storage.pair_runs import SqlitePairRunRepository
+from storage.positions import SqlitePositionRepository
+from storage.state import SqliteStateRepository
+from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
+
+NOW = datetime(2025, 7, 1, tzinfo=UTC)
+KEYS = {"apiKey": "test-key", "secret": "test-secret"}
+
+
+@pytest.fixture
+async def venue() -> AsyncIterator[tuple[FakeBinance, CcxtExchange]]:
+    fake = FakeBinance(now_ms=int(NOW.timestamp() * 1000), prices={"BTCUSDT": 100_000.0})
+    async with serve(fake) as base:
+        exchange = CcxtExchange.create(
+            "binance",
+            {"urls": {"api": binance_urls(base)}},
+            credentials=KEYS,
+            attempts=3,
+            backoff=0.01,
+        )
+        fake.now_ms = _now_ms()  # signed calls must be within recvWindow of "now"
+        await exchange.load_markets()
+        try:
+            yield fake, exchange
+        finally:
+            await exchange.close()
+
+
+def _now_ms() -> int:
+    from bot.clock import SystemClock
+
+    return int(SystemClock().now().timestamp() * 1000)
+
+
+def buy(quote: float, coid: str = "pp1-1-buy") -> OrderIntent:
+    return OrderIntent(coid, 1, "BTC/USDT", Side.BUY, quote / 100_000, 100_000.0, NOW,
+                       quote_amount=quote)  # fmt: skip
+
+
+async def test_a_quote_sized_market_buy_fills_under_our_client_order_id(
+    venue: tuple[FakeBinance, CcxtExchange],
+) -> None:
+    fake, exchange = venue
+    report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED
+    (order,) = fake.orders.values()
+    assert order.client_id == "pp1-1-buy"
+    (fill,) = report.fills
+    assert fill.amount == pytest.approx(0.005)
+    assert fill.price == 100_000.0
+    assert fill.fee == pytest.approx(0.5)  # 0.1% in USDT
+    assert fake.balances["BTC"] == pytest.approx(0.005)
+    assert await exchange.fetch_balances() == pytest.approx({"USDT": 499.5, "BTC": 0.005})
+
+
+async def test_a_partly_filled_market_order_reports_what_filled(
+    venue: tuple[FakeBinance, CcxtExchange],
+) -> None:
+    fake, exchange = venue
+    fake.fill_share = 0.5
+    report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.EXPIRED
+    assert report.filled == pytest.approx(0.0025)
+
+
+async def test_refusals_are_never_retried(venue: tuple[FakeBinance, CcxtExchange]) -> None:
+    fake, exchange = venue
+    with pytest.raises(InsufficientFunds):
+        await exchange.create_market_order(buy(5_000.0))
+    assert fake.orders == {}
+    assert fake.order_posts == 1
+    with pytest.raises(ExchangeRejected, match="under the exchange's minimum of 5"):
+        await exchange.create_market_order(buy(1.0, "pp1-2-buy"))  # NOTIONAL 5 USDT
+    assert fake.order_posts == 1  # never sent
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected_posts"),
+    [
+        (
+            Fault(
+                "/api/v3/order", 503, {"code": -1000, "msg": "Unknown"}, method="POST", after=True
+            ),
+            1,
+        ),  # placed, answer lost: found by client id, not re-sent
+        (Fault("/api/v3/order", 504, "", method="POST"), 2),  # not placed: sent again
+        (Fault("/api/v3/order", 502, "<html>bad gateway</html>", method="POST", after=True), 1),
+    ],
+)
+async def test_an_unknown_outcome_is_looked_up_before_anything_is_resent(
+    venue: tuple[FakeBinance, CcxtExchange], fault: Fault, expected_posts: int
+) -> None:
+    fake, exchange = venue
+    fake.faults.append(fault)
+    report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED
+    assert len(fake.orders) == 1  # never twice
+    sent = [q for path, q in fake.requests if path == "/api/v3/order" and "signature" in q]
+    lookups = [q for q in sent if "origClientOrderId" in q]
+    assert lookups, "the order was looked up by client order id"
+    assert fake.balances["BTC"] == pytest.approx(0.005)
+    assert fake.order_posts == expected_posts
+
+
+async def test_bad_keys_fail_at_start_up(tmp_path: Path) -> None:
+    fake = FakeBinance(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    async with serve(fake) as base:
+        exchange = CcxtExchange.create(
+            "binance",
+            {"urls": {"api": binance_urls(base)}},
+            credentials={"apiKey": "test-key", "secret": "wrong"},
+            attempts=2,
+            backoff=0.01,
+        )
+        try:
+            with pytest.raises(ExchangeAuthFailed, match="Signature invalid"):
+                await exchange.load_markets()
+        finally:
+            await exchange.close()
+
+
+async def test_the_journal_books_a_lost_response_order_exactly_once(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    clock = FakeClock(NOW)
+    await SqlitePairRunRepository(db).add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h",
+                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    orders = SqliteOrderRepository(db)
+    executor = Executor(
+        transactions=db, exchange=exchange, portfolio=Portfolio(1000.0), orders=orders,
+        fills=SqliteFillRepository(db), positions=SqlitePositionRepository(db),
+        state=SqliteStateRepository(db), alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+        clock=clock,
+    )  # fmt: skip
+    fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "Unknown"},
+                             method="POST", after=True))  # fmt: skip
+    fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    assert len(fills) == 1
+    assert len(fake.orders) == 1
+    order = await orders.require("pp1-1-buy")
+    assert order.status is OrderStatus.FILLED
+    assert order.exchange_order_id == "1"
+    again, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    assert again == []
+    assert len(fake.orders) == 1
+
+
+async def test_restart_settles_what_a_crash_left_open_and_alerts_drift(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    clock = FakeClock(NOW)
+    await SqlitePairRunRepository(db).add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h",
+                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    orders = SqliteOrderRepository(db)
+    portfolio = Portfolio(1000.0)
+    alerts = SqliteAlertRepository(db)
+    executor = Executor(
+        transactions=db, exchange=exchange, portfolio=portfolio, orders=orders,
+        fills=SqliteFillRepository(db), positions=SqlitePositionRepository(db),
+        state=SqliteStateRepository(db), alerts=AlertOutbox(alerts, clock), clock=clock,
+    )  # fmt: skip
+    # Crash 1: journaled and sent, then the process died before booking the answer.
+    placed = dataclasses.replace(buy(500.0, "pp1-10-buy"), run_id=1)
+    await orders.add(placed)
+    await exchange.create_market_order(placed)
+    # Crash 2: journaled, then the process died before the exchange heard of it.
+    await orders.add(dataclasses.replace(buy(300.0, "pp1-11-buy"), run_id=1))
+
+    async def run_reconcile() -> Reconciliation:
+        return await reconcile(orders=orders, exchange=exchange, executor=executor,
+                               portfolio=portfolio, alerts=AlertOutbox(alerts, clock),
+                               clock=clock, quote="USDT")  # fmt: skip
+
+    first = await run_reconcile()
+    assert (first.settled, first.never_sent, first.clean) == (["pp1-10-buy"], ["pp1-11-buy"], True)
+    assert (await orders.require("pp1-10-buy")).status is OrderStatus.FILLED
+    assert (await orders.require("pp1-11-buy")).status is OrderStatus.REJECTED
+    position = portfolio.position("BTC/USDT")
+    assert position is not None
+    assert position.amount == pytest.approx(0.005)
+    assert len(fake.orders) == 1  # nothing was sent again
+    second = await run_reconcile()
+    assert (second.settled, second.never_sent) == ([], [])
+    assert len(await SqliteFillRepository(db).all()) == 1
+    fake.balances["BTC"] += 0.25  # someone traded on the account by hand
+    drifted = await run_reconcile()
+    assert drifted.drift == {"BTC": (pytest.approx(0.005), pytest.approx(0.255))}
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(0.005)  # not adopted
+    kinds = [alert.kind for alert in await alerts.pending()]
+    assert "reconciliation_drift" in kinds
