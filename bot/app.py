@@ -12,10 +12,8 @@ from zoneinfo import ZoneInfo
 from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
 from bot.candles import (
     ReplaySource,
-    check_alignment,
-    describe_file_name,
-    infer_timeframe,
     read_candle_file,
+    timeframe_of,
 )
 from bot.clock import FakeClock, SystemClock
 from bot.config import Secrets, Settings
@@ -65,9 +63,7 @@ def load_replay(settings: Settings) -> Replay:
     frames, timeframes = {}, {}
     for pair, path in settings.market_data.replay_files.items():
         frame = read_candle_file(path)
-        named = describe_file_name(path)
-        timeframe = configured.get(pair) or (named[1] if named else infer_timeframe(frame))
-        check_alignment(frame, timeframe, str(path))
+        timeframe = timeframe_of(path, configured.get(pair), frame)
         frames[pair], timeframes[pair] = frame, timeframe
     if not frames:
         raise ConfigError("market_data.source = 'replay' needs market_data.replay_files")

@@ -11,13 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bot.backtest import BacktestResult, BacktestSetup, run_backtest
-from bot.candles import (
-    check_alignment,
-    describe_file_name,
-    infer_timeframe,
-    read_candle_file,
-    validate_candles,
-)
+from bot.candles import pair_of, read_candle_file, timeframe_of, validate_candles
 from bot.cli import parse_params, print_json
 from bot.domain import RiskLimits, from_ms
 from bot.errors import DataError, NotFound, UserInputError
@@ -65,14 +59,9 @@ def _from_file(args: argparse.Namespace) -> tuple[str, str, pd.DataFrame]:
         raise UserInputError("--since, --until and --exchange go with stored candles, not --data")
     if not args.data.is_file():
         raise DataError(f"candle file {args.data} does not exist")
-    named = describe_file_name(args.data)
-    pair = args.pair or (named[0] if named else None)
-    if pair is None:
-        raise UserInputError(f"cannot tell the pair from {args.data.name}; pass --pair BASE/QUOTE")
+    pair = pair_of(args.data, args.pair)
     candles = read_candle_file(args.data)
-    timeframe = args.timeframe or (named[1] if named else infer_timeframe(candles))
-    timeframe_seconds(timeframe)
-    check_alignment(candles, timeframe, str(args.data))
+    timeframe = timeframe_of(args.data, args.timeframe, candles)
     return pair, timeframe, candles
 
 

@@ -116,6 +116,23 @@ def describe_file_name(path: Path) -> tuple[str, str] | None:
     return f"{match.group(1)}/{match.group(2)}", match.group(3)
 
 
+def pair_of(path: Path, given: str | None) -> str:
+    """The pair a candle file holds: the one given, else the one its name says."""
+    named = describe_file_name(path)
+    if given or named:
+        return given or named[0]  # type: ignore[index]
+    raise UserInputError(f"cannot tell the pair from {path.name}; pass --pair BASE/QUOTE")
+
+
+def timeframe_of(path: Path, given: str | None, frame: pd.DataFrame) -> str:
+    """The timeframe of a candle file: given, else from its name, else its candles' step;
+    checked against the candles' open times."""
+    named = describe_file_name(path)
+    timeframe = given or (named[1] if named else infer_timeframe(frame))
+    check_alignment(frame, timeframe, str(path))
+    return timeframe
+
+
 def infer_timeframe(frame: pd.DataFrame) -> str:
     """The most common step between candles, as a timeframe name."""
     if len(frame) < 2:

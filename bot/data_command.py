@@ -97,19 +97,15 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from bot.candles import check_alignment, describe_file_name, infer_timeframe, read_candle_file
+    from bot.candles import pair_of, read_candle_file, timeframe_of
     from bot.market_data import describe
     from storage.candles import SqliteCandleRepository
     from storage.db import open_database
 
     settings = settings_for(args)
-    named = describe_file_name(args.file)
-    pair = args.pair or (named[0] if named else None)
-    if pair is None:
-        raise UserInputError(f"cannot tell the pair from {args.file.name}; pass --pair BASE/QUOTE")
+    pair = pair_of(args.file, args.pair)
     candles = read_candle_file(args.file)
-    timeframe = args.timeframe or (named[1] if named else infer_timeframe(candles))
-    check_alignment(candles, timeframe, str(args.file))
+    timeframe = timeframe_of(args.file, args.timeframe, candles)
     exchange = args.exchange or settings.exchange.name
 
     async def store() -> SeriesReport:

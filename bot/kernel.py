@@ -144,6 +144,19 @@ def _cooldown(lost, losses, cooldown_until, i, p):  # -> (losses, cooldown_until
 
 
 @numba.njit(cache=True)
+def _record_exit(i, count, held, fill, fee_rate, reason, both, price_in, entry_fee, trades):
+    """Write trade ``count``'s exit; returns (fee, whether the trade lost)."""
+    exit_index, exit_price, exit_fee, exit_reason, ambiguous = trades
+    fee = held * fill * fee_rate
+    exit_index[count] = i
+    exit_price[count] = fill
+    exit_fee[count] = fee
+    exit_reason[count] = reason
+    ambiguous[count] = both
+    return fee, trade_lost(held, price_in, fill, entry_fee[count] + fee)
+
+
+@numba.njit(cache=True)
 def _simulate(open_, high, low, close, codes, atr, day, p):  # noqa: C901, PLR0915
     n = close.shape[0]
     equity = np.empty(n)
@@ -158,6 +171,7 @@ def _simulate(open_, high, low, close, codes, atr, day, p):  # noqa: C901, PLR09
     exit_fee = np.zeros(size)
     exit_reason = np.zeros(size, np.int8)
     ambiguous = np.zeros(size, np.bool_)
+    trades = (exit_index, exit_price, exit_fee, exit_reason, ambiguous)
     fee_rate, slippage = p[FEE], p[SLIPPAGE]
     cash = p[BALANCE]
     held = 0.0
@@ -187,15 +201,10 @@ def _simulate(open_, high, low, close, codes, atr, day, p):  # noqa: C901, PLR09
                 stop_line[i] = stop
             if not math.isnan(trigger):
                 fill = trigger * (1.0 - slippage)
-                fee = held * fill * fee_rate
+                fee, lost = _record_exit(i, count, held, fill, fee_rate, reason, both, price_in,
+                                         entry_fee, trades)  # fmt: skip
                 cash = cash + held * fill - fee
                 fees += fee
-                exit_index[count] = i
-                exit_price[count] = fill
-                exit_fee[count] = fee
-                exit_reason[count] = reason
-                ambiguous[count] = both
-                lost = trade_lost(held, price_in, fill, entry_fee[count] + fee)
                 losses, cooldown_until = _cooldown(lost, losses, cooldown_until, i, p)
                 count += 1
                 held = 0.0
@@ -239,14 +248,10 @@ def _simulate(open_, high, low, close, codes, atr, day, p):  # noqa: C901, PLR09
                     vetoes += 1
             elif code == -1 and held > 0.0:
                 fill = open_[i + 1] * (1.0 - slippage)
-                fee = held * fill * fee_rate
+                fee, lost = _record_exit(i, count, held, fill, fee_rate, SIGNAL, False, price_in,
+                                         entry_fee, trades)  # fmt: skip
                 cash = cash + held * fill - fee
                 fees += fee
-                exit_index[count] = i
-                exit_price[count] = fill
-                exit_fee[count] = fee
-                exit_reason[count] = SIGNAL
-                lost = trade_lost(held, price_in, fill, entry_fee[count] + fee)
                 losses, cooldown_until = _cooldown(lost, losses, cooldown_until, i, p)
                 count += 1
                 held = 0.0

@@ -29,9 +29,9 @@ def _bands(candles: pd.DataFrame, length: int, std: float) -> pd.DataFrame | Non
     return frame.iloc[:, :3].set_axis(["lower", "middle", "upper"], axis=1)
 
 
-class BollingerBreakout(Strategy):
-    name = "bollinger_breakout"
-    description = "Long when the close breaks above the upper band; flat below the middle band."
+class _BandStrategy(Strategy):
+    """Bollinger bands over the close; subclasses say which crossings enter and exit."""
+
     param_specs = _BAND_PARAMS
 
     @property
@@ -42,32 +42,30 @@ class BollingerBreakout(Strategy):
         bands = _bands(candles, int(self.params["length"]), float(self.params["std"]))
         if bands is None:
             return hold_everywhere(candles)
-        close = candles["close"]
-        return signal_series(
-            crossed_above(close, bands["upper"]), crossed_below(close, bands["middle"])
-        )
+        return signal_series(*self.decide(candles["close"], bands))
+
+    def decide(self, close: pd.Series, bands: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """(enter, exit) flags per candle."""
+        raise NotImplementedError
 
 
-class BollingerReversion(Strategy):
+class BollingerBreakout(_BandStrategy):
+    name = "bollinger_breakout"
+    description = "Long when the close breaks above the upper band; flat below the middle band."
+
+    def decide(self, close: pd.Series, bands: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        return crossed_above(close, bands["upper"]), crossed_below(close, bands["middle"])
+
+
+class BollingerReversion(_BandStrategy):
     name = "bollinger_reversion"
     description = (
         "Long when the close drops below the lower band; flat when it climbs back above "
         "the middle band."
     )
-    param_specs = _BAND_PARAMS
 
-    @property
-    def warmup(self) -> int:
-        return int(self.params["length"]) + 1
-
-    def signals(self, candles: pd.DataFrame) -> pd.Series:
-        bands = _bands(candles, int(self.params["length"]), float(self.params["std"]))
-        if bands is None:
-            return hold_everywhere(candles)
-        close = candles["close"]
-        return signal_series(
-            crossed_below(close, bands["lower"]), crossed_above(close, bands["middle"])
-        )
+    def decide(self, close: pd.Series, bands: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        return crossed_below(close, bands["lower"]), crossed_above(close, bands["middle"])
 
 
 class Grid(Strategy):

@@ -169,6 +169,12 @@ class Strategy(ABC):
         """ENTER / EXIT / HOLD per candle (int8), aligned with ``candles``'s index."""
 
 
+def require_below(params: Mapping[str, Any], low: str, high: str) -> None:
+    """Refuse parameters where ``low`` is not below ``high`` (a fast length above a slow one)."""
+    if params[low] >= params[high]:
+        raise StrategyConfigError(f"{low}={params[low]} must be below {high}={params[high]}")
+
+
 def crossings(fast: pd.Series, slow: pd.Series) -> pd.Series:
     """ENTER where ``fast`` crosses above ``slow``, EXIT where it crosses below."""
     return signal_series(crossed_above(fast, slow), crossed_below(fast, slow))

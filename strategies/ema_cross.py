@@ -5,15 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pandas_ta as ta
 
-from strategies.base import ParamSpec, Strategy, StrategyConfigError, crossings, hold_everywhere
+from strategies.base import ParamSpec, Strategy, crossings, hold_everywhere, require_below
 
 
 class _Crossover(Strategy):
     def check_params(self) -> None:
-        if self.params["fast"] >= self.params["slow"]:
-            raise StrategyConfigError(
-                f"fast={self.params['fast']} must be below slow={self.params['slow']}"
-            )
+        require_below(self.params, "fast", "slow")
 
     @property
     def warmup(self) -> int:

@@ -8,11 +8,11 @@ import pandas_ta as ta
 from strategies.base import (
     ParamSpec,
     Strategy,
-    StrategyConfigError,
     crossed_above,
     crossed_below,
     crossings,
     hold_everywhere,
+    require_below,
     signal_series,
 )
 
@@ -30,8 +30,7 @@ class RsiReversal(Strategy):
     )
 
     def check_params(self) -> None:
-        if self.params["oversold"] >= self.params["overbought"]:
-            raise StrategyConfigError("oversold must be below overbought")
+        require_below(self.params, "oversold", "overbought")
 
     @property
     def warmup(self) -> int:
@@ -61,10 +60,7 @@ class MacdCross(Strategy):
     )
 
     def check_params(self) -> None:
-        if self.params["fast"] >= self.params["slow"]:
-            raise StrategyConfigError(
-                f"fast={self.params['fast']} must be below slow={self.params['slow']}"
-            )
+        require_below(self.params, "fast", "slow")
 
     @property
     def warmup(self) -> int:

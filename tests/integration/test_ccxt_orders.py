@@ -14,7 +14,6 @@ from bot.clock import FakeClock
 from bot.domain import OrderIntent, OrderStatus, Side
 from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.execution import Executor
 from bot.portfolio import Portfolio
 from bot.reconcile import Reconciliation, reconcile
 from storage.alerts import SqliteAlertRepository
@@ -22,8 +21,7 @@ from storage.db import Database
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
-from storage.positions import SqlitePositionRepository
-from storage.state import SqliteStateRepository
+from tests.builders import executor_on
 from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
@@ -150,12 +148,7 @@ async def test_the_journal_books_a_lost_response_order_exactly_once(
     await SqlitePairRunRepository(db).add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h",
                                           params={}, capital_share=1.0, now=NOW)  # fmt: skip
     orders = SqliteOrderRepository(db)
-    executor = Executor(
-        transactions=db, exchange=exchange, portfolio=Portfolio(1000.0), orders=orders,
-        fills=SqliteFillRepository(db), positions=SqlitePositionRepository(db),
-        state=SqliteStateRepository(db), alerts=AlertOutbox(SqliteAlertRepository(db), clock),
-        clock=clock,
-    )  # fmt: skip
+    executor = executor_on(db, exchange, clock)
     fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "Unknown"},
                              method="POST", after=True))  # fmt: skip
     fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
@@ -179,11 +172,7 @@ async def test_restart_settles_what_a_crash_left_open_and_alerts_drift(
     orders = SqliteOrderRepository(db)
     portfolio = Portfolio(1000.0)
     alerts = SqliteAlertRepository(db)
-    executor = Executor(
-        transactions=db, exchange=exchange, portfolio=portfolio, orders=orders,
-        fills=SqliteFillRepository(db), positions=SqlitePositionRepository(db),
-        state=SqliteStateRepository(db), alerts=AlertOutbox(alerts, clock), clock=clock,
-    )  # fmt: skip
+    executor = executor_on(db, exchange, clock, portfolio)
     # Crash 1: journaled and sent, then the process died before booking the answer.
     placed = dataclasses.replace(buy(500.0, "pp1-10-buy"), run_id=1)
     await orders.add(placed)

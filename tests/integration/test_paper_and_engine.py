@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.alerts import AlertOutbox
 from bot.app import PaperAccount, build_paper_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
@@ -26,8 +25,6 @@ from bot.domain import (
 )
 from bot.errors import InsufficientFunds
 from bot.exchange.paper import BALANCES_KEY, PaperExchange
-from bot.execution import Executor
-from bot.portfolio import Portfolio
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
@@ -37,6 +34,7 @@ from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.positions import SqlitePositionRepository
 from storage.state import SqliteStateRepository
+from tests.builders import executor_on
 
 PAIR = "BTC/USDT"
 ACCOUNT = PaperAccount(balance=1000.0, quote="USDT", fee_rate=0.001, slippage=0.0005)
@@ -215,12 +213,7 @@ async def test_intent_is_journaled_before_the_exchange_is_called_and_sent_once(
     clock = FakeClock(at_open(btc_candles, 100))
     orders = SqliteOrderRepository(db)
     checker = JournalCheckingExchange(await paper(db, btc_candles, clock), orders)
-    executor = Executor(
-        transactions=db, exchange=checker, portfolio=Portfolio(1000.0), orders=orders,
-        fills=SqliteFillRepository(db), positions=SqlitePositionRepository(db),
-        state=SqliteStateRepository(db), alerts=AlertOutbox(SqliteAlertRepository(db), clock),
-        clock=clock,
-    )  # fmt: skip
+    executor = executor_on(db, checker, clock)
     await new_run(db, clock)
     buy = dataclasses.replace(intent(Side.BUY, 0.001, "pp1-1-buy"), quote_amount=100.0)
     fills, _ = await executor.execute(buy)
