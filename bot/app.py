@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
@@ -20,7 +21,7 @@ from bot.config import Secrets, Settings
 from bot.control import Control
 from bot.domain import AlertPriority, PairRun, RiskLimits
 from bot.engine import Engine, EngineCosts
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
 from bot.exchange.paper import PaperExchange
 from bot.execution import Executor
 from bot.guard import RiskGuard
@@ -29,7 +30,7 @@ from bot.ports import Clock, PriceFeed
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
-from bot.timeframes import timeframe_delta
+from bot.timeframes import timeframe_delta, timeframe_seconds
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
@@ -43,6 +44,7 @@ from storage.vetoes import SqliteVetoRepository
 log = logging.getLogger(__name__)
 
 ALERT_DRAIN_SECONDS = 0.2
+CANDLE_DELAY_SECONDS = 5.0  # after a candle closes, so the exchange has it final
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +152,79 @@ async def run_service(
     """Run until ``stop`` is set or the replay ends; the tick in progress finishes first."""
     if settings.mode == "live":
         raise ConfigError("mode = 'live' is not available in this version; use mode = 'paper'")
-    if settings.market_data.source != "replay":
-        raise ConfigError(
-            "market_data.source = 'exchange' is not available in this version; "
-            "use source = 'replay' with replay_files"
-        )
-    replay = load_replay(settings)
     if secrets.telegram_token:
         log.warning("Telegram delivery is not built yet; notifications go to the console")
+    if settings.market_data.source == "exchange":
+        await _serve_exchange(settings, stop, write)
+        return
+    replay = load_replay(settings)
     async with open_database(settings.database_path) as db:
         await _serve(settings, db, replay, stop, write)
+
+
+async def _serve_exchange(
+    settings: Settings, stop: asyncio.Event, write: Callable[[str], object]
+) -> None:
+    """Paper trading on the exchange's live candles and prices, ticking at each candle close."""
+    from bot.exchange.ccxt_exchange import CcxtExchange
+    from bot.exchange_source import ExchangeCandleSource
+
+    exchange = CcxtExchange.create(settings.exchange.name, settings.exchange.ccxt_config)
+    try:
+        await exchange.load_markets()
+        for pair in settings.pairs:
+            try:
+                exchange.check_pair(pair.pair)
+                exchange.check_timeframe(pair.timeframe)
+            except BotError as error:
+                raise ConfigError(f"pairs: {error}") from None
+        async with open_database(settings.database_path) as db:
+            clock = SystemClock()
+            outbox = AlertOutbox(SqliteAlertRepository(db), clock)
+            source = ExchangeCandleSource(
+                exchange, on_gap=lambda pair, text: outbox.push("candle_gap", AlertPriority.ERROR,
+                                                                text),
+            )  # fmt: skip
+            paper = settings.paper
+            engine = await build_paper_engine(
+                db, clock=clock, feed=source,
+                account=PaperAccount(paper.balance, paper.quote, paper.fee, paper.slippage),
+                limits=risk_limits(settings), timezone=settings.timezone,
+            )  # fmt: skip
+            runs = await sync_pair_runs(SqlitePairRunRepository(db), settings, clock.now())
+            service = TradingService(
+                engine=engine,
+                source=source,
+                equity=SqliteEquityRepository(db),
+                clock=clock,
+                runs=runs,
+            )
+            await service.prime()
+            dispatcher = AlertDispatcher(SqliteAlertRepository(db), ConsoleSink(write), clock)
+            await outbox.push(
+                "startup",
+                AlertPriority.INFO,
+                f"pairpilot started: paper mode on {exchange.name} candles, "
+                f"{', '.join(run.pair for run in runs) or 'no pairs'}",
+            )
+            jobs = Jobs(clock)
+            for timeframe in sorted({run.timeframe for run in runs}):
+                jobs.at_candle_close(
+                    timeframe_seconds(timeframe),
+                    CANDLE_DELAY_SECONDS,
+                    partial(service.tick, timeframe),
+                    f"tick-{timeframe}",
+                )
+            jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+            jobs.start()
+            try:
+                await stop.wait()
+            finally:
+                await jobs.stop()
+                await outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
+                await dispatcher.drain()
+    finally:
+        await exchange.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,8 +187,13 @@ class ReplaySource:
     def last_close(self, pair: str) -> datetime:
         return from_ms(int(self._stamps_for(pair)[-1]) + self._step_ms[pair])
 
-    async def closed_candles(self, pair: str, now: datetime, limit: int) -> pd.DataFrame:
-        """Up to ``limit`` most recent candles whose close time is at or before ``now``."""
+    async def closed_candles(
+        self, pair: str, now: datetime, limit: int, timeframe: str | None = None
+    ) -> pd.DataFrame:
+        """Up to ``limit`` most recent candles whose close time is at or before ``now``
+        (a replay has one timeframe per pair; ``timeframe`` is checked against it)."""
+        if timeframe is not None:
+            self.check_timeframe(pair, timeframe)
         stamps = self._stamps_for(pair)
         cutoff = to_ms(now) - self._step_ms[pair]  # opened at or before this: closed
         end = int(np.searchsorted(stamps, cutoff, side="right"))

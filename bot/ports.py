@@ -35,7 +35,9 @@ class PriceFeed(Protocol):
 
 
 class CandleSource(PriceFeed, Protocol):
-    async def closed_candles(self, pair: str, now: datetime, limit: int) -> pd.DataFrame: ...
+    async def closed_candles(
+        self, pair: str, now: datetime, limit: int, timeframe: str | None = None
+    ) -> pd.DataFrame: ...
 
 
 class Exchange(Protocol):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.ports import Clock
 
@@ -37,19 +38,35 @@ class Jobs:
         """Run ``job`` now, then ``seconds`` after each run ends (runs never overlap or pile up)."""
 
         async def tracked() -> None:
-            task = asyncio.current_task()
-            if task is not None:
-                self._running.add(task)
             try:
-                await job()
-            except Exception:
-                log.exception("job %s failed; it runs again on schedule", name)
+                await self._tracked(job, name)
             finally:
-                self._running.discard(task)  # type: ignore[arg-type]
                 if not self._stopping:
                     self._plan(tracked, name, seconds)
 
         self._plan(tracked, name, 0.0)
+
+    def at_candle_close(self, timeframe_seconds: int, delay: float, job: Job, name: str) -> None:
+        """Run ``job`` ``delay`` seconds after every candle close (closes are multiples of
+        the timeframe since the epoch, as exchanges align them)."""
+
+        async def tracked() -> None:
+            await self._tracked(job, name)
+
+        self.scheduler.add_job(
+            tracked, candle_close_trigger(timeframe_seconds, delay), id=name, name=name
+        )
+
+    async def _tracked(self, job: Job, name: str) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            await job()
+        except Exception:
+            log.exception("job %s failed; it runs again on schedule", name)
+        finally:
+            self._running.discard(task)  # type: ignore[arg-type]
 
     def _plan(self, job: Job, name: str, delay: float) -> None:
         run_at = self._clock.now() + timedelta(seconds=delay)
@@ -69,3 +86,10 @@ class Jobs:
         if running:
             await asyncio.wait(running)
         self.scheduler.shutdown(wait=False)
+
+
+def candle_close_trigger(timeframe_seconds: int, delay: float) -> IntervalTrigger:
+    """Fires at every multiple of the timeframe since the epoch, plus ``delay`` seconds."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return IntervalTrigger(seconds=timeframe_seconds, start_date=epoch + timedelta(seconds=delay),
+                           timezone="UTC")  # fmt: skip

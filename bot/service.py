@@ -60,11 +60,27 @@ class TradingService:
         """The last close seen of every pair ticked."""
         return self._prices
 
-    async def tick(self) -> int:
-        """One pass over every active run; returns how many runs saw a new closed candle."""
+    async def prime(self) -> None:
+        """Take each run's latest closed candle as seen without acting on it: after downtime
+        the service trades on candles that close from now on, never on missed ones."""
+        async with self.tick_lock:
+            for run in list(self._runs.values()):
+                strategy = self._strategies[run.id]
+                candles = await self._source.closed_candles(
+                    run.pair, self._clock.now(), strategy.history, run.timeframe
+                )
+                if not candles.empty:
+                    self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
+                    self._prices[run.pair] = float(candles["close"].iloc[-1])
+
+    async def tick(self, timeframe: str | None = None) -> int:
+        """One pass over the active runs (of ``timeframe``, or all); returns how many saw a
+        new closed candle."""
         async with self.tick_lock:
             acted = 0
-            for run in self._runs.values():
+            for run in list(self._runs.values()):
+                if timeframe is not None and run.timeframe != timeframe:
+                    continue
                 if run.state is not RunState.STOPPED and await self._tick_run(run):
                     acted += 1
             if acted:
@@ -78,7 +94,9 @@ class TradingService:
 
     async def _tick_run(self, run: PairRun) -> bool:
         strategy = self._strategies[run.id]
-        candles = await self._source.closed_candles(run.pair, self._clock.now(), strategy.history)
+        candles = await self._source.closed_candles(
+            run.pair, self._clock.now(), strategy.history, run.timeframe
+        )
         if candles.empty:
             return False
         last = int(candles["timestamp"].iloc[-1])

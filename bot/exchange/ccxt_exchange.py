@@ -135,6 +135,11 @@ class CcxtExchange:
         frame["timestamp"] = frame["timestamp"].astype(np.int64)
         return frame.astype({column: np.float64 for column in COLUMNS[1:]})
 
+    async def fetch_price(self, pair: str) -> float:
+        """The last traded price."""
+        ticker = await self._call(self._client.fetch_ticker, pair)
+        return float(ticker["last"])
+
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
         """Place ``intent`` under its client order id, at most once.
 
