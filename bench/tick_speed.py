@@ -1,0 +1,117 @@
+"""One tick cycle for 50 pairs in paper mode against the local exchange fake, and idle RSS.
+
+    .venv/bin/python bench/tick_speed.py [--pairs 50] [--ticks 24]
+
+Every pair runs EMA 12/26 on 1h candles. The fake serves real candles (the bundled BTC/USDT and
+ETH/USDT samples, cycled over the pairs) through unmodified ccxt on loopback, so each tick pays
+for real HTTP requests, ccxt parsing, pandas-ta, the risk rules and SQLite writes. The clock is
+a test clock moved one candle per tick; the wall time of each tick is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.app import PaperAccount, build_paper_engine  # noqa: E402
+from bot.candles import read_candle_file  # noqa: E402
+from bot.clock import FakeClock  # noqa: E402
+from bot.domain import RiskLimits, from_ms  # noqa: E402
+from bot.exchange.ccxt_exchange import CcxtExchange  # noqa: E402
+from bot.exchange_source import ExchangeCandleSource  # noqa: E402
+from bot.service import TradingService  # noqa: E402
+from storage.db import open_database  # noqa: E402
+from storage.equity import SqliteEquityRepository  # noqa: E402
+from storage.fills import SqliteFillRepository  # noqa: E402
+from storage.pair_runs import SqlitePairRunRepository  # noqa: E402
+from tests.fake_exchange import FakeBinance, binance_urls, serve  # noqa: E402
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def main(pairs: int, ticks: int, rate_limit: bool) -> None:
+    samples = [read_candle_file(ROOT / "bot" / "sample_data" / f"{name}_USDT-1h.csv.gz")
+               for name in ("BTC", "ETH")]  # fmt: skip
+    symbols = [f"P{index:02d}" for index in range(pairs)]
+    start_index = 800  # both series cross twice in the next 24 candles: orders are placed
+    fake = FakeBinance(now_ms=0)
+    for index, symbol in enumerate(symbols):
+        fake.add_candles(f"{symbol}USDT", "1h", samples[index % 2])
+    clock = FakeClock(from_ms(int(samples[0]["timestamp"].iloc[start_index])))
+    async with serve(fake) as base, open_database(Path(tempfile.mkdtemp()) / "t.sqlite") as db:
+        config = {"urls": {"api": binance_urls(base)}, "enableRateLimit": rate_limit}
+        exchange = CcxtExchange.create("binance", config)
+        await exchange.load_markets()
+        source = ExchangeCandleSource(exchange)
+
+        def at_step(step: int) -> None:
+            moment = from_ms(int(samples[0]["timestamp"].iloc[start_index + step])) + timedelta(
+                seconds=5
+            )
+            clock.set(moment)
+            fake.now_ms = int(moment.timestamp() * 1000)
+            for index, symbol in enumerate(symbols):
+                fake.prices[f"{symbol}USDT"] = float(
+                    samples[index % 2]["open"].iloc[start_index + step]
+                )
+
+        at_step(0)
+        engine = await build_paper_engine(
+            db, clock=clock, feed=source, account=PaperAccount(100_000.0, "USDT", 0.001, 0.0005),
+            limits=RiskLimits(max_open_positions=pairs))  # fmt: skip
+        runs = [await SqlitePairRunRepository(db).add(
+            pair=f"{symbol}/USDT", strategy="ema_cross", timeframe="1h", params={},
+            capital_share=1 / pairs, now=clock.now()) for symbol in symbols]  # fmt: skip
+        service = TradingService(engine=engine, source=source, clock=clock, runs=runs,
+                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        started = time.perf_counter()
+        await service.prime()
+        prime_seconds = time.perf_counter() - started
+        idle = rss_mb()
+        seconds = []
+        for step in range(1, ticks + 1):
+            at_step(step)
+            started = time.perf_counter()
+            acted = await service.tick("1h")
+            seconds.append(time.perf_counter() - started)
+            assert acted == pairs, f"only {acted} of {pairs} pairs saw their candle"
+        fills = await SqliteFillRepository(db).all()
+        await exchange.close()
+    pacing = "on" if rate_limit else "off"
+    print(f"pairs {pairs}, ticks {ticks}, ccxt rate limiter {pacing}, fills {len(fills)}")
+    print(f"start-up (first fetch of {pairs} x 540 candles): {prime_seconds:.2f} s")
+    print(
+        f"tick cycle: median {statistics.median(seconds):.3f} s, "
+        f"max {max(seconds):.3f} s, min {min(seconds):.3f} s"
+    )
+    print(
+        f"RSS after start-up (idle, {pairs} pairs running): {idle:.0f} MB; "
+        f"after the ticks: {rss_mb():.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--ticks", type=int, default=24)
+    parser.add_argument(
+        "--no-rate-limit",
+        action="store_true",
+        help="turn ccxt's request pacing off, to see our own cost",
+    )
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.pairs, arguments.ticks, not arguments.no_rate_limit))
