@@ -27,6 +27,7 @@ from bot.execution import Executor
 from bot.guard import RiskGuard
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import Clock, PriceFeed
+from bot.reconcile import reconcile
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
@@ -142,6 +143,18 @@ def risk_limits(settings: Settings) -> RiskLimits:
     return RiskLimits(**settings.risk.model_dump())
 
 
+async def reconcile_at_start(
+    db: Database, engine: Engine, outbox: AlertOutbox, clock: Clock, quote: str
+) -> None:
+    """Settle what a previous run left open and compare the books with the exchange."""
+    result = await reconcile(
+        orders=SqliteOrderRepository(db), exchange=engine.exchange, executor=engine.executor,
+        portfolio=engine.portfolio, alerts=outbox, clock=clock, quote=quote,
+    )  # fmt: skip
+    if result.settled or result.never_sent or result.drift:
+        log.warning("start-up reconciliation: %s", result)
+
+
 async def run_service(
     settings: Settings,
     secrets: Secrets,
@@ -191,6 +204,7 @@ async def _serve_exchange(
                 account=PaperAccount(paper.balance, paper.quote, paper.fee, paper.slippage),
                 limits=risk_limits(settings), timezone=settings.timezone,
             )  # fmt: skip
+            await reconcile_at_start(db, engine, outbox, clock, paper.quote)
             runs = await sync_pair_runs(SqlitePairRunRepository(db), settings, clock.now())
             service = TradingService(
                 engine=engine,
@@ -249,6 +263,8 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         account=PaperAccount(paper.balance, paper.quote, paper.fee, paper.slippage),
         limits=risk_limits(settings), timezone=settings.timezone,
     )  # fmt: skip
+    outbox = AlertOutbox(SqliteAlertRepository(db), clock)
+    await reconcile_at_start(db, engine, outbox, clock, paper.quote)
     runs_repo = SqlitePairRunRepository(db)
     runs = await sync_pair_runs(runs_repo, settings, clock.now())
     service = TradingService(engine=engine, source=replay.source,
@@ -257,7 +273,6 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
                       markets=replay.source, clock=clock, quote=paper.quote)  # fmt: skip
     driver = ReplayDriver(clock=clock, service=service, state=state, step=replay.step,
                           end=replay.end)  # fmt: skip
-    outbox = AlertOutbox(SqliteAlertRepository(db), clock)
     return Trading(clock, engine, service, control, driver, outbox)
 
 

@@ -95,6 +95,10 @@ class Engine:
     def exchange(self) -> Exchange:
         return self._executor.exchange
 
+    @property
+    def executor(self) -> Executor:
+        return self._executor
+
     async def on_candles(
         self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, prices: dict[str, float]
     ) -> list[Fill]:

@@ -6,6 +6,7 @@ client order id, so a decision taken twice (a re-run tick) is never sent twice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 
@@ -19,7 +20,7 @@ from bot.domain import (
     Side,
     Trade,
 )
-from bot.errors import ExchangeRejected, RiskRejected
+from bot.errors import ExchangeRejected, InsufficientFunds, RiskRejected
 from bot.metrics import round_trips
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import (
@@ -68,6 +69,7 @@ class Executor:
         opened_at = position.opened_at if position else None
         await self._orders.add(intent)  # journaled before the exchange hears of it
         try:
+            intent = await self._recheck_balance(intent)
             report = await self.exchange.create_market_order(intent)
         except (ExchangeRejected, RiskRejected) as error:
             await self._orders.update(
@@ -87,6 +89,32 @@ class Executor:
             trade = await self._closed_trade(intent.pair, opened_at)
         await self._announce(intent, report, trade)
         return fills, trade
+
+    async def _recheck_balance(self, intent: OrderIntent) -> OrderIntent:
+        """Read the exchange's balance again before sending: a buy it cannot pay is refused; an
+        exit sells what the exchange really holds (and the difference is alerted), so a stop is
+        never blocked by drift between the books and the account."""
+        base, quote = intent.pair.split("/")
+        balances = await self.exchange.fetch_balances()
+        if intent.side is Side.BUY:
+            needed = intent.quote_amount or intent.amount * intent.reference_price
+            if needed > balances.get(quote, 0.0) * (1 + 1e-9):
+                raise InsufficientFunds(
+                    f"{intent.pair}: the exchange holds {balances.get(quote, 0.0):,.2f} {quote}, "
+                    f"the order needs {needed:,.2f}"
+                )
+            return intent
+        held = balances.get(base, 0.0)
+        if held >= intent.amount * (1 - 1e-9):
+            return intent
+        if held <= 0:
+            raise InsufficientFunds(f"{intent.pair}: the exchange holds no {base} to sell")
+        await self._alerts.push(
+            "reconciliation_drift", AlertPriority.ERROR,
+            f"{intent.pair}: the books hold {intent.amount:.8g} {base}, the exchange "
+            f"{held:.8g}; selling what the exchange holds",
+        )  # fmt: skip
+        return dataclasses.replace(intent, amount=held)
 
     async def book(self, report: ExecutionReport) -> list[Fill]:
         """Book a report found later (reconciliation): fills already booked are skipped."""

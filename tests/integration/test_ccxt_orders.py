@@ -202,3 +202,23 @@ async def test_restart_settles_what_a_crash_left_open_and_alerts_drift(
     assert portfolio.position("BTC/USDT").amount == pytest.approx(0.005)  # not adopted
     kinds = [alert.kind for alert in await alerts.pending()]
     assert "reconciliation_drift" in kinds
+
+
+async def test_an_exit_sells_what_the_exchange_holds_and_alerts_the_difference(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    clock = FakeClock(NOW)
+    await SqlitePairRunRepository(db).add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h",
+                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    fake.balances["BTC"] -= 0.001  # the account lost some BTC the books still count
+    sell = OrderIntent("pp1-2-sell", 1, "BTC/USDT", Side.SELL, 0.005, 100_000.0, NOW)
+    fills, _ = await executor.execute(sell)
+    assert sum(fill.amount for fill in fills) == pytest.approx(0.004)
+    assert fake.balances["BTC"] == pytest.approx(0.0)
+    alerts = await SqliteAlertRepository(db).pending()
+    assert any(a.kind == "reconciliation_drift" and "selling what the exchange holds" in a.text
+               for a in alerts)  # fmt: skip

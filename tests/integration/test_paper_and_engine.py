@@ -206,6 +206,9 @@ class JournalCheckingExchange:
         self.journaled_first.append(await self._orders.get(order.client_order_id) is not None)
         return await self._inner.create_market_order(order)
 
+    async def fetch_balances(self) -> dict[str, float]:
+        return await self._inner.fetch_balances()
+
 
 async def test_intent_is_journaled_before_the_exchange_is_called_and_sent_once(
     db: Database, btc_candles: pd.DataFrame
@@ -245,7 +248,7 @@ async def test_an_order_the_exchange_refuses_is_journaled_rejected_and_alerted(
     assert [row["status"] for row in orders] == ["rejected"]
     history = await SqliteOrderRepository(db).history(orders[0]["client_order_id"])
     assert [status for status, _, _ in history] == [OrderStatus.NEW, OrderStatus.REJECTED]
-    assert "the paper account has 50" in history[-1][2]
+    assert "the exchange holds 50.00 USDT" in history[-1][2]  # re-read before sending
     assert await SqliteFillRepository(db).all() == []
     assert await SqlitePositionRepository(db).all() == []
     assert engine.portfolio.cash == 1000.0
