@@ -15,6 +15,8 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER pairpilot
 WORKDIR /home/pairpilot
+# numba caches compiled trading rules beside their source; site-packages is read-only here.
+ENV NUMBA_CACHE_DIR=/home/pairpilot/.cache/numba
 # Mount the config at /config/config.toml (set data_dir = "/data" in it) and a volume at /data.
 VOLUME ["/data"]
 ENTRYPOINT ["pairpilot"]
