@@ -53,6 +53,13 @@ def _now_ms() -> int:
     return int(SystemClock().now().timestamp() * 1000)
 
 
+async def with_run(db: Database) -> FakeClock:
+    """A BTC/USDT run for the orders to belong to; returns the test clock."""
+    await SqlitePairRunRepository(db).add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h",
+                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    return FakeClock(NOW)
+
+
 def buy(quote: float, coid: str = "pp1-1-buy") -> OrderIntent:
     return OrderIntent(coid, 1, "BTC/USDT", Side.BUY, quote / 100_000, 100_000.0, NOW,
                        quote_amount=quote)  # fmt: skip
@@ -144,9 +151,7 @@ async def test_the_journal_books_a_lost_response_order_exactly_once(
     db: Database, venue: tuple[FakeBinance, CcxtExchange]
 ) -> None:
     fake, exchange = venue
-    clock = FakeClock(NOW)
-    await SqlitePairRunRepository(db).add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h",
-                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    clock = await with_run(db)
     orders = SqliteOrderRepository(db)
     executor = executor_on(db, exchange, clock)
     fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "Unknown"},
@@ -166,9 +171,7 @@ async def test_restart_settles_what_a_crash_left_open_and_alerts_drift(
     db: Database, venue: tuple[FakeBinance, CcxtExchange]
 ) -> None:
     fake, exchange = venue
-    clock = FakeClock(NOW)
-    await SqlitePairRunRepository(db).add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h",
-                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    clock = await with_run(db)
     orders = SqliteOrderRepository(db)
     portfolio = Portfolio(1000.0)
     alerts = SqliteAlertRepository(db)
@@ -208,9 +211,7 @@ async def test_an_exit_sells_what_the_exchange_holds_and_alerts_the_difference(
     db: Database, venue: tuple[FakeBinance, CcxtExchange]
 ) -> None:
     fake, exchange = venue
-    clock = FakeClock(NOW)
-    await SqlitePairRunRepository(db).add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h",
-                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    clock = await with_run(db)
     portfolio = Portfolio(1000.0)
     executor = executor_on(db, exchange, clock, portfolio)
     await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
