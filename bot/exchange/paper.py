@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
-from bot.domain import ExecutionReport, Fill, Order, OrderIntent, OrderStatus, Side
+from bot.domain import (
+    ExecutionReport,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Side,
+    from_ms,
+    to_ms,
+)
 from bot.errors import InsufficientFunds
 from bot.ports import Clock, PriceFeed, StateStore
 
-BALANCES_KEY = "paper.balances"
+ACCOUNT_KEY = "paper.account"  # {"balances": {...}, "orders": {client order id: report}}
+KEPT_REPORTS = 500  # the most recent orders stay answerable after a restart
 _DUST = 1e-9  # relative tolerance for float round-off when an order spends a whole balance
 
 
@@ -50,18 +62,29 @@ class PaperExchange:
         slippage: float,
     ) -> PaperExchange:
         """The paper account as last persisted, or funded with ``initial`` on first start."""
-        balances = await state.get(BALANCES_KEY)
+        account = await state.get(ACCOUNT_KEY)
         exchange = cls(
             feed=feed,
             clock=clock,
             state=state,
-            balances=balances or initial,
+            balances=account["balances"] if account else initial,
             fee_rate=fee_rate,
             slippage=slippage,
         )
-        if balances is None:
-            await state.set(BALANCES_KEY, dict(initial), clock.now())
+        if account is None:
+            await exchange._save(clock.now())
+        else:
+            exchange._reports = {
+                coid: _report_from_json(value) for coid, value in account["orders"].items()
+            }
         return exchange
+
+    async def _save(self, now: datetime) -> None:
+        """Balances and the order that moved them in one write: a crash keeps both or neither."""
+        recent = dict(list(self._reports.items())[-KEPT_REPORTS:])
+        self._reports = recent
+        orders = {coid: _report_to_json(report) for coid, report in recent.items()}
+        await self._state.set(ACCOUNT_KEY, {"balances": self._balances, "orders": orders}, now)
 
     def balances(self) -> dict[str, float]:
         return dict(self._balances)
@@ -97,7 +120,6 @@ class PaperExchange:
             changes = {base: -amount, quote: amount * fill_price - fee}
         for asset, change in changes.items():
             self._balances[asset] = max(0.0, self._balances.get(asset, 0.0) + change)
-        await self._state.set(BALANCES_KEY, self._balances, now)
         fill = Fill(
             client_order_id=intent.client_order_id,
             pair=intent.pair,
@@ -117,6 +139,7 @@ class PaperExchange:
             fills=(fill,),
         )
         self._reports[intent.client_order_id] = report
+        await self._save(now)
         return report
 
     def _debit(self, asset: str, needed: float, intent: OrderIntent) -> None:
@@ -126,3 +149,33 @@ class PaperExchange:
                 f"{intent.pair} {intent.side.value} {intent.amount:.8g}: needs {needed:.8g} "
                 f"{asset}, the paper account has {available:.8g}"
             )
+
+
+def _report_to_json(report: ExecutionReport) -> dict[str, Any]:
+    return {
+        "client_order_id": report.client_order_id,
+        "exchange_order_id": report.exchange_order_id,
+        "status": report.status.value,
+        "filled": report.filled,
+        "average_price": report.average_price,
+        "fills": [
+            {"pair": f.pair, "side": f.side.value, "amount": f.amount, "price": f.price,
+             "fee": f.fee, "time": to_ms(f.time), "trade_id": f.trade_id}
+            for f in report.fills
+        ],
+    }  # fmt: skip
+
+
+def _report_from_json(value: Mapping[str, Any]) -> ExecutionReport:
+    return ExecutionReport(
+        client_order_id=value["client_order_id"],
+        exchange_order_id=value["exchange_order_id"],
+        status=OrderStatus(value["status"]),
+        filled=value["filled"],
+        average_price=value["average_price"],
+        fills=tuple(
+            Fill(value["client_order_id"], f["pair"], Side(f["side"]), f["amount"], f["price"],
+                 f["fee"], from_ms(f["time"]), f["trade_id"])
+            for f in value["fills"]
+        ),
+    )  # fmt: skip

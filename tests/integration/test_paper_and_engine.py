@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bot.alerts import AlertOutbox
 from bot.app import PaperAccount, build_paper_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
@@ -24,7 +25,9 @@ from bot.domain import (
     from_ms,
 )
 from bot.errors import InsufficientFunds
-from bot.exchange.paper import BALANCES_KEY, PaperExchange
+from bot.exchange.paper import ACCOUNT_KEY, PaperExchange
+from bot.portfolio import Portfolio
+from bot.reconcile import reconcile
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
@@ -110,13 +113,13 @@ async def test_unaffordable_order_is_refused_and_changes_nothing(
     clock = FakeClock(at_open(btc_candles, 5))
     exchange = await paper(db, btc_candles, clock)
     state = SqliteStateRepository(db)
-    before = await state.get(BALANCES_KEY)
+    before = await state.get(ACCOUNT_KEY)
     with pytest.raises(InsufficientFunds, match="needs .* USDT, the paper account has 1000"):
         await exchange.create_market_order(intent(Side.BUY, 1.0))  # ~103,000 USDT
     with pytest.raises(InsufficientFunds, match="BTC"):
         await exchange.create_market_order(intent(Side.SELL, 0.1, "c2"))
     assert exchange.balances() == {"USDT": 1000.0}
-    assert await state.get(BALANCES_KEY) == before
+    assert await state.get(ACCOUNT_KEY) == before
 
 
 async def test_the_same_client_order_id_never_fills_twice(
@@ -232,7 +235,9 @@ async def test_an_order_the_exchange_refuses_is_journaled_rejected_and_alerted(
 ) -> None:
     clock = FakeClock(at_open(btc_candles, 100))
     # The books think there are 1,000 USDT; the paper account holds 50 (drift).
-    await SqliteStateRepository(db).set(BALANCES_KEY, {"USDT": 50.0}, clock.now())
+    await SqliteStateRepository(db).set(
+        ACCOUNT_KEY, {"balances": {"USDT": 50.0}, "orders": {}}, clock.now()
+    )
     engine = await build_paper_engine(
         db,
         clock=clock,
@@ -254,3 +259,27 @@ async def test_an_order_the_exchange_refuses_is_journaled_rejected_and_alerted(
     assert engine.portfolio.cash == 1000.0
     alerts = await SqliteAlertRepository(db).pending()
     assert [(a.kind, "Order rejected" in a.text) for a in alerts] == [("order_rejected", True)]
+
+
+async def test_a_paper_fill_the_books_missed_is_settled_at_restart(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    clock = FakeClock(at_open(btc_candles, 5))
+    order = dataclasses.replace(intent(Side.BUY, 0.001, "pp1-1-buy"), quote_amount=100.0)
+    async with open_database(tmp_path / "p.sqlite") as db:
+        await new_run(db, clock)
+        await SqliteOrderRepository(db).add(order)  # journaled ...
+        await (await paper(db, btc_candles, clock)).create_market_order(order)  # ... filled, crash
+    async with open_database(tmp_path / "p.sqlite") as db:
+        exchange = await paper(db, btc_candles, clock)
+        portfolio = Portfolio(1000.0)
+        result = await reconcile(
+            orders=SqliteOrderRepository(db), exchange=exchange,
+            executor=executor_on(db, exchange, clock, portfolio), portfolio=portfolio,
+            alerts=AlertOutbox(SqliteAlertRepository(db), clock), clock=clock, quote="USDT",
+        )  # fmt: skip
+        assert (result.settled, result.never_sent, result.clean) == (["pp1-1-buy"], [], True)
+        position = portfolio.position(PAIR)
+        assert position is not None
+        assert position.amount == exchange.balances()["BTC"]
+        assert portfolio.cash == pytest.approx(exchange.balances()["USDT"])
