@@ -166,9 +166,6 @@ class ReplaySource:
         self._step_ms = {pair: timeframe_seconds(tf) * 1000 for pair, tf in timeframes.items()}
         self._stamps = {pair: frame["timestamp"].to_numpy() for pair, frame in frames.items()}
 
-    def pairs(self) -> list[str]:
-        return list(self._frames)
-
     def check_pair(self, pair: str) -> None:
         if pair not in self._frames:
             close = difflib.get_close_matches(pair, list(self._frames), n=3, cutoff=0.5)

@@ -107,6 +107,3 @@ class TradingService:
         await self._engine.on_candles(run, strategy, candles, self._prices)
         log.debug("ticked %s at candle %s", run.pair, last)
         return True
-
-    def last_candle_ms(self, run_id: int) -> int | None:
-        return self._last_candle.get(run_id)
