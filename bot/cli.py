@@ -93,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotError as error:
         print(f"pairpilot: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before the service had installed its own handlers
+        print("pairpilot: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = None  # type: ignore[assignment]  # no flush of a closed pipe at exit
         return 0

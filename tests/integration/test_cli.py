@@ -224,7 +224,8 @@ def test_run_stops_cleanly_on_a_signal_and_resumes_where_it_stopped(
             env={**os.environ, "PYTHONPATH": str(SAMPLE.parents[2])},
         )
         deadline = time.monotonic() + 60
-        while not (database.exists() and _has_position(database)):
+        previous = stopped_at[-1] if stopped_at else None
+        while not _moved_past(database, previous):  # this run is up and replaying
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.2)
@@ -243,9 +244,12 @@ def test_run_stops_cleanly_on_a_signal_and_resumes_where_it_stopped(
     assert stopped_at[1] > stopped_at[0]  # the second run carried on, it did not start over
 
 
-def _has_position(database: Path) -> bool:
+def _moved_past(database: Path, previous: int | None) -> bool:
+    """The replay has a position, later than ``previous`` when one is given."""
+    if not database.exists():
+        return False
     try:
-        replay_position(database)
+        position = replay_position(database)
     except (sqlite3.Error, TypeError):
         return False
-    return True
+    return previous is None or position > previous
