@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import matplotlib.dates as mdates
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -21,17 +22,7 @@ def equity_chart_png(times: Sequence[datetime], equity: Sequence[float], title: 
     top.plot(times, equity, color="#1f77b4", linewidth=2)
     top.set_title(title, fontsize=16)
     top.set_ylabel("equity", fontsize=14)
-    bottom.fill_between(times, drawdown_series(equity) * 100, 0, color="#d62728", alpha=0.4)
-    bottom.set_ylabel("drawdown %", fontsize=14)
-    locator = mdates.AutoDateLocator()
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    for axes in (top, bottom):
-        axes.grid(alpha=0.3)
-        axes.tick_params(labelsize=12)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return _finish(figure, times, equity, bottom, (top, bottom))
 
 
 def backtest_chart_png(
@@ -65,12 +56,23 @@ def backtest_chart_png(
     price.legend(fontsize=11, loc="upper left")
     money.plot(times, equity, color="#1f77b4", linewidth=2)
     money.set_ylabel("equity", fontsize=14)
+    return _finish(figure, times, equity, drawdown, (price, money, drawdown))
+
+
+def _finish(
+    figure: Figure,
+    times: Sequence[datetime],
+    equity: Sequence[float],
+    drawdown: Axes,
+    every: Sequence[Axes],
+) -> bytes:
+    """Drawdown in the bottom panel, dates under it, grid and large ticks; the PNG bytes."""
     drawdown.fill_between(times, drawdown_series(equity) * 100, 0, color="#d62728", alpha=0.4)
     drawdown.set_ylabel("drawdown %", fontsize=14)
     locator = mdates.AutoDateLocator()
     drawdown.xaxis.set_major_locator(locator)
     drawdown.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    for axes in (price, money, drawdown):
+    for axes in every:
         axes.grid(alpha=0.3)
         axes.tick_params(labelsize=12)
     buffer = io.BytesIO()
