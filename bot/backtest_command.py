@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,13 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
         raise UserInputError(str(error)) from None
 
 
-def backtest_command(args: argparse.Namespace) -> int:
+def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | None = None) -> int:
+    """``early``: the --data file already being read (the CLI starts it before heavy imports)."""
     _check_rates(args)
     strategy = load_strategy(args.strategy, parse_params(args.param))
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
     if args.data:
-        pair, timeframe, candles = _from_file(args)
+        pair, timeframe, candles = _from_file(args, early)
     else:
         pair, timeframe, candles = _from_storage(args)
     setup = BacktestSetup(
@@ -54,13 +56,15 @@ def backtest_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _from_file(args: argparse.Namespace) -> tuple[str, str, pd.DataFrame]:
+def _from_file(
+    args: argparse.Namespace, early: Future[pd.DataFrame] | None
+) -> tuple[str, str, pd.DataFrame]:
     if args.since or args.until or args.exchange:
         raise UserInputError("--since, --until and --exchange go with stored candles, not --data")
     if not args.data.is_file():
         raise DataError(f"candle file {args.data} does not exist")
     pair = pair_of(args.data, args.pair)
-    candles = read_candle_file(args.data)
+    candles = early.result() if early else read_candle_file(args.data)
     timeframe = timeframe_of(args.data, args.timeframe, candles)
     return pair, timeframe, candles
 
@@ -108,24 +112,14 @@ def backtest_limits(args: argparse.Namespace) -> RiskLimits:
     """The config's [risk] (defaults without --config), with --risk KEY=VALUE on top."""
     if not (args.config or args.risk):
         return RiskLimits()
-    from pydantic import ValidationError
-
-    from bot.config import RiskSettings
+    from bot.risk_settings import checked_limits
 
     base = {}
     if args.config:
         from bot.data_command import settings_for
 
         base = settings_for(args).risk.model_dump()
-    overrides = parse_params(args.risk, option="--risk")
-    try:
-        checked = RiskSettings.model_validate({**base, **overrides})
-    except ValidationError as error:
-        item = error.errors()[0]
-        key = ".".join(str(part) for part in item["loc"])
-        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-        raise UserInputError(f"--risk {key}={overrides.get(key, '')}: {message}") from None
-    return RiskLimits(**checked.model_dump())
+    return checked_limits(base, parse_params(args.risk, option="--risk"), option="--risk")
 
 
 def result_document(result: BacktestResult) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from bot.errors import BotError, ConfigError, UserInputError
 
@@ -130,9 +132,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from bot.backtest_command import backtest_command
+    from concurrent.futures import ThreadPoolExecutor
 
-    return backtest_command(args)
+    from bot.candles import read_candle_file
+
+    # Reading a candle file runs mostly outside the GIL (zlib, pandas' tokenizer), so it overlaps
+    # the imports of numba and pandas-ta below: 0.1 s of a 1.3 s year-long backtest.
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        early = reader.submit(read_candle_file, args.data) if args.data else None
+        from bot.backtest_command import backtest_command
+
+        return backtest_command(args, early)
 
 
 def parse_params(pairs: Sequence[str], option: str = "--param") -> dict[str, str]:
@@ -152,5 +162,17 @@ def print_json(document: object) -> None:
     sys.stdout.write("\n")
 
 
+def run() -> NoReturn:
+    """The console script: main(), then exit without a final garbage-collection sweep.
+
+    Freezing moves every live object out of the collector's reach, so the interpreter's last
+    collection skips numba's and pandas' hundreds of thousands of objects (0.2 s of a 1.3 s
+    backtest). Objects are still released, files flushed and atexit handlers run as usual.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError, UserInputError
+from bot.risk_settings import RiskSettings
 from bot.timeframes import timeframe_seconds
 from strategies import StrategyConfigError, build_strategy
 
@@ -60,19 +61,6 @@ class PaperSettings(_Section):
     quote: str = Field("USDT", pattern=r"^[A-Z0-9]{2,15}$")
     fee: float = Field(0.001, ge=0, lt=0.05)
     slippage: float = Field(0.0005, ge=0, lt=0.05)
-
-
-class RiskSettings(_Section):
-    position_fraction: float = Field(0.99, gt=0, le=1)
-    min_order_value: float = Field(10.0, ge=0)
-    max_position_fraction: float = Field(0.20, gt=0, le=1)
-    max_total_exposure: float = Field(1.0, gt=0, le=1)
-    max_open_positions: int = Field(5, ge=1, le=100)
-    risk_per_trade: float = Field(0.0, ge=0, le=0.02)
-    daily_loss_limit: float = Field(0.05, ge=0, lt=1)
-    max_drawdown: float = Field(0.15, ge=0, lt=1)
-    cooldown_losses: int = Field(0, ge=0, le=100)
-    cooldown_candles: int = Field(0, ge=0, le=10_000)
 
 
 class PairSettings(_Section):
