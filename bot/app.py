@@ -181,8 +181,10 @@ async def _serve_exchange(
     """Paper trading on the exchange's live candles and prices, ticking at each candle close."""
     from bot.exchange.ccxt_exchange import CcxtExchange
     from bot.exchange_source import ExchangeCandleSource
+    from bot.stream_feed import StreamingFeed
 
     exchange = CcxtExchange.create(settings.exchange.name, settings.exchange.ccxt_config)
+    feed = StreamingFeed(exchange)
     try:
         await exchange.load_markets()
         for pair in settings.pairs:
@@ -195,9 +197,8 @@ async def _serve_exchange(
             clock = SystemClock()
             outbox = AlertOutbox(SqliteAlertRepository(db), clock)
             source = ExchangeCandleSource(
-                exchange, on_gap=lambda pair, text: outbox.push("candle_gap", AlertPriority.ERROR,
-                                                                text),
-            )  # fmt: skip
+                feed, on_gap=lambda pair, text: outbox.push("candle_gap", AlertPriority.ERROR, text)
+            )
             paper = settings.paper
             engine = await build_paper_engine(
                 db, clock=clock, feed=source,
@@ -238,6 +239,7 @@ async def _serve_exchange(
                 await outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
                 await dispatcher.drain()
     finally:
+        await feed.close()
         await exchange.close()
 
 

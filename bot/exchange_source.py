@@ -8,7 +8,7 @@ Gaps are detected and logged, never filled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -35,7 +35,7 @@ class ExchangeCandleSource:
     """The CandleSource, PriceFeed and MarketCatalog of the service on a live exchange."""
 
     def __init__(
-        self, feed: LiveFeed, on_gap: Callable[[str, str], object] = lambda pair, text: None
+        self, feed: LiveFeed, on_gap: Callable[[str, str], Awaitable[object]] | None = None
     ) -> None:
         self._feed = feed
         self._on_gap = on_gap
@@ -72,12 +72,12 @@ class ExchangeCandleSource:
         if pages:
             new = pd.concat(pages, ignore_index=True)
             joined = new if frame is None else pd.concat([frame, new], ignore_index=True)
-            self._report_gaps(pair, joined, frame, step)
+            await self._report_gaps(pair, joined, frame, step)
             frame = joined.iloc[-limit:].reset_index(drop=True)
             self._frames[pair] = frame
         return frame if frame is not None else pd.DataFrame(columns=["timestamp"])
 
-    def _report_gaps(
+    async def _report_gaps(
         self, pair: str, joined: pd.DataFrame, before: pd.DataFrame | None, step: int
     ) -> None:
         start = max(0, len(before) - 1) if before is not None else 0
@@ -85,4 +85,5 @@ class ExchangeCandleSource:
             text = (f"{pair}: {gap.missing} candle(s) missing between {gap.after:%Y-%m-%d %H:%M}"
                     f" and {gap.before:%Y-%m-%d %H:%M} UTC; not filled")  # fmt: skip
             log.warning(text)
-            self._on_gap(pair, text)
+            if self._on_gap:
+                await self._on_gap(pair, text)

@@ -1,4 +1,4 @@
-"""A local fake of Binance's spot REST API, served over HTTP on loopback for unmodified ccxt.
+"""A local fake of Binance's spot REST API and market streams, on loopback for unmodified ccxt.
 
 It serves what ccxt's public calls need (exchangeInfo for load_markets, klines, time) from real
 candles handed to it, and injects faults on request. ``point_ccxt_at`` rewrites an exchange's
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 INTERVALS_MS = {
     "1m": 60_000,
@@ -60,6 +61,13 @@ class Order:
 
 
 @dataclass
+class Subscriber:
+    socket: web.WebSocketResponse
+    streams: set[str] = field(default_factory=set)
+    sent: dict[tuple[str, str], int] = field(default_factory=dict)  # last kline open time pushed
+
+
+@dataclass
 class FakeBinance:
     now_ms: int
     candles: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
@@ -74,6 +82,7 @@ class FakeBinance:
     orders: dict[int, Order] = field(default_factory=dict)
     trade_ids: int = 0
     order_posts: int = 0  # order placements received, answered or not
+    subscribers: list[Subscriber] = field(default_factory=list)
 
     def add_candles(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
         self.candles[(symbol, interval)] = frame.reset_index(drop=True)
@@ -95,7 +104,72 @@ class FakeBinance:
         app.router.add_get("/api/v3/openOrders", self._signed(self._open_orders))
         app.router.add_get("/api/v3/myTrades", self._signed(self._my_trades))
         app.router.add_delete("/api/v3/openOrders", self._signed(self._cancel_all))
+        app.router.add_get("/ws/{index}", self._stream)
         return app
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        """Binance's market streams: SUBSCRIBE, then kline and miniTicker events on push()."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        subscriber = Subscriber(socket)
+        self.subscribers.append(subscriber)
+        try:
+            async for message in socket:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                command = json.loads(message.data)
+                if command.get("method") == "SUBSCRIBE":
+                    subscriber.streams.update(command.get("params", []))
+                    await socket.send_json({"result": None, "id": command.get("id")})
+                    await self._push_to(subscriber)
+        finally:
+            self.subscribers.remove(subscriber)
+        return socket
+
+    async def push(self) -> None:
+        """Send every subscriber what changed since its last push, like the live streams do."""
+        for subscriber in list(self.subscribers):
+            await self._push_to(subscriber)
+
+    async def drop_streams(self) -> None:
+        """Close every stream connection from the server side (a network blip)."""
+        for subscriber in list(self.subscribers):
+            await subscriber.socket.close()
+
+    async def _push_to(self, subscriber: Subscriber) -> None:
+        for stream in sorted(subscriber.streams):
+            market, _, kind = stream.partition("@")
+            symbol = market.upper()
+            if kind.startswith("kline_"):
+                for event in self._kline_events(subscriber, symbol, kind.removeprefix("kline_")):
+                    await subscriber.socket.send_json(event)
+            elif kind in ("miniTicker", "ticker") and symbol in self.prices:
+                price = f"{self.prices[symbol]}"
+                await subscriber.socket.send_json({
+                    "e": "24hrMiniTicker", "E": self.now_ms, "s": symbol, "c": price,
+                    "o": price, "h": price, "l": price, "v": "0", "q": "0",
+                })  # fmt: skip
+
+    def _kline_events(self, subscriber: Subscriber, symbol: str, interval: str) -> list[dict]:
+        """The forming candle, preceded by the final state of any candle closed since."""
+        frame = self.candles.get((symbol, interval))
+        if frame is None:
+            return []
+        step = INTERVALS_MS[interval]
+        key = (symbol, interval)
+        shown = frame[frame["timestamp"] <= self.now_ms]
+        if shown.empty:
+            return []
+        last_sent = subscriber.sent.get(key, int(shown["timestamp"].iloc[-1]))
+        chosen = shown[shown["timestamp"] >= last_sent]
+        subscriber.sent[key] = int(shown["timestamp"].iloc[-1])
+        return [
+            {"e": "kline", "E": self.now_ms, "s": symbol, "k": {
+                "t": int(t), "T": int(t) + step - 1, "s": symbol, "i": interval, "f": 1, "L": 2,
+                "o": f"{o}", "c": f"{c}", "h": f"{h}", "l": f"{lo}", "v": f"{v}", "n": 2,
+                "x": int(t) + step <= self.now_ms, "q": "0", "V": "0", "Q": "0", "B": "0"}}
+            for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)
+        ]  # fmt: skip
 
     @web.middleware
     async def _record_and_inject(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -360,12 +434,14 @@ async def serve(fake: FakeBinance) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def binance_urls(base: str) -> dict[str, str]:
-    """ccxt ``urls.api`` overrides that send every Binance REST family to ``base``."""
+def binance_urls(base: str) -> dict[str, Any]:
+    """ccxt ``urls.api`` overrides that send every Binance REST family and stream to ``base``."""
     import ccxt
 
-    return {
+    urls: dict[str, Any] = {
         key: base + "/" + url.split("://", 1)[1].split("/", 1)[1]
         for key, url in ccxt.binance().urls["api"].items()
         if isinstance(url, str) and url.startswith("https://")
     }
+    urls["ws"] = {"spot": base.replace("http://", "ws://") + "/ws"}
+    return urls

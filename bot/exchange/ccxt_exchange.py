@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import ccxt
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 import numpy as np
 import pandas as pd
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -70,7 +71,7 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 class CcxtExchange:
-    """One ccxt client with markets loaded; public market data for now."""
+    """One ccxt client with markets loaded: market data (REST and streams), orders, balances."""
 
     def __init__(self, client: ccxt_async.Exchange, *, attempts: int = 5, backoff: float = 0.5):
         self._client = client
@@ -95,7 +96,9 @@ class CcxtExchange:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UserInputError(f"unknown exchange {name!r}{hint}")
         config = {"enableRateLimit": True, **dict(ccxt_config), **dict(credentials or {})}
-        client = getattr(ccxt_async, name)(config)
+        # ccxt.pro's class adds the streams (watch_*) to the same REST client where it has them.
+        family = ccxt_pro if name in ccxt_pro.exchanges else ccxt_async
+        client = getattr(family, name)(config)
         return cls(client, attempts=attempts, backoff=backoff)
 
     async def close(self) -> None:
@@ -131,13 +134,35 @@ class CcxtExchange:
         rows = await self._call(
             self._client.fetch_ohlcv, pair, timeframe, since_ms, self.ohlcv_limit
         )
-        frame = pd.DataFrame(rows, columns=list(COLUMNS))
-        frame["timestamp"] = frame["timestamp"].astype(np.int64)
-        return frame.astype({column: np.float64 for column in COLUMNS[1:]})
+        return _candle_frame(rows)
 
     async def fetch_price(self, pair: str) -> float:
         """The last traded price."""
         ticker = await self._call(self._client.fetch_ticker, pair)
+        return float(ticker["last"])
+
+    @property
+    def streams(self) -> bool:
+        """Whether the exchange pushes candles and tickers (ccxt.pro); REST is the fallback."""
+        has = self._client.has
+        return bool(has.get("watchOHLCV") and has.get("watchTicker"))
+
+    async def watch_candles(self, pair: str, timeframe: str) -> pd.DataFrame:
+        """Waits for the stream's next update: the candles it changed, the forming one included.
+
+        Not retried here: the caller owns the reconnect policy (ExchangeUnavailable = reconnect).
+        """
+        try:
+            return _candle_frame(await self._client.watch_ohlcv(pair, timeframe))
+        except ccxt.BaseError as error:
+            raise translate(error) from None
+
+    async def watch_price(self, pair: str) -> float:
+        """Waits for the next pushed ticker; its last traded price."""
+        try:
+            ticker = await self._client.watch_ticker(pair)
+        except ccxt.BaseError as error:
+            raise translate(error) from None
         return float(ticker["last"])
 
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
@@ -276,6 +301,12 @@ _STATUS = {
     "expired": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }
+
+
+def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame["timestamp"] = frame["timestamp"].astype(np.int64)
+    return frame.astype({column: np.float64 for column in COLUMNS[1:]})
 
 
 def _report(

@@ -49,7 +49,11 @@ async def test_only_closed_candles_fetched_once_each_and_gaps_reported(
     async with serve(fake) as base:
         exchange = await connected(base)
         try:
-            source = ExchangeCandleSource(exchange, on_gap=lambda pair, text: gaps.append(text))
+
+            async def on_gap(pair: str, text: str) -> None:
+                gaps.append(text)
+
+            source = ExchangeCandleSource(exchange, on_gap=on_gap)
             now = open_time(btc_candles, 600) + timedelta(minutes=30)  # candle 600 is forming
             fake.now_ms = int(now.timestamp() * 1000)
             first = await source.closed_candles(PAIR, now, 100, "1h")
