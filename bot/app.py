@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from zoneinfo import ZoneInfo
 
 from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
@@ -21,17 +20,17 @@ from bot.config import Secrets, Settings
 from bot.control import Control
 from bot.domain import AlertPriority, PairRun, RiskLimits
 from bot.engine import Engine, EngineCosts
-from bot.errors import BotError, ConfigError
+from bot.errors import ConfigError
 from bot.exchange.paper import PaperExchange
 from bot.execution import Executor
 from bot.guard import RiskGuard
 from bot.portfolio import CASH_KEY, Portfolio
-from bot.ports import Clock, PriceFeed
+from bot.ports import Clock, Exchange, PriceFeed
 from bot.reconcile import reconcile
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
-from bot.timeframes import timeframe_delta, timeframe_seconds
+from bot.timeframes import timeframe_delta
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
@@ -120,14 +119,33 @@ async def build_paper_engine(
     timezone: str = "UTC",
 ) -> Engine:
     """The engine on a paper exchange, with books and balances as the database last had them."""
+    exchange = await PaperExchange.restore(
+        feed=feed, clock=clock, state=SqliteStateRepository(db),
+        initial={account.quote: account.balance}, fee_rate=account.fee_rate,
+        slippage=account.slippage,
+    )  # fmt: skip
+    return await build_engine(
+        db, clock=clock, exchange=exchange, first_cash=account.balance,
+        costs=EngineCosts(account.fee_rate, account.slippage), limits=limits, timezone=timezone,
+    )  # fmt: skip
+
+
+async def build_engine(
+    db: Database,
+    *,
+    clock: Clock,
+    exchange: Exchange,
+    first_cash: float,
+    costs: EngineCosts,
+    limits: RiskLimits,
+    timezone: str = "UTC",
+) -> Engine:
+    """The engine on ``exchange`` with the books as the database last had them; ``first_cash``
+    is the quote balance the books start from on the very first start."""
     state = SqliteStateRepository(db)
     positions = SqlitePositionRepository(db)
     alerts = AlertOutbox(SqliteAlertRepository(db), clock)
-    exchange = await PaperExchange.restore(
-        feed=feed, clock=clock, state=state, initial={account.quote: account.balance},
-        fee_rate=account.fee_rate, slippage=account.slippage,
-    )  # fmt: skip
-    portfolio = Portfolio(await state.get(CASH_KEY, account.balance), await positions.all())
+    portfolio = Portfolio(await state.get(CASH_KEY, first_cash), await positions.all())
     executor = Executor(
         transactions=db, exchange=exchange, portfolio=portfolio,
         orders=SqliteOrderRepository(db), fills=SqliteFillRepository(db), positions=positions,
@@ -136,7 +154,7 @@ async def build_paper_engine(
     guard = RiskGuard(state=state, vetoes=SqliteVetoRepository(db), alerts=alerts,
                       limits=limits, timezone=ZoneInfo(timezone))  # fmt: skip
     return Engine(executor=executor, portfolio=portfolio, guard=guard, state=state, clock=clock,
-                  costs=EngineCosts(account.fee_rate, account.slippage))  # fmt: skip
+                  costs=costs)  # fmt: skip
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -163,84 +181,19 @@ async def run_service(
     write: Callable[[str], object] = print,
 ) -> None:
     """Run until ``stop`` is set or the replay ends; the tick in progress finishes first."""
-    if settings.mode == "live":
-        raise ConfigError("mode = 'live' is not available in this version; use mode = 'paper'")
     if secrets.telegram_token:
         log.warning("Telegram delivery is not built yet; notifications go to the console")
     if settings.market_data.source == "exchange":
-        await _serve_exchange(settings, stop, write)
+        from bot.exchange_service import serve_on_exchange
+
+        await serve_on_exchange(settings, secrets, stop, write)
         return
+    if settings.mode == "live":
+        raise ConfigError("mode = 'live' trades on exchange candles: set market_data.source = "
+                          "'exchange'")  # fmt: skip
     replay = load_replay(settings)
     async with open_database(settings.database_path) as db:
         await _serve(settings, db, replay, stop, write)
-
-
-async def _serve_exchange(
-    settings: Settings, stop: asyncio.Event, write: Callable[[str], object]
-) -> None:
-    """Paper trading on the exchange's live candles and prices, ticking at each candle close."""
-    from bot.exchange.ccxt_exchange import CcxtExchange
-    from bot.exchange_source import ExchangeCandleSource
-    from bot.stream_feed import StreamingFeed
-
-    exchange = CcxtExchange.create(settings.exchange.name, settings.exchange.ccxt_config)
-    feed = StreamingFeed(exchange)
-    try:
-        await exchange.load_markets()
-        for pair in settings.pairs:
-            try:
-                exchange.check_pair(pair.pair)
-                exchange.check_timeframe(pair.timeframe)
-            except BotError as error:
-                raise ConfigError(f"pairs: {error}") from None
-        async with open_database(settings.database_path) as db:
-            clock = SystemClock()
-            outbox = AlertOutbox(SqliteAlertRepository(db), clock)
-            source = ExchangeCandleSource(
-                feed, on_gap=lambda pair, text: outbox.push("candle_gap", AlertPriority.ERROR, text)
-            )
-            paper = settings.paper
-            engine = await build_paper_engine(
-                db, clock=clock, feed=source,
-                account=PaperAccount(paper.balance, paper.quote, paper.fee, paper.slippage),
-                limits=risk_limits(settings), timezone=settings.timezone,
-            )  # fmt: skip
-            await reconcile_at_start(db, engine, outbox, clock, paper.quote)
-            runs = await sync_pair_runs(SqlitePairRunRepository(db), settings, clock.now())
-            service = TradingService(
-                engine=engine,
-                source=source,
-                equity=SqliteEquityRepository(db),
-                clock=clock,
-                runs=runs,
-            )
-            await service.prime()
-            dispatcher = AlertDispatcher(SqliteAlertRepository(db), ConsoleSink(write), clock)
-            await outbox.push(
-                "startup",
-                AlertPriority.INFO,
-                f"pairpilot started: paper mode on {exchange.name} candles, "
-                f"{', '.join(run.pair for run in runs) or 'no pairs'}",
-            )
-            jobs = Jobs(clock)
-            for timeframe in sorted({run.timeframe for run in runs}):
-                jobs.at_candle_close(
-                    timeframe_seconds(timeframe),
-                    CANDLE_DELAY_SECONDS,
-                    partial(service.tick, timeframe),
-                    f"tick-{timeframe}",
-                )
-            jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
-            jobs.start()
-            try:
-                await stop.wait()
-            finally:
-                await jobs.stop()
-                await outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
-                await dispatcher.drain()
-    finally:
-        await feed.close()
-        await exchange.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,17 +215,17 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
     paper = settings.paper
     engine = await build_paper_engine(
         db, clock=clock, feed=replay.source,
-        account=PaperAccount(paper.balance, paper.quote, paper.fee, paper.slippage),
+        account=PaperAccount(paper.balance, settings.quote, paper.fee, paper.slippage),
         limits=risk_limits(settings), timezone=settings.timezone,
     )  # fmt: skip
     outbox = AlertOutbox(SqliteAlertRepository(db), clock)
-    await reconcile_at_start(db, engine, outbox, clock, paper.quote)
+    await reconcile_at_start(db, engine, outbox, clock, settings.quote)
     runs_repo = SqlitePairRunRepository(db)
     runs = await sync_pair_runs(runs_repo, settings, clock.now())
     service = TradingService(engine=engine, source=replay.source,
                              equity=SqliteEquityRepository(db), clock=clock, runs=runs)  # fmt: skip
     control = Control(runs=runs_repo, service=service, engine=engine, exchange=engine.exchange,
-                      markets=replay.source, clock=clock, quote=paper.quote)  # fmt: skip
+                      markets=replay.source, clock=clock, quote=settings.quote)  # fmt: skip
     driver = ReplayDriver(clock=clock, service=service, state=state, step=replay.step,
                           end=replay.end)  # fmt: skip
     return Trading(clock, engine, service, control, driver, outbox)

@@ -58,7 +58,6 @@ class MarketDataSettings(_Section):
 
 class PaperSettings(_Section):
     balance: float = Field(1000.0, gt=0)
-    quote: str = Field("USDT", pattern=r"^[A-Z0-9]{2,15}$")
     fee: float = Field(0.001, ge=0, lt=0.05)
     slippage: float = Field(0.0005, ge=0, lt=0.05)
 
@@ -117,6 +116,7 @@ class Settings(_Section):
     mode: Literal["paper", "live"] = "paper"
     data_dir: Path = Path("data")
     timezone: str = "UTC"
+    quote: str = Field("USDT", pattern=r"^[A-Z0-9]{2,15}$")  # the currency the books are kept in
     exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
     market_data: MarketDataSettings = Field(default_factory=MarketDataSettings)
     paper: PaperSettings = Field(default_factory=PaperSettings)
@@ -139,6 +139,9 @@ class Settings(_Section):
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise ValueError(f"pair {duplicated[0]} is listed more than once")
+        foreign = [name for name in names if name.split("/")[1] != self.quote]
+        if foreign:
+            raise ValueError(f"pair {foreign[0]} is not quoted in {self.quote} (the key quote)")
         total = sum(pair.capital_share for pair in self.pairs)
         if total > 1 + 1e-9:
             raise ValueError(f"capital_share adds up to {total:g} over all pairs; at most 1")

@@ -7,7 +7,7 @@ the service's tick lock, so a command never interleaves with a tick.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot.domain import PairRun, RunState
@@ -45,7 +45,9 @@ class Control:
         markets: MarketCatalog,
         clock: Clock,
         quote: str,
+        on_started: Callable[[PairRun], object] = lambda run: None,
     ) -> None:
+        """``on_started``: told of each run started here (the service schedules its ticks)."""
         self._runs = runs
         self._service = service
         self._engine = engine
@@ -53,6 +55,7 @@ class Control:
         self._markets = markets
         self._clock = clock
         self._quote = quote
+        self._on_started = on_started
 
     async def start_pair(
         self,
@@ -85,7 +88,8 @@ class Control:
                 )  # fmt: skip
             except DuplicateRun:
                 raise UserInputError(f"{pair} is already running; stop it first") from None
-            self._service.put_run(run)
+            await self._service.start_run(run)
+        self._on_started(run)
         return run
 
     async def pause(self, pair: str) -> PairRun:

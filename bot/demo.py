@@ -79,7 +79,7 @@ def run_demo(output: Path, write: Callable[[str], object] = print) -> Metrics:
     chart = output / "equity.png"
     title = "pairpilot demo: paper equity (USDT)"
     chart.write_bytes(equity_chart_png([s.time for s in snapshots], list(equity), title))
-    write(format_summary(summary, settings.paper.quote))
+    write(format_summary(summary, settings.quote))
     write(f"  equity chart:   {chart}")
     write(f"  database:       {settings.database_path}")
     write(f"  took {time.perf_counter() - started:.1f} s")

@@ -46,6 +46,9 @@ class Jobs:
 
         self._plan(tracked, name, 0.0)
 
+    def has(self, name: str) -> bool:
+        return self.scheduler.get_job(name) is not None
+
     def at_candle_close(self, timeframe_seconds: int, delay: float, job: Job, name: str) -> None:
         """Run ``job`` ``delay`` seconds after every candle close (closes are multiples of
         the timeframe since the epoch, as exchanges align them)."""

@@ -65,13 +65,22 @@ class TradingService:
         the service trades on candles that close from now on, never on missed ones."""
         async with self.tick_lock:
             for run in list(self._runs.values()):
-                strategy = self._strategies[run.id]
-                candles = await self._source.closed_candles(
-                    run.pair, self._clock.now(), strategy.history, run.timeframe
-                )
-                if not candles.empty:
-                    self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
-                    self._prices[run.pair] = float(candles["close"].iloc[-1])
+                await self._prime(run)
+
+    async def start_run(self, run: PairRun) -> None:
+        """Tick a run started while the service runs, from the next candle close on (a signal
+        from before it started is never acted on). The caller holds ``tick_lock``."""
+        self.put_run(run)
+        await self._prime(run)
+
+    async def _prime(self, run: PairRun) -> None:
+        strategy = self._strategies[run.id]
+        candles = await self._source.closed_candles(
+            run.pair, self._clock.now(), strategy.history, run.timeframe
+        )
+        if not candles.empty:
+            self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
+            self._prices[run.pair] = float(candles["close"].iloc[-1])
 
     async def tick(self, timeframe: str | None = None) -> int:
         """One pass over the active runs (of ``timeframe``, or all); returns how many saw a

@@ -92,6 +92,13 @@ class SqliteOrderRepository:
         )
         return [_order(row) for row in rows]
 
+    async def recent(self, limit: int = 50) -> list[Order]:
+        """The latest ``limit`` orders, newest first."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM orders ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+        )
+        return [_order(row) for row in rows]
+
     async def history(self, client_order_id: str) -> list[tuple[OrderStatus, datetime, str]]:
         rows = await self._db.fetch_all(
             "SELECT status, time, note FROM order_status_history WHERE client_order_id = ?"

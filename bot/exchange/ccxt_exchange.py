@@ -46,6 +46,7 @@ CAPABILITIES: Mapping[str, Mapping[str, int]] = {
     "coinbase": {"ohlcv_limit": 300},
 }
 _DEFAULT_OHLCV_LIMIT = 500
+_DEFAULT_TAKER_FEE = 0.001  # when the exchange states none
 
 
 def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -> BotError:
@@ -124,6 +125,11 @@ class CcxtExchange:
             raise UserInputError(
                 f"{self.name} does not offer {timeframe} candles; it offers {', '.join(offered)}"
             )
+
+    def taker_fee(self, pair: str) -> float:
+        """The fee rate a market order in ``pair`` pays, as the exchange's markets state it."""
+        fee = (self._client.markets or {}).get(pair, {}).get("taker")
+        return float(fee) if fee is not None else _DEFAULT_TAKER_FEE
 
     @property
     def ohlcv_limit(self) -> int:

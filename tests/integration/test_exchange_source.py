@@ -157,9 +157,9 @@ async def test_run_on_exchange_candles_starts_primes_and_stops(
         await asyncio.sleep(1.0)
         stop.set()
         await asyncio.wait_for(service, timeout=5)
-        assert any("pairpilot started: paper mode on binance candles, BTC/USDT" in line
+        assert any("pairpilot started: paper mode on binance, BTC/USDT" in line
                    for line in lines)  # fmt: skip
         assert any("pairpilot stopped" in line for line in lines)
-        with pytest.raises(ConfigError, match="pairs: DOGE/BTC is not listed on binance"):
-            await run_service(exchange_settings(tmp_path, base, "DOGE/BTC"), Secrets(),
+        with pytest.raises(ConfigError, match="pairs: DOGE/USDT is not listed on binance"):
+            await run_service(exchange_settings(tmp_path, base, "DOGE/USDT"), Secrets(),
                               stop=asyncio.Event())  # fmt: skip

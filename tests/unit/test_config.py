@@ -21,7 +21,7 @@ def test_defaults_are_paper_binance_sqlite_1000_usdt_and_0_1_percent_fee() -> No
     assert settings.mode == "paper"
     assert settings.exchange.name == "binance"
     assert settings.paper.balance == 1000.0
-    assert settings.paper.quote == "USDT"
+    assert settings.quote == "USDT"
     assert settings.paper.fee == 0.001
     assert settings.database_path == Path("data") / "pairpilot.sqlite"
 
@@ -64,6 +64,10 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
             '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 0.7\n'
             '[[pairs]]\npair = "ETH/USDT"\ncapital_share = 0.7',
             "capital_share adds up to 1.4",
+        ),
+        (
+            '[[pairs]]\npair = "ETH/BTC"\ncapital_share = 0.5',
+            "pair ETH/BTC is not quoted in USDT (the key quote)",
         ),
         (
             '[market_data]\nsource = "replay"\n[[pairs]]\npair = "BTC/USDT"\ncapital_share = 1',

@@ -1,0 +1,162 @@
+"""The service on a real exchange's candles and prices: paper orders, or live ones.
+
+Built here and nowhere else: the ccxt adapter with its streams, the books on SQLite, the engine
+on either the paper exchange or the real account, and the candle-close tick jobs. In live mode
+the books start from the account's quote balance and every start reconciles them against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
+from bot.app import (
+    ALERT_DRAIN_SECONDS,
+    CANDLE_DELAY_SECONDS,
+    PaperAccount,
+    build_engine,
+    build_paper_engine,
+    reconcile_at_start,
+    risk_limits,
+    sync_pair_runs,
+)
+from bot.clock import SystemClock
+from bot.config import Secrets, Settings
+from bot.control import Control
+from bot.domain import AlertPriority, PairRun
+from bot.engine import Engine, EngineCosts
+from bot.errors import BotError, ConfigError
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.exchange_source import ExchangeCandleSource
+from bot.ports import Clock
+from bot.scheduler import Jobs
+from bot.service import TradingService
+from bot.stream_feed import StreamingFeed
+from bot.timeframes import timeframe_seconds
+from storage.alerts import SqliteAlertRepository
+from storage.db import Database, open_database
+from storage.equity import SqliteEquityRepository
+from storage.pair_runs import SqlitePairRunRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeTrading:
+    """The assembled stack on an exchange: what `run` drives and tests inspect."""
+
+    engine: Engine
+    service: TradingService
+    control: Control
+    outbox: AlertOutbox
+    source: ExchangeCandleSource
+
+
+def credentials(settings: Settings, secrets: Secrets) -> dict[str, str]:
+    """The account's keys for live mode (from the environment only); none for paper."""
+    if settings.mode != "live":
+        return {}
+    keys = {"apiKey": secrets.exchange_key, "secret": secrets.exchange_secret,
+            "password": secrets.exchange_password}  # fmt: skip
+    return {name: value for name, value in keys.items() if value}
+
+
+async def serve_on_exchange(
+    settings: Settings, secrets: Secrets, stop: asyncio.Event, write: Callable[[str], object]
+) -> None:
+    """Trade on the exchange's candles until ``stop`` is set; the tick in progress finishes."""
+    exchange = CcxtExchange.create(
+        settings.exchange.name, settings.exchange.ccxt_config,
+        credentials=credentials(settings, secrets),
+    )  # fmt: skip
+    feed = StreamingFeed(exchange)
+    try:
+        await exchange.load_markets()
+        for pair in settings.pairs:
+            try:
+                exchange.check_pair(pair.pair)
+                exchange.check_timeframe(pair.timeframe)
+            except BotError as error:
+                raise ConfigError(f"pairs: {error}") from None
+        async with open_database(settings.database_path) as db:
+            clock = SystemClock()
+            jobs = Jobs(clock)
+            trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
+            dispatcher = AlertDispatcher(SqliteAlertRepository(db), ConsoleSink(write), clock)
+            pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
+            await trading.outbox.push(
+                "startup", AlertPriority.INFO,
+                f"pairpilot started: {settings.mode} mode on {exchange.name}, {pairs}",
+            )  # fmt: skip
+            jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+            jobs.start()
+            try:
+                await stop.wait()
+            finally:
+                await jobs.stop()
+                await trading.outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
+                await dispatcher.drain()
+    finally:
+        await feed.close()
+        await exchange.close()
+
+
+async def assemble_on_exchange(
+    db: Database,
+    settings: Settings,
+    exchange: CcxtExchange,
+    feed: StreamingFeed,
+    clock: Clock,
+    jobs: Jobs,
+) -> ExchangeTrading:
+    """Engine, service and control on ``exchange`` (markets loaded), reconciled, primed, and
+    with a tick job for every timeframe in use, including those of runs started later."""
+    outbox = AlertOutbox(SqliteAlertRepository(db), clock)
+    source = ExchangeCandleSource(
+        feed, on_gap=lambda pair, text: outbox.push("candle_gap", AlertPriority.ERROR, text)
+    )
+    quote = settings.quote
+    limits = risk_limits(settings)
+    if settings.mode == "live":
+        balances = await exchange.fetch_balances()
+        fee = max((exchange.taker_fee(pair.pair) for pair in settings.pairs), default=0.001)
+        engine = await build_engine(
+            db, clock=clock, exchange=exchange, first_cash=balances.get(quote, 0.0),
+            costs=EngineCosts(fee, settings.paper.slippage), limits=limits,
+            timezone=settings.timezone,
+        )  # fmt: skip
+    else:
+        paper = settings.paper
+        engine = await build_paper_engine(
+            db, clock=clock, feed=source,
+            account=PaperAccount(paper.balance, quote, paper.fee, paper.slippage),
+            limits=limits, timezone=settings.timezone,
+        )  # fmt: skip
+    await reconcile_at_start(db, engine, outbox, clock, quote)
+    runs_repo = SqlitePairRunRepository(db)
+    runs = await sync_pair_runs(runs_repo, settings, clock.now())
+    service = TradingService(engine=engine, source=source, equity=SqliteEquityRepository(db),
+                             clock=clock, runs=runs)  # fmt: skip
+    await service.prime()
+    schedule = tick_scheduler(jobs, service)
+    for run in runs:
+        schedule(run)
+    control = Control(runs=runs_repo, service=service, engine=engine, exchange=engine.exchange,
+                      markets=source, clock=clock, quote=quote, on_started=schedule)  # fmt: skip
+    return ExchangeTrading(engine, service, control, outbox, source)
+
+
+def tick_scheduler(jobs: Jobs, service: TradingService) -> Callable[[PairRun], None]:
+    """A callable that makes sure ``run``'s timeframe has its candle-close tick job."""
+
+    def schedule(run: PairRun) -> None:
+        name = f"tick-{run.timeframe}"
+        if not jobs.has(name):
+            jobs.at_candle_close(timeframe_seconds(run.timeframe), CANDLE_DELAY_SECONDS,
+                                 partial(service.tick, run.timeframe), name)  # fmt: skip
+
+    return schedule

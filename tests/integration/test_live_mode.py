@@ -1,0 +1,168 @@
+"""Live mode end to end: the service trading a real account through ccxt on the fake exchange."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bot.app import run_service
+from bot.clock import FakeClock
+from bot.config import Secrets, Settings
+from bot.errors import ConfigError
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
+from bot.scheduler import Jobs
+from bot.stream_feed import StreamingFeed
+from storage.alerts import SqliteAlertRepository
+from storage.db import open_database
+from storage.fills import SqliteFillRepository
+from storage.orders import SqliteOrderRepository
+from tests.fake_exchange import FakeBinance, binance_urls, serve
+
+PAIR = "BTC/USDT"
+HOUR = timedelta(hours=1)
+SECRETS = Secrets(exchange_key="test-key", exchange_secret="test-secret")
+
+
+def live_settings(tmp_path: Path, base: str, **extra: object) -> Settings:
+    return Settings.model_validate({
+        "mode": "live", "data_dir": tmp_path,
+        "exchange": {"name": "binance", "ccxt_config": {"urls": {"api": binance_urls(base)}}},
+        "market_data": {"source": "exchange"},
+        "risk": {"max_position_fraction": 1.0},
+        "pairs": [{"pair": PAIR, "capital_share": 0.5}],
+        **extra,
+    })  # fmt: skip
+
+
+class Market:
+    """The fake exchange and the test clock moved together, prices at the forming candle."""
+
+    def __init__(self, fake: FakeBinance, candles: pd.DataFrame, clock: FakeClock) -> None:
+        self.fake, self.candles, self.clock = fake, candles, clock
+
+    def at(self, moment: datetime) -> None:
+        self.clock.set(moment)
+        self.fake.now_ms = int(moment.timestamp() * 1000)
+        forming = self.candles[self.candles["timestamp"] <= self.fake.now_ms].iloc[-1]
+        self.fake.prices["BTCUSDT"] = float(forming["open"])
+
+
+@asynccontextmanager
+async def live_stack(
+    tmp_path: Path, fake: FakeBinance, start: datetime
+) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:
+    clock = FakeClock(start)
+    market = Market(fake, fake.candles[("BTCUSDT", "1h")], clock)
+    market.at(start)
+    async with serve(fake) as base:
+        settings = live_settings(tmp_path, base)
+        exchange = CcxtExchange.create("binance", settings.exchange.ccxt_config,
+                                       credentials=credentials(settings, SECRETS),
+                                       attempts=2, backoff=0.01)  # fmt: skip
+        feed = StreamingFeed(exchange)
+        try:
+            await exchange.load_markets()
+            async with open_database(settings.database_path) as db:
+                jobs = Jobs(clock)
+                yield (
+                    await assemble_on_exchange(db, settings, exchange, feed, clock, jobs),
+                    market,
+                    jobs,
+                )
+        finally:
+            await feed.close()
+            await exchange.close()
+
+
+async def test_live_mode_places_books_and_matches_the_exchange_ledger(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
+    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    start = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
+    async with live_stack(tmp_path, fake, start) as (trading, market, jobs):
+        assert trading.engine.portfolio.cash == pytest.approx(1000.0)  # the account's balance
+        assert jobs.has("tick-1h")
+        moment = datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC)
+        while moment < datetime(2025, 7, 10, tzinfo=UTC):
+            market.at(moment)
+            await trading.service.tick("1h")
+            moment += HOUR
+        db_path = tmp_path / "pairpilot.sqlite"
+        assert db_path.exists()
+        portfolio = trading.engine.portfolio
+        position = portfolio.position(PAIR)
+        held = fake.balances.get("BTC", 0.0)
+        assert (position.amount if position else 0.0) == pytest.approx(held, abs=1e-12)
+        assert portfolio.cash == pytest.approx(fake.balances["USDT"], rel=1e-9)
+    async with open_database(db_path) as db:
+        fills = await SqliteFillRepository(db).all()
+        orders = await SqliteOrderRepository(db).recent(1000)
+        alerts = [alert.text for alert in await SqliteAlertRepository(db).pending()]
+    exchange_trades = [fill for order in fake.orders.values() for fill in order.fills]
+    assert len(fills) == len(exchange_trades) >= 4  # every fill booked exactly once
+    assert sorted(f.trade_id for f in fills) == sorted(
+        f"BTCUSDT-{t['tradeId']}" for t in exchange_trades
+    )
+    assert {o.client_id for o in fake.orders.values()} == {o.client_order_id for o in orders}
+    assert fake.order_posts == len(fake.orders)  # nothing sent twice
+    assert any("BTC/USDT BUY" in text for text in alerts)
+
+
+async def test_a_pair_started_at_runtime_gets_its_tick_job_and_ignores_old_signals(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
+    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake.add_candles("ETHUSDT", "4h", btc_candles.iloc[::4].reset_index(drop=True))
+    # 09:00 closed an EMA 12/26 entry candle on BTC/USDT 1h (see the exchange-source test).
+    async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC)) as (
+        trading, market, jobs,
+    ):  # fmt: skip
+        assert not jobs.has("tick-4h")
+        await trading.control.start_pair("ETH/USDT", "ema_cross", "4h", {}, 0.25)
+        assert jobs.has("tick-4h")
+        await trading.control.stop("BTC/USDT")
+        await trading.control.start_pair("BTC/USDT", "ema_cross", "1h", {}, 0.25)
+        assert await trading.service.tick("1h") == 0  # the 09:00 entry was before its start
+        assert fake.order_posts == 0
+
+
+async def test_run_service_in_live_mode_starts_reconciles_and_stops(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = FakeBinance(now_ms=int(btc_candles["timestamp"].iloc[-1]) + 60_000,
+                       balances={"USDT": 1000.0, "DOGE": 5.0})  # fmt: skip
+    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    lines: list[str] = []
+    async with serve(fake) as base:
+        stop = asyncio.Event()
+        service = asyncio.create_task(
+            run_service(live_settings(tmp_path, base), SECRETS, stop=stop, write=lines.append)
+        )
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.wait_for(service, timeout=5)
+    text = "\n".join(lines)
+    assert "pairpilot started: live mode on binance, BTC/USDT" in text
+    assert "DOGE" in text  # held on the exchange, not placed by us: alerted, never adopted
+    assert "pairpilot stopped" in text
+    assert fake.order_posts == 0
+
+
+async def test_live_mode_needs_exchange_candles(tmp_path: Path) -> None:
+    sample = Path(__file__).parents[2] / "bot/sample_data/BTC_USDT-1h.csv.gz"
+    settings = Settings.model_validate({
+        "mode": "live", "data_dir": tmp_path, "market_data": {"source": "replay",
+        "replay_files": {PAIR: str(sample)}},
+        "pairs": [{"pair": PAIR, "capital_share": 0.5}],
+    })  # fmt: skip
+    with pytest.raises(ConfigError, match="market_data.source = 'exchange'"):
+        await run_service(settings, SECRETS, stop=asyncio.Event())
