@@ -190,6 +190,9 @@ class RiskLimits:
     max_drawdown: float = 0.15  # from the equity peak; halts entries until resumed
     cooldown_losses: int = 0  # this many losing trades in a row start a cooldown (0: off)
     cooldown_candles: int = 0  # candles without entries after that
+    volatility_short: int = 0  # candles of recent volatility (0: no volatility scaling)
+    volatility_long: int = 0  # candles of the longer-run volatility it is compared with
+    volatility_floor: float = 0.25  # the smallest scale an entry is shrunk to
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from bot.domain import (
@@ -37,6 +38,7 @@ from bot.rules import (
     entry_budget,
     initial_stop_distance,
     trade_lost,
+    volatility_scale,
 )
 from bot.timeframes import timeframe_delta
 from strategies import ExitPolicy, Strategy
@@ -112,11 +114,20 @@ class Engine:
         signal = signal_from_candles(run.pair, strategy, candles)
         atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
         atr_distance = policy.atr_stop * atr if math.isfinite(atr) else 0.0
+        limits = self.guard.limits
+        scale = volatility_scale(
+            np.ascontiguousarray(candles["close"].to_numpy(np.float64)), len(candles) - 1,
+            limits.volatility_short, limits.volatility_long, limits.volatility_floor,
+        )  # fmt: skip
         fills += await self.on_signal(
             run, signal, prices, close_time=close_time, atr_distance=atr_distance,
-            policy=policy,
+            policy=policy, scale=scale,
         )  # fmt: skip
         return fills
+
+    def history(self, strategy: Strategy) -> int:
+        """Candles a tick needs: the strategy's window, or the volatility window if longer."""
+        return max(strategy.history, self.guard.limits.volatility_long + 1)
 
     async def on_signal(
         self,
@@ -127,8 +138,10 @@ class Engine:
         close_time: datetime | None = None,
         atr_distance: float = 0.0,
         policy: ExitPolicy | None = None,
+        scale: float = 1.0,
     ) -> list[Fill]:
-        """Act on one signal for one run; returns the fills it caused (often none)."""
+        """Act on one signal for one run; returns the fills it caused (often none).
+        ``scale`` shrinks an entry (``rules.volatility_scale``)."""
         close_time = close_time or self._clock.now()
         position = self.portfolio.position(run.pair)
         if signal.action is Action.EXIT and position is not None:
@@ -139,7 +152,7 @@ class Engine:
         if run.state is not RunState.RUNNING:
             return []
         intent = await self._size_entry(run, signal, prices, close_time, atr_distance,
-                                        policy or ExitPolicy())  # fmt: skip
+                                        policy or ExitPolicy(), scale)  # fmt: skip
         if intent is None:
             return []
         fills, _ = await self._executor.execute(intent)
@@ -155,7 +168,7 @@ class Engine:
 
     async def _size_entry(
         self, run: PairRun, signal: Signal, prices: dict[str, float], close_time: datetime,
-        atr_distance: float, policy: ExitPolicy,
+        atr_distance: float, policy: ExitPolicy, scale: float,
     ) -> OrderIntent | None:  # fmt: skip
         limits = self.guard.limits
         reason = await self.guard.entry_block(run, close_time)
@@ -171,7 +184,7 @@ class Engine:
             budget = entry_budget(
                 equity, self.portfolio.cash, exposure, run.capital_share,
                 limits.position_fraction, limits.max_position_fraction,
-                limits.max_total_exposure, limits.risk_per_trade, distance,
+                limits.max_total_exposure, limits.risk_per_trade, distance, scale,
             )  # fmt: skip
             try:
                 return size_entry(signal, run=run, budget=budget, limits=limits,

@@ -36,6 +36,7 @@ from bot.rules import (
     initial_stop_distance,
     loss_gate,
     trade_lost,
+    volatility_scales,
 )
 
 __all__ = ["EXIT_REASONS", "KernelCosts", "KernelExits", "KernelResult", "simulate", "warm_up"]
@@ -103,7 +104,10 @@ def simulate(
     )  # fmt: skip
     arrays = _simulate(
         *(_plain(candles[column], np.float64) for column in ("open", "high", "low", "close")),
-        _plain(codes, np.int8), _plain(atr, np.float64), _plain(day, np.int64), params,
+        _plain(codes, np.int8), _plain(atr, np.float64),
+        volatility_scales(_plain(candles["close"], np.float64), limits.volatility_short,
+                          limits.volatility_long, limits.volatility_floor),
+        _plain(day, np.int64), params,
     )  # fmt: skip
     count = int(arrays[-4])
     trades = [array[:count] for array in arrays[2:-4]]
@@ -157,7 +161,7 @@ def _record_exit(i, count, held, fill, fee_rate, reason, both, price_in, entry_f
 
 
 @numba.njit(cache=True)
-def _simulate(open_, high, low, close, codes, atr, day, p):  # noqa: C901, PLR0915
+def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901, PLR0915
     n = close.shape[0]
     equity = np.empty(n)
     stop_line = np.full(n, np.nan)
@@ -230,6 +234,7 @@ def _simulate(open_, high, low, close, codes, atr, day, p):  # noqa: C901, PLR09
                         marked, cash, 0.0, p[SHARE], p[FRACTION], p[MAX_POSITION],
                         p[MAX_EXPOSURE], p[RISK_PER_TRADE],
                         initial_stop_distance(close[i], p[STOP_LOSS], distance_atr, p[TRAILING]),
+                        scale[i],
                     )  # fmt: skip
                 if budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = open_[i + 1] * (1.0 + slippage)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.domain import RiskLimits
 from bot.errors import UserInputError
@@ -26,6 +26,20 @@ class RiskSettings(BaseModel):
     max_drawdown: float = Field(0.15, ge=0, lt=1)
     cooldown_losses: int = Field(0, ge=0, le=100)
     cooldown_candles: int = Field(0, ge=0, le=10_000)
+    volatility_short: int = Field(0, ge=0, le=1000)
+    volatility_long: int = Field(0, ge=0, le=5000)
+    volatility_floor: float = Field(0.25, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _volatility_windows(self) -> RiskSettings:
+        if (self.volatility_short or self.volatility_long) and not (
+            2 <= self.volatility_short < self.volatility_long
+        ):
+            raise ValueError(
+                f"volatility_short {self.volatility_short} and volatility_long "
+                f"{self.volatility_long}: both on (short at least 2, long above short) or both 0"
+            )
+        return self
 
 
 def checked_limits(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numpy as np
 
 SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, ATR_STOP = 0, 1, 2, 3, 4
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "atr_stop")
@@ -49,19 +50,58 @@ def check_exit(
 def entry_budget(
     equity: float, cash: float, exposure: float, share: float, fraction: float,
     max_position: float, max_exposure: float, risk_per_trade: float, stop_distance: float,
+    scale: float,
 ) -> float:  # fmt: skip
     """What an entry may spend, in the quote currency, fee included.
 
-    The run's share of equity times the entry fraction, capped by the free cash, the per-asset
-    cap, the room left under the total-exposure cap, and, when risking a fixed share of equity
-    per trade, by that risk over the stop's distance (a fraction of the price).
+    The run's share of equity times the entry fraction and the volatility scale, capped by the
+    free cash, the per-asset cap, the room left under the total-exposure cap, and, when risking
+    a fixed share of equity per trade, by that risk over the stop's distance (a fraction of the
+    price).
     """
-    budget = min(equity * share * fraction, cash)
+    budget = min(equity * share * fraction * scale, cash)
     budget = min(budget, equity * max_position)
     budget = min(budget, equity * max_exposure - exposure)
     if risk_per_trade > 0.0 and stop_distance > 0.0:
         budget = min(budget, equity * risk_per_trade / stop_distance)
     return max(budget, 0.0)
+
+
+@numba.njit(cache=True)
+def _realised_volatility(close: np.ndarray, end: int, window: int) -> float:
+    """Sample standard deviation of the ``window`` log returns ending at candle ``end``."""
+    mean = 0.0
+    for k in range(end - window + 1, end + 1):
+        mean += math.log(close[k] / close[k - 1])
+    mean /= window
+    total = 0.0
+    for k in range(end - window + 1, end + 1):
+        deviation = math.log(close[k] / close[k - 1]) - mean
+        total += deviation * deviation
+    return math.sqrt(total / (window - 1))
+
+
+@numba.njit(cache=True)
+def volatility_scale(close: np.ndarray, end: int, short: int, long: int, floor: float) -> float:
+    """The entry budget's multiplier at candle ``end``: longer-run over recent realised
+    volatility, within [floor, 1]. Turbulent markets shrink entries; calm ones never enlarge
+    them. 1 when off (``short`` < 2) or before ``long`` candles of history."""
+    if short < 2 or long <= short or end < long:
+        return 1.0
+    recent = _realised_volatility(close, end, short)
+    if recent <= 0.0:
+        return 1.0
+    return min(1.0, max(floor, _realised_volatility(close, end, long) / recent))
+
+
+@numba.njit(cache=True)
+def volatility_scales(close: np.ndarray, short: int, long: int, floor: float) -> np.ndarray:
+    """``volatility_scale`` at every candle."""
+    scales = np.ones(close.shape[0])
+    if short >= 2 and long > short:
+        for end in range(long, close.shape[0]):
+            scales[end] = volatility_scale(close, end, short, long, floor)
+    return scales
 
 
 @numba.njit(cache=True)

@@ -76,7 +76,7 @@ class TradingService:
     async def _prime(self, run: PairRun) -> None:
         strategy = self._strategies[run.id]
         candles = await self._source.closed_candles(
-            run.pair, self._clock.now(), strategy.history, run.timeframe
+            run.pair, self._clock.now(), self._engine.history(strategy), run.timeframe
         )
         if not candles.empty:
             self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
@@ -104,7 +104,7 @@ class TradingService:
     async def _tick_run(self, run: PairRun) -> bool:
         strategy = self._strategies[run.id]
         candles = await self._source.closed_candles(
-            run.pair, self._clock.now(), strategy.history, run.timeframe
+            run.pair, self._clock.now(), self._engine.history(strategy), run.timeframe
         )
         if candles.empty:
             return False

@@ -7,6 +7,7 @@ a bounded history window, exactly as under `pairpilot run`. The backtest side is
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pandas as pd
@@ -38,10 +39,12 @@ STRICT = RiskLimits(
     cooldown_losses=2,
     cooldown_candles=12,
 )
+VOLATILITY = RiskLimits(max_position_fraction=1.0, volatility_short=24, volatility_long=240)
 CASES = {  # name: (strategy parameters, risk limits)
     "signals only": ({}, RiskLimits()),
     "with every exit": (EVERY_EXIT, RiskLimits()),
     "strict limits": (EVERY_EXIT, STRICT),
+    "volatility scaling": (EVERY_EXIT, VOLATILITY),
 }
 
 
@@ -93,8 +96,16 @@ def same_trade(live: Trade, backtest: Trade) -> bool:
     )
 
 
-@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+# Volatility scaling is the same rule for every strategy: two of them suffice (suite time).
+MATRIX = [
+    (name, case)
+    for name in sorted(REGISTRY)
+    for case in CASES
+    if case != "volatility scaling" or name in ("ema_cross", "bollinger_reversion")
+]
+
+
+@pytest.mark.parametrize(("name", "case"), MATRIX, ids=[f"{n}-{c}" for n, c in MATRIX])
 async def test_backtest_trades_equal_the_live_engines(
     name: str, case: str, btc_candles: pd.DataFrame
 ) -> None:
@@ -113,6 +124,23 @@ async def test_backtest_trades_equal_the_live_engines(
     ]
     assert not mismatches, mismatches[:2]
     assert live_vetoes == backtest.vetoes
+
+
+def test_volatility_scaling_shrinks_some_entries_and_enlarges_none(
+    btc_candles: pd.DataFrame,
+) -> None:
+    def entries(limits: RiskLimits) -> list[float]:
+        result = run_backtest(btc_candles, build_strategy("ema_cross", {}), BacktestSetup(
+            pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE, limits=limits,
+            balance=1e9))  # fmt: skip
+        return [trade.amount * trade.entry_price for trade in result.table.trades()]
+
+    plain = entries(RiskLimits(max_position_fraction=1.0, max_drawdown=0, daily_loss_limit=0))
+    scaled = entries(dataclasses.replace(VOLATILITY, max_drawdown=0, daily_loss_limit=0))
+    assert len(plain) == len(scaled)
+    ratios = [s / p for s, p in zip(scaled, plain, strict=True)]
+    assert sum(ratio < 0.9 for ratio in ratios) >= 3  # the turbulent stretches shrink entries
+    assert min(ratios) >= 0.25 * 0.99  # never below the floor (equity moves a little)
 
 
 async def test_strict_limits_really_bite(btc_candles: pd.DataFrame) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from bot.domain import Action, Fill, PairRun, RiskLimits, RunState, Side, Signal
@@ -15,6 +16,8 @@ from bot.rules import (
     entry_budget,
     initial_stop_distance,
     loss_gate,
+    volatility_scale,
+    volatility_scales,
 )
 
 T0 = datetime(2025, 7, 1, tzinfo=UTC)
@@ -52,6 +55,7 @@ def budget(**overrides: float) -> float:
         "max_exposure": 1.0,
         "risk_per_trade": 0.0,
         "stop_distance": 0.0,
+        "scale": 1.0,
         **overrides,
     }
     return entry_budget(*values.values())
@@ -65,6 +69,8 @@ def test_entry_budget_is_a_fraction_of_the_runs_share_of_equity() -> None:
     ("overrides", "expected"),
     [
         ({"cash": 300.0}, 300.0),  # no more than the free cash
+        ({"scale": 0.5}, 247.5),  # shrunk in a turbulent market
+        ({"scale": 0.5, "cash": 200.0}, 200.0),  # before the caps
         ({"max_position": 0.2}, 200.0),  # the per-asset cap
         ({"exposure": 900.0}, 100.0),  # the room left under total exposure
         ({"exposure": 1200.0}, 0.0),  # no room at all
@@ -163,3 +169,24 @@ def test_selling_more_than_held_is_an_error() -> None:
     portfolio.accept(portfolio.book(fill(Side.BUY, 1.0, 100.0, 0.0)))
     with pytest.raises(ValueError, match="exceeds"):
         portfolio.book(fill(Side.SELL, 1.5, 100.0, 0.0, hours=1))
+
+
+def closes_with_returns(returns: list[float]) -> np.ndarray:
+    return np.ascontiguousarray(100.0 * np.exp(np.cumsum([0.0, *returns])))
+
+
+def test_volatility_scale_shrinks_entries_when_recent_moves_are_wilder() -> None:
+    calm = [0.001, -0.001] * 50
+    wild = [0.004, -0.004] * 5
+    closes = closes_with_returns(calm + wild)
+    end = len(closes) - 1
+    scale = volatility_scale(closes, end, 10, 100, 0.1)
+    recent = np.std(np.diff(np.log(closes))[-10:], ddof=1)
+    longer = np.std(np.diff(np.log(closes))[-100:], ddof=1)
+    assert scale == pytest.approx(longer / recent)
+    assert 0.1 < scale < 0.6
+    assert volatility_scale(closes, end, 10, 100, 0.8) == 0.8  # the floor
+    assert volatility_scale(closes_with_returns(wild * 10 + calm[:10]), 110, 10, 100, 0.1) == 1.0
+    assert volatility_scale(closes, end, 0, 0, 0.25) == 1.0  # off
+    assert volatility_scale(closes, 50, 10, 100, 0.25) == 1.0  # not enough history yet
+    assert volatility_scales(closes, 10, 100, 0.1)[end] == scale
