@@ -107,6 +107,7 @@ class PaperAccount:
     quote: str
     fee_rate: float
     slippage: float
+    volume_share: float = 0.0  # the most of a candle's volume one order fills (0: no limit)
 
 
 async def build_paper_engine(
@@ -122,7 +123,7 @@ async def build_paper_engine(
     exchange = await PaperExchange.restore(
         feed=feed, clock=clock, state=SqliteStateRepository(db),
         initial={account.quote: account.balance}, fee_rate=account.fee_rate,
-        slippage=account.slippage,
+        slippage=account.slippage, volume_share=account.volume_share,
     )  # fmt: skip
     return await build_engine(
         db, clock=clock, exchange=exchange, first_cash=account.balance,
@@ -155,6 +156,12 @@ async def build_engine(
                       limits=limits, timezone=ZoneInfo(timezone))  # fmt: skip
     return Engine(executor=executor, portfolio=portfolio, guard=guard, state=state, clock=clock,
                   costs=costs)  # fmt: skip
+
+
+def paper_account(settings: Settings) -> PaperAccount:
+    paper = settings.paper
+    return PaperAccount(paper.balance, settings.quote, paper.fee, paper.slippage,
+                        paper.max_volume_share)  # fmt: skip
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -212,10 +219,9 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
     """Paper trading on replayed candles, carrying on from where the database left off."""
     state = SqliteStateRepository(db)
     clock = FakeClock(await ReplayDriver.resume_point(state, replay.start))
-    paper = settings.paper
     engine = await build_paper_engine(
         db, clock=clock, feed=replay.source,
-        account=PaperAccount(paper.balance, settings.quote, paper.fee, paper.slippage),
+        account=paper_account(settings),
         limits=risk_limits(settings), timezone=settings.timezone,
     )  # fmt: skip
     outbox = AlertOutbox(SqliteAlertRepository(db), clock)

@@ -198,11 +198,18 @@ class ReplaySource:
 
     async def price(self, pair: str, now: datetime) -> float:
         """The price at ``now``: the open of the candle forming then (the next candle's open)."""
+        return float(self._frames[pair]["open"].iloc[self._forming(pair, now)])
+
+    async def volume(self, pair: str, now: datetime) -> float | None:
+        """The volume of the candle forming at ``now``, which an order then trades into."""
+        return float(self._frames[pair]["volume"].iloc[self._forming(pair, now)])
+
+    def _forming(self, pair: str, now: datetime) -> int:
         stamps = self._stamps_for(pair)
         index = int(np.searchsorted(stamps, to_ms(now), side="right")) - 1
         if index < 0 or to_ms(now) >= stamps[index] + self._step_ms[pair]:
             raise NotFound(f"no {pair} candle is forming at {now.isoformat()}")
-        return float(self._frames[pair]["open"].iloc[index])
+        return index
 
     def _stamps_for(self, pair: str) -> np.ndarray:
         try:

@@ -60,6 +60,7 @@ class PaperSettings(_Section):
     balance: float = Field(1000.0, gt=0)
     fee: float = Field(0.001, ge=0, lt=0.05)
     slippage: float = Field(0.0005, ge=0, lt=0.05)
+    max_volume_share: float = Field(0.1, ge=0, le=1)  # of a candle's volume per order; 0: off
 
 
 class PairSettings(_Section):

@@ -109,7 +109,8 @@ class Engine:
         close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
         await self.guard.start_candle(self.portfolio.equity(prices), close_time)
         policy = strategy.exit_policy
-        fills = await self._protect(run, policy, candle, close_time)
+        fills = await self._finish_exit(run, candle, close_time)
+        fills += await self._protect(run, policy, candle, close_time)
         await self.guard.mark(self.portfolio.equity(prices), close_time)
         signal = signal_from_candles(run.pair, strategy, candles)
         atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
@@ -236,8 +237,30 @@ class Engine:
         )
         return await self._sell(run, intent, now)
 
+    async def _finish_exit(
+        self, run: PairRun, candle: pd.Series, close_time: datetime
+    ) -> list[Fill]:
+        """Sell what a partly filled exit left, at this close: an exit is never half done."""
+        position = self.portfolio.position(run.pair)
+        saved = await self._state.get(protection_key(run.pair)) or {}
+        if position is None or not saved.get("exit_pending"):
+            return []
+        candle_time = from_ms(int(candle["timestamp"]))
+        signal = Signal(run.pair, candle_time, Action.EXIT, float(candle["close"]),
+                        f"rest of {saved['exit_pending']}")  # fmt: skip
+        intent = dataclasses.replace(
+            size_exit(signal, run=run, position=position, now=self._clock.now()),
+            client_order_id=client_order_id(run.id, candle_time, Side.SELL, "rest"),
+        )
+        return await self._sell(run, intent, close_time)
+
     async def _sell(self, run: PairRun, intent: OrderIntent, close_time: datetime) -> list[Fill]:
         fills, trade = await self._executor.execute(intent)
+        if fills and self.portfolio.position(run.pair) is not None:  # partly filled
+            key = protection_key(run.pair)
+            saved = await self._state.get(key) or {}
+            reason = intent.reason.removeprefix("rest of ")
+            await self._state.set(key, {**saved, "exit_pending": reason}, self._clock.now())
         if trade is not None:
             lost = trade_lost(trade.amount, trade.entry_price, trade.exit_price, trade.fee)
             await self.guard.trade_closed(run, lost, close_time, timeframe_delta(run.timeframe))

@@ -17,9 +17,9 @@ from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
 from bot.app import (
     ALERT_DRAIN_SECONDS,
     CANDLE_DELAY_SECONDS,
-    PaperAccount,
     build_engine,
     build_paper_engine,
+    paper_account,
     reconcile_at_start,
     risk_limits,
     sync_pair_runs,
@@ -130,10 +130,9 @@ async def assemble_on_exchange(
             timezone=settings.timezone,
         )  # fmt: skip
     else:
-        paper = settings.paper
         engine = await build_paper_engine(
             db, clock=clock, feed=source,
-            account=PaperAccount(paper.balance, quote, paper.fee, paper.slippage),
+            account=paper_account(settings),
             limits=limits, timezone=settings.timezone,
         )  # fmt: skip
     await reconcile_at_start(db, engine, outbox, clock, quote)

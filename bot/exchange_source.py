@@ -51,6 +51,11 @@ class ExchangeCandleSource:
     async def price(self, pair: str, now: datetime) -> float:
         return await self._feed.fetch_price(pair)
 
+    async def volume(self, pair: str, now: datetime) -> float | None:
+        """The last closed candle's: the forming one's is not known until it closes."""
+        frame = self._frames.get(pair)
+        return float(frame["volume"].iloc[-1]) if frame is not None and len(frame) else None
+
     async def closed_candles(
         self, pair: str, now: datetime, limit: int, timeframe: str | None = None
     ) -> pd.DataFrame:

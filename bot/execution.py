@@ -156,6 +156,8 @@ class Executor:
         )
         if intent.side is Side.SELL and intent.trigger_price is not None:
             text += f", {intent.reason.replace('_', ' ')}"
+        if report.status is not OrderStatus.FILLED:
+            text += f", partly filled ({report.status.value}: the rest did not fill)"
         if trade is not None:
             text += f", trade PnL {trade.pnl:+,.2f} ({trade.return_pct:+.2%})"
         await self._alerts.push("trade", AlertPriority.TRADE, text)

@@ -33,6 +33,11 @@ class Transactions(Protocol):
 class PriceFeed(Protocol):
     async def price(self, pair: str, now: datetime) -> float: ...
 
+    async def volume(self, pair: str, now: datetime) -> float | None:
+        """The base volume an order at ``now`` trades into: the forming candle's in a replay,
+        the last closed candle's live; None when not known."""
+        ...
+
 
 class CandleSource(PriceFeed, Protocol):
     async def closed_candles(

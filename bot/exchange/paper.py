@@ -1,4 +1,8 @@
-"""The paper exchange: market orders fill at the current price with fee and slippage."""
+"""The paper exchange: market orders fill at the current price with fee and slippage.
+
+An order larger than ``volume_share`` of the volume it trades into fills only that much, and
+the rest expires, as a market order does on an exchange that runs out of book.
+"""
 
 from __future__ import annotations
 
@@ -41,8 +45,11 @@ class PaperExchange:
         balances: Mapping[str, float],
         fee_rate: float,
         slippage: float,
+        volume_share: float = 0.0,
     ) -> None:
+        """``volume_share``: the most of a candle's volume one order fills (0: no limit)."""
         self._feed = feed
+        self._volume_share = volume_share
         self._clock = clock
         self._state = state
         self._balances = dict(balances)
@@ -60,6 +67,7 @@ class PaperExchange:
         initial: Mapping[str, float],
         fee_rate: float,
         slippage: float,
+        volume_share: float = 0.0,
     ) -> PaperExchange:
         """The paper account as last persisted, or funded with ``initial`` on first start."""
         account = await state.get(ACCOUNT_KEY)
@@ -70,6 +78,7 @@ class PaperExchange:
             balances=account["balances"] if account else initial,
             fee_rate=fee_rate,
             slippage=slippage,
+            volume_share=volume_share,
         )
         if account is None:
             await exchange._save(clock.now())
@@ -103,44 +112,56 @@ class PaperExchange:
         if intent.client_order_id in self._reports:  # a retry of an order already filled
             return self._reports[intent.client_order_id]
         now = self._clock.now()
-        base, quote = intent.pair.split("/")
         price = intent.trigger_price or await self._feed.price(intent.pair, now)
-        amount = intent.amount
         if intent.side is Side.BUY:
             fill_price = price * (1 + self._slippage)
-            if intent.quote_amount is not None:  # spend exactly this, fee included
-                amount = intent.quote_amount / (fill_price * (1 + self._fee_rate))
-            fee = amount * fill_price * self._fee_rate
-            self._debit(quote, amount * fill_price + fee, intent)
-            changes = {quote: -(amount * fill_price + fee), base: amount}
+            wanted = (intent.amount if intent.quote_amount is None  # else spend it, fee included
+                      else intent.quote_amount / (fill_price * (1 + self._fee_rate)))  # fmt: skip
         else:
             fill_price = price * (1 - self._slippage)
-            fee = amount * fill_price * self._fee_rate
-            self._debit(base, amount, intent)
-            changes = {base: -amount, quote: amount * fill_price - fee}
-        for asset, change in changes.items():
-            self._balances[asset] = max(0.0, self._balances.get(asset, 0.0) + change)
-        fill = Fill(
-            client_order_id=intent.client_order_id,
-            pair=intent.pair,
-            side=intent.side,
-            amount=amount,
-            price=fill_price,
-            fee=fee,
-            time=now,
-            trade_id=f"paper-{intent.client_order_id}",
-        )
+            wanted = intent.amount
+        amount = await self._fillable(intent.pair, wanted, now)
+        fills = (self._fill(intent, amount, fill_price, now),) if amount > 0 else ()
         report = ExecutionReport(
             client_order_id=intent.client_order_id,
             exchange_order_id=f"paper-{intent.client_order_id}",
-            status=OrderStatus.FILLED,
+            status=OrderStatus.FILLED if amount >= wanted else OrderStatus.EXPIRED,
             filled=amount,
-            average_price=fill_price,
-            fills=(fill,),
+            average_price=fill_price if fills else None,
+            fills=fills,
         )
         self._reports[intent.client_order_id] = report
         await self._save(now)
         return report
+
+    def _fill(self, intent: OrderIntent, amount: float, price: float, now: datetime) -> Fill:
+        """Move the balances for one fill (refused when the account cannot pay)."""
+        base, quote = intent.pair.split("/")
+        fee = amount * price * self._fee_rate
+        if intent.side is Side.BUY:
+            self._debit(quote, amount * price + fee, intent)
+            changes = {quote: -(amount * price + fee), base: amount}
+        else:
+            self._debit(base, amount, intent)
+            changes = {base: -amount, quote: amount * price - fee}
+        for asset, change in changes.items():
+            self._balances[asset] = max(0.0, self._balances.get(asset, 0.0) + change)
+        return Fill(
+            client_order_id=intent.client_order_id,
+            pair=intent.pair,
+            side=intent.side,
+            amount=amount,
+            price=price,
+            fee=fee,
+            time=now,
+            trade_id=f"paper-{intent.client_order_id}",
+        )
+
+    async def _fillable(self, pair: str, amount: float, now: datetime) -> float:
+        if self._volume_share <= 0:
+            return amount
+        volume = await self._feed.volume(pair, now)
+        return amount if volume is None else min(amount, volume * self._volume_share)
 
     def _debit(self, asset: str, needed: float, intent: OrderIntent) -> None:
         available = self._balances.get(asset, 0.0)

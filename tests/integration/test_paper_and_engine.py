@@ -283,3 +283,50 @@ async def test_a_paper_fill_the_books_missed_is_settled_at_restart(
         assert position is not None
         assert position.amount == exchange.balances()["BTC"]
         assert portfolio.cash == pytest.approx(exchange.balances()["USDT"])
+
+
+async def replay_fills(
+    db: Database, candles: pd.DataFrame, volume_share: float, until: int
+) -> tuple[list, list[str]]:
+    """EMA 12/26 through the service on ``candles`` for ``until`` candles: fills and alerts."""
+    source = ReplaySource({PAIR: candles}, {PAIR: "1h"})
+    clock = FakeClock(at_open(candles, 1))
+    engine = await build_paper_engine(
+        db, clock=clock, feed=source, limits=RiskLimits(max_position_fraction=1.0),
+        account=dataclasses.replace(ACCOUNT, volume_share=volume_share),
+    )  # fmt: skip
+    run = await SqlitePairRunRepository(db).add(
+        pair=PAIR, strategy="ema_cross", timeframe="1h", params={}, capital_share=1.0,
+        now=clock.now(),
+    )  # fmt: skip
+    service = TradingService(engine=engine, source=source, equity=SqliteEquityRepository(db),
+                             clock=clock, runs=[run])  # fmt: skip
+    for index in range(2, until):
+        clock.set(at_open(candles, index))
+        await service.tick()
+    alerts = [alert.text for alert in await SqliteAlertRepository(db).pending(1000)]
+    return await SqliteFillRepository(db).all(), alerts
+
+
+async def test_an_exit_larger_than_the_candles_volume_share_sells_the_rest_next_candle(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    async with open_database(tmp_path / "whole.sqlite") as db:
+        whole, _ = await replay_fills(db, btc_candles, 0.1, 400)
+    first_sell = next(fill for fill in whole if fill.side is Side.SELL)
+    thin = btc_candles.copy()
+    index = int(thin.index[thin["timestamp"] == int(first_sell.time.timestamp() * 1000)][0])
+    thin.loc[index, "volume"] = first_sell.amount  # the exit's candle trades little ...
+    async with open_database(tmp_path / "thin.sqlite") as db:
+        fills, alerts = await replay_fills(db, thin, 0.25, 400)  # ... so a quarter fills
+    sells = [fill for fill in fills if fill.side is Side.SELL]
+    assert sells[0].amount == pytest.approx(first_sell.amount * 0.25)
+    rest = sells[1]
+    assert rest.client_order_id.endswith("-rest")
+    assert rest.time == sells[0].time + timedelta(hours=1)  # the next candle's open
+    assert sells[0].amount + rest.amount == pytest.approx(first_sell.amount)
+    assert any("partly filled" in text for text in alerts)
+    upto_rest = fills[: fills.index(rest) + 1]
+    held = sum(f.amount if f.side is Side.BUY else -f.amount for f in upto_rest)
+    assert held == pytest.approx(0.0, abs=1e-12)  # flat once the rest sold
+    assert len(fills) > len(upto_rest)  # and trading went on
