@@ -330,3 +330,25 @@ async def test_an_exit_larger_than_the_candles_volume_share_sells_the_rest_next_
     held = sum(f.amount if f.side is Side.BUY else -f.amount for f in upto_rest)
     assert held == pytest.approx(0.0, abs=1e-12)  # flat once the rest sold
     assert len(fills) > len(upto_rest)  # and trading went on
+
+
+async def test_a_buy_fills_at_most_its_share_of_the_candles_volume_and_the_rest_expires(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    thin = btc_candles.assign(volume=0.004)
+    clock = FakeClock(at_open(thin, 5))
+    exchange = await PaperExchange.restore(
+        feed=ReplaySource({PAIR: thin}, {PAIR: "1h"}), clock=clock,
+        state=SqliteStateRepository(db), initial={"USDT": 1000.0}, fee_rate=0.001,
+        slippage=0.0, volume_share=0.5,
+    )  # fmt: skip
+    report = await exchange.create_market_order(
+        dataclasses.replace(intent(Side.BUY, 0.009), quote_amount=900.0)
+    )
+    assert report.status is OrderStatus.EXPIRED
+    assert report.filled == pytest.approx(0.002)
+    spent = 0.002 * float(thin["open"].iloc[5]) * 1.001
+    assert exchange.balances()["USDT"] == pytest.approx(1000.0 - spent)
+    thin.loc[5, "volume"] = 0.0
+    nothing = await exchange.create_market_order(intent(Side.SELL, 0.001, "c2"))
+    assert (nothing.status, nothing.filled, nothing.fills) == (OrderStatus.EXPIRED, 0.0, ())
