@@ -198,11 +198,13 @@ class ReplaySource:
 
     async def price(self, pair: str, now: datetime) -> float:
         """The price at ``now``: the open of the candle forming then (the next candle's open)."""
-        return float(self._frames[pair]["open"].iloc[self._forming(pair, now)])
+        index = self._forming(pair, now)
+        return float(self._frames[pair]["open"].iloc[index])
 
     async def volume(self, pair: str, now: datetime) -> float | None:
         """The volume of the candle forming at ``now``, which an order then trades into."""
-        return float(self._frames[pair]["volume"].iloc[self._forming(pair, now)])
+        index = self._forming(pair, now)
+        return float(self._frames[pair]["volume"].iloc[index])
 
     def _forming(self, pair: str, now: datetime) -> int:
         stamps = self._stamps_for(pair)

@@ -99,6 +99,7 @@ class OrderIntent:
     reason: str = ""
     quote_amount: float | None = None  # a buy that spends exactly this, fee included
     trigger_price: float | None = None  # a protective sell that triggered at this price
+    stop_price: float | None = None  # a stop-loss sell resting on the exchange until this price
 
 
 @dataclass(frozen=True, slots=True)

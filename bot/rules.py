@@ -18,16 +18,11 @@ GATE_OPEN, GATE_DAILY_LOSS, GATE_DRAWDOWN = 0, 1, 2
 
 
 @numba.njit(cache=True)
-def check_exit(
-    entry_price: float, peak: float, atr_distance: float, stop_loss: float, take_profit: float,
-    trailing_stop: float, open_: float, high: float, low: float,
-) -> tuple[float, float, int, bool]:  # fmt: skip
-    """The protective exit of one candle: (stop in force, trigger price or NaN, reason, both hit).
-
-    The stop is the highest of the stop-loss, ATR and trailing levels; the trailing level uses
-    the peak before this candle. A low at or under the stop sells at min(open, stop); else a
-    high at or over the target sells at max(open, target). Reaching both counts as the stop.
-    """
+def stop_level(
+    entry_price: float, peak: float, atr_distance: float, stop_loss: float, trailing_stop: float
+) -> tuple[float, int]:
+    """The protective stop in force, -inf when none, and which rule set it: the highest of the
+    stop-loss, ATR and trailing levels."""
     stop = -math.inf
     reason = STOP_LOSS
     if stop_loss > 0.0:
@@ -38,6 +33,21 @@ def check_exit(
     if trailing_stop > 0.0 and peak * (1.0 - trailing_stop) > stop:
         stop = peak * (1.0 - trailing_stop)
         reason = TRAILING_STOP
+    return stop, reason
+
+
+@numba.njit(cache=True)
+def check_exit(
+    entry_price: float, peak: float, atr_distance: float, stop_loss: float, take_profit: float,
+    trailing_stop: float, open_: float, high: float, low: float,
+) -> tuple[float, float, int, bool]:  # fmt: skip
+    """The protective exit of one candle: (stop in force, trigger price or NaN, reason, both hit).
+
+    The stop is ``stop_level``'s; the trailing level uses the peak before this candle. A low at
+    or under the stop sells at min(open, stop); else a high at or over the target sells at
+    max(open, target). Reaching both counts as the stop.
+    """
+    stop, reason = stop_level(entry_price, peak, atr_distance, stop_loss, trailing_stop)
     target = entry_price * (1.0 + take_profit) if take_profit > 0.0 else math.inf
     if low <= stop:
         return stop, min(open_, stop), reason, high >= target
