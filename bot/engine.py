@@ -24,6 +24,7 @@ from bot.domain import (
     RunState,
     Side,
     Signal,
+    Trade,
     from_ms,
 )
 from bot.errors import RiskRejected
@@ -31,12 +32,14 @@ from bot.execution import Executor
 from bot.guard import RiskGuard
 from bot.portfolio import Portfolio
 from bot.ports import Clock, Exchange, StateStore
+from bot.resting_stops import TRAIL_STEP, RestingStops
 from bot.risk import client_order_id, size_entry, size_exit
 from bot.rules import (
     EXIT_REASONS,
     check_exit,
     entry_budget,
     initial_stop_distance,
+    stop_level,
     trade_lost,
     volatility_scale,
 )
@@ -50,8 +53,12 @@ _ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
 
 
 def protection_key(pair: str) -> str:
-    """State key of an open position's entry, peak and ATR stop distance."""
+    """State key of an open position's entry, peak, ATR stop distance and resting stop."""
     return f"protection:{pair}"
+
+
+def key_of(run: PairRun) -> str:
+    return protection_key(run.pair)
 
 
 def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
@@ -92,6 +99,8 @@ class Engine:
         self._state = state
         self._clock = clock
         self._costs = costs
+        self._stops = RestingStops(executor=executor, journal=executor.journal,
+                                   portfolio=portfolio, state=state, clock=clock)  # fmt: skip
 
     @property
     def exchange(self) -> Exchange:
@@ -109,7 +118,8 @@ class Engine:
         close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
         await self.guard.start_candle(self.portfolio.equity(prices), close_time)
         policy = strategy.exit_policy
-        fills = await self._finish_exit(run, candle, close_time)
+        fills = await self._record(run, close_time, *await self._stops.settle(key_of(run)))
+        fills += await self._finish_exit(run, candle, close_time)
         fills += await self._protect(run, policy, candle, close_time)
         await self.guard.mark(self.portfolio.equity(prices), close_time)
         signal = signal_from_candles(run.pair, strategy, candles)
@@ -159,12 +169,19 @@ class Engine:
         fills, _ = await self._executor.execute(intent)
         position = self.portfolio.position(run.pair)
         if fills and position is not None:
+            entry = position.average_price
             await self._state.set(
-                protection_key(run.pair),
-                {"entry": position.average_price, "peak": position.average_price,
-                 "atr_distance": atr_distance},
+                key_of(run), {"entry": entry, "peak": entry, "atr_distance": atr_distance},
                 self._clock.now(),
             )  # fmt: skip
+            policy = policy or ExitPolicy()
+            level, _ = stop_level(entry, entry, atr_distance, policy.stop_loss,
+                                  policy.trailing_stop)  # fmt: skip
+            if self._stops.enabled and math.isfinite(level):
+                fills += await self._record(
+                    run, close_time, *await self._stops.place(run, key_of(run), level,
+                                                              signal.candle_time)
+                )  # fmt: skip
         return fills
 
     async def _size_entry(
@@ -202,7 +219,7 @@ class Engine:
         position = self.portfolio.position(run.pair)
         if position is None or not _any_exit(policy):
             return []
-        key = protection_key(run.pair)
+        key = key_of(run)
         saved = await self._state.get(key) or {}
         entry = saved.get("entry", position.average_price)
         peak = saved.get("peak", entry)
@@ -215,6 +232,7 @@ class Engine:
             new_peak = max(peak, float(candle["high"]))
             if new_peak != peak:
                 await self._state.set(key, {**saved, "peak": new_peak}, self._clock.now())
+                return await self._trail(run, candle, close_time, policy, new_peak)
             return []
         if both:
             log.info("%s: stop and target both inside one candle; assumed the stop", run.pair)
@@ -242,7 +260,7 @@ class Engine:
     ) -> list[Fill]:
         """Sell what a partly filled exit left, at this close: an exit is never half done."""
         position = self.portfolio.position(run.pair)
-        saved = await self._state.get(protection_key(run.pair)) or {}
+        saved = await self._state.get(key_of(run)) or {}
         if position is None or not saved.get("exit_pending"):
             return []
         candle_time = from_ms(int(candle["timestamp"]))
@@ -254,17 +272,50 @@ class Engine:
         )
         return await self._sell(run, intent, close_time)
 
-    async def _sell(self, run: PairRun, intent: OrderIntent, close_time: datetime) -> list[Fill]:
-        fills, trade = await self._executor.execute(intent)
-        if fills and self.portfolio.position(run.pair) is not None:  # partly filled
-            key = protection_key(run.pair)
-            saved = await self._state.get(key) or {}
-            reason = intent.reason.removeprefix("rest of ")
-            await self._state.set(key, {**saved, "exit_pending": reason}, self._clock.now())
+    async def _trail(
+        self, run: PairRun, candle: pd.Series, close_time: datetime, policy: ExitPolicy,
+        peak: float,
+    ) -> list[Fill]:  # fmt: skip
+        """Raise a resting trailing stop once it has moved ``TRAIL_STEP`` (cancel, re-place)."""
+        resting = await self._stops.level(key_of(run))
+        if resting is None or not policy.trailing_stop:
+            return []
+        saved = await self._state.get(key_of(run)) or {}
+        level, _ = stop_level(saved["entry"], peak, saved.get("atr_distance", 0.0),
+                              policy.stop_loss, policy.trailing_stop)  # fmt: skip
+        if level < resting * (1 + TRAIL_STEP):
+            return []
+        fills = await self._record(run, close_time, *await self._stops.cancel(key_of(run)))
+        if self.portfolio.position(run.pair) is None:
+            return fills
+        placed = await self._stops.place(run, key_of(run), level,
+                                         from_ms(int(candle["timestamp"])), "trail")  # fmt: skip
+        return fills + await self._record(run, close_time, *placed)
+
+    async def _record(
+        self, run: PairRun, close_time: datetime, fills: list[Fill], trade: Trade | None
+    ) -> list[Fill]:
+        """Count a closed trade toward the cooldown; pass the fills on."""
         if trade is not None:
             lost = trade_lost(trade.amount, trade.entry_price, trade.exit_price, trade.fee)
             await self.guard.trade_closed(run, lost, close_time, timeframe_delta(run.timeframe))
         return fills
+
+    async def _sell(self, run: PairRun, intent: OrderIntent, close_time: datetime) -> list[Fill]:
+        """Sell at market; a resting stop is cancelled first (booked instead if it filled)."""
+        cancelled = await self._record(run, close_time, *await self._stops.cancel(key_of(run)))
+        position = self.portfolio.position(run.pair)
+        if position is None:
+            return cancelled
+        if position.amount != intent.amount:  # the stop filled in part before it was cancelled
+            intent = dataclasses.replace(intent, amount=position.amount)
+        fills, trade = await self._executor.execute(intent)
+        if fills and self.portfolio.position(run.pair) is not None:  # partly filled
+            saved = await self._state.get(key_of(run)) or {}
+            reason = intent.reason.removeprefix("rest of ")
+            await self._state.set(key_of(run), {**saved, "exit_pending": reason},
+                                  self._clock.now())  # fmt: skip
+        return cancelled + await self._record(run, close_time, fills, trade)
 
 
 def _any_exit(policy: ExitPolicy) -> bool:

@@ -70,7 +70,10 @@ class Executor:
         await self._orders.add(intent)  # journaled before the exchange hears of it
         try:
             intent = await self._recheck_balance(intent)
-            report = await self.exchange.create_market_order(intent)
+            if intent.stop_price is not None:
+                report = await self.exchange.place_stop(intent)
+            else:
+                report = await self.exchange.create_market_order(intent)
         except (ExchangeRejected, RiskRejected) as error:
             await self._orders.update(
                 intent.client_order_id, OrderStatus.REJECTED, self._clock.now(), note=str(error)
@@ -115,6 +118,25 @@ class Executor:
             f"{held:.8g}; selling what the exchange holds",
         )  # fmt: skip
         return dataclasses.replace(intent, amount=held)
+
+    @property
+    def journal(self) -> OrderJournal:
+        return self._orders
+
+    async def settle(self, report: ExecutionReport) -> tuple[list[Fill], Trade | None]:
+        """Book what a resting order did since it was placed (each fill once), announce it, and
+        return the trade when it closed the position."""
+        order = await self._orders.require(report.client_order_id)
+        position = self._portfolio.position(order.pair)
+        fills = await self._book(report)
+        trade = None
+        if fills and position is not None and not self._portfolio.position(order.pair):
+            trade = await self._closed_trade(order.pair, position.opened_at)
+        if fills:
+            intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
+                                 order.amount, 0.0, order.created_at, order.reason)  # fmt: skip
+            await self._announce(intent, report, trade)
+        return fills, trade
 
     async def book(self, report: ExecutionReport) -> list[Fill]:
         """Book a report found later (reconciliation): fills already booked are skipped."""

@@ -56,6 +56,16 @@ class Exchange(Protocol):
 
     async def cancel_all_orders(self, pairs: Sequence[str]) -> int: ...
 
+    supports_stop_orders: bool  # a stop-loss can rest on the exchange (else: checked per candle)
+
+    async def place_stop(self, intent: OrderIntent) -> ExecutionReport:
+        """A stop-loss sell resting on the exchange until ``intent.stop_price``."""
+        ...
+
+    async def cancel_order(self, order: Order) -> ExecutionReport | None:
+        """Cancel a resting order; what became of it (it may have filled first)."""
+        ...
+
 
 class MarketCatalog(Protocol):
     """What can be traded: raises NotFound / UserInputError naming the closest choices."""

@@ -58,6 +58,8 @@ class Order:
     status: str
     time: int
     fills: list[dict[str, Any]]
+    kind: str = "MARKET"
+    stop_price: float = 0.0
 
 
 @dataclass
@@ -75,7 +77,8 @@ class FakeBinance:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     api_key: str = "test-key"
     secret: str = "test-secret"
-    balances: dict[str, float] = field(default_factory=lambda: {"USDT": 1000.0})
+    balances: dict[str, float] = field(default_factory=lambda: {"USDT": 1000.0})  # free
+    locked: dict[str, float] = field(default_factory=dict)  # held by resting orders
     prices: dict[str, float] = field(default_factory=dict)  # symbol -> last price
     fee_rate: float = 0.001
     fill_share: float = 1.0  # a market order fills this share of its size; the rest expires
@@ -104,6 +107,7 @@ class FakeBinance:
         app.router.add_get("/api/v3/openOrders", self._signed(self._open_orders))
         app.router.add_get("/api/v3/myTrades", self._signed(self._my_trades))
         app.router.add_delete("/api/v3/openOrders", self._signed(self._cancel_all))
+        app.router.add_delete("/api/v3/order", self._signed(self._cancel_order))
         app.router.add_get("/ws/{index}", self._stream)
         return app
 
@@ -174,6 +178,7 @@ class FakeBinance:
     @web.middleware
     async def _record_and_inject(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.path, dict(request.query)))
+        self._trigger_stops()  # the market moved (tests set prices): resting stops may fire
         if request.method == "POST" and request.path == "/api/v3/order":
             self.order_posts += 1
         for fault in self.faults:
@@ -224,8 +229,9 @@ class FakeBinance:
     async def _account(self, params: dict[str, str]) -> web.Response:
         return web.json_response({
             "canTrade": True, "accountType": "SPOT", "updateTime": self.now_ms,
-            "balances": [{"asset": asset, "free": f"{amount:.8f}", "locked": "0.00000000"}
-                         for asset, amount in self.balances.items()],
+            "balances": [{"asset": asset, "free": f"{self.balances.get(asset, 0.0):.8f}",
+                          "locked": f"{self.locked.get(asset, 0.0):.8f}"}
+                         for asset in sorted(set(self.balances) | set(self.locked))],
             "permissions": ["SPOT"],
         })  # fmt: skip
 
@@ -233,46 +239,82 @@ class FakeBinance:
         client_id = params.get("newClientOrderId", f"x-{len(self.orders)}")
         if any(order.client_id == client_id for order in self.orders.values()):
             return web.json_response({"code": -2010, "msg": "Duplicate order sent."}, status=400)
-        symbol, side = params["symbol"], params["side"]
+        symbol, side, kind = params["symbol"], params["side"], params.get("type", "MARKET")
         price = self.prices[symbol]
-        base, quote = symbol[:-4], symbol[-4:]
+        base = symbol[:-4]
         if "quoteOrderQty" in params:
             quantity = float(params["quoteOrderQty"]) / price
         else:
             quantity = float(params["quantity"])
-        executed = round(quantity * self.fill_share, 5)
+        order = Order(len(self.orders) + 1, client_id, symbol, side, quantity, 0.0, 0.0, "NEW",
+                      self.now_ms, [], kind, float(params.get("stopPrice", 0.0)))  # fmt: skip
+        if kind == "STOP_LOSS":  # rests, its amount locked, until the price reaches the stop
+            if side != "SELL" or quantity > self.balances.get(base, 0.0) + 1e-12:
+                return _insufficient()
+            self.balances[base] -= quantity
+            self.locked[base] = self.locked.get(base, 0.0) + quantity
+            self.orders[order.order_id] = order
+            self._trigger_stops()
+            return web.json_response({**_order_json(order), "fills": order.fills})
+        if not self._execute(order, price, self.balances):
+            return _insufficient()
+        self.orders[order.order_id] = order
+        return web.json_response({**_order_json(order), "fills": order.fills})
+
+    def _execute(self, order: Order, price: float, source: dict[str, float]) -> bool:
+        """Fill ``order`` at ``price`` (``fill_share`` of it; the rest expires), taking the sold
+        asset from ``source`` (free or locked balances); False when that cannot pay."""
+        base, quote = order.symbol[:-4], order.symbol[-4:]
+        executed = round(order.quantity * self.fill_share, 5)
         cost = executed * price
         fee = cost * self.fee_rate
-        if side == "BUY" and cost + fee > self.balances.get(quote, 0.0) + 1e-9:
-            return web.json_response(
-                {"code": -2010, "msg": "Account has insufficient balance for requested action."},
-                status=400)  # fmt: skip
-        if side == "SELL" and executed > self.balances.get(base, 0.0) + 1e-12:
-            return web.json_response(
-                {"code": -2010, "msg": "Account has insufficient balance for requested action."},
-                status=400)  # fmt: skip
-        sign = 1 if side == "BUY" else -1
-        self.balances[base] = self.balances.get(base, 0.0) + sign * executed
-        self.balances[quote] = self.balances.get(quote, 0.0) - sign * cost - fee
-        self.trade_ids += 1
-        fills = (
-            [
-                {
-                    "price": f"{price}",
-                    "qty": f"{executed}",
-                    "commission": f"{fee}",
-                    "commissionAsset": quote,
-                    "tradeId": self.trade_ids,
-                }
-            ]
-            if executed
-            else []
-        )
-        status = "FILLED" if executed >= quantity - 1e-12 else "EXPIRED"
-        order = Order(len(self.orders) + 1, client_id, symbol, side, quantity, executed, cost,
-                      status, self.now_ms, fills)  # fmt: skip
-        self.orders[order.order_id] = order
-        return web.json_response({**_order_json(order), "fills": fills})
+        if order.side == "BUY" and cost + fee > self.balances.get(quote, 0.0) + 1e-9:
+            return False
+        if order.side == "SELL" and executed > source.get(base, 0.0) + 1e-12:
+            return False
+        if order.side == "BUY":
+            self.balances[base] = self.balances.get(base, 0.0) + executed
+            self.balances[quote] -= cost + fee
+        else:
+            source[base] -= executed
+            if source is self.locked:  # what did not fill is freed
+                self.balances[base] = self.balances.get(base, 0.0) + order.quantity - executed
+                source[base] -= order.quantity - executed
+            self.balances[quote] = self.balances.get(quote, 0.0) + cost - fee
+        if executed:
+            self.trade_ids += 1
+            order.fills.append({"price": f"{price}", "qty": f"{executed}",
+                                "commission": f"{fee}", "commissionAsset": quote,
+                                "tradeId": self.trade_ids})  # fmt: skip
+        order.executed, order.quote, order.time = executed, cost, self.now_ms
+        order.status = "FILLED" if executed >= order.quantity - 1e-12 else "EXPIRED"
+        return True
+
+    def _trigger_stops(self) -> None:
+        """Resting stop-loss orders whose stop the price has reached sell at market."""
+        for order in self.orders.values():
+            price = self.prices.get(order.symbol)
+            if (order.kind == "STOP_LOSS" and order.status == "NEW" and price is not None
+                    and price <= order.stop_price):  # fmt: skip
+                self._execute(order, price, self.locked)
+
+    async def _cancel_order(self, params: dict[str, str]) -> web.Response:
+        for order in self.orders.values():
+            if order.client_id == params.get("origClientOrderId") or str(
+                order.order_id
+            ) == params.get("orderId"):
+                if order.status != "NEW":
+                    break
+                self._cancel(order)
+                return web.json_response(_order_json(order))
+        return web.json_response({"code": -2011, "msg": "Unknown order sent."}, status=400)
+
+    def _cancel(self, order: Order) -> None:
+        order.status = "CANCELED"
+        if order.kind == "STOP_LOSS":
+            base = order.symbol[:-4]
+            self.locked[base] -= order.quantity
+            self.balances[base] = self.balances.get(base, 0.0) + order.quantity
 
     async def _get_order(self, params: dict[str, str]) -> web.Response:
         wanted = params.get("origClientOrderId")
@@ -303,7 +345,7 @@ class FakeBinance:
         cancelled = [o for o in self.orders.values()
                      if o.status == "NEW" and o.symbol == params.get("symbol")]  # fmt: skip
         for order in cancelled:
-            order.status = "CANCELED"
+            self._cancel(order)
         return web.json_response([_order_json(o) for o in cancelled])
 
     async def _time(self, request: web.Request) -> web.Response:
@@ -358,6 +400,13 @@ class FakeBinance:
         return web.json_response(rows)
 
 
+def _insufficient() -> web.Response:
+    return web.json_response(
+        {"code": -2010, "msg": "Account has insufficient balance for requested action."},
+        status=400,
+    )
+
+
 def _signature_of(text: str) -> str:
     for part in text.split("&"):
         if part.startswith("signature="):
@@ -371,7 +420,8 @@ def _order_json(order: Order) -> dict[str, Any]:
         "clientOrderId": order.client_id, "transactTime": order.time, "time": order.time,
         "updateTime": order.time, "price": "0.00000000", "origQty": f"{order.quantity:.8f}",
         "executedQty": f"{order.executed:.8f}", "cummulativeQuoteQty": f"{order.quote:.8f}",
-        "status": order.status, "timeInForce": "GTC", "type": "MARKET", "side": order.side,
+        "status": order.status, "timeInForce": "GTC", "type": order.kind, "side": order.side,
+        "stopPrice": f"{order.stop_price:.8f}",
         "workingTime": order.time, "selfTradePreventionMode": "NONE", "isWorking": True,
         "origQuoteOrderQty": "0.00000000",
     }  # fmt: skip
@@ -387,7 +437,15 @@ def _symbol(name: str) -> dict[str, Any]:
         "quoteAsset": quote,
         "quotePrecision": 8,
         "quoteAssetPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
         "icebergAllowed": True,
         "ocoAllowed": True,
         "quoteOrderQtyMarketAllowed": True,

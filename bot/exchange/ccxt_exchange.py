@@ -9,6 +9,7 @@ jitter, never shorter than a Retry-After the exchange sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -37,13 +38,14 @@ from bot.errors import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# What differs between exchanges and ccxt does not say: the most candles one request returns.
+# What differs between exchanges and ccxt does not say: the most candles one request returns,
+# and whether a spot stop-loss can rest on the exchange (ccxt's unified ``stopLossPrice``).
 CAPABILITIES: Mapping[str, Mapping[str, int]] = {
-    "binance": {"ohlcv_limit": 1000},
-    "bybit": {"ohlcv_limit": 1000},
-    "okx": {"ohlcv_limit": 300},
-    "kraken": {"ohlcv_limit": 720},
-    "coinbase": {"ohlcv_limit": 300},
+    "binance": {"ohlcv_limit": 1000, "stop_orders": True},
+    "bybit": {"ohlcv_limit": 1000, "stop_orders": True},
+    "okx": {"ohlcv_limit": 300, "stop_orders": True},
+    "kraken": {"ohlcv_limit": 720, "stop_orders": True},
+    "coinbase": {"ohlcv_limit": 300, "stop_orders": False},
 }
 _DEFAULT_OHLCV_LIMIT = 500
 _DEFAULT_TAKER_FEE = 0.001  # when the exchange states none
@@ -171,7 +173,28 @@ class CcxtExchange:
             raise translate(error) from None
         return float(ticker["last"])
 
+    @property
+    def supports_stop_orders(self) -> bool:
+        return bool(CAPABILITIES.get(self.name, {}).get("stop_orders"))
+
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
+        return await self._place(intent)
+
+    async def place_stop(self, intent: OrderIntent) -> ExecutionReport:
+        """A stop-loss sell resting on the exchange: market once the price reaches
+        ``intent.stop_price``."""
+        if not self.supports_stop_orders:
+            raise ExchangeRejected(f"{self.name}: stop orders are not supported here")
+        return await self._place(intent)
+
+    async def cancel_order(self, order: Order) -> ExecutionReport | None:
+        """Cancel a resting order; returns what became of it (it may have filled first)."""
+        with contextlib.suppress(NotFound):  # already final: the lookup says how it ended
+            await self._call(self._client.cancel_order, order.exchange_order_id, order.pair,
+                             {"origClientOrderId": order.client_order_id})  # fmt: skip
+        return await self.lookup(order)
+
+    async def _place(self, intent: OrderIntent) -> ExecutionReport:
         """Place ``intent`` under its client order id, at most once.
 
         When the outcome is unknown (a timeout, a 5xx, a dropped connection) the order is looked
@@ -241,7 +264,11 @@ class CcxtExchange:
         return cancelled
 
     async def _send(self, intent: OrderIntent) -> dict[str, Any]:
-        params = {"clientOrderId": intent.client_order_id}
+        params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+        if intent.stop_price is not None:
+            params["stopLossPrice"] = self._client.price_to_precision(
+                intent.pair, intent.stop_price
+            )
         if (
             intent.side is Side.BUY
             and intent.quote_amount is not None

@@ -20,7 +20,7 @@ from bot.domain import (
     from_ms,
     to_ms,
 )
-from bot.errors import InsufficientFunds
+from bot.errors import ExchangeRejected, InsufficientFunds
 from bot.ports import Clock, PriceFeed, StateStore
 
 ACCOUNT_KEY = "paper.account"  # {"balances": {...}, "orders": {client order id: report}}
@@ -107,6 +107,15 @@ class PaperExchange:
     async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
         """Market orders fill at once on paper: nothing rests, so nothing to cancel."""
         return 0
+
+    # Stops are enforced on every candle on paper (as in the backtest), never resting.
+    supports_stop_orders = False
+
+    async def place_stop(self, intent: OrderIntent) -> ExecutionReport:
+        raise ExchangeRejected("the paper exchange enforces stops per candle; none rest")
+
+    async def cancel_order(self, order: Order) -> ExecutionReport | None:
+        return await self.lookup(order)
 
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
         if intent.client_order_id in self._reports:  # a retry of an order already filled

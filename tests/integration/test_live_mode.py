@@ -30,14 +30,15 @@ HOUR = timedelta(hours=1)
 SECRETS = Secrets(exchange_key="test-key", exchange_secret="test-secret")
 
 
-def live_settings(tmp_path: Path, base: str, **extra: object) -> Settings:
+def live_settings(tmp_path: Path, base: str, params: dict[str, float] | None = None) -> Settings:
+    # No client-side pacing against a local fake: it only makes the suite slower.
+    ccxt_config = {"urls": {"api": binance_urls(base)}, "enableRateLimit": False}
     return Settings.model_validate({
         "mode": "live", "data_dir": tmp_path,
-        "exchange": {"name": "binance", "ccxt_config": {"urls": {"api": binance_urls(base)}}},
+        "exchange": {"name": "binance", "ccxt_config": ccxt_config},
         "market_data": {"source": "exchange"},
         "risk": {"max_position_fraction": 1.0},
-        "pairs": [{"pair": PAIR, "capital_share": 0.5}],
-        **extra,
+        "pairs": [{"pair": PAIR, "capital_share": 0.5, "params": params or {}}],
     })  # fmt: skip
 
 
@@ -56,13 +57,13 @@ class Market:
 
 @asynccontextmanager
 async def live_stack(
-    tmp_path: Path, fake: FakeBinance, start: datetime
+    tmp_path: Path, fake: FakeBinance, start: datetime, params: dict[str, float] | None = None
 ) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:
     clock = FakeClock(start)
     market = Market(fake, fake.candles[("BTCUSDT", "1h")], clock)
     market.at(start)
     async with serve(fake) as base:
-        settings = live_settings(tmp_path, base)
+        settings = live_settings(tmp_path, base, params)
         exchange = CcxtExchange.create("binance", settings.exchange.ccxt_config,
                                        credentials=credentials(settings, SECRETS),
                                        attempts=2, backoff=0.01)  # fmt: skip
@@ -166,3 +167,48 @@ async def test_live_mode_needs_exchange_candles(tmp_path: Path) -> None:
     })  # fmt: skip
     with pytest.raises(ConfigError, match="market_data.source = 'exchange'"):
         await run_service(settings, SECRETS, stop=asyncio.Event())
+
+
+async def hourly(trading: ExchangeTrading, market: Market, start: datetime, end: datetime) -> None:
+    moment = start
+    while moment < end:
+        market.at(moment)
+        await trading.service.tick("1h")
+        moment += HOUR
+
+
+async def test_stops_rest_on_the_exchange_survive_a_restart_and_never_sell_twice(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
+    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    params = {"stop_loss": 0.01, "trailing_stop": 0.02}
+    start = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
+    middle = datetime(2025, 7, 8, 10, 0, 5, tzinfo=UTC)
+    async with live_stack(tmp_path, fake, start, params) as (trading, market, _):
+        await hourly(trading, market, datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC), middle)
+    resting_before = {o.client_id for o in fake.orders.values() if o.status == "NEW"}
+    async with live_stack(tmp_path, fake, middle, params) as (trading, market, _):  # a restart
+        assert {o.client_id for o in fake.orders.values() if o.status == "NEW"} == resting_before
+        await hourly(trading, market, middle, datetime(2025, 7, 25, tzinfo=UTC))
+        position = trading.engine.portfolio.position(PAIR)
+        cash = trading.engine.portfolio.cash
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        fills = await SqliteFillRepository(db).all()
+        journal = {o.client_order_id: o for o in await SqliteOrderRepository(db).recent(10_000)}
+        alerts = [alert.text for alert in await SqliteAlertRepository(db).pending(10_000)]
+    stops = [o for o in fake.orders.values() if o.kind == "STOP_LOSS"]
+    assert any(o.status == "FILLED" for o in stops)  # the exchange sold at a resting stop
+    assert any(o.status == "CANCELED" for o in stops)  # taken off before other sells / re-placed
+    assert any(o.client_id.endswith("-sell-trail") for o in stops)  # the trailing stop moved
+    resting = [o for o in stops if o.status == "NEW"]
+    assert len(resting) == (1 if position else 0)
+    status = {"FILLED": "filled", "CANCELED": "canceled", "NEW": "open", "EXPIRED": "expired"}
+    assert all(journal[o.client_id].status.value == status[o.status] for o in fake.orders.values())
+    held = fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0)
+    assert (position.amount if position else 0.0) == pytest.approx(held, abs=1e-12)
+    assert cash == pytest.approx(fake.balances["USDT"], rel=1e-9)
+    trades = [f"BTCUSDT-{t['tradeId']}" for o in fake.orders.values() for t in o.fills]
+    assert sorted(f.trade_id for f in fills) == sorted(trades)  # each fill booked once
+    assert fake.order_posts == len(fake.orders)  # nothing sent twice
+    assert not [text for text in alerts if "rejected" in text.lower()]

@@ -1,0 +1,100 @@
+"""Stop-losses resting on the exchange, where the exchange holds them.
+
+A resting stop protects the position while pairpilot is down or cut off. The engine keeps its
+other exit rules (take-profit, signals, a stop the exchange did not fire) and cancels the
+resting stop before any other sell; a stop that filled in the meantime is booked instead, so
+a position is never sold twice. On the paper exchange nothing rests: stops are checked on every
+candle there, exactly as the backtest does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.domain import Fill, Order, OrderIntent, PairRun, Side, Trade
+from bot.execution import Executor
+from bot.portfolio import Portfolio
+from bot.ports import Clock, OrderJournal, StateStore
+from bot.risk import client_order_id
+
+TRAIL_STEP = 0.005  # a trailing stop is re-placed once its level has risen this much
+_KEY = "resting_stop"  # in the position's protection state: the stop's client order id
+_LEVEL = "resting_level"
+
+
+class RestingStops:
+    def __init__(
+        self,
+        *,
+        executor: Executor,
+        journal: OrderJournal,
+        portfolio: Portfolio,
+        state: StateStore,
+        clock: Clock,
+    ) -> None:
+        self._executor = executor
+        self._journal = journal
+        self._portfolio = portfolio
+        self._state = state
+        self._clock = clock
+
+    @property
+    def enabled(self) -> bool:
+        return self._executor.exchange.supports_stop_orders
+
+    async def place(
+        self, run: PairRun, key: str, level: float, candle_time: datetime, purpose: str = "stop"
+    ) -> tuple[list[Fill], Trade | None]:
+        """Rest a stop-loss for the whole position at ``level``; it may fill at once."""
+        position = self._portfolio.position(run.pair)
+        if position is None or not self.enabled:
+            return [], None
+        intent = OrderIntent(
+            client_order_id=client_order_id(run.id, candle_time, Side.SELL, purpose),
+            run_id=run.id, pair=run.pair, side=Side.SELL, amount=position.amount,
+            reference_price=level, created_at=self._clock.now(), reason="stop_loss",
+            stop_price=level,
+        )  # fmt: skip
+        saved = await self._state.get(key) or {}
+        await self._state.set(key, {**saved, _KEY: intent.client_order_id, _LEVEL: level},
+                              self._clock.now())  # fmt: skip
+        return await self._executor.execute(intent)
+
+    async def level(self, key: str) -> float | None:
+        saved = await self._state.get(key) or {}
+        return saved.get(_LEVEL) if saved.get(_KEY) else None
+
+    async def settle(self, key: str) -> tuple[list[Fill], Trade | None]:
+        """Book whatever the resting stop did since the last look."""
+        order = await self._resting(key)
+        if order is None:
+            return [], None
+        report = await self._executor.exchange.lookup(order)
+        if report is None:  # the exchange never got it: nothing rests
+            await self._forget(key)
+            return [], None
+        if report.status.is_final:
+            await self._forget(key)
+        return await self._executor.settle(report)
+
+    async def cancel(self, key: str) -> tuple[list[Fill], Trade | None]:
+        """Take the resting stop off the exchange before another sell; books it if it filled."""
+        order = await self._resting(key)
+        if order is None:
+            return [], None
+        report = await self._executor.exchange.cancel_order(order)
+        await self._forget(key)
+        if report is None:
+            return [], None
+        return await self._executor.settle(report)
+
+    async def _resting(self, key: str) -> Order | None:
+        saved = await self._state.get(key) or {}
+        coid = saved.get(_KEY)
+        return await self._journal.get(coid) if coid else None
+
+    async def _forget(self, key: str) -> None:
+        saved = dict(await self._state.get(key) or {})
+        saved.pop(_KEY, None)
+        saved.pop(_LEVEL, None)
+        await self._state.set(key, saved, self._clock.now())
