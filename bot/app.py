@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
+from bot.alerts import AlertOutbox
 from bot.candles import (
     ReplaySource,
     read_candle_file,
     timeframe_of,
 )
+from bot.chat import ChatFactory, notifications
 from bot.clock import FakeClock, SystemClock
+from bot.cockpit import Cockpit, Venue
 from bot.config import Secrets, Settings
 from bot.control import Control
 from bot.domain import AlertPriority, PairRun, RiskLimits
@@ -32,6 +34,7 @@ from bot.scheduler import Jobs
 from bot.service import TradingService
 from bot.timeframes import timeframe_delta
 from storage.alerts import SqliteAlertRepository
+from storage.audit import SqliteAuditRepository
 from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
@@ -186,21 +189,21 @@ async def run_service(
     *,
     stop: asyncio.Event,
     write: Callable[[str], object] = print,
+    chat: ChatFactory | None = None,
 ) -> None:
-    """Run until ``stop`` is set or the replay ends; the tick in progress finishes first."""
-    if secrets.telegram_token:
-        log.warning("Telegram delivery is not built yet; notifications go to the console")
+    """Run until ``stop`` is set or the replay ends; the tick in progress finishes first.
+    ``chat``: the chat front end (Telegram); without it alerts go to ``write``."""
     if settings.market_data.source == "exchange":
         from bot.exchange_service import serve_on_exchange
 
-        await serve_on_exchange(settings, secrets, stop, write)
+        await serve_on_exchange(settings, secrets, stop, write, chat)
         return
     if settings.mode == "live":
         raise ConfigError("mode = 'live' trades on exchange candles: set market_data.source = "
                           "'exchange'")  # fmt: skip
     replay = load_replay(settings)
     async with open_database(settings.database_path) as db:
-        await _serve(settings, db, replay, stop, write)
+        await _serve(settings, db, replay, stop, write, chat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,25 +246,37 @@ async def _serve(
     replay: Replay,
     stop: asyncio.Event,
     write: Callable[[str], object],
+    chat: ChatFactory | None,
 ) -> None:
     trading = await assemble_replay(db, settings, replay)
-    alerts = SqliteAlertRepository(db)
-    dispatcher = AlertDispatcher(alerts, ConsoleSink(write), trading.clock)
-    pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
-    await trading.outbox.push(
-        "startup", AlertPriority.INFO, f"pairpilot started: {settings.mode} mode, replay, {pairs}"
-    )
-    jobs = Jobs(SystemClock())
-    speed = settings.market_data.replay_speed
-    jobs.every(replay.step.total_seconds() / speed, trading.driver.step, "replay-step")
-    jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
-    jobs.start()
-    try:
-        await _until_first(stop, trading.driver.finished)
-    finally:
-        await jobs.stop()  # the tick in progress finishes first
-        await trading.outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
-        await dispatcher.drain()
+    venue = Venue(settings.mode, "replay", settings.quote)
+    cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
+                            trading.clock)  # fmt: skip
+    async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, trading.clock,
+                             chat, write, simulated=True) as dispatcher:  # fmt: skip
+        pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
+        started = f"pairpilot started: {settings.mode} mode, replay, {pairs}"
+        await trading.outbox.push("startup", AlertPriority.INFO, started)
+        jobs = Jobs(SystemClock())
+        speed = settings.market_data.replay_speed
+        jobs.every(replay.step.total_seconds() / speed, trading.driver.step, "replay-step")
+        jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+        jobs.start()
+        try:
+            await _until_first(stop, trading.driver.finished)
+        finally:
+            await jobs.stop()  # the tick in progress finishes first
+            await trading.outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
+            await dispatcher.drain()
+
+
+def build_cockpit(
+    db: Database, venue: Venue, service: TradingService, engine: Engine, control: Control,
+    clock: Clock,
+) -> Cockpit:  # fmt: skip
+    return Cockpit(venue=venue, service=service, engine=engine, control=control,
+                   fills=SqliteFillRepository(db), orders=SqliteOrderRepository(db),
+                   audit=SqliteAuditRepository(db), clock=clock)  # fmt: skip
 
 
 async def _until_first(*events: asyncio.Event) -> None:

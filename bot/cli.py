@@ -112,13 +112,18 @@ def _run(args: argparse.Namespace) -> int:
 
     secrets = Secrets.from_environment()
     settings = load_settings(args.config, secrets)
+    chat = None
+    if secrets.telegram_token:  # the entry point is where Telegram (handlers/) is plugged in
+        from handlers.frontend import telegram_factory
+
+        chat = telegram_factory(settings, secrets.telegram_token)
 
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_service(settings, secrets, stop=stop)
+        await run_service(settings, secrets, stop=stop, chat=chat)
 
     asyncio.run(serve())
     return 0

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
+from bot.alerts import AlertOutbox
 from bot.app import (
     ALERT_DRAIN_SECONDS,
     CANDLE_DELAY_SECONDS,
+    build_cockpit,
     build_engine,
     build_paper_engine,
     paper_account,
@@ -24,7 +25,9 @@ from bot.app import (
     risk_limits,
     sync_pair_runs,
 )
+from bot.chat import ChatFactory, notifications
 from bot.clock import SystemClock
+from bot.cockpit import Venue
 from bot.config import Secrets, Settings
 from bot.control import Control
 from bot.domain import AlertPriority, PairRun
@@ -66,7 +69,11 @@ def credentials(settings: Settings, secrets: Secrets) -> dict[str, str]:
 
 
 async def serve_on_exchange(
-    settings: Settings, secrets: Secrets, stop: asyncio.Event, write: Callable[[str], object]
+    settings: Settings,
+    secrets: Secrets,
+    stop: asyncio.Event,
+    write: Callable[[str], object],
+    chat: ChatFactory | None = None,
 ) -> None:
     """Trade on the exchange's candles until ``stop`` is set; the tick in progress finishes."""
     exchange = CcxtExchange.create(
@@ -86,20 +93,25 @@ async def serve_on_exchange(
             clock = SystemClock()
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
-            dispatcher = AlertDispatcher(SqliteAlertRepository(db), ConsoleSink(write), clock)
-            pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
-            await trading.outbox.push(
-                "startup", AlertPriority.INFO,
-                f"pairpilot started: {settings.mode} mode on {exchange.name}, {pairs}",
-            )  # fmt: skip
-            jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
-            jobs.start()
-            try:
-                await stop.wait()
-            finally:
-                await jobs.stop()
-                await trading.outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
-                await dispatcher.drain()
+            venue = Venue(settings.mode, exchange.name, settings.quote)
+            cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
+                                    clock)  # fmt: skip
+            async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, clock,
+                                     chat, write) as dispatcher:  # fmt: skip
+                pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
+                await trading.outbox.push(
+                    "startup", AlertPriority.INFO,
+                    f"pairpilot started: {settings.mode} mode on {exchange.name}, {pairs}",
+                )  # fmt: skip
+                jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+                jobs.start()
+                try:
+                    await stop.wait()
+                finally:
+                    await jobs.stop()
+                    await trading.outbox.push("shutdown", AlertPriority.INFO,
+                                              "pairpilot stopped")  # fmt: skip
+                    await dispatcher.drain()
     finally:
         await feed.close()
         await exchange.close()

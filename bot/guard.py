@@ -128,6 +128,10 @@ class RiskGuard:
         log.info("veto %s: %s", run.pair, reason)
         await self._vetoes.add(run_id=run.id, pair=run.pair, reason=reason, now=now)
 
+    async def day_start(self) -> float | None:
+        """Equity at the first close of the current local day (what today's PnL is against)."""
+        return (await self._load()).get("day_start")
+
     async def halted(self) -> dict[str, Any] | None:
         """The standing halt ({"reason", "since"}), or None."""
         return (await self._load()).get("halt")

@@ -40,6 +40,19 @@ class SqliteAlertRepository:
             "UPDATE alerts SET attempts = attempts + 1 WHERE id = ?", (alert_id,)
         )
 
+    async def delivered_chats(self, alert_id: int) -> set[int]:
+        rows = await self._db.fetch_all(
+            "SELECT chat_id FROM alert_deliveries WHERE alert_id = ?", (alert_id,)
+        )
+        return {int(row[0]) for row in rows}
+
+    async def mark_delivered_to(self, alert_id: int, chat_id: int, now: datetime) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO alert_deliveries (alert_id, chat_id, delivered_at)"
+            " VALUES (?, ?, ?)",
+            (alert_id, chat_id, to_ms(now)),
+        )
+
     async def backlog(self) -> int:
         row = await self._db.fetch_one("SELECT COUNT(*) FROM alerts WHERE delivered_at IS NULL")
         return int(row[0]) if row else 0

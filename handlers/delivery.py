@@ -1,0 +1,108 @@
+"""Sending text to Telegram safely, and the alerts sink that drains the outbox into chats.
+
+Long texts are split at Telegram's 4,096-character limit on line boundaries; a text whose
+markup Telegram refuses goes again as plain text. An alert reaches each chat at most once:
+deliveries are recorded per chat, so a retry after a partial failure skips the chats done.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from telegram import Bot, Message
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import BadRequest, Forbidden
+
+from bot.domain import Alert
+from bot.ports import Clock
+from storage.alerts import SqliteAlertRepository
+
+log = logging.getLogger(__name__)
+LATE_AFTER = timedelta(minutes=2)  # an alert older than this says how late it is
+_TAGS = re.compile(r"</?[a-z-]+[^>]*>")
+
+
+def chunks(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """``text`` in pieces of at most ``limit`` characters, cut at line ends where possible."""
+    pieces, current = [], ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > limit:  # one line longer than a message: cut it hard
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:limit])
+            line = line[limit:]
+        if len(current) + len(line) > limit:
+            pieces.append(current)
+            current = ""
+        current += line
+    if current or not pieces:
+        pieces.append(current)
+    return [piece.rstrip("\n") or "." for piece in pieces]
+
+
+def plain(text: str) -> str:
+    """The HTML subset we write, as plain text."""
+    return (_TAGS.sub("", text).replace("&lt;", "<").replace("&gt;", ">")
+            .replace("&quot;", '"').replace("&#x27;", "'").replace("&amp;", "&"))  # fmt: skip
+
+
+async def send_text(
+    bot: Bot, chat_id: int, text: str, *, html: bool = True, reply_markup: Any = None
+) -> list[Message]:
+    """Send ``text`` (Telegram HTML unless ``html`` is False), split to fit; a piece whose
+    markup Telegram refuses is sent again as plain text. The markup rides on the last piece."""
+    pieces = chunks(text)
+    sent = []
+    for index, piece in enumerate(pieces):
+        markup = reply_markup if index == len(pieces) - 1 else None
+        try:
+            sent.append(await bot.send_message(
+                chat_id, piece, parse_mode=ParseMode.HTML if html else None, reply_markup=markup,
+            ))  # fmt: skip
+        except BadRequest as error:
+            if not html or "parse" not in str(error).lower():
+                raise
+            log.warning("Telegram refused the markup (%s); sending plain text", error)
+            for part in chunks(plain(piece)):
+                sent.append(await bot.send_message(chat_id, part, reply_markup=markup))
+    return sent
+
+
+class TelegramSink:
+    """The outbox's delivery end: every alert to every alert chat, each at most once."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        chats: Sequence[int],
+        alerts: SqliteAlertRepository,
+        clock: Clock,
+        late_after: timedelta | None = LATE_AFTER,
+    ) -> None:
+        """``late_after``: an alert older than this says how late it is (None: never)."""
+        self._late_after = late_after
+        self._bot = bot
+        self._chats = list(chats)
+        self._alerts = alerts
+        self._clock = clock
+
+    async def send(self, alert: Alert) -> None:
+        """Raises when a chat could not be reached: the alert stays queued for the rest."""
+        delay = self._clock.now() - alert.created_at
+        text = alert.text
+        if self._late_after is not None and delay > self._late_after:
+            text = f"(late by {int(delay.total_seconds() // 60)} min) {text}"
+        done = await self._alerts.delivered_chats(alert.id)
+        for chat in self._chats:
+            if chat in done:
+                continue
+            try:
+                await send_text(self._bot, chat, text, html=False)
+            except Forbidden as error:  # blocked by the user: retrying cannot help
+                log.warning("alert %s not sent to chat %s: %s", alert.id, chat, error)
+            await self._alerts.mark_delivered_to(alert.id, chat, self._clock.now())

@@ -1,0 +1,269 @@
+"""The real python-telegram-bot client against the local Bot API emulator, over a replay stack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.alerts import AlertDispatcher
+from bot.app import Trading, assemble_replay, build_cockpit, load_replay, run_service
+from bot.cockpit import Venue, normalise_pair
+from bot.config import Secrets, Settings, TelegramSettings, TelegramUser
+from bot.domain import AlertPriority
+from bot.errors import UserInputError
+from handlers.commands import COMMANDS
+from handlers.delivery import chunks, plain, send_text
+from handlers.frontend import TelegramFrontend, telegram_factory
+from storage.alerts import SqliteAlertRepository
+from storage.audit import SqliteAuditRepository
+from storage.db import open_database
+from tests.telegram_emulator import TelegramEmulator, running
+
+SAMPLES = Path(__file__).resolve().parents[2] / "bot" / "sample_data"
+ADMIN, TRADER, VIEWER, STRANGER = 1001, 1002, 1003, 666
+USERS = {ADMIN: "admin", TRADER: "trader", VIEWER: "viewer"}
+
+
+@dataclass
+class Chat:
+    emulator: TelegramEmulator
+    frontend: TelegramFrontend
+    trading: Trading
+    alerts: SqliteAlertRepository
+    audit: SqliteAuditRepository
+
+    async def ask(self, user: int, text: str, chat_id: int | None = None) -> str:
+        chat = chat_id if chat_id is not None else user
+        before = len(self.emulator.to(chat))
+        self.emulator.say(user, text, chat_id=chat)
+        return (await self.emulator.reply(chat, after=before)).text
+
+
+def settings(tmp_path: Path) -> Settings:
+    files = {pair: SAMPLES / f"{pair.replace('/', '_')}-1h.csv.gz"
+             for pair in ("BTC/USDT", "ETH/USDT")}  # fmt: skip
+    return Settings.model_validate({
+        "data_dir": tmp_path,
+        "market_data": {"source": "replay", "replay_files": files},
+        "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
+    })  # fmt: skip
+
+
+@asynccontextmanager
+async def chat_stack(tmp_path: Path) -> AsyncIterator[Chat]:
+    config = settings(tmp_path)
+    emulator = TelegramEmulator()
+    async with running(emulator) as base, open_database(config.database_path) as db:
+        trading = await assemble_replay(db, config, load_replay(config))
+        cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
+                                trading.engine, trading.control, trading.clock)  # fmt: skip
+        alerts = SqliteAlertRepository(db)
+        frontend = TelegramFrontend(
+            token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
+            outbox=trading.outbox, alerts=alerts, clock=trading.clock, poll_timeout=1,
+        )  # fmt: skip
+        frontend.start()
+        await frontend.running.wait()
+        try:
+            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db))
+        finally:
+            await frontend.stop()
+
+
+async def test_commands_are_registered_and_whoami_answers_anyone(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        assert [c["command"] for c in chat.emulator.commands] == list(COMMANDS)
+        reply = await chat.ask(STRANGER, "/whoami")
+        assert f"user id {STRANGER}" in reply
+        assert "not in the config" in reply
+        assert "role admin" in await chat.ask(ADMIN, "/whoami")
+
+
+async def test_strangers_get_no_reply_and_admins_one_alert_per_hour(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.say(STRANGER, "/status")
+        chat.emulator.say(STRANGER, "/flatten")
+        chat.emulator.say(STRANGER, "/status", chat_id=-500)  # in a group: still nobody
+        await chat.emulator.quiet(0.5)
+        assert chat.emulator.to(STRANGER) == []
+        assert chat.emulator.to(-500) == []
+        assert chat.trading.engine.portfolio.cash > 0
+        assert not await chat.trading.engine.guard.halted()
+        pending = [a.text for a in await chat.alerts.pending() if "Unauthorised" in a.text]
+        assert len(pending) == 1
+        assert str(STRANGER) in pending[0]
+        chat.trading.clock.advance(timedelta(hours=1, seconds=1))
+        chat.emulator.say(STRANGER, "/status")
+        await chat.emulator.quiet(0.5)
+        pending = [a.text for a in await chat.alerts.pending() if "Unauthorised" in a.text]
+        assert len(pending) == 2
+
+
+async def test_roles_gate_commands_and_everything_is_audited(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        status = await chat.ask(VIEWER, "/status")
+        assert "paper" in status
+        assert "Equity 1,000.00 USDT" in status
+        assert "BTC/USDT" in status
+        refused = await chat.ask(VIEWER, "/startpair ETH/USDT")
+        assert "needs the trader role; you are viewer" in refused
+        assert await chat.ask(TRADER, "/halt") == "/halt needs the admin role; you are trader."
+        assert not await chat.trading.engine.guard.halted()
+        in_group = await chat.ask(ADMIN, "/halt", chat_id=-500)  # a group: the sender counts
+        assert "Trading halted" in in_group
+        entries = await chat.audit.latest(10)
+        assert [(e.actor, e.command) for e in reversed(entries)] == [
+            (str(VIEWER), "status"), (str(VIEWER), "startpair"), (str(TRADER), "halt"),
+            (str(ADMIN), "halt"),
+        ]  # fmt: skip
+        assert entries[1].result.startswith("refused")
+
+
+async def test_a_trader_runs_pairs_and_bad_input_changes_nothing(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        started = await chat.ask(TRADER, "/startpair eth-usdt ema_cross 1h fast=10 share=0.25")
+        assert "Started ETH/USDT: ema_cross 1h, 25% of capital" in started
+        runs = {run.pair: run for run in chat.trading.service.runs()}
+        assert runs["ETH/USDT"].params["fast"] == 10
+        for text, expected in [
+            ("/startpair DOGEUSDT", "DOGE/USDT has no replay data"),
+            ("/startpair ETH/USDT", "already running"),
+            ("/startpair BTC", "say which currency"),
+            ("/startpair ETH/USDT magic", "unknown strategy"),
+            ("/startpair ETH/USDT ema_cross 1h fast=99999", "out of bounds"),
+            ("/stoppair", "usage: /stoppair PAIR"),
+            ("/pause <b>x</b>", "is not a pair"),
+            ("/trades -5", "must be from 1 to 100"),
+        ]:
+            reply = await chat.ask(TRADER, text)
+            assert reply.startswith("⚠️"), (text, reply)
+            assert expected in reply, (text, reply)
+        assert len(chat.trading.service.runs()) == 2  # nothing changed
+        assert "Paused ETH/USDT" in await chat.ask(TRADER, "/pause ETHUSDT")
+        assert "ETH/USDT paused" in await chat.ask(TRADER, "/pairs")
+        assert "Resumed ETH/USDT" in await chat.ask(TRADER, "/resume eth/usdt")
+        assert "Stopped ETH/USDT" in await chat.ask(TRADER, "/stoppair ETH_USDT")
+        assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]
+        usage = await chat.ask(VIEWER, "/help startpair")
+        assert "/startpair PAIR [STRATEGY] [TIMEFRAME]" in usage
+
+
+async def test_flatten_needs_a_confirmation_that_expires(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(500):  # trade until a position is open
+            await chat.trading.driver.step()
+            if chat.trading.engine.portfolio.positions():
+                break
+        assert chat.trading.engine.portfolio.positions()
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/flatten")
+        question = await chat.emulator.reply(ADMIN, after=before)
+        buttons = question.reply_markup["inline_keyboard"][0]
+        assert [b["text"] for b in buttons] == ["Confirm", "Cancel"]
+        chat.emulator.press(TRADER, question, buttons[0]["callback_data"])  # not theirs
+        chat.trading.clock.advance(timedelta(seconds=31))
+        chat.emulator.press(ADMIN, question, buttons[0]["callback_data"])
+        await chat.emulator.quiet(0.5)
+        assert question.text == "Expired: send /flatten again."
+        assert chat.trading.engine.portfolio.positions()  # nothing was sold
+        chat.emulator.say(ADMIN, "/flatten")
+        again = await chat.emulator.reply(ADMIN, after=before + 1)
+        chat.emulator.press(
+            ADMIN, again, again.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        )
+        await chat.emulator.quiet(0.8)
+        assert again.text.startswith("Flattened: halted")
+        assert "Verified: the exchange holds no position." in again.text
+        assert chat.trading.engine.portfolio.positions() == []
+        assert await chat.trading.engine.guard.halted()
+
+
+async def test_alerts_reach_every_user_once_through_rate_limits_and_an_outage(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        outbox, clock = chat.trading.outbox, chat.trading.clock
+        dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, clock)
+        await outbox.push("trade", AlertPriority.TRADE, "BTC/USDT BUY 0.01 @ 100,000.00")
+        chat.emulator.limit("sendMessage", 1, 1)  # Telegram says: retry after 1 s
+        assert await dispatcher.drain() == 1
+        assert [m.text for m in chat.emulator.to(ADMIN)] == ["BTC/USDT BUY 0.01 @ 100,000.00"]
+        assert all(len(chat.emulator.to(user)) == 1 for user in USERS)
+        chat.emulator.is_down = True
+        await outbox.push("trade", AlertPriority.TRADE, "ETH/USDT SELL")
+        await outbox.push("risk_halt", AlertPriority.CRITICAL, "Trading halted: drawdown")
+        assert await dispatcher.drain() == 0  # queued, not lost
+        clock.advance(timedelta(minutes=10))
+        chat.emulator.is_down = False
+        assert await dispatcher.drain() == 2
+        texts = [m.text for m in chat.emulator.to(VIEWER)]
+        assert texts[1:] == ["(late by 10 min) Trading halted: drawdown",
+                             "(late by 10 min) ETH/USDT SELL"]  # fmt: skip
+        assert await dispatcher.drain() == 0
+        assert all(len(chat.emulator.to(user)) == 3 for user in USERS)  # none twice
+
+
+async def test_a_chat_that_failed_midway_gets_the_alert_later_and_the_others_not_twice(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, chat.trading.clock)
+        chat.emulator.flaky[TRADER] = 1
+        chat.emulator.blocked.add(VIEWER)
+        await chat.trading.outbox.push("trade", AlertPriority.TRADE, "BTC/USDT BUY")
+        assert await dispatcher.drain() == 0  # the trader's chat failed: still queued
+        assert await dispatcher.drain() == 1
+        assert [m.text for m in chat.emulator.to(ADMIN)] == ["BTC/USDT BUY"]
+        assert [m.text for m in chat.emulator.to(TRADER)] == ["BTC/USDT BUY"]
+        assert chat.emulator.to(VIEWER) == []  # blocked the bot: skipped, not retried forever
+        assert await chat.alerts.backlog() == 0
+
+
+async def test_long_texts_are_split_and_refused_markup_falls_back_to_plain_text(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        bot = chat.frontend.application.bot
+        long = "\n".join(f"line {i} " + "x" * 90 for i in range(120))
+        sent = await send_text(bot, ADMIN, long)
+        assert len(sent) == 3
+        assert all(len(m.text) <= 4096 for m in chat.emulator.to(ADMIN))
+        assert "\n".join(m.text for m in chat.emulator.to(ADMIN)) == long
+        await send_text(bot, VIEWER, "<b>bold</i> 5 < 6")
+        assert chat.emulator.to(VIEWER)[-1].text == "bold 5 < 6"
+        assert chat.emulator.to(VIEWER)[-1].parse_mode is None
+
+
+def test_pairs_are_read_in_every_usual_spelling() -> None:
+    for text in ("BTC/USDT", "BTCUSDT", "btc-usdt", "btc_usdt", " btcusdt "):
+        assert normalise_pair(text, "USDT") == "BTC/USDT"
+    assert normalise_pair("ethbtc", "USDT") == "ETH/BTC"
+    with pytest.raises(UserInputError):
+        normalise_pair("bitcoin please", "USDT")
+    assert chunks("") == ["."]
+    assert plain("<b>a &amp; b</b>") == "a & b"
+
+
+async def test_the_service_runs_with_telegram_in_its_own_loop(tmp_path: Path) -> None:
+    emulator = TelegramEmulator()
+    async with running(emulator) as base:
+        config = settings(tmp_path).model_copy(update={"telegram": TelegramSettings(
+            api_base_url=base, users=[TelegramUser(id=ADMIN, role="admin")])})  # fmt: skip
+        stop = asyncio.Event()
+        service = asyncio.create_task(run_service(
+            config, Secrets(telegram_token=emulator.token), stop=stop,
+            chat=telegram_factory(config, emulator.token)))  # fmt: skip
+        first = await emulator.reply(ADMIN, within=10)
+        assert first.text.startswith("pairpilot started: paper mode, replay, BTC/USDT")
+        emulator.say(ADMIN, "/status")
+        status = await emulator.reply(ADMIN, after=1, within=10)
+        assert "Equity" in status.text
+        stop.set()
+        await asyncio.wait_for(service, timeout=10)
+    assert emulator.to(ADMIN)[-1].text == "pairpilot stopped"

@@ -1,0 +1,288 @@
+"""A local emulator of the Telegram Bot API over HTTP, for the real python-telegram-bot client.
+
+It answers the methods pairpilot uses the way the Bot API does (form fields, JSON-encoded
+values, ``{"ok": ..., "result": ...}``), keeps what the bot sent per chat, and lets a test
+speak as a user (``say``), press inline buttons (``press``), go down (``down``) and rate-limit
+(``limit``). Point PTB at ``base_url`` + "/bot".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+MESSAGE_LIMIT, CAPTION_LIMIT = 4096, 1024
+_TAG = re.compile(r"</?([a-z]+)[^>]*>")
+_ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "s", "code", "pre", "a", "tg-spoiler"}
+
+
+@dataclass
+class Sent:
+    """One message the bot sent, as it stands now (edits replace the text)."""
+
+    message_id: int
+    chat_id: int
+    text: str
+    parse_mode: str | None = None
+    reply_markup: dict[str, Any] | None = None
+    photo: bytes | None = None
+    edits: int = 0
+
+
+@dataclass
+class TelegramEmulator:
+    token: str = "123456:TEST-TOKEN"
+    bot_id: int = 123456
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[Sent] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)  # every method called, in order
+    commands: list[dict[str, str]] = field(default_factory=list)
+    answered_callbacks: list[str] = field(default_factory=list)
+    is_down: bool = False  # every call fails with 502, as when the API is unreachable
+    retry_after: dict[str, tuple[int, int]] = field(default_factory=dict)  # method: (times, s)
+    flaky: dict[int, int] = field(default_factory=dict)  # chat: sends that fail with a 502
+    blocked: set[int] = field(default_factory=set)  # users who blocked the bot (403)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _update_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _new_update: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # --- what a test does -----------------------------------------------------------------
+
+    def say(self, user_id: int, text: str, *, chat_id: int | None = None,
+            chat_type: str = "private") -> None:  # fmt: skip
+        """``user_id`` writes ``text`` in a chat (their private chat unless ``chat_id``)."""
+        chat = chat_id if chat_id is not None else user_id
+        message: dict[str, Any] = {
+            "message_id": next(self._ids), "date": 1_700_000_000, "text": text,
+            "chat": {"id": chat, "type": chat_type, **({"title": "group"} if chat < 0 else {})},
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+        }  # fmt: skip
+        if text.startswith("/"):
+            length = len(text.split()[0])
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        self._queue({"message": message})
+
+    def press(self, user_id: int, sent: Sent, data: str) -> None:
+        """``user_id`` taps the inline button with callback ``data`` under ``sent``."""
+        self._queue({"callback_query": {
+            "id": str(next(self._ids)), "chat_instance": "1", "data": data,
+            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "message": {"message_id": sent.message_id, "date": 1_700_000_000,
+                        "chat": {"id": sent.chat_id, "type": "private"}, "text": sent.text},
+        }})  # fmt: skip
+
+    def limit(self, method: str, times: int, seconds: int) -> None:
+        """Answer the next ``times`` calls of ``method`` with 429 and retry_after=``seconds``."""
+        self.retry_after[method] = (times, seconds)
+
+    def to(self, chat_id: int) -> list[Sent]:
+        return [message for message in self.sent if message.chat_id == chat_id]
+
+    async def reply(self, chat_id: int, after: int = 0, within: float = 5.0) -> Sent:
+        """The first message to ``chat_id`` beyond the first ``after`` ones, waiting for it."""
+        deadline = asyncio.get_running_loop().time() + within
+        while len(self.to(chat_id)) <= after:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no reply to chat {chat_id} within {within} s")
+            await asyncio.sleep(0.01)
+        return self.to(chat_id)[after]
+
+    async def quiet(self, seconds: float = 0.3) -> None:
+        """Let pending updates be fetched and answered."""
+        await asyncio.sleep(seconds)
+
+    # --- the Bot API ------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", self._call)
+        app.router.add_get("/bot{token}/{method}", self._call)
+        return app
+
+    async def _call(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        self.calls.append(method)
+        if self.is_down:
+            return web.Response(status=502, text="Bad Gateway")
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        times, seconds = self.retry_after.get(method, (0, 0))
+        if times > 0:
+            self.retry_after[method] = (times - 1, seconds)
+            return _error(429, f"Too Many Requests: retry after {seconds}",
+                          {"retry_after": seconds})  # fmt: skip
+        fields = await _fields(request)
+        handler = getattr(self, f"_{method}", None)
+        if handler is None:
+            return _error(404, "Not Found: method not found")
+        return await handler(fields)
+
+    async def _getMe(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        return _ok({"id": self.bot_id, "is_bot": True, "first_name": "pairpilot",
+                    "username": "pairpilot_bot", "can_join_groups": True,
+                    "can_read_all_group_messages": False,
+                    "supports_inline_queries": False})  # fmt: skip
+
+    async def _deleteWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        return _ok(True)
+
+    async def _setMyCommands(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        self.commands = fields["commands"]
+        return _ok(True)
+
+    async def _sendChatAction(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        return _ok(True)
+
+    async def _answerCallbackQuery(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        self.answered_callbacks.append(str(fields.get("text", "")))
+        return _ok(True)
+
+    async def _getUpdates(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        offset = int(fields.get("offset", 0) or 0)
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        if not self.updates:
+            self._new_update.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._new_update.wait(), float(fields.get("timeout", 0)))
+        return _ok(self.updates[: int(fields.get("limit", 100))])
+
+    async def _sendMessage(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        chat = int(fields["chat_id"])
+        if self.flaky.get(chat, 0) > 0:
+            self.flaky[chat] -= 1
+            return web.Response(status=502, text="Bad Gateway")
+        if chat in self.blocked:
+            return _error(403, "Forbidden: bot was blocked by the user")
+        text = str(fields["text"])
+        problem = _text_problem(text, fields.get("parse_mode"), MESSAGE_LIMIT)
+        if problem:
+            return _error(400, problem)
+        sent = Sent(next(self._ids), int(fields["chat_id"]), text, fields.get("parse_mode"),
+                    fields.get("reply_markup"))  # fmt: skip
+        self.sent.append(sent)
+        return _ok(self._message(sent))
+
+    async def _sendPhoto(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        caption = str(fields.get("caption", ""))
+        problem = _text_problem(caption, fields.get("parse_mode"), CAPTION_LIMIT)
+        if problem:
+            return _error(400, problem)
+        photo = fields.get("photo")
+        sent = Sent(next(self._ids), int(fields["chat_id"]), caption, fields.get("parse_mode"),
+                    fields.get("reply_markup"),
+                    photo if isinstance(photo, bytes) else None)  # fmt: skip
+        self.sent.append(sent)
+        return _ok({**self._message(sent), "photo": [
+            {"file_id": "p1", "file_unique_id": "p1", "width": 1, "height": 1}]})  # fmt: skip
+
+    async def _editMessageText(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        sent = self._find(fields)
+        if sent is None:
+            return _error(400, "Bad Request: message to edit not found")
+        text = str(fields["text"])
+        problem = _text_problem(text, fields.get("parse_mode"), MESSAGE_LIMIT)
+        if problem:
+            return _error(400, problem)
+        if text == sent.text and fields.get("reply_markup") == sent.reply_markup:
+            return _error(400, "Bad Request: message is not modified")
+        sent.text, sent.parse_mode = text, fields.get("parse_mode")
+        sent.reply_markup = fields.get("reply_markup")
+        sent.edits += 1
+        return _ok(self._message(sent))
+
+    async def _editMessageReplyMarkup(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        sent = self._find(fields)
+        if sent is None:
+            return _error(400, "Bad Request: message to edit not found")
+        sent.reply_markup = fields.get("reply_markup")
+        sent.edits += 1
+        return _ok(self._message(sent))
+
+    def _find(self, fields: dict[str, Any]) -> Sent | None:
+        return next((m for m in self.sent if m.message_id == int(fields.get("message_id", 0))
+                     and m.chat_id == int(fields.get("chat_id", 0))), None)  # fmt: skip
+
+    def _message(self, sent: Sent) -> dict[str, Any]:
+        chat_type = "private" if sent.chat_id > 0 else "group"
+        return {"message_id": sent.message_id, "date": 1_700_000_000, "text": sent.text,
+                "chat": {"id": sent.chat_id, "type": chat_type},
+                "from": {"id": self.bot_id, "is_bot": True, "first_name": "pairpilot"}}  # fmt: skip
+
+    def _queue(self, update: dict[str, Any]) -> None:
+        self.updates.append({"update_id": next(self._update_ids), **update})
+        self._new_update.set()
+
+
+async def _fields(request: web.Request) -> dict[str, Any]:
+    """Form fields with their JSON values decoded (PTB JSON-encodes every non-string)."""
+    if request.content_type == "application/json":
+        return await request.json()
+    form = await request.post()
+    fields: dict[str, Any] = {}
+    for name, value in form.items():
+        if isinstance(value, web.FileField):
+            fields[name] = value.file.read()
+            continue
+        try:
+            fields[name] = json.loads(value)
+        except (json.JSONDecodeError, TypeError):
+            fields[name] = value
+    if isinstance(fields.get("text"), int | float):  # a text that looked like a number
+        fields["text"] = form["text"]
+    if "caption" in fields and not isinstance(fields["caption"], str):
+        fields["caption"] = form["caption"]
+    return fields
+
+
+def _text_problem(text: str, parse_mode: str | None, limit: int) -> str | None:
+    if len(text) > limit:
+        return "Bad Request: message is too long" if limit == MESSAGE_LIMIT else (
+            "Bad Request: message caption is too long")  # fmt: skip
+    if parse_mode == "HTML":
+        stack: list[str] = []
+        for match in _TAG.finditer(text):
+            tag = match.group(1)
+            if tag not in _ALLOWED_TAGS:
+                return f'Bad Request: can\'t parse entities: unsupported start tag "{tag}"'
+            if match.group(0).startswith("</"):
+                if not stack or stack.pop() != tag:
+                    return f'Bad Request: can\'t parse entities: unexpected end tag "{tag}"'
+            else:
+                stack.append(tag)
+        if stack or re.search(r"<(?![a-z/])", text):
+            return "Bad Request: can't parse entities: unclosed tag or stray '<'"
+    return None
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+def _error(code: int, description: str, parameters: dict[str, Any] | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return web.json_response(body, status=code)
+
+
+@asynccontextmanager
+async def running(emulator: TelegramEmulator) -> AsyncIterator[str]:
+    """Serve the emulator on a free loopback port; yields its base URL."""
+    runner = web.AppRunner(emulator.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        emulator._new_update.set()  # noqa: SLF001  # release a waiting long poll
+        await runner.cleanup()
