@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from bot.engine import Engine, EngineCosts
 from bot.errors import ConfigError
 from bot.exchange.paper import PaperExchange
 from bot.execution import Executor
-from bot.guard import RiskGuard
+from bot.guard import LIMITS_KEY, RiskGuard
+from bot.history import CandleHistory, ReplayHistory
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import Clock, Exchange, PriceFeed
 from bot.reconcile import reconcile
@@ -155,6 +157,10 @@ async def build_engine(
         orders=SqliteOrderRepository(db), fills=SqliteFillRepository(db), positions=positions,
         state=state, alerts=alerts, clock=clock,
     )  # fmt: skip
+    changed = await state.get(LIMITS_KEY)
+    if changed and changed != dataclasses.asdict(limits):
+        log.warning("risk limits set from chat override the config's: %s", changed)
+        limits = RiskLimits(**{**dataclasses.asdict(limits), **changed})
     guard = RiskGuard(state=state, vetoes=SqliteVetoRepository(db), alerts=alerts,
                       limits=limits, timezone=ZoneInfo(timezone))  # fmt: skip
     return Engine(executor=executor, portfolio=portfolio, guard=guard, state=state, clock=clock,
@@ -251,7 +257,7 @@ async def _serve(
     trading = await assemble_replay(db, settings, replay)
     venue = Venue(settings.mode, "replay", settings.quote)
     cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
-                            trading.clock)  # fmt: skip
+                            ReplayHistory(replay.source), trading.clock)  # fmt: skip
     async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, trading.clock,
                              chat, write, simulated=True) as dispatcher:  # fmt: skip
         pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
@@ -272,11 +278,12 @@ async def _serve(
 
 def build_cockpit(
     db: Database, venue: Venue, service: TradingService, engine: Engine, control: Control,
-    clock: Clock,
+    history: CandleHistory, clock: Clock,
 ) -> Cockpit:  # fmt: skip
     return Cockpit(venue=venue, service=service, engine=engine, control=control,
                    fills=SqliteFillRepository(db), orders=SqliteOrderRepository(db),
-                   audit=SqliteAuditRepository(db), clock=clock)  # fmt: skip
+                   audit=SqliteAuditRepository(db), equity=SqliteEquityRepository(db),
+                   history=history, clock=clock)  # fmt: skip
 
 
 async def _until_first(*events: asyncio.Event) -> None:

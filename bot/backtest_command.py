@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bot.backtest import BacktestResult, BacktestSetup, run_backtest
+from bot.backtest_report import metric_rows, result_chart
 from bot.candles import pair_of, read_candle_file, timeframe_of, validate_candles
 from bot.cli import parse_params, print_json
 from bot.domain import RiskLimits, from_ms
@@ -177,8 +178,6 @@ def trade_rows(result: BacktestResult) -> list[dict[str, Any]]:
 
 
 def result_table(result: BacktestResult) -> str:
-    m = result.metrics
-    quote = result.setup.pair.split("/")[1]
     first, last = from_ms(int(result.close_ms[0])), from_ms(int(result.close_ms[-1]))
     params = " ".join(f"{k}={v}" for k, v in result.strategy.params.items())
     lines = [
@@ -195,47 +194,5 @@ def result_table(result: BacktestResult) -> str:
         f"{t.exit_price:>12,.2f} {t.pnl:>+10,.2f}  {t.exit_reason}"
         for t in result.table.trades(hidden)
     ]
-    rows = [
-        ("total return", f"{m.total_return:+.2%} ({m.pnl:+,.2f} {quote})"),
-        ("buy and hold", f"{m.buy_and_hold_return:+.2%}"),
-        ("CAGR", f"{m.cagr:+.2%}"),
-        ("max drawdown", f"{m.max_drawdown:.2%}, longest {m.max_drawdown_hours:,.0f} h"),
-        ("Sharpe / Sortino / Calmar", f"{m.sharpe:.2f} / {m.sortino:.2f} / {m.calmar:.2f}"),
-        ("trades", f"{m.trades}, won {m.wins} ({m.win_rate:.0%})"),
-        ("profit factor", f"{m.profit_factor:.2f}"),
-        ("expectancy", f"{m.expectancy:+,.2f} {quote} per trade"),
-        ("average holding", f"{m.avg_holding_hours:,.1f} h"),
-        ("exposure", f"{m.exposure:.0%} of the time"),
-        ("fees paid", f"{m.fees:,.2f} {quote}"),
-        ("final equity", f"{m.end_equity:,.2f} {quote} (from {m.start_equity:,.2f})"),
-    ]
-    if result.vetoes:
-        rows.append(("entries refused by risk", f"{result.vetoes}"))
-    if result.halted_at:
-        rows.append(
-            ("drawdown halt", f"from {result.halted_at:%Y-%m-%d %H:%M} UTC, no entries after")
-        )
-    if result.ambiguous_exits:
-        rows.append(
-            (
-                "stop and target in one candle",
-                f"{result.ambiguous_exits} time(s); resolved as the stop",
-            )
-        )
+    rows = metric_rows(result)
     return "\n".join([*lines, "", *(f"{name:<27} {value}" for name, value in rows)])
-
-
-def result_chart(result: BacktestResult) -> bytes:
-    from bot.charts import backtest_chart_png
-
-    times = [from_ms(int(ms)) for ms in result.close_ms]
-    trades = result.table.trades()
-    return backtest_chart_png(
-        title=f"{result.setup.pair} {result.setup.timeframe} {result.strategy.name}",
-        times=times,
-        close=list(result.candles["close"]),
-        stop_line=list(result.stop_line),
-        equity=list(result.equity),
-        entries=[(t.entry_time, t.entry_price) for t in trades],
-        exits=[(t.exit_time, t.exit_price) for t in trades],
-    )

@@ -7,22 +7,32 @@ input raises UserInputError / NotFound and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from html import escape
 
+from bot.backtest import BacktestSetup, run_backtest
+from bot.backtest_report import metric_rows, result_chart
+from bot.charts import equity_chart_png
 from bot.control import Control
-from bot.domain import PairRun
+from bot.domain import PairRun, from_ms
 from bot.engine import Engine
 from bot.errors import UserInputError
+from bot.history import CandleHistory
+from bot.metrics import round_trips
 from bot.ports import Clock
+from bot.risk_settings import checked_limits
 from bot.service import TradingService
+from bot.timeframes import timeframe_seconds
 from storage.audit import SqliteAuditRepository
+from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
-from strategies import REGISTRY
+from strategies import REGISTRY, StrategyConfigError, build_strategy
 
 _PAIR = re.compile(r"^([A-Za-z0-9]{2,15})[/\-_:]?([A-Za-z0-9]{2,15})?$")
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "EUR", "BTC", "ETH", "BNB")
@@ -43,6 +53,20 @@ def normalise_pair(text: str, quote: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Photo:
+    """A chart to send, with its caption (Telegram HTML)."""
+
+    png: bytes
+    caption: str
+
+
+Progress = Callable[[str], Awaitable[object]]
+PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
+           "all": None}  # fmt: skip
+MAX_BACKTEST_DAYS = 365
+
+
+@dataclass(frozen=True, slots=True)
 class Venue:
     mode: str  # paper or live
     exchange: str
@@ -60,6 +84,8 @@ class Cockpit:
         fills: SqliteFillRepository,
         orders: SqliteOrderRepository,
         audit: SqliteAuditRepository,
+        equity: SqliteEquityRepository,
+        history: CandleHistory,
         clock: Clock,
     ) -> None:
         self.venue = venue
@@ -69,7 +95,10 @@ class Cockpit:
         self._fills = fills
         self._orders = orders
         self._audit = audit
+        self._equity = equity
+        self._history = history
         self._clock = clock
+        self._backtest: str | None = None  # the backtest running now, described
 
     # --- views ------------------------------------------------------------------------------
 
@@ -121,8 +150,6 @@ class Cockpit:
         )
 
     async def trades(self, count: int) -> str:
-        from bot.metrics import round_trips
-
         trades = round_trips(await self._fills.all())[-count:]
         if not trades:
             return "No closed trades yet."
@@ -155,6 +182,78 @@ class Cockpit:
         return "\n".join(
             f"{name} = {value:g}" for name, value in dataclasses.asdict(limits).items()
         )
+
+    async def pnl(self, period: str) -> Photo:
+        """The equity curve with its drawdown over ``period`` (1d, 7d, 30d or all)."""
+        if period not in PERIODS:
+            raise UserInputError(f"period {period!r}: choose 1d, 7d, 30d or all")
+        span = PERIODS[period]
+        now = self._clock.now()
+        snapshots = await self._equity.between(now - span if span else None, now)
+        if len(snapshots) < 2:
+            raise UserInputError(f"not enough equity recorded for {period} yet; try later")
+        times = [s.time for s in snapshots]
+        equity = [s.equity for s in snapshots]
+        png = await asyncio.to_thread(equity_chart_png, times, equity, f"Equity, {period}")
+        change = equity[-1] - equity[0]
+        peak, worst = equity[0], 0.0
+        for value in equity:
+            peak = max(peak, value)
+            worst = max(worst, 1 - value / peak)
+        trades = [t for t in round_trips(await self._fills.all()) if t.exit_time >= times[0]]
+        caption = (
+            f"<b>{period}</b>: {equity[0]:,.2f} → {equity[-1]:,.2f} {self.venue.quote} "
+            f"({change:+,.2f}, {change / equity[0]:+.2%})\nmax drawdown {worst:.2%}, "
+            f"{len(trades)} closed trade(s), {sum(t.pnl for t in trades):+,.2f}"
+        )
+        return Photo(png, caption)
+
+    async def backtest(self, arguments: Sequence[str], progress: Progress) -> Photo:
+        """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]: one at a time, off the loop."""
+        words = [a for a in arguments if "=" not in a]
+        if len(words) < 2:
+            raise UserInputError(
+                "usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]"
+            )
+        pair = normalise_pair(words[0], self.venue.quote)
+        timeframe = words[2] if len(words) > 2 else "1h"
+        days = _whole("DAYS", words[3], 1, MAX_BACKTEST_DAYS) if len(words) > 3 else 30
+        if len(words) > 4:
+            raise UserInputError(f"unexpected {words[4]!r}; parameters go as key=value")
+        try:
+            strategy = build_strategy(words[1], _key_values([a for a in arguments if "=" in a]))
+        except StrategyConfigError as error:
+            raise UserInputError(str(error)) from None
+        timeframe_seconds(timeframe)  # a clear error for a bad timeframe
+        if self._backtest is not None:
+            raise UserInputError(f"a backtest is running ({self._backtest}); "
+                                 "send yours again when it has finished")  # fmt: skip
+        self._backtest = f"{pair} {strategy.name} {timeframe} {days}d"
+        try:
+            await progress(f"Backtest {escape(self._backtest)}: loading candles…")
+            candles = await self._history.candles(pair, timeframe, days, self._clock.now())
+            await progress(f"Backtest {escape(self._backtest)}: trading {len(candles):,} "
+                           "candles…")  # fmt: skip
+            setup = BacktestSetup(pair=pair, timeframe=timeframe,
+                                  limits=self._engine.guard.limits)  # fmt: skip
+            result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
+            await progress(f"Backtest {escape(self._backtest)}: drawing…")
+            png = await asyncio.to_thread(result_chart, result)
+        finally:
+            self._backtest = None
+        first = from_ms(int(result.close_ms[0]))
+        rows = "\n".join(f"{escape(name)}: {escape(value)}" for name, value in
+                         metric_rows(result)[:9])  # fmt: skip
+        caption = (f"<b>{escape(pair)} {escape(strategy.name)} {timeframe}</b>, "
+                   f"{len(candles):,} candles from {first:%Y-%m-%d}\n{rows}")  # fmt: skip
+        return Photo(png, caption)
+
+    async def set_risk(self, key: str, value: str, actor: str) -> str:
+        guard = self._engine.guard
+        limits = checked_limits(dataclasses.asdict(guard.limits), {key: value},
+                                option="/risk set")  # fmt: skip
+        await guard.set_limits(limits, self._clock.now())
+        return f"{escape(key)} = {getattr(limits, key):g} from now on (kept over restarts)."
 
     async def audit(self, count: int) -> str:
         entries = await self._audit.latest(count)
@@ -253,6 +352,16 @@ def _key_values(items: Sequence[str]) -> dict[str, str]:
             raise UserInputError(f"{item!r}: expected key=value, like fast=12")
         values[key.strip()] = value.strip()
     return values
+
+
+def _whole(name: str, text: str, lowest: int, highest: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserInputError(f"{name} {text!r}: expected a whole number") from None
+    if not lowest <= value <= highest:
+        raise UserInputError(f"{name} {value} must be from {lowest} to {highest}")
+    return value
 
 
 def _number(name: str, text: str) -> float:

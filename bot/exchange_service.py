@@ -35,12 +35,14 @@ from bot.engine import Engine, EngineCosts
 from bot.errors import BotError, ConfigError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange_source import ExchangeCandleSource
+from bot.history import ExchangeHistory
 from bot.ports import Clock
 from bot.scheduler import Jobs
 from bot.service import TradingService
 from bot.stream_feed import StreamingFeed
 from bot.timeframes import timeframe_seconds
 from storage.alerts import SqliteAlertRepository
+from storage.candles import SqliteCandleRepository
 from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
 from storage.pair_runs import SqlitePairRunRepository
@@ -94,8 +96,9 @@ async def serve_on_exchange(
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
             venue = Venue(settings.mode, exchange.name, settings.quote)
+            history = ExchangeHistory(exchange, SqliteCandleRepository(db))
             cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
-                                    clock)  # fmt: skip
+                                    history, clock)  # fmt: skip
             async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, clock,
                                      chat, write) as dispatcher:  # fmt: skip
                 pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"

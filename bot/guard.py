@@ -7,6 +7,7 @@ kernel applies the same rules from ``bot.rules`` in the same order.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from bot.rules import GATE_DAILY_LOSS, GATE_DRAWDOWN, loss_gate
 log = logging.getLogger(__name__)
 
 STATE_KEY = "risk"
+LIMITS_KEY = "risk.limits"  # limits changed from chat; they override the config's
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - a calendar origin for local day numbers
 
 
@@ -127,6 +129,11 @@ class RiskGuard:
     async def veto(self, run: PairRun, reason: str, now: datetime) -> None:
         log.info("veto %s: %s", run.pair, reason)
         await self._vetoes.add(run_id=run.id, pair=run.pair, reason=reason, now=now)
+
+    async def set_limits(self, limits: RiskLimits, now: datetime) -> None:
+        """New limits from now on, kept over a restart (they override the config's)."""
+        self.limits = limits
+        await self._state.set(LIMITS_KEY, dataclasses.asdict(limits), now)
 
     async def day_start(self) -> float | None:
         """Equity at the first close of the current local day (what today's PnL is against)."""

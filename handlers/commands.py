@@ -20,11 +20,11 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.alerts import AlertOutbox
-from bot.cockpit import Cockpit
+from bot.cockpit import Cockpit, Photo, Progress
 from bot.domain import AlertPriority
 from bot.errors import BotError, NotFound, UserInputError
 from bot.ports import Clock
-from handlers.delivery import send_text
+from handlers.delivery import send_photo, send_text
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ ROLES = ("viewer", "trader", "admin")
 CONFIRM_SECONDS = 30
 STRANGER_ALERT_EVERY = timedelta(hours=1)
 
-Action = Callable[[list[str], str], Awaitable[str]]  # (arguments, actor) -> reply
+Action = Callable[[list[str], str, Progress], Awaitable[str | Photo]]  # (arguments, actor, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,7 @@ class Command:
     usage: str
     summary: str
     confirm: bool = False  # runs only after an inline Confirm
+    role_with_arguments: str | None = None  # e.g. /risk reads for viewers, /risk set is admin's
 
 
 COMMANDS: Mapping[str, Command] = {
@@ -54,7 +55,11 @@ COMMANDS: Mapping[str, Command] = {
     "trades": Command("viewer", "/trades [N]", "the last N closed trades (10)"),
     "orders": Command("viewer", "/orders [N]", "the last N orders (10)"),
     "strategies": Command("viewer", "/strategies", "the strategies, parameters and bounds"),
-    "risk": Command("viewer", "/risk", "the risk limits"),
+    "risk": Command("viewer", "/risk [set KEY VALUE]", "the risk limits; admins change one",
+                    role_with_arguments="admin"),
+    "pnl": Command("viewer", "/pnl [1d|7d|30d|all]", "equity and drawdown chart (7d)"),
+    "backtest": Command("trader", "/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]",
+                        "backtest on recent candles (1h, 30 days): chart and figures"),
     "startpair": Command("trader", "/startpair PAIR [STRATEGY] [TIMEFRAME] [key=value ...]",
                          "start trading a pair (share=0.25 sets its capital share)"),
     "stoppair": Command("trader", "/stoppair PAIR", "close the pair's position and stop it"),
@@ -86,6 +91,34 @@ def single(arguments: list[str], usage: str) -> str:
     return arguments[0]
 
 
+async def _no_progress(text: str) -> None:
+    return None
+
+
+class StatusMessage:
+    """One message that shows a long command's progress, edited in place."""
+
+    def __init__(self, bot: Bot, chat_id: int) -> None:
+        self._bot = bot
+        self._chat_id = chat_id
+        self._message_id: int | None = None
+        self._text = ""
+
+    async def show(self, text: str) -> None:
+        if text == self._text:
+            return
+        if self._message_id is None:
+            if text == "Done.":
+                return
+            (sent,) = (await send_text(self._bot, self._chat_id, text))[:1]
+            self._message_id = sent.message_id
+        else:
+            await self._bot.edit_message_text(
+                text, chat_id=self._chat_id, message_id=self._message_id, parse_mode="HTML"
+            )
+        self._text = text
+
+
 @dataclass
 class Pending:
     command: str
@@ -103,57 +136,12 @@ class ChatCommands:
         self._clock = clock
         self._pending: dict[str, Pending] = {}
         self._strangers: dict[int, datetime] = {}
-        self._actions: dict[str, Action] = self._build_actions()
+        self._actions = Actions(cockpit)
 
     def install(self, application: Application) -> None:
         for name in COMMANDS:
             application.add_handler(CommandHandler(name, self._handler(name)))
         application.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^(ok|no):"))
-
-    def _build_actions(self) -> dict[str, Action]:
-        cockpit = self._cockpit
-
-        async def usage_of(arguments: list[str], actor: str) -> str:
-            if arguments:
-                name = arguments[0].lstrip("/").lower()
-                if name not in COMMANDS:
-                    raise UserInputError(f"no command /{name}; /help lists them")
-                command = COMMANDS[name]
-                return f"{escape(command.usage)}\n{escape(command.summary)} ({command.role})"
-            return "\n".join(f"{escape(c.usage)}: {escape(c.summary)}"
-                             for c in COMMANDS.values())  # fmt: skip
-
-        async def start(arguments: list[str], actor: str) -> str:
-            return (f"pairpilot, {escape(cockpit.venue.mode)} mode on "
-                    f"{escape(cockpit.venue.exchange)}. /status shows where things stand, "
-                    "/help lists every command.")  # fmt: skip
-
-        def view(function: Callable[[], str]) -> Action:
-            async def action(arguments: list[str], actor: str) -> str:
-                return function()
-
-            return action
-
-        return {
-            "start": start,
-            "help": usage_of,
-            "status": lambda a, actor: cockpit.status(),
-            "pairs": view(cockpit.pairs),
-            "balance": lambda a, actor: cockpit.balance(),
-            "positions": view(cockpit.positions),
-            "trades": lambda a, actor: cockpit.trades(count_argument(a, 10)),
-            "orders": lambda a, actor: cockpit.recent_orders(count_argument(a, 10)),
-            "strategies": view(cockpit.strategies),
-            "risk": view(cockpit.risk),
-            "startpair": lambda a, actor: cockpit.start_pair(a),
-            "stoppair": lambda a, actor: cockpit.stop_pair(single(a, COMMANDS["stoppair"].usage)),
-            "pause": lambda a, actor: cockpit.pause(single(a, COMMANDS["pause"].usage)),
-            "resume": lambda a, actor: cockpit.resume(single(a, COMMANDS["resume"].usage)),
-            "halt": lambda a, actor: cockpit.halt(actor),
-            "resume_trading": lambda a, actor: cockpit.resume_trading(),
-            "flatten": lambda a, actor: cockpit.flatten(),
-            "audit": lambda a, actor: cockpit.audit(count_argument(a, 20)),
-        }
 
     def _handler(self, name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
         async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -176,8 +164,10 @@ class ChatCommands:
             return
         actor = f"{user.id}"
         command = COMMANDS[name]
-        if ROLES.index(role) < ROLES.index(command.role):
-            reply = f"/{name} needs the {command.role} role; you are {role}."
+        needed = (command.role_with_arguments or command.role) if arguments else command.role
+        if ROLES.index(role) < ROLES.index(needed):
+            what = f"/{name} {' '.join(arguments[:1])}".strip()
+            reply = f"{what} needs the {needed} role; you are {role}."
             await send_text(bot, chat.id, escape(reply))
             await self._cockpit.record(actor, name, arguments, "refused: " + reply)
             return
@@ -185,20 +175,29 @@ class ChatCommands:
             await self._ask(bot, chat.id, user.id, name)
             await self._cockpit.record(actor, name, arguments, "asked to confirm")
             return
-        reply, result = await self._act(name, arguments, actor)
-        await send_text(bot, chat.id, reply)
+        status = StatusMessage(bot, chat.id)
+        reply, result = await self._act(name, arguments, actor, status.show)
+        if isinstance(reply, Photo):
+            await send_photo(bot, chat.id, reply.png, reply.caption)
+            await status.show("Done.")
+        else:
+            await send_text(bot, chat.id, reply)
         await self._cockpit.record(actor, name, arguments, result)
 
-    async def _act(self, name: str, arguments: list[str], actor: str) -> tuple[str, str]:
+    async def _act(
+        self, name: str, arguments: list[str], actor: str, progress: Progress | None = None
+    ) -> tuple[str | Photo, str]:
         """The reply and the audit's result line; bad input is answered, never raised."""
         try:
-            reply = await self._actions[name](arguments, actor)
+            action: Action = getattr(self._actions, name)
+            reply = await action(arguments, actor, progress or _no_progress)
         except (UserInputError, NotFound) as error:
             return f"⚠️ {escape(str(error))}", f"refused: {error}"
         except BotError as error:
             log.warning("/%s failed: %s", name, error)
             return f"❌ /{name} failed: {escape(str(error))}", f"failed: {error}"
-        return reply, "ok: " + reply.splitlines()[0][:200]
+        first = reply.caption if isinstance(reply, Photo) else reply
+        return reply, "ok: " + first.splitlines()[0][:200]
 
     async def _ask(self, bot: Bot, chat_id: int, user_id: int, name: str) -> None:
         token = random_tokens.token_hex(6)
@@ -229,7 +228,8 @@ class ChatCommands:
         elif choice == "no":
             text, result = "Cancelled.", "cancelled"
         else:
-            text, result = await self._act(pending.command, [], actor)
+            reply, result = await self._act(pending.command, [], actor)
+            text = reply if isinstance(reply, str) else reply.caption
         await query.answer()
         await query.edit_message_text(text, parse_mode="HTML")
         await self._cockpit.record(actor, pending.command, ["confirmed" if choice == "ok"
@@ -247,3 +247,83 @@ class ChatCommands:
             f"Unauthorised Telegram user {user_id} (@{username or '-'}) tried /{name}; "
             "ignored. Add them under [[telegram.users]] if they should have access.",
         )  # fmt: skip
+
+
+class Actions:
+    """One method per command: (arguments, actor, progress) -> the reply."""
+
+    def __init__(self, cockpit: Cockpit) -> None:
+        self._cockpit = cockpit
+
+    async def start(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        venue = self._cockpit.venue
+        return (f"pairpilot, {escape(venue.mode)} mode on {escape(venue.exchange)}. /status "
+                "shows where things stand, /help lists every command.")  # fmt: skip
+
+    async def help(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        if arguments:
+            name = arguments[0].lstrip("/").lower()
+            if name not in COMMANDS:
+                raise UserInputError(f"no command /{name}; /help lists them")
+            command = COMMANDS[name]
+            return f"{escape(command.usage)}\n{escape(command.summary)} ({command.role})"
+        return "\n".join(f"{escape(c.usage)}: {escape(c.summary)}" for c in COMMANDS.values())
+
+    async def status(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.status()
+
+    async def pairs(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return self._cockpit.pairs()
+
+    async def balance(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.balance()
+
+    async def positions(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return self._cockpit.positions()
+
+    async def trades(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.trades(count_argument(arguments, 10))
+
+    async def orders(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.recent_orders(count_argument(arguments, 10))
+
+    async def strategies(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return self._cockpit.strategies()
+
+    async def risk(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        if not arguments:
+            return self._cockpit.risk()
+        if len(arguments) != 3 or arguments[0] != "set":
+            raise UserInputError(f"usage: {COMMANDS['risk'].usage}")
+        return await self._cockpit.set_risk(arguments[1], arguments[2], actor)
+
+    async def pnl(self, arguments: list[str], actor: str, progress: Progress) -> Photo:
+        period = single(arguments, COMMANDS["pnl"].usage) if arguments else "7d"
+        return await self._cockpit.pnl(period)
+
+    async def backtest(self, arguments: list[str], actor: str, progress: Progress) -> Photo:
+        return await self._cockpit.backtest(arguments, progress)
+
+    async def startpair(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.start_pair(arguments)
+
+    async def stoppair(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.stop_pair(single(arguments, COMMANDS["stoppair"].usage))
+
+    async def pause(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.pause(single(arguments, COMMANDS["pause"].usage))
+
+    async def resume(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.resume(single(arguments, COMMANDS["resume"].usage))
+
+    async def halt(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.halt(actor)
+
+    async def resume_trading(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.resume_trading()
+
+    async def flatten(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.flatten()
+
+    async def audit(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.audit(count_argument(arguments, 20))

@@ -73,6 +73,18 @@ async def send_text(
     return sent
 
 
+async def send_photo(bot: Bot, chat_id: int, png: bytes, caption: str) -> Message:
+    """A PNG with an HTML caption, cut to Telegram's caption limit; plain if markup is refused."""
+    limit = MessageLimit.CAPTION_LENGTH
+    try:
+        return await bot.send_photo(chat_id, png, caption=caption[:limit],
+                                    parse_mode=ParseMode.HTML)  # fmt: skip
+    except BadRequest as error:
+        if "parse" not in str(error).lower():
+            raise
+        return await bot.send_photo(chat_id, png, caption=plain(caption)[:limit])
+
+
 class TelegramSink:
     """The outbox's delivery end: every alert to every alert chat, each at most once."""
 

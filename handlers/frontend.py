@@ -61,6 +61,7 @@ class TelegramFrontend:
             Application.builder().token(token).base_url(f"{base}/bot")
             .base_file_url(f"{base}/file/bot")
             .rate_limiter(AIORateLimiter(max_retries=3))  # waits out RetryAfter, then retries
+            .concurrent_updates(True)  # a running backtest never holds up /status
             .build()
         )  # fmt: skip
         ChatCommands(cockpit=cockpit, users=users, outbox=outbox, clock=clock).install(

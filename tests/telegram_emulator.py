@@ -9,6 +9,7 @@ speak as a user (``say``), press inline buttons (``press``), go down (``down``) 
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
 import re
@@ -26,7 +27,8 @@ _ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "s", "code", "pre", "a", "tg-spo
 
 @dataclass
 class Sent:
-    """One message the bot sent, as it stands now (edits replace the text)."""
+    """One message the bot sent, as it stands now (edits replace the text). ``text`` is what
+    the user reads: with HTML parse mode, tags removed and entities decoded."""
 
     message_id: int
     chat_id: int
@@ -165,8 +167,8 @@ class TelegramEmulator:
         problem = _text_problem(text, fields.get("parse_mode"), MESSAGE_LIMIT)
         if problem:
             return _error(400, problem)
-        sent = Sent(next(self._ids), int(fields["chat_id"]), text, fields.get("parse_mode"),
-                    fields.get("reply_markup"))  # fmt: skip
+        sent = Sent(next(self._ids), int(fields["chat_id"]), _shown(text, fields),
+                    fields.get("parse_mode"), fields.get("reply_markup"))  # fmt: skip
         self.sent.append(sent)
         return _ok(self._message(sent))
 
@@ -176,7 +178,8 @@ class TelegramEmulator:
         if problem:
             return _error(400, problem)
         photo = fields.get("photo")
-        sent = Sent(next(self._ids), int(fields["chat_id"]), caption, fields.get("parse_mode"),
+        sent = Sent(next(self._ids), int(fields["chat_id"]), _shown(caption, fields),
+                    fields.get("parse_mode"),
                     fields.get("reply_markup"),
                     photo if isinstance(photo, bytes) else None)  # fmt: skip
         self.sent.append(sent)
@@ -191,9 +194,9 @@ class TelegramEmulator:
         problem = _text_problem(text, fields.get("parse_mode"), MESSAGE_LIMIT)
         if problem:
             return _error(400, problem)
-        if text == sent.text and fields.get("reply_markup") == sent.reply_markup:
+        if _shown(text, fields) == sent.text and fields.get("reply_markup") == sent.reply_markup:
             return _error(400, "Bad Request: message is not modified")
-        sent.text, sent.parse_mode = text, fields.get("parse_mode")
+        sent.text, sent.parse_mode = _shown(text, fields), fields.get("parse_mode")
         sent.reply_markup = fields.get("reply_markup")
         sent.edits += 1
         return _ok(self._message(sent))
@@ -240,6 +243,12 @@ async def _fields(request: web.Request) -> dict[str, Any]:
     if "caption" in fields and not isinstance(fields["caption"], str):
         fields["caption"] = form["caption"]
     return fields
+
+
+def _shown(text: str, fields: dict[str, Any]) -> str:
+    if fields.get("parse_mode") != "HTML":
+        return text
+    return html.unescape(_TAG.sub("", text))
 
 
 def _text_problem(text: str, parse_mode: str | None, limit: int) -> str | None:

@@ -17,7 +17,8 @@ from bot.cockpit import Venue, normalise_pair
 from bot.config import Secrets, Settings, TelegramSettings, TelegramUser
 from bot.domain import AlertPriority
 from bot.errors import UserInputError
-from handlers.commands import COMMANDS
+from bot.history import ReplayHistory
+from handlers.commands import COMMANDS, Actions
 from handlers.delivery import chunks, plain, send_text
 from handlers.frontend import TelegramFrontend, telegram_factory
 from storage.alerts import SqliteAlertRepository
@@ -60,9 +61,11 @@ async def chat_stack(tmp_path: Path) -> AsyncIterator[Chat]:
     config = settings(tmp_path)
     emulator = TelegramEmulator()
     async with running(emulator) as base, open_database(config.database_path) as db:
-        trading = await assemble_replay(db, config, load_replay(config))
+        replay = load_replay(config)
+        trading = await assemble_replay(db, config, replay)
         cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
-                                trading.engine, trading.control, trading.clock)  # fmt: skip
+                                trading.engine, trading.control, ReplayHistory(replay.source),
+                                trading.clock)  # fmt: skip
         alerts = SqliteAlertRepository(db)
         frontend = TelegramFrontend(
             token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
@@ -267,3 +270,62 @@ async def test_the_service_runs_with_telegram_in_its_own_loop(tmp_path: Path) ->
         stop.set()
         await asyncio.wait_for(service, timeout=10)
     assert emulator.to(ADMIN)[-1].text == "pairpilot stopped"
+
+
+def test_every_command_has_an_action() -> None:
+    assert [name for name in COMMANDS if name != "whoami" and not hasattr(Actions, name)] == []
+
+
+async def test_pnl_and_backtest_reply_with_charts_that_fit_a_phone(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        refused = await chat.ask(VIEWER, "/pnl")
+        assert "not enough equity recorded" in refused
+        for _ in range(100):
+            await chat.trading.driver.step()
+        before = len(chat.emulator.to(VIEWER))
+        chat.emulator.say(VIEWER, "/pnl all")
+        photo = await chat.emulator.reply(VIEWER, after=before)
+        assert photo.photo is not None
+        assert len(photo.photo) <= 300_000
+        assert photo.photo.startswith(b"\x89PNG")
+        assert "max drawdown" in photo.text
+        assert "period '2w'" in await chat.ask(VIEWER, "/pnl 2w")
+        before = len(chat.emulator.to(TRADER))
+        chat.emulator.say(TRADER, "/backtest btcusdt ema_cross 1h 20 stop_loss=0.02")
+        chat.emulator.say(TRADER, "/backtest ETH/USDT sma_cross")
+        progress = await chat.emulator.reply(TRADER, after=before)
+        await chat.emulator.quiet(1.5)
+        replies = chat.emulator.to(TRADER)[before:]
+        charts = [m for m in replies if m.photo is not None]
+        assert len(charts) == 1  # the second was refused while the first ran
+        assert any("a backtest is running (BTC/USDT ema_cross 1h 20d)" in m.text for m in replies)
+        assert progress.edits >= 2  # loading, trading, drawing: one message, edited
+        assert progress.text == "Done."
+        assert "BTC/USDT ema_cross 1h" in charts[0].text
+        assert "total return" in charts[0].text
+        assert len(charts[0].photo) <= 300_000
+        for text, expected in [("/backtest BTC/USDT", "usage"),
+                               ("/backtest BTC/USDT magic", "unknown strategy"),
+                               ("/backtest BTC/USDT ema_cross 1h 9999", "DAYS 9999 must be"),
+                               ("/backtest BTC/USDT ema_cross 7x", "not valid")]:  # fmt: skip
+            assert expected in await chat.ask(TRADER, text), text
+
+
+async def test_risk_set_is_for_admins_bounded_and_kept_over_a_restart(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        assert "max_drawdown = 0.15" in await chat.ask(VIEWER, "/risk")
+        assert "needs the admin role" in await chat.ask(TRADER, "/risk set max_drawdown 0.1")
+        for text, expected in [
+            ("/risk set max_drawdown 5", "/risk set max_drawdown=5: Input should be less than 1"),
+            ("/risk set max_drawdown lots", "valid number"),
+            ("/risk set leverage 10", "unknown key"),
+            ("/risk set risk_per_trade 0.5", "less than or equal to 0.02"),
+            ("/risk max_drawdown 0.1", "usage: /risk [set KEY VALUE]"),
+        ]:
+            assert expected in await chat.ask(ADMIN, text), text
+        assert chat.trading.engine.guard.limits.max_drawdown == 0.15
+        reply = await chat.ask(ADMIN, "/risk set max_drawdown 0.08")
+        assert "max_drawdown = 0.08 from now on" in reply
+        assert chat.trading.engine.guard.limits.max_drawdown == 0.08
+    async with chat_stack(tmp_path) as chat:  # a restart
+        assert chat.trading.engine.guard.limits.max_drawdown == 0.08
