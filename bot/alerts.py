@@ -18,8 +18,10 @@ class AlertOutbox:
         self._repository = repository
         self._clock = clock
 
-    async def push(self, kind: str, priority: AlertPriority, text: str) -> int:
-        return await self._repository.add(kind, priority, text, self._clock.now())
+    async def push(
+        self, kind: str, priority: AlertPriority, text: str, photo: bytes | None = None
+    ) -> int:
+        return await self._repository.add(kind, priority, text, self._clock.now(), photo)
 
 
 class AlertDispatcher:
@@ -53,4 +55,5 @@ class ConsoleSink:
 
     async def send(self, alert: Alert) -> None:
         marker = "!" if alert.priority <= AlertPriority.ERROR else "*"
-        self._write(f"{marker} [{alert.created_at:%Y-%m-%d %H:%M}] {alert.text}")
+        chart = " (chart not shown on the console)" if alert.photo else ""
+        self._write(f"{marker} [{alert.created_at:%Y-%m-%d %H:%M}] {alert.text}{chart}")

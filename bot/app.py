@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.alert_preferences import AlertPreferences
 from bot.alerts import AlertOutbox
 from bot.candles import (
     ReplaySource,
@@ -256,14 +257,14 @@ async def _serve(
 ) -> None:
     trading = await assemble_replay(db, settings, replay)
     venue = Venue(settings.mode, "replay", settings.quote)
+    jobs = Jobs(SystemClock())
     cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
-                            ReplayHistory(replay.source), trading.clock)  # fmt: skip
+                            ReplayHistory(replay.source), jobs, trading.clock)  # fmt: skip
     async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, trading.clock,
                              chat, write, simulated=True) as dispatcher:  # fmt: skip
         pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
         started = f"pairpilot started: {settings.mode} mode, replay, {pairs}"
         await trading.outbox.push("startup", AlertPriority.INFO, started)
-        jobs = Jobs(SystemClock())
         speed = settings.market_data.replay_speed
         jobs.every(replay.step.total_seconds() / speed, trading.driver.step, "replay-step")
         jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
@@ -278,12 +279,13 @@ async def _serve(
 
 def build_cockpit(
     db: Database, venue: Venue, service: TradingService, engine: Engine, control: Control,
-    history: CandleHistory, clock: Clock,
+    history: CandleHistory, jobs: Jobs, clock: Clock,
 ) -> Cockpit:  # fmt: skip
     return Cockpit(venue=venue, service=service, engine=engine, control=control,
                    fills=SqliteFillRepository(db), orders=SqliteOrderRepository(db),
                    audit=SqliteAuditRepository(db), equity=SqliteEquityRepository(db),
-                   history=history, clock=clock)  # fmt: skip
+                   history=history, clock=clock, jobs=jobs, alerts=SqliteAlertRepository(db),
+                   preferences=AlertPreferences(SqliteStateRepository(db), clock))  # fmt: skip
 
 
 async def _until_first(*events: asyncio.Event) -> None:

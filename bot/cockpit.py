@@ -15,19 +15,22 @@ from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
 
+from bot.alert_preferences import KINDS, AlertPreferences
 from bot.backtest import BacktestSetup, run_backtest
 from bot.backtest_report import metric_rows, result_chart
 from bot.charts import equity_chart_png
 from bot.control import Control
 from bot.domain import PairRun, from_ms
 from bot.engine import Engine
-from bot.errors import UserInputError
+from bot.errors import BotError, UserInputError
 from bot.history import CandleHistory
 from bot.metrics import round_trips
 from bot.ports import Clock
 from bot.risk_settings import checked_limits
+from bot.scheduler import Jobs
 from bot.service import TradingService
 from bot.timeframes import timeframe_seconds
+from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
@@ -86,6 +89,9 @@ class Cockpit:
         audit: SqliteAuditRepository,
         equity: SqliteEquityRepository,
         history: CandleHistory,
+        preferences: AlertPreferences,
+        alerts: SqliteAlertRepository,
+        jobs: Jobs,
         clock: Clock,
     ) -> None:
         self.venue = venue
@@ -97,6 +103,9 @@ class Cockpit:
         self._audit = audit
         self._equity = equity
         self._history = history
+        self.preferences = preferences
+        self._alerts = alerts
+        self._jobs = jobs
         self._clock = clock
         self._backtest: str | None = None  # the backtest running now, described
 
@@ -208,6 +217,27 @@ class Cockpit:
         )
         return Photo(png, caption)
 
+    async def daily_report(self) -> Photo:
+        """The last 24 hours: equity chart and the day's numbers (it doubles as a heartbeat)."""
+        now = self._clock.now()
+        snapshots = await self._equity.between(now - timedelta(days=1), now)
+        equity = self._engine.portfolio.equity(self._service.prices)
+        times = [s.time for s in snapshots] or [now]
+        values = [s.equity for s in snapshots] or [equity]
+        if len(times) == 1:  # a quiet day: a flat line still shows the bot is alive
+            times, values = [now - timedelta(days=1), now], [values[0], equity]
+        png = await asyncio.to_thread(equity_chart_png, times, values, f"Equity, {now:%Y-%m-%d}")
+        trades = [t for t in round_trips(await self._fills.all()) if t.exit_time >= times[0]]
+        halt = await self._engine.guard.halted()
+        caption = (
+            f"Daily report {now:%Y-%m-%d %H:%M}: equity {equity:,.2f} {self.venue.quote} "
+            f"({equity - values[0]:+,.2f} in 24 h), {len(trades)} trade(s) closed "
+            f"({sum(t.pnl for t in trades):+,.2f}), {len(self._engine.portfolio.positions())} "
+            f"open position(s), {len(self._service.runs())} pair(s) running"
+            + (f". HALTED: {halt['reason']}" if halt else ".")
+        )
+        return Photo(png, caption)
+
     async def backtest(self, arguments: Sequence[str], progress: Progress) -> Photo:
         """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]: one at a time, off the loop."""
         words = [a for a in arguments if "=" not in a]
@@ -254,6 +284,37 @@ class Cockpit:
                                 option="/risk set")  # fmt: skip
         await guard.set_limits(limits, self._clock.now())
         return f"{escape(key)} = {getattr(limits, key):g} from now on (kept over restarts)."
+
+    async def health(self) -> str:
+        """Last tick per pair, the scheduler's jobs, the exchange's latency, the outbox."""
+        now = self._clock.now()
+        lines = []
+        for run in self._service.runs():
+            seen = self._service.last_ticks.get(run.pair)
+            age = f"{(now - seen).total_seconds() / 60:,.0f} min ago" if seen else "not yet"
+            lines.append(f"{escape(run.pair)} {run.timeframe}: last new candle {age}")
+        for name, next_run in self._jobs.planned():
+            lines.append(f"job {escape(name)}: next {next_run:%H:%M:%S}" if next_run
+                         else f"job {escape(name)}: paused")  # fmt: skip
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await self._engine.exchange.fetch_balances()
+            lines.append(f"exchange: {(loop.time() - started) * 1000:,.0f} ms to answer")
+        except BotError as error:
+            lines.append(f"exchange: <b>unreachable</b> ({escape(str(error)[:120])})")
+        lines.append(f"alerts waiting to be delivered: {await self._alerts.backlog()}")
+        return "\n".join(lines)
+
+    async def alerts(self, user_id: int, arguments: Sequence[str]) -> str:
+        """The user's alert choices, or KIND on|silent|off to change one."""
+        if arguments:
+            if len(arguments) != 2:
+                raise UserInputError("usage: /alerts [KIND on|silent|off]")
+            await self.preferences.choose(user_id, arguments[0], arguments[1])
+        chosen = await self.preferences.of(user_id)
+        return "\n".join(f"{escape(kind)}: <b>{mode}</b> ({escape(KINDS[kind])})"
+                         for kind, mode in chosen.items())  # fmt: skip
 
     async def audit(self, count: int) -> str:
         entries = await self._audit.latest(count)

@@ -212,6 +212,7 @@ class Alert:
     created_at: datetime
     delivered_at: datetime | None = None
     attempts: int = 0
+    photo: bytes | None = None  # a chart sent with the text as its caption
 
 
 @dataclass(frozen=True, slots=True)

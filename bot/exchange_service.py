@@ -27,7 +27,7 @@ from bot.app import (
 )
 from bot.chat import ChatFactory, notifications
 from bot.clock import SystemClock
-from bot.cockpit import Venue
+from bot.cockpit import Cockpit, Venue
 from bot.config import Secrets, Settings
 from bot.control import Control
 from bot.domain import AlertPriority, PairRun
@@ -98,7 +98,7 @@ async def serve_on_exchange(
             venue = Venue(settings.mode, exchange.name, settings.quote)
             history = ExchangeHistory(exchange, SqliteCandleRepository(db))
             cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
-                                    history, clock)  # fmt: skip
+                                    history, jobs, clock)  # fmt: skip
             async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, clock,
                                      chat, write) as dispatcher:  # fmt: skip
                 pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
@@ -107,6 +107,9 @@ async def serve_on_exchange(
                     f"pairpilot started: {settings.mode} mode on {exchange.name}, {pairs}",
                 )  # fmt: skip
                 jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+                report = partial(push_daily_report, cockpit, trading.outbox)
+                jobs.daily(settings.telegram.daily_report, settings.timezone, report,
+                           "daily-report")  # fmt: skip
                 jobs.start()
                 try:
                     await stop.wait()
@@ -162,6 +165,12 @@ async def assemble_on_exchange(
     control = Control(runs=runs_repo, service=service, engine=engine, exchange=engine.exchange,
                       markets=source, clock=clock, quote=quote, on_started=schedule)  # fmt: skip
     return ExchangeTrading(engine, service, control, outbox, source)
+
+
+async def push_daily_report(cockpit: Cockpit, outbox: AlertOutbox) -> None:
+    """Through the outbox like every push: it arrives even after a Telegram outage."""
+    report = await cockpit.daily_report()
+    await outbox.push("daily_report", AlertPriority.INFO, report.caption, report.png)
 
 
 def tick_scheduler(jobs: Jobs, service: TradingService) -> Callable[[PairRun], None]:

@@ -120,7 +120,10 @@ class EquityRepository(Protocol):
 
 
 class AlertRepository(Protocol):
-    async def add(self, kind: str, priority: AlertPriority, text: str, now: datetime) -> int: ...
+    async def add(
+        self, kind: str, priority: AlertPriority, text: str, now: datetime,
+        photo: bytes | None = None,
+    ) -> int: ...  # fmt: skip
 
     async def pending(self, limit: int = 100) -> list[Alert]: ...
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -46,6 +47,22 @@ class Jobs:
 
         self._plan(tracked, name, 0.0)
 
+    def daily(self, at: str, timezone: str, job: Job, name: str) -> None:
+        """Run ``job`` every day at ``at`` (HH:MM) local time in ``timezone``."""
+        hour, minute = (int(part) for part in at.split(":"))
+        self.scheduler.add_job(self._tracking(job, name), CronTrigger(
+            hour=hour, minute=minute, timezone=timezone), id=name, name=name)  # fmt: skip
+
+    def _tracking(self, job: Job, name: str) -> Job:
+        async def tracked() -> None:
+            await self._tracked(job, name)
+
+        return tracked
+
+    def planned(self) -> list[tuple[str, datetime | None]]:
+        """Every job by name with its next run (None while paused)."""
+        return [(job.name, job.next_run_time) for job in self.scheduler.get_jobs()]
+
     def has(self, name: str) -> bool:
         return self.scheduler.get_job(name) is not None
 
@@ -53,12 +70,10 @@ class Jobs:
         """Run ``job`` ``delay`` seconds after every candle close (closes are multiples of
         the timeframe since the epoch, as exchanges align them)."""
 
-        async def tracked() -> None:
-            await self._tracked(job, name)
-
         self.scheduler.add_job(
-            tracked, candle_close_trigger(timeframe_seconds, delay), id=name, name=name
-        )
+            self._tracking(job, name), candle_close_trigger(timeframe_seconds, delay), id=name,
+            name=name,
+        )  # fmt: skip
 
     async def _tracked(self, job: Job, name: str) -> None:
         task = asyncio.current_task()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from bot.domain import EquitySnapshot, PairRun, RunState
 from bot.engine import Engine
@@ -35,6 +36,7 @@ class TradingService:
             run.id: build_strategy(run.strategy, run.params) for run in runs
         }
         self._last_candle: dict[int, int] = {}
+        self.last_ticks: dict[str, datetime] = {}  # pair -> when a tick last saw a new candle
         self._prices: dict[str, float] = {}
         self.tick_lock = asyncio.Lock()  # one tick at a time, whoever triggers it
         self.ticks = 0
@@ -113,6 +115,7 @@ class TradingService:
             return False
         self._last_candle[run.id] = last
         self._prices[run.pair] = float(candles["close"].iloc[-1])
+        self.last_ticks[run.pair] = self._clock.now()
         await self._engine.on_candles(run, strategy, candles, self._prices)
         log.debug("ticked %s at candle %s", run.pair, last)
         return True

@@ -69,6 +69,9 @@ COMMANDS: Mapping[str, Command] = {
     "resume_trading": Command("admin", "/resume_trading", "lift a halt", confirm=True),
     "flatten": Command("admin", "/flatten", "kill switch: halt, cancel orders, sell all",
                        confirm=True),
+    "health": Command("viewer", "/health", "last ticks, jobs, exchange latency, outbox"),
+    "alerts": Command("viewer", "/alerts [KIND on|silent|off]",
+                      "which pushed alerts you get, and how"),
     "audit": Command("admin", "/audit [N]", "the last N audit entries (20)"),
 }  # fmt: skip
 
@@ -324,6 +327,12 @@ class Actions:
 
     async def flatten(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.flatten()
+
+    async def health(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.health()
+
+    async def alerts(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.alerts(int(actor), arguments)
 
     async def audit(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.audit(count_argument(arguments, 20))

@@ -17,6 +17,7 @@ from telegram import Bot, Message
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden
 
+from bot.alert_preferences import AlertPreferences
 from bot.domain import Alert
 from bot.ports import Clock
 from storage.alerts import SqliteAlertRepository
@@ -52,8 +53,9 @@ def plain(text: str) -> str:
 
 
 async def send_text(
-    bot: Bot, chat_id: int, text: str, *, html: bool = True, reply_markup: Any = None
-) -> list[Message]:
+    bot: Bot, chat_id: int, text: str, *, html: bool = True, reply_markup: Any = None,
+    silent: bool = False,
+) -> list[Message]:  # fmt: skip
     """Send ``text`` (Telegram HTML unless ``html`` is False), split to fit; a piece whose
     markup Telegram refuses is sent again as plain text. The markup rides on the last piece."""
     pieces = chunks(text)
@@ -63,41 +65,50 @@ async def send_text(
         try:
             sent.append(await bot.send_message(
                 chat_id, piece, parse_mode=ParseMode.HTML if html else None, reply_markup=markup,
+                disable_notification=silent,
             ))  # fmt: skip
         except BadRequest as error:
             if not html or "parse" not in str(error).lower():
                 raise
             log.warning("Telegram refused the markup (%s); sending plain text", error)
             for part in chunks(plain(piece)):
-                sent.append(await bot.send_message(chat_id, part, reply_markup=markup))
+                sent.append(await bot.send_message(chat_id, part, reply_markup=markup,
+                                                   disable_notification=silent))  # fmt: skip
     return sent
 
 
-async def send_photo(bot: Bot, chat_id: int, png: bytes, caption: str) -> Message:
-    """A PNG with an HTML caption, cut to Telegram's caption limit; plain if markup is refused."""
+async def send_photo(
+    bot: Bot, chat_id: int, png: bytes, caption: str, *, html: bool = True, silent: bool = False
+) -> Message:
+    """A PNG with a caption cut to Telegram's limit; plain text if the markup is refused."""
     limit = MessageLimit.CAPTION_LENGTH
     try:
         return await bot.send_photo(chat_id, png, caption=caption[:limit],
-                                    parse_mode=ParseMode.HTML)  # fmt: skip
+                                    parse_mode=ParseMode.HTML if html else None,
+                                    disable_notification=silent)  # fmt: skip
     except BadRequest as error:
-        if "parse" not in str(error).lower():
+        if not html or "parse" not in str(error).lower():
             raise
-        return await bot.send_photo(chat_id, png, caption=plain(caption)[:limit])
+        return await bot.send_photo(chat_id, png, caption=plain(caption)[:limit],
+                                    disable_notification=silent)  # fmt: skip
 
 
 class TelegramSink:
-    """The outbox's delivery end: every alert to every alert chat, each at most once."""
+    """The outbox's delivery end: every alert to every user's chat, each at most once, as each
+    user chose (on, silent, off)."""
 
     def __init__(
         self,
         bot: Bot,
         chats: Sequence[int],
         alerts: SqliteAlertRepository,
+        preferences: AlertPreferences,
         clock: Clock,
         late_after: timedelta | None = LATE_AFTER,
     ) -> None:
         """``late_after``: an alert older than this says how late it is (None: never)."""
         self._late_after = late_after
+        self._preferences = preferences
         self._bot = bot
         self._chats = list(chats)
         self._alerts = alerts
@@ -113,8 +124,15 @@ class TelegramSink:
         for chat in self._chats:
             if chat in done:
                 continue
+            mode = await self._preferences.mode(chat, alert.kind)
             try:
-                await send_text(self._bot, chat, text, html=False)
+                if mode == "off":
+                    pass
+                elif alert.photo is not None:
+                    await send_photo(self._bot, chat, alert.photo, text, html=False,
+                                     silent=mode == "silent")  # fmt: skip
+                else:
+                    await send_text(self._bot, chat, text, html=False, silent=mode == "silent")
             except Forbidden as error:  # blocked by the user: retrying cannot help
                 log.warning("alert %s not sent to chat %s: %s", alert.id, chat, error)
             await self._alerts.mark_delivered_to(alert.id, chat, self._clock.now())

@@ -68,8 +68,8 @@ class TelegramFrontend:
             self.application
         )
         recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
-        self.sink = TelegramSink(self.application.bot, recipients, alerts, clock,
-                                 late_after=LATE_AFTER if mark_late else None)  # fmt: skip
+        self.sink = TelegramSink(self.application.bot, recipients, alerts, cockpit.preferences,
+                                 clock, late_after=LATE_AFTER if mark_late else None)  # fmt: skip
         self._poll_timeout = poll_timeout
         self._starting: asyncio.Task[None] | None = None
         self.running = asyncio.Event()

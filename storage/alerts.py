@@ -14,10 +14,17 @@ class SqliteAlertRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add(self, kind: str, priority: AlertPriority, text: str, now: datetime) -> int:
+    async def add(
+        self,
+        kind: str,
+        priority: AlertPriority,
+        text: str,
+        now: datetime,
+        photo: bytes | None = None,
+    ) -> int:
         return await self._db.execute(
-            "INSERT INTO alerts (kind, priority, text, created_at) VALUES (?, ?, ?, ?)",
-            (kind, int(priority), text, to_ms(now)),
+            "INSERT INTO alerts (kind, priority, text, created_at, photo) VALUES (?, ?, ?, ?, ?)",
+            (kind, int(priority), text, to_ms(now), photo),
         )
 
     async def pending(self, limit: int = 100) -> list[Alert]:
@@ -67,4 +74,5 @@ def _alert(row: aiosqlite.Row) -> Alert:
         created_at=from_ms(row["created_at"]),
         delivered_at=None if row["delivered_at"] is None else from_ms(row["delivered_at"]),
         attempts=row["attempts"],
+        photo=row["photo"],
     )

@@ -37,6 +37,7 @@ class Sent:
     reply_markup: dict[str, Any] | None = None
     photo: bytes | None = None
     edits: int = 0
+    silent: bool = False  # sent with disable_notification
 
 
 @dataclass
@@ -169,6 +170,7 @@ class TelegramEmulator:
             return _error(400, problem)
         sent = Sent(next(self._ids), int(fields["chat_id"]), _shown(text, fields),
                     fields.get("parse_mode"), fields.get("reply_markup"))  # fmt: skip
+        sent.silent = bool(fields.get("disable_notification"))
         self.sent.append(sent)
         return _ok(self._message(sent))
 
@@ -182,6 +184,7 @@ class TelegramEmulator:
                     fields.get("parse_mode"),
                     fields.get("reply_markup"),
                     photo if isinstance(photo, bytes) else None)  # fmt: skip
+        sent.silent = bool(fields.get("disable_notification"))
         self.sent.append(sent)
         return _ok({**self._message(sent), "photo": [
             {"file_id": "p1", "file_unique_id": "p1", "width": 1, "height": 1}]})  # fmt: skip

@@ -6,18 +6,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.alerts import AlertDispatcher
 from bot.app import Trading, assemble_replay, build_cockpit, load_replay, run_service
-from bot.cockpit import Venue, normalise_pair
+from bot.clock import FakeClock
+from bot.cockpit import Cockpit, Venue, normalise_pair
 from bot.config import Secrets, Settings, TelegramSettings, TelegramUser
 from bot.domain import AlertPriority
 from bot.errors import UserInputError
+from bot.exchange_service import push_daily_report
 from bot.history import ReplayHistory
+from bot.scheduler import Jobs
 from handlers.commands import COMMANDS, Actions
 from handlers.delivery import chunks, plain, send_text
 from handlers.frontend import TelegramFrontend, telegram_factory
@@ -38,6 +41,7 @@ class Chat:
     trading: Trading
     alerts: SqliteAlertRepository
     audit: SqliteAuditRepository
+    frontend_cockpit: Cockpit
 
     async def ask(self, user: int, text: str, chat_id: int | None = None) -> str:
         chat = chat_id if chat_id is not None else user
@@ -63,9 +67,10 @@ async def chat_stack(tmp_path: Path) -> AsyncIterator[Chat]:
     async with running(emulator) as base, open_database(config.database_path) as db:
         replay = load_replay(config)
         trading = await assemble_replay(db, config, replay)
+        jobs = Jobs(trading.clock)
         cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
                                 trading.engine, trading.control, ReplayHistory(replay.source),
-                                trading.clock)  # fmt: skip
+                                jobs, trading.clock)  # fmt: skip
         alerts = SqliteAlertRepository(db)
         frontend = TelegramFrontend(
             token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
@@ -74,7 +79,7 @@ async def chat_stack(tmp_path: Path) -> AsyncIterator[Chat]:
         frontend.start()
         await frontend.running.wait()
         try:
-            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db))
+            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit)
         finally:
             await frontend.stop()
 
@@ -329,3 +334,56 @@ async def test_risk_set_is_for_admins_bounded_and_kept_over_a_restart(tmp_path: 
         assert chat.trading.engine.guard.limits.max_drawdown == 0.08
     async with chat_stack(tmp_path) as chat:  # a restart
         assert chat.trading.engine.guard.limits.max_drawdown == 0.08
+
+
+async def test_each_user_chooses_which_alerts_arrive_and_how(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        assert "trade: on" in await chat.ask(VIEWER, "/alerts")
+        assert "trade: silent" in await chat.ask(VIEWER, "/alerts trade silent")
+        assert "startup: off" in await chat.ask(VIEWER, "/alerts startup off")
+        assert "cannot be switched off" in await chat.ask(VIEWER, "/alerts risk_halt off")
+        assert "no alert kind 'trades'" in await chat.ask(VIEWER, "/alerts trades off")
+        assert "choose on, silent or off" in await chat.ask(VIEWER, "/alerts trade loud")
+        sent_before = {user: len(chat.emulator.to(user)) for user in USERS}
+        dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, chat.trading.clock)
+        await chat.trading.outbox.push("startup", AlertPriority.INFO, "pairpilot started")
+        await chat.trading.outbox.push("trade", AlertPriority.TRADE, "BTC/USDT BUY")
+        assert await dispatcher.drain() == 2
+        viewer = chat.emulator.to(VIEWER)[sent_before[VIEWER] :]
+        assert [(m.text, m.silent) for m in viewer] == [("BTC/USDT BUY", True)]
+        admin = chat.emulator.to(ADMIN)[sent_before[ADMIN] :]
+        assert [(m.text, m.silent) for m in admin] == [
+            ("BTC/USDT BUY", False), ("pairpilot started", False)]  # fmt: skip
+    async with chat_stack(tmp_path) as chat:  # kept over a restart
+        assert "trade: silent" in await chat.ask(VIEWER, "/alerts")
+
+
+async def test_health_and_the_daily_report(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(30):
+            await chat.trading.driver.step()
+        health = await chat.ask(VIEWER, "/health")
+        assert "BTC/USDT 1h: last new candle 0 min ago" in health
+        assert "exchange:" in health
+        assert "ms to answer" in health
+        assert "alerts waiting to be delivered:" in health
+        await push_daily_report(chat.frontend_cockpit, chat.trading.outbox)
+        dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, chat.trading.clock)
+        await dispatcher.drain()
+        report = chat.emulator.to(ADMIN)[-1]
+        assert report.photo is not None
+        assert len(report.photo) <= 300_000
+        assert report.text.startswith("Daily report")
+        assert "1 pair(s) running" in report.text
+
+
+def test_the_daily_report_fires_at_the_configured_local_time() -> None:
+    jobs = Jobs(FakeClock(datetime(2025, 7, 1, tzinfo=UTC)))
+
+    async def nothing() -> None:
+        return None
+
+    jobs.daily("20:00", "Europe/Berlin", nothing, "daily-report")
+    trigger = jobs.scheduler.get_job("daily-report").trigger
+    fire = trigger.get_next_fire_time(None, datetime(2025, 7, 1, 12, 0, tzinfo=UTC))
+    assert fire.astimezone(UTC) == datetime(2025, 7, 1, 18, 0, tzinfo=UTC)  # 20:00 CEST

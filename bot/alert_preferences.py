@@ -1,0 +1,55 @@
+"""Which pushed alerts each chat user wants: on, silent (no notification sound) or off.
+
+Kept per user in the state store, so they survive restarts. Halts cannot be switched off,
+only made silent: a trader must always learn that trading stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.errors import UserInputError
+from bot.ports import Clock, StateStore
+
+KINDS: Mapping[str, str] = {
+    "trade": "a trade opened or closed",
+    "order_rejected": "the exchange or the risk check refused an order",
+    "risk_halt": "trading halted (drawdown, daily loss, kill switch)",
+    "risk_resume": "trading resumed",
+    "reconciliation_drift": "the books and the exchange disagree",
+    "candle_gap": "candles missing from the exchange",
+    "unauthorised": "someone not in the config wrote to the bot",
+    "daily_report": "the daily PnL report (also the heartbeat)",
+    "startup": "the service started",
+    "shutdown": "the service stopped",
+}
+MODES = ("on", "silent", "off")
+ALWAYS_SENT = frozenset({"risk_halt"})
+
+
+def _key(user_id: int) -> str:
+    return f"alerts.preferences:{user_id}"
+
+
+class AlertPreferences:
+    def __init__(self, state: StateStore, clock: Clock) -> None:
+        self._state = state
+        self._clock = clock
+
+    async def of(self, user_id: int) -> dict[str, str]:
+        """Every kind with the user's choice (on unless they chose otherwise)."""
+        chosen = await self._state.get(_key(user_id)) or {}
+        return {kind: chosen.get(kind, "on") for kind in KINDS}
+
+    async def mode(self, user_id: int, kind: str) -> str:
+        return (await self.of(user_id)).get(kind, "on")  # kinds added later default to on
+
+    async def choose(self, user_id: int, kind: str, mode: str) -> None:
+        if kind not in KINDS:
+            raise UserInputError(f"no alert kind {kind!r}; the kinds: {', '.join(KINDS)}")
+        if mode not in MODES:
+            raise UserInputError(f"mode {mode!r}: choose on, silent or off")
+        if mode == "off" and kind in ALWAYS_SENT:
+            raise UserInputError(f"{kind} alerts cannot be switched off; make them silent")
+        chosen = await self._state.get(_key(user_id)) or {}
+        await self._state.set(_key(user_id), {**chosen, kind: mode}, self._clock.now())
