@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bot.domain import from_ms
 from bot.metrics import drawdown_series
 
 
@@ -59,6 +62,55 @@ def backtest_chart_png(
     return _finish(figure, times, equity, drawdown, (price, money, drawdown))
 
 
+def candle_chart_png(
+    *,
+    title: str,
+    candles: pd.DataFrame,
+    indicators: Mapping[str, Sequence[float]],
+    oscillator: bool,
+    entries: Sequence[tuple[datetime, float]],
+    exits: Sequence[tuple[datetime, float]],
+    stop: float | None,
+) -> bytes:
+    """Candles with the strategy's lines (over the price, or below it for an oscillator), the
+    fills, and the stop in force."""
+    times = [from_ms(int(ms)) for ms in candles["timestamp"]]
+    figure = Figure(figsize=(9, 9 if oscillator else 7), dpi=90, layout="constrained")
+    FigureCanvasAgg(figure)
+    if oscillator:
+        price, lower = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    else:
+        price, lower = figure.subplots(1, 1), None
+    width = (times[1] - times[0]) * 0.7 if len(times) > 1 else timedelta(minutes=30)
+    rising = (candles["close"] >= candles["open"]).to_numpy()
+    colours = np.where(rising, "#2ca02c", "#d62728")
+    price.vlines(times, candles["low"], candles["high"], color=colours, linewidth=1)
+    bodies = (candles["close"] - candles["open"]).abs().clip(lower=1e-12)
+    low_ends = candles[["open", "close"]].min(axis=1)
+    price.bar(times, bodies, bottom=low_ends, width=width, color=colours)
+    panel = lower if lower is not None else price
+    for label, values in indicators.items():
+        panel.plot(times, values, linewidth=1.6, label=label)
+    if stop is not None:
+        price.axhline(stop, color="#ff7f0e", linestyle="--", linewidth=1.5, label="stop")
+    for marks, marker, colour, label in ((entries, "^", "#2ca02c", "entry"),
+                                          (exits, "v", "#d62728", "exit")):  # fmt: skip
+        if marks:
+            price.scatter(*zip(*marks, strict=True), marker=marker, s=110, color=colour,
+                          edgecolors="black", label=label, zorder=3)  # fmt: skip
+    price.set_title(title, fontsize=16)
+    price.set_ylabel("price", fontsize=14)
+    price.legend(fontsize=11, loc="upper left")
+    axes = [price] if lower is None else [price, lower]
+    if lower is not None:
+        lower.legend(fontsize=11, loc="upper left")
+    bottom = axes[-1]
+    locator = mdates.AutoDateLocator()
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    return _png(figure, axes)
+
+
 def _finish(
     figure: Figure,
     times: Sequence[datetime],
@@ -72,6 +124,11 @@ def _finish(
     locator = mdates.AutoDateLocator()
     drawdown.xaxis.set_major_locator(locator)
     drawdown.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    return _png(figure, every)
+
+
+def _png(figure: Figure, every: Sequence[Axes]) -> bytes:
+    """Grid and large ticks on every panel; the PNG bytes."""
     for axes in every:
         axes.grid(alpha=0.3)
         axes.tick_params(labelsize=12)

@@ -18,9 +18,9 @@ from html import escape
 from bot.alert_preferences import KINDS, AlertPreferences
 from bot.backtest import BacktestSetup, run_backtest
 from bot.backtest_report import metric_rows, result_chart
-from bot.charts import equity_chart_png
+from bot.charts import candle_chart_png, equity_chart_png
 from bot.control import Control
-from bot.domain import PairRun, from_ms
+from bot.domain import PairRun, Side, from_ms
 from bot.engine import Engine
 from bot.errors import BotError, UserInputError
 from bot.history import CandleHistory
@@ -67,6 +67,7 @@ Progress = Callable[[str], Awaitable[object]]
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
            "all": None}  # fmt: skip
 MAX_BACKTEST_DAYS = 365
+CHART_CANDLES = 120  # candles on a /chart: readable on a phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,38 @@ class Cockpit:
             f"({change:+,.2f}, {change / equity[0]:+.2%})\nmax drawdown {worst:.2%}, "
             f"{len(trades)} closed trade(s), {sum(t.pnl for t in trades):+,.2f}"
         )
+        return Photo(png, caption)
+
+    async def chart(self, arguments: Sequence[str]) -> Photo:
+        """PAIR [TIMEFRAME]: the running pair's candles, its strategy's lines, fills, stop."""
+        if not 1 <= len(arguments) <= 2:
+            raise UserInputError("usage: /chart PAIR [TIMEFRAME]")
+        pair = normalise_pair(arguments[0], self.venue.quote)
+        run = self._service.run_for(pair)
+        if run is None:
+            raise UserInputError(f"{pair} is not running; /backtest {pair} STRATEGY charts "
+                                 "any pair")  # fmt: skip
+        timeframe = arguments[1] if len(arguments) > 1 else run.timeframe
+        step = timeframe_seconds(timeframe)
+        strategy = build_strategy(run.strategy, run.params)
+        wanted = CHART_CANDLES + strategy.history
+        days = max(1, -(-wanted * step // 86_400))
+        candles = await self._history.candles(pair, timeframe, days, self._clock.now())
+        lines = {label: list(values.iloc[-CHART_CANDLES:])
+                 for label, values in strategy.indicators(candles).items()}  # fmt: skip
+        shown = candles.iloc[-CHART_CANDLES:]
+        start = from_ms(int(shown["timestamp"].iloc[0]))
+        fills = [f for f in await self._fills.all(since=start) if f.pair == pair]
+        stop = await self._engine.stop_in_force(run, strategy.exit_policy)
+        png = await asyncio.to_thread(
+            candle_chart_png, title=f"{pair} {timeframe} {strategy.name}", candles=shown,
+            indicators=lines, oscillator=strategy.indicator_panel != "price",
+            entries=[(f.time, f.price) for f in fills if f.side is Side.BUY],
+            exits=[(f.time, f.price) for f in fills if f.side is Side.SELL], stop=stop,
+        )  # fmt: skip
+        last = float(shown["close"].iloc[-1])
+        caption = (f"<b>{escape(pair)} {timeframe}</b> {escape(strategy.name)}, last close "
+                   f"{last:,.2f}" + (f", stop {stop:,.2f}" if stop else ""))  # fmt: skip
         return Photo(png, caption)
 
     async def daily_report(self) -> Photo:

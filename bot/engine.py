@@ -136,6 +136,16 @@ class Engine:
         )  # fmt: skip
         return fills
 
+    async def stop_in_force(self, run: PairRun, policy: ExitPolicy) -> float | None:
+        """The protective stop of ``run``'s open position now, None when flat or without one."""
+        saved = await self._state.get(key_of(run))
+        if self.portfolio.position(run.pair) is None or not saved:
+            return None
+        level, _ = stop_level(saved["entry"], saved.get("peak", saved["entry"]),
+                              saved.get("atr_distance", 0.0), policy.stop_loss,
+                              policy.trailing_stop)  # fmt: skip
+        return level if math.isfinite(level) else None
+
     def history(self, strategy: Strategy) -> int:
         """Candles a tick needs: the strategy's window, or the volatility window if longer."""
         return max(strategy.history, self.guard.limits.volatility_long + 1)

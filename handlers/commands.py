@@ -58,6 +58,8 @@ COMMANDS: Mapping[str, Command] = {
     "risk": Command("viewer", "/risk [set KEY VALUE]", "the risk limits; admins change one",
                     role_with_arguments="admin"),
     "pnl": Command("viewer", "/pnl [1d|7d|30d|all]", "equity and drawdown chart (7d)"),
+    "chart": Command("viewer", "/chart PAIR [TIMEFRAME]",
+                     "candles, the strategy's lines, fills and the stop of a running pair"),
     "backtest": Command("trader", "/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]",
                         "backtest on recent candles (1h, 30 days): chart and figures"),
     "startpair": Command("trader", "/startpair PAIR [STRATEGY] [TIMEFRAME] [key=value ...]",
@@ -303,6 +305,9 @@ class Actions:
     async def pnl(self, arguments: list[str], actor: str, progress: Progress) -> Photo:
         period = single(arguments, COMMANDS["pnl"].usage) if arguments else "7d"
         return await self._cockpit.pnl(period)
+
+    async def chart(self, arguments: list[str], actor: str, progress: Progress) -> Photo:
+        return await self._cockpit.chart(arguments)
 
     async def backtest(self, arguments: list[str], actor: str, progress: Progress) -> Photo:
         return await self._cockpit.backtest(arguments, progress)

@@ -48,6 +48,10 @@ class _BandStrategy(Strategy):
         """(enter, exit) flags per candle."""
         raise NotImplementedError
 
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        bands = _bands(candles, int(self.params["length"]), float(self.params["std"]))
+        return {} if bands is None else {f"{name} band": bands[name] for name in bands}
+
 
 class BollingerBreakout(_BandStrategy):
     name = "bollinger_breakout"
@@ -99,3 +103,13 @@ class Grid(Strategy):
         for level in range(1, int(self.params["levels"]) + 1):
             enter |= crossed_below(close, centre * (1 - level * spacing))
         return signal_series(enter, crossed_above(close, centre))
+
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        centre = ta.sma(candles["close"], length=int(self.params["lookback"]))
+        if centre is None:
+            return {}
+        spacing = float(self.params["spacing"])
+        lines = {"centre": centre}
+        for level in range(1, int(self.params["levels"]) + 1):
+            lines[f"line {level}"] = centre * (1 - level * spacing)
+        return lines

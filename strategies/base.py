@@ -168,6 +168,13 @@ class Strategy(ABC):
     def signals(self, candles: pd.DataFrame) -> pd.Series:
         """ENTER / EXIT / HOLD per candle (int8), aligned with ``candles``'s index."""
 
+    # Where the indicators are drawn: over the price, or in a panel of their own (oscillators).
+    indicator_panel = "price"
+
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        """The lines the strategy decides on, by label, for charts (empty when too short)."""
+        return {}
+
 
 def require_below(params: Mapping[str, Any], low: str, high: str) -> None:
     """Refuse parameters where ``low`` is not below ``high`` (a fast length above a slow one)."""

@@ -20,12 +20,19 @@ class _Crossover(Strategy):
         raise NotImplementedError
 
     def signals(self, candles: pd.DataFrame) -> pd.Series:
-        close = candles["close"]
-        fast = self.average(close, int(self.params["fast"]))
-        slow = self.average(close, int(self.params["slow"]))
-        if fast is None or slow is None:  # pandas-ta returns None when the series is too short
+        lines = self.indicators(candles)
+        if not lines:  # pandas-ta returns None when the series is too short
             return hold_everywhere(candles)
+        fast, slow = lines.values()
         return crossings(fast, slow)
+
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        kind = self.name.split("_")[0].upper()
+        fast = self.average(candles["close"], int(self.params["fast"]))
+        slow = self.average(candles["close"], int(self.params["slow"]))
+        if fast is None or slow is None:
+            return {}
+        return {f"{kind} {self.params['fast']}": fast, f"{kind} {self.params['slow']}": slow}
 
 
 class EmaCross(_Crossover):

@@ -40,6 +40,17 @@ class RsiReversal(Strategy):
     def smoothing_length(self) -> int:
         return max(int(self.params["length"]), super().smoothing_length)
 
+    indicator_panel = "lower"
+
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        rsi = ta.rsi(candles["close"], length=int(self.params["length"]))
+        if rsi is None:
+            return {}
+        level = pd.Series(1.0, index=candles.index)
+        return {f"RSI {self.params['length']}": rsi,
+                "oversold": level * self.params["oversold"],
+                "overbought": level * self.params["overbought"]}  # fmt: skip
+
     def signals(self, candles: pd.DataFrame) -> pd.Series:
         rsi = ta.rsi(candles["close"], length=int(self.params["length"]))
         if rsi is None:
@@ -71,7 +82,9 @@ class MacdCross(Strategy):
         own = int(self.params["slow"]) + int(self.params["signal"])
         return max(own, super().smoothing_length)
 
-    def signals(self, candles: pd.DataFrame) -> pd.Series:
+    indicator_panel = "lower"
+
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
         frame = ta.macd(
             candles["close"],
             fast=int(self.params["fast"]),
@@ -79,5 +92,11 @@ class MacdCross(Strategy):
             signal=int(self.params["signal"]),
         )
         if frame is None:
+            return {}
+        return {"MACD": frame.iloc[:, 0], "signal": frame.iloc[:, 2]}  # columns by position
+
+    def signals(self, candles: pd.DataFrame) -> pd.Series:
+        lines = self.indicators(candles)
+        if not lines:
             return hold_everywhere(candles)
-        return crossings(frame.iloc[:, 0], frame.iloc[:, 2])  # MACD line, signal line
+        return crossings(lines["MACD"], lines["signal"])

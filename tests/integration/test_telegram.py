@@ -387,3 +387,20 @@ def test_the_daily_report_fires_at_the_configured_local_time() -> None:
     trigger = jobs.scheduler.get_job("daily-report").trigger
     fire = trigger.get_next_fire_time(None, datetime(2025, 7, 1, 12, 0, tzinfo=UTC))
     assert fire.astimezone(UTC) == datetime(2025, 7, 1, 18, 0, tzinfo=UTC)  # 20:00 CEST
+
+
+@pytest.mark.parametrize("strategy", ["bollinger_breakout", "macd"])  # over the price, below it
+async def test_chart_shows_a_running_pair_with_its_strategy(tmp_path: Path, strategy: str) -> None:
+    async with chat_stack(tmp_path) as chat:
+        assert "ETH/USDT is not running" in await chat.ask(VIEWER, "/chart ETHUSDT")
+        await chat.ask(TRADER, f"/startpair ETH/USDT {strategy} 1h share=0.5 stop_loss=0.03")
+        for _ in range(300):
+            await chat.trading.driver.step()
+        before = len(chat.emulator.to(VIEWER))
+        chat.emulator.say(VIEWER, "/chart eth-usdt")
+        photo = await chat.emulator.reply(VIEWER, after=before)
+        assert photo.photo is not None
+        assert photo.photo.startswith(b"\x89PNG")
+        assert len(photo.photo) <= 300_000
+        assert photo.text.startswith(f"ETH/USDT 1h {strategy}, last close")
+        assert "usage: /chart PAIR [TIMEFRAME]" in await chat.ask(VIEWER, "/chart")
