@@ -116,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     if secrets.telegram_token:  # the entry point is where Telegram (handlers/) is plugged in
         from handlers.frontend import telegram_factory
 
-        chat = telegram_factory(settings, secrets.telegram_token)
+        chat = telegram_factory(settings, secrets)
 
     async def serve() -> None:
         stop = asyncio.Event()

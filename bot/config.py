@@ -20,6 +20,7 @@ from strategies import StrategyConfigError, build_strategy
 
 SECRET_VARIABLES = {
     "telegram_token": "PAIRPILOT_TELEGRAM_TOKEN",
+    "telegram_webhook_secret": "PAIRPILOT_TELEGRAM_WEBHOOK_SECRET",
     "exchange_key": "PAIRPILOT_EXCHANGE_KEY",
     "exchange_secret": "PAIRPILOT_EXCHANGE_SECRET",
     "exchange_password": "PAIRPILOT_EXCHANGE_PASSWORD",
@@ -100,8 +101,15 @@ class TelegramUser(_Section):
     role: Literal["viewer", "trader", "admin"]
 
 
+class WebhookSettings(_Section):
+    url: str = Field(pattern=r"^https?://")  # where Telegram posts updates (public, HTTPS)
+    listen: str = "127.0.0.1"  # behind a reverse proxy that terminates TLS
+    port: int = Field(8443, ge=1, le=65535)
+
+
 class TelegramSettings(_Section):
     api_base_url: str = Field("https://api.telegram.org", pattern=r"^https?://")
+    webhook: WebhookSettings | None = None  # long polling when absent
     daily_report: str = "20:00"
     users: list[TelegramUser] = Field(default_factory=list)
 
@@ -162,6 +170,7 @@ class Secrets:
     """Secrets from the environment. ``repr`` never shows them."""
 
     telegram_token: str | None = None
+    telegram_webhook_secret: str | None = None  # Telegram sends it with every webhook call
     exchange_key: str | None = None
     exchange_secret: str | None = None
     exchange_password: str | None = None
@@ -198,6 +207,7 @@ def load_settings(path: Path | None, secrets: Secrets) -> Settings:
     if path is not None:
         settings = _resolve_paths(settings, path.parent)
     _check_live(settings, secrets)
+    _check_webhook(settings, secrets)
     return settings
 
 
@@ -238,6 +248,14 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "market_data": settings.market_data.model_copy(update={"replay_files": replay}),
         }
     )
+
+
+def _check_webhook(settings: Settings, secrets: Secrets) -> None:
+    if settings.telegram.webhook and not secrets.telegram_webhook_secret:
+        raise ConfigError(
+            "telegram.webhook needs PAIRPILOT_TELEGRAM_WEBHOOK_SECRET in the environment (Telegram "
+            "sends it with every update, so nobody else can post commands to the webhook)"
+        )
 
 
 def _check_live(settings: Settings, secrets: Secrets) -> None:

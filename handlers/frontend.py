@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 from telegram import BotCommand
 from telegram.error import NetworkError, TelegramError
@@ -19,7 +20,7 @@ from telegram.ext import AIORateLimiter, Application
 from bot.alerts import AlertOutbox
 from bot.chat import ChatFactory
 from bot.cockpit import Cockpit
-from bot.config import Settings
+from bot.config import Secrets, Settings, WebhookSettings
 from bot.ports import Clock
 from handlers.commands import COMMANDS, ChatCommands
 from handlers.delivery import LATE_AFTER, TelegramSink
@@ -29,15 +30,19 @@ log = logging.getLogger(__name__)
 START_RETRY_SECONDS = 5.0
 
 
-def telegram_factory(settings: Settings, token: str) -> ChatFactory:
+def telegram_factory(settings: Settings, secrets: Secrets) -> ChatFactory:
     """What the service calls to build its Telegram front end once trading is assembled."""
     users = {user.id: user.role for user in settings.telegram.users}
+    assert secrets.telegram_token is not None
 
     def build(cockpit: Cockpit, outbox: AlertOutbox, alerts: SqliteAlertRepository,
               clock: Clock, mark_late: bool) -> TelegramFrontend:  # fmt: skip
-        return TelegramFrontend(token=token, api_base_url=settings.telegram.api_base_url,
-                                users=users, cockpit=cockpit, outbox=outbox, alerts=alerts,
-                                clock=clock, mark_late=mark_late)  # fmt: skip
+        return TelegramFrontend(
+            token=secrets.telegram_token or "", api_base_url=settings.telegram.api_base_url,
+            users=users, cockpit=cockpit, outbox=outbox, alerts=alerts, clock=clock,
+            mark_late=mark_late, webhook=settings.telegram.webhook,
+            webhook_secret=secrets.telegram_webhook_secret,
+        )  # fmt: skip
 
     return build
 
@@ -55,7 +60,12 @@ class TelegramFrontend:
         clock: Clock,
         poll_timeout: float = 10.0,
         mark_late: bool = True,
+        webhook: WebhookSettings | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
+        """Long polling, or with ``webhook`` a local HTTP endpoint that Telegram posts to."""
+        self._webhook = webhook
+        self._webhook_secret = webhook_secret
         base = api_base_url.rstrip("/")
         self.application = (
             Application.builder().token(token).base_url(f"{base}/bot")
@@ -92,11 +102,19 @@ class TelegramFrontend:
                 [BotCommand(name, command.summary[:256]) for name, command in COMMANDS.items()]
             )
         await self.application.start()
-        assert self.application.updater is not None
-        await self.application.updater.start_polling(
-            poll_interval=0.0, timeout=int(self._poll_timeout),
-            allowed_updates=["message", "callback_query"],
-        )  # fmt: skip
+        updater = self.application.updater
+        assert updater is not None
+        updates = ["message", "callback_query"]
+        if self._webhook is None:
+            await updater.start_polling(poll_interval=0.0, timeout=int(self._poll_timeout),
+                                        allowed_updates=updates)  # fmt: skip
+        else:
+            path = urlsplit(self._webhook.url).path.strip("/") or "telegram"
+            await updater.start_webhook(
+                listen=self._webhook.listen, port=self._webhook.port, url_path=path,
+                webhook_url=self._webhook.url, secret_token=self._webhook_secret,
+                allowed_updates=updates,
+            )  # fmt: skip
         self.running.set()
         log.info("Telegram connected")
 

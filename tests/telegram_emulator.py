@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 MESSAGE_LIMIT, CAPTION_LIMIT = 4096, 1024
 _TAG = re.compile(r"</?([a-z]+)[^>]*>")
@@ -53,9 +53,11 @@ class TelegramEmulator:
     retry_after: dict[str, tuple[int, int]] = field(default_factory=dict)  # method: (times, s)
     flaky: dict[int, int] = field(default_factory=dict)  # chat: sends that fail with a 502
     blocked: set[int] = field(default_factory=set)  # users who blocked the bot (403)
+    webhook: tuple[str, str | None] | None = None  # (url, secret token) while one is set
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _update_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
+    _posts: list[asyncio.Task[int]] = field(default_factory=list)
 
     # --- what a test does -----------------------------------------------------------------
 
@@ -135,6 +137,11 @@ class TelegramEmulator:
                     "supports_inline_queries": False})  # fmt: skip
 
     async def _deleteWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        self.webhook = None
+        return _ok(True)
+
+    async def _setWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        self.webhook = (str(fields["url"]), fields.get("secret_token"))
         return _ok(True)
 
     async def _setMyCommands(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
@@ -223,8 +230,25 @@ class TelegramEmulator:
                 "from": {"id": self.bot_id, "is_bot": True, "first_name": "pairpilot"}}  # fmt: skip
 
     def _queue(self, update: dict[str, Any]) -> None:
-        self.updates.append({"update_id": next(self._update_ids), **update})
-        self._new_update.set()
+        """Held for getUpdates, or posted to the webhook when one is set (as Telegram does)."""
+        numbered = {"update_id": next(self._update_ids), **update}
+        if self.webhook is None:
+            self.updates.append(numbered)
+            self._new_update.set()
+        else:
+            url, secret = self.webhook
+            self._posts.append(asyncio.create_task(post_update(url, secret, numbered)))
+
+    async def delivered(self) -> list[int]:
+        """The HTTP statuses the webhook answered, once every post has finished."""
+        return list(await asyncio.gather(*self._posts))
+
+
+async def post_update(url: str, secret: str | None, update: dict[str, Any]) -> int:
+    """POST one update to a webhook the way Telegram does; the HTTP status it answered."""
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
+    async with ClientSession() as session, session.post(url, json=update, headers=headers) as r:
+        return r.status
 
 
 async def _fields(request: web.Request) -> dict[str, Any]:

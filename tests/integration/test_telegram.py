@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from bot.alerts import AlertDispatcher
 from bot.app import Trading, assemble_replay, build_cockpit, load_replay, run_service
 from bot.clock import FakeClock
 from bot.cockpit import Cockpit, Venue, normalise_pair
-from bot.config import Secrets, Settings, TelegramSettings, TelegramUser
+from bot.config import Secrets, Settings, TelegramSettings, TelegramUser, WebhookSettings
 from bot.domain import AlertPriority
 from bot.errors import UserInputError
 from bot.exchange_service import push_daily_report
@@ -27,7 +28,7 @@ from handlers.frontend import TelegramFrontend, telegram_factory
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
 from storage.db import open_database
-from tests.telegram_emulator import TelegramEmulator, running
+from tests.telegram_emulator import TelegramEmulator, post_update, running
 
 SAMPLES = Path(__file__).resolve().parents[2] / "bot" / "sample_data"
 ADMIN, TRADER, VIEWER, STRANGER = 1001, 1002, 1003, 666
@@ -266,7 +267,7 @@ async def test_the_service_runs_with_telegram_in_its_own_loop(tmp_path: Path) ->
         stop = asyncio.Event()
         service = asyncio.create_task(run_service(
             config, Secrets(telegram_token=emulator.token), stop=stop,
-            chat=telegram_factory(config, emulator.token)))  # fmt: skip
+            chat=telegram_factory(config, Secrets(telegram_token=emulator.token))))  # fmt: skip
         first = await emulator.reply(ADMIN, within=10)
         assert first.text.startswith("pairpilot started: paper mode, replay, BTC/USDT")
         emulator.say(ADMIN, "/status")
@@ -404,3 +405,41 @@ async def test_chart_shows_a_running_pair_with_its_strategy(tmp_path: Path, stra
         assert len(photo.photo) <= 300_000
         assert photo.text.startswith(f"ETH/USDT 1h {strategy}, last close")
         assert "usage: /chart PAIR [TIMEFRAME]" in await chat.ask(VIEWER, "/chart")
+
+
+async def test_a_webhook_takes_updates_only_with_the_secret(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = settings(tmp_path)
+    emulator = TelegramEmulator()
+    hook = WebhookSettings(url=f"http://127.0.0.1:{port}/hook", port=port)
+    async with running(emulator) as base, open_database(config.database_path) as db:
+        replay = load_replay(config)
+        trading = await assemble_replay(db, config, replay)
+        cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
+                                trading.engine, trading.control, ReplayHistory(replay.source),
+                                Jobs(trading.clock), trading.clock)  # fmt: skip
+        frontend = TelegramFrontend(
+            token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
+            outbox=trading.outbox, alerts=SqliteAlertRepository(db), clock=trading.clock,
+            webhook=hook, webhook_secret="s3cret",
+        )  # fmt: skip
+        frontend.start()
+        await frontend.running.wait()
+        try:
+            assert emulator.webhook == (hook.url, "s3cret")
+            assert "getUpdates" not in emulator.calls
+            emulator.say(ADMIN, "/status")
+            assert "Equity" in (await emulator.reply(ADMIN)).text
+            forged = {"update_id": 999, "message": {
+                "message_id": 1, "date": 1, "text": "/halt",
+                "chat": {"id": ADMIN, "type": "private"},
+                "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+                "from": {"id": ADMIN, "is_bot": False, "first_name": "x"}}}  # fmt: skip
+            assert await post_update(hook.url, "guess", forged) == 403
+            await emulator.quiet(0.3)
+            assert not await trading.engine.guard.halted()
+            assert await emulator.delivered() == [200]
+        finally:
+            await frontend.stop()
