@@ -120,6 +120,17 @@ def test_live_mode_needs_exchange_keys_from_the_environment(tmp_path: Path) -> N
     assert "CANARY" not in repr(secrets)
 
 
+def test_a_webhook_needs_its_secret_from_the_environment(tmp_path: Path) -> None:
+    path = config(tmp_path, '[telegram.webhook]\nurl = "https://bot.example.com/hook"')
+    with pytest.raises(ConfigError, match="PAIRPILOT_TELEGRAM_WEBHOOK_SECRET"):
+        load_settings(path, NO_SECRETS)
+    secrets = Secrets.from_environment({"PAIRPILOT_TELEGRAM_WEBHOOK_SECRET": "w-CANARY"})
+    webhook = load_settings(path, secrets).telegram.webhook
+    assert webhook is not None
+    assert (webhook.url, webhook.port) == ("https://bot.example.com/hook", 8443)
+    assert "CANARY" not in repr(secrets)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("mode = ", "not valid TOML"), (None, "does not exist")],
