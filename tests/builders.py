@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.alerts import AlertOutbox
 from bot.clock import FakeClock
+from bot.config import Settings
 from bot.execution import Executor
 from bot.portfolio import Portfolio
 from bot.ports import Exchange
@@ -24,3 +27,17 @@ def executor_on(
         positions=SqlitePositionRepository(db), state=SqliteStateRepository(db),
         alerts=AlertOutbox(SqliteAlertRepository(db), clock), clock=clock,
     )  # fmt: skip
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "bot" / "sample_data"
+
+
+def replay_settings(tmp_path: Path) -> Settings:
+    """Replaying the bundled BTC/USDT and ETH/USDT 1h samples, BTC/USDT running on half."""
+    files = {pair: SAMPLES / f"{pair.replace('/', '_')}-1h.csv.gz"
+             for pair in ("BTC/USDT", "ETH/USDT")}  # fmt: skip
+    return Settings.model_validate({
+        "data_dir": tmp_path,
+        "market_data": {"source": "replay", "replay_files": files},
+        "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
+    })  # fmt: skip

@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 from aiohttp import WSMsgType, web
 
+from tests.loopback import serve_app
+
 INTERVALS_MS = {
     "1m": 60_000,
     "5m": 300_000,
@@ -481,15 +483,8 @@ def _symbol(name: str) -> dict[str, Any]:
 @asynccontextmanager
 async def serve(fake: FakeBinance) -> AsyncIterator[str]:
     """Run the fake on a free loopback port; yields its base URL."""
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_app(fake.app()) as base:
+        yield base
 
 
 def binance_urls(base: str) -> dict[str, Any]:

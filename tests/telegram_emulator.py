@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
+from tests.loopback import serve_app
+
 MESSAGE_LIMIT, CAPTION_LIMIT = 4096, 1024
 _TAG = re.compile(r"</?([a-z]+)[^>]*>")
 _ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "s", "code", "pre", "a", "tg-spoiler"}
@@ -312,13 +314,8 @@ def _error(code: int, description: str, parameters: dict[str, Any] | None = None
 @asynccontextmanager
 async def running(emulator: TelegramEmulator) -> AsyncIterator[str]:
     """Serve the emulator on a free loopback port; yields its base URL."""
-    runner = web.AppRunner(emulator.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        emulator._new_update.set()  # noqa: SLF001  # release a waiting long poll
-        await runner.cleanup()
+    async with serve_app(emulator.app()) as base:
+        try:
+            yield base
+        finally:
+            emulator._new_update.set()  # noqa: SLF001  # release a waiting long poll

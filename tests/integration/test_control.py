@@ -10,27 +10,15 @@ from pathlib import Path
 import pytest
 
 from bot.app import Trading, assemble_replay, load_replay
-from bot.config import Settings
 from bot.domain import RunState
 from bot.errors import NotFound, UserInputError
 from storage.db import open_database
-
-SAMPLES = Path(__file__).resolve().parents[2] / "bot" / "sample_data"
-
-
-def settings(tmp_path: Path) -> Settings:
-    files = {pair: SAMPLES / f"{pair.replace('/', '_')}-1h.csv.gz"
-             for pair in ("BTC/USDT", "ETH/USDT")}  # fmt: skip
-    return Settings.model_validate({
-        "data_dir": tmp_path,
-        "market_data": {"source": "replay", "replay_files": files},
-        "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
-    })  # fmt: skip
+from tests.builders import replay_settings
 
 
 @asynccontextmanager
 async def stack(tmp_path: Path) -> AsyncIterator[Trading]:
-    config = settings(tmp_path)
+    config = replay_settings(tmp_path)
     replay = load_replay(config)
     replay.source.check_pair("ETH/USDT")
     async with open_database(config.database_path) as db:

@@ -59,6 +59,13 @@ def forming(candles: pd.DataFrame, index: int) -> datetime:
     return from_ms(int(candles["timestamp"].iloc[index])) + timedelta(minutes=30)
 
 
+def market_at_600(candles: pd.DataFrame) -> FakeBinance:
+    """The fake exchange half-way through candle 600 of ``candles``."""
+    fake = FakeBinance(now_ms=to_ms(forming(candles, 600)))
+    fake.add_candles("BTCUSDT", "1h", candles)
+    return fake
+
+
 def stream_holds(feed: StreamingFeed, candles: pd.DataFrame, index: int) -> Callable[[], bool]:
     stamp = int(candles["timestamp"].iloc[index])
     return lambda: stamp in feed._candles.get((PAIR, "1h"), {})  # noqa: SLF001
@@ -67,8 +74,7 @@ def stream_holds(feed: StreamingFeed, candles: pd.DataFrame, index: int) -> Call
 async def test_closed_candles_come_from_the_stream_once_it_has_confirmed_them(
     btc_candles: pd.DataFrame,
 ) -> None:
-    fake = FakeBinance(now_ms=to_ms(forming(btc_candles, 600)))
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = market_at_600(btc_candles)
     gaps: list[str] = []
     async with streaming(fake, gaps) as (feed, source):
         first = await source.closed_candles(PAIR, forming(btc_candles, 600), 100, "1h")
@@ -95,8 +101,7 @@ async def test_closed_candles_come_from_the_stream_once_it_has_confirmed_them(
 async def test_a_candle_whose_successor_has_not_arrived_is_fetched_over_rest(
     btc_candles: pd.DataFrame,
 ) -> None:
-    fake = FakeBinance(now_ms=to_ms(forming(btc_candles, 600)))
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = market_at_600(btc_candles)
     async with streaming(fake, []) as (feed, source):
         await source.closed_candles(PAIR, forming(btc_candles, 600), 100, "1h")
         await until(stream_holds(feed, btc_candles, 600))
@@ -111,8 +116,7 @@ async def test_a_candle_whose_successor_has_not_arrived_is_fetched_over_rest(
 async def test_after_a_dropped_stream_it_reconnects_and_the_hole_is_fetched_over_rest(
     btc_candles: pd.DataFrame,
 ) -> None:
-    fake = FakeBinance(now_ms=to_ms(forming(btc_candles, 600)))
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = market_at_600(btc_candles)
     gaps: list[str] = []
     async with streaming(fake, gaps) as (feed, source):
         await source.closed_candles(PAIR, forming(btc_candles, 600), 100, "1h")
@@ -141,8 +145,7 @@ async def test_after_a_dropped_stream_it_reconnects_and_the_hole_is_fetched_over
 async def test_a_refused_stream_is_retried_with_growing_pauses_while_rest_serves(
     btc_candles: pd.DataFrame, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake = FakeBinance(now_ms=to_ms(forming(btc_candles, 600)))
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = market_at_600(btc_candles)
     fake.faults.append(Fault("/ws/0", 503, times=3))
     async with streaming(fake, []) as (feed, source):
         frame = await source.closed_candles(PAIR, forming(btc_candles, 600), 100, "1h")
@@ -159,8 +162,7 @@ async def test_a_refused_stream_is_retried_with_growing_pauses_while_rest_serves
 async def test_prices_come_from_the_ticker_stream_while_fresh(
     btc_candles: pd.DataFrame,
 ) -> None:
-    fake = FakeBinance(now_ms=to_ms(forming(btc_candles, 600)))
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = market_at_600(btc_candles)
     fake.prices["BTCUSDT"] = 100_000.0
     async with streaming(fake, []) as (feed, _):
         assert await feed.fetch_price(PAIR) == 100_000.0
@@ -179,8 +181,7 @@ async def test_prices_come_from_the_ticker_stream_while_fresh(
 async def test_while_the_streams_cannot_connect_every_call_is_served_over_rest(
     btc_candles: pd.DataFrame, kind: str
 ) -> None:
-    fake = FakeBinance(now_ms=to_ms(forming(btc_candles, 600)))
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = market_at_600(btc_candles)
     fake.prices["BTCUSDT"] = 100_000.0
     fake.faults.append(Fault("/ws/0", 403, times=100))
     async with streaming(fake, []) as (feed, source):

@@ -16,7 +16,7 @@ from bot.alerts import AlertDispatcher
 from bot.app import Trading, assemble_replay, build_cockpit, load_replay, run_service
 from bot.clock import FakeClock
 from bot.cockpit import Cockpit, Venue, normalise_pair
-from bot.config import Secrets, Settings, TelegramSettings, TelegramUser, WebhookSettings
+from bot.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
 from bot.domain import AlertPriority
 from bot.errors import UserInputError
 from bot.exchange_service import push_daily_report
@@ -28,9 +28,9 @@ from handlers.frontend import TelegramFrontend, telegram_factory
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
 from storage.db import open_database
-from tests.telegram_emulator import TelegramEmulator, post_update, running
+from tests.builders import replay_settings
+from tests.telegram_emulator import Sent, TelegramEmulator, post_update, running
 
-SAMPLES = Path(__file__).resolve().parents[2] / "bot" / "sample_data"
 ADMIN, TRADER, VIEWER, STRANGER = 1001, 1002, 1003, 666
 USERS = {ADMIN: "admin", TRADER: "trader", VIEWER: "viewer"}
 
@@ -45,25 +45,19 @@ class Chat:
     frontend_cockpit: Cockpit
 
     async def ask(self, user: int, text: str, chat_id: int | None = None) -> str:
+        return (await self.sent_back(user, text, chat_id)).text
+
+    async def sent_back(self, user: int, text: str, chat_id: int | None = None) -> Sent:
+        """The first message the bot sends back after ``user`` wrote ``text``."""
         chat = chat_id if chat_id is not None else user
         before = len(self.emulator.to(chat))
         self.emulator.say(user, text, chat_id=chat)
-        return (await self.emulator.reply(chat, after=before)).text
-
-
-def settings(tmp_path: Path) -> Settings:
-    files = {pair: SAMPLES / f"{pair.replace('/', '_')}-1h.csv.gz"
-             for pair in ("BTC/USDT", "ETH/USDT")}  # fmt: skip
-    return Settings.model_validate({
-        "data_dir": tmp_path,
-        "market_data": {"source": "replay", "replay_files": files},
-        "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
-    })  # fmt: skip
+        return await self.emulator.reply(chat, after=before)
 
 
 @asynccontextmanager
 async def chat_stack(tmp_path: Path) -> AsyncIterator[Chat]:
-    config = settings(tmp_path)
+    config = replay_settings(tmp_path)
     emulator = TelegramEmulator()
     async with running(emulator) as base, open_database(config.database_path) as db:
         replay = load_replay(config)
@@ -262,7 +256,7 @@ def test_pairs_are_read_in_every_usual_spelling() -> None:
 async def test_the_service_runs_with_telegram_in_its_own_loop(tmp_path: Path) -> None:
     emulator = TelegramEmulator()
     async with running(emulator) as base:
-        config = settings(tmp_path).model_copy(update={"telegram": TelegramSettings(
+        config = replay_settings(tmp_path).model_copy(update={"telegram": TelegramSettings(
             api_base_url=base, users=[TelegramUser(id=ADMIN, role="admin")])})  # fmt: skip
         stop = asyncio.Event()
         service = asyncio.create_task(run_service(
@@ -288,9 +282,7 @@ async def test_pnl_and_backtest_reply_with_charts_that_fit_a_phone(tmp_path: Pat
         assert "not enough equity recorded" in refused
         for _ in range(100):
             await chat.trading.driver.step()
-        before = len(chat.emulator.to(VIEWER))
-        chat.emulator.say(VIEWER, "/pnl all")
-        photo = await chat.emulator.reply(VIEWER, after=before)
+        photo = await chat.sent_back(VIEWER, "/pnl all")
         assert photo.photo is not None
         assert len(photo.photo) <= 300_000
         assert photo.photo.startswith(b"\x89PNG")
@@ -397,9 +389,7 @@ async def test_chart_shows_a_running_pair_with_its_strategy(tmp_path: Path, stra
         await chat.ask(TRADER, f"/startpair ETH/USDT {strategy} 1h share=0.5 stop_loss=0.03")
         for _ in range(300):
             await chat.trading.driver.step()
-        before = len(chat.emulator.to(VIEWER))
-        chat.emulator.say(VIEWER, "/chart eth-usdt")
-        photo = await chat.emulator.reply(VIEWER, after=before)
+        photo = await chat.sent_back(VIEWER, "/chart eth-usdt")
         assert photo.photo is not None
         assert photo.photo.startswith(b"\x89PNG")
         assert len(photo.photo) <= 300_000
@@ -411,7 +401,7 @@ async def test_a_webhook_takes_updates_only_with_the_secret(tmp_path: Path) -> N
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = settings(tmp_path)
+    config = replay_settings(tmp_path)
     emulator = TelegramEmulator()
     hook = WebhookSettings(url=f"http://127.0.0.1:{port}/hook", port=port)
     async with running(emulator) as base, open_database(config.database_path) as db:
