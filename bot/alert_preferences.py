@@ -18,6 +18,7 @@ KINDS: Mapping[str, str] = {
     "risk_resume": "trading resumed",
     "reconciliation_drift": "the books and the exchange disagree",
     "candle_gap": "candles missing from the exchange",
+    "exchange_error": "the exchange is unreachable or refuses the keys, and when it is back",
     "unauthorised": "someone not in the config wrote to the bot",
     "daily_report": "the daily PnL report (also the heartbeat)",
     "startup": "the service started",

@@ -20,7 +20,13 @@ from bot.domain import (
     Side,
     Trade,
 )
-from bot.errors import ExchangeRejected, InsufficientFunds, RiskRejected
+from bot.errors import (
+    ExchangeAuthFailed,
+    ExchangeRejected,
+    ExchangeUnavailable,
+    InsufficientFunds,
+    RiskRejected,
+)
 from bot.metrics import round_trips
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import (
@@ -70,6 +76,11 @@ class Executor:
         await self._orders.add(intent)  # journaled before the exchange hears of it
         try:
             intent = await self._recheck_balance(intent)
+        except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # nothing was sent
+            await self._orders.update(intent.client_order_id, OrderStatus.REJECTED,
+                                      self._clock.now(), note=f"not sent: {error}")  # fmt: skip
+            raise
+        try:
             if intent.stop_price is not None:
                 report = await self.exchange.place_stop(intent)
             else:

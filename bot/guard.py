@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from bot.alerts import AlertOutbox
 from bot.domain import AlertPriority, PairRun, RiskLimits, from_ms, to_ms
+from bot.errors import BotError, ExchangeAuthFailed
 from bot.ports import StateStore
 from bot.rules import GATE_DAILY_LOSS, GATE_DRAWDOWN, loss_gate
 
@@ -50,6 +51,7 @@ class RiskGuard:
         self.limits = limits
         self._timezone = timezone
         self._risk: dict[str, Any] | None = None
+        self._outage: str | None = None  # the exchange error that started the current outage
 
     async def _load(self) -> dict[str, Any]:
         if self._risk is None:
@@ -134,6 +136,25 @@ class RiskGuard:
         """New limits from now on, kept over a restart (they override the config's)."""
         self.limits = limits
         await self._state.set(LIMITS_KEY, dataclasses.asdict(limits), now)
+
+    async def exchange_failed(self, error: BotError, now: datetime) -> None:
+        """An exchange call failed during a tick. Refused keys halt trading (they will not fix
+        themselves); an outage is alerted once, when it starts."""
+        if isinstance(error, ExchangeAuthFailed):  # the halt's own alert says it
+            await self.halt(f"the exchange refused the API keys ({error})", now)
+            return
+        if self._outage is None:
+            self._outage = str(error)
+            await self._alerts.push("exchange_error", AlertPriority.ERROR,
+                                    f"Exchange trouble: {error}. Retrying every tick; open "
+                                    "positions keep their stops.")  # fmt: skip
+
+    async def exchange_answered(self) -> None:
+        """A tick reached the exchange again: the outage, if any, is over (alerted once)."""
+        if self._outage is not None:
+            self._outage = None
+            await self._alerts.push("exchange_error", AlertPriority.ERROR,
+                                    "The exchange answers again.")  # fmt: skip
 
     async def day_start(self) -> float | None:
         """Equity at the first close of the current local day (what today's PnL is against)."""

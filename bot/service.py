@@ -9,6 +9,7 @@ from datetime import datetime
 
 from bot.domain import EquitySnapshot, PairRun, RunState
 from bot.engine import Engine
+from bot.errors import ExchangeAuthFailed, ExchangeUnavailable
 from bot.ports import CandleSource, Clock, EquityRepository
 from strategies import Strategy, build_strategy
 
@@ -89,11 +90,19 @@ class TradingService:
         new closed candle."""
         async with self.tick_lock:
             acted = 0
+            failed = False
             for run in list(self._runs.values()):
                 if timeframe is not None and run.timeframe != timeframe:
                     continue
-                if run.state is not RunState.STOPPED and await self._tick_run(run):
-                    acted += 1
+                try:
+                    if run.state is not RunState.STOPPED and await self._tick_run(run):
+                        acted += 1
+                except (ExchangeUnavailable, ExchangeAuthFailed) as error:
+                    failed = True  # the other runs still tick
+                    log.warning("tick %s: %s", run.pair, error)
+                    await self._engine.guard.exchange_failed(error, self._clock.now())
+            if not failed:
+                await self._engine.guard.exchange_answered()
             if acted:
                 now = self._clock.now()
                 portfolio = self._engine.portfolio

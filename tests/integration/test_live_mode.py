@@ -23,7 +23,7 @@ from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
-from tests.fake_exchange import FakeBinance, binance_urls, serve
+from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
 
 PAIR = "BTC/USDT"
 HOUR = timedelta(hours=1)
@@ -212,3 +212,36 @@ async def test_stops_rest_on_the_exchange_survive_a_restart_and_never_sell_twice
     assert sorted(f.trade_id for f in fills) == sorted(trades)  # each fill booked once
     assert fake.order_posts == len(fake.orders)  # nothing sent twice
     assert not [text for text in alerts if "rejected" in text.lower()]
+
+
+async def test_exchange_trouble_is_alerted_once_and_refused_keys_halt_trading(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
+    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    start = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
+    async with live_stack(tmp_path, fake, start) as (trading, market, _):
+        fake.faults.append(Fault("/api/v3/klines", 503, {"code": -1000, "msg": "down"}, times=20))
+        first = datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC)
+        await hourly(trading, market, first, first + 3 * HOUR)  # three ticks, all failing
+        fake.faults.clear()
+        await hourly(trading, market, first + 3 * HOUR, first + 5 * HOUR)
+        assert not await trading.engine.guard.halted()
+        # Someone rotated the keys: signatures fail from now on. (A -2015 "Invalid API-key"
+        # after a good start is a temporary ban to ccxt, so it counts as an outage instead.)
+        fake.secret = "rotated-by-someone"
+        await hourly(trading, market, first + 5 * HOUR, datetime(2025, 7, 2, tzinfo=UTC))
+        halt = await trading.engine.guard.halted()
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        texts = [alert.text for alert in await SqliteAlertRepository(db).pending(1000)]
+    troubles = [text for text in texts if text.startswith("Exchange trouble")]
+    assert len(troubles) == 1  # the outage, once, however many ticks it lasted
+    assert "down" in troubles[0]
+    assert texts.count("The exchange answers again.") == 1
+    assert halt is not None
+    assert "refused the API keys" in halt["reason"]
+    halts = [text for text in texts if text.startswith("Trading halted: the exchange refused")]
+    assert len(halts) == 1
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        stuck = await SqliteOrderRepository(db).not_final()
+    assert stuck == []  # the order the refused keys stopped is closed as never sent
