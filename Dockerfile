@@ -19,5 +19,8 @@ WORKDIR /home/pairpilot
 ENV NUMBA_CACHE_DIR=/home/pairpilot/.cache/numba
 # Mount the config at /config/config.toml (set data_dir = "/data" in it) and a volume at /data.
 VOLUME ["/data"]
+# Unhealthy when no new candle was ticked for two candles, or an alert waits over 10 minutes.
+HEALTHCHECK --interval=60s --timeout=20s --start-period=120s \
+    CMD ["pairpilot", "health", "--config", "/config/config.toml"]
 ENTRYPOINT ["pairpilot"]
 CMD ["run", "--config", "/config/config.toml"]

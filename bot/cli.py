@@ -29,6 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="TOML config file (defaults when omitted)")
     run.set_defaults(handler=_run)
 
+    health = commands.add_parser(
+        "health", help="exit 1 when the service's ticks are stale or its alerts are stuck"
+    )
+    health.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
+    health.add_argument("--max-alert-age", type=float, default=10.0, metavar="MINUTES",
+                        help="how long an alert may wait for delivery (default 10)")  # fmt: skip
+    health.set_defaults(handler=_health)
+
     demo = commands.add_parser("demo", help="offline demo on bundled real candles")
     demo.add_argument(
         "--output",
@@ -127,6 +135,37 @@ def _run(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import timedelta
+
+    from bot.clock import SystemClock
+    from bot.config import Secrets, load_settings
+    from bot.health import check_health
+    from storage.alerts import SqliteAlertRepository
+    from storage.db import open_database
+    from storage.equity import SqliteEquityRepository
+    from storage.pair_runs import SqlitePairRunRepository
+
+    settings = load_settings(args.config, Secrets.from_environment())
+    if not settings.database_path.exists():
+        print(f"unhealthy: no database at {settings.database_path}; has the service started?")
+        return 1
+
+    async def check() -> int:
+        async with open_database(settings.database_path) as db:
+            health = await check_health(
+                runs=SqlitePairRunRepository(db), equity=SqliteEquityRepository(db),
+                alerts=SqliteAlertRepository(db), now=SystemClock().now(),
+                max_alert_age=timedelta(minutes=args.max_alert_age),
+            )  # fmt: skip
+        verdict = "ok" if health.ok else "unhealthy: " + "; ".join(health.problems)
+        print(f"{verdict} ({'; '.join(health.facts)})")
+        return 0 if health.ok else 1
+
+    return asyncio.run(check())
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -60,6 +60,13 @@ class SqliteAlertRepository:
             (alert_id, chat_id, to_ms(now)),
         )
 
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest undelivered alert was pushed, or None."""
+        row = await self._db.fetch_one(
+            "SELECT min(created_at) FROM alerts WHERE delivered_at IS NULL"
+        )
+        return None if row is None or row[0] is None else from_ms(row[0])
+
     async def backlog(self) -> int:
         row = await self._db.fetch_one("SELECT COUNT(*) FROM alerts WHERE delivered_at IS NULL")
         return int(row[0]) if row else 0

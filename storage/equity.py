@@ -19,6 +19,12 @@ class SqliteEquityRepository:
             (to_ms(snapshot.time), snapshot.equity, snapshot.cash),
         )
 
+    async def latest(self) -> EquitySnapshot | None:
+        row = await self._db.fetch_one(
+            "SELECT time, equity, cash FROM equity_snapshots ORDER BY time DESC LIMIT 1"
+        )
+        return None if row is None else EquitySnapshot(from_ms(row[0]), row[1], row[2])
+
     async def between(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[EquitySnapshot]:
