@@ -117,8 +117,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from bot.app import run_service
     from bot.config import Secrets, load_settings
+    from bot.redaction import install as redact_secrets
 
     secrets = Secrets.from_environment()
+    redact_secrets(secrets.values())
     settings = load_settings(args.config, secrets)
     chat = None
     if secrets.telegram_token:  # the entry point is where Telegram (handlers/) is plugged in

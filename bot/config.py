@@ -179,6 +179,10 @@ class Secrets:
         present = [name for name in SECRET_VARIABLES if getattr(self, name)]
         return f"Secrets(present={present})"
 
+    def values(self) -> list[str]:
+        """Every secret set (for redaction)."""
+        return [value for name in SECRET_VARIABLES if (value := getattr(self, name))]
+
     @classmethod
     def from_environment(cls, environment: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if environment is None else environment

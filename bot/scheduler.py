@@ -61,7 +61,9 @@ class Jobs:
 
     def planned(self) -> list[tuple[str, datetime | None]]:
         """Every job by name with its next run (None while paused)."""
-        return [(job.name, job.next_run_time) for job in self.scheduler.get_jobs()]
+        # A job has no next_run_time attribute until the scheduler has started.
+        return [(job.name, getattr(job, "next_run_time", None))
+                for job in self.scheduler.get_jobs()]  # fmt: skip
 
     def has(self, name: str) -> bool:
         return self.scheduler.get_job(name) is not None

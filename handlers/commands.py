@@ -201,6 +201,9 @@ class ChatCommands:
         except BotError as error:
             log.warning("/%s failed: %s", name, error)
             return f"❌ /{name} failed: {escape(str(error))}", f"failed: {error}"
+        except Exception:  # a bug: the user still gets an answer, the log the traceback
+            log.exception("/%s failed unexpectedly", name)
+            return f"❌ /{name} failed unexpectedly; the error is in the log.", "failed: a bug"
         first = reply.caption if isinstance(reply, Photo) else reply
         return reply, "ok: " + first.splitlines()[0][:200]
 
