@@ -17,7 +17,14 @@ from datetime import datetime, timedelta
 from html import escape
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.alerts import AlertOutbox
 from bot.cockpit import Cockpit, Photo, Progress
@@ -147,6 +154,19 @@ class ChatCommands:
         for name in COMMANDS:
             application.add_handler(CommandHandler(name, self._handler(name)))
         application.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^(ok|no):"))
+        application.add_handler(MessageHandler(filters.COMMAND, self._unknown))
+
+    async def _unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command we do not have: the users get pointed at /help, strangers get nothing."""
+        user, chat, message = update.effective_user, update.effective_chat, update.message
+        if user is None or chat is None or message is None:
+            return
+        if user.id not in self._users:
+            await self._stranger(user.id, user.username, "(unknown command)")
+            return
+        word = (message.text or "").split()[0][:40] if message.text else "?"
+        await send_text(update.get_bot(), chat.id,
+                        f"⚠️ {escape(word)} is not a command here; /help lists them.")  # fmt: skip
 
     def _handler(self, name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
         async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

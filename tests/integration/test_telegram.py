@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.alerts import AlertDispatcher
-from bot.app import Trading, assemble_replay, build_cockpit, load_replay, run_service
+from bot.app import assemble_replay, build_cockpit, load_replay, run_service
 from bot.clock import FakeClock
-from bot.cockpit import Cockpit, Venue, normalise_pair
+from bot.cockpit import Venue, normalise_pair
 from bot.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
 from bot.domain import AlertPriority
 from bot.errors import UserInputError
@@ -26,57 +23,10 @@ from handlers.commands import COMMANDS, Actions
 from handlers.delivery import chunks, plain, send_text
 from handlers.frontend import TelegramFrontend, telegram_factory
 from storage.alerts import SqliteAlertRepository
-from storage.audit import SqliteAuditRepository
 from storage.db import open_database
 from tests.builders import replay_settings
-from tests.telegram_emulator import Sent, TelegramEmulator, post_update, running
-
-ADMIN, TRADER, VIEWER, STRANGER = 1001, 1002, 1003, 666
-USERS = {ADMIN: "admin", TRADER: "trader", VIEWER: "viewer"}
-
-
-@dataclass
-class Chat:
-    emulator: TelegramEmulator
-    frontend: TelegramFrontend
-    trading: Trading
-    alerts: SqliteAlertRepository
-    audit: SqliteAuditRepository
-    frontend_cockpit: Cockpit
-
-    async def ask(self, user: int, text: str, chat_id: int | None = None) -> str:
-        return (await self.sent_back(user, text, chat_id)).text
-
-    async def sent_back(self, user: int, text: str, chat_id: int | None = None) -> Sent:
-        """The first message the bot sends back after ``user`` wrote ``text``."""
-        chat = chat_id if chat_id is not None else user
-        before = len(self.emulator.to(chat))
-        self.emulator.say(user, text, chat_id=chat)
-        return await self.emulator.reply(chat, after=before)
-
-
-@asynccontextmanager
-async def chat_stack(tmp_path: Path) -> AsyncIterator[Chat]:
-    config = replay_settings(tmp_path)
-    emulator = TelegramEmulator()
-    async with running(emulator) as base, open_database(config.database_path) as db:
-        replay = load_replay(config)
-        trading = await assemble_replay(db, config, replay)
-        jobs = Jobs(trading.clock)
-        cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
-                                trading.engine, trading.control, ReplayHistory(replay.source),
-                                jobs, trading.clock)  # fmt: skip
-        alerts = SqliteAlertRepository(db)
-        frontend = TelegramFrontend(
-            token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
-            outbox=trading.outbox, alerts=alerts, clock=trading.clock, poll_timeout=1,
-        )  # fmt: skip
-        frontend.start()
-        await frontend.running.wait()
-        try:
-            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit)
-        finally:
-            await frontend.stop()
+from tests.chat_rig import ADMIN, STRANGER, TRADER, USERS, VIEWER, chat_stack
+from tests.telegram_emulator import TelegramEmulator, post_update, running
 
 
 async def test_commands_are_registered_and_whoami_answers_anyone(tmp_path: Path) -> None:

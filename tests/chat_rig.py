@@ -1,0 +1,66 @@
+"""A replay stack with the Telegram front end on the Bot API emulator, for chat tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.app import Trading, assemble_replay, build_cockpit, load_replay
+from bot.cockpit import Cockpit, Venue
+from bot.history import ReplayHistory
+from bot.scheduler import Jobs
+from handlers.frontend import TelegramFrontend
+from storage.alerts import SqliteAlertRepository
+from storage.audit import SqliteAuditRepository
+from storage.db import open_database
+from tests.builders import replay_settings
+from tests.telegram_emulator import Sent, TelegramEmulator, running
+
+ADMIN, TRADER, VIEWER, STRANGER = 1001, 1002, 1003, 666
+USERS = {ADMIN: "admin", TRADER: "trader", VIEWER: "viewer"}
+
+
+@dataclass
+class Chat:
+    emulator: TelegramEmulator
+    frontend: TelegramFrontend
+    trading: Trading
+    alerts: SqliteAlertRepository
+    audit: SqliteAuditRepository
+    frontend_cockpit: Cockpit
+
+    async def ask(self, user: int, text: str, chat_id: int | None = None) -> str:
+        return (await self.sent_back(user, text, chat_id)).text
+
+    async def sent_back(self, user: int, text: str, chat_id: int | None = None) -> Sent:
+        """The first message the bot sends back after ``user`` wrote ``text``."""
+        chat = chat_id if chat_id is not None else user
+        before = len(self.emulator.to(chat))
+        self.emulator.say(user, text, chat_id=chat)
+        return await self.emulator.reply(chat, after=before)
+
+
+@asynccontextmanager
+async def chat_stack(tmp_path: Path) -> AsyncIterator[Chat]:
+    config = replay_settings(tmp_path)
+    emulator = TelegramEmulator()
+    async with running(emulator) as base, open_database(config.database_path) as db:
+        replay = load_replay(config)
+        trading = await assemble_replay(db, config, replay)
+        jobs = Jobs(trading.clock)
+        cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
+                                trading.engine, trading.control, ReplayHistory(replay.source),
+                                jobs, trading.clock)  # fmt: skip
+        alerts = SqliteAlertRepository(db)
+        frontend = TelegramFrontend(
+            token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
+            outbox=trading.outbox, alerts=alerts, clock=trading.clock, poll_timeout=1,
+        )  # fmt: skip
+        frontend.start()
+        await frontend.running.wait()
+        try:
+            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit)
+        finally:
+            await frontend.stop()
