@@ -66,7 +66,13 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
         atr.to_numpy(dtype=np.float64),
         local_days(close_ms, setup.timezone),
         KernelCosts(setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits),
-        KernelExits(policy.stop_loss, policy.take_profit, policy.trailing_stop, policy.atr_stop),
+        KernelExits(
+            policy.stop_loss,
+            policy.take_profit,
+            policy.trailing_stop,
+            policy.atr_stop,
+            policy.entry_offset,
+        ),  # fmt: skip
     )
     table = TradeTable.from_kernel(result, close_ms, setup.pair)
     closes = candles["close"].to_numpy()

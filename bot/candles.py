@@ -201,6 +201,13 @@ class ReplaySource:
         index = self._forming(pair, now)
         return float(self._frames[pair]["open"].iloc[index])
 
+    async def candle_after(self, pair: str, since: datetime, now: datetime) -> pd.Series | None:
+        stamps = self._stamps_for(pair)
+        index = int(np.searchsorted(stamps, to_ms(since), side="left"))
+        if index >= len(stamps) or stamps[index] + self._step_ms[pair] > to_ms(now):
+            return None
+        return self._frames[pair].iloc[index]
+
     async def volume(self, pair: str, now: datetime) -> float | None:
         """The volume of the candle forming at ``now``, which an order then trades into."""
         index = self._forming(pair, now)

@@ -100,6 +100,7 @@ class OrderIntent:
     quote_amount: float | None = None  # a buy that spends exactly this, fee included
     trigger_price: float | None = None  # a protective sell that triggered at this price
     stop_price: float | None = None  # a stop-loss sell resting on the exchange until this price
+    limit_price: float | None = None  # a limit buy resting at this price (one candle)
 
 
 @dataclass(frozen=True, slots=True)

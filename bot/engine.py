@@ -121,6 +121,7 @@ class Engine:
         fills = await self._record(run, close_time, *await self._stops.settle(key_of(run)))
         fills += await self._finish_exit(run, candle, close_time)
         fills += await self._protect(run, policy, candle, close_time)
+        fills += await self._settle_entry(run, policy, candle, close_time)
         await self.guard.mark(self.portfolio.equity(prices), close_time)
         signal = signal_from_candles(run.pair, strategy, candles)
         atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
@@ -172,27 +173,65 @@ class Engine:
             return []
         if run.state is not RunState.RUNNING:
             return []
-        intent = await self._size_entry(run, signal, prices, close_time, atr_distance,
-                                        policy or ExitPolicy(), scale)  # fmt: skip
+        policy = policy or ExitPolicy()
+        intent = await self._size_entry(run, signal, prices, close_time, atr_distance, policy,
+                                        scale)  # fmt: skip
         if intent is None:
             return []
+        if policy.entry_offset > 0:  # a limit buy for the next candle, settled at its close
+            intent = dataclasses.replace(
+                intent, limit_price=signal.price * (1 - policy.entry_offset)
+            )
+            await self._executor.execute(intent)
+            await self._state.set(key_of(run), {"pending_entry": intent.client_order_id,
+                                                "atr_distance": atr_distance},
+                                  self._clock.now())  # fmt: skip
+            return []
         fills, _ = await self._executor.execute(intent)
+        return fills + await self._opened(run, policy, atr_distance, signal.candle_time,
+                                          close_time)  # fmt: skip
+
+    async def _opened(
+        self, run: PairRun, policy: ExitPolicy, atr_distance: float, candle_time: datetime,
+        close_time: datetime,
+    ) -> list[Fill]:  # fmt: skip
+        """A position just opened: remember its entry and peak, rest its stop where possible."""
         position = self.portfolio.position(run.pair)
-        if fills and position is not None:
-            entry = position.average_price
-            await self._state.set(
-                key_of(run), {"entry": entry, "peak": entry, "atr_distance": atr_distance},
-                self._clock.now(),
-            )  # fmt: skip
-            policy = policy or ExitPolicy()
-            level, _ = stop_level(entry, entry, atr_distance, policy.stop_loss,
-                                  policy.trailing_stop)  # fmt: skip
-            if self._stops.enabled and math.isfinite(level):
-                fills += await self._record(
-                    run, close_time, *await self._stops.place(run, key_of(run), level,
-                                                              signal.candle_time)
-                )  # fmt: skip
-        return fills
+        if position is None:
+            return []
+        entry = position.average_price
+        await self._state.set(
+            key_of(run), {"entry": entry, "peak": entry, "atr_distance": atr_distance},
+            self._clock.now(),
+        )  # fmt: skip
+        level, _ = stop_level(entry, entry, atr_distance, policy.stop_loss, policy.trailing_stop)
+        if not (self._stops.enabled and math.isfinite(level)):
+            return []
+        placed = await self._stops.place(run, key_of(run), level, candle_time)
+        return await self._record(run, close_time, *placed)
+
+    async def _settle_entry(
+        self, run: PairRun, policy: ExitPolicy, candle: pd.Series, close_time: datetime
+    ) -> list[Fill]:
+        """The limit entry placed at the last close: filled during this candle, or cancelled."""
+        saved = await self._state.get(key_of(run)) or {}
+        coid = saved.get("pending_entry")
+        order = await self._executor.journal.get(coid) if coid else None
+        if order is None:
+            return []
+        exchange = self._executor.exchange
+        report = await exchange.lookup(order)
+        if report is not None and not report.status.is_final:
+            report = await exchange.cancel_order(order)  # good for one candle only
+        await self._state.set(key_of(run), {}, self._clock.now())
+        if report is None:
+            return []
+        fills, _ = await self._executor.settle(report)
+        if not fills:
+            return []
+        candle_time = from_ms(int(candle["timestamp"]))
+        atr_distance = saved.get("atr_distance", 0.0)
+        return fills + await self._opened(run, policy, atr_distance, candle_time, close_time)
 
     async def _size_entry(
         self, run: PairRun, signal: Signal, prices: dict[str, float], close_time: datetime,

@@ -40,6 +40,7 @@ class ExchangeCandleSource:
         self._feed = feed
         self._on_gap = on_gap
         self._frames: dict[str, pd.DataFrame] = {}
+        self._steps: dict[str, int] = {}  # pair -> its candles' length in ms
 
     def check_pair(self, pair: str) -> None:
         self._feed.check_pair(pair)
@@ -50,6 +51,15 @@ class ExchangeCandleSource:
 
     async def price(self, pair: str, now: datetime) -> float:
         return await self._feed.fetch_price(pair)
+
+    async def candle_after(self, pair: str, since: datetime, now: datetime) -> pd.Series | None:
+        """From the candles the service fetched for its ticks (the pair's run timeframe)."""
+        frame, step = self._frames.get(pair), self._steps.get(pair)
+        if frame is None or step is None:
+            return None
+        stamps = frame["timestamp"]
+        chosen = frame[(stamps >= to_ms(since)) & (stamps + step <= to_ms(now))]
+        return None if chosen.empty else chosen.iloc[0]
 
     async def volume(self, pair: str, now: datetime) -> float | None:
         """The last closed candle's: the forming one's is not known until it closes."""
@@ -63,6 +73,7 @@ class ExchangeCandleSource:
         if timeframe is None:
             raise ValueError("an exchange serves every timeframe: say which")
         step = timeframe_seconds(timeframe) * 1000
+        self._steps[pair] = step
         frame = self._frames.get(pair)
         since = (int(frame["timestamp"].iloc[-1]) + step if frame is not None and len(frame)
                  else to_ms(now) - (limit + 1) * step)  # fmt: skip

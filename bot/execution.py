@@ -75,16 +75,13 @@ class Executor:
         opened_at = position.opened_at if position else None
         await self._orders.add(intent)  # journaled before the exchange hears of it
         try:
-            intent = await self._recheck_balance(intent)
-        except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # nothing was sent
-            await self._orders.update(intent.client_order_id, OrderStatus.REJECTED,
-                                      self._clock.now(), note=f"not sent: {error}")  # fmt: skip
-            raise
-        try:
-            if intent.stop_price is not None:
-                report = await self.exchange.place_stop(intent)
-            else:
-                report = await self.exchange.create_market_order(intent)
+            try:
+                intent = await self._recheck_balance(intent)
+            except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # nothing was sent
+                await self._orders.update(intent.client_order_id, OrderStatus.REJECTED,
+                                          self._clock.now(), note=f"not sent: {error}")  # fmt: skip
+                raise
+            report = await self._send(intent)
         except (ExchangeRejected, RiskRejected) as error:
             await self._orders.update(
                 intent.client_order_id, OrderStatus.REJECTED, self._clock.now(), note=str(error)
@@ -103,6 +100,13 @@ class Executor:
             trade = await self._closed_trade(intent.pair, opened_at)
         await self._announce(intent, report, trade)
         return fills, trade
+
+    async def _send(self, intent: OrderIntent) -> ExecutionReport:
+        if intent.stop_price is not None:
+            return await self.exchange.place_stop(intent)
+        if intent.limit_price is not None:
+            return await self.exchange.create_limit_order(intent)
+        return await self.exchange.create_market_order(intent)
 
     async def _recheck_balance(self, intent: OrderIntent) -> OrderIntent:
         """Read the exchange's balance again before sending: a buy it cannot pay is refused; an

@@ -8,7 +8,10 @@ At the close of each candle i, in the same order as ``Engine.on_candles``:
    for good after the drawdown limit, for the rest of the day after the daily loss limit.
 4. The signal acts at the next candle's open: an entry spends ``rules.entry_budget`` unless
    halted, cooling down after losses, or under the minimum order; an exit sells everything.
-   The last candle's signal is never acted on.
+   The last candle's signal is never acted on. With an entry offset the entry is instead a
+   limit buy at close * (1 - offset), good for candle i+1: filled at min(open, limit) if that
+   candle's low reaches it (no slippage; booked at its close, after its protective checks),
+   cancelled if not.
 
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
 each fill's notional. Every fill is stamped with the close of the candle being processed,
@@ -44,7 +47,7 @@ __all__ = ["EXIT_REASONS", "KernelCosts", "KernelExits", "KernelResult", "simula
 # Positions in the kernel's parameter vector.
 (BALANCE, FEE, SLIPPAGE, SHARE, FRACTION, MIN_ORDER, MAX_POSITION, MAX_EXPOSURE, RISK_PER_TRADE,
  DAILY_LOSS, MAX_DRAWDOWN, COOLDOWN_LOSSES, COOLDOWN_CANDLES, MAX_OPEN, STOP_LOSS, TAKE_PROFIT,
- TRAILING, ATR_MULTIPLE) = range(18)  # fmt: skip
+ TRAILING, ATR_MULTIPLE, ENTRY_OFFSET) = range(19)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class KernelExits:
     take_profit: float
     trailing_stop: float
     atr_stop: float
+    entry_offset: float = 0.0  # limit entries this fraction under the signal's close
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +103,7 @@ def simulate(
          limits.max_total_exposure, limits.risk_per_trade, limits.daily_loss_limit,
          limits.max_drawdown, limits.cooldown_losses, limits.cooldown_candles,
          limits.max_open_positions, exits.stop_loss, exits.take_profit, exits.trailing_stop,
-         exits.atr_stop],
+         exits.atr_stop, exits.entry_offset],
         dtype=np.float64,
     )  # fmt: skip
     arrays = _simulate(
@@ -192,6 +196,9 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
     halted_at = -1
     losses = 0
     cooldown_until = -1
+    limit_price = 0.0  # a limit entry resting through the next candle (0: none)
+    limit_budget = 0.0
+    limit_atr = 0.0
     for i in range(n):
         if day[i] != today:
             today = day[i]
@@ -214,6 +221,21 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
                 held = 0.0
             else:
                 peak_price = max(peak_price, high[i])
+        if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
+            if low[i] <= limit_price:
+                fill = min(open_[i], limit_price)
+                held = limit_budget / (fill * (1.0 + fee_rate))
+                fee = held * fill * fee_rate
+                cash = cash - held * fill - fee
+                fees += fee
+                price_in = fill
+                peak_price = fill
+                atr_distance = limit_atr
+                entry_index[count] = i
+                entry_price[count] = fill
+                amount[count] = held
+                entry_fee[count] = fee
+            limit_price = 0.0
         marked = cash + held * close[i]
         equity_peak = max(equity_peak, marked)
         gate = loss_gate(marked, equity_peak, day_start, p[DAILY_LOSS], p[MAX_DRAWDOWN])
@@ -236,7 +258,11 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
                         initial_stop_distance(close[i], p[STOP_LOSS], distance_atr, p[TRAILING]),
                         scale[i],
                     )  # fmt: skip
-                if budget >= p[MIN_ORDER] and budget > 0.0:
+                if budget >= p[MIN_ORDER] and budget > 0.0 and p[ENTRY_OFFSET] > 0.0:
+                    limit_price = close[i] * (1.0 - p[ENTRY_OFFSET])
+                    limit_budget = budget
+                    limit_atr = distance_atr
+                elif budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = open_[i + 1] * (1.0 + slippage)
                     held = budget / (fill * (1.0 + fee_rate))
                     fee = held * fill * fee_rate

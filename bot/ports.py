@@ -33,6 +33,10 @@ class Transactions(Protocol):
 class PriceFeed(Protocol):
     async def price(self, pair: str, now: datetime) -> float: ...
 
+    async def candle_after(self, pair: str, since: datetime, now: datetime) -> pd.Series | None:
+        """The first candle opening at or after ``since`` that has closed by ``now``, if any."""
+        ...
+
     async def volume(self, pair: str, now: datetime) -> float | None:
         """The base volume an order at ``now`` trades into: the forming candle's in a replay,
         the last closed candle's live; None when not known."""
@@ -55,6 +59,10 @@ class Exchange(Protocol):
         ...
 
     async def cancel_all_orders(self, pairs: Sequence[str]) -> int: ...
+
+    async def create_limit_order(self, intent: OrderIntent) -> ExecutionReport:
+        """A limit buy resting at ``intent.limit_price`` (for ``intent.quote_amount``)."""
+        ...
 
     supports_stop_orders: bool  # a stop-loss can rest on the exchange (else: checked per candle)
 

@@ -75,6 +75,7 @@ class ExitPolicy:
     trailing_stop: float = 0.0
     atr_stop: float = 0.0
     atr_length: int = 14
+    entry_offset: float = 0.0  # > 0: enter by a limit buy this far under the close (one candle)
 
 
 EXIT_PARAM_SPECS = (
@@ -83,6 +84,9 @@ EXIT_PARAM_SPECS = (
     ParamSpec("trailing_stop", float, 0.0, 0.0, 0.5, "trailing stop below the peak (0 = off)"),
     ParamSpec("atr_stop", float, 0.0, 0.0, 20.0, "stop this many ATRs below entry (0 = off)"),
     ParamSpec("atr_length", int, 14, 2, 200, "ATR length for atr_stop, in candles"),
+    ParamSpec("entry_offset", float, 0.0, 0.0, 0.05,
+              "enter by a limit buy this fraction under the close, good for one candle "
+              "(0 = at market)"),
 )
 
 
@@ -135,6 +139,7 @@ class Strategy(ABC):
             trailing_stop=float(self.params["trailing_stop"]),
             atr_stop=float(self.params["atr_stop"]),
             atr_length=int(self.params["atr_length"]),
+            entry_offset=float(self.params["entry_offset"]),
         )
 
     def atr(self, candles: pd.DataFrame) -> pd.Series:

@@ -61,7 +61,7 @@ class Order:
     time: int
     fills: list[dict[str, Any]]
     kind: str = "MARKET"
-    stop_price: float = 0.0
+    stop_price: float = 0.0  # the stop of a STOP_LOSS, the limit of a LIMIT
 
 
 @dataclass
@@ -250,6 +250,17 @@ class FakeBinance:
             quantity = float(params["quantity"])
         order = Order(len(self.orders) + 1, client_id, symbol, side, quantity, 0.0, 0.0, "NEW",
                       self.now_ms, [], kind, float(params.get("stopPrice", 0.0)))  # fmt: skip
+        if kind == "LIMIT":  # a buy rests, its cost and fee locked, until the price comes down
+            order.stop_price = float(params["price"])  # the limit (one field serves both kinds)
+            lock = quantity * order.stop_price * (1 + self.fee_rate)
+            quote = symbol[-4:]
+            if side != "BUY" or lock > self.balances.get(quote, 0.0) + 1e-9:
+                return _insufficient()
+            self.balances[quote] -= lock
+            self.locked[quote] = self.locked.get(quote, 0.0) + lock
+            self.orders[order.order_id] = order
+            self._trigger_stops()
+            return web.json_response({**_order_json(order), "fills": order.fills})
         if kind == "STOP_LOSS":  # rests, its amount locked, until the price reaches the stop
             if side != "SELL" or quantity > self.balances.get(base, 0.0) + 1e-12:
                 return _insufficient()
@@ -293,12 +304,20 @@ class FakeBinance:
         return True
 
     def _trigger_stops(self) -> None:
-        """Resting stop-loss orders whose stop the price has reached sell at market."""
+        """Resting orders the price has reached: a stop-loss sells at market, a limit buy
+        fills at its limit."""
         for order in self.orders.values():
             price = self.prices.get(order.symbol)
-            if (order.kind == "STOP_LOSS" and order.status == "NEW" and price is not None
-                    and price <= order.stop_price):  # fmt: skip
+            if order.status != "NEW" or price is None or price > order.stop_price:
+                continue
+            if order.kind == "STOP_LOSS":
                 self._execute(order, price, self.locked)
+            elif order.kind == "LIMIT":
+                quote = order.symbol[-4:]
+                lock = order.quantity * order.stop_price * (1 + self.fee_rate)
+                self.locked[quote] -= lock
+                self.balances[quote] += lock  # unlocked, then paid from the free balance
+                self._execute(order, order.stop_price, self.balances)
 
     async def _cancel_order(self, params: dict[str, str]) -> web.Response:
         for order in self.orders.values():
@@ -313,6 +332,11 @@ class FakeBinance:
 
     def _cancel(self, order: Order) -> None:
         order.status = "CANCELED"
+        if order.kind == "LIMIT":
+            quote = order.symbol[-4:]
+            lock = order.quantity * order.stop_price * (1 + self.fee_rate)
+            self.locked[quote] -= lock
+            self.balances[quote] += lock
         if order.kind == "STOP_LOSS":
             base = order.symbol[:-4]
             self.locked[base] -= order.quantity

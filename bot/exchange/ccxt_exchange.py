@@ -180,6 +180,10 @@ class CcxtExchange:
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
         return await self._place(intent)
 
+    async def create_limit_order(self, intent: OrderIntent) -> ExecutionReport:
+        """A limit order resting at ``intent.limit_price``, placed at most once."""
+        return await self._place(intent)
+
     async def place_stop(self, intent: OrderIntent) -> ExecutionReport:
         """A stop-loss sell resting on the exchange: market once the price reaches
         ``intent.stop_price``."""
@@ -265,6 +269,13 @@ class CcxtExchange:
 
     async def _send(self, intent: OrderIntent) -> dict[str, Any]:
         params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+        if intent.limit_price is not None:  # sized so that it spends at most quote_amount
+            price = float(self._client.price_to_precision(intent.pair, intent.limit_price))
+            budget = intent.quote_amount or intent.amount * price
+            wanted = budget / (price * (1 + self.taker_fee(intent.pair)))
+            amount = float(self._client.amount_to_precision(intent.pair, wanted))
+            return await self._client.create_order(intent.pair, "limit", intent.side.value,
+                                                   amount, price, params)  # fmt: skip
         if intent.stop_price is not None:
             params["stopLossPrice"] = self._client.price_to_precision(
                 intent.pair, intent.stop_price

@@ -2,6 +2,9 @@
 
 An order larger than ``volume_share`` of the volume it trades into fills only that much, and
 the rest expires, as a market order does on an exchange that runs out of book.
+
+A limit buy rests (its quote money set aside) until it is looked up or cancelled: it fills at
+min(open, limit) if the first candle closed after it was placed reached the limit.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class PaperExchange:
         self._fee_rate = fee_rate
         self._slippage = slippage
         self._reports: dict[str, ExecutionReport] = {}
+        self._resting: dict[str, dict[str, Any]] = {}  # limit buys: coid -> order as JSON
 
     @classmethod
     async def restore(
@@ -86,6 +90,7 @@ class PaperExchange:
             exchange._reports = {
                 coid: _report_from_json(value) for coid, value in account["orders"].items()
             }
+            exchange._resting = dict(account.get("resting", {}))
         return exchange
 
     async def _save(self, now: datetime) -> None:
@@ -93,20 +98,82 @@ class PaperExchange:
         recent = dict(list(self._reports.items())[-KEPT_REPORTS:])
         self._reports = recent
         orders = {coid: _report_to_json(report) for coid, report in recent.items()}
-        await self._state.set(ACCOUNT_KEY, {"balances": self._balances, "orders": orders}, now)
+        account = {"balances": self._balances, "orders": orders, "resting": self._resting}
+        await self._state.set(ACCOUNT_KEY, account, now)
 
     def balances(self) -> dict[str, float]:
         return dict(self._balances)
 
     async def lookup(self, order: Order) -> ExecutionReport | None:
+        if order.client_order_id in self._resting:
+            await self._match(order.client_order_id)
         return self._reports.get(order.client_order_id)
 
     async def fetch_balances(self) -> dict[str, float]:
-        return self.balances()
+        """Totals: what resting orders set aside counts, as on an exchange."""
+        totals = self.balances()
+        for resting in self._resting.values():
+            quote = resting["pair"].split("/")[1]
+            totals[quote] = totals.get(quote, 0.0) + resting["quote_amount"]
+        return totals
 
     async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
-        """Market orders fill at once on paper: nothing rests, so nothing to cancel."""
-        return 0
+        """Cancel the resting limit buys of ``pairs`` (after matching them); how many."""
+        wanted = [coid for coid, r in self._resting.items() if r["pair"] in pairs]
+        for coid in wanted:
+            await self._match(coid)
+            if coid in self._resting:
+                await self._cancel(coid)
+        return len(wanted)
+
+    async def create_limit_order(self, intent: OrderIntent) -> ExecutionReport:
+        """A limit buy for ``intent.quote_amount`` (fee included) at ``intent.limit_price``."""
+        if intent.client_order_id in self._reports:
+            return self._reports[intent.client_order_id]
+        if intent.side is not Side.BUY or intent.quote_amount is None or not intent.limit_price:
+            raise ExchangeRejected("paper limit orders are buys sized in the quote currency")
+        quote = intent.pair.split("/")[1]
+        self._debit(quote, intent.quote_amount, intent)
+        self._balances[quote] -= intent.quote_amount  # set aside while it rests
+        now = self._clock.now()
+        self._resting[intent.client_order_id] = {
+            "pair": intent.pair, "run_id": intent.run_id, "limit": intent.limit_price,
+            "quote_amount": intent.quote_amount, "placed_ms": to_ms(now),
+        }  # fmt: skip
+        report = ExecutionReport(intent.client_order_id, f"paper-{intent.client_order_id}",
+                                 OrderStatus.OPEN, 0.0, None, ())  # fmt: skip
+        self._reports[intent.client_order_id] = report
+        await self._save(now)
+        return report
+
+    async def _match(self, coid: str) -> None:
+        """Fill a resting limit buy if the candle after its placement reached the limit."""
+        resting = self._resting[coid]
+        now = self._clock.now()
+        candle = await self._feed.candle_after(resting["pair"], from_ms(resting["placed_ms"]), now)
+        if candle is None or float(candle["low"]) > resting["limit"]:
+            return
+        pair, quote = resting["pair"], resting["pair"].split("/")[1]
+        price = min(float(candle["open"]), resting["limit"])
+        wanted = resting["quote_amount"] / (price * (1 + self._fee_rate))
+        amount = await self._fillable(pair, wanted, from_ms(int(candle["timestamp"])))
+        self._balances[quote] += resting["quote_amount"]  # released, then spent by the fill
+        intent = OrderIntent(coid, resting["run_id"], pair, Side.BUY, amount, price, now)
+        fill = self._fill(intent, amount, price, now)
+        del self._resting[coid]
+        self._reports[coid] = ExecutionReport(
+            coid, f"paper-{coid}", OrderStatus.FILLED if amount >= wanted else OrderStatus.EXPIRED,
+            amount, price, (fill,),
+        )  # fmt: skip
+        await self._save(now)
+
+    async def _cancel(self, coid: str) -> None:
+        resting = self._resting.pop(coid)
+        quote = resting["pair"].split("/")[1]
+        self._balances[quote] += resting["quote_amount"]
+        self._reports[coid] = ExecutionReport(coid, f"paper-{coid}", OrderStatus.CANCELED, 0.0,
+                                              None, ())  # fmt: skip
+        await self._save(self._clock.now())
 
     # Stops are enforced on every candle on paper (as in the backtest), never resting.
     supports_stop_orders = False
@@ -115,7 +182,13 @@ class PaperExchange:
         raise ExchangeRejected("the paper exchange enforces stops per candle; none rest")
 
     async def cancel_order(self, order: Order) -> ExecutionReport | None:
-        return await self.lookup(order)
+        """A resting limit buy is matched first (it may have filled), then cancelled."""
+        coid = order.client_order_id
+        if coid in self._resting:
+            await self._match(coid)
+        if coid in self._resting:
+            await self._cancel(coid)
+        return self._reports.get(coid)
 
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
         if intent.client_order_id in self._reports:  # a retry of an order already filled

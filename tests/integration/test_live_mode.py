@@ -245,3 +245,32 @@ async def test_exchange_trouble_is_alerted_once_and_refused_keys_halt_trading(
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
         stuck = await SqliteOrderRepository(db).not_final()
     assert stuck == []  # the order the refused keys stopped is closed as never sent
+
+
+async def test_limit_entries_rest_for_one_candle_on_the_exchange(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
+    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    params = {"entry_offset": 0.001, "stop_loss": 0.02}
+    async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC), params) as (
+        trading, market, _,
+    ):  # fmt: skip
+        await hourly(trading, market, datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC),
+                     datetime(2025, 7, 20, tzinfo=UTC))  # fmt: skip
+        position = trading.engine.portfolio.position(PAIR)
+        cash = trading.engine.portfolio.cash
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        fills = await SqliteFillRepository(db).all()
+        journal = {o.client_order_id: o for o in await SqliteOrderRepository(db).recent(10_000)}
+    limits = [o for o in fake.orders.values() if o.kind == "LIMIT"]
+    assert any(o.status == "FILLED" for o in limits)
+    assert any(o.status == "CANCELED" for o in limits)  # good for one candle only
+    assert not [o for o in limits if o.status == "NEW"]
+    status = {"FILLED": "filled", "CANCELED": "canceled", "NEW": "open", "EXPIRED": "expired"}
+    assert all(journal[o.client_id].status.value == status[o.status] for o in fake.orders.values())
+    held = fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0)
+    assert (position.amount if position else 0.0) == pytest.approx(held, abs=1e-12)
+    assert cash == pytest.approx(fake.balances["USDT"] + fake.locked.get("USDT", 0.0), rel=1e-9)
+    trades = [f"BTCUSDT-{t['tradeId']}" for o in fake.orders.values() for t in o.fills]
+    assert sorted(f.trade_id for f in fills) == sorted(trades)

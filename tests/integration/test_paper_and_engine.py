@@ -16,6 +16,7 @@ from bot.clock import FakeClock
 from bot.domain import (
     Action,
     ExecutionReport,
+    Order,
     OrderIntent,
     OrderStatus,
     PairRun,
@@ -352,3 +353,35 @@ async def test_a_buy_fills_at_most_its_share_of_the_candles_volume_and_the_rest_
     thin.loc[5, "volume"] = 0.0
     nothing = await exchange.create_market_order(intent(Side.SELL, 0.001, "c2"))
     assert (nothing.status, nothing.filled, nothing.fills) == (OrderStatus.EXPIRED, 0.0, ())
+
+
+def limit_buy(price: float, coid: str) -> OrderIntent:
+    return dataclasses.replace(intent(Side.BUY, 0.0, coid), quote_amount=300.0, limit_price=price)
+
+
+async def test_a_limit_buy_rests_with_its_money_set_aside_then_fills_or_is_cancelled(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    clock = FakeClock(at_open(btc_candles, 5))
+    exchange = await paper(db, btc_candles, clock)
+    candle = btc_candles.iloc[5]
+    reached = float(candle["low"]) * 1.001  # the candle's low goes under it: it fills
+    missed = float(candle["low"]) * 0.99  # never reached
+    for coid, price in (("reach", reached), ("miss", missed)):
+        placed = await exchange.create_limit_order(limit_buy(price, coid))
+        assert (placed.status, placed.filled) == (OrderStatus.OPEN, 0.0)
+    assert exchange.balances()["USDT"] == pytest.approx(400.0)  # 2 x 300 set aside
+    assert (await exchange.fetch_balances())["USDT"] == pytest.approx(1000.0)
+    order = Order("reach", 1, PAIR, Side.BUY, 0.001, OrderStatus.OPEN, clock.now(), clock.now())
+    assert (await exchange.lookup(order)).status is OrderStatus.OPEN  # candle 5 still forming
+    clock.set(at_open(btc_candles, 6))
+    restored = await paper(db, btc_candles, clock)  # a restart keeps what rests
+    filled = await restored.lookup(order)
+    price = min(float(candle["open"]), reached)
+    assert filled.status is OrderStatus.FILLED
+    assert filled.average_price == pytest.approx(price)
+    assert filled.filled == pytest.approx(300.0 / (price * 1.001))
+    missing = dataclasses.replace(order, client_order_id="miss")
+    assert (await restored.cancel_order(missing)).status is OrderStatus.CANCELED
+    assert restored.balances()["USDT"] == pytest.approx(1000.0 - 300.0)
+    assert restored.balances()["BTC"] == pytest.approx(filled.filled)

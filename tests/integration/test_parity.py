@@ -45,6 +45,7 @@ CASES = {  # name: (strategy parameters, risk limits)
     "with every exit": (EVERY_EXIT, RiskLimits()),
     "strict limits": (EVERY_EXIT, STRICT),
     "volatility scaling": (EVERY_EXIT, VOLATILITY),
+    "limit entries": ({**EVERY_EXIT, "entry_offset": 0.002}, RiskLimits()),
 }
 
 
@@ -96,12 +97,14 @@ def same_trade(live: Trade, backtest: Trade) -> bool:
     )
 
 
-# Volatility scaling is the same rule for every strategy: two of them suffice (suite time).
+# Volatility scaling and limit entries are the same rules for every strategy: two of them
+# suffice (suite time).
 MATRIX = [
     (name, case)
     for name in sorted(REGISTRY)
     for case in CASES
-    if case != "volatility scaling" or name in ("ema_cross", "bollinger_reversion")
+    if case not in ("volatility scaling", "limit entries")
+    or name in ("ema_cross", "bollinger_reversion")
 ]
 
 
@@ -153,3 +156,19 @@ async def test_strict_limits_really_bite(btc_candles: pd.DataFrame) -> None:
     )
     assert result.vetoes > 0
     assert result.halted_at is not None
+
+
+def test_limit_entries_fill_under_the_signal_close_or_not_at_all(btc_candles: pd.DataFrame) -> None:
+    """The limit case exercises both outcomes, or its parity proves little."""
+
+    def trades(params: dict[str, float]) -> list[Trade]:
+        return run_backtest(btc_candles, build_strategy("ema_cross", params), BacktestSetup(
+            pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE)).table.trades()  # fmt: skip
+
+    market, limited = trades({}), trades({"entry_offset": 0.002})
+    assert 0 < len(limited) < len(market)  # some limits were never reached
+    closes = dict(zip(btc_candles["timestamp"], btc_candles["close"], strict=True))
+    hour = 3_600_000
+    for trade in limited:  # filled during the candle after the signal, at or under the limit
+        signal_close = closes[int(trade.entry_time.timestamp() * 1000) - 2 * hour]
+        assert trade.entry_price <= signal_close * (1 - 0.002) + 1e-9
