@@ -274,3 +274,39 @@ async def test_limit_entries_rest_for_one_candle_on_the_exchange(
     assert cash == pytest.approx(fake.balances["USDT"] + fake.locked.get("USDT", 0.0), rel=1e-9)
     trades = [f"BTCUSDT-{t['tradeId']}" for o in fake.orders.values() for t in o.fills]
     assert sorted(f.trade_id for f in fills) == sorted(trades)
+
+
+async def test_the_kill_switch_works_while_the_exchange_fails_on_and_off(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
+    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    params = {"stop_loss": 0.05}
+    async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC), params) as (
+        trading, market, _,
+    ):  # fmt: skip
+        moment = datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC)
+        while trading.engine.portfolio.position(PAIR) is None:
+            market.at(moment)
+            await trading.service.tick("1h")
+            moment += HOUR
+        assert [o.kind for o in fake.orders.values() if o.status == "NEW"] == ["STOP_LOSS"]
+        fake.faults += [
+            Fault("/api/v3/openOrders", 503, {"code": -1000, "msg": "busy"}, method="GET"),
+            Fault("/api/v3/order", 503, {"code": -1000, "msg": "lost"}, method="POST",
+                  after=True),  # the sell is placed, its answer lost
+            Fault("/api/v3/account", 503, {"code": -1000, "msg": "busy"}),
+        ]  # fmt: skip
+        report = await trading.control.flatten()
+        assert [fault.times for fault in fake.faults] == [0, 0, 0]  # every fault was met
+        again = await trading.control.flatten()  # idempotent
+        assert report.clean
+        assert report.halted_now
+        assert not again.halted_now
+        assert again.closed == {}
+        assert trading.engine.portfolio.positions() == []
+    sells = [o for o in fake.orders.values() if o.side == "SELL" and o.kind == "MARKET"]
+    assert len(sells) == 1  # sold once, though its answer was lost
+    assert fake.order_posts == len(fake.orders)
+    assert not [o for o in fake.orders.values() if o.status == "NEW"]  # the stop is gone
+    assert fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0) == pytest.approx(0.0)
