@@ -1,11 +1,14 @@
 """One tick cycle for 50 pairs in paper mode against the local exchange fake, and idle RSS.
 
-    .venv/bin/python bench/tick_speed.py [--pairs 50] [--ticks 24]
+    .venv/bin/python bench/tick_speed.py [--pairs 50] [--ticks 24] [--no-rate-limit] [--streams]
 
 Every pair runs EMA 12/26 on 1h candles. The fake serves real candles (the bundled BTC/USDT and
 ETH/USDT samples, cycled over the pairs) through unmodified ccxt on loopback, so each tick pays
 for real HTTP requests, ccxt parsing, pandas-ta, the risk rules and SQLite writes. The clock is
-a test clock moved one candle per tick; the wall time of each tick is measured.
+a test clock moved one candle per tick; the wall time of each tick is measured. With
+--streams, candles and prices come from the fake's websocket streams through ccxt.pro (pushed
+when the clock moves, half a second before the tick, as the live 5 s delay allows), with REST
+as the fallback.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bot.domain import RiskLimits, from_ms  # noqa: E402
 from bot.exchange.ccxt_exchange import CcxtExchange  # noqa: E402
 from bot.exchange_source import ExchangeCandleSource  # noqa: E402
 from bot.service import TradingService  # noqa: E402
+from bot.stream_feed import StreamingFeed  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from storage.equity import SqliteEquityRepository  # noqa: E402
 from storage.fills import SqliteFillRepository  # noqa: E402
@@ -43,7 +47,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-async def main(pairs: int, ticks: int, rate_limit: bool) -> None:
+async def main(pairs: int, ticks: int, rate_limit: bool, streams: bool) -> None:
     samples = [read_candle_file(ROOT / "bot" / "sample_data" / f"{name}_USDT-1h.csv.gz")
                for name in ("BTC", "ETH")]  # fmt: skip
     symbols = [f"P{index:02d}" for index in range(pairs)]
@@ -56,7 +60,8 @@ async def main(pairs: int, ticks: int, rate_limit: bool) -> None:
         config = {"urls": {"api": binance_urls(base)}, "enableRateLimit": rate_limit}
         exchange = CcxtExchange.create("binance", config)
         await exchange.load_markets()
-        source = ExchangeCandleSource(exchange)
+        feed = StreamingFeed(exchange) if streams else exchange
+        source = ExchangeCandleSource(feed)
 
         def at_step(step: int) -> None:
             moment = from_ms(int(samples[0]["timestamp"].iloc[start_index + step])) + timedelta(
@@ -85,14 +90,24 @@ async def main(pairs: int, ticks: int, rate_limit: bool) -> None:
         seconds = []
         for step in range(1, ticks + 1):
             at_step(step)
+            if streams:
+                await fake.push()
+                await asyncio.sleep(0.5)  # the streams deliver before the tick, as live
             started = time.perf_counter()
             acted = await service.tick("1h")
             seconds.append(time.perf_counter() - started)
             assert acted == pairs, f"only {acted} of {pairs} pairs saw their candle"
         fills = await SqliteFillRepository(db).all()
+        if isinstance(feed, StreamingFeed):
+            stats = feed.stats
+            await feed.close()
         await exchange.close()
     pacing = "on" if rate_limit else "off"
     print(f"pairs {pairs}, ticks {ticks}, ccxt rate limiter {pacing}, fills {len(fills)}")
+    if streams:
+        print(f"streams: {stats.candles_streamed} candles streamed, {stats.candles_fetched} "
+              f"fetched over REST; prices {stats.prices_streamed} streamed, "
+              f"{stats.prices_fetched} over REST")  # fmt: skip
     print(f"start-up (first fetch of {pairs} x 540 candles): {prime_seconds:.2f} s")
     print(
         f"tick cycle: median {statistics.median(seconds):.3f} s, "
@@ -113,5 +128,7 @@ if __name__ == "__main__":
         action="store_true",
         help="turn ccxt's request pacing off, to see our own cost",
     )
+    parser.add_argument("--streams", action="store_true", help="candles and prices by websocket")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.pairs, arguments.ticks, not arguments.no_rate_limit))
+    asyncio.run(main(arguments.pairs, arguments.ticks, not arguments.no_rate_limit,
+                     arguments.streams))  # fmt: skip

@@ -16,9 +16,6 @@ from datetime import timedelta
 from html import escape
 
 from bot.alert_preferences import KINDS, AlertPreferences
-from bot.backtest import BacktestSetup, run_backtest
-from bot.backtest_report import metric_rows, result_chart
-from bot.charts import candle_chart_png, equity_chart_png
 from bot.control import Control
 from bot.domain import PairRun, Side, from_ms
 from bot.engine import Engine
@@ -195,6 +192,8 @@ class Cockpit:
 
     async def pnl(self, period: str) -> Photo:
         """The equity curve with its drawdown over ``period`` (1d, 7d, 30d or all)."""
+        from bot.charts import equity_chart_png  # matplotlib: loaded when a chart is asked for
+
         if period not in PERIODS:
             raise UserInputError(f"period {period!r}: choose 1d, 7d, 30d or all")
         span = PERIODS[period]
@@ -220,6 +219,8 @@ class Cockpit:
 
     async def chart(self, arguments: Sequence[str]) -> Photo:
         """PAIR [TIMEFRAME]: the running pair's candles, its strategy's lines, fills, stop."""
+        from bot.charts import candle_chart_png
+
         if not 1 <= len(arguments) <= 2:
             raise UserInputError("usage: /chart PAIR [TIMEFRAME]")
         pair = normalise_pair(arguments[0], self.venue.quote)
@@ -251,7 +252,10 @@ class Cockpit:
         return Photo(png, caption)
 
     async def daily_report(self) -> Photo:
-        """The last 24 hours: equity chart and the day's numbers (it doubles as a heartbeat)."""
+        """The last 24 hours: equity chart and the day's numbers (it doubles as a heartbeat).
+        The caption is plain text: it is pushed through the alerts outbox."""
+        from bot.charts import equity_chart_png
+
         now = self._clock.now()
         snapshots = await self._equity.between(now - timedelta(days=1), now)
         equity = self._engine.portfolio.equity(self._service.prices)
@@ -273,6 +277,9 @@ class Cockpit:
 
     async def backtest(self, arguments: Sequence[str], progress: Progress) -> Photo:
         """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]: one at a time, off the loop."""
+        from bot.backtest import BacktestSetup, run_backtest  # numba: loaded on first use
+        from bot.backtest_report import metric_rows, result_chart
+
         words = [a for a in arguments if "=" not in a]
         if len(words) < 2:
             raise UserInputError(
