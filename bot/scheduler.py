@@ -89,10 +89,13 @@ class Jobs:
             self._running.discard(task)  # type: ignore[arg-type]
 
     def _plan(self, job: Job, name: str, delay: float) -> None:
+        """The next run of an ``every`` job. It is planned from inside the run that ends, which
+        APScheduler still counts as running: with one instance allowed, a next run due at once
+        (a fast replay, a loaded machine) would be skipped, and a one-shot trigger never
+        fires again. Two are allowed; the runs never overlap, since each plans the next."""
         run_at = self._clock.now() + timedelta(seconds=delay)
-        self.scheduler.add_job(
-            job, DateTrigger(run_date=run_at), id=name, name=name, replace_existing=True
-        )
+        self.scheduler.add_job(job, DateTrigger(run_date=run_at), id=name, name=name,
+                               replace_existing=True, max_instances=2)  # fmt: skip
 
     def start(self) -> None:
         self.scheduler.start()
