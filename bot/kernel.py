@@ -152,6 +152,19 @@ def _cooldown(lost, losses, cooldown_until, i, p):  # -> (losses, cooldown_until
 
 
 @numba.njit(cache=True)
+def _record_entry(i, count, budget, fill, fee_rate, entries):
+    """Write trade ``count``'s entry spending ``budget`` (fee included); returns (held, fee)."""
+    entry_index, entry_price, amount, entry_fee = entries
+    held = budget / (fill * (1.0 + fee_rate))
+    fee = held * fill * fee_rate
+    entry_index[count] = i
+    entry_price[count] = fill
+    amount[count] = held
+    entry_fee[count] = fee
+    return held, fee
+
+
+@numba.njit(cache=True)
 def _record_exit(i, count, held, fill, fee_rate, reason, both, price_in, entry_fee, trades):
     """Write trade ``count``'s exit; returns (fee, whether the trade lost)."""
     exit_index, exit_price, exit_fee, exit_reason, ambiguous = trades
@@ -180,6 +193,7 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
     exit_reason = np.zeros(size, np.int8)
     ambiguous = np.zeros(size, np.bool_)
     trades = (exit_index, exit_price, exit_fee, exit_reason, ambiguous)
+    entries = (entry_index, entry_price, amount, entry_fee)
     fee_rate, slippage = p[FEE], p[SLIPPAGE]
     cash = p[BALANCE]
     held = 0.0
@@ -224,17 +238,12 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
             if low[i] <= limit_price:
                 fill = min(open_[i], limit_price)
-                held = limit_budget / (fill * (1.0 + fee_rate))
-                fee = held * fill * fee_rate
+                held, fee = _record_entry(i, count, limit_budget, fill, fee_rate, entries)
                 cash = cash - held * fill - fee
                 fees += fee
                 price_in = fill
                 peak_price = fill
                 atr_distance = limit_atr
-                entry_index[count] = i
-                entry_price[count] = fill
-                amount[count] = held
-                entry_fee[count] = fee
             limit_price = 0.0
         marked = cash + held * close[i]
         equity_peak = max(equity_peak, marked)
@@ -264,17 +273,12 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
                     limit_atr = distance_atr
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = open_[i + 1] * (1.0 + slippage)
-                    held = budget / (fill * (1.0 + fee_rate))
-                    fee = held * fill * fee_rate
+                    held, fee = _record_entry(i, count, budget, fill, fee_rate, entries)
                     cash = cash - held * fill - fee
                     fees += fee
                     price_in = fill
                     peak_price = fill
                     atr_distance = distance_atr
-                    entry_index[count] = i
-                    entry_price[count] = fill
-                    amount[count] = held
-                    entry_fee[count] = fee
                 else:
                     vetoes += 1
             elif code == -1 and held > 0.0:
