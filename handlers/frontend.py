@@ -33,12 +33,14 @@ START_RETRY_SECONDS = 5.0
 def telegram_factory(settings: Settings, secrets: Secrets) -> ChatFactory:
     """What the service calls to build its Telegram front end once trading is assembled."""
     users = {user.id: user.role for user in settings.telegram.users}
-    assert secrets.telegram_token is not None
+    token = secrets.telegram_token
+    if not token:
+        raise ValueError("Telegram needs PAIRPILOT_TELEGRAM_TOKEN")
 
     def build(cockpit: Cockpit, outbox: AlertOutbox, alerts: SqliteAlertRepository,
               clock: Clock, mark_late: bool) -> TelegramFrontend:  # fmt: skip
         return TelegramFrontend(
-            token=secrets.telegram_token or "", api_base_url=settings.telegram.api_base_url,
+            token=token, api_base_url=settings.telegram.api_base_url,
             users=users, cockpit=cockpit, outbox=outbox, alerts=alerts, clock=clock,
             mark_late=mark_late, webhook=settings.telegram.webhook,
             webhook_secret=secrets.telegram_webhook_secret,

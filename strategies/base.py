@@ -84,9 +84,14 @@ EXIT_PARAM_SPECS = (
     ParamSpec("trailing_stop", float, 0.0, 0.0, 0.5, "trailing stop below the peak (0 = off)"),
     ParamSpec("atr_stop", float, 0.0, 0.0, 20.0, "stop this many ATRs below entry (0 = off)"),
     ParamSpec("atr_length", int, 14, 2, 200, "ATR length for atr_stop, in candles"),
-    ParamSpec("entry_offset", float, 0.0, 0.0, 0.05,
-              "enter by a limit buy this fraction under the close, good for one candle "
-              "(0 = at market)"),
+    ParamSpec(
+        "entry_offset",
+        float,
+        0.0,
+        0.0,
+        0.05,
+        "enter by a limit buy this fraction under the close, good for one candle (0 = at market)",
+    ),
 )
 
 

@@ -42,6 +42,13 @@ def live_settings(tmp_path: Path, base: str, params: dict[str, float] | None = N
     })  # fmt: skip
 
 
+def funded_fake(candles: pd.DataFrame) -> FakeBinance:
+    """The fake exchange with 1,000 USDT in the account and ``candles`` as BTC/USDT 1h."""
+    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
+    fake.add_candles("BTCUSDT", "1h", candles)
+    return fake
+
+
 class Market:
     """The fake exchange and the test clock moved together, prices at the forming candle."""
 
@@ -85,8 +92,7 @@ async def live_stack(
 async def test_live_mode_places_books_and_matches_the_exchange_ledger(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
-    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = funded_fake(btc_candles)
     start = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
     async with live_stack(tmp_path, fake, start) as (trading, market, jobs):
         assert trading.engine.portfolio.cash == pytest.approx(1000.0)  # the account's balance
@@ -120,8 +126,7 @@ async def test_live_mode_places_books_and_matches_the_exchange_ledger(
 async def test_a_pair_started_at_runtime_gets_its_tick_job_and_ignores_old_signals(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
-    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = funded_fake(btc_candles)
     fake.add_candles("ETHUSDT", "4h", btc_candles.iloc[::4].reset_index(drop=True))
     # 09:00 closed an EMA 12/26 entry candle on BTC/USDT 1h (see the exchange-source test).
     async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC)) as (
@@ -180,8 +185,7 @@ async def hourly(trading: ExchangeTrading, market: Market, start: datetime, end:
 async def test_stops_rest_on_the_exchange_survive_a_restart_and_never_sell_twice(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
-    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = funded_fake(btc_candles)
     params = {"stop_loss": 0.01, "trailing_stop": 0.02}
     start = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
     middle = datetime(2025, 7, 8, 10, 0, 5, tzinfo=UTC)
@@ -217,8 +221,7 @@ async def test_stops_rest_on_the_exchange_survive_a_restart_and_never_sell_twice
 async def test_exchange_trouble_is_alerted_once_and_refused_keys_halt_trading(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
-    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = funded_fake(btc_candles)
     start = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
     async with live_stack(tmp_path, fake, start) as (trading, market, _):
         fake.faults.append(Fault("/api/v3/klines", 503, {"code": -1000, "msg": "down"}, times=20))
@@ -250,8 +253,7 @@ async def test_exchange_trouble_is_alerted_once_and_refused_keys_halt_trading(
 async def test_limit_entries_rest_for_one_candle_on_the_exchange(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
-    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = funded_fake(btc_candles)
     params = {"entry_offset": 0.001, "stop_loss": 0.02}
     async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC), params) as (
         trading, market, _,
@@ -279,8 +281,7 @@ async def test_limit_entries_rest_for_one_candle_on_the_exchange(
 async def test_the_kill_switch_works_while_the_exchange_fails_on_and_off(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
-    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
-    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    fake = funded_fake(btc_candles)
     params = {"stop_loss": 0.05}
     async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC), params) as (
         trading, market, _,
