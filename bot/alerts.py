@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from bot.domain import Alert, AlertPriority
 from bot.ports import AlertRepository, AlertSink, Clock
+from bot.telemetry import OUTBOX_BACKLOG
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,19 @@ class AlertDispatcher:
     async def drain(self) -> int:
         """Deliver what is pending; stops at the first failure so order is kept. Returns count."""
         delivered = 0
-        for alert in await self._repository.pending():
-            try:
-                await self._sink.send(alert)
-            except Exception:
-                log.exception("alert %s not delivered; it stays queued", alert.id)
-                await self._repository.mark_failed(alert.id)
-                break
-            await self._repository.mark_delivered(alert.id, self._clock.now())
-            delivered += 1
+        pending = await self._repository.pending()
+        try:
+            for alert in pending:
+                try:
+                    await self._sink.send(alert)
+                except Exception:
+                    log.exception("alert %s not delivered; it stays queued", alert.id)
+                    await self._repository.mark_failed(alert.id)
+                    break
+                await self._repository.mark_delivered(alert.id, self._clock.now())
+                delivered += 1
+        finally:
+            OUTBOX_BACKLOG.set(len(pending) - delivered)
         return delivered
 
 

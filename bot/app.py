@@ -35,6 +35,7 @@ from bot.reconcile import reconcile
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
+from bot.telemetry import serving
 from bot.timeframes import timeframe_delta
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
@@ -200,17 +201,18 @@ async def run_service(
 ) -> None:
     """Run until ``stop`` is set or the replay ends; the tick in progress finishes first.
     ``chat``: the chat front end (Telegram); without it alerts go to ``write``."""
-    if settings.market_data.source == "exchange":
-        from bot.exchange_service import serve_on_exchange
-
-        await serve_on_exchange(settings, secrets, stop, write, chat)
-        return
-    if settings.mode == "live":
+    if settings.mode == "live" and settings.market_data.source != "exchange":
         raise ConfigError("mode = 'live' trades on exchange candles: set market_data.source = "
                           "'exchange'")  # fmt: skip
-    replay = load_replay(settings)
-    async with open_database(settings.database_path) as db:
-        await _serve(settings, db, replay, stop, write, chat)
+    with serving(settings.metrics.port, settings.metrics.listen):
+        if settings.market_data.source == "exchange":
+            from bot.exchange_service import serve_on_exchange
+
+            await serve_on_exchange(settings, secrets, stop, write, chat)
+            return
+        replay = load_replay(settings)
+        async with open_database(settings.database_path) as db:
+            await _serve(settings, db, replay, stop, write, chat)
 
 
 @dataclass(frozen=True, slots=True)

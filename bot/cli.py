@@ -21,12 +21,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pairpilot", description="A crypto trading bot driven from Telegram."
     )
     parser.add_argument(
-        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="default INFO for `run` (a line per trading decision), WARNING otherwise",
+    )  # fmt: skip
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"],
+        help="json: one JSON object per line, decisions with their pair, action and reason",
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the trading service")
     run.add_argument("--config", type=Path, help="TOML config file (defaults when omitted)")
+    run.add_argument("--secrets", type=Path, metavar="FILE",
+                     help="KEY=VALUE file with the PAIRPILOT_* secrets (chmod 600); "
+                          "the environment wins over it")  # fmt: skip
     run.set_defaults(handler=_run)
 
     health = commands.add_parser(
@@ -92,9 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level or ("INFO" if args.command == "run" else "WARNING"),
+                      args.log_format)  # fmt: skip
     try:
         return int(args.handler(args))
     except (UserInputError, ConfigError) as error:
@@ -111,15 +118,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def configure_logging(level: str, form: str) -> None:
+    handler = logging.StreamHandler()
+    if form == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        ))  # fmt: skip
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for noisy in ("httpx", "apscheduler", "aiosqlite"):  # a line per request or job run
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
 def _run(args: argparse.Namespace) -> int:
     import asyncio
+    import os
     import signal
 
     from bot.app import run_service
-    from bot.config import Secrets, load_settings
+    from bot.config import Secrets, load_settings, read_secrets_file
     from bot.redaction import install as redact_secrets
 
-    secrets = Secrets.from_environment()
+    from_file = read_secrets_file(args.secrets) if args.secrets else {}
+    secrets = Secrets.from_environment({**from_file, **os.environ})
     redact_secrets(secrets.values())
     settings = load_settings(args.config, secrets)
     chat = None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ _SECRET_KEYS = {
     "password": "PAIRPILOT_EXCHANGE_PASSWORD",
     "passphrase": "PAIRPILOT_EXCHANGE_PASSWORD",
 }
+log = logging.getLogger(__name__)
 _PAIR = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
 _CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
@@ -121,6 +124,11 @@ class TelegramSettings(_Section):
         return value
 
 
+class MetricsSettings(_Section):
+    port: int = Field(0, ge=0, le=65535)  # 0: no /metrics endpoint
+    listen: str = "127.0.0.1"
+
+
 class Settings(_Section):
     mode: Literal["paper", "live"] = "paper"
     data_dir: Path = Path("data")
@@ -132,6 +140,7 @@ class Settings(_Section):
     risk: RiskSettings = Field(default_factory=RiskSettings)
     pairs: list[PairSettings] = Field(default_factory=list)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("timezone")
     @classmethod
@@ -189,6 +198,32 @@ class Secrets:
         return cls(
             **{name: env.get(variable) or None for name, variable in SECRET_VARIABLES.items()}
         )
+
+
+def read_secrets_file(path: Path) -> dict[str, str]:
+    """The secrets in ``path``: KEY=VALUE lines, the format of systemd's EnvironmentFile and of
+    Docker's --env-file. Warns when the file's group or others may read it."""
+    from dotenv import dotenv_values
+
+    try:
+        mode = path.stat().st_mode
+        values = dotenv_values(path)
+    except OSError as error:
+        raise ConfigError(f"secrets file {path} cannot be read: {error}") from None
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        readers = " and ".join(
+            who
+            for who, bit in (("its group", stat.S_IRGRP), ("every user", stat.S_IROTH))
+            if mode & bit
+        )
+        log.warning("secrets file %s is readable by %s (mode %03o): run chmod 600 %s",
+                    path, readers, stat.S_IMODE(mode), path)  # fmt: skip
+    known = set(SECRET_VARIABLES.values())
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"secrets file {path}: unknown key {unknown[0]}; expected "
+                          f"{', '.join(sorted(known))}")  # fmt: skip
+    return {key: value for key, value in values.items() if value}
 
 
 def load_settings(path: Path | None, secrets: Secrets) -> Settings:

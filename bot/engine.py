@@ -16,6 +16,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from bot.decisions import decision
 from bot.domain import (
     Action,
     Fill,
@@ -167,17 +168,23 @@ class Engine:
         close_time = close_time or self._clock.now()
         position = self.portfolio.position(run.pair)
         if signal.action is Action.EXIT and position is not None:
+            decision(run.pair, "exit", f"{signal.reason} exit signal", price=signal.price)
             intent = size_exit(signal, run=run, position=position, now=self._clock.now())
             return await self._sell(run, intent, close_time)
         if signal.action is not Action.ENTER or position is not None:
+            held = "in a position" if position else "flat"
+            decision(run.pair, "hold", f"{signal.reason}: {signal.action.value} signal, {held}")
             return []
         if run.state is not RunState.RUNNING:
+            decision(run.pair, "hold", f"entry signal, but the run is {run.state.value}")
             return []
         policy = policy or ExitPolicy()
         intent = await self._size_entry(run, signal, prices, close_time, atr_distance, policy,
                                         scale)  # fmt: skip
         if intent is None:
             return []
+        decision(run.pair, "enter", f"{signal.reason} entry signal", price=signal.price,
+                 quote_amount=intent.quote_amount, scale=scale)  # fmt: skip
         if policy.entry_offset > 0:  # a limit buy for the next candle, settled at its close
             intent = dataclasses.replace(
                 intent, limit_price=signal.price * (1 - policy.entry_offset)
@@ -285,6 +292,7 @@ class Engine:
             return []
         if both:
             log.info("%s: stop and target both inside one candle; assumed the stop", run.pair)
+        decision(run.pair, "exit", EXIT_REASONS[reason], trigger=trigger)
         signal = Signal(run.pair, from_ms(int(candle["timestamp"])), Action.EXIT, trigger,
                         EXIT_REASONS[reason])  # fmt: skip
         intent = size_exit(signal, run=run, position=position, now=self._clock.now(),

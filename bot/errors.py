@@ -37,6 +37,10 @@ class ExchangeUnavailable(BotError):
         self.retry_after = retry_after  # seconds the exchange asked us to wait, if it said
 
 
+class ClockSkew(ExchangeUnavailable):
+    """The exchange says our request's timestamp is off: reload the clock offset, retry."""
+
+
 class ExchangeAuthFailed(BotError):
     """The exchange refused our keys: halt trading and alert; retrying will not help."""
 

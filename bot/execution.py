@@ -38,6 +38,7 @@ from bot.ports import (
     StateStore,
     Transactions,
 )
+from bot.telemetry import ORDERS
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,14 @@ class Executor:
             except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # nothing was sent
                 await self._orders.update(intent.client_order_id, OrderStatus.REJECTED,
                                           self._clock.now(), note=f"not sent: {error}")  # fmt: skip
+                ORDERS.labels(OrderStatus.REJECTED.value).inc()
                 raise
             report = await self._send(intent)
         except (ExchangeRejected, RiskRejected) as error:
             await self._orders.update(
                 intent.client_order_id, OrderStatus.REJECTED, self._clock.now(), note=str(error)
             )
+            ORDERS.labels(OrderStatus.REJECTED.value).inc()
             await self._alerts.push(
                 "order_rejected", AlertPriority.ERROR, f"Order rejected: {error}"
             )
@@ -175,6 +178,8 @@ class Executor:
             )  # fmt: skip
         for booking in bookings:  # memory follows only what storage committed
             self._portfolio.accept(booking)
+        if report.status.is_final:
+            ORDERS.labels(report.status.value).inc()
         return booked
 
     async def _closed_trade(self, pair: str, opened_at: datetime) -> Trade | None:

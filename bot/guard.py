@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.alerts import AlertOutbox
+from bot.decisions import decision
 from bot.domain import AlertPriority, PairRun, RiskLimits, from_ms, to_ms
 from bot.errors import BotError, ExchangeAuthFailed
 from bot.ports import StateStore
@@ -129,7 +130,7 @@ class RiskGuard:
         await self._state.set(_cooldown_key(run.id), cooldown, close_time)
 
     async def veto(self, run: PairRun, reason: str, now: datetime) -> None:
-        log.info("veto %s: %s", run.pair, reason)
+        decision(run.pair, "veto", reason)
         await self._vetoes.add(run_id=run.id, pair=run.pair, reason=reason, now=now)
 
     async def set_limits(self, limits: RiskLimits, now: datetime) -> None:

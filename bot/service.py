@@ -11,6 +11,7 @@ from bot.domain import EquitySnapshot, PairRun, RunState
 from bot.engine import Engine
 from bot.errors import ExchangeAuthFailed, ExchangeUnavailable
 from bot.ports import CandleSource, Clock, EquityRepository
+from bot.telemetry import EQUITY, HALTED, PNL_TODAY, TICK_SECONDS, TICKS
 from strategies import Strategy, build_strategy
 
 log = logging.getLogger(__name__)
@@ -89,28 +90,40 @@ class TradingService:
         """One pass over the active runs (of ``timeframe``, or all); returns how many saw a
         new closed candle."""
         async with self.tick_lock:
-            acted = 0
-            failed = False
-            for run in list(self._runs.values()):
-                if timeframe is not None and run.timeframe != timeframe:
-                    continue
-                try:
-                    if run.state is not RunState.STOPPED and await self._tick_run(run):
-                        acted += 1
-                except (ExchangeUnavailable, ExchangeAuthFailed) as error:
-                    failed = True  # the other runs still tick
-                    log.warning("tick %s: %s", run.pair, error)
-                    await self._engine.guard.exchange_failed(error, self._clock.now())
-            if not failed:
-                await self._engine.guard.exchange_answered()
-            if acted:
-                now = self._clock.now()
-                portfolio = self._engine.portfolio
-                await self._equity.add(
-                    EquitySnapshot(now, portfolio.equity(self._prices), portfolio.cash)
-                )
-            self.ticks += 1
-            return acted
+            with TICK_SECONDS.time():
+                return await self._tick(timeframe)
+
+    async def _tick(self, timeframe: str | None) -> int:
+        acted = 0
+        failed = False
+        for run in list(self._runs.values()):
+            if timeframe is not None and run.timeframe != timeframe:
+                continue
+            try:
+                if run.state is not RunState.STOPPED and await self._tick_run(run):
+                    acted += 1
+            except (ExchangeUnavailable, ExchangeAuthFailed) as error:
+                failed = True  # the other runs still tick
+                log.warning("tick %s: %s", run.pair, error)
+                await self._engine.guard.exchange_failed(error, self._clock.now())
+        if not failed:
+            await self._engine.guard.exchange_answered()
+        if acted:
+            now = self._clock.now()
+            portfolio = self._engine.portfolio
+            equity = portfolio.equity(self._prices)
+            await self._equity.add(EquitySnapshot(now, equity, portfolio.cash))
+            await self._gauge(equity)
+        self.ticks += 1
+        TICKS.inc()
+        return acted
+
+    async def _gauge(self, equity: float) -> None:
+        guard = self._engine.guard
+        EQUITY.set(equity)
+        day_start = await guard.day_start()
+        PNL_TODAY.set(equity - day_start if day_start is not None else 0.0)
+        HALTED.set(1 if await guard.halted() else 0)
 
     async def _tick_run(self, run: PairRun) -> bool:
         strategy = self._strategies[run.id]

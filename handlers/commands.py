@@ -193,21 +193,21 @@ class ChatCommands:
         if ROLES.index(role) < ROLES.index(needed):
             what = f"/{name} {' '.join(arguments[:1])}".strip()
             reply = f"{what} needs the {needed} role; you are {role}."
-            await send_text(bot, chat.id, escape(reply))
             await self._cockpit.record(actor, name, arguments, "refused: " + reply)
+            await send_text(bot, chat.id, escape(reply))
             return
         if command.confirm:
-            await self._ask(bot, chat.id, user.id, name)
             await self._cockpit.record(actor, name, arguments, "asked to confirm")
+            await self._ask(bot, chat.id, user.id, name)
             return
         status = StatusMessage(bot, chat.id)
         reply, result = await self._act(name, arguments, actor, status.show)
+        await self._cockpit.record(actor, name, arguments, result)  # audited even if the send fails
         if isinstance(reply, Photo):
             await send_photo(bot, chat.id, reply.png, reply.caption)
             await status.show("Done.")
         else:
             await send_text(bot, chat.id, reply)
-        await self._cockpit.record(actor, name, arguments, result)
 
     async def _act(
         self, name: str, arguments: list[str], actor: str, progress: Progress | None = None
@@ -258,10 +258,10 @@ class ChatCommands:
         else:
             reply, result = await self._act(pending.command, [], actor)
             text = reply if isinstance(reply, str) else reply.caption
-        await query.answer()
-        await query.edit_message_text(text, parse_mode="HTML")
         await self._cockpit.record(actor, pending.command, ["confirmed" if choice == "ok"
                                                             else "cancelled"], result)  # fmt: skip
+        await query.answer()
+        await query.edit_message_text(text, parse_mode="HTML")
 
     async def _stranger(self, user_id: int, username: str | None, name: str) -> None:
         now = self._clock.now()

@@ -27,6 +27,7 @@ from bot.candles import COLUMNS
 from bot.domain import ExecutionReport, Fill, Order, OrderIntent, OrderStatus, Side, from_ms
 from bot.errors import (
     BotError,
+    ClockSkew,
     ExchangeAuthFailed,
     ExchangeRejected,
     ExchangeUnavailable,
@@ -34,6 +35,7 @@ from bot.errors import (
     NotFound,
     UserInputError,
 )
+from bot.telemetry import EXCHANGE_ERRORS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +62,8 @@ def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -
         return InsufficientFunds(text)
     if isinstance(error, ccxt.BadSymbol | ccxt.OrderNotFound):
         return NotFound(text)
+    if isinstance(error, ccxt.InvalidNonce):  # e.g. Binance -1021: timestamp outside recvWindow
+        return ClockSkew(text)
     if isinstance(error, ccxt.OperationFailed):  # network trouble, timeouts, 5xx, rate limits
         return ExchangeUnavailable(text, retry_after=_retry_after(headers))
     return ExchangeRejected(text)
@@ -212,11 +216,12 @@ class CcxtExchange:
                 order = await self._send(intent)
                 break
             except ccxt.BaseError as error:
-                translated = translate(error, self._client.last_response_headers)
+                translated = self._failed(error)
                 if not isinstance(translated, ExchangeUnavailable):
                     raise translated from error
                 log.warning("order %s: outcome unknown (%s); looking it up",
                             intent.client_order_id, translated)  # fmt: skip
+                await self._resync_clock(translated)
                 order = await self.find_order(intent.pair, intent.client_order_id)
                 if order is not None:
                     break
@@ -325,10 +330,23 @@ class CcxtExchange:
                 try:
                     return await method(*args)
                 except ccxt.BaseError as error:
-                    translated = translate(error, self._client.last_response_headers)
+                    translated = self._failed(error)
                     log.warning("%s %s: %s", self.name, method.__name__, translated)
+                    await self._resync_clock(translated)
                     raise translated from error
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _failed(self, error: ccxt.BaseError) -> BotError:
+        translated = translate(error, self._client.last_response_headers)
+        EXCHANGE_ERRORS.labels(type(translated).__name__).inc()
+        return translated
+
+    async def _resync_clock(self, error: BotError) -> None:
+        """After a clock-skew refusal, measure the offset again so the retry is signed right."""
+        if not isinstance(error, ClockSkew):
+            return
+        with contextlib.suppress(ccxt.BaseError):  # the retry reports it if this failed too
+            await self._client.load_time_difference()
 
     def _wait(self, state: RetryCallState) -> float:  # noqa: D102
         backoff = wait_exponential_jitter(multiplier=self._backoff, max=60, jitter=self._backoff)(

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from bot.config import Secrets, load_settings
+from bot.config import Secrets, load_settings, read_secrets_file
 from bot.errors import ConfigError
 
 NO_SECRETS = Secrets()
@@ -141,3 +142,40 @@ def test_unreadable_files_are_refused(tmp_path: Path, text: str | None, message:
         path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_settings(path, NO_SECRETS)
+
+
+def test_a_secrets_file_others_may_read_is_warned_about_and_still_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "secrets.env"
+    path.write_text(
+        "# comment\nPAIRPILOT_EXCHANGE_KEY=abc123456\nexport PAIRPILOT_EXCHANGE_SECRET='s e'\n"
+    )
+    path.chmod(0o600)
+    with caplog.at_level(logging.WARNING):
+        assert read_secrets_file(path) == {"PAIRPILOT_EXCHANGE_KEY": "abc123456",
+                                           "PAIRPILOT_EXCHANGE_SECRET": "s e"}  # fmt: skip
+    assert not caplog.records
+    path.chmod(0o640)
+    with caplog.at_level(logging.WARNING):
+        read_secrets_file(path)
+    assert "readable by its group (mode 640): run chmod 600" in caplog.text
+    assert "abc123456" not in caplog.text
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("PAIRPILOT_EXCHANGE_KY=abc\n", "unknown key PAIRPILOT_EXCHANGE_KY"),
+    (None, "cannot be read"),
+])  # fmt: skip
+def test_a_bad_secrets_file_stops_start_up(tmp_path: Path, text: str | None, words: str) -> None:
+    path = tmp_path / "secrets.env"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        read_secrets_file(path)
+
+
+def test_metrics_are_off_by_default_and_the_port_is_checked(tmp_path: Path) -> None:
+    assert load_settings(None, NO_SECRETS).metrics.port == 0
+    with pytest.raises(ConfigError, match="metrics.port = 70000"):
+        load_settings(config(tmp_path, "[metrics]\nport = 70000\n"), NO_SECRETS)
