@@ -19,9 +19,11 @@ import pandas as pd
 from bot.decisions import decision
 from bot.domain import (
     Action,
+    AlertPriority,
     Fill,
     OrderIntent,
     PairRun,
+    Position,
     RunState,
     Side,
     Signal,
@@ -166,7 +168,7 @@ class Engine:
         """Act on one signal for one run; returns the fills it caused (often none).
         ``scale`` shrinks an entry (``rules.volatility_scale``)."""
         close_time = close_time or self._clock.now()
-        position = self.portfolio.position(run.pair)
+        position = await self._holding(run, signal.price)
         if signal.action is Action.EXIT and position is not None:
             decision(run.pair, "exit", f"{signal.reason} exit signal", price=signal.price)
             intent = size_exit(signal, run=run, position=position, now=self._clock.now())
@@ -189,10 +191,11 @@ class Engine:
             intent = dataclasses.replace(
                 intent, limit_price=signal.price * (1 - policy.entry_offset)
             )
-            await self._executor.execute(intent)
+            # Remembered first: a placement with an unknown outcome is still cancelled later.
             await self._state.set(key_of(run), {"pending_entry": intent.client_order_id,
                                                 "atr_distance": atr_distance},
                                   self._clock.now())  # fmt: skip
+            await self._executor.execute(intent)
             return []
         fills, _ = await self._executor.execute(intent)
         return fills + await self._opened(run, policy, atr_distance, signal.candle_time,
@@ -272,7 +275,7 @@ class Engine:
     async def _protect(
         self, run: PairRun, policy: ExitPolicy, candle: pd.Series, close_time: datetime
     ) -> list[Fill]:
-        position = self.portfolio.position(run.pair)
+        position = await self._holding(run, float(candle["close"]))
         if position is None or not _any_exit(policy):
             return []
         key = key_of(run)
@@ -312,11 +315,31 @@ class Engine:
         )
         return await self._sell(run, intent, now)
 
+    async def _holding(self, run: PairRun, price: float) -> Position | None:
+        """``run``'s position, unless it is dust: too small for the exchange to sell (what a
+        partly filled exit can leave). Dust is treated as flat, announced once; it stays in the
+        books, and the next entry adds to it and the next exit sells it along."""
+        position = self.portfolio.position(run.pair)
+        why = position and self.exchange.too_small(run.pair, position.amount, price)
+        if not why:
+            return position
+        saved = await self._state.get(key_of(run)) or {}
+        if not saved.get("dust"):
+            await self._state.set(key_of(run), {**saved, "dust": True, "exit_pending": None},
+                                  self._clock.now())  # fmt: skip
+            decision(run.pair, "hold", f"dust left, treated as flat: {why}")
+            await self._executor.notify(
+                "dust", AlertPriority.INFO,
+                f"{run.pair}: {position.amount:.8g} left unsold, too small for the exchange "
+                f"({why}); it is sold along with the next exit.",
+            )  # fmt: skip
+        return None
+
     async def _finish_exit(
         self, run: PairRun, candle: pd.Series, close_time: datetime
     ) -> list[Fill]:
         """Sell what a partly filled exit left, at this close: an exit is never half done."""
-        position = self.portfolio.position(run.pair)
+        position = await self._holding(run, float(candle["close"]))
         saved = await self._state.get(key_of(run)) or {}
         if position is None or not saved.get("exit_pending"):
             return []

@@ -137,6 +137,9 @@ class Executor:
         )  # fmt: skip
         return dataclasses.replace(intent, amount=held)
 
+    async def notify(self, kind: str, priority: AlertPriority, text: str) -> None:
+        await self._alerts.push(kind, priority, text)
+
     @property
     def journal(self) -> OrderJournal:
         return self._orders
@@ -155,6 +158,29 @@ class Executor:
                                  order.amount, 0.0, order.created_at, order.reason)  # fmt: skip
             await self._announce(intent, report, trade)
         return fills, trade
+
+    async def settle_unknown(self) -> int:
+        """Look up again every order whose placement ended unknown (a timeout, a 5xx or a
+        dropped connection, and the lookup after it failed too): book what the exchange did, or
+        close it as never sent. Run before acting, so the books are right when the strategy is
+        asked. Returns how many were settled."""
+        settled = 0
+        for order in await self._orders.not_final():
+            if order.status is not OrderStatus.NEW:  # acknowledged: resting, its owner settles it
+                continue
+            report = await self.exchange.lookup(order)
+            if report is None:
+                await self._orders.update(
+                    order.client_order_id, OrderStatus.REJECTED, self._clock.now(),
+                    note="never reached the exchange",
+                )  # fmt: skip
+                ORDERS.labels(OrderStatus.REJECTED.value).inc()
+            else:
+                await self.settle(report)
+            settled += 1
+        if settled:
+            log.warning("settled %d order(s) whose placement had an unknown outcome", settled)
+        return settled
 
     async def book(self, report: ExecutionReport) -> list[Fill]:
         """Book a report found later (reconciliation): fills already booked are skipped."""

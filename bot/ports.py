@@ -74,6 +74,10 @@ class Exchange(Protocol):
         """Cancel a resting order; what became of it (it may have filled first)."""
         ...
 
+    def too_small(self, pair: str, amount: float, price: float) -> str | None:
+        """Why the exchange would refuse an order this small (dust), or None."""
+        ...
+
 
 class MarketCatalog(Protocol):
     """What can be traded: raises NotFound / UserInputError naming the closest choices."""

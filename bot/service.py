@@ -95,6 +95,12 @@ class TradingService:
 
     async def _tick(self, timeframe: str | None) -> int:
         acted = 0
+        try:
+            await self._engine.executor.settle_unknown()
+        except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # books unsure: do not act
+            log.warning("tick: orders with an unknown outcome stay unsettled: %s", error)
+            await self._engine.guard.exchange_failed(error, self._clock.now())
+            return 0
         failed = False
         for run in list(self._runs.values()):
             if timeframe is not None and run.timeframe != timeframe:

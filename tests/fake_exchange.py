@@ -7,11 +7,12 @@ base URLs to it (recipe A of the team's EXCHANGE_TESTING notes).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,15 +38,21 @@ class Fault:
 
     With ``after`` the real handler runs first (an order is placed) and the client still gets
     the fault: Binance's "5XX: execution status UNKNOWN". ``method`` narrows the match.
+    ``delay``: seconds to wait before answering (longer than the client's timeout: a timeout);
+    ``drop``: close the connection instead of answering; ``fill_share``: no fault, but the
+    request's market order fills only this share of its size (the rest expires).
     """
 
     path: str
-    status: int
+    status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
     after: bool = False
     method: str | None = None
+    delay: float = 0.0
+    drop: bool = False
+    fill_share: float | None = None
 
 
 @dataclass
@@ -88,6 +95,7 @@ class FakeBinance:
     trade_ids: int = 0
     order_posts: int = 0  # order placements received, answered or not
     subscribers: list[Subscriber] = field(default_factory=list)
+    chaos: Callable[[web.Request], Fault | None] | None = None  # picks a fault per request
 
     def add_candles(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
         self.candles[(symbol, interval)] = frame.reset_index(drop=True)
@@ -187,10 +195,26 @@ class FakeBinance:
             if (fault.path == request.path and fault.times > 0
                     and fault.method in (None, request.method)):  # fmt: skip
                 fault.times -= 1
-                if fault.after:
-                    await handler(request)
-                return web.json_response(fault.body, status=fault.status, headers=fault.headers)
+                return await self._inject(fault, request, handler)
+        chosen = self.chaos(request) if self.chaos else None
+        if chosen is not None:
+            return await self._inject(chosen, request, handler)
         return await handler(request)
+
+    async def _inject(self, fault: Fault, request: web.Request, handler: Any) -> web.StreamResponse:
+        if fault.fill_share is not None:
+            usual, self.fill_share = self.fill_share, fault.fill_share
+            try:
+                return await handler(request)
+            finally:
+                self.fill_share = usual
+        if fault.after:
+            await handler(request)
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.drop and request.transport is not None:
+            request.transport.close()  # the client sees the connection go, with no answer
+        return web.json_response(fault.body, status=fault.status, headers=fault.headers)
 
     def _signed(self, handler: Any) -> Any:
         """Check the key and the HMAC-SHA256 signature the way Binance documents it."""

@@ -80,10 +80,19 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
 class CcxtExchange:
     """One ccxt client with markets loaded: market data (REST and streams), orders, balances."""
 
-    def __init__(self, client: ccxt_async.Exchange, *, attempts: int = 5, backoff: float = 0.5):
+    def __init__(
+        self,
+        client: ccxt_async.Exchange,
+        *,
+        attempts: int = 5,
+        backoff: float = 0.5,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``sleep`` waits between attempts (a soak passes simulated time)."""
         self._client = client
         self._attempts = attempts
         self._backoff = backoff
+        self._sleep = sleep
         self.name: str = client.id
 
     @classmethod
@@ -95,6 +104,7 @@ class CcxtExchange:
         credentials: Mapping[str, str] | None = None,
         attempts: int = 5,
         backoff: float = 0.5,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> CcxtExchange:
         """A client for exchange ``name`` built from ``ccxt_config`` (options, proxies, URLs)
         and, for trading, ``credentials`` from the environment (apiKey, secret, password)."""
@@ -106,7 +116,7 @@ class CcxtExchange:
         # ccxt.pro's class adds the streams (watch_*) to the same REST client where it has them.
         family = ccxt_pro if name in ccxt_pro.exchanges else ccxt_async
         client = getattr(family, name)(config)
-        return cls(client, attempts=attempts, backoff=backoff)
+        return cls(client, attempts=attempts, backoff=backoff, sleep=sleep)
 
     async def close(self) -> None:
         await self._client.close()
@@ -221,13 +231,15 @@ class CcxtExchange:
                     raise translated from error
                 log.warning("order %s: outcome unknown (%s); looking it up",
                             intent.client_order_id, translated)  # fmt: skip
+                if translated.retry_after:  # rate-limited: no request at all before it is over
+                    await self._sleep(translated.retry_after)
                 await self._resync_clock(translated)
                 order = await self.find_order(intent.pair, intent.client_order_id)
                 if order is not None:
                     break
                 if attempt == self._attempts:
                     raise translated from error
-                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                await self._sleep(self._backoff * 2 ** (attempt - 1))
         assert order is not None  # the loop either found an order or raised
         if order.get("status") == "open":
             order = await self._call(self._client.fetch_order, order["id"], intent.pair)
@@ -301,22 +313,34 @@ class CcxtExchange:
     def _check_order(self, intent: OrderIntent) -> None:
         """Refuse, before sending, what the market's precision and limits would refuse."""
         self.check_pair(intent.pair)
-        limits = self._client.markets[intent.pair].get("limits") or {}
         notional = intent.quote_amount or intent.amount * intent.reference_price
+        why = self._under_minimum(intent.pair, notional,
+                                  None if intent.quote_amount else intent.amount)  # fmt: skip
+        if why:
+            raise ExchangeRejected(why)
+
+    def too_small(self, pair: str, amount: float, price: float) -> str | None:
+        """Why the exchange would refuse to trade ``amount`` of ``pair`` at ``price``, if it
+        would: under its minimum order value or amount (dust)."""
+        return self._under_minimum(pair, amount * price, amount)
+
+    def _under_minimum(self, pair: str, notional: float, amount: float | None) -> str | None:
+        limits = self._client.markets[pair].get("limits") or {}
         minimum_cost = (limits.get("cost") or {}).get("min")
         if minimum_cost and notional < minimum_cost:
-            raise ExchangeRejected(
-                f"{intent.pair}: order worth {notional:.2f} is under the exchange's minimum "
-                f"of {minimum_cost}"
-            )
-        if intent.quote_amount is None:
-            amount = float(self._client.amount_to_precision(intent.pair, intent.amount))
-            minimum = (limits.get("amount") or {}).get("min")
-            if amount <= 0 or (minimum and amount < minimum):
-                raise ExchangeRejected(
-                    f"{intent.pair}: amount {intent.amount:.8g} is under the exchange's minimum "
-                    f"of {minimum} once rounded to its precision"
-                )
+            return f"{pair}: order worth {notional:.2f} is under the exchange's minimum of " \
+                   f"{minimum_cost}"
+        if amount is None:
+            return None
+        try:
+            rounded = float(self._client.amount_to_precision(pair, amount))
+        except ccxt.BaseError:  # ccxt refuses to round some amounts under its precision
+            rounded = 0.0
+        minimum = (limits.get("amount") or {}).get("min")
+        if rounded <= 0 or (minimum and rounded < minimum):
+            return (f"{pair}: amount {amount:.8g} is under the exchange's minimum of {minimum} "
+                    "once rounded to its precision")  # fmt: skip
+        return None
 
     async def _call(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
         retrying = AsyncRetrying(
@@ -324,6 +348,7 @@ class CcxtExchange:
             wait=self._wait,
             retry=retry_if_exception_type(ExchangeUnavailable),
             reraise=True,
+            sleep=self._sleep,
         )
         async for attempt in retrying:
             with attempt:

@@ -178,6 +178,10 @@ class PaperExchange:
     # Stops are enforced on every candle on paper (as in the backtest), never resting.
     supports_stop_orders = False
 
+    def too_small(self, pair: str, amount: float, price: float) -> str | None:
+        """The paper exchange fills any size (the risk step's min_order_value guards entries)."""
+        return None
+
     async def place_stop(self, intent: OrderIntent) -> ExecutionReport:
         raise ExchangeRejected("the paper exchange enforces stops per candle; none rest")
 

@@ -3,90 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from bot.app import run_service
-from bot.clock import FakeClock
-from bot.config import Secrets, Settings
+from bot.config import Settings
 from bot.errors import ConfigError
-from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
-from bot.scheduler import Jobs
-from bot.stream_feed import StreamingFeed
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
-from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
-
-PAIR = "BTC/USDT"
-HOUR = timedelta(hours=1)
-SECRETS = Secrets(exchange_key="test-key", exchange_secret="test-secret")
-
-
-def live_settings(tmp_path: Path, base: str, params: dict[str, float] | None = None) -> Settings:
-    # No client-side pacing against a local fake: it only makes the suite slower.
-    ccxt_config = {"urls": {"api": binance_urls(base)}, "enableRateLimit": False}
-    return Settings.model_validate({
-        "mode": "live", "data_dir": tmp_path,
-        "exchange": {"name": "binance", "ccxt_config": ccxt_config},
-        "market_data": {"source": "exchange"},
-        "risk": {"max_position_fraction": 1.0},
-        "pairs": [{"pair": PAIR, "capital_share": 0.5, "params": params or {}}],
-    })  # fmt: skip
-
-
-def funded_fake(candles: pd.DataFrame) -> FakeBinance:
-    """The fake exchange with 1,000 USDT in the account and ``candles`` as BTC/USDT 1h."""
-    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
-    fake.add_candles("BTCUSDT", "1h", candles)
-    return fake
-
-
-class Market:
-    """The fake exchange and the test clock moved together, prices at the forming candle."""
-
-    def __init__(self, fake: FakeBinance, candles: pd.DataFrame, clock: FakeClock) -> None:
-        self.fake, self.candles, self.clock = fake, candles, clock
-
-    def at(self, moment: datetime) -> None:
-        self.clock.set(moment)
-        self.fake.now_ms = int(moment.timestamp() * 1000)
-        forming = self.candles[self.candles["timestamp"] <= self.fake.now_ms].iloc[-1]
-        self.fake.prices["BTCUSDT"] = float(forming["open"])
-
-
-@asynccontextmanager
-async def live_stack(
-    tmp_path: Path, fake: FakeBinance, start: datetime, params: dict[str, float] | None = None
-) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:
-    clock = FakeClock(start)
-    market = Market(fake, fake.candles[("BTCUSDT", "1h")], clock)
-    market.at(start)
-    async with serve(fake) as base:
-        settings = live_settings(tmp_path, base, params)
-        exchange = CcxtExchange.create("binance", settings.exchange.ccxt_config,
-                                       credentials=credentials(settings, SECRETS),
-                                       attempts=2, backoff=0.01)  # fmt: skip
-        feed = StreamingFeed(exchange)
-        try:
-            await exchange.load_markets()
-            async with open_database(settings.database_path) as db:
-                jobs = Jobs(clock)
-                yield (
-                    await assemble_on_exchange(db, settings, exchange, feed, clock, jobs),
-                    market,
-                    jobs,
-                )
-        finally:
-            await feed.close()
-            await exchange.close()
+from tests.fake_exchange import FakeBinance, Fault, serve
+from tests.live_rig import HOUR, PAIR, SECRETS, funded_fake, hourly, live_settings, live_stack
 
 
 async def test_live_mode_places_books_and_matches_the_exchange_ledger(
@@ -172,14 +103,6 @@ async def test_live_mode_needs_exchange_candles(tmp_path: Path) -> None:
     })  # fmt: skip
     with pytest.raises(ConfigError, match="market_data.source = 'exchange'"):
         await run_service(settings, SECRETS, stop=asyncio.Event())
-
-
-async def hourly(trading: ExchangeTrading, market: Market, start: datetime, end: datetime) -> None:
-    moment = start
-    while moment < end:
-        market.at(moment)
-        await trading.service.tick("1h")
-        moment += HOUR
 
 
 async def test_stops_rest_on_the_exchange_survive_a_restart_and_never_sell_twice(
