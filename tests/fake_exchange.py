@@ -96,6 +96,16 @@ class FakeBinance:
     order_posts: int = 0  # order placements received, answered or not
     subscribers: list[Subscriber] = field(default_factory=list)
     chaos: Callable[[web.Request], Fault | None] | None = None  # picks a fault per request
+    order_delay: float = 0.0  # seconds a placement takes, half before and half after it
+    placing: int = 0  # order placements in progress
+
+    def move_to(self, now_ms: int) -> None:
+        """The exchange's clock; each symbol's price is its forming candle's open."""
+        self.now_ms = now_ms
+        for (symbol, _), frame in self.candles.items():
+            forming = int(frame["timestamp"].searchsorted(now_ms, "right")) - 1
+            if forming >= 0:
+                self.prices[symbol] = float(frame["open"].iloc[forming])
 
     def add_candles(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
         self.candles[(symbol, interval)] = frame.reset_index(drop=True)
@@ -119,7 +129,13 @@ class FakeBinance:
         app.router.add_delete("/api/v3/openOrders", self._signed(self._cancel_all))
         app.router.add_delete("/api/v3/order", self._signed(self._cancel_order))
         app.router.add_get("/ws/{index}", self._stream)
+        app.router.add_post("/_test/advance", self._advance)
         return app
+
+    async def _advance(self, request: web.Request) -> web.Response:
+        """Test control: move the clock on by ``ms`` (a process under test steps the market)."""
+        self.move_to(self.now_ms + int(request.query["ms"]))
+        return web.json_response({"serverTime": self.now_ms})
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         """Binance's market streams: SUBSCRIBE, then kline and miniTicker events on push()."""
@@ -191,6 +207,8 @@ class FakeBinance:
         self._trigger_stops()  # the market moved (tests set prices): resting stops may fire
         if request.method == "POST" and request.path == "/api/v3/order":
             self.order_posts += 1
+            if self.order_delay:
+                return await self._slowly(request, handler)
         for fault in self.faults:
             if (fault.path == request.path and fault.times > 0
                     and fault.method in (None, request.method)):  # fmt: skip
@@ -200,6 +218,16 @@ class FakeBinance:
         if chosen is not None:
             return await self._inject(chosen, request, handler)
         return await handler(request)
+
+    async def _slowly(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.placing += 1
+        try:
+            await asyncio.sleep(self.order_delay / 2)
+            response = await handler(request)
+            await asyncio.sleep(self.order_delay / 2)
+            return response
+        finally:
+            self.placing -= 1
 
     async def _inject(self, fault: Fault, request: web.Request, handler: Any) -> web.StreamResponse:
         if fault.fill_share is not None:

@@ -50,14 +50,12 @@ def funded_fake(candles: pd.DataFrame) -> FakeBinance:
 class Market:
     """The fake exchange and the test clock moved together, prices at the forming candle."""
 
-    def __init__(self, fake: FakeBinance, candles: pd.DataFrame, clock: FakeClock) -> None:
-        self.fake, self.candles, self.clock = fake, candles, clock
+    def __init__(self, fake: FakeBinance, clock: FakeClock) -> None:
+        self.fake, self.clock = fake, clock
 
     def at(self, moment: datetime) -> None:
         self.clock.set(moment)
-        self.fake.now_ms = int(moment.timestamp() * 1000)
-        forming = int(self.candles["timestamp"].searchsorted(self.fake.now_ms, "right")) - 1
-        self.fake.prices["BTCUSDT"] = float(self.candles["open"].iloc[forming])
+        self.fake.move_to(int(moment.timestamp() * 1000))
 
 
 @asynccontextmanager
@@ -68,7 +66,7 @@ async def live_stack(
 ) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:  # fmt: skip
     """``attempts`` and ``sleep``: the adapter's retries and how it waits between them."""
     clock = FakeClock(start)
-    market = Market(fake, fake.candles[("BTCUSDT", "1h")], clock)
+    market = Market(fake, clock)
     market.at(start)
     async with serve(fake) as base:
         settings = live_settings(tmp_path, base, params, client)

@@ -56,6 +56,8 @@ class TelegramEmulator:
     flaky: dict[int, int] = field(default_factory=dict)  # chat: sends that fail with a 502
     blocked: set[int] = field(default_factory=set)  # users who blocked the bot (403)
     webhook: tuple[str, str | None] | None = None  # (url, secret token) while one is set
+    send_delay: float = 0.0  # seconds each send takes (widens the window a crash can land in)
+    sending: int = 0  # sends in progress
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _update_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
@@ -130,7 +132,14 @@ class TelegramEmulator:
         handler = getattr(self, f"_{method}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
-        return await handler(fields)
+        if not (self.send_delay and method.startswith("send")):
+            return await handler(fields)
+        self.sending += 1
+        try:
+            await asyncio.sleep(self.send_delay)
+            return await handler(fields)
+        finally:
+            self.sending -= 1
 
     async def _getMe(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
         return _ok({"id": self.bot_id, "is_bot": True, "first_name": "pairpilot",

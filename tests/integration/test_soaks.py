@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tests.crash_soak import run_crash_soak
 from tests.exchange_chaos import KINDS, run_fault_soak
 
 
@@ -23,3 +24,14 @@ async def test_exchange_fault_soak_keeps_the_books_equal_to_the_exchange(
     assert report.alerts.get("order_rejected", 0) == report.injected["rejected"]
     assert report.alerts.get("dust", 0) <= report.injected["partial"]
     assert report.alerts.get("exchange_error", 0) % 2 == 0
+
+
+async def test_crash_soak_loses_nothing_and_never_orders_twice(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    report = await run_crash_soak(tmp_path, btc_candles, kills=5, seed=3)
+    print(report)
+    assert report.violations == []
+    assert report.kills == 5
+    assert report.exchange_orders >= 2  # it traded between the kills
+    assert report.alerts_delivered >= 1

@@ -1,0 +1,191 @@
+"""The crash soak: SIGKILL the service at random moments, restart it, check every invariant.
+
+The fake exchange and the Telegram emulator run here, in the soak's process, so they outlive
+every kill with their own ledgers; the service is ``tests.crash_child``, a real process. Order
+placements and Telegram sends are slowed a little so that kills land inside them as well as
+inside ticks and storage writes.
+
+After each kill (the database at rest): ``PRAGMA integrity_check``; no alert row lost; every
+alert marked delivered really reached the chat (the rest are still queued). After each
+restart (start-up reconciliation done, nothing traded yet): the halt flag and the pair runs as
+the database held them at the kill; no client order id placed twice on the exchange, and every
+exchange order journaled; every exchange fill booked exactly once; positions and cash equal the
+exchange's balances. Used by the suite (a few kills) and bench/crash_soak.py (200 and more).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import random
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tests.crash_child import ADMIN
+from tests.fake_exchange import FakeBinance, serve
+from tests.live_rig import funded_fake
+from tests.telegram_emulator import TelegramEmulator, running
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = ("go", "go", "go", "go halt", "go resume", "go pause", "go unpause")
+START_UP_LIMIT = 90.0  # seconds a restart may take on a loaded machine
+
+
+@dataclass
+class CrashReport:
+    kills: int = 0
+    landed: collections.Counter[str] = field(default_factory=collections.Counter)
+    violations: list[str] = field(default_factory=list)
+    restart_seconds: list[float] = field(default_factory=list)
+    exchange_orders: int = 0
+    fills: int = 0
+    alerts: int = 0
+    alerts_delivered: int = 0
+    alerts_sent_twice: int = 0  # identical texts; at least once is the promise after a kill
+
+
+async def run_crash_soak(
+    folder: Path, candles: pd.DataFrame, *, kills: int, seed: int = 1,
+    progress: Any = None,
+) -> CrashReport:  # fmt: skip
+    """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar)."""
+    rng = random.Random(seed)
+    fake = funded_fake(candles)
+    fake.order_delay = 0.04
+    fake.move_to(int(candles["timestamp"].iloc[0]) + 10 * 86_400_000 + 5_000)
+    emulator = TelegramEmulator(send_delay=0.02)
+    report = CrashReport()
+    database = folder / "pairpilot.sqlite"
+    log = (folder / "service.log").open("ab")
+    async with serve(fake) as exchange_url, running(emulator) as telegram_url:
+        expected: dict[str, Any] | None = None
+        alert_ids: set[int] = set()
+        try:
+            for round_ in range(kills + 1):
+                started = time.monotonic()
+                child = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "tests.crash_child", exchange_url, telegram_url,
+                    str(folder), cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE, stderr=log,
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                )  # fmt: skip
+                try:
+                    loaded = await _ready(child)
+                    report.restart_seconds.append(time.monotonic() - started)
+                    found = _after_restart(database, fake, loaded, expected)
+                    report.violations += [f"restart {round_}: {text}" for text in found]
+                    if round_ == kills:
+                        break
+                    assert child.stdin is not None
+                    child.stdin.write((rng.choice(COMMANDS) + "\n").encode())
+                    await child.stdin.drain()
+                    await asyncio.sleep(rng.uniform(0.1, 1.5))
+                    report.landed[_landing(fake, emulator)] += 1
+                finally:
+                    if child.returncode is None:
+                        child.kill()
+                    await child.wait()
+                report.kills += round_ < kills
+                expected = _persisted(database)
+                report.violations += [f"kill {round_ + 1}: {text}" for text in
+                                      _after_kill(database, emulator, alert_ids)]  # fmt: skip
+                if progress:
+                    progress()
+        finally:
+            log.close()
+    _totals(report, database, fake, emulator)
+    return report
+
+
+async def _ready(child: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert child.stdout is not None
+    line = await asyncio.wait_for(child.stdout.readline(), START_UP_LIMIT)
+    if not line:
+        raise AssertionError("the service died during start-up; see service.log")
+    return dict(json.loads(line))
+
+
+def _landing(fake: FakeBinance, emulator: TelegramEmulator) -> str:
+    if fake.placing:
+        return "order submission"
+    if emulator.sending:
+        return "alert delivery"
+    return "tick or storage write"
+
+
+def _connect(database: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+
+
+def _persisted(database: Path) -> dict[str, Any]:
+    with _connect(database) as db:
+        risk = db.execute("SELECT value FROM bot_state WHERE key = 'risk'").fetchone()
+        runs = db.execute("SELECT pair, state FROM pair_runs WHERE state != 'stopped' "
+                          "ORDER BY id").fetchall()  # fmt: skip
+    halted = bool(risk and json.loads(risk[0]).get("halt"))
+    return {"halted": halted, "runs": [list(run) for run in runs]}
+
+
+def _after_kill(database: Path, emulator: TelegramEmulator, seen: set[int]) -> list[str]:
+    found = []
+    with _connect(database) as db:
+        if db.execute("PRAGMA integrity_check").fetchone() != ("ok",):
+            found.append("integrity_check failed")
+        rows = db.execute("SELECT id, text, delivered_at FROM alerts").fetchall()
+    ids = {row[0] for row in rows}
+    if not seen <= ids:
+        found.append(f"alerts lost: {sorted(seen - ids)[:5]}")
+    seen |= ids
+    received = [message.text for message in emulator.to(ADMIN)]
+    for alert_id, text, delivered_at in rows:
+        if delivered_at is not None and not any(text[:60] in got for got in received):
+            found.append(f"alert {alert_id} marked delivered but never sent: {text[:60]}")
+    return found
+
+
+def _after_restart(
+    database: Path, fake: FakeBinance, loaded: dict[str, Any], expected: dict[str, Any] | None
+) -> list[str]:
+    found = []
+    if expected is not None and loaded != expected:
+        found.append(f"loaded {loaded}, the database held {expected}")
+    placed = collections.Counter(order.client_id for order in fake.orders.values())
+    found += [f"{coid} placed {n} times" for coid, n in placed.items() if n > 1]
+    traded = {f"BTCUSDT-{fill['tradeId']}" for order in fake.orders.values()
+              for fill in order.fills}  # fmt: skip
+    with _connect(database) as db:
+        journaled = {row[0] for row in db.execute("SELECT client_order_id FROM orders")}
+        booked = [row[0] for row in db.execute("SELECT trade_id FROM fills")]
+        held = db.execute("SELECT coalesce(sum(amount), 0) FROM positions "
+                          "WHERE pair = 'BTC/USDT'").fetchone()[0]  # fmt: skip
+        cash = db.execute("SELECT value FROM bot_state WHERE key = 'portfolio.cash'").fetchone()
+    found += [f"{coid} on the exchange, not in the journal" for coid in set(placed) - journaled]
+    if sorted(booked) != sorted(traded):
+        found.append(f"fills booked {len(booked)}, exchange trades {len(traded)}")
+    btc = fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0)
+    if abs(held - btc) > 1e-9:
+        found.append(f"books hold {held} BTC, the exchange {btc}")
+    usdt = fake.balances.get("USDT", 0.0) + fake.locked.get("USDT", 0.0)
+    if cash is not None and abs(json.loads(cash[0]) - usdt) > 1e-6:
+        found.append(f"books hold {json.loads(cash[0])} USDT, the exchange {usdt}")
+    return found
+
+
+def _totals(report: CrashReport, database: Path, fake: FakeBinance,
+            emulator: TelegramEmulator) -> None:  # fmt: skip
+    report.exchange_orders = len(fake.orders)
+    with _connect(database) as db:
+        report.fills = db.execute("SELECT count(*) FROM fills").fetchone()[0]
+        report.alerts = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        report.alerts_delivered = db.execute(
+            "SELECT count(*) FROM alerts WHERE delivered_at IS NOT NULL").fetchone()[0]
+    texts = collections.Counter(message.text for message in emulator.to(ADMIN))
+    report.alerts_sent_twice = sum(n - 1 for n in texts.values())
