@@ -25,6 +25,7 @@ from bot.candles import read_candle_file  # noqa: E402
 from tests.crash_soak import run_crash_soak  # noqa: E402
 
 SAMPLE = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
+SHARED = ROOT.parent / "shared" / "data" / "BTC_USDT-1h.csv.gz"  # 6 years: never runs out
 
 
 def main() -> int:
@@ -32,7 +33,7 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    candles = read_candle_file(SAMPLE)
+    candles = read_candle_file(SHARED if SHARED.exists() else SAMPLE)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, tqdm(total=args.kills, unit="kill") as bar:
         report = asyncio.run(run_crash_soak(Path(folder), candles, kills=args.kills,

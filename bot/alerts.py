@@ -41,8 +41,9 @@ class AlertDispatcher:
             for alert in pending:
                 try:
                     await self._sink.send(alert)
-                except Exception:
-                    log.exception("alert %s not delivered; it stays queued", alert.id)
+                except Exception as error:  # the chat is down or refuses: try again later
+                    log.warning("alert %s not delivered (%s: %s); it stays queued", alert.id,
+                                type(error).__name__, error)  # fmt: skip
                     await self._repository.mark_failed(alert.id)
                     break
                 await self._repository.mark_delivered(alert.id, self._clock.now())

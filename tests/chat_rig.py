@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot.app import Trading, assemble_replay, build_cockpit, load_replay
 from bot.cockpit import Cockpit, Venue
+from bot.config import Settings
 from bot.history import ReplayHistory
 from bot.scheduler import Jobs
 from handlers.frontend import TelegramFrontend
@@ -43,8 +44,9 @@ class Chat:
 
 
 @asynccontextmanager
-async def chat_stack(tmp_path: Path) -> AsyncIterator[Chat]:
-    config = replay_settings(tmp_path)
+async def chat_stack(tmp_path: Path, config: Settings | None = None) -> AsyncIterator[Chat]:
+    """``config``: the replay to run (default: the bundled samples, BTC/USDT running)."""
+    config = config or replay_settings(tmp_path)
     emulator = TelegramEmulator()
     async with running(emulator) as base, open_database(config.database_path) as db:
         replay = load_replay(config)

@@ -26,16 +26,16 @@ SECRETS = Secrets(exchange_key="test-key", exchange_secret="test-secret")
 
 def live_settings(
     tmp_path: Path, base: str, params: dict[str, float] | None = None,
-    client: dict[str, Any] | None = None,
+    client: dict[str, Any] | None = None, risk: dict[str, float] | None = None,
 ) -> Settings:  # fmt: skip
-    """``client``: more ccxt options (a short timeout, say)."""
+    """``client``: more ccxt options (a short timeout, say); ``risk``: limits to change."""
     # No client-side pacing against a local fake: it only makes the suite slower.
     ccxt_config = {"urls": {"api": binance_urls(base)}, "enableRateLimit": False, **(client or {})}
     return Settings.model_validate({
         "mode": "live", "data_dir": tmp_path,
         "exchange": {"name": "binance", "ccxt_config": ccxt_config},
         "market_data": {"source": "exchange"},
-        "risk": {"max_position_fraction": 1.0},
+        "risk": {"max_position_fraction": 1.0, **(risk or {})},
         "pairs": [{"pair": PAIR, "capital_share": 0.5, "params": params or {}}],
     })  # fmt: skip
 
@@ -61,7 +61,8 @@ class Market:
 @asynccontextmanager
 async def live_stack(
     tmp_path: Path, fake: FakeBinance, start: datetime, params: dict[str, float] | None = None,
-    *, client: dict[str, Any] | None = None, attempts: int = 2,
+    *, client: dict[str, Any] | None = None, risk: dict[str, float] | None = None,
+    attempts: int = 2,
     sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:  # fmt: skip
     """``attempts`` and ``sleep``: the adapter's retries and how it waits between them."""
@@ -69,7 +70,7 @@ async def live_stack(
     market = Market(fake, clock)
     market.at(start)
     async with serve(fake) as base:
-        settings = live_settings(tmp_path, base, params, client)
+        settings = live_settings(tmp_path, base, params, client, risk)
         exchange = CcxtExchange.create(
             "binance", settings.exchange.ccxt_config, credentials=credentials(settings, SECRETS),
             attempts=attempts, backoff=0.01, **({"sleep": sleep} if sleep else {}),

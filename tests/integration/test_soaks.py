@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from bot.alerts import AlertDispatcher
+from bot.config import Settings
+from tests.chat_rig import USERS, chat_stack
 from tests.crash_soak import run_crash_soak
 from tests.exchange_chaos import KINDS, run_fault_soak
+
+OUTAGE_AT = 59  # minutes into the replay: EMA 3/7 trades 4 times in the next 10
 
 
 async def test_exchange_fault_soak_keeps_the_books_equal_to_the_exchange(
@@ -35,3 +41,45 @@ async def test_crash_soak_loses_nothing_and_never_orders_twice(
     assert report.kills == 5
     assert report.exchange_orders >= 2  # it traded between the kills
     assert report.alerts_delivered >= 1
+
+
+async def test_a_telegram_outage_holds_alerts_back_but_never_trading_nor_their_order(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """The Bot API unreachable for 10 simulated minutes while trades happen. Real prices, one
+    candle a minute (the bundled hourly candles relabelled), so trades fall inside the outage."""
+    minutes = btc_candles.assign(timestamp=btc_candles["timestamp"].iloc[0]
+                                 + 60_000 * np.arange(len(btc_candles)))  # fmt: skip
+    path = tmp_path / "BTC_USDT-1m.csv"
+    minutes.to_csv(path, index=False)
+    config = Settings.model_validate({
+        "data_dir": tmp_path, "risk": {"max_position_fraction": 1.0},
+        "market_data": {"source": "replay", "replay_files": {"BTC/USDT": path}},
+        "pairs": [{"pair": "BTC/USDT", "timeframe": "1m", "capital_share": 1.0,
+                   "params": {"fast": 3, "slow": 7}}],
+    })  # fmt: skip
+    async with chat_stack(tmp_path, config) as chat:
+        trading, emulator = chat.trading, chat.emulator
+        dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, trading.clock)
+        for _ in range(OUTAGE_AT):
+            await trading.driver.step()
+            await dispatcher.drain()
+        seen = {user: len(emulator.to(user)) for user in USERS}
+        emulator.is_down = True
+        for minute in range(10):
+            await trading.driver.step()
+            if minute == 6:  # the risk manager halts meanwhile: the most urgent alert
+                await trading.engine.guard.halt("drawdown 15% from the peak", trading.clock.now())
+            assert await dispatcher.drain() == 0  # queued, not lost; trading did not wait
+        held = await chat.alerts.pending()  # most urgent first, oldest first within a priority
+        assert held[0].kind == "risk_halt"
+        assert sum(alert.kind == "trade" for alert in held) >= 2  # trading went on
+        emulator.is_down = False
+        while await dispatcher.drain():
+            pass
+        assert await chat.alerts.pending() == []
+        for user in USERS:
+            got = [message.text for message in emulator.to(user)[seen[user]:]]
+            assert [text.split(") ", 1)[1] if text.startswith("(late by") else text
+                    for text in got] == [alert.text for alert in held]  # order; none twice
+            assert got[0].startswith("(late by 3 min) Trading halted")
