@@ -135,3 +135,24 @@ def _png(figure: Figure, every: Sequence[Axes]) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def heatmap_png(
+    table: pd.DataFrame, x: str, y: str, title: str, label: str
+) -> bytes:
+    """Mean score over two parameters (``table``: a column per parameter and "score")."""
+    grid = table.pivot_table(index=y, columns=x, values="score", aggfunc="mean").sort_index()
+    figure = Figure(figsize=(9, 7), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    image = axes.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis")
+    axes.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns], rotation=45)
+    axes.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
+    axes.set_xlabel(x, fontsize=14)
+    axes.set_ylabel(y, fontsize=14)
+    axes.set_title(title, fontsize=16)
+    figure.colorbar(image, ax=axes).set_label(label, fontsize=14)
+    buffer = io.BytesIO()
+    axes.tick_params(labelsize=11)
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -93,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.set_defaults(handler=_backtest)
 
     from bot.data_command import add_data_commands
+    from bot.sweep_command import add_sweep_command
 
     add_data_commands(commands)
+    add_sweep_command(commands)
     return parser
 
 

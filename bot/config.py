@@ -129,6 +129,10 @@ class MetricsSettings(_Section):
     listen: str = "127.0.0.1"
 
 
+class ResearchSettings(_Section):
+    dask_scheduler: str | None = Field(None, pattern=r"^(tcp|tls|inproc|ucx)://")  # else local
+
+
 class Settings(_Section):
     mode: Literal["paper", "live"] = "paper"
     data_dir: Path = Path("data")
@@ -141,6 +145,7 @@ class Settings(_Section):
     pairs: list[PairSettings] = Field(default_factory=list)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    research: ResearchSettings = Field(default_factory=ResearchSettings)
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,269 @@
+"""Parameter sweeps and walk-forward validation on Dask.
+
+A sweep is every combination of a strategy's parameters (a grid, or a random sample of it)
+backtested on every (pair, timeframe) series, and, with walk-forward, on rolling in-sample and
+out-of-sample windows of each. The candles go to the workers once (``Client.scatter``); the tasks
+carry only parameter combinations, a chunk each, so scheduling costs little next to the
+backtests. Each result row has a unique key, so a task Dask runs again after a worker died
+adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bot.backtest import BacktestSetup, run_backtest
+from bot.errors import UserInputError
+from strategies import REGISTRY, StrategyConfigError, build_strategy
+from strategies.base import ParamSpec
+
+OBJECTIVES = ("sharpe", "calmar", "return")
+CHUNK = 25  # combinations per task
+FULL = "full"  # the segment name of a whole series (no walk-forward)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    pair: str
+    timeframe: str
+    candles: pd.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSpec:
+    strategy: str
+    space: Mapping[str, Sequence[int | float]]  # parameter: the values to try
+    objective: str = "sharpe"
+    max_drawdown: float = 1.0  # with objective "return": results deeper than this score nothing
+    random_samples: int = 0  # 0: the whole grid; else this many combinations drawn from it
+    seed: int = 1
+    folds: int = 0  # walk-forward folds (0: the whole series once)
+    fee_rate: float = 0.001
+    balance: float = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One combination on one series (or one walk-forward window of it)."""
+
+    pair: str
+    timeframe: str
+    segment: str  # "full", or "is-N" / "oos-N" for fold N
+    params: tuple[tuple[str, int | float], ...]
+    score: float | None  # the objective; None when the drawdown constraint failed
+    metrics: dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str, str, tuple[tuple[str, int | float], ...]]:
+        return (self.pair, self.timeframe, self.segment, self.params)
+
+
+def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | float]]:
+    """``["fast=5:50:5", "slow=20,30,50"]`` -> values per parameter, checked against the
+    strategy's declared bounds. A range is LOW:HIGH:STEP, inclusive; a list is comma-separated."""
+    specs = _specs(strategy)
+    space: dict[str, list[int | float]] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not text.strip():
+            raise UserInputError(f"--param {item!r}: expected NAME=LOW:HIGH:STEP or NAME=A,B,C")
+        if name not in specs:
+            raise UserInputError(f"{strategy} has no parameter {name!r}; it has "
+                                 f"{', '.join(sorted(specs))}")  # fmt: skip
+        values = _values(specs[name], text.strip())
+        if not values:
+            raise UserInputError(f"--param {item!r} gives no values")
+        space[name] = values
+    if not space:
+        raise UserInputError("the parameter space is empty: give at least one --param")
+    return space
+
+
+def _specs(strategy: str) -> dict[str, ParamSpec]:
+    if strategy not in REGISTRY:
+        raise UserInputError(f"unknown strategy {strategy!r}; known: {', '.join(sorted(REGISTRY))}")
+    return {spec.name: spec for spec in REGISTRY[strategy].specs()}
+
+
+def _values(spec: ParamSpec, text: str) -> list[int | float]:
+    try:
+        if ":" in text:
+            low, high, step = (spec.kind(part) for part in text.split(":"))
+            if step <= 0 or high < low:
+                raise UserInputError(f"{spec.name}={text}: expected LOW:HIGH:STEP, LOW <= HIGH, "
+                                     "STEP > 0")  # fmt: skip
+            count = int(math.floor((high - low) / step + 1e-9)) + 1
+            raw = [spec.kind(low + i * step) for i in range(count)]
+            values = [round(v, 10) if isinstance(v, float) else v for v in raw]
+        else:
+            values = [spec.kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserInputError(f"{spec.name}={text}: not {spec.kind.__name__} values") from None
+    outside = [v for v in values if not spec.minimum <= v <= spec.maximum]
+    if outside:
+        raise UserInputError(f"{spec.name}={outside[0]} is outside the strategy's bounds "
+                             f"[{spec.minimum}, {spec.maximum}]")  # fmt: skip
+    return sorted(set(values))
+
+
+def combinations(spec: SweepSpec) -> list[dict[str, int | float]]:
+    """The grid (or a random sample of it) without the combinations the strategy refuses,
+    such as a fast average slower than the slow one."""
+    names = sorted(spec.space)
+    grid = [dict(zip(names, values, strict=True))
+            for values in itertools.product(*(spec.space[name] for name in names))]  # fmt: skip
+    valid = [combo for combo in grid if _accepted(spec.strategy, combo)]
+    if spec.random_samples and spec.random_samples < len(valid):
+        valid = random.Random(spec.seed).sample(valid, spec.random_samples)  # noqa: S311
+    if not valid:
+        raise UserInputError(f"{spec.strategy} accepts none of the {len(grid)} combinations")
+    return valid
+
+
+def _accepted(strategy: str, combo: Mapping[str, int | float]) -> bool:
+    try:
+        build_strategy(strategy, combo)
+    except StrategyConfigError:
+        return False
+    return True
+
+
+def segments(candles: pd.DataFrame, folds: int) -> dict[str, pd.DataFrame]:
+    """The whole series, or rolling walk-forward windows: fold N optimises on its in-sample
+    window and is judged on the out-of-sample window right after it. The series is cut into
+    folds + 3 equal blocks; each in-sample window spans three blocks, each out-of-sample one."""
+    if folds <= 0:
+        return {FULL: candles}
+    block = len(candles) // (folds + 3)
+    if block < 50:
+        raise UserInputError(f"{len(candles)} candles are too few for {folds} walk-forward folds")
+    windows = {}
+    for fold in range(folds):
+        start = fold * block
+        windows[f"is-{fold}"] = candles.iloc[start:start + 3 * block].reset_index(drop=True)
+        windows[f"oos-{fold}"] = candles.iloc[start + 3 * block:start + 4 * block].reset_index(
+            drop=True
+        )
+    return windows
+
+
+def score(metrics: Mapping[str, Any], objective: str, max_drawdown: float) -> float | None:
+    """The objective of one result; None when it breaks the drawdown constraint (or is NaN)."""
+    if metrics["max_drawdown"] > max_drawdown:
+        return None
+    value = {"sharpe": metrics["sharpe"], "calmar": metrics["calmar"],
+             "return": metrics["total_return"]}[objective]  # fmt: skip
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def evaluate(
+    series: Mapping[str, Mapping[str, pd.DataFrame]],
+    key: str,
+    spec: SweepSpec,
+    combos: Sequence[Mapping[str, int | float]],
+) -> list[Row]:
+    """Backtest ``combos`` on every segment of series ``key`` ("PAIR|TIMEFRAME"): the task a
+    worker runs. ``series`` is the scattered candles, already in the worker's memory."""
+    pair, timeframe = key.split("|")
+    rows = []
+    for name, candles in series[key].items():
+        setup = BacktestSetup(pair=pair, timeframe=timeframe, balance=spec.balance,
+                              fee_rate=spec.fee_rate)  # fmt: skip
+        for combo in combos:
+            metrics = run_backtest(candles, build_strategy(spec.strategy, combo), setup).metrics
+            values = metrics.as_dict()
+            rows.append(Row(pair, timeframe, name, tuple(sorted(combo.items())),
+                            score(values, spec.objective, spec.max_drawdown), values))  # fmt: skip
+    return rows
+
+
+def tasks(
+    spec: SweepSpec, series: Sequence[Series], chunk: int = CHUNK
+) -> tuple[dict[str, dict[str, pd.DataFrame]], list[tuple[str, list[dict[str, int | float]]]]]:
+    """The candles to scatter (per series, its segments) and the (series, chunk) tasks."""
+    if spec.objective not in OBJECTIVES:
+        raise UserInputError(f"objective {spec.objective!r}: one of {', '.join(OBJECTIVES)}")
+    if not series:
+        raise UserInputError("nothing to sweep on: give candles")
+    combos = combinations(spec)
+    data = {f"{s.pair}|{s.timeframe}": segments(s.candles, spec.folds) for s in series}
+    chunks = [combos[i:i + chunk] for i in range(0, len(combos), chunk)]
+    return data, [(key, chunk) for key in data for chunk in chunks]
+
+
+def run_plain(spec: SweepSpec, series: Sequence[Series]) -> list[Row]:
+    """The same sweep in a plain loop in this process (the reference the Dask run must equal)."""
+    data, work = tasks(spec, series)
+    return [row for key, chunk in work for row in evaluate(data, key, spec, chunk)]
+
+
+def run_on_dask(
+    client: Any,
+    spec: SweepSpec,
+    series: Sequence[Series],
+    on_rows: Callable[[list[Row]], None],
+    chunk: int = CHUNK,
+) -> int:
+    """Run the sweep on a dask.distributed ``client``; ``on_rows`` gets each task's rows as it
+    finishes (store them, move a progress bar). Returns the number of tasks."""
+    from distributed import as_completed
+
+    data, work = tasks(spec, series, chunk)
+    scattered = client.scatter(data, broadcast=True)  # once per worker, not once per task
+    futures = [client.submit(evaluate, scattered, key, spec, chunk, pure=False)
+               for key, chunk in work]  # fmt: skip
+    for future in as_completed(futures):
+        on_rows(future.result())
+    return len(futures)
+
+
+def ranked(rows: Sequence[Row], segment: str = FULL) -> list[Row]:
+    """Best first; rows that broke the constraint last."""
+    chosen = [row for row in rows if row.segment == segment]
+    return sorted(chosen, key=lambda row: (row.score is None, -(row.score or 0.0), row.params))
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    pair: str
+    timeframe: str
+    fold: int
+    params: tuple[tuple[str, int | float], ...]
+    in_sample: float | None
+    out_of_sample: float | None
+
+
+def walk_forward(rows: Sequence[Row], folds: int) -> list[Fold]:
+    """Per series and fold: the best in-sample combination and how it did out of sample."""
+    by_key = {row.key: row for row in rows}
+    report = []
+    for pair, timeframe in sorted({(row.pair, row.timeframe) for row in rows}):
+        for fold in range(folds):
+            best = ranked([r for r in rows if (r.pair, r.timeframe) == (pair, timeframe)],
+                          f"is-{fold}")  # fmt: skip
+            if not best:
+                continue
+            outside = by_key.get((pair, timeframe, f"oos-{fold}", best[0].params))
+            report.append(Fold(pair, timeframe, fold, best[0].params, best[0].score,
+                               outside.score if outside else None))  # fmt: skip
+    return report
+
+
+def importance(rows: Sequence[Row]) -> list[str]:
+    """Parameters by how much the mean score moves across their values, most first."""
+    scored = [row for row in rows if row.score is not None]
+    if not scored:
+        return []
+    frame = pd.DataFrame([dict(row.params, score=row.score) for row in scored])
+    spread = {name: float(np.ptp(frame.groupby(name)["score"].mean().to_numpy()))
+              for name in frame.columns if name != "score"}  # fmt: skip
+    return sorted(spread, key=lambda name: -spread[name])
