@@ -35,6 +35,7 @@ from bot.reconcile import reconcile
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
+from bot.sweep_desk import SweepDesk
 from bot.telemetry import serving
 from bot.timeframes import timeframe_delta
 from storage.alerts import SqliteAlertRepository
@@ -46,6 +47,7 @@ from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.positions import SqlitePositionRepository
 from storage.state import SqliteStateRepository
+from storage.sweeps import SqliteSweepRepository
 from storage.vetoes import SqliteVetoRepository
 
 log = logging.getLogger(__name__)
@@ -261,7 +263,8 @@ async def _serve(
     venue = Venue(settings.mode, "replay", settings.quote)
     jobs = Jobs(SystemClock())
     cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
-                            ReplayHistory(replay.source), jobs, trading.clock)  # fmt: skip
+                            ReplayHistory(replay.source), jobs, trading.clock,
+                            settings.research.dask_scheduler)  # fmt: skip
     async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, trading.clock,
                              chat, write, simulated=True) as dispatcher:  # fmt: skip
         pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
@@ -281,13 +284,17 @@ async def _serve(
 
 def build_cockpit(
     db: Database, venue: Venue, service: TradingService, engine: Engine, control: Control,
-    history: CandleHistory, jobs: Jobs, clock: Clock,
+    history: CandleHistory, jobs: Jobs, clock: Clock, scheduler: str | None = None,
 ) -> Cockpit:  # fmt: skip
+    """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
+    sweeps = SweepDesk(history=history, store=SqliteSweepRepository(db), clock=clock,
+                       quote=venue.quote, scheduler=scheduler)  # fmt: skip
     return Cockpit(venue=venue, service=service, engine=engine, control=control,
                    fills=SqliteFillRepository(db), orders=SqliteOrderRepository(db),
                    audit=SqliteAuditRepository(db), equity=SqliteEquityRepository(db),
                    history=history, clock=clock, jobs=jobs, alerts=SqliteAlertRepository(db),
-                   preferences=AlertPreferences(SqliteStateRepository(db), clock))  # fmt: skip
+                   preferences=AlertPreferences(SqliteStateRepository(db), clock),
+                   sweeps=sweeps)  # fmt: skip
 
 
 async def _until_first(*events: asyncio.Event) -> None:

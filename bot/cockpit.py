@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
+from typing import TYPE_CHECKING
 
 from bot.alert_preferences import KINDS, AlertPreferences
 from bot.control import Control
@@ -33,6 +34,9 @@ from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from strategies import REGISTRY, StrategyConfigError, build_strategy
+
+if TYPE_CHECKING:
+    from bot.sweep_desk import SweepDesk
 
 _PAIR = re.compile(r"^([A-Za-z0-9]{2,15})[/\-_:]?([A-Za-z0-9]{2,15})?$")
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "EUR", "BTC", "ETH", "BNB")
@@ -91,6 +95,7 @@ class Cockpit:
         alerts: SqliteAlertRepository,
         jobs: Jobs,
         clock: Clock,
+        sweeps: SweepDesk | None = None,
     ) -> None:
         self.venue = venue
         self._service = service
@@ -106,6 +111,7 @@ class Cockpit:
         self._jobs = jobs
         self._clock = clock
         self._backtest: str | None = None  # the backtest running now, described
+        self._sweeps = sweeps
 
     # --- views ------------------------------------------------------------------------------
 
@@ -287,7 +293,7 @@ class Cockpit:
             )
         pair = normalise_pair(words[0], self.venue.quote)
         timeframe = words[2] if len(words) > 2 else "1h"
-        days = _whole("DAYS", words[3], 1, MAX_BACKTEST_DAYS) if len(words) > 3 else 30
+        days = whole_number("DAYS", words[3], 1, MAX_BACKTEST_DAYS) if len(words) > 3 else 30
         if len(words) > 4:
             raise UserInputError(f"unexpected {words[4]!r}; parameters go as key=value")
         try:
@@ -317,6 +323,12 @@ class Cockpit:
         caption = (f"<b>{escape(pair)} {escape(strategy.name)} {timeframe}</b>, "
                    f"{len(candles):,} candles from {first:%Y-%m-%d}\n{rows}")  # fmt: skip
         return Photo(png, caption)
+
+    async def sweep(self, arguments: Sequence[str], progress: Progress) -> Photo | str:
+        """PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ...: see bot.sweep_desk."""
+        if self._sweeps is None:
+            raise UserInputError("sweeps are not available here")
+        return await self._sweeps.run(arguments, progress)
 
     async def set_risk(self, key: str, value: str, actor: str) -> str:
         guard = self._engine.guard
@@ -381,7 +393,7 @@ class Cockpit:
             raise UserInputError(f"unexpected {words[2]!r}; parameters go as key=value")
         share = params.pop("share", None)
         taken = sum(run.capital_share for run in self._service.runs())
-        capital = _number("share", share) if share is not None else round(1 - taken, 6)
+        capital = number("share", share) if share is not None else round(1 - taken, 6)
         run = await self._control.start_pair(pair, strategy, timeframe, params, capital)
         return (
             f"Started {escape(run.pair)}: {escape(run.strategy)} {run.timeframe}, "
@@ -455,7 +467,8 @@ def _key_values(items: Sequence[str]) -> dict[str, str]:
     return values
 
 
-def _whole(name: str, text: str, lowest: int, highest: int) -> int:
+def whole_number(name: str, text: str, lowest: int, highest: int) -> int:
+    """``text`` as a whole number within bounds, or a UserInputError naming ``name``."""
     try:
         value = int(text)
     except ValueError:
@@ -465,7 +478,8 @@ def _whole(name: str, text: str, lowest: int, highest: int) -> int:
     return value
 
 
-def _number(name: str, text: str) -> float:
+def number(name: str, text: str) -> float:
+    """``text`` as a number, or a UserInputError naming ``name``."""
     try:
         return float(text)
     except ValueError:

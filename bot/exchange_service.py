@@ -98,7 +98,8 @@ async def serve_on_exchange(
             venue = Venue(settings.mode, exchange.name, settings.quote)
             history = ExchangeHistory(exchange, SqliteCandleRepository(db))
             cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
-                                    history, jobs, clock)  # fmt: skip
+                                    history, jobs, clock,
+                                    settings.research.dask_scheduler)  # fmt: skip
             async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, clock,
                                      chat, write) as dispatcher:  # fmt: skip
                 pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"

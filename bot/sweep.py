@@ -11,23 +11,25 @@ adds nothing twice.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bot.backtest import BacktestSetup, run_backtest
-from bot.errors import UserInputError
+from bot.errors import ConfigError, UserInputError
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 from strategies.base import ParamSpec
 
 OBJECTIVES = ("sharpe", "calmar", "return")
 CHUNK = 25  # combinations per task
 FULL = "full"  # the segment name of a whole series (no walk-forward)
+CONNECT_SECONDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,8 @@ def evaluate(
 ) -> list[Row]:
     """Backtest ``combos`` on every segment of series ``key`` ("PAIR|TIMEFRAME"): the task a
     worker runs. ``series`` is the scattered candles, already in the worker's memory."""
+    from bot.backtest import BacktestSetup, run_backtest  # numba: on the workers only
+
     pair, timeframe = key.split("|")
     rows = []
     for name, candles in series[key].items():
@@ -190,14 +194,23 @@ def tasks(
     spec: SweepSpec, series: Sequence[Series], chunk: int = CHUNK
 ) -> tuple[dict[str, dict[str, pd.DataFrame]], list[tuple[str, list[dict[str, int | float]]]]]:
     """The candles to scatter (per series, its segments) and the (series, chunk) tasks."""
-    if spec.objective not in OBJECTIVES:
-        raise UserInputError(f"objective {spec.objective!r}: one of {', '.join(OBJECTIVES)}")
+    combos = check(spec)
     if not series:
         raise UserInputError("nothing to sweep on: give candles")
-    combos = combinations(spec)
     data = {f"{s.pair}|{s.timeframe}": segments(s.candles, spec.folds) for s in series}
     chunks = [combos[i:i + chunk] for i in range(0, len(combos), chunk)]
     return data, [(key, chunk) for key in data for chunk in chunks]
+
+
+def check(spec: SweepSpec) -> list[dict[str, int | float]]:
+    """Refuse a spec that cannot run; its combinations when it can."""
+    if spec.objective not in OBJECTIVES:
+        raise UserInputError(f"objective {spec.objective!r}: one of {', '.join(OBJECTIVES)}")
+    if not 0 < spec.max_drawdown <= 1:
+        raise UserInputError(f"max drawdown {spec.max_drawdown:g}: a fraction in (0, 1]")
+    if spec.random_samples < 0 or spec.folds < 0:
+        raise UserInputError("random samples and walk-forward folds cannot be negative")
+    return combinations(spec)
 
 
 def run_plain(spec: SweepSpec, series: Sequence[Series]) -> list[Row]:
@@ -224,6 +237,27 @@ def run_on_dask(
     for future in as_completed(futures):
         on_rows(future.result())
     return len(futures)
+
+
+@contextmanager
+def dask_client(address: str | None, workers: int = 0) -> Iterator[Any]:
+    """A Client on the scheduler at ``address``, or on a new LocalCluster of ``workers``
+    processes (0: one per core); a clear error when the scheduler is unreachable."""
+    from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # a line per worker otherwise
+    if address:
+        try:
+            client = Client(address, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError) as error:
+            raise ConfigError(f"no Dask scheduler at {address}: {error}") from None
+        with client:
+            yield client
+        return
+    cluster = LocalCluster(n_workers=workers or None, threads_per_worker=1, processes=True,
+                           dashboard_address=None)  # fmt: skip
+    with cluster, Client(cluster) as client:
+        yield client
 
 
 def ranked(rows: Sequence[Row], segment: str = FULL) -> list[Row]:

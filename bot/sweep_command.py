@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from bot.errors import ConfigError, DataError, UserInputError
+from bot.errors import DataError
 
 if TYPE_CHECKING:  # the parser is built on every command: pandas and Dask load only for sweeps
     from bot.sweep import Row, Series, SweepSpec
-
-TOP = 10
-CONNECT_SECONDS = 5
 
 
 def add_sweep_command(commands: argparse._SubParsersAction) -> None:  # noqa: SLF001
@@ -47,6 +40,7 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:  # noqa: SL
 def sweep_command(args: argparse.Namespace) -> int:
     from bot.data_command import settings_for
     from bot.sweep import SweepSpec, parse_space, tasks
+    from bot.sweep_report import heatmap, report
 
     settings = settings_for(args)
     spec = SweepSpec(
@@ -54,13 +48,11 @@ def sweep_command(args: argparse.Namespace) -> int:
         objective=args.objective, max_drawdown=args.max_drawdown, random_samples=args.random,
         seed=args.seed, folds=args.walk_forward,
     )  # fmt: skip
-    if not 0 < spec.max_drawdown <= 1:
-        raise UserInputError("--max-drawdown: a fraction in (0, 1]")
     series = [_series(path) for path in args.data]
-    _, work = tasks(spec, series)  # every check before anything is stored
+    tasks(spec, series)  # every check before a cluster starts
     address = args.scheduler or settings.research.dask_scheduler
-    with _client(address, args.workers) as client:
-        sweep_id, rows = asyncio.run(_run(settings.database_path, client, spec, series, len(work)))
+    sweep_id, rows = asyncio.run(_run(settings.database_path, spec, series, address,
+                                      args.workers))  # fmt: skip
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
     print(report(spec, rows))
     if args.heatmap:
@@ -83,96 +75,24 @@ def _series(path: Path) -> Series:
     return Series(pair_of(path, None), timeframe_of(path, None, candles), candles)
 
 
-@contextmanager
-def _client(address: str | None, workers: int) -> Iterator[Any]:
-    """A Client on ``address``, or on a new LocalCluster; a clear error when unreachable."""
-    from distributed import Client, LocalCluster
-
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # a line per worker otherwise
-    if address:
-        try:
-            client = Client(address, timeout=CONNECT_SECONDS)
-        except (OSError, TimeoutError) as error:
-            raise ConfigError(f"no Dask scheduler at {address}: {error}") from None
-        with client:
-            yield client
-        return
-    with (
-        LocalCluster(n_workers=workers or None, threads_per_worker=1, processes=True,
-                     dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):  # fmt: skip
-        yield client
-
-
-async def _run(database: Path, client: object, spec: SweepSpec, series: list[Series],
-               task_count: int) -> tuple[int, list[Row]]:  # fmt: skip
+async def _run(database: Path, spec: SweepSpec, series: list[Series], scheduler: str | None,
+               workers: int) -> tuple[int, list[Row]]:  # fmt: skip
     from tqdm import tqdm
 
     from bot.clock import SystemClock
-    from bot.sweep import run_on_dask
+    from bot.sweep_runner import sweep_and_store
     from storage.db import open_database
     from storage.sweeps import SqliteSweepRepository
 
-    clock = SystemClock()
-    described = {**dataclasses.asdict(spec), "series": [f"{s.pair} {s.timeframe}" for s in series]}
     async with open_database(database) as db:
-        store = SqliteSweepRepository(db)
-        sweep_id = await store.create(spec.strategy, described, task_count, clock.now())
-        loop = asyncio.get_running_loop()
-        with tqdm(total=task_count, unit="task", desc=f"sweep {sweep_id}") as bar:
+        with tqdm(unit="task", desc="sweep") as bar:
 
-            def stored(rows: list[Row]) -> None:  # on Dask's thread: store, then count it
-                asyncio.run_coroutine_threadsafe(store.add(sweep_id, rows), loop).result()
+            async def on_task(done: int, total: int) -> None:
+                bar.total = total
                 bar.update()
 
-            await asyncio.to_thread(run_on_dask, client, spec, series, stored)
-        await store.finish(sweep_id, clock.now())
-        return sweep_id, await store.rows(sweep_id)
+            return await sweep_and_store(SqliteSweepRepository(db), spec, series,
+                                         clock=SystemClock(), scheduler=scheduler,
+                                         workers=workers, on_task=on_task)  # fmt: skip
 
 
-def report(spec: SweepSpec, rows: list[Row]) -> str:
-    """The best combinations per series; with walk-forward, in-sample against out-of-sample."""
-    from bot.sweep import ranked, walk_forward
-
-    lines = []
-    if spec.folds:
-        lines.append(f"walk-forward, {spec.objective}: best in sample -> out of sample")
-        for fold in walk_forward(rows, spec.folds):
-            params = " ".join(f"{k}={v:g}" for k, v in fold.params)
-            lines.append(f"  {fold.pair} {fold.timeframe} fold {fold.fold}: {params}  "
-                         f"{_number(fold.in_sample)} -> {_number(fold.out_of_sample)}")  # fmt: skip
-        return "\n".join(lines)
-    for pair, timeframe in sorted({(row.pair, row.timeframe) for row in rows}):
-        best = ranked([r for r in rows if (r.pair, r.timeframe) == (pair, timeframe)])[:TOP]
-        limit = f" (max drawdown {spec.max_drawdown:.0%})" if spec.max_drawdown < 1 else ""
-        lines.append(f"{pair} {timeframe}, by {spec.objective}{limit}")
-        lines.append(f"  {'rank':>4}  {spec.objective:>8}  {'return':>8}  {'max dd':>7}  "
-                     f"{'trades':>6}  parameters")  # fmt: skip
-        for rank, row in enumerate(best, 1):
-            params = " ".join(f"{k}={v:g}" for k, v in row.params)
-            lines.append(f"  {rank:>4}  {_number(row.score):>8}  "
-                         f"{row.metrics['total_return']:>8.2%}  {row.metrics['max_drawdown']:>7.2%}"
-                         f"  {row.metrics['trades']:>6}  {params}")  # fmt: skip
-    return "\n".join(lines)
-
-
-def heatmap(spec: SweepSpec, rows: list[Row]) -> bytes | None:
-    import pandas as pd
-
-    from bot.sweep import FULL, importance
-
-    full = [row for row in rows if row.segment in (FULL, "is-0")]
-    names = importance(full)
-    if len(names) < 2:
-        return None
-    from bot.charts import heatmap_png
-
-    table = pd.DataFrame([dict(row.params, score=row.score) for row in full
-                          if row.score is not None])  # fmt: skip
-    return heatmap_png(table, names[0], names[1], f"{spec.strategy}: mean {spec.objective}",
-                       spec.objective)  # fmt: skip
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"

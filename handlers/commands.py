@@ -69,6 +69,9 @@ COMMANDS: Mapping[str, Command] = {
                      "candles, the strategy's lines, fills and the stop of a running pair"),
     "backtest": Command("trader", "/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]",
                         "backtest on recent candles (1h, 30 days): chart and figures"),
+    "sweep": Command("admin", "/sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
+                     "[objective=sharpe|calmar|return] [max_drawdown=F] [random=N]",
+                     "parameter sweep on Dask (1h, 90 days): heatmap and the best"),
     "startpair": Command("trader", "/startpair PAIR [STRATEGY] [TIMEFRAME] [key=value ...]",
                          "start trading a pair (share=0.25 sets its capital share)"),
     "stoppair": Command("trader", "/stoppair PAIR", "close the pair's position and stop it"),
@@ -334,6 +337,9 @@ class Actions:
 
     async def backtest(self, arguments: list[str], actor: str, progress: Progress) -> Photo:
         return await self._cockpit.backtest(arguments, progress)
+
+    async def sweep(self, arguments: list[str], actor: str, progress: Progress) -> Photo | str:
+        return await self._cockpit.sweep(arguments, progress)
 
     async def startpair(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.start_pair(arguments)

@@ -78,7 +78,7 @@ async def run_crash_soak(
                     env={**os.environ, "PYTHONPATH": str(ROOT)},
                 )  # fmt: skip
                 try:
-                    loaded = await _ready(child)
+                    loaded = await _ready(child, folder / "service.log")
                     report.restart_seconds.append(time.monotonic() - started)
                     found = _after_restart(database, fake, loaded, expected)
                     report.violations += [f"restart {round_}: {text}" for text in found]
@@ -105,11 +105,12 @@ async def run_crash_soak(
     return report
 
 
-async def _ready(child: asyncio.subprocess.Process) -> dict[str, Any]:
+async def _ready(child: asyncio.subprocess.Process, log: Path) -> dict[str, Any]:
     assert child.stdout is not None
     line = await asyncio.wait_for(child.stdout.readline(), START_UP_LIMIT)
     if not line:
-        raise AssertionError("the service died during start-up; see service.log")
+        tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
+        raise AssertionError(f"the service died during start-up; its log ends:\n{tail}")
     return dict(json.loads(line))
 
 

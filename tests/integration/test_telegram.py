@@ -383,3 +383,30 @@ async def test_a_webhook_takes_updates_only_with_the_secret(tmp_path: Path) -> N
             assert await emulator.delivered() == [200]
         finally:
             await frontend.stop()
+
+
+async def test_sweep_from_chat_edits_its_progress_and_replies_with_a_heatmap(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(400):
+            await chat.trading.driver.step()
+        assert "needs the admin role" in await chat.ask(TRADER, "/sweep BTCUSDT ema_cross fast=5")
+        for text, expected in [
+            ("/sweep BTC/USDT", "usage"),
+            ("/sweep BTC/USDT ema_cross", "parameter space is empty"),
+            ("/sweep BTC/USDT ema_cross fast=1:3:1", "outside the strategy"),
+            ("/sweep BTC/USDT ema_cross fast=5 objective=luck", "objective"),
+            ("/sweep BTC/USDT ema_cross 1h 3 fast=5", "DAYS 3 must be"),
+        ]:
+            assert expected in await chat.ask(ADMIN, text), text
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/sweep btcusdt ema_cross 1h 14 fast=3:12:3 slow=20,30")
+        progress = await chat.emulator.reply(ADMIN, after=before)
+        photo = await chat.emulator.reply(ADMIN, after=before + 1, within=120)
+        assert photo.photo is not None
+        assert photo.photo.startswith(b"\x89PNG")
+        assert len(photo.photo) <= 300_000
+        assert photo.text.startswith("Sweep 1: 8 results, best by sharpe")
+        assert progress.edits >= 3  # loading, starting the workers, percentages, done
+        assert progress.text == "Done."

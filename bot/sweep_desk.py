@@ -1,0 +1,100 @@
+"""/sweep from chat: a parameter sweep on recent candles, one at a time, with progress; the
+reply is the heatmap and the best combinations. The cluster is the configured Dask scheduler,
+else a LocalCluster started for the sweep and stopped after it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from html import escape
+from typing import TYPE_CHECKING
+
+from bot.cockpit import MAX_BACKTEST_DAYS, Photo, Progress, normalise_pair, number, whole_number
+from bot.errors import UserInputError
+from bot.history import CandleHistory
+from bot.ports import Clock
+from bot.timeframes import timeframe_seconds
+from storage.sweeps import SqliteSweepRepository
+
+if TYPE_CHECKING:
+    from bot.sweep import Row, SweepSpec
+
+USAGE = ("usage: /sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
+         "[objective=sharpe|calmar|return] [max_drawdown=0.2] [random=N]")  # fmt: skip
+OPTIONS = ("objective", "max_drawdown", "random")
+MAX_COMBINATIONS = 5_000
+TOP = 5
+
+
+class SweepDesk:
+    def __init__(self, *, history: CandleHistory, store: SqliteSweepRepository, clock: Clock,
+                 quote: str, scheduler: str | None = None) -> None:  # fmt: skip
+        self._history = history
+        self._store = store
+        self._clock = clock
+        self._quote = quote
+        self._scheduler = scheduler
+        self._running: str | None = None
+
+    async def run(self, arguments: Sequence[str], progress: Progress) -> Photo | str:
+        from bot.sweep import Series, SweepSpec, check, parse_space
+        from bot.sweep_runner import sweep_and_store
+
+        words = [a for a in arguments if "=" not in a]
+        pairs = dict(a.split("=", 1) for a in arguments if "=" in a)
+        if len(words) < 2 or len(words) > 4:
+            raise UserInputError(USAGE)
+        pair, strategy = normalise_pair(words[0], self._quote), words[1]
+        timeframe = words[2] if len(words) > 2 else "1h"
+        timeframe_seconds(timeframe)
+        days = whole_number("DAYS", words[3], 7, MAX_BACKTEST_DAYS) if len(words) > 3 else 90
+        space = parse_space(strategy, [f"{k}={v}" for k, v in pairs.items() if k not in OPTIONS])
+        spec = SweepSpec(strategy, space, objective=pairs.get("objective", "sharpe"),
+                         max_drawdown=number("max_drawdown", pairs.get("max_drawdown", "1")),
+                         random_samples=whole_number("random", pairs.get("random", "0"), 0,
+                                                     MAX_COMBINATIONS))  # fmt: skip
+        count = len(check(spec))
+        if count > MAX_COMBINATIONS:
+            raise UserInputError(f"{count:,} combinations; at most {MAX_COMBINATIONS:,} from "
+                                 "chat (use random=N, or pairpilot sweep)")  # fmt: skip
+        if self._running is not None:
+            raise UserInputError(f"a sweep is running ({self._running}); send yours again "
+                                 "when it has finished")  # fmt: skip
+        self._running = f"{pair} {strategy} {timeframe} {days}d, {count} combinations"
+        try:
+            await progress(f"Sweep {escape(self._running)}: loading candles…")
+            candles = await self._history.candles(pair, timeframe, days, self._clock.now())
+            await progress(f"Sweep {escape(self._running)}: starting the workers…")
+            shown = {"at": -1}
+
+            async def on_task(done: int, total: int) -> None:
+                percent = 100 * done // total
+                if percent // 10 > shown["at"] // 10 or done == total:  # an edit per 10%
+                    shown["at"] = percent
+                    await progress(f"Sweep {escape(self._running or '')}: {percent}%")
+
+            sweep_id, rows = await sweep_and_store(
+                self._store, spec, [Series(pair, timeframe, candles)], clock=self._clock,
+                scheduler=self._scheduler, on_task=on_task,
+            )  # fmt: skip
+        finally:
+            self._running = None
+        return await self._reply(spec, sweep_id, rows)
+
+    async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[Row]) -> Photo | str:
+        from bot.sweep import ranked
+        from bot.sweep_report import heatmap
+
+        best = ranked(rows)[:TOP]
+        lines = [f"<b>Sweep {sweep_id}</b>: {len(rows)} results, best by "
+                 f"{escape(spec.objective)}:"]  # fmt: skip
+        for row in best:
+            params = " ".join(f"{k}={v:g}" for k, v in row.params)
+            score = "-" if row.score is None else f"{row.score:.2f}"
+            lines.append(f"{escape(params)}: {score}, return "
+                         f"{row.metrics['total_return']:+.1%}, max DD "
+                         f"{row.metrics['max_drawdown']:.1%}")  # fmt: skip
+        caption = "\n".join(lines)
+        png = await asyncio.to_thread(heatmap, spec, rows)
+        return Photo(png, caption) if png else caption
+
