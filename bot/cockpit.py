@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
@@ -65,6 +66,26 @@ class Photo:
 
 
 Progress = Callable[[str], Awaitable[object]]
+
+
+class OneAtATime:
+    """A heavy job (a backtest, a sweep) that runs one at a time: a second is refused clearly."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._running: str | None = None
+
+    @contextmanager
+    def hold(self, description: str) -> Iterator[str]:
+        if self._running is not None:
+            raise UserInputError(f"a {self._kind} is running ({self._running}); send yours "
+                                 "again when it has finished")  # fmt: skip
+        self._running = description
+        try:
+            yield description
+        finally:
+            self._running = None
+
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
            "all": None}  # fmt: skip
 MAX_BACKTEST_DAYS = 365
@@ -110,7 +131,7 @@ class Cockpit:
         self._alerts = alerts
         self._jobs = jobs
         self._clock = clock
-        self._backtest: str | None = None  # the backtest running now, described
+        self._backtests = OneAtATime("backtest")
         self._sweeps = sweeps
 
     # --- views ------------------------------------------------------------------------------
@@ -301,22 +322,15 @@ class Cockpit:
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
         timeframe_seconds(timeframe)  # a clear error for a bad timeframe
-        if self._backtest is not None:
-            raise UserInputError(f"a backtest is running ({self._backtest}); "
-                                 "send yours again when it has finished")  # fmt: skip
-        self._backtest = f"{pair} {strategy.name} {timeframe} {days}d"
-        try:
-            await progress(f"Backtest {escape(self._backtest)}: loading candles…")
+        with self._backtests.hold(f"{pair} {strategy.name} {timeframe} {days}d") as running:
+            await progress(f"Backtest {escape(running)}: loading candles…")
             candles = await self._history.candles(pair, timeframe, days, self._clock.now())
-            await progress(f"Backtest {escape(self._backtest)}: trading {len(candles):,} "
-                           "candles…")  # fmt: skip
+            await progress(f"Backtest {escape(running)}: trading {len(candles):,} candles…")
             setup = BacktestSetup(pair=pair, timeframe=timeframe,
                                   limits=self._engine.guard.limits)  # fmt: skip
             result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
-            await progress(f"Backtest {escape(self._backtest)}: drawing…")
+            await progress(f"Backtest {escape(running)}: drawing…")
             png = await asyncio.to_thread(result_chart, result)
-        finally:
-            self._backtest = None
         first = from_ms(int(result.close_ms[0]))
         rows = "\n".join(f"{escape(name)}: {escape(value)}" for name, value in
                          metric_rows(result)[:9])  # fmt: skip

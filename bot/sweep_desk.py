@@ -9,7 +9,15 @@ from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
-from bot.cockpit import MAX_BACKTEST_DAYS, Photo, Progress, normalise_pair, number, whole_number
+from bot.cockpit import (
+    MAX_BACKTEST_DAYS,
+    OneAtATime,
+    Photo,
+    Progress,
+    normalise_pair,
+    number,
+    whole_number,
+)
 from bot.errors import UserInputError
 from bot.history import CandleHistory
 from bot.ports import Clock
@@ -34,7 +42,7 @@ class SweepDesk:
         self._clock = clock
         self._quote = quote
         self._scheduler = scheduler
-        self._running: str | None = None
+        self._sweeps = OneAtATime("sweep")
 
     async def run(self, arguments: Sequence[str], progress: Progress) -> Photo | str:
         from bot.sweep import Series, SweepSpec, check, parse_space
@@ -57,28 +65,23 @@ class SweepDesk:
         if count > MAX_COMBINATIONS:
             raise UserInputError(f"{count:,} combinations; at most {MAX_COMBINATIONS:,} from "
                                  "chat (use random=N, or pairpilot sweep)")  # fmt: skip
-        if self._running is not None:
-            raise UserInputError(f"a sweep is running ({self._running}); send yours again "
-                                 "when it has finished")  # fmt: skip
-        self._running = f"{pair} {strategy} {timeframe} {days}d, {count} combinations"
-        try:
-            await progress(f"Sweep {escape(self._running)}: loading candles…")
+        described = f"{pair} {strategy} {timeframe} {days}d, {count} combinations"
+        with self._sweeps.hold(described) as running:
+            await progress(f"Sweep {escape(running)}: loading candles…")
             candles = await self._history.candles(pair, timeframe, days, self._clock.now())
-            await progress(f"Sweep {escape(self._running)}: starting the workers…")
+            await progress(f"Sweep {escape(running)}: starting the workers…")
             shown = {"at": -1}
 
             async def on_task(done: int, total: int) -> None:
                 percent = 100 * done // total
                 if percent // 10 > shown["at"] // 10 or done == total:  # an edit per 10%
                     shown["at"] = percent
-                    await progress(f"Sweep {escape(self._running or '')}: {percent}%")
+                    await progress(f"Sweep {escape(running)}: {percent}%")
 
             sweep_id, rows = await sweep_and_store(
                 self._store, spec, [Series(pair, timeframe, candles)], clock=self._clock,
                 scheduler=self._scheduler, on_task=on_task,
             )  # fmt: skip
-        finally:
-            self._running = None
         return await self._reply(spec, sweep_id, rows)
 
     async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[Row]) -> Photo | str:

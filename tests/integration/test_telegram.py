@@ -408,5 +408,6 @@ async def test_sweep_from_chat_edits_its_progress_and_replies_with_a_heatmap(
         assert photo.photo.startswith(b"\x89PNG")
         assert len(photo.photo) <= 300_000
         assert photo.text.startswith("Sweep 1: 8 results, best by sharpe")
+        await chat.emulator.quiet(1.0)  # the last edit follows the photo
         assert progress.edits >= 3  # loading, starting the workers, percentages, done
         assert progress.text == "Done."
