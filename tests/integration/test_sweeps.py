@@ -89,10 +89,13 @@ def test_the_space_is_checked_against_the_strategys_bounds() -> None:
             parse_space("ema_cross", items)
     with pytest.raises(UserInputError, match="accepts none"):
         combinations(SweepSpec("ema_cross", {"fast": [50], "slow": [20]}))
+    drawn = combinations(SweepSpec("ema_cross", SPACE, random_samples=5, seed=9))
+    assert len({tuple(c.items()) for c in drawn}) == 5
+    assert drawn == combinations(SweepSpec("ema_cross", SPACE, random_samples=5, seed=9))
 
 
 def test_the_command_stores_results_and_refuses_bad_input_storing_nothing(
-    tmp_path: Path, btc_path: Path
+    tmp_path: Path, btc_path: Path, client: Client
 ) -> None:
     data = tmp_path / "BTC_USDT-1h.csv.gz"
     data.write_bytes(btc_path.read_bytes())
@@ -107,8 +110,8 @@ def test_the_command_stores_results_and_refuses_bad_input_storing_nothing(
         assert words in result.stderr
         assert not database.exists() or _sweeps(database) == 0
     good = pairpilot("sweep", "--data", str(data), "--param", "fast=5,8,12", "--param",
-                     "slow=26,40", "--workers", "2", "--heatmap", str(tmp_path / "h.png"),
-                     cwd=tmp_path)  # fmt: skip
+                     "slow=26,40", "--scheduler", client.scheduler.address,  # a running cluster
+                     "--heatmap", str(tmp_path / "h.png"), cwd=tmp_path)  # fmt: skip
     assert good.returncode == 0, good.stderr
     assert "rank    sharpe" in good.stdout
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
