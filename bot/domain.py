@@ -252,3 +252,20 @@ class Trade:
     @property
     def return_pct(self) -> float:
         return self.pnl / self.cost if self.cost else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRow:
+    """A parameter sweep's result: one combination on one series (or one walk-forward window
+    of it)."""
+
+    pair: str
+    timeframe: str
+    segment: str  # "full", or "is-N" / "oos-N" for fold N
+    params: tuple[tuple[str, int | float], ...]
+    score: float | None  # the objective; None when the drawdown constraint failed
+    metrics: dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str, str, tuple[tuple[str, int | float], ...]]:
+        return (self.pair, self.timeframe, self.segment, self.params)

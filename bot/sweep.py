@@ -16,12 +16,13 @@ import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bot.domain import SweepRow
 from bot.errors import ConfigError, UserInputError
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 from strategies.base import ParamSpec
@@ -50,22 +51,6 @@ class SweepSpec:
     folds: int = 0  # walk-forward folds (0: the whole series once)
     fee_rate: float = 0.001
     balance: float = 1000.0
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One combination on one series (or one walk-forward window of it)."""
-
-    pair: str
-    timeframe: str
-    segment: str  # "full", or "is-N" / "oos-N" for fold N
-    params: tuple[tuple[str, int | float], ...]
-    score: float | None  # the objective; None when the drawdown constraint failed
-    metrics: dict[str, Any] = field(hash=False, compare=False)
-
-    @property
-    def key(self) -> tuple[str, str, str, tuple[tuple[str, int | float], ...]]:
-        return (self.pair, self.timeframe, self.segment, self.params)
 
 
 def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | float]]:
@@ -172,7 +157,7 @@ def evaluate(
     key: str,
     spec: SweepSpec,
     combos: Sequence[Mapping[str, int | float]],
-) -> list[Row]:
+) -> list[SweepRow]:
     """Backtest ``combos`` on every segment of series ``key`` ("PAIR|TIMEFRAME"): the task a
     worker runs. ``series`` is the scattered candles, already in the worker's memory."""
     from bot.backtest import BacktestSetup, run_backtest  # numba: on the workers only
@@ -185,7 +170,7 @@ def evaluate(
         for combo in combos:
             metrics = run_backtest(candles, build_strategy(spec.strategy, combo), setup).metrics
             values = metrics.as_dict()
-            rows.append(Row(pair, timeframe, name, tuple(sorted(combo.items())),
+            rows.append(SweepRow(pair, timeframe, name, tuple(sorted(combo.items())),
                             score(values, spec.objective, spec.max_drawdown), values))  # fmt: skip
     return rows
 
@@ -213,7 +198,7 @@ def check(spec: SweepSpec) -> list[dict[str, int | float]]:
     return combinations(spec)
 
 
-def run_plain(spec: SweepSpec, series: Sequence[Series]) -> list[Row]:
+def run_plain(spec: SweepSpec, series: Sequence[Series]) -> list[SweepRow]:
     """The same sweep in a plain loop in this process (the reference the Dask run must equal)."""
     data, work = tasks(spec, series)
     return [row for key, chunk in work for row in evaluate(data, key, spec, chunk)]
@@ -223,7 +208,7 @@ def run_on_dask(
     client: Any,
     spec: SweepSpec,
     series: Sequence[Series],
-    on_rows: Callable[[list[Row]], None],
+    on_rows: Callable[[list[SweepRow]], None],
     chunk: int = CHUNK,
 ) -> int:
     """Run the sweep on a dask.distributed ``client``; ``on_rows`` gets each task's rows as it
@@ -260,7 +245,7 @@ def dask_client(address: str | None, workers: int = 0) -> Iterator[Any]:
         yield client
 
 
-def ranked(rows: Sequence[Row], segment: str = FULL) -> list[Row]:
+def ranked(rows: Sequence[SweepRow], segment: str = FULL) -> list[SweepRow]:
     """Best first; rows that broke the constraint last."""
     chosen = [row for row in rows if row.segment == segment]
     return sorted(chosen, key=lambda row: (row.score is None, -(row.score or 0.0), row.params))
@@ -276,7 +261,7 @@ class Fold:
     out_of_sample: float | None
 
 
-def walk_forward(rows: Sequence[Row], folds: int) -> list[Fold]:
+def walk_forward(rows: Sequence[SweepRow], folds: int) -> list[Fold]:
     """Per series and fold: the best in-sample combination and how it did out of sample."""
     by_key = {row.key: row for row in rows}
     report = []
@@ -292,7 +277,7 @@ def walk_forward(rows: Sequence[Row], folds: int) -> list[Fold]:
     return report
 
 
-def importance(rows: Sequence[Row]) -> list[str]:
+def importance(rows: Sequence[SweepRow]) -> list[str]:
     """Parameters by how much the mean score moves across their values, most first."""
     scored = [row for row in rows if row.score is not None]
     if not scored:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from bot.errors import DataError
 
 if TYPE_CHECKING:  # the parser is built on every command: pandas and Dask load only for sweeps
-    from bot.sweep import Row, Series, SweepSpec
+    from bot.domain import SweepRow
+    from bot.sweep import Series, SweepSpec
 
 
 def add_sweep_command(commands: argparse._SubParsersAction) -> None:  # noqa: SLF001
@@ -76,7 +77,7 @@ def _series(path: Path) -> Series:
 
 
 async def _run(database: Path, spec: SweepSpec, series: list[Series], scheduler: str | None,
-               workers: int) -> tuple[int, list[Row]]:  # fmt: skip
+               workers: int) -> tuple[int, list[SweepRow]]:  # fmt: skip
     from tqdm import tqdm
 
     from bot.clock import SystemClock

@@ -25,7 +25,8 @@ from bot.timeframes import timeframe_seconds
 from storage.sweeps import SqliteSweepRepository
 
 if TYPE_CHECKING:
-    from bot.sweep import Row, SweepSpec
+    from bot.domain import SweepRow
+    from bot.sweep import SweepSpec
 
 USAGE = ("usage: /sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
          "[objective=sharpe|calmar|return] [max_drawdown=0.2] [random=N]")  # fmt: skip
@@ -84,7 +85,7 @@ class SweepDesk:
             )  # fmt: skip
         return await self._reply(spec, sweep_id, rows)
 
-    async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[Row]) -> Photo | str:
+    async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow]) -> Photo | str:
         from bot.sweep import ranked
         from bot.sweep_report import heatmap
 

@@ -3,12 +3,13 @@ heatmap of the two parameters that move the score most."""
 
 from __future__ import annotations
 
-from bot.sweep import FULL, Row, SweepSpec, importance, ranked, walk_forward
+from bot.domain import SweepRow
+from bot.sweep import FULL, SweepSpec, importance, ranked, walk_forward
 
 TOP = 10
 
 
-def report(spec: SweepSpec, rows: list[Row]) -> str:
+def report(spec: SweepSpec, rows: list[SweepRow]) -> str:
     """The best combinations per series; with walk-forward, in-sample against out-of-sample."""
     lines = []
     if spec.folds:
@@ -32,7 +33,7 @@ def report(spec: SweepSpec, rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def heatmap(spec: SweepSpec, rows: list[Row]) -> bytes | None:
+def heatmap(spec: SweepSpec, rows: list[SweepRow]) -> bytes | None:
     import pandas as pd
 
     full = [row for row in rows if row.segment in (FULL, "is-0")]

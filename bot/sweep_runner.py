@@ -12,8 +12,9 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
+from bot.domain import SweepRow
 from bot.ports import Clock
-from bot.sweep import Row, Series, SweepSpec, dask_client, run_on_dask, tasks
+from bot.sweep import Series, SweepSpec, dask_client, run_on_dask, tasks
 from storage.sweeps import SqliteSweepRepository
 
 TaskDone = Callable[[int, int], Awaitable[None]]  # (tasks done, tasks in all)
@@ -28,7 +29,7 @@ async def sweep_and_store(
     scheduler: str | None = None,
     workers: int = 0,
     on_task: TaskDone | None = None,
-) -> tuple[int, list[Row]]:
+) -> tuple[int, list[SweepRow]]:
     """Run ``spec`` on ``series``; returns the sweep's id and its stored rows."""
     _, work = tasks(spec, series)  # every check before anything is stored
     loop = asyncio.get_running_loop()
@@ -42,7 +43,7 @@ async def sweep_and_store(
             sweep_id = wait(store.create(spec.strategy, described, len(work), clock.now()))
             done = 0
 
-            def stored(rows: list[Row]) -> None:
+            def stored(rows: list[SweepRow]) -> None:
                 nonlocal done
                 wait(store.add(sweep_id, rows))
                 done += 1

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain import to_ms
-from bot.sweep import Row
+from bot.domain import SweepRow, to_ms
 from storage.db import Database
 
 
@@ -23,7 +22,7 @@ class SqliteSweepRepository:
             (to_ms(now), strategy, json.dumps(spec, sort_keys=True), tasks),
         )
 
-    async def add(self, sweep_id: int, rows: Sequence[Row]) -> None:
+    async def add(self, sweep_id: int, rows: Sequence[SweepRow]) -> None:
         async with self._db.transaction() as connection:
             await connection.executemany(
                 "INSERT OR IGNORE INTO sweep_results (sweep_id, pair, timeframe, segment, params,"
@@ -38,12 +37,12 @@ class SqliteSweepRepository:
             "UPDATE sweeps SET finished = ? WHERE id = ?", (to_ms(now), sweep_id)
         )
 
-    async def rows(self, sweep_id: int) -> list[Row]:
+    async def rows(self, sweep_id: int) -> list[SweepRow]:
         found = await self._db.fetch_all(
             "SELECT pair, timeframe, segment, params, score, metrics FROM sweep_results "
             "WHERE sweep_id = ?", (sweep_id,),
         )  # fmt: skip
-        return [Row(r["pair"], r["timeframe"], r["segment"],
+        return [SweepRow(r["pair"], r["timeframe"], r["segment"],
                     tuple(sorted(json.loads(r["params"]).items())), r["score"],
                     json.loads(r["metrics"])) for r in found]  # fmt: skip
 

@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
+from bot.domain import SweepRow
 from bot.errors import UserInputError
-from bot.sweep import Row, Series, SweepSpec, combinations, parse_space, run_on_dask, run_plain
+from bot.sweep import Series, SweepSpec, combinations, parse_space, run_on_dask, run_plain
 from bot.sweep import walk_forward as folds_of
 from tests.integration.test_cli import pairpilot
 
@@ -28,7 +29,7 @@ def client() -> Client:
         yield connected
 
 
-def by_key(rows: list[Row]) -> dict[tuple, Row]:
+def by_key(rows: list[SweepRow]) -> dict[tuple, SweepRow]:
     keyed = {row.key: row for row in rows}
     assert len(keyed) == len(rows)  # nothing twice
     return keyed
@@ -39,7 +40,7 @@ def test_dask_results_equal_a_plain_loop_with_walk_forward(
 ) -> None:
     spec = SweepSpec("ema_cross", SPACE, objective="calmar", folds=2)
     series = [Series("BTC/USDT", "1h", btc_candles), Series("ETH/USDT", "1h", eth_candles)]
-    received: list[Row] = []
+    received: list[SweepRow] = []
     assert run_on_dask(client, spec, series, received.extend, chunk=5) == 2 * 3  # 12 combos / 5
     plain = by_key(run_plain(spec, series))
     assert by_key(received).keys() == plain.keys()
@@ -56,10 +57,10 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(
 ) -> None:
     spec = SweepSpec("sma_cross", SPACE, objective="return", max_drawdown=0.05)
     series = [Series("BTC/USDT", "1h", btc_candles)]
-    received: list[Row] = []
+    received: list[SweepRow] = []
     killed = []
 
-    def store(rows: list[Row]) -> None:
+    def store(rows: list[SweepRow]) -> None:
         received.extend(rows)
         if not killed:  # after the first result: one worker dies with tasks in hand
             victim = sorted(client.scheduler_info()["workers"])[0]
