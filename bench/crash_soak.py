@@ -44,8 +44,8 @@ def main() -> int:
     print(f"restart to reconciled: median {statistics.median(report.restart_seconds):.2f} s, "
           f"max {max(report.restart_seconds):.2f} s")
     print(f"exchange orders {report.exchange_orders}, fills booked {report.fills}, alerts "
-          f"{report.alerts} ({report.alerts_delivered} delivered, identical texts repeated "
-          f"{report.alerts_sent_twice})")
+          f"{report.alerts} ({report.alerts_delivered} delivered; sent twice because a kill fell "
+          f"between the send and its record: {report.alerts_sent_twice})")
     print(f"invariant violations: {len(report.violations)}")
     for violation in report.violations[:20]:
         print("  " + violation)
