@@ -73,7 +73,13 @@ def _from_file(
 def _from_storage(args: argparse.Namespace) -> tuple[str, str, pd.DataFrame]:
     if not (args.pair and args.timeframe):
         raise UserInputError("give --data FILE, or --pair and --timeframe for stored candles")
-    timeframe_seconds(args.timeframe)
+    return args.pair, args.timeframe, stored_candles(args, args.pair, args.timeframe)
+
+
+def stored_candles(args: argparse.Namespace, pair: str, timeframe: str) -> pd.DataFrame:
+    """``pair``'s stored ``timeframe`` candles, within ``args.since`` / ``args.until``, from
+    the database of ``args.config``; a clear error when there are none."""
+    timeframe_seconds(timeframe)
     from bot.data_command import parse_time, settings_for
     from storage.candles import SqliteCandleRepository
     from storage.db import open_database
@@ -87,17 +93,15 @@ def _from_storage(args: argparse.Namespace) -> tuple[str, str, pd.DataFrame]:
 
     async def read() -> pd.DataFrame:
         async with open_database(settings.database_path) as db:
-            return await SqliteCandleRepository(db).frame(
-                exchange, args.pair, args.timeframe, since, until
-            )
+            return await SqliteCandleRepository(db).frame(exchange, pair, timeframe, since, until)
 
     candles = asyncio.run(read())
     if candles.empty:
         raise NotFound(
-            f"no {exchange} {args.pair} {args.timeframe} candles stored in that range; "
+            f"no {exchange} {pair} {timeframe} candles stored in that range; "
             "use pairpilot data download or data import"
         )
-    return args.pair, args.timeframe, validate_candles(candles, f"stored {args.pair}")
+    return validate_candles(candles, f"stored {pair}")
 
 
 def _check_rates(args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.errors import DataError
+from bot.errors import DataError, UserInputError
 
 if TYPE_CHECKING:  # the parser is built on every command: pandas and Dask load only for sweeps
     from bot.domain import SweepRow
@@ -17,8 +17,15 @@ if TYPE_CHECKING:  # the parser is built on every command: pandas and Dask load 
 
 def add_sweep_command(commands: argparse._SubParsersAction) -> None:  # noqa: SLF001
     sweep = commands.add_parser("sweep", help="parameter sweep (and walk-forward) on Dask")
-    sweep.add_argument("--data", type=Path, action="append", required=True,
+    sweep.add_argument("--data", type=Path, action="append", default=[],
                        help="candle CSV, repeatable (pair, timeframe from its name)")  # fmt: skip
+    sweep.add_argument("--pair", action="append", default=[],
+                       help="with stored candles: a pair, repeatable")  # fmt: skip
+    sweep.add_argument("--timeframe", action="append", default=[],
+                       help="with stored candles: a timeframe, repeatable (every pair in each)")
+    sweep.add_argument("--since", help="with stored candles: from this UTC date")
+    sweep.add_argument("--until", help="with stored candles: up to this UTC date")
+    sweep.add_argument("--exchange", help="with stored candles: whose (default binance)")
     sweep.add_argument("--strategy", default="ema_cross")
     sweep.add_argument("--param", action="append", default=[], metavar="NAME=LOW:HIGH:STEP",
                        help="values to try, repeatable: a range or a list like 5,8,13")  # fmt: skip
@@ -49,7 +56,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         objective=args.objective, max_drawdown=args.max_drawdown, random_samples=args.random,
         seed=args.seed, folds=args.walk_forward,
     )  # fmt: skip
-    series = [_series(path) for path in args.data]
+    series = _all_series(args)
     tasks(spec, series)  # every check before a cluster starts
     address = args.scheduler or settings.research.dask_scheduler
     sweep_id, rows = asyncio.run(_run(settings.database_path, spec, series, address,
@@ -64,6 +71,23 @@ def sweep_command(args: argparse.Namespace) -> int:
             args.heatmap.write_bytes(png)
             print(f"heatmap: {args.heatmap}")
     return 0
+
+
+def _all_series(args: argparse.Namespace) -> list[Series]:
+    """From --data files, or stored candles for every --pair in every --timeframe."""
+    stored = args.pair or args.timeframe or args.since or args.until or args.exchange
+    if args.data and stored:
+        raise UserInputError("give --data files or stored candles (--pair, --timeframe), "
+                             "not both")  # fmt: skip
+    if args.data:
+        return [_series(path) for path in args.data]
+    if not (args.pair and args.timeframe):
+        raise UserInputError("give --data FILE, or --pair and --timeframe for stored candles")
+    from bot.backtest_command import stored_candles
+    from bot.sweep import Series
+
+    return [Series(pair, timeframe, stored_candles(args, pair, timeframe))
+            for pair in args.pair for timeframe in args.timeframe]  # fmt: skip
 
 
 def _series(path: Path) -> Series:

@@ -124,3 +124,22 @@ def test_the_command_stores_results_and_refuses_bad_input_storing_nothing(
 def _sweeps(database: Path) -> int:
     with sqlite3.connect(database) as db:
         return int(db.execute("SELECT count(*) FROM sweeps").fetchone()[0])
+
+
+def test_the_command_sweeps_stored_candles_of_several_pairs(
+    tmp_path: Path, btc_path: Path, client: Client
+) -> None:
+    eth = btc_path.parent / "ETH_USDT-1h.csv.gz"
+    for path in (btc_path, eth):
+        imported = pairpilot("data", "import", str(path), cwd=tmp_path)
+        assert imported.returncode == 0, imported.stderr
+    both = pairpilot("sweep", "--data", str(eth), "--pair", "ETH/USDT", "--param", "fast=5",
+                     cwd=tmp_path)  # fmt: skip
+    assert both.returncode == 2
+    assert "not both" in both.stderr
+    result = pairpilot("sweep", "--pair", "BTC/USDT", "--pair", "ETH/USDT", "--timeframe", "1h",
+                       "--since", "2025-07-01", "--param", "fast=5,8", "--param", "slow=26",
+                       "--scheduler", client.scheduler.address, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "BTC/USDT 1h, by sharpe" in result.stdout
+    assert "ETH/USDT 1h, by sharpe" in result.stdout
