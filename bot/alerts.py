@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from bot.domain import Alert, AlertPriority
-from bot.ports import AlertRepository, AlertSink, Clock
+from bot.ports import AlertRepository, AlertSink, Clock, StateStore
 from bot.telemetry import OUTBOX_BACKLOG
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,24 @@ class AlertOutbox:
         self, kind: str, priority: AlertPriority, text: str, photo: bytes | None = None
     ) -> int:
         return await self._repository.add(kind, priority, text, self._clock.now(), photo)
+
+
+class OnceAlerts:
+    """Alerts about facts that do not change, such as a hole in the exchange's candles: each
+    text is pushed once, remembered over restarts (the last ``keep`` of them)."""
+
+    def __init__(self, outbox: AlertOutbox, state: StateStore, clock: Clock, kind: str,
+                 keep: int = 200) -> None:  # fmt: skip
+        self._outbox, self._state, self._clock = outbox, state, clock
+        self._kind, self._keep = kind, keep
+
+    async def push(self, text: str) -> None:
+        key = f"alerted.{self._kind}"
+        seen = list(await self._state.get(key) or [])
+        if text in seen:
+            return
+        await self._outbox.push(self._kind, AlertPriority.ERROR, text)
+        await self._state.set(key, (seen + [text])[-self._keep:], self._clock.now())
 
 
 class AlertDispatcher:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from bot.alerts import AlertOutbox
+from bot.alerts import AlertOutbox, OnceAlerts
 from bot.app import (
     ALERT_DRAIN_SECONDS,
     CANDLE_DELAY_SECONDS,
@@ -46,6 +46,7 @@ from storage.candles import SqliteCandleRepository
 from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
 from storage.pair_runs import SqlitePairRunRepository
+from storage.state import SqliteStateRepository
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,9 @@ async def assemble_on_exchange(
     """Engine, service and control on ``exchange`` (markets loaded), reconciled, primed, and
     with a tick job for every timeframe in use, including those of runs started later."""
     outbox = AlertOutbox(SqliteAlertRepository(db), clock)
+    gaps = OnceAlerts(outbox, SqliteStateRepository(db), clock, "candle_gap")  # not per restart
     source = ExchangeCandleSource(
-        feed, on_gap=lambda pair, text: outbox.push("candle_gap", AlertPriority.ERROR, text)
+        feed, on_gap=lambda pair, text: gaps.push(text)
     )
     quote = settings.quote
     limits = risk_limits(settings)

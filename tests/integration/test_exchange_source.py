@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bot.alerts import AlertOutbox, OnceAlerts
 from bot.app import PaperAccount, build_paper_engine, run_service
 from bot.clock import FakeClock
 from bot.config import Secrets, Settings
@@ -18,10 +19,12 @@ from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange_source import ExchangeCandleSource
 from bot.scheduler import candle_close_trigger
 from bot.service import TradingService
+from storage.alerts import SqliteAlertRepository
 from storage.db import Database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
 from storage.pair_runs import SqlitePairRunRepository
+from storage.state import SqliteStateRepository
 from tests.fake_exchange import FakeBinance, binance_urls, serve
 
 PAIR = "BTC/USDT"
@@ -163,3 +166,16 @@ async def test_run_on_exchange_candles_starts_primes_and_stops(
         with pytest.raises(ConfigError, match="pairs: DOGE/USDT is not listed on binance"):
             await run_service(exchange_settings(tmp_path, base, "DOGE/USDT"), Secrets(),
                               stop=asyncio.Event())  # fmt: skip
+
+
+async def test_a_gap_is_alerted_once_not_again_after_each_restart(
+    db: Database, clock: FakeClock
+) -> None:
+    alerts = SqliteAlertRepository(db)
+    for _ in range(2):  # the second service start finds the same hole
+        gaps = OnceAlerts(AlertOutbox(alerts, clock), SqliteStateRepository(db), clock,
+                          "candle_gap")  # fmt: skip
+        await gaps.push("BTC/USDT: 3 candle(s) missing between 09:00 and 11:00 UTC")
+        await gaps.push("BTC/USDT: 3 candle(s) missing between 09:00 and 11:00 UTC")
+    await gaps.push("ETH/USDT: 1 candle(s) missing at 10:00 UTC")
+    assert [alert.text[:8] for alert in await alerts.pending()] == ["BTC/USDT", "ETH/USDT"]
