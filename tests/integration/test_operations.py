@@ -42,7 +42,7 @@ async def test_sigterm_with_telegram_and_metrics_on_stops_within_5_s(tmp_path: P
     async with running(emulator) as base:
         config = tmp_path / "pairpilot.toml"
         config.write_text(
-            f'data_dir = "state"\n[market_data]\nsource = "replay"\nreplay_speed = 36000\n'
+            f'data_dir = "state"\n[market_data]\nsource = "replay"\nreplay_speed = 360000\n'
             f'replay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n'
             f"[metrics]\nport = {port}\n"
             f'[telegram]\napi_base_url = "{base}"\n'
