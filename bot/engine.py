@@ -320,8 +320,10 @@ class Engine:
         partly filled exit can leave). Dust is treated as flat, announced once; it stays in the
         books, and the next entry adds to it and the next exit sells it along."""
         position = self.portfolio.position(run.pair)
-        why = position and self.exchange.too_small(run.pair, position.amount, price)
-        if not why:
+        if position is None:
+            return None
+        why = self.exchange.too_small(run.pair, position.amount, price)
+        if why is None:
             return position
         saved = await self._state.get(key_of(run)) or {}
         if not saved.get("dust"):

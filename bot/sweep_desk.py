@@ -50,17 +50,17 @@ class SweepDesk:
         from bot.sweep_runner import sweep_and_store
 
         words = [a for a in arguments if "=" not in a]
-        pairs = dict(a.split("=", 1) for a in arguments if "=" in a)
+        given = dict(a.split("=", 1) for a in arguments if "=" in a)  # NAME=VALUES, options
         if len(words) < 2 or len(words) > 4:
             raise UserInputError(USAGE)
         pair, strategy = normalise_pair(words[0], self._quote), words[1]
         timeframe = words[2] if len(words) > 2 else "1h"
         timeframe_seconds(timeframe)
         days = whole_number("DAYS", words[3], 7, MAX_BACKTEST_DAYS) if len(words) > 3 else 90
-        space = parse_space(strategy, [f"{k}={v}" for k, v in pairs.items() if k not in OPTIONS])
-        spec = SweepSpec(strategy, space, objective=pairs.get("objective", "sharpe"),
-                         max_drawdown=number("max_drawdown", pairs.get("max_drawdown", "1")),
-                         random_samples=whole_number("random", pairs.get("random", "0"), 0,
+        space = parse_space(strategy, [f"{k}={v}" for k, v in given.items() if k not in OPTIONS])
+        spec = SweepSpec(strategy, space, objective=given.get("objective", "sharpe"),
+                         max_drawdown=number("max_drawdown", given.get("max_drawdown", "1")),
+                         random_samples=whole_number("random", given.get("random", "0"), 0,
                                                      MAX_COMBINATIONS))  # fmt: skip
         count = len(check(spec))
         if count > MAX_COMBINATIONS:

@@ -45,7 +45,3 @@ class SqliteSweepRepository:
         return [SweepRow(r["pair"], r["timeframe"], r["segment"],
                     tuple(sorted(json.loads(r["params"]).items())), r["score"],
                     json.loads(r["metrics"])) for r in found]  # fmt: skip
-
-    async def count(self) -> int:
-        row = await self._db.fetch_one("SELECT count(*) FROM sweeps")
-        return int(row[0]) if row else 0
