@@ -40,7 +40,7 @@ class OnceAlerts:
         if text in seen:
             return
         await self._outbox.push(self._kind, AlertPriority.ERROR, text)
-        await self._state.set(key, (seen + [text])[-self._keep:], self._clock.now())
+        await self._state.set(key, (seen + [text])[-self._keep :], self._clock.now())
 
 
 class AlertDispatcher:

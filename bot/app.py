@@ -182,14 +182,17 @@ def risk_limits(settings: Settings) -> RiskLimits:
 
 
 async def reconcile_at_start(
-    db: Database, engine: Engine, outbox: AlertOutbox, clock: Clock, quote: str
+    db: Database, engine: Engine, outbox: AlertOutbox, clock: Clock, settings: Settings
 ) -> None:
-    """Settle what a previous run left open and compare the books with the exchange."""
+    """Settle what a previous run left open and compare the books with the exchange (the
+    orders of every configured pair and every pair a run was started on)."""
+    runs = await SqlitePairRunRepository(db).active()
     result = await reconcile(
         orders=SqliteOrderRepository(db), exchange=engine.exchange, executor=engine.executor,
-        portfolio=engine.portfolio, alerts=outbox, clock=clock, quote=quote,
+        portfolio=engine.portfolio, alerts=outbox, clock=clock, quote=settings.quote,
+        pairs=[pair.pair for pair in settings.pairs] + [run.pair for run in runs],
     )  # fmt: skip
-    if result.settled or result.never_sent or result.drift:
+    if result.settled or result.never_sent or not result.clean:
         log.warning("start-up reconciliation: %s", result)
 
 
@@ -239,7 +242,7 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         limits=risk_limits(settings), timezone=settings.timezone,
     )  # fmt: skip
     outbox = AlertOutbox(SqliteAlertRepository(db), clock)
-    await reconcile_at_start(db, engine, outbox, clock, settings.quote)
+    await reconcile_at_start(db, engine, outbox, clock, settings)
     runs_repo = SqlitePairRunRepository(db)
     runs = await sync_pair_runs(runs_repo, settings, clock.now())
     service = TradingService(engine=engine, source=replay.source,

@@ -137,9 +137,7 @@ def _png(figure: Figure, every: Sequence[Axes]) -> bytes:
     return buffer.getvalue()
 
 
-def heatmap_png(
-    table: pd.DataFrame, x: str, y: str, title: str, label: str
-) -> bytes:
+def heatmap_png(table: pd.DataFrame, x: str, y: str, title: str, label: str) -> bytes:
     """Mean score over two parameters (``table``: a column per parameter and "score")."""
     grid = table.pivot_table(index=y, columns=x, values="score", aggfunc="mean").sort_index()
     figure = Figure(figsize=(9, 7), dpi=100, layout="constrained")

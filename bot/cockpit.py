@@ -86,6 +86,7 @@ class OneAtATime:
         finally:
             self._running = None
 
+
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
            "all": None}  # fmt: skip
 MAX_BACKTEST_DAYS = 365

@@ -148,6 +148,17 @@ class ExecutionReport:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenOrder:
+    """An order resting on the exchange, as the exchange lists it (ours or not)."""
+
+    pair: str
+    client_order_id: str
+    side: str
+    amount: float
+    price: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     """An open (or flat, amount 0) long spot position in one pair."""
 

@@ -137,9 +137,7 @@ async def assemble_on_exchange(
     with a tick job for every timeframe in use, including those of runs started later."""
     outbox = AlertOutbox(SqliteAlertRepository(db), clock)
     gaps = OnceAlerts(outbox, SqliteStateRepository(db), clock, "candle_gap")  # not per restart
-    source = ExchangeCandleSource(
-        feed, on_gap=lambda pair, text: gaps.push(text)
-    )
+    source = ExchangeCandleSource(feed, on_gap=lambda pair, text: gaps.push(text))
     quote = settings.quote
     limits = risk_limits(settings)
     if settings.mode == "live":
@@ -156,7 +154,7 @@ async def assemble_on_exchange(
             account=paper_account(settings),
             limits=limits, timezone=settings.timezone,
         )  # fmt: skip
-    await reconcile_at_start(db, engine, outbox, clock, quote)
+    await reconcile_at_start(db, engine, outbox, clock, settings)
     runs_repo = SqlitePairRunRepository(db)
     runs = await sync_pair_runs(runs_repo, settings, clock.now())
     service = TradingService(engine=engine, source=source, equity=SqliteEquityRepository(db),

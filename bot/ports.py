@@ -15,6 +15,7 @@ from bot.domain import (
     EquitySnapshot,
     ExecutionReport,
     Fill,
+    OpenOrder,
     Order,
     OrderIntent,
     OrderStatus,
@@ -59,6 +60,10 @@ class Exchange(Protocol):
         ...
 
     async def cancel_all_orders(self, pairs: Sequence[str]) -> int: ...
+
+    async def open_orders(self, pairs: Sequence[str]) -> list[OpenOrder]:
+        """Every order resting on the exchange in ``pairs``, whoever placed it."""
+        ...
 
     async def create_limit_order(self, intent: OrderIntent) -> ExecutionReport:
         """A limit buy resting at ``intent.limit_price`` (for ``intent.quote_amount``)."""

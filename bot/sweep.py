@@ -136,8 +136,8 @@ def segments(candles: pd.DataFrame, folds: int) -> dict[str, pd.DataFrame]:
     windows = {}
     for fold in range(folds):
         start = fold * block
-        windows[f"is-{fold}"] = candles.iloc[start:start + 3 * block].reset_index(drop=True)
-        windows[f"oos-{fold}"] = candles.iloc[start + 3 * block:start + 4 * block].reset_index(
+        windows[f"is-{fold}"] = candles.iloc[start : start + 3 * block].reset_index(drop=True)
+        windows[f"oos-{fold}"] = candles.iloc[start + 3 * block : start + 4 * block].reset_index(
             drop=True
         )
     return windows
@@ -183,7 +183,7 @@ def tasks(
     if not series:
         raise UserInputError("nothing to sweep on: give candles")
     data = {f"{s.pair}|{s.timeframe}": segments(s.candles, spec.folds) for s in series}
-    chunks = [combos[i:i + chunk] for i in range(0, len(combos), chunk)]
+    chunks = [combos[i : i + chunk] for i in range(0, len(combos), chunk)]
     return data, [(key, chunk) for key in data for chunk in chunks]
 
 

@@ -21,8 +21,12 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:  # noqa: SL
                        help="candle CSV, repeatable (pair, timeframe from its name)")  # fmt: skip
     sweep.add_argument("--pair", action="append", default=[],
                        help="with stored candles: a pair, repeatable")  # fmt: skip
-    sweep.add_argument("--timeframe", action="append", default=[],
-                       help="with stored candles: a timeframe, repeatable (every pair in each)")
+    sweep.add_argument(
+        "--timeframe",
+        action="append",
+        default=[],
+        help="with stored candles: a timeframe, repeatable (every pair in each)",
+    )
     sweep.add_argument("--since", help="with stored candles: from this UTC date")
     sweep.add_argument("--until", help="with stored candles: up to this UTC date")
     sweep.add_argument("--exchange", help="with stored candles: whose (default binance)")
@@ -119,5 +123,3 @@ async def _run(database: Path, spec: SweepSpec, series: list[Series], scheduler:
             return await sweep_and_store(SqliteSweepRepository(db), spec, series,
                                          clock=SystemClock(), scheduler=scheduler,
                                          workers=workers, on_task=on_task)  # fmt: skip
-
-

@@ -101,4 +101,3 @@ class SweepDesk:
         caption = "\n".join(lines)
         png = await asyncio.to_thread(heatmap, spec, rows)
         return Photo(png, caption) if png else caption
-

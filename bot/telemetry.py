@@ -28,9 +28,7 @@ EXCHANGE_ERRORS = Counter(
     "ExchangeRejected, InsufficientFunds, NotFound, ExchangeAuthFailed (halts)",
     ["kind"], registry=REGISTRY,
 )  # fmt: skip
-OUTBOX_BACKLOG = Gauge(
-    "pairpilot_outbox_backlog", "Alerts waiting for delivery", registry=REGISTRY
-)
+OUTBOX_BACKLOG = Gauge("pairpilot_outbox_backlog", "Alerts waiting for delivery", registry=REGISTRY)
 EQUITY = Gauge("pairpilot_equity", "Equity in the quote currency", registry=REGISTRY)
 PNL_TODAY = Gauge(
     "pairpilot_pnl_today", "Equity minus the start-of-day equity (quote currency)",

@@ -168,6 +168,9 @@ def _after_restart(
         held = db.execute("SELECT coalesce(sum(amount), 0) FROM positions "
                           "WHERE pair = 'BTC/USDT'").fetchone()[0]  # fmt: skip
         cash = db.execute("SELECT value FROM bot_state WHERE key = 'portfolio.cash'").fetchone()
+        alarms = db.execute("SELECT text FROM alerts WHERE kind = 'reconciliation_drift'")
+        found += [f"reconciliation alarm on an account only we trade: {text[:90]}"
+                  for (text,) in alarms]  # fmt: skip
     found += [f"{coid} on the exchange, not in the journal" for coid in set(placed) - journaled]
     if sorted(booked) != sorted(traded):
         found.append(f"fills booked {len(booked)}, exchange trades {len(traded)}")
@@ -187,7 +190,8 @@ def _totals(report: CrashReport, database: Path, fake: FakeBinance,
         report.fills = db.execute("SELECT count(*) FROM fills").fetchone()[0]
         report.alerts = db.execute("SELECT count(*) FROM alerts").fetchone()[0]
         report.alerts_delivered = db.execute(
-            "SELECT count(*) FROM alerts WHERE delivered_at IS NOT NULL").fetchone()[0]
+            "SELECT count(*) FROM alerts WHERE delivered_at IS NOT NULL"
+        ).fetchone()[0]
         stored = collections.Counter(row[0] for row in db.execute("SELECT text FROM alerts"))
     sent = collections.Counter(message.text for message in emulator.to(ADMIN))
     report.alerts_sent_twice = sum(max(0, n - stored[text]) for text, n in sent.items())

@@ -159,9 +159,16 @@ async def run_fault_soak(
     unhandled: list[str] = []
     params = {"fast": 3, "slow": 7, "stop_loss": 0.02}
     try:
-        stack = live_stack(tmp_path, fake, start, params, attempts=5, sleep=chaos.sleep,
-                           client={"timeout": CLIENT_TIMEOUT_MS},
-                           risk={"max_drawdown": 0, "daily_loss_limit": 0})  # trade throughout
+        stack = live_stack(
+            tmp_path,
+            fake,
+            start,
+            params,
+            attempts=5,
+            sleep=chaos.sleep,
+            client={"timeout": CLIENT_TIMEOUT_MS},
+            risk={"max_drawdown": 0, "daily_loss_limit": 0},
+        )  # trade throughout
         async with stack as (trading, market, _):
             chaos.enabled = True
             moment = start

@@ -416,8 +416,9 @@ class FakeBinance:
         ])  # fmt: skip
 
     async def _open_orders(self, params: dict[str, str]) -> web.Response:
+        symbol = params.get("symbol")
         return web.json_response([_order_json(o) for o in self.orders.values()
-                                  if o.status == "NEW"])  # fmt: skip
+                                  if o.status == "NEW" and symbol in (None, o.symbol)])  # fmt: skip
 
     async def _cancel_all(self, params: dict[str, str]) -> web.Response:
         cancelled = [o for o in self.orders.values()

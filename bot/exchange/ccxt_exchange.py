@@ -24,7 +24,16 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from bot.candles import COLUMNS
-from bot.domain import ExecutionReport, Fill, Order, OrderIntent, OrderStatus, Side, from_ms
+from bot.domain import (
+    ExecutionReport,
+    Fill,
+    OpenOrder,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Side,
+    from_ms,
+)
 from bot.errors import (
     BotError,
     ClockSkew,
@@ -284,6 +293,17 @@ class CcxtExchange:
                 cancelled += len(open_orders)
         return cancelled
 
+    async def open_orders(self, pairs: Sequence[str]) -> list[OpenOrder]:
+        """Asked pair by pair: an unfiltered request costs Binance's weight for every symbol."""
+        found = []
+        for pair in pairs:
+            for order in await self._call(self._client.fetch_open_orders, pair):
+                price = order.get("price") or order.get("stopPrice") or order.get("triggerPrice")
+                found.append(OpenOrder(pair, order.get("clientOrderId") or "", order["side"],
+                                       float(order["amount"]),
+                                       float(price) if price else None))  # fmt: skip
+        return found
+
     async def _send(self, intent: OrderIntent) -> dict[str, Any]:
         params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
         if intent.limit_price is not None:  # sized so that it spends at most quote_amount
@@ -328,8 +348,10 @@ class CcxtExchange:
         limits = self._client.markets[pair].get("limits") or {}
         minimum_cost = (limits.get("cost") or {}).get("min")
         if minimum_cost and notional < minimum_cost:
-            return f"{pair}: order worth {notional:.2f} is under the exchange's minimum of " \
-                   f"{minimum_cost}"
+            return (
+                f"{pair}: order worth {notional:.2f} is under the exchange's minimum of "
+                f"{minimum_cost}"
+            )
         if amount is None:
             return None
         try:

@@ -16,6 +16,7 @@ from typing import Any
 from bot.domain import (
     ExecutionReport,
     Fill,
+    OpenOrder,
     Order,
     OrderIntent,
     OrderStatus,
@@ -125,6 +126,11 @@ class PaperExchange:
             if coid in self._resting:
                 await self._cancel(coid)
         return len(wanted)
+
+    async def open_orders(self, pairs: Sequence[str]) -> list[OpenOrder]:
+        """The resting limit buys of ``pairs`` (a paper account holds no one else's orders)."""
+        return [OpenOrder(r["pair"], coid, "buy", r["quote_amount"] / r["limit"], r["limit"])
+                for coid, r in self._resting.items() if r["pair"] in pairs]  # fmt: skip
 
     async def create_limit_order(self, intent: OrderIntent) -> ExecutionReport:
         """A limit buy for ``intent.quote_amount`` (fee included) at ``intent.limit_price``."""

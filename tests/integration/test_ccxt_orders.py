@@ -186,7 +186,7 @@ async def test_restart_settles_what_a_crash_left_open_and_alerts_drift(
     async def run_reconcile() -> Reconciliation:
         return await reconcile(orders=orders, exchange=exchange, executor=executor,
                                portfolio=portfolio, alerts=AlertOutbox(alerts, clock),
-                               clock=clock, quote="USDT")  # fmt: skip
+                               clock=clock, quote="USDT", pairs=["BTC/USDT"])  # fmt: skip
 
     first = await run_reconcile()
     assert (first.settled, first.never_sent, first.clean) == (["pp1-10-buy"], ["pp1-11-buy"], True)
@@ -205,6 +205,35 @@ async def test_restart_settles_what_a_crash_left_open_and_alerts_drift(
     assert portfolio.position("BTC/USDT").amount == pytest.approx(0.005)  # not adopted
     kinds = [alert.kind for alert in await alerts.pending()]
     assert "reconciliation_drift" in kinds
+
+
+async def test_restart_alerts_an_order_on_the_exchange_it_did_not_place_and_leaves_it(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    clock = await with_run(db)
+    orders = SqliteOrderRepository(db)
+    alerts = SqliteAlertRepository(db)
+    portfolio = Portfolio(1000.0)
+    ours = dataclasses.replace(buy(200.0, "pp1-20-buy"), run_id=1, limit_price=90_000.0)
+    await orders.add(ours)
+    await exchange.create_limit_order(ours)  # ours, resting
+    by_hand = dataclasses.replace(buy(100.0, "web_manual_7"), limit_price=80_000.0)
+    await exchange.create_limit_order(by_hand)  # placed on the account, never journaled
+
+    result = await reconcile(orders=orders, exchange=exchange,
+                             executor=executor_on(db, exchange, clock, portfolio),
+                             portfolio=portfolio, alerts=AlertOutbox(alerts, clock), clock=clock,
+                             quote="USDT", pairs=["BTC/USDT"])  # fmt: skip
+
+    assert [order.client_order_id for order in result.foreign] == ["web_manual_7"]
+    assert result.foreign[0].price == 80_000.0
+    assert not result.clean
+    assert [o.status for o in fake.orders.values()] == ["NEW", "NEW"]  # neither cancelled
+    assert await orders.get("web_manual_7") is None  # nor adopted
+    (alert,) = [a for a in await alerts.pending() if "did not place" in a.text]
+    assert "BTC/USDT buy 0.00124 at 80000 (id web_manual_7)" in alert.text
+    assert "pp1-20-buy" not in alert.text
 
 
 async def test_an_exit_sells_what_the_exchange_holds_and_alerts_the_difference(

@@ -277,7 +277,8 @@ async def test_a_paper_fill_the_books_missed_is_settled_at_restart(
         result = await reconcile(
             orders=SqliteOrderRepository(db), exchange=exchange,
             executor=executor_on(db, exchange, clock, portfolio), portfolio=portfolio,
-            alerts=AlertOutbox(SqliteAlertRepository(db), clock), clock=clock, quote="USDT",
+            alerts=AlertOutbox(SqliteAlertRepository(db), clock), clock=clock,
+            quote="USDT", pairs=["BTC/USDT"],
         )  # fmt: skip
         assert (result.settled, result.never_sent, result.clean) == (["pp1-1-buy"], [], True)
         position = portfolio.position(PAIR)

@@ -79,7 +79,8 @@ async def test_a_telegram_outage_holds_alerts_back_but_never_trading_nor_their_o
             pass
         assert await chat.alerts.pending() == []
         for user in USERS:
-            got = [message.text for message in emulator.to(user)[seen[user]:]]
-            assert [text.split(") ", 1)[1] if text.startswith("(late by") else text
-                    for text in got] == [alert.text for alert in held]  # order; none twice
+            got = [message.text for message in emulator.to(user)[seen[user] :]]
+            assert [
+                text.split(") ", 1)[1] if text.startswith("(late by") else text for text in got
+            ] == [alert.text for alert in held]  # order; none twice
             assert got[0].startswith("(late by 3 min) Trading halted")
