@@ -39,13 +39,19 @@ def main() -> int:
         report = asyncio.run(run_crash_soak(Path(folder), candles, kills=args.kills,
                                             seed=args.seed, progress=bar.update))  # fmt: skip
     took = time.perf_counter() - started
-    print(f"kills {report.kills} ({took:.0f} s); landed: "
-          + ", ".join(f"{k} {v}" for k, v in sorted(report.landed.items())))
-    print(f"restart to reconciled: median {statistics.median(report.restart_seconds):.2f} s, "
-          f"max {max(report.restart_seconds):.2f} s")
-    print(f"exchange orders {report.exchange_orders}, fills booked {report.fills}, alerts "
-          f"{report.alerts} ({report.alerts_delivered} delivered; sent twice because a kill fell "
-          f"between the send and its record: {report.alerts_sent_twice})")
+    print(
+        f"kills {report.kills} ({took:.0f} s); landed: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(report.landed.items()))
+    )
+    print(
+        f"restart to reconciled: median {statistics.median(report.restart_seconds):.2f} s, "
+        f"max {max(report.restart_seconds):.2f} s"
+    )
+    print(
+        f"exchange orders {report.exchange_orders}, fills booked {report.fills}, alerts "
+        f"{report.alerts} ({report.alerts_delivered} delivered; sent twice because a kill fell "
+        f"between the send and its record: {report.alerts_sent_twice})"
+    )
     print(f"invariant violations: {len(report.violations)}")
     for violation in report.violations[:20]:
         print("  " + violation)

@@ -41,11 +41,15 @@ def main() -> int:
         report = asyncio.run(run_fault_soak(Path(folder), candles, ticks=args.ticks,
                                             rate=args.rate, seed=args.seed))  # fmt: skip
     took = time.perf_counter() - started
-    print(f"ticks {report.ticks}, exchange requests {report.requests}, faults injected "
-          f"{report.faults} ({report.faults / report.requests:.1%}), {took:.0f} s")
+    print(
+        f"ticks {report.ticks}, exchange requests {report.requests}, faults injected "
+        f"{report.faults} ({report.faults / report.requests:.1%}), {took:.0f} s"
+    )
     print("by class: " + ", ".join(f"{k} {v}" for k, v in sorted(report.injected.items())))
-    print(f"orders placed but unanswered {report.unanswered_orders}; fills booked "
-          f"{report.fills_booked} = exchange trades {report.exchange_trades}")
+    print(
+        f"orders placed but unanswered {report.unanswered_orders}; fills booked "
+        f"{report.fills_booked} = exchange trades {report.exchange_trades}"
+    )
     print("alerts: " + ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())))
     problems = report.problems
     print(f"invariant violations: {len(problems)}")

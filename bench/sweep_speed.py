@@ -47,8 +47,10 @@ def main() -> int:
     for combo in combos[:50]:
         run_backtest(year, build_strategy("ema_cross", combo), setup)
     single = (time.perf_counter() - started) / 50
-    print(f"{len(combos)} combinations, {len(year)} candles; one backtest in this process: "
-          f"{single * 1000:.1f} ms")
+    print(
+        f"{len(combos)} combinations, {len(year)} candles; one backtest in this process: "
+        f"{single * 1000:.1f} ms"
+    )
     seconds = {}
     for workers in (1, 2):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -66,9 +68,11 @@ def main() -> int:
             run_on_dask(client, spec, series, count)
             seconds[workers] = time.perf_counter() - started
         assert rows == len(combos)
-        print(f"{workers} worker(s): {seconds[workers]:.2f} s, "
-              f"{seconds[workers] / len(combos) * 1000:.2f} ms per combination "
-              f"({seconds[workers] / len(combos) / single:.2f}x a single backtest)")
+        print(
+            f"{workers} worker(s): {seconds[workers]:.2f} s, "
+            f"{seconds[workers] / len(combos) * 1000:.2f} ms per combination "
+            f"({seconds[workers] / len(combos) / single:.2f}x a single backtest)"
+        )
     print(f"speed-up 1 -> 2 workers: {seconds[1] / seconds[2]:.2f}x (target: 1,000 in <= 30 s)")
     return 0
 
