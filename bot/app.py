@@ -17,6 +17,7 @@ from bot.candles import (
     read_candle_file,
     timeframe_of,
 )
+from bot.chart_worker import ChartWorker
 from bot.chat import ChatFactory, notifications
 from bot.clock import FakeClock, SystemClock
 from bot.cockpit import Cockpit, Venue
@@ -290,14 +291,15 @@ def build_cockpit(
     history: CandleHistory, jobs: Jobs, clock: Clock, scheduler: str | None = None,
 ) -> Cockpit:  # fmt: skip
     """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
+    charts = ChartWorker()
     sweeps = SweepDesk(history=history, store=SqliteSweepRepository(db), clock=clock,
-                       quote=venue.quote, scheduler=scheduler)  # fmt: skip
+                       quote=venue.quote, charts=charts, scheduler=scheduler)  # fmt: skip
     return Cockpit(venue=venue, service=service, engine=engine, control=control,
                    fills=SqliteFillRepository(db), orders=SqliteOrderRepository(db),
                    audit=SqliteAuditRepository(db), equity=SqliteEquityRepository(db),
                    history=history, clock=clock, jobs=jobs, alerts=SqliteAlertRepository(db),
                    preferences=AlertPreferences(SqliteStateRepository(db), clock),
-                   sweeps=sweeps)  # fmt: skip
+                   charts=charts, sweeps=sweeps)  # fmt: skip
 
 
 async def _until_first(*events: asyncio.Event) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.backtest import BacktestResult
 from bot.domain import from_ms
 
@@ -43,14 +45,18 @@ def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
 def result_chart(result: BacktestResult) -> bytes:
     from bot.charts import backtest_chart_png  # matplotlib only when a chart is asked for
 
-    times = [from_ms(int(ms)) for ms in result.close_ms]
+    return backtest_chart_png(**result_chart_arguments(result))
+
+
+def result_chart_arguments(result: BacktestResult) -> dict[str, Any]:
+    """What ``backtest_chart_png`` draws, as plain values (the chat's chart process gets them)."""
     trades = result.table.trades()
-    return backtest_chart_png(
-        title=f"{result.setup.pair} {result.setup.timeframe} {result.strategy.name}",
-        times=times,
-        close=list(result.candles["close"]),
-        stop_line=list(result.stop_line),
-        equity=list(result.equity),
-        entries=[(t.entry_time, t.entry_price) for t in trades],
-        exits=[(t.exit_time, t.exit_price) for t in trades],
-    )
+    return {
+        "title": f"{result.setup.pair} {result.setup.timeframe} {result.strategy.name}",
+        "times": [from_ms(int(ms)) for ms in result.close_ms],
+        "close": list(result.candles["close"]),
+        "stop_line": list(result.stop_line),
+        "equity": list(result.equity),
+        "entries": [(t.entry_time, t.entry_price) for t in trades],
+        "exits": [(t.exit_time, t.exit_price) for t in trades],
+    }

@@ -45,9 +45,11 @@ async def notifications(
     frontend = chat(cockpit, outbox, alerts, clock, not simulated) if chat else None
     dispatcher = AlertDispatcher(alerts, frontend.sink if frontend else ConsoleSink(write), clock)
     if frontend is not None:
+        cockpit.charts.start()
         frontend.start()
     try:
         yield dispatcher
     finally:
         if frontend is not None:
             await frontend.stop()
+        cockpit.charts.close()

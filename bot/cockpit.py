@@ -18,11 +18,13 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from bot.alert_preferences import KINDS, AlertPreferences
+from bot.chart_worker import ChartWorker
 from bot.control import Control
 from bot.domain import PairRun, Side, from_ms
 from bot.engine import Engine
 from bot.errors import BotError, UserInputError
 from bot.history import CandleHistory
+from bot.lazy_import import import_off_loop
 from bot.metrics import round_trips
 from bot.ports import Clock
 from bot.risk_settings import checked_limits
@@ -117,9 +119,11 @@ class Cockpit:
         alerts: SqliteAlertRepository,
         jobs: Jobs,
         clock: Clock,
+        charts: ChartWorker,
         sweeps: SweepDesk | None = None,
     ) -> None:
         self.venue = venue
+        self.charts = charts
         self._service = service
         self._engine = engine
         self._control = control
@@ -220,10 +224,9 @@ class Cockpit:
 
     async def pnl(self, period: str) -> Photo:
         """The equity curve with its drawdown over ``period`` (1d, 7d, 30d or all)."""
-        from bot.charts import equity_chart_png  # matplotlib: loaded when a chart is asked for
-
         if period not in PERIODS:
             raise UserInputError(f"period {period!r}: choose 1d, 7d, 30d or all")
+
         span = PERIODS[period]
         now = self._clock.now()
         snapshots = await self._equity.between(now - span if span else None, now)
@@ -231,7 +234,8 @@ class Cockpit:
             raise UserInputError(f"not enough equity recorded for {period} yet; try later")
         times = [s.time for s in snapshots]
         equity = [s.equity for s in snapshots]
-        png = await asyncio.to_thread(equity_chart_png, times, equity, f"Equity, {period}")
+        png = await self.charts.draw("equity_chart_png", times=times, equity=equity,
+                                     title=f"Equity, {period}")  # fmt: skip
         change = equity[-1] - equity[0]
         peak, worst = equity[0], 0.0
         for value in equity:
@@ -247,10 +251,9 @@ class Cockpit:
 
     async def chart(self, arguments: Sequence[str]) -> Photo:
         """PAIR [TIMEFRAME]: the running pair's candles, its strategy's lines, fills, stop."""
-        from bot.charts import candle_chart_png
-
         if not 1 <= len(arguments) <= 2:
             raise UserInputError("usage: /chart PAIR [TIMEFRAME]")
+
         pair = normalise_pair(arguments[0], self.venue.quote)
         run = self._service.run_for(pair)
         if run is None:
@@ -268,8 +271,8 @@ class Cockpit:
         start = from_ms(int(shown["timestamp"].iloc[0]))
         fills = [f for f in await self._fills.all(since=start) if f.pair == pair]
         stop = await self._engine.stop_in_force(run, strategy.exit_policy)
-        png = await asyncio.to_thread(
-            candle_chart_png, title=f"{pair} {timeframe} {strategy.name}", candles=shown,
+        png = await self.charts.draw(
+            "candle_chart_png", title=f"{pair} {timeframe} {strategy.name}", candles=shown,
             indicators=lines, oscillator=strategy.indicator_panel != "price",
             entries=[(f.time, f.price) for f in fills if f.side is Side.BUY],
             exits=[(f.time, f.price) for f in fills if f.side is Side.SELL], stop=stop,
@@ -282,8 +285,6 @@ class Cockpit:
     async def daily_report(self) -> Photo:
         """The last 24 hours: equity chart and the day's numbers (it doubles as a heartbeat).
         The caption is plain text: it is pushed through the alerts outbox."""
-        from bot.charts import equity_chart_png
-
         now = self._clock.now()
         snapshots = await self._equity.between(now - timedelta(days=1), now)
         equity = self._engine.portfolio.equity(self._service.prices)
@@ -291,7 +292,8 @@ class Cockpit:
         values = [s.equity for s in snapshots] or [equity]
         if len(times) == 1:  # a quiet day: a flat line still shows the bot is alive
             times, values = [now - timedelta(days=1), now], [values[0], equity]
-        png = await asyncio.to_thread(equity_chart_png, times, values, f"Equity, {now:%Y-%m-%d}")
+        png = await self.charts.draw("equity_chart_png", times=times, equity=values,
+                                     title=f"Equity, {now:%Y-%m-%d}")  # fmt: skip
         trades = [t for t in round_trips(await self._fills.all()) if t.exit_time >= times[0]]
         halt = await self._engine.guard.halted()
         caption = (
@@ -305,8 +307,9 @@ class Cockpit:
 
     async def backtest(self, arguments: Sequence[str], progress: Progress) -> Photo:
         """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]: one at a time, off the loop."""
-        from bot.backtest import BacktestSetup, run_backtest  # numba: loaded on first use
-        from bot.backtest_report import metric_rows, result_chart
+        await import_off_loop("bot.backtest")  # numba: loaded on first use
+        from bot.backtest import BacktestSetup, run_backtest
+        from bot.backtest_report import metric_rows, result_chart_arguments
 
         words = [a for a in arguments if "=" not in a]
         if len(words) < 2:
@@ -331,7 +334,8 @@ class Cockpit:
                                   limits=self._engine.guard.limits)  # fmt: skip
             result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
             await progress(f"Backtest {escape(running)}: drawing…")
-            png = await asyncio.to_thread(result_chart, result)
+            drawn = await asyncio.to_thread(result_chart_arguments, result)
+            png = await self.charts.draw("backtest_chart_png", **drawn)
         first = from_ms(int(result.close_ms[0]))
         rows = "\n".join(f"{escape(name)}: {escape(value)}" for name, value in
                          metric_rows(result)[:9])  # fmt: skip

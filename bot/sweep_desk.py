@@ -4,11 +4,11 @@ else a LocalCluster started for the sweep and stopped after it."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
+from bot.chart_worker import ChartWorker
 from bot.cockpit import (
     MAX_BACKTEST_DAYS,
     OneAtATime,
@@ -20,6 +20,7 @@ from bot.cockpit import (
 )
 from bot.errors import UserInputError
 from bot.history import CandleHistory
+from bot.lazy_import import import_off_loop
 from bot.ports import Clock
 from bot.timeframes import timeframe_seconds
 from storage.sweeps import SqliteSweepRepository
@@ -37,8 +38,10 @@ TOP = 5
 
 class SweepDesk:
     def __init__(self, *, history: CandleHistory, store: SqliteSweepRepository, clock: Clock,
-                 quote: str, scheduler: str | None = None) -> None:  # fmt: skip
+                 quote: str, charts: ChartWorker,
+                 scheduler: str | None = None) -> None:  # fmt: skip
         self._history = history
+        self._charts = charts
         self._store = store
         self._clock = clock
         self._quote = quote
@@ -46,6 +49,7 @@ class SweepDesk:
         self._sweeps = OneAtATime("sweep")
 
     async def run(self, arguments: Sequence[str], progress: Progress) -> Photo | str:
+        await import_off_loop("bot.sweep", "bot.sweep_runner", "bot.sweep_report")
         from bot.sweep import Series, SweepSpec, check, parse_space
         from bot.sweep_runner import sweep_and_store
 
@@ -87,7 +91,7 @@ class SweepDesk:
 
     async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow]) -> Photo | str:
         from bot.sweep import ranked
-        from bot.sweep_report import heatmap
+        from bot.sweep_report import heatmap_arguments
 
         best = ranked(rows)[:TOP]
         lines = [f"<b>Sweep {sweep_id}</b>: {len(rows)} results, best by "
@@ -99,5 +103,7 @@ class SweepDesk:
                          f"{row.metrics['total_return']:+.1%}, max DD "
                          f"{row.metrics['max_drawdown']:.1%}")  # fmt: skip
         caption = "\n".join(lines)
-        png = await asyncio.to_thread(heatmap, spec, rows)
-        return Photo(png, caption) if png else caption
+        drawn = heatmap_arguments(spec, rows)
+        if drawn is None:
+            return caption
+        return Photo(await self._charts.draw("heatmap_png", **drawn), caption)

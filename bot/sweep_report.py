@@ -3,6 +3,8 @@ heatmap of the two parameters that move the score most."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.domain import SweepRow
 from bot.sweep import FULL, SweepSpec, importance, ranked, walk_forward
 
@@ -34,18 +36,27 @@ def report(spec: SweepSpec, rows: list[SweepRow]) -> str:
 
 
 def heatmap(spec: SweepSpec, rows: list[SweepRow]) -> bytes | None:
+    arguments = heatmap_arguments(spec, rows)
+    if arguments is None:
+        return None
+    from bot.charts import heatmap_png
+
+    return heatmap_png(**arguments)
+
+
+def heatmap_arguments(spec: SweepSpec, rows: list[SweepRow]) -> dict[str, Any] | None:
+    """What ``heatmap_png`` draws (None: fewer than two parameters vary)."""
     import pandas as pd
 
     full = [row for row in rows if row.segment in (FULL, "is-0")]
     names = importance(full)
     if len(names) < 2:
         return None
-    from bot.charts import heatmap_png
-
     table = pd.DataFrame([dict(row.params, score=row.score) for row in full
                           if row.score is not None])  # fmt: skip
-    return heatmap_png(table, names[0], names[1], f"{spec.strategy}: mean {spec.objective}",
-                       spec.objective)  # fmt: skip
+    title = f"{spec.strategy}: mean {spec.objective}"
+    return {"table": table, "x": names[0], "y": names[1], "title": title,
+            "label": spec.objective}  # fmt: skip
 
 
 def _number(value: float | None) -> str:

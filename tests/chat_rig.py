@@ -66,3 +66,4 @@ async def chat_stack(tmp_path: Path, config: Settings | None = None) -> AsyncIte
             yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit)
         finally:
             await frontend.stop()
+            cockpit.charts.close()

@@ -13,6 +13,7 @@ import html
 import itertools
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Sent:
     photo: bytes | None = None
     edits: int = 0
     silent: bool = False  # sent with disable_notification
+    at: float = field(default_factory=time.perf_counter)  # when it reached the emulator
 
 
 @dataclass
