@@ -14,10 +14,11 @@ import pandas as pd
 from bot.backtest import BacktestResult, BacktestSetup, run_backtest
 from bot.backtest_report import metric_rows, result_chart
 from bot.candles import pair_of, read_candle_file, timeframe_of, validate_candles
-from bot.cli import parse_params, print_json
+from bot.cli import json_text, parse_params
 from bot.domain import RiskLimits, from_ms
 from bot.errors import DataError, NotFound, UserInputError
 from bot.kernel import EXIT_REASONS, warm_up
+from bot.stage_bar import stage_bar
 from bot.timeframes import timeframe_seconds
 from strategies import Strategy, StrategyConfigError, build_strategy
 
@@ -37,23 +38,29 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
     _check_rates(args)
     strategy = load_strategy(args.strategy, parse_params(args.param))
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
-    if args.data:
-        pair, timeframe, candles = _from_file(args, early)
-    else:
-        pair, timeframe, candles = _from_storage(args)
-    setup = BacktestSetup(
-        pair=pair, timeframe=timeframe, balance=args.balance, fee_rate=args.fee,
-        slippage=args.slippage,
-        limits=backtest_limits(args),
-    )  # fmt: skip
-    warming.join()
-    result = run_backtest(candles, strategy, setup)
+    stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
+    with stage_bar(stages) as begin:
+        begin("reading candles")
+        if args.data:
+            pair, timeframe, candles = _from_file(args, early)
+        else:
+            pair, timeframe, candles = _from_storage(args)
+        setup = BacktestSetup(
+            pair=pair, timeframe=timeframe, balance=args.balance, fee_rate=args.fee,
+            slippage=args.slippage,
+            limits=backtest_limits(args),
+        )  # fmt: skip
+        warming.join()
+        begin("trading")
+        result = run_backtest(candles, strategy, setup)
+        if args.chart:
+            begin("drawing")
+            chart = result_chart(result)
+        begin("writing")
+        output = json_text(result_document(result)) if args.json else result_table(result)
     if args.chart:
-        args.chart.write_bytes(result_chart(result))
-    if args.json:
-        print_json(result_document(result))
-    else:
-        print(result_table(result))
+        args.chart.write_bytes(chart)
+    print(output)
     return 0
 
 

@@ -229,10 +229,9 @@ def parse_params(pairs: Sequence[str], option: str = "--param") -> dict[str, str
     return params
 
 
-def print_json(document: object) -> None:
+def json_text(document: object) -> str:
     """Compact JSON on one line (the C encoder; indenting is several times slower)."""
-    sys.stdout.write(json.dumps(document, separators=(",", ":")))
-    sys.stdout.write("\n")
+    return json.dumps(document, separators=(",", ":"))
 
 
 def run() -> NoReturn:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
+import pty
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,6 +112,41 @@ def test_backtest_table_and_chart(tmp_path: Path) -> None:
     assert "BTC/USDT 1h ema_cross" in result.stdout
     assert "max drawdown" in result.stdout
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_backtest_on_a_terminal_shows_its_stages_then_clears_the_bar(tmp_path: Path) -> None:
+    chart = tmp_path / "chart.png"
+    terminal, child_end = pty.openpty()
+    fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "backtest", "--data", str(SAMPLE), "--chart", str(chart)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=child_end,
+        env={**os.environ, "PYTHONPATH": str(SAMPLE.parents[2])},
+    )  # fmt: skip
+    os.close(child_end)
+    table = process.stdout.read().decode() if process.stdout else ""
+    assert process.wait(timeout=120) == 0
+    shown = b""
+    while chunk := _read_terminal(terminal):
+        shown += chunk
+    os.close(terminal)
+    drawn = shown.decode()
+    positions = [drawn.index(f"{stage}:") for stage in ("reading candles", "trading", "drawing",
+                                                        "writing")]  # fmt: skip
+    assert positions == sorted(positions)
+    assert "3/4" in drawn
+    last_line = drawn.rstrip("\r\n").rsplit("\r", 1)[-1]
+    assert last_line.strip() == ""  # the bar is wiped; only the result stays on screen
+    assert "final equity" in table
+    assert chart.is_file()
+
+
+def _read_terminal(terminal: int) -> bytes:
+    try:
+        return os.read(terminal, 65536)
+    except OSError:  # EIO: the child's end is closed and everything was read
+        return b""
 
 
 def bad_file(tmp_path: Path, case: str, text: str) -> str:
