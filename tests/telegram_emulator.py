@@ -57,6 +57,7 @@ class TelegramEmulator:
     retry_after: dict[str, tuple[int, int]] = field(default_factory=dict)  # method: (times, s)
     flaky: dict[int, int] = field(default_factory=dict)  # chat: sends that fail with a 502
     blocked: set[int] = field(default_factory=set)  # users who blocked the bot (403)
+    hang_ups: int = 0  # the next sends whose connection is dropped unanswered (network error)
     webhook: tuple[str, str | None] | None = None  # (url, secret token) while one is set
     send_delay: float = 0.0  # seconds each send takes (widens the window a crash can land in)
     sending: int = 0  # sends in progress
@@ -134,6 +135,11 @@ class TelegramEmulator:
         handler = getattr(self, f"_{method}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
+        if self.hang_ups and method.startswith("send"):
+            self.hang_ups -= 1
+            assert request.transport is not None
+            request.transport.abort()  # gone before Telegram handled it: nothing was sent
+            return web.Response()  # never written: the connection is closed
         if not (self.send_delay and method.startswith("send")):
             return await handler(fields)
         self.sending += 1

@@ -162,6 +162,38 @@ async def test_alerts_reach_every_user_once_through_rate_limits_and_an_outage(
         assert all(len(chat.emulator.to(user)) == 3 for user in USERS)  # none twice
 
 
+async def test_alerts_survive_dropped_connections_and_a_restart_of_the_service(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, chat.trading.clock)
+        chat.emulator.hang_ups = 2  # the next two sends: the connection drops, no answer
+        await chat.trading.outbox.push("trade", AlertPriority.TRADE, "BTC/USDT BUY")
+        assert await dispatcher.drain() == 0  # a network error: kept for the next drain
+        assert await dispatcher.drain() == 0
+        assert await dispatcher.drain() == 1
+        assert chat.emulator.hang_ups == 0
+        assert all([m.text for m in chat.emulator.to(user)] == ["BTC/USDT BUY"] for user in USERS)
+        chat.emulator.flaky[TRADER] = 99  # the trader's chat keeps failing from here on
+        await chat.trading.outbox.push("trade", AlertPriority.TRADE, "ETH/USDT SELL")
+        await chat.trading.outbox.push("risk_halt", AlertPriority.CRITICAL, "Trading halted")
+        assert await dispatcher.drain() == 0
+        before = {user: [m.text for m in chat.emulator.to(user)] for user in USERS}
+        assert before[ADMIN] == ["BTC/USDT BUY", "Trading halted"]  # the halt first
+        assert before[TRADER] == ["BTC/USDT BUY"]
+    async with chat_stack(tmp_path) as chat:  # the service restarted on the same database
+        dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, chat.trading.clock)
+        assert await chat.alerts.backlog() == 2
+        assert await dispatcher.drain() == 2
+        after = {user: [m.text for m in chat.emulator.to(user)] for user in USERS}
+        assert after[TRADER] == ["Trading halted", "ETH/USDT SELL"]
+        assert after[ADMIN] == ["ETH/USDT SELL"]  # the halt it already had is not sent again
+        for user in USERS:  # every alert reached every user exactly once over the restart
+            assert sorted(before[user] + after[user]) == [
+                "BTC/USDT BUY", "ETH/USDT SELL", "Trading halted"]  # fmt: skip
+        assert await chat.alerts.backlog() == 0
+
+
 async def test_a_chat_that_failed_midway_gets_the_alert_later_and_the_others_not_twice(
     tmp_path: Path,
 ) -> None:
