@@ -50,7 +50,8 @@ def main() -> int:
     print(
         f"exchange orders {report.exchange_orders}, fills booked {report.fills}, alerts "
         f"{report.alerts} ({report.alerts_delivered} delivered; sent twice because a kill fell "
-        f"between the send and its record: {report.alerts_sent_twice})"
+        f"between the send and its record: {report.alerts_sent_twice}; copies that said they "
+        f"may be a repeat: {report.repeats_marked})"
     )
     print(f"invariant violations: {len(report.violations)}")
     for violation in report.violations[:20]:

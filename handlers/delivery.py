@@ -1,8 +1,10 @@
 """Sending text to Telegram safely, and the alerts sink that drains the outbox into chats.
 
 Long texts are split at Telegram's 4,096-character limit on line boundaries; a text whose
-markup Telegram refuses goes again as plain text. An alert reaches each chat at most once:
-deliveries are recorded per chat, so a retry after a partial failure skips the chats done.
+markup Telegram refuses goes again as plain text. Deliveries are recorded per chat, so a
+retry after a partial failure skips the chats done. The Bot API has no idempotency key: when
+a send went out and no answer came back (a crash, a broken connection), the message may have
+arrived, and the resend says it may be a repeat; an alert is never lost for that doubt.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from telegram import Bot, Message
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 
 from bot.alert_preferences import AlertPreferences
 from bot.domain import Alert
@@ -24,6 +27,7 @@ from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
 LATE_AFTER = timedelta(minutes=2)  # an alert older than this says how late it is
+MAY_REPEAT = "(may be a repeat)"  # a resend after a send whose outcome was never known
 _TAGS = re.compile(r"</?[a-z-]+[^>]*>")
 
 
@@ -93,9 +97,23 @@ async def send_photo(
                                     disable_notification=silent)  # fmt: skip
 
 
+def outcome_unknown(error: TelegramError) -> bool:
+    """Whether a failed send may still have reached the chat: the request left and no answer
+    came back (a read timeout, a connection broken mid-request). An HTTP answer, a refused
+    connection or a pool timeout means Telegram showed nothing."""
+    cause = error.__cause__
+    if isinstance(error, TimedOut):
+        return not isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout)
+    return (
+        isinstance(error, NetworkError)
+        and isinstance(cause, httpx.HTTPError)
+        and not (isinstance(cause, httpx.ConnectError))
+    )
+
+
 class TelegramSink:
-    """The outbox's delivery end: every alert to every user's chat, each at most once, as each
-    user chose (on, silent, off)."""
+    """The outbox's delivery end: every alert to every user's chat as each user chose (on,
+    silent, off); once per chat, unless a send's outcome was never known (see above)."""
 
     def __init__(
         self,
@@ -121,18 +139,26 @@ class TelegramSink:
         if self._late_after is not None and delay > self._late_after:
             text = f"(late by {int(delay.total_seconds() // 60)} min) {text}"
         done = await self._alerts.delivered_chats(alert.id)
+        attempted = await self._alerts.attempted_chats(alert.id)
         for chat in self._chats:
             if chat in done:
                 continue
             mode = await self._preferences.mode(chat, alert.kind)
-            try:
-                if mode == "off":
-                    pass
-                elif alert.photo is not None:
-                    await send_photo(self._bot, chat, alert.photo, text, html=False,
-                                     silent=mode == "silent")  # fmt: skip
-                else:
-                    await send_text(self._bot, chat, text, html=False, silent=mode == "silent")
-            except Forbidden as error:  # blocked by the user: retrying cannot help
-                log.warning("alert %s not sent to chat %s: %s", alert.id, chat, error)
+            if mode != "off":
+                body = f"{MAY_REPEAT} {text}" if chat in attempted else text
+                await self._send(alert, chat, body, silent=mode == "silent")
             await self._alerts.mark_delivered_to(alert.id, chat, self._clock.now())
+
+    async def _send(self, alert: Alert, chat: int, text: str, *, silent: bool) -> None:
+        await self._alerts.mark_attempted(alert.id, chat)
+        try:
+            if alert.photo is not None:
+                await send_photo(self._bot, chat, alert.photo, text, html=False, silent=silent)
+            else:
+                await send_text(self._bot, chat, text, html=False, silent=silent)
+        except Forbidden as error:  # blocked by the user: retrying cannot help
+            log.warning("alert %s not sent to chat %s: %s", alert.id, chat, error)
+        except TelegramError as error:
+            if not outcome_unknown(error):
+                await self._alerts.clear_attempt(alert.id, chat)
+            raise

@@ -54,10 +54,36 @@ class SqliteAlertRepository:
         return {int(row[0]) for row in rows}
 
     async def mark_delivered_to(self, alert_id: int, chat_id: int, now: datetime) -> None:
+        """Delivered, so no longer in doubt: the attempt mark goes in the same transaction."""
+        async with self._db.transaction() as connection:
+            await connection.execute(
+                "INSERT OR IGNORE INTO alert_deliveries (alert_id, chat_id, delivered_at)"
+                " VALUES (?, ?, ?)",
+                (alert_id, chat_id, to_ms(now)),
+            )
+            await connection.execute(
+                "DELETE FROM alert_attempts WHERE alert_id = ? AND chat_id = ?",
+                (alert_id, chat_id),
+            )
+
+    async def attempted_chats(self, alert_id: int) -> set[int]:
+        """Chats a send of ``alert_id`` went out to without an answer."""
+        rows = await self._db.fetch_all(
+            "SELECT chat_id FROM alert_attempts WHERE alert_id = ?", (alert_id,)
+        )
+        return {int(row[0]) for row in rows}
+
+    async def mark_attempted(self, alert_id: int, chat_id: int) -> None:
+        """Recorded before the send, so a crash during it leaves the mark."""
         await self._db.execute(
-            "INSERT OR IGNORE INTO alert_deliveries (alert_id, chat_id, delivered_at)"
-            " VALUES (?, ?, ?)",
-            (alert_id, chat_id, to_ms(now)),
+            "INSERT OR IGNORE INTO alert_attempts (alert_id, chat_id) VALUES (?, ?)",
+            (alert_id, chat_id),
+        )
+
+    async def clear_attempt(self, alert_id: int, chat_id: int) -> None:
+        """Telegram answered with a refusal: that send showed nothing."""
+        await self._db.execute(
+            "DELETE FROM alert_attempts WHERE alert_id = ? AND chat_id = ?", (alert_id, chat_id)
         )
 
     async def oldest_pending(self) -> datetime | None:

@@ -58,6 +58,7 @@ class TelegramEmulator:
     flaky: dict[int, int] = field(default_factory=dict)  # chat: sends that fail with a 502
     blocked: set[int] = field(default_factory=set)  # users who blocked the bot (403)
     hang_ups: int = 0  # the next sends whose connection is dropped unanswered (network error)
+    lost_answers: int = 0  # the next sends handled (the message shows), their answer dropped
     webhook: tuple[str, str | None] | None = None  # (url, secret token) while one is set
     send_delay: float = 0.0  # seconds each send takes (widens the window a crash can land in)
     sending: int = 0  # sends in progress
@@ -140,6 +141,12 @@ class TelegramEmulator:
             assert request.transport is not None
             request.transport.abort()  # gone before Telegram handled it: nothing was sent
             return web.Response()  # never written: the connection is closed
+        if self.lost_answers and method.startswith("send"):
+            self.lost_answers -= 1
+            await handler(fields)
+            assert request.transport is not None
+            request.transport.abort()  # the message is in the chat; the bot never hears so
+            return web.Response()
         if not (self.send_delay and method.startswith("send")):
             return await handler(fields)
         self.sending += 1
