@@ -156,7 +156,7 @@ class TelegramSink:
                 await send_photo(self._bot, chat, alert.photo, text, html=False, silent=silent)
             else:
                 await send_text(self._bot, chat, text, html=False, silent=silent)
-        except Forbidden as error:  # blocked by the user: retrying cannot help
+        except (Forbidden, BadRequest) as error:  # blocked, or never opened: retrying won't help
             log.warning("alert %s not sent to chat %s: %s", alert.id, chat, error)
         except TelegramError as error:
             if not outcome_unknown(error):

@@ -57,6 +57,7 @@ class TelegramEmulator:
     retry_after: dict[str, tuple[int, int]] = field(default_factory=dict)  # method: (times, s)
     flaky: dict[int, int] = field(default_factory=dict)  # chat: sends that fail with a 502
     blocked: set[int] = field(default_factory=set)  # users who blocked the bot (403)
+    strangers: set[int] = field(default_factory=set)  # users who never opened the bot (400)
     hang_ups: int = 0  # the next sends whose connection is dropped unanswered (network error)
     lost_answers: int = 0  # the next sends handled (the message shows), their answer dropped
     webhook: tuple[str, str | None] | None = None  # (url, secret token) while one is set
@@ -190,13 +191,21 @@ class TelegramEmulator:
                 await asyncio.wait_for(self._new_update.wait(), float(fields.get("timeout", 0)))
         return _ok(self.updates[: int(fields.get("limit", 100))])
 
-    async def _sendMessage(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
-        chat = int(fields["chat_id"])
+    def _refusal(self, chat: int) -> web.Response | None:
+        """What Telegram answers a send to ``chat`` that cannot go through, if anything."""
         if self.flaky.get(chat, 0) > 0:
             self.flaky[chat] -= 1
             return web.Response(status=502, text="Bad Gateway")
         if chat in self.blocked:
             return _error(403, "Forbidden: bot was blocked by the user")
+        if chat in self.strangers:
+            return _error(400, "Bad Request: chat not found")
+        return None
+
+    async def _sendMessage(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        refusal = self._refusal(int(fields["chat_id"]))
+        if refusal is not None:
+            return refusal
         text = str(fields["text"])
         problem = _text_problem(text, fields.get("parse_mode"), MESSAGE_LIMIT)
         if problem:
@@ -208,6 +217,9 @@ class TelegramEmulator:
         return _ok(self._message(sent))
 
     async def _sendPhoto(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        refusal = self._refusal(int(fields["chat_id"]))
+        if refusal is not None:
+            return refusal
         caption = str(fields.get("caption", ""))
         problem = _text_problem(caption, fields.get("parse_mode"), CAPTION_LIMIT)
         if problem:

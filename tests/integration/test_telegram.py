@@ -243,6 +243,24 @@ async def test_a_chat_that_failed_midway_gets_the_alert_later_and_the_others_not
         assert await chat.alerts.backlog() == 0
 
 
+async def test_a_user_who_never_opened_the_bot_holds_back_nobody_s_alerts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, chat.trading.clock)
+        chat.emulator.strangers.add(TRADER)  # Telegram: "Bad Request: chat not found"
+        report = b"\x89PNG\r\n\x1a\n report"
+        await chat.trading.outbox.push("daily_report", AlertPriority.INFO, "Today", report)
+        await chat.trading.outbox.push("risk_halt", AlertPriority.CRITICAL, "Trading halted")
+        assert await dispatcher.drain() == 2
+        for user in (ADMIN, VIEWER):
+            got = chat.emulator.to(user)
+            assert [(m.text, m.photo) for m in got] == [("Trading halted", None), ("Today", report)]
+        assert chat.emulator.to(TRADER) == []
+        assert await chat.alerts.backlog() == 0
+        assert caplog.text.count(f"not sent to chat {TRADER}: Chat not found") == 2
+
+
 async def test_long_texts_are_split_and_refused_markup_falls_back_to_plain_text(
     tmp_path: Path,
 ) -> None:
