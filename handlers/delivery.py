@@ -107,7 +107,7 @@ def outcome_unknown(error: TelegramError) -> bool:
     return (
         isinstance(error, NetworkError)
         and isinstance(cause, httpx.HTTPError)
-        and not (isinstance(cause, httpx.ConnectError))
+        and not isinstance(cause, httpx.ConnectError)
     )
 
 

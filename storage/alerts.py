@@ -55,16 +55,13 @@ class SqliteAlertRepository:
 
     async def mark_delivered_to(self, alert_id: int, chat_id: int, now: datetime) -> None:
         """Delivered, so no longer in doubt: the attempt mark goes in the same transaction."""
-        async with self._db.transaction() as connection:
-            await connection.execute(
+        async with self._db.transaction():
+            await self._db.execute(
                 "INSERT OR IGNORE INTO alert_deliveries (alert_id, chat_id, delivered_at)"
                 " VALUES (?, ?, ?)",
                 (alert_id, chat_id, to_ms(now)),
             )
-            await connection.execute(
-                "DELETE FROM alert_attempts WHERE alert_id = ? AND chat_id = ?",
-                (alert_id, chat_id),
-            )
+            await self.clear_attempt(alert_id, chat_id)
 
     async def attempted_chats(self, alert_id: int) -> set[int]:
         """Chats a send of ``alert_id`` went out to without an answer."""
@@ -81,7 +78,7 @@ class SqliteAlertRepository:
         )
 
     async def clear_attempt(self, alert_id: int, chat_id: int) -> None:
-        """Telegram answered with a refusal: that send showed nothing."""
+        """No doubt left: Telegram refused the send (it showed nothing), or it was delivered."""
         await self._db.execute(
             "DELETE FROM alert_attempts WHERE alert_id = ? AND chat_id = ?", (alert_id, chat_id)
         )
