@@ -53,7 +53,7 @@ class CrashReport:
     alerts: int = 0
     alerts_delivered: int = 0
     alerts_sent_twice: int = 0  # sent more often than stored: a kill between send and record
-    repeats_marked: int = 0  # of those, the copies that said they may be a repeat
+    repeats_marked: int = 0  # copies that said they may be a repeat (an unmarked extra: violation)
 
 
 async def run_crash_soak(

@@ -137,17 +137,15 @@ class TelegramEmulator:
         handler = getattr(self, f"_{method}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
-        if self.hang_ups and method.startswith("send"):
-            self.hang_ups -= 1
+        if method.startswith("send") and (self.hang_ups or self.lost_answers):
+            if self.hang_ups:  # gone before Telegram handled it: nothing was sent
+                self.hang_ups -= 1
+            else:  # the message is in the chat; the bot never hears so
+                self.lost_answers -= 1
+                await handler(fields)
             assert request.transport is not None
-            request.transport.abort()  # gone before Telegram handled it: nothing was sent
+            request.transport.abort()
             return web.Response()  # never written: the connection is closed
-        if self.lost_answers and method.startswith("send"):
-            self.lost_answers -= 1
-            await handler(fields)
-            assert request.transport is not None
-            request.transport.abort()  # the message is in the chat; the bot never hears so
-            return web.Response()
         if not (self.send_delay and method.startswith("send")):
             return await handler(fields)
         self.sending += 1
