@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bot.errors import BotError, ConfigError, UserInputError
+from storage.db import SchemaTooNew
 
 EXIT_BAD_INPUT = 2
 
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     health = commands.add_parser(
-        "health", help="exit 1 when the service's ticks are stale or its alerts are stuck"
+        "health", help="check the service; exit 0 healthy, 1 unhealthy (a restart would not "
+        "help), 3 unhealthy (a restart would help)",
     )
     health.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
     health.add_argument("--max-alert-age", type=float, default=10.0, metavar="MINUTES",
@@ -106,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       args.log_format)  # fmt: skip
     try:
         return int(args.handler(args))
-    except (UserInputError, ConfigError) as error:
+    except (UserInputError, ConfigError, SchemaTooNew) as error:
         print(f"pairpilot: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BotError as error:
@@ -167,32 +169,27 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
+    """Needs no secrets and never writes: see bot/health.py for the checks and exit codes."""
     import asyncio
     from datetime import timedelta
 
     from bot.clock import SystemClock
-    from bot.config import Secrets, load_settings
+    from bot.config import load_settings
     from bot.health import check_health
-    from storage.alerts import SqliteAlertRepository
-    from storage.db import open_database
-    from storage.equity import SqliteEquityRepository
-    from storage.pair_runs import SqlitePairRunRepository
+    from storage.db import open_read_only
 
-    settings = load_settings(args.config, Secrets.from_environment())
-    if not settings.database_path.exists():
-        print(f"unhealthy: no database at {settings.database_path}; has the service started?")
-        return 1
+    path = load_settings(args.config, None).database_path
 
     async def check() -> int:
-        async with open_database(settings.database_path) as db:
-            health = await check_health(
-                runs=SqlitePairRunRepository(db), equity=SqliteEquityRepository(db),
-                alerts=SqliteAlertRepository(db), now=SystemClock().now(),
-                max_alert_age=timedelta(minutes=args.max_alert_age),
-            )  # fmt: skip
-        verdict = "ok" if health.ok else "unhealthy: " + "; ".join(health.problems)
-        print(f"{verdict} ({'; '.join(health.facts)})")
-        return 0 if health.ok else 1
+        now, max_age = SystemClock().now(), timedelta(minutes=args.max_alert_age)
+        if not path.exists():
+            health = await check_health(None, database_path=path, now=now, max_alert_age=max_age)
+        else:
+            async with open_read_only(path) as db:
+                health = await check_health(db, database_path=path, now=now,
+                                            max_alert_age=max_age)  # fmt: skip
+        print(health.report())
+        return health.exit_code
 
     return asyncio.run(check())
 

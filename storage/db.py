@@ -15,6 +15,10 @@ import aiosqlite
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+class SchemaTooNew(Exception):
+    """The database was written by a newer pairpilot: running on it could corrupt it."""
+
+
 class Database:
     """One connection in autocommit mode; ``transaction()`` groups writes atomically.
 
@@ -63,11 +67,14 @@ class Database:
 
 @asynccontextmanager
 async def open_database(path: Path | str) -> AsyncIterator[Database]:
-    """Open (creating if needed) the SQLite file in WAL mode and bring its schema up to date."""
+    """Open (creating if needed) the SQLite file in WAL mode and bring its schema up to date.
+
+    Raises SchemaTooNew, changing nothing, when a newer pairpilot wrote the file."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(path, isolation_level=None) as connection:
         connection.row_factory = aiosqlite.Row
+        await refuse_newer_schema(connection, path)
         await connection.execute("PRAGMA journal_mode = WAL")
         # FULL: a committed fill survives a power cut, not only a process crash.
         await connection.execute("PRAGMA synchronous = FULL")
@@ -75,6 +82,37 @@ async def open_database(path: Path | str) -> AsyncIterator[Database]:
         await connection.execute("PRAGMA busy_timeout = 5000")
         await migrate(connection)
         yield Database(connection)
+
+
+@asynccontextmanager
+async def open_read_only(path: Path) -> AsyncIterator[Database]:
+    """Open an existing database for reading only: no migration, no journal-mode change, no
+    write of any kind (SQLite refuses them), so another process may inspect a live file."""
+    async with aiosqlite.connect(read_only_uri(path), uri=True, isolation_level=None) as connection:
+        connection.row_factory = aiosqlite.Row
+        await connection.execute("PRAGMA busy_timeout = 5000")
+        yield Database(connection)
+
+
+def read_only_uri(path: Path) -> str:
+    """A ``file:`` URI opening ``path`` read-only (as_uri escapes '?' and '#' in the path)."""
+    return f"{path.absolute().as_uri()}?mode=ro"
+
+
+async def refuse_newer_schema(connection: aiosqlite.Connection, path: Path | str) -> None:
+    """Raise SchemaTooNew when ``connection``'s schema is past the newest migration we ship."""
+    found, known = await schema_version(connection), latest_schema()
+    if found > known:
+        raise SchemaTooNew(
+            f"database {path} has schema version {found}, newer than this pairpilot knows "
+            f"({known}): a newer pairpilot wrote it. Install that version again, or restore a "
+            "backup made by this one (pairpilot restore); the file was left untouched"
+        )
+
+
+def latest_schema() -> int:
+    """The schema version the newest shipped migration brings a database to."""
+    return max((number for number, _ in migrations()), default=0)
 
 
 def migrations() -> list[tuple[int, str]]:

@@ -1,5 +1,6 @@
 """`pairpilot run` as an operator deploys it: Telegram and /metrics on, JSON logs, a secrets
-file, and a SIGTERM that must end it within 5 s with the goodbye delivered."""
+file, and a SIGTERM that must end it within 5 s with the goodbye delivered; `pairpilot health`
+as the watchdog runs it; the data directory in trouble; backups."""
 
 from __future__ import annotations
 
@@ -8,12 +9,23 @@ import json
 import os
 import signal
 import socket
+import sqlite3
+import subprocess
 import sys
 import time
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from bot.cli import main
+from bot.domain import AlertPriority, PairRun, RunState
+from bot.health import HEARTBEAT_KEY, heartbeat_record
+from storage.alerts import SqliteAlertRepository
+from storage.db import latest_schema, migrations, open_database
+from storage.state import SqliteStateRepository
 from tests.chat_rig import ADMIN
 from tests.telegram_emulator import TelegramEmulator, running
 
@@ -108,3 +120,155 @@ async def scrape_until_trading(process: asyncio.subprocess.Process, port: int) -
                 pass
             await asyncio.sleep(0.2)
     raise AssertionError("the service never reported two filled orders on /metrics")
+
+
+# --- health: what is wrong, and whether a restart would fix it (issue 21) ---------------------
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    config = tmp_path / "config.toml"
+    pairs = '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 0.5\n'
+    config.write_text(f"{extra}\n{pairs}{pairs.replace('BTC', 'ETH')}", encoding="utf-8")
+    return config
+
+
+def seed(
+    database: Path, beat: dict[str, object] | None, alert_age: timedelta | None = None
+) -> None:
+    """The database as a service leaves it: its heartbeat (built as the service builds it)
+    and, optionally, an alert waiting since ``alert_age`` ago."""
+
+    async def write() -> None:
+        async with open_database(database) as db:
+            await db.execute("DELETE FROM alerts")
+            if beat is not None:
+                await SqliteStateRepository(db).set(HEARTBEAT_KEY, beat, datetime.now(UTC))
+            if alert_age is not None:
+                await SqliteAlertRepository(db).add("trade", AlertPriority.TRADE, "x",
+                                                    datetime.now(UTC) - alert_age)  # fmt: skip
+
+    asyncio.run(write())
+
+
+def beat(*, ago: timedelta = timedelta(seconds=10), up: timedelta = timedelta(hours=1),
+         seen: dict[str, timedelta | None] | None = None, source: str = "exchange",
+         **trouble: str | None) -> dict[str, object]:  # fmt: skip
+    now = datetime.now(UTC)
+    runs = [PairRun(id=i, pair=pair, strategy="ema_cross", timeframe="1h", params={},
+                    capital_share=0.5, state=RunState.RUNNING, created_at=now - timedelta(days=9),
+                    updated_at=now - timedelta(days=9))
+            for i, pair in enumerate(seen or {})]  # fmt: skip
+    ticks = {pair: now - age for pair, age in (seen or {}).items() if age is not None}
+    trouble = {"storage_trouble": None, "exchange_trouble": None, **trouble}
+    return heartbeat_record(now=now - ago, started_at=now - up, source=source, runs=runs,
+                            last_ticks=ticks, trouble=trouble)  # fmt: skip
+
+
+def health(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["health", "--config", str(config)])
+    return code, capsys.readouterr().out
+
+
+FRESH = {"BTC/USDT": timedelta(minutes=20), "ETH/USDT": timedelta(minutes=20)}
+STUCK = {"BTC/USDT": timedelta(minutes=20), "ETH/USDT": timedelta(hours=5)}
+
+
+@pytest.mark.parametrize(
+    ("state", "alert_age", "code", "words"),
+    [
+        (beat(seen=FRESH), None, 0, "ok    pair ETH/USDT: 1h, last new candle 20 min ago"),
+        (None, None, 1, "no heartbeat recorded yet"),
+        (beat(ago=timedelta(minutes=10), seen=FRESH), None, 3, "no heartbeat for 10 min"),
+        (beat(seen=FRESH, stopped_at=None) | {"stopped_at": 1}, None, 1, "stopped on purpose"),
+        # a replay's candle and alert times are simulated: years old, and no alarm
+        (beat(seen={"BTC/USDT": timedelta(days=400)}, source="replay"), timedelta(days=400), 0,
+         "candle freshness is not checked"),
+        # back after a day of downtime: no candle since the restart is no alarm yet
+        (beat(up=timedelta(minutes=3), seen={"BTC/USDT": timedelta(days=1), "ETH/USDT": None}),
+         None, 0, "ok    pair ETH/USDT: 1h, none yet"),
+        # one stuck pair among pairs that tick, the exchange answering: its feed is stuck
+        (beat(seen=STUCK, up=timedelta(days=1)), None, 3,
+         "FAIL  pair ETH/USDT: no new candle for 300 min"),
+        (beat(seen=STUCK, up=timedelta(days=1), exchange_trouble="binance timed out"), None, 1,
+         "the exchange is failing: binance timed out"),
+        (beat(seen=FRESH), timedelta(minutes=30), 1, "FAIL  alerts: 1 alert(s) waiting, the "
+         "oldest for 30 min: Telegram is unreachable"),
+        (beat(seen=FRESH, storage_trouble="data_dir /x is on a read-only file system"), None,
+         1, "read-only file system"),
+    ],
+)  # fmt: skip
+def test_health_says_what_is_wrong_and_exits_3_only_when_a_restart_would_fix_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], state: dict[str, object] | None,
+    alert_age: timedelta | None, code: int, words: str,
+) -> None:  # fmt: skip
+    config = write_config(tmp_path)
+    seed(tmp_path / "data" / "pairpilot.sqlite", state, alert_age)
+    got, out = health(config, capsys)
+    assert (got, words in out) == (code, True), out
+
+
+def test_health_without_a_database_says_so_and_advises_no_restart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    got, out = health(write_config(tmp_path), capsys)
+    assert got == 1
+    assert "FAIL  database: no database at" in out
+    assert not (tmp_path / "data" / "pairpilot.sqlite").exists()  # and it creates none
+
+
+@pytest.mark.parametrize("mode", ["live", "webhook"])
+def test_health_needs_no_secrets_in_live_or_webhook_mode(tmp_path: Path, mode: str) -> None:
+    webhook = '[telegram.webhook]\nurl = "https://bot.example.com/hook"'
+    extra = {"live": 'mode = "live"', "webhook": webhook}[mode]
+    config = write_config(tmp_path, extra)
+    seed(tmp_path / "data" / "pairpilot.sqlite", beat(seen=FRESH))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "health", "--config", str(config)], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**environment, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def older_database(path: Path, version: int) -> None:
+    """A database as an older pairpilot left it: migrated up to ``version`` only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")
+        for number, script in migrations():
+            if number <= version:
+                connection.executescript(f"{script}\nPRAGMA user_version = {number};")
+
+
+def test_health_opens_the_database_read_only_and_never_migrates_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "data" / "pairpilot.sqlite"
+    older_database(database, latest_schema() - 1)
+    before = database.read_bytes()
+    got, out = health(write_config(tmp_path), capsys)
+    assert f"the service migrates it to {latest_schema()} at its next start" in out
+    assert got == 1  # no heartbeat: that older version wrote none
+    assert database.read_bytes() == before
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == latest_schema() - 1
+
+
+def test_the_service_refuses_a_schema_newer_than_it_knows_and_leaves_it_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "data" / "pairpilot.sqlite"
+    older_database(database, latest_schema())
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("PRAGMA user_version = 99")
+    before = database.read_bytes()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[market_data]\nsource = "replay"\nreplay_files = {{ "BTC/USDT" = '
+                      f'"{SAMPLE}" }}\n', encoding="utf-8")  # fmt: skip
+    assert main(["run", "--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert f"database {database} has schema version 99, newer than this pairpilot" in error
+    assert database.read_bytes() == before
+    got, out = health(config, capsys)
+    assert (got, "FAIL  schema: database") == (1, out.splitlines()[2][:22])
