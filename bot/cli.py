@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     health = commands.add_parser(
-        "health", help="check the service; exit 0 healthy, 1 unhealthy (a restart would not "
+        "health",
+        help="check the service; exit 0 healthy, 1 unhealthy (a restart would not "
         "help), 3 unhealthy (a restart would help)",
     )
     health.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
