@@ -17,6 +17,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	scripts/verify-units.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache demo-output

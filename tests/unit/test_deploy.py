@@ -1,0 +1,66 @@
+"""deploy/'s systemd units: what the watchdog does with each exit of `pairpilot health`, run
+through a real shell with a recording `systemctl`, and the settings that keep the service
+stopped when restarting cannot help. `make lint` runs `systemd-analyze verify` on them too."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bot.cli import EXIT_BAD_INPUT
+from bot.health import EXIT_OK, EXIT_RESTART, EXIT_UNHEALTHY
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def unit(name: str) -> dict[str, list[str]]:
+    """Every ``key=value`` of a unit file (keys may repeat, as systemd allows)."""
+    entries: dict[str, list[str]] = {}
+    for line in (DEPLOY / name).read_text(encoding="utf-8").splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            entries.setdefault(key.strip(), []).append(value.strip())
+    return entries
+
+
+@pytest.mark.parametrize(
+    ("status", "restarts"),
+    [(str(EXIT_OK), False), (str(EXIT_UNHEALTHY), False), (str(EXIT_BAD_INPUT), False),
+     (str(EXIT_RESTART), True), ("KILL", False)],
+)  # fmt: skip
+def test_the_watchdog_restarts_only_when_a_restart_helps_and_never_starts_a_stopped_service(
+    tmp_path: Path, status: str, restarts: bool
+) -> None:
+    command = unit("pairpilot-health.service")["ExecStopPost"][0].removeprefix("+")
+    log = tmp_path / "systemctl.log"
+    fake = tmp_path / "systemctl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n', encoding="utf-8")
+    fake.chmod(0o755)
+    environment = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}",
+                   "EXIT_STATUS": status}  # fmt: skip
+    subprocess.run(shlex.split(command), env=environment, check=True, timeout=10)
+    called = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    # try-restart does nothing to a stopped unit: a stop for maintenance or a restore holds
+    assert called == (["try-restart pairpilot.service"] if restarts else [])
+
+
+def test_bad_input_stops_the_service_for_good_instead_of_restarting_it_forever() -> None:
+    service = unit("pairpilot.service")
+    assert service["Restart"] == ["on-failure"]
+    assert str(EXIT_BAD_INPUT) in service["RestartPreventExitStatus"][0].split()
+
+
+def test_the_health_timer_runs_only_alongside_the_service() -> None:
+    timer = unit("pairpilot-health.timer")
+    assert timer["PartOf"] == ["pairpilot.service"]  # stops with it
+    assert timer["WantedBy"] == ["pairpilot.service"]  # starts with it
+    assert "pairpilot-health.timer" in unit("pairpilot.service")["Wants"]
+
+
+def test_the_stop_timeout_outlasts_a_tick_retrying_one_exchange_call() -> None:
+    # ccxt_exchange: 5 attempts, ccxt's 10 s timeout each, backoff up to ~16 s in all
+    assert int(unit("pairpilot.service")["TimeoutStopSec"][0]) >= 5 * 10 + 16 + 60
