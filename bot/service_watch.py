@@ -33,11 +33,13 @@ class ServiceWatch:
         outbox: AlertOutbox,
         source: str,
         wall: Clock,
+        min_free: int = data_dir.MIN_FREE_BYTES,
     ) -> None:
         """``path``: the data directory; ``wall``: real time, even when trading time is a
-        replay's; ``source``: "replay" or "exchange"."""
+        replay's; ``source``: "replay" or "exchange"; ``min_free``: bytes below which new
+        entries stop."""
         self._path, self._state, self._service, self._outbox = path, state, service, outbox
-        self._source, self._wall = source, wall
+        self._source, self._wall, self._min_free = source, wall, min_free
         self._started = wall.now()
         self._trouble: str | None = None
         self._alerted = False  # the trouble's alert is stored (the outbox needs the disk)
@@ -48,7 +50,7 @@ class ServiceWatch:
         return self._trouble
 
     async def beat(self) -> None:
-        found = data_dir.problem(self._path)
+        found = data_dir.problem(self._path, self._min_free)
         _gauge_free(self._path)
         if found:
             await self._in_trouble(found)
