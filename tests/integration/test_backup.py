@@ -1,0 +1,108 @@
+"""`pairpilot backup` while the service trades on a fast replay (it writes many times a
+second), and `pairpilot restore`: refused while the service runs, then the round trip."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+from storage.db import latest_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
+ENVIRONMENT = {**{k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")},
+               "PYTHONPATH": str(ROOT)}  # fmt: skip
+
+
+def pairpilot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env=ENVIRONMENT, check=False)  # fmt: skip
+
+
+def counts(path: Path) -> dict[str, int]:
+    """Rows per table, after SQLite's own integrity check passed."""
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        tables = [row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]  # fmt: skip
+        return {table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in tables}  # fmt: skip
+
+
+def test_backups_while_the_service_writes_are_whole_and_restore_round_trips(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('data_dir = "state"\n[market_data]\nsource = "replay"\nreplay_speed = '
+                      f'36000\nreplay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n[[pairs]]\n'
+                      'pair = "BTC/USDT"\ncapital_share = 1.0\n', encoding="utf-8")  # fmt: skip
+    database = tmp_path / "state" / "pairpilot.sqlite"
+    service = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(config)], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENVIRONMENT,
+    )  # fmt: skip
+    try:
+        backups, seen = [], []
+        deadline = time.monotonic() + 90
+        while len(backups) < 4 and time.monotonic() < deadline:
+            if not database.exists() or not counts(database).get("fills"):
+                time.sleep(0.2)
+                continue
+            target = tmp_path / f"backup-{len(backups)}.sqlite"
+            result = pairpilot("backup", str(target), "--config", str(config), cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+            backups.append(target)
+            seen.append(counts(target))  # whole: it passes the integrity check
+        assert len(backups) == 4, "the service never traded"
+        assert service.poll() is None, "the replay ended before the backups were taken"
+        assert [copy["equity_snapshots"] for copy in seen] == sorted(
+            copy["equity_snapshots"] for copy in seen)  # fmt: skip
+        assert seen[0]["equity_snapshots"] < seen[-1]["equity_snapshots"]  # taken under load
+
+        refused = pairpilot("restore", str(backups[1]), "--config", str(config), cwd=tmp_path)
+        assert refused.returncode == 1
+        assert f"is in use by another pairpilot (pid {service.pid}" in refused.stderr
+        assert counts(database)["equity_snapshots"] >= seen[-1]["equity_snapshots"]
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=60)
+    assert service.returncode == 0, service.stderr.read().decode()[-2000:] if service.stderr else ""
+    before = counts(database)
+
+    restored = pairpilot("restore", str(backups[1]), "--config", str(config), cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    assert counts(database) == seen[1]
+    kept = [path for path in database.parent.iterdir() if ".before-restore-" in path.name]
+    assert len(kept) == 1  # nothing lost: the replaced database is kept, whole
+    assert counts(kept[0]) == before
+    assert f"kept as {kept[0]}" in restored.stdout
+
+
+def test_restore_refuses_what_is_no_pairpilot_backup_and_changes_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "pairpilot.sqlite"
+    stranger, newer = tmp_path / "other.sqlite", tmp_path / "newer.sqlite"
+    with closing(sqlite3.connect(stranger)) as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    with closing(sqlite3.connect(newer)) as connection:
+        connection.execute("CREATE TABLE pair_runs (id INTEGER)")
+        connection.execute("PRAGMA user_version = 99")
+    (tmp_path / "text.sqlite").write_text("not a database", encoding="utf-8")
+    for source, words in [
+        (stranger, "is not a pairpilot database"),
+        (newer, f"has schema 99, newer than this pairpilot knows ({latest_schema()})"),
+        (tmp_path / "text.sqlite", "is not a SQLite database"),
+        (tmp_path / "missing.sqlite", "does not exist"),
+    ]:
+        result = pairpilot("restore", str(source), cwd=tmp_path)
+        assert result.returncode == 2
+        assert words in result.stderr
+        assert not database.exists()
+        assert not any(database.parent.glob("*.sqlite*"))
+    taken = pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path)
+    assert (taken.returncode, "no database at") == (2, taken.stderr[18:32])
