@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bot.errors import BotError, ConfigError, UserInputError
+from bot.log_setup import configure_logging
 from storage.db import SchemaTooNew
 
 EXIT_BAD_INPUT = 2
@@ -124,10 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except (UserInputError, ConfigError, SchemaTooNew) as error:
-        print(f"pairpilot: error: {error}", file=sys.stderr)
+        _report(args, f"pairpilot: error: {error}")
         return EXIT_BAD_INPUT
     except BotError as error:
-        print(f"pairpilot: {error}", file=sys.stderr)
+        _report(args, f"pairpilot: {error}")
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the service had installed its own handlers
         print("pairpilot: interrupted", file=sys.stderr)
@@ -137,29 +138,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def configure_logging(level: str, form: str) -> None:
-    handler = logging.StreamHandler()
-    if form == "json":
-        from pythonjsonlogger.json import JsonFormatter
-
-        handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        ))  # fmt: skip
+def _report(args: argparse.Namespace, message: str) -> None:
+    """Why a command failed: a log record under JSON logs (one object per line), else text."""
+    if args.log_format == "json":
+        logging.getLogger("pairpilot").error(message, extra={"event": "exit"})
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    for noisy in ("httpx", "apscheduler", "aiosqlite"):  # a line per request or job run
-        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+        print(message, file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
     import os
     import signal
+    from importlib.metadata import version
 
     from bot.app import run_service
     from bot.config import Secrets, load_settings, read_secrets_file
+    from bot.log_setup import alert_logger
     from bot.redaction import install as redact_secrets
 
     from_file = read_secrets_file(args.secrets) if args.secrets else {}
@@ -172,14 +167,25 @@ def _run(args: argparse.Namespace) -> int:
 
         chat = telegram_factory(settings, secrets)
 
+    write = alert_logger if args.log_format == "json" else print
+
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_service(settings, secrets, stop=stop, chat=chat)
+        await run_service(settings, secrets, stop=stop, chat=chat, write=write)
 
-    asyncio.run(serve())
+    log = logging.getLogger("pairpilot")
+    log.info("pairpilot %s starting: %s mode on %s candles, data_dir %s, pid %d",
+             version("pairpilot"), settings.mode, settings.market_data.source,
+             settings.data_dir, os.getpid(), extra={"event": "start"})  # fmt: skip
+    try:
+        asyncio.run(serve())
+    except BaseException as error:
+        log.info("pairpilot stopped: %s", type(error).__name__, extra={"event": "stop"})
+        raise
+    log.info("pairpilot stopped", extra={"event": "stop"})
     return 0
 
 

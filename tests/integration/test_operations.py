@@ -5,8 +5,10 @@ as the watchdog runs it; the data directory in trouble; backups."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -272,3 +274,67 @@ def test_the_service_refuses_a_schema_newer_than_it_knows_and_leaves_it_untouche
     assert database.read_bytes() == before
     got, out = health(config, capsys)
     assert (got, "FAIL  schema: database") == (1, out.splitlines()[2][:22])
+
+
+def short_replay(tmp_path: Path, candles: int) -> Path:
+    """A replay config on the first ``candles`` real candles: the service ends by itself."""
+    rows = gzip.decompress(SAMPLE.read_bytes()).decode().splitlines()[: candles + 1]
+    data = tmp_path / "BTC_USDT-1h.csv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text('data_dir = "state"\n[market_data]\nsource = "replay"\nreplay_speed = '
+                      f'360000\nreplay_files = {{ "BTC/USDT" = "{data}" }}\n[[pairs]]\n'
+                      'pair = "BTC/USDT"\ncapital_share = 1.0\n', encoding="utf-8")  # fmt: skip
+    return config
+
+
+UTC_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def test_json_logs_are_json_only_with_utc_times_alerts_start_and_stop(tmp_path: Path) -> None:
+    config = short_replay(tmp_path, 120)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--log-format", "json", "run", "--config", str(config)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**environment, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == ""  # no Telegram: the alerts are log records too, not bare lines
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert all(UTC_STAMP.match(line["time"]) for line in lines), lines[0]["time"]
+    events = [line.get("event") for line in lines]
+    assert events[0] == "start"
+    assert events[-1] == "stop"
+    assert "state" in lines[0]["message"]  # names its data_dir
+    alerts = [line["message"] for line in lines if line.get("event") == "alert"]
+    assert any("pairpilot started" in text for text in alerts)
+    assert "pairpilot stopped" in alerts[-1]
+
+
+def test_text_logs_carry_utc_times_and_json_errors_stay_json(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("mode = 'sideways'\n", encoding="utf-8")
+    for form in ("text", "json"):
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "--log-format", form, "--log-level", "INFO",
+             "run", "--config", str(config)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        assert result.returncode == 2
+        if form == "json":
+            (line,) = [json.loads(text) for text in result.stderr.splitlines()]
+            assert "mode = 'sideways'" in line["message"]
+            assert UTC_STAMP.match(line["time"])
+        else:
+            assert "pairpilot: error: config file" in result.stderr
+    logged = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--log-level", "INFO", "run", "--config",
+         str(short_replay(tmp_path, 60))],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    first = logged.stderr.splitlines()[0]
+    assert UTC_STAMP.match(first.split()[0]), first
+    assert "pairpilot 0.1.0 starting: paper mode on replay candles" in first
