@@ -21,12 +21,17 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from prometheus_client import generate_latest
 
+from bot.app import assemble_replay, load_replay, start_watch
 from bot.cli import main
-from bot.domain import AlertPriority, PairRun, RunState
+from bot.config import load_settings
+from bot.domain import AlertPriority, EquitySnapshot, PairRun, RunState
 from bot.health import HEARTBEAT_KEY, heartbeat_record
+from bot.telemetry import EQUITY, HALTED, REGISTRY
 from storage.alerts import SqliteAlertRepository
 from storage.db import latest_schema, migrations, open_database
+from storage.equity import SqliteEquityRepository
 from storage.state import SqliteStateRepository
 from tests.chat_rig import ADMIN
 from tests.telegram_emulator import TelegramEmulator, running
@@ -338,3 +343,21 @@ def test_text_logs_carry_utc_times_and_json_errors_stay_json(tmp_path: Path) -> 
     first = logged.stderr.splitlines()[0]
     assert UTC_STAMP.match(first.split()[0]), first
     assert "pairpilot 0.1.0 starting: paper mode on replay candles" in first
+
+
+async def test_the_gauges_read_the_books_at_start_instead_of_zero(tmp_path: Path) -> None:
+    settings = load_settings(short_replay(tmp_path, 120), None)
+    now = datetime.now(UTC)
+    async with open_database(settings.database_path) as db:  # what a previous run left
+        trading = await assemble_replay(db, settings, load_replay(settings))
+        await SqliteEquityRepository(db).add(EquitySnapshot(now, 1234.5, 1000.0))
+        await trading.engine.guard.halt("drawdown over 15%", now)
+    EQUITY.set(0)
+    HALTED.set(0)
+    async with open_database(settings.database_path) as db:  # the restart
+        trading = await assemble_replay(db, settings, load_replay(settings))
+        await start_watch(db, settings, trading.service, trading.engine, trading.outbox, "replay")
+    exposition = generate_latest(REGISTRY).decode()
+    assert metric(exposition, "pairpilot_equity") == 1234.5
+    assert metric(exposition, "pairpilot_halted") == 1
+    assert metric(exposition, "pairpilot_storage_ok") == 1
