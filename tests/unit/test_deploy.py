@@ -5,13 +5,16 @@ stopped when restarting cannot help. `make lint` runs `systemd-analyze verify` o
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.cli import EXIT_BAD_INPUT
+from bot.config import load_settings
 from bot.health import EXIT_OK, EXIT_RESTART, EXIT_UNHEALTHY
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -64,3 +67,30 @@ def test_the_health_timer_runs_only_alongside_the_service() -> None:
 def test_the_stop_timeout_outlasts_a_tick_retrying_one_exchange_call() -> None:
     # ccxt_exchange: 5 attempts, ccxt's 10 s timeout each, backoff up to ~16 s in all
     assert int(unit("pairpilot.service")["TimeoutStopSec"][0]) >= 5 * 10 + 16 + 60
+
+
+ROOT = DEPLOY.parent
+
+
+def test_the_container_config_puts_the_database_on_the_volume_and_loads() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    service = compose["pairpilot"]
+    settings = load_settings(DEPLOY / "docker" / "config.toml", None)
+    assert settings.data_dir == Path("/data")
+    assert "COPY deploy/docker/config.toml /etc/pairpilot/config.toml" in dockerfile
+    assert 'VOLUME ["/data"]' in dockerfile
+    assert "pairpilot-data:/data" in service["volumes"]
+    assert "./config.toml:/etc/pairpilot/config.toml:ro" in service["volumes"]
+    command = service["command"]
+    assert command[command.index("--config") + 1] == "/etc/pairpilot/config.toml"
+    # Telegram's token reaches the service: compose's secret file, passed with --secrets
+    assert command[command.index("--secrets") + 1] == "/run/secrets/pairpilot"
+    assert service["secrets"] == ["pairpilot"]
+    assert service["init"] is True  # an init as PID 1 reaps the worker processes
+    assert re.search(r"^USER \d+:\d+$", dockerfile, re.M)  # numeric, for runAsNonRoot
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.M):
+        for path in source.split():
+            assert (ROOT / path).exists(), path
+    assert "requirements.lock" in dockerfile
+    assert "--require-hashes" in dockerfile
