@@ -283,7 +283,7 @@ async def _serve(
         await trading.outbox.push("startup", AlertPriority.INFO, started)
         speed = settings.market_data.replay_speed
         jobs.every(replay.step.total_seconds() / speed, trading.driver.step, "replay-step")
-        jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+        jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
         jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
         jobs.start()
         try:

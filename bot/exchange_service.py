@@ -113,7 +113,7 @@ async def serve_on_exchange(
                     "startup", AlertPriority.INFO,
                     f"pairpilot started: {settings.mode} mode on {exchange.name}, {pairs}",
                 )  # fmt: skip
-                jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+                jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
                 jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
                 report = partial(push_daily_report, cockpit, trading.outbox)
                 jobs.daily(settings.telegram.daily_report, settings.timezone, report,

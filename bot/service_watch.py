@@ -5,6 +5,7 @@ restored at start, and a goodbye that a full disk cannot turn into a crash."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot import data_dir
@@ -50,19 +51,35 @@ class ServiceWatch:
         return self._trouble
 
     async def beat(self) -> None:
+        """Usable again only once the heartbeat could be written too."""
         found = data_dir.problem(self._path, self._min_free)
         _gauge_free(self._path)
         if found:
             await self._in_trouble(found)
-        elif self._trouble:
-            await self._recovered()
         try:
             await self._record(stopped=False)
         except Exception as error:
-            if not data_dir.is_storage_error(error):
-                raise
-            await self._in_trouble(f"data_dir {self._path}: writing to the database failed "
-                                   f"({error})")  # fmt: skip
+            await self._failed_write(error)
+            return
+        if self._trouble and not found:
+            await self._recovered()
+
+    def guarded(self, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """``job`` with its storage errors taken as trouble (entries stop at once) and logged
+        once, instead of a traceback at every run (five a second for the alert drain)."""
+
+        async def run() -> None:
+            try:
+                await job()
+            except Exception as error:
+                await self._failed_write(error)
+
+        return run
+
+    async def _failed_write(self, error: Exception) -> None:
+        if not data_dir.is_storage_error(error):
+            raise error
+        await self._in_trouble(f"data_dir {self._path}: writing to the database failed ({error})")
 
     async def stopped(self) -> None:
         """Record a stop on purpose, so health does not advise restarting the service."""

@@ -5,6 +5,7 @@ it in the metrics and in health, stops without a crash on a full disk, and recov
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from bot.app import assemble_replay, load_replay
 from bot.cli import main
 from bot.clock import SystemClock
 from bot.config import load_settings
-from bot.domain import Side
+from bot.domain import AlertPriority, Side
 from bot.service_watch import ServiceWatch, goodbye
 from bot.telemetry import STORAGE_OK
 from storage.alerts import SqliteAlertRepository
@@ -126,7 +127,17 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
         assert not trading.engine.portfolio.positions()
 
         full = fill(small_disk, leave=0, name="more")  # SQLite cannot grow its files now
-        await watch.beat()  # the heartbeat write fails: logged, no crash
+        chart = b"\0" * 4 * MiB  # more than the write-ahead log has room for
+
+        async def push_chart() -> None:
+            await trading.outbox.push("daily_report", AlertPriority.INFO, "report", chart)
+
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            await push_chart()
+        await watch.guarded(push_chart)()  # taken as trouble, logged once, no crash
+        assert "writing to the database failed (database or disk is full)" in (
+            trading.service.entries_blocked or "")  # fmt: skip
+        await watch.beat()
         await goodbye(trading.outbox, dispatcher, watch)  # no crash either
 
         ballast.unlink()
