@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -180,36 +181,40 @@ FRESH = {"BTC/USDT": timedelta(minutes=20), "ETH/USDT": timedelta(minutes=20)}
 STUCK = {"BTC/USDT": timedelta(minutes=20), "ETH/USDT": timedelta(hours=5)}
 
 
+DAY, YEARS = timedelta(days=1), timedelta(days=400)
+READ_ONLY = "data_dir /x is on a read-only file system"
+
+
 @pytest.mark.parametrize(
     ("state", "alert_age", "code", "words"),
     [
-        (beat(seen=FRESH), None, 0, "ok    pair ETH/USDT: 1h, last new candle 20 min ago"),
-        (None, None, 1, "no heartbeat recorded yet"),
-        (beat(ago=timedelta(minutes=10), seen=FRESH), None, 3, "no heartbeat for 10 min"),
-        (beat(seen=FRESH, stopped_at=None) | {"stopped_at": 1}, None, 1, "stopped on purpose"),
+        (lambda: beat(seen=FRESH), None, 0, "ok    pair ETH/USDT: 1h, last new candle 20 min ago"),
+        (lambda: None, None, 1, "no heartbeat recorded yet"),
+        (lambda: beat(ago=timedelta(minutes=10), seen=FRESH), None, 3, "no heartbeat for 10 min"),
+        (lambda: beat(seen=FRESH) | {"stopped_at": 1}, None, 1, "stopped on purpose"),
         # a replay's candle and alert times are simulated: years old, and no alarm
-        (beat(seen={"BTC/USDT": timedelta(days=400)}, source="replay"), timedelta(days=400), 0,
+        (lambda: beat(seen={"BTC/USDT": YEARS}, source="replay"), YEARS, 0,
          "candle freshness is not checked"),
         # back after a day of downtime: no candle since the restart is no alarm yet
-        (beat(up=timedelta(minutes=3), seen={"BTC/USDT": timedelta(days=1), "ETH/USDT": None}),
+        (lambda: beat(up=timedelta(minutes=3), seen={"BTC/USDT": DAY, "ETH/USDT": None}),
          None, 0, "ok    pair ETH/USDT: 1h, none yet"),
         # one stuck pair among pairs that tick, the exchange answering: its feed is stuck
-        (beat(seen=STUCK, up=timedelta(days=1)), None, 3,
+        (lambda: beat(seen=STUCK, up=DAY), None, 3,
          "FAIL  pair ETH/USDT: no new candle for 300 min"),
-        (beat(seen=STUCK, up=timedelta(days=1), exchange_trouble="binance timed out"), None, 1,
+        (lambda: beat(seen=STUCK, up=DAY, exchange_trouble="binance timed out"), None, 1,
          "the exchange is failing: binance timed out"),
-        (beat(seen=FRESH), timedelta(minutes=30), 1, "FAIL  alerts: 1 alert(s) waiting, the "
-         "oldest for 30 min: Telegram is unreachable"),
-        (beat(seen=FRESH, storage_trouble="data_dir /x is on a read-only file system"), None,
-         1, "read-only file system"),
+        (lambda: beat(seen=FRESH), timedelta(minutes=30), 1,
+         "FAIL  alerts: 1 alert(s) waiting, the oldest for 30 min: Telegram is unreachable"),
+        (lambda: beat(seen=FRESH, storage_trouble=READ_ONLY), None, 1, "read-only file system"),
     ],
 )  # fmt: skip
 def test_health_says_what_is_wrong_and_exits_3_only_when_a_restart_would_fix_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], state: dict[str, object] | None,
-    alert_age: timedelta | None, code: int, words: str,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    state: Callable[[], dict[str, object] | None], alert_age: timedelta | None, code: int,
+    words: str,
 ) -> None:  # fmt: skip
     config = write_config(tmp_path)
-    seed(tmp_path / "data" / "pairpilot.sqlite", state, alert_age)
+    seed(tmp_path / "data" / "pairpilot.sqlite", state(), alert_age)  # built now: times age
     got, out = health(config, capsys)
     assert (got, words in out) == (code, True), out
 
