@@ -81,12 +81,18 @@ def heartbeat_record(
     source: str,
     runs: list[PairRun],
     last_ticks: dict[str, datetime],
+    last_asked: dict[str, datetime],
     trouble: dict[str, str | None],
 ) -> dict[str, Any]:
     """What the service records for health: ``now`` and ``started_at`` are wall time;
-    ``last_ticks`` is when a tick last saw each pair's new candle (its clock)."""
+    ``last_ticks`` is when a tick last saw each pair's new candle, ``last_asked`` when a tick
+    last asked for them (the service's clock)."""
+
+    def ms(moments: dict[str, datetime], pair: str) -> int | None:
+        return to_ms(moments[pair]) if pair in moments else None
+
     pairs = {run.pair: {"timeframe": run.timeframe, "since": to_ms(max(run.updated_at, started_at)),
-                        "seen": to_ms(last_ticks[run.pair]) if run.pair in last_ticks else None}
+                        "seen": ms(last_ticks, run.pair), "asked": ms(last_asked, run.pair)}
              for run in runs}  # fmt: skip
     return {"at": to_ms(now), "started_at": to_ms(started_at), "source": source,
             "pairs": pairs, "stopped_at": None, **trouble}  # fmt: skip
@@ -144,14 +150,14 @@ def check_service(beat: dict[str, Any] | None, now: datetime) -> Check:
     if beat.get("stopped_at"):
         stopped = from_ms(beat["stopped_at"])
         return Check("service", False, f"stopped on purpose at {stopped:%Y-%m-%d %H:%M} UTC")
-    trouble = beat.get("storage_trouble")
-    if trouble:
-        return Check("service", False, f"the service reports: {trouble}; new entries are off")
     quiet = now - from_ms(beat["at"])
-    if quiet > HEARTBEAT_STALE:
+    if quiet > HEARTBEAT_STALE:  # what a stale heartbeat says is history, not the service now
         return Check("service", False, f"no heartbeat for {_minutes(quiet)} min (expected every "
                      f"{HEARTBEAT_SECONDS:.0f} s): the service is stuck or was killed",
                      restart_helps=True)  # fmt: skip
+    trouble = beat.get("storage_trouble")
+    if trouble:
+        return Check("service", False, f"the service reports: {trouble}; new entries are off")
     started = from_ms(beat["started_at"])
     return Check("service", True, f"heartbeat {quiet.total_seconds():.0f} s ago, up since "
                  f"{started:%Y-%m-%d %H:%M} UTC")  # fmt: skip
@@ -181,7 +187,12 @@ def _check_pair(pair: str, info: dict[str, Any], now: datetime, outage: str | No
     detail = f"no new candle for {_minutes(quiet)} min (expected every {_minutes(every)})"
     if outage:
         return Check(name, False, f"{detail}; the exchange is failing: {outage}")
-    return Check(name, False, f"{detail} while the exchange answers: its feed is stuck",
+    asked = info.get("asked")
+    if asked is not None and now - from_ms(asked) <= every + GRACE:
+        return Check(name, False, f"{detail}, though the service asks at every candle: the "
+                     "exchange has none (a halted or quiet market)")  # fmt: skip
+    return Check(name, False, f"{detail}, and the service has not asked for them since "
+                 f"{_minutes(now - from_ms(asked or since))} min: its tick job is stuck",
                  restart_helps=True)  # fmt: skip
 
 

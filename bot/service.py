@@ -40,6 +40,7 @@ class TradingService:
         }
         self._last_candle: dict[int, int] = {}
         self.last_ticks: dict[str, datetime] = {}  # pair -> when a tick last saw a new candle
+        self.last_asked: dict[str, datetime] = {}  # pair -> when a tick last asked for candles
         self._prices: dict[str, float] = {}
         self.tick_lock = asyncio.Lock()  # one tick at a time, whoever triggers it
         # Operations (bot/service_watch.py): why new entries are off (the data directory is
@@ -111,6 +112,7 @@ class TradingService:
         for run in list(self._runs.values()):
             if timeframe is not None and run.timeframe != timeframe:
                 continue
+            self.last_asked[run.pair] = self._clock.now()
             try:
                 if run.state is not RunState.STOPPED and await self._tick_run(run):
                     acted += 1

@@ -95,7 +95,7 @@ class ServiceWatch:
         service = self._service
         record = heartbeat_record(
             now=now, started_at=self._started, source=self._source, runs=service.runs(),
-            last_ticks=service.last_ticks,
+            last_ticks=service.last_ticks, last_asked=service.last_asked,
             trouble={"storage_trouble": self._trouble,
                      "exchange_trouble": service.exchange_trouble},
         )  # fmt: skip

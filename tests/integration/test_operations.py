@@ -160,7 +160,10 @@ def seed(
 
 def beat(*, ago: timedelta = timedelta(seconds=10), up: timedelta = timedelta(hours=1),
          seen: dict[str, timedelta | None] | None = None, source: str = "exchange",
+         asked: timedelta | None = timedelta(minutes=20),
          **trouble: str | None) -> dict[str, object]:  # fmt: skip
+    """``seen``: each pair's last new candle, that long ago; ``asked``: when the ticks last
+    asked for candles (None: never)."""
     now = datetime.now(UTC)
     runs = [PairRun(id=i, pair=pair, strategy="ema_cross", timeframe="1h", params={},
                     capital_share=0.5, state=RunState.RUNNING, created_at=now - timedelta(days=9),
@@ -168,8 +171,9 @@ def beat(*, ago: timedelta = timedelta(seconds=10), up: timedelta = timedelta(ho
             for i, pair in enumerate(seen or {})]  # fmt: skip
     ticks = {pair: now - age for pair, age in (seen or {}).items() if age is not None}
     trouble = {"storage_trouble": None, "exchange_trouble": None, **trouble}
+    asks = {pair: now - asked for pair in seen or {}} if asked is not None else {}
     return heartbeat_record(now=now - ago, started_at=now - up, source=source, runs=runs,
-                            last_ticks=ticks, trouble=trouble)  # fmt: skip
+                            last_ticks=ticks, last_asked=asks, trouble=trouble)  # fmt: skip
 
 
 def health(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -198,9 +202,17 @@ READ_ONLY = "data_dir /x is on a read-only file system"
         # back after a day of downtime: no candle since the restart is no alarm yet
         (lambda: beat(up=timedelta(minutes=3), seen={"BTC/USDT": DAY, "ETH/USDT": None}),
          None, 0, "ok    pair ETH/USDT: 1h, none yet"),
-        # one stuck pair among pairs that tick, the exchange answering: its feed is stuck
-        (lambda: beat(seen=STUCK, up=DAY), None, 3,
-         "FAIL  pair ETH/USDT: no new candle for 300 min"),
+        # one pair quiet among pairs that tick, asked at every candle: the market, not us
+        (lambda: beat(seen=STUCK, up=DAY), None, 1,
+         "FAIL  pair ETH/USDT: no new candle for 300 min (expected every 60), though the "
+         "service asks at every candle: the exchange has none"),
+        # ... not even asked for hours: the tick job is stuck, a restart fixes that
+        (lambda: beat(seen=STUCK, up=DAY, asked=timedelta(hours=5)), None, 3,
+         "FAIL  pair ETH/USDT: no new candle for 300 min (expected every 60), and the service "
+         "has not asked for them since 300 min: its tick job is stuck"),
+        # a heartbeat gone stale: what it last reported is history, the service is stuck
+        (lambda: beat(ago=timedelta(minutes=30), seen=FRESH, storage_trouble=READ_ONLY), None,
+         3, "no heartbeat for 30 min"),
         (lambda: beat(seen=STUCK, up=DAY, exchange_trouble="binance timed out"), None, 1,
          "the exchange is failing: binance timed out"),
         (lambda: beat(seen=FRESH), timedelta(minutes=30), 1,
