@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from bot.errors import BotError, ConfigError, UserInputError
 from bot.log_setup import configure_logging
-from storage.db import SchemaTooNew
+from storage.db import UnusableDatabase
 
 EXIT_BAD_INPUT = 2
 
@@ -124,11 +124,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                       args.log_format)  # fmt: skip
     try:
         return int(args.handler(args))
-    except (UserInputError, ConfigError, SchemaTooNew) as error:
+    except (UserInputError, ConfigError, UnusableDatabase) as error:
         _report(args, f"pairpilot: error: {error}")
         return EXIT_BAD_INPUT
     except BotError as error:
         _report(args, f"pairpilot: {error}")
+        return 1
+    except Exception:
+        if args.log_format != "json":
+            raise  # the traceback, as Python prints it
+        logging.getLogger("pairpilot").exception("pairpilot: unexpected error",
+                                                 extra={"event": "exit"})  # fmt: skip
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the service had installed its own handlers
         print("pairpilot: interrupted", file=sys.stderr)
@@ -191,28 +197,18 @@ def _run(args: argparse.Namespace) -> int:
 
 def _health(args: argparse.Namespace) -> int:
     """Needs no secrets and never writes: see bot/health.py for the checks and exit codes."""
-    import asyncio
     from datetime import timedelta
 
     from bot.clock import SystemClock
     from bot.config import load_settings
-    from bot.health import check_health
-    from storage.db import open_read_only
+    from bot.health import inspect
 
     path = load_settings(args.config, None).database_path
-
-    async def check() -> int:
-        now, max_age = SystemClock().now(), timedelta(minutes=args.max_alert_age)
-        if not path.exists():
-            health = await check_health(None, database_path=path, now=now, max_alert_age=max_age)
-        else:
-            async with open_read_only(path) as db:
-                health = await check_health(db, database_path=path, now=now,
-                                            max_alert_age=max_age)  # fmt: skip
-        print(health.report())
-        return health.exit_code
-
-    return asyncio.run(check())
+    health = inspect(
+        path, now=SystemClock().now(), max_alert_age=timedelta(minutes=args.max_alert_age)
+    )
+    print(health.report())
+    return health.exit_code
 
 
 def _backup(args: argparse.Namespace) -> int:

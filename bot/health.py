@@ -17,6 +17,8 @@ wall time, its start, each pair's last new candle, and the trouble it knows of.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from bot import data_dir
 from bot.domain import PairRun, from_ms, to_ms
 from bot.timeframes import timeframe_delta
 from storage.alerts import SqliteAlertRepository
-from storage.db import Database, latest_schema, schema_version
+from storage.db import Database, latest_schema, open_read_only, schema_version
 from storage.state import SqliteStateRepository
 
 GRACE = timedelta(minutes=2)
@@ -103,6 +105,26 @@ def check_data_dir(path: Path) -> Check:
     if found:
         return Check("data_dir", False, found)
     return Check("data_dir", True, f"{path}, {data_dir.free_bytes(path) / 2**30:,.1f} GiB free")
+
+
+def inspect(database_path: Path, *, now: datetime, max_alert_age: timedelta) -> Health:
+    """Open the database read-only (if there is one) and check; a database that cannot be
+    read (corrupt, locked, on a broken disk) is a failed check, never a traceback."""
+    if not database_path.exists():
+        return asyncio.run(check_health(None, database_path=database_path, now=now,
+                                        max_alert_age=max_alert_age))  # fmt: skip
+
+    async def check() -> Health:
+        try:
+            async with open_read_only(database_path) as db:
+                return await check_health(db, database_path=database_path, now=now,
+                                          max_alert_age=max_alert_age)  # fmt: skip
+        except sqlite3.Error as error:
+            unreadable = Check("database", False, f"{database_path} cannot be read: {error}")
+        await asyncio.sleep(0.05)  # aiosqlite's thread reports its failed open to the loop
+        return Health([check_data_dir(database_path.parent), unreadable])
+
+    return asyncio.run(check())
 
 
 async def check_health(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -15,7 +17,11 @@ import aiosqlite
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-class SchemaTooNew(Exception):
+class UnusableDatabase(Exception):
+    """The database file cannot be used as it is (corrupt, not a database): stop, naming it."""
+
+
+class SchemaTooNew(UnusableDatabase):
     """The database was written by a newer pairpilot: running on it could corrupt it."""
 
 
@@ -74,8 +80,15 @@ async def open_database(path: Path | str) -> AsyncIterator[Database]:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(path, isolation_level=None) as connection:
         connection.row_factory = aiosqlite.Row
-        await refuse_newer_schema(connection, path)
-        await connection.execute("PRAGMA journal_mode = WAL")
+        try:
+            await refuse_newer_schema(connection, path)
+            await connection.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):  # locked, full, unreadable: as is
+                raise
+            raise UnusableDatabase(f"database {path} cannot be used: {error}; restore a backup "
+                                   "(pairpilot restore) or move the file aside; it was left "
+                                   "untouched") from None  # fmt: skip
         # FULL: a committed fill survives a power cut, not only a process crash.
         await connection.execute("PRAGMA synchronous = FULL")
         await connection.execute("PRAGMA foreign_keys = ON")
@@ -95,8 +108,25 @@ async def open_read_only(path: Path) -> AsyncIterator[Database]:
 
 
 def read_only_uri(path: Path) -> str:
-    """A ``file:`` URI opening ``path`` read-only (as_uri escapes '?' and '#' in the path)."""
-    return f"{path.absolute().as_uri()}?mode=ro"
+    """A ``file:`` URI opening ``path`` read-only (as_uri escapes '?' and '#' in the path).
+
+    SQLite creates the -wal and -shm files even for a read-only open of a WAL database; when
+    no -wal exists no connection has the file open (the last close removes it), so the file is
+    opened as immutable: nothing is created. On a read-only file system too (nothing can
+    change the file there); see ``unread_wal``."""
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    wal = Path(f"{path}-wal")
+    if not wal.exists() or os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+        uri += "&immutable=1"
+    return uri
+
+
+def unread_wal(path: Path) -> Path | None:
+    """The -wal file an immutable open of ``path`` would ignore (it has content), or None."""
+    wal = Path(f"{path}-wal")
+    if "immutable=1" in read_only_uri(path) and wal.exists() and wal.stat().st_size > 0:
+        return wal
+    return None
 
 
 async def refuse_newer_schema(connection: aiosqlite.Connection, path: Path | str) -> None:

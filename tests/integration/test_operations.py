@@ -270,8 +270,9 @@ def test_health_opens_the_database_read_only_and_never_migrates_it(
 ) -> None:
     database = tmp_path / "data" / "pairpilot.sqlite"
     older_database(database, latest_schema() - 1)
-    before = database.read_bytes()
+    before, files = database.read_bytes(), sorted(os.listdir(database.parent))
     got, out = health(write_config(tmp_path), capsys)
+    assert sorted(os.listdir(database.parent)) == files  # not even a -wal or -shm created
     assert f"the service migrates it to {latest_schema()} at its next start" in out
     assert got == 1  # no heartbeat: that older version wrote none
     assert database.read_bytes() == before
@@ -378,3 +379,50 @@ async def test_the_gauges_read_the_books_at_start_instead_of_zero(tmp_path: Path
     assert metric(exposition, "pairpilot_equity") == 1234.5
     assert metric(exposition, "pairpilot_halted") == 1
     assert metric(exposition, "pairpilot_storage_ok") == 1
+
+
+@pytest.mark.parametrize("damage", ["garbage", "empty", "directory", "locked"])
+def test_health_on_a_database_it_cannot_read_names_it_instead_of_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    database = tmp_path / "data" / "pairpilot.sqlite"
+    older_database(database, latest_schema())
+    if damage == "garbage":
+        database.write_bytes(b"\x00not a database" * 64)
+    elif damage == "empty":
+        database.write_bytes(b"")
+    elif damage == "directory":
+        database.unlink()
+        database.mkdir()
+    holder = sqlite3.connect(":memory:")
+    if damage == "locked":  # another process holds it exclusively
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("PRAGMA journal_mode = DELETE")
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+    try:
+        got, out = health(write_config(tmp_path), capsys)
+    finally:
+        holder.close()
+    assert got == 1, out
+    assert out.startswith("unhealthy: a restart would not help\n")
+    failed = ("FAIL  service:" if damage == "locked" else "FAIL  database:", "FAIL  schema:")
+    assert any(line.startswith(failed) for line in out.splitlines()), out
+
+
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_the_service_on_a_corrupt_database_exits_2_naming_it(tmp_path: Path, form: str) -> None:
+    config = short_replay(tmp_path, 60)
+    database = tmp_path / "state" / "pairpilot.sqlite"
+    database.parent.mkdir()
+    database.write_bytes(b"\x00not a database" * 64)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--log-format", form, "run", "--config", str(config)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 2  # never restarted by systemd (RestartPreventExitStatus=2)
+    assert f"database {database} cannot be used: file is not a database" in result.stderr
+    assert "Traceback" not in result.stderr
+    if form == "json":
+        assert all(json.loads(line) for line in result.stderr.splitlines())
