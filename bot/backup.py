@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bot.data_dir import exclusive_use
+from bot.data_dir import DataDirBusy, exclusive_use
 from bot.errors import UserInputError
-from storage.db import latest_schema, read_only_uri
+from storage.db import latest_schema, read_only_uri, unread_wal
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +28,23 @@ class Copied:
     size: int
 
 
-def backup(database: Path, dest: Path, now: datetime) -> Copied:
-    """Copy ``database`` to ``dest`` (a new file, or a directory to put a timestamped one in);
-    the copy is checked before it gets its name, so a file at ``dest`` is always whole."""
+def backup(database: Path, dest: str, now: datetime) -> Copied:
+    """Copy ``database`` to ``dest`` (a new file, or a directory to put a timestamped one in;
+    a trailing '/' says it must be one); the copy is checked before it gets its name, so a
+    file at ``dest`` is always whole."""
     if not database.exists():
         raise UserInputError(f"no database at {database}; nothing to back up")
-    target = dest / f"pairpilot-{now:%Y%m%dT%H%M%SZ}.sqlite" if dest.is_dir() else dest
+    where = Path(dest)
+    if dest.endswith("/") and not where.is_dir():
+        raise UserInputError(f"directory {where} does not exist; create it first")
+    target = where / f"pairpilot-{now:%Y%m%dT%H%M%SZ}.sqlite" if where.is_dir() else where
     if target.exists():
         raise UserInputError(f"{target} exists already; name a new file or a directory")
+    wal = unread_wal(database)
+    if wal is not None:  # on a read-only file system SQLite cannot merge it in for us
+        raise UserInputError(f"{wal} holds changes not yet in {database}, and the file system "
+                             f"is read-only: copy both files as they are (cp {database} {wal} "
+                             "DEST/)")  # fmt: skip
     with contextlib.closing(sqlite3.connect(read_only_uri(database), uri=True)) as source:
         source.execute("PRAGMA busy_timeout = 5000")
         copied = _copy(source, target, f"back up {database} to")
@@ -48,11 +58,13 @@ def restore(source: Path, database: Path, now: datetime) -> tuple[Copied, Path |
         raise UserInputError(f"backup {source} does not exist")
     database.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_use(database.parent):  # DataDirBusy while the service runs
+        _refuse_if_open(database)
         with contextlib.closing(sqlite3.connect(read_only_uri(source), uri=True)) as backup_db:
             _check_backup(backup_db, source)
             staged = database.with_name(database.name + ".restoring")
             staged.unlink(missing_ok=True)
             copied = _copy(backup_db, staged, f"restore {source} into")
+        _same_owner(staged, database if database.exists() else database.parent)
         kept = None
         if database.exists():
             kept = database.with_name(f"{database.name}.before-restore-{now:%Y%m%dT%H%M%SZ}")
@@ -63,6 +75,31 @@ def restore(source: Path, database: Path, now: datetime) -> tuple[Copied, Path |
         staged.rename(database)
         _sync_directory(database.parent)
     return Copied(database, copied.schema, copied.size), kept
+
+
+def _refuse_if_open(database: Path) -> None:
+    """The lock file can be deleted by mistake; SQLite still knows whether a process has the
+    database open: an exclusive lock is refused then."""
+    if not database.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=0, isolation_level=None)) as db:
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            db.execute("BEGIN EXCLUSIVE")
+            db.execute("ROLLBACK")
+    except sqlite3.OperationalError as error:
+        raise DataDirBusy(f"{database} is open in another process ({error}): a pairpilot is "
+                          "running on it; stop it first") from None  # fmt: skip
+
+
+def _same_owner(path: Path, like: Path) -> None:
+    """Give ``path`` the owner and mode of ``like``: a restore run as root must not leave a
+    database the service's user cannot write."""
+    wanted = like.stat()
+    if os.geteuid() == 0:
+        os.chown(path, wanted.st_uid, wanted.st_gid)
+    if like.is_file():
+        path.chmod(stat.S_IMODE(wanted.st_mode))
 
 
 def _check_backup(connection: sqlite3.Connection, path: Path) -> None:

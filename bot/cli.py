@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup = commands.add_parser(
         "backup", help="copy the database to DEST safely, also while the service runs"
     )
-    backup.add_argument("dest", type=Path, help="a new file, or a directory for a dated one")
+    backup.add_argument("dest", help="a new file, or a directory (DIR/) for a dated one")
     backup.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
     backup.set_defaults(handler=_backup)
 

@@ -21,6 +21,8 @@ from bot.errors import BotError, ConfigError
 # (an exit writes a few KiB: order, fill, position, alert) and for SQLite's WAL checkpoints.
 MIN_FREE_BYTES = 64 * 1024 * 1024
 LOCK_NAME = "pairpilot.lock"
+# What the service writes in the data directory (Settings.database_path is the first).
+FILES = ("pairpilot.sqlite", "pairpilot.sqlite-wal", "pairpilot.sqlite-shm", LOCK_NAME)
 
 
 class DataDirBusy(BotError):
@@ -47,6 +49,11 @@ def problem(path: Path, min_free: int = MIN_FREE_BYTES) -> str | None:
         return f"data_dir {path} is on a read-only file system"
     if not os.access(path, os.W_OK | os.X_OK):
         return f"data_dir {path} is not writable by this user (uid {os.getuid()})"
+    for name in FILES:
+        file = path / name
+        if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+            return (f"{file} is not writable by this user (uid {os.getuid()}); chown it to the "
+                    "user pairpilot runs as")  # fmt: skip
     free = info.f_bavail * info.f_frsize
     if free < min_free:
         return (f"data_dir {path} has {free / 2**20:,.1f} MiB free; pairpilot needs at least "
@@ -88,8 +95,12 @@ def exclusive_use(path: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "?"
-            raise DataDirBusy(f"data_dir {path} is in use by another pairpilot (pid {holder}, "
-                              f"holding {lock})") from None  # fmt: skip
+            raise DataDirBusy(f"data_dir {path} is in use by another pairpilot (pid {holder} "
+                              f"holds {lock}; the lock is live: stop that process, never "
+                              "delete the file)") from None  # fmt: skip
+        if os.geteuid() == 0:  # run as root (a restore): the service's user must still open it
+            owner = path.stat()
+            os.chown(lock, owner.st_uid, owner.st_gid)
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")

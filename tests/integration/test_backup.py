@@ -68,6 +68,10 @@ def test_backups_while_the_service_writes_are_whole_and_restore_round_trips(
         refused = pairpilot("restore", str(backups[1]), "--config", str(config), cwd=tmp_path)
         assert refused.returncode == 1
         assert f"is in use by another pairpilot (pid {service.pid}" in refused.stderr
+        (tmp_path / "state" / "pairpilot.lock").unlink()  # "stale", thinks a tired operator
+        again = pairpilot("restore", str(backups[1]), "--config", str(config), cwd=tmp_path)
+        assert again.returncode == 1
+        assert f"{database} is open in another process" in again.stderr
         assert counts(database)["equity_snapshots"] >= seen[-1]["equity_snapshots"]
     finally:
         service.send_signal(signal.SIGTERM)
@@ -106,3 +110,34 @@ def test_restore_refuses_what_is_no_pairpilot_backup_and_changes_nothing(tmp_pat
         assert not any(database.parent.glob("*.sqlite*"))
     taken = pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path)
     assert (taken.returncode, "no database at") == (2, taken.stderr[18:32])
+
+
+def test_a_restore_run_as_root_leaves_files_the_service_user_can_write(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        return  # only root can create files for another user
+    data = tmp_path / "data"
+    data.mkdir()
+    backup = tmp_path / "b.sqlite"
+    with closing(sqlite3.connect(backup)) as connection:
+        connection.execute("CREATE TABLE pair_runs (id INTEGER)")
+    current = data / "pairpilot.sqlite"
+    current.write_bytes(backup.read_bytes())
+    for path in (data, current):
+        os.chown(path, 12345, 12345)
+    current.chmod(0o600)
+    result = pairpilot("restore", str(backup), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for path in (current, data / "pairpilot.lock"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (12345, 12345), path
+    assert current.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_backup_into_a_missing_directory_is_refused(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "pairpilot.sqlite"
+    database.parent.mkdir()
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("CREATE TABLE pair_runs (id INTEGER)")
+    result = pairpilot("backup", str(tmp_path / "nosuchdir") + "/", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"directory {tmp_path / 'nosuchdir'} does not exist" in result.stderr
+    assert not (tmp_path / "nosuchdir").exists()

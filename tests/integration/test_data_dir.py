@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -83,11 +84,18 @@ def test_the_service_refuses_a_full_or_read_only_data_dir_naming_it(
             f"data_dir {disk / 'data'} has 2.0 MiB free; pairpilot needs at least 64 MiB" in error
         )
         assert list((disk / "data").iterdir()) == []  # nothing half-written
+        with closing(sqlite3.connect(disk / "data" / "pairpilot.sqlite")) as connection:
+            connection.execute("PRAGMA journal_mode = WAL")  # what a stopped service left
+            connection.execute("CREATE TABLE pair_runs (id INTEGER)")
         subprocess.run(["mount", "-o", "remount,ro,size=200m", str(disk)], check=True)
         assert main(["run", "--config", str(config)]) == 2
         assert f"data_dir {disk / 'data'} is on a read-only file system" in capsys.readouterr().err
         assert main(["health", "--config", str(config)]) == 1
-        assert "FAIL  data_dir" in capsys.readouterr().out
+        assert "FAIL  data_dir" in capsys.readouterr().out  # a check, not a traceback
+        # the moment a backup matters most: the disk went read-only after an I/O error
+        assert main(["backup", str(tmp_path / "copy.sqlite"), "--config", str(config)]) == 0
+        with closing(sqlite3.connect(tmp_path / "copy.sqlite")) as connection:
+            assert connection.execute("SELECT count(*) FROM pair_runs").fetchone() == (0,)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
