@@ -39,7 +39,7 @@ from bot.reconcile import reconcile
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
-from bot.service_watch import ServiceWatch, goodbye, restore_gauges
+from bot.service_watch import ServiceWatch, goodbye, restore_gauges, restore_gauges_early
 from bot.sweep_desk import SweepDesk
 from bot.telemetry import serving
 from bot.timeframes import timeframe_delta
@@ -215,6 +215,7 @@ async def run_service(
         raise ConfigError("mode = 'live' trades on exchange candles: set market_data.source = "
                           "'exchange'")  # fmt: skip
     prepare_data_dir(settings.data_dir)
+    await restore_gauges_early(settings.database_path)
     with exclusive_use(settings.data_dir), serving(settings.metrics.port, settings.metrics.listen):
         if settings.market_data.source == "exchange":
             from bot.exchange_service import serve_on_exchange

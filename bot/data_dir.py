@@ -20,6 +20,9 @@ from bot.errors import BotError, ConfigError
 # Below this the service stops opening positions: what is left is for managing the open ones
 # (an exit writes a few KiB: order, fill, position, alert) and for SQLite's WAL checkpoints.
 MIN_FREE_BYTES = 64 * 1024 * 1024
+# Below this the service does not even start (SQLite could not open and write its log); in
+# between it starts with new entries off, managing the open positions and saying so.
+START_MIN_FREE_BYTES = 4 * 1024 * 1024
 LOCK_NAME = "pairpilot.lock"
 # What the service writes in the data directory (Settings.database_path is the first).
 FILES = ("pairpilot.sqlite", "pairpilot.sqlite-wal", "pairpilot.sqlite-shm", LOCK_NAME)
@@ -61,7 +64,7 @@ def problem(path: Path, min_free: int = MIN_FREE_BYTES) -> str | None:
     return None
 
 
-def prepare(path: Path, min_free: int = MIN_FREE_BYTES) -> None:
+def prepare(path: Path, min_free: int = START_MIN_FREE_BYTES) -> None:
     """Create ``path`` if missing and check it; raises ConfigError naming it when unusable."""
     try:
         path.mkdir(parents=True, exist_ok=True)

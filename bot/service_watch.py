@@ -5,17 +5,20 @@ restored at start, and a goodbye that a full disk cannot turn into a crash."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot import data_dir
 from bot.alerts import AlertDispatcher, AlertOutbox
 from bot.domain import AlertPriority
+from bot.guard import STATE_KEY as RISK_STATE_KEY
 from bot.guard import RiskGuard
 from bot.health import HEARTBEAT_KEY, heartbeat_record
 from bot.ports import Clock
 from bot.service import TradingService
 from bot.telemetry import DATA_DIR_FREE, EQUITY, HALTED, PNL_TODAY, STORAGE_OK
+from storage.db import UnusableDatabase, open_read_only
 from storage.equity import SqliteEquityRepository
 from storage.state import SqliteStateRepository
 
@@ -151,6 +154,23 @@ async def restore_gauges(equity: SqliteEquityRepository, guard: RiskGuard) -> No
         PNL_TODAY.set(latest.equity - day_start if day_start is not None else 0.0)
     HALTED.set(1 if await guard.halted() else 0)
     STORAGE_OK.set(1)
+
+
+async def restore_gauges_early(database: Path) -> None:
+    """The gauges from the books before the slow part of a start (markets, reconciliation),
+    so /metrics never shows equity 0 meanwhile; ``restore_gauges`` confirms them later. A
+    database that cannot be read here (or none yet) is left for the start-up."""
+    try:
+        async with open_read_only(database) as db:
+            latest = await SqliteEquityRepository(db).latest()
+            risk = await SqliteStateRepository(db).get(RISK_STATE_KEY) or {}
+    except (sqlite3.Error, UnusableDatabase):
+        return
+    if latest is not None:
+        EQUITY.set(latest.equity)
+        day_start = risk.get("day_start")
+        PNL_TODAY.set(latest.equity - day_start if day_start is not None else 0.0)
+    HALTED.set(1 if risk.get("halt") else 0)
 
 
 async def goodbye(outbox: AlertOutbox, dispatcher: AlertDispatcher, watch: ServiceWatch) -> None:

@@ -75,14 +75,13 @@ def test_the_service_refuses_a_full_or_read_only_data_dir_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     disk = tmp_path / "tiny"
-    mount_tmpfs(disk, 2)  # under the 64 MiB the service needs
+    mount_tmpfs(disk, 2)  # under the 4 MiB the service needs to start at all
     try:
         config = replay_config(tmp_path, disk / "data")
         assert main(["run", "--config", str(config)]) == 2
         error = capsys.readouterr().err
-        assert (
-            f"data_dir {disk / 'data'} has 2.0 MiB free; pairpilot needs at least 64 MiB" in error
-        )
+        needs = "has 2.0 MiB free; pairpilot needs at least 4 MiB"
+        assert f"data_dir {disk / 'data'} {needs}" in error
         assert list((disk / "data").iterdir()) == []  # nothing half-written
         with closing(sqlite3.connect(disk / "data" / "pairpilot.sqlite")) as connection:
             connection.execute("PRAGMA journal_mode = WAL")  # what a stopped service left

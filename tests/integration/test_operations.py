@@ -29,6 +29,7 @@ from bot.cli import main
 from bot.config import load_settings
 from bot.domain import AlertPriority, EquitySnapshot, PairRun, RunState
 from bot.health import HEARTBEAT_KEY, heartbeat_record
+from bot.service_watch import restore_gauges_early
 from bot.telemetry import EQUITY, HALTED, REGISTRY
 from storage.alerts import SqliteAlertRepository
 from storage.db import latest_schema, migrations, open_database
@@ -372,6 +373,10 @@ async def test_the_gauges_read_the_books_at_start_instead_of_zero(tmp_path: Path
         await trading.engine.guard.halt("drawdown over 15%", now)
     EQUITY.set(0)
     HALTED.set(0)
+    await restore_gauges_early(settings.database_path)  # before markets load and reconcile
+    early = generate_latest(REGISTRY).decode()
+    assert (metric(early, "pairpilot_equity"), metric(early, "pairpilot_halted")) == (1234.5, 1)
+    EQUITY.set(0)
     async with open_database(settings.database_path) as db:  # the restart
         trading = await assemble_replay(db, settings, load_replay(settings))
         await start_watch(db, settings, trading.service, trading.engine, trading.outbox, "replay")
