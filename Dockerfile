@@ -19,7 +19,8 @@ COPY bot ./bot
 COPY handlers ./handlers
 COPY strategies ./strategies
 COPY storage ./storage
-RUN /opt/pairpilot/bin/pip install --no-deps --no-build-isolation .
+RUN /opt/pairpilot/bin/pip install --no-deps --no-build-isolation . \
+    && /opt/pairpilot/bin/pip check
 
 FROM ${PYTHON_IMAGE} AS runtime
 # A numeric user, so `runAsNonRoot` policies can check it; /data is its volume.

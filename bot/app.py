@@ -283,7 +283,8 @@ async def _serve(
         started = f"pairpilot started: {settings.mode} mode, replay, {pairs}"
         await trading.outbox.push("startup", AlertPriority.INFO, started)
         speed = settings.market_data.replay_speed
-        jobs.every(replay.step.total_seconds() / speed, trading.driver.step, "replay-step")
+        jobs.every(replay.step.total_seconds() / speed, watch.guarded(trading.driver.step),
+                   "replay-step")  # fmt: skip
         jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
         jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
         jobs.start()

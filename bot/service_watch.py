@@ -184,4 +184,5 @@ async def goodbye(outbox: AlertOutbox, dispatcher: AlertDispatcher, watch: Servi
         except Exception as error:
             if not data_dir.is_storage_error(error):
                 raise
-            log.error("stopping with data_dir %s in trouble: %s", watch.trouble or "", error)
+            log.error("stopping on a data directory in trouble (%s): %s",
+                      watch.trouble or "the database cannot be written", error)  # fmt: skip

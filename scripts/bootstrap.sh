@@ -52,5 +52,7 @@ rm -rf "$venv"
 "$venv/bin/python" -m pip install --quiet --require-hashes --only-binary :all: -r "$lock"
 # The locked setuptools builds the editable install; its dependencies are all in the lock.
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
+# A dependency added to pyproject.toml but not locked (scripts/lock.sh) fails here, not later.
+"$venv/bin/python" -m pip check
 touch "$stamp"
 echo "pairpilot setup: installed into $venv"

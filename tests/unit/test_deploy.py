@@ -9,10 +9,13 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from bot.cli import EXIT_BAD_INPUT
 from bot.config import load_settings
@@ -112,3 +115,32 @@ def test_the_syscall_filter_lets_numpy_and_dask_load() -> None:
         listed = subprocess.run(["systemd-analyze", "syscall-filter", group], check=True,
                                 capture_output=True, text=True).stdout.split()  # fmt: skip
         assert not {"mbind", "set_mempolicy", "sched_getaffinity"} & set(listed), group
+
+
+def locked(name: str) -> dict[str, list[str]]:
+    """Package -> the versions pinned in a lock file (one per environment marker)."""
+    pins: dict[str, list[str]] = {}
+    for line in (ROOT / name).read_text(encoding="utf-8").splitlines():
+        found = re.match(r"^([A-Za-z0-9_.\-]+)==([^ ;\\]+)", line)
+        if found:
+            pins.setdefault(canonicalize_name(found.group(1)), []).append(found.group(2))
+    return pins
+
+
+@pytest.mark.parametrize(("lock", "extras"), [("requirements.lock", ()),
+                                              ("requirements-dev.lock", ("dev",))])  # fmt: skip
+def test_every_requirement_of_pyproject_is_locked_within_its_range(
+    lock: str, extras: tuple[str, ...]
+) -> None:
+    # bootstrap and the image install the lock, then pairpilot with --no-deps: a requirement
+    # added to pyproject.toml but not re-locked (scripts/lock.sh) would be silently missing.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [Requirement(text) for text in project["dependencies"]]
+    wanted += [Requirement(text) for extra in extras
+               for text in project["optional-dependencies"][extra]]  # fmt: skip
+    pins = locked(lock)
+    for requirement in wanted:
+        versions = pins.get(canonicalize_name(requirement.name))
+        assert versions, f"{requirement.name} is not in {lock}: run scripts/lock.sh"
+        inside = [v for v in versions if requirement.specifier.contains(v, prereleases=True)]
+        assert inside == versions, f"{lock}: {requirement.name} {versions} outside its range"
