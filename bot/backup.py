@@ -65,16 +65,16 @@ def restore(source: Path, database: Path, now: datetime) -> tuple[Copied, Path |
             staged.unlink(missing_ok=True)
             copied = _copy(backup_db, staged, f"restore {source} into")
         _same_owner(staged, database if database.exists() else database.parent)
-        kept = None
-        if database.exists():
-            kept = database.with_name(f"{database.name}.before-restore-{now:%Y%m%dT%H%M%SZ}")
-            for suffix in ("-wal", "-shm", ""):  # the main file last: its WAL goes with it
-                part = Path(f"{database}{suffix}")
-                if part.exists():
-                    part.rename(f"{kept}{suffix}")
+        kept = database.with_name(f"{database.name}.before-restore-{now:%Y%m%dT%H%M%SZ}")
+        # A -wal left without its database (moved aside by hand after a crash) would be
+        # replayed into the restored file by the next open: it goes aside too, always.
+        parts = [Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "")]
+        moved = [part for part in parts if part.exists()]
+        for part in moved:  # the main file last: its WAL goes with it
+            part.rename(f"{kept}{part.name.removeprefix(database.name)}")
         staged.rename(database)
         _sync_directory(database.parent)
-    return Copied(database, copied.schema, copied.size), kept
+    return Copied(database, copied.schema, copied.size), kept if moved else None
 
 
 def _refuse_if_open(database: Path) -> None:

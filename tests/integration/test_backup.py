@@ -141,3 +141,27 @@ def test_a_backup_into_a_missing_directory_is_refused(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"directory {tmp_path / 'nosuchdir'} does not exist" in result.stderr
     assert not (tmp_path / "nosuchdir").exists()
+
+
+def test_a_restore_sets_aside_a_write_ahead_log_left_without_its_database(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    backup = tmp_path / "b.sqlite"
+    with closing(sqlite3.connect(backup)) as connection:
+        connection.execute("CREATE TABLE pair_runs (id INTEGER)")
+        connection.execute("CREATE TABLE notes (text TEXT)")
+    crashed = data / "pairpilot.sqlite"
+    crashed.write_bytes(backup.read_bytes())
+    # a process killed with committed rows still in its -wal (no checkpoint, no close)
+    subprocess.run([sys.executable, "-c", (
+        "import os, sqlite3; c = sqlite3.connect(os.environ['DB'], isolation_level=None); "
+        "c.execute('PRAGMA journal_mode = WAL'); c.execute('PRAGMA wal_autocheckpoint = 0'); "
+        "[c.execute(\"INSERT INTO notes VALUES ('lost?')\") for _ in range(300)]; os._exit(9)")],
+        env={**ENVIRONMENT, "DB": str(crashed)}, check=False, timeout=60)  # fmt: skip
+    assert Path(f"{crashed}-wal").stat().st_size > 0
+    crashed.rename(tmp_path / "moved-aside.sqlite")  # by hand; its -wal stays behind
+    result = pairpilot("restore", str(backup), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert counts(crashed)["notes"] == 0  # the backup's rows, none replayed from the old log
+    assert not Path(f"{crashed}-wal").exists()
+    assert [path.name for path in data.glob("*.before-restore-*-wal")]
