@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.errors import BotError, ConfigError
+from storage.db import LOCK_NAME
 
 # Below this the service stops opening positions: what is left is for managing the open ones
 # (an exit writes a few KiB: order, fill, position, alert) and for SQLite's WAL checkpoints.
@@ -23,7 +24,6 @@ MIN_FREE_BYTES = 64 * 1024 * 1024
 # Below this the service does not even start (SQLite could not open and write its log); in
 # between it starts with new entries off, managing the open positions and saying so.
 START_MIN_FREE_BYTES = 4 * 1024 * 1024
-LOCK_NAME = "pairpilot.lock"
 # What the service writes in the data directory (Settings.database_path is the first).
 FILES = ("pairpilot.sqlite", "pairpilot.sqlite-wal", "pairpilot.sqlite-shm", LOCK_NAME)
 

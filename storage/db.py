@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import re
 import sqlite3
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiosqlite
 
+LOCK_NAME = "pairpilot.lock"  # held by the running service (bot/data_dir.exclusive_use)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -89,6 +91,8 @@ async def open_database(path: Path | str) -> AsyncIterator[Database]:
             raise UnusableDatabase(f"database {path} cannot be used: {error}; restore a backup "
                                    "(pairpilot restore) or move the file aside; it was left "
                                    "untouched") from None  # fmt: skip
+        if str(path) != ":memory:" and await schema_version(connection) < latest_schema():
+            refuse_migrating_under_a_service(Path(path))
         # FULL: a committed fill survives a power cut, not only a process crash.
         await connection.execute("PRAGMA synchronous = FULL")
         await connection.execute("PRAGMA foreign_keys = ON")
@@ -105,6 +109,28 @@ async def open_read_only(path: Path) -> AsyncIterator[Database]:
         connection.row_factory = aiosqlite.Row
         await connection.execute("PRAGMA busy_timeout = 5000")
         yield Database(connection)
+
+
+def refuse_migrating_under_a_service(path: Path) -> None:
+    """A command of a newer pairpilot must not migrate the database under a running older
+    service (it would go on with its old code on the new schema): UnusableDatabase then."""
+    lock = path.parent / LOCK_NAME
+    if not lock.exists():
+        return
+    with open(lock, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            if holder == str(os.getpid()):  # this process is the service, migrating at start
+                return
+            raise UnusableDatabase(
+                f"database {path} needs migrating to schema {latest_schema()}, but the "
+                f"pairpilot running on it (pid {holder or '?'}) is an older version: stop it, "
+                "or run this after it restarted; nothing was changed"
+            ) from None
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_only_uri(path: Path) -> str:

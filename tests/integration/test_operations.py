@@ -431,3 +431,30 @@ def test_the_service_on_a_corrupt_database_exits_2_naming_it(tmp_path: Path, for
     assert "Traceback" not in result.stderr
     if form == "json":
         assert all(json.loads(line) for line in result.stderr.splitlines())
+
+
+def test_no_command_migrates_the_database_under_a_running_older_service(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "pairpilot.sqlite"
+    older_database(database, latest_schema() - 1)
+    config = write_config(tmp_path)
+    holder = subprocess.Popen(  # the running (older) service holds the data directory
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+         "f.write('4242'); f.flush(); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); "
+         "time.sleep(120)", str(database.parent / "pairpilot.lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        result = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "data", "list", "--config", str(config)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 2, result.stderr
+    assert "(pid 4242) is an older version: stop it" in result.stderr
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == latest_schema() - 1
