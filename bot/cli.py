@@ -183,6 +183,10 @@ def _run(args: argparse.Namespace) -> int:
         await run_service(settings, secrets, stop=stop, chat=chat, write=write)
 
     log = logging.getLogger("pairpilot")
+    if settings.telegram.users and chat is None:
+        log.warning("telegram.users lists %d user(s) but PAIRPILOT_TELEGRAM_TOKEN is not set "
+                    "(environment or --secrets): Telegram is off, alerts go to the log only",
+                    len(settings.telegram.users))  # fmt: skip
     log.info("pairpilot %s starting: %s mode on %s candles, data_dir %s, pid %d",
              version("pairpilot"), settings.mode, settings.market_data.source,
              settings.data_dir, os.getpid(), extra={"event": "start"})  # fmt: skip

@@ -210,6 +210,8 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     Docker's --env-file. Warns when the file's group or others may read it."""
     from dotenv import dotenv_values
 
+    if path.is_dir():  # what Docker makes of a bind-mounted secrets file that did not exist
+        raise ConfigError(f"secrets file {path} is a directory; expected a KEY=VALUE file")
     try:
         mode = path.stat().st_mode
         values = dotenv_values(path)

@@ -458,3 +458,33 @@ def test_no_command_migrates_the_database_under_a_running_older_service(tmp_path
     assert "(pid 4242) is an older version: stop it" in result.stderr
     with closing(sqlite3.connect(database)) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == latest_schema() - 1
+
+
+def test_telegram_users_without_a_token_are_warned_about_and_a_secrets_directory_refused(
+    tmp_path: Path,
+) -> None:
+    config = short_replay(tmp_path, 30)
+    config.write_text(config.read_text() + '[[telegram.users]]\nid = 1\nrole = "admin"\n')
+    empty = tmp_path / "secrets.env"
+    empty.write_text("", encoding="utf-8")
+    empty.chmod(0o600)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
+
+    def run(secrets: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", "--log-format", "json", "run", "--config",
+             str(config), "--secrets", str(secrets)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            env={**environment, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+
+    result = run(empty)
+    assert result.returncode == 0, result.stderr[-2000:]
+    warned = [json.loads(line) for line in result.stderr.splitlines() if "Telegram is off" in line]
+    assert warned[0]["level"] == "WARNING"
+    assert "telegram.users lists 1 user(s) but PAIRPILOT_TELEGRAM_TOKEN is not set" in (
+        warned[0]["message"])  # fmt: skip
+    (tmp_path / "secrets.d").mkdir()
+    refused = run(tmp_path / "secrets.d")
+    assert refused.returncode == 2
+    assert "is a directory; expected a KEY=VALUE file" in refused.stderr
