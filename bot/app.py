@@ -223,7 +223,7 @@ async def run_service(
             await serve_on_exchange(settings, secrets, stop, write, chat)
             return
         replay = load_replay(settings)
-        async with open_database(settings.database_path) as db:
+        async with open_database(settings.database_path, service=True) as db:
             await _serve(settings, db, replay, stop, write, chat)
 
 

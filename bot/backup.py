@@ -90,6 +90,8 @@ def _refuse_if_open(database: Path) -> None:
     except sqlite3.OperationalError as error:
         raise DataDirBusy(f"{database} is open in another process ({error}): a pairpilot is "
                           "running on it; stop it first") from None  # fmt: skip
+    except sqlite3.DatabaseError:  # not a database at all (the reason to restore): no user
+        return
 
 
 def _same_owner(path: Path, like: Path) -> None:

@@ -95,7 +95,7 @@ async def serve_on_exchange(
                 exchange.check_timeframe(pair.timeframe)
             except BotError as error:
                 raise ConfigError(f"pairs: {error}") from None
-        async with open_database(settings.database_path) as db:
+        async with open_database(settings.database_path, service=True) as db:
             clock = SystemClock()
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)

@@ -74,10 +74,12 @@ class Database:
 
 
 @asynccontextmanager
-async def open_database(path: Path | str) -> AsyncIterator[Database]:
+async def open_database(path: Path | str, *, service: bool = False) -> AsyncIterator[Database]:
     """Open (creating if needed) the SQLite file in WAL mode and bring its schema up to date.
 
-    Raises SchemaTooNew, changing nothing, when a newer pairpilot wrote the file."""
+    Raises SchemaTooNew, changing nothing, when a newer pairpilot wrote the file, and refuses
+    to migrate under a running service unless ``service``: the caller is that service (it
+    holds the data directory's lock itself)."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(path, isolation_level=None) as connection:
@@ -91,7 +93,8 @@ async def open_database(path: Path | str) -> AsyncIterator[Database]:
             raise UnusableDatabase(f"database {path} cannot be used: {error}; restore a backup "
                                    "(pairpilot restore) or move the file aside; it was left "
                                    "untouched") from None  # fmt: skip
-        if str(path) != ":memory:" and await schema_version(connection) < latest_schema():
+        migrating = await schema_version(connection) < latest_schema()
+        if str(path) != ":memory:" and migrating and not service:
             refuse_migrating_under_a_service(Path(path))
         # FULL: a committed fill survives a power cut, not only a process crash.
         await connection.execute("PRAGMA synchronous = FULL")
@@ -122,13 +125,11 @@ def refuse_migrating_under_a_service(path: Path) -> None:
             fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip()
-            if holder == str(os.getpid()):  # this process is the service, migrating at start
-                return
+            holder = handle.read().strip() or "?"
             raise UnusableDatabase(
                 f"database {path} needs migrating to schema {latest_schema()}, but the "
-                f"pairpilot running on it (pid {holder or '?'}) is an older version: stop it, "
-                "or run this after it restarted; nothing was changed"
+                f"pairpilot running on it (pid {holder}, perhaps in another container) is an "
+                "older version: stop it, or run this after it restarted; nothing was changed"
             ) from None
         fcntl.flock(handle, fcntl.LOCK_UN)
 

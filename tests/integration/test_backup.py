@@ -165,3 +165,17 @@ def test_a_restore_sets_aside_a_write_ahead_log_left_without_its_database(tmp_pa
     assert counts(crashed)["notes"] == 0  # the backup's rows, none replayed from the old log
     assert not Path(f"{crashed}-wal").exists()
     assert [path.name for path in data.glob("*.before-restore-*-wal")]
+
+
+def test_a_restore_replaces_a_corrupt_database(tmp_path: Path) -> None:
+    database = tmp_path / "data" / "pairpilot.sqlite"
+    database.parent.mkdir()
+    backup = tmp_path / "b.sqlite"
+    with closing(sqlite3.connect(backup)) as connection:
+        connection.execute("CREATE TABLE pair_runs (id INTEGER)")
+    database.write_bytes(b"\x00garbage header" * 64)  # what `run` says to restore for
+    result = pairpilot("restore", str(backup), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert counts(database) == {"pair_runs": 0}
+    kept = list(database.parent.glob("pairpilot.sqlite.before-restore-*"))
+    assert [path.read_bytes()[:15] for path in kept] == [b"\x00garbage header"]
