@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.errors import BotError, ConfigError
-from storage.db import LOCK_NAME
+from storage.db import LOCK_NAME, lock_holder
 
 # Below this the service stops opening positions: what is left is for managing the open ones
 # (an exit writes a few KiB: order, fill, position, alert) and for SQLite's WAL checkpoints.
@@ -93,14 +93,11 @@ def exclusive_use(path: Path) -> Iterator[None]:
     restore under a running service. The kernel drops the lock when the process dies."""
     lock = path / LOCK_NAME
     with open(lock, "a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
+        holder = lock_holder(handle, fcntl.LOCK_EX)
+        if holder is not None:
             raise DataDirBusy(f"data_dir {path} is in use by another pairpilot (pid {holder} "
                               f"holds {lock}; the lock is live: stop that process, never "
-                              "delete the file)") from None  # fmt: skip
+                              "delete the file)")  # fmt: skip
         if os.geteuid() == 0:  # run as root (a restore): the service's user must still open it
             owner = path.stat()
             os.chown(lock, owner.st_uid, owner.st_gid)

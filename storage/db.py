@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiosqlite
 
@@ -121,17 +121,25 @@ def refuse_migrating_under_a_service(path: Path) -> None:
     if not lock.exists():
         return
     with open(lock, "a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
+        holder = lock_holder(handle, fcntl.LOCK_SH)
+        if holder is not None:
             raise UnusableDatabase(
                 f"database {path} needs migrating to schema {latest_schema()}, but the "
                 f"pairpilot running on it (pid {holder}, perhaps in another container) is an "
                 "older version: stop it, or run this after it restarted; nothing was changed"
-            ) from None
+            )
         fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_holder(handle: IO[str], mode: int) -> str | None:
+    """Take the lock file's flock (``mode``) without waiting: None when taken, else the pid
+    its holder wrote into it ("?" when none)."""
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        return handle.read().strip() or "?"
+    return None
 
 
 def read_only_uri(path: Path) -> str:
