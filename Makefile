@@ -17,6 +17,8 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+	scripts/verify-units.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache demo-output

@@ -1,7 +1,7 @@
 """Which pushed alerts each chat user wants: on, silent (no notification sound) or off.
 
-Kept per user in the state store, so they survive restarts. Halts cannot be switched off,
-only made silent: a trader must always learn that trading stopped.
+Kept per user in the state store, so they survive restarts. Halts and storage trouble cannot
+be switched off, only made silent: a trader must always learn that trading stopped.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ KINDS: Mapping[str, str] = {
     "daily_report": "the daily PnL report (also the heartbeat)",
     "startup": "the service started",
     "shutdown": "the service stopped",
+    "storage": "the data directory is full or read-only (no new entries), and when it is fixed",
 }
 MODES = ("on", "silent", "off")
-ALWAYS_SENT = frozenset({"risk_halt"})
+ALWAYS_SENT = frozenset({"risk_halt", "storage"})
 
 
 def _key(user_id: int) -> str:

@@ -23,12 +23,15 @@ from bot.clock import FakeClock, SystemClock
 from bot.cockpit import Cockpit, Venue
 from bot.config import Secrets, Settings
 from bot.control import Control
+from bot.data_dir import exclusive_use
+from bot.data_dir import prepare as prepare_data_dir
 from bot.domain import AlertPriority, PairRun, RiskLimits
 from bot.engine import Engine, EngineCosts
 from bot.errors import ConfigError
 from bot.exchange.paper import PaperExchange
 from bot.execution import Executor
 from bot.guard import LIMITS_KEY, RiskGuard
+from bot.health import HEARTBEAT_SECONDS
 from bot.history import CandleHistory, ReplayHistory
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import Clock, Exchange, PriceFeed
@@ -36,6 +39,7 @@ from bot.reconcile import reconcile
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
+from bot.service_watch import ServiceWatch, goodbye, restore_gauges, restore_gauges_early
 from bot.sweep_desk import SweepDesk
 from bot.telemetry import serving
 from bot.timeframes import timeframe_delta
@@ -210,14 +214,16 @@ async def run_service(
     if settings.mode == "live" and settings.market_data.source != "exchange":
         raise ConfigError("mode = 'live' trades on exchange candles: set market_data.source = "
                           "'exchange'")  # fmt: skip
-    with serving(settings.metrics.port, settings.metrics.listen):
+    prepare_data_dir(settings.data_dir)
+    await restore_gauges_early(settings.database_path)
+    with exclusive_use(settings.data_dir), serving(settings.metrics.port, settings.metrics.listen):
         if settings.market_data.source == "exchange":
             from bot.exchange_service import serve_on_exchange
 
             await serve_on_exchange(settings, secrets, stop, write, chat)
             return
         replay = load_replay(settings)
-        async with open_database(settings.database_path) as db:
+        async with open_database(settings.database_path, service=True) as db:
             await _serve(settings, db, replay, stop, write, chat)
 
 
@@ -269,21 +275,35 @@ async def _serve(
     cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
                             ReplayHistory(replay.source), jobs, trading.clock,
                             settings.research.dask_scheduler)  # fmt: skip
+    watch = await start_watch(db, settings, trading.service, trading.engine, trading.outbox,
+                              "replay")  # fmt: skip
     async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, trading.clock,
                              chat, write, simulated=True) as dispatcher:  # fmt: skip
         pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
         started = f"pairpilot started: {settings.mode} mode, replay, {pairs}"
         await trading.outbox.push("startup", AlertPriority.INFO, started)
         speed = settings.market_data.replay_speed
-        jobs.every(replay.step.total_seconds() / speed, trading.driver.step, "replay-step")
-        jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+        jobs.every(replay.step.total_seconds() / speed, watch.guarded(trading.driver.step),
+                   "replay-step")  # fmt: skip
+        jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
+        jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
         jobs.start()
         try:
             await _until_first(stop, trading.driver.finished)
         finally:
             await jobs.stop()  # the tick in progress finishes first
-            await trading.outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
-            await dispatcher.drain()
+            await goodbye(trading.outbox, dispatcher, watch)
+
+
+async def start_watch(
+    db: Database, settings: Settings, service: TradingService, engine: Engine,
+    outbox: AlertOutbox, source: str,
+) -> ServiceWatch:  # fmt: skip
+    """The heartbeat and data-directory watch (its job is scheduled by the caller), with the
+    gauges restored from the database."""
+    await restore_gauges(SqliteEquityRepository(db), engine.guard)
+    return ServiceWatch(path=settings.data_dir, state=SqliteStateRepository(db), service=service,
+                        outbox=outbox, source=source, wall=SystemClock())  # fmt: skip
 
 
 def build_cockpit(

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from bot.errors import BotError, ConfigError, UserInputError
+from bot.log_setup import configure_logging
+from storage.db import UnusableDatabase
 
 EXIT_BAD_INPUT = 2
 
@@ -38,12 +40,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     health = commands.add_parser(
-        "health", help="exit 1 when the service's ticks are stale or its alerts are stuck"
+        "health",
+        help="check the service; exit 0 healthy, 1 unhealthy (a restart would not "
+        "help), 3 unhealthy (a restart would help)",
     )
     health.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
     health.add_argument("--max-alert-age", type=float, default=10.0, metavar="MINUTES",
                         help="how long an alert may wait for delivery (default 10)")  # fmt: skip
     health.set_defaults(handler=_health)
+
+    backup = commands.add_parser(
+        "backup", help="copy the database to DEST safely, also while the service runs"
+    )
+    backup.add_argument("dest", help="a new file, or a directory (DIR/) for a dated one")
+    backup.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
+    backup.set_defaults(handler=_backup)
+
+    restore = commands.add_parser(
+        "restore", help="replace the database by a backup (refused while the service runs)"
+    )
+    restore.add_argument("source", type=Path, help="a file `pairpilot backup` wrote")
+    restore.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
+    restore.set_defaults(handler=_restore)
 
     demo = commands.add_parser("demo", help="offline demo on bundled real candles")
     demo.add_argument(
@@ -106,11 +124,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                       args.log_format)  # fmt: skip
     try:
         return int(args.handler(args))
-    except (UserInputError, ConfigError) as error:
-        print(f"pairpilot: error: {error}", file=sys.stderr)
+    except (UserInputError, ConfigError, UnusableDatabase) as error:
+        _report(args, f"pairpilot: error: {error}")
         return EXIT_BAD_INPUT
     except BotError as error:
-        print(f"pairpilot: {error}", file=sys.stderr)
+        _report(args, f"pairpilot: {error}")
+        return 1
+    except Exception:
+        if args.log_format != "json":
+            raise  # the traceback, as Python prints it
+        logging.getLogger("pairpilot").exception("pairpilot: unexpected error",
+                                                 extra={"event": "exit"})  # fmt: skip
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the service had installed its own handlers
         print("pairpilot: interrupted", file=sys.stderr)
@@ -120,29 +144,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def configure_logging(level: str, form: str) -> None:
-    handler = logging.StreamHandler()
-    if form == "json":
-        from pythonjsonlogger.json import JsonFormatter
-
-        handler.setFormatter(JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        ))  # fmt: skip
+def _report(args: argparse.Namespace, message: str) -> None:
+    """Why a command failed: a log record under JSON logs (one object per line), else text."""
+    if args.log_format == "json":
+        logging.getLogger("pairpilot").error(message, extra={"event": "exit"})
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    for noisy in ("httpx", "apscheduler", "aiosqlite"):  # a line per request or job run
-        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+        print(message, file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
     import os
     import signal
+    from importlib.metadata import version
 
     from bot.app import run_service
     from bot.config import Secrets, load_settings, read_secrets_file
+    from bot.log_setup import alert_logger
     from bot.redaction import install as redact_secrets
 
     from_file = read_secrets_file(args.secrets) if args.secrets else {}
@@ -155,46 +173,71 @@ def _run(args: argparse.Namespace) -> int:
 
         chat = telegram_factory(settings, secrets)
 
+    write = alert_logger if args.log_format == "json" else print
+
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_service(settings, secrets, stop=stop, chat=chat)
+        await run_service(settings, secrets, stop=stop, chat=chat, write=write)
 
-    asyncio.run(serve())
+    log = logging.getLogger("pairpilot")
+    if settings.telegram.users and chat is None:
+        log.warning("telegram.users lists %d user(s) but PAIRPILOT_TELEGRAM_TOKEN is not set "
+                    "(environment or --secrets): Telegram is off, alerts go to the log only",
+                    len(settings.telegram.users))  # fmt: skip
+    log.info("pairpilot %s starting: %s mode on %s candles, data_dir %s, pid %d",
+             version("pairpilot"), settings.mode, settings.market_data.source,
+             settings.data_dir, os.getpid(), extra={"event": "start"})  # fmt: skip
+    try:
+        asyncio.run(serve())
+    except BaseException as error:
+        log.info("pairpilot stopped: %s", type(error).__name__, extra={"event": "stop"})
+        raise
+    log.info("pairpilot stopped", extra={"event": "stop"})
     return 0
 
 
 def _health(args: argparse.Namespace) -> int:
-    import asyncio
+    """Needs no secrets and never writes: see bot/health.py for the checks and exit codes."""
     from datetime import timedelta
 
     from bot.clock import SystemClock
-    from bot.config import Secrets, load_settings
-    from bot.health import check_health
-    from storage.alerts import SqliteAlertRepository
-    from storage.db import open_database
-    from storage.equity import SqliteEquityRepository
-    from storage.pair_runs import SqlitePairRunRepository
+    from bot.config import load_settings
+    from bot.health import inspect
 
-    settings = load_settings(args.config, Secrets.from_environment())
-    if not settings.database_path.exists():
-        print(f"unhealthy: no database at {settings.database_path}; has the service started?")
-        return 1
+    path = load_settings(args.config, None).database_path
+    health = inspect(
+        path, now=SystemClock().now(), max_alert_age=timedelta(minutes=args.max_alert_age)
+    )
+    print(health.report())
+    return health.exit_code
 
-    async def check() -> int:
-        async with open_database(settings.database_path) as db:
-            health = await check_health(
-                runs=SqlitePairRunRepository(db), equity=SqliteEquityRepository(db),
-                alerts=SqliteAlertRepository(db), now=SystemClock().now(),
-                max_alert_age=timedelta(minutes=args.max_alert_age),
-            )  # fmt: skip
-        verdict = "ok" if health.ok else "unhealthy: " + "; ".join(health.problems)
-        print(f"{verdict} ({'; '.join(health.facts)})")
-        return 0 if health.ok else 1
 
-    return asyncio.run(check())
+def _backup(args: argparse.Namespace) -> int:
+    from bot.backup import backup
+    from bot.clock import SystemClock
+    from bot.config import load_settings
+
+    database = load_settings(args.config, None).database_path
+    copied = backup(database, args.dest, SystemClock().now())
+    print(f"backed up {database} to {copied.path} ({copied.size:,} bytes, schema "
+          f"{copied.schema}, integrity ok)")  # fmt: skip
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from bot.backup import restore
+    from bot.clock import SystemClock
+    from bot.config import load_settings
+
+    database = load_settings(args.config, None).database_path
+    copied, kept = restore(args.source, database, SystemClock().now())
+    print(f"restored {args.source} to {database} (schema {copied.schema}, integrity ok)")
+    if kept is not None:
+        print(f"the database it replaced is kept as {kept}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

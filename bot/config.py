@@ -210,6 +210,8 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     Docker's --env-file. Warns when the file's group or others may read it."""
     from dotenv import dotenv_values
 
+    if path.is_dir():  # what Docker makes of a bind-mounted secrets file that did not exist
+        raise ConfigError(f"secrets file {path} is a directory; expected a KEY=VALUE file")
     try:
         mode = path.stat().st_mode
         values = dotenv_values(path)
@@ -231,8 +233,10 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
-def load_settings(path: Path | None, secrets: Secrets) -> Settings:
-    """Read and validate the TOML file (defaults when ``path`` is None); raises ConfigError."""
+def load_settings(path: Path | None, secrets: Secrets | None) -> Settings:
+    """Read and validate the TOML file (defaults when ``path`` is None); raises ConfigError.
+    ``secrets`` None: for commands that only read data_dir (health, backup, restore), which
+    get no secrets and must not fail for want of them."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -250,8 +254,9 @@ def load_settings(path: Path | None, secrets: Secrets) -> Settings:
         raise ConfigError(_describe(error, path)) from None
     if path is not None:
         settings = _resolve_paths(settings, path.parent)
-    _check_live(settings, secrets)
-    _check_webhook(settings, secrets)
+    if secrets is not None:
+        _check_live(settings, secrets)
+        _check_webhook(settings, secrets)
     return settings
 
 

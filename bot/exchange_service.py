@@ -23,6 +23,7 @@ from bot.app import (
     paper_account,
     reconcile_at_start,
     risk_limits,
+    start_watch,
     sync_pair_runs,
 )
 from bot.chat import ChatFactory, notifications
@@ -35,10 +36,12 @@ from bot.engine import Engine, EngineCosts
 from bot.errors import BotError, ConfigError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange_source import ExchangeCandleSource
+from bot.health import HEARTBEAT_SECONDS
 from bot.history import ExchangeHistory
 from bot.ports import Clock
 from bot.scheduler import Jobs
 from bot.service import TradingService
+from bot.service_watch import goodbye
 from bot.stream_feed import StreamingFeed
 from bot.timeframes import timeframe_seconds
 from storage.alerts import SqliteAlertRepository
@@ -92,7 +95,7 @@ async def serve_on_exchange(
                 exchange.check_timeframe(pair.timeframe)
             except BotError as error:
                 raise ConfigError(f"pairs: {error}") from None
-        async with open_database(settings.database_path) as db:
+        async with open_database(settings.database_path, service=True) as db:
             clock = SystemClock()
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
@@ -101,6 +104,8 @@ async def serve_on_exchange(
             cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
                                     history, jobs, clock,
                                     settings.research.dask_scheduler)  # fmt: skip
+            watch = await start_watch(db, settings, trading.service, trading.engine,
+                                      trading.outbox, "exchange")  # fmt: skip
             async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, clock,
                                      chat, write) as dispatcher:  # fmt: skip
                 pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
@@ -108,7 +113,8 @@ async def serve_on_exchange(
                     "startup", AlertPriority.INFO,
                     f"pairpilot started: {settings.mode} mode on {exchange.name}, {pairs}",
                 )  # fmt: skip
-                jobs.every(ALERT_DRAIN_SECONDS, dispatcher.drain, "alert-drain")
+                jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
+                jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
                 report = partial(push_daily_report, cockpit, trading.outbox)
                 jobs.daily(settings.telegram.daily_report, settings.timezone, report,
                            "daily-report")  # fmt: skip
@@ -117,9 +123,7 @@ async def serve_on_exchange(
                     await stop.wait()
                 finally:
                     await jobs.stop()
-                    await trading.outbox.push("shutdown", AlertPriority.INFO,
-                                              "pairpilot stopped")  # fmt: skip
-                    await dispatcher.drain()
+                    await goodbye(trading.outbox, dispatcher, watch)
     finally:
         await feed.close()
         await exchange.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -39,8 +40,13 @@ class TradingService:
         }
         self._last_candle: dict[int, int] = {}
         self.last_ticks: dict[str, datetime] = {}  # pair -> when a tick last saw a new candle
+        self.last_asked: dict[str, datetime] = {}  # pair -> when a tick last asked for candles
         self._prices: dict[str, float] = {}
         self.tick_lock = asyncio.Lock()  # one tick at a time, whoever triggers it
+        # Operations (bot/service_watch.py): why new entries are off (the data directory is
+        # full or read-only; exits are still managed), and the exchange error of the last tick.
+        self.entries_blocked: str | None = None
+        self.exchange_trouble: str | None = None
         self.ticks = 0
 
     def runs(self) -> list[PairRun]:
@@ -99,20 +105,24 @@ class TradingService:
             await self._engine.executor.settle_unknown()
         except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # books unsure: do not act
             log.warning("tick: orders with an unknown outcome stay unsettled: %s", error)
+            self.exchange_trouble = str(error)
             await self._engine.guard.exchange_failed(error, self._clock.now())
             return 0
         failed = False
         for run in list(self._runs.values()):
             if timeframe is not None and run.timeframe != timeframe:
                 continue
+            self.last_asked[run.pair] = self._clock.now()
             try:
                 if run.state is not RunState.STOPPED and await self._tick_run(run):
                     acted += 1
             except (ExchangeUnavailable, ExchangeAuthFailed) as error:
                 failed = True  # the other runs still tick
+                self.exchange_trouble = str(error)
                 log.warning("tick %s: %s", run.pair, error)
                 await self._engine.guard.exchange_failed(error, self._clock.now())
         if not failed:
+            self.exchange_trouble = None
             await self._engine.guard.exchange_answered()
         if acted:
             now = self._clock.now()
@@ -144,6 +154,8 @@ class TradingService:
         self._last_candle[run.id] = last
         self._prices[run.pair] = float(candles["close"].iloc[-1])
         self.last_ticks[run.pair] = self._clock.now()
+        if self.entries_blocked and run.state is RunState.RUNNING:  # exits only, as paused
+            run = dataclasses.replace(run, state=RunState.PAUSED)
         await self._engine.on_candles(run, strategy, candles, self._prices)
         log.debug("ticked %s at candle %s", run.pair, last)
         return True

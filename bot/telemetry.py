@@ -35,6 +35,15 @@ PNL_TODAY = Gauge(
     registry=REGISTRY,
 )  # fmt: skip
 HALTED = Gauge("pairpilot_halted", "1 while trading is halted", registry=REGISTRY)
+STORAGE_OK = Gauge(
+    "pairpilot_storage_ok",
+    "1 while the data directory is writable with room left; 0: new entries are off",
+    registry=REGISTRY,
+)
+DATA_DIR_FREE = Gauge(
+    "pairpilot_data_dir_free_bytes", "Free bytes on the data directory's file system",
+    registry=REGISTRY,
+)  # fmt: skip
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv with a Python >= 3.12 found on this machine and install pairpilot with its dev
-# extras. Idempotent: reinstalls only when pyproject.toml changed since the last install.
+# extras, at the exact versions and hashes of requirements-dev.lock (scripts/lock.sh writes it
+# from pyproject.toml's ranges), so every machine and CI run tests the same code.
+# Idempotent: reinstalls only when pyproject.toml or the lock changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,7 +34,9 @@ find_python() {
   return 1
 }
 
-if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && "$venv/bin/python" -c '' 2>/dev/null; then
+lock=requirements-dev.lock
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ "$stamp" -nt "$lock" ] \
+  && "$venv/bin/python" -c '' 2>/dev/null; then
   exit 0
 fi
 
@@ -45,7 +49,10 @@ fi
 echo "pairpilot setup: using $python ($("$python" --version 2>&1))"
 rm -rf "$venv"
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e ".[dev]"
+"$venv/bin/python" -m pip install --quiet --require-hashes --only-binary :all: -r "$lock"
+# The locked setuptools builds the editable install; its dependencies are all in the lock.
+"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
+# A dependency added to pyproject.toml but not locked (scripts/lock.sh) fails here, not later.
+"$venv/bin/python" -m pip check
 touch "$stamp"
 echo "pairpilot setup: installed into $venv"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import os
@@ -14,16 +13,10 @@ import subprocess
 import sys
 import termios
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-
-from bot.domain import AlertPriority, EquitySnapshot
-from storage.alerts import SqliteAlertRepository
-from storage.db import open_database
-from storage.equity import SqliteEquityRepository
-from storage.pair_runs import SqlitePairRunRepository
 
 SAMPLE = Path(__file__).resolve().parents[2] / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
 HEADER = "timestamp,open,high,low,close,volume\n"
@@ -298,36 +291,3 @@ def _moved_past(database: Path, previous: int | None) -> bool:
     except (sqlite3.Error, TypeError):
         return False
     return previous is None or position > previous
-
-
-def test_health_exits_1_when_ticks_are_stale_or_alerts_wait(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text('[[pairs]]\npair = "BTC/USDT"\ncapital_share = 0.5\n', encoding="utf-8")
-    missing = pairpilot("health", "--config", str(config), cwd=tmp_path)
-    assert missing.returncode == 1
-    assert "no database" in missing.stdout
-
-    async def seed(ticked_ago: timedelta, alert_ago: timedelta | None) -> None:
-        now = datetime.now(UTC)
-        async with open_database(tmp_path / "data" / "pairpilot.sqlite") as db:
-            await db.execute("DELETE FROM equity_snapshots")
-            await db.execute("DELETE FROM alerts")
-            runs = SqlitePairRunRepository(db)
-            if not await runs.active():
-                await runs.add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h", params={},
-                               capital_share=0.5, now=now - timedelta(days=1))  # fmt: skip
-            await SqliteEquityRepository(db).add(EquitySnapshot(now - ticked_ago, 1000, 1000))
-            if alert_ago is not None:
-                await SqliteAlertRepository(db).add("trade", AlertPriority.TRADE, "x",
-                                                    now - alert_ago)  # fmt: skip
-
-    for ticked, alert, code, words in [
-        (timedelta(minutes=50), None, 0, "ok (1 pair(s) running"),
-        (timedelta(hours=3), None, 1, "unhealthy: no new candle for 180 min"),
-        (timedelta(minutes=5), timedelta(minutes=30), 1, "an alert has waited 30 min"),
-        (timedelta(minutes=5), timedelta(minutes=1), 0, "1 alert(s) waiting"),
-    ]:
-        asyncio.run(seed(ticked, alert))
-        result = pairpilot("health", "--config", str(config), cwd=tmp_path)
-        assert result.returncode == code, result.stdout
-        assert words in result.stdout

@@ -19,3 +19,15 @@ def test_the_grafana_dashboard_graphs_only_metrics_we_expose() -> None:
     exposed |= {f"{name}_{suffix}" for name in exposed for suffix in ("total", "bucket")}
     assert used
     assert used <= exposed, used - exposed
+
+
+def test_the_dashboard_names_its_data_source_through_a_variable_it_defines() -> None:
+    # ${DS_PROMETHEUS}-style inputs resolve only in the UI's import; under file provisioning
+    # they stay literal and every panel breaks. A datasource variable works both ways.
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {item["name"] for item in dashboard["templating"]["list"]
+                 if item["type"] == "datasource" and item["query"] == "prometheus"}  # fmt: skip
+    uids = {thing["datasource"]["uid"] for panel in dashboard["panels"]
+            for thing in [panel, *panel["targets"]]}  # fmt: skip
+    assert uids == {f"${{{name}}}" for name in variables}
+    assert "__inputs" not in dashboard

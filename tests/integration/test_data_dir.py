@@ -1,0 +1,156 @@
+"""The data directory on a real small file system (a tmpfs, mounted when we may: root): full,
+nearly full, read-only. The service refuses to start on a bad one naming the path; while it
+runs it stops new entries before SQLite runs out of room, keeps managing exits, alerts, shows
+it in the metrics and in health, stops without a crash on a full disk, and recovers."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from bot import data_dir
+from bot.alerts import AlertDispatcher, ConsoleSink
+from bot.app import assemble_replay, load_replay
+from bot.cli import main
+from bot.clock import SystemClock
+from bot.config import load_settings
+from bot.domain import AlertPriority, Side
+from bot.service_watch import ServiceWatch, goodbye
+from bot.telemetry import STORAGE_OK
+from storage.alerts import SqliteAlertRepository
+from storage.db import open_database
+from storage.fills import SqliteFillRepository
+from storage.state import SqliteStateRepository
+
+SAMPLE = Path(__file__).resolve().parents[2] / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
+MiB = 2**20
+
+
+def mount_tmpfs(where: Path, size_mib: int) -> None:
+    where.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs",
+                           str(where)], capture_output=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    disk = tmp_path / "disk"
+    mount_tmpfs(disk, 32)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def fill(disk: Path, leave: int, name: str = "ballast") -> Path:
+    """Write a file that leaves about ``leave`` bytes free on ``disk`` (0: until ENOSPC)."""
+    ballast = disk / name
+    with open(ballast, "wb") as handle:
+        while data_dir.free_bytes(disk) > leave:
+            try:
+                handle.write(b"\0" * min(MiB, max(4096, data_dir.free_bytes(disk) - leave)))
+                handle.flush()
+            except OSError:
+                break
+    return ballast
+
+
+def replay_config(tmp_path: Path, data: Path) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "{data}"\n[market_data]\nsource = "replay"\n'
+                      f'replay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n'
+                      '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 1.0\n',
+                      encoding="utf-8")  # fmt: skip
+    return config
+
+
+def test_the_service_refuses_a_full_or_read_only_data_dir_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    disk = tmp_path / "tiny"
+    mount_tmpfs(disk, 2)  # under the 4 MiB the service needs to start at all
+    try:
+        config = replay_config(tmp_path, disk / "data")
+        assert main(["run", "--config", str(config)]) == 2
+        error = capsys.readouterr().err
+        needs = "has 2.0 MiB free; pairpilot needs at least 4 MiB"
+        assert f"data_dir {disk / 'data'} {needs}" in error
+        assert list((disk / "data").iterdir()) == []  # nothing half-written
+        with closing(sqlite3.connect(disk / "data" / "pairpilot.sqlite")) as connection:
+            connection.execute("PRAGMA journal_mode = WAL")  # what a stopped service left
+            connection.execute("CREATE TABLE pair_runs (id INTEGER)")
+        subprocess.run(["mount", "-o", "remount,ro,size=200m", str(disk)], check=True)
+        assert main(["run", "--config", str(config)]) == 2
+        assert f"data_dir {disk / 'data'} is on a read-only file system" in capsys.readouterr().err
+        assert main(["health", "--config", str(config)]) == 1
+        assert "FAIL  data_dir" in capsys.readouterr().out  # a check, not a traceback
+        # the moment a backup matters most: the disk went read-only after an I/O error
+        assert main(["backup", str(tmp_path / "copy.sqlite"), "--config", str(config)]) == 0
+        with closing(sqlite3.connect(tmp_path / "copy.sqlite")) as connection:
+            assert connection.execute("SELECT count(*) FROM pair_runs").fetchone() == (0,)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    settings = load_settings(replay_config(tmp_path, small_disk / "data"), None)
+    data_dir.prepare(settings.data_dir, min_free=8 * MiB)
+    sent: list[str] = []
+    async with open_database(settings.database_path) as db:
+        trading = await assemble_replay(db, settings, load_replay(settings))
+        watch = ServiceWatch(path=settings.data_dir, state=SqliteStateRepository(db),
+                             service=trading.service, outbox=trading.outbox, source="replay",
+                             wall=SystemClock(), min_free=8 * MiB)  # fmt: skip
+        alerts = SqliteAlertRepository(db)
+        dispatcher = AlertDispatcher(alerts, ConsoleSink(sent.append), SystemClock())
+        await watch.beat()
+        assert trading.service.entries_blocked is None
+        while not trading.engine.portfolio.positions():  # trade until a position is open
+            await trading.driver.step()
+        fills = SqliteFillRepository(db)
+        before = len(await fills.all())
+
+        ballast = fill(small_disk, leave=4 * MiB)
+        await watch.beat()
+        assert f"data_dir {settings.data_dir} has" in (trading.service.entries_blocked or "")
+        assert STORAGE_OK._value.get() == 0  # the /metrics gauge
+        await dispatcher.drain()
+        assert any("Storage trouble" in text and str(settings.data_dir) in text for text in sent)
+
+        for _ in range(400):  # the open position is still managed to its exit; no new entry
+            await trading.driver.step()
+        later = (await fills.all())[before:]
+        assert [fill.side for fill in later][:1] == [Side.SELL]
+        assert Side.BUY not in {fill.side for fill in later}
+        assert not trading.engine.portfolio.positions()
+
+        full = fill(small_disk, leave=0, name="more")  # SQLite cannot grow its files now
+        chart = b"\0" * 4 * MiB  # more than the write-ahead log has room for
+
+        async def push_chart() -> None:
+            await trading.outbox.push("daily_report", AlertPriority.INFO, "report", chart)
+
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            await push_chart()
+        await watch.guarded(push_chart)()  # taken as trouble, logged once, no crash
+        assert "writing to the database failed (database or disk is full)" in (
+            trading.service.entries_blocked or "")  # fmt: skip
+        await watch.beat()
+        await goodbye(trading.outbox, dispatcher, watch)  # no crash either
+
+        ballast.unlink()
+        full.unlink()
+        await watch.beat()
+        assert trading.service.entries_blocked is None
+        assert STORAGE_OK._value.get() == 1
+        await dispatcher.drain()
+        assert "Storage OK again" in sent[-1]
