@@ -182,7 +182,9 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
     n = close.shape[0]
     equity = np.empty(n)
     stop_line = np.full(n, np.nan)
-    size = n // 2 + 2
+    # One entry at most per candle (a signal, or a limit filled in it) and every trade has
+    # one: a trade can close on the candle after it opened, and the next open on that close.
+    size = n + 1
     entry_index = np.zeros(size, np.int64)
     exit_index = np.zeros(size, np.int64)
     entry_price = np.zeros(size)
