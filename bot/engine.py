@@ -67,7 +67,7 @@ def key_of(run: PairRun) -> str:
 def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
     """The strategy's decision on the last closed candle of ``candles``."""
     last = candles.iloc[-1]
-    code = int(strategy.signals(candles).iloc[-1]) if len(candles) >= strategy.warmup else 0
+    code = int(strategy.signals(candles).iloc[-1])  # the warm-up rule is the strategy's
     return Signal(
         pair=pair,
         candle_time=from_ms(int(last["timestamp"])),

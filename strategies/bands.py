@@ -38,7 +38,7 @@ class _BandStrategy(Strategy):
     def warmup(self) -> int:
         return int(self.params["length"]) + 1
 
-    def signals(self, candles: pd.DataFrame) -> pd.Series:
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
         bands = _bands(candles, int(self.params["length"]), float(self.params["std"]))
         if bands is None:
             return hold_everywhere(candles)
@@ -93,7 +93,7 @@ class Grid(Strategy):
     def warmup(self) -> int:
         return int(self.params["lookback"]) + 1
 
-    def signals(self, candles: pd.DataFrame) -> pd.Series:
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
         centre = ta.sma(candles["close"], length=int(self.params["lookback"]))
         if centre is None:
             return hold_everywhere(candles)
