@@ -15,7 +15,14 @@ import pandas as pd
 
 from bot.domain import RiskLimits, Trade, from_ms
 from bot.errors import DataError
-from bot.kernel import EXIT_REASONS, KernelCosts, KernelExits, KernelResult, simulate
+from bot.kernel import (
+    EXIT_REASONS,
+    KernelClock,
+    KernelCosts,
+    KernelExits,
+    KernelResult,
+    simulate,
+)
 from bot.metrics import Metrics, measure
 from bot.timeframes import timeframe_seconds
 from strategies import Strategy
@@ -58,13 +65,20 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
         )
     policy = strategy.exit_policy
     atr = strategy.atr(candles) if policy.atr_stop else pd.Series(np.nan, index=candles.index)
-    close_ms = candles["timestamp"].to_numpy() + timeframe_seconds(setup.timeframe) * 1000
+    step_ms = timeframe_seconds(setup.timeframe) * 1000
+    open_ms = candles["timestamp"].to_numpy(dtype=np.int64)
+    close_ms = open_ms + step_ms
     prices = {column: candles[column].to_numpy(dtype=np.float64) for column in OHLC}
     result = simulate(
         prices,
         strategy.signals(candles).to_numpy(),
         atr.to_numpy(dtype=np.float64),
-        local_days(close_ms, setup.timezone),
+        KernelClock(
+            close_ms,
+            np.append(open_ms[1:], close_ms[-1]),
+            local_days(close_ms, setup.timezone),
+            step_ms,
+        ),  # fmt: skip
         KernelCosts(setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits),
         KernelExits(
             policy.stop_loss,
@@ -74,7 +88,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             policy.entry_offset,
         ),  # fmt: skip
     )
-    table = TradeTable.from_kernel(result, close_ms, setup.pair)
+    table = TradeTable.from_kernel(result, setup.pair)
     closes = candles["close"].to_numpy()
     return BacktestResult(
         setup=setup,
@@ -107,7 +121,9 @@ def local_days(close_ms: np.ndarray, timezone: str) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class TradeTable:
-    """Closed trades as columns; ``Trade`` objects are made only for the rows asked for."""
+    """Trades as columns; ``Trade`` objects are made only for the rows asked for. The last row
+    is the position still open at the end when ``still_open`` (exit reason "open"), marked at
+    the last close with the costs of selling it there."""
 
     pair: str
     entry_ms: np.ndarray
@@ -118,25 +134,32 @@ class TradeTable:
     fee: np.ndarray
     pnl: np.ndarray
     reason: np.ndarray
+    still_open: bool = False
 
     @classmethod
-    def from_kernel(cls, result: KernelResult, close_ms: np.ndarray, pair: str) -> TradeTable:
+    def from_kernel(cls, result: KernelResult, pair: str) -> TradeTable:
         amount = result.amount
         fee = result.entry_fee + result.exit_fee
         return cls(
             pair=pair,
-            entry_ms=close_ms[result.entry_index],
-            exit_ms=close_ms[result.exit_index],
+            entry_ms=result.entry_ms,
+            exit_ms=result.exit_ms,
             entry_price=result.entry_price,
             exit_price=result.exit_price,
             amount=amount,
             fee=fee,
             pnl=amount * result.exit_price - amount * result.entry_price - fee,
             reason=result.exit_reason,
+            still_open=result.still_open,
         )
 
     def __len__(self) -> int:
         return len(self.pnl)
+
+    @property
+    def closed(self) -> int:
+        """How many rows are closed trades (all but the open one)."""
+        return len(self) - int(self.still_open)
 
     def trades(self, start: int = 0) -> list[Trade]:
         """Trades from row ``start`` on, oldest first."""

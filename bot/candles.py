@@ -208,6 +208,18 @@ class ReplaySource:
             return None
         return self._frames[pair].iloc[index]
 
+    def trading_resumes(self, now: datetime) -> datetime:
+        """``now`` if some pair has a candle forming then; else, inside a gap every pair's
+        data shares (an exchange outage), the open of the first candle after it."""
+        later = []
+        for pair, stamps in self._stamps.items():
+            index = int(np.searchsorted(stamps, to_ms(now), side="right")) - 1
+            if index >= 0 and to_ms(now) < stamps[index] + self._step_ms[pair]:
+                return now
+            if index + 1 < len(stamps):
+                later.append(int(stamps[index + 1]))
+        return from_ms(min(later)) if later else now
+
     async def volume(self, pair: str, now: datetime) -> float | None:
         """The volume of the candle forming at ``now``, which an order then trades into."""
         index = self._forming(pair, now)

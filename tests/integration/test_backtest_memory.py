@@ -61,4 +61,7 @@ def test_dense_trading_keeps_every_trade_with_bounds_checks_on(
     # (three of every four), and every entry leaves on the next candle.
     entries = sum(1 for k in range(48, candles - 1) if k % len(CYCLE) != 0)
     assert len(trades) == entries > candles // 2 + 2
-    assert all(t["exit_reason"] == "take_profit" for t in trades)
+    # An entry whose target is reached on the last candle has no next open to sell at: it is
+    # reported still open.
+    last = "open" if (candles - 2) % len(CYCLE) else "take_profit"
+    assert [t["exit_reason"] for t in trades] == ["take_profit"] * (entries - 1) + [last]

@@ -1,0 +1,145 @@
+"""Backtest edge cases on small synthetic candles, where real data rarely shows them plainly
+(issue 19 items 3, 4, 5, 10; issue 15 item 11). The parity suite holds the same rules to the
+live engine on real windows."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bot.backtest import BacktestResult, BacktestSetup, run_backtest
+from bot.domain import RiskLimits
+from strategies.base import ENTER, EXIT, HOLD, Strategy
+
+HOUR_MS = 3_600_000
+DAY0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC
+OPEN_LIMITS = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.0, max_drawdown=0.0)
+
+
+class Scripted(Strategy):
+    """Signals read from a script: {candle index: ENTER or EXIT}."""
+
+    name = "scripted"
+    description = "test signals"
+    param_specs = ()
+    script: ClassVar[dict[int, int]] = {}
+
+    @property
+    def warmup(self) -> int:
+        return 1
+
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
+        codes = np.full(len(candles), HOLD, dtype=np.int8)
+        for index, code in self.script.items():
+            codes[index] = code
+        return pd.Series(codes, index=candles.index)
+
+
+def scripted(script: dict[int, int], **exits: float) -> Strategy:
+    return type("Script", (Scripted,), {"script": script})(exits)
+
+
+def candles(
+    closes: list[float], *, step_ms: int = HOUR_MS, skip: tuple[int, ...] = ()
+) -> pd.DataFrame:
+    """Flat candles opening at the previous close; ``skip``: candle slots left out (gaps)."""
+    slots = [k for k in range(len(closes) + len(skip)) if k not in skip]
+    opens = [closes[0], *closes[:-1]]
+    return pd.DataFrame({
+        "timestamp": [DAY0 + slot * step_ms for slot in slots[: len(closes)]],
+        "open": opens, "high": [max(o, c) for o, c in zip(opens, closes, strict=True)],
+        "low": [min(o, c) for o, c in zip(opens, closes, strict=True)], "close": closes,
+        "volume": 1.0,
+    })  # fmt: skip
+
+
+def backtest(frame: pd.DataFrame, strategy: Strategy, limits: RiskLimits = OPEN_LIMITS,
+             timeframe: str = "1h", slippage: float = 0.0) -> BacktestResult:  # fmt: skip
+    setup = BacktestSetup(pair="T/USDT", timeframe=timeframe, fee_rate=0.001,
+                          slippage=slippage, limits=limits)  # fmt: skip
+    return run_backtest(frame, strategy, setup)
+
+
+def test_a_cooldown_lasts_a_span_of_time_so_a_gap_passes_it() -> None:
+    """Two losses start a 3-candle cooldown at candle 4's close; the data then skips 4 hours,
+    so the entry signalled at the next candle (5 hours later) is taken, as live takes it."""
+    closes = [100.0, 100, 99, 100, 99, 100, 100, 100, 100]
+    script = {0: ENTER, 1: EXIT, 3: ENTER, 4: EXIT, 5: ENTER, 6: EXIT}
+    limits = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.0, max_drawdown=0.0,
+                        cooldown_losses=2, cooldown_candles=3)  # fmt: skip
+    plain = backtest(candles(closes), scripted(script), limits)  # no gap: still cooling down
+    assert (len(plain.table), plain.vetoes) == (2, 1)
+    gapped = backtest(candles(closes, skip=(5, 6, 7, 8)), scripted(script), limits)
+    assert (len(gapped.table), gapped.vetoes) == (3, 0)
+
+
+def test_a_fill_after_a_gap_is_stamped_when_trading_resumed() -> None:
+    """An entry signalled on the last candle before a 3-hour gap fills at the first open after
+    it, and is stamped then, not at the pre-gap close."""
+    frame = candles([100.0, 101, 102, 103, 104], skip=(2, 3, 4))
+    result = backtest(frame, scripted({1: ENTER, 3: EXIT}))
+    (trade,) = result.table.trades()
+    assert int(trade.entry_time.timestamp() * 1000) == frame["timestamp"].iloc[2]
+    assert trade.entry_price == pytest.approx(frame["open"].iloc[2])
+
+
+@pytest.mark.parametrize(("timeframe", "step_ms", "day_candles"),
+                         [("1d", 24 * HOUR_MS, 2), ("1h", HOUR_MS, 23)])  # fmt: skip
+def test_every_candle_counts_against_its_days_loss_budget(
+    timeframe: str, step_ms: int, day_candles: int
+) -> None:
+    """A stop sells at a 10% loss in the candle that closes at midnight; the 5% daily limit
+    then refuses the entry signalled at that close. On 1d candles (every candle is a day) and
+    on the midnight candle of 1h ones, the day's budget used to start from that very close."""
+    closes = [100.0] * day_candles + [90.0, 90.0, 90.0]
+    frame = candles(closes, step_ms=step_ms)
+    frame.loc[day_candles, "low"] = 89.0
+    limits = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.05, max_drawdown=0.0)
+    strategy = scripted({0: ENTER, day_candles: ENTER}, stop_loss=0.05)
+    result = backtest(frame, strategy, limits, timeframe=timeframe)
+    assert result.table.trades()[0].exit_reason == "stop_loss"
+    assert result.vetoes == 1
+    assert len(result.table) == 1
+
+
+def test_a_take_profit_sells_at_the_next_open_as_live_does() -> None:
+    """The target is reached inside candle 2; the engine sees it at the close and sells at
+    market: the next candle's open, with slippage, not the target."""
+    frame = candles([100.0, 100, 104, 105, 105])
+    frame.loc[2, "high"] = 120.0  # spikes through a 10% target and falls back
+    result = backtest(frame, scripted({0: ENTER}, take_profit=0.1), slippage=0.001)
+    (trade,) = result.table.trades()
+    assert trade.exit_reason == "take_profit"
+    assert trade.exit_price == pytest.approx(104.0 * 0.999)
+    assert int(trade.exit_time.timestamp() * 1000) == frame["timestamp"].iloc[3]
+
+
+def test_a_limit_entry_is_protected_in_its_fill_candle() -> None:
+    """The limit fills at 99 in candle 1, whose low (90) is through the 5% stop: the stop
+    fires in that candle (sold at the next open), it does not wait for candle 2."""
+    frame = candles([100.0, 95, 96, 97, 98])
+    frame.loc[1, "low"] = 90.0
+    result = backtest(frame, scripted({0: ENTER}, stop_loss=0.05, entry_offset=0.01))
+    trade = result.table.trades()[0]
+    assert trade.entry_price == pytest.approx(99.0)
+    assert trade.exit_reason == "stop_loss"
+    assert trade.exit_price == pytest.approx(95.0)  # candle 2's open
+    assert result.stop_line[1] == pytest.approx(99.0 * 0.95)
+
+
+def test_a_position_open_at_the_end_is_an_open_trade_with_its_exit_costs() -> None:
+    frame = candles([100.0, 100, 110, 120, 130])
+    result = backtest(frame, scripted({0: ENTER}), slippage=0.001)
+    (trade,) = result.table.trades()
+    assert result.table.still_open
+    assert result.table.closed == 0
+    assert trade.exit_reason == "open"
+    assert trade.exit_price == pytest.approx(130 * 0.999)
+    m = result.metrics
+    assert m.trades == 1
+    assert m.wins == 1
+    assert m.pnl == pytest.approx(trade.pnl)  # the return and the trades tell one story
+    assert m.end_equity == pytest.approx(result.equity[-1])
