@@ -89,7 +89,6 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
         ),  # fmt: skip
     )
     table = TradeTable.from_kernel(result, setup.pair)
-    closes = candles["close"].to_numpy()
     return BacktestResult(
         setup=setup,
         strategy=strategy,
@@ -108,9 +107,18 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             trade_seconds=(table.exit_ms - table.entry_ms) / 1000,
             fees=result.fees,
             start_equity=setup.balance,
-            buy_and_hold_return=float(closes[-1] / closes[0] - 1),
+            buy_and_hold_return=buy_and_hold(prices, strategy.warmup, setup),
         ),
     )
+
+
+def buy_and_hold(prices: dict[str, np.ndarray], warmup: int, setup: BacktestSetup) -> float:
+    """Holding all in, comparable with the strategy: bought at the first open the strategy
+    could have bought at (after its warm-up) and sold at the last close, both with the same
+    fee and slippage."""
+    bought = prices["open"][min(warmup, len(prices["open"]) - 1)] * (1 + setup.slippage)
+    sold = prices["close"][-1] * (1 - setup.slippage)
+    return float(sold * (1 - setup.fee_rate) / (bought * (1 + setup.fee_rate)) - 1)
 
 
 def local_days(close_ms: np.ndarray, timezone: str) -> np.ndarray:

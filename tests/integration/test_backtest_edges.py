@@ -1,5 +1,5 @@
 """Backtest edge cases on small synthetic candles, where real data rarely shows them plainly
-(issue 19 items 3, 4, 5, 10; issue 15 item 11). The parity suite holds the same rules to the
+(issue 19 items 3-7, 10; issue 15 item 11). The parity suite holds the same rules to the
 live engine on real windows."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from bot.backtest import BacktestResult, BacktestSetup, run_backtest
+from bot.backtest_report import metric_rows
 from bot.domain import RiskLimits
 from strategies.base import ENTER, EXIT, HOLD, Strategy
 
@@ -143,3 +144,35 @@ def test_a_position_open_at_the_end_is_an_open_trade_with_its_exit_costs() -> No
     assert m.wins == 1
     assert m.pnl == pytest.approx(trade.pnl)  # the return and the trades tell one story
     assert m.end_equity == pytest.approx(result.equity[-1])
+
+
+def test_buy_and_hold_starts_where_the_strategy_could_and_pays_the_same_costs() -> None:
+    """The warm-up's candles and the costs are the strategy's handicap; buy and hold used to
+    be measured from the first close without costs."""
+    frame = candles([50.0, 100, 100, 100, 150])
+    strategy = type("Slow", (Scripted,), {"script": {}, "warmup": 3})({})
+    result = backtest(frame, strategy, slippage=0.001)
+    bought = frame["open"].iloc[3] * 1.001 * 1.001  # bought at candle 3's open, with costs
+    assert result.metrics.buy_and_hold_return == pytest.approx(150 * 0.999 * 0.999 / bought - 1)
+    rows = dict(metric_rows(result))
+    assert "same fee and slippage" in rows["buy and hold"]
+    assert "in the market 0% of the time" in rows["strategy exposure"]
+
+
+def test_a_short_span_is_not_annualised_in_the_report() -> None:
+    """A week down 2.8% is not a CAGR of -78%: the report says the span is too short."""
+    frame = candles([100.0] * 84 + [97.2] * 84, step_ms=HOUR_MS)  # one week
+    result = backtest(frame, scripted({0: ENTER}))
+    rows = dict(metric_rows(result))
+    assert "CAGR" not in rows
+    assert rows["CAGR / Calmar"].startswith("not annualised: 7.0 days of data")
+
+
+def test_no_losing_trade_is_said_not_printed_as_inf() -> None:
+    result = backtest(candles([100.0, 100, 110, 110]), scripted({0: ENTER, 2: EXIT}))
+    assert dict(metric_rows(result))["profit factor"] == "no losing trade"
+
+
+def test_an_open_trade_at_the_end_is_said_in_the_report() -> None:
+    result = backtest(candles([100.0, 100, 110, 120]), scripted({0: ENTER}))
+    assert "the last still open" in dict(metric_rows(result))["trades"]

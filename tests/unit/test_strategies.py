@@ -138,3 +138,10 @@ def test_a_real_window_whose_rsi_signals_inside_its_warm_up(shared_data: Path) -
     live = [signal_from_candles("BTC/USDT", strategy, window.iloc[:end]).action
             for end in range(1, strategy.warmup)]  # fmt: skip
     assert set(live) == {Action.HOLD}
+
+
+def test_the_grids_description_says_what_its_exits_are_for_any_spacing() -> None:
+    grid = build_strategy("grid", {"spacing": 0.03})
+    assert "one spacing up" not in grid.description
+    assert "independent of `spacing`" in grid.description
+    assert (grid.exit_policy.take_profit, grid.exit_policy.stop_loss) == (0.01, 0.05)
