@@ -39,6 +39,9 @@ class BacktestSetup:
     slippage: float = 0.0
     limits: RiskLimits = RiskLimits()
     timezone: str = "UTC"  # where a day starts, for the daily loss limit
+    # Candles before this one only warm the indicators up: no signal acts on them, and the
+    # metrics (buy and hold included) start here. A walk-forward window's preceding candles.
+    trade_from: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,8 @@ class BacktestResult:
 
 def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup) -> BacktestResult:
     """Trade ``strategy`` over validated ``candles``; nothing is written anywhere."""
+    if not 0 <= setup.trade_from < len(candles):
+        raise DataError(f"trading from candle {setup.trade_from}: the series has {len(candles)}")
     if len(candles) < strategy.warmup + 1:
         raise DataError(
             f"{strategy.name} needs at least {strategy.warmup + 1} candles "
@@ -69,9 +74,12 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
     open_ms = candles["timestamp"].to_numpy(dtype=np.int64)
     close_ms = open_ms + step_ms
     prices = {column: candles[column].to_numpy(dtype=np.float64) for column in OHLC}
+    codes = strategy.signals(candles).to_numpy()
+    if setup.trade_from:
+        codes = np.where(np.arange(len(codes)) < setup.trade_from, 0, codes).astype(np.int8)
     result = simulate(
         prices,
-        strategy.signals(candles).to_numpy(),
+        codes,
         atr.to_numpy(dtype=np.float64),
         KernelClock(
             close_ms,
@@ -101,22 +109,24 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
         vetoes=result.vetoes,
         halted_at=from_ms(int(close_ms[result.halted_at])) if result.halted_at >= 0 else None,
         metrics=measure(
-            times=close_ms / 1000,
-            equity=result.equity,
+            times=close_ms[setup.trade_from :] / 1000,
+            equity=result.equity[setup.trade_from :],
             trade_pnl=table.pnl,
             trade_seconds=(table.exit_ms - table.entry_ms) / 1000,
             fees=result.fees,
             start_equity=setup.balance,
-            buy_and_hold_return=buy_and_hold(prices, strategy.warmup, setup),
+            buy_and_hold_return=buy_and_hold(
+                prices, max(strategy.warmup, setup.trade_from + 1), setup
+            ),
         ),
     )
 
 
-def buy_and_hold(prices: dict[str, np.ndarray], warmup: int, setup: BacktestSetup) -> float:
+def buy_and_hold(prices: dict[str, np.ndarray], first: int, setup: BacktestSetup) -> float:
     """Holding all in, comparable with the strategy: bought at the first open the strategy
-    could have bought at (after its warm-up) and sold at the last close, both with the same
-    fee and slippage."""
-    bought = prices["open"][min(warmup, len(prices["open"]) - 1)] * (1 + setup.slippage)
+    could have bought at (candle ``first``, after its warm-up) and sold at the last close, both
+    with the same fee and slippage."""
+    bought = prices["open"][min(first, len(prices["open"]) - 1)] * (1 + setup.slippage)
     sold = prices["close"][-1] * (1 - setup.slippage)
     return float(sold * (1 - setup.fee_rate) / (bought * (1 + setup.fee_rate)) - 1)
 

@@ -98,6 +98,9 @@ class SweepDesk:
                  f"{escape(spec.objective)}:"]  # fmt: skip
         for row in best:
             params = " ".join(f"{k}={v:g}" for k, v in row.params)
+            if "skipped" in row.metrics:  # too long for the candles at hand
+                lines.append(f"{escape(params)}: {escape(row.metrics['skipped'])}")
+                continue
             score = "-" if row.score is None else f"{row.score:.2f}"
             lines.append(f"{escape(params)}: {score}, return "
                          f"{row.metrics['total_return']:+.1%}, max DD "

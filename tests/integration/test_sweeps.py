@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import signal
 import sqlite3
 from pathlib import Path
@@ -15,8 +16,19 @@ from distributed import Client, LocalCluster
 
 from bot.domain import SweepRow
 from bot.errors import UserInputError
-from bot.sweep import Series, SweepSpec, combinations, parse_space, run_on_dask, run_plain
+from bot.sweep import (
+    Series,
+    SweepSpec,
+    combinations,
+    parse_space,
+    run_on_dask,
+    run_plain,
+    score,
+    segments,
+    unscored,
+)
 from bot.sweep import walk_forward as folds_of
+from bot.sweep_report import report as sweep_report
 from tests.integration.test_cli import pairpilot
 
 SPACE = {"fast": [5, 8, 12, 20], "slow": [26, 40, 60]}
@@ -143,3 +155,71 @@ def test_the_command_sweeps_stored_candles_of_several_pairs(
     assert result.returncode == 0, result.stderr
     assert "BTC/USDT 1h, by sharpe" in result.stdout
     assert "ETH/USDT 1h, by sharpe" in result.stdout
+
+
+def test_a_combination_too_long_for_a_window_is_skipped_with_its_reason_and_the_sweep_finishes(
+    tmp_path: Path, btc_path: Path, client: Client
+) -> None:
+    """10 folds of 2,184 candles: out-of-sample windows of 168 candles (336 with the block
+    that warms them up); slow=400 needs 402. It used to abort the sweep and leave it unfinished."""
+    data = tmp_path / "BTC_USDT-1h.csv.gz"
+    data.write_bytes(btc_path.read_bytes())
+    result = pairpilot("sweep", "--data", str(data), "--param", "fast=5", "--param",
+                       "slow=26,400", "--walk-forward", "10", "--scheduler",
+                       client.scheduler.address, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "skipped: ema_cross needs at least 402 candles" in result.stdout
+    assert "windows chained" in result.stdout
+    with sqlite3.connect(tmp_path / "data" / "pairpilot.sqlite") as db:
+        assert db.execute("SELECT finished IS NOT NULL FROM sweeps").fetchall() == [(1,)]
+        assert db.execute("SELECT count(*) FROM sweep_results").fetchone() == (2 * 20,)
+
+
+def _metrics(**values: float) -> dict[str, float]:
+    return {"max_drawdown": 0.1, "trades": 3, "total_return": 0.1, "sharpe": 1.0,
+            "calmar": 1.0, "span_days": 30.0, **values}  # fmt: skip
+
+
+def test_a_combination_that_never_traded_scores_nothing_and_says_why() -> None:
+    """Objective "return": a flat 0% used to outrank every losing combination."""
+    assert score(_metrics(trades=0, total_return=0.0), "return", 1.0) is None
+    assert unscored(_metrics(trades=0), 1.0) == "no trades"
+    assert score(_metrics(total_return=-0.05), "return", 1.0) == pytest.approx(-0.05)
+    assert unscored(_metrics(max_drawdown=0.3), 0.2) == "broke the drawdown cap (30.0%)"
+
+
+def test_return_is_scored_per_30_days_so_in_and_out_of_sample_compare() -> None:
+    """In sample spans three blocks, out of sample one: the same pace scores the same."""
+    in_sample = score(_metrics(total_return=1.1**3 - 1, span_days=90.0), "return", 1.0)
+    out_of_sample = score(_metrics(total_return=0.1, span_days=30.0), "return", 1.0)
+    assert in_sample == pytest.approx(out_of_sample) == pytest.approx(0.1)
+
+
+def test_out_of_sample_windows_start_warm_and_the_report_says_why_a_score_is_missing(
+    btc_candles: pd.DataFrame,
+) -> None:
+    spec = SweepSpec("ema_cross", {"fast": [5, 12], "slow": [60]}, objective="calmar",
+                     max_drawdown=0.05, folds=3)  # fmt: skip
+    windows = segments(btc_candles, 3)
+    block = len(btc_candles) // 6
+    frame, trade_from = windows["oos-0"]
+    assert trade_from == block
+    assert frame["timestamp"].iloc[block] == btc_candles["timestamp"].iloc[4 * block - block]
+    rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
+    outside = [r for r in rows if r.segment.startswith("oos")]
+    assert all(r.metrics["span_days"] == pytest.approx((block - 1) / 24) for r in outside)
+    text = sweep_report(spec, rows)
+    assert not re.search(r"-> -$", text, re.MULTILINE)  # every missing score has its reason
+    assert "out of sample, 3 windows chained" in text or "nothing ran" in text
+    folds = folds_of(rows, 3, spec.max_drawdown)
+    for fold in folds:
+        assert fold.params is not None or fold.why.startswith("no combination qualified")
+
+
+def test_a_fold_where_nothing_qualifies_in_sample_picks_no_best(btc_candles: pd.DataFrame) -> None:
+    spec = SweepSpec("ema_cross", {"fast": [5, 12], "slow": [26]}, max_drawdown=0.0001, folds=1)
+    rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
+    (fold,) = folds_of(rows, 1, spec.max_drawdown)
+    assert fold.params is None
+    assert fold.why.startswith("no combination qualified in sample: broke the drawdown cap")
+    assert "no combination qualified" in sweep_report(spec, rows)
