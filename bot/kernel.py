@@ -178,8 +178,9 @@ def _cooldown(lost, losses, cooldown_until, now_ms, p):  # -> (losses, cooldown_
 
 
 @numba.njit(cache=True)
-def _record_entry(stamp, count, budget, fill, fee_rate, entries):
-    """Write trade ``count``'s entry spending ``budget`` (fee included); returns (held, fee)."""
+def _record_entry(stamp, count, budget, fill, fee_rate, entries, cash, fees):
+    """Write trade ``count``'s entry spending ``budget`` (fee included); returns (held, cash,
+    fees) after it."""
     entry_ms, entry_price, amount, entry_fee = entries
     held = budget / (fill * (1.0 + fee_rate))
     fee = held * fill * fee_rate
@@ -187,7 +188,7 @@ def _record_entry(stamp, count, budget, fill, fee_rate, entries):
     entry_price[count] = fill
     amount[count] = held
     entry_fee[count] = fee
-    return held, fee
+    return held, cash - held * fill - fee, fees + fee
 
 
 @numba.njit(cache=True)
@@ -254,12 +255,9 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
             if low[i] <= limit_price:
                 fill = min(open_[i], limit_price)
-                held, fee = _record_entry(act_ms[i], count, limit_budget, fill, fee_rate, entries)
-                cash = cash - held * fill - fee
-                fees += fee
-                price_in = fill
-                peak_price = fill
-                atr_distance = limit_atr
+                held, cash, fees = _record_entry(act_ms[i], count, limit_budget, fill, fee_rate,
+                                                 entries, cash, fees)  # fmt: skip
+                price_in, peak_price, atr_distance = fill, fill, limit_atr
                 filled_limit = True
             limit_price = 0.0
         if held > 0.0:
@@ -311,12 +309,9 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
                     limit_atr = distance_atr
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = market * (1.0 + slippage)
-                    held, fee = _record_entry(act_ms[i], count, budget, fill, fee_rate, entries)
-                    cash = cash - held * fill - fee
-                    fees += fee
-                    price_in = fill
-                    peak_price = fill
-                    atr_distance = distance_atr
+                    held, cash, fees = _record_entry(act_ms[i], count, budget, fill, fee_rate,
+                                                     entries, cash, fees)  # fmt: skip
+                    price_in, peak_price, atr_distance = fill, fill, distance_atr
                 else:
                     vetoes += 1
             elif code == -1 and held > 0.0:
