@@ -63,10 +63,10 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
     """Trade ``strategy`` over validated ``candles``; nothing is written anywhere."""
     if not 0 <= setup.trade_from < len(candles):
         raise DataError(f"trading from candle {setup.trade_from}: the series has {len(candles)}")
-    if len(candles) < strategy.warmup + 1:
+    if len(candles) < strategy.ready_after + 1:
         raise DataError(
-            f"{strategy.name} needs at least {strategy.warmup + 1} candles "
-            f"(warmup {strategy.warmup} plus one to trade on); the series has {len(candles)}"
+            f"{strategy.name} needs at least {strategy.ready_after + 1} candles "
+            f"(warmup {strategy.ready_after} plus one to trade on); the series has {len(candles)}"
         )
     policy = strategy.exit_policy
     atr = strategy.atr(candles) if policy.atr_stop else pd.Series(np.nan, index=candles.index)
@@ -116,7 +116,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             fees=result.fees,
             start_equity=setup.balance,
             buy_and_hold_return=buy_and_hold(
-                prices, max(strategy.warmup, setup.trade_from + 1), setup
+                prices, max(strategy.ready_after, setup.trade_from + 1), setup
             ),
         ),
     )

@@ -145,3 +145,17 @@ def test_the_grids_description_says_what_its_exits_are_for_any_spacing() -> None
     assert "one spacing up" not in grid.description
     assert "independent of `spacing`" in grid.description
     assert (grid.exit_policy.take_profit, grid.exit_policy.stop_loss) == (0.01, 0.05)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_no_entry_before_the_atr_of_its_stop_exists(name: str, btc_candles: pd.DataFrame) -> None:
+    """ATR(100) exists from the 100th candle, later than any built-in's own warm-up: an entry
+    before it would run without the stop it was configured with (live has it: it is handed a
+    longer history). The warm-up rule waits for it."""
+    strategy = build_strategy(name, {"atr_stop": 2.0, "atr_length": 100})
+    window = btc_candles.iloc[2000:2400].reset_index(drop=True)
+    codes = strategy.signals(window)
+    missing = strategy.atr(window).isna()
+    assert missing.sum() == 99
+    assert (codes[missing] == 0).all()
+    assert strategy.ready_after == 100
