@@ -51,6 +51,7 @@ class SweepSpec:
     folds: int = 0  # walk-forward folds (0: the whole series once)
     fee_rate: float = 0.001
     balance: float = 1000.0
+    timezone: str = "UTC"  # where the daily loss limit's days start
 
 
 def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | float]]:
@@ -189,7 +190,8 @@ def evaluate(
     rows = []
     for name, (candles, trade_from) in series[key].items():
         setup = BacktestSetup(pair=pair, timeframe=timeframe, balance=spec.balance,
-                              fee_rate=spec.fee_rate, trade_from=trade_from)  # fmt: skip
+                              fee_rate=spec.fee_rate, timezone=spec.timezone,
+                              trade_from=trade_from)  # fmt: skip
         for combo in combos:
             try:
                 values = run_backtest(candles, build_strategy(spec.strategy, combo),

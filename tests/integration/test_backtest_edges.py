@@ -4,6 +4,8 @@ live engine on real windows."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -12,8 +14,11 @@ import pytest
 
 from bot.backtest import BacktestResult, BacktestSetup, run_backtest
 from bot.backtest_report import metric_rows
+from bot.candles import read_candle_file
 from bot.domain import RiskLimits
+from strategies import build_strategy
 from strategies.base import ENTER, EXIT, HOLD, Strategy
+from tests.integration.test_cli import SAMPLE, pairpilot
 
 HOUR_MS = 3_600_000
 DAY0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC
@@ -176,3 +181,27 @@ def test_no_losing_trade_is_said_not_printed_as_inf() -> None:
 def test_an_open_trade_at_the_end_is_said_in_the_report() -> None:
     result = backtest(candles([100.0, 100, 110, 120]), scripted({0: ENTER}))
     assert "the last still open" in dict(metric_rows(result))["trades"]
+
+
+def test_the_cli_backtest_runs_the_daily_limit_on_the_configs_days(tmp_path: Path) -> None:
+    """A New York config: the daily loss limit's days start at New York midnight, as live
+    (review F1). On the sample, that refuses 9 entries where UTC days refuse 7."""
+    config = tmp_path / "ny.toml"
+    config.write_text('timezone = "America/New_York"\n')
+    rules = ["--risk", "daily_loss_limit=0.002", "--risk", "max_drawdown=0", "--risk",
+             "max_position_fraction=1"]  # fmt: skip
+    done = pairpilot("backtest", "--data", str(SAMPLE), "--config", str(config), *rules,
+                     "--json", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["backtest"]["timezone"] == "America/New_York"
+    limits = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.002, max_drawdown=0.0)
+    candles = read_candle_file(SAMPLE)
+    by_zone = {
+        zone: run_backtest(candles, build_strategy("ema_cross"),
+                           BacktestSetup("BTC/USDT", "1h", limits=limits, timezone=zone))
+        for zone in ("UTC", "America/New_York")
+    }  # fmt: skip
+    assert by_zone["UTC"].vetoes != by_zone["America/New_York"].vetoes
+    assert document["backtest"]["vetoes"] == by_zone["America/New_York"].vetoes
+    assert len(document["trades"]) == len(by_zone["America/New_York"].table)
