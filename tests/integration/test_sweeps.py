@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
+from bot.backtest import BacktestSetup, run_backtest
 from bot.domain import SweepRow
 from bot.errors import UserInputError
 from bot.sweep import (
@@ -29,6 +30,7 @@ from bot.sweep import (
 )
 from bot.sweep import walk_forward as folds_of
 from bot.sweep_report import report as sweep_report
+from strategies import build_strategy
 from tests.integration.test_cli import pairpilot
 
 SPACE = {"fast": [5, 8, 12, 20], "slow": [26, 40, 60]}
@@ -223,3 +225,18 @@ def test_a_fold_where_nothing_qualifies_in_sample_picks_no_best(btc_candles: pd.
     assert fold.params is None
     assert fold.why.startswith("no combination qualified in sample: broke the drawdown cap")
     assert "no combination qualified" in sweep_report(spec, rows)
+
+
+def test_an_out_of_sample_window_never_trades_its_warm_up_block(btc_candles: pd.DataFrame) -> None:
+    """The block before an out-of-sample window only warms the indicators up: trading it would
+    count in-sample trades out of sample (review F7)."""
+    frame, trade_from = segments(btc_candles, 3)["oos-1"]
+    strategy = build_strategy("ema_cross", {"fast": 5, "slow": 26})
+    setup = BacktestSetup("BTC/USDT", "1h", trade_from=trade_from)
+    assert (strategy.signals(frame).iloc[:trade_from] == 1).sum() >= 3  # it would have traded
+    result = run_backtest(frame, strategy, setup)
+    first_close = int(frame["timestamp"].iloc[trade_from]) + 3_600_000
+    assert (result.table.entry_ms > first_close).all()
+    assert len(result.table) >= 1
+    assert (result.equity[:trade_from] == setup.balance).all()
+    assert result.metrics.pnl == pytest.approx(float(result.table.pnl.sum()))
