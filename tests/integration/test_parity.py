@@ -198,18 +198,24 @@ def test_limit_entries_fill_under_the_signal_close_or_not_at_all(btc_candles: pd
         assert trade.entry_price <= signal_close * (1 - 0.002) + 1e-9
 
 
-def test_a_limit_entry_is_stopped_in_its_own_fill_candle_on_real_data(
-    btc_candles: pd.DataFrame,
+async def test_a_limit_entry_is_stopped_in_its_own_fill_candle_as_live_does(
+    candles: pd.DataFrame,
 ) -> None:
     """Real 1h candles, limit entries 0.2% under the close with a 1% stop: some fill candles'
-    lows reach the stop. Those trades leave at the close of the candle they filled in (the
-    parity case "limit entries" holds the live engine to the same)."""
+    lows reach the stop. Those trades leave at the close of the candle they filled in, in the
+    backtest and in the live engine alike (review F5: the live half had no test)."""
     params = {"entry_offset": 0.002, "stop_loss": 0.01}
-    table = run_backtest(btc_candles, build_strategy("bollinger_reversion", params),
-                         BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE,
-                                       slippage=SLIPPAGE)).table  # fmt: skip
+    backtest = run_backtest(candles, build_strategy("bollinger_reversion", params),
+                            BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE,
+                                          slippage=SLIPPAGE))  # fmt: skip
+    table = backtest.table
     same_candle = (table.entry_ms == table.exit_ms) & (table.reason == 1)  # stop_loss
     assert same_candle.sum() >= 1
+    live, live_vetoes = await live_trades(candles, "bollinger_reversion", params, RiskLimits())
+    expected = table.trades()[: table.closed]
+    assert len(live) == len(expected)
+    assert all(same_trade(a, b) for a, b in zip(live, expected, strict=True))
+    assert live_vetoes == backtest.vetoes
 
 
 DAILY = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.01, max_drawdown=0.0)
