@@ -156,7 +156,7 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
             "timezone": result.setup.timezone,
             "ambiguous_exit_rule": "a candle that reached both stop and target exits at the stop",
         },
-        "metrics": result.metrics.as_dict(),
+        "metrics": metrics_document(result),
         "trades": trade_rows(result),
         "equity_curve": [
             {"time": time, "equity": equity}
@@ -165,6 +165,16 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
             )
         ],
     }
+
+
+def metrics_document(result: BacktestResult) -> dict[str, Any]:
+    """The metrics as JSON values; CAGR and Calmar null over a span too short to annualise
+    (``annualised`` says so), as the text table does."""
+    metrics = result.metrics
+    document = {**metrics.as_dict(), "annualised": metrics.annualised}
+    if not metrics.annualised:
+        document.update(cagr=None, calmar=None)
+    return document
 
 
 def iso_times(milliseconds: np.ndarray) -> list[str]:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from bot.domain import SweepRow
 from bot.errors import ConfigError, DataError, UserInputError
+from bot.metrics import MIN_ANNUALISED_DAYS
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 from strategies.base import ParamSpec
 
@@ -152,7 +153,7 @@ def score(metrics: Mapping[str, Any], objective: str, max_drawdown: float) -> fl
     """The objective of one result; None when it breaks the drawdown constraint, never traded,
     was skipped, or is NaN (``unscored`` says which). "return" is per ``PER_DAYS`` days:
     in-sample and out-of-sample windows of different lengths compare."""
-    if unscored(metrics, max_drawdown) is not None:
+    if unscored(metrics, max_drawdown, objective) is not None:
         return None
     if objective == "return":
         days = metrics.get("span_days") or 0.0
@@ -163,15 +164,21 @@ def score(metrics: Mapping[str, Any], objective: str, max_drawdown: float) -> fl
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def unscored(metrics: Mapping[str, Any], max_drawdown: float) -> str | None:
+def unscored(
+    metrics: Mapping[str, Any], max_drawdown: float, objective: str = "sharpe"
+) -> str | None:
     """Why a result has no score (a combination that never traded scores nothing, or it would
-    rank above every losing one), or None when it may have one."""
+    rank above every losing one; Calmar is not extrapolated from a short window), or None
+    when it may have one."""
     if "skipped" in metrics:
         return f"skipped: {metrics['skipped']}"
     if metrics["max_drawdown"] > max_drawdown:
         return f"broke the drawdown cap ({metrics['max_drawdown']:.1%})"
     if not metrics["trades"]:
         return "no trades"
+    days = metrics.get("span_days") or 0.0
+    if objective == "calmar" and days < MIN_ANNUALISED_DAYS:
+        return f"calmar not annualised: {days:.0f} days, under {MIN_ANNUALISED_DAYS}"
     return None
 
 
@@ -291,7 +298,9 @@ class Fold:
     why: str | None = None  # why there is no out-of-sample score (or no choice at all)
 
 
-def walk_forward(rows: Sequence[SweepRow], folds: int, max_drawdown: float = 1.0) -> list[Fold]:
+def walk_forward(
+    rows: Sequence[SweepRow], folds: int, max_drawdown: float = 1.0, objective: str = "sharpe"
+) -> list[Fold]:
     """Per series and fold: the best in-sample combination and how it did out of sample. A
     fold where no combination scored in sample has no best (none is picked at random)."""
     by_key = {row.key: row for row in rows}
@@ -303,7 +312,8 @@ def walk_forward(rows: Sequence[SweepRow], folds: int, max_drawdown: float = 1.0
             if not best:
                 continue
             if best[0].score is None:
-                reasons = sorted({unscored(r.metrics, max_drawdown) or "no score" for r in best})
+                reasons = sorted({unscored(r.metrics, max_drawdown, objective) or "no score"
+                                  for r in best})  # fmt: skip
                 report.append(Fold(pair, timeframe, fold, None, None, None,
                                    why="no combination qualified in sample: "
                                        + "; ".join(reasons)))  # fmt: skip
@@ -315,7 +325,8 @@ def walk_forward(rows: Sequence[SweepRow], folds: int, max_drawdown: float = 1.0
                 continue
             why = None
             if outside.score is None:
-                why = unscored(outside.metrics, max_drawdown) or "the objective is undefined"
+                why = (unscored(outside.metrics, max_drawdown, objective)
+                       or "the objective is undefined")  # fmt: skip
             report.append(Fold(pair, timeframe, fold, best[0].params, best[0].score,
                                outside.score, outside.metrics, why))  # fmt: skip
     return report

@@ -37,7 +37,8 @@ def report(spec: SweepSpec, rows: list[SweepRow]) -> str:
             if "skipped" in row.metrics:
                 lines.append(f"  {rank:>4}  {'-':>8}  {params}: {row.metrics['skipped']}")
                 continue
-            why = "" if row.score is not None else f"  ({unscored(row.metrics, spec.max_drawdown)})"
+            reason = unscored(row.metrics, spec.max_drawdown, spec.objective)
+            why = "" if row.score is not None else f"  ({reason})"
             lines.append(f"  {rank:>4}  {_number(row.score):>8}  "
                          f"{row.metrics['total_return']:>8.2%}  {row.metrics['max_drawdown']:>7.2%}"
                          f"  {row.metrics['trades']:>6}  {params}{why}")  # fmt: skip
@@ -50,7 +51,7 @@ def objective_name(spec: SweepSpec) -> str:
 
 def _walk_forward_lines(spec: SweepSpec, rows: list[SweepRow]) -> list[str]:
     lines = [f"walk-forward, {objective_name(spec)}: best in sample -> out of sample"]
-    folds = walk_forward(rows, spec.folds, spec.max_drawdown)
+    folds = walk_forward(rows, spec.folds, spec.max_drawdown, spec.objective)
     for fold in folds:
         head = f"  {fold.pair} {fold.timeframe} fold {fold.fold}: "
         if fold.params is None:

@@ -205,3 +205,16 @@ def test_the_cli_backtest_runs_the_daily_limit_on_the_configs_days(tmp_path: Pat
     assert by_zone["UTC"].vetoes != by_zone["America/New_York"].vetoes
     assert document["backtest"]["vetoes"] == by_zone["America/New_York"].vetoes
     assert len(document["trades"]) == len(by_zone["America/New_York"].table)
+
+
+def test_the_json_of_a_short_span_has_no_extrapolated_cagr_or_calmar(tmp_path: Path) -> None:
+    """One week of real candles: the JSON says it is not annualised, as the table does."""
+    week = tmp_path / "BTC_USDT-1h.csv"
+    read_candle_file(SAMPLE).iloc[:168].to_csv(week, index=False)
+    done = pairpilot("backtest", "--data", str(week), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)["metrics"]
+    assert metrics["annualised"] is False
+    assert metrics["cagr"] is None
+    assert metrics["calmar"] is None
+    assert metrics["span_days"] == pytest.approx(167 / 24)

@@ -240,3 +240,12 @@ def test_an_out_of_sample_window_never_trades_its_warm_up_block(btc_candles: pd.
     assert len(result.table) >= 1
     assert (result.equity[:trade_from] == setup.balance).all()
     assert result.metrics.pnl == pytest.approx(float(result.table.pnl.sum()))
+
+
+def test_calmar_is_not_scored_on_windows_too_short_to_annualise() -> None:
+    """A 15-day window's Calmar stands on a CAGR extrapolated 24 times (review F6)."""
+    short = _metrics(span_days=15.0)
+    assert score(short, "calmar", 1.0) is None
+    assert unscored(short, 1.0, "calmar") == "calmar not annualised: 15 days, under 90"
+    assert score(_metrics(span_days=120.0), "calmar", 1.0) == 1.0
+    assert score(short, "sharpe", 1.0) == 1.0
