@@ -58,9 +58,15 @@ async def live_trades(
     params: dict[str, float],
     limits: RiskLimits,
     timeframe: str = "1h",
+    others: dict[str, tuple[pd.DataFrame, str]] | None = None,
 ) -> tuple[list[Trade], int]:
+    """The live engine's trades on ``candles``; ``others``: more pairs in the replay (candles
+    and timeframe), not traded."""
     step = timeframe_delta(timeframe)
-    source = ReplaySource({PAIR: candles}, {PAIR: timeframe})
+    others = others or {}
+    frames = {PAIR: candles, **{pair: frame for pair, (frame, _) in others.items()}}
+    timeframes = {PAIR: timeframe, **{pair: tf for pair, (_, tf) in others.items()}}
+    source = ReplaySource(frames, timeframes)
     clock = FakeClock(source.first_open(PAIR))
     async with open_database(":memory:") as db:
         engine = await build_paper_engine(
@@ -259,3 +265,32 @@ async def test_backtest_equals_live_on_real_awkward_windows(window: str, shared_
     ]
     assert not mismatches, mismatches[:2]
     assert live_vetoes == backtest.vetoes
+
+
+async def test_a_pair_in_its_own_gap_trades_at_its_next_open_in_a_mixed_replay(
+    shared_data: Path,
+) -> None:
+    """BTC 1h with a gap replayed beside ETH 4h, whose candle goes on forming through
+    it: what BTC's last pre-gap close decides fills at BTC's first open after the gap, as in
+    the backtest (it used to raise NotFound; review F4)."""
+    timeframe, name, params, limits = "1h", "grid", {}, RiskLimits()
+    btc = read_candle_file(shared_data / "BTC_USDT-1h.csv.gz").iloc[32445:32945]
+    btc = btc.reset_index(drop=True)  # 2021-09: a gap of 3 hours, a grid fill after it
+    eth = read_candle_file(shared_data / "ETH_USDT-4h.csv.gz")
+    eth = eth[eth["timestamp"].between(btc["timestamp"].iloc[0], btc["timestamp"].iloc[-1])]
+    setup = BacktestSetup(pair=PAIR, timeframe=timeframe, fee_rate=FEE, slippage=SLIPPAGE,
+                          limits=limits)  # fmt: skip
+    backtest = run_backtest(btc, build_strategy(name, params), setup)
+    expected = backtest.table.trades()[: backtest.table.closed]
+    others = {"ETH/USDT": (eth.reset_index(drop=True), "4h")}
+    assert len(others["ETH/USDT"][0]) > 100
+    live, _ = await live_trades(btc, name, params, limits, timeframe, others)
+    assert len(live) == len(expected)
+    moved = [(a, b) for a, b in zip(live, expected, strict=True) if not same_trade(a, b)]
+    assert len(moved) == 1  # the fill across the gap, by its time only:
+    live_trade, backtest_trade = moved[0]
+    for field in ("entry_price", "exit_price", "amount", "pnl"):
+        assert getattr(live_trade, field) == pytest.approx(getattr(backtest_trade, field))
+    # live stamps it when the order went out (the pre-gap close), the backtest when trading
+    # resumed; a replay of one pair (or of pairs that share the gap) steps over it instead.
+    assert live_trade.exit_time < backtest_trade.exit_time
