@@ -39,6 +39,9 @@ class BacktestSetup:
     slippage: float = 0.0
     limits: RiskLimits = RiskLimits()
     timezone: str = "UTC"  # where a day starts, for the daily loss limit
+    # The venue holds stop orders, as Binance, Bybit, OKX and Kraken do live: stops fill at
+    # their level inside the candle. Off: checked per candle and sold at the next open (paper).
+    resting_stops: bool = False
     # Candles before this one only warm the indicators up: no signal acts on them, and the
     # metrics (buy and hold included) start here. A walk-forward window's preceding candles.
     trade_from: int = 0
@@ -94,6 +97,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             policy.trailing_stop,
             policy.atr_stop,
             policy.entry_offset,
+            setup.resting_stops,
         ),  # fmt: skip
     )
     table = TradeTable.from_kernel(result, setup.pair)

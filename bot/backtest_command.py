@@ -49,6 +49,7 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
         setup = BacktestSetup(
             pair=pair, timeframe=timeframe, balance=args.balance, fee_rate=args.fee,
             slippage=args.slippage, limits=limits, timezone=timezone,
+            resting_stops=args.resting_stops,
         )  # fmt: skip
         warming.join()
         begin("trading")
@@ -154,6 +155,7 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
             "halted_at": result.halted_at.isoformat() if result.halted_at else None,
             "risk_limits": dataclasses.asdict(result.setup.limits),
             "timezone": result.setup.timezone,
+            "resting_stops": result.setup.resting_stops,
             "ambiguous_exit_rule": "a candle that reached both stop and target exits at the stop",
         },
         "metrics": metrics_document(result),

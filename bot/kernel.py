@@ -8,7 +8,8 @@ At the close of each candle i, in the same order as ``Engine.on_candles``:
    (no slippage); in this candle it is protected from its fill price down to the low.
 3. An open position's protective exits are checked inside candle i (``rules.check_exit``). The
    engine sees them at the close and sells at market then: at the next open, with slippage
-   (on the last candle there is none: the position is reported still open).
+   (on the last candle there is none: the position is reported still open). Where the venue
+   holds stop orders (``resting_stops``), a stop fills at min(open, stop) inside the candle.
 4. Equity is marked at the close, the peak follows it, and ``rules.loss_gate`` halts entries:
    for good after the drawdown limit, for the rest of the day after the daily loss limit.
 5. The signal acts at the next candle's open: an entry spends ``rules.entry_budget`` unless
@@ -46,6 +47,7 @@ from bot.rules import (
     trade_lost,
     volatility_scales,
 )
+from bot.rules import TAKE_PROFIT as TARGET_REACHED
 
 __all__ = ["EXIT_REASONS", "KernelClock", "KernelCosts", "KernelExits", "KernelResult", "simulate",
            "warm_up"]  # fmt: skip
@@ -57,7 +59,7 @@ EXIT_REASONS = (*RULE_EXITS, "open")
 # Positions in the kernel's parameter vector.
 (BALANCE, FEE, SLIPPAGE, SHARE, FRACTION, MIN_ORDER, MAX_POSITION, MAX_EXPOSURE, RISK_PER_TRADE,
  DAILY_LOSS, MAX_DRAWDOWN, COOLDOWN_LOSSES, COOLDOWN_MS, MAX_OPEN, STOP_LOSS, TAKE_PROFIT,
- TRAILING, ATR_MULTIPLE, ENTRY_OFFSET) = range(19)  # fmt: skip
+ TRAILING, ATR_MULTIPLE, ENTRY_OFFSET, RESTING) = range(20)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,9 @@ class KernelExits:
     trailing_stop: float
     atr_stop: float
     entry_offset: float = 0.0  # limit entries this fraction under the signal's close
+    # The venue holds stop orders (live places them there): a stop fills at its level inside
+    # the candle (min(open, stop), with slippage), not at the next open.
+    resting_stops: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +130,7 @@ def simulate(
          limits.max_total_exposure, limits.risk_per_trade, limits.daily_loss_limit,
          limits.max_drawdown, limits.cooldown_losses, limits.cooldown_candles * clock.step_ms,
          limits.max_open_positions, exits.stop_loss, exits.take_profit, exits.trailing_stop,
-         exits.atr_stop, exits.entry_offset],
+         exits.atr_stop, exits.entry_offset, float(exits.resting_stops)],
         dtype=np.float64,
     )  # fmt: skip
     arrays = _simulate(
@@ -269,8 +274,12 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
             )  # fmt: skip
             if stop > -math.inf:
                 stop_line[i] = stop
-            if not math.isnan(trigger) and i < n - 1:  # the last close's exit: still open
-                fill = market * (1.0 - slippage)
+            # A stop resting on the exchange (placed at the entry's close) fills at its level;
+            # else the exit is seen at this close and sold at the next open (none after the
+            # last candle: still open).
+            resting = p[RESTING] > 0.0 and reason != TARGET_REACHED and not filled_limit
+            if not math.isnan(trigger) and (resting or i < n - 1):
+                fill = (trigger if resting else market) * (1.0 - slippage)
                 fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, reason, both,
                                          price_in, entry_fee, trades)  # fmt: skip
                 cash = cash + held * fill - fee

@@ -218,3 +218,36 @@ def test_the_json_of_a_short_span_has_no_extrapolated_cagr_or_calmar(tmp_path: P
     assert metrics["cagr"] is None
     assert metrics["calmar"] is None
     assert metrics["span_days"] == pytest.approx(167 / 24)
+
+
+def test_a_stop_resting_on_the_venue_fills_at_its_level_a_target_at_the_next_open() -> None:
+    """Where the venue holds stop orders (review F2), a wick through the stop fills there in
+    the candle; the take-profit is still seen at the close and sold at the next open."""
+    frame = candles([100.0, 100, 98, 92, 92])
+    frame.loc[2, "low"] = 90.0  # through a 5% stop at 95; candle 3 opens at 98
+    resting = BacktestSetup(pair="T/USDT", timeframe="1h", slippage=0.001, limits=OPEN_LIMITS,
+                            resting_stops=True)  # fmt: skip
+    (trade,) = run_backtest(frame, scripted({0: ENTER}, stop_loss=0.05), resting).table.trades()
+    entry = 100 * 1.001
+    assert trade.exit_reason == "stop_loss"
+    assert trade.exit_price == pytest.approx(entry * 0.95 * 0.999)
+    (per_candle,) = backtest(
+        frame, scripted({0: ENTER}, stop_loss=0.05), slippage=0.001
+    ).table.trades()
+    assert per_candle.exit_price == pytest.approx(98 * 0.999)
+    target = candles([100.0, 100, 104, 105, 105])
+    target.loc[2, "high"] = 120.0
+    (took,) = run_backtest(target, scripted({0: ENTER}, take_profit=0.1), resting).table.trades()
+    assert took.exit_price == pytest.approx(104 * 0.999)
+
+
+def test_the_cli_takes_resting_stops(tmp_path: Path) -> None:
+    done = pairpilot("backtest", "--data", str(SAMPLE), "--param", "stop_loss=0.01",
+                     "--resting-stops", "--json", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["backtest"]["resting_stops"] is True
+    stops = [t for t in document["trades"] if t["exit_reason"] == "stop_loss"]
+    assert stops
+    entries = {t["entry_time"]: t["entry_price"] for t in document["trades"]}
+    assert all(t["exit_price"] <= entries[t["entry_time"]] * 0.99 + 1e-6 for t in stops)
