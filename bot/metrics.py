@@ -95,7 +95,7 @@ class Metrics:
     exposure: float  # share of the period with a position open
     fees: float
     buy_and_hold_return: float
-    span_days: float = 0.0  # from the first close to the last
+    span_days: float = 0.0  # days of data: the first candle's open to the last close
 
     @property
     def annualised(self) -> bool:
@@ -164,7 +164,8 @@ def measure(
         exposure=held / span if span > 0 else 0.0,
         fees=fees,
         buy_and_hold_return=buy_and_hold_return,
-        span_days=span / 86400,
+        # Days of data: close to close, plus the first candle (its open to its close).
+        span_days=span * len(times) / (len(times) - 1) / 86400 if len(times) > 1 else 0.0,
     )
 
 

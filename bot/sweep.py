@@ -130,8 +130,9 @@ def segments(candles: pd.DataFrame, folds: int) -> dict[str, tuple[pd.DataFrame,
     """The whole series, or rolling walk-forward windows: fold N optimises on its in-sample
     window and is judged on the out-of-sample window right after it. The series is cut into
     folds + 3 equal blocks; each in-sample window spans three blocks, each out-of-sample one,
-    which it enters warm: the block before it is handed over too, for the indicators only.
-    Each window comes with the candle its trading starts at."""
+    which it enters warm: every candle before it is handed over too, for the indicators only
+    (``evaluate`` keeps what each combination needs). Each window comes with the candle its
+    trading starts at."""
     if folds <= 0:
         return {FULL: (candles, 0)}
     block = len(candles) // (folds + 3)
@@ -141,8 +142,8 @@ def segments(candles: pd.DataFrame, folds: int) -> dict[str, tuple[pd.DataFrame,
     for fold in range(folds):
         start = fold * block
         windows[f"is-{fold}"] = (candles.iloc[start : start + 3 * block].reset_index(drop=True), 0)
-        oos = candles.iloc[start + 2 * block : start + 4 * block].reset_index(drop=True)
-        windows[f"oos-{fold}"] = (oos, block)
+        oos = candles.iloc[: start + 4 * block].reset_index(drop=True)
+        windows[f"oos-{fold}"] = (oos, start + 3 * block)
     return windows
 
 
@@ -196,13 +197,17 @@ def evaluate(
     pair, timeframe = key.split("|")
     rows = []
     for name, (candles, trade_from) in series[key].items():
-        setup = BacktestSetup(pair=pair, timeframe=timeframe, balance=spec.balance,
-                              fee_rate=spec.fee_rate, timezone=spec.timezone,
-                              trade_from=trade_from)  # fmt: skip
         for combo in combos:
+            strategy = build_strategy(spec.strategy, combo)
+            # A window entered warm gets as many candles before it as live hands the
+            # strategy (its history), or all there are.
+            lead = min(trade_from, strategy.history)
+            setup = BacktestSetup(pair=pair, timeframe=timeframe, balance=spec.balance,
+                                  fee_rate=spec.fee_rate, timezone=spec.timezone,
+                                  trade_from=lead)  # fmt: skip
             try:
-                values = run_backtest(candles, build_strategy(spec.strategy, combo),
-                                      setup).metrics.as_dict()  # fmt: skip
+                window = candles.iloc[trade_from - lead :].reset_index(drop=True)
+                values = run_backtest(window, strategy, setup).metrics.as_dict()
             except DataError as error:
                 values = {"skipped": str(error)}
             rows.append(SweepRow(pair, timeframe, name, tuple(sorted(combo.items())),

@@ -217,7 +217,7 @@ def test_the_json_of_a_short_span_has_no_extrapolated_cagr_or_calmar(tmp_path: P
     assert metrics["annualised"] is False
     assert metrics["cagr"] is None
     assert metrics["calmar"] is None
-    assert metrics["span_days"] == pytest.approx(167 / 24)
+    assert metrics["span_days"] == pytest.approx(7.0)  # 168 candles: 7 days of data
 
 
 def test_a_stop_resting_on_the_venue_fills_at_its_level_a_target_at_the_next_open() -> None:

@@ -162,19 +162,34 @@ def test_the_command_sweeps_stored_candles_of_several_pairs(
 def test_a_combination_too_long_for_a_window_is_skipped_with_its_reason_and_the_sweep_finishes(
     tmp_path: Path, btc_path: Path, client: Client
 ) -> None:
-    """10 folds of 2,184 candles: out-of-sample windows of 168 candles (336 with the block
-    that warms them up); slow=400 needs 402. It used to abort the sweep and leave it unfinished."""
+    """11 folds of 2,184 candles: in-sample windows of 468 candles; slow=500 needs 502, so it
+    is skipped there (out of sample, the candles before each window make up for it). It used
+    to abort the sweep and leave it unfinished."""
     data = tmp_path / "BTC_USDT-1h.csv.gz"
     data.write_bytes(btc_path.read_bytes())
     result = pairpilot("sweep", "--data", str(data), "--param", "fast=5", "--param",
-                       "slow=26,400", "--walk-forward", "10", "--scheduler",
+                       "slow=26,500", "--walk-forward", "11", "--scheduler",
                        client.scheduler.address, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "skipped: ema_cross needs at least 402 candles" in result.stdout
     assert "windows chained" in result.stdout
     with sqlite3.connect(tmp_path / "data" / "pairpilot.sqlite") as db:
         assert db.execute("SELECT finished IS NOT NULL FROM sweeps").fetchall() == [(1,)]
-        assert db.execute("SELECT count(*) FROM sweep_results").fetchone() == (2 * 20,)
+        assert db.execute("SELECT count(*) FROM sweep_results").fetchone() == (2 * 22,)
+        skipped = db.execute("SELECT segment FROM sweep_results WHERE metrics LIKE "
+                             "'%needs at least 502 candles%'").fetchall()  # fmt: skip
+    assert {segment for (segment,) in skipped} == {f"is-{k}" for k in range(11)}
+
+
+def test_an_out_of_sample_window_warms_up_on_all_it_needs(btc_candles: pd.DataFrame) -> None:
+    """10 folds (blocks of 168 candles): slow=400 needs 401 candles before it decides. Warmed
+    on only the block before, it lost most of each window or was skipped (review F9); warmed
+    on what precedes, it runs in every fold from the second on."""
+    spec = SweepSpec("ema_cross", {"fast": [5], "slow": [400]}, folds=10)
+    rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
+    outside = {r.segment: r for r in rows if r.segment.startswith("oos")}
+    assert all("skipped" not in outside[f"oos-{k}"].metrics for k in range(10))
+    assert all(outside[f"oos-{k}"].metrics["span_days"] == pytest.approx(7.0) for k in range(10))
+    assert sum(outside[f"oos-{k}"].metrics["trades"] for k in range(10)) >= 5
 
 
 def _metrics(**values: float) -> dict[str, float]:
@@ -205,11 +220,11 @@ def test_out_of_sample_windows_start_warm_and_the_report_says_why_a_score_is_mis
     windows = segments(btc_candles, 3)
     block = len(btc_candles) // 6
     frame, trade_from = windows["oos-0"]
-    assert trade_from == block
-    assert frame["timestamp"].iloc[block] == btc_candles["timestamp"].iloc[4 * block - block]
+    assert trade_from == 3 * block  # every candle before it warms it up
+    assert frame["timestamp"].iloc[trade_from] == btc_candles["timestamp"].iloc[3 * block]
     rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
     outside = [r for r in rows if r.segment.startswith("oos")]
-    assert all(r.metrics["span_days"] == pytest.approx((block - 1) / 24) for r in outside)
+    assert all(r.metrics["span_days"] == pytest.approx(block / 24) for r in outside)
     text = sweep_report(spec, rows)
     assert not re.search(r"-> -$", text, re.MULTILINE)  # every missing score has its reason
     assert "out of sample, 3 windows chained" in text or "nothing ran" in text
