@@ -126,13 +126,15 @@ def _accepted(strategy: str, combo: Mapping[str, int | float]) -> bool:
     return True
 
 
-def segments(candles: pd.DataFrame, folds: int) -> dict[str, tuple[pd.DataFrame, int]]:
+def segments(
+    candles: pd.DataFrame, folds: int, lead: int | None = None
+) -> dict[str, tuple[pd.DataFrame, int]]:
     """The whole series, or rolling walk-forward windows: fold N optimises on its in-sample
     window and is judged on the out-of-sample window right after it. The series is cut into
     folds + 3 equal blocks; each in-sample window spans three blocks, each out-of-sample one,
-    which it enters warm: every candle before it is handed over too, for the indicators only
-    (``evaluate`` keeps what each combination needs). Each window comes with the candle its
-    trading starts at."""
+    which it enters warm: up to ``lead`` candles before it (all when None) are handed over
+    too, for the indicators only (``evaluate`` keeps what each combination needs). Each window
+    comes with the candle its trading starts at."""
     if folds <= 0:
         return {FULL: (candles, 0)}
     block = len(candles) // (folds + 3)
@@ -142,8 +144,9 @@ def segments(candles: pd.DataFrame, folds: int) -> dict[str, tuple[pd.DataFrame,
     for fold in range(folds):
         start = fold * block
         windows[f"is-{fold}"] = (candles.iloc[start : start + 3 * block].reset_index(drop=True), 0)
-        oos = candles.iloc[: start + 4 * block].reset_index(drop=True)
-        windows[f"oos-{fold}"] = (oos, start + 3 * block)
+        first = 0 if lead is None else max(0, start + 3 * block - lead)
+        oos = candles.iloc[first : start + 4 * block].reset_index(drop=True)
+        windows[f"oos-{fold}"] = (oos, start + 3 * block - first)
     return windows
 
 
@@ -222,7 +225,8 @@ def tasks(
     combos = check(spec)
     if not series:
         raise UserInputError("nothing to sweep on: give candles")
-    data = {f"{s.pair}|{s.timeframe}": segments(s.candles, spec.folds) for s in series}
+    lead = max(build_strategy(spec.strategy, combo).history for combo in combos)
+    data = {f"{s.pair}|{s.timeframe}": segments(s.candles, spec.folds, lead) for s in series}
     chunks = [combos[i : i + chunk] for i in range(0, len(combos), chunk)]
     return data, [(key, chunk) for key in data for chunk in chunks]
 

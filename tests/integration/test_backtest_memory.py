@@ -48,13 +48,19 @@ def run_grid(path: Path, cache: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def bounds_checked_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One numba cache for the three sizes: the kernel compiles with bounds checks once."""
+    return tmp_path_factory.mktemp("numba-boundscheck")
+
+
 @pytest.mark.parametrize("candles", [170, 200, 400])
 def test_dense_trading_keeps_every_trade_with_bounds_checks_on(
-    candles: int, tmp_path: Path
+    candles: int, tmp_path: Path, bounds_checked_cache: Path
 ) -> None:
     path = tmp_path / "ZIG_USDT-1h.csv"
     zigzag(candles).to_csv(path, index=False)
-    done = run_grid(path, tmp_path / "numba-cache")
+    done = run_grid(path, bounds_checked_cache)
     assert done.returncode == 0, done.stderr[-2000:]
     trades = json.loads(done.stdout)["trades"]
     # Grid's warm-up is 49 candles: from there on, every candle closing through a line enters

@@ -222,6 +222,9 @@ def test_out_of_sample_windows_start_warm_and_the_report_says_why_a_score_is_mis
     frame, trade_from = windows["oos-0"]
     assert trade_from == 3 * block  # every candle before it warms it up
     assert frame["timestamp"].iloc[trade_from] == btc_candles["timestamp"].iloc[3 * block]
+    trimmed, lead = segments(btc_candles, 3, 100)["oos-1"]  # no more than the longest history
+    assert (len(trimmed), lead) == (100 + block, 100)
+    assert trimmed["timestamp"].iloc[lead] == btc_candles["timestamp"].iloc[4 * block]
     rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
     outside = [r for r in rows if r.segment.startswith("oos")]
     assert all(r.metrics["span_days"] == pytest.approx(block / 24) for r in outside)
