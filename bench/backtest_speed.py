@@ -75,8 +75,10 @@ def ours(path: Path, extra: list[str], runs: int) -> tuple[float, float, int, in
     ]
     wall, peak, out = timed(command, runs)
     document = json.loads(out)
-    protective = sum(trade["exit_reason"] != "signal" for trade in document["trades"])
-    return wall, peak, document["metrics"]["trades"], protective
+    reasons = [trade["exit_reason"] for trade in document["trades"]]
+    protective = sum(reason not in ("signal", "open") for reason in reasons)
+    # Closed trades, as the reference engines count them (a position open at the end is not).
+    return wall, peak, len(reasons) - reasons.count("open"), protective
 
 
 def reference(python: str, script: str, path: Path, runs: int) -> tuple[float, float, dict]:

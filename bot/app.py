@@ -257,7 +257,7 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
     control = Control(runs=runs_repo, service=service, engine=engine, exchange=engine.exchange,
                       markets=replay.source, clock=clock, quote=settings.quote)  # fmt: skip
     driver = ReplayDriver(clock=clock, service=service, state=state, step=replay.step,
-                          end=replay.end)  # fmt: skip
+                          end=replay.end, source=replay.source)  # fmt: skip
     return Trading(clock, engine, service, control, driver, outbox)
 
 

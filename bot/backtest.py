@@ -15,7 +15,14 @@ import pandas as pd
 
 from bot.domain import RiskLimits, Trade, from_ms
 from bot.errors import DataError
-from bot.kernel import EXIT_REASONS, KernelCosts, KernelExits, KernelResult, simulate
+from bot.kernel import (
+    EXIT_REASONS,
+    KernelClock,
+    KernelCosts,
+    KernelExits,
+    KernelResult,
+    simulate,
+)
 from bot.metrics import Metrics, measure
 from bot.timeframes import timeframe_seconds
 from strategies import Strategy
@@ -32,6 +39,12 @@ class BacktestSetup:
     slippage: float = 0.0
     limits: RiskLimits = RiskLimits()
     timezone: str = "UTC"  # where a day starts, for the daily loss limit
+    # The venue holds stop orders, as Binance, Bybit, OKX and Kraken do live: stops fill at
+    # their level inside the candle. Off: checked per candle and sold at the next open (paper).
+    resting_stops: bool = False
+    # Candles before this one only warm the indicators up: no signal acts on them, and the
+    # metrics (buy and hold included) start here. A walk-forward window's preceding candles.
+    trade_from: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,20 +64,32 @@ class BacktestResult:
 
 def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup) -> BacktestResult:
     """Trade ``strategy`` over validated ``candles``; nothing is written anywhere."""
-    if len(candles) < strategy.warmup + 1:
+    if not 0 <= setup.trade_from < len(candles):
+        raise DataError(f"trading from candle {setup.trade_from}: the series has {len(candles)}")
+    if len(candles) < strategy.ready_after + 1:
         raise DataError(
-            f"{strategy.name} needs at least {strategy.warmup + 1} candles "
-            f"(warmup {strategy.warmup} plus one to trade on); the series has {len(candles)}"
+            f"{strategy.name} needs at least {strategy.ready_after + 1} candles "
+            f"(warmup {strategy.ready_after} plus one to trade on); the series has {len(candles)}"
         )
     policy = strategy.exit_policy
     atr = strategy.atr(candles) if policy.atr_stop else pd.Series(np.nan, index=candles.index)
-    close_ms = candles["timestamp"].to_numpy() + timeframe_seconds(setup.timeframe) * 1000
+    step_ms = timeframe_seconds(setup.timeframe) * 1000
+    open_ms = candles["timestamp"].to_numpy(dtype=np.int64)
+    close_ms = open_ms + step_ms
     prices = {column: candles[column].to_numpy(dtype=np.float64) for column in OHLC}
+    codes = strategy.signals(candles).to_numpy()
+    if setup.trade_from:
+        codes = np.where(np.arange(len(codes)) < setup.trade_from, 0, codes).astype(np.int8)
     result = simulate(
         prices,
-        strategy.signals(candles).to_numpy(),
+        codes,
         atr.to_numpy(dtype=np.float64),
-        local_days(close_ms, setup.timezone),
+        KernelClock(
+            close_ms,
+            np.append(open_ms[1:], close_ms[-1]),
+            local_days(close_ms, setup.timezone),
+            step_ms,
+        ),  # fmt: skip
         KernelCosts(setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits),
         KernelExits(
             policy.stop_loss,
@@ -72,10 +97,10 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             policy.trailing_stop,
             policy.atr_stop,
             policy.entry_offset,
+            setup.resting_stops,
         ),  # fmt: skip
     )
-    table = TradeTable.from_kernel(result, close_ms, setup.pair)
-    closes = candles["close"].to_numpy()
+    table = TradeTable.from_kernel(result, setup.pair)
     return BacktestResult(
         setup=setup,
         strategy=strategy,
@@ -88,15 +113,26 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
         vetoes=result.vetoes,
         halted_at=from_ms(int(close_ms[result.halted_at])) if result.halted_at >= 0 else None,
         metrics=measure(
-            times=close_ms / 1000,
-            equity=result.equity,
+            times=close_ms[setup.trade_from :] / 1000,
+            equity=result.equity[setup.trade_from :],
             trade_pnl=table.pnl,
             trade_seconds=(table.exit_ms - table.entry_ms) / 1000,
             fees=result.fees,
             start_equity=setup.balance,
-            buy_and_hold_return=float(closes[-1] / closes[0] - 1),
+            buy_and_hold_return=buy_and_hold(
+                prices, max(strategy.ready_after, setup.trade_from + 1), setup
+            ),
         ),
     )
+
+
+def buy_and_hold(prices: dict[str, np.ndarray], first: int, setup: BacktestSetup) -> float:
+    """Holding all in, comparable with the strategy: bought at the first open the strategy
+    could have bought at (candle ``first``, after its warm-up) and sold at the last close, both
+    with the same fee and slippage."""
+    bought = prices["open"][min(first, len(prices["open"]) - 1)] * (1 + setup.slippage)
+    sold = prices["close"][-1] * (1 - setup.slippage)
+    return float(sold * (1 - setup.fee_rate) / (bought * (1 + setup.fee_rate)) - 1)
 
 
 def local_days(close_ms: np.ndarray, timezone: str) -> np.ndarray:
@@ -107,7 +143,9 @@ def local_days(close_ms: np.ndarray, timezone: str) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class TradeTable:
-    """Closed trades as columns; ``Trade`` objects are made only for the rows asked for."""
+    """Trades as columns; ``Trade`` objects are made only for the rows asked for. The last row
+    is the position still open at the end when ``still_open`` (exit reason "open"), marked at
+    the last close with the costs of selling it there."""
 
     pair: str
     entry_ms: np.ndarray
@@ -118,25 +156,32 @@ class TradeTable:
     fee: np.ndarray
     pnl: np.ndarray
     reason: np.ndarray
+    still_open: bool = False
 
     @classmethod
-    def from_kernel(cls, result: KernelResult, close_ms: np.ndarray, pair: str) -> TradeTable:
+    def from_kernel(cls, result: KernelResult, pair: str) -> TradeTable:
         amount = result.amount
         fee = result.entry_fee + result.exit_fee
         return cls(
             pair=pair,
-            entry_ms=close_ms[result.entry_index],
-            exit_ms=close_ms[result.exit_index],
+            entry_ms=result.entry_ms,
+            exit_ms=result.exit_ms,
             entry_price=result.entry_price,
             exit_price=result.exit_price,
             amount=amount,
             fee=fee,
             pnl=amount * result.exit_price - amount * result.entry_price - fee,
             reason=result.exit_reason,
+            still_open=result.still_open,
         )
 
     def __len__(self) -> int:
         return len(self.pnl)
+
+    @property
+    def closed(self) -> int:
+        """How many rows are closed trades (all but the open one)."""
+        return len(self) - int(self.still_open)
 
     def trades(self, start: int = 0) -> list[Trade]:
         """Trades from row ``start`` on, oldest first."""

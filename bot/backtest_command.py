@@ -45,10 +45,11 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
             pair, timeframe, candles = _from_file(args, early)
         else:
             pair, timeframe, candles = _from_storage(args)
+        limits, timezone = backtest_rules(args)
         setup = BacktestSetup(
             pair=pair, timeframe=timeframe, balance=args.balance, fee_rate=args.fee,
-            slippage=args.slippage,
-            limits=backtest_limits(args),
+            slippage=args.slippage, limits=limits, timezone=timezone,
+            resting_stops=args.resting_stops,
         )  # fmt: skip
         warming.join()
         begin("trading")
@@ -120,18 +121,21 @@ def _check_rates(args: argparse.Namespace) -> None:
         raise UserInputError(f"--balance {args.balance}: expected a positive amount")
 
 
-def backtest_limits(args: argparse.Namespace) -> RiskLimits:
-    """The config's [risk] (defaults without --config), with --risk KEY=VALUE on top."""
+def backtest_rules(args: argparse.Namespace) -> tuple[RiskLimits, str]:
+    """The config's [risk] (defaults without --config), with --risk KEY=VALUE on top, and its
+    timezone (where the daily loss limit's days start, as live)."""
     if not (args.config or args.risk):
-        return RiskLimits()
+        return RiskLimits(), "UTC"
     from bot.risk_settings import checked_limits
 
-    base = {}
+    base, timezone = {}, "UTC"
     if args.config:
         from bot.data_command import settings_for
 
-        base = settings_for(args).risk.model_dump()
-    return checked_limits(base, parse_params(args.risk, option="--risk"), option="--risk")
+        settings = settings_for(args)
+        base, timezone = settings.risk.model_dump(), settings.timezone
+    limits = checked_limits(base, parse_params(args.risk, option="--risk"), option="--risk")
+    return limits, timezone
 
 
 def result_document(result: BacktestResult) -> dict[str, Any]:
@@ -150,9 +154,11 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
             "vetoes": result.vetoes,
             "halted_at": result.halted_at.isoformat() if result.halted_at else None,
             "risk_limits": dataclasses.asdict(result.setup.limits),
+            "timezone": result.setup.timezone,
+            "resting_stops": result.setup.resting_stops,
             "ambiguous_exit_rule": "a candle that reached both stop and target exits at the stop",
         },
-        "metrics": result.metrics.as_dict(),
+        "metrics": metrics_document(result),
         "trades": trade_rows(result),
         "equity_curve": [
             {"time": time, "equity": equity}
@@ -161,6 +167,16 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
             )
         ],
     }
+
+
+def metrics_document(result: BacktestResult) -> dict[str, Any]:
+    """The metrics as JSON values; CAGR and Calmar null over a span too short to annualise
+    (``annualised`` says so), as the text table does."""
+    metrics = result.metrics
+    document = {**metrics.as_dict(), "annualised": metrics.annualised}
+    if not metrics.annualised:
+        document.update(cagr=None, calmar=None)
+    return document
 
 
 def iso_times(milliseconds: np.ndarray) -> list[str]:

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from bot.backtest import BacktestResult
 from bot.domain import from_ms
+from bot.metrics import MIN_ANNUALISED_DAYS, Metrics
 
 
 def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
     """(name, value) for every metric, then the run's notes (vetoes, halt, ambiguous exits)."""
     m = result.metrics
     quote = result.setup.pair.split("/")[1]
+    cap = min(result.setup.limits.max_position_fraction, result.setup.limits.position_fraction)
     rows = [
         ("total return", f"{m.total_return:+.2%} ({m.pnl:+,.2f} {quote})"),
-        ("buy and hold", f"{m.buy_and_hold_return:+.2%}"),
-        ("CAGR", f"{m.cagr:+.2%}"),
+        ("buy and hold", f"{m.buy_and_hold_return:+.2%} (all in from the first open the "
+                         "strategy could buy at, same fee and slippage)"),
+        ("strategy exposure", f"in the market {m.exposure:.0%} of the time, with at most "
+                              f"{cap:.0%} of equity per entry"),
+        *_annualised_rows(m),
         ("max drawdown", f"{m.max_drawdown:.2%}, longest {m.max_drawdown_hours:,.0f} h"),
-        ("Sharpe / Sortino / Calmar", f"{m.sharpe:.2f} / {m.sortino:.2f} / {m.calmar:.2f}"),
-        ("trades", f"{m.trades}, won {m.wins} ({m.win_rate:.0%})"),
-        ("profit factor", f"{m.profit_factor:.2f}"),
+        ("trades", _trade_count(result)),
+        ("profit factor", f"{m.profit_factor:.2f}" if math.isfinite(m.profit_factor)
+                          else "no losing trade"),
         ("expectancy", f"{m.expectancy:+,.2f} {quote} per trade"),
         ("average holding", f"{m.avg_holding_hours:,.1f} h"),
-        ("exposure", f"{m.exposure:.0%} of the time"),
         ("fees paid", f"{m.fees:,.2f} {quote}"),
         ("final equity", f"{m.end_equity:,.2f} {quote} (from {m.start_equity:,.2f})"),
-    ]
+    ]  # fmt: skip
     if result.vetoes:
         rows.append(("entries refused by risk", f"{result.vetoes}"))
     if result.halted_at:
@@ -40,6 +45,24 @@ def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
             )
         )
     return rows
+
+
+def _annualised_rows(m: Metrics) -> list[tuple[str, str]]:
+    """CAGR and the ratios, with Calmar only over a span long enough to annualise."""
+    if m.annualised:
+        ratios = f"{m.sharpe:.2f} / {m.sortino:.2f} / {m.calmar:.2f}"
+        return [("CAGR", f"{m.cagr:+.2%}"), ("Sharpe / Sortino / Calmar", ratios)]
+    too_short = (f"not annualised: {m.span_days:,.1f} days of data, under the "
+                 f"{MIN_ANNUALISED_DAYS} it takes")  # fmt: skip
+    return [("CAGR / Calmar", too_short), ("Sharpe / Sortino", f"{m.sharpe:.2f} / {m.sortino:.2f}")]
+
+
+def _trade_count(result: BacktestResult) -> str:
+    m = result.metrics
+    text = f"{m.trades}, won {m.wins} ({m.win_rate:.0%})"
+    if result.table.still_open:
+        text += "; the last still open, counted at the last close less its exit costs"
+    return text
 
 
 def result_chart(result: BacktestResult) -> bytes:

@@ -197,9 +197,9 @@ class ReplaySource:
         return self._frames[pair].iloc[max(0, end - limit) : end]
 
     async def price(self, pair: str, now: datetime) -> float:
-        """The price at ``now``: the open of the candle forming then (the next candle's open)."""
-        index = self._forming(pair, now)
-        return float(self._frames[pair]["open"].iloc[index])
+        """The price at ``now``: the open of the candle forming then (the next candle's open);
+        inside a gap of this pair's data, the first open after it (where trading resumed)."""
+        return float(self._frames[pair]["open"].iloc[self._trading(pair, now)])
 
     async def candle_after(self, pair: str, since: datetime, now: datetime) -> pd.Series | None:
         stamps = self._stamps_for(pair)
@@ -208,10 +208,29 @@ class ReplaySource:
             return None
         return self._frames[pair].iloc[index]
 
+    def trading_resumes(self, now: datetime) -> datetime:
+        """``now`` if some pair has a candle forming then; else, inside a gap every pair's
+        data shares (an exchange outage), the open of the first candle after it."""
+        later = []
+        for pair, stamps in self._stamps.items():
+            index = int(np.searchsorted(stamps, to_ms(now), side="right")) - 1
+            if index >= 0 and to_ms(now) < stamps[index] + self._step_ms[pair]:
+                return now
+            if index + 1 < len(stamps):
+                later.append(int(stamps[index + 1]))
+        return from_ms(min(later)) if later else now
+
     async def volume(self, pair: str, now: datetime) -> float | None:
         """The volume of the candle forming at ``now``, which an order then trades into."""
-        index = self._forming(pair, now)
-        return float(self._frames[pair]["volume"].iloc[index])
+        return float(self._frames[pair]["volume"].iloc[self._trading(pair, now)])
+
+    def _trading(self, pair: str, now: datetime) -> int:
+        """The candle an order at ``now`` trades in: the one forming, or after a gap in this
+        pair's data (another pair's candles may still be forming) the first one after it."""
+        stamps = self._stamps_for(pair)
+        index = int(np.searchsorted(stamps, to_ms(now), side="right")) - 1
+        in_gap = 0 <= index < len(stamps) - 1 and to_ms(now) >= stamps[index] + self._step_ms[pair]
+        return index + 1 if in_gap else self._forming(pair, now)
 
     def _forming(self, pair: str, now: datetime) -> int:
         stamps = self._stamps_for(pair)

@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="risk limit, repeatable: a key of [risk] in the config "
         "(--risk max_drawdown=0 turns the drawdown halt off)",
     )
+    backtest.add_argument(
+        "--resting-stops",
+        action="store_true",
+        help="the venue holds stop orders (Binance, Bybit, OKX, Kraken live): stops fill at "
+        "their level in the candle; without it they sell at the next open, as on paper",
+    )
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
     backtest.set_defaults(handler=_backtest)

@@ -67,7 +67,7 @@ def key_of(run: PairRun) -> str:
 def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
     """The strategy's decision on the last closed candle of ``candles``."""
     last = candles.iloc[-1]
-    code = int(strategy.signals(candles).iloc[-1]) if len(candles) >= strategy.warmup else 0
+    code = int(strategy.signals(candles).iloc[-1])  # the warm-up rule is the strategy's
     return Signal(
         pair=pair,
         candle_time=from_ms(int(last["timestamp"])),
@@ -241,7 +241,11 @@ class Engine:
             return []
         candle_time = from_ms(int(candle["timestamp"]))
         atr_distance = saved.get("atr_distance", 0.0)
-        return fills + await self._opened(run, policy, atr_distance, candle_time, close_time)
+        fills += await self._opened(run, policy, atr_distance, candle_time, close_time)
+        # Protected in its fill candle too: from the fill price down to the candle's low.
+        entry = report.average_price or float(candle["close"])
+        since_fill = pd.Series({**candle.to_dict(), "open": entry, "high": entry})
+        return fills + await self._protect(run, policy, since_fill, close_time)
 
     async def _size_entry(
         self, run: PairRun, signal: Signal, prices: dict[str, float], close_time: datetime,

@@ -63,19 +63,21 @@ class RiskGuard:
         await self._state.set(STATE_KEY, await self._load(), now)
 
     async def start_candle(self, equity: float, close_time: datetime) -> None:
-        """A new local day starts its loss budget from the equity at its first close."""
+        """A new local day starts its loss budget from the equity marked at the previous close
+        (``equity`` before any), so the first candle closing in a day counts against it too."""
         risk = await self._load()
         day = local_day(close_time, self._timezone)
         if risk.get("day") != day:
-            risk.update(day=day, day_start=equity)
+            risk.update(day=day, day_start=risk.get("last_mark", equity))
             risk.setdefault("peak", equity)
             await self._save(close_time)
 
     async def mark(self, equity: float, close_time: datetime) -> None:
         """Follow the equity peak and trip the loss limits (persisted, alerted once)."""
         risk = await self._load()
-        changed = equity > risk.get("peak", equity) or "peak" not in risk
+        changed = equity > risk.get("peak", equity) or risk.get("last_mark") != equity
         risk["peak"] = max(risk.get("peak", equity), equity)
+        risk["last_mark"] = equity  # where the next day's loss budget starts
         gate = loss_gate(equity, risk["peak"], risk.get("day_start", equity),
                          self.limits.daily_loss_limit, self.limits.max_drawdown)  # fmt: skip
         if gate == GATE_DRAWDOWN and not risk.get("halt"):

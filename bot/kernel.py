@@ -2,21 +2,27 @@
 
 At the close of each candle i, in the same order as ``Engine.on_candles``:
 
-1. A new (local) day starts the day's loss budget from the equity marked at this close.
-2. An open position's protective exits are checked inside candle i (``rules.check_exit``).
-3. Equity is marked at the close, the peak follows it, and ``rules.loss_gate`` halts entries:
+1. A new (local) day starts the day's loss budget from the equity marked at the previous
+   close, so every candle's loss counts against the day its close falls in (1d candles too).
+2. A limit entry placed at the last close fills if this candle reached it, at min(open, limit)
+   (no slippage); in this candle it is protected from its fill price down to the low.
+3. An open position's protective exits are checked inside candle i (``rules.check_exit``). The
+   engine sees them at the close and sells at market then: at the next open, with slippage
+   (on the last candle there is none: the position is reported still open). Where the venue
+   holds stop orders (``resting_stops``), a stop fills at min(open, stop) inside the candle.
+4. Equity is marked at the close, the peak follows it, and ``rules.loss_gate`` halts entries:
    for good after the drawdown limit, for the rest of the day after the daily loss limit.
-4. The signal acts at the next candle's open: an entry spends ``rules.entry_budget`` unless
-   halted, cooling down after losses, or under the minimum order; an exit sells everything.
-   The last candle's signal is never acted on. With an entry offset the entry is instead a
-   limit buy at close * (1 - offset), good for candle i+1: filled at min(open, limit) if that
-   candle's low reaches it (no slippage; booked at its close, after its protective checks),
-   cancelled if not.
+5. The signal acts at the next candle's open: an entry spends ``rules.entry_budget`` unless
+   halted, cooling down after losses (for a span of time), or under the minimum order; an exit
+   sells everything. The last candle's signal is never acted on. With an entry offset the
+   entry is instead a limit buy at close * (1 - offset), good for candle i+1.
 
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
-each fill's notional. Every fill is stamped with the close of the candle being processed,
-which is when the live engine learns of it. The parity tests hold this to the live engine,
-trade for trade, on real data for every built-in strategy.
+each fill's notional. Every fill is stamped with when the engine acts on the candle being
+processed: the next candle's open (its close, for the last candle), which is later than the
+close after a gap in the data. A position still open at the end is reported as an open trade,
+marked at the last close with the costs of selling it there. The parity tests hold this to the
+live engine, trade for trade, on real data for every built-in strategy.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ import numba
 import numpy as np
 
 from bot.domain import RiskLimits
+from bot.rules import EXIT_REASONS as RULE_EXITS
 from bot.rules import (
-    EXIT_REASONS,
     GATE_DAILY_LOSS,
     GATE_DRAWDOWN,
     SIGNAL,
@@ -41,13 +47,19 @@ from bot.rules import (
     trade_lost,
     volatility_scales,
 )
+from bot.rules import TAKE_PROFIT as TARGET_REACHED
 
-__all__ = ["EXIT_REASONS", "KernelCosts", "KernelExits", "KernelResult", "simulate", "warm_up"]
+__all__ = ["EXIT_REASONS", "KernelClock", "KernelCosts", "KernelExits", "KernelResult", "simulate",
+           "warm_up"]  # fmt: skip
+
+# A position still open at the end of the data: marked at the last close with its exit costs.
+STILL_OPEN = len(RULE_EXITS)
+EXIT_REASONS = (*RULE_EXITS, "open")
 
 # Positions in the kernel's parameter vector.
 (BALANCE, FEE, SLIPPAGE, SHARE, FRACTION, MIN_ORDER, MAX_POSITION, MAX_EXPOSURE, RISK_PER_TRADE,
- DAILY_LOSS, MAX_DRAWDOWN, COOLDOWN_LOSSES, COOLDOWN_CANDLES, MAX_OPEN, STOP_LOSS, TAKE_PROFIT,
- TRAILING, ATR_MULTIPLE, ENTRY_OFFSET) = range(19)  # fmt: skip
+ DAILY_LOSS, MAX_DRAWDOWN, COOLDOWN_LOSSES, COOLDOWN_MS, MAX_OPEN, STOP_LOSS, TAKE_PROFIT,
+ TRAILING, ATR_MULTIPLE, ENTRY_OFFSET, RESTING) = range(20)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +78,17 @@ class KernelExits:
     trailing_stop: float
     atr_stop: float
     entry_offset: float = 0.0  # limit entries this fraction under the signal's close
+    # The venue holds stop orders (live places them there): a stop fills at its level inside
+    # the candle (min(open, stop), with slippage), not at the next open.
+    resting_stops: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class KernelResult:
     equity: np.ndarray  # at each candle's close, after that close's actions
     stop_line: np.ndarray  # the protective stop in force during each candle, NaN when flat
-    entry_index: np.ndarray  # the candle at whose close the entry filled
-    exit_index: np.ndarray  # the candle at whose close the exit filled
+    entry_ms: np.ndarray  # when the entry filled (ms): when the engine acted on its candle
+    exit_ms: np.ndarray
     entry_price: np.ndarray
     exit_price: np.ndarray
     amount: np.ndarray
@@ -81,29 +96,41 @@ class KernelResult:
     exit_fee: np.ndarray
     exit_reason: np.ndarray
     ambiguous: np.ndarray  # the exit candle reached both the stop and the target
+    still_open: bool  # the last trade is the position held at the end, marked to market
     fees: float  # every fee paid, the open position's entry included
     vetoes: int  # entry signals the risk rules refused
     halted_at: int  # the candle whose close tripped the drawdown halt, or -1
+
+
+@dataclass(frozen=True, slots=True)
+class KernelClock:
+    """When things happen, in epoch ms: each candle's close, when the engine acts on it (the
+    next candle's open, later than the close after a gap in the data), the local calendar
+    day of each close, and a candle's length (cooldowns last that many times the length)."""
+
+    close_ms: np.ndarray
+    act_ms: np.ndarray
+    day: np.ndarray
+    step_ms: int
 
 
 def simulate(
     candles: dict[str, np.ndarray],
     codes: np.ndarray,
     atr: np.ndarray,
-    day: np.ndarray,
+    clock: KernelClock,
     costs: KernelCosts,
     exits: KernelExits,
 ) -> KernelResult:
-    """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``;
-    ``day`` numbers each candle's close by local calendar day)."""
+    """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``)."""
     limits = costs.limits
     params = np.array(
         [costs.balance, costs.fee_rate, costs.slippage, costs.capital_share,
          limits.position_fraction, limits.min_order_value, limits.max_position_fraction,
          limits.max_total_exposure, limits.risk_per_trade, limits.daily_loss_limit,
-         limits.max_drawdown, limits.cooldown_losses, limits.cooldown_candles,
+         limits.max_drawdown, limits.cooldown_losses, limits.cooldown_candles * clock.step_ms,
          limits.max_open_positions, exits.stop_loss, exits.take_profit, exits.trailing_stop,
-         exits.atr_stop, exits.entry_offset],
+         exits.atr_stop, exits.entry_offset, float(exits.resting_stops)],
         dtype=np.float64,
     )  # fmt: skip
     arrays = _simulate(
@@ -111,12 +138,13 @@ def simulate(
         _plain(codes, np.int8), _plain(atr, np.float64),
         volatility_scales(_plain(candles["close"], np.float64), limits.volatility_short,
                           limits.volatility_long, limits.volatility_floor),
-        _plain(day, np.int64), params,
+        *(_plain(stamps, np.int64) for stamps in (clock.day, clock.close_ms, clock.act_ms)),
+        params,
     )  # fmt: skip
-    count = int(arrays[-4])
-    trades = [array[:count] for array in arrays[2:-4]]
+    count = int(arrays[-5])
+    trades = [array[:count] for array in arrays[2:-5]]
     return KernelResult(
-        arrays[0], arrays[1], *trades,
+        arrays[0], arrays[1], *trades, still_open=bool(arrays[-4]),
         fees=float(arrays[-3]), vetoes=int(arrays[-2]), halted_at=int(arrays[-1]),
     )  # fmt: skip
 
@@ -125,9 +153,10 @@ def warm_up() -> threading.Thread:
     """Load the compiled kernel on a thread (numba's first call costs ~0.25 s even when
     cached), so a caller can read its candles meanwhile. Join the thread before simulating."""
     tiny = {column: np.ones(4) for column in ("open", "high", "low", "close")}
+    stamps = np.arange(4, dtype=np.int64)
     thread = threading.Thread(
         target=simulate,
-        args=(tiny, np.zeros(4, np.int8), np.ones(4), np.zeros(4, np.int64),
+        args=(tiny, np.zeros(4, np.int8), np.ones(4), KernelClock(stamps, stamps, stamps, 1),
               KernelCosts(1.0, 0.0, 0.0, 1.0, RiskLimits()), KernelExits(0.0, 0.0, 0.0, 0.0)),
         name="kernel-warm-up",
         daemon=True,
@@ -142,34 +171,37 @@ def _plain(values: np.ndarray, dtype: type) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _cooldown(lost, losses, cooldown_until, i, p):  # -> (losses, cooldown_until)
+def _cooldown(lost, losses, cooldown_until, now_ms, p):  # -> (losses, cooldown_until)
+    """Count a closed trade; enough losses in a row refuse entries for a span of time (not of
+    candles: a gap in the data passes the time as it does live)."""
     if not lost:
         return 0, cooldown_until
     losses += 1
     if p[COOLDOWN_LOSSES] > 0.0 and losses >= p[COOLDOWN_LOSSES]:
-        return 0, i + int(p[COOLDOWN_CANDLES])
+        return 0, now_ms + int(p[COOLDOWN_MS])
     return losses, cooldown_until
 
 
 @numba.njit(cache=True)
-def _record_entry(i, count, budget, fill, fee_rate, entries):
-    """Write trade ``count``'s entry spending ``budget`` (fee included); returns (held, fee)."""
-    entry_index, entry_price, amount, entry_fee = entries
+def _record_entry(stamp, count, budget, fill, fee_rate, entries, cash, fees):
+    """Write trade ``count``'s entry spending ``budget`` (fee included); returns (held, cash,
+    fees) after it."""
+    entry_ms, entry_price, amount, entry_fee = entries
     held = budget / (fill * (1.0 + fee_rate))
     fee = held * fill * fee_rate
-    entry_index[count] = i
+    entry_ms[count] = stamp
     entry_price[count] = fill
     amount[count] = held
     entry_fee[count] = fee
-    return held, fee
+    return held, cash - held * fill - fee, fees + fee
 
 
 @numba.njit(cache=True)
-def _record_exit(i, count, held, fill, fee_rate, reason, both, price_in, entry_fee, trades):
+def _record_exit(stamp, count, held, fill, fee_rate, reason, both, price_in, entry_fee, trades):
     """Write trade ``count``'s exit; returns (fee, whether the trade lost)."""
-    exit_index, exit_price, exit_fee, exit_reason, ambiguous = trades
+    exit_ms, exit_price, exit_fee, exit_reason, ambiguous = trades
     fee = held * fill * fee_rate
-    exit_index[count] = i
+    exit_ms[count] = stamp
     exit_price[count] = fill
     exit_fee[count] = fee
     exit_reason[count] = reason
@@ -178,22 +210,26 @@ def _record_exit(i, count, held, fill, fee_rate, reason, both, price_in, entry_f
 
 
 @numba.njit(cache=True)
-def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901, PLR0915
+def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms, p):  # noqa: C901, PLR0912, PLR0915
     n = close.shape[0]
     equity = np.empty(n)
     stop_line = np.full(n, np.nan)
-    size = n // 2 + 2
-    entry_index = np.zeros(size, np.int64)
-    exit_index = np.zeros(size, np.int64)
-    entry_price = np.zeros(size)
-    exit_price = np.zeros(size)
-    amount = np.zeros(size)
-    entry_fee = np.zeros(size)
-    exit_fee = np.zeros(size)
-    exit_reason = np.zeros(size, np.int8)
-    ambiguous = np.zeros(size, np.bool_)
-    trades = (exit_index, exit_price, exit_fee, exit_reason, ambiguous)
-    entries = (entry_index, entry_price, amount, entry_fee)
+    # One entry at most per candle (a signal, or a limit filled in it) and every trade has
+    # one: a trade can close on the candle after it opened, and the next open on that close.
+    # Left unwritten (np.empty): only the first ``count`` rows are read, and untouched memory
+    # costs nothing, where zeroing all of it would cost more than the trading.
+    size = n + 1
+    entry_ms = np.empty(size, np.int64)
+    exit_ms = np.empty(size, np.int64)
+    entry_price = np.empty(size)
+    exit_price = np.empty(size)
+    amount = np.empty(size)
+    entry_fee = np.empty(size)
+    exit_fee = np.empty(size)
+    exit_reason = np.empty(size, np.int8)
+    ambiguous = np.empty(size, np.bool_)
+    trades = (exit_ms, exit_price, exit_fee, exit_reason, ambiguous)
+    entries = (entry_ms, entry_price, amount, entry_fee)
     fee_rate, slippage = p[FEE], p[SLIPPAGE]
     cash = p[BALANCE]
     held = 0.0
@@ -206,46 +242,55 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
     equity_peak = p[BALANCE]
     today = -(2**62)
     day_start = p[BALANCE]
+    last_marked = p[BALANCE]  # equity marked at the previous close: where a new day starts
     daily_halt_day = -(2**62)
     halted_at = -1
     losses = 0
-    cooldown_until = -1
+    cooldown_until = -(2**62)  # ms: entries at closes up to here are refused
     limit_price = 0.0  # a limit entry resting through the next candle (0: none)
     limit_budget = 0.0
     limit_atr = 0.0
     for i in range(n):
         if day[i] != today:
             today = day[i]
-            day_start = cash + held * close[i]
-        if held > 0.0:
-            stop, trigger, reason, both = check_exit(
-                price_in, peak_price, atr_distance, p[STOP_LOSS], p[TAKE_PROFIT], p[TRAILING],
-                open_[i], high[i], low[i],
-            )  # fmt: skip
-            if stop > -math.inf:
-                stop_line[i] = stop
-            if not math.isnan(trigger):
-                fill = trigger * (1.0 - slippage)
-                fee, lost = _record_exit(i, count, held, fill, fee_rate, reason, both, price_in,
-                                         entry_fee, trades)  # fmt: skip
-                cash = cash + held * fill - fee
-                fees += fee
-                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, i, p)
-                count += 1
-                held = 0.0
-            else:
-                peak_price = max(peak_price, high[i])
+            day_start = last_marked
+        # A per-candle exit is seen at the close and sold at market then: the next open.
+        market = open_[i + 1] if i < n - 1 else math.nan
+        filled_limit = False
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
             if low[i] <= limit_price:
                 fill = min(open_[i], limit_price)
-                held, fee = _record_entry(i, count, limit_budget, fill, fee_rate, entries)
-                cash = cash - held * fill - fee
-                fees += fee
-                price_in = fill
-                peak_price = fill
-                atr_distance = limit_atr
+                held, cash, fees = _record_entry(act_ms[i], count, limit_budget, fill, fee_rate,
+                                                 entries, cash, fees)  # fmt: skip
+                price_in, peak_price, atr_distance = fill, fill, limit_atr
+                filled_limit = True
             limit_price = 0.0
+        if held > 0.0:
+            # In its fill candle a limit entry is protected from its fill price down to the low.
+            top = price_in if filled_limit else high[i]
+            stop, trigger, reason, both = check_exit(
+                price_in, peak_price, atr_distance, p[STOP_LOSS], p[TAKE_PROFIT], p[TRAILING],
+                price_in if filled_limit else open_[i], top, low[i],
+            )  # fmt: skip
+            if stop > -math.inf:
+                stop_line[i] = stop
+            # A stop resting on the exchange (placed at the entry's close) fills at its level;
+            # else the exit is seen at this close and sold at the next open (none after the
+            # last candle: still open).
+            resting = p[RESTING] > 0.0 and reason != TARGET_REACHED and not filled_limit
+            if not math.isnan(trigger) and (resting or i < n - 1):
+                fill = (trigger if resting else market) * (1.0 - slippage)
+                fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, reason, both,
+                                         price_in, entry_fee, trades)  # fmt: skip
+                cash = cash + held * fill - fee
+                fees += fee
+                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
+                count += 1
+                held = 0.0
+            else:
+                peak_price = max(peak_price, top)
         marked = cash + held * close[i]
+        last_marked = marked
         equity_peak = max(equity_peak, marked)
         gate = loss_gate(marked, equity_peak, day_start, p[DAILY_LOSS], p[MAX_DRAWDOWN])
         if gate == GATE_DRAWDOWN and halted_at < 0:
@@ -257,7 +302,7 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
             if code == 1 and held == 0.0:
                 budget = 0.0
                 distance_atr = 0.0
-                if not (halted_at >= 0 or daily_halt_day == today or i <= cooldown_until
+                if not (halted_at >= 0 or daily_halt_day == today or close_ms[i] <= cooldown_until
                         or p[MAX_OPEN] < 1.0):  # fmt: skip
                     if p[ATR_MULTIPLE] > 0.0 and not math.isnan(atr[i]):
                         distance_atr = p[ATR_MULTIPLE] * atr[i]
@@ -272,26 +317,32 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, p):  # noqa: C901
                     limit_budget = budget
                     limit_atr = distance_atr
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
-                    fill = open_[i + 1] * (1.0 + slippage)
-                    held, fee = _record_entry(i, count, budget, fill, fee_rate, entries)
-                    cash = cash - held * fill - fee
-                    fees += fee
-                    price_in = fill
-                    peak_price = fill
-                    atr_distance = distance_atr
+                    fill = market * (1.0 + slippage)
+                    held, cash, fees = _record_entry(act_ms[i], count, budget, fill, fee_rate,
+                                                     entries, cash, fees)  # fmt: skip
+                    price_in, peak_price, atr_distance = fill, fill, distance_atr
                 else:
                     vetoes += 1
             elif code == -1 and held > 0.0:
-                fill = open_[i + 1] * (1.0 - slippage)
-                fee, lost = _record_exit(i, count, held, fill, fee_rate, SIGNAL, False, price_in,
-                                         entry_fee, trades)  # fmt: skip
+                fill = market * (1.0 - slippage)
+                fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, SIGNAL, False,
+                                         price_in, entry_fee, trades)  # fmt: skip
                 cash = cash + held * fill - fee
                 fees += fee
-                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, i, p)
+                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
                 count += 1
                 held = 0.0
         equity[i] = cash + held * close[i]
+    still_open = held > 0.0
+    if still_open:  # marked to market at the last close with the costs of selling it there
+        fill = close[n - 1] * (1.0 - slippage)
+        fee, _ = _record_exit(close_ms[n - 1], count, held, fill, fee_rate, STILL_OPEN, False,
+                              price_in, entry_fee, trades)  # fmt: skip
+        cash = cash + held * fill - fee
+        fees += fee
+        count += 1
+        equity[n - 1] = cash
     return (
-        equity, stop_line, entry_index, exit_index, entry_price, exit_price, amount,
-        entry_fee, exit_fee, exit_reason, ambiguous, count, fees, vetoes, halted_at,
+        equity, stop_line, entry_ms, exit_ms, entry_price, exit_price, amount,
+        entry_fee, exit_fee, exit_reason, ambiguous, count, still_open, fees, vetoes, halted_at,
     )  # fmt: skip

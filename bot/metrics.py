@@ -68,6 +68,8 @@ def drawdown_series(equity: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 YEAR_SECONDS = 365.25 * 86400
+# Shorter spans are not annualised in reports: a week's -2.8% is not a CAGR of -78%.
+MIN_ANNUALISED_DAYS = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,12 @@ class Metrics:
     exposure: float  # share of the period with a position open
     fees: float
     buy_and_hold_return: float
+    span_days: float = 0.0  # days of data: the first candle's open to the last close
+
+    @property
+    def annualised(self) -> bool:
+        """Whether the span is long enough for CAGR and Calmar to mean something."""
+        return self.span_days >= MIN_ANNUALISED_DAYS
 
     def as_dict(self) -> dict[str, float | int | None]:
         """Plain values; infinities and NaNs become None so the dict is valid JSON."""
@@ -156,6 +164,8 @@ def measure(
         exposure=held / span if span > 0 else 0.0,
         fees=fees,
         buy_and_hold_return=buy_and_hold_return,
+        # Days of data: close to close, plus the first candle (its open to its close).
+        span_days=span * len(times) / (len(times) - 1) / 86400 if len(times) > 1 else 0.0,
     )
 
 

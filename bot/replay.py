@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
+from bot.candles import ReplaySource
 from bot.clock import FakeClock
 from bot.domain import from_ms, to_ms
 from bot.ports import StateStore
@@ -18,6 +19,9 @@ class ReplayDriver:
 
     Stepping (rather than mapping wall time to simulated time) makes every replay see every
     candle, however late the scheduler fires, so a replay's trades never depend on timing.
+    A step that lands in a gap of the data (no candle forming: the exchange was down) moves on
+    to where trading resumes, so what the last close decided fills at the first price after
+    the gap, at that time, as the backtest has it.
     """
 
     def __init__(
@@ -28,8 +32,10 @@ class ReplayDriver:
         state: StateStore,
         step: timedelta,
         end: datetime,
+        source: ReplaySource | None = None,
     ) -> None:
         self._clock = clock
+        self._source = source
         self._service = service
         self._state = state
         self._step = step
@@ -49,6 +55,10 @@ class ReplayDriver:
             self.finished.set()
             return
         self._clock.advance(self._step)
+        if self._source is not None:
+            resumes = self._source.trading_resumes(self._clock.now())
+            if resumes <= self._end:
+                self._clock.advance(resumes - self._clock.now())
         await self._service.tick()
         await self._state.set(POSITION_KEY, to_ms(self._clock.now()), self._clock.now())
         if self._clock.now() + self._step > self._end:

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from bot.domain import SweepRow
-from bot.errors import ConfigError, UserInputError
+from bot.errors import ConfigError, DataError, UserInputError
+from bot.metrics import MIN_ANNUALISED_DAYS
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 from strategies.base import ParamSpec
 
@@ -51,6 +52,7 @@ class SweepSpec:
     folds: int = 0  # walk-forward folds (0: the whole series once)
     fee_rate: float = 0.001
     balance: float = 1000.0
+    timezone: str = "UTC"  # where the daily loss limit's days start
 
 
 def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | float]]:
@@ -124,52 +126,93 @@ def _accepted(strategy: str, combo: Mapping[str, int | float]) -> bool:
     return True
 
 
-def segments(candles: pd.DataFrame, folds: int) -> dict[str, pd.DataFrame]:
+def segments(
+    candles: pd.DataFrame, folds: int, lead: int | None = None
+) -> dict[str, tuple[pd.DataFrame, int]]:
     """The whole series, or rolling walk-forward windows: fold N optimises on its in-sample
     window and is judged on the out-of-sample window right after it. The series is cut into
-    folds + 3 equal blocks; each in-sample window spans three blocks, each out-of-sample one."""
+    folds + 3 equal blocks; each in-sample window spans three blocks, each out-of-sample one,
+    which it enters warm: up to ``lead`` candles before it (all when None) are handed over
+    too, for the indicators only (``evaluate`` keeps what each combination needs). Each window
+    comes with the candle its trading starts at."""
     if folds <= 0:
-        return {FULL: candles}
+        return {FULL: (candles, 0)}
     block = len(candles) // (folds + 3)
     if block < 50:
         raise UserInputError(f"{len(candles)} candles are too few for {folds} walk-forward folds")
     windows = {}
     for fold in range(folds):
         start = fold * block
-        windows[f"is-{fold}"] = candles.iloc[start : start + 3 * block].reset_index(drop=True)
-        windows[f"oos-{fold}"] = candles.iloc[start + 3 * block : start + 4 * block].reset_index(
-            drop=True
-        )
+        windows[f"is-{fold}"] = (candles.iloc[start : start + 3 * block].reset_index(drop=True), 0)
+        first = 0 if lead is None else max(0, start + 3 * block - lead)
+        oos = candles.iloc[first : start + 4 * block].reset_index(drop=True)
+        windows[f"oos-{fold}"] = (oos, start + 3 * block - first)
     return windows
 
 
+PER_DAYS = 30  # objective "return" is per this many days, so windows of any length compare
+
+
 def score(metrics: Mapping[str, Any], objective: str, max_drawdown: float) -> float | None:
-    """The objective of one result; None when it breaks the drawdown constraint (or is NaN)."""
-    if metrics["max_drawdown"] > max_drawdown:
+    """The objective of one result; None when it breaks the drawdown constraint, never traded,
+    was skipped, or is NaN (``unscored`` says which). "return" is per ``PER_DAYS`` days:
+    in-sample and out-of-sample windows of different lengths compare."""
+    if unscored(metrics, max_drawdown, objective) is not None:
         return None
-    value = {"sharpe": metrics["sharpe"], "calmar": metrics["calmar"],
-             "return": metrics["total_return"]}[objective]  # fmt: skip
+    if objective == "return":
+        days = metrics.get("span_days") or 0.0
+        growth = 1.0 + metrics["total_return"]
+        value = growth ** (PER_DAYS / days) - 1.0 if days > 0 and growth > 0 else math.nan
+    else:
+        value = metrics[objective]
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def unscored(
+    metrics: Mapping[str, Any], max_drawdown: float, objective: str = "sharpe"
+) -> str | None:
+    """Why a result has no score (a combination that never traded scores nothing, or it would
+    rank above every losing one; Calmar is not extrapolated from a short window), or None
+    when it may have one."""
+    if "skipped" in metrics:
+        return f"skipped: {metrics['skipped']}"
+    if metrics["max_drawdown"] > max_drawdown:
+        return f"broke the drawdown cap ({metrics['max_drawdown']:.1%})"
+    if not metrics["trades"]:
+        return "no trades"
+    days = metrics.get("span_days") or 0.0
+    if objective == "calmar" and days < MIN_ANNUALISED_DAYS:
+        return f"calmar not annualised: {days:.0f} days, under {MIN_ANNUALISED_DAYS}"
+    return None
+
+
 def evaluate(
-    series: Mapping[str, Mapping[str, pd.DataFrame]],
+    series: Mapping[str, Mapping[str, tuple[pd.DataFrame, int]]],
     key: str,
     spec: SweepSpec,
     combos: Sequence[Mapping[str, int | float]],
 ) -> list[SweepRow]:
     """Backtest ``combos`` on every segment of series ``key`` ("PAIR|TIMEFRAME"): the task a
-    worker runs. ``series`` is the scattered candles, already in the worker's memory."""
+    worker runs. ``series`` is the scattered candles, already in the worker's memory. A
+    combination the window is too short for (its warm-up) is a row with the reason, skipped."""
     from bot.backtest import BacktestSetup, run_backtest  # numba: on the workers only
 
     pair, timeframe = key.split("|")
     rows = []
-    for name, candles in series[key].items():
-        setup = BacktestSetup(pair=pair, timeframe=timeframe, balance=spec.balance,
-                              fee_rate=spec.fee_rate)  # fmt: skip
+    for name, (candles, trade_from) in series[key].items():
         for combo in combos:
-            metrics = run_backtest(candles, build_strategy(spec.strategy, combo), setup).metrics
-            values = metrics.as_dict()
+            strategy = build_strategy(spec.strategy, combo)
+            # A window entered warm gets as many candles before it as live hands the
+            # strategy (its history), or all there are.
+            lead = min(trade_from, strategy.history)
+            setup = BacktestSetup(pair=pair, timeframe=timeframe, balance=spec.balance,
+                                  fee_rate=spec.fee_rate, timezone=spec.timezone,
+                                  trade_from=lead)  # fmt: skip
+            try:
+                window = candles.iloc[trade_from - lead :].reset_index(drop=True)
+                values = run_backtest(window, strategy, setup).metrics.as_dict()
+            except DataError as error:
+                values = {"skipped": str(error)}
             rows.append(SweepRow(pair, timeframe, name, tuple(sorted(combo.items())),
                             score(values, spec.objective, spec.max_drawdown), values))  # fmt: skip
     return rows
@@ -182,7 +225,8 @@ def tasks(
     combos = check(spec)
     if not series:
         raise UserInputError("nothing to sweep on: give candles")
-    data = {f"{s.pair}|{s.timeframe}": segments(s.candles, spec.folds) for s in series}
+    lead = max(build_strategy(spec.strategy, combo).history for combo in combos)
+    data = {f"{s.pair}|{s.timeframe}": segments(s.candles, spec.folds, lead) for s in series}
     chunks = [combos[i : i + chunk] for i in range(0, len(combos), chunk)]
     return data, [(key, chunk) for key in data for chunk in chunks]
 
@@ -256,13 +300,18 @@ class Fold:
     pair: str
     timeframe: str
     fold: int
-    params: tuple[tuple[str, int | float], ...]
+    params: tuple[tuple[str, int | float], ...] | None  # None: no combination qualified
     in_sample: float | None
     out_of_sample: float | None
+    out_metrics: Mapping[str, Any] | None = None  # the chosen combination's, out of sample
+    why: str | None = None  # why there is no out-of-sample score (or no choice at all)
 
 
-def walk_forward(rows: Sequence[SweepRow], folds: int) -> list[Fold]:
-    """Per series and fold: the best in-sample combination and how it did out of sample."""
+def walk_forward(
+    rows: Sequence[SweepRow], folds: int, max_drawdown: float = 1.0, objective: str = "sharpe"
+) -> list[Fold]:
+    """Per series and fold: the best in-sample combination and how it did out of sample. A
+    fold where no combination scored in sample has no best (none is picked at random)."""
     by_key = {row.key: row for row in rows}
     report = []
     for pair, timeframe in sorted({(row.pair, row.timeframe) for row in rows}):
@@ -271,10 +320,39 @@ def walk_forward(rows: Sequence[SweepRow], folds: int) -> list[Fold]:
                           f"is-{fold}")  # fmt: skip
             if not best:
                 continue
+            if best[0].score is None:
+                reasons = sorted({unscored(r.metrics, max_drawdown, objective) or "no score"
+                                  for r in best})  # fmt: skip
+                report.append(Fold(pair, timeframe, fold, None, None, None,
+                                   why="no combination qualified in sample: "
+                                       + "; ".join(reasons)))  # fmt: skip
+                continue
             outside = by_key.get((pair, timeframe, f"oos-{fold}", best[0].params))
+            if outside is None:
+                report.append(Fold(pair, timeframe, fold, best[0].params, best[0].score, None,
+                                   why="not run out of sample"))  # fmt: skip
+                continue
+            why = None
+            if outside.score is None:
+                why = (unscored(outside.metrics, max_drawdown, objective)
+                       or "the objective is undefined")  # fmt: skip
             report.append(Fold(pair, timeframe, fold, best[0].params, best[0].score,
-                               outside.score if outside else None))  # fmt: skip
+                               outside.score, outside.metrics, why))  # fmt: skip
     return report
+
+
+def chained(folds: Sequence[Fold]) -> dict[str, float] | None:
+    """The folds' out-of-sample windows one after another, as one account: each window's
+    return compounded, the deepest window drawdown (the chained curve's is at least that),
+    the trades. None when no fold has out-of-sample metrics."""
+    judged = [f.out_metrics for f in folds if f.out_metrics and "skipped" not in f.out_metrics]
+    if not judged:
+        return None
+    growth = math.prod(1.0 + m["total_return"] for m in judged)
+    return {"windows": len(judged), "total_return": growth - 1.0,
+            "max_drawdown": max(m["max_drawdown"] for m in judged),
+            "trades": sum(m["trades"] for m in judged),
+            "days": sum(m.get("span_days") or 0.0 for m in judged)}  # fmt: skip
 
 
 def importance(rows: Sequence[SweepRow]) -> list[str]:

@@ -58,7 +58,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     spec = SweepSpec(
         strategy=args.strategy, space=parse_space(args.strategy, args.param),
         objective=args.objective, max_drawdown=args.max_drawdown, random_samples=args.random,
-        seed=args.seed, folds=args.walk_forward,
+        seed=args.seed, folds=args.walk_forward, timezone=settings.timezone,
     )  # fmt: skip
     series = _all_series(args)
     tasks(spec, series)  # every check before a cluster starts

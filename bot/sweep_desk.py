@@ -90,15 +90,19 @@ class SweepDesk:
         return await self._reply(spec, sweep_id, rows)
 
     async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow]) -> Photo | str:
-        from bot.sweep import ranked
-        from bot.sweep_report import heatmap_arguments
+        from bot.sweep import ranked, unscored
+        from bot.sweep_report import heatmap_arguments, objective_name
 
         best = ranked(rows)[:TOP]
         lines = [f"<b>Sweep {sweep_id}</b>: {len(rows)} results, best by "
-                 f"{escape(spec.objective)}:"]  # fmt: skip
+                 f"{escape(objective_name(spec))}:"]  # fmt: skip
         for row in best:
             params = " ".join(f"{k}={v:g}" for k, v in row.params)
-            score = "-" if row.score is None else f"{row.score:.2f}"
+            if "skipped" in row.metrics:  # too long for the candles at hand
+                lines.append(f"{escape(params)}: {escape(row.metrics['skipped'])}")
+                continue
+            why = unscored(row.metrics, spec.max_drawdown, spec.objective) or "undefined"
+            score = f"- ({escape(why)})" if row.score is None else f"{row.score:.2f}"
             lines.append(f"{escape(params)}: {score}, return "
                          f"{row.metrics['total_return']:+.1%}, max DD "
                          f"{row.metrics['max_drawdown']:.1%}")  # fmt: skip

@@ -6,33 +6,72 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain import SweepRow
-from bot.sweep import FULL, SweepSpec, importance, ranked, walk_forward
+from bot.sweep import (
+    FULL,
+    PER_DAYS,
+    SweepSpec,
+    chained,
+    importance,
+    ranked,
+    unscored,
+    walk_forward,
+)
 
 TOP = 10
 
 
 def report(spec: SweepSpec, rows: list[SweepRow]) -> str:
-    """The best combinations per series; with walk-forward, in-sample against out-of-sample."""
-    lines = []
+    """The best combinations per series; with walk-forward, in-sample against out-of-sample
+    and the out-of-sample windows chained."""
     if spec.folds:
-        lines.append(f"walk-forward, {spec.objective}: best in sample -> out of sample")
-        for fold in walk_forward(rows, spec.folds):
-            params = " ".join(f"{k}={v:g}" for k, v in fold.params)
-            lines.append(f"  {fold.pair} {fold.timeframe} fold {fold.fold}: {params}  "
-                         f"{_number(fold.in_sample)} -> {_number(fold.out_of_sample)}")  # fmt: skip
-        return "\n".join(lines)
+        return "\n".join(_walk_forward_lines(spec, rows))
+    lines = []
     for pair, timeframe in sorted({(row.pair, row.timeframe) for row in rows}):
         best = ranked([r for r in rows if (r.pair, r.timeframe) == (pair, timeframe)])[:TOP]
         limit = f" (max drawdown {spec.max_drawdown:.0%})" if spec.max_drawdown < 1 else ""
-        lines.append(f"{pair} {timeframe}, by {spec.objective}{limit}")
+        lines.append(f"{pair} {timeframe}, by {objective_name(spec)}{limit}")
         lines.append(f"  {'rank':>4}  {spec.objective:>8}  {'return':>8}  {'max dd':>7}  "
                      f"{'trades':>6}  parameters")  # fmt: skip
         for rank, row in enumerate(best, 1):
             params = " ".join(f"{k}={v:g}" for k, v in row.params)
+            if "skipped" in row.metrics:
+                lines.append(f"  {rank:>4}  {'-':>8}  {params}: {row.metrics['skipped']}")
+                continue
+            reason = unscored(row.metrics, spec.max_drawdown, spec.objective)
+            why = "" if row.score is not None else f"  ({reason})"
             lines.append(f"  {rank:>4}  {_number(row.score):>8}  "
                          f"{row.metrics['total_return']:>8.2%}  {row.metrics['max_drawdown']:>7.2%}"
-                         f"  {row.metrics['trades']:>6}  {params}")  # fmt: skip
+                         f"  {row.metrics['trades']:>6}  {params}{why}")  # fmt: skip
     return "\n".join(lines)
+
+
+def objective_name(spec: SweepSpec) -> str:
+    return f"return per {PER_DAYS} days" if spec.objective == "return" else spec.objective
+
+
+def _walk_forward_lines(spec: SweepSpec, rows: list[SweepRow]) -> list[str]:
+    lines = [f"walk-forward, {objective_name(spec)}: best in sample -> out of sample"]
+    folds = walk_forward(rows, spec.folds, spec.max_drawdown, spec.objective)
+    for fold in folds:
+        head = f"  {fold.pair} {fold.timeframe} fold {fold.fold}: "
+        if fold.params is None:
+            lines.append(head + (fold.why or "no best combination"))
+            continue
+        params = " ".join(f"{k}={v:g}" for k, v in fold.params)
+        outside = _number(fold.out_of_sample) if fold.why is None else fold.why
+        lines.append(f"{head}{params}  {_number(fold.in_sample)} -> {outside}")
+    for pair, timeframe in sorted({(f.pair, f.timeframe) for f in folds}):
+        whole = chained([f for f in folds if (f.pair, f.timeframe) == (pair, timeframe)])
+        if whole is None:
+            lines.append(f"  {pair} {timeframe} out of sample, chained: nothing ran")
+            continue
+        lines.append(
+            f"  {pair} {timeframe} out of sample, {whole['windows']:.0f} windows chained "
+            f"({whole['days']:,.0f} days): return {whole['total_return']:+.2%}, max drawdown "
+            f"at least {whole['max_drawdown']:.2%} (the deepest window's), "
+            f"{whole['trades']:.0f} trades"
+        )
+    return lines
 
 
 def heatmap(spec: SweepSpec, rows: list[SweepRow]) -> bytes | None:
@@ -52,9 +91,13 @@ def heatmap_arguments(spec: SweepSpec, rows: list[SweepRow]) -> dict[str, Any] |
     names = importance(full)
     if len(names) < 2:
         return None
-    table = pd.DataFrame([dict(row.params, score=row.score) for row in full
-                          if row.score is not None])  # fmt: skip
-    title = f"{spec.strategy}: mean {spec.objective}"
+    scored = [row for row in full if row.score is not None]
+    table = pd.DataFrame([dict(row.params, score=row.score) for row in scored])
+    series = len({(row.pair, row.timeframe) for row in full})
+    window = "" if full[0].segment == FULL else ", first in-sample window"
+    title = (f"{spec.strategy}: mean {objective_name(spec)} over {series} series{window}\n"
+             f"{len(scored)} of {len(full)} results scored (the others broke the drawdown "
+             "cap, never traded or were skipped)")  # fmt: skip
     return {"table": table, "x": names[0], "y": names[1], "title": title,
             "label": spec.objective}  # fmt: skip
 

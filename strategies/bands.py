@@ -38,7 +38,7 @@ class _BandStrategy(Strategy):
     def warmup(self) -> int:
         return int(self.params["length"]) + 1
 
-    def signals(self, candles: pd.DataFrame) -> pd.Series:
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
         bands = _bands(candles, int(self.params["length"]), float(self.params["std"]))
         if bands is None:
             return hold_everywhere(candles)
@@ -74,13 +74,15 @@ class BollingerReversion(_BandStrategy):
 
 class Grid(Strategy):
     """A single-position grid: buy each time the price falls through a grid line below the
-    moving centre, take profit one spacing up, sell when it climbs back over the centre, and
-    stop out when the price leaves the range below the last line."""
+    moving centre, sell when it climbs back over the centre. Its take-profit and stop-loss are
+    the exit policy's (1% and 5% by default), whatever the spacing of the lines."""
 
     name = "grid"
     description = (
         "Range trading: buy when the close falls through one of `levels` lines spaced "
-        "`spacing` apart below SMA(lookback); take profit one spacing up; flat above the centre."
+        "`spacing` apart below SMA(lookback); flat when it closes back above the centre. "
+        "Take-profit and stop-loss are `take_profit` and `stop_loss` (default 1% and 5% from "
+        "the entry), independent of `spacing`."
     )
     param_specs = (
         ParamSpec("lookback", int, 48, 5, 1000, "candles in the moving centre of the range"),
@@ -93,7 +95,7 @@ class Grid(Strategy):
     def warmup(self) -> int:
         return int(self.params["lookback"]) + 1
 
-    def signals(self, candles: pd.DataFrame) -> pd.Series:
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
         centre = ta.sma(candles["close"], length=int(self.params["lookback"]))
         if centre is None:
             return hold_everywhere(candles)

@@ -174,9 +174,30 @@ class Strategy(ABC):
     def warmup(self) -> int:
         """Candles needed before the first signal can appear."""
 
-    @abstractmethod
     def signals(self, candles: pd.DataFrame) -> pd.Series:
-        """ENTER / EXIT / HOLD per candle (int8), aligned with ``candles``'s index."""
+        """ENTER / EXIT / HOLD per candle (int8), aligned with ``candles``'s index.
+
+        The one warm-up rule, for the backtest and the live engine alike: a candle decides only
+        once ``ready_after`` candles have closed (itself included); before that it is HOLD,
+        whatever the indicators say (pandas-ta's RSI, for one, has values from the second).
+        """
+        codes = self.compute_signals(candles)
+        if self.ready_after > 1 and len(codes):
+            codes = codes.copy()
+            codes.iloc[: self.ready_after - 1] = HOLD
+        return codes
+
+    @property
+    def ready_after(self) -> int:
+        """Candles before the first decision: the strategy's warm-up, or the ATR's when the
+        ATR stop is on and needs longer (an entry must never run without the stop it was
+        configured with)."""
+        atr = int(self.params["atr_length"]) if self.params["atr_stop"] else 0
+        return max(self.warmup, atr)
+
+    @abstractmethod
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
+        """The strategy's own ENTER / EXIT / HOLD codes (int8), before the warm-up rule."""
 
     # Where the indicators are drawn: over the price, or in a panel of their own (oscillators).
     indicator_panel = "price"

@@ -19,7 +19,7 @@ class _Crossover(Strategy):
     def average(self, close: pd.Series, length: int) -> pd.Series | None:
         raise NotImplementedError
 
-    def signals(self, candles: pd.DataFrame) -> pd.Series:
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
         lines = self.indicators(candles)
         if not lines:  # pandas-ta returns None when the series is too short
             return hold_everywhere(candles)

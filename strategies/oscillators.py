@@ -51,7 +51,7 @@ class RsiReversal(Strategy):
                 "oversold": level * self.params["oversold"],
                 "overbought": level * self.params["overbought"]}  # fmt: skip
 
-    def signals(self, candles: pd.DataFrame) -> pd.Series:
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
         rsi = ta.rsi(candles["close"], length=int(self.params["length"]))
         if rsi is None:
             return hold_everywhere(candles)
@@ -95,7 +95,7 @@ class MacdCross(Strategy):
             return {}
         return {"MACD": frame.iloc[:, 0], "signal": frame.iloc[:, 2]}  # columns by position
 
-    def signals(self, candles: pd.DataFrame) -> pd.Series:
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
         lines = self.indicators(candles)
         if not lines:
             return hold_everywhere(candles)

@@ -37,7 +37,8 @@ class PaperExchange:
 
     The price comes from a feed: the live ticker when running, the open of the candle forming
     at the clock's time in a replay (which is the next candle's open after a signal). A
-    protective sell carries the price its stop or target triggered at, and fills there.
+    protective sell decided at a close fills there too, as it does live: stops and targets
+    are checked per candle on paper, and the engine sells at market once it has seen one.
     """
 
     def __init__(
@@ -204,7 +205,7 @@ class PaperExchange:
         if intent.client_order_id in self._reports:  # a retry of an order already filled
             return self._reports[intent.client_order_id]
         now = self._clock.now()
-        price = intent.trigger_price or await self._feed.price(intent.pair, now)
+        price = await self._feed.price(intent.pair, now)  # a triggered exit sells at market too
         if intent.side is Side.BUY:
             fill_price = price * (1 + self._slippage)
             wanted = (intent.amount if intent.quote_amount is None  # else spend it, fee included

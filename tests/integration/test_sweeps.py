@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import signal
 import sqlite3
 from pathlib import Path
@@ -13,10 +14,23 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
+from bot.backtest import BacktestSetup, run_backtest
 from bot.domain import SweepRow
 from bot.errors import UserInputError
-from bot.sweep import Series, SweepSpec, combinations, parse_space, run_on_dask, run_plain
+from bot.sweep import (
+    Series,
+    SweepSpec,
+    combinations,
+    parse_space,
+    run_on_dask,
+    run_plain,
+    score,
+    segments,
+    unscored,
+)
 from bot.sweep import walk_forward as folds_of
+from bot.sweep_report import report as sweep_report
+from strategies import build_strategy
 from tests.integration.test_cli import pairpilot
 
 SPACE = {"fast": [5, 8, 12, 20], "slow": [26, 40, 60]}
@@ -143,3 +157,113 @@ def test_the_command_sweeps_stored_candles_of_several_pairs(
     assert result.returncode == 0, result.stderr
     assert "BTC/USDT 1h, by sharpe" in result.stdout
     assert "ETH/USDT 1h, by sharpe" in result.stdout
+
+
+def test_a_combination_too_long_for_a_window_is_skipped_with_its_reason_and_the_sweep_finishes(
+    tmp_path: Path, btc_path: Path, client: Client
+) -> None:
+    """11 folds of 2,184 candles: in-sample windows of 468 candles; slow=500 needs 502, so it
+    is skipped there (out of sample, the candles before each window make up for it). It used
+    to abort the sweep and leave it unfinished."""
+    data = tmp_path / "BTC_USDT-1h.csv.gz"
+    data.write_bytes(btc_path.read_bytes())
+    result = pairpilot("sweep", "--data", str(data), "--param", "fast=5", "--param",
+                       "slow=26,500", "--walk-forward", "11", "--scheduler",
+                       client.scheduler.address, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "windows chained" in result.stdout
+    with sqlite3.connect(tmp_path / "data" / "pairpilot.sqlite") as db:
+        assert db.execute("SELECT finished IS NOT NULL FROM sweeps").fetchall() == [(1,)]
+        assert db.execute("SELECT count(*) FROM sweep_results").fetchone() == (2 * 22,)
+        skipped = db.execute("SELECT segment FROM sweep_results WHERE metrics LIKE "
+                             "'%needs at least 502 candles%'").fetchall()  # fmt: skip
+    assert {segment for (segment,) in skipped} == {f"is-{k}" for k in range(11)}
+
+
+def test_an_out_of_sample_window_warms_up_on_all_it_needs(btc_candles: pd.DataFrame) -> None:
+    """10 folds (blocks of 168 candles): slow=400 needs 401 candles before it decides. Warmed
+    on only the block before, it lost most of each window or was skipped (review F9); warmed
+    on what precedes, it runs in every fold from the second on."""
+    spec = SweepSpec("ema_cross", {"fast": [5], "slow": [400]}, folds=10)
+    rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
+    outside = {r.segment: r for r in rows if r.segment.startswith("oos")}
+    assert all("skipped" not in outside[f"oos-{k}"].metrics for k in range(10))
+    assert all(outside[f"oos-{k}"].metrics["span_days"] == pytest.approx(7.0) for k in range(10))
+    assert sum(outside[f"oos-{k}"].metrics["trades"] for k in range(10)) >= 5
+
+
+def _metrics(**values: float) -> dict[str, float]:
+    return {"max_drawdown": 0.1, "trades": 3, "total_return": 0.1, "sharpe": 1.0,
+            "calmar": 1.0, "span_days": 30.0, **values}  # fmt: skip
+
+
+def test_a_combination_that_never_traded_scores_nothing_and_says_why() -> None:
+    """Objective "return": a flat 0% used to outrank every losing combination."""
+    assert score(_metrics(trades=0, total_return=0.0), "return", 1.0) is None
+    assert unscored(_metrics(trades=0), 1.0) == "no trades"
+    assert score(_metrics(total_return=-0.05), "return", 1.0) == pytest.approx(-0.05)
+    assert unscored(_metrics(max_drawdown=0.3), 0.2) == "broke the drawdown cap (30.0%)"
+
+
+def test_return_is_scored_per_30_days_so_in_and_out_of_sample_compare() -> None:
+    """In sample spans three blocks, out of sample one: the same pace scores the same."""
+    in_sample = score(_metrics(total_return=1.1**3 - 1, span_days=90.0), "return", 1.0)
+    out_of_sample = score(_metrics(total_return=0.1, span_days=30.0), "return", 1.0)
+    assert in_sample == pytest.approx(out_of_sample) == pytest.approx(0.1)
+
+
+def test_out_of_sample_windows_start_warm_and_the_report_says_why_a_score_is_missing(
+    btc_candles: pd.DataFrame,
+) -> None:
+    spec = SweepSpec("ema_cross", {"fast": [5, 12], "slow": [60]}, objective="calmar",
+                     max_drawdown=0.05, folds=3)  # fmt: skip
+    windows = segments(btc_candles, 3)
+    block = len(btc_candles) // 6
+    frame, trade_from = windows["oos-0"]
+    assert trade_from == 3 * block  # every candle before it warms it up
+    assert frame["timestamp"].iloc[trade_from] == btc_candles["timestamp"].iloc[3 * block]
+    trimmed, lead = segments(btc_candles, 3, 100)["oos-1"]  # no more than the longest history
+    assert (len(trimmed), lead) == (100 + block, 100)
+    assert trimmed["timestamp"].iloc[lead] == btc_candles["timestamp"].iloc[4 * block]
+    rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
+    outside = [r for r in rows if r.segment.startswith("oos")]
+    assert all(r.metrics["span_days"] == pytest.approx(block / 24) for r in outside)
+    text = sweep_report(spec, rows)
+    assert not re.search(r"-> -$", text, re.MULTILINE)  # every missing score has its reason
+    assert "out of sample, 3 windows chained" in text or "nothing ran" in text
+    folds = folds_of(rows, 3, spec.max_drawdown)
+    for fold in folds:
+        assert fold.params is not None or fold.why.startswith("no combination qualified")
+
+
+def test_a_fold_where_nothing_qualifies_in_sample_picks_no_best(btc_candles: pd.DataFrame) -> None:
+    spec = SweepSpec("ema_cross", {"fast": [5, 12], "slow": [26]}, max_drawdown=0.0001, folds=1)
+    rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
+    (fold,) = folds_of(rows, 1, spec.max_drawdown)
+    assert fold.params is None
+    assert fold.why.startswith("no combination qualified in sample: broke the drawdown cap")
+    assert "no combination qualified" in sweep_report(spec, rows)
+
+
+def test_an_out_of_sample_window_never_trades_its_warm_up_block(btc_candles: pd.DataFrame) -> None:
+    """The block before an out-of-sample window only warms the indicators up: trading it would
+    count in-sample trades out of sample (review F7)."""
+    frame, trade_from = segments(btc_candles, 3)["oos-1"]
+    strategy = build_strategy("ema_cross", {"fast": 5, "slow": 26})
+    setup = BacktestSetup("BTC/USDT", "1h", trade_from=trade_from)
+    assert (strategy.signals(frame).iloc[:trade_from] == 1).sum() >= 3  # it would have traded
+    result = run_backtest(frame, strategy, setup)
+    first_close = int(frame["timestamp"].iloc[trade_from]) + 3_600_000
+    assert (result.table.entry_ms > first_close).all()
+    assert len(result.table) >= 1
+    assert (result.equity[:trade_from] == setup.balance).all()
+    assert result.metrics.pnl == pytest.approx(float(result.table.pnl.sum()))
+
+
+def test_calmar_is_not_scored_on_windows_too_short_to_annualise() -> None:
+    """A 15-day window's Calmar stands on a CAGR extrapolated 24 times (review F6)."""
+    short = _metrics(span_days=15.0)
+    assert score(short, "calmar", 1.0) is None
+    assert unscored(short, 1.0, "calmar") == "calmar not annualised: 15 days, under 90"
+    assert score(_metrics(span_days=120.0), "calmar", 1.0) == 1.0
+    assert score(short, "sharpe", 1.0) == 1.0

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from bot.candles import read_candle_file
+from bot.domain import Action
+from bot.engine import signal_from_candles
 from strategies import REGISTRY, ExitPolicy, StrategyConfigError, build_strategy
 from strategies.base import ENTER, EXIT
 
@@ -103,3 +108,54 @@ def test_too_short_series_gives_no_signal(btc_candles: pd.DataFrame) -> None:
     codes = build_strategy("ema_cross").signals(btc_candles.iloc[:10])
     assert (codes == 0).all()
     assert len(codes) == 10
+
+
+def _candles(closes: list[float]) -> pd.DataFrame:
+    hour = 3_600_000
+    return pd.DataFrame({"timestamp": [k * hour for k in range(len(closes))], "open": closes,
+                         "high": closes, "low": closes, "close": closes,
+                         "volume": 1.0})  # fmt: skip
+
+
+def test_rsi_values_before_its_warm_up_never_signal() -> None:
+    """pandas-ta's RSI exists from the second candle: a dip and a bounce inside the warm-up
+    cross its levels, and the strategy interface holds them back (backtest and live alike)."""
+    closes = [100.0, 99.0, 98.0, 97.0, 120.0, 121.0, 80.0, 70.0, *[71.0] * 30]
+    strategy = build_strategy("rsi", {"length": 14})
+    raw = strategy.compute_signals(_candles(closes)).to_numpy()
+    assert (raw[: strategy.warmup - 1] != 0).any()  # the indicator did signal early
+    codes = strategy.signals(_candles(closes)).to_numpy()
+    assert (codes[: strategy.warmup - 1] == 0).all()
+    np.testing.assert_array_equal(codes[strategy.warmup - 1 :], raw[strategy.warmup - 1 :])
+
+
+def test_a_real_window_whose_rsi_signals_inside_its_warm_up(shared_data: Path) -> None:
+    """BTC 1h from its 98th candle: RSI(14) enters on the window's 7th candle."""
+    window = read_candle_file(shared_data / "BTC_USDT-1h.csv.gz").iloc[97:140]
+    strategy = build_strategy("rsi")
+    assert strategy.compute_signals(window).iloc[6] == ENTER
+    assert (strategy.signals(window).iloc[: strategy.warmup - 1] == 0).all()
+    live = [signal_from_candles("BTC/USDT", strategy, window.iloc[:end]).action
+            for end in range(1, strategy.warmup)]  # fmt: skip
+    assert set(live) == {Action.HOLD}
+
+
+def test_the_grids_description_says_what_its_exits_are_for_any_spacing() -> None:
+    grid = build_strategy("grid", {"spacing": 0.03})
+    assert "one spacing up" not in grid.description
+    assert "independent of `spacing`" in grid.description
+    assert (grid.exit_policy.take_profit, grid.exit_policy.stop_loss) == (0.01, 0.05)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_no_entry_before_the_atr_of_its_stop_exists(name: str, btc_candles: pd.DataFrame) -> None:
+    """ATR(100) exists from the 100th candle, later than any built-in's own warm-up: an entry
+    before it would run without the stop it was configured with (live has it: it is handed a
+    longer history). The warm-up rule waits for it."""
+    strategy = build_strategy(name, {"atr_stop": 2.0, "atr_length": 100})
+    window = btc_candles.iloc[2000:2400].reset_index(drop=True)
+    codes = strategy.signals(window)
+    missing = strategy.atr(window).isna()
+    assert missing.sum() == 99
+    assert (codes[missing] == 0).all()
+    assert strategy.ready_after == 100
