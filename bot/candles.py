@@ -199,7 +199,8 @@ class ReplaySource:
     async def price(self, pair: str, now: datetime) -> float:
         """The price at ``now``: the open of the candle forming then (the next candle's open);
         inside a gap of this pair's data, the first open after it (where trading resumed)."""
-        return float(self._frames[pair]["open"].iloc[self._trading(pair, now)])
+        index = self._trading(pair, now)  # first: an unknown pair is NotFound, not KeyError
+        return float(self._frames[pair]["open"].iloc[index])
 
     async def candle_after(self, pair: str, since: datetime, now: datetime) -> pd.Series | None:
         stamps = self._stamps_for(pair)
@@ -222,7 +223,8 @@ class ReplaySource:
 
     async def volume(self, pair: str, now: datetime) -> float | None:
         """The volume of the candle forming at ``now``, which an order then trades into."""
-        return float(self._frames[pair]["volume"].iloc[self._trading(pair, now)])
+        index = self._trading(pair, now)
+        return float(self._frames[pair]["volume"].iloc[index])
 
     def _trading(self, pair: str, now: datetime) -> int:
         """The candle an order at ``now`` trades in: the one forming, or after a gap in this
