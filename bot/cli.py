@@ -177,6 +177,7 @@ def _health(args: argparse.Namespace) -> int:
     from storage.db import open_database
     from storage.equity import SqliteEquityRepository
     from storage.pair_runs import SqlitePairRunRepository
+    from storage.state import SqliteStateRepository
 
     settings = load_settings(args.config, Secrets.from_environment())
     if not settings.database_path.exists():
@@ -189,6 +190,7 @@ def _health(args: argparse.Namespace) -> int:
                 runs=SqlitePairRunRepository(db), equity=SqliteEquityRepository(db),
                 alerts=SqliteAlertRepository(db), now=SystemClock().now(),
                 max_alert_age=timedelta(minutes=args.max_alert_age),
+                state=SqliteStateRepository(db),
             )  # fmt: skip
         verdict = "ok" if health.ok else "unhealthy: " + "; ".join(health.problems)
         print(f"{verdict} ({'; '.join(health.facts)})")

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.ports import StateStore
 from bot.timeframes import timeframe_delta
 from storage.alerts import SqliteAlertRepository
 from storage.equity import SqliteEquityRepository
 from storage.pair_runs import SqlitePairRunRepository
 
 GRACE = timedelta(minutes=2)
+COMMANDS_KEY = "chat.commands"  # {"problem": why chat commands cannot be received, or None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,7 @@ async def check_health(
     alerts: SqliteAlertRepository,
     now: datetime,
     max_alert_age: timedelta,
+    state: StateStore | None = None,
 ) -> Health:
     problems, facts = [], []
     active = await runs.active()
@@ -58,4 +61,8 @@ async def check_health(
     if oldest is not None and now - oldest > max_alert_age:
         problems.append(f"an alert has waited {(now - oldest).total_seconds() / 60:,.0f} min "
                         "for delivery")  # fmt: skip
+    if state is not None:
+        chat = await state.get(COMMANDS_KEY)
+        if chat and chat.get("problem"):
+            problems.append(f"chat commands cannot be received: {chat['problem']}")
     return Health(problems, facts)
