@@ -4,6 +4,7 @@ a deaf start-up, late button answers, races, huge sweeps. Real PTB client, Bot A
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from bot.alerts import AlertDispatcher
 from bot.clock import SystemClock
+from bot.cockpit import amount_text, price_text
 from bot.config import Secrets, load_settings
 from bot.errors import ConfigError
 from bot.health import Health, check_health
@@ -222,3 +224,166 @@ async def test_a_huge_sweep_is_refused_at_once_by_arithmetic(tmp_path: Path) -> 
         )
         assert "over 10^15 combinations" in reply or "at most 200,000" in reply
         assert chat.emulator.to(ADMIN)[-1].text == reply
+
+
+# --- 7: critical alerts cannot be switched off --------------------------------------------
+
+
+async def test_critical_alerts_can_be_quieter_never_off_and_every_kind_is_listed(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        for kind in ("exchange_error", "reconciliation_drift", "order_rejected", "risk_resume"):
+            reply = await chat.ask(VIEWER, f"/alerts {kind} off")
+            assert f"{kind} alerts cannot be switched off; make them silent" in reply
+        assert "order_rejected: silent" in await chat.ask(VIEWER, "/alerts order_rejected silent")
+        assert "dust: off" in await chat.ask(VIEWER, "/alerts dust off")
+        listed = await chat.ask(VIEWER, "/alerts")
+        for kind in _pushed_kinds():
+            assert f"{kind}: " in listed, kind
+
+
+def _pushed_kinds() -> set[str]:
+    """Every alert kind the code pushes, read from the source."""
+    pushed = re.compile(r"""(?:push\(\s*|notify\(\s*|OnceAlerts\([^)]*?)"([a-z_]+)",""")
+    kinds = set()
+    for folder in ("bot", "handlers"):
+        for path in (Path(__file__).parents[2] / folder).rglob("*.py"):
+            kinds |= set(pushed.findall(path.read_text(encoding="utf-8")))
+    assert {"trade", "dust", "risk_halt", "unauthorised", "chat_down"} <= kinds
+    return kinds
+
+
+# --- 9: finite risk limits; switching a protection off needs a Confirm ----------------------
+
+
+async def test_risk_limits_are_finite_and_switching_a_protection_off_needs_a_confirm(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        guard = chat.trading.engine.guard
+        for value in ("inf", "1e309", "nan", "-inf"):
+            reply = await chat.ask(ADMIN, f"/risk set min_order_value {value}")
+            assert "expected a finite number" in reply, value
+        assert "above the equity" in await chat.ask(ADMIN, "/risk set min_order_value 1e12")
+        assert guard.limits.min_order_value == 10.0
+        question = await chat.sent_back(ADMIN, "/risk set max_drawdown 0")
+        assert "switch the drawdown halt off" in question.text
+        assert guard.limits.max_drawdown == 0.15  # not yet
+        chat.emulator.press(ADMIN, question, _confirm(question))
+        await chat.emulator.quiet(0.5)
+        assert guard.limits.max_drawdown == 0
+        (alert,) = [a for a in await chat.alerts.pending() if a.kind == "risk_change"]
+        assert "drawdown halt is off" in alert.text
+        audit = await chat.ask(ADMIN, "/audit 3")
+        assert "<b>" not in audit  # results are stored as plain text
+
+
+# --- 10: one pair rule for config and chat --------------------------------------------
+
+
+async def test_a_pair_not_quoted_in_the_books_currency_is_refused_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        for pair in ("ETHBTC", "BTC/USDC", "eth-eur"):
+            reply = await chat.ask(TRADER, f"/startpair {pair}")
+            assert "is not quoted in USDT (the key quote)" in reply, reply
+        assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]
+
+
+# --- 11: the smaller ones -------------------------------------------------------------------
+
+
+def test_prices_and_amounts_read_well_at_any_size() -> None:
+    assert price_text(0.00001234) == "0.00001234"
+    assert price_text(0.004567) == "0.004567"
+    assert price_text(64_123.456) == "64,123.46"
+    assert amount_text(1_234_567.0) == "1,234,567"
+    assert amount_text(0.00012) == "0.00012"
+    assert "e" not in amount_text(1e-7) + amount_text(1.2e9)
+
+
+async def test_forwarded_edited_and_other_bots_commands_never_run(tmp_path: Path) -> None:
+    def earlier(emulator: TelegramEmulator) -> None:  # an edit made before the bot started
+        first = emulator.say(ADMIN, "/status")
+        emulator.edit(ADMIN, first, "/halt")
+
+    async with chat_stack(tmp_path, before_start=earlier) as chat:
+        await chat.emulator.reply(ADMIN)  # the /status
+        await chat.emulator.quiet(0.5)
+        guard = chat.trading.engine.guard
+        assert len(chat.emulator.to(ADMIN)) == 1
+        assert not await guard.halted()  # the edit into /halt did not run
+        chat.emulator.say(ADMIN, "/halt", forwarded_from=STRANGER)
+        forwarded = await chat.emulator.reply(ADMIN, after=1)
+        assert forwarded.text == "⚠️ A forwarded command is not run; send it yourself."
+        assert not await guard.halted()
+        chat.emulator.say(ADMIN, "/halt@otherbot", chat_id=-500)
+        chat.emulator.say(ADMIN, "/nosuch@otherbot", chat_id=-500)
+        await chat.emulator.quiet(0.5)
+        assert chat.emulator.to(-500) == []  # addressed to another bot: silence
+        assert not await guard.halted()
+        assert "Trading halted" in await chat.ask(ADMIN, "/halt@pairpilot_bot", chat_id=-500)
+
+
+async def test_refusals_are_audited_and_reads_are_not(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        await chat.ask(STRANGER, "/whoami")
+        await chat.ask(VIEWER, "/nosuch")
+        for _ in range(5):
+            await chat.ask(VIEWER, "/status")
+        question = await chat.sent_back(ADMIN, "/flatten")
+        chat.emulator.press(TRADER, question, _confirm(question))  # not theirs
+        await chat.emulator.quiet(0.5)
+        entries = {(e.actor, e.command, e.result) for e in await chat.audit.latest(20)}
+        assert (str(STRANGER), "whoami", "refused: not in the config") in entries
+        assert (str(VIEWER), "nosuch", "refused: unknown command") in entries
+        assert (str(TRADER), "button", "refused: not theirs or no longer valid") in entries
+        assert not any(command == "status" for _, command, _ in entries)
+
+
+async def test_long_research_ends_with_its_outcome_and_stops_at_shutdown(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        before = len(chat.emulator.to(TRADER))
+        chat.emulator.say(TRADER, "/backtest DOGE/USDT ema_cross")
+        progress = await chat.emulator.reply(TRADER, after=before)
+        await chat.emulator.quiet(0.5)
+        assert "no replay data" in progress.text  # not left at "loading candles…"
+        long = await chat.ask(TRADER, "/pause " + "x<" * 3000)
+        assert len(long) < 300  # the echo of the input is cut: one short message
+        assert long.startswith("⚠️ 'x<x<")
+        for _ in range(800):  # candles to backtest on
+            await chat.trading.driver.step()
+        before = len(chat.emulator.to(TRADER))
+        chat.emulator.say(TRADER, "/backtest BTC/USDT ema_cross 1h 30")
+        progress = await chat.emulator.reply(TRADER, after=before)
+        chat.emulator.delete(progress)  # the user deletes the progress message
+        for _ in range(300):
+            if any(m.photo for m in chat.emulator.to(TRADER)):
+                break
+            await chat.emulator.quiet(0.1)
+        assert any(m.photo for m in chat.emulator.to(TRADER))  # the backtest went on
+        chat.emulator.say(ADMIN, "/sweep BTC/USDT ema_cross 1h 90 fast=5:20:1 slow=30:60:2")
+        assert (await chat.emulator.reply(ADMIN)).text.startswith("Sweep BTC/USDT")  # running
+        started = time.perf_counter()
+        await chat.frontend.stop()  # the sweep is cancelled, not waited for
+        assert time.perf_counter() - started < 3
+
+
+# --- 12: from a phone -----------------------------------------------------------------------
+
+
+async def test_replies_fit_a_phone_with_units_and_zones(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(300):
+            await chat.trading.driver.step()
+        for text in ("/help", "/help sweep", "/help startpair", "/strategies", "/risk",
+                     "/status", "/pairs", "/trades", "/orders", "/alerts", "/audit"):  # fmt: skip
+            reply = await chat.ask(ADMIN, text)
+            longest = max(reply.splitlines(), key=len)
+            assert len(longest) <= 100, (text, longest)
+        risk = await chat.ask(VIEWER, "/risk")
+        assert "max_drawdown = 0.15 (15%)" in risk
+        assert "min_order_value = 10 (10 USDT)" in risk
+        assert "times UTC" in await chat.ask(VIEWER, "/trades")
