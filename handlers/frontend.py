@@ -26,7 +26,7 @@ from bot.domain import AlertPriority
 from bot.ports import Clock
 from handlers.commands import COMMANDS, MAX_COMMAND_AGE_SECONDS, ROLES, ChatCommands
 from handlers.delivery import LATE_AFTER, TelegramSink
-from handlers.ordering import ChatOrder, Strangers
+from handlers.ordering import ChatOrder, Strangers, TriagedBot
 from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
@@ -82,10 +82,11 @@ class TelegramFrontend:
         base = api_base_url.rstrip("/")
         self.strangers = Strangers(self._users)
         self._order = ChatOrder(self.strangers)
+        bot = TriagedBot(self.strangers, token=token, base_url=f"{base}/bot",
+                         base_file_url=f"{base}/file/bot",
+                         rate_limiter=AIORateLimiter(max_retries=3))  # waits out RetryAfter
         self.application = (
-            Application.builder().token(token).base_url(f"{base}/bot")
-            .base_file_url(f"{base}/file/bot")
-            .rate_limiter(AIORateLimiter(max_retries=3))  # waits out RetryAfter, then retries
+            Application.builder().bot(bot)
             .concurrent_updates(self._order)  # chats side by side, each in order
             .build()
         )  # fmt: skip

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Update
-from telegram.ext import BaseUpdateProcessor
+from telegram.ext import BaseUpdateProcessor, ExtBot
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Strangers:
         self._noticed: datetime | None = None  # when the last summary went out
         self.busy = 0
         self.dropped = 0
+        self._admitted: set[int] = set()  # update ids admitted before they were parsed
 
     def known(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self._users
@@ -57,7 +58,8 @@ class Strangers:
             self._seen.add(user_id)
         now = self._now()
         last = self._last.get(chat_id)
-        if self.busy >= self._at_once or (last is not None and now - last < self._window):
+        in_flight = self.busy + len(self._admitted)  # being handled, or admitted and queued
+        if in_flight >= self._at_once or (last is not None and now - last < self._window):
             self.dropped += 1
             return False
         if len(self._last) >= _FORGET_AFTER:
@@ -73,6 +75,51 @@ class Strangers:
         return (f"{count} unknown user(s) tried commands in the last hour (latest: "
                 f"{latest}); ignored. Add them under [[telegram.users]] if they should have "
                 "access.")  # fmt: skip
+
+    def triage(self, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A getUpdates answer without the strangers' updates over their budget, dropped
+        before PTB parses them (parsing hundreds costs the loop more than anything else). The
+        last update always stays, so the next offset moves past the dropped ones."""
+        kept = []
+        for index, update in enumerate(raw):
+            user, chat = _sender(update)
+            if self.known(user) or index == len(raw) - 1:
+                kept.append(update)
+            elif self.admit(chat, user):
+                self._admitted.add(update["update_id"])
+                kept.append(update)
+        return kept
+
+    def admitted(self, update_id: int) -> bool:
+        """Whether ``update_id`` was admitted by ``triage`` (asked once per update)."""
+        if update_id in self._admitted:
+            self._admitted.discard(update_id)
+            return True
+        return False
+
+
+def _sender(update: Mapping[str, Any]) -> tuple[int | None, int]:
+    """(user id, chat id) of a raw update, as far as it says."""
+    for key, body in update.items():
+        if key != "update_id" and isinstance(body, Mapping):
+            user = (body.get("from") or {}).get("id")
+            chat = body.get("chat") or (body.get("message") or {}).get("chat") or {}
+            return user, chat.get("id", 0)
+    return None, 0
+
+
+class TriagedBot(ExtBot[Any]):
+    """PTB's bot with strangers' updates triaged out of getUpdates before parsing."""
+
+    def __init__(self, strangers: Strangers, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._strangers = strangers
+
+    async def _post(self, endpoint: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
+        result = await super()._post(endpoint, data, *args, **kwargs)
+        if endpoint == "getUpdates" and isinstance(result, list):
+            return self._strangers.triage(result)
+        return result
 
 
 class ChatOrder(BaseUpdateProcessor):
@@ -91,7 +138,8 @@ class ChatOrder(BaseUpdateProcessor):
         user, chat = update.effective_user, update.effective_chat
         chat_id = chat.id if chat is not None else 0
         if not self._strangers.known(user.id if user is not None else None):
-            await self._stranger(chat_id, user.id if user is not None else None, coroutine)
+            await self._stranger(update, chat_id, user.id if user is not None else None,
+                                 coroutine)  # fmt: skip
             return
         before = self._tails.get(chat_id)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -105,9 +153,10 @@ class ChatOrder(BaseUpdateProcessor):
             if self._tails.get(chat_id) is mine:
                 del self._tails[chat_id]
 
-    async def _stranger(self, chat_id: int, user_id: int | None,
+    async def _stranger(self, update: Update, chat_id: int, user_id: int | None,
                         coroutine: Awaitable[Any]) -> None:  # fmt: skip
-        if not self._strangers.admit(chat_id, user_id):
+        if not (self._strangers.admitted(update.update_id)
+                or self._strangers.admit(chat_id, user_id)):  # fmt: skip
             if asyncio.iscoroutine(coroutine):
                 coroutine.close()  # never started: no reply, no slot held
             return
