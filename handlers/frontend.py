@@ -82,9 +82,14 @@ class TelegramFrontend:
         base = api_base_url.rstrip("/")
         self.strangers = Strangers(self._users)
         self._order = ChatOrder(self.strangers)
-        bot = TriagedBot(self.strangers, token=token, base_url=f"{base}/bot",
-                         base_file_url=f"{base}/file/bot",
-                         rate_limiter=AIORateLimiter(max_retries=3))  # waits out RetryAfter
+        bot = TriagedBot(
+            self.strangers,
+            self._polling,
+            token=token,
+            base_url=f"{base}/bot",
+            base_file_url=f"{base}/file/bot",
+            rate_limiter=AIORateLimiter(max_retries=3),
+        )  # waits out RetryAfter
         self.application = (
             Application.builder().bot(bot)
             .concurrent_updates(self._order)  # chats side by side, each in order
@@ -103,6 +108,7 @@ class TelegramFrontend:
         self._starting: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
         self.problem: str | None = None  # why commands cannot be received, while they cannot
+        self._reports: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Connect in the background, retrying while Telegram cannot be reached."""
@@ -122,8 +128,10 @@ class TelegramFrontend:
                 log.warning("Telegram start-up failed (%s); trying again in %.0f s", error,
                             pause)  # fmt: skip
                 await asyncio.sleep(pause)
-        await self._cockpit.chat_receiving(None)
-        self.problem = None
+        if self.problem is not None:
+            await self._receiving(None)
+        else:
+            await self._cockpit.chat_receiving(None)
         self.running.set()
         log.info("Telegram connected")
 
@@ -161,6 +169,21 @@ class TelegramFrontend:
                 await updater.stop()
             if self.application.running:
                 await self.application.stop()
+
+    def _polling(self, problem: str | None) -> None:
+        """Told by the bot when polling stops working, and when it works again."""
+        task = asyncio.create_task(self._receiving(problem))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _receiving(self, problem: str | None) -> None:
+        if problem is not None:
+            await self._cannot_receive(problem)
+            return
+        self.problem = None
+        await self._cockpit.chat_receiving(None)
+        await self._outbox.push("chat_down", AlertPriority.ERROR,
+                                "Commands are received again.")  # fmt: skip
 
     async def _cannot_receive(self, problem: str) -> None:
         if self.problem is None:

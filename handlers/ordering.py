@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ STRANGER_WINDOW_SECONDS = 60.0  # a stranger's chat gets at most one reply per w
 STRANGERS_AT_ONCE = 4  # strangers' updates being handled at one time, at most
 MAX_UPDATES_AT_ONCE = 1024  # PTB's semaphore; only admitted updates ever take a place
 NOTICE_EVERY = timedelta(hours=1)  # the admins hear of strangers at most this often
+POLL_FAILURES = 3  # getUpdates failures in a row before commands count as not received
 _FORGET_AFTER = 10_000  # chats remembered before old windows are swept
 
 
@@ -109,17 +111,33 @@ def _sender(update: Mapping[str, Any]) -> tuple[int | None, int]:
 
 
 class TriagedBot(ExtBot[Any]):
-    """PTB's bot with strangers' updates triaged out of getUpdates before parsing."""
+    """PTB's bot with strangers' updates triaged out of getUpdates before parsing; it also
+    tells ``on_polling`` whether polling works: a problem after POLL_FAILURES failures in a
+    row (PTB retries forever, so a revoked token or a second instance polling would leave
+    the bot deaf and quiet), None at the next success."""
 
-    def __init__(self, strangers: Strangers, **kwargs: Any) -> None:
+    def __init__(self, strangers: Strangers,
+                 on_polling: Callable[[str | None], object] = lambda problem: None,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self._strangers = strangers
+        self._on_polling = on_polling
+        self._failures = 0
 
     async def _post(self, endpoint: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
-        result = await super()._post(endpoint, data, *args, **kwargs)
-        if endpoint == "getUpdates" and isinstance(result, list):
-            return self._strangers.triage(result)
-        return result
+        if endpoint != "getUpdates":
+            return await super()._post(endpoint, data, *args, **kwargs)
+        try:
+            result = await super()._post(endpoint, data, *args, **kwargs)
+        except TelegramError as error:
+            self._failures += 1
+            if self._failures == POLL_FAILURES:
+                self._on_polling(f"getUpdates failed {POLL_FAILURES} times in a row: {error}")
+            raise
+        if self._failures >= POLL_FAILURES:
+            self._on_polling(None)
+        self._failures = 0
+        return self._strangers.triage(result) if isinstance(result, list) else result
 
 
 class ChatOrder(BaseUpdateProcessor):

@@ -145,8 +145,9 @@ async def test_failed_start_up_calls_are_retried_and_reported(tmp_path: Path) ->
     async with chat_stack(tmp_path, before_start=broken, retry=Backoff(0.05, 0.2)) as chat:
         assert chat.emulator.failing == {"setMyCommands": 0, "deleteWebhook": 0}
         assert "Trading halted" in await chat.ask(ADMIN, "/halt")  # not deaf
-        (notice,) = [a for a in await chat.alerts.pending() if a.kind == "chat_down"]
-        assert "Commands cannot be received" in notice.text
+        notices = [a.text for a in await chat.alerts.pending() if a.kind == "chat_down"]
+        assert notices[0].startswith("Commands cannot be received: Telegram start-up failed")
+        assert notices[1:] == ["Commands are received again."]
         dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, chat.trading.clock)
         await dispatcher.drain()
         assert any("cannot be received" in m.text for m in chat.emulator.to(ADMIN))
@@ -175,6 +176,31 @@ async def test_health_and_slash_health_say_when_commands_cannot_be_received(
         assert "paper" in (await chat.emulator.reply(ADMIN)).text  # the queued one, answered
         assert not any("chat" in p for p in (await _health(chat)).problems)
         assert "chat commands: received" in await chat.ask(VIEWER, "/health")
+
+
+async def test_polling_that_keeps_failing_is_reported_and_so_is_its_recovery(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.failing = {"getUpdates": 3}  # e.g. another instance polls: 409s
+        for _ in range(100):
+            if chat.frontend.problem is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert "getUpdates failed 3 times in a row" in (chat.frontend.problem or "")
+        await asyncio.sleep(0.1)
+        assert any("getUpdates failed" in p for p in (await _health(chat)).problems)
+        chat.emulator.say(ADMIN, "/status")
+        assert "paper" in (await chat.emulator.reply(ADMIN, within=10)).text  # it came through
+        for _ in range(100):
+            if chat.frontend.problem is None:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)
+        assert not any("chat" in p for p in (await _health(chat)).problems)
+        texts = [a.text for a in await chat.alerts.pending() if a.kind == "chat_down"]
+        assert texts[0].startswith("Commands cannot be received: getUpdates failed")
+        assert texts[1] == "Commands are received again."
 
 
 async def _health(chat: Chat) -> Health:
