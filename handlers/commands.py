@@ -281,9 +281,14 @@ class ChatCommands:
         if name not in RESEARCH:
             await answer
             return
-        task = asyncio.create_task(answer)  # the chat's next command need not wait for it
+        task = asyncio.create_task(answer, name=name)  # the next command need not wait for it
         self._research.add(task)
-        task.add_done_callback(self._research.discard)
+        task.add_done_callback(self._research_done)
+
+    def _research_done(self, task: asyncio.Task[None]) -> None:
+        self._research.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("/%s failed", task.get_name(), exc_info=task.exception())
 
     async def _answer(self, bot: Bot, chat_id: int, name: str, arguments: list[str], actor: str,
                       age: float | None) -> None:  # fmt: skip

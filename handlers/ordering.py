@@ -49,7 +49,7 @@ class Strangers:
         self._noticed: datetime | None = None  # when the last summary went out
         self.busy = 0
         self.dropped = 0
-        self._admitted: set[int] = set()  # update ids admitted before they were parsed
+        self._admitted: dict[int, float] = {}  # update id admitted before parsing: when
 
     def known(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self._users
@@ -60,6 +60,7 @@ class Strangers:
             self._seen.add(user_id)
         now = self._now()
         last = self._last.get(chat_id)
+        self._admitted = {u: t for u, t in self._admitted.items() if now - t < self._window}
         in_flight = self.busy + len(self._admitted)  # being handled, or admitted and queued
         if in_flight >= self._at_once or (last is not None and now - last < self._window):
             self.dropped += 1
@@ -88,16 +89,13 @@ class Strangers:
             if self.known(user) or index == len(raw) - 1:
                 kept.append(update)
             elif self.admit(chat, user):
-                self._admitted.add(update["update_id"])
+                self._admitted[update["update_id"]] = self._now()
                 kept.append(update)
         return kept
 
     def admitted(self, update_id: int) -> bool:
         """Whether ``update_id`` was admitted by ``triage`` (asked once per update)."""
-        if update_id in self._admitted:
-            self._admitted.discard(update_id)
-            return True
-        return False
+        return self._admitted.pop(update_id, None) is not None
 
 
 def _sender(update: Mapping[str, Any]) -> tuple[int | None, int]:
