@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 STRANGER_WINDOW_SECONDS = 60.0  # a stranger's chat gets at most one reply per window
 STRANGERS_AT_ONCE = 4  # strangers' updates being handled at one time, at most
+STRANGERS_PER_WINDOW = 20  # strangers' updates handled per window over all chats, at most
 MAX_UPDATES_AT_ONCE = 1024  # PTB's semaphore; only admitted updates ever take a place
 NOTICE_EVERY = timedelta(hours=1)  # the admins hear of strangers at most this often
 POLL_FAILURES = 3  # getUpdates failures in a row before commands count as not received
@@ -34,17 +36,19 @@ _FORGET_AFTER = 10_000  # chats remembered before old windows are swept
 
 
 class Strangers:
-    """The budget strangers get (one update per chat per window, a few at a time), and who
-    they were, for the admins' hourly summary."""
+    """The budget strangers get (one update per chat per window, a few at a time and a few
+    dozen per window over all chats), and who they were, for the admins' hourly summary."""
 
     def __init__(self, users: Mapping[int, str], *, window: float = STRANGER_WINDOW_SECONDS,
-                 at_once: int = STRANGERS_AT_ONCE,
+                 at_once: int = STRANGERS_AT_ONCE, per_window: int = STRANGERS_PER_WINDOW,
                  now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self._users = users
         self._window = window
         self._at_once = at_once
+        self._per_window = per_window
         self._now = now
         self._last: dict[int, float] = {}  # chat: when a stranger there was last admitted
+        self._recent: deque[float] = deque()  # when strangers were admitted, this window
         self._seen: set[int] = set()  # strangers since the last summary
         self._noticed: datetime | None = None  # when the last summary went out
         self.busy = 0
@@ -62,9 +66,13 @@ class Strangers:
         last = self._last.get(chat_id)
         self._admitted = {u: t for u, t in self._admitted.items() if now - t < self._window}
         in_flight = self.busy + len(self._admitted)  # being handled, or admitted and queued
-        if in_flight >= self._at_once or (last is not None and now - last < self._window):
+        while self._recent and now - self._recent[0] >= self._window:
+            self._recent.popleft()
+        if (in_flight >= self._at_once or len(self._recent) >= self._per_window
+                or (last is not None and now - last < self._window)):  # fmt: skip
             self.dropped += 1
             return False
+        self._recent.append(now)
         if len(self._last) >= _FORGET_AFTER:
             self._last = {c: t for c, t in self._last.items() if now - t < self._window}
         self._last[chat_id] = now
