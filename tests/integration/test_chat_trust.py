@@ -111,6 +111,17 @@ async def test_a_stranger_flooding_a_group_never_delays_an_admin_s_halt(tmp_path
         assert time.perf_counter() - started < 1.5
 
 
+async def test_known_users_commands_run_side_by_side_when_sends_are_slow(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.send_delay = 1.5  # each answer takes Telegram 1.5 s
+        for user in (ADMIN, TRADER, VIEWER):
+            chat.emulator.say(user, "/pairs")
+        for user in (ADMIN, TRADER, VIEWER):  # none waits for another's connection
+            assert "BTC/USDT" in (await chat.emulator.reply(user, within=4)).text
+
+
 # --- 5: the kill switch's result is never lost ----------------------------------------
 
 
