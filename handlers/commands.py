@@ -46,7 +46,8 @@ CONFIRM_SECONDS = 30
 MAX_COMMAND_AGE_SECONDS = 60.0  # older: a read says how old, a change asks to confirm again
 ECHO_LIMIT = 200  # characters of the user's input an error repeats
 PHONE_LINE = 60  # characters a long line is wrapped at
-RESEARCH = frozenset({"backtest", "sweep"})  # run beside the chat's next commands
+# slow (charts, research): run beside the chat's next commands, so a /halt never waits on one
+BESIDE = frozenset({"backtest", "sweep", "chart", "pnl"})
 # confirmed commands whose result goes through the outbox (every user learns it; never lost)
 OUTBOX_RESULTS = {"flatten": "risk_halt", "resume_trading": "risk_resume", "risk": "risk_change"}
 
@@ -278,7 +279,7 @@ class ChatCommands:
             await self._ask(bot, chat.id, user.id, name, arguments, age if stale else None)
             return
         answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None)
-        if name not in RESEARCH:
+        if name not in BESIDE:
             await answer
             return
         task = asyncio.create_task(answer, name=name)  # the next command need not wait for it

@@ -87,6 +87,17 @@ async def test_commands_from_one_chat_run_in_the_order_sent(tmp_path: Path) -> N
         assert run.state.value == "paused"
 
 
+async def test_a_chart_being_drawn_never_holds_up_the_chat_s_next_halt(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(100):
+            await chat.trading.driver.step()
+        chat.emulator.say(ADMIN, "/pnl all")  # a chart: drawn in another process, slowly
+        chat.emulator.say(ADMIN, "/halt")
+        first = await chat.emulator.reply(ADMIN, within=30)
+        assert "Trading halted" in first.text
+        assert (await chat.emulator.reply(ADMIN, after=1, within=60)).photo is not None
+
+
 # --- 2: strangers never delay known users ---------------------------------------------
 
 
