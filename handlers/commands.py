@@ -330,7 +330,7 @@ class ChatCommands:
         """A Confirm button for ``name``, saying what it would do now (and, for a command
         sent ``age`` seconds ago, that it was not run then)."""
         token = random_tokens.token_hex(6)
-        expires = self._clock.now() + timedelta(seconds=CONFIRM_SECONDS)
+        expires = self._wall.now() + timedelta(seconds=CONFIRM_SECONDS)  # a replay's clock races
         self._pending[token] = Pending(name, arguments, user_id, chat_id, expires)
         buttons = InlineKeyboardMarkup([[
             InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
@@ -364,7 +364,7 @@ class ChatCommands:
             return
         del self._pending[token]
         await _answer_button(query)
-        if self._clock.now() > pending.expires:
+        if self._wall.now() > pending.expires:
             text, result = f"Expired: send /{pending.command} again.", "expired"
         elif choice == "no":
             text, result = "Cancelled.", "cancelled"

@@ -69,9 +69,11 @@ class TelegramFrontend:
         webhook_secret: str | None = None,
         max_command_age: float = MAX_COMMAND_AGE_SECONDS,
         retry: Backoff | None = None,
+        wall: Clock | None = None,
     ) -> None:
         """Long polling, or with ``webhook`` a local HTTP endpoint that Telegram posts to.
-        ``max_command_age``: seconds after which a command no longer changes state by itself."""
+        ``max_command_age``: seconds after which a command no longer changes state by itself;
+        ``wall``: real time, for message ages and Confirm expiry (default: the system's)."""
         self._webhook = webhook
         self._webhook_secret = webhook_secret
         self._users = dict(users)
@@ -97,7 +99,7 @@ class TelegramFrontend:
         )  # fmt: skip
         self._commands = ChatCommands(cockpit=cockpit, users=users, outbox=outbox, clock=clock,
                                       strangers=self.strangers,
-                                      max_age=max_command_age)  # fmt: skip
+                                      max_age=max_command_age, wall=wall)  # fmt: skip
         self._commands.install(self.application)
         recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
         admins = [user for user in recipients if users[user] == "admin"]

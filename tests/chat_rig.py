@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import Trading, assemble_replay, build_cockpit, load_replay
+from bot.clock import FakeClock, SystemClock
 from bot.cockpit import Cockpit, Venue
 from bot.config import Settings
 from bot.history import ReplayHistory
@@ -33,6 +34,7 @@ class Chat:
     audit: SqliteAuditRepository
     frontend_cockpit: Cockpit
     db: Database
+    wall: FakeClock  # the chat's real time, frozen at the start: tests move it by hand
 
     async def ask(self, user: int, text: str, chat_id: int | None = None) -> str:
         return (await self.sent_back(user, text, chat_id)).text
@@ -67,16 +69,18 @@ async def chat_stack(
                                 trading.engine, trading.control, ReplayHistory(replay.source),
                                 jobs, trading.clock)  # fmt: skip
         alerts = SqliteAlertRepository(db)
+        wall = FakeClock(SystemClock().now())
         frontend = TelegramFrontend(
             token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
             outbox=trading.outbox, alerts=alerts, clock=trading.clock, poll_timeout=1,
-            **frontend,
+            wall=wall, **frontend,
         )  # fmt: skip
         frontend.start()
         if connected:
             await frontend.running.wait()
         try:
-            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit, db)
+            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit, db,
+                       wall)  # fmt: skip
         finally:
             await frontend.stop()
             cockpit.charts.close()

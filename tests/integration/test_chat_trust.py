@@ -435,3 +435,14 @@ async def test_replies_fit_a_phone_with_units_and_zones(tmp_path: Path) -> None:
         assert "max_drawdown = 0.15 (15%)" in risk
         assert "min_order_value = 10 (10 USDT)" in risk
         assert "times UTC" in await chat.ask(VIEWER, "/trades")
+
+
+async def test_a_confirm_lasts_30_real_seconds_however_fast_a_replay_runs(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        assert "Trading halted" in await chat.ask(ADMIN, "/halt")
+        question = await chat.sent_back(ADMIN, "/resume_trading")
+        chat.trading.clock.advance(timedelta(hours=2))  # a replay at 3,600x: 2 s of real time
+        chat.emulator.press(ADMIN, question, _confirm(question))
+        await chat.emulator.quiet(0.5)
+        assert not await chat.trading.engine.guard.halted()
+        assert question.text.startswith("Confirmed")
