@@ -390,7 +390,7 @@ class ChatCommands:
         """Audited and logged; the admins get a summary at most once an hour."""
         log.warning("unauthorised user %s (@%s) tried /%s", user_id, username, name)
         await self._cockpit.record(str(user_id), name, [], "refused: not in the config")
-        notice = self._strangers.notice(self._clock.now(),
+        notice = self._strangers.notice(self._wall.now(),
                                         f"{user_id} (@{username or '-'}) /{name}")  # fmt: skip
         if notice is not None:
             await self._outbox.push("unauthorised", AlertPriority.INFO, notice)

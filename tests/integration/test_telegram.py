@@ -62,7 +62,7 @@ async def test_strangers_get_no_reply_and_admins_an_hourly_summary(tmp_path: Pat
         chat.emulator.say(STRANGER + 2, "/status", chat_id=-501)
         await chat.emulator.quiet(0.3)
         assert len([a for a in await chat.alerts.pending() if a.kind == "unauthorised"]) == 1
-        chat.trading.clock.advance(timedelta(hours=1, seconds=1))
+        chat.wall.advance(timedelta(hours=1, seconds=1))  # real time, not a replay's
         chat.emulator.say(STRANGER + 3, "/status", chat_id=-502)
         await chat.emulator.quiet(0.5)
         notices = [a for a in await chat.alerts.pending() if a.kind == "unauthorised"]
