@@ -306,7 +306,7 @@ def _check_webhook(settings: Settings, secrets: Secrets) -> None:
             "sends it with every update, so nobody else can post commands to the webhook)"
         )
     secret = secrets.telegram_webhook_secret
-    if settings.telegram.webhook and secret and not _WEBHOOK_SECRET.match(secret):
+    if settings.telegram.webhook and secret and not _WEBHOOK_SECRET.fullmatch(secret):
         raise ConfigError(  # Telegram refuses it at setWebhook, which would leave the bot deaf
             f"PAIRPILOT_TELEGRAM_WEBHOOK_SECRET: {len(secret)} characters; Telegram takes 1 to "
             "256 characters, each a letter A-Z or a-z, a digit, _ or -"
@@ -314,7 +314,7 @@ def _check_webhook(settings: Settings, secrets: Secrets) -> None:
 
 
 # --- chat trust (issue 20): rules the config and the chat share ---------------------------
-_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # setWebhook's secret_token charset
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # setWebhook's secret_token charset
 
 
 def check_quote(pair: str, quote: str) -> None:

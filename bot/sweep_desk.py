@@ -138,8 +138,12 @@ def grid_size(items: Sequence[str]) -> float:
                 low, high, step = (float(part) for part in text.split(":"))
             except ValueError:
                 continue
-            if not (step > 0 and high >= low and math.isfinite((high - low) / step)):
+            if not all(math.isfinite(v) for v in (low, high, step)):
+                raise UserInputError(f"{item}: LOW, HIGH and STEP must be finite numbers")
+            if not (step > 0 and high >= low):
                 continue
+            if not math.isfinite((high - low) / step):
+                return math.inf
             size *= math.floor((high - low) / step + 1e-9) + 1
         else:
             size *= max(1, len([part for part in text.split(",") if part.strip()]))

@@ -106,6 +106,15 @@ class Strangers:
         return self._admitted.pop(update_id, None) is not None
 
 
+def _jumps_the_queue(update: Update) -> bool:
+    """/halt and button presses (a Confirm must be answered at once) run ahead of the chat's
+    queue: they must not wait for a command stuck behind a slow tick or exchange."""
+    if update.callback_query is not None:
+        return True
+    text = update.message.text if update.message is not None else None
+    return bool(text) and text.split()[0].split("@")[0].lower() == "/halt"
+
+
 def _sender(update: Mapping[str, Any]) -> tuple[int | None, int]:
     """(user id, chat id) of a raw update, as far as it says."""
     for key, body in update.items():
@@ -164,6 +173,9 @@ class ChatOrder(BaseUpdateProcessor):
         if not self._strangers.known(user.id if user is not None else None):
             await self._stranger(update, chat_id, user.id if user is not None else None,
                                  coroutine)  # fmt: skip
+            return
+        if _jumps_the_queue(update):  # the kill path never waits behind a slow command
+            await coroutine
             return
         before = self._tails.get(chat_id)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()

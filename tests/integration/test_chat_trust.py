@@ -236,7 +236,7 @@ async def _health(chat: Chat) -> Health:
 def test_a_webhook_secret_telegram_would_refuse_is_refused_by_the_config(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[telegram.webhook]\nurl = "https://bot.example.com/telegram"\n')
-    for bad in ("has space", "semi;colon", "é", "x" * 257):
+    for bad in ("has space", "semi;colon", "é", "x" * 257, "secret\n"):
         with pytest.raises(ConfigError, match="letter A-Z or a-z, a digit, _ or -"):
             load_settings(config, Secrets(telegram_webhook_secret=bad))
     load_settings(config, Secrets(telegram_webhook_secret="Good_secret-123"))
@@ -271,6 +271,8 @@ async def test_a_huge_sweep_is_refused_at_once_by_arithmetic(tmp_path: Path) -> 
             ADMIN, "/sweep BTC/USDT ema_cross stop_loss=0:0.5:0.00000000001 fast=2:100:1 random=5"
         )
         assert "over 10^15 combinations" in reply or "at most 200,000" in reply
+        reply = await chat.ask(ADMIN, "/sweep BTC/USDT ema_cross stop_loss=0:inf:0.1")
+        assert "must be finite numbers" in reply
         assert chat.emulator.to(ADMIN)[-1].text == reply
 
 
@@ -446,3 +448,18 @@ async def test_a_confirm_lasts_30_real_seconds_however_fast_a_replay_runs(tmp_pa
         await chat.emulator.quiet(0.5)
         assert not await chat.trading.engine.guard.halted()
         assert question.text.startswith("Confirmed")
+
+
+async def test_halt_never_waits_behind_a_command_stuck_on_a_slow_tick(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        lock = chat.trading.service.tick_lock
+        await lock.acquire()  # a tick stuck in a slow exchange call
+        try:
+            chat.emulator.say(ADMIN, "/stoppair BTCUSDT")
+            await asyncio.sleep(0.2)
+            chat.emulator.say(ADMIN, "/halt")
+            reply = await chat.emulator.reply(ADMIN, within=5)  # the /halt's, not the stop's
+            assert "Trading halted" in reply.text
+            assert await chat.trading.engine.guard.halted()
+        finally:
+            lock.release()
