@@ -387,17 +387,18 @@ class Cockpit:
         return limits
 
     def switches_off(self, key: str, value: str) -> bool:
-        """Whether ``/risk set key value`` turns a protection off (it then needs a Confirm)."""
+        """Whether ``/risk set key value`` turns a protection off or loosens it (0, or a
+        larger loss allowed than now): it then needs a Confirm and is alerted."""
         with contextlib.suppress(ValueError):
-            return key in PROTECTIONS and float(value) == 0 and getattr(
-                self._engine.guard.limits, key) != 0  # fmt: skip
+            new, now = float(value), getattr(self._engine.guard.limits, key, None)
+            return key in PROTECTIONS and now != 0 and (new == 0 or new > now)
         return False
 
     async def set_risk(self, key: str, value: str, actor: str) -> str:
         limits = self.checked_risk(key, value)
         off = self.switches_off(key, value)
         await self._engine.guard.set_limits(limits, self._clock.now())
-        if off:
+        if off and float(value) == 0:
             return f"{escape(key)} = 0: the {PROTECTIONS[key]} is <b>off</b> (kept over restarts)."
         return f"{escape(key)} = {getattr(limits, key):g} from now on (kept over restarts)."
 
@@ -524,7 +525,10 @@ class Cockpit:
         if command == "risk" and len(arguments) == 3:
             self.checked_risk(arguments[1], arguments[2])
             if self.switches_off(arguments[1], arguments[2]):
-                return f"switch the {PROTECTIONS[arguments[1]]} off ({arguments[1]} = 0)"
+                key, value = arguments[1], float(arguments[2])
+                if value == 0:
+                    return f"switch the {PROTECTIONS[key]} off ({key} = 0)"
+                return f"loosen the {PROTECTIONS[key]} to {value:.4g} ({value * 100:.4g}%)"
         return None
 
     async def chat_receiving(self, problem: str | None) -> None:

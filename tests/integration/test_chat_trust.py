@@ -317,9 +317,13 @@ async def test_risk_limits_are_finite_and_switching_a_protection_off_needs_a_con
             assert "expected a finite number" in reply, value
         assert "above the equity" in await chat.ask(ADMIN, "/risk set min_order_value 1e12")
         assert guard.limits.min_order_value == 10.0
+        loosen = await chat.sent_back(ADMIN, "/risk set max_drawdown 0.999999")
+        assert "loosen the drawdown halt to 1 (100%)" in loosen.text
+        assert guard.limits.max_drawdown == 0.15  # waits for its Confirm
+        assert "0.1 from now on" in await chat.ask(ADMIN, "/risk set max_drawdown 0.1")  # tighter
         question = await chat.sent_back(ADMIN, "/risk set max_drawdown 0")
         assert "switch the drawdown halt off" in question.text
-        assert guard.limits.max_drawdown == 0.15  # not yet
+        assert guard.limits.max_drawdown == 0.1  # not yet
         chat.emulator.press(ADMIN, question, _confirm(question))
         await chat.emulator.quiet(0.5)
         assert guard.limits.max_drawdown == 0
