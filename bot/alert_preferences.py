@@ -1,7 +1,9 @@
 """Which pushed alerts each chat user wants: on, silent (no notification sound) or off.
 
-Kept per user in the state store, so they survive restarts. Halts and storage trouble cannot
-be switched off, only made silent: a trader must always learn that trading stopped.
+Kept per user in the state store, so they survive restarts. The critical kinds (halts and
+resumes, storage trouble, exchange errors, books out of line with the exchange, refused
+orders, commands that cannot be received) can be made silent, never switched off: a trader
+must always learn them.
 """
 
 from __future__ import annotations
@@ -19,14 +21,20 @@ KINDS: Mapping[str, str] = {
     "reconciliation_drift": "the books and the exchange disagree",
     "candle_gap": "candles missing from the exchange",
     "exchange_error": "the exchange is unreachable or refuses the keys, and when it is back",
-    "unauthorised": "someone not in the config wrote to the bot",
+    "unauthorised": "people not in the config wrote to the bot (admins, hourly summary)",
+    "chat_down": "commands cannot be received from the chat (admins)",
+    "dust": "a position too small to sell is left on the exchange",
+    "risk_change": "a risk limit confirmed from chat (a protection switched off, a late /risk)",
     "daily_report": "the daily PnL report (also the heartbeat)",
     "startup": "the service started",
     "shutdown": "the service stopped",
     "storage": "the data directory is full or read-only (no new entries), and when it is fixed",
 }
 MODES = ("on", "silent", "off")
-ALWAYS_SENT = frozenset({"risk_halt", "storage"})
+ALWAYS_SENT = frozenset({"risk_halt", "risk_resume", "storage", "exchange_error",
+                         "reconciliation_drift", "order_rejected", "chat_down",
+                         "risk_change"})  # fmt: skip
+ADMINS_ONLY = frozenset({"unauthorised", "chat_down"})  # only admins can act on these
 
 
 def _key(user_id: int) -> str:
@@ -41,7 +49,7 @@ class AlertPreferences:
     async def of(self, user_id: int) -> dict[str, str]:
         """Every kind with the user's choice (on unless they chose otherwise)."""
         chosen = await self._state.get(_key(user_id)) or {}
-        return {kind: chosen.get(kind, "on") for kind in KINDS}
+        return {kind: _allowed(kind, chosen.get(kind, "on")) for kind in KINDS}
 
     async def mode(self, user_id: int, kind: str) -> str:
         return (await self.of(user_id)).get(kind, "on")  # kinds added later default to on
@@ -55,3 +63,8 @@ class AlertPreferences:
             raise UserInputError(f"{kind} alerts cannot be switched off; make them silent")
         chosen = await self._state.get(_key(user_id)) or {}
         await self._state.set(_key(user_id), {**chosen, kind: mode}, self._clock.now())
+
+
+def _allowed(kind: str, mode: str) -> str:
+    """A critical kind switched off before it was critical is delivered silently."""
+    return "silent" if mode == "off" and kind in ALWAYS_SENT else mode

@@ -319,7 +319,7 @@ def build_cockpit(
                    audit=SqliteAuditRepository(db), equity=SqliteEquityRepository(db),
                    history=history, clock=clock, jobs=jobs, alerts=SqliteAlertRepository(db),
                    preferences=AlertPreferences(SqliteStateRepository(db), clock),
-                   charts=charts, sweeps=sweeps)  # fmt: skip
+                   charts=charts, sweeps=sweeps, state=SqliteStateRepository(db))  # fmt: skip
 
 
 async def _until_first(*events: asyncio.Event) -> None:

@@ -8,7 +8,9 @@ input raises UserInputError / NotFound and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,14 +21,16 @@ from typing import TYPE_CHECKING
 
 from bot.alert_preferences import KINDS, AlertPreferences
 from bot.chart_worker import ChartWorker
+from bot.config import check_quote
 from bot.control import Control
-from bot.domain import PairRun, Side, from_ms
+from bot.domain import PairRun, RiskLimits, Side, from_ms
 from bot.engine import Engine
 from bot.errors import BotError, UserInputError
+from bot.health import COMMANDS_KEY
 from bot.history import CandleHistory
 from bot.lazy_import import import_off_loop
 from bot.metrics import round_trips
-from bot.ports import Clock
+from bot.ports import Clock, StateStore
 from bot.risk_settings import checked_limits
 from bot.scheduler import Jobs
 from bot.service import TradingService
@@ -89,6 +93,11 @@ class OneAtATime:
             self._running = None
 
 
+FRACTION_KEYS = frozenset({"position_fraction", "max_position_fraction", "max_total_exposure",
+                           "risk_per_trade", "daily_loss_limit", "max_drawdown",
+                           "volatility_floor"})  # fmt: skip
+MONEY_KEYS = frozenset({"min_order_value"})
+PROTECTIONS = {"max_drawdown": "drawdown halt", "daily_loss_limit": "daily loss halt"}  # 0: off
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
            "all": None}  # fmt: skip
 MAX_BACKTEST_DAYS = 365
@@ -121,7 +130,9 @@ class Cockpit:
         clock: Clock,
         charts: ChartWorker,
         sweeps: SweepDesk | None = None,
+        state: StateStore | None = None,
     ) -> None:
+        """``state``: where whether chat commands can be received is kept (for health)."""
         self.venue = venue
         self.charts = charts
         self._service = service
@@ -138,6 +149,7 @@ class Cockpit:
         self._clock = clock
         self._backtests = OneAtATime("backtest")
         self._sweeps = sweeps
+        self._state = state
 
     # --- views ------------------------------------------------------------------------------
 
@@ -174,7 +186,8 @@ class Cockpit:
         balances = await self._engine.exchange.fetch_balances()
         portfolio = self._engine.portfolio
         lines = [f"Books: cash {portfolio.cash:,.2f} {self.venue.quote}"]
-        lines += [f"{escape(asset)} {amount:,.8g}" for asset, amount in sorted(balances.items())]
+        lines += [f"{escape(asset)} {amount_text(amount)}"
+                  for asset, amount in sorted(balances.items())]  # fmt: skip
         return "\n".join(lines)
 
     def positions(self) -> str:
@@ -183,7 +196,7 @@ class Cockpit:
         if not positions:
             return "No open positions."
         return "\n".join(
-            f"{escape(p.pair)} {p.amount:.8g} @ {p.average_price:,.2f}, "
+            f"{escape(p.pair)} {amount_text(p.amount)} @ {price_text(p.average_price)}, "
             f"unrealised {p.unrealised_pnl(prices.get(p.pair, p.average_price)):+,.2f}"
             for p in positions
         )
@@ -192,9 +205,9 @@ class Cockpit:
         trades = round_trips(await self._fills.all())[-count:]
         if not trades:
             return "No closed trades yet."
-        return "\n".join(
+        return "Closed trades, times UTC:\n" + "\n".join(
             f"{t.exit_time:%m-%d %H:%M} {escape(t.pair)} {t.pnl:+,.2f} ({t.return_pct:+.2%}), "
-            f"in {t.entry_price:,.2f} out {t.exit_price:,.2f}"
+            f"in {price_text(t.entry_price)} out {price_text(t.exit_price)}"
             for t in reversed(trades)
         )
 
@@ -202,25 +215,28 @@ class Cockpit:
         orders = await self._orders.recent(count)
         if not orders:
             return "No orders yet."
-        return "\n".join(
-            f"{o.created_at:%m-%d %H:%M} {escape(o.pair)} {o.side.value} {o.amount:.6g} "
-            f"{o.status.value}" + (f" @ {o.average_price:,.2f}" if o.average_price else "")
+        return "Orders, times UTC:\n" + "\n".join(
+            f"{o.created_at:%m-%d %H:%M} {escape(o.pair)} {o.side.value} {amount_text(o.amount)} "
+            f"{o.status.value}" + (f" @ {price_text(o.average_price)}" if o.average_price else "")
             for o in orders
         )
 
     def strategies(self) -> str:
-        blocks = []
+        blocks = []  # one parameter a line: readable on a phone
         for name in sorted(REGISTRY):
-            specs = ", ".join(f"{s.name}={s.default:g} [{s.minimum:g}..{s.maximum:g}]"
-                              for s in REGISTRY[name].specs())  # fmt: skip
-            blocks.append(f"<b>{escape(name)}</b>: {escape(specs)}")
+            blocks.append(f"<b>{escape(name)}</b>")
+            blocks += [f"  {escape(s.name)}={s.default:g} ({s.minimum:g} to {s.maximum:g})"
+                       for s in REGISTRY[name].specs()]  # fmt: skip
         return "\n".join(blocks)
 
     def risk(self) -> str:
         limits = self._engine.guard.limits
         return "\n".join(
-            f"{name} = {value:g}" for name, value in dataclasses.asdict(limits).items()
-        )
+            f"{name} = {value:g}" + (f" ({value:.4g} {self.venue.quote})" if name in MONEY_KEYS
+                                     else f" ({value * 100:.4g}%)" if name in FRACTION_KEYS
+                                     else "")
+            for name, value in dataclasses.asdict(limits).items()
+        )  # fmt: skip
 
     async def pnl(self, period: str) -> Photo:
         """The equity curve with its drawdown over ``period`` (1d, 7d, 30d or all)."""
@@ -279,7 +295,8 @@ class Cockpit:
         )  # fmt: skip
         last = float(shown["close"].iloc[-1])
         caption = (f"<b>{escape(pair)} {timeframe}</b> {escape(strategy.name)}, last close "
-                   f"{last:,.2f}" + (f", stop {stop:,.2f}" if stop else ""))  # fmt: skip
+                   f"{price_text(last)}"
+                   + (f", stop {price_text(stop)}" if stop else ""))  # fmt: skip
         return Photo(png, caption)
 
     async def daily_report(self) -> Photo:
@@ -307,10 +324,6 @@ class Cockpit:
 
     async def backtest(self, arguments: Sequence[str], progress: Progress) -> Photo:
         """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]: one at a time, off the loop."""
-        await import_off_loop("bot.backtest")  # numba: loaded on first use
-        from bot.backtest import BacktestSetup, run_backtest
-        from bot.backtest_report import metric_rows, result_chart_arguments
-
         words = [a for a in arguments if "=" not in a]
         if len(words) < 2:
             raise UserInputError(
@@ -327,7 +340,12 @@ class Cockpit:
             raise UserInputError(str(error)) from None
         timeframe_seconds(timeframe)  # a clear error for a bad timeframe
         with self._backtests.hold(f"{pair} {strategy.name} {timeframe} {days}d") as running:
+            # held before the first await, so backtests start in the order they were asked
             await progress(f"Backtest {escape(running)}: loading candles…")
+            await import_off_loop("bot.backtest")  # numba: loaded on first use
+            from bot.backtest import BacktestSetup, run_backtest
+            from bot.backtest_report import metric_rows, result_chart_arguments
+
             candles = await self._history.candles(pair, timeframe, days, self._clock.now())
             await progress(f"Backtest {escape(running)}: trading {len(candles):,} candles…")
             setup = BacktestSetup(pair=pair, timeframe=timeframe,
@@ -349,11 +367,39 @@ class Cockpit:
             raise UserInputError("sweeps are not available here")
         return await self._sweeps.run(arguments, progress)
 
-    async def set_risk(self, key: str, value: str, actor: str) -> str:
-        guard = self._engine.guard
-        limits = checked_limits(dataclasses.asdict(guard.limits), {key: value},
+    def checked_risk(self, key: str, value: str) -> RiskLimits:
+        """The limits with ``key`` set to ``value``: finite, within the config's bounds, and a
+        minimum order no larger than the equity (else every entry would be refused)."""
+        try:
+            finite = math.isfinite(float(value))
+        except ValueError:
+            finite = True  # not a number: the bounds check names the problem
+        if not finite:
+            raise UserInputError(f"/risk set {key}={value}: expected a finite number")
+        limits = checked_limits(dataclasses.asdict(self._engine.guard.limits), {key: value},
                                 option="/risk set")  # fmt: skip
-        await guard.set_limits(limits, self._clock.now())
+        equity = self._engine.portfolio.equity(self._service.prices)
+        if key == "min_order_value" and limits.min_order_value > equity:
+            raise UserInputError(
+                f"/risk set min_order_value={value}: above the equity ({equity:,.2f} "
+                f"{self.venue.quote}); no entry could be made"
+            )
+        return limits
+
+    def switches_off(self, key: str, value: str) -> bool:
+        """Whether ``/risk set key value`` turns a protection off or loosens it (0, or a
+        larger loss allowed than now): it then needs a Confirm and is alerted."""
+        with contextlib.suppress(ValueError):
+            new, now = float(value), getattr(self._engine.guard.limits, key, None)
+            return key in PROTECTIONS and now != 0 and (new == 0 or new > now)
+        return False
+
+    async def set_risk(self, key: str, value: str, actor: str) -> str:
+        limits = self.checked_risk(key, value)
+        off = self.switches_off(key, value)
+        await self._engine.guard.set_limits(limits, self._clock.now())
+        if off and float(value) == 0:
+            return f"{escape(key)} = 0: the {PROTECTIONS[key]} is <b>off</b> (kept over restarts)."
         return f"{escape(key)} = {getattr(limits, key):g} from now on (kept over restarts)."
 
     async def health(self) -> str:
@@ -365,7 +411,7 @@ class Cockpit:
             age = f"{(now - seen).total_seconds() / 60:,.0f} min ago" if seen else "not yet"
             lines.append(f"{escape(run.pair)} {run.timeframe}: last new candle {age}")
         for name, next_run in self._jobs.planned():
-            lines.append(f"job {escape(name)}: next {next_run:%H:%M:%S}" if next_run
+            lines.append(f"job {escape(name)}: next {next_run:%H:%M:%S} UTC" if next_run
                          else f"job {escape(name)}: paused")  # fmt: skip
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -375,6 +421,11 @@ class Cockpit:
         except BotError as error:
             lines.append(f"exchange: <b>unreachable</b> ({escape(str(error)[:120])})")
         lines.append(f"alerts waiting to be delivered: {await self._alerts.backlog()}")
+        if self._state is not None:
+            chat = await self._state.get(COMMANDS_KEY) or {}
+            problem = chat.get("problem")
+            lines.append(f"chat commands: <b>cannot be received</b> ({escape(problem)})"
+                         if problem else "chat commands: received")  # fmt: skip
         return "\n".join(lines)
 
     async def alerts(self, user_id: int, arguments: Sequence[str]) -> str:
@@ -391,7 +442,7 @@ class Cockpit:
         entries = await self._audit.latest(count)
         if not entries:
             return "The audit log is empty."
-        return "\n".join(
+        return "Audit, times UTC:\n" + "\n".join(
             f"{e.time:%m-%d %H:%M} {escape(e.actor)} /{escape(e.command)} "
             f"{escape(' '.join(e.arguments))}: {escape(e.result)}"
             for e in entries
@@ -404,6 +455,7 @@ class Cockpit:
         if not arguments:
             raise UserInputError("usage: /startpair PAIR [STRATEGY] [TIMEFRAME] [key=value ...]")
         pair = normalise_pair(arguments[0], self.venue.quote)
+        check_quote(pair, self.venue.quote)
         words = [a for a in arguments[1:] if "=" not in a]
         params = _key_values([a for a in arguments[1:] if "=" in a])
         strategy = words[0] if words else "ema_cross"
@@ -411,8 +463,7 @@ class Cockpit:
         if len(words) > 2:
             raise UserInputError(f"unexpected {words[2]!r}; parameters go as key=value")
         share = params.pop("share", None)
-        taken = sum(run.capital_share for run in self._service.runs())
-        capital = number("share", share) if share is not None else round(1 - taken, 6)
+        capital = number("share", share) if share is not None else None  # None: what is left
         run = await self._control.start_pair(pair, strategy, timeframe, params, capital)
         return (
             f"Started {escape(run.pair)}: {escape(run.strategy)} {run.timeframe}, "
@@ -446,15 +497,44 @@ class Cockpit:
 
     async def flatten(self) -> str:
         report = await self._control.flatten()
-        closed = ", ".join(f"{escape(p)} {a:.8g}" for p, a in report.closed.items()) or "nothing"
+        closed = ", ".join(f"{escape(p)} {amount_text(a)}"
+                           for p, a in report.closed.items()) or "nothing"  # fmt: skip
         lines = [f"Flattened: halted{'' if report.halted_now else ' (already)'}, "
                  f"{report.cancelled_orders} open order(s) cancelled, sold {closed}."]  # fmt: skip
         if report.clean:
             lines.append("Verified: the exchange holds no position.")
         else:
-            left = ", ".join(f"{escape(a)} {v:.8g}" for a, v in report.left.items())
+            left = ", ".join(f"{escape(a)} {amount_text(v)}" for a, v in report.left.items())
             lines.append(f"<b>Check the account</b>: the exchange still holds {left}.")
         return "\n".join(lines)
+
+    async def preview(self, command: str, arguments: Sequence[str]) -> str | None:
+        """What ``command`` would do now, in words, for a Confirm prompt (plain text); None
+        when its summary says it."""
+        if command == "flatten":
+            held = self._engine.portfolio.positions()
+            sold = ", ".join(f"{p.pair} {amount_text(p.amount)}" for p in held)
+            return f"halt trading, cancel open orders and sell {sold or 'nothing (flat)'}"
+        if command == "stoppair" and arguments:
+            pair = normalise_pair(arguments[0], self.venue.quote)
+            position = self._engine.portfolio.position(pair)
+            held = f"sell {amount_text(position.amount)}" if position else "nothing to sell"
+            return f"stop {pair} ({held})"
+        if command == "halt" and await self._engine.guard.halted():
+            return "nothing: trading is already halted"
+        if command == "risk" and len(arguments) == 3:
+            self.checked_risk(arguments[1], arguments[2])
+            if self.switches_off(arguments[1], arguments[2]):
+                key, value = arguments[1], float(arguments[2])
+                if value == 0:
+                    return f"switch the {PROTECTIONS[key]} off ({key} = 0)"
+                return f"loosen the {PROTECTIONS[key]} to {value:.4g} ({value * 100:.4g}%)"
+        return None
+
+    async def chat_receiving(self, problem: str | None) -> None:
+        """Keep whether chat commands can be received (``problem`` says why not) for health."""
+        if self._state is not None:
+            await self._state.set(COMMANDS_KEY, {"problem": problem}, self._clock.now())
 
     async def record(self, actor: str, command: str, arguments: Sequence[str], result: str) -> None:
         await self._audit.add(actor=actor, command=command, arguments=list(arguments),
@@ -467,7 +547,10 @@ class Cockpit:
             held = "flat"
         else:
             pnl = position.unrealised_pnl(price) if price else 0.0
-            held = f"{position.amount:.6g} @ {position.average_price:,.2f}, {pnl:+,.2f}"
+            held = (
+                f"{amount_text(position.amount)} @ {price_text(position.average_price)}, "
+                f"{pnl:+,.2f}"
+            )
         state = "" if run.state.value == "running" else f" ({run.state.value})"
         return f"{escape(run.pair)}{state} {escape(run.strategy)} {run.timeframe}: {held}"
 
@@ -503,3 +586,17 @@ def number(name: str, text: str) -> float:
         return float(text)
     except ValueError:
         raise UserInputError(f"{name}={text!r}: expected a number") from None
+
+
+def price_text(value: float) -> str:
+    """A price for a phone: cents from 1 up, else four significant digits (0.00001234)."""
+    if abs(value) >= 1 or value == 0:
+        return f"{value:,.2f}"
+    digits = 3 - math.floor(math.log10(abs(value)))
+    return f"{value:.{digits}f}"
+
+
+def amount_text(value: float) -> str:
+    """An amount without an exponent: 1,234,567.8, 0.00012 (up to 8 decimals)."""
+    text = f"{value:,.8f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"

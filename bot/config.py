@@ -115,6 +115,9 @@ class TelegramSettings(_Section):
     webhook: WebhookSettings | None = None  # long polling when absent
     daily_report: str = "20:00"
     users: list[TelegramUser] = Field(default_factory=list)
+    # --- chat trust (issue 20): a command older than this (seconds) never changes state by
+    # itself: a read says how old it is, a change asks for a fresh Confirm
+    max_command_age: float = Field(60.0, ge=5, le=86_400)
 
     @field_validator("daily_report")
     @classmethod
@@ -162,9 +165,11 @@ class Settings(_Section):
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise ValueError(f"pair {duplicated[0]} is listed more than once")
-        foreign = [name for name in names if name.split("/")[1] != self.quote]
-        if foreign:
-            raise ValueError(f"pair {foreign[0]} is not quoted in {self.quote} (the key quote)")
+        for name in names:
+            try:
+                check_quote(name, self.quote)
+            except UserInputError as error:
+                raise ValueError(str(error)) from None
         total = sum(pair.capital_share for pair in self.pairs)
         if total > 1 + 1e-9:
             raise ValueError(f"capital_share adds up to {total:g} over all pairs; at most 1")
@@ -305,6 +310,24 @@ def _check_webhook(settings: Settings, secrets: Secrets) -> None:
             "telegram.webhook needs PAIRPILOT_TELEGRAM_WEBHOOK_SECRET in the environment (Telegram "
             "sends it with every update, so nobody else can post commands to the webhook)"
         )
+    secret = secrets.telegram_webhook_secret
+    if settings.telegram.webhook and secret and not _WEBHOOK_SECRET.fullmatch(secret):
+        raise ConfigError(  # Telegram refuses it at setWebhook, which would leave the bot deaf
+            f"PAIRPILOT_TELEGRAM_WEBHOOK_SECRET: {len(secret)} characters; Telegram takes 1 to "
+            "256 characters, each a letter A-Z or a-z, a digit, _ or -"
+        )
+
+
+# --- chat trust (issue 20): rules the config and the chat share ---------------------------
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # setWebhook's secret_token charset
+
+
+def check_quote(pair: str, quote: str) -> None:
+    """A pair must be quoted in the books' currency (else cash and PnL would mix currencies):
+    the one rule for the config's pairs and /startpair. Raises UserInputError."""
+    if pair.split("/")[-1] != quote:
+        raise UserInputError(f"pair {pair} is not quoted in {quote} (the key quote): the "
+                             "books are kept in it, so every pair must be")  # fmt: skip
 
 
 def _check_live(settings: Settings, secrets: Secrets) -> None:

@@ -63,24 +63,29 @@ class Control:
         strategy: str,
         timeframe: str,
         params: Mapping[str, object],
-        capital_share: float,
+        capital_share: float | None,
     ) -> PairRun:
-        """Start trading ``pair``; every check runs before anything is stored."""
+        """Start trading ``pair`` with ``capital_share`` (None: what the running pairs leave);
+        every check runs before anything is stored, the capital one under the same lock as
+        the start, so two starts at once cannot both take the same capital."""
         self._markets.check_pair(pair)
         self._markets.check_timeframe(pair, timeframe)
         try:
             built = build_strategy(strategy, params)
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
-        if not 0 < capital_share <= 1:
-            raise UserInputError(f"capital share {capital_share:g} must be above 0, at most 1")
-        taken = sum(run.capital_share for run in self._service.runs())
-        if taken + capital_share > 1 + 1e-9:
-            raise UserInputError(
-                f"capital shares would add up to {taken + capital_share:.0%}: the running pairs "
-                f"hold {taken:.0%}, at most {1 - taken:.0%} is left"
-            )
         async with self._service.tick_lock:
+            taken = sum(run.capital_share for run in self._service.runs())
+            if capital_share is None:
+                capital_share = round(1 - taken, 6)
+            if not 0 < capital_share <= 1:
+                raise UserInputError(f"capital share {capital_share:g} must be above 0, at most "
+                                     f"1 ({taken:.0%} is taken by the running pairs)")  # fmt: skip
+            if taken + capital_share > 1 + 1e-9:
+                raise UserInputError(
+                    f"capital shares would add up to {taken + capital_share:.0%}: the running "
+                    f"pairs hold {taken:.0%}, at most {1 - taken:.0%} is left"
+                )
             try:
                 run = await self._runs.add(
                     pair=pair, strategy=built.name, timeframe=timeframe, params=built.params,

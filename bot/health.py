@@ -52,6 +52,9 @@ class Check:
         return f"FAIL  {self.name}: {self.detail} ({fix})"
 
 
+COMMANDS_KEY = "chat.commands"  # {"problem": why chat commands cannot be received, or None}
+
+
 @dataclass(frozen=True, slots=True)
 class Health:
     checks: list[Check]
@@ -150,7 +153,19 @@ async def check_health(
         checks.extend(check_pairs(beat, now))
     simulated = bool(beat) and beat.get("source") == "replay"
     checks.append(await check_alerts(SqliteAlertRepository(db), now, max_alert_age, simulated))
+    checks.append(await check_chat(SqliteStateRepository(db)))
     return Health(checks)
+
+
+async def check_chat(state: SqliteStateRepository) -> Check:
+    """Can chat commands reach the service? The service records why not (start-up calls that
+    kept failing, polling refused); a restart would not fix a revoked token or a second
+    instance polling, and the service already retries, so the watchdog is not asked to."""
+    chat = await state.get(COMMANDS_KEY) or {}
+    problem = chat.get("problem")
+    if problem:
+        return Check("chat", False, f"chat commands cannot be received: {problem}")
+    return Check("chat", True, "commands received (or Telegram off)")
 
 
 async def check_schema(db: Database, path: Path) -> Check:

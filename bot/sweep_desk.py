@@ -4,6 +4,8 @@ else a LocalCluster started for the sweep and stopped after it."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING
@@ -33,6 +35,7 @@ USAGE = ("usage: /sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... 
          "[objective=sharpe|calmar|return] [max_drawdown=0.2] [random=N]")  # fmt: skip
 OPTIONS = ("objective", "max_drawdown", "random")
 MAX_COMBINATIONS = 5_000
+MAX_GRID = 200_000  # combinations a random=N sweep may draw from (the grid is built first)
 TOP = 5
 
 
@@ -61,12 +64,26 @@ class SweepDesk:
         timeframe = words[2] if len(words) > 2 else "1h"
         timeframe_seconds(timeframe)
         days = whole_number("DAYS", words[3], 7, MAX_BACKTEST_DAYS) if len(words) > 3 else 90
-        space = parse_space(strategy, [f"{k}={v}" for k, v in given.items() if k not in OPTIONS])
-        spec = SweepSpec(strategy, space, objective=given.get("objective", "sharpe"),
-                         max_drawdown=number("max_drawdown", given.get("max_drawdown", "1")),
-                         random_samples=whole_number("random", given.get("random", "0"), 0,
-                                                     MAX_COMBINATIONS))  # fmt: skip
-        count = len(check(spec))
+        items = [f"{k}={v}" for k, v in given.items() if k not in OPTIONS]
+        samples = whole_number("random", given.get("random", "0"), 0, MAX_COMBINATIONS)
+        size = grid_size(items)
+        most = MAX_GRID if samples else MAX_COMBINATIONS
+        if size > most:
+            shown = "over 10^15" if size == math.inf else f"{int(size):,}"
+            raise UserInputError(
+                f"{shown} combinations; at most {most:,} "
+                + ("for random=N from chat" if samples else "from chat (use random=N, or "
+                   "pairpilot sweep)")
+            )  # fmt: skip
+        max_drawdown = number("max_drawdown", given.get("max_drawdown", "1"))
+
+        def build() -> tuple[SweepSpec, int]:  # in a thread: building a grid takes time
+            space = parse_space(strategy, items)
+            spec = SweepSpec(strategy, space, objective=given.get("objective", "sharpe"),
+                             max_drawdown=max_drawdown, random_samples=samples)  # fmt: skip
+            return spec, len(check(spec))
+
+        spec, count = await asyncio.to_thread(build)
         if count > MAX_COMBINATIONS:
             raise UserInputError(f"{count:,} combinations; at most {MAX_COMBINATIONS:,} from "
                                  "chat (use random=N, or pairpilot sweep)")  # fmt: skip
@@ -111,3 +128,29 @@ class SweepDesk:
         if drawn is None:
             return caption
         return Photo(await self._charts.draw("heatmap_png", **drawn), caption)
+
+
+def grid_size(items: Sequence[str]) -> float:
+    """How many combinations NAME=LOW:HIGH:STEP / NAME=A,B,C items make, by arithmetic, before
+    anything is built (math.inf past any sane size). A malformed item counts as one value:
+    parsing it names the problem."""
+    size = 1.0
+    for item in items:
+        text = item.partition("=")[2]
+        if ":" in text:
+            try:
+                low, high, step = (float(part) for part in text.split(":"))
+            except ValueError:
+                continue
+            if not all(math.isfinite(v) for v in (low, high, step)):
+                raise UserInputError(f"{item}: LOW, HIGH and STEP must be finite numbers")
+            if not (step > 0 and high >= low):
+                continue
+            if not math.isfinite((high - low) / step):
+                return math.inf
+            size *= math.floor((high - low) / step + 1e-9) + 1
+        else:
+            size *= max(1, len([part for part in text.split(",") if part.strip()]))
+        if size > 1e15:
+            return math.inf
+    return size

@@ -9,14 +9,18 @@ they are logged, and the admins are alerted at most once per user per hour. Ever
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets as random_tokens
-from collections.abc import Awaitable, Callable, Mapping
+import textwrap
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -27,17 +31,25 @@ from telegram.ext import (
 )
 
 from bot.alerts import AlertOutbox
+from bot.clock import SystemClock
 from bot.cockpit import Cockpit, Photo, Progress
 from bot.domain import AlertPriority
 from bot.errors import BotError, NotFound, UserInputError
 from bot.ports import Clock
-from handlers.delivery import send_photo, send_text
+from handlers.delivery import plain, send_photo, send_text
+from handlers.ordering import Strangers
 
 log = logging.getLogger(__name__)
 
 ROLES = ("viewer", "trader", "admin")
 CONFIRM_SECONDS = 30
-STRANGER_ALERT_EVERY = timedelta(hours=1)
+MAX_COMMAND_AGE_SECONDS = 60.0  # older: a read says how old, a change asks to confirm again
+ECHO_LIMIT = 200  # characters of the user's input an error repeats
+PHONE_LINE = 60  # characters a long line is wrapped at
+# slow (charts, research): run beside the chat's next commands, so a /halt never waits on one
+BESIDE = frozenset({"backtest", "sweep", "chart", "pnl"})
+# confirmed commands whose result goes through the outbox (every user learns it; never lost)
+OUTBOX_RESULTS = {"flatten": "risk_halt", "resume_trading": "risk_resume", "risk": "risk_change"}
 
 Action = Callable[[list[str], str, Progress], Awaitable[str | Photo]]  # (arguments, actor, ...)
 
@@ -49,6 +61,8 @@ class Command:
     summary: str
     confirm: bool = False  # runs only after an inline Confirm
     role_with_arguments: str | None = None  # e.g. /risk reads for viewers, /risk set is admin's
+    changes: bool = False  # changes state (a stale one asks to confirm; audited)
+    changes_with_arguments: bool = False  # changes state when given arguments (/risk set)
 
 
 COMMANDS: Mapping[str, Command] = {
@@ -63,7 +77,7 @@ COMMANDS: Mapping[str, Command] = {
     "orders": Command("viewer", "/orders [N]", "the last N orders (10)"),
     "strategies": Command("viewer", "/strategies", "the strategies, parameters and bounds"),
     "risk": Command("viewer", "/risk [set KEY VALUE]", "the risk limits; admins change one",
-                    role_with_arguments="admin"),
+                    role_with_arguments="admin", changes_with_arguments=True),
     "pnl": Command("viewer", "/pnl [1d|7d|30d|all]", "equity and drawdown chart (7d)"),
     "chart": Command("viewer", "/chart PAIR [TIMEFRAME]",
                      "candles, the strategy's lines, fills and the stop of a running pair"),
@@ -73,17 +87,21 @@ COMMANDS: Mapping[str, Command] = {
                      "[objective=sharpe|calmar|return] [max_drawdown=F] [random=N]",
                      "parameter sweep on Dask (1h, 90 days): heatmap and the best"),
     "startpair": Command("trader", "/startpair PAIR [STRATEGY] [TIMEFRAME] [key=value ...]",
-                         "start trading a pair (share=0.25 sets its capital share)"),
-    "stoppair": Command("trader", "/stoppair PAIR", "close the pair's position and stop it"),
-    "pause": Command("trader", "/pause PAIR", "no new entries for a pair; exits still run"),
-    "resume": Command("trader", "/resume PAIR", "let a paused pair enter again"),
-    "halt": Command("admin", "/halt", "stop all new entries (exits still run)"),
-    "resume_trading": Command("admin", "/resume_trading", "lift a halt", confirm=True),
+                         "start trading a pair (share=0.25 sets its capital share)",
+                         changes=True),
+    "stoppair": Command("trader", "/stoppair PAIR", "close the pair's position and stop it",
+                        changes=True),
+    "pause": Command("trader", "/pause PAIR", "no new entries for a pair; exits still run",
+                     changes=True),
+    "resume": Command("trader", "/resume PAIR", "let a paused pair enter again", changes=True),
+    "halt": Command("admin", "/halt", "stop all new entries (exits still run)", changes=True),
+    "resume_trading": Command("admin", "/resume_trading", "lift a halt", confirm=True,
+                              changes=True),
     "flatten": Command("admin", "/flatten", "kill switch: halt, cancel orders, sell all",
-                       confirm=True),
+                       confirm=True, changes=True),
     "health": Command("viewer", "/health", "last ticks, jobs, exchange latency, outbox"),
     "alerts": Command("viewer", "/alerts [KIND on|silent|off]",
-                      "which pushed alerts you get, and how"),
+                      "which pushed alerts you get, and how", changes_with_arguments=True),
     "audit": Command("admin", "/audit [N]", "the last N audit entries (20)"),
 }  # fmt: skip
 
@@ -119,7 +137,13 @@ class StatusMessage:
         self._message_id: int | None = None
         self._text = ""
 
+    @property
+    def shown(self) -> bool:
+        return self._message_id is not None
+
     async def show(self, text: str) -> None:
+        """Show ``text``; a failed edit (the user deleted the message) never stops the work:
+        the text then goes in a new message."""
         if text == self._text:
             return
         if self._message_id is None:
@@ -128,48 +152,85 @@ class StatusMessage:
             (sent,) = (await send_text(self._bot, self._chat_id, text))[:1]
             self._message_id = sent.message_id
         else:
-            await self._bot.edit_message_text(
-                text, chat_id=self._chat_id, message_id=self._message_id, parse_mode="HTML"
-            )
+            try:
+                await self._bot.edit_message_text(
+                    text, chat_id=self._chat_id, message_id=self._message_id, parse_mode="HTML"
+                )
+            except TelegramError as error:
+                log.warning("progress message not edited (%s); sending a new one", error)
+                self._message_id = None
+                self._text = ""
+                if text != "Done.":
+                    await self.show(text)
+                return
         self._text = text
 
 
 @dataclass
 class Pending:
     command: str
+    arguments: list[str]
     user_id: int
+    chat_id: int
     expires: datetime
 
 
 class ChatCommands:
     def __init__(
-        self, *, cockpit: Cockpit, users: Mapping[int, str], outbox: AlertOutbox, clock: Clock
+        self,
+        *,
+        cockpit: Cockpit,
+        users: Mapping[int, str],
+        outbox: AlertOutbox,
+        clock: Clock,
+        strangers: Strangers,
+        max_age: float = MAX_COMMAND_AGE_SECONDS,
+        wall: Clock | None = None,
     ) -> None:
+        """``max_age``: seconds after which a command no longer changes anything by itself;
+        ``wall``: real time, which Telegram's message dates are in (``clock`` may be a
+        replay's)."""
         self._cockpit = cockpit
         self._users = dict(users)
         self._outbox = outbox
         self._clock = clock
+        self._strangers = strangers
+        self._max_age = max_age
+        self._wall = wall or SystemClock()
         self._pending: dict[str, Pending] = {}
-        self._strangers: dict[int, datetime] = {}
         self._actions = Actions(cockpit)
+        self._research: set[asyncio.Task[None]] = set()
 
     def install(self, application: Application) -> None:
+        fresh = filters.UpdateType.MESSAGE  # edits never re-run a command
         for name in COMMANDS:
-            application.add_handler(CommandHandler(name, self._handler(name)))
+            application.add_handler(CommandHandler(name, self._handler(name), filters=fresh))
         application.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^(ok|no):"))
-        application.add_handler(MessageHandler(filters.COMMAND, self._unknown))
+        application.add_handler(MessageHandler(filters.COMMAND & fresh, self._unknown))
+        application.add_error_handler(_log_error)
+
+    def abandon_research(self) -> None:
+        """At shutdown: running backtests and sweeps are cancelled, not waited for."""
+        for task in list(self._research):
+            task.cancel()
 
     async def _unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A command we do not have: the users get pointed at /help, strangers get nothing."""
+        """A command we do not have: the users get pointed at /help, strangers get nothing;
+        a command addressed to another bot in a group is not ours to answer."""
         user, chat, message = update.effective_user, update.effective_chat, update.message
-        if user is None or chat is None or message is None:
+        if user is None or chat is None or message is None or message.text is None:
+            return
+        word = message.text.split()[0]
+        _, at, addressee = word.partition("@")
+        if at and addressee.lower() != (update.get_bot().username or "").lower():
             return
         if user.id not in self._users:
             await self._stranger(user.id, user.username, "(unknown command)")
             return
-        word = (message.text or "").split()[0][:40] if message.text else "?"
+        await self._cockpit.record(str(user.id), word[1:41], [], "refused: unknown command")
         await send_text(update.get_bot(), chat.id,
-                        f"⚠️ {escape(word)} is not a command here; /help lists them.")  # fmt: skip
+                        f"⚠️ {escape(word[:40])} is not a command here; /help lists "
+                        "them.")  # fmt: skip
 
     def _handler(self, name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
         async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -178,19 +239,27 @@ class ChatCommands:
         return handle
 
     async def _run(self, name: str, update: Update, arguments: list[str]) -> None:
-        user, chat = update.effective_user, update.effective_chat
-        if user is None or chat is None:
+        user, chat, message = update.effective_user, update.effective_chat, update.message
+        if user is None or chat is None or message is None:  # an edit, a channel post: ignored
             return
         bot = update.get_bot()
-        if name == "whoami":  # answered for anyone: it is how access gets set up
-            role = self._users.get(user.id, "none (not in the config)")
-            await send_text(bot, chat.id, f"user id {user.id}\nchat id {chat.id}\nrole {role}")
-            return
         role = self._users.get(user.id)
+        actor = f"{user.id}"
+        if message.forward_origin is not None:  # someone else's command: never run as ours
+            if role is not None:
+                await self._cockpit.record(actor, name, arguments, "refused: forwarded")
+                await send_text(bot, chat.id, "⚠️ A forwarded command is not run; send it "
+                                              "yourself.")  # fmt: skip
+            return
+        if name == "whoami":  # answered for anyone: it is how access gets set up
+            shown = role or "none (not in the config)"
+            if role is None:
+                await self._stranger(user.id, user.username, name)
+            await send_text(bot, chat.id, f"user id {user.id}\nchat id {chat.id}\nrole {shown}")
+            return
         if role is None:
             await self._stranger(user.id, user.username, name)
             return
-        actor = f"{user.id}"
         command = COMMANDS[name]
         needed = (command.role_with_arguments or command.role) if arguments else command.role
         if ROLES.index(role) < ROLES.index(needed):
@@ -199,18 +268,44 @@ class ChatCommands:
             await self._cockpit.record(actor, name, arguments, "refused: " + reply)
             await send_text(bot, chat.id, escape(reply))
             return
-        if command.confirm:
-            await self._cockpit.record(actor, name, arguments, "asked to confirm")
-            await self._ask(bot, chat.id, user.id, name)
+        age = (self._wall.now() - message.date).total_seconds()
+        stale = age > self._max_age
+        protection_off = name == "risk" and len(arguments) == 3 and self._cockpit.switches_off(
+            arguments[1], arguments[2])  # fmt: skip
+        if command.confirm or protection_off or (stale and changes_state(name, arguments)):
+            await self._cockpit.record(actor, name, arguments,
+                                       "asked to confirm" + (f" (sent {ago(age)})" if stale
+                                                             else ""))  # fmt: skip
+            await self._ask(bot, chat.id, user.id, name, arguments, age if stale else None)
             return
-        status = StatusMessage(bot, chat.id)
+        answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None)
+        if name not in BESIDE:
+            await answer
+            return
+        task = asyncio.create_task(answer, name=name)  # the next command need not wait for it
+        self._research.add(task)
+        task.add_done_callback(self._research_done)
+
+    def _research_done(self, task: asyncio.Task[None]) -> None:
+        self._research.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("/%s failed", task.get_name(), exc_info=task.exception())
+
+    async def _answer(self, bot: Bot, chat_id: int, name: str, arguments: list[str], actor: str,
+                      age: float | None) -> None:  # fmt: skip
+        """Run a command and send its reply; ``age``: how old a stale read is."""
+        status = StatusMessage(bot, chat_id)
         reply, result = await self._act(name, arguments, actor, status.show)
-        await self._cockpit.record(actor, name, arguments, result)  # audited even if the send fails
+        if changes_state(name, arguments) or not result.startswith("ok"):
+            await self._cockpit.record(actor, name, arguments, result)  # reads stay out
+        asked = f"(asked {ago(age)}) " if age is not None else ""
         if isinstance(reply, Photo):
-            await send_photo(bot, chat.id, reply.png, reply.caption)
+            await send_photo(bot, chat_id, reply.png, asked + reply.caption)
             await status.show("Done.")
+        elif status.shown:  # the progress message ends with the outcome
+            await status.show(asked + reply)
         else:
-            await send_text(bot, chat.id, reply)
+            await send_text(bot, chat_id, asked + reply)
 
     async def _act(
         self, name: str, arguments: list[str], actor: str, progress: Progress | None = None
@@ -220,64 +315,114 @@ class ChatCommands:
             action: Action = getattr(self._actions, name)
             reply = await action(arguments, actor, progress or _no_progress)
         except (UserInputError, NotFound) as error:
-            return f"⚠️ {escape(str(error))}", f"refused: {error}"
+            return f"⚠️ {escape(echo(str(error)))}", f"refused: {error}"
         except BotError as error:
             log.warning("/%s failed: %s", name, error)
-            return f"❌ /{name} failed: {escape(str(error))}", f"failed: {error}"
+            return f"❌ /{name} failed: {escape(echo(str(error)))}", f"failed: {error}"
         except Exception:  # a bug: the user still gets an answer, the log the traceback
             log.exception("/%s failed unexpectedly", name)
             return f"❌ /{name} failed unexpectedly; the error is in the log.", "failed: a bug"
         first = reply.caption if isinstance(reply, Photo) else reply
-        return reply, "ok: " + first.splitlines()[0][:200]
+        return reply, "ok: " + plain(first).splitlines()[0][:200]
 
-    async def _ask(self, bot: Bot, chat_id: int, user_id: int, name: str) -> None:
+    async def _ask(self, bot: Bot, chat_id: int, user_id: int, name: str, arguments: list[str],
+                   age: float | None) -> None:  # fmt: skip
+        """A Confirm button for ``name``, saying what it would do now (and, for a command
+        sent ``age`` seconds ago, that it was not run then)."""
         token = random_tokens.token_hex(6)
-        expires = self._clock.now() + timedelta(seconds=CONFIRM_SECONDS)
-        self._pending[token] = Pending(name, user_id, expires)
+        expires = self._wall.now() + timedelta(seconds=CONFIRM_SECONDS)  # a replay's clock races
+        self._pending[token] = Pending(name, arguments, user_id, chat_id, expires)
         buttons = InlineKeyboardMarkup([[
             InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
             InlineKeyboardButton("Cancel", callback_data=f"no:{token}"),
         ]])  # fmt: skip
-        await send_text(bot, chat_id,
-                        f"{escape(COMMANDS[name].summary).capitalize()}? "
-                        f"Confirm within {CONFIRM_SECONDS} s.", reply_markup=buttons)  # fmt: skip
+        try:
+            now = await self._cockpit.preview(name, arguments) or COMMANDS[name].summary
+        except (UserInputError, NotFound) as error:
+            now = f"nothing: {error}"
+        what = escape(echo(" ".join([f"/{name}", *arguments])))
+        head = (f"You sent {what} {ago(age)}; it was not run then. Now it would: "
+                if age is not None else f"{what}: ")  # fmt: skip
+        await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within {CONFIRM_SECONDS} s.",
+                        reply_markup=buttons)  # fmt: skip
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The button is answered at once (Telegram refuses a late answer); the result comes
+        in its own message, through the outbox for the kill switch, so it is never lost."""
         query = update.callback_query
         if query is None or query.from_user is None:
             return
         choice, _, token = (query.data or "").partition(":")
         pending = self._pending.get(token)
         user = query.from_user
+        actor = f"{user.id}"
         if pending is None or pending.user_id != user.id:
-            await query.answer("This button is not yours or no longer valid.")
+            if user.id in self._users:
+                await self._cockpit.record(actor, "button", [choice],
+                                           "refused: not theirs or no longer valid")  # fmt: skip
+            await _answer_button(query, "This button is not yours or no longer valid.")
             return
         del self._pending[token]
-        actor = f"{user.id}"
-        if self._clock.now() > pending.expires:
+        await _answer_button(query)
+        if self._wall.now() > pending.expires:
             text, result = f"Expired: send /{pending.command} again.", "expired"
         elif choice == "no":
             text, result = "Cancelled.", "cancelled"
         else:
-            reply, result = await self._act(pending.command, [], actor)
-            text = reply if isinstance(reply, str) else reply.caption
-        await self._cockpit.record(actor, pending.command, ["confirmed" if choice == "ok"
-                                                            else "cancelled"], result)  # fmt: skip
-        await query.answer()
-        await query.edit_message_text(text, parse_mode="HTML")
+            text, result = f"Confirmed: /{pending.command} is running; the result follows.", ""
+        with contextlib.suppress(TelegramError):
+            await query.edit_message_text(text, parse_mode="HTML")
+        if result:
+            await self._cockpit.record(actor, pending.command, [choice], result)
+            return
+        reply, result = await self._act(pending.command, pending.arguments, actor)
+        await self._cockpit.record(actor, pending.command, ["confirmed", *pending.arguments],
+                                   result)  # fmt: skip
+        text = reply if isinstance(reply, str) else reply.caption
+        kind = OUTBOX_RESULTS.get(pending.command)
+        if kind is not None:
+            await self._outbox.push(kind, AlertPriority.CRITICAL,
+                                    f"/{pending.command} by {actor}: {plain(text)}")  # fmt: skip
+        else:
+            await send_text(update.get_bot(), pending.chat_id, text)
 
     async def _stranger(self, user_id: int, username: str | None, name: str) -> None:
-        now = self._clock.now()
+        """Audited and logged; the admins get a summary at most once an hour."""
         log.warning("unauthorised user %s (@%s) tried /%s", user_id, username, name)
-        last = self._strangers.get(user_id)
-        if last is not None and now - last < STRANGER_ALERT_EVERY:
-            return
-        self._strangers[user_id] = now
-        await self._outbox.push(
-            "unauthorised", AlertPriority.ERROR,
-            f"Unauthorised Telegram user {user_id} (@{username or '-'}) tried /{name}; "
-            "ignored. Add them under [[telegram.users]] if they should have access.",
-        )  # fmt: skip
+        await self._cockpit.record(str(user_id), name, [], "refused: not in the config")
+        notice = self._strangers.notice(self._wall.now(),
+                                        f"{user_id} (@{username or '-'}) /{name}")  # fmt: skip
+        if notice is not None:
+            await self._outbox.push("unauthorised", AlertPriority.INFO, notice)
+
+
+async def _answer_button(query: CallbackQuery, text: str | None = None) -> None:
+    try:
+        await query.answer(text)
+    except TelegramError as error:  # too old: the result still comes in its own message
+        log.warning("button press not answered: %s", error)
+
+
+async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("a chat update failed: %s", context.error, exc_info=context.error)
+
+
+def ago(seconds: float) -> str:
+    """How long ago, for a person: "3 min ago", "2 h ago"."""
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)} s ago"
+    return f"{minutes} min ago" if minutes < 120 else f"{minutes // 60} h ago"
+
+
+def echo(text: str, most: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``most`` characters: an error quoting the user's input stays short."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def changes_state(name: str, arguments: Sequence[str]) -> bool:
+    command = COMMANDS[name]
+    return command.changes or (command.changes_with_arguments and bool(arguments))
 
 
 class Actions:
@@ -297,8 +442,10 @@ class Actions:
             if name not in COMMANDS:
                 raise UserInputError(f"no command /{name}; /help lists them")
             command = COMMANDS[name]
-            return f"{escape(command.usage)}\n{escape(command.summary)} ({command.role})"
-        return "\n".join(f"{escape(c.usage)}: {escape(c.summary)}" for c in COMMANDS.values())
+            usage = textwrap.fill(command.usage, PHONE_LINE, subsequent_indent="  ")
+            return f"{escape(usage)}\n{escape(command.summary)} ({command.role})"
+        return "\n".join(f"/{name}: {escape(c.summary)}" for name, c in COMMANDS.items()) + (
+            "\n/help COMMAND shows how to write one.")  # fmt: skip
 
     async def status(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.status()

@@ -20,7 +20,7 @@ from telegram import Bot, Message
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 
-from bot.alert_preferences import AlertPreferences
+from bot.alert_preferences import ADMINS_ONLY, AlertPreferences
 from bot.domain import Alert
 from bot.ports import Clock
 from storage.alerts import SqliteAlertRepository
@@ -123,9 +123,12 @@ class TelegramSink:
         preferences: AlertPreferences,
         clock: Clock,
         late_after: timedelta | None = LATE_AFTER,
+        admins: Sequence[int] | None = None,
     ) -> None:
-        """``late_after``: an alert older than this says how late it is (None: never)."""
+        """``late_after``: an alert older than this says how late it is (None: never);
+        ``admins``: the chats that get the admins-only kinds (default: every chat)."""
         self._late_after = late_after
+        self._admins = set(chats if admins is None else admins)
         self._preferences = preferences
         self._bot = bot
         self._chats = list(chats)
@@ -141,7 +144,7 @@ class TelegramSink:
         done = await self._alerts.delivered_chats(alert.id)
         attempted = await self._alerts.attempted_chats(alert.id)
         for chat in self._chats:
-            if chat in done:
+            if chat in done or (alert.kind in ADMINS_ONLY and chat not in self._admins):
                 continue
             mode = await self._preferences.mode(chat, alert.kind)
             if mode != "off":

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from telegram import BotCommand
+from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application
 
@@ -21,13 +22,14 @@ from bot.alerts import AlertOutbox
 from bot.chat import ChatFactory
 from bot.cockpit import Cockpit
 from bot.config import Secrets, Settings, WebhookSettings
+from bot.domain import AlertPriority
 from bot.ports import Clock
-from handlers.commands import COMMANDS, ChatCommands
+from handlers.commands import COMMANDS, MAX_COMMAND_AGE_SECONDS, ROLES, ChatCommands
 from handlers.delivery import LATE_AFTER, TelegramSink
+from handlers.ordering import ChatOrder, Strangers, TriagedBot
 from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
-START_RETRY_SECONDS = 5.0
 
 
 def telegram_factory(settings: Settings, secrets: Secrets) -> ChatFactory:
@@ -44,6 +46,7 @@ def telegram_factory(settings: Settings, secrets: Secrets) -> ChatFactory:
             users=users, cockpit=cockpit, outbox=outbox, alerts=alerts, clock=clock,
             mark_late=mark_late, webhook=settings.telegram.webhook,
             webhook_secret=secrets.telegram_webhook_secret,
+            max_command_age=settings.telegram.max_command_age,
         )  # fmt: skip
 
     return build
@@ -64,45 +67,79 @@ class TelegramFrontend:
         mark_late: bool = True,
         webhook: WebhookSettings | None = None,
         webhook_secret: str | None = None,
+        max_command_age: float = MAX_COMMAND_AGE_SECONDS,
+        retry: Backoff | None = None,
+        wall: Clock | None = None,
     ) -> None:
-        """Long polling, or with ``webhook`` a local HTTP endpoint that Telegram posts to."""
+        """Long polling, or with ``webhook`` a local HTTP endpoint that Telegram posts to.
+        ``max_command_age``: seconds after which a command no longer changes state by itself;
+        ``wall``: real time, for message ages and Confirm expiry (default: the system's)."""
         self._webhook = webhook
         self._webhook_secret = webhook_secret
+        self._users = dict(users)
+        self._outbox = outbox
+        self._clock = clock
+        self._cockpit = cockpit
+        self._retry = retry or Backoff()
         base = api_base_url.rstrip("/")
+        self.strangers = Strangers(self._users)
+        self._order = ChatOrder(self.strangers)
+        bot = TriagedBot(
+            self.strangers,
+            self._polling,
+            token=token,
+            base_url=f"{base}/bot",
+            base_file_url=f"{base}/file/bot",
+            rate_limiter=AIORateLimiter(max_retries=3),
+        )  # waits out RetryAfter
         self.application = (
-            Application.builder().token(token).base_url(f"{base}/bot")
-            .base_file_url(f"{base}/file/bot")
-            .rate_limiter(AIORateLimiter(max_retries=3))  # waits out RetryAfter, then retries
-            .concurrent_updates(True)  # a running backtest never holds up /status
+            Application.builder().bot(bot)
+            .concurrent_updates(self._order)  # chats side by side, each in order
             .build()
         )  # fmt: skip
-        ChatCommands(cockpit=cockpit, users=users, outbox=outbox, clock=clock).install(
-            self.application
-        )
+        self._commands = ChatCommands(cockpit=cockpit, users=users, outbox=outbox, clock=clock,
+                                      strangers=self.strangers,
+                                      max_age=max_command_age, wall=wall)  # fmt: skip
+        self._commands.install(self.application)
         recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
+        admins = [user for user in recipients if users[user] == "admin"]
         self.sink = TelegramSink(self.application.bot, recipients, alerts, cockpit.preferences,
-                                 clock, late_after=LATE_AFTER if mark_late else None)  # fmt: skip
+                                 clock, late_after=LATE_AFTER if mark_late else None,
+                                 admins=admins)  # fmt: skip
         self._poll_timeout = poll_timeout
         self._starting: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
+        self.problem: str | None = None  # why commands cannot be received, while they cannot
+        self._reports: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         """Connect in the background, retrying while Telegram cannot be reached."""
         self._starting = asyncio.create_task(self._start())
 
     async def _start(self) -> None:
-        while True:
+        """Every start-up call is retried with a growing pause until all have worked; until
+        then commands cannot be received, which /health, `pairpilot health` and (once) the
+        admins are told."""
+        for pause in self._retry.pauses():
             try:
-                await self.application.initialize()
+                await self._connect()
                 break
             except (NetworkError, TelegramError) as error:
-                log.warning("Telegram not reachable (%s); trying again in %.0f s", error,
-                            START_RETRY_SECONDS)  # fmt: skip
-                await asyncio.sleep(START_RETRY_SECONDS)
-        with contextlib.suppress(TelegramError):
-            await self.application.bot.set_my_commands(
-                [BotCommand(name, command.summary[:256]) for name, command in COMMANDS.items()]
-            )
+                await self._undo()
+                await self._cannot_receive(f"Telegram start-up failed: {error}")
+                log.warning("Telegram start-up failed (%s); trying again in %.0f s", error,
+                            pause)  # fmt: skip
+                await asyncio.sleep(pause)
+        if self.problem is not None:
+            await self._receiving(None)
+        else:
+            await self._cockpit.chat_receiving(None)
+        self.running.set()
+        log.info("Telegram connected")
+
+    async def _connect(self) -> None:
+        await self.application.initialize()
+        await self._set_menus()
         await self.application.start()
         updater = self.application.updater
         assert updater is not None
@@ -117,21 +154,84 @@ class TelegramFrontend:
                 webhook_url=self._webhook.url, secret_token=self._webhook_secret,
                 allowed_updates=updates,
             )  # fmt: skip
-        self.running.set()
-        log.info("Telegram connected")
+
+    async def _set_menus(self) -> None:
+        """The command menu: everyone sees the viewer's commands; each user in their private
+        chat sees what their role may run."""
+        bot = self.application.bot
+        await bot.set_my_commands(menu("viewer"))
+        for user, role in sorted(self._users.items()):
+            await bot.set_my_commands(menu(role), scope=BotCommandScopeChat(user))
+
+    async def _undo(self) -> None:
+        """Back to not started, so the next attempt starts clean."""
+        updater = self.application.updater
+        with contextlib.suppress(Exception):
+            if updater is not None and updater.running:
+                await updater.stop()
+            if self.application.running:
+                await self.application.stop()
+
+    def _polling(self, problem: str | None) -> None:
+        """Told by the bot when polling stops working, and when it works again."""
+        task = asyncio.create_task(self._receiving(problem))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _receiving(self, problem: str | None) -> None:
+        if problem is not None:
+            await self._cannot_receive(problem)
+            return
+        self.problem = None
+        await self._cockpit.chat_receiving(None)
+        await self._outbox.push("chat_down", AlertPriority.ERROR,
+                                "Commands are received again.")  # fmt: skip
+
+    async def _cannot_receive(self, problem: str) -> None:
+        if self.problem is None:
+            await self._outbox.push("chat_down", AlertPriority.ERROR,
+                                    f"Commands cannot be received: {problem}. Alerts still "
+                                    "go out; retrying.")  # fmt: skip
+        self.problem = problem
+        await self._cockpit.chat_receiving(problem)
 
     async def stop(self) -> None:
-        """Stop polling and the handlers; a start still retrying is abandoned."""
+        """Stop polling and the handlers; a start still retrying is abandoned; strangers'
+        replies and research are cancelled, not waited for."""
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starting
         if not self.running.is_set():
             return
+        self._order.abandon_strangers()
+        self._commands.abandon_research()
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
         if self.application.running:
+            self._order.abandon_strangers()
             await self.application.stop()
         await self.application.shutdown()
         self.running.clear()
+
+
+def menu(role: str) -> list[BotCommand]:
+    """The commands ``role`` may run, for Telegram's command menu."""
+    rank = ROLES.index(role)
+    return [BotCommand(name, command.summary[:256]) for name, command in COMMANDS.items()
+            if ROLES.index(command.role) <= rank]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Pauses between start-up attempts: ``first`` seconds, doubling up to ``most``."""
+
+    first: float = 1.0
+    most: float = 60.0
+
+    def pauses(self) -> Iterator[float]:
+        pause = self.first
+        while True:
+            yield pause
+            pause = min(self.most, pause * 2)

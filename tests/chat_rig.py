@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.app import Trading, assemble_replay, build_cockpit, load_replay
+from bot.clock import FakeClock, SystemClock
 from bot.cockpit import Cockpit, Venue
 from bot.config import Settings
 from bot.history import ReplayHistory
@@ -15,7 +17,7 @@ from bot.scheduler import Jobs
 from handlers.frontend import TelegramFrontend
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
-from storage.db import open_database
+from storage.db import Database, open_database
 from tests.builders import replay_settings
 from tests.telegram_emulator import Sent, TelegramEmulator, running
 
@@ -31,6 +33,8 @@ class Chat:
     alerts: SqliteAlertRepository
     audit: SqliteAuditRepository
     frontend_cockpit: Cockpit
+    db: Database
+    wall: FakeClock  # the chat's real time, frozen at the start: tests move it by hand
 
     async def ask(self, user: int, text: str, chat_id: int | None = None) -> str:
         return (await self.sent_back(user, text, chat_id)).text
@@ -44,10 +48,19 @@ class Chat:
 
 
 @asynccontextmanager
-async def chat_stack(tmp_path: Path, config: Settings | None = None) -> AsyncIterator[Chat]:
-    """``config``: the replay to run (default: the bundled samples, BTC/USDT running)."""
+async def chat_stack(
+    tmp_path: Path, config: Settings | None = None, *,
+    before_start: Callable[[TelegramEmulator], object] | None = None, connected: bool = True,
+    **frontend: Any,
+) -> AsyncIterator[Chat]:  # fmt: skip
+    """``config``: the replay to run (default: the bundled samples, BTC/USDT running);
+    ``before_start``: what happens in the chats before the bot starts (updates queued while it
+    was down); ``connected``: wait until the bot is connected; ``frontend``: more options for
+    TelegramFrontend."""
     config = config or replay_settings(tmp_path)
     emulator = TelegramEmulator()
+    if before_start is not None:
+        before_start(emulator)
     async with running(emulator) as base, open_database(config.database_path) as db:
         replay = load_replay(config)
         trading = await assemble_replay(db, config, replay)
@@ -56,14 +69,18 @@ async def chat_stack(tmp_path: Path, config: Settings | None = None) -> AsyncIte
                                 trading.engine, trading.control, ReplayHistory(replay.source),
                                 jobs, trading.clock)  # fmt: skip
         alerts = SqliteAlertRepository(db)
+        wall = FakeClock(SystemClock().now())
         frontend = TelegramFrontend(
             token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
             outbox=trading.outbox, alerts=alerts, clock=trading.clock, poll_timeout=1,
+            wall=wall, **frontend,
         )  # fmt: skip
         frontend.start()
-        await frontend.running.wait()
+        if connected:
+            await frontend.running.wait()
         try:
-            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit)
+            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit, db,
+                       wall)  # fmt: skip
         finally:
             await frontend.stop()
             cockpit.charts.close()

@@ -2,8 +2,15 @@
 
 It answers the methods pairpilot uses the way the Bot API does (form fields, JSON-encoded
 values, ``{"ok": ..., "result": ...}``), keeps what the bot sent per chat, and lets a test
-speak as a user (``say``), press inline buttons (``press``), go down (``down``) and rate-limit
-(``limit``). Point PTB at ``base_url`` + "/bot".
+speak as a user (``say``, also forwarded, late or edited), press inline buttons (``press``),
+go down (``is_down``) and rate-limit (``limit``). Point PTB at ``base_url`` + "/bot".
+
+What the real Bot API does and the emulator copies: every message carries the Unix ``date``
+it was sent at; updates wait up to 24 hours for the bot (so a bot that was down gets them all
+at start-up, however old); ``allowed_updates`` only filters updates created after the call
+that set it; a group chat takes about 20 messages a minute, then 429 with ``retry_after``;
+a callback query must be answered within a short time (not documented; about 15 s in
+practice) and only once, else "query is too old"; setMyCommands keeps one menu per scope.
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ from aiohttp import ClientSession, web
 from tests.loopback import serve_app
 
 MESSAGE_LIMIT, CAPTION_LIMIT = 4096, 1024
+UPDATE_KEPT_SECONDS = 24 * 3600  # Telegram drops an update nobody fetched after 24 hours
+GROUP_PER_MINUTE = 20  # messages a bot may send to one group per minute
+CALLBACK_ANSWER_SECONDS = 15.0  # after this, answerCallbackQuery says the query is too old
+_TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 _TAG = re.compile(r"</?([a-z]+)[^>]*>")
 _ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "s", "code", "pre", "a", "tg-spoiler"}
 
@@ -51,10 +62,17 @@ class TelegramEmulator:
     updates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)  # every method called, in order
-    commands: list[dict[str, str]] = field(default_factory=list)
+    commands: list[dict[str, str]] = field(default_factory=list)  # the default menu
+    menus: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # scope: menu
     answered_callbacks: list[str] = field(default_factory=list)
+    refused_answers: int = 0  # answerCallbackQuery calls refused as too old or repeated
+    callback_seconds: float = CALLBACK_ANSWER_SECONDS
+    group_per_minute: int = GROUP_PER_MINUTE
+    throttled: int = 0  # sends refused with 429 by the per-group limit
+    allowed_updates: list[str] | None = None  # as last set by getUpdates / setWebhook
     is_down: bool = False  # every call fails with 502, as when the API is unreachable
     retry_after: dict[str, tuple[int, int]] = field(default_factory=dict)  # method: (times, s)
+    failing: dict[str, int] = field(default_factory=dict)  # method: calls that fail with a 502
     flaky: dict[int, int] = field(default_factory=dict)  # chat: sends that fail with a 502
     blocked: set[int] = field(default_factory=set)  # users who blocked the bot (403)
     strangers: set[int] = field(default_factory=set)  # users who never opened the bot (400)
@@ -67,31 +85,61 @@ class TelegramEmulator:
     _update_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
     _posts: list[asyncio.Task[int]] = field(default_factory=list)
+    _pressed: dict[str, float] = field(default_factory=dict)  # callback id: when pressed
+    _group_sends: dict[int, list[float]] = field(default_factory=dict)  # chat: send times
 
     # --- what a test does -----------------------------------------------------------------
 
     def say(self, user_id: int, text: str, *, chat_id: int | None = None,
-            chat_type: str = "private") -> None:  # fmt: skip
-        """``user_id`` writes ``text`` in a chat (their private chat unless ``chat_id``)."""
+            chat_type: str | None = None, ago: float = 0.0,
+            forwarded_from: int | None = None) -> int:  # fmt: skip
+        """``user_id`` writes ``text`` in a chat (their private chat unless ``chat_id``),
+        ``ago`` seconds ago; with ``forwarded_from`` it is that user's message, forwarded.
+        Returns the message id."""
         chat = chat_id if chat_id is not None else user_id
+        kind = chat_type or ("private" if chat > 0 else "group")
+        sent_at = int(time.time() - ago)
         message: dict[str, Any] = {
-            "message_id": next(self._ids), "date": 1_700_000_000, "text": text,
-            "chat": {"id": chat, "type": chat_type, **({"title": "group"} if chat < 0 else {})},
-            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
+            "message_id": next(self._ids), "date": sent_at, "text": text,
+            "chat": {"id": chat, "type": kind, **({"title": "group"} if chat < 0 else {})},
+            "from": _user(user_id),
+        }  # fmt: skip
+        if forwarded_from is not None:
+            message["forward_origin"] = {"type": "user", "date": sent_at - 60,
+                                         "sender_user": _user(forwarded_from)}  # fmt: skip
+        if text.startswith("/"):
+            length = len(text.split()[0])
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        self._queue({"message": message}, sent_at)
+        return int(message["message_id"])
+
+    def edit(self, user_id: int, message_id: int, text: str) -> None:
+        """``user_id`` edits their message ``message_id`` (in their private chat) to ``text``."""
+        message: dict[str, Any] = {
+            "message_id": message_id, "date": int(time.time()) - 5,
+            "edit_date": int(time.time()), "text": text,
+            "chat": {"id": user_id, "type": "private"}, "from": _user(user_id),
         }  # fmt: skip
         if text.startswith("/"):
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
-        self._queue({"message": message})
+        self._queue({"edited_message": message}, int(time.time()))
 
     def press(self, user_id: int, sent: Sent, data: str) -> None:
         """``user_id`` taps the inline button with callback ``data`` under ``sent``."""
+        query_id = str(next(self._ids))
+        self._pressed[query_id] = time.monotonic()
         self._queue({"callback_query": {
-            "id": str(next(self._ids)), "chat_instance": "1", "data": data,
-            "from": {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"},
-            "message": {"message_id": sent.message_id, "date": 1_700_000_000,
-                        "chat": {"id": sent.chat_id, "type": "private"}, "text": sent.text},
-        }})  # fmt: skip
+            "id": query_id, "chat_instance": "1", "data": data, "from": _user(user_id),
+            "message": {"message_id": sent.message_id, "date": int(time.time()),
+                        "chat": {"id": sent.chat_id,
+                                 "type": "private" if sent.chat_id > 0 else "group"},
+                        "text": sent.text},
+        }}, int(time.time()))  # fmt: skip
+
+    def delete(self, sent: Sent) -> None:
+        """The user deletes the bot's message ``sent`` from the chat."""
+        self.sent.remove(sent)
 
     def limit(self, method: str, times: int, seconds: int) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and retry_after=``seconds``."""
@@ -124,7 +172,9 @@ class TelegramEmulator:
     async def _call(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         self.calls.append(method)
-        if self.is_down:
+        if self.is_down or self.failing.get(method, 0) > 0:
+            if not self.is_down:
+                self.failing[method] -= 1
             return web.Response(status=502, text="Bad Gateway")
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
@@ -166,31 +216,57 @@ class TelegramEmulator:
         return _ok(True)
 
     async def _setWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
-        self.webhook = (str(fields["url"]), fields.get("secret_token"))
+        secret = fields.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            return _error(400, "Bad Request: secret token contains unallowed characters")
+        self.allowed_updates = fields.get("allowed_updates") or None
+        self.webhook = (str(fields["url"]), secret)
         return _ok(True)
 
     async def _setMyCommands(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
-        self.commands = fields["commands"]
+        scope = fields.get("scope") or {"type": "default"}
+        key = scope["type"] + (f":{scope['chat_id']}" if "chat_id" in scope else "")
+        self.menus[key] = fields["commands"]
+        if key == "default":
+            self.commands = fields["commands"]
         return _ok(True)
 
     async def _sendChatAction(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
         return _ok(True)
 
     async def _answerCallbackQuery(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        pressed = self._pressed.pop(str(fields.get("callback_query_id")), None)
+        if pressed is None or time.monotonic() - pressed > self.callback_seconds:
+            self.refused_answers += 1
+            return _error(400, _TOO_OLD)
         self.answered_callbacks.append(str(fields.get("text", "")))
         return _ok(True)
 
     async def _getUpdates(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
         offset = int(fields.get("offset", 0) or 0)
-        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        if "allowed_updates" in fields:
+            self.allowed_updates = fields["allowed_updates"] or None
+        oldest = time.time() - UPDATE_KEPT_SECONDS
+        self.updates = [u for u in self.updates
+                        if u["update_id"] >= offset and u["queued_at"] >= oldest]  # fmt: skip
         if not self.updates:
             self._new_update.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), float(fields.get("timeout", 0)))
-        return _ok(self.updates[: int(fields.get("limit", 100))])
+        shown = self.updates[: int(fields.get("limit", 100))]
+        return _ok([{k: v for k, v in u.items() if k != "queued_at"} for u in shown])
 
     def _refusal(self, chat: int) -> web.Response | None:
         """What Telegram answers a send to ``chat`` that cannot go through, if anything."""
+        if chat < 0:  # a group: about 20 messages a minute, then 429 until the minute is over
+            now = time.monotonic()
+            recent = [t for t in self._group_sends.get(chat, []) if now - t < 60]
+            if len(recent) >= self.group_per_minute:
+                self.throttled += 1
+                wait = max(1, int(60 - (now - recent[0])) + 1)
+                return _error(429, f"Too Many Requests: retry after {wait}",
+                              {"retry_after": wait})  # fmt: skip
+            self._group_sends[chat] = [*recent, now]
         if self.flaky.get(chat, 0) > 0:
             self.flaky[chat] -= 1
             return web.Response(status=502, text="Bad Gateway")
@@ -261,15 +337,19 @@ class TelegramEmulator:
 
     def _message(self, sent: Sent) -> dict[str, Any]:
         chat_type = "private" if sent.chat_id > 0 else "group"
-        return {"message_id": sent.message_id, "date": 1_700_000_000, "text": sent.text,
+        return {"message_id": sent.message_id, "date": int(time.time()), "text": sent.text,
                 "chat": {"id": sent.chat_id, "type": chat_type},
                 "from": {"id": self.bot_id, "is_bot": True, "first_name": "pairpilot"}}  # fmt: skip
 
-    def _queue(self, update: dict[str, Any]) -> None:
-        """Held for getUpdates, or posted to the webhook when one is set (as Telegram does)."""
+    def _queue(self, update: dict[str, Any], queued_at: float) -> None:
+        """Held for getUpdates, or posted to the webhook when one is set (as Telegram does).
+        A kind the bot did not allow is never created (allowed_updates filters new updates)."""
+        (kind,) = update
+        if self.allowed_updates is not None and kind not in self.allowed_updates:
+            return
         numbered = {"update_id": next(self._update_ids), **update}
         if self.webhook is None:
-            self.updates.append(numbered)
+            self.updates.append({**numbered, "queued_at": queued_at})
             self._new_update.set()
         else:
             url, secret = self.webhook
@@ -332,6 +412,10 @@ def _text_problem(text: str, parse_mode: str | None, limit: int) -> str | None:
         if stack or re.search(r"<(?![a-z/])", text):
             return "Bad Request: can't parse entities: unclosed tag or stray '<'"
     return None
+
+
+def _user(user_id: int) -> dict[str, Any]:
+    return {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
 
 
 def _ok(result: Any) -> web.Response:

@@ -32,31 +32,48 @@ from tests.telegram_emulator import TelegramEmulator, post_update, running
 
 async def test_commands_are_registered_and_whoami_answers_anyone(tmp_path: Path) -> None:
     async with chat_stack(tmp_path) as chat:
-        assert [c["command"] for c in chat.emulator.commands] == list(COMMANDS)
+        menus = {scope: [c["command"] for c in menu] for scope, menu in chat.emulator.menus.items()}
+        assert menus[f"chat:{ADMIN}"] == list(COMMANDS)  # each user sees what their role may run
+        assert "halt" not in menus[f"chat:{TRADER}"]
+        assert "startpair" in menus[f"chat:{TRADER}"]
+        assert menus["default"] == menus[f"chat:{VIEWER}"]  # groups and strangers: reads only
+        assert "flatten" not in menus["default"]
+        assert "status" in menus["default"]
         reply = await chat.ask(STRANGER, "/whoami")
         assert f"user id {STRANGER}" in reply
         assert "not in the config" in reply
         assert "role admin" in await chat.ask(ADMIN, "/whoami")
 
 
-async def test_strangers_get_no_reply_and_admins_one_alert_per_hour(tmp_path: Path) -> None:
+async def test_strangers_get_no_reply_and_admins_an_hourly_summary(tmp_path: Path) -> None:
     async with chat_stack(tmp_path) as chat:
         chat.emulator.say(STRANGER, "/status")
         chat.emulator.say(STRANGER, "/flatten")
-        chat.emulator.say(STRANGER, "/status", chat_id=-500)  # in a group: still nobody
+        chat.emulator.say(STRANGER + 1, "/status", chat_id=-500)  # in a group: still nobody
         await chat.emulator.quiet(0.5)
         assert chat.emulator.to(STRANGER) == []
         assert chat.emulator.to(-500) == []
         assert chat.trading.engine.portfolio.cash > 0
         assert not await chat.trading.engine.guard.halted()
-        pending = [a.text for a in await chat.alerts.pending() if "Unauthorised" in a.text]
-        assert len(pending) == 1
-        assert str(STRANGER) in pending[0]
-        chat.trading.clock.advance(timedelta(hours=1, seconds=1))
-        chat.emulator.say(STRANGER, "/status")
+        notices = [a for a in await chat.alerts.pending() if a.kind == "unauthorised"]
+        assert len(notices) == 1
+        assert "unknown user(s) tried commands in the last hour" in notices[0].text
+        assert notices[0].priority is AlertPriority.INFO  # behind trade alerts
+        chat.emulator.say(STRANGER + 2, "/status", chat_id=-501)
+        await chat.emulator.quiet(0.3)
+        assert len([a for a in await chat.alerts.pending() if a.kind == "unauthorised"]) == 1
+        chat.wall.advance(timedelta(hours=1, seconds=1))  # real time, not a replay's
+        chat.emulator.say(STRANGER + 3, "/status", chat_id=-502)
         await chat.emulator.quiet(0.5)
-        pending = [a.text for a in await chat.alerts.pending() if "Unauthorised" in a.text]
-        assert len(pending) == 2
+        notices = [a for a in await chat.alerts.pending() if a.kind == "unauthorised"]
+        assert len(notices) == 2
+        assert "@-) /status" in notices[1].text
+        dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, chat.trading.clock)
+        await dispatcher.drain()
+        assert len(chat.emulator.to(ADMIN)) == 2  # admins only: viewers and traders get none
+        assert chat.emulator.to(VIEWER) == chat.emulator.to(TRADER) == []
+        refusals = [e for e in await chat.audit.latest(20) if e.result.startswith("refused")]
+        assert {e.actor for e in refusals} >= {str(STRANGER), str(STRANGER + 3)}  # audited
 
 
 async def test_roles_gate_commands_and_everything_is_audited(tmp_path: Path) -> None:
@@ -73,9 +90,8 @@ async def test_roles_gate_commands_and_everything_is_audited(tmp_path: Path) -> 
         assert "Trading halted" in in_group
         entries = await chat.audit.latest(10)
         assert [(e.actor, e.command) for e in reversed(entries)] == [
-            (str(VIEWER), "status"), (str(VIEWER), "startpair"), (str(TRADER), "halt"),
-            (str(ADMIN), "halt"),
-        ]  # fmt: skip
+            (str(VIEWER), "startpair"), (str(TRADER), "halt"), (str(ADMIN), "halt"),
+        ]  # refusals and changes; reads stay out of the audit  # fmt: skip
         assert entries[1].result.startswith("refused")
 
 
@@ -121,7 +137,7 @@ async def test_flatten_needs_a_confirmation_that_expires(tmp_path: Path) -> None
         buttons = question.reply_markup["inline_keyboard"][0]
         assert [b["text"] for b in buttons] == ["Confirm", "Cancel"]
         chat.emulator.press(TRADER, question, buttons[0]["callback_data"])  # not theirs
-        chat.trading.clock.advance(timedelta(seconds=31))
+        chat.wall.advance(timedelta(seconds=31))  # real time: a replay clock races
         chat.emulator.press(ADMIN, question, buttons[0]["callback_data"])
         await chat.emulator.quiet(0.5)
         assert question.text == "Expired: send /flatten again."
@@ -132,8 +148,10 @@ async def test_flatten_needs_a_confirmation_that_expires(tmp_path: Path) -> None
             ADMIN, again, again.reply_markup["inline_keyboard"][0][0]["callback_data"]
         )
         await chat.emulator.quiet(0.8)
-        assert again.text.startswith("Flattened: halted")
-        assert "Verified: the exchange holds no position." in again.text
+        assert again.text == "Confirmed: /flatten is running; the result follows."
+        (result,) = [a.text for a in await chat.alerts.pending() if "/flatten by" in a.text]
+        assert result.startswith(f"/flatten by {ADMIN}: Flattened: halted")
+        assert "Verified: the exchange holds no position." in result
         assert chat.trading.engine.portfolio.positions() == []
         assert await chat.trading.engine.guard.halted()
 
@@ -325,7 +343,10 @@ async def test_pnl_and_backtest_reply_with_charts_that_fit_a_phone(tmp_path: Pat
         chat.emulator.say(TRADER, "/backtest btcusdt ema_cross 1h 20 stop_loss=0.02")
         chat.emulator.say(TRADER, "/backtest ETH/USDT sma_cross")
         progress = await chat.emulator.reply(TRADER, after=before)
-        await chat.emulator.quiet(1.5)
+        for _ in range(300):  # the backtest runs beside the chat's next commands
+            if any(m.photo for m in chat.emulator.to(TRADER)[before:]) and progress.text == "Done.":
+                break
+            await chat.emulator.quiet(0.1)
         replies = chat.emulator.to(TRADER)[before:]
         charts = [m for m in replies if m.photo is not None]
         assert len(charts) == 1  # the second was refused while the first ran

@@ -1,0 +1,219 @@
+"""Which updates run, and in what order: one chat's commands in the order they were sent;
+known users never wait behind strangers.
+
+PTB's own concurrent processor starts every update at once (so a /stoppair could run before
+the /startpair sent just before it) and gives each one of 256 slots (so a stranger flooding a
+group, whose replies wait in the group's 20-a-minute limit, holds up an admin's /halt). Here
+updates from one chat run one after another, chats side by side; a stranger's update is
+admitted only when their chat has had no reply for a window and few strangers are being
+served, the rest are dropped before any work; and shutdown cancels what strangers still wait
+for rather than waiting on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import BaseUpdateProcessor, ExtBot
+
+log = logging.getLogger(__name__)
+
+STRANGER_WINDOW_SECONDS = 60.0  # a stranger's chat gets at most one reply per window
+STRANGERS_AT_ONCE = 4  # strangers' updates being handled at one time, at most
+STRANGERS_PER_WINDOW = 20  # strangers' updates handled per window over all chats, at most
+MAX_UPDATES_AT_ONCE = 1024  # PTB's semaphore; only admitted updates ever take a place
+NOTICE_EVERY = timedelta(hours=1)  # the admins hear of strangers at most this often
+POLL_FAILURES = 3  # getUpdates failures in a row before commands count as not received
+_FORGET_AFTER = 10_000  # chats remembered before old windows are swept
+
+
+class Strangers:
+    """The budget strangers get (one update per chat per window, a few at a time and a few
+    dozen per window over all chats), and who they were, for the admins' hourly summary."""
+
+    def __init__(self, users: Mapping[int, str], *, window: float = STRANGER_WINDOW_SECONDS,
+                 at_once: int = STRANGERS_AT_ONCE, per_window: int = STRANGERS_PER_WINDOW,
+                 now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self._users = users
+        self._window = window
+        self._at_once = at_once
+        self._per_window = per_window
+        self._now = now
+        self._last: dict[int, float] = {}  # chat: when a stranger there was last admitted
+        self._recent: deque[float] = deque()  # when strangers were admitted, this window
+        self._seen: set[int] = set()  # strangers since the last summary
+        self._noticed: datetime | None = None  # when the last summary went out
+        self.busy = 0
+        self.dropped = 0
+        self._admitted: dict[int, float] = {}  # update id admitted before parsing: when
+
+    def known(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self._users
+
+    def admit(self, chat_id: int, user_id: int | None) -> bool:
+        """Whether a stranger's update in ``chat_id`` may be handled now (it then counts)."""
+        if user_id is not None and len(self._seen) < _FORGET_AFTER:
+            self._seen.add(user_id)
+        now = self._now()
+        last = self._last.get(chat_id)
+        self._admitted = {u: t for u, t in self._admitted.items() if now - t < self._window}
+        in_flight = self.busy + len(self._admitted)  # being handled, or admitted and queued
+        while self._recent and now - self._recent[0] >= self._window:
+            self._recent.popleft()
+        if (in_flight >= self._at_once or len(self._recent) >= self._per_window
+                or (last is not None and now - last < self._window)):  # fmt: skip
+            self.dropped += 1
+            return False
+        self._recent.append(now)
+        if len(self._last) >= _FORGET_AFTER:
+            self._last = {c: t for c, t in self._last.items() if now - t < self._window}
+        self._last[chat_id] = now
+        return True
+
+    def notice(self, now: datetime, latest: str) -> str | None:
+        """The admins' summary of the strangers seen, at most once per NOTICE_EVERY."""
+        if self._noticed is not None and now - self._noticed < NOTICE_EVERY:
+            return None
+        count, self._seen, self._noticed = max(1, len(self._seen)), set(), now
+        return (f"{count} unknown user(s) tried commands in the last hour (latest: "
+                f"{latest}); ignored. Add them under [[telegram.users]] if they should have "
+                "access.")  # fmt: skip
+
+    def triage(self, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A getUpdates answer without the strangers' updates over their budget, dropped
+        before PTB parses them (parsing hundreds costs the loop more than anything else). The
+        last update always stays, so the next offset moves past the dropped ones."""
+        kept = []
+        for index, update in enumerate(raw):
+            user, chat = _sender(update)
+            if self.known(user) or index == len(raw) - 1:
+                kept.append(update)
+            elif self.admit(chat, user):
+                self._admitted[update["update_id"]] = self._now()
+                kept.append(update)
+        return kept
+
+    def admitted(self, update_id: int) -> bool:
+        """Whether ``update_id`` was admitted by ``triage`` (asked once per update)."""
+        return self._admitted.pop(update_id, None) is not None
+
+
+def _jumps_the_queue(update: Update) -> bool:
+    """/halt and button presses (a Confirm must be answered at once) run ahead of the chat's
+    queue: they must not wait for a command stuck behind a slow tick or exchange."""
+    if update.callback_query is not None:
+        return True
+    text = update.message.text if update.message is not None else None
+    return bool(text) and text.split()[0].split("@")[0].lower() == "/halt"
+
+
+def _sender(update: Mapping[str, Any]) -> tuple[int | None, int]:
+    """(user id, chat id) of a raw update, as far as it says."""
+    for key, body in update.items():
+        if key != "update_id" and isinstance(body, Mapping):
+            user = (body.get("from") or {}).get("id")
+            chat = body.get("chat") or (body.get("message") or {}).get("chat") or {}
+            return user, chat.get("id", 0)
+    return None, 0
+
+
+class TriagedBot(ExtBot[Any]):
+    """PTB's bot with strangers' updates triaged out of getUpdates before parsing; it also
+    tells ``on_polling`` whether polling works: a problem after POLL_FAILURES failures in a
+    row (PTB retries forever, so a revoked token or a second instance polling would leave
+    the bot deaf and quiet), None at the next success."""
+
+    def __init__(self, strangers: Strangers,
+                 on_polling: Callable[[str | None], object] = lambda problem: None,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(**kwargs)
+        self._strangers = strangers
+        self._on_polling = on_polling
+        self._failures = 0
+
+    async def _post(self, endpoint: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if endpoint != "getUpdates":
+            return await super()._post(endpoint, data, *args, **kwargs)
+        try:
+            result = await super()._post(endpoint, data, *args, **kwargs)
+        except TelegramError as error:
+            self._failures += 1
+            if self._failures == POLL_FAILURES:
+                self._on_polling(f"getUpdates failed {POLL_FAILURES} times in a row: {error}")
+            raise
+        if self._failures >= POLL_FAILURES:
+            self._on_polling(None)
+        self._failures = 0
+        return self._strangers.triage(result) if isinstance(result, list) else result
+
+
+class ChatOrder(BaseUpdateProcessor):
+    """One chat's updates in order, chats side by side, strangers within their budget."""
+
+    def __init__(self, strangers: Strangers) -> None:
+        super().__init__(MAX_UPDATES_AT_ONCE)
+        self._strangers = strangers
+        self._tails: dict[int, asyncio.Future[None]] = {}  # chat: the last update's end
+        self._for_strangers: set[asyncio.Task[Any]] = set()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        if not isinstance(update, Update):
+            await coroutine
+            return
+        user, chat = update.effective_user, update.effective_chat
+        chat_id = chat.id if chat is not None else 0
+        if not self._strangers.known(user.id if user is not None else None):
+            await self._stranger(update, chat_id, user.id if user is not None else None,
+                                 coroutine)  # fmt: skip
+            return
+        if _jumps_the_queue(update):  # the kill path never waits behind a slow command
+            await coroutine
+            return
+        before = self._tails.get(chat_id)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[chat_id] = mine
+        try:
+            if before is not None:
+                await asyncio.shield(before)
+            await coroutine
+        finally:
+            mine.set_result(None)
+            if self._tails.get(chat_id) is mine:
+                del self._tails[chat_id]
+
+    async def _stranger(self, update: Update, chat_id: int, user_id: int | None,
+                        coroutine: Awaitable[Any]) -> None:  # fmt: skip
+        if not (self._strangers.admitted(update.update_id)
+                or self._strangers.admit(chat_id, user_id)):  # fmt: skip
+            if asyncio.iscoroutine(coroutine):
+                coroutine.close()  # never started: no reply, no slot held
+            return
+        self._strangers.busy += 1
+        task = asyncio.ensure_future(coroutine)
+        self._for_strangers.add(task)
+        try:
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("a stranger's update failed: %s", task.exception())
+        finally:
+            self._strangers.busy -= 1
+            self._for_strangers.discard(task)
+
+    def abandon_strangers(self) -> None:
+        """At shutdown: what is still being done for strangers is dropped, not waited for."""
+        for task in list(self._for_strangers):
+            task.cancel()
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        self.abandon_strangers()
