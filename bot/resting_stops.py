@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.domain import Fill, Order, OrderIntent, PairRun, Side, Trade
+from bot.errors import ExchangeUnavailable
 from bot.execution import Executor
 from bot.portfolio import Portfolio
 from bot.ports import Clock, OrderJournal, StateStore
@@ -78,11 +79,21 @@ class RestingStops:
         return await self._executor.settle(report)
 
     async def cancel(self, key: str) -> tuple[list[Fill], Trade | None]:
-        """Take the resting stop off the exchange before another sell; books it if it filled."""
+        """Take the resting stop off the exchange before another sell; books it if it filled.
+
+        The cancel is confirmed by looking the order up: while the exchange still shows it
+        open, it is kept (and ExchangeUnavailable raised), so no sell runs beside a live stop.
+        """
         order = await self._resting(key)
         if order is None:
             return [], None
         report = await self._executor.exchange.cancel_order(order)
+        if report is not None and not report.status.is_final:
+            await self._executor.settle(report)  # what filled meanwhile is booked all the same
+            raise ExchangeUnavailable(
+                f"{order.pair}: the cancel of stop {order.client_order_id} is not confirmed; "
+                "it stays in force"
+            )
         await self._forget(key)
         if report is None:
             return [], None

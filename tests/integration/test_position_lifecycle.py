@@ -1,0 +1,296 @@
+"""A position's whole life on a real-shaped exchange: booked by any path, always protected,
+closed however pairpilot was interrupted. The live stack (ccxt, SQLite) on the fake exchange.
+
+EMA 12/26 on the BTC/USDT sample enters on the candle of 2025-06-27 04:00 (acted on at 05:00)
+and exits on the candle of 07:00 (acted on at 08:00).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from aiohttp import web
+
+from bot.engine import protection_key
+from bot.errors import ExchangeUnavailable
+from storage.alerts import SqliteAlertRepository
+from storage.db import open_database
+from storage.orders import SqliteOrderRepository
+from storage.pair_runs import SqlitePairRunRepository
+from storage.state import SqliteStateRepository
+from tests.fake_exchange import FakeBinance, Fault
+from tests.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
+
+START = datetime(2025, 6, 27, 4, 30, tzinfo=UTC)
+ENTRY_TICK = datetime(2025, 6, 27, 5, 0, 5, tzinfo=UTC)
+EXIT_TICK = datetime(2025, 6, 27, 8, 0, 5, tzinfo=UTC)
+DATABASE = "pairpilot.sqlite"
+
+
+def resting_stops(fake: FakeBinance) -> list:
+    return [o for o in fake.orders.values() if o.kind == "STOP_LOSS" and o.status == "NEW"]
+
+
+async def alerts_of(tmp_path: Path) -> list[tuple[str, str]]:
+    async with open_database(tmp_path / DATABASE) as db:
+        return [(a.kind, a.text) for a in await SqliteAlertRepository(db).pending(10_000)]
+
+
+async def saved(tmp_path: Path, key: str) -> object:
+    async with open_database(tmp_path / DATABASE) as db:
+        return await SqliteStateRepository(db).get(key)
+
+
+async def test_an_exit_that_meets_an_outage_at_the_close_is_sold_on_the_next_tick(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
+        assert trading.engine.portfolio.position(PAIR) is not None
+        # The exit's order meets a short outage: both attempts answered 503, nothing placed.
+        fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"},
+                                 method="POST", times=2))  # fmt: skip
+        await hourly(trading, market, EXIT_TICK, EXIT_TICK + HOUR)
+        assert fake.faults[0].times == 0
+        assert trading.engine.portfolio.position(PAIR) is not None
+        await hourly(trading, market, EXIT_TICK + HOUR, EXIT_TICK + 2 * HOUR)  # no new signal
+        assert trading.engine.portfolio.position(PAIR) is None
+    sells = [o for o in fake.orders.values() if o.side == "SELL"]
+    assert [o.status for o in sells] == ["FILLED"]
+    assert fake.balances.get("BTC", 0.0) == pytest.approx(0.0)
+
+
+async def test_an_entry_settled_on_the_next_tick_gets_its_resting_stop_and_atr_stop(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    params = {"stop_loss": 0.05, "atr_stop": 2.0}
+    async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
+        await hourly(trading, market, START + HOUR / 2, ENTRY_TICK - HOUR)
+        # The entry is placed but its answer is lost, and so is every lookup after it.
+        fake.faults += [
+            Fault("/api/v3/order", 503, {"code": -1000, "msg": "lost"}, method="POST",
+                  after=True),
+            Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"}, method="GET", times=2),
+        ]  # fmt: skip
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        assert [f.times for f in fake.faults] == [0, 0]
+        assert trading.engine.portfolio.position(PAIR) is None  # not known yet
+        assert resting_stops(fake) == []
+        await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
+        position = trading.engine.portfolio.position(PAIR)
+        assert position is not None  # settled on the next tick
+    protection = await saved(tmp_path, protection_key(PAIR))
+    assert protection["atr_distance"] > 0  # the ATR stop kept its distance
+    (stop,) = resting_stops(fake)
+    assert stop.quantity == pytest.approx(position.amount)
+    entry = position.average_price
+    expected = max(entry * 0.95, entry - protection["atr_distance"])
+    assert stop.stop_price == pytest.approx(expected, abs=0.01)
+
+
+async def test_a_refused_stop_placement_is_placed_again_on_the_next_tick(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    posts: list[str] = []
+
+    def refuse_second_order(request: web.Request) -> Fault | None:
+        if request.method != "POST" or request.path != "/api/v3/order":
+            return None
+        posts.append(request.path)
+        if len(posts) != 2:  # the first is the entry, the second its stop
+            return None
+        return Fault(request.path, 400, {"code": -2010, "msg": "Stop price would trigger "
+                                         "immediately."})  # fmt: skip
+
+    fake.chaos = refuse_second_order
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        assert trading.engine.portfolio.position(PAIR) is not None
+        assert resting_stops(fake) == []  # refused
+        await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
+        position = trading.engine.portfolio.position(PAIR)
+    (stop,) = resting_stops(fake)
+    assert stop.quantity == pytest.approx(position.amount)
+    assert stop.stop_price == pytest.approx(position.average_price * 0.95, abs=0.01)
+
+
+async def test_a_limit_entry_that_filled_during_a_restart_gets_its_stop(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    params = {"entry_offset": 0.001, "stop_loss": 0.05}
+    async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+    (limit,) = [o for o in fake.orders.values() if o.kind == "LIMIT"]
+    assert limit.status == "NEW"
+    fake.prices["BTCUSDT"] = limit.stop_price * 0.999  # it fills while pairpilot is down
+    fake._trigger_stops()  # noqa: SLF001
+    assert limit.status == "FILLED"
+    restart = ENTRY_TICK + HOUR / 2
+    async with live_stack(tmp_path, fake, restart, params) as (trading, market, _):
+        position = trading.engine.portfolio.position(PAIR)
+        assert position is not None  # booked by the start-up reconciliation
+        await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
+    (stop,) = resting_stops(fake)
+    assert stop.quantity == pytest.approx(position.amount)
+    assert stop.stop_price == pytest.approx(position.average_price * 0.95, abs=0.01)
+
+
+async def test_stoppair_takes_a_resting_limit_entry_off_the_exchange(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    params = {"entry_offset": 0.001}
+    async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        (limit,) = [o for o in fake.orders.values() if o.kind == "LIMIT"]
+        assert limit.status == "NEW"
+        stopped = await trading.control.stop(PAIR)
+        assert stopped.state.value == "stopped"
+    assert limit.status == "CANCELED"
+    assert fake.locked.get("USDT", 0.0) == pytest.approx(0.0)
+    async with open_database(tmp_path / DATABASE) as db:
+        order = await SqliteOrderRepository(db).require(limit.client_id)
+    assert order.status.value == "canceled"
+
+
+async def test_coins_of_a_pair_without_a_run_are_alerted_once_and_flatten_sells_them(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        assert trading.engine.portfolio.position(PAIR) is not None
+    async with open_database(tmp_path / DATABASE) as db:  # the run stopped, its coins stayed
+        runs = SqlitePairRunRepository(db)
+        (run,) = await runs.active()
+        await runs.set_state(run.id, run.state.STOPPED, ENTRY_TICK)
+    restart = ENTRY_TICK + HOUR
+    async with live_stack(tmp_path, fake, restart) as (trading, market, _):
+        assert trading.service.runs() == []
+        for hour in range(1, 4):
+            market.at(restart + hour * HOUR)
+            await trading.service.tick()
+        report = await trading.control.flatten()
+        assert report.closed[PAIR] > 0
+        assert report.clean
+    unowned = [text for _, text in await alerts_of(tmp_path) if "no run trading it" in text]
+    assert len(unowned) == 1
+    assert fake.balances.get("BTC", 0.0) == pytest.approx(0.0)
+
+
+async def test_a_configured_pair_stopped_with_stoppair_stays_stopped_after_a_restart(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START) as (trading, _, _):
+        await trading.control.stop(PAIR)
+        assert trading.service.runs() == []
+    async with live_stack(tmp_path, fake, START + HOUR) as (trading, market, _):
+        assert trading.service.runs() == []
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + 2 * HOUR)
+    assert fake.order_posts == 0
+    async with open_database(tmp_path / DATABASE) as db:
+        assert await SqlitePairRunRepository(db).active() == []
+        started = await SqlitePairRunRepository(db).latest_for(PAIR)
+    assert started.id == 1  # no new run was made
+
+
+async def test_a_stop_that_fired_while_down_is_booked_with_its_alert_and_the_cooldown(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    risk = {"cooldown_losses": 1, "cooldown_candles": 6}
+    params = {"stop_loss": 0.01}
+    async with live_stack(tmp_path, fake, START, params, risk=risk) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        run = trading.service.runs()[0]
+    (stop,) = resting_stops(fake)
+    fake.prices["BTCUSDT"] = stop.stop_price * 0.999  # it fires while pairpilot is down
+    fake._trigger_stops()  # noqa: SLF001
+    assert stop.status == "FILLED"
+    restart = ENTRY_TICK + HOUR / 2
+    async with live_stack(tmp_path, fake, restart, params, risk=risk) as (trading, _, _):
+        assert trading.engine.portfolio.position(PAIR) is None
+        block = await trading.engine.guard.entry_block(run, restart + HOUR)
+    trades = [text for kind, text in await alerts_of(tmp_path)
+              if kind == "trade" and "SELL" in text]  # fmt: skip
+    assert len(trades) == 1
+    assert "trade PnL -" in trades[0]
+    assert block is not None
+    assert "cooling down" in block
+
+
+async def test_a_kill_switch_that_fails_part_way_leaves_the_position_with_its_stop(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        position = trading.engine.portfolio.position(PAIR)
+        assert len(resting_stops(fake)) == 1
+        fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"},
+                                 method="POST", times=2))  # the sell fails, twice  # fmt: skip
+        with pytest.raises(ExchangeUnavailable):
+            await trading.control.flatten()
+        assert trading.engine.portfolio.position(PAIR) is not None
+        (stop,) = resting_stops(fake)  # protected again at once
+        assert stop.quantity == pytest.approx(position.amount)
+        market.at(ENTRY_TICK + HOUR + HOUR / 60)
+        report = await trading.control.flatten()  # the exchange answers again
+        assert report.clean
+    assert resting_stops(fake) == []
+    assert fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0) == pytest.approx(0.0)
+
+
+async def test_a_stop_whose_cancel_is_not_confirmed_is_kept_and_the_exit_retried(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
+        (stop,) = resting_stops(fake)
+        # Binance answers a cancel it could not act on "Unknown order sent."; the stop rests on.
+        fake.faults.append(Fault("/api/v3/order", 400, {"code": -2011, "msg": "Unknown order "
+                                 "sent."}, method="DELETE"))  # fmt: skip
+        await hourly(trading, market, EXIT_TICK, EXIT_TICK + HOUR)
+        assert stop.status == "NEW"
+        assert trading.engine.portfolio.position(PAIR) is not None
+        await hourly(trading, market, EXIT_TICK + HOUR, EXIT_TICK + 2 * HOUR)
+        assert trading.engine.portfolio.position(PAIR) is None
+    assert stop.status == "CANCELED"
+    assert not [text for kind, text in await alerts_of(tmp_path) if kind == "order_rejected"]
+    assert fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0) == pytest.approx(0.0)
+
+
+async def test_reconciliation_compares_cash_and_leaves_the_users_own_holdings_alone(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.balances.update({"BNB": 3.0, "DOGE": 5.0, "BTC": 0.01})  # the user's own
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        assert trading.engine.portfolio.position(PAIR) is not None
+    async with live_stack(tmp_path, fake, ENTRY_TICK + HOUR) as (trading, _, _):
+        report = await trading.control.flatten()
+        assert report.clean
+    assert fake.balances["BTC"] == pytest.approx(0.01)  # never sold
+    assert (fake.balances["BNB"], fake.balances["DOGE"]) == (3.0, 5.0)
+    alerts = await alerts_of(tmp_path)
+    assert not [text for kind, text in alerts if kind == "reconciliation_drift"]
+    listed = [text for _, text in alerts if "beside pairpilot" in text]
+    assert len(listed) == 1  # at the first start only
+    assert all(coin in listed[0] for coin in ("BNB 3", "DOGE 5", "BTC 0.01"))
+    fake.balances["USDT"] -= 100.0  # a withdrawal: the books' cash no longer matches
+    async with live_stack(tmp_path, fake, ENTRY_TICK + 2 * HOUR) as _:
+        pass
+    drift = [text for kind, text in await alerts_of(tmp_path) if kind == "reconciliation_drift"]
+    assert len(drift) == 1
+    assert "USDT" in drift[0]
+    assert "BNB" not in drift[0]
