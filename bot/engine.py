@@ -269,12 +269,17 @@ class Engine:
     ) -> OrderIntent | None:  # fmt: skip
         limits = self.guard.limits
         reason = await self.guard.entry_block(run, close_time)
-        open_positions = self.portfolio.positions()
-        if reason is None and len(open_positions) >= limits.max_open_positions:
-            reason = f"{len(open_positions)} positions open, the most allowed"
+        open_positions = [p for p in self.portfolio.positions()
+                          if not self._is_dust(p, prices.get(p.pair, p.average_price))]  # fmt: skip
+        pending = await self._pending_entries(run)
+        waiting = len(set(pending) - {p.pair for p in open_positions})
+        if reason is None and len(open_positions) + waiting >= limits.max_open_positions:
+            reason = (f"{len(open_positions)} positions open and {waiting} entries resting, "
+                      "the most allowed")  # fmt: skip
         if reason is None:
             equity = self.portfolio.equity(prices)
             exposure = sum(p.amount * prices.get(p.pair, p.average_price) for p in open_positions)
+            exposure += sum(amount * prices.get(pair, 0.0) for pair, amount in pending.items())
             distance = initial_stop_distance(
                 signal.price, policy.stop_loss, atr_distance, policy.trailing_stop
             )
@@ -291,6 +296,19 @@ class Engine:
                 reason = str(veto)
         await self.guard.veto(run, reason, self._clock.now())
         return None
+
+    def _is_dust(self, position: Position, price: float) -> bool:
+        """Too small for the exchange to sell: shown, but no position (see ``holding``)."""
+        return self.exchange.too_small(position.pair, position.amount, price) is not None
+
+    async def _pending_entries(self, run: PairRun) -> dict[str, float]:
+        """Entries of other pairs still resting on the exchange (pair: amount): they count
+        toward the open positions and the exposure as if filled."""
+        pending: dict[str, float] = {}
+        for order in await self._executor.journal.not_final():
+            if order.side is Side.BUY and order.pair != run.pair:
+                pending[order.pair] = pending.get(order.pair, 0.0) + order.amount - order.filled
+        return pending
 
     async def _protect(
         self, run: PairRun, policy: ExitPolicy, candle: pd.Series, close_time: datetime

@@ -294,3 +294,22 @@ async def test_reconciliation_compares_cash_and_leaves_the_users_own_holdings_al
     assert len(drift) == 1
     assert "USDT" in drift[0]
     assert "BNB" not in drift[0]
+
+
+async def test_a_resting_limit_entry_counts_toward_the_open_positions(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.add_candles("ETHUSDT", "1h", btc_candles)  # the same signals, on a second pair
+    risk = {"max_open_positions": 1}
+    async with live_stack(tmp_path, fake, START, {"entry_offset": 0.001}, risk=risk) as (
+        trading, market, _,
+    ):  # fmt: skip
+        await trading.control.start_pair("ETH/USDT", "ema_cross", "1h", {}, 0.25)
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+    assert [(o.symbol, o.kind) for o in fake.orders.values()] == [("BTCUSDT", "LIMIT")]
+    async with open_database(tmp_path / DATABASE) as db:
+        vetoes = await db.fetch_all("SELECT pair, reason FROM vetoes")
+    assert [(row["pair"], "1 entries resting" in row["reason"]) for row in vetoes] == [
+        ("ETH/USDT", True)
+    ]
