@@ -188,10 +188,12 @@ class Executor:
 
     async def _book(self, report: ExecutionReport) -> list[Fill]:
         booked, bookings = [], []
+        draft = self._portfolio.draft()  # an order's trades book one after the other
         async with self._transactions.transaction():
             for fill in report.fills:
                 if await self._fills.add(fill):
-                    booking = self._portfolio.book(fill)
+                    booking = draft.book(fill)
+                    draft.accept(booking)
                     await self._positions.save(booking.position)
                     bookings.append(booking)
                     booked.append(fill)

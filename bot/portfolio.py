@@ -64,6 +64,10 @@ class Portfolio:
             raise ValueError(f"sell of {fill.amount} {fill.pair} exceeds the {current.amount} held")
         return Booking(self._cash + fill.notional - fill.fee, _sold(current, fill))
 
+    def draft(self) -> Portfolio:
+        """A copy to preview several fills in a row (each booked after the one before)."""
+        return Portfolio(self._cash, self._positions.values())
+
     def accept(self, booking: Booking) -> None:
         self._cash = booking.cash
         self._positions[booking.position.pair] = booking.position

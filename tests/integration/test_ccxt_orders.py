@@ -252,3 +252,26 @@ async def test_an_exit_sells_what_the_exchange_holds_and_alerts_the_difference(
     alerts = await SqliteAlertRepository(db).pending()
     assert any(a.kind == "reconciliation_drift" and "selling what the exchange holds" in a.text
                for a in alerts)  # fmt: skip
+
+
+async def test_an_order_filled_in_several_trades_is_booked_completely(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    fake.split = (0.4, 0.6)  # two resting orders on the book took it
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    assert [fill.amount for fill in fills] == pytest.approx([0.002, 0.003])
+    position = portfolio.position("BTC/USDT")
+    assert position is not None
+    assert position.amount == pytest.approx(fake.balances["BTC"]) == pytest.approx(0.005)
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(499.5)
+    sell = OrderIntent("pp1x2sell", 1, "BTC/USDT", Side.SELL, 0.005, 100_000.0, NOW)
+    sold, trade = await executor.execute(sell)
+    assert len(sold) == 2
+    assert portfolio.position("BTC/USDT") is None  # no phantom remainder
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+    assert trade is not None
+    assert trade.pnl == pytest.approx(-1.0)  # two fees of 0.5, nothing else
