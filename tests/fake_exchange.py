@@ -470,8 +470,9 @@ class FakeBinance:
         return web.json_response({"timezone": "UTC", "serverTime": self.now_ms, "symbols": []})
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        symbols = sorted({symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"}
-                         | set(self.prices))
+        symbols = sorted(
+            {symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"} | set(self.prices)
+        )
         return web.json_response(
             {
                 "timezone": "UTC",
