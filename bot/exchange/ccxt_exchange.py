@@ -252,7 +252,7 @@ class CcxtExchange:
         assert order is not None  # the loop either found an order or raised
         if order.get("status") == "open":
             order = await self._call(self._client.fetch_order, order["id"], intent.pair)
-        return _report(intent, order, self._client.markets[intent.pair])
+        return await self._report(intent, order)
 
     async def find_order(self, pair: str, client_order_id: str) -> dict[str, Any] | None:
         """The order placed under ``client_order_id`` with its trades, or None if the exchange
@@ -276,7 +276,27 @@ class CcxtExchange:
             return None
         intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
                              order.amount, 0.0, order.created_at)  # fmt: skip
-        return _report(intent, found, self._client.markets[order.pair])
+        return await self._report(intent, found)
+
+    async def _report(self, intent: OrderIntent, order: Mapping[str, Any]) -> ExecutionReport:
+        market = self._client.markets[intent.pair]
+        return _report(intent, order, market, await self._fee_prices(order, market))
+
+    async def _fee_prices(
+        self, order: Mapping[str, Any], market: Mapping[str, Any]
+    ) -> dict[str, float]:
+        """The quote price, now, of each third currency a trade's fee was paid in (BNB), so the
+        fee is booked at its real value; a currency without a market to the quote is left out
+        (its fee is then estimated from the trade, see ``_fill``)."""
+        trades = order.get("trades") or []
+        charged = {fee.get("currency") for trade in trades for fee in _fees(trade)}
+        third = charged - {market.get("base"), market.get("quote"), None}
+        prices = {}
+        for currency in sorted(third):
+            pair = f"{currency}/{market.get('quote')}"
+            if pair in (self._client.markets or {}):
+                prices[currency] = await self.fetch_price(pair)
+        return prices
 
     async def fetch_balances(self) -> dict[str, float]:
         balance = await self._call(self._client.fetch_balance)
@@ -419,10 +439,13 @@ def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
 
 
 def _report(
-    intent: OrderIntent, order: Mapping[str, Any], market: Mapping[str, Any]
+    intent: OrderIntent,
+    order: Mapping[str, Any],
+    market: Mapping[str, Any],
+    fee_prices: Mapping[str, float],
 ) -> ExecutionReport:
     """Our report of a ccxt order: fees in the quote currency, amounts net of base fees."""
-    fills = tuple(_fill(intent, trade, market) for trade in order.get("trades") or [])
+    fills = tuple(_fill(intent, trade, market, fee_prices) for trade in order.get("trades") or [])
     filled = sum(fill.amount for fill in fills) if fills else float(order.get("filled") or 0.0)
     status = _STATUS.get(order.get("status") or "", OrderStatus.OPEN)
     if status is OrderStatus.OPEN and filled > 0:
@@ -438,14 +461,41 @@ def _report(
     )
 
 
-def _fill(intent: OrderIntent, trade: Mapping[str, Any], market: Mapping[str, Any]) -> Fill:
+def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A trade's fees: ccxt's ``fee`` when it has a cost, else its ``fees`` list."""
+    fee = trade.get("fee") or {}
+    if fee.get("cost") is not None:
+        return [fee]
+    return [entry for entry in trade.get("fees") or [] if entry and entry.get("cost") is not None]
+
+
+def _fill(
+    intent: OrderIntent,
+    trade: Mapping[str, Any],
+    market: Mapping[str, Any],
+    fee_prices: Mapping[str, float],
+) -> Fill:
+    """One trade as a fill. A fee in the coin traded changes the coins that moved (a buy
+    receives less, a sell gives more); a fee in a third currency (BNB) is valued at that
+    currency's price now, or, with no market to price it, at the market's taker rate."""
     price = float(trade["price"])
     amount = float(trade["amount"])
-    fee = trade.get("fee") or {}
-    cost = float(fee.get("cost") or 0.0)
-    if fee.get("currency") == market.get("base"):  # paid in the asset bought: keep less of it
-        amount -= cost
-        cost *= price
+    fee = outside = 0.0
+    assets = []
+    for entry in _fees(trade):
+        cost, currency = float(entry["cost"]), entry.get("currency")
+        assets.append(currency or "")
+        if currency == market.get("base"):
+            amount += -cost if intent.side is Side.BUY else cost
+            fee += cost * price
+        elif currency in (None, market.get("quote")):
+            fee += cost
+        elif currency in fee_prices:
+            outside += cost * fee_prices[currency]
+        else:
+            log.warning("fee in %s: no %s market to price it; booked at the taker rate",
+                        currency, market.get("quote"))  # fmt: skip
+            outside += price * amount * float(market.get("taker") or _DEFAULT_TAKER_FEE)
     moment = trade.get("timestamp")
     return Fill(
         client_order_id=intent.client_order_id,
@@ -453,7 +503,9 @@ def _fill(intent: OrderIntent, trade: Mapping[str, Any], market: Mapping[str, An
         side=intent.side,
         amount=amount,
         price=price,
-        fee=cost,
+        fee=fee + outside,
         time=from_ms(int(moment)) if moment else intent.created_at,
         trade_id=f"{market.get('id')}-{trade.get('id')}",
+        fee_outside=outside,
+        fee_asset=",".join(sorted(set(assets))),
     )
