@@ -299,9 +299,17 @@ class CcxtExchange:
         return prices
 
     async def fetch_balances(self) -> dict[str, float]:
+        """Totals: what open orders hold counts."""
+        return (await self.fetch_balance_parts())[0]
+
+    async def fetch_balance_parts(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Totals and the free part of them (what no open order holds), in one request."""
         balance = await self._call(self._client.fetch_balance)
-        return {asset: float(total) for asset, total in (balance.get("total") or {}).items()
-                if total}  # fmt: skip
+        totals, free = balance.get("total") or {}, balance.get("free") or {}
+        return (
+            {asset: float(amount) for asset, amount in totals.items() if amount},
+            {asset: float(amount) for asset, amount in free.items() if amount},
+        )
 
     async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
         """Cancel every open order in ``pairs``; returns how many there were."""

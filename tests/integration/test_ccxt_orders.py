@@ -329,3 +329,22 @@ async def test_a_maker_rebate_is_booked_as_a_negative_fee(
     assert fill.fee == pytest.approx(-0.05)
     assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(500.05)
     assert [f.fee for f in await SqliteFillRepository(db).all()] == [pytest.approx(-0.05)]
+
+
+async def test_the_balance_recheck_counts_only_what_open_orders_do_not_hold(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    clock = await with_run(db)
+    executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+    resting = dataclasses.replace(buy(800.0, "pp1x3buy"), run_id=1, limit_price=90_000.0)
+    await executor.execute(resting)  # 800 USDT (and its fee) held by the resting limit buy
+    assert fake.locked["USDT"] == pytest.approx(800.0, rel=1e-3)
+    posts = fake.order_posts
+    fills, _ = await executor.execute(dataclasses.replace(buy(500.0, "pp1x4buy"), run_id=1))
+    assert fills == []
+    assert fake.order_posts == posts  # refused before anything was sent
+    order = await SqliteOrderRepository(db).require("pp1x4buy")
+    assert order.status is OrderStatus.REJECTED
+    (_, _, note), *_ = reversed(await SqliteOrderRepository(db).history("pp1x4buy"))
+    assert "free" in note
