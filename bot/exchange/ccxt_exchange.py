@@ -44,21 +44,12 @@ from bot.errors import (
     NotFound,
     UserInputError,
 )
+from bot.exchange.venues import Lookup, profile_for
 from bot.telemetry import EXCHANGE_ERRORS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# What differs between exchanges and ccxt does not say: the most candles one request returns,
-# and whether a spot stop-loss can rest on the exchange (ccxt's unified ``stopLossPrice``).
-CAPABILITIES: Mapping[str, Mapping[str, int]] = {
-    "binance": {"ohlcv_limit": 1000, "stop_orders": True},
-    "bybit": {"ohlcv_limit": 1000, "stop_orders": True},
-    "okx": {"ohlcv_limit": 300, "stop_orders": True},
-    "kraken": {"ohlcv_limit": 720, "stop_orders": True},
-    "coinbase": {"ohlcv_limit": 300, "stop_orders": False},
-}
-_DEFAULT_OHLCV_LIMIT = 500
 _DEFAULT_TAKER_FEE = 0.001  # when the exchange states none
 
 
@@ -103,6 +94,10 @@ class CcxtExchange:
         self._backoff = backoff
         self._sleep = sleep
         self.name: str = client.id
+        # What differs between exchanges and ccxt does not say (bot/exchange/venues.py).
+        self.profile = profile_for(client.id)
+        for key, value in self.profile.ccxt_options.items():
+            client.options.setdefault(key, value)
 
     @classmethod
     def create(
@@ -133,6 +128,9 @@ class CcxtExchange:
     async def load_markets(self) -> None:
         """Markets with precision and limits, once; the clock offset first when trading, since
         signed start-up calls fail on a skewed clock."""
+        warning = self.profile.warning()
+        if warning:
+            log.warning("%s", warning)
         if self._client.apiKey and self._client.has.get("fetchTime"):
             await self._call(self._client.load_time_difference)
         await self._call(self._client.load_markets)
@@ -158,7 +156,7 @@ class CcxtExchange:
 
     @property
     def ohlcv_limit(self) -> int:
-        return CAPABILITIES.get(self.name, {}).get("ohlcv_limit", _DEFAULT_OHLCV_LIMIT)
+        return self.profile.ohlcv_limit
 
     async def fetch_candles(self, pair: str, timeframe: str, since_ms: int) -> pd.DataFrame:
         """Up to ``ohlcv_limit`` candles opening at or after ``since_ms``, oldest first."""
@@ -198,7 +196,7 @@ class CcxtExchange:
 
     @property
     def supports_stop_orders(self) -> bool:
-        return bool(CAPABILITIES.get(self.name, {}).get("stop_orders"))
+        return self.profile.stop_orders
 
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
         return await self._place(intent)
@@ -216,9 +214,23 @@ class CcxtExchange:
 
     async def cancel_order(self, order: Order) -> ExecutionReport | None:
         """Cancel a resting order; returns what became of it (it may have filled first)."""
+        exchange_id = order.exchange_order_id
+        stop = False
+        if exchange_id is None:  # placed with an unknown outcome: its id is learnt first
+            found = await self._find(order.pair, order.client_order_id)
+            if found is None:
+                return None
+            exchange_id, stop = found[0]["id"], found[1]
         with contextlib.suppress(NotFound):  # already final: the lookup says how it ended
-            await self._call(self._client.cancel_order, order.exchange_order_id, order.pair,
-                             {"origClientOrderId": order.client_order_id})  # fmt: skip
+            try:
+                await self._call(self._client.cancel_order, exchange_id, order.pair,
+                                 dict(self.profile.stop_cancel_params) if stop else {})  # fmt: skip
+            except NotFound:
+                if stop or not self.profile.stop_cancel_params:
+                    raise
+                # A trigger/algo order: a plain cancel does not see it (OKX, Bybit).
+                await self._call(self._client.cancel_order, exchange_id, order.pair,
+                                 dict(self.profile.stop_cancel_params))  # fmt: skip
         return await self.lookup(order)
 
     async def _place(self, intent: OrderIntent) -> ExecutionReport:
@@ -250,25 +262,55 @@ class CcxtExchange:
                     raise translated from error
                 await self._sleep(self._backoff * 2 ** (attempt - 1))
         assert order is not None  # the loop either found an order or raised
-        if order.get("status") == "open":
+        if not self.profile.reply_complete and order.get("status") not in _FINAL:
+            # The reply says only that the order was taken (OKX, Bybit, Kraken, Coinbase): what
+            # became of it is read back under our id.
+            order = await self.find_order(intent.pair, intent.client_order_id) or order
+        elif order.get("status") == "open":
             order = await self._call(self._client.fetch_order, order["id"], intent.pair)
-        return _report(intent, order, self._client.markets[intent.pair])
+        return await self._report(intent, order)
 
     async def find_order(self, pair: str, client_order_id: str) -> dict[str, Any] | None:
         """The order placed under ``client_order_id`` with its trades, or None if the exchange
         never got it. An order lookup carries no fills, so they are fetched by order id."""
-        try:
-            order = await self._call(
-                self._client.fetch_order, None, pair, {"origClientOrderId": client_order_id}
-            )
-        except NotFound:
+        found = await self._find(pair, client_order_id)
+        if found is None:
             return None
-        if (order.get("filled") or 0) > 0 and not order.get("trades"):
-            trades = await self._call(
-                self._client.fetch_my_trades, pair, None, None, {"orderId": order["id"]}
-            )
-            order = {**order, "trades": trades}
+        order, stop = found
+        if ((order.get("filled") or 0) > 0 or order.get("status") == "closed") and not order.get(
+            "trades"
+        ):
+            order = {**order, "trades": await self._trades(pair, order, stop)}
         return order
+
+    async def _find(self, pair: str, client_order_id: str) -> tuple[dict[str, Any], bool] | None:
+        """The order placed under ``client_order_id`` and whether it is a trigger/algo stop."""
+        profile = self.profile
+        if profile.lookup is Lookup.SCAN:
+            wire = profile.wire_id(client_order_id)
+            for method in (self._client.fetch_open_orders, self._client.fetch_closed_orders):
+                for order in await self._call(method, pair):
+                    if order.get("clientOrderId") == wire:
+                        return order, False
+            return None
+        kinds = [False, True] if profile.stop_lookup_params else [False]
+        for stop in kinds:
+            params = profile.lookup_by_id(client_order_id, stop=stop)
+            with contextlib.suppress(NotFound):
+                return await self._call(self._client.fetch_order, None, pair, params), stop
+        return None
+
+    async def _trades(self, pair: str, order: Mapping[str, Any], stop: bool) -> list[Any]:
+        """The trades of ``order``; a triggered stop's trades belong to the order it placed
+        (OKX's algo order names it in ``ordId``)."""
+        order_id = order["id"]
+        if stop:
+            order_id = (order.get("info") or {}).get("ordId") or order_id
+        if self._client.has.get("fetchOrderTrades"):
+            return await self._call(self._client.fetch_order_trades, order_id, pair)
+        return await self._call(
+            self._client.fetch_my_trades, pair, None, None, {"orderId": order_id}
+        )
 
     async def lookup(self, order: Order) -> ExecutionReport | None:
         found = await self.find_order(order.pair, order.client_order_id)
@@ -276,28 +318,69 @@ class CcxtExchange:
             return None
         intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
                              order.amount, 0.0, order.created_at)  # fmt: skip
-        return _report(intent, found, self._client.markets[order.pair])
+        return await self._report(intent, found)
+
+    async def _report(self, intent: OrderIntent, order: Mapping[str, Any]) -> ExecutionReport:
+        market = self._client.markets[intent.pair]
+        return _report(intent, order, market, await self._fee_prices(order, market))
+
+    async def _fee_prices(
+        self, order: Mapping[str, Any], market: Mapping[str, Any]
+    ) -> dict[str, float]:
+        """The quote price, now, of each third currency a trade's fee was paid in (BNB), so the
+        fee is booked at its real value; a currency without a market to the quote is left out
+        (its fee is then estimated from the trade, see ``_fill``)."""
+        trades = order.get("trades") or []
+        charged = {fee.get("currency") for trade in trades for fee in _fees(trade)}
+        third = charged - {market.get("base"), market.get("quote"), None}
+        prices = {}
+        for currency in sorted(third):
+            pair = f"{currency}/{market.get('quote')}"
+            if pair in (self._client.markets or {}):
+                prices[currency] = await self.fetch_price(pair)
+        return prices
 
     async def fetch_balances(self) -> dict[str, float]:
+        """Totals: what open orders hold counts."""
+        return (await self.fetch_balance_parts())[0]
+
+    async def fetch_balance_parts(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Totals and the free part of them (what no open order holds), in one request."""
         balance = await self._call(self._client.fetch_balance)
-        return {asset: float(total) for asset, total in (balance.get("total") or {}).items()
-                if total}  # fmt: skip
+        totals, free = balance.get("total") or {}, balance.get("free") or {}
+        return (
+            {asset: float(amount) for asset, amount in totals.items() if amount},
+            {asset: float(amount) for asset, amount in free.items() if amount},
+        )
 
     async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
-        """Cancel every open order in ``pairs``; returns how many there were."""
+        """Cancel every open order in ``pairs``, trigger/algo stops included; how many."""
         cancelled = 0
         for pair in pairs:
             open_orders = await self._call(self._client.fetch_open_orders, pair)
             if open_orders:
                 await self._call(self._client.cancel_all_orders, pair)
                 cancelled += len(open_orders)
+            for stop in await self._open_stops(pair):
+                with contextlib.suppress(NotFound):  # it fired or went meanwhile
+                    await self._call(self._client.cancel_order, stop["id"], pair,
+                                     dict(self.profile.stop_cancel_params))  # fmt: skip
+                cancelled += 1
         return cancelled
+
+    async def _open_stops(self, pair: str) -> list[dict[str, Any]]:
+        """Open trigger/algo stops, which a plain open-order read does not list."""
+        if not self.profile.stop_list_params:
+            return []
+        params = dict(self.profile.stop_list_params)
+        return await self._call(self._client.fetch_open_orders, pair, None, None, params)
 
     async def open_orders(self, pairs: Sequence[str]) -> list[OpenOrder]:
         """Asked pair by pair: an unfiltered request costs Binance's weight for every symbol."""
         found = []
         for pair in pairs:
-            for order in await self._call(self._client.fetch_open_orders, pair):
+            plain = await self._call(self._client.fetch_open_orders, pair)
+            for order in [*plain, *await self._open_stops(pair)]:
                 price = order.get("price") or order.get("stopPrice") or order.get("triggerPrice")
                 found.append(OpenOrder(pair, order.get("clientOrderId") or "", order["side"],
                                        float(order["amount"]),
@@ -305,7 +388,8 @@ class CcxtExchange:
         return found
 
     async def _send(self, intent: OrderIntent) -> dict[str, Any]:
-        params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+        stop = intent.stop_price is not None
+        params: dict[str, Any] = self.profile.id_params(intent.client_order_id, stop=stop)
         if intent.limit_price is not None:  # sized so that it spends at most quote_amount
             price = float(self._client.price_to_precision(intent.pair, intent.limit_price))
             budget = intent.quote_amount or intent.amount * price
@@ -331,8 +415,10 @@ class CcxtExchange:
         )
 
     def _check_order(self, intent: OrderIntent) -> None:
-        """Refuse, before sending, what the market's precision and limits would refuse."""
+        """Refuse, before sending, what the market's precision and limits would refuse, and an
+        id the venue would refuse (or one from another venue's format)."""
         self.check_pair(intent.pair)
+        self.profile.wire_id(intent.client_order_id)
         notional = intent.quote_amount or intent.amount * intent.reference_price
         why = self._under_minimum(intent.pair, notional,
                                   None if intent.quote_amount else intent.amount)  # fmt: skip
@@ -404,6 +490,7 @@ class CcxtExchange:
         return max(backoff, asked)
 
 
+_FINAL = ("closed", "canceled", "expired", "rejected")
 _STATUS = {
     "closed": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELED,
@@ -419,10 +506,13 @@ def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
 
 
 def _report(
-    intent: OrderIntent, order: Mapping[str, Any], market: Mapping[str, Any]
+    intent: OrderIntent,
+    order: Mapping[str, Any],
+    market: Mapping[str, Any],
+    fee_prices: Mapping[str, float],
 ) -> ExecutionReport:
     """Our report of a ccxt order: fees in the quote currency, amounts net of base fees."""
-    fills = tuple(_fill(intent, trade, market) for trade in order.get("trades") or [])
+    fills = tuple(_fill(intent, trade, market, fee_prices) for trade in order.get("trades") or [])
     filled = sum(fill.amount for fill in fills) if fills else float(order.get("filled") or 0.0)
     status = _STATUS.get(order.get("status") or "", OrderStatus.OPEN)
     if status is OrderStatus.OPEN and filled > 0:
@@ -438,14 +528,41 @@ def _report(
     )
 
 
-def _fill(intent: OrderIntent, trade: Mapping[str, Any], market: Mapping[str, Any]) -> Fill:
+def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A trade's fees: ccxt's ``fee`` when it has a cost, else its ``fees`` list."""
+    fee = trade.get("fee") or {}
+    if fee.get("cost") is not None:
+        return [fee]
+    return [entry for entry in trade.get("fees") or [] if entry and entry.get("cost") is not None]
+
+
+def _fill(
+    intent: OrderIntent,
+    trade: Mapping[str, Any],
+    market: Mapping[str, Any],
+    fee_prices: Mapping[str, float],
+) -> Fill:
+    """One trade as a fill. A fee in the coin traded changes the coins that moved (a buy
+    receives less, a sell gives more); a fee in a third currency (BNB) is valued at that
+    currency's price now, or, with no market to price it, at the market's taker rate."""
     price = float(trade["price"])
     amount = float(trade["amount"])
-    fee = trade.get("fee") or {}
-    cost = float(fee.get("cost") or 0.0)
-    if fee.get("currency") == market.get("base"):  # paid in the asset bought: keep less of it
-        amount -= cost
-        cost *= price
+    fee = outside = 0.0
+    assets = []
+    for entry in _fees(trade):
+        cost, currency = float(entry["cost"]), entry.get("currency")
+        assets.append(currency or "")
+        if currency == market.get("base"):
+            amount += -cost if intent.side is Side.BUY else cost
+            fee += cost * price
+        elif currency in (None, market.get("quote")):
+            fee += cost
+        elif currency in fee_prices:
+            outside += cost * fee_prices[currency]
+        else:
+            log.warning("fee in %s: no %s market to price it; booked at the taker rate",
+                        currency, market.get("quote"))  # fmt: skip
+            outside += price * amount * float(market.get("taker") or _DEFAULT_TAKER_FEE)
     moment = trade.get("timestamp")
     return Fill(
         client_order_id=intent.client_order_id,
@@ -453,7 +570,9 @@ def _fill(intent: OrderIntent, trade: Mapping[str, Any], market: Mapping[str, An
         side=intent.side,
         amount=amount,
         price=price,
-        fee=cost,
+        fee=fee + outside,
         time=from_ms(int(moment)) if moment else intent.created_at,
         trade_id=f"{market.get('id')}-{trade.get('id')}",
+        fee_outside=outside,
+        fee_asset=",".join(sorted(set(assets))),
     )
