@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from bot.alert_preferences import KINDS, AlertPreferences
 from bot.chart_worker import ChartWorker
 from bot.control import Control
-from bot.domain import PairRun, Side, from_ms
+from bot.domain import PairRun, Side, Trade, from_ms
 from bot.engine import Engine
 from bot.errors import BotError, UserInputError
 from bot.history import CandleHistory
@@ -182,14 +182,21 @@ class Cockpit:
         positions = self._engine.portfolio.positions()
         if not positions:
             return "No open positions."
+        dust = self._engine.exchange.too_small
         return "\n".join(
             f"{escape(p.pair)} {p.amount:.8g} @ {p.average_price:,.2f}, "
             f"unrealised {p.unrealised_pnl(prices.get(p.pair, p.average_price)):+,.2f}"
+            + (" (dust: too small to sell, it goes with the next exit)"
+               if dust(p.pair, p.amount, prices.get(p.pair, p.average_price)) else "")
             for p in positions
-        )
+        )  # fmt: skip
+
+    async def _closed_trades(self) -> list[Trade]:
+        """Every round trip; one that left only dust is closed (the exchange's dust rule)."""
+        return round_trips(await self._fills.all(), self._engine.exchange.too_small)
 
     async def trades(self, count: int) -> str:
-        trades = round_trips(await self._fills.all())[-count:]
+        trades = (await self._closed_trades())[-count:]
         if not trades:
             return "No closed trades yet."
         return "\n".join(
@@ -241,7 +248,7 @@ class Cockpit:
         for value in equity:
             peak = max(peak, value)
             worst = max(worst, 1 - value / peak)
-        trades = [t for t in round_trips(await self._fills.all()) if t.exit_time >= times[0]]
+        trades = [t for t in await self._closed_trades() if t.exit_time >= times[0]]
         caption = (
             f"<b>{period}</b>: {equity[0]:,.2f} → {equity[-1]:,.2f} {self.venue.quote} "
             f"({change:+,.2f}, {change / equity[0]:+.2%})\nmax drawdown {worst:.2%}, "
@@ -294,7 +301,7 @@ class Cockpit:
             times, values = [now - timedelta(days=1), now], [values[0], equity]
         png = await self.charts.draw("equity_chart_png", times=times, equity=values,
                                      title=f"Equity, {now:%Y-%m-%d}")  # fmt: skip
-        trades = [t for t in round_trips(await self._fills.all()) if t.exit_time >= times[0]]
+        trades = [t for t in await self._closed_trades() if t.exit_time >= times[0]]
         halt = await self._engine.guard.halted()
         caption = (
             f"Daily report {now:%Y-%m-%d %H:%M}: equity {equity:,.2f} {self.venue.quote} "

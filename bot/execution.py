@@ -96,11 +96,7 @@ class Executor:
             return [], None
         fills = await self._book(report)
         trade = None
-        if (
-            intent.side is Side.SELL
-            and opened_at is not None
-            and not self._portfolio.position(intent.pair)
-        ):
+        if intent.side is Side.SELL and opened_at is not None and self._flat(report):
             trade = await self._closed_trade(intent.pair, opened_at)
         await self._announce(intent, report, trade)
         return fills, trade
@@ -164,7 +160,7 @@ class Executor:
         position = self._portfolio.position(order.pair)
         fills = await self._book(report)
         trade = None
-        if fills and position is not None and not self._portfolio.position(order.pair):
+        if fills and position is not None and order.side is Side.SELL and self._flat(report):
             trade = await self._closed_trade(order.pair, position.opened_at)
         if fills:
             intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
@@ -223,9 +219,19 @@ class Executor:
             ORDERS.labels(report.status.value).inc()
         return booked
 
+    def _flat(self, report: ExecutionReport) -> bool:
+        """Nothing left of the position after a sell but dust (too small for the exchange to
+        sell): the round trip is closed, the dust goes along with the next exit."""
+        fills = report.fills
+        position = self._portfolio.position(fills[0].pair) if fills else None
+        if position is None:
+            return True
+        price = report.average_price or position.average_price
+        return self.exchange.too_small(position.pair, position.amount, price) is not None
+
     async def _closed_trade(self, pair: str, opened_at: datetime) -> Trade | None:
         fills = [fill for fill in await self._fills.all(since=opened_at) if fill.pair == pair]
-        trades = round_trips(fills)
+        trades = round_trips(fills, self.exchange.too_small)
         return trades[-1] if trades else None
 
     async def _announce(

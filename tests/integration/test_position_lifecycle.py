@@ -16,8 +16,10 @@ from aiohttp import web
 
 from bot.engine import protection_key
 from bot.errors import ExchangeUnavailable
+from bot.metrics import round_trips
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
+from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
@@ -313,3 +315,41 @@ async def test_a_resting_limit_entry_counts_toward_the_open_positions(
     assert [(row["pair"], "1 entries resting" in row["reason"]) for row in vetoes] == [
         ("ETH/USDT", True)
     ]
+
+
+async def test_dust_left_by_fees_in_the_coin_bought_never_keeps_a_trade_open(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.fee_asset = "received"  # Binance's default: the fee is taken from the coins bought
+    risk = {"cooldown_losses": 1, "cooldown_candles": 3, "max_open_positions": 1}
+    second_exit = datetime(2025, 6, 30, 12, 0, 5, tzinfo=UTC)  # the 11:00 candle's exit
+    async with live_stack(tmp_path, fake, START, risk=risk) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
+        engine = trading.engine
+        dust = engine.portfolio.position(PAIR)
+        assert dust is not None  # the rest under the exchange's step: dust
+        assert engine.exchange.too_small(PAIR, dust.amount, dust.average_price)
+        run = trading.service.runs()[0]
+        block = await engine.guard.entry_block(run, EXIT_TICK + HOUR)
+        assert block is not None
+        assert "cooling down" in block  # the losing trade counted
+        # The next entry is not blocked by the dust (max_open_positions = 1) and its exit
+        # sweeps the dust along.
+        await hourly(trading, market, EXIT_TICK + HOUR, second_exit + HOUR)
+        assert len([o for o in fake.orders.values() if o.side == "SELL"]) == 2
+        left = engine.portfolio.position(PAIR)
+        assert left is None or engine.exchange.too_small(PAIR, left.amount, left.average_price)
+        await trading.control.stop(PAIR)  # dust never blocks /stoppair
+        assert trading.service.runs() == []
+        too_small = engine.exchange.too_small
+    held = fake.balances.get("BTC", 0.0)
+    assert held == pytest.approx(left.amount if left else 0.0, abs=1e-12)
+    async with open_database(tmp_path / DATABASE) as db:
+        fills = await SqliteFillRepository(db).all()
+    trips = round_trips(fills, too_small)
+    assert len(trips) == 2  # every round trip closed
+    alerts = await alerts_of(tmp_path)
+    closed = [text for kind, text in alerts if kind == "trade" and "trade PnL" in text]
+    assert len(closed) == 2
+    assert len([kind for kind, _ in alerts if kind == "dust"]) <= 2  # once per trade, at most
