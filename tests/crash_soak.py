@@ -10,9 +10,10 @@ alert marked delivered really reached the chat (the rest are still queued). Afte
 restart (start-up reconciliation done, nothing traded yet): the halt flag and the pair runs as
 the database held them at the kill; no client order id placed twice on the exchange, and every
 exchange order journaled; every exchange fill booked exactly once; positions and cash equal the
-exchange's balances. At the end: an alert the chat got more often than it was stored (a kill
-between the send and its record) says it may be a repeat on every extra copy. Used by the suite
-(a few kills) and bench/crash_soak.py (200 and more).
+exchange's balances; the position invariants of tests/invariants.py. At the end: an alert
+the chat got more often than it was stored (a kill between the send and its record) says it
+may be a repeat on every extra copy. Used by the suite (a few kills) and bench/crash_soak.py
+(200 and more).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pandas as pd
 from handlers.delivery import MAY_REPEAT
 from tests.crash_child import ADMIN
 from tests.fake_exchange import FakeBinance, serve
+from tests.invariants import Invariants
 from tests.live_rig import funded_fake
 from tests.telegram_emulator import TelegramEmulator, running
 
@@ -54,6 +56,7 @@ class CrashReport:
     alerts_delivered: int = 0
     alerts_sent_twice: int = 0  # sent more often than stored: a kill between send and record
     repeats_marked: int = 0  # copies that said they may be a repeat (an unmarked extra: violation)
+    invariants: Invariants | None = None  # tests/invariants.py, checked after every restart
 
 
 async def run_crash_soak(
@@ -68,6 +71,7 @@ async def run_crash_soak(
     emulator = TelegramEmulator(send_delay=0.02)
     report = CrashReport()
     database = folder / "pairpilot.sqlite"
+    report.invariants = invariants = Invariants(fake, database)
     log = (folder / "service.log").open("ab")
     async with serve(fake) as exchange_url, running(emulator) as telegram_url:
         expected: dict[str, Any] | None = None
@@ -86,6 +90,7 @@ async def run_crash_soak(
                     report.restart_seconds.append(time.monotonic() - started)
                     found = _after_restart(database, fake, loaded, expected)
                     report.violations += [f"restart {round_}: {text}" for text in found]
+                    report.violations += invariants.check(f"restart {round_}")
                     if round_ == kills:
                         break
                     assert child.stdin is not None

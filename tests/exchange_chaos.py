@@ -27,6 +27,7 @@ from bot.domain import from_ms
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from tests.fake_exchange import Fault
+from tests.invariants import Invariants
 from tests.live_rig import HOUR, funded_fake, live_stack
 
 KINDS = ("timeout", "rate_limit", "server_error", "dropped", "rejected", "partial", "clock_skew")
@@ -111,6 +112,7 @@ class SoakReport:
     alerts: dict[str, int]
     rejected_orders: int
     logged_errors: list[str]
+    invariants: Invariants | None = None  # checked after every tick (tests/invariants.py)
 
     @property
     def faults(self) -> int:
@@ -119,6 +121,7 @@ class SoakReport:
     @property
     def problems(self) -> list[str]:
         found = [f"unhandled: {text}" for text in self.unhandled]
+        found += self.invariants.violations if self.invariants else []
         found += [f"logged error: {text}" for text in self.logged_errors]
         if self.violations:
             found.append(f"{self.violations} request(s) inside a Retry-After")
@@ -171,6 +174,7 @@ async def run_fault_soak(
         )  # trade throughout
         async with stack as (trading, market, _):
             chaos.enabled = True
+            invariants = Invariants(fake, tmp_path / "pairpilot.sqlite")
             moment = start
             for _ in range(ticks):
                 moment += HOUR
@@ -180,6 +184,7 @@ async def run_fault_soak(
                     await trading.service.tick("1h")
                 except Exception as error:  # noqa: BLE001  # the finding this soak looks for
                     unhandled.append(f"{type(error).__name__}: {error}"[:300])
+                invariants.check(f"tick at {moment:%m-%d %H:%M}")
             chaos.enabled = False
             moment += HOUR  # one calm tick settles what the last faults left unknown
             market.at(moment)
@@ -209,5 +214,5 @@ async def run_fault_soak(
         duplicate_client_ids=sum(count - 1 for count in client_ids.values()),
         books_vs_exchange=differ, alerts={kind: count for kind, count in alerts},
         rejected_orders=int(refused[0]) if refused else 0,
-        logged_errors=errors.texts,
+        logged_errors=errors.texts, invariants=invariants,
     )  # fmt: skip

@@ -24,6 +24,7 @@ from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
 from tests.fake_exchange import FakeBinance, Fault
+from tests.invariants import Invariants
 from tests.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
 
 START = datetime(2025, 6, 27, 4, 30, tzinfo=UTC)
@@ -353,3 +354,21 @@ async def test_dust_left_by_fees_in_the_coin_bought_never_keeps_a_trade_open(
     closed = [text for kind, text in alerts if kind == "trade" and "trade PnL" in text]
     assert len(closed) == 2
     assert len([kind for kind, _ in alerts if kind == "dust"]) <= 2  # once per trade, at most
+
+
+async def test_the_soak_invariants_catch_an_unprotected_position_and_a_ledger_gap(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    invariants = Invariants(fake, tmp_path / DATABASE, grace=1)
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        assert invariants.check("entered") == []
+        (stop,) = resting_stops(fake)
+        fake._cancel(stop)  # noqa: SLF001  # gone from the exchange behind pairpilot's back
+        assert invariants.check("first look") == []  # placed again on the next tick, maybe
+        assert "under a resting stop" in invariants.check("second look")[0]
+        await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
+        assert invariants.check("after a tick") == []  # the tick placed it again
+        fake.balances["USDT"] += 1.0
+        assert "USDT: books" in invariants.check("deposit")[0]
