@@ -32,12 +32,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--realistic", action="store_true",
+                        help="fills in several trades, fees from the coin bought")  # fmt: skip
     args = parser.parse_args()
     candles = read_candle_file(SHARED if SHARED.exists() else SAMPLE)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, tqdm(total=args.kills, unit="kill") as bar:
         report = asyncio.run(run_crash_soak(Path(folder), candles, kills=args.kills,
-                                            seed=args.seed, progress=bar.update))  # fmt: skip
+                                            seed=args.seed, progress=bar.update,
+                                            realistic=args.realistic))  # fmt: skip
     took = time.perf_counter() - started
     print(
         f"kills {report.kills} ({took:.0f} s); landed: "
@@ -53,6 +56,11 @@ def main() -> int:
         f"between the send and its record: {report.alerts_sent_twice}; copies that said they "
         f"may be a repeat: {report.repeats_marked})"
     )
+    checks = report.invariants
+    if checks:
+        print(f"position invariants checked after each of {checks.checks} restarts: a position "
+              f"waiting for its stop {checks.unprotected} times, dust in the books "
+              f"{checks.dust_seen} times, violations {len(checks.violations)}")  # fmt: skip
     print(f"invariant violations: {len(report.violations)}")
     for violation in report.violations[:20]:
         print("  " + violation)

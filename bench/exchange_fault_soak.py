@@ -31,6 +31,8 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--realistic", action="store_true",
+                        help="fills in several trades, fees from the coin bought")  # fmt: skip
     args = parser.parse_args()
     if not DATA.exists():
         print(f"needs {DATA} (beside the checkout in CI)", file=sys.stderr)
@@ -39,7 +41,8 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         report = asyncio.run(run_fault_soak(Path(folder), candles, ticks=args.ticks,
-                                            rate=args.rate, seed=args.seed))  # fmt: skip
+                                            rate=args.rate, seed=args.seed,
+                                            realistic=args.realistic))  # fmt: skip
     took = time.perf_counter() - started
     print(
         f"ticks {report.ticks}, exchange requests {report.requests}, faults injected "
@@ -51,6 +54,11 @@ def main() -> int:
         f"{report.fills_booked} = exchange trades {report.exchange_trades}"
     )
     print("alerts: " + ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())))
+    checks = report.invariants
+    if checks:
+        print(f"position invariants checked after each of {checks.checks} ticks: a position "
+              f"waiting one tick for its stop {checks.unprotected} times, dust in the books "
+              f"{checks.dust_seen} times, violations {len(checks.violations)}")  # fmt: skip
     problems = report.problems
     print(f"invariant violations: {len(problems)}")
     for problem in problems:

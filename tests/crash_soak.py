@@ -35,7 +35,7 @@ import pandas as pd
 from handlers.delivery import MAY_REPEAT
 from tests.crash_child import ADMIN
 from tests.fake_exchange import FakeBinance, serve
-from tests.invariants import Invariants
+from tests.invariants import Invariants, binance_defaults
 from tests.live_rig import funded_fake
 from tests.telegram_emulator import TelegramEmulator, running
 
@@ -61,11 +61,14 @@ class CrashReport:
 
 async def run_crash_soak(
     folder: Path, candles: pd.DataFrame, *, kills: int, seed: int = 1,
-    progress: Any = None,
+    progress: Any = None, realistic: bool = False,
 ) -> CrashReport:  # fmt: skip
-    """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar)."""
+    """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar);
+    ``realistic``: the fake fills in several trades and takes fees from the coin bought."""
     rng = random.Random(seed)
     fake = funded_fake(candles)
+    if realistic:
+        binance_defaults(fake)
     fake.order_delay = 0.04
     fake.move_to(int(candles["timestamp"].iloc[0]) + 10 * 86_400_000 + 5_000)
     emulator = TelegramEmulator(send_delay=0.02)

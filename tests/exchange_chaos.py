@@ -27,7 +27,7 @@ from bot.domain import from_ms
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from tests.fake_exchange import Fault
-from tests.invariants import Invariants
+from tests.invariants import Invariants, binance_defaults
 from tests.live_rig import HOUR, funded_fake, live_stack
 
 KINDS = ("timeout", "rate_limit", "server_error", "dropped", "rejected", "partial", "clock_skew")
@@ -149,11 +149,15 @@ class _Errors(logging.Handler):
 
 
 async def run_fault_soak(
-    tmp_path: Path, candles: pd.DataFrame, *, ticks: int, rate: float = 0.2, seed: int = 1
-) -> SoakReport:
+    tmp_path: Path, candles: pd.DataFrame, *, ticks: int, rate: float = 0.2, seed: int = 1,
+    realistic: bool = False,
+) -> SoakReport:  # fmt: skip
     """``ticks`` hourly ticks of EMA 3/7 (it trades often) with a stop-loss on BTC/USDT,
-    ``rate`` of the calls failing; returns what was injected and every invariant's result."""
+    ``rate`` of the calls failing; returns what was injected and every invariant's result.
+    ``realistic``: the fake fills in several trades and takes fees from the coin bought."""
     fake = funded_fake(candles)
+    if realistic:
+        binance_defaults(fake)
     chaos = Chaos(rate, random.Random(seed))
     fake.chaos = chaos
     start = from_ms(int(candles["timestamp"].iloc[0])) + timedelta(days=10, seconds=5)

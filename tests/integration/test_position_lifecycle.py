@@ -23,6 +23,7 @@ from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
+from tests.exchange_chaos import run_fault_soak
 from tests.fake_exchange import FakeBinance, Fault
 from tests.invariants import Invariants
 from tests.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
@@ -372,3 +373,14 @@ async def test_the_soak_invariants_catch_an_unprotected_position_and_a_ledger_ga
         assert invariants.check("after a tick") == []  # the tick placed it again
         fake.balances["USDT"] += 1.0
         assert "USDT: books" in invariants.check("deposit")[0]
+
+
+async def test_the_fault_soak_keeps_every_position_invariant_on_binances_defaults(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    report = await run_fault_soak(tmp_path, btc_candles, ticks=200, seed=5, realistic=True)
+    assert report.problems == []
+    assert report.invariants is not None
+    assert report.invariants.checks == 200
+    assert report.invariants.dust_seen > 0  # the fees in the coin bought left dust
+    assert report.exchange_trades > 2 * 10  # every order in two trades
