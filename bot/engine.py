@@ -480,10 +480,11 @@ class Engine:
         return fills + await self._record(run, close_time, *placed)
 
     async def _restore_stop(self, run: PairRun, level: float) -> None:
-        """Put back the stop a failed sell took off; if the exchange refuses now too, the next
-        tick places it (``_ensure_protection``)."""
+        """Put back the stop a failed or refused sell took off; if the exchange refuses now too,
+        the next tick places it (``_ensure_protection``)."""
         try:
-            placed = await self._stops.place(run, key_of(run), level, self._clock.now())
+            placed = await self._stops.place(run, key_of(run), level, self._clock.now(),
+                                             "restore")  # fmt: skip
         except BotError as error:
             log.warning("%s: the stop could not be placed again yet: %s", run.pair, error)
             return
@@ -519,6 +520,8 @@ class Engine:
             if level is not None:
                 await self._restore_stop(run, level)
             raise
+        if not fills and level is not None and self.portfolio.position(run.pair) is not None:
+            await self._restore_stop(run, level)  # the sale was refused: the stop goes back
         if fills and self.portfolio.position(run.pair) is not None:  # partly filled
             saved = await self._state.get(key_of(run)) or {}
             reason = intent.reason.removeprefix("rest of ")

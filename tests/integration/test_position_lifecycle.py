@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from bot.engine import protection_key
-from bot.errors import ExchangeUnavailable
+from bot.errors import ExchangeUnavailable, UserInputError
 from bot.metrics import round_trips
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
@@ -384,3 +384,19 @@ async def test_the_fault_soak_keeps_every_position_invariant_on_binances_default
     assert report.invariants.checks == 200
     assert report.invariants.dust_seen > 0  # the fees in the coin bought left dust
     assert report.exchange_trades > 2 * 10  # every order in two trades
+
+
+async def test_a_refused_sale_puts_the_stop_back_at_once(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        position = trading.engine.portfolio.position(PAIR)
+        fake.faults.append(Fault("/api/v3/order", 400, {"code": -1013, "msg": "Filter failure: "
+                                 "LOT_SIZE"}, method="POST"))  # fmt: skip
+        with pytest.raises(UserInputError, match="could not be closed"):
+            await trading.control.stop(PAIR)
+        (stop,) = resting_stops(fake)
+        assert stop.quantity == pytest.approx(position.amount)
+        assert [run.pair for run in trading.service.runs()] == [PAIR]
