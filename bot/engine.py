@@ -479,12 +479,12 @@ class Engine:
                                          from_ms(int(candle["timestamp"])), "trail")  # fmt: skip
         return fills + await self._record(run, close_time, *placed)
 
-    async def _restore_stop(self, run: PairRun, level: float) -> None:
+    async def _restore_stop(self, run: PairRun, level: float, sale: str) -> None:
         """Put back the stop a failed or refused sell took off; if the exchange refuses now too,
         the next tick places it (``_ensure_protection``)."""
         try:
             placed = await self._stops.place(run, key_of(run), level, self._clock.now(),
-                                             "restore")  # fmt: skip
+                                             f"restore{sale}")  # one id per sale  # fmt: skip
         except BotError as error:
             log.warning("%s: the stop could not be placed again yet: %s", run.pair, error)
             return
@@ -518,10 +518,10 @@ class Engine:
             fills, trade = await self._executor.execute(intent)
         except BotError:
             if level is not None:
-                await self._restore_stop(run, level)
+                await self._restore_stop(run, level, intent.client_order_id)
             raise
         if not fills and level is not None and self.portfolio.position(run.pair) is not None:
-            await self._restore_stop(run, level)  # the sale was refused: the stop goes back
+            await self._restore_stop(run, level, intent.client_order_id)  # the sale was refused
         if fills and self.portfolio.position(run.pair) is not None:  # partly filled
             saved = await self._state.get(key_of(run)) or {}
             reason = intent.reason.removeprefix("rest of ")

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
+from bot.domain import Position
 from bot.engine import protection_key
 from bot.errors import ExchangeUnavailable, UserInputError
 from bot.metrics import round_trips
@@ -36,6 +37,20 @@ DATABASE = "pairpilot.sqlite"
 
 def resting_stops(fake: FakeBinance) -> list:
     return [o for o in fake.orders.values() if o.kind == "STOP_LOSS" and o.status == "NEW"]
+
+
+def assert_under_its_stop(fake: FakeBinance, position: Position, stop_loss: float) -> None:
+    """One stop rests on the exchange for the whole position, at the stop-loss level."""
+    (stop,) = resting_stops(fake)
+    assert stop.quantity == pytest.approx(position.amount)
+    assert stop.stop_price == pytest.approx(position.average_price * (1 - stop_loss), abs=0.01)
+
+
+def fills_while_down(fake: FakeBinance, order: object, price: float) -> None:
+    """The market reaches ``order`` (a resting limit or stop) while pairpilot is down."""
+    fake.prices["BTCUSDT"] = price
+    fake._trigger_stops()  # noqa: SLF001
+    assert order.status == "FILLED"
 
 
 async def alerts_of(tmp_path: Path) -> list[tuple[str, str]]:
@@ -119,9 +134,7 @@ async def test_a_refused_stop_placement_is_placed_again_on_the_next_tick(
         assert resting_stops(fake) == []  # refused
         await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
         position = trading.engine.portfolio.position(PAIR)
-    (stop,) = resting_stops(fake)
-    assert stop.quantity == pytest.approx(position.amount)
-    assert stop.stop_price == pytest.approx(position.average_price * 0.95, abs=0.01)
+    assert_under_its_stop(fake, position, 0.05)
 
 
 async def test_a_limit_entry_that_filled_during_a_restart_gets_its_stop(
@@ -133,17 +146,13 @@ async def test_a_limit_entry_that_filled_during_a_restart_gets_its_stop(
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
     (limit,) = [o for o in fake.orders.values() if o.kind == "LIMIT"]
     assert limit.status == "NEW"
-    fake.prices["BTCUSDT"] = limit.stop_price * 0.999  # it fills while pairpilot is down
-    fake._trigger_stops()  # noqa: SLF001
-    assert limit.status == "FILLED"
+    fills_while_down(fake, limit, limit.stop_price * 0.999)
     restart = ENTRY_TICK + HOUR / 2
     async with live_stack(tmp_path, fake, restart, params) as (trading, market, _):
         position = trading.engine.portfolio.position(PAIR)
         assert position is not None  # booked by the start-up reconciliation
         await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
-    (stop,) = resting_stops(fake)
-    assert stop.quantity == pytest.approx(position.amount)
-    assert stop.stop_price == pytest.approx(position.average_price * 0.95, abs=0.01)
+    assert_under_its_stop(fake, position, 0.05)
 
 
 async def test_stoppair_takes_a_resting_limit_entry_off_the_exchange(
@@ -216,9 +225,7 @@ async def test_a_stop_that_fired_while_down_is_booked_with_its_alert_and_the_coo
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         run = trading.service.runs()[0]
     (stop,) = resting_stops(fake)
-    fake.prices["BTCUSDT"] = stop.stop_price * 0.999  # it fires while pairpilot is down
-    fake._trigger_stops()  # noqa: SLF001
-    assert stop.status == "FILLED"
+    fills_while_down(fake, stop, stop.stop_price * 0.999)
     restart = ENTRY_TICK + HOUR / 2
     async with live_stack(tmp_path, fake, restart, params, risk=risk) as (trading, _, _):
         assert trading.engine.portfolio.position(PAIR) is None
@@ -231,7 +238,7 @@ async def test_a_stop_that_fired_while_down_is_booked_with_its_alert_and_the_coo
     assert "cooling down" in block
 
 
-async def test_a_kill_switch_that_fails_part_way_leaves_the_position_with_its_stop(
+async def test_a_sale_that_fails_or_is_refused_leaves_the_position_with_its_stop(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     fake = funded_fake(btc_candles)
@@ -239,6 +246,13 @@ async def test_a_kill_switch_that_fails_part_way_leaves_the_position_with_its_st
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         position = trading.engine.portfolio.position(PAIR)
         assert len(resting_stops(fake)) == 1
+        fake.faults.append(Fault("/api/v3/order", 400, {"code": -1013, "msg": "Filter failure: "
+                                 "LOT_SIZE"}, method="POST"))  # /stoppair: refused  # fmt: skip
+        with pytest.raises(UserInputError, match="could not be closed"):
+            await trading.control.stop(PAIR)
+        (stop,) = resting_stops(fake)  # the stop it took off is back at once
+        assert stop.quantity == pytest.approx(position.amount)
+        assert [run.pair for run in trading.service.runs()] == [PAIR]
         fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"},
                                  method="POST", times=2))  # the sell fails, twice  # fmt: skip
         with pytest.raises(ExchangeUnavailable):
@@ -384,19 +398,3 @@ async def test_the_fault_soak_keeps_every_position_invariant_on_binances_default
     assert report.invariants.checks == 200
     assert report.invariants.dust_seen > 0  # the fees in the coin bought left dust
     assert report.exchange_trades > 2 * 10  # every order in two trades
-
-
-async def test_a_refused_sale_puts_the_stop_back_at_once(
-    tmp_path: Path, btc_candles: pd.DataFrame
-) -> None:
-    fake = funded_fake(btc_candles)
-    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
-        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
-        position = trading.engine.portfolio.position(PAIR)
-        fake.faults.append(Fault("/api/v3/order", 400, {"code": -1013, "msg": "Filter failure: "
-                                 "LOT_SIZE"}, method="POST"))  # fmt: skip
-        with pytest.raises(UserInputError, match="could not be closed"):
-            await trading.control.stop(PAIR)
-        (stop,) = resting_stops(fake)
-        assert stop.quantity == pytest.approx(position.amount)
-        assert [run.pair for run in trading.service.runs()] == [PAIR]
