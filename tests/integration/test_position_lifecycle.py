@@ -83,9 +83,12 @@ async def test_an_exit_that_meets_an_outage_at_the_close_is_sold_on_the_next_tic
     assert fake.balances.get("BTC", 0.0) == pytest.approx(0.0)
 
 
-async def test_an_entry_settled_on_the_next_tick_gets_its_resting_stop_and_atr_stop(
-    tmp_path: Path, btc_candles: pd.DataFrame
+@pytest.mark.parametrize("restart", [False, True], ids=["next tick", "crash and restart"])
+async def test_an_entry_booked_later_gets_its_resting_stop_and_atr_stop(
+    tmp_path: Path, btc_candles: pd.DataFrame, restart: bool
 ) -> None:
+    """The entry's answer is lost: it is booked on the next tick, or (the process died between
+    sending and booking) by the start-up reconciliation."""
     fake = funded_fake(btc_candles)
     params = {"stop_loss": 0.05, "atr_stop": 2.0}
     async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
@@ -100,9 +103,17 @@ async def test_an_entry_settled_on_the_next_tick_gets_its_resting_stop_and_atr_s
         assert [f.times for f in fake.faults] == [0, 0]
         assert trading.engine.portfolio.position(PAIR) is None  # not known yet
         assert resting_stops(fake) == []
-        await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
-        position = trading.engine.portfolio.position(PAIR)
-        assert position is not None  # settled on the next tick
+        if not restart:
+            await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
+            position = trading.engine.portfolio.position(PAIR)
+    if restart:
+        async with live_stack(tmp_path, fake, ENTRY_TICK + HOUR / 2, params) as (
+            trading, market, _,
+        ):  # fmt: skip
+            assert trading.engine.portfolio.position(PAIR) is not None  # booked at start-up
+            await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
+            position = trading.engine.portfolio.position(PAIR)
+    assert position is not None
     protection = await saved(tmp_path, protection_key(PAIR))
     assert protection["atr_distance"] > 0  # the ATR stop kept its distance
     (stop,) = resting_stops(fake)
