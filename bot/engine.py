@@ -211,9 +211,10 @@ class Engine:
         self, run: PairRun, policy: ExitPolicy, atr_distance: float, candle_time: datetime,
         close_time: datetime,
     ) -> list[Fill]:  # fmt: skip
-        """A position just opened: remember its entry and peak, rest its stop where possible."""
+        """A position just opened: remember its entry and peak, rest its stop where possible.
+        Dust an entry that did not fill left as it was opens nothing."""
         position = self.portfolio.position(run.pair)
-        if position is None:
+        if position is None or self._is_dust(position, position.average_price):
             return []
         entry = position.average_price
         await self._state.set(
@@ -356,8 +357,9 @@ class Engine:
 
     async def holding(self, run: PairRun, price: float) -> Position | None:
         """``run``'s position, unless it is dust: too small for the exchange to sell (what a
-        partly filled exit can leave). Dust is treated as flat, announced once; it stays in the
-        books, and the next entry adds to it and the next exit sells it along."""
+        partly filled exit or a fee in the coin bought leaves). Dust is treated as flat and
+        shown in /positions; it stays in the books, the next entry adds to it and the next exit
+        sells it along. Announced the first time a pair leaves dust, not after every trade."""
         position = self.portfolio.position(run.pair)
         if position is None:
             return None
@@ -365,14 +367,18 @@ class Engine:
         if why is None:
             return position
         saved = await self._state.get(key_of(run)) or {}
-        if not saved.get("dust"):
-            await self._state.set(key_of(run), {**saved, "dust": True, "exit_pending": None},
-                                  self._clock.now())  # fmt: skip
-            decision(run.pair, "hold", f"dust left, treated as flat: {why}")
+        if saved.get("dust"):
+            return None
+        await self._state.set(key_of(run), {**saved, "dust": True, "exit_pending": None,
+                                            "exit_due": None}, self._clock.now())  # fmt: skip
+        decision(run.pair, "hold", f"dust left, treated as flat: {why}")
+        if not await self._state.get(f"dust_announced:{run.pair}"):
+            await self._state.set(f"dust_announced:{run.pair}", True, self._clock.now())
             await self._executor.notify(
                 "dust", AlertPriority.INFO,
                 f"{run.pair}: {position.amount:.8g} left unsold, too small for the exchange "
-                f"({why}); it is sold along with the next exit.",
+                f"({why}); it is sold along with the next exit. Dust like this is said once "
+                "and shown in /positions.",
             )  # fmt: skip
         return None
 

@@ -379,7 +379,29 @@ async def test_dust_left_by_fees_in_the_coin_bought_never_keeps_a_trade_open(
     alerts = await alerts_of(tmp_path)
     closed = [text for kind, text in alerts if kind == "trade" and "trade PnL" in text]
     assert len(closed) == 2
-    assert len([kind for kind, _ in alerts if kind == "dust"]) <= 2  # once per trade, at most
+    assert len([kind for kind, _ in alerts if kind == "dust"]) == 1  # said once, not per trade
+
+
+async def test_an_entry_refused_while_dust_is_held_opens_nothing(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.fee_asset = "received"
+    second_entry = datetime(2025, 6, 28, 4, 0, 5, tzinfo=UTC)  # the 03:00 candle's entry
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, second_entry)
+        dust = trading.engine.portfolio.position(PAIR)
+        assert dust is not None
+        assert trading.engine.exchange.too_small(PAIR, dust.amount, dust.average_price)
+        fake.faults.append(Fault("/api/v3/order", 400, {"code": -1013, "msg": "Filter failure: "
+                                 "LOT_SIZE"}, method="POST"))  # the entry is refused  # fmt: skip
+        posts = fake.order_posts
+        await hourly(trading, market, second_entry, second_entry + HOUR)
+        assert fake.order_posts == posts + 1  # the entry only: no stop for the dust
+    async with open_database(tmp_path / DATABASE) as db:
+        refused = await db.fetch_all("SELECT client_order_id FROM orders WHERE status = "
+                                     "'rejected'")  # fmt: skip
+    assert len(refused) == 1
 
 
 async def test_the_soak_invariants_catch_an_unprotected_position_and_a_ledger_gap(
