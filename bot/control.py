@@ -132,6 +132,13 @@ class Control:
             }
             for run in self._service.runs():
                 await self._engine.cancel_pending_entry(run)
+            if self._outside:  # a pair started since the last start: the user's own coins
+                books = {pair.split("/")[0]: self._engine.portfolio.position(pair)
+                         for pair in pairs}  # fmt: skip
+                await self._outside.complete(
+                    {asset: p.amount if p else 0.0 for asset, p in books.items()},
+                    await self._exchange.fetch_balances(),
+                )
             # Each position's stop is taken off only as it is sold (and put back if the sale
             # fails): a kill switch that fails part-way leaves no position unprotected.
             closed = {}
@@ -143,7 +150,9 @@ class Control:
                     run, "flatten", await self._price(run.pair)
                 )
                 closed[position.pair] = sum(fill.amount for fill in fills)
-            cancelled = await self._exchange.cancel_all_orders(sorted(pairs))
+            # A pair still held keeps its stop (put back after a refused sale): not cancelled.
+            flat = [pair for pair in sorted(pairs) if not await self._held(pair)]
+            cancelled = await self._exchange.cancel_all_orders(flat)
             balances = await self._exchange.fetch_balances()
             left = await self._left(balances, pairs)
         if left:
@@ -170,6 +179,13 @@ class Control:
         """The last close ticked, else the market's price now (a pair no run ticks)."""
         ticked = self._service.prices.get(pair)
         return ticked if ticked else await self._markets.price(pair, self._clock.now())
+
+    async def _held(self, pair: str) -> bool:
+        """The books hold more of ``pair`` than dust."""
+        position = self._engine.portfolio.position(pair)
+        if position is None:
+            return False
+        return self._exchange.too_small(pair, position.amount, await self._price(pair)) is None
 
     async def _left(self, balances: Mapping[str, float], pairs: set[str]) -> dict[str, float]:
         """What the exchange still holds of the traded coins beyond what the user holds outside

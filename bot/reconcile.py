@@ -20,7 +20,7 @@ first start, and left alone. A later deposit or withdrawal of a traded asset is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.alerts import AlertOutbox
@@ -49,8 +49,19 @@ class OutsideHoldings:
     async def recorded(self) -> bool:
         return await self._state.get(OUTSIDE_KEY) is not None
 
-    async def record(self, holdings: dict[str, float]) -> None:
-        await self._state.set(OUTSIDE_KEY, holdings, self._clock.now())
+    async def complete(
+        self, books: Mapping[str, float], balances: Mapping[str, float]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """The baseline, with each asset of ``books`` it has no figure for yet (a pair started
+        since) recorded now: what the exchange holds beyond the books. Returns the baseline
+        and the figures recorded by this call."""
+        baseline = await self.get()
+        new = {asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
+               for asset, amount in books.items() if asset not in baseline}  # fmt: skip
+        if new or not await self.recorded():
+            baseline.update(new)
+            await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
+        return baseline, new
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,23 +141,21 @@ async def _baseline(
     outside: OutsideHoldings | None, books: dict[str, float], balances: dict[str, float],
     alerts: AlertOutbox,
 ) -> dict[str, float]:  # fmt: skip
-    """The user's own holdings: recorded (and listed once) at the first reconciliation."""
+    """The user's own holdings: recorded (and listed once) at the first reconciliation, and
+    for each asset a pair started since brings into the books."""
     if outside is None:
         return {}
-    if await outside.recorded():
-        return await outside.get()
-    own = {asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
-           for asset, amount in books.items()}  # fmt: skip
-    own = {asset: amount for asset, amount in own.items() if amount > 0}
-    await outside.record(own)
-    others = {asset: amount for asset, amount in balances.items() if asset not in books}
-    listed = {**own, **others}
+    first = not await outside.recorded()
+    baseline, new = await outside.complete(books, balances)
+    listed = {asset: amount for asset, amount in new.items() if amount > 0}
+    if first:
+        listed.update({asset: amount for asset, amount in balances.items() if asset not in books})
     if listed:
         lines = ", ".join(f"{asset} {amount:.8g}" for asset, amount in sorted(listed.items()))
         await alerts.push("startup", AlertPriority.INFO,
                           f"Held on the account beside pairpilot, left alone and never sold: "
                           f"{lines}.")  # fmt: skip
-    return own
+    return baseline
 
 
 def _drift(

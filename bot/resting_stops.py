@@ -62,8 +62,9 @@ class RestingStops:
         return await self._executor.execute(intent)
 
     async def level(self, key: str) -> float | None:
+        """The level of the stop resting now, None when none is (or it was never journaled)."""
         saved = await self._state.get(key) or {}
-        return saved.get(_LEVEL) if saved.get(_KEY) else None
+        return saved.get(_LEVEL) if await self._resting(key) else None
 
     async def settle(self, key: str) -> tuple[list[Fill], Trade | None]:
         """Book whatever the resting stop did since the last look."""
@@ -100,9 +101,15 @@ class RestingStops:
         return await self._executor.settle(report)
 
     async def _resting(self, key: str) -> Order | None:
+        """The journaled stop the state names. An id the journal does not have was remembered
+        and then the process died before journaling it, so it was never sent: it is
+        forgotten, and the position's next tick places a stop again."""
         saved = await self._state.get(key) or {}
         coid = saved.get(_KEY)
-        return await self._journal.get(coid) if coid else None
+        order = await self._journal.get(coid) if coid else None
+        if coid and order is None:
+            await self._forget(key)
+        return order
 
     async def _forget(self, key: str) -> None:
         saved = dict(await self._state.get(key) or {})

@@ -431,3 +431,56 @@ async def test_the_fault_soak_keeps_every_position_invariant_on_binances_default
     assert report.invariants.checks == 200
     assert report.invariants.dust_seen > 0  # the fees in the coin bought left dust
     assert report.exchange_trades > 2 * 10  # every order in two trades
+
+
+async def test_a_kill_switch_whose_sale_is_refused_leaves_the_stop_in_place(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        position = trading.engine.portfolio.position(PAIR)
+        fake.faults.append(Fault("/api/v3/order", 400, {"code": -1013, "msg": "Filter failure: "
+                                 "LOT_SIZE"}, method="POST"))  # fmt: skip
+        report = await trading.control.flatten()
+        assert not report.clean
+        assert trading.engine.portfolio.position(PAIR) is not None  # not sold
+        (stop,) = resting_stops(fake)  # and still protected
+        assert stop.quantity == pytest.approx(position.amount)
+
+
+async def test_a_stop_remembered_but_never_journaled_is_placed_again(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    params = {"stop_loss": 0.05}
+    async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+    (stop,) = resting_stops(fake)
+    fake._cancel(stop)  # noqa: SLF001
+    async with open_database(tmp_path / DATABASE) as db:  # what a kill between the two leaves
+        state = SqliteStateRepository(db)
+        saved = await state.get(protection_key(PAIR))
+        await state.set(protection_key(PAIR), {**saved, "resting_stop": "pp1x9999snever"},
+                        ENTRY_TICK)  # fmt: skip
+    async with live_stack(tmp_path, fake, ENTRY_TICK + HOUR / 2, params) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
+        position = trading.engine.portfolio.position(PAIR)
+    assert_under_its_stop(fake, position, 0.05)
+
+
+async def test_a_pair_started_later_keeps_the_users_own_coins_out_of_drift_and_flatten(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.add_candles("ETHUSDT", "1h", btc_candles)
+    fake.balances["ETH"] = 2.0  # the user's own
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        await trading.control.start_pair("ETH/USDT", "ema_cross", "1h", {}, 0.2)
+        report = await trading.control.flatten()
+        assert report.clean
+    async with live_stack(tmp_path, fake, ENTRY_TICK + HOUR) as (trading, _, _):
+        assert (await trading.control.flatten()).clean
+    assert fake.balances["ETH"] == 2.0
+    assert not [text for kind, text in await alerts_of(tmp_path) if kind == "reconciliation_drift"]
