@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,10 +49,16 @@ def too_small(pair: str, amount: float, price: float) -> str | None:
     return None
 
 
+def binance_trade_key(symbol: str, trade_id: object) -> str:
+    """The id the books give a fake trade on Binance (``VenueRig.trade_key`` per venue)."""
+    return f"{symbol}-{trade_id}"
+
+
 @dataclass
 class Invariants:
     fake: FakeBinance
     database: Path
+    trade_key: Callable[[str, object], str] = binance_trade_key
     pairs: tuple[str, ...] = ("BTC/USDT",)
     quote: str = "USDT"
     grace: int = 2  # checks in a row a position may wait for its stop to be placed again
@@ -136,7 +143,7 @@ class Invariants:
         for order in self.fake.orders.values():  # trades the books have not seen yet
             base, quote = order.symbol[:-4], order.symbol[-4:]
             for trade in order.fills:
-                if f"{order.symbol}-{trade['tradeId']}" in booked:
+                if self.trade_key(order.symbol, trade["tradeId"]) in booked:
                     continue
                 qty, price = float(trade["qty"]), float(trade["price"])
                 sign = 1 if order.side == "BUY" else -1
