@@ -241,6 +241,7 @@ class CcxtExchange:
         retried. A report that is not final yet is fetched again to verify it.
         """
         self._check_order(intent)
+        stop = intent.stop_price is not None
         order = None
         for attempt in range(1, self._attempts + 1):
             try:
@@ -255,7 +256,7 @@ class CcxtExchange:
                 if translated.retry_after:  # rate-limited: no request at all before it is over
                     await self._sleep(translated.retry_after)
                 await self._resync_clock(translated)
-                order = await self.find_order(intent.pair, intent.client_order_id)
+                order = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
                 if order is not None:
                     break
                 if attempt == self._attempts:
@@ -265,15 +266,18 @@ class CcxtExchange:
         if not self.profile.reply_complete and order.get("status") not in _FINAL:
             # The reply says only that the order was taken (OKX, Bybit, Kraken, Coinbase): what
             # became of it is read back under our id.
-            order = await self.find_order(intent.pair, intent.client_order_id) or order
+            order = await self.find_order(intent.pair, intent.client_order_id, stop=stop) or order
         elif order.get("status") == "open":
             order = await self._call(self._client.fetch_order, order["id"], intent.pair)
         return await self._report(intent, order)
 
-    async def find_order(self, pair: str, client_order_id: str) -> dict[str, Any] | None:
+    async def find_order(
+        self, pair: str, client_order_id: str, *, stop: bool = False
+    ) -> dict[str, Any] | None:
         """The order placed under ``client_order_id`` with its trades, or None if the exchange
-        never got it. An order lookup carries no fills, so they are fetched by order id."""
-        found = await self._find(pair, client_order_id)
+        never got it. An order lookup carries no fills, so they are fetched by order id.
+        ``stop``: it is a stop-loss (a trigger/algo order is looked for first)."""
+        found = await self._find(pair, client_order_id, stop=stop)
         if found is None:
             return None
         order, stop = found
@@ -283,7 +287,9 @@ class CcxtExchange:
             order = {**order, "trades": await self._trades(pair, order, stop)}
         return order
 
-    async def _find(self, pair: str, client_order_id: str) -> tuple[dict[str, Any], bool] | None:
+    async def _find(
+        self, pair: str, client_order_id: str, *, stop: bool = False
+    ) -> tuple[dict[str, Any], bool] | None:
         """The order placed under ``client_order_id`` and whether it is a trigger/algo stop."""
         profile = self.profile
         if profile.lookup is Lookup.SCAN:
@@ -293,11 +299,11 @@ class CcxtExchange:
                     if order.get("clientOrderId") == wire:
                         return order, False
             return None
-        kinds = [False, True] if profile.stop_lookup_params else [False]
-        for stop in kinds:
-            params = profile.lookup_by_id(client_order_id, stop=stop)
+        kinds = [stop, not stop] if profile.stop_lookup_params else [False]
+        for algo in kinds:
+            params = profile.lookup_by_id(client_order_id, stop=algo)
             with contextlib.suppress(NotFound):
-                return await self._call(self._client.fetch_order, None, pair, params), stop
+                return await self._call(self._client.fetch_order, None, pair, params), algo
         return None
 
     async def _trades(self, pair: str, order: Mapping[str, Any], stop: bool) -> list[Any]:
@@ -358,9 +364,12 @@ class CcxtExchange:
         cancelled = 0
         for pair in pairs:
             open_orders = await self._call(self._client.fetch_open_orders, pair)
-            if open_orders:
+            if open_orders and self._client.has.get("cancelAllOrders"):
                 await self._call(self._client.cancel_all_orders, pair)
-                cancelled += len(open_orders)
+            for order in open_orders if not self._client.has.get("cancelAllOrders") else []:
+                with contextlib.suppress(NotFound):  # OKX: one by one; it may have filled
+                    await self._call(self._client.cancel_order, order["id"], pair)
+            cancelled += len(open_orders)
             for stop in await self._open_stops(pair):
                 with contextlib.suppress(NotFound):  # it fired or went meanwhile
                     await self._call(self._client.cancel_order, stop["id"], pair,
@@ -380,10 +389,14 @@ class CcxtExchange:
         found = []
         for pair in pairs:
             plain = await self._call(self._client.fetch_open_orders, pair)
-            for order in [*plain, *await self._open_stops(pair)]:
-                price = order.get("price") or order.get("stopPrice") or order.get("triggerPrice")
-                found.append(OpenOrder(pair, order.get("clientOrderId") or "", order["side"],
-                                       float(order["amount"]),
+            stops = await self._open_stops(pair)
+            for order in [*plain, *stops]:
+                price = (order.get("price") or order.get("stopPrice") or order.get("triggerPrice")
+                         or order.get("stopLossPrice"))  # fmt: skip
+                client_id = order.get("clientOrderId") or ""
+                if order in stops and self.profile.stop_create_param:  # the algo's own id
+                    client_id = (order.get("info") or {}).get(self.profile.stop_create_param, "")
+                found.append(OpenOrder(pair, client_id, order["side"], float(order["amount"]),
                                        float(price) if price else None))  # fmt: skip
         return found
 
