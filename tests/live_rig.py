@@ -43,6 +43,9 @@ class VenueRig:
     market_data: frozenset[str]
     start_up: frozenset[str]
     time_path: str  # the public clock (a child process waits for the fake with it)
+    # The venue's own answers for a fault soak: (HTTP status, body) of a rate limit, a
+    # refusal and a clock-skew refusal.
+    refusals: dict[str, tuple[int, Any]]
 
     def trade_key(self, symbol: str, trade_id: object) -> str:
         """The trade id the books give a fake's trade (ccxt's market id, dash, trade id)."""
@@ -58,6 +61,10 @@ VENUES = {
                    "/dapi/v1/exchangeInfo", "/sapi/v1/capital/config/getall",
                    "/sapi/v1/margin/allPairs", "/sapi/v1/margin/isolated/allPairs"}),
         "/api/v3/time",
+        {"rate_limit": (429, {"code": -1003, "msg": "Too much request weight used"}),
+         "rejected": (400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"}),
+         "clock_skew": (400, {"code": -1021, "msg": "Timestamp for this request was 1000ms "
+                                                   "ahead of the server's time."})},
     ),
     "okx": VenueRig(
         "okx", FakeOkx, okx_config, frozenset(FakeOkx.order_paths),
@@ -66,6 +73,12 @@ VENUES = {
         frozenset({"/api/v5/public/time", "/api/v5/public/instruments",
                    "/api/v5/asset/currencies"}),
         "/api/v5/public/time",
+        {"rate_limit": (429, {"code": "50011", "msg": "Rate limit reached.", "data": []}),
+         "rejected": (200, {"code": "1", "msg": "All operations failed", "data": [
+             {"clOrdId": "", "ordId": "", "sCode": "51121",
+              "sMsg": "Order quantity must be a multiple of the lot size."}]}),
+         "clock_skew": (401, {"code": "50102", "msg": "Timestamp request expired",
+                              "data": []})},
     ),
 }  # fmt: skip
 

@@ -66,6 +66,11 @@ def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -
         return ClockSkew(text)
     if isinstance(error, ccxt.OperationFailed):  # network trouble, timeouts, 5xx, rate limits
         return ExchangeUnavailable(text, retry_after=_retry_after(headers))
+    if type(error) is ccxt.ExchangeError:
+        # Unclassified: ccxt's OKX and Bybit classes raise it for any answer without their
+        # success code (a gateway's 5xx body included), so it is no proof of a refusal: the
+        # outcome is unknown, and an order is looked up before anything is sent again.
+        return ExchangeUnavailable(text, retry_after=_retry_after(headers))
     return ExchangeRejected(text)
 
 

@@ -126,3 +126,14 @@ def _as_order(intent: OrderIntent, exchange_order_id: str | None) -> Order:
     """The journal's record of ``intent``, as a restart reads it."""
     return Order(intent.client_order_id, intent.run_id, intent.pair, intent.side, intent.amount,
                  OrderStatus.OPEN, NOW, NOW, exchange_order_id=exchange_order_id)  # fmt: skip
+
+
+async def test_a_gateway_error_without_okx_code_is_an_unknown_outcome_not_a_refusal(
+    okx: tuple[FakeOkx, CcxtExchange],
+) -> None:
+    fake, exchange = okx  # ccxt's okx raises a bare ExchangeError for any body without "code"
+    fake.faults.append(Fault("/api/v5/trade/batch-orders", 502, {"msg": "unavailable"},
+                             method="POST", after=True))  # fmt: skip
+    report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED  # was: rejected, while the order had filled
+    assert fake.order_posts == 1
