@@ -51,6 +51,7 @@ class FakeOkx(FakeBinance):
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record_and_inject])
         get, post = app.router.add_get, app.router.add_post
+        post("/_test/advance", self._advance)  # the crash soak's child steps the market
         get("/api/v5/public/time", self._okx_time)
         get("/api/v5/public/instruments", self._instruments)
         get("/api/v5/market/ticker", self._okx_ticker)
