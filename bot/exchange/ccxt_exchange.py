@@ -101,6 +101,7 @@ class CcxtExchange:
         self.name: str = client.id
         # What differs between exchanges and ccxt does not say (bot/exchange/venues.py).
         self.profile = profile_for(client.id)
+        self._stops: set[str] = set()  # client ids placed as stops by this process
         for key, value in self.profile.ccxt_options.items():
             client.options.setdefault(key, value)
 
@@ -215,12 +216,13 @@ class CcxtExchange:
         ``intent.stop_price``."""
         if not self.supports_stop_orders:
             raise ExchangeRejected(f"{self.name}: stop orders are not supported here")
+        self._stops.add(intent.client_order_id)
         return await self._place(intent)
 
     async def cancel_order(self, order: Order) -> ExecutionReport | None:
         """Cancel a resting order; returns what became of it (it may have filled first)."""
         exchange_id = order.exchange_order_id
-        stop = False
+        stop = order.client_order_id in self._stops and bool(self.profile.stop_cancel_params)
         if exchange_id is None:  # placed with an unknown outcome: its id is learnt first
             found = await self._find(order.pair, order.client_order_id)
             if found is None:
@@ -324,7 +326,10 @@ class CcxtExchange:
         )
 
     async def lookup(self, order: Order) -> ExecutionReport | None:
-        found = await self.find_order(order.pair, order.client_order_id)
+        """What became of a journaled order. A stop placed by this process is looked for among
+        trigger/algo orders first (after a restart both kinds are tried, plain first)."""
+        stop = order.client_order_id in self._stops
+        found = await self.find_order(order.pair, order.client_order_id, stop=stop)
         if found is None:
             return None
         intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
