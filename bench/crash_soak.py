@@ -2,6 +2,7 @@
 at least 200 times, restarting it after each kill and checking every invariant.
 
     .venv/bin/python bench/crash_soak.py [--kills 200] [--seed 1]
+        [--venue binance|okx] [--split 0.4,0.6] [--fee-asset quote|received|BNB]
 
 See tests/crash_soak.py for what is checked; the suite runs the same soak with 5 kills.
 """
@@ -32,15 +33,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--realistic", action="store_true",
-                        help="fills in several trades, fees from the coin bought")  # fmt: skip
+    parser.add_argument("--venue", default="binance", help="whose fake and ccxt class")
+    parser.add_argument("--split", default="1", help="each order's trades, as shares: 0.4,0.6")
+    parser.add_argument("--fee-asset", default="quote", help="quote, received or BNB")
     args = parser.parse_args()
+    split = tuple(float(share) for share in args.split.split(","))
     candles = read_candle_file(SHARED if SHARED.exists() else SAMPLE)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, tqdm(total=args.kills, unit="kill") as bar:
         report = asyncio.run(run_crash_soak(Path(folder), candles, kills=args.kills,
                                             seed=args.seed, progress=bar.update,
-                                            realistic=args.realistic))  # fmt: skip
+                                            venue=args.venue, split=split,
+                                            fee_asset=args.fee_asset))  # fmt: skip
     took = time.perf_counter() - started
     print(
         f"kills {report.kills} ({took:.0f} s); landed: "

@@ -35,8 +35,8 @@ import pandas as pd
 from handlers.delivery import MAY_REPEAT
 from tests.crash_child import ADMIN
 from tests.fake_exchange import FakeBinance, serve
-from tests.invariants import Invariants, binance_defaults
-from tests.live_rig import funded_fake
+from tests.invariants import Invariants
+from tests.live_rig import VENUES, VenueRig, funded_fake
 from tests.telegram_emulator import TelegramEmulator, running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,20 +61,23 @@ class CrashReport:
 
 async def run_crash_soak(
     folder: Path, candles: pd.DataFrame, *, kills: int, seed: int = 1,
-    progress: Any = None, realistic: bool = False,
+    progress: Any = None, venue: str = "binance", split: tuple[float, ...] = (1.0,),
+    fee_asset: str = "quote", dwell: tuple[float, float] = (0.1, 1.5),
 ) -> CrashReport:  # fmt: skip
-    """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar);
-    ``realistic``: the fake fills in several trades and takes fees from the coin bought."""
+    """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar).
+    ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
+    order and fee currency (see ``FakeBinance``); ``dwell``: the range of seconds the service
+    runs before each kill."""
     rng = random.Random(seed)
-    fake = funded_fake(candles)
-    if realistic:
-        binance_defaults(fake)
+    rig = VENUES[venue]
+    fake = funded_fake(candles, venue)
+    fake.split, fake.fee_asset = split, fee_asset
     fake.order_delay = 0.04
     fake.move_to(int(candles["timestamp"].iloc[0]) + 10 * 86_400_000 + 5_000)
     emulator = TelegramEmulator(send_delay=0.02)
     report = CrashReport()
     database = folder / "pairpilot.sqlite"
-    report.invariants = invariants = Invariants(fake, database)
+    report.invariants = invariants = Invariants(fake, database, rig.trade_key)
     log = (folder / "service.log").open("ab")
     async with serve(fake) as exchange_url, running(emulator) as telegram_url:
         expected: dict[str, Any] | None = None
@@ -84,14 +87,14 @@ async def run_crash_soak(
                 started = time.monotonic()
                 child = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "tests.crash_child", exchange_url, telegram_url,
-                    str(folder), cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+                    str(folder), venue, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE, stderr=log,
                     env={**os.environ, "PYTHONPATH": str(ROOT)},
                 )  # fmt: skip
                 try:
                     loaded = await _ready(child, folder / "service.log")
                     report.restart_seconds.append(time.monotonic() - started)
-                    found = _after_restart(database, fake, loaded, expected)
+                    found = _after_restart(database, fake, rig, loaded, expected)
                     report.violations += [f"restart {round_}: {text}" for text in found]
                     report.violations += invariants.check(f"restart {round_}")
                     if round_ == kills:
@@ -99,7 +102,7 @@ async def run_crash_soak(
                     assert child.stdin is not None
                     child.stdin.write((rng.choice(COMMANDS) + "\n").encode())
                     await child.stdin.drain()
-                    await asyncio.sleep(rng.uniform(0.1, 1.5))
+                    await asyncio.sleep(rng.uniform(*dwell))
                     report.landed[_landing(fake, emulator)] += 1
                 finally:
                     if child.returncode is None:
@@ -165,14 +168,15 @@ def _after_kill(database: Path, emulator: TelegramEmulator, seen: set[int]) -> l
 
 
 def _after_restart(
-    database: Path, fake: FakeBinance, loaded: dict[str, Any], expected: dict[str, Any] | None
-) -> list[str]:
+    database: Path, fake: FakeBinance, rig: VenueRig, loaded: dict[str, Any],
+    expected: dict[str, Any] | None,
+) -> list[str]:  # fmt: skip
     found = []
     if expected is not None and loaded != expected:
         found.append(f"loaded {loaded}, the database held {expected}")
     placed = collections.Counter(order.client_id for order in fake.orders.values())
     found += [f"{coid} placed {n} times" for coid, n in placed.items() if n > 1]
-    traded = {f"BTCUSDT-{fill['tradeId']}" for order in fake.orders.values()
+    traded = {rig.trade_key(order.symbol, fill["tradeId"]) for order in fake.orders.values()
               for fill in order.fills}  # fmt: skip
     with _connect(database) as db:
         journaled = {row[0] for row in db.execute("SELECT client_order_id FROM orders")}

@@ -107,6 +107,7 @@ class FakeBinance:
     chaos: Callable[[web.Request], Fault | None] | None = None  # picks a fault per request
     order_delay: float = 0.0  # seconds a placement takes, half before and half after it
     placing: int = 0  # order placements in progress
+    order_paths: tuple[str, ...] = ("/api/v3/order",)  # where placements are POSTed
 
     def move_to(self, now_ms: int) -> None:
         """The exchange's clock; each symbol's price is its forming candle's open."""
@@ -214,7 +215,7 @@ class FakeBinance:
     async def _record_and_inject(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.path, dict(request.query)))
         self._trigger_stops()  # the market moved (tests set prices): resting stops may fire
-        if request.method == "POST" and request.path == "/api/v3/order":
+        if request.method == "POST" and request.path in self.order_paths:
             self.order_posts += 1
             if self.order_delay:
                 return await self._slowly(request, handler)
@@ -304,36 +305,48 @@ class FakeBinance:
             return web.json_response({"code": -2010, "msg": "Duplicate order sent."}, status=400)
         symbol, side, kind = params["symbol"], params["side"], params.get("type", "MARKET")
         price = self.prices[symbol]
-        base = symbol[:-4]
         if "quoteOrderQty" in params:
             quantity = float(params["quoteOrderQty"]) / price
         else:
             quantity = float(params["quantity"])
+        limit = float(params["price"]) if kind == "LIMIT" else 0.0
+        order = self.open_order(client_id, symbol, side, kind, quantity,
+                                limit or float(params.get("stopPrice", 0.0)))  # fmt: skip
+        if order is None:
+            return _insufficient()
+        return web.json_response({**_order_json(order), "fills": order.fills})
+
+    def open_order(
+        self, client_id: str, symbol: str, side: str, kind: str, quantity: float, level: float
+    ) -> Order | None:
+        """Take an order (any venue's fake): a MARKET fills now, a LIMIT buy rests at ``level``
+        with its cost and fee locked, a STOP_LOSS sell rests with its coins locked until the
+        price reaches ``level``. None: the balance cannot pay it (nothing changes)."""
+        price = self.prices[symbol]
+        base, quote = symbol[:-4], symbol[-4:]
         order = Order(len(self.orders) + 1, client_id, symbol, side, quantity, 0.0, 0.0, "NEW",
-                      self.now_ms, [], kind, float(params.get("stopPrice", 0.0)))  # fmt: skip
+                      self.now_ms, [], kind, level)  # fmt: skip
         if kind == "LIMIT":  # a buy rests, its cost and fee locked, until the price comes down
-            order.stop_price = float(params["price"])  # the limit (one field serves both kinds)
-            lock = quantity * order.stop_price * (1 + self.fee_rate)
-            quote = symbol[-4:]
+            lock = quantity * level * (1 + self.fee_rate)
             if side != "BUY" or lock > self.balances.get(quote, 0.0) + 1e-9:
-                return _insufficient()
+                return None
             self.balances[quote] -= lock
             self.locked[quote] = self.locked.get(quote, 0.0) + lock
             self.orders[order.order_id] = order
             self._trigger_stops()
-            return web.json_response({**_order_json(order), "fills": order.fills})
+            return order
         if kind == "STOP_LOSS":  # rests, its amount locked, until the price reaches the stop
             if side != "SELL" or quantity > self.balances.get(base, 0.0) + 1e-12:
-                return _insufficient()
+                return None
             self.balances[base] -= quantity
             self.locked[base] = self.locked.get(base, 0.0) + quantity
             self.orders[order.order_id] = order
             self._trigger_stops()
-            return web.json_response({**_order_json(order), "fills": order.fills})
+            return order
         if not self._execute(order, price, self.balances):
-            return _insufficient()
+            return None
         self.orders[order.order_id] = order
-        return web.json_response({**_order_json(order), "fills": order.fills})
+        return order
 
     def _execute(self, order: Order, price: float, source: dict[str, float]) -> bool:
         """Fill ``order`` at ``price`` (``fill_share`` of it; the rest expires), taking the sold

@@ -34,13 +34,6 @@ MIN_NOTIONAL = 5.0
 CASH_TOLERANCE = 1e-6
 
 
-def binance_defaults(fake: FakeBinance) -> None:
-    """The fake as Binance behaves by default: an order of any size fills in several trades,
-    and a buy's fee is taken from the coins bought (every exit then leaves dust)."""
-    fake.split = (0.4, 0.6)
-    fake.fee_asset = "received"
-
-
 def too_small(pair: str, amount: float, price: float) -> str | None:
     """The fake's dust rule, as ``CcxtExchange.too_small`` reads it from its filters."""
     rounded = math.floor(amount / STEP + 1e-9) * STEP

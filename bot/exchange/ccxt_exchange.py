@@ -66,6 +66,11 @@ def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -
         return ClockSkew(text)
     if isinstance(error, ccxt.OperationFailed):  # network trouble, timeouts, 5xx, rate limits
         return ExchangeUnavailable(text, retry_after=_retry_after(headers))
+    if type(error) is ccxt.ExchangeError:
+        # Unclassified: ccxt's OKX and Bybit classes raise it for any answer without their
+        # success code (a gateway's 5xx body included), so it is no proof of a refusal: the
+        # outcome is unknown, and an order is looked up before anything is sent again.
+        return ExchangeUnavailable(text, retry_after=_retry_after(headers))
     return ExchangeRejected(text)
 
 
@@ -96,6 +101,7 @@ class CcxtExchange:
         self.name: str = client.id
         # What differs between exchanges and ccxt does not say (bot/exchange/venues.py).
         self.profile = profile_for(client.id)
+        self._stops: set[str] = set()  # client ids placed as stops by this process
         for key, value in self.profile.ccxt_options.items():
             client.options.setdefault(key, value)
 
@@ -210,12 +216,13 @@ class CcxtExchange:
         ``intent.stop_price``."""
         if not self.supports_stop_orders:
             raise ExchangeRejected(f"{self.name}: stop orders are not supported here")
+        self._stops.add(intent.client_order_id)
         return await self._place(intent)
 
     async def cancel_order(self, order: Order) -> ExecutionReport | None:
         """Cancel a resting order; returns what became of it (it may have filled first)."""
         exchange_id = order.exchange_order_id
-        stop = False
+        stop = order.client_order_id in self._stops and bool(self.profile.stop_cancel_params)
         if exchange_id is None:  # placed with an unknown outcome: its id is learnt first
             found = await self._find(order.pair, order.client_order_id)
             if found is None:
@@ -241,6 +248,7 @@ class CcxtExchange:
         retried. A report that is not final yet is fetched again to verify it.
         """
         self._check_order(intent)
+        stop = intent.stop_price is not None
         order = None
         for attempt in range(1, self._attempts + 1):
             try:
@@ -255,7 +263,7 @@ class CcxtExchange:
                 if translated.retry_after:  # rate-limited: no request at all before it is over
                     await self._sleep(translated.retry_after)
                 await self._resync_clock(translated)
-                order = await self.find_order(intent.pair, intent.client_order_id)
+                order = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
                 if order is not None:
                     break
                 if attempt == self._attempts:
@@ -265,15 +273,18 @@ class CcxtExchange:
         if not self.profile.reply_complete and order.get("status") not in _FINAL:
             # The reply says only that the order was taken (OKX, Bybit, Kraken, Coinbase): what
             # became of it is read back under our id.
-            order = await self.find_order(intent.pair, intent.client_order_id) or order
+            order = await self.find_order(intent.pair, intent.client_order_id, stop=stop) or order
         elif order.get("status") == "open":
             order = await self._call(self._client.fetch_order, order["id"], intent.pair)
         return await self._report(intent, order)
 
-    async def find_order(self, pair: str, client_order_id: str) -> dict[str, Any] | None:
+    async def find_order(
+        self, pair: str, client_order_id: str, *, stop: bool = False
+    ) -> dict[str, Any] | None:
         """The order placed under ``client_order_id`` with its trades, or None if the exchange
-        never got it. An order lookup carries no fills, so they are fetched by order id."""
-        found = await self._find(pair, client_order_id)
+        never got it. An order lookup carries no fills, so they are fetched by order id.
+        ``stop``: it is a stop-loss (a trigger/algo order is looked for first)."""
+        found = await self._find(pair, client_order_id, stop=stop)
         if found is None:
             return None
         order, stop = found
@@ -283,7 +294,9 @@ class CcxtExchange:
             order = {**order, "trades": await self._trades(pair, order, stop)}
         return order
 
-    async def _find(self, pair: str, client_order_id: str) -> tuple[dict[str, Any], bool] | None:
+    async def _find(
+        self, pair: str, client_order_id: str, *, stop: bool = False
+    ) -> tuple[dict[str, Any], bool] | None:
         """The order placed under ``client_order_id`` and whether it is a trigger/algo stop."""
         profile = self.profile
         if profile.lookup is Lookup.SCAN:
@@ -293,11 +306,11 @@ class CcxtExchange:
                     if order.get("clientOrderId") == wire:
                         return order, False
             return None
-        kinds = [False, True] if profile.stop_lookup_params else [False]
-        for stop in kinds:
-            params = profile.lookup_by_id(client_order_id, stop=stop)
+        kinds = [stop, not stop] if profile.stop_lookup_params else [False]
+        for algo in kinds:
+            params = profile.lookup_by_id(client_order_id, stop=algo)
             with contextlib.suppress(NotFound):
-                return await self._call(self._client.fetch_order, None, pair, params), stop
+                return await self._call(self._client.fetch_order, None, pair, params), algo
         return None
 
     async def _trades(self, pair: str, order: Mapping[str, Any], stop: bool) -> list[Any]:
@@ -313,7 +326,10 @@ class CcxtExchange:
         )
 
     async def lookup(self, order: Order) -> ExecutionReport | None:
-        found = await self.find_order(order.pair, order.client_order_id)
+        """What became of a journaled order. A stop placed by this process is looked for among
+        trigger/algo orders first (after a restart both kinds are tried, plain first)."""
+        stop = order.client_order_id in self._stops
+        found = await self.find_order(order.pair, order.client_order_id, stop=stop)
         if found is None:
             return None
         intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
@@ -358,9 +374,12 @@ class CcxtExchange:
         cancelled = 0
         for pair in pairs:
             open_orders = await self._call(self._client.fetch_open_orders, pair)
-            if open_orders:
+            if open_orders and self._client.has.get("cancelAllOrders"):
                 await self._call(self._client.cancel_all_orders, pair)
-                cancelled += len(open_orders)
+            for order in open_orders if not self._client.has.get("cancelAllOrders") else []:
+                with contextlib.suppress(NotFound):  # OKX: one by one; it may have filled
+                    await self._call(self._client.cancel_order, order["id"], pair)
+            cancelled += len(open_orders)
             for stop in await self._open_stops(pair):
                 with contextlib.suppress(NotFound):  # it fired or went meanwhile
                     await self._call(self._client.cancel_order, stop["id"], pair,
@@ -380,10 +399,14 @@ class CcxtExchange:
         found = []
         for pair in pairs:
             plain = await self._call(self._client.fetch_open_orders, pair)
-            for order in [*plain, *await self._open_stops(pair)]:
-                price = order.get("price") or order.get("stopPrice") or order.get("triggerPrice")
-                found.append(OpenOrder(pair, order.get("clientOrderId") or "", order["side"],
-                                       float(order["amount"]),
+            stops = await self._open_stops(pair)
+            for order in [*plain, *stops]:
+                price = (order.get("price") or order.get("stopPrice") or order.get("triggerPrice")
+                         or order.get("stopLossPrice"))  # fmt: skip
+                client_id = order.get("clientOrderId") or ""
+                if order in stops and self.profile.stop_create_param:  # the algo's own id
+                    client_id = (order.get("info") or {}).get(self.profile.stop_create_param, "")
+                found.append(OpenOrder(pair, client_id, order["side"], float(order["amount"]),
                                        float(price) if price else None))  # fmt: skip
         return found
 

@@ -133,12 +133,16 @@ PROFILES: Mapping[str, VenueProfile] = {
         lookup=Lookup.FETCH_ORDER,
         lookup_params={"acknowledged": True},  # /v5/order/realtime, the last 500 orders
         reply_complete=False,  # /v5/order/create answers orderId and orderLinkId only
-        stop_orders=True,  # a spot conditional order (orderFilter=StopOrder)
-        stop_list_params={"trigger": True},
-        stop_lookup_params={"trigger": True},
-        stop_cancel_params={"trigger": True},
+        # ccxt places a spot stopLossPrice order with orderFilter=tpslOrder, while its
+        # trigger=True reads ask for StopOrder: the filter is named outright.
+        stop_orders=True,
+        stop_list_params={"orderFilter": "tpslOrder"},
+        stop_lookup_params={"orderFilter": "tpslOrder"},
+        stop_cancel_params={"orderFilter": "tpslOrder"},
         ohlcv_limit=1000,
         ccxt_options={"enableUnifiedAccount": True, "enableUnifiedMargin": False},
+        unverified=("orders and tpsl stops (read from ccxt's bybit.py; no model of Bybit's API "
+                    "in the tests yet)",),  # fmt: skip
     ),
     "kraken": VenueProfile(
         name="kraken",
