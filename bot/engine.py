@@ -22,6 +22,7 @@ from bot.domain import (
     AlertPriority,
     Fill,
     OrderIntent,
+    OrderStatus,
     PairRun,
     Position,
     RunState,
@@ -128,6 +129,7 @@ class Engine:
         atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
         atr_distance = policy.atr_stop * atr if math.isfinite(atr) else 0.0
         fills = await self._record(run, close_time, *await self._stops.settle(key_of(run)))
+        fills += await self._drop_stale_stop(run, close_time)
         fills += await self._finish_exit(run, candle, close_time)
         fills += await self._ensure_protection(run, policy, candle, close_time, atr_distance)
         fills += await self._protect(run, policy, candle, close_time)
@@ -382,6 +384,17 @@ class Engine:
             )  # fmt: skip
         return None
 
+    async def _drop_stale_stop(self, run: PairRun, close_time: datetime) -> list[Fill]:
+        """A stop resting for more than the books hold (the position was sold by a sale whose
+        outcome was settled later; dust may be left) would sell coins that are not
+        pairpilot's: it is taken off."""
+        resting = await self._stops.amount(key_of(run))
+        position = self.portfolio.position(run.pair)
+        if resting is None or (position is not None and resting <= position.amount * (1 + 1e-6)):
+            return []
+        log.warning("%s: flat, but a stop still rests; cancelling it", run.pair)
+        return await self._record(run, close_time, *await self._stops.cancel(key_of(run)))
+
     async def _remember_exit(self, run: PairRun, signal: Signal) -> None:
         """An exit signal is written down before anything is sent: when the exchange fails at
         this close, the next tick still sells (a crossover exit lasts one candle)."""
@@ -485,6 +498,22 @@ class Engine:
                                          from_ms(int(candle["timestamp"])), "trail")  # fmt: skip
         return fills + await self._record(run, close_time, *placed)
 
+    async def _never_sold(self, run: PairRun, sale: str) -> bool:
+        """Whether a sale that failed is known not to have happened: refused before it was sent,
+        or looked up again and absent. One that filled after all is booked here; while its
+        outcome is unknown, no stop is put back (it could sell coins already sold: the next
+        tick settles the sale, then places a stop if the position is still held)."""
+        order = await self._executor.journal.get(sale)
+        if order is None or order.status is OrderStatus.REJECTED:
+            return True
+        try:
+            report = await self.exchange.lookup(order)
+        except BotError:
+            return False
+        if report is not None:
+            await self._record(run, self._clock.now(), *await self._executor.settle(report))
+        return report is None and self.portfolio.position(run.pair) is not None
+
     async def _restore_stop(self, run: PairRun, level: float, sale: str) -> None:
         """Put back the stop a failed or refused sell took off; if the exchange refuses now too,
         the next tick places it (``_ensure_protection``)."""
@@ -523,7 +552,7 @@ class Engine:
         try:
             fills, trade = await self._executor.execute(intent)
         except BotError:
-            if level is not None:
+            if level is not None and await self._never_sold(run, intent.client_order_id):
                 await self._restore_stop(run, level, intent.client_order_id)
             raise
         if not fills and level is not None and self.portfolio.position(run.pair) is not None:

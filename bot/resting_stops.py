@@ -66,6 +66,11 @@ class RestingStops:
         saved = await self._state.get(key) or {}
         return saved.get(_LEVEL) if await self._resting(key) else None
 
+    async def amount(self, key: str) -> float | None:
+        """What the resting stop would still sell, None when none rests."""
+        order = await self._resting(key)
+        return order.amount - order.filled if order is not None else None
+
     async def settle(self, key: str) -> tuple[list[Fill], Trade | None]:
         """Book whatever the resting stop did since the last look."""
         order = await self._resting(key)

@@ -485,3 +485,40 @@ async def test_a_pair_started_later_keeps_the_users_own_coins_out_of_drift_and_f
         assert (await trading.control.flatten()).clean
     assert fake.balances["ETH"] == 2.0
     assert not [text for kind, text in await alerts_of(tmp_path) if kind == "reconciliation_drift"]
+
+
+@pytest.mark.parametrize("fee_asset", ["quote", "received"])
+async def test_a_sale_with_an_unknown_outcome_leaves_no_stop_once_it_is_known_sold(
+    tmp_path: Path, btc_candles: pd.DataFrame, fee_asset: str
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.fee_asset = fee_asset
+    fake.balances["BTC"] = 0.01  # the user's own: a stray stop could sell it
+    armed = {"sale": False, "lookups": 0}
+
+    def lose_the_sale(request: web.Request) -> Fault | None:
+        if request.path != "/api/v3/order":
+            return None
+        if request.method == "POST" and armed["sale"]:  # executed, its answer lost
+            armed["sale"], armed["lookups"] = False, 2
+            return Fault(request.path, 503, {"code": -1000, "msg": "lost"}, after=True)
+        if request.method == "GET" and armed["lookups"]:
+            armed["lookups"] -= 1  # and the look-ups right after it fail too
+            return Fault(request.path, 503, {"code": -1000, "msg": "busy"})
+        return None
+
+    fake.chaos = lose_the_sale
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
+        assert len(resting_stops(fake)) == 1
+        armed["sale"] = True
+        await hourly(trading, market, EXIT_TICK, EXIT_TICK + 4 * HOUR)
+        assert not armed["sale"]
+        left = trading.engine.portfolio.position(PAIR)
+        assert left is None or trading.engine.exchange.too_small(PAIR, left.amount, 1e5)
+    assert resting_stops(fake) == []
+    sales = [o for o in fake.orders.values() if o.side == "SELL" and o.kind == "MARKET"]
+    assert [o.status for o in sales] == ["FILLED"]
+    assert fake.balances["BTC"] + fake.locked.get("BTC", 0.0) == pytest.approx(
+        0.01 + (left.amount if left else 0.0), abs=1e-9
+    )  # the user's own coins untouched
