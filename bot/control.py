@@ -130,6 +130,9 @@ class Control:
             pairs = {run.pair for run in self._service.runs()} | {
                 position.pair for position in self._engine.portfolio.positions()
             }
+            # An order whose outcome is unknown (its answer lost) is settled first: its coins
+            # are pairpilot's and are sold too. Raises while the exchange cannot say.
+            await self._engine.executor.settle_unknown()
             for run in self._service.runs():
                 await self._engine.cancel_pending_entry(run)
             if self._outside:  # a pair started since the last start: the user's own coins

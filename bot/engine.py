@@ -557,11 +557,14 @@ class Engine:
             raise
         if not fills and level is not None and self.portfolio.position(run.pair) is not None:
             await self._restore_stop(run, level, intent.client_order_id)  # the sale was refused
-        if fills and self.portfolio.position(run.pair) is not None:  # partly filled
+        rest = self.portfolio.position(run.pair)
+        if fills and rest is not None:  # partly filled: the rest is sold at the next close
             saved = await self._state.get(key_of(run)) or {}
             reason = intent.reason.removeprefix("rest of ")
             await self._state.set(key_of(run), {**saved, "exit_pending": reason},
                                   self._clock.now())  # fmt: skip
+            if level is not None and not self._is_dust(rest, intent.reference_price):
+                await self._restore_stop(run, level, intent.client_order_id)  # until then
         return cancelled + await self._record(run, close_time, fills, trade)
 
 

@@ -522,3 +522,36 @@ async def test_a_sale_with_an_unknown_outcome_leaves_no_stop_once_it_is_known_so
     assert fake.balances["BTC"] + fake.locked.get("BTC", 0.0) == pytest.approx(
         0.01 + (left.amount if left else 0.0), abs=1e-9
     )  # the user's own coins untouched
+
+
+async def test_a_kill_switch_sale_filled_in_part_leaves_the_rest_under_a_stop(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        fake.faults.append(Fault("/api/v3/order", method="POST", fill_share=0.5))
+        report = await trading.control.flatten()
+        assert not report.clean
+        rest = trading.engine.portfolio.position(PAIR)
+        assert rest is not None
+        (stop,) = resting_stops(fake)
+        assert stop.quantity == pytest.approx(rest.amount, abs=1e-5)
+
+
+async def test_the_kill_switch_settles_an_entry_whose_answer_was_lost_and_sells_it(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        fake.faults += [
+            Fault("/api/v3/order", 503, {"code": -1000, "msg": "lost"}, method="POST",
+                  after=True),
+            Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"}, method="GET", times=2),
+        ]  # fmt: skip
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        assert trading.engine.portfolio.position(PAIR) is None  # not known yet
+        report = await trading.control.flatten()
+        assert report.closed[PAIR] > 0
+        assert report.clean
+    assert fake.balances.get("BTC", 0.0) == pytest.approx(0.0)
