@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -27,10 +28,9 @@ NOW = datetime(2025, 7, 1, tzinfo=UTC)
 OKX_KEYS = {"apiKey": "test-key", "secret": "test-secret", "password": "test-pass"}
 
 
-@pytest.fixture
-async def okx() -> AsyncIterator[tuple[FakeOkx, CcxtExchange]]:
-    now_ms = int(SystemClock().now().timestamp() * 1000)
-    fake = FakeOkx(now_ms=now_ms, prices={"BTCUSDT": 100_000.0})
+@asynccontextmanager
+async def connected[F: FakeOkx](fake: F) -> AsyncIterator[tuple[F, CcxtExchange]]:
+    """ccxt's okx class, markets loaded, on ``fake`` served over loopback."""
     async with serve_okx(fake) as base:
         exchange = CcxtExchange.create("okx", okx_config(base), credentials=OKX_KEYS,
                                        attempts=3, backoff=0.01)  # fmt: skip
@@ -39,6 +39,16 @@ async def okx() -> AsyncIterator[tuple[FakeOkx, CcxtExchange]]:
             yield fake, exchange
         finally:
             await exchange.close()
+
+
+def _now_ms() -> int:
+    return int(SystemClock().now().timestamp() * 1000)
+
+
+@pytest.fixture
+async def okx() -> AsyncIterator[tuple[FakeOkx, CcxtExchange]]:
+    async with connected(FakeOkx(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+        yield both
 
 
 def buy(quote: float, coid: str = "pp1x1b") -> OrderIntent:
@@ -169,16 +179,8 @@ class LaggingOkx(FakeOkx):
 
 @pytest.fixture
 async def lagging() -> AsyncIterator[tuple[LaggingOkx, CcxtExchange]]:
-    now_ms = int(SystemClock().now().timestamp() * 1000)
-    fake = LaggingOkx(now_ms=now_ms, prices={"BTCUSDT": 100_000.0})
-    async with serve_okx(fake) as base:
-        exchange = CcxtExchange.create("okx", okx_config(base), credentials=OKX_KEYS,
-                                       attempts=3, backoff=0.01)  # fmt: skip
-        await exchange.load_markets()
-        try:
-            yield fake, exchange
-        finally:
-            await exchange.close()
+    async with connected(LaggingOkx(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+        yield both
 
 
 async def test_trades_that_lag_the_order_leave_it_unsettled_until_they_all_show(
