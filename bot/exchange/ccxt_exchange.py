@@ -249,8 +249,10 @@ class CcxtExchange:
         """Place ``intent`` under its client order id, at most once.
 
         When the outcome is unknown (a timeout, a 5xx, a dropped connection) the order is looked
-        up by its client order id before anything is sent again; an exchange refusal is never
-        retried. A report that is not final yet is fetched again to verify it.
+        up by its client order id; not found, it is not sent again (ExchangeUnavailable: the
+        journal keeps it NEW for a later look-up). Only a request the venue refused unprocessed
+        (rate limit, clock skew) is sent again; an exchange refusal is never retried. A report
+        that is not final yet is fetched again to verify it.
         """
         self._check_order(intent)
         self._wire(intent.client_order_id)
@@ -272,7 +274,10 @@ class CcxtExchange:
                 order = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
                 if order is not None:
                     break
-                if attempt == self._attempts:
+                if attempt == self._attempts or not _refused_unprocessed(error):
+                    # Not found may only mean not processed yet, and Binance and OKX take a
+                    # filled order's id again: a resend could buy twice. The order stays NEW,
+                    # looked up again on the next tick (Executor.settle_unknown).
                     raise translated from error
                 await self._sleep(self._backoff * 2 ** (attempt - 1))
         assert order is not None  # the loop either found an order or raised
@@ -589,6 +594,12 @@ _STATUS = {
     "expired": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }
+
+
+def _refused_unprocessed(error: ccxt.BaseError) -> bool:
+    """Whether the venue refused the request before processing it (a rate limit, a ban, a
+    clock-skew refusal): only then is sending it again safe."""
+    return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce)
 
 
 def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
