@@ -37,6 +37,7 @@ from bot.domain import (
 from bot.errors import (
     BotError,
     ClockSkew,
+    ConfigError,
     ExchangeAuthFailed,
     ExchangeRejected,
     ExchangeUnavailable,
@@ -102,6 +103,7 @@ class CcxtExchange:
         # What differs between exchanges and ccxt does not say (bot/exchange/venues.py).
         self.profile = profile_for(client.id)
         self._stops: set[str] = set()  # client ids placed as stops by this process
+        self._ours: dict[str, str] = {}  # wire id -> our id, for venues that cannot carry ours
         for key, value in self.profile.ccxt_options.items():
             client.options.setdefault(key, value)
 
@@ -137,6 +139,9 @@ class CcxtExchange:
         warning = self.profile.warning()
         if warning:
             log.warning("%s", warning)
+        problem = self.lookup_problem() if self._client.apiKey else None
+        if problem:
+            raise ConfigError(problem)
         if self._client.apiKey and self._client.has.get("fetchTime"):
             await self._call(self._client.load_time_difference)
         await self._call(self._client.load_markets)
@@ -244,10 +249,13 @@ class CcxtExchange:
         """Place ``intent`` under its client order id, at most once.
 
         When the outcome is unknown (a timeout, a 5xx, a dropped connection) the order is looked
-        up by its client order id before anything is sent again; an exchange refusal is never
-        retried. A report that is not final yet is fetched again to verify it.
+        up by its client order id; not found, it is not sent again (ExchangeUnavailable: the
+        journal keeps it NEW for a later look-up). Only a request the venue refused unprocessed
+        (rate limit, clock skew) is sent again; an exchange refusal is never retried. A report
+        that is not final yet is fetched again to verify it.
         """
         self._check_order(intent)
+        self._wire(intent.client_order_id)
         stop = intent.stop_price is not None
         order = None
         for attempt in range(1, self._attempts + 1):
@@ -266,14 +274,25 @@ class CcxtExchange:
                 order = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
                 if order is not None:
                     break
-                if attempt == self._attempts:
+                if attempt == self._attempts or not _refused_unprocessed(error):
+                    # Not found may only mean not processed yet, and Binance and OKX take a
+                    # filled order's id again: a resend could buy twice. The order stays NEW,
+                    # looked up again on the next tick (Executor.settle_unknown).
                     raise translated from error
                 await self._sleep(self._backoff * 2 ** (attempt - 1))
         assert order is not None  # the loop either found an order or raised
         if not self.profile.reply_complete and order.get("status") not in _FINAL:
             # The reply says only that the order was taken (OKX, Bybit, Kraken, Coinbase): what
-            # became of it is read back under our id.
-            order = await self.find_order(intent.pair, intent.client_order_id, stop=stop) or order
+            # became of it is read back under our id. A read-back that fails leaves the outcome
+            # unknown (the report says NEW, settled on a later tick), never a refusal: the
+            # order was placed.
+            try:
+                found = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
+            except (ExchangeUnavailable, ExchangeRejected, NotFound) as error:
+                log.warning("order %s placed; reading it back failed (%s): settled later",
+                            intent.client_order_id, error)  # fmt: skip
+                found = None
+            order = found or {**order, "status": None}
         elif order.get("status") == "open":
             order = await self._call(self._client.fetch_order, order["id"], intent.pair)
         return await self._report(intent, order)
@@ -287,31 +306,66 @@ class CcxtExchange:
         found = await self._find(pair, client_order_id, stop=stop)
         if found is None:
             return None
-        order, stop = found
-        if ((order.get("filled") or 0) > 0 or order.get("status") == "closed") and not order.get(
-            "trades"
-        ):
-            order = {**order, "trades": await self._trades(pair, order, stop)}
-        return order
+        return await self._with_trades(pair, *found)
+
+    async def _with_trades(self, pair: str, order: dict[str, Any], stop: bool) -> dict[str, Any]:
+        """``order`` with its trades, fetched when the order read did not carry them."""
+        if order.get("trades") or not ((order.get("filled") or 0) > 0
+                                       or order.get("status") == "closed"):  # fmt: skip
+            return order
+        return {**order, "trades": await self._trades(pair, order, stop)}
 
     async def _find(
         self, pair: str, client_order_id: str, *, stop: bool = False
     ) -> tuple[dict[str, Any], bool] | None:
         """The order placed under ``client_order_id`` and whether it is a trigger/algo stop."""
         profile = self.profile
-        if profile.lookup is Lookup.SCAN:
-            wire = profile.wire_id(client_order_id)
-            for method in (self._client.fetch_open_orders, self._client.fetch_closed_orders):
-                for order in await self._call(method, pair):
-                    if order.get("clientOrderId") == wire:
-                        return order, False
-            return None
         kinds = [stop, not stop] if profile.stop_lookup_params else [False]
+        if profile.lookup is Lookup.SCAN:
+            wire = self._wire(client_order_id)
+            for algo in kinds:
+                params = {profile.scan_param: wire} if profile.scan_param else {}
+                params.update(profile.stop_lookup_params if algo else {})
+                for method in self._order_lists():
+                    for order in await self._call(method, pair, None, None, params):
+                        if order.get("clientOrderId") == wire:
+                            return order, algo
+            return None
         for algo in kinds:
             params = profile.lookup_by_id(client_order_id, stop=algo)
             with contextlib.suppress(NotFound):
                 return await self._call(self._client.fetch_order, None, pair, params), algo
         return None
+
+    def _order_lists(self) -> list[Callable[..., Awaitable[list[dict[str, Any]]]]]:
+        """The order reads a SCAN goes through: open, then closed and cancelled (a cancelled
+        order may have filled in part), as far as ccxt offers them for this venue."""
+        has, client = self._client.has, self._client
+        lists = [client.fetch_open_orders] if has.get("fetchOpenOrders") else []
+        if has.get("fetchCanceledAndClosedOrders"):
+            return [*lists, client.fetch_canceled_and_closed_orders]
+        if has.get("fetchClosedOrders"):
+            lists.append(client.fetch_closed_orders)
+        if has.get("fetchCanceledOrders"):
+            lists.append(client.fetch_canceled_orders)
+        return lists
+
+    def lookup_problem(self) -> str | None:
+        """Why orders could not be found again on this venue, if they could not: trading
+        there would risk booking a filled order as never sent."""
+        if self.profile.lookup is Lookup.SCAN:
+            lists = self._order_lists()
+            closed = [m for m in lists if m.__name__ != "fetch_open_orders"]
+            if not closed:
+                return (f"{self.name}: ccxt reads no closed orders here, so an order whose "
+                        "answer is lost could not be found again; not trading on it")  # fmt: skip
+        return None
+
+    def _wire(self, ours: str) -> str:
+        """Our id as the venue carries it, remembered so that the venue's lists map back."""
+        wire = self.profile.wire_id(ours)
+        self._ours[wire] = ours
+        return wire
 
     async def _trades(self, pair: str, order: Mapping[str, Any], stop: bool) -> list[Any]:
         """The trades of ``order``; a triggered stop's trades belong to the order it placed
@@ -329,12 +383,30 @@ class CcxtExchange:
         """What became of a journaled order. A stop placed by this process is looked for among
         trigger/algo orders first (after a restart both kinds are tried, plain first)."""
         stop = order.client_order_id in self._stops
-        found = await self.find_order(order.pair, order.client_order_id, stop=stop)
+        found = await self._by_exchange_id(order, stop)
+        if found is None:
+            found = await self.find_order(order.pair, order.client_order_id, stop=stop)
         if found is None:
             return None
         intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
                              order.amount, 0.0, order.created_at)  # fmt: skip
         return await self._report(intent, found)
+
+    async def _by_exchange_id(self, order: Order, stop: bool) -> dict[str, Any] | None:
+        """A journaled order read by the exchange's own id, when the journal has it: found
+        however old it is, whatever the venue's lookup by client id can reach."""
+        if not order.exchange_order_id or not self._client.has.get("fetchOrder"):
+            return None
+        self._wire(order.client_order_id)  # its lists map back to ours
+        profile = self.profile
+        kinds = [stop, not stop] if profile.stop_lookup_params else [False]
+        for algo in kinds:
+            params = {**profile.lookup_params, **(profile.stop_lookup_params if algo else {})}
+            with contextlib.suppress(NotFound):
+                found = await self._call(self._client.fetch_order, order.exchange_order_id,
+                                         order.pair, params)  # fmt: skip
+                return await self._with_trades(order.pair, found, algo)
+        return None
 
     async def _report(self, intent: OrderIntent, order: Mapping[str, Any]) -> ExecutionReport:
         market = self._client.markets[intent.pair]
@@ -406,6 +478,7 @@ class CcxtExchange:
                 client_id = order.get("clientOrderId") or ""
                 if order in stops and self.profile.stop_create_param:  # the algo's own id
                     client_id = (order.get("info") or {}).get(self.profile.stop_create_param, "")
+                client_id = self._ours.get(client_id, client_id)  # a UUID or number: ours
                 found.append(OpenOrder(pair, client_id, order["side"], float(order["amount"]),
                                        float(price) if price else None))  # fmt: skip
         return found
@@ -515,11 +588,18 @@ class CcxtExchange:
 
 _FINAL = ("closed", "canceled", "expired", "rejected")
 _STATUS = {
+    "open": OrderStatus.OPEN,
     "closed": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELED,
     "expired": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }
+
+
+def _refused_unprocessed(error: ccxt.BaseError) -> bool:
+    """Whether the venue refused the request before processing it (a rate limit, a ban, a
+    clock-skew refusal): only then is sending it again safe."""
+    return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce)
 
 
 def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
@@ -535,11 +615,21 @@ def _report(
     fee_prices: Mapping[str, float],
 ) -> ExecutionReport:
     """Our report of a ccxt order: fees in the quote currency, amounts net of base fees."""
-    fills = tuple(_fill(intent, trade, market, fee_prices) for trade in order.get("trades") or [])
+    trades = order.get("trades") or []
+    fills = tuple(_fill(intent, trade, market, fee_prices) for trade in trades)
     filled = sum(fill.amount for fill in fills) if fills else float(order.get("filled") or 0.0)
-    status = _STATUS.get(order.get("status") or "", OrderStatus.OPEN)
+    status = _STATUS.get(order.get("status") or "", OrderStatus.NEW)  # no status: not known
     if status is OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
+    traded = sum(float(trade["amount"]) for trade in trades)
+    triggered = order.get("triggerPrice") or order.get("stopPrice") or order.get("stopLossPrice")
+    if _trades_lag(order, status, traded) or (
+        order.get("type") == "market" and not status.is_final and not triggered
+    ):
+        # Not known in full yet: a venue's trades can lag its order's status, and a market
+        # order read "live" has not matched yet. NEW: read again on the next tick
+        # (Executor.settle_unknown), each trade booked once whenever it shows.
+        status = OrderStatus.NEW
     notional = sum(fill.notional for fill in fills)
     return ExecutionReport(
         client_order_id=intent.client_order_id,
@@ -549,6 +639,14 @@ def _report(
         average_price=notional / filled if filled else None,
         fills=fills,
     )
+
+
+def _trades_lag(order: Mapping[str, Any], status: OrderStatus, traded: float) -> bool:
+    """Whether the order says more filled than its trades add up to (or filled with none)."""
+    reported = float(order.get("filled") or 0.0)
+    if reported > traded * (1 + 1e-9) + 1e-12:
+        return True
+    return status is OrderStatus.FILLED and traded == 0
 
 
 def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:

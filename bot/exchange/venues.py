@@ -39,7 +39,9 @@ class Lookup(Enum):
     """How an order is found again by its client order id."""
 
     FETCH_ORDER = "fetch_order"  # ccxt's fetch_order(None, pair, {<param>: id})
-    SCAN = "scan"  # no lookup by client id: read open, then closed orders, and match
+    # No lookup by client id alone: read the open, then the closed and cancelled orders
+    # (filtered by the venue where ``scan_param`` says how) and match the id.
+    SCAN = "scan"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class VenueProfile:
     lookup_param: str  # the fetch_order parameter that finds an order by it
     lookup: Lookup
     lookup_params: Mapping[str, Any] = field(default_factory=dict)  # added to every lookup
+    scan_param: str = ""  # the order-list filter that narrows a SCAN to our id (if any)
     reply_complete: bool = False  # a create reply carries the status and the trades
     stop_orders: bool = False  # a spot stop-loss can rest on the exchange
     # Stops are trigger/algo orders: these params make ccxt's reads, lookups and cancels see
@@ -130,8 +133,12 @@ PROFILES: Mapping[str, VenueProfile] = {
         id_pattern=r"[A-Za-z0-9_-]",  # orderLinkId: up to 36 of letters, digits, - and _
         id_form=IdForm.OURS,
         lookup_param="orderLinkId",
-        lookup=Lookup.FETCH_ORDER,
-        lookup_params={"acknowledged": True},  # /v5/order/realtime, the last 500 orders
+        # ccxt's fetch_order always sends orderId (None too), which Bybit ranks above
+        # orderLinkId: orders are read from /v5/order/realtime and /v5/order/history filtered
+        # by orderLinkId instead.
+        lookup=Lookup.SCAN,
+        scan_param="orderLinkId",
+        lookup_params={"acknowledged": True},  # fetch_order by the exchange's id: last 500
         reply_complete=False,  # /v5/order/create answers orderId and orderLinkId only
         # ccxt places a spot stopLossPrice order with orderFilter=tpslOrder, while its
         # trigger=True reads ask for StopOrder: the filter is named outright.
@@ -141,8 +148,10 @@ PROFILES: Mapping[str, VenueProfile] = {
         stop_cancel_params={"orderFilter": "tpslOrder"},
         ohlcv_limit=1000,
         ccxt_options={"enableUnifiedAccount": True, "enableUnifiedMargin": False},
-        unverified=("orders and tpsl stops (read from ccxt's bybit.py; no model of Bybit's API "
-                    "in the tests yet)",),  # fmt: skip
+        unverified=(
+            "orders and tpsl stops (read from ccxt's bybit.py; no model of Bybit's API "
+            "in the tests yet)",
+        ),  # fmt: skip
     ),
     "kraken": VenueProfile(
         name="kraken",
@@ -150,7 +159,10 @@ PROFILES: Mapping[str, VenueProfile] = {
         id_pattern=r"[0-9]",
         id_form=IdForm.SHORT,  # cl_ord_id takes at most 18: a number derived from ours
         lookup_param="cl_ord_id",
-        lookup=Lookup.SCAN,  # QueryOrders needs the txid: open then closed orders by userref
+        # QueryOrders needs the txid: open then closed orders, filtered by cl_ord_id (Kraken
+        # answers 50 closed orders a page, of every pair).
+        lookup=Lookup.SCAN,
+        scan_param="clientOrderId",
         reply_complete=False,  # AddOrder answers the txid and a description only
         stop_orders=True,  # ordertype stop-loss: a plain order in OpenOrders
         ohlcv_limit=720,
@@ -162,6 +174,9 @@ PROFILES: Mapping[str, VenueProfile] = {
         id_pattern=r"[0-9a-f-]",
         id_form=IdForm.UUID,
         lookup_param="clientOrderId",
+        # ccxt fills client_order_id with its own "ccxt-<uuid>" and drops clientOrderId; only
+        # client_order_id itself overrides it.
+        create_param="client_order_id",
         lookup=Lookup.SCAN,  # no lookup by client_order_id: open then closed orders
         reply_complete=False,  # create answers success and order_id only
         stop_orders=False,  # stops are checked per candle

@@ -12,7 +12,7 @@ import pytest
 from bot.alerts import AlertOutbox
 from bot.clock import FakeClock
 from bot.domain import OrderIntent, OrderStatus, Side
-from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
+from bot.errors import ExchangeAuthFailed, ExchangeRejected, ExchangeUnavailable, InsufficientFunds
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.portfolio import Portfolio
 from bot.reconcile import Reconciliation, reconcile
@@ -112,7 +112,15 @@ async def test_refusals_are_never_retried(venue: tuple[FakeBinance, CcxtExchange
             ),
             1,
         ),  # placed, answer lost: found by client id, not re-sent
-        (Fault("/api/v3/order", 504, "", method="POST"), 2),  # not placed: sent again
+        (
+            Fault(
+                "/api/v3/order",
+                429,
+                {"code": -1003, "msg": "Too much request weight used"},
+                method="POST",
+            ),
+            2,
+        ),  # refused unprocessed: sent again
         (Fault("/api/v3/order", 502, "<html>bad gateway</html>", method="POST", after=True), 1),
     ],
 )
@@ -348,3 +356,28 @@ async def test_the_balance_recheck_counts_only_what_open_orders_do_not_hold(
     assert order.status is OrderStatus.REJECTED
     (_, _, note), *_ = reversed(await SqliteOrderRepository(db).history("pp1x4buy"))
     assert "free" in note
+
+
+async def test_an_unknown_outcome_not_found_is_never_resent_in_the_same_call(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """Binance takes a filled order's id again, and a look-up right after a 5xx can miss an
+    order still being processed: a resend could buy twice. The order stays NEW and the next
+    tick's look-up books it."""
+    fake, exchange = venue
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fake.faults += [
+        Fault("/api/v3/order", 503, {"code": -1000, "msg": "Unknown"}, method="POST", after=True),
+        Fault("/api/v3/order", 400, {"code": -2013, "msg": "Order does not exist."},
+              method="GET"),  # processing: not visible yet
+    ]  # fmt: skip
+    with pytest.raises(ExchangeUnavailable):
+        await executor.execute(dataclasses.replace(buy(500.0, "pp1x1b"), run_id=1))
+    assert fake.order_posts == 1  # was: sent again under the same id
+    orders = SqliteOrderRepository(db)
+    assert (await orders.require("pp1x1b")).status is OrderStatus.NEW
+    assert await executor.settle_unknown() == 1
+    assert (await orders.require("pp1x1b")).status is OrderStatus.FILLED
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])

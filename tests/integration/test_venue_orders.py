@@ -3,10 +3,13 @@ answer in each venue's own shapes (tests/fake_okx.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
+from aiohttp import web
 
 from bot.clock import SystemClock
 from bot.domain import Order, OrderIntent, OrderStatus, Side
@@ -17,6 +20,7 @@ from storage.db import Database
 from storage.orders import SqliteOrderRepository
 from tests.builders import executor_on
 from tests.fake_exchange import Fault
+from tests.fake_exchange import Order as FakeOrder
 from tests.fake_okx import FakeOkx, okx_config, serve_okx
 from tests.integration.test_ccxt_orders import with_run
 
@@ -24,10 +28,9 @@ NOW = datetime(2025, 7, 1, tzinfo=UTC)
 OKX_KEYS = {"apiKey": "test-key", "secret": "test-secret", "password": "test-pass"}
 
 
-@pytest.fixture
-async def okx() -> AsyncIterator[tuple[FakeOkx, CcxtExchange]]:
-    now_ms = int(SystemClock().now().timestamp() * 1000)
-    fake = FakeOkx(now_ms=now_ms, prices={"BTCUSDT": 100_000.0})
+@asynccontextmanager
+async def connected[F: FakeOkx](fake: F) -> AsyncIterator[tuple[F, CcxtExchange]]:
+    """ccxt's okx class, markets loaded, on ``fake`` served over loopback."""
     async with serve_okx(fake) as base:
         exchange = CcxtExchange.create("okx", okx_config(base), credentials=OKX_KEYS,
                                        attempts=3, backoff=0.01)  # fmt: skip
@@ -36,6 +39,16 @@ async def okx() -> AsyncIterator[tuple[FakeOkx, CcxtExchange]]:
             yield fake, exchange
         finally:
             await exchange.close()
+
+
+def _now_ms() -> int:
+    return int(SystemClock().now().timestamp() * 1000)
+
+
+@pytest.fixture
+async def okx() -> AsyncIterator[tuple[FakeOkx, CcxtExchange]]:
+    async with connected(FakeOkx(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+        yield both
 
 
 def buy(quote: float, coid: str = "pp1x1b") -> OrderIntent:
@@ -136,4 +149,105 @@ async def test_a_gateway_error_without_okx_code_is_an_unknown_outcome_not_a_refu
                              method="POST", after=True))  # fmt: skip
     report = await exchange.create_market_order(buy(500.0))
     assert report.status is OrderStatus.FILLED  # was: rejected, while the order had filled
+    assert fake.order_posts == 1
+
+
+class LaggingOkx(FakeOkx):
+    """OKX as it is under load: the first read of an order may show it not matched yet
+    ("live"), and the first read of its trades may miss the last ones."""
+
+    def __init__(self, *args: object, live_once: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.live_once, self.lagged = live_once, set()
+
+    def _order_json(self, order: FakeOrder) -> dict[str, object]:  # type: ignore[override]
+        answer = super()._order_json(order)
+        if self.live_once and order.kind == "MARKET":
+            self.live_once = False
+            answer.update(state="live", accFillSz="0", avgPx="", fillSz="0", fee="0")
+        return answer
+
+    async def _fills(self, params: dict[str, object]) -> web.Response:  # type: ignore[override]
+        answer = await super()._fills(params)
+        key = str(params.get("ordId"))
+        if key in self.lagged:
+            return answer
+        self.lagged.add(key)
+        body = json.loads(answer.text or "{}")
+        return web.json_response({**body, "data": body["data"][:-1]})  # the last one lags
+
+
+@pytest.fixture
+async def lagging() -> AsyncIterator[tuple[LaggingOkx, CcxtExchange]]:
+    async with connected(LaggingOkx(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+        yield both
+
+
+async def test_trades_that_lag_the_order_leave_it_unsettled_until_they_all_show(
+    db: Database, lagging: tuple[LaggingOkx, CcxtExchange]
+) -> None:
+    fake, exchange = lagging
+    fake.split = (0.4, 0.6)
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fills, _ = await executor.execute(buy(500.0))
+    assert [fill.amount for fill in fills] == pytest.approx([0.002])  # the second lags
+    orders = SqliteOrderRepository(db)
+    assert (await orders.require("pp1x1b")).status is OrderStatus.NEW  # was: FILLED, final
+    assert await executor.settle_unknown() == 1  # the next tick reads it again
+    assert (await orders.require("pp1x1b")).status is OrderStatus.FILLED
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+
+
+async def test_a_market_order_read_back_live_is_settled_on_the_next_tick(
+    db: Database, lagging: tuple[LaggingOkx, CcxtExchange]
+) -> None:
+    fake, exchange = lagging
+    fake.live_once, fake.lagged = True, {"1"}  # its trades are there at once
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    assert (await executor.execute(buy(500.0)))[0] == []
+    orders = SqliteOrderRepository(db)
+    assert (await orders.require("pp1x1b")).status is OrderStatus.NEW  # was: OPEN, forgotten
+    assert await executor.settle_unknown() == 1
+    assert (await orders.require("pp1x1b")).status is OrderStatus.FILLED
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(0.005)
+
+
+async def test_a_fired_stop_whose_sale_is_not_readable_yet_stays_unsettled(
+    lagging: tuple[LaggingOkx, CcxtExchange],
+) -> None:
+    fake, exchange = lagging
+    fake.lagged = {"1"}
+    fake.split = (1.0,)
+    await exchange.create_market_order(buy(500.0))
+    placed = await exchange.place_stop(stop(0.005, 95_000.0))
+    fake.prices["BTCUSDT"] = 94_000.0
+    journal = _as_order(stop(0.005, 95_000.0), placed.exchange_order_id)
+    first = await exchange.lookup(journal)
+    assert first is not None
+    assert (first.status, first.fills) == (OrderStatus.NEW, ())  # was: FILLED with no fills
+    second = await exchange.lookup(journal)
+    assert second is not None
+    assert second.status is OrderStatus.FILLED
+    assert sum(fill.amount for fill in second.fills) == pytest.approx(0.005)
+
+
+async def test_a_read_back_that_fails_leaves_a_placed_order_unsettled_never_rejected(
+    db: Database, okx: tuple[FakeOkx, CcxtExchange]
+) -> None:
+    fake, exchange = okx
+    fake.faults.append(Fault("/api/v5/trade/order", 503, "", method="GET", times=3))
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    await executor.execute(buy(500.0))
+    orders = SqliteOrderRepository(db)
+    assert (await orders.require("pp1x1b")).status is OrderStatus.NEW
+    assert await executor.settle_unknown() == 1
+    assert (await orders.require("pp1x1b")).status is OrderStatus.FILLED
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(0.005)
     assert fake.order_posts == 1
