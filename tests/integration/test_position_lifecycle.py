@@ -70,9 +70,9 @@ async def test_an_exit_that_meets_an_outage_at_the_close_is_sold_on_the_next_tic
     async with live_stack(tmp_path, fake, START) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
         assert trading.engine.portfolio.position(PAIR) is not None
-        # The exit's order meets a short outage: both attempts answered 503, nothing placed.
+        # The exit meets a short outage: answered 503, nothing placed (and not resent).
         fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"},
-                                 method="POST", times=2))  # fmt: skip
+                                 method="POST"))  # fmt: skip
         await hourly(trading, market, EXIT_TICK, EXIT_TICK + HOUR)
         assert fake.faults[0].times == 0
         assert trading.engine.portfolio.position(PAIR) is not None
@@ -265,7 +265,7 @@ async def test_a_sale_that_fails_or_is_refused_leaves_the_position_with_its_stop
         assert stop.quantity == pytest.approx(position.amount)
         assert [run.pair for run in trading.service.runs()] == [PAIR]
         fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"},
-                                 method="POST", times=2))  # the sell fails, twice  # fmt: skip
+                                 method="POST"))  # the sale fails (not resent)  # fmt: skip
         with pytest.raises(ExchangeUnavailable):
             await trading.control.flatten()
         assert trading.engine.portfolio.position(PAIR) is not None
