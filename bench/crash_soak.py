@@ -2,6 +2,8 @@
 at least 200 times, restarting it after each kill and checking every invariant.
 
     .venv/bin/python bench/crash_soak.py [--kills 200] [--seed 1]
+        [--venue binance|okx] [--split 0.4,0.6] [--fee-asset quote|received|BNB]
+        [--dwell 0.1,1.5]
 
 See tests/crash_soak.py for what is checked; the suite runs the same soak with 5 kills.
 """
@@ -32,12 +34,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--venue", default="binance", help="whose fake and ccxt class")
+    parser.add_argument("--split", default="1", help="each order's trades, as shares: 0.4,0.6")
+    parser.add_argument("--fee-asset", default="quote", help="quote, received or BNB")
+    parser.add_argument("--dwell", default="0.1,1.5",
+                        help="seconds the service runs before each kill: low,high")  # fmt: skip
     args = parser.parse_args()
+    split = tuple(float(share) for share in args.split.split(","))
+    low, high = (float(bound) for bound in args.dwell.split(","))
     candles = read_candle_file(SHARED if SHARED.exists() else SAMPLE)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, tqdm(total=args.kills, unit="kill") as bar:
         report = asyncio.run(run_crash_soak(Path(folder), candles, kills=args.kills,
-                                            seed=args.seed, progress=bar.update))  # fmt: skip
+                                            seed=args.seed, progress=bar.update,
+                                            venue=args.venue, split=split,
+                                            fee_asset=args.fee_asset,
+                                            dwell=(low, high)))  # fmt: skip
     took = time.perf_counter() - started
     print(
         f"kills {report.kills} ({took:.0f} s); landed: "
@@ -53,6 +65,11 @@ def main() -> int:
         f"between the send and its record: {report.alerts_sent_twice}; copies that said they "
         f"may be a repeat: {report.repeats_marked})"
     )
+    checks = report.invariants
+    if checks:
+        print(f"position invariants checked after each of {checks.checks} restarts: a position "
+              f"waiting for its stop {checks.unprotected} times, dust in the books "
+              f"{checks.dust_seen} times, violations {len(checks.violations)}")  # fmt: skip
     print(f"invariant violations: {len(report.violations)}")
     for violation in report.violations[:20]:
         print("  " + violation)

@@ -3,6 +3,7 @@ calls failing across every class (timeouts, 429/418 with Retry-After, 5xx, dropp
 rejections, partial fills, clock skew). Prints what was injected and every invariant.
 
     .venv/bin/python bench/exchange_fault_soak.py [--ticks 10000] [--rate 0.2] [--seed 1]
+        [--venue binance|okx] [--split 0.4,0.6] [--fee-asset quote|received|BNB]
 
 Needs ../shared/data/BTC_USDT-1h.csv.gz (real candles, more than the bundled sample holds).
 The suite runs the same soak for 400 ticks (tests/integration/test_soaks.py).
@@ -31,7 +32,11 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--venue", default="binance", help="whose fake and ccxt class")
+    parser.add_argument("--split", default="1", help="each order's trades, as shares: 0.4,0.6")
+    parser.add_argument("--fee-asset", default="quote", help="quote, received or BNB")
     args = parser.parse_args()
+    split = tuple(float(share) for share in args.split.split(","))
     if not DATA.exists():
         print(f"needs {DATA} (beside the checkout in CI)", file=sys.stderr)
         return 2
@@ -39,7 +44,8 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         report = asyncio.run(run_fault_soak(Path(folder), candles, ticks=args.ticks,
-                                            rate=args.rate, seed=args.seed))  # fmt: skip
+                                            rate=args.rate, seed=args.seed, venue=args.venue,
+                                            split=split, fee_asset=args.fee_asset))  # fmt: skip
     took = time.perf_counter() - started
     print(
         f"ticks {report.ticks}, exchange requests {report.requests}, faults injected "
@@ -51,6 +57,11 @@ def main() -> int:
         f"{report.fills_booked} = exchange trades {report.exchange_trades}"
     )
     print("alerts: " + ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())))
+    checks = report.invariants
+    if checks:
+        print(f"position invariants checked after each of {checks.checks} ticks: a position "
+              f"waiting one tick for its stop {checks.unprotected} times, dust in the books "
+              f"{checks.dust_seen} times, violations {len(checks.violations)}")  # fmt: skip
     problems = report.problems
     print(f"invariant violations: {len(problems)}")
     for problem in problems:

@@ -35,7 +35,7 @@ from bot.health import HEARTBEAT_SECONDS
 from bot.history import CandleHistory, ReplayHistory
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import Clock, Exchange, PriceFeed
-from bot.reconcile import reconcile
+from bot.reconcile import OutsideHoldings, reconcile
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
@@ -94,11 +94,16 @@ def load_replay(settings: Settings) -> Replay:
 async def sync_pair_runs(
     runs: SqlitePairRunRepository, settings: Settings, now: datetime
 ) -> list[PairRun]:
-    """Runs as persisted, plus a new run for each configured pair that has none."""
+    """Runs as persisted, plus a new run for each configured pair that never had one. A
+    configured pair stopped with /stoppair stays stopped (/startpair trades it again)."""
     active = await runs.active()
     known = {run.pair for run in active}
     for pair in settings.pairs:
         if pair.pair in known:
+            continue
+        if await _was_stopped(runs, pair.pair):
+            log.info("%s is configured but was stopped with /stoppair; it stays stopped",
+                     pair.pair)  # fmt: skip
             continue
         active.append(
             await runs.add(
@@ -111,6 +116,14 @@ async def sync_pair_runs(
             )
         )
     return active
+
+
+async def _was_stopped(runs: SqlitePairRunRepository, pair: str) -> bool:
+    try:
+        await runs.latest_for(pair)
+    except KeyError:
+        return False
+    return True  # its latest run is not active (``active`` has none): it was stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +204,16 @@ async def reconcile_at_start(
 ) -> None:
     """Settle what a previous run left open and compare the books with the exchange (the
     orders of every configured pair and every pair a run was started on)."""
-    runs = await SqlitePairRunRepository(db).active()
+    repository = SqlitePairRunRepository(db)
+    runs = await repository.active()
     result = await reconcile(
         orders=SqliteOrderRepository(db), exchange=engine.exchange, executor=engine.executor,
         portfolio=engine.portfolio, alerts=outbox, clock=clock, quote=settings.quote,
         pairs=[pair.pair for pair in settings.pairs] + [run.pair for run in runs],
+        outside=OutsideHoldings(SqliteStateRepository(db), clock),
     )  # fmt: skip
+    for order, trade in result.closed:  # a stop that fired while pairpilot was down
+        await engine.count_trade(await repository.get(order.run_id), trade)
     if result.settled or result.never_sent or not result.clean:
         log.warning("start-up reconciliation: %s", result)
 
@@ -255,7 +272,8 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
     service = TradingService(engine=engine, source=replay.source,
                              equity=SqliteEquityRepository(db), clock=clock, runs=runs)  # fmt: skip
     control = Control(runs=runs_repo, service=service, engine=engine, exchange=engine.exchange,
-                      markets=replay.source, clock=clock, quote=settings.quote)  # fmt: skip
+                      markets=replay.source, clock=clock, quote=settings.quote,
+                      outside=OutsideHoldings(state, clock))  # fmt: skip
     driver = ReplayDriver(clock=clock, service=service, state=state, step=replay.step,
                           end=replay.end, source=replay.source)  # fmt: skip
     return Trading(clock, engine, service, control, driver, outbox)

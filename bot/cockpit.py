@@ -23,7 +23,7 @@ from bot.alert_preferences import KINDS, AlertPreferences
 from bot.chart_worker import ChartWorker
 from bot.config import check_quote
 from bot.control import Control
-from bot.domain import PairRun, RiskLimits, Side, from_ms
+from bot.domain import PairRun, RiskLimits, Side, Trade, from_ms
 from bot.engine import Engine
 from bot.errors import BotError, UserInputError
 from bot.health import COMMANDS_KEY
@@ -195,14 +195,21 @@ class Cockpit:
         positions = self._engine.portfolio.positions()
         if not positions:
             return "No open positions."
+        dust = self._engine.exchange.too_small
         return "\n".join(
             f"{escape(p.pair)} {amount_text(p.amount)} @ {price_text(p.average_price)}, "
             f"unrealised {p.unrealised_pnl(prices.get(p.pair, p.average_price)):+,.2f}"
+            + (" (dust: too small to sell, it goes with the next exit)"
+               if dust(p.pair, p.amount, prices.get(p.pair, p.average_price)) else "")
             for p in positions
-        )
+        )  # fmt: skip
+
+    async def _closed_trades(self) -> list[Trade]:
+        """Every round trip; one that left only dust is closed (the exchange's dust rule)."""
+        return round_trips(await self._fills.all(), self._engine.exchange.too_small)
 
     async def trades(self, count: int) -> str:
-        trades = round_trips(await self._fills.all())[-count:]
+        trades = (await self._closed_trades())[-count:]
         if not trades:
             return "No closed trades yet."
         return "Closed trades, times UTC:\n" + "\n".join(
@@ -257,7 +264,7 @@ class Cockpit:
         for value in equity:
             peak = max(peak, value)
             worst = max(worst, 1 - value / peak)
-        trades = [t for t in round_trips(await self._fills.all()) if t.exit_time >= times[0]]
+        trades = [t for t in await self._closed_trades() if t.exit_time >= times[0]]
         caption = (
             f"<b>{period}</b>: {equity[0]:,.2f} → {equity[-1]:,.2f} {self.venue.quote} "
             f"({change:+,.2f}, {change / equity[0]:+.2%})\nmax drawdown {worst:.2%}, "
@@ -311,7 +318,7 @@ class Cockpit:
             times, values = [now - timedelta(days=1), now], [values[0], equity]
         png = await self.charts.draw("equity_chart_png", times=times, equity=values,
                                      title=f"Equity, {now:%Y-%m-%d}")  # fmt: skip
-        trades = [t for t in round_trips(await self._fills.all()) if t.exit_time >= times[0]]
+        trades = [t for t in await self._closed_trades() if t.exit_time >= times[0]]
         halt = await self._engine.guard.halted()
         caption = (
             f"Daily report {now:%Y-%m-%d %H:%M}: equity {equity:,.2f} {self.venue.quote} "

@@ -9,17 +9,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.domain import PairRun, RunState
 from bot.engine import Engine
 from bot.errors import NotFound, UserInputError
-from bot.ports import Clock, Exchange, MarketCatalog
+from bot.ports import Clock, Exchange, MarketCatalog, PriceFeed
+from bot.reconcile import OutsideHoldings
 from bot.service import TradingService
 from storage.pair_runs import DuplicateRun, SqlitePairRunRepository
 from strategies import StrategyConfigError, build_strategy
 
 log = logging.getLogger(__name__)
 _DUST = 1e-12
+
+
+class Markets(MarketCatalog, PriceFeed, Protocol):
+    """What can be traded, and its price now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +48,14 @@ class Control:
         service: TradingService,
         engine: Engine,
         exchange: Exchange,
-        markets: MarketCatalog,
+        markets: Markets,
         clock: Clock,
         quote: str,
         on_started: Callable[[PairRun], object] = lambda run: None,
+        outside: OutsideHoldings | None = None,
     ) -> None:
-        """``on_started``: told of each run started here (the service schedules its ticks)."""
+        """``on_started``: told of each run started here (the service schedules its ticks);
+        ``outside``: what the user holds on the account beside pairpilot (never sold)."""
         self._runs = runs
         self._service = service
         self._engine = engine
@@ -56,6 +64,7 @@ class Control:
         self._clock = clock
         self._quote = quote
         self._on_started = on_started
+        self._outside = outside
 
     async def start_pair(
         self,
@@ -105,11 +114,14 @@ class Control:
         return await self._set_state(pair, RunState.RUNNING, RunState.PAUSED)
 
     async def stop(self, pair: str) -> PairRun:
-        """Close ``pair``'s position at market, then stop its run."""
+        """Take ``pair``'s resting limit entry off the exchange (booking what of it filled),
+        close its position at market, then stop its run. Dust too small to sell stays."""
         run = self._active(pair)
         async with self._service.tick_lock:
-            await self._engine.close_position(run, "stop", self._price(pair))
-            if self._engine.portfolio.position(pair) is not None:
+            await self._engine.cancel_pending_entry(run)
+            price = await self._price(pair)
+            await self._engine.close_position(run, "stop", price)
+            if await self._engine.holding(run, price) is not None:
                 raise UserInputError(f"{pair}: the position could not be closed; run not stopped")
             stopped = await self._runs.set_state(run.id, RunState.STOPPED, self._clock.now())
             self._service.put_run(stopped)
@@ -123,19 +135,34 @@ class Control:
             pairs = {run.pair for run in self._service.runs()} | {
                 position.pair for position in self._engine.portfolio.positions()
             }
-            cancelled = await self._exchange.cancel_all_orders(sorted(pairs))
+            # An order whose outcome is unknown (its answer lost) is settled first: its coins
+            # are pairpilot's and are sold too. Raises while the exchange cannot say.
+            await self._engine.executor.settle_unknown()
+            for run in self._service.runs():
+                await self._engine.cancel_pending_entry(run)
+            if self._outside:  # a pair started since the last start: the user's own coins
+                books = {pair.split("/")[0]: self._engine.portfolio.position(pair)
+                         for pair in pairs}  # fmt: skip
+                await self._outside.complete(
+                    {asset: p.amount if p else 0.0 for asset, p in books.items()},
+                    await self._exchange.fetch_balances(),
+                )
+            # Each position's stop is taken off only as it is sold (and put back if the sale
+            # fails): a kill switch that fails part-way leaves no position unprotected.
             closed = {}
             for position in self._engine.portfolio.positions():
                 run = self._service.run_for(position.pair) or await self._runs.latest_for(
                     position.pair
                 )
-                fills = await self._engine.close_position(run, "flatten", self._price(run.pair))
+                fills = await self._engine.close_position(
+                    run, "flatten", await self._price(run.pair)
+                )
                 closed[position.pair] = sum(fill.amount for fill in fills)
+            # A pair still held keeps its stop (put back after a refused sale): not cancelled.
+            flat = [pair for pair in sorted(pairs) if not await self._held(pair)]
+            cancelled = await self._exchange.cancel_all_orders(flat)
             balances = await self._exchange.fetch_balances()
-            left = {
-                asset: amount for asset, amount in balances.items()
-                if asset != self._quote and amount > _DUST
-            }  # fmt: skip
+            left = await self._left(balances, pairs)
         if left:
             log.error("flatten left %s on the exchange", left)
         return FlattenReport(halted_now, cancelled, closed, left)
@@ -156,5 +183,29 @@ class Control:
             raise NotFound(f"{pair} has no active run (running: {running})")
         return run
 
-    def _price(self, pair: str) -> float:
-        return self._service.prices.get(pair, 0.0)
+    async def _price(self, pair: str) -> float:
+        """The last close ticked, else the market's price now (a pair no run ticks)."""
+        ticked = self._service.prices.get(pair)
+        return ticked if ticked else await self._markets.price(pair, self._clock.now())
+
+    async def _held(self, pair: str) -> bool:
+        """The books hold more of ``pair`` than dust."""
+        position = self._engine.portfolio.position(pair)
+        if position is None:
+            return False
+        return self._exchange.too_small(pair, position.amount, await self._price(pair)) is None
+
+    async def _left(self, balances: Mapping[str, float], pairs: set[str]) -> dict[str, float]:
+        """What the exchange still holds of the traded coins beyond what the user holds outside
+        pairpilot, dust (too small to sell) not counted."""
+        outside = await self._outside.get() if self._outside else {}
+        left = {}
+        for pair in sorted(pairs):
+            asset = pair.split("/")[0]
+            amount = balances.get(asset, 0.0) - outside.get(asset, 0.0)
+            if (
+                amount > _DUST
+                and self._exchange.too_small(pair, amount, await self._price(pair)) is None
+            ):
+                left[asset] = amount
+        return left

@@ -126,13 +126,22 @@ class Fill:
     side: Side
     amount: float
     price: float
-    fee: float  # in the quote currency
+    fee: float  # in the quote currency; negative for a maker rebate
     time: datetime
     trade_id: str
+    # The part of ``fee`` paid in a third currency (BNB), valued in the quote at the price of
+    # the moment: a cost of the trade, but not taken from the quote cash.
+    fee_outside: float = 0.0
+    fee_asset: str = ""  # the asset the exchange charged the fee in ("" when unknown)
 
     @property
     def notional(self) -> float:
         return self.amount * self.price
+
+    @property
+    def cash_fee(self) -> float:
+        """The part of the fee the quote cash pays."""
+        return self.fee - self.fee_outside
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from bot.domain import (
     AlertPriority,
     Fill,
     OrderIntent,
+    OrderStatus,
     PairRun,
     Position,
     RunState,
@@ -29,8 +30,9 @@ from bot.domain import (
     Signal,
     Trade,
     from_ms,
+    to_ms,
 )
-from bot.errors import RiskRejected
+from bot.errors import BotError, ExchangeUnavailable, RiskRejected
 from bot.execution import Executor
 from bot.guard import RiskGuard
 from bot.portfolio import Portfolio
@@ -52,6 +54,7 @@ from strategies.base import ENTER, EXIT
 
 log = logging.getLogger(__name__)
 
+UNOWNED_KEY = "unowned_positions"  # pairs held with no run, already alerted
 _ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
 
 
@@ -121,14 +124,17 @@ class Engine:
         close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
         await self.guard.start_candle(self.portfolio.equity(prices), close_time)
         policy = strategy.exit_policy
+        signal = signal_from_candles(run.pair, strategy, candles)
+        await self._remember_exit(run, signal)
+        atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
+        atr_distance = policy.atr_stop * atr if math.isfinite(atr) else 0.0
         fills = await self._record(run, close_time, *await self._stops.settle(key_of(run)))
+        fills += await self._drop_stale_stop(run, close_time)
         fills += await self._finish_exit(run, candle, close_time)
+        fills += await self._ensure_protection(run, policy, candle, close_time, atr_distance)
         fills += await self._protect(run, policy, candle, close_time)
         fills += await self._settle_entry(run, policy, candle, close_time)
         await self.guard.mark(self.portfolio.equity(prices), close_time)
-        signal = signal_from_candles(run.pair, strategy, candles)
-        atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
-        atr_distance = policy.atr_stop * atr if math.isfinite(atr) else 0.0
         limits = self.guard.limits
         scale = volatility_scale(
             np.ascontiguousarray(candles["close"].to_numpy(np.float64)), len(candles) - 1,
@@ -168,7 +174,7 @@ class Engine:
         """Act on one signal for one run; returns the fills it caused (often none).
         ``scale`` shrinks an entry (``rules.volatility_scale``)."""
         close_time = close_time or self._clock.now()
-        position = await self._holding(run, signal.price)
+        position = await self.holding(run, signal.price)
         if signal.action is Action.EXIT and position is not None:
             decision(run.pair, "exit", f"{signal.reason} exit signal", price=signal.price)
             intent = size_exit(signal, run=run, position=position, now=self._clock.now())
@@ -197,6 +203,8 @@ class Engine:
                                   self._clock.now())  # fmt: skip
             await self._executor.execute(intent)
             return []
+        # Remembered first: an entry settled later (its answer lost) keeps its ATR stop.
+        await self._state.set(key_of(run), {"atr_distance": atr_distance}, self._clock.now())
         fills, _ = await self._executor.execute(intent)
         return fills + await self._opened(run, policy, atr_distance, signal.candle_time,
                                           close_time)  # fmt: skip
@@ -205,9 +213,10 @@ class Engine:
         self, run: PairRun, policy: ExitPolicy, atr_distance: float, candle_time: datetime,
         close_time: datetime,
     ) -> list[Fill]:  # fmt: skip
-        """A position just opened: remember its entry and peak, rest its stop where possible."""
+        """A position just opened: remember its entry and peak, rest its stop where possible.
+        Dust an entry that did not fill left as it was opens nothing."""
         position = self.portfolio.position(run.pair)
-        if position is None:
+        if position is None or self._is_dust(position, position.average_price):
             return []
         entry = position.average_price
         await self._state.set(
@@ -223,7 +232,29 @@ class Engine:
     async def _settle_entry(
         self, run: PairRun, policy: ExitPolicy, candle: pd.Series, close_time: datetime
     ) -> list[Fill]:
-        """The limit entry placed at the last close: filled during this candle, or cancelled."""
+        """The limit entry placed at the last close: filled during this candle, or cancelled.
+        A fill booked elsewhere (start-up reconciliation after a restart) is protected too."""
+        saved = await self._state.get(key_of(run)) or {}
+        fills = await self.cancel_pending_entry(run)
+        if (
+            not saved.get("pending_entry")
+            or await self.holding(run, float(candle["close"])) is None
+        ):
+            return fills
+        candle_time = from_ms(int(candle["timestamp"]))
+        atr_distance = saved.get("atr_distance", 0.0)
+        opened = await self._opened(run, policy, atr_distance, candle_time, close_time)
+        position = self.portfolio.position(run.pair)
+        if not fills or position is None:
+            return fills + opened
+        # Filled in this candle: protected in it too, from the fill price down to its low.
+        entry = position.average_price
+        since_fill = pd.Series({**candle.to_dict(), "open": entry, "high": entry})
+        return fills + opened + await self._protect(run, policy, since_fill, close_time)
+
+    async def cancel_pending_entry(self, run: PairRun) -> list[Fill]:
+        """Take ``run``'s resting limit entry off the exchange (good for one candle, or the run
+        stops) and book what of it filled. Raises ExchangeUnavailable while that is unknown."""
         saved = await self._state.get(key_of(run)) or {}
         coid = saved.get("pending_entry")
         order = await self._executor.journal.get(coid) if coid else None
@@ -232,20 +263,15 @@ class Engine:
         exchange = self._executor.exchange
         report = await exchange.lookup(order)
         if report is not None and not report.status.is_final:
-            report = await exchange.cancel_order(order)  # good for one candle only
-        await self._state.set(key_of(run), {}, self._clock.now())
+            report = await exchange.cancel_order(order)
+            if report is not None and not report.status.is_final:
+                raise ExchangeUnavailable(f"{run.pair}: the cancel of entry {coid} is unconfirmed")
+        await self._state.set(key_of(run), {"atr_distance": saved.get("atr_distance", 0.0)},
+                              self._clock.now())  # fmt: skip
         if report is None:
             return []
         fills, _ = await self._executor.settle(report)
-        if not fills:
-            return []
-        candle_time = from_ms(int(candle["timestamp"]))
-        atr_distance = saved.get("atr_distance", 0.0)
-        fills += await self._opened(run, policy, atr_distance, candle_time, close_time)
-        # Protected in its fill candle too: from the fill price down to the candle's low.
-        entry = report.average_price or float(candle["close"])
-        since_fill = pd.Series({**candle.to_dict(), "open": entry, "high": entry})
-        return fills + await self._protect(run, policy, since_fill, close_time)
+        return fills
 
     async def _size_entry(
         self, run: PairRun, signal: Signal, prices: dict[str, float], close_time: datetime,
@@ -253,12 +279,17 @@ class Engine:
     ) -> OrderIntent | None:  # fmt: skip
         limits = self.guard.limits
         reason = await self.guard.entry_block(run, close_time)
-        open_positions = self.portfolio.positions()
-        if reason is None and len(open_positions) >= limits.max_open_positions:
-            reason = f"{len(open_positions)} positions open, the most allowed"
+        open_positions = [p for p in self.portfolio.positions()
+                          if not self._is_dust(p, prices.get(p.pair, p.average_price))]  # fmt: skip
+        pending = await self._pending_entries(run)
+        waiting = len(set(pending) - {p.pair for p in open_positions})
+        if reason is None and len(open_positions) + waiting >= limits.max_open_positions:
+            reason = (f"{len(open_positions)} positions open and {waiting} entries resting, "
+                      "the most allowed")  # fmt: skip
         if reason is None:
             equity = self.portfolio.equity(prices)
             exposure = sum(p.amount * prices.get(p.pair, p.average_price) for p in open_positions)
+            exposure += sum(amount * prices.get(pair, 0.0) for pair, amount in pending.items())
             distance = initial_stop_distance(
                 signal.price, policy.stop_loss, atr_distance, policy.trailing_stop
             )
@@ -276,10 +307,23 @@ class Engine:
         await self.guard.veto(run, reason, self._clock.now())
         return None
 
+    def _is_dust(self, position: Position, price: float) -> bool:
+        """Too small for the exchange to sell: shown, but no position (see ``holding``)."""
+        return self.exchange.too_small(position.pair, position.amount, price) is not None
+
+    async def _pending_entries(self, run: PairRun) -> dict[str, float]:
+        """Entries of other pairs still resting on the exchange (pair: amount): they count
+        toward the open positions and the exposure as if filled."""
+        pending: dict[str, float] = {}
+        for order in await self._executor.journal.not_final():
+            if order.side is Side.BUY and order.pair != run.pair:
+                pending[order.pair] = pending.get(order.pair, 0.0) + order.amount - order.filled
+        return pending
+
     async def _protect(
         self, run: PairRun, policy: ExitPolicy, candle: pd.Series, close_time: datetime
     ) -> list[Fill]:
-        position = await self._holding(run, float(candle["close"]))
+        position = await self.holding(run, float(candle["close"]))
         if position is None or not _any_exit(policy):
             return []
         key = key_of(run)
@@ -307,8 +351,9 @@ class Engine:
         return await self._sell(run, intent, close_time)
 
     async def close_position(self, run: PairRun, purpose: str, price: float) -> list[Fill]:
-        """Sell all of ``run``'s pair at market now (stopping a run, the kill switch)."""
-        position = self.portfolio.position(run.pair)
+        """Sell all of ``run``'s pair at market now (stopping a run, the kill switch); dust, too
+        small for the exchange to sell, is left as it is."""
+        position = await self.holding(run, price)
         if position is None:
             return []
         now = self._clock.now()
@@ -319,10 +364,11 @@ class Engine:
         )
         return await self._sell(run, intent, now)
 
-    async def _holding(self, run: PairRun, price: float) -> Position | None:
+    async def holding(self, run: PairRun, price: float) -> Position | None:
         """``run``'s position, unless it is dust: too small for the exchange to sell (what a
-        partly filled exit can leave). Dust is treated as flat, announced once; it stays in the
-        books, and the next entry adds to it and the next exit sells it along."""
+        partly filled exit or a fee in the coin bought leaves). Dust is treated as flat and
+        shown in /positions; it stays in the books, the next entry adds to it and the next exit
+        sells it along. Announced the first time a pair leaves dust, not after every trade."""
         position = self.portfolio.position(run.pair)
         if position is None:
             return None
@@ -330,33 +376,114 @@ class Engine:
         if why is None:
             return position
         saved = await self._state.get(key_of(run)) or {}
-        if not saved.get("dust"):
-            await self._state.set(key_of(run), {**saved, "dust": True, "exit_pending": None},
-                                  self._clock.now())  # fmt: skip
-            decision(run.pair, "hold", f"dust left, treated as flat: {why}")
+        if saved.get("dust"):
+            return None
+        await self._state.set(key_of(run), {**saved, "dust": True, "exit_pending": None,
+                                            "exit_due": None}, self._clock.now())  # fmt: skip
+        decision(run.pair, "hold", f"dust left, treated as flat: {why}")
+        if not await self._state.get(f"dust_announced:{run.pair}"):
+            await self._state.set(f"dust_announced:{run.pair}", True, self._clock.now())
             await self._executor.notify(
                 "dust", AlertPriority.INFO,
                 f"{run.pair}: {position.amount:.8g} left unsold, too small for the exchange "
-                f"({why}); it is sold along with the next exit.",
+                f"({why}); it is sold along with the next exit. Dust like this is said once "
+                "and shown in /positions.",
             )  # fmt: skip
         return None
+
+    async def _drop_stale_stop(self, run: PairRun, close_time: datetime) -> list[Fill]:
+        """A stop resting for more than the books hold (the position was sold by a sale whose
+        outcome was settled later; dust may be left) would sell coins that are not
+        pairpilot's: it is taken off."""
+        resting = await self._stops.amount(key_of(run))
+        position = self.portfolio.position(run.pair)
+        if resting is None or (position is not None and resting <= position.amount * (1 + 1e-6)):
+            return []
+        log.warning("%s: flat, but a stop still rests; cancelling it", run.pair)
+        return await self._record(run, close_time, *await self._stops.cancel(key_of(run)))
+
+    async def _remember_exit(self, run: PairRun, signal: Signal) -> None:
+        """An exit signal is written down before anything is sent: when the exchange fails at
+        this close, the next tick still sells (a crossover exit lasts one candle)."""
+        if signal.action is not Action.EXIT or self.portfolio.position(run.pair) is None:
+            return
+        saved = await self._state.get(key_of(run)) or {}
+        if not saved.get("exit_due"):
+            due = {"reason": signal.reason, "candle": to_ms(signal.candle_time)}
+            await self._state.set(key_of(run), {**saved, "exit_due": due}, self._clock.now())
+
+    async def alert_unowned(self, active_pairs: set[str]) -> None:
+        """Coins held for a pair no run trades (an order of a stopped run that filled later)
+        are neither ticked nor protected: alerted once per arrival, /flatten sells them."""
+        unowned = {
+            p.pair: p
+            for p in self.portfolio.positions()
+            if p.pair not in active_pairs
+            and self.exchange.too_small(p.pair, p.amount, p.average_price) is None
+        }
+        alerted = set(await self._state.get(UNOWNED_KEY) or [])
+        for pair in sorted(set(unowned) - alerted):
+            await self._executor.notify(
+                "reconciliation_drift", AlertPriority.ERROR,
+                f"{pair}: {unowned[pair].amount:.8g} held with no run trading it, so nothing "
+                "protects it. /flatten sells it, or /startpair trades it again.",
+            )  # fmt: skip
+        if alerted != set(unowned):
+            await self._state.set(UNOWNED_KEY, sorted(unowned), self._clock.now())
 
     async def _finish_exit(
         self, run: PairRun, candle: pd.Series, close_time: datetime
     ) -> list[Fill]:
-        """Sell what a partly filled exit left, at this close: an exit is never half done."""
-        position = await self._holding(run, float(candle["close"]))
+        """Sell what a partly filled exit left, or an exit an earlier close decided but could not
+        send, at this close: an exit is never half done nor lost."""
+        position = await self.holding(run, float(candle["close"]))
         saved = await self._state.get(key_of(run)) or {}
-        if position is None or not saved.get("exit_pending"):
+        due = saved.get("exit_due") or {}
+        late = bool(due) and due.get("candle") != int(candle["timestamp"])
+        if position is None or not (saved.get("exit_pending") or late):
             return []
+        reason = saved.get("exit_pending") or due.get("reason", "exit")
+        if not saved.get("exit_pending"):
+            log.warning("%s: the exit decided at %s was not sent then; selling now", run.pair,
+                        from_ms(int(due["candle"])))  # fmt: skip
         candle_time = from_ms(int(candle["timestamp"]))
         signal = Signal(run.pair, candle_time, Action.EXIT, float(candle["close"]),
-                        f"rest of {saved['exit_pending']}")  # fmt: skip
+                        f"rest of {reason}")  # fmt: skip
         intent = dataclasses.replace(
             size_exit(signal, run=run, position=position, now=self._clock.now()),
             client_order_id=client_order_id(run.id, candle_time, Side.SELL, "rest"),
         )
         return await self._sell(run, intent, close_time)
+
+    async def _ensure_protection(
+        self, run: PairRun, policy: ExitPolicy, candle: pd.Series, close_time: datetime,
+        atr_now: float,
+    ) -> list[Fill]:  # fmt: skip
+        """A position booked outside the entry path (an answer lost and settled later, a fill
+        found at start-up) gets its entry, peak and ATR stop; a stop the exchange does not hold
+        (refused, lost, or never placed) is placed again."""
+        position = await self.holding(run, float(candle["close"]))
+        saved = await self._state.get(key_of(run)) or {}
+        if position is None or saved.get("pending_entry") or not _any_exit(policy):
+            return []
+        if "entry" not in saved:
+            atr_distance = saved.get("atr_distance") or atr_now
+            entry = position.average_price
+            saved = {**saved, "entry": entry, "peak": entry, "atr_distance": atr_distance}
+            await self._state.set(key_of(run), saved, self._clock.now())
+            decision(run.pair, "hold", "position booked outside the entry path: stops restored",
+                     entry=entry, atr_distance=atr_distance)  # fmt: skip
+        if not self._stops.enabled or await self._stops.level(key_of(run)) is not None:
+            return []
+        level, _ = stop_level(saved["entry"], saved.get("peak", saved["entry"]),
+                              saved.get("atr_distance", 0.0), policy.stop_loss,
+                              policy.trailing_stop)  # fmt: skip
+        if not math.isfinite(level) or level >= float(candle["close"]):
+            return []  # at or above the price: the per-candle check sells it instead
+        log.warning("%s: no stop rests on the exchange; placing it at %.8g", run.pair, level)
+        placed = await self._stops.place(run, key_of(run), level,
+                                         from_ms(int(candle["timestamp"])))  # fmt: skip
+        return await self._record(run, close_time, *placed)
 
     async def _trail(
         self, run: PairRun, candle: pd.Series, close_time: datetime, policy: ExitPolicy,
@@ -378,6 +505,38 @@ class Engine:
                                          from_ms(int(candle["timestamp"])), "trail")  # fmt: skip
         return fills + await self._record(run, close_time, *placed)
 
+    async def _never_sold(self, run: PairRun, sale: str) -> bool:
+        """Whether a sale that failed is known not to have happened: refused before it was sent,
+        or looked up again and absent. One that filled after all is booked here; while its
+        outcome is unknown, no stop is put back (it could sell coins already sold: the next
+        tick settles the sale, then places a stop if the position is still held)."""
+        order = await self._executor.journal.get(sale)
+        if order is None or order.status is OrderStatus.REJECTED:
+            return True
+        try:
+            report = await self.exchange.lookup(order)
+        except BotError:
+            return False
+        if report is not None:
+            await self._record(run, self._clock.now(), *await self._executor.settle(report))
+        return report is None and self.portfolio.position(run.pair) is not None
+
+    async def _restore_stop(self, run: PairRun, level: float, sale: str) -> None:
+        """Put back the stop a failed or refused sell took off; if the exchange refuses now too,
+        the next tick places it (``_ensure_protection``)."""
+        try:
+            placed = await self._stops.place(run, key_of(run), level, self._clock.now(),
+                                             f"restore{sale}")  # one id per sale  # fmt: skip
+        except BotError as error:
+            log.warning("%s: the stop could not be placed again yet: %s", run.pair, error)
+            return
+        await self._record(run, self._clock.now(), *placed)
+
+    async def count_trade(self, run: PairRun, trade: Trade) -> None:
+        """A trade closed away from a tick (a stop that fired while pairpilot was down, found
+        at start-up) counts toward the cooldown like any other."""
+        await self._record(run, self._clock.now(), [], trade)
+
     async def _record(
         self, run: PairRun, close_time: datetime, fills: list[Fill], trade: Trade | None
     ) -> list[Fill]:
@@ -388,19 +547,31 @@ class Engine:
         return fills
 
     async def _sell(self, run: PairRun, intent: OrderIntent, close_time: datetime) -> list[Fill]:
-        """Sell at market; a resting stop is cancelled first (booked instead if it filled)."""
+        """Sell at market; a resting stop is cancelled first (booked instead if it filled), and
+        placed again when the sell fails to reach the exchange."""
+        level = await self._stops.level(key_of(run))
         cancelled = await self._record(run, close_time, *await self._stops.cancel(key_of(run)))
         position = self.portfolio.position(run.pair)
         if position is None:
             return cancelled
         if position.amount != intent.amount:  # the stop filled in part before it was cancelled
             intent = dataclasses.replace(intent, amount=position.amount)
-        fills, trade = await self._executor.execute(intent)
-        if fills and self.portfolio.position(run.pair) is not None:  # partly filled
+        try:
+            fills, trade = await self._executor.execute(intent)
+        except BotError:
+            if level is not None and await self._never_sold(run, intent.client_order_id):
+                await self._restore_stop(run, level, intent.client_order_id)
+            raise
+        if not fills and level is not None and self.portfolio.position(run.pair) is not None:
+            await self._restore_stop(run, level, intent.client_order_id)  # the sale was refused
+        rest = self.portfolio.position(run.pair)
+        if fills and rest is not None:  # partly filled: the rest is sold at the next close
             saved = await self._state.get(key_of(run)) or {}
             reason = intent.reason.removeprefix("rest of ")
             await self._state.set(key_of(run), {**saved, "exit_pending": reason},
                                   self._clock.now())  # fmt: skip
+            if level is not None and not self._is_dust(rest, intent.reference_price):
+                await self._restore_stop(run, level, intent.client_order_id)  # until then
         return cancelled + await self._record(run, close_time, fills, trade)
 
 

@@ -39,6 +39,7 @@ from bot.exchange_source import ExchangeCandleSource
 from bot.health import HEARTBEAT_SECONDS
 from bot.history import ExchangeHistory
 from bot.ports import Clock
+from bot.reconcile import OutsideHoldings
 from bot.scheduler import Jobs
 from bot.service import TradingService
 from bot.service_watch import goodbye
@@ -168,7 +169,8 @@ async def assemble_on_exchange(
     for run in runs:
         schedule(run)
     control = Control(runs=runs_repo, service=service, engine=engine, exchange=engine.exchange,
-                      markets=source, clock=clock, quote=quote, on_started=schedule)  # fmt: skip
+                      markets=source, clock=clock, quote=quote, on_started=schedule,
+                      outside=OutsideHoldings(SqliteStateRepository(db), clock))  # fmt: skip
     return ExchangeTrading(engine, service, control, outbox, source)
 
 

@@ -30,6 +30,7 @@ from bot.errors import (
 from bot.metrics import round_trips
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import (
+    BalanceParts,
     Clock,
     Exchange,
     FillRepository,
@@ -95,11 +96,7 @@ class Executor:
             return [], None
         fills = await self._book(report)
         trade = None
-        if (
-            intent.side is Side.SELL
-            and opened_at is not None
-            and not self._portfolio.position(intent.pair)
-        ):
+        if intent.side is Side.SELL and opened_at is not None and self._flat(report):
             trade = await self._closed_trade(intent.pair, opened_at)
         await self._announce(intent, report, trade)
         return fills, trade
@@ -116,26 +113,38 @@ class Executor:
         exit sells what the exchange really holds (and the difference is alerted), so a stop is
         never blocked by drift between the books and the account."""
         base, quote = intent.pair.split("/")
-        balances = await self.exchange.fetch_balances()
+        totals, free = await self._balances()
         if intent.side is Side.BUY:
             needed = intent.quote_amount or intent.amount * intent.reference_price
-            if needed > balances.get(quote, 0.0) * (1 + 1e-9):
+            if needed > free.get(quote, 0.0) * (1 + 1e-9):
                 raise InsufficientFunds(
-                    f"{intent.pair}: the exchange holds {balances.get(quote, 0.0):,.2f} {quote}, "
-                    f"the order needs {needed:,.2f}"
+                    f"{intent.pair}: the exchange holds {free.get(quote, 0.0):,.2f} {quote} free "
+                    f"(not held by open orders), the order needs {needed:,.2f}"
                 )
             return intent
-        held = balances.get(base, 0.0)
+        held = free.get(base, 0.0)
         if held >= intent.amount * (1 - 1e-9):
             return intent
+        if totals.get(base, 0.0) >= intent.amount * (1 - 1e-9):
+            raise InsufficientFunds(
+                f"{intent.pair}: {totals[base] - held:.8g} of the {totals[base]:.8g} {base} "
+                "held is locked in open orders"
+            )
         if held <= 0:
-            raise InsufficientFunds(f"{intent.pair}: the exchange holds no {base} to sell")
+            raise InsufficientFunds(f"{intent.pair}: the exchange holds no free {base} to sell")
         await self._alerts.push(
             "reconciliation_drift", AlertPriority.ERROR,
             f"{intent.pair}: the books hold {intent.amount:.8g} {base}, the exchange "
             f"{held:.8g}; selling what the exchange holds",
         )  # fmt: skip
         return dataclasses.replace(intent, amount=held)
+
+    async def _balances(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Totals and free balances; an exchange that cannot tell them apart gives totals."""
+        if isinstance(self.exchange, BalanceParts):
+            return await self.exchange.fetch_balance_parts()
+        totals = await self.exchange.fetch_balances()
+        return totals, totals
 
     async def notify(self, kind: str, priority: AlertPriority, text: str) -> None:
         await self._alerts.push(kind, priority, text)
@@ -151,7 +160,7 @@ class Executor:
         position = self._portfolio.position(order.pair)
         fills = await self._book(report)
         trade = None
-        if fills and position is not None and not self._portfolio.position(order.pair):
+        if fills and position is not None and order.side is Side.SELL and self._flat(report):
             trade = await self._closed_trade(order.pair, position.opened_at)
         if fills:
             intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
@@ -188,10 +197,12 @@ class Executor:
 
     async def _book(self, report: ExecutionReport) -> list[Fill]:
         booked, bookings = [], []
+        draft = self._portfolio.draft()  # an order's trades book one after the other
         async with self._transactions.transaction():
             for fill in report.fills:
                 if await self._fills.add(fill):
-                    booking = self._portfolio.book(fill)
+                    booking = draft.book(fill)
+                    draft.accept(booking)
                     await self._positions.save(booking.position)
                     bookings.append(booking)
                     booked.append(fill)
@@ -208,9 +219,19 @@ class Executor:
             ORDERS.labels(report.status.value).inc()
         return booked
 
+    def _flat(self, report: ExecutionReport) -> bool:
+        """Nothing left of the position after a sell but dust (too small for the exchange to
+        sell): the round trip is closed, the dust goes along with the next exit."""
+        fills = report.fills
+        position = self._portfolio.position(fills[0].pair) if fills else None
+        if position is None:
+            return True
+        price = report.average_price or position.average_price
+        return self.exchange.too_small(position.pair, position.amount, price) is not None
+
     async def _closed_trade(self, pair: str, opened_at: datetime) -> Trade | None:
         fills = [fill for fill in await self._fills.all(since=opened_at) if fill.pair == pair]
-        trades = round_trips(fills)
+        trades = round_trips(fills, self.exchange.too_small)
         return trades[-1] if trades else None
 
     async def _announce(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,27 +11,35 @@ import numpy as np
 from bot.domain import Fill, Side, Trade
 
 
-def round_trips(fills: Iterable[Fill]) -> list[Trade]:
+def round_trips(
+    fills: Iterable[Fill], too_small: Callable[[str, float, float], str | None] | None = None
+) -> list[Trade]:
     """Closed trades per pair: a trade opens when a flat pair is bought, closes when flat again.
 
     Entry and exit prices are volume-weighted; PnL is net of every fee of the trade. A sell
     while flat closes an earlier trade that is not among ``fills`` and is skipped.
+    ``too_small``: the exchange's dust rule (``Exchange.too_small``); a sell that leaves only
+    dust closes the trade too, and the dust is carried into the next one (sold with its exit).
     """
     open_fills: dict[str, list[Fill]] = {}
     held: dict[str, float] = {}
     trades: list[Trade] = []
     for fill in sorted(fills, key=lambda f: f.time):
         legs = open_fills.setdefault(fill.pair, [])
-        if fill.side is Side.SELL and not legs:
-            continue
-        legs.append(fill)
         change = fill.amount if fill.side is Side.BUY else -fill.amount
         held[fill.pair] = held.get(fill.pair, 0.0) + change
+        if fill.side is Side.SELL and not legs:
+            held[fill.pair] = max(0.0, held[fill.pair])
+            continue
+        legs.append(fill)
         bought = sum(f.amount for f in legs if f.side is Side.BUY)
-        if held[fill.pair] <= bought * 1e-9:
+        left = held[fill.pair]
+        dust = (fill.side is Side.SELL and too_small is not None
+                and too_small(fill.pair, left, fill.price) is not None)  # fmt: skip
+        if left <= bought * 1e-9 or dust:
             trades.append(_trade(legs))
             open_fills[fill.pair] = []
-            held[fill.pair] = 0.0
+            held[fill.pair] = left if dust and left > bought * 1e-9 else 0.0
     return sorted(trades, key=lambda t: t.exit_time)
 
 

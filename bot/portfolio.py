@@ -59,10 +59,14 @@ class Portfolio:
             updated_at=fill.time,
         )
         if fill.side is Side.BUY:
-            return Booking(self._cash - fill.notional - fill.fee, _bought(current, fill))
+            return Booking(self._cash - fill.notional - fill.cash_fee, _bought(current, fill))
         if fill.amount > current.amount * (1 + 1e-9):
             raise ValueError(f"sell of {fill.amount} {fill.pair} exceeds the {current.amount} held")
-        return Booking(self._cash + fill.notional - fill.fee, _sold(current, fill))
+        return Booking(self._cash + fill.notional - fill.cash_fee, _sold(current, fill))
+
+    def draft(self) -> Portfolio:
+        """A copy to preview several fills in a row (each booked after the one before)."""
+        return Portfolio(self._cash, self._positions.values())
 
     def accept(self, booking: Booking) -> None:
         self._cash = booking.cash

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -48,6 +48,15 @@ class CandleSource(PriceFeed, Protocol):
     async def closed_candles(
         self, pair: str, now: datetime, limit: int, timeframe: str | None = None
     ) -> pd.DataFrame: ...
+
+
+@runtime_checkable
+class BalanceParts(Protocol):
+    """An exchange that tells the free part of each balance from what open orders hold."""
+
+    async def fetch_balance_parts(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Totals and free amounts per asset."""
+        ...
 
 
 class Exchange(Protocol):

@@ -1,27 +1,67 @@
 """Start-up reconciliation: settle what a crash left unknown, and compare books with the exchange.
 
 Every journaled order whose outcome was never recorded is looked up by its client order id:
-found, its fills are booked (each trade id once); not found, it never reached the exchange and
-is closed as rejected, so nothing is sent twice. Then the books are compared with the
-exchange's balances, and the orders resting on the exchange with the journal: a difference or an
-order pairpilot did not place is alerted, never adopted (nor cancelled).
+found, its fills are booked (each trade id once) and announced like any fill, and a trade it
+closed (a stop that fired while pairpilot was down) is returned so the cooldown counts it; not
+found, it never reached the exchange and is closed as rejected, so nothing is sent twice.
+
+Then the books are compared with the exchange's balances (free + used), for the quote currency
+(the books' cash) and the base coin of every pair traded, and the orders resting on the exchange
+with the journal: a difference or an order pairpilot did not place is alerted, never adopted
+(nor cancelled).
+
+What the user holds outside pairpilot is told apart by a baseline (``OutsideHoldings``): at the
+first reconciliation, for the quote and each traded coin, whatever the exchange holds beyond the
+books is recorded as the user's own; later comparisons expect books + baseline. Coins no pair
+trades (BNB kept for fees, long-term holdings) are never compared: they are listed once, at that
+first start, and left alone. A later deposit or withdrawal of a traded asset is drift.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.alerts import AlertOutbox
-from bot.domain import AlertPriority, OpenOrder, OrderStatus
+from bot.domain import AlertPriority, OpenOrder, Order, OrderStatus, Trade
 from bot.execution import Executor
 from bot.portfolio import Portfolio
-from bot.ports import Clock, Exchange
+from bot.ports import Clock, Exchange, StateStore
 from storage.orders import SqliteOrderRepository
 
 log = logging.getLogger(__name__)
 _TOLERANCE = 1e-8  # relative: float round-off between books and exchange is not drift
+_CASH_TOLERANCE = 1e-6  # absolute, in the quote: balances are reported to 8 decimals
+OUTSIDE_KEY = "reconcile.outside"
+
+
+class OutsideHoldings:
+    """The user's own holdings on the account, beside pairpilot's books (see the module doc)."""
+
+    def __init__(self, state: StateStore, clock: Clock) -> None:
+        self._state = state
+        self._clock = clock
+
+    async def get(self) -> dict[str, float]:
+        return dict(await self._state.get(OUTSIDE_KEY) or {})
+
+    async def recorded(self) -> bool:
+        return await self._state.get(OUTSIDE_KEY) is not None
+
+    async def complete(
+        self, books: Mapping[str, float], balances: Mapping[str, float]
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """The baseline, with each asset of ``books`` it has no figure for yet (a pair started
+        since) recorded now: what the exchange holds beyond the books. Returns the baseline
+        and the figures recorded by this call."""
+        baseline = await self.get()
+        new = {asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
+               for asset, amount in books.items() if asset not in baseline}  # fmt: skip
+        if new or not await self.recorded():
+            baseline.update(new)
+            await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
+        return baseline, new
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +70,8 @@ class Reconciliation:
     never_sent: list[str] = field(default_factory=list)  # unknown to the exchange: closed
     drift: dict[str, tuple[float, float]] = field(default_factory=dict)  # asset: books, exchange
     foreign: list[OpenOrder] = field(default_factory=list)  # resting there, not in the journal
+    closed: list[tuple[Order, Trade]] = field(default_factory=list)  # trades settled here
+    outside: dict[str, float] = field(default_factory=dict)  # the user's own, left alone
 
     @property
     def clean(self) -> bool:
@@ -46,9 +88,12 @@ async def reconcile(
     clock: Clock,
     quote: str,
     pairs: Sequence[str],
+    outside: OutsideHoldings | None = None,
 ) -> Reconciliation:
     """Settle the journal's open questions, then compare holdings and the open orders of
-    ``pairs`` (with every held position's pair); alerts on any difference."""
+    ``pairs`` (with every held position's pair); alerts on any difference. ``outside``: the
+    baseline of the user's own holdings (recorded here at the first call); without it the
+    account is taken to hold nothing beside the books."""
     result = Reconciliation()
     for order in await orders.not_final():
         report = await exchange.lookup(order)
@@ -57,15 +102,18 @@ async def reconcile(
                                 note="never reached the exchange (found at start-up)")  # fmt: skip
             result.never_sent.append(order.client_order_id)
             continue
-        await executor.book(report)
+        _, trade = await executor.settle(report)  # announced like any fill
+        if trade is not None:
+            result.closed.append((order, trade))
         result.settled.append(order.client_order_id)
-    held = {p.pair.split("/")[0]: p.amount for p in portfolio.positions()}
-    balances = await exchange.fetch_balances()
-    for asset in sorted(set(held) | {a for a in balances if a != quote}):
-        books, venue = held.get(asset, 0.0), balances.get(asset, 0.0)
-        if abs(books - venue) > _TOLERANCE * max(abs(books), abs(venue), 1e-12):
-            result.drift[asset] = (books, venue)
     watched = sorted(set(pairs) | {p.pair for p in portfolio.positions()})
+    held = {p.pair.split("/")[0]: p.amount for p in portfolio.positions()}
+    books = {quote: portfolio.cash, **{pair.split("/")[0]: held.get(pair.split("/")[0], 0.0)
+                                       for pair in watched}}  # fmt: skip
+    balances = await exchange.fetch_balances()
+    baseline = await _baseline(outside, books, balances, alerts)
+    result.outside.update(baseline)
+    result.drift.update(_drift(books, balances, baseline, quote))
     for order in await exchange.open_orders(watched):
         if not order.client_order_id or await orders.get(order.client_order_id) is None:
             result.foreign.append(order)
@@ -75,7 +123,8 @@ async def reconcile(
         lines = ", ".join(f"{asset}: books {b:.8g}, exchange {v:.8g}"
                           for asset, (b, v) in result.drift.items())  # fmt: skip
         await alerts.push("reconciliation_drift", AlertPriority.ERROR,
-                          f"Holdings differ from the exchange ({lines}). Nothing was adopted; "
+                          f"Holdings differ from the exchange ({lines}; the exchange's figure "
+                          "is net of what you hold outside pairpilot). Nothing was adopted; "
                           "check the account.")  # fmt: skip
     if result.foreign:
         lines = "; ".join(f"{o.pair} {o.side} {o.amount:.8g}"
@@ -86,3 +135,37 @@ async def reconcile(
                           f"Orders on the exchange that pairpilot did not place: {lines}. Left "
                           "alone; cancel them on the exchange if they are not wanted.")  # fmt: skip
     return result
+
+
+async def _baseline(
+    outside: OutsideHoldings | None, books: dict[str, float], balances: dict[str, float],
+    alerts: AlertOutbox,
+) -> dict[str, float]:  # fmt: skip
+    """The user's own holdings: recorded (and listed once) at the first reconciliation, and
+    for each asset a pair started since brings into the books."""
+    if outside is None:
+        return {}
+    first = not await outside.recorded()
+    baseline, new = await outside.complete(books, balances)
+    listed = {asset: amount for asset, amount in new.items() if amount > 0}
+    if first:
+        listed.update({asset: amount for asset, amount in balances.items() if asset not in books})
+    if listed:
+        lines = ", ".join(f"{asset} {amount:.8g}" for asset, amount in sorted(listed.items()))
+        await alerts.push("startup", AlertPriority.INFO,
+                          f"Held on the account beside pairpilot, left alone and never sold: "
+                          f"{lines}.")  # fmt: skip
+    return baseline
+
+
+def _drift(
+    books: dict[str, float], balances: dict[str, float], baseline: dict[str, float], quote: str
+) -> dict[str, tuple[float, float]]:
+    """Each asset whose books differ from the exchange's holding net of the user's own."""
+    drift = {}
+    for asset, amount in sorted(books.items()):
+        venue = balances.get(asset, 0.0) - baseline.get(asset, 0.0)
+        slack = _CASH_TOLERANCE if asset == quote else 0.0
+        if abs(amount - venue) > slack + _TOLERANCE * max(abs(amount), abs(venue), 1e-12):
+            drift[asset] = (amount, venue)
+    return drift

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.domain import Fill, Order, OrderIntent, PairRun, Side, Trade
+from bot.errors import ExchangeUnavailable
 from bot.execution import Executor
 from bot.portfolio import Portfolio
 from bot.ports import Clock, OrderJournal, StateStore
@@ -61,8 +62,14 @@ class RestingStops:
         return await self._executor.execute(intent)
 
     async def level(self, key: str) -> float | None:
+        """The level of the stop resting now, None when none is (or it was never journaled)."""
         saved = await self._state.get(key) or {}
-        return saved.get(_LEVEL) if saved.get(_KEY) else None
+        return saved.get(_LEVEL) if await self._resting(key) else None
+
+    async def amount(self, key: str) -> float | None:
+        """What the resting stop would still sell, None when none rests."""
+        order = await self._resting(key)
+        return order.amount - order.filled if order is not None else None
 
     async def settle(self, key: str) -> tuple[list[Fill], Trade | None]:
         """Book whatever the resting stop did since the last look."""
@@ -78,20 +85,36 @@ class RestingStops:
         return await self._executor.settle(report)
 
     async def cancel(self, key: str) -> tuple[list[Fill], Trade | None]:
-        """Take the resting stop off the exchange before another sell; books it if it filled."""
+        """Take the resting stop off the exchange before another sell; books it if it filled.
+
+        The cancel is confirmed by looking the order up: while the exchange still shows it
+        open, it is kept (and ExchangeUnavailable raised), so no sell runs beside a live stop.
+        """
         order = await self._resting(key)
         if order is None:
             return [], None
         report = await self._executor.exchange.cancel_order(order)
+        if report is not None and not report.status.is_final:
+            await self._executor.settle(report)  # what filled meanwhile is booked all the same
+            raise ExchangeUnavailable(
+                f"{order.pair}: the cancel of stop {order.client_order_id} is not confirmed; "
+                "it stays in force"
+            )
         await self._forget(key)
         if report is None:
             return [], None
         return await self._executor.settle(report)
 
     async def _resting(self, key: str) -> Order | None:
+        """The journaled stop the state names. An id the journal does not have was remembered
+        and then the process died before journaling it, so it was never sent: it is
+        forgotten, and the position's next tick places a stop again."""
         saved = await self._state.get(key) or {}
         coid = saved.get(_KEY)
-        return await self._journal.get(coid) if coid else None
+        order = await self._journal.get(coid) if coid else None
+        if coid and order is None:
+            await self._forget(key)
+        return order
 
     async def _forget(self, key: str) -> None:
         saved = dict(await self._state.get(key) or {})

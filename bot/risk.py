@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import datetime
 
 from bot.domain import OrderIntent, PairRun, Position, RiskLimits, Side, Signal, to_ms
 from bot.errors import InsufficientFunds, RiskRejected
 
+_ID_LIMIT = 32
+
 
 def client_order_id(run_id: int, candle_time: datetime, side: Side, purpose: str = "") -> str:
-    """Deterministic id: the same decision on the same candle always maps to the same order."""
-    suffix = f"-{purpose}" if purpose else ""
-    return f"pp{run_id}-{to_ms(candle_time)}-{side.value}{suffix}"
+    """Deterministic id: the same decision on the same candle always maps to the same order.
+
+    Letters and digits only, at most 32: what OKX (the strictest venue profiled in
+    ``bot.exchange.venues``) accepts, and within Binance's and Bybit's 36. A long purpose is
+    cut and the rest replaced by a hash of the whole id, so two purposes never share one."""
+    word = re.sub(r"[^A-Za-z0-9]", "", purpose)
+    whole = f"pp{run_id}x{to_ms(candle_time)}{side.value[0]}{word}"
+    if len(whole) <= _ID_LIMIT:
+        return whole
+    digest = hashlib.sha256(whole.encode()).hexdigest()[:8]
+    return whole[: _ID_LIMIT - len(digest)] + digest
 
 
 def size_entry(

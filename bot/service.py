@@ -121,6 +121,8 @@ class TradingService:
                 self.exchange_trouble = str(error)
                 log.warning("tick %s: %s", run.pair, error)
                 await self._engine.guard.exchange_failed(error, self._clock.now())
+        if timeframe is None or acted:
+            await self._engine.alert_unowned({run.pair for run in self._runs.values()})
         if not failed:
             self.exchange_trouble = None
             await self._engine.guard.exchange_answered()
@@ -151,11 +153,12 @@ class TradingService:
         last = int(candles["timestamp"].iloc[-1])
         if self._last_candle.get(run.id) == last:  # a tick never acts twice on one candle
             return False
-        self._last_candle[run.id] = last
         self._prices[run.pair] = float(candles["close"].iloc[-1])
         self.last_ticks[run.pair] = self._clock.now()
         if self.entries_blocked and run.state is RunState.RUNNING:  # exits only, as paused
             run = dataclasses.replace(run, state=RunState.PAUSED)
         await self._engine.on_candles(run, strategy, candles, self._prices)
+        # Done only once acted on: after an outage at the close, the candle is tried again.
+        self._last_candle[run.id] = last
         log.debug("ticked %s at candle %s", run.pair, last)
         return True

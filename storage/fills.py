@@ -19,7 +19,7 @@ class SqliteFillRepository:
         async with self._db.transaction() as connection:
             cursor = await connection.execute(
                 "INSERT OR IGNORE INTO fills (trade_id, client_order_id, pair, side, amount,"
-                " price, fee, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " price, fee, time, fee_outside, fee_asset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     fill.trade_id,
                     fill.client_order_id,
@@ -29,6 +29,8 @@ class SqliteFillRepository:
                     fill.price,
                     fill.fee,
                     to_ms(fill.time),
+                    fill.fee_outside,
+                    fill.fee_asset,
                 ),
             )
             return cursor.rowcount == 1
@@ -58,4 +60,6 @@ def _fill(row: aiosqlite.Row) -> Fill:
         fee=row["fee"],
         time=from_ms(row["time"]),
         trade_id=row["trade_id"],
+        fee_outside=row["fee_outside"],
+        fee_asset=row["fee_asset"],
     )

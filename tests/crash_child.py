@@ -1,6 +1,6 @@
 """The service process the crash soak kills: live mode on the fake exchange, Telegram on.
 
-    python -m tests.crash_child EXCHANGE_URL TELEGRAM_URL DATA_DIR
+    python -m tests.crash_child EXCHANGE_URL TELEGRAM_URL DATA_DIR [VENUE]
 
 The real stack (ccxt adapter, journal, engine, SQLite, the PTB front end and the alert
 dispatcher), stepped by the fake exchange's clock instead of the scheduler's: each step moves
@@ -36,7 +36,7 @@ from handlers.frontend import telegram_factory
 from storage.alerts import SqliteAlertRepository
 from storage.candles import SqliteCandleRepository
 from storage.db import open_database
-from tests.fake_exchange import binance_urls
+from tests.live_rig import SECRETS, VENUES
 
 ADMIN = 1001
 TOKEN = "123456:TEST-TOKEN"
@@ -44,11 +44,13 @@ PAIR = "BTC/USDT"
 HOUR_MS = 3_600_000
 
 
-def soak_settings(exchange_url: str, telegram_url: str, data_dir: Path) -> Settings:
-    ccxt_config = {"urls": {"api": binance_urls(exchange_url)}, "enableRateLimit": False}
+def soak_settings(
+    exchange_url: str, telegram_url: str, data_dir: Path, venue: str = "binance"
+) -> Settings:
+    ccxt_config = {**VENUES[venue].config(exchange_url), "enableRateLimit": False}
     return Settings.model_validate({
         "mode": "live", "data_dir": data_dir,
-        "exchange": {"name": "binance", "ccxt_config": ccxt_config},
+        "exchange": {"name": venue, "ccxt_config": ccxt_config},
         "market_data": {"source": "exchange"},
         "risk": {"max_position_fraction": 1.0, "max_drawdown": 0},
         "telegram": {"api_base_url": telegram_url, "users": [{"id": ADMIN, "role": "admin"}]},
@@ -57,22 +59,23 @@ def soak_settings(exchange_url: str, telegram_url: str, data_dir: Path) -> Setti
     })  # fmt: skip
 
 
-async def main(exchange_url: str, telegram_url: str, data_dir: Path) -> None:
-    settings = soak_settings(exchange_url, telegram_url, data_dir)
-    secrets = Secrets(exchange_key="test-key", exchange_secret="test-secret",
+async def main(exchange_url: str, telegram_url: str, data_dir: Path, venue: str) -> None:
+    settings = soak_settings(exchange_url, telegram_url, data_dir, venue)
+    secrets = Secrets(exchange_key=SECRETS.exchange_key, exchange_secret=SECRETS.exchange_secret,
+                      exchange_password=SECRETS.exchange_password,
                       telegram_token=TOKEN)  # fmt: skip
-    exchange = CcxtExchange.create("binance", settings.exchange.ccxt_config,
+    exchange = CcxtExchange.create(venue, settings.exchange.ccxt_config,
                                    credentials=credentials(settings, secrets), attempts=3,
                                    backoff=0.01)  # fmt: skip
     feed = StreamingFeed(exchange)
     async with aiohttp.ClientSession(exchange_url) as http:
         await exchange.load_markets()
-        async with http.get("/api/v3/time") as answer:
+        async with http.post("/_test/advance", params={"ms": 0}) as answer:  # the fake's clock
             clock = FakeClock(from_ms((await answer.json())["serverTime"]))
         async with open_database(settings.database_path) as db:
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
-            cockpit = build_cockpit(db, Venue("live", "binance", "USDT"), trading.service,
+            cockpit = build_cockpit(db, Venue("live", venue, "USDT"), trading.service,
                                     trading.engine, trading.control,
                                     ExchangeHistory(exchange, SqliteCandleRepository(db)), jobs,
                                     clock)  # fmt: skip
@@ -106,4 +109,5 @@ async def _apply(words: list[str], trading: ExchangeTrading, clock: FakeClock) -
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], Path(sys.argv[3])))
+    venue = sys.argv[4] if len(sys.argv) > 4 else "binance"
+    asyncio.run(main(sys.argv[1], sys.argv[2], Path(sys.argv[3]), venue))

@@ -10,9 +10,10 @@ alert marked delivered really reached the chat (the rest are still queued). Afte
 restart (start-up reconciliation done, nothing traded yet): the halt flag and the pair runs as
 the database held them at the kill; no client order id placed twice on the exchange, and every
 exchange order journaled; every exchange fill booked exactly once; positions and cash equal the
-exchange's balances. At the end: an alert the chat got more often than it was stored (a kill
-between the send and its record) says it may be a repeat on every extra copy. Used by the suite
-(a few kills) and bench/crash_soak.py (200 and more).
+exchange's balances; the position invariants of tests/invariants.py. At the end: an alert
+the chat got more often than it was stored (a kill between the send and its record) says it
+may be a repeat on every extra copy. Used by the suite (a few kills) and bench/crash_soak.py
+(200 and more).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ import pandas as pd
 from handlers.delivery import MAY_REPEAT
 from tests.crash_child import ADMIN
 from tests.fake_exchange import FakeBinance, serve
-from tests.live_rig import funded_fake
+from tests.invariants import Invariants
+from tests.live_rig import VENUES, VenueRig, funded_fake
 from tests.telegram_emulator import TelegramEmulator, running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,20 +56,28 @@ class CrashReport:
     alerts_delivered: int = 0
     alerts_sent_twice: int = 0  # sent more often than stored: a kill between send and record
     repeats_marked: int = 0  # copies that said they may be a repeat (an unmarked extra: violation)
+    invariants: Invariants | None = None  # tests/invariants.py, checked after every restart
 
 
 async def run_crash_soak(
     folder: Path, candles: pd.DataFrame, *, kills: int, seed: int = 1,
-    progress: Any = None,
+    progress: Any = None, venue: str = "binance", split: tuple[float, ...] = (1.0,),
+    fee_asset: str = "quote", dwell: tuple[float, float] = (0.1, 1.5),
 ) -> CrashReport:  # fmt: skip
-    """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar)."""
+    """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar).
+    ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
+    order and fee currency (see ``FakeBinance``); ``dwell``: the range of seconds the service
+    runs before each kill."""
     rng = random.Random(seed)
-    fake = funded_fake(candles)
+    rig = VENUES[venue]
+    fake = funded_fake(candles, venue)
+    fake.split, fake.fee_asset = split, fee_asset
     fake.order_delay = 0.04
     fake.move_to(int(candles["timestamp"].iloc[0]) + 10 * 86_400_000 + 5_000)
     emulator = TelegramEmulator(send_delay=0.02)
     report = CrashReport()
     database = folder / "pairpilot.sqlite"
+    report.invariants = invariants = Invariants(fake, database, rig.trade_key)
     log = (folder / "service.log").open("ab")
     async with serve(fake) as exchange_url, running(emulator) as telegram_url:
         expected: dict[str, Any] | None = None
@@ -77,21 +87,22 @@ async def run_crash_soak(
                 started = time.monotonic()
                 child = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "tests.crash_child", exchange_url, telegram_url,
-                    str(folder), cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+                    str(folder), venue, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE, stderr=log,
                     env={**os.environ, "PYTHONPATH": str(ROOT)},
                 )  # fmt: skip
                 try:
                     loaded = await _ready(child, folder / "service.log")
                     report.restart_seconds.append(time.monotonic() - started)
-                    found = _after_restart(database, fake, loaded, expected)
+                    found = _after_restart(database, fake, rig, loaded, expected)
                     report.violations += [f"restart {round_}: {text}" for text in found]
+                    report.violations += invariants.check(f"restart {round_}")
                     if round_ == kills:
                         break
                     assert child.stdin is not None
                     child.stdin.write((rng.choice(COMMANDS) + "\n").encode())
                     await child.stdin.drain()
-                    await asyncio.sleep(rng.uniform(0.1, 1.5))
+                    await asyncio.sleep(rng.uniform(*dwell))
                     report.landed[_landing(fake, emulator)] += 1
                 finally:
                     if child.returncode is None:
@@ -157,14 +168,15 @@ def _after_kill(database: Path, emulator: TelegramEmulator, seen: set[int]) -> l
 
 
 def _after_restart(
-    database: Path, fake: FakeBinance, loaded: dict[str, Any], expected: dict[str, Any] | None
-) -> list[str]:
+    database: Path, fake: FakeBinance, rig: VenueRig, loaded: dict[str, Any],
+    expected: dict[str, Any] | None,
+) -> list[str]:  # fmt: skip
     found = []
     if expected is not None and loaded != expected:
         found.append(f"loaded {loaded}, the database held {expected}")
     placed = collections.Counter(order.client_id for order in fake.orders.values())
     found += [f"{coid} placed {n} times" for coid, n in placed.items() if n > 1]
-    traded = {f"BTCUSDT-{fill['tradeId']}" for order in fake.orders.values()
+    traded = {rig.trade_key(order.symbol, fill["tradeId"]) for order in fake.orders.values()
               for fill in order.fills}  # fmt: skip
     with _connect(database) as db:
         journaled = {row[0] for row in db.execute("SELECT client_order_id FROM orders")}

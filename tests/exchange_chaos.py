@@ -27,14 +27,11 @@ from bot.domain import from_ms
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from tests.fake_exchange import Fault
-from tests.live_rig import HOUR, funded_fake, live_stack
+from tests.invariants import Invariants
+from tests.live_rig import HOUR, VENUES, VenueRig, funded_fake, live_stack
 
 KINDS = ("timeout", "rate_limit", "server_error", "dropped", "rejected", "partial", "clock_skew")
 _ORDER_ONLY = {"rejected", "partial"}
-_MARKET_DATA = {"/api/v3/klines", "/api/v3/ticker/24hr"}
-_START_UP = {"/api/v3/exchangeInfo", "/api/v3/time", "/fapi/v1/exchangeInfo",
-             "/dapi/v1/exchangeInfo", "/sapi/v1/capital/config/getall",
-             "/sapi/v1/margin/allPairs", "/sapi/v1/margin/isolated/allPairs"}  # fmt: skip
 CLIENT_TIMEOUT_MS = 150  # ccxt's request timeout in the soak; a "timeout" answers later
 
 
@@ -44,6 +41,7 @@ class Chaos:
 
     rate: float
     rng: random.Random
+    rig: VenueRig = VENUES["binance"]  # whose paths and refusals
     enabled: bool = False
     injected: collections.Counter[str] = field(default_factory=collections.Counter)
     requests: int = 0
@@ -57,16 +55,16 @@ class Chaos:
         self.now += seconds
 
     def __call__(self, request: web.Request) -> Fault | None:
-        if not self.enabled or request.path in _START_UP:
+        if not self.enabled or request.path in self.rig.start_up:
             return None
         self.requests += 1
         if self.now < self.banned_until:
             self.violations += 1
         if self.rng.random() >= self.rate:
             return None
-        placing = request.method == "POST" and request.path == "/api/v3/order"
+        placing = request.method == "POST" and request.path in self.rig.order_paths
         kinds = [kind for kind in KINDS if placing or kind not in _ORDER_ONLY]
-        if request.path in _MARKET_DATA:
+        if request.path in self.rig.market_data:
             kinds.remove("clock_skew")  # public calls carry no timestamp
         kind = self.rng.choice(kinds)
         self.injected[kind] += 1
@@ -80,20 +78,20 @@ class Chaos:
         if kind == "rate_limit":
             wait = self.rng.choice((1, 2, 3))
             self.banned_until = self.now + wait
-            status = self.rng.choice((429, 418))
-            return Fault(path, status, {"code": -1003, "msg": "Too much request weight used"},
-                         headers={"Retry-After": str(wait)})  # fmt: skip
+            status, body = self.rig.refusals["rate_limit"]
+            if self.rig.name == "binance":  # 418: Binance's ban after ignored 429s
+                status = self.rng.choice((429, 418))
+            return Fault(path, status, body, headers={"Retry-After": str(wait)})
         if kind == "server_error":  # for an order, half the time it was placed all the same
             return Fault(path, self.rng.choice((500, 502, 503, 504)), {"msg": "unavailable"},
                          after=placing and self.rng.random() < 0.5)  # fmt: skip
         if kind == "dropped":
             return Fault(path, 200, {}, after=placing and self.rng.random() < 0.5, drop=True)
         if kind == "rejected":
-            return Fault(path, 400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"})
+            return Fault(path, *self.rig.refusals["rejected"])
         if kind == "partial":
             return Fault(path, fill_share=self.rng.choice((0.3, 0.5, 0.8)))
-        return Fault(path, 400, {"code": -1021, "msg": "Timestamp for this request was 1000ms "
-                                 "ahead of the server's time."})  # fmt: skip
+        return Fault(path, *self.rig.refusals["clock_skew"])
 
 
 @dataclass
@@ -111,6 +109,7 @@ class SoakReport:
     alerts: dict[str, int]
     rejected_orders: int
     logged_errors: list[str]
+    invariants: Invariants | None = None  # checked after every tick (tests/invariants.py)
 
     @property
     def faults(self) -> int:
@@ -119,6 +118,7 @@ class SoakReport:
     @property
     def problems(self) -> list[str]:
         found = [f"unhandled: {text}" for text in self.unhandled]
+        found += self.invariants.violations if self.invariants else []
         found += [f"logged error: {text}" for text in self.logged_errors]
         if self.violations:
             found.append(f"{self.violations} request(s) inside a Retry-After")
@@ -146,12 +146,16 @@ class _Errors(logging.Handler):
 
 
 async def run_fault_soak(
-    tmp_path: Path, candles: pd.DataFrame, *, ticks: int, rate: float = 0.2, seed: int = 1
-) -> SoakReport:
+    tmp_path: Path, candles: pd.DataFrame, *, ticks: int, rate: float = 0.2, seed: int = 1,
+    venue: str = "binance", split: tuple[float, ...] = (1.0,), fee_asset: str = "quote",
+) -> SoakReport:  # fmt: skip
     """``ticks`` hourly ticks of EMA 3/7 (it trades often) with a stop-loss on BTC/USDT,
-    ``rate`` of the calls failing; returns what was injected and every invariant's result."""
-    fake = funded_fake(candles)
-    chaos = Chaos(rate, random.Random(seed))
+    ``rate`` of the calls failing; returns what was injected and every invariant's result.
+    ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
+    order and fee currency (see ``FakeBinance``)."""
+    fake = funded_fake(candles, venue)
+    fake.split, fake.fee_asset = split, fee_asset
+    chaos = Chaos(rate, random.Random(seed), VENUES[venue])
     fake.chaos = chaos
     start = from_ms(int(candles["timestamp"].iloc[0])) + timedelta(days=10, seconds=5)
     errors = _Errors()
@@ -168,9 +172,11 @@ async def run_fault_soak(
             sleep=chaos.sleep,
             client={"timeout": CLIENT_TIMEOUT_MS},
             risk={"max_drawdown": 0, "daily_loss_limit": 0},
+            venue=venue,
         )  # trade throughout
         async with stack as (trading, market, _):
             chaos.enabled = True
+            invariants = Invariants(fake, tmp_path / "pairpilot.sqlite", VENUES[venue].trade_key)
             moment = start
             for _ in range(ticks):
                 moment += HOUR
@@ -180,6 +186,7 @@ async def run_fault_soak(
                     await trading.service.tick("1h")
                 except Exception as error:  # noqa: BLE001  # the finding this soak looks for
                     unhandled.append(f"{type(error).__name__}: {error}"[:300])
+                invariants.check(f"tick at {moment:%m-%d %H:%M}")
             chaos.enabled = False
             moment += HOUR  # one calm tick settles what the last faults left unknown
             market.at(moment)
@@ -209,5 +216,5 @@ async def run_fault_soak(
         duplicate_client_ids=sum(count - 1 for count in client_ids.values()),
         books_vs_exchange=differ, alerts={kind: count for kind, count in alerts},
         rejected_orders=int(refused[0]) if refused else 0,
-        logged_errors=errors.texts,
+        logged_errors=errors.texts, invariants=invariants,
     )  # fmt: skip

@@ -91,6 +91,15 @@ class FakeBinance:
     prices: dict[str, float] = field(default_factory=dict)  # symbol -> last price
     fee_rate: float = 0.001
     fill_share: float = 1.0  # a market order fills this share of its size; the rest expires
+    # Each execution is split into trades of these shares (Binance fills a large order against
+    # several resting orders: one trade each, own id, own commission).
+    split: tuple[float, ...] = (1.0,)
+    # Which asset a commission is taken in: "quote" (always the quote: the old kind fake);
+    # "received" (Binance's default: a buy pays in the coin bought, a sell in the quote);
+    # "BNB" (Binance's "pay fees with BNB": converted at ``prices["BNBUSDT"]``, 25% off, and
+    # back to "received" for any trade the BNB balance cannot pay, as Binance does).
+    fee_asset: str = "quote"
+    bnb_discount: float = 0.25
     orders: dict[int, Order] = field(default_factory=dict)
     trade_ids: int = 0
     order_posts: int = 0  # order placements received, answered or not
@@ -98,6 +107,7 @@ class FakeBinance:
     chaos: Callable[[web.Request], Fault | None] | None = None  # picks a fault per request
     order_delay: float = 0.0  # seconds a placement takes, half before and half after it
     placing: int = 0  # order placements in progress
+    order_paths: tuple[str, ...] = ("/api/v3/order",)  # where placements are POSTed
 
     def move_to(self, now_ms: int) -> None:
         """The exchange's clock; each symbol's price is its forming candle's open."""
@@ -205,7 +215,7 @@ class FakeBinance:
     async def _record_and_inject(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.path, dict(request.query)))
         self._trigger_stops()  # the market moved (tests set prices): resting stops may fire
-        if request.method == "POST" and request.path == "/api/v3/order":
+        if request.method == "POST" and request.path in self.order_paths:
             self.order_posts += 1
             if self.order_delay:
                 return await self._slowly(request, handler)
@@ -295,65 +305,104 @@ class FakeBinance:
             return web.json_response({"code": -2010, "msg": "Duplicate order sent."}, status=400)
         symbol, side, kind = params["symbol"], params["side"], params.get("type", "MARKET")
         price = self.prices[symbol]
-        base = symbol[:-4]
         if "quoteOrderQty" in params:
             quantity = float(params["quoteOrderQty"]) / price
         else:
             quantity = float(params["quantity"])
+        limit = float(params["price"]) if kind == "LIMIT" else 0.0
+        order = self.open_order(client_id, symbol, side, kind, quantity,
+                                limit or float(params.get("stopPrice", 0.0)))  # fmt: skip
+        if order is None:
+            return _insufficient()
+        return web.json_response({**_order_json(order), "fills": order.fills})
+
+    def open_order(
+        self, client_id: str, symbol: str, side: str, kind: str, quantity: float, level: float
+    ) -> Order | None:
+        """Take an order (any venue's fake): a MARKET fills now, a LIMIT buy rests at ``level``
+        with its cost and fee locked, a STOP_LOSS sell rests with its coins locked until the
+        price reaches ``level``. None: the balance cannot pay it (nothing changes)."""
+        price = self.prices[symbol]
+        base, quote = symbol[:-4], symbol[-4:]
         order = Order(len(self.orders) + 1, client_id, symbol, side, quantity, 0.0, 0.0, "NEW",
-                      self.now_ms, [], kind, float(params.get("stopPrice", 0.0)))  # fmt: skip
+                      self.now_ms, [], kind, level)  # fmt: skip
         if kind == "LIMIT":  # a buy rests, its cost and fee locked, until the price comes down
-            order.stop_price = float(params["price"])  # the limit (one field serves both kinds)
-            lock = quantity * order.stop_price * (1 + self.fee_rate)
-            quote = symbol[-4:]
+            lock = quantity * level * (1 + self.fee_rate)
             if side != "BUY" or lock > self.balances.get(quote, 0.0) + 1e-9:
-                return _insufficient()
+                return None
             self.balances[quote] -= lock
             self.locked[quote] = self.locked.get(quote, 0.0) + lock
             self.orders[order.order_id] = order
             self._trigger_stops()
-            return web.json_response({**_order_json(order), "fills": order.fills})
+            return order
         if kind == "STOP_LOSS":  # rests, its amount locked, until the price reaches the stop
             if side != "SELL" or quantity > self.balances.get(base, 0.0) + 1e-12:
-                return _insufficient()
+                return None
             self.balances[base] -= quantity
             self.locked[base] = self.locked.get(base, 0.0) + quantity
             self.orders[order.order_id] = order
             self._trigger_stops()
-            return web.json_response({**_order_json(order), "fills": order.fills})
+            return order
         if not self._execute(order, price, self.balances):
-            return _insufficient()
+            return None
         self.orders[order.order_id] = order
-        return web.json_response({**_order_json(order), "fills": order.fills})
+        return order
 
     def _execute(self, order: Order, price: float, source: dict[str, float]) -> bool:
         """Fill ``order`` at ``price`` (``fill_share`` of it; the rest expires), taking the sold
-        asset from ``source`` (free or locked balances); False when that cannot pay."""
+        asset from ``source`` (free or locked balances); False when that cannot pay. The
+        execution is booked as one trade per ``split`` share, each charged its own commission."""
         base, quote = order.symbol[:-4], order.symbol[-4:]
         executed = round(order.quantity * self.fill_share, 5)
         cost = executed * price
-        fee = cost * self.fee_rate
-        if order.side == "BUY" and cost + fee > self.balances.get(quote, 0.0) + 1e-9:
+        quote_fee = cost * self.fee_rate if self._fee_asset(order, cost) == quote else 0.0
+        if order.side == "BUY" and cost + quote_fee > self.balances.get(quote, 0.0) + 1e-9:
             return False
         if order.side == "SELL" and executed > source.get(base, 0.0) + 1e-12:
             return False
-        if order.side == "BUY":
-            self.balances[base] = self.balances.get(base, 0.0) + executed
-            self.balances[quote] -= cost + fee
-        else:
+        if order.side == "SELL":
             source[base] -= executed
             if source is self.locked:  # what did not fill is freed
                 self.balances[base] = self.balances.get(base, 0.0) + order.quantity - executed
                 source[base] -= order.quantity - executed
-            self.balances[quote] = self.balances.get(quote, 0.0) + cost - fee
-        if executed:
-            self.trade_ids += 1
-            order.fills.append({"price": f"{price}", "qty": f"{executed}",
-                                "commission": f"{fee}", "commissionAsset": quote,
-                                "tradeId": self.trade_ids})  # fmt: skip
+        for part in _parts(executed, self.split):
+            self._trade(order, price, part)
         order.executed, order.quote, order.time = executed, cost, self.now_ms
         order.status = "FILLED" if executed >= order.quantity - 1e-12 else "EXPIRED"
         return True
+
+    def _trade(self, order: Order, price: float, amount: float) -> None:
+        """One trade of ``order``: the coins and cash move, the commission is taken."""
+        base, quote = order.symbol[:-4], order.symbol[-4:]
+        cost = amount * price
+        asset = self._fee_asset(order, cost)
+        if asset == "BNB":
+            fee = cost * self.fee_rate * (1 - self.bnb_discount) / self.prices["BNBUSDT"]
+        elif asset == base:
+            fee = amount * self.fee_rate
+        else:
+            fee = cost * self.fee_rate
+        if order.side == "BUY":
+            self.balances[base] = self.balances.get(base, 0.0) + amount
+            self.balances[quote] -= cost
+        else:
+            self.balances[quote] = self.balances.get(quote, 0.0) + cost
+        self.balances[asset] = self.balances.get(asset, 0.0) - fee
+        self.trade_ids += 1
+        order.fills.append({"price": f"{price}", "qty": f"{amount}",
+                            "commission": f"{fee:.8f}", "commissionAsset": asset,
+                            "tradeId": self.trade_ids})  # fmt: skip
+
+    def _fee_asset(self, order: Order, cost: float) -> str:
+        """The asset this trade's commission is taken in (see ``fee_asset``)."""
+        base, quote = order.symbol[:-4], order.symbol[-4:]
+        if self.fee_asset == "quote":
+            return quote
+        if self.fee_asset == "BNB":
+            needed = cost * self.fee_rate * (1 - self.bnb_discount) / self.prices["BNBUSDT"]
+            if self.balances.get("BNB", 0.0) >= needed:
+                return "BNB"
+        return base if order.side == "BUY" else quote
 
     def _trigger_stops(self) -> None:
         """Resting orders the price has reached: a stop-loss sells at market, a limit buy
@@ -434,7 +483,9 @@ class FakeBinance:
         return web.json_response({"timezone": "UTC", "serverTime": self.now_ms, "symbols": []})
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        symbols = sorted({symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"})
+        symbols = sorted(
+            {symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"} | set(self.prices)
+        )
         return web.json_response(
             {
                 "timezone": "UTC",
@@ -477,6 +528,17 @@ class FakeBinance:
             for t, o, h, lo, c, v in chosen.iloc[:limit].itertuples(index=False, name=None)
         ]
         return web.json_response(rows)
+
+
+def _parts(amount: float, shares: tuple[float, ...]) -> list[float]:
+    """``amount`` cut into trades of ``shares`` at the lot step (0.00001); the last takes the
+    rest; nothing for an empty execution."""
+    if amount <= 0:
+        return []
+    parts = [round(amount * share / sum(shares), 5) for share in shares[:-1]]
+    parts = [part for part in parts if part > 0]
+    last = round(amount - sum(parts), 8)
+    return [*parts, last] if last > 0 else parts
 
 
 def _insufficient() -> web.Response:

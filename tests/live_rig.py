@@ -1,9 +1,14 @@
-"""The live stack on the fake exchange: the real service, ccxt and SQLite, on a test clock."""
+"""The live stack on the fake exchange: the real service, ccxt and SQLite, on a test clock.
+
+Every entry point takes ``venue``: the exchange id whose fake and ccxt class run (``VENUES``);
+Binance by default.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,31 +23,86 @@ from bot.scheduler import Jobs
 from bot.stream_feed import StreamingFeed
 from storage.db import open_database
 from tests.fake_exchange import FakeBinance, binance_urls, serve
+from tests.fake_okx import FakeOkx, okx_config
 
 PAIR = "BTC/USDT"
 HOUR = timedelta(hours=1)
-SECRETS = Secrets(exchange_key="test-key", exchange_secret="test-secret")
+SECRETS = Secrets(exchange_key="test-key", exchange_secret="test-secret",
+                  exchange_password="test-pass")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VenueRig:
+    """One venue's fake and how ccxt reaches it, and the request paths a fault soak tells
+    apart (placements, market data, start-up)."""
+
+    name: str
+    fake: type[FakeBinance]
+    config: Callable[[str], dict[str, Any]]  # ccxt settings for the fake at a base URL
+    order_paths: frozenset[str]
+    market_data: frozenset[str]
+    start_up: frozenset[str]
+    time_path: str  # the public clock (a child process waits for the fake with it)
+    # The venue's own answers for a fault soak: (HTTP status, body) of a rate limit, a
+    # refusal and a clock-skew refusal.
+    refusals: dict[str, tuple[int, Any]]
+
+    def trade_key(self, symbol: str, trade_id: object) -> str:
+        """The trade id the books give a fake's trade (ccxt's market id, dash, trade id)."""
+        market = symbol if self.name == "binance" else f"{symbol[:-4]}-{symbol[-4:]}"
+        return f"{market}-{trade_id}"
+
+
+VENUES = {
+    "binance": VenueRig(
+        "binance", FakeBinance, lambda base: {"urls": {"api": binance_urls(base)}},
+        frozenset({"/api/v3/order"}), frozenset({"/api/v3/klines", "/api/v3/ticker/24hr"}),
+        frozenset({"/api/v3/exchangeInfo", "/api/v3/time", "/fapi/v1/exchangeInfo",
+                   "/dapi/v1/exchangeInfo", "/sapi/v1/capital/config/getall",
+                   "/sapi/v1/margin/allPairs", "/sapi/v1/margin/isolated/allPairs"}),
+        "/api/v3/time",
+        {"rate_limit": (429, {"code": -1003, "msg": "Too much request weight used"}),
+         "rejected": (400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"}),
+         "clock_skew": (400, {"code": -1021, "msg": "Timestamp for this request was 1000ms "
+                                                   "ahead of the server's time."})},
+    ),
+    "okx": VenueRig(
+        "okx", FakeOkx, okx_config, frozenset(FakeOkx.order_paths),
+        frozenset({"/api/v5/market/candles", "/api/v5/market/history-candles",
+                   "/api/v5/market/ticker"}),
+        frozenset({"/api/v5/public/time", "/api/v5/public/instruments",
+                   "/api/v5/asset/currencies"}),
+        "/api/v5/public/time",
+        {"rate_limit": (429, {"code": "50011", "msg": "Rate limit reached.", "data": []}),
+         "rejected": (200, {"code": "1", "msg": "All operations failed", "data": [
+             {"clOrdId": "", "ordId": "", "sCode": "51121",
+              "sMsg": "Order quantity must be a multiple of the lot size."}]}),
+         "clock_skew": (401, {"code": "50102", "msg": "Timestamp request expired",
+                              "data": []})},
+    ),
+}  # fmt: skip
 
 
 def live_settings(
     tmp_path: Path, base: str, params: dict[str, float] | None = None,
     client: dict[str, Any] | None = None, risk: dict[str, float] | None = None,
+    venue: str = "binance",
 ) -> Settings:  # fmt: skip
     """``client``: more ccxt options (a short timeout, say); ``risk``: limits to change."""
     # No client-side pacing against a local fake: it only makes the suite slower.
-    ccxt_config = {"urls": {"api": binance_urls(base)}, "enableRateLimit": False, **(client or {})}
+    ccxt_config = {**VENUES[venue].config(base), "enableRateLimit": False, **(client or {})}
     return Settings.model_validate({
         "mode": "live", "data_dir": tmp_path,
-        "exchange": {"name": "binance", "ccxt_config": ccxt_config},
+        "exchange": {"name": venue, "ccxt_config": ccxt_config},
         "market_data": {"source": "exchange"},
         "risk": {"max_position_fraction": 1.0, **(risk or {})},
         "pairs": [{"pair": PAIR, "capital_share": 0.5, "params": params or {}}],
     })  # fmt: skip
 
 
-def funded_fake(candles: pd.DataFrame) -> FakeBinance:
+def funded_fake(candles: pd.DataFrame, venue: str = "binance") -> FakeBinance:
     """The fake exchange with 1,000 USDT in the account and ``candles`` as BTC/USDT 1h."""
-    fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0})
+    fake = VENUES[venue].fake(now_ms=0, balances={"USDT": 1000.0})
     fake.add_candles("BTCUSDT", "1h", candles)
     return fake
 
@@ -64,15 +124,17 @@ async def live_stack(
     *, client: dict[str, Any] | None = None, risk: dict[str, float] | None = None,
     attempts: int = 2,
     sleep: Callable[[float], Awaitable[None]] | None = None,
+    venue: str = "binance",
 ) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:  # fmt: skip
-    """``attempts`` and ``sleep``: the adapter's retries and how it waits between them."""
+    """``attempts`` and ``sleep``: the adapter's retries and how it waits between them;
+    ``venue``: the exchange id (``fake`` must be that venue's, see ``funded_fake``)."""
     clock = FakeClock(start)
     market = Market(fake, clock)
     market.at(start)
     async with serve(fake) as base:
-        settings = live_settings(tmp_path, base, params, client, risk)
+        settings = live_settings(tmp_path, base, params, client, risk, venue)
         exchange = CcxtExchange.create(
-            "binance", settings.exchange.ccxt_config, credentials=credentials(settings, SECRETS),
+            venue, settings.exchange.ccxt_config, credentials=credentials(settings, SECRETS),
             attempts=attempts, backoff=0.01, **({"sleep": sleep} if sleep else {}),
         )  # fmt: skip
         feed = StreamingFeed(exchange)

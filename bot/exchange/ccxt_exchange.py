@@ -37,6 +37,7 @@ from bot.domain import (
 from bot.errors import (
     BotError,
     ClockSkew,
+    ConfigError,
     ExchangeAuthFailed,
     ExchangeRejected,
     ExchangeUnavailable,
@@ -44,21 +45,12 @@ from bot.errors import (
     NotFound,
     UserInputError,
 )
+from bot.exchange.venues import Lookup, profile_for
 from bot.telemetry import EXCHANGE_ERRORS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# What differs between exchanges and ccxt does not say: the most candles one request returns,
-# and whether a spot stop-loss can rest on the exchange (ccxt's unified ``stopLossPrice``).
-CAPABILITIES: Mapping[str, Mapping[str, int]] = {
-    "binance": {"ohlcv_limit": 1000, "stop_orders": True},
-    "bybit": {"ohlcv_limit": 1000, "stop_orders": True},
-    "okx": {"ohlcv_limit": 300, "stop_orders": True},
-    "kraken": {"ohlcv_limit": 720, "stop_orders": True},
-    "coinbase": {"ohlcv_limit": 300, "stop_orders": False},
-}
-_DEFAULT_OHLCV_LIMIT = 500
 _DEFAULT_TAKER_FEE = 0.001  # when the exchange states none
 
 
@@ -74,6 +66,11 @@ def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -
     if isinstance(error, ccxt.InvalidNonce):  # e.g. Binance -1021: timestamp outside recvWindow
         return ClockSkew(text)
     if isinstance(error, ccxt.OperationFailed):  # network trouble, timeouts, 5xx, rate limits
+        return ExchangeUnavailable(text, retry_after=_retry_after(headers))
+    if type(error) is ccxt.ExchangeError:
+        # Unclassified: ccxt's OKX and Bybit classes raise it for any answer without their
+        # success code (a gateway's 5xx body included), so it is no proof of a refusal: the
+        # outcome is unknown, and an order is looked up before anything is sent again.
         return ExchangeUnavailable(text, retry_after=_retry_after(headers))
     return ExchangeRejected(text)
 
@@ -103,6 +100,12 @@ class CcxtExchange:
         self._backoff = backoff
         self._sleep = sleep
         self.name: str = client.id
+        # What differs between exchanges and ccxt does not say (bot/exchange/venues.py).
+        self.profile = profile_for(client.id)
+        self._stops: set[str] = set()  # client ids placed as stops by this process
+        self._ours: dict[str, str] = {}  # wire id -> our id, for venues that cannot carry ours
+        for key, value in self.profile.ccxt_options.items():
+            client.options.setdefault(key, value)
 
     @classmethod
     def create(
@@ -133,6 +136,12 @@ class CcxtExchange:
     async def load_markets(self) -> None:
         """Markets with precision and limits, once; the clock offset first when trading, since
         signed start-up calls fail on a skewed clock."""
+        warning = self.profile.warning()
+        if warning:
+            log.warning("%s", warning)
+        problem = self.lookup_problem() if self._client.apiKey else None
+        if problem:
+            raise ConfigError(problem)
         if self._client.apiKey and self._client.has.get("fetchTime"):
             await self._call(self._client.load_time_difference)
         await self._call(self._client.load_markets)
@@ -158,7 +167,7 @@ class CcxtExchange:
 
     @property
     def ohlcv_limit(self) -> int:
-        return CAPABILITIES.get(self.name, {}).get("ohlcv_limit", _DEFAULT_OHLCV_LIMIT)
+        return self.profile.ohlcv_limit
 
     async def fetch_candles(self, pair: str, timeframe: str, since_ms: int) -> pd.DataFrame:
         """Up to ``ohlcv_limit`` candles opening at or after ``since_ms``, oldest first."""
@@ -198,7 +207,7 @@ class CcxtExchange:
 
     @property
     def supports_stop_orders(self) -> bool:
-        return bool(CAPABILITIES.get(self.name, {}).get("stop_orders"))
+        return self.profile.stop_orders
 
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
         return await self._place(intent)
@@ -212,23 +221,42 @@ class CcxtExchange:
         ``intent.stop_price``."""
         if not self.supports_stop_orders:
             raise ExchangeRejected(f"{self.name}: stop orders are not supported here")
+        self._stops.add(intent.client_order_id)
         return await self._place(intent)
 
     async def cancel_order(self, order: Order) -> ExecutionReport | None:
         """Cancel a resting order; returns what became of it (it may have filled first)."""
+        exchange_id = order.exchange_order_id
+        stop = order.client_order_id in self._stops and bool(self.profile.stop_cancel_params)
+        if exchange_id is None:  # placed with an unknown outcome: its id is learnt first
+            found = await self._find(order.pair, order.client_order_id)
+            if found is None:
+                return None
+            exchange_id, stop = found[0]["id"], found[1]
         with contextlib.suppress(NotFound):  # already final: the lookup says how it ended
-            await self._call(self._client.cancel_order, order.exchange_order_id, order.pair,
-                             {"origClientOrderId": order.client_order_id})  # fmt: skip
+            try:
+                await self._call(self._client.cancel_order, exchange_id, order.pair,
+                                 dict(self.profile.stop_cancel_params) if stop else {})  # fmt: skip
+            except NotFound:
+                if stop or not self.profile.stop_cancel_params:
+                    raise
+                # A trigger/algo order: a plain cancel does not see it (OKX, Bybit).
+                await self._call(self._client.cancel_order, exchange_id, order.pair,
+                                 dict(self.profile.stop_cancel_params))  # fmt: skip
         return await self.lookup(order)
 
     async def _place(self, intent: OrderIntent) -> ExecutionReport:
         """Place ``intent`` under its client order id, at most once.
 
         When the outcome is unknown (a timeout, a 5xx, a dropped connection) the order is looked
-        up by its client order id before anything is sent again; an exchange refusal is never
-        retried. A report that is not final yet is fetched again to verify it.
+        up by its client order id; not found, it is not sent again (ExchangeUnavailable: the
+        journal keeps it NEW for a later look-up). Only a request the venue refused unprocessed
+        (rate limit, clock skew) is sent again; an exchange refusal is never retried. A report
+        that is not final yet is fetched again to verify it.
         """
         self._check_order(intent)
+        self._wire(intent.client_order_id)
+        stop = intent.stop_price is not None
         order = None
         for attempt in range(1, self._attempts + 1):
             try:
@@ -243,69 +271,221 @@ class CcxtExchange:
                 if translated.retry_after:  # rate-limited: no request at all before it is over
                     await self._sleep(translated.retry_after)
                 await self._resync_clock(translated)
-                order = await self.find_order(intent.pair, intent.client_order_id)
+                order = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
                 if order is not None:
                     break
-                if attempt == self._attempts:
+                if attempt == self._attempts or not _refused_unprocessed(error):
+                    # Not found may only mean not processed yet, and Binance and OKX take a
+                    # filled order's id again: a resend could buy twice. The order stays NEW,
+                    # looked up again on the next tick (Executor.settle_unknown).
                     raise translated from error
                 await self._sleep(self._backoff * 2 ** (attempt - 1))
         assert order is not None  # the loop either found an order or raised
-        if order.get("status") == "open":
+        if not self.profile.reply_complete and order.get("status") not in _FINAL:
+            # The reply says only that the order was taken (OKX, Bybit, Kraken, Coinbase): what
+            # became of it is read back under our id. A read-back that fails leaves the outcome
+            # unknown (the report says NEW, settled on a later tick), never a refusal: the
+            # order was placed.
+            try:
+                found = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
+            except (ExchangeUnavailable, ExchangeRejected, NotFound) as error:
+                log.warning("order %s placed; reading it back failed (%s): settled later",
+                            intent.client_order_id, error)  # fmt: skip
+                found = None
+            order = found or {**order, "status": None}
+        elif order.get("status") == "open":
             order = await self._call(self._client.fetch_order, order["id"], intent.pair)
-        return _report(intent, order, self._client.markets[intent.pair])
+        return await self._report(intent, order)
 
-    async def find_order(self, pair: str, client_order_id: str) -> dict[str, Any] | None:
+    async def find_order(
+        self, pair: str, client_order_id: str, *, stop: bool = False
+    ) -> dict[str, Any] | None:
         """The order placed under ``client_order_id`` with its trades, or None if the exchange
-        never got it. An order lookup carries no fills, so they are fetched by order id."""
-        try:
-            order = await self._call(
-                self._client.fetch_order, None, pair, {"origClientOrderId": client_order_id}
-            )
-        except NotFound:
+        never got it. An order lookup carries no fills, so they are fetched by order id.
+        ``stop``: it is a stop-loss (a trigger/algo order is looked for first)."""
+        found = await self._find(pair, client_order_id, stop=stop)
+        if found is None:
             return None
-        if (order.get("filled") or 0) > 0 and not order.get("trades"):
-            trades = await self._call(
-                self._client.fetch_my_trades, pair, None, None, {"orderId": order["id"]}
-            )
-            order = {**order, "trades": trades}
-        return order
+        return await self._with_trades(pair, *found)
+
+    async def _with_trades(self, pair: str, order: dict[str, Any], stop: bool) -> dict[str, Any]:
+        """``order`` with its trades, fetched when the order read did not carry them."""
+        if order.get("trades") or not ((order.get("filled") or 0) > 0
+                                       or order.get("status") == "closed"):  # fmt: skip
+            return order
+        return {**order, "trades": await self._trades(pair, order, stop)}
+
+    async def _find(
+        self, pair: str, client_order_id: str, *, stop: bool = False
+    ) -> tuple[dict[str, Any], bool] | None:
+        """The order placed under ``client_order_id`` and whether it is a trigger/algo stop."""
+        profile = self.profile
+        kinds = [stop, not stop] if profile.stop_lookup_params else [False]
+        if profile.lookup is Lookup.SCAN:
+            wire = self._wire(client_order_id)
+            for algo in kinds:
+                params = {profile.scan_param: wire} if profile.scan_param else {}
+                params.update(profile.stop_lookup_params if algo else {})
+                for method in self._order_lists():
+                    for order in await self._call(method, pair, None, None, params):
+                        if order.get("clientOrderId") == wire:
+                            return order, algo
+            return None
+        for algo in kinds:
+            params = profile.lookup_by_id(client_order_id, stop=algo)
+            with contextlib.suppress(NotFound):
+                return await self._call(self._client.fetch_order, None, pair, params), algo
+        return None
+
+    def _order_lists(self) -> list[Callable[..., Awaitable[list[dict[str, Any]]]]]:
+        """The order reads a SCAN goes through: open, then closed and cancelled (a cancelled
+        order may have filled in part), as far as ccxt offers them for this venue."""
+        has, client = self._client.has, self._client
+        lists = [client.fetch_open_orders] if has.get("fetchOpenOrders") else []
+        if has.get("fetchCanceledAndClosedOrders"):
+            return [*lists, client.fetch_canceled_and_closed_orders]
+        if has.get("fetchClosedOrders"):
+            lists.append(client.fetch_closed_orders)
+        if has.get("fetchCanceledOrders"):
+            lists.append(client.fetch_canceled_orders)
+        return lists
+
+    def lookup_problem(self) -> str | None:
+        """Why orders could not be found again on this venue, if they could not: trading
+        there would risk booking a filled order as never sent."""
+        if self.profile.lookup is Lookup.SCAN:
+            lists = self._order_lists()
+            closed = [m for m in lists if m.__name__ != "fetch_open_orders"]
+            if not closed:
+                return (f"{self.name}: ccxt reads no closed orders here, so an order whose "
+                        "answer is lost could not be found again; not trading on it")  # fmt: skip
+        return None
+
+    def _wire(self, ours: str) -> str:
+        """Our id as the venue carries it, remembered so that the venue's lists map back."""
+        wire = self.profile.wire_id(ours)
+        self._ours[wire] = ours
+        return wire
+
+    async def _trades(self, pair: str, order: Mapping[str, Any], stop: bool) -> list[Any]:
+        """The trades of ``order``; a triggered stop's trades belong to the order it placed
+        (OKX's algo order names it in ``ordId``)."""
+        order_id = order["id"]
+        if stop:
+            order_id = (order.get("info") or {}).get("ordId") or order_id
+        if self._client.has.get("fetchOrderTrades"):
+            return await self._call(self._client.fetch_order_trades, order_id, pair)
+        return await self._call(
+            self._client.fetch_my_trades, pair, None, None, {"orderId": order_id}
+        )
 
     async def lookup(self, order: Order) -> ExecutionReport | None:
-        found = await self.find_order(order.pair, order.client_order_id)
+        """What became of a journaled order. A stop placed by this process is looked for among
+        trigger/algo orders first (after a restart both kinds are tried, plain first)."""
+        stop = order.client_order_id in self._stops
+        found = await self._by_exchange_id(order, stop)
+        if found is None:
+            found = await self.find_order(order.pair, order.client_order_id, stop=stop)
         if found is None:
             return None
         intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
                              order.amount, 0.0, order.created_at)  # fmt: skip
-        return _report(intent, found, self._client.markets[order.pair])
+        return await self._report(intent, found)
+
+    async def _by_exchange_id(self, order: Order, stop: bool) -> dict[str, Any] | None:
+        """A journaled order read by the exchange's own id, when the journal has it: found
+        however old it is, whatever the venue's lookup by client id can reach."""
+        if not order.exchange_order_id or not self._client.has.get("fetchOrder"):
+            return None
+        self._wire(order.client_order_id)  # its lists map back to ours
+        profile = self.profile
+        kinds = [stop, not stop] if profile.stop_lookup_params else [False]
+        for algo in kinds:
+            params = {**profile.lookup_params, **(profile.stop_lookup_params if algo else {})}
+            with contextlib.suppress(NotFound):
+                found = await self._call(self._client.fetch_order, order.exchange_order_id,
+                                         order.pair, params)  # fmt: skip
+                return await self._with_trades(order.pair, found, algo)
+        return None
+
+    async def _report(self, intent: OrderIntent, order: Mapping[str, Any]) -> ExecutionReport:
+        market = self._client.markets[intent.pair]
+        return _report(intent, order, market, await self._fee_prices(order, market))
+
+    async def _fee_prices(
+        self, order: Mapping[str, Any], market: Mapping[str, Any]
+    ) -> dict[str, float]:
+        """The quote price, now, of each third currency a trade's fee was paid in (BNB), so the
+        fee is booked at its real value; a currency without a market to the quote is left out
+        (its fee is then estimated from the trade, see ``_fill``)."""
+        trades = order.get("trades") or []
+        charged = {fee.get("currency") for trade in trades for fee in _fees(trade)}
+        third = charged - {market.get("base"), market.get("quote"), None}
+        prices = {}
+        for currency in sorted(third):
+            pair = f"{currency}/{market.get('quote')}"
+            if pair in (self._client.markets or {}):
+                prices[currency] = await self.fetch_price(pair)
+        return prices
 
     async def fetch_balances(self) -> dict[str, float]:
+        """Totals: what open orders hold counts."""
+        return (await self.fetch_balance_parts())[0]
+
+    async def fetch_balance_parts(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Totals and the free part of them (what no open order holds), in one request."""
         balance = await self._call(self._client.fetch_balance)
-        return {asset: float(total) for asset, total in (balance.get("total") or {}).items()
-                if total}  # fmt: skip
+        totals, free = balance.get("total") or {}, balance.get("free") or {}
+        return (
+            {asset: float(amount) for asset, amount in totals.items() if amount},
+            {asset: float(amount) for asset, amount in free.items() if amount},
+        )
 
     async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
-        """Cancel every open order in ``pairs``; returns how many there were."""
+        """Cancel every open order in ``pairs``, trigger/algo stops included; how many."""
         cancelled = 0
         for pair in pairs:
             open_orders = await self._call(self._client.fetch_open_orders, pair)
-            if open_orders:
+            if open_orders and self._client.has.get("cancelAllOrders"):
                 await self._call(self._client.cancel_all_orders, pair)
-                cancelled += len(open_orders)
+            for order in open_orders if not self._client.has.get("cancelAllOrders") else []:
+                with contextlib.suppress(NotFound):  # OKX: one by one; it may have filled
+                    await self._call(self._client.cancel_order, order["id"], pair)
+            cancelled += len(open_orders)
+            for stop in await self._open_stops(pair):
+                with contextlib.suppress(NotFound):  # it fired or went meanwhile
+                    await self._call(self._client.cancel_order, stop["id"], pair,
+                                     dict(self.profile.stop_cancel_params))  # fmt: skip
+                cancelled += 1
         return cancelled
+
+    async def _open_stops(self, pair: str) -> list[dict[str, Any]]:
+        """Open trigger/algo stops, which a plain open-order read does not list."""
+        if not self.profile.stop_list_params:
+            return []
+        params = dict(self.profile.stop_list_params)
+        return await self._call(self._client.fetch_open_orders, pair, None, None, params)
 
     async def open_orders(self, pairs: Sequence[str]) -> list[OpenOrder]:
         """Asked pair by pair: an unfiltered request costs Binance's weight for every symbol."""
         found = []
         for pair in pairs:
-            for order in await self._call(self._client.fetch_open_orders, pair):
-                price = order.get("price") or order.get("stopPrice") or order.get("triggerPrice")
-                found.append(OpenOrder(pair, order.get("clientOrderId") or "", order["side"],
-                                       float(order["amount"]),
+            plain = await self._call(self._client.fetch_open_orders, pair)
+            stops = await self._open_stops(pair)
+            for order in [*plain, *stops]:
+                price = (order.get("price") or order.get("stopPrice") or order.get("triggerPrice")
+                         or order.get("stopLossPrice"))  # fmt: skip
+                client_id = order.get("clientOrderId") or ""
+                if order in stops and self.profile.stop_create_param:  # the algo's own id
+                    client_id = (order.get("info") or {}).get(self.profile.stop_create_param, "")
+                client_id = self._ours.get(client_id, client_id)  # a UUID or number: ours
+                found.append(OpenOrder(pair, client_id, order["side"], float(order["amount"]),
                                        float(price) if price else None))  # fmt: skip
         return found
 
     async def _send(self, intent: OrderIntent) -> dict[str, Any]:
-        params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+        stop = intent.stop_price is not None
+        params: dict[str, Any] = self.profile.id_params(intent.client_order_id, stop=stop)
         if intent.limit_price is not None:  # sized so that it spends at most quote_amount
             price = float(self._client.price_to_precision(intent.pair, intent.limit_price))
             budget = intent.quote_amount or intent.amount * price
@@ -331,8 +511,10 @@ class CcxtExchange:
         )
 
     def _check_order(self, intent: OrderIntent) -> None:
-        """Refuse, before sending, what the market's precision and limits would refuse."""
+        """Refuse, before sending, what the market's precision and limits would refuse, and an
+        id the venue would refuse (or one from another venue's format)."""
         self.check_pair(intent.pair)
+        self.profile.wire_id(intent.client_order_id)
         notional = intent.quote_amount or intent.amount * intent.reference_price
         why = self._under_minimum(intent.pair, notional,
                                   None if intent.quote_amount else intent.amount)  # fmt: skip
@@ -404,12 +586,20 @@ class CcxtExchange:
         return max(backoff, asked)
 
 
+_FINAL = ("closed", "canceled", "expired", "rejected")
 _STATUS = {
+    "open": OrderStatus.OPEN,
     "closed": OrderStatus.FILLED,
     "canceled": OrderStatus.CANCELED,
     "expired": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }
+
+
+def _refused_unprocessed(error: ccxt.BaseError) -> bool:
+    """Whether the venue refused the request before processing it (a rate limit, a ban, a
+    clock-skew refusal): only then is sending it again safe."""
+    return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce)
 
 
 def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
@@ -419,14 +609,27 @@ def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
 
 
 def _report(
-    intent: OrderIntent, order: Mapping[str, Any], market: Mapping[str, Any]
+    intent: OrderIntent,
+    order: Mapping[str, Any],
+    market: Mapping[str, Any],
+    fee_prices: Mapping[str, float],
 ) -> ExecutionReport:
     """Our report of a ccxt order: fees in the quote currency, amounts net of base fees."""
-    fills = tuple(_fill(intent, trade, market) for trade in order.get("trades") or [])
+    trades = order.get("trades") or []
+    fills = tuple(_fill(intent, trade, market, fee_prices) for trade in trades)
     filled = sum(fill.amount for fill in fills) if fills else float(order.get("filled") or 0.0)
-    status = _STATUS.get(order.get("status") or "", OrderStatus.OPEN)
+    status = _STATUS.get(order.get("status") or "", OrderStatus.NEW)  # no status: not known
     if status is OrderStatus.OPEN and filled > 0:
         status = OrderStatus.PARTIALLY_FILLED
+    traded = sum(float(trade["amount"]) for trade in trades)
+    triggered = order.get("triggerPrice") or order.get("stopPrice") or order.get("stopLossPrice")
+    if _trades_lag(order, status, traded) or (
+        order.get("type") == "market" and not status.is_final and not triggered
+    ):
+        # Not known in full yet: a venue's trades can lag its order's status, and a market
+        # order read "live" has not matched yet. NEW: read again on the next tick
+        # (Executor.settle_unknown), each trade booked once whenever it shows.
+        status = OrderStatus.NEW
     notional = sum(fill.notional for fill in fills)
     return ExecutionReport(
         client_order_id=intent.client_order_id,
@@ -438,14 +641,49 @@ def _report(
     )
 
 
-def _fill(intent: OrderIntent, trade: Mapping[str, Any], market: Mapping[str, Any]) -> Fill:
+def _trades_lag(order: Mapping[str, Any], status: OrderStatus, traded: float) -> bool:
+    """Whether the order says more filled than its trades add up to (or filled with none)."""
+    reported = float(order.get("filled") or 0.0)
+    if reported > traded * (1 + 1e-9) + 1e-12:
+        return True
+    return status is OrderStatus.FILLED and traded == 0
+
+
+def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A trade's fees: ccxt's ``fee`` when it has a cost, else its ``fees`` list."""
+    fee = trade.get("fee") or {}
+    if fee.get("cost") is not None:
+        return [fee]
+    return [entry for entry in trade.get("fees") or [] if entry and entry.get("cost") is not None]
+
+
+def _fill(
+    intent: OrderIntent,
+    trade: Mapping[str, Any],
+    market: Mapping[str, Any],
+    fee_prices: Mapping[str, float],
+) -> Fill:
+    """One trade as a fill. A fee in the coin traded changes the coins that moved (a buy
+    receives less, a sell gives more); a fee in a third currency (BNB) is valued at that
+    currency's price now, or, with no market to price it, at the market's taker rate."""
     price = float(trade["price"])
     amount = float(trade["amount"])
-    fee = trade.get("fee") or {}
-    cost = float(fee.get("cost") or 0.0)
-    if fee.get("currency") == market.get("base"):  # paid in the asset bought: keep less of it
-        amount -= cost
-        cost *= price
+    fee = outside = 0.0
+    assets = []
+    for entry in _fees(trade):
+        cost, currency = float(entry["cost"]), entry.get("currency")
+        assets.append(currency or "")
+        if currency == market.get("base"):
+            amount += -cost if intent.side is Side.BUY else cost
+            fee += cost * price
+        elif currency in (None, market.get("quote")):
+            fee += cost
+        elif currency in fee_prices:
+            outside += cost * fee_prices[currency]
+        else:
+            log.warning("fee in %s: no %s market to price it; booked at the taker rate",
+                        currency, market.get("quote"))  # fmt: skip
+            outside += price * amount * float(market.get("taker") or _DEFAULT_TAKER_FEE)
     moment = trade.get("timestamp")
     return Fill(
         client_order_id=intent.client_order_id,
@@ -453,7 +691,9 @@ def _fill(intent: OrderIntent, trade: Mapping[str, Any], market: Mapping[str, An
         side=intent.side,
         amount=amount,
         price=price,
-        fee=cost,
+        fee=fee + outside,
         time=from_ms(int(moment)) if moment else intent.created_at,
         trade_id=f"{market.get('id')}-{trade.get('id')}",
+        fee_outside=outside,
+        fee_asset=",".join(sorted(set(assets))),
     )

@@ -12,7 +12,7 @@ import pytest
 from bot.alerts import AlertOutbox
 from bot.clock import FakeClock
 from bot.domain import OrderIntent, OrderStatus, Side
-from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
+from bot.errors import ExchangeAuthFailed, ExchangeRejected, ExchangeUnavailable, InsufficientFunds
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.portfolio import Portfolio
 from bot.reconcile import Reconciliation, reconcile
@@ -30,7 +30,8 @@ KEYS = {"apiKey": "test-key", "secret": "test-secret"}
 
 @pytest.fixture
 async def venue() -> AsyncIterator[tuple[FakeBinance, CcxtExchange]]:
-    fake = FakeBinance(now_ms=int(NOW.timestamp() * 1000), prices={"BTCUSDT": 100_000.0})
+    prices = {"BTCUSDT": 100_000.0, "BNBUSDT": 600.0}
+    fake = FakeBinance(now_ms=int(NOW.timestamp() * 1000), prices=prices)
     async with serve(fake) as base:
         exchange = CcxtExchange.create(
             "binance",
@@ -111,7 +112,15 @@ async def test_refusals_are_never_retried(venue: tuple[FakeBinance, CcxtExchange
             ),
             1,
         ),  # placed, answer lost: found by client id, not re-sent
-        (Fault("/api/v3/order", 504, "", method="POST"), 2),  # not placed: sent again
+        (
+            Fault(
+                "/api/v3/order",
+                429,
+                {"code": -1003, "msg": "Too much request weight used"},
+                method="POST",
+            ),
+            2,
+        ),  # refused unprocessed: sent again
         (Fault("/api/v3/order", 502, "<html>bad gateway</html>", method="POST", after=True), 1),
     ],
 )
@@ -252,3 +261,123 @@ async def test_an_exit_sells_what_the_exchange_holds_and_alerts_the_difference(
     alerts = await SqliteAlertRepository(db).pending()
     assert any(a.kind == "reconciliation_drift" and "selling what the exchange holds" in a.text
                for a in alerts)  # fmt: skip
+
+
+async def test_an_order_filled_in_several_trades_is_booked_completely(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    fake.split = (0.4, 0.6)  # two resting orders on the book took it
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    assert [fill.amount for fill in fills] == pytest.approx([0.002, 0.003])
+    position = portfolio.position("BTC/USDT")
+    assert position is not None
+    assert position.amount == pytest.approx(fake.balances["BTC"]) == pytest.approx(0.005)
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(499.5)
+    sell = OrderIntent("pp1x2sell", 1, "BTC/USDT", Side.SELL, 0.005, 100_000.0, NOW)
+    sold, trade = await executor.execute(sell)
+    assert len(sold) == 2
+    assert portfolio.position("BTC/USDT") is None  # no phantom remainder
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+    assert trade is not None
+    assert trade.pnl == pytest.approx(-1.0)  # two fees of 0.5, nothing else
+
+
+async def test_a_fee_in_the_coin_bought_reduces_the_coins_received(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    fake.fee_asset = "received"  # Binance's default: a buy pays in BTC, a sell in USDT
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    (fill,), _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    assert fill.amount == pytest.approx(0.004995) == pytest.approx(fake.balances["BTC"])
+    assert fill.fee == pytest.approx(0.5)  # 0.000005 BTC at 100,000
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(500.0)
+    sell = OrderIntent("pp1x2sell", 1, "BTC/USDT", Side.SELL, fill.amount, 100_000.0, NOW)
+    await executor.execute(sell)  # 0.00499 at the lot step: 0.000005 stays (dust)
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+    assert fake.balances["BTC"] == pytest.approx(0.000005)
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+
+
+async def test_a_fee_paid_in_bnb_is_booked_at_its_price_and_not_taken_from_the_cash(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    fake.fee_asset, fake.balances["BNB"] = "BNB", 1.0  # BNB/USDT trades at 600
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    (fill,) = fills
+    assert fake.balances["BNB"] == pytest.approx(1.0 - 0.000625)  # 0.375 USDT at 25% off
+    assert fill.fee == pytest.approx(0.375)  # not 0.000625 "USDT"
+    assert (fill.fee_outside, fill.fee_asset) == (pytest.approx(0.375), "BNB")
+    assert fill.amount == pytest.approx(0.005)
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(500.0)
+    assert portfolio.position("BTC/USDT").fees == pytest.approx(0.375)
+    (stored,) = await SqliteFillRepository(db).all()
+    assert (stored.fee, stored.fee_outside, stored.fee_asset) == (fill.fee, fill.fee_outside, "BNB")
+
+
+async def test_a_maker_rebate_is_booked_as_a_negative_fee(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    fake.fee_rate = -0.0001  # the exchange pays 0.01% (a maker rebate)
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    (fill,), _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    assert fill.fee == pytest.approx(-0.05)
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(500.05)
+    assert [f.fee for f in await SqliteFillRepository(db).all()] == [pytest.approx(-0.05)]
+
+
+async def test_the_balance_recheck_counts_only_what_open_orders_do_not_hold(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, exchange = venue
+    clock = await with_run(db)
+    executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+    resting = dataclasses.replace(buy(800.0, "pp1x3buy"), run_id=1, limit_price=90_000.0)
+    await executor.execute(resting)  # 800 USDT (and its fee) held by the resting limit buy
+    assert fake.locked["USDT"] == pytest.approx(800.0, rel=1e-3)
+    posts = fake.order_posts
+    fills, _ = await executor.execute(dataclasses.replace(buy(500.0, "pp1x4buy"), run_id=1))
+    assert fills == []
+    assert fake.order_posts == posts  # refused before anything was sent
+    order = await SqliteOrderRepository(db).require("pp1x4buy")
+    assert order.status is OrderStatus.REJECTED
+    (_, _, note), *_ = reversed(await SqliteOrderRepository(db).history("pp1x4buy"))
+    assert "free" in note
+
+
+async def test_an_unknown_outcome_not_found_is_never_resent_in_the_same_call(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """Binance takes a filled order's id again, and a look-up right after a 5xx can miss an
+    order still being processed: a resend could buy twice. The order stays NEW and the next
+    tick's look-up books it."""
+    fake, exchange = venue
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fake.faults += [
+        Fault("/api/v3/order", 503, {"code": -1000, "msg": "Unknown"}, method="POST", after=True),
+        Fault("/api/v3/order", 400, {"code": -2013, "msg": "Order does not exist."},
+              method="GET"),  # processing: not visible yet
+    ]  # fmt: skip
+    with pytest.raises(ExchangeUnavailable):
+        await executor.execute(dataclasses.replace(buy(500.0, "pp1x1b"), run_id=1))
+    assert fake.order_posts == 1  # was: sent again under the same id
+    orders = SqliteOrderRepository(db)
+    assert (await orders.require("pp1x1b")).status is OrderStatus.NEW
+    assert await executor.settle_unknown() == 1
+    assert (await orders.require("pp1x1b")).status is OrderStatus.FILLED
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])

@@ -127,7 +127,7 @@ async def test_stops_rest_on_the_exchange_survive_a_restart_and_never_sell_twice
     stops = [o for o in fake.orders.values() if o.kind == "STOP_LOSS"]
     assert any(o.status == "FILLED" for o in stops)  # the exchange sold at a resting stop
     assert any(o.status == "CANCELED" for o in stops)  # taken off before other sells / re-placed
-    assert any(o.client_id.endswith("-sell-trail") for o in stops)  # the trailing stop moved
+    assert any(o.client_id.endswith("strail") for o in stops)  # the trailing stop moved
     resting = [o for o in stops if o.status == "NEW"]
     assert len(resting) == (1 if position else 0)
     status = {"FILLED": "filled", "CANCELED": "canceled", "NEW": "open", "EXPIRED": "expired"}

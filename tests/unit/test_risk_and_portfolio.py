@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 from bot.domain import Action, Fill, PairRun, RiskLimits, RunState, Side, Signal
 from bot.errors import InsufficientFunds, RiskRejected
+from bot.exchange.venues import PROFILES
 from bot.portfolio import Portfolio
 from bot.risk import client_order_id, size_entry, size_exit
 from bot.rules import (
@@ -190,3 +192,15 @@ def test_volatility_scale_shrinks_entries_when_recent_moves_are_wilder() -> None
     assert volatility_scale(closes, end, 0, 0, 0.25) == 1.0  # off
     assert volatility_scale(closes, 50, 10, 100, 0.25) == 1.0  # not enough history yet
     assert volatility_scales(closes, 10, 100, 0.1)[end] == scale
+
+
+def test_client_order_ids_fit_every_profiled_venue_for_any_run_and_purpose() -> None:
+    for run_id in (1, 10, 123_456_789):
+        for purpose in ("", "trail", "rest", "stop_loss", "take_profit", "trailing_stop_exit"):
+            coid = client_order_id(run_id, T0, Side.SELL, purpose)
+            assert re.fullmatch(r"[A-Za-z0-9]{1,32}", coid), coid
+            for profile in PROFILES.values():
+                profile.wire_id(coid)  # raises when the venue would refuse it
+    long_a = client_order_id(123_456_789, T0, Side.SELL, "trailing_stop_exit")
+    long_b = client_order_id(123_456_789, T0, Side.SELL, "trailing_stop_entry")
+    assert long_a != long_b

@@ -1,0 +1,214 @@
+"""What each exchange does differently, read from ccxt's source and the venues' API docs.
+
+A profile says, per ccxt exchange id: the client order id the venue accepts and how ours is
+carried on the wire, how an order is looked up by that id, whether a create reply can be booked
+as it is (status and trades) or must be fetched again, how a stop-loss rests there (a plain
+order, or a trigger/algo order that plain open-order reads and cancels do not see), and the
+most candles one request returns. An exchange without a profile gets ``CONSERVATIVE``: ids that
+every profiled venue accepts, every reply fetched again, stops checked per candle, and a
+start-up warning naming what is unverified.
+
+No ccxt import here: the adapter (``ccxt_exchange``) applies these rules.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from bot.errors import ExchangeRejected
+
+# Where our ids live on Coinbase: a fixed namespace makes the UUID a pure function of our id.
+_COINBASE_NAMESPACE = uuid.UUID("5b0c2c8e-6f1e-4f4a-9a51-7d1b1f0e3c11")
+
+
+class IdForm(Enum):
+    """How our client order id is carried on the wire."""
+
+    OURS = "ours"  # as it is (it fits the venue's rule)
+    UUID = "uuid"  # a UUID derived from ours (Coinbase's client_order_id)
+    SHORT = "short"  # a number up to 10 digits derived from ours (Kraken's cl_ord_id, <= 18)
+
+
+class Lookup(Enum):
+    """How an order is found again by its client order id."""
+
+    FETCH_ORDER = "fetch_order"  # ccxt's fetch_order(None, pair, {<param>: id})
+    # No lookup by client id alone: read the open, then the closed and cancelled orders
+    # (filtered by the venue where ``scan_param`` says how) and match the id.
+    SCAN = "scan"
+
+
+@dataclass(frozen=True, slots=True)
+class VenueProfile:
+    name: str
+    id_max: int  # the longest client order id the venue accepts
+    id_pattern: str  # the characters it accepts (a regex for one character)
+    id_form: IdForm
+    lookup_param: str  # the fetch_order parameter that finds an order by it
+    lookup: Lookup
+    lookup_params: Mapping[str, Any] = field(default_factory=dict)  # added to every lookup
+    scan_param: str = ""  # the order-list filter that narrows a SCAN to our id (if any)
+    reply_complete: bool = False  # a create reply carries the status and the trades
+    stop_orders: bool = False  # a spot stop-loss can rest on the exchange
+    # Stops are trigger/algo orders: these params make ccxt's reads, lookups and cancels see
+    # them (empty: they are plain orders, listed and cancelled like any other).
+    stop_list_params: Mapping[str, Any] = field(default_factory=dict)
+    stop_lookup_params: Mapping[str, Any] = field(default_factory=dict)
+    stop_cancel_params: Mapping[str, Any] = field(default_factory=dict)
+    create_param: str = "clientOrderId"  # ccxt's unified create parameter
+    stop_create_param: str = ""  # where a stop's client id goes, when not ``create_param``
+    ohlcv_limit: int = 500
+    ccxt_options: Mapping[str, Any] = field(default_factory=dict)  # set on the client
+    unverified: tuple[str, ...] = ()  # what was read but never run against a model of it
+
+    def wire_id(self, ours: str) -> str:
+        """Our client order id as this venue carries it: the same id every time (a crash can be
+        reconciled by it). Refused, before anything is sent, when ours cannot be carried: an
+        id from another venue's format is a clear error."""
+        if self.id_form is IdForm.UUID:
+            return str(uuid.uuid5(_COINBASE_NAMESPACE, ours))
+        if self.id_form is IdForm.SHORT:
+            return str(zlib.crc32(ours.encode()) & 0x7FFFFFFF)
+        if len(ours) > self.id_max or not re.fullmatch(f"{self.id_pattern}+", ours):
+            raise ExchangeRejected(
+                f"{self.name}: client order id {ours!r} breaks the venue's rule (at most "
+                f"{self.id_max} of {self.id_pattern}); not sent"
+            )
+        return ours
+
+    def id_params(self, ours: str, *, stop: bool = False) -> dict[str, Any]:
+        """The create parameters that carry our id."""
+        param = self.stop_create_param if stop and self.stop_create_param else self.create_param
+        return {param: self.wire_id(ours)}
+
+    def lookup_by_id(self, ours: str, *, stop: bool = False) -> dict[str, Any]:
+        """The fetch_order parameters that find the order placed under ``ours``."""
+        extra = self.stop_lookup_params if stop else {}
+        return {**self.lookup_params, self.lookup_param: self.wire_id(ours), **extra}
+
+    def warning(self) -> str | None:
+        """What a start-up warning says about this venue, if anything."""
+        if not self.unverified:
+            return None
+        return f"{self.name}: unverified against a model of the venue: {'; '.join(self.unverified)}"
+
+
+_BINANCE = VenueProfile(
+    name="binance",
+    id_max=36,
+    id_pattern=r"[.A-Z:/a-z0-9_-]",  # newClientOrderId: ^[\.A-Z\:/a-z0-9_-]{1,36}$
+    id_form=IdForm.OURS,
+    lookup_param="origClientOrderId",
+    lookup=Lookup.FETCH_ORDER,
+    reply_complete=True,  # ccxt asks for newOrderRespType FULL: status and fills come back
+    stop_orders=True,  # STOP_LOSS: a plain order, listed by openOrders
+    ohlcv_limit=1000,
+)
+PROFILES: Mapping[str, VenueProfile] = {
+    "binance": _BINANCE,
+    "okx": VenueProfile(
+        name="okx",
+        id_max=32,
+        id_pattern=r"[A-Za-z0-9]",  # clOrdId: 1-32 letters and digits
+        id_form=IdForm.OURS,
+        lookup_param="clOrdId",
+        lookup=Lookup.FETCH_ORDER,
+        reply_complete=False,  # POST /trade/order answers ordId, clOrdId, sCode only
+        stop_orders=True,  # a 'conditional' algo order: /trade/order-algo
+        stop_create_param="algoClOrdId",  # an algo order's own client id (clOrdId is not it)
+        stop_list_params={"ordType": "conditional"},  # /trade/orders-algo-pending
+        stop_lookup_params={"trigger": True},  # /trade/order-algo by algoClOrdId
+        stop_cancel_params={"trigger": True},  # /trade/cancel-algos
+        ohlcv_limit=300,
+    ),
+    "bybit": VenueProfile(
+        name="bybit",
+        id_max=36,
+        id_pattern=r"[A-Za-z0-9_-]",  # orderLinkId: up to 36 of letters, digits, - and _
+        id_form=IdForm.OURS,
+        lookup_param="orderLinkId",
+        # ccxt's fetch_order always sends orderId (None too), which Bybit ranks above
+        # orderLinkId: orders are read from /v5/order/realtime and /v5/order/history filtered
+        # by orderLinkId instead.
+        lookup=Lookup.SCAN,
+        scan_param="orderLinkId",
+        lookup_params={"acknowledged": True},  # fetch_order by the exchange's id: last 500
+        reply_complete=False,  # /v5/order/create answers orderId and orderLinkId only
+        # ccxt places a spot stopLossPrice order with orderFilter=tpslOrder, while its
+        # trigger=True reads ask for StopOrder: the filter is named outright.
+        stop_orders=True,
+        stop_list_params={"orderFilter": "tpslOrder"},
+        stop_lookup_params={"orderFilter": "tpslOrder"},
+        stop_cancel_params={"orderFilter": "tpslOrder"},
+        ohlcv_limit=1000,
+        ccxt_options={"enableUnifiedAccount": True, "enableUnifiedMargin": False},
+        unverified=(
+            "orders and tpsl stops (read from ccxt's bybit.py; no model of Bybit's API "
+            "in the tests yet)",
+        ),  # fmt: skip
+    ),
+    "kraken": VenueProfile(
+        name="kraken",
+        id_max=10,
+        id_pattern=r"[0-9]",
+        id_form=IdForm.SHORT,  # cl_ord_id takes at most 18: a number derived from ours
+        lookup_param="cl_ord_id",
+        # QueryOrders needs the txid: open then closed orders, filtered by cl_ord_id (Kraken
+        # answers 50 closed orders a page, of every pair).
+        lookup=Lookup.SCAN,
+        scan_param="clientOrderId",
+        reply_complete=False,  # AddOrder answers the txid and a description only
+        stop_orders=True,  # ordertype stop-loss: a plain order in OpenOrders
+        ohlcv_limit=720,
+        unverified=("orders (no model of Kraken's API in the tests)",),
+    ),
+    "coinbase": VenueProfile(
+        name="coinbase",
+        id_max=36,
+        id_pattern=r"[0-9a-f-]",
+        id_form=IdForm.UUID,
+        lookup_param="clientOrderId",
+        # ccxt fills client_order_id with its own "ccxt-<uuid>" and drops clientOrderId; only
+        # client_order_id itself overrides it.
+        create_param="client_order_id",
+        lookup=Lookup.SCAN,  # no lookup by client_order_id: open then closed orders
+        reply_complete=False,  # create answers success and order_id only
+        stop_orders=False,  # stops are checked per candle
+        ohlcv_limit=300,
+        unverified=("orders (no model of Coinbase's API in the tests)",),
+    ),
+}
+
+CONSERVATIVE = VenueProfile(
+    name="",
+    id_max=32,
+    id_pattern=r"[A-Za-z0-9]",
+    id_form=IdForm.OURS,
+    lookup_param="clientOrderId",
+    lookup=Lookup.SCAN,
+    reply_complete=False,
+    stop_orders=False,
+    unverified=(
+        "no profile: client order id rule, lookup by client id (open and closed orders are "
+        "scanned), create replies (always fetched again), stops (checked per candle, none rest "
+        "on the exchange), fee currencies",
+    ),
+)
+
+
+def profile_for(name: str) -> VenueProfile:
+    """The profile of exchange ``name``; the conservative defaults when it has none."""
+    known = PROFILES.get(name)
+    if known is not None:
+        return known
+    return VenueProfile(**{**_fields(CONSERVATIVE), "name": name})
+
+
+def _fields(profile: VenueProfile) -> dict[str, Any]:
+    return {name: getattr(profile, name) for name in VenueProfile.__slots__}

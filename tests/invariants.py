@@ -1,0 +1,177 @@
+"""Invariants of a position's life, checked against the fake exchange's own ledger.
+
+The soaks call ``Invariants.check`` after every tick (the fault soak) or every restart (the
+crash soak), reading the books straight from the SQLite file:
+
+- protected: every open position (dust aside) has a stop resting on the exchange for what it
+  holds; a stop the exchange refused or lost is placed again on the next tick, so a position may
+  go ``grace`` checks in a row without one, never more. (On a venue without resting stops the
+  per-candle check holds the level in the position's protection state: it must be known.)
+- owned: coins the account holds for a pair no run trades, beyond the user's own holdings and
+  dust, were alerted (once).
+- ledger: the books' cash and coins equal the exchange's free + used balances minus what the
+  user holds outside pairpilot (the baseline recorded at the first start), once the exchange
+  trades not booked yet (an answer lost, a stop that fired since the last look) are counted.
+- closed: when the books are flat or hold only dust, every sell closes a round trip in the
+  trade list (``round_trips`` with the exchange's dust rule).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.domain import Fill, Side, from_ms
+from bot.metrics import round_trips
+from tests.fake_exchange import FakeBinance
+
+STEP = 0.00001  # the fake's LOT_SIZE step and minimum (tests/fake_exchange.py::_symbol)
+MIN_NOTIONAL = 5.0
+CASH_TOLERANCE = 1e-6
+
+
+def too_small(pair: str, amount: float, price: float) -> str | None:
+    """The fake's dust rule, as ``CcxtExchange.too_small`` reads it from its filters."""
+    rounded = math.floor(amount / STEP + 1e-9) * STEP
+    if rounded < STEP or amount * price < MIN_NOTIONAL:
+        return f"{pair}: {amount:.8g} is dust"
+    return None
+
+
+def binance_trade_key(symbol: str, trade_id: object) -> str:
+    """The id the books give a fake trade on Binance (``VenueRig.trade_key`` per venue)."""
+    return f"{symbol}-{trade_id}"
+
+
+@dataclass
+class Invariants:
+    fake: FakeBinance
+    database: Path
+    trade_key: Callable[[str, object], str] = binance_trade_key
+    pairs: tuple[str, ...] = ("BTC/USDT",)
+    quote: str = "USDT"
+    grace: int = 2  # checks in a row a position may wait for its stop to be placed again
+    checks: int = 0
+    unprotected: int = 0  # checks that found a position waiting for its stop
+    dust_seen: int = 0  # checks that found dust in the books
+    violations: list[str] = field(default_factory=list)
+    _waiting: dict[str, int] = field(default_factory=dict)
+
+    def check(self, when: str) -> list[str]:
+        """Every invariant now; returns (and keeps) what was broken, labelled ``when``."""
+        self.checks += 1
+        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True) as db:
+            found = [*self._protected(db), *self._owned(db), *self._ledger(db),
+                     *self._closed(db)]  # fmt: skip
+        found = [f"{when}: {text}" for text in found]
+        self.violations += found
+        return found
+
+    def _price(self, pair: str) -> float:
+        return self.fake.prices.get(pair.replace("/", ""), 0.0)
+
+    def _positions(self, db: sqlite3.Connection) -> dict[str, float]:
+        rows = db.execute("SELECT pair, amount FROM positions WHERE amount > 0").fetchall()
+        return {pair: amount for pair, amount in rows}
+
+    def _state(self, db: sqlite3.Connection, key: str) -> object:
+        row = db.execute("SELECT value FROM bot_state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _protected(self, db: sqlite3.Connection) -> list[str]:
+        found = []
+        for pair, amount in self._positions(db).items():
+            if too_small(pair, amount, self._price(pair)):
+                self.dust_seen += 1
+                continue
+            symbol = pair.replace("/", "")
+            resting = sum(o.quantity for o in self.fake.orders.values()
+                          if o.symbol == symbol and o.kind == "STOP_LOSS"
+                          and o.status == "NEW")  # fmt: skip
+            saved = self._state(db, f"protection:{pair}") or {}
+            if resting >= amount - STEP and "entry" in saved:
+                self._waiting.pop(pair, None)
+                continue
+            self.unprotected += 1
+            self._waiting[pair] = self._waiting.get(pair, 0) + 1
+            if self._waiting[pair] > self.grace:
+                found.append(f"{pair}: {amount:.8g} held, {resting:.8g} under a resting stop, "
+                             f"for {self._waiting[pair]} checks (protection {saved})")  # fmt: skip
+        return found
+
+    def _owned(self, db: sqlite3.Connection) -> list[str]:
+        active = {row[0] for row in db.execute(
+            "SELECT pair FROM pair_runs WHERE state != 'stopped'")}  # fmt: skip
+        outside = self._state(db, "reconcile.outside") or {}
+        texts = [row[0] for row in db.execute("SELECT text FROM alerts")]
+        found = []
+        for pair in self.pairs:
+            if pair in active:
+                continue
+            base = pair.split("/")[0]
+            held = self._held(base) - outside.get(base, 0.0)
+            if too_small(pair, held, self._price(pair)):
+                continue
+            alerted = [t for t in texts if t.startswith(f"{pair}:") and "no run trading" in t]
+            if len(alerted) != 1:
+                found.append(f"{pair}: {held:.8g} held with no run, alerted {len(alerted)} times")
+        return found
+
+    def _held(self, asset: str) -> float:
+        return self.fake.balances.get(asset, 0.0) + self.fake.locked.get(asset, 0.0)
+
+    def _ledger(self, db: sqlite3.Connection) -> list[str]:
+        cash = self._state(db, "portfolio.cash")
+        if cash is None:
+            return []
+        outside = self._state(db, "reconcile.outside") or {}
+        booked = {row[0] for row in db.execute("SELECT trade_id FROM fills")}
+        expected = {self.quote: float(cash)}
+        for pair, amount in self._positions(db).items():
+            expected[pair.split("/")[0]] = amount
+        for order in self.fake.orders.values():  # trades the books have not seen yet
+            base, quote = order.symbol[:-4], order.symbol[-4:]
+            for trade in order.fills:
+                if self.trade_key(order.symbol, trade["tradeId"]) in booked:
+                    continue
+                qty, price = float(trade["qty"]), float(trade["price"])
+                sign = 1 if order.side == "BUY" else -1
+                expected[base] = expected.get(base, 0.0) + sign * qty
+                expected[quote] = expected.get(quote, 0.0) - sign * qty * price
+                asset = trade["commissionAsset"]
+                if asset in (base, quote):
+                    expected[asset] -= float(trade["commission"])
+        found = []
+        for asset, books in sorted(expected.items()):
+            venue = self._held(asset) - outside.get(asset, 0.0)
+            slack = CASH_TOLERANCE if asset == self.quote else 1e-9
+            if abs(books - venue) > slack * max(1.0, abs(venue)):
+                found.append(f"{asset}: books (with unbooked trades) {books:.8f}, "
+                             f"exchange net of the user's own {venue:.8f}")  # fmt: skip
+        return found
+
+    def _closed(self, db: sqlite3.Connection) -> list[str]:
+        fills = [_fill(row) for row in db.execute(
+            "SELECT client_order_id, pair, side, amount, price, fee, time, trade_id FROM fills "
+            "ORDER BY time")]  # fmt: skip
+        positions = self._positions(db)
+        found = []
+        for pair in {fill.pair for fill in fills}:
+            held = positions.get(pair, 0.0)
+            if held and not too_small(pair, held, self._price(pair)):
+                continue  # a trade is open
+            mine = [fill for fill in fills if fill.pair == pair]
+            sells = [fill for fill in mine if fill.side is Side.SELL]
+            trades = round_trips(mine, too_small)
+            if sells and (not trades or trades[-1].exit_time < sells[-1].time):
+                found.append(f"{pair}: flat (or dust) but its last sell closed no trade")
+        return found
+
+
+def _fill(row: tuple) -> Fill:
+    coid, pair, side, amount, price, fee, time, trade_id = row
+    return Fill(coid, pair, Side(side), amount, price, fee, from_ms(time), trade_id)

@@ -1,0 +1,50 @@
+"""The venue model: each exchange's client order id rule and how ours is carried."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.errors import ExchangeRejected
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.exchange.venues import PROFILES, profile_for
+
+
+def test_an_id_from_another_venues_format_is_refused_before_sending() -> None:
+    with pytest.raises(ExchangeRejected, match="okx: client order id 'pp1-1-buy' breaks"):
+        PROFILES["okx"].wire_id("pp1-1-buy")  # Binance's old form: dashes
+    with pytest.raises(ExchangeRejected, match="at most 36"):
+        PROFILES["bybit"].wire_id("a" * 37)
+    assert PROFILES["binance"].wire_id("pp1-1-buy") == "pp1-1-buy"  # journaled before: valid
+
+
+def test_venues_that_cannot_carry_our_id_get_one_derived_from_it_every_time() -> None:
+    ours = "pp12x1751328000000strail"
+    uuid_like = PROFILES["coinbase"].wire_id(ours)
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", uuid_like)
+    assert PROFILES["coinbase"].wire_id(ours) == uuid_like  # a crash can look it up again
+    short = PROFILES["kraken"].wire_id(ours)
+    assert short.isdigit()
+    assert len(short) <= 18
+    assert PROFILES["kraken"].wire_id(ours + "x") != short
+
+
+def test_lookups_use_each_venues_own_parameter() -> None:
+    ours = "pp1x1751328000000b"
+    assert PROFILES["binance"].lookup_by_id(ours) == {"origClientOrderId": ours}
+    assert PROFILES["okx"].lookup_by_id(ours, stop=True) == {"clOrdId": ours, "trigger": True}
+    assert PROFILES["okx"].id_params(ours, stop=True) == {"algoClOrdId": ours}
+    assert PROFILES["bybit"].lookup_by_id(ours) == {"orderLinkId": ours, "acknowledged": True}
+
+
+def test_an_exchange_without_a_profile_runs_conservatively_and_says_what_is_unverified() -> None:
+    profile = profile_for("gate")
+    assert (profile.name, profile.stop_orders, profile.reply_complete) == ("gate", False, False)
+    exchange = CcxtExchange.create("gate", {})
+    assert exchange.supports_stop_orders is False
+    warning = exchange.profile.warning()
+    assert warning is not None
+    assert "gate: unverified" in warning
+    assert "stops (checked per candle" in warning
+    assert PROFILES["binance"].warning() is None
