@@ -324,7 +324,7 @@ async def test_an_exit_larger_than_the_candles_volume_share_sells_the_rest_next_
     sells = [fill for fill in fills if fill.side is Side.SELL]
     assert sells[0].amount == pytest.approx(first_sell.amount * 0.25)
     rest = sells[1]
-    assert rest.client_order_id.endswith("-rest")
+    assert rest.client_order_id.endswith("srest")
     assert rest.time == sells[0].time + timedelta(hours=1)  # the next candle's open
     assert sells[0].amount + rest.amount == pytest.approx(first_sell.amount)
     assert any("partly filled" in text for text in alerts)
