@@ -555,3 +555,21 @@ async def test_the_kill_switch_settles_an_entry_whose_answer_was_lost_and_sells_
         assert report.closed[PAIR] > 0
         assert report.clean
     assert fake.balances.get("BTC", 0.0) == pytest.approx(0.0)
+
+
+async def test_an_exit_never_sells_the_users_own_coins_to_cover_a_gap_in_the_books(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.balances["BTC"] = 0.003  # the user's own, recorded as such at the first start
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        held = trading.engine.portfolio.position(PAIR).amount
+        fake.balances["BTC"] -= 0.002  # pairpilot's coins went without the books seeing it
+        await hourly(trading, market, ENTRY_TICK + HOUR, EXIT_TICK + HOUR)
+    (sale,) = [o for o in fake.orders.values() if o.side == "SELL" and o.kind == "MARKET"]
+    assert sale.quantity == pytest.approx(held - 0.002, abs=1e-5)  # pairpilot's own, no more
+    assert fake.balances["BTC"] + fake.locked.get("BTC", 0.0) == pytest.approx(0.003, abs=1e-5)
+    drift = [text for kind, text in await alerts_of(tmp_path) if kind == "reconciliation_drift"]
+    assert len(drift) == 1
+    assert "pairpilot" in drift[0]
