@@ -573,3 +573,19 @@ async def test_an_exit_never_sells_the_users_own_coins_to_cover_a_gap_in_the_boo
     drift = [text for kind, text in await alerts_of(tmp_path) if kind == "reconciliation_drift"]
     assert len(drift) == 1
     assert "pairpilot" in drift[0]
+
+
+async def test_the_kill_switch_leaves_the_users_own_orders_alone(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.balances["USDT"] += 500.0  # the user's own cash, for the user's own order
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        (stop,) = resting_stops(fake)
+        mine = fake.open_order("web_5f1c0a", "BTCUSDT", "BUY", "LIMIT", 0.004, 90_000.0)
+        assert mine is not None
+        report = await trading.control.flatten()
+        assert report.clean
+    assert mine.status == "NEW"  # placed on the website: not pairpilot's to cancel
+    assert stop.status == "CANCELED"
