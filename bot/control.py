@@ -128,7 +128,8 @@ class Control:
         return stopped
 
     async def flatten(self) -> FlattenReport:
-        """The kill switch: halt, cancel open orders, sell every position, verify. Idempotent."""
+        """The kill switch: halt, cancel pairpilot's open orders, sell every position, verify.
+        Idempotent."""
         async with self._service.tick_lock:
             now = self._clock.now()
             halted_now = await self._engine.guard.halt("kill switch (flatten)", now)
@@ -160,7 +161,7 @@ class Control:
                 closed[position.pair] = sum(fill.amount for fill in fills)
             # A pair still held keeps its stop (put back after a refused sale): not cancelled.
             flat = [pair for pair in sorted(pairs) if not await self._held(pair)]
-            cancelled = await self._exchange.cancel_all_orders(flat)
+            cancelled = await self._cancel_ours(flat)
             balances = await self._exchange.fetch_balances()
             left = await self._left(balances, pairs)
         if left:
@@ -187,6 +188,17 @@ class Control:
         """The last close ticked, else the market's price now (a pair no run ticks)."""
         ticked = self._service.prices.get(pair)
         return ticked if ticked else await self._markets.price(pair, self._clock.now())
+
+    async def _cancel_ours(self, pairs: list[str]) -> int:
+        """Cancel the orders resting in ``pairs`` that pairpilot placed (those in its journal);
+        the user's own (placed on the website or app) are left alone. How many."""
+        cancelled = 0
+        for resting in await self._exchange.open_orders(pairs):
+            order = await self._engine.executor.journal.get(resting.client_order_id)
+            if order is not None:
+                await self._exchange.cancel_order(order)
+                cancelled += 1
+        return cancelled
 
     async def _held(self, pair: str) -> bool:
         """The books hold more of ``pair`` than dust."""

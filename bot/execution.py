@@ -28,6 +28,7 @@ from bot.errors import (
     RiskRejected,
 )
 from bot.metrics import round_trips
+from bot.outside import OutsideHoldings
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import (
     BalanceParts,
@@ -65,6 +66,7 @@ class Executor:
         self._fills = fills
         self._positions = positions
         self._state = state
+        self._outside = OutsideHoldings(state, clock)
         self._alerts = alerts
         self._clock = clock
 
@@ -110,8 +112,10 @@ class Executor:
 
     async def _recheck_balance(self, intent: OrderIntent) -> OrderIntent:
         """Read the exchange's balance again before sending: a buy it cannot pay is refused; an
-        exit sells what the exchange really holds (and the difference is alerted), so a stop is
-        never blocked by drift between the books and the account."""
+        exit (or a stop) sells what pairpilot really holds there, the exchange's free coins less
+        the user's own (the baseline of bot/outside.py), and the difference is alerted, so a stop
+        is never blocked by drift between the books and the account and the user's coins never
+        cover a gap in the books."""
         base, quote = intent.pair.split("/")
         totals, free = await self._balances()
         if intent.side is Side.BUY:
@@ -122,20 +126,24 @@ class Executor:
                     f"(not held by open orders), the order needs {needed:,.2f}"
                 )
             return intent
-        held = free.get(base, 0.0)
+        users = (await self._outside.get()).get(base, 0.0)
+        held = max(0.0, free.get(base, 0.0) - users)
         if held >= intent.amount * (1 - 1e-9):
             return intent
-        if totals.get(base, 0.0) >= intent.amount * (1 - 1e-9):
+        total = max(0.0, totals.get(base, 0.0) - users)
+        if total >= intent.amount * (1 - 1e-9):
             raise InsufficientFunds(
-                f"{intent.pair}: {totals[base] - held:.8g} of the {totals[base]:.8g} {base} "
-                "held is locked in open orders"
+                f"{intent.pair}: {total - held:.8g} of pairpilot's {total:.8g} {base} "
+                "is locked in open orders"
             )
         if held <= 0:
-            raise InsufficientFunds(f"{intent.pair}: the exchange holds no free {base} to sell")
+            raise InsufficientFunds(f"{intent.pair}: the exchange holds no free {base} of "
+                                    f"pairpilot's to sell ({users:.8g} are your own)")  # fmt: skip
         await self._alerts.push(
             "reconciliation_drift", AlertPriority.ERROR,
             f"{intent.pair}: the books hold {intent.amount:.8g} {base}, the exchange "
-            f"{held:.8g}; selling what the exchange holds",
+            f"{held:.8g} of pairpilot's (beside your own {users:.8g}, never sold); selling "
+            "what the exchange holds of pairpilot's",
         )  # fmt: skip
         return dataclasses.replace(intent, amount=held)
 

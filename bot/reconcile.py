@@ -20,48 +20,20 @@ first start, and left alone. A later deposit or withdrawal of a traded asset is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.alerts import AlertOutbox
 from bot.domain import AlertPriority, OpenOrder, Order, OrderStatus, Trade
 from bot.execution import Executor
+from bot.outside import OutsideHoldings
 from bot.portfolio import Portfolio
-from bot.ports import Clock, Exchange, StateStore
+from bot.ports import Clock, Exchange
 from storage.orders import SqliteOrderRepository
 
 log = logging.getLogger(__name__)
 _TOLERANCE = 1e-8  # relative: float round-off between books and exchange is not drift
 _CASH_TOLERANCE = 1e-6  # absolute, in the quote: balances are reported to 8 decimals
-OUTSIDE_KEY = "reconcile.outside"
-
-
-class OutsideHoldings:
-    """The user's own holdings on the account, beside pairpilot's books (see the module doc)."""
-
-    def __init__(self, state: StateStore, clock: Clock) -> None:
-        self._state = state
-        self._clock = clock
-
-    async def get(self) -> dict[str, float]:
-        return dict(await self._state.get(OUTSIDE_KEY) or {})
-
-    async def recorded(self) -> bool:
-        return await self._state.get(OUTSIDE_KEY) is not None
-
-    async def complete(
-        self, books: Mapping[str, float], balances: Mapping[str, float]
-    ) -> tuple[dict[str, float], dict[str, float]]:
-        """The baseline, with each asset of ``books`` it has no figure for yet (a pair started
-        since) recorded now: what the exchange holds beyond the books. Returns the baseline
-        and the figures recorded by this call."""
-        baseline = await self.get()
-        new = {asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
-               for asset, amount in books.items() if asset not in baseline}  # fmt: skip
-        if new or not await self.recorded():
-            baseline.update(new)
-            await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
-        return baseline, new
 
 
 @dataclass(frozen=True, slots=True)

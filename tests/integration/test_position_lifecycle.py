@@ -555,3 +555,37 @@ async def test_the_kill_switch_settles_an_entry_whose_answer_was_lost_and_sells_
         assert report.closed[PAIR] > 0
         assert report.clean
     assert fake.balances.get("BTC", 0.0) == pytest.approx(0.0)
+
+
+async def test_an_exit_never_sells_the_users_own_coins_to_cover_a_gap_in_the_books(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.balances["BTC"] = 0.003  # the user's own, recorded as such at the first start
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        held = trading.engine.portfolio.position(PAIR).amount
+        fake.balances["BTC"] -= 0.002  # pairpilot's coins went without the books seeing it
+        await hourly(trading, market, ENTRY_TICK + HOUR, EXIT_TICK + HOUR)
+    (sale,) = [o for o in fake.orders.values() if o.side == "SELL" and o.kind == "MARKET"]
+    assert sale.quantity == pytest.approx(held - 0.002, abs=1e-5)  # pairpilot's own, no more
+    assert fake.balances["BTC"] + fake.locked.get("BTC", 0.0) == pytest.approx(0.003, abs=1e-5)
+    drift = [text for kind, text in await alerts_of(tmp_path) if kind == "reconciliation_drift"]
+    assert len(drift) == 1
+    assert "pairpilot" in drift[0]
+
+
+async def test_the_kill_switch_leaves_the_users_own_orders_alone(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.balances["USDT"] += 500.0  # the user's own cash, for the user's own order
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        (stop,) = resting_stops(fake)
+        mine = fake.open_order("web_5f1c0a", "BTCUSDT", "BUY", "LIMIT", 0.004, 90_000.0)
+        assert mine is not None
+        report = await trading.control.flatten()
+        assert report.clean
+    assert mine.status == "NEW"  # placed on the website: not pairpilot's to cancel
+    assert stop.status == "CANCELED"
