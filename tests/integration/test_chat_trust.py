@@ -466,3 +466,25 @@ async def test_halt_never_waits_behind_a_command_stuck_on_a_slow_tick(tmp_path: 
             assert await chat.trading.engine.guard.halted()
         finally:
             lock.release()
+
+
+async def test_a_halt_sent_after_confirming_a_resume_ends_halted(tmp_path: Path) -> None:
+    """Review F11: the confirmed resume must not run after a /halt typed later, even when
+    the "Confirmed" edit is slow (Telegram slow, or the group's rate limit)."""
+    async with chat_stack(tmp_path) as chat:
+        guard = chat.trading.engine.guard
+        assert "halted" in (await chat.ask(ADMIN, "/halt"))
+        question = await chat.sent_back(ADMIN, "/resume_trading")
+        edit = chat.emulator._editMessageText
+
+        async def slow_edit(fields: dict[str, object]) -> object:
+            await asyncio.sleep(1.0)
+            return await edit(fields)
+
+        chat.emulator._editMessageText = slow_edit  # type: ignore[method-assign]
+        chat.emulator.press(ADMIN, question, _confirm(question))
+        await asyncio.sleep(0.3)
+        chat.emulator.say(ADMIN, "/halt")
+        await asyncio.sleep(2.5)
+        assert await guard.halted()
+        assert "already halted" not in chat.emulator.to(ADMIN)[-1].text
