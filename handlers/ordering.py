@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import Forbidden, InvalidToken, TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot
 
 log = logging.getLogger(__name__)
@@ -128,15 +128,19 @@ def _sender(update: Mapping[str, Any]) -> tuple[int | None, int]:
 class TriagedBot(ExtBot[Any]):
     """PTB's bot with strangers' updates triaged out of getUpdates before parsing; it also
     tells ``on_polling`` whether polling works: a problem after POLL_FAILURES failures in a
-    row (PTB retries forever, so a revoked token or a second instance polling would leave
-    the bot deaf and quiet), None at the next success."""
+    row (PTB retries forever, so a second instance polling would leave the bot deaf and
+    quiet), or at once for a refusal that will not pass by itself (InvalidToken, Forbidden);
+    None at the next success. ``on_aborted``: PTB's polling loop gave up (it does at the first
+    InvalidToken), so polling must be started again."""
 
     def __init__(self, strangers: Strangers,
                  on_polling: Callable[[str | None], object] = lambda problem: None,
+                 on_aborted: Callable[[], object] = lambda: None,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self._strangers = strangers
         self._on_polling = on_polling
+        self._on_aborted = on_aborted
         self._failures = 0
 
     async def _post(self, endpoint: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -146,8 +150,13 @@ class TriagedBot(ExtBot[Any]):
             result = await super()._post(endpoint, data, *args, **kwargs)
         except TelegramError as error:
             self._failures += 1
-            if self._failures == POLL_FAILURES:
-                self._on_polling(f"getUpdates failed {POLL_FAILURES} times in a row: {error}")
+            refused = isinstance(error, InvalidToken | Forbidden)
+            if self._failures == POLL_FAILURES or (refused and self._failures < POLL_FAILURES):
+                how = "refused" if refused else f"failed {POLL_FAILURES} times in a row"
+                self._on_polling(f"getUpdates {how}: {error}")
+                self._failures = POLL_FAILURES
+            if isinstance(error, InvalidToken):
+                self._on_aborted()
             raise
         if self._failures >= POLL_FAILURES:
             self._on_polling(None)

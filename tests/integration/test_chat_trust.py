@@ -488,3 +488,20 @@ async def test_a_halt_sent_after_confirming_a_resume_ends_halted(tmp_path: Path)
         await asyncio.sleep(2.5)
         assert await guard.halted()
         assert "already halted" not in chat.emulator.to(ADMIN)[-1].text
+
+
+async def test_a_401_on_get_updates_is_reported_at_once_and_polling_comes_back(
+    tmp_path: Path,
+) -> None:
+    """Review F10: PTB's polling loop gives up at the first InvalidToken; it is reported at
+    once, and polling is started again (with backoff) so the bot hears once the token works."""
+    async with chat_stack(tmp_path) as chat:
+        real = chat.emulator.token
+        chat.emulator.token = "revoked"  # every call now 401 Unauthorized
+        await asyncio.sleep(6)
+        assert chat.frontend.problem is not None
+        chat.emulator.token = real
+        chat.emulator.say(ADMIN, "/status")
+        await asyncio.sleep(4)
+        assert chat.frontend.problem is None
+        assert any("BTC/USDT" in sent.text for sent in chat.emulator.to(ADMIN))
