@@ -31,6 +31,7 @@ from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE = 5.0  # seconds users' updates get to finish at shutdown (systemd waits 20)
 UPDATES = ["message", "callback_query"]  # the kinds of update the bot asks Telegram for
 
 
@@ -244,7 +245,11 @@ class TelegramFrontend:
                 await updater.stop()
         if self.application.running:
             self._order.abandon_strangers()
-            await self.application.stop()
+            dropping = self._order.drop_known_after(STOP_GRACE)
+            try:
+                await self.application.stop()
+            finally:
+                dropping.cancel()
         await self.application.shutdown()
         self.running.clear()
 

@@ -106,6 +106,19 @@ class Strangers:
         return self._admitted.pop(update_id, None) is not None
 
 
+async def _droppable(coroutine: Awaitable[Any], tasks: set[asyncio.Task[Any]], whose: str) -> None:
+    """Run ``coroutine`` as a task kept in ``tasks``: cancelling it drops the update, while
+    PTB's own task (which this awaits in) ends normally."""
+    task = asyncio.ensure_future(coroutine)
+    tasks.add(task)
+    try:
+        await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s update failed: %s", whose, task.exception())
+    finally:
+        tasks.discard(task)
+
+
 def _jumps_the_queue(update: Update) -> bool:
     """/halt and button presses (a Confirm must be answered at once) run ahead of the chat's
     queue: they must not wait for a command stuck behind a slow tick or exchange."""
@@ -172,6 +185,8 @@ class ChatOrder(BaseUpdateProcessor):
         self._strangers = strangers
         self._tails: dict[int, asyncio.Future[None]] = {}  # chat: the last update's end
         self._for_strangers: set[asyncio.Task[Any]] = set()
+        self._for_known: set[asyncio.Task[Any]] = set()
+        self._dropping = False  # at shutdown, past the bound: known users' updates are dropped
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         if not isinstance(update, Update):
@@ -184,7 +199,7 @@ class ChatOrder(BaseUpdateProcessor):
                                  coroutine)  # fmt: skip
             return
         if _jumps_the_queue(update):  # the kill path never waits behind a slow command
-            await coroutine
+            await self._known(coroutine)
             return
         before = self._tails.get(chat_id)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -192,7 +207,7 @@ class ChatOrder(BaseUpdateProcessor):
         try:
             if before is not None:
                 await asyncio.shield(before)
-            await coroutine
+            await self._known(coroutine)
         finally:
             mine.set_result(None)
             if self._tails.get(chat_id) is mine:
@@ -206,15 +221,28 @@ class ChatOrder(BaseUpdateProcessor):
                 coroutine.close()  # never started: no reply, no slot held
             return
         self._strangers.busy += 1
-        task = asyncio.ensure_future(coroutine)
-        self._for_strangers.add(task)
         try:
-            await asyncio.wait([task])
-            if not task.cancelled() and task.exception() is not None:
-                log.warning("a stranger's update failed: %s", task.exception())
+            await _droppable(coroutine, self._for_strangers, "a stranger's")
         finally:
             self._strangers.busy -= 1
-            self._for_strangers.discard(task)
+
+    async def _known(self, coroutine: Awaitable[Any]) -> None:
+        if self._dropping:
+            if asyncio.iscoroutine(coroutine):
+                coroutine.close()
+            return
+        await _droppable(coroutine, self._for_known, "a user's")
+
+    def drop_known_after(self, seconds: float) -> asyncio.TimerHandle:
+        """At shutdown: known users' updates get ``seconds`` to finish, then are dropped (a
+        reply in a group can wait minutes for the group's rate-limit slot, and PTB's stop
+        waits for every update)."""
+        return asyncio.get_running_loop().call_later(seconds, self._drop_known)
+
+    def _drop_known(self) -> None:
+        self._dropping = True
+        for task in list(self._for_known):
+            task.cancel()
 
     def abandon_strangers(self) -> None:
         """At shutdown: what is still being done for strangers is dropped, not waited for."""

@@ -505,3 +505,17 @@ async def test_a_401_on_get_updates_is_reported_at_once_and_polling_comes_back(
         await asyncio.sleep(4)
         assert chat.frontend.problem is None
         assert any("BTC/USDT" in sent.text for sent in chat.emulator.to(ADMIN))
+
+
+async def test_shutdown_does_not_wait_for_known_users_replies_stuck_in_a_group(
+    tmp_path: Path,
+) -> None:
+    """Review F5: replies waiting minutes for a group's rate-limit slot (20 a minute) are
+    dropped after a bound at shutdown, well within systemd's TimeoutStopSec=20."""
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(30):
+            chat.emulator.say(VIEWER, "/pairs", chat_id=-500)
+        await chat.emulator.quiet(1.0)
+        started = time.perf_counter()
+        await asyncio.wait_for(chat.frontend.stop(), 20)
+        assert time.perf_counter() - started < 12
