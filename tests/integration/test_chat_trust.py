@@ -519,3 +519,14 @@ async def test_shutdown_does_not_wait_for_known_users_replies_stuck_in_a_group(
         started = time.perf_counter()
         await asyncio.wait_for(chat.frontend.stop(), 20)
         assert time.perf_counter() - started < 12
+
+
+async def test_a_viewers_flood_in_a_group_does_not_delay_the_admins_halt(tmp_path: Path) -> None:
+    """Review F5: 25 replies waiting for the group's rate limit do not hold up a /halt."""
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(25):
+            chat.emulator.say(VIEWER, "/status", chat_id=-500)
+        await chat.emulator.quiet(0.3)
+        chat.emulator.say(ADMIN, "/halt", chat_id=-500)
+        await asyncio.sleep(3)  # behind the flood it would wait ~60 s for the 21st+ replies
+        assert await chat.trading.engine.guard.halted()
