@@ -173,6 +173,7 @@ class Pending:
     user_id: int
     chat_id: int
     expires: datetime
+    halts: int  # how many /halt had run when it was asked: a later /halt voids a resume
 
 
 class ChatCommands:
@@ -200,6 +201,8 @@ class ChatCommands:
         self._pending: dict[str, Pending] = {}
         self._actions = Actions(cockpit)
         self._research: set[asyncio.Task[None]] = set()
+        self._halts = 0
+        self._control = asyncio.Lock()  # /halt and a confirmed resume: one at a time, in order
 
     def install(self, application: Application) -> None:
         fresh = filters.UpdateType.MESSAGE  # edits never re-run a command
@@ -282,9 +285,7 @@ class ChatCommands:
         if name not in BESIDE:
             await answer
             return
-        task = asyncio.create_task(answer, name=name)  # the next command need not wait for it
-        self._research.add(task)
-        task.add_done_callback(self._research_done)
+        self._beside(answer, name)  # the next command need not wait for it
 
     def _research_done(self, task: asyncio.Task[None]) -> None:
         self._research.discard(task)
@@ -311,6 +312,26 @@ class ChatCommands:
         self, name: str, arguments: list[str], actor: str, progress: Progress | None = None
     ) -> tuple[str | Photo, str]:
         """The reply and the audit's result line; bad input is answered, never raised."""
+        if name == "halt":  # counted before it waits: a resume confirmed later than this loses
+            self._halts += 1
+            async with self._control:
+                return await self._acted(name, arguments, actor, progress)
+        return await self._acted(name, arguments, actor, progress)
+
+    def _in_order(self, name: str) -> contextlib.AbstractAsyncContextManager[object]:
+        """/halt and /resume_trading run one at a time, in the order they arrived."""
+        return self._control if name == "resume_trading" else contextlib.nullcontext()
+
+    def _beside(self, work: Awaitable[None], name: str) -> None:
+        """Run ``work`` in its own task (kept until done), so nothing waits for it."""
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._research.add(task)
+        task.add_done_callback(self._research_done)
+
+    async def _acted(
+        self, name: str, arguments: list[str], actor: str, progress: Progress | None
+    ) -> tuple[str | Photo, str]:
         try:
             action: Action = getattr(self._actions, name)
             reply = await action(arguments, actor, progress or _no_progress)
@@ -331,7 +352,7 @@ class ChatCommands:
         sent ``age`` seconds ago, that it was not run then)."""
         token = random_tokens.token_hex(6)
         expires = self._wall.now() + timedelta(seconds=CONFIRM_SECONDS)  # a replay's clock races
-        self._pending[token] = Pending(name, arguments, user_id, chat_id, expires)
+        self._pending[token] = Pending(name, arguments, user_id, chat_id, expires, self._halts)
         buttons = InlineKeyboardMarkup([[
             InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
             InlineKeyboardButton("Cancel", callback_data=f"no:{token}"),
@@ -347,8 +368,10 @@ class ChatCommands:
                         reply_markup=buttons)  # fmt: skip
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """The button is answered at once (Telegram refuses a late answer); the result comes
-        in its own message, through the outbox for the kill switch, so it is never lost."""
+        """A confirmed command runs at once; the button's answer and the "Confirmed" edit go
+        out beside it (an edit in a group waits for the group's rate limit), and its result
+        comes in its own message, through the outbox for the kill switch, so it is never
+        lost."""
         query = update.callback_query
         if query is None or query.from_user is None:
             return
@@ -363,19 +386,22 @@ class ChatCommands:
             await _answer_button(query, "This button is not yours or no longer valid.")
             return
         del self._pending[token]
-        await _answer_button(query)
         if self._wall.now() > pending.expires:
             text, result = f"Expired: send /{pending.command} again.", "expired"
         elif choice == "no":
             text, result = "Cancelled.", "cancelled"
         else:
             text, result = f"Confirmed: /{pending.command} is running; the result follows.", ""
-        with contextlib.suppress(TelegramError):
-            await query.edit_message_text(text, parse_mode="HTML")
+        self._beside(_answer_and_edit(query, text), "button")
         if result:
             await self._cockpit.record(actor, pending.command, [choice], result)
             return
-        reply, result = await self._act(pending.command, pending.arguments, actor)
+        async with self._in_order(pending.command):
+            if pending.command == "resume_trading" and pending.halts != self._halts:
+                reply, result = ("Not resumed: /halt was sent after this was asked; send "
+                                 "/resume_trading again.", "refused: a later /halt")  # fmt: skip
+            else:
+                reply, result = await self._act(pending.command, pending.arguments, actor)
         await self._cockpit.record(actor, pending.command, ["confirmed", *pending.arguments],
                                    result)  # fmt: skip
         text = reply if isinstance(reply, str) else reply.caption
@@ -401,6 +427,12 @@ async def _answer_button(query: CallbackQuery, text: str | None = None) -> None:
         await query.answer(text)
     except TelegramError as error:  # too old: the result still comes in its own message
         log.warning("button press not answered: %s", error)
+
+
+async def _answer_and_edit(query: CallbackQuery, text: str) -> None:
+    await _answer_button(query)
+    with contextlib.suppress(TelegramError):
+        await query.edit_message_text(text, parse_mode="HTML")
 
 
 async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

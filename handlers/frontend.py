@@ -31,6 +31,9 @@ from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE = 5.0  # seconds users' updates get to finish at shutdown (systemd waits 20)
+UPDATES = ["message", "callback_query"]  # the kinds of update the bot asks Telegram for
+
 
 def telegram_factory(settings: Settings, secrets: Secrets) -> ChatFactory:
     """What the service calls to build its Telegram front end once trading is assembled."""
@@ -87,6 +90,7 @@ class TelegramFrontend:
         bot = TriagedBot(
             self.strangers,
             self._polling,
+            self._polling_ended,
             token=token,
             base_url=f"{base}/bot",
             base_file_url=f"{base}/file/bot",
@@ -111,6 +115,7 @@ class TelegramFrontend:
         self.running = asyncio.Event()
         self.problem: str | None = None  # why commands cannot be received, while they cannot
         self._reports: set[asyncio.Task[None]] = set()
+        self._repolling: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Connect in the background, retrying while Telegram cannot be reached."""
@@ -143,17 +148,41 @@ class TelegramFrontend:
         await self.application.start()
         updater = self.application.updater
         assert updater is not None
-        updates = ["message", "callback_query"]
         if self._webhook is None:
-            await updater.start_polling(poll_interval=0.0, timeout=int(self._poll_timeout),
-                                        allowed_updates=updates)  # fmt: skip
+            await self._poll()
         else:
             path = urlsplit(self._webhook.url).path.strip("/") or "telegram"
             await updater.start_webhook(
                 listen=self._webhook.listen, port=self._webhook.port, url_path=path,
                 webhook_url=self._webhook.url, secret_token=self._webhook_secret,
-                allowed_updates=updates,
+                allowed_updates=UPDATES,
             )  # fmt: skip
+
+    async def _poll(self) -> None:
+        updater = self.application.updater
+        assert updater is not None
+        await updater.start_polling(poll_interval=0.0, timeout=int(self._poll_timeout),
+                                    allowed_updates=UPDATES)  # fmt: skip
+
+    def _polling_ended(self) -> None:
+        """PTB's polling loop gave up (at an InvalidToken): it is started again in the
+        background, with backoff, so commands are heard once the token works again."""
+        if self._repolling is None or self._repolling.done():
+            self._repolling = asyncio.create_task(self._repoll())
+
+    async def _repoll(self) -> None:
+        updater = self.application.updater
+        assert updater is not None
+        with contextlib.suppress(TelegramError):  # the ended loop's InvalidToken comes back
+            if updater.running:
+                await updater.stop()
+        for pause in self._retry.pauses():
+            try:
+                await self._poll()
+                return
+            except TelegramError as error:
+                log.warning("polling not restarted (%s); trying again in %.0f s", error, pause)
+                await asyncio.sleep(pause)
 
     async def _set_menus(self) -> None:
         """The command menu: everyone sees the viewer's commands; each user in their private
@@ -206,12 +235,21 @@ class TelegramFrontend:
             return
         self._order.abandon_strangers()
         self._commands.abandon_research()
+        if self._repolling is not None and not self._repolling.done():
+            self._repolling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._repolling
         updater = self.application.updater
         if updater is not None and updater.running:
-            await updater.stop()
+            with contextlib.suppress(TelegramError):  # a polling loop that gave up re-raises
+                await updater.stop()
         if self.application.running:
             self._order.abandon_strangers()
-            await self.application.stop()
+            dropping = self._order.drop_known_after(STOP_GRACE)
+            try:
+                await self.application.stop()
+            finally:
+                dropping.cancel()
         await self.application.shutdown()
         self.running.clear()
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import Forbidden, InvalidToken, TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,19 @@ class Strangers:
         return self._admitted.pop(update_id, None) is not None
 
 
+async def _droppable(coroutine: Awaitable[Any], tasks: set[asyncio.Task[Any]], whose: str) -> None:
+    """Run ``coroutine`` as a task kept in ``tasks``: cancelling it drops the update, while
+    PTB's own task (which this awaits in) ends normally."""
+    task = asyncio.ensure_future(coroutine)
+    tasks.add(task)
+    try:
+        await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s update failed: %s", whose, task.exception())
+    finally:
+        tasks.discard(task)
+
+
 def _jumps_the_queue(update: Update) -> bool:
     """/halt and button presses (a Confirm must be answered at once) run ahead of the chat's
     queue: they must not wait for a command stuck behind a slow tick or exchange."""
@@ -128,15 +141,19 @@ def _sender(update: Mapping[str, Any]) -> tuple[int | None, int]:
 class TriagedBot(ExtBot[Any]):
     """PTB's bot with strangers' updates triaged out of getUpdates before parsing; it also
     tells ``on_polling`` whether polling works: a problem after POLL_FAILURES failures in a
-    row (PTB retries forever, so a revoked token or a second instance polling would leave
-    the bot deaf and quiet), None at the next success."""
+    row (PTB retries forever, so a second instance polling would leave the bot deaf and
+    quiet), or at once for a refusal that will not pass by itself (InvalidToken, Forbidden);
+    None at the next success. ``on_aborted``: PTB's polling loop gave up (it does at the first
+    InvalidToken), so polling must be started again."""
 
     def __init__(self, strangers: Strangers,
                  on_polling: Callable[[str | None], object] = lambda problem: None,
+                 on_aborted: Callable[[], object] = lambda: None,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self._strangers = strangers
         self._on_polling = on_polling
+        self._on_aborted = on_aborted
         self._failures = 0
 
     async def _post(self, endpoint: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -146,8 +163,13 @@ class TriagedBot(ExtBot[Any]):
             result = await super()._post(endpoint, data, *args, **kwargs)
         except TelegramError as error:
             self._failures += 1
-            if self._failures == POLL_FAILURES:
-                self._on_polling(f"getUpdates failed {POLL_FAILURES} times in a row: {error}")
+            refused = isinstance(error, InvalidToken | Forbidden)
+            if self._failures == POLL_FAILURES or (refused and self._failures < POLL_FAILURES):
+                how = "refused" if refused else f"failed {POLL_FAILURES} times in a row"
+                self._on_polling(f"getUpdates {how}: {error}")
+                self._failures = POLL_FAILURES
+            if isinstance(error, InvalidToken):
+                self._on_aborted()
             raise
         if self._failures >= POLL_FAILURES:
             self._on_polling(None)
@@ -163,6 +185,8 @@ class ChatOrder(BaseUpdateProcessor):
         self._strangers = strangers
         self._tails: dict[int, asyncio.Future[None]] = {}  # chat: the last update's end
         self._for_strangers: set[asyncio.Task[Any]] = set()
+        self._for_known: set[asyncio.Task[Any]] = set()
+        self._dropping = False  # at shutdown, past the bound: known users' updates are dropped
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         if not isinstance(update, Update):
@@ -175,7 +199,7 @@ class ChatOrder(BaseUpdateProcessor):
                                  coroutine)  # fmt: skip
             return
         if _jumps_the_queue(update):  # the kill path never waits behind a slow command
-            await coroutine
+            await self._known(coroutine)
             return
         before = self._tails.get(chat_id)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -183,7 +207,7 @@ class ChatOrder(BaseUpdateProcessor):
         try:
             if before is not None:
                 await asyncio.shield(before)
-            await coroutine
+            await self._known(coroutine)
         finally:
             mine.set_result(None)
             if self._tails.get(chat_id) is mine:
@@ -197,15 +221,28 @@ class ChatOrder(BaseUpdateProcessor):
                 coroutine.close()  # never started: no reply, no slot held
             return
         self._strangers.busy += 1
-        task = asyncio.ensure_future(coroutine)
-        self._for_strangers.add(task)
         try:
-            await asyncio.wait([task])
-            if not task.cancelled() and task.exception() is not None:
-                log.warning("a stranger's update failed: %s", task.exception())
+            await _droppable(coroutine, self._for_strangers, "a stranger's")
         finally:
             self._strangers.busy -= 1
-            self._for_strangers.discard(task)
+
+    async def _known(self, coroutine: Awaitable[Any]) -> None:
+        if self._dropping:
+            if asyncio.iscoroutine(coroutine):
+                coroutine.close()
+            return
+        await _droppable(coroutine, self._for_known, "a user's")
+
+    def drop_known_after(self, seconds: float) -> asyncio.TimerHandle:
+        """At shutdown: known users' updates get ``seconds`` to finish, then are dropped (a
+        reply in a group can wait minutes for the group's rate-limit slot, and PTB's stop
+        waits for every update)."""
+        return asyncio.get_running_loop().call_later(seconds, self._drop_known)
+
+    def _drop_known(self) -> None:
+        self._dropping = True
+        for task in list(self._for_known):
+            task.cancel()
 
     def abandon_strangers(self) -> None:
         """At shutdown: what is still being done for strangers is dropped, not waited for."""

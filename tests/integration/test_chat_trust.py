@@ -466,3 +466,67 @@ async def test_halt_never_waits_behind_a_command_stuck_on_a_slow_tick(tmp_path: 
             assert await chat.trading.engine.guard.halted()
         finally:
             lock.release()
+
+
+async def test_a_halt_sent_after_confirming_a_resume_ends_halted(tmp_path: Path) -> None:
+    """Review F11: the confirmed resume must not run after a /halt typed later, even when
+    the "Confirmed" edit is slow (Telegram slow, or the group's rate limit)."""
+    async with chat_stack(tmp_path) as chat:
+        guard = chat.trading.engine.guard
+        assert "halted" in (await chat.ask(ADMIN, "/halt"))
+        question = await chat.sent_back(ADMIN, "/resume_trading")
+        edit = chat.emulator._editMessageText
+
+        async def slow_edit(fields: dict[str, object]) -> object:
+            await asyncio.sleep(1.0)
+            return await edit(fields)
+
+        chat.emulator._editMessageText = slow_edit  # type: ignore[method-assign]
+        chat.emulator.press(ADMIN, question, _confirm(question))
+        await asyncio.sleep(0.3)
+        chat.emulator.say(ADMIN, "/halt")
+        await asyncio.sleep(2.5)
+        assert await guard.halted()
+        assert "already halted" not in chat.emulator.to(ADMIN)[-1].text
+
+
+async def test_a_401_on_get_updates_is_reported_at_once_and_polling_comes_back(
+    tmp_path: Path,
+) -> None:
+    """Review F10: PTB's polling loop gives up at the first InvalidToken; it is reported at
+    once, and polling is started again (with backoff) so the bot hears once the token works."""
+    async with chat_stack(tmp_path) as chat:
+        real = chat.emulator.token
+        chat.emulator.token = "revoked"  # every call now 401 Unauthorized
+        await asyncio.sleep(6)
+        assert chat.frontend.problem is not None
+        chat.emulator.token = real
+        chat.emulator.say(ADMIN, "/status")
+        await asyncio.sleep(4)
+        assert chat.frontend.problem is None
+        assert any("BTC/USDT" in sent.text for sent in chat.emulator.to(ADMIN))
+
+
+async def test_shutdown_does_not_wait_for_known_users_replies_stuck_in_a_group(
+    tmp_path: Path,
+) -> None:
+    """Review F5: replies waiting minutes for a group's rate-limit slot (20 a minute) are
+    dropped after a bound at shutdown, well within systemd's TimeoutStopSec=20."""
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(30):
+            chat.emulator.say(VIEWER, "/pairs", chat_id=-500)
+        await chat.emulator.quiet(1.0)
+        started = time.perf_counter()
+        await asyncio.wait_for(chat.frontend.stop(), 20)
+        assert time.perf_counter() - started < 12
+
+
+async def test_a_viewers_flood_in_a_group_does_not_delay_the_admins_halt(tmp_path: Path) -> None:
+    """Review F5: 25 replies waiting for the group's rate limit do not hold up a /halt."""
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(25):
+            chat.emulator.say(VIEWER, "/status", chat_id=-500)
+        await chat.emulator.quiet(0.3)
+        chat.emulator.say(ADMIN, "/halt", chat_id=-500)
+        await asyncio.sleep(3)  # behind the flood it would wait ~60 s for the 21st+ replies
+        assert await chat.trading.engine.guard.halted()
