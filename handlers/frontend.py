@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, BotCommandScopeChat
-from telegram.error import NetworkError, TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, Application
 
 from bot.alerts import AlertOutbox
@@ -190,7 +190,11 @@ class TelegramFrontend:
         bot = self.application.bot
         await bot.set_my_commands(menu("viewer"))
         for user, role in sorted(self._users.items()):
-            await bot.set_my_commands(menu(role), scope=BotCommandScopeChat(user))
+            try:
+                await bot.set_my_commands(menu(role), scope=BotCommandScopeChat(user))
+            except BadRequest as error:  # "chat not found": the user never opened the bot
+                log.warning("no command menu for user %s (%s): they see the default menu "
+                            "until they write to the bot", user, error)  # fmt: skip
 
     async def _undo(self) -> None:
         """Back to not started, so the next attempt starts clean."""

@@ -226,6 +226,8 @@ class TelegramEmulator:
     async def _setMyCommands(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
         scope = fields.get("scope") or {"type": "default"}
         key = scope["type"] + (f":{scope['chat_id']}" if "chat_id" in scope else "")
+        if scope.get("chat_id") in self.strangers:  # a chat the bot was never opened in
+            return _error(400, "Bad Request: chat not found")
         self.menus[key] = fields["commands"]
         if key == "default":
             self.commands = fields["commands"]

@@ -175,6 +175,22 @@ async def test_failed_start_up_calls_are_retried_and_reported(tmp_path: Path) ->
         assert "chat commands" not in " ".join(await _health(chat))
 
 
+async def test_a_configured_user_who_never_opened_the_bot_leaves_the_chat_working(
+    tmp_path: Path,
+) -> None:
+    """Telegram refuses a per-chat command menu for a chat the bot has never seen (a user
+    added to the config before writing to the bot privately): start-up skips that menu."""
+
+    def unseen_trader(emulator: TelegramEmulator) -> None:
+        emulator.strangers.add(TRADER)
+
+    async with chat_stack(tmp_path, before_start=unseen_trader) as chat:
+        assert "halted" in (await chat.ask(ADMIN, "/halt")).lower()
+        assert f"chat:{TRADER}" not in chat.emulator.menus
+        assert f"chat:{ADMIN}" in chat.emulator.menus
+        assert "chat commands" not in " ".join(await _health(chat))
+
+
 async def test_health_and_slash_health_say_when_commands_cannot_be_received(
     tmp_path: Path,
 ) -> None:
