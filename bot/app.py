@@ -173,7 +173,11 @@ async def build_engine(
     state = SqliteStateRepository(db)
     positions = SqlitePositionRepository(db)
     alerts = AlertOutbox(SqliteAlertRepository(db), clock)
-    portfolio = Portfolio(await state.get(CASH_KEY, first_cash), await positions.all())
+    cash = await state.get(CASH_KEY)
+    if cash is None:  # the very first start: kept now, before any order can be placed, so a
+        cash = first_cash  # crash before the first booking cannot re-read a balance net of it
+        await state.set(CASH_KEY, cash, clock.now())
+    portfolio = Portfolio(cash, await positions.all())
     executor = Executor(
         transactions=db, exchange=exchange, portfolio=portfolio,
         orders=SqliteOrderRepository(db), fills=SqliteFillRepository(db), positions=positions,

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from bot.alerts import AlertOutbox
+from bot.app import build_engine
 from bot.clock import FakeClock
-from bot.domain import OrderIntent, OrderStatus, Side
+from bot.domain import OrderIntent, OrderStatus, RiskLimits, Side
+from bot.engine import Engine, EngineCosts
 from bot.errors import ExchangeAuthFailed, ExchangeRejected, ExchangeUnavailable, InsufficientFunds
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.portfolio import Portfolio
@@ -214,6 +216,35 @@ async def test_restart_settles_what_a_crash_left_open_and_alerts_drift(
     assert portfolio.position("BTC/USDT").amount == pytest.approx(0.005)  # not adopted
     kinds = [alert.kind for alert in await alerts.pending()]
     assert "reconciliation_drift" in kinds
+
+
+async def test_a_crash_before_the_first_booking_does_not_charge_the_first_buy_twice(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """The books' first cash is the exchange's balance at the very first start. A kill after
+    the first order filled but before it was booked must not let the next start read the
+    balance again (already net of that buy) and then book the buy on top of it."""
+    fake, exchange = venue
+    clock = await with_run(db)
+
+    async def start() -> Engine:
+        balances = await exchange.fetch_balances()
+        return await build_engine(db, clock=clock, exchange=exchange,
+                                  first_cash=balances.get("USDT", 0.0),
+                                  costs=EngineCosts(0.001, 0.0), limits=RiskLimits())  # fmt: skip
+
+    await start()
+    placed = dataclasses.replace(buy(500.0, "pp1-20-buy"), run_id=1)
+    await SqliteOrderRepository(db).add(placed)
+    await exchange.create_market_order(placed)  # ...and the process died before booking it
+    engine = await start()
+    result = await reconcile(orders=SqliteOrderRepository(db), exchange=exchange,
+                             executor=engine.executor, portfolio=engine.portfolio,
+                             alerts=AlertOutbox(SqliteAlertRepository(db), clock), clock=clock,
+                             quote="USDT", pairs=["BTC/USDT"])  # fmt: skip
+    assert result.settled == ["pp1-20-buy"]
+    assert result.clean
+    assert engine.portfolio.cash == pytest.approx(fake.balances["USDT"])
 
 
 async def test_restart_alerts_an_order_on_the_exchange_it_did_not_place_and_leaves_it(
