@@ -22,6 +22,7 @@ from bot.exchange_service import ExchangeTrading, assemble_on_exchange, credenti
 from bot.scheduler import Jobs
 from bot.stream_feed import StreamingFeed
 from storage.db import open_database
+from tests.fake_bybit import FakeBybit, bybit_config
 from tests.fake_exchange import FakeBinance, binance_urls, serve
 from tests.fake_okx import FakeOkx, okx_config
 
@@ -49,8 +50,12 @@ class VenueRig:
 
     def trade_key(self, symbol: str, trade_id: object) -> str:
         """The trade id the books give a fake's trade (ccxt's market id, dash, trade id)."""
-        market = symbol if self.name == "binance" else f"{symbol[:-4]}-{symbol[-4:]}"
+        market = f"{symbol[:-4]}-{symbol[-4:]}" if self.name == "okx" else symbol
         return f"{market}-{trade_id}"
+
+
+def _bybit(code: int, message: str) -> dict[str, Any]:
+    return {"retCode": code, "retMsg": message, "result": {}, "retExtInfo": {}, "time": 0}
 
 
 VENUES = {
@@ -79,6 +84,17 @@ VENUES = {
               "sMsg": "Order quantity must be a multiple of the lot size."}]}),
          "clock_skew": (401, {"code": "50102", "msg": "Timestamp request expired",
                               "data": []})},
+    ),
+    "bybit": VenueRig(
+        "bybit", FakeBybit, bybit_config, frozenset(FakeBybit.order_paths),
+        frozenset({"/v5/market/kline", "/v5/market/tickers"}),
+        frozenset({"/v5/market/time", "/v5/market/instruments-info",
+                   "/v5/asset/coin/query-info"}),
+        "/v5/market/time",
+        {"rate_limit": (200, _bybit(10006, "Too many visits!")),
+         "rejected": (200, _bybit(170136, "Order quantity below the lower limit.")),
+         "clock_skew": (200, _bybit(10002, "invalid request, please check your server "
+                                           "timestamp or recv_window param"))},
     ),
 }  # fmt: skip
 

@@ -105,7 +105,11 @@ class CcxtExchange:
         self._stops: set[str] = set()  # client ids placed as stops by this process
         self._ours: dict[str, str] = {}  # wire id -> our id, for venues that cannot carry ours
         for key, value in self.profile.ccxt_options.items():
-            client.options.setdefault(key, value)
+            # ccxt declares some of these as None ("ask the venue"): only the user's own
+            # setting stands before the profile's (Bybit's account-type question needs a key
+            # that may move funds, which a trading key must not).
+            if client.options.get(key) is None:
+                client.options[key] = value
 
     @classmethod
     def create(

@@ -1,0 +1,156 @@
+"""Orders on Bybit through ccxt's real ``bybit`` class against the local v5 fake
+(tests/fake_bybit.py): replies without status, orderLinkId rules, TP/SL stops that plain reads do
+not list, fees in the coin received, signed requests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from bot.domain import OrderStatus
+from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.portfolio import Portfolio
+from storage.db import Database
+from storage.orders import SqliteOrderRepository
+from tests.builders import executor_on
+from tests.fake_bybit import FakeBybit, bybit_config, serve_bybit
+from tests.fake_exchange import Fault
+from tests.integration.test_ccxt_orders import with_run
+from tests.integration.test_venue_orders import _as_order, _now_ms, buy, stop
+
+KEYS = {"apiKey": "test-key", "secret": "test-secret"}
+
+
+@asynccontextmanager
+async def connected(
+    fake: FakeBybit, keys: dict[str, str] = KEYS
+) -> AsyncIterator[tuple[FakeBybit, CcxtExchange]]:
+    """ccxt's bybit class, markets loaded, on ``fake`` served over loopback."""
+    async with serve_bybit(fake) as base:
+        exchange = CcxtExchange.create("bybit", bybit_config(base), credentials=keys,
+                                       attempts=3, backoff=0.01)  # fmt: skip
+        try:
+            await exchange.load_markets()
+            yield fake, exchange
+        finally:
+            await exchange.close()
+
+
+@pytest.fixture
+async def bybit() -> AsyncIterator[tuple[FakeBybit, CcxtExchange]]:
+    async with connected(FakeBybit(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+        yield both
+
+
+async def test_a_trading_key_places_orders_without_asking_the_account_type(
+    db: Database, bybit: tuple[FakeBybit, CcxtExchange]
+) -> None:
+    fake, exchange = bybit
+    fake.split = (0.4, 0.6)
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fills, _ = await executor.execute(buy(500.0))  # was: 10005, a trading key may not ask
+    assert len(fills) == 2
+    assert {fill.fee_asset for fill in fills} == {"BTC"}  # a buy pays its fee in the coin bought
+    order = await SqliteOrderRepository(db).require("pp1x1b")
+    assert order.status is OrderStatus.FILLED  # the create reply carried no status
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(500.0)
+    assert not any(path in ("/v5/user/query-api", "/v5/account/info")
+                   for path, _ in fake.requests)  # fmt: skip
+    assert fake.order_posts == 1
+
+
+async def test_a_stop_rests_as_a_tpsl_order_listed_cancelled_and_booked_when_it_fires(
+    bybit: tuple[FakeBybit, CcxtExchange],
+) -> None:
+    fake, exchange = bybit
+    await exchange.create_market_order(buy(500.0))
+    held = fake.balances["BTC"]
+    placed = await exchange.place_stop(stop(0.00499, 95_000.0))
+    assert placed.status is OrderStatus.OPEN
+    assert fake.locked["BTC"] == pytest.approx(0.00499)  # a TP/SL order holds its coins
+    plain = await exchange._client.fetch_open_orders("BTC/USDT")  # noqa: SLF001
+    assert plain == []  # a plain read does not list it
+    listed = await exchange.open_orders(["BTC/USDT"])
+    assert [(o.client_order_id, o.price) for o in listed] == [("pp1x2sstop", 95_000.0)]
+    cancelled = await exchange.cancel_order(_as_order(stop(0.00499, 95_000.0),
+                                                      placed.exchange_order_id))  # fmt: skip
+    assert cancelled is not None
+    assert cancelled.status is OrderStatus.CANCELED  # Deactivated
+    assert fake.balances["BTC"] == pytest.approx(held)
+    again = await exchange.place_stop(stop(0.00499, 95_000.0, "pp1x3sstop"))
+    fake.prices["BTCUSDT"] = 94_000.0  # the price crosses the trigger: it sells at market
+    report = await exchange.lookup(_as_order(stop(0.00499, 95_000.0, "pp1x3sstop"),
+                                             again.exchange_order_id))  # fmt: skip
+    assert report is not None
+    assert report.status is OrderStatus.FILLED
+    assert sum(fill.amount for fill in report.fills) == pytest.approx(0.00499)
+    assert {fill.fee_asset for fill in report.fills} == {"USDT"}  # a sell pays in the quote
+
+
+async def test_cancel_all_takes_off_tpsl_stops_a_plain_cancel_all_leaves(
+    bybit: tuple[FakeBybit, CcxtExchange],
+) -> None:
+    fake, exchange = bybit
+    await exchange.create_market_order(buy(500.0))
+    await exchange.place_stop(stop(0.00499, 95_000.0))
+    assert await exchange.cancel_all_orders(["BTC/USDT"]) == 1
+    assert [o.status for o in fake.orders.values()] == ["FILLED", "CANCELED"]
+    assert fake.locked["BTC"] == pytest.approx(0.0)
+
+
+async def test_an_answer_lost_after_placing_is_found_by_order_link_id_and_never_resent(
+    bybit: tuple[FakeBybit, CcxtExchange],
+) -> None:
+    fake, exchange = bybit
+    fake.faults.append(Fault("/v5/order/create", 503, "", method="POST", after=True))
+    report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED
+    assert report.filled == pytest.approx(0.004995)  # net of the fee in BTC
+    assert fake.order_posts == 1
+
+
+async def test_a_reused_or_malformed_order_link_id_is_refused_and_nothing_changes(
+    bybit: tuple[FakeBybit, CcxtExchange],
+) -> None:
+    fake, exchange = bybit
+    await exchange.create_market_order(buy(500.0))
+    cash = fake.balances["USDT"]
+    with pytest.raises(ExchangeRejected, match="170141"):  # Bybit: Duplicate clientOrderId
+        await exchange.create_market_order(buy(100.0))
+    with pytest.raises(ExchangeRejected, match="bybit: client order id 'pp1.1.b' breaks"):
+        await exchange.create_market_order(buy(500.0, "pp1.1.b"))
+    assert fake.balances["USDT"] == cash
+    assert fake.order_posts == 2  # the malformed one was never sent
+
+
+async def test_insufficient_balance_is_refused_as_such(
+    bybit: tuple[FakeBybit, CcxtExchange],
+) -> None:
+    fake, exchange = bybit
+    with pytest.raises(InsufficientFunds, match="170131"):
+        await exchange.create_market_order(buy(5_000.0))
+    assert fake.orders == {}
+
+
+async def test_a_wrong_secret_is_refused_at_start_up() -> None:
+    fake = FakeBybit(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    with pytest.raises(ExchangeAuthFailed, match="10004"):
+        async with connected(fake, {**KEYS, "secret": "wrong"}):
+            pass
+
+
+async def test_a_server_clock_that_moved_is_measured_again_and_the_order_placed_once(
+    bybit: tuple[FakeBybit, CcxtExchange],
+) -> None:
+    fake, exchange = bybit
+    fake.skew_ms = 20_000  # outside ccxt's 5 s recvWindow: 10002 until the offset is measured
+    report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED
+    assert fake.order_posts == 2  # refused unprocessed, then sent again: one order
+    assert len(fake.orders) == 1
