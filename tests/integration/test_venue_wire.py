@@ -1,5 +1,6 @@
-"""What reaches the wire on venues without a model in the tests yet (Bybit, Coinbase, Kraken):
-ccxt's real classes, their HTTP replaced by a recorder that answers each venue's empty reply."""
+"""What reaches the wire, recorded: ccxt's real classes, their HTTP replaced by a recorder that
+answers each venue's empty reply. Coinbase and Kraken have no model in the tests yet; Bybit has
+one (tests/fake_bybit.py, tests/integration/test_venue_bybit.py), and its checks here stand."""
 
 from __future__ import annotations
 

@@ -48,3 +48,16 @@ def test_an_exchange_without_a_profile_runs_conservatively_and_says_what_is_unve
     assert "gate: unverified" in warning
     assert "stops (checked per candle" in warning
     assert PROFILES["binance"].warning() is None
+
+
+def test_only_venues_never_run_against_a_model_of_them_warn() -> None:
+    verified = [name for name, profile in PROFILES.items() if profile.warning() is None]
+    assert verified == ["binance", "okx", "bybit"]  # each has a fake the soaks run on
+
+
+def test_a_profiles_client_options_fill_what_ccxt_leaves_open_and_never_the_users() -> None:
+    bybit = CcxtExchange.create("bybit", {})._client  # noqa: SLF001
+    assert bybit.options["enableUnifiedAccount"] is True  # ccxt's own default is None: ask
+    assert bybit.options["enableUnifiedMargin"] is False
+    mine = CcxtExchange.create("bybit", {"options": {"enableUnifiedAccount": False}})._client  # noqa: SLF001
+    assert mine.options["enableUnifiedAccount"] is False
