@@ -4,9 +4,11 @@ not list, fees in the coin received, signed requests."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aiohttp
 import pytest
 
 from bot.domain import OrderStatus
@@ -154,3 +156,40 @@ async def test_a_server_clock_that_moved_is_measured_again_and_the_order_placed_
     assert report.status is OrderStatus.FILLED
     assert fake.order_posts == 2  # refused unprocessed, then sent again: one order
     assert len(fake.orders) == 1
+
+
+async def test_a_market_order_cancelled_after_part_filled_is_booked_for_what_traded(
+    db: Database, bybit: tuple[FakeBybit, CcxtExchange]
+) -> None:
+    fake, exchange = bybit
+    fake.fill_share = 0.5  # Bybit: PartiallyFilledCanceled, which ccxt reads as closed
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    await executor_on(db, exchange, clock, portfolio).execute(buy(500.0))
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(750.0)
+
+
+async def test_a_limit_buy_rests_in_plain_reads_and_is_booked_once_the_price_comes_down(
+    bybit: tuple[FakeBybit, CcxtExchange],
+) -> None:
+    fake, exchange = bybit
+    intent = dataclasses.replace(buy(500.0), limit_price=98_000.0)
+    placed = await exchange.create_limit_order(intent)
+    assert placed.status is OrderStatus.OPEN
+    listed = await exchange.open_orders(["BTC/USDT"])
+    assert [(o.client_order_id, o.price) for o in listed] == [("pp1x1b", 98_000.0)]
+    fake.prices["BTCUSDT"] = 97_000.0
+    report = await exchange.lookup(_as_order(intent, placed.exchange_order_id))
+    assert report is not None
+    assert report.status is OrderStatus.FILLED
+    assert report.average_price == 98_000.0
+    assert fake.locked["USDT"] == pytest.approx(0.0)
+
+
+async def test_an_unsigned_request_is_refused_with_bybits_code() -> None:
+    fake = FakeBybit(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    async with serve_bybit(fake) as base, aiohttp.ClientSession() as session:
+        reply = await session.get(f"{base}/v5/order/realtime?category=spot")
+        body = await reply.json()
+    assert (reply.status, body["retCode"], body["result"]) == (200, 10003, {})
