@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import difflib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -76,11 +78,19 @@ def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    value = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
+    """Seconds the venue asked us to wait: a Retry-After, or Bybit's
+    X-Bapi-Limit-Reset-Timestamp (when the spent limit resets, in ms; Bybit sends no
+    Retry-After), rounded up to a whole second like a Retry-After."""
+    named = {key.lower(): value for key, value in (headers or {}).items()}
     try:
-        return float(value) if value is not None else None
+        if "retry-after" in named:
+            return float(named["retry-after"])
+        if named.get("x-bapi-limit-status") == "0" and "x-bapi-limit-reset-timestamp" in named:
+            wait = (int(named["x-bapi-limit-reset-timestamp"]) - time.time() * 1000) / 1000
+            return float(math.ceil(wait)) if wait > 0 else None
     except ValueError:
         return None
+    return None
 
 
 class CcxtExchange:

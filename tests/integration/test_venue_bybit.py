@@ -193,3 +193,30 @@ async def test_an_unsigned_request_is_refused_with_bybits_code() -> None:
         reply = await session.get(f"{base}/v5/order/realtime?category=spot")
         body = await reply.json()
     assert (reply.status, body["retCode"], body["result"]) == (200, 10003, {})
+
+
+async def test_a_spent_rate_limit_is_waited_out_until_bybits_reset_time() -> None:
+    fake = FakeBybit(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with serve_bybit(fake) as base:
+        exchange = CcxtExchange.create("bybit", bybit_config(base), credentials=KEYS,
+                                       attempts=3, backoff=0.01, sleep=sleep)  # fmt: skip
+        try:
+            await exchange.load_markets()
+            reset = fake.server_ms() + 3_000  # Bybit says when, in its own header only
+            fake.faults.append(Fault(
+                "/v5/order/create", 200,
+                {"retCode": 10006, "retMsg": "Too many visits!", "result": {}, "retExtInfo": {}},
+                headers={"X-Bapi-Limit-Status": "0", "X-Bapi-Limit": "20",
+                         "X-Bapi-Limit-Reset-Timestamp": str(reset)},
+            ))  # fmt: skip
+            report = await exchange.create_market_order(buy(500.0))
+        finally:
+            await exchange.close()
+    assert report.status is OrderStatus.FILLED
+    assert 2.0 <= max(waits) <= 3.0  # was: 0.01 s of backoff, and the limit hit again
+    assert (fake.order_posts, len(fake.orders)) == (2, 1)
