@@ -81,7 +81,7 @@ class Chaos:
             status, body = self.rig.refusals["rate_limit"]
             if self.rig.name == "binance":  # 418: Binance's ban after ignored 429s
                 status = self.rng.choice((429, 418))
-            return Fault(path, status, body, headers={"Retry-After": str(wait)})
+            return Fault(path, status, body, headers=self.rig.limit_headers(wait))
         if kind == "server_error":  # for an order, half the time it was placed all the same
             return Fault(path, self.rng.choice((500, 502, 503, 504)), {"msg": "unavailable"},
                          after=placing and self.rng.random() < 0.5)  # fmt: skip

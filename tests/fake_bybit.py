@@ -400,6 +400,14 @@ def _instrument(symbol: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def limit_spent_headers(wait: int, skew_ms: int = 0) -> dict[str, str]:
+    """The headers of Bybit's 10006 answer: no Retry-After, only when the spent limit resets
+    (the server clock's milliseconds)."""
+    reset = int(time.time() * 1000) + skew_ms + wait * 1000
+    return {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "0",
+            "X-Bapi-Limit-Reset-Timestamp": str(reset)}  # fmt: skip
+
+
 @asynccontextmanager
 async def serve_bybit(fake: FakeBybit) -> AsyncIterator[str]:
     """Run the fake on a free loopback port; yields its base URL."""

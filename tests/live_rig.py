@@ -22,7 +22,7 @@ from bot.exchange_service import ExchangeTrading, assemble_on_exchange, credenti
 from bot.scheduler import Jobs
 from bot.stream_feed import StreamingFeed
 from storage.db import open_database
-from tests.fake_bybit import FakeBybit, bybit_config
+from tests.fake_bybit import FakeBybit, bybit_config, limit_spent_headers
 from tests.fake_exchange import FakeBinance, binance_urls, serve
 from tests.fake_okx import FakeOkx, okx_config
 
@@ -47,6 +47,8 @@ class VenueRig:
     # The venue's own answers for a fault soak: (HTTP status, body) of a rate limit, a
     # refusal and a clock-skew refusal.
     refusals: dict[str, tuple[int, Any]]
+    # The headers of a rate-limit answer that say how long to wait (``wait`` seconds).
+    limit_headers: Callable[[int], dict[str, str]] = lambda wait: {"Retry-After": str(wait)}
 
     def trade_key(self, symbol: str, trade_id: object) -> str:
         """The trade id the books give a fake's trade (ccxt's market id, dash, trade id)."""
@@ -95,6 +97,7 @@ VENUES = {
          "rejected": (200, _bybit(170136, "Order quantity below the lower limit.")),
          "clock_skew": (200, _bybit(10002, "invalid request, please check your server "
                                            "timestamp or recv_window param"))},
+        limit_spent_headers,
     ),
 }  # fmt: skip
 

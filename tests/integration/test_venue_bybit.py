@@ -18,7 +18,7 @@ from bot.portfolio import Portfolio
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
 from tests.builders import executor_on
-from tests.fake_bybit import FakeBybit, bybit_config, serve_bybit
+from tests.fake_bybit import FakeBybit, bybit_config, limit_spent_headers, serve_bybit
 from tests.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import with_run
 from tests.integration.test_venue_orders import _as_order, _now_ms, buy, stop
@@ -207,12 +207,10 @@ async def test_a_spent_rate_limit_is_waited_out_until_bybits_reset_time() -> Non
                                        attempts=3, backoff=0.01, sleep=sleep)  # fmt: skip
         try:
             await exchange.load_markets()
-            reset = fake.server_ms() + 3_000  # Bybit says when, in its own header only
-            fake.faults.append(Fault(
+            fake.faults.append(Fault(  # Bybit says when, in its own header only
                 "/v5/order/create", 200,
                 {"retCode": 10006, "retMsg": "Too many visits!", "result": {}, "retExtInfo": {}},
-                headers={"X-Bapi-Limit-Status": "0", "X-Bapi-Limit": "20",
-                         "X-Bapi-Limit-Reset-Timestamp": str(reset)},
+                headers=limit_spent_headers(3),
             ))  # fmt: skip
             report = await exchange.create_market_order(buy(500.0))
         finally:
