@@ -127,7 +127,9 @@ class FakeBybit(FakeBinance):
             if not hmac.compare_digest(headers.get("X-BAPI-SIGN", ""), expected):
                 return self._refuse(10004, f"error sign! origin_string[{payload}]")
             now = self.server_ms()
-            if not stamp.isdigit() or not now - int(window) <= int(stamp) < now + 1000:
+            if not (stamp.isdigit() and window.isdigit()) or not (
+                now - int(window) <= int(stamp) < now + 1000
+            ):
                 return self._refuse(10002, "invalid request, please check your server timestamp "
                                     f"or recv_window param. req_timestamp[{stamp}],server_"
                                     f"timestamp[{now}],recv_window[{window}]")  # fmt: skip
@@ -402,10 +404,10 @@ def _instrument(symbol: str) -> dict[str, Any]:
 
 def limit_spent_headers(wait: int, skew_ms: int = 0) -> dict[str, str]:
     """The headers of Bybit's 10006 answer: no Retry-After, only when the spent limit resets
-    (the server clock's milliseconds)."""
-    reset = int(time.time() * 1000) + skew_ms + wait * 1000
-    return {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "0",
-            "X-Bapi-Limit-Reset-Timestamp": str(reset)}  # fmt: skip
+    and the server's time now (its clock's milliseconds)."""
+    now = int(time.time() * 1000) + skew_ms
+    return {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "0", "Timenow": str(now),
+            "X-Bapi-Limit-Reset-Timestamp": str(now + wait * 1000)}  # fmt: skip
 
 
 @asynccontextmanager

@@ -13,7 +13,6 @@ import contextlib
 import difflib
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -78,17 +77,17 @@ def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds the venue asked us to wait: a Retry-After, or Bybit's
-    X-Bapi-Limit-Reset-Timestamp (when the spent limit resets, in ms; Bybit sends no
-    Retry-After), rounded up to a whole second like a Retry-After."""
+    """Seconds the venue asked us to wait: a Retry-After, or, from Bybit (which sends none),
+    its X-Bapi-Limit-Reset-Timestamp less its Timenow (both the venue's own milliseconds, so
+    no clock of ours is read), rounded up to a whole second like a Retry-After."""
     named = {key.lower(): value for key, value in (headers or {}).items()}
     try:
         if "retry-after" in named:
             return float(named["retry-after"])
-        if named.get("x-bapi-limit-status") == "0" and "x-bapi-limit-reset-timestamp" in named:
-            wait = (int(named["x-bapi-limit-reset-timestamp"]) - time.time() * 1000) / 1000
-            return float(math.ceil(wait)) if wait > 0 else None
-    except ValueError:
+        if named.get("x-bapi-limit-status") == "0" and "timenow" in named:
+            reset, now = int(named["x-bapi-limit-reset-timestamp"]), int(named["timenow"])
+            return float(math.ceil((reset - now) / 1000)) if reset > now else None
+    except (KeyError, ValueError):
         return None
     return None
 
