@@ -24,14 +24,14 @@ async def test_the_fault_soak_keeps_the_books_equal_to_each_venue(
     assert report.exchange_trades >= 10
 
 
-@pytest.mark.parametrize("venue", ["binance", "okx"])
+@pytest.mark.parametrize("venue", ["okx"])  # Binance's: test_soaks
 async def test_the_crash_soak_loses_nothing_on_each_venue(
     tmp_path: Path, btc_candles: pd.DataFrame, venue: str
 ) -> None:
-    report = await run_crash_soak(tmp_path, btc_candles, kills=4, seed=3, venue=venue,
+    report = await run_crash_soak(tmp_path, btc_candles, kills=3, seed=3, venue=venue,
                                   split=(0.4, 0.6), fee_asset="received",
                                   dwell=(3.0, 6.0))  # fmt: skip
     print(report)
     assert report.violations == []
-    assert report.kills == 4
+    assert report.kills == 3
     assert report.exchange_orders >= 2  # it traded between the kills
