@@ -44,6 +44,7 @@ EXIT_TICK = datetime(2025, 6, 27, 8, 0, 5, tzinfo=UTC)
 BNB_PRICE = 600.0
 DUST_PATH = "/sapi/v1/asset/dust"
 USERS = {ADMIN: "admin", VIEWER: "viewer"}
+HOUR_MS = 3_600_000
 
 
 def dusty_fake(candles: pd.DataFrame) -> FakeBinance:
@@ -137,7 +138,8 @@ async def test_binance_dust_transfer_through_unmodified_ccxt() -> None:
             assert float(btc["transferedAmount"]) == pytest.approx(0.54 / BNB_PRICE)
             assert float(btc["serviceChargeAmount"]) == pytest.approx(0.02 * 0.54 / BNB_PRICE)
             assert btc["tranId"] == ltc["tranId"]
-            assert "BTC" not in fake.balances and "LTC" not in fake.balances
+            assert "BTC" not in fake.balances
+            assert "LTC" not in fake.balances
             assert fake.balances["BNB"] == pytest.approx(0.1 + 0.98 * (0.54 + 0.32) / BNB_PRICE)
             fake.balances["BTC"] = 0.000005
             with pytest.raises(ccxt.ExchangeError, match="-5006"):  # once every 6 hours
@@ -154,3 +156,110 @@ async def test_binance_dust_transfer_through_unmodified_ccxt() -> None:
     assert not hasattr(ccxt.binance(), "convert_dust")  # no unified method: implicit ones
     assert profile_for("binance").dust_to == "BNB"
     assert [profile_for(v).dust_to for v in ("okx", "bybit", "kraken", "coinbase")] == [""] * 4
+
+
+async def test_dust_is_shown_and_converted_after_a_confirm_and_booked_once(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    async with live_chat(tmp_path, fake) as chat:
+        engine = chat.trading.engine
+        dust = engine.portfolio.position(PAIR)
+        assert dust is not None  # the fee taken in BTC left a remainder under the minimum
+        assert fake.balances["BTC"] == pytest.approx(dust.amount)
+        cash = engine.portfolio.cash
+        refused = await chat.ask(VIEWER, "/dust")
+        assert refused.text == "/dust needs the admin role; you are viewer."
+        question = await chat.ask(ADMIN, "/dust")
+        assert question.text.startswith("/dust: Dust (too small to sell): BTC 0.0000")
+        assert "USDT, BTC/USDT)" in question.text
+        assert "Convert BTC to BNB on binance" in question.text
+        assert [b["text"] for b in question.reply_markup["inline_keyboard"][0]] == [
+            "Confirm", "Cancel"]  # fmt: skip
+        assert "BTC" in fake.balances  # nothing converted before the Confirm
+        result = await chat.confirm(question)
+        assert result.text.startswith(f"Dust converted: BTC {dust.amount:.8g} (BTC/USDT) -> ")
+        assert "BNB is yours, outside pairpilot's books" in result.text
+        assert "BTC" not in fake.balances
+        received = 0.98 * dust.amount * fake.prices["BTCUSDT"] / BNB_PRICE
+        assert fake.balances["BNB"] == pytest.approx(received)
+        assert engine.portfolio.position(PAIR) is None  # closed in the books
+        assert engine.portfolio.cash == pytest.approx(cash)  # pairpilot's cash got nothing
+        fills = await SqliteFillRepository(chat.db).all()
+        last = fills[-1]
+        assert (last.side.value, last.amount) == ("sell", pytest.approx(dust.amount))
+        assert last.fee == pytest.approx(last.amount * last.price)  # its value: a loss
+        assert len(round_trips(fills, engine.exchange.too_small)) == 1  # no new trade
+        row = await chat.db.fetch_one("SELECT status, reason FROM orders WHERE client_order_id"
+                                      " = ?", (last.client_order_id,))  # fmt: skip
+        assert (row["status"], row["reason"]) == ("filled", "dust_conversion")
+        state = SqliteStateRepository(chat.db)
+        assert await state.get(PENDING_KEY) is None
+        assert "BNB" not in await state.get(OUTSIDE_KEY)  # not traded: never compared
+        again = await chat.ask(ADMIN, "/dust")
+        assert again.text == "No dust: no position is under the exchange's minimum."
+        assert again.reply_markup is None
+        posts = len(fake.dust_log)
+        assert await engine.executor.settle_unknown() == 0  # the journal has nothing open
+    assert posts == 1
+
+
+async def test_the_venues_refusal_within_its_window_changes_nothing(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    async with live_chat(tmp_path, fake) as chat:
+        fake.dust_log.append({"operateTime": fake.now_ms - HOUR_MS, "transId": 1,
+                              "totalServiceChargeAmount": "0", "totalTransferedAmount": "0",
+                              "userAssetDribbletDetails": []})  # converted an hour ago  # fmt: skip
+        dust = chat.trading.engine.portfolio.position(PAIR)
+        question = await chat.ask(ADMIN, "/dust")
+        result = await chat.confirm(question)
+        assert result.text.startswith("⚠️ binance did not convert the dust (")
+        assert "-5006" in result.text
+        assert result.text.endswith("nothing changed")
+        assert chat.trading.engine.portfolio.position(PAIR) == dust
+        assert fake.balances["BTC"] == pytest.approx(dust.amount)
+        assert await SqliteStateRepository(chat.db).get(PENDING_KEY) is None
+        extra = await chat.ask(ADMIN, "/dust extra")
+        assert extra.text == "/dust takes no arguments; send /dust."
+
+
+async def test_a_conversion_whose_answer_was_lost_is_booked_once_after_a_restart(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    async with live_chat(tmp_path, fake) as chat:
+        dust = chat.trading.engine.portfolio.position(PAIR)
+        fake.faults += [
+            Fault(DUST_PATH, 503, {"code": -1000, "msg": "busy"}, after=True),  # done, unheard
+            Fault("/sapi/v1/asset/dribblet", 503, {"code": -1000, "msg": "busy"}, times=2),
+        ]  # fmt: skip
+        question = await chat.ask(ADMIN, "/dust")
+        result = await chat.confirm(question)
+        assert result.text.startswith("❌ The exchange did not answer")
+        assert "BTC" not in fake.balances  # it was converted
+        assert chat.trading.engine.portfolio.position(PAIR) == dust  # not booked yet
+        assert await SqliteStateRepository(chat.db).get(PENDING_KEY) is not None
+    # A restart settles it from the venue's dust log before comparing books and exchange.
+    async with live_stack(tmp_path, fake, EXIT_TICK + 2 * HOUR) as (trading, _, _):
+        assert trading.engine.portfolio.position(PAIR) is None
+        assert trading.engine.portfolio.cash == pytest.approx(
+            fake.balances["USDT"])  # fmt: skip
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        fills = await SqliteFillRepository(db).all()
+        alerts = [a.text for a in await SqliteAlertRepository(db).pending(1000)]
+    assert len([f for f in fills if f.client_order_id.startswith("dust-")]) == 1
+    assert not [text for text in alerts if "Holdings differ" in text]  # no drift
+    assert len([text for text in alerts if text.startswith("Dust converted: BTC")]) == 1
+    assert len(fake.dust_log) == 1
+
+
+async def test_a_venue_without_conversion_says_where_dust_goes(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        answer = await chat.sent_back(ADMIN, "/dust")
+        assert answer.text == ("No dust: no position is under the exchange's minimum.\nThe "
+                               "paper exchange has no dust conversion; dust is swept into the "
+                               "next exit of its pair.")  # fmt: skip
+        assert answer.reply_markup is None
+        assert (await chat.ask(VIEWER, "/dust")) == "/dust needs the admin role; you are viewer."
