@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from bot.cockpit import amount_text
 from bot.domain import (
     AlertPriority,
     DustConversion,
@@ -263,9 +264,10 @@ def summary(converted: list[Converted]) -> str:
         c = item.conversion
         own = c.amount - item.booked
         lines.append(
-            f"{c.asset} {c.amount:.8g} ({item.pair}"
-            + (f", {own:.8g} of it your own" if own > 1e-12 else "")
-            + f") -> {c.received:.8g} {c.target} (charge {c.charge:.8g} {c.target})"
+            f"{c.asset} {amount_text(c.amount)} ({item.pair}"
+            + (f", {amount_text(own)} of it your own" if own > 1e-12 else "")
+            + f") -> {amount_text(c.received)} {c.target} (charge {amount_text(c.charge)} "
+            f"{c.target})"
         )
     loss = sum(item.value for item in converted)
     return ("Dust converted: " + "; ".join(lines) + f". The {converted[0].conversion.target} "

@@ -46,7 +46,7 @@ class OutsideHoldings:
         0): what a dust conversion took of their coins and credited them. An asset without a
         figure yet is left to ``complete``, which records it whole."""
         baseline = await self.get()
-        moved = {asset: max(0.0, baseline[asset] + change)
+        moved = {asset: round(max(0.0, baseline[asset] + change), 12)
                  for asset, change in changes.items() if asset in baseline}  # fmt: skip
         if moved:
             await self._state.set(OUTSIDE_KEY, {**baseline, **moved}, self._clock.now())

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from bot.app import build_cockpit
-from bot.cockpit import Cockpit, Venue
+from bot.cockpit import Cockpit, Venue, amount_text
 from bot.dust import PENDING_KEY
 from bot.exchange.venues import profile_for
 from bot.exchange_service import ExchangeTrading
@@ -178,7 +178,8 @@ async def test_dust_is_shown_and_converted_after_a_confirm_and_booked_once(
             "Confirm", "Cancel"]  # fmt: skip
         assert "BTC" in fake.balances  # nothing converted before the Confirm
         result = await chat.confirm(question)
-        assert result.text.startswith(f"Dust converted: BTC {dust.amount:.8g} (BTC/USDT) -> ")
+        assert result.text.startswith(f"Dust converted: BTC {amount_text(dust.amount)} "
+                                      "(BTC/USDT) -> ")  # fmt: skip
         assert "BNB is yours, outside pairpilot's books" in result.text
         assert "BTC" not in fake.balances
         received = 0.98 * dust.amount * fake.prices["BTCUSDT"] / BNB_PRICE
@@ -263,3 +264,27 @@ async def test_a_venue_without_conversion_says_where_dust_goes(tmp_path: Path) -
                                "next exit of its pair.")  # fmt: skip
         assert answer.reply_markup is None
         assert (await chat.ask(VIEWER, "/dust")) == "/dust needs the admin role; you are viewer."
+
+
+async def test_the_users_own_coins_converted_along_are_said_and_leave_no_drift(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    fake.balances["BTC"] = 0.000003  # the user's own, there before pairpilot's first start
+    async with live_chat(tmp_path, fake) as chat:
+        state = SqliteStateRepository(chat.db)
+        assert (await state.get(OUTSIDE_KEY))["BTC"] == pytest.approx(0.000003)
+        dust = chat.trading.engine.portfolio.position(PAIR)
+        question = await chat.ask(ADMIN, "/dust")
+        assert "the whole free balance of each (your own BTC 0.000003 too)" in question.text
+        result = await chat.confirm(question)
+        assert "0.000003 of it your own" in result.text
+        assert "BTC" not in fake.balances
+        assert (await state.get(OUTSIDE_KEY))["BTC"] == 0.0  # theirs went too
+        assert chat.trading.engine.portfolio.position(PAIR) is None
+        assert dust is not None
+    async with live_stack(tmp_path, fake, EXIT_TICK + 2 * HOUR):
+        pass  # a restart compares books and exchange
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        alerts = [a.text for a in await SqliteAlertRepository(db).pending(1000)]
+    assert not [text for text in alerts if "Holdings differ" in text]
