@@ -146,11 +146,11 @@ class DustDesk:
                 found.append((position, price))
         converter = self._converter
         account = await converter.convertible_dust() if converter and found else {}
-        holdings = [
-            DustHolding(p.pair, p.pair.split("/")[0], p.amount, price,
-                        p.pair.split("/")[0] in account, account.get(p.pair.split("/")[0], 0.0))
-            for p, price in found
-        ]  # fmt: skip
+        holdings = []
+        for position, price in found:
+            asset = position.pair.split("/")[0]
+            holdings.append(DustHolding(position.pair, asset, position.amount, price,
+                                        asset in account, account.get(asset, 0.0)))  # fmt: skip
         return DustSurvey(self._venue, converter.dust_target if converter else None, holdings)
 
     async def convert(self) -> DustReport:

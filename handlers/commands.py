@@ -2,7 +2,7 @@
 
 Deny by default: only users listed in the config get answers, by user id (never by chat id, so
 a group grants nothing by itself), and each command needs a role: viewer (read), trader
-(+ pairs), admin (+ risk, flatten, halt, audit). Anyone else gets no reply except to /whoami;
+(+ pairs), admin (+ risk, flatten, halt, audit, dust). Anyone else gets no reply except to /whoami;
 they are logged, and the admins are alerted at most once per user per hour. Every command
 (who, what, arguments, result) goes into the audit log.
 """

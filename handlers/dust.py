@@ -8,7 +8,7 @@ from html import escape
 
 from bot.cockpit import amount_text
 from bot.dust import DustDesk, DustSurvey, no_conversion, nothing_to_convert, summary
-from bot.errors import UserInputError
+from bot.errors import BotError, UserInputError
 
 
 class NothingToConfirm(UserInputError):
@@ -31,7 +31,11 @@ async def offer(desk: DustDesk | None, arguments: Sequence[str] = ()) -> str:
         raise NothingToConfirm("/dust takes no arguments; send /dust.")
     if desk is None:
         raise NothingToConfirm("Dust is not tracked by this service.")
-    survey = await desk.survey()
+    try:
+        survey = await desk.survey()
+    except BotError as error:  # the exchange could not be asked: answered, nothing changes
+        raise NothingToConfirm(f"/dust could not ask the exchange ({error}); nothing "
+                               "changed.") from None  # fmt: skip
     if survey.target is None:
         raise NothingToConfirm(f"{listing(survey)}\n{no_conversion(survey.venue).capitalize()}.")
     if not survey.convertible:

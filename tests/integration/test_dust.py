@@ -222,6 +222,11 @@ async def test_the_venues_refusal_within_its_window_changes_nothing(
         assert chat.trading.engine.portfolio.position(PAIR) == dust
         assert fake.balances["BTC"] == pytest.approx(dust.amount)
         assert await SqliteStateRepository(chat.db).get(PENDING_KEY) is None
+        fake.faults.append(Fault("/sapi/v1/asset/dust-btc", 503, {"code": -1000, "msg": "busy"},
+                                 times=2))  # the list cannot be read  # fmt: skip
+        down = await chat.ask(ADMIN, "/dust")
+        assert down.text.startswith("/dust could not ask the exchange (")
+        assert down.reply_markup is None
         extra = await chat.ask(ADMIN, "/dust extra")
         assert extra.text == "/dust takes no arguments; send /dust."
 
