@@ -57,6 +57,7 @@ from storage.state import SqliteStateRepository
 
 PENDING_KEY = "dust.pending"
 DUST_REASON = "dust_conversion"
+_JOURNAL_PREFIX = "dust-"  # a conversion's journal row and fill: dust-<transfer id>-<asset>
 # The venue's clock and ours differ a little: its log is read from this long before the journal.
 _SKEW = timedelta(minutes=1)
 
@@ -222,7 +223,7 @@ class DustDesk:
     async def _book_one(self, pair: str, price: float, conversion: DustConversion) -> Converted:
         """Close the books' dust of ``pair`` (once: the journal row is keyed by the venue's
         transfer id) and move what the user's baseline holds; see the module doc."""
-        client_order_id = f"dust-{conversion.transfer_id}-{conversion.asset}"
+        client_order_id = f"{_JOURNAL_PREFIX}{conversion.transfer_id}-{conversion.asset}"
         position = self._engine.portfolio.position(pair)
         booked = min(position.amount, conversion.amount) if position else 0.0
         if booked <= 0 or await self._orders.get(client_order_id) is not None:
@@ -240,6 +241,12 @@ class DustDesk:
                                        conversion.target: conversion.received})  # fmt: skip
             await self._engine.executor.book(report)
         return Converted(pair, booked, booked * price, conversion)
+
+
+def is_conversion(fill: Fill) -> bool:
+    """A fill that books a dust conversion: it closes no trade of its own (the exit that left
+    the dust closed it, the dust valued at nothing)."""
+    return fill.client_order_id.startswith(_JOURNAL_PREFIX)
 
 
 def no_conversion(venue: str) -> str:

@@ -35,6 +35,7 @@ from storage.fills import SqliteFillRepository
 from storage.state import SqliteStateRepository
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
 from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
+from tests.invariants import Invariants
 from tests.live_rig import HOUR, PAIR, Market, funded_fake, hourly, live_stack
 from tests.telegram_emulator import Sent, TelegramEmulator, running
 
@@ -84,6 +85,7 @@ async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat
         live_stack(tmp_path, fake, START) as (trading, market, jobs),
     ):
         await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
+        market.at(EXIT_TICK + HOUR / 2)  # the dust is converted a while after the exit
         db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
         cockpit = build_cockpit(
             db, Venue("live", "binance", "USDT"), trading.service, trading.engine,
@@ -197,6 +199,7 @@ async def test_dust_is_shown_and_converted_after_a_confirm_and_booked_once(
         state = SqliteStateRepository(chat.db)
         assert await state.get(PENDING_KEY) is None
         assert "BNB" not in await state.get(OUTSIDE_KEY)  # not traded: never compared
+        assert Invariants(fake, tmp_path / "pairpilot.sqlite").check("after /dust") == []
         again = await chat.ask(ADMIN, "/dust")
         assert again.text == "No dust: no position is under the exchange's minimum."
         assert again.reply_markup is None
