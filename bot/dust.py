@@ -42,12 +42,7 @@ from bot.domain import (
     to_ms,
 )
 from bot.engine import Engine
-from bot.errors import (
-    BotError,
-    ExchangeAuthFailed,
-    ExchangeUnavailable,
-    UserInputError,
-)
+from bot.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable, UserInputError
 from bot.outside import OutsideHoldings
 from bot.ports import Clock, DustConverter
 from storage.db import Database
