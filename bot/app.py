@@ -26,6 +26,7 @@ from bot.control import Control
 from bot.data_dir import exclusive_use
 from bot.data_dir import prepare as prepare_data_dir
 from bot.domain import AlertPriority, PairRun, RiskLimits
+from bot.dust import DustDesk
 from bot.engine import Engine, EngineCosts
 from bot.errors import ConfigError
 from bot.exchange.paper import PaperExchange
@@ -210,6 +211,8 @@ async def reconcile_at_start(
     orders of every configured pair and every pair a run was started on)."""
     repository = SqlitePairRunRepository(db)
     runs = await repository.active()
+    # A dust conversion a crash left unsettled is booked (or dropped) from the venue's log.
+    await DustDesk(db=db, engine=engine, clock=clock, venue=settings.exchange.name).settle()
     result = await reconcile(
         orders=SqliteOrderRepository(db), exchange=engine.exchange, executor=engine.executor,
         portfolio=engine.portfolio, alerts=outbox, clock=clock, quote=settings.quote,
@@ -336,12 +339,16 @@ def build_cockpit(
     charts = ChartWorker()
     sweeps = SweepDesk(history=history, store=SqliteSweepRepository(db), clock=clock,
                        quote=venue.quote, charts=charts, scheduler=scheduler)  # fmt: skip
+    dust = DustDesk(db=db, engine=engine, clock=clock,
+                    venue=venue.exchange if venue.mode == "live" else "the paper exchange",
+                    prices=lambda: service.prices, lock=service.tick_lock)  # fmt: skip
     return Cockpit(venue=venue, service=service, engine=engine, control=control,
                    fills=SqliteFillRepository(db), orders=SqliteOrderRepository(db),
                    audit=SqliteAuditRepository(db), equity=SqliteEquityRepository(db),
                    history=history, clock=clock, jobs=jobs, alerts=SqliteAlertRepository(db),
                    preferences=AlertPreferences(SqliteStateRepository(db), clock),
-                   charts=charts, sweeps=sweeps, state=SqliteStateRepository(db))  # fmt: skip
+                   charts=charts, sweeps=sweeps, state=SqliteStateRepository(db),
+                   dust=dust)  # fmt: skip
 
 
 async def _until_first(*events: asyncio.Event) -> None:

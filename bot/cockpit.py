@@ -43,6 +43,7 @@ from storage.orders import SqliteOrderRepository
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 
 if TYPE_CHECKING:
+    from bot.dust import DustDesk
     from bot.sweep_desk import SweepDesk
 
 _PAIR = re.compile(r"^([A-Za-z0-9]{2,15})[/\-_:]?([A-Za-z0-9]{2,15})?$")
@@ -131,10 +132,13 @@ class Cockpit:
         charts: ChartWorker,
         sweeps: SweepDesk | None = None,
         state: StateStore | None = None,
+        dust: DustDesk | None = None,
     ) -> None:
-        """``state``: where whether chat commands can be received is kept (for health)."""
+        """``state``: where whether chat commands can be received is kept (for health);
+        ``dust``: the dust in the books and its conversion (/dust)."""
         self.venue = venue
         self.charts = charts
+        self.dust = dust
         self._service = service
         self._engine = engine
         self._control = control

@@ -289,3 +289,16 @@ class SweepRow:
     @property
     def key(self) -> tuple[str, str, str, tuple[tuple[str, int | float], ...]]:
         return (self.pair, self.timeframe, self.segment, self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class DustConversion:
+    """One asset a venue converted from dust into ``target`` (Binance: BNB), as it reports it."""
+
+    asset: str
+    amount: float  # of ``asset``: its whole free balance on the account
+    received: float  # of ``target``, net of the venue's charge
+    charge: float  # of ``target``
+    target: str
+    transfer_id: str
+    time: datetime

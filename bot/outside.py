@@ -40,3 +40,13 @@ class OutsideHoldings:
             baseline.update(new)
             await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
         return baseline, new
+
+    async def shift(self, changes: Mapping[str, float]) -> None:
+        """Move the user's figure of each asset the baseline has by ``changes`` (never below
+        0): what a dust conversion took of their coins and credited them. An asset without a
+        figure yet is left to ``complete``, which records it whole."""
+        baseline = await self.get()
+        moved = {asset: round(max(0.0, baseline[asset] + change), 12)
+                 for asset, change in changes.items() if asset in baseline}  # fmt: skip
+        if moved:
+            await self._state.set(OUTSIDE_KEY, {**baseline, **moved}, self._clock.now())

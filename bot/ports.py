@@ -12,6 +12,7 @@ import pandas as pd
 from bot.domain import (
     Alert,
     AlertPriority,
+    DustConversion,
     EquitySnapshot,
     ExecutionReport,
     Fill,
@@ -57,6 +58,19 @@ class BalanceParts(Protocol):
     async def fetch_balance_parts(self) -> tuple[dict[str, float], dict[str, float]]:
         """Totals and free amounts per asset."""
         ...
+
+
+@runtime_checkable
+class DustConverter(Protocol):
+    """An exchange that can convert dust through its API (bot/exchange/dust.py)."""
+
+    dust_target: str | None  # what dust becomes (BNB); None: this venue offers no conversion
+
+    async def convertible_dust(self) -> dict[str, float]: ...
+
+    async def convert_dust(self, assets: Sequence[str]) -> list[DustConversion]: ...
+
+    async def dust_conversions(self, since: datetime) -> list[DustConversion]: ...
 
 
 class Exchange(Protocol):

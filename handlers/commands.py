@@ -2,7 +2,7 @@
 
 Deny by default: only users listed in the config get answers, by user id (never by chat id, so
 a group grants nothing by itself), and each command needs a role: viewer (read), trader
-(+ pairs), admin (+ risk, flatten, halt, audit). Anyone else gets no reply except to /whoami;
+(+ pairs), admin (+ risk, flatten, halt, audit, dust). Anyone else gets no reply except to /whoami;
 they are logged, and the admins are alerted at most once per user per hour. Every command
 (who, what, arguments, result) goes into the audit log.
 """
@@ -36,6 +36,7 @@ from bot.cockpit import Cockpit, Photo, Progress
 from bot.domain import AlertPriority
 from bot.errors import BotError, NotFound, UserInputError
 from bot.ports import Clock
+from handlers import dust as dust_command
 from handlers.delivery import plain, send_photo, send_text
 from handlers.ordering import Strangers
 
@@ -99,6 +100,8 @@ COMMANDS: Mapping[str, Command] = {
                               changes=True),
     "flatten": Command("admin", "/flatten", "kill switch: halt, cancel orders, sell all",
                        confirm=True, changes=True),
+    "dust": Command("admin", "/dust", "dust per asset; converts it where the exchange can",
+                    confirm=True, changes=True),
     "health": Command("viewer", "/health", "last ticks, jobs, exchange latency, outbox"),
     "alerts": Command("viewer", "/alerts [KIND on|silent|off]",
                       "which pushed alerts you get, and how", changes_with_arguments=True),
@@ -350,6 +353,14 @@ class ChatCommands:
                    age: float | None) -> None:  # fmt: skip
         """A Confirm button for ``name``, saying what it would do now (and, for a command
         sent ``age`` seconds ago, that it was not run then)."""
+        try:
+            now = await self._preview(name, arguments)
+        except dust_command.NothingToConfirm as nothing:  # answered, no button
+            await self._cockpit.record(str(user_id), name, arguments, f"refused: {nothing}")
+            await send_text(bot, chat_id, escape(str(nothing)))
+            return
+        except (UserInputError, NotFound) as error:
+            now = f"nothing: {error}"
         token = random_tokens.token_hex(6)
         expires = self._wall.now() + timedelta(seconds=CONFIRM_SECONDS)  # a replay's clock races
         self._pending[token] = Pending(name, arguments, user_id, chat_id, expires, self._halts)
@@ -357,15 +368,16 @@ class ChatCommands:
             InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
             InlineKeyboardButton("Cancel", callback_data=f"no:{token}"),
         ]])  # fmt: skip
-        try:
-            now = await self._cockpit.preview(name, arguments) or COMMANDS[name].summary
-        except (UserInputError, NotFound) as error:
-            now = f"nothing: {error}"
         what = escape(echo(" ".join([f"/{name}", *arguments])))
         head = (f"You sent {what} {ago(age)}; it was not run then. Now it would: "
                 if age is not None else f"{what}: ")  # fmt: skip
         await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within {CONFIRM_SECONDS} s.",
                         reply_markup=buttons)  # fmt: skip
+
+    async def _preview(self, name: str, arguments: list[str]) -> str:
+        if name == "dust":
+            return await dust_command.offer(self._cockpit.dust, arguments)
+        return await self._cockpit.preview(name, arguments) or COMMANDS[name].summary
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A confirmed command runs at once; the button's answer and the "Confirmed" edit go
@@ -540,6 +552,9 @@ class Actions:
 
     async def flatten(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.flatten()
+
+    async def dust(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await dust_command.convert(self._cockpit.dust)
 
     async def health(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.health()

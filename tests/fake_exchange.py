@@ -108,6 +108,13 @@ class FakeBinance:
     order_delay: float = 0.0  # seconds a placement takes, half before and half after it
     placing: int = 0  # order placements in progress
     order_paths: tuple[str, ...] = ("/api/v3/order",)  # where placements are POSTed
+    # Dust Transfer (POST /sapi/v1/asset/dust): each conversion as Binance's dust log keeps it
+    # (GET /sapi/v1/asset/dribblet); an asset converts when worth under ``dust_btc`` BTC, once
+    # per ``dust_window_ms`` (6 h), for ``dust_charge`` of the BNB it buys.
+    dust_log: list[dict[str, Any]] = field(default_factory=list)
+    dust_btc: float = 0.001
+    dust_window_ms: int = 6 * 3_600_000
+    dust_charge: float = 0.02
 
     def move_to(self, now_ms: int) -> None:
         """The exchange's clock; each symbol's price is its forming candle's open."""
@@ -138,6 +145,9 @@ class FakeBinance:
         app.router.add_get("/api/v3/myTrades", self._signed(self._my_trades))
         app.router.add_delete("/api/v3/openOrders", self._signed(self._cancel_all))
         app.router.add_delete("/api/v3/order", self._signed(self._cancel_order))
+        app.router.add_post("/sapi/v1/asset/dust-btc", self._signed(self._dust_btc))
+        app.router.add_post("/sapi/v1/asset/dust", self._signed(self._dust))
+        app.router.add_get("/sapi/v1/asset/dribblet", self._signed(self._dribblet))
         app.router.add_get("/ws/{index}", self._stream)
         app.router.add_post("/_test/advance", self._advance)
         return app
@@ -268,7 +278,9 @@ class FakeBinance:
                 return web.json_response({"code": -2015, "msg": "Invalid API-key."}, status=401)
             if given != expected:
                 return web.json_response({"code": -1022, "msg": "Signature invalid."}, status=400)
-            params = {**request.query, **dict(urllib.parse.parse_qsl(body))}
+            params: dict[str, str] = {}  # a repeated key (asset=A&asset=B) is joined: "A,B"
+            for key, value in [*request.query.items(), *urllib.parse.parse_qsl(body)]:
+                params[key] = f"{params[key]},{value}" if key in params else value
             return await handler(params)
 
         return checked
@@ -476,6 +488,85 @@ class FakeBinance:
             self._cancel(order)
         return web.json_response([_order_json(o) for o in cancelled])
 
+    def _dust_values(self, asset: str, amount: float) -> tuple[float, float] | None:
+        """``amount`` of ``asset`` in BTC and in BNB, at the last prices (None: no price)."""
+        price = 1.0 if asset == "USDT" else self.prices.get(f"{asset}USDT")
+        btc, bnb = self.prices.get("BTCUSDT"), self.prices.get("BNBUSDT")
+        if not price or not btc or not bnb:
+            return None
+        return amount * price / btc, amount * price / bnb
+
+    def _convertible(self) -> dict[str, tuple[float, float, float]]:
+        """Each free asset Binance would convert now: amount, its value in BTC and in BNB."""
+        found = {}
+        for asset, amount in sorted(self.balances.items()):
+            values = self._dust_values(asset, amount) if asset != "BNB" and amount > 0 else None
+            if values is not None and values[0] < self.dust_btc:
+                found[asset] = (amount, *values)
+        return found
+
+    async def _dust_btc(self, params: dict[str, str]) -> web.Response:
+        """POST /sapi/v1/asset/dust-btc: the assets that can be converted into BNB."""
+        details = [{"asset": asset, "assetFullName": asset, "amountFree": f"{amount:.8f}",
+                    "toBTC": f"{btc:.8f}", "toBNB": f"{bnb:.8f}",
+                    "toBNBOffExchange": f"{bnb * (1 - self.dust_charge):.8f}",
+                    "exchange": f"{bnb * self.dust_charge:.8f}"}
+                   for asset, (amount, btc, bnb) in self._convertible().items()]  # fmt: skip
+        return web.json_response({
+            "details": details,
+            "totalTransferBtc": f"{sum(float(d['toBTC']) for d in details):.8f}",
+            "totalTransferBNB": f"{sum(float(d['toBNB']) for d in details):.8f}",
+            "dribbletPercentage": f"{self.dust_charge}",
+        })  # fmt: skip
+
+    async def _dust(self, params: dict[str, str]) -> web.Response:
+        """POST /sapi/v1/asset/dust: convert the whole free balance of each asset to BNB, all
+        or nothing, refused as Binance refuses (codes and texts as ccxt's table has them)."""
+        assets = [asset for asset in params.get("asset", "").split(",") if asset]
+        if not assets:
+            return _refusal(-1102, "Mandatory parameter 'asset' was not sent, was empty/null, "
+                                   "or malformed.")  # fmt: skip
+        last = max((int(entry["operateTime"]) for entry in self.dust_log), default=None)
+        if last is not None and self.now_ms - last < self.dust_window_ms:
+            return _refusal(-5006, "Only transfer once in 24 hours.")  # Binance's text; 6 h
+        convertible = self._convertible()
+        for asset in assets:
+            if self.balances.get(asset, 0.0) <= 0:
+                return _refusal(-5003, "You don't have this asset.")
+            if asset == "BNB":
+                return _refusal(-5001, "Don't allow transfer to micro assets.")
+            if asset not in convertible:
+                return _refusal(-5004, f"The residual balances of {asset} have exceeded "
+                                       "0.001BTC, Please re-choose.")  # fmt: skip
+        tran_id = 2_970_932_918 + len(self.dust_log)
+        results = []
+        for asset in assets:
+            amount, _, bnb = convertible[asset]
+            charge = bnb * self.dust_charge
+            del self.balances[asset]
+            self.balances["BNB"] = self.balances.get("BNB", 0.0) + bnb - charge
+            results.append({"amount": f"{amount:.8f}", "fromAsset": asset,
+                            "operateTime": self.now_ms, "serviceChargeAmount": f"{charge:.8f}",
+                            "tranId": tran_id, "transferedAmount": f"{bnb:.8f}"})  # fmt: skip
+        charged = sum(float(r["serviceChargeAmount"]) for r in results)
+        moved = sum(float(r["transferedAmount"]) for r in results)
+        self.dust_log.append({
+            "operateTime": self.now_ms, "totalServiceChargeAmount": f"{charged:.8f}",
+            "totalTransferedAmount": f"{moved:.8f}", "transId": tran_id,
+            "userAssetDribbletDetails": [{**{k: r[k] for k in ("fromAsset", "amount",
+                "transferedAmount", "serviceChargeAmount", "operateTime")}, "transId": tran_id}
+                for r in results],
+        })  # fmt: skip
+        return web.json_response({"totalServiceCharge": f"{charged:.8f}",
+                                  "totalTransfered": f"{moved:.8f}",
+                                  "transferResult": results})  # fmt: skip
+
+    async def _dribblet(self, params: dict[str, str]) -> web.Response:
+        """GET /sapi/v1/asset/dribblet: the dust log between startTime and endTime."""
+        start, end = int(params.get("startTime", 0)), int(params.get("endTime", 2**62))
+        rows = [e for e in self.dust_log if start <= int(e["operateTime"]) <= end]
+        return web.json_response({"total": len(rows), "userAssetDribblets": rows})
+
     async def _time(self, request: web.Request) -> web.Response:
         return web.json_response({"serverTime": self.now_ms})
 
@@ -539,6 +630,10 @@ def _parts(amount: float, shares: tuple[float, ...]) -> list[float]:
     parts = [part for part in parts if part > 0]
     last = round(amount - sum(parts), 8)
     return [*parts, last] if last > 0 else parts
+
+
+def _refusal(code: int, message: str) -> web.Response:
+    return web.json_response({"code": code, "msg": message}, status=400)
 
 
 def _insufficient() -> web.Response:

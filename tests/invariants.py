@@ -13,7 +13,8 @@ crash soak), reading the books straight from the SQLite file:
   user holds outside pairpilot (the baseline recorded at the first start), once the exchange
   trades not booked yet (an answer lost, a stop that fired since the last look) are counted.
 - closed: when the books are flat or hold only dust, every sell closes a round trip in the
-  trade list (``round_trips`` with the exchange's dust rule).
+  trade list (``round_trips`` with the exchange's dust rule); a dust conversion (/dust) is
+  no exit: the exit that left the dust closed the trade.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.domain import Fill, Side, from_ms
+from bot.dust import is_conversion
 from bot.metrics import round_trips
 from tests.fake_exchange import FakeBinance
 
@@ -165,7 +167,7 @@ class Invariants:
             if held and not too_small(pair, held, self._price(pair)):
                 continue  # a trade is open
             mine = [fill for fill in fills if fill.pair == pair]
-            sells = [fill for fill in mine if fill.side is Side.SELL]
+            sells = [fill for fill in mine if fill.side is Side.SELL and not is_conversion(fill)]
             trades = round_trips(mine, too_small)
             if sells and (not trades or trades[-1].exit_time < sells[-1].time):
                 found.append(f"{pair}: flat (or dust) but its last sell closed no trade")

@@ -14,6 +14,7 @@ import difflib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import ccxt
@@ -26,6 +27,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from bot.candles import COLUMNS
 from bot.domain import (
+    DustConversion,
     ExecutionReport,
     Fill,
     OpenOrder,
@@ -34,6 +36,7 @@ from bot.domain import (
     OrderStatus,
     Side,
     from_ms,
+    to_ms,
 )
 from bot.errors import (
     BotError,
@@ -46,6 +49,7 @@ from bot.errors import (
     NotFound,
     UserInputError,
 )
+from bot.exchange import dust
 from bot.exchange.venues import Lookup, profile_for
 from bot.telemetry import EXCHANGE_ERRORS
 
@@ -221,6 +225,29 @@ class CcxtExchange:
     @property
     def supports_stop_orders(self) -> bool:
         return self.profile.stop_orders
+
+    @property
+    def dust_target(self) -> str | None:
+        """What the venue converts dust into through its API; None: it offers no conversion."""
+        return self.profile.dust_to or None
+
+    async def convertible_dust(self) -> dict[str, float]:
+        """The assets the venue would convert now (bot/exchange/dust.py), with their amount."""
+        return dust.convertible(await self._call(self._client.sapiPostAssetDustBtc, {}))
+
+    async def convert_dust(self, assets: Sequence[str]) -> list[DustConversion]:
+        """Convert ``assets`` once, never retried: an unknown outcome is read back from the
+        venue's dust log (``dust_conversions``)."""
+        reply = await self._call(self._client.sapiPostAssetDust, {"asset": list(assets)},
+                                 attempts=1)  # fmt: skip
+        return dust.transfers(reply, self.dust_target or "")
+
+    async def dust_conversions(self, since: datetime) -> list[DustConversion]:
+        """What the venue's dust log holds from ``since`` on."""
+        start = to_ms(since)
+        span = {"startTime": start, "endTime": start + dust.LOG_SPAN_MS}
+        reply = await self._call(self._client.sapiGetAssetDribblet, span)
+        return dust.log_entries(reply, self.dust_target or "")
 
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
         return await self._place(intent)
@@ -559,9 +586,11 @@ class CcxtExchange:
                     "once rounded to its precision")  # fmt: skip
         return None
 
-    async def _call(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
+    async def _call(
+        self, method: Callable[..., Awaitable[T]], *args: Any, attempts: int | None = None
+    ) -> T:
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
+            stop=stop_after_attempt(attempts or self._attempts),
             wait=self._wait,
             retry=retry_if_exception_type(ExchangeUnavailable),
             reraise=True,

@@ -65,6 +65,9 @@ class VenueProfile:
     stop_create_param: str = ""  # where a stop's client id goes, when not ``create_param``
     ohlcv_limit: int = 500
     ccxt_options: Mapping[str, Any] = field(default_factory=dict)  # set on the client
+    # The asset the venue converts dust (balances under its minimum) into through its API;
+    # "" when it offers no conversion: dust then goes with the next exit of its pair.
+    dust_to: str = ""
     unverified: tuple[str, ...] = ()  # what was read but never run against a model of it
 
     def wire_id(self, ours: str) -> str:
@@ -109,6 +112,7 @@ _BINANCE = VenueProfile(
     reply_complete=True,  # ccxt asks for newOrderRespType FULL: status and fills come back
     stop_orders=True,  # STOP_LOSS: a plain order, listed by openOrders
     ohlcv_limit=1000,
+    dust_to="BNB",  # POST /sapi/v1/asset/dust (Dust Transfer): once every 6 hours
 )
 PROFILES: Mapping[str, VenueProfile] = {
     "binance": _BINANCE,

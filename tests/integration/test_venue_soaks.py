@@ -24,15 +24,14 @@ async def test_the_fault_soak_keeps_the_books_equal_to_each_venue(
     assert report.exchange_trades >= 10
 
 
-# Bybit's crash soak is shorter in the suite (time); bench/crash_soak.py runs it long.
-@pytest.mark.parametrize(("venue", "kills"), [("binance", 4), ("okx", 4), ("bybit", 2)])
+@pytest.mark.parametrize("venue", ["okx", "bybit"])  # Binance's: test_soaks
 async def test_the_crash_soak_loses_nothing_on_each_venue(
-    tmp_path: Path, btc_candles: pd.DataFrame, venue: str, kills: int
+    tmp_path: Path, btc_candles: pd.DataFrame, venue: str
 ) -> None:
-    report = await run_crash_soak(tmp_path, btc_candles, kills=kills, seed=3, venue=venue,
+    report = await run_crash_soak(tmp_path, btc_candles, kills=3, seed=3, venue=venue,
                                   split=(0.4, 0.6), fee_asset="received",
                                   dwell=(3.0, 6.0))  # fmt: skip
     print(report)
     assert report.violations == []
-    assert report.kills == kills
+    assert report.kills == 3
     assert report.exchange_orders >= 2  # it traded between the kills

@@ -1,0 +1,64 @@
+"""/dust (admin): the dust in the books per asset, and its conversion where the venue offers
+one, after an inline Confirm. The work is bot/dust.py's; this module words it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from bot.cockpit import amount_text
+from bot.dust import DustDesk, DustSurvey, no_conversion, nothing_to_convert, summary
+from bot.errors import BotError, UserInputError
+
+
+class NothingToConfirm(UserInputError):
+    """A confirmed command with nothing to do now: its text is the answer, without a button."""
+
+
+def listing(survey: DustSurvey) -> str:
+    """The dust per asset, in plain text."""
+    if not survey.holdings:
+        return "No dust: no position is under the exchange's minimum."
+    rows = [f"{h.asset} {amount_text(h.amount)} ({h.value:,.2f} {h.pair.split('/')[1]}, "
+            f"{h.pair})" for h in survey.holdings]  # fmt: skip
+    return "Dust (too small to sell): " + "; ".join(rows) + "."
+
+
+async def offer(desk: DustDesk | None, arguments: Sequence[str] = ()) -> str:
+    """What a Confirm would convert (plain text); NothingToConfirm, with the answer, when the
+    venue converts nothing now."""
+    if arguments:
+        raise NothingToConfirm("/dust takes no arguments; send /dust.")
+    if desk is None:
+        raise NothingToConfirm("Dust is not tracked by this service.")
+    try:
+        survey = await desk.survey()
+    except BotError as error:  # the exchange could not be asked: answered, nothing changes
+        raise NothingToConfirm(f"/dust could not ask the exchange ({error}); nothing "
+                               "changed.") from None  # fmt: skip
+    if survey.target is None:
+        raise NothingToConfirm(f"{listing(survey)}\n{no_conversion(survey.venue).capitalize()}.")
+    if not survey.convertible:
+        reason = "" if not survey.holdings else f"\n{nothing_to_convert(survey).capitalize()}."
+        raise NothingToConfirm(listing(survey) + reason)
+    own = [f"{h.asset} {amount_text(h.account - h.amount)}" for h in survey.convertible
+           if h.account - h.amount > 1e-12]  # fmt: skip
+    assets = ", ".join(h.asset for h in survey.convertible)
+    return (f"{listing(survey)}\nConvert {assets} to {survey.target} on {survey.venue}: the "
+            "whole free balance of each"
+            + (f" (your own {', '.join(own)} too)" if own else "")
+            + ", less the venue's charge; the venue converts once every 6 hours")  # fmt: skip
+
+
+async def convert(desk: DustDesk | None) -> str:
+    """Convert, and say what was received (Telegram HTML)."""
+    if desk is None:
+        raise UserInputError("dust is not tracked by this service")
+    report = await desk.convert()
+    if report.unknown:
+        return ("❌ The exchange did not answer and its dust log could not be read: whether "
+                "the dust was converted is not known yet. /dust checks again (nothing is "
+                "converted twice).")  # fmt: skip
+    if not report.converted:
+        return "Nothing was converted (the exchange's dust log shows no conversion)."
+    return escape(summary(report.converted))

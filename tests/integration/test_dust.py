@@ -1,0 +1,298 @@
+"""Dust conversion (/dust): Binance's Dust Transfer through unmodified ccxt against the fake, and
+the whole command through the real python-telegram-bot client on the Bot API emulator.
+
+Dust is made the way Binance makes it: fees taken from the coin bought leave a remainder under
+the exchange's minimum after the exit (EMA 12/26 on the BTC/USDT sample enters at 05:00 and
+exits at 08:00 on 2025-06-27).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import ccxt
+import ccxt.async_support as ccxt_async
+import pandas as pd
+import pytest
+
+from bot.app import build_cockpit
+from bot.cockpit import Cockpit, Venue, amount_text
+from bot.dust import PENDING_KEY
+from bot.exchange.venues import profile_for
+from bot.exchange_service import ExchangeTrading
+from bot.history import ExchangeHistory
+from bot.metrics import round_trips
+from bot.outside import OUTSIDE_KEY
+from handlers.frontend import TelegramFrontend
+from storage.alerts import SqliteAlertRepository
+from storage.candles import SqliteCandleRepository
+from storage.db import Database, open_database
+from storage.fills import SqliteFillRepository
+from storage.state import SqliteStateRepository
+from tests.chat_rig import ADMIN, VIEWER, chat_stack
+from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
+from tests.invariants import Invariants
+from tests.live_rig import HOUR, PAIR, Market, funded_fake, hourly, live_stack
+from tests.telegram_emulator import Sent, TelegramEmulator, running
+
+START = datetime(2025, 6, 27, 4, 30, tzinfo=UTC)
+ENTRY_TICK = datetime(2025, 6, 27, 5, 0, 5, tzinfo=UTC)
+EXIT_TICK = datetime(2025, 6, 27, 8, 0, 5, tzinfo=UTC)
+BNB_PRICE = 600.0
+DUST_PATH = "/sapi/v1/asset/dust"
+USERS = {ADMIN: "admin", VIEWER: "viewer"}
+HOUR_MS = 3_600_000
+
+
+def dusty_fake(candles: pd.DataFrame) -> FakeBinance:
+    fake = funded_fake(candles)
+    fake.fee_asset = "received"  # Binance's default: the fee is taken from the coins bought
+    fake.prices["BNBUSDT"] = BNB_PRICE
+    return fake
+
+
+@dataclass
+class LiveChat:
+    emulator: TelegramEmulator
+    trading: ExchangeTrading
+    cockpit: Cockpit
+    market: Market
+    db: Database
+
+    async def ask(self, user: int, text: str) -> Sent:
+        before = len(self.emulator.to(user))
+        self.emulator.say(user, text)
+        return await self.emulator.reply(user, after=before)
+
+    async def confirm(self, question: Sent) -> Sent:
+        """Press Confirm; the result's own message."""
+        before = len(self.emulator.to(ADMIN))
+        self.emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0]
+                            ["callback_data"])  # fmt: skip
+        return await self.emulator.reply(ADMIN, after=before)
+
+
+@asynccontextmanager
+async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat]:
+    """The live stack on the fake, traded until only dust is left, with the chat on it."""
+    emulator = TelegramEmulator()
+    async with (
+        running(emulator) as telegram,
+        live_stack(tmp_path, fake, START) as (trading, market, jobs),
+    ):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
+        market.at(EXIT_TICK + HOUR / 2)  # the dust is converted a while after the exit
+        db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
+        cockpit = build_cockpit(
+            db, Venue("live", "binance", "USDT"), trading.service, trading.engine,
+            trading.control, ExchangeHistory(trading.engine.exchange, SqliteCandleRepository(db)),
+            jobs, market.clock,
+        )  # fmt: skip
+        frontend = TelegramFrontend(
+            token=emulator.token, api_base_url=telegram, users=USERS, cockpit=cockpit,
+            outbox=trading.outbox, alerts=SqliteAlertRepository(db), clock=market.clock,
+            poll_timeout=1,
+        )  # fmt: skip
+        frontend.start()
+        await frontend.running.wait()
+        try:
+            yield LiveChat(emulator, trading, cockpit, market, db)
+        finally:
+            await frontend.stop()
+            cockpit.charts.close()
+
+
+def client_on(base: str, secret: str = "test-secret") -> ccxt_async.binance:
+    return ccxt_async.binance({"apiKey": "test-key", "secret": secret, "enableRateLimit": False,
+                               "urls": {"api": binance_urls(base)}})  # fmt: skip
+
+
+async def test_binance_dust_transfer_through_unmodified_ccxt() -> None:
+    now = int(EXIT_TICK.timestamp() * 1000)
+    fake = FakeBinance(now_ms=now, balances={"USDT": 100.0, "BTC": 0.000009, "ETH": 0.5,
+                                             "LTC": 0.004, "BNB": 0.1})  # fmt: skip
+    fake.prices.update({"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0, "LTCUSDT": 80.0,
+                        "BNBUSDT": BNB_PRICE})  # fmt: skip
+    async with serve(fake) as base:
+        client = client_on(base)
+        try:
+            listed = await client.sapiPostAssetDustBtc()
+            # Worth under 0.001 BTC: BTC (0.54 USDT) and LTC (0.32); not USDT (100), ETH, BNB.
+            assert [row["asset"] for row in listed["details"]] == ["BTC", "LTC"]
+            assert listed["dribbletPercentage"] == "0.02"
+            # ccxt maps Binance's -50xx codes in its 'spot' table, read only for api.binance.com
+            # URLs: at a rewritten URL they arrive as plain ExchangeError (the adapter then reads
+            # the dust log before saying anything).
+            with pytest.raises(ccxt.ExchangeError, match="-5004"):  # worth too much
+                await client.sapiPostAssetDust({"asset": ["BTC", "ETH"]})
+            with pytest.raises(ccxt.ExchangeError, match="-5003"):  # not held
+                await client.sapiPostAssetDust({"asset": ["XRP"]})
+            with pytest.raises(ccxt.AuthenticationError):  # signed: a wrong secret is refused
+                await client_on(base, "wrong").sapiPostAssetDust({"asset": ["BTC"]})
+            assert fake.balances["BTC"] == 0.000009  # nothing moved, all or nothing
+            reply = await client.sapiPostAssetDust({"asset": ["BTC", "LTC"]})
+            btc, ltc = reply["transferResult"]
+            assert (btc["fromAsset"], btc["amount"]) == ("BTC", "0.00000900")
+            assert float(btc["transferedAmount"]) == pytest.approx(0.54 / BNB_PRICE)
+            assert float(btc["serviceChargeAmount"]) == pytest.approx(0.02 * 0.54 / BNB_PRICE)
+            assert btc["tranId"] == ltc["tranId"]
+            assert "BTC" not in fake.balances
+            assert "LTC" not in fake.balances
+            assert fake.balances["BNB"] == pytest.approx(0.1 + 0.98 * (0.54 + 0.32) / BNB_PRICE)
+            fake.balances["BTC"] = 0.000005
+            with pytest.raises(ccxt.ExchangeError, match="-5006"):  # once every 6 hours
+                await client.sapiPostAssetDust({"asset": ["BTC"]})
+            log = await client.sapiGetAssetDribblet({"startTime": now - 1})
+            assert log["total"] == 1
+            assert [d["fromAsset"] for d in log["userAssetDribblets"][0]
+                    ["userAssetDribbletDetails"]] == ["BTC", "LTC"]  # fmt: skip
+            fake.now_ms = now + 6 * 3_600_000
+            again = await client.sapiPostAssetDust({"asset": ["BTC"]})
+            assert again["transferResult"][0]["amount"] == "0.00000500"
+        finally:
+            await client.close()
+    assert not hasattr(ccxt.binance(), "convert_dust")  # no unified method: implicit ones
+    assert profile_for("binance").dust_to == "BNB"
+    assert [profile_for(v).dust_to for v in ("okx", "bybit", "kraken", "coinbase")] == [""] * 4
+
+
+async def test_dust_is_shown_and_converted_after_a_confirm_and_booked_once(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    async with live_chat(tmp_path, fake) as chat:
+        engine = chat.trading.engine
+        dust = engine.portfolio.position(PAIR)
+        assert dust is not None  # the fee taken in BTC left a remainder under the minimum
+        assert fake.balances["BTC"] == pytest.approx(dust.amount)
+        cash = engine.portfolio.cash
+        refused = await chat.ask(VIEWER, "/dust")
+        assert refused.text == "/dust needs the admin role; you are viewer."
+        question = await chat.ask(ADMIN, "/dust")
+        assert question.text.startswith("/dust: Dust (too small to sell): BTC 0.0000")
+        assert "USDT, BTC/USDT)" in question.text
+        assert "Convert BTC to BNB on binance" in question.text
+        assert [b["text"] for b in question.reply_markup["inline_keyboard"][0]] == [
+            "Confirm", "Cancel"]  # fmt: skip
+        assert "BTC" in fake.balances  # nothing converted before the Confirm
+        result = await chat.confirm(question)
+        assert result.text.startswith(f"Dust converted: BTC {amount_text(dust.amount)} "
+                                      "(BTC/USDT) -> ")  # fmt: skip
+        assert "BNB is yours, outside pairpilot's books" in result.text
+        assert "BTC" not in fake.balances
+        received = 0.98 * dust.amount * fake.prices["BTCUSDT"] / BNB_PRICE
+        assert fake.balances["BNB"] == pytest.approx(received)
+        assert engine.portfolio.position(PAIR) is None  # closed in the books
+        assert engine.portfolio.cash == pytest.approx(cash)  # pairpilot's cash got nothing
+        fills = await SqliteFillRepository(chat.db).all()
+        last = fills[-1]
+        assert (last.side.value, last.amount) == ("sell", pytest.approx(dust.amount))
+        assert last.fee == pytest.approx(last.amount * last.price)  # its value: a loss
+        assert len(round_trips(fills, engine.exchange.too_small)) == 1  # no new trade
+        row = await chat.db.fetch_one("SELECT status, reason FROM orders WHERE client_order_id"
+                                      " = ?", (last.client_order_id,))  # fmt: skip
+        assert (row["status"], row["reason"]) == ("filled", "dust_conversion")
+        state = SqliteStateRepository(chat.db)
+        assert await state.get(PENDING_KEY) is None
+        assert "BNB" not in await state.get(OUTSIDE_KEY)  # not traded: never compared
+        assert Invariants(fake, tmp_path / "pairpilot.sqlite").check("after /dust") == []
+        again = await chat.ask(ADMIN, "/dust")
+        assert again.text == "No dust: no position is under the exchange's minimum."
+        assert again.reply_markup is None
+        posts = len(fake.dust_log)
+        assert await engine.executor.settle_unknown() == 0  # the journal has nothing open
+    assert posts == 1
+
+
+async def test_the_venues_refusal_within_its_window_changes_nothing(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    async with live_chat(tmp_path, fake) as chat:
+        fake.dust_log.append({"operateTime": fake.now_ms - HOUR_MS, "transId": 1,
+                              "totalServiceChargeAmount": "0", "totalTransferedAmount": "0",
+                              "userAssetDribbletDetails": []})  # converted an hour ago  # fmt: skip
+        dust = chat.trading.engine.portfolio.position(PAIR)
+        question = await chat.ask(ADMIN, "/dust")
+        result = await chat.confirm(question)
+        assert result.text.startswith("⚠️ binance did not convert the dust (")
+        assert "-5006" in result.text
+        assert result.text.endswith("nothing changed")
+        assert chat.trading.engine.portfolio.position(PAIR) == dust
+        assert fake.balances["BTC"] == pytest.approx(dust.amount)
+        assert await SqliteStateRepository(chat.db).get(PENDING_KEY) is None
+        fake.faults.append(Fault("/sapi/v1/asset/dust-btc", 503, {"code": -1000, "msg": "busy"},
+                                 times=2))  # the list cannot be read  # fmt: skip
+        down = await chat.ask(ADMIN, "/dust")
+        assert down.text.startswith("/dust could not ask the exchange (")
+        assert down.reply_markup is None
+        extra = await chat.ask(ADMIN, "/dust extra")
+        assert extra.text == "/dust takes no arguments; send /dust."
+
+
+async def test_a_conversion_whose_answer_was_lost_is_booked_once_after_a_restart(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    async with live_chat(tmp_path, fake) as chat:
+        dust = chat.trading.engine.portfolio.position(PAIR)
+        fake.faults += [
+            Fault(DUST_PATH, 503, {"code": -1000, "msg": "busy"}, after=True),  # done, unheard
+            Fault("/sapi/v1/asset/dribblet", 503, {"code": -1000, "msg": "busy"}, times=2),
+        ]  # fmt: skip
+        question = await chat.ask(ADMIN, "/dust")
+        result = await chat.confirm(question)
+        assert result.text.startswith("❌ The exchange did not answer")
+        assert "BTC" not in fake.balances  # it was converted
+        assert chat.trading.engine.portfolio.position(PAIR) == dust  # not booked yet
+        assert await SqliteStateRepository(chat.db).get(PENDING_KEY) is not None
+    # A restart settles it from the venue's dust log before comparing books and exchange.
+    async with live_stack(tmp_path, fake, EXIT_TICK + 2 * HOUR) as (trading, _, _):
+        assert trading.engine.portfolio.position(PAIR) is None
+        assert trading.engine.portfolio.cash == pytest.approx(
+            fake.balances["USDT"])  # fmt: skip
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        fills = await SqliteFillRepository(db).all()
+        alerts = [a.text for a in await SqliteAlertRepository(db).pending(1000)]
+    assert len([f for f in fills if f.client_order_id.startswith("dust-")]) == 1
+    assert not [text for text in alerts if "Holdings differ" in text]  # no drift
+    assert len([text for text in alerts if text.startswith("Dust converted: BTC")]) == 1
+    assert len(fake.dust_log) == 1
+
+
+async def test_a_venue_without_conversion_says_where_dust_goes(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        answer = await chat.sent_back(ADMIN, "/dust")
+        assert answer.text == ("No dust: no position is under the exchange's minimum.\nThe "
+                               "paper exchange has no dust conversion; dust is swept into the "
+                               "next exit of its pair.")  # fmt: skip
+        assert answer.reply_markup is None
+        assert (await chat.ask(VIEWER, "/dust")) == "/dust needs the admin role; you are viewer."
+
+
+async def test_the_users_own_coins_converted_along_are_said_and_leave_no_drift(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    fake.balances["BTC"] = 0.000003  # the user's own, there before pairpilot's first start
+    async with live_chat(tmp_path, fake) as chat:
+        state = SqliteStateRepository(chat.db)
+        assert (await state.get(OUTSIDE_KEY))["BTC"] == pytest.approx(0.000003)
+        dust = chat.trading.engine.portfolio.position(PAIR)
+        question = await chat.ask(ADMIN, "/dust")
+        assert "the whole free balance of each (your own BTC 0.000003 too)" in question.text
+        result = await chat.confirm(question)
+        assert "0.000003 of it your own" in result.text
+        assert "BTC" not in fake.balances
+        assert (await state.get(OUTSIDE_KEY))["BTC"] == 0.0  # theirs went too
+        assert chat.trading.engine.portfolio.position(PAIR) is None
+        assert dust is not None
+    async with live_stack(tmp_path, fake, EXIT_TICK + 2 * HOUR):
+        pass  # a restart compares books and exchange
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        alerts = [a.text for a in await SqliteAlertRepository(db).pending(1000)]
+    assert not [text for text in alerts if "Holdings differ" in text]
