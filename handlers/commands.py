@@ -38,6 +38,7 @@ from bot.errors import BotError, NotFound, UserInputError
 from bot.ports import Clock
 from handlers.delivery import plain, send_photo, send_text
 from handlers.ordering import Strangers
+from handlers.telegram_clock import TelegramClock
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +186,17 @@ class ChatCommands:
         outbox: AlertOutbox,
         clock: Clock,
         strangers: Strangers,
+        arrival: Callable[[int], datetime | None] = lambda update_id: None,
+        telegram: TelegramClock | None = None,
         max_age: float = MAX_COMMAND_AGE_SECONDS,
         wall: Clock | None = None,
     ) -> None:
-        """``max_age``: seconds after which a command no longer changes anything by itself;
-        ``wall``: real time, which Telegram's message dates are in (``clock`` may be a
-        replay's)."""
+        """``arrival``: when an update arrived (a command's age is judged then, not after it
+        waited in its chat's line); ``telegram``: Telegram's clock, which message dates are
+        in (the host's may be off); ``max_age``: seconds after which a command no longer
+        changes anything by itself; ``wall``: real time, which Telegram's message dates are in
+        (``clock`` may be a replay's)."""
+        self._arrival = arrival
         self._cockpit = cockpit
         self._users = dict(users)
         self._outbox = outbox
@@ -198,6 +204,7 @@ class ChatCommands:
         self._strangers = strangers
         self._max_age = max_age
         self._wall = wall or SystemClock()
+        self._telegram = telegram or TelegramClock(self._wall)
         self._pending: dict[str, Pending] = {}
         self._actions = Actions(cockpit)
         self._research: set[asyncio.Task[None]] = set()
@@ -271,7 +278,7 @@ class ChatCommands:
             await self._cockpit.record(actor, name, arguments, "refused: " + reply)
             await send_text(bot, chat.id, escape(reply))
             return
-        age = (self._wall.now() - message.date).total_seconds()
+        age = (self._telegram.telegram_time(self._arrived(update)) - message.date).total_seconds()
         stale = age > self._max_age
         protection_off = name == "risk" and len(arguments) == 3 and self._cockpit.switches_off(
             arguments[1], arguments[2])  # fmt: skip
@@ -286,6 +293,9 @@ class ChatCommands:
             await answer
             return
         self._beside(answer, name)  # the next command need not wait for it
+
+    def _arrived(self, update: Update) -> datetime:
+        return self._arrival(update.update_id) or self._wall.now()
 
     def _research_done(self, task: asyncio.Task[None]) -> None:
         self._research.discard(task)
@@ -386,7 +396,7 @@ class ChatCommands:
             await _answer_button(query, "This button is not yours or no longer valid.")
             return
         del self._pending[token]
-        if self._wall.now() > pending.expires:
+        if self._arrived(update) > pending.expires:
             text, result = f"Expired: send /{pending.command} again.", "expired"
         elif choice == "no":
             text, result = "Cancelled.", "cancelled"

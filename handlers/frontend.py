@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import BadRequest, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application
+from telegram.ext import Application
+from telegram.request import HTTPXRequest
 
 from bot.alerts import AlertOutbox
 from bot.chat import ChatFactory
+from bot.clock import SystemClock
 from bot.cockpit import Cockpit
 from bot.config import Secrets, Settings, WebhookSettings
 from bot.domain import AlertPriority
@@ -27,6 +30,8 @@ from bot.ports import Clock
 from handlers.commands import COMMANDS, MAX_COMMAND_AGE_SECONDS, ROLES, ChatCommands
 from handlers.delivery import LATE_AFTER, TelegramSink
 from handlers.ordering import ChatOrder, Strangers, TriagedBot
+from handlers.priority import AdminsFirstLimiter
+from handlers.telegram_clock import TelegramClock
 from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
@@ -86,7 +91,11 @@ class TelegramFrontend:
         self._retry = retry or Backoff()
         base = api_base_url.rstrip("/")
         self.strangers = Strangers(self._users)
-        self._order = ChatOrder(self.strangers)
+        recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
+        admins = [user for user in recipients if users[user] == "admin"]
+        self._order = ChatOrder(self.strangers, admins, wall)
+        self.telegram_clock = TelegramClock(wall or SystemClock(), self._clock_skew)
+        hooks = {"event_hooks": {"response": [self.telegram_clock.on_response]}}
         bot = TriagedBot(
             self.strangers,
             self._polling,
@@ -94,7 +103,9 @@ class TelegramFrontend:
             token=token,
             base_url=f"{base}/bot",
             base_file_url=f"{base}/file/bot",
-            rate_limiter=AIORateLimiter(max_retries=3),
+            request=HTTPXRequest(httpx_kwargs=hooks),
+            get_updates_request=HTTPXRequest(connection_pool_size=1, httpx_kwargs=hooks),
+            rate_limiter=AdminsFirstLimiter(max_retries=3),
         )  # waits out RetryAfter
         self.application = (
             Application.builder().bot(bot)
@@ -102,11 +113,10 @@ class TelegramFrontend:
             .build()
         )  # fmt: skip
         self._commands = ChatCommands(cockpit=cockpit, users=users, outbox=outbox, clock=clock,
-                                      strangers=self.strangers,
+                                      strangers=self.strangers, arrival=self._order.arrival,
+                                      telegram=self.telegram_clock,
                                       max_age=max_command_age, wall=wall)  # fmt: skip
         self._commands.install(self.application)
-        recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
-        admins = [user for user in recipients if users[user] == "admin"]
         self.sink = TelegramSink(self.application.bot, recipients, alerts, cockpit.preferences,
                                  clock, late_after=LATE_AFTER if mark_late else None,
                                  admins=admins)  # fmt: skip
@@ -114,7 +124,7 @@ class TelegramFrontend:
         self._starting: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
         self.problem: str | None = None  # why commands cannot be received, while they cannot
-        self._reports: set[asyncio.Task[None]] = set()
+        self._reports: set[asyncio.Task[object]] = set()
         self._repolling: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -207,7 +217,19 @@ class TelegramFrontend:
 
     def _polling(self, problem: str | None) -> None:
         """Told by the bot when polling stops working, and when it works again."""
-        task = asyncio.create_task(self._receiving(problem))
+        self._report(self._receiving(problem))
+
+    def _clock_skew(self, offset: float | None) -> None:
+        """Told when the host's clock is off Telegram's by more than the threshold, and when
+        it agrees again (commands' ages are judged by Telegram's clock all the same)."""
+        text = ("The host's clock agrees with Telegram's again." if offset is None else
+                f"The host's clock is {abs(offset):.0f} s {'behind' if offset > 0 else 'ahead of'}"
+                " Telegram's: check its time sync (NTP). Commands' ages are judged by "
+                "Telegram's clock meanwhile.")  # fmt: skip
+        self._report(self._outbox.push("clock_skew", AlertPriority.ERROR, text))
+
+    def _report(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.create_task(work)
         self._reports.add(task)
         task.add_done_callback(self._reports.discard)
 

@@ -58,7 +58,8 @@ async def chat_stack(
     was down); ``connected``: wait until the bot is connected; ``frontend``: more options for
     TelegramFrontend."""
     config = config or replay_settings(tmp_path)
-    emulator = TelegramEmulator()
+    wall = FakeClock(SystemClock().now())
+    emulator = TelegramEmulator(clock=lambda: wall.now().timestamp())  # real time passes alike
     if before_start is not None:
         before_start(emulator)
     async with running(emulator) as base, open_database(config.database_path) as db:
@@ -69,7 +70,6 @@ async def chat_stack(
                                 trading.engine, trading.control, ReplayHistory(replay.source),
                                 jobs, trading.clock)  # fmt: skip
         alerts = SqliteAlertRepository(db)
-        wall = FakeClock(SystemClock().now())
         frontend = TelegramFrontend(
             token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
             outbox=trading.outbox, alerts=alerts, clock=trading.clock, poll_timeout=1,

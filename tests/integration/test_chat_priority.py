@@ -1,0 +1,95 @@
+"""Admins first, ages judged at arrival and against Telegram's clock, Confirms that expire,
+a deaf webhook noticed (issue 20, review F5-F9). Real PTB client, Bot API emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from tests.chat_rig import ADMIN, VIEWER, chat_stack
+from tests.telegram_emulator import Sent, TelegramEmulator
+
+GROUP = -500
+
+
+async def _first(sent: list[Sent], within: float, has: str = "") -> Sent | None:
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        found = next((m for m in sent if has in m.text), None)
+        if found is not None:
+            return found
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def test_an_admins_commands_in_a_group_go_before_a_viewers_flood(tmp_path: Path) -> None:
+    """Review F5: 25 /status from a viewer fill the group's minute (20 messages); the
+    admin's /status and /flatten there are answered at once, not a minute later."""
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(25):
+            chat.emulator.say(VIEWER, "/status", chat_id=GROUP)
+        await chat.emulator.quiet(0.5)
+        chat.emulator.say(ADMIN, "/flatten", chat_id=GROUP)
+        prompt = await _first(chat.emulator.sent, 3, "Confirm within")
+        assert prompt is not None
+        assert prompt.chat_id == GROUP
+        before = len(chat.emulator.to(GROUP))
+        chat.emulator.say(ADMIN, "/pairs", chat_id=GROUP)
+        reply = await chat.emulator.reply(GROUP, after=before, within=3)
+        assert "BTC/USDT running" in reply.text, reply.text
+        assert chat.emulator.throttled == 0  # within Telegram's limit all the same
+
+
+async def test_a_commands_age_is_judged_when_it_arrived_not_when_its_turn_came(
+    tmp_path: Path,
+) -> None:
+    """Review F5: a command waiting its turn behind a slow one is not "old" for that."""
+    async with chat_stack(tmp_path) as chat:
+        lock = chat.trading.service.tick_lock
+        await lock.acquire()  # a tick stuck in a slow exchange call
+        try:
+            chat.emulator.say(ADMIN, "/stoppair BTCUSDT")
+            chat.emulator.say(ADMIN, "/startpair ETHUSDT share=0.2")
+            await chat.emulator.quiet(0.5)
+            chat.wall.advance(timedelta(seconds=120))  # two minutes in the slow tick
+        finally:
+            lock.release()
+        await chat.emulator.quiet(1.0)
+        texts = [m.text for m in chat.emulator.to(ADMIN)]
+        assert not any("it was not run then" in text for text in texts), texts
+        assert [run.pair for run in chat.trading.service.runs()] == ["ETH/USDT"]
+
+
+def _host_off(seconds: float) -> Callable[[TelegramEmulator], object]:
+    def skew(emulator: TelegramEmulator) -> None:
+        emulator.clock_ahead = -seconds  # the host's clock is ``seconds`` ahead of Telegram's
+
+    return skew
+
+
+async def test_a_fresh_halt_runs_on_a_host_whose_clock_is_fast(tmp_path: Path) -> None:
+    """Review F8: the host's clock 90 s ahead of Telegram's; a /halt typed now is fresh by
+    Telegram's clock: it runs, and the admins hear of the skew."""
+    async with chat_stack(tmp_path, before_start=_host_off(90)) as chat:
+        assert "Trading halted" in await chat.ask(ADMIN, "/halt")
+        assert await chat.trading.engine.guard.halted()
+        (skew,) = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
+        assert "90 s ahead of Telegram's" in skew.text
+
+
+async def test_an_old_command_is_held_on_a_host_whose_clock_is_slow(tmp_path: Path) -> None:
+    """Review F8: the host's clock 90 s behind; a /halt sent 100 s ago looked 10 s old."""
+
+    def late(emulator: TelegramEmulator) -> None:
+        _host_off(-90)(emulator)
+        emulator.say(ADMIN, "/halt", ago=100)
+
+    async with chat_stack(tmp_path, before_start=late) as chat:
+        question = await chat.emulator.reply(ADMIN)
+        assert question.text.startswith("You sent /halt 1 min ago; it was not run then.")
+        assert not await chat.trading.engine.guard.halted()
+        (skew,) = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
+        assert "90 s behind Telegram's" in skew.text
