@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 
-from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -189,12 +196,14 @@ class ChatCommands:
         arrival: Callable[[int], datetime | None] = lambda update_id: None,
         telegram: TelegramClock | None = None,
         max_age: float = MAX_COMMAND_AGE_SECONDS,
+        confirm_seconds: float = CONFIRM_SECONDS,
         wall: Clock | None = None,
     ) -> None:
         """``arrival``: when an update arrived (a command's age is judged then, not after it
         waited in its chat's line); ``telegram``: Telegram's clock, which message dates are
         in (the host's may be off); ``max_age``: seconds after which a command no longer
-        changes anything by itself; ``wall``: real time, which Telegram's message dates are in
+        changes anything by itself; ``confirm_seconds``: how long a Confirm button works;
+        ``wall``: real time, which Telegram's message dates are in
         (``clock`` may be a replay's)."""
         self._arrival = arrival
         self._cockpit = cockpit
@@ -203,6 +212,7 @@ class ChatCommands:
         self._clock = clock
         self._strangers = strangers
         self._max_age = max_age
+        self._confirm_seconds = confirm_seconds
         self._wall = wall or SystemClock()
         self._telegram = telegram or TelegramClock(self._wall)
         self._pending: dict[str, Pending] = {}
@@ -361,7 +371,7 @@ class ChatCommands:
         """A Confirm button for ``name``, saying what it would do now (and, for a command
         sent ``age`` seconds ago, that it was not run then)."""
         token = random_tokens.token_hex(6)
-        expires = self._wall.now() + timedelta(seconds=CONFIRM_SECONDS)  # a replay's clock races
+        expires = self._wall.now() + timedelta(seconds=self._confirm_seconds)  # a replay's races
         self._pending[token] = Pending(name, arguments, user_id, chat_id, expires, self._halts)
         buttons = InlineKeyboardMarkup([[
             InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
@@ -374,8 +384,21 @@ class ChatCommands:
         what = escape(echo(" ".join([f"/{name}", *arguments])))
         head = (f"You sent {what} {ago(age)}; it was not run then. Now it would: "
                 if age is not None else f"{what}: ")  # fmt: skip
-        await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within {CONFIRM_SECONDS} s.",
-                        reply_markup=buttons)  # fmt: skip
+        sent = await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within "
+                               f"{self._confirm_seconds:g} s.", reply_markup=buttons)  # fmt: skip
+        self._beside(self._expire(bot, token, sent[-1]), "expiry")
+
+    async def _expire(self, bot: Bot, token: str, prompt: Message) -> None:
+        """An unanswered Confirm is forgotten when it expires, and its prompt says so (its
+        buttons go): nothing piles up, and an old button cannot be mistaken for a live one."""
+        await asyncio.sleep(self._confirm_seconds)
+        pending = self._pending.pop(token, None)
+        if pending is None:  # pressed in time
+            return
+        with contextlib.suppress(TelegramError):  # the prompt was deleted: nothing to show
+            await bot.edit_message_text(f"Expired: send /{pending.command} again.",
+                                        chat_id=prompt.chat_id,
+                                        message_id=prompt.message_id)  # fmt: skip
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A confirmed command runs at once; the button's answer and the "Confirmed" edit go

@@ -27,7 +27,13 @@ from bot.cockpit import Cockpit
 from bot.config import Secrets, Settings, WebhookSettings
 from bot.domain import AlertPriority
 from bot.ports import Clock
-from handlers.commands import COMMANDS, MAX_COMMAND_AGE_SECONDS, ROLES, ChatCommands
+from handlers.commands import (
+    COMMANDS,
+    CONFIRM_SECONDS,
+    MAX_COMMAND_AGE_SECONDS,
+    ROLES,
+    ChatCommands,
+)
 from handlers.delivery import LATE_AFTER, TelegramSink
 from handlers.ordering import ChatOrder, Strangers, TriagedBot
 from handlers.priority import AdminsFirstLimiter
@@ -76,6 +82,7 @@ class TelegramFrontend:
         webhook: WebhookSettings | None = None,
         webhook_secret: str | None = None,
         max_command_age: float = MAX_COMMAND_AGE_SECONDS,
+        confirm_seconds: float = CONFIRM_SECONDS,
         retry: Backoff | None = None,
         wall: Clock | None = None,
     ) -> None:
@@ -115,7 +122,8 @@ class TelegramFrontend:
         self._commands = ChatCommands(cockpit=cockpit, users=users, outbox=outbox, clock=clock,
                                       strangers=self.strangers, arrival=self._order.arrival,
                                       telegram=self.telegram_clock,
-                                      max_age=max_command_age, wall=wall)  # fmt: skip
+                                      max_age=max_command_age,
+                                      confirm_seconds=confirm_seconds, wall=wall)  # fmt: skip
         self._commands.install(self.application)
         self.sink = TelegramSink(self.application.bot, recipients, alerts, cockpit.preferences,
                                  clock, late_after=LATE_AFTER if mark_late else None,

@@ -93,3 +93,20 @@ async def test_an_old_command_is_held_on_a_host_whose_clock_is_slow(tmp_path: Pa
         assert not await chat.trading.engine.guard.halted()
         (skew,) = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
         assert "90 s behind Telegram's" in skew.text
+
+
+async def test_an_unanswered_confirm_expires_and_its_prompt_says_so(tmp_path: Path) -> None:
+    """Review F9: a Confirm nobody pressed is forgotten at its expiry; the prompt says it
+    expired and loses its buttons; the old button does nothing."""
+    async with chat_stack(tmp_path, confirm_seconds=0.5) as chat:
+        question = await chat.sent_back(ADMIN, "/flatten")
+        button = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        assert "Confirm within 0.5 s" in question.text
+        await asyncio.sleep(1.5)
+        assert question.text == "Expired: send /flatten again."
+        assert question.reply_markup is None
+        chat.emulator.press(ADMIN, question, button)
+        await chat.emulator.quiet(0.5)
+        assert chat.emulator.answered_callbacks[-1] == (
+            "This button is not yours or no longer valid.")  # fmt: skip
+        assert not await chat.trading.engine.guard.halted()
