@@ -110,3 +110,30 @@ async def test_an_unanswered_confirm_expires_and_its_prompt_says_so(tmp_path: Pa
         assert chat.emulator.answered_callbacks[-1] == (
             "This button is not yours or no longer valid.")  # fmt: skip
         assert not await chat.trading.engine.guard.halted()
+
+
+async def test_a_confirmed_flatten_in_a_flooded_group_runs_at_once(tmp_path: Path) -> None:
+    """Review F7: the group's minute used up by a viewer's flood; the admin's confirmed
+    /flatten there sells at once, whatever its "Confirmed" edit waits for."""
+    async with chat_stack(tmp_path) as chat:
+        for _ in range(500):
+            await chat.trading.driver.step()
+            if chat.trading.engine.portfolio.positions():
+                break
+        assert chat.trading.engine.portfolio.positions()
+        chat.emulator.say(ADMIN, "/flatten", chat_id=GROUP)
+        question = await _first(chat.emulator.sent, 3, "Confirm within")
+        assert question is not None
+        for _ in range(25):
+            chat.emulator.say(VIEWER, "/status", chat_id=GROUP)
+        for _ in range(20):  # the admin's own places in the minute go too
+            chat.emulator.say(ADMIN, "/pairs", chat_id=GROUP)
+        await chat.emulator.reply(GROUP, after=19, within=10)  # the group's minute is used up
+        chat.emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
+            "callback_data"])  # fmt: skip
+        for _ in range(60):  # 3 s
+            if not chat.trading.engine.portfolio.positions():
+                break
+            await asyncio.sleep(0.05)
+        assert not chat.trading.engine.portfolio.positions()
+        assert await chat.trading.engine.guard.halted()
