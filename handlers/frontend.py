@@ -12,10 +12,11 @@ import contextlib
 import logging
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, BotCommandScopeChat
+from telegram import BotCommand, BotCommandScopeChat, WebhookInfo
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import Application
 from telegram.request import HTTPXRequest
@@ -43,6 +44,7 @@ from storage.alerts import SqliteAlertRepository
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0  # seconds users' updates get to finish at shutdown (systemd waits 20)
+WEBHOOK_CHECK_SECONDS = 60.0  # how often getWebhookInfo is asked whether updates get through
 UPDATES = ["message", "callback_query"]  # the kinds of update the bot asks Telegram for
 
 
@@ -83,12 +85,16 @@ class TelegramFrontend:
         webhook_secret: str | None = None,
         max_command_age: float = MAX_COMMAND_AGE_SECONDS,
         confirm_seconds: float = CONFIRM_SECONDS,
+        webhook_check: float = WEBHOOK_CHECK_SECONDS,
         retry: Backoff | None = None,
         wall: Clock | None = None,
     ) -> None:
         """Long polling, or with ``webhook`` a local HTTP endpoint that Telegram posts to.
         ``max_command_age``: seconds after which a command no longer changes state by itself;
-        ``wall``: real time, for message ages and Confirm expiry (default: the system's)."""
+        ``wall``: real time, for message ages and Confirm expiry (default: the system's);
+        ``webhook_check``: seconds between asking Telegram whether the webhook gets updates."""
+        self._webhook_check = webhook_check
+        self._watching: asyncio.Task[None] | None = None
         self._webhook = webhook
         self._webhook_secret = webhook_secret
         self._users = dict(users)
@@ -175,6 +181,26 @@ class TelegramFrontend:
                 webhook_url=self._webhook.url, secret_token=self._webhook_secret,
                 allowed_updates=UPDATES,
             )  # fmt: skip
+            self._watching = asyncio.create_task(self._watch_webhook(self._webhook.url))
+
+    async def _watch_webhook(self, url: str) -> None:
+        """Telegram does not tell a webhook that it cannot reach it (a proxy down, a
+        certificate expired): getWebhookInfo does. Commands count as not received while
+        updates wait there and a delivery failed after the last update that came in, or
+        while the webhook is not ours (another instance set or deleted it)."""
+        while True:
+            await asyncio.sleep(self._webhook_check)
+            try:
+                info = await self.application.bot.get_webhook_info()
+            except TelegramError as error:
+                log.warning("getWebhookInfo failed: %s", error)
+                continue
+            last = self._order.last_arrival
+            problem = webhook_problem(info, url, last and self.telegram_clock.telegram_time(last))
+            if problem is not None:
+                await self._cannot_receive(problem)
+            elif self.problem is not None:
+                await self._receiving(None)
 
     async def _poll(self) -> None:
         updater = self.application.updater
@@ -269,10 +295,11 @@ class TelegramFrontend:
             return
         self._order.abandon_strangers()
         self._commands.abandon_research()
-        if self._repolling is not None and not self._repolling.done():
-            self._repolling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._repolling
+        for task in (self._repolling, self._watching):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         updater = self.application.updater
         if updater is not None and updater.running:
             with contextlib.suppress(TelegramError):  # a polling loop that gave up re-raises
@@ -286,6 +313,19 @@ class TelegramFrontend:
                 dropping.cancel()
         await self.application.shutdown()
         self.running.clear()
+
+
+def webhook_problem(info: WebhookInfo, url: str, last_arrival: datetime | None) -> str | None:
+    """Why updates do not reach the webhook at ``url``, from Telegram's getWebhookInfo, or
+    None; ``last_arrival``: when the last update came in (Telegram's clock)."""
+    if info.url != url:
+        return f"the webhook is {info.url or 'not set'} at Telegram, not {url}"
+    failed = info.last_error_date
+    if info.pending_update_count and failed is not None and (
+            last_arrival is None or failed > last_arrival):  # fmt: skip
+        return (f"Telegram cannot deliver to the webhook ({info.last_error_message}); "
+                f"{info.pending_update_count} update(s) wait")  # fmt: skip
+    return None
 
 
 def menu(role: str) -> list[BotCommand]:

@@ -195,6 +195,7 @@ class ChatOrder(BaseUpdateProcessor):
         self._admins = frozenset(admins)
         self._wall = wall or SystemClock()
         self._arrived: dict[int, datetime] = {}  # update id: when it arrived (host clock)
+        self._last_arrival: datetime | None = None  # the last update's arrival, anyone's
         self._tails: dict[tuple[int, bool], asyncio.Future[None]] = {}  # line: its last end
         self._for_strangers: set[asyncio.Task[Any]] = set()
         self._for_known: set[asyncio.Task[Any]] = set()
@@ -204,6 +205,7 @@ class ChatOrder(BaseUpdateProcessor):
         if not isinstance(update, Update):
             await coroutine
             return
+        self._last_arrival = self._wall.now()
         user, chat = update.effective_user, update.effective_chat
         chat_id = chat.id if chat is not None else 0
         if not self._strangers.known(user.id if user is not None else None):
@@ -217,6 +219,11 @@ class ChatOrder(BaseUpdateProcessor):
         finally:
             ADMIN_FIRST.reset(first)
             self._arrived.pop(update.update_id, None)
+
+    @property
+    def last_arrival(self) -> datetime | None:
+        """When the last update (anyone's) arrived (host clock)."""
+        return self._last_arrival
 
     def arrival(self, update_id: int) -> datetime | None:
         """When a known user's update being handled arrived (host clock)."""

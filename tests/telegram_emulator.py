@@ -13,7 +13,10 @@ a callback query must be answered within a short time (not documented; about 15 
 practice) and only once, else "query is too old"; setMyCommands keeps one menu per scope;
 every answer carries an HTTP ``Date`` header (RFC 7231, whole seconds) from Telegram's clock,
 which the message dates are in too (``clock``, ``clock_ahead``: how far it is from the
-bot host's).
+bot host's); with a webhook set, updates wait until a post of them is answered with 2xx, in
+order, and getWebhookInfo reports how many wait and the last delivery error (its date and
+message: "Connection refused", "Wrong response from the webhook: 500 Internal Server
+Error").
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import ClientSession, web
@@ -90,7 +94,11 @@ class TelegramEmulator:
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _update_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
+    webhook_pending: list[dict[str, Any]] = field(default_factory=list)  # not delivered yet
+    webhook_unreachable: bool = False  # the webhook's address answers nothing (proxy down)
+    webhook_error: tuple[int, str] | None = None  # (when, what) the last delivery failed
     _posts: list[asyncio.Task[int]] = field(default_factory=list)
+    _pushing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _pressed: dict[str, float] = field(default_factory=dict)  # callback id: when pressed
     _group_sends: dict[int, list[float]] = field(default_factory=dict)  # chat: send times
 
@@ -229,6 +237,7 @@ class TelegramEmulator:
 
     async def _deleteWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
         self.webhook = None
+        self.webhook_error = None
         return _ok(True)
 
     async def _setWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
@@ -370,11 +379,46 @@ class TelegramEmulator:
             self.updates.append({**numbered, "queued_at": queued_at})
             self._new_update.set()
         else:
-            url, secret = self.webhook
-            self._posts.append(asyncio.create_task(post_update(url, secret, numbered)))
+            self.webhook_pending.append(numbered)
+            self._posts.append(asyncio.create_task(self._push()))
+
+    async def _push(self) -> int:
+        """Post the waiting updates to the webhook in order, as Telegram does, until one
+        fails: that one and the rest wait for the next attempt (the next new update), and the
+        failure is kept for getWebhookInfo. The HTTP status of the last post (0: no answer)."""
+        async with self._pushing:
+            status = 200
+            while self.webhook_pending and self.webhook is not None:
+                url, secret = self.webhook
+                try:
+                    if self.webhook_unreachable:
+                        raise OSError("Connection refused")
+                    status = await post_update(url, secret, self.webhook_pending[0])
+                    phrase = f"{status} {HTTPStatus(status).phrase}"
+                    problem = None if status < 300 else f"Wrong response from the webhook: {phrase}"
+                except OSError:
+                    status, problem = 0, "Connection refused"
+                if problem is not None:
+                    self.webhook_error = (int(self.now()), problem)
+                    return status
+                self.webhook_pending.pop(0)
+            return status
+
+    async def _getWebhookInfo(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        info: dict[str, Any] = {
+            "url": self.webhook[0] if self.webhook else "", "has_custom_certificate": False,
+            "pending_update_count": len(self.webhook_pending if self.webhook else self.updates),
+        }  # fmt: skip
+        if self.webhook is not None:
+            info |= {"max_connections": 40, "ip_address": "127.0.0.1"}
+            if self.allowed_updates is not None:
+                info["allowed_updates"] = self.allowed_updates
+            if self.webhook_error is not None:
+                info["last_error_date"], info["last_error_message"] = self.webhook_error
+        return _ok(info)
 
     async def delivered(self) -> list[int]:
-        """The HTTP statuses the webhook answered, once every post has finished."""
+        """The HTTP statuses the webhook answered (0: unreachable), once every post ended."""
         return list(await asyncio.gather(*self._posts))
 
 

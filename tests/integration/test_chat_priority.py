@@ -4,11 +4,13 @@ a deaf webhook noticed (issue 20, review F5-F9). Real PTB client, Bot API emulat
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from bot.config import WebhookSettings
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
 from tests.telegram_emulator import Sent, TelegramEmulator
 
@@ -137,3 +139,39 @@ async def test_a_confirmed_flatten_in_a_flooded_group_runs_at_once(tmp_path: Pat
             await asyncio.sleep(0.05)
         assert not chat.trading.engine.portfolio.positions()
         assert await chat.trading.engine.guard.halted()
+
+
+def _hook() -> WebhookSettings:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return WebhookSettings(url=f"http://127.0.0.1:{port}/hook", port=port)
+
+
+async def test_a_webhook_telegram_cannot_reach_is_noticed_and_so_is_its_return(
+    tmp_path: Path,
+) -> None:
+    """Review F6: the proxy in front of the webhook goes down: Telegram keeps the updates
+    and says why in getWebhookInfo; the admins hear commands cannot be received, and that
+    clears once the updates get through again."""
+    hook = _hook()
+    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret",
+                          webhook_check=0.3) as chat:  # fmt: skip
+        assert "Equity" in await chat.ask(ADMIN, "/status")
+        chat.wall.advance(timedelta(seconds=5))
+        chat.emulator.webhook_unreachable = True
+        chat.emulator.say(ADMIN, "/halt")
+        await asyncio.sleep(1.5)
+        assert chat.frontend.problem is not None
+        assert "Connection refused" in chat.frontend.problem
+        assert "1 update(s) wait" in chat.frontend.problem
+        (down,) = [a for a in await chat.alerts.pending() if a.kind == "chat_down"]
+        assert "Commands cannot be received" in down.text
+        assert not await chat.trading.engine.guard.halted()
+        chat.emulator.webhook_unreachable = False
+        chat.wall.advance(timedelta(seconds=5))
+        chat.emulator.say(ADMIN, "/pairs")  # Telegram tries again: both get through
+        await asyncio.sleep(1.5)
+        assert chat.frontend.problem is None
+        assert await chat.trading.engine.guard.halted()
+        assert "received again" in (await chat.alerts.pending())[-1].text
