@@ -108,6 +108,9 @@ class FakeBinance:
     order_delay: float = 0.0  # seconds a placement takes, half before and half after it
     placing: int = 0  # order placements in progress
     order_paths: tuple[str, ...] = ("/api/v3/order",)  # where placements are POSTed
+    # a symbol's price step (PRICE_FILTER tickSize, as Binance gives it: "0.00010000");
+    # 0.01 when not named, as BTCUSDT's
+    tick_sizes: dict[str, str] = field(default_factory=dict)
 
     def move_to(self, now_ms: int) -> None:
         """The exchange's clock; each symbol's price is its forming candle's open."""
@@ -492,7 +495,7 @@ class FakeBinance:
                 "serverTime": self.now_ms,
                 "rateLimits": [],
                 "exchangeFilters": [],
-                "symbols": [_symbol(name) for name in symbols],
+                "symbols": [_symbol(name, self.tick_sizes.get(name, "0.01")) for name in symbols],
             }
         )
 
@@ -568,7 +571,7 @@ def _order_json(order: Order) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _symbol(name: str) -> dict[str, Any]:
+def _symbol(name: str, tick: str = "0.01") -> dict[str, Any]:
     base, quote = name[:-4], name[-4:]
     return {
         "symbol": name,
@@ -595,9 +598,9 @@ def _symbol(name: str) -> dict[str, Any]:
         "filters": [
             {
                 "filterType": "PRICE_FILTER",
-                "minPrice": "0.01",
+                "minPrice": tick,
                 "maxPrice": "1000000.00",
-                "tickSize": "0.01",
+                "tickSize": tick,
             },
             {
                 "filterType": "LOT_SIZE",
