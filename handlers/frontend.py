@@ -39,6 +39,7 @@ from handlers.delivery import LATE_AFTER, TelegramSink
 from handlers.ordering import ChatOrder, Strangers, TriagedBot
 from handlers.priority import AdminsFirstLimiter
 from handlers.telegram_clock import TelegramClock
+from handlers.webhook import WebhookIntake, WebhookServer
 from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class TelegramFrontend:
         ``wall``: real time, for message ages and Confirm expiry (default: the system's);
         ``webhook_check``: seconds between asking Telegram whether the webhook gets updates."""
         self._webhook_check = webhook_check
+        self._hook: WebhookServer | None = None
         self._watching: asyncio.Task[None] | None = None
         self._webhook = webhook
         self._webhook_secret = webhook_secret
@@ -176,11 +178,13 @@ class TelegramFrontend:
             await self._poll()
         else:
             path = urlsplit(self._webhook.url).path.strip("/") or "telegram"
-            await updater.start_webhook(
-                listen=self._webhook.listen, port=self._webhook.port, url_path=path,
-                webhook_url=self._webhook.url, secret_token=self._webhook_secret,
-                allowed_updates=UPDATES,
-            )  # fmt: skip
+            intake = WebhookIntake(self.application.bot, self.application.update_queue,
+                                   self._webhook_secret, self.strangers.keep)  # fmt: skip
+            self._hook = WebhookServer(intake, self._webhook.listen, self._webhook.port, path)
+            self._hook.start()
+            await self.application.bot.set_webhook(self._webhook.url,
+                                                   secret_token=self._webhook_secret,
+                                                   allowed_updates=UPDATES)  # fmt: skip
             self._watching = asyncio.create_task(self._watch_webhook(self._webhook.url))
 
     async def _watch_webhook(self, url: str) -> None:
@@ -243,11 +247,17 @@ class TelegramFrontend:
     async def _undo(self) -> None:
         """Back to not started, so the next attempt starts clean."""
         updater = self.application.updater
+        await self._stop_hook()
         with contextlib.suppress(Exception):
             if updater is not None and updater.running:
                 await updater.stop()
             if self.application.running:
                 await self.application.stop()
+
+    async def _stop_hook(self) -> None:
+        if self._hook is not None:
+            await self._hook.stop()
+            self._hook = None
 
     def _polling(self, problem: str | None) -> None:
         """Told by the bot when polling stops working, and when it works again."""
@@ -300,6 +310,7 @@ class TelegramFrontend:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self._stop_hook()
         updater = self.application.updater
         if updater is not None and updater.running:
             with contextlib.suppress(TelegramError):  # a polling loop that gave up re-raises

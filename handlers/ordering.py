@@ -96,15 +96,19 @@ class Strangers:
         """A getUpdates answer without the strangers' updates over their budget, dropped
         before PTB parses them (parsing hundreds costs the loop more than anything else). The
         last update always stays, so the next offset moves past the dropped ones."""
-        kept = []
-        for index, update in enumerate(raw):
-            user, chat = _sender(update)
-            if self.known(user) or index == len(raw) - 1:
-                kept.append(update)
-            elif self.admit(chat, user):
-                self._admitted[update["update_id"]] = self._now()
-                kept.append(update)
-        return kept
+        return [update for index, update in enumerate(raw)
+                if self.keep(update) or index == len(raw) - 1]  # fmt: skip
+
+    def keep(self, update: Mapping[str, Any]) -> bool:
+        """Whether one raw update is handled: a known user's, or a stranger's within their
+        budget (it then counts, and ``admitted`` will say so)."""
+        user, chat = _sender(update)
+        if self.known(user):
+            return True
+        if not self.admit(chat, user):
+            return False
+        self._admitted[update["update_id"]] = self._now()
+        return True
 
     def admitted(self, update_id: int) -> bool:
         """Whether ``update_id`` was admitted by ``triage`` (asked once per update)."""

@@ -10,8 +10,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+from telegram import Update
+
 from bot.config import WebhookSettings
-from tests.chat_rig import ADMIN, VIEWER, chat_stack
+from handlers.ordering import STRANGERS_AT_ONCE, STRANGERS_PER_WINDOW
+from tests.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
 from tests.telegram_emulator import Sent, TelegramEmulator
 
 GROUP = -500
@@ -175,3 +179,25 @@ async def test_a_webhook_telegram_cannot_reach_is_noticed_and_so_is_its_return(
         assert chat.frontend.problem is None
         assert await chat.trading.engine.guard.halted()
         assert "received again" in (await chat.alerts.pending())[-1].text
+
+
+async def test_strangers_posted_to_the_webhook_are_dropped_before_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F6: in webhook mode, as in polling, a stranger's flood is triaged on the raw
+    JSON: only the few within their budget are parsed; the admin is answered all the same."""
+    parsed: list[int] = []
+    read = Update.de_json
+
+    def counted(data: dict[str, object], bot: object) -> Update:
+        parsed.append(int(str(data["update_id"])))
+        return read(data, bot)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Update, "de_json", counted)
+    async with chat_stack(tmp_path, webhook=_hook(), webhook_secret="s3cret") as chat:
+        for index in range(100):
+            chat.emulator.say(STRANGER + index, "/whoami", chat_id=GROUP - index)
+        assert "Equity" in await chat.ask(ADMIN, "/status")
+        await chat.emulator.delivered()
+        assert len(parsed) <= 1 + STRANGERS_AT_ONCE + STRANGERS_PER_WINDOW
+        assert len(chat.emulator.webhook_pending) == 0  # every post was taken (200)
