@@ -21,6 +21,7 @@ from telegram.ext import AIORateLimiter
 GROUP_PER_MINUTE = 20  # Telegram's limit for one group
 KEPT_FOR_ADMINS = 4  # of those, places only admins' sends may take
 _PERIOD = 60.0
+_MARGIN = 0.25  # a send reaches Telegram a little after it takes its place: never one early
 _FORGET_AFTER = 512  # groups remembered before idle ones are swept
 
 # set while an admin's update is handled: every send it makes goes first
@@ -50,7 +51,7 @@ class GroupMinute:
             if len(self._sent) < most:
                 self._sent.append(now)
                 return
-            await asyncio.sleep(self._sent[len(self._sent) - most] + _PERIOD - now + 0.01)
+            await asyncio.sleep(self._sent[len(self._sent) - most] + _PERIOD - now + _MARGIN)
 
     def _forget(self, now: float) -> None:
         while self._sent and now - self._sent[0] >= _PERIOD:
