@@ -89,6 +89,9 @@ class FakeBinance:
     balances: dict[str, float] = field(default_factory=lambda: {"USDT": 1000.0})  # free
     locked: dict[str, float] = field(default_factory=dict)  # held by resting orders
     prices: dict[str, float] = field(default_factory=dict)  # symbol -> last price
+    # a symbol's price step (PRICE_FILTER tickSize, as Binance gives it: "0.00010000");
+    # 0.01 when not named, as BTCUSDT's
+    tick_sizes: dict[str, str] = field(default_factory=dict)
     fee_rate: float = 0.001
     fill_share: float = 1.0  # a market order fills this share of its size; the rest expires
     # Each execution is split into trades of these shares (Binance fills a large order against
@@ -108,9 +111,6 @@ class FakeBinance:
     order_delay: float = 0.0  # seconds a placement takes, half before and half after it
     placing: int = 0  # order placements in progress
     order_paths: tuple[str, ...] = ("/api/v3/order",)  # where placements are POSTed
-    # a symbol's price step (PRICE_FILTER tickSize, as Binance gives it: "0.00010000");
-    # 0.01 when not named, as BTCUSDT's
-    tick_sizes: dict[str, str] = field(default_factory=dict)
 
     def move_to(self, now_ms: int) -> None:
         """The exchange's clock; each symbol's price is its forming candle's open."""
