@@ -23,6 +23,7 @@ KINDS: Mapping[str, str] = {
     "exchange_error": "the exchange is unreachable or refuses the keys, and when it is back",
     "unauthorised": "people not in the config wrote to the bot (admins, hourly summary)",
     "chat_down": "commands cannot be received from the chat (admins)",
+    "clock_skew": "the host's clock is off Telegram's, and when it agrees again (admins)",
     "dust": "a position too small to sell is left on the exchange",
     "risk_change": "a risk limit confirmed from chat (a protection switched off, a late /risk)",
     "daily_report": "the daily PnL report (also the heartbeat)",
@@ -34,7 +35,7 @@ MODES = ("on", "silent", "off")
 ALWAYS_SENT = frozenset({"risk_halt", "risk_resume", "storage", "exchange_error",
                          "reconciliation_drift", "order_rejected", "chat_down",
                          "risk_change"})  # fmt: skip
-ADMINS_ONLY = frozenset({"unauthorised", "chat_down"})  # only admins can act on these
+ADMINS_ONLY = frozenset({"unauthorised", "chat_down", "clock_skew"})  # only admins can act on these
 
 
 def _key(user_id: int) -> str:

@@ -105,11 +105,18 @@ MAX_BACKTEST_DAYS = 365
 CHART_CANDLES = 120  # candles on a /chart: readable on a phone
 
 
+def unknown_precision(pair: str) -> int | None:
+    """No market loaded (a replay): prices are shown by their size."""
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Venue:
     mode: str  # paper or live
     exchange: str
     quote: str
+    # decimals the exchange quotes a pair's price in, where its markets are loaded
+    price_decimals: Callable[[str], int | None] = unknown_precision
 
 
 class Cockpit:
@@ -201,7 +208,7 @@ class Cockpit:
             return "No open positions."
         dust = self._engine.exchange.too_small
         return "\n".join(
-            f"{escape(p.pair)} {amount_text(p.amount)} @ {price_text(p.average_price)}, "
+            f"{escape(p.pair)} {amount_text(p.amount)} @ {self._price(p.pair, p.average_price)}, "
             f"unrealised {p.unrealised_pnl(prices.get(p.pair, p.average_price)):+,.2f}"
             + (" (dust: too small to sell, it goes with the next exit)"
                if dust(p.pair, p.amount, prices.get(p.pair, p.average_price)) else "")
@@ -218,7 +225,7 @@ class Cockpit:
             return "No closed trades yet."
         return "Closed trades, times UTC:\n" + "\n".join(
             f"{t.exit_time:%m-%d %H:%M} {escape(t.pair)} {t.pnl:+,.2f} ({t.return_pct:+.2%}), "
-            f"in {price_text(t.entry_price)} out {price_text(t.exit_price)}"
+            f"in {self._price(t.pair, t.entry_price)} out {self._price(t.pair, t.exit_price)}"
             for t in reversed(trades)
         )
 
@@ -228,7 +235,8 @@ class Cockpit:
             return "No orders yet."
         return "Orders, times UTC:\n" + "\n".join(
             f"{o.created_at:%m-%d %H:%M} {escape(o.pair)} {o.side.value} {amount_text(o.amount)} "
-            f"{o.status.value}" + (f" @ {price_text(o.average_price)}" if o.average_price else "")
+            f"{o.status.value}"
+            + (f" @ {self._price(o.pair, o.average_price)}" if o.average_price else "")
             for o in orders
         )
 
@@ -306,8 +314,8 @@ class Cockpit:
         )  # fmt: skip
         last = float(shown["close"].iloc[-1])
         caption = (f"<b>{escape(pair)} {timeframe}</b> {escape(strategy.name)}, last close "
-                   f"{price_text(last)}"
-                   + (f", stop {price_text(stop)}" if stop else ""))  # fmt: skip
+                   f"{self._price(pair, last)}"
+                   + (f", stop {self._price(pair, stop)}" if stop else ""))  # fmt: skip
         return Photo(png, caption)
 
     async def daily_report(self) -> Photo:
@@ -551,6 +559,9 @@ class Cockpit:
         await self._audit.add(actor=actor, command=command, arguments=list(arguments),
                               result=result[:300], now=self._clock.now())  # fmt: skip
 
+    def _price(self, pair: str, value: float) -> str:
+        return price_text(value, self.venue.price_decimals(pair))
+
     def _run_line(self, run: PairRun) -> str:
         position = self._engine.portfolio.position(run.pair)
         price = self._service.prices.get(run.pair)
@@ -559,7 +570,8 @@ class Cockpit:
         else:
             pnl = position.unrealised_pnl(price) if price else 0.0
             held = (
-                f"{amount_text(position.amount)} @ {price_text(position.average_price)}, "
+                f"{amount_text(position.amount)} @ "
+                f"{self._price(run.pair, position.average_price)}, "
                 f"{pnl:+,.2f}"
             )
         state = "" if run.state.value == "running" else f" ({run.state.value})"
@@ -599,8 +611,11 @@ def number(name: str, text: str) -> float:
         raise UserInputError(f"{name}={text!r}: expected a number") from None
 
 
-def price_text(value: float) -> str:
-    """A price for a phone: cents from 1 up, else four significant digits (0.00001234)."""
+def price_text(value: float, decimals: int | None = None) -> str:
+    """A price for a phone: in the market's ``decimals`` where known, else cents from 1 up
+    and four significant digits below (0.00001234)."""
+    if decimals is not None:
+        return f"{value:,.{decimals}f}"
     if abs(value) >= 1 or value == 0:
         return f"{value:,.2f}"
     digits = 3 - math.floor(math.log10(abs(value)))

@@ -100,7 +100,7 @@ async def serve_on_exchange(
             clock = SystemClock()
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
-            venue = Venue(settings.mode, exchange.name, settings.quote)
+            venue = Venue(settings.mode, exchange.name, settings.quote, exchange.price_decimals)
             history = ExchangeHistory(exchange, SqliteCandleRepository(db))
             cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
                                     history, jobs, clock,

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 
-from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -39,6 +46,7 @@ from bot.ports import Clock
 from handlers import dust as dust_command
 from handlers.delivery import plain, send_photo, send_text
 from handlers.ordering import Strangers
+from handlers.telegram_clock import TelegramClock
 
 log = logging.getLogger(__name__)
 
@@ -188,19 +196,28 @@ class ChatCommands:
         outbox: AlertOutbox,
         clock: Clock,
         strangers: Strangers,
+        arrival: Callable[[int], datetime | None] = lambda update_id: None,
+        telegram: TelegramClock | None = None,
         max_age: float = MAX_COMMAND_AGE_SECONDS,
+        confirm_seconds: float = CONFIRM_SECONDS,
         wall: Clock | None = None,
     ) -> None:
-        """``max_age``: seconds after which a command no longer changes anything by itself;
-        ``wall``: real time, which Telegram's message dates are in (``clock`` may be a
-        replay's)."""
+        """``arrival``: when an update arrived (a command's age is judged then, not after it
+        waited in its chat's line); ``telegram``: Telegram's clock, which message dates are
+        in (the host's may be off); ``max_age``: seconds after which a command no longer
+        changes anything by itself; ``confirm_seconds``: how long a Confirm button works;
+        ``wall``: real time, which Telegram's message dates are in
+        (``clock`` may be a replay's)."""
+        self._arrival = arrival
         self._cockpit = cockpit
         self._users = dict(users)
         self._outbox = outbox
         self._clock = clock
         self._strangers = strangers
         self._max_age = max_age
+        self._confirm_seconds = confirm_seconds
         self._wall = wall or SystemClock()
+        self._telegram = telegram or TelegramClock(self._wall)
         self._pending: dict[str, Pending] = {}
         self._actions = Actions(cockpit)
         self._research: set[asyncio.Task[None]] = set()
@@ -274,7 +291,7 @@ class ChatCommands:
             await self._cockpit.record(actor, name, arguments, "refused: " + reply)
             await send_text(bot, chat.id, escape(reply))
             return
-        age = (self._wall.now() - message.date).total_seconds()
+        age = (self._telegram.telegram_time(self._arrived(update)) - message.date).total_seconds()
         stale = age > self._max_age
         protection_off = name == "risk" and len(arguments) == 3 and self._cockpit.switches_off(
             arguments[1], arguments[2])  # fmt: skip
@@ -289,6 +306,9 @@ class ChatCommands:
             await answer
             return
         self._beside(answer, name)  # the next command need not wait for it
+
+    def _arrived(self, update: Update) -> datetime:
+        return self._arrival(update.update_id) or self._wall.now()
 
     def _research_done(self, task: asyncio.Task[None]) -> None:
         self._research.discard(task)
@@ -362,7 +382,7 @@ class ChatCommands:
         except (UserInputError, NotFound) as error:
             now = f"nothing: {error}"
         token = random_tokens.token_hex(6)
-        expires = self._wall.now() + timedelta(seconds=CONFIRM_SECONDS)  # a replay's clock races
+        expires = self._wall.now() + timedelta(seconds=self._confirm_seconds)  # a replay's races
         self._pending[token] = Pending(name, arguments, user_id, chat_id, expires, self._halts)
         buttons = InlineKeyboardMarkup([[
             InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
@@ -371,8 +391,21 @@ class ChatCommands:
         what = escape(echo(" ".join([f"/{name}", *arguments])))
         head = (f"You sent {what} {ago(age)}; it was not run then. Now it would: "
                 if age is not None else f"{what}: ")  # fmt: skip
-        await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within {CONFIRM_SECONDS} s.",
-                        reply_markup=buttons)  # fmt: skip
+        sent = await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within "
+                               f"{self._confirm_seconds:g} s.", reply_markup=buttons)  # fmt: skip
+        self._beside(self._expire(bot, token, sent[-1]), "expiry")
+
+    async def _expire(self, bot: Bot, token: str, prompt: Message) -> None:
+        """An unanswered Confirm is forgotten when it expires, and its prompt says so (its
+        buttons go): nothing piles up, and an old button cannot be mistaken for a live one."""
+        await asyncio.sleep(self._confirm_seconds)
+        pending = self._pending.pop(token, None)
+        if pending is None:  # pressed in time
+            return
+        with contextlib.suppress(TelegramError):  # the prompt was deleted: nothing to show
+            await bot.edit_message_text(f"Expired: send /{pending.command} again.",
+                                        chat_id=prompt.chat_id,
+                                        message_id=prompt.message_id)  # fmt: skip
 
     async def _preview(self, name: str, arguments: list[str]) -> str:
         if name == "dust":
@@ -398,7 +431,7 @@ class ChatCommands:
             await _answer_button(query, "This button is not yours or no longer valid.")
             return
         del self._pending[token]
-        if self._wall.now() > pending.expires:
+        if self._arrived(update) > pending.expires:
             text, result = f"Expired: send /{pending.command} again.", "expired"
         elif choice == "no":
             text, result = "Cancelled.", "cancelled"

@@ -10,28 +10,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, BotCommandScopeChat
+from telegram import BotCommand, BotCommandScopeChat, WebhookInfo
 from telegram.error import BadRequest, NetworkError, TelegramError
-from telegram.ext import AIORateLimiter, Application
+from telegram.ext import Application
+from telegram.request import HTTPXRequest
 
 from bot.alerts import AlertOutbox
 from bot.chat import ChatFactory
+from bot.clock import SystemClock
 from bot.cockpit import Cockpit
 from bot.config import Secrets, Settings, WebhookSettings
 from bot.domain import AlertPriority
 from bot.ports import Clock
-from handlers.commands import COMMANDS, MAX_COMMAND_AGE_SECONDS, ROLES, ChatCommands
+from handlers.commands import (
+    COMMANDS,
+    CONFIRM_SECONDS,
+    MAX_COMMAND_AGE_SECONDS,
+    ROLES,
+    ChatCommands,
+)
 from handlers.delivery import LATE_AFTER, TelegramSink
 from handlers.ordering import ChatOrder, Strangers, TriagedBot
+from handlers.priority import AdminsFirstLimiter
+from handlers.telegram_clock import TelegramClock
+from handlers.webhook import WebhookIntake, WebhookServer
 from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0  # seconds users' updates get to finish at shutdown (systemd waits 20)
+WEBHOOK_CHECK_SECONDS = 60.0  # how often getWebhookInfo is asked whether updates get through
 UPDATES = ["message", "callback_query"]  # the kinds of update the bot asks Telegram for
 
 
@@ -71,12 +85,18 @@ class TelegramFrontend:
         webhook: WebhookSettings | None = None,
         webhook_secret: str | None = None,
         max_command_age: float = MAX_COMMAND_AGE_SECONDS,
+        confirm_seconds: float = CONFIRM_SECONDS,
+        webhook_check: float = WEBHOOK_CHECK_SECONDS,
         retry: Backoff | None = None,
         wall: Clock | None = None,
     ) -> None:
         """Long polling, or with ``webhook`` a local HTTP endpoint that Telegram posts to.
         ``max_command_age``: seconds after which a command no longer changes state by itself;
-        ``wall``: real time, for message ages and Confirm expiry (default: the system's)."""
+        ``wall``: real time, for message ages and Confirm expiry (default: the system's);
+        ``webhook_check``: seconds between asking Telegram whether the webhook gets updates."""
+        self._webhook_check = webhook_check
+        self._hook: WebhookServer | None = None
+        self._watching: asyncio.Task[None] | None = None
         self._webhook = webhook
         self._webhook_secret = webhook_secret
         self._users = dict(users)
@@ -86,7 +106,11 @@ class TelegramFrontend:
         self._retry = retry or Backoff()
         base = api_base_url.rstrip("/")
         self.strangers = Strangers(self._users)
-        self._order = ChatOrder(self.strangers)
+        recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
+        admins = [user for user in recipients if users[user] == "admin"]
+        self._order = ChatOrder(self.strangers, admins, wall)
+        self.telegram_clock = TelegramClock(wall or SystemClock(), self._clock_skew)
+        hooks = {"event_hooks": {"response": [self.telegram_clock.on_response]}}
         bot = TriagedBot(
             self.strangers,
             self._polling,
@@ -94,7 +118,9 @@ class TelegramFrontend:
             token=token,
             base_url=f"{base}/bot",
             base_file_url=f"{base}/file/bot",
-            rate_limiter=AIORateLimiter(max_retries=3),
+            request=HTTPXRequest(httpx_kwargs=hooks),
+            get_updates_request=HTTPXRequest(connection_pool_size=1, httpx_kwargs=hooks),
+            rate_limiter=AdminsFirstLimiter(max_retries=3),
         )  # waits out RetryAfter
         self.application = (
             Application.builder().bot(bot)
@@ -102,11 +128,11 @@ class TelegramFrontend:
             .build()
         )  # fmt: skip
         self._commands = ChatCommands(cockpit=cockpit, users=users, outbox=outbox, clock=clock,
-                                      strangers=self.strangers,
-                                      max_age=max_command_age, wall=wall)  # fmt: skip
+                                      strangers=self.strangers, arrival=self._order.arrival,
+                                      telegram=self.telegram_clock,
+                                      max_age=max_command_age,
+                                      confirm_seconds=confirm_seconds, wall=wall)  # fmt: skip
         self._commands.install(self.application)
-        recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
-        admins = [user for user in recipients if users[user] == "admin"]
         self.sink = TelegramSink(self.application.bot, recipients, alerts, cockpit.preferences,
                                  clock, late_after=LATE_AFTER if mark_late else None,
                                  admins=admins)  # fmt: skip
@@ -114,7 +140,7 @@ class TelegramFrontend:
         self._starting: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
         self.problem: str | None = None  # why commands cannot be received, while they cannot
-        self._reports: set[asyncio.Task[None]] = set()
+        self._reports: set[asyncio.Task[object]] = set()
         self._repolling: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -152,11 +178,33 @@ class TelegramFrontend:
             await self._poll()
         else:
             path = urlsplit(self._webhook.url).path.strip("/") or "telegram"
-            await updater.start_webhook(
-                listen=self._webhook.listen, port=self._webhook.port, url_path=path,
-                webhook_url=self._webhook.url, secret_token=self._webhook_secret,
-                allowed_updates=UPDATES,
-            )  # fmt: skip
+            intake = WebhookIntake(self.application.bot, self.application.update_queue,
+                                   self._webhook_secret, self.strangers.keep)  # fmt: skip
+            self._hook = WebhookServer(intake, self._webhook.listen, self._webhook.port, path)
+            self._hook.start()
+            await self.application.bot.set_webhook(self._webhook.url,
+                                                   secret_token=self._webhook_secret,
+                                                   allowed_updates=UPDATES)  # fmt: skip
+            self._watching = asyncio.create_task(self._watch_webhook(self._webhook.url))
+
+    async def _watch_webhook(self, url: str) -> None:
+        """Telegram does not tell a webhook that it cannot reach it (a proxy down, a
+        certificate expired): getWebhookInfo does. Commands count as not received while
+        updates wait there and a delivery failed after the last update that came in, or
+        while the webhook is not ours (another instance set or deleted it)."""
+        while True:
+            await asyncio.sleep(self._webhook_check)
+            try:
+                info = await self.application.bot.get_webhook_info()
+            except TelegramError as error:
+                log.warning("getWebhookInfo failed: %s", error)
+                continue
+            last = self._order.last_arrival
+            problem = webhook_problem(info, url, last and self.telegram_clock.telegram_time(last))
+            if problem is not None:
+                await self._cannot_receive(problem)
+            elif self.problem is not None:
+                await self._receiving(None)
 
     async def _poll(self) -> None:
         updater = self.application.updater
@@ -199,15 +247,33 @@ class TelegramFrontend:
     async def _undo(self) -> None:
         """Back to not started, so the next attempt starts clean."""
         updater = self.application.updater
+        await self._stop_hook()
         with contextlib.suppress(Exception):
             if updater is not None and updater.running:
                 await updater.stop()
             if self.application.running:
                 await self.application.stop()
 
+    async def _stop_hook(self) -> None:
+        if self._hook is not None:
+            await self._hook.stop()
+            self._hook = None
+
     def _polling(self, problem: str | None) -> None:
         """Told by the bot when polling stops working, and when it works again."""
-        task = asyncio.create_task(self._receiving(problem))
+        self._report(self._receiving(problem))
+
+    def _clock_skew(self, offset: float | None) -> None:
+        """Told when the host's clock is off Telegram's by more than the threshold, and when
+        it agrees again (commands' ages are judged by Telegram's clock all the same)."""
+        text = ("The host's clock agrees with Telegram's again." if offset is None else
+                f"The host's clock is {abs(offset):.0f} s {'behind' if offset > 0 else 'ahead of'}"
+                " Telegram's: check its time sync (NTP). Commands' ages are judged by "
+                "Telegram's clock meanwhile.")  # fmt: skip
+        self._report(self._outbox.push("clock_skew", AlertPriority.ERROR, text))
+
+    def _report(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.create_task(work)
         self._reports.add(task)
         task.add_done_callback(self._reports.discard)
 
@@ -239,10 +305,12 @@ class TelegramFrontend:
             return
         self._order.abandon_strangers()
         self._commands.abandon_research()
-        if self._repolling is not None and not self._repolling.done():
-            self._repolling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._repolling
+        for task in (self._repolling, self._watching):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._stop_hook()
         updater = self.application.updater
         if updater is not None and updater.running:
             with contextlib.suppress(TelegramError):  # a polling loop that gave up re-raises
@@ -256,6 +324,19 @@ class TelegramFrontend:
                 dropping.cancel()
         await self.application.shutdown()
         self.running.clear()
+
+
+def webhook_problem(info: WebhookInfo, url: str, last_arrival: datetime | None) -> str | None:
+    """Why updates do not reach the webhook at ``url``, from Telegram's getWebhookInfo, or
+    None; ``last_arrival``: when the last update came in (Telegram's clock)."""
+    if info.url != url:
+        return f"the webhook is {info.url or 'not set'} at Telegram, not {url}"
+    failed = info.last_error_date
+    if info.pending_update_count and failed is not None and (
+            last_arrival is None or failed > last_arrival):  # fmt: skip
+        return (f"Telegram cannot deliver to the webhook ({info.last_error_message}); "
+                f"{info.pending_update_count} update(s) wait")  # fmt: skip
+    return None
 
 
 def menu(role: str) -> list[BotCommand]:

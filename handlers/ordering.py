@@ -4,7 +4,8 @@ known users never wait behind strangers.
 PTB's own concurrent processor starts every update at once (so a /stoppair could run before
 the /startpair sent just before it) and gives each one of 256 slots (so a stranger flooding a
 group, whose replies wait in the group's 20-a-minute limit, holds up an admin's /halt). Here
-updates from one chat run one after another, chats side by side; a stranger's update is
+updates from one chat run one after another (an admin's in a line of their own), chats side
+by side; a stranger's update is
 admitted only when their chat has had no reply for a window and few strangers are being
 served, the rest are dropped before any work; and shutdown cancels what strangers still wait
 for rather than waiting on it.
@@ -16,13 +17,17 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Update
 from telegram.error import Forbidden, InvalidToken, TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot
+
+from bot.clock import SystemClock
+from bot.ports import Clock
+from handlers.priority import ADMIN_FIRST
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +96,19 @@ class Strangers:
         """A getUpdates answer without the strangers' updates over their budget, dropped
         before PTB parses them (parsing hundreds costs the loop more than anything else). The
         last update always stays, so the next offset moves past the dropped ones."""
-        kept = []
-        for index, update in enumerate(raw):
-            user, chat = _sender(update)
-            if self.known(user) or index == len(raw) - 1:
-                kept.append(update)
-            elif self.admit(chat, user):
-                self._admitted[update["update_id"]] = self._now()
-                kept.append(update)
-        return kept
+        return [update for index, update in enumerate(raw)
+                if self.keep(update) or index == len(raw) - 1]  # fmt: skip
+
+    def keep(self, update: Mapping[str, Any]) -> bool:
+        """Whether one raw update is handled: a known user's, or a stranger's within their
+        budget (it then counts, and ``admitted`` will say so)."""
+        user, chat = _sender(update)
+        if self.known(user):
+            return True
+        if not self.admit(chat, user):
+            return False
+        self._admitted[update["update_id"]] = self._now()
+        return True
 
     def admitted(self, update_id: int) -> bool:
         """Whether ``update_id`` was admitted by ``triage`` (asked once per update)."""
@@ -178,12 +187,20 @@ class TriagedBot(ExtBot[Any]):
 
 
 class ChatOrder(BaseUpdateProcessor):
-    """One chat's updates in order, chats side by side, strangers within their budget."""
+    """One chat's updates in order, chats side by side, strangers within their budget; an
+    admin's updates go in their own line per chat, never behind anyone else's, and what they
+    send goes first in a group's rate limit (``ADMIN_FIRST``). When each update arrived is
+    kept while it is handled: a command's age is judged at its arrival, not after a wait."""
 
-    def __init__(self, strangers: Strangers) -> None:
+    def __init__(self, strangers: Strangers, admins: Collection[int] = (),
+                 wall: Clock | None = None) -> None:  # fmt: skip
         super().__init__(MAX_UPDATES_AT_ONCE)
         self._strangers = strangers
-        self._tails: dict[int, asyncio.Future[None]] = {}  # chat: the last update's end
+        self._admins = frozenset(admins)
+        self._wall = wall or SystemClock()
+        self._arrived: dict[int, datetime] = {}  # update id: when it arrived (host clock)
+        self._last_arrival: datetime | None = None  # the last update's arrival, anyone's
+        self._tails: dict[tuple[int, bool], asyncio.Future[None]] = {}  # line: its last end
         self._for_strangers: set[asyncio.Task[Any]] = set()
         self._for_known: set[asyncio.Task[Any]] = set()
         self._dropping = False  # at shutdown, past the bound: known users' updates are dropped
@@ -192,26 +209,46 @@ class ChatOrder(BaseUpdateProcessor):
         if not isinstance(update, Update):
             await coroutine
             return
+        self._last_arrival = self._wall.now()
         user, chat = update.effective_user, update.effective_chat
         chat_id = chat.id if chat is not None else 0
         if not self._strangers.known(user.id if user is not None else None):
             await self._stranger(update, chat_id, user.id if user is not None else None,
                                  coroutine)  # fmt: skip
             return
+        self._arrived[update.update_id] = self._wall.now()
+        first = ADMIN_FIRST.set(user is not None and user.id in self._admins)
+        try:
+            await self._in_line((chat_id, ADMIN_FIRST.get()), update, coroutine)
+        finally:
+            ADMIN_FIRST.reset(first)
+            self._arrived.pop(update.update_id, None)
+
+    @property
+    def last_arrival(self) -> datetime | None:
+        """When the last update (anyone's) arrived (host clock)."""
+        return self._last_arrival
+
+    def arrival(self, update_id: int) -> datetime | None:
+        """When a known user's update being handled arrived (host clock)."""
+        return self._arrived.get(update_id)
+
+    async def _in_line(self, line: tuple[int, bool], update: Update,
+                       coroutine: Awaitable[Any]) -> None:  # fmt: skip
         if _jumps_the_queue(update):  # the kill path never waits behind a slow command
             await self._known(coroutine)
             return
-        before = self._tails.get(chat_id)
+        before = self._tails.get(line)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._tails[chat_id] = mine
+        self._tails[line] = mine
         try:
             if before is not None:
                 await asyncio.shield(before)
             await self._known(coroutine)
         finally:
             mine.set_result(None)
-            if self._tails.get(chat_id) is mine:
-                del self._tails[chat_id]
+            if self._tails.get(line) is mine:
+                del self._tails[line]
 
     async def _stranger(self, update: Update, chat_id: int, user_id: int | None,
                         coroutine: Awaitable[Any]) -> None:  # fmt: skip

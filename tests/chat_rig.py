@@ -51,25 +51,25 @@ class Chat:
 async def chat_stack(
     tmp_path: Path, config: Settings | None = None, *,
     before_start: Callable[[TelegramEmulator], object] | None = None, connected: bool = True,
-    **frontend: Any,
+    venue: Venue | None = None, **frontend: Any,
 ) -> AsyncIterator[Chat]:  # fmt: skip
     """``config``: the replay to run (default: the bundled samples, BTC/USDT running);
     ``before_start``: what happens in the chats before the bot starts (updates queued while it
     was down); ``connected``: wait until the bot is connected; ``frontend``: more options for
-    TelegramFrontend."""
+    TelegramFrontend; ``venue``: what the cockpit says it trades on (a replay's, paper)."""
     config = config or replay_settings(tmp_path)
-    emulator = TelegramEmulator()
+    wall = FakeClock(SystemClock().now())
+    emulator = TelegramEmulator(clock=lambda: wall.now().timestamp())  # real time passes alike
     if before_start is not None:
         before_start(emulator)
     async with running(emulator) as base, open_database(config.database_path) as db:
         replay = load_replay(config)
         trading = await assemble_replay(db, config, replay)
         jobs = Jobs(trading.clock)
-        cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
+        cockpit = build_cockpit(db, venue or Venue("paper", "replay", "USDT"), trading.service,
                                 trading.engine, trading.control, ReplayHistory(replay.source),
                                 jobs, trading.clock)  # fmt: skip
         alerts = SqliteAlertRepository(db)
-        wall = FakeClock(SystemClock().now())
         frontend = TelegramFrontend(
             token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
             outbox=trading.outbox, alerts=alerts, clock=trading.clock, poll_timeout=1,

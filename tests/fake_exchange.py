@@ -89,6 +89,9 @@ class FakeBinance:
     balances: dict[str, float] = field(default_factory=lambda: {"USDT": 1000.0})  # free
     locked: dict[str, float] = field(default_factory=dict)  # held by resting orders
     prices: dict[str, float] = field(default_factory=dict)  # symbol -> last price
+    # a symbol's price step (PRICE_FILTER tickSize, as Binance gives it: "0.00010000");
+    # 0.01 when not named, as BTCUSDT's
+    tick_sizes: dict[str, str] = field(default_factory=dict)
     fee_rate: float = 0.001
     fill_share: float = 1.0  # a market order fills this share of its size; the rest expires
     # Each execution is split into trades of these shares (Binance fills a large order against
@@ -583,7 +586,7 @@ class FakeBinance:
                 "serverTime": self.now_ms,
                 "rateLimits": [],
                 "exchangeFilters": [],
-                "symbols": [_symbol(name) for name in symbols],
+                "symbols": [_symbol(name, self.tick_sizes.get(name, "0.01")) for name in symbols],
             }
         )
 
@@ -663,7 +666,7 @@ def _order_json(order: Order) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _symbol(name: str) -> dict[str, Any]:
+def _symbol(name: str, tick: str = "0.01") -> dict[str, Any]:
     base, quote = name[:-4], name[-4:]
     return {
         "symbol": name,
@@ -690,9 +693,9 @@ def _symbol(name: str) -> dict[str, Any]:
         "filters": [
             {
                 "filterType": "PRICE_FILTER",
-                "minPrice": "0.01",
+                "minPrice": tick,
                 "maxPrice": "1000000.00",
-                "tickSize": "0.01",
+                "tickSize": tick,
             },
             {
                 "filterType": "LOT_SIZE",

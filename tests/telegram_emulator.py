@@ -10,7 +10,13 @@ it was sent at; updates wait up to 24 hours for the bot (so a bot that was down 
 at start-up, however old); ``allowed_updates`` only filters updates created after the call
 that set it; a group chat takes about 20 messages a minute, then 429 with ``retry_after``;
 a callback query must be answered within a short time (not documented; about 15 s in
-practice) and only once, else "query is too old"; setMyCommands keeps one menu per scope.
+practice) and only once, else "query is too old"; setMyCommands keeps one menu per scope;
+every answer carries an HTTP ``Date`` header (RFC 7231, whole seconds) from Telegram's clock,
+which the message dates are in too (``clock``, ``clock_ahead``: how far it is from the
+bot host's); with a webhook set, updates wait until a post of them is answered with 2xx, in
+order, and getWebhookInfo reports how many wait and the last delivery error (its date and
+message: "Connection refused", "Wrong response from the webhook: 500 Internal Server
+Error").
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import itertools
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import ClientSession, web
@@ -81,14 +89,24 @@ class TelegramEmulator:
     webhook: tuple[str, str | None] | None = None  # (url, secret token) while one is set
     send_delay: float = 0.0  # seconds each send takes (widens the window a crash can land in)
     sending: int = 0  # sends in progress
+    clock: Callable[[], float] = time.time  # Telegram's clock (Unix seconds)
+    clock_ahead: float = 0.0  # seconds Telegram's clock is ahead of ``clock`` (host skew)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _update_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
+    webhook_pending: list[dict[str, Any]] = field(default_factory=list)  # not delivered yet
+    webhook_unreachable: bool = False  # the webhook's address answers nothing (proxy down)
+    webhook_error: tuple[int, str] | None = None  # (when, what) the last delivery failed
     _posts: list[asyncio.Task[int]] = field(default_factory=list)
+    _pushing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _pressed: dict[str, float] = field(default_factory=dict)  # callback id: when pressed
     _group_sends: dict[int, list[float]] = field(default_factory=dict)  # chat: send times
 
     # --- what a test does -----------------------------------------------------------------
+
+    def now(self) -> float:
+        """Telegram's time, in Unix seconds."""
+        return self.clock() + self.clock_ahead
 
     def say(self, user_id: int, text: str, *, chat_id: int | None = None,
             chat_type: str | None = None, ago: float = 0.0,
@@ -98,7 +116,7 @@ class TelegramEmulator:
         Returns the message id."""
         chat = chat_id if chat_id is not None else user_id
         kind = chat_type or ("private" if chat > 0 else "group")
-        sent_at = int(time.time() - ago)
+        sent_at = int(self.now() - ago)
         message: dict[str, Any] = {
             "message_id": next(self._ids), "date": sent_at, "text": text,
             "chat": {"id": chat, "type": kind, **({"title": "group"} if chat < 0 else {})},
@@ -116,14 +134,14 @@ class TelegramEmulator:
     def edit(self, user_id: int, message_id: int, text: str) -> None:
         """``user_id`` edits their message ``message_id`` (in their private chat) to ``text``."""
         message: dict[str, Any] = {
-            "message_id": message_id, "date": int(time.time()) - 5,
-            "edit_date": int(time.time()), "text": text,
+            "message_id": message_id, "date": int(self.now()) - 5,
+            "edit_date": int(self.now()), "text": text,
             "chat": {"id": user_id, "type": "private"}, "from": _user(user_id),
         }  # fmt: skip
         if text.startswith("/"):
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
-        self._queue({"edited_message": message}, int(time.time()))
+        self._queue({"edited_message": message}, int(self.now()))
 
     def press(self, user_id: int, sent: Sent, data: str) -> None:
         """``user_id`` taps the inline button with callback ``data`` under ``sent``."""
@@ -131,11 +149,11 @@ class TelegramEmulator:
         self._pressed[query_id] = time.monotonic()
         self._queue({"callback_query": {
             "id": query_id, "chat_instance": "1", "data": data, "from": _user(user_id),
-            "message": {"message_id": sent.message_id, "date": int(time.time()),
+            "message": {"message_id": sent.message_id, "date": int(self.now()),
                         "chat": {"id": sent.chat_id,
                                  "type": "private" if sent.chat_id > 0 else "group"},
                         "text": sent.text},
-        }}, int(time.time()))  # fmt: skip
+        }}, int(self.now()))  # fmt: skip
 
     def delete(self, sent: Sent) -> None:
         """The user deletes the bot's message ``sent`` from the chat."""
@@ -166,7 +184,13 @@ class TelegramEmulator:
     # --- the Bot API ------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application()
+        @web.middleware
+        async def dated(request: web.Request, handler: Any) -> web.StreamResponse:
+            response = await handler(request)
+            response.headers["Date"] = formatdate(self.now(), usegmt=True)
+            return response
+
+        app = web.Application(middlewares=[dated])
         app.router.add_post("/bot{token}/{method}", self._call)
         app.router.add_get("/bot{token}/{method}", self._call)
         return app
@@ -215,6 +239,7 @@ class TelegramEmulator:
 
     async def _deleteWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
         self.webhook = None
+        self.webhook_error = None
         return _ok(True)
 
     async def _setWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
@@ -250,7 +275,7 @@ class TelegramEmulator:
         offset = int(fields.get("offset", 0) or 0)
         if "allowed_updates" in fields:
             self.allowed_updates = fields["allowed_updates"] or None
-        oldest = time.time() - UPDATE_KEPT_SECONDS
+        oldest = self.now() - UPDATE_KEPT_SECONDS
         self.updates = [u for u in self.updates
                         if u["update_id"] >= offset and u["queued_at"] >= oldest]  # fmt: skip
         if not self.updates:
@@ -341,7 +366,7 @@ class TelegramEmulator:
 
     def _message(self, sent: Sent) -> dict[str, Any]:
         chat_type = "private" if sent.chat_id > 0 else "group"
-        return {"message_id": sent.message_id, "date": int(time.time()), "text": sent.text,
+        return {"message_id": sent.message_id, "date": int(self.now()), "text": sent.text,
                 "chat": {"id": sent.chat_id, "type": chat_type},
                 "from": {"id": self.bot_id, "is_bot": True, "first_name": "pairpilot"}}  # fmt: skip
 
@@ -356,11 +381,46 @@ class TelegramEmulator:
             self.updates.append({**numbered, "queued_at": queued_at})
             self._new_update.set()
         else:
-            url, secret = self.webhook
-            self._posts.append(asyncio.create_task(post_update(url, secret, numbered)))
+            self.webhook_pending.append(numbered)
+            self._posts.append(asyncio.create_task(self._push()))
+
+    async def _push(self) -> int:
+        """Post the waiting updates to the webhook in order, as Telegram does, until one
+        fails: that one and the rest wait for the next attempt (the next new update), and the
+        failure is kept for getWebhookInfo. The HTTP status of the last post (0: no answer)."""
+        async with self._pushing:
+            status = 200
+            while self.webhook_pending and self.webhook is not None:
+                url, secret = self.webhook
+                try:
+                    if self.webhook_unreachable:
+                        raise OSError("Connection refused")
+                    status = await post_update(url, secret, self.webhook_pending[0])
+                    phrase = f"{status} {HTTPStatus(status).phrase}"
+                    problem = None if status < 300 else f"Wrong response from the webhook: {phrase}"
+                except OSError:
+                    status, problem = 0, "Connection refused"
+                if problem is not None:
+                    self.webhook_error = (int(self.now()), problem)
+                    return status
+                self.webhook_pending.pop(0)
+            return status
+
+    async def _getWebhookInfo(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        info: dict[str, Any] = {
+            "url": self.webhook[0] if self.webhook else "", "has_custom_certificate": False,
+            "pending_update_count": len(self.webhook_pending if self.webhook else self.updates),
+        }  # fmt: skip
+        if self.webhook is not None:
+            info |= {"max_connections": 40, "ip_address": "127.0.0.1"}
+            if self.allowed_updates is not None:
+                info["allowed_updates"] = self.allowed_updates
+            if self.webhook_error is not None:
+                info["last_error_date"], info["last_error_message"] = self.webhook_error
+        return _ok(info)
 
     async def delivered(self) -> list[int]:
-        """The HTTP statuses the webhook answered, once every post has finished."""
+        """The HTTP statuses the webhook answered (0: unreachable), once every post ended."""
         return list(await asyncio.gather(*self._posts))
 
 

@@ -177,6 +177,19 @@ class CcxtExchange:
                 f"{self.name} does not offer {timeframe} candles; it offers {', '.join(offered)}"
             )
 
+    def price_decimals(self, pair: str) -> int | None:
+        """How many decimals the exchange quotes ``pair``'s price in (its market's price
+        precision: a tick size or a count of decimals, per the exchange's precision mode);
+        None when the market is not loaded or counts significant digits."""
+        market = (self._client.markets or {}).get(pair) or {}
+        precision = (market.get("precision") or {}).get("price")
+        if precision is None or self._client.precisionMode == ccxt.SIGNIFICANT_DIGITS:
+            return None
+        if self._client.precisionMode == ccxt.TICK_SIZE:
+            tick = self._client.number_to_string(precision)
+            return max(0, int(self._client.precision_from_string(tick)))
+        return max(0, int(precision))
+
     def taker_fee(self, pair: str) -> float:
         """The fee rate a market order in ``pair`` pays, as the exchange's markets state it."""
         fee = (self._client.markets or {}).get(pair, {}).get("taker")
