@@ -136,7 +136,6 @@ class FakeBinance:
         app.router.add_get("/api/v3/order", self._signed(self._get_order))
         app.router.add_get("/api/v3/openOrders", self._signed(self._open_orders))
         app.router.add_get("/api/v3/myTrades", self._signed(self._my_trades))
-        app.router.add_delete("/api/v3/openOrders", self._signed(self._cancel_all))
         app.router.add_delete("/api/v3/order", self._signed(self._cancel_order))
         app.router.add_get("/ws/{index}", self._stream)
         app.router.add_post("/_test/advance", self._advance)
@@ -468,13 +467,6 @@ class FakeBinance:
         symbol = params.get("symbol")
         return web.json_response([_order_json(o) for o in self.orders.values()
                                   if o.status == "NEW" and symbol in (None, o.symbol)])  # fmt: skip
-
-    async def _cancel_all(self, params: dict[str, str]) -> web.Response:
-        cancelled = [o for o in self.orders.values()
-                     if o.status == "NEW" and o.symbol == params.get("symbol")]  # fmt: skip
-        for order in cancelled:
-            self._cancel(order)
-        return web.json_response([_order_json(o) for o in cancelled])
 
     async def _time(self, request: web.Request) -> web.Response:
         return web.json_response({"serverTime": self.now_ms})

@@ -441,24 +441,6 @@ class CcxtExchange:
             {asset: float(amount) for asset, amount in free.items() if amount},
         )
 
-    async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
-        """Cancel every open order in ``pairs``, trigger/algo stops included; how many."""
-        cancelled = 0
-        for pair in pairs:
-            open_orders = await self._call(self._client.fetch_open_orders, pair)
-            if open_orders and self._client.has.get("cancelAllOrders"):
-                await self._call(self._client.cancel_all_orders, pair)
-            for order in open_orders if not self._client.has.get("cancelAllOrders") else []:
-                with contextlib.suppress(NotFound):  # OKX: one by one; it may have filled
-                    await self._call(self._client.cancel_order, order["id"], pair)
-            cancelled += len(open_orders)
-            for stop in await self._open_stops(pair):
-                with contextlib.suppress(NotFound):  # it fired or went meanwhile
-                    await self._call(self._client.cancel_order, stop["id"], pair,
-                                     dict(self.profile.stop_cancel_params))  # fmt: skip
-                cancelled += 1
-        return cancelled
-
     async def _open_stops(self, pair: str) -> list[dict[str, Any]]:
         """Open trigger/algo stops, which a plain open-order read does not list."""
         if not self.profile.stop_list_params:

@@ -124,17 +124,6 @@ async def test_a_stop_rests_as_an_algo_order_that_is_listed_cancelled_and_booked
     assert report.fills[0].price == 94_000.0
 
 
-async def test_cancel_all_takes_off_algo_stops_a_plain_read_does_not_list(
-    okx: tuple[FakeOkx, CcxtExchange],
-) -> None:
-    fake, exchange = okx
-    await exchange.create_market_order(buy(500.0))
-    await exchange.place_stop(stop(0.005, 95_000.0))
-    assert await exchange.cancel_all_orders(["BTC/USDT"]) == 1
-    assert [o.status for o in fake.orders.values()] == ["FILLED", "CANCELED"]
-    assert fake.balances["BTC"] == pytest.approx(0.005)
-
-
 def _as_order(intent: OrderIntent, exchange_order_id: str | None) -> Order:
     """The journal's record of ``intent``, as a restart reads it."""
     return Order(intent.client_order_id, intent.run_id, intent.pair, intent.side, intent.amount,
