@@ -510,9 +510,11 @@ class Cockpit:
                  f"{report.cancelled_orders} open order(s) cancelled, sold {closed}."]  # fmt: skip
         if report.clean:
             lines.append("Verified: the exchange holds no position.")
-        else:
+        elif report.left:
             left = ", ".join(f"{escape(a)} {amount_text(v)}" for a, v in report.left.items())
             lines.append(f"<b>Check the account</b>: the exchange still holds {left}.")
+        lines += [f"<b>Not done</b>: {escape(what)}: {escape(why)}"
+                  for what, why in report.problems.items()]  # fmt: skip
         return "\n".join(lines)
 
     async def preview(self, command: str, arguments: Sequence[str]) -> str | None:

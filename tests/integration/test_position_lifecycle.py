@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
-from bot.domain import Position
+from bot.domain import OrderIntent, Position, Side
 from bot.engine import protection_key
 from bot.errors import ExchangeUnavailable, UserInputError
 from bot.metrics import round_trips
@@ -589,3 +589,30 @@ async def test_the_kill_switch_leaves_the_users_own_orders_alone(
         assert report.clean
     assert mine.status == "NEW"  # placed on the website: not pairpilot's to cancel
     assert stop.status == "CANCELED"
+
+
+async def test_the_kill_switch_goes_on_when_one_pairs_order_cannot_be_looked_up(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    fake.add_candles("ETHUSDT", "1h", btc_candles)
+
+    def eth_unreadable(request: web.Request) -> Fault | None:
+        if request.path == "/api/v3/order" and request.query.get("symbol") == "ETHUSDT":
+            return Fault(request.path, 503, {"code": -1000, "msg": "busy"})
+        return None
+
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        run = await trading.control.start_pair("ETH/USDT", "ema_cross", "1h", {}, 0.2)
+        lost = "pp2x1b"  # an ETH buy whose answer was lost (journaled, outcome unknown)
+        await trading.engine.executor.journal.add(OrderIntent(lost, run.id, "ETH/USDT", Side.BUY,
+                                                              0.1, 2500.0, ENTRY_TICK))  # fmt: skip
+        fake.chaos = eth_unreadable  # and the exchange cannot say anything about ETH orders
+        report = await trading.control.flatten()
+        assert trading.engine.portfolio.position(PAIR) is None  # every other pair: sold
+        assert report.closed[PAIR] > 0
+        assert not report.clean
+        assert lost in report.problems["ETH/USDT"]
+        assert "unknown" in report.problems["ETH/USDT"]
+    assert fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0) == pytest.approx(0.0)
