@@ -28,6 +28,7 @@ from bot.engine import Engine
 from bot.errors import BotError, UserInputError
 from bot.health import COMMANDS_KEY
 from bot.history import CandleHistory
+from bot.holdings import accept_preview, accepting, holdings_text
 from bot.lazy_import import import_off_loop
 from bot.metrics import round_trips
 from bot.ports import Clock, StateStore
@@ -189,6 +190,12 @@ class Cockpit:
         lines += [f"{escape(asset)} {amount_text(amount)}"
                   for asset, amount in sorted(balances.items())]  # fmt: skip
         return "\n".join(lines)
+
+    async def holdings(self) -> str:
+        return holdings_text(await self._control.holdings())
+
+    async def accept_holdings(self) -> str:
+        return holdings_text(await self._control.accept_holdings(), accepted=True)
 
     def positions(self) -> str:
         prices = self._service.prices
@@ -529,6 +536,8 @@ class Cockpit:
             position = self._engine.portfolio.position(pair)
             held = f"sell {amount_text(position.amount)}" if position else "nothing to sell"
             return f"stop {pair} ({held})"
+        if command == "holdings" and accepting(arguments):
+            return accept_preview(await self._control.holdings())
         if command == "halt" and await self._engine.guard.halted():
             return "nothing: trading is already halted"
         if command == "risk" and len(arguments) == 3:

@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 from bot.domain import PairRun, RunState
 from bot.engine import Engine
 from bot.errors import BotError, NotFound, UserInputError
+from bot.holdings import Holding, compare
 from bot.ports import Clock, Exchange, MarketCatalog, PriceFeed
 from bot.reconcile import OutsideHoldings
 from bot.service import TradingService
@@ -185,6 +186,42 @@ class Control:
             log.warning("flatten: %s: %s", what, error)
             problems[what] = f"{type(error).__name__}: {error}"
             return None
+
+    async def holdings(self) -> list[Holding]:
+        """The quote and each traded coin: the books, the exchange, the user's own."""
+        outside = self._require_outside()
+        balances = await self._exchange.fetch_balances()
+        return compare(self._books(), balances, await outside.get())
+
+    async def accept_holdings(self) -> list[Holding]:
+        """Take what the exchange holds beyond the books now as the user's own (their own
+        deposit or withdrawal, a coin held before its pair was traded), so it is no drift.
+        An order whose outcome is unknown is settled first (its coins are pairpilot's, never
+        the user's); while the exchange cannot say, this raises and records nothing."""
+        outside = self._require_outside()
+        async with self._service.tick_lock:
+            await self._engine.executor.settle_unknown()
+            books = self._books()
+            balances = await self._exchange.fetch_balances()
+            own = await outside.accept(books, balances)
+        log.warning("the user's own holdings accepted as %s", own)
+        return compare(books, balances, own)
+
+    def _require_outside(self) -> OutsideHoldings:
+        if self._outside is None:
+            raise UserInputError("this account keeps no holdings of yours apart")
+        return self._outside
+
+    def _books(self) -> dict[str, float]:
+        """Pairpilot's holdings: the quote's cash, then each traded coin (0 when flat)."""
+        pairs = {run.pair for run in self._service.runs()} | {
+            position.pair for position in self._engine.portfolio.positions()
+        }
+        books = {self._quote: self._engine.portfolio.cash}
+        for pair in sorted(pairs):
+            position = self._engine.portfolio.position(pair)
+            books[pair.split("/")[0]] = position.amount if position else 0.0
+        return books
 
     async def _set_state(self, pair: str, to: RunState, expected: RunState) -> PairRun:
         run = self._active(pair)

@@ -37,6 +37,7 @@ from bot.domain import AlertPriority
 from bot.errors import BotError, NotFound, UserInputError
 from bot.ports import Clock
 from handlers.delivery import plain, send_photo, send_text
+from handlers.holdings import holdings_reply
 from handlers.ordering import Strangers
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Command:
     role_with_arguments: str | None = None  # e.g. /risk reads for viewers, /risk set is admin's
     changes: bool = False  # changes state (a stale one asks to confirm; audited)
     changes_with_arguments: bool = False  # changes state when given arguments (/risk set)
+    confirm_with_arguments: bool = False  # given arguments, runs only after a Confirm
 
 
 COMMANDS: Mapping[str, Command] = {
@@ -99,6 +101,10 @@ COMMANDS: Mapping[str, Command] = {
                               changes=True),
     "flatten": Command("admin", "/flatten", "kill switch: halt, cancel orders, sell all",
                        confirm=True, changes=True),
+    "holdings": Command("viewer", "/holdings [accept]",
+                        "books, exchange and your own holdings; accept records yours anew",
+                        role_with_arguments="admin", changes_with_arguments=True,
+                        confirm_with_arguments=True),
     "health": Command("viewer", "/health", "last ticks, jobs, exchange latency, outbox"),
     "alerts": Command("viewer", "/alerts [KIND on|silent|off]",
                       "which pushed alerts you get, and how", changes_with_arguments=True),
@@ -275,7 +281,8 @@ class ChatCommands:
         stale = age > self._max_age
         protection_off = name == "risk" and len(arguments) == 3 and self._cockpit.switches_off(
             arguments[1], arguments[2])  # fmt: skip
-        if command.confirm or protection_off or (stale and changes_state(name, arguments)):
+        confirm = command.confirm or (command.confirm_with_arguments and bool(arguments))
+        if confirm or protection_off or (stale and changes_state(name, arguments)):
             await self._cockpit.record(actor, name, arguments,
                                        "asked to confirm" + (f" (sent {ago(age)})" if stale
                                                              else ""))  # fmt: skip
@@ -540,6 +547,9 @@ class Actions:
 
     async def flatten(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.flatten()
+
+    async def holdings(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await holdings_reply(self._cockpit, arguments)
 
     async def health(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.health()
