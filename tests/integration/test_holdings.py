@@ -16,7 +16,7 @@ from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.state import SqliteStateRepository
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
-from tests.fake_exchange import Fault
+from tests.integration.test_position_lifecycle import lose_the_next_answer
 from tests.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
 
 START = datetime(2025, 6, 27, 4, 30, tzinfo=UTC)
@@ -62,11 +62,7 @@ async def test_holdings_are_not_accepted_while_an_orders_outcome_is_unknown(
 ) -> None:
     fake = funded_fake(btc_candles)
     async with live_stack(tmp_path, fake, START) as (trading, market, _):
-        fake.faults += [
-            Fault("/api/v3/order", 503, {"code": -1000, "msg": "lost"}, method="POST",
-                  after=True),  # the entry is placed, its answer lost
-            Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"}, method="GET", times=9),
-        ]  # fmt: skip
+        lose_the_next_answer(fake, lookups=9)  # the entry: placed, its answer lost
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         assert trading.engine.portfolio.position(PAIR) is None  # bought, not known yet
         with pytest.raises(ExchangeUnavailable):
