@@ -28,6 +28,7 @@ from bot.engine import Engine
 from bot.errors import BotError, UserInputError
 from bot.health import COMMANDS_KEY
 from bot.history import CandleHistory
+from bot.holdings import accept_preview, accepting, holdings_text
 from bot.lazy_import import import_off_loop
 from bot.metrics import round_trips
 from bot.ports import Clock, StateStore
@@ -200,6 +201,12 @@ class Cockpit:
         lines += [f"{escape(asset)} {amount_text(amount)}"
                   for asset, amount in sorted(balances.items())]  # fmt: skip
         return "\n".join(lines)
+
+    async def holdings(self) -> str:
+        return holdings_text(await self._control.holdings())
+
+    async def accept_holdings(self) -> str:
+        return holdings_text(await self._control.accept_holdings(), accepted=True)
 
     def positions(self) -> str:
         prices = self._service.prices
@@ -522,9 +529,11 @@ class Cockpit:
                  f"{report.cancelled_orders} open order(s) cancelled, sold {closed}."]  # fmt: skip
         if report.clean:
             lines.append("Verified: the exchange holds no position.")
-        else:
+        elif report.left:
             left = ", ".join(f"{escape(a)} {amount_text(v)}" for a, v in report.left.items())
             lines.append(f"<b>Check the account</b>: the exchange still holds {left}.")
+        lines += [f"<b>Not done</b>: {escape(what)}: {escape(why)}"
+                  for what, why in report.problems.items()]  # fmt: skip
         return "\n".join(lines)
 
     async def preview(self, command: str, arguments: Sequence[str]) -> str | None:
@@ -539,6 +548,8 @@ class Cockpit:
             position = self._engine.portfolio.position(pair)
             held = f"sell {amount_text(position.amount)}" if position else "nothing to sell"
             return f"stop {pair} ({held})"
+        if command == "holdings" and accepting(arguments):
+            return accept_preview(await self._control.holdings())
         if command == "halt" and await self._engine.guard.halted():
             return "nothing: trading is already halted"
         if command == "risk" and len(arguments) == 3:

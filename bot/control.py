@@ -7,13 +7,14 @@ the service's tick lock, so a command never interleaves with a tick.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from bot.domain import PairRun, RunState
 from bot.engine import Engine
-from bot.errors import NotFound, UserInputError
+from bot.errors import BotError, NotFound, UserInputError
+from bot.holdings import Holding, compare
 from bot.ports import Clock, Exchange, MarketCatalog, PriceFeed
 from bot.reconcile import OutsideHoldings
 from bot.service import TradingService
@@ -22,6 +23,7 @@ from strategies import StrategyConfigError, build_strategy
 
 log = logging.getLogger(__name__)
 _DUST = 1e-12
+T = TypeVar("T")
 
 
 class Markets(MarketCatalog, PriceFeed, Protocol):
@@ -34,10 +36,11 @@ class FlattenReport:
     cancelled_orders: int
     closed: dict[str, float]  # pair -> amount sold
     left: dict[str, float]  # asset -> amount the exchange still holds (should be empty)
+    problems: dict[str, str] = field(default_factory=dict)  # pair (or step) -> what failed
 
     @property
     def clean(self) -> bool:
-        return not self.left
+        return not self.left and not self.problems
 
 
 class Control:
@@ -137,13 +140,17 @@ class Control:
                 position.pair for position in self._engine.portfolio.positions()
             }
             # An order whose outcome is unknown (its answer lost) is settled first: its coins
-            # are pairpilot's and are sold too. Raises while the exchange cannot say.
-            await self._engine.executor.settle_unknown()
+            # are pairpilot's and are sold too. A pair whose order the exchange cannot say
+            # anything about yet is left as it is (selling it could sell twice), named in the
+            # report with why; every other pair is flattened all the same.
+            problems: dict[str, str] = {}
+            await self._engine.executor.settle_unknown(problems)
+            unknown = set(problems)
             for run in self._service.runs():
-                await self._engine.cancel_pending_entry(run)
+                await self._attempt(problems, run.pair, self._engine.cancel_pending_entry(run))
             if self._outside:  # a pair started since the last start: the user's own coins
                 books = {pair.split("/")[0]: self._engine.portfolio.position(pair)
-                         for pair in pairs}  # fmt: skip
+                         for pair in pairs - unknown}  # fmt: skip
                 await self._outside.complete(
                     {asset: p.amount if p else 0.0 for asset, p in books.items()},
                     await self._exchange.fetch_balances(),
@@ -152,21 +159,69 @@ class Control:
             # fails): a kill switch that fails part-way leaves no position unprotected.
             closed = {}
             for position in self._engine.portfolio.positions():
+                if position.pair in unknown:
+                    continue
                 run = self._service.run_for(position.pair) or await self._runs.latest_for(
                     position.pair
                 )
-                fills = await self._engine.close_position(
-                    run, "flatten", await self._price(run.pair)
-                )
-                closed[position.pair] = sum(fill.amount for fill in fills)
+                sale = self._engine.close_position(run, "flatten", await self._price(run.pair))
+                fills = await self._attempt(problems, position.pair, sale)
+                closed[position.pair] = sum(fill.amount for fill in fills or [])
             # A pair still held keeps its stop (put back after a refused sale): not cancelled.
-            flat = [pair for pair in sorted(pairs) if not await self._held(pair)]
-            cancelled = await self._cancel_ours(flat)
+            flat = [pair for pair in sorted(pairs - unknown) if not await self._held(pair)]
+            cancelled = await self._attempt(problems, "open orders", self._cancel_ours(flat))
             balances = await self._exchange.fetch_balances()
             left = await self._left(balances, pairs)
-        if left:
-            log.error("flatten left %s on the exchange", left)
-        return FlattenReport(halted_now, cancelled, closed, left)
+        if left or problems:
+            log.error("flatten left %s on the exchange (%s)", left, problems)
+        return FlattenReport(halted_now, cancelled or 0, closed, left, problems)
+
+    @staticmethod
+    async def _attempt(problems: dict[str, str], what: str, work: Awaitable[T]) -> T | None:
+        """``work``'s result; an exchange failure is written in ``problems`` under ``what``
+        (the kill switch goes on with the rest) and gives None."""
+        try:
+            return await work
+        except BotError as error:
+            log.warning("flatten: %s: %s", what, error)
+            problems[what] = f"{type(error).__name__}: {error}"
+            return None
+
+    async def holdings(self) -> list[Holding]:
+        """The quote and each traded coin: the books, the exchange, the user's own."""
+        outside = self._require_outside()
+        balances = await self._exchange.fetch_balances()
+        return compare(self._books(), balances, await outside.get())
+
+    async def accept_holdings(self) -> list[Holding]:
+        """Take what the exchange holds beyond the books now as the user's own (their own
+        deposit or withdrawal, a coin held before its pair was traded), so it is no drift.
+        An order whose outcome is unknown is settled first (its coins are pairpilot's, never
+        the user's); while the exchange cannot say, this raises and records nothing."""
+        outside = self._require_outside()
+        async with self._service.tick_lock:
+            await self._engine.executor.settle_unknown()
+            books = self._books()
+            balances = await self._exchange.fetch_balances()
+            own = await outside.accept(books, balances)
+        log.warning("the user's own holdings accepted as %s", own)
+        return compare(books, balances, own)
+
+    def _require_outside(self) -> OutsideHoldings:
+        if self._outside is None:
+            raise UserInputError("this account keeps no holdings of yours apart")
+        return self._outside
+
+    def _books(self) -> dict[str, float]:
+        """Pairpilot's holdings: the quote's cash, then each traded coin (0 when flat)."""
+        pairs = {run.pair for run in self._service.runs()} | {
+            position.pair for position in self._engine.portfolio.positions()
+        }
+        books = {self._quote: self._engine.portfolio.cash}
+        for pair in sorted(pairs):
+            position = self._engine.portfolio.position(pair)
+            books[pair.split("/")[0]] = position.amount if position else 0.0
+        return books
 
     async def _set_state(self, pair: str, to: RunState, expected: RunState) -> PairRun:
         run = self._active(pair)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -216,7 +217,7 @@ class Engine:
         """A position just opened: remember its entry and peak, rest its stop where possible.
         Dust an entry that did not fill left as it was opens nothing."""
         position = self.portfolio.position(run.pair)
-        if position is None or self._is_dust(position, position.average_price):
+        if position is None or await self._is_dust(position, position.average_price):
             return []
         entry = position.average_price
         await self._state.set(
@@ -279,8 +280,10 @@ class Engine:
     ) -> OrderIntent | None:  # fmt: skip
         limits = self.guard.limits
         reason = await self.guard.entry_block(run, close_time)
-        open_positions = [p for p in self.portfolio.positions()
-                          if not self._is_dust(p, prices.get(p.pair, p.average_price))]  # fmt: skip
+        open_positions = []
+        for held in self.portfolio.positions():
+            if not await self._is_dust(held, prices.get(held.pair, held.average_price)):
+                open_positions.append(held)
         pending = await self._pending_entries(run)
         waiting = len(set(pending) - {p.pair for p in open_positions})
         if reason is None and len(open_positions) + waiting >= limits.max_open_positions:
@@ -307,9 +310,15 @@ class Engine:
         await self.guard.veto(run, reason, self._clock.now())
         return None
 
-    def _is_dust(self, position: Position, price: float) -> bool:
-        """Too small for the exchange to sell: shown, but no position (see ``holding``)."""
-        return self.exchange.too_small(position.pair, position.amount, price) is not None
+    async def _is_dust(self, position: Position, price: float) -> bool:
+        """Too small for the exchange to sell: shown, but no position (see ``holding``). Once
+        declared dust (the amount saved), it stays dust until an entry or an exit sweeps it,
+        whatever the price does: worth more than the exchange's minimum at a higher price, it
+        would turn back into a position that blocks entries and counts as open."""
+        if self.exchange.too_small(position.pair, position.amount, price) is not None:
+            return True
+        saved = await self._state.get(protection_key(position.pair)) or {}
+        return _declared_dust(saved, position.amount)
 
     async def _pending_entries(self, run: PairRun) -> dict[str, float]:
         """Entries of other pairs still resting on the exchange (pair: amount): they count
@@ -372,13 +381,13 @@ class Engine:
         position = self.portfolio.position(run.pair)
         if position is None:
             return None
+        saved = await self._state.get(key_of(run)) or {}
+        if _declared_dust(saved, position.amount):
+            return None
         why = self.exchange.too_small(run.pair, position.amount, price)
         if why is None:
             return position
-        saved = await self._state.get(key_of(run)) or {}
-        if saved.get("dust"):
-            return None
-        await self._state.set(key_of(run), {**saved, "dust": True, "exit_pending": None,
+        await self._state.set(key_of(run), {**saved, "dust": position.amount, "exit_pending": None,
                                             "exit_due": None}, self._clock.now())  # fmt: skip
         decision(run.pair, "hold", f"dust left, treated as flat: {why}")
         if not await self._state.get(f"dust_announced:{run.pair}"):
@@ -570,9 +579,16 @@ class Engine:
             reason = intent.reason.removeprefix("rest of ")
             await self._state.set(key_of(run), {**saved, "exit_pending": reason},
                                   self._clock.now())  # fmt: skip
-            if level is not None and not self._is_dust(rest, intent.reference_price):
+            if level is not None and not await self._is_dust(rest, intent.reference_price):
                 await self._restore_stop(run, level, intent.client_order_id)  # until then
         return cancelled + await self._record(run, close_time, fills, trade)
+
+
+def _declared_dust(saved: Mapping[str, object], amount: float) -> bool:
+    """The position's state says it was declared dust at this amount (or more): an entry
+    resets the state, an exit sells it along."""
+    declared = saved.get("dust")
+    return type(declared) is float and amount <= declared * (1 + 1e-9)
 
 
 def _any_exit(policy: ExitPolicy) -> bool:

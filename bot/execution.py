@@ -21,6 +21,7 @@ from bot.domain import (
     Trade,
 )
 from bot.errors import (
+    BotError,
     ExchangeAuthFailed,
     ExchangeRejected,
     ExchangeUnavailable,
@@ -176,16 +177,25 @@ class Executor:
             await self._announce(intent, report, trade)
         return fills, trade
 
-    async def settle_unknown(self) -> int:
+    async def settle_unknown(self, unsettled: dict[str, str] | None = None) -> int:
         """Look up again every order whose placement ended unknown (a timeout, a 5xx or a
         dropped connection, and the lookup after it failed too): book what the exchange did, or
         close it as never sent. Run before acting, so the books are right when the strategy is
-        asked. Returns how many were settled."""
+        asked. Returns how many were settled. A look-up that fails raises, unless ``unsettled``
+        is given: the order's pair and why are then written there and the others settled all
+        the same (the kill switch goes on with every other pair)."""
         settled = 0
         for order in await self._orders.not_final():
             if order.status is not OrderStatus.NEW:  # acknowledged: resting, its owner settles it
                 continue
-            report = await self.exchange.lookup(order)
+            try:
+                report = await self.exchange.lookup(order)
+            except BotError as error:
+                if unsettled is None:
+                    raise
+                unsettled[order.pair] = (f"the outcome of order {order.client_order_id} is "
+                                         f"unknown ({error})")  # fmt: skip
+                continue
             if report is None:
                 await self._orders.update(
                     order.client_order_id, OrderStatus.REJECTED, self._clock.now(),

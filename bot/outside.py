@@ -2,7 +2,8 @@
 
 Recorded at the first reconciliation (bot/reconcile.py): whatever the exchange holds of the quote
 and each traded coin beyond the books is the user's, left alone and never sold (the executor's
-balance recheck subtracts it before any sale).
+balance recheck subtracts it before any sale). ``/holdings accept`` records it again (see
+bot/holdings.py).
 """
 
 from __future__ import annotations
@@ -50,3 +51,14 @@ class OutsideHoldings:
                  for asset, change in changes.items() if asset in baseline}  # fmt: skip
         if moved:
             await self._state.set(OUTSIDE_KEY, {**baseline, **moved}, self._clock.now())
+
+    async def accept(
+        self, books: Mapping[str, float], balances: Mapping[str, float]
+    ) -> dict[str, float]:
+        """Record what the exchange holds beyond ``books`` now as the user's own, for each asset
+        of ``books`` (never below 0: the books holding more is not the user's). The baseline."""
+        baseline = await self.get()
+        baseline.update({asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
+                         for asset, amount in books.items()})  # fmt: skip
+        await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
+        return baseline

@@ -45,6 +45,7 @@ from bot.errors import BotError, NotFound, UserInputError
 from bot.ports import Clock
 from handlers import dust as dust_command
 from handlers.delivery import plain, send_photo, send_text
+from handlers.holdings import holdings_reply
 from handlers.ordering import Strangers
 from handlers.telegram_clock import TelegramClock
 
@@ -72,6 +73,7 @@ class Command:
     role_with_arguments: str | None = None  # e.g. /risk reads for viewers, /risk set is admin's
     changes: bool = False  # changes state (a stale one asks to confirm; audited)
     changes_with_arguments: bool = False  # changes state when given arguments (/risk set)
+    confirm_with_arguments: bool = False  # given arguments, runs only after a Confirm
 
 
 COMMANDS: Mapping[str, Command] = {
@@ -110,6 +112,10 @@ COMMANDS: Mapping[str, Command] = {
                        confirm=True, changes=True),
     "dust": Command("admin", "/dust", "dust per asset; converts it where the exchange can",
                     confirm=True, changes=True),
+    "holdings": Command("viewer", "/holdings [accept]",
+                        "books, exchange and your own holdings; accept records yours anew",
+                        role_with_arguments="admin", changes_with_arguments=True,
+                        confirm_with_arguments=True),
     "health": Command("viewer", "/health", "last ticks, jobs, exchange latency, outbox"),
     "alerts": Command("viewer", "/alerts [KIND on|silent|off]",
                       "which pushed alerts you get, and how", changes_with_arguments=True),
@@ -295,7 +301,8 @@ class ChatCommands:
         stale = age > self._max_age
         protection_off = name == "risk" and len(arguments) == 3 and self._cockpit.switches_off(
             arguments[1], arguments[2])  # fmt: skip
-        if command.confirm or protection_off or (stale and changes_state(name, arguments)):
+        confirm = command.confirm or (command.confirm_with_arguments and bool(arguments))
+        if confirm or protection_off or (stale and changes_state(name, arguments)):
             await self._cockpit.record(actor, name, arguments,
                                        "asked to confirm" + (f" (sent {ago(age)})" if stale
                                                              else ""))  # fmt: skip
@@ -588,6 +595,9 @@ class Actions:
 
     async def dust(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await dust_command.convert(self._cockpit.dust)
+
+    async def holdings(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await holdings_reply(self._cockpit, arguments)
 
     async def health(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.health()

@@ -176,7 +176,9 @@ async def run_fault_soak(
         )  # trade throughout
         async with stack as (trading, market, _):
             chaos.enabled = True
-            invariants = Invariants(fake, tmp_path / "pairpilot.sqlite", VENUES[venue].trade_key)
+            invariants = Invariants(
+                fake, tmp_path / "pairpilot.sqlite", VENUES[venue].trade_key, grace=0
+            )  # a position unprotected for one tick is seen
             moment = start
             for _ in range(ticks):
                 moment += HOUR

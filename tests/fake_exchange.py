@@ -146,7 +146,6 @@ class FakeBinance:
         app.router.add_get("/api/v3/order", self._signed(self._get_order))
         app.router.add_get("/api/v3/openOrders", self._signed(self._open_orders))
         app.router.add_get("/api/v3/myTrades", self._signed(self._my_trades))
-        app.router.add_delete("/api/v3/openOrders", self._signed(self._cancel_all))
         app.router.add_delete("/api/v3/order", self._signed(self._cancel_order))
         app.router.add_post("/sapi/v1/asset/dust-btc", self._signed(self._dust_btc))
         app.router.add_post("/sapi/v1/asset/dust", self._signed(self._dust))
@@ -483,13 +482,6 @@ class FakeBinance:
         symbol = params.get("symbol")
         return web.json_response([_order_json(o) for o in self.orders.values()
                                   if o.status == "NEW" and symbol in (None, o.symbol)])  # fmt: skip
-
-    async def _cancel_all(self, params: dict[str, str]) -> web.Response:
-        cancelled = [o for o in self.orders.values()
-                     if o.status == "NEW" and o.symbol == params.get("symbol")]  # fmt: skip
-        for order in cancelled:
-            self._cancel(order)
-        return web.json_response([_order_json(o) for o in cancelled])
 
     def _dust_values(self, asset: str, amount: float) -> tuple[float, float] | None:
         """``amount`` of ``asset`` in BTC and in BNB, at the last prices (None: no price)."""

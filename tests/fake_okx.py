@@ -62,6 +62,7 @@ class FakeOkx(FakeBinance):
             ("/api/v5/account/balance", self._balance),
             ("/api/v5/trade/order", self._get_order),
             ("/api/v5/trade/orders-pending", self._pending),
+            ("/api/v5/trade/orders-history", self._history),
             ("/api/v5/trade/orders-algo-pending", self._algo_pending),
             ("/api/v5/trade/order-algo", self._get_algo),
             ("/api/v5/trade/fills", self._fills),
@@ -231,6 +232,15 @@ class FakeOkx(FakeBinance):
         return _ok([self._order_json(o) for o in self.orders.values()
                     if o.status == "NEW" and o.kind != "STOP_LOSS"
                     and symbol in (None, o.symbol)])  # fmt: skip
+
+    async def _history(self, params: dict[str, Any]) -> web.Response:
+        """GET /api/v5/trade/orders-history: final plain orders, newest first, narrowed by
+        ``state`` (filled, or canceled: an expired market order is "canceled" there too)."""
+        symbol = _symbol(str(params.get("instId", ""))) if params.get("instId") else None
+        final = [o for o in reversed(self.orders.values())
+                 if o.status != "NEW" and o.kind != "STOP_LOSS" and symbol in (None, o.symbol)
+                 and params.get("state") in (None, _STATE[o.status])]  # fmt: skip
+        return _ok([self._order_json(o) for o in final[: int(params.get("limit", 100))]])
 
     async def _algo_pending(self, params: dict[str, Any]) -> web.Response:
         if params.get("ordType") != "conditional":  # each algo type is listed on its own

@@ -4,9 +4,13 @@ The soaks call ``Invariants.check`` after every tick (the fault soak) or every r
 crash soak), reading the books straight from the SQLite file:
 
 - protected: every open position (dust aside) has a stop resting on the exchange for what it
-  holds; a stop the exchange refused or lost is placed again on the next tick, so a position may
-  go ``grace`` checks in a row without one, never more. (On a venue without resting stops the
-  per-candle check holds the level in the position's protection state: it must be known.)
+  holds after every tick. A check that finds none is excused only by a failed attempt the
+  journal shows: an order of the pair refused since the last check, or one whose outcome is
+  still unknown (the exchange failed it; the next tick places the stop again). Otherwise it
+  counts toward ``grace``, the checks in a row a position may go without any explanation (0
+  in the fault soak; 1 at a crash soak's restart, as a kill leaves no trace in the journal).
+  (On a venue without resting stops the per-candle check holds the level in the position's
+  protection state: it must be known.)
 - owned: coins the account holds for a pair no run trades, beyond the user's own holdings and
   dust, were alerted (once).
 - ledger: the books' cash and coins equal the exchange's free + used balances minus what the
@@ -56,12 +60,13 @@ class Invariants:
     trade_key: Callable[[str, object], str] = binance_trade_key
     pairs: tuple[str, ...] = ("BTC/USDT",)
     quote: str = "USDT"
-    grace: int = 2  # checks in a row a position may wait for its stop to be placed again
+    grace: int = 1  # checks in a row a position may go without a stop, no failed attempt seen
     checks: int = 0
     unprotected: int = 0  # checks that found a position waiting for its stop
     dust_seen: int = 0  # checks that found dust in the books
     violations: list[str] = field(default_factory=list)
     _waiting: dict[str, int] = field(default_factory=dict)
+    _journaled: set[str] = field(default_factory=set)  # order ids seen at the last check
 
     def check(self, when: str) -> list[str]:
         """Every invariant now; returns (and keeps) what was broken, labelled ``when``."""
@@ -69,6 +74,7 @@ class Invariants:
         with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True) as db:
             found = [*self._protected(db), *self._owned(db), *self._ledger(db),
                      *self._closed(db)]  # fmt: skip
+            self._journaled = {row[0] for row in db.execute("SELECT client_order_id FROM orders")}
         found = [f"{when}: {text}" for text in found]
         self.violations += found
         return found
@@ -99,11 +105,20 @@ class Invariants:
                 self._waiting.pop(pair, None)
                 continue
             self.unprotected += 1
+            if self._failed_attempt(db, pair):
+                continue
             self._waiting[pair] = self._waiting.get(pair, 0) + 1
             if self._waiting[pair] > self.grace:
                 found.append(f"{pair}: {amount:.8g} held, {resting:.8g} under a resting stop, "
                              f"for {self._waiting[pair]} checks (protection {saved})")  # fmt: skip
         return found
+
+    def _failed_attempt(self, db: sqlite3.Connection, pair: str) -> bool:
+        """The exchange failed one of the pair's orders since the last check (refused it, or its
+        outcome is unknown yet): the stop missing now is placed again on the next tick."""
+        rows = db.execute("SELECT client_order_id, status FROM orders WHERE pair = ? AND status "
+                          "IN ('new', 'rejected')", (pair,)).fetchall()  # fmt: skip
+        return any(status == "new" or coid not in self._journaled for coid, status in rows)
 
     def _owned(self, db: sqlite3.Connection) -> list[str]:
         active = {row[0] for row in db.execute(

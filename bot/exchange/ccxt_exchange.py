@@ -50,7 +50,7 @@ from bot.errors import (
     UserInputError,
 )
 from bot.exchange import dust
-from bot.exchange.venues import Lookup, profile_for
+from bot.exchange.venues import Lookup, carries, profile_for
 from bot.telemetry import EXCHANGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -381,7 +381,7 @@ class CcxtExchange:
                 params.update(profile.stop_lookup_params if algo else {})
                 for method in self._order_lists():
                     for order in await self._call(method, pair, None, None, params):
-                        if order.get("clientOrderId") == wire:
+                        if carries(order.get("clientOrderId") or "", wire):
                             return order, algo
             return None
         for algo in kinds:
@@ -413,6 +413,14 @@ class CcxtExchange:
                 return (f"{self.name}: ccxt reads no closed orders here, so an order whose "
                         "answer is lost could not be found again; not trading on it")  # fmt: skip
         return None
+
+    def _our_id(self, reported: str) -> str:
+        """Our id for the client id a venue lists, when it is one this process sent: carried as
+        a UUID or a number, or behind a tag of the venue's (see ``carries``; ours has no "-")."""
+        ours = self._ours.get(reported)
+        if ours is None and "-" in reported:
+            ours = self._ours.get(reported.rsplit("-", 1)[1])
+        return ours or reported
 
     def _wire(self, ours: str) -> str:
         """Our id as the venue carries it, remembered so that the venue's lists map back."""
@@ -494,24 +502,6 @@ class CcxtExchange:
             {asset: float(amount) for asset, amount in free.items() if amount},
         )
 
-    async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
-        """Cancel every open order in ``pairs``, trigger/algo stops included; how many."""
-        cancelled = 0
-        for pair in pairs:
-            open_orders = await self._call(self._client.fetch_open_orders, pair)
-            if open_orders and self._client.has.get("cancelAllOrders"):
-                await self._call(self._client.cancel_all_orders, pair)
-            for order in open_orders if not self._client.has.get("cancelAllOrders") else []:
-                with contextlib.suppress(NotFound):  # OKX: one by one; it may have filled
-                    await self._call(self._client.cancel_order, order["id"], pair)
-            cancelled += len(open_orders)
-            for stop in await self._open_stops(pair):
-                with contextlib.suppress(NotFound):  # it fired or went meanwhile
-                    await self._call(self._client.cancel_order, stop["id"], pair,
-                                     dict(self.profile.stop_cancel_params))  # fmt: skip
-                cancelled += 1
-        return cancelled
-
     async def _open_stops(self, pair: str) -> list[dict[str, Any]]:
         """Open trigger/algo stops, which a plain open-order read does not list."""
         if not self.profile.stop_list_params:
@@ -531,7 +521,7 @@ class CcxtExchange:
                 client_id = order.get("clientOrderId") or ""
                 if order in stops and self.profile.stop_create_param:  # the algo's own id
                     client_id = (order.get("info") or {}).get(self.profile.stop_create_param, "")
-                client_id = self._ours.get(client_id, client_id)  # a UUID or number: ours
+                client_id = self._our_id(client_id)
                 found.append(OpenOrder(pair, client_id, order["side"], float(order["amount"]),
                                        float(price) if price else None))  # fmt: skip
         return found

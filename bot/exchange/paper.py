@@ -119,15 +119,6 @@ class PaperExchange:
             totals[quote] = totals.get(quote, 0.0) + resting["quote_amount"]
         return totals
 
-    async def cancel_all_orders(self, pairs: Sequence[str]) -> int:
-        """Cancel the resting limit buys of ``pairs`` (after matching them); how many."""
-        wanted = [coid for coid, r in self._resting.items() if r["pair"] in pairs]
-        for coid in wanted:
-            await self._match(coid)
-            if coid in self._resting:
-                await self._cancel(coid)
-        return len(wanted)
-
     async def open_orders(self, pairs: Sequence[str]) -> list[OpenOrder]:
         """The resting limit buys of ``pairs`` (a paper account holds no one else's orders)."""
         return [OpenOrder(r["pair"], coid, "buy", r["quote_amount"] / r["limit"], r["limit"])

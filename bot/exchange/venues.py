@@ -190,7 +190,7 @@ PROFILES: Mapping[str, VenueProfile] = {
 
 CONSERVATIVE = VenueProfile(
     name="",
-    id_max=32,
+    id_max=28,  # gate's, the shortest of a venue that takes ours as it is (ccxt refuses more)
     id_pattern=r"[A-Za-z0-9]",
     id_form=IdForm.OURS,
     lookup_param="clientOrderId",
@@ -203,6 +203,13 @@ CONSERVATIVE = VenueProfile(
         "on the exchange), fee currencies",
     ),
 )
+
+
+def carries(reported: str, wire: str) -> bool:
+    """Whether the client id a venue reports for an order is ``wire``: as it was sent, or
+    behind a tag of the venue's own ending in "-" (ccxt's gate class sends "t-" + ours, as gate
+    wants user texts to start with "t-", and reads it back with the tag)."""
+    return reported == wire or reported.endswith("-" + wire)
 
 
 def profile_for(name: str) -> VenueProfile:

@@ -15,6 +15,7 @@ from bot.clock import SystemClock
 from bot.domain import Order, OrderIntent, OrderStatus, Side
 from bot.errors import ExchangeRejected
 from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.exchange.venues import profile_for
 from bot.portfolio import Portfolio
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
@@ -122,17 +123,6 @@ async def test_a_stop_rests_as_an_algo_order_that_is_listed_cancelled_and_booked
     assert report.status is OrderStatus.FILLED
     assert sum(fill.amount for fill in report.fills) == pytest.approx(0.005)
     assert report.fills[0].price == 94_000.0
-
-
-async def test_cancel_all_takes_off_algo_stops_a_plain_read_does_not_list(
-    okx: tuple[FakeOkx, CcxtExchange],
-) -> None:
-    fake, exchange = okx
-    await exchange.create_market_order(buy(500.0))
-    await exchange.place_stop(stop(0.005, 95_000.0))
-    assert await exchange.cancel_all_orders(["BTC/USDT"]) == 1
-    assert [o.status for o in fake.orders.values()] == ["FILLED", "CANCELED"]
-    assert fake.balances["BTC"] == pytest.approx(0.005)
 
 
 def _as_order(intent: OrderIntent, exchange_order_id: str | None) -> Order:
@@ -251,3 +241,37 @@ async def test_a_read_back_that_fails_leaves_a_placed_order_unsettled_never_reje
     assert (await orders.require("pp1x1b")).status is OrderStatus.FILLED
     assert portfolio.position("BTC/USDT").amount == pytest.approx(0.005)
     assert fake.order_posts == 1
+
+
+class TaggingVenue(FakeOkx):
+    """A venue that reads our client id back behind a tag of its own, as gate does ("t-" +
+    ours: ccxt's gate class adds it, gate wants user texts to start with "t-")."""
+
+    def open_order(self, client_id: str, *args: object, **kwargs: object) -> FakeOrder | None:
+        return super().open_order(f"t-{client_id}", *args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_an_unprofiled_venue_that_tags_our_id_still_finds_an_order_whose_answer_was_lost(
+    db: Database,
+) -> None:
+    fake = TaggingVenue(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    async with connected(fake) as (fake, exchange):
+        exchange.profile = profile_for("gate")  # no profile: conservative defaults, a SCAN
+        # placed, the answer lost: no exchange id to read it back by
+        fake.faults.append(Fault("/api/v5/trade/batch-orders", 503, "", method="POST",
+                                 after=True))  # fmt: skip
+        clock = await with_run(db)
+        portfolio = Portfolio(1000.0)
+        executor = executor_on(db, exchange, clock, portfolio)
+        await executor.execute(buy(500.0))
+        await executor.settle_unknown()
+        order = await SqliteOrderRepository(db).require("pp1x1b")
+        assert order.status is OrderStatus.FILLED  # was: "never reached the exchange"
+        assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+        assert fake.order_posts == 1
+        fake.prices["BTCUSDT"] = 120_000.0
+        resting = OrderIntent("pp1x2b", 1, "BTC/USDT", Side.BUY, 0.001, 100_000.0, NOW,
+                              quote_amount=100.0, limit_price=100_000.0)  # fmt: skip
+        await executor.execute(resting)
+        (listed,) = await exchange.open_orders(["BTC/USDT"])
+        assert listed.client_order_id == "pp1x2b"  # ours, not "an order pairpilot did not place"
