@@ -124,6 +124,8 @@ async def serve_on_exchange(
                 try:
                     await stop.wait()
                 finally:
+                    trading.service.request_stop()  # the tick ends at the next pair
+                    exchange.stop_retrying()  # and its call in flight is the last attempt
                     await jobs.stop()
                     await goodbye(dispatcher, watch)
     finally:
