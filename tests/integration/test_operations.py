@@ -530,7 +530,12 @@ async def test_sigterm_in_a_multi_pair_exchange_outage_ends_the_tick_between_pai
             await asyncio.sleep(1.5)  # primed; ticks run every second from now on
             fake.faults.append(Fault("/api/v3/klines", delay=3.0, times=10_000))
             asked = len(fake.requests)
-            await until(lambda: any(path.endswith("/klines") for path, _ in fake.requests[asked:]))
+            await until(
+                lambda: any(
+                    path.endswith("/klines") and query["symbol"] == "BTCUSDT"
+                    for path, query in fake.requests[asked:]
+                )
+            )  # the first pair
         except BaseException:
             process.kill()
             raise
@@ -542,7 +547,7 @@ async def test_sigterm_in_a_multi_pair_exchange_outage_ends_the_tick_between_pai
         assert process.returncode == 0, err.decode()[-2000:]
         assert took < 1.0 + STOP_MARGIN, f"took {took:.2f} s to stop"
     assert "pairpilot stopped" in out.decode() + err.decode()
-    assert "and the pairs after it not ticked" in err.decode()  # stopped between pairs
+    assert "ETH/USDT and the pairs after it not ticked" in err.decode()  # between pairs
     with closing(sqlite3.connect(tmp_path / "state" / "pairpilot.sqlite")) as connection:
         beat = connection.execute("SELECT value FROM bot_state WHERE key = ?",
                                   (HEARTBEAT_KEY,)).fetchone()  # fmt: skip
