@@ -71,6 +71,20 @@ def test_the_health_timer_runs_only_alongside_the_service() -> None:
     assert "pairpilot-health.timer" in unit("pairpilot.service")["Wants"]
 
 
+@pytest.mark.parametrize("name", ["pairpilot.service", "pairpilot-health.service"])
+def test_a_missing_or_late_mounted_data_dir_is_refused_by_pairpilot_not_created(name: str) -> None:
+    """systemd.exec: a ReadWritePaths= path without "-" that does not exist fails the unit's
+    namespace set-up (exit 226, which Restart=on-failure retries forever); StateDirectory=
+    creates the directory (on the bare mount point when the disk is late). Without either,
+    pairpilot itself refuses a missing data_dir, exit 2 naming it (test_data_dir), and
+    RequiresMountsFor= waits for the disk."""
+    entries = unit(name)
+    data = "/var/lib/pairpilot"  # the install comment's data_dir
+    assert entries["ReadWritePaths"] == [f"-{data}"]
+    assert "StateDirectory" not in entries
+    assert data in entries["RequiresMountsFor"][0].split()
+
+
 def test_the_stop_timeouts_outlast_a_stop_in_an_outage_whatever_the_number_of_pairs() -> None:
     """A stop ends every retry and the tick at the next pair (test_operations measures it):
     left are at most 5 requests (the one in flight, an order's two look-ups, its protective
