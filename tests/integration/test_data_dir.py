@@ -6,8 +6,10 @@ it in the metrics and in health, stops without a crash on a full disk, and recov
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -32,7 +34,8 @@ from storage.state import SqliteStateRepository
 from tests.chat_rig import ADMIN, VIEWER
 from tests.telegram_emulator import TelegramEmulator, running
 
-SAMPLE = Path(__file__).resolve().parents[2] / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
+ROOT = str(Path(__file__).resolve().parents[2])
+SAMPLE = Path(ROOT) / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
 MiB = 2**20
 
 
@@ -47,6 +50,12 @@ def mount_tmpfs(where: Path, size_mib: int) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     yield from mounted(tmp_path / "disk", 32)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """Under the 4 MiB the service needs to start at all."""
+    yield from mounted(tmp_path / "tiny", 2)
 
 
 @pytest.fixture
@@ -111,6 +120,35 @@ def test_the_service_refuses_a_full_or_read_only_data_dir_naming_it(
             assert connection.execute("SELECT count(*) FROM pair_runs").fetchone() == (0,)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+async def test_a_start_refused_on_a_full_disk_is_told_to_the_admins_on_telegram(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    """Exit 2 is never restarted: without a word on Telegram the bot would stay down unseen."""
+    emulator = TelegramEmulator()
+    async with running(emulator) as base:
+        config = replay_config(tmp_path, tiny_disk / "data")
+        users = "".join(f'[[telegram.users]]\nid = {user}\nrole = "{role}"\n'
+                        for user, role in ((ADMIN, "admin"), (VIEWER, "viewer")))  # fmt: skip
+        config.write_text(config.read_text(encoding="utf-8")
+                          + f'[telegram]\napi_base_url = "{base}"\n' + users,
+                          encoding="utf-8")  # fmt: skip
+        secrets = tmp_path / "secrets.env"
+        secrets.write_text(f"PAIRPILOT_TELEGRAM_TOKEN={emulator.token}\n", encoding="utf-8")
+        secrets.chmod(0o600)
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", "--config", str(config), "--secrets",
+            str(secrets), stderr=asyncio.subprocess.PIPE, env={**environment, "PYTHONPATH": ROOT},
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    refusal = (f"data_dir {tiny_disk / 'data'} has 2.0 MiB free; pairpilot needs at least 4 MiB;"
+               " nothing was written")  # fmt: skip
+    assert refusal in err.decode()
+    assert [sent.text for sent in emulator.to(ADMIN)] == [f"pairpilot cannot start: {refusal}"]
+    assert emulator.to(VIEWER) == []
 
 
 async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
