@@ -53,7 +53,7 @@ class HeldAlerts:
         next call."""
         if self._sink is None:
             return
-        for held in self._held:
+        for held in list(self._held):  # ``store`` may take some meanwhile
             if held.sent:
                 continue
             try:
