@@ -81,3 +81,9 @@ class ConsoleSink:
         marker = "!" if alert.priority <= AlertPriority.ERROR else "*"
         chart = " (chart not shown on the console)" if alert.photo else ""
         self._write(f"{marker} [{alert.created_at:%Y-%m-%d %H:%M}] {alert.text}{chart}")
+
+    async def send_unstored(self, text: str, reached: set[int]) -> None:
+        """The console is the one "chat" (0)."""
+        if 0 not in reached:
+            self._write(f"! {text}")
+            reached.add(0)

@@ -33,6 +33,7 @@ from bot.exchange.paper import PaperExchange
 from bot.execution import Executor
 from bot.guard import LIMITS_KEY, RiskGuard
 from bot.health import HEARTBEAT_SECONDS
+from bot.held_alerts import HeldAlerts
 from bot.history import CandleHistory, ReplayHistory
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import Clock, Exchange, PriceFeed
@@ -303,7 +304,8 @@ async def _serve(
     watch = await start_watch(db, settings, trading.service, trading.engine, trading.outbox,
                               "replay")  # fmt: skip
     async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, trading.clock,
-                             chat, write, simulated=True) as dispatcher:  # fmt: skip
+                             chat, write, simulated=True,
+                             held=watch.held) as dispatcher:  # fmt: skip
         pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
         started = f"pairpilot started: {settings.mode} mode, replay, {pairs}"
         await trading.outbox.push("startup", AlertPriority.INFO, started)
@@ -311,13 +313,14 @@ async def _serve(
         jobs.every(replay.step.total_seconds() / speed, watch.guarded(trading.driver.step),
                    "replay-step")  # fmt: skip
         jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
+        jobs.every(ALERT_DRAIN_SECONDS, watch.held.send, "held-alerts")
         jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
         jobs.start()
         try:
             await _until_first(stop, trading.driver.finished)
         finally:
             await jobs.stop()  # the tick in progress finishes first
-            await goodbye(trading.outbox, dispatcher, watch)
+            await goodbye(dispatcher, watch)
 
 
 async def start_watch(
@@ -327,8 +330,10 @@ async def start_watch(
     """The heartbeat and data-directory watch (its job is scheduled by the caller), with the
     gauges restored from the database."""
     await restore_gauges(SqliteEquityRepository(db), engine.guard)
+    wall = SystemClock()
     return ServiceWatch(path=settings.data_dir, state=SqliteStateRepository(db), service=service,
-                        outbox=outbox, source=source, wall=SystemClock())  # fmt: skip
+                        outbox=outbox, held=HeldAlerts(SqliteAlertRepository(db), wall),
+                        source=source, wall=wall)  # fmt: skip
 
 
 def build_cockpit(

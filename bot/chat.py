@@ -11,12 +11,13 @@ from typing import Protocol
 
 from bot.alerts import AlertDispatcher, AlertOutbox, ConsoleSink
 from bot.cockpit import Cockpit
-from bot.ports import AlertSink, Clock
+from bot.held_alerts import HeldAlerts
+from bot.ports import ChatSink, Clock
 from storage.alerts import SqliteAlertRepository
 
 
 class ChatFrontend(Protocol):
-    sink: AlertSink
+    sink: ChatSink
 
     def start(self) -> None:
         """Connect in the background; never blocks trading."""
@@ -39,11 +40,16 @@ async def notifications(
     write: Callable[[str], object],
     *,
     simulated: bool = False,
+    held: HeldAlerts | None = None,
 ) -> AsyncIterator[AlertDispatcher]:
     """The alert dispatcher into the chat (or the console), with the chat running meanwhile.
-    ``simulated``: the clock is a replay's."""
+    ``simulated``: the clock is a replay's; ``held``: alerts the disk could not store, sent
+    through the same chat."""
     frontend = chat(cockpit, outbox, alerts, clock, not simulated) if chat else None
-    dispatcher = AlertDispatcher(alerts, frontend.sink if frontend else ConsoleSink(write), clock)
+    sink: ChatSink = frontend.sink if frontend else ConsoleSink(write)
+    dispatcher = AlertDispatcher(alerts, sink, clock)
+    if held is not None:
+        held.attach(sink)
     if frontend is not None:
         cockpit.charts.start()
         frontend.start()

@@ -186,7 +186,15 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_service(settings, secrets, stop=stop, chat=chat, write=write)
+        try:
+            await run_service(settings, secrets, stop=stop, chat=chat, write=write)
+        except (ConfigError, UnusableDatabase) as error:  # exit 2: never restarted
+            if chat is not None and secrets.telegram_token:
+                from handlers.notice import tell_admins
+
+                await tell_admins(settings, secrets.telegram_token,
+                                  f"pairpilot cannot start: {error}")  # fmt: skip
+            raise
 
     log = logging.getLogger("pairpilot")
     if settings.telegram.users and chat is None:

@@ -108,13 +108,14 @@ async def serve_on_exchange(
             watch = await start_watch(db, settings, trading.service, trading.engine,
                                       trading.outbox, "exchange")  # fmt: skip
             async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, clock,
-                                     chat, write) as dispatcher:  # fmt: skip
+                                     chat, write, held=watch.held) as dispatcher:  # fmt: skip
                 pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
                 await trading.outbox.push(
                     "startup", AlertPriority.INFO,
                     f"pairpilot started: {settings.mode} mode on {exchange.name}, {pairs}",
                 )  # fmt: skip
                 jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
+                jobs.every(ALERT_DRAIN_SECONDS, watch.held.send, "held-alerts")
                 jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
                 report = partial(push_daily_report, cockpit, trading.outbox)
                 jobs.daily(settings.telegram.daily_report, settings.timezone, report,
@@ -123,8 +124,10 @@ async def serve_on_exchange(
                 try:
                     await stop.wait()
                 finally:
+                    trading.service.request_stop()  # the tick ends at the next pair
+                    exchange.stop_retrying()  # and its call in flight is the last attempt
                     await jobs.stop()
-                    await goodbye(trading.outbox, dispatcher, watch)
+                    await goodbye(dispatcher, watch)
     finally:
         await feed.close()
         await exchange.close()

@@ -174,3 +174,16 @@ class AlertSink(Protocol):
     """Where alerts end up: the console now, Telegram later. Raises when delivery failed."""
 
     async def send(self, alert: Alert) -> None: ...
+
+
+class UnstoredSink(Protocol):
+    """Delivery that writes nothing, for an alert the full disk could not store."""
+
+    async def send_unstored(self, text: str, reached: set[int]) -> None:
+        """``text`` to every admin chat not in ``reached``, adding each chat as it is
+        reached; raises when one could not be (a retry skips those in ``reached``)."""
+        ...
+
+
+class ChatSink(AlertSink, UnstoredSink, Protocol):
+    """A chat front end's sink: the outbox's alerts, and those the disk could not store."""

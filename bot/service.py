@@ -48,6 +48,12 @@ class TradingService:
         self.entries_blocked: str | None = None
         self.exchange_trouble: str | None = None
         self.ticks = 0
+        self._stopping = False
+
+    def request_stop(self) -> None:
+        """A stop was asked: the tick in progress ends after the pair it is on (a pair's
+        order and its booking are never cut apart; the pairs left wait for the next start)."""
+        self._stopping = True
 
     def runs(self) -> list[PairRun]:
         return list(self._runs.values())
@@ -112,6 +118,9 @@ class TradingService:
         for run in list(self._runs.values()):
             if timeframe is not None and run.timeframe != timeframe:
                 continue
+            if self._stopping:
+                log.warning("tick: stopping; %s and the pairs after it not ticked", run.pair)
+                break
             self.last_asked[run.pair] = self._clock.now()
             try:
                 if run.state is not RunState.STOPPED and await self._tick_run(run):
@@ -121,9 +130,10 @@ class TradingService:
                 self.exchange_trouble = str(error)
                 log.warning("tick %s: %s", run.pair, error)
                 await self._engine.guard.exchange_failed(error, self._clock.now())
-        if timeframe is None or acted:
+        done = not self._stopping  # stopping: no more exchange calls than the books need
+        if done and (timeframe is None or acted):
             await self._engine.alert_unowned({run.pair for run in self._runs.values()})
-        if not failed:
+        if done and not failed:
             self.exchange_trouble = None
             await self._engine.guard.exchange_answered()
         if acted:

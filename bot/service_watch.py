@@ -15,6 +15,7 @@ from bot.domain import AlertPriority
 from bot.guard import STATE_KEY as RISK_STATE_KEY
 from bot.guard import RiskGuard
 from bot.health import HEARTBEAT_KEY, heartbeat_record
+from bot.held_alerts import HeldAlerts
 from bot.ports import Clock
 from bot.service import TradingService
 from bot.telemetry import DATA_DIR_FREE, EQUITY, HALTED, PNL_TODAY, STORAGE_OK
@@ -35,18 +36,21 @@ class ServiceWatch:
         state: SqliteStateRepository,
         service: TradingService,
         outbox: AlertOutbox,
+        held: HeldAlerts,
         source: str,
         wall: Clock,
         min_free: int = data_dir.MIN_FREE_BYTES,
     ) -> None:
         """``path``: the data directory; ``wall``: real time, even when trading time is a
         replay's; ``source``: "replay" or "exchange"; ``min_free``: bytes below which new
-        entries stop."""
+        entries stop; ``held``: where an alert the outbox cannot store goes (straight to the
+        admins)."""
         self._path, self._state, self._service, self._outbox = path, state, service, outbox
+        self.held = held
         self._source, self._wall, self._min_free = source, wall, min_free
         self._started = wall.now()
         self._trouble: str | None = None
-        self._alerted = False  # the trouble's alert is stored (the outbox needs the disk)
+        self._alerted = False  # the trouble's alert is stored or held: once per episode
 
     @property
     def trouble(self) -> str | None:
@@ -113,9 +117,10 @@ class ServiceWatch:
         self._service.entries_blocked = found
         STORAGE_OK.set(0)
         if not self._alerted:
-            self._alerted = await _push(self._outbox, f"Storage trouble: {found}. New entries "
-                                        "are off; open positions are still managed. Free space "
-                                        "or fix the permissions.")  # fmt: skip
+            await self.push("storage", AlertPriority.CRITICAL, f"Storage trouble: {found}. New "
+                            "entries are off; open positions are still managed. Free space or "
+                            "fix the permissions.")  # fmt: skip
+            self._alerted = True
 
     async def _recovered(self) -> None:
         log.warning("data_dir %s is usable again: new entries are back on", self._path)
@@ -123,18 +128,18 @@ class ServiceWatch:
         self._alerted = False
         self._service.entries_blocked = None
         STORAGE_OK.set(1)
-        await _push(self._outbox, f"Storage OK again ({self._path}): new entries are back on.")
+        await self.held.store()
+        await self.push("storage", AlertPriority.CRITICAL,
+                        f"Storage OK again ({self._path}): new entries are back on.")  # fmt: skip
 
-
-async def _push(outbox: AlertOutbox, text: str) -> bool:
-    try:
-        await outbox.push("storage", AlertPriority.CRITICAL, text)
-    except Exception as error:
-        if not data_dir.is_storage_error(error):
-            raise
-        log.error("alert not stored (%s): %s", error, text)
-        return False
-    return True
+    async def push(self, kind: str, priority: AlertPriority, text: str) -> None:
+        """Into the outbox; held and sent straight to the admins when it cannot be stored."""
+        try:
+            await self._outbox.push(kind, priority, text)
+        except Exception as error:
+            if not data_dir.is_storage_error(error):
+                raise
+            self.held.hold(kind, priority, text)
 
 
 def _gauge_free(path: Path) -> None:
@@ -173,16 +178,17 @@ async def restore_gauges_early(database: Path) -> None:
     HALTED.set(1 if risk.get("halt") else 0)
 
 
-async def goodbye(outbox: AlertOutbox, dispatcher: AlertDispatcher, watch: ServiceWatch) -> None:
+async def goodbye(dispatcher: AlertDispatcher, watch: ServiceWatch) -> None:
     """The last alert, flushed, and the stop recorded; on a full or read-only disk each step
-    that cannot write is logged (naming the data directory) instead of crashing the stop."""
+    that cannot write is logged (naming the data directory) instead of crashing the stop, and
+    the goodbye goes straight to the admins with whatever else is held."""
     await watch.stopped()
-    for step in (lambda: outbox.push("shutdown", AlertPriority.INFO, "pairpilot stopped"),
-                 dispatcher.drain):  # fmt: skip
-        try:
-            await step()
-        except Exception as error:
-            if not data_dir.is_storage_error(error):
-                raise
-            log.error("stopping on a data directory in trouble (%s): %s",
-                      watch.trouble or "the database cannot be written", error)  # fmt: skip
+    await watch.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
+    try:
+        await dispatcher.drain()
+    except Exception as error:
+        if not data_dir.is_storage_error(error):
+            raise
+        log.error("stopping on a data directory in trouble (%s): %s",
+                  watch.trouble or "the database cannot be written", error)  # fmt: skip
+    await watch.held.send()

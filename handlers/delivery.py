@@ -152,6 +152,15 @@ class TelegramSink:
                 await self._send(alert, chat, body, silent=mode == "silent")
             await self._alerts.mark_delivered_to(alert.id, chat, self._clock.now())
 
+    async def send_unstored(self, text: str, reached: set[int]) -> None:
+        """To the admins, recording nothing (the disk is full): no preferences, no attempts."""
+        for chat in sorted(self._admins - reached):
+            try:
+                await send_text(self._bot, chat, text, html=False)
+            except (Forbidden, BadRequest) as error:
+                log.warning("alert not sent to chat %s: %s", chat, error)
+            reached.add(chat)
+
     async def _send(self, alert: Alert, chat: int, text: str, *, silent: bool) -> None:
         await self._alerts.mark_attempted(alert.id, chat)
         try:

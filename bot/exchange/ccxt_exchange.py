@@ -22,7 +22,13 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 import numpy as np
 import pandas as pd
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_when_event_set,
+)
 from tenacity.wait import wait_exponential_jitter
 
 from bot.candles import COLUMNS
@@ -112,6 +118,7 @@ class CcxtExchange:
         self._attempts = attempts
         self._backoff = backoff
         self._sleep = sleep
+        self._giving_up = asyncio.Event()  # a stop was asked: no more retries
         self.name: str = client.id
         # What differs between exchanges and ccxt does not say (bot/exchange/venues.py).
         self.profile = profile_for(client.id)
@@ -149,6 +156,24 @@ class CcxtExchange:
 
     async def close(self) -> None:
         await self._client.close()
+
+    def stop_retrying(self) -> None:
+        """A stop was asked: the request in flight is each call's last attempt and a wait
+        between attempts ends now, so a tick in an outage ends within one request's timeout
+        (an order still gets its one look-up: its outcome is never guessed)."""
+        self._giving_up.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """``sleep``, cut short by ``stop_retrying``."""
+        if self._giving_up.is_set():
+            return
+        waits = [asyncio.ensure_future(self._sleep(seconds)),
+                 asyncio.ensure_future(self._giving_up.wait())]  # fmt: skip
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def load_markets(self) -> None:
         """Markets with precision and limits, once; the clock offset first when trading, since
@@ -322,17 +347,18 @@ class CcxtExchange:
                 log.warning("order %s: outcome unknown (%s); looking it up",
                             intent.client_order_id, translated)  # fmt: skip
                 if translated.retry_after:  # rate-limited: no request at all before it is over
-                    await self._sleep(translated.retry_after)
+                    await self._pause(translated.retry_after)
                 await self._resync_clock(translated)
                 order = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
                 if order is not None:
                     break
-                if attempt == self._attempts or not _refused_unprocessed(error):
+                last = attempt == self._attempts or self._giving_up.is_set()
+                if last or not _refused_unprocessed(error):
                     # Not found may only mean not processed yet, and Binance and OKX take a
                     # filled order's id again: a resend could buy twice. The order stays NEW,
                     # looked up again on the next tick (Executor.settle_unknown).
                     raise translated from error
-                await self._sleep(self._backoff * 2 ** (attempt - 1))
+                await self._pause(self._backoff * 2 ** (attempt - 1))
         assert order is not None  # the loop either found an order or raised
         if not self.profile.reply_complete and order.get("status") not in _FINAL:
             # The reply says only that the order was taken (OKX, Bybit, Kraken, Coinbase): what
@@ -593,14 +619,18 @@ class CcxtExchange:
         self, method: Callable[..., Awaitable[T]], *args: Any, attempts: int | None = None
     ) -> T:
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(attempts or self._attempts),
+            stop=stop_after_attempt(attempts or self._attempts)
+            | stop_when_event_set(self._giving_up),
             wait=self._wait,
             retry=retry_if_exception_type(ExchangeUnavailable),
             reraise=True,
-            sleep=self._sleep,
+            sleep=self._pause,
         )
         async for attempt in retrying:
             with attempt:
+                if attempt.retry_state.attempt_number > 1 and self._giving_up.is_set():
+                    raise ExchangeUnavailable(f"{self.name} {method.__name__}: not retried, "
+                                              "the service is stopping")  # fmt: skip
                 try:
                     return await method(*args)
                 except ccxt.BaseError as error:

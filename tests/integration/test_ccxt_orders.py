@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -412,3 +414,26 @@ async def test_an_unknown_outcome_not_found_is_never_resent_in_the_same_call(
     assert await executor.settle_unknown() == 1
     assert (await orders.require("pp1x1b")).status is OrderStatus.FILLED
     assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+
+
+async def test_a_stop_cuts_an_order_s_wait_short_and_sends_it_no_more_after_its_look_up(
+    venue: tuple[FakeBinance, CcxtExchange],
+) -> None:
+    """Rate-limited for 30 s: the placement waits, then looks the order up and sends it again.
+    A stop asked meanwhile ends the wait at once; the look-up still runs (the outcome is never
+    guessed), nothing is sent again, and the order is left for the next start to settle."""
+    fake, exchange = venue
+    limited = {"code": -1003, "msg": "Too much request weight used"}
+    fake.faults.append(Fault("/api/v3/order", 429, limited, headers={"Retry-After": "30"},
+                             method="POST", times=10))  # fmt: skip
+    placing = asyncio.create_task(exchange.create_market_order(buy(500.0)))
+    await asyncio.sleep(0.5)
+    assert fake.order_posts == 1  # refused, waiting out the Retry-After
+    asked = time.monotonic()
+    exchange.stop_retrying()
+    with pytest.raises(ExchangeUnavailable):
+        await asyncio.wait_for(placing, timeout=10)
+    assert time.monotonic() - asked < 2.0
+    assert fake.order_posts == 1
+    signed = [q for path, q in fake.requests if path == "/api/v3/order" and "signature" in q]
+    assert [q for q in signed if "origClientOrderId" in q]  # looked up before giving up

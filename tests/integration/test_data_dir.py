@@ -5,8 +5,11 @@ it in the metrics and in health, stops without a crash on a full disk, and recov
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -15,19 +18,24 @@ import pytest
 
 from bot import data_dir
 from bot.alerts import AlertDispatcher, ConsoleSink
-from bot.app import assemble_replay, load_replay
+from bot.app import assemble_replay, load_replay, run_service
 from bot.cli import main
 from bot.clock import SystemClock
-from bot.config import load_settings
+from bot.config import Secrets, TelegramSettings, TelegramUser, load_settings
 from bot.domain import AlertPriority, Side
+from bot.held_alerts import HeldAlerts
 from bot.service_watch import ServiceWatch, goodbye
 from bot.telemetry import STORAGE_OK
+from handlers.frontend import telegram_factory
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from storage.state import SqliteStateRepository
+from tests.chat_rig import ADMIN, VIEWER
+from tests.telegram_emulator import TelegramEmulator, running
 
-SAMPLE = Path(__file__).resolve().parents[2] / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
+ROOT = str(Path(__file__).resolve().parents[2])
+SAMPLE = Path(ROOT) / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
 MiB = 2**20
 
 
@@ -41,8 +49,23 @@ def mount_tmpfs(where: Path, size_mib: int) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    disk = tmp_path / "disk"
-    mount_tmpfs(disk, 32)
+    yield from mounted(tmp_path / "disk", 32)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """Under the 4 MiB the service needs to start at all."""
+    yield from mounted(tmp_path / "tiny", 2)
+
+
+@pytest.fixture
+def roomy_disk(tmp_path: Path) -> Iterator[Path]:
+    """Above the 64 MiB new entries need: the service starts untroubled."""
+    yield from mounted(tmp_path / "disk", 80)
+
+
+def mounted(disk: Path, size_mib: int) -> Iterator[Path]:
+    mount_tmpfs(disk, size_mib)
     try:
         yield disk
     finally:
@@ -99,6 +122,35 @@ def test_the_service_refuses_a_full_or_read_only_data_dir_naming_it(
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+async def test_a_start_refused_on_a_full_disk_is_told_to_the_admins_on_telegram(
+    tmp_path: Path, tiny_disk: Path
+) -> None:
+    """Exit 2 is never restarted: without a word on Telegram the bot would stay down unseen."""
+    emulator = TelegramEmulator()
+    async with running(emulator) as base:
+        config = replay_config(tmp_path, tiny_disk / "data")
+        users = "".join(f'[[telegram.users]]\nid = {user}\nrole = "{role}"\n'
+                        for user, role in ((ADMIN, "admin"), (VIEWER, "viewer")))  # fmt: skip
+        config.write_text(config.read_text(encoding="utf-8")
+                          + f'[telegram]\napi_base_url = "{base}"\n' + users,
+                          encoding="utf-8")  # fmt: skip
+        secrets = tmp_path / "secrets.env"
+        secrets.write_text(f"PAIRPILOT_TELEGRAM_TOKEN={emulator.token}\n", encoding="utf-8")
+        secrets.chmod(0o600)
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", "--config", str(config), "--secrets",
+            str(secrets), stderr=asyncio.subprocess.PIPE, env={**environment, "PYTHONPATH": ROOT},
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    refusal = (f"data_dir {tiny_disk / 'data'} has 2.0 MiB free; pairpilot needs at least 4 MiB;"
+               " nothing was written")  # fmt: skip
+    assert refusal in err.decode()
+    assert [sent.text for sent in emulator.to(ADMIN)] == [f"pairpilot cannot start: {refusal}"]
+    assert emulator.to(VIEWER) == []
+
+
 async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
     tmp_path: Path, small_disk: Path
 ) -> None:
@@ -107,10 +159,11 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
     sent: list[str] = []
     async with open_database(settings.database_path) as db:
         trading = await assemble_replay(db, settings, load_replay(settings))
-        watch = ServiceWatch(path=settings.data_dir, state=SqliteStateRepository(db),
-                             service=trading.service, outbox=trading.outbox, source="replay",
-                             wall=SystemClock(), min_free=8 * MiB)  # fmt: skip
         alerts = SqliteAlertRepository(db)
+        held = HeldAlerts(alerts, SystemClock())
+        watch = ServiceWatch(path=settings.data_dir, state=SqliteStateRepository(db),
+                             service=trading.service, outbox=trading.outbox, held=held,
+                             source="replay", wall=SystemClock(), min_free=8 * MiB)  # fmt: skip
         dispatcher = AlertDispatcher(alerts, ConsoleSink(sent.append), SystemClock())
         await watch.beat()
         assert trading.service.entries_blocked is None
@@ -145,7 +198,7 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
         assert "writing to the database failed (database or disk is full)" in (
             trading.service.entries_blocked or "")  # fmt: skip
         await watch.beat()
-        await goodbye(trading.outbox, dispatcher, watch)  # no crash either
+        await goodbye(dispatcher, watch)  # no crash either
 
         ballast.unlink()
         full.unlink()
@@ -154,3 +207,61 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
         assert STORAGE_OK._value.get() == 1
         await dispatcher.drain()
         assert "Storage OK again" in sent[-1]
+
+
+async def texts_to(emulator: TelegramEmulator, chat: int, part: str, count: int,
+                   within: float = 15.0) -> list[str]:  # fmt: skip
+    """Waits until ``count`` messages to ``chat`` contain ``part``; returns them all."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        found = [sent.text for sent in emulator.to(chat) if part in sent.text]
+        if len(found) >= count or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
+async def test_a_disk_that_fills_in_one_go_reaches_the_admins_through_telegram(
+    tmp_path: Path, roomy_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room for even one alert row: the alert goes straight to the admins (Telegram needs
+    no disk), once per episode, retried while Telegram is down, and kept in the outbox as
+    delivered once the disk takes writes again; the goodbye on a full disk arrives too."""
+    monkeypatch.setattr("bot.app.HEARTBEAT_SECONDS", 0.3)
+    emulator = TelegramEmulator()
+    async with running(emulator) as base:
+        settings = load_settings(replay_config(tmp_path, roomy_disk / "data"), None)
+        settings = settings.model_copy(update={"telegram": TelegramSettings(
+            api_base_url=base, users=[TelegramUser(id=ADMIN, role="admin"),
+                                      TelegramUser(id=VIEWER, role="viewer")])})  # fmt: skip
+        secrets = Secrets(telegram_token=emulator.token)
+        stop = asyncio.Event()
+        chat = telegram_factory(settings, secrets)
+        service = asyncio.create_task(run_service(settings, secrets, stop=stop, chat=chat))
+        assert await texts_to(emulator, ADMIN, "pairpilot started", 1, within=60)  # a slow CI
+        await asyncio.sleep(0.5)
+        emulator.is_down = True  # the first sends fail: the alert is held and retried
+        ballast = fill(roomy_disk, leave=0)
+        await asyncio.sleep(1.5)
+        emulator.is_down = False
+        trouble = await texts_to(emulator, ADMIN, "Storage trouble", 1)
+        assert len(trouble) == 1
+        assert "New entries are off" in trouble[0]
+        assert str(settings.data_dir) in trouble[0]
+        assert not [sent for sent in emulator.to(VIEWER) if "Storage" in sent.text]
+        await asyncio.sleep(1.5)  # beats and failing writes go on: still one alert
+        assert len(await texts_to(emulator, ADMIN, "Storage trouble", 2, within=0)) == 1
+
+        ballast.unlink()
+        assert await texts_to(emulator, ADMIN, "Storage OK again", 1)
+        await asyncio.sleep(0.5)  # the held alert is stored as delivered: never sent again
+        assert len(await texts_to(emulator, ADMIN, "Storage trouble", 2, within=0)) == 1
+        with closing(sqlite3.connect(settings.database_path)) as connection:
+            stored = connection.execute("SELECT delivered_at IS NOT NULL FROM alerts WHERE "
+                                        "text LIKE 'Storage trouble%'").fetchall()  # fmt: skip
+        assert stored == [(1,)]
+
+        fill(roomy_disk, leave=0)  # a second episode: alerted again, once
+        assert len(await texts_to(emulator, ADMIN, "Storage trouble", 2)) == 2
+        stop.set()
+        await asyncio.wait_for(service, timeout=20)
+    assert emulator.to(ADMIN)[-1].text == "pairpilot stopped"

@@ -25,6 +25,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from bot.app import assemble_replay, load_replay, start_watch
+from bot.candles import read_candle_file
 from bot.cli import main
 from bot.config import load_settings
 from bot.domain import AlertPriority, EquitySnapshot, PairRun, RunState
@@ -36,11 +37,13 @@ from storage.db import UnusableDatabase, latest_schema, migrations, open_databas
 from storage.equity import SqliteEquityRepository
 from storage.state import SqliteStateRepository
 from tests.chat_rig import ADMIN
+from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
 from tests.telegram_emulator import TelegramEmulator, running
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
 SHUTDOWN_LIMIT = 5.0
+STOP_MARGIN = 8.0  # seconds a stop may take beyond the exchange call in flight (a loaded CI)
 
 
 def free_port() -> int:
@@ -493,3 +496,77 @@ def test_telegram_users_without_a_token_are_warned_about_and_a_secrets_directory
     refused = run(tmp_path / "secrets.d")
     assert refused.returncode == 2
     assert "is a directory; expected a KEY=VALUE file" in refused.stderr
+
+
+async def test_sigterm_in_a_multi_pair_exchange_outage_ends_the_tick_between_pairs(
+    tmp_path: Path,
+) -> None:
+    """Each candle request times out (ccxt's timeout 1 s here, 10 s by default) and is retried
+    5 times: a tick over 3 pairs would last ~40 s, past any stop timeout. A stop asked ends the
+    tick at the next pair and the retries at once: bounded by one call, whatever the pairs."""
+    candles = read_candle_file(SAMPLE)
+    fake = FakeBinance(now_ms=int(candles["timestamp"].iloc[-1]) + 60_000)
+    pairs = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+    for pair in pairs:
+        fake.add_candles(pair.replace("/", ""), "1h", candles)
+    async with serve(fake) as base:
+        config = tmp_path / "pairpilot.toml"
+        urls = toml_inline(binance_urls(base))
+        config.write_text(
+            'data_dir = "state"\n[market_data]\nsource = "exchange"\n'
+            '[exchange]\nname = "binance"\n'
+            f"ccxt_config = {{ timeout = 1000, urls = {{ api = {urls} }} }}\n"
+            + "".join(f'[[pairs]]\npair = "{pair}"\ncapital_share = 0.3\n' for pair in pairs),
+            encoding="utf-8",
+        )
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.slow_tick_child", "--log-format", "json", "run",
+            "--config", str(config), cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**environment, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        try:
+            await until(lambda: sum(path.endswith("/klines") for path, _ in fake.requests) >= 3)
+            await asyncio.sleep(1.5)  # primed; ticks run every second from now on
+            fake.faults.append(Fault("/api/v3/klines", delay=3.0, times=10_000))
+            asked = len(fake.requests)
+            await until(
+                lambda: any(
+                    path.endswith("/klines") and query["symbol"] == "BTCUSDT"
+                    for path, query in fake.requests[asked:]
+                )
+            )  # the first pair
+        except BaseException:
+            process.kill()
+            raise
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        out, err = await asyncio.wait_for(process.communicate(), timeout=90)
+        took = time.monotonic() - signalled
+        print(f"SIGTERM in a 3-pair exchange outage: stopped in {took:.2f} s")
+        assert process.returncode == 0, err.decode()[-2000:]
+        assert took < 1.0 + STOP_MARGIN, f"took {took:.2f} s to stop"
+    assert "pairpilot stopped" in out.decode() + err.decode()
+    assert "ETH/USDT and the pairs after it not ticked" in err.decode()  # between pairs
+    with closing(sqlite3.connect(tmp_path / "state" / "pairpilot.sqlite")) as connection:
+        beat = connection.execute("SELECT value FROM bot_state WHERE key = ?",
+                                  (HEARTBEAT_KEY,)).fetchone()  # fmt: skip
+        assert json.loads(beat[0]).get("stopped_at")  # a stop on purpose, recorded
+        assert connection.execute("SELECT count(*) FROM orders").fetchone() == (0,)
+
+
+def toml_inline(value: object) -> str:
+    """``value`` (strings and tables of them) as a TOML inline value."""
+    if isinstance(value, dict):
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {toml_inline(v)}" for k, v in value.items()) + " }"
+        )
+    return json.dumps(value)
+
+
+async def until(condition: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition never held")
+        await asyncio.sleep(0.05)

@@ -12,6 +12,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import ccxt
 import pytest
 import yaml
 from packaging.requirements import Requirement
@@ -20,8 +21,10 @@ from packaging.utils import canonicalize_name
 from bot.cli import EXIT_BAD_INPUT
 from bot.config import load_settings
 from bot.health import EXIT_OK, EXIT_RESTART, EXIT_UNHEALTHY
+from handlers.frontend import STOP_GRACE
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ROOT = DEPLOY.parent
 
 
 def unit(name: str) -> dict[str, list[str]]:
@@ -68,12 +71,32 @@ def test_the_health_timer_runs_only_alongside_the_service() -> None:
     assert "pairpilot-health.timer" in unit("pairpilot.service")["Wants"]
 
 
-def test_the_stop_timeout_outlasts_a_tick_retrying_one_exchange_call() -> None:
-    # ccxt_exchange: 5 attempts, ccxt's 10 s timeout each, backoff up to ~16 s in all
-    assert int(unit("pairpilot.service")["TimeoutStopSec"][0]) >= 5 * 10 + 16 + 60
+@pytest.mark.parametrize("name", ["pairpilot.service", "pairpilot-health.service"])
+def test_a_missing_or_late_mounted_data_dir_is_refused_by_pairpilot_not_created(name: str) -> None:
+    """systemd.exec: a ReadWritePaths= path without "-" that does not exist fails the unit's
+    namespace set-up (exit 226, which Restart=on-failure retries forever); StateDirectory=
+    creates the directory (on the bare mount point when the disk is late). Without either,
+    pairpilot itself refuses a missing data_dir, exit 2 naming it (test_data_dir), and
+    RequiresMountsFor= waits for the disk."""
+    entries = unit(name)
+    data = "/var/lib/pairpilot"  # the install comment's data_dir
+    assert entries["ReadWritePaths"] == [f"-{data}"]
+    assert "StateDirectory" not in entries
+    assert data in entries["RequiresMountsFor"][0].split()
 
 
-ROOT = DEPLOY.parent
+def test_the_stop_timeouts_outlast_a_stop_in_an_outage_whatever_the_number_of_pairs() -> None:
+    """A stop ends every retry and the tick at the next pair (test_operations measures it):
+    left are at most 5 requests (the one in flight, an order's two look-ups, its protective
+    stop and that one's look-up) and the goodbye: the outbox drain and the held alerts (a
+    Telegram request each, PTB's 5 s connect + 5 s read), the front end's grace and its last
+    getUpdates."""
+    request = ccxt.binance().timeout / 1000
+    bound = 5 * request + 2 * 10 + STOP_GRACE + 10
+    stop = int(unit("pairpilot.service")["TimeoutStopSec"][0])
+    assert stop >= bound
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    assert compose["pairpilot"]["stop_grace_period"] == f"{stop}s"  # Docker stops alike
 
 
 def test_the_container_config_puts_the_database_on_the_volume_and_loads() -> None:
