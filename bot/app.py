@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.account_terms import account_terms
 from bot.alert_preferences import AlertPreferences
 from bot.alerts import AlertOutbox
 from bot.candles import (
@@ -199,6 +200,14 @@ def paper_account(settings: Settings) -> PaperAccount:
                         paper.max_volume_share)  # fmt: skip
 
 
+def chat_venue(settings: Settings, exchange: str, engine: Engine) -> Venue:
+    """What chat says it trades on; /backtest and /sweep simulate that account, with the
+    costs its engine sizes orders with (live: the venue's taker fee)."""
+    terms = dataclasses.replace(account_terms(settings), fee_rate=engine.costs.fee_rate,
+                                slippage=engine.costs.slippage)  # fmt: skip
+    return Venue(settings.mode, exchange, settings.quote, terms)
+
+
 def risk_limits(settings: Settings) -> RiskLimits:
     return RiskLimits(**settings.risk.model_dump())
 
@@ -292,7 +301,7 @@ async def _serve(
     chat: ChatFactory | None,
 ) -> None:
     trading = await assemble_replay(db, settings, replay)
-    venue = Venue(settings.mode, "replay", settings.quote)
+    venue = chat_venue(settings, "replay", trading.engine)
     jobs = Jobs(SystemClock())
     cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
                             ReplayHistory(replay.source), jobs, trading.clock,
@@ -335,7 +344,8 @@ def build_cockpit(
     """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
     charts = ChartWorker()
     sweeps = SweepDesk(history=history, store=SqliteSweepRepository(db), clock=clock,
-                       quote=venue.quote, charts=charts, scheduler=scheduler)  # fmt: skip
+                       quote=venue.quote, charts=charts, terms=venue.terms,
+                       limits=lambda: engine.guard.limits, scheduler=scheduler)  # fmt: skip
     return Cockpit(venue=venue, service=service, engine=engine, control=control,
                    fills=SqliteFillRepository(db), orders=SqliteOrderRepository(db),
                    audit=SqliteAuditRepository(db), equity=SqliteEquityRepository(db),

@@ -13,6 +13,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from bot.account_terms import AccountTerms
 from bot.domain import RiskLimits, Trade, from_ms
 from bot.errors import DataError
 from bot.kernel import (
@@ -45,6 +46,21 @@ class BacktestSetup:
     # Candles before this one only warm the indicators up: no signal acts on them, and the
     # metrics (buy and hold included) start here. A walk-forward window's preceding candles.
     trade_from: int = 0
+
+    @property
+    def terms(self) -> AccountTerms:
+        return AccountTerms(self.balance, self.fee_rate, self.slippage, self.timezone,
+                            self.resting_stops)  # fmt: skip
+
+
+def setup_for(
+    pair: str, timeframe: str, terms: AccountTerms, limits: RiskLimits, trade_from: int = 0
+) -> BacktestSetup:
+    """A backtest of ``pair`` on the account ``terms`` describe, under ``limits``."""
+    return BacktestSetup(pair=pair, timeframe=timeframe, balance=terms.balance,
+                         fee_rate=terms.fee_rate, slippage=terms.slippage, limits=limits,
+                         timezone=terms.timezone, resting_stops=terms.resting_stops,
+                         trade_from=trade_from)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,6 +116,10 @@ class Engine:
     def executor(self) -> Executor:
         return self._executor
 
+    @property
+    def costs(self) -> EngineCosts:
+        return self._costs
+
     async def on_candles(
         self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, prices: dict[str, float]
     ) -> list[Fill]:

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.domain import SweepRow
+from bot.account_terms import AccountTerms
+from bot.domain import RiskLimits, SweepRow
 from bot.errors import ConfigError, DataError, UserInputError
 from bot.metrics import MIN_ANNUALISED_DAYS
 from strategies import REGISTRY, StrategyConfigError, build_strategy
@@ -50,9 +51,8 @@ class SweepSpec:
     random_samples: int = 0  # 0: the whole grid; else this many combinations drawn from it
     seed: int = 1
     folds: int = 0  # walk-forward folds (0: the whole series once)
-    fee_rate: float = 0.001
-    balance: float = 1000.0
-    timezone: str = "UTC"  # where the daily loss limit's days start
+    terms: AccountTerms = AccountTerms()  # the account simulated (costs, days, stops)
+    limits: RiskLimits = RiskLimits()
 
 
 def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | float]]:
@@ -195,7 +195,7 @@ def evaluate(
     """Backtest ``combos`` on every segment of series ``key`` ("PAIR|TIMEFRAME"): the task a
     worker runs. ``series`` is the scattered candles, already in the worker's memory. A
     combination the window is too short for (its warm-up) is a row with the reason, skipped."""
-    from bot.backtest import BacktestSetup, run_backtest  # numba: on the workers only
+    from bot.backtest import run_backtest, setup_for  # numba: on the workers only
 
     pair, timeframe = key.split("|")
     rows = []
@@ -205,9 +205,7 @@ def evaluate(
             # A window entered warm gets as many candles before it as live hands the
             # strategy (its history), or all there are.
             lead = min(trade_from, strategy.history)
-            setup = BacktestSetup(pair=pair, timeframe=timeframe, balance=spec.balance,
-                                  fee_rate=spec.fee_rate, timezone=spec.timezone,
-                                  trade_from=lead)  # fmt: skip
+            setup = setup_for(pair, timeframe, spec.terms, spec.limits, trade_from=lead)
             try:
                 window = candles.iloc[trade_from - lead :].reset_index(drop=True)
                 values = run_backtest(window, strategy, setup).metrics.as_dict()

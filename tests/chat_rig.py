@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.app import Trading, assemble_replay, build_cockpit, load_replay
+from bot.app import Trading, assemble_replay, build_cockpit, chat_venue, load_replay
 from bot.clock import FakeClock, SystemClock
-from bot.cockpit import Cockpit, Venue
+from bot.cockpit import Cockpit
 from bot.config import Settings
 from bot.history import ReplayHistory
 from bot.scheduler import Jobs
@@ -65,7 +65,7 @@ async def chat_stack(
         replay = load_replay(config)
         trading = await assemble_replay(db, config, replay)
         jobs = Jobs(trading.clock)
-        cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
+        cockpit = build_cockpit(db, chat_venue(config, "replay", trading.engine), trading.service,
                                 trading.engine, trading.control, ReplayHistory(replay.source),
                                 jobs, trading.clock)  # fmt: skip
         alerts = SqliteAlertRepository(db)

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.backtest import BacktestResult, BacktestSetup, run_backtest
+from bot.account_terms import PER_CANDLE, RESTING, AccountTerms
+from bot.backtest import BacktestResult, BacktestSetup, run_backtest, setup_for
 from bot.backtest_report import metric_rows
 from bot.candles import read_candle_file
 from bot.domain import RiskLimits
@@ -185,9 +186,11 @@ def test_an_open_trade_at_the_end_is_said_in_the_report() -> None:
 
 def test_the_cli_backtest_runs_the_daily_limit_on_the_configs_days(tmp_path: Path) -> None:
     """A New York config: the daily loss limit's days start at New York midnight, as live
-    (review F1). On the sample, that refuses 9 entries where UTC days refuse 7."""
+    (review F1), and the costs are the account's. On the sample, New York days give another
+    result than UTC days."""
     config = tmp_path / "ny.toml"
-    config.write_text('timezone = "America/New_York"\n')
+    config.write_text('timezone = "America/New_York"\n[paper]\nfee = 0.002\n'
+                      'slippage = 0.001\nbalance = 5000\n')  # fmt: skip
     rules = ["--risk", "daily_loss_limit=0.002", "--risk", "max_drawdown=0", "--risk",
              "max_position_fraction=1"]  # fmt: skip
     done = pairpilot("backtest", "--data", str(SAMPLE), "--config", str(config), *rules,
@@ -195,16 +198,37 @@ def test_the_cli_backtest_runs_the_daily_limit_on_the_configs_days(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["backtest"]["timezone"] == "America/New_York"
+    assert (document["backtest"]["fee"], document["backtest"]["slippage"]) == (0.002, 0.001)
+    assert document["metrics"]["start_equity"] == 5000
     limits = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.002, max_drawdown=0.0)
     candles = read_candle_file(SAMPLE)
     by_zone = {
         zone: run_backtest(candles, build_strategy("ema_cross"),
-                           BacktestSetup("BTC/USDT", "1h", limits=limits, timezone=zone))
+                           setup_for("BTC/USDT", "1h", AccountTerms(5000, 0.002, 0.001, zone),
+                                     limits))
         for zone in ("UTC", "America/New_York")
     }  # fmt: skip
-    assert by_zone["UTC"].vetoes != by_zone["America/New_York"].vetoes
+    assert by_zone["UTC"].metrics.total_return != by_zone["America/New_York"].metrics.total_return
     assert document["backtest"]["vetoes"] == by_zone["America/New_York"].vetoes
     assert len(document["trades"]) == len(by_zone["America/New_York"].table)
+    assert document["metrics"]["total_return"] == by_zone["America/New_York"].metrics.total_return
+
+
+@pytest.mark.parametrize(("exchange", "flag", "resting"), [
+    ("binance", None, True), ("coinbase", None, False), ("binance", "--no-resting-stops", False),
+])  # fmt: skip
+def test_the_cli_backtest_of_a_live_config_rests_stops_where_its_venue_does(
+    tmp_path: Path, exchange: str, flag: str | None, resting: bool
+) -> None:
+    """Binance holds stop orders live, Coinbase does not (review F2): the backtest of a live
+    config models the venue's stops unless told otherwise, and says which it modelled. No
+    keys are needed for a backtest."""
+    config = tmp_path / "live.toml"
+    config.write_text(f'mode = "live"\n[exchange]\nname = "{exchange}"\n')
+    done = pairpilot("backtest", "--data", str(SAMPLE), "--config", str(config), "--param",
+                     "stop_loss=0.01", *([flag] if flag else []), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (RESTING if resting else PER_CANDLE) in done.stdout
 
 
 def test_the_json_of_a_short_span_has_no_extrapolated_cagr_or_calmar(tmp_path: Path) -> None:
