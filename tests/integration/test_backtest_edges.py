@@ -179,6 +179,11 @@ def test_no_losing_trade_is_said_not_printed_as_inf() -> None:
     assert dict(metric_rows(result))["profit factor"] == "no losing trade"
 
 
+def test_no_trade_at_all_is_said_as_such_in_the_profit_factor() -> None:
+    result = backtest(candles([100.0, 100, 110, 110]), scripted({}))
+    assert dict(metric_rows(result))["profit factor"] == "no trades"
+
+
 def test_an_open_trade_at_the_end_is_said_in_the_report() -> None:
     result = backtest(candles([100.0, 100, 110, 120]), scripted({0: ENTER}))
     assert "the last still open" in dict(metric_rows(result))["trades"]
