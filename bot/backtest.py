@@ -92,7 +92,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
     step_ms = timeframe_seconds(setup.timeframe) * 1000
     open_ms = candles["timestamp"].to_numpy(dtype=np.int64)
     close_ms = open_ms + step_ms
-    prices = {column: candles[column].to_numpy(dtype=np.float64) for column in OHLC}
+    prices = {column: candles[column].to_numpy(dtype=np.float64) for column in (*OHLC, "volume")}
     codes = strategy.signals(candles).to_numpy()
     if setup.trade_from:
         codes = np.where(np.arange(len(codes)) < setup.trade_from, 0, codes).astype(np.int8)

@@ -17,6 +17,11 @@ At the close of each candle i, in the same order as ``Engine.on_candles``:
    sells everything. The last candle's signal is never acted on. With an entry offset the
    entry is instead a limit buy at close * (1 - offset), good for candle i+1.
 
+Nothing fills in a candle with no volume (the placeholders an exchange returns around an
+outage): nobody traded then, and the paper exchange refuses such fills too. An entry into one
+is lost, as its order expires; a protective exit is checked again on the next candle; an exit
+signal's sale is sent again at the next close (the engine's ``_finish_exit``).
+
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
 each fill's notional. Every fill is stamped with when the engine acts on the candle being
 processed: the next candle's open (its close, for the last candle), which is later than the
@@ -122,7 +127,8 @@ def simulate(
     costs: KernelCosts,
     exits: KernelExits,
 ) -> KernelResult:
-    """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``)."""
+    """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``,
+    and ``volume``: without it, every candle is taken to have some)."""
     limits = costs.limits
     params = np.array(
         [costs.balance, costs.fee_rate, costs.slippage, costs.capital_share,
@@ -135,6 +141,8 @@ def simulate(
     )  # fmt: skip
     arrays = _simulate(
         *(_plain(candles[column], np.float64) for column in ("open", "high", "low", "close")),
+        _plain(candles["volume"] > 0 if "volume" in candles else np.ones(len(codes), np.bool_),
+               np.bool_),
         _plain(codes, np.int8), _plain(atr, np.float64),
         volatility_scales(_plain(candles["close"], np.float64), limits.volatility_short,
                           limits.volatility_long, limits.volatility_floor),
@@ -152,7 +160,7 @@ def simulate(
 def warm_up() -> threading.Thread:
     """Load the compiled kernel on a thread (numba's first call costs ~0.25 s even when
     cached), so a caller can read its candles meanwhile. Join the thread before simulating."""
-    tiny = {column: np.ones(4) for column in ("open", "high", "low", "close")}
+    tiny = {column: np.ones(4) for column in ("open", "high", "low", "close", "volume")}
     stamps = np.arange(4, dtype=np.int64)
     thread = threading.Thread(
         target=simulate,
@@ -210,7 +218,7 @@ def _record_exit(stamp, count, held, fill, fee_rate, reason, both, price_in, ent
 
 
 @numba.njit(cache=True)
-def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms, p):  # noqa: C901, PLR0912, PLR0915
+def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms, act_ms, p):  # noqa: C901, PLR0912, PLR0915
     n = close.shape[0]
     equity = np.empty(n)
     stop_line = np.full(n, np.nan)
@@ -250,21 +258,33 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
     limit_price = 0.0  # a limit entry resting through the next candle (0: none)
     limit_budget = 0.0
     limit_atr = 0.0
+    exit_due = False  # an exit signal's sale found no volume: sent again at this close
     for i in range(n):
         if day[i] != today:
             today = day[i]
             day_start = last_marked
         # A per-candle exit is seen at the close and sold at market then: the next open.
         market = open_[i + 1] if i < n - 1 else math.nan
+        can_sell = i < n - 1 and traded[i + 1]  # an order sent at this close can fill
         filled_limit = False
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
-            if low[i] <= limit_price:
+            if low[i] <= limit_price and traded[i]:
                 fill = min(open_[i], limit_price)
                 held, cash, fees = _record_entry(act_ms[i], count, limit_budget, fill, fee_rate,
                                                  entries, cash, fees)  # fmt: skip
                 price_in, peak_price, atr_distance = fill, fill, limit_atr
                 filled_limit = True
             limit_price = 0.0
+        if exit_due and held > 0.0 and can_sell:
+            fill = market * (1.0 - slippage)
+            fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, SIGNAL, False,
+                                     price_in, entry_fee, trades)  # fmt: skip
+            cash = cash + held * fill - fee
+            fees += fee
+            losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
+            count += 1
+            held = 0.0
+        exit_due = exit_due and held > 0.0
         if held > 0.0:
             # In its fill candle a limit entry is protected from its fill price down to the low.
             top = price_in if filled_limit else high[i]
@@ -278,7 +298,7 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
             # else the exit is seen at this close and sold at the next open (none after the
             # last candle: still open).
             resting = p[RESTING] > 0.0 and reason != TARGET_REACHED and not filled_limit
-            if not math.isnan(trigger) and (resting or i < n - 1):
+            if not math.isnan(trigger) and (traded[i] if resting else can_sell):
                 fill = (trigger if resting else market) * (1.0 - slippage)
                 fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, reason, both,
                                          price_in, entry_fee, trades)  # fmt: skip
@@ -287,7 +307,7 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
                 losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
                 count += 1
                 held = 0.0
-            else:
+            elif math.isnan(trigger):
                 peak_price = max(peak_price, top)
         marked = cash + held * close[i]
         last_marked = marked
@@ -316,6 +336,8 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
                     limit_price = close[i] * (1.0 - p[ENTRY_OFFSET])
                     limit_budget = budget
                     limit_atr = distance_atr
+                elif budget >= p[MIN_ORDER] and budget > 0.0 and not can_sell:
+                    pass  # the order expires unfilled in a candle with no volume
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = market * (1.0 + slippage)
                     held, cash, fees = _record_entry(act_ms[i], count, budget, fill, fee_rate,
@@ -323,6 +345,8 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
                     price_in, peak_price, atr_distance = fill, fill, distance_atr
                 else:
                     vetoes += 1
+            elif code == -1 and held > 0.0 and not can_sell:
+                exit_due = True
             elif code == -1 and held > 0.0:
                 fill = market * (1.0 - slippage)
                 fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, SIGNAL, False,

@@ -1,7 +1,8 @@
 """The paper exchange: market orders fill at the current price with fee and slippage.
 
 An order larger than ``volume_share`` of the volume it trades into fills only that much, and
-the rest expires, as a market order does on an exchange that runs out of book.
+the rest expires, as a market order does on an exchange that runs out of book. Into a candle
+with no volume at all nothing fills (the backtest kernel models the same).
 
 A limit buy rests (its quote money set aside) until it is looked up or cancelled: it fills at
 min(open, limit) if the first candle closed after it was placed reached the limit.
@@ -166,11 +167,11 @@ class PaperExchange:
         amount = await self._fillable(pair, wanted, from_ms(int(candle["timestamp"])))
         self._balances[quote] += resting["quote_amount"]  # released, then spent by the fill
         intent = OrderIntent(coid, resting["run_id"], pair, Side.BUY, amount, price, now)
-        fill = self._fill(intent, amount, price, now)
+        fills = (self._fill(intent, amount, price, now),) if amount > 0 else ()
         del self._resting[coid]
         self._reports[coid] = ExecutionReport(
             coid, f"paper-{coid}", OrderStatus.FILLED if amount >= wanted else OrderStatus.EXPIRED,
-            amount, price, (fill,),
+            amount, price if fills else None, fills,
         )  # fmt: skip
         await self._save(now)
 
@@ -251,10 +252,14 @@ class PaperExchange:
         )
 
     async def _fillable(self, pair: str, amount: float, now: datetime) -> float:
-        if self._volume_share <= 0:
-            return amount
+        """Nothing in a candle with no volume (an exchange's placeholder around an outage:
+        nobody traded, whatever the cap), else up to ``volume_share`` of its volume."""
         volume = await self._feed.volume(pair, now)
-        return amount if volume is None else min(amount, volume * self._volume_share)
+        if volume is None:
+            return amount
+        if volume <= 0:
+            return 0.0
+        return min(amount, volume * self._volume_share) if self._volume_share > 0 else amount
 
     def _debit(self, asset: str, needed: float, intent: OrderIntent) -> None:
         available = self._balances.get(asset, 0.0)

@@ -16,7 +16,7 @@ from bot.account_terms import PER_CANDLE, RESTING, AccountTerms
 from bot.backtest import BacktestResult, BacktestSetup, run_backtest, setup_for
 from bot.backtest_report import metric_rows
 from bot.candles import read_candle_file
-from bot.domain import RiskLimits
+from bot.domain import RiskLimits, from_ms
 from strategies import build_strategy
 from strategies.base import ENTER, EXIT, HOLD, Strategy
 from tests.integration.test_cli import SAMPLE, pairpilot
@@ -280,3 +280,25 @@ def test_the_cli_takes_resting_stops(tmp_path: Path) -> None:
     assert stops
     entries = {t["entry_time"]: t["entry_price"] for t in document["trades"]}
     assert all(t["exit_price"] <= entries[t["entry_time"]] * 0.99 + 1e-6 for t in stops)
+
+
+def test_nothing_fills_in_a_candle_with_no_volume() -> None:
+    """Zero-volume placeholders (what exchanges return around an outage; review F11): an
+    entry into one is lost, an exit signal's sale goes out again at the next close, a stop
+    seen before one is checked again on it."""
+    frame = candles([100.0, 100, 101, 102, 103, 104, 105, 106])
+    frame.loc[[2, 5], "volume"] = 0.0
+    entries = backtest(frame, scripted({1: ENTER, 3: ENTER, 6: EXIT}))
+    (trade,) = entries.table.trades()
+    assert (trade.entry_price, trade.exit_price) == (102.0, 105.0)  # entered in 4, not in 2
+    assert trade.entry_time == from_ms(DAY0 + 4 * HOUR_MS)
+    late = backtest(frame, scripted({0: ENTER, 4: EXIT}))
+    (sold,) = late.table.trades()
+    assert sold.exit_price == 104.0  # the sale into candle 5 found nothing; sent again at its close
+    assert sold.exit_time == from_ms(DAY0 + 6 * HOUR_MS)
+    falling = candles([100.0, 100, 99, 90, 90, 85, 85])
+    falling.loc[4, "volume"] = 0.0
+    (stopped,) = backtest(falling, scripted({0: ENTER}, stop_loss=0.05)).table.trades()
+    assert stopped.exit_price == 90.0  # seen at 3's close, unsold in 4, seen again: sold in 5
+    assert stopped.exit_time == from_ms(DAY0 + 5 * HOUR_MS)
+    assert stopped.exit_reason == "stop_loss"
