@@ -215,7 +215,8 @@ class PaperExchange:
             fill_price = price * (1 - self._slippage)
             wanted = intent.amount
         amount = await self._fillable(intent.pair, wanted, now)
-        fills = (self._fill(intent, amount, fill_price, now),) if amount > 0 else ()
+        at = await self._feed.fill_time(intent.pair, now)  # later inside the pair's data gap
+        fills = (self._fill(intent, amount, fill_price, at),) if amount > 0 else ()
         report = ExecutionReport(
             client_order_id=intent.client_order_id,
             exchange_order_id=f"paper-{intent.client_order_id}",
