@@ -74,7 +74,7 @@ def sweep_command(args: argparse.Namespace) -> int:
                                       args.workers))  # fmt: skip
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
     print(f"stops {terms.stops}; days in {terms.timezone}")
-    print(report(spec, rows))
+    print(report(spec, rows, series))
     if args.heatmap:
         png = heatmap(spec, rows)
         if png is None:
