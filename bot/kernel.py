@@ -9,7 +9,10 @@ At the close of each candle i, in the same order as ``Engine.on_candles``:
 3. An open position's protective exits are checked inside candle i (``rules.check_exit``). The
    engine sees them at the close and sells at market then: at the next open, with slippage
    (on the last candle there is none: the position is reported still open). Where the venue
-   holds stop orders (``resting_stops``), a stop fills at min(open, stop) inside the candle.
+   holds stop orders (``resting_stops``), the stop resting there fills at min(open, its level)
+   inside the candle. It is placed at the entry and, as the engine does, raised at a close
+   only once the level has risen ``TRAIL_STEP``: a candle that reaches the exact trailing
+   level but not the resting one is seen at the close and sold at the next open.
 4. Equity is marked at the close, the peak follows it, and ``rules.loss_gate`` halts entries:
    for good after the drawdown limit, for the rest of the day after the daily loss limit.
 5. The signal acts at the next candle's open: an entry spends ``rules.entry_budget`` unless
@@ -45,14 +48,15 @@ from bot.rules import (
     GATE_DAILY_LOSS,
     GATE_DRAWDOWN,
     SIGNAL,
+    TRAIL_STEP,
     check_exit,
     entry_budget,
     initial_stop_distance,
     loss_gate,
+    stop_level,
     trade_lost,
     volatility_scales,
 )
-from bot.rules import TAKE_PROFIT as TARGET_REACHED
 
 __all__ = ["EXIT_REASONS", "KernelClock", "KernelCosts", "KernelExits", "KernelResult", "simulate",
            "warm_up"]  # fmt: skip
@@ -259,6 +263,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
     limit_budget = 0.0
     limit_atr = 0.0
     exit_due = False  # an exit signal's sale found no volume: sent again at this close
+    resting_level = -math.inf  # the stop resting on the venue (-inf: none)
     for i in range(n):
         if day[i] != today:
             today = day[i]
@@ -274,6 +279,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                                                  entries, cash, fees)  # fmt: skip
                 price_in, peak_price, atr_distance = fill, fill, limit_atr
                 filled_limit = True
+                resting_level = -math.inf  # placed at this candle's close
             limit_price = 0.0
         if exit_due and held > 0.0 and can_sell:
             fill = market * (1.0 - slippage)
@@ -294,12 +300,11 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
             )  # fmt: skip
             if stop > -math.inf:
                 stop_line[i] = stop
-            # A stop resting on the exchange (placed at the entry's close) fills at its level;
-            # else the exit is seen at this close and sold at the next open (none after the
-            # last candle: still open).
-            resting = p[RESTING] > 0.0 and reason != TARGET_REACHED and not filled_limit
-            if not math.isnan(trigger) and (traded[i] if resting else can_sell):
-                fill = (trigger if resting else market) * (1.0 - slippage)
+            # The stop resting on the exchange fills at its level; else the exit is seen at
+            # this close and sold at the next open (none after the last candle: still open).
+            resting = low[i] <= resting_level and traded[i]
+            if resting or (not math.isnan(trigger) and can_sell):
+                fill = (min(open_[i], resting_level) if resting else market) * (1.0 - slippage)
                 fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, reason, both,
                                          price_in, entry_fee, trades)  # fmt: skip
                 cash = cash + held * fill - fee
@@ -309,6 +314,10 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                 held = 0.0
             elif math.isnan(trigger):
                 peak_price = max(peak_price, top)
+                level, _ = stop_level(price_in, peak_price, atr_distance, p[STOP_LOSS],
+                                      p[TRAILING])  # fmt: skip
+                if p[RESTING] > 0.0 and (filled_limit or level >= resting_level * (1 + TRAIL_STEP)):
+                    resting_level = level  # placed after a limit fill, or raised
         marked = cash + held * close[i]
         last_marked = marked
         equity_peak = max(equity_peak, marked)
@@ -343,6 +352,9 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                     held, cash, fees = _record_entry(act_ms[i], count, budget, fill, fee_rate,
                                                      entries, cash, fees)  # fmt: skip
                     price_in, peak_price, atr_distance = fill, fill, distance_atr
+                    if p[RESTING] > 0.0:  # placed as the entry fills
+                        resting_level = stop_level(fill, fill, distance_atr, p[STOP_LOSS],
+                                                   p[TRAILING])[0]  # fmt: skip
                 else:
                     vetoes += 1
             elif code == -1 and held > 0.0 and not can_sell:

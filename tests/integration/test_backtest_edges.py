@@ -302,3 +302,18 @@ def test_nothing_fills_in_a_candle_with_no_volume() -> None:
     assert stopped.exit_price == 90.0  # seen at 3's close, unsold in 4, seen again: sold in 5
     assert stopped.exit_time == from_ms(DAY0 + 5 * HOUR_MS)
     assert stopped.exit_reason == "stop_loss"
+
+
+@pytest.mark.parametrize(("low", "sold_at"), [(97.0, 98.5), (96.0, 96.9)])
+def test_a_resting_trailing_stop_lags_the_exact_level_by_the_engines_trail_step(
+    low: float, sold_at: float
+) -> None:
+    """Live raises a trailing stop resting on the venue only once it has risen TRAIL_STEP
+    (0.5%; review F2): at 102.3 the exact 5% trail is 97.185 but 96.9 rests. A low of 97 is
+    seen at the close and sold at the next open; a low of 96 fills the resting stop at 96.9."""
+    frame = candles([100.0, 100, 102, 102.3, 99, 98.5, 98.5])
+    frame.loc[5, "low"] = low
+    setup = BacktestSetup(pair="T/USDT", timeframe="1h", limits=OPEN_LIMITS, resting_stops=True)
+    (trade,) = run_backtest(frame, scripted({0: ENTER}, trailing_stop=0.05), setup).table.trades()
+    assert trade.exit_price == pytest.approx(sold_at)
+    assert trade.exit_reason == "trailing_stop"
