@@ -39,8 +39,16 @@ class AccountTerms:
 def account_terms(settings: Settings) -> AccountTerms:
     """The terms of the account ``settings`` trade: the paper account's balance, fee and
     slippage (live mode sizes with the same slippage), the config's timezone, and resting stops
-    where the account's orders go to a venue that holds them."""
+    where the account's stops rest (``rests_stops``)."""
     paper = settings.paper
-    resting = settings.mode == "live" and profile_for(settings.exchange.name).stop_orders
     return AccountTerms(balance=paper.balance, fee_rate=paper.fee, slippage=paper.slippage,
-                        timezone=settings.timezone, resting_stops=resting)  # fmt: skip
+                        timezone=settings.timezone,
+                        resting_stops=rests_stops(settings))  # fmt: skip
+
+
+def rests_stops(settings: Settings) -> bool:
+    """Whether the account's stops rest on the exchange: where it trades a venue's market
+    (live, or paper on the venue's candles) and that venue holds stop orders. A paper account
+    then rests them as the venue does; a replay stands for no venue and checks per candle."""
+    on_venue = settings.mode == "live" or settings.market_data.source == "exchange"
+    return on_venue and profile_for(settings.exchange.name).stop_orders

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.account_terms import account_terms
+from bot.account_terms import account_terms, rests_stops
 from bot.alert_preferences import AlertPreferences
 from bot.alerts import AlertOutbox
 from bot.candles import (
@@ -136,6 +136,7 @@ class PaperAccount:
     fee_rate: float
     slippage: float
     volume_share: float = 0.0  # the most of a candle's volume one order fills (0: no limit)
+    rests_stops: bool = False  # stop-losses rest on the account, as on the venue it stands for
 
 
 async def build_paper_engine(
@@ -152,6 +153,7 @@ async def build_paper_engine(
         feed=feed, clock=clock, state=SqliteStateRepository(db),
         initial={account.quote: account.balance}, fee_rate=account.fee_rate,
         slippage=account.slippage, volume_share=account.volume_share,
+        rests_stops=account.rests_stops,
     )  # fmt: skip
     return await build_engine(
         db, clock=clock, exchange=exchange, first_cash=account.balance,
@@ -197,7 +199,7 @@ async def build_engine(
 def paper_account(settings: Settings) -> PaperAccount:
     paper = settings.paper
     return PaperAccount(paper.balance, settings.quote, paper.fee, paper.slippage,
-                        paper.max_volume_share)  # fmt: skip
+                        paper.max_volume_share, rests_stops(settings))  # fmt: skip
 
 
 def chat_venue(settings: Settings, exchange: str, engine: Engine) -> Venue:

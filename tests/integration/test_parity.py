@@ -62,9 +62,11 @@ async def live_trades(
     timeframe: str = "1h",
     others: dict[str, tuple[pd.DataFrame, str]] | None = None,
     volume_share: float = 0.0,
+    rests_stops: bool = False,
 ) -> tuple[list[Trade], int]:
     """The live engine's trades on ``candles``; ``others``: more pairs in the replay (candles
-    and timeframe), not traded; ``volume_share``: the paper account's cap (0: none)."""
+    and timeframe), not traded; ``volume_share``: the paper account's cap (0: none);
+    ``rests_stops``: the account rests stops as a venue that holds them does."""
     step = timeframe_delta(timeframe)
     others = others or {}
     frames = {PAIR: candles, **{pair: frame for pair, (frame, _) in others.items()}}
@@ -76,7 +78,7 @@ async def live_trades(
             db,
             clock=clock,
             feed=source,
-            account=PaperAccount(1000.0, "USDT", FEE, SLIPPAGE, volume_share),
+            account=PaperAccount(1000.0, "USDT", FEE, SLIPPAGE, volume_share, rests_stops),
             limits=limits,
         )
         run = await SqlitePairRunRepository(db).add(
@@ -343,3 +345,31 @@ async def test_nothing_fills_in_a_zero_volume_candle_in_the_backtest_or_on_defau
     assert same_trade(live[0], expected[0])
     placeholder = pd.Timestamp(at(12), unit="ms", tz="UTC")
     assert placeholder not in (expected[0].entry_time, expected[0].exit_time)
+
+
+RESTING = ("ema_cross", {"trailing_stop": 0.01, "take_profit": 0.03, "entry_offset": 0.002})
+
+
+async def test_resting_stops_on_paper_equal_the_resting_stop_backtest(
+    candles: pd.DataFrame,
+) -> None:
+    """A paper account standing for a venue that holds stops (Binance, Bybit, OKX, Kraken)
+    rests them through the engine's own RestingStops (placed after a limit entry's fill
+    candle, a trailing one re-placed every TRAIL_STEP); the backtest in resting-stop mode
+    gives the same trades (review F2). 300 real 1h candles: the suite stays fast."""
+    name, params = RESTING
+    window = candles.iloc[:300].reset_index(drop=True)
+    setup = BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE,
+                          resting_stops=True)  # fmt: skip
+    backtest = run_backtest(window, build_strategy(name, params), setup)
+    per_candle = run_backtest(window, build_strategy(name, params),
+                              dataclasses.replace(setup, resting_stops=False))  # fmt: skip
+    expected = backtest.table.trades()[: backtest.table.closed]
+    assert len(expected) >= 2
+    prices = [(t.exit_time, t.exit_price) for t in expected]
+    assert prices != [(t.exit_time, t.exit_price) for t in per_candle.table.trades()]
+    live, vetoes = await live_trades(window, name, params, RiskLimits(), rests_stops=True)
+    assert len(live) == len(expected)
+    mismatches = [(a, b) for a, b in zip(live, expected, strict=True) if not same_trade(a, b)]
+    assert not mismatches, mismatches[:2]
+    assert vetoes == backtest.vetoes

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.account_terms import RESTING, AccountTerms, account_terms
-from bot.app import load_replay
+from bot.app import load_replay, paper_account
 from bot.backtest import run_backtest, setup_for
 from bot.backtest_report import metric_rows
 from bot.config import Settings
@@ -70,18 +70,24 @@ async def test_chat_backtest_and_sweep_simulate_the_configured_account(tmp_path:
         assert row.metrics["total_return"] == expected.metrics.total_return
 
 
-def test_a_live_account_on_a_venue_that_holds_stops_is_simulated_with_resting_stops(
+def test_an_account_on_a_venue_that_holds_stops_is_simulated_with_resting_stops(
     tmp_path: Path,
 ) -> None:
-    """Binance rests stop orders live, Coinbase does not (bot/exchange/venues.py); a paper
-    account checks stops per candle wherever it points."""
+    """Binance rests stop orders, Coinbase does not (bot/exchange/venues.py): live, or paper on
+    the venue's market, the account (the paper one too) and its backtests rest stops as the
+    venue does; a replay stands for no venue and checks them per candle."""
 
-    def terms(mode: str, exchange: str) -> AccountTerms:
-        return account_terms(Settings.model_validate(
-            {"data_dir": tmp_path, "mode": mode, "exchange": {"name": exchange}}))  # fmt: skip
+    def settings(mode: str, exchange: str, source: str = "exchange") -> Settings:
+        replay = replay_settings(tmp_path).market_data.model_dump() if source == "replay" else {}
+        return Settings.model_validate({"data_dir": tmp_path, "mode": mode,
+                                        "exchange": {"name": exchange},
+                                        "market_data": replay})  # fmt: skip
 
-    assert terms("live", "binance").resting_stops
-    assert terms("live", "binance").stops == RESTING
-    assert not terms("live", "coinbase").resting_stops
-    assert not terms("paper", "binance").resting_stops
+    assert account_terms(settings("live", "binance")).stops == RESTING
+    assert account_terms(settings("paper", "binance")).resting_stops
+    assert paper_account(settings("paper", "binance")).rests_stops
+    assert not account_terms(settings("live", "coinbase")).resting_stops
+    assert not paper_account(settings("paper", "coinbase")).rests_stops
+    assert not account_terms(settings("paper", "binance", "replay")).resting_stops
+    assert not paper_account(settings("paper", "binance", "replay")).rests_stops
     assert RiskLimits() == SweepSpec("ema_cross", {"fast": [5]}).limits
