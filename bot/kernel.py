@@ -222,6 +222,19 @@ def _record_exit(stamp, count, held, fill, fee_rate, reason, both, price_in, ent
 
 
 @numba.njit(cache=True)
+def _sell_all(i, count, held, fill, reason, both, price_in, money, entry_fee, trades, close_ms,
+              act_ms, p):  # fmt: skip
+    """Trade ``count`` sells everything at ``fill`` as the engine acts on candle ``i``.
+    ``money``: (cash, fees, losses, cooldown_until); returns them as they become, then the next
+    trade's number and nothing held."""
+    cash, fees, losses, cooldown_until = money
+    fee, lost = _record_exit(act_ms[i], count, held, fill, p[FEE], reason, both, price_in,
+                             entry_fee, trades)  # fmt: skip
+    losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
+    return cash + held * fill - fee, fees + fee, losses, cooldown_until, count + 1, 0.0
+
+
+@numba.njit(cache=True)
 def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms, act_ms, p):  # noqa: C901, PLR0912, PLR0915
     n = close.shape[0]
     equity = np.empty(n)
@@ -282,14 +295,10 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                 resting_level = -math.inf  # placed at this candle's close
             limit_price = 0.0
         if exit_due and held > 0.0 and can_sell:
-            fill = market * (1.0 - slippage)
-            fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, SIGNAL, False,
-                                     price_in, entry_fee, trades)  # fmt: skip
-            cash = cash + held * fill - fee
-            fees += fee
-            losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
-            count += 1
-            held = 0.0
+            cash, fees, losses, cooldown_until, count, held = _sell_all(
+                i, count, held, market * (1.0 - slippage), SIGNAL, False, price_in,
+                (cash, fees, losses, cooldown_until), entry_fee, trades, close_ms, act_ms, p,
+            )  # fmt: skip
         exit_due = exit_due and held > 0.0
         if held > 0.0:
             # In its fill candle a limit entry is protected from its fill price down to the low.
@@ -305,13 +314,10 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
             resting = low[i] <= resting_level and traded[i]
             if resting or (not math.isnan(trigger) and can_sell):
                 fill = (min(open_[i], resting_level) if resting else market) * (1.0 - slippage)
-                fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, reason, both,
-                                         price_in, entry_fee, trades)  # fmt: skip
-                cash = cash + held * fill - fee
-                fees += fee
-                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
-                count += 1
-                held = 0.0
+                cash, fees, losses, cooldown_until, count, held = _sell_all(
+                    i, count, held, fill, reason, both, price_in,
+                    (cash, fees, losses, cooldown_until), entry_fee, trades, close_ms, act_ms, p,
+                )  # fmt: skip
             elif math.isnan(trigger):
                 peak_price = max(peak_price, top)
                 level, _ = stop_level(price_in, peak_price, atr_distance, p[STOP_LOSS],
@@ -360,14 +366,10 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
             elif code == -1 and held > 0.0 and not can_sell:
                 exit_due = True
             elif code == -1 and held > 0.0:
-                fill = market * (1.0 - slippage)
-                fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, SIGNAL, False,
-                                         price_in, entry_fee, trades)  # fmt: skip
-                cash = cash + held * fill - fee
-                fees += fee
-                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
-                count += 1
-                held = 0.0
+                cash, fees, losses, cooldown_until, count, held = _sell_all(
+                    i, count, held, market * (1.0 - slippage), SIGNAL, False, price_in,
+                    (cash, fees, losses, cooldown_until), entry_fee, trades, close_ms, act_ms, p,
+                )  # fmt: skip
         equity[i] = cash + held * close[i]
     still_open = held > 0.0
     if still_open:  # marked to market at the last close with the costs of selling it there
