@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.account_terms import account_terms, rests_stops
 from bot.alert_preferences import AlertPreferences
 from bot.alerts import AlertOutbox
 from bot.candles import (
@@ -20,7 +21,7 @@ from bot.candles import (
 from bot.chart_worker import ChartWorker
 from bot.chat import ChatFactory, notifications
 from bot.clock import FakeClock, SystemClock
-from bot.cockpit import Cockpit, Venue
+from bot.cockpit import Cockpit, Venue, unknown_precision
 from bot.config import Secrets, Settings
 from bot.control import Control
 from bot.data_dir import exclusive_use
@@ -137,6 +138,7 @@ class PaperAccount:
     fee_rate: float
     slippage: float
     volume_share: float = 0.0  # the most of a candle's volume one order fills (0: no limit)
+    rests_stops: bool = False  # stop-losses rest on the account, as on the venue it stands for
 
 
 async def build_paper_engine(
@@ -153,6 +155,7 @@ async def build_paper_engine(
         feed=feed, clock=clock, state=SqliteStateRepository(db),
         initial={account.quote: account.balance}, fee_rate=account.fee_rate,
         slippage=account.slippage, volume_share=account.volume_share,
+        rests_stops=account.rests_stops,
     )  # fmt: skip
     return await build_engine(
         db, clock=clock, exchange=exchange, first_cash=account.balance,
@@ -198,7 +201,19 @@ async def build_engine(
 def paper_account(settings: Settings) -> PaperAccount:
     paper = settings.paper
     return PaperAccount(paper.balance, settings.quote, paper.fee, paper.slippage,
-                        paper.max_volume_share)  # fmt: skip
+                        paper.max_volume_share, rests_stops(settings))  # fmt: skip
+
+
+def chat_venue(
+    settings: Settings, exchange: str, engine: Engine,
+    price_decimals: Callable[[str], int | None] = unknown_precision,
+) -> Venue:  # fmt: skip
+    """What chat says it trades on; /backtest and /sweep simulate that account, with the
+    costs its engine sizes orders with (live: the venue's taker fee). ``price_decimals``:
+    the exchange's price precision per pair, where its markets are loaded."""
+    terms = dataclasses.replace(account_terms(settings), fee_rate=engine.costs.fee_rate,
+                                slippage=engine.costs.slippage)  # fmt: skip
+    return Venue(settings.mode, exchange, settings.quote, terms, price_decimals)
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -296,7 +311,7 @@ async def _serve(
     chat: ChatFactory | None,
 ) -> None:
     trading = await assemble_replay(db, settings, replay)
-    venue = Venue(settings.mode, "replay", settings.quote)
+    venue = chat_venue(settings, "replay", trading.engine)
     jobs = Jobs(SystemClock())
     cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
                             ReplayHistory(replay.source), jobs, trading.clock,
@@ -343,7 +358,8 @@ def build_cockpit(
     """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
     charts = ChartWorker()
     sweeps = SweepDesk(history=history, store=SqliteSweepRepository(db), clock=clock,
-                       quote=venue.quote, charts=charts, scheduler=scheduler)  # fmt: skip
+                       quote=venue.quote, charts=charts, terms=venue.terms,
+                       limits=lambda: engine.guard.limits, scheduler=scheduler)  # fmt: skip
     dust = DustDesk(db=db, engine=engine, clock=clock,
                     venue=venue.exchange if venue.mode == "live" else "the paper exchange",
                     prices=lambda: service.prices, lock=service.tick_lock)  # fmt: skip

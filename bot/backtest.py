@@ -13,6 +13,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from bot.account_terms import AccountTerms
 from bot.domain import RiskLimits, Trade, from_ms
 from bot.errors import DataError
 from bot.kernel import (
@@ -46,6 +47,21 @@ class BacktestSetup:
     # metrics (buy and hold included) start here. A walk-forward window's preceding candles.
     trade_from: int = 0
 
+    @property
+    def terms(self) -> AccountTerms:
+        return AccountTerms(self.balance, self.fee_rate, self.slippage, self.timezone,
+                            self.resting_stops)  # fmt: skip
+
+
+def setup_for(
+    pair: str, timeframe: str, terms: AccountTerms, limits: RiskLimits, trade_from: int = 0
+) -> BacktestSetup:
+    """A backtest of ``pair`` on the account ``terms`` describe, under ``limits``."""
+    return BacktestSetup(pair=pair, timeframe=timeframe, balance=terms.balance,
+                         fee_rate=terms.fee_rate, slippage=terms.slippage, limits=limits,
+                         timezone=terms.timezone, resting_stops=terms.resting_stops,
+                         trade_from=trade_from)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
@@ -76,7 +92,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
     step_ms = timeframe_seconds(setup.timeframe) * 1000
     open_ms = candles["timestamp"].to_numpy(dtype=np.int64)
     close_ms = open_ms + step_ms
-    prices = {column: candles[column].to_numpy(dtype=np.float64) for column in OHLC}
+    prices = {column: candles[column].to_numpy(dtype=np.float64) for column in (*OHLC, "volume")}
     codes = strategy.signals(candles).to_numpy()
     if setup.trade_from:
         codes = np.where(np.arange(len(codes)) < setup.trade_from, 0, codes).astype(np.int8)

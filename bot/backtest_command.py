@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.backtest import BacktestResult, BacktestSetup, run_backtest
-from bot.backtest_report import metric_rows, result_chart
+from bot.account_terms import AccountTerms
+from bot.backtest import BacktestResult, run_backtest, setup_for
+from bot.backtest_report import metric_rows, result_chart, terms_line
 from bot.candles import pair_of, read_candle_file, timeframe_of, validate_candles
 from bot.cli import json_text, parse_params
 from bot.domain import RiskLimits, from_ms
@@ -35,7 +36,7 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
 
 def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | None = None) -> int:
     """``early``: the --data file already being read (the CLI starts it before heavy imports)."""
-    _check_rates(args)
+    terms, limits = backtest_terms(args)
     strategy = load_strategy(args.strategy, parse_params(args.param))
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
@@ -45,12 +46,7 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
             pair, timeframe, candles = _from_file(args, early)
         else:
             pair, timeframe, candles = _from_storage(args)
-        limits, timezone = backtest_rules(args)
-        setup = BacktestSetup(
-            pair=pair, timeframe=timeframe, balance=args.balance, fee_rate=args.fee,
-            slippage=args.slippage, limits=limits, timezone=timezone,
-            resting_stops=args.resting_stops,
-        )  # fmt: skip
+        setup = setup_for(pair, timeframe, terms, limits)
         warming.join()
         begin("trading")
         result = run_backtest(candles, strategy, setup)
@@ -112,30 +108,35 @@ def stored_candles(args: argparse.Namespace, pair: str, timeframe: str) -> pd.Da
     return validate_candles(candles, f"stored {pair}")
 
 
-def _check_rates(args: argparse.Namespace) -> None:
-    if not 0 <= args.fee < 0.05:
-        raise UserInputError(f"--fee {args.fee}: expected a rate from 0 to 0.05, like 0.001")
-    if not 0 <= args.slippage < 0.05:
-        raise UserInputError(f"--slippage {args.slippage}: expected a rate from 0 to 0.05")
-    if not args.balance > 0:
-        raise UserInputError(f"--balance {args.balance}: expected a positive amount")
+def _check_rates(terms: AccountTerms) -> None:
+    if not 0 <= terms.fee_rate < 0.05:
+        raise UserInputError(f"--fee {terms.fee_rate}: expected a rate from 0 to 0.05, like 0.001")
+    if not 0 <= terms.slippage < 0.05:
+        raise UserInputError(f"--slippage {terms.slippage}: expected a rate from 0 to 0.05")
+    if not terms.balance > 0:
+        raise UserInputError(f"--balance {terms.balance}: expected a positive amount")
 
 
-def backtest_rules(args: argparse.Namespace) -> tuple[RiskLimits, str]:
-    """The config's [risk] (defaults without --config), with --risk KEY=VALUE on top, and its
-    timezone (where the daily loss limit's days start, as live)."""
+def backtest_terms(args: argparse.Namespace) -> tuple[AccountTerms, RiskLimits]:
+    """The account the run simulates: the config's (``account_terms``, defaults without
+    --config) with --balance, --fee, --slippage and --resting-stops on top; and its [risk]
+    with --risk KEY=VALUE on top."""
+    terms, base = AccountTerms(), {}
+    if args.config:
+        from bot.account_terms import account_terms
+        from bot.config import load_settings
+
+        settings = load_settings(args.config, None)  # a backtest needs no keys, live or not
+        terms, base = account_terms(settings), settings.risk.model_dump()
+    given = {"balance": args.balance, "fee_rate": args.fee, "slippage": args.slippage,
+             "resting_stops": args.resting_stops}  # fmt: skip
+    terms = dataclasses.replace(terms, **{k: v for k, v in given.items() if v is not None})
+    _check_rates(terms)
     if not (args.config or args.risk):
-        return RiskLimits(), "UTC"
+        return terms, RiskLimits()
     from bot.risk_settings import checked_limits
 
-    base, timezone = {}, "UTC"
-    if args.config:
-        from bot.data_command import settings_for
-
-        settings = settings_for(args)
-        base, timezone = settings.risk.model_dump(), settings.timezone
-    limits = checked_limits(base, parse_params(args.risk, option="--risk"), option="--risk")
-    return limits, timezone
+    return terms, checked_limits(base, parse_params(args.risk, option="--risk"), option="--risk")
 
 
 def result_document(result: BacktestResult) -> dict[str, Any]:
@@ -156,6 +157,7 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
             "risk_limits": dataclasses.asdict(result.setup.limits),
             "timezone": result.setup.timezone,
             "resting_stops": result.setup.resting_stops,
+            "stops": result.setup.terms.stops,
             "ambiguous_exit_rule": "a candle that reached both stop and target exits at the stop",
         },
         "metrics": metrics_document(result),
@@ -210,6 +212,7 @@ def result_table(result: BacktestResult) -> str:
     lines = [
         f"{result.setup.pair} {result.setup.timeframe} {result.strategy.name} ({params})",
         f"{len(result.equity)} candles, {first:%Y-%m-%d} .. {last:%Y-%m-%d}",
+        terms_line(result),
         "",
         f"{'entry (UTC)':<17} {'exit (UTC)':<17} {'entry':>12} {'exit':>12} {'pnl':>10}  exit by",
     ]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from bot.backtest import BacktestResult
 from bot.domain import from_ms
-from bot.metrics import MIN_ANNUALISED_DAYS, Metrics
+from bot.metrics import MIN_ANNUALISED_DAYS, Metrics, profit_factor_text
 
 
 def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
@@ -24,8 +23,7 @@ def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
         *_annualised_rows(m),
         ("max drawdown", f"{m.max_drawdown:.2%}, longest {m.max_drawdown_hours:,.0f} h"),
         ("trades", _trade_count(result)),
-        ("profit factor", f"{m.profit_factor:.2f}" if math.isfinite(m.profit_factor)
-                          else "no losing trade"),
+        ("profit factor", profit_factor_text(m)),
         ("expectancy", f"{m.expectancy:+,.2f} {quote} per trade"),
         ("average holding", f"{m.avg_holding_hours:,.1f} h"),
         ("fees paid", f"{m.fees:,.2f} {quote}"),
@@ -45,6 +43,13 @@ def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
             )
         )
     return rows
+
+
+def terms_line(result: BacktestResult) -> str:
+    """The account simulated: costs, where its days start, and how its stops are modelled."""
+    setup = result.setup
+    return (f"fee {setup.fee_rate:.4%}, slippage {setup.slippage:.4%}, days in "
+            f"{setup.timezone}; stops {setup.terms.stops}")  # fmt: skip
 
 
 def _annualised_rows(m: Metrics) -> list[tuple[str, str]]:

@@ -202,6 +202,12 @@ class ReplaySource:
         index = self._trading(pair, now)  # first: an unknown pair is NotFound, not KeyError
         return float(self._frames[pair]["open"].iloc[index])
 
+    async def fill_time(self, pair: str, now: datetime) -> datetime:
+        """``now``, or inside a gap of this pair's data the open of its first candle after it:
+        an order there fills at that open's price, and at that time (review F4)."""
+        resumed = from_ms(int(self._stamps_for(pair)[self._trading(pair, now)]))
+        return max(now, resumed)
+
     async def candle_after(self, pair: str, since: datetime, now: datetime) -> pd.Series | None:
         stamps = self._stamps_for(pair)
         index = int(np.searchsorted(stamps, to_ms(since), side="left"))

@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--since", help="with stored candles: from this UTC date")
     backtest.add_argument("--until", help="with stored candles: up to this UTC date")
     backtest.add_argument("--exchange", help="with stored candles: whose (default binance)")
-    backtest.add_argument("--config", type=Path, help="TOML config (for data_dir)")
+    backtest.add_argument("--config", type=Path, help="TOML config: data_dir, and the account "
+                          "simulated (its paper balance, fee, slippage, timezone, [risk], and "
+                          "whether its venue rests stops)")  # fmt: skip
     backtest.add_argument("--strategy", default="ema_cross")
     backtest.add_argument(
         "--param",
@@ -90,13 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--pair", help="the pair; with --data, default from the file name")
     backtest.add_argument("--timeframe", help="the timeframe; with --data, default from the file")
-    backtest.add_argument("--fee", type=float, default=0.001, help="fee rate (default 0.001)")
-    backtest.add_argument("--slippage", type=float, default=0.0, help="slippage rate (default 0)")
+    backtest.add_argument("--fee", type=float, help="fee rate (default: the config's, else 0.001)")
+    backtest.add_argument("--slippage", type=float,
+                          help="slippage rate (default: the config's, else 0)")  # fmt: skip
     backtest.add_argument(
         "--balance",
         type=float,
-        default=1000.0,
-        help="starting balance in the quote currency (default 1000)",
+        help="starting balance in the quote currency (default: the config's, else 1000)",
     )
     backtest.add_argument(
         "--risk",
@@ -108,9 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument(
         "--resting-stops",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         help="the venue holds stop orders (Binance, Bybit, OKX, Kraken live): stops fill at "
-        "their level in the candle; without it they sell at the next open, as on paper",
+        "their level in the candle; --no-resting-stops: they sell at the next open, as on "
+        "paper (default: as the --config account does, else per candle)",
     )
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")

@@ -19,6 +19,7 @@ from datetime import timedelta
 from html import escape
 from typing import TYPE_CHECKING
 
+from bot.account_terms import AccountTerms
 from bot.alert_preferences import KINDS, AlertPreferences
 from bot.chart_worker import ChartWorker
 from bot.config import check_quote
@@ -116,6 +117,7 @@ class Venue:
     mode: str  # paper or live
     exchange: str
     quote: str
+    terms: AccountTerms = AccountTerms()  # the account /backtest and /sweep simulate
     # decimals the exchange quotes a pair's price in, where its markets are loaded
     price_decimals: Callable[[str], int | None] = unknown_precision
 
@@ -369,13 +371,12 @@ class Cockpit:
             # held before the first await, so backtests start in the order they were asked
             await progress(f"Backtest {escape(running)}: loading candles…")
             await import_off_loop("bot.backtest")  # numba: loaded on first use
-            from bot.backtest import BacktestSetup, run_backtest
-            from bot.backtest_report import metric_rows, result_chart_arguments
+            from bot.backtest import run_backtest, setup_for
+            from bot.backtest_report import metric_rows, result_chart_arguments, terms_line
 
             candles = await self._history.candles(pair, timeframe, days, self._clock.now())
             await progress(f"Backtest {escape(running)}: trading {len(candles):,} candles…")
-            setup = BacktestSetup(pair=pair, timeframe=timeframe,
-                                  limits=self._engine.guard.limits)  # fmt: skip
+            setup = setup_for(pair, timeframe, self.venue.terms, self._engine.guard.limits)
             result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
             await progress(f"Backtest {escape(running)}: drawing…")
             drawn = await asyncio.to_thread(result_chart_arguments, result)
@@ -384,7 +385,8 @@ class Cockpit:
         rows = "\n".join(f"{escape(name)}: {escape(value)}" for name, value in
                          metric_rows(result)[:9])  # fmt: skip
         caption = (f"<b>{escape(pair)} {escape(strategy.name)} {timeframe}</b>, "
-                   f"{len(candles):,} candles from {first:%Y-%m-%d}\n{rows}")  # fmt: skip
+                   f"{len(candles):,} candles from {first:%Y-%m-%d}\n"
+                   f"{escape(terms_line(result))}\n{rows}")  # fmt: skip
         return Photo(png, caption)
 
     async def sweep(self, arguments: Sequence[str], progress: Progress) -> Photo | str:

@@ -38,10 +38,11 @@ from bot.execution import Executor
 from bot.guard import RiskGuard
 from bot.portfolio import Portfolio
 from bot.ports import Clock, Exchange, StateStore
-from bot.resting_stops import TRAIL_STEP, RestingStops
+from bot.resting_stops import RestingStops
 from bot.risk import client_order_id, size_entry, size_exit
 from bot.rules import (
     EXIT_REASONS,
+    TRAIL_STEP,
     check_exit,
     entry_budget,
     initial_stop_distance,
@@ -116,6 +117,10 @@ class Engine:
     @property
     def executor(self) -> Executor:
         return self._executor
+
+    @property
+    def costs(self) -> EngineCosts:
+        return self._costs
 
     async def on_candles(
         self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, prices: dict[str, float]

@@ -20,6 +20,7 @@ from bot.app import (
     build_cockpit,
     build_engine,
     build_paper_engine,
+    chat_venue,
     paper_account,
     reconcile_at_start,
     risk_limits,
@@ -28,7 +29,7 @@ from bot.app import (
 )
 from bot.chat import ChatFactory, notifications
 from bot.clock import SystemClock
-from bot.cockpit import Cockpit, Venue
+from bot.cockpit import Cockpit
 from bot.config import Secrets, Settings
 from bot.control import Control
 from bot.domain import AlertPriority, PairRun
@@ -100,7 +101,7 @@ async def serve_on_exchange(
             clock = SystemClock()
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
-            venue = Venue(settings.mode, exchange.name, settings.quote, exchange.price_decimals)
+            venue = chat_venue(settings, exchange.name, trading.engine, exchange.price_decimals)
             history = ExchangeHistory(exchange, SqliteCandleRepository(db))
             cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
                                     history, jobs, clock,

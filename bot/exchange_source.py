@@ -52,6 +52,9 @@ class ExchangeCandleSource:
     async def price(self, pair: str, now: datetime) -> float:
         return await self._feed.fetch_price(pair)
 
+    async def fill_time(self, pair: str, now: datetime) -> datetime:
+        return now
+
     async def candle_after(self, pair: str, since: datetime, now: datetime) -> pd.Series | None:
         """From the candles the service fetched for its ticks (the pair's run timeframe)."""
         frame, step = self._frames.get(pair), self._steps.get(pair)

@@ -9,13 +9,21 @@ At the close of each candle i, in the same order as ``Engine.on_candles``:
 3. An open position's protective exits are checked inside candle i (``rules.check_exit``). The
    engine sees them at the close and sells at market then: at the next open, with slippage
    (on the last candle there is none: the position is reported still open). Where the venue
-   holds stop orders (``resting_stops``), a stop fills at min(open, stop) inside the candle.
+   holds stop orders (``resting_stops``), the stop resting there fills at min(open, its level)
+   inside the candle. It is placed at the entry and, as the engine does, raised at a close
+   only once the level has risen ``TRAIL_STEP``: a candle that reaches the exact trailing
+   level but not the resting one is seen at the close and sold at the next open.
 4. Equity is marked at the close, the peak follows it, and ``rules.loss_gate`` halts entries:
    for good after the drawdown limit, for the rest of the day after the daily loss limit.
 5. The signal acts at the next candle's open: an entry spends ``rules.entry_budget`` unless
    halted, cooling down after losses (for a span of time), or under the minimum order; an exit
    sells everything. The last candle's signal is never acted on. With an entry offset the
    entry is instead a limit buy at close * (1 - offset), good for candle i+1.
+
+Nothing fills in a candle with no volume (the placeholders an exchange returns around an
+outage): nobody traded then, and the paper exchange refuses such fills too. An entry into one
+is lost, as its order expires; a protective exit is checked again on the next candle; an exit
+signal's sale is sent again at the next close (the engine's ``_finish_exit``).
 
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
 each fill's notional. Every fill is stamped with when the engine acts on the candle being
@@ -40,14 +48,15 @@ from bot.rules import (
     GATE_DAILY_LOSS,
     GATE_DRAWDOWN,
     SIGNAL,
+    TRAIL_STEP,
     check_exit,
     entry_budget,
     initial_stop_distance,
     loss_gate,
+    stop_level,
     trade_lost,
     volatility_scales,
 )
-from bot.rules import TAKE_PROFIT as TARGET_REACHED
 
 __all__ = ["EXIT_REASONS", "KernelClock", "KernelCosts", "KernelExits", "KernelResult", "simulate",
            "warm_up"]  # fmt: skip
@@ -122,7 +131,8 @@ def simulate(
     costs: KernelCosts,
     exits: KernelExits,
 ) -> KernelResult:
-    """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``)."""
+    """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``,
+    and ``volume``: without it, every candle is taken to have some)."""
     limits = costs.limits
     params = np.array(
         [costs.balance, costs.fee_rate, costs.slippage, costs.capital_share,
@@ -135,6 +145,8 @@ def simulate(
     )  # fmt: skip
     arrays = _simulate(
         *(_plain(candles[column], np.float64) for column in ("open", "high", "low", "close")),
+        _plain(candles["volume"] > 0 if "volume" in candles else np.ones(len(codes), np.bool_),
+               np.bool_),
         _plain(codes, np.int8), _plain(atr, np.float64),
         volatility_scales(_plain(candles["close"], np.float64), limits.volatility_short,
                           limits.volatility_long, limits.volatility_floor),
@@ -152,7 +164,7 @@ def simulate(
 def warm_up() -> threading.Thread:
     """Load the compiled kernel on a thread (numba's first call costs ~0.25 s even when
     cached), so a caller can read its candles meanwhile. Join the thread before simulating."""
-    tiny = {column: np.ones(4) for column in ("open", "high", "low", "close")}
+    tiny = {column: np.ones(4) for column in ("open", "high", "low", "close", "volume")}
     stamps = np.arange(4, dtype=np.int64)
     thread = threading.Thread(
         target=simulate,
@@ -210,7 +222,20 @@ def _record_exit(stamp, count, held, fill, fee_rate, reason, both, price_in, ent
 
 
 @numba.njit(cache=True)
-def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms, p):  # noqa: C901, PLR0912, PLR0915
+def _sell_all(i, count, held, fill, reason, both, price_in, money, entry_fee, trades, close_ms,
+              act_ms, p):  # fmt: skip
+    """Trade ``count`` sells everything at ``fill`` as the engine acts on candle ``i``.
+    ``money``: (cash, fees, losses, cooldown_until); returns them as they become, then the next
+    trade's number and nothing held."""
+    cash, fees, losses, cooldown_until = money
+    fee, lost = _record_exit(act_ms[i], count, held, fill, p[FEE], reason, both, price_in,
+                             entry_fee, trades)  # fmt: skip
+    losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
+    return cash + held * fill - fee, fees + fee, losses, cooldown_until, count + 1, 0.0
+
+
+@numba.njit(cache=True)
+def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms, act_ms, p):  # noqa: C901, PLR0912, PLR0915
     n = close.shape[0]
     equity = np.empty(n)
     stop_line = np.full(n, np.nan)
@@ -250,21 +275,31 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
     limit_price = 0.0  # a limit entry resting through the next candle (0: none)
     limit_budget = 0.0
     limit_atr = 0.0
+    exit_due = False  # an exit signal's sale found no volume: sent again at this close
+    resting_level = -math.inf  # the stop resting on the venue (-inf: none)
     for i in range(n):
         if day[i] != today:
             today = day[i]
             day_start = last_marked
         # A per-candle exit is seen at the close and sold at market then: the next open.
         market = open_[i + 1] if i < n - 1 else math.nan
+        can_sell = i < n - 1 and traded[i + 1]  # an order sent at this close can fill
         filled_limit = False
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
-            if low[i] <= limit_price:
+            if low[i] <= limit_price and traded[i]:
                 fill = min(open_[i], limit_price)
                 held, cash, fees = _record_entry(act_ms[i], count, limit_budget, fill, fee_rate,
                                                  entries, cash, fees)  # fmt: skip
                 price_in, peak_price, atr_distance = fill, fill, limit_atr
                 filled_limit = True
+                resting_level = -math.inf  # placed at this candle's close
             limit_price = 0.0
+        if exit_due and held > 0.0 and can_sell:
+            cash, fees, losses, cooldown_until, count, held = _sell_all(
+                i, count, held, market * (1.0 - slippage), SIGNAL, False, price_in,
+                (cash, fees, losses, cooldown_until), entry_fee, trades, close_ms, act_ms, p,
+            )  # fmt: skip
+        exit_due = exit_due and held > 0.0
         if held > 0.0:
             # In its fill candle a limit entry is protected from its fill price down to the low.
             top = price_in if filled_limit else high[i]
@@ -274,21 +309,21 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
             )  # fmt: skip
             if stop > -math.inf:
                 stop_line[i] = stop
-            # A stop resting on the exchange (placed at the entry's close) fills at its level;
-            # else the exit is seen at this close and sold at the next open (none after the
-            # last candle: still open).
-            resting = p[RESTING] > 0.0 and reason != TARGET_REACHED and not filled_limit
-            if not math.isnan(trigger) and (resting or i < n - 1):
-                fill = (trigger if resting else market) * (1.0 - slippage)
-                fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, reason, both,
-                                         price_in, entry_fee, trades)  # fmt: skip
-                cash = cash + held * fill - fee
-                fees += fee
-                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
-                count += 1
-                held = 0.0
-            else:
+            # The stop resting on the exchange fills at its level; else the exit is seen at
+            # this close and sold at the next open (none after the last candle: still open).
+            resting = low[i] <= resting_level and traded[i]
+            if resting or (not math.isnan(trigger) and can_sell):
+                fill = (min(open_[i], resting_level) if resting else market) * (1.0 - slippage)
+                cash, fees, losses, cooldown_until, count, held = _sell_all(
+                    i, count, held, fill, reason, both, price_in,
+                    (cash, fees, losses, cooldown_until), entry_fee, trades, close_ms, act_ms, p,
+                )  # fmt: skip
+            elif math.isnan(trigger):
                 peak_price = max(peak_price, top)
+                level, _ = stop_level(price_in, peak_price, atr_distance, p[STOP_LOSS],
+                                      p[TRAILING])  # fmt: skip
+                if p[RESTING] > 0.0 and (filled_limit or level >= resting_level * (1 + TRAIL_STEP)):
+                    resting_level = level  # placed after a limit fill, or raised
         marked = cash + held * close[i]
         last_marked = marked
         equity_peak = max(equity_peak, marked)
@@ -316,22 +351,25 @@ def _simulate(open_, high, low, close, codes, atr, scale, day, close_ms, act_ms,
                     limit_price = close[i] * (1.0 - p[ENTRY_OFFSET])
                     limit_budget = budget
                     limit_atr = distance_atr
+                elif budget >= p[MIN_ORDER] and budget > 0.0 and not can_sell:
+                    pass  # the order expires unfilled in a candle with no volume
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = market * (1.0 + slippage)
                     held, cash, fees = _record_entry(act_ms[i], count, budget, fill, fee_rate,
                                                      entries, cash, fees)  # fmt: skip
                     price_in, peak_price, atr_distance = fill, fill, distance_atr
+                    if p[RESTING] > 0.0:  # placed as the entry fills
+                        resting_level = stop_level(fill, fill, distance_atr, p[STOP_LOSS],
+                                                   p[TRAILING])[0]  # fmt: skip
                 else:
                     vetoes += 1
+            elif code == -1 and held > 0.0 and not can_sell:
+                exit_due = True
             elif code == -1 and held > 0.0:
-                fill = market * (1.0 - slippage)
-                fee, lost = _record_exit(act_ms[i], count, held, fill, fee_rate, SIGNAL, False,
-                                         price_in, entry_fee, trades)  # fmt: skip
-                cash = cash + held * fill - fee
-                fees += fee
-                losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
-                count += 1
-                held = 0.0
+                cash, fees, losses, cooldown_until, count, held = _sell_all(
+                    i, count, held, market * (1.0 - slippage), SIGNAL, False, price_in,
+                    (cash, fees, losses, cooldown_until), entry_fee, trades, close_ms, act_ms, p,
+                )  # fmt: skip
         equity[i] = cash + held * close[i]
     still_open = held > 0.0
     if still_open:  # marked to market at the last close with the costs of selling it there

@@ -119,6 +119,14 @@ class Metrics:
         }
 
 
+def profit_factor_text(m: Metrics) -> str:
+    """The profit factor as a report says it: there is none without trades, nor without a
+    losing one."""
+    if not m.trades:
+        return "no trades"
+    return f"{m.profit_factor:.2f}" if math.isfinite(m.profit_factor) else "no losing trade"
+
+
 def measure(
     *,
     times: np.ndarray,

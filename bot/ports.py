@@ -44,6 +44,11 @@ class PriceFeed(Protocol):
         the last closed candle's live; None when not known."""
         ...
 
+    async def fill_time(self, pair: str, now: datetime) -> datetime:
+        """When an order sent at ``now`` trades: ``now``, but inside a gap of this pair's data
+        in a replay (another pair's candle still forming), when its trading resumed."""
+        ...
+
 
 class CandleSource(PriceFeed, Protocol):
     async def closed_candles(

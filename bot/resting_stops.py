@@ -18,7 +18,6 @@ from bot.portfolio import Portfolio
 from bot.ports import Clock, OrderJournal, StateStore
 from bot.risk import client_order_id
 
-TRAIL_STEP = 0.005  # a trailing stop is re-placed once its level has risen this much
 _KEY = "resting_stop"  # in the position's protection state: the stop's client order id
 _LEVEL = "resting_level"
 

@@ -12,6 +12,9 @@ import numba
 import numpy as np
 
 SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, ATR_STOP = 0, 1, 2, 3, 4
+# A stop resting on the exchange is raised (cancelled, placed again) only once its level has
+# risen this much: a trailing stop there lags the exact level by up to this.
+TRAIL_STEP = 0.005
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "atr_stop")
 
 GATE_OPEN, GATE_DAILY_LOSS, GATE_DRAWDOWN = 0, 1, 2

@@ -17,16 +17,20 @@ import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from bot.domain import SweepRow
+from bot.account_terms import AccountTerms
+from bot.domain import RiskLimits, SweepRow
 from bot.errors import ConfigError, DataError, UserInputError
-from bot.metrics import MIN_ANNUALISED_DAYS
+from bot.metrics import MIN_ANNUALISED_DAYS, Metrics, measure
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 from strategies.base import ParamSpec
+
+if TYPE_CHECKING:  # numba loads on the workers only
+    from bot.backtest import BacktestResult
 
 OBJECTIVES = ("sharpe", "calmar", "return")
 CHUNK = 25  # combinations per task
@@ -50,9 +54,8 @@ class SweepSpec:
     random_samples: int = 0  # 0: the whole grid; else this many combinations drawn from it
     seed: int = 1
     folds: int = 0  # walk-forward folds (0: the whole series once)
-    fee_rate: float = 0.001
-    balance: float = 1000.0
-    timezone: str = "UTC"  # where the daily loss limit's days start
+    terms: AccountTerms = AccountTerms()  # the account simulated (costs, days, stops)
+    limits: RiskLimits = RiskLimits()
 
 
 def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | float]]:
@@ -195,27 +198,33 @@ def evaluate(
     """Backtest ``combos`` on every segment of series ``key`` ("PAIR|TIMEFRAME"): the task a
     worker runs. ``series`` is the scattered candles, already in the worker's memory. A
     combination the window is too short for (its warm-up) is a row with the reason, skipped."""
-    from bot.backtest import BacktestSetup, run_backtest  # numba: on the workers only
-
     pair, timeframe = key.split("|")
     rows = []
     for name, (candles, trade_from) in series[key].items():
         for combo in combos:
-            strategy = build_strategy(spec.strategy, combo)
-            # A window entered warm gets as many candles before it as live hands the
-            # strategy (its history), or all there are.
-            lead = min(trade_from, strategy.history)
-            setup = BacktestSetup(pair=pair, timeframe=timeframe, balance=spec.balance,
-                                  fee_rate=spec.fee_rate, timezone=spec.timezone,
-                                  trade_from=lead)  # fmt: skip
             try:
-                window = candles.iloc[trade_from - lead :].reset_index(drop=True)
-                values = run_backtest(window, strategy, setup).metrics.as_dict()
+                values = _window(spec, pair, timeframe, candles, trade_from,
+                                 combo).metrics.as_dict()  # fmt: skip
             except DataError as error:
                 values = {"skipped": str(error)}
             rows.append(SweepRow(pair, timeframe, name, tuple(sorted(combo.items())),
                             score(values, spec.objective, spec.max_drawdown), values))  # fmt: skip
     return rows
+
+
+def _window(
+    spec: SweepSpec, pair: str, timeframe: str, candles: pd.DataFrame, trade_from: int,
+    combo: Mapping[str, int | float],
+) -> BacktestResult:  # fmt: skip
+    """``combo`` backtested on one window that trades from candle ``trade_from``."""
+    from bot.backtest import run_backtest, setup_for  # numba: on the workers only
+
+    strategy = build_strategy(spec.strategy, combo)
+    # A window entered warm gets as many candles before it as live hands the strategy (its
+    # history), or all there are.
+    lead = min(trade_from, strategy.history)
+    setup = setup_for(pair, timeframe, spec.terms, spec.limits, trade_from=lead)
+    return run_backtest(candles.iloc[trade_from - lead :].reset_index(drop=True), strategy, setup)
 
 
 def tasks(
@@ -341,18 +350,38 @@ def walk_forward(
     return report
 
 
-def chained(folds: Sequence[Fold]) -> dict[str, float] | None:
-    """The folds' out-of-sample windows one after another, as one account: each window's
-    return compounded, the deepest window drawdown (the chained curve's is at least that),
-    the trades. None when no fold has out-of-sample metrics."""
-    judged = [f.out_metrics for f in folds if f.out_metrics and "skipped" not in f.out_metrics]
-    if not judged:
+def chained(spec: SweepSpec, series: Series, folds: Sequence[Fold]) -> Metrics | None:
+    """The folds' out-of-sample windows traded one after another as one account: each fold's
+    chosen combination run again on its window, each window starting with the equity the last
+    one ended with, and the metrics of that whole curve (drawdowns across windows included).
+    None when no fold chose a combination that ran out of sample."""
+    lead = max(build_strategy(spec.strategy, combo).history for combo in check(spec))
+    windows = segments(series.candles, spec.folds, lead)
+    parts = []  # (times s, equity, trade pnl, trade seconds, fees) per window, as run
+    for fold in folds:
+        if fold.params is None or not fold.out_metrics or "skipped" in fold.out_metrics:
+            continue
+        candles, trade_from = windows[f"oos-{fold.fold}"]
+        result = _window(spec, series.pair, series.timeframe, candles, trade_from,
+                         dict(fold.params))  # fmt: skip
+        start = result.setup.trade_from
+        table = result.table
+        parts.append((result.close_ms[start:] / 1000, result.equity[start:], table.pnl,
+                      (table.exit_ms - table.entry_ms) / 1000, result.metrics.fees))  # fmt: skip
+    if not parts:
         return None
-    growth = math.prod(1.0 + m["total_return"] for m in judged)
-    return {"windows": len(judged), "total_return": growth - 1.0,
-            "max_drawdown": max(m["max_drawdown"] for m in judged),
-            "trades": sum(m["trades"] for m in judged),
-            "days": sum(m.get("span_days") or 0.0 for m in judged)}  # fmt: skip
+    scale, times, equity, pnl, seconds, fees = 1.0, [], [], [], [], 0.0
+    for part_times, part_equity, part_pnl, part_seconds, part_fees in parts:
+        times.append(part_times)
+        equity.append(part_equity * scale)
+        pnl.append(part_pnl * scale)
+        seconds.append(part_seconds)
+        fees += part_fees * scale
+        scale *= part_equity[-1] / spec.terms.balance
+    return measure(times=np.concatenate(times), equity=np.concatenate(equity),
+                   trade_pnl=np.concatenate(pnl), trade_seconds=np.concatenate(seconds),
+                   fees=fees, start_equity=spec.terms.balance,
+                   buy_and_hold_return=math.nan)  # fmt: skip
 
 
 def importance(rows: Sequence[SweepRow]) -> list[str]:

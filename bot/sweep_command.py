@@ -43,22 +43,29 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:  # noqa: SL
     sweep.add_argument("--workers", type=int, default=0, help="LocalCluster workers (all cores)")
     sweep.add_argument("--scheduler", help="a Dask scheduler address (default: research."
                        "dask_scheduler in the config, else a LocalCluster)")  # fmt: skip
-    sweep.add_argument("--config", type=Path, help="TOML config (data_dir, research)")
+    sweep.add_argument("--config", type=Path, help="TOML config: data_dir, research, and the "
+                       "account simulated, as pairpilot backtest --config")  # fmt: skip
     sweep.add_argument("--heatmap", type=Path, help="write the heatmap PNG here")
     sweep.add_argument("--seed", type=int, default=1)
     sweep.set_defaults(handler=sweep_command)
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from bot.data_command import settings_for
+    from bot.account_terms import AccountTerms, account_terms
+    from bot.app import risk_limits
+    from bot.config import load_settings
+    from bot.domain import RiskLimits
     from bot.sweep import SweepSpec, parse_space, tasks
     from bot.sweep_report import heatmap, report
 
-    settings = settings_for(args)
+    settings = load_settings(args.config, None)  # a sweep needs no keys, live or not
+    # With --config, the account it trades, as `pairpilot backtest --config` simulates it.
+    terms = account_terms(settings) if args.config else AccountTerms()
+    limits = risk_limits(settings) if args.config else RiskLimits()
     spec = SweepSpec(
         strategy=args.strategy, space=parse_space(args.strategy, args.param),
         objective=args.objective, max_drawdown=args.max_drawdown, random_samples=args.random,
-        seed=args.seed, folds=args.walk_forward, timezone=settings.timezone,
+        seed=args.seed, folds=args.walk_forward, terms=terms, limits=limits,
     )  # fmt: skip
     series = _all_series(args)
     tasks(spec, series)  # every check before a cluster starts
@@ -66,7 +73,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     sweep_id, rows = asyncio.run(_run(settings.database_path, spec, series, address,
                                       args.workers))  # fmt: skip
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
-    print(report(spec, rows))
+    print(f"stops {terms.stops}; days in {terms.timezone}")
+    print(report(spec, rows, series))
     if args.heatmap:
         png = heatmap(spec, rows)
         if png is None:

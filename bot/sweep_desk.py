@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
+from bot.account_terms import AccountTerms
 from bot.chart_worker import ChartWorker
 from bot.cockpit import (
     MAX_BACKTEST_DAYS,
@@ -20,6 +21,7 @@ from bot.cockpit import (
     number,
     whole_number,
 )
+from bot.domain import RiskLimits
 from bot.errors import UserInputError
 from bot.history import CandleHistory
 from bot.lazy_import import import_off_loop
@@ -37,13 +39,18 @@ OPTIONS = ("objective", "max_drawdown", "random")
 MAX_COMBINATIONS = 5_000
 MAX_GRID = 200_000  # combinations a random=N sweep may draw from (the grid is built first)
 TOP = 5
+DEFAULT_TERMS = AccountTerms()
 
 
 class SweepDesk:
     def __init__(self, *, history: CandleHistory, store: SqliteSweepRepository, clock: Clock,
-                 quote: str, charts: ChartWorker,
+                 quote: str, charts: ChartWorker, terms: AccountTerms = DEFAULT_TERMS,
+                 limits: Callable[[], RiskLimits] = RiskLimits,
                  scheduler: str | None = None) -> None:  # fmt: skip
+        """``terms``: the account simulated (as /backtest); ``limits``: its risk limits now."""
         self._history = history
+        self._terms = terms
+        self._limits = limits
         self._charts = charts
         self._store = store
         self._clock = clock
@@ -80,7 +87,8 @@ class SweepDesk:
         def build() -> tuple[SweepSpec, int]:  # in a thread: building a grid takes time
             space = parse_space(strategy, items)
             spec = SweepSpec(strategy, space, objective=given.get("objective", "sharpe"),
-                             max_drawdown=max_drawdown, random_samples=samples)  # fmt: skip
+                             max_drawdown=max_drawdown, random_samples=samples,
+                             terms=self._terms, limits=self._limits())  # fmt: skip
             return spec, len(check(spec))
 
         spec, count = await asyncio.to_thread(build)

@@ -3,12 +3,15 @@ heatmap of the two parameters that move the score most."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bot.domain import SweepRow
+from bot.metrics import profit_factor_text
 from bot.sweep import (
     FULL,
     PER_DAYS,
+    Series,
     SweepSpec,
     chained,
     importance,
@@ -20,11 +23,11 @@ from bot.sweep import (
 TOP = 10
 
 
-def report(spec: SweepSpec, rows: list[SweepRow]) -> str:
+def report(spec: SweepSpec, rows: list[SweepRow], series: Sequence[Series] = ()) -> str:
     """The best combinations per series; with walk-forward, in-sample against out-of-sample
-    and the out-of-sample windows chained."""
+    and the out-of-sample windows of each of ``series`` chained."""
     if spec.folds:
-        return "\n".join(_walk_forward_lines(spec, rows))
+        return "\n".join(_walk_forward_lines(spec, rows, series))
     lines = []
     for pair, timeframe in sorted({(row.pair, row.timeframe) for row in rows}):
         best = ranked([r for r in rows if (r.pair, r.timeframe) == (pair, timeframe)])[:TOP]
@@ -49,7 +52,9 @@ def objective_name(spec: SweepSpec) -> str:
     return f"return per {PER_DAYS} days" if spec.objective == "return" else spec.objective
 
 
-def _walk_forward_lines(spec: SweepSpec, rows: list[SweepRow]) -> list[str]:
+def _walk_forward_lines(
+    spec: SweepSpec, rows: list[SweepRow], series: Sequence[Series]
+) -> list[str]:
     lines = [f"walk-forward, {objective_name(spec)}: best in sample -> out of sample"]
     folds = walk_forward(rows, spec.folds, spec.max_drawdown, spec.objective)
     for fold in folds:
@@ -60,17 +65,20 @@ def _walk_forward_lines(spec: SweepSpec, rows: list[SweepRow]) -> list[str]:
         params = " ".join(f"{k}={v:g}" for k, v in fold.params)
         outside = _number(fold.out_of_sample) if fold.why is None else fold.why
         lines.append(f"{head}{params}  {_number(fold.in_sample)} -> {outside}")
-    for pair, timeframe in sorted({(f.pair, f.timeframe) for f in folds}):
-        whole = chained([f for f in folds if (f.pair, f.timeframe) == (pair, timeframe)])
+    for one in series:
+        whole = chained(
+            spec, one, [f for f in folds if (f.pair, f.timeframe) == (one.pair, one.timeframe)]
+        )
+        head = f"  {one.pair} {one.timeframe} out of sample, chained"
         if whole is None:
-            lines.append(f"  {pair} {timeframe} out of sample, chained: nothing ran")
+            lines.append(f"{head}: nothing ran")
             continue
         lines.append(
-            f"  {pair} {timeframe} out of sample, {whole['windows']:.0f} windows chained "
-            f"({whole['days']:,.0f} days): return {whole['total_return']:+.2%}, max drawdown "
-            f"at least {whole['max_drawdown']:.2%} (the deepest window's), "
-            f"{whole['trades']:.0f} trades"
-        )
+            f"{head} ({whole.span_days:,.0f} days, each window starting where the last "
+            f"ended): return {whole.total_return:+.2%}, max drawdown {whole.max_drawdown:.2%}, "
+            f"{whole.trades} trades, won {whole.win_rate:.0%}, profit factor "
+            f"{profit_factor_text(whole)}"
+        )  # fmt: skip
     return lines
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.app import Trading, assemble_replay, build_cockpit, load_replay
+from bot.app import Trading, assemble_replay, build_cockpit, chat_venue, load_replay
 from bot.clock import FakeClock, SystemClock
 from bot.cockpit import Cockpit, Venue
 from bot.config import Settings
@@ -66,9 +66,9 @@ async def chat_stack(
         replay = load_replay(config)
         trading = await assemble_replay(db, config, replay)
         jobs = Jobs(trading.clock)
-        cockpit = build_cockpit(db, venue or Venue("paper", "replay", "USDT"), trading.service,
-                                trading.engine, trading.control, ReplayHistory(replay.source),
-                                jobs, trading.clock)  # fmt: skip
+        cockpit = build_cockpit(db, venue or chat_venue(config, "replay", trading.engine),
+                                trading.service, trading.engine, trading.control,
+                                ReplayHistory(replay.source), jobs, trading.clock)  # fmt: skip
         alerts = SqliteAlertRepository(db)
         frontend = TelegramFrontend(
             token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,

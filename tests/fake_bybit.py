@@ -18,8 +18,8 @@ v5 API docs, awkward parts included:
   ``fee_asset`` can only be "received");
 * a stop-loss is a TP/SL order (``orderFilter=tpslOrder``; its coins are held from placement):
   ``/v5/order/realtime`` lists it only when asked with that filter (a plain read lists plain
-  orders only), ``/v5/order/cancel`` finds it only with that filter, ``/v5/order/cancel-all``
-  without a filter leaves it resting; it rests ``Untriggered`` and, once the price crosses its
+  orders only), ``/v5/order/cancel`` finds it only with that filter (pairpilot cancels one order
+  at a time: no cancel-all is served); it rests ``Untriggered`` and, once the price crosses its
   trigger, sells at market under the same ``orderId``; a cancelled one reads ``Deactivated``;
 * ``/v5/order/realtime`` lists open orders only, but finds a closed one by ``orderId`` or
   ``orderLinkId``; ``/v5/order/history`` lists closed ones (every kind unless filtered);
@@ -101,7 +101,6 @@ class FakeBybit(FakeBinance):
         for path, handler in (
             ("/v5/order/create", self._create),
             ("/v5/order/cancel", self._cancel_one),
-            ("/v5/order/cancel-all", self._cancel_all_orders),
         ):
             post(path, self._bybit_signed(handler))
         return app
@@ -294,16 +293,6 @@ class FakeBybit(FakeBinance):
             return self._refuse(170213, "Order does not exist.")
         self._cancel(order)
         return self._reply({"orderId": _order_id(order), "orderLinkId": order.client_id})
-
-    async def _cancel_all_orders(self, params: dict[str, Any]) -> web.Response:
-        wanted = params.get("orderFilter") or "Order"
-        cancelled = [o for o in self.orders.values() if o.status == "NEW"
-                     and o.symbol == params.get("symbol")
-                     and self._filter_of(o) == wanted]  # fmt: skip
-        for order in cancelled:
-            self._cancel(order)
-        return self._reply({"success": "1", "list": [
-            {"orderId": _order_id(o), "orderLinkId": o.client_id} for o in cancelled]})  # fmt: skip
 
     async def _executions(self, params: dict[str, Any]) -> web.Response:
         if params.get("orderId") or params.get("orderLinkId"):

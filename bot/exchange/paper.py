@@ -1,10 +1,16 @@
 """The paper exchange: market orders fill at the current price with fee and slippage.
 
 An order larger than ``volume_share`` of the volume it trades into fills only that much, and
-the rest expires, as a market order does on an exchange that runs out of book.
+the rest expires, as a market order does on an exchange that runs out of book. Into a candle
+with no volume at all nothing fills (the backtest kernel models the same).
 
 A limit buy rests (its quote money set aside) until it is looked up or cancelled: it fills at
 min(open, limit) if the first candle closed after it was placed reached the limit.
+
+An account standing for a venue that holds stop orders (``rests_stops``) rests stop-losses as
+that venue does: one fills at min(open, its level), less slippage, in the first candle since
+it was placed whose low reached it (and that had volume); the backtest's ``resting_stops``
+models the same. Otherwise none rest, and the engine checks stops on every candle.
 """
 
 from __future__ import annotations
@@ -51,8 +57,12 @@ class PaperExchange:
         fee_rate: float,
         slippage: float,
         volume_share: float = 0.0,
+        rests_stops: bool = False,
     ) -> None:
-        """``volume_share``: the most of a candle's volume one order fills (0: no limit)."""
+        """``volume_share``: the most of a candle's volume one order fills (0: no limit);
+        ``rests_stops``: stop-losses rest on this account, as on the venue it stands for."""
+        self.supports_stop_orders = rests_stops
+        self._stops: dict[str, dict[str, Any]] = {}  # resting stop-loss sells, as JSON
         self._feed = feed
         self._volume_share = volume_share
         self._clock = clock
@@ -74,6 +84,7 @@ class PaperExchange:
         fee_rate: float,
         slippage: float,
         volume_share: float = 0.0,
+        rests_stops: bool = False,
     ) -> PaperExchange:
         """The paper account as last persisted, or funded with ``initial`` on first start."""
         account = await state.get(ACCOUNT_KEY)
@@ -85,6 +96,7 @@ class PaperExchange:
             fee_rate=fee_rate,
             slippage=slippage,
             volume_share=volume_share,
+            rests_stops=rests_stops,
         )
         if account is None:
             await exchange._save(clock.now())
@@ -93,6 +105,7 @@ class PaperExchange:
                 coid: _report_from_json(value) for coid, value in account["orders"].items()
             }
             exchange._resting = dict(account.get("resting", {}))
+            exchange._stops = dict(account.get("stops", {}))
         return exchange
 
     async def _save(self, now: datetime) -> None:
@@ -100,7 +113,8 @@ class PaperExchange:
         recent = dict(list(self._reports.items())[-KEPT_REPORTS:])
         self._reports = recent
         orders = {coid: _report_to_json(report) for coid, report in recent.items()}
-        account = {"balances": self._balances, "orders": orders, "resting": self._resting}
+        account = {"balances": self._balances, "orders": orders, "resting": self._resting,
+                   "stops": self._stops}  # fmt: skip
         await self._state.set(ACCOUNT_KEY, account, now)
 
     def balances(self) -> dict[str, float]:
@@ -109,6 +123,8 @@ class PaperExchange:
     async def lookup(self, order: Order) -> ExecutionReport | None:
         if order.client_order_id in self._resting:
             await self._match(order.client_order_id)
+        if order.client_order_id in self._stops:
+            await self._match_stop(order.client_order_id)
         return self._reports.get(order.client_order_id)
 
     async def fetch_balances(self) -> dict[str, float]:
@@ -120,9 +136,12 @@ class PaperExchange:
         return totals
 
     async def open_orders(self, pairs: Sequence[str]) -> list[OpenOrder]:
-        """The resting limit buys of ``pairs`` (a paper account holds no one else's orders)."""
-        return [OpenOrder(r["pair"], coid, "buy", r["quote_amount"] / r["limit"], r["limit"])
+        """The resting limit buys and stops of ``pairs`` (a paper account holds no one else's
+        orders)."""
+        buys = [OpenOrder(r["pair"], coid, "buy", r["quote_amount"] / r["limit"], r["limit"])
                 for coid, r in self._resting.items() if r["pair"] in pairs]  # fmt: skip
+        return buys + [OpenOrder(s["pair"], coid, "sell", s["amount"], s["level"])
+                       for coid, s in self._stops.items() if s["pair"] in pairs]  # fmt: skip
 
     async def create_limit_order(self, intent: OrderIntent) -> ExecutionReport:
         """A limit buy for ``intent.quote_amount`` (fee included) at ``intent.limit_price``."""
@@ -157,11 +176,11 @@ class PaperExchange:
         amount = await self._fillable(pair, wanted, from_ms(int(candle["timestamp"])))
         self._balances[quote] += resting["quote_amount"]  # released, then spent by the fill
         intent = OrderIntent(coid, resting["run_id"], pair, Side.BUY, amount, price, now)
-        fill = self._fill(intent, amount, price, now)
+        fills = (self._fill(intent, amount, price, now),) if amount > 0 else ()
         del self._resting[coid]
         self._reports[coid] = ExecutionReport(
             coid, f"paper-{coid}", OrderStatus.FILLED if amount >= wanted else OrderStatus.EXPIRED,
-            amount, price, (fill,),
+            amount, price if fills else None, fills,
         )  # fmt: skip
         await self._save(now)
 
@@ -173,23 +192,65 @@ class PaperExchange:
                                               None, ())  # fmt: skip
         await self._save(self._clock.now())
 
-    # Stops are enforced on every candle on paper (as in the backtest), never resting.
-    supports_stop_orders = False
-
     def too_small(self, pair: str, amount: float, price: float) -> str | None:
         """The paper exchange fills any size (the risk step's min_order_value guards entries)."""
         return None
 
     async def place_stop(self, intent: OrderIntent) -> ExecutionReport:
-        raise ExchangeRejected("the paper exchange enforces stops per candle; none rest")
+        """A stop-loss sell of ``intent.amount`` resting at ``intent.stop_price`` from now."""
+        if not self.supports_stop_orders:
+            raise ExchangeRejected("this paper account checks stops per candle; none rest")
+        coid = intent.client_order_id
+        if coid in self._reports:
+            return self._reports[coid]
+        now = self._clock.now()
+        self._stops[coid] = {"pair": intent.pair, "run_id": intent.run_id, "amount": intent.amount,
+                             "level": intent.stop_price, "seen_ms": to_ms(now)}  # fmt: skip
+        report = ExecutionReport(coid, f"paper-{coid}", OrderStatus.OPEN, 0.0, None, ())
+        self._reports[coid] = report
+        await self._save(now)
+        return report
+
+    async def _match_stop(self, coid: str) -> None:
+        """Fill a resting stop if a candle closed since it was last looked at reached it."""
+        stop, now = self._stops[coid], self._clock.now()
+        while True:
+            candle = await self._feed.candle_after(stop["pair"], from_ms(stop["seen_ms"]), now)
+            if candle is None:
+                return
+            stop["seen_ms"] = int(candle["timestamp"]) + 1
+            if float(candle["low"]) <= stop["level"] and float(candle["volume"]) > 0:
+                break
+        price = min(float(candle["open"]), stop["level"]) * (1 - self._slippage)
+        amount = await self._fillable(stop["pair"], stop["amount"],
+                                      from_ms(int(candle["timestamp"])))  # fmt: skip
+        intent = OrderIntent(coid, stop["run_id"], stop["pair"], Side.SELL, amount, price, now)
+        fills = (self._fill(intent, amount, price, now),) if amount > 0 else ()
+        del self._stops[coid]
+        self._reports[coid] = ExecutionReport(
+            coid, f"paper-{coid}",
+            OrderStatus.FILLED if amount >= stop["amount"] else OrderStatus.EXPIRED,
+            amount, price if fills else None, fills,
+        )  # fmt: skip
+        await self._save(now)
+
+    async def _cancel_stop(self, coid: str) -> None:
+        del self._stops[coid]
+        self._reports[coid] = ExecutionReport(coid, f"paper-{coid}", OrderStatus.CANCELED, 0.0,
+                                              None, ())  # fmt: skip
+        await self._save(self._clock.now())
 
     async def cancel_order(self, order: Order) -> ExecutionReport | None:
-        """A resting limit buy is matched first (it may have filled), then cancelled."""
+        """A resting order is matched first (it may have filled), then cancelled."""
         coid = order.client_order_id
         if coid in self._resting:
             await self._match(coid)
         if coid in self._resting:
             await self._cancel(coid)
+        if coid in self._stops:
+            await self._match_stop(coid)
+        if coid in self._stops:
+            await self._cancel_stop(coid)
         return self._reports.get(coid)
 
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
@@ -205,7 +266,8 @@ class PaperExchange:
             fill_price = price * (1 - self._slippage)
             wanted = intent.amount
         amount = await self._fillable(intent.pair, wanted, now)
-        fills = (self._fill(intent, amount, fill_price, now),) if amount > 0 else ()
+        at = await self._feed.fill_time(intent.pair, now)  # later inside the pair's data gap
+        fills = (self._fill(intent, amount, fill_price, at),) if amount > 0 else ()
         report = ExecutionReport(
             client_order_id=intent.client_order_id,
             exchange_order_id=f"paper-{intent.client_order_id}",
@@ -242,10 +304,14 @@ class PaperExchange:
         )
 
     async def _fillable(self, pair: str, amount: float, now: datetime) -> float:
-        if self._volume_share <= 0:
-            return amount
+        """Nothing in a candle with no volume (an exchange's placeholder around an outage:
+        nobody traded, whatever the cap), else up to ``volume_share`` of its volume."""
         volume = await self._feed.volume(pair, now)
-        return amount if volume is None else min(amount, volume * self._volume_share)
+        if volume is None:
+            return amount
+        if volume <= 0:
+            return 0.0
+        return min(amount, volume * self._volume_share) if self._volume_share > 0 else amount
 
     def _debit(self, asset: str, needed: float, intent: OrderIntent) -> None:
         available = self._balances.get(asset, 0.0)

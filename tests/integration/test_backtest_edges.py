@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.backtest import BacktestResult, BacktestSetup, run_backtest
+from bot.account_terms import PER_CANDLE, RESTING, AccountTerms
+from bot.backtest import BacktestResult, BacktestSetup, run_backtest, setup_for
 from bot.backtest_report import metric_rows
 from bot.candles import read_candle_file
-from bot.domain import RiskLimits
+from bot.domain import RiskLimits, from_ms
 from strategies import build_strategy
 from strategies.base import ENTER, EXIT, HOLD, Strategy
 from tests.integration.test_cli import SAMPLE, pairpilot
@@ -178,6 +179,11 @@ def test_no_losing_trade_is_said_not_printed_as_inf() -> None:
     assert dict(metric_rows(result))["profit factor"] == "no losing trade"
 
 
+def test_no_trade_at_all_is_said_as_such_in_the_profit_factor() -> None:
+    result = backtest(candles([100.0, 100, 110, 110]), scripted({}))
+    assert dict(metric_rows(result))["profit factor"] == "no trades"
+
+
 def test_an_open_trade_at_the_end_is_said_in_the_report() -> None:
     result = backtest(candles([100.0, 100, 110, 120]), scripted({0: ENTER}))
     assert "the last still open" in dict(metric_rows(result))["trades"]
@@ -185,9 +191,11 @@ def test_an_open_trade_at_the_end_is_said_in_the_report() -> None:
 
 def test_the_cli_backtest_runs_the_daily_limit_on_the_configs_days(tmp_path: Path) -> None:
     """A New York config: the daily loss limit's days start at New York midnight, as live
-    (review F1). On the sample, that refuses 9 entries where UTC days refuse 7."""
+    (review F1), and the costs are the account's. On the sample, New York days give another
+    result than UTC days."""
     config = tmp_path / "ny.toml"
-    config.write_text('timezone = "America/New_York"\n')
+    config.write_text('timezone = "America/New_York"\n[paper]\nfee = 0.002\n'
+                      'slippage = 0.001\nbalance = 5000\n')  # fmt: skip
     rules = ["--risk", "daily_loss_limit=0.002", "--risk", "max_drawdown=0", "--risk",
              "max_position_fraction=1"]  # fmt: skip
     done = pairpilot("backtest", "--data", str(SAMPLE), "--config", str(config), *rules,
@@ -195,16 +203,37 @@ def test_the_cli_backtest_runs_the_daily_limit_on_the_configs_days(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["backtest"]["timezone"] == "America/New_York"
+    assert (document["backtest"]["fee"], document["backtest"]["slippage"]) == (0.002, 0.001)
+    assert document["metrics"]["start_equity"] == 5000
     limits = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.002, max_drawdown=0.0)
     candles = read_candle_file(SAMPLE)
     by_zone = {
         zone: run_backtest(candles, build_strategy("ema_cross"),
-                           BacktestSetup("BTC/USDT", "1h", limits=limits, timezone=zone))
+                           setup_for("BTC/USDT", "1h", AccountTerms(5000, 0.002, 0.001, zone),
+                                     limits))
         for zone in ("UTC", "America/New_York")
     }  # fmt: skip
-    assert by_zone["UTC"].vetoes != by_zone["America/New_York"].vetoes
+    assert by_zone["UTC"].metrics.total_return != by_zone["America/New_York"].metrics.total_return
     assert document["backtest"]["vetoes"] == by_zone["America/New_York"].vetoes
     assert len(document["trades"]) == len(by_zone["America/New_York"].table)
+    assert document["metrics"]["total_return"] == by_zone["America/New_York"].metrics.total_return
+
+
+@pytest.mark.parametrize(("exchange", "flag", "resting"), [
+    ("binance", None, True), ("coinbase", None, False), ("binance", "--no-resting-stops", False),
+])  # fmt: skip
+def test_the_cli_backtest_of_a_live_config_rests_stops_where_its_venue_does(
+    tmp_path: Path, exchange: str, flag: str | None, resting: bool
+) -> None:
+    """Binance holds stop orders live, Coinbase does not (review F2): the backtest of a live
+    config models the venue's stops unless told otherwise, and says which it modelled. No
+    keys are needed for a backtest."""
+    config = tmp_path / "live.toml"
+    config.write_text(f'mode = "live"\n[exchange]\nname = "{exchange}"\n')
+    done = pairpilot("backtest", "--data", str(SAMPLE), "--config", str(config), "--param",
+                     "stop_loss=0.01", *([flag] if flag else []), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (RESTING if resting else PER_CANDLE) in done.stdout
 
 
 def test_the_json_of_a_short_span_has_no_extrapolated_cagr_or_calmar(tmp_path: Path) -> None:
@@ -251,3 +280,40 @@ def test_the_cli_takes_resting_stops(tmp_path: Path) -> None:
     assert stops
     entries = {t["entry_time"]: t["entry_price"] for t in document["trades"]}
     assert all(t["exit_price"] <= entries[t["entry_time"]] * 0.99 + 1e-6 for t in stops)
+
+
+def test_nothing_fills_in_a_candle_with_no_volume() -> None:
+    """Zero-volume placeholders (what exchanges return around an outage; review F11): an
+    entry into one is lost, an exit signal's sale goes out again at the next close, a stop
+    seen before one is checked again on it."""
+    frame = candles([100.0, 100, 101, 102, 103, 104, 105, 106])
+    frame.loc[[2, 5], "volume"] = 0.0
+    entries = backtest(frame, scripted({1: ENTER, 3: ENTER, 6: EXIT}))
+    (trade,) = entries.table.trades()
+    assert (trade.entry_price, trade.exit_price) == (102.0, 105.0)  # entered in 4, not in 2
+    assert trade.entry_time == from_ms(DAY0 + 4 * HOUR_MS)
+    late = backtest(frame, scripted({0: ENTER, 4: EXIT}))
+    (sold,) = late.table.trades()
+    assert sold.exit_price == 104.0  # the sale into candle 5 found nothing; sent again at its close
+    assert sold.exit_time == from_ms(DAY0 + 6 * HOUR_MS)
+    falling = candles([100.0, 100, 99, 90, 90, 85, 85])
+    falling.loc[4, "volume"] = 0.0
+    (stopped,) = backtest(falling, scripted({0: ENTER}, stop_loss=0.05)).table.trades()
+    assert stopped.exit_price == 90.0  # seen at 3's close, unsold in 4, seen again: sold in 5
+    assert stopped.exit_time == from_ms(DAY0 + 5 * HOUR_MS)
+    assert stopped.exit_reason == "stop_loss"
+
+
+@pytest.mark.parametrize(("low", "sold_at"), [(97.0, 98.5), (96.0, 96.9)])
+def test_a_resting_trailing_stop_lags_the_exact_level_by_the_engines_trail_step(
+    low: float, sold_at: float
+) -> None:
+    """Live raises a trailing stop resting on the venue only once it has risen TRAIL_STEP
+    (0.5%; review F2): at 102.3 the exact 5% trail is 97.185 but 96.9 rests. A low of 97 is
+    seen at the close and sold at the next open; a low of 96 fills the resting stop at 96.9."""
+    frame = candles([100.0, 100, 102, 102.3, 99, 98.5, 98.5])
+    frame.loc[5, "low"] = low
+    setup = BacktestSetup(pair="T/USDT", timeframe="1h", limits=OPEN_LIMITS, resting_stops=True)
+    (trade,) = run_backtest(frame, scripted({0: ENTER}, trailing_stop=0.05), setup).table.trades()
+    assert trade.exit_price == pytest.approx(sold_at)
+    assert trade.exit_reason == "trailing_stop"

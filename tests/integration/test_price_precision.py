@@ -34,7 +34,7 @@ async def test_the_price_decimals_are_the_markets_tick_size() -> None:
 
 async def test_chat_replies_show_prices_in_the_markets_precision(tmp_path: Path) -> None:
     decimals = {"BTC/USDT": 4}
-    venue = Venue("paper", "binance", "USDT", decimals.get)
+    venue = Venue("paper", "binance", "USDT", price_decimals=decimals.get)
     async with chat_stack(tmp_path, venue=venue) as chat:
         for _ in range(500):
             await chat.trading.driver.step()

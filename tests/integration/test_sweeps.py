@@ -10,6 +10,7 @@ import signal
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
@@ -20,6 +21,7 @@ from bot.errors import UserInputError
 from bot.sweep import (
     Series,
     SweepSpec,
+    chained,
     combinations,
     parse_space,
     run_on_dask,
@@ -171,7 +173,7 @@ def test_a_combination_too_long_for_a_window_is_skipped_with_its_reason_and_the_
                        "slow=26,500", "--walk-forward", "11", "--scheduler",
                        client.scheduler.address, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "windows chained" in result.stdout
+    assert "out of sample, chained (" in result.stdout
     with sqlite3.connect(tmp_path / "data" / "pairpilot.sqlite") as db:
         assert db.execute("SELECT finished IS NOT NULL FROM sweeps").fetchall() == [(1,)]
         assert db.execute("SELECT count(*) FROM sweep_results").fetchone() == (2 * 22,)
@@ -228,9 +230,9 @@ def test_out_of_sample_windows_start_warm_and_the_report_says_why_a_score_is_mis
     rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
     outside = [r for r in rows if r.segment.startswith("oos")]
     assert all(r.metrics["span_days"] == pytest.approx(block / 24) for r in outside)
-    text = sweep_report(spec, rows)
+    text = sweep_report(spec, rows, [Series("BTC/USDT", "1h", btc_candles)])
     assert not re.search(r"-> -$", text, re.MULTILINE)  # every missing score has its reason
-    assert "out of sample, 3 windows chained" in text or "nothing ran" in text
+    assert "out of sample, chained (" in text or "nothing ran" in text
     folds = folds_of(rows, 3, spec.max_drawdown)
     for fold in folds:
         assert fold.params is not None or fold.why.startswith("no combination qualified")
@@ -267,3 +269,40 @@ def test_calmar_is_not_scored_on_windows_too_short_to_annualise() -> None:
     assert unscored(short, 1.0, "calmar") == "calmar not annualised: 15 days, under 90"
     assert score(_metrics(span_days=120.0), "calmar", 1.0) == 1.0
     assert score(short, "sharpe", 1.0) == 1.0
+
+
+def test_the_chained_out_of_sample_result_is_one_accounts_curve(
+    btc_candles: pd.DataFrame,
+) -> None:
+    """Review F10: the out-of-sample windows traded one after another, each starting with what
+    the last ended with: the drawdown of that whole curve (not only the deepest window's),
+    and the trades, win rate and profit factor of all the windows."""
+    spec = SweepSpec("ema_cross", {"fast": [5, 12], "slow": [26, 60]}, folds=4)
+    series = Series("BTC/USDT", "1h", btc_candles)
+    rows = run_plain(spec, [series])
+    folds = folds_of(rows, 4)
+    whole = chained(spec, series, folds)
+    assert whole is not None
+    windows = segments(btc_candles, 4)
+    curve, pnl = [1.0], []
+    assert all(fold.params is not None for fold in folds)
+    for fold in folds:  # an independent chaining of the chosen combinations' windows
+        frame, trade_from = windows[f"oos-{fold.fold}"]
+        strategy = build_strategy("ema_cross", dict(fold.params))
+        lead = min(trade_from, strategy.history)  # as live hands it history
+        setup = BacktestSetup("BTC/USDT", "1h", trade_from=lead)
+        result = run_backtest(frame.iloc[trade_from - lead :].reset_index(drop=True), strategy,
+                              setup)  # fmt: skip
+        pnl += list(result.table.pnl * curve[-1])
+        curve += list(result.equity[lead:] / setup.balance * curve[-1])
+    values = np.array(curve)
+    drawdown = float(np.max(1 - values / np.maximum.accumulate(values)))
+    assert whole.total_return == pytest.approx(values[-1] - 1)
+    assert whole.max_drawdown == pytest.approx(drawdown)
+    assert whole.max_drawdown >= max(f.out_metrics["max_drawdown"] for f in folds)
+    assert whole.trades == len(pnl) == sum(f.out_metrics["trades"] for f in folds)
+    assert whole.wins == sum(p > 0 for p in pnl)
+    text = sweep_report(spec, rows, [series])
+    assert f"max drawdown {drawdown:.2%}" in text
+    assert f"{len(pnl)} trades, won" in text
+    assert "profit factor" in text

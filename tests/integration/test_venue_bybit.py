@@ -95,17 +95,6 @@ async def test_a_stop_rests_as_a_tpsl_order_listed_cancelled_and_booked_when_it_
     assert {fill.fee_asset for fill in report.fills} == {"USDT"}  # a sell pays in the quote
 
 
-async def test_cancel_all_takes_off_tpsl_stops_a_plain_cancel_all_leaves(
-    bybit: tuple[FakeBybit, CcxtExchange],
-) -> None:
-    fake, exchange = bybit
-    await exchange.create_market_order(buy(500.0))
-    await exchange.place_stop(stop(0.00499, 95_000.0))
-    assert await exchange.cancel_all_orders(["BTC/USDT"]) == 1
-    assert [o.status for o in fake.orders.values()] == ["FILLED", "CANCELED"]
-    assert fake.locked["BTC"] == pytest.approx(0.0)
-
-
 async def test_an_answer_lost_after_placing_is_found_by_order_link_id_and_never_resent(
     bybit: tuple[FakeBybit, CcxtExchange],
 ) -> None:

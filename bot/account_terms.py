@@ -1,0 +1,54 @@
+"""The terms of the account a backtest or a sweep stands for: balance, fee, slippage, where
+the daily loss limit's days start, and whether stops rest on the venue.
+
+One piece serves `pairpilot backtest --config`, `pairpilot sweep` and chat's /backtest and
+/sweep, so the four simulate the same account the bot trades (review F1, F2). Light on
+purpose: no numba, no pandas; the chat builds it at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.exchange.venues import profile_for
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+RESTING = "resting on the venue: a stop fills at its level inside the candle"
+PER_CANDLE = "checked per candle: a stop sells at the next open"
+
+
+@dataclass(frozen=True, slots=True)
+class AccountTerms:
+    balance: float = 1000.0
+    fee_rate: float = 0.001
+    slippage: float = 0.0
+    timezone: str = "UTC"
+    # The account's stops rest on the exchange (a live account on a venue that holds stop
+    # orders); else the engine checks them per candle and sells at the next open (paper).
+    resting_stops: bool = False
+
+    @property
+    def stops(self) -> str:
+        """How stops are modelled, as the reports say it."""
+        return RESTING if self.resting_stops else PER_CANDLE
+
+
+def account_terms(settings: Settings) -> AccountTerms:
+    """The terms of the account ``settings`` trade: the paper account's balance, fee and
+    slippage (live mode sizes with the same slippage), the config's timezone, and resting stops
+    where the account's stops rest (``rests_stops``)."""
+    paper = settings.paper
+    return AccountTerms(balance=paper.balance, fee_rate=paper.fee, slippage=paper.slippage,
+                        timezone=settings.timezone,
+                        resting_stops=rests_stops(settings))  # fmt: skip
+
+
+def rests_stops(settings: Settings) -> bool:
+    """Whether the account's stops rest on the exchange: where it trades a venue's market
+    (live, or paper on the venue's candles) and that venue holds stop orders. A paper account
+    then rests them as the venue does; a replay stands for no venue and checks per candle."""
+    on_venue = settings.mode == "live" or settings.market_data.source == "exchange"
+    return on_venue and profile_for(settings.exchange.name).stop_orders

@@ -1,0 +1,93 @@
+"""Chat's /backtest and /sweep simulate the account the bot trades, as `pairpilot backtest
+--config` does: its fee, slippage, timezone (the daily loss limit's days), risk limits and
+stop handling (review F1, F2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.account_terms import RESTING, AccountTerms, account_terms
+from bot.app import load_replay, paper_account
+from bot.backtest import run_backtest, setup_for
+from bot.backtest_report import metric_rows
+from bot.config import Settings
+from bot.domain import RiskLimits
+from bot.history import ReplayHistory
+from bot.sweep import SweepSpec, evaluate, segments
+from storage.sweeps import SqliteSweepRepository
+from strategies import build_strategy
+from tests.builders import replay_settings
+from tests.chat_rig import ADMIN, TRADER, chat_stack
+
+DAYS = 7
+
+
+def new_york_account(tmp_path: Path) -> Settings:
+    """The bundled replay, on an account with its own costs, days and a tight daily limit."""
+    base = replay_settings(tmp_path).model_dump()
+    return Settings.model_validate({
+        **base, "timezone": "America/New_York",
+        "paper": {"balance": 5000.0, "fee": 0.002, "slippage": 0.001},
+        "risk": {**base["risk"], "daily_loss_limit": 0.002, "max_drawdown": 0.0},
+    })  # fmt: skip
+
+
+async def test_chat_backtest_and_sweep_simulate_the_configured_account(tmp_path: Path) -> None:
+    config = new_york_account(tmp_path)
+    async with chat_stack(tmp_path, config) as chat:
+        for _ in range(DAYS * 24):
+            await chat.trading.driver.step()
+        history = ReplayHistory(load_replay(config).source)
+        candles = await history.candles("BTC/USDT", "1h", DAYS, chat.trading.clock.now())
+        assert len(candles) == DAYS * 24
+        terms, limits = account_terms(config), chat.trading.engine.guard.limits
+        assert terms == AccountTerms(5000.0, 0.002, 0.001, "America/New_York", False)
+        strategy = build_strategy("ema_cross", {"fast": 5, "slow": 20})
+        expected = run_backtest(candles, strategy, setup_for("BTC/USDT", "1h", terms, limits))
+        default = run_backtest(candles, strategy, setup_for("BTC/USDT", "1h", AccountTerms(),
+                                                            limits))  # fmt: skip
+        returns = [dict(metric_rows(r))["total return"] for r in (expected, default)]
+        assert returns[0] != returns[1]  # the account's costs change the result
+
+        before = len(chat.emulator.to(TRADER))
+        chat.emulator.say(TRADER, f"/backtest BTC/USDT ema_cross 1h {DAYS} fast=5 slow=20")
+        await chat.emulator.reply(TRADER, after=before)  # the progress message
+        photo = await chat.emulator.reply(TRADER, after=before + 1, within=120)
+        assert photo.photo is not None
+        assert "days in America/New_York" in photo.text
+        assert "stops checked per candle" in photo.text
+        assert f"total return: {returns[0]}" in photo.text
+
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, f"/sweep BTC/USDT ema_cross 1h {DAYS} fast=5 slow=20")
+        await chat.emulator.reply(ADMIN, after=before)
+        await chat.emulator.reply(ADMIN, after=before + 1, within=120)
+        (row,) = await SqliteSweepRepository(chat.db).rows(1)
+        spec = SweepSpec("ema_cross", {"fast": [5], "slow": [20]}, terms=terms, limits=limits)
+        (reference,) = evaluate({"k|1h": segments(candles, 0)}, "k|1h", spec,
+                                [{"fast": 5, "slow": 20}])  # fmt: skip
+        assert row.metrics["total_return"] == reference.metrics["total_return"]
+        assert row.metrics["total_return"] == expected.metrics.total_return
+
+
+def test_an_account_on_a_venue_that_holds_stops_is_simulated_with_resting_stops(
+    tmp_path: Path,
+) -> None:
+    """Binance rests stop orders, Coinbase does not (bot/exchange/venues.py): live, or paper on
+    the venue's market, the account (the paper one too) and its backtests rest stops as the
+    venue does; a replay stands for no venue and checks them per candle."""
+
+    def settings(mode: str, exchange: str, source: str = "exchange") -> Settings:
+        replay = replay_settings(tmp_path).market_data.model_dump() if source == "replay" else {}
+        return Settings.model_validate({"data_dir": tmp_path, "mode": mode,
+                                        "exchange": {"name": exchange},
+                                        "market_data": replay})  # fmt: skip
+
+    assert account_terms(settings("live", "binance")).stops == RESTING
+    assert account_terms(settings("paper", "binance")).resting_stops
+    assert paper_account(settings("paper", "binance")).rests_stops
+    assert not account_terms(settings("live", "coinbase")).resting_stops
+    assert not paper_account(settings("paper", "coinbase")).rests_stops
+    assert not account_terms(settings("paper", "binance", "replay")).resting_stops
+    assert not paper_account(settings("paper", "binance", "replay")).rests_stops
+    assert RiskLimits() == SweepSpec("ema_cross", {"fast": [5]}).limits
