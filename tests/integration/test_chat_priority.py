@@ -43,10 +43,9 @@ async def test_an_admins_commands_in_a_group_go_before_a_viewers_flood(tmp_path:
         prompt = await _first(chat.emulator.sent, 3, "Confirm within")
         assert prompt is not None
         assert prompt.chat_id == GROUP
-        before = len(chat.emulator.to(GROUP))
         chat.emulator.say(ADMIN, "/pairs", chat_id=GROUP)
-        reply = await chat.emulator.reply(GROUP, after=before, within=3)
-        assert "BTC/USDT running" in reply.text, reply.text
+        # the admin's own reply (review F20: viewers' allowed replies may still be going out)
+        assert await _first(chat.emulator.sent, 3, "BTC/USDT running") is not None
         assert chat.emulator.throttled == 0  # within Telegram's limit all the same
 
 
