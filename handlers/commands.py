@@ -400,6 +400,10 @@ class ChatCommands:
                 if age is not None else f"{what}: ")  # fmt: skip
         sent = await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within "
                                f"{self._confirm_seconds:g} s.", reply_markup=buttons)  # fmt: skip
+        pending = self._pending.get(token)
+        if pending is not None:  # the window counts from when the prompt showed (a 429, a
+            # slow send or a group's full minute may have held it back)
+            pending.expires = self._wall.now() + timedelta(seconds=self._confirm_seconds)
         self._beside(self._expire(bot, token, sent[-1]), "expiry")
 
     async def _expire(self, bot: Bot, token: str, prompt: Message) -> None:

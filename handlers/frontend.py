@@ -38,7 +38,7 @@ from handlers.commands import (
 from handlers.delivery import LATE_AFTER, TelegramSink
 from handlers.ordering import ChatOrder, Strangers, TriagedBot
 from handlers.priority import AdminsFirstLimiter
-from handlers.telegram_clock import TelegramClock
+from handlers.telegram_clock import TRUSTED_SECONDS, TelegramClock
 from handlers.webhook import WebhookIntake, WebhookServer
 from storage.alerts import SqliteAlertRepository
 
@@ -182,9 +182,11 @@ class TelegramFrontend:
                                    self._webhook_secret, self.strangers.keep)  # fmt: skip
             self._hook = WebhookServer(intake, self._webhook.listen, self._webhook.port, path)
             self._hook.start()
+            # max_connections=1: Telegram posts one update at a time, in update_id order
             await self.application.bot.set_webhook(self._webhook.url,
                                                    secret_token=self._webhook_secret,
-                                                   allowed_updates=UPDATES)  # fmt: skip
+                                                   allowed_updates=UPDATES,
+                                                   max_connections=1)  # fmt: skip
             self._watching = asyncio.create_task(self._watch_webhook(self._webhook.url))
 
     async def _watch_webhook(self, url: str) -> None:
@@ -266,10 +268,20 @@ class TelegramFrontend:
     def _clock_skew(self, offset: float | None) -> None:
         """Told when the host's clock is off Telegram's by more than the threshold, and when
         it agrees again (commands' ages are judged by Telegram's clock all the same)."""
-        text = ("The host's clock agrees with Telegram's again." if offset is None else
-                f"The host's clock is {abs(offset):.0f} s {'behind' if offset > 0 else 'ahead of'}"
-                " Telegram's: check its time sync (NTP). Commands' ages are judged by "
-                "Telegram's clock meanwhile.")  # fmt: skip
+        if offset is not None and abs(offset) > TRUSTED_SECONDS:  # too far to be the host's
+            text = (
+                f"The Bot API's Date header is {offset:+.0f} s off the host's clock: check "
+                "the host's time sync and any proxy or self-hosted Bot API server. "
+                "Commands' ages are judged by the host's clock meanwhile."
+            )
+        else:
+            text = (
+                "The host's clock agrees with Telegram's again."
+                if offset is None
+                else f"The host's clock is {abs(offset):.0f} s "
+                f"{'behind' if offset > 0 else 'ahead of'} Telegram's: check its time sync "
+                "(NTP). Commands' ages are judged by Telegram's clock meanwhile."
+            )
         self._report(self._outbox.push("clock_skew", AlertPriority.ERROR, text))
 
     def _report(self, work: Coroutine[Any, Any, object]) -> None:

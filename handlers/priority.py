@@ -5,6 +5,11 @@ PTB's AIORateLimiter queues every send to a group in one line, so a viewer's 25 
 made an admin's answer in the same group wait a minute or more. Here a group's minute is
 counted the same way, but others may use only part of it: the rest is kept for the admins,
 whose sends take a free place at once and never queue behind anyone else's.
+
+Telegram keeps counting a group's minute across our restart while ours starts empty, so a
+group send can still meet 429. PTB's limiter answers any 429 by pausing every request for
+``retry_after`` (private chats, admins' prompts, alerts); a group's 429 here pauses only that
+group's sends (its minute counts as full until then), and the send is retried.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any
 
+from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter
 
 GROUP_PER_MINUTE = 20  # Telegram's limit for one group
@@ -37,16 +44,25 @@ class GroupMinute:
         self._kept = kept
         self._now = now
         self._sent: deque[float] = deque()
+        self._refused_until = 0.0  # Telegram answered 429: nobody sends here before this
 
     def idle(self) -> bool:
-        self._forget(self._now())
-        return not self._sent
+        now = self._now()
+        self._forget(now)
+        return not self._sent and now >= self._refused_until
+
+    def refused(self, retry_after: float) -> None:
+        """Telegram answered 429 with ``retry_after`` seconds: the group waits them out."""
+        self._refused_until = max(self._refused_until, self._now() + retry_after + _MARGIN)
 
     async def place(self, first: bool) -> None:
         """Wait for a place in this group's minute, and take it."""
         most = self._per_minute if first else self._per_minute - self._kept
         while True:
             now = self._now()
+            if now < self._refused_until:
+                await asyncio.sleep(self._refused_until - now)
+                continue
             self._forget(now)
             if len(self._sent) < most:
                 self._sent.append(now)
@@ -79,10 +95,22 @@ class AdminsFirstLimiter(AIORateLimiter):
         rate_limit_args: int | None,
     ) -> Any:
         group = _group(data.get("chat_id"))
-        if group is not None:
-            await self._minute(group).place(ADMIN_FIRST.get())
-        return await super().process_request(callback, args, kwargs, endpoint, data,
-                                             rate_limit_args)  # fmt: skip
+        if group is None:
+            return await super().process_request(callback, args, kwargs, endpoint, data,
+                                                 rate_limit_args)  # fmt: skip
+        minute = self._minute(group)
+        retries = rate_limit_args or self._max_retries
+        while True:
+            await minute.place(ADMIN_FIRST.get())
+            try:
+                return await super().process_request(_unpaused(callback), args, kwargs,
+                                                     endpoint, data, rate_limit_args)  # fmt: skip
+            except _GroupRetryAfter as refused:
+                if retries == 0:
+                    raise refused.error from None
+                retries -= 1
+                wait = refused.error.retry_after
+                minute.refused(wait.total_seconds() if isinstance(wait, timedelta) else wait)
 
     def _minute(self, group: int | str) -> GroupMinute:
         if len(self._groups) > _FORGET_AFTER:
@@ -101,3 +129,23 @@ def _group(chat_id: object) -> int | str | None:
         except ValueError:
             return chat_id
     return chat_id if isinstance(chat_id, int) and chat_id < 0 else None
+
+
+class _GroupRetryAfter(Exception):  # noqa: N818  # carries the RetryAfter past PTB's limiter
+    """A group send's 429, hidden from PTB's limiter (which would pause every request)."""
+
+    def __init__(self, error: RetryAfter) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _unpaused(
+    callback: Callable[..., Coroutine[Any, Any, Any]],
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    async def send(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await callback(*args, **kwargs)
+        except RetryAfter as error:
+            raise _GroupRetryAfter(error) from error
+
+    return send

@@ -4,6 +4,11 @@ PTB's own webhook server parses every update it gets (``Update.de_json``) before
 look at who sent it, so in webhook mode a stranger's flood cost the loop what triage spares it
 in polling. This endpoint does what PTB's does (JSON only, the secret token checked, 200 for
 an update taken) but asks ``Strangers`` first, on the raw JSON, as getUpdates answers are.
+
+Unlike getUpdates (ordered, and an offset acknowledges), Telegram's webhook re-posts an update
+whose 200 it did not get and may post over parallel connections: the Bot API says update_id
+is there "to ignore repeated updates or to restore the correct update sequence". So a repeated
+update_id is dropped, and an update after a gap waits briefly for the missing ones.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import hmac
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -24,6 +30,49 @@ from tornado.httpserver import HTTPServer
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  # a name, not a secret
+GAP_WAIT_SECONDS = 1.0  # an update after a missing update_id waits this long for it
+_REMEMBERED = 10_000  # update_ids remembered to drop repeats
+
+
+class InOrder:
+    """Raw webhook updates into update_id order, each once: ``take`` answers the updates to
+    handle now; ones after a gap are held until it fills or ``release`` (after the wait)."""
+
+    def __init__(self) -> None:
+        self._next: int | None = None  # the update_id expected next
+        self._held: dict[int, dict[str, Any]] = {}
+        self._seen: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def take(self, update: dict[str, Any]) -> list[dict[str, Any]]:
+        update_id: int = update["update_id"]
+        if update_id in self._seen:  # Telegram's retry of one we took: dropped
+            return []
+        self._seen.add(update_id)
+        self._order.append(update_id)
+        if len(self._order) > _REMEMBERED:
+            self._seen.discard(self._order.popleft())
+        if self._next is not None and update_id > self._next:
+            self._held[update_id] = update
+            return []
+        ready = [update]  # the next one, the first, or a late one whose wait was given up
+        if self._next is None or update_id == self._next:
+            self._next = update_id + 1
+            while self._next in self._held:
+                ready.append(self._held.pop(self._next))
+                self._next += 1
+        return ready
+
+    def release(self) -> list[dict[str, Any]]:
+        """The held updates in order, their missing predecessors given up on."""
+        ready = [self._held.pop(update_id) for update_id in sorted(self._held)]
+        if ready:
+            self._next = ready[-1]["update_id"] + 1
+        return ready
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
 
 
 class WebhookIntake:
@@ -31,11 +80,15 @@ class WebhookIntake:
     on ``queue`` (the application's update queue)."""
 
     def __init__(self, bot: ExtBot[Any], queue: asyncio.Queue[object], secret: str | None,
-                 keep: Callable[[dict[str, Any]], bool]) -> None:  # fmt: skip
+                 keep: Callable[[dict[str, Any]], bool],
+                 gap_wait: float = GAP_WAIT_SECONDS) -> None:  # fmt: skip
         self._bot = bot
         self._queue = queue
         self._secret = secret
         self._keep = keep
+        self._gap_wait = gap_wait
+        self._order = InOrder()
+        self._waiting: asyncio.TimerHandle | None = None
 
     async def take(self, content_type: str | None, token: str | None, body: bytes) -> int:
         if content_type != "application/json":
@@ -49,16 +102,27 @@ class WebhookIntake:
             return HTTPStatus.BAD_REQUEST
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             return HTTPStatus.BAD_REQUEST
+        for ready in self._order.take(data):
+            self._pass(ready)
+        if self._order.holding and self._waiting is None:
+            self._waiting = asyncio.get_running_loop().call_later(self._gap_wait, self._release)
+        return HTTPStatus.OK
+
+    def _release(self) -> None:
+        self._waiting = None
+        for ready in self._order.release():
+            self._pass(ready)
+
+    def _pass(self, data: dict[str, Any]) -> None:
         if not self._keep(data):  # a stranger over their budget: taken, and dropped
-            return HTTPStatus.OK
+            return
         try:
             update = Update.de_json(data, self._bot)
         except Exception:  # a shape PTB cannot read: said once, never retried by Telegram
             log.exception("an update from the webhook could not be read")
-            return HTTPStatus.OK
+            return
         self._bot.insert_callback_data(update)
-        await self._queue.put(update)
-        return HTTPStatus.OK
+        self._queue.put_nowait(update)  # the application's queue is unbounded
 
 
 class _Post(tornado.web.RequestHandler):

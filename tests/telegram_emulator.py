@@ -87,10 +87,13 @@ class TelegramEmulator:
     hang_ups: int = 0  # the next sends whose connection is dropped unanswered (network error)
     lost_answers: int = 0  # the next sends handled (the message shows), their answer dropped
     webhook: tuple[str, str | None] | None = None  # (url, secret token) while one is set
+    webhook_settings: dict[str, Any] = field(default_factory=dict)  # the last setWebhook's
     send_delay: float = 0.0  # seconds each send takes (widens the window a crash can land in)
     sending: int = 0  # sends in progress
     clock: Callable[[], float] = time.time  # Telegram's clock (Unix seconds)
     clock_ahead: float = 0.0  # seconds Telegram's clock is ahead of ``clock`` (host skew)
+    # the HTTP Date header of an answer made at ``now`` (a proxy or self-hosted server may lie)
+    date_header: Callable[[float], str] = lambda now: formatdate(now, usegmt=True)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _update_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _new_update: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,7 +190,7 @@ class TelegramEmulator:
         @web.middleware
         async def dated(request: web.Request, handler: Any) -> web.StreamResponse:
             response = await handler(request)
-            response.headers["Date"] = formatdate(self.now(), usegmt=True)
+            response.headers["Date"] = self.date_header(self.now())
             return response
 
         app = web.Application(middlewares=[dated])
@@ -248,6 +251,7 @@ class TelegramEmulator:
             return _error(400, "Bad Request: secret token contains unallowed characters")
         self.allowed_updates = fields.get("allowed_updates") or None
         self.webhook = (str(fields["url"]), secret)
+        self.webhook_settings = fields
         return _ok(True)
 
     async def _setMyCommands(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802

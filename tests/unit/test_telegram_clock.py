@@ -35,3 +35,17 @@ def test_a_missing_or_malformed_date_header_is_ignored() -> None:
     for header in (None, "", "yesterday", "Thu, 26 Nov 2026 12:00:00"):  # no zone: naive
         clock.observe(header)
     assert clock.offset == 0.0
+
+
+def test_an_absurd_date_is_no_reading_and_a_large_offset_is_not_trusted() -> None:
+    """Review F17: ``Date: 9999`` crashed every command; a Date minutes off refused fresh ones."""
+    wall, told = FakeClock(HOST), []
+    clock = TelegramClock(wall, told.append)
+    clock.observe("Fri, 31 Dec 9999 23:59:59 GMT")
+    clock.observe(_header(HOST - timedelta(hours=2)))
+    assert clock.offset == 0.0
+    assert told == []
+    clock.observe(_header(HOST + timedelta(seconds=300)))
+    assert told == [300.5]  # told to the admins, but ages are judged by the host's clock
+    assert not clock.trusted
+    assert clock.telegram_time(HOST) == HOST
