@@ -37,11 +37,18 @@ class AccountTerms:
 
 
 def account_terms(settings: Settings) -> AccountTerms:
-    """The terms of the account ``settings`` trade: the paper account's balance, fee and
-    slippage (live mode sizes with the same slippage), the config's timezone, and resting stops
-    where the account's stops rest (``rests_stops``)."""
+    """The terms of the account ``settings`` trade: the paper account's balance and slippage
+    (live mode sizes with the same slippage), its fee (live: the venue's taker fee, as the
+    engine pays it), the config's timezone, and resting stops where the account's stops rest
+    (``rests_stops``)."""
     paper = settings.paper
-    return AccountTerms(balance=paper.balance, fee_rate=paper.fee, slippage=paper.slippage,
+    if settings.mode == "live":  # an offline backtest cannot load the markets the engine reads
+        from bot.exchange.ccxt_exchange import published_taker_fee  # ccxt: heavy, live only
+
+        fee = published_taker_fee(settings.exchange.name)
+    else:
+        fee = paper.fee
+    return AccountTerms(balance=paper.balance, fee_rate=fee, slippage=paper.slippage,
                         timezone=settings.timezone,
                         resting_stops=rests_stops(settings))  # fmt: skip
 

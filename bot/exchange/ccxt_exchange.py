@@ -102,6 +102,12 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
     return None
 
 
+def published_taker_fee(exchange: str) -> float:
+    """The venue's published base taker fee from ccxt's fee table, without the network: what
+    the markets the live engine reads its fee from start from, for a backtest of a live account."""
+    return float(getattr(ccxt, exchange)().fees["trading"]["taker"])
+
+
 class CcxtExchange:
     """One ccxt client with markets loaded: market data (REST and streams), orders, balances."""
 

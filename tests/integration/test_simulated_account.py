@@ -91,3 +91,20 @@ def test_an_account_on_a_venue_that_holds_stops_is_simulated_with_resting_stops(
     assert not account_terms(settings("paper", "binance", "replay")).resting_stops
     assert not paper_account(settings("paper", "binance", "replay")).rests_stops
     assert RiskLimits() == SweepSpec("ema_cross", {"fast": [5]}).limits
+
+
+def test_a_live_accounts_backtest_pays_its_venues_fee_not_the_paper_accounts(
+    tmp_path: Path,
+) -> None:
+    """Live, the engine pays the venue's taker fee (its markets'), so `backtest --config` of a
+    live account must too: a live Kraken account backtested at the paper 0.10% looks better
+    than it trades at Kraken's 0.26% (review F1 of the final #19 review)."""
+
+    def settings(mode: str, exchange: str) -> Settings:
+        return Settings.model_validate({"data_dir": tmp_path, "mode": mode,
+                                        "exchange": {"name": exchange},
+                                        "paper": {"fee": 0.001}})  # fmt: skip
+
+    assert account_terms(settings("live", "kraken")).fee_rate == 0.0026
+    assert account_terms(settings("live", "coinbase")).fee_rate == 0.012
+    assert account_terms(settings("paper", "kraken")).fee_rate == 0.001  # the paper account's
