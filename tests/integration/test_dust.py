@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -479,3 +480,33 @@ async def test_the_reason_keeps_asset_names(tmp_path: Path, btc_candles: pd.Data
     async with live_chat(tmp_path, fake) as chat:
         answer = await chat.ask(ADMIN, "/dust")
         assert "\nBinance converts none of the dust now (BTC: worth too much" in answer.text
+
+
+async def test_the_daily_report_does_not_count_dust_as_a_position(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    async with live_chat(tmp_path, fake) as chat:
+        assert chat.trading.engine.portfolio.position(PAIR) is not None  # dust only
+        report = await chat.cockpit.daily_report()
+        assert "0 open position(s) (and dust in 1 pair(s)), 1 pair(s) running" in report.caption
+
+
+async def test_a_slow_dust_log_does_not_stall_the_tick(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """The tick lock covers deciding, asking once and booking; the dust log's retried reads
+    after a lost answer run outside it."""
+    fake = dusty_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, client={"timeout": 1000},
+                          attempts=5) as (trading, market, _):  # fmt: skip
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
+        market.at(EXIT_TICK + HOUR)  # a candle closed: the tick has work to do
+        fake.faults += [Fault(DUST_PATH, 503, BUSY, after=True),
+                        Fault(LOG_PATH, 200, {}, delay=3.0, times=10)]  # fmt: skip
+        converting = asyncio.create_task(desk_on(trading, market).convert())
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        await trading.service.tick("1h")
+        assert time.monotonic() - started < 1.5
+        assert (await converting).unknown
