@@ -20,7 +20,9 @@ after the request), each asset is booked once (its journal row is keyed by the v
 id and written in the same transaction as the fill and the journal's clearing). Not found, the
 outcome stays unknown (the venue may still be processing a request whose answer timed out)
 until the log, read ``_WINDOW`` after the request, still shows nothing: then nothing happened.
-Only an explicit refusal clears the journal at once.
+Only an explicit refusal clears the journal at once. A conversion the user made outside
+pairpilot (the venue's app, its auto-convert) is found in the same log at /dust and at start-up
+and booked the same way, once.
 
 Never the bot's own coins: the venue converts an asset's whole free balance, and its dust
 threshold is far above its order minimum, so an order of pairpilot's whose outcome is not
@@ -186,7 +188,7 @@ class DustDesk:
         """Convert every dust the venue takes now. Raises UserInputError, changing nothing,
         when there is none, the venue offers no conversion, or it refuses."""
         async with self._serial:
-            settled = await self._settle()
+            settled = await self._settle()  # the offer just before booked the user's own
             if settled.converted or settled.unknown:
                 return settled  # a conversion asked before: it happened, or may have
             converter = self._converter
@@ -220,10 +222,46 @@ class DustDesk:
             return DustReport(unknown=True)
 
     async def settle(self) -> DustReport:
-        """Book a journaled conversion from the venue's dust log (see the module doc). Raises
-        ExchangeUnavailable, keeping the journal, while the log cannot be read."""
+        """Book a journaled conversion from the venue's dust log (see the module doc), then
+        any the user made on the venue's own site. Raises ExchangeUnavailable, keeping the
+        journal, while the log cannot be read for it."""
         async with self._serial:
-            return await self._settle()
+            return await self._settle_all()
+
+    async def _settle_all(self) -> DustReport:
+        settled = await self._settle()
+        if settled.unknown:
+            return settled
+        with contextlib.suppress(ExchangeUnavailable):  # tried again at the next /dust
+            return DustReport(settled.converted + await self._adopt())
+        return settled
+
+    async def _adopt(self) -> list[Converted]:
+        """Dust the user converted outside pairpilot (the venue's app or site, its
+        auto-convert): the venue converts an asset's whole free balance, so a conversion of
+        the asset in its log after the last fill of a dust position took that dust along.
+        Booked like pairpilot's own, once per transfer id."""
+        converter = self._converter
+        dust = self._dust()
+        if converter is None or not dust:
+            return []
+        logged = await converter.dust_conversions(min(p.updated_at for p, _ in dust))
+        found = []
+        for position, price in dust:
+            asset = position.pair.split("/")[0]
+            taken = [c for c in logged if c.asset == asset and c.time > position.updated_at]
+            found += [(position.pair, price, taken[0])] if taken else []
+        if not found:
+            return []
+        async with self._lock, self._db.transaction():
+            booked = [await self._book_one(pair, price, c) for pair, price, c in found]
+        converted = [item for item in booked if item is not None]
+        if converted:
+            await self._engine.executor.notify(
+                "dust", AlertPriority.INFO,
+                "Converted on the exchange outside pairpilot, now booked. " + summary(converted),
+            )  # fmt: skip
+        return converted
 
     async def settle_or_alert(self) -> DustReport:
         """``settle``, alerting instead of raising while the log cannot be read (start-up)."""

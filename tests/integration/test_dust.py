@@ -255,11 +255,11 @@ async def test_a_conversion_whose_answer_was_lost_is_booked_once_after_a_restart
     fake = dusty_fake(btc_candles)
     async with live_chat(tmp_path, fake) as chat:
         dust = chat.trading.engine.portfolio.position(PAIR)
+        question = await chat.ask(ADMIN, "/dust")
         fake.faults += [
             Fault(DUST_PATH, 503, {"code": -1000, "msg": "busy"}, after=True),  # done, unheard
             Fault("/sapi/v1/asset/dribblet", 503, {"code": -1000, "msg": "busy"}, times=2),
         ]  # fmt: skip
-        question = await chat.ask(ADMIN, "/dust")
         result = await chat.confirm(question)
         assert result.text.startswith("❌ The exchange did not answer")
         assert "BTC" not in fake.balances  # it was converted
@@ -419,9 +419,10 @@ async def test_dust_settles_a_conversion_whose_outcome_was_unknown_first(
 ) -> None:
     fake = dusty_fake(btc_candles)
     async with live_chat(tmp_path, fake) as chat:
+        question = await chat.ask(ADMIN, "/dust")
         fake.faults += [Fault(DUST_PATH, 503, BUSY, after=True), Fault(LOG_PATH, 503, BUSY,
                                                                         times=2)]  # fmt: skip
-        result = await chat.confirm(await chat.ask(ADMIN, "/dust"))
+        result = await chat.confirm(question)
         assert "/dust checks again" in result.text
         assert "BTC" not in fake.balances  # converted on the venue
         again = await chat.ask(ADMIN, "/dust")  # as the answer said; the log is readable again
@@ -510,3 +511,33 @@ async def test_a_slow_dust_log_does_not_stall_the_tick(
         await trading.service.tick("1h")
         assert time.monotonic() - started < 1.5
         assert (await converting).unknown
+
+
+async def test_a_conversion_made_on_the_venues_own_site_is_booked_once(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """The user presses Binance's own 'Convert Small Balance to BNB': its dust log has it."""
+    fake = dusty_fake(btc_candles)
+    async with live_chat(tmp_path, fake) as chat:
+        dust = chat.trading.engine.portfolio.position(PAIR)
+        assert dust is not None
+        async with serve(fake) as base:  # the Binance app, on the same account
+            app = client_on(base)
+            try:
+                await app.sapiPostAssetDust({"asset": ["BTC"]})
+            finally:
+                await app.close()
+        answer = await chat.ask(ADMIN, "/dust")
+        assert answer.text.startswith(f"Dust converted: BTC {amount_text(dust.amount)} ")
+        assert answer.text.endswith("No dust: no position is under the exchange's minimum.")
+        assert chat.trading.engine.portfolio.position(PAIR) is None
+        again = await chat.ask(ADMIN, "/dust")
+        assert again.text == "No dust: no position is under the exchange's minimum."
+    async with live_stack(tmp_path, fake, EXIT_TICK + 2 * HOUR) as (trading, _, _):
+        assert trading.engine.portfolio.position(PAIR) is None
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        alerts = [a.text for a in await SqliteAlertRepository(db).pending(1000)]
+        fills = await SqliteFillRepository(db).all()
+    assert not [text for text in alerts if "Holdings differ" in text]
+    assert len([t for t in alerts if t.startswith("Converted on the exchange outside")]) == 1
+    assert len([f for f in fills if f.client_order_id.startswith("dust-")]) == 1
