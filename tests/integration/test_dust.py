@@ -33,6 +33,7 @@ from bot.exchange_service import ExchangeTrading
 from bot.history import ExchangeHistory
 from bot.metrics import round_trips
 from bot.outside import OUTSIDE_KEY
+from bot.scheduler import Jobs
 from handlers.frontend import TelegramFrontend
 from storage.alerts import SqliteAlertRepository
 from storage.candles import SqliteCandleRepository
@@ -83,15 +84,25 @@ class LiveChat:
 
 
 @asynccontextmanager
+async def dusty_stack(
+    tmp_path: Path, fake: FakeBinance, **options: Any
+) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:
+    """The live stack on the fake (``options``: live_stack's), traded until only dust is
+    left, half an hour after the exit."""
+    async with live_stack(tmp_path, fake, START, **options) as (trading, market, jobs):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
+        market.at(EXIT_TICK + HOUR / 2)  # the dust is converted a while after the exit
+        yield trading, market, jobs
+
+
+@asynccontextmanager
 async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat]:
     """The live stack on the fake, traded until only dust is left, with the chat on it."""
     emulator = TelegramEmulator()
     async with (
         running(emulator) as telegram,
-        live_stack(tmp_path, fake, START) as (trading, market, jobs),
+        dusty_stack(tmp_path, fake) as (trading, market, jobs),
     ):
-        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
-        market.at(EXIT_TICK + HOUR / 2)  # the dust is converted a while after the exit
         db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
         cockpit = build_cockpit(
             db, Venue("live", "binance", "USDT"), trading.service, trading.engine,
@@ -330,9 +341,7 @@ async def test_dust_is_never_converted_with_the_bots_own_unbooked_coins(
     """Binance converts an asset's whole free balance, and its dust threshold (0.001 BTC) is
     far above its order minimum: a buy whose answer was lost sits in the same balance."""
     fake = dusty_fake(btc_candles)
-    async with live_stack(tmp_path, fake, START) as (trading, market, _):
-        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
-        market.at(EXIT_TICK + HOUR / 2)
+    async with dusty_stack(tmp_path, fake) as (trading, market, _):
         dust = trading.engine.portfolio.position(PAIR)
         assert dust is not None
         price = fake.prices["BTCUSDT"]
@@ -358,9 +367,7 @@ async def test_dust_is_never_converted_with_the_bots_own_unbooked_coins(
     # Coins on the account that neither the books nor the user's record explain: kept.
     (tmp_path / "b").mkdir()
     fake = dusty_fake(btc_candles)
-    async with live_stack(tmp_path / "b", fake, START) as (trading, market, _):
-        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
-        market.at(EXIT_TICK + HOUR / 2)
+    async with dusty_stack(tmp_path / "b", fake) as (trading, market, _):
         dust = trading.engine.portfolio.position(PAIR)
         fake.balances["BTC"] = dust.amount + 0.00001  # e.g. a limit entry filled since the tick
         with pytest.raises(UserInputError, match=r"BTC: the exchange holds 0\.0000154, more "):
@@ -389,9 +396,7 @@ async def test_a_timed_out_conversion_the_venue_completes_later_is_booked(
         return await real(params)
 
     fake._dust = slow_dust  # noqa: SLF001
-    async with live_stack(tmp_path, fake, START, client={"timeout": 1000}) as (trading, market, _):
-        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
-        market.at(EXIT_TICK + HOUR / 2)
+    async with dusty_stack(tmp_path, fake, client={"timeout": 1000}) as (trading, market, _):
         dust = trading.engine.portfolio.position(PAIR)
         assert dust is not None
         late[0] = True
@@ -437,9 +442,7 @@ async def test_an_unreadable_dust_log_does_not_stop_the_start(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     fake = dusty_fake(btc_candles)
-    async with live_stack(tmp_path, fake, START) as (trading, market, _):
-        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
-        market.at(EXIT_TICK + HOUR / 2)
+    async with dusty_stack(tmp_path, fake) as (trading, market, _):
         fake.faults += [Fault(DUST_PATH, 503, BUSY, after=True), Fault(LOG_PATH, 503, BUSY,
                                                                         times=2)]  # fmt: skip
         assert (await desk_on(trading, market).convert()).unknown
@@ -499,9 +502,9 @@ async def test_a_slow_dust_log_does_not_stall_the_tick(
     """The tick lock covers deciding, asking once and booking; the dust log's retried reads
     after a lost answer run outside it."""
     fake = dusty_fake(btc_candles)
-    async with live_stack(tmp_path, fake, START, client={"timeout": 1000},
-                          attempts=5) as (trading, market, _):  # fmt: skip
-        await hourly(trading, market, ENTRY_TICK, EXIT_TICK + HOUR)
+    async with dusty_stack(tmp_path, fake, client={"timeout": 1000}, attempts=5) as (
+        trading, market, _,
+    ):  # fmt: skip
         market.at(EXIT_TICK + HOUR)  # a candle closed: the tick has work to do
         fake.faults += [Fault(DUST_PATH, 503, BUSY, after=True),
                         Fault(LOG_PATH, 200, {}, delay=3.0, times=10)]  # fmt: skip
