@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -62,7 +63,10 @@ from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
 
+log = logging.getLogger(__name__)
+
 PENDING_KEY = "dust.pending"
+DUST_SETTLE_SECONDS = 300.0  # how often a conversion whose outcome is unknown is looked up
 DUST_REASON = "dust_conversion"
 _JOURNAL_PREFIX = "dust-"  # a conversion's journal row and fill: dust-<transfer id>-<asset>
 # The venue's clock and ours differ a little: its log is read from this long before the journal.
@@ -227,6 +231,17 @@ class DustDesk:
         journal, while the log cannot be read for it."""
         async with self._serial:
             return await self._settle_all()
+
+    async def settle_pending(self) -> None:
+        """The periodic check: settle a journaled conversion if there is one (nothing is read
+        otherwise); a log that cannot be read now is tried again at the next check."""
+        if await self._state.get(PENDING_KEY) is None:
+            return
+        try:
+            async with self._serial:
+                await self._settle()
+        except ExchangeUnavailable as error:
+            log.warning("dust: the pending conversion stays unsettled: %s", error)
 
     async def _settle_all(self) -> DustReport:
         settled = await self._settle()

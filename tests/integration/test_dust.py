@@ -544,3 +544,23 @@ async def test_a_conversion_made_on_the_venues_own_site_is_booked_once(
     assert not [text for text in alerts if "Holdings differ" in text]
     assert len([t for t in alerts if t.startswith("Converted on the exchange outside")]) == 1
     assert len([f for f in fills if f.client_order_id.startswith("dust-")]) == 1
+
+
+async def test_the_periodic_check_settles_a_pending_conversion(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = dusty_fake(btc_candles)
+    async with dusty_stack(tmp_path, fake) as (trading, market, _):
+        desk = desk_on(trading, market)
+        fake.faults += [Fault(DUST_PATH, 503, BUSY, after=True),
+                        Fault(LOG_PATH, 503, BUSY, times=4)]  # fmt: skip
+        assert (await desk.convert()).unknown
+        await desk.settle_pending()  # the log is still down: kept for the next check
+        state = SqliteStateRepository(trading.engine.executor._transactions)  # noqa: SLF001
+        assert await state.get(PENDING_KEY) is not None
+        reads = len(fake.requests)
+        await desk.settle_pending()  # readable again
+        assert trading.engine.portfolio.position(PAIR) is None
+        assert await state.get(PENDING_KEY) is None
+        await desk.settle_pending()  # nothing pending: nothing is asked
+        assert len(fake.requests) == reads + 1
