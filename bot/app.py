@@ -227,8 +227,10 @@ async def reconcile_at_start(
     orders of every configured pair and every pair a run was started on)."""
     repository = SqlitePairRunRepository(db)
     runs = await repository.active()
-    # A dust conversion a crash left unsettled is booked (or dropped) from the venue's log.
-    await DustDesk(db=db, engine=engine, clock=clock, venue=settings.exchange.name).settle()
+    # A dust conversion a crash left unsettled is booked from the venue's log (if it cannot be
+    # read, an alert says so and /dust settles it later: trading starts all the same).
+    await DustDesk(db=db, engine=engine, clock=clock,
+                   venue=settings.exchange.name).settle_or_alert()  # fmt: skip
     result = await reconcile(
         orders=SqliteOrderRepository(db), exchange=engine.exchange, executor=engine.executor,
         portfolio=engine.portfolio, alerts=outbox, clock=clock, quote=settings.quote,

@@ -33,6 +33,7 @@ from bot.cockpit import Cockpit
 from bot.config import Secrets, Settings
 from bot.control import Control
 from bot.domain import AlertPriority, PairRun
+from bot.dust import DUST_SETTLE_SECONDS
 from bot.engine import Engine, EngineCosts
 from bot.errors import BotError, ConfigError
 from bot.exchange.ccxt_exchange import CcxtExchange
@@ -118,6 +119,9 @@ async def serve_on_exchange(
                 jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
                 jobs.every(ALERT_DRAIN_SECONDS, watch.held.send, "held-alerts")
                 jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
+                if cockpit.dust is not None:  # a dust conversion whose outcome is unknown
+                    jobs.every(DUST_SETTLE_SECONDS, watch.guarded(cockpit.dust.settle_pending),
+                               "dust-settle")  # fmt: skip
                 report = partial(push_daily_report, cockpit, trading.outbox)
                 jobs.daily(settings.telegram.daily_report, settings.timezone, report,
                            "daily-report")  # fmt: skip

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from html import escape
 
 from bot.cockpit import amount_text
-from bot.dust import DustDesk, DustSurvey, no_conversion, nothing_to_convert, summary
+from bot.dust import (
+    DustDesk,
+    DustSurvey,
+    no_conversion,
+    not_converted,
+    nothing_to_convert,
+    summary,
+)
 from bot.errors import BotError, UserInputError
 
 
@@ -24,30 +31,48 @@ def listing(survey: DustSurvey) -> str:
     return "Dust (too small to sell): " + "; ".join(rows) + "."
 
 
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: its first letter capitalised, asset and pair names kept."""
+    return text[:1].upper() + text[1:] + "."
+
+
 async def offer(desk: DustDesk | None, arguments: Sequence[str] = ()) -> str:
-    """What a Confirm would convert (plain text); NothingToConfirm, with the answer, when the
-    venue converts nothing now."""
+    """What a Confirm would convert (plain text), after settling a conversion asked before;
+    NothingToConfirm, with the answer, when nothing is converted now."""
     if arguments:
         raise NothingToConfirm("/dust takes no arguments; send /dust.")
     if desk is None:
         raise NothingToConfirm("Dust is not tracked by this service.")
     try:
+        settled = await desk.settle()
+        if settled.unknown:
+            raise NothingToConfirm(UNKNOWN)
         survey = await desk.survey()
+    except NothingToConfirm:
+        raise
     except BotError as error:  # the exchange could not be asked: answered, nothing changes
         raise NothingToConfirm(f"/dust could not ask the exchange ({error}); nothing "
                                "changed.") from None  # fmt: skip
+    done = f"{summary(settled.converted)}\n" if settled.converted else ""
     if survey.target is None:
-        raise NothingToConfirm(f"{listing(survey)}\n{no_conversion(survey.venue).capitalize()}.")
+        raise NothingToConfirm(f"{done}{listing(survey)}\n{_sentence(no_conversion(survey.venue))}")
     if not survey.convertible:
-        reason = "" if not survey.holdings else f"\n{nothing_to_convert(survey).capitalize()}."
-        raise NothingToConfirm(listing(survey) + reason)
+        reason = "" if not survey.holdings else f"\n{_sentence(nothing_to_convert(survey))}"
+        raise NothingToConfirm(done + listing(survey) + reason)
     own = [f"{h.asset} {amount_text(h.account - h.amount)}" for h in survey.convertible
            if h.account - h.amount > 1e-12]  # fmt: skip
     assets = ", ".join(h.asset for h in survey.convertible)
-    return (f"{listing(survey)}\nConvert {assets} to {survey.target} on {survey.venue}: the "
-            "whole free balance of each"
+    left = not_converted(survey)
+    return (f"{done}{listing(survey)}\nConvert {assets} to {survey.target} on {survey.venue}: "
+            "the whole free balance of each"
             + (f" (your own {', '.join(own)} too)" if own else "")
-            + ", less the venue's charge; the venue converts once every 6 hours")  # fmt: skip
+            + ", less the venue's charge; the venue converts once every 6 hours"
+            + (f". Not converted: {left}" if left else ""))  # fmt: skip
+
+
+UNKNOWN = ("❌ The exchange did not answer, and its dust log does not show the conversion yet: "
+           "whether the dust was converted is not known yet. /dust checks again (nothing is "
+           "converted twice).")  # fmt: skip
 
 
 async def convert(desk: DustDesk | None) -> str:
@@ -56,9 +81,7 @@ async def convert(desk: DustDesk | None) -> str:
         raise UserInputError("dust is not tracked by this service")
     report = await desk.convert()
     if report.unknown:
-        return ("❌ The exchange did not answer and its dust log could not be read: whether "
-                "the dust was converted is not known yet. /dust checks again (nothing is "
-                "converted twice).")  # fmt: skip
+        return UNKNOWN
     if not report.converted:
         return "Nothing was converted (the exchange's dust log shows no conversion)."
     return escape(summary(report.converted))
