@@ -11,12 +11,12 @@ import asyncio
 import hashlib
 import logging
 import tempfile
-import time
 from pathlib import Path
 
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot.clock import SystemClock
 from bot.config import Settings
 from handlers.delivery import send_text
 
@@ -31,7 +31,7 @@ async def tell_admins_once(settings: Settings, token: str, text: str) -> None:
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     marker = Path(tempfile.gettempdir()) / f"pairpilot-notice-{digest}"
     try:
-        if time.time() - marker.stat().st_mtime < NOTICE_EVERY:
+        if SystemClock().now().timestamp() - marker.stat().st_mtime < NOTICE_EVERY:
             log.warning("the admins were told within the hour already: %s", text)
             return
     except OSError:  # no marker yet (or none readable): tell them
