@@ -50,6 +50,7 @@ class AlertDispatcher:
         self._repository = repository
         self._sink = sink
         self._clock = clock
+        self._failing = False  # in a delivery failure episode: its warning is logged once
 
     async def drain(self) -> int:
         """Deliver what is pending; stops at the first failure so order is kept. Returns count."""
@@ -60,11 +61,17 @@ class AlertDispatcher:
                 try:
                     await self._sink.send(alert)
                 except Exception as error:  # the chat is down or refuses: try again later
-                    log.warning("alert %s not delivered (%s: %s); it stays queued", alert.id,
-                                type(error).__name__, error)  # fmt: skip
+                    log.log(logging.DEBUG if self._failing else logging.WARNING,
+                            "alert %s not delivered (%s: %s); it stays queued, retried "
+                            "without further warnings until one is delivered", alert.id,
+                            type(error).__name__, error)  # fmt: skip
+                    self._failing = True
                     await self._repository.mark_failed(alert.id)
                     break
                 await self._repository.mark_delivered(alert.id, self._clock.now())
+                if self._failing:
+                    log.info("alerts are delivered again")
+                    self._failing = False
                 delivered += 1
         finally:
             OUTBOX_BACKLOG.set(len(pending) - delivered)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bot.data_dir import DataDirBusy, exclusive_use
+from bot.data_dir import MIN_FREE_BYTES, DataDirBusy, exclusive_use, free_bytes
 from bot.errors import UserInputError
 from storage.db import latest_schema, read_only_uri, unread_wal
 
@@ -45,10 +45,26 @@ def backup(database: Path, dest: str, now: datetime) -> Copied:
         raise UserInputError(f"{wal} holds changes not yet in {database}, and the file system "
                              f"is read-only: copy both files as they are (cp {database} {wal} "
                              "DEST/)")  # fmt: skip
+    _check_room(database, target)
     with contextlib.closing(sqlite3.connect(read_only_uri(database), uri=True)) as source:
         source.execute("PRAGMA busy_timeout = 5000")
         copied = _copy(source, target, f"back up {database} to")
     return copied
+
+
+def _check_room(database: Path, target: Path) -> None:
+    """A copy on the data directory's own file system must leave the service its
+    ``MIN_FREE_BYTES`` (below it new entries stop); elsewhere it must fit."""
+    size = sum(part.stat().st_size for part in (database, Path(f"{database}-wal"))
+               if part.exists())  # fmt: skip
+    free = free_bytes(target.parent)
+    shared = target.parent.stat().st_dev == database.parent.stat().st_dev
+    needed = size + (MIN_FREE_BYTES if shared else 0)
+    if free < needed:
+        floor = f" and leave the service its {MIN_FREE_BYTES // 2**20} MiB" if shared else ""
+        raise UserInputError(f"{target.parent} has {free / 2**20:.1f} MiB free; the backup needs "
+                             f"{size / 2**20:.1f} MiB{floor}: put backups on another disk or "
+                             "remove old ones; nothing was written")  # fmt: skip
 
 
 def restore(source: Path, database: Path, now: datetime) -> tuple[Copied, Path | None]:
@@ -137,6 +153,7 @@ def _copy(source: sqlite3.Connection, target: Path, doing: str) -> Copied:
         raise UserInputError(f"cannot {doing} {target}: {error}; nothing was written") from None
     finally:
         partial.unlink(missing_ok=True)
+        Path(f"{partial}-journal").unlink(missing_ok=True)  # left by a copy that failed
     return Copied(target, schema, target.stat().st_size)
 
 

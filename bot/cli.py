@@ -193,10 +193,10 @@ def _run(args: argparse.Namespace) -> int:
             await run_service(settings, secrets, stop=stop, chat=chat, write=write)
         except (ConfigError, UnusableDatabase) as error:  # exit 2: never restarted
             if chat is not None and secrets.telegram_token:
-                from handlers.notice import tell_admins
+                from handlers.notice import tell_admins_once
 
-                await tell_admins(settings, secrets.telegram_token,
-                                  f"pairpilot cannot start: {error}")  # fmt: skip
+                await tell_admins_once(settings, secrets.telegram_token,
+                                       f"pairpilot cannot start: {error}")  # fmt: skip
             raise
 
     log = logging.getLogger("pairpilot")
@@ -204,6 +204,9 @@ def _run(args: argparse.Namespace) -> int:
         log.warning("telegram.users lists %d user(s) but PAIRPILOT_TELEGRAM_TOKEN is not set "
                     "(environment or --secrets): Telegram is off, alerts go to the log only",
                     len(settings.telegram.users))  # fmt: skip
+    if chat is not None and not any(user.role == "admin" for user in settings.telegram.users):
+        log.warning("no admin in telegram.users: the alerts sent without the disk and the "
+                    "notice of a refused start go to every user listed, if any")  # fmt: skip
     log.info("pairpilot %s starting: %s mode on %s candles, data_dir %s, pid %d",
              version("pairpilot"), settings.mode, settings.market_data.source,
              settings.data_dir, os.getpid(), extra={"event": "start"})  # fmt: skip

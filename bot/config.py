@@ -205,9 +205,16 @@ class Secrets:
     @classmethod
     def from_environment(cls, environment: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if environment is None else environment
-        return cls(
-            **{name: env.get(variable) or None for name, variable in SECRET_VARIABLES.items()}
-        )
+        return cls(**{name: unquoted(env.get(variable) or "") or None
+                      for name, variable in SECRET_VARIABLES.items()})  # fmt: skip
+
+
+def unquoted(value: str) -> str:
+    """``value`` without one pair of matching surrounding quotes, as --secrets (python-dotenv)
+    and compose read a quoted value; `docker run --env-file` passes the quotes on."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:

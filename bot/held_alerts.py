@@ -62,7 +62,7 @@ class HeldAlerts:
                 log.warning("held alert not sent (%s: %s); it is retried",
                             type(error).__name__, error)  # fmt: skip
                 return
-            held.sent = True
+            held.sent = bool(held.reached)  # reached no chat: still pending when stored
 
     async def store(self) -> None:
         """Into the outbox, now that the disk takes writes again; what still cannot be

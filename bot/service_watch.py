@@ -4,6 +4,7 @@ restored at start, and a goodbye that a full disk cannot turn into a crash."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from storage.equity import SqliteEquityRepository
 from storage.state import SqliteStateRepository
 
 log = logging.getLogger(__name__)
+GOODBYE_SECONDS = 8.0  # the sends at a stop, at most: a 429's retry_after can be minutes
 
 
 class ServiceWatch:
@@ -50,7 +52,7 @@ class ServiceWatch:
         self._source, self._wall, self._min_free = source, wall, min_free
         self._started = wall.now()
         self._trouble: str | None = None
-        self._alerted = False  # the trouble's alert is stored or held: once per episode
+        self._alerted = 0  # the trouble's alert sent: 1 low space, 2 writes fail; once each
 
     @property
     def trouble(self) -> str | None:
@@ -86,7 +88,8 @@ class ServiceWatch:
     async def _failed_write(self, error: Exception) -> None:
         if not data_dir.is_storage_error(error):
             raise error
-        await self._in_trouble(f"data_dir {self._path}: writing to the database failed ({error})")
+        await self._in_trouble(f"data_dir {self._path}: writing to the database failed ({error})",
+                               writes_fail=True)  # fmt: skip
 
     async def stopped(self) -> None:
         """Record a stop on purpose, so health does not advise restarting the service."""
@@ -110,22 +113,29 @@ class ServiceWatch:
             record["stopped_at"] = record["at"]
         await self._state.set(HEARTBEAT_KEY, record, now)
 
-    async def _in_trouble(self, found: str) -> None:
+    async def _in_trouble(self, found: str, *, writes_fail: bool = False) -> None:
         if self._trouble is None:
-            log.error("%s: new entries are off; open positions are still managed", found)
+            log.error("%s: new entries are off", found)
         self._trouble = found
         self._service.entries_blocked = found
         STORAGE_OK.set(0)
-        if not self._alerted:
-            await self.push("storage", AlertPriority.CRITICAL, f"Storage trouble: {found}. New "
-                            "entries are off; open positions are still managed. Free space or "
-                            "fix the permissions.")  # fmt: skip
-            self._alerted = True
+        level = 2 if writes_fail else 1
+        if self._alerted >= level:
+            return
+        try:
+            await self._outbox.push("storage", AlertPriority.CRITICAL,
+                                    _storage_text(found, writes_fail))  # fmt: skip
+        except Exception as error:  # not even the alert can be written: nor can an exit
+            if not data_dir.is_storage_error(error):
+                raise
+            level = 2
+            self.held.hold("storage", AlertPriority.CRITICAL, _storage_text(found, True))
+        self._alerted = level
 
     async def _recovered(self) -> None:
         log.warning("data_dir %s is usable again: new entries are back on", self._path)
         self._trouble = None
-        self._alerted = False
+        self._alerted = 0
         self._service.entries_blocked = None
         STORAGE_OK.set(1)
         await self.held.store()
@@ -140,6 +150,19 @@ class ServiceWatch:
             if not data_dir.is_storage_error(error):
                 raise
             self.held.hold(kind, priority, text)
+
+
+def _storage_text(found: str, writes_fail: bool) -> str:
+    """The storage alert: while writes still work, exits are still booked; once they fail,
+    nothing pairpilot does can be booked, so the admins must know to look."""
+    if writes_fail:
+        state = (
+            "Writes fail: exits cannot be booked or placed by pairpilot until space returns; "
+            "only orders resting on the exchange protect open positions."
+        )
+    else:
+        state = "Open positions are still managed."
+    return f"Storage trouble: {found}. New entries are off. {state} Free space or fix permissions."
 
 
 def _gauge_free(path: Path) -> None:
@@ -181,9 +204,18 @@ async def restore_gauges_early(database: Path) -> None:
 async def goodbye(dispatcher: AlertDispatcher, watch: ServiceWatch) -> None:
     """The last alert, flushed, and the stop recorded; on a full or read-only disk each step
     that cannot write is logged (naming the data directory) instead of crashing the stop, and
-    the goodbye goes straight to the admins with whatever else is held."""
+    the goodbye goes straight to the admins with whatever else is held. The sends take at
+    most ``GOODBYE_SECONDS``, so the stop stays inside systemd's TimeoutStopSec."""
     await watch.stopped()
     await watch.push("shutdown", AlertPriority.INFO, "pairpilot stopped")
+    try:
+        await asyncio.wait_for(_flush(dispatcher, watch), timeout=GOODBYE_SECONDS)
+    except TimeoutError:  # Telegram rate-limits or hangs: the rest waits for the next start
+        log.warning("the last alerts were not all sent within %.0f s; those left stay queued",
+                    GOODBYE_SECONDS)  # fmt: skip
+
+
+async def _flush(dispatcher: AlertDispatcher, watch: ServiceWatch) -> None:
     try:
         await dispatcher.drain()
     except Exception as error:

@@ -153,8 +153,9 @@ class TelegramSink:
             await self._alerts.mark_delivered_to(alert.id, chat, self._clock.now())
 
     async def send_unstored(self, text: str, reached: set[int]) -> None:
-        """To the admins, recording nothing (the disk is full): no preferences, no attempts."""
-        for chat in sorted(self._admins - reached):
+        """To the admins (every user when none is an admin), recording nothing (the disk is
+        full): no preferences, no attempts."""
+        for chat in sorted((self._admins or set(self._chats)) - reached):
             try:
                 await send_text(self._bot, chat, text, html=False)
             except (Forbidden, BadRequest) as error:

@@ -179,3 +179,26 @@ def test_a_restore_replaces_a_corrupt_database(tmp_path: Path) -> None:
     assert counts(database) == {"pair_runs": 0}
     kept = list(database.parent.glob("pairpilot.sqlite.before-restore-*"))
     assert [path.read_bytes()[:15] for path in kept] == [b"\x00garbage header"]
+
+
+def test_a_backup_that_would_starve_the_data_dir_is_refused_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """A nightly backup on the data directory's own disk must not walk it into the service's
+    "entries off" (64 MiB free) and later into a refused start."""
+    from tests.integration.test_data_dir import fill, mounted
+
+    for disk in mounted(tmp_path / "disk", 80):
+        database = disk / "data" / "pairpilot.sqlite"
+        database.parent.mkdir()
+        with closing(sqlite3.connect(database)) as connection:
+            connection.execute("CREATE TABLE pair_runs (id INTEGER, blob BLOB)")
+            connection.execute("INSERT INTO pair_runs VALUES (1, zeroblob(2000000))")
+            connection.commit()
+        fill(disk, leave=65 * 2**20)  # above the floor now, under it after a 2 MB copy
+        (disk / "backups").mkdir()
+        result = pairpilot("backup", str(disk / "backups") + "/", cwd=disk)
+        assert result.returncode == 2, result.stderr
+        assert f"{disk / 'backups'} has" in result.stderr
+        assert "64 MiB" in result.stderr
+        assert list((disk / "backups").iterdir()) == []

@@ -138,6 +138,7 @@ async def test_a_start_refused_on_a_full_disk_is_told_to_the_admins_on_telegram(
         secrets.write_text(f"PAIRPILOT_TELEGRAM_TOKEN={emulator.token}\n", encoding="utf-8")
         secrets.chmod(0o600)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
+        environment["TMPDIR"] = str(tmp_path)  # the notice's once-an-hour marker
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.cli", "run", "--config", str(config), "--secrets",
             str(secrets), stderr=asyncio.subprocess.PIPE, env={**environment, "PYTHONPATH": ROOT},
@@ -177,7 +178,8 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
         assert f"data_dir {settings.data_dir} has" in (trading.service.entries_blocked or "")
         assert STORAGE_OK._value.get() == 0  # the /metrics gauge
         await dispatcher.drain()
-        assert any("Storage trouble" in text and str(settings.data_dir) in text for text in sent)
+        assert any("Storage trouble" in text and str(settings.data_dir) in text
+                   and "still managed" in text for text in sent)  # fmt: skip
 
         for _ in range(400):  # the open position is still managed to its exit; no new entry
             await trading.driver.step()
@@ -246,6 +248,7 @@ async def test_a_disk_that_fills_in_one_go_reaches_the_admins_through_telegram(
         trouble = await texts_to(emulator, ADMIN, "Storage trouble", 1)
         assert len(trouble) == 1
         assert "New entries are off" in trouble[0]
+        assert "exits cannot be booked" in trouble[0]  # 0 bytes free: no write, so no exit
         assert str(settings.data_dir) in trouble[0]
         assert not [sent for sent in emulator.to(VIEWER) if "Storage" in sent.text]
         await asyncio.sleep(1.5)  # beats and failing writes go on: still one alert

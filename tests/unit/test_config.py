@@ -179,3 +179,17 @@ def test_metrics_are_off_by_default_and_the_port_is_checked(tmp_path: Path) -> N
     assert load_settings(None, NO_SECRETS).metrics.port == 0
     with pytest.raises(ConfigError, match="metrics.port = 70000"):
         load_settings(config(tmp_path, "[metrics]\nport = 70000\n"), NO_SECRETS)
+
+
+@pytest.mark.parametrize("quoted", ['"123:abc"', "'123:abc'"])
+def test_a_quoted_token_reads_the_same_from_the_environment_as_from_secrets(
+    tmp_path: Path, quoted: str
+) -> None:
+    """`docker run --env-file` passes the quotes on; --secrets and compose strip them."""
+    secrets_file = tmp_path / "secrets.env"
+    secrets_file.write_text(f"PAIRPILOT_TELEGRAM_TOKEN={quoted}\n", encoding="utf-8")
+    secrets_file.chmod(0o600)
+    from_file = Secrets.from_environment(read_secrets_file(secrets_file))
+    from_docker = Secrets.from_environment({"PAIRPILOT_TELEGRAM_TOKEN": quoted})
+    assert from_docker.telegram_token == from_file.telegram_token == "123:abc"
+    assert Secrets.from_environment({"PAIRPILOT_TELEGRAM_TOKEN": '"1:a'}).telegram_token == '"1:a'
