@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.alerts import AlertOutbox
-from bot.clock import FakeClock
+from bot.clock import FakeClock, SystemClock
 from bot.config import Settings
 from bot.execution import Executor
 from bot.portfolio import Portfolio
@@ -41,3 +41,8 @@ def replay_settings(tmp_path: Path) -> Settings:
         "market_data": {"source": "replay", "replay_files": files},
         "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
     })  # fmt: skip
+
+
+def wall_ms() -> int:
+    """Now in epoch ms: a venue fake's clock for signed calls (within recvWindow of "now")."""
+    return int(SystemClock().now().timestamp() * 1000)

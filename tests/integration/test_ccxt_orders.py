@@ -25,7 +25,7 @@ from storage.db import Database
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
-from tests.builders import executor_on
+from tests.builders import executor_on, wall_ms
 from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
@@ -44,18 +44,12 @@ async def venue() -> AsyncIterator[tuple[FakeBinance, CcxtExchange]]:
             attempts=3,
             backoff=0.01,
         )
-        fake.now_ms = _now_ms()  # signed calls must be within recvWindow of "now"
+        fake.now_ms = wall_ms()  # signed calls must be within recvWindow of "now"
         await exchange.load_markets()
         try:
             yield fake, exchange
         finally:
             await exchange.close()
-
-
-def _now_ms() -> int:
-    from bot.clock import SystemClock
-
-    return int(SystemClock().now().timestamp() * 1000)
 
 
 async def with_run(db: Database) -> FakeClock:
@@ -144,7 +138,7 @@ async def test_an_unknown_outcome_is_looked_up_before_anything_is_resent(
 
 
 async def test_bad_keys_fail_at_start_up(tmp_path: Path) -> None:
-    fake = FakeBinance(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeBinance(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
     async with serve(fake) as base:
         exchange = CcxtExchange.create(
             "binance",

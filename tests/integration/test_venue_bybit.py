@@ -17,11 +17,11 @@ from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.portfolio import Portfolio
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
-from tests.builders import executor_on
+from tests.builders import executor_on, wall_ms
 from tests.fake_bybit import FakeBybit, bybit_config, limit_spent_headers, serve_bybit
 from tests.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import with_run
-from tests.integration.test_venue_orders import _as_order, _now_ms, buy, stop
+from tests.integration.test_venue_orders import _as_order, buy, stop
 
 KEYS = {"apiKey": "test-key", "secret": "test-secret"}
 
@@ -43,7 +43,7 @@ async def connected(
 
 @pytest.fixture
 async def bybit() -> AsyncIterator[tuple[FakeBybit, CcxtExchange]]:
-    async with connected(FakeBybit(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+    async with connected(FakeBybit(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})) as both:
         yield both
 
 
@@ -130,7 +130,7 @@ async def test_insufficient_balance_is_refused_as_such(
 
 
 async def test_a_wrong_secret_is_refused_at_start_up() -> None:
-    fake = FakeBybit(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeBybit(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
     with pytest.raises(ExchangeAuthFailed, match="10004"):
         async with connected(fake, {**KEYS, "secret": "wrong"}):
             pass
@@ -177,7 +177,7 @@ async def test_a_limit_buy_rests_in_plain_reads_and_is_booked_once_the_price_com
 
 
 async def test_an_unsigned_request_is_refused_with_bybits_code() -> None:
-    fake = FakeBybit(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeBybit(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
     async with serve_bybit(fake) as base, aiohttp.ClientSession() as session:
         reply = await session.get(f"{base}/v5/order/realtime?category=spot")
         body = await reply.json()
@@ -185,7 +185,7 @@ async def test_an_unsigned_request_is_refused_with_bybits_code() -> None:
 
 
 async def test_a_spent_rate_limit_is_waited_out_until_bybits_reset_time() -> None:
-    fake = FakeBybit(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeBybit(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp import web
 
-from bot.clock import SystemClock
 from bot.domain import Order, OrderIntent, OrderStatus, Side
 from bot.errors import ExchangeRejected
 from bot.exchange.ccxt_exchange import CcxtExchange
@@ -19,7 +18,7 @@ from bot.exchange.venues import profile_for
 from bot.portfolio import Portfolio
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
-from tests.builders import executor_on
+from tests.builders import executor_on, wall_ms
 from tests.fake_exchange import Fault
 from tests.fake_exchange import Order as FakeOrder
 from tests.fake_okx import FakeOkx, okx_config, serve_okx
@@ -42,13 +41,9 @@ async def connected[F: FakeOkx](fake: F) -> AsyncIterator[tuple[F, CcxtExchange]
             await exchange.close()
 
 
-def _now_ms() -> int:
-    return int(SystemClock().now().timestamp() * 1000)
-
-
 @pytest.fixture
 async def okx() -> AsyncIterator[tuple[FakeOkx, CcxtExchange]]:
-    async with connected(FakeOkx(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+    async with connected(FakeOkx(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})) as both:
         yield both
 
 
@@ -169,7 +164,7 @@ class LaggingOkx(FakeOkx):
 
 @pytest.fixture
 async def lagging() -> AsyncIterator[tuple[LaggingOkx, CcxtExchange]]:
-    async with connected(LaggingOkx(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+    async with connected(LaggingOkx(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})) as both:
         yield both
 
 
@@ -254,7 +249,7 @@ class TaggingVenue(FakeOkx):
 async def test_an_unprofiled_venue_that_tags_our_id_still_finds_an_order_whose_answer_was_lost(
     db: Database,
 ) -> None:
-    fake = TaggingVenue(now_ms=_now_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = TaggingVenue(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
     async with connected(fake) as (fake, exchange):
         exchange.profile = profile_for("gate")  # no profile: conservative defaults, a SCAN
         # placed, the answer lost: no exchange id to read it back by
