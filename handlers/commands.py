@@ -389,8 +389,10 @@ class ChatCommands:
         except (UserInputError, NotFound) as error:
             now = f"nothing: {error}"
         token = random_tokens.token_hex(6)
-        expires = self._wall.now() + timedelta(seconds=self._confirm_seconds)  # a replay's races
-        self._pending[token] = Pending(name, arguments, user_id, chat_id, expires, self._halts)
+        window = timedelta(seconds=self._confirm_seconds)
+        asked_at = self._wall.now()
+        self._pending[token] = Pending(name, arguments, user_id, chat_id, asked_at + window,
+                                       self._halts)  # fmt: skip
         buttons = InlineKeyboardMarkup([[
             InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
             InlineKeyboardButton("Cancel", callback_data=f"no:{token}"),
@@ -402,8 +404,11 @@ class ChatCommands:
                                f"{self._confirm_seconds:g} s.", reply_markup=buttons)  # fmt: skip
         pending = self._pending.get(token)
         if pending is not None:  # the window counts from when the prompt showed (a 429, a
-            # slow send or a group's full minute may have held it back)
-            pending.expires = self._wall.now() + timedelta(seconds=self._confirm_seconds)
+            # slow send or a group's full minute may have held it back): Telegram's date of
+            # the prompt, kept between the send's start and its answer (a wrong clock or a
+            # slow answer cannot stretch it)
+            shown = self._telegram.host_time(sent[-1].date)
+            pending.expires = min(max(shown, asked_at), self._wall.now()) + window
         self._beside(self._expire(bot, token, sent[-1]), "expiry")
 
     async def _expire(self, bot: Bot, token: str, prompt: Message) -> None:

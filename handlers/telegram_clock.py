@@ -62,6 +62,11 @@ class TelegramClock:
         reading while the offset is not trusted)."""
         return host + timedelta(seconds=self.offset) if self.trusted else host
 
+    def host_time(self, telegram: datetime) -> datetime:
+        """The host's reading when Telegram's clock read ``telegram`` (inverse of
+        ``telegram_time``)."""
+        return telegram - timedelta(seconds=self.offset) if self.trusted else telegram
+
     async def on_response(self, response: httpx.Response) -> None:
         """An httpx response hook: every Bot API answer is a reading of Telegram's clock."""
         self.observe(response.headers.get("date"))

@@ -89,6 +89,7 @@ class TelegramEmulator:
     webhook: tuple[str, str | None] | None = None  # (url, secret token) while one is set
     webhook_settings: dict[str, Any] = field(default_factory=dict)  # the last setWebhook's
     send_delay: float = 0.0  # seconds each send takes (widens the window a crash can land in)
+    answer_delay: float = 0.0  # seconds a send's answer takes after its message is in the chat
     sending: int = 0  # sends in progress
     clock: Callable[[], float] = time.time  # Telegram's clock (Unix seconds)
     clock_ahead: float = 0.0  # seconds Telegram's clock is ahead of ``clock`` (host skew)
@@ -225,12 +226,14 @@ class TelegramEmulator:
             assert request.transport is not None
             request.transport.abort()
             return web.Response()  # never written: the connection is closed
-        if not (self.send_delay and method.startswith("send")):
+        if not method.startswith("send"):
             return await handler(fields)
         self.sending += 1
         try:
             await asyncio.sleep(self.send_delay)
-            return await handler(fields)
+            answer = await handler(fields)
+            await asyncio.sleep(self.answer_delay)
+            return answer
         finally:
             self.sending -= 1
 

@@ -325,3 +325,23 @@ async def test_a_confirm_s_window_counts_from_when_its_prompt_was_delivered(
             await asyncio.sleep(0.05)
         assert question.text.startswith("Confirmed"), question.text
         assert await chat.trading.engine.guard.halted()
+
+
+async def test_a_slow_answer_to_a_confirm_s_prompt_does_not_stretch_its_window(
+    tmp_path: Path,
+) -> None:
+    """The prompt was in the chat, its send's answer was slow: the window counted from the
+    answer, so a press 31 s after the prompt showed was confirmed."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.answer_delay = 0.5  # the message is in the chat; the answer lags
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/flatten")
+        question = await chat.emulator.reply(ADMIN, after=before)
+        chat.wall.advance(timedelta(seconds=31))  # before the send's answer is back
+        chat.emulator.answer_delay = 0.0
+        await asyncio.sleep(0.8)  # the answer is back: the expiry was set
+        chat.emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
+            "callback_data"])  # fmt: skip
+        await chat.emulator.quiet(0.5)
+        assert question.text == "Expired: send /flatten again."
+        assert not await chat.trading.engine.guard.halted()
