@@ -36,7 +36,7 @@ from handlers.frontend import telegram_factory
 from storage.alerts import SqliteAlertRepository
 from storage.candles import SqliteCandleRepository
 from storage.db import open_database
-from tests.live_rig import SECRETS, VENUES
+from tests.live_rig import SECRETS, VENUES, venue_secrets
 
 ADMIN = 1001
 TOKEN = "123456:TEST-TOKEN"
@@ -61,9 +61,9 @@ def soak_settings(
 
 async def main(exchange_url: str, telegram_url: str, data_dir: Path, venue: str) -> None:
     settings = soak_settings(exchange_url, telegram_url, data_dir, venue)
-    secrets = Secrets(exchange_key=SECRETS.exchange_key, exchange_secret=SECRETS.exchange_secret,
-                      exchange_password=SECRETS.exchange_password,
-                      telegram_token=TOKEN)  # fmt: skip
+    secrets = venue_secrets(venue, Secrets(
+        exchange_key=SECRETS.exchange_key, exchange_secret=SECRETS.exchange_secret,
+        exchange_password=SECRETS.exchange_password, telegram_token=TOKEN))  # fmt: skip
     exchange = CcxtExchange.create(venue, settings.exchange.ccxt_config,
                                    credentials=credentials(settings, secrets), attempts=3,
                                    backoff=0.01)  # fmt: skip

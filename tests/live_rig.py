@@ -6,6 +6,7 @@ Binance by default.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from bot.stream_feed import StreamingFeed
 from storage.db import open_database
 from tests.fake_bybit import FakeBybit, bybit_config, limit_spent_headers
 from tests.fake_exchange import FakeBinance, binance_urls, serve
+from tests.fake_kraken import SECRET as KRAKEN_SECRET
+from tests.fake_kraken import FakeKraken, kraken_config
+from tests.fake_kraken import trade_key as kraken_trade_key
 from tests.fake_okx import FakeOkx, okx_config
 
 PAIR = "BTC/USDT"
@@ -49,9 +53,12 @@ class VenueRig:
     refusals: dict[str, tuple[int, Any]]
     # The headers of a rate-limit answer that say how long to wait (``wait`` seconds).
     limit_headers: Callable[[int], dict[str, str]] = lambda wait: {"Retry-After": str(wait)}
+    secret: str = "test-secret"  # the API secret ccxt signs with (Kraken's must be base64)
 
     def trade_key(self, symbol: str, trade_id: object) -> str:
         """The trade id the books give a fake's trade (ccxt's market id, dash, trade id)."""
+        if self.name == "kraken":
+            return kraken_trade_key(symbol, trade_id)
         market = f"{symbol[:-4]}-{symbol[-4:]}" if self.name == "okx" else symbol
         return f"{market}-{trade_id}"
 
@@ -99,7 +106,23 @@ VENUES = {
                                            "timestamp or recv_window param"))},
         limit_spent_headers,
     ),
+    "kraken": VenueRig(
+        "kraken", FakeKraken, kraken_config, frozenset(FakeKraken.order_paths),
+        frozenset({"/0/public/OHLC", "/0/public/Ticker"}),
+        frozenset({"/0/public/Time", "/0/public/Assets", "/0/public/AssetPairs"}),
+        "/0/public/Time",
+        {"rate_limit": (200, {"error": ["EAPI:Rate limit exceeded"]}),
+         "rejected": (200, {"error": ["EOrder:Order minimum not met"]}),
+         "clock_skew": (200, {"error": ["EAPI:Invalid nonce"]})},
+        lambda wait: {},  # Kraken names no wait: the profile's limit_wait covers its counter
+        KRAKEN_SECRET,
+    ),
 }  # fmt: skip
+
+
+def venue_secrets(venue: str, secrets: Secrets = SECRETS) -> Secrets:
+    """``secrets`` with the API secret ``venue``'s fake checks."""
+    return dataclasses.replace(secrets, exchange_secret=VENUES[venue].secret)
 
 
 def live_settings(
@@ -153,7 +176,8 @@ async def live_stack(
     async with serve(fake) as base:
         settings = live_settings(tmp_path, base, params, client, risk, venue)
         exchange = CcxtExchange.create(
-            venue, settings.exchange.ccxt_config, credentials=credentials(settings, SECRETS),
+            venue, settings.exchange.ccxt_config,
+            credentials=credentials(settings, venue_secrets(venue)),
             attempts=attempts, backoff=0.01, **({"sleep": sleep} if sleep else {}),
         )  # fmt: skip
         feed = StreamingFeed(exchange)

@@ -394,9 +394,12 @@ class CcxtExchange:
         return await self._with_trades(pair, *found)
 
     async def _with_trades(self, pair: str, order: dict[str, Any], stop: bool) -> dict[str, Any]:
-        """``order`` with its trades, fetched when the order read did not carry them."""
-        if order.get("trades") or not ((order.get("filled") or 0) > 0
-                                       or order.get("status") == "closed"):  # fmt: skip
+        """``order`` with its trades, fetched when the order read did not carry them (or named
+        them only, as Kraken's order reads do)."""
+        trades = order.get("trades") or []
+        if trades and not _trade_ids(order):
+            return order
+        if not trades and not ((order.get("filled") or 0) > 0 or order.get("status") == "closed"):
             return order
         return {**order, "trades": await self._trades(pair, order, stop)}
 
@@ -409,7 +412,8 @@ class CcxtExchange:
         if profile.lookup is Lookup.SCAN:
             wire = self._wire(client_order_id)
             for algo in kinds:
-                params = {profile.scan_param: wire} if profile.scan_param else {}
+                params = {**profile.scan_params}
+                params.update({profile.scan_param: wire} if profile.scan_param else {})
                 params.update(profile.stop_lookup_params if algo else {})
                 for method in self._order_lists():
                     for order in await self._call(method, pair, None, None, params):
@@ -466,6 +470,10 @@ class CcxtExchange:
         order_id = order["id"]
         if stop:
             order_id = (order.get("info") or {}).get("ordId") or order_id
+        named = _trade_ids(order)
+        if named:  # the order read named its trades only: they are read by their ids
+            return await self._call(self._client.fetch_order_trades, order_id, pair, None, None,
+                                    {"trades": named})  # fmt: skip
         if self._client.has.get("fetchOrderTrades"):
             return await self._call(self._client.fetch_order_trades, order_id, pair)
         return await self._call(
@@ -560,7 +568,10 @@ class CcxtExchange:
 
     async def _send(self, intent: OrderIntent) -> dict[str, Any]:
         stop = intent.stop_price is not None
-        params: dict[str, Any] = self.profile.id_params(intent.client_order_id, stop=stop)
+        params: dict[str, Any] = {
+            **self.profile.create_params,
+            **self.profile.id_params(intent.client_order_id, stop=stop),
+        }
         if intent.limit_price is not None:  # sized so that it spends at most quote_amount
             price = float(self._client.price_to_precision(intent.pair, intent.limit_price))
             budget = intent.quote_amount or intent.amount * price
@@ -575,6 +586,7 @@ class CcxtExchange:
         if (
             intent.side is Side.BUY
             and intent.quote_amount is not None
+            and self.profile.quote_sized_buys
             and self._client.has.get("createMarketBuyOrderWithCost")
         ):
             return await self._client.create_market_buy_order_with_cost(
@@ -648,6 +660,9 @@ class CcxtExchange:
 
     def _failed(self, error: ccxt.BaseError) -> BotError:
         translated = translate(error, self._client.last_response_headers)
+        limited = isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection)
+        if limited and isinstance(translated, ExchangeUnavailable) and not translated.retry_after:
+            translated.retry_after = self.profile.limit_wait or None  # the venue named no wait
         EXCHANGE_ERRORS.labels(type(translated).__name__).inc()
         return translated
 
@@ -728,6 +743,12 @@ def _trades_lag(order: Mapping[str, Any], status: OrderStatus, traded: float) ->
     if reported > traded * (1 + 1e-9) + 1e-12:
         return True
     return status is OrderStatus.FILLED and traded == 0
+
+
+def _trade_ids(order: Mapping[str, Any]) -> list[str]:
+    """The ids of an order's trades that the order read named without their details."""
+    return [str(t["id"]) for t in order.get("trades") or []
+            if t.get("price") is None and t.get("id") is not None]  # fmt: skip
 
 
 def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -62,6 +62,13 @@ class VenueProfile:
     stop_lookup_params: Mapping[str, Any] = field(default_factory=dict)
     stop_cancel_params: Mapping[str, Any] = field(default_factory=dict)
     create_param: str = "clientOrderId"  # ccxt's unified create parameter
+    create_params: Mapping[str, Any] = field(default_factory=dict)  # added to every order
+    # A market buy may be sized in the quote coin (ccxt's create_market_buy_order_with_cost):
+    # False where the venue's order reads then count in the quote coin too (Kraken's viqc).
+    quote_sized_buys: bool = True
+    scan_params: Mapping[str, Any] = field(default_factory=dict)  # added to a SCAN's list reads
+    # Seconds to wait after a rate-limit answer that names no wait (no Retry-After).
+    limit_wait: float = 0.0
     stop_create_param: str = ""  # where a stop's client id goes, when not ``create_param``
     ohlcv_limit: int = 500
     ccxt_options: Mapping[str, Any] = field(default_factory=dict)  # set on the client
@@ -160,16 +167,29 @@ PROFILES: Mapping[str, VenueProfile] = {
         name="kraken",
         id_max=10,
         id_pattern=r"[0-9]",
-        id_form=IdForm.SHORT,  # cl_ord_id takes at most 18: a number derived from ours
+        # cl_ord_id (ccxt's clientOrderId on create) takes a UUID or at most 18 characters of
+        # free text: a number derived from ours.
+        id_form=IdForm.SHORT,
         lookup_param="cl_ord_id",
-        # QueryOrders needs the txid: open then closed orders, filtered by cl_ord_id (Kraken
-        # answers 50 closed orders a page, of every pair).
+        # QueryOrders needs the txid (ccxt's fetch_order sends a client id as userref, a number
+        # Kraken keeps apart from cl_ord_id): open then closed orders, filtered by cl_ord_id
+        # (Kraken answers 50 closed orders a page, of every pair), asked with their trade ids,
+        # which QueryTrades then reads.
         lookup=Lookup.SCAN,
         scan_param="clientOrderId",
+        scan_params={"trades": True},
         reply_complete=False,  # AddOrder answers the txid and a description only
         stop_orders=True,  # ordertype stop-loss: a plain order in OpenOrders
+        # Fees in the quote coin, said outright: without it a sell pays in the coin sold
+        # (Kraken's default, fcib), and a trade's fee names no currency (ccxt reads the quote).
+        create_params={"oflags": "fciq"},
+        # viqc makes the order's vol and vol_exec quote amounts, which ccxt reads as coins.
+        quote_sized_buys=False,
+        # "EAPI:Rate limit exceeded" says no wait: the Starter tier's counter decays 0.33 a
+        # second, so one call's worth is back after about 3 s.
+        limit_wait=4.0,
         ohlcv_limit=720,
-        unverified=("orders (no model of Kraken's API in the tests)",),
+        # Verified: the soaks run on a model of Kraken's spot REST API (tests/fake_kraken.py).
     ),
     "coinbase": VenueProfile(
         name="coinbase",

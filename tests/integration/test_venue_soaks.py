@@ -12,7 +12,7 @@ from tests.crash_soak import run_crash_soak
 from tests.exchange_chaos import run_fault_soak
 
 
-@pytest.mark.parametrize("venue", ["binance", "okx", "bybit"])
+@pytest.mark.parametrize("venue", ["binance", "okx", "bybit", "kraken"])
 async def test_the_fault_soak_keeps_the_books_equal_to_each_venue(
     tmp_path: Path, btc_candles: pd.DataFrame, venue: str
 ) -> None:
@@ -24,7 +24,7 @@ async def test_the_fault_soak_keeps_the_books_equal_to_each_venue(
     assert report.exchange_trades >= 10
 
 
-@pytest.mark.parametrize("venue", ["okx", "bybit"])  # Binance's: test_soaks
+@pytest.mark.parametrize("venue", ["okx", "bybit", "kraken"])  # Binance's: test_soaks
 async def test_the_crash_soak_loses_nothing_on_each_venue(
     tmp_path: Path, btc_candles: pd.DataFrame, venue: str
 ) -> None:

@@ -1,0 +1,211 @@
+"""Orders on Kraken through ccxt's real ``kraken`` class against the local spot REST fake
+(tests/fake_kraken.py): replies without status, trades named by id only, a short cl_ord_id,
+stop-loss orders that plain reads list, fees per order flags, nonces and the API counter."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+
+from bot.domain import OrderStatus
+from bot.errors import ExchangeRejected, InsufficientFunds
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.exchange.venues import PROFILES
+from bot.portfolio import Portfolio
+from storage.db import Database
+from storage.orders import SqliteOrderRepository
+from tests.builders import executor_on, wall_ms
+from tests.fake_exchange import Fault
+from tests.fake_kraken import SECRET, FakeKraken, kraken_config, serve_kraken
+from tests.integration.test_ccxt_orders import with_run
+from tests.integration.test_venue_orders import _as_order, buy, stop
+
+KEYS = {"apiKey": "test-key", "secret": SECRET}
+
+
+@asynccontextmanager
+async def connected(
+    fake: FakeKraken, **options: object
+) -> AsyncIterator[tuple[FakeKraken, CcxtExchange]]:
+    """ccxt's kraken class, markets loaded, on ``fake`` served over loopback."""
+    async with serve_kraken(fake) as base:
+        # ccxt's own pacing (one private call per 3 s, Kraken's Starter tier) is left out: the
+        # fake's API counter is what a test of the limit turns on.
+        config = {**kraken_config(base), "enableRateLimit": False}
+        exchange = CcxtExchange.create("kraken", config, credentials=KEYS, attempts=3,
+                                       backoff=0.01, **options)  # type: ignore[arg-type]  # fmt: skip
+        try:
+            await exchange.load_markets()
+            yield fake, exchange
+        finally:
+            await exchange.close()
+
+
+@pytest.fixture
+async def kraken() -> AsyncIterator[tuple[FakeKraken, CcxtExchange]]:
+    async with connected(FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+        yield both
+
+
+async def test_a_market_buy_answered_without_status_is_read_back_and_booked_in_full(
+    db: Database, kraken: tuple[FakeKraken, CcxtExchange]
+) -> None:
+    fake, exchange = kraken
+    fake.split = (0.4, 0.6)
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    fills, _ = await executor_on(db, exchange, clock, portfolio).execute(buy(500.0))
+    assert len(fills) == 2  # both trades, read by the ids the order read names
+    order = await SqliteOrderRepository(db).require("pp1x1b")
+    assert order.status is OrderStatus.FILLED  # AddOrder answered a txid and a description
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+    # Sized in coins: a viqc buy would make Kraken count vol_exec in USDT (500 "filled" coins).
+    assert fake.viqc_cost == {}
+    assert fake.order_posts == 1
+
+
+async def test_a_sell_pays_its_fee_in_the_quote_coin_and_the_books_match(
+    db: Database, kraken: tuple[FakeKraken, CcxtExchange]
+) -> None:
+    fake, exchange = kraken
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    await executor.execute(buy(500.0))
+    held = portfolio.position("BTC/USDT").amount
+    sell = dataclasses.replace(stop(held, 0.0, "pp1x2s"), stop_price=None)
+    await executor.execute(sell)
+    assert fake.flags[2] == {"fciq"}  # Kraken's default for a sell is the coin sold (fcib)
+    assert fake.balances["BTC"] == pytest.approx(0.0, abs=1e-12)  # no fee taken in coins
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+
+
+async def test_a_stop_loss_is_a_plain_order_listed_cancelled_and_booked_when_it_fires(
+    kraken: tuple[FakeKraken, CcxtExchange],
+) -> None:
+    fake, exchange = kraken
+    await exchange.create_market_order(buy(500.0))
+    held = fake.balances["BTC"]
+    placed = await exchange.place_stop(stop(0.005, 95_000.0))
+    assert placed.status is OrderStatus.OPEN
+    assert fake.locked["BTC"] == pytest.approx(0.005)
+    plain = await exchange._client.fetch_open_orders("BTC/USDT")  # noqa: SLF001
+    assert [o["stopLossPrice"] for o in plain] == [95_000.0]  # Kraken lists it like any order
+    listed = await exchange.open_orders(["BTC/USDT"])
+    assert [(o.client_order_id, o.price) for o in listed] == [("pp1x2sstop", 95_000.0)]
+    cancelled = await exchange.cancel_order(_as_order(stop(0.005, 95_000.0),
+                                                      placed.exchange_order_id))  # fmt: skip
+    assert cancelled is not None
+    assert cancelled.status is OrderStatus.CANCELED
+    assert fake.balances["BTC"] == pytest.approx(held)
+    again = await exchange.place_stop(stop(0.005, 95_000.0, "pp1x3sstop"))
+    fake.prices["BTCUSDT"] = 94_000.0  # the price crosses the trigger: it sells at market
+    report = await exchange.lookup(_as_order(stop(0.005, 95_000.0, "pp1x3sstop"),
+                                             again.exchange_order_id))  # fmt: skip
+    assert report is not None
+    assert report.status is OrderStatus.FILLED
+    assert sum(fill.amount for fill in report.fills) == pytest.approx(0.005)
+    assert {fill.fee_asset for fill in report.fills} == {"USDT"}
+
+
+async def test_our_id_goes_as_a_short_cl_ord_id_and_finds_an_order_whose_answer_was_lost(
+    kraken: tuple[FakeKraken, CcxtExchange],
+) -> None:
+    fake, exchange = kraken
+    fake.faults.append(Fault("/0/private/AddOrder", 503, "", method="POST", after=True))
+    ours = "pp12x1751742000000sstop"  # Kraken takes 18 characters of free text at most
+    report = await exchange.create_market_order(buy(500.0, ours))
+    assert report.status is OrderStatus.FILLED
+    assert fake.order_posts == 1  # found by its cl_ord_id, never sent again
+    (order,) = fake.orders.values()
+    assert order.client_id == PROFILES["kraken"].wire_id(ours)
+    assert len(order.client_id) <= 18
+
+
+async def test_kraken_refuses_a_long_cl_ord_id_and_one_an_open_order_holds(
+    kraken: tuple[FakeKraken, CcxtExchange],
+) -> None:
+    fake, exchange = kraken
+    client = exchange._client  # noqa: SLF001 - ccxt as it is, without our profile
+    await exchange.create_market_order(buy(500.0))
+    with pytest.raises(Exception, match="cl_ord_id"):
+        await client.create_order("BTC/USDT", "market", "buy", 0.001, None,
+                                  {"clientOrderId": "pp12x1751742000000b"})  # fmt: skip
+    await exchange.place_stop(stop(0.004, 95_000.0))
+    wire = PROFILES["kraken"].wire_id("pp1x2sstop")
+    with pytest.raises(Exception, match="Duplicate cl_ord_id"):
+        await client.create_order("BTC/USDT", "market", "buy", 0.001, None,
+                                  {"clientOrderId": wire})  # fmt: skip
+    assert len(fake.orders) == 2
+
+
+async def test_insufficient_funds_and_a_minimum_are_refusals_not_unknown_outcomes(
+    kraken: tuple[FakeKraken, CcxtExchange],
+) -> None:
+    fake, exchange = kraken
+    with pytest.raises(InsufficientFunds, match="EOrder:Insufficient funds"):
+        await exchange.create_market_order(buy(5_000.0))
+    fake.faults.append(Fault("/0/private/AddOrder", 200,
+                             {"error": ["EOrder:Order minimum not met"]}))  # fmt: skip
+    with pytest.raises(ExchangeRejected, match="Order minimum not met"):
+        await exchange.create_market_order(buy(500.0, "pp1x2b"))
+    assert fake.orders == {}
+    assert fake.order_posts == 2  # neither sent again nor looked up as unknown
+
+
+async def test_the_api_counter_is_waited_out_and_the_order_placed_once() -> None:
+    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0}, limits=True)
+    shifted = [0.0]
+    fake.limit_clock = lambda: shifted[0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the counter decays while we wait
+        waits.append(seconds)
+        shifted[0] += seconds
+
+    async with connected(fake, sleep=sleep) as (_, exchange):
+        fake.counter, fake.counter_at = 15.0, shifted[0]  # spent: every read is refused
+        report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED
+    assert min(waits) >= 4.0  # was: 0.01 s of backoff while the counter stayed full
+    assert (fake.order_posts, len(fake.orders)) == (1, 1)
+
+
+async def test_a_nonce_not_above_the_last_is_refused() -> None:
+    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    async with connected(fake) as (_, exchange):
+        await exchange.fetch_balances()
+        fake.last_nonce += 10**9  # another process signed with a later nonce
+        client = exchange._client  # noqa: SLF001
+        with pytest.raises(Exception, match="EAPI:Invalid nonce"):
+            await client.fetch_balance()
+
+
+async def test_a_limit_buy_rests_in_open_orders_and_is_booked_once_the_price_comes_down(
+    kraken: tuple[FakeKraken, CcxtExchange],
+) -> None:
+    fake, exchange = kraken
+    intent = dataclasses.replace(buy(500.0), limit_price=98_000.0)
+    placed = await exchange.create_limit_order(intent)
+    assert placed.status is OrderStatus.OPEN
+    listed = await exchange.open_orders(["BTC/USDT"])
+    assert [(o.client_order_id, o.price) for o in listed] == [("pp1x1b", 98_000.0)]
+    fake.prices["BTCUSDT"] = 97_000.0
+    report = await exchange.lookup(_as_order(intent, placed.exchange_order_id))
+    assert report is not None
+    assert report.status is OrderStatus.FILLED
+    assert report.average_price == 98_000.0
+    assert fake.locked["USDT"] == pytest.approx(0.0)
+
+
+async def test_an_unsigned_request_is_refused_with_krakens_error() -> None:
+    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    async with serve_kraken(fake) as base, aiohttp.ClientSession() as session:
+        reply = await session.post(f"{base}/0/private/OpenOrders", data={"nonce": "1"})
+        body = await reply.json()
+    assert (reply.status, body) == (200, {"error": ["EAPI:Invalid key"]})
