@@ -660,6 +660,8 @@ class CcxtExchange:
 
     def _failed(self, error: ccxt.BaseError) -> BotError:
         translated = translate(error, self._client.last_response_headers)
+        if any(text in str(error) for text in self.profile.auth_errors):
+            translated = ExchangeAuthFailed(f"{type(error).__name__}: {error}"[:300])
         limited = isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection)
         if limited and isinstance(translated, ExchangeUnavailable) and not translated.retry_after:
             translated.retry_after = self.profile.limit_wait or None  # the venue named no wait

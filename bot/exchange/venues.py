@@ -69,6 +69,7 @@ class VenueProfile:
     scan_params: Mapping[str, Any] = field(default_factory=dict)  # added to a SCAN's list reads
     # Seconds to wait after a rate-limit answer that names no wait (no Retry-After).
     limit_wait: float = 0.0
+    auth_errors: tuple[str, ...] = ()  # the venue's key refusals ccxt leaves unclassified
     stop_create_param: str = ""  # where a stop's client id goes, when not ``create_param``
     ohlcv_limit: int = 500
     ccxt_options: Mapping[str, Any] = field(default_factory=dict)  # set on the client
@@ -188,6 +189,8 @@ PROFILES: Mapping[str, VenueProfile] = {
         # "EAPI:Rate limit exceeded" says no wait: the Starter tier's counter decays 0.33 a
         # second, so one call's worth is back after about 3 s.
         limit_wait=4.0,
+        # A wrong secret: ccxt's table lacks it, and an unclassified error reads as an outage.
+        auth_errors=("EAPI:Invalid signature",),
         ohlcv_limit=720,
         # Verified: the soaks run on a model of Kraken's spot REST API (tests/fake_kraken.py).
     ),

@@ -4,6 +4,7 @@ stop-loss orders that plain reads list, fees per order flags, nonces and the API
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ import aiohttp
 import pytest
 
 from bot.domain import OrderStatus
-from bot.errors import ExchangeRejected, InsufficientFunds
+from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange.venues import PROFILES
 from bot.portfolio import Portfolio
@@ -201,6 +202,14 @@ async def test_a_limit_buy_rests_in_open_orders_and_is_booked_once_the_price_com
     assert report.status is OrderStatus.FILLED
     assert report.average_price == 98_000.0
     assert fake.locked["USDT"] == pytest.approx(0.0)
+
+
+async def test_a_wrong_secret_is_an_authentication_failure_not_an_outage() -> None:
+    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    fake.secret = base64.b64encode(b"another-secret").decode()
+    async with connected(fake) as (_, exchange):
+        with pytest.raises(ExchangeAuthFailed, match="EAPI:Invalid signature"):
+            await exchange.fetch_balances()  # was: ExchangeUnavailable, retried as an outage
 
 
 async def test_an_unsigned_request_is_refused_with_krakens_error() -> None:
