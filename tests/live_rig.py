@@ -125,6 +125,27 @@ def venue_secrets(venue: str, secrets: Secrets = SECRETS) -> Secrets:
     return dataclasses.replace(secrets, exchange_secret=VENUES[venue].secret)
 
 
+@asynccontextmanager
+async def venue_client[F: FakeBinance](
+    venue: str, fake: F, **options: Any
+) -> AsyncIterator[tuple[F, CcxtExchange]]:
+    """ccxt's class for ``venue``, markets loaded, on ``fake`` (that venue's) over loopback;
+    ``options``: the adapter's (``sleep``, say). No client-side pacing: a fake's own limits
+    are what a test of them turns on."""
+    rig = VENUES[venue]
+    keys = {"apiKey": SECRETS.exchange_key, "secret": rig.secret,
+            "password": SECRETS.exchange_password}  # fmt: skip
+    async with serve(fake) as base:
+        exchange = CcxtExchange.create(venue, {**rig.config(base), "enableRateLimit": False},
+                                       credentials=keys, attempts=3, backoff=0.01,
+                                       **options)  # fmt: skip
+        try:
+            await exchange.load_markets()
+            yield fake, exchange
+        finally:
+            await exchange.close()
+
+
 def live_settings(
     tmp_path: Path, base: str, params: dict[str, float] | None = None,
     client: dict[str, Any] | None = None, risk: dict[str, float] | None = None,

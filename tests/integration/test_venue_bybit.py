@@ -4,7 +4,6 @@ not list, fees in the coin received, signed requests."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +20,7 @@ from tests.builders import executor_on, wall_ms
 from tests.fake_bybit import FakeBybit, bybit_config, limit_spent_headers, serve_bybit
 from tests.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import with_run
-from tests.integration.test_venue_orders import _as_order, buy, stop
+from tests.integration.test_venue_orders import buy
 
 KEYS = {"apiKey": "test-key", "secret": "test-secret"}
 
@@ -65,34 +64,6 @@ async def test_a_trading_key_places_orders_without_asking_the_account_type(
     assert not any(path in ("/v5/user/query-api", "/v5/account/info")
                    for path, _ in fake.requests)  # fmt: skip
     assert fake.order_posts == 1
-
-
-async def test_a_stop_rests_as_a_tpsl_order_listed_cancelled_and_booked_when_it_fires(
-    bybit: tuple[FakeBybit, CcxtExchange],
-) -> None:
-    fake, exchange = bybit
-    await exchange.create_market_order(buy(500.0))
-    held = fake.balances["BTC"]
-    placed = await exchange.place_stop(stop(0.00499, 95_000.0))
-    assert placed.status is OrderStatus.OPEN
-    assert fake.locked["BTC"] == pytest.approx(0.00499)  # a TP/SL order holds its coins
-    plain = await exchange._client.fetch_open_orders("BTC/USDT")  # noqa: SLF001
-    assert plain == []  # a plain read does not list it
-    listed = await exchange.open_orders(["BTC/USDT"])
-    assert [(o.client_order_id, o.price) for o in listed] == [("pp1x2sstop", 95_000.0)]
-    cancelled = await exchange.cancel_order(_as_order(stop(0.00499, 95_000.0),
-                                                      placed.exchange_order_id))  # fmt: skip
-    assert cancelled is not None
-    assert cancelled.status is OrderStatus.CANCELED  # Deactivated
-    assert fake.balances["BTC"] == pytest.approx(held)
-    again = await exchange.place_stop(stop(0.00499, 95_000.0, "pp1x3sstop"))
-    fake.prices["BTCUSDT"] = 94_000.0  # the price crosses the trigger: it sells at market
-    report = await exchange.lookup(_as_order(stop(0.00499, 95_000.0, "pp1x3sstop"),
-                                             again.exchange_order_id))  # fmt: skip
-    assert report is not None
-    assert report.status is OrderStatus.FILLED
-    assert sum(fill.amount for fill in report.fills) == pytest.approx(0.00499)
-    assert {fill.fee_asset for fill in report.fills} == {"USDT"}  # a sell pays in the quote
 
 
 async def test_an_answer_lost_after_placing_is_found_by_order_link_id_and_never_resent(
@@ -157,23 +128,6 @@ async def test_a_market_order_cancelled_after_part_filled_is_booked_for_what_tra
     await executor_on(db, exchange, clock, portfolio).execute(buy(500.0))
     assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
     assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(750.0)
-
-
-async def test_a_limit_buy_rests_in_plain_reads_and_is_booked_once_the_price_comes_down(
-    bybit: tuple[FakeBybit, CcxtExchange],
-) -> None:
-    fake, exchange = bybit
-    intent = dataclasses.replace(buy(500.0), limit_price=98_000.0)
-    placed = await exchange.create_limit_order(intent)
-    assert placed.status is OrderStatus.OPEN
-    listed = await exchange.open_orders(["BTC/USDT"])
-    assert [(o.client_order_id, o.price) for o in listed] == [("pp1x1b", 98_000.0)]
-    fake.prices["BTCUSDT"] = 97_000.0
-    report = await exchange.lookup(_as_order(intent, placed.exchange_order_id))
-    assert report is not None
-    assert report.status is OrderStatus.FILLED
-    assert report.average_price == 98_000.0
-    assert fake.locked["USDT"] == pytest.approx(0.0)
 
 
 async def test_an_unsigned_request_is_refused_with_bybits_code() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -21,34 +20,17 @@ from storage.db import Database
 from storage.orders import SqliteOrderRepository
 from tests.builders import executor_on, wall_ms
 from tests.fake_exchange import Fault
-from tests.fake_kraken import SECRET, FakeKraken, kraken_config, serve_kraken
+from tests.fake_kraken import FakeKraken, serve_kraken
 from tests.integration.test_ccxt_orders import with_run
-from tests.integration.test_venue_orders import _as_order, buy, stop
-
-KEYS = {"apiKey": "test-key", "secret": SECRET}
-
-
-@asynccontextmanager
-async def connected(
-    fake: FakeKraken, **options: object
-) -> AsyncIterator[tuple[FakeKraken, CcxtExchange]]:
-    """ccxt's kraken class, markets loaded, on ``fake`` served over loopback."""
-    async with serve_kraken(fake) as base:
-        # ccxt's own pacing (one private call per 3 s, Kraken's Starter tier) is left out: the
-        # fake's API counter is what a test of the limit turns on.
-        config = {**kraken_config(base), "enableRateLimit": False}
-        exchange = CcxtExchange.create("kraken", config, credentials=KEYS, attempts=3,
-                                       backoff=0.01, **options)  # type: ignore[arg-type]  # fmt: skip
-        try:
-            await exchange.load_markets()
-            yield fake, exchange
-        finally:
-            await exchange.close()
+from tests.integration.test_venue_orders import buy, stop
+from tests.live_rig import venue_client
 
 
 @pytest.fixture
 async def kraken() -> AsyncIterator[tuple[FakeKraken, CcxtExchange]]:
-    async with connected(FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})) as both:
+    async with venue_client(
+        "kraken", FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    ) as both:
         yield both
 
 
@@ -84,34 +66,6 @@ async def test_a_sell_pays_its_fee_in_the_quote_coin_and_the_books_match(
     assert fake.flags[2] == {"fciq"}  # Kraken's default for a sell is the coin sold (fcib)
     assert fake.balances["BTC"] == pytest.approx(0.0, abs=1e-12)  # no fee taken in coins
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
-
-
-async def test_a_stop_loss_is_a_plain_order_listed_cancelled_and_booked_when_it_fires(
-    kraken: tuple[FakeKraken, CcxtExchange],
-) -> None:
-    fake, exchange = kraken
-    await exchange.create_market_order(buy(500.0))
-    held = fake.balances["BTC"]
-    placed = await exchange.place_stop(stop(0.005, 95_000.0))
-    assert placed.status is OrderStatus.OPEN
-    assert fake.locked["BTC"] == pytest.approx(0.005)
-    plain = await exchange._client.fetch_open_orders("BTC/USDT")  # noqa: SLF001
-    assert [o["stopLossPrice"] for o in plain] == [95_000.0]  # Kraken lists it like any order
-    listed = await exchange.open_orders(["BTC/USDT"])
-    assert [(o.client_order_id, o.price) for o in listed] == [("pp1x2sstop", 95_000.0)]
-    cancelled = await exchange.cancel_order(_as_order(stop(0.005, 95_000.0),
-                                                      placed.exchange_order_id))  # fmt: skip
-    assert cancelled is not None
-    assert cancelled.status is OrderStatus.CANCELED
-    assert fake.balances["BTC"] == pytest.approx(held)
-    again = await exchange.place_stop(stop(0.005, 95_000.0, "pp1x3sstop"))
-    fake.prices["BTCUSDT"] = 94_000.0  # the price crosses the trigger: it sells at market
-    report = await exchange.lookup(_as_order(stop(0.005, 95_000.0, "pp1x3sstop"),
-                                             again.exchange_order_id))  # fmt: skip
-    assert report is not None
-    assert report.status is OrderStatus.FILLED
-    assert sum(fill.amount for fill in report.fills) == pytest.approx(0.005)
-    assert {fill.fee_asset for fill in report.fills} == {"USDT"}
 
 
 async def test_our_id_goes_as_a_short_cl_ord_id_and_finds_an_order_whose_answer_was_lost(
@@ -169,7 +123,7 @@ async def test_the_api_counter_is_waited_out_and_the_order_placed_once() -> None
         waits.append(seconds)
         shifted[0] += seconds
 
-    async with connected(fake, sleep=sleep) as (_, exchange):
+    async with venue_client("kraken", fake, sleep=sleep) as (_, exchange):
         fake.counter, fake.counter_at = 15.0, shifted[0]  # spent: every read is refused
         report = await exchange.create_market_order(buy(500.0))
     assert report.status is OrderStatus.FILLED
@@ -179,7 +133,7 @@ async def test_the_api_counter_is_waited_out_and_the_order_placed_once() -> None
 
 async def test_a_nonce_not_above_the_last_is_refused() -> None:
     fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
-    async with connected(fake) as (_, exchange):
+    async with venue_client("kraken", fake) as (_, exchange):
         await exchange.fetch_balances()
         fake.last_nonce += 10**9  # another process signed with a later nonce
         client = exchange._client  # noqa: SLF001
@@ -187,27 +141,10 @@ async def test_a_nonce_not_above_the_last_is_refused() -> None:
             await client.fetch_balance()
 
 
-async def test_a_limit_buy_rests_in_open_orders_and_is_booked_once_the_price_comes_down(
-    kraken: tuple[FakeKraken, CcxtExchange],
-) -> None:
-    fake, exchange = kraken
-    intent = dataclasses.replace(buy(500.0), limit_price=98_000.0)
-    placed = await exchange.create_limit_order(intent)
-    assert placed.status is OrderStatus.OPEN
-    listed = await exchange.open_orders(["BTC/USDT"])
-    assert [(o.client_order_id, o.price) for o in listed] == [("pp1x1b", 98_000.0)]
-    fake.prices["BTCUSDT"] = 97_000.0
-    report = await exchange.lookup(_as_order(intent, placed.exchange_order_id))
-    assert report is not None
-    assert report.status is OrderStatus.FILLED
-    assert report.average_price == 98_000.0
-    assert fake.locked["USDT"] == pytest.approx(0.0)
-
-
 async def test_a_wrong_secret_is_an_authentication_failure_not_an_outage() -> None:
     fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
     fake.secret = base64.b64encode(b"another-secret").decode()
-    async with connected(fake) as (_, exchange):
+    async with venue_client("kraken", fake) as (_, exchange):
         with pytest.raises(ExchangeAuthFailed, match="EAPI:Invalid signature"):
             await exchange.fetch_balances()  # was: ExchangeUnavailable, retried as an outage
 
