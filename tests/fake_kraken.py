@@ -85,6 +85,8 @@ class FakeKraken(FakeBinance):
     limit_clock: Callable[[], float] = time.monotonic
 
     def __setattr__(self, name: str, value: Any) -> None:
+        """Kraken has no account-wide fee coin: each order's oflags choose (``_fee_asset``),
+        so a soak's "quote" or "received" changes nothing, and no third coin exists."""
         if name == "fee_asset" and value not in ("quote", "received"):
             raise ValueError(f"Kraken takes fees in the base or the quote coin, not {value!r}")
         super().__setattr__(name, value)
