@@ -592,7 +592,13 @@ class CcxtExchange:
             return await self._client.create_market_buy_order_with_cost(
                 intent.pair, intent.quote_amount, params
             )
-        amount = float(self._client.amount_to_precision(intent.pair, intent.amount))
+        wanted = intent.amount
+        if intent.side is Side.BUY and intent.quote_amount is not None:
+            # Sized in coins here: the venue charges the fee on top (Kraken's fciq), which
+            # stays inside the budget as a limit buy's does.
+            fee = 1 + self.taker_fee(intent.pair)
+            wanted = intent.quote_amount / (intent.reference_price * fee)
+        amount = float(self._client.amount_to_precision(intent.pair, wanted))
         return await self._client.create_order(
             intent.pair, "market", intent.side.value, amount, None, params
         )

@@ -52,6 +52,15 @@ async def test_a_market_buy_answered_without_status_is_read_back_and_booked_in_f
     assert fake.order_posts == 1
 
 
+async def test_a_buy_of_all_the_cash_keeps_the_fee_kraken_adds_on_top_inside_it(
+    kraken: tuple[FakeKraken, CcxtExchange],
+) -> None:
+    fake, exchange = kraken
+    report = await exchange.create_market_order(buy(1000.0))  # the account holds 1,000 USDT
+    assert report.status is OrderStatus.FILLED  # was: EOrder:Insufficient funds, every time
+    assert 0.0 <= fake.balances["USDT"] < 1.0  # coins, sized for the price and the fee
+
+
 async def test_a_sell_pays_its_fee_in_the_quote_coin_and_the_books_match(
     db: Database, kraken: tuple[FakeKraken, CcxtExchange]
 ) -> None:
