@@ -21,7 +21,8 @@ Kraken's REST docs, awkward parts included:
   same txid;
 * fees are charged per order, not per account: ``oflags`` ``fciq`` takes them in the quote coin,
   ``fcib`` in the base coin, and without either Kraken's documented defaults apply (quote when
-  buying, base when selling); a trade's ``fee`` is the amount charged, with no currency named;
+  buying, base when selling); a trade's ``fee`` names no currency and is valued in the quote
+  ("total fee (quote currency)"), whichever coin paid it;
 * ``viqc`` (a market buy sized in the quote coin) makes the order's ``vol`` and ``vol_exec`` quote
   amounts, as Kraken documents them;
 * private calls are POSTs signed with ``API-Sign``: base64 HMAC-SHA512, keyed by the
@@ -361,7 +362,7 @@ class FakeKraken(FakeBinance):
                 "pair": self.pair_id(o.symbol), "time": o.time / 1000, "type": o.side.lower(),
                 "ordertype": "market" if o.kind == "STOP_LOSS" else o.kind.lower(),
                 "price": fill["price"], "cost": f"{float(fill['price']) * float(fill['qty']):.5f}",
-                "fee": fill["commission"], "vol": fill["qty"], "margin": "0.00000",
+                "fee": _quote_fee(o, fill), "vol": fill["qty"], "margin": "0.00000",
                 "leverage": "0", "misc": "", "trade_id": fill["tradeId"], "maker": False,
             }
             for o in orders for fill in o.fills
@@ -447,6 +448,14 @@ def _description(order: Order, pair: str, amount: str) -> str:
     if order.kind == "STOP_LOSS":
         return f"{order.side.lower()} {amount} {pair} @ stop loss {order.stop_price:.1f}"
     return f"{order.side.lower()} {amount} {pair} @ market"
+
+
+def _quote_fee(order: Order, fill: dict[str, Any]) -> str:
+    """A trade's ``fee`` as Kraken documents it, in the quote coin, whatever coin paid it."""
+    fee = float(fill["commission"])
+    if fill["commissionAsset"] == order.symbol[:-4]:
+        fee *= float(fill["price"])
+    return f"{fee:.8f}"
 
 
 def _asked(params: dict[str, str], name: str) -> bool:
