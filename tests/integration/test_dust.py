@@ -564,3 +564,28 @@ async def test_the_periodic_check_settles_a_pending_conversion(
         assert await state.get(PENDING_KEY) is None
         await desk.settle_pending()  # nothing pending: nothing is asked
         assert len(fake.requests) == reads + 1
+
+
+async def test_the_survey_keeps_declared_dust_at_a_price_where_it_would_be_worth_the_minimum(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """Dust declared stays dust until an entry resets it (Engine.is_dust): the /dust survey
+    agrees with the engine, whatever the price does."""
+    fake = funded_fake(btc_candles)
+    fake.prices["BNBUSDT"] = BNB_PRICE
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
+        rest = 0.00003  # three lot steps: about 3.2 USDT, under the 5 USDT minimum
+        held = trading.engine.portfolio.position(PAIR).amount
+        fake.faults.append(Fault("/api/v3/order", method="POST", fill_share=1 - rest / held))
+        await hourly(trading, market, EXIT_TICK, EXIT_TICK + 2 * HOUR)  # exit, then its rest
+        dust = trading.engine.portfolio.position(PAIR)
+        assert dust.amount == pytest.approx(rest, abs=1e-5)
+        assert trading.engine.exchange.too_small(PAIR, dust.amount, 200_000.0) is None
+        desk = DustDesk(db=trading.engine.executor._transactions, engine=trading.engine,  # noqa: SLF001
+                        clock=market.clock, venue="binance", prices=lambda: {PAIR: 200_000.0},
+                        lock=trading.service.tick_lock)  # fmt: skip
+        survey = await desk.survey()
+        assert [(h.pair, h.amount, h.price) for h in survey.holdings] == [
+            (PAIR, dust.amount, 200_000.0)]  # fmt: skip
+        assert [h.asset for h in survey.convertible] == ["BTC"]  # the venue would take it
