@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -647,9 +648,20 @@ class CcxtExchange:
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _failed(self, error: ccxt.BaseError) -> BotError:
-        translated = translate(error, self._client.last_response_headers)
+        translated = translate(self._by_venue_code(error), self._client.last_response_headers)
         EXCHANGE_ERRORS.labels(type(translated).__name__).inc()
         return translated
+
+    def _by_venue_code(self, error: ccxt.BaseError) -> ccxt.BaseError:
+        """An error ccxt left unclassified, classified by the venue's own code table (the
+        profile's ``error_table``) as ccxt does at the venue's own URLs: only a code the
+        venue's table names changes class, so an unknown outcome stays unknown."""
+        table = self.profile.error_table
+        if type(error) is not ccxt.ExchangeError or not table:
+            return error
+        exceptions = (self._client.exceptions or {}).get(table) or {}
+        found = (exceptions.get("exact") or {}).get(_venue_code(str(error)))
+        return found(str(error)) if found else error
 
     async def _resync_clock(self, error: BotError) -> None:
         """After a clock-skew refusal, measure the offset again so the retry is signed right."""
@@ -681,6 +693,17 @@ def _refused_unprocessed(error: ccxt.BaseError) -> bool:
     """Whether the venue refused the request before processing it (a rate limit, a ban, a
     clock-skew refusal): only then is sending it again safe."""
     return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce)
+
+
+def _venue_code(text: str) -> str | None:
+    """The venue's error code in ccxt's message ("binance {"code":-5006,"msg":...}")."""
+    start = text.find("{")
+    try:
+        body = json.loads(text[start:]) if start >= 0 else None
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return None if code is None else str(code)
 
 
 def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:

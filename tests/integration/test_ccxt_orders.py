@@ -431,3 +431,30 @@ async def test_a_stop_cuts_an_order_s_wait_short_and_sends_it_no_more_after_its_
     assert fake.order_posts == 1
     signed = [q for path, q in fake.requests if path == "/api/v3/order" and "signature" in q]
     assert [q for q in signed if "origClientOrderId" in q]  # looked up before giving up
+
+
+async def test_a_dust_refusal_is_a_refusal_at_any_url(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """ccxt reads Binance's -50xx codes (its 'spot' table) only at api.binance.com; the
+    adapter reads the venue's own table whatever the URL, so the fake's refusals arrive as on
+    Binance. A code the table does not name stays an unknown outcome: an order is looked up."""
+    fake, exchange = venue
+    fake.balances["BTC"] = 0.000009
+    fake.dust_log.append({"operateTime": fake.now_ms - 3_600_000, "transId": 1,
+                          "totalServiceChargeAmount": "0", "totalTransferedAmount": "0",
+                          "userAssetDribbletDetails": []})  # converted an hour ago  # fmt: skip
+    with pytest.raises(ExchangeRejected, match="-5006"):  # once every 6 hours
+        await exchange.convert_dust(["BTC"])
+    fake.dust_log.clear()
+    with pytest.raises(InsufficientFunds, match="-5003"):  # not held
+        await exchange.convert_dust(["XRP"])
+    assert fake.balances["BTC"] == 0.000009
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fake.faults.append(Fault("/api/v3/order", 400, {"code": -9999, "msg": "Unheard of."},
+                             method="POST", after=True))  # placed, answered oddly  # fmt: skip
+    fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    assert [fill.amount for fill in fills] == [pytest.approx(0.005)]  # found and booked
+    assert fake.order_posts == 1

@@ -142,8 +142,8 @@ async def test_binance_dust_transfer_through_unmodified_ccxt() -> None:
             assert [row["asset"] for row in listed["details"]] == ["BTC", "LTC"]
             assert listed["dribbletPercentage"] == "0.02"
             # ccxt maps Binance's -50xx codes in its 'spot' table, read only for api.binance.com
-            # URLs: at a rewritten URL they arrive as plain ExchangeError (the adapter then reads
-            # the dust log before saying anything).
+            # URLs: at a rewritten URL they arrive as plain ExchangeError (the adapter reads
+            # them in that table: test_a_dust_refusal_is_a_refusal_at_any_url).
             with pytest.raises(ccxt.ExchangeError, match="-5004"):  # worth too much
                 await client.sapiPostAssetDust({"asset": ["BTC", "ETH"]})
             with pytest.raises(ccxt.ExchangeError, match="-5003"):  # not held
@@ -235,22 +235,21 @@ async def test_the_venues_refusal_within_its_window_changes_nothing(
                               "userAssetDribbletDetails": []})  # converted an hour ago  # fmt: skip
         dust = chat.trading.engine.portfolio.position(PAIR)
         question = await chat.ask(ADMIN, "/dust")
+        reads = len([path for path, _ in fake.requests if path == LOG_PATH])
         result = await chat.confirm(question)
-        # ccxt maps Binance's -5006 only for api.binance.com URLs: at the fake's it is an
-        # unclassified error, so the outcome is unknown until the dust log settles it.
-        assert result.text.startswith("❌ The exchange did not answer")
+        # Binance's -5006 is read in its own code table (as ccxt does at api.binance.com): a
+        # refusal, so nothing happened and there is nothing to look up in the dust log.
+        assert result.text.startswith("⚠️ binance refused the conversion (OperationRejected: ")
+        assert '"code": -5006' in result.text
+        assert result.text.endswith("nothing changed")
+        assert len([path for path, _ in fake.requests if path == LOG_PATH]) == reads
         assert chat.trading.engine.portfolio.position(PAIR) == dust
         assert fake.balances["BTC"] == pytest.approx(dust.amount)
         state = SqliteStateRepository(chat.db)
-        assert await state.get(PENDING_KEY) is not None  # kept: it may still be processed
-        soon = await chat.ask(ADMIN, "/dust")
-        assert soon.text.startswith("❌ The exchange did not answer")
-        assert soon.reply_markup is None  # nothing asked again while the outcome is unknown
-        chat.market.at(EXIT_TICK + HOUR / 2 + timedelta(minutes=11))
-        later = await chat.ask(ADMIN, "/dust")  # the log, well after the request: nothing
-        assert await state.get(PENDING_KEY) is None
-        assert later.text.startswith("/dust: Dust (too small to sell): BTC 0.0000")
-        assert chat.trading.engine.portfolio.position(PAIR) == dust
+        assert await state.get(PENDING_KEY) is None  # refused: nothing left to settle
+        again = await chat.ask(ADMIN, "/dust")
+        assert again.text.startswith("/dust: Dust (too small to sell): BTC 0.0000")
+        assert len(fake.dust_log) == 1
         fake.faults.append(Fault("/sapi/v1/asset/dust-btc", 503, {"code": -1000, "msg": "busy"},
                                  times=2))  # the list cannot be read  # fmt: skip
         down = await chat.ask(ADMIN, "/dust")
