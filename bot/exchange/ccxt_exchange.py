@@ -767,26 +767,32 @@ def _fill(
     market: Mapping[str, Any],
     fee_prices: Mapping[str, float],
 ) -> Fill:
-    """One trade as a fill. A fee in the coin traded changes the coins that moved (a buy
-    receives less, a sell gives more); a fee in a third currency (BNB) is valued at that
-    currency's price now, or, with no market to price it, at the market's taker rate."""
+    """One trade as a fill. A buy's fee in the coin bought reduces the coins received; a fee
+    in any other coin (BNB, or the coin sold: a BNB/USDT sale paying in BNB) comes from that
+    coin's balance, not from this trade: it is valued in the quote (at that coin's price now,
+    or, with no market to price it, at the market's taker rate) and kept in its own units
+    (``fee_amount``) for the books to take from whoever holds it (``Executor``)."""
     price = float(trade["price"])
     amount = float(trade["amount"])
-    fee = outside = 0.0
-    assets = []
+    base, quote = market.get("base"), market.get("quote")
+    fee = outside = charged = 0.0
+    assets = set()
     for entry in _fees(trade):
         cost, currency = float(entry["cost"]), entry.get("currency")
-        assets.append(currency or "")
-        if currency == market.get("base"):
-            amount += -cost if intent.side is Side.BUY else cost
+        assets.add(currency or "")
+        charged += cost
+        if currency == base and intent.side is Side.BUY:
+            amount -= cost
             fee += cost * price
-        elif currency in (None, market.get("quote")):
+        elif currency == base:
+            outside += cost * price
+        elif currency in (None, quote):
             fee += cost
         elif currency in fee_prices:
             outside += cost * fee_prices[currency]
         else:
             log.warning("fee in %s: no %s market to price it; booked at the taker rate",
-                        currency, market.get("quote"))  # fmt: skip
+                        currency, quote)  # fmt: skip
             outside += price * amount * float(market.get("taker") or _DEFAULT_TAKER_FEE)
     moment = trade.get("timestamp")
     return Fill(
@@ -799,5 +805,6 @@ def _fill(
         time=from_ms(int(moment)) if moment else intent.created_at,
         trade_id=f"{market.get('id')}-{trade.get('id')}",
         fee_outside=outside,
-        fee_asset=",".join(sorted(set(assets))),
+        fee_asset=",".join(sorted(assets)),
+        fee_amount=charged if len(assets) == 1 else 0.0,
     )
