@@ -569,10 +569,10 @@ async def test_the_survey_keeps_declared_dust_at_a_price_where_it_would_be_worth
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     """Dust declared stays dust until an entry resets it (Engine.is_dust): the /dust survey
-    agrees with the engine, whatever the price does."""
+    and the daily report agree with the engine, whatever the price does."""
     fake = funded_fake(btc_candles)
     fake.prices["BNBUSDT"] = BNB_PRICE
-    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+    async with live_stack(tmp_path, fake, START) as (trading, market, jobs):
         await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
         rest = 0.00003  # three lot steps: about 3.2 USDT, under the 5 USDT minimum
         held = trading.engine.portfolio.position(PAIR).amount
@@ -580,11 +580,20 @@ async def test_the_survey_keeps_declared_dust_at_a_price_where_it_would_be_worth
         await hourly(trading, market, EXIT_TICK, EXIT_TICK + 2 * HOUR)  # exit, then its rest
         dust = trading.engine.portfolio.position(PAIR)
         assert dust.amount == pytest.approx(rest, abs=1e-5)
+        trading.service.prices[PAIR] = 200_000.0  # worth 6 USDT now, over the minimum
         assert trading.engine.exchange.too_small(PAIR, dust.amount, 200_000.0) is None
-        desk = DustDesk(db=trading.engine.executor._transactions, engine=trading.engine,  # noqa: SLF001
-                        clock=market.clock, venue="binance", prices=lambda: {PAIR: 200_000.0},
-                        lock=trading.service.tick_lock)  # fmt: skip
-        survey = await desk.survey()
+        survey = await desk_on(trading, market).survey()
         assert [(h.pair, h.amount, h.price) for h in survey.holdings] == [
             (PAIR, dust.amount, 200_000.0)]  # fmt: skip
         assert [h.asset for h in survey.convertible] == ["BTC"]  # the venue would take it
+        db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
+        cockpit = build_cockpit(
+            db, Venue("live", "binance", "USDT"), trading.service, trading.engine,
+            trading.control, ExchangeHistory(trading.engine.exchange, SqliteCandleRepository(db)),
+            jobs, market.clock,
+        )  # fmt: skip
+        try:
+            report = await cockpit.daily_report()
+        finally:
+            cockpit.charts.close()
+        assert "0 open position(s) (and dust in 1 pair(s))" in report.caption
