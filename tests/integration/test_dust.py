@@ -95,6 +95,15 @@ async def dusty_stack(
         yield trading, market, jobs
 
 
+def cockpit_on(trading: ExchangeTrading, market: Market, jobs: Jobs) -> Cockpit:
+    """The cockpit the app builds, on the live stack's own connection."""
+    db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
+    return build_cockpit(
+        db, Venue("live", "binance", "USDT"), trading.service, trading.engine, trading.control,
+        ExchangeHistory(trading.engine.exchange, SqliteCandleRepository(db)), jobs, market.clock,
+    )  # fmt: skip
+
+
 @asynccontextmanager
 async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat]:
     """The live stack on the fake, traded until only dust is left, with the chat on it."""
@@ -104,11 +113,7 @@ async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat
         dusty_stack(tmp_path, fake) as (trading, market, jobs),
     ):
         db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
-        cockpit = build_cockpit(
-            db, Venue("live", "binance", "USDT"), trading.service, trading.engine,
-            trading.control, ExchangeHistory(trading.engine.exchange, SqliteCandleRepository(db)),
-            jobs, market.clock,
-        )  # fmt: skip
+        cockpit = cockpit_on(trading, market, jobs)
         frontend = TelegramFrontend(
             token=emulator.token, api_base_url=telegram, users=USERS, cockpit=cockpit,
             outbox=trading.outbox, alerts=SqliteAlertRepository(db), clock=market.clock,
@@ -586,12 +591,7 @@ async def test_the_survey_keeps_declared_dust_at_a_price_where_it_would_be_worth
         assert [(h.pair, h.amount, h.price) for h in survey.holdings] == [
             (PAIR, dust.amount, 200_000.0)]  # fmt: skip
         assert [h.asset for h in survey.convertible] == ["BTC"]  # the venue would take it
-        db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
-        cockpit = build_cockpit(
-            db, Venue("live", "binance", "USDT"), trading.service, trading.engine,
-            trading.control, ExchangeHistory(trading.engine.exchange, SqliteCandleRepository(db)),
-            jobs, market.clock,
-        )  # fmt: skip
+        cockpit = cockpit_on(trading, market, jobs)
         try:
             report = await cockpit.daily_report()
         finally:
