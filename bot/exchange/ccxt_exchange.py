@@ -653,14 +653,20 @@ class CcxtExchange:
         return translated
 
     def _by_venue_code(self, error: ccxt.BaseError) -> ccxt.BaseError:
-        """An error ccxt left unclassified, classified by the venue's own code table (the
-        profile's ``error_table``) as ccxt does at the venue's own URLs: only a code the
-        venue's table names changes class, so an unknown outcome stays unknown."""
+        """``error`` as ccxt raises it at the venue's own URLs, whatever URL the client was
+        given: where ccxt classified the venue's code by its URL-independent table or not at
+        all, the table the venue's URLs select (the profile's ``error_table``) comes first, as
+        ccxt reads it there. The venue's own table decides: a refusal there is a refusal here,
+        an unknown outcome there (Binance's -1004 "server busy") stays unknown here, and a code
+        it does not name keeps ccxt's class."""
         table = self.profile.error_table
-        if type(error) is not ccxt.ExchangeError or not table:
+        code = _venue_code(str(error))
+        if not table or code is None:
             return error
-        exceptions = (self._client.exceptions or {}).get(table) or {}
-        found = (exceptions.get("exact") or {}).get(_venue_code(str(error)))
+        exceptions = self._client.exceptions or {}
+        if type(error) not in (ccxt.ExchangeError, (exceptions.get("exact") or {}).get(code)):
+            return error  # classified before the code (429, a message): as at the venue's URLs
+        found = ((exceptions.get(table) or {}).get("exact") or {}).get(code)
         return found(str(error)) if found else error
 
     async def _resync_clock(self, error: BotError) -> None:

@@ -70,8 +70,8 @@ class VenueProfile:
     dust_to: str = ""
     # The table of ccxt's ``exceptions`` that its class picks by the venue's own URLs (ccxt's
     # binance ``get_exceptions_by_url``: "spot" for https://api.binance.com/): a venue's error
-    # code is read in it whatever URL the client was given (a proxy, a test double), so a
-    # refusal is a refusal there too. "": ccxt's tables do not depend on the URL.
+    # code is read in it whatever URL the client was given (a proxy, a test double), so an
+    # error is classified as at the venue. "": ccxt's tables do not depend on the URL.
     error_table: str = ""
     unverified: tuple[str, ...] = ()  # what was read but never run against a model of it
 

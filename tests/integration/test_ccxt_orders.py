@@ -464,6 +464,26 @@ async def test_a_dust_refusal_is_a_refusal_at_any_url(
     assert fake.order_posts == 1
 
 
+async def test_binance_s_server_busy_is_an_unknown_outcome_at_any_url(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """-1004 ("Server is busy") is a refusal in ccxt's URL-independent table but an unknown
+    outcome in the one it reads at api.binance.com (OperationFailed): as there, the order is
+    looked up and kept for the next look-up, never marked refused."""
+    fake, exchange = venue
+    clock = await with_run(db)
+    executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+    busy = {"code": -1004, "msg": "Server is busy, please wait and try again"}
+    fake.faults.append(Fault("/api/v3/order", 400, busy, method="POST"))
+    with pytest.raises(ExchangeUnavailable, match="-1004"):
+        await executor.execute(dataclasses.replace(buy(500.0, "pp1x5b"), run_id=1))
+    orders = SqliteOrderRepository(db)
+    assert (await orders.require("pp1x5b")).status is OrderStatus.NEW
+    assert await executor.settle_unknown() == 1  # never reached the book: closed as never sent
+    assert (await orders.require("pp1x5b")).status is OrderStatus.REJECTED
+    assert fake.order_posts == 1
+
+
 async def _bnb_books(
     db: Database, venue: tuple[FakeBinance, CcxtExchange]
 ) -> tuple[Executor, Portfolio, Callable[[], Awaitable[Reconciliation]]]:
