@@ -341,9 +341,9 @@ class Cockpit:
                                      title=f"Equity, {now:%Y-%m-%d}")  # fmt: skip
         trades = [t for t in await self._closed_trades() if t.exit_time >= times[0]]
         halt = await self._engine.guard.halted()
-        prices, too_small = self._service.prices, self._engine.exchange.too_small
+        prices = self._service.prices
         dust = [p for p in self._engine.portfolio.positions()
-                if too_small(p.pair, p.amount, prices.get(p.pair, p.average_price))]  # fmt: skip
+                if await self._engine.is_dust(p, prices.get(p.pair, p.average_price))]  # fmt: skip
         caption = (
             f"Daily report {now:%Y-%m-%d %H:%M}: equity {equity:,.2f} {self.venue.quote} "
             f"({equity - values[0]:+,.2f} in 24 h), {len(trades)} trade(s) closed "

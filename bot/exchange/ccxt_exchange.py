@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -647,9 +648,26 @@ class CcxtExchange:
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _failed(self, error: ccxt.BaseError) -> BotError:
-        translated = translate(error, self._client.last_response_headers)
+        translated = translate(self._by_venue_code(error), self._client.last_response_headers)
         EXCHANGE_ERRORS.labels(type(translated).__name__).inc()
         return translated
+
+    def _by_venue_code(self, error: ccxt.BaseError) -> ccxt.BaseError:
+        """``error`` as ccxt raises it at the venue's own URLs, whatever URL the client was
+        given: where ccxt classified the venue's code by its URL-independent table or not at
+        all, the table the venue's URLs select (the profile's ``error_table``) comes first, as
+        ccxt reads it there. The venue's own table decides: a refusal there is a refusal here,
+        an unknown outcome there (Binance's -1004 "server busy") stays unknown here, and a code
+        it does not name keeps ccxt's class."""
+        table = self.profile.error_table
+        code = _venue_code(str(error))
+        if not table or code is None:
+            return error
+        exceptions = self._client.exceptions or {}
+        if type(error) not in (ccxt.ExchangeError, (exceptions.get("exact") or {}).get(code)):
+            return error  # classified before the code (429, a message): as at the venue's URLs
+        found = ((exceptions.get(table) or {}).get("exact") or {}).get(code)
+        return found(str(error)) if found else error
 
     async def _resync_clock(self, error: BotError) -> None:
         """After a clock-skew refusal, measure the offset again so the retry is signed right."""
@@ -681,6 +699,17 @@ def _refused_unprocessed(error: ccxt.BaseError) -> bool:
     """Whether the venue refused the request before processing it (a rate limit, a ban, a
     clock-skew refusal): only then is sending it again safe."""
     return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce)
+
+
+def _venue_code(text: str) -> str | None:
+    """The venue's error code in ccxt's message ("binance {"code":-5006,"msg":...}")."""
+    start = text.find("{")
+    try:
+        body = json.loads(text[start:]) if start >= 0 else None
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return None if code is None else str(code)
 
 
 def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
@@ -744,26 +773,32 @@ def _fill(
     market: Mapping[str, Any],
     fee_prices: Mapping[str, float],
 ) -> Fill:
-    """One trade as a fill. A fee in the coin traded changes the coins that moved (a buy
-    receives less, a sell gives more); a fee in a third currency (BNB) is valued at that
-    currency's price now, or, with no market to price it, at the market's taker rate."""
+    """One trade as a fill. A buy's fee in the coin bought reduces the coins received; a fee
+    in any other coin (BNB, or the coin sold: a BNB/USDT sale paying in BNB) comes from that
+    coin's balance, not from this trade: it is valued in the quote (at that coin's price now,
+    or, with no market to price it, at the market's taker rate) and kept in its own units
+    (``fee_amount``) for the books to take from whoever holds it (``Executor``)."""
     price = float(trade["price"])
     amount = float(trade["amount"])
-    fee = outside = 0.0
-    assets = []
+    base, quote = market.get("base"), market.get("quote")
+    fee = outside = charged = 0.0
+    assets = set()
     for entry in _fees(trade):
         cost, currency = float(entry["cost"]), entry.get("currency")
-        assets.append(currency or "")
-        if currency == market.get("base"):
-            amount += -cost if intent.side is Side.BUY else cost
+        assets.add(currency or "")
+        charged += cost
+        if currency == base and intent.side is Side.BUY:
+            amount -= cost
             fee += cost * price
-        elif currency in (None, market.get("quote")):
+        elif currency == base:
+            outside += cost * price
+        elif currency in (None, quote):
             fee += cost
         elif currency in fee_prices:
             outside += cost * fee_prices[currency]
         else:
             log.warning("fee in %s: no %s market to price it; booked at the taker rate",
-                        currency, market.get("quote"))  # fmt: skip
+                        currency, quote)  # fmt: skip
             outside += price * amount * float(market.get("taker") or _DEFAULT_TAKER_FEE)
     moment = trade.get("timestamp")
     return Fill(
@@ -776,5 +811,6 @@ def _fill(
         time=from_ms(int(moment)) if moment else intent.created_at,
         trade_id=f"{market.get('id')}-{trade.get('id')}",
         fee_outside=outside,
-        fee_asset=",".join(sorted(set(assets))),
+        fee_asset=",".join(sorted(assets)),
+        fee_amount=charged if len(assets) == 1 else 0.0,
     )

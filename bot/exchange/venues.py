@@ -68,6 +68,11 @@ class VenueProfile:
     # The asset the venue converts dust (balances under its minimum) into through its API;
     # "" when it offers no conversion: dust then goes with the next exit of its pair.
     dust_to: str = ""
+    # The table of ccxt's ``exceptions`` that its class picks by the venue's own URLs (ccxt's
+    # binance ``get_exceptions_by_url``: "spot" for https://api.binance.com/): a venue's error
+    # code is read in it whatever URL the client was given (a proxy, a test double), so an
+    # error is classified as at the venue. "": ccxt's tables do not depend on the URL.
+    error_table: str = ""
     unverified: tuple[str, ...] = ()  # what was read but never run against a model of it
 
     def wire_id(self, ours: str) -> str:
@@ -113,6 +118,7 @@ _BINANCE = VenueProfile(
     stop_orders=True,  # STOP_LOSS: a plain order, listed by openOrders
     ohlcv_limit=1000,
     dust_to="BNB",  # POST /sapi/v1/asset/dust (Dust Transfer): once every 6 hours
+    error_table="spot",  # -5001/-5003/-5004/-5006 (dust refusals) are only in it
 )
 PROFILES: Mapping[str, VenueProfile] = {
     "binance": _BINANCE,
