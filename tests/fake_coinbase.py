@@ -72,6 +72,11 @@ def trade_uuid(trade_id: object) -> str:
     return str(uuid.uuid5(_IDS, f"trade-{trade_id}"))
 
 
+def coinbase_trade_key(symbol: str, trade_id: object) -> str:
+    """The trade id the books give the fake's trade ``trade_id`` of ``symbol``."""
+    return f"{_product_id(symbol)}-{trade_uuid(trade_id)}"
+
+
 @dataclass
 class FakeCoinbase(FakeBinance):
     skew_ms: int = 0  # the server clock's offset from the real clock (clock-skew tests)

@@ -202,7 +202,7 @@ PROFILES: Mapping[str, VenueProfile] = {
             "fetchBalance": "v3PrivateGetBrokerageAccounts",
             "fetchTime": "v3PublicGetBrokerageTime",
         },
-        unverified=("orders (no model of Coinbase's API in the tests)",),
+        # Verified: the soaks run on a model of the Advanced Trade API (tests/fake_coinbase.py).
     ),
 }
 

@@ -52,7 +52,7 @@ def test_an_exchange_without_a_profile_runs_conservatively_and_says_what_is_unve
 
 def test_only_venues_never_run_against_a_model_of_them_warn() -> None:
     verified = [name for name, profile in PROFILES.items() if profile.warning() is None]
-    assert verified == ["binance", "okx", "bybit"]  # each has a fake the soaks run on
+    assert verified == ["binance", "okx", "bybit", "coinbase"]  # each has a fake the soaks run on
 
 
 def test_a_profiles_client_options_fill_what_ccxt_leaves_open_and_never_the_users() -> None:
