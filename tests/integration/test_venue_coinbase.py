@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import ccxt
 import pytest
 
-from bot.domain import OrderStatus
+from bot.domain import OrderIntent, OrderStatus
 from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.portfolio import Portfolio
@@ -42,6 +42,11 @@ async def connected(
             yield fake, exchange
         finally:
             await exchange.close()
+
+
+def limit_buy() -> OrderIntent:
+    """A limit buy for 500 USDT resting at 98,000 (the market is at 100,000)."""
+    return dataclasses.replace(buy(500.0), limit_price=98_000.0)
 
 
 def funded() -> FakeCoinbase:
@@ -91,7 +96,7 @@ async def test_our_id_travels_as_a_uuid_and_the_venues_lists_map_back_to_ours(
     coinbase: tuple[FakeCoinbase, CcxtExchange],
 ) -> None:
     fake, exchange = coinbase
-    intent = dataclasses.replace(buy(500.0), limit_price=98_000.0)
+    intent = limit_buy()
     placed = await exchange.create_limit_order(intent)
     assert placed.status is OrderStatus.OPEN
     (order,) = fake.orders.values()
@@ -148,7 +153,7 @@ async def test_a_resting_limit_buys_hold_is_used_cash_not_free(
     coinbase: tuple[FakeCoinbase, CcxtExchange],
 ) -> None:
     fake, exchange = coinbase
-    await exchange.create_limit_order(dataclasses.replace(buy(500.0), limit_price=98_000.0))
+    await exchange.create_limit_order(limit_buy())
     totals, free = await exchange.fetch_balance_parts()
     # ccxt reads /v2/accounts by default, whose balances count held funds as free.
     assert totals["USDT"] == pytest.approx(1000.0)
@@ -160,7 +165,7 @@ async def test_a_limit_buy_that_filled_before_its_cancel_is_booked_not_refused(
     coinbase: tuple[FakeCoinbase, CcxtExchange],
 ) -> None:
     fake, exchange = coinbase
-    intent = dataclasses.replace(buy(500.0), limit_price=98_000.0)
+    intent = limit_buy()
     placed = await exchange.create_limit_order(intent)
     fake.prices["BTCUSDT"] = 97_000.0  # it fills before the cancel arrives
     # Coinbase answers the cancel success: false (UNKNOWN_CANCEL_ORDER), which ccxt raises as
