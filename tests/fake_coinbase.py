@@ -27,6 +27,8 @@ resting) with ``FakeBinance`` and answers in Coinbase's own shapes, read from cc
   (``UNKNOWN_CANCEL_ORDER`` for an order that is not open);
 * ``/accounts`` gives ``available_balance`` and ``hold`` per currency (what resting orders
   hold);
+* a rate limit is HTTP 429 without Retry-After (the limits are per second), its body the
+  gateway's HTML page (``limit_pages``) or the documented ``rate_limit_exceeded`` JSON;
 * private calls are signed with a legacy API key: hex HMAC-SHA256 over ``timestamp + METHOD +
   path + body`` in ``CB-ACCESS-SIGN`` (what ccxt sends for a key that is neither a CDP key name
   nor a base64 secret), refused (401) unless valid and stamped within 30 s of the server's
@@ -84,6 +86,10 @@ class FakeCoinbase(FakeBinance):
     # Per order id: how it was sized ("quote_size" or "base_size") and its configuration.
     sized: dict[int, str] = field(default_factory=dict)
     configurations: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # The next requests the gateway answers with its HTML page and 429, no Retry-After: what
+    # Advanced Trade sends when it limits order placements (coinbase-samples/
+    # advanced-trade-sdk-go#18), not the JSON body its docs show.
+    limit_pages: int = 0
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "fee_asset" and value != "quote":
@@ -94,7 +100,7 @@ class FakeCoinbase(FakeBinance):
         return int(time.time() * 1000) + self.skew_ms
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._record_and_inject])
+        app = web.Application(middlewares=[self._record_and_inject, self._limit_page])
         get, post = app.router.add_get, app.router.add_post
         post("/_test/advance", self._advance)  # the crash soak's child steps the market
         get("/api/v3/brokerage/time", self._cb_time)
@@ -115,6 +121,13 @@ class FakeCoinbase(FakeBinance):
         post(ORDERS_PATH, self._cb_signed(self._create))
         post("/api/v3/brokerage/orders/batch_cancel", self._cb_signed(self._batch_cancel))
         return app
+
+    @web.middleware
+    async def _limit_page(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.limit_pages <= 0:
+            return await handler(request)
+        self.limit_pages -= 1
+        return web.Response(status=429, content_type="text/html", text=_LIMIT_PAGE)
 
     def _cb_signed(self, handler: Any) -> Any:
         async def checked(request: web.Request) -> web.StreamResponse:
@@ -365,6 +378,10 @@ class FakeCoinbase(FakeBinance):
 
 
 _LISTS = ("order_status", "order_ids", "product_ids", "product_id")
+_LIMIT_PAGE = (
+    '<html>\n  <head>\n    <title>Coinbase</title>\n    <meta name="robots" '
+    'content="noindex">\n  </head>\n  <body>Too many requests</body>\n</html>'
+)
 
 
 def _taken(order: Order) -> web.Response:

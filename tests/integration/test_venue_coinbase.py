@@ -74,7 +74,9 @@ async def test_a_market_buy_without_status_in_its_reply_is_read_back_and_booked_
     assert order.status is OrderStatus.FILLED  # the create reply carried no status
     assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
-    assert 1000.0 - fake.balances["USDT"] <= 500.0  # quote_size: fees included, never more
+    # Sized in the quote as Coinbase sizes a market buy (fees included): the budget, never more.
+    assert list(fake.configurations.values()) == [{"market_market_ioc": {"quote_size": "500"}}]
+    assert 1000.0 - fake.balances["USDT"] <= 500.0
     assert fake.order_posts == 1
 
 
@@ -185,9 +187,12 @@ async def test_a_rate_limit_is_waited_out_for_coinbases_window() -> None:
     async with connected(funded(), sleep=sleep) as (fake, exchange):
         fake.faults.append(Fault(ORDERS, 429, limit_body(), method="POST"))  # no Retry-After
         report = await exchange.create_market_order(buy(500.0))
-    assert report.status is OrderStatus.FILLED
-    assert max(waits) >= 1.0  # was: 0.01 s of backoff, inside Coinbase's per-second window
-    assert (fake.order_posts, len(fake.orders)) == (2, 1)
+        fake.limit_pages = 1  # the gateway's HTML page: no JSON, no Retry-After either
+        again = await exchange.create_market_order(buy(100.0, "pp1x2b"))
+    assert (report.status, again.status) == (OrderStatus.FILLED, OrderStatus.FILLED)
+    # was: 0.01 s of backoff, inside Coinbase's per-second window
+    assert [wait for wait in waits if wait >= 1.0] == [1.0, 1.0]
+    assert (fake.order_posts, len(fake.orders)) == (4, 2)
 
 
 async def test_a_server_clock_that_moved_is_measured_again_and_the_order_placed_once(
