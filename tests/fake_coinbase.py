@@ -32,12 +32,14 @@ resting) with ``FakeBinance`` and answers in Coinbase's own shapes, read from cc
 * private calls are signed with a legacy API key: hex HMAC-SHA256 over ``timestamp + METHOD +
   path + body`` in ``CB-ACCESS-SIGN`` (what ccxt sends for a key that is neither a CDP key name
   nor a base64 secret), refused (401) unless valid and stamped within 30 s of the server's
-  clock (the real clock shifted by ``skew_ms``). The market's simulated clock (``now_ms``) dates
+  clock (the real clock shifted by ``skew_ms``); or with a CDP key: an ES256 JWT in
+  ``Authorization: Bearer`` (see ``_jwt_refusal``). The market's simulated clock (``now_ms``) dates
   orders, trades and candles.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -51,6 +53,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from tests.fake_exchange import INTERVALS_MS, FakeBinance, Order
 from tests.loopback import serve_app
@@ -132,18 +138,12 @@ class FakeCoinbase(FakeBinance):
     def _cb_signed(self, handler: Any) -> Any:
         async def checked(request: web.Request) -> web.StreamResponse:
             body = await request.text()
-            headers = request.headers
-            stamp = headers.get("CB-ACCESS-TIMESTAMP", "")
-            payload = f"{stamp}{request.method}{request.path}{body}"
-            expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
-            if headers.get("CB-ACCESS-KEY") != self.api_key or not hmac.compare_digest(
-                headers.get("CB-ACCESS-SIGN", ""), expected
-            ):
-                return _error("unauthorized", "invalid api key or signature", 401)
-            if not stamp.isdigit() or abs(self.server_ms() / 1000 - int(stamp)) > _STAMP_WINDOW_S:
-                return web.json_response({"errors": [{
-                    "id": "authentication_error", "message": "request timestamp expired"}]},
-                    status=401)  # fmt: skip
+            if "Authorization" in request.headers:
+                refused = self._jwt_refusal(request)
+            else:
+                refused = self._hmac_refusal(request, body)
+            if refused is not None:
+                return refused
             params: dict[str, Any] = json.loads(body) if body else {}
             for key in set(request.query):  # a list is sent as repeated keys (order_ids=..)
                 values = request.query.getall(key)
@@ -151,6 +151,51 @@ class FakeCoinbase(FakeBinance):
             return await handler(params, request)
 
         return checked
+
+    def _hmac_refusal(self, request: web.Request, body: str) -> web.Response | None:
+        """A legacy key's request: hex HMAC-SHA256 of timestamp, method, path and body."""
+        headers = request.headers
+        stamp = headers.get("CB-ACCESS-TIMESTAMP", "")
+        payload = f"{stamp}{request.method}{request.path}{body}"
+        expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+        if headers.get("CB-ACCESS-KEY") != self.api_key or not hmac.compare_digest(
+            headers.get("CB-ACCESS-SIGN", ""), expected
+        ):
+            return _error("unauthorized", "invalid api key or signature", 401)
+        if not stamp.isdigit() or abs(self.server_ms() / 1000 - int(stamp)) > _STAMP_WINDOW_S:
+            return web.json_response({"errors": [{
+                "id": "authentication_error", "message": "request timestamp expired"}]},
+                status=401)  # fmt: skip
+        return None
+
+    def _jwt_refusal(self, request: web.Request) -> web.Response | None:
+        """A CDP key's request (key name "organizations/.../apiKeys/...", an EC private key as
+        secret): a Bearer ES256 JWT whose kid and sub are the key's name and whose uri is this
+        request's method, host and path, signed by the key (the fake knows its public half),
+        valid from nbf to exp (120 s) give or take the legacy stamp's 30 s."""
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        try:
+            head, body, signature = token.split(".")
+            header, claims = (json.loads(_unbase64(part)) for part in (head, body))
+            raw = _unbase64(signature)
+            key = serialization.load_pem_private_key(self.secret.encode(), None)
+            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            der = encode_dss_signature(int.from_bytes(raw[:32]), int.from_bytes(raw[32:]))
+            key.public_key().verify(der, f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
+        except (ValueError, AssertionError, InvalidSignature):
+            return _error("unauthorized", "invalid JWT", 401)
+        # ccxt strips "https://" only: against the fake's http:// URL the scheme stays in it.
+        uri = str(claims.get("uri", "")).replace("http://", "")
+        now = self.server_ms() / 1000
+        if (
+            header.get("alg") != "ES256" or header.get("kid") != self.api_key
+            or claims.get("sub") != self.api_key
+            or uri != f"{request.method} {request.host}{request.path}"
+            or not claims.get("nbf", now) - _STAMP_WINDOW_S <= now
+            <= claims.get("exp", 0) + _STAMP_WINDOW_S
+        ):  # fmt: skip
+            return _error("unauthorized", "JWT claims do not match the request", 401)
+        return None
 
     async def _cb_time(self, request: web.Request) -> web.Response:
         now = self.server_ms()
@@ -403,6 +448,11 @@ def _failed(error: str, message: str, preview: str, configuration: Any) -> web.R
 def _error(error: str, message: str, status: int) -> web.Response:
     return web.json_response({"error": error, "error_details": message, "message": message},
                              status=status)  # fmt: skip
+
+
+def _unbase64(part: str) -> bytes:
+    """A JWT part (base64url without padding)."""
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 def _iso(ms: int) -> str:

@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 
 import ccxt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.domain import OrderIntent, OrderStatus
 from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
@@ -208,4 +210,23 @@ async def test_a_server_clock_that_moved_is_measured_again_and_the_order_placed_
 async def test_a_wrong_secret_is_refused_at_start_up() -> None:
     with pytest.raises(ExchangeAuthFailed, match="unauthorized"):
         async with connected(funded(), {**KEYS, "secret": "wrong"}):
+            pass
+
+
+async def test_a_cdp_key_signs_each_request_with_an_es256_jwt_the_venue_verifies() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode()  # fmt: skip
+    name = "organizations/0c1d7a8e/apiKeys/5b2f9d4c"  # the shape of a CDP key's name
+    fake = FakeCoinbase(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0}, api_key=name,
+                        secret=pem)  # fmt: skip
+    async with connected(fake, {"apiKey": name, "secret": pem}) as (_, exchange):
+        report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED
+    wrong = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()).decode()  # fmt: skip
+    with pytest.raises(ExchangeAuthFailed, match="invalid JWT"):
+        async with connected(fake, {"apiKey": name, "secret": wrong}):
             pass
