@@ -653,14 +653,18 @@ class CcxtExchange:
 
     def _failed(self, error: ccxt.BaseError) -> BotError:
         translated = translate(error, self._client.last_response_headers)
+        EXCHANGE_ERRORS.labels(type(translated).__name__).inc()
+        return self._limit_waited(error, translated)
+
+    def _limit_waited(self, error: ccxt.BaseError, translated: BotError) -> BotError:
+        """A rate limit the venue's answer gave no wait for lasts the profile's window."""
         if (
             isinstance(error, ccxt.RateLimitExceeded)
             and isinstance(translated, ExchangeUnavailable)
             and translated.retry_after is None
             and self.profile.limit_wait
         ):
-            translated.retry_after = self.profile.limit_wait  # the venue's window, unsaid
-        EXCHANGE_ERRORS.labels(type(translated).__name__).inc()
+            translated.retry_after = self.profile.limit_wait
         return translated
 
     async def _resync_clock(self, error: BotError) -> None:
