@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from bot.exchange.venues import profile_for
 from handlers.delivery import MAY_REPEAT
 from tests.crash_child import ADMIN
 from tests.fake_exchange import FakeBinance, serve
@@ -77,7 +78,9 @@ async def run_crash_soak(
     emulator = TelegramEmulator(send_delay=0.02)
     report = CrashReport()
     database = folder / "pairpilot.sqlite"
-    report.invariants = invariants = Invariants(fake, database, rig.trade_key)
+    report.invariants = invariants = Invariants(
+        fake, database, rig.trade_key, resting_stops=profile_for(venue).stop_orders
+    )
     log = (folder / "service.log").open("ab")
     async with serve(fake) as exchange_url, running(emulator) as telegram_url:
         expected: dict[str, Any] | None = None
@@ -179,7 +182,8 @@ def _after_restart(
     traded = {rig.trade_key(order.symbol, fill["tradeId"]) for order in fake.orders.values()
               for fill in order.fills}  # fmt: skip
     with _connect(database) as db:
-        journaled = {row[0] for row in db.execute("SELECT client_order_id FROM orders")}
+        wire = profile_for(rig.name).wire_id  # the id the venue carries for ours (a UUID)
+        journaled = {wire(row[0]) for row in db.execute("SELECT client_order_id FROM orders")}
         booked = [row[0] for row in db.execute("SELECT trade_id FROM fills")]
         held = db.execute("SELECT coalesce(sum(amount), 0) FROM positions "
                           "WHERE pair = 'BTC/USDT'").fetchone()[0]  # fmt: skip

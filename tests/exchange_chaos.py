@@ -24,6 +24,7 @@ import pandas as pd
 from aiohttp import web
 
 from bot.domain import from_ms
+from bot.exchange.venues import profile_for
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from tests.fake_exchange import Fault
@@ -76,7 +77,7 @@ class Chaos:
         if kind == "timeout":  # for an order: placed, but the answer never arrives in time
             return Fault(path, 200, {}, after=placing, delay=CLIENT_TIMEOUT_MS / 1000 + 0.05)
         if kind == "rate_limit":
-            wait = self.rng.choice((1, 2, 3))
+            wait = self.rng.choice(self.rig.limit_waits)
             self.banned_until = self.now + wait
             status, body = self.rig.refusals["rate_limit"]
             if self.rig.name == "binance":  # 418: Binance's ban after ignored 429s
@@ -176,9 +177,9 @@ async def run_fault_soak(
         )  # trade throughout
         async with stack as (trading, market, _):
             chaos.enabled = True
-            invariants = Invariants(
-                fake, tmp_path / "pairpilot.sqlite", VENUES[venue].trade_key, grace=0
-            )  # a position unprotected for one tick is seen
+            invariants = Invariants(fake, tmp_path / "pairpilot.sqlite", VENUES[venue].trade_key,
+                                    grace=0, resting_stops=profile_for(venue).stop_orders,
+                                    )  # a position unprotected for one tick is seen  # fmt: skip
             moment = start
             for _ in range(ticks):
                 moment += HOUR

@@ -64,11 +64,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _DEFAULT_TAKER_FEE = 0.001  # when the exchange states none
+_TIMESTAMP_EXPIRED = "request timestamp expired"
 
 
 def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -> BotError:
     """The one mapping from ccxt's exceptions to ours, by what the caller does next."""
     text = f"{type(error).__name__}: {error}"[:300]
+    if isinstance(error, ccxt.AuthenticationError) and _TIMESTAMP_EXPIRED in str(error):
+        # Coinbase's refusal of a stale timestamp ({"errors": [{"id": "authentication_error",
+        # "message": "request timestamp expired"}]}), which ccxt maps by its id alone.
+        return ClockSkew(text)
     if isinstance(error, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
         return ExchangeAuthFailed(text)
     if isinstance(error, ccxt.InsufficientFunds):
@@ -131,12 +136,6 @@ class CcxtExchange:
         self.profile = profile_for(client.id)
         self._stops: set[str] = set()  # client ids placed as stops by this process
         self._ours: dict[str, str] = {}  # wire id -> our id, for venues that cannot carry ours
-        for key, value in self.profile.ccxt_options.items():
-            # ccxt declares some of these as None ("ask the venue"): only the user's own
-            # setting stands before the profile's (Bybit's account-type question needs a key
-            # that may move funds, which a trading key must not).
-            if client.options.get(key) is None:
-                client.options[key] = value
 
     @classmethod
     def create(
@@ -156,6 +155,10 @@ class CcxtExchange:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UserInputError(f"unknown exchange {name!r}{hint}")
         config = {"enableRateLimit": True, **dict(ccxt_config), **dict(credentials or {})}
+        # Only the user's own options stand before the profile's (Bybit's account-type question
+        # needs a key that may move funds, which a trading key must not; Coinbase's default
+        # balances count held funds as free).
+        config["options"] = {**profile_for(name).ccxt_options, **dict(config.get("options") or {})}
         # ccxt.pro's class adds the streams (watch_*) to the same REST client where it has them.
         family = ccxt_pro if name in ccxt_pro.exchanges else ccxt_async
         client = getattr(family, name)(config)
@@ -318,7 +321,9 @@ class CcxtExchange:
             if found is None:
                 return None
             exchange_id, stop = found[0]["id"], found[1]
-        with contextlib.suppress(NotFound):  # already final: the lookup says how it ended
+        # Already final, or the cancel refused (Coinbase answers success: false for an order
+        # that filled first, which ccxt raises as BadRequest): the lookup says how it ended.
+        with contextlib.suppress(NotFound, ExchangeRejected):
             try:
                 await self._call(self._client.cancel_order, exchange_id, order.pair,
                                  dict(self.profile.stop_cancel_params) if stop else {})  # fmt: skip
@@ -360,7 +365,7 @@ class CcxtExchange:
                 if order is not None:
                     break
                 last = attempt == self._attempts or self._giving_up.is_set()
-                if last or not _refused_unprocessed(error):
+                if last or not _refused_unprocessed(error, translated):
                     # Not found may only mean not processed yet, and Binance and OKX take a
                     # filled order's id again: a resend could buy twice. The order stays NEW,
                     # looked up again on the next tick (Executor.settle_unknown).
@@ -470,7 +475,7 @@ class CcxtExchange:
         if self._client.has.get("fetchOrderTrades"):
             return await self._call(self._client.fetch_order_trades, order_id, pair)
         return await self._call(
-            self._client.fetch_my_trades, pair, None, None, {"orderId": order_id}
+            self._client.fetch_my_trades, pair, None, None, {self.profile.trades_param: order_id}
         )
 
     async def lookup(self, order: Order) -> ExecutionReport | None:
@@ -650,6 +655,17 @@ class CcxtExchange:
     def _failed(self, error: ccxt.BaseError) -> BotError:
         translated = translate(self._by_venue_code(error), self._client.last_response_headers)
         EXCHANGE_ERRORS.labels(type(translated).__name__).inc()
+        return self._limit_waited(error, translated)
+
+    def _limit_waited(self, error: ccxt.BaseError, translated: BotError) -> BotError:
+        """A rate limit the venue's answer gave no wait for lasts the profile's window."""
+        if (
+            isinstance(error, ccxt.RateLimitExceeded)
+            and isinstance(translated, ExchangeUnavailable)
+            and translated.retry_after is None
+            and self.profile.limit_wait
+        ):
+            translated.retry_after = self.profile.limit_wait
         return translated
 
     def _by_venue_code(self, error: ccxt.BaseError) -> ccxt.BaseError:
@@ -695,10 +711,11 @@ _STATUS = {
 }
 
 
-def _refused_unprocessed(error: ccxt.BaseError) -> bool:
+def _refused_unprocessed(error: ccxt.BaseError, translated: BotError) -> bool:
     """Whether the venue refused the request before processing it (a rate limit, a ban, a
     clock-skew refusal): only then is sending it again safe."""
-    return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce)
+    return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce
+                      ) or isinstance(translated, ClockSkew)  # fmt: skip
 
 
 def _venue_code(text: str) -> str | None:
