@@ -39,7 +39,7 @@ from handlers.delivery import LATE_AFTER, TelegramSink
 from handlers.ordering import ChatOrder, Strangers, TriagedBot
 from handlers.priority import AdminsFirstLimiter
 from handlers.telegram_clock import TRUSTED_SECONDS, TelegramClock
-from handlers.webhook import WebhookIntake, WebhookServer
+from handlers.webhook import WEBHOOK_TIMEOUT_SECONDS, WebhookIntake, WebhookServer
 from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,17 @@ class TelegramFrontend:
         max_command_age: float = MAX_COMMAND_AGE_SECONDS,
         confirm_seconds: float = CONFIRM_SECONDS,
         webhook_check: float = WEBHOOK_CHECK_SECONDS,
+        webhook_timeout: float = WEBHOOK_TIMEOUT_SECONDS,
         retry: Backoff | None = None,
         wall: Clock | None = None,
     ) -> None:
         """Long polling, or with ``webhook`` a local HTTP endpoint that Telegram posts to.
         ``max_command_age``: seconds after which a command no longer changes state by itself;
         ``wall``: real time, for message ages and Confirm expiry (default: the system's);
-        ``webhook_check``: seconds between asking Telegram whether the webhook gets updates."""
+        ``webhook_check``: seconds between asking Telegram whether the webhook gets updates;
+        ``webhook_timeout``: seconds the webhook server waits for a post's headers or body."""
         self._webhook_check = webhook_check
+        self._webhook_timeout = webhook_timeout
         self._hook: WebhookServer | None = None
         self._watching: asyncio.Task[None] | None = None
         self._webhook = webhook
@@ -180,7 +183,8 @@ class TelegramFrontend:
             path = urlsplit(self._webhook.url).path.strip("/") or "telegram"
             intake = WebhookIntake(self.application.bot, self.application.update_queue,
                                    self._webhook_secret, self.strangers.keep)  # fmt: skip
-            self._hook = WebhookServer(intake, self._webhook.listen, self._webhook.port, path)
+            self._hook = WebhookServer(intake, self._webhook.listen, self._webhook.port, path,
+                                       self._webhook_timeout)  # fmt: skip
             self._hook.start()
             # max_connections=1: Telegram posts one update at a time, in update_id order
             await self.application.bot.set_webhook(self._webhook.url,

@@ -5,6 +5,13 @@ look at who sent it, so in webhook mode a stranger's flood cost the loop what tr
 in polling. This endpoint does what PTB's does (JSON only, the secret token checked, 200 for
 an update taken) but asks ``Strangers`` first, on the raw JSON, as getUpdates answers are.
 
+Anyone who can reach the port can post to it. tornado reads a whole body (100 MB by default)
+before a handler sees it, so a post without the secret cost its size in memory before its 403:
+here the headers are judged first (``prepare`` of a streaming handler) and a refused post is
+answered and its connection closed before any of its body is read; a body is kept up to
+``MAX_BODY_BYTES`` (Telegram's updates are a few KB), and a connection that sends nothing for
+``WEBHOOK_TIMEOUT_SECONDS`` (headers or body unfinished, or idle) is closed.
+
 Unlike getUpdates (ordered, and an offset acknowledges), Telegram's webhook re-posts an update
 whose 200 it did not get and may post over parallel connections: the Bot API says update_id
 is there "to ignore repeated updates or to restore the correct update sequence". So a repeated
@@ -30,6 +37,8 @@ from tornado.httpserver import HTTPServer
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  # a name, not a secret
+MAX_BODY_BYTES = 1 << 20  # an update is a few KB; anything bigger is not Telegram's
+WEBHOOK_TIMEOUT_SECONDS = 10.0  # headers, body or an idle keep-alive taking longer: closed
 GAP_WAIT_SECONDS = 1.0  # an update after a missing update_id waits this long for it
 _REMEMBERED = 10_000  # update_ids remembered to drop repeats
 
@@ -90,12 +99,19 @@ class WebhookIntake:
         self._order = InOrder()
         self._waiting: asyncio.TimerHandle | None = None
 
-    async def take(self, content_type: str | None, token: str | None, body: bytes) -> int:
+    def admit(self, content_type: str | None, token: str | None, length: str | None) -> int:
+        """The status a post's headers earn before its body is read: OK to read on."""
         if content_type != "application/json":
             return HTTPStatus.FORBIDDEN
         if self._secret is not None and not hmac.compare_digest(
                 (token or "").encode(), self._secret.encode()):  # fmt: skip
             return HTTPStatus.FORBIDDEN
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+        return HTTPStatus.OK
+
+    async def take(self, body: bytes) -> int:
+        """One admitted post's body: the status to answer."""
         try:
             data = json.loads(body)
         except ValueError:
@@ -125,23 +141,48 @@ class WebhookIntake:
         self._queue.put_nowait(update)  # the application's queue is unbounded
 
 
+@tornado.web.stream_request_body
 class _Post(tornado.web.RequestHandler):
+    """Headers judged before the body is read; the body kept up to ``MAX_BODY_BYTES``."""
+
     def initialize(self, intake: WebhookIntake) -> None:
         self._intake = intake
+        self._body = bytearray()
+
+    def prepare(self) -> None:
+        if self.request.method != "POST":
+            return  # tornado answers 405 (no handler), before any body
+        headers = self.request.headers
+        status = self._intake.admit(headers.get("Content-Type"), headers.get(SECRET_HEADER),
+                                    headers.get("Content-Length"))  # fmt: skip
+        if status != HTTPStatus.OK:
+            self._refuse(status)
+
+    def data_received(self, chunk: bytes) -> None:
+        if len(self._body) + len(chunk) > MAX_BODY_BYTES:  # a chunked body, no length said
+            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return
+        self._body += chunk
 
     async def post(self) -> None:
-        headers = self.request.headers
-        self.set_status(await self._intake.take(headers.get("Content-Type"),
-                                                headers.get(SECRET_HEADER),
-                                                self.request.body))  # fmt: skip
+        if not self._finished:
+            self.set_status(await self._intake.take(bytes(self._body)))
+
+    def _refuse(self, status: int) -> None:
+        """Answered now; tornado closes the connection rather than read the rest."""
+        self.set_status(status)
+        self.finish()
 
 
 class WebhookServer:
     """The HTTP server Telegram posts to (behind a reverse proxy that terminates TLS)."""
 
-    def __init__(self, intake: WebhookIntake, listen: str, port: int, path: str) -> None:
+    def __init__(self, intake: WebhookIntake, listen: str, port: int, path: str,
+                 timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> None:  # fmt: skip
         app = tornado.web.Application([(rf"/{path}/?", _Post, {"intake": intake})])
-        self._server = HTTPServer(app)
+        self._server = HTTPServer(app, idle_connection_timeout=timeout, body_timeout=timeout,
+                                  max_body_size=MAX_BODY_BYTES,
+                                  max_buffer_size=4 * MAX_BODY_BYTES)  # fmt: skip
         self._listen = listen
         self._port = port
 
