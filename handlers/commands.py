@@ -47,6 +47,8 @@ from handlers import dust as dust_command
 from handlers.delivery import plain, send_photo, send_text
 from handlers.holdings import holdings_reply
 from handlers.ordering import Strangers
+from handlers.priority import ADMIN_FIRST
+from handlers.restart import ChatMemory
 from handlers.telegram_clock import TelegramClock
 
 log = logging.getLogger(__name__)
@@ -191,6 +193,7 @@ class Pending:
     chat_id: int
     expires: datetime
     halts: int  # how many /halt had run when it was asked: a later /halt voids a resume
+    message_id: int | None = None  # the prompt's, once it was sent
 
 
 class ChatCommands:
@@ -207,8 +210,10 @@ class ChatCommands:
         max_age: float = MAX_COMMAND_AGE_SECONDS,
         confirm_seconds: float = CONFIRM_SECONDS,
         wall: Clock | None = None,
+        memory: ChatMemory | None = None,
     ) -> None:
-        """``arrival``: when an update arrived (a command's age is judged then, not after it
+        """``memory``: where open prompts are kept across a restart;
+        ``arrival``: when an update arrived (a command's age is judged then, not after it
         waited in its chat's line); ``telegram``: Telegram's clock, which message dates are
         in (the host's may be off); ``max_age``: seconds after which a command no longer
         changes anything by itself; ``confirm_seconds``: how long a Confirm button works;
@@ -225,6 +230,7 @@ class ChatCommands:
         self._wall = wall or SystemClock()
         self._telegram = telegram or TelegramClock(self._wall)
         self._pending: dict[str, Pending] = {}
+        self._memory = memory
         self._actions = Actions(cockpit)
         self._research: set[asyncio.Task[None]] = set()
         self._halts = 0
@@ -237,6 +243,37 @@ class ChatCommands:
         application.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^(ok|no):"))
         application.add_handler(MessageHandler(filters.COMMAND & fresh, self._unknown))
         application.add_error_handler(_log_error)
+
+    async def expire_open(self, bot: Bot) -> None:
+        """At a stop: every open prompt says it expired, its buttons gone (bound it: the ones
+        not edited stay kept, for the next start)."""
+        opened = [(token, pending) for token, pending in self._pending.items()
+                  if pending.message_id is not None]  # fmt: skip
+        for token, _ in opened:
+            del self._pending[token]
+        await asyncio.gather(*(self._say_expired(bot, token, pending.chat_id,
+                                                 pending.message_id, pending.command)
+                               for token, pending in opened if pending.message_id))  # fmt: skip
+
+    async def expire_left(self, bot: Bot) -> None:
+        """At a start: the prompts a crash left open say they expired."""
+        if self._memory is None:
+            return
+        left = await self._memory.left_open()
+        await asyncio.gather(*(self._say_expired(bot, None, chat_id, message_id, command)
+                               for chat_id, message_id, command in left))  # fmt: skip
+        await self._memory.closed()
+
+    async def _say_expired(self, bot: Bot, token: str | None, chat_id: int, message_id: int,
+                           command: str) -> None:  # fmt: skip
+        """The prompt says it expired; the edit goes first in a group's minute (a handful at
+        a stop or start, and a live-looking button is worse than a late viewer's reply)."""
+        ADMIN_FIRST.set(True)  # this task's own context
+        with contextlib.suppress(TelegramError):  # the prompt was deleted: nothing to show
+            await bot.edit_message_text(f"Expired: send /{command} again.", chat_id=chat_id,
+                                        message_id=message_id)  # fmt: skip
+        if token is not None and self._memory is not None:
+            await self._memory.closed(token)
 
     def abandon_research(self) -> None:
         """At shutdown: running backtests and sweeps are cancelled, not waited for."""
@@ -409,6 +446,9 @@ class ChatCommands:
             # slow answer cannot stretch it)
             shown = self._telegram.host_time(sent[-1].date)
             pending.expires = min(max(shown, asked_at), self._wall.now()) + window
+            pending.message_id = sent[-1].message_id
+            if self._memory is not None:
+                await self._memory.opened(token, chat_id, sent[-1].message_id, name)
         self._beside(self._expire(bot, token, sent[-1]), "expiry")
 
     async def _expire(self, bot: Bot, token: str, prompt: Message) -> None:
@@ -418,10 +458,7 @@ class ChatCommands:
         pending = self._pending.pop(token, None)
         if pending is None:  # pressed in time
             return
-        with contextlib.suppress(TelegramError):  # the prompt was deleted: nothing to show
-            await bot.edit_message_text(f"Expired: send /{pending.command} again.",
-                                        chat_id=prompt.chat_id,
-                                        message_id=prompt.message_id)  # fmt: skip
+        await self._say_expired(bot, token, prompt.chat_id, prompt.message_id, pending.command)
 
     async def _preview(self, name: str, arguments: list[str]) -> str:
         if name == "dust":
@@ -447,6 +484,8 @@ class ChatCommands:
             await _answer_button(query, "This button is not yours or no longer valid.")
             return
         del self._pending[token]
+        if self._memory is not None:
+            await self._memory.closed(token)
         if self._arrived(update) > pending.expires:
             text, result = f"Expired: send /{pending.command} again.", "expired"
         elif choice == "no":

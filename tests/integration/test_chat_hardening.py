@@ -11,8 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from bot.config import WebhookSettings
-from tests.chat_rig import ADMIN, chat_stack
+from handlers.commands import ChatCommands
+from handlers.restart import ChatMemory
+from tests.chat_rig import ADMIN, VIEWER, chat_stack
+from tests.telegram_emulator import TelegramEmulator
+
+GROUP = -500
 
 
 def _hook() -> WebhookSettings:
@@ -121,3 +128,148 @@ async def test_connections_that_never_finish_their_headers_are_closed(tmp_path: 
         for _, writer in held:
             writer.close()
         assert "Equity" in await chat.ask(ADMIN, "/status")
+
+
+async def test_a_429_in_one_private_chat_holds_up_only_that_chat(tmp_path: Path) -> None:
+    """Review F14: PTB's limiter answers any 429 by pausing every request: a viewer's chat
+    under a 30 s retry_after held the admin's /flatten prompt in their own chat 30 s."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.limit_chat(VIEWER, 1, 30)
+        chat.emulator.say(VIEWER, "/status")
+        for _ in range(100):  # until the viewer's reply meets Telegram's 429
+            if chat.emulator.throttled:
+                break
+            await asyncio.sleep(0.02)
+        assert chat.emulator.throttled == 1
+        started = time.perf_counter()
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/flatten")
+        question = await chat.emulator.reply(ADMIN, after=before, within=5.0)
+        assert "Confirm within" in question.text
+        assert time.perf_counter() - started < 1.0
+        assert chat.emulator.to(VIEWER) == []  # the viewer's chat waits its 30 s
+
+
+def _crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process dies without a clean stop: nothing is kept, nothing is edited at the end."""
+
+    async def nothing(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(ChatMemory, "end", nothing)
+    monkeypatch.setattr(ChatCommands, "expire_open", nothing)
+
+
+async def test_after_a_crash_a_group_s_minute_counts_as_full_for_all_but_admins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F14: after a restart our count of a group's minute is empty while Telegram's
+    is not: a viewer's reply right after the restart met 429. After a crash the last
+    life's sends are unknown: others' group sends wait the minute out; admins' go."""
+    emulator = TelegramEmulator()
+    with monkeypatch.context() as crash:
+        _crash(crash)
+        async with chat_stack(tmp_path, emulator=emulator):
+            pass
+    emulator._group_sends[GROUP] = [time.monotonic() - 25] * 20  # noqa: SLF001  # Telegram's
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        chat.emulator.say(VIEWER, "/status", chat_id=GROUP)
+        await chat.emulator.quiet(1.5)
+        assert chat.emulator.throttled == 0
+        assert chat.emulator.to(GROUP) == []  # held for the minute, not refused
+        assert "Equity" in await chat.ask(ADMIN, "/status")
+
+
+async def test_a_clean_stop_keeps_the_groups_minutes_for_the_next_start(tmp_path: Path) -> None:
+    """Review F14: 16 viewers' replies in a group (all of the minute others may use), a
+    restart: the next viewer's reply waits the minute out instead of meeting a 429."""
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        for _ in range(16):
+            chat.emulator.say(VIEWER, "/pairs", chat_id=GROUP)
+        for _ in range(200):
+            if len(chat.emulator.to(GROUP)) == 16:
+                break
+            await asyncio.sleep(0.05)
+        assert len(chat.emulator.to(GROUP)) == 16
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        for _ in range(5):
+            chat.emulator.say(VIEWER, "/pairs", chat_id=GROUP)
+        await chat.emulator.quiet(1.5)
+        assert chat.emulator.throttled == 0
+        assert len(chat.emulator.to(GROUP)) == 16
+
+
+async def test_a_stop_expires_the_open_prompts(tmp_path: Path) -> None:
+    """Review F19: a restart left every open Confirm prompt with live-looking buttons."""
+    async with chat_stack(tmp_path) as chat:
+        question = await chat.sent_back(ADMIN, "/flatten")
+        assert question.reply_markup is not None
+        await chat.frontend.stop()
+        assert question.text == "Expired: send /flatten again."
+        assert question.reply_markup is None
+
+
+async def test_a_start_after_a_crash_expires_the_prompts_it_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F19: after a crash the open prompts are known from SQLite, and expired."""
+    emulator = TelegramEmulator()
+    with monkeypatch.context() as crash:
+        _crash(crash)
+        async with chat_stack(tmp_path, emulator=emulator) as chat:
+            question = await chat.sent_back(ADMIN, "/flatten")
+            group = await chat.sent_back(ADMIN, "/halt", chat_id=GROUP)
+            resume = await chat.sent_back(ADMIN, "/resume_trading", chat_id=GROUP)
+    assert question.reply_markup is not None
+    assert resume.reply_markup is not None
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        for _ in range(100):
+            if question.reply_markup is None and resume.reply_markup is None:
+                break
+            await asyncio.sleep(0.05)
+        assert question.text == "Expired: send /flatten again."
+        assert resume.text == "Expired: send /resume_trading again."
+        assert "halted" in group.text  # not a prompt: untouched
+        assert await chat.frontend_cockpit.chat_kept("chat.prompts") == {}
+
+
+def _self_hosted_on_a_fast_host(emulator: TelegramEmulator) -> None:
+    """A self-hosted Bot API server (tdlib's telegram-bot-api writes no Date header; aiohttp
+    always writes one, so it is empty here), on a host whose clock is 90 s fast."""
+    emulator.date_header = lambda now: ""
+    emulator.clock_ahead = -90.0
+
+
+async def test_without_a_date_header_ages_are_judged_by_telegram_s_own_dates(
+    tmp_path: Path,
+) -> None:
+    """Review F18: with no Date header the offset stayed 0: a host 90 s fast turned a fresh
+    /halt into a Confirm saying "sent 1 min ago". Telegram's dates of new updates (a poll
+    that waited) and of the bot's own messages read its clock instead; /health says so."""
+    async with chat_stack(tmp_path, before_start=_self_hosted_on_a_fast_host) as chat:
+        await asyncio.sleep(0.8)  # the bot is polling: the admin's /halt comes during a poll
+        reply = await chat.ask(ADMIN, "/halt")
+        assert "Trading halted" in reply, reply
+        assert await chat.trading.engine.guard.halted()
+        assert abs(chat.frontend.telegram_clock.offset + 90) < 2
+        health = await chat.ask(ADMIN, "/health")
+        assert "command ages judged by: Telegram's clock, read from Telegram's own" in health
+        (skew,) = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
+        assert "ahead of Telegram's" in skew.text
+
+
+async def test_without_a_date_header_a_command_queued_while_down_is_still_old(
+    tmp_path: Path,
+) -> None:
+    """Review F18: the updates waiting at start-up are no reading of Telegram's clock (a poll
+    answered at once): an hour-old /stoppair still changes nothing by itself."""
+
+    def queued(emulator: TelegramEmulator) -> None:
+        _self_hosted_on_a_fast_host(emulator)
+        emulator.say(ADMIN, "/stoppair BTCUSDT", ago=3600)
+
+    async with chat_stack(tmp_path, before_start=queued) as chat:
+        reply = await chat.emulator.reply(ADMIN)
+        assert "it was not run then" in reply.text, reply.text
+        assert "BTC/USDT" in [run.pair for run in chat.trading.service.runs()]
