@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import WebhookSettings
+from bot.health import check_chat
 from handlers.commands import ChatCommands
 from handlers.restart import ChatMemory
+from storage.state import SqliteStateRepository
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
 from tests.telegram_emulator import TelegramEmulator
 
@@ -255,6 +257,8 @@ async def test_without_a_date_header_ages_are_judged_by_telegram_s_own_dates(
         assert abs(chat.frontend.telegram_clock.offset + 90) < 2
         health = await chat.ask(ADMIN, "/health")
         assert "command ages judged by: Telegram's clock, read from Telegram's own" in health
+        chat_check = await check_chat(SqliteStateRepository(chat.db))  # `pairpilot health`
+        assert "ages judged by Telegram's clock, read from Telegram's own" in chat_check.detail
         (skew,) = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
         assert "ahead of Telegram's" in skew.text
 
