@@ -15,7 +15,10 @@ answered and its connection closed before any of its body is read; a body is kep
 Unlike getUpdates (ordered, and an offset acknowledges), Telegram's webhook re-posts an update
 whose 200 it did not get and may post over parallel connections: the Bot API says update_id
 is there "to ignore repeated updates or to restore the correct update sequence". So a repeated
-update_id is dropped, and an update after a gap waits briefly for the missing ones.
+update_id is dropped, and an update after a gap waits briefly for the missing ones. The first
+update after a start has no predecessor to judge by: it waits ``FIRST_WAIT_SECONDS`` for a
+lower one (setWebhook's max_connections=1 makes Telegram post one at a time, in order, so this
+is for its retries and a proxy's).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  # a name, not a
 MAX_BODY_BYTES = 1 << 20  # an update is a few KB; anything bigger is not Telegram's
 WEBHOOK_TIMEOUT_SECONDS = 10.0  # headers, body or an idle keep-alive taking longer: closed
 GAP_WAIT_SECONDS = 1.0  # an update after a missing update_id waits this long for it
+FIRST_WAIT_SECONDS = 0.25  # the first update after a start waits this long for a lower one
 _REMEMBERED = 10_000  # update_ids remembered to drop repeats
 
 
@@ -61,11 +65,11 @@ class InOrder:
         self._order.append(update_id)
         if len(self._order) > _REMEMBERED:
             self._seen.discard(self._order.popleft())
-        if self._next is not None and update_id > self._next:
+        if self._next is None or update_id > self._next:  # the first, or one after a gap
             self._held[update_id] = update
             return []
-        ready = [update]  # the next one, the first, or a late one whose wait was given up
-        if self._next is None or update_id == self._next:
+        ready = [update]  # the next one, or a late one whose wait was given up
+        if update_id == self._next:
             self._next = update_id + 1
             while self._next in self._held:
                 ready.append(self._held.pop(self._next))
@@ -83,19 +87,25 @@ class InOrder:
     def holding(self) -> bool:
         return bool(self._held)
 
+    @property
+    def started(self) -> bool:
+        """Whether an update was handled yet (the order is known from then on)."""
+        return self._next is not None
+
 
 class WebhookIntake:
     """Takes one posted update: the HTTP status to answer; a kept update is parsed and put
     on ``queue`` (the application's update queue)."""
 
     def __init__(self, bot: ExtBot[Any], queue: asyncio.Queue[object], secret: str | None,
-                 keep: Callable[[dict[str, Any]], bool],
-                 gap_wait: float = GAP_WAIT_SECONDS) -> None:  # fmt: skip
+                 keep: Callable[[dict[str, Any]], bool], gap_wait: float = GAP_WAIT_SECONDS,
+                 first_wait: float = FIRST_WAIT_SECONDS) -> None:  # fmt: skip
         self._bot = bot
         self._queue = queue
         self._secret = secret
         self._keep = keep
         self._gap_wait = gap_wait
+        self._first_wait = first_wait
         self._order = InOrder()
         self._waiting: asyncio.TimerHandle | None = None
 
@@ -121,7 +131,8 @@ class WebhookIntake:
         for ready in self._order.take(data):
             self._pass(ready)
         if self._order.holding and self._waiting is None:
-            self._waiting = asyncio.get_running_loop().call_later(self._gap_wait, self._release)
+            wait = self._gap_wait if self._order.started else self._first_wait
+            self._waiting = asyncio.get_running_loop().call_later(wait, self._release)
         return HTTPStatus.OK
 
     def _release(self) -> None:

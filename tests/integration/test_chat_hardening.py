@@ -19,7 +19,7 @@ from handlers.commands import ChatCommands
 from handlers.restart import ChatMemory
 from storage.state import SqliteStateRepository
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
-from tests.telegram_emulator import TelegramEmulator
+from tests.telegram_emulator import TelegramEmulator, post_update
 
 GROUP = -500
 
@@ -277,3 +277,34 @@ async def test_without_a_date_header_a_command_queued_while_down_is_still_old(
         reply = await chat.emulator.reply(ADMIN)
         assert "it was not run then" in reply.text, reply.text
         assert "BTC/USDT" in [run.pair for run in chat.trading.service.runs()]
+
+
+def _command(update_id: int, text: str, date: float) -> dict[str, object]:
+    """A raw update as Telegram posts it: the admin's command in their private chat."""
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": int(date), "text": text,
+        "chat": {"id": ADMIN, "type": "private"},
+        "from": {"id": ADMIN, "is_bot": False, "first_name": "a"},
+        "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+    }}  # fmt: skip
+
+
+async def test_the_first_webhook_updates_after_a_start_keep_their_order(tmp_path: Path) -> None:
+    """Review F13: the intake learnt the next update_id from the first post, so when the
+    first two after a start came out of order (parallel connections, a retry) the later
+    one ran first: /stoppair, then /startpair, ETH left running."""
+    hook = _hook()
+    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
+        now = chat.emulator.now()
+        start = _command(9001, "/startpair ETHUSDT share=0.2", now)
+        stop = _command(9002, "/stoppair ETHUSDT", now)
+        assert await post_update(hook.url, "s3cret", stop) == 200  # 9002 lands first
+        assert await post_update(hook.url, "s3cret", start) == 200
+        await chat.emulator.reply(ADMIN, after=1)
+        texts = [m.text for m in chat.emulator.to(ADMIN)]
+        assert texts[0].startswith("Started ETH/USDT"), texts
+        assert texts[1].startswith("Stopped"), texts
+        assert "ETH/USDT" not in [run.pair for run in chat.trading.service.runs()]
+        started = time.perf_counter()  # from then on, in order: handled at once
+        assert "Equity" in (await chat.sent_back(ADMIN, "/status")).text
+        assert time.perf_counter() - started < 0.5
