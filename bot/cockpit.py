@@ -594,6 +594,12 @@ class Cockpit:
         await self._audit.add(actor=actor, command=command, arguments=list(arguments),
                               result=result[:300], now=self._clock.now())  # fmt: skip
 
+    async def record_many(self, entries: Sequence[tuple[str, str, Sequence[str], str]]) -> None:
+        """Several (actor, command, arguments, result) audit lines in one commit."""
+        await self._audit.add_many([(actor, command, arguments, result[:300])
+                                    for actor, command, arguments, result in entries],
+                                   self._clock.now())  # fmt: skip
+
     def _price(self, pair: str, value: float) -> str:
         return price_text(value, self.venue.price_decimals(pair))
 

@@ -53,6 +53,8 @@ from handlers.telegram_clock import TelegramClock
 
 log = logging.getLogger(__name__)
 
+REFUSALS_EVERY = 0.2  # seconds strangers' refusals gather before one commit audits them
+
 ROLES = ("viewer", "trader", "admin")
 CONFIRM_SECONDS = 30
 MAX_COMMAND_AGE_SECONDS = 60.0  # older: a read says how old, a change asks to confirm again
@@ -231,6 +233,8 @@ class ChatCommands:
         self._telegram = telegram or TelegramClock(self._wall)
         self._pending: dict[str, Pending] = {}
         self._memory = memory
+        self._refusals: list[tuple[str, str]] = []  # strangers' (actor, command), to audit
+        self._auditing: asyncio.Task[None] | None = None
         self._actions = Actions(cockpit)
         self._research: set[asyncio.Task[None]] = set()
         self._halts = 0
@@ -274,6 +278,21 @@ class ChatCommands:
                                         message_id=message_id)  # fmt: skip
         if token is not None and self._memory is not None:
             await self._memory.closed(token)
+
+    async def _audit_refusals(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self._auditing = None
+        refusals, self._refusals = self._refusals, []
+        await self._cockpit.record_many([(actor, name, [], "refused: not in the config")
+                                         for actor, name in refusals])  # fmt: skip
+
+    async def audit_refusals(self) -> None:
+        """At a stop: the strangers' refusals not yet audited are, now."""
+        if self._auditing is not None:
+            self._auditing.cancel()
+            self._auditing = None
+        if self._refusals:
+            await self._audit_refusals(0)
 
     def abandon_research(self) -> None:
         """At shutdown: running backtests and sweeps are cancelled, not waited for."""
@@ -361,11 +380,18 @@ class ChatCommands:
 
     async def _answer(self, bot: Bot, chat_id: int, name: str, arguments: list[str], actor: str,
                       age: float | None) -> None:  # fmt: skip
-        """Run a command and send its reply; ``age``: how old a stale read is."""
+        """Run a command and send its reply; ``age``: how old a stale read is. The audit line
+        (reads stay out) is written while the reply goes out: the user does not wait for its
+        commit (the change itself is committed before the reply says so)."""
         status = StatusMessage(bot, chat_id)
         reply, result = await self._act(name, arguments, actor, status.show)
+        work = [self._reply(bot, chat_id, status, reply, age)]
         if changes_state(name, arguments) or not result.startswith("ok"):
-            await self._cockpit.record(actor, name, arguments, result)  # reads stay out
+            work.append(self._cockpit.record(actor, name, arguments, result))
+        await asyncio.gather(*work)
+
+    async def _reply(self, bot: Bot, chat_id: int, status: StatusMessage, reply: str | Photo,
+                     age: float | None) -> None:  # fmt: skip
         asked = f"(asked {ago(age)}) " if age is not None else ""
         if isinstance(reply, Photo):
             await send_photo(bot, chat_id, reply.png, asked + reply.caption)
@@ -513,9 +539,13 @@ class ChatCommands:
             await send_text(update.get_bot(), pending.chat_id, text)
 
     async def _stranger(self, user_id: int, username: str | None, name: str) -> None:
-        """Audited and logged; the admins get a summary at most once an hour."""
+        """Logged, and audited with the other strangers' refusals in one commit a moment
+        later (a commit per stranger made a known user's /halt wait behind them for the
+        database); the admins get a summary at most once an hour."""
         log.warning("unauthorised user %s (@%s) tried /%s", user_id, username, name)
-        await self._cockpit.record(str(user_id), name, [], "refused: not in the config")
+        self._refusals.append((str(user_id), name))
+        if self._auditing is None:
+            self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_EVERY))
         notice = self._strangers.notice(self._wall.now(),
                                         f"{user_id} (@{username or '-'}) /{name}")  # fmt: skip
         if notice is not None:

@@ -361,6 +361,7 @@ class TelegramFrontend:
             finally:
                 dropping.cancel()
         await self.application.shutdown()
+        await self._commands.audit_refusals()
         await self._memory.end(self._limiter.group_sends())
         self.running.clear()
 

@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,9 @@ from bot.config import WebhookSettings
 from bot.health import check_chat
 from handlers.commands import ChatCommands
 from handlers.restart import ChatMemory
+from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
-from tests.chat_rig import ADMIN, VIEWER, chat_stack
+from tests.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
 from tests.telegram_emulator import TelegramEmulator, post_update
 
 GROUP = -500
@@ -308,3 +310,37 @@ async def test_the_first_webhook_updates_after_a_start_keep_their_order(tmp_path
         started = time.perf_counter()  # from then on, in order: handled at once
         assert "Equity" in (await chat.sent_back(ADMIN, "/status")).text
         assert time.perf_counter() - started < 0.5
+
+
+async def test_a_halt_never_waits_for_audit_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20's flood bench (``--groups``): the admin's /halt waited for a commit of each
+    admitted stranger's refusal, then for its own audit line, before its reply went out. On
+    a slow disk (each audit commit 0.5 s here) that is seconds; strangers' refusals are now
+    audited together a moment later, and the /halt's own line beside its reply."""
+    real_add, real_many = SqliteAuditRepository.add, SqliteAuditRepository.add_many
+
+    async def slow_add(self: SqliteAuditRepository, **entry: Any) -> int:
+        async with self._db.transaction():  # noqa: SLF001  # the commit holds the database
+            await asyncio.sleep(0.5)
+            return await real_add(self, **entry)
+
+    async def slow_many(self: SqliteAuditRepository, *args: Any) -> None:
+        async with self._db.transaction():  # noqa: SLF001
+            await asyncio.sleep(0.5)
+            await real_many(self, *args)
+
+    monkeypatch.setattr(SqliteAuditRepository, "add", slow_add)
+    monkeypatch.setattr(SqliteAuditRepository, "add_many", slow_many)
+    async with chat_stack(tmp_path) as chat:
+        for index in range(4):  # as many strangers as are served at once
+            chat.emulator.say(STRANGER + index, "/whoami", chat_id=GROUP - index)
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        assert "Trading halted" in await chat.ask(ADMIN, "/halt")
+        assert time.perf_counter() - started < 1.0
+        await chat.emulator.quiet(1.5)
+        entries = {(e.actor, e.command, e.result) for e in await chat.audit.latest(20)}
+        assert (str(STRANGER + 3), "whoami", "refused: not in the config") in entries
+        assert any(e[:2] == (str(ADMIN), "halt") for e in entries)
