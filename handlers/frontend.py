@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
+import sys
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,6 +100,7 @@ class TelegramFrontend:
         ``wall``: real time, for message ages and Confirm expiry (default: the system's);
         ``webhook_check``: seconds between asking Telegram whether the webhook gets updates;
         ``webhook_timeout``: seconds the webhook server waits for a post's headers or body."""
+        _cache_the_missing_sniffio()
         self._webhook_check = webhook_check
         self._webhook_timeout = webhook_timeout
         self._hook: WebhookServer | None = None
@@ -364,6 +367,15 @@ class TelegramFrontend:
         await self._commands.audit_refusals()
         await self._memory.end(self._limiter.group_sends())
         self.running.clear()
+
+
+def _cache_the_missing_sniffio() -> None:
+    """httpcore tries ``import sniffio`` for every lock it makes (a few per Bot API call) and
+    takes asyncio when it is missing; a failed import is not cached, so each try scanned
+    sys.path on the disk (tens of ms per command under load). The miss is cached: None in
+    sys.modules makes the import fail at once."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 def webhook_problem(info: WebhookInfo, url: str, last_arrival: datetime | None) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.abc
 import socket
 import sys
 import time
@@ -344,3 +345,29 @@ async def test_a_halt_never_waits_for_audit_commits(
         entries = {(e.actor, e.command, e.result) for e in await chat.audit.latest(20)}
         assert (str(STRANGER + 3), "whoami", "refused: not in the config") in entries
         assert any(e[:2] == (str(ADMIN), "halt") for e in entries)
+
+
+class _Lookups(importlib.abc.MetaPathFinder):
+    """Counts module look-ups (each a scan of sys.path on the disk when it fails)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        self.names.append(fullname)
+
+
+async def test_a_round_trip_looks_up_no_module(tmp_path: Path) -> None:
+    """Issue 20's flood bench: httpcore tries ``import sniffio`` for every lock it makes (a
+    few per request); sniffio is not installed, and a failed import is not cached, so each
+    try scanned sys.path on the disk: tens of ms a round under load."""
+    async with chat_stack(tmp_path) as chat:
+        assert "Equity" in await chat.ask(ADMIN, "/status")  # everything imported once
+        lookups = _Lookups()
+        sys.meta_path.insert(0, lookups)
+        try:
+            assert "Equity" in await chat.ask(ADMIN, "/status")
+            assert "halted" in await chat.ask(ADMIN, "/halt")
+        finally:
+            sys.meta_path.remove(lookups)
+        assert lookups.names == []
