@@ -263,12 +263,11 @@ class ChatCommands:
         """At a start: the prompts a crash left open say they expired."""
         if self._memory is None:
             return
-        left = await self._memory.left_open()
-        await asyncio.gather(*(self._say_expired(bot, None, chat_id, message_id, command)
-                               for chat_id, message_id, command in left))  # fmt: skip
-        await self._memory.closed()
+        await asyncio.gather(*(self._say_expired(bot, token, chat_id, message_id, command)
+                               for token, chat_id, message_id, command
+                               in self._memory.left_open()))  # fmt: skip
 
-    async def _say_expired(self, bot: Bot, token: str | None, chat_id: int, message_id: int,
+    async def _say_expired(self, bot: Bot, token: str, chat_id: int, message_id: int,
                            command: str) -> None:  # fmt: skip
         """The prompt says it expired; the edit goes first in a group's minute (a handful at
         a stop or start, and a live-looking button is worse than a late viewer's reply)."""
@@ -276,7 +275,7 @@ class ChatCommands:
         with contextlib.suppress(TelegramError):  # the prompt was deleted: nothing to show
             await bot.edit_message_text(f"Expired: send /{command} again.", chat_id=chat_id,
                                         message_id=message_id)  # fmt: skip
-        if token is not None and self._memory is not None:
+        if self._memory is not None:
             await self._memory.closed(token)
 
     async def _audit_refusals(self, wait: float) -> None:
