@@ -343,9 +343,6 @@ class TelegramFrontend:
             return
         self._order.abandon_strangers()
         self._commands.abandon_research()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._commands.expire_open(self.application.bot),
-                                   PROMPTS_BOUND)  # fmt: skip
         for task in (self._repolling, self._watching):
             if task is not None and not task.done():
                 task.cancel()
@@ -363,6 +360,9 @@ class TelegramFrontend:
                 await self.application.stop()
             finally:
                 dropping.cancel()
+        with contextlib.suppress(TimeoutError):  # after the handlers: every prompt is sent
+            await asyncio.wait_for(self._commands.expire_open(self.application.bot),
+                                   PROMPTS_BOUND)  # fmt: skip
         await self.application.shutdown()
         await self._commands.audit_refusals()
         await self._memory.end(self._limiter.group_sends())

@@ -91,19 +91,21 @@ async def _upload(port: int, count: int, size: int, secret: str) -> tuple[float,
 
 async def test_big_bodies_are_refused_before_they_are_read(tmp_path: Path) -> None:
     """Review F16: tornado read the whole body (up to 100 MB) before the secret was checked:
-    8 posts of 90 MB without it took the bot from 185 to 1,083 MiB. Refused at the headers
-    now: without the secret 403, with it but too big 413, at once, the body never kept."""
+    8 posts of 90 MB without it took the bot from 185 to 1,083 MiB (6 here: +1,080 MiB).
+    Refused at the headers now: without the secret 403, with it but too big 413, at once,
+    the body never kept (about 0.1 MiB grown on a quiet machine; the bound allows for a
+    loaded one's other allocations)."""
     hook = _hook()
     async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
         grown, answers = await _upload(hook.port, 6, 90 << 20, "-")
-        assert grown < 16, f"the bot's RSS grew {grown:.0f} MiB; answers {answers}"
+        assert grown < 32, f"the bot's RSS grew {grown:.0f} MiB; answers {answers}"
         assert len(answers) == 6
         for answer in answers:
             waited, status = answer.split("|", 1)
             assert status.startswith("HTTP/1.1 403"), answers
-            assert float(waited) < 1.0, answers
+            assert float(waited) < 1.5, answers  # before: no answer within 2 s
         grown, answers = await _upload(hook.port, 3, 90 << 20, "s3cret")
-        assert grown < 16, f"the bot's RSS grew {grown:.0f} MiB; answers {answers}"
+        assert grown < 32, f"the bot's RSS grew {grown:.0f} MiB; answers {answers}"
         assert all(a.split("|", 1)[1].startswith("HTTP/1.1 413") for a in answers), answers
         assert "halted" in await chat.ask(ADMIN, "/halt")  # Telegram's own posts still work
 
