@@ -43,6 +43,9 @@ class BacktestSetup:
     # The venue holds stop orders, as Binance, Bybit, OKX and Kraken do live: stops fill at
     # their level inside the candle. Off: checked per candle and sold at the next open (paper).
     resting_stops: bool = False
+    # A buy's fee is taken from the coins bought (Binance's default, OKX and Bybit spot): the
+    # entry spends its budget on coins, held net of the fee (``KernelCosts.fee_in_coin``).
+    fee_in_coin: bool = False
     # Candles before this one only warm the indicators up: no signal acts on them, and the
     # metrics (buy and hold included) start here. A walk-forward window's preceding candles.
     trade_from: int = 0
@@ -106,7 +109,9 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             local_days(close_ms, setup.timezone),
             step_ms,
         ),  # fmt: skip
-        KernelCosts(setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits),
+        KernelCosts(
+            setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits, setup.fee_in_coin
+        ),
         KernelExits(
             policy.stop_loss,
             policy.take_profit,
