@@ -53,7 +53,7 @@ class BacktestSetup:
     @property
     def terms(self) -> AccountTerms:
         return AccountTerms(self.balance, self.fee_rate, self.slippage, self.timezone,
-                            self.resting_stops)  # fmt: skip
+                            self.resting_stops, self.fee_in_coin)  # fmt: skip
 
 
 def setup_for(
@@ -63,7 +63,7 @@ def setup_for(
     return BacktestSetup(pair=pair, timeframe=timeframe, balance=terms.balance,
                          fee_rate=terms.fee_rate, slippage=terms.slippage, limits=limits,
                          timezone=terms.timezone, resting_stops=terms.resting_stops,
-                         trade_from=trade_from)  # fmt: skip
+                         fee_in_coin=terms.fee_in_coin, trade_from=trade_from)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

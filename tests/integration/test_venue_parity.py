@@ -38,8 +38,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.backtest import BacktestSetup, run_backtest
+from bot.account_terms import AccountTerms, account_terms
+from bot.backtest import BacktestSetup, run_backtest, setup_for
 from bot.clock import FakeClock
+from bot.config import Settings
 from bot.domain import RiskLimits, Trade
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
@@ -321,3 +323,21 @@ async def test_a_pair_younger_than_the_history_window_gets_its_candles_on_each_v
             await exchange.close()
     assert len(candles) == 100
     assert candles["timestamp"].tolist() == btc_candles["timestamp"].iloc[:100].tolist()
+
+
+def test_a_live_accounts_backtest_takes_buy_fees_from_the_coins_where_its_venue_does(
+    tmp_path: Path,
+) -> None:
+    """`backtest --config`, /backtest and /sweep simulate the account the bot trades: live on
+    Binance, OKX or Bybit a buy's fee comes out of the coins bought (the parity above), on
+    Kraken and Coinbase and on the paper account it is paid in the quote."""
+
+    def terms(mode: str, exchange: str) -> AccountTerms:
+        return account_terms(Settings.model_validate(
+            {"data_dir": tmp_path, "mode": mode, "exchange": {"name": exchange}}))  # fmt: skip
+
+    assert all(terms("live", name).fee_in_coin for name in ("binance", "okx", "bybit"))
+    assert not any(terms("live", name).fee_in_coin for name in ("kraken", "coinbase"))
+    assert not terms("paper", "binance").fee_in_coin
+    assert setup_for(PAIR, "1h", terms("live", "okx"), RiskLimits()).fee_in_coin
+    assert setup_for(PAIR, "1h", terms("live", "okx"), RiskLimits()).terms == terms("live", "okx")
