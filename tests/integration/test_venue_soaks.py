@@ -1,6 +1,5 @@
 """The short fault soak on each venue profile, with the fake as awkward as the real venues:
-every order filled in several trades and fees taken in the coin bought (and, in the fault
-soak, a market that walks each candle: resting stops fire inside it)."""
+every order filled in several trades and fees taken in the coin bought."""
 
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ async def test_the_fault_soak_keeps_the_books_equal_to_each_venue(
     tmp_path: Path, btc_candles: pd.DataFrame, venue: str
 ) -> None:
     report = await run_fault_soak(tmp_path, btc_candles, ticks=250, rate=0.2, seed=11,
-                                  venue=venue, split=(0.4, 0.6), fee_asset="received",
-                                  walks=True)  # fmt: skip
+                                  venue=venue, split=(0.4, 0.6), fee_asset="received")  # fmt: skip
     print(report)
     assert report.problems == []
     assert report.faults >= 0.15 * report.requests
