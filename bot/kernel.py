@@ -31,7 +31,8 @@ Every fill is stamped with when the engine acts on the candle being processed: t
 candle's open (its close, for the last candle), which is later than the close after a gap in
 the data. A position still open at the end is reported as an open trade, marked at the last
 close with the costs of selling it there. The parity tests hold this to the live engine, trade
-for trade, on real data for every built-in strategy.
+for trade, on real data for every built-in strategy: on the paper account, and live on each
+venue's exchange fake (tests/integration/test_venue_parity.py).
 """
 
 from __future__ import annotations
