@@ -149,13 +149,14 @@ class _Errors(logging.Handler):
 async def run_fault_soak(
     tmp_path: Path, candles: pd.DataFrame, *, ticks: int, rate: float = 0.2, seed: int = 1,
     venue: str = "binance", split: tuple[float, ...] = (1.0,), fee_asset: str = "quote",
+    walks: bool = False,
 ) -> SoakReport:  # fmt: skip
     """``ticks`` hourly ticks of EMA 3/7 (it trades often) with a stop-loss on BTC/USDT,
     ``rate`` of the calls failing; returns what was injected and every invariant's result.
     ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
-    order and fee currency (see ``FakeBinance``)."""
+    order and fee currency, ``walks``: its market walks each candle (see ``FakeBinance``)."""
     fake = funded_fake(candles, venue)
-    fake.split, fake.fee_asset = split, fee_asset
+    fake.split, fake.fee_asset, fake.walks = split, fee_asset, walks
     chaos = Chaos(rate, random.Random(seed), VENUES[venue])
     fake.chaos = chaos
     start = from_ms(int(candles["timestamp"].iloc[0])) + timedelta(days=10, seconds=5)
