@@ -2,7 +2,8 @@
 at least 200 times, restarting it after each kill and checking every invariant.
 
     .venv/bin/python bench/crash_soak.py [--kills 200] [--seed 1]
-        [--venue binance|okx|bybit|kraken] [--split 0.4,0.6] [--fee-asset quote|received|BNB]
+        [--venue binance|okx|bybit|coinbase|kraken] [--split 0.4,0.6]
+        [--fee-asset quote|received|BNB]
         [--dwell 0.1,1.5]
 
 See tests/crash_soak.py for what is checked; the suite runs the same soak with 5 kills.

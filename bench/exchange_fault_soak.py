@@ -3,7 +3,8 @@ calls failing across every class (timeouts, 429/418 with Retry-After, 5xx, dropp
 rejections, partial fills, clock skew). Prints what was injected and every invariant.
 
     .venv/bin/python bench/exchange_fault_soak.py [--ticks 10000] [--rate 0.2] [--seed 1]
-        [--venue binance|okx|bybit|kraken] [--split 0.4,0.6] [--fee-asset quote|received|BNB]
+        [--venue binance|okx|bybit|coinbase|kraken] [--split 0.4,0.6]
+        [--fee-asset quote|received|BNB]
 
 Needs ../shared/data/BTC_USDT-1h.csv.gz (real candles, more than the bundled sample holds).
 The suite runs the same soak for 400 ticks (tests/integration/test_soaks.py).

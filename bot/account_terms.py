@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 RESTING = "resting on the venue: a stop fills at its level inside the candle"
+# Venues whose spot buys pay their fee in the coin bought: OKX and Bybit always, Binance by
+# default (an account that pays fees in BNB keeps every coin bought: not told apart here).
+BUY_FEE_IN_COIN = frozenset({"binance", "okx", "bybit"})
 PER_CANDLE = "checked per candle: a stop sells at the next open"
 
 
@@ -29,6 +32,8 @@ class AccountTerms:
     # The account's stops rest on the exchange (a live account on a venue that holds stop
     # orders); else the engine checks them per candle and sells at the next open (paper).
     resting_stops: bool = False
+    # A buy's fee is taken from the coins bought (a live account on ``BUY_FEE_IN_COIN``).
+    fee_in_coin: bool = False
 
     @property
     def stops(self) -> str:
@@ -40,7 +45,8 @@ def account_terms(settings: Settings) -> AccountTerms:
     """The terms of the account ``settings`` trade: the paper account's balance and slippage
     (live mode sizes with the same slippage), its fee (live: the venue's taker fee, as the
     engine pays it), the config's timezone, and resting stops where the account's stops rest
-    (``rests_stops``)."""
+    (``rests_stops``), and buys paying their fee in the coin bought where the live venue
+    takes it so."""
     paper = settings.paper
     if settings.mode == "live":  # an offline backtest cannot load the markets the engine reads
         from bot.exchange.ccxt_exchange import published_taker_fee  # ccxt: heavy, live only
@@ -50,7 +56,9 @@ def account_terms(settings: Settings) -> AccountTerms:
         fee = paper.fee
     return AccountTerms(balance=paper.balance, fee_rate=fee, slippage=paper.slippage,
                         timezone=settings.timezone,
-                        resting_stops=rests_stops(settings))  # fmt: skip
+                        resting_stops=rests_stops(settings),
+                        fee_in_coin=settings.mode == "live"
+                        and settings.exchange.name in BUY_FEE_IN_COIN)  # fmt: skip
 
 
 def rests_stops(settings: Settings) -> bool:

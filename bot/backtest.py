@@ -43,6 +43,9 @@ class BacktestSetup:
     # The venue holds stop orders, as Binance, Bybit, OKX and Kraken do live: stops fill at
     # their level inside the candle. Off: checked per candle and sold at the next open (paper).
     resting_stops: bool = False
+    # A buy's fee is taken from the coins bought (Binance's default, OKX and Bybit spot): the
+    # entry spends its budget on coins, held net of the fee (``KernelCosts.fee_in_coin``).
+    fee_in_coin: bool = False
     # Candles before this one only warm the indicators up: no signal acts on them, and the
     # metrics (buy and hold included) start here. A walk-forward window's preceding candles.
     trade_from: int = 0
@@ -50,7 +53,7 @@ class BacktestSetup:
     @property
     def terms(self) -> AccountTerms:
         return AccountTerms(self.balance, self.fee_rate, self.slippage, self.timezone,
-                            self.resting_stops)  # fmt: skip
+                            self.resting_stops, self.fee_in_coin)  # fmt: skip
 
 
 def setup_for(
@@ -60,7 +63,7 @@ def setup_for(
     return BacktestSetup(pair=pair, timeframe=timeframe, balance=terms.balance,
                          fee_rate=terms.fee_rate, slippage=terms.slippage, limits=limits,
                          timezone=terms.timezone, resting_stops=terms.resting_stops,
-                         trade_from=trade_from)  # fmt: skip
+                         fee_in_coin=terms.fee_in_coin, trade_from=trade_from)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,9 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             local_days(close_ms, setup.timezone),
             step_ms,
         ),  # fmt: skip
-        KernelCosts(setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits),
+        KernelCosts(
+            setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits, setup.fee_in_coin
+        ),
         KernelExits(
             policy.stop_loss,
             policy.take_profit,

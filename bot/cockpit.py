@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.account_terms import AccountTerms
 from bot.alert_preferences import KINDS, AlertPreferences
@@ -27,7 +27,7 @@ from bot.control import Control
 from bot.domain import PairRun, RiskLimits, Side, Trade, from_ms
 from bot.engine import Engine
 from bot.errors import BotError, UserInputError
-from bot.health import COMMANDS_KEY
+from bot.health import CLOCK_KEY, COMMANDS_KEY
 from bot.history import CandleHistory
 from bot.holdings import accept_preview, accepting, holdings_text
 from bot.lazy_import import import_off_loop
@@ -341,9 +341,9 @@ class Cockpit:
                                      title=f"Equity, {now:%Y-%m-%d}")  # fmt: skip
         trades = [t for t in await self._closed_trades() if t.exit_time >= times[0]]
         halt = await self._engine.guard.halted()
-        prices, too_small = self._service.prices, self._engine.exchange.too_small
+        prices = self._service.prices
         dust = [p for p in self._engine.portfolio.positions()
-                if too_small(p.pair, p.amount, prices.get(p.pair, p.average_price))]  # fmt: skip
+                if await self._engine.is_dust(p, prices.get(p.pair, p.average_price))]  # fmt: skip
         caption = (
             f"Daily report {now:%Y-%m-%d %H:%M}: equity {equity:,.2f} {self.venue.quote} "
             f"({equity - values[0]:+,.2f} in 24 h), {len(trades)} trade(s) closed "
@@ -459,6 +459,9 @@ class Cockpit:
             problem = chat.get("problem")
             lines.append(f"chat commands: <b>cannot be received</b> ({escape(problem)})"
                          if problem else "chat commands: received")  # fmt: skip
+            clock = (await self._state.get(CLOCK_KEY) or {}).get("source")
+            if clock:
+                lines.append(f"command ages judged by: {escape(clock)}")
         return "\n".join(lines)
 
     async def alerts(self, user_id: int, arguments: Sequence[str]) -> str:
@@ -573,9 +576,29 @@ class Cockpit:
         if self._state is not None:
             await self._state.set(COMMANDS_KEY, {"problem": problem}, self._clock.now())
 
+    async def chat_clock(self, source: str) -> None:
+        """Keep which clock chat commands' ages are judged by (for health)."""
+        if self._state is not None:
+            await self._state.set(CLOCK_KEY, {"source": source}, self._clock.now())
+
+    async def chat_kept(self, key: str) -> Any:
+        """What the chat front end kept under ``key`` across restarts (None: nothing)."""
+        return None if self._state is None else await self._state.get(key)
+
+    async def chat_keep(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON) under ``key`` for the chat front end's next start."""
+        if self._state is not None:
+            await self._state.set(key, value, self._clock.now())
+
     async def record(self, actor: str, command: str, arguments: Sequence[str], result: str) -> None:
         await self._audit.add(actor=actor, command=command, arguments=list(arguments),
                               result=result[:300], now=self._clock.now())  # fmt: skip
+
+    async def record_many(self, entries: Sequence[tuple[str, str, Sequence[str], str]]) -> None:
+        """Several (actor, command, arguments, result) audit lines in one commit."""
+        await self._audit.add_many([(actor, command, arguments, result[:300])
+                                    for actor, command, arguments, result in entries],
+                                   self._clock.now())  # fmt: skip
 
     def _price(self, pair: str, value: float) -> str:
         return price_text(value, self.venue.price_decimals(pair))

@@ -133,6 +133,9 @@ class Fill:
     # the moment: a cost of the trade, but not taken from the quote cash.
     fee_outside: float = 0.0
     fee_asset: str = ""  # the asset the exchange charged the fee in ("" when unknown)
+    # The fee in ``fee_asset``'s own units as the exchange charged it (0.000625 BNB); 0 when
+    # not known (fills booked before it was kept, a fee charged in several assets).
+    fee_amount: float = 0.0
 
     @property
     def notional(self) -> float:

@@ -153,20 +153,21 @@ class DustDesk:
             return exchange
         return None
 
-    def _dust(self) -> list[tuple[Position, float]]:
+    async def _dust(self) -> list[tuple[Position, float]]:
+        """The dust positions with their last price: what the engine holds as dust, declared
+        dust included at a price where it would be worth the venue's minimum again."""
         prices = self._prices()
-        exchange = self._engine.exchange
         found = []
         for position in self._engine.portfolio.positions():
             price = prices.get(position.pair) or position.average_price
-            if exchange.too_small(position.pair, position.amount, price) is not None:
+            if await self._engine.is_dust(position, price):
                 found.append((position, price))
         return found
 
     async def survey(self) -> DustSurvey:
         """The dust in the books, and what would be converted now."""
         converter = self._converter
-        account = await converter.convertible_dust() if converter and self._dust() else {}
+        account = await converter.convertible_dust() if converter and await self._dust() else {}
         return await self._assess(account)
 
     async def _assess(self, account: Mapping[str, float]) -> DustSurvey:
@@ -174,7 +175,7 @@ class DustDesk:
         busy = {order.pair for order in await self._orders.not_final()}
         own = await self._outside.get()
         holdings = []
-        for position, price in self._dust():
+        for position, price in await self._dust():
             asset = position.pair.split("/")[0]
             free = account.get(asset, 0.0)
             held = ""
@@ -198,7 +199,7 @@ class DustDesk:
             converter = self._converter
             if converter is None:
                 raise UserInputError(no_conversion(self._venue))
-            account = await converter.convertible_dust() if self._dust() else {}
+            account = await converter.convertible_dust() if await self._dust() else {}
             async with self._lock:  # decided from the books as a tick left them; asked once
                 survey = await self._assess(account)
                 chosen = survey.convertible
@@ -257,7 +258,7 @@ class DustDesk:
         the asset in its log after the last fill of a dust position took that dust along.
         Booked like pairpilot's own, once per transfer id."""
         converter = self._converter
-        dust = self._dust()
+        dust = await self._dust()
         if converter is None or not dust:
             return []
         logged = await converter.dust_conversions(min(p.updated_at for p, _ in dust))

@@ -222,7 +222,7 @@ class Engine:
         """A position just opened: remember its entry and peak, rest its stop where possible.
         Dust an entry that did not fill left as it was opens nothing."""
         position = self.portfolio.position(run.pair)
-        if position is None or await self._is_dust(position, position.average_price):
+        if position is None or await self.is_dust(position, position.average_price):
             return []
         entry = position.average_price
         await self._state.set(
@@ -287,7 +287,7 @@ class Engine:
         reason = await self.guard.entry_block(run, close_time)
         open_positions = []
         for held in self.portfolio.positions():
-            if not await self._is_dust(held, prices.get(held.pair, held.average_price)):
+            if not await self.is_dust(held, prices.get(held.pair, held.average_price)):
                 open_positions.append(held)
         pending = await self._pending_entries(run)
         waiting = len(set(pending) - {p.pair for p in open_positions})
@@ -315,7 +315,7 @@ class Engine:
         await self.guard.veto(run, reason, self._clock.now())
         return None
 
-    async def _is_dust(self, position: Position, price: float) -> bool:
+    async def is_dust(self, position: Position, price: float) -> bool:
         """Too small for the exchange to sell: shown, but no position (see ``holding``). Once
         declared dust (the amount saved), it stays dust until an entry or an exit sweeps it,
         whatever the price does: worth more than the exchange's minimum at a higher price, it
@@ -584,7 +584,7 @@ class Engine:
             reason = intent.reason.removeprefix("rest of ")
             await self._state.set(key_of(run), {**saved, "exit_pending": reason},
                                   self._clock.now())  # fmt: skip
-            if level is not None and not await self._is_dust(rest, intent.reference_price):
+            if level is not None and not await self.is_dust(rest, intent.reference_price):
                 await self._restore_stop(run, level, intent.client_order_id)  # until then
         return cancelled + await self._record(run, close_time, fills, trade)
 

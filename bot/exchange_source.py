@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 class LiveFeed(Protocol):
     async def fetch_candles(self, pair: str, timeframe: str, since_ms: int) -> pd.DataFrame: ...
 
+    @property
+    def ohlcv_limit(self) -> int: ...  # the most candles one page holds
+
     async def fetch_price(self, pair: str) -> float: ...
 
     def check_pair(self, pair: str) -> None: ...
@@ -84,6 +87,11 @@ class ExchangeCandleSource:
         while since + step <= to_ms(now):
             page = await self._feed.fetch_candles(pair, timeframe, since)
             page = page[(page["timestamp"] >= since) & (page["timestamp"] + step <= to_ms(now))]
+            if page.empty and since + (span := self._feed.ohlcv_limit * step) + step <= to_ms(now):
+                # Nothing in this page's span: a venue that answers a bounded span of time (OKX)
+                # has none before a pair's first candle, where later spans have them.
+                since += span
+                continue
             if page.empty:
                 break
             pages.append(page)

@@ -217,13 +217,22 @@ class Executor:
         booked, bookings = [], []
         draft = self._portfolio.draft()  # an order's trades book one after the other
         async with self._transactions.transaction():
-            for fill in report.fills:
-                if await self._fills.add(fill):
-                    booking = draft.book(fill)
+            for reported in report.fills:
+                fill, sale, users = await self._fee_coins(reported, draft)
+                if not await self._fills.add(fill):
+                    continue
+                legs = [fill]
+                if sale is not None:
+                    await self._fills.add(sale)
+                    legs.append(sale)
+                for leg in legs:
+                    booking = draft.book(leg)
                     draft.accept(booking)
                     await self._positions.save(booking.position)
                     bookings.append(booking)
-                    booked.append(fill)
+                if users:
+                    await self._outside.shift({fill.fee_asset: -users})
+                booked.append(fill)
             if bookings:
                 await self._state.set(CASH_KEY, bookings[-1].cash, self._clock.now())
             await self._orders.update(
@@ -236,6 +245,38 @@ class Executor:
         if report.status.is_final:
             ORDERS.labels(report.status.value).inc()
         return booked
+
+    async def _fee_coins(self, fill: Fill, draft: Portfolio) -> tuple[Fill, Fill | None, float]:
+        """Who pays a fee the exchange took from a coin's balance rather than from the trade
+        (BNB with "pay fees with BNB", or the coin sold), in that coin: the user's own first
+        (the baseline of bot/outside.py: what they keep for fees), then pairpilot's position
+        of that coin, which sells what it pays to the cash that pays the fee (a fill of its
+        pair, so its amount, PnL and round trip follow the account). The first choice is also
+        the venue's: a position under a resting stop is locked there, and the fee is taken
+        from the free balance. Returns the fill with the part the cash now pays, that sale
+        (or None) and the amount taken from the user's own."""
+        asset, charged = fill.fee_asset, fill.fee_amount
+        quote = fill.pair.split("/")[1]
+        if fill.fee_outside <= 0 or charged <= 0 or asset in ("", quote) or "," in asset:
+            return fill, None, 0.0
+        own = await self._outside.get()
+        users = min(charged, own.get(asset, 0.0))
+        pair = f"{asset}/{quote}"
+        position = draft.position(pair)
+        held = position.amount if position is not None else 0.0
+        if pair == fill.pair:  # the coin sold (a buy's fee in it is taken from the coins bought)
+            held = max(0.0, held - fill.amount)
+        sold = min(charged - users, held)
+        if asset in own and charged - users - sold > charged * 1e-9:  # compared: drift ahead
+            log.warning("%s fee of %s: %.8g %s paid by neither your own nor a position",
+                        asset, fill.trade_id, charged - users - sold, asset)  # fmt: skip
+        if sold <= 0:
+            return fill, None, users
+        price = fill.fee_outside / charged
+        sale = Fill(fill.client_order_id, pair, Side.SELL, sold, price, 0.0, fill.time,
+                    f"{fill.trade_id}-fee")  # fmt: skip
+        paid = dataclasses.replace(fill, fee_outside=max(0.0, fill.fee_outside - sold * price))
+        return paid, sale, users
 
     def _flat(self, report: ExecutionReport) -> bool:
         """Nothing left of the position after a sell but dust (too small for the exchange to

@@ -53,6 +53,7 @@ class Check:
 
 
 COMMANDS_KEY = "chat.commands"  # {"problem": why chat commands cannot be received, or None}
+CLOCK_KEY = "chat.clock"  # {"source": which clock chat commands' ages are judged by}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +164,11 @@ async def check_chat(state: SqliteStateRepository) -> Check:
     instance polling, and the service already retries, so the watchdog is not asked to."""
     chat = await state.get(COMMANDS_KEY) or {}
     problem = chat.get("problem")
+    clock = (await state.get(CLOCK_KEY) or {}).get("source")
+    ages = f"; their ages judged by {clock}" if clock else ""
     if problem:
-        return Check("chat", False, f"chat commands cannot be received: {problem}")
-    return Check("chat", True, "commands received (or Telegram off)")
+        return Check("chat", False, f"chat commands cannot be received: {problem}{ages}")
+    return Check("chat", True, f"commands received (or Telegram off){ages}")
 
 
 async def check_schema(db: Database, path: Path) -> Check:

@@ -26,11 +26,13 @@ is lost, as its order expires; a protective exit is checked again on the next ca
 signal's sale is sent again at the next close (the engine's ``_finish_exit``).
 
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
-each fill's notional. Every fill is stamped with when the engine acts on the candle being
-processed: the next candle's open (its close, for the last candle), which is later than the
-close after a gap in the data. A position still open at the end is reported as an open trade,
-marked at the last close with the costs of selling it there. The parity tests hold this to the
-live engine, trade for trade, on real data for every built-in strategy.
+each fill's notional, paid in the quote, or for a buy in the coins bought (``fee_in_coin``).
+Every fill is stamped with when the engine acts on the candle being processed: the next
+candle's open (its close, for the last candle), which is later than the close after a gap in
+the data. A position still open at the end is reported as an open trade, marked at the last
+close with the costs of selling it there. The parity tests hold this to the live engine, trade
+for trade, on real data for every built-in strategy: on the paper account, and live on each
+venue's exchange fake (tests/integration/test_venue_parity.py).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ EXIT_REASONS = (*RULE_EXITS, "open")
 # Positions in the kernel's parameter vector.
 (BALANCE, FEE, SLIPPAGE, SHARE, FRACTION, MIN_ORDER, MAX_POSITION, MAX_EXPOSURE, RISK_PER_TRADE,
  DAILY_LOSS, MAX_DRAWDOWN, COOLDOWN_LOSSES, COOLDOWN_MS, MAX_OPEN, STOP_LOSS, TAKE_PROFIT,
- TRAILING, ATR_MULTIPLE, ENTRY_OFFSET, RESTING) = range(20)  # fmt: skip
+ TRAILING, ATR_MULTIPLE, ENTRY_OFFSET, RESTING, FEE_IN_COIN) = range(21)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,10 @@ class KernelCosts:
     slippage: float
     capital_share: float
     limits: RiskLimits
+    # A buy's fee is taken from the coins bought (Binance's default, OKX, Bybit): a market
+    # entry spends its budget on coins and holds them net of the fee. Off: the fee is paid in
+    # the quote on top of the coins, within the budget (the paper account).
+    fee_in_coin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +146,7 @@ def simulate(
          limits.max_total_exposure, limits.risk_per_trade, limits.daily_loss_limit,
          limits.max_drawdown, limits.cooldown_losses, limits.cooldown_candles * clock.step_ms,
          limits.max_open_positions, exits.stop_loss, exits.take_profit, exits.trailing_stop,
-         exits.atr_stop, exits.entry_offset, float(exits.resting_stops)],
+         exits.atr_stop, exits.entry_offset, float(exits.resting_stops), float(costs.fee_in_coin)],
         dtype=np.float64,
     )  # fmt: skip
     arrays = _simulate(
@@ -195,17 +201,28 @@ def _cooldown(lost, losses, cooldown_until, now_ms, p):  # -> (losses, cooldown_
 
 
 @numba.njit(cache=True)
-def _record_entry(stamp, count, budget, fill, fee_rate, entries, cash, fees):
-    """Write trade ``count``'s entry spending ``budget`` (fee included); returns (held, cash,
-    fees) after it."""
+def _record_entry(stamp, count, budget, fill, limit, p, entries, cash, fees):
+    """Write trade ``count``'s entry spending ``budget`` (fee included) at ``fill``; returns
+    (held, cash, fees) after it. ``limit``: a limit entry's price (0: a market entry).
+
+    With the fee in the quote, the coins and their fee spend the budget. With the fee in the
+    coins bought (``FEE_IN_COIN``), as live sizes the order: a market buy spends the whole
+    budget on coins (sized in the quote), a limit buy as many as the budget pays at its limit
+    with the fee; the fee (valued at the fill) comes out of the coins."""
     entry_ms, entry_price, amount, entry_fee = entries
-    held = budget / (fill * (1.0 + fee_rate))
-    fee = held * fill * fee_rate
+    fee_rate = p[FEE]
+    in_coin = p[FEE_IN_COIN] > 0.0
+    if in_coin:
+        bought = budget / fill if limit == 0.0 else budget / (limit * (1.0 + fee_rate))
+    else:
+        bought = budget / (fill * (1.0 + fee_rate))
+    fee = bought * fill * fee_rate
+    held = bought * (1.0 - fee_rate) if in_coin else bought
     entry_ms[count] = stamp
     entry_price[count] = fill
     amount[count] = held
     entry_fee[count] = fee
-    return held, cash - held * fill - fee, fees + fee
+    return held, cash - bought * fill - (0.0 if in_coin else fee), fees + fee
 
 
 @numba.njit(cache=True)
@@ -288,8 +305,8 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
             if low[i] <= limit_price and traded[i]:
                 fill = min(open_[i], limit_price)
-                held, cash, fees = _record_entry(act_ms[i], count, limit_budget, fill, fee_rate,
-                                                 entries, cash, fees)  # fmt: skip
+                held, cash, fees = _record_entry(act_ms[i], count, limit_budget, fill,
+                                                 limit_price, p, entries, cash, fees)  # fmt: skip
                 price_in, peak_price, atr_distance = fill, fill, limit_atr
                 filled_limit = True
                 resting_level = -math.inf  # placed at this candle's close
@@ -355,7 +372,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                     pass  # the order expires unfilled in a candle with no volume
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = market * (1.0 + slippage)
-                    held, cash, fees = _record_entry(act_ms[i], count, budget, fill, fee_rate,
+                    held, cash, fees = _record_entry(act_ms[i], count, budget, fill, 0.0, p,
                                                      entries, cash, fees)  # fmt: skip
                     price_in, peak_price, atr_distance = fill, fill, distance_atr
                     if p[RESTING] > 0.0:  # placed as the entry fills

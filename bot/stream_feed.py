@@ -72,6 +72,10 @@ class StreamingFeed:
     def check_pair(self, pair: str) -> None:
         self._exchange.check_pair(pair)
 
+    @property
+    def ohlcv_limit(self) -> int:
+        return self._exchange.ohlcv_limit
+
     def check_timeframe(self, timeframe: str) -> None:
         self._exchange.check_timeframe(timeframe)
 

@@ -47,9 +47,13 @@ from handlers import dust as dust_command
 from handlers.delivery import plain, send_photo, send_text
 from handlers.holdings import holdings_reply
 from handlers.ordering import Strangers
+from handlers.priority import ADMIN_FIRST
+from handlers.restart import ChatMemory
 from handlers.telegram_clock import TelegramClock
 
 log = logging.getLogger(__name__)
+
+REFUSALS_EVERY = 0.2  # seconds strangers' refusals gather before one commit audits them
 
 ROLES = ("viewer", "trader", "admin")
 CONFIRM_SECONDS = 30
@@ -191,6 +195,7 @@ class Pending:
     chat_id: int
     expires: datetime
     halts: int  # how many /halt had run when it was asked: a later /halt voids a resume
+    message_id: int | None = None  # the prompt's, once it was sent
 
 
 class ChatCommands:
@@ -207,8 +212,10 @@ class ChatCommands:
         max_age: float = MAX_COMMAND_AGE_SECONDS,
         confirm_seconds: float = CONFIRM_SECONDS,
         wall: Clock | None = None,
+        memory: ChatMemory | None = None,
     ) -> None:
-        """``arrival``: when an update arrived (a command's age is judged then, not after it
+        """``memory``: where open prompts are kept across a restart;
+        ``arrival``: when an update arrived (a command's age is judged then, not after it
         waited in its chat's line); ``telegram``: Telegram's clock, which message dates are
         in (the host's may be off); ``max_age``: seconds after which a command no longer
         changes anything by itself; ``confirm_seconds``: how long a Confirm button works;
@@ -225,6 +232,9 @@ class ChatCommands:
         self._wall = wall or SystemClock()
         self._telegram = telegram or TelegramClock(self._wall)
         self._pending: dict[str, Pending] = {}
+        self._memory = memory
+        self._refusals: list[tuple[str, str]] = []  # strangers' (actor, command), to audit
+        self._auditing: asyncio.Task[None] | None = None
         self._actions = Actions(cockpit)
         self._research: set[asyncio.Task[None]] = set()
         self._halts = 0
@@ -237,6 +247,51 @@ class ChatCommands:
         application.add_handler(CallbackQueryHandler(self._on_button, pattern=r"^(ok|no):"))
         application.add_handler(MessageHandler(filters.COMMAND & fresh, self._unknown))
         application.add_error_handler(_log_error)
+
+    async def expire_open(self, bot: Bot) -> None:
+        """At a stop: every open prompt says it expired, its buttons gone (bound it: the ones
+        not edited stay kept, for the next start)."""
+        opened = [(token, pending) for token, pending in self._pending.items()
+                  if pending.message_id is not None]  # fmt: skip
+        for token, _ in opened:
+            del self._pending[token]
+        await asyncio.gather(*(self._say_expired(bot, token, pending.chat_id,
+                                                 pending.message_id, pending.command)
+                               for token, pending in opened if pending.message_id))  # fmt: skip
+
+    async def expire_left(self, bot: Bot) -> None:
+        """At a start: the prompts a crash left open say they expired."""
+        if self._memory is None:
+            return
+        await asyncio.gather(*(self._say_expired(bot, token, chat_id, message_id, command)
+                               for token, chat_id, message_id, command
+                               in self._memory.left_open()))  # fmt: skip
+
+    async def _say_expired(self, bot: Bot, token: str, chat_id: int, message_id: int,
+                           command: str) -> None:  # fmt: skip
+        """The prompt says it expired; the edit goes first in a group's minute (a handful at
+        a stop or start, and a live-looking button is worse than a late viewer's reply)."""
+        ADMIN_FIRST.set(True)  # this task's own context
+        with contextlib.suppress(TelegramError):  # the prompt was deleted: nothing to show
+            await bot.edit_message_text(f"Expired: send /{command} again.", chat_id=chat_id,
+                                        message_id=message_id)  # fmt: skip
+        if self._memory is not None:
+            await self._memory.closed(token)
+
+    async def _audit_refusals(self, wait: float) -> None:
+        await asyncio.sleep(wait)
+        self._auditing = None
+        refusals, self._refusals = self._refusals, []
+        await self._cockpit.record_many([(actor, name, [], "refused: not in the config")
+                                         for actor, name in refusals])  # fmt: skip
+
+    async def audit_refusals(self) -> None:
+        """At a stop: the strangers' refusals not yet audited are, now."""
+        if self._auditing is not None:
+            self._auditing.cancel()
+            self._auditing = None
+        if self._refusals:
+            await self._audit_refusals(0)
 
     def abandon_research(self) -> None:
         """At shutdown: running backtests and sweeps are cancelled, not waited for."""
@@ -324,11 +379,18 @@ class ChatCommands:
 
     async def _answer(self, bot: Bot, chat_id: int, name: str, arguments: list[str], actor: str,
                       age: float | None) -> None:  # fmt: skip
-        """Run a command and send its reply; ``age``: how old a stale read is."""
+        """Run a command and send its reply; ``age``: how old a stale read is. The audit line
+        (reads stay out) is written while the reply goes out: the user does not wait for its
+        commit (the change itself is committed before the reply says so)."""
         status = StatusMessage(bot, chat_id)
         reply, result = await self._act(name, arguments, actor, status.show)
+        work = [self._reply(bot, chat_id, status, reply, age)]
         if changes_state(name, arguments) or not result.startswith("ok"):
-            await self._cockpit.record(actor, name, arguments, result)  # reads stay out
+            work.append(self._cockpit.record(actor, name, arguments, result))
+        await asyncio.gather(*work)
+
+    async def _reply(self, bot: Bot, chat_id: int, status: StatusMessage, reply: str | Photo,
+                     age: float | None) -> None:  # fmt: skip
         asked = f"(asked {ago(age)}) " if age is not None else ""
         if isinstance(reply, Photo):
             await send_photo(bot, chat_id, reply.png, asked + reply.caption)
@@ -409,6 +471,9 @@ class ChatCommands:
             # slow answer cannot stretch it)
             shown = self._telegram.host_time(sent[-1].date)
             pending.expires = min(max(shown, asked_at), self._wall.now()) + window
+            pending.message_id = sent[-1].message_id
+            if self._memory is not None:
+                await self._memory.opened(token, chat_id, sent[-1].message_id, name)
         self._beside(self._expire(bot, token, sent[-1]), "expiry")
 
     async def _expire(self, bot: Bot, token: str, prompt: Message) -> None:
@@ -418,10 +483,7 @@ class ChatCommands:
         pending = self._pending.pop(token, None)
         if pending is None:  # pressed in time
             return
-        with contextlib.suppress(TelegramError):  # the prompt was deleted: nothing to show
-            await bot.edit_message_text(f"Expired: send /{pending.command} again.",
-                                        chat_id=prompt.chat_id,
-                                        message_id=prompt.message_id)  # fmt: skip
+        await self._say_expired(bot, token, prompt.chat_id, prompt.message_id, pending.command)
 
     async def _preview(self, name: str, arguments: list[str]) -> str:
         if name == "dust":
@@ -447,6 +509,8 @@ class ChatCommands:
             await _answer_button(query, "This button is not yours or no longer valid.")
             return
         del self._pending[token]
+        if self._memory is not None:
+            await self._memory.closed(token)
         if self._arrived(update) > pending.expires:
             text, result = f"Expired: send /{pending.command} again.", "expired"
         elif choice == "no":
@@ -474,9 +538,13 @@ class ChatCommands:
             await send_text(update.get_bot(), pending.chat_id, text)
 
     async def _stranger(self, user_id: int, username: str | None, name: str) -> None:
-        """Audited and logged; the admins get a summary at most once an hour."""
+        """Logged, and audited with the other strangers' refusals in one commit a moment
+        later (a commit per stranger made a known user's /halt wait behind them for the
+        database); the admins get a summary at most once an hour."""
         log.warning("unauthorised user %s (@%s) tried /%s", user_id, username, name)
-        await self._cockpit.record(str(user_id), name, [], "refused: not in the config")
+        self._refusals.append((str(user_id), name))
+        if self._auditing is None:
+            self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_EVERY))
         notice = self._strangers.notice(self._wall.now(),
                                         f"{user_id} (@{username or '-'}) /{name}")  # fmt: skip
         if notice is not None:

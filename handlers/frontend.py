@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
+import sys
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,13 +40,15 @@ from handlers.commands import (
 from handlers.delivery import LATE_AFTER, TelegramSink
 from handlers.ordering import ChatOrder, Strangers, TriagedBot
 from handlers.priority import AdminsFirstLimiter
+from handlers.restart import ChatMemory
 from handlers.telegram_clock import TRUSTED_SECONDS, TelegramClock
-from handlers.webhook import WebhookIntake, WebhookServer
+from handlers.webhook import WEBHOOK_TIMEOUT_SECONDS, WebhookIntake, WebhookServer
 from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0  # seconds users' updates get to finish at shutdown (systemd waits 20)
+PROMPTS_BOUND = 2.0  # seconds open Confirm prompts get to be edited "Expired" at a stop/start
 WEBHOOK_CHECK_SECONDS = 60.0  # how often getWebhookInfo is asked whether updates get through
 UPDATES = ["message", "callback_query"]  # the kinds of update the bot asks Telegram for
 
@@ -87,14 +91,18 @@ class TelegramFrontend:
         max_command_age: float = MAX_COMMAND_AGE_SECONDS,
         confirm_seconds: float = CONFIRM_SECONDS,
         webhook_check: float = WEBHOOK_CHECK_SECONDS,
+        webhook_timeout: float = WEBHOOK_TIMEOUT_SECONDS,
         retry: Backoff | None = None,
         wall: Clock | None = None,
     ) -> None:
         """Long polling, or with ``webhook`` a local HTTP endpoint that Telegram posts to.
         ``max_command_age``: seconds after which a command no longer changes state by itself;
         ``wall``: real time, for message ages and Confirm expiry (default: the system's);
-        ``webhook_check``: seconds between asking Telegram whether the webhook gets updates."""
+        ``webhook_check``: seconds between asking Telegram whether the webhook gets updates;
+        ``webhook_timeout``: seconds the webhook server waits for a post's headers or body."""
+        _cache_the_missing_sniffio()
         self._webhook_check = webhook_check
+        self._webhook_timeout = webhook_timeout
         self._hook: WebhookServer | None = None
         self._watching: asyncio.Task[None] | None = None
         self._webhook = webhook
@@ -109,8 +117,12 @@ class TelegramFrontend:
         recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
         admins = [user for user in recipients if users[user] == "admin"]
         self._order = ChatOrder(self.strangers, admins, wall)
-        self.telegram_clock = TelegramClock(wall or SystemClock(), self._clock_skew)
-        hooks = {"event_hooks": {"response": [self.telegram_clock.on_response]}}
+        self.telegram_clock = TelegramClock(wall or SystemClock(), self._clock_skew,
+                                            on_source=self._clock_source)  # fmt: skip
+        self._memory = ChatMemory(cockpit, wall or SystemClock())
+        self._limiter = AdminsFirstLimiter(max_retries=3)  # waits out RetryAfter, per chat
+        hooks = {"event_hooks": {"request": [self.telegram_clock.on_request],
+                                 "response": [self.telegram_clock.on_response]}}  # fmt: skip
         bot = TriagedBot(
             self.strangers,
             self._polling,
@@ -120,8 +132,8 @@ class TelegramFrontend:
             base_file_url=f"{base}/file/bot",
             request=HTTPXRequest(httpx_kwargs=hooks),
             get_updates_request=HTTPXRequest(connection_pool_size=1, httpx_kwargs=hooks),
-            rate_limiter=AdminsFirstLimiter(max_retries=3),
-        )  # waits out RetryAfter
+            rate_limiter=self._limiter,
+        )
         self.application = (
             Application.builder().bot(bot)
             .concurrent_updates(self._order)  # chats side by side, each in order
@@ -131,7 +143,8 @@ class TelegramFrontend:
                                       strangers=self.strangers, arrival=self._order.arrival,
                                       telegram=self.telegram_clock,
                                       max_age=max_command_age,
-                                      confirm_seconds=confirm_seconds, wall=wall)  # fmt: skip
+                                      confirm_seconds=confirm_seconds, wall=wall,
+                                      memory=self._memory)  # fmt: skip
         self._commands.install(self.application)
         self.sink = TelegramSink(self.application.bot, recipients, alerts, cockpit.preferences,
                                  clock, late_after=LATE_AFTER if mark_late else None,
@@ -150,7 +163,9 @@ class TelegramFrontend:
     async def _start(self) -> None:
         """Every start-up call is retried with a growing pause until all have worked; until
         then commands cannot be received, which /health, `pairpilot health` and (once) the
-        admins are told."""
+        admins are told. What the last life left (its groups' minutes, its open prompts) is
+        taken over first."""
+        self._limiter.assume(await self._memory.begin())
         for pause in self._retry.pauses():
             try:
                 await self._connect()
@@ -167,6 +182,9 @@ class TelegramFrontend:
             await self._cockpit.chat_receiving(None)
         self.running.set()
         log.info("Telegram connected")
+        with contextlib.suppress(TimeoutError):  # the ones not edited are tried next start
+            await asyncio.wait_for(self._commands.expire_left(self.application.bot),
+                                   PROMPTS_BOUND)  # fmt: skip
 
     async def _connect(self) -> None:
         await self.application.initialize()
@@ -180,7 +198,8 @@ class TelegramFrontend:
             path = urlsplit(self._webhook.url).path.strip("/") or "telegram"
             intake = WebhookIntake(self.application.bot, self.application.update_queue,
                                    self._webhook_secret, self.strangers.keep)  # fmt: skip
-            self._hook = WebhookServer(intake, self._webhook.listen, self._webhook.port, path)
+            self._hook = WebhookServer(intake, self._webhook.listen, self._webhook.port, path,
+                                       self._webhook_timeout)  # fmt: skip
             self._hook.start()
             # max_connections=1: Telegram posts one update at a time, in update_id order
             await self.application.bot.set_webhook(self._webhook.url,
@@ -270,8 +289,9 @@ class TelegramFrontend:
         it agrees again (commands' ages are judged by Telegram's clock all the same)."""
         if offset is not None and abs(offset) > TRUSTED_SECONDS:  # too far to be the host's
             text = (
-                f"The Bot API's Date header is {offset:+.0f} s off the host's clock: check "
-                "the host's time sync and any proxy or self-hosted Bot API server. "
+                f"Telegram's time read from {self.telegram_clock.read_from} is {offset:+.0f} s "
+                "off the host's clock: check the host's time sync and any proxy or "
+                "self-hosted Bot API server. "
                 "Commands' ages are judged by the host's clock meanwhile."
             )
         else:
@@ -283,6 +303,10 @@ class TelegramFrontend:
                 "(NTP). Commands' ages are judged by Telegram's clock meanwhile."
             )
         self._report(self._outbox.push("clock_skew", AlertPriority.ERROR, text))
+
+    def _clock_source(self, source: str) -> None:
+        """Which clock commands' ages are judged by, kept for /health and `pairpilot health`."""
+        self._report(self._cockpit.chat_clock(source))
 
     def _report(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(work)
@@ -308,12 +332,14 @@ class TelegramFrontend:
 
     async def stop(self) -> None:
         """Stop polling and the handlers; a start still retrying is abandoned; strangers'
-        replies and research are cancelled, not waited for."""
+        replies and research are cancelled, not waited for; open prompts say they expired
+        (within ``PROMPTS_BOUND``); the groups' minutes are kept for the next start."""
         if self._starting is not None and not self._starting.done():
             self._starting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starting
         if not self.running.is_set():
+            await self._memory.end(self._limiter.group_sends())
             return
         self._order.abandon_strangers()
         self._commands.abandon_research()
@@ -334,8 +360,22 @@ class TelegramFrontend:
                 await self.application.stop()
             finally:
                 dropping.cancel()
+        with contextlib.suppress(TimeoutError):  # after the handlers: every prompt is sent
+            await asyncio.wait_for(self._commands.expire_open(self.application.bot),
+                                   PROMPTS_BOUND)  # fmt: skip
         await self.application.shutdown()
+        await self._commands.audit_refusals()
+        await self._memory.end(self._limiter.group_sends())
         self.running.clear()
+
+
+def _cache_the_missing_sniffio() -> None:
+    """httpcore tries ``import sniffio`` for every lock it makes (a few per Bot API call) and
+    takes asyncio when it is missing; a failed import is not cached, so each try scanned
+    sys.path on the disk (tens of ms per command under load). The miss is cached: None in
+    sys.modules makes the import fail at once."""
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 def webhook_problem(info: WebhookInfo, url: str, last_arrival: datetime | None) -> str | None:

@@ -5,10 +5,20 @@ look at who sent it, so in webhook mode a stranger's flood cost the loop what tr
 in polling. This endpoint does what PTB's does (JSON only, the secret token checked, 200 for
 an update taken) but asks ``Strangers`` first, on the raw JSON, as getUpdates answers are.
 
+Anyone who can reach the port can post to it. tornado reads a whole body (100 MB by default)
+before a handler sees it, so a post without the secret cost its size in memory before its 403:
+here the headers are judged first (``prepare`` of a streaming handler) and a refused post is
+answered and its connection closed before any of its body is read; a body is kept up to
+``MAX_BODY_BYTES`` (Telegram's updates are a few KB), and a connection that sends nothing for
+``WEBHOOK_TIMEOUT_SECONDS`` (headers or body unfinished, or idle) is closed.
+
 Unlike getUpdates (ordered, and an offset acknowledges), Telegram's webhook re-posts an update
 whose 200 it did not get and may post over parallel connections: the Bot API says update_id
 is there "to ignore repeated updates or to restore the correct update sequence". So a repeated
-update_id is dropped, and an update after a gap waits briefly for the missing ones.
+update_id is dropped, and an update after a gap waits briefly for the missing ones. The first
+update after a start has no predecessor to judge by: it waits ``FIRST_WAIT_SECONDS`` for a
+lower one (setWebhook's max_connections=1 makes Telegram post one at a time, in order, so this
+is for its retries and a proxy's).
 """
 
 from __future__ import annotations
@@ -30,7 +40,10 @@ from tornado.httpserver import HTTPServer
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  # a name, not a secret
+MAX_BODY_BYTES = 1 << 20  # an update is a few KB; anything bigger is not Telegram's
+WEBHOOK_TIMEOUT_SECONDS = 10.0  # headers, body or an idle keep-alive taking longer: closed
 GAP_WAIT_SECONDS = 1.0  # an update after a missing update_id waits this long for it
+FIRST_WAIT_SECONDS = 0.25  # the first update after a start waits this long for a lower one
 _REMEMBERED = 10_000  # update_ids remembered to drop repeats
 
 
@@ -52,11 +65,11 @@ class InOrder:
         self._order.append(update_id)
         if len(self._order) > _REMEMBERED:
             self._seen.discard(self._order.popleft())
-        if self._next is not None and update_id > self._next:
+        if self._next is None or update_id > self._next:  # the first, or one after a gap
             self._held[update_id] = update
             return []
-        ready = [update]  # the next one, the first, or a late one whose wait was given up
-        if self._next is None or update_id == self._next:
+        ready = [update]  # the next one, or a late one whose wait was given up
+        if update_id == self._next:
             self._next = update_id + 1
             while self._next in self._held:
                 ready.append(self._held.pop(self._next))
@@ -74,28 +87,41 @@ class InOrder:
     def holding(self) -> bool:
         return bool(self._held)
 
+    @property
+    def started(self) -> bool:
+        """Whether an update was handled yet (the order is known from then on)."""
+        return self._next is not None
+
 
 class WebhookIntake:
     """Takes one posted update: the HTTP status to answer; a kept update is parsed and put
     on ``queue`` (the application's update queue)."""
 
     def __init__(self, bot: ExtBot[Any], queue: asyncio.Queue[object], secret: str | None,
-                 keep: Callable[[dict[str, Any]], bool],
-                 gap_wait: float = GAP_WAIT_SECONDS) -> None:  # fmt: skip
+                 keep: Callable[[dict[str, Any]], bool], gap_wait: float = GAP_WAIT_SECONDS,
+                 first_wait: float = FIRST_WAIT_SECONDS) -> None:  # fmt: skip
         self._bot = bot
         self._queue = queue
         self._secret = secret
         self._keep = keep
         self._gap_wait = gap_wait
+        self._first_wait = first_wait
         self._order = InOrder()
         self._waiting: asyncio.TimerHandle | None = None
 
-    async def take(self, content_type: str | None, token: str | None, body: bytes) -> int:
+    def admit(self, content_type: str | None, token: str | None, length: str | None) -> int:
+        """The status a post's headers earn before its body is read: OK to read on."""
         if content_type != "application/json":
             return HTTPStatus.FORBIDDEN
         if self._secret is not None and not hmac.compare_digest(
                 (token or "").encode(), self._secret.encode()):  # fmt: skip
             return HTTPStatus.FORBIDDEN
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+        return HTTPStatus.OK
+
+    async def take(self, body: bytes) -> int:
+        """One admitted post's body: the status to answer."""
         try:
             data = json.loads(body)
         except ValueError:
@@ -105,7 +131,8 @@ class WebhookIntake:
         for ready in self._order.take(data):
             self._pass(ready)
         if self._order.holding and self._waiting is None:
-            self._waiting = asyncio.get_running_loop().call_later(self._gap_wait, self._release)
+            wait = self._gap_wait if self._order.started else self._first_wait
+            self._waiting = asyncio.get_running_loop().call_later(wait, self._release)
         return HTTPStatus.OK
 
     def _release(self) -> None:
@@ -125,23 +152,48 @@ class WebhookIntake:
         self._queue.put_nowait(update)  # the application's queue is unbounded
 
 
+@tornado.web.stream_request_body
 class _Post(tornado.web.RequestHandler):
+    """Headers judged before the body is read; the body kept up to ``MAX_BODY_BYTES``."""
+
     def initialize(self, intake: WebhookIntake) -> None:
         self._intake = intake
+        self._body = bytearray()
+
+    def prepare(self) -> None:
+        if self.request.method != "POST":
+            return  # tornado answers 405 (no handler), before any body
+        headers = self.request.headers
+        status = self._intake.admit(headers.get("Content-Type"), headers.get(SECRET_HEADER),
+                                    headers.get("Content-Length"))  # fmt: skip
+        if status != HTTPStatus.OK:
+            self._refuse(status)
+
+    def data_received(self, chunk: bytes) -> None:
+        if len(self._body) + len(chunk) > MAX_BODY_BYTES:  # a chunked body, no length said
+            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return
+        self._body += chunk
 
     async def post(self) -> None:
-        headers = self.request.headers
-        self.set_status(await self._intake.take(headers.get("Content-Type"),
-                                                headers.get(SECRET_HEADER),
-                                                self.request.body))  # fmt: skip
+        if not self._finished:
+            self.set_status(await self._intake.take(bytes(self._body)))
+
+    def _refuse(self, status: int) -> None:
+        """Answered now; tornado closes the connection rather than read the rest."""
+        self.set_status(status)
+        self.finish()
 
 
 class WebhookServer:
     """The HTTP server Telegram posts to (behind a reverse proxy that terminates TLS)."""
 
-    def __init__(self, intake: WebhookIntake, listen: str, port: int, path: str) -> None:
+    def __init__(self, intake: WebhookIntake, listen: str, port: int, path: str,
+                 timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> None:  # fmt: skip
         app = tornado.web.Application([(rf"/{path}/?", _Post, {"intake": intake})])
-        self._server = HTTPServer(app)
+        self._server = HTTPServer(app, idle_connection_timeout=timeout, body_timeout=timeout,
+                                  max_body_size=MAX_BODY_BYTES,
+                                  max_buffer_size=4 * MAX_BODY_BYTES)  # fmt: skip
         self._listen = listen
         self._port = port
 

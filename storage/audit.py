@@ -23,6 +23,20 @@ class SqliteAuditRepository:
             (to_ms(now), actor, command, json.dumps(list(arguments)), result),
         )
 
+    async def add_many(
+        self, entries: Sequence[tuple[str, str, Sequence[str], str]], now: datetime
+    ) -> None:
+        """(actor, command, arguments, result) entries at ``now``, in one commit."""
+        async with self._db.transaction() as connection:
+            await connection.executemany(
+                "INSERT INTO audit_log (time, actor, command, arguments, result)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (to_ms(now), actor, command, json.dumps(list(arguments)), result)
+                    for actor, command, arguments, result in entries
+                ],  # fmt: skip
+            )
+
     async def latest(self, limit: int) -> list[AuditEntry]:
         """The most recent entries, newest first."""
         rows = await self._db.fetch_all(

@@ -19,7 +19,8 @@ class SqliteFillRepository:
         async with self._db.transaction() as connection:
             cursor = await connection.execute(
                 "INSERT OR IGNORE INTO fills (trade_id, client_order_id, pair, side, amount,"
-                " price, fee, time, fee_outside, fee_asset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " price, fee, time, fee_outside, fee_asset, fee_amount)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     fill.trade_id,
                     fill.client_order_id,
@@ -31,6 +32,7 @@ class SqliteFillRepository:
                     to_ms(fill.time),
                     fill.fee_outside,
                     fill.fee_asset,
+                    fill.fee_amount,
                 ),
             )
             return cursor.rowcount == 1
@@ -62,4 +64,5 @@ def _fill(row: aiosqlite.Row) -> Fill:
         trade_id=row["trade_id"],
         fee_outside=row["fee_outside"],
         fee_asset=row["fee_asset"],
+        fee_amount=row["fee_amount"],
     )

@@ -52,8 +52,16 @@ class SqliteOrderRepository:
         exchange_order_id: str | None = None,
         note: str = "",
     ) -> Order:
-        """Move an order to ``status`` and append that step to its history."""
+        """Move an order to ``status`` and append that step to its history; a read that
+        changes nothing (a resting order seen again each tick) adds no step."""
         async with self._db.transaction() as connection:
+            cursor = await connection.execute(
+                "SELECT status, filled, (SELECT note FROM order_status_history h WHERE"
+                " h.client_order_id = o.client_order_id ORDER BY h.id DESC LIMIT 1) AS note"
+                " FROM orders o WHERE client_order_id = ?",
+                (client_order_id,),
+            )
+            before = await cursor.fetchone()
             await connection.execute(
                 "UPDATE orders SET status = ?, updated_at = ?, filled = COALESCE(?, filled),"
                 " average_price = COALESCE(?, average_price),"
@@ -67,7 +75,11 @@ class SqliteOrderRepository:
                     client_order_id,
                 ),
             )
-            await _record(connection, client_order_id, status, now, note)
+            if before is not None and (
+                (before[0], before[2]) != (status.value, note)
+                or (filled is not None and filled != before[1])
+            ):
+                await _record(connection, client_order_id, status, now, note)
         return await self.require(client_order_id)
 
     async def get(self, client_order_id: str) -> Order | None:

@@ -51,15 +51,17 @@ class Chat:
 async def chat_stack(
     tmp_path: Path, config: Settings | None = None, *,
     before_start: Callable[[TelegramEmulator], object] | None = None, connected: bool = True,
-    venue: Venue | None = None, **frontend: Any,
+    venue: Venue | None = None, emulator: TelegramEmulator | None = None, **frontend: Any,
 ) -> AsyncIterator[Chat]:  # fmt: skip
     """``config``: the replay to run (default: the bundled samples, BTC/USDT running);
     ``before_start``: what happens in the chats before the bot starts (updates queued while it
     was down); ``connected``: wait until the bot is connected; ``frontend``: more options for
-    TelegramFrontend; ``venue``: what the cockpit says it trades on (a replay's, paper)."""
+    TelegramFrontend; ``venue``: what the cockpit says it trades on (a replay's, paper);
+    ``emulator``: the Telegram of an earlier stack (a restart: same chats, same database)."""
     config = config or replay_settings(tmp_path)
     wall = FakeClock(SystemClock().now())
-    emulator = TelegramEmulator(clock=lambda: wall.now().timestamp())  # real time passes alike
+    emulator = emulator or TelegramEmulator()
+    emulator.clock = lambda: wall.now().timestamp()  # real time passes alike
     if before_start is not None:
         before_start(emulator)
     async with running(emulator) as base, open_database(config.database_path) as db:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from bot.exchange.venues import IdForm, profile_for
+from bot.exchange.venues import profile_for
 from handlers.delivery import MAY_REPEAT
 from tests.crash_child import ADMIN
 from tests.fake_exchange import FakeBinance, serve
@@ -78,7 +78,9 @@ async def run_crash_soak(
     emulator = TelegramEmulator(send_delay=0.02)
     report = CrashReport()
     database = folder / "pairpilot.sqlite"
-    report.invariants = invariants = Invariants(fake, database, rig.trade_key)
+    report.invariants = invariants = Invariants(
+        fake, database, rig.trade_key, resting_stops=profile_for(venue).stop_orders
+    )
     log = (folder / "service.log").open("ab")
     async with serve(fake) as exchange_url, running(emulator) as telegram_url:
         expected: dict[str, Any] | None = None
@@ -180,7 +182,8 @@ def _after_restart(
     traded = {rig.trade_key(order.symbol, fill["tradeId"]) for order in fake.orders.values()
               for fill in order.fills}  # fmt: skip
     with _connect(database) as db:
-        journaled = {row[0] for row in db.execute("SELECT client_order_id FROM orders")}
+        wire = profile_for(rig.name).wire_id  # the id the venue carries for ours (a UUID, a number)
+        journaled = {wire(row[0]) for row in db.execute("SELECT client_order_id FROM orders")}
         booked = [row[0] for row in db.execute("SELECT trade_id FROM fills")]
         held = db.execute("SELECT coalesce(sum(amount), 0) FROM positions "
                           "WHERE pair = 'BTC/USDT'").fetchone()[0]  # fmt: skip
@@ -188,11 +191,7 @@ def _after_restart(
         alarms = db.execute("SELECT text FROM alerts WHERE kind = 'reconciliation_drift'")
         found += [f"reconciliation alarm on an account only we trade: {text[:90]}"
                   for (text,) in alarms]  # fmt: skip
-    # A venue that cannot carry our id (Kraken, Coinbase) holds the id derived from it.
-    profile = profile_for(rig.name)
-    sent = {coid if profile.id_form is IdForm.OURS else profile.wire_id(coid)
-            for coid in journaled}  # fmt: skip
-    found += [f"{coid} on the exchange, not in the journal" for coid in set(placed) - sent]
+    found += [f"{coid} on the exchange, not in the journal" for coid in set(placed) - journaled]
     if sorted(booked) != sorted(traded):
         found.append(f"fills booked {len(booked)}, exchange trades {len(traded)}")
     btc = fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0)

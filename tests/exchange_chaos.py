@@ -24,6 +24,7 @@ import pandas as pd
 from aiohttp import web
 
 from bot.domain import from_ms
+from bot.exchange.venues import profile_for
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from tests.fake_exchange import Fault
@@ -76,7 +77,7 @@ class Chaos:
         if kind == "timeout":  # for an order: placed, but the answer never arrives in time
             return Fault(path, 200, {}, after=placing, delay=CLIENT_TIMEOUT_MS / 1000 + 0.05)
         if kind == "rate_limit":
-            wait = self.rng.choice((1, 2, 3))
+            wait = self.rng.choice(self.rig.limit_waits)
             self.banned_until = self.now + wait
             status, body = self.rig.refusals["rate_limit"]
             if self.rig.name == "binance":  # 418: Binance's ban after ignored 429s
@@ -148,13 +149,14 @@ class _Errors(logging.Handler):
 async def run_fault_soak(
     tmp_path: Path, candles: pd.DataFrame, *, ticks: int, rate: float = 0.2, seed: int = 1,
     venue: str = "binance", split: tuple[float, ...] = (1.0,), fee_asset: str = "quote",
+    walks: bool = False,
 ) -> SoakReport:  # fmt: skip
     """``ticks`` hourly ticks of EMA 3/7 (it trades often) with a stop-loss on BTC/USDT,
     ``rate`` of the calls failing; returns what was injected and every invariant's result.
     ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
-    order and fee currency (see ``FakeBinance``)."""
+    order and fee currency, ``walks``: its market walks each candle (see ``FakeBinance``)."""
     fake = funded_fake(candles, venue)
-    fake.split, fake.fee_asset = split, fee_asset
+    fake.split, fake.fee_asset, fake.walks = split, fee_asset, walks
     chaos = Chaos(rate, random.Random(seed), VENUES[venue])
     fake.chaos = chaos
     start = from_ms(int(candles["timestamp"].iloc[0])) + timedelta(days=10, seconds=5)
@@ -176,9 +178,9 @@ async def run_fault_soak(
         )  # trade throughout
         async with stack as (trading, market, _):
             chaos.enabled = True
-            invariants = Invariants(
-                fake, tmp_path / "pairpilot.sqlite", VENUES[venue].trade_key, grace=0
-            )  # a position unprotected for one tick is seen
+            invariants = Invariants(fake, tmp_path / "pairpilot.sqlite", VENUES[venue].trade_key,
+                                    grace=0, resting_stops=profile_for(venue).stop_orders,
+                                    )  # a position unprotected for one tick is seen  # fmt: skip
             moment = start
             for _ in range(ticks):
                 moment += HOUR

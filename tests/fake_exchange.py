@@ -118,14 +118,61 @@ class FakeBinance:
     dust_btc: float = 0.001
     dust_window_ms: int = 6 * 3_600_000
     dust_charge: float = 0.02
+    # The price walks each candle the clock passes (``walk``): resting orders fill inside it.
+    walks: bool = False
 
     def move_to(self, now_ms: int) -> None:
-        """The exchange's clock; each symbol's price is its forming candle's open."""
+        """The exchange's clock; each symbol's price is its forming candle's open (with
+        ``walks``, after walking every candle that closed on the way)."""
+        if self.walks:
+            self.walk(now_ms)
         self.now_ms = now_ms
         for (symbol, _), frame in self.candles.items():
             forming = int(frame["timestamp"].searchsorted(now_ms, "right")) - 1
             if forming >= 0:
                 self.prices[symbol] = float(frame["open"].iloc[forming])
+
+    def walk(self, now_ms: int) -> None:
+        """Move the price through each candle that closes between now and ``now_ms``, as the
+        market did: open, the extreme away from the close (the low of a rising candle, the
+        high of a falling one), the other extreme, the close. A resting stop-loss or limit
+        buy the path crosses fills at its level, as a stop-market fills at the market
+        reaching it and a resting bid is taken at its price; one the next open gaps past
+        fills at that open (``_trigger_stops``). The backtest kernel fills the same: at
+        min(open, level) once the low reaches the level (one order rests at a time, so which
+        extreme comes first changes no fill). Only a symbol's finest candles walk."""
+        finest: dict[str, tuple[int, pd.DataFrame]] = {}
+        for (symbol, interval), frame in self.candles.items():
+            if symbol not in finest or INTERVALS_MS[interval] < finest[symbol][0]:
+                finest[symbol] = (INTERVALS_MS[interval], frame)
+        for symbol, (step, frame) in finest.items():
+            stamps = frame["timestamp"]
+            first = max(int(stamps.searchsorted(self.now_ms, "right")) - 1, 0)
+            last = int(stamps.searchsorted(now_ms, "right")) - 1
+            for row in frame.iloc[first:last].itertuples(index=False):
+                opened = int(row.timestamp)
+                self.now_ms = max(self.now_ms, opened)
+                self.prices[symbol] = float(row.open)
+                self._trigger_stops()  # what the open gapped past fills there
+                extremes = (row.low, row.high) if row.close >= row.open else (row.high, row.low)
+                for third, point in enumerate((*extremes, row.close), start=1):
+                    # each leg's fills are stamped at its end: a third, two, the candle's last ms
+                    self.now_ms = max(self.now_ms, opened + min(third * step // 3, step - 1))
+                    self._cross(symbol, float(point))
+
+    def _cross(self, symbol: str, price: float) -> None:
+        """The price of ``symbol`` moves to ``price``: each resting sell stop or buy limit it
+        passes on the way down fills at its level."""
+        before = self.prices[symbol]
+        self.prices[symbol] = price
+        for order in list(self.orders.values()):
+            level = order.stop_price
+            if order.symbol != symbol or order.status != "NEW" or not price <= level < before:
+                continue
+            if order.kind == "STOP_LOSS":
+                self._execute(order, level, self.locked)
+            elif order.kind == "LIMIT":
+                self._fill_limit(order)
 
     def add_candles(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
         self.candles[(symbol, interval)] = frame.reset_index(drop=True)
@@ -428,11 +475,16 @@ class FakeBinance:
             if order.kind == "STOP_LOSS":
                 self._execute(order, price, self.locked)
             elif order.kind == "LIMIT":
-                quote = order.symbol[-4:]
-                lock = order.quantity * order.stop_price * (1 + self.fee_rate)
-                self.locked[quote] -= lock
-                self.balances[quote] += lock  # unlocked, then paid from the free balance
-                self._execute(order, order.stop_price, self.balances)
+                self._fill_limit(order, price if self.walks else order.stop_price)
+
+    def _fill_limit(self, order: Order, price: float | None = None) -> None:
+        """A resting limit buy fills at ``price`` (its limit when not given; a walking market
+        gives a limit it opens under the better price, as a taker would get it)."""
+        quote = order.symbol[-4:]
+        lock = order.quantity * order.stop_price * (1 + self.fee_rate)
+        self.locked[quote] -= lock
+        self.balances[quote] += lock  # unlocked, then paid from the free balance
+        self._execute(order, order.stop_price if price is None else price, self.balances)
 
     async def _cancel_order(self, params: dict[str, str]) -> web.Response:
         for order in self.orders.values():

@@ -61,6 +61,7 @@ class Invariants:
     pairs: tuple[str, ...] = ("BTC/USDT",)
     quote: str = "USDT"
     grace: int = 1  # checks in a row a position may go without a stop, no failed attempt seen
+    resting_stops: bool = True  # the venue's profile rests stops (else they are per candle)
     checks: int = 0
     unprotected: int = 0  # checks that found a position waiting for its stop
     dust_seen: int = 0  # checks that found dust in the books
@@ -101,7 +102,7 @@ class Invariants:
                           if o.symbol == symbol and o.kind == "STOP_LOSS"
                           and o.status == "NEW")  # fmt: skip
             saved = self._state(db, f"protection:{pair}") or {}
-            if resting >= amount - STEP and "entry" in saved:
+            if "entry" in saved and (resting >= amount - STEP or not self.resting_stops):
                 self._waiting.pop(pair, None)
                 continue
             self.unprotected += 1

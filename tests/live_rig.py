@@ -24,6 +24,7 @@ from bot.scheduler import Jobs
 from bot.stream_feed import StreamingFeed
 from storage.db import open_database
 from tests.fake_bybit import FakeBybit, bybit_config, limit_spent_headers
+from tests.fake_coinbase import FakeCoinbase, coinbase_config, coinbase_trade_key, limit_body
 from tests.fake_exchange import FakeBinance, binance_urls, serve
 from tests.fake_kraken import SECRET as KRAKEN_SECRET
 from tests.fake_kraken import FakeKraken, kraken_config
@@ -54,11 +55,16 @@ class VenueRig:
     # The headers of a rate-limit answer that say how long to wait (``wait`` seconds).
     limit_headers: Callable[[int], dict[str, str]] = lambda wait: {"Retry-After": str(wait)}
     secret: str = "test-secret"  # the API secret ccxt signs with (Kraken's must be base64)
+    # How long (seconds) a fault soak's rate limits last: any of these when the venue says how
+    # long in its answer; its fixed window when it does not.
+    limit_waits: tuple[int, ...] = (1, 2, 3)
+    # The trade id the books give a fake's trade, when the venue's ids are not the fake's.
+    books_trade: Callable[[str, object], str] | None = None
 
     def trade_key(self, symbol: str, trade_id: object) -> str:
         """The trade id the books give a fake's trade (ccxt's market id, dash, trade id)."""
-        if self.name == "kraken":
-            return kraken_trade_key(symbol, trade_id)
+        if self.books_trade is not None:
+            return self.books_trade(symbol, trade_id)
         market = f"{symbol[:-4]}-{symbol[-4:]}" if self.name == "okx" else symbol
         return f"{market}-{trade_id}"
 
@@ -115,7 +121,25 @@ VENUES = {
          "rejected": (200, {"error": ["EOrder:Order minimum not met"]}),
          "clock_skew": (200, {"error": ["EAPI:Invalid nonce"]})},
         lambda wait: {},  # Kraken names no wait: the profile's limit_wait covers its counter
-        KRAKEN_SECRET,
+        secret=KRAKEN_SECRET,
+        books_trade=kraken_trade_key,
+    ),
+    "coinbase": VenueRig(
+        "coinbase", FakeCoinbase, coinbase_config, frozenset(FakeCoinbase.order_paths),
+        frozenset({"/api/v3/brokerage/market/products/BTC-USDT/candles",
+                   "/api/v3/brokerage/market/products/BTC-USDT/ticker"}),
+        frozenset({"/api/v3/brokerage/time", "/api/v3/brokerage/market/products",
+                   "/api/v3/brokerage/transaction_summary", "/v2/currencies",
+                   "/v2/currencies/crypto", "/v2/exchange-rates"}),
+        "/api/v3/brokerage/time",
+        {"rate_limit": (429, limit_body()),
+         "rejected": (400, {"error": "INVALID_ARGUMENT", "error_details": "base_size is too "
+                            "small", "message": "base_size is too small"}),
+         "clock_skew": (401, {"errors": [{"id": "authentication_error",
+                                          "message": "request timestamp expired"}]})},
+        lambda wait: {},  # no Retry-After: the limits are per second
+        limit_waits=(1,),
+        books_trade=coinbase_trade_key,
     ),
 }  # fmt: skip
 

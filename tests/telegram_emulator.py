@@ -76,10 +76,11 @@ class TelegramEmulator:
     refused_answers: int = 0  # answerCallbackQuery calls refused as too old or repeated
     callback_seconds: float = CALLBACK_ANSWER_SECONDS
     group_per_minute: int = GROUP_PER_MINUTE
-    throttled: int = 0  # sends refused with 429 by the per-group limit
+    throttled: int = 0  # sends refused with 429 by a group's or a chat's limit
     allowed_updates: list[str] | None = None  # as last set by getUpdates / setWebhook
     is_down: bool = False  # every call fails with 502, as when the API is unreachable
     retry_after: dict[str, tuple[int, int]] = field(default_factory=dict)  # method: (times, s)
+    chat_retry_after: dict[int, tuple[int, int]] = field(default_factory=dict)  # chat: (times, s)
     failing: dict[str, int] = field(default_factory=dict)  # method: calls that fail with a 502
     flaky: dict[int, int] = field(default_factory=dict)  # chat: sends that fail with a 502
     blocked: set[int] = field(default_factory=set)  # users who blocked the bot (403)
@@ -166,6 +167,11 @@ class TelegramEmulator:
     def limit(self, method: str, times: int, seconds: int) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 and retry_after=``seconds``."""
         self.retry_after[method] = (times, seconds)
+
+    def limit_chat(self, chat_id: int, times: int, seconds: int) -> None:
+        """Answer the next ``times`` sends to ``chat_id`` with 429 and retry_after=``seconds``
+        (Telegram's FAQ: about one message a second in one chat, short bursts allowed)."""
+        self.chat_retry_after[chat_id] = (times, seconds)
 
     def to(self, chat_id: int) -> list[Sent]:
         return [message for message in self.sent if message.chat_id == chat_id]
@@ -294,6 +300,12 @@ class TelegramEmulator:
 
     def _refusal(self, chat: int) -> web.Response | None:
         """What Telegram answers a send to ``chat`` that cannot go through, if anything."""
+        times, seconds = self.chat_retry_after.get(chat, (0, 0))
+        if times > 0:
+            self.chat_retry_after[chat] = (times - 1, seconds)
+            self.throttled += 1
+            return _error(429, f"Too Many Requests: retry after {seconds}",
+                          {"retry_after": seconds})  # fmt: skip
         if chat < 0:  # a group: about 20 messages a minute, then 429 until the minute is over
             now = time.monotonic()
             recent = [t for t in self._group_sends.get(chat, []) if now - t < 60]

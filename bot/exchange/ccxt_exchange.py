@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -63,11 +64,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _DEFAULT_TAKER_FEE = 0.001  # when the exchange states none
+_TIMESTAMP_EXPIRED = "request timestamp expired"
 
 
 def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -> BotError:
     """The one mapping from ccxt's exceptions to ours, by what the caller does next."""
     text = f"{type(error).__name__}: {error}"[:300]
+    if isinstance(error, ccxt.AuthenticationError) and _TIMESTAMP_EXPIRED in str(error):
+        # Coinbase's refusal of a stale timestamp ({"errors": [{"id": "authentication_error",
+        # "message": "request timestamp expired"}]}), which ccxt maps by its id alone.
+        return ClockSkew(text)
     if isinstance(error, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
         return ExchangeAuthFailed(text)
     if isinstance(error, ccxt.InsufficientFunds):
@@ -130,12 +136,6 @@ class CcxtExchange:
         self.profile = profile_for(client.id)
         self._stops: set[str] = set()  # client ids placed as stops by this process
         self._ours: dict[str, str] = {}  # wire id -> our id, for venues that cannot carry ours
-        for key, value in self.profile.ccxt_options.items():
-            # ccxt declares some of these as None ("ask the venue"): only the user's own
-            # setting stands before the profile's (Bybit's account-type question needs a key
-            # that may move funds, which a trading key must not).
-            if client.options.get(key) is None:
-                client.options[key] = value
 
     @classmethod
     def create(
@@ -155,6 +155,10 @@ class CcxtExchange:
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UserInputError(f"unknown exchange {name!r}{hint}")
         config = {"enableRateLimit": True, **dict(ccxt_config), **dict(credentials or {})}
+        # Only the user's own options stand before the profile's (Bybit's account-type question
+        # needs a key that may move funds, which a trading key must not; Coinbase's default
+        # balances count held funds as free).
+        config["options"] = {**profile_for(name).ccxt_options, **dict(config.get("options") or {})}
         # ccxt.pro's class adds the streams (watch_*) to the same REST client where it has them.
         family = ccxt_pro if name in ccxt_pro.exchanges else ccxt_async
         client = getattr(family, name)(config)
@@ -317,7 +321,9 @@ class CcxtExchange:
             if found is None:
                 return None
             exchange_id, stop = found[0]["id"], found[1]
-        with contextlib.suppress(NotFound):  # already final: the lookup says how it ended
+        # Already final, or the cancel refused (Coinbase answers success: false for an order
+        # that filled first, which ccxt raises as BadRequest): the lookup says how it ended.
+        with contextlib.suppress(NotFound, ExchangeRejected):
             try:
                 await self._call(self._client.cancel_order, exchange_id, order.pair,
                                  dict(self.profile.stop_cancel_params) if stop else {})  # fmt: skip
@@ -359,7 +365,7 @@ class CcxtExchange:
                 if order is not None:
                     break
                 last = attempt == self._attempts or self._giving_up.is_set()
-                if last or not _refused_unprocessed(error):
+                if last or not _refused_unprocessed(error, translated):
                     # Not found may only mean not processed yet, and Binance and OKX take a
                     # filled order's id again: a resend could buy twice. The order stays NEW,
                     # looked up again on the next tick (Executor.settle_unknown).
@@ -477,7 +483,7 @@ class CcxtExchange:
         if self._client.has.get("fetchOrderTrades"):
             return await self._call(self._client.fetch_order_trades, order_id, pair)
         return await self._call(
-            self._client.fetch_my_trades, pair, None, None, {"orderId": order_id}
+            self._client.fetch_my_trades, pair, None, None, {self.profile.trades_param: order_id}
         )
 
     async def lookup(self, order: Order) -> ExecutionReport | None:
@@ -665,14 +671,39 @@ class CcxtExchange:
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _failed(self, error: ccxt.BaseError) -> BotError:
-        translated = translate(error, self._client.last_response_headers)
+        translated = translate(self._by_venue_code(error), self._client.last_response_headers)
         if any(text in str(error) for text in self.profile.auth_errors):
             translated = ExchangeAuthFailed(f"{type(error).__name__}: {error}"[:300])
-        limited = isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection)
-        if limited and isinstance(translated, ExchangeUnavailable) and not translated.retry_after:
-            translated.retry_after = self.profile.limit_wait or None  # the venue named no wait
         EXCHANGE_ERRORS.labels(type(translated).__name__).inc()
+        return self._limit_waited(error, translated)
+
+    def _limit_waited(self, error: ccxt.BaseError, translated: BotError) -> BotError:
+        """A rate limit the venue's answer gave no wait for lasts the profile's window."""
+        if (
+            isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection)  # Kraken's: DDoS
+            and isinstance(translated, ExchangeUnavailable)
+            and translated.retry_after is None
+            and self.profile.limit_wait
+        ):
+            translated.retry_after = self.profile.limit_wait
         return translated
+
+    def _by_venue_code(self, error: ccxt.BaseError) -> ccxt.BaseError:
+        """``error`` as ccxt raises it at the venue's own URLs, whatever URL the client was
+        given: where ccxt classified the venue's code by its URL-independent table or not at
+        all, the table the venue's URLs select (the profile's ``error_table``) comes first, as
+        ccxt reads it there. The venue's own table decides: a refusal there is a refusal here,
+        an unknown outcome there (Binance's -1004 "server busy") stays unknown here, and a code
+        it does not name keeps ccxt's class."""
+        table = self.profile.error_table
+        code = _venue_code(str(error))
+        if not table or code is None:
+            return error
+        exceptions = self._client.exceptions or {}
+        if type(error) not in (ccxt.ExchangeError, (exceptions.get("exact") or {}).get(code)):
+            return error  # classified before the code (429, a message): as at the venue's URLs
+        found = ((exceptions.get(table) or {}).get("exact") or {}).get(code)
+        return found(str(error)) if found else error
 
     async def _resync_clock(self, error: BotError) -> None:
         """After a clock-skew refusal, measure the offset again so the retry is signed right."""
@@ -700,10 +731,22 @@ _STATUS = {
 }
 
 
-def _refused_unprocessed(error: ccxt.BaseError) -> bool:
+def _refused_unprocessed(error: ccxt.BaseError, translated: BotError) -> bool:
     """Whether the venue refused the request before processing it (a rate limit, a ban, a
     clock-skew refusal): only then is sending it again safe."""
-    return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce)
+    return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce
+                      ) or isinstance(translated, ClockSkew)  # fmt: skip
+
+
+def _venue_code(text: str) -> str | None:
+    """The venue's error code in ccxt's message ("binance {"code":-5006,"msg":...}")."""
+    start = text.find("{")
+    try:
+        body = json.loads(text[start:]) if start >= 0 else None
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return None if code is None else str(code)
 
 
 def _candle_frame(rows: Sequence[Sequence[float]]) -> pd.DataFrame:
@@ -773,26 +816,32 @@ def _fill(
     market: Mapping[str, Any],
     fee_prices: Mapping[str, float],
 ) -> Fill:
-    """One trade as a fill. A fee in the coin traded changes the coins that moved (a buy
-    receives less, a sell gives more); a fee in a third currency (BNB) is valued at that
-    currency's price now, or, with no market to price it, at the market's taker rate."""
+    """One trade as a fill. A buy's fee in the coin bought reduces the coins received; a fee
+    in any other coin (BNB, or the coin sold: a BNB/USDT sale paying in BNB) comes from that
+    coin's balance, not from this trade: it is valued in the quote (at that coin's price now,
+    or, with no market to price it, at the market's taker rate) and kept in its own units
+    (``fee_amount``) for the books to take from whoever holds it (``Executor``)."""
     price = float(trade["price"])
     amount = float(trade["amount"])
-    fee = outside = 0.0
-    assets = []
+    base, quote = market.get("base"), market.get("quote")
+    fee = outside = charged = 0.0
+    assets = set()
     for entry in _fees(trade):
         cost, currency = float(entry["cost"]), entry.get("currency")
-        assets.append(currency or "")
-        if currency == market.get("base"):
-            amount += -cost if intent.side is Side.BUY else cost
+        assets.add(currency or "")
+        charged += cost
+        if currency == base and intent.side is Side.BUY:
+            amount -= cost
             fee += cost * price
-        elif currency in (None, market.get("quote")):
+        elif currency == base:
+            outside += cost * price
+        elif currency in (None, quote):
             fee += cost
         elif currency in fee_prices:
             outside += cost * fee_prices[currency]
         else:
             log.warning("fee in %s: no %s market to price it; booked at the taker rate",
-                        currency, market.get("quote"))  # fmt: skip
+                        currency, quote)  # fmt: skip
             outside += price * amount * float(market.get("taker") or _DEFAULT_TAKER_FEE)
     moment = trade.get("timestamp")
     return Fill(
@@ -805,5 +854,6 @@ def _fill(
         time=from_ms(int(moment)) if moment else intent.created_at,
         trade_id=f"{market.get('id')}-{trade.get('id')}",
         fee_outside=outside,
-        fee_asset=",".join(sorted(set(assets))),
+        fee_asset=",".join(sorted(assets)),
+        fee_amount=charged if len(assets) == 1 else 0.0,
     )

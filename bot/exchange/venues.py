@@ -67,15 +67,24 @@ class VenueProfile:
     # False where the venue's order reads then count in the quote coin too (Kraken's viqc).
     quote_sized_buys: bool = True
     scan_params: Mapping[str, Any] = field(default_factory=dict)  # added to a SCAN's list reads
-    # Seconds to wait after a rate-limit answer that names no wait (no Retry-After).
-    limit_wait: float = 0.0
     auth_errors: tuple[str, ...] = ()  # the venue's key refusals ccxt leaves unclassified
     stop_create_param: str = ""  # where a stop's client id goes, when not ``create_param``
     ohlcv_limit: int = 500
-    ccxt_options: Mapping[str, Any] = field(default_factory=dict)  # set on the client
+    # The trade-list parameter that narrows a read of trades to one order (a venue ignores one
+    # it does not know, and answers every trade of the pair).
+    trades_param: str = "orderId"
+    # Seconds a rate limit lasts when the venue's answer does not say (no Retry-After).
+    limit_wait: float = 0.0
+    # ccxt options, under the user's own: set on the client when it is made.
+    ccxt_options: Mapping[str, Any] = field(default_factory=dict)
     # The asset the venue converts dust (balances under its minimum) into through its API;
     # "" when it offers no conversion: dust then goes with the next exit of its pair.
     dust_to: str = ""
+    # The table of ccxt's ``exceptions`` that its class picks by the venue's own URLs (ccxt's
+    # binance ``get_exceptions_by_url``: "spot" for https://api.binance.com/): a venue's error
+    # code is read in it whatever URL the client was given (a proxy, a test double), so an
+    # error is classified as at the venue. "": ccxt's tables do not depend on the URL.
+    error_table: str = ""
     unverified: tuple[str, ...] = ()  # what was read but never run against a model of it
 
     def wire_id(self, ours: str) -> str:
@@ -121,6 +130,7 @@ _BINANCE = VenueProfile(
     stop_orders=True,  # STOP_LOSS: a plain order, listed by openOrders
     ohlcv_limit=1000,
     dust_to="BNB",  # POST /sapi/v1/asset/dust (Dust Transfer): once every 6 hours
+    error_table="spot",  # -5001/-5003/-5004/-5006 (dust refusals) are only in it
 )
 PROFILES: Mapping[str, VenueProfile] = {
     "binance": _BINANCE,
@@ -203,11 +213,23 @@ PROFILES: Mapping[str, VenueProfile] = {
         # ccxt fills client_order_id with its own "ccxt-<uuid>" and drops clientOrderId; only
         # client_order_id itself overrides it.
         create_param="client_order_id",
-        lookup=Lookup.SCAN,  # no lookup by client_order_id: open then closed orders
+        # No lookup by client_order_id (/orders/historical/batch has no such filter): open,
+        # then filled, then cancelled orders are read and matched.
+        lookup=Lookup.SCAN,
         reply_complete=False,  # create answers success and order_id only
-        stop_orders=False,  # stops are checked per candle
+        # ccxt's coinbase places no stop-market (NotSupported): only a stop-limit, which a
+        # price falling through its limit passes over. Stops are checked per candle.
+        stop_orders=False,
         ohlcv_limit=300,
-        unverified=("orders (no model of Coinbase's API in the tests)",),
+        trades_param="order_ids",  # /orders/historical/fills ignores orderId
+        limit_wait=1.0,  # a 429 without Retry-After; the limits are per second
+        # Advanced Trade's accounts (available and hold: ccxt's default /v2/accounts counts
+        # held funds as free) and clock.
+        ccxt_options={
+            "fetchBalance": "v3PrivateGetBrokerageAccounts",
+            "fetchTime": "v3PublicGetBrokerageTime",
+        },
+        # Verified: the soaks run on a model of the Advanced Trade API (tests/fake_coinbase.py).
     ),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +18,9 @@ from bot.domain import OrderIntent, OrderStatus, RiskLimits, Side
 from bot.engine import Engine, EngineCosts
 from bot.errors import ExchangeAuthFailed, ExchangeRejected, ExchangeUnavailable, InsufficientFunds
 from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.execution import Executor
+from bot.metrics import round_trips
+from bot.outside import OutsideHoldings
 from bot.portfolio import Portfolio
 from bot.reconcile import Reconciliation, reconcile
 from storage.alerts import SqliteAlertRepository
@@ -25,6 +28,7 @@ from storage.db import Database
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
+from storage.state import SqliteStateRepository
 from tests.builders import executor_on, wall_ms
 from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
 
@@ -431,3 +435,163 @@ async def test_a_stop_cuts_an_order_s_wait_short_and_sends_it_no_more_after_its_
     assert fake.order_posts == 1
     signed = [q for path, q in fake.requests if path == "/api/v3/order" and "signature" in q]
     assert [q for q in signed if "origClientOrderId" in q]  # looked up before giving up
+
+
+async def test_a_dust_refusal_is_a_refusal_at_any_url(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """ccxt reads Binance's -50xx codes (its 'spot' table) only at api.binance.com; the
+    adapter reads the venue's own table whatever the URL, so the fake's refusals arrive as on
+    Binance. A code the table does not name stays an unknown outcome: an order is looked up."""
+    fake, exchange = venue
+    fake.balances["BTC"] = 0.000009
+    fake.dust_log.append({"operateTime": fake.now_ms - 3_600_000, "transId": 1,
+                          "totalServiceChargeAmount": "0", "totalTransferedAmount": "0",
+                          "userAssetDribbletDetails": []})  # converted an hour ago  # fmt: skip
+    with pytest.raises(ExchangeRejected, match="-5006"):  # once every 6 hours
+        await exchange.convert_dust(["BTC"])
+    fake.dust_log.clear()
+    with pytest.raises(InsufficientFunds, match="-5003"):  # not held
+        await exchange.convert_dust(["XRP"])
+    assert fake.balances["BTC"] == 0.000009
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fake.faults.append(Fault("/api/v3/order", 400, {"code": -9999, "msg": "Unheard of."},
+                             method="POST", after=True))  # placed, answered oddly  # fmt: skip
+    fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    assert [fill.amount for fill in fills] == [pytest.approx(0.005)]  # found and booked
+    assert fake.order_posts == 1
+
+
+async def test_binance_s_server_busy_is_an_unknown_outcome_at_any_url(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """-1004 ("Server is busy") is a refusal in ccxt's URL-independent table but an unknown
+    outcome in the one it reads at api.binance.com (OperationFailed): as there, the order is
+    looked up and kept for the next look-up, never marked refused."""
+    fake, exchange = venue
+    clock = await with_run(db)
+    executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+    busy = {"code": -1004, "msg": "Server is busy, please wait and try again"}
+    fake.faults.append(Fault("/api/v3/order", 400, busy, method="POST"))
+    with pytest.raises(ExchangeUnavailable, match="-1004"):
+        await executor.execute(dataclasses.replace(buy(500.0, "pp1x5b"), run_id=1))
+    orders = SqliteOrderRepository(db)
+    assert (await orders.require("pp1x5b")).status is OrderStatus.NEW
+    assert await executor.settle_unknown() == 1  # never reached the book: closed as never sent
+    assert (await orders.require("pp1x5b")).status is OrderStatus.REJECTED
+    assert fake.order_posts == 1
+
+
+async def _bnb_books(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> tuple[Executor, Portfolio, Callable[[], Awaitable[Reconciliation]]]:
+    """BTC/USDT (run 1) and BNB/USDT (run 2) traded, "pay fees with BNB" on; the executor,
+    its books, and a start-up reconciliation of both pairs with the user's own holdings."""
+    _, exchange = venue
+    clock = await with_run(db)
+    await SqlitePairRunRepository(db).add(pair="BNB/USDT", strategy="ema_cross", timeframe="1h",
+                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    alerts = AlertOutbox(SqliteAlertRepository(db), clock)
+    outside = OutsideHoldings(SqliteStateRepository(db), clock)
+
+    async def reconciled() -> Reconciliation:
+        return await reconcile(orders=SqliteOrderRepository(db), exchange=exchange,
+                               executor=executor, portfolio=portfolio, alerts=alerts,
+                               clock=clock, quote="USDT", pairs=["BTC/USDT", "BNB/USDT"],
+                               outside=outside)  # fmt: skip
+
+    return executor, portfolio, reconciled
+
+
+async def test_bnb_fees_come_out_of_the_bnb_position_and_its_books_follow_the_account(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    fake, _ = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    fake.fee_asset = "BNB"  # BNB/USDT at 600; the account holds no BNB of the user's
+    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
+    (bought,), _ = await executor.execute(bnb)  # its fee is taken from the BNB bought
+    assert (bought.fee_asset, bought.amount) == ("BNB", pytest.approx(0.4 - bought.fee_amount))
+    assert portfolio.position("BNB/USDT").amount == pytest.approx(fake.balances["BNB"])
+    assert (await reconciled()).clean  # records the user's own: none
+    await executor.execute(dataclasses.replace(buy(480.0), run_id=1))
+    held = portfolio.position("BTC/USDT").amount
+    sell = OrderIntent("pp1x2s", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW)
+    _, btc_trade = await executor.execute(sell)
+    paid = 2 * 480.0 * 0.001 * 0.75 / 600.0  # two fees, 25% off, in BNB: 0.0012
+    assert fake.balances["BNB"] == pytest.approx(bought.amount - paid)
+    assert portfolio.position("BNB/USDT").amount == pytest.approx(fake.balances["BNB"])
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+    after = await reconciled()
+    assert (after.drift, after.clean) == ({}, True)
+    assert btc_trade.pnl == pytest.approx(-0.72)  # the BNB's value: the trade's fees
+    exit_ = OrderIntent("pp2x2s", 2, "BNB/USDT", Side.SELL,
+                        portfolio.position("BNB/USDT").amount, 600.0, NOW)  # fmt: skip
+    sold, bnb_trade = await executor.execute(exit_)
+    assert sum(fill.amount for fill in sold) == pytest.approx(bought.amount - paid)  # all of it
+    assert portfolio.position("BNB/USDT") is None
+    assert fake.balances.get("BNB", 0.0) == pytest.approx(0.0, abs=1e-12)
+    drifted = [a for a in await SqliteAlertRepository(db).pending() if "differ" in a.text
+               or a.kind == "reconciliation_drift"]  # fmt: skip
+    assert drifted == []
+    fills = await SqliteFillRepository(db).all()
+    trades = round_trips(fills, executor.exchange.too_small)
+    assert [t.pair for t in trades] == ["BTC/USDT", "BNB/USDT"]
+    assert trades[1] == bnb_trade
+    # BNB/USDT, sold at the price it was bought at: its own two fees only; the BNB it paid
+    # BTC/USDT's fees with was sold to the cash at its price.
+    assert bnb_trade.pnl == pytest.approx(-bought.fee - 0.001 * 600.0 * (bought.amount - paid))
+    assert sum(t.pnl for t in trades) == pytest.approx(fake.balances["USDT"] - 1000.0)
+    assert portfolio.realised_pnl() == pytest.approx(fake.balances["USDT"] - 1000.0)
+    assert (await reconciled()).clean
+
+
+async def test_bnb_fees_come_out_of_the_users_own_bnb_and_a_short_balance_falls_back(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """BNB/USDT traded but flat: the user's own BNB pays, and reconciliation sees the baseline
+    move by it, not drift. The BNB runs out within an order: its next trade pays in BTC."""
+    fake, _ = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    fake.balances["BNB"] = 0.0004  # the user's own
+    assert (await reconciled()).outside["BNB"] == pytest.approx(0.0004)
+    fake.fee_asset, fake.split = "BNB", (0.5, 0.5)
+    fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    assert [fill.fee_asset for fill in fills] == ["BNB", "BTC"]
+    assert fills[0].fee_amount == pytest.approx(250.0 * 0.001 * 0.75 / 600.0)
+    assert fake.balances["BNB"] == pytest.approx(0.0004 - fills[0].fee_amount)
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+    assert portfolio.position("BNB/USDT") is None
+    after = await reconciled()
+    assert (after.drift, after.outside["BNB"]) == ({}, pytest.approx(fake.balances["BNB"]))
+    (stored, _) = await SqliteFillRepository(db).all()
+    assert (stored.fee_asset, stored.fee_amount) == ("BNB", pytest.approx(fills[0].fee_amount))
+
+
+async def test_a_bnb_sale_paying_its_fee_in_bnb_takes_it_from_the_users_own(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """Selling all of the BNB/USDT position, the fee in BNB comes out of the BNB left on the
+    account, the user's own: the books sell what they hold (the sale is not larger than it)."""
+    fake, _ = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    fake.balances["BNB"] = 0.1  # the user's own
+    await reconciled()
+    fake.fee_asset = "BNB"
+    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
+    await executor.execute(bnb)
+    held = portfolio.position("BNB/USDT").amount
+    (sold,), trade = await executor.execute(
+        OrderIntent("pp2x2s", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW))  # fmt: skip
+    assert (sold.amount, sold.fee_asset) == (pytest.approx(held), "BNB")
+    assert portfolio.position("BNB/USDT") is None
+    assert trade is not None
+    assert fake.balances["BNB"] == pytest.approx(0.1 - sold.fee_amount)
+    after = await reconciled()
+    assert (after.drift, after.outside["BNB"]) == ({}, pytest.approx(fake.balances["BNB"]))
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])

@@ -95,6 +95,15 @@ async def dusty_stack(
         yield trading, market, jobs
 
 
+def cockpit_on(trading: ExchangeTrading, market: Market, jobs: Jobs) -> Cockpit:
+    """The cockpit the app builds, on the live stack's own connection."""
+    db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
+    return build_cockpit(
+        db, Venue("live", "binance", "USDT"), trading.service, trading.engine, trading.control,
+        ExchangeHistory(trading.engine.exchange, SqliteCandleRepository(db)), jobs, market.clock,
+    )  # fmt: skip
+
+
 @asynccontextmanager
 async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat]:
     """The live stack on the fake, traded until only dust is left, with the chat on it."""
@@ -104,11 +113,7 @@ async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat
         dusty_stack(tmp_path, fake) as (trading, market, jobs),
     ):
         db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
-        cockpit = build_cockpit(
-            db, Venue("live", "binance", "USDT"), trading.service, trading.engine,
-            trading.control, ExchangeHistory(trading.engine.exchange, SqliteCandleRepository(db)),
-            jobs, market.clock,
-        )  # fmt: skip
+        cockpit = cockpit_on(trading, market, jobs)
         frontend = TelegramFrontend(
             token=emulator.token, api_base_url=telegram, users=USERS, cockpit=cockpit,
             outbox=trading.outbox, alerts=SqliteAlertRepository(db), clock=market.clock,
@@ -142,8 +147,8 @@ async def test_binance_dust_transfer_through_unmodified_ccxt() -> None:
             assert [row["asset"] for row in listed["details"]] == ["BTC", "LTC"]
             assert listed["dribbletPercentage"] == "0.02"
             # ccxt maps Binance's -50xx codes in its 'spot' table, read only for api.binance.com
-            # URLs: at a rewritten URL they arrive as plain ExchangeError (the adapter then reads
-            # the dust log before saying anything).
+            # URLs: at a rewritten URL they arrive as plain ExchangeError (the adapter reads
+            # them in that table: test_a_dust_refusal_is_a_refusal_at_any_url).
             with pytest.raises(ccxt.ExchangeError, match="-5004"):  # worth too much
                 await client.sapiPostAssetDust({"asset": ["BTC", "ETH"]})
             with pytest.raises(ccxt.ExchangeError, match="-5003"):  # not held
@@ -235,22 +240,21 @@ async def test_the_venues_refusal_within_its_window_changes_nothing(
                               "userAssetDribbletDetails": []})  # converted an hour ago  # fmt: skip
         dust = chat.trading.engine.portfolio.position(PAIR)
         question = await chat.ask(ADMIN, "/dust")
+        reads = len([path for path, _ in fake.requests if path == LOG_PATH])
         result = await chat.confirm(question)
-        # ccxt maps Binance's -5006 only for api.binance.com URLs: at the fake's it is an
-        # unclassified error, so the outcome is unknown until the dust log settles it.
-        assert result.text.startswith("❌ The exchange did not answer")
+        # Binance's -5006 is read in its own code table (as ccxt does at api.binance.com): a
+        # refusal, so nothing happened and there is nothing to look up in the dust log.
+        assert result.text.startswith("⚠️ binance refused the conversion (OperationRejected: ")
+        assert '"code": -5006' in result.text
+        assert result.text.endswith("nothing changed")
+        assert len([path for path, _ in fake.requests if path == LOG_PATH]) == reads
         assert chat.trading.engine.portfolio.position(PAIR) == dust
         assert fake.balances["BTC"] == pytest.approx(dust.amount)
         state = SqliteStateRepository(chat.db)
-        assert await state.get(PENDING_KEY) is not None  # kept: it may still be processed
-        soon = await chat.ask(ADMIN, "/dust")
-        assert soon.text.startswith("❌ The exchange did not answer")
-        assert soon.reply_markup is None  # nothing asked again while the outcome is unknown
-        chat.market.at(EXIT_TICK + HOUR / 2 + timedelta(minutes=11))
-        later = await chat.ask(ADMIN, "/dust")  # the log, well after the request: nothing
-        assert await state.get(PENDING_KEY) is None
-        assert later.text.startswith("/dust: Dust (too small to sell): BTC 0.0000")
-        assert chat.trading.engine.portfolio.position(PAIR) == dust
+        assert await state.get(PENDING_KEY) is None  # refused: nothing left to settle
+        again = await chat.ask(ADMIN, "/dust")
+        assert again.text.startswith("/dust: Dust (too small to sell): BTC 0.0000")
+        assert len(fake.dust_log) == 1
         fake.faults.append(Fault("/sapi/v1/asset/dust-btc", 503, {"code": -1000, "msg": "busy"},
                                  times=2))  # the list cannot be read  # fmt: skip
         down = await chat.ask(ADMIN, "/dust")
@@ -564,3 +568,32 @@ async def test_the_periodic_check_settles_a_pending_conversion(
         assert await state.get(PENDING_KEY) is None
         await desk.settle_pending()  # nothing pending: nothing is asked
         assert len(fake.requests) == reads + 1
+
+
+async def test_the_survey_keeps_declared_dust_at_a_price_where_it_would_be_worth_the_minimum(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """Dust declared stays dust until an entry resets it (Engine.is_dust): the /dust survey
+    and the daily report agree with the engine, whatever the price does."""
+    fake = funded_fake(btc_candles)
+    fake.prices["BNBUSDT"] = BNB_PRICE
+    async with live_stack(tmp_path, fake, START) as (trading, market, jobs):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
+        rest = 0.00003  # three lot steps: about 3.2 USDT, under the 5 USDT minimum
+        held = trading.engine.portfolio.position(PAIR).amount
+        fake.faults.append(Fault("/api/v3/order", method="POST", fill_share=1 - rest / held))
+        await hourly(trading, market, EXIT_TICK, EXIT_TICK + 2 * HOUR)  # exit, then its rest
+        dust = trading.engine.portfolio.position(PAIR)
+        assert dust.amount == pytest.approx(rest, abs=1e-5)
+        trading.service.prices[PAIR] = 200_000.0  # worth 6 USDT now, over the minimum
+        assert trading.engine.exchange.too_small(PAIR, dust.amount, 200_000.0) is None
+        survey = await desk_on(trading, market).survey()
+        assert [(h.pair, h.amount, h.price) for h in survey.holdings] == [
+            (PAIR, dust.amount, 200_000.0)]  # fmt: skip
+        assert [h.asset for h in survey.convertible] == ["BTC"]  # the venue would take it
+        cockpit = cockpit_on(trading, market, jobs)
+        try:
+            report = await cockpit.daily_report()
+        finally:
+            cockpit.charts.close()
+        assert "0 open position(s) (and dust in 1 pair(s))" in report.caption

@@ -170,6 +170,29 @@ async def test_orders_keep_unique_client_ids_and_their_status_history(db: Databa
     assert await orders.get("nope") is None
 
 
+async def test_an_order_read_again_unchanged_adds_no_step_to_its_history(db: Database) -> None:
+    """A resting stop is read every tick: its history got one identical OPEN row per tick."""
+    orders = SqliteOrderRepository(db)
+    intent = OrderIntent(
+        "pp1-1-stop", await add_run(db), "BTC/USDT", Side.SELL, 0.5, 90.0, T0, "stop"
+    )
+    await orders.add(intent)
+    for tick in range(1, 6):  # five reads of the same resting order
+        await orders.update("pp1-1-stop", OrderStatus.OPEN, T0 + timedelta(hours=tick),
+                            filled=0.0, exchange_order_id="x-1")  # fmt: skip
+    await orders.update("pp1-1-stop", OrderStatus.OPEN, T0 + timedelta(hours=6), filled=0.2)
+    await orders.update("pp1-1-stop", OrderStatus.OPEN, T0 + timedelta(hours=7), filled=0.2)
+    await orders.update("pp1-1-stop", OrderStatus.FILLED, T0 + timedelta(hours=8), filled=0.5)
+    history = await orders.history("pp1-1-stop")
+    assert [(status, when.hour) for status, when, _ in history] == [
+        (OrderStatus.NEW, T0.hour),
+        (OrderStatus.OPEN, (T0 + timedelta(hours=1)).hour),
+        (OrderStatus.OPEN, (T0 + timedelta(hours=6)).hour),  # part of it filled: a step
+        (OrderStatus.FILLED, (T0 + timedelta(hours=8)).hour),
+    ]
+    assert (await orders.require("pp1-1-stop")).updated_at == T0 + timedelta(hours=8)
+
+
 async def test_fills_are_booked_once_per_trade_id(db: Database) -> None:
     orders = SqliteOrderRepository(db)
     await orders.add(OrderIntent("c1", await add_run(db), "BTC/USDT", Side.BUY, 1.0, 1.0, T0))

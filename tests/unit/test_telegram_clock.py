@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import httpx
+
 from bot.clock import FakeClock
-from handlers.telegram_clock import TelegramClock
+from handlers.telegram_clock import WAITED_SECONDS, TelegramClock
 
 HOST = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
@@ -49,3 +52,51 @@ def test_an_absurd_date_is_no_reading_and_a_large_offset_is_not_trusted() -> Non
     assert told == [300.5]  # told to the admins, but ages are judged by the host's clock
     assert not clock.trusted
     assert clock.telegram_time(HOST) == HOST
+
+
+async def _answer(clock: TelegramClock, method: str, result: object,
+                  date: str | None = None, after: float = 0.0) -> None:  # fmt: skip
+    """The Bot API answers ``method`` with ``result`` ``after`` seconds after it was asked."""
+    request = httpx.Request("POST", f"http://api/bot1:x/{method}")
+    await clock.on_request(request)
+    if after:
+        await asyncio.sleep(after)
+    headers = {"date": date} if date else {}
+    await clock.on_response(httpx.Response(200, json={"ok": True, "result": result},
+                                           headers=headers, request=request))  # fmt: skip
+
+
+def _update(update_id: int, date: datetime) -> dict[str, object]:
+    return {"update_id": update_id, "message": {"message_id": 1, "date": int(date.timestamp())}}
+
+
+async def test_without_a_date_header_telegram_s_own_dates_are_read() -> None:
+    """Review F18: a self-hosted Bot API server sends no Date header."""
+    wall, told = FakeClock(HOST), []
+    clock = TelegramClock(wall, told.append)
+    telegram = HOST - timedelta(seconds=90)  # the host is 90 s fast
+    # the updates that waited for the bot at its start: no reading, however old
+    await _answer(clock, "getUpdates", [_update(1, telegram - timedelta(hours=1))])
+    await _answer(clock, "answerCallbackQuery", True)
+    assert clock.source.startswith("the host's clock")
+    await _answer(clock, "sendMessage", {"message_id": 2, "date": int(telegram.timestamp())})
+    assert clock.offset == -89.5
+    assert clock.source == "Telegram's clock, read from Telegram's own message dates"
+    assert told == [-89.5]
+    # a Date header, once seen, is the only source: dates no longer count
+    await _answer(clock, "getMe", {}, date=_header(HOST))
+    await _answer(clock, "sendMessage", {"message_id": 3, "date": int(telegram.timestamp())})
+    assert clock.offset == 0.5
+    assert clock.source == "Telegram's clock, read from the Bot API's Date header"
+
+
+async def test_a_poll_that_waited_or_followed_the_last_one_is_a_reading() -> None:
+    wall = FakeClock(HOST)
+    clock = TelegramClock(wall)
+    telegram = HOST + timedelta(seconds=30)  # the host is 30 s slow
+    await _answer(clock, "getUpdates", [_update(1, telegram)], after=WAITED_SECONDS)
+    assert clock.offset == 30.5  # it waited: the update was made during it
+    clock = TelegramClock(wall)
+    await _answer(clock, "getUpdates", [])  # the first, quick answer: whatever waited
+    await _answer(clock, "getUpdates", [_update(2, telegram)])  # asked at once after it
+    assert clock.offset == 30.5

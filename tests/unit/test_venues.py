@@ -52,7 +52,8 @@ def test_an_exchange_without_a_profile_runs_conservatively_and_says_what_is_unve
 
 def test_only_venues_never_run_against_a_model_of_them_warn() -> None:
     verified = [name for name, profile in PROFILES.items() if profile.warning() is None]
-    assert verified == ["binance", "okx", "bybit", "kraken"]  # each has a fake the soaks run on
+    # each has a fake the soaks run on
+    assert verified == ["binance", "okx", "bybit", "kraken", "coinbase"]
 
 
 def test_a_profiles_client_options_fill_what_ccxt_leaves_open_and_never_the_users() -> None:
@@ -61,3 +62,11 @@ def test_a_profiles_client_options_fill_what_ccxt_leaves_open_and_never_the_user
     assert bybit.options["enableUnifiedMargin"] is False
     mine = CcxtExchange.create("bybit", {"options": {"enableUnifiedAccount": False}})._client  # noqa: SLF001
     assert mine.options["enableUnifiedAccount"] is False
+
+
+def test_a_profiles_client_options_stand_before_ccxts_own_defaults_but_not_the_users() -> None:
+    coinbase = CcxtExchange.create("coinbase", {})._client  # noqa: SLF001
+    # ccxt's default is /v2/accounts, whose balances count what orders hold as free
+    assert coinbase.options["fetchBalance"] == "v3PrivateGetBrokerageAccounts"
+    mine = CcxtExchange.create("coinbase", {"options": {"fetchBalance": "v2PrivateGetAccounts"}})
+    assert mine._client.options["fetchBalance"] == "v2PrivateGetAccounts"  # noqa: SLF001

@@ -1,0 +1,375 @@
+"""The chat under a hostile network and across restarts (issue 20, final review F13-F19):
+the webhook server's limits, a private chat's 429, the clock without a Date header, prompts
+left open by a stop or a crash. Real PTB client, Bot API emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.abc
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import WebhookSettings
+from bot.health import check_chat
+from handlers.commands import ChatCommands
+from handlers.restart import ChatMemory
+from storage.audit import SqliteAuditRepository
+from storage.state import SqliteStateRepository
+from tests.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
+from tests.telegram_emulator import TelegramEmulator, post_update
+
+GROUP = -500
+
+
+def _hook() -> WebhookSettings:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return WebhookSettings(url=f"http://127.0.0.1:{port}/hook", port=port)
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+# Another process posts big bodies: the headers first, then it waits up to 2 s for an answer
+# (the seconds it waited, and the status line), then sends the body (the server may be gone).
+_UPLOADER = r"""
+import socket, sys, threading, time
+port, count, size, secret = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def one():
+    s = socket.create_connection(("127.0.0.1", port))
+    head = b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    if secret != "-":
+        head += b"X-Telegram-Bot-Api-Secret-Token: " + secret.encode() + b"\r\n"
+    s.sendall(head + b"Content-Length: %d\r\n\r\n" % size)
+    s.settimeout(2.0)
+    started = time.perf_counter()
+    try:
+        status = s.recv(100).split(b"\r\n")[0].decode()
+    except OSError:
+        status = "none"
+    waited = time.perf_counter() - started
+    chunk = b"x" * (1 << 20)
+    try:
+        for _ in range(size >> 20):
+            s.sendall(chunk)
+        if status == "none":
+            status = s.recv(100).split(b"\r\n")[0].decode() or "closed"
+    except OSError:
+        pass
+    print(f"{waited:.2f}|{status}", flush=True)
+threads = [threading.Thread(target=one) for _ in range(count)]
+[t.start() for t in threads]; [t.join() for t in threads]
+"""
+
+
+async def _upload(port: int, count: int, size: int, secret: str) -> tuple[float, list[str]]:
+    """``count`` posts of ``size`` bytes from another process: the bot's RSS growth (MiB, at
+    its peak while they ran) and each post's "seconds waited|status line"."""
+    before = peak = _rss_mib()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _UPLOADER, str(port), str(count), str(size), secret,
+        stdout=asyncio.subprocess.PIPE)  # fmt: skip
+    while proc.returncode is None:
+        peak = max(peak, _rss_mib())
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(proc.wait(), 0.02)
+    assert proc.stdout is not None
+    return peak - before, (await proc.stdout.read()).decode().splitlines()
+
+
+async def test_big_bodies_are_refused_before_they_are_read(tmp_path: Path) -> None:
+    """Review F16: tornado read the whole body (up to 100 MB) before the secret was checked:
+    8 posts of 90 MB without it took the bot from 185 to 1,083 MiB (6 here: +1,080 MiB).
+    Refused at the headers now: without the secret 403, with it but too big 413, at once,
+    the body never kept (about 0.1 MiB grown on a quiet machine; the bound allows for a
+    loaded one's other allocations)."""
+    hook = _hook()
+    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
+        grown, answers = await _upload(hook.port, 6, 90 << 20, "-")
+        assert grown < 32, f"the bot's RSS grew {grown:.0f} MiB; answers {answers}"
+        assert len(answers) == 6
+        for answer in answers:
+            waited, status = answer.split("|", 1)
+            assert status.startswith("HTTP/1.1 403"), answers
+            assert float(waited) < 1.5, answers  # before: no answer within 2 s
+        grown, answers = await _upload(hook.port, 3, 90 << 20, "s3cret")
+        assert grown < 32, f"the bot's RSS grew {grown:.0f} MiB; answers {answers}"
+        assert all(a.split("|", 1)[1].startswith("HTTP/1.1 413") for a in answers), answers
+        assert "halted" in await chat.ask(ADMIN, "/halt")  # Telegram's own posts still work
+
+
+async def test_connections_that_never_finish_their_headers_are_closed(tmp_path: Path) -> None:
+    """Review F16: a connection that never finished its headers was kept for an hour."""
+    hook = _hook()
+    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret",
+                          webhook_timeout=1.0) as chat:  # fmt: skip
+        held = []
+        for _ in range(50):
+            reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
+            writer.write(b"POST /hook HTTP/1.1\r\nHost: x\r\n")  # never finished
+            held.append((reader, writer))
+        slow_body = await asyncio.open_connection("127.0.0.1", hook.port)
+        slow_body[1].write(
+            b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-Telegram-Bot-Api-Secret-Token: s3cret\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )  # a body that never ends
+        held.append(slow_body)
+        started = time.perf_counter()
+        for reader, _ in held:
+            with contextlib.suppress(ConnectionError):
+                await asyncio.wait_for(reader.read(), 5.0)  # the server closes it
+        assert time.perf_counter() - started < 3.0
+        for _, writer in held:
+            writer.close()
+        assert "Equity" in await chat.ask(ADMIN, "/status")
+
+
+async def test_a_429_in_one_private_chat_holds_up_only_that_chat(tmp_path: Path) -> None:
+    """Review F14: PTB's limiter answers any 429 by pausing every request: a viewer's chat
+    under a 30 s retry_after held the admin's /flatten prompt in their own chat 30 s."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.limit_chat(VIEWER, 1, 30)
+        chat.emulator.say(VIEWER, "/status")
+        for _ in range(100):  # until the viewer's reply meets Telegram's 429
+            if chat.emulator.throttled:
+                break
+            await asyncio.sleep(0.02)
+        assert chat.emulator.throttled == 1
+        started = time.perf_counter()
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/flatten")
+        question = await chat.emulator.reply(ADMIN, after=before, within=5.0)
+        assert "Confirm within" in question.text
+        assert time.perf_counter() - started < 1.0
+        assert chat.emulator.to(VIEWER) == []  # the viewer's chat waits its 30 s
+
+
+def _crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process dies without a clean stop: nothing is kept, nothing is edited at the end."""
+
+    async def nothing(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(ChatMemory, "end", nothing)
+    monkeypatch.setattr(ChatCommands, "expire_open", nothing)
+
+
+async def test_after_a_crash_a_group_s_minute_counts_as_full_for_all_but_admins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F14: after a restart our count of a group's minute is empty while Telegram's
+    is not: a viewer's reply right after the restart met 429. After a crash the last
+    life's sends are unknown: others' group sends wait the minute out; admins' go."""
+    emulator = TelegramEmulator()
+    with monkeypatch.context() as crash:
+        _crash(crash)
+        async with chat_stack(tmp_path, emulator=emulator):
+            pass
+    emulator._group_sends[GROUP] = [time.monotonic() - 25] * 20  # noqa: SLF001  # Telegram's
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        chat.emulator.say(VIEWER, "/status", chat_id=GROUP)
+        await chat.emulator.quiet(1.5)
+        assert chat.emulator.throttled == 0
+        assert chat.emulator.to(GROUP) == []  # held for the minute, not refused
+        assert "Equity" in await chat.ask(ADMIN, "/status")
+
+
+async def test_a_clean_stop_keeps_the_groups_minutes_for_the_next_start(tmp_path: Path) -> None:
+    """Review F14: 16 viewers' replies in a group (all of the minute others may use), a
+    restart: the next viewer's reply waits the minute out instead of meeting a 429."""
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        for _ in range(16):
+            chat.emulator.say(VIEWER, "/pairs", chat_id=GROUP)
+        for _ in range(200):
+            if len(chat.emulator.to(GROUP)) == 16:
+                break
+            await asyncio.sleep(0.05)
+        assert len(chat.emulator.to(GROUP)) == 16
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        for _ in range(5):
+            chat.emulator.say(VIEWER, "/pairs", chat_id=GROUP)
+        await chat.emulator.quiet(1.5)
+        assert chat.emulator.throttled == 0
+        assert len(chat.emulator.to(GROUP)) == 16
+
+
+async def test_a_stop_expires_the_open_prompts(tmp_path: Path) -> None:
+    """Review F19: a restart left every open Confirm prompt with live-looking buttons."""
+    async with chat_stack(tmp_path) as chat:
+        question = await chat.sent_back(ADMIN, "/flatten")
+        assert question.reply_markup is not None
+        await chat.frontend.stop()
+        assert question.text == "Expired: send /flatten again."
+        assert question.reply_markup is None
+
+
+async def test_a_start_after_a_crash_expires_the_prompts_it_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F19: after a crash the open prompts are known from SQLite, and expired."""
+    emulator = TelegramEmulator()
+    with monkeypatch.context() as crash:
+        _crash(crash)
+        async with chat_stack(tmp_path, emulator=emulator) as chat:
+            question = await chat.sent_back(ADMIN, "/flatten")
+            group = await chat.sent_back(ADMIN, "/halt", chat_id=GROUP)
+            resume = await chat.sent_back(ADMIN, "/resume_trading", chat_id=GROUP)
+    assert question.reply_markup is not None
+    assert resume.reply_markup is not None
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        for _ in range(100):
+            if question.reply_markup is None and resume.reply_markup is None:
+                break
+            await asyncio.sleep(0.05)
+        assert question.text == "Expired: send /flatten again."
+        assert resume.text == "Expired: send /resume_trading again."
+        assert "halted" in group.text  # not a prompt: untouched
+        assert await chat.frontend_cockpit.chat_kept("chat.prompts") == {}
+
+
+def _self_hosted_on_a_fast_host(emulator: TelegramEmulator) -> None:
+    """A self-hosted Bot API server (tdlib's telegram-bot-api writes no Date header; aiohttp
+    always writes one, so it is empty here), on a host whose clock is 90 s fast."""
+    emulator.date_header = lambda now: ""
+    emulator.clock_ahead = -90.0
+
+
+async def test_without_a_date_header_ages_are_judged_by_telegram_s_own_dates(
+    tmp_path: Path,
+) -> None:
+    """Review F18: with no Date header the offset stayed 0: a host 90 s fast turned a fresh
+    /halt into a Confirm saying "sent 1 min ago". Telegram's dates of new updates (a poll
+    that waited) and of the bot's own messages read its clock instead; /health says so."""
+    async with chat_stack(tmp_path, before_start=_self_hosted_on_a_fast_host) as chat:
+        await asyncio.sleep(0.8)  # the bot is polling: the admin's /halt comes during a poll
+        reply = await chat.ask(ADMIN, "/halt")
+        assert "Trading halted" in reply, reply
+        assert await chat.trading.engine.guard.halted()
+        assert abs(chat.frontend.telegram_clock.offset + 90) < 2
+        health = await chat.ask(ADMIN, "/health")
+        assert "command ages judged by: Telegram's clock, read from Telegram's own" in health
+        chat_check = await check_chat(SqliteStateRepository(chat.db))  # `pairpilot health`
+        assert "ages judged by Telegram's clock, read from Telegram's own" in chat_check.detail
+        (skew,) = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
+        assert "ahead of Telegram's" in skew.text
+
+
+async def test_without_a_date_header_a_command_queued_while_down_is_still_old(
+    tmp_path: Path,
+) -> None:
+    """Review F18: the updates waiting at start-up are no reading of Telegram's clock (a poll
+    answered at once): an hour-old /stoppair still changes nothing by itself."""
+
+    def queued(emulator: TelegramEmulator) -> None:
+        _self_hosted_on_a_fast_host(emulator)
+        emulator.say(ADMIN, "/stoppair BTCUSDT", ago=3600)
+
+    async with chat_stack(tmp_path, before_start=queued) as chat:
+        reply = await chat.emulator.reply(ADMIN)
+        assert "it was not run then" in reply.text, reply.text
+        assert "BTC/USDT" in [run.pair for run in chat.trading.service.runs()]
+
+
+def _command(update_id: int, text: str, date: float) -> dict[str, object]:
+    """A raw update as Telegram posts it: the admin's command in their private chat."""
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": int(date), "text": text,
+        "chat": {"id": ADMIN, "type": "private"},
+        "from": {"id": ADMIN, "is_bot": False, "first_name": "a"},
+        "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+    }}  # fmt: skip
+
+
+async def test_the_first_webhook_updates_after_a_start_keep_their_order(tmp_path: Path) -> None:
+    """Review F13: the intake learnt the next update_id from the first post, so when the
+    first two after a start came out of order (parallel connections, a retry) the later
+    one ran first: /stoppair, then /startpair, ETH left running."""
+    hook = _hook()
+    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
+        now = chat.emulator.now()
+        start = _command(9001, "/startpair ETHUSDT share=0.2", now)
+        stop = _command(9002, "/stoppair ETHUSDT", now)
+        assert await post_update(hook.url, "s3cret", stop) == 200  # 9002 lands first
+        assert await post_update(hook.url, "s3cret", start) == 200
+        await chat.emulator.reply(ADMIN, after=1)
+        texts = [m.text for m in chat.emulator.to(ADMIN)]
+        assert texts[0].startswith("Started ETH/USDT"), texts
+        assert texts[1].startswith("Stopped"), texts
+        assert "ETH/USDT" not in [run.pair for run in chat.trading.service.runs()]
+        started = time.perf_counter()  # from then on, in order: handled at once
+        assert "Equity" in (await chat.sent_back(ADMIN, "/status")).text
+        assert time.perf_counter() - started < 0.5
+
+
+async def test_a_halt_never_waits_for_audit_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20's flood bench (``--groups``): the admin's /halt waited for a commit of each
+    admitted stranger's refusal, then for its own audit line, before its reply went out. On
+    a slow disk (each audit commit 0.5 s here) that is seconds; strangers' refusals are now
+    audited together a moment later, and the /halt's own line beside its reply."""
+    real_add, real_many = SqliteAuditRepository.add, SqliteAuditRepository.add_many
+
+    async def slow_add(self: SqliteAuditRepository, **entry: Any) -> int:
+        async with self._db.transaction():  # noqa: SLF001  # the commit holds the database
+            await asyncio.sleep(0.5)
+            return await real_add(self, **entry)
+
+    async def slow_many(self: SqliteAuditRepository, *args: Any) -> None:
+        async with self._db.transaction():  # noqa: SLF001
+            await asyncio.sleep(0.5)
+            await real_many(self, *args)
+
+    monkeypatch.setattr(SqliteAuditRepository, "add", slow_add)
+    monkeypatch.setattr(SqliteAuditRepository, "add_many", slow_many)
+    async with chat_stack(tmp_path) as chat:
+        for index in range(4):  # as many strangers as are served at once
+            chat.emulator.say(STRANGER + index, "/whoami", chat_id=GROUP - index)
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        assert "Trading halted" in await chat.ask(ADMIN, "/halt")
+        assert time.perf_counter() - started < 1.0
+        await chat.emulator.quiet(1.5)
+        entries = {(e.actor, e.command, e.result) for e in await chat.audit.latest(20)}
+        assert (str(STRANGER + 3), "whoami", "refused: not in the config") in entries
+        assert any(e[:2] == (str(ADMIN), "halt") for e in entries)
+
+
+class _Lookups(importlib.abc.MetaPathFinder):
+    """Counts module look-ups (each a scan of sys.path on the disk when it fails)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        self.names.append(fullname)
+
+
+async def test_a_round_trip_looks_up_no_module(tmp_path: Path) -> None:
+    """Issue 20's flood bench: httpcore tries ``import sniffio`` for every lock it makes (a
+    few per request); sniffio is not installed, and a failed import is not cached, so each
+    try scanned sys.path on the disk: tens of ms a round under load."""
+    async with chat_stack(tmp_path) as chat:
+        assert "Equity" in await chat.ask(ADMIN, "/status")  # everything imported once
+        lookups = _Lookups()
+        sys.meta_path.insert(0, lookups)
+        try:
+            assert "Equity" in await chat.ask(ADMIN, "/status")
+            assert "halted" in await chat.ask(ADMIN, "/halt")
+        finally:
+            sys.meta_path.remove(lookups)
+        assert lookups.names == []

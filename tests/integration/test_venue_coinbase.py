@@ -1,0 +1,232 @@
+"""Orders on Coinbase through ccxt's real ``coinbase`` class against the local Advanced Trade
+fake (tests/fake_coinbase.py): replies without status, our id carried as a UUID, fills listed
+for the whole account, refusals in HTTP 200, no resting stop-market, signed requests."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import ccxt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bot.domain import OrderIntent, OrderStatus
+from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.portfolio import Portfolio
+from storage.db import Database
+from storage.orders import SqliteOrderRepository
+from tests.builders import executor_on, wall_ms
+from tests.fake_coinbase import FakeCoinbase, coinbase_config, limit_body, serve_coinbase
+from tests.fake_exchange import Fault
+from tests.integration.test_ccxt_orders import with_run
+from tests.integration.test_venue_orders import _as_order, buy, stop
+
+KEYS = {"apiKey": "test-key", "secret": "test-secret"}
+ORDERS = "/api/v3/brokerage/orders"
+
+
+@asynccontextmanager
+async def connected(
+    fake: FakeCoinbase, keys: dict[str, str] = KEYS, sleep: object = None
+) -> AsyncIterator[tuple[FakeCoinbase, CcxtExchange]]:
+    """ccxt's coinbase class, markets loaded, on ``fake`` served over loopback."""
+    async with serve_coinbase(fake) as base:
+        exchange = CcxtExchange.create("coinbase", coinbase_config(base), credentials=keys,
+                                       attempts=3, backoff=0.01,
+                                       **({"sleep": sleep} if sleep else {}))  # fmt: skip
+        try:
+            await exchange.load_markets()
+            yield fake, exchange
+        finally:
+            await exchange.close()
+
+
+def limit_buy() -> OrderIntent:
+    """A limit buy for 500 USDT resting at 98,000 (the market is at 100,000)."""
+    return dataclasses.replace(buy(500.0), limit_price=98_000.0)
+
+
+def funded() -> FakeCoinbase:
+    return FakeCoinbase(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+
+
+@pytest.fixture
+async def coinbase() -> AsyncIterator[tuple[FakeCoinbase, CcxtExchange]]:
+    async with connected(funded()) as both:
+        yield both
+
+
+async def test_a_market_buy_without_status_in_its_reply_is_read_back_and_booked_in_full(
+    db: Database, coinbase: tuple[FakeCoinbase, CcxtExchange]
+) -> None:
+    fake, exchange = coinbase
+    fake.split = (0.4, 0.6)  # two trades, each with its own fee in USDT
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fills, _ = await executor.execute(buy(500.0))
+    assert len(fills) == 2
+    assert {fill.fee_asset for fill in fills} == {"USDT"}
+    order = await SqliteOrderRepository(db).require("pp1x1b")
+    assert order.status is OrderStatus.FILLED  # the create reply carried no status
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+    # Sized in the quote as Coinbase sizes a market buy (fees included): the budget, never more.
+    assert list(fake.configurations.values()) == [{"market_market_ioc": {"quote_size": "500"}}]
+    assert 1000.0 - fake.balances["USDT"] <= 500.0
+    assert fake.order_posts == 1
+
+
+async def test_an_orders_report_carries_its_own_trades_not_every_trade_of_the_account(
+    coinbase: tuple[FakeCoinbase, CcxtExchange],
+) -> None:
+    fake, exchange = coinbase
+    fake.split = (0.4, 0.6)
+    first = await exchange.create_market_order(buy(300.0))
+    second = await exchange.create_market_order(buy(300.0, "pp1x2b"))
+    # Coinbase filters fills by order_ids only and ignores a parameter it does not know:
+    # asked with orderId, it answered all four trades, the first order's two as the second's.
+    assert len(second.fills) == 2
+    assert not {f.trade_id for f in first.fills} & {f.trade_id for f in second.fills}
+    assert first.filled + second.filled == pytest.approx(fake.balances["BTC"])
+
+
+async def test_our_id_travels_as_a_uuid_and_the_venues_lists_map_back_to_ours(
+    coinbase: tuple[FakeCoinbase, CcxtExchange],
+) -> None:
+    fake, exchange = coinbase
+    intent = limit_buy()
+    placed = await exchange.create_limit_order(intent)
+    assert placed.status is OrderStatus.OPEN
+    (order,) = fake.orders.values()
+    assert str(uuid.UUID(order.client_id)) == order.client_id  # ccxt's "ccxt-<uuid>" replaced
+    assert order.client_id == exchange.profile.wire_id("pp1x1b")
+    listed = await exchange.open_orders(["BTC/USDT"])
+    assert [(o.client_order_id, o.price) for o in listed] == [("pp1x1b", 98_000.0)]
+
+
+async def test_an_answer_lost_after_placing_is_found_again_and_never_placed_twice(
+    coinbase: tuple[FakeCoinbase, CcxtExchange],
+) -> None:
+    fake, exchange = coinbase
+    fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
+    report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED
+    assert fake.order_posts == 1
+    # Sent again under the same client_order_id, Coinbase answers the first order: no second.
+    again = await exchange._client.create_order(  # noqa: SLF001
+        "BTC/USDT", "market", "buy", 500.0, None,
+        {"client_order_id": exchange.profile.wire_id("pp1x1b"),
+         "createMarketBuyOrderRequiresPrice": False},
+    )  # fmt: skip
+    assert again["id"] == report.exchange_order_id
+    assert len(fake.orders) == 1
+
+
+async def test_insufficient_funds_answered_in_http_200_is_a_refusal_not_an_unknown_outcome(
+    coinbase: tuple[FakeCoinbase, CcxtExchange],
+) -> None:
+    fake, exchange = coinbase
+    with pytest.raises(InsufficientFunds, match="PREVIEW_INSUFFICIENT_FUND"):
+        await exchange.create_market_order(buy(5_000.0))
+    assert fake.orders == {}
+    assert fake.order_posts == 1  # refused: never looked up as lost, never sent again
+
+
+async def test_no_stop_rests_on_coinbase_it_is_checked_per_candle(
+    coinbase: tuple[FakeCoinbase, CcxtExchange],
+) -> None:
+    fake, exchange = coinbase
+    assert exchange.supports_stop_orders is False
+    with pytest.raises(ExchangeRejected, match="stop orders are not supported"):
+        await exchange.place_stop(stop(0.004, 95_000.0))
+    # What the profile rests on: ccxt's coinbase places no stop-market (a stop-limit only,
+    # which can be passed over by a falling price), and refuses one before sending it.
+    with pytest.raises(ccxt.NotSupported):
+        await exchange._client.create_order("BTC/USDT", "market", "sell", 0.004, None,  # noqa: SLF001
+                                            {"stopLossPrice": 95_000.0})  # fmt: skip
+    assert fake.order_posts == 0
+
+
+async def test_a_resting_limit_buys_hold_is_used_cash_not_free(
+    coinbase: tuple[FakeCoinbase, CcxtExchange],
+) -> None:
+    fake, exchange = coinbase
+    await exchange.create_limit_order(limit_buy())
+    totals, free = await exchange.fetch_balance_parts()
+    # ccxt reads /v2/accounts by default, whose balances count held funds as free.
+    assert totals["USDT"] == pytest.approx(1000.0)
+    assert free["USDT"] == pytest.approx(fake.balances["USDT"]) == pytest.approx(1000 - 500, 0.01)
+    assert not any(path.startswith("/v2/accounts") for path, _ in fake.requests)
+
+
+async def test_a_limit_buy_that_filled_before_its_cancel_is_booked_not_refused(
+    coinbase: tuple[FakeCoinbase, CcxtExchange],
+) -> None:
+    fake, exchange = coinbase
+    intent = limit_buy()
+    placed = await exchange.create_limit_order(intent)
+    fake.prices["BTCUSDT"] = 97_000.0  # it fills before the cancel arrives
+    # Coinbase answers the cancel success: false (UNKNOWN_CANCEL_ORDER), which ccxt raises as
+    # BadRequest: what became of the order is read, not a refusal raised.
+    report = await exchange.cancel_order(_as_order(intent, placed.exchange_order_id))
+    assert report is not None
+    assert report.status is OrderStatus.FILLED
+    assert report.average_price == 98_000.0
+
+
+async def test_a_rate_limit_is_waited_out_for_coinbases_window() -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async with connected(funded(), sleep=sleep) as (fake, exchange):
+        fake.faults.append(Fault(ORDERS, 429, limit_body(), method="POST"))  # no Retry-After
+        report = await exchange.create_market_order(buy(500.0))
+        fake.limit_pages = 1  # the gateway's HTML page: no JSON, no Retry-After either
+        again = await exchange.create_market_order(buy(100.0, "pp1x2b"))
+    assert (report.status, again.status) == (OrderStatus.FILLED, OrderStatus.FILLED)
+    # was: 0.01 s of backoff, inside Coinbase's per-second window
+    assert [wait for wait in waits if wait >= 1.0] == [1.0, 1.0]
+    assert (fake.order_posts, len(fake.orders)) == (4, 2)
+
+
+async def test_a_server_clock_that_moved_is_measured_again_and_the_order_placed_once(
+    coinbase: tuple[FakeCoinbase, CcxtExchange],
+) -> None:
+    fake, exchange = coinbase
+    fake.skew_ms = 60_000  # outside Coinbase's 30 s: "request timestamp expired"
+    report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED  # was: an authentication failure, trading stopped
+    assert len(fake.orders) == 1
+
+
+async def test_a_wrong_secret_is_refused_at_start_up() -> None:
+    with pytest.raises(ExchangeAuthFailed, match="unauthorized"):
+        async with connected(funded(), {**KEYS, "secret": "wrong"}):
+            pass
+
+
+async def test_a_cdp_key_signs_each_request_with_an_es256_jwt_the_venue_verifies() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode()  # fmt: skip
+    name = "organizations/0c1d7a8e/apiKeys/5b2f9d4c"  # the shape of a CDP key's name
+    fake = FakeCoinbase(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0}, api_key=name,
+                        secret=pem)  # fmt: skip
+    async with connected(fake, {"apiKey": name, "secret": pem}) as (_, exchange):
+        report = await exchange.create_market_order(buy(500.0))
+    assert report.status is OrderStatus.FILLED
+    wrong = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()).decode()  # fmt: skip
+    with pytest.raises(ExchangeAuthFailed, match="invalid JWT"):
+        async with connected(fake, {"apiKey": name, "secret": wrong}):
+            pass
