@@ -301,7 +301,7 @@ def test_a_fee_in_the_coin_bought_spends_the_budget_on_coins_held_net_of_it(
                                               rel=1e-12)  # fmt: skip
 
 
-@pytest.mark.parametrize("venue", ["binance", "okx"])
+@pytest.mark.parametrize("venue", ["binance", "okx", "kraken"])
 async def test_a_pair_younger_than_the_history_window_gets_its_candles_on_each_venue(
     btc_candles: pd.DataFrame, venue: str
 ) -> None:
@@ -344,7 +344,7 @@ def test_a_live_accounts_backtest_takes_buy_fees_from_the_coins_where_its_venue_
     assert setup_for(PAIR, "1h", terms("live", "okx"), RiskLimits()).terms == terms("live", "okx")
 
 
-@pytest.mark.parametrize("venue", ["okx", "bybit"])  # Binance's walk is the same code
+@pytest.mark.parametrize("venue", ["okx", "bybit", "kraken"])  # Binance's walk: same code
 async def test_the_fault_soak_on_a_walking_market_keeps_the_books_equal_to_the_venue(
     tmp_path: Path, btc_candles: pd.DataFrame, venue: str
 ) -> None:
