@@ -1,6 +1,7 @@
 """What reaches the wire, recorded: ccxt's real classes, their HTTP replaced by a recorder that
-answers each venue's empty reply. Coinbase and Kraken have no model in the tests yet; Bybit has
-one (tests/fake_bybit.py, tests/integration/test_venue_bybit.py), and its checks here stand."""
+answers each venue's empty reply. Bybit, Coinbase and Kraken each have a model too
+(tests/fake_bybit.py, fake_coinbase.py, fake_kraken.py, and their test_venue_*.py); the checks
+here stand beside them."""
 
 from __future__ import annotations
 
