@@ -47,7 +47,7 @@ from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE = 5.0  # seconds users' updates get to finish at shutdown (systemd waits 20)
+STOP_GRACE = 5.0  # seconds users' updates get to finish at shutdown (the whole stop is bounded)
 PROMPTS_BOUND = 2.0  # seconds open Confirm prompts get to be edited "Expired" at a stop/start
 WEBHOOK_CHECK_SECONDS = 60.0  # how often getWebhookInfo is asked whether updates get through
 UPDATES = ["message", "callback_query"]  # the kinds of update the bot asks Telegram for
