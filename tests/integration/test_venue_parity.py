@@ -351,6 +351,38 @@ def test_a_fee_in_the_coin_bought_spends_the_budget_on_coins_held_net_of_it(
                                               rel=1e-12)  # fmt: skip
 
 
+@pytest.mark.parametrize("fee_in_coin", [False, True])
+def test_a_limit_buy_the_market_opens_under_buys_the_coins_its_limit_was_sized_for(
+    fee_in_coin: bool,
+) -> None:
+    """The limit (99) rests from the first close (100, 1% under it); the next candle opens at
+    95, under it. The adapter sizes a limit buy at its limit (budget / (limit x (1 + fee)),
+    ``CcxtExchange._send``) and the venue fills that order at the market: it buys those coins
+    for less than the budget. The kernel, with the fee in the quote (Kraken's and Coinbase's
+    terms), sized the buy at the fill: 4% more coins than a live account there holds, and
+    every later trade sized from a different equity. Both fee terms now size at the limit."""
+    prices = {"open": np.array([100.0, 95.0, 110.0, 120.0]), "high": np.full(4, 130.0),
+              "low": np.full(4, 80.0), "close": np.array([100.0, 105.0, 115.0, 120.0])}  # fmt: skip
+    stamps = np.arange(4, dtype=np.int64) * 3_600_000
+    rate = 0.001
+    result = simulate(prices, np.array([1, -1, 0, 0], np.int8), np.full(4, np.nan),
+                      KernelClock(stamps + 3_600_000, stamps + 3_600_000, np.zeros(4, np.int64),
+                                  3_600_000),
+                      KernelCosts(1000.0, rate, 0.0, 1.0, RiskLimits(max_position_fraction=1.0),
+                                  fee_in_coin),
+                      KernelExits(0.0, 0.0, 0.0, 0.0, entry_offset=0.01))  # fmt: skip
+    budget = 1000.0 * RiskLimits().position_fraction
+    bought = budget / (99.0 * (1 + rate))
+    assert result.entry_price[0] == pytest.approx(95.0)
+    assert result.amount[0] == pytest.approx(bought * (1 - rate) if fee_in_coin else bought,
+                                             rel=1e-12)  # fmt: skip
+    assert result.entry_fee[0] == pytest.approx(bought * 95.0 * rate, rel=1e-12)
+    held = result.amount[0]
+    spent = bought * 95.0 * (1 if fee_in_coin else 1 + rate)
+    assert result.equity[-1] == pytest.approx(1000.0 - spent + held * 110.0 * (1 - rate),
+                                              rel=1e-12)  # fmt: skip
+
+
 @pytest.mark.parametrize("venue", ["binance", "okx", "kraken"])
 async def test_a_pair_younger_than_the_history_window_gets_its_candles_on_each_venue(
     btc_candles: pd.DataFrame, venue: str
