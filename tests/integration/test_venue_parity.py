@@ -58,7 +58,7 @@ from bot.domain import RiskLimits, Trade
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
 from bot.exchange_source import ExchangeCandleSource
-from bot.kernel import KernelClock, KernelCosts, KernelExits, simulate
+from bot.kernel import KernelClock, KernelCosts, KernelExits, KernelResult, simulate
 from bot.metrics import round_trips
 from bot.scheduler import Jobs
 from bot.stream_feed import StreamingFeed
@@ -77,6 +77,7 @@ TRADED = 300  # candles the live engine trades through
 FIRST = 300  # the sample's candle the window starts at: its second 300 trade every case often
 BALANCE = 1_000_000.0
 LOT = 0.00001  # the fakes' lot step (BTC)
+RATE = 0.001  # the fee of the kernel's own cases
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +323,21 @@ def test_a_market_that_does_not_walk_prices_only_the_opens_as_before() -> None:
     assert limit.fills[0]["price"] == "99.0"  # a marketable limit: at its limit
 
 
+def buy_then_sell(
+    opens: list[float], closes: list[float], fee_in_coin: bool, entry_offset: float = 0.0
+) -> KernelResult:
+    """The kernel on four hourly candles (lows 80, highs 130) at a 0.1% fee: an entry signal
+    at the first close, an exit signal at the second (sold at the third open)."""
+    prices = {"open": np.array(opens), "high": np.full(4, 130.0), "low": np.full(4, 80.0),
+              "close": np.array(closes)}  # fmt: skip
+    stamps = np.arange(4, dtype=np.int64) * 3_600_000 + 3_600_000
+    return simulate(prices, np.array([1, -1, 0, 0], np.int8), np.full(4, np.nan),
+                    KernelClock(stamps, stamps, np.zeros(4, np.int64), 3_600_000),
+                    KernelCosts(1000.0, RATE, 0.0, 1.0, RiskLimits(max_position_fraction=1.0),
+                                fee_in_coin),
+                    KernelExits(0.0, 0.0, 0.0, 0.0, entry_offset=entry_offset))  # fmt: skip
+
+
 @pytest.mark.parametrize("fee_in_coin", [False, True])
 def test_a_fee_in_the_coin_bought_spends_the_budget_on_coins_held_net_of_it(
     fee_in_coin: bool,
@@ -329,16 +345,8 @@ def test_a_fee_in_the_coin_bought_spends_the_budget_on_coins_held_net_of_it(
     """Buy at the second open (100), sell at the third (110): with the fee in the quote the
     budget pays for the coins and their fee; taken from the coins, the budget buys coins and
     the fee is a share of them (worth the budget's fee share at the fill)."""
-    prices = {"open": np.array([90.0, 100.0, 110.0, 120.0]), "high": np.full(4, 130.0),
-              "low": np.full(4, 80.0), "close": np.array([95.0, 105.0, 115.0, 120.0])}  # fmt: skip
-    stamps = np.arange(4, dtype=np.int64) * 3_600_000
-    rate = 0.001
-    result = simulate(prices, np.array([1, -1, 0, 0], np.int8), np.full(4, np.nan),
-                      KernelClock(stamps + 3_600_000, stamps + 3_600_000, np.zeros(4, np.int64),
-                                  3_600_000),
-                      KernelCosts(1000.0, rate, 0.0, 1.0, RiskLimits(max_position_fraction=1.0),
-                                  fee_in_coin),
-                      KernelExits(0.0, 0.0, 0.0, 0.0))  # fmt: skip
+    result = buy_then_sell([90.0, 100.0, 110.0, 120.0], [95.0, 105.0, 115.0, 120.0], fee_in_coin)
+    rate = RATE
     budget = 1000.0 * RiskLimits().position_fraction
     bought = budget / 100.0 if fee_in_coin else budget / (100.0 * (1 + rate))
     held = bought * (1 - rate) if fee_in_coin else bought
@@ -361,16 +369,10 @@ def test_a_limit_buy_the_market_opens_under_buys_the_coins_its_limit_was_sized_f
     for less than the budget. The kernel, with the fee in the quote (Kraken's and Coinbase's
     terms), sized the buy at the fill: 4% more coins than a live account there holds, and
     every later trade sized from a different equity. Both fee terms now size at the limit."""
-    prices = {"open": np.array([100.0, 95.0, 110.0, 120.0]), "high": np.full(4, 130.0),
-              "low": np.full(4, 80.0), "close": np.array([100.0, 105.0, 115.0, 120.0])}  # fmt: skip
-    stamps = np.arange(4, dtype=np.int64) * 3_600_000
-    rate = 0.001
-    result = simulate(prices, np.array([1, -1, 0, 0], np.int8), np.full(4, np.nan),
-                      KernelClock(stamps + 3_600_000, stamps + 3_600_000, np.zeros(4, np.int64),
-                                  3_600_000),
-                      KernelCosts(1000.0, rate, 0.0, 1.0, RiskLimits(max_position_fraction=1.0),
-                                  fee_in_coin),
-                      KernelExits(0.0, 0.0, 0.0, 0.0, entry_offset=0.01))  # fmt: skip
+    result = buy_then_sell(
+        [100.0, 95.0, 110.0, 120.0], [100.0, 105.0, 115.0, 120.0], fee_in_coin, entry_offset=0.01
+    )
+    rate = RATE
     budget = 1000.0 * RiskLimits().position_fraction
     bought = budget / (99.0 * (1 + rate))
     assert result.entry_price[0] == pytest.approx(95.0)
