@@ -69,7 +69,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traded", type=int, default=600)
     parser.add_argument("--first", type=int, default=300)
-    parser.add_argument("--venues", default="binance,okx,bybit")
+    parser.add_argument("--venues", default=",".join(ACCOUNTS))
     parser.add_argument("--strategies", default=",".join(sorted(REGISTRY)))
     parser.add_argument("--signals-only", action="store_true", help="no protective exits")
     args = parser.parse_args()
