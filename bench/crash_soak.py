@@ -4,7 +4,7 @@ at least 200 times, restarting it after each kill and checking every invariant.
     .venv/bin/python bench/crash_soak.py [--kills 200] [--seed 1]
         [--venue binance|okx|bybit|coinbase|kraken] [--split 0.4,0.6]
         [--fee-asset quote|received|BNB]
-        [--dwell 0.1,1.5]
+        [--dwell 0.1,1.5] [--walks]
 
 See tests/crash_soak.py for what is checked; the suite runs the same soak with 5 kills.
 """
@@ -40,6 +40,8 @@ def main() -> int:
     parser.add_argument("--fee-asset", default="quote", help="quote, received or BNB")
     parser.add_argument("--dwell", default="0.1,1.5",
                         help="seconds the service runs before each kill: low,high")  # fmt: skip
+    parser.add_argument("--walks", action="store_true",
+                        help="the market walks each candle: stops fire inside it")  # fmt: skip
     args = parser.parse_args()
     split = tuple(float(share) for share in args.split.split(","))
     low, high = (float(bound) for bound in args.dwell.split(","))
@@ -50,7 +52,7 @@ def main() -> int:
                                             seed=args.seed, progress=bar.update,
                                             venue=args.venue, split=split,
                                             fee_asset=args.fee_asset,
-                                            dwell=(low, high)))  # fmt: skip
+                                            dwell=(low, high), walks=args.walks))  # fmt: skip
     took = time.perf_counter() - started
     print(
         f"kills {report.kills} ({took:.0f} s); landed: "

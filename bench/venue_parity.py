@@ -1,11 +1,13 @@
 """Venue parity, long: every strategy on every venue's fake, the live engine in live mode against
-the backtest kernel configured like that account (tests/integration/test_venue_parity.py runs
-five cases of 300 candles). Prints each case's trades, its largest differences and anything
-beyond the venue's allowed differences (lot steps, the price step, a resting stop's fill time
-inside its candle: see the test's docstring).
+the backtest kernel configured like that account (``ACCOUNTS``: its price step, fee coin and
+stops; tests/integration/test_venue_parity.py runs eight cases of 300 candles). Prints each
+case's trades, its largest differences and anything beyond the venue's allowed differences
+(lot steps, the price step, a resting stop's fill time inside its candle: see the test's
+docstring).
 
     .venv/bin/python bench/venue_parity.py [--traded 600] [--first 300]
-        [--venues binance,okx,bybit] [--strategies ema_cross,...] [--signals-only]
+        [--venues binance,okx,bybit,kraken,coinbase] [--strategies ema_cross,...]
+        [--signals-only]
 
 Runs on the bundled sample (2,184 hourly BTC candles): --first + 300 (history) + --traded
 must fit in it.
@@ -29,10 +31,10 @@ from bot.candles import read_candle_file  # noqa: E402
 from strategies import REGISTRY  # noqa: E402
 from tests.integration.test_parity import EVERY_EXIT  # noqa: E402
 from tests.integration.test_venue_parity import (  # noqa: E402
+    ACCOUNTS,
     WARM,
+    both_trades,
     differences,
-    kernel_trades,
-    venue_trades,
 )
 
 SAMPLE = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
@@ -44,15 +46,17 @@ async def case(
 ) -> tuple[str, bool]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        live, fake = await venue_trades(Path(folder), candles, venue, strategy, params,
-                                        split=(0.4, 0.6), fee_asset="received")  # fmt: skip
-    expected, reasons = kernel_trades(candles, strategy, params, fake.fee_rate, fee_in_coin=True)
+        live, expected, reasons, _ = await both_trades(Path(folder), candles, venue, strategy,
+                                                       params)  # fmt: skip
     worst = dict.fromkeys(FIELDS, 0.0)
     found = [] if len(live) == len(expected) else [f"{len(live)} live, {len(expected)} backtest"]
     for a, b in zip(live, expected, strict=False):
         for name in FIELDS:
             worst[name] = max(worst[name], abs(getattr(a, name) - getattr(b, name)))
-        found += [f"{b.exit_time:%m-%d %H}h {b.exit_reason}: {d}" for d in differences(a, b)]
+        found += [
+            f"{b.exit_time:%m-%d %H}h {b.exit_reason}: {d}"
+            for d in differences(a, b, ACCOUNTS[venue].tick)
+        ]
     resting = sum(r not in ("signal", "take_profit") for r in reasons)
     seconds = time.perf_counter() - started
     line = (f"{venue:8} {strategy:20} {'every exit' if params else 'signals':10} "
@@ -65,7 +69,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traded", type=int, default=600)
     parser.add_argument("--first", type=int, default=300)
-    parser.add_argument("--venues", default="binance,okx,bybit")
+    parser.add_argument("--venues", default=",".join(ACCOUNTS))
     parser.add_argument("--strategies", default=",".join(sorted(REGISTRY)))
     parser.add_argument("--signals-only", action="store_true", help="no protective exits")
     args = parser.parse_args()

@@ -205,15 +205,18 @@ def _record_entry(stamp, count, budget, fill, limit, p, entries, cash, fees):
     """Write trade ``count``'s entry spending ``budget`` (fee included) at ``fill``; returns
     (held, cash, fees) after it. ``limit``: a limit entry's price (0: a market entry).
 
-    With the fee in the quote, the coins and their fee spend the budget. With the fee in the
-    coins bought (``FEE_IN_COIN``), as live sizes the order: a market buy spends the whole
-    budget on coins (sized in the quote), a limit buy as many as the budget pays at its limit
-    with the fee; the fee (valued at the fill) comes out of the coins."""
+    As the order is sized: a limit buy, whatever coin pays its fee, as many coins as the budget
+    pays at its limit with the fee (a market that opens under the limit fills them for less).
+    A market buy: with the fee in the quote, the coins and their fee spend the budget; with the
+    fee in the coins bought (``FEE_IN_COIN``) the whole budget buys coins (sized in the quote)
+    and the fee (valued at the fill) comes out of them."""
     entry_ms, entry_price, amount, entry_fee = entries
     fee_rate = p[FEE]
     in_coin = p[FEE_IN_COIN] > 0.0
-    if in_coin:
-        bought = budget / fill if limit == 0.0 else budget / (limit * (1.0 + fee_rate))
+    if limit > 0.0:
+        bought = budget / (limit * (1.0 + fee_rate))
+    elif in_coin:
+        bought = budget / fill
     else:
         bought = budget / (fill * (1.0 + fee_rate))
     fee = bought * fill * fee_rate

@@ -63,16 +63,17 @@ class CrashReport:
 async def run_crash_soak(
     folder: Path, candles: pd.DataFrame, *, kills: int, seed: int = 1,
     progress: Any = None, venue: str = "binance", split: tuple[float, ...] = (1.0,),
-    fee_asset: str = "quote", dwell: tuple[float, float] = (0.1, 1.5),
+    fee_asset: str = "quote", dwell: tuple[float, float] = (0.1, 1.5), walks: bool = False,
 ) -> CrashReport:  # fmt: skip
     """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar).
     ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
     order and fee currency (see ``FakeBinance``); ``dwell``: the range of seconds the service
-    runs before each kill."""
+    runs before each kill; ``walks``: the market walks each candle, so a resting stop may fire
+    inside one, between a kill and the restart's reconciliation."""
     rng = random.Random(seed)
     rig = VENUES[venue]
     fake = funded_fake(candles, venue)
-    fake.split, fake.fee_asset = split, fee_asset
+    fake.split, fake.fee_asset, fake.walks = split, fee_asset, walks
     fake.order_delay = 0.04
     fake.move_to(int(candles["timestamp"].iloc[0]) + 10 * 86_400_000 + 5_000)
     emulator = TelegramEmulator(send_delay=0.02)

@@ -5,7 +5,8 @@ the rest expires, as a market order does on an exchange that runs out of book. I
 with no volume at all nothing fills (the backtest kernel models the same).
 
 A limit buy rests (its quote money set aside) until it is looked up or cancelled: it fills at
-min(open, limit) if the first candle closed after it was placed reached the limit.
+min(open, limit) if the first candle closed after it was placed reached the limit, for the
+coins its quote amount pays at the limit with the fee (sized when placed, as on a venue).
 
 An account standing for a venue that holds stop orders (``rests_stops``) rests stop-losses as
 that venue does: one fills at min(open, its level), less slippage, in the first candle since
@@ -172,7 +173,8 @@ class PaperExchange:
             return
         pair, quote = resting["pair"], resting["pair"].split("/")[1]
         price = min(float(candle["open"]), resting["limit"])
-        wanted = resting["quote_amount"] / (price * (1 + self._fee_rate))
+        # Sized at its limit, as a venue's order is when placed: under it, the coins cost less.
+        wanted = resting["quote_amount"] / (resting["limit"] * (1 + self._fee_rate))
         amount = await self._fillable(pair, wanted, from_ms(int(candle["timestamp"])))
         self._balances[quote] += resting["quote_amount"]  # released, then spent by the fill
         intent = OrderIntent(coid, resting["run_id"], pair, Side.BUY, amount, price, now)

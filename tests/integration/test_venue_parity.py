@@ -9,6 +9,16 @@ account: the fake's fee rate, no slippage (the fake fills a market order at the 
 quotes: the candle's open), stops resting on the venue, and the fee in the coin bought
 (``BacktestSetup.fee_in_coin``).
 
+Kraken and Coinbase take a buy's fee in the quote, and their backtests run without
+``fee_in_coin`` (``ACCOUNTS``), as ``account_terms`` sets for a live account there. Kraken
+(fee 0.26%, the profile's ``oflags=fciq``) is sent a buy sized in coins, budget / (price x
+(1 + fee)), and charges the fee on top, so coins and fee spend the budget: the kernel's buy
+with the fee in the quote. Its stop-loss orders rest, and its price step is 0.1: a resting
+stop's or a limit's level is rounded to it (the one tolerance that differs). Coinbase is sent
+the budget as a quote-sized buy (``quote_size``, fees included) and buys what the budget pays
+with its fee: the same buy. It holds no stop-market, so the engine checks stops per candle and
+sells at the next open, as the backtest without resting stops does: exits equal to the cent.
+
 What parity means here, and the only differences allowed (each is the venue's, and the live
 engine's books are right to show it):
 
@@ -16,7 +26,8 @@ engine's books are right to show it):
   next open (signals, take-profit, a stop the venue did not hold).
 * A stop that rests on the venue, and a limit entry, fill inside the candle: the venue stamps
   the trade then, the kernel at the candle's close (when the engine books it). The price is
-  the kernel's level rounded to the venue's price step (0.01), as the engine places it.
+  the kernel's level rounded to the venue's price step (0.01; Kraken's 0.1), as the engine
+  places it.
 * Amounts are net of the fee taken in the coin bought, in both. The venue trades whole lot
   steps (0.00001 BTC): the coins a budget buys are rounded to the step, and an exit sells
   the position floored to it, leaving dust that goes with the next exit (``round_trips``
@@ -30,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +58,7 @@ from bot.domain import RiskLimits, Trade
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
 from bot.exchange_source import ExchangeCandleSource
-from bot.kernel import KernelClock, KernelCosts, KernelExits, simulate
+from bot.kernel import KernelClock, KernelCosts, KernelExits, KernelResult, simulate
 from bot.metrics import round_trips
 from bot.scheduler import Jobs
 from bot.stream_feed import StreamingFeed
@@ -56,7 +68,7 @@ from strategies import build_strategy
 from tests.exchange_chaos import run_fault_soak
 from tests.fake_exchange import FakeBinance, serve
 from tests.integration.test_parity import EVERY_EXIT
-from tests.live_rig import HOUR, PAIR, SECRETS, Market, funded_fake, live_settings
+from tests.live_rig import HOUR, PAIR, Market, funded_fake, live_settings, venue_secrets
 
 # History before the live run starts: OKX's candle pages (300) must reach back into the data
 # from the window the engine asks for, and the kernel gets the same history (``trade_from``).
@@ -65,7 +77,30 @@ TRADED = 300  # candles the live engine trades through
 FIRST = 300  # the sample's candle the window starts at: its second 300 trade every case often
 BALANCE = 1_000_000.0
 LOT = 0.00001  # the fakes' lot step (BTC)
-TICK = 0.01  # their price step
+RATE = 0.001  # the fee of the kernel's own cases
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """What a venue's fake does, and so how the backtest of an account there is configured."""
+
+    tick: float  # the venue's price step: where a resting order's level is rounded to
+    fee_asset: str  # the fake's fee coin: "received" (the coin bought) or "quote"
+    fee_in_coin: bool  # the backtest's BacktestSetup.fee_in_coin
+    resting_stops: bool  # the venue holds the engine's stops (VenueProfile.stop_orders)
+
+
+# Kraken: pair_decimals 1 (a price step of 0.1), fees in the quote (the profile's oflags fciq)
+# charged on top of a buy sized in coins to spend the budget with its fee; stop-loss orders
+# rest. Coinbase: fees in the quote inside a quote-sized buy's budget, no resting stop-market
+# (the engine checks stops per candle and sells at the next open).
+ACCOUNTS = {
+    "binance": Account(0.01, "received", fee_in_coin=True, resting_stops=True),
+    "okx": Account(0.01, "received", fee_in_coin=True, resting_stops=True),
+    "bybit": Account(0.01, "received", fee_in_coin=True, resting_stops=True),
+    "kraken": Account(0.1, "quote", fee_in_coin=False, resting_stops=True),
+    "coinbase": Account(0.01, "quote", fee_in_coin=False, resting_stops=False),
+}
 STRATEGIES = {  # name: (strategy, parameters)
     "ema_cross every exit": ("ema_cross", EVERY_EXIT),
     "bollinger every exit": ("bollinger_reversion", EVERY_EXIT),
@@ -92,9 +127,9 @@ async def venue_stack(
         settings = live_settings(tmp_path, base, params, venue=venue)
         pair = settings.pairs[0].model_copy(update={"strategy": strategy, "capital_share": 1.0})
         settings = settings.model_copy(update={"pairs": [pair]})
-        exchange = CcxtExchange.create(venue, settings.exchange.ccxt_config,
-                                       credentials=credentials(settings, SECRETS), attempts=2,
-                                       backoff=0.01)  # fmt: skip
+        keys = credentials(settings, venue_secrets(venue))
+        exchange = CcxtExchange.create(venue, settings.exchange.ccxt_config, credentials=keys,
+                                       attempts=2, backoff=0.01)  # fmt: skip
         feed = StreamingFeed(exchange)
         try:
             await exchange.load_markets()
@@ -130,19 +165,35 @@ async def venue_trades(
 
 def kernel_trades(
     candles: pd.DataFrame, strategy: str, params: dict[str, float], fee_rate: float,
-    *, fee_in_coin: bool,
+    *, fee_in_coin: bool, resting_stops: bool = True,
 ) -> tuple[list[Trade], list[str]]:  # fmt: skip
     """The backtest of the same account: closed trades and their exit reasons."""
     setup = BacktestSetup(pair=PAIR, timeframe="1h", balance=BALANCE, fee_rate=fee_rate,
                           slippage=0.0, limits=RiskLimits(max_position_fraction=1.0),
-                          resting_stops=True, fee_in_coin=fee_in_coin, trade_from=WARM)  # fmt: skip
+                          resting_stops=resting_stops, fee_in_coin=fee_in_coin,
+                          trade_from=WARM)  # fmt: skip
     table = run_backtest(candles, build_strategy(strategy, params), setup).table
     trades = table.trades()[: table.closed]
     return trades, [trade.exit_reason for trade in trades]
 
 
-def differences(live: Trade, kernel: Trade) -> list[str]:
-    """What sets ``live`` apart from ``kernel`` beyond the venue's differences (module doc)."""
+async def both_trades(
+    tmp_path: Path, candles: pd.DataFrame, venue: str, strategy: str, params: dict[str, float]
+) -> tuple[list[Trade], list[Trade], list[str], FakeBinance]:
+    """The live engine's trades on ``venue``'s fake (split fills, its fee coin) and the
+    backtest of that account (``ACCOUNTS``, at the fee the fake charges), its exit reasons."""
+    account = ACCOUNTS[venue]
+    live, fake = await venue_trades(tmp_path, candles, venue, strategy, params,
+                                    split=(0.4, 0.6), fee_asset=account.fee_asset)  # fmt: skip
+    expected, reasons = kernel_trades(candles, strategy, params, fake.fee_rate,
+                                      fee_in_coin=account.fee_in_coin,
+                                      resting_stops=account.resting_stops)  # fmt: skip
+    return live, expected, reasons, fake
+
+
+def differences(live: Trade, kernel: Trade, tick: float) -> list[str]:
+    """What sets ``live`` apart from ``kernel`` beyond the venue's differences (module doc),
+    ``tick`` its price step."""
     found = []
     rested = kernel.entry_time - HOUR < live.entry_time < kernel.entry_time  # a limit entry
     inside = kernel.exit_time - HOUR < live.exit_time < kernel.exit_time  # a resting stop
@@ -150,13 +201,13 @@ def differences(live: Trade, kernel: Trade) -> list[str]:
         live.exit_time == kernel.exit_time or inside
     ):
         found.append(f"times {live.entry_time}-{live.exit_time}")
-    if live.entry_price != pytest.approx(kernel.entry_price, abs=TICK if rested else 1e-9):
+    if live.entry_price != pytest.approx(kernel.entry_price, abs=tick if rested else 1e-9):
         found.append(f"entry price {live.entry_price}")
-    if live.exit_price != pytest.approx(kernel.exit_price, abs=TICK if inside else 1e-9):
+    if live.exit_price != pytest.approx(kernel.exit_price, abs=tick if inside else 1e-9):
         found.append(f"exit price {live.exit_price}")
     if live.amount != pytest.approx(kernel.amount, abs=2 * LOT):
         found.append(f"amount {live.amount}")
-    steps = 2 * LOT * kernel.exit_price + kernel.amount * TICK  # the lot steps, the tick
+    steps = 2 * LOT * kernel.exit_price + kernel.amount * tick  # the lot steps, the tick
     if live.pnl != pytest.approx(kernel.pnl, abs=steps):
         found.append(f"pnl {live.pnl}")
     if live.fee != pytest.approx(kernel.fee, rel=1e-5):
@@ -174,11 +225,14 @@ def window(btc_candles: pd.DataFrame) -> pd.DataFrame:
 # on one venue each. Limit entries run on Binance only: the engine sizes a limit buy with the
 # taker fee ccxt publishes for the venue (OKX 0.15%, Bybit 0.075%), not the fee the account
 # pays (the fakes charge 0.1%, as OKX's and Bybit's first tiers do), so there a limit entry
-# buys a fee difference fewer or more coins than the backtest at the account's fee.
-# bench/venue_parity.py runs every strategy on every venue over longer windows.
+# buys a fee difference fewer or more coins than the backtest at the account's fee. Kraken's
+# and Coinbase's fakes publish the fee they charge, and there limit entries matched (3 of 3
+# each, not in the suite for its time). bench/venue_parity.py runs every strategy on every
+# venue over longer windows.
 SUITE = [("ema_cross every exit", "binance"), ("ema_cross every exit", "okx"),
          ("ema_cross every exit", "bybit"), ("bollinger every exit", "okx"),
-         ("grid signals only", "bybit"), ("ema_cross limit entries", "binance")]  # fmt: skip
+         ("grid signals only", "bybit"), ("ema_cross limit entries", "binance"),
+         ("ema_cross every exit", "kraken"), ("ema_cross every exit", "coinbase")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("case", "venue"), SUITE, ids=[f"{c}-{v}" for c, v in SUITE])
@@ -186,19 +240,18 @@ async def test_the_live_engine_on_each_venue_makes_the_backtests_trades(
     tmp_path: Path, window: pd.DataFrame, venue: str, case: str
 ) -> None:
     strategy, params = STRATEGIES[case]
-    live, fake = await venue_trades(tmp_path, window, venue, strategy, params,
-                                    split=(0.4, 0.6), fee_asset="received")  # fmt: skip
-    expected, reasons = kernel_trades(window, strategy, params, fake.fee_rate, fee_in_coin=True)
+    live, expected, reasons, fake = await both_trades(tmp_path, window, venue, strategy, params)
     assert len(expected) >= 3
     fired = {o.kind for o in fake.orders.values() if o.kind != "MARKET" and o.executed}
     if "entry_offset" in params:  # limit buys rested on the venue and filled inside a candle
         assert "LIMIT" in fired
-    elif params:  # a stop rested on the venue and fired inside a candle, in both
-        assert "STOP_LOSS" in fired
+    elif params:  # a stop fired, in both: resting on the venue inside a candle, or per candle
+        assert ("STOP_LOSS" in fired) == ACCOUNTS[venue].resting_stops
         assert set(reasons) - {"signal", "take_profit"}
     assert len(live) == len(expected), (live, expected)
-    mismatches = [(a, b, differences(a, b)) for a, b in zip(live, expected, strict=True)
-                  if differences(a, b)]  # fmt: skip
+    tick = ACCOUNTS[venue].tick
+    mismatches = [(a, b, differences(a, b, tick)) for a, b in zip(live, expected, strict=True)
+                  if differences(a, b, tick)]  # fmt: skip
     assert not mismatches, mismatches[:2]
 
 
@@ -272,6 +325,21 @@ def test_a_market_that_does_not_walk_prices_only_the_opens_as_before() -> None:
     assert limit.fills[0]["price"] == "99.0"  # a marketable limit: at its limit
 
 
+def buy_then_sell(
+    opens: list[float], closes: list[float], fee_in_coin: bool, entry_offset: float = 0.0
+) -> KernelResult:
+    """The kernel on four hourly candles (lows 80, highs 130) at a 0.1% fee: an entry signal
+    at the first close, an exit signal at the second (sold at the third open)."""
+    prices = {"open": np.array(opens), "high": np.full(4, 130.0), "low": np.full(4, 80.0),
+              "close": np.array(closes)}  # fmt: skip
+    stamps = np.arange(4, dtype=np.int64) * 3_600_000 + 3_600_000
+    return simulate(prices, np.array([1, -1, 0, 0], np.int8), np.full(4, np.nan),
+                    KernelClock(stamps, stamps, np.zeros(4, np.int64), 3_600_000),
+                    KernelCosts(1000.0, RATE, 0.0, 1.0, RiskLimits(max_position_fraction=1.0),
+                                fee_in_coin),
+                    KernelExits(0.0, 0.0, 0.0, 0.0, entry_offset=entry_offset))  # fmt: skip
+
+
 @pytest.mark.parametrize("fee_in_coin", [False, True])
 def test_a_fee_in_the_coin_bought_spends_the_budget_on_coins_held_net_of_it(
     fee_in_coin: bool,
@@ -279,16 +347,8 @@ def test_a_fee_in_the_coin_bought_spends_the_budget_on_coins_held_net_of_it(
     """Buy at the second open (100), sell at the third (110): with the fee in the quote the
     budget pays for the coins and their fee; taken from the coins, the budget buys coins and
     the fee is a share of them (worth the budget's fee share at the fill)."""
-    prices = {"open": np.array([90.0, 100.0, 110.0, 120.0]), "high": np.full(4, 130.0),
-              "low": np.full(4, 80.0), "close": np.array([95.0, 105.0, 115.0, 120.0])}  # fmt: skip
-    stamps = np.arange(4, dtype=np.int64) * 3_600_000
-    rate = 0.001
-    result = simulate(prices, np.array([1, -1, 0, 0], np.int8), np.full(4, np.nan),
-                      KernelClock(stamps + 3_600_000, stamps + 3_600_000, np.zeros(4, np.int64),
-                                  3_600_000),
-                      KernelCosts(1000.0, rate, 0.0, 1.0, RiskLimits(max_position_fraction=1.0),
-                                  fee_in_coin),
-                      KernelExits(0.0, 0.0, 0.0, 0.0))  # fmt: skip
+    result = buy_then_sell([90.0, 100.0, 110.0, 120.0], [95.0, 105.0, 115.0, 120.0], fee_in_coin)
+    rate = RATE
     budget = 1000.0 * RiskLimits().position_fraction
     bought = budget / 100.0 if fee_in_coin else budget / (100.0 * (1 + rate))
     held = bought * (1 - rate) if fee_in_coin else bought
@@ -298,6 +358,32 @@ def test_a_fee_in_the_coin_bought_spends_the_budget_on_coins_held_net_of_it(
         budget * rate if fee_in_coin else budget * rate / (1 + rate), rel=1e-12
     )
     assert result.equity[-1] == pytest.approx(1000.0 - budget + held * 110.0 * (1 - rate),
+                                              rel=1e-12)  # fmt: skip
+
+
+@pytest.mark.parametrize("fee_in_coin", [False, True])
+def test_a_limit_buy_the_market_opens_under_buys_the_coins_its_limit_was_sized_for(
+    fee_in_coin: bool,
+) -> None:
+    """The limit (99) rests from the first close (100, 1% under it); the next candle opens at
+    95, under it. The adapter sizes a limit buy at its limit (budget / (limit x (1 + fee)),
+    ``CcxtExchange._send``) and the venue fills that order at the market: it buys those coins
+    for less than the budget. The kernel, with the fee in the quote (Kraken's and Coinbase's
+    terms), sized the buy at the fill: 4% more coins than a live account there holds, and
+    every later trade sized from a different equity. Both fee terms now size at the limit."""
+    result = buy_then_sell(
+        [100.0, 95.0, 110.0, 120.0], [100.0, 105.0, 115.0, 120.0], fee_in_coin, entry_offset=0.01
+    )
+    rate = RATE
+    budget = 1000.0 * RiskLimits().position_fraction
+    bought = budget / (99.0 * (1 + rate))
+    assert result.entry_price[0] == pytest.approx(95.0)
+    assert result.amount[0] == pytest.approx(bought * (1 - rate) if fee_in_coin else bought,
+                                             rel=1e-12)  # fmt: skip
+    assert result.entry_fee[0] == pytest.approx(bought * 95.0 * rate, rel=1e-12)
+    held = result.amount[0]
+    spent = bought * 95.0 * (1 if fee_in_coin else 1 + rate)
+    assert result.equity[-1] == pytest.approx(1000.0 - spent + held * 110.0 * (1 - rate),
                                               rel=1e-12)  # fmt: skip
 
 
@@ -330,15 +416,22 @@ def test_a_live_accounts_backtest_takes_buy_fees_from_the_coins_where_its_venue_
     tmp_path: Path,
 ) -> None:
     """`backtest --config`, /backtest and /sweep simulate the account the bot trades: live on
-    Binance, OKX or Bybit a buy's fee comes out of the coins bought (the parity above), on
-    Kraken and Coinbase and on the paper account it is paid in the quote."""
+    Binance, OKX or Bybit a buy's fee comes out of the coins bought, on Kraken and Coinbase
+    and on the paper account it is paid in the quote; stops rest on every venue but Coinbase.
+    The live account's terms are those its parity above runs the backtest with (``ACCOUNTS``)."""
 
     def terms(mode: str, exchange: str) -> AccountTerms:
         return account_terms(Settings.model_validate(
             {"data_dir": tmp_path, "mode": mode, "exchange": {"name": exchange}}))  # fmt: skip
 
+    for venue, account in ACCOUNTS.items():
+        live = terms("live", venue)
+        assert (live.fee_in_coin, live.resting_stops) == (account.fee_in_coin,
+                                                          account.resting_stops), venue  # fmt: skip
     assert all(terms("live", name).fee_in_coin for name in ("binance", "okx", "bybit"))
     assert not any(terms("live", name).fee_in_coin for name in ("kraken", "coinbase"))
+    assert terms("live", "kraken").resting_stops
+    assert not terms("live", "coinbase").resting_stops
     assert not terms("paper", "binance").fee_in_coin
     assert setup_for(PAIR, "1h", terms("live", "okx"), RiskLimits()).fee_in_coin
     assert setup_for(PAIR, "1h", terms("live", "okx"), RiskLimits()).terms == terms("live", "okx")
