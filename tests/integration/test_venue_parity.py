@@ -65,7 +65,6 @@ from bot.stream_feed import StreamingFeed
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from strategies import build_strategy
-from tests.exchange_chaos import run_fault_soak
 from tests.fake_exchange import FakeBinance, serve
 from tests.integration.test_parity import EVERY_EXIT
 from tests.live_rig import HOUR, PAIR, Market, funded_fake, live_settings, venue_secrets
@@ -435,16 +434,3 @@ def test_a_live_accounts_backtest_takes_buy_fees_from_the_coins_where_its_venue_
     assert not terms("paper", "binance").fee_in_coin
     assert setup_for(PAIR, "1h", terms("live", "okx"), RiskLimits()).fee_in_coin
     assert setup_for(PAIR, "1h", terms("live", "okx"), RiskLimits()).terms == terms("live", "okx")
-
-
-@pytest.mark.parametrize("venue", ["okx", "bybit", "kraken"])  # Binance's walk: same code
-async def test_the_fault_soak_on_a_walking_market_keeps_the_books_equal_to_the_venue(
-    tmp_path: Path, btc_candles: pd.DataFrame, venue: str
-) -> None:
-    """The short fault soak (test_venue_soaks) on the market these parity tests walk: resting
-    stops may fire inside a candle while a fifth of the calls fail."""
-    report = await run_fault_soak(tmp_path, btc_candles, ticks=250, rate=0.2, seed=11,
-                                  venue=venue, split=(0.4, 0.6), fee_asset="received",
-                                  walks=True)  # fmt: skip
-    assert report.problems == []
-    assert report.exchange_trades >= 10
