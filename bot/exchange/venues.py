@@ -67,6 +67,12 @@ class VenueProfile:
     # False where the venue's order reads then count in the quote coin too (Kraken's viqc).
     quote_sized_buys: bool = True
     scan_params: Mapping[str, Any] = field(default_factory=dict)  # added to a SCAN's list reads
+    # How a SCAN reads a list past its first page: the parameter an order's ``info`` names the
+    # next page's cursor by (and that asks for it), or the offset parameter for lists of
+    # ``scan_page`` orders a page (a full page: there may be more).
+    scan_cursor: str = ""
+    scan_offset: str = ""
+    scan_page: int = 0
     auth_errors: tuple[str, ...] = ()  # the venue's key refusals ccxt leaves unclassified
     stop_create_param: str = ""  # where a stop's client id goes, when not ``create_param``
     ohlcv_limit: int = 500
@@ -189,6 +195,8 @@ PROFILES: Mapping[str, VenueProfile] = {
         lookup=Lookup.SCAN,
         scan_param="clientOrderId",
         scan_params={"trades": True},
+        scan_offset="ofs",
+        scan_page=50,
         reply_complete=False,  # AddOrder answers the txid and a description only
         stop_orders=True,  # ordertype stop-loss: a plain order in OpenOrders
         # Fees in the quote coin, said outright: without it a sell pays in the coin sold
@@ -216,6 +224,9 @@ PROFILES: Mapping[str, VenueProfile] = {
         # No lookup by client_order_id (/orders/historical/batch has no such filter): open,
         # then filled, then cancelled orders are read and matched.
         lookup=Lookup.SCAN,
+        # 100 orders a page, newest first (ccxt asks one page): the rest by the cursor ccxt
+        # leaves in the first order's info while the answer says has_next.
+        scan_cursor="cursor",
         reply_complete=False,  # create answers success and order_id only
         # ccxt's coinbase places no stop-market (NotSupported): only a stop-limit, which a
         # price falling through its limit passes over. Stops are checked per candle.
