@@ -855,9 +855,7 @@ def _cursor(page: list[dict[str, Any]], name: str) -> str | None:
     return next((o["info"][name] for o in page if (o.get("info") or {}).get(name)), None)
 
 
-def _newest(
-    listed: list[dict[str, Any]], wire: str, start: int | None
-) -> dict[str, Any] | None:
+def _newest(listed: list[dict[str, Any]], wire: str, start: int | None) -> dict[str, Any] | None:
     """The newest order in ``listed`` that carries ``wire`` and is not older than ``start``."""
     matches = [
         o for o in listed

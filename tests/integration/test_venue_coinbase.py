@@ -258,8 +258,13 @@ async def _lost_buy_then_others(db: Database, fake: FakeCoinbase, others: int) -
         fake.faults.clear()
         for n in range(others):
             await exchange._client.create_order(  # noqa: SLF001 - the user's own orders
-                "BTC/USDT", "market", "buy", 5.0, None,
-                {"client_order_id": f"user-{n}", "createMarketBuyOrderRequiresPrice": False})
+                "BTC/USDT",
+                "market",
+                "buy",
+                5.0,
+                None,
+                {"client_order_id": f"user-{n}", "createMarketBuyOrderRequiresPrice": False},
+            )
         if isinstance(fake, _SecondPageFails):
             fake.failing = True
         with contextlib.suppress(ExchangeUnavailable):
