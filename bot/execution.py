@@ -262,14 +262,15 @@ class Executor:
         own = await self._outside.get()
         users = min(charged, own.get(asset, 0.0))
         pair = f"{asset}/{quote}"
-        position = draft.position(pair)
-        held = position.amount if position is not None else 0.0
-        if pair == fill.pair:  # the coin sold (a buy's fee in it is taken from the coins bought)
-            held = max(0.0, held - fill.amount)
+        held = await self._free_part(draft, pair, fill)
         sold = min(charged - users, held)
-        if asset in own and charged - users - sold > charged * 1e-9:  # compared: drift ahead
-            log.warning("%s fee of %s: %.8g %s paid by neither your own nor a position",
-                        asset, fill.trade_id, charged - users - sold, asset)  # fmt: skip
+        if asset in own and charged - users - sold > charged * 1e-9:
+            # The venue took it from the free balance, and ours there cannot pay it: the coins
+            # were the user's (a deposit since the baseline was recorded), never the position's.
+            log.warning("%s fee of %s: %.8g %s paid from coins beyond your recorded own and "
+                        "pairpilot's free ones: counted as yours (/holdings accept records a "
+                        "deposit)", asset, fill.trade_id, charged - users - sold, asset)  # fmt: skip
+            users = charged - sold
         if sold <= 0:
             return fill, None, users
         price = fill.fee_outside / charged
@@ -277,6 +278,21 @@ class Executor:
                     f"{fill.trade_id}-fee")  # fmt: skip
         paid = dataclasses.replace(fill, fee_outside=max(0.0, fill.fee_outside - sold * price))
         return paid, sale, users
+
+    async def _free_part(self, draft: Portfolio, pair: str, fill: Fill) -> float:
+        """What of pairpilot's position of ``pair`` is free on the venue to pay ``fill``'s fee:
+        not locked under its own resting sells (a stop), and, when ``fill`` trades that coin,
+        not the coins it moves (a buy's fee in the coin is taken from the coins bought)."""
+        position = draft.position(pair)
+        held = position.amount if position is not None else 0.0
+        if pair == fill.pair:
+            held -= fill.amount
+        locked = sum(
+            max(0.0, order.amount - order.filled) for order in await self._orders.not_final()
+            if order.pair == pair and order.side is Side.SELL
+            and order.client_order_id != fill.client_order_id
+        )  # fmt: skip
+        return max(0.0, held - locked)
 
     def _flat(self, report: ExecutionReport) -> bool:
         """Nothing left of the position after a sell but dust (too small for the exchange to

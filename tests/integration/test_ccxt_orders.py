@@ -595,3 +595,35 @@ async def test_a_bnb_sale_paying_its_fee_in_bnb_takes_it_from_the_users_own(
     after = await reconciled()
     assert (after.drift, after.outside["BNB"]) == ({}, pytest.approx(fake.balances["BNB"]))
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+
+
+async def test_a_bnb_fee_taken_from_a_deposit_never_comes_out_of_a_position_under_its_stop(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """The BNB/USDT position rests under its stop (all of it locked); the user deposits BNB
+    for fees; Binance takes the next BTC fee from the free BNB, the deposit. The fee is the
+    user's: the position stays what the stop locks, and the stop's sale is booked when it
+    fires (it was booked out of the position, and the sale then exceeded it forever)."""
+    fake, exchange = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    fake.fee_asset = "BNB"
+    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
+    await executor.execute(bnb)
+    assert (await reconciled()).clean
+    held = portfolio.position("BNB/USDT").amount
+    protect = OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW,
+                          stop_price=550.0)  # fmt: skip
+    await executor.execute(protect)
+    assert fake.balances.get("BNB", 0.0) == pytest.approx(0.0, abs=1e-12)  # all locked
+    fake.balances["BNB"] = 0.05  # the user's deposit
+    await executor.execute(dataclasses.replace(buy(480.0), run_id=1))
+    paid = 0.05 - fake.balances["BNB"]
+    assert paid > 0  # the venue took the fee from the deposit
+    assert portfolio.position("BNB/USDT").amount == pytest.approx(held)
+    fake.prices["BNBUSDT"] = 540.0
+    await exchange.fetch_price("BNB/USDT")  # the fake's market moves: the stop fires
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp2x1sstop"))
+    assert report is not None and report.status is OrderStatus.FILLED
+    _, trade = await executor.settle(report)
+    assert portfolio.position("BNB/USDT") is None and trade is not None  # the round trip closed
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
