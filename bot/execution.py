@@ -267,10 +267,13 @@ class Executor:
         if asset in own and charged - users - sold > charged * 1e-9:
             # The venue took it from the free balance, and ours there cannot pay it: the coins
             # were the user's (a deposit since the baseline was recorded), never the position's.
+            # Their figure no longer holds: measured again at the next reconciliation.
             log.warning("%s fee of %s: %.8g %s paid from coins beyond your recorded own and "
-                        "pairpilot's free ones: counted as yours (/holdings accept records a "
-                        "deposit)", asset, fill.trade_id, charged - users - sold, asset)  # fmt: skip
-            users = charged - sold
+                        "pairpilot's free ones: yours (a deposit), measured again at the next "
+                        "reconciliation", asset, fill.trade_id, charged - users - sold,
+                        asset)  # fmt: skip
+            await self._outside.forget(asset)
+            users = 0.0
         if sold <= 0:
             return fill, None, users
         price = fill.fee_outside / charged

@@ -620,10 +620,16 @@ async def test_a_bnb_fee_taken_from_a_deposit_never_comes_out_of_a_position_unde
     paid = 0.05 - fake.balances["BNB"]
     assert paid > 0  # the venue took the fee from the deposit
     assert portfolio.position("BNB/USDT").amount == pytest.approx(held)
+    after = await reconciled()  # the user's BNB measured again: the deposit net of the fee
+    assert after.clean, after
+    assert after.outside["BNB"] == pytest.approx(fake.balances["BNB"])
     fake.prices["BNBUSDT"] = 540.0
     await exchange.fetch_price("BNB/USDT")  # the fake's market moves: the stop fires
     report = await exchange.lookup(await SqliteOrderRepository(db).require("pp2x1sstop"))
-    assert report is not None and report.status is OrderStatus.FILLED
+    assert report is not None
+    assert report.status is OrderStatus.FILLED
     _, trade = await executor.settle(report)
-    assert portfolio.position("BNB/USDT") is None and trade is not None  # the round trip closed
+    assert portfolio.position("BNB/USDT") is None
+    assert trade is not None
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+    assert (await reconciled()).clean
