@@ -633,3 +633,31 @@ async def test_a_bnb_fee_taken_from_a_deposit_never_comes_out_of_a_position_unde
     assert trade is not None
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
     assert (await reconciled()).clean
+
+
+async def test_a_sale_beyond_the_books_position_is_booked_up_to_it_and_alerted(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """The venue reports a stop's sale of more than the books hold (the books were short of
+    the account): booked up to the position, the round trip closed, the rest counted as the
+    user's and alerted. Booked whole it raised at every settle, its proceeds never booked."""
+    fake, exchange = venue
+    executor, portfolio, _ = await _bnb_books(db, venue)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    held = portfolio.position("BTC/USDT").amount
+    protect = OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW,
+                          stop_price=95_000.0)  # fmt: skip
+    await executor.execute(protect)
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")  # the stop fires
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    assert report is not None
+    (sold,) = report.fills
+    more = dataclasses.replace(sold, amount=sold.amount + 0.0001)
+    cash = portfolio.cash
+    _, trade = await executor.settle(dataclasses.replace(report, fills=(more,)))
+    assert portfolio.position("BTC/USDT") is None
+    assert trade is not None
+    assert portfolio.cash == pytest.approx(cash + held * sold.price - sold.cash_fee)
+    alerts = await SqliteAlertRepository(db).pending()
+    assert any("more than the books held" in alert.text for alert in alerts)
