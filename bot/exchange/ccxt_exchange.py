@@ -513,8 +513,12 @@ class CcxtExchange:
         return ours or reported
 
     def _wires(self, ours: str) -> list[str]:
-        """The forms a SCAN looks for our id in, the current one first."""
-        return [self._wire(ours)]
+        """The forms a SCAN looks for our id in, the current one first (an order an earlier
+        version placed carries an older one), each remembered like ``_wire``'s."""
+        wires = self.profile.wire_ids(ours)
+        for wire in wires:
+            self._ours.setdefault(wire, ours)
+        return wires
 
     def _wire(self, ours: str) -> str:
         """Our id as the venue carries it, remembered so that the venue's lists map back."""

@@ -23,7 +23,8 @@ from typing import Any
 
 from bot.errors import ExchangeRejected
 
-# Where our ids live on Coinbase: a fixed namespace makes the UUID a pure function of our id.
+# Where our ids live as UUIDs (Coinbase, Kraken): a fixed namespace makes the UUID a pure
+# function of our id.
 _COINBASE_NAMESPACE = uuid.UUID("5b0c2c8e-6f1e-4f4a-9a51-7d1b1f0e3c11")
 
 
@@ -31,8 +32,10 @@ class IdForm(Enum):
     """How our client order id is carried on the wire."""
 
     OURS = "ours"  # as it is (it fits the venue's rule)
-    UUID = "uuid"  # a UUID derived from ours (Coinbase's client_order_id)
-    SHORT = "short"  # a number up to 10 digits derived from ours (Kraken's cl_ord_id, <= 18)
+    UUID = "uuid"  # a UUID derived from ours (Coinbase's client_order_id, Kraken's cl_ord_id)
+    # A number up to 10 digits derived from ours: Kraken's cl_ord_id before it went as a UUID
+    # (31 bits collide: ~2% of 10,000 orders share one); still looked for (``legacy_forms``).
+    SHORT = "short"
 
 
 class Lookup(Enum):
@@ -92,14 +95,19 @@ class VenueProfile:
     # error is classified as at the venue. "": ccxt's tables do not depend on the URL.
     error_table: str = ""
     unverified: tuple[str, ...] = ()  # what was read but never run against a model of it
+    # The forms earlier versions carried our id in here: an order they placed (an upgrade
+    # with an order open, or whose answer was lost) is looked for under them too.
+    legacy_forms: tuple[IdForm, ...] = ()
 
-    def wire_id(self, ours: str) -> str:
-        """Our client order id as this venue carries it: the same id every time (a crash can be
-        reconciled by it). Refused, before anything is sent, when ours cannot be carried: an
-        id from another venue's format is a clear error."""
-        if self.id_form is IdForm.UUID:
+    def wire_id(self, ours: str, form: IdForm | None = None) -> str:
+        """Our client order id as this venue carries it (in ``form``, its own by default): the
+        same id every time (a crash can be reconciled by it). Refused, before anything is
+        sent, when ours cannot be carried: an id from another venue's format is a clear
+        error."""
+        form = form or self.id_form
+        if form is IdForm.UUID:
             return str(uuid.uuid5(_COINBASE_NAMESPACE, ours))
-        if self.id_form is IdForm.SHORT:
+        if form is IdForm.SHORT:
             return str(zlib.crc32(ours.encode()) & 0x7FFFFFFF)
         if len(ours) > self.id_max or not re.fullmatch(f"{self.id_pattern}+", ours):
             raise ExchangeRejected(
@@ -107,6 +115,10 @@ class VenueProfile:
                 f"{self.id_max} of {self.id_pattern}); not sent"
             )
         return ours
+
+    def wire_ids(self, ours: str) -> list[str]:
+        """Every form our id may be carried in here, the current one first."""
+        return [self.wire_id(ours), *(self.wire_id(ours, form) for form in self.legacy_forms)]
 
     def id_params(self, ours: str, *, stop: bool = False) -> dict[str, Any]:
         """The create parameters that carry our id."""
@@ -182,11 +194,13 @@ PROFILES: Mapping[str, VenueProfile] = {
     ),
     "kraken": VenueProfile(
         name="kraken",
-        id_max=10,
-        id_pattern=r"[0-9]",
+        id_max=36,
+        id_pattern=r"[0-9a-f-]",
         # cl_ord_id (ccxt's clientOrderId on create) takes a UUID or at most 18 characters of
-        # free text: a number derived from ours.
-        id_form=IdForm.SHORT,
+        # free text: a UUID derived from ours (unique; Kraken keeps cl_ord_id unique among
+        # open orders only, so an older closed order may carry a colliding short one).
+        id_form=IdForm.UUID,
+        legacy_forms=(IdForm.SHORT,),
         lookup_param="cl_ord_id",
         # QueryOrders needs the txid (ccxt's fetch_order sends a client id as userref, a number
         # Kraken keeps apart from cl_ord_id): open then closed orders, filtered by cl_ord_id
