@@ -214,11 +214,12 @@ class Executor:
         return await self._book(report)
 
     async def _book(self, report: ExecutionReport) -> list[Fill]:
-        booked, bookings = [], []
+        booked, bookings, beyond = [], [], []
         draft = self._portfolio.draft()  # an order's trades book one after the other
         async with self._transactions.transaction():
             for reported in report.fills:
                 fill, sale, users = await self._fee_coins(reported, draft)
+                fill, excess = _within_position(fill, draft)
                 if not await self._fills.add(fill):
                     continue
                 legs = [fill]
@@ -230,8 +231,9 @@ class Executor:
                     draft.accept(booking)
                     await self._positions.save(booking.position)
                     bookings.append(booking)
-                if users:
-                    await self._outside.shift({fill.fee_asset: -users})
+                await self._users_share(fill, users, excess)
+                if excess:
+                    beyond.append((fill, excess))
                 booked.append(fill)
             if bookings:
                 await self._state.set(CASH_KEY, bookings[-1].cash, self._clock.now())
@@ -242,9 +244,27 @@ class Executor:
             )  # fmt: skip
         for booking in bookings:  # memory follows only what storage committed
             self._portfolio.accept(booking)
+        for fill, excess in beyond:
+            await self._alerts.push(
+                "books_short", AlertPriority.ERROR,
+                f"{fill.client_order_id} sold {excess:.8g} {fill.pair} more than the books "
+                f"held: booked up to the position, the rest counted as yours. Check "
+                f"/holdings.",
+            )  # fmt: skip
         if report.status.is_final:
             ORDERS.labels(report.status.value).inc()
         return booked
+
+    async def _users_share(self, fill: Fill, fee: float, excess: float) -> None:
+        """Move the user's own figures by what ``fill`` took of theirs: ``fee`` coins paid for
+        the fee, and ``excess`` coins sold beyond the books' position (their proceeds too)."""
+        base, quote = fill.pair.split("/")
+        changes = {fill.fee_asset: -fee} if fee else {}
+        if excess:
+            changes[base] = changes.get(base, 0.0) - excess
+            changes[quote] = changes.get(quote, 0.0) + excess * fill.price
+        if changes:
+            await self._outside.shift(changes)
 
     async def _fee_coins(self, fill: Fill, draft: Portfolio) -> tuple[Fill, Fill | None, float]:
         """Who pays a fee the exchange took from a coin's balance rather than from the trade
@@ -262,14 +282,18 @@ class Executor:
         own = await self._outside.get()
         users = min(charged, own.get(asset, 0.0))
         pair = f"{asset}/{quote}"
-        position = draft.position(pair)
-        held = position.amount if position is not None else 0.0
-        if pair == fill.pair:  # the coin sold (a buy's fee in it is taken from the coins bought)
-            held = max(0.0, held - fill.amount)
+        held = await self._free_part(draft, pair, fill)
         sold = min(charged - users, held)
-        if asset in own and charged - users - sold > charged * 1e-9:  # compared: drift ahead
-            log.warning("%s fee of %s: %.8g %s paid by neither your own nor a position",
-                        asset, fill.trade_id, charged - users - sold, asset)  # fmt: skip
+        if asset in own and charged - users - sold > charged * 1e-9:
+            # The venue took it from the free balance, and ours there cannot pay it: the coins
+            # were the user's (a deposit since the baseline was recorded), never the position's.
+            # Their figure no longer holds: measured again at the next reconciliation.
+            log.warning("%s fee of %s: %.8g %s paid from coins beyond your recorded own and "
+                        "pairpilot's free ones: yours (a deposit), measured again at the next "
+                        "reconciliation", asset, fill.trade_id, charged - users - sold,
+                        asset)  # fmt: skip
+            await self._outside.forget(asset)
+            users = 0.0
         if sold <= 0:
             return fill, None, users
         price = fill.fee_outside / charged
@@ -277,6 +301,21 @@ class Executor:
                     f"{fill.trade_id}-fee")  # fmt: skip
         paid = dataclasses.replace(fill, fee_outside=max(0.0, fill.fee_outside - sold * price))
         return paid, sale, users
+
+    async def _free_part(self, draft: Portfolio, pair: str, fill: Fill) -> float:
+        """What of pairpilot's position of ``pair`` is free on the venue to pay ``fill``'s fee:
+        not locked under its own resting sells (a stop), and, when ``fill`` trades that coin,
+        not the coins it moves (a buy's fee in the coin is taken from the coins bought)."""
+        position = draft.position(pair)
+        held = position.amount if position is not None else 0.0
+        if pair == fill.pair:
+            held -= fill.amount
+        locked = sum(
+            max(0.0, order.amount - order.filled) for order in await self._orders.not_final()
+            if order.pair == pair and order.side is Side.SELL
+            and order.client_order_id != fill.client_order_id
+        )  # fmt: skip
+        return max(0.0, held - locked)
 
     def _flat(self, report: ExecutionReport) -> bool:
         """Nothing left of the position after a sell but dust (too small for the exchange to
@@ -309,3 +348,14 @@ class Executor:
         if trade is not None:
             text += f", trade PnL {trade.pnl:+,.2f} ({trade.return_pct:+.2%})"
         await self._alerts.push("trade", AlertPriority.TRADE, text)
+
+
+def _within_position(fill: Fill, draft: Portfolio) -> tuple[Fill, float]:
+    """``fill`` as far as the books' position can take it, and what a sale sold beyond it (the
+    account held more than the books: coins counted as the user's). Booked whole, such a sale
+    would fail at every settle, its proceeds never booked."""
+    position = draft.position(fill.pair)
+    held = position.amount if position is not None else 0.0
+    if fill.side is not Side.SELL or fill.amount <= held * (1 + 1e-9):
+        return fill, 0.0
+    return dataclasses.replace(fill, amount=held), fill.amount - held

@@ -52,6 +52,13 @@ class OutsideHoldings:
         if moved:
             await self._state.set(OUTSIDE_KEY, {**baseline, **moved}, self._clock.now())
 
+    async def forget(self, asset: str) -> None:
+        """Drop the user's figure of ``asset``: it no longer holds (they deposited some since,
+        and the venue took a fee from it). The next reconciliation records it again."""
+        baseline = await self.get()
+        if baseline.pop(asset, None) is not None:
+            await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
+
     async def accept(
         self, books: Mapping[str, float], balances: Mapping[str, float]
     ) -> dict[str, float]:

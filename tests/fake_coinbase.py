@@ -339,20 +339,28 @@ class FakeCoinbase(FakeBinance):
         return web.json_response({"order": self._order_json(order)})
 
     async def _batch(self, params: dict[str, Any], request: web.Request) -> web.Response:
-        """Newest first; ``order_status``, ``product_id`` and ``order_ids`` narrow the list."""
+        """Newest first; ``order_status``, ``product_id``, ``order_ids`` and ``start_date``
+        narrow the list. ``limit`` orders a page (at most 1000); while ``has_next``, the
+        ``cursor`` asks for the next page (an opaque string; "" on the last page)."""
         statuses = params.get("order_status") or []
         products = (params.get("product_ids") or []) + (params.get("product_id") or [])
         wanted = params.get("order_ids") or []
+        start = params.get("start_date")
+        since = datetime.fromisoformat(start).timestamp() * 1000 if start else None
         listed = [
             o for o in reversed(self.orders.values())
             if (not statuses or _STATUS[o.status] in statuses)
             and (not products or _product_id(o.symbol) in products)
             and (not wanted or order_uuid(o.order_id) in wanted)
+            and (since is None or o.time >= since)
         ]  # fmt: skip
-        limit = int(params.get("limit") or 100)
-        return web.json_response({"orders": [self._order_json(o) for o in listed[:limit]],
-                                  "sequence": "0", "has_next": len(listed) > limit,
-                                  "cursor": ""})  # fmt: skip
+        limit = min(int(params.get("limit") or 100), 1000)
+        offset = int(params.get("cursor") or 0)
+        more = len(listed) > offset + limit
+        return web.json_response({
+            "orders": [self._order_json(o) for o in listed[offset : offset + limit]],
+            "sequence": "0", "has_next": more, "cursor": str(offset + limit) if more else "",
+        })  # fmt: skip
 
     async def _fills(self, params: dict[str, Any], request: web.Request) -> web.Response:
         wanted = params.get("order_ids") or []

@@ -13,9 +13,9 @@ Kraken's REST docs, awkward parts included:
 * ``cl_ord_id`` is a UUID (with or without dashes) or free text of at most 18 characters, unique
   among open orders only (a closed order's id may be used again); ``userref`` is a 32-bit number;
   the two are mutually exclusive;
-* ``QueryOrders`` needs the txid; ``OpenOrders`` and ``ClosedOrders`` (newest first, 50 a page)
-  filter by ``cl_ord_id`` or ``userref``; each lists trade ids only when asked ``trades=true``,
-  and ``QueryTrades`` gives the trades themselves;
+* ``QueryOrders`` needs the txid; ``OpenOrders`` and ``ClosedOrders`` (newest first, 50 a page
+  by ``ofs``, from ``start``) filter by ``cl_ord_id`` or ``userref``; each lists trade ids
+  only when asked ``trades=true``, and ``QueryTrades`` gives the trades themselves;
 * a ``stop-loss`` (``price`` is the trigger) is a plain order: ``OpenOrders`` lists it and
   ``CancelOrder`` cancels it; once the price reaches the trigger it sells at market under the
   same txid;
@@ -348,7 +348,9 @@ class FakeKraken(FakeBinance):
                              for o in self._listed(params, closed=False)}})  # fmt: skip
 
     async def _closed(self, params: dict[str, str]) -> web.Response:
-        listed = self._listed(params, closed=True)
+        """``start``: only orders opened after it (unix seconds, exclusive)."""
+        start = float(params.get("start") or 0) * 1000
+        listed = [o for o in self._listed(params, closed=True) if o.time > start]
         offset = int(params.get("ofs", 0))
         page = listed[offset : offset + 50]
         trades = _asked(params, "trades")

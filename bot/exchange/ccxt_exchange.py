@@ -65,6 +65,10 @@ T = TypeVar("T")
 
 _DEFAULT_TAKER_FEE = 0.001  # when the exchange states none
 _TIMESTAMP_EXPIRED = "request timestamp expired"
+# A SCAN reads the order lists from this long before the journal's created_at (the venue's
+# clock and ours may differ), and gives up, leaving the outcome unknown, after this many pages.
+_SCAN_MARGIN_MS = 15 * 60_000
+_SCAN_PAGES = 50
 
 
 def translate(error: ccxt.BaseError, headers: Mapping[str, str] | None = None) -> BotError:
@@ -317,7 +321,7 @@ class CcxtExchange:
         exchange_id = order.exchange_order_id
         stop = order.client_order_id in self._stops and bool(self.profile.stop_cancel_params)
         if exchange_id is None:  # placed with an unknown outcome: its id is learnt first
-            found = await self._find(order.pair, order.client_order_id)
+            found = await self._find(order.pair, order.client_order_id, since=order.created_at)
             if found is None:
                 return None
             exchange_id, stop = found[0]["id"], found[1]
@@ -361,7 +365,8 @@ class CcxtExchange:
                 if translated.retry_after:  # rate-limited: no request at all before it is over
                     await self._pause(translated.retry_after)
                 await self._resync_clock(translated)
-                order = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
+                order = await self.find_order(intent.pair, intent.client_order_id, stop=stop,
+                                              since=intent.created_at)  # fmt: skip
                 if order is not None:
                     break
                 last = attempt == self._attempts or self._giving_up.is_set()
@@ -378,7 +383,8 @@ class CcxtExchange:
             # unknown (the report says NEW, settled on a later tick), never a refusal: the
             # order was placed.
             try:
-                found = await self.find_order(intent.pair, intent.client_order_id, stop=stop)
+                found = await self.find_order(intent.pair, intent.client_order_id, stop=stop,
+                                              since=intent.created_at)  # fmt: skip
             except (ExchangeUnavailable, ExchangeRejected, NotFound) as error:
                 log.warning("order %s placed; reading it back failed (%s): settled later",
                             intent.client_order_id, error)  # fmt: skip
@@ -389,12 +395,18 @@ class CcxtExchange:
         return await self._report(intent, order)
 
     async def find_order(
-        self, pair: str, client_order_id: str, *, stop: bool = False
+        self,
+        pair: str,
+        client_order_id: str,
+        *,
+        stop: bool = False,
+        since: datetime | None = None,
     ) -> dict[str, Any] | None:
         """The order placed under ``client_order_id`` with its trades, or None if the exchange
         never got it. An order lookup carries no fills, so they are fetched by order id.
-        ``stop``: it is a stop-loss (a trigger/algo order is looked for first)."""
-        found = await self._find(pair, client_order_id, stop=stop)
+        ``stop``: it is a stop-loss (a trigger/algo order is looked for first). ``since``: when
+        it was journaled (a SCAN reads the venue's lists from shortly before)."""
+        found = await self._find(pair, client_order_id, stop=stop, since=since)
         if found is None:
             return None
         return await self._with_trades(pair, *found)
@@ -410,27 +422,63 @@ class CcxtExchange:
         return {**order, "trades": await self._trades(pair, order, stop)}
 
     async def _find(
-        self, pair: str, client_order_id: str, *, stop: bool = False
+        self,
+        pair: str,
+        client_order_id: str,
+        *,
+        stop: bool = False,
+        since: datetime | None = None,
     ) -> tuple[dict[str, Any], bool] | None:
-        """The order placed under ``client_order_id`` and whether it is a trigger/algo stop."""
+        """The order placed under ``client_order_id`` and whether it is a trigger/algo stop.
+        A SCAN reads every page from shortly before ``since``; when several orders carry the
+        id (an older, closed one may: Kraken keeps cl_ord_id unique among open orders only),
+        the newest wins."""
         profile = self.profile
         kinds = [stop, not stop] if profile.stop_lookup_params else [False]
         if profile.lookup is Lookup.SCAN:
-            wire = self._wire(client_order_id)
+            start = None if since is None else to_ms(since) - _SCAN_MARGIN_MS
+            wires = self._wires(client_order_id)
             for algo in kinds:
-                params = {**profile.scan_params}
-                params.update({profile.scan_param: wire} if profile.scan_param else {})
-                params.update(profile.stop_lookup_params if algo else {})
-                for method in self._order_lists():
-                    for order in await self._call(method, pair, None, None, params):
-                        if carries(order.get("clientOrderId") or "", wire):
-                            return order, algo
+                for wire in wires:
+                    params = {**profile.scan_params}
+                    params.update({profile.scan_param: wire} if profile.scan_param else {})
+                    params.update(profile.stop_lookup_params if algo else {})
+                    for method in self._order_lists():
+                        listed = await self._scan(method, pair, start, params)
+                        found = _newest(listed, wire, start)
+                        if found is not None:
+                            return found, algo
             return None
         for algo in kinds:
             params = profile.lookup_by_id(client_order_id, stop=algo)
             with contextlib.suppress(NotFound):
                 return await self._call(self._client.fetch_order, None, pair, params), algo
         return None
+
+    async def _scan(
+        self,
+        method: Callable[..., Awaitable[list[dict[str, Any]]]],
+        pair: str,
+        start: int | None,
+        params: Mapping[str, Any],
+    ) -> list[dict[str, Any]]:
+        """Every order ``method`` lists from ``start`` on, page after page (Coinbase names the
+        next page by a cursor, Kraken's closed orders come 50 an offset). A list that cannot be
+        read to its end raises: a miss on a part of it must not read as "never sent"."""
+        profile, listed, asked = self.profile, [], dict(params)
+        paged = profile.scan_page and method.__name__ != "fetch_open_orders"
+        for _ in range(_SCAN_PAGES):
+            page = await self._call(method, pair, start, None, asked)
+            listed.extend(page)
+            cursor = _cursor(page, profile.scan_cursor) if profile.scan_cursor else None
+            if cursor:
+                asked = {**params, profile.scan_cursor: cursor}
+            elif paged and len(page) >= profile.scan_page:
+                asked = {**params, profile.scan_offset: len(listed)}
+            else:
+                return listed
+        raise ExchangeUnavailable(f"{self.name}: more than {_SCAN_PAGES} pages of orders since "
+                                  "the order was journaled; its outcome stays unknown")  # fmt: skip
 
     def _order_lists(self) -> list[Callable[..., Awaitable[list[dict[str, Any]]]]]:
         """The order reads a SCAN goes through: open, then closed and cancelled (a cancelled
@@ -464,6 +512,14 @@ class CcxtExchange:
             ours = self._ours.get(reported.rsplit("-", 1)[1])
         return ours or reported
 
+    def _wires(self, ours: str) -> list[str]:
+        """The forms a SCAN looks for our id in, the current one first (an order an earlier
+        version placed carries an older one), each remembered like ``_wire``'s."""
+        wires = self.profile.wire_ids(ours)
+        for wire in wires:
+            self._ours.setdefault(wire, ours)
+        return wires
+
     def _wire(self, ours: str) -> str:
         """Our id as the venue carries it, remembered so that the venue's lists map back."""
         wire = self.profile.wire_id(ours)
@@ -492,7 +548,8 @@ class CcxtExchange:
         stop = order.client_order_id in self._stops
         found = await self._by_exchange_id(order, stop)
         if found is None:
-            found = await self.find_order(order.pair, order.client_order_id, stop=stop)
+            found = await self.find_order(order.pair, order.client_order_id, stop=stop,
+                                          since=order.created_at)  # fmt: skip
         if found is None:
             return None
         intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
@@ -794,6 +851,22 @@ def _trades_lag(order: Mapping[str, Any], status: OrderStatus, traded: float) ->
     if reported > traded * (1 + 1e-9) + 1e-12:
         return True
     return status is OrderStatus.FILLED and traded == 0
+
+
+def _cursor(page: list[dict[str, Any]], name: str) -> str | None:
+    """The next page's cursor a list read left in one of its orders' ``info`` (ccxt's coinbase
+    puts it in the first order it was answered; none on the last page)."""
+    return next((o["info"][name] for o in page if (o.get("info") or {}).get(name)), None)
+
+
+def _newest(listed: list[dict[str, Any]], wire: str, start: int | None) -> dict[str, Any] | None:
+    """The newest order in ``listed`` that carries ``wire`` and is not older than ``start``."""
+    matches = [
+        o for o in listed
+        if carries(o.get("clientOrderId") or "", wire)
+        and (start is None or o.get("timestamp") is None or o["timestamp"] >= start)
+    ]  # fmt: skip
+    return max(matches, key=lambda o: o.get("timestamp") or 0, default=None)
 
 
 def _trade_ids(order: Mapping[str, Any]) -> list[str]:

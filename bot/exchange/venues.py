@@ -23,7 +23,8 @@ from typing import Any
 
 from bot.errors import ExchangeRejected
 
-# Where our ids live on Coinbase: a fixed namespace makes the UUID a pure function of our id.
+# Where our ids live as UUIDs (Coinbase, Kraken): a fixed namespace makes the UUID a pure
+# function of our id.
 _COINBASE_NAMESPACE = uuid.UUID("5b0c2c8e-6f1e-4f4a-9a51-7d1b1f0e3c11")
 
 
@@ -31,8 +32,10 @@ class IdForm(Enum):
     """How our client order id is carried on the wire."""
 
     OURS = "ours"  # as it is (it fits the venue's rule)
-    UUID = "uuid"  # a UUID derived from ours (Coinbase's client_order_id)
-    SHORT = "short"  # a number up to 10 digits derived from ours (Kraken's cl_ord_id, <= 18)
+    UUID = "uuid"  # a UUID derived from ours (Coinbase's client_order_id, Kraken's cl_ord_id)
+    # A number up to 10 digits derived from ours: Kraken's cl_ord_id before it went as a UUID
+    # (31 bits collide: ~2% of 10,000 orders share one); still looked for (``legacy_forms``).
+    SHORT = "short"
 
 
 class Lookup(Enum):
@@ -67,6 +70,12 @@ class VenueProfile:
     # False where the venue's order reads then count in the quote coin too (Kraken's viqc).
     quote_sized_buys: bool = True
     scan_params: Mapping[str, Any] = field(default_factory=dict)  # added to a SCAN's list reads
+    # How a SCAN reads a list past its first page: the parameter an order's ``info`` names the
+    # next page's cursor by (and that asks for it), or the offset parameter for lists of
+    # ``scan_page`` orders a page (a full page: there may be more).
+    scan_cursor: str = ""
+    scan_offset: str = ""
+    scan_page: int = 0
     auth_errors: tuple[str, ...] = ()  # the venue's key refusals ccxt leaves unclassified
     stop_create_param: str = ""  # where a stop's client id goes, when not ``create_param``
     ohlcv_limit: int = 500
@@ -86,14 +95,19 @@ class VenueProfile:
     # error is classified as at the venue. "": ccxt's tables do not depend on the URL.
     error_table: str = ""
     unverified: tuple[str, ...] = ()  # what was read but never run against a model of it
+    # The forms earlier versions carried our id in here: an order they placed (an upgrade
+    # with an order open, or whose answer was lost) is looked for under them too.
+    legacy_forms: tuple[IdForm, ...] = ()
 
-    def wire_id(self, ours: str) -> str:
-        """Our client order id as this venue carries it: the same id every time (a crash can be
-        reconciled by it). Refused, before anything is sent, when ours cannot be carried: an
-        id from another venue's format is a clear error."""
-        if self.id_form is IdForm.UUID:
+    def wire_id(self, ours: str, form: IdForm | None = None) -> str:
+        """Our client order id as this venue carries it (in ``form``, its own by default): the
+        same id every time (a crash can be reconciled by it). Refused, before anything is
+        sent, when ours cannot be carried: an id from another venue's format is a clear
+        error."""
+        form = form or self.id_form
+        if form is IdForm.UUID:
             return str(uuid.uuid5(_COINBASE_NAMESPACE, ours))
-        if self.id_form is IdForm.SHORT:
+        if form is IdForm.SHORT:
             return str(zlib.crc32(ours.encode()) & 0x7FFFFFFF)
         if len(ours) > self.id_max or not re.fullmatch(f"{self.id_pattern}+", ours):
             raise ExchangeRejected(
@@ -101,6 +115,10 @@ class VenueProfile:
                 f"{self.id_max} of {self.id_pattern}); not sent"
             )
         return ours
+
+    def wire_ids(self, ours: str) -> list[str]:
+        """Every form our id may be carried in here, the current one first."""
+        return [self.wire_id(ours), *(self.wire_id(ours, form) for form in self.legacy_forms)]
 
     def id_params(self, ours: str, *, stop: bool = False) -> dict[str, Any]:
         """The create parameters that carry our id."""
@@ -176,11 +194,13 @@ PROFILES: Mapping[str, VenueProfile] = {
     ),
     "kraken": VenueProfile(
         name="kraken",
-        id_max=10,
-        id_pattern=r"[0-9]",
+        id_max=36,
+        id_pattern=r"[0-9a-f-]",
         # cl_ord_id (ccxt's clientOrderId on create) takes a UUID or at most 18 characters of
-        # free text: a number derived from ours.
-        id_form=IdForm.SHORT,
+        # free text: a UUID derived from ours (unique; Kraken keeps cl_ord_id unique among
+        # open orders only, so an older closed order may carry a colliding short one).
+        id_form=IdForm.UUID,
+        legacy_forms=(IdForm.SHORT,),
         lookup_param="cl_ord_id",
         # QueryOrders needs the txid (ccxt's fetch_order sends a client id as userref, a number
         # Kraken keeps apart from cl_ord_id): open then closed orders, filtered by cl_ord_id
@@ -189,6 +209,8 @@ PROFILES: Mapping[str, VenueProfile] = {
         lookup=Lookup.SCAN,
         scan_param="clientOrderId",
         scan_params={"trades": True},
+        scan_offset="ofs",
+        scan_page=50,
         reply_complete=False,  # AddOrder answers the txid and a description only
         stop_orders=True,  # ordertype stop-loss: a plain order in OpenOrders
         # Fees in the quote coin, said outright: without it a sell pays in the coin sold
@@ -216,6 +238,9 @@ PROFILES: Mapping[str, VenueProfile] = {
         # No lookup by client_order_id (/orders/historical/batch has no such filter): open,
         # then filled, then cancelled orders are read and matched.
         lookup=Lookup.SCAN,
+        # 100 orders a page, newest first (ccxt asks one page): the rest by the cursor ccxt
+        # leaves in the first order's info while the answer says has_next.
+        scan_cursor="cursor",
         reply_complete=False,  # create answers success and order_id only
         # ccxt's coinbase places no stop-market (NotSupported): only a stop-limit, which a
         # price falling through its limit passes over. Stops are checked per candle.

@@ -595,3 +595,69 @@ async def test_a_bnb_sale_paying_its_fee_in_bnb_takes_it_from_the_users_own(
     after = await reconciled()
     assert (after.drift, after.outside["BNB"]) == ({}, pytest.approx(fake.balances["BNB"]))
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+
+
+async def test_a_bnb_fee_taken_from_a_deposit_never_comes_out_of_a_position_under_its_stop(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """The BNB/USDT position rests under its stop (all of it locked); the user deposits BNB
+    for fees; Binance takes the next BTC fee from the free BNB, the deposit. The fee is the
+    user's: the position stays what the stop locks, and the stop's sale is booked when it
+    fires (it was booked out of the position, and the sale then exceeded it forever)."""
+    fake, exchange = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    fake.fee_asset = "BNB"
+    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
+    await executor.execute(bnb)
+    assert (await reconciled()).clean
+    held = portfolio.position("BNB/USDT").amount
+    protect = OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW,
+                          stop_price=550.0)  # fmt: skip
+    await executor.execute(protect)
+    assert fake.balances.get("BNB", 0.0) == pytest.approx(0.0, abs=1e-12)  # all locked
+    fake.balances["BNB"] = 0.05  # the user's deposit
+    await executor.execute(dataclasses.replace(buy(480.0), run_id=1))
+    paid = 0.05 - fake.balances["BNB"]
+    assert paid > 0  # the venue took the fee from the deposit
+    assert portfolio.position("BNB/USDT").amount == pytest.approx(held)
+    after = await reconciled()  # the user's BNB measured again: the deposit net of the fee
+    assert after.clean, after
+    assert after.outside["BNB"] == pytest.approx(fake.balances["BNB"])
+    fake.prices["BNBUSDT"] = 540.0
+    await exchange.fetch_price("BNB/USDT")  # the fake's market moves: the stop fires
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp2x1sstop"))
+    assert report is not None
+    assert report.status is OrderStatus.FILLED
+    _, trade = await executor.settle(report)
+    assert portfolio.position("BNB/USDT") is None
+    assert trade is not None
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+    assert (await reconciled()).clean
+
+
+async def test_a_sale_beyond_the_books_position_is_booked_up_to_it_and_alerted(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """The venue reports a stop's sale of more than the books hold (the books were short of
+    the account): booked up to the position, the round trip closed, the rest counted as the
+    user's and alerted. Booked whole it raised at every settle, its proceeds never booked."""
+    fake, exchange = venue
+    executor, portfolio, _ = await _bnb_books(db, venue)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    held = portfolio.position("BTC/USDT").amount
+    protect = OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW,
+                          stop_price=95_000.0)  # fmt: skip
+    await executor.execute(protect)
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")  # the stop fires
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    assert report is not None
+    (sold,) = report.fills
+    more = dataclasses.replace(sold, amount=sold.amount + 0.0001)
+    cash = portfolio.cash
+    _, trade = await executor.settle(dataclasses.replace(report, fills=(more,)))
+    assert portfolio.position("BTC/USDT") is None
+    assert trade is not None
+    assert portfolio.cash == pytest.approx(cash + held * sold.price - sold.cash_fee)
+    alerts = await SqliteAlertRepository(db).pending()
+    assert any("more than the books held" in alert.text for alert in alerts)

@@ -4,20 +4,31 @@ for the whole account, refusals in HTTP 200, no resting stop-market, signed requ
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import ccxt
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bot.alerts import AlertOutbox
 from bot.domain import OrderIntent, OrderStatus
-from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
+from bot.errors import (
+    ExchangeAuthFailed,
+    ExchangeRejected,
+    ExchangeUnavailable,
+    InsufficientFunds,
+)
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.portfolio import Portfolio
+from bot.reconcile import reconcile
+from storage.alerts import SqliteAlertRepository
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
 from tests.builders import executor_on, wall_ms
@@ -28,6 +39,7 @@ from tests.integration.test_venue_orders import _as_order, buy, stop
 
 KEYS = {"apiKey": "test-key", "secret": "test-secret"}
 ORDERS = "/api/v3/brokerage/orders"
+BATCH = "/api/v3/brokerage/orders/historical/batch"
 
 
 @asynccontextmanager
@@ -230,3 +242,80 @@ async def test_a_cdp_key_signs_each_request_with_an_es256_jwt_the_venue_verifies
     with pytest.raises(ExchangeAuthFailed, match="invalid JWT"):
         async with connected(fake, {"apiKey": name, "secret": wrong}):
             pass
+
+
+async def _lost_buy_then_others(
+    db: Database, fake: FakeCoinbase, others: int, *, at_start_up: bool = False
+) -> Portfolio:
+    """Our market buy fills but its answer and the look-up after it are lost (an outage); then
+    ``others`` orders fill on the same product (the user's own app on the same account).
+    Then the order left NEW is settled on the next tick, or ``at_start_up`` by the start-up
+    reconciliation (a crash before it was booked). Returns the books."""
+    fake.balances["USDT"] = 5000.0
+    async with connected(fake) as (fake, exchange):
+        clock = await with_run(db)
+        portfolio = Portfolio(1000.0)
+        executor = executor_on(db, exchange, clock, portfolio)
+        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                 after=True))  # fmt: skip
+        fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+        with pytest.raises(ExchangeUnavailable):
+            await executor.execute(buy(500.0))
+        fake.faults.clear()
+        for n in range(others):
+            await exchange._client.create_order(  # noqa: SLF001 - the user's own orders
+                "BTC/USDT", "market", "buy", 5.0, None,
+                {"client_order_id": f"user-{n}", "createMarketBuyOrderRequiresPrice": False},
+            )  # fmt: skip
+        if isinstance(fake, _SecondPageFails):
+            fake.failing = True
+        with contextlib.suppress(ExchangeUnavailable):
+            if at_start_up:
+                await reconcile(orders=SqliteOrderRepository(db), exchange=exchange,
+                                executor=executor, portfolio=portfolio,
+                                alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+                                clock=clock, quote="USDT", pairs=["BTC/USDT"])  # fmt: skip
+            else:
+                await executor.settle_unknown()
+    return portfolio
+
+
+@pytest.mark.parametrize(("others", "at_start_up"), [(99, False), (100, False), (250, False),
+                                                    (100, True)])  # fmt: skip
+async def test_a_lost_answer_is_found_behind_a_page_of_newer_orders(
+    db: Database, others: int, at_start_up: bool
+) -> None:
+    """Coinbase lists 100 orders a page, newest first, and has no client id filter: the SCAN
+    reads from the order's journal time on, page after page, and finds the filled buy however
+    many orders came after it, on the next tick or at start-up (one page only: it was
+    journaled REJECTED at 100)."""
+    fake = funded()
+    portfolio = await _lost_buy_then_others(db, fake, others, at_start_up=at_start_up)
+    order = await SqliteOrderRepository(db).require("pp1x1b")
+    assert order.status is OrderStatus.FILLED
+    ours = fake.orders[min(fake.orders)]
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(ours.executed)
+
+
+class _SecondPageFails(FakeCoinbase):
+    """Answers a 503 to any list read past its first page, once ``failing``."""
+
+    failing = False
+
+    async def _batch(self, params: dict[str, Any], request: web.Request) -> web.Response:
+        if self.failing and params.get("cursor"):
+            return web.json_response({"error": "unavailable"}, status=503)
+        return await super()._batch(params, request)
+
+
+@pytest.mark.parametrize("at_start_up", [False, True])
+async def test_a_scan_that_cannot_read_every_page_leaves_the_order_unknown(
+    db: Database, at_start_up: bool
+) -> None:
+    """The first page says there is more and the next one fails: the order stays NEW (looked
+    up again later), never "never reached the exchange"."""
+    fake = _SecondPageFails(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    portfolio = await _lost_buy_then_others(db, fake, 100, at_start_up=at_start_up)
+    order = await SqliteOrderRepository(db).require("pp1x1b")
+    assert order.status is OrderStatus.NEW
+    assert portfolio.position("BTC/USDT") is None

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from bot.domain import OrderStatus
-from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
+from bot.errors import (
+    ExchangeAuthFailed,
+    ExchangeRejected,
+    ExchangeUnavailable,
+    InsufficientFunds,
+)
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.exchange.venues import PROFILES
+from bot.exchange.venues import PROFILES, IdForm
 from bot.portfolio import Portfolio
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
@@ -77,18 +83,18 @@ async def test_a_sell_pays_its_fee_in_the_quote_coin_and_the_books_match(
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
 
 
-async def test_our_id_goes_as_a_short_cl_ord_id_and_finds_an_order_whose_answer_was_lost(
+async def test_our_id_goes_as_a_uuid_cl_ord_id_and_finds_an_order_whose_answer_was_lost(
     kraken: tuple[FakeKraken, CcxtExchange],
 ) -> None:
     fake, exchange = kraken
     fake.faults.append(Fault("/0/private/AddOrder", 503, "", method="POST", after=True))
-    ours = "pp12x1751742000000sstop"  # Kraken takes 18 characters of free text at most
+    ours = "pp12x1751742000000sstop"  # Kraken takes a UUID, or 18 characters of free text
     report = await exchange.create_market_order(buy(500.0, ours))
     assert report.status is OrderStatus.FILLED
     assert fake.order_posts == 1  # found by its cl_ord_id, never sent again
     (order,) = fake.orders.values()
     assert order.client_id == PROFILES["kraken"].wire_id(ours)
-    assert len(order.client_id) <= 18
+    assert str(uuid.UUID(order.client_id)) == order.client_id
 
 
 async def test_kraken_refuses_a_long_cl_ord_id_and_one_an_open_order_holds(
@@ -164,3 +170,59 @@ async def test_an_unsigned_request_is_refused_with_krakens_error() -> None:
         reply = await session.post(f"{base}/0/private/OpenOrders", data={"nonce": "1"})
         body = await reply.json()
     assert (reply.status, body) == (200, {"error": ["EAPI:Invalid key"]})
+
+
+# Two ids of ours that share a short (31-bit) cl_ord_id, the form before UUIDs.
+FIRST, SECOND = "pp3x1782309600000sstop", "pp7x1760169600000s"
+
+
+async def test_a_lost_answer_is_booked_as_its_own_order_not_an_older_one_with_its_short_id(
+    db: Database, kraken: tuple[FakeKraken, CcxtExchange]
+) -> None:
+    """Our second order's answer is lost. Its id and an older, closed order's once went as the
+    same short cl_ord_id, and the look-up took the oldest: the second buy was journaled FILLED
+    with the first one's trades (booked already), and its own coins never booked."""
+    fake, exchange = kraken
+    fake.balances["USDT"] = 2000.0
+    clock = await with_run(db)
+    portfolio = Portfolio(2000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    await executor.execute(buy(300.0, FIRST))
+    fake.now_ms += 3_600_000
+    fake.faults.append(Fault("/0/private/AddOrder", 503, "", method="POST", after=True))
+    await executor.execute(buy(400.0, SECOND))
+    second = await SqliteOrderRepository(db).require(SECOND)
+    assert second.status is OrderStatus.FILLED
+    assert second.filled == pytest.approx(fake.orders[max(fake.orders)].executed)
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+
+
+async def test_an_order_placed_under_the_short_id_before_an_upgrade_is_still_found(
+    db: Database, kraken: tuple[FakeKraken, CcxtExchange]
+) -> None:
+    """An earlier version placed both orders under the short cl_ord_id; the second one's answer
+    and look-up were lost, and pairpilot was upgraded to UUIDs. The look-up after the upgrade
+    tries the short form too, and of the two orders carrying it takes the newer: its own."""
+    fake, exchange = kraken
+    fake.balances["USDT"] = 2000.0
+    clock = await with_run(db)
+    portfolio = Portfolio(2000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    upgraded = exchange.profile
+    exchange.profile = dataclasses.replace(upgraded, id_form=IdForm.SHORT, legacy_forms=())
+    await executor.execute(buy(300.0, FIRST))
+    fake.now_ms += 3_600_000
+    fake.faults.append(Fault("/0/private/AddOrder", 503, "", method="POST", after=True))
+    for path in ("/0/private/OpenOrders", "/0/private/ClosedOrders"):
+        fake.faults.append(Fault(path, 503, "", times=50))
+    with pytest.raises(ExchangeUnavailable):
+        await executor.execute(buy(400.0, SECOND))
+    fake.faults.clear()
+    exchange.profile = upgraded
+    assert await executor.settle_unknown() == 1
+    second = await SqliteOrderRepository(db).require(SECOND)
+    assert second.status is OrderStatus.FILLED
+    assert second.filled == pytest.approx(fake.orders[max(fake.orders)].executed)
+    assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+    assert portfolio.cash == pytest.approx(fake.balances["USDT"])

@@ -24,10 +24,23 @@ def test_venues_that_cannot_carry_our_id_get_one_derived_from_it_every_time() ->
     uuid_like = PROFILES["coinbase"].wire_id(ours)
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", uuid_like)
     assert PROFILES["coinbase"].wire_id(ours) == uuid_like  # a crash can look it up again
-    short = PROFILES["kraken"].wire_id(ours)
+    kraken = PROFILES["kraken"]
+    wire = kraken.wire_id(ours)
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", wire)
+    assert kraken.wire_id(ours + "x") != wire
+    # An order an earlier version placed carries the short form: looked for under it too.
+    (short,) = kraken.wire_ids(ours)[1:]
     assert short.isdigit()
     assert len(short) <= 18
-    assert PROFILES["kraken"].wire_id(ours + "x") != short
+
+
+def test_kraken_ids_that_collided_as_short_cl_ord_ids_go_as_distinct_uuids() -> None:
+    """Two real ids of ours that share a 31-bit short form (found by brute force): Kraken keeps
+    cl_ord_id unique among open orders only, so the short form could name an older order."""
+    first, second = "pp3x1782309600000sstop", "pp7x1760169600000s"
+    kraken = PROFILES["kraken"]
+    assert kraken.wire_ids(first)[1] == kraken.wire_ids(second)[1]
+    assert kraken.wire_id(first) != kraken.wire_id(second)
 
 
 def test_lookups_use_each_venues_own_parameter() -> None:
