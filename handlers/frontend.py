@@ -159,6 +159,18 @@ class TelegramFrontend:
     def start(self) -> None:
         """Connect in the background, retrying while Telegram cannot be reached."""
         self._starting = asyncio.create_task(self._start())
+        self._starting.add_done_callback(self._start_ended)
+
+    def _start_ended(self, task: asyncio.Task[None]) -> None:
+        """A start that ends on an error never passes silently: before the bot is connected
+        it cannot hear commands, which /health, `pairpilot health` and the admins are told."""
+        if task.cancelled() or (error := task.exception()) is None:
+            return
+        log.error("the Telegram start ended on an error", exc_info=error)
+        if not self.running.is_set():
+            self._report(self._cannot_receive(
+                f"the start ended on an error ({type(error).__name__}: {error}); restart the bot",
+                retrying=False))  # fmt: skip
 
     async def _start(self) -> None:
         """Every start-up call is retried with a growing pause until all have worked; until
@@ -322,11 +334,11 @@ class TelegramFrontend:
         await self._outbox.push("chat_down", AlertPriority.ERROR,
                                 "Commands are received again.")  # fmt: skip
 
-    async def _cannot_receive(self, problem: str) -> None:
+    async def _cannot_receive(self, problem: str, retrying: bool = True) -> None:
         if self.problem is None:
             await self._outbox.push("chat_down", AlertPriority.ERROR,
                                     f"Commands cannot be received: {problem}. Alerts still "
-                                    "go out; retrying.")  # fmt: skip
+                                    f"go out{'; retrying' if retrying else ''}.")  # fmt: skip
         self.problem = problem
         await self._cockpit.chat_receiving(problem)
 

@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import importlib.abc
 import socket
+import sqlite3
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from handlers.commands import ChatCommands
 from handlers.restart import ChatMemory
 from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
+from tests.builders import replay_settings
 from tests.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
 from tests.telegram_emulator import TelegramEmulator, post_update
 
@@ -373,3 +376,81 @@ async def test_a_round_trip_looks_up_no_module(tmp_path: Path) -> None:
         finally:
             sys.meta_path.remove(lookups)
         assert lookups.names == []
+
+
+# Review round 3 (F1, F3): what the last life kept, unreadable or from another clock.
+
+
+def _poke_kept(tmp_path: Path, key: str, raw: str) -> None:
+    """Writes ``raw`` as the kept value, as a half-written row or a manual edit would."""
+    with sqlite3.connect(replay_settings(tmp_path).database_path) as db:
+        db.execute("UPDATE bot_state SET value = ? WHERE key = ?", (raw, key))
+        assert db.total_changes == 1
+
+
+@pytest.mark.parametrize(("key", "raw"), [
+    ("chat.prompts", "{"),
+    ("chat.prompts", '{"t": [1, 2]}'),
+    ("chat.groups", '{"running": false, "sends": {"-500": ["x"]}}'),
+    ("chat.groups", '{"running": false, "sends": {"-500": [NaN]}}'),
+    ("chat.groups", "[1]"),
+])  # fmt: skip
+async def test_unreadable_kept_chat_state_is_taken_as_a_crash_and_the_chat_starts(
+    tmp_path: Path, key: str, raw: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review F1: a kept value of the wrong shape killed the start: the bot was deaf and
+    looked healthy. Now it is unknown, as after a crash, and said so."""
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        await chat.sent_back(ADMIN, "/flatten")  # a prompt is kept while open
+    _poke_kept(tmp_path, key, raw)
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        assert "halted" in await chat.ask(ADMIN, "/halt")
+        assert await chat.trading.engine.guard.halted()
+        assert chat.frontend.problem is None
+        assert any("kept" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+async def test_a_start_that_ends_on_an_error_is_told_not_silent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F1: any error that ends the start task surfaces as the chat's problem (the
+    alert, /health, `pairpilot health`), never as a bot that is deaf and says it is fine."""
+
+    async def broken(self: ChatMemory) -> None:
+        raise RuntimeError("a bug nobody foresaw")
+
+    monkeypatch.setattr(ChatMemory, "begin", broken)
+    async with chat_stack(tmp_path, connected=False) as chat:
+        for _ in range(100):
+            if chat.frontend.problem is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert "RuntimeError: a bug nobody foresaw" in (chat.frontend.problem or "")
+        await asyncio.sleep(0.1)  # the report's writes
+        check = await check_chat(SqliteStateRepository(chat.db))
+        assert not check.ok
+        assert "a bug nobody foresaw" in check.detail
+        (down,) = [a for a in await chat.alerts.pending() if a.kind == "chat_down"]
+        assert "restart the bot" in down.text
+        assert "retrying" not in down.text
+
+
+async def test_a_host_clock_set_back_between_lives_never_blocks_a_group_for_the_step(
+    tmp_path: Path,
+) -> None:
+    """Review F3: group sends kept by a host whose clock was an hour fast lay an hour in the
+    future after NTP set it back: the group waited an hour, admins too. Now the group's
+    minute is unknown, as after a crash: an admin's reply there comes at once."""
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        for _ in range(20):
+            await chat.ask(ADMIN, "/status", chat_id=GROUP)
+        chat.wall.advance(timedelta(hours=1))  # the host was an hour fast at the stop
+        emulator.clock_ahead = -3600
+    emulator._group_sends.clear()  # noqa: SLF001  # over a minute later for Telegram
+    emulator.clock_ahead = 0.0
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        started = time.perf_counter()
+        assert "halted" in await chat.ask(ADMIN, "/halt", chat_id=GROUP)
+        assert time.perf_counter() - started < 3
