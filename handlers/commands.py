@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets as random_tokens
+import sqlite3
 import textwrap
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +56,8 @@ from handlers.telegram_clock import TelegramClock
 log = logging.getLogger(__name__)
 
 REFUSALS_EVERY = 0.2  # seconds strangers' refusals gather before one commit audits them
+REFUSALS_RETRY = 5.0  # a failed commit of them is tried again this much later (or at the stop)
+REFUSALS_KEPT = 1000  # refusals kept for a commit that failed (each is logged anyway)
 
 ROLES = ("viewer", "trader", "admin")
 CONFIRM_SECONDS = 30
@@ -149,6 +153,10 @@ async def _no_progress(text: str) -> None:
     return None
 
 
+ASKED_BELOW = "Asked to confirm below."  # a command's first message, when a Confirm follows
+READING = "⏳"  # starts a state change's first message, sent to read Telegram's clock
+
+
 class StatusMessage:
     """One message that shows a long command's progress, edited in place."""
 
@@ -161,6 +169,11 @@ class StatusMessage:
     @property
     def shown(self) -> bool:
         return self._message_id is not None
+
+    async def edit(self, text: str) -> None:
+        """Show ``text`` if a message is shown already (none is sent for it)."""
+        if self.shown:
+            await self.show(text)
 
     async def show(self, text: str) -> None:
         """Show ``text``; a failed edit (the user deleted the message) never stops the work:
@@ -235,6 +248,7 @@ class ChatCommands:
         self._memory = memory
         self._refusals: list[tuple[str, str]] = []  # strangers' (actor, command), to audit
         self._auditing: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # prompts' kept rows being closed
         self._actions = Actions(cockpit)
         self._research: set[asyncio.Task[None]] = set()
         self._halts = 0
@@ -282,8 +296,18 @@ class ChatCommands:
         await asyncio.sleep(wait)
         self._auditing = None
         refusals, self._refusals = self._refusals, []
-        await self._cockpit.record_many([(actor, name, [], "refused: not in the config")
-                                         for actor, name in refusals])  # fmt: skip
+        try:
+            await self._cockpit.record_many([(actor, name, [], "refused: not in the config")
+                                             for actor, name in refusals])  # fmt: skip
+        except (sqlite3.Error, OSError) as error:  # a backup holds the database: kept
+            kept = [*refusals, *self._refusals]
+            self._refusals = kept[-REFUSALS_KEPT:]  # the oldest beyond it are in the log only
+            log.error("%d strangers' refusals not audited (%s): tried again in %.0f s%s",
+                      len(refusals), error, REFUSALS_RETRY,
+                      f"; {len(kept) - REFUSALS_KEPT} oldest dropped"
+                      if len(kept) > REFUSALS_KEPT else "")  # fmt: skip
+            if self._auditing is None:
+                self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_RETRY))
 
     async def audit_refusals(self) -> None:
         """At a stop: the strangers' refusals not yet audited are, now."""
@@ -352,18 +376,22 @@ class ChatCommands:
             await self._cockpit.record(actor, name, arguments, "refused: " + reply)
             await send_text(bot, chat.id, escape(reply))
             return
-        age = (self._telegram.telegram_time(self._arrived(update)) - message.date).total_seconds()
-        stale = age > self._max_age
         protection_off = name == "risk" and len(arguments) == 3 and self._cockpit.switches_off(
             arguments[1], arguments[2])  # fmt: skip
         confirm = command.confirm or (command.confirm_with_arguments and bool(arguments))
-        if confirm or protection_off or (stale and changes_state(name, arguments)):
+        changes = changes_state(name, arguments)
+        status = StatusMessage(bot, chat.id)
+        age = await self._age(update, name, changes and not confirm, status)
+        stale = age > self._max_age
+        if confirm or protection_off or (stale and changes):
             await self._cockpit.record(actor, name, arguments,
                                        "asked to confirm" + (f" (sent {ago(age)})" if stale
                                                              else ""))  # fmt: skip
+            await status.edit(ASKED_BELOW)
             await self._ask(bot, chat.id, user.id, name, arguments, age if stale else None)
             return
-        answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None)
+        answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None,
+                              status)  # fmt: skip
         if name not in BESIDE:
             await answer
             return
@@ -372,17 +400,36 @@ class ChatCommands:
     def _arrived(self, update: Update) -> datetime:
         return self._arrival(update.update_id) or self._wall.now()
 
+    async def _age(self, update: Update, name: str, bounded: bool,
+                   status: StatusMessage) -> float:  # fmt: skip
+        """How old a command is (seconds), by the latest Telegram's clock can have read at
+        its arrival: never underestimated, so an old command never looks fresh. When it must
+        be ``bounded`` (a state change run without a Confirm) and no bound is known, the
+        command's first message (``status``) makes one; if even that fails it counts as old.
+        Otherwise it is aged by the estimate (it then only says how old it was)."""
+        assert update.message is not None
+        arrived = self._arrived(update)
+        latest = self._telegram.latest(arrived)
+        if latest is None and bounded:
+            with contextlib.suppress(TelegramError):
+                await status.show(f"{READING} /{escape(name)}…")
+            latest = self._telegram.latest(arrived)
+            if latest is None:
+                return math.inf
+        latest = latest or self._telegram.telegram_time(arrived)
+        return (latest - update.message.date).total_seconds()
+
     def _research_done(self, task: asyncio.Task[None]) -> None:
         self._research.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("/%s failed", task.get_name(), exc_info=task.exception())
 
     async def _answer(self, bot: Bot, chat_id: int, name: str, arguments: list[str], actor: str,
-                      age: float | None) -> None:  # fmt: skip
+                      age: float | None, status: StatusMessage | None = None) -> None:  # fmt: skip
         """Run a command and send its reply; ``age``: how old a stale read is. The audit line
         (reads stay out) is written while the reply goes out: the user does not wait for its
         commit (the change itself is committed before the reply says so)."""
-        status = StatusMessage(bot, chat_id)
+        status = status or StatusMessage(bot, chat_id)
         reply, result = await self._act(name, arguments, actor, status.show)
         work = [self._reply(bot, chat_id, status, reply, age)]
         if changes_state(name, arguments) or not result.startswith("ok"):
@@ -509,8 +556,6 @@ class ChatCommands:
             await _answer_button(query, "This button is not yours or no longer valid.")
             return
         del self._pending[token]
-        if self._memory is not None:
-            await self._memory.closed(token)
         if self._arrived(update) > pending.expires:
             text, result = f"Expired: send /{pending.command} again.", "expired"
         elif choice == "no":
@@ -518,6 +563,10 @@ class ChatCommands:
         else:
             text, result = f"Confirmed: /{pending.command} is running; the result follows.", ""
         self._beside(_answer_and_edit(query, text), "button")
+        if self._memory is not None:  # its kept row goes beside: a commit never delays this
+            closing = asyncio.create_task(self._memory.closed(token))  # (never abandoned)
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         if result:
             await self._cockpit.record(actor, pending.command, [choice], result)
             return
@@ -570,6 +619,8 @@ async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None
 
 def ago(seconds: float) -> str:
     """How long ago, for a person: "3 min ago", "2 h ago"."""
+    if not math.isfinite(seconds):
+        return "at a time not known"
     minutes = int(seconds // 60)
     if minutes < 1:
         return f"{int(seconds)} s ago"

@@ -41,7 +41,7 @@ from handlers.delivery import LATE_AFTER, TelegramSink
 from handlers.ordering import ChatOrder, Strangers, TriagedBot
 from handlers.priority import AdminsFirstLimiter
 from handlers.restart import ChatMemory
-from handlers.telegram_clock import TRUSTED_SECONDS, TelegramClock
+from handlers.telegram_clock import TelegramClock
 from handlers.webhook import WEBHOOK_TIMEOUT_SECONDS, WebhookIntake, WebhookServer
 from storage.alerts import SqliteAlertRepository
 
@@ -118,7 +118,8 @@ class TelegramFrontend:
         admins = [user for user in recipients if users[user] == "admin"]
         self._order = ChatOrder(self.strangers, admins, wall)
         self.telegram_clock = TelegramClock(wall or SystemClock(), self._clock_skew,
-                                            on_source=self._clock_source)  # fmt: skip
+                                            on_source=self._clock_source,
+                                            on_date_wrong=self._date_wrong)  # fmt: skip
         self._memory = ChatMemory(cockpit, wall or SystemClock())
         self._limiter = AdminsFirstLimiter(max_retries=3)  # waits out RetryAfter, per chat
         hooks = {"event_hooks": {"request": [self.telegram_clock.on_request],
@@ -159,6 +160,18 @@ class TelegramFrontend:
     def start(self) -> None:
         """Connect in the background, retrying while Telegram cannot be reached."""
         self._starting = asyncio.create_task(self._start())
+        self._starting.add_done_callback(self._start_ended)
+
+    def _start_ended(self, task: asyncio.Task[None]) -> None:
+        """A start that ends on an error never passes silently: before the bot is connected
+        it cannot hear commands, which /health, `pairpilot health` and the admins are told."""
+        if task.cancelled() or (error := task.exception()) is None:
+            return
+        log.error("the Telegram start ended on an error", exc_info=error)
+        if not self.running.is_set():
+            self._report(self._cannot_receive(
+                f"the start ended on an error ({type(error).__name__}: {error}); restart the bot",
+                retrying=False))  # fmt: skip
 
     async def _start(self) -> None:
         """Every start-up call is retried with a growing pause until all have worked; until
@@ -287,22 +300,21 @@ class TelegramFrontend:
     def _clock_skew(self, offset: float | None) -> None:
         """Told when the host's clock is off Telegram's by more than the threshold, and when
         it agrees again (commands' ages are judged by Telegram's clock all the same)."""
-        if offset is not None and abs(offset) > TRUSTED_SECONDS:  # too far to be the host's
-            text = (
-                f"Telegram's time read from {self.telegram_clock.read_from} is {offset:+.0f} s "
-                "off the host's clock: check the host's time sync and any proxy or "
-                "self-hosted Bot API server. "
-                "Commands' ages are judged by the host's clock meanwhile."
-            )
-        else:
-            text = (
-                "The host's clock agrees with Telegram's again."
-                if offset is None
-                else f"The host's clock is {abs(offset):.0f} s "
-                f"{'behind' if offset > 0 else 'ahead of'} Telegram's: check its time sync "
-                "(NTP). Commands' ages are judged by Telegram's clock meanwhile."
-            )
+        text = (
+            "The host's clock agrees with Telegram's again."
+            if offset is None
+            else f"The host's clock is {abs(offset):.0f} s "
+            f"{'behind' if offset > 0 else 'ahead of'} Telegram's: check its time sync "
+            "(NTP). Commands' ages are judged by Telegram's clock meanwhile."
+        )
         self._report(self._outbox.push("clock_skew", AlertPriority.ERROR, text))
+
+    def _date_wrong(self, text: str) -> None:
+        """The Bot API's Date header contradicts Telegram's own message dates (a proxy, or a
+        self-hosted Bot API server on a host with a bad clock): told once."""
+        self._report(self._outbox.push("clock_skew", AlertPriority.ERROR,
+                                       f"{text[0].upper()}{text[1:]}: check any proxy or "
+                                       "self-hosted Bot API server's clock."))  # fmt: skip
 
     def _clock_source(self, source: str) -> None:
         """Which clock commands' ages are judged by, kept for /health and `pairpilot health`."""
@@ -322,11 +334,11 @@ class TelegramFrontend:
         await self._outbox.push("chat_down", AlertPriority.ERROR,
                                 "Commands are received again.")  # fmt: skip
 
-    async def _cannot_receive(self, problem: str) -> None:
+    async def _cannot_receive(self, problem: str, retrying: bool = True) -> None:
         if self.problem is None:
             await self._outbox.push("chat_down", AlertPriority.ERROR,
                                     f"Commands cannot be received: {problem}. Alerts still "
-                                    "go out; retrying.")  # fmt: skip
+                                    f"go out{'; retrying' if retrying else ''}.")  # fmt: skip
         self.problem = problem
         await self._cockpit.chat_receiving(problem)
 

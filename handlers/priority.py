@@ -101,7 +101,10 @@ class GroupMinute(ChatPause):
             if len(self._sent) < most:
                 self._sent.append(now)
                 return
-            await asyncio.sleep(self._sent[len(self._sent) - most] + _PERIOD - now + _MARGIN)
+            # never past a minute: a send kept in the future must not block the group longer
+            await asyncio.sleep(
+                min(self._sent[len(self._sent) - most] + _PERIOD - now, _PERIOD) + _MARGIN
+            )
 
     def _forget(self, now: float) -> None:
         while self._sent and now - self._sent[0] >= _PERIOD:

@@ -10,6 +10,7 @@ the last life still marked running knows it crashed: its groups' minutes are unk
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from bot.ports import Clock
 log = logging.getLogger(__name__)
 
 GROUPS_KEY = "chat.groups"  # {"running": bool, "sends": {group: [Unix seconds]}}
+_STEP_SLACK = 1.0  # a kept send this far in the future: the host's clock was set back
 PROMPTS_KEY = "chat.prompts"  # {token: [chat id, message id, command]} while open
 
 
@@ -39,25 +41,37 @@ class ChatMemory:
     async def begin(self) -> dict[int | str, list[float]] | None:
         """Marks this life running, and reads the prompts the last life left open; returns its
         group sends (monotonic seconds, as this process counts), {} when there was none, None
-        when it crashed (unknown)."""
+        when it crashed or what it kept cannot be read (unknown: the start goes on)."""
         try:
-            self._prompts = dict(await self._cockpit.chat_kept(PROMPTS_KEY) or {})
+            prompts = await self._cockpit.chat_kept(PROMPTS_KEY)
+        except Exception as error:  # noqa: BLE001  # any unreadable value: as after a crash
+            log.warning("the chat's kept prompts cannot be read (%s): dropped", error)
+            prompts = None
+        self._prompts, self._left = _prompts(prompts)
+        try:
             kept = await self._cockpit.chat_kept(GROUPS_KEY)
+        except Exception as error:  # noqa: BLE001
+            log.warning("the chat's kept groups cannot be read (%s): minutes unknown", error)
+            kept = {"running": True}
+        try:
             await self._cockpit.chat_keep(GROUPS_KEY, {"running": True})
         except (sqlite3.Error, OSError) as error:  # the chat starts all the same
-            log.warning("the chat's kept state cannot be read (%s): groups' minutes unknown",
-                        error)  # fmt: skip
+            log.warning("the chat's state cannot be kept (%s): groups' minutes unknown", error)
             return None
         self._began = True
-        self._left = [(token, int(chat), int(message), str(command))
-                      for token, (chat, message, command) in self._prompts.items()]  # fmt: skip
         if kept is None:  # the first start: nothing was sent before
             return {}
-        if kept.get("running"):
+        sends = _sends(kept)
+        if sends is None:
             return None
         wall, now = self._wall.now().timestamp(), self._monotonic()
-        return {_group(group): [now - (wall - at) for at in sent]
-                for group, sent in (kept.get("sends") or {}).items()}  # fmt: skip
+        if any(at > wall + _STEP_SLACK for sent in sends.values() for at in sent):
+            # the host's clock was stepped back since the stop: when those sends were made is
+            # unknown, as after a crash (a minute for all but admins), never as long as the step
+            log.warning("the chat's kept group sends lie in the future (the host's clock was "
+                        "set back): groups' minutes unknown")  # fmt: skip
+            return None
+        return {group: [now - (wall - at) for at in sent] for group, sent in sends.items()}
 
     async def end(self, sends: dict[int | str, list[float]]) -> None:
         """A clean stop: the groups' sends of the last minute (monotonic seconds) kept."""
@@ -91,6 +105,40 @@ class ChatMemory:
             await self._cockpit.chat_keep(key, value)
         except (sqlite3.Error, OSError) as error:
             log.warning("the chat's %s cannot be kept: %s", key, error)
+
+
+def _prompts(raw: Any) -> tuple[dict[str, list[Any]], list[tuple[str, int, int, str]]]:
+    """The kept open prompts, and the same as (token, chat id, message id, command); a value
+    of the wrong shape is dropped with a warning (its buttons are only not expired)."""
+    if raw is None:
+        return {}, []
+    try:
+        left = [(str(token), int(chat), int(message), str(command))
+                for token, (chat, message, command) in raw.items()]  # fmt: skip
+    except (TypeError, ValueError, AttributeError) as error:
+        log.warning("the chat's kept prompts are not readable (%r: %s): dropped", raw, error)
+        return {}, []
+    return {token: [chat, message, command] for token, chat, message, command in left}, left
+
+
+def _sends(kept: Any) -> dict[int | str, list[float]] | None:
+    """The last life's group sends (Unix seconds) from its kept value; None when it crashed
+    (still marked running) or the value has the wrong shape (warned: as after a crash)."""
+    try:
+        if kept.get("running"):
+            return None
+        return {_group(str(group)): [_seconds(at) for at in sent]
+                for group, sent in (kept.get("sends") or {}).items()}  # fmt: skip
+    except (TypeError, ValueError, AttributeError) as error:
+        log.warning("the chat's kept groups are not readable (%r: %s): minutes unknown",
+                    kept, error)  # fmt: skip
+        return None
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TypeError(f"not a time: {value!r}")
+    return float(value)
 
 
 def _group(key: str) -> int | str:

@@ -1,33 +1,31 @@
-"""Telegram's clock as the bot sees it, from the ``Date`` header of the Bot API's answers.
+"""Telegram's clock as the bot sees it: bounds on its offset from the host's clock.
 
 A command's age is Telegram's time at its arrival minus the message's ``date``, which is in
-Telegram's clock. Judged against the host's clock instead, a host 90 s fast turned every
-fresh /halt into a Confirm saying "sent 1 min ago", and a slow host let old commands run by
-themselves. Every answer of the Bot API carries a ``Date`` header (whole seconds), so the
-offset is known from the first call (getMe) on; the admins are told when the host's clock is
-off by more than ``SKEW_ALERT_SECONDS``, and when it agrees again.
+Telegram's clock. Judged against the host's clock, a host 90 s fast turned every fresh /halt
+into a Confirm, and a slow host let old commands run by themselves. Judged against a single
+"reading" of Telegram's now, an old update taken for a fresh one (a backlog page, a late
+delivery) or a wrong ``Date`` header (a self-hosted Bot API on a host with a bad clock, a
+proxy) made old commands look fresh. So the offset (Telegram's clock minus the host's) is
+only ever bounded, never guessed:
 
-The header is only as good as whatever wrote it (a self-hosted Bot API server on a host with
-a bad clock, an egress proxy): a Date more than ``PLAUSIBLE_SECONDS`` off, or out of range,
-is no reading at all; an offset past ``TRUSTED_SECONDS`` is told to the admins but commands'
-ages are then judged by the host's clock (a wrong Date must not refuse fresh commands).
+- every update's date is a LOWER bound: Telegram dated it before it reached the host;
+- every message the bot sends bounds it on both sides: Telegram dated it after the send
+  left and before its answer came (dates are whole seconds, hence the second added). These
+  are Telegram's own clock, and the only source of the UPPER bound;
+- a ``Date`` header is used (for the alert's estimate, never for ages) only while it lies
+  within those bounds; one that contradicts them is ignored and told once.
 
-A self-hosted Bot API server (tdlib's telegram-bot-api) sends no Date at all. Then Telegram's
-own dates are read instead, on things made just before they reach the host: the messages the
-bot sends (dated when Telegram takes them), and the updates of a long poll that either waited
-(Telegram answers a poll at once while updates wait, so one answered after ``WAITED_SECONDS``
-carries only updates made during it) or was unbroken (asked within ``UNBROKEN_SECONDS`` of the
-last one's successful answer: only updates made since). Telegram answers a waiting poll as
-soon as an update comes, so the newest was made just before the answer (and an update is never
-dated after Telegram's "now"). The first, quick answer after a start or a failure is no
-reading: it carries whatever waited, however old.
+A command's age is judged by the upper bound, so it is never underestimated: an old command
+never looks fresh. Without a recent send there is no upper bound: ``latest`` says so, and the
+caller sends first (the command's first message) and judges after. Readings are kept for
+``READING_SECONDS`` (the offset drifts slowly; a clock step makes bounds contradict, and
+then the old ones are dropped).
 ``source`` says which clock ages are judged by.
 """
 
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,98 +41,129 @@ from bot.ports import Clock
 log = logging.getLogger(__name__)
 
 SKEW_ALERT_SECONDS = 10.0  # the host's clock this far off Telegram's: the admins are told
-TRUSTED_SECONDS = 180.0  # an offset past this is told, not used to judge commands' ages
-PLAUSIBLE_SECONDS = 3600.0  # a Date this far off the host's is not a reading of a clock
-_SAMPLES = 5  # the offset is the median of the last few answers (one slow answer is noise)
-_HALF_SECOND = 0.5  # a Date header is cut to the second: on average half a second early
-UNBROKEN_SECONDS = 0.5  # a poll asked this soon after the last one's answer: its updates are new
-WAITED_SECONDS = 0.5  # a poll answered after this long waited: its updates are new
+PLAUSIBLE_SECONDS = 86400.0  # a date this far off the host's is not a reading of a clock
+READING_SECONDS = 600.0  # bounds older than this are forgotten
+SLACK_SECONDS = 2.0  # a Date header this far outside the bounds contradicts them
+_READINGS = 8  # the last few of each kind are kept
 
 
 class TelegramClock:
-    """How far Telegram's clock is ahead of the host's (seconds; negative: behind), from the
-    answers seen; ``on_skew`` hears the offset when it passes the alert threshold, and None
-    when it is back within half of it."""
+    """Bounds on how far Telegram's clock is ahead of the host's (seconds; negative: behind);
+    ``on_skew`` hears the estimate when it passes the alert threshold, and None when it is
+    back within half of it; ``on_date_wrong`` hears (once) that the Date header contradicts
+    Telegram's message dates."""
 
     def __init__(self, wall: Clock, on_skew: Callable[[float | None], object] = lambda s: None,
                  alert_after: float = SKEW_ALERT_SECONDS,
-                 on_source: Callable[[str], object] = lambda s: None) -> None:  # fmt: skip
+                 on_source: Callable[[str], object] = lambda s: None,
+                 on_date_wrong: Callable[[str], object] = lambda s: None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         """``on_source`` hears ``source`` whenever it changes."""
         self._wall = wall
         self._on_skew = on_skew
         self._on_source = on_source
+        self._on_date_wrong = on_date_wrong
         self._alert_after = alert_after
-        self._samples: deque[float] = deque(maxlen=_SAMPLES)
+        self._monotonic = monotonic
+        # (monotonic seconds when read, lower bound, upper bound)
+        self._sent: deque[tuple[float, float, float]] = deque(maxlen=_READINGS)
+        self._seen: deque[tuple[float, float]] = deque(maxlen=_READINGS)  # updates: lower only
+        self._header: tuple[float, float, float] | None = None
+        self._date_wrong = False
         self._skewed = False
-        self._dated = False  # a Date header was read: it is the only source from then on
-        # when each call left, and when the last poll was answered (200): monotonic seconds
-        self._asked: WeakKeyDictionary[httpx.Request, float] = WeakKeyDictionary()
-        self._polled: float | None = None
+        self._asked: WeakKeyDictionary[httpx.Request, float] = WeakKeyDictionary()  # host secs
+
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The offset's known (lower, upper) bounds; None where none is known."""
+        fresh = self._monotonic() - READING_SECONDS
+        lows = [low for at, low, _ in self._sent if at >= fresh]
+        lows += [low for at, low in self._seen if at >= fresh]
+        highs = [high for at, _, high in self._sent if at >= fresh]
+        return (max(lows) if lows else None), (min(highs) if highs else None)
 
     @property
     def offset(self) -> float:
-        return statistics.median(self._samples) if self._samples else 0.0
+        """The best estimate (0: nothing known), for the alert and for showing times; never
+        for judging a command's age (``latest`` is)."""
+        low, high = self.bounds()
+        header = self._usable_header()
+        if header is not None:
+            guess = (header[1] + header[2]) / 2
+        elif low is not None and high is not None:
+            guess = (low + high) / 2
+        else:
+            guess = 0.0
+        if high is not None:
+            guess = min(guess, high)
+        return max(guess, low) if low is not None else guess
 
-    @property
-    def trusted(self) -> bool:
-        """Whether the offset is small enough to judge commands' ages by."""
-        return abs(self.offset) <= TRUSTED_SECONDS
+    def latest(self, host: datetime) -> datetime | None:
+        """The latest Telegram's clock can read when the host's reads ``host`` (None: no
+        upper bound known: send something first)."""
+        high = self.bounds()[1]
+        return None if high is None else host + timedelta(seconds=high)
 
     def telegram_time(self, host: datetime) -> datetime:
-        """The time on Telegram's clock when the host's read ``host`` (the host's own
-        reading while the offset is not trusted)."""
-        return host + timedelta(seconds=self.offset) if self.trusted else host
+        """Telegram's time (the estimate) when the host's read ``host``."""
+        return host + timedelta(seconds=self.offset)
 
     def host_time(self, telegram: datetime) -> datetime:
-        """The host's reading when Telegram's clock read ``telegram`` (inverse of
-        ``telegram_time``)."""
-        return telegram - timedelta(seconds=self.offset) if self.trusted else telegram
+        """The host's reading when Telegram's clock read ``telegram`` (the estimate)."""
+        return telegram - timedelta(seconds=self.offset)
 
     @property
     def source(self) -> str:
         """Which clock commands' ages are judged by, for /health and `pairpilot health`."""
-        if not self._samples:
-            return "the host's clock (no reading of Telegram's yet)"
-        if not self.trusted:
-            return f"the host's clock (Telegram's reads {self.offset:+.0f} s off: not trusted)"
+        if self.bounds()[1] is None:
+            return "Telegram's clock, read by a command's first message (no recent reading)"
         return f"Telegram's clock, read from {self.read_from}"
 
     @property
     def read_from(self) -> str:
-        return "the Bot API's Date header" if self._dated else "Telegram's own message dates"
+        return "Telegram's own message dates"
 
     async def on_request(self, request: httpx.Request) -> None:
-        """An httpx request hook: when each call left (a long poll's wait is judged by it)."""
-        self._asked[request] = time.monotonic()
+        """An httpx request hook: the host's time when each call left."""
+        self._asked[request] = self._wall.now().timestamp()
 
     async def on_response(self, response: httpx.Response) -> None:
-        """An httpx response hook: every Bot API answer is a reading of Telegram's clock,
-        by its Date header or, without one, by the dates of what it carries."""
-        header = response.headers.get("date")
-        if header or self._dated:
-            self.observe(header)
-            return
-        now, answered = self._wall.now(), time.monotonic()
-        asked = self._asked.pop(response.request, None)
+        """An httpx response hook: the Date header and the dates of what the answer carries
+        bound Telegram's clock."""
+        answered = self._wall.now().timestamp()
+        asked = self._asked.pop(response.request, answered)
+        source = self.source
+        self._observe_header(response.headers.get("date"), asked, answered)
         method = response.request.url.path.rsplit("/", 1)[-1]
-        if method == "getUpdates":
-            new = asked is not None and (answered - asked >= WAITED_SECONDS or (
-                self._polled is not None and asked - self._polled <= UNBROKEN_SECONDS))  # fmt: skip
-            self._polled = answered if response.status_code == httpx.codes.OK else None
-            if not new:
-                return
-        elif not method.startswith("send"):
-            return
-        await response.aread()
-        try:
-            dates = _dates(response.json().get("result"))
-        except (ValueError, AttributeError):  # not the Bot API's JSON: no reading
-            return
-        if dates:
-            self._add(max(dates) + _HALF_SECOND - now.timestamp(), "message dates")
+        if method == "getUpdates" or method.startswith("send"):
+            await response.aread()
+            try:
+                dates = _dates(response.json().get("result"))
+            except (ValueError, AttributeError):  # not the Bot API's JSON: no reading
+                dates = []
+            if dates and method == "getUpdates":
+                self.update_dated(max(dates), answered)
+            elif dates:
+                self.sent_dated(max(dates), asked, answered)
+        if self.source != source:
+            self._on_source(self.source)
+        self._check_skew()
 
-    def observe(self, header: str | None) -> None:
-        """One ``Date`` header, read now; a missing or malformed one is ignored."""
+    def update_dated(self, date: float, arrived: float) -> None:
+        """An update dated ``date`` (Telegram's Unix seconds) reached the host at ``arrived``
+        (the host's): Telegram's clock read at least ``date`` then."""
+        if self._plausible(date - arrived):
+            self._seen.append((self._monotonic(), date - arrived))
+            self._agree(self._seen)
+
+    def sent_dated(self, date: float, asked: float, answered: float) -> None:
+        """A message the bot sent (asked at ``asked``, answered at ``answered``, the host's
+        seconds) was dated ``date`` by Telegram, somewhere in between."""
+        low, high = date - answered, date + 1 - asked
+        if self._plausible(low):
+            self._sent.append((self._monotonic(), low, high))
+            self._agree(self._sent)
+
+    def _observe_header(self, header: str | None, asked: float, answered: float) -> None:
         if not header:
             return
         try:
@@ -143,19 +172,52 @@ class TelegramClock:
             return
         if telegram.tzinfo is None:
             return
-        if not self._dated:  # the header is better than dates: theirs are dropped
-            self._dated = True
-            self._samples.clear()
-        self._add((telegram - self._wall.now()).total_seconds() + _HALF_SECOND, header)
+        date = telegram.timestamp()
+        if self._plausible(date - answered):
+            self._header = (self._monotonic(), date - answered, date + 1 - asked)
 
-    def _add(self, sample: float, what: str) -> None:
-        if abs(sample) > PLAUSIBLE_SECONDS:
-            log.warning("Telegram's time read from %r is ignored: %.0f s off", what, sample)
+    def _usable_header(self) -> tuple[float, float, float] | None:
+        """The last Date header's reading while it agrees with the bounds; one that
+        contradicts them is told once and ignored."""
+        if self._header is None or self._header[0] < self._monotonic() - READING_SECONDS:
+            return None
+        low, high = self.bounds()
+        wrong = (low is not None and self._header[2] < low - SLACK_SECONDS) or (
+            high is not None and self._header[1] > high + SLACK_SECONDS)  # fmt: skip
+        if not wrong:
+            return self._header
+        if not self._date_wrong:
+            self._date_wrong = True
+            text = (f"the Bot API's Date header disagrees with Telegram's message dates (it "
+                    f"reads {self._header[1]:+.0f} s off the host; they bound it to "
+                    f"{_shown(low)}..{_shown(high)} s): it is ignored")  # fmt: skip
+            log.warning("%s", text)
+            self._on_date_wrong(text)
+        return None
+
+    def _agree(self, newest: deque[Any]) -> None:
+        """Bounds that contradict each other mean the host's clock was stepped: only the
+        newest reading (the last of ``newest``) is kept."""
+        low, high = self.bounds()
+        if low is None or high is None or low <= high + SLACK_SECONDS:
             return
-        source = self.source
-        self._samples.append(sample)
-        if self.source != source:
-            self._on_source(self.source)
+        log.warning("Telegram's clock bounds contradict (%+.1f > %+.1f s): the host's clock "
+                    "was stepped; older readings dropped", low, high)  # fmt: skip
+        kept = newest[-1]
+        self._sent.clear()
+        self._seen.clear()
+        newest.append(kept)
+
+    def _plausible(self, offset: float) -> bool:
+        if abs(offset) <= PLAUSIBLE_SECONDS:
+            return True
+        log.warning("Telegram's time read as %.0f s off the host's is ignored", offset)
+        return False
+
+    def _check_skew(self) -> None:
+        """Told only once Telegram's own dates bound the offset (a header alone may lie)."""
+        if self.bounds()[1] is None:
+            return
         off = abs(self.offset)
         if not self._skewed and off > self._alert_after:
             self._skewed = True
@@ -164,6 +226,10 @@ class TelegramClock:
         elif self._skewed and off < self._alert_after / 2:
             self._skewed = False
             self._on_skew(None)
+
+
+def _shown(bound: float | None) -> str:
+    return "?" if bound is None else f"{bound:+.0f}"
 
 
 def _dates(result: Any) -> list[int]:

@@ -170,6 +170,8 @@ class _Post(tornado.web.RequestHandler):
             self._refuse(status)
 
     def data_received(self, chunk: bytes) -> None:
+        if self._finished:  # refused: the rest is not kept
+            return
         if len(self._body) + len(chunk) > MAX_BODY_BYTES:  # a chunked body, no length said
             self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
             return
@@ -191,8 +193,11 @@ class WebhookServer:
     def __init__(self, intake: WebhookIntake, listen: str, port: int, path: str,
                  timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> None:  # fmt: skip
         app = tornado.web.Application([(rf"/{path}/?", _Post, {"intake": intake})])
+        # tornado's own cap is above ours, so a chunked body past ours is cut (413) by
+        # _Post.data_received, which keeps at most MAX_BODY_BYTES; tornado's still stops a
+        # single chunk that says it is larger (400, before it is read)
         self._server = HTTPServer(app, idle_connection_timeout=timeout, body_timeout=timeout,
-                                  max_body_size=MAX_BODY_BYTES,
+                                  max_body_size=2 * MAX_BODY_BYTES,
                                   max_buffer_size=4 * MAX_BODY_BYTES)  # fmt: skip
         self._listen = listen
         self._port = port

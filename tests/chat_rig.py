@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from bot.cockpit import Cockpit, Venue
 from bot.config import Settings
 from bot.history import ReplayHistory
 from bot.scheduler import Jobs
+from handlers.commands import ASKED_BELOW, READING
 from handlers.frontend import TelegramFrontend
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
@@ -44,7 +46,21 @@ class Chat:
         chat = chat_id if chat_id is not None else user
         before = len(self.emulator.to(chat))
         self.emulator.say(user, text, chat_id=chat)
-        return await self.emulator.reply(chat, after=before)
+        return await self.reply(chat, after=before)
+
+    async def reply(self, chat: int, after: int = 0, within: float = 30.0) -> Sent:
+        """The bot's answer in ``chat`` beyond its first ``after`` messages. A state change
+        sent with no recent reading of Telegram's clock first sends a "⏳" message (to read
+        it): its answer is that message once edited, or the Confirm prompt that follows."""
+        first = await self.emulator.reply(chat, after=after, within=within)
+        deadline = asyncio.get_running_loop().time() + within
+        while first.text.startswith(READING):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{first.text!r} never edited within {within} s")
+            await asyncio.sleep(0.01)
+        if first.text == ASKED_BELOW:
+            return await self.emulator.reply(chat, after=after + 1, within=within)
+        return first
 
 
 @asynccontextmanager

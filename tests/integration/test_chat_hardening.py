@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import importlib.abc
 import socket
+import sqlite3
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from handlers.commands import ChatCommands
 from handlers.restart import ChatMemory
 from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
+from tests.builders import replay_settings
 from tests.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
 from tests.telegram_emulator import TelegramEmulator, post_update
 
@@ -110,6 +113,26 @@ async def test_big_bodies_are_refused_before_they_are_read(tmp_path: Path) -> No
         assert "halted" in await chat.ask(ADMIN, "/halt")  # Telegram's own posts still work
 
 
+async def test_a_chunked_body_past_the_limit_with_the_secret_gets_413(tmp_path: Path) -> None:
+    """Review F7: a chunked body (no length said) past the limit got tornado's own 400; it is
+    cut by our handler now (413), and the bot goes on."""
+    hook = _hook()
+    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
+        reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
+        writer.write(b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\nX-Telegram-Bot-Api-Secret-Token: s3cret"
+                     b"\r\n\r\n")  # fmt: skip
+        chunk = b"%x\r\n" % (64 << 10) + b"x" * (64 << 10) + b"\r\n"
+        with contextlib.suppress(ConnectionError):
+            for _ in range(40):  # 2.5 MiB
+                writer.write(chunk)
+                await writer.drain()
+        answer = await asyncio.wait_for(reader.read(40), 5)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 413"), answer
+        assert "halted" in await chat.ask(ADMIN, "/halt")
+
+
 async def test_connections_that_never_finish_their_headers_are_closed(tmp_path: Path) -> None:
     """Review F16: a connection that never finished its headers was kept for an hour."""
     hook = _hook()
@@ -151,7 +174,7 @@ async def test_a_429_in_one_private_chat_holds_up_only_that_chat(tmp_path: Path)
         started = time.perf_counter()
         before = len(chat.emulator.to(ADMIN))
         chat.emulator.say(ADMIN, "/flatten")
-        question = await chat.emulator.reply(ADMIN, after=before, within=5.0)
+        question = await chat.reply(ADMIN, after=before, within=5.0)
         assert "Confirm within" in question.text
         assert time.perf_counter() - started < 1.0
         assert chat.emulator.to(VIEWER) == []  # the viewer's chat waits its 30 s
@@ -279,7 +302,7 @@ async def test_without_a_date_header_a_command_queued_while_down_is_still_old(
         emulator.say(ADMIN, "/stoppair BTCUSDT", ago=3600)
 
     async with chat_stack(tmp_path, before_start=queued) as chat:
-        reply = await chat.emulator.reply(ADMIN)
+        reply = await chat.reply(ADMIN)
         assert "it was not run then" in reply.text, reply.text
         assert "BTC/USDT" in [run.pair for run in chat.trading.service.runs()]
 
@@ -305,7 +328,7 @@ async def test_the_first_webhook_updates_after_a_start_keep_their_order(tmp_path
         stop = _command(9002, "/stoppair ETHUSDT", now)
         assert await post_update(hook.url, "s3cret", stop) == 200  # 9002 lands first
         assert await post_update(hook.url, "s3cret", start) == 200
-        await chat.emulator.reply(ADMIN, after=1)
+        await chat.reply(ADMIN, after=1)
         texts = [m.text for m in chat.emulator.to(ADMIN)]
         assert texts[0].startswith("Started ETH/USDT"), texts
         assert texts[1].startswith("Stopped"), texts
@@ -373,3 +396,141 @@ async def test_a_round_trip_looks_up_no_module(tmp_path: Path) -> None:
         finally:
             sys.meta_path.remove(lookups)
         assert lookups.names == []
+
+
+# Review round 3 (F1, F3): what the last life kept, unreadable or from another clock.
+
+
+def _poke_kept(tmp_path: Path, key: str, raw: str) -> None:
+    """Writes ``raw`` as the kept value, as a half-written row or a manual edit would."""
+    with sqlite3.connect(replay_settings(tmp_path).database_path) as db:
+        db.execute("UPDATE bot_state SET value = ? WHERE key = ?", (raw, key))
+        assert db.total_changes == 1
+
+
+@pytest.mark.parametrize(("key", "raw"), [
+    ("chat.prompts", "{"),
+    ("chat.prompts", '{"t": [1, 2]}'),
+    ("chat.groups", '{"running": false, "sends": {"-500": ["x"]}}'),
+    ("chat.groups", '{"running": false, "sends": {"-500": [NaN]}}'),
+    ("chat.groups", "[1]"),
+])  # fmt: skip
+async def test_unreadable_kept_chat_state_is_taken_as_a_crash_and_the_chat_starts(
+    tmp_path: Path, key: str, raw: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review F1: a kept value of the wrong shape killed the start: the bot was deaf and
+    looked healthy. Now it is unknown, as after a crash, and said so."""
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        await chat.sent_back(ADMIN, "/flatten")  # a prompt is kept while open
+    _poke_kept(tmp_path, key, raw)
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        assert "halted" in await chat.ask(ADMIN, "/halt")
+        assert await chat.trading.engine.guard.halted()
+        assert chat.frontend.problem is None
+        assert any("kept" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+async def test_a_start_that_ends_on_an_error_is_told_not_silent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F1: any error that ends the start task surfaces as the chat's problem (the
+    alert, /health, `pairpilot health`), never as a bot that is deaf and says it is fine."""
+
+    async def broken(self: ChatMemory) -> None:
+        raise RuntimeError("a bug nobody foresaw")
+
+    monkeypatch.setattr(ChatMemory, "begin", broken)
+    async with chat_stack(tmp_path, connected=False) as chat:
+        for _ in range(100):
+            if chat.frontend.problem is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert "RuntimeError: a bug nobody foresaw" in (chat.frontend.problem or "")
+        await asyncio.sleep(0.1)  # the report's writes
+        check = await check_chat(SqliteStateRepository(chat.db))
+        assert not check.ok
+        assert "a bug nobody foresaw" in check.detail
+        (down,) = [a for a in await chat.alerts.pending() if a.kind == "chat_down"]
+        assert "restart the bot" in down.text
+        assert "retrying" not in down.text
+
+
+async def test_a_host_clock_set_back_between_lives_never_blocks_a_group_for_the_step(
+    tmp_path: Path,
+) -> None:
+    """Review F3: group sends kept by a host whose clock was an hour fast lay an hour in the
+    future after NTP set it back: the group waited an hour, admins too. Now the group's
+    minute is unknown, as after a crash: an admin's reply there comes at once."""
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        for _ in range(20):
+            await chat.ask(ADMIN, "/status", chat_id=GROUP)
+        chat.wall.advance(timedelta(hours=1))  # the host was an hour fast at the stop
+        emulator.clock_ahead = -3600
+    emulator._group_sends.clear()  # noqa: SLF001  # over a minute later for Telegram
+    emulator.clock_ahead = 0.0
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        started = time.perf_counter()
+        assert "halted" in await chat.ask(ADMIN, "/halt", chat_id=GROUP)
+        assert time.perf_counter() - started < 3
+
+
+async def test_a_confirm_press_never_waits_for_the_prompt_s_bookkeeping_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review F9: the press awaited the kept prompts' commit (each 0.5 s on a slow disk, up
+    to the 5 s busy timeout under a backup) before the button was answered."""
+    real_set = SqliteStateRepository.set
+    slow = {"on": False}
+
+    async def slow_set(self: SqliteStateRepository, *args: Any) -> None:
+        if slow["on"]:
+            async with self._db.transaction():  # noqa: SLF001  # a slow disk's commit
+                await asyncio.sleep(0.5)
+        await real_set(self, *args)
+
+    monkeypatch.setattr(SqliteStateRepository, "set", slow_set)
+    async with chat_stack(tmp_path) as chat:
+        question = await chat.sent_back(ADMIN, "/flatten")
+        slow["on"] = True
+        answered = len(chat.emulator.answered_callbacks)
+        started = time.perf_counter()
+        chat.emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
+            "callback_data"])  # fmt: skip
+        while len(chat.emulator.answered_callbacks) == answered:
+            assert time.perf_counter() - started < 0.3, "the button waited for a commit"
+            await asyncio.sleep(0.01)
+        for _ in range(100):  # the kept row is closed all the same, beside
+            if await chat.frontend_cockpit.chat_kept("chat.prompts") == {}:
+                break
+            await asyncio.sleep(0.05)
+        assert await chat.frontend_cockpit.chat_kept("chat.prompts") == {}
+
+
+async def test_a_failed_commit_of_strangers_refusals_keeps_them_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review F6: the batch was swapped out before its commit; a failed commit lost it, with
+    only "Task exception was never retrieved"."""
+    real_many = SqliteAuditRepository.add_many
+    failures = {"left": 1}
+
+    async def locked_once(self: SqliteAuditRepository, *args: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database is locked")  # a backup held it
+        await real_many(self, *args)
+
+    monkeypatch.setattr(SqliteAuditRepository, "add_many", locked_once)
+    async with chat_stack(tmp_path) as chat:
+        for index in range(4):
+            chat.emulator.say(STRANGER + index, "/status", chat_id=STRANGER + index)
+        await chat.emulator.quiet(1.0)
+        assert failures["left"] == 0
+        await chat.frontend.stop()  # the kept ones are audited at the stop at the latest
+        entries = await chat.audit.latest(500)
+        assert len([e for e in entries if e.result == "refused: not in the config"]) == 4
+    (said,) = [r for r in caplog.records if "not audited" in r.getMessage()]
+    assert said.levelname == "ERROR"
+    assert "database is locked" in said.getMessage()

@@ -17,6 +17,7 @@ from bot.cockpit import amount_text, price_text
 from bot.config import Secrets, load_settings
 from bot.errors import ConfigError
 from bot.health import check_health
+from handlers.commands import ASKED_BELOW
 from handlers.frontend import Backoff
 from tests.chat_rig import ADMIN, STRANGER, TRADER, VIEWER, Chat, chat_stack
 from tests.telegram_emulator import Sent, TelegramEmulator
@@ -50,7 +51,8 @@ async def test_commands_queued_while_down_change_nothing_by_themselves(tmp_path:
         guard = chat.trading.engine.guard
         assert not await guard.halted()
         assert guard.limits.max_drawdown == 0.15
-        halt, risk = chat.emulator.to(ADMIN)
+        # each first message read Telegram's clock, then pointed at its Confirm
+        halt, risk = [m for m in chat.emulator.to(ADMIN) if m.text != ASKED_BELOW]
         assert halt.text.startswith("You sent /halt 3 h ago; it was not run then. Now it would:")
         assert "Confirm within 30 s" in halt.text
         assert "/risk set max_drawdown 0.1" in risk.text
@@ -73,7 +75,7 @@ async def test_commands_from_one_chat_run_in_the_order_sent(tmp_path: Path) -> N
         emulator.say(TRADER, "/pause ETHUSDT")
 
     async with chat_stack(tmp_path, before_start=sent_together) as chat:
-        await chat.emulator.reply(TRADER, after=3, within=10)
+        await chat.reply(TRADER, after=3, within=10)
         texts = [m.text for m in chat.emulator.to(TRADER)]
         assert texts[0].startswith("Started ETH/USDT")
         assert texts[1].startswith("Stopped ETH/USDT")
@@ -90,9 +92,9 @@ async def test_a_chart_being_drawn_never_holds_up_the_chat_s_next_halt(tmp_path:
             await chat.trading.driver.step()
         chat.emulator.say(ADMIN, "/pnl all")  # a chart: drawn in another process, slowly
         chat.emulator.say(ADMIN, "/halt")
-        first = await chat.emulator.reply(ADMIN, within=30)
+        first = await chat.reply(ADMIN, within=30)
         assert "Trading halted" in first.text
-        assert (await chat.emulator.reply(ADMIN, after=1, within=60)).photo is not None
+        assert (await chat.reply(ADMIN, after=1, within=60)).photo is not None
 
 
 # --- 2: strangers never delay known users ---------------------------------------------
@@ -127,7 +129,7 @@ async def test_known_users_commands_run_side_by_side_when_sends_are_slow(
         for user in (ADMIN, TRADER, VIEWER):
             chat.emulator.say(user, "/pairs")
         for user in (ADMIN, TRADER, VIEWER):  # none waits for another's connection
-            assert "BTC/USDT" in (await chat.emulator.reply(user, within=4)).text
+            assert "BTC/USDT" in (await chat.reply(user, within=4)).text
 
 
 # --- 5: the kill switch's result is never lost ----------------------------------------
@@ -212,7 +214,7 @@ async def test_health_and_slash_health_say_when_commands_cannot_be_received(
         assert chat.emulator.to(ADMIN) == []  # deaf meanwhile
         chat.emulator.failing = {}
         await asyncio.wait_for(chat.frontend.running.wait(), 5)
-        assert "paper" in (await chat.emulator.reply(ADMIN)).text  # the queued one, answered
+        assert "paper" in (await chat.reply(ADMIN)).text  # the queued one, answered
         assert not any("chat" in p for p in await _health(chat))
         assert "chat commands: received" in await chat.ask(VIEWER, "/health")
 
@@ -230,7 +232,7 @@ async def test_polling_that_keeps_failing_is_reported_and_so_is_its_recovery(
         await asyncio.sleep(0.1)
         assert any("getUpdates failed" in p for p in await _health(chat))
         chat.emulator.say(ADMIN, "/status")
-        assert "paper" in (await chat.emulator.reply(ADMIN, within=10)).text  # it came through
+        assert "paper" in (await chat.reply(ADMIN, within=10)).text  # it came through
         for _ in range(100):
             if chat.frontend.problem is None:
                 break
@@ -272,7 +274,7 @@ async def test_two_startpairs_at_once_never_take_more_than_the_capital(tmp_path:
             chat.emulator.say(TRADER, "/startpair ETHUSDT share=0.7")
             chat.emulator.say(ADMIN, "/startpair BTCUSDT share=0.7")  # another chat
             await chat.emulator.quiet(0.5)
-        answers = (await chat.emulator.reply(TRADER)).text + (await chat.emulator.reply(ADMIN)).text
+        answers = (await chat.reply(TRADER)).text + (await chat.reply(ADMIN)).text
         assert sum(run.capital_share for run in chat.trading.service.runs()) == 0.7
         assert answers.count("Started") == 1
         assert "capital shares would add up to 140%" in answers
@@ -384,13 +386,13 @@ async def test_forwarded_edited_and_other_bots_commands_never_run(tmp_path: Path
         emulator.edit(ADMIN, first, "/halt")
 
     async with chat_stack(tmp_path, before_start=earlier) as chat:
-        await chat.emulator.reply(ADMIN)  # the /status
+        await chat.reply(ADMIN)  # the /status
         await chat.emulator.quiet(0.5)
         guard = chat.trading.engine.guard
         assert len(chat.emulator.to(ADMIN)) == 1
         assert not await guard.halted()  # the edit into /halt did not run
         chat.emulator.say(ADMIN, "/halt", forwarded_from=STRANGER)
-        forwarded = await chat.emulator.reply(ADMIN, after=1)
+        forwarded = await chat.reply(ADMIN, after=1)
         assert forwarded.text == "⚠️ A forwarded command is not run; send it yourself."
         assert not await guard.halted()
         chat.emulator.say(ADMIN, "/halt@otherbot", chat_id=-500)
@@ -421,7 +423,7 @@ async def test_long_research_ends_with_its_outcome_and_stops_at_shutdown(tmp_pat
     async with chat_stack(tmp_path) as chat:
         before = len(chat.emulator.to(TRADER))
         chat.emulator.say(TRADER, "/backtest DOGE/USDT ema_cross")
-        progress = await chat.emulator.reply(TRADER, after=before)
+        progress = await chat.reply(TRADER, after=before)
         await chat.emulator.quiet(0.5)
         assert "no replay data" in progress.text  # not left at "loading candles…"
         long = await chat.ask(TRADER, "/pause " + "x<" * 3000)
@@ -431,7 +433,7 @@ async def test_long_research_ends_with_its_outcome_and_stops_at_shutdown(tmp_pat
             await chat.trading.driver.step()
         before = len(chat.emulator.to(TRADER))
         chat.emulator.say(TRADER, "/backtest BTC/USDT ema_cross 1h 30")
-        progress = await chat.emulator.reply(TRADER, after=before)
+        progress = await chat.reply(TRADER, after=before)
         chat.emulator.delete(progress)  # the user deletes the progress message
         for _ in range(300):
             if any(m.photo for m in chat.emulator.to(TRADER)):
@@ -439,7 +441,7 @@ async def test_long_research_ends_with_its_outcome_and_stops_at_shutdown(tmp_pat
             await chat.emulator.quiet(0.1)
         assert any(m.photo for m in chat.emulator.to(TRADER))  # the backtest went on
         chat.emulator.say(ADMIN, "/sweep BTC/USDT ema_cross 1h 90 fast=5:20:1 slow=30:60:2")
-        assert (await chat.emulator.reply(ADMIN)).text.startswith("Sweep BTC/USDT")  # running
+        assert (await chat.reply(ADMIN)).text.startswith("Sweep BTC/USDT")  # running
         started = time.perf_counter()
         await chat.frontend.stop()  # the sweep is cancelled, not waited for
         assert time.perf_counter() - started < 3
@@ -482,8 +484,12 @@ async def test_halt_never_waits_behind_a_command_stuck_on_a_slow_tick(tmp_path: 
             chat.emulator.say(ADMIN, "/stoppair BTCUSDT")
             await asyncio.sleep(0.2)
             chat.emulator.say(ADMIN, "/halt")
-            reply = await chat.emulator.reply(ADMIN, within=5)  # the /halt's, not the stop's
-            assert "Trading halted" in reply.text
+            # the /halt's reply, not the stop's (whose first message, if any, waits)
+            for _ in range(500):
+                if any("Trading halted" in m.text for m in chat.emulator.to(ADMIN)):
+                    break
+                await asyncio.sleep(0.01)
+            assert any("Trading halted" in m.text for m in chat.emulator.to(ADMIN))
             assert await chat.trading.engine.guard.halted()
         finally:
             lock.release()

@@ -133,7 +133,7 @@ async def test_flatten_needs_a_confirmation_that_expires(tmp_path: Path) -> None
         assert chat.trading.engine.portfolio.positions()
         before = len(chat.emulator.to(ADMIN))
         chat.emulator.say(ADMIN, "/flatten")
-        question = await chat.emulator.reply(ADMIN, after=before)
+        question = await chat.reply(ADMIN, after=before)
         buttons = question.reply_markup["inline_keyboard"][0]
         assert [b["text"] for b in buttons] == ["Confirm", "Cancel"]
         chat.emulator.press(TRADER, question, buttons[0]["callback_data"])  # not theirs
@@ -143,7 +143,7 @@ async def test_flatten_needs_a_confirmation_that_expires(tmp_path: Path) -> None
         assert question.text == "Expired: send /flatten again."
         assert chat.trading.engine.portfolio.positions()  # nothing was sold
         chat.emulator.say(ADMIN, "/flatten")
-        again = await chat.emulator.reply(ADMIN, after=before + 1)
+        again = await chat.reply(ADMIN, after=before + 1)
         chat.emulator.press(
             ADMIN, again, again.reply_markup["inline_keyboard"][0][0]["callback_data"]
         )
@@ -342,7 +342,7 @@ async def test_pnl_and_backtest_reply_with_charts_that_fit_a_phone(tmp_path: Pat
         before = len(chat.emulator.to(TRADER))
         chat.emulator.say(TRADER, "/backtest btcusdt ema_cross 1h 20 stop_loss=0.02")
         chat.emulator.say(TRADER, "/backtest ETH/USDT sma_cross")
-        progress = await chat.emulator.reply(TRADER, after=before)
+        progress = await chat.reply(TRADER, after=before)
         for _ in range(300):  # the backtest runs beside the chat's next commands
             if any(m.photo for m in chat.emulator.to(TRADER)[before:]) and progress.text == "Done.":
                 break
@@ -506,8 +506,8 @@ async def test_sweep_from_chat_edits_its_progress_and_replies_with_a_heatmap(
             assert expected in await chat.ask(ADMIN, text), text
         before = len(chat.emulator.to(ADMIN))
         chat.emulator.say(ADMIN, "/sweep btcusdt ema_cross 1h 14 fast=3:12:3 slow=20,30")
-        progress = await chat.emulator.reply(ADMIN, after=before)
-        photo = await chat.emulator.reply(ADMIN, after=before + 1, within=120)
+        progress = await chat.reply(ADMIN, after=before)
+        photo = await chat.reply(ADMIN, after=before + 1, within=120)
         assert photo.photo is not None
         assert photo.photo.startswith(b"\x89PNG")
         assert len(photo.photo) <= 300_000

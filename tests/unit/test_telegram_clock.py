@@ -1,15 +1,16 @@
-"""Telegram's clock read from Date headers: the offset, the skew alert and its end."""
+"""Telegram's clock as bounds on its offset: updates' dates (lower), the bot's sent messages
+(both sides), the Date header only while it agrees; the skew alert and its end."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
+import pytest
 
 from bot.clock import FakeClock
-from handlers.telegram_clock import WAITED_SECONDS, TelegramClock
+from handlers.telegram_clock import READING_SECONDS, TelegramClock
 
 HOST = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
@@ -18,49 +19,23 @@ def _header(moment: datetime) -> str:
     return format_datetime(moment, usegmt=True)
 
 
-def test_the_offset_is_the_median_of_the_last_answers_and_the_skew_is_told_once() -> None:
-    wall, told = FakeClock(HOST), []
-    clock = TelegramClock(wall, told.append)
-    assert clock.offset == 0.0  # nothing seen yet: the host's clock is taken as it is
-    for _ in range(3):
-        clock.observe(_header(HOST - timedelta(seconds=90)))  # the host is 90 s fast
-    clock.observe(_header(HOST + timedelta(hours=1)))  # one odd answer does not move it
-    assert clock.offset == -89.5
-    assert clock.telegram_time(HOST) == HOST - timedelta(seconds=89.5)
-    assert told == [-89.5]
-    for _ in range(5):  # NTP fixed it
-        clock.observe(_header(HOST))
-    assert told == [-89.5, None]
+class _Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_a_missing_or_malformed_date_header_is_ignored() -> None:
-    clock = TelegramClock(FakeClock(HOST))
-    for header in (None, "", "yesterday", "Thu, 26 Nov 2026 12:00:00"):  # no zone: naive
-        clock.observe(header)
-    assert clock.offset == 0.0
-
-
-def test_an_absurd_date_is_no_reading_and_a_large_offset_is_not_trusted() -> None:
-    """Review F17: ``Date: 9999`` crashed every command; a Date minutes off refused fresh ones."""
-    wall, told = FakeClock(HOST), []
-    clock = TelegramClock(wall, told.append)
-    clock.observe("Fri, 31 Dec 9999 23:59:59 GMT")
-    clock.observe(_header(HOST - timedelta(hours=2)))
-    assert clock.offset == 0.0
-    assert told == []
-    clock.observe(_header(HOST + timedelta(seconds=300)))
-    assert told == [300.5]  # told to the admins, but ages are judged by the host's clock
-    assert not clock.trusted
-    assert clock.telegram_time(HOST) == HOST
-
-
-async def _answer(clock: TelegramClock, method: str, result: object,
+async def _answer(clock: TelegramClock, wall: FakeClock, method: str, result: object,
                   date: str | None = None, after: float = 0.0) -> None:  # fmt: skip
-    """The Bot API answers ``method`` with ``result`` ``after`` seconds after it was asked."""
+    """The Bot API answers ``method`` with ``result`` ``after`` seconds (the host's) after it
+    was asked."""
     request = httpx.Request("POST", f"http://api/bot1:x/{method}")
     await clock.on_request(request)
-    if after:
-        await asyncio.sleep(after)
+    wall.advance(timedelta(seconds=after))
     headers = {"date": date} if date else {}
     await clock.on_response(httpx.Response(200, json={"ok": True, "result": result},
                                            headers=headers, request=request))  # fmt: skip
@@ -70,33 +45,93 @@ def _update(update_id: int, date: datetime) -> dict[str, object]:
     return {"update_id": update_id, "message": {"message_id": 1, "date": int(date.timestamp())}}
 
 
-async def test_without_a_date_header_telegram_s_own_dates_are_read() -> None:
-    """Review F18: a self-hosted Bot API server sends no Date header."""
-    wall, told = FakeClock(HOST), []
-    clock = TelegramClock(wall, told.append)
+def _sent(date: datetime) -> dict[str, object]:
+    return {"message_id": 2, "date": int(date.timestamp())}
+
+
+async def test_a_sent_message_bounds_telegram_s_clock_and_the_skew_is_told_once() -> None:
+    wall, told, ticks = FakeClock(HOST), [], _Ticks()
+    clock = TelegramClock(wall, told.append, monotonic=ticks)
+    assert clock.latest(HOST) is None  # nothing sent yet: no upper bound
     telegram = HOST - timedelta(seconds=90)  # the host is 90 s fast
-    # the updates that waited for the bot at its start: no reading, however old
-    await _answer(clock, "getUpdates", [_update(1, telegram - timedelta(hours=1))])
-    await _answer(clock, "answerCallbackQuery", True)
-    assert clock.source.startswith("the host's clock")
-    await _answer(clock, "sendMessage", {"message_id": 2, "date": int(telegram.timestamp())})
-    assert clock.offset == -89.5
+    await _answer(clock, wall, "sendMessage", _sent(telegram), after=0.2)
+    low, high = clock.bounds()
+    assert low == pytest.approx(-90.2)  # dated between the send's start and its answer
+    assert high == -89.0
+    assert clock.latest(HOST) == HOST - timedelta(seconds=89)
     assert clock.source == "Telegram's clock, read from Telegram's own message dates"
-    assert told == [-89.5]
-    # a Date header, once seen, is the only source: dates no longer count
-    await _answer(clock, "getMe", {}, date=_header(HOST))
-    await _answer(clock, "sendMessage", {"message_id": 3, "date": int(telegram.timestamp())})
-    assert clock.offset == 0.5
-    assert clock.source == "Telegram's clock, read from the Bot API's Date header"
+    assert told == [clock.offset]
+    assert -90.3 <= clock.offset <= -89.0
+    ticks.now += READING_SECONDS + 1  # old readings are forgotten
+    assert clock.latest(HOST) is None
+    await _answer(clock, wall, "sendMessage", _sent(wall.now()))  # NTP fixed it
+    assert told[-1] is None
 
 
-async def test_a_poll_that_waited_or_followed_the_last_one_is_a_reading() -> None:
+async def test_updates_dates_are_only_lower_bounds_however_they_came() -> None:
+    """Review F2: a backlog page or a late delivery is no reading of "now": an update dated
+    150 s ago moves no upper bound, so a command it carries can never look fresh."""
     wall = FakeClock(HOST)
-    clock = TelegramClock(wall)
-    telegram = HOST + timedelta(seconds=30)  # the host is 30 s slow
-    await _answer(clock, "getUpdates", [_update(1, telegram)], after=WAITED_SECONDS)
-    assert clock.offset == 30.5  # it waited: the update was made during it
-    clock = TelegramClock(wall)
-    await _answer(clock, "getUpdates", [])  # the first, quick answer: whatever waited
-    await _answer(clock, "getUpdates", [_update(2, telegram)])  # asked at once after it
-    assert clock.offset == 30.5
+    clock = TelegramClock(wall, monotonic=_Ticks())
+    for waited in (0.0, 5.0):  # a quick answer, a poll that waited
+        await _answer(clock, wall, "getUpdates", [_update(1, wall.now() - timedelta(seconds=150))],
+                      after=waited)  # fmt: skip
+    assert clock.latest(wall.now()) is None
+    await _answer(clock, wall, "getUpdates", [_update(2, wall.now() + timedelta(seconds=30))])
+    assert clock.bounds() == (30.0, None)  # a fresh update on a host 30 s slow
+    assert clock.offset == 30.0  # the estimate never goes below a bound
+
+
+async def test_a_date_header_counts_only_while_it_agrees_with_telegram_s_dates() -> None:
+    """Review F4: a Date 120 s ahead or 170 s behind (a proxy, a self-hosted Bot API on a bad
+    clock) no longer judges ages: it contradicts the sent messages' dates, and is told once."""
+    wall, wrong, told = FakeClock(HOST), [], []
+    clock = TelegramClock(wall, told.append, on_date_wrong=wrong.append, monotonic=_Ticks())
+    await _answer(clock, wall, "getMe", {}, date=_header(HOST + timedelta(seconds=120)))
+    assert clock.latest(HOST) is None  # a header alone is no upper bound
+    await _answer(clock, wall, "sendMessage", _sent(HOST))
+    assert clock.bounds() == (0.0, 1.0)
+    assert 0.0 <= clock.offset <= 1.0
+    assert len(wrong) == 1
+    assert "Date header disagrees with Telegram's message dates" in wrong[0]
+    await _answer(clock, wall, "getMe", {}, date=_header(HOST - timedelta(seconds=170)))
+    assert clock.offset <= 1.0
+    assert len(wrong) == 1  # told once
+    await _answer(clock, wall, "getMe", {}, date=_header(HOST))
+    assert clock.offset == 0.5  # a right header refines the estimate within the bounds
+
+
+async def test_a_large_offset_confirmed_by_telegram_s_dates_is_used() -> None:
+    """Review F5: a host 5 min off with a right Date header: the sent messages confirm it, so
+    ages are judged by it (no cap on its size)."""
+    wall = FakeClock(HOST)
+    clock = TelegramClock(wall, monotonic=_Ticks())
+    telegram = HOST + timedelta(seconds=300)
+    await _answer(clock, wall, "sendMessage", _sent(telegram), date=_header(telegram))
+    assert clock.latest(HOST) == HOST + timedelta(seconds=301)
+    assert clock.telegram_time(HOST) == HOST + timedelta(seconds=300.5)
+
+
+async def test_contradicting_bounds_mean_the_host_s_clock_was_stepped() -> None:
+    wall = FakeClock(HOST)
+    clock = TelegramClock(wall, monotonic=_Ticks())
+    await _answer(clock, wall, "sendMessage", _sent(HOST))
+    wall.advance(timedelta(seconds=-60))  # NTP set the host back a minute
+    await _answer(clock, wall, "sendMessage", _sent(HOST + timedelta(seconds=1)))
+    low, high = clock.bounds()
+    assert low is not None
+    assert high is not None
+    assert 60 <= low <= high <= 62  # only the newest reading is kept
+
+
+async def test_malformed_or_absurd_dates_are_no_reading() -> None:
+    """Review F17: ``Date: 9999`` crashed every command."""
+    wall, told = FakeClock(HOST), []
+    clock = TelegramClock(wall, told.append, monotonic=_Ticks())
+    for header in ("yesterday", "Thu, 26 Nov 2026 12:00:00", "Fri, 31 Dec 9999 23:59:59 GMT"):
+        await _answer(clock, wall, "getMe", {}, date=header)
+    await _answer(clock, wall, "sendMessage", {"message_id": 1, "date": "soon"})
+    await _answer(clock, wall, "sendMessage", _sent(HOST + timedelta(days=400)))
+    assert clock.offset == 0.0
+    assert clock.bounds() == (None, None)
+    assert told == []
