@@ -246,7 +246,7 @@ class Executor:
             self._portfolio.accept(booking)
         for fill, excess in beyond:
             await self._alerts.push(
-                "books_short", AlertPriority.ERROR,
+                "reconciliation_drift", AlertPriority.ERROR,  # the books and the exchange disagree
                 f"{fill.client_order_id} sold {excess:.8g} {fill.pair} more than the books "
                 f"held: booked up to the position, the rest counted as yours. Check "
                 f"/holdings.",

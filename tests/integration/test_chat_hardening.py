@@ -71,9 +71,11 @@ def one():
             status = s.recv(100).split(b"\r\n")[0].decode() or "closed"
     except OSError:
         pass
-    print(f"{waited:.2f}|{status}", flush=True)
+    lines.append(f"{waited:.2f}|{status}")  # printed after the joins: threads' prints interleave
+lines = []
 threads = [threading.Thread(target=one) for _ in range(count)]
 [t.start() for t in threads]; [t.join() for t in threads]
+print("\n".join(lines), flush=True)
 """
 
 
