@@ -656,7 +656,7 @@ async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None
 def ago(seconds: float) -> str:
     """How long ago, for a person: "3 min ago", "2 h ago"."""
     if not math.isfinite(seconds):
-        return "at a time not known"
+        return "at a time the bot could not check"
     minutes = int(seconds // 60)
     if minutes < 1:
         return f"{int(seconds)} s ago"
