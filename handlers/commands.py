@@ -292,7 +292,9 @@ class ChatCommands:
         if self._memory is not None:
             await self._memory.closed(token)
 
-    async def _audit_refusals(self, wait: float) -> None:
+    async def _audit_refusals(self, wait: float, retry: bool = True) -> None:
+        """``retry``: a failed commit is tried again later (not at a stop: nothing may
+        outlive it; the refusals are in the log)."""
         await asyncio.sleep(wait)
         self._auditing = None
         refusals, self._refusals = self._refusals, []
@@ -302,11 +304,11 @@ class ChatCommands:
         except (sqlite3.Error, OSError) as error:  # a backup holds the database: kept
             kept = [*refusals, *self._refusals]
             self._refusals = kept[-REFUSALS_KEPT:]  # the oldest beyond it are in the log only
-            log.error("%d strangers' refusals not audited (%s): tried again in %.0f s%s",
-                      len(refusals), error, REFUSALS_RETRY,
+            log.error("%d strangers' refusals not audited (%s): %s%s", len(refusals), error,
+                      f"tried again in {REFUSALS_RETRY:.0f} s" if retry else "in the log only",
                       f"; {len(kept) - REFUSALS_KEPT} oldest dropped"
                       if len(kept) > REFUSALS_KEPT else "")  # fmt: skip
-            if self._auditing is None:
+            if retry and self._auditing is None:
                 self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_RETRY))
 
     async def audit_refusals(self) -> None:
@@ -315,7 +317,13 @@ class ChatCommands:
             self._auditing.cancel()
             self._auditing = None
         if self._refusals:
-            await self._audit_refusals(0)
+            await self._audit_refusals(0, retry=False)
+
+    async def close_rows(self) -> None:
+        """At a stop: the prompts' kept rows being closed beside a press are, before the
+        database goes (a confirmed prompt left kept would say "Expired" at the next start)."""
+        if self._closing:
+            await asyncio.gather(*self._closing)
 
     def abandon_research(self) -> None:
         """At shutdown: running backtests and sweeps are cancelled, not waited for."""
@@ -381,9 +389,9 @@ class ChatCommands:
         confirm = command.confirm or (command.confirm_with_arguments and bool(arguments))
         changes = changes_state(name, arguments)
         status = StatusMessage(bot, chat.id)
-        age = await self._age(update, name, changes and not confirm, status)
+        age, refused = await self._judge(update, name, changes, confirm, status)
         stale = age > self._max_age
-        if confirm or protection_off or (stale and changes):
+        if confirm or protection_off or refused:
             await self._cockpit.record(actor, name, arguments,
                                        "asked to confirm" + (f" (sent {ago(age)})" if stale
                                                              else ""))  # fmt: skip
@@ -405,19 +413,42 @@ class ChatCommands:
         """How old a command is (seconds), by the latest Telegram's clock can have read at
         its arrival: never underestimated, so an old command never looks fresh. When it must
         be ``bounded`` (a state change run without a Confirm) and no bound is known, the
-        command's first message (``status``) makes one; if even that fails it counts as old.
-        Otherwise it is aged by the estimate (it then only says how old it was)."""
+        command's first message (``status``) makes one; if even that fails its age is not
+        known (inf: a Confirm says so). Otherwise it is aged by the estimate (it then only
+        says how old it was)."""
         assert update.message is not None
         arrived = self._arrived(update)
         latest = self._telegram.latest(arrived)
         if latest is None and bounded:
-            with contextlib.suppress(TelegramError):
+            try:
                 await status.show(f"{READING} /{escape(name)}…")
+            except TelegramError as error:
+                log.warning("/%s: Telegram's clock not read (%s): asked to confirm", name, error)
             latest = self._telegram.latest(arrived)
             if latest is None:
                 return math.inf
         latest = latest or self._telegram.telegram_time(arrived)
         return (latest - update.message.date).total_seconds()
+
+    async def _judge(self, update: Update, name: str, changes: bool, confirm: bool,
+                     status: StatusMessage) -> tuple[float, bool]:  # fmt: skip
+        """A command's age, and whether it is too old to change state without a Confirm. A
+        /halt with no upper bound known never waits for a reading: halting is safe, so it
+        runs at once, aged by the lower bound (its reply then says how old it is)."""
+        if name == "halt" and self._telegram.latest(self._arrived(update)) is None:
+            return self._least_age(update), False
+        age = await self._age(update, name, changes and not confirm, status)
+        return age, changes and age > self._max_age
+
+    def _least_age(self, update: Update) -> float:
+        """How old a command is at least, by the earliest Telegram's clock can have read
+        at its arrival (0 when nothing is known)."""
+        assert update.message is not None
+        low = self._telegram.bounds()[0]
+        if low is None:
+            return 0.0
+        earliest = self._arrived(update) + timedelta(seconds=low)
+        return max((earliest - update.message.date).total_seconds(), 0.0)
 
     def _research_done(self, task: asyncio.Task[None]) -> None:
         self._research.discard(task)
@@ -507,8 +538,13 @@ class ChatCommands:
             InlineKeyboardButton("Cancel", callback_data=f"no:{token}"),
         ]])  # fmt: skip
         what = escape(echo(" ".join([f"/{name}", *arguments])))
-        head = (f"You sent {what} {ago(age)}; it was not run then. Now it would: "
-                if age is not None else f"{what}: ")  # fmt: skip
+        if age is None:
+            head = f"{what}: "
+        elif math.isinf(age):  # its clock reading failed (a "⏳" above may be it)
+            head = (f"{what}: the bot could not check how old it is (Telegram did not answer "
+                    f"its {READING} message), so it was not run. Now it would: ")  # fmt: skip
+        else:
+            head = f"You sent {what} {ago(age)}; it was not run then. Now it would: "
         sent = await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within "
                                f"{self._confirm_seconds:g} s.", reply_markup=buttons)  # fmt: skip
         pending = self._pending.get(token)
@@ -620,7 +656,7 @@ async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None
 def ago(seconds: float) -> str:
     """How long ago, for a person: "3 min ago", "2 h ago"."""
     if not math.isfinite(seconds):
-        return "at a time not known"
+        return "at a time the bot could not check"
     minutes = int(seconds // 60)
     if minutes < 1:
         return f"{int(seconds)} s ago"

@@ -376,6 +376,8 @@ class TelegramFrontend:
             await asyncio.wait_for(self._commands.expire_open(self.application.bot),
                                    PROMPTS_BOUND)  # fmt: skip
         await self.application.shutdown()
+        with contextlib.suppress(TimeoutError):  # a slow disk's commit: bounded
+            await asyncio.wait_for(self._commands.close_rows(), PROMPTS_BOUND)
         await self._commands.audit_refusals()
         await self._memory.end(self._limiter.group_sends())
         self.running.clear()

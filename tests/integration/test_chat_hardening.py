@@ -212,17 +212,22 @@ async def test_after_a_crash_a_group_s_minute_counts_as_full_for_all_but_admins(
         assert "Equity" in await chat.ask(ADMIN, "/status")
 
 
+async def _fill_group_minute(chat: Any) -> None:
+    """16 viewers' replies in the group: all of the minute others than admins may use."""
+    for _ in range(16):
+        chat.emulator.say(VIEWER, "/pairs", chat_id=GROUP)
+    for _ in range(200):
+        if len(chat.emulator.to(GROUP)) == 16:
+            break
+        await asyncio.sleep(0.05)
+
+
 async def test_a_clean_stop_keeps_the_groups_minutes_for_the_next_start(tmp_path: Path) -> None:
     """Review F14: 16 viewers' replies in a group (all of the minute others may use), a
     restart: the next viewer's reply waits the minute out instead of meeting a 429."""
     emulator = TelegramEmulator()
     async with chat_stack(tmp_path, emulator=emulator) as chat:
-        for _ in range(16):
-            chat.emulator.say(VIEWER, "/pairs", chat_id=GROUP)
-        for _ in range(200):
-            if len(chat.emulator.to(GROUP)) == 16:
-                break
-            await asyncio.sleep(0.05)
+        await _fill_group_minute(chat)
         assert len(chat.emulator.to(GROUP)) == 16
     async with chat_stack(tmp_path, emulator=emulator) as chat:
         for _ in range(5):
@@ -284,6 +289,10 @@ async def test_without_a_date_header_ages_are_judged_by_telegram_s_own_dates(
         reply = await chat.ask(ADMIN, "/halt")
         assert "Trading halted" in reply, reply
         assert await chat.trading.engine.guard.halted()
+        for _ in range(40):  # the halt's reply reads the clock once its answer is in
+            if chat.frontend.telegram_clock.bounds()[1] is not None:
+                break
+            await asyncio.sleep(0.05)
         assert abs(chat.frontend.telegram_clock.offset + 90) < 2
         health = await chat.ask(ADMIN, "/health")
         assert "command ages judged by: Telegram's clock, read from Telegram's own" in health
@@ -536,3 +545,117 @@ async def test_a_failed_commit_of_strangers_refusals_keeps_them_for_the_next(
     (said,) = [r for r in caplog.records if "not audited" in r.getMessage()]
     assert said.levelname == "ERROR"
     assert "database is locked" in said.getMessage()
+
+
+async def _halted_within(chat: Any, seconds: float) -> float:
+    """How long the /halt took to halt trading (fails past ``seconds``)."""
+    started = time.perf_counter()
+    while await chat.trading.engine.guard.halted() is None:
+        assert time.perf_counter() - started < seconds, "the halt waited"
+        await asyncio.sleep(0.05)
+    return time.perf_counter() - started
+
+
+async def test_a_fresh_halt_in_a_group_never_waits_for_a_clock_reading_s_429(
+    tmp_path: Path,
+) -> None:
+    """Review round 4 F1: with no bound on Telegram's clock, the halt awaited its "⏳" send,
+    held 20 s by the group's 429."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.limit_chat(GROUP, 1, 20)
+        chat.emulator.say(ADMIN, "/halt", chat_id=GROUP)
+        await _halted_within(chat, 3)
+
+
+async def test_a_halt_in_a_busy_group_after_a_clean_restart_runs_at_once(tmp_path: Path) -> None:
+    """Review round 4 F1: the kept group minute was full after a deploy; the halt waited
+    60 s for its "⏳" send's place in it."""
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        await _fill_group_minute(chat)
+        for _ in range(4):
+            await chat.ask(ADMIN, "/status", chat_id=GROUP)
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        assert chat.frontend.telegram_clock.bounds() == (None, None)
+        emulator.say(ADMIN, "/halt", chat_id=GROUP)
+        await _halted_within(chat, 3)
+
+
+def _lost_answer(emulator: TelegramEmulator) -> None:
+    emulator.lost_answers = 1
+
+
+def _hang_up(emulator: TelegramEmulator) -> None:
+    emulator.hang_ups = 1
+
+
+def _four_429s(emulator: TelegramEmulator) -> None:
+    emulator.limit_chat(ADMIN, 4, 1)  # past the client's 3 retries
+
+
+@pytest.mark.parametrize("failure", [_lost_answer, _hang_up, _four_429s])
+async def test_a_fresh_halt_runs_when_the_clock_reading_send_fails(
+    tmp_path: Path, failure: Any
+) -> None:
+    """Review round 4 F2: a failed "⏳" send made the age unknown, taken as stale: a fresh
+    /halt became a Confirm ("sent at a time not known") and trading went on."""
+    async with chat_stack(tmp_path) as chat:
+        failure(chat.emulator)
+        chat.emulator.say(ADMIN, "/halt")
+        await _halted_within(chat, 8)
+        await chat.emulator.quiet(1)
+        texts = [sent.text for sent in chat.emulator.to(ADMIN)]
+        assert not any("not known" in text or "Confirm" in text for text in texts), texts
+
+
+async def test_a_state_change_whose_clock_reading_is_lost_says_so_and_asks(
+    tmp_path: Path,
+) -> None:
+    """Review round 4 F2: the "⏳ /stoppair…" message stayed, reading like "in progress",
+    and the prompt said it was sent "at a time not known" (it was sent just now)."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.lost_answers = 1
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT")
+        await chat.emulator.quiet(3)
+        texts = [sent.text for sent in chat.emulator.to(ADMIN)]
+        assert len(texts) == 2, texts
+        assert "not known" not in texts[1]
+        assert "could not check" in texts[1], texts
+        assert "Confirm" in texts[1]
+        assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]
+
+
+async def test_a_stop_leaves_no_retry_of_strangers_refusals_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review round 4 F6: a failed audit at the stop scheduled a retry that outlived it."""
+
+    async def locked(self: SqliteAuditRepository, *args: Any) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(SqliteAuditRepository, "add_many", locked)
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.say(STRANGER, "/status", chat_id=STRANGER)
+        await chat.emulator.quiet(0.5)
+        await chat.frontend.stop()
+        left = [task for task in asyncio.all_tasks()
+                if "_audit_refusals" in repr(task.get_coro())]  # fmt: skip
+        assert left == []
+
+
+async def test_an_old_halt_with_no_upper_bound_runs_and_says_how_old_it_is(
+    tmp_path: Path,
+) -> None:
+    """Round 4 F1/F2: with no upper bound a /halt runs at once; an update's date (a lower
+    bound) that shows it old is said in its reply, never turned into a Confirm."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.say(STRANGER, "/status", chat_id=STRANGER)  # a lower bound only
+        await chat.emulator.quiet(0.5)
+        low, high = chat.frontend.telegram_clock.bounds()
+        assert low is not None
+        assert high is None
+        chat.emulator.say(ADMIN, "/halt", ago=200)
+        await _halted_within(chat, 3)
+        reply = await chat.reply(ADMIN)
+        assert reply.text.startswith("(asked 3 min ago)"), reply.text
+        assert "halted" in reply.text

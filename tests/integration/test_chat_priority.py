@@ -77,6 +77,18 @@ def _host_off(seconds: float) -> Callable[[TelegramEmulator], object]:
     return skew
 
 
+async def _skew_alert(chat: Any) -> Any:
+    """The one clock_skew alert, once the reply's answer (a /halt waits for no reading of
+    Telegram's clock: its reply is the first) has been read."""
+    for _ in range(40):
+        skews = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
+        if skews:
+            break
+        await asyncio.sleep(0.05)
+    (skew,) = skews
+    return skew
+
+
 @pytest.mark.parametrize("fast", [90, 300])
 async def test_a_fresh_halt_runs_on_a_host_whose_clock_is_fast(tmp_path: Path, fast: int) -> None:
     """Review F8: the host's clock 90 s ahead of Telegram's; a /halt typed now is fresh by
@@ -85,22 +97,23 @@ async def test_a_fresh_halt_runs_on_a_host_whose_clock_is_fast(tmp_path: Path, f
     async with chat_stack(tmp_path, before_start=_host_off(fast)) as chat:
         assert "Trading halted" in await chat.ask(ADMIN, "/halt")
         assert await chat.trading.engine.guard.halted()
-        (skew,) = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
+        skew = await _skew_alert(chat)
         assert f"{fast} s ahead of Telegram's" in skew.text
 
 
 async def test_an_old_command_is_held_on_a_host_whose_clock_is_slow(tmp_path: Path) -> None:
-    """Review F8: the host's clock 90 s behind; a /halt sent 100 s ago looked 10 s old."""
+    """Review F8: the host's clock 90 s behind; a /halt sent 100 s ago looked 10 s old (a
+    /stoppair now: a /halt with no reading of Telegram's clock runs, halting is safe)."""
 
     def late(emulator: TelegramEmulator) -> None:
         _host_off(-90)(emulator)
-        emulator.say(ADMIN, "/halt", ago=100)
+        emulator.say(ADMIN, "/stoppair BTCUSDT", ago=100)
 
     async with chat_stack(tmp_path, before_start=late) as chat:
         question = await chat.reply(ADMIN)
-        assert question.text.startswith("You sent /halt 1 min ago; it was not run then.")
-        assert not await chat.trading.engine.guard.halted()
-        (skew,) = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
+        assert question.text.startswith("You sent /stoppair BTCUSDT 1 min ago; it was not run")
+        assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]
+        skew = await _skew_alert(chat)
         assert "90 s behind Telegram's" in skew.text
 
 
@@ -132,7 +145,7 @@ async def test_a_date_header_minutes_off_is_told_and_does_not_refuse_a_fresh_hal
     ) as chat:
         assert "Trading halted" in await chat.ask(ADMIN, "/halt")
         assert await chat.trading.engine.guard.halted()
-        (skew,) = [a for a in await chat.alerts.pending() if a.kind == "clock_skew"]
+        skew = await _skew_alert(chat)
         assert "Date header disagrees with Telegram's message dates" in skew.text
 
 
@@ -418,7 +431,7 @@ async def test_without_a_date_header_a_halt_right_after_a_start_runs_on_a_fast_h
     async with chat_stack(tmp_path, before_start=_setup(_no_date, _host_off(90))) as chat:
         first = await chat.sent_back(ADMIN, "/halt")
         assert "Trading halted" in first.text
-        assert first.edits == 1  # the "⏳ /halt…" message, edited to the outcome
+        assert first.edits == 0  # a /halt sends no "⏳" first: it waits for no reading
         assert await chat.trading.engine.guard.halted()
 
 

@@ -17,7 +17,6 @@ from bot.cockpit import amount_text, price_text
 from bot.config import Secrets, load_settings
 from bot.errors import ConfigError
 from bot.health import check_health
-from handlers.commands import ASKED_BELOW
 from handlers.frontend import Backoff
 from tests.chat_rig import ADMIN, STRANGER, TRADER, VIEWER, Chat, chat_stack
 from tests.telegram_emulator import Sent, TelegramEmulator
@@ -49,20 +48,20 @@ async def test_commands_queued_while_down_change_nothing_by_themselves(tmp_path:
     async with chat_stack(tmp_path, before_start=while_down) as chat:
         await chat.emulator.quiet(0.8)
         guard = chat.trading.engine.guard
-        assert not await guard.halted()
+        assert await guard.halted()  # halting is safe: a /halt never waits for a reading
         assert guard.limits.max_drawdown == 0.15
-        # each first message read Telegram's clock, then pointed at its Confirm
-        halt, risk = [m for m in chat.emulator.to(ADMIN) if m.text != ASKED_BELOW]
-        assert halt.text.startswith("You sent /halt 3 h ago; it was not run then. Now it would:")
-        assert "Confirm within 30 s" in halt.text
-        assert "/risk set max_drawdown 0.1" in risk.text
+        # the /risk's first message read Telegram's clock, then pointed at its Confirm
+        (halted,) = [m for m in chat.emulator.to(ADMIN) if "halted" in m.text]
+        (risk,) = [m for m in chat.emulator.to(ADMIN) if "/risk" in m.text]
+        assert "Trading halted" in halted.text  # "(asked 2 h ago)" if a lower bound was read
+        assert risk.text.startswith("You sent /risk set max_drawdown 0.1 3 h ago; it was not")
         (pairs,) = chat.emulator.to(VIEWER)
         assert pairs.text.startswith("(asked 10 min ago) BTC/USDT running")
         assert chat.emulator.to(TRADER) == []  # Telegram dropped it after 24 hours
         assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]
-        chat.emulator.press(ADMIN, halt, _confirm(halt))  # a fresh Confirm does it now
+        chat.emulator.press(ADMIN, risk, _confirm(risk))  # a fresh Confirm does it now
         await chat.emulator.quiet(0.5)
-        assert await guard.halted()
+        assert guard.limits.max_drawdown == 0.1
         entries = await chat.audit.latest(5)
         assert any("asked to confirm (sent 3 h ago)" in e.result for e in entries)
 
