@@ -65,8 +65,9 @@ T = TypeVar("T")
 
 _DEFAULT_TAKER_FEE = 0.001  # when the exchange states none
 _TIMESTAMP_EXPIRED = "request timestamp expired"
-# A SCAN reads the order lists from this long before the journal's created_at (the venue's
-# clock and ours may differ), and gives up, leaving the outcome unknown, after this many pages.
+# A SCAN reads the order lists from this long before the journal's created_at, put on the
+# venue's clock by the offset measured at the lookup (the host's may be hours off), and gives
+# up, leaving the outcome unknown, after this many pages.
 _SCAN_MARGIN_MS = 15 * 60_000
 _SCAN_PAGES = 50
 
@@ -436,7 +437,9 @@ class CcxtExchange:
         profile = self.profile
         kinds = [stop, not stop] if profile.stop_lookup_params else [False]
         if profile.lookup is Lookup.SCAN:
-            start = None if since is None else to_ms(since) - _SCAN_MARGIN_MS
+            start = None
+            if since is not None:
+                start = to_ms(since) + await self._venue_offset_ms() - _SCAN_MARGIN_MS
             wires = self._wires(client_order_id)
             for algo in kinds:
                 for wire in wires:
@@ -454,6 +457,15 @@ class CcxtExchange:
             with contextlib.suppress(NotFound):
                 return await self._call(self._client.fetch_order, None, pair, params), algo
         return None
+
+    async def _venue_offset_ms(self) -> int:
+        """The venue's clock less ours, measured now (one call). The journal dates an order on
+        our clock, the venue on its own: a SCAN's window is put on the venue's. A failed
+        measure raises ExchangeUnavailable: the order stays unknown, looked up again later."""
+        venue = await self._call(self._client.fetch_time)
+        if venue is None:
+            raise ExchangeUnavailable(f"{self.name}: its clock could not be read")
+        return int(venue) - int(self._client.milliseconds())
 
     async def _scan(
         self,

@@ -9,6 +9,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import ccxt
@@ -319,3 +320,46 @@ async def test_a_scan_that_cannot_read_every_page_leaves_the_order_unknown(
     order = await SqliteOrderRepository(db).require("pp1x1b")
     assert order.status is OrderStatus.NEW
     assert portfolio.position("BTC/USDT") is None
+
+
+@pytest.mark.parametrize("host_ahead_min", [20, 180, -20, -180])
+async def test_a_lost_answer_is_found_on_the_venues_clock_whatever_the_hosts_skew(
+    db: Database, host_ahead_min: int
+) -> None:
+    """A legacy key signs with ccxt's measured time difference, so a host clock hours off
+    works, and the journal dates the order on it. The lookup measures the venue's clock and
+    reads around the journal time put on it: the filled order is found and booked."""
+    skew = -host_ahead_min * 60_000  # the venue's clock less the host's
+    fake = FakeCoinbase(now_ms=wall_ms() + skew, prices={"BTCUSDT": 100_000.0}, skew_ms=skew)
+    async with connected(fake) as (fake, exchange):
+        clock = await with_run(db)
+        portfolio = Portfolio(1000.0)
+        executor = executor_on(db, exchange, clock, portfolio)
+        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                 after=True))  # fmt: skip
+        host_now = datetime.now(UTC)
+        with contextlib.suppress(ExchangeUnavailable):
+            await executor.execute(dataclasses.replace(buy(500.0), created_at=host_now))
+        await executor.settle_unknown()
+        order = await SqliteOrderRepository(db).require("pp1x1b")
+        assert fake.balances["BTC"] > 0
+        assert order.status is OrderStatus.FILLED
+        assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+
+
+async def test_a_lookup_whose_venue_clock_cannot_be_read_leaves_the_order_unknown(
+    db: Database, coinbase: tuple[FakeCoinbase, CcxtExchange]
+) -> None:
+    fake, exchange = coinbase
+    clock = await with_run(db)
+    executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+    fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
+    fake.faults.append(Fault("/api/v3/brokerage/time", 503, {"error": "unavailable"}, times=99))
+    with contextlib.suppress(ExchangeUnavailable):
+        await executor.execute(dataclasses.replace(buy(500.0), created_at=datetime.now(UTC)))
+    with pytest.raises(ExchangeUnavailable):
+        await executor.settle_unknown()
+    assert (await SqliteOrderRepository(db).require("pp1x1b")).status is OrderStatus.NEW
+    fake.faults.clear()
+    await executor.settle_unknown()
+    assert (await SqliteOrderRepository(db).require("pp1x1b")).status is OrderStatus.FILLED

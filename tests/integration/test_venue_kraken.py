@@ -5,9 +5,11 @@ stop-loss orders that plain reads list, fees per order flags, nonces and the API
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -226,3 +228,29 @@ async def test_an_order_placed_under_the_short_id_before_an_upgrade_is_still_fou
     assert second.filled == pytest.approx(fake.orders[max(fake.orders)].executed)
     assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+
+
+@pytest.mark.parametrize("host_ahead_min", [20, 180, -20, -180])
+async def test_a_lost_answer_is_found_on_the_venues_clock_whatever_the_hosts_skew(
+    db: Database, host_ahead_min: int
+) -> None:
+    """Kraken signs with a nonce, so a host clock hours off works for every call, and the
+    journal dates the order on it. The lookup measures the venue's clock (Time) and reads
+    ClosedOrders around the journal time put on it: the filled order is found and booked,
+    never journaled as never sent."""
+    skew = -host_ahead_min * 60_000  # the venue's clock less the host's
+    fake = FakeKraken(now_ms=wall_ms() + skew, prices={"BTCUSDT": 100_000.0}, skew_ms=skew)
+    async with venue_client("kraken", fake) as (fake, exchange):
+        clock = await with_run(db)
+        portfolio = Portfolio(1000.0)
+        executor = executor_on(db, exchange, clock, portfolio)
+        fake.faults.append(Fault("/0/private/AddOrder", 503, "", method="POST", after=True))
+        host_now = datetime.now(UTC)
+        with contextlib.suppress(ExchangeUnavailable):
+            await executor.execute(dataclasses.replace(buy(400.0), created_at=host_now))
+        await executor.settle_unknown()
+        order = await SqliteOrderRepository(db).require("pp1x1b")
+        assert fake.balances["BTC"] > 0
+        assert order.status is OrderStatus.FILLED
+        assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+        assert fake.order_posts == 1
