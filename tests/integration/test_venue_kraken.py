@@ -9,12 +9,12 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 
-from bot.domain import OrderStatus
+from bot.domain import OrderIntent, OrderStatus, to_ms
 from bot.errors import (
     ExchangeAuthFailed,
     ExchangeRejected,
@@ -29,15 +29,18 @@ from storage.orders import SqliteOrderRepository
 from tests.builders import executor_on, wall_ms
 from tests.fake_exchange import Fault
 from tests.fake_kraken import FakeKraken, serve_kraken
-from tests.integration.test_ccxt_orders import with_run
+from tests.integration.test_ccxt_orders import NOW, with_run
 from tests.integration.test_venue_orders import buy, stop
 from tests.live_rig import venue_client
+
+# The venue dates orders on the clock the tests journal them on (NOW).
+JOURNAL_MS = to_ms(NOW)
 
 
 @pytest.fixture
 async def kraken() -> AsyncIterator[tuple[FakeKraken, CcxtExchange]]:
     async with venue_client(
-        "kraken", FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+        "kraken", FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
     ) as both:
         yield both
 
@@ -131,7 +134,7 @@ async def test_insufficient_funds_and_a_minimum_are_refusals_not_unknown_outcome
 
 
 async def test_the_api_counter_is_waited_out_and_the_order_placed_once() -> None:
-    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0}, limits=True)
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0}, limits=True)
     shifted = [0.0]
     fake.limit_clock = lambda: shifted[0]
     waits: list[float] = []
@@ -149,7 +152,7 @@ async def test_the_api_counter_is_waited_out_and_the_order_placed_once() -> None
 
 
 async def test_a_nonce_not_above_the_last_is_refused() -> None:
-    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
     async with venue_client("kraken", fake) as (_, exchange):
         await exchange.fetch_balances()
         fake.last_nonce += 10**9  # another process signed with a later nonce
@@ -159,7 +162,7 @@ async def test_a_nonce_not_above_the_last_is_refused() -> None:
 
 
 async def test_a_wrong_secret_is_an_authentication_failure_not_an_outage() -> None:
-    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
     fake.secret = base64.b64encode(b"another-secret").decode()
     async with venue_client("kraken", fake) as (_, exchange):
         with pytest.raises(ExchangeAuthFailed, match="EAPI:Invalid signature"):
@@ -167,7 +170,7 @@ async def test_a_wrong_secret_is_an_authentication_failure_not_an_outage() -> No
 
 
 async def test_an_unsigned_request_is_refused_with_krakens_error() -> None:
-    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
     async with serve_kraken(fake) as base, aiohttp.ClientSession() as session:
         reply = await session.post(f"{base}/0/private/OpenOrders", data={"nonce": "1"})
         body = await reply.json()
@@ -176,6 +179,11 @@ async def test_an_unsigned_request_is_refused_with_krakens_error() -> None:
 
 # Two ids of ours that share a short (31-bit) cl_ord_id, the form before UUIDs.
 FIRST, SECOND = "pp3x1782309600000sstop", "pp7x1760169600000s"
+
+
+def later(intent: OrderIntent) -> OrderIntent:
+    """``intent`` journaled an hour after NOW, when the venue's clock was moved on by as much."""
+    return dataclasses.replace(intent, created_at=NOW + timedelta(hours=1))
 
 
 async def test_a_lost_answer_is_booked_as_its_own_order_not_an_older_one_with_its_short_id(
@@ -192,7 +200,7 @@ async def test_a_lost_answer_is_booked_as_its_own_order_not_an_older_one_with_it
     await executor.execute(buy(300.0, FIRST))
     fake.now_ms += 3_600_000
     fake.faults.append(Fault("/0/private/AddOrder", 503, "", method="POST", after=True))
-    await executor.execute(buy(400.0, SECOND))
+    await executor.execute(later(buy(400.0, SECOND)))
     second = await SqliteOrderRepository(db).require(SECOND)
     assert second.status is OrderStatus.FILLED
     assert second.filled == pytest.approx(fake.orders[max(fake.orders)].executed)
@@ -219,7 +227,7 @@ async def test_an_order_placed_under_the_short_id_before_an_upgrade_is_still_fou
     for path in ("/0/private/OpenOrders", "/0/private/ClosedOrders"):
         fake.faults.append(Fault(path, 503, "", times=50))
     with pytest.raises(ExchangeUnavailable):
-        await executor.execute(buy(400.0, SECOND))
+        await executor.execute(later(buy(400.0, SECOND)))
     fake.faults.clear()
     exchange.profile = upgraded
     assert await executor.settle_unknown() == 1
