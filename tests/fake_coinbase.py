@@ -339,20 +339,23 @@ class FakeCoinbase(FakeBinance):
         return web.json_response({"order": self._order_json(order)})
 
     async def _batch(self, params: dict[str, Any], request: web.Request) -> web.Response:
-        """Newest first; ``order_status``, ``product_id``, ``order_ids`` and ``start_date``
-        narrow the list. ``limit`` orders a page (at most 1000); while ``has_next``, the
-        ``cursor`` asks for the next page (an opaque string; "" on the last page)."""
+        """Newest first; ``order_status``, ``product_id``, ``order_ids``, ``start_date`` and
+        ``end_date`` narrow the list. ``limit`` orders a page (at most 1000); while
+        ``has_next``, the ``cursor`` asks for the next page (an opaque string; "" on the last
+        page)."""
         statuses = params.get("order_status") or []
         products = (params.get("product_ids") or []) + (params.get("product_id") or [])
         wanted = params.get("order_ids") or []
-        start = params.get("start_date")
+        start, end = params.get("start_date"), params.get("end_date")
         since = datetime.fromisoformat(start).timestamp() * 1000 if start else None
+        until = datetime.fromisoformat(end).timestamp() * 1000 if end else None
         listed = [
             o for o in reversed(self.orders.values())
             if (not statuses or _STATUS[o.status] in statuses)
             and (not products or _product_id(o.symbol) in products)
             and (not wanted or order_uuid(o.order_id) in wanted)
             and (since is None or o.time >= since)
+            and (until is None or o.time <= until)
         ]  # fmt: skip
         limit = min(int(params.get("limit") or 100), 1000)
         offset = int(params.get("cursor") or 0)

@@ -79,6 +79,7 @@ class FakeKraken(FakeBinance):
     flags: dict[int, set[str]] = field(default_factory=dict)  # oflags per order
     viqc_cost: dict[int, float] = field(default_factory=dict)  # the quote volume of a viqc buy
     last_nonce: int = 0
+    skew_ms: int = 0  # the server clock's offset from the real clock (clock-skew tests)
     limits: bool = False  # the API counter is enforced
     counter: float = 0.0
     counter_at: float = 0.0
@@ -166,7 +167,8 @@ class FakeKraken(FakeBinance):
     # Public ---------------------------------------------------------------------------------
 
     async def _kraken_time(self, request: web.Request) -> web.Response:
-        now = time.time()  # the real clock: nonces and the client's offset are measured on it
+        # The real clock (nonces and the client's offset are measured on it), shifted by skew_ms.
+        now = time.time() + self.skew_ms / 1000
         return _ok({"unixtime": int(now), "rfc1123": formatdate(now, usegmt=True)})
 
     async def _assets(self, request: web.Request) -> web.Response:
@@ -348,9 +350,11 @@ class FakeKraken(FakeBinance):
                              for o in self._listed(params, closed=False)}})  # fmt: skip
 
     async def _closed(self, params: dict[str, str]) -> web.Response:
-        """``start``: only orders opened after it (unix seconds, exclusive)."""
+        """``start``: only orders opened after it (unix seconds, exclusive); ``end``: up to it
+        (unix seconds, inclusive)."""
         start = float(params.get("start") or 0) * 1000
-        listed = [o for o in self._listed(params, closed=True) if o.time > start]
+        end = float(params["end"]) * 1000 if params.get("end") else float("inf")
+        listed = [o for o in self._listed(params, closed=True) if start < o.time <= end]
         offset = int(params.get("ofs", 0))
         page = listed[offset : offset + 50]
         trades = _asked(params, "trades")

@@ -65,9 +65,13 @@ T = TypeVar("T")
 
 _DEFAULT_TAKER_FEE = 0.001  # when the exchange states none
 _TIMESTAMP_EXPIRED = "request timestamp expired"
-# A SCAN reads the order lists from this long before the journal's created_at (the venue's
-# clock and ours may differ), and gives up, leaving the outcome unknown, after this many pages.
+# A SCAN reads the order lists from this long before the journal's created_at (put on the
+# venue's clock by the offset measured at the lookup: the host's may be hours off) to this
+# long after it (an order is sent right after its journal entry, retries and pauses
+# included), so the pages it reads never grow with time; it gives up, leaving the outcome
+# unknown, after this many pages.
 _SCAN_MARGIN_MS = 15 * 60_000
+_SCAN_SPAN_MS = 60 * 60_000
 _SCAN_PAGES = 50
 
 
@@ -436,7 +440,10 @@ class CcxtExchange:
         profile = self.profile
         kinds = [stop, not stop] if profile.stop_lookup_params else [False]
         if profile.lookup is Lookup.SCAN:
-            start = None if since is None else to_ms(since) - _SCAN_MARGIN_MS
+            start = end = None
+            if since is not None:
+                journaled = to_ms(since) + await self._venue_offset_ms()
+                start, end = journaled - _SCAN_MARGIN_MS, journaled + _SCAN_SPAN_MS
             wires = self._wires(client_order_id)
             for algo in kinds:
                 for wire in wires:
@@ -444,7 +451,7 @@ class CcxtExchange:
                     params.update({profile.scan_param: wire} if profile.scan_param else {})
                     params.update(profile.stop_lookup_params if algo else {})
                     for method in self._order_lists():
-                        listed = await self._scan(method, pair, start, params)
+                        listed = await self._scan(method, pair, start, end, params)
                         found = _newest(listed, wire, start)
                         if found is not None:
                             return found, algo
@@ -455,17 +462,31 @@ class CcxtExchange:
                 return await self._call(self._client.fetch_order, None, pair, params), algo
         return None
 
+    async def _venue_offset_ms(self) -> int:
+        """The venue's clock less ours, measured now (one call). The journal dates an order on
+        our clock, the venue on its own: a SCAN's window is put on the venue's. A failed
+        measure raises ExchangeUnavailable: the order stays unknown, looked up again later."""
+        venue = await self._call(self._client.fetch_time)
+        if venue is None:
+            raise ExchangeUnavailable(f"{self.name}: its clock could not be read")
+        return int(venue) - int(self._client.milliseconds())
+
     async def _scan(
         self,
         method: Callable[..., Awaitable[list[dict[str, Any]]]],
         pair: str,
         start: int | None,
+        end: int | None,
         params: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
-        """Every order ``method`` lists from ``start`` on, page after page (Coinbase names the
-        next page by a cursor, Kraken's closed orders come 50 an offset). A list that cannot be
-        read to its end raises: a miss on a part of it must not read as "never sent"."""
-        profile, listed, asked = self.profile, [], dict(params)
+        """Every order ``method`` lists from ``start`` to ``end`` (venue milliseconds; open
+        orders are not bounded by ``end``), page after page (Coinbase names the next page by a
+        cursor, Kraken's closed orders come 50 an offset). A list that cannot be read to its
+        end raises: a miss on a part of it must not read as "never sent"."""
+        profile = self.profile
+        if end is not None and profile.scan_end and method.__name__ != "fetch_open_orders":
+            params = {**params, profile.scan_end: end // profile.scan_end_unit_ms}
+        listed, asked = [], dict(params)
         paged = profile.scan_page and method.__name__ != "fetch_open_orders"
         for _ in range(_SCAN_PAGES):
             page = await self._call(method, pair, start, None, asked)
@@ -477,8 +498,8 @@ class CcxtExchange:
                 asked = {**params, profile.scan_offset: len(listed)}
             else:
                 return listed
-        raise ExchangeUnavailable(f"{self.name}: more than {_SCAN_PAGES} pages of orders since "
-                                  "the order was journaled; its outcome stays unknown")  # fmt: skip
+        raise ExchangeUnavailable(f"{self.name}: more than {_SCAN_PAGES} pages of orders around "
+                                  "the order's journal time: outcome unknown")  # fmt: skip
 
     def _order_lists(self) -> list[Callable[..., Awaitable[list[dict[str, Any]]]]]:
         """The order reads a SCAN goes through: open, then closed and cancelled (a cancelled

@@ -76,6 +76,10 @@ class VenueProfile:
     scan_cursor: str = ""
     scan_offset: str = ""
     scan_page: int = 0
+    # The parameter that ends a SCAN's paged lists at a time, and how many milliseconds its
+    # unit is ("": the venue takes no end, and the pages read grow with time).
+    scan_end: str = ""
+    scan_end_unit_ms: int = 1
     auth_errors: tuple[str, ...] = ()  # the venue's key refusals ccxt leaves unclassified
     stop_create_param: str = ""  # where a stop's client id goes, when not ``create_param``
     ohlcv_limit: int = 500
@@ -211,6 +215,9 @@ PROFILES: Mapping[str, VenueProfile] = {
         scan_params={"trades": True},
         scan_offset="ofs",
         scan_page=50,
+        # ClosedOrders' end, in unix seconds (ccxt's ``until`` would pass milliseconds as is).
+        scan_end="end",
+        scan_end_unit_ms=1000,
         reply_complete=False,  # AddOrder answers the txid and a description only
         stop_orders=True,  # ordertype stop-loss: a plain order in OpenOrders
         # Fees in the quote coin, said outright: without it a sell pays in the coin sold
@@ -241,6 +248,7 @@ PROFILES: Mapping[str, VenueProfile] = {
         # 100 orders a page, newest first (ccxt asks one page): the rest by the cursor ccxt
         # leaves in the first order's info while the answer says has_next.
         scan_cursor="cursor",
+        scan_end="until",  # ccxt sends it as end_date
         reply_complete=False,  # create answers success and order_id only
         # ccxt's coinbase places no stop-market (NotSupported): only a stop-limit, which a
         # price falling through its limit passes over. Stops are checked per candle.

@@ -9,6 +9,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import ccxt
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.alerts import AlertOutbox
-from bot.domain import OrderIntent, OrderStatus
+from bot.domain import OrderIntent, OrderStatus, to_ms
 from bot.errors import (
     ExchangeAuthFailed,
     ExchangeRejected,
@@ -34,12 +35,15 @@ from storage.orders import SqliteOrderRepository
 from tests.builders import executor_on, wall_ms
 from tests.fake_coinbase import FakeCoinbase, coinbase_config, limit_body, serve_coinbase
 from tests.fake_exchange import Fault
-from tests.integration.test_ccxt_orders import with_run
+from tests.integration.test_ccxt_orders import NOW, with_run
 from tests.integration.test_venue_orders import _as_order, buy, stop
 
 KEYS = {"apiKey": "test-key", "secret": "test-secret"}
 ORDERS = "/api/v3/brokerage/orders"
 BATCH = "/api/v3/brokerage/orders/historical/batch"
+
+# The venue dates orders on the clock the tests journal them on (NOW).
+JOURNAL_MS = to_ms(NOW)
 
 
 @asynccontextmanager
@@ -64,7 +68,7 @@ def limit_buy() -> OrderIntent:
 
 
 def funded() -> FakeCoinbase:
-    return FakeCoinbase(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    return FakeCoinbase(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
 
 
 @pytest.fixture
@@ -231,7 +235,7 @@ async def test_a_cdp_key_signs_each_request_with_an_es256_jwt_the_venue_verifies
                                 serialization.PrivateFormat.TraditionalOpenSSL,
                                 serialization.NoEncryption()).decode()  # fmt: skip
     name = "organizations/0c1d7a8e/apiKeys/5b2f9d4c"  # the shape of a CDP key's name
-    fake = FakeCoinbase(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0}, api_key=name,
+    fake = FakeCoinbase(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0}, api_key=name,
                         secret=pem)  # fmt: skip
     async with connected(fake, {"apiKey": name, "secret": pem}) as (_, exchange):
         report = await exchange.create_market_order(buy(500.0))
@@ -314,8 +318,82 @@ async def test_a_scan_that_cannot_read_every_page_leaves_the_order_unknown(
 ) -> None:
     """The first page says there is more and the next one fails: the order stays NEW (looked
     up again later), never "never reached the exchange"."""
-    fake = _SecondPageFails(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = _SecondPageFails(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
     portfolio = await _lost_buy_then_others(db, fake, 100, at_start_up=at_start_up)
     order = await SqliteOrderRepository(db).require("pp1x1b")
     assert order.status is OrderStatus.NEW
     assert portfolio.position("BTC/USDT") is None
+
+
+@pytest.mark.parametrize("host_ahead_min", [20, 180, -20, -180])
+async def test_a_lost_answer_is_found_on_the_venues_clock_whatever_the_hosts_skew(
+    db: Database, host_ahead_min: int
+) -> None:
+    """A legacy key signs with ccxt's measured time difference, so a host clock hours off
+    works, and the journal dates the order on it. The lookup measures the venue's clock and
+    reads around the journal time put on it: the filled order is found and booked."""
+    skew = -host_ahead_min * 60_000  # the venue's clock less the host's
+    fake = FakeCoinbase(now_ms=wall_ms() + skew, prices={"BTCUSDT": 100_000.0}, skew_ms=skew)
+    async with connected(fake) as (fake, exchange):
+        clock = await with_run(db)
+        portfolio = Portfolio(1000.0)
+        executor = executor_on(db, exchange, clock, portfolio)
+        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                 after=True))  # fmt: skip
+        host_now = datetime.now(UTC)
+        with contextlib.suppress(ExchangeUnavailable):
+            await executor.execute(dataclasses.replace(buy(500.0), created_at=host_now))
+        await executor.settle_unknown()
+        order = await SqliteOrderRepository(db).require("pp1x1b")
+        assert fake.balances["BTC"] > 0
+        assert order.status is OrderStatus.FILLED
+        assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+
+
+async def test_a_lookup_whose_venue_clock_cannot_be_read_leaves_the_order_unknown(
+    db: Database, coinbase: tuple[FakeCoinbase, CcxtExchange]
+) -> None:
+    fake, exchange = coinbase
+    clock = await with_run(db)
+    executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+    fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
+    fake.faults.append(Fault("/api/v3/brokerage/time", 503, {"error": "unavailable"}, times=99))
+    with contextlib.suppress(ExchangeUnavailable):
+        await executor.execute(buy(500.0))
+    with pytest.raises(ExchangeUnavailable):
+        await executor.settle_unknown()
+    assert (await SqliteOrderRepository(db).require("pp1x1b")).status is OrderStatus.NEW
+    fake.faults.clear()
+    await executor.settle_unknown()
+    assert (await SqliteOrderRepository(db).require("pp1x1b")).status is OrderStatus.FILLED
+
+
+async def test_orders_placed_hours_later_do_not_push_a_lost_answer_past_the_page_cap(
+    db: Database, coinbase: tuple[FakeCoinbase, CcxtExchange], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan reads from shortly before the journal time to an end after it (end_date):
+    the orders the product gets later never count, so the pages read cannot grow with time.
+    The page cap is lowered to 2 (200 orders) with 201 later orders."""
+    import bot.exchange.ccxt_exchange as cx
+
+    fake, exchange = coinbase
+    fake.balances["USDT"] = 5000.0
+    monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
+    fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+    with pytest.raises(ExchangeUnavailable):
+        await executor.execute(buy(500.0))
+    fake.faults.clear()
+    fake.now_ms += 3 * 3_600_000  # the others come hours later
+    for n in range(201):
+        await exchange._client.create_order(  # noqa: SLF001
+            "BTC/USDT", "market", "buy", 5.0, None,
+            {"client_order_id": f"user-{n}", "createMarketBuyOrderRequiresPrice": False},
+        )  # fmt: skip
+    await executor.settle_unknown()
+    order = await SqliteOrderRepository(db).require("pp1x1b")
+    assert order.status is OrderStatus.FILLED
+    assert portfolio.position("BTC/USDT").amount > 0

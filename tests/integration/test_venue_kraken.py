@@ -5,14 +5,16 @@ stop-loss orders that plain reads list, fees per order flags, nonces and the API
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 
-from bot.domain import OrderStatus
+from bot.domain import OrderIntent, OrderStatus, to_ms
 from bot.errors import (
     ExchangeAuthFailed,
     ExchangeRejected,
@@ -27,15 +29,18 @@ from storage.orders import SqliteOrderRepository
 from tests.builders import executor_on, wall_ms
 from tests.fake_exchange import Fault
 from tests.fake_kraken import FakeKraken, serve_kraken
-from tests.integration.test_ccxt_orders import with_run
+from tests.integration.test_ccxt_orders import NOW, with_run
 from tests.integration.test_venue_orders import buy, stop
 from tests.live_rig import venue_client
+
+# The venue dates orders on the clock the tests journal them on (NOW).
+JOURNAL_MS = to_ms(NOW)
 
 
 @pytest.fixture
 async def kraken() -> AsyncIterator[tuple[FakeKraken, CcxtExchange]]:
     async with venue_client(
-        "kraken", FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+        "kraken", FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
     ) as both:
         yield both
 
@@ -129,7 +134,7 @@ async def test_insufficient_funds_and_a_minimum_are_refusals_not_unknown_outcome
 
 
 async def test_the_api_counter_is_waited_out_and_the_order_placed_once() -> None:
-    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0}, limits=True)
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0}, limits=True)
     shifted = [0.0]
     fake.limit_clock = lambda: shifted[0]
     waits: list[float] = []
@@ -147,7 +152,7 @@ async def test_the_api_counter_is_waited_out_and_the_order_placed_once() -> None
 
 
 async def test_a_nonce_not_above_the_last_is_refused() -> None:
-    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
     async with venue_client("kraken", fake) as (_, exchange):
         await exchange.fetch_balances()
         fake.last_nonce += 10**9  # another process signed with a later nonce
@@ -157,7 +162,7 @@ async def test_a_nonce_not_above_the_last_is_refused() -> None:
 
 
 async def test_a_wrong_secret_is_an_authentication_failure_not_an_outage() -> None:
-    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
     fake.secret = base64.b64encode(b"another-secret").decode()
     async with venue_client("kraken", fake) as (_, exchange):
         with pytest.raises(ExchangeAuthFailed, match="EAPI:Invalid signature"):
@@ -165,7 +170,7 @@ async def test_a_wrong_secret_is_an_authentication_failure_not_an_outage() -> No
 
 
 async def test_an_unsigned_request_is_refused_with_krakens_error() -> None:
-    fake = FakeKraken(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
     async with serve_kraken(fake) as base, aiohttp.ClientSession() as session:
         reply = await session.post(f"{base}/0/private/OpenOrders", data={"nonce": "1"})
         body = await reply.json()
@@ -174,6 +179,11 @@ async def test_an_unsigned_request_is_refused_with_krakens_error() -> None:
 
 # Two ids of ours that share a short (31-bit) cl_ord_id, the form before UUIDs.
 FIRST, SECOND = "pp3x1782309600000sstop", "pp7x1760169600000s"
+
+
+def later(intent: OrderIntent) -> OrderIntent:
+    """``intent`` journaled an hour after NOW, when the venue's clock was moved on by as much."""
+    return dataclasses.replace(intent, created_at=NOW + timedelta(hours=1))
 
 
 async def test_a_lost_answer_is_booked_as_its_own_order_not_an_older_one_with_its_short_id(
@@ -190,7 +200,7 @@ async def test_a_lost_answer_is_booked_as_its_own_order_not_an_older_one_with_it
     await executor.execute(buy(300.0, FIRST))
     fake.now_ms += 3_600_000
     fake.faults.append(Fault("/0/private/AddOrder", 503, "", method="POST", after=True))
-    await executor.execute(buy(400.0, SECOND))
+    await executor.execute(later(buy(400.0, SECOND)))
     second = await SqliteOrderRepository(db).require(SECOND)
     assert second.status is OrderStatus.FILLED
     assert second.filled == pytest.approx(fake.orders[max(fake.orders)].executed)
@@ -217,7 +227,7 @@ async def test_an_order_placed_under_the_short_id_before_an_upgrade_is_still_fou
     for path in ("/0/private/OpenOrders", "/0/private/ClosedOrders"):
         fake.faults.append(Fault(path, 503, "", times=50))
     with pytest.raises(ExchangeUnavailable):
-        await executor.execute(buy(400.0, SECOND))
+        await executor.execute(later(buy(400.0, SECOND)))
     fake.faults.clear()
     exchange.profile = upgraded
     assert await executor.settle_unknown() == 1
@@ -226,3 +236,29 @@ async def test_an_order_placed_under_the_short_id_before_an_upgrade_is_still_fou
     assert second.filled == pytest.approx(fake.orders[max(fake.orders)].executed)
     assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
+
+
+@pytest.mark.parametrize("host_ahead_min", [20, 180, -20, -180])
+async def test_a_lost_answer_is_found_on_the_venues_clock_whatever_the_hosts_skew(
+    db: Database, host_ahead_min: int
+) -> None:
+    """Kraken signs with a nonce, so a host clock hours off works for every call, and the
+    journal dates the order on it. The lookup measures the venue's clock (Time) and reads
+    ClosedOrders around the journal time put on it: the filled order is found and booked,
+    never journaled as never sent."""
+    skew = -host_ahead_min * 60_000  # the venue's clock less the host's
+    fake = FakeKraken(now_ms=wall_ms() + skew, prices={"BTCUSDT": 100_000.0}, skew_ms=skew)
+    async with venue_client("kraken", fake) as (fake, exchange):
+        clock = await with_run(db)
+        portfolio = Portfolio(1000.0)
+        executor = executor_on(db, exchange, clock, portfolio)
+        fake.faults.append(Fault("/0/private/AddOrder", 503, "", method="POST", after=True))
+        host_now = datetime.now(UTC)
+        with contextlib.suppress(ExchangeUnavailable):
+            await executor.execute(dataclasses.replace(buy(400.0), created_at=host_now))
+        await executor.settle_unknown()
+        order = await SqliteOrderRepository(db).require("pp1x1b")
+        assert fake.balances["BTC"] > 0
+        assert order.status is OrderStatus.FILLED
+        assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
+        assert fake.order_posts == 1
