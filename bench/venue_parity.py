@@ -55,9 +55,13 @@ async def case(
             worst[name] = max(worst[name], abs(getattr(a, name) - getattr(b, name)))
         found += [
             f"{b.exit_time:%m-%d %H}h {b.exit_reason}: {d}"
-            for d in differences(a, b, ACCOUNTS[venue].tick,
-                                 resting_stops=ACCOUNTS[venue].resting_stops,
-                                 limit_entries="entry_offset" in params)  # fmt: skip
+            for d in differences(
+                a,
+                b,
+                ACCOUNTS[venue].tick,
+                resting_stops=ACCOUNTS[venue].resting_stops,
+                limit_entries="entry_offset" in params,
+            )  # fmt: skip
         ]
     resting = sum(r not in ("signal", "take_profit") for r in reasons)
     seconds = time.perf_counter() - started
