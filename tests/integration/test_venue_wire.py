@@ -78,7 +78,11 @@ async def test_our_resting_orders_listed_by_a_venue_that_cannot_carry_our_id_map
         return [{"id": "T1", "clientOrderId": wire, "side": "sell", "amount": 0.005,
                  "stopPrice": 95_000.0, "status": "open", "info": {}}]  # fmt: skip
 
+    async def venue_time(*_: Any, **__: Any) -> int:  # a scan reads the venue's clock first
+        return int(NOW.timestamp() * 1000)
+
     client.fetch_open_orders = open_orders
+    client.fetch_time = venue_time
     journal = Order("pp1x5sstop", 1, "BTC/USDT", Side.SELL, 0.005, OrderStatus.OPEN, NOW, NOW)
     await exchange.lookup(journal)  # start-up settles the journal's open orders first
     (listed,) = await exchange.open_orders(["BTC/USDT"])
