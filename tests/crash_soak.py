@@ -72,8 +72,8 @@ async def run_crash_soak(
     inside one, between a kill and the restart's reconciliation."""
     rng = random.Random(seed)
     rig = VENUES[venue]
-    fake = funded_fake(candles, venue)
-    fake.split, fake.fee_asset, fake.walks = split, fee_asset, walks
+    fake = funded_fake(candles, venue, fee_asset)
+    fake.split, fake.walks = split, walks
     fake.order_delay = 0.04
     fake.move_to(int(candles["timestamp"].iloc[0]) + 10 * 86_400_000 + 5_000)
     emulator = TelegramEmulator(send_delay=0.02)

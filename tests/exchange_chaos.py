@@ -14,6 +14,7 @@ own ledger at the end. Used by the suite (short) and by bench/exchange_fault_soa
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -106,7 +107,8 @@ class SoakReport:
     fills_booked: int
     exchange_trades: int
     duplicate_client_ids: int
-    books_vs_exchange: dict[str, tuple[float, float]]  # asset: (books, exchange), if they differ
+    books_vs_exchange: dict[str, tuple[float, float]]  # asset: (books, exchange less the
+    # user's own), if they differ
     alerts: dict[str, int]
     rejected_orders: int
     logged_errors: list[str]
@@ -155,8 +157,8 @@ async def run_fault_soak(
     ``rate`` of the calls failing; returns what was injected and every invariant's result.
     ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
     order and fee currency, ``walks``: its market walks each candle (see ``FakeBinance``)."""
-    fake = funded_fake(candles, venue)
-    fake.split, fake.fee_asset, fake.walks = split, fee_asset, walks
+    fake = funded_fake(candles, venue, fee_asset)
+    fake.split, fake.walks = split, walks
     chaos = Chaos(rate, random.Random(seed), VENUES[venue])
     fake.chaos = chaos
     start = from_ms(int(candles["timestamp"].iloc[0])) + timedelta(days=10, seconds=5)
@@ -200,17 +202,20 @@ async def run_fault_soak(
             books = {"USDT": portfolio.cash, **held}
     finally:
         logging.getLogger().removeHandler(errors)
-    exchange = {asset: fake.balances.get(asset, 0.0) + fake.locked.get(asset, 0.0)
-                for asset in set(fake.balances) | set(fake.locked) | set(books)}  # fmt: skip
-    differ = {asset: (books.get(asset, 0.0), venue) for asset, venue in exchange.items()
-              if abs(books.get(asset, 0.0) - venue) > 1e-6 * max(1.0, abs(venue))}  # fmt: skip
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        kept = await db.fetch_one("SELECT value FROM bot_state WHERE key = 'reconcile.outside'")
+        own = json.loads(kept[0]) if kept else {}  # the user's own coins (BNB kept for fees)
         fills = await SqliteFillRepository(db).all()
         alerts = await db.fetch_all("SELECT kind, count(*) FROM alerts GROUP BY kind")
         refused = await db.fetch_one(  # by the exchange or the balance check, not "never sent"
             "SELECT count(*) FROM order_status_history WHERE status = 'rejected' "
             "AND note NOT LIKE 'not sent%' AND note NOT LIKE 'never reached%'"
         )
+    # An asset neither in the books nor in the user's figures is all theirs (BNB kept for fees).
+    exchange = {asset: fake.balances.get(asset, 0.0) + fake.locked.get(asset, 0.0)
+                - own.get(asset, 0.0) for asset in set(books) | set(own)}  # fmt: skip
+    differ = {asset: (books.get(asset, 0.0), venue) for asset, venue in exchange.items()
+              if abs(books.get(asset, 0.0) - venue) > 1e-6 * max(1.0, abs(venue))}  # fmt: skip
     client_ids = collections.Counter(order.client_id for order in fake.orders.values())
     return SoakReport(
         ticks=ticks, requests=chaos.requests, injected=dict(chaos.injected), unhandled=unhandled,
