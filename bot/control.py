@@ -120,6 +120,11 @@ class Control:
         """Take ``pair``'s resting limit entry off the exchange (booking what of it filled),
         close its position at market, then stop its run. Dust too small to sell stays."""
         run = self._active(pair)
+        waiting = self._engine.executor.unknown.blocking.get(pair)
+        if waiting is not None:  # a sale now could sell twice (bot/unknown_orders.py)
+            raise UserInputError(f"{pair} waits on order {waiting.client_order_id}, whose "
+                                 "outcome cannot be read from the exchange; settle it first "
+                                 "with /order")  # fmt: skip
         async with self._service.tick_lock:
             await self._engine.cancel_pending_entry(run)
             price = await self._price(pair)
@@ -201,6 +206,9 @@ class Control:
         outside = self._require_outside()
         async with self._service.tick_lock:
             await self._engine.executor.settle_unknown()
+            waiting = self._engine.executor.unknown.refusal()
+            if waiting is not None:  # its coins may be pairpilot's: nothing is recorded
+                raise UserInputError(f"not accepted: {waiting}")
             books = self._books()
             balances = await self._exchange.fetch_balances()
             own = await outside.accept(books, balances)

@@ -1,0 +1,92 @@
+"""An order whose outcome cannot be read from the venue (review i15 s16b, F2): only its pair
+waits, the admins are told once, start-up does not wedge, and /order settles it by hand.
+
+Real parts: ccxt's coinbase class on the Coinbase fake over loopback, a real SQLite file, the
+real engine and service. The scan's page cap is lowered to 2 pages (200 orders; the real cap is
+50 pages, 5,000 orders) and another bot's 201 orders fill around ours."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pandas as pd
+import pytest
+
+from bot.app import build_engine
+from bot.candles import ReplaySource
+from bot.clock import FakeClock
+from bot.domain import AlertPriority, OrderStatus, RiskLimits
+from bot.engine import Engine, EngineCosts
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.service import TradingService
+from storage.alerts import SqliteAlertRepository
+from storage.db import Database
+from storage.equity import SqliteEquityRepository
+from storage.orders import SqliteOrderRepository
+from storage.pair_runs import SqlitePairRunRepository
+from tests.fake_coinbase import FakeCoinbase
+from tests.integration.test_paper_and_engine import at_open
+from tests.integration.test_venue_coinbase import (
+    NOW,
+    _lost_buy_behind_a_full_window,
+    connected,
+    funded,
+)
+
+BTC, ETH = "BTC/USDT", "ETH/USDT"
+
+
+@asynccontextmanager
+async def stuck(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[FakeCoinbase, CcxtExchange, FakeClock]]:
+    """Coinbase with our BTC buy filled, its answer lost, behind more pages than a lookup
+    reads; the order is journaled NEW under the BTC/USDT run."""
+    async with connected(funded()) as (fake, exchange):
+        clock, _ = await _lost_buy_behind_a_full_window(db, fake, exchange, monkeypatch)
+        yield fake, exchange, clock
+
+
+async def engine_on(db: Database, exchange: CcxtExchange, clock: FakeClock) -> Engine:
+    return await build_engine(db, clock=clock, exchange=exchange, first_cash=5000.0,
+                              costs=EngineCosts(0.001, 0.0),
+                              limits=RiskLimits(max_position_fraction=1.0))  # fmt: skip
+
+
+async def alerts_of(db: Database, kind: str) -> list[str]:
+    return [a.text for a in await SqliteAlertRepository(db).pending(1000) if a.kind == kind]
+
+
+async def test_an_order_the_venue_cannot_tell_holds_its_pair_only_and_alerts_the_admins_once(
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    btc_candles: pd.DataFrame,
+    eth_candles: pd.DataFrame,
+) -> None:
+    """ETH/USDT keeps ticking (its per-candle stops with it); BTC/USDT, whose buy cannot be
+    read back, is not ticked (a sale there could sell twice) and the admins get one critical
+    alert that names the order, pair and venue, says the pair is NOT protected meanwhile and
+    gives the way out; not the generic "exchange trouble ... positions keep their stops"."""
+    async with stuck(db, monkeypatch) as (_, exchange, clock):
+        engine = await engine_on(db, exchange, clock)
+        runs = SqlitePairRunRepository(db)
+        eth = await runs.add(pair=ETH, strategy="ema_cross", timeframe="1h", params={},
+                             capital_share=0.5, now=NOW)  # fmt: skip
+        btc = await runs.latest_for(BTC)
+        source = ReplaySource({BTC: btc_candles, ETH: eth_candles}, {BTC: "1h", ETH: "1h"})
+        service = TradingService(engine=engine, source=source, clock=clock, runs=[btc, eth],
+                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        for index in (200, 201, 202):
+            clock.set(at_open(btc_candles, index))
+            assert await service.tick() == 1
+        assert set(service.last_ticks) == {ETH}
+        order = await SqliteOrderRepository(db).require("pp1x1b")
+        assert order.status is OrderStatus.NEW  # never "never sent"
+        [alert] = await alerts_of(db, "order_unknown")
+        for words in ("pp1x1b", BTC, "coinbase", "NOT protected", "/order pp1x1b never",
+                      "/order pp1x1b filled AMOUNT PRICE"):  # fmt: skip
+            assert words in alert
+        assert await alerts_of(db, "exchange_error") == []
+        assert [a.priority for a in await SqliteAlertRepository(db).pending(1000)
+                if a.kind == "order_unknown"] == [AlertPriority.CRITICAL]  # fmt: skip
