@@ -197,7 +197,7 @@ class Executor:
                 report = await self.exchange.lookup(order)
             except OrderOutcomeUnknown as error:  # never raised: only its pair waits
                 blocking[order.pair] = order
-                why = await self.unknown.found(order, error, self._venue(),
+                why = await self.unknown.found(order, error, self.venue(),
                                                self.exchange.supports_stop_orders)  # fmt: skip
                 if unsettled is not None:
                     unsettled[order.pair] = why
@@ -222,7 +222,7 @@ class Executor:
             log.warning("settled %d order(s) whose placement had an unknown outcome", settled)
         return settled
 
-    def _venue(self) -> str:
+    def venue(self) -> str:
         """The exchange's name for an alert (a test's exchange may have none)."""
         return str(getattr(self.exchange, "name", "the exchange"))
 

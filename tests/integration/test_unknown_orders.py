@@ -7,8 +7,11 @@ real engine and service. The scan's page cap is lowered to 2 pages (200 orders; 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,23 +19,32 @@ import pytest
 from bot.app import build_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
-from bot.domain import AlertPriority, OrderStatus, RiskLimits
+from bot.domain import AlertPriority, OrderStatus, RiskLimits, to_ms
 from bot.engine import Engine, EngineCosts
+from bot.errors import ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.portfolio import Portfolio
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
-from storage.db import Database
+from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
+from tests.builders import executor_on
 from tests.fake_coinbase import FakeCoinbase
+from tests.fake_exchange import Fault
 from tests.integration.test_paper_and_engine import at_open
 from tests.integration.test_venue_coinbase import (
+    BATCH,
     NOW,
+    ORDERS,
     _lost_buy_behind_a_full_window,
     connected,
     funded,
+    other_bot,
 )
+from tests.integration.test_venue_orders import buy
+from tests.live_rig import funded_fake, live_stack, venue_client
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 
@@ -90,3 +102,48 @@ async def test_an_order_the_venue_cannot_tell_holds_its_pair_only_and_alerts_the
         assert await alerts_of(db, "exchange_error") == []
         assert [a.priority for a in await SqliteAlertRepository(db).pending(1000)
                 if a.kind == "order_unknown"] == [AlertPriority.CRITICAL]  # fmt: skip
+
+
+async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """pairpilot crashed with the buy NEW; at the restart the start-up reconciliation meets
+    the same order: the service starts all the same (chat and kill switch work), the pair
+    waits, the admins are alerted once (not again by the ticks after), and the holdings are
+    not compared (the buy's coins would read as drift, or as the user's own at a first
+    start)."""
+    import bot.exchange.ccxt_exchange as cx
+
+    monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
+    start = at_open(btc_candles, 200) + timedelta(seconds=5)
+    fake = funded_fake(btc_candles, "coinbase")
+    fake.balances["USDT"] = 5000.0
+    fake.move_to(to_ms(start))
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
+                                              params={}, capital_share=0.5, now=start)  # fmt: skip
+        clock = FakeClock(start)
+        async with venue_client("coinbase", fake) as (fake, exchange):
+            executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+            fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                     after=True))  # fmt: skip
+            fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+            with pytest.raises(ExchangeUnavailable):
+                await executor.execute(dataclasses.replace(buy(500.0), created_at=start))
+            fake.faults.clear()
+            await other_bot(exchange, 201)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        assert trading.engine.executor.unknown.blocking[BTC].client_order_id == "pp1x1b"
+        for hours in (1, 2):
+            market.at(start + timedelta(hours=hours))
+            assert await trading.service.tick("1h") == 0  # BTC/USDT waits
+        flattened = await trading.control.flatten()
+        assert "pp1x1b" in flattened.problems[BTC]
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await trading.control.accept_holdings()
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await trading.control.stop(BTC)
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        assert len(await alerts_of(db, "order_unknown")) == 1
+        assert await alerts_of(db, "reconciliation_drift") == []
+        assert (await SqliteOrderRepository(db).require("pp1x1b")).status is OrderStatus.NEW

@@ -419,12 +419,17 @@ async def _lost_buy_behind_a_full_window(
     with pytest.raises(ExchangeUnavailable):
         await executor.execute(buy(500.0))
     fake.faults.clear()
-    for n in range(201):
+    await other_bot(exchange, 201)
+    return clock, portfolio
+
+
+async def other_bot(exchange: CcxtExchange, orders: int) -> None:
+    """``orders`` market buys of another bot on the same account, placed through ccxt."""
+    for n in range(orders):
         await exchange._client.create_order(  # noqa: SLF001 - another bot's orders
             "BTC/USDT", "market", "buy", 5.0, None,
             {"client_order_id": f"user-{n}", "createMarketBuyOrderRequiresPrice": False},
         )  # fmt: skip
-    return clock, portfolio
 
 
 async def test_an_order_behind_more_pages_than_a_lookup_reads_is_an_unknown_outcome_not_an_outage(
