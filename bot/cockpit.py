@@ -210,6 +210,10 @@ class Cockpit:
     async def accept_holdings(self) -> str:
         return holdings_text(await self._control.accept_holdings(), accepted=True)
 
+    async def settle_order(self, arguments: list[str], actor: str) -> str:
+        """/order (admin, confirmed): settle an order the exchange cannot tell by hand."""
+        return escape(await self._control.settle_order(arguments, actor))
+
     def positions(self) -> str:
         prices = self._service.prices
         positions = self._engine.portfolio.positions()
@@ -558,6 +562,8 @@ class Cockpit:
             position = self._engine.portfolio.position(pair)
             held = f"sell {amount_text(position.amount)}" if position else "nothing to sell"
             return f"stop {pair} ({held})"
+        if command == "order":
+            return await self._control.order_preview(list(arguments))
         if command == "holdings" and accepting(arguments):
             return accept_preview(await self._control.holdings())
         if command == "halt" and await self._engine.guard.halted():

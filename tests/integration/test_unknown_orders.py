@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +31,7 @@ from storage.equity import SqliteEquityRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from tests.builders import executor_on
+from tests.chat_rig import ADMIN, VIEWER, chat_stack
 from tests.fake_coinbase import FakeCoinbase
 from tests.fake_exchange import Fault
 from tests.integration.test_paper_and_engine import at_open
@@ -104,14 +105,11 @@ async def test_an_order_the_venue_cannot_tell_holds_its_pair_only_and_alerts_the
                 if a.kind == "order_unknown"] == [AlertPriority.CRITICAL]  # fmt: skip
 
 
-async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_works(
+async def crashed_with_a_lost_buy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
-) -> None:
-    """pairpilot crashed with the buy NEW; at the restart the start-up reconciliation meets
-    the same order: the service starts all the same (chat and kill switch work), the pair
-    waits, the admins are alerted once (not again by the ticks after), and the holdings are
-    not compared (the buy's coins would read as drift, or as the user's own at a first
-    start)."""
+) -> tuple[FakeCoinbase, datetime]:
+    """pairpilot's database and the Coinbase fake as a crash left them: the BTC/USDT buy
+    pp1x1b filled, journaled NEW, behind another bot's 201 orders; and when it was."""
     import bot.exchange.ccxt_exchange as cx
 
     monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
@@ -132,6 +130,18 @@ async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_
                 await executor.execute(dataclasses.replace(buy(500.0), created_at=start))
             fake.faults.clear()
             await other_bot(exchange, 201)
+    return fake, start
+
+
+async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """pairpilot crashed with the buy NEW; at the restart the start-up reconciliation meets
+    the same order: the service starts all the same (chat and kill switch work), the pair
+    waits, the admins are alerted once (not again by the ticks after), and the holdings are
+    not compared (the buy's coins would read as drift, or as the user's own at a first
+    start)."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         assert trading.engine.executor.unknown.blocking[BTC].client_order_id == "pp1x1b"
         for hours in (1, 2):
@@ -147,3 +157,59 @@ async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_
         assert len(await alerts_of(db, "order_unknown")) == 1
         assert await alerts_of(db, "reconciliation_drift") == []
         assert (await SqliteOrderRepository(db).require("pp1x1b")).status is OrderStatus.NEW
+
+
+@pytest.mark.parametrize("outcome", ["filled", "never"])
+async def test_order_settles_it_by_hand_and_the_pair_trades_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, outcome: str
+) -> None:
+    """The way out: the admin says what the venue's website shows. Bad input is refused with
+    the reason and changes nothing; then the order is booked (filled: the coins and their cost,
+    as any fill) or closed (never), the pair ticks again, and a second /order is refused."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    price = ours.quote / ours.executed
+    said = (["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"] if outcome == "filled"
+            else ["pp1x1b", "never"])  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control = trading.control
+        for bad, why in ((["pp1x1b", "sold"], "usage"),
+                         (["pp1x1b", "filled", "-1", "9"], "above 0"),
+                         (["pp1x1b", "filled", "x", "9"], "not a number"),
+                         (["pp1x1b", "filled", "nan", "9"], "not a number"),
+                         (["pp1x2b", "never"], "no order"),
+                         (["pp1x1b", "filled", "1", f"{price}"], "more than")):  # fmt: skip
+            with pytest.raises(UserInputError, match=why):
+                await control.settle_order(bad, "1001")
+        assert (await trading.engine.executor.journal.get("pp1x1b")).status is OrderStatus.NEW
+        assert "pp1x1b" in await control.order_preview(said)
+        assert (await control.settle_order(said, "1001")).startswith("Done: ")
+        order = await trading.engine.executor.journal.get("pp1x1b")
+        position = trading.engine.portfolio.position(BTC)
+        if outcome == "filled":
+            assert (order.status, order.filled) == (OrderStatus.FILLED, ours.executed)
+            assert position.amount == pytest.approx(ours.executed)
+        else:
+            assert (order.status, position) == (OrderStatus.REJECTED, None)
+        market.at(start + timedelta(hours=1))
+        assert await trading.service.tick("1h") == 1  # BTC/USDT trades again
+        with pytest.raises(UserInputError, match="read from the exchange as usual"):
+            await control.settle_order(said, "1001")
+
+
+async def test_order_is_an_admins_runs_only_after_a_confirm_and_bad_input_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        assert "needs the admin role" in await chat.ask(VIEWER, "/order pp1x1b never")
+        question = await chat.sent_back(ADMIN, "/order pp9x9b filled 1 2")
+        assert "/order pp9x9b filled 1 2: nothing: no order 'pp9x9b'" in question.text
+        before = len(chat.emulator.to(ADMIN))
+        button = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        chat.emulator.press(ADMIN, question, button)
+        result = await chat.emulator.reply(ADMIN, after=before)
+        assert "no order 'pp9x9b'" in result.text
+        usage = await chat.sent_back(ADMIN, "/order pp9x9b maybe")
+        assert "nothing: usage: /order ID never | /order ID filled AMOUNT PRICE [FEE]" in usage.text
+        audited = [(e.command, e.result) for e in await chat.audit.latest(20)]
+        assert ("order", "refused: no order 'pp9x9b' in the journal") in audited
