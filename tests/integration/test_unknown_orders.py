@@ -34,6 +34,7 @@ from tests.builders import executor_on
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
 from tests.fake_coinbase import FakeCoinbase
 from tests.fake_exchange import Fault
+from tests.integration.test_ccxt_orders import with_run
 from tests.integration.test_paper_and_engine import at_open
 from tests.integration.test_venue_coinbase import (
     BATCH,
@@ -213,3 +214,27 @@ async def test_order_is_an_admins_runs_only_after_a_confirm_and_bad_input_change
         assert "nothing: usage: /order ID never | /order ID filled AMOUNT PRICE [FEE]" in usage.text
         audited = [(e.command, e.result) for e in await chat.audit.latest(20)]
         assert ("order", "refused: no order 'pp9x9b' in the journal") in audited
+
+
+async def test_an_outage_on_a_venue_without_resting_stops_says_positions_are_not_protected(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    """An outage stops the whole tick; on Coinbase no stop rests on the venue, so the alert
+    must not say that open positions keep their stops."""
+    async with connected(funded()) as (fake, exchange):
+        clock = await with_run(db)
+        engine = await engine_on(db, exchange, clock)
+        btc = await SqlitePairRunRepository(db).latest_for(BTC)
+        source = ReplaySource({BTC: btc_candles}, {BTC: "1h"})
+        service = TradingService(engine=engine, source=source, clock=clock, runs=[btc],
+                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        down = {"error": "unavailable"}
+        fake.faults.append(Fault(ORDERS, 503, down, method="POST", after=True))
+        fake.faults.append(Fault("/api/v3/brokerage/time", 503, down, times=99))
+        with pytest.raises(ExchangeUnavailable):
+            await engine.executor.execute(buy(500.0))
+        clock.set(at_open(btc_candles, 200))
+        assert await service.tick() == 0
+        [alert] = await alerts_of(db, "exchange_error")
+        assert "NOT protected" in alert
+        assert "keep" not in alert
