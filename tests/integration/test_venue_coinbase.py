@@ -376,25 +376,11 @@ async def test_orders_placed_hours_later_do_not_push_a_lost_answer_past_the_page
     """The scan reads from shortly before the journal time to an end after it (end_date):
     the orders the product gets later never count, so the pages read cannot grow with time.
     The page cap is lowered to 2 (200 orders) with 201 later orders."""
-    import bot.exchange.ccxt_exchange as cx
-
     fake, exchange = coinbase
-    fake.balances["USDT"] = 5000.0
-    monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
-    clock = await with_run(db)
-    portfolio = Portfolio(1000.0)
+    hours_later = 3 * 3_600_000  # the others come hours later
+    clock, portfolio = await _lost_buy_behind_a_full_window(db, fake, exchange, monkeypatch,
+                                                            hours_later)  # fmt: skip
     executor = executor_on(db, exchange, clock, portfolio)
-    fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
-    fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
-    with pytest.raises(ExchangeUnavailable):
-        await executor.execute(buy(500.0))
-    fake.faults.clear()
-    fake.now_ms += 3 * 3_600_000  # the others come hours later
-    for n in range(201):
-        await exchange._client.create_order(  # noqa: SLF001
-            "BTC/USDT", "market", "buy", 5.0, None,
-            {"client_order_id": f"user-{n}", "createMarketBuyOrderRequiresPrice": False},
-        )  # fmt: skip
     await executor.settle_unknown()
     order = await SqliteOrderRepository(db).require("pp1x1b")
     assert order.status is OrderStatus.FILLED
@@ -402,11 +388,13 @@ async def test_orders_placed_hours_later_do_not_push_a_lost_answer_past_the_page
 
 
 async def _lost_buy_behind_a_full_window(
-    db: Database, fake: FakeCoinbase, exchange: CcxtExchange, monkeypatch: pytest.MonkeyPatch
-) -> tuple[FakeClock, Portfolio]:
+    db: Database, fake: FakeCoinbase, exchange: CcxtExchange, monkeypatch: pytest.MonkeyPatch,
+    later_ms: int = 0,
+) -> tuple[FakeClock, Portfolio]:  # fmt: skip
     """Our market buy fills, its answer and the look-up after it are lost, then 201 orders of
-    another bot on the same account fill in the same hour: with the page cap lowered to 2
-    (200 orders; the real cap is 50 pages, 5,000 orders) the lookup cannot reach ours."""
+    another bot on the same account fill ``later_ms`` after it (0: in the same hour, where,
+    with the page cap lowered to 2, 200 orders, the lookup cannot reach ours; the real cap is
+    50 pages, 5,000 orders)."""
     import bot.exchange.ccxt_exchange as cx
 
     monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
@@ -419,6 +407,7 @@ async def _lost_buy_behind_a_full_window(
     with pytest.raises(ExchangeUnavailable):
         await executor.execute(buy(500.0))
     fake.faults.clear()
+    fake.now_ms += later_ms
     await other_bot(exchange, 201)
     return clock, portfolio
 
