@@ -35,6 +35,7 @@ from tests.chat_rig import ADMIN, VIEWER, chat_stack
 from tests.fake_coinbase import FakeCoinbase
 from tests.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import with_run
+from tests.integration.test_dust import cockpit_on
 from tests.integration.test_paper_and_engine import at_open
 from tests.integration.test_venue_coinbase import (
     BATCH,
@@ -143,8 +144,10 @@ async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_
     not compared (the buy's coins would read as drift, or as the user's own at a first
     start)."""
     fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
-    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
         assert trading.engine.executor.unknown.blocking[BTC].client_order_id == "pp1x1b"
+        health = await cockpit_on(trading, market, jobs).health()
+        assert "BTC/USDT 1h: last new candle not yet; <b>not traded</b>: order pp1x1b" in health
         for hours in (1, 2):
             market.at(start + timedelta(hours=hours))
             assert await trading.service.tick("1h") == 0  # BTC/USDT waits
