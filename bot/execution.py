@@ -195,7 +195,7 @@ class Executor:
                 continue
             try:
                 report = await self.exchange.lookup(order)
-            except OrderOutcomeUnknown as error:  # never raised: only its pair waits
+            except OrderOutcomeUnknown as error:  # not raised: only its pair waits
                 blocking[order.pair] = order
                 why = await self.unknown.found(order, error, self.venue(),
                                                self.exchange.supports_stop_orders)  # fmt: skip
