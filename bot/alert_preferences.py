@@ -30,12 +30,14 @@ KINDS: Mapping[str, str] = {
     "startup": "the service started",
     "shutdown": "the service stopped",
     "storage": "the data directory is full or read-only (no new entries), and when it is fixed",
+    "order_unknown": "an order's outcome cannot be read from the exchange: its pair waits (admins)",
 }
 MODES = ("on", "silent", "off")
 ALWAYS_SENT = frozenset({"risk_halt", "risk_resume", "storage", "exchange_error",
                          "reconciliation_drift", "order_rejected", "chat_down",
-                         "risk_change"})  # fmt: skip
-ADMINS_ONLY = frozenset({"unauthorised", "chat_down", "clock_skew"})  # only admins can act on these
+                         "risk_change", "order_unknown"})  # fmt: skip
+# only admins can act on these
+ADMINS_ONLY = frozenset({"unauthorised", "chat_down", "clock_skew", "order_unknown"})
 
 
 def _key(user_id: int) -> str:

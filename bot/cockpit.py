@@ -210,6 +210,10 @@ class Cockpit:
     async def accept_holdings(self) -> str:
         return holdings_text(await self._control.accept_holdings(), accepted=True)
 
+    async def settle_order(self, arguments: list[str], actor: str) -> str:
+        """/order (admin, confirmed): settle an order the exchange cannot tell by hand."""
+        return escape(await self._control.settle_order(arguments, actor))
+
     def positions(self) -> str:
         prices = self._service.prices
         positions = self._engine.portfolio.positions()
@@ -442,7 +446,11 @@ class Cockpit:
         for run in self._service.runs():
             seen = self._service.last_ticks.get(run.pair)
             age = f"{(now - seen).total_seconds() / 60:,.0f} min ago" if seen else "not yet"
-            lines.append(f"{escape(run.pair)} {run.timeframe}: last new candle {age}")
+            waiting = self._engine.executor.unknown.blocking.get(run.pair)
+            held = (f"; <b>not traded</b>: order {escape(waiting.client_order_id)}'s outcome "
+                    "cannot be read from the exchange (settle it with /order)"
+                    if waiting else "")  # fmt: skip
+            lines.append(f"{escape(run.pair)} {run.timeframe}: last new candle {age}{held}")
         for name, next_run in self._jobs.planned():
             lines.append(f"job {escape(name)}: next {next_run:%H:%M:%S} UTC" if next_run
                          else f"job {escape(name)}: paused")  # fmt: skip
@@ -558,6 +566,8 @@ class Cockpit:
             position = self._engine.portfolio.position(pair)
             held = f"sell {amount_text(position.amount)}" if position else "nothing to sell"
             return f"stop {pair} ({held})"
+        if command == "order":
+            return await self._control.order_preview(list(arguments))
         if command == "holdings" and accepting(arguments):
             return accept_preview(await self._control.holdings())
         if command == "halt" and await self._engine.guard.halted():

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from bot import order_by_hand
 from bot.domain import PairRun, RunState
 from bot.engine import Engine
 from bot.errors import BotError, NotFound, UserInputError
@@ -120,6 +121,11 @@ class Control:
         """Take ``pair``'s resting limit entry off the exchange (booking what of it filled),
         close its position at market, then stop its run. Dust too small to sell stays."""
         run = self._active(pair)
+        waiting = self._engine.executor.unknown.blocking.get(pair)
+        if waiting is not None:  # a sale now could sell twice (bot/unknown_orders.py)
+            raise UserInputError(f"{pair} waits on order {waiting.client_order_id}, whose "
+                                 "outcome cannot be read from the exchange; settle it first "
+                                 "with /order")  # fmt: skip
         async with self._service.tick_lock:
             await self._engine.cancel_pending_entry(run)
             price = await self._price(pair)
@@ -201,11 +207,30 @@ class Control:
         outside = self._require_outside()
         async with self._service.tick_lock:
             await self._engine.executor.settle_unknown()
+            waiting = self._engine.executor.unknown.refusal()
+            if waiting is not None:  # its coins may be pairpilot's: nothing is recorded
+                raise UserInputError(f"not accepted: {waiting}")
             books = self._books()
             balances = await self._exchange.fetch_balances()
             own = await outside.accept(books, balances)
         log.warning("the user's own holdings accepted as %s", own)
         return compare(books, balances, own)
+
+    async def order_preview(self, arguments: list[str]) -> str:
+        """What /order with ``arguments`` would do now (bad input raises, nothing changes)."""
+        settlement = order_by_hand.parse(arguments)
+        order = await order_by_hand.checked(self._engine.executor, settlement)
+        return order_by_hand.preview(order, settlement)
+
+    async def settle_order(self, arguments: list[str], actor: str) -> str:
+        """/order: settle by hand an order whose outcome the exchange cannot tell, under the
+        tick lock (bot/order_by_hand.py); its pair trades again from the next tick."""
+        settlement = order_by_hand.parse(arguments)
+        async with self._service.tick_lock:
+            done = await order_by_hand.settle(self._engine.executor, settlement, actor,
+                                              self._clock.now())  # fmt: skip
+        log.warning("/order by %s: %s", actor, done)
+        return done
 
     def _require_outside(self) -> OutsideHoldings:
         if self._outside is None:

@@ -37,6 +37,14 @@ class ExchangeUnavailable(BotError):
         self.retry_after = retry_after  # seconds the exchange asked us to wait, if it said
 
 
+class OrderOutcomeUnknown(ExchangeUnavailable):
+    """The venue answers, but reading it cannot tell what became of one order (its lists hold
+    more orders around it than a lookup reads): unlike an outage this does not clear with
+    time. Only that order's pair waits (see bot/unknown_orders.py), until it is found or an
+    admin settles it by hand. An ExchangeUnavailable still, so a caller that does not know it
+    keeps treating the outcome as unknown, never as "never sent"."""
+
+
 class ClockSkew(ExchangeUnavailable):
     """The exchange says our request's timestamp is off: reload the clock offset, retry."""
 

@@ -26,6 +26,7 @@ from bot.errors import (
     ExchangeRejected,
     ExchangeUnavailable,
     InsufficientFunds,
+    OrderOutcomeUnknown,
     RiskRejected,
 )
 from bot.metrics import round_trips
@@ -42,6 +43,7 @@ from bot.ports import (
     Transactions,
 )
 from bot.telemetry import ORDERS
+from bot.unknown_orders import UnknownOrders
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class Executor:
         self._outside = OutsideHoldings(state, clock)
         self._alerts = alerts
         self._clock = clock
+        self.unknown = UnknownOrders(alerts, state, clock)
 
     async def execute(self, intent: OrderIntent) -> tuple[list[Fill], Trade | None]:
         """Send ``intent`` once; returns what filled and, when it closed a position, the trade."""
@@ -183,13 +186,22 @@ class Executor:
         close it as never sent. Run before acting, so the books are right when the strategy is
         asked. Returns how many were settled. A look-up that fails raises, unless ``unsettled``
         is given: the order's pair and why are then written there and the others settled all
-        the same (the kill switch goes on with every other pair)."""
-        settled = 0
+        the same (the kill switch goes on with every other pair). An order whose outcome cannot
+        be read from the venue at all (OrderOutcomeUnknown) never raises: its pair is kept in
+        ``unknown.blocking`` (it is not ticked) and the admins are alerted once."""
+        settled, blocking = 0, {}
         for order in await self._orders.not_final():
             if order.status is not OrderStatus.NEW:  # acknowledged: resting, its owner settles it
                 continue
             try:
                 report = await self.exchange.lookup(order)
+            except OrderOutcomeUnknown as error:  # not raised: only its pair waits
+                blocking[order.pair] = order
+                why = await self.unknown.found(order, error, self.venue(),
+                                               self.exchange.supports_stop_orders)  # fmt: skip
+                if unsettled is not None:
+                    unsettled[order.pair] = why
+                continue
             except BotError as error:
                 if unsettled is None:
                     raise
@@ -205,9 +217,14 @@ class Executor:
             else:
                 await self.settle(report)
             settled += 1
+        self.unknown.blocking = blocking
         if settled:
             log.warning("settled %d order(s) whose placement had an unknown outcome", settled)
         return settled
+
+    def venue(self) -> str:
+        """The exchange's name for an alert (a test's exchange may have none)."""
+        return str(getattr(self.exchange, "name", "the exchange"))
 
     async def book(self, report: ExecutionReport) -> list[Fill]:
         """Book a report found later (reconciliation): fills already booked are skipped."""

@@ -140,17 +140,23 @@ class RiskGuard:
         self.limits = limits
         await self._state.set(LIMITS_KEY, dataclasses.asdict(limits), now)
 
-    async def exchange_failed(self, error: BotError, now: datetime) -> None:
+    async def exchange_failed(
+        self, error: BotError, now: datetime, *, resting_stops: bool = True
+    ) -> None:
         """An exchange call failed during a tick. Refused keys halt trading (they will not fix
-        themselves); an outage is alerted once, when it starts."""
+        themselves); an outage is alerted once, when it starts. ``resting_stops``: the venue
+        holds the stops; else they are checked per candle, which needs the exchange."""
         if isinstance(error, ExchangeAuthFailed):  # the halt's own alert says it
             await self.halt(f"the exchange refused the API keys ({error})", now)
             return
         if self._outage is None:
             self._outage = str(error)
+            stops = ("open positions keep the stops resting on the exchange" if resting_stops
+                     else "open positions are NOT protected meanwhile: this exchange holds no "
+                     "stops, and pairpilot's per-candle stop checks need it")  # fmt: skip
             await self._alerts.push("exchange_error", AlertPriority.ERROR,
-                                    f"Exchange trouble: {error}. Retrying every tick; open "
-                                    "positions keep their stops.")  # fmt: skip
+                                    f"Exchange trouble: {error}. Retrying every tick; "
+                                    f"{stops}.")  # fmt: skip
 
     async def exchange_answered(self) -> None:
         """A tick reached the exchange again: the outage, if any, is over (alerted once)."""

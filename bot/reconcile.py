@@ -5,6 +5,10 @@ found, its fills are booked (each trade id once) and announced like any fill, an
 closed (a stop that fired while pairpilot was down) is returned so the cooldown counts it; not
 found, it never reached the exchange and is closed as rejected, so nothing is sent twice.
 
+An order the venue answers for but cannot be found in (``OrderOutcomeUnknown``) does not stop
+the start: its pair waits (bot/unknown_orders.py), the admins are alerted, and the holdings
+are not compared until it is settled (its coins would read as drift, or as the user's own).
+
 Then the books are compared with the exchange's balances (free + used), for the quote currency
 (the books' cash) and the base coin of every pair traded, and the orders resting on the exchange
 with the journal: a difference or an order pairpilot did not place is alerted, never adopted
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 
 from bot.alerts import AlertOutbox
 from bot.domain import AlertPriority, OpenOrder, Order, OrderStatus, Trade
+from bot.errors import OrderOutcomeUnknown
 from bot.execution import Executor
 from bot.outside import OutsideHoldings
 from bot.portfolio import Portfolio
@@ -44,10 +49,11 @@ class Reconciliation:
     foreign: list[OpenOrder] = field(default_factory=list)  # resting there, not in the journal
     closed: list[tuple[Order, Trade]] = field(default_factory=list)  # trades settled here
     outside: dict[str, float] = field(default_factory=dict)  # the user's own, left alone
+    unknown: dict[str, str] = field(default_factory=dict)  # pair: order the venue cannot tell
 
     @property
     def clean(self) -> bool:
-        return not self.drift and not self.foreign
+        return not self.drift and not self.foreign and not self.unknown
 
 
 async def reconcile(
@@ -67,17 +73,12 @@ async def reconcile(
     baseline of the user's own holdings (recorded here at the first call); without it the
     account is taken to hold nothing beside the books."""
     result = Reconciliation()
-    for order in await orders.not_final():
-        report = await exchange.lookup(order)
-        if report is None:
-            await orders.update(order.client_order_id, OrderStatus.REJECTED, clock.now(),
-                                note="never reached the exchange (found at start-up)")  # fmt: skip
-            result.never_sent.append(order.client_order_id)
-            continue
-        _, trade = await executor.settle(report)  # announced like any fill
-        if trade is not None:
-            result.closed.append((order, trade))
-        result.settled.append(order.client_order_id)
+    await _settle_journal(orders, exchange, executor, clock, result)
+    if result.unknown:  # the books wait on it: a difference (or, at the first start, the
+        # user's own holdings recorded) would count its coins as drift or as the user's
+        log.warning("start-up reconciliation: holdings not compared, orders %s have an "
+                    "unknown outcome", result.unknown)  # fmt: skip
+        return result
     watched = sorted(set(pairs) | {p.pair for p in portfolio.positions()})
     held = {p.pair.split("/")[0]: p.amount for p in portfolio.positions()}
     books = {quote: portfolio.cash, **{pair.split("/")[0]: held.get(pair.split("/")[0], 0.0)
@@ -107,6 +108,31 @@ async def reconcile(
                           f"Orders on the exchange that pairpilot did not place: {lines}. Left "
                           "alone; cancel them on the exchange if they are not wanted.")  # fmt: skip
     return result
+
+
+async def _settle_journal(
+    orders: SqliteOrderRepository, exchange: Exchange, executor: Executor, clock: Clock,
+    result: Reconciliation,
+) -> None:  # fmt: skip
+    """Settle every journaled order whose outcome was never recorded, into ``result``."""
+    for order in await orders.not_final():
+        try:
+            report = await exchange.lookup(order)
+        except OrderOutcomeUnknown as error:  # start-up goes on: only its pair waits
+            await executor.unknown.found(order, error, executor.venue(),
+                                         exchange.supports_stop_orders)  # fmt: skip
+            executor.unknown.blocking[order.pair] = order
+            result.unknown[order.pair] = order.client_order_id
+            continue
+        if report is None:
+            await orders.update(order.client_order_id, OrderStatus.REJECTED, clock.now(),
+                                note="never reached the exchange (found at start-up)")  # fmt: skip
+            result.never_sent.append(order.client_order_id)
+            continue
+        _, trade = await executor.settle(report)  # announced like any fill
+        if trade is not None:
+            result.closed.append((order, trade))
+        result.settled.append(order.client_order_id)
 
 
 async def _baseline(

@@ -110,13 +110,14 @@ class TradingService:
         try:
             await self._engine.executor.settle_unknown()
         except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # books unsure: do not act
+            # (an order the venue answers for but cannot be found in only holds its own pair)
             log.warning("tick: orders with an unknown outcome stay unsettled: %s", error)
             self.exchange_trouble = str(error)
-            await self._engine.guard.exchange_failed(error, self._clock.now())
+            await self._failed(error)
             return 0
         failed = False
         for run in list(self._runs.values()):
-            if timeframe is not None and run.timeframe != timeframe:
+            if not self._due(run, timeframe):
                 continue
             if self._stopping:
                 log.warning("tick: stopping; %s and the pairs after it not ticked", run.pair)
@@ -129,7 +130,7 @@ class TradingService:
                 failed = True  # the other runs still tick
                 self.exchange_trouble = str(error)
                 log.warning("tick %s: %s", run.pair, error)
-                await self._engine.guard.exchange_failed(error, self._clock.now())
+                await self._failed(error)
         done = not self._stopping  # stopping: no more exchange calls than the books need
         if done and (timeframe is None or acted):
             await self._engine.alert_unowned({run.pair for run in self._runs.values()})
@@ -145,6 +146,22 @@ class TradingService:
         self.ticks += 1
         TICKS.inc()
         return acted
+
+    async def _failed(self, error: ExchangeUnavailable | ExchangeAuthFailed) -> None:
+        await self._engine.guard.exchange_failed(
+            error, self._clock.now(), resting_stops=self._engine.exchange.supports_stop_orders
+        )
+
+    def _due(self, run: PairRun, timeframe: str | None) -> bool:
+        """``run`` ticks now: its timeframe's, and no order of its pair has an outcome the
+        venue cannot tell (bot/unknown_orders.py: the pair waits, alerted, until settled)."""
+        if timeframe is not None and run.timeframe != timeframe:
+            return False
+        waiting = self._engine.executor.unknown.blocking.get(run.pair)
+        if waiting is not None:
+            log.warning("tick %s: not ticked, order %s has an unknown outcome", run.pair,
+                        waiting.client_order_id)  # fmt: skip
+        return waiting is None
 
     async def _gauge(self, equity: float) -> None:
         guard = self._engine.guard

@@ -128,6 +128,9 @@ COMMANDS: Mapping[str, Command] = {
     "alerts": Command("viewer", "/alerts [KIND on|silent|off]",
                       "which pushed alerts you get, and how", changes_with_arguments=True),
     "audit": Command("admin", "/audit [N]", "the last N audit entries (20)"),
+    "order": Command("admin", "/order ID never | /order ID filled AMOUNT PRICE [FEE]",
+                     "settle by hand an order whose outcome the exchange cannot tell",
+                     confirm=True, changes=True),
 }  # fmt: skip
 
 
@@ -762,6 +765,9 @@ class Actions:
 
     async def holdings(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await holdings_reply(self._cockpit, arguments)
+
+    async def order(self, arguments: list[str], actor: str, progress: Progress) -> str:
+        return await self._cockpit.settle_order(arguments, actor)
 
     async def health(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.health()

@@ -54,6 +54,7 @@ from bot.errors import (
     ExchangeUnavailable,
     InsufficientFunds,
     NotFound,
+    OrderOutcomeUnknown,
     UserInputError,
 )
 from bot.exchange import dust
@@ -498,8 +499,10 @@ class CcxtExchange:
                 asked = {**params, profile.scan_offset: len(listed)}
             else:
                 return listed
-        raise ExchangeUnavailable(f"{self.name}: more than {_SCAN_PAGES} pages of orders around "
-                                  "the order's journal time: outcome unknown")  # fmt: skip
+        raise OrderOutcomeUnknown(
+            f"{self.name} lists more than {_SCAN_PAGES} pages of orders around the order's "
+            "journal time, more than a lookup reads: it cannot be found by reading the venue"
+        )
 
     def _order_lists(self) -> list[Callable[..., Awaitable[list[dict[str, Any]]]]]:
         """The order reads a SCAN goes through: open, then closed and cancelled (a cancelled

@@ -19,12 +19,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bot.alerts import AlertOutbox
+from bot.clock import FakeClock
 from bot.domain import OrderIntent, OrderStatus, to_ms
 from bot.errors import (
     ExchangeAuthFailed,
     ExchangeRejected,
     ExchangeUnavailable,
     InsufficientFunds,
+    OrderOutcomeUnknown,
 )
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.portfolio import Portfolio
@@ -374,11 +376,29 @@ async def test_orders_placed_hours_later_do_not_push_a_lost_answer_past_the_page
     """The scan reads from shortly before the journal time to an end after it (end_date):
     the orders the product gets later never count, so the pages read cannot grow with time.
     The page cap is lowered to 2 (200 orders) with 201 later orders."""
+    fake, exchange = coinbase
+    hours_later = 3 * 3_600_000  # the others come hours later
+    clock, portfolio = await _lost_buy_behind_a_full_window(db, fake, exchange, monkeypatch,
+                                                            hours_later)  # fmt: skip
+    executor = executor_on(db, exchange, clock, portfolio)
+    await executor.settle_unknown()
+    order = await SqliteOrderRepository(db).require("pp1x1b")
+    assert order.status is OrderStatus.FILLED
+    assert portfolio.position("BTC/USDT").amount > 0
+
+
+async def _lost_buy_behind_a_full_window(
+    db: Database, fake: FakeCoinbase, exchange: CcxtExchange, monkeypatch: pytest.MonkeyPatch,
+    later_ms: int = 0,
+) -> tuple[FakeClock, Portfolio]:  # fmt: skip
+    """Our market buy fills, its answer and the look-up after it are lost, then 201 orders of
+    another bot on the same account fill ``later_ms`` after it (0: in the same hour, where,
+    with the page cap lowered to 2, 200 orders, the lookup cannot reach ours; the real cap is
+    50 pages, 5,000 orders)."""
     import bot.exchange.ccxt_exchange as cx
 
-    fake, exchange = coinbase
-    fake.balances["USDT"] = 5000.0
     monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
+    fake.balances["USDT"] = 5000.0
     clock = await with_run(db)
     portfolio = Portfolio(1000.0)
     executor = executor_on(db, exchange, clock, portfolio)
@@ -387,13 +407,28 @@ async def test_orders_placed_hours_later_do_not_push_a_lost_answer_past_the_page
     with pytest.raises(ExchangeUnavailable):
         await executor.execute(buy(500.0))
     fake.faults.clear()
-    fake.now_ms += 3 * 3_600_000  # the others come hours later
-    for n in range(201):
-        await exchange._client.create_order(  # noqa: SLF001
+    fake.now_ms += later_ms
+    await other_bot(exchange, 201)
+    return clock, portfolio
+
+
+async def other_bot(exchange: CcxtExchange, orders: int) -> None:
+    """``orders`` market buys of another bot on the same account, placed through ccxt."""
+    for n in range(orders):
+        await exchange._client.create_order(  # noqa: SLF001 - another bot's orders
             "BTC/USDT", "market", "buy", 5.0, None,
             {"client_order_id": f"user-{n}", "createMarketBuyOrderRequiresPrice": False},
         )  # fmt: skip
-    await executor.settle_unknown()
+
+
+async def test_an_order_behind_more_pages_than_a_lookup_reads_is_an_unknown_outcome_not_an_outage(
+    db: Database, coinbase: tuple[FakeCoinbase, CcxtExchange], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venue answers every read, but the order cannot be found by reading it: a distinct
+    error (it does not clear with time as an outage does), still never "never sent"."""
+    fake, exchange = coinbase
+    await _lost_buy_behind_a_full_window(db, fake, exchange, monkeypatch)
     order = await SqliteOrderRepository(db).require("pp1x1b")
-    assert order.status is OrderStatus.FILLED
-    assert portfolio.position("BTC/USDT").amount > 0
+    with pytest.raises(OrderOutcomeUnknown, match="more than 2 pages"):
+        await exchange.lookup(order)
+    assert (await SqliteOrderRepository(db).require("pp1x1b")).status is OrderStatus.NEW

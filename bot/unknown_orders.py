@@ -1,0 +1,77 @@
+"""Orders whose outcome cannot be determined by reading the venue (``OrderOutcomeUnknown``).
+
+Unlike an outage this does not clear with time: the venue answers, but its lists hold more
+orders around the order than a lookup reads (another bot on the same account, say). Only the
+order's own pair waits: it is not ticked at all (no entry, no exit, no per-candle stop) until
+the order is found or an admin settles it by hand (/order, bot/order_by_hand.py); every other
+pair trades as usual. Holding, not selling: while it is unknown whether the order bought or
+sold, any sale of that pair may sell twice (an exit already done, or coins that are not
+pairpilot's), so the alert says plainly that the pair is not protected by pairpilot meanwhile.
+Each order is alerted to the admins once, remembered over restarts.
+"""
+
+from __future__ import annotations
+
+from bot.alerts import AlertOutbox
+from bot.domain import AlertPriority, Order, Side
+from bot.errors import OrderOutcomeUnknown
+from bot.ports import Clock, StateStore
+
+KIND = "order_unknown"
+_ALERTED_KEY = "alerted.order_unknown"
+_KEEP = 200  # order ids remembered as alerted
+
+
+class UnknownOrders:
+    """The pairs waiting on an order whose outcome cannot be read, and their alerts."""
+
+    def __init__(self, alerts: AlertOutbox, state: StateStore, clock: Clock) -> None:
+        self._alerts, self._state, self._clock = alerts, state, clock
+        self.blocking: dict[str, Order] = {}  # pair -> the order it waits on (last look-up)
+
+    async def found(
+        self, order: Order, error: OrderOutcomeUnknown, venue: str, resting_stops: bool
+    ) -> str:
+        """Alert the admins of ``order`` (once per order); returns why its pair waits."""
+        seen = list(await self._state.get(_ALERTED_KEY) or [])
+        if order.client_order_id not in seen:
+            await self._alerts.push(KIND, AlertPriority.CRITICAL,
+                                    alert_text(order, error, venue, resting_stops))  # fmt: skip
+            seen = (seen + [order.client_order_id])[-_KEEP:]
+            await self._state.set(_ALERTED_KEY, seen, self._clock.now())
+        return (f"the outcome of order {order.client_order_id} cannot be read from {venue} "
+                f"({error}); settle it with /order")  # fmt: skip
+
+    def refusal(self) -> str | None:
+        """Why a command that needs settled books must wait now, or None."""
+        if not self.blocking:
+            return None
+        named = ", ".join(
+            f"{o.client_order_id} ({pair})" for pair, o in sorted(self.blocking.items())
+        )
+        return (f"the outcome of order {named} cannot be read from the exchange; settle it "
+                "first with /order ID never, or /order ID filled AMOUNT PRICE")  # fmt: skip
+
+
+def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_stops: bool) -> str:
+    """The admins' alert: the order, the pair, the venue, why, what pairpilot does meanwhile
+    and the way out."""
+    base, quote = order.pair.split("/")
+    action = "bought" if order.side is Side.BUY else "sold"
+    if resting_stops:
+        protection = (f"a position in it is protected only by a stop resting on {venue}, if "
+                      "one rests (an exit cancels it first)")  # fmt: skip
+    else:
+        protection = (f"a position in it is NOT protected ({venue} holds no stop; pairpilot "
+                      "checks stops per candle, and does not now)")  # fmt: skip
+    return (
+        f"Order {order.client_order_id} ({order.side.value} {order.amount:.8g} {order.pair} on "
+        f"{venue}, journaled {order.created_at:%Y-%m-%d %H:%M} UTC): its outcome cannot be "
+        f"read from {venue} ({error}). Until it is settled {order.pair} is not traded: no "
+        f"entry, no exit, no stop check, since pairpilot cannot tell whether this order "
+        f"{action} already and a sale could sell twice; {protection}. The other pairs trade "
+        f"as usual. Way out: look the order up on {venue}, then /order "
+        f"{order.client_order_id} never (it was not placed, or filled nothing), or /order "
+        f"{order.client_order_id} filled AMOUNT PRICE (what it filled: {base} and the average "
+        f"price in {quote})."
+    )

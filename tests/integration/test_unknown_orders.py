@@ -1,0 +1,243 @@
+"""An order whose outcome cannot be read from the venue (review i15 s16b, F2): only its pair
+waits, the admins are told once, start-up does not wedge, and /order settles it by hand.
+
+Real parts: ccxt's coinbase class on the Coinbase fake over loopback, a real SQLite file, the
+real engine and service. The scan's page cap is lowered to 2 pages (200 orders; the real cap is
+50 pages, 5,000 orders) and another bot's 201 orders fill around ours."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bot.app import build_engine
+from bot.candles import ReplaySource
+from bot.clock import FakeClock
+from bot.domain import AlertPriority, OrderStatus, RiskLimits, to_ms
+from bot.engine import Engine, EngineCosts
+from bot.errors import ExchangeUnavailable, UserInputError
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.portfolio import Portfolio
+from bot.service import TradingService
+from storage.alerts import SqliteAlertRepository
+from storage.db import Database, open_database
+from storage.equity import SqliteEquityRepository
+from storage.orders import SqliteOrderRepository
+from storage.pair_runs import SqlitePairRunRepository
+from tests.builders import executor_on
+from tests.chat_rig import ADMIN, VIEWER, chat_stack
+from tests.fake_coinbase import FakeCoinbase
+from tests.fake_exchange import Fault
+from tests.integration.test_ccxt_orders import with_run
+from tests.integration.test_dust import cockpit_on
+from tests.integration.test_paper_and_engine import at_open
+from tests.integration.test_venue_coinbase import (
+    BATCH,
+    NOW,
+    ORDERS,
+    _lost_buy_behind_a_full_window,
+    connected,
+    funded,
+    other_bot,
+)
+from tests.integration.test_venue_orders import buy
+from tests.live_rig import funded_fake, live_stack, venue_client
+
+BTC, ETH = "BTC/USDT", "ETH/USDT"
+
+
+@asynccontextmanager
+async def stuck(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[FakeCoinbase, CcxtExchange, FakeClock]]:
+    """Coinbase with our BTC buy filled, its answer lost, behind more pages than a lookup
+    reads; the order is journaled NEW under the BTC/USDT run."""
+    async with connected(funded()) as (fake, exchange):
+        clock, _ = await _lost_buy_behind_a_full_window(db, fake, exchange, monkeypatch)
+        yield fake, exchange, clock
+
+
+async def engine_on(db: Database, exchange: CcxtExchange, clock: FakeClock) -> Engine:
+    return await build_engine(db, clock=clock, exchange=exchange, first_cash=5000.0,
+                              costs=EngineCosts(0.001, 0.0),
+                              limits=RiskLimits(max_position_fraction=1.0))  # fmt: skip
+
+
+async def alerts_of(db: Database, kind: str) -> list[str]:
+    return [a.text for a in await SqliteAlertRepository(db).pending(1000) if a.kind == kind]
+
+
+async def test_an_order_the_venue_cannot_tell_holds_its_pair_only_and_alerts_the_admins_once(
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    btc_candles: pd.DataFrame,
+    eth_candles: pd.DataFrame,
+) -> None:
+    """ETH/USDT keeps ticking (its per-candle stops with it); BTC/USDT, whose buy cannot be
+    read back, is not ticked (a sale there could sell twice) and the admins get one critical
+    alert that names the order, pair and venue, says the pair is NOT protected meanwhile and
+    gives the way out; not the generic "exchange trouble ... positions keep their stops"."""
+    async with stuck(db, monkeypatch) as (_, exchange, clock):
+        engine = await engine_on(db, exchange, clock)
+        runs = SqlitePairRunRepository(db)
+        eth = await runs.add(pair=ETH, strategy="ema_cross", timeframe="1h", params={},
+                             capital_share=0.5, now=NOW)  # fmt: skip
+        btc = await runs.latest_for(BTC)
+        source = ReplaySource({BTC: btc_candles, ETH: eth_candles}, {BTC: "1h", ETH: "1h"})
+        service = TradingService(engine=engine, source=source, clock=clock, runs=[btc, eth],
+                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        for index in (200, 201, 202):
+            clock.set(at_open(btc_candles, index))
+            assert await service.tick() == 1
+        assert set(service.last_ticks) == {ETH}
+        order = await SqliteOrderRepository(db).require("pp1x1b")
+        assert order.status is OrderStatus.NEW  # never "never sent"
+        [alert] = await alerts_of(db, "order_unknown")
+        for words in ("pp1x1b", BTC, "coinbase", "NOT protected", "/order pp1x1b never",
+                      "/order pp1x1b filled AMOUNT PRICE"):  # fmt: skip
+            assert words in alert
+        assert await alerts_of(db, "exchange_error") == []
+        assert [a.priority for a in await SqliteAlertRepository(db).pending(1000)
+                if a.kind == "order_unknown"] == [AlertPriority.CRITICAL]  # fmt: skip
+
+
+async def crashed_with_a_lost_buy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> tuple[FakeCoinbase, datetime]:
+    """pairpilot's database and the Coinbase fake as a crash left them: the BTC/USDT buy
+    pp1x1b filled, journaled NEW, behind another bot's 201 orders; and when it was."""
+    import bot.exchange.ccxt_exchange as cx
+
+    monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
+    start = at_open(btc_candles, 200) + timedelta(seconds=5)
+    fake = funded_fake(btc_candles, "coinbase")
+    fake.balances["USDT"] = 5000.0
+    fake.move_to(to_ms(start))
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
+                                              params={}, capital_share=0.5, now=start)  # fmt: skip
+        clock = FakeClock(start)
+        async with venue_client("coinbase", fake) as (fake, exchange):
+            executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+            fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                     after=True))  # fmt: skip
+            fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+            with pytest.raises(ExchangeUnavailable):
+                await executor.execute(dataclasses.replace(buy(500.0), created_at=start))
+            fake.faults.clear()
+            await other_bot(exchange, 201)
+    return fake, start
+
+
+async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """pairpilot crashed with the buy NEW; at the restart the start-up reconciliation meets
+    the same order: the service starts all the same (chat and kill switch work), the pair
+    waits, the admins are alerted once (not again by the ticks after), and the holdings are
+    not compared (the buy's coins would read as drift, or as the user's own at a first
+    start)."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
+        assert trading.engine.executor.unknown.blocking[BTC].client_order_id == "pp1x1b"
+        health = await cockpit_on(trading, market, jobs).health()
+        assert "BTC/USDT 1h: last new candle not yet; <b>not traded</b>: order pp1x1b" in health
+        for hours in (1, 2):
+            market.at(start + timedelta(hours=hours))
+            assert await trading.service.tick("1h") == 0  # BTC/USDT waits
+        flattened = await trading.control.flatten()
+        assert "pp1x1b" in flattened.problems[BTC]
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await trading.control.accept_holdings()
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await trading.control.stop(BTC)
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        assert len(await alerts_of(db, "order_unknown")) == 1
+        assert await alerts_of(db, "reconciliation_drift") == []
+        assert (await SqliteOrderRepository(db).require("pp1x1b")).status is OrderStatus.NEW
+
+
+@pytest.mark.parametrize("outcome", ["filled", "never"])
+async def test_order_settles_it_by_hand_and_the_pair_trades_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, outcome: str
+) -> None:
+    """The way out: the admin says what the venue's website shows. Bad input is refused with
+    the reason and changes nothing; then the order is booked (filled: the coins and their cost,
+    as any fill) or closed (never), the pair ticks again, and a second /order is refused."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    price = ours.quote / ours.executed
+    said = (["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"] if outcome == "filled"
+            else ["pp1x1b", "never"])  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control = trading.control
+        for bad, why in ((["pp1x1b", "sold"], "usage"),
+                         (["pp1x1b", "filled", "-1", "9"], "above 0"),
+                         (["pp1x1b", "filled", "x", "9"], "not a number"),
+                         (["pp1x1b", "filled", "nan", "9"], "not a number"),
+                         (["pp1x2b", "never"], "no order"),
+                         (["pp1x1b", "filled", "1", f"{price}"], "more than")):  # fmt: skip
+            with pytest.raises(UserInputError, match=why):
+                await control.settle_order(bad, "1001")
+        assert (await trading.engine.executor.journal.get("pp1x1b")).status is OrderStatus.NEW
+        assert "pp1x1b" in await control.order_preview(said)
+        assert (await control.settle_order(said, "1001")).startswith("Done: ")
+        order = await trading.engine.executor.journal.get("pp1x1b")
+        position = trading.engine.portfolio.position(BTC)
+        if outcome == "filled":
+            assert (order.status, order.filled) == (OrderStatus.FILLED, ours.executed)
+            assert position.amount == pytest.approx(ours.executed)
+        else:
+            assert (order.status, position) == (OrderStatus.REJECTED, None)
+        market.at(start + timedelta(hours=1))
+        assert await trading.service.tick("1h") == 1  # BTC/USDT trades again
+        with pytest.raises(UserInputError, match="read from the exchange as usual"):
+            await control.settle_order(said, "1001")
+
+
+async def test_order_is_an_admins_runs_only_after_a_confirm_and_bad_input_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    async with chat_stack(tmp_path) as chat:
+        assert "needs the admin role" in await chat.ask(VIEWER, "/order pp1x1b never")
+        question = await chat.sent_back(ADMIN, "/order pp9x9b filled 1 2")
+        assert "/order pp9x9b filled 1 2: nothing: no order 'pp9x9b'" in question.text
+        before = len(chat.emulator.to(ADMIN))
+        button = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        chat.emulator.press(ADMIN, question, button)
+        result = await chat.emulator.reply(ADMIN, after=before)
+        assert "no order 'pp9x9b'" in result.text
+        usage = await chat.sent_back(ADMIN, "/order pp9x9b maybe")
+        assert "nothing: usage: /order ID never | /order ID filled AMOUNT PRICE [FEE]" in usage.text
+        audited = [(e.command, e.result) for e in await chat.audit.latest(20)]
+        assert ("order", "refused: no order 'pp9x9b' in the journal") in audited
+
+
+async def test_an_outage_on_a_venue_without_resting_stops_says_positions_are_not_protected(
+    db: Database, btc_candles: pd.DataFrame
+) -> None:
+    """An outage stops the whole tick; on Coinbase no stop rests on the venue, so the alert
+    must not say that open positions keep their stops."""
+    async with connected(funded()) as (fake, exchange):
+        clock = await with_run(db)
+        engine = await engine_on(db, exchange, clock)
+        btc = await SqlitePairRunRepository(db).latest_for(BTC)
+        source = ReplaySource({BTC: btc_candles}, {BTC: "1h"})
+        service = TradingService(engine=engine, source=source, clock=clock, runs=[btc],
+                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        down = {"error": "unavailable"}
+        fake.faults.append(Fault(ORDERS, 503, down, method="POST", after=True))
+        fake.faults.append(Fault("/api/v3/brokerage/time", 503, down, times=99))
+        with pytest.raises(ExchangeUnavailable):
+            await engine.executor.execute(buy(500.0))
+        clock.set(at_open(btc_candles, 200))
+        assert await service.tick() == 0
+        [alert] = await alerts_of(db, "exchange_error")
+        assert "NOT protected" in alert
+        assert "keep" not in alert
