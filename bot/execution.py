@@ -231,9 +231,9 @@ class Executor:
                     draft.accept(booking)
                     await self._positions.save(booking.position)
                     bookings.append(booking)
-                await self._users_share(fill, users, excess)
+                yours = await self._users_share(fill, users, excess)
                 if excess:
-                    beyond.append((fill, excess))
+                    beyond.append((fill, excess, yours))
                 booked.append(fill)
             if bookings:
                 await self._state.set(CASH_KEY, bookings[-1].cash, self._clock.now())
@@ -244,27 +244,30 @@ class Executor:
             )  # fmt: skip
         for booking in bookings:  # memory follows only what storage committed
             self._portfolio.accept(booking)
-        for fill, excess in beyond:
+        for fill, excess, yours in beyond:  # the books and the exchange disagree
             await self._alerts.push(
-                "reconciliation_drift", AlertPriority.ERROR,  # the books and the exchange disagree
-                f"{fill.client_order_id} sold {excess:.8g} {fill.pair} more than the books "
-                f"held: booked up to the position, the rest counted as yours. Check "
-                f"/holdings.",
-            )  # fmt: skip
+                "reconciliation_drift", AlertPriority.ERROR, _beyond_text(fill, excess, yours)
+            )
         if report.status.is_final:
             ORDERS.labels(report.status.value).inc()
         return booked
 
-    async def _users_share(self, fill: Fill, fee: float, excess: float) -> None:
+    async def _users_share(self, fill: Fill, fee: float, excess: float) -> float:
         """Move the user's own figures by what ``fill`` took of theirs: ``fee`` coins paid for
-        the fee, and ``excess`` coins sold beyond the books' position (their proceeds too)."""
+        the fee, and of the ``excess`` coins sold beyond the books' position at most their
+        recorded own (their proceeds too). Returns that part of the excess. Coins beyond their
+        figure were not theirs but pairpilot's, unbooked (a buy whose booking was lost): their
+        proceeds go to neither column, so the cash gap stays drift at the next reconciliation
+        (the unbooked round trip's outcome) rather than being called the user's."""
         base, quote = fill.pair.split("/")
         changes = {fill.fee_asset: -fee} if fee else {}
-        if excess:
-            changes[base] = changes.get(base, 0.0) - excess
-            changes[quote] = changes.get(quote, 0.0) + excess * fill.price
+        yours = min(excess, (await self._outside.get()).get(base, 0.0)) if excess else 0.0
+        if yours > 0:
+            changes[base] = changes.get(base, 0.0) - yours
+            changes[quote] = changes.get(quote, 0.0) + yours * fill.price
         if changes:
             await self._outside.shift(changes)
+        return yours
 
     async def _fee_coins(self, fill: Fill, draft: Portfolio) -> tuple[Fill, Fill | None, float]:
         """Who pays a fee the exchange took from a coin's balance rather than from the trade
@@ -350,9 +353,28 @@ class Executor:
         await self._alerts.push("trade", AlertPriority.TRADE, text)
 
 
+def _beyond_text(fill: Fill, excess: float, yours: float) -> str:
+    """The alert for a sale of ``excess`` coins beyond the books' position, ``yours`` of them
+    within the user's recorded own."""
+    base, quote = fill.pair.split("/")
+    text = (f"{fill.client_order_id} sold {excess:.8g} {base} more than the books held: "
+            "booked up to the position")  # fmt: skip
+    if yours > 0:
+        text += f"; {yours:.8g} {base} taken from your own, its proceeds counted as yours"
+    rest = excess - yours
+    if rest > excess * 1e-9:
+        text += (
+            f"; {rest:.8g} {base} beyond your recorded own were pairpilot's coins the books "
+            f"never booked (a buy whose booking was lost?): their proceeds, about "
+            f"{rest * fill.price:,.2f} {quote}, are counted neither in the books nor as yours "
+            f"and show as {quote} drift (the unbooked trade's outcome)"
+        )  # fmt: skip
+    return text + ". Check the account and /holdings."
+
+
 def _within_position(fill: Fill, draft: Portfolio) -> tuple[Fill, float]:
     """``fill`` as far as the books' position can take it, and what a sale sold beyond it (the
-    account held more than the books: coins counted as the user's). Booked whole, such a sale
+    account held more than the books: see ``Executor._users_share``). Booked whole, such a sale
     would fail at every settle, its proceeds never booked."""
     position = draft.position(fill.pair)
     held = position.amount if position is not None else 0.0

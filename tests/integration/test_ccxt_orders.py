@@ -661,3 +661,52 @@ async def test_a_sale_beyond_the_books_position_is_booked_up_to_it_and_alerted(
     assert portfolio.cash == pytest.approx(cash + held * sold.price - sold.cash_fee)
     alerts = await SqliteAlertRepository(db).pending()
     assert any("more than the books held" in alert.text for alert in alerts)
+
+
+@pytest.mark.parametrize("own", [0.0, 0.0004])
+async def test_a_sale_beyond_the_books_credits_the_user_no_more_than_their_own_coins(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange], own: float
+) -> None:
+    """The venue sells 0.001 BTC more than the books hold; the user's recorded own BTC is
+    ``own``. Only that much was theirs (its proceeds theirs too); the rest was pairpilot's,
+    bought by a buy whose booking was lost (its cost gone from the account, never booked).
+    That rest's proceeds are not moved into the user's column: the cash gap, the unbooked
+    round trip's outcome, stays visible as drift. (They were all credited to the user, who
+    owned none: the loss hidden behind "the coins were yours".)"""
+    fake, exchange = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    fake.balances["BTC"] += own  # the user's own
+    assert (await reconciled()).outside["BTC"] == pytest.approx(own)
+    outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
+    users_usdt = (await outside.get())["USDT"]
+    held = portfolio.position("BTC/USDT").amount
+    protect = OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW,
+                          stop_price=95_000.0)  # fmt: skip
+    await executor.execute(protect)
+    lost = 0.001 - own  # pairpilot's buy of these coins was never booked: cash spent, unbooked
+    fake.balances["BTC"] += lost
+    fake.balances["USDT"] -= lost * 100_000.0
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")  # the stop fires (for what the books held) ...
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    (sold,) = report.fills
+    fake.balances["BTC"] -= 0.001  # ... and the venue sold 0.001 BTC more
+    fake.balances["USDT"] += 0.001 * 94_000.0
+    more = dataclasses.replace(sold, amount=sold.amount + 0.001)
+    _, trade = await executor.settle(dataclasses.replace(report, fills=(more,)))
+    assert portfolio.position("BTC/USDT") is None
+    assert trade is not None
+    after = await outside.get()
+    assert after["BTC"] == pytest.approx(0.0, abs=1e-12)
+    assert after["USDT"] == pytest.approx(users_usdt + own * 94_000.0)  # only their coins' part
+    alerts = [a.text for a in await SqliteAlertRepository(db).pending()
+              if a.kind == "reconciliation_drift"]  # fmt: skip
+    assert len(alerts) == 1
+    assert f"{lost:.8g} BTC beyond your recorded own were pairpilot's" in alerts[0]
+    assert ("taken from your own" in alerts[0]) == (own > 0)
+    result = await reconciled()
+    assert "BTC" not in result.drift
+    books, venue_usdt = result.drift["USDT"]  # the unbooked buy's cost against its proceeds
+    assert books - venue_usdt == pytest.approx(lost * (100_000.0 - 94_000.0))
+    assert books == pytest.approx(portfolio.cash)
