@@ -710,3 +710,48 @@ async def test_a_sale_beyond_the_books_credits_the_user_no_more_than_their_own_c
     books, venue_usdt = result.drift["USDT"]  # the unbooked buy's cost against its proceeds
     assert books - venue_usdt == pytest.approx(lost * (100_000.0 - 94_000.0))
     assert books == pytest.approx(portfolio.cash)
+
+
+@pytest.mark.parametrize("lost_buy", [False, True])
+async def test_a_bnb_fee_beyond_the_known_coins_is_measured_now_or_kept_as_drift(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange], lost_buy: bool
+) -> None:
+    """The BNB/USDT position rests under its stop; 0.05 BNB nobody has a figure for appear
+    on the account and Binance takes the next BTC fees from them. A deposit of the user's
+    (the cash agrees with the books): their BNB figure is measured again at once. Pairpilot's
+    BNB buy whose booking was lost (its 30 USDT gone from the cash): the figure is kept, the
+    drift alerted once and still shown by the next reconciliation. (The figure was dropped,
+    and the next reconciliation, weeks away maybe, recorded the unbooked BNB as the user's.)"""
+    fake, _ = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    fake.fee_asset = "BNB"
+    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
+    await executor.execute(bnb)
+    assert (await reconciled()).clean
+    held = portfolio.position("BNB/USDT").amount
+    await executor.execute(OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW,
+                                       stop_price=550.0))  # fmt: skip
+    fake.balances["BNB"] = fake.balances.get("BNB", 0.0) + 0.05
+    if lost_buy:
+        fake.balances["USDT"] -= 30.0  # what pairpilot's lost BNB buy cost
+    await executor.execute(dataclasses.replace(buy(480.0), run_id=1))
+    btc = portfolio.position("BTC/USDT").amount
+    await executor.execute(OrderIntent("pp1x2s", 1, "BTC/USDT", Side.SELL, btc, 100_000.0, NOW))
+    assert 0 < fake.balances["BNB"] < 0.05  # both fees came out of the 0.05 BNB
+    outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
+    own = (await outside.get()).get("BNB")
+    drifted = [a.text for a in await SqliteAlertRepository(db).pending()
+               if a.kind == "reconciliation_drift"]  # fmt: skip
+    result = await reconciled()
+    if lost_buy:
+        assert own == 0.0  # kept: the unbooked coins are not called the user's
+        assert len(drifted) == 1  # once, though both fees came out of them
+        assert "BNB fees from BNB coins beyond your recorded own" in drifted[0]
+        assert "/holdings accept" in drifted[0]
+        assert set(result.drift) == {"BNB", "USDT"}, result
+        assert result.outside["BNB"] == 0.0
+    else:
+        assert own == pytest.approx(fake.balances["BNB"])  # the deposit net of the fees, now
+        assert drifted == []
+        assert result.clean, result
+    assert portfolio.position("BNB/USDT").amount == pytest.approx(held)
