@@ -597,6 +597,23 @@ async def test_a_bnb_sale_paying_its_fee_in_bnb_takes_it_from_the_users_own(
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
 
 
+async def _bnb_under_its_stop(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> tuple[Executor, Portfolio, Callable[[], Awaitable[Reconciliation]], float]:
+    """``_bnb_books`` with fees in BNB, a BNB/USDT position bought (reconciled clean) and all
+    of it resting under its stop; also returns the position's amount."""
+    fake, _ = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    fake.fee_asset = "BNB"
+    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
+    await executor.execute(bnb)
+    assert (await reconciled()).clean
+    held = portfolio.position("BNB/USDT").amount
+    await executor.execute(OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW,
+                                       stop_price=550.0))  # fmt: skip
+    return executor, portfolio, reconciled, held
+
+
 async def test_a_bnb_fee_taken_from_a_deposit_never_comes_out_of_a_position_under_its_stop(
     db: Database, venue: tuple[FakeBinance, CcxtExchange]
 ) -> None:
@@ -605,15 +622,7 @@ async def test_a_bnb_fee_taken_from_a_deposit_never_comes_out_of_a_position_unde
     user's: the position stays what the stop locks, and the stop's sale is booked when it
     fires (it was booked out of the position, and the sale then exceeded it forever)."""
     fake, exchange = venue
-    executor, portfolio, reconciled = await _bnb_books(db, venue)
-    fake.fee_asset = "BNB"
-    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
-    await executor.execute(bnb)
-    assert (await reconciled()).clean
-    held = portfolio.position("BNB/USDT").amount
-    protect = OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW,
-                          stop_price=550.0)  # fmt: skip
-    await executor.execute(protect)
+    executor, portfolio, reconciled, held = await _bnb_under_its_stop(db, venue)
     assert fake.balances.get("BNB", 0.0) == pytest.approx(0.0, abs=1e-12)  # all locked
     fake.balances["BNB"] = 0.05  # the user's deposit
     await executor.execute(dataclasses.replace(buy(480.0), run_id=1))
@@ -723,14 +732,7 @@ async def test_a_bnb_fee_beyond_the_known_coins_is_measured_now_or_kept_as_drift
     drift alerted once and still shown by the next reconciliation. (The figure was dropped,
     and the next reconciliation, weeks away maybe, recorded the unbooked BNB as the user's.)"""
     fake, _ = venue
-    executor, portfolio, reconciled = await _bnb_books(db, venue)
-    fake.fee_asset = "BNB"
-    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
-    await executor.execute(bnb)
-    assert (await reconciled()).clean
-    held = portfolio.position("BNB/USDT").amount
-    await executor.execute(OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW,
-                                       stop_price=550.0))  # fmt: skip
+    executor, portfolio, reconciled, held = await _bnb_under_its_stop(db, venue)
     fake.balances["BNB"] = fake.balances.get("BNB", 0.0) + 0.05
     if lost_buy:
         fake.balances["USDT"] -= 30.0  # what pairpilot's lost BNB buy cost
