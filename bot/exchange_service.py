@@ -155,6 +155,7 @@ async def assemble_on_exchange(
     limits = risk_limits(settings)
     if settings.mode == "live":
         balances = await exchange.fetch_balances()
+        await exchange.load_account_fees([pair.pair for pair in settings.pairs])
         fee = max((exchange.taker_fee(pair.pair) for pair in settings.pairs), default=0.001)
         engine = await build_engine(
             db, clock=clock, exchange=exchange, first_cash=balances.get(quote, 0.0),

@@ -30,7 +30,7 @@ from bot.errors import (
     RiskRejected,
 )
 from bot.metrics import round_trips
-from bot.outside import OutsideHoldings
+from bot.outside import OutsideHoldings, drift
 from bot.portfolio import CASH_KEY, Portfolio
 from bot.ports import (
     BalanceParts,
@@ -231,11 +231,11 @@ class Executor:
         return await self._book(report)
 
     async def _book(self, report: ExecutionReport) -> list[Fill]:
-        booked, bookings, beyond = [], [], []
+        booked, bookings, beyond, unexplained = [], [], [], set()
         draft = self._portfolio.draft()  # an order's trades book one after the other
         async with self._transactions.transaction():
             for reported in report.fills:
-                fill, sale, users = await self._fee_coins(reported, draft)
+                fill, sale, users, unknown = await self._fee_coins(reported, draft)
                 fill, excess = _within_position(fill, draft)
                 if not await self._fills.add(fill):
                     continue
@@ -248,9 +248,8 @@ class Executor:
                     draft.accept(booking)
                     await self._positions.save(booking.position)
                     bookings.append(booking)
-                await self._users_share(fill, users, excess)
-                if excess:
-                    beyond.append((fill, excess))
+                beyond.append((fill, excess, await self._users_share(fill, users, excess)))
+                unexplained |= {fill.fee_asset} if unknown else set()
                 booked.append(fill)
             if bookings:
                 await self._state.set(CASH_KEY, bookings[-1].cash, self._clock.now())
@@ -261,29 +260,46 @@ class Executor:
             )  # fmt: skip
         for booking in bookings:  # memory follows only what storage committed
             self._portfolio.accept(booking)
-        for fill, excess in beyond:
-            await self._alerts.push(
-                "reconciliation_drift", AlertPriority.ERROR,  # the books and the exchange disagree
-                f"{fill.client_order_id} sold {excess:.8g} {fill.pair} more than the books "
-                f"held: booked up to the position, the rest counted as yours. Check "
-                f"/holdings.",
-            )  # fmt: skip
+        await self._drifted(beyond, unexplained)
         if report.status.is_final:
             ORDERS.labels(report.status.value).inc()
         return booked
 
-    async def _users_share(self, fill: Fill, fee: float, excess: float) -> None:
+    async def _drifted(
+        self, beyond: list[tuple[Fill, float, float]], unexplained: set[str]
+    ) -> None:
+        """After a booking: alert each sale beyond the books' position (fill, excess, the
+        user's part of it) and measure the user's own of each asset a fee was paid from
+        coins nobody has a figure for."""
+        for fill, excess, yours in beyond:
+            if excess:
+                await self._alerts.push(
+                    "reconciliation_drift", AlertPriority.ERROR, _beyond_text(fill, excess, yours)
+                )
+        quote = beyond[0][0].pair.split("/")[1] if beyond else ""
+        for asset in sorted(unexplained):
+            await self._measure_own(asset, quote)
+
+    async def _users_share(self, fill: Fill, fee: float, excess: float) -> float:
         """Move the user's own figures by what ``fill`` took of theirs: ``fee`` coins paid for
-        the fee, and ``excess`` coins sold beyond the books' position (their proceeds too)."""
+        the fee, and of the ``excess`` coins sold beyond the books' position at most their
+        recorded own (their proceeds too). Returns that part of the excess. Coins beyond their
+        figure were not theirs but pairpilot's, unbooked (a buy whose booking was lost): their
+        proceeds go to neither column, so the cash gap stays drift at the next reconciliation
+        (the unbooked round trip's outcome) rather than being called the user's."""
         base, quote = fill.pair.split("/")
         changes = {fill.fee_asset: -fee} if fee else {}
-        if excess:
-            changes[base] = changes.get(base, 0.0) - excess
-            changes[quote] = changes.get(quote, 0.0) + excess * fill.price
+        yours = min(excess, (await self._outside.get()).get(base, 0.0)) if excess else 0.0
+        if yours > 0:
+            changes[base] = changes.get(base, 0.0) - yours
+            changes[quote] = changes.get(quote, 0.0) + yours * fill.price
         if changes:
             await self._outside.shift(changes)
+        return yours
 
-    async def _fee_coins(self, fill: Fill, draft: Portfolio) -> tuple[Fill, Fill | None, float]:
+    async def _fee_coins(
+        self, fill: Fill, draft: Portfolio
+    ) -> tuple[Fill, Fill | None, float, float]:
         """Who pays a fee the exchange took from a coin's balance rather than from the trade
         (BNB with "pay fees with BNB", or the coin sold), in that coin: the user's own first
         (the baseline of bot/outside.py: what they keep for fees), then pairpilot's position
@@ -291,33 +307,63 @@ class Executor:
         pair, so its amount, PnL and round trip follow the account). The first choice is also
         the venue's: a position under a resting stop is locked there, and the fee is taken
         from the free balance. Returns the fill with the part the cash now pays, that sale
-        (or None) and the amount taken from the user's own."""
+        (or None), the amount taken from the user's own, and what neither could pay: coins
+        beyond both paid it (see ``_measure_own``)."""
         asset, charged = fill.fee_asset, fill.fee_amount
         quote = fill.pair.split("/")[1]
         if fill.fee_outside <= 0 or charged <= 0 or asset in ("", quote) or "," in asset:
-            return fill, None, 0.0
+            return fill, None, 0.0, 0.0
         own = await self._outside.get()
         users = min(charged, own.get(asset, 0.0))
         pair = f"{asset}/{quote}"
         held = await self._free_part(draft, pair, fill)
         sold = min(charged - users, held)
-        if asset in own and charged - users - sold > charged * 1e-9:
-            # The venue took it from the free balance, and ours there cannot pay it: the coins
-            # were the user's (a deposit since the baseline was recorded), never the position's.
-            # Their figure no longer holds: measured again at the next reconciliation.
-            log.warning("%s fee of %s: %.8g %s paid from coins beyond your recorded own and "
-                        "pairpilot's free ones: yours (a deposit), measured again at the next "
-                        "reconciliation", asset, fill.trade_id, charged - users - sold,
-                        asset)  # fmt: skip
-            await self._outside.forget(asset)
-            users = 0.0
+        unknown = charged - users - sold if asset in own else 0.0
+        if unknown <= charged * 1e-9:
+            unknown = 0.0
         if sold <= 0:
-            return fill, None, users
+            return fill, None, users, unknown
         price = fill.fee_outside / charged
         sale = Fill(fill.client_order_id, pair, Side.SELL, sold, price, 0.0, fill.time,
                     f"{fill.trade_id}-fee")  # fmt: skip
         paid = dataclasses.replace(fill, fee_outside=max(0.0, fill.fee_outside - sold * price))
-        return paid, sale, users
+        return paid, sale, users, unknown
+
+    async def _measure_own(self, asset: str, quote: str) -> None:
+        """The venue took a fee in ``asset`` from free coins beyond the user's recorded own and
+        pairpilot's: coins nobody has a figure for. A deposit of the user's (coins kept for
+        fees) when the account's cash agrees with the books and the user's figure (nothing of
+        pairpilot's is unaccounted, so nothing of pairpilot's bought them): their figure is
+        measured again now, the exchange's holding beyond the books. Otherwise they may be
+        pairpilot's unbooked coins (a buy whose booking was lost, its cost gone from the cash):
+        the figure is kept, so the gap stays drift and the user's coins stay guarded, and
+        alerted once until the figure is recorded again (/holdings accept)."""
+        position = self._portfolio.position(f"{asset}/{quote}")
+        books = {quote: self._portfolio.cash, asset: position.amount if position else 0.0}
+        own = await self._outside.get()
+        try:
+            totals, _ = await self._balances()
+        except BotError as error:  # the figure is kept; the next such fee measures again
+            log.warning("%s: could not read the balances to measure your own again: %s",
+                        asset, error)  # fmt: skip
+            return
+        beyond = totals.get(asset, 0.0) - books[asset] - own.get(asset, 0.0)
+        if beyond >= 0 and not drift({quote: books[quote]}, totals, own, quote):
+            await self._outside.remeasure(asset, books[asset], totals.get(asset, 0.0))
+            log.warning("%s fees paid from coins beyond your recorded own and pairpilot's: a "
+                        "deposit of yours, %.8g %s left of it, now counted as yours", asset,
+                        beyond, asset)  # fmt: skip
+            return
+        if await self._outside.doubt(asset):
+            await self._alerts.push(
+                "reconciliation_drift", AlertPriority.ERROR,
+                f"The exchange took {asset} fees from {asset} coins beyond your recorded own "
+                f"and pairpilot's, and the {quote} cash does not agree with the books and your "
+                f"figures: they may be pairpilot's coins the books never booked (a buy whose "
+                f"booking was lost), so they were not counted as yours; your {asset} figure is "
+                f"kept and the difference shows as drift. If you deposited {asset}, record it "
+                "with /holdings accept.",
+            )  # fmt: skip
 
     async def _free_part(self, draft: Portfolio, pair: str, fill: Fill) -> float:
         """What of pairpilot's position of ``pair`` is free on the venue to pay ``fill``'s fee:
@@ -367,9 +413,28 @@ class Executor:
         await self._alerts.push("trade", AlertPriority.TRADE, text)
 
 
+def _beyond_text(fill: Fill, excess: float, yours: float) -> str:
+    """The alert for a sale of ``excess`` coins beyond the books' position, ``yours`` of them
+    within the user's recorded own."""
+    base, quote = fill.pair.split("/")
+    text = (f"{fill.client_order_id} sold {excess:.8g} {base} more than the books held: "
+            "booked up to the position")  # fmt: skip
+    if yours > 0:
+        text += f"; {yours:.8g} {base} taken from your own, its proceeds counted as yours"
+    rest = excess - yours
+    if rest > excess * 1e-9:
+        text += (
+            f"; {rest:.8g} {base} beyond your recorded own were pairpilot's coins the books "
+            f"never booked (a buy whose booking was lost?): their proceeds, about "
+            f"{rest * fill.price:,.2f} {quote}, are counted neither in the books nor as yours "
+            f"and show as {quote} drift (the unbooked trade's outcome)"
+        )  # fmt: skip
+    return text + ". Check the account and /holdings."
+
+
 def _within_position(fill: Fill, draft: Portfolio) -> tuple[Fill, float]:
     """``fill`` as far as the books' position can take it, and what a sale sold beyond it (the
-    account held more than the books: coins counted as the user's). Booked whole, such a sale
+    account held more than the books: see ``Executor._users_share``). Booked whole, such a sale
     would fail at every settle, its proceeds never booked."""
     position = draft.position(fill.pair)
     held = position.amount if position is not None else 0.0

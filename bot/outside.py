@@ -8,11 +8,14 @@ bot/holdings.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from bot.ports import Clock, StateStore
 
 OUTSIDE_KEY = "reconcile.outside"
+DOUBTED_KEY = "reconcile.outside.doubted"  # assets whose figure no longer adds up, alerted once
+_TOLERANCE = 1e-8  # relative: float round-off between books and exchange is not drift
+_CASH_TOLERANCE = 1e-6  # absolute, in the quote: balances are reported to 8 decimals
 
 
 class OutsideHoldings:
@@ -52,12 +55,30 @@ class OutsideHoldings:
         if moved:
             await self._state.set(OUTSIDE_KEY, {**baseline, **moved}, self._clock.now())
 
-    async def forget(self, asset: str) -> None:
-        """Drop the user's figure of ``asset``: it no longer holds (they deposited some since,
-        and the venue took a fee from it). The next reconciliation records it again."""
+    async def doubt(self, asset: str) -> bool:
+        """Note that the user's figure of ``asset`` no longer adds up (the venue took a fee
+        from coins beyond it and pairpilot's, and they could not be told to be a deposit).
+        True the first time since the figure was last recorded: alert it then, once."""
+        doubted = list(await self._state.get(DOUBTED_KEY) or [])
+        if asset in doubted:
+            return False
+        await self._state.set(DOUBTED_KEY, [*doubted, asset], self._clock.now())
+        return True
+
+    async def _trust(self, assets: Collection[str]) -> None:
+        """The figures of ``assets`` were recorded again: a later doubt is alerted again."""
+        doubted = list(await self._state.get(DOUBTED_KEY) or [])
+        if any(asset in doubted for asset in assets):
+            kept = [asset for asset in doubted if asset not in assets]
+            await self._state.set(DOUBTED_KEY, kept, self._clock.now())
+
+    async def remeasure(self, asset: str, books: float, balance: float) -> None:
+        """Record the user's figure of ``asset`` again: what the exchange holds (``balance``,
+        free and used) beyond the books' ``books``."""
         baseline = await self.get()
-        if baseline.pop(asset, None) is not None:
-            await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
+        baseline[asset] = round(max(0.0, balance - books), 12)
+        await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
+        await self._trust([asset])
 
     async def accept(
         self, books: Mapping[str, float], balances: Mapping[str, float]
@@ -68,4 +89,20 @@ class OutsideHoldings:
         baseline.update({asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
                          for asset, amount in books.items()})  # fmt: skip
         await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
+        await self._trust(list(books))
         return baseline
+
+
+def drift(
+    books: Mapping[str, float], balances: Mapping[str, float], baseline: Mapping[str, float],
+    quote: str,
+) -> dict[str, tuple[float, float]]:  # fmt: skip
+    """Each asset of ``books`` whose amount differs from the exchange's holding (``balances``,
+    free and used) net of the user's own (``baseline``): asset -> (books, exchange net)."""
+    found = {}
+    for asset, amount in sorted(books.items()):
+        venue = balances.get(asset, 0.0) - baseline.get(asset, 0.0)
+        slack = _CASH_TOLERANCE if asset == quote else 0.0
+        if abs(amount - venue) > slack + _TOLERANCE * max(abs(amount), abs(venue), 1e-12):
+            found[asset] = (amount, venue)
+    return found

@@ -31,14 +31,12 @@ from bot.alerts import AlertOutbox
 from bot.domain import AlertPriority, OpenOrder, Order, OrderStatus, Trade
 from bot.errors import OrderOutcomeUnknown
 from bot.execution import Executor
-from bot.outside import OutsideHoldings
+from bot.outside import OutsideHoldings, drift
 from bot.portfolio import Portfolio
 from bot.ports import Clock, Exchange
 from storage.orders import SqliteOrderRepository
 
 log = logging.getLogger(__name__)
-_TOLERANCE = 1e-8  # relative: float round-off between books and exchange is not drift
-_CASH_TOLERANCE = 1e-6  # absolute, in the quote: balances are reported to 8 decimals
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +84,7 @@ async def reconcile(
     balances = await exchange.fetch_balances()
     baseline = await _baseline(outside, books, balances, alerts)
     result.outside.update(baseline)
-    result.drift.update(_drift(books, balances, baseline, quote))
+    result.drift.update(drift(books, balances, baseline, quote))
     for order in await exchange.open_orders(watched):
         if not order.client_order_id or await orders.get(order.client_order_id) is None:
             result.foreign.append(order)
@@ -154,16 +152,3 @@ async def _baseline(
                           f"Held on the account beside pairpilot, left alone and never sold: "
                           f"{lines}.")  # fmt: skip
     return baseline
-
-
-def _drift(
-    books: dict[str, float], balances: dict[str, float], baseline: dict[str, float], quote: str
-) -> dict[str, tuple[float, float]]:
-    """Each asset whose books differ from the exchange's holding net of the user's own."""
-    drift = {}
-    for asset, amount in sorted(books.items()):
-        venue = balances.get(asset, 0.0) - baseline.get(asset, 0.0)
-        slack = _CASH_TOLERANCE if asset == quote else 0.0
-        if abs(amount - venue) > slack + _TOLERANCE * max(abs(amount), abs(venue), 1e-12):
-            drift[asset] = (amount, venue)
-    return drift

@@ -96,6 +96,7 @@ class FakeBybit(FakeBinance):
             ("/v5/execution/list", self._executions),
             ("/v5/user/query-api", self._key_info),
             ("/v5/account/info", self._key_info),
+            ("/v5/account/fee-rate", self._fee_rate),
         ):
             get(path, self._bybit_signed(handler))
         for path, handler in (
@@ -104,6 +105,16 @@ class FakeBybit(FakeBinance):
         ):
             post(path, self._bybit_signed(handler))
         return app
+
+    async def _fee_rate(self, params: dict[str, str]) -> web.Response:
+        """GET /v5/account/fee-rate: the account's own rates for ``symbol`` of ``category``
+        (spot here), as strings."""
+        if params.get("category") != "spot":
+            return self._refuse(10001, "category only support spot")
+        rate = f"{self.fee_rate:.8f}".rstrip("0")
+        symbols = [params["symbol"]] if params.get("symbol") else sorted(self.prices)
+        return self._reply({"list": [{"symbol": symbol, "baseCoin": "", "takerFeeRate": rate,
+                                      "makerFeeRate": rate} for symbol in symbols]})  # fmt: skip
 
     def _reply(self, result: Any, code: int = 0, message: str = "OK") -> web.Response:
         return web.json_response({"retCode": code, "retMsg": message, "result": result,

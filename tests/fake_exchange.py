@@ -197,6 +197,7 @@ class FakeBinance:
         app.router.add_post("/sapi/v1/asset/dust-btc", self._signed(self._dust_btc))
         app.router.add_post("/sapi/v1/asset/dust", self._signed(self._dust))
         app.router.add_get("/sapi/v1/asset/dribblet", self._signed(self._dribblet))
+        app.router.add_get("/sapi/v1/asset/tradeFee", self._signed(self._trade_fee))
         app.router.add_get("/ws/{index}", self._stream)
         app.router.add_post("/_test/advance", self._advance)
         return app
@@ -619,6 +620,14 @@ class FakeBinance:
 
     async def _empty_info(self, request: web.Request) -> web.Response:
         return web.json_response({"timezone": "UTC", "serverTime": self.now_ms, "symbols": []})
+
+    async def _trade_fee(self, params: dict[str, str]) -> web.Response:
+        """GET /sapi/v1/asset/tradeFee: the account's own commission per symbol (its VIP tier:
+        ``fee_rate``, what it is charged), a list even for one ``symbol``, rates as strings."""
+        symbols = [params["symbol"]] if "symbol" in params else sorted(self.prices)
+        rate = f"{self.fee_rate:.8f}".rstrip("0")
+        return web.json_response([{"symbol": symbol, "makerCommission": rate,
+                                   "takerCommission": rate} for symbol in symbols])  # fmt: skip
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         symbols = sorted(

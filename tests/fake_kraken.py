@@ -74,7 +74,8 @@ LIMIT_MAX, LIMIT_DECAY = 15.0, 0.33  # the Starter tier's API counter
 @dataclass
 class FakeKraken(FakeBinance):
     secret: str = SECRET
-    fee_rate: float = 0.0026  # Kraken's first taker tier
+    fee_rate: float = 0.0026  # what the account is charged (TradeVolume tells it)
+    published_fee: float | None = None  # the first taker tier AssetPairs lists; None: fee_rate
     order_paths: tuple[str, ...] = ("/0/private/AddOrder",)
     flags: dict[int, set[str]] = field(default_factory=dict)  # oflags per order
     viqc_cost: dict[int, float] = field(default_factory=dict)  # the quote volume of a viqc buy
@@ -106,7 +107,7 @@ class FakeKraken(FakeBinance):
             ("AddOrder", self._add_order), ("CancelOrder", self._cancel_one),
             ("QueryOrders", self._query_orders), ("OpenOrders", self._open),
             ("ClosedOrders", self._closed), ("QueryTrades", self._query_trades),
-            ("TradesHistory", self._history),
+            ("TradesHistory", self._history), ("TradeVolume", self._trade_volume),
         ):  # fmt: skip
             post(f"/0/private/{name}", self._kraken_signed(name, handler))
         return app
@@ -184,7 +185,8 @@ class FakeKraken(FakeBinance):
             "aclass_quote": "currency", "quote": _ASSETS[symbol[-4:]][0], "lot": "unit",
             "cost_decimals": 5, "pair_decimals": 1, "lot_decimals": LOT_DECIMALS,
             "lot_multiplier": 1, "leverage_buy": [], "leverage_sell": [],
-            "fees": [[0, self.fee_rate * 100], [50000, 0.24]],
+            "fees": [[0, (self.fee_rate if self.published_fee is None
+                          else self.published_fee) * 100], [50000, 0.24]],
             "fees_maker": [[0, 0.16], [50000, 0.14]], "fee_volume_currency": "ZUSD",
             "margin_call": 80, "margin_stop": 40, "ordermin": f"{ORDER_MIN}",
             "costmin": f"{COST_MIN}", "tick_size": "0.1", "status": "online",
@@ -236,6 +238,22 @@ class FakeKraken(FakeBinance):
 
     async def _balance(self, params: dict[str, str]) -> web.Response:
         return _ok({asset: f"{total:.10f}" for asset, total, _ in self._assets_held()})
+
+    async def _trade_volume(self, params: dict[str, str]) -> web.Response:
+        """TradeVolume: the account's 30-day volume and, for each pair of ``pair`` (a comma
+        list), its own fee in percent (``fees``: taker, ``fees_maker``), as strings."""
+        pairs = [pair for pair in params.get("pair", "").split(",") if pair]
+        if any(self._symbol(pair) is None for pair in pairs):
+            return _error("EQuery:Unknown asset pair")
+
+        def tier(fee: float, top: float) -> dict[str, str]:
+            return {"fee": f"{fee:.4f}", "minfee": "0.1000", "maxfee": f"{top:.4f}",
+                    "nextfee": f"{max(fee - 0.02, 0.0):.4f}", "tiervolume": "0.0000",
+                    "nextvolume": "50000.0000"}  # fmt: skip
+
+        return _ok({"currency": "ZUSD", "volume": "0.0000",
+                    "fees": {pair: tier(self.fee_rate * 100, 0.26) for pair in pairs},
+                    "fees_maker": {pair: tier(0.16, 0.16) for pair in pairs}})  # fmt: skip
 
     # Orders ---------------------------------------------------------------------------------
 

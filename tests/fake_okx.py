@@ -67,6 +67,7 @@ class FakeOkx(FakeBinance):
             ("/api/v5/trade/order-algo", self._get_algo),
             ("/api/v5/trade/fills", self._fills),
             ("/api/v5/trade/fills-history", self._fills),
+            ("/api/v5/account/trade-fee", self._trade_fee),
         ):
             get(path, self._okx_signed(handler))
         for path, handler in (
@@ -96,6 +97,17 @@ class FakeOkx(FakeBinance):
             return await handler(payload)
 
         return checked
+
+    async def _trade_fee(self, params: dict[str, Any]) -> web.Response:
+        """GET /api/v5/account/trade-fee: the account's fee level for ``instType`` (SPOT here),
+        its rates negative for a commission (OKX's sign: positive is a rebate), as strings."""
+        if params.get("instType") != "SPOT":
+            return _error("51000", "Parameter instType error")
+        rate = f"-{self.fee_rate:.8f}".rstrip("0")
+        return _ok([{"category": "1", "delivery": "", "exercise": "", "instType": "SPOT",
+                     "level": "Lv1", "maker": rate, "taker": rate, "makerU": "", "takerU": "",
+                     "makerUSDC": "", "takerUSDC": "", "ruleType": "normal",
+                     "ts": str(self.now_ms)}])  # fmt: skip
 
     async def _okx_time(self, request: web.Request) -> web.Response:
         return _ok([{"ts": str(self.now_ms)}])

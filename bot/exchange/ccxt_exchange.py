@@ -145,6 +145,7 @@ class CcxtExchange:
         self.profile = profile_for(client.id)
         self._stops: set[str] = set()  # client ids placed as stops by this process
         self._ours: dict[str, str] = {}  # wire id -> our id, for venues that cannot carry ours
+        self._account_fees: dict[str, float] = {}  # pair -> the account's taker fee, where read
 
     @classmethod
     def create(
@@ -235,9 +236,49 @@ class CcxtExchange:
         return max(0, int(precision))
 
     def taker_fee(self, pair: str) -> float:
-        """The fee rate a market order in ``pair`` pays, as the exchange's markets state it."""
+        """The fee rate a market order in ``pair`` pays: the account's own, read at start-up
+        (``load_account_fees``; for a pair not read then, the highest read: the account's
+        tier applies to every spot pair), else the venue's published one its markets state."""
+        if pair in self._account_fees:
+            return self._account_fees[pair]
+        if self._account_fees:
+            return max(self._account_fees.values())
         fee = (self._client.markets or {}).get(pair, {}).get("taker")
         return float(fee) if fee is not None else _DEFAULT_TAKER_FEE
+
+    async def load_account_fees(self, pairs: Sequence[str]) -> dict[str, float]:
+        """Read the account's own taker fee for ``pairs`` where the venue tells it (its volume
+        tier, a VIP rate, a promotion): entries are sized with it, since an account charged
+        more than the published fee is refused a buy of all its cash, and the books would
+        assume the wrong cost. Where the venue cannot say, or the read fails, the published
+        fee stays, and a start-up log line says so. Returns the fees read."""
+        has = self._client.has
+        found: dict[str, float] = {}
+        try:
+            if has.get("fetchTradingFee") is True:  # one request a pair: Binance, OKX, Kraken
+                for pair in pairs:
+                    fee = await self._call(self._client.fetch_trading_fee, pair, attempts=2)
+                    found[pair] = fee.get("taker")
+            elif has.get("fetchTradingFees"):  # the account's tier for every pair at once
+                fees = await self._call(self._client.fetch_trading_fees, attempts=2)
+                found = {pair: (fees.get(pair) or {}).get("taker") for pair in pairs}
+        except BotError as error:
+            log.warning("%s: the account's fee could not be read (%s); sizing with the "
+                        "published taker fee", self.name, error)  # fmt: skip
+            return {}
+        read = {pair: float(fee) for pair, fee in found.items() if fee is not None}
+        for pair, fee in read.items():
+            published = (self._client.markets or {}).get(pair, {}).get("taker")
+            log.info("%s %s: the account's taker fee is %.4f%% (published %s)", self.name, pair,
+                     fee * 100, "unknown" if published is None else f"{published:.4%}")  # fmt: skip
+        self._account_fees.update(read)
+        unread = [pair for pair in pairs if pair not in read]
+        if unread:
+            source = "the account's highest" if read else "the published taker fee"
+            log.warning("%s tells no account fee for %s: sizing with %s, %s", self.name,
+                        ", ".join(unread), source,
+                        ", ".join(f"{self.taker_fee(pair):.4%}" for pair in unread))  # fmt: skip
+        return read
 
     @property
     def ohlcv_limit(self) -> int:

@@ -597,6 +597,23 @@ async def test_a_bnb_sale_paying_its_fee_in_bnb_takes_it_from_the_users_own(
     assert portfolio.cash == pytest.approx(fake.balances["USDT"])
 
 
+async def _bnb_under_its_stop(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> tuple[Executor, Portfolio, Callable[[], Awaitable[Reconciliation]], float]:
+    """``_bnb_books`` with fees in BNB, a BNB/USDT position bought (reconciled clean) and all
+    of it resting under its stop; also returns the position's amount."""
+    fake, _ = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    fake.fee_asset = "BNB"
+    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
+    await executor.execute(bnb)
+    assert (await reconciled()).clean
+    held = portfolio.position("BNB/USDT").amount
+    await executor.execute(OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW,
+                                       stop_price=550.0))  # fmt: skip
+    return executor, portfolio, reconciled, held
+
+
 async def test_a_bnb_fee_taken_from_a_deposit_never_comes_out_of_a_position_under_its_stop(
     db: Database, venue: tuple[FakeBinance, CcxtExchange]
 ) -> None:
@@ -605,15 +622,7 @@ async def test_a_bnb_fee_taken_from_a_deposit_never_comes_out_of_a_position_unde
     user's: the position stays what the stop locks, and the stop's sale is booked when it
     fires (it was booked out of the position, and the sale then exceeded it forever)."""
     fake, exchange = venue
-    executor, portfolio, reconciled = await _bnb_books(db, venue)
-    fake.fee_asset = "BNB"
-    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
-    await executor.execute(bnb)
-    assert (await reconciled()).clean
-    held = portfolio.position("BNB/USDT").amount
-    protect = OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW,
-                          stop_price=550.0)  # fmt: skip
-    await executor.execute(protect)
+    executor, portfolio, reconciled, held = await _bnb_under_its_stop(db, venue)
     assert fake.balances.get("BNB", 0.0) == pytest.approx(0.0, abs=1e-12)  # all locked
     fake.balances["BNB"] = 0.05  # the user's deposit
     await executor.execute(dataclasses.replace(buy(480.0), run_id=1))
@@ -661,3 +670,90 @@ async def test_a_sale_beyond_the_books_position_is_booked_up_to_it_and_alerted(
     assert portfolio.cash == pytest.approx(cash + held * sold.price - sold.cash_fee)
     alerts = await SqliteAlertRepository(db).pending()
     assert any("more than the books held" in alert.text for alert in alerts)
+
+
+@pytest.mark.parametrize("own", [0.0, 0.0004])
+async def test_a_sale_beyond_the_books_credits_the_user_no_more_than_their_own_coins(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange], own: float
+) -> None:
+    """The venue sells 0.001 BTC more than the books hold; the user's recorded own BTC is
+    ``own``. Only that much was theirs (its proceeds theirs too); the rest was pairpilot's,
+    bought by a buy whose booking was lost (its cost gone from the account, never booked).
+    That rest's proceeds are not moved into the user's column: the cash gap, the unbooked
+    round trip's outcome, stays visible as drift. (They were all credited to the user, who
+    owned none: the loss hidden behind "the coins were yours".)"""
+    fake, exchange = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    fake.balances["BTC"] += own  # the user's own
+    assert (await reconciled()).outside["BTC"] == pytest.approx(own)
+    outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
+    users_usdt = (await outside.get())["USDT"]
+    held = portfolio.position("BTC/USDT").amount
+    protect = OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW,
+                          stop_price=95_000.0)  # fmt: skip
+    await executor.execute(protect)
+    lost = 0.001 - own  # pairpilot's buy of these coins was never booked: cash spent, unbooked
+    fake.balances["BTC"] += lost
+    fake.balances["USDT"] -= lost * 100_000.0
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")  # the stop fires (for what the books held) ...
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    (sold,) = report.fills
+    fake.balances["BTC"] -= 0.001  # ... and the venue sold 0.001 BTC more
+    fake.balances["USDT"] += 0.001 * 94_000.0
+    more = dataclasses.replace(sold, amount=sold.amount + 0.001)
+    _, trade = await executor.settle(dataclasses.replace(report, fills=(more,)))
+    assert portfolio.position("BTC/USDT") is None
+    assert trade is not None
+    after = await outside.get()
+    assert after["BTC"] == pytest.approx(0.0, abs=1e-12)
+    assert after["USDT"] == pytest.approx(users_usdt + own * 94_000.0)  # only their coins' part
+    alerts = [a.text for a in await SqliteAlertRepository(db).pending()
+              if a.kind == "reconciliation_drift"]  # fmt: skip
+    assert len(alerts) == 1
+    assert f"{lost:.8g} BTC beyond your recorded own were pairpilot's" in alerts[0]
+    assert ("taken from your own" in alerts[0]) == (own > 0)
+    result = await reconciled()
+    assert "BTC" not in result.drift
+    books, venue_usdt = result.drift["USDT"]  # the unbooked buy's cost against its proceeds
+    assert books - venue_usdt == pytest.approx(lost * (100_000.0 - 94_000.0))
+    assert books == pytest.approx(portfolio.cash)
+
+
+@pytest.mark.parametrize("lost_buy", [False, True])
+async def test_a_bnb_fee_beyond_the_known_coins_is_measured_now_or_kept_as_drift(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange], lost_buy: bool
+) -> None:
+    """The BNB/USDT position rests under its stop; 0.05 BNB nobody has a figure for appear
+    on the account and Binance takes the next BTC fees from them. A deposit of the user's
+    (the cash agrees with the books): their BNB figure is measured again at once. Pairpilot's
+    BNB buy whose booking was lost (its 30 USDT gone from the cash): the figure is kept, the
+    drift alerted once and still shown by the next reconciliation. (The figure was dropped,
+    and the next reconciliation, weeks away maybe, recorded the unbooked BNB as the user's.)"""
+    fake, _ = venue
+    executor, portfolio, reconciled, held = await _bnb_under_its_stop(db, venue)
+    fake.balances["BNB"] = fake.balances.get("BNB", 0.0) + 0.05
+    if lost_buy:
+        fake.balances["USDT"] -= 30.0  # what pairpilot's lost BNB buy cost
+    await executor.execute(dataclasses.replace(buy(480.0), run_id=1))
+    btc = portfolio.position("BTC/USDT").amount
+    await executor.execute(OrderIntent("pp1x2s", 1, "BTC/USDT", Side.SELL, btc, 100_000.0, NOW))
+    assert 0 < fake.balances["BNB"] < 0.05  # both fees came out of the 0.05 BNB
+    outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
+    own = (await outside.get()).get("BNB")
+    drifted = [a.text for a in await SqliteAlertRepository(db).pending()
+               if a.kind == "reconciliation_drift"]  # fmt: skip
+    result = await reconciled()
+    if lost_buy:
+        assert own == 0.0  # kept: the unbooked coins are not called the user's
+        assert len(drifted) == 1  # once, though both fees came out of them
+        assert "BNB fees from BNB coins beyond your recorded own" in drifted[0]
+        assert "/holdings accept" in drifted[0]
+        assert set(result.drift) == {"BNB", "USDT"}, result
+        assert result.outside["BNB"] == 0.0
+    else:
+        assert own == pytest.approx(fake.balances["BNB"])  # the deposit net of the fees, now
+        assert drifted == []
+        assert result.clean, result
+    assert portfolio.position("BNB/USDT").amount == pytest.approx(held)

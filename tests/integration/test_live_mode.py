@@ -234,3 +234,26 @@ async def test_the_kill_switch_works_while_the_exchange_fails_on_and_off(
     assert fake.order_posts == len(fake.orders)
     assert not [o for o in fake.orders.values() if o.status == "NEW"]  # the stop is gone
     assert fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("readable", [True, False])
+async def test_entries_are_sized_and_costed_at_the_accounts_own_fee_read_at_start_up(
+    tmp_path: Path, btc_candles: pd.DataFrame, caplog: pytest.LogCaptureFixture,
+    readable: bool,
+) -> None:  # fmt: skip
+    """The account pays its VIP tier's 0.075%, not the published 0.1%: Binance tells it
+    (GET /sapi/v1/asset/tradeFee) and the engine sizes and shows its costs with it. A venue
+    that does not answer leaves the published fee, and a start-up log line says so."""
+    fake = funded_fake(btc_candles)
+    fake.fee_rate = 0.00075
+    if not readable:
+        fake.faults.append(Fault("/sapi/v1/asset/tradeFee", 403,
+                                 {"code": -2015, "msg": "no permission"}, times=5))  # fmt: skip
+    start = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
+    async with live_stack(tmp_path, fake, start) as (trading, _, _):
+        fee = trading.engine.costs.fee_rate
+        sized = trading.engine.exchange.taker_fee(PAIR)
+    assert (fee, sized) == ((0.00075, 0.00075) if readable else (0.001, 0.001))
+    assert any(path == "/sapi/v1/asset/tradeFee" for path, _ in fake.requests)
+    said = [r.getMessage() for r in caplog.records if "account's fee" in r.getMessage()]
+    assert bool(said) is not readable  # the fallback is said at start-up

@@ -72,6 +72,23 @@ async def test_a_buy_of_all_the_cash_keeps_the_fee_kraken_adds_on_top_inside_it(
     assert 0.0 <= fake.balances["USDT"] < 1.0  # coins, sized for the price and the fee
 
 
+async def test_a_buy_of_all_the_cash_is_sized_at_the_accounts_own_fee_not_the_published(
+    kraken: tuple[FakeKraken, CcxtExchange],
+) -> None:
+    """The account is charged 0.40% where the pair list publishes 0.26%: read at start-up
+    (TradeVolume), the buy of all the cash keeps the fee inside it. Sized at the published
+    fee, Kraken refused it for insufficient funds."""
+    fake, exchange = kraken
+    fake.fee_rate, fake.published_fee = 0.004, 0.0026
+    assert exchange.taker_fee("BTC/USDT") == pytest.approx(0.0026)  # as AssetPairs lists it
+    assert await exchange.load_account_fees(["BTC/USDT"]) == {"BTC/USDT": pytest.approx(0.004)}
+    assert exchange.taker_fee("BTC/USDT") == pytest.approx(0.004)
+    assert exchange.taker_fee("ETH/USDT") == pytest.approx(0.004)  # the account's tier
+    report = await exchange.create_market_order(buy(1000.0))  # the account holds 1,000 USDT
+    assert report.status is OrderStatus.FILLED
+    assert 0.0 <= fake.balances["USDT"] < 1.0
+
+
 async def test_a_sell_pays_its_fee_in_the_quote_coin_and_the_books_match(
     db: Database, kraken: tuple[FakeKraken, CcxtExchange]
 ) -> None:

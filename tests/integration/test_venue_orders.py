@@ -23,6 +23,7 @@ from tests.fake_exchange import Fault
 from tests.fake_exchange import Order as FakeOrder
 from tests.fake_okx import FakeOkx, okx_config, serve_okx
 from tests.integration.test_ccxt_orders import with_run
+from tests.live_rig import VENUES, venue_client
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
 OKX_KEYS = {"apiKey": "test-key", "secret": "test-secret", "password": "test-pass"}
@@ -270,3 +271,15 @@ async def test_an_unprofiled_venue_that_tags_our_id_still_finds_an_order_whose_a
         await executor.execute(resting)
         (listed,) = await exchange.open_orders(["BTC/USDT"])
         assert listed.client_order_id == "pp1x2b"  # ours, not "an order pairpilot did not place"
+
+
+@pytest.mark.parametrize("venue", ["binance", "okx", "bybit", "kraken", "coinbase"])
+async def test_each_venue_tells_the_accounts_own_taker_fee_in_its_own_shape(venue: str) -> None:
+    """Binance (tradeFee), OKX (trade-fee, negative for a commission), Bybit (fee-rate),
+    Kraken (TradeVolume, in percent) and Coinbase (transaction_summary) each answer the
+    account's own rate, here 0.07%; entries are sized with it."""
+    fake = VENUES[venue].fake(now_ms=wall_ms(), prices={"BTCUSDT": 100_000.0})
+    fake.fee_rate = 0.0007
+    async with venue_client(venue, fake) as (_, exchange):
+        assert await exchange.load_account_fees(["BTC/USDT"]) == {"BTC/USDT": pytest.approx(0.0007)}
+        assert exchange.taker_fee("BTC/USDT") == pytest.approx(0.0007)

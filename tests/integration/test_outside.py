@@ -1,0 +1,28 @@
+"""The user's own holdings beside the books (bot/outside.py) on a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.clock import FakeClock
+from bot.outside import OutsideHoldings
+from storage.db import Database
+from storage.state import SqliteStateRepository
+
+NOW = datetime(2025, 7, 1, tzinfo=UTC)
+
+
+async def test_a_doubted_figure_is_alerted_once_until_it_is_recorded_again(db: Database) -> None:
+    """A figure that no longer adds up is alerted once, not at every fee; once recorded again
+    (/holdings accept, or measured again), a new doubt is alerted again."""
+    outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
+    await outside.accept({"USDT": 500.0, "BNB": 0.4}, {"USDT": 600.0, "BNB": 0.4})
+    assert await outside.doubt("BNB") is True
+    assert await outside.doubt("BNB") is False  # the same doubt, a later fee
+    assert await outside.get() == {"USDT": 100.0, "BNB": 0.0}  # the figures are kept
+    await outside.accept({"USDT": 500.0, "BNB": 0.4}, {"USDT": 600.0, "BNB": 0.45})
+    assert await outside.get() == {"USDT": 100.0, "BNB": 0.05}
+    assert await outside.doubt("BNB") is True  # recorded again: a new doubt is news
+    await outside.remeasure("BNB", 0.4, 0.47)
+    assert await outside.get() == {"USDT": 100.0, "BNB": 0.07}
+    assert await outside.doubt("BNB") is True
