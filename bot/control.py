@@ -227,8 +227,11 @@ class Control:
         tick lock (bot/order_by_hand.py); its pair trades again from the next tick."""
         settlement = order_by_hand.parse(arguments)
         async with self._service.tick_lock:
-            done = await order_by_hand.settle(self._engine.executor, settlement, actor,
-                                              self._clock.now())  # fmt: skip
+            order, done = await order_by_hand.settle(self._engine.executor, settlement, actor,
+                                                     self._clock.now())  # fmt: skip
+            # A limit entry remembered as pending is settled now: the run forgets it, so the
+            # next tick neither looks it up again (booking it twice) nor waits on it.
+            await self._engine.forget_entry(order.pair, order.client_order_id)
         log.warning("/order by %s: %s", actor, done)
         return done
 

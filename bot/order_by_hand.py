@@ -93,9 +93,11 @@ def preview(order: Order, settlement: Settlement) -> str:
             f"{settlement.fee:.8g} {quote}; then {order.pair} trades again")  # fmt: skip
 
 
-async def settle(executor: Executor, settlement: Settlement, actor: str, now: datetime) -> str:
+async def settle(
+    executor: Executor, settlement: Settlement, actor: str, now: datetime
+) -> tuple[Order, str]:
     """Settle the order as ``settlement`` says (checked again: the caller holds the tick
-    lock); the pair trades again from the next tick. Returns what was done."""
+    lock); the pair trades again from the next tick. Returns the order and what was done."""
     order = await checked(executor, settlement)
     note = f"settled by hand by {actor}"
     if not settlement.filled:
@@ -110,4 +112,4 @@ async def settle(executor: Executor, settlement: Settlement, actor: str, now: da
         await executor.settle(report)
         await executor.journal.update(order.client_order_id, OrderStatus.FILLED, now, note=note)
     executor.unknown.blocking.pop(order.pair, None)
-    return f"Done: {preview(order, settlement)}."
+    return order, f"Done: {preview(order, settlement)}."

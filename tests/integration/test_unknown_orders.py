@@ -20,9 +20,10 @@ from bot.app import build_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
 from bot.domain import AlertPriority, OrderStatus, RiskLimits, to_ms
-from bot.engine import Engine, EngineCosts
+from bot.engine import Engine, EngineCosts, protection_key
 from bot.errors import ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.execution import Executor
 from bot.portfolio import Portfolio
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
@@ -30,6 +31,7 @@ from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
+from storage.state import SqliteStateRepository
 from tests.builders import executor_on
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
 from tests.fake_coinbase import FakeCoinbase
@@ -67,6 +69,12 @@ async def engine_on(db: Database, exchange: CcxtExchange, clock: FakeClock) -> E
     return await build_engine(db, clock=clock, exchange=exchange, first_cash=5000.0,
                               costs=EngineCosts(0.001, 0.0),
                               limits=RiskLimits(max_position_fraction=1.0))  # fmt: skip
+
+
+def held_ids(executor: Executor, pair: str) -> list[str]:
+    """The ids of the orders ``pair`` waits on."""
+    order = executor.unknown.blocking.get(pair)
+    return [order.client_order_id] if order else []
 
 
 async def alerts_of(db: Database, kind: str) -> list[str]:
@@ -241,3 +249,63 @@ async def test_an_outage_on_a_venue_without_resting_stops_says_positions_are_not
         [alert] = await alerts_of(db, "exchange_error")
         assert "NOT protected" in alert
         assert "keep" not in alert
+
+
+@pytest.mark.parametrize("readable_again", [False, True])
+async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame,
+    readable_again: bool,
+) -> None:  # fmt: skip
+    """Review i15 s17 H1. A limit entry is remembered as the run's pending entry before it is
+    sent; its answer is lost behind a full window, and the admin settles it with /order. The
+    run forgets the pending entry, and an order final in the journal is never looked up again:
+    the pair ticks (its stops restored) whether the venue stays unreadable or becomes readable
+    (then its fills would be booked a second time, and /stoppair would sell other coins)."""
+    import bot.exchange.ccxt_exchange as cx
+
+    monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
+    start = at_open(btc_candles, 200) + timedelta(seconds=5)
+    fake = funded_fake(btc_candles, "coinbase")
+    fake.balances["USDT"] = 5000.0
+    fake.move_to(to_ms(start))
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
+                                              params={}, capital_share=0.5, now=start)  # fmt: skip
+        clock = FakeClock(start)
+        await SqliteStateRepository(db).set(protection_key(BTC), {"pending_entry": "pp1x1b",
+                                            "atr_distance": 500.0}, start)  # fmt: skip
+        async with venue_client("coinbase", fake) as (fake, exchange):
+            executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+            fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                     after=True))  # fmt: skip
+            fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+            intent = dataclasses.replace(buy(500.0), created_at=start, limit_price=120_000.0,
+                                         quote_amount=None)  # fmt: skip
+            with pytest.raises(ExchangeUnavailable):
+                await executor.execute(intent)
+            fake.faults.clear()
+            await other_bot(exchange, 201)
+    ours = fake.orders[min(fake.orders)]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control = trading.control
+        assert "pp1x1b" in held_ids(trading.engine.executor, BTC)
+        price = ours.quote / ours.executed
+        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"],
+                                   "1001")  # fmt: skip
+        if readable_again:
+            for order_id in [o for o in fake.orders if o != min(fake.orders)]:
+                del fake.orders[order_id]
+        acted = []
+        for hours in (1, 2, 3):
+            market.at(start + timedelta(hours=hours))
+            acted.append(await trading.service.tick("1h"))
+        assert acted == [1, 1, 1]
+        position = trading.engine.portfolio.position(BTC)
+        assert position is not None
+        assert position.amount == pytest.approx(ours.executed)
+        db = trading.engine.executor._transactions  # noqa: SLF001
+        rows = await db.fetch_all("SELECT trade_id FROM fills WHERE client_order_id='pp1x1b'")
+        assert [r[0] for r in rows] == ["by-hand-pp1x1b"]
+        saved = await SqliteStateRepository(db).get(protection_key(BTC))
+        assert saved == {"atr_distance": 500.0}  # no pending entry; its ATR stop distance kept
+        assert await alerts_of(db, "exchange_error") == []
