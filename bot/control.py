@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from bot import order_by_hand
-from bot.domain import PairRun, RunState
+from bot.domain import Order, PairRun, RunState
 from bot.engine import Engine
 from bot.errors import BotError, NotFound, UserInputError
 from bot.holdings import Holding, compare
@@ -219,21 +219,30 @@ class Control:
     async def order_preview(self, arguments: list[str]) -> str:
         """What /order with ``arguments`` would do now (bad input raises, nothing changes)."""
         settlement = order_by_hand.parse(arguments)
-        order = await order_by_hand.checked(self._engine.executor, settlement)
-        return order_by_hand.preview(order, settlement)
+        order = await self._settleable(settlement)
+        return order_by_hand.preview(order, settlement, self._engine.portfolio.cash)
 
     async def settle_order(self, arguments: list[str], actor: str) -> str:
         """/order: settle by hand an order whose outcome the exchange cannot tell, under the
         tick lock (bot/order_by_hand.py); its pair trades again from the next tick."""
         settlement = order_by_hand.parse(arguments)
         async with self._service.tick_lock:
-            order, done = await order_by_hand.settle(self._engine.executor, settlement, actor,
-                                                     self._clock.now())  # fmt: skip
+            order = await self._settleable(settlement)  # again: the books may have moved
+            done = f"Done: {order_by_hand.preview(order, settlement, self._engine.portfolio.cash)}."
+            await order_by_hand.settle(self._engine.executor, order, settlement, actor,
+                                       self._clock.now())  # fmt: skip
             # A limit entry remembered as pending is settled now: the run forgets it, so the
             # next tick neither looks it up again (booking it twice) nor waits on it.
             await self._engine.forget_entry(order.pair, order.client_order_id)
         log.warning("/order by %s: %s", actor, done)
         return done
+
+    async def _settleable(self, settlement: order_by_hand.Settlement) -> Order:
+        """The order /order names, when it may be settled as ``settlement`` says: it waits on
+        an unknown outcome, and the numbers are near its pair's last price."""
+        order = await order_by_hand.checked(self._engine.executor, settlement)
+        order_by_hand.sane(order, settlement, await self._price(order.pair))
+        return order
 
     def _require_outside(self) -> OutsideHoldings:
         if self._outside is None:

@@ -5,7 +5,9 @@ any other order is settled by reading the venue, and settling it by hand could b
 The admin looks the order up on the venue's website and says what it did: ``never`` (it was
 never placed, or filled nothing) closes it as rejected; ``filled AMOUNT PRICE [FEE]`` books
 one fill of AMOUNT base coins at the average PRICE, FEE in the quote (0 when not given), as
-any fill (announced, a sale closing the position closes its trade). Bad input changes
+any fill (announced, a sale closing the position closes its trade). A PRICE far from the
+pair's last price, or a FEE above 1% of the fill's value, is refused as a typo; the Confirm
+prompt shows the fill's value, its fee and the books' cash after it. Bad input changes
 nothing. The chat audits the confirmed command; the journal's note names who settled it.
 """
 
@@ -22,6 +24,10 @@ from bot.execution import Executor
 USAGE = "/order ID never | /order ID filled AMOUNT PRICE [FEE]"
 _BUY_SLACK = 1.2  # a market buy is sized in the quote: its coins may exceed the estimate
 _SELL_SLACK = 1 + 1e-9
+# A PRICE this far from the pair's last price is a typo (a digit too many or too few), not
+# a fill: refused. 20% covers a fill hours old in a fast market.
+PRICE_BAND = 0.2
+MOST_FEE = 0.01  # of the fill's value: venues charge 0.1-0.6% (a typo otherwise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,23 +88,47 @@ async def checked(executor: Executor, settlement: Settlement) -> Order:
     return order
 
 
-def preview(order: Order, settlement: Settlement) -> str:
-    """What a Confirm would do, in words."""
+def sane(order: Order, settlement: Settlement, market: float) -> None:
+    """Refuse a fill whose PRICE is more than ``PRICE_BAND`` from ``market`` (the pair's last
+    price) or whose FEE is more than ``MOST_FEE`` of its value: a typo would move the books'
+    cash and the position's entry (its stops) far from the venue's."""
+    if not settlement.filled:
+        return
+    low, high = market * (1 - PRICE_BAND), market * (1 + PRICE_BAND)
+    if not low <= settlement.price <= high:
+        raise UserInputError(f"PRICE {settlement.price:.8g} is more than {PRICE_BAND:.0%} away "
+                             f"from {order.pair}'s last price {market:.8g} (between "
+                             f"{low:.8g} and {high:.8g} is accepted): a typo? Nothing "
+                             "changed")  # fmt: skip
+    value = settlement.amount * settlement.price
+    if settlement.fee > value * MOST_FEE:
+        raise UserInputError(f"FEE {settlement.fee:.8g} is more than {MOST_FEE:.0%} of the "
+                             f"fill's value {value:.8g} {order.pair.split('/')[1]}: a typo? "
+                             "Nothing changed")  # fmt: skip
+
+
+def preview(order: Order, settlement: Settlement, cash: float) -> str:
+    """What a Confirm would do, in words: with the fill's value, its fee and the books' cash
+    (``cash`` now) after it, to compare with the venue's balance."""
     if not settlement.filled:
         return (f"close order {order.client_order_id} ({order.side.value} {order.pair}) as "
                 f"never placed: nothing is booked, and {order.pair} trades again")  # fmt: skip
     quote = order.pair.split("/")[1]
+    value = settlement.amount * settlement.price
+    moved = -value if order.side is Side.BUY else value
+    after = cash + moved - settlement.fee
     return (f"book order {order.client_order_id} as filled: {order.side.value} "
-            f"{settlement.amount:.8g} {order.pair} at {settlement.price:.8g}, fee "
-            f"{settlement.fee:.8g} {quote}; then {order.pair} trades again")  # fmt: skip
+            f"{settlement.amount:.8g} {order.pair} at {settlement.price:.8g} (worth "
+            f"{value:,.2f} {quote}), fee {settlement.fee:.8g} {quote} (0 unless given: the "
+            f"venue's trade history shows it); the books' {quote} cash goes from {cash:,.2f} "
+            f"to {after:,.2f}; then {order.pair} trades again")  # fmt: skip
 
 
 async def settle(
-    executor: Executor, settlement: Settlement, actor: str, now: datetime
-) -> tuple[Order, str]:
-    """Settle the order as ``settlement`` says (checked again: the caller holds the tick
-    lock); the pair trades again from the next tick. Returns the order and what was done."""
-    order = await checked(executor, settlement)
+    executor: Executor, order: Order, settlement: Settlement, actor: str, now: datetime
+) -> None:
+    """Settle ``order`` as ``settlement`` says (``checked`` and ``sane`` by the caller, under
+    the tick lock); the pair trades again from the next tick."""
     note = f"settled by hand by {actor}"
     if not settlement.filled:
         await executor.journal.update(order.client_order_id, OrderStatus.REJECTED, now,
@@ -112,4 +142,3 @@ async def settle(
         await executor.settle(report)
         await executor.journal.update(order.client_order_id, OrderStatus.FILLED, now, note=note)
     executor.unknown.blocking.pop(order.pair, None)
-    return order, f"Done: {preview(order, settlement)}."

@@ -309,3 +309,40 @@ async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_
         saved = await SqliteStateRepository(db).get(protection_key(BTC))
         assert saved == {"atr_distance": 500.0}  # no pending entry; its ATR stop distance kept
         assert await alerts_of(db, "exchange_error") == []
+
+
+@pytest.mark.parametrize("typo", ["price x10", "price /10", "fee"])
+async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, typo: str
+) -> None:
+    """Review i15 s17 H2: a PRICE one digit off (the books' cash then far from the venue's,
+    the position's stops at the typo) or a FEE above 1% of the fill's value is refused with
+    the reason, and nothing changes; the Confirm prompt shows the fill's value, its fee and
+    what the books' cash becomes."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    price = ours.quote / ours.executed
+    said = {"price x10": [f"{ours.executed!r}", f"{price * 10!r}"],
+            "price /10": [f"{ours.executed!r}", f"{price / 10!r}"],
+            "fee": [f"{ours.executed!r}", f"{price!r}", f"{ours.quote * 0.02!r}"],
+            }[typo]  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control, executor = trading.control, trading.engine.executor
+        cash = trading.engine.portfolio.cash
+        why = "FEE" if typo == "fee" else "PRICE"
+        with pytest.raises(UserInputError, match=f"{why} .* a typo"):
+            await control.order_preview(["pp1x1b", "filled", *said])
+        with pytest.raises(UserInputError, match=f"{why} .* a typo"):
+            await control.settle_order(["pp1x1b", "filled", *said], "1001")
+        assert (await executor.journal.get("pp1x1b")).status is OrderStatus.NEW
+        assert (trading.engine.portfolio.cash, trading.engine.portfolio.position(BTC)) == (
+            cash, None)  # fmt: skip
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        fee = ours.quote * 0.006
+        preview = await control.order_preview(
+            ["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}", f"{fee!r}"]
+        )
+        after = cash - ours.quote - fee
+        for words in (f"worth {ours.quote:,.2f} USDT", f"fee {fee:.8g} USDT",
+                      f"cash goes from {cash:,.2f} to {after:,.2f}"):  # fmt: skip
+            assert words in preview
