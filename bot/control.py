@@ -121,12 +121,14 @@ class Control:
         """Take ``pair``'s resting limit entry off the exchange (booking what of it filled),
         close its position at market, then stop its run. Dust too small to sell stays."""
         run = self._active(pair)
-        waiting = self._engine.executor.unknown.blocking.get(pair)
-        if waiting is not None:  # a sale now could sell twice (bot/unknown_orders.py)
-            raise UserInputError(f"{pair} waits on order {waiting.client_order_id}, whose "
-                                 "outcome cannot be read from the exchange; settle it first "
-                                 "with /order")  # fmt: skip
         async with self._service.tick_lock:
+            # An order of the pair whose outcome is unknown is looked up first (under the
+            # lock, not from what the last tick saw): while it cannot be told, a sale could
+            # sell twice, and the run stopped would own coins booked later (nothing ticks it).
+            problems: dict[str, str] = {}
+            await self._engine.executor.settle_unknown(problems)
+            if pair in problems:
+                raise UserInputError(f"{pair} is not stopped: {problems[pair]}")
             await self._engine.cancel_pending_entry(run)
             price = await self._price(pair)
             await self._engine.close_position(run, "stop", price)
@@ -153,6 +155,8 @@ class Control:
             await self._engine.executor.settle_unknown(problems)
             unknown = set(problems)
             for run in self._service.runs():
+                if run.pair in unknown:  # its look-up fails: the entry's outcome is unknown
+                    continue
                 await self._attempt(problems, run.pair, self._engine.cancel_pending_entry(run))
             if self._outside:  # a pair started since the last start: the user's own coins
                 books = {pair.split("/")[0]: self._engine.portfolio.position(pair)

@@ -74,12 +74,14 @@ async def checked(executor: Executor, settlement: Settlement) -> Order:
     order = await executor.journal.get(settlement.client_order_id)
     if order is None:
         raise NotFound(f"no order {settlement.client_order_id!r} in the journal")
-    waiting = {o.client_order_id for o in executor.unknown.blocking.values()}
-    if order.status is not OrderStatus.NEW or order.client_order_id not in waiting:
-        named = ", ".join(sorted(waiting)) or "none"
-        raise UserInputError(f"order {order.client_order_id} is {order.status.value} and read "
-                             "from the exchange as usual; only an order whose outcome the "
-                             f"exchange cannot tell is settled by hand (now: {named})")  # fmt: skip
+    if order.status is not OrderStatus.NEW or not executor.unknown.holds(order.client_order_id):
+        waiting = executor.unknown.blocking.values()
+        named = ", ".join(o.client_order_id for held in waiting for o in held) or "none"
+        state = ("settled already" if order.status.is_final
+                 else "read from the exchange as usual")  # fmt: skip
+        raise UserInputError(f"order {order.client_order_id} is {order.status.value}, {state}; "
+                             "only an order whose outcome the exchange cannot tell is settled "
+                             f"by hand (now: {named})")  # fmt: skip
     most = order.amount * (_BUY_SLACK if order.side is Side.BUY else _SELL_SLACK)
     if settlement.amount > most:
         raise UserInputError(f"{settlement.amount:.8g} is more than order "
@@ -141,4 +143,4 @@ async def settle(
                                  settlement.amount, settlement.price, (fill,))  # fmt: skip
         await executor.settle(report)
         await executor.journal.update(order.client_order_id, OrderStatus.FILLED, now, note=note)
-    executor.unknown.blocking.pop(order.pair, None)
+    executor.unknown.release(order.client_order_id)

@@ -121,7 +121,6 @@ async def _settle_journal(
         except OrderOutcomeUnknown as error:  # start-up goes on: only its pair waits
             await executor.unknown.found(order, error, executor.venue(),
                                          exchange.supports_stop_orders)  # fmt: skip
-            executor.unknown.blocking[order.pair] = order
             result.unknown[order.pair] = order.client_order_id
             continue
         if report is None:

@@ -23,34 +23,66 @@ _KEEP = 200  # order ids remembered as alerted
 
 
 class UnknownOrders:
-    """The pairs waiting on an order whose outcome cannot be read, and their alerts."""
+    """The orders whose outcome cannot be read, by pair, and their alerts. An order is held
+    from the look-up that cannot find it until it is final in the journal (found later, or
+    settled with /order): a look-up that fails otherwise meanwhile (an outage) keeps it."""
 
     def __init__(self, alerts: AlertOutbox, state: StateStore, clock: Clock) -> None:
         self._alerts, self._state, self._clock = alerts, state, clock
-        self.blocking: dict[str, Order] = {}  # pair -> the order it waits on (last look-up)
+        self._held: dict[str, Order] = {}  # client order id -> the order, as journaled
+
+    @property
+    def blocking(self) -> dict[str, list[Order]]:
+        """pair -> the orders it waits on (oldest first)."""
+        pairs: dict[str, list[Order]] = {}
+        for order in sorted(self._held.values(), key=lambda o: o.created_at):
+            pairs.setdefault(order.pair, []).append(order)
+        return pairs
+
+    def waiting(self, pair: str) -> list[Order]:
+        """The orders ``pair`` waits on (none: it trades)."""
+        return self.blocking.get(pair, [])
+
+    def holds(self, client_order_id: str) -> bool:
+        return client_order_id in self._held
 
     async def found(
         self, order: Order, error: OrderOutcomeUnknown, venue: str, resting_stops: bool
     ) -> str:
-        """Alert the admins of ``order`` (once per order); returns why its pair waits."""
+        """Hold ``order``'s pair and alert the admins (once per order); returns why it waits."""
+        self._held[order.client_order_id] = order
         seen = list(await self._state.get(_ALERTED_KEY) or [])
         if order.client_order_id not in seen:
             await self._alerts.push(KIND, AlertPriority.CRITICAL,
                                     alert_text(order, error, venue, resting_stops))  # fmt: skip
             seen = (seen + [order.client_order_id])[-_KEEP:]
             await self._state.set(_ALERTED_KEY, seen, self._clock.now())
-        return (f"the outcome of order {order.client_order_id} cannot be read from {venue} "
-                f"({error}); settle it with /order")  # fmt: skip
+        return self.why(order, str(error))
+
+    def why(self, order: Order, error: str) -> str:
+        """Why ``order``'s pair waits."""
+        return (f"the outcome of order {order.client_order_id} cannot be read from the "
+                f"exchange ({error}); settle it with /order")  # fmt: skip
+
+    def release(self, client_order_id: str) -> None:
+        """``client_order_id`` is final in the journal: its pair no longer waits on it."""
+        self._held.pop(client_order_id, None)
+
+    def keep(self, journaled: set[str]) -> None:
+        """Hold only the orders in ``journaled`` (still NEW): the others are final."""
+        for client_order_id in set(self._held) - journaled:
+            self.release(client_order_id)
 
     def refusal(self) -> str | None:
         """Why a command that needs settled books must wait now, or None."""
-        if not self.blocking:
+        if not self._held:
             return None
         named = ", ".join(
-            f"{o.client_order_id} ({pair})" for pair, o in sorted(self.blocking.items())
-        )
+            f"{o.client_order_id} ({pair})" for pair, os in sorted(self.blocking.items())
+            for o in os
+        )  # fmt: skip
         return (f"the outcome of order {named} cannot be read from the exchange; settle it "
-                "first with /order ID never, or /order ID filled AMOUNT PRICE")  # fmt: skip
+                "first with /order ID never, or /order ID filled AMOUNT PRICE FEE")  # fmt: skip
 
 
 def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_stops: bool) -> str:

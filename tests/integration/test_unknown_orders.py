@@ -73,8 +73,7 @@ async def engine_on(db: Database, exchange: CcxtExchange, clock: FakeClock) -> E
 
 def held_ids(executor: Executor, pair: str) -> list[str]:
     """The ids of the orders ``pair`` waits on."""
-    order = executor.unknown.blocking.get(pair)
-    return [order.client_order_id] if order else []
+    return [order.client_order_id for order in executor.unknown.waiting(pair)]
 
 
 async def alerts_of(db: Database, kind: str) -> list[str]:
@@ -153,7 +152,7 @@ async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_
     start)."""
     fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
-        assert trading.engine.executor.unknown.blocking[BTC].client_order_id == "pp1x1b"
+        assert held_ids(trading.engine.executor, BTC) == ["pp1x1b"]
         health = await cockpit_on(trading, market, jobs).health()
         assert "BTC/USDT 1h: last new candle not yet; <b>not traded</b>: order pp1x1b" in health
         for hours in (1, 2):
@@ -205,7 +204,7 @@ async def test_order_settles_it_by_hand_and_the_pair_trades_again(
             assert (order.status, position) == (OrderStatus.REJECTED, None)
         market.at(start + timedelta(hours=1))
         assert await trading.service.tick("1h") == 1  # BTC/USDT trades again
-        with pytest.raises(UserInputError, match="read from the exchange as usual"):
+        with pytest.raises(UserInputError, match="settled already"):
             await control.settle_order(said, "1001")
 
 
@@ -346,3 +345,91 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
         for words in (f"worth {ours.quote:,.2f} USDT", f"fee {fee:.8g} USDT",
                       f"cash goes from {cash:,.2f} to {after:,.2f}"):  # fmt: skip
             assert words in preview
+
+
+async def test_a_passing_error_during_flatten_keeps_the_pair_blocked_and_stoppair_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17 M1: the kill switch looks the order up again and meets an ordinary
+    outage (503s on the list reads). The pair stays blocked (only an order final in the
+    journal unblocks it), /order still takes the order, and /stoppair is refused (a run
+    stopped now would own the coins /order books later, and nothing would tick them)."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        executor, control = trading.engine.executor, trading.control
+        market.at(start + timedelta(hours=6))  # any back-off is over: the look-up runs
+        fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=40))
+        report = await control.flatten()
+        assert "pp1x1b" in report.problems[BTC]
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        assert "pp1x1b" in await control.order_preview(["pp1x1b", "never"])
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await control.stop(BTC)
+        fake.faults.clear()
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await control.stop(BTC)
+        assert [run.pair for run in trading.service.runs()] == [BTC]
+
+
+async def two_lost_buys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> tuple[FakeCoinbase, datetime]:
+    """Like crashed_with_a_lost_buy, with a second lost buy pp1x2b on the same pair."""
+    import bot.exchange.ccxt_exchange as cx
+
+    monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
+    start = at_open(btc_candles, 200) + timedelta(seconds=5)
+    fake = funded_fake(btc_candles, "coinbase")
+    fake.balances["USDT"] = 5000.0
+    fake.move_to(to_ms(start))
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
+                                              params={}, capital_share=0.5, now=start)  # fmt: skip
+        clock = FakeClock(start)
+        async with venue_client("coinbase", fake) as (fake, exchange):
+            executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+            for coid in ("pp1x1b", "pp1x2b"):
+                fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                         after=True))  # fmt: skip
+                fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+                with pytest.raises(ExchangeUnavailable):
+                    await executor.execute(dataclasses.replace(buy(200.0, coid),
+                                                               created_at=start))  # fmt: skip
+                fake.faults.clear()
+            await other_bot(exchange, 201)
+    return fake, start
+
+
+async def test_every_unknown_order_of_a_pair_is_held_until_each_is_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17 M3: two lost buys on BTC/USDT, both unknown. Both are alerted and held;
+    /order takes either; settling one leaves the pair blocked (/health names the other,
+    /stoppair refused) until the other is settled too."""
+    fake, start = await two_lost_buys(tmp_path, monkeypatch, btc_candles)
+    first, second = (fake.orders[i] for i in sorted(fake.orders)[:2])
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
+        executor, control = trading.engine.executor, trading.control
+        db = executor._transactions  # noqa: SLF001
+        assert held_ids(executor, BTC) == ["pp1x1b", "pp1x2b"]
+        assert len(await alerts_of(db, "order_unknown")) == 2
+        for coid in ("pp1x1b", "pp1x2b"):
+            assert coid in await control.order_preview([coid, "never"])
+        price = second.quote / second.executed
+        await control.settle_order(["pp1x2b", "filled", f"{second.executed!r}", f"{price!r}"],
+                                   "1001")  # fmt: skip
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        assert "<b>not traded</b>: order pp1x1b" in await cockpit_on(trading, market,
+                                                                     jobs).health()  # fmt: skip
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await control.stop(BTC)
+        market.at(start + timedelta(hours=1))
+        assert await trading.service.tick("1h") == 0  # still waits on pp1x1b
+        price = first.quote / first.executed
+        await control.settle_order(["pp1x1b", "filled", f"{first.executed!r}", f"{price!r}"],
+                                   "1001")  # fmt: skip
+        assert held_ids(executor, BTC) == []
+        market.at(start + timedelta(hours=2))
+        assert await trading.service.tick("1h") == 1
+        position = trading.engine.portfolio.position(BTC)
+        assert position.amount == pytest.approx(first.executed + second.executed)
