@@ -217,19 +217,26 @@ class Executor:
     ) -> tuple[bool, ExecutionReport | None]:
         """Whether the exchange told ``order``'s outcome, and its report (None: never sent).
         Told nothing, the pair and why are written in ``unsettled``; an outage raises when
-        there is no ``unsettled``, unless the order is held (only its pair waits)."""
+        there is no ``unsettled``, unless the order is held (only its pair waits). A held
+        order is looked up again only once its back-off is over (bot/unknown_orders.py)."""
+        coid = order.client_order_id
+        if self.unknown.holds(coid) and not self.unknown.due(coid):
+            if unsettled is not None:
+                unsettled[order.pair] = self.unknown.why(order, "not looked up again yet")
+            return False, None
         try:
             return True, await self.exchange.lookup(order)
         except OrderOutcomeUnknown as error:  # not raised: only its pair waits
             why = await self.unknown.found(order, error, self.venue(),
                                            self.exchange.supports_stop_orders)  # fmt: skip
         except BotError as error:
-            if not self.unknown.holds(order.client_order_id):
+            if not self.unknown.holds(coid):
                 if unsettled is None:
                     raise
-                why = f"the outcome of order {order.client_order_id} is unknown ({error})"
+                why = f"the outcome of order {coid} is unknown ({error})"
             else:  # it still cannot be told: its pair keeps waiting, the other pairs go on
-                log.warning("order %s, held: look-up failed: %s", order.client_order_id, error)
+                log.warning("order %s, held: look-up failed: %s", coid, error)
+                self.unknown.failed(coid)
                 why = self.unknown.why(order, str(error))
         if unsettled is not None:
             unsettled[order.pair] = why

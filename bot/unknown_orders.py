@@ -7,16 +7,25 @@ the order is found or an admin settles it by hand (/order, bot/order_by_hand.py)
 pair trades as usual. Holding, not selling: while it is unknown whether the order bought or
 sold, any sale of that pair may sell twice (an exit already done, or coins that are not
 pairpilot's), so the alert says plainly that the pair is not protected by pairpilot meanwhile.
-Each order is alerted to the admins once, remembered over restarts.
+Each order is alerted to the admins once, remembered over restarts. A held order is looked
+up again after a growing wait (``FIRST_WAIT`` doubling up to ``LONGEST_WAIT``), not on every
+tick; a look-up of it that fails (an outage, a rate limit) holds only its own pair.
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from bot.alerts import AlertOutbox
 from bot.domain import AlertPriority, Order, Side
 from bot.errors import OrderOutcomeUnknown
 from bot.ports import Clock, StateStore
 
+# A held order is looked up again (a full window of list pages: 50 and more requests on
+# Coinbase) at most this often, the wait doubling after each look-up that still cannot tell,
+# up to the longest: not on every tick, whose other pairs share the venue's rate limit.
+FIRST_WAIT = timedelta(minutes=10)
+LONGEST_WAIT = timedelta(hours=4)
 KIND = "order_unknown"
 _ALERTED_KEY = "alerted.order_unknown"
 _KEEP = 200  # order ids remembered as alerted
@@ -30,6 +39,7 @@ class UnknownOrders:
     def __init__(self, alerts: AlertOutbox, state: StateStore, clock: Clock) -> None:
         self._alerts, self._state, self._clock = alerts, state, clock
         self._held: dict[str, Order] = {}  # client order id -> the order, as journaled
+        self._next: dict[str, tuple[datetime, timedelta]] = {}  # id -> next look-up, wait
 
     @property
     def blocking(self) -> dict[str, list[Order]]:
@@ -51,6 +61,7 @@ class UnknownOrders:
     ) -> str:
         """Hold ``order``'s pair and alert the admins (once per order); returns why it waits."""
         self._held[order.client_order_id] = order
+        self.failed(order.client_order_id)
         seen = list(await self._state.get(_ALERTED_KEY) or [])
         if order.client_order_id not in seen:
             await self._alerts.push(KIND, AlertPriority.CRITICAL,
@@ -64,9 +75,21 @@ class UnknownOrders:
         return (f"the outcome of order {order.client_order_id} cannot be read from the "
                 f"exchange ({error}); settle it with /order")  # fmt: skip
 
+    def due(self, client_order_id: str) -> bool:
+        """Whether ``client_order_id`` is looked up now: not held, or its wait is over."""
+        planned = self._next.get(client_order_id)
+        return planned is None or self._clock.now() >= planned[0]
+
+    def failed(self, client_order_id: str) -> None:
+        """A look-up of the held ``client_order_id`` could not tell: wait longer."""
+        planned = self._next.get(client_order_id)
+        wait = min(planned[1] * 2, LONGEST_WAIT) if planned else FIRST_WAIT
+        self._next[client_order_id] = (self._clock.now() + wait, wait)
+
     def release(self, client_order_id: str) -> None:
         """``client_order_id`` is final in the journal: its pair no longer waits on it."""
         self._held.pop(client_order_id, None)
+        self._next.pop(client_order_id, None)
 
     def keep(self, journaled: set[str]) -> None:
         """Hold only the orders in ``journaled`` (still NEW): the others are final."""

@@ -433,3 +433,40 @@ async def test_every_unknown_order_of_a_pair_is_held_until_each_is_settled(
         assert await trading.service.tick("1h") == 1
         position = trading.engine.portfolio.position(BTC)
         assert position.amount == pytest.approx(first.executed + second.executed)
+
+
+async def test_a_held_order_is_looked_up_again_with_back_off_and_its_failure_holds_only_its_pair(
+    db: Database, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame,
+    eth_candles: pd.DataFrame,
+) -> None:  # fmt: skip
+    """Review i15 s17 M2: a held order's look-up reads a full window of list pages (50 and
+    more requests on Coinbase). It is not repeated on every tick but after a growing wait; and
+    when it fails (a rate limit those very reads provoke), only its pair waits: ETH/USDT still
+    ticks, and no generic exchange-trouble alert goes out."""
+    async with stuck(db, monkeypatch) as (fake, exchange, clock):
+        engine = await engine_on(db, exchange, clock)
+        runs = SqlitePairRunRepository(db)
+        eth = await runs.add(pair=ETH, strategy="ema_cross", timeframe="1h", params={},
+                             capital_share=0.5, now=clock.now())  # fmt: skip
+        btc = await runs.latest_for(BTC)
+        source = ReplaySource({BTC: btc_candles, ETH: eth_candles}, {BTC: "1h", ETH: "1h"})
+        service = TradingService(engine=engine, source=source, clock=clock, runs=[btc, eth],
+                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        clock.set(at_open(btc_candles, 200))
+        assert await service.tick() == 1  # found unknown: BTC/USDT held, ETH/USDT ticks
+        before = len(fake.requests)
+        for minutes in (1, 5, 9):  # within the first wait: the window is not read again
+            clock.set(at_open(btc_candles, 200) + timedelta(minutes=minutes))
+            await service.tick()
+        assert [path for path, _ in fake.requests[before:] if path == BATCH] == []
+        clock.set(at_open(btc_candles, 201))  # the wait is over: read again, rate limited
+        fake.faults.append(Fault(BATCH, 429, {"error": "rate_limit_exceeded"}, times=3))
+        assert await service.tick() == 1  # ETH/USDT ticks all the same
+        fake.faults.clear()
+        assert any(path == BATCH for path, _ in fake.requests[before:])
+        assert held_ids(engine.executor, BTC) == ["pp1x1b"]
+        assert await alerts_of(db, "exchange_error") == []
+        before = len(fake.requests)  # the wait doubled: 20 minutes now
+        clock.set(at_open(btc_candles, 201) + timedelta(minutes=15))
+        await service.tick()
+        assert [path for path, _ in fake.requests[before:] if path == BATCH] == []
