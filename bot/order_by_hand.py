@@ -4,7 +4,9 @@ Only an order in that state (``OrderOutcomeUnknown``, bot/unknown_orders.py) is 
 any other order is settled by reading the venue, and settling it by hand could book it twice.
 The admin looks the order up on the venue's website and says what it did: ``never`` (it was
 never placed, or filled nothing) closes it as rejected; ``filled AMOUNT PRICE [FEE]`` books
-one fill of AMOUNT base coins at the average PRICE, FEE in the quote (0 when not given), as
+one fill of AMOUNT base coins at the average PRICE, FEE in the quote (0 when not given: the
+alert and the Confirm ask for it, from the venue's trade history), dated at the order's
+journal time, as
 any fill (announced, a sale closing the position closes its trade). A PRICE far from the
 pair's last price, or a FEE above 1% of the fill's value, is refused as a typo; the Confirm
 prompt shows the fill's value, its fee and the books' cash after it. Bad input changes
@@ -136,8 +138,10 @@ async def settle(
         await executor.journal.update(order.client_order_id, OrderStatus.REJECTED, now,
                                       note=f"{note}: never placed")  # fmt: skip
     else:
+        # Dated when the order was journaled (sent a moment later), not now: the position's
+        # age, the trade's holding time and the day its PnL counts toward are the trade's.
         fill = Fill(order.client_order_id, order.pair, order.side, settlement.amount,
-                    settlement.price, settlement.fee, now,
+                    settlement.price, settlement.fee, order.created_at,
                     f"by-hand-{order.client_order_id}")  # fmt: skip
         report = ExecutionReport(order.client_order_id, "", OrderStatus.FILLED,
                                  settlement.amount, settlement.price, (fill,))  # fmt: skip

@@ -127,6 +127,8 @@ def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_sto
         f"{action} already and a sale could sell twice; {protection}. The other pairs trade "
         f"as usual. Way out: look the order up on {venue}, then /order "
         f"{order.client_order_id} never (it was not placed, or filled nothing), or /order "
-        f"{order.client_order_id} filled AMOUNT PRICE (what it filled: {base} and the average "
-        f"price in {quote})."
+        f"{order.client_order_id} filled AMOUNT PRICE FEE (what it filled: {base}, the average "
+        f"price in {quote}, and the fee in {quote}, which {venue}'s trade history (fills) "
+        f"shows; a fee charged in another coin converted to {quote}; without FEE it is booked "
+        "as 0, and the books' cash ends above the venue's)."
     )

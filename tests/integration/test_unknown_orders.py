@@ -107,7 +107,8 @@ async def test_an_order_the_venue_cannot_tell_holds_its_pair_only_and_alerts_the
         assert order.status is OrderStatus.NEW  # never "never sent"
         [alert] = await alerts_of(db, "order_unknown")
         for words in ("pp1x1b", BTC, "coinbase", "NOT protected", "/order pp1x1b never",
-                      "/order pp1x1b filled AMOUNT PRICE"):  # fmt: skip
+                      "/order pp1x1b filled AMOUNT PRICE FEE", "the fee in USDT",
+                      "trade history"):  # fmt: skip
             assert words in alert
         assert await alerts_of(db, "exchange_error") == []
         assert [a.priority for a in await SqliteAlertRepository(db).pending(1000)
@@ -194,12 +195,15 @@ async def test_order_settles_it_by_hand_and_the_pair_trades_again(
                 await control.settle_order(bad, "1001")
         assert (await trading.engine.executor.journal.get("pp1x1b")).status is OrderStatus.NEW
         assert "pp1x1b" in await control.order_preview(said)
+        market.at(start + timedelta(minutes=30))  # the admin settles it later
         assert (await control.settle_order(said, "1001")).startswith("Done: ")
         order = await trading.engine.executor.journal.get("pp1x1b")
         position = trading.engine.portfolio.position(BTC)
         if outcome == "filled":
             assert (order.status, order.filled) == (OrderStatus.FILLED, ours.executed)
             assert position.amount == pytest.approx(ours.executed)
+            [fill] = await trading.engine.executor._fills.for_order("pp1x1b")  # noqa: SLF001
+            assert fill.time == order.created_at == start  # the order's time, not /order's
         else:
             assert (order.status, position) == (OrderStatus.REJECTED, None)
         market.at(start + timedelta(hours=1))
