@@ -205,7 +205,8 @@ class Executor:
                 ORDERS.labels(OrderStatus.REJECTED.value).inc()
             else:
                 await self.settle(report)
-            self.unknown.release(order.client_order_id)
+            await self.unknown.cleared(await self._orders.get(order.client_order_id) or order,
+                                       self.venue())  # fmt: skip
             settled += 1
         self.unknown.keep({o.client_order_id for o in journaled})  # /order settled the rest
         if settled:

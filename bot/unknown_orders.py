@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.alerts import AlertOutbox
-from bot.domain import AlertPriority, Order, Side
+from bot.domain import AlertPriority, Order, OrderStatus, Side
 from bot.errors import OrderOutcomeUnknown
 from bot.ports import Clock, StateStore
 
@@ -91,6 +91,18 @@ class UnknownOrders:
         self._held.pop(client_order_id, None)
         self._next.pop(client_order_id, None)
 
+    async def cleared(self, order: Order, venue: str) -> None:
+        """The venue told ``order``'s outcome after all (``order`` as the journal now has it):
+        its pair no longer waits on it, and admins told it could not be read hear so, once."""
+        self.release(order.client_order_id)
+        seen = list(await self._state.get(_ALERTED_KEY) or [])
+        if order.client_order_id not in seen:
+            return
+        await self._alerts.push(KIND, AlertPriority.CRITICAL,
+                                cleared_text(order, venue, self.waiting(order.pair)))  # fmt: skip
+        seen.remove(order.client_order_id)
+        await self._state.set(_ALERTED_KEY, seen, self._clock.now())
+
     def keep(self, journaled: set[str]) -> None:
         """Hold only the orders in ``journaled`` (still NEW): the others are final."""
         for client_order_id in set(self._held) - journaled:
@@ -131,4 +143,22 @@ def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_sto
         f"price in {quote}, and the fee in {quote}, which {venue}'s trade history (fills) "
         f"shows; a fee charged in another coin converted to {quote}; without FEE it is booked "
         "as 0, and the books' cash ends above the venue's)."
+    )
+
+
+def cleared_text(order: Order, venue: str, still: list[Order]) -> str:
+    """The all-clear: the order, what the venue told and was booked, whether its pair trades."""
+    if order.status is OrderStatus.REJECTED:
+        told = f"it never reached {venue}: closed, nothing booked"
+    elif order.filled > 0:
+        base = order.pair.split("/")[0]
+        told = (f"{order.status.value}, {order.filled:.8g} {base} at "
+                f"{order.average_price or 0:.8g} booked, fees as {venue} charged")  # fmt: skip
+    else:
+        told = f"{order.status.value} on {venue}, nothing filled"
+    pair = (f"{order.pair} still waits on order {', '.join(o.client_order_id for o in still)}"
+            if still else f"{order.pair} trades again")  # fmt: skip
+    return (
+        f"All clear: order {order.client_order_id} ({order.side.value} {order.pair}) was "
+        f"read from {venue} after all: {told}. No /order needed for it; {pair}."
     )

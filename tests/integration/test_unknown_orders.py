@@ -474,3 +474,41 @@ async def test_a_held_order_is_looked_up_again_with_back_off_and_its_failure_hol
         clock.set(at_open(btc_candles, 201) + timedelta(minutes=15))
         await service.tick()
         assert [path for path, _ in fake.requests[before:] if path == BATCH] == []
+
+
+@pytest.mark.parametrize("found_by", ["tick", "restart"])
+async def test_a_block_that_clears_by_itself_tells_the_admins_all_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, found_by: str
+) -> None:
+    """Review i15 s17 L2: the venue's lists shrink again (the other bot's orders purged): the
+    order is found and booked, the pair trades again, and the admins, told CRITICAL "not
+    traded until settled, /order ...", get an all-clear naming the order and what was booked;
+    also when it is found by the start-up reconciliation after a restart."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = min(fake.orders)
+    executed = fake.orders[ours].executed
+
+    def purge() -> None:
+        for order_id in [o for o in fake.orders if o != ours]:
+            del fake.orders[order_id]
+
+    if found_by == "restart":
+        async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+            assert held_ids(trading.engine.executor, BTC) == ["pp1x1b"]
+        purge()
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        executor = trading.engine.executor
+        if found_by == "tick":
+            assert held_ids(executor, BTC) == ["pp1x1b"]
+            purge()
+        market.at(start + timedelta(hours=1))
+        assert await trading.service.tick("1h") == 1
+        assert (await executor.journal.get("pp1x1b")).status is OrderStatus.FILLED
+        db = executor._transactions  # noqa: SLF001
+        alert, clear = await alerts_of(db, "order_unknown")
+        assert "/order pp1x1b never" in alert
+        for words in ("All clear: order pp1x1b", f"{executed:.8g} BTC", "BTC/USDT trades again"):
+            assert words in clear
+        market.at(start + timedelta(hours=2))
+        await trading.service.tick("1h")
+        assert len(await alerts_of(db, "order_unknown")) == 2  # once
