@@ -19,7 +19,7 @@ import pytest
 from bot.app import build_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
-from bot.domain import AlertPriority, OrderStatus, RiskLimits, to_ms
+from bot.domain import AlertPriority, OrderIntent, OrderStatus, RiskLimits, to_ms
 from bot.engine import Engine, EngineCosts, protection_key
 from bot.errors import ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
@@ -120,6 +120,15 @@ async def crashed_with_a_lost_buy(
 ) -> tuple[FakeCoinbase, datetime]:
     """pairpilot's database and the Coinbase fake as a crash left them: the BTC/USDT buy
     pp1x1b filled, journaled NEW, behind another bot's 201 orders; and when it was."""
+    return await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [buy(500.0)])
+
+
+async def crashed_with_lost_orders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame,
+    intents: list[OrderIntent], state: dict[str, object] | None = None,
+) -> tuple[FakeCoinbase, datetime]:  # fmt: skip
+    """Like crashed_with_a_lost_buy, for each of ``intents`` (sent in turn, each answer lost);
+    ``state``: the BTC/USDT run's protection state saved first."""
     import bot.exchange.ccxt_exchange as cx
 
     monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
@@ -131,14 +140,17 @@ async def crashed_with_a_lost_buy(
         await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
                                               params={}, capital_share=0.5, now=start)  # fmt: skip
         clock = FakeClock(start)
+        if state is not None:
+            await SqliteStateRepository(db).set(protection_key(BTC), state, start)
         async with venue_client("coinbase", fake) as (fake, exchange):
             executor = executor_on(db, exchange, clock, Portfolio(1000.0))
-            fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                     after=True))  # fmt: skip
-            fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
-            with pytest.raises(ExchangeUnavailable):
-                await executor.execute(dataclasses.replace(buy(500.0), created_at=start))
-            fake.faults.clear()
+            for intent in intents:
+                fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                         after=True))  # fmt: skip
+                fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+                with pytest.raises(ExchangeUnavailable):
+                    await executor.execute(dataclasses.replace(intent, created_at=start))
+                fake.faults.clear()
             await other_bot(exchange, 201)
     return fake, start
 
@@ -264,30 +276,11 @@ async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_
     run forgets the pending entry, and an order final in the journal is never looked up again:
     the pair ticks (its stops restored) whether the venue stays unreadable or becomes readable
     (then its fills would be booked a second time, and /stoppair would sell other coins)."""
-    import bot.exchange.ccxt_exchange as cx
-
-    monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
-    start = at_open(btc_candles, 200) + timedelta(seconds=5)
-    fake = funded_fake(btc_candles, "coinbase")
-    fake.balances["USDT"] = 5000.0
-    fake.move_to(to_ms(start))
-    async with open_database(tmp_path / "pairpilot.sqlite") as db:
-        await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
-                                              params={}, capital_share=0.5, now=start)  # fmt: skip
-        clock = FakeClock(start)
-        await SqliteStateRepository(db).set(protection_key(BTC), {"pending_entry": "pp1x1b",
-                                            "atr_distance": 500.0}, start)  # fmt: skip
-        async with venue_client("coinbase", fake) as (fake, exchange):
-            executor = executor_on(db, exchange, clock, Portfolio(1000.0))
-            fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                     after=True))  # fmt: skip
-            fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
-            intent = dataclasses.replace(buy(500.0), created_at=start, limit_price=120_000.0,
-                                         quote_amount=None)  # fmt: skip
-            with pytest.raises(ExchangeUnavailable):
-                await executor.execute(intent)
-            fake.faults.clear()
-            await other_bot(exchange, 201)
+    limit = dataclasses.replace(buy(500.0), limit_price=120_000.0, quote_amount=None)
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [limit],
+        {"pending_entry": "pp1x1b", "atr_distance": 500.0},
+    )  # fmt: skip
     ours = fake.orders[min(fake.orders)]
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         control = trading.control
@@ -375,42 +368,14 @@ async def test_a_passing_error_during_flatten_keeps_the_pair_blocked_and_stoppai
         assert [run.pair for run in trading.service.runs()] == [BTC]
 
 
-async def two_lost_buys(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
-) -> tuple[FakeCoinbase, datetime]:
-    """Like crashed_with_a_lost_buy, with a second lost buy pp1x2b on the same pair."""
-    import bot.exchange.ccxt_exchange as cx
-
-    monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
-    start = at_open(btc_candles, 200) + timedelta(seconds=5)
-    fake = funded_fake(btc_candles, "coinbase")
-    fake.balances["USDT"] = 5000.0
-    fake.move_to(to_ms(start))
-    async with open_database(tmp_path / "pairpilot.sqlite") as db:
-        await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
-                                              params={}, capital_share=0.5, now=start)  # fmt: skip
-        clock = FakeClock(start)
-        async with venue_client("coinbase", fake) as (fake, exchange):
-            executor = executor_on(db, exchange, clock, Portfolio(1000.0))
-            for coid in ("pp1x1b", "pp1x2b"):
-                fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                         after=True))  # fmt: skip
-                fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
-                with pytest.raises(ExchangeUnavailable):
-                    await executor.execute(dataclasses.replace(buy(200.0, coid),
-                                                               created_at=start))  # fmt: skip
-                fake.faults.clear()
-            await other_bot(exchange, 201)
-    return fake, start
-
-
 async def test_every_unknown_order_of_a_pair_is_held_until_each_is_settled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
 ) -> None:
     """Review i15 s17 M3: two lost buys on BTC/USDT, both unknown. Both are alerted and held;
     /order takes either; settling one leaves the pair blocked (/health names the other,
     /stoppair refused) until the other is settled too."""
-    fake, start = await two_lost_buys(tmp_path, monkeypatch, btc_candles)
+    two = [buy(200.0, "pp1x1b"), buy(200.0, "pp1x2b")]
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, two)
     first, second = (fake.orders[i] for i in sorted(fake.orders)[:2])
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
         executor, control = trading.engine.executor, trading.control
