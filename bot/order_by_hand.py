@@ -93,16 +93,18 @@ async def checked(executor: Executor, settlement: Settlement) -> Order:
 
 
 def sane(order: Order, settlement: Settlement, market: float) -> None:
-    """Refuse a fill whose PRICE is more than ``PRICE_BAND`` from ``market`` (the pair's last
-    price) or whose FEE is more than ``MOST_FEE`` of its value: a typo would move the books'
-    cash and the position's entry (its stops) far from the venue's."""
+    """Refuse a fill whose PRICE is more than ``PRICE_BAND`` from both ``market`` (the pair's
+    last price) and the order's journaled reference (its limit, or the price it was expected
+    at: a fill long ago, before the market moved), or whose FEE is more than ``MOST_FEE`` of
+    its value: a typo would move the books' cash and the position's entry (its stops) far
+    from the venue's."""
     if not settlement.filled:
         return
-    low, high = market * (1 - PRICE_BAND), market * (1 + PRICE_BAND)
-    if not low <= settlement.price <= high:
+    near = {"last price": market, "price when journaled": order.reference_price or 0.0}
+    if not any(abs(settlement.price - price) <= price * PRICE_BAND for price in near.values()):
+        named = " and ".join(f"{what} {price:.8g}" for what, price in near.items() if price)
         raise UserInputError(f"PRICE {settlement.price:.8g} is more than {PRICE_BAND:.0%} away "
-                             f"from {order.pair}'s last price {market:.8g} (between "
-                             f"{low:.8g} and {high:.8g} is accepted): a typo? Nothing "
+                             f"from {order.pair}'s {named}: a typo? Nothing "
                              "changed")  # fmt: skip
     value = settlement.amount * settlement.price
     if settlement.fee > value * MOST_FEE:

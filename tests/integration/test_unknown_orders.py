@@ -477,3 +477,23 @@ async def test_a_block_that_clears_by_itself_tells_the_admins_all_clear(
         market.at(start + timedelta(hours=2))
         await trading.service.tick("1h")
         assert len(await alerts_of(db, "order_unknown")) == 2  # once
+
+
+async def test_order_takes_a_price_near_the_orders_journaled_price_after_the_market_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """The journal keeps the price an order was sent or expected at (migration 0015): a fill
+    settled long after, the market since moved more than 20%, is checked against it too, so a
+    true PRICE is not refused as a typo; a price far from both is."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control = trading.control
+        order = await trading.engine.executor.journal.get("pp1x1b")
+        assert order.reference_price == 100_000.0  # the intent's: the market is at ~107,400
+        far_from_the_market = 100_000.0 * 0.85
+        assert "at 85000" in await control.order_preview(
+            ["pp1x1b", "filled", f"{ours.executed!r}", f"{far_from_the_market!r}"]
+        )
+        with pytest.raises(UserInputError, match="price when journaled 100000: a typo"):
+            await control.order_preview(["pp1x1b", "filled", f"{ours.executed!r}", "70000"])
