@@ -497,3 +497,25 @@ async def test_order_takes_a_price_near_the_orders_journaled_price_after_the_mar
         )
         with pytest.raises(UserInputError, match="price when journaled 100000: a typo"):
             await control.order_preview(["pp1x1b", "filled", f"{ours.executed!r}", "70000"])
+
+
+async def test_stoppair_right_after_a_lost_buy_looks_it_up_and_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17 M1 (the stale-cache variant): a buy's answer is lost behind a full
+    window and /stoppair comes before the next tick has held the pair. /stoppair looks the
+    pair's orders up itself, under the tick lock: refused, the run not stopped."""
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [])
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        executor = trading.engine.executor
+        assert held_ids(executor, BTC) == []
+        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                 after=True))  # fmt: skip
+        fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+        with pytest.raises(ExchangeUnavailable):
+            await executor.execute(dataclasses.replace(buy(500.0, "pp1x3b"), created_at=start))
+        fake.faults.clear()
+        with pytest.raises(UserInputError, match="pp1x3b"):
+            await trading.control.stop(BTC)
+        assert [run.pair for run in trading.service.runs()] == [BTC]
+        assert held_ids(executor, BTC) == ["pp1x3b"]
