@@ -233,8 +233,11 @@ class Control:
         async with self._service.tick_lock:
             order = await self._settleable(settlement)  # again: the books may have moved
             done = f"Done: {order_by_hand.preview(order, settlement, self._engine.portfolio.cash)}."
-            await order_by_hand.settle(self._engine.executor, order, settlement, actor,
-                                       self._clock.now())  # fmt: skip
+            trade = await order_by_hand.settle(self._engine.executor, order, settlement, actor,
+                                               self._clock.now())  # fmt: skip
+            run = self._service.run_for(order.pair) or await self._runs.latest_for(order.pair)
+            if trade is not None and run is not None:  # a loss counts toward the cooldown
+                await self._engine.count_trade(run, trade)
             # A limit entry remembered as pending is settled now: the run forgets it, so the
             # next tick neither looks it up again (booking it twice) nor waits on it.
             await self._engine.forget_entry(order.pair, order.client_order_id)

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.domain import ExecutionReport, Fill, Order, OrderStatus, Side
+from bot.domain import ExecutionReport, Fill, Order, OrderStatus, Side, Trade
 from bot.errors import NotFound, UserInputError
 from bot.execution import Executor
 
@@ -132,10 +132,12 @@ def preview(order: Order, settlement: Settlement, cash: float) -> str:
 
 async def settle(
     executor: Executor, order: Order, settlement: Settlement, actor: str, now: datetime
-) -> None:
+) -> Trade | None:
     """Settle ``order`` as ``settlement`` says (``checked`` and ``sane`` by the caller, under
-    the tick lock); the pair trades again from the next tick."""
+    the tick lock); the pair trades again from the next tick. Returns the trade a sale closed
+    (the caller counts it toward the cooldown, as a tick would)."""
     note = f"settled by hand by {actor}"
+    trade = None
     if not settlement.filled:
         await executor.journal.update(order.client_order_id, OrderStatus.REJECTED, now,
                                       note=f"{note}: never placed")  # fmt: skip
@@ -147,6 +149,7 @@ async def settle(
                     f"by-hand-{order.client_order_id}")  # fmt: skip
         report = ExecutionReport(order.client_order_id, "", OrderStatus.FILLED,
                                  settlement.amount, settlement.price, (fill,))  # fmt: skip
-        await executor.settle(report)
+        _, trade = await executor.settle(report)
         await executor.journal.update(order.client_order_id, OrderStatus.FILLED, now, note=note)
     executor.unknown.release(order.client_order_id)
+    return trade

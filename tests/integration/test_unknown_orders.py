@@ -19,7 +19,7 @@ import pytest
 from bot.app import build_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
-from bot.domain import AlertPriority, OrderIntent, OrderStatus, RiskLimits, to_ms
+from bot.domain import AlertPriority, OrderIntent, OrderStatus, RiskLimits, Side, to_ms
 from bot.engine import Engine, EngineCosts, protection_key
 from bot.errors import ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
@@ -519,3 +519,32 @@ async def test_stoppair_right_after_a_lost_buy_looks_it_up_and_refuses(
             await trading.control.stop(BTC)
         assert [run.pair for run in trading.service.runs()] == [BTC]
         assert held_ids(executor, BTC) == ["pp1x3b"]
+
+
+async def test_a_losing_sale_settled_by_hand_counts_toward_the_cooldown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17 L1 (the day its PnL counts toward): a lost exit settled with /order
+    closes its trade, and a loss counts toward the run's cooldown as a tick's sale does."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    price = ours.quote / ours.executed
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        executor, control = trading.engine.executor, trading.control
+        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"],
+                                   "1001")  # fmt: skip
+        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                 after=True))  # fmt: skip
+        fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+        sell = OrderIntent("pp1x2s", 1, BTC, Side.SELL, ours.executed, price, start)
+        with pytest.raises(ExchangeUnavailable):
+            await executor.execute(sell)
+        fake.faults.clear()
+        await executor.settle_unknown()
+        assert held_ids(executor, BTC) == ["pp1x2s"]
+        await control.settle_order(["pp1x2s", "filled", f"{ours.executed!r}",
+                                    f"{price * 0.99!r}", "0.5"], "1001")  # fmt: skip
+        assert trading.engine.portfolio.position(BTC) is None
+        db = executor._transactions  # noqa: SLF001
+        run = await SqlitePairRunRepository(db).latest_for(BTC)
+        assert (await SqliteStateRepository(db).get(f"cooldown:{run.id}"))["losses"] == 1
