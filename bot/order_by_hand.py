@@ -8,7 +8,7 @@ one fill of AMOUNT base coins at the average PRICE, FEE in the quote (0 when not
 alert and the Confirm ask for it, from the venue's trade history), dated at the order's
 journal time, as
 any fill (announced, a sale closing the position closes its trade). A PRICE far from the
-pair's last price, or a FEE above 1% of the fill's value, is refused as a typo; the Confirm
+pair's last price, or a FEE above 2% of the fill's value, is refused as a typo; the Confirm
 prompt shows the fill's value, its fee and the books' cash after it. Bad input changes
 nothing. The chat audits the confirmed command; the journal's note names who settled it.
 """
@@ -29,7 +29,9 @@ _SELL_SLACK = 1 + 1e-9
 # A PRICE this far from the pair's last price is a typo (a digit too many or too few), not
 # a fill: refused. 20% covers a fill hours old in a fast market.
 PRICE_BAND = 0.2
-MOST_FEE = 0.01  # of the fill's value: venues charge 0.1-0.6% (a typo otherwise)
+# Of the fill's value: venues charge 0.1-0.6%, Coinbase's lowest volume tier 1.2% taker; more
+# than this is a typo.
+MOST_FEE = 0.02
 
 
 @dataclass(frozen=True, slots=True)

@@ -312,7 +312,7 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, typo: str
 ) -> None:
     """Review i15 s17 H2: a PRICE one digit off (the books' cash then far from the venue's,
-    the position's stops at the typo) or a FEE above 1% of the fill's value is refused with
+    the position's stops at the typo) or a FEE above 2% of the fill's value is refused with
     the reason, and nothing changes; the Confirm prompt shows the fill's value, its fee and
     what the books' cash becomes."""
     fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
@@ -320,7 +320,7 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
     price = ours.quote / ours.executed
     said = {"price x10": [f"{ours.executed!r}", f"{price * 10!r}"],
             "price /10": [f"{ours.executed!r}", f"{price / 10!r}"],
-            "fee": [f"{ours.executed!r}", f"{price!r}", f"{ours.quote * 0.02!r}"],
+            "fee": [f"{ours.executed!r}", f"{price!r}", f"{ours.quote * 0.03!r}"],
             }[typo]  # fmt: skip
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         control, executor = trading.control, trading.engine.executor
