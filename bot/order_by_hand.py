@@ -29,7 +29,7 @@ _SELL_SLACK = 1 + 1e-9
 # A PRICE this far from the pair's last price is a typo (a digit too many or too few), not
 # a fill: refused. 20% covers a fill hours old in a fast market.
 PRICE_BAND = 0.2
-# Of the fill's value: venues charge 0.1-0.6%, Coinbase's lowest volume tier 1.2% taker; more
+# Of the fill's value: venues charge 0.1-0.6%, Coinbase's lowest volume tier up to 1.2% taker; more
 # than this is a typo.
 MOST_FEE = 0.02
 
