@@ -446,10 +446,10 @@ class Cockpit:
         for run in self._service.runs():
             seen = self._service.last_ticks.get(run.pair)
             age = f"{(now - seen).total_seconds() / 60:,.0f} min ago" if seen else "not yet"
-            waiting = self._engine.executor.unknown.blocking.get(run.pair)
-            held = (f"; <b>not traded</b>: order {escape(waiting.client_order_id)}'s outcome "
-                    "cannot be read from the exchange (settle it with /order)"
-                    if waiting else "")  # fmt: skip
+            waiting = self._engine.executor.unknown.waiting(run.pair)
+            named = ", ".join(escape(o.client_order_id) for o in waiting)
+            held = (f"; <b>not traded</b>: order {named}'s outcome cannot be read from the "
+                    "exchange (settle it with /order)" if waiting else "")  # fmt: skip
             lines.append(f"{escape(run.pair)} {run.timeframe}: last new candle {age}{held}")
         for name, next_run in self._jobs.planned():
             lines.append(f"job {escape(name)}: next {next_run:%H:%M:%S} UTC" if next_run

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from bot import order_by_hand
-from bot.domain import PairRun, RunState
+from bot.domain import Order, PairRun, RunState
 from bot.engine import Engine
 from bot.errors import BotError, NotFound, UserInputError
 from bot.holdings import Holding, compare
@@ -121,12 +121,14 @@ class Control:
         """Take ``pair``'s resting limit entry off the exchange (booking what of it filled),
         close its position at market, then stop its run. Dust too small to sell stays."""
         run = self._active(pair)
-        waiting = self._engine.executor.unknown.blocking.get(pair)
-        if waiting is not None:  # a sale now could sell twice (bot/unknown_orders.py)
-            raise UserInputError(f"{pair} waits on order {waiting.client_order_id}, whose "
-                                 "outcome cannot be read from the exchange; settle it first "
-                                 "with /order")  # fmt: skip
         async with self._service.tick_lock:
+            # An order of the pair whose outcome is unknown is looked up first (under the
+            # lock, not from what the last tick saw): while it cannot be told, a sale could
+            # sell twice, and the run stopped would own coins booked later (nothing ticks it).
+            problems: dict[str, str] = {}
+            await self._engine.executor.settle_unknown(problems)
+            if pair in problems:
+                raise UserInputError(f"{pair} is not stopped: {problems[pair]}")
             await self._engine.cancel_pending_entry(run)
             price = await self._price(pair)
             await self._engine.close_position(run, "stop", price)
@@ -153,6 +155,8 @@ class Control:
             await self._engine.executor.settle_unknown(problems)
             unknown = set(problems)
             for run in self._service.runs():
+                if run.pair in unknown:  # its look-up fails: the entry's outcome is unknown
+                    continue
                 await self._attempt(problems, run.pair, self._engine.cancel_pending_entry(run))
             if self._outside:  # a pair started since the last start: the user's own coins
                 books = {pair.split("/")[0]: self._engine.portfolio.position(pair)
@@ -219,18 +223,33 @@ class Control:
     async def order_preview(self, arguments: list[str]) -> str:
         """What /order with ``arguments`` would do now (bad input raises, nothing changes)."""
         settlement = order_by_hand.parse(arguments)
-        order = await order_by_hand.checked(self._engine.executor, settlement)
-        return order_by_hand.preview(order, settlement)
+        order = await self._settleable(settlement)
+        return order_by_hand.preview(order, settlement, self._engine.portfolio.cash)
 
     async def settle_order(self, arguments: list[str], actor: str) -> str:
         """/order: settle by hand an order whose outcome the exchange cannot tell, under the
         tick lock (bot/order_by_hand.py); its pair trades again from the next tick."""
         settlement = order_by_hand.parse(arguments)
         async with self._service.tick_lock:
-            done = await order_by_hand.settle(self._engine.executor, settlement, actor,
-                                              self._clock.now())  # fmt: skip
+            order = await self._settleable(settlement)  # again: the books may have moved
+            done = f"Done: {order_by_hand.preview(order, settlement, self._engine.portfolio.cash)}."
+            trade = await order_by_hand.settle(self._engine.executor, order, settlement, actor,
+                                               self._clock.now())  # fmt: skip
+            run = self._service.run_for(order.pair) or await self._runs.latest_for(order.pair)
+            if trade is not None and run is not None:  # a loss counts toward the cooldown
+                await self._engine.count_trade(run, trade)
+            # A limit entry remembered as pending is settled now: the run forgets it, so the
+            # next tick neither looks it up again (booking it twice) nor waits on it.
+            await self._engine.forget_entry(order.pair, order.client_order_id)
         log.warning("/order by %s: %s", actor, done)
         return done
+
+    async def _settleable(self, settlement: order_by_hand.Settlement) -> Order:
+        """The order /order names, when it may be settled as ``settlement`` says: it waits on
+        an unknown outcome, and the numbers are near its pair's last price."""
+        order = await order_by_hand.checked(self._engine.executor, settlement)
+        order_by_hand.sane(order, settlement, await self._price(order.pair))
+        return order
 
     def _require_outside(self) -> OutsideHoldings:
         if self._outside is None:

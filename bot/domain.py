@@ -117,6 +117,7 @@ class Order:
     average_price: float | None = None
     exchange_order_id: str | None = None
     reason: str = ""
+    reference_price: float | None = None  # its limit, or the price it was expected at
 
 
 @dataclass(frozen=True, slots=True)

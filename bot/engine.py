@@ -266,6 +266,9 @@ class Engine:
         order = await self._executor.journal.get(coid) if coid else None
         if order is None:
             return []
+        if order.status.is_final:  # settled already (by hand, /order): never looked up again
+            await self.forget_entry(run.pair, order.client_order_id)
+            return []
         exchange = self._executor.exchange
         report = await exchange.lookup(order)
         if report is not None and not report.status.is_final:
@@ -278,6 +281,16 @@ class Engine:
             return []
         fills, _ = await self._executor.settle(report)
         return fills
+
+    async def forget_entry(self, pair: str, client_order_id: str) -> None:
+        """``pair``'s limit entry ``client_order_id`` is final in the journal (settled by hand
+        with /order, or found filled): it is no longer pending. Its ATR distance stays, so the
+        position it opened gets its stops back (``_ensure_protection``)."""
+        saved = await self._state.get(protection_key(pair)) or {}
+        if saved.get("pending_entry") != client_order_id:
+            return
+        rest = {key: value for key, value in saved.items() if key != "pending_entry"}
+        await self._state.set(protection_key(pair), rest, self._clock.now())
 
     async def _size_entry(
         self, run: PairRun, signal: Signal, prices: dict[str, float], close_time: datetime,
@@ -527,6 +540,8 @@ class Engine:
         order = await self._executor.journal.get(sale)
         if order is None or order.status is OrderStatus.REJECTED:
             return True
+        if order.status.is_final:  # booked already (by hand, or found): never looked up again
+            return False
         try:
             report = await self.exchange.lookup(order)
         except BotError:

@@ -15,6 +15,7 @@ from bot.domain import (
     AlertPriority,
     ExecutionReport,
     Fill,
+    Order,
     OrderIntent,
     OrderStatus,
     Side,
@@ -187,26 +188,14 @@ class Executor:
         asked. Returns how many were settled. A look-up that fails raises, unless ``unsettled``
         is given: the order's pair and why are then written there and the others settled all
         the same (the kill switch goes on with every other pair). An order whose outcome cannot
-        be read from the venue at all (OrderOutcomeUnknown) never raises: its pair is kept in
-        ``unknown.blocking`` (it is not ticked) and the admins are alerted once."""
-        settled, blocking = 0, {}
-        for order in await self._orders.not_final():
-            if order.status is not OrderStatus.NEW:  # acknowledged: resting, its owner settles it
-                continue
-            try:
-                report = await self.exchange.lookup(order)
-            except OrderOutcomeUnknown as error:  # not raised: only its pair waits
-                blocking[order.pair] = order
-                why = await self.unknown.found(order, error, self.venue(),
-                                               self.exchange.supports_stop_orders)  # fmt: skip
-                if unsettled is not None:
-                    unsettled[order.pair] = why
-                continue
-            except BotError as error:
-                if unsettled is None:
-                    raise
-                unsettled[order.pair] = (f"the outcome of order {order.client_order_id} is "
-                                         f"unknown ({error})")  # fmt: skip
+        be read from the venue at all (OrderOutcomeUnknown) never raises: it is held in
+        ``unknown`` (its pair is not ticked) until it is final in the journal, whatever later
+        look-ups of it raise, and the admins are alerted once."""
+        settled = 0
+        journaled = [o for o in await self._orders.not_final() if o.status is OrderStatus.NEW]
+        for order in journaled:  # acknowledged (OPEN, ...): resting, its owner settles it
+            told, report = await self._look_up(order, unsettled)
+            if not told:
                 continue
             if report is None:
                 await self._orders.update(
@@ -216,11 +205,43 @@ class Executor:
                 ORDERS.labels(OrderStatus.REJECTED.value).inc()
             else:
                 await self.settle(report)
+            await self.unknown.cleared(await self._orders.get(order.client_order_id) or order,
+                                       self.venue())  # fmt: skip
             settled += 1
-        self.unknown.blocking = blocking
+        self.unknown.keep({o.client_order_id for o in journaled})  # /order settled the rest
         if settled:
             log.warning("settled %d order(s) whose placement had an unknown outcome", settled)
         return settled
+
+    async def _look_up(
+        self, order: Order, unsettled: dict[str, str] | None
+    ) -> tuple[bool, ExecutionReport | None]:
+        """Whether the exchange told ``order``'s outcome, and its report (None: never sent).
+        Told nothing, the pair and why are written in ``unsettled``; an outage raises when
+        there is no ``unsettled``, unless the order is held (only its pair waits). A held
+        order is looked up again only once its back-off is over (bot/unknown_orders.py)."""
+        coid = order.client_order_id
+        if self.unknown.holds(coid) and not self.unknown.due(coid):
+            if unsettled is not None:
+                unsettled[order.pair] = self.unknown.why(order, "not looked up again yet")
+            return False, None
+        try:
+            return True, await self.exchange.lookup(order)
+        except OrderOutcomeUnknown as error:  # not raised: only its pair waits
+            why = await self.unknown.found(order, error, self.venue(),
+                                           self.exchange.supports_stop_orders)  # fmt: skip
+        except BotError as error:
+            if not self.unknown.holds(coid):
+                if unsettled is None:
+                    raise
+                why = f"the outcome of order {coid} is unknown ({error})"
+            else:  # it still cannot be told: its pair keeps waiting, the other pairs go on
+                log.warning("order %s, held: look-up failed: %s", coid, error)
+                self.unknown.failed(coid)
+                why = self.unknown.why(order, str(error))
+        if unsettled is not None:
+            unsettled[order.pair] = why
+        return False, None
 
     def venue(self) -> str:
         """The exchange's name for an alert (a test's exchange may have none)."""

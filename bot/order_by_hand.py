@@ -4,8 +4,12 @@ Only an order in that state (``OrderOutcomeUnknown``, bot/unknown_orders.py) is 
 any other order is settled by reading the venue, and settling it by hand could book it twice.
 The admin looks the order up on the venue's website and says what it did: ``never`` (it was
 never placed, or filled nothing) closes it as rejected; ``filled AMOUNT PRICE [FEE]`` books
-one fill of AMOUNT base coins at the average PRICE, FEE in the quote (0 when not given), as
-any fill (announced, a sale closing the position closes its trade). Bad input changes
+one fill of AMOUNT base coins at the average PRICE, FEE in the quote (0 when not given: the
+alert and the Confirm ask for it, from the venue's trade history), dated at the order's
+journal time, as
+any fill (announced, a sale closing the position closes its trade). A PRICE far from the
+pair's last price, or a FEE above 2% of the fill's value, is refused as a typo; the Confirm
+prompt shows the fill's value, its fee and the books' cash after it. Bad input changes
 nothing. The chat audits the confirmed command; the journal's note names who settled it.
 """
 
@@ -15,13 +19,19 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.domain import ExecutionReport, Fill, Order, OrderStatus, Side
+from bot.domain import ExecutionReport, Fill, Order, OrderStatus, Side, Trade
 from bot.errors import NotFound, UserInputError
 from bot.execution import Executor
 
 USAGE = "/order ID never | /order ID filled AMOUNT PRICE [FEE]"
 _BUY_SLACK = 1.2  # a market buy is sized in the quote: its coins may exceed the estimate
 _SELL_SLACK = 1 + 1e-9
+# A PRICE this far from the pair's last price is a typo (a digit too many or too few), not
+# a fill: refused. 20% covers a fill hours old in a fast market.
+PRICE_BAND = 0.2
+# Of the fill's value: venues charge 0.1-0.6%, Coinbase's lowest volume tier up to 1.2% taker; more
+# than this is a typo.
+MOST_FEE = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +78,14 @@ async def checked(executor: Executor, settlement: Settlement) -> Order:
     order = await executor.journal.get(settlement.client_order_id)
     if order is None:
         raise NotFound(f"no order {settlement.client_order_id!r} in the journal")
-    waiting = {o.client_order_id for o in executor.unknown.blocking.values()}
-    if order.status is not OrderStatus.NEW or order.client_order_id not in waiting:
-        named = ", ".join(sorted(waiting)) or "none"
-        raise UserInputError(f"order {order.client_order_id} is {order.status.value} and read "
-                             "from the exchange as usual; only an order whose outcome the "
-                             f"exchange cannot tell is settled by hand (now: {named})")  # fmt: skip
+    if order.status is not OrderStatus.NEW or not executor.unknown.holds(order.client_order_id):
+        waiting = executor.unknown.blocking.values()
+        named = ", ".join(o.client_order_id for held in waiting for o in held) or "none"
+        state = ("settled already" if order.status.is_final
+                 else "read from the exchange as usual")  # fmt: skip
+        raise UserInputError(f"order {order.client_order_id} is {order.status.value}, {state}; "
+                             "only an order whose outcome the exchange cannot tell is settled "
+                             f"by hand (now: {named})")  # fmt: skip
     most = order.amount * (_BUY_SLACK if order.side is Side.BUY else _SELL_SLACK)
     if settlement.amount > most:
         raise UserInputError(f"{settlement.amount:.8g} is more than order "
@@ -82,32 +94,64 @@ async def checked(executor: Executor, settlement: Settlement) -> Order:
     return order
 
 
-def preview(order: Order, settlement: Settlement) -> str:
-    """What a Confirm would do, in words."""
+def sane(order: Order, settlement: Settlement, market: float) -> None:
+    """Refuse a fill whose PRICE is more than ``PRICE_BAND`` from both ``market`` (the pair's
+    last price) and the order's journaled reference (its limit, or the price it was expected
+    at: a fill long ago, before the market moved), or whose FEE is more than ``MOST_FEE`` of
+    its value: a typo would move the books' cash and the position's entry (its stops) far
+    from the venue's."""
+    if not settlement.filled:
+        return
+    near = {"last price": market, "price when journaled": order.reference_price or 0.0}
+    if not any(abs(settlement.price - price) <= price * PRICE_BAND for price in near.values()):
+        named = " and ".join(f"{what} {price:.8g}" for what, price in near.items() if price)
+        raise UserInputError(f"PRICE {settlement.price:.8g} is more than {PRICE_BAND:.0%} away "
+                             f"from {order.pair}'s {named}: a typo? Nothing "
+                             "changed")  # fmt: skip
+    value = settlement.amount * settlement.price
+    if settlement.fee > value * MOST_FEE:
+        raise UserInputError(f"FEE {settlement.fee:.8g} is more than {MOST_FEE:.0%} of the "
+                             f"fill's value {value:.8g} {order.pair.split('/')[1]}: a typo? "
+                             "Nothing changed")  # fmt: skip
+
+
+def preview(order: Order, settlement: Settlement, cash: float) -> str:
+    """What a Confirm would do, in words: with the fill's value, its fee and the books' cash
+    (``cash`` now) after it, to compare with the venue's balance."""
     if not settlement.filled:
         return (f"close order {order.client_order_id} ({order.side.value} {order.pair}) as "
                 f"never placed: nothing is booked, and {order.pair} trades again")  # fmt: skip
     quote = order.pair.split("/")[1]
+    value = settlement.amount * settlement.price
+    moved = -value if order.side is Side.BUY else value
+    after = cash + moved - settlement.fee
     return (f"book order {order.client_order_id} as filled: {order.side.value} "
-            f"{settlement.amount:.8g} {order.pair} at {settlement.price:.8g}, fee "
-            f"{settlement.fee:.8g} {quote}; then {order.pair} trades again")  # fmt: skip
+            f"{settlement.amount:.8g} {order.pair} at {settlement.price:.8g} (worth "
+            f"{value:,.2f} {quote}), fee {settlement.fee:.8g} {quote} (0 unless given: the "
+            f"venue's trade history shows it); the books' {quote} cash goes from {cash:,.2f} "
+            f"to {after:,.2f}; then {order.pair} trades again")  # fmt: skip
 
 
-async def settle(executor: Executor, settlement: Settlement, actor: str, now: datetime) -> str:
-    """Settle the order as ``settlement`` says (checked again: the caller holds the tick
-    lock); the pair trades again from the next tick. Returns what was done."""
-    order = await checked(executor, settlement)
+async def settle(
+    executor: Executor, order: Order, settlement: Settlement, actor: str, now: datetime
+) -> Trade | None:
+    """Settle ``order`` as ``settlement`` says (``checked`` and ``sane`` by the caller, under
+    the tick lock); the pair trades again from the next tick. Returns the trade a sale closed
+    (the caller counts it toward the cooldown, as a tick would)."""
     note = f"settled by hand by {actor}"
+    trade = None
     if not settlement.filled:
         await executor.journal.update(order.client_order_id, OrderStatus.REJECTED, now,
                                       note=f"{note}: never placed")  # fmt: skip
     else:
+        # Dated when the order was journaled (sent a moment later), not now: the position's
+        # age, the trade's holding time and the day its PnL counts toward are the trade's.
         fill = Fill(order.client_order_id, order.pair, order.side, settlement.amount,
-                    settlement.price, settlement.fee, now,
+                    settlement.price, settlement.fee, order.created_at,
                     f"by-hand-{order.client_order_id}")  # fmt: skip
         report = ExecutionReport(order.client_order_id, "", OrderStatus.FILLED,
                                  settlement.amount, settlement.price, (fill,))  # fmt: skip
-        await executor.settle(report)
+        _, trade = await executor.settle(report)
         await executor.journal.update(order.client_order_id, OrderStatus.FILLED, now, note=note)
-    executor.unknown.blocking.pop(order.pair, None)
-    return f"Done: {preview(order, settlement)}."
+    executor.unknown.release(order.client_order_id)
+    return trade

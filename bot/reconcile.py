@@ -119,18 +119,20 @@ async def _settle_journal(
         except OrderOutcomeUnknown as error:  # start-up goes on: only its pair waits
             await executor.unknown.found(order, error, executor.venue(),
                                          exchange.supports_stop_orders)  # fmt: skip
-            executor.unknown.blocking[order.pair] = order
             result.unknown[order.pair] = order.client_order_id
             continue
         if report is None:
             await orders.update(order.client_order_id, OrderStatus.REJECTED, clock.now(),
                                 note="never reached the exchange (found at start-up)")  # fmt: skip
             result.never_sent.append(order.client_order_id)
-            continue
-        _, trade = await executor.settle(report)  # announced like any fill
-        if trade is not None:
-            result.closed.append((order, trade))
-        result.settled.append(order.client_order_id)
+        else:
+            _, trade = await executor.settle(report)  # announced like any fill
+            if trade is not None:
+                result.closed.append((order, trade))
+            result.settled.append(order.client_order_id)
+        # An order alerted as unknown before the restart: the admins hear it was read after all.
+        await executor.unknown.cleared(await orders.require(order.client_order_id),
+                                       executor.venue())  # fmt: skip
 
 
 async def _baseline(

@@ -75,6 +75,9 @@ class RestingStops:
         order = await self._resting(key)
         if order is None:
             return [], None
+        if order.status.is_final:  # booked already: never looked up (nor booked) again
+            await self._forget(key)
+            return [], None
         report = await self._executor.exchange.lookup(order)
         if report is None:  # the exchange never got it: nothing rests
             await self._forget(key)

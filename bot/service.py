@@ -157,11 +157,11 @@ class TradingService:
         venue cannot tell (bot/unknown_orders.py: the pair waits, alerted, until settled)."""
         if timeframe is not None and run.timeframe != timeframe:
             return False
-        waiting = self._engine.executor.unknown.blocking.get(run.pair)
-        if waiting is not None:
-            log.warning("tick %s: not ticked, order %s has an unknown outcome", run.pair,
-                        waiting.client_order_id)  # fmt: skip
-        return waiting is None
+        waiting = self._engine.executor.unknown.waiting(run.pair)
+        if waiting:
+            log.warning("tick %s: not ticked, order(s) %s have an unknown outcome", run.pair,
+                        ", ".join(o.client_order_id for o in waiting))  # fmt: skip
+        return not waiting
 
     async def _gauge(self, equity: float) -> None:
         guard = self._engine.guard

@@ -7,50 +7,117 @@ the order is found or an admin settles it by hand (/order, bot/order_by_hand.py)
 pair trades as usual. Holding, not selling: while it is unknown whether the order bought or
 sold, any sale of that pair may sell twice (an exit already done, or coins that are not
 pairpilot's), so the alert says plainly that the pair is not protected by pairpilot meanwhile.
-Each order is alerted to the admins once, remembered over restarts.
+Each order is alerted to the admins once, remembered over restarts. A held order is looked
+up again after a growing wait (``FIRST_WAIT`` doubling up to ``LONGEST_WAIT``), not on every
+tick; a look-up of it that fails (an outage, a rate limit) holds only its own pair.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from bot.alerts import AlertOutbox
-from bot.domain import AlertPriority, Order, Side
+from bot.domain import AlertPriority, Order, OrderStatus, Side
 from bot.errors import OrderOutcomeUnknown
 from bot.ports import Clock, StateStore
 
+# A held order is looked up again (a full window of list pages: 50 and more requests on
+# Coinbase) at most this often, the wait doubling after each look-up that still cannot tell,
+# up to the longest: not on every tick, whose other pairs share the venue's rate limit.
+FIRST_WAIT = timedelta(minutes=10)
+LONGEST_WAIT = timedelta(hours=4)
 KIND = "order_unknown"
 _ALERTED_KEY = "alerted.order_unknown"
 _KEEP = 200  # order ids remembered as alerted
 
 
 class UnknownOrders:
-    """The pairs waiting on an order whose outcome cannot be read, and their alerts."""
+    """The orders whose outcome cannot be read, by pair, and their alerts. An order is held
+    from the look-up that cannot find it until it is final in the journal (found later, or
+    settled with /order): a look-up that fails otherwise meanwhile (an outage) keeps it."""
 
     def __init__(self, alerts: AlertOutbox, state: StateStore, clock: Clock) -> None:
         self._alerts, self._state, self._clock = alerts, state, clock
-        self.blocking: dict[str, Order] = {}  # pair -> the order it waits on (last look-up)
+        self._held: dict[str, Order] = {}  # client order id -> the order, as journaled
+        self._next: dict[str, tuple[datetime, timedelta]] = {}  # id -> next look-up, wait
+
+    @property
+    def blocking(self) -> dict[str, list[Order]]:
+        """pair -> the orders it waits on (oldest first)."""
+        pairs: dict[str, list[Order]] = {}
+        for order in sorted(self._held.values(), key=lambda o: o.created_at):
+            pairs.setdefault(order.pair, []).append(order)
+        return pairs
+
+    def waiting(self, pair: str) -> list[Order]:
+        """The orders ``pair`` waits on (none: it trades)."""
+        return self.blocking.get(pair, [])
+
+    def holds(self, client_order_id: str) -> bool:
+        return client_order_id in self._held
 
     async def found(
         self, order: Order, error: OrderOutcomeUnknown, venue: str, resting_stops: bool
     ) -> str:
-        """Alert the admins of ``order`` (once per order); returns why its pair waits."""
+        """Hold ``order``'s pair and alert the admins (once per order); returns why it waits."""
+        self._held[order.client_order_id] = order
+        self.failed(order.client_order_id)
         seen = list(await self._state.get(_ALERTED_KEY) or [])
         if order.client_order_id not in seen:
             await self._alerts.push(KIND, AlertPriority.CRITICAL,
                                     alert_text(order, error, venue, resting_stops))  # fmt: skip
             seen = (seen + [order.client_order_id])[-_KEEP:]
             await self._state.set(_ALERTED_KEY, seen, self._clock.now())
-        return (f"the outcome of order {order.client_order_id} cannot be read from {venue} "
-                f"({error}); settle it with /order")  # fmt: skip
+        return self.why(order, str(error))
+
+    def why(self, order: Order, error: str) -> str:
+        """Why ``order``'s pair waits."""
+        return (f"the outcome of order {order.client_order_id} cannot be read from the "
+                f"exchange ({error}); settle it with /order")  # fmt: skip
+
+    def due(self, client_order_id: str) -> bool:
+        """Whether ``client_order_id`` is looked up now: not held, or its wait is over."""
+        planned = self._next.get(client_order_id)
+        return planned is None or self._clock.now() >= planned[0]
+
+    def failed(self, client_order_id: str) -> None:
+        """A look-up of the held ``client_order_id`` could not tell: wait longer."""
+        planned = self._next.get(client_order_id)
+        wait = min(planned[1] * 2, LONGEST_WAIT) if planned else FIRST_WAIT
+        self._next[client_order_id] = (self._clock.now() + wait, wait)
+
+    def release(self, client_order_id: str) -> None:
+        """``client_order_id`` is final in the journal: its pair no longer waits on it."""
+        self._held.pop(client_order_id, None)
+        self._next.pop(client_order_id, None)
+
+    async def cleared(self, order: Order, venue: str) -> None:
+        """The venue told ``order``'s outcome after all (``order`` as the journal now has it):
+        its pair no longer waits on it, and admins told it could not be read hear so, once."""
+        self.release(order.client_order_id)
+        seen = list(await self._state.get(_ALERTED_KEY) or [])
+        if order.client_order_id not in seen:
+            return
+        await self._alerts.push(KIND, AlertPriority.CRITICAL,
+                                cleared_text(order, venue, self.waiting(order.pair)))  # fmt: skip
+        seen.remove(order.client_order_id)
+        await self._state.set(_ALERTED_KEY, seen, self._clock.now())
+
+    def keep(self, journaled: set[str]) -> None:
+        """Hold only the orders in ``journaled`` (still NEW): the others are final."""
+        for client_order_id in set(self._held) - journaled:
+            self.release(client_order_id)
 
     def refusal(self) -> str | None:
         """Why a command that needs settled books must wait now, or None."""
-        if not self.blocking:
+        if not self._held:
             return None
         named = ", ".join(
-            f"{o.client_order_id} ({pair})" for pair, o in sorted(self.blocking.items())
-        )
+            f"{o.client_order_id} ({pair})" for pair, os in sorted(self.blocking.items())
+            for o in os
+        )  # fmt: skip
         return (f"the outcome of order {named} cannot be read from the exchange; settle it "
-                "first with /order ID never, or /order ID filled AMOUNT PRICE")  # fmt: skip
+                "first with /order ID never, or /order ID filled AMOUNT PRICE FEE")  # fmt: skip
 
 
 def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_stops: bool) -> str:
@@ -72,6 +139,26 @@ def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_sto
         f"{action} already and a sale could sell twice; {protection}. The other pairs trade "
         f"as usual. Way out: look the order up on {venue}, then /order "
         f"{order.client_order_id} never (it was not placed, or filled nothing), or /order "
-        f"{order.client_order_id} filled AMOUNT PRICE (what it filled: {base} and the average "
-        f"price in {quote})."
+        f"{order.client_order_id} filled AMOUNT PRICE FEE (what it filled: {base}, the average "
+        f"price in {quote}, and the fee in {quote}, which {venue}'s trade history (fills) "
+        f"shows; a fee charged in another coin converted to {quote}; without FEE it is booked "
+        "as 0, and the books' cash ends above the venue's)."
+    )
+
+
+def cleared_text(order: Order, venue: str, still: list[Order]) -> str:
+    """The all-clear: the order, what the venue told and was booked, whether its pair trades."""
+    if order.status is OrderStatus.REJECTED:
+        told = f"it never reached {venue}: closed, nothing booked"
+    elif order.filled > 0:
+        base = order.pair.split("/")[0]
+        told = (f"{order.status.value}, {order.filled:.8g} {base} at "
+                f"{order.average_price or 0:.8g} booked, fees as {venue} charged")  # fmt: skip
+    else:
+        told = f"{order.status.value} on {venue}, nothing filled"
+    pair = (f"{order.pair} still waits on order {', '.join(o.client_order_id for o in still)}"
+            if still else f"{order.pair} trades again")  # fmt: skip
+    return (
+        f"All clear: order {order.client_order_id} ({order.side.value} {order.pair}) was "
+        f"read from {venue} after all: {told}. No /order needed for it; {pair}."
     )

@@ -19,7 +19,7 @@ class SqliteOrderRepository:
         async with self._db.transaction() as connection:
             await connection.execute(
                 "INSERT INTO orders (client_order_id, run_id, pair, side, amount, status, reason,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, reference_price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     intent.client_order_id,
                     intent.run_id,
@@ -30,6 +30,7 @@ class SqliteOrderRepository:
                     intent.reason,
                     to_ms(intent.created_at),
                     to_ms(intent.created_at),
+                    intent.limit_price or intent.stop_price or intent.reference_price or None,
                 ),
             )
             await _record(
@@ -148,4 +149,5 @@ def _order(row: aiosqlite.Row) -> Order:
         average_price=row["average_price"],
         exchange_order_id=row["exchange_order_id"],
         reason=row["reason"],
+        reference_price=row["reference_price"],
     )

@@ -19,10 +19,11 @@ import pytest
 from bot.app import build_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
-from bot.domain import AlertPriority, OrderStatus, RiskLimits, to_ms
-from bot.engine import Engine, EngineCosts
+from bot.domain import AlertPriority, OrderIntent, OrderStatus, RiskLimits, Side, to_ms
+from bot.engine import Engine, EngineCosts, protection_key
 from bot.errors import ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.execution import Executor
 from bot.portfolio import Portfolio
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
@@ -30,6 +31,7 @@ from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
+from storage.state import SqliteStateRepository
 from tests.builders import executor_on
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
 from tests.fake_coinbase import FakeCoinbase
@@ -69,6 +71,11 @@ async def engine_on(db: Database, exchange: CcxtExchange, clock: FakeClock) -> E
                               limits=RiskLimits(max_position_fraction=1.0))  # fmt: skip
 
 
+def held_ids(executor: Executor, pair: str) -> list[str]:
+    """The ids of the orders ``pair`` waits on."""
+    return [order.client_order_id for order in executor.unknown.waiting(pair)]
+
+
 async def alerts_of(db: Database, kind: str) -> list[str]:
     return [a.text for a in await SqliteAlertRepository(db).pending(1000) if a.kind == kind]
 
@@ -100,7 +107,8 @@ async def test_an_order_the_venue_cannot_tell_holds_its_pair_only_and_alerts_the
         assert order.status is OrderStatus.NEW  # never "never sent"
         [alert] = await alerts_of(db, "order_unknown")
         for words in ("pp1x1b", BTC, "coinbase", "NOT protected", "/order pp1x1b never",
-                      "/order pp1x1b filled AMOUNT PRICE"):  # fmt: skip
+                      "/order pp1x1b filled AMOUNT PRICE FEE", "the fee in USDT",
+                      "trade history"):  # fmt: skip
             assert words in alert
         assert await alerts_of(db, "exchange_error") == []
         assert [a.priority for a in await SqliteAlertRepository(db).pending(1000)
@@ -112,6 +120,15 @@ async def crashed_with_a_lost_buy(
 ) -> tuple[FakeCoinbase, datetime]:
     """pairpilot's database and the Coinbase fake as a crash left them: the BTC/USDT buy
     pp1x1b filled, journaled NEW, behind another bot's 201 orders; and when it was."""
+    return await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [buy(500.0)])
+
+
+async def crashed_with_lost_orders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame,
+    intents: list[OrderIntent], state: dict[str, object] | None = None,
+) -> tuple[FakeCoinbase, datetime]:  # fmt: skip
+    """Like crashed_with_a_lost_buy, for each of ``intents`` (sent in turn, each answer lost);
+    ``state``: the BTC/USDT run's protection state saved first."""
     import bot.exchange.ccxt_exchange as cx
 
     monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
@@ -123,14 +140,17 @@ async def crashed_with_a_lost_buy(
         await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
                                               params={}, capital_share=0.5, now=start)  # fmt: skip
         clock = FakeClock(start)
+        if state is not None:
+            await SqliteStateRepository(db).set(protection_key(BTC), state, start)
         async with venue_client("coinbase", fake) as (fake, exchange):
             executor = executor_on(db, exchange, clock, Portfolio(1000.0))
-            fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                     after=True))  # fmt: skip
-            fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
-            with pytest.raises(ExchangeUnavailable):
-                await executor.execute(dataclasses.replace(buy(500.0), created_at=start))
-            fake.faults.clear()
+            for intent in intents:
+                fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                         after=True))  # fmt: skip
+                fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+                with pytest.raises(ExchangeUnavailable):
+                    await executor.execute(dataclasses.replace(intent, created_at=start))
+                fake.faults.clear()
             await other_bot(exchange, 201)
     return fake, start
 
@@ -145,7 +165,7 @@ async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_
     start)."""
     fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
-        assert trading.engine.executor.unknown.blocking[BTC].client_order_id == "pp1x1b"
+        assert held_ids(trading.engine.executor, BTC) == ["pp1x1b"]
         health = await cockpit_on(trading, market, jobs).health()
         assert "BTC/USDT 1h: last new candle not yet; <b>not traded</b>: order pp1x1b" in health
         for hours in (1, 2):
@@ -187,17 +207,20 @@ async def test_order_settles_it_by_hand_and_the_pair_trades_again(
                 await control.settle_order(bad, "1001")
         assert (await trading.engine.executor.journal.get("pp1x1b")).status is OrderStatus.NEW
         assert "pp1x1b" in await control.order_preview(said)
+        market.at(start + timedelta(minutes=30))  # the admin settles it later
         assert (await control.settle_order(said, "1001")).startswith("Done: ")
         order = await trading.engine.executor.journal.get("pp1x1b")
         position = trading.engine.portfolio.position(BTC)
         if outcome == "filled":
             assert (order.status, order.filled) == (OrderStatus.FILLED, ours.executed)
             assert position.amount == pytest.approx(ours.executed)
+            [fill] = await trading.engine.executor._fills.for_order("pp1x1b")  # noqa: SLF001
+            assert fill.time == order.created_at == start  # the order's time, not /order's
         else:
             assert (order.status, position) == (OrderStatus.REJECTED, None)
         market.at(start + timedelta(hours=1))
         assert await trading.service.tick("1h") == 1  # BTC/USDT trades again
-        with pytest.raises(UserInputError, match="read from the exchange as usual"):
+        with pytest.raises(UserInputError, match="settled already"):
             await control.settle_order(said, "1001")
 
 
@@ -241,3 +264,287 @@ async def test_an_outage_on_a_venue_without_resting_stops_says_positions_are_not
         [alert] = await alerts_of(db, "exchange_error")
         assert "NOT protected" in alert
         assert "keep" not in alert
+
+
+@pytest.mark.parametrize("readable_again", [False, True])
+async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame,
+    readable_again: bool,
+) -> None:  # fmt: skip
+    """Review i15 s17 H1. A limit entry is remembered as the run's pending entry before it is
+    sent; its answer is lost behind a full window, and the admin settles it with /order. The
+    run forgets the pending entry, and an order final in the journal is never looked up again:
+    the pair ticks (its stops restored) whether the venue stays unreadable or becomes readable
+    (then its fills would be booked a second time, and /stoppair would sell other coins)."""
+    limit = dataclasses.replace(buy(500.0), limit_price=120_000.0, quote_amount=None)
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [limit],
+        {"pending_entry": "pp1x1b", "atr_distance": 500.0},
+    )  # fmt: skip
+    ours = fake.orders[min(fake.orders)]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control = trading.control
+        assert "pp1x1b" in held_ids(trading.engine.executor, BTC)
+        price = ours.quote / ours.executed
+        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"],
+                                   "1001")  # fmt: skip
+        if readable_again:
+            for order_id in [o for o in fake.orders if o != min(fake.orders)]:
+                del fake.orders[order_id]
+        acted = []
+        for hours in (1, 2, 3):
+            market.at(start + timedelta(hours=hours))
+            acted.append(await trading.service.tick("1h"))
+        assert acted == [1, 1, 1]
+        position = trading.engine.portfolio.position(BTC)
+        assert position is not None
+        assert position.amount == pytest.approx(ours.executed)
+        db = trading.engine.executor._transactions  # noqa: SLF001
+        rows = await db.fetch_all("SELECT trade_id FROM fills WHERE client_order_id='pp1x1b'")
+        assert [r[0] for r in rows] == ["by-hand-pp1x1b"]
+        saved = await SqliteStateRepository(db).get(protection_key(BTC))
+        assert saved == {"atr_distance": 500.0}  # no pending entry; its ATR stop distance kept
+        assert await alerts_of(db, "exchange_error") == []
+
+
+@pytest.mark.parametrize("typo", ["price x10", "price /10", "fee"])
+async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, typo: str
+) -> None:
+    """Review i15 s17 H2: a PRICE one digit off (the books' cash then far from the venue's,
+    the position's stops at the typo) or a FEE above 2% of the fill's value is refused with
+    the reason, and nothing changes; the Confirm prompt shows the fill's value, its fee and
+    what the books' cash becomes."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    price = ours.quote / ours.executed
+    said = {"price x10": [f"{ours.executed!r}", f"{price * 10!r}"],
+            "price /10": [f"{ours.executed!r}", f"{price / 10!r}"],
+            "fee": [f"{ours.executed!r}", f"{price!r}", f"{ours.quote * 0.03!r}"],
+            }[typo]  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control, executor = trading.control, trading.engine.executor
+        cash = trading.engine.portfolio.cash
+        why = "FEE" if typo == "fee" else "PRICE"
+        with pytest.raises(UserInputError, match=f"{why} .* a typo"):
+            await control.order_preview(["pp1x1b", "filled", *said])
+        with pytest.raises(UserInputError, match=f"{why} .* a typo"):
+            await control.settle_order(["pp1x1b", "filled", *said], "1001")
+        assert (await executor.journal.get("pp1x1b")).status is OrderStatus.NEW
+        assert (trading.engine.portfolio.cash, trading.engine.portfolio.position(BTC)) == (
+            cash, None)  # fmt: skip
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        fee = ours.quote * 0.006
+        preview = await control.order_preview(
+            ["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}", f"{fee!r}"]
+        )
+        after = cash - ours.quote - fee
+        for words in (f"worth {ours.quote:,.2f} USDT", f"fee {fee:.8g} USDT",
+                      f"cash goes from {cash:,.2f} to {after:,.2f}"):  # fmt: skip
+            assert words in preview
+
+
+async def test_a_passing_error_during_flatten_keeps_the_pair_blocked_and_stoppair_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17 M1: the kill switch looks the order up again and meets an ordinary
+    outage (503s on the list reads). The pair stays blocked (only an order final in the
+    journal unblocks it), /order still takes the order, and /stoppair is refused (a run
+    stopped now would own the coins /order books later, and nothing would tick them)."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        executor, control = trading.engine.executor, trading.control
+        market.at(start + timedelta(hours=6))  # any back-off is over: the look-up runs
+        fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=40))
+        report = await control.flatten()
+        assert "pp1x1b" in report.problems[BTC]
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        assert "pp1x1b" in await control.order_preview(["pp1x1b", "never"])
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await control.stop(BTC)
+        fake.faults.clear()
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await control.stop(BTC)
+        assert [run.pair for run in trading.service.runs()] == [BTC]
+
+
+async def test_every_unknown_order_of_a_pair_is_held_until_each_is_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17 M3: two lost buys on BTC/USDT, both unknown. Both are alerted and held;
+    /order takes either; settling one leaves the pair blocked (/health names the other,
+    /stoppair refused) until the other is settled too."""
+    two = [buy(200.0, "pp1x1b"), buy(200.0, "pp1x2b")]
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, two)
+    first, second = (fake.orders[i] for i in sorted(fake.orders)[:2])
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
+        executor, control = trading.engine.executor, trading.control
+        db = executor._transactions  # noqa: SLF001
+        assert held_ids(executor, BTC) == ["pp1x1b", "pp1x2b"]
+        assert len(await alerts_of(db, "order_unknown")) == 2
+        for coid in ("pp1x1b", "pp1x2b"):
+            assert coid in await control.order_preview([coid, "never"])
+        price = second.quote / second.executed
+        await control.settle_order(["pp1x2b", "filled", f"{second.executed!r}", f"{price!r}"],
+                                   "1001")  # fmt: skip
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        assert "<b>not traded</b>: order pp1x1b" in await cockpit_on(trading, market,
+                                                                     jobs).health()  # fmt: skip
+        with pytest.raises(UserInputError, match="pp1x1b"):
+            await control.stop(BTC)
+        market.at(start + timedelta(hours=1))
+        assert await trading.service.tick("1h") == 0  # still waits on pp1x1b
+        price = first.quote / first.executed
+        await control.settle_order(["pp1x1b", "filled", f"{first.executed!r}", f"{price!r}"],
+                                   "1001")  # fmt: skip
+        assert held_ids(executor, BTC) == []
+        market.at(start + timedelta(hours=2))
+        assert await trading.service.tick("1h") == 1
+        position = trading.engine.portfolio.position(BTC)
+        assert position.amount == pytest.approx(first.executed + second.executed)
+
+
+async def test_a_held_order_is_looked_up_again_with_back_off_and_its_failure_holds_only_its_pair(
+    db: Database, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame,
+    eth_candles: pd.DataFrame,
+) -> None:  # fmt: skip
+    """Review i15 s17 M2: a held order's look-up reads a full window of list pages (50 and
+    more requests on Coinbase). It is not repeated on every tick but after a growing wait; and
+    when it fails (a rate limit those very reads provoke), only its pair waits: ETH/USDT still
+    ticks, and no generic exchange-trouble alert goes out."""
+    async with stuck(db, monkeypatch) as (fake, exchange, clock):
+        engine = await engine_on(db, exchange, clock)
+        runs = SqlitePairRunRepository(db)
+        eth = await runs.add(pair=ETH, strategy="ema_cross", timeframe="1h", params={},
+                             capital_share=0.5, now=clock.now())  # fmt: skip
+        btc = await runs.latest_for(BTC)
+        source = ReplaySource({BTC: btc_candles, ETH: eth_candles}, {BTC: "1h", ETH: "1h"})
+        service = TradingService(engine=engine, source=source, clock=clock, runs=[btc, eth],
+                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        clock.set(at_open(btc_candles, 200))
+        assert await service.tick() == 1  # found unknown: BTC/USDT held, ETH/USDT ticks
+        before = len(fake.requests)
+        for minutes in (1, 5, 9):  # within the first wait: the window is not read again
+            clock.set(at_open(btc_candles, 200) + timedelta(minutes=minutes))
+            await service.tick()
+        assert [path for path, _ in fake.requests[before:] if path == BATCH] == []
+        clock.set(at_open(btc_candles, 201))  # the wait is over: read again, rate limited
+        fake.faults.append(Fault(BATCH, 429, {"error": "rate_limit_exceeded"}, times=3))
+        assert await service.tick() == 1  # ETH/USDT ticks all the same
+        fake.faults.clear()
+        assert any(path == BATCH for path, _ in fake.requests[before:])
+        assert held_ids(engine.executor, BTC) == ["pp1x1b"]
+        assert await alerts_of(db, "exchange_error") == []
+        before = len(fake.requests)  # the wait doubled: 20 minutes now
+        clock.set(at_open(btc_candles, 201) + timedelta(minutes=15))
+        await service.tick()
+        assert [path for path, _ in fake.requests[before:] if path == BATCH] == []
+
+
+@pytest.mark.parametrize("found_by", ["tick", "restart"])
+async def test_a_block_that_clears_by_itself_tells_the_admins_all_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, found_by: str
+) -> None:
+    """Review i15 s17 L2: the venue's lists shrink again (the other bot's orders purged): the
+    order is found and booked, the pair trades again, and the admins, told CRITICAL "not
+    traded until settled, /order ...", get an all-clear naming the order and what was booked;
+    also when it is found by the start-up reconciliation after a restart."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = min(fake.orders)
+    executed = fake.orders[ours].executed
+
+    def purge() -> None:
+        for order_id in [o for o in fake.orders if o != ours]:
+            del fake.orders[order_id]
+
+    if found_by == "restart":
+        async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+            assert held_ids(trading.engine.executor, BTC) == ["pp1x1b"]
+        purge()
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        executor = trading.engine.executor
+        if found_by == "tick":
+            assert held_ids(executor, BTC) == ["pp1x1b"]
+            purge()
+        market.at(start + timedelta(hours=1))
+        assert await trading.service.tick("1h") == 1
+        assert (await executor.journal.get("pp1x1b")).status is OrderStatus.FILLED
+        db = executor._transactions  # noqa: SLF001
+        alert, clear = await alerts_of(db, "order_unknown")
+        assert "/order pp1x1b never" in alert
+        for words in ("All clear: order pp1x1b", f"{executed:.8g} BTC", "BTC/USDT trades again"):
+            assert words in clear
+        market.at(start + timedelta(hours=2))
+        await trading.service.tick("1h")
+        assert len(await alerts_of(db, "order_unknown")) == 2  # once
+
+
+async def test_order_takes_a_price_near_the_orders_journaled_price_after_the_market_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """The journal keeps the price an order was sent or expected at (migration 0015): a fill
+    settled long after, the market since moved more than 20%, is checked against it too, so a
+    true PRICE is not refused as a typo; a price far from both is."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control = trading.control
+        order = await trading.engine.executor.journal.get("pp1x1b")
+        assert order.reference_price == 100_000.0  # the intent's: the market is at ~107,400
+        far_from_the_market = 100_000.0 * 0.85
+        assert "at 85000" in await control.order_preview(
+            ["pp1x1b", "filled", f"{ours.executed!r}", f"{far_from_the_market!r}"]
+        )
+        with pytest.raises(UserInputError, match="price when journaled 100000: a typo"):
+            await control.order_preview(["pp1x1b", "filled", f"{ours.executed!r}", "70000"])
+
+
+async def test_stoppair_right_after_a_lost_buy_looks_it_up_and_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17 M1 (the stale-cache variant): a buy's answer is lost behind a full
+    window and /stoppair comes before the next tick has held the pair. /stoppair looks the
+    pair's orders up itself, under the tick lock: refused, the run not stopped."""
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [])
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        executor = trading.engine.executor
+        assert held_ids(executor, BTC) == []
+        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                 after=True))  # fmt: skip
+        fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+        with pytest.raises(ExchangeUnavailable):
+            await executor.execute(dataclasses.replace(buy(500.0, "pp1x3b"), created_at=start))
+        fake.faults.clear()
+        with pytest.raises(UserInputError, match="pp1x3b"):
+            await trading.control.stop(BTC)
+        assert [run.pair for run in trading.service.runs()] == [BTC]
+        assert held_ids(executor, BTC) == ["pp1x3b"]
+
+
+async def test_a_losing_sale_settled_by_hand_counts_toward_the_cooldown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17 L1 (the day its PnL counts toward): a lost exit settled with /order
+    closes its trade, and a loss counts toward the run's cooldown as a tick's sale does."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    price = ours.quote / ours.executed
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        executor, control = trading.engine.executor, trading.control
+        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"],
+                                   "1001")  # fmt: skip
+        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                 after=True))  # fmt: skip
+        fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+        sell = OrderIntent("pp1x2s", 1, BTC, Side.SELL, ours.executed, price, start)
+        with pytest.raises(ExchangeUnavailable):
+            await executor.execute(sell)
+        fake.faults.clear()
+        await executor.settle_unknown()
+        assert held_ids(executor, BTC) == ["pp1x2s"]
+        await control.settle_order(["pp1x2s", "filled", f"{ours.executed!r}",
+                                    f"{price * 0.99!r}", "0.5"], "1001")  # fmt: skip
+        assert trading.engine.portfolio.position(BTC) is None
+        db = executor._transactions  # noqa: SLF001
+        run = await SqlitePairRunRepository(db).latest_for(BTC)
+        assert (await SqliteStateRepository(db).get(f"cooldown:{run.id}"))["losses"] == 1
