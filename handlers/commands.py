@@ -18,7 +18,6 @@ import sqlite3
 import textwrap
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from html import escape
 
 from telegram import (
@@ -206,7 +205,7 @@ class Pending:
     arguments: list[str]
     user_id: int
     chat_id: int
-    expires: datetime
+    expires: float  # the host's monotonic seconds
     halts: int  # how many /halt had run when it was asked: a later /halt voids a resume
     message_id: int | None = None  # the prompt's, once it was sent
 
@@ -220,7 +219,7 @@ class ChatCommands:
         outbox: AlertOutbox,
         clock: Clock,
         strangers: Strangers,
-        arrival: Callable[[int], datetime | None] = lambda update_id: None,
+        arrival: Callable[[int], float | None] = lambda update_id: None,
         telegram: TelegramClock | None = None,
         max_age: float = MAX_COMMAND_AGE_SECONDS,
         confirm_seconds: float = CONFIRM_SECONDS,
@@ -228,12 +227,13 @@ class ChatCommands:
         memory: ChatMemory | None = None,
     ) -> None:
         """``memory``: where open prompts are kept across a restart;
-        ``arrival``: when an update arrived (a command's age is judged then, not after it
-        waited in its chat's line); ``telegram``: Telegram's clock, which message dates are
-        in (the host's may be off); ``max_age``: seconds after which a command no longer
-        changes anything by itself; ``confirm_seconds``: how long a Confirm button works;
-        ``wall``: real time, which Telegram's message dates are in
-        (``clock`` may be a replay's)."""
+        ``arrival``: when an update arrived, in ``wall``'s monotonic seconds (a command's age
+        is judged then, not after it waited in its chat's line); ``telegram``: Telegram's
+        clock, which message dates are in (the host's may be off); ``max_age``: seconds
+        after which a command no longer changes anything by itself; ``confirm_seconds``: how
+        long a Confirm button works;
+        ``wall``: real time (``clock`` may be a replay's): its monotonic reading times
+        arrivals and Confirm windows, its wall clock is only shown."""
         self._arrival = arrival
         self._cockpit = cockpit
         self._users = dict(users)
@@ -405,8 +405,10 @@ class ChatCommands:
             return
         self._beside(answer, name)  # the next command need not wait for it
 
-    def _arrived(self, update: Update) -> datetime:
-        return self._arrival(update.update_id) or self._wall.now()
+    def _arrived(self, update: Update) -> float:
+        """When ``update`` arrived (monotonic seconds)."""
+        arrived = self._arrival(update.update_id)
+        return self._wall.monotonic() if arrived is None else arrived
 
     async def _age(self, update: Update, name: str, bounded: bool,
                    status: StatusMessage) -> float:  # fmt: skip
@@ -444,10 +446,9 @@ class ChatCommands:
         """How old a command is at least, by the earliest Telegram's clock can have read
         at its arrival (0 when nothing is known)."""
         assert update.message is not None
-        low = self._telegram.bounds()[0]
-        if low is None:
+        earliest = self._telegram.earliest(self._arrived(update))
+        if earliest is None:
             return 0.0
-        earliest = self._arrived(update) + timedelta(seconds=low)
         return max((earliest - update.message.date).total_seconds(), 0.0)
 
     def _research_done(self, task: asyncio.Task[None]) -> None:
@@ -529,8 +530,8 @@ class ChatCommands:
         except (UserInputError, NotFound) as error:
             now = f"nothing: {error}"
         token = random_tokens.token_hex(6)
-        window = timedelta(seconds=self._confirm_seconds)
-        asked_at = self._wall.now()
+        window = self._confirm_seconds
+        asked_at = self._wall.monotonic()
         self._pending[token] = Pending(name, arguments, user_id, chat_id, asked_at + window,
                                        self._halts)  # fmt: skip
         buttons = InlineKeyboardMarkup([[
@@ -552,8 +553,8 @@ class ChatCommands:
             # slow send or a group's full minute may have held it back): Telegram's date of
             # the prompt, kept between the send's start and its answer (a wrong clock or a
             # slow answer cannot stretch it)
-            shown = self._telegram.host_time(sent[-1].date)
-            pending.expires = min(max(shown, asked_at), self._wall.now()) + window
+            shown = self._telegram.steady_time(sent[-1].date)
+            pending.expires = min(max(shown, asked_at), self._wall.monotonic()) + window
             pending.message_id = sent[-1].message_id
             if self._memory is not None:
                 await self._memory.opened(token, chat_id, sent[-1].message_id, name)

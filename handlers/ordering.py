@@ -198,8 +198,8 @@ class ChatOrder(BaseUpdateProcessor):
         self._strangers = strangers
         self._admins = frozenset(admins)
         self._wall = wall or SystemClock()
-        self._arrived: dict[int, datetime] = {}  # update id: when it arrived (host clock)
-        self._last_arrival: datetime | None = None  # the last update's arrival, anyone's
+        self._arrived: dict[int, float] = {}  # update id: when it arrived (monotonic)
+        self._last_arrival: float | None = None  # the last update's arrival, anyone's
         self._tails: dict[tuple[int, bool], asyncio.Future[None]] = {}  # line: its last end
         self._for_strangers: set[asyncio.Task[Any]] = set()
         self._for_known: set[asyncio.Task[Any]] = set()
@@ -209,14 +209,14 @@ class ChatOrder(BaseUpdateProcessor):
         if not isinstance(update, Update):
             await coroutine
             return
-        self._last_arrival = self._wall.now()
+        self._last_arrival = self._wall.monotonic()
         user, chat = update.effective_user, update.effective_chat
         chat_id = chat.id if chat is not None else 0
         if not self._strangers.known(user.id if user is not None else None):
             await self._stranger(update, chat_id, user.id if user is not None else None,
                                  coroutine)  # fmt: skip
             return
-        self._arrived[update.update_id] = self._wall.now()
+        self._arrived[update.update_id] = self._wall.monotonic()
         first = ADMIN_FIRST.set(user is not None and user.id in self._admins)
         try:
             await self._in_line((chat_id, ADMIN_FIRST.get()), update, coroutine)
@@ -225,12 +225,13 @@ class ChatOrder(BaseUpdateProcessor):
             self._arrived.pop(update.update_id, None)
 
     @property
-    def last_arrival(self) -> datetime | None:
-        """When the last update (anyone's) arrived (host clock)."""
+    def last_arrival(self) -> float | None:
+        """When the last update (anyone's) arrived (the host's monotonic seconds)."""
         return self._last_arrival
 
-    def arrival(self, update_id: int) -> datetime | None:
-        """When a known user's update being handled arrived (host clock)."""
+    def arrival(self, update_id: int) -> float | None:
+        """When a known user's update being handled arrived (the host's monotonic seconds:
+        a step of the wall clock never changes a command's age)."""
         return self._arrived.get(update_id)
 
     async def _in_line(self, line: tuple[int, bool], update: Update,

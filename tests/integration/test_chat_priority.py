@@ -461,3 +461,39 @@ async def test_a_host_5_min_slow_holds_an_old_stoppair(tmp_path: Path) -> None:
 
     async with chat_stack(tmp_path, before_start=late) as chat:
         await _held(chat, 330)
+
+
+def _step_host(chat: Any, seconds: float) -> None:
+    """NTP steps the host's wall clock by ``seconds`` during a run; Telegram's clock (and the
+    host's monotonic one) go on as they were."""
+    chat.wall.set(chat.wall.now() + timedelta(seconds=seconds))
+    chat.emulator.clock_ahead -= seconds
+
+
+async def test_a_host_clock_stepped_back_during_a_run_never_lets_an_old_stoppair_run(
+    tmp_path: Path,
+) -> None:
+    """Review round 4 F3: after a reading, NTP set the host back 100 s; a /stoppair sent
+    150 s ago (Telegram late) was judged 50 s old and ran by itself."""
+    async with chat_stack(tmp_path) as chat:
+        await chat.ask(ADMIN, "/pairs")
+        _step_host(chat, -100)
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=150)
+        reply = await chat.reply(ADMIN, after=before)
+        assert "2 min ago; it was not run then" in reply.text
+        assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]
+
+
+async def test_a_host_clock_stepped_forward_during_a_run_makes_no_fresh_command_old(
+    tmp_path: Path,
+) -> None:
+    """Review round 4 F4: after a reading, NTP set the host 120 s forward: a fresh /halt was
+    refused as 2 min old, and a fresh /flatten's prompt said it was not run then."""
+    async with chat_stack(tmp_path) as chat:
+        await chat.ask(ADMIN, "/pairs")
+        _step_host(chat, 120)
+        assert "Trading halted" in await chat.ask(ADMIN, "/halt")
+        prompt = await chat.ask(ADMIN, "/flatten")
+        assert prompt.startswith("/flatten: "), prompt
+        assert "not run then" not in prompt
