@@ -47,7 +47,7 @@ from bot.ports import Clock
 from handlers import dust as dust_command
 from handlers.delivery import plain, send_photo, send_text
 from handlers.holdings import holdings_reply
-from handlers.ordering import Strangers
+from handlers.ordering import Strangers, press_turn
 from handlers.priority import ADMIN_FIRST
 from handlers.restart import ChatMemory
 from handlers.telegram_clock import TelegramClock
@@ -67,6 +67,10 @@ PHONE_LINE = 60  # characters a long line is wrapped at
 BESIDE = frozenset({"backtest", "sweep", "chart", "pnl"})
 # confirmed commands whose result goes through the outbox (every user learns it; never lost)
 OUTBOX_RESULTS = {"flatten": "risk_halt", "resume_trading": "risk_resume", "risk": "risk_change"}
+# confirmed, runs at once, not after what the chat sent before the press: the kill switch,
+# like /halt, never waits behind a command stuck on a slow tick (it halts first, so nothing
+# that runs after it can open a position)
+JUMPS = frozenset({"flatten"})
 
 Action = Callable[[list[str], str, Progress], Awaitable[str | Photo]]  # (arguments, actor, ...)
 
@@ -575,7 +579,7 @@ class ChatCommands:
         return await self._cockpit.preview(name, arguments) or COMMANDS[name].summary
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A confirmed command runs at once; the button's answer and the "Confirmed" edit go
+        """A press is answered at once: the button's answer and the "Confirmed" edit go
         out beside it (an edit in a group waits for the group's rate limit), and its result
         comes in its own message, through the outbox for the kill switch, so it is never
         lost."""
@@ -607,6 +611,13 @@ class ChatCommands:
         if result:
             await self._cockpit.record(actor, pending.command, [choice], result)
             return
+        await self._confirmed(update, pending, actor)
+
+    async def _confirmed(self, update: Update, pending: Pending, actor: str) -> None:
+        """Run a confirmed command in its place in the chat's order (the kill switch: at
+        once), and report its result."""
+        if pending.command not in JUMPS:
+            await press_turn()  # after what the chat sent before the press
         async with self._in_order(pending.command):
             if pending.command == "resume_trading" and pending.halts != self._halts:
                 reply, result = ("Not resumed: /halt was sent after this was asked; send "

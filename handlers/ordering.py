@@ -18,6 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,8 @@ MAX_UPDATES_AT_ONCE = 1024  # PTB's semaphore; only admitted updates ever take a
 NOTICE_EVERY = timedelta(hours=1)  # the admins hear of strangers at most this often
 POLL_FAILURES = 3  # getUpdates failures in a row before commands count as not received
 _FORGET_AFTER = 10_000  # chats remembered before old windows are swept
+# a button press's place in its chat's line: what was sent before it, still to finish
+_BEFORE_PRESS: ContextVar[asyncio.Future[None] | None] = ContextVar("before_press", default=None)
 
 
 class Strangers:
@@ -129,12 +132,20 @@ async def _droppable(coroutine: Awaitable[Any], tasks: set[asyncio.Task[Any]], w
 
 
 def _jumps_the_queue(update: Update) -> bool:
-    """/halt and button presses (a Confirm must be answered at once) run ahead of the chat's
-    queue: they must not wait for a command stuck behind a slow tick or exchange."""
-    if update.callback_query is not None:
-        return True
+    """/halt runs ahead of the chat's queue: it must not wait for a command stuck behind a
+    slow tick or exchange (halting is always safe, whatever runs after it)."""
     text = update.message.text if update.message is not None else None
     return bool(text) and text.split()[0].split("@")[0].lower() == "/halt"
+
+
+async def press_turn() -> None:
+    """Inside a button press's handler: wait until what its chat sent before the press has
+    run. A press starts at once (its button is answered at once), but what it confirms takes
+    its place in the chat's order: a /pause typed before the Confirm of an earlier /resume
+    prompt must not run after the resume (the admin's last word would lose)."""
+    before = _BEFORE_PRESS.get()
+    if before is not None:
+        await asyncio.shield(before)
 
 
 def _sender(update: Mapping[str, Any]) -> tuple[int | None, int]:
@@ -242,11 +253,14 @@ class ChatOrder(BaseUpdateProcessor):
         before = self._tails.get(line)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tails[line] = mine
+        pressed = update.callback_query is not None
+        place = _BEFORE_PRESS.set(before if pressed else None)  # its task's context keeps it
         try:
-            if before is not None:
+            if before is not None and not pressed:
                 await asyncio.shield(before)
-            await self._known(coroutine)
+            await self._known(coroutine)  # a press starts at once: it waits in press_turn
         finally:
+            _BEFORE_PRESS.reset(place)
             mine.set_result(None)
             if self._tails.get(line) is mine:
                 del self._tails[line]

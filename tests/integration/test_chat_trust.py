@@ -494,6 +494,47 @@ async def test_halt_never_waits_behind_a_command_stuck_on_a_slow_tick(tmp_path: 
             lock.release()
 
 
+async def test_a_confirm_press_runs_after_the_commands_its_chat_sent_before_it(
+    tmp_path: Path,
+) -> None:
+    """Review (round 2 rerun): the admin typed /pause ETHUSDT while a tick held the lock,
+    then confirmed an earlier /resume ETHUSDT prompt; the press jumped the chat's line, so
+    the resume ran first and the queued pause after it: the admin's last word lost. The
+    button is still answered at once."""
+    async with chat_stack(tmp_path) as chat:
+        assert "Started" in await chat.ask(ADMIN, "/startpair ETHUSDT share=0.2")
+        assert "Paused" in await chat.ask(ADMIN, "/pause ETHUSDT")
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/resume ETHUSDT", ago=120)  # sent while the bot restarted
+        question = await chat.reply(ADMIN, after=before)
+        assert question.reply_markup, question.text
+        lock = chat.trading.service.tick_lock
+        await lock.acquire()  # a tick stuck in a slow exchange call
+        try:
+            chat.emulator.say(ADMIN, "/stoppair BTCUSDT")  # waits for the tick
+            chat.emulator.say(ADMIN, "/pause ETHUSDT")  # typed next: waits its turn
+            await asyncio.sleep(0.5)
+            answered = len(chat.emulator.answered_callbacks)
+            chat.emulator.press(ADMIN, question, _confirm(question))  # the last word
+            for _ in range(200):
+                if len(chat.emulator.answered_callbacks) > answered:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(chat.emulator.answered_callbacks) > answered  # answered at once
+        finally:
+            lock.release()
+        for _ in range(300):
+            if any("Resumed ETH/USDT" in m.text for m in chat.emulator.to(ADMIN)):
+                break
+            await asyncio.sleep(0.02)
+        texts = [m.text for m in chat.emulator.to(ADMIN)]
+        assert texts[-3].startswith("Stopped BTC/USDT"), texts
+        assert "ETH/USDT is paused" in texts[-2], texts  # the /pause, in its place
+        assert texts[-1] == "Resumed ETH/USDT.", texts
+        states = {run.pair: run.state.name for run in chat.trading.service.runs()}
+        assert states["ETH/USDT"] == "RUNNING"
+
+
 async def test_a_halt_sent_after_confirming_a_resume_ends_halted(tmp_path: Path) -> None:
     """Review F11: the confirmed resume must not run after a /halt typed later, even when
     the "Confirmed" edit is slow (Telegram slow, or the group's rate limit)."""
