@@ -156,7 +156,6 @@ async def _no_progress(text: str) -> None:
     return None
 
 
-ASKED_BELOW = "Asked to confirm below."  # a command's first message, when a Confirm follows
 READING = "⏳"  # starts a state change's first message, sent to read Telegram's clock
 
 
@@ -172,6 +171,22 @@ class StatusMessage:
     @property
     def shown(self) -> bool:
         return self._message_id is not None
+
+    @property
+    def reading(self) -> bool:
+        """Whether the message shown is the "⏳" sent to read Telegram's clock."""
+        return self.shown and self._text.startswith(READING)
+
+    async def remove(self) -> None:
+        """Delete the message shown (what it stood for now comes in a newer one); one that
+        cannot be deleted is left as it is."""
+        if self._message_id is None:
+            return
+        message_id, self._message_id, self._text = self._message_id, None, ""
+        try:
+            await self._bot.delete_message(self._chat_id, message_id)
+        except TelegramError as error:
+            log.warning("status message not deleted: %s", error)
 
     async def edit(self, text: str) -> None:
         """Show ``text`` if a message is shown already (none is sent for it)."""
@@ -399,8 +414,8 @@ class ChatCommands:
             await self._cockpit.record(actor, name, arguments,
                                        "asked to confirm" + (f" (sent {ago(age)})" if stale
                                                              else ""))  # fmt: skip
-            await status.edit(ASKED_BELOW)
             await self._ask(bot, chat.id, user.id, name, arguments, age if stale else None)
+            self._tidy(status)
             return
         answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None,
                               status)  # fmt: skip
@@ -478,10 +493,20 @@ class ChatCommands:
         if isinstance(reply, Photo):
             await send_photo(bot, chat_id, reply.png, asked + reply.caption)
             await status.show("Done.")
-        elif status.shown:  # the progress message ends with the outcome
+        elif status.shown and not status.reading:  # the progress message ends with the outcome
             await status.show(asked + reply)
         else:
             await send_text(bot, chat_id, asked + reply)
+            self._tidy(status)
+
+    def _tidy(self, status: StatusMessage) -> None:
+        """The "⏳" a command's outcome or Confirm prompt followed goes, beside: the outcome
+        came in a new message, because Telegram notifies no edit, and a phone showed only
+        "⏳ /stoppair…" when the outcome replaced it. Deleted rather than edited to "done,
+        see below": the chat then reads as the command and its answer, and a "⏳" that
+        stayed would read as still in progress."""
+        if status.shown:
+            self._beside(status.remove(), "tidy")
 
     async def _act(
         self, name: str, arguments: list[str], actor: str, progress: Progress | None = None

@@ -19,7 +19,7 @@ import pytest
 
 from bot.config import WebhookSettings
 from bot.health import check_chat
-from handlers.commands import ChatCommands
+from handlers.commands import READING, ChatCommands
 from handlers.restart import ChatMemory
 from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
@@ -339,8 +339,7 @@ async def test_the_first_webhook_updates_after_a_start_keep_their_order(tmp_path
         stop = _command(9002, "/stoppair ETHUSDT", now)
         assert await post_update(hook.url, "s3cret", stop) == 200  # 9002 lands first
         assert await post_update(hook.url, "s3cret", start) == 200
-        await chat.reply(ADMIN, after=1)
-        texts = [m.text for m in chat.emulator.to(ADMIN)]
+        texts = await chat.answers(ADMIN, 2)
         assert texts[0].startswith("Started ETH/USDT"), texts
         assert texts[1].startswith("Stopped"), texts
         assert "ETH/USDT" not in [run.pair for run in chat.trading.service.runs()]
@@ -659,3 +658,24 @@ async def test_an_old_halt_with_no_upper_bound_runs_and_says_how_old_it_is(
         reply = await chat.reply(ADMIN)
         assert reply.text.startswith("(asked 3 min ago)"), reply.text
         assert "halted" in reply.text
+
+
+@pytest.mark.parametrize(("ago", "outcome"), [(0, "Stopped BTC/USDT"), (120, "You sent")])
+async def test_a_state_change_s_outcome_after_its_clock_reading_notifies_the_phone(
+    tmp_path: Path, ago: float, outcome: str
+) -> None:
+    """Review round 4 F5: with no recent reading, the outcome replaced the "⏳ /stoppair…"
+    message by an edit, which Telegram does not notify: the phone showed only the ⏳. The
+    outcome (or the Confirm prompt of a stale one) comes in a new message; the ⏳ goes."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=ago)
+        reply = await chat.reply(ADMIN)
+        assert reply.text.startswith(outcome), reply.text
+        assert reply.notifies
+        assert reply.notified == reply.text  # the notification carried the outcome
+        for _ in range(200):
+            if all(m.deleted for m in chat.emulator.to(ADMIN) if m.text.startswith(READING)):
+                break
+            await asyncio.sleep(0.01)
+        shown = [m.text for m in chat.emulator.to(ADMIN) if not m.deleted]
+        assert shown == [reply.text]  # no "⏳ /stoppair…" left to read as "in progress"

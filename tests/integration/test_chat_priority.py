@@ -277,19 +277,19 @@ async def test_the_webhook_drops_repeated_updates_and_restores_their_order(
         start = _command(9001, "/startpair ETHUSDT share=0.2", now)
         stop = _command(9002, "/stoppair ETHUSDT", now)
         assert await post_update(hook.url, "s3cret", start) == 200
-        await chat.reply(ADMIN)
+        await chat.answers(ADMIN, 1)
         assert await post_update(hook.url, "s3cret", stop) == 200
-        await chat.reply(ADMIN, after=1)
+        await chat.answers(ADMIN, 2)
         assert await post_update(hook.url, "s3cret", start) == 200  # Telegram's retry
         await chat.emulator.quiet(1.0)
         assert "ETH/USDT" not in [run.pair for run in chat.trading.service.runs()]
-        assert len(chat.emulator.to(ADMIN)) == 2
+        assert len(chat.emulator.shown(ADMIN)) == 2
         again = _command(9004, "/startpair ETHUSDT share=0.2", now)
         last = _command(9005, "/stoppair ETHUSDT", now)
         assert await post_update(hook.url, "s3cret", last) == 200  # 9005 lands first
         assert await post_update(hook.url, "s3cret", again) == 200
         await chat.emulator.quiet(2.0)  # 9003 never comes: given up on after a second
-        texts = [m.text for m in chat.emulator.to(ADMIN)][2:]
+        texts = [m.text for m in chat.emulator.shown(ADMIN)][2:]
         assert texts[0].startswith("Started ETH/USDT"), texts
         assert texts[1].startswith("Stopped"), texts
         assert "ETH/USDT" not in [run.pair for run in chat.trading.service.runs()]

@@ -51,8 +51,8 @@ async def test_commands_queued_while_down_change_nothing_by_themselves(tmp_path:
         assert await guard.halted()  # halting is safe: a /halt never waits for a reading
         assert guard.limits.max_drawdown == 0.15
         # the /risk's first message read Telegram's clock, then pointed at its Confirm
-        (halted,) = [m for m in chat.emulator.to(ADMIN) if "halted" in m.text]
-        (risk,) = [m for m in chat.emulator.to(ADMIN) if "/risk" in m.text]
+        (halted,) = [m for m in chat.emulator.shown(ADMIN) if "halted" in m.text]
+        (risk,) = [m for m in chat.emulator.shown(ADMIN) if "/risk" in m.text]
         assert "Trading halted" in halted.text  # "(asked 2 h ago)" if a lower bound was read
         assert risk.text.startswith("You sent /risk set max_drawdown 0.1 3 h ago; it was not")
         (pairs,) = chat.emulator.to(VIEWER)
@@ -74,8 +74,7 @@ async def test_commands_from_one_chat_run_in_the_order_sent(tmp_path: Path) -> N
         emulator.say(TRADER, "/pause ETHUSDT")
 
     async with chat_stack(tmp_path, before_start=sent_together) as chat:
-        await chat.reply(TRADER, after=3, within=10)
-        texts = [m.text for m in chat.emulator.to(TRADER)]
+        texts = await chat.answers(TRADER, 4)
         assert texts[0].startswith("Started ETH/USDT")
         assert texts[1].startswith("Stopped ETH/USDT")
         assert texts[2].startswith("Started ETH/USDT: ema_cross 1h, 30%")
