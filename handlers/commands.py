@@ -266,7 +266,9 @@ class ChatCommands:
         self._pending: dict[str, Pending] = {}
         self._memory = memory
         self._refusals: list[tuple[str, str]] = []  # strangers' (actor, command), to audit
-        self._auditing: asyncio.Task[None] | None = None
+        self._auditing: asyncio.Task[None] | None = None  # the next batch, gathering
+        self._committing = asyncio.Lock()  # one refusals commit at a time
+        self._stopping = False
         self._closing: set[asyncio.Task[None]] = set()  # prompts' kept rows being closed
         self._actions = Actions(cockpit)
         self._research: set[asyncio.Task[None]] = set()
@@ -311,32 +313,45 @@ class ChatCommands:
         if self._memory is not None:
             await self._memory.closed(token)
 
-    async def _audit_refusals(self, wait: float, retry: bool = True) -> None:
-        """``retry``: a failed commit is tried again later (not at a stop: nothing may
-        outlive it; the refusals are in the log)."""
+    async def _audit_refusals(self, wait: float) -> None:
+        """The refusals gathered over ``wait`` seconds, audited in one commit."""
         await asyncio.sleep(wait)
-        self._auditing = None
-        refusals, self._refusals = self._refusals, []
-        try:
-            await self._cockpit.record_many([(actor, name, [], "refused: not in the config")
-                                             for actor, name in refusals])  # fmt: skip
-        except (sqlite3.Error, OSError) as error:  # a backup holds the database: kept
-            kept = [*refusals, *self._refusals]
-            self._refusals = kept[-REFUSALS_KEPT:]  # the oldest beyond it are in the log only
-            log.error("%d strangers' refusals not audited (%s): %s%s", len(refusals), error,
-                      f"tried again in {REFUSALS_RETRY:.0f} s" if retry else "in the log only",
-                      f"; {len(kept) - REFUSALS_KEPT} oldest dropped"
-                      if len(kept) > REFUSALS_KEPT else "")  # fmt: skip
-            if retry and self._auditing is None:
-                self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_RETRY))
+        self._auditing = None  # refusals from now on gather for the next batch
+        await self._commit_refusals()
+
+    async def _commit_refusals(self) -> None:
+        """One commit of the refusals gathered; a failed one keeps them, and is tried again
+        later (not once the stop began: nothing may outlive it; they are in the log). One
+        commit at a time, so the stop's waits for one in flight (and retries what failed)."""
+        async with self._committing:
+            refusals, self._refusals = self._refusals, []
+            if not refusals:
+                return
+            try:
+                await self._cockpit.record_many([(actor, name, [], "refused: not in the config")
+                                                 for actor, name in refusals])  # fmt: skip
+            except (sqlite3.Error, OSError) as error:  # a backup holds the database: kept
+                kept = [*refusals, *self._refusals]
+                self._refusals = kept[-REFUSALS_KEPT:]  # the oldest beyond it: in the log only
+                retry = not self._stopping
+                log.error("%d strangers' refusals not audited (%s): %s%s", len(refusals), error,
+                          f"tried again in {REFUSALS_RETRY:.0f} s" if retry
+                          else "tried once more at the stop", f"; {len(kept) - REFUSALS_KEPT} "
+                          "oldest dropped" if len(kept) > REFUSALS_KEPT else "")  # fmt: skip
+                if retry and self._auditing is None:
+                    self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_RETRY))
 
     async def audit_refusals(self) -> None:
-        """At a stop: the strangers' refusals not yet audited are, now."""
-        if self._auditing is not None:
+        """At a stop: a batch waiting is audited now, after any commit in flight (whose
+        failure is then tried once more here, never later)."""
+        self._stopping = True
+        if self._auditing is not None:  # still gathering: its refusals are all still here
             self._auditing.cancel()
             self._auditing = None
+        await self._commit_refusals()
         if self._refusals:
-            await self._audit_refusals(0, retry=False)
+            log.error("%d strangers' refusals not audited at the stop: in the log only",
+                      len(self._refusals))  # fmt: skip
 
     async def close_rows(self) -> None:
         """At a stop: the prompts' kept rows being closed beside a press are, before the

@@ -679,3 +679,65 @@ async def test_a_state_change_s_outcome_after_its_clock_reading_notifies_the_pho
             await asyncio.sleep(0.01)
         shown = [m.text for m in chat.emulator.to(ADMIN) if not m.deleted]
         assert shown == [reply.text]  # no "⏳ /stoppair…" left to read as "in progress"
+
+
+async def test_a_refusals_commit_failing_during_the_stop_is_retried_within_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review round 4 F6: a batch of strangers' refusals whose commit was in flight at the
+    stop (a slow disk) was not waited for: when it failed, its retry outlived the stop and
+    the rows were never audited."""
+    real_many = SqliteAuditRepository.add_many
+    calls = {"count": 0}
+    in_flight = asyncio.Event()
+
+    async def slow_then_fine(self: SqliteAuditRepository, *args: Any) -> None:
+        calls["count"] += 1
+        if calls["count"] == 1:  # a slow disk, then a backup's lock
+            in_flight.set()
+            await asyncio.sleep(0.5)
+            raise sqlite3.OperationalError("database is locked")
+        await real_many(self, *args)
+
+    monkeypatch.setattr(SqliteAuditRepository, "add_many", slow_then_fine)
+    async with chat_stack(tmp_path) as chat:
+        for index in range(3):
+            chat.emulator.say(STRANGER + index, "/status", chat_id=STRANGER + index)
+        await asyncio.wait_for(in_flight.wait(), 5)  # the batch's commit is in flight
+        await chat.frontend.stop()
+        left = [task for task in asyncio.all_tasks()
+                if "_audit_refusals" in repr(task.get_coro())]  # fmt: skip
+        assert left == []
+        entries = await chat.audit.latest(500)
+        assert len([e for e in entries if e.result == "refused: not in the config"]) == 3
+
+
+async def test_a_confirmed_prompt_s_row_closed_at_a_slow_stop_never_expires_it_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review round 4 F6: a Confirm pressed just before a stop, its kept row's commit slow
+    (a slow disk): the next start must not edit the confirmed kill switch to "Expired"."""
+    real_set = SqliteStateRepository.set
+    slow = {"on": False}
+
+    async def slow_set(self: SqliteStateRepository, key: str, *args: Any) -> None:
+        if slow["on"] and key == "chat.prompts":
+            await asyncio.sleep(1.0)  # a slow disk's commit of the kept prompts
+        await real_set(self, key, *args)
+
+    monkeypatch.setattr(SqliteStateRepository, "set", slow_set)
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        question = await chat.sent_back(ADMIN, "/flatten")
+        slow["on"] = True
+        answered = len(emulator.answered_callbacks)
+        emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
+            "callback_data"])  # fmt: skip
+        for _ in range(300):
+            if len(emulator.answered_callbacks) > answered:
+                break
+            await asyncio.sleep(0.01)
+    slow["on"] = False
+    async with chat_stack(tmp_path, emulator=emulator):
+        await emulator.quiet(1.0)
+        assert "Expired" not in question.text, question.text
