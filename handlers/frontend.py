@@ -128,6 +128,7 @@ class TelegramFrontend:
             self.strangers,
             self._polling,
             self._polling_ended,
+            self.telegram_clock.updates_arrived,
             token=token,
             base_url=f"{base}/bot",
             base_file_url=f"{base}/file/bot",

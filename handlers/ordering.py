@@ -164,16 +164,19 @@ class TriagedBot(ExtBot[Any]):
     row (PTB retries forever, so a second instance polling would leave the bot deaf and
     quiet), or at once for a refusal that will not pass by itself (InvalidToken, Forbidden);
     None at the next success. ``on_aborted``: PTB's polling loop gave up (it does at the first
-    InvalidToken), so polling must be started again."""
+    InvalidToken), so polling must be started again. ``on_updates`` hears every getUpdates
+    answer (decoded, before triage)."""
 
     def __init__(self, strangers: Strangers,
                  on_polling: Callable[[str | None], object] = lambda problem: None,
                  on_aborted: Callable[[], object] = lambda: None,
+                 on_updates: Callable[[Any], object] = lambda result: None,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self._strangers = strangers
         self._on_polling = on_polling
         self._on_aborted = on_aborted
+        self._on_updates = on_updates
         self._failures = 0
 
     async def _post(self, endpoint: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -194,6 +197,7 @@ class TriagedBot(ExtBot[Any]):
         if self._failures >= POLL_FAILURES:
             self._on_polling(None)
         self._failures = 0
+        self._on_updates(result)
         return self._strangers.triage(result) if isinstance(result, list) else result
 
 

@@ -66,10 +66,10 @@ async def test_updates_dates_are_only_lower_bounds_however_they_came() -> None:
     wall = FakeClock(HOST)
     clock = TelegramClock(wall)
     for waited in (0.0, 5.0):  # a quick answer, a poll that waited
-        await _answer(clock, wall, "getUpdates", [_update(1, wall.now() - timedelta(seconds=150))],
-                      after=waited)  # fmt: skip
+        await _answer(clock, wall, "getUpdates", [], after=waited)
+        clock.updates_arrived([_update(1, wall.now() - timedelta(seconds=150))])
     assert clock.latest(wall.monotonic()) is None
-    await _answer(clock, wall, "getUpdates", [_update(2, wall.now() + timedelta(seconds=30))])
+    clock.updates_arrived([_update(2, wall.now() + timedelta(seconds=30))])
     assert clock.bounds() == (30.0, None)  # a fresh update on a host 30 s slow
     assert clock.offset == 30.0  # the estimate never goes below a bound
 
