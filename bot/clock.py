@@ -1,31 +1,49 @@
-"""The only place that reads the time. Everything else gets a Clock."""
+"""The only place that reads the time. Everything else gets a Clock.
+
+A clock has two readings: ``now`` (the wall clock: UTC, for dates, showing times and Unix
+seconds; NTP or an admin may step it at any moment) and ``monotonic`` (seconds that only
+ever move forward at the rate time passes, with no meaning of their own: for measuring how
+long something took or how far apart two moments were, which a step of the wall clock must
+not change).
+"""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 
 class SystemClock:
-    """Wall-clock UTC time."""
+    """Wall-clock UTC time, and the host's monotonic clock."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def monotonic(self) -> float:
+        return time.monotonic()
+
 
 class FakeClock:
-    """A clock that moves only when told: tests, backtests and replays."""
+    """A clock that moves only when told: tests, backtests and replays. ``advance`` is time
+    passing (both readings move); ``set`` is the wall clock being set (a step: the monotonic
+    reading stays where it is)."""
 
     def __init__(self, start: datetime) -> None:
         self._now = _require_utc(start)
+        self._ticks = 0.0
 
     def now(self) -> datetime:
         return self._now
+
+    def monotonic(self) -> float:
+        return self._ticks
 
     def set(self, moment: datetime) -> None:
         self._now = _require_utc(moment)
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta
+        self._ticks += delta.total_seconds()
 
 
 def _require_utc(moment: datetime) -> datetime:

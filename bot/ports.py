@@ -25,7 +25,13 @@ from bot.domain import (
 
 
 class Clock(Protocol):
-    def now(self) -> datetime: ...
+    def now(self) -> datetime:
+        """The wall clock (UTC); it may be stepped."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds that never step: only differences between readings mean anything."""
+        ...
 
 
 class Transactions(Protocol):

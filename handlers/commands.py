@@ -18,7 +18,6 @@ import sqlite3
 import textwrap
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from html import escape
 
 from telegram import (
@@ -48,7 +47,7 @@ from bot.ports import Clock
 from handlers import dust as dust_command
 from handlers.delivery import plain, send_photo, send_text
 from handlers.holdings import holdings_reply
-from handlers.ordering import Strangers
+from handlers.ordering import Strangers, press_turn
 from handlers.priority import ADMIN_FIRST
 from handlers.restart import ChatMemory
 from handlers.telegram_clock import TelegramClock
@@ -68,6 +67,10 @@ PHONE_LINE = 60  # characters a long line is wrapped at
 BESIDE = frozenset({"backtest", "sweep", "chart", "pnl"})
 # confirmed commands whose result goes through the outbox (every user learns it; never lost)
 OUTBOX_RESULTS = {"flatten": "risk_halt", "resume_trading": "risk_resume", "risk": "risk_change"}
+# confirmed, runs at once, not after what the chat sent before the press: the kill switch,
+# like /halt, never waits behind a command stuck on a slow tick (it halts first, so nothing
+# that runs after it can open a position)
+JUMPS = frozenset({"flatten"})
 
 Action = Callable[[list[str], str, Progress], Awaitable[str | Photo]]  # (arguments, actor, ...)
 
@@ -156,7 +159,6 @@ async def _no_progress(text: str) -> None:
     return None
 
 
-ASKED_BELOW = "Asked to confirm below."  # a command's first message, when a Confirm follows
 READING = "⏳"  # starts a state change's first message, sent to read Telegram's clock
 
 
@@ -172,6 +174,22 @@ class StatusMessage:
     @property
     def shown(self) -> bool:
         return self._message_id is not None
+
+    @property
+    def reading(self) -> bool:
+        """Whether the message shown is the "⏳" sent to read Telegram's clock."""
+        return self.shown and self._text.startswith(READING)
+
+    async def remove(self) -> None:
+        """Delete the message shown (what it stood for now comes in a newer one); one that
+        cannot be deleted is left as it is."""
+        if self._message_id is None:
+            return
+        message_id, self._message_id, self._text = self._message_id, None, ""
+        try:
+            await self._bot.delete_message(self._chat_id, message_id)
+        except TelegramError as error:
+            log.warning("status message not deleted: %s", error)
 
     async def edit(self, text: str) -> None:
         """Show ``text`` if a message is shown already (none is sent for it)."""
@@ -209,7 +227,7 @@ class Pending:
     arguments: list[str]
     user_id: int
     chat_id: int
-    expires: datetime
+    expires: float  # the host's monotonic seconds
     halts: int  # how many /halt had run when it was asked: a later /halt voids a resume
     message_id: int | None = None  # the prompt's, once it was sent
 
@@ -223,7 +241,7 @@ class ChatCommands:
         outbox: AlertOutbox,
         clock: Clock,
         strangers: Strangers,
-        arrival: Callable[[int], datetime | None] = lambda update_id: None,
+        arrival: Callable[[int], float | None] = lambda update_id: None,
         telegram: TelegramClock | None = None,
         max_age: float = MAX_COMMAND_AGE_SECONDS,
         confirm_seconds: float = CONFIRM_SECONDS,
@@ -231,12 +249,13 @@ class ChatCommands:
         memory: ChatMemory | None = None,
     ) -> None:
         """``memory``: where open prompts are kept across a restart;
-        ``arrival``: when an update arrived (a command's age is judged then, not after it
-        waited in its chat's line); ``telegram``: Telegram's clock, which message dates are
-        in (the host's may be off); ``max_age``: seconds after which a command no longer
-        changes anything by itself; ``confirm_seconds``: how long a Confirm button works;
-        ``wall``: real time, which Telegram's message dates are in
-        (``clock`` may be a replay's)."""
+        ``arrival``: when an update arrived, in ``wall``'s monotonic seconds (a command's age
+        is judged then, not after it waited in its chat's line); ``telegram``: Telegram's
+        clock, which message dates are in (the host's may be off); ``max_age``: seconds
+        after which a command no longer changes anything by itself; ``confirm_seconds``: how
+        long a Confirm button works;
+        ``wall``: real time (``clock`` may be a replay's): its monotonic reading times
+        arrivals and Confirm windows, its wall clock is only shown."""
         self._arrival = arrival
         self._cockpit = cockpit
         self._users = dict(users)
@@ -250,7 +269,9 @@ class ChatCommands:
         self._pending: dict[str, Pending] = {}
         self._memory = memory
         self._refusals: list[tuple[str, str]] = []  # strangers' (actor, command), to audit
-        self._auditing: asyncio.Task[None] | None = None
+        self._auditing: asyncio.Task[None] | None = None  # the next batch, gathering
+        self._committing = asyncio.Lock()  # one refusals commit at a time
+        self._stopping = False
         self._closing: set[asyncio.Task[None]] = set()  # prompts' kept rows being closed
         self._actions = Actions(cockpit)
         self._research: set[asyncio.Task[None]] = set()
@@ -295,32 +316,45 @@ class ChatCommands:
         if self._memory is not None:
             await self._memory.closed(token)
 
-    async def _audit_refusals(self, wait: float, retry: bool = True) -> None:
-        """``retry``: a failed commit is tried again later (not at a stop: nothing may
-        outlive it; the refusals are in the log)."""
+    async def _audit_refusals(self, wait: float) -> None:
+        """The refusals gathered over ``wait`` seconds, audited in one commit."""
         await asyncio.sleep(wait)
-        self._auditing = None
-        refusals, self._refusals = self._refusals, []
-        try:
-            await self._cockpit.record_many([(actor, name, [], "refused: not in the config")
-                                             for actor, name in refusals])  # fmt: skip
-        except (sqlite3.Error, OSError) as error:  # a backup holds the database: kept
-            kept = [*refusals, *self._refusals]
-            self._refusals = kept[-REFUSALS_KEPT:]  # the oldest beyond it are in the log only
-            log.error("%d strangers' refusals not audited (%s): %s%s", len(refusals), error,
-                      f"tried again in {REFUSALS_RETRY:.0f} s" if retry else "in the log only",
-                      f"; {len(kept) - REFUSALS_KEPT} oldest dropped"
-                      if len(kept) > REFUSALS_KEPT else "")  # fmt: skip
-            if retry and self._auditing is None:
-                self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_RETRY))
+        self._auditing = None  # refusals from now on gather for the next batch
+        await self._commit_refusals()
+
+    async def _commit_refusals(self) -> None:
+        """One commit of the refusals gathered; a failed one keeps them, and is tried again
+        later (not once the stop began: nothing may outlive it; they are in the log). One
+        commit at a time, so the stop's waits for one in flight (and retries what failed)."""
+        async with self._committing:
+            refusals, self._refusals = self._refusals, []
+            if not refusals:
+                return
+            try:
+                await self._cockpit.record_many([(actor, name, [], "refused: not in the config")
+                                                 for actor, name in refusals])  # fmt: skip
+            except (sqlite3.Error, OSError) as error:  # a backup holds the database: kept
+                kept = [*refusals, *self._refusals]
+                self._refusals = kept[-REFUSALS_KEPT:]  # the oldest beyond it: in the log only
+                retry = not self._stopping
+                log.error("%d strangers' refusals not audited (%s): %s%s", len(refusals), error,
+                          f"tried again in {REFUSALS_RETRY:.0f} s" if retry
+                          else "tried once more at the stop", f"; {len(kept) - REFUSALS_KEPT} "
+                          "oldest dropped" if len(kept) > REFUSALS_KEPT else "")  # fmt: skip
+                if retry and self._auditing is None:
+                    self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_RETRY))
 
     async def audit_refusals(self) -> None:
-        """At a stop: the strangers' refusals not yet audited are, now."""
-        if self._auditing is not None:
+        """At a stop: a batch waiting is audited now, after any commit in flight (whose
+        failure is then tried once more here, never later)."""
+        self._stopping = True
+        if self._auditing is not None:  # still gathering: its refusals are all still here
             self._auditing.cancel()
             self._auditing = None
+        await self._commit_refusals()
         if self._refusals:
-            await self._audit_refusals(0, retry=False)
+            log.error("%d strangers' refusals not audited at the stop: in the log only",
+                      len(self._refusals))  # fmt: skip
 
     async def close_rows(self) -> None:
         """At a stop: the prompts' kept rows being closed beside a press are, before the
@@ -398,8 +432,8 @@ class ChatCommands:
             await self._cockpit.record(actor, name, arguments,
                                        "asked to confirm" + (f" (sent {ago(age)})" if stale
                                                              else ""))  # fmt: skip
-            await status.edit(ASKED_BELOW)
             await self._ask(bot, chat.id, user.id, name, arguments, age if stale else None)
+            self._tidy(status)
             return
         answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None,
                               status)  # fmt: skip
@@ -408,8 +442,10 @@ class ChatCommands:
             return
         self._beside(answer, name)  # the next command need not wait for it
 
-    def _arrived(self, update: Update) -> datetime:
-        return self._arrival(update.update_id) or self._wall.now()
+    def _arrived(self, update: Update) -> float:
+        """When ``update`` arrived (monotonic seconds)."""
+        arrived = self._arrival(update.update_id)
+        return self._wall.monotonic() if arrived is None else arrived
 
     async def _age(self, update: Update, name: str, bounded: bool,
                    status: StatusMessage) -> float:  # fmt: skip
@@ -447,10 +483,9 @@ class ChatCommands:
         """How old a command is at least, by the earliest Telegram's clock can have read
         at its arrival (0 when nothing is known)."""
         assert update.message is not None
-        low = self._telegram.bounds()[0]
-        if low is None:
+        earliest = self._telegram.earliest(self._arrived(update))
+        if earliest is None:
             return 0.0
-        earliest = self._arrived(update) + timedelta(seconds=low)
         return max((earliest - update.message.date).total_seconds(), 0.0)
 
     def _research_done(self, task: asyncio.Task[None]) -> None:
@@ -476,10 +511,20 @@ class ChatCommands:
         if isinstance(reply, Photo):
             await send_photo(bot, chat_id, reply.png, asked + reply.caption)
             await status.show("Done.")
-        elif status.shown:  # the progress message ends with the outcome
+        elif status.shown and not status.reading:  # the progress message ends with the outcome
             await status.show(asked + reply)
         else:
             await send_text(bot, chat_id, asked + reply)
+            self._tidy(status)
+
+    def _tidy(self, status: StatusMessage) -> None:
+        """The "⏳" a command's outcome or Confirm prompt followed goes, beside: the outcome
+        came in a new message, because Telegram notifies no edit, and a phone showed only
+        "⏳ /stoppair…" when the outcome replaced it. Deleted rather than edited to "done,
+        see below": the chat then reads as the command and its answer, and a "⏳" that
+        stayed would read as still in progress."""
+        if status.shown:
+            self._beside(status.remove(), "tidy")
 
     async def _act(
         self, name: str, arguments: list[str], actor: str, progress: Progress | None = None
@@ -532,8 +577,8 @@ class ChatCommands:
         except (UserInputError, NotFound) as error:
             now = f"nothing: {error}"
         token = random_tokens.token_hex(6)
-        window = timedelta(seconds=self._confirm_seconds)
-        asked_at = self._wall.now()
+        window = self._confirm_seconds
+        asked_at = self._wall.monotonic()
         self._pending[token] = Pending(name, arguments, user_id, chat_id, asked_at + window,
                                        self._halts)  # fmt: skip
         buttons = InlineKeyboardMarkup([[
@@ -555,8 +600,8 @@ class ChatCommands:
             # slow send or a group's full minute may have held it back): Telegram's date of
             # the prompt, kept between the send's start and its answer (a wrong clock or a
             # slow answer cannot stretch it)
-            shown = self._telegram.host_time(sent[-1].date)
-            pending.expires = min(max(shown, asked_at), self._wall.now()) + window
+            shown = self._telegram.steady_time(sent[-1].date)
+            pending.expires = min(max(shown, asked_at), self._wall.monotonic()) + window
             pending.message_id = sent[-1].message_id
             if self._memory is not None:
                 await self._memory.opened(token, chat_id, sent[-1].message_id, name)
@@ -577,7 +622,7 @@ class ChatCommands:
         return await self._cockpit.preview(name, arguments) or COMMANDS[name].summary
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A confirmed command runs at once; the button's answer and the "Confirmed" edit go
+        """A press is answered at once: the button's answer and the "Confirmed" edit go
         out beside it (an edit in a group waits for the group's rate limit), and its result
         comes in its own message, through the outbox for the kill switch, so it is never
         lost."""
@@ -609,6 +654,13 @@ class ChatCommands:
         if result:
             await self._cockpit.record(actor, pending.command, [choice], result)
             return
+        await self._confirmed(update, pending, actor)
+
+    async def _confirmed(self, update: Update, pending: Pending, actor: str) -> None:
+        """Run a confirmed command in its place in the chat's order (the kill switch: at
+        once), and report its result."""
+        if pending.command not in JUMPS:
+            await press_turn()  # after what the chat sent before the press
         async with self._in_order(pending.command):
             if pending.command == "resume_trading" and pending.halts != self._halts:
                 reply, result = ("Not resumed: /halt was sent after this was asked; send "

@@ -128,6 +128,7 @@ class TelegramFrontend:
             self.strangers,
             self._polling,
             self._polling_ended,
+            self.telegram_clock.updates_arrived,
             token=token,
             base_url=f"{base}/bot",
             base_file_url=f"{base}/file/bot",
@@ -234,7 +235,8 @@ class TelegramFrontend:
                 log.warning("getWebhookInfo failed: %s", error)
                 continue
             last = self._order.last_arrival
-            problem = webhook_problem(info, url, last and self.telegram_clock.telegram_time(last))
+            problem = webhook_problem(info, url, None if last is None
+                                      else self.telegram_clock.telegram_time(last))  # fmt: skip
             if problem is not None:
                 await self._cannot_receive(problem)
             elif self.problem is not None:

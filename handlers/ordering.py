@@ -18,6 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,8 @@ MAX_UPDATES_AT_ONCE = 1024  # PTB's semaphore; only admitted updates ever take a
 NOTICE_EVERY = timedelta(hours=1)  # the admins hear of strangers at most this often
 POLL_FAILURES = 3  # getUpdates failures in a row before commands count as not received
 _FORGET_AFTER = 10_000  # chats remembered before old windows are swept
+# a button press's place in its chat's line: what was sent before it, still to finish
+_BEFORE_PRESS: ContextVar[asyncio.Future[None] | None] = ContextVar("before_press", default=None)
 
 
 class Strangers:
@@ -129,12 +132,20 @@ async def _droppable(coroutine: Awaitable[Any], tasks: set[asyncio.Task[Any]], w
 
 
 def _jumps_the_queue(update: Update) -> bool:
-    """/halt and button presses (a Confirm must be answered at once) run ahead of the chat's
-    queue: they must not wait for a command stuck behind a slow tick or exchange."""
-    if update.callback_query is not None:
-        return True
+    """/halt runs ahead of the chat's queue: it must not wait for a command stuck behind a
+    slow tick or exchange (halting is always safe, whatever runs after it)."""
     text = update.message.text if update.message is not None else None
     return bool(text) and text.split()[0].split("@")[0].lower() == "/halt"
+
+
+async def press_turn() -> None:
+    """Inside a button press's handler: wait until what its chat sent before the press has
+    run. A press starts at once (its button is answered at once), but what it confirms takes
+    its place in the chat's order: a /pause typed before the Confirm of an earlier /resume
+    prompt must not run after the resume (the admin's last word would lose)."""
+    before = _BEFORE_PRESS.get()
+    if before is not None:
+        await asyncio.shield(before)
 
 
 def _sender(update: Mapping[str, Any]) -> tuple[int | None, int]:
@@ -153,16 +164,19 @@ class TriagedBot(ExtBot[Any]):
     row (PTB retries forever, so a second instance polling would leave the bot deaf and
     quiet), or at once for a refusal that will not pass by itself (InvalidToken, Forbidden);
     None at the next success. ``on_aborted``: PTB's polling loop gave up (it does at the first
-    InvalidToken), so polling must be started again."""
+    InvalidToken), so polling must be started again. ``on_updates`` hears every getUpdates
+    answer (decoded, before triage)."""
 
     def __init__(self, strangers: Strangers,
                  on_polling: Callable[[str | None], object] = lambda problem: None,
                  on_aborted: Callable[[], object] = lambda: None,
+                 on_updates: Callable[[Any], object] = lambda result: None,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self._strangers = strangers
         self._on_polling = on_polling
         self._on_aborted = on_aborted
+        self._on_updates = on_updates
         self._failures = 0
 
     async def _post(self, endpoint: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
@@ -183,6 +197,7 @@ class TriagedBot(ExtBot[Any]):
         if self._failures >= POLL_FAILURES:
             self._on_polling(None)
         self._failures = 0
+        self._on_updates(result)
         return self._strangers.triage(result) if isinstance(result, list) else result
 
 
@@ -198,8 +213,8 @@ class ChatOrder(BaseUpdateProcessor):
         self._strangers = strangers
         self._admins = frozenset(admins)
         self._wall = wall or SystemClock()
-        self._arrived: dict[int, datetime] = {}  # update id: when it arrived (host clock)
-        self._last_arrival: datetime | None = None  # the last update's arrival, anyone's
+        self._arrived: dict[int, float] = {}  # update id: when it arrived (monotonic)
+        self._last_arrival: float | None = None  # the last update's arrival, anyone's
         self._tails: dict[tuple[int, bool], asyncio.Future[None]] = {}  # line: its last end
         self._for_strangers: set[asyncio.Task[Any]] = set()
         self._for_known: set[asyncio.Task[Any]] = set()
@@ -209,14 +224,14 @@ class ChatOrder(BaseUpdateProcessor):
         if not isinstance(update, Update):
             await coroutine
             return
-        self._last_arrival = self._wall.now()
+        self._last_arrival = self._wall.monotonic()
         user, chat = update.effective_user, update.effective_chat
         chat_id = chat.id if chat is not None else 0
         if not self._strangers.known(user.id if user is not None else None):
             await self._stranger(update, chat_id, user.id if user is not None else None,
                                  coroutine)  # fmt: skip
             return
-        self._arrived[update.update_id] = self._wall.now()
+        self._arrived[update.update_id] = self._wall.monotonic()
         first = ADMIN_FIRST.set(user is not None and user.id in self._admins)
         try:
             await self._in_line((chat_id, ADMIN_FIRST.get()), update, coroutine)
@@ -225,12 +240,13 @@ class ChatOrder(BaseUpdateProcessor):
             self._arrived.pop(update.update_id, None)
 
     @property
-    def last_arrival(self) -> datetime | None:
-        """When the last update (anyone's) arrived (host clock)."""
+    def last_arrival(self) -> float | None:
+        """When the last update (anyone's) arrived (the host's monotonic seconds)."""
         return self._last_arrival
 
-    def arrival(self, update_id: int) -> datetime | None:
-        """When a known user's update being handled arrived (host clock)."""
+    def arrival(self, update_id: int) -> float | None:
+        """When a known user's update being handled arrived (the host's monotonic seconds:
+        a step of the wall clock never changes a command's age)."""
         return self._arrived.get(update_id)
 
     async def _in_line(self, line: tuple[int, bool], update: Update,
@@ -241,11 +257,14 @@ class ChatOrder(BaseUpdateProcessor):
         before = self._tails.get(line)
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tails[line] = mine
+        pressed = update.callback_query is not None
+        place = _BEFORE_PRESS.set(before if pressed else None)  # its task's context keeps it
         try:
-            if before is not None:
+            if before is not None and not pressed:
                 await asyncio.shield(before)
-            await self._known(coroutine)
+            await self._known(coroutine)  # a press starts at once: it waits in press_turn
         finally:
+            _BEFORE_PRESS.reset(place)
             mine.set_result(None)
             if self._tails.get(line) is mine:
                 del self._tails[line]

@@ -15,7 +15,7 @@ from bot.cockpit import Cockpit, Venue
 from bot.config import Settings
 from bot.history import ReplayHistory
 from bot.scheduler import Jobs
-from handlers.commands import ASKED_BELOW, READING
+from handlers.commands import READING
 from handlers.frontend import TelegramFrontend
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
@@ -51,16 +51,29 @@ class Chat:
     async def reply(self, chat: int, after: int = 0, within: float = 30.0) -> Sent:
         """The bot's answer in ``chat`` beyond its first ``after`` messages. A state change
         sent with no recent reading of Telegram's clock first sends a "⏳" message (to read
-        it): its answer is that message once edited, or the Confirm prompt that follows."""
-        first = await self.emulator.reply(chat, after=after, within=within)
-        deadline = asyncio.get_running_loop().time() + within
-        while first.text.startswith(READING):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{first.text!r} never edited within {within} s")
+        it), and its outcome or Confirm prompt follows in a new message (the ⏳ is then
+        deleted): the answer is that message."""
+        found = await self._answers(chat, after, 1, within)
+        return found[0]
+
+    async def answers(self, chat: int, count: int, within: float = 10.0) -> list[str]:
+        """The texts of the first ``count`` answers ``chat`` shows, waiting for them."""
+        return [m.text for m in await self._answers(chat, 0, count, within)]
+
+    async def _answers(self, chat: int, after: int, count: int, within: float) -> list[Sent]:
+        """The first ``count`` answers in ``chat`` beyond its first ``after`` messages (a
+        "⏳" is none; a deleted message is gone), waiting for them."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            found = [m for m in self.emulator.to(chat)[after:]
+                     if not m.deleted and not m.text.startswith(READING)]  # fmt: skip
+            if len(found) >= count:
+                return found[:count]
+            if loop.time() > deadline:
+                shown = [m.text for m in self.emulator.to(chat)[after:]]
+                raise AssertionError(f"{count} answer(s) not in chat {chat} in {within} s: {shown}")
             await asyncio.sleep(0.01)
-        if first.text == ASKED_BELOW:
-            return await self.emulator.reply(chat, after=after + 1, within=within)
-        return first
 
 
 @asynccontextmanager

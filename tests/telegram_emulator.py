@@ -3,7 +3,9 @@
 It answers the methods pairpilot uses the way the Bot API does (form fields, JSON-encoded
 values, ``{"ok": ..., "result": ...}``), keeps what the bot sent per chat, and lets a test
 speak as a user (``say``, also forwarded, late or edited), press inline buttons (``press``),
-go down (``is_down``) and rate-limit (``limit``). Point PTB at ``base_url`` + "/bot".
+go down (``is_down``) and rate-limit (``limit``). Point PTB at ``base_url`` + "/bot". A new
+message notifies the user's phone (``Sent.notified``: the text the notification showed), an
+edit never does; a message the bot deletes stays listed, marked ``deleted``.
 
 What the real Bot API does and the emulator copies: every message carries the Unix ``date``
 it was sent at; updates wait up to 24 hours for the bot (so a bot that was down gets them all
@@ -61,6 +63,17 @@ class Sent:
     edits: int = 0
     silent: bool = False  # sent with disable_notification
     at: float = field(default_factory=time.perf_counter)  # when it reached the emulator
+    deleted: bool = False  # the bot deleted it (kept here, so message counts never shift)
+
+    def __post_init__(self) -> None:
+        # what the phone's notification showed: a new message notifies (unless silent), an
+        # edit never does (Telegram sends no push for edited messages)
+        self.notified = self.text
+
+    @property
+    def notifies(self) -> bool:
+        """Whether this message made the user's phone show a notification."""
+        return not self.silent
 
 
 @dataclass
@@ -174,7 +187,13 @@ class TelegramEmulator:
         self.chat_retry_after[chat_id] = (times, seconds)
 
     def to(self, chat_id: int) -> list[Sent]:
+        """Every message the bot sent to ``chat_id``, the ones it deleted too (so counts of
+        them never shift while a deletion is on its way)."""
         return [message for message in self.sent if message.chat_id == chat_id]
+
+    def shown(self, chat_id: int) -> list[Sent]:
+        """What ``chat_id`` shows of the bot's messages: those it deleted are gone."""
+        return [message for message in self.to(chat_id) if not message.deleted]
 
     async def reply(self, chat_id: int, after: int = 0, within: float = 30.0) -> Sent:
         """The first message to ``chat_id`` beyond the first ``after`` ones, waiting for it.
@@ -371,6 +390,13 @@ class TelegramEmulator:
         sent.edits += 1
         return _ok(self._message(sent))
 
+    async def _deleteMessage(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+        sent = self._find(fields)
+        if sent is None:
+            return _error(400, "Bad Request: message to delete not found")
+        sent.deleted = True
+        return _ok(True)
+
     async def _editMessageReplyMarkup(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
         sent = self._find(fields)
         if sent is None:
@@ -381,7 +407,8 @@ class TelegramEmulator:
 
     def _find(self, fields: dict[str, Any]) -> Sent | None:
         return next((m for m in self.sent if m.message_id == int(fields.get("message_id", 0))
-                     and m.chat_id == int(fields.get("chat_id", 0))), None)  # fmt: skip
+                     and m.chat_id == int(fields.get("chat_id", 0)) and not m.deleted),
+                    None)  # fmt: skip
 
     def _message(self, sent: Sent) -> dict[str, Any]:
         chat_type = "private" if sent.chat_id > 0 else "group"

@@ -19,7 +19,7 @@ import pytest
 
 from bot.config import WebhookSettings
 from bot.health import check_chat
-from handlers.commands import ChatCommands
+from handlers.commands import READING, ChatCommands
 from handlers.restart import ChatMemory
 from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
@@ -339,8 +339,7 @@ async def test_the_first_webhook_updates_after_a_start_keep_their_order(tmp_path
         stop = _command(9002, "/stoppair ETHUSDT", now)
         assert await post_update(hook.url, "s3cret", stop) == 200  # 9002 lands first
         assert await post_update(hook.url, "s3cret", start) == 200
-        await chat.reply(ADMIN, after=1)
-        texts = [m.text for m in chat.emulator.to(ADMIN)]
+        texts = await chat.answers(ADMIN, 2)
         assert texts[0].startswith("Started ETH/USDT"), texts
         assert texts[1].startswith("Stopped"), texts
         assert "ETH/USDT" not in [run.pair for run in chat.trading.service.runs()]
@@ -659,3 +658,86 @@ async def test_an_old_halt_with_no_upper_bound_runs_and_says_how_old_it_is(
         reply = await chat.reply(ADMIN)
         assert reply.text.startswith("(asked 3 min ago)"), reply.text
         assert "halted" in reply.text
+
+
+@pytest.mark.parametrize(("ago", "outcome"), [(0, "Stopped BTC/USDT"), (120, "You sent")])
+async def test_a_state_change_s_outcome_after_its_clock_reading_notifies_the_phone(
+    tmp_path: Path, ago: float, outcome: str
+) -> None:
+    """Review round 4 F5: with no recent reading, the outcome replaced the "⏳ /stoppair…"
+    message by an edit, which Telegram does not notify: the phone showed only the ⏳. The
+    outcome (or the Confirm prompt of a stale one) comes in a new message; the ⏳ goes."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=ago)
+        reply = await chat.reply(ADMIN)
+        assert reply.text.startswith(outcome), reply.text
+        assert reply.notifies
+        assert reply.notified == reply.text  # the notification carried the outcome
+        for _ in range(200):
+            if all(m.deleted for m in chat.emulator.to(ADMIN) if m.text.startswith(READING)):
+                break
+            await asyncio.sleep(0.01)
+        shown = [m.text for m in chat.emulator.to(ADMIN) if not m.deleted]
+        assert shown == [reply.text]  # no "⏳ /stoppair…" left to read as "in progress"
+
+
+async def test_a_refusals_commit_failing_during_the_stop_is_retried_within_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review round 4 F6: a batch of strangers' refusals whose commit was in flight at the
+    stop (a slow disk) was not waited for: when it failed, its retry outlived the stop and
+    the rows were never audited."""
+    real_many = SqliteAuditRepository.add_many
+    calls = {"count": 0}
+    in_flight = asyncio.Event()
+
+    async def slow_then_fine(self: SqliteAuditRepository, *args: Any) -> None:
+        calls["count"] += 1
+        if calls["count"] == 1:  # a slow disk, then a backup's lock
+            in_flight.set()
+            await asyncio.sleep(0.5)
+            raise sqlite3.OperationalError("database is locked")
+        await real_many(self, *args)
+
+    monkeypatch.setattr(SqliteAuditRepository, "add_many", slow_then_fine)
+    async with chat_stack(tmp_path) as chat:
+        for index in range(3):
+            chat.emulator.say(STRANGER + index, "/status", chat_id=STRANGER + index)
+        await asyncio.wait_for(in_flight.wait(), 5)  # the batch's commit is in flight
+        await chat.frontend.stop()
+        left = [task for task in asyncio.all_tasks()
+                if "_audit_refusals" in repr(task.get_coro())]  # fmt: skip
+        assert left == []
+        entries = await chat.audit.latest(500)
+        assert len([e for e in entries if e.result == "refused: not in the config"]) == 3
+
+
+async def test_a_confirmed_prompt_s_row_closed_at_a_slow_stop_never_expires_it_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review round 4 F6: a Confirm pressed just before a stop, its kept row's commit slow
+    (a slow disk): the next start must not edit the confirmed kill switch to "Expired"."""
+    real_set = SqliteStateRepository.set
+    slow = {"on": False}
+
+    async def slow_set(self: SqliteStateRepository, key: str, *args: Any) -> None:
+        if slow["on"] and key == "chat.prompts":
+            await asyncio.sleep(1.0)  # a slow disk's commit of the kept prompts
+        await real_set(self, key, *args)
+
+    monkeypatch.setattr(SqliteStateRepository, "set", slow_set)
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        question = await chat.sent_back(ADMIN, "/flatten")
+        slow["on"] = True
+        answered = len(emulator.answered_callbacks)
+        emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
+            "callback_data"])  # fmt: skip
+        for _ in range(300):
+            if len(emulator.answered_callbacks) > answered:
+                break
+            await asyncio.sleep(0.01)
+    slow["on"] = False
+    async with chat_stack(tmp_path, emulator=emulator):
+        await emulator.quiet(1.0)
+        assert "Expired" not in question.text, question.text

@@ -277,19 +277,19 @@ async def test_the_webhook_drops_repeated_updates_and_restores_their_order(
         start = _command(9001, "/startpair ETHUSDT share=0.2", now)
         stop = _command(9002, "/stoppair ETHUSDT", now)
         assert await post_update(hook.url, "s3cret", start) == 200
-        await chat.reply(ADMIN)
+        await chat.answers(ADMIN, 1)
         assert await post_update(hook.url, "s3cret", stop) == 200
-        await chat.reply(ADMIN, after=1)
+        await chat.answers(ADMIN, 2)
         assert await post_update(hook.url, "s3cret", start) == 200  # Telegram's retry
         await chat.emulator.quiet(1.0)
         assert "ETH/USDT" not in [run.pair for run in chat.trading.service.runs()]
-        assert len(chat.emulator.to(ADMIN)) == 2
+        assert len(chat.emulator.shown(ADMIN)) == 2
         again = _command(9004, "/startpair ETHUSDT share=0.2", now)
         last = _command(9005, "/stoppair ETHUSDT", now)
         assert await post_update(hook.url, "s3cret", last) == 200  # 9005 lands first
         assert await post_update(hook.url, "s3cret", again) == 200
         await chat.emulator.quiet(2.0)  # 9003 never comes: given up on after a second
-        texts = [m.text for m in chat.emulator.to(ADMIN)][2:]
+        texts = [m.text for m in chat.emulator.shown(ADMIN)][2:]
         assert texts[0].startswith("Started ETH/USDT"), texts
         assert texts[1].startswith("Stopped"), texts
         assert "ETH/USDT" not in [run.pair for run in chat.trading.service.runs()]
@@ -379,9 +379,10 @@ def _setup(*steps: Callable[[TelegramEmulator], object]) -> Callable[[TelegramEm
     return both
 
 
-async def _held(chat: Any, ago: float) -> None:
-    """A /stoppair sent ``ago`` seconds ago is asked to confirm, not run."""
-    reply = await chat.reply(ADMIN)
+async def _held(chat: Any, ago: float, after: int = 0) -> None:
+    """A /stoppair sent ``ago`` seconds ago is asked to confirm, not run (its answer beyond
+    the admin's first ``after`` messages)."""
+    reply = await chat.reply(ADMIN, after=after)
     assert f"You sent /stoppair BTCUSDT {ago // 60:.0f} min ago; it was not run then" in (
         reply.text)  # fmt: skip
     assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]
@@ -461,3 +462,36 @@ async def test_a_host_5_min_slow_holds_an_old_stoppair(tmp_path: Path) -> None:
 
     async with chat_stack(tmp_path, before_start=late) as chat:
         await _held(chat, 330)
+
+
+def _step_host(chat: Any, seconds: float) -> None:
+    """NTP steps the host's wall clock by ``seconds`` during a run; Telegram's clock (and the
+    host's monotonic one) go on as they were."""
+    chat.wall.set(chat.wall.now() + timedelta(seconds=seconds))
+    chat.emulator.clock_ahead -= seconds
+
+
+async def test_a_host_clock_stepped_back_during_a_run_never_lets_an_old_stoppair_run(
+    tmp_path: Path,
+) -> None:
+    """Review round 4 F3: after a reading, NTP set the host back 100 s; a /stoppair sent
+    150 s ago (Telegram late) was judged 50 s old and ran by itself."""
+    async with chat_stack(tmp_path) as chat:
+        await chat.ask(ADMIN, "/pairs")
+        _step_host(chat, -100)
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=150)
+        await _held(chat, 150, after=1)
+
+
+async def test_a_host_clock_stepped_forward_during_a_run_makes_no_fresh_command_old(
+    tmp_path: Path,
+) -> None:
+    """Review round 4 F4: after a reading, NTP set the host 120 s forward: a fresh /halt was
+    refused as 2 min old, and a fresh /flatten's prompt said it was not run then."""
+    async with chat_stack(tmp_path) as chat:
+        await chat.ask(ADMIN, "/pairs")
+        _step_host(chat, 120)
+        assert "Trading halted" in await chat.ask(ADMIN, "/halt")
+        prompt = await chat.ask(ADMIN, "/flatten")
+        assert prompt.startswith("/flatten: "), prompt
+        assert "not run then" not in prompt

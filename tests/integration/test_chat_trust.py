@@ -51,8 +51,8 @@ async def test_commands_queued_while_down_change_nothing_by_themselves(tmp_path:
         assert await guard.halted()  # halting is safe: a /halt never waits for a reading
         assert guard.limits.max_drawdown == 0.15
         # the /risk's first message read Telegram's clock, then pointed at its Confirm
-        (halted,) = [m for m in chat.emulator.to(ADMIN) if "halted" in m.text]
-        (risk,) = [m for m in chat.emulator.to(ADMIN) if "/risk" in m.text]
+        (halted,) = [m for m in chat.emulator.shown(ADMIN) if "halted" in m.text]
+        (risk,) = [m for m in chat.emulator.shown(ADMIN) if "/risk" in m.text]
         assert "Trading halted" in halted.text  # "(asked 2 h ago)" if a lower bound was read
         assert risk.text.startswith("You sent /risk set max_drawdown 0.1 3 h ago; it was not")
         (pairs,) = chat.emulator.to(VIEWER)
@@ -74,8 +74,7 @@ async def test_commands_from_one_chat_run_in_the_order_sent(tmp_path: Path) -> N
         emulator.say(TRADER, "/pause ETHUSDT")
 
     async with chat_stack(tmp_path, before_start=sent_together) as chat:
-        await chat.reply(TRADER, after=3, within=10)
-        texts = [m.text for m in chat.emulator.to(TRADER)]
+        texts = await chat.answers(TRADER, 4)
         assert texts[0].startswith("Started ETH/USDT")
         assert texts[1].startswith("Stopped ETH/USDT")
         assert texts[2].startswith("Started ETH/USDT: ema_cross 1h, 30%")
@@ -492,6 +491,47 @@ async def test_halt_never_waits_behind_a_command_stuck_on_a_slow_tick(tmp_path: 
             assert await chat.trading.engine.guard.halted()
         finally:
             lock.release()
+
+
+async def test_a_confirm_press_runs_after_the_commands_its_chat_sent_before_it(
+    tmp_path: Path,
+) -> None:
+    """Review (round 2 rerun): the admin typed /pause ETHUSDT while a tick held the lock,
+    then confirmed an earlier /resume ETHUSDT prompt; the press jumped the chat's line, so
+    the resume ran first and the queued pause after it: the admin's last word lost. The
+    button is still answered at once."""
+    async with chat_stack(tmp_path) as chat:
+        assert "Started" in await chat.ask(ADMIN, "/startpair ETHUSDT share=0.2")
+        assert "Paused" in await chat.ask(ADMIN, "/pause ETHUSDT")
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/resume ETHUSDT", ago=120)  # sent while the bot restarted
+        question = await chat.reply(ADMIN, after=before)
+        assert question.reply_markup, question.text
+        lock = chat.trading.service.tick_lock
+        await lock.acquire()  # a tick stuck in a slow exchange call
+        try:
+            chat.emulator.say(ADMIN, "/stoppair BTCUSDT")  # waits for the tick
+            chat.emulator.say(ADMIN, "/pause ETHUSDT")  # typed next: waits its turn
+            await asyncio.sleep(0.5)
+            answered = len(chat.emulator.answered_callbacks)
+            chat.emulator.press(ADMIN, question, _confirm(question))  # the last word
+            for _ in range(200):
+                if len(chat.emulator.answered_callbacks) > answered:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(chat.emulator.answered_callbacks) > answered  # answered at once
+        finally:
+            lock.release()
+        for _ in range(300):
+            if any("Resumed ETH/USDT" in m.text for m in chat.emulator.to(ADMIN)):
+                break
+            await asyncio.sleep(0.02)
+        texts = [m.text for m in chat.emulator.to(ADMIN)]
+        assert texts[-3].startswith("Stopped BTC/USDT"), texts
+        assert "ETH/USDT is paused" in texts[-2], texts  # the /pause, in its place
+        assert texts[-1] == "Resumed ETH/USDT.", texts
+        states = {run.pair: run.state.name for run in chat.trading.service.runs()}
+        assert states["ETH/USDT"] == "RUNNING"
 
 
 async def test_a_halt_sent_after_confirming_a_resume_ends_halted(tmp_path: Path) -> None:
