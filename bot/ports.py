@@ -66,6 +66,13 @@ class BalanceParts(Protocol):
 
 
 @runtime_checkable
+class AccountFeeReader(Protocol):
+    """An exchange that reads the account's own taker fee per pair (its volume tier)."""
+
+    async def load_account_fees(self, pairs: Sequence[str]) -> dict[str, float]: ...
+
+
+@runtime_checkable
 class DustConverter(Protocol):
     """An exchange that can convert dust through its API (bot/exchange/dust.py)."""
 
