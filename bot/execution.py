@@ -258,8 +258,10 @@ class Executor:
         draft = self._portfolio.draft()  # an order's trades book one after the other
         async with self._transactions.transaction():
             for reported in fresh:
-                fill, sale, users, unknown = await self._fee_coins(reported, draft)
-                fill, excess = _within_position(fill, draft)
+                # Clamped first: its quote fee is split there, a fee in a coin left to
+                # _fee_coins (whose sale of the coin it would otherwise split too).
+                fill, excess = _within_position(reported, draft)
+                fill, sale, users, unknown = await self._fee_coins(fill, draft)
                 legs = [fill] if fill.amount > 0 else []  # wholly beyond: nothing to book
                 if sale is not None and legs:
                     legs.append(sale)

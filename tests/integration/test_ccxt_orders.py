@@ -728,6 +728,38 @@ async def test_a_sale_beyond_the_books_credits_the_user_no_more_than_their_own_c
     assert books == pytest.approx(portfolio.cash)
 
 
+async def test_a_sale_beyond_the_books_whose_fee_is_paid_in_bnb_charges_the_books_it_whole(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """A stop sells 0.001 BTC beyond the books, its fee paid in BNB (pairpilot's BNB
+    position sells what it pays). Only the quote part of a fee is split pro rata with the
+    part beyond; the BNB sale and its charge stay equal, so the books' cash is the position's
+    proceeds exactly. (Split after the BNB sale, the charge for it was cut, not its proceeds:
+    cash the account never had.)"""
+    fake, exchange = venue
+    executor, portfolio, _ = await _bnb_books(db, venue)
+    fake.fee_asset = "BNB"
+    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
+    await executor.execute(bnb)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    held = portfolio.position("BTC/USDT").amount
+    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
+                                       NOW, stop_price=95_000.0))  # fmt: skip
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    (sold,) = report.fills
+    assert sold.fee_asset == "BNB"
+    grown = (sold.amount + 0.001) / sold.amount
+    more = dataclasses.replace(sold, amount=sold.amount + 0.001, fee=sold.fee * grown,
+                               fee_outside=sold.fee_outside * grown,
+                               fee_amount=sold.fee_amount * grown)  # fmt: skip
+    cash = portfolio.cash
+    await executor.settle(dataclasses.replace(report, fills=(more,)))
+    assert portfolio.position("BTC/USDT") is None
+    assert portfolio.cash == pytest.approx(cash + held * sold.price, rel=1e-12)
+
+
 @pytest.mark.parametrize("own", [0.0, 1.0])
 async def test_a_trade_wholly_beyond_the_books_is_alerted_and_the_users_coins_followed(
     db: Database, venue: tuple[FakeBinance, CcxtExchange], own: float
