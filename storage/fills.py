@@ -51,20 +51,12 @@ class SqliteFillRepository:
     async def add_beyond(self, fill: Fill, amount: float, users: float) -> None:
         """Record that ``fill``'s trade sold ``amount`` beyond the books' position, ``users`` of
         it the user's own coins (see bot/execution.py)."""
-        async with self._db.transaction() as connection:
-            await connection.execute(
-                "INSERT INTO sales_beyond (trade_id, client_order_id, pair, amount, price,"
-                " users, time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    fill.trade_id,
-                    fill.client_order_id,
-                    fill.pair,
-                    amount,
-                    fill.price,
-                    users,
-                    to_ms(fill.time),
-                ),  # fmt: skip
-            )
+        values = (fill.trade_id, fill.client_order_id, fill.pair, amount, fill.price, users)
+        await self._db.execute(
+            "INSERT INTO sales_beyond (trade_id, client_order_id, pair, amount, price, users,"
+            " time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*values, to_ms(fill.time)),
+        )
 
     async def for_order(self, client_order_id: str) -> list[Fill]:
         rows = await self._db.fetch_all(
