@@ -16,7 +16,7 @@ from bot.domain import Order, PairRun, RunState
 from bot.engine import Engine
 from bot.errors import BotError, NotFound, UserInputError
 from bot.holdings import Holding, compare
-from bot.ports import Clock, Exchange, MarketCatalog, PriceFeed
+from bot.ports import AccountFeeReader, Clock, Exchange, MarketCatalog, PriceFeed
 from bot.reconcile import OutsideHoldings
 from bot.service import TradingService
 from storage.pair_runs import DuplicateRun, SqlitePairRunRepository
@@ -107,6 +107,8 @@ class Control:
             except DuplicateRun:
                 raise UserInputError(f"{pair} is already running; stop it first") from None
             await self._service.start_run(run)
+        if isinstance(self._exchange, AccountFeeReader):  # live: its entries sized at its fee
+            await self._exchange.load_account_fees([pair])
         self._on_started(run)
         return run
 

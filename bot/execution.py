@@ -252,26 +252,32 @@ class Executor:
         return await self._book(report)
 
     async def _book(self, report: ExecutionReport) -> list[Fill]:
+        fresh = await self._fresh(report)
+        account = await self._account_after(fresh)
         booked, bookings, beyond, unexplained = [], [], [], set()
         draft = self._portfolio.draft()  # an order's trades book one after the other
         async with self._transactions.transaction():
-            for reported in report.fills:
-                fill, sale, users, unknown = await self._fee_coins(reported, draft)
-                fill, excess = _within_position(fill, draft)
-                if not await self._fills.add(fill):
-                    continue
-                legs = [fill]
-                if sale is not None:
-                    await self._fills.add(sale)
+            for reported in fresh:
+                # Clamped first: its quote fee is split there, a fee in a coin left to
+                # _fee_coins (whose sale of the coin it would otherwise split too).
+                fill, excess = _within_position(reported, draft)
+                fill, sale, users, unknown = await self._fee_coins(fill, draft)
+                legs = [fill] if fill.amount > 0 else []  # wholly beyond: nothing to book
+                if sale is not None and legs:
                     legs.append(sale)
                 for leg in legs:
+                    await self._fills.add(leg)
                     booking = draft.book(leg)
                     draft.accept(booking)
                     await self._positions.save(booking.position)
                     bookings.append(booking)
-                beyond.append((fill, excess, await self._users_share(fill, users, excess)))
+                yours = await self._users_share(reported, users, excess, account)
+                if excess:
+                    await self._fills.add_beyond(reported, excess, yours)
+                    beyond.append((reported, excess, yours, account is not None))
                 unexplained |= {fill.fee_asset} if unknown else set()
-                booked.append(fill)
+                if legs:
+                    booked.append(fill)
             if bookings:
                 await self._state.set(CASH_KEY, bookings[-1].cash, self._clock.now())
             await self._orders.update(
@@ -281,39 +287,71 @@ class Executor:
             )  # fmt: skip
         for booking in bookings:  # memory follows only what storage committed
             self._portfolio.accept(booking)
-        await self._drifted(beyond, unexplained)
+        await self._drifted(beyond, unexplained, report.fills[0].pair if report.fills else "")
         if report.status.is_final:
             ORDERS.labels(report.status.value).inc()
         return booked
 
+    async def _fresh(self, report: ExecutionReport) -> list[Fill]:
+        """``report``'s trades never seen before (booked, or sold beyond the books), each once."""
+        fresh: dict[str, Fill] = {}
+        for reported in report.fills:
+            if reported.trade_id not in fresh and not await self._fills.seen(reported.trade_id):
+                fresh[reported.trade_id] = reported
+        return list(fresh.values())
+
+    async def _account_after(self, fills: list[Fill]) -> dict[str, float] | None:
+        """The account's totals now, read only when ``fills`` sell beyond the books' position
+        (the evidence of whose coins were sold: see ``_users_share``); {} when none do, None
+        when the read failed."""
+        sold = sum(fill.amount for fill in fills if fill.side is Side.SELL)
+        position = self._portfolio.position(fills[0].pair) if fills else None
+        if sold <= (position.amount if position else 0.0) * (1 + 1e-9):
+            return {}
+        try:
+            totals, _ = await self._balances()
+        except BotError as error:
+            log.warning("%s sold beyond the books; could not read the balances to tell whose "
+                        "coins: %s", fills[0].client_order_id, error)  # fmt: skip
+            return None
+        return totals
+
     async def _drifted(
-        self, beyond: list[tuple[Fill, float, float]], unexplained: set[str]
+        self, beyond: list[tuple[Fill, float, float, bool]], unexplained: set[str], pair: str
     ) -> None:
-        """After a booking: alert each sale beyond the books' position (fill, excess, the
-        user's part of it) and measure the user's own of each asset a fee was paid from
-        coins nobody has a figure for."""
-        for fill, excess, yours in beyond:
-            if excess:
-                await self._alerts.push(
-                    "reconciliation_drift", AlertPriority.ERROR, _beyond_text(fill, excess, yours)
-                )
-        quote = beyond[0][0].pair.split("/")[1] if beyond else ""
+        """After a booking: alert each sale beyond the books' position (the trade, the excess,
+        the user's part of it, whether the balances were read) and measure the user's own of
+        each asset a fee was paid from coins nobody has a figure for."""
+        for fill, excess, yours, read in beyond:
+            await self._alerts.push("reconciliation_drift", AlertPriority.ERROR,
+                                    _beyond_text(fill, excess, yours, read))  # fmt: skip
+        quote = pair.split("/")[1] if pair else ""
         for asset in sorted(unexplained):
             await self._measure_own(asset, quote)
 
-    async def _users_share(self, fill: Fill, fee: float, excess: float) -> float:
+    async def _users_share(
+        self, fill: Fill, fee: float, excess: float, account: dict[str, float] | None
+    ) -> float:
         """Move the user's own figures by what ``fill`` took of theirs: ``fee`` coins paid for
-        the fee, and of the ``excess`` coins sold beyond the books' position at most their
-        recorded own (their proceeds too). Returns that part of the excess. Coins beyond their
-        figure were not theirs but pairpilot's, unbooked (a buy whose booking was lost): their
-        proceeds go to neither column, so the cash gap stays drift at the next reconciliation
-        (the unbooked round trip's outcome) rather than being called the user's."""
+        the fee, and of the ``excess`` coins sold beyond the books' position what the account
+        shows went from theirs: the coins are fungible, and only the ``account`` after the sale
+        tells (held beyond the books, here flat, and beyond their figure: nothing of theirs
+        sold). Their proceeds are theirs, less the trade's quote fee pro rata. Returns that
+        part of the excess. The rest was pairpilot's, unbooked (a buy whose booking was lost):
+        its proceeds go to neither column, so the cash gap stays drift at the next
+        reconciliation (the unbooked round trip's outcome). Unread (``account`` None), nothing
+        is called theirs: it stays drift, and the alert says so."""
         base, quote = fill.pair.split("/")
         changes = {fill.fee_asset: -fee} if fee else {}
-        yours = min(excess, (await self._outside.get()).get(base, 0.0)) if excess else 0.0
+        own = (await self._outside.get()).get(base, 0.0)
+        yours = 0.0
+        if excess and account is not None:
+            yours = min(excess, own, max(0.0, own - account.get(base, 0.0)))
         if yours > 0:
             changes[base] = changes.get(base, 0.0) - yours
-            changes[quote] = changes.get(quote, 0.0) + yours * fill.price
+            changes[quote] = changes.get(quote, 0.0) + yours * (
+                fill.price - fill.cash_fee / fill.amount
+            )
         if changes:
             await self._outside.shift(changes)
         return yours
@@ -434,9 +472,9 @@ class Executor:
         await self._alerts.push("trade", AlertPriority.TRADE, text)
 
 
-def _beyond_text(fill: Fill, excess: float, yours: float) -> str:
+def _beyond_text(fill: Fill, excess: float, yours: float, read: bool) -> str:
     """The alert for a sale of ``excess`` coins beyond the books' position, ``yours`` of them
-    within the user's recorded own."""
+    the user's own (``read``: whether the account could be read to tell)."""
     base, quote = fill.pair.split("/")
     text = (f"{fill.client_order_id} sold {excess:.8g} {base} more than the books held: "
             "booked up to the position")  # fmt: skip
@@ -444,21 +482,33 @@ def _beyond_text(fill: Fill, excess: float, yours: float) -> str:
         text += f"; {yours:.8g} {base} taken from your own, its proceeds counted as yours"
     rest = excess - yours
     if rest > excess * 1e-9:
+        whose = (
+            f"{rest:.8g} {base} were pairpilot's coins the books never booked (a buy whose "
+            "booking was lost?): the account still holds your recorded own"
+            if read
+            else f"{rest:.8g} {base} were not counted as yours: the balances could not be "
+            "read to tell whose coins were sold"
+        )
         text += (
-            f"; {rest:.8g} {base} beyond your recorded own were pairpilot's coins the books "
-            f"never booked (a buy whose booking was lost?): their proceeds, about "
-            f"{rest * fill.price:,.2f} {quote}, are counted neither in the books nor as yours "
-            f"and show as {quote} drift (the unbooked trade's outcome)"
-        )  # fmt: skip
+            f"; {whose}; their proceeds, about {rest * fill.price:,.2f} {quote}, are counted "
+            f"neither in the books nor as yours and show as {quote} drift"
+        )
     return text + ". Check the account and /holdings."
 
 
 def _within_position(fill: Fill, draft: Portfolio) -> tuple[Fill, float]:
-    """``fill`` as far as the books' position can take it, and what a sale sold beyond it (the
-    account held more than the books: see ``Executor._users_share``). Booked whole, such a sale
-    would fail at every settle, its proceeds never booked."""
+    """``fill`` as far as the books' position can take it (amount 0: wholly beyond it), and
+    what a sale sold beyond it (the account held more than the books: see
+    ``Executor._users_share``). The fee paid from the quote cash is split pro rata: the books
+    pay their part's. (A fee in a third coin is left whole: ``_fee_coins`` decided from
+    the coins who paid it.) Booked whole, such a sale would fail at every settle."""
     position = draft.position(fill.pair)
     held = position.amount if position is not None else 0.0
     if fill.side is not Side.SELL or fill.amount <= held * (1 + 1e-9):
         return fill, 0.0
-    return dataclasses.replace(fill, amount=held), fill.amount - held
+    share = held / fill.amount
+    clamped = dataclasses.replace(
+        fill, amount=held, fee=fill.fee_outside + fill.cash_fee * share,
+        fee_amount=fill.fee_amount * (share if fill.fee_outside == 0 else 1.0),
+    )  # fmt: skip
+    return clamped, fill.amount - held

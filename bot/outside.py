@@ -84,12 +84,16 @@ class OutsideHoldings:
         self, books: Mapping[str, float], balances: Mapping[str, float]
     ) -> dict[str, float]:
         """Record what the exchange holds beyond ``books`` now as the user's own, for each asset
-        of ``books`` (never below 0: the books holding more is not the user's). The baseline."""
+        of ``books`` (never below 0: the books holding more is not the user's), and for each
+        asset with a figure the books no longer trade (its pair stopped and flat: pairpilot
+        holds none of it, so all the exchange holds is recorded; a doubt of it is cleared, as
+        the doubt alert's advice says). The baseline."""
         baseline = await self.get()
+        held = {asset: 0.0 for asset in baseline} | dict(books)
         baseline.update({asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
-                         for asset, amount in books.items()})  # fmt: skip
+                         for asset, amount in held.items()})  # fmt: skip
         await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
-        await self._trust(list(books))
+        await self._trust(list(held))
         return baseline
 
 

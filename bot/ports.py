@@ -72,6 +72,13 @@ class BalanceParts(Protocol):
 
 
 @runtime_checkable
+class AccountFeeReader(Protocol):
+    """An exchange that reads the account's own taker fee per pair (its volume tier)."""
+
+    async def load_account_fees(self, pairs: Sequence[str]) -> dict[str, float]: ...
+
+
+@runtime_checkable
 class DustConverter(Protocol):
     """An exchange that can convert dust through its API (bot/exchange/dust.py)."""
 
@@ -144,6 +151,10 @@ class OrderJournal(Protocol):
 
 class FillRepository(Protocol):
     async def add(self, fill: Fill) -> bool: ...
+
+    async def seen(self, trade_id: str) -> bool: ...
+
+    async def add_beyond(self, fill: Fill, amount: float, users: float) -> None: ...
 
     async def all(self, since: datetime | None = None) -> list[Fill]: ...
 

@@ -15,12 +15,14 @@ class SqliteFillRepository:
         self._db = db
 
     async def add(self, fill: Fill) -> bool:
-        """Book a fill; False when this trade id was booked before (nothing changes then)."""
+        """Book a fill; False when this trade id was booked before (nothing changes then). Only
+        that conflict is ignored: a fill the table refuses (amount 0) raises."""
         async with self._db.transaction() as connection:
             cursor = await connection.execute(
-                "INSERT OR IGNORE INTO fills (trade_id, client_order_id, pair, side, amount,"
+                "INSERT INTO fills (trade_id, client_order_id, pair, side, amount,"
                 " price, fee, time, fee_outside, fee_asset, fee_amount)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (trade_id) DO NOTHING",
                 (
                     fill.trade_id,
                     fill.client_order_id,
@@ -36,6 +38,25 @@ class SqliteFillRepository:
                 ),
             )
             return cursor.rowcount == 1
+
+    async def seen(self, trade_id: str) -> bool:
+        """Whether this trade was booked, or recorded as sold beyond the books, before."""
+        row = await self._db.fetch_one(
+            "SELECT EXISTS (SELECT 1 FROM fills WHERE trade_id = ?)"
+            " OR EXISTS (SELECT 1 FROM sales_beyond WHERE trade_id = ?) AS seen",
+            (trade_id, trade_id),
+        )
+        return bool(row and row["seen"])
+
+    async def add_beyond(self, fill: Fill, amount: float, users: float) -> None:
+        """Record that ``fill``'s trade sold ``amount`` beyond the books' position, ``users`` of
+        it the user's own coins (see bot/execution.py)."""
+        values = (fill.trade_id, fill.client_order_id, fill.pair, amount, fill.price, users)
+        await self._db.execute(
+            "INSERT INTO sales_beyond (trade_id, client_order_id, pair, amount, price, users,"
+            " time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*values, to_ms(fill.time)),
+        )
 
     async def for_order(self, client_order_id: str) -> list[Fill]:
         rows = await self._db.fetch_all(

@@ -58,6 +58,7 @@ from bot.errors import (
     UserInputError,
 )
 from bot.exchange import dust
+from bot.exchange.account_fees import AccountFees
 from bot.exchange.venues import Lookup, carries, profile_for
 from bot.telemetry import EXCHANGE_ERRORS
 
@@ -145,7 +146,7 @@ class CcxtExchange:
         self.profile = profile_for(client.id)
         self._stops: set[str] = set()  # client ids placed as stops by this process
         self._ours: dict[str, str] = {}  # wire id -> our id, for venues that cannot carry ours
-        self._account_fees: dict[str, float] = {}  # pair -> the account's taker fee, where read
+        self.account_fees = AccountFees(client.id)  # the account's own, where read
 
     @classmethod
     def create(
@@ -236,49 +237,62 @@ class CcxtExchange:
         return max(0, int(precision))
 
     def taker_fee(self, pair: str) -> float:
-        """The fee rate a market order in ``pair`` pays: the account's own, read at start-up
-        (``load_account_fees``; for a pair not read then, the highest read: the account's
-        tier applies to every spot pair), else the venue's published one its markets state."""
-        if pair in self._account_fees:
-            return self._account_fees[pair]
-        if self._account_fees:
-            return max(self._account_fees.values())
+        """The fee rate a market order in ``pair`` pays: the account's own (``load_account_fees``;
+        for a pair not read, the highest of those read and its own published one), else the
+        venue's published one its markets state."""
+        fee = self.account_fees.fee(pair, self._published_fee(pair))
+        return fee if fee is not None else _DEFAULT_TAKER_FEE
+
+    def _published_fee(self, pair: str) -> float | None:
         fee = (self._client.markets or {}).get(pair, {}).get("taker")
-        return float(fee) if fee is not None else _DEFAULT_TAKER_FEE
+        return float(fee) if fee is not None else None
 
     async def load_account_fees(self, pairs: Sequence[str]) -> dict[str, float]:
         """Read the account's own taker fee for ``pairs`` where the venue tells it (its volume
         tier, a VIP rate, a promotion): entries are sized with it, since an account charged
         more than the published fee is refused a buy of all its cash, and the books would
-        assume the wrong cost. Where the venue cannot say, or the read fails, the published
-        fee stays, and a start-up log line says so. Returns the fees read."""
+        assume the wrong cost. Read again before a pair's buy once a day, and when a buy is
+        refused for insufficient funds (bot/exchange/account_fees.py). Where the venue cannot
+        say, or the read fails (a pair's failure keeps the others'), the published fee stays,
+        and a log line says so. Returns the fees kept."""
         has = self._client.has
-        found: dict[str, float] = {}
+        found: dict[str, Any] = {}
+        for pair in pairs:
+            self.account_fees.tried(pair)
         try:
             if has.get("fetchTradingFee") is True:  # one request a pair: Binance, OKX, Kraken
                 for pair in pairs:
-                    fee = await self._call(self._client.fetch_trading_fee, pair, attempts=2)
-                    found[pair] = fee.get("taker")
+                    found[pair] = await self._pair_fee(pair)
             elif has.get("fetchTradingFees"):  # the account's tier for every pair at once
                 fees = await self._call(self._client.fetch_trading_fees, attempts=2)
                 found = {pair: (fees.get(pair) or {}).get("taker") for pair in pairs}
         except BotError as error:
             log.warning("%s: the account's fee could not be read (%s); sizing with the "
                         "published taker fee", self.name, error)  # fmt: skip
-            return {}
-        read = {pair: float(fee) for pair, fee in found.items() if fee is not None}
-        for pair, fee in read.items():
-            published = (self._client.markets or {}).get(pair, {}).get("taker")
-            log.info("%s %s: the account's taker fee is %.4f%% (published %s)", self.name, pair,
-                     fee * 100, "unknown" if published is None else f"{published:.4%}")  # fmt: skip
-        self._account_fees.update(read)
+        read: dict[str, float] = {}
+        for pair, fee in found.items():
+            published = self._published_fee(pair)
+            kept = None if fee is None else self.account_fees.record(pair, float(fee), published)
+            if kept is not None:
+                read[pair] = kept
+                log.info("%s %s: the account's taker fee is %.4f%% (published %s)", self.name,
+                         pair, kept * 100,
+                         "unknown" if published is None else f"{published:.4%}")  # fmt: skip
         unread = [pair for pair in pairs if pair not in read]
         if unread:
-            source = "the account's highest" if read else "the published taker fee"
-            log.warning("%s tells no account fee for %s: sizing with %s, %s", self.name,
-                        ", ".join(unread), source,
+            log.warning("%s tells no account fee for %s: sizing with %s", self.name,
+                        ", ".join(unread),
                         ", ".join(f"{self.taker_fee(pair):.4%}" for pair in unread))  # fmt: skip
         return read
+
+    async def _pair_fee(self, pair: str) -> Any:
+        """``pair``'s taker fee as the venue answers it; None when the read fails."""
+        try:
+            fee = await self._call(self._client.fetch_trading_fee, pair, attempts=2)
+        except BotError as error:
+            log.warning("%s %s: the account's fee could not be read (%s)", self.name, pair, error)
+            return None
+        return fee.get("taker")
 
     @property
     def ohlcv_limit(self) -> int:
@@ -348,11 +362,34 @@ class CcxtExchange:
         return dust.log_entries(reply, self.dust_target or "")
 
     async def create_market_order(self, intent: OrderIntent) -> ExecutionReport:
-        return await self._place(intent)
+        return await self._place_sized(intent)
 
     async def create_limit_order(self, intent: OrderIntent) -> ExecutionReport:
         """A limit order resting at ``intent.limit_price``, placed at most once."""
-        return await self._place(intent)
+        return await self._place_sized(intent)
+
+    async def _place_sized(self, intent: OrderIntent) -> ExecutionReport:
+        """Place ``intent``; a buy is sized with the account's fee read within the day (a pair
+        never read, started later, is read now), and one refused for insufficient funds is sent
+        once more if the fee read again is higher (the tier fell: the venue adds the fee on
+        top). A refused order was never placed, so its id is free to send again."""
+        if intent.side is not Side.BUY:
+            return await self._place(intent)
+        if self.account_fees.due(intent.pair):
+            await self.load_account_fees([intent.pair])
+        try:
+            return await self._place(intent)
+        except InsufficientFunds:
+            before = self.taker_fee(intent.pair)
+            if not self.account_fees.in_use:
+                raise
+            await self.load_account_fees([intent.pair])
+            if self.taker_fee(intent.pair) <= before:
+                raise
+            log.warning("%s %s: refused for insufficient funds at a %.4f%% fee; the account's "
+                        "fee is now %.4f%%: sending again", self.name, intent.pair, before * 100,
+                        self.taker_fee(intent.pair) * 100)  # fmt: skip
+            return await self._place(intent)
 
     async def place_stop(self, intent: OrderIntent) -> ExecutionReport:
         """A stop-loss sell resting on the exchange: market once the price reaches

@@ -662,7 +662,9 @@ async def test_a_sale_beyond_the_books_position_is_booked_up_to_it_and_alerted(
     report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
     assert report is not None
     (sold,) = report.fills
-    more = dataclasses.replace(sold, amount=sold.amount + 0.0001)
+    grown = (sold.amount + 0.0001) / sold.amount  # the venue's fee is on the whole trade
+    more = dataclasses.replace(sold, amount=sold.amount + 0.0001, fee=sold.fee * grown,
+                               fee_amount=sold.fee_amount * grown)  # fmt: skip
     cash = portfolio.cash
     _, trade = await executor.settle(dataclasses.replace(report, fills=(more,)))
     assert portfolio.position("BTC/USDT") is None
@@ -693,6 +695,7 @@ async def test_a_sale_beyond_the_books_credits_the_user_no_more_than_their_own_c
     protect = OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW,
                           stop_price=95_000.0)  # fmt: skip
     await executor.execute(protect)
+    books_cash = portfolio.cash
     lost = 0.001 - own  # pairpilot's buy of these coins was never booked: cash spent, unbooked
     fake.balances["BTC"] += lost
     fake.balances["USDT"] -= lost * 100_000.0
@@ -700,25 +703,170 @@ async def test_a_sale_beyond_the_books_credits_the_user_no_more_than_their_own_c
     await exchange.fetch_price("BTC/USDT")  # the stop fires (for what the books held) ...
     report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
     (sold,) = report.fills
+    fee = sold.fee / sold.amount  # a coin's share of the fee: the books pay only theirs
     fake.balances["BTC"] -= 0.001  # ... and the venue sold 0.001 BTC more
-    fake.balances["USDT"] += 0.001 * 94_000.0
-    more = dataclasses.replace(sold, amount=sold.amount + 0.001)
+    fake.balances["USDT"] += 0.001 * (94_000.0 - fee)
+    grown = (sold.amount + 0.001) / sold.amount  # the venue's fee is on the whole trade
+    more = dataclasses.replace(sold, amount=sold.amount + 0.001, fee=sold.fee * grown,
+                               fee_amount=sold.fee_amount * grown)  # fmt: skip
     _, trade = await executor.settle(dataclasses.replace(report, fills=(more,)))
     assert portfolio.position("BTC/USDT") is None
     assert trade is not None
     after = await outside.get()
     assert after["BTC"] == pytest.approx(0.0, abs=1e-12)
-    assert after["USDT"] == pytest.approx(users_usdt + own * 94_000.0)  # only their coins' part
+    assert after["USDT"] == pytest.approx(users_usdt + own * (94_000.0 - fee))  # their part
+    assert portfolio.cash == pytest.approx(books_cash + sold.amount * 94_000.0 - sold.fee)
     alerts = [a.text for a in await SqliteAlertRepository(db).pending()
               if a.kind == "reconciliation_drift"]  # fmt: skip
     assert len(alerts) == 1
-    assert f"{lost:.8g} BTC beyond your recorded own were pairpilot's" in alerts[0]
+    assert f"{lost:.8g} BTC were pairpilot's coins the books never booked" in alerts[0]
     assert ("taken from your own" in alerts[0]) == (own > 0)
     result = await reconciled()
     assert "BTC" not in result.drift
     books, venue_usdt = result.drift["USDT"]  # the unbooked buy's cost against its proceeds
-    assert books - venue_usdt == pytest.approx(lost * (100_000.0 - 94_000.0))
+    assert books - venue_usdt == pytest.approx(lost * (100_000.0 - 94_000.0 + fee))
     assert books == pytest.approx(portfolio.cash)
+
+
+async def test_a_sale_beyond_the_books_whose_fee_is_paid_in_bnb_charges_the_books_it_whole(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """A stop sells 0.001 BTC beyond the books, its fee paid in BNB (pairpilot's BNB
+    position sells what it pays). Only the quote part of a fee is split pro rata with the
+    part beyond; the BNB sale and its charge stay equal, so the books' cash is the position's
+    proceeds exactly. (Split after the BNB sale, the charge for it was cut, not its proceeds:
+    cash the account never had.)"""
+    fake, exchange = venue
+    executor, portfolio, _ = await _bnb_books(db, venue)
+    fake.fee_asset = "BNB"
+    bnb = OrderIntent("pp2x1b", 2, "BNB/USDT", Side.BUY, 0.4, 600.0, NOW, quote_amount=240.0)
+    await executor.execute(bnb)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    held = portfolio.position("BTC/USDT").amount
+    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
+                                       NOW, stop_price=95_000.0))  # fmt: skip
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    (sold,) = report.fills
+    assert sold.fee_asset == "BNB"
+    grown = (sold.amount + 0.001) / sold.amount
+    more = dataclasses.replace(sold, amount=sold.amount + 0.001, fee=sold.fee * grown,
+                               fee_outside=sold.fee_outside * grown,
+                               fee_amount=sold.fee_amount * grown)  # fmt: skip
+    cash = portfolio.cash
+    await executor.settle(dataclasses.replace(report, fills=(more,)))
+    assert portfolio.position("BTC/USDT") is None
+    assert portfolio.cash == pytest.approx(cash + held * sold.price, rel=1e-12)
+
+
+@pytest.mark.parametrize("own", [0.0, 1.0])
+async def test_a_trade_wholly_beyond_the_books_is_alerted_and_the_users_coins_followed(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange], own: float
+) -> None:
+    """Binance splits the stop's sale in two trades, the first exactly the books' position,
+    the second 0.001 BTC beyond it (``own``: the user's recorded BTC, sold when they hold it;
+    0: pairpilot's unbooked coins). The second trade is alerted and the user's figure follows
+    as with one trade, and a settle again changes nothing. (It was clamped to amount 0, INSERT
+    OR IGNORE swallowed the CHECK (amount > 0) failure, and it read as booked before: no
+    alert, the user's figure untouched though their coins were sold.)"""
+    fake, exchange = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    fake.balances["BTC"] += own
+    await reconciled()
+    outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
+    held = portfolio.position("BTC/USDT").amount
+    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
+                                       NOW, stop_price=95_000.0))  # fmt: skip
+    if not own:  # pairpilot's lost buy: coins on the account, their cost gone
+        fake.balances["BTC"] += 0.001
+        fake.balances["USDT"] -= 100.0
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    (sold,) = report.fills
+    second = dataclasses.replace(sold, amount=0.001, fee=0.094, fee_amount=0.094,
+                                 trade_id=f"{sold.trade_id}b")  # fmt: skip
+    fake.balances["BTC"] -= 0.001
+    fake.balances["USDT"] += 94.0 - 0.094
+    users_usdt = (await outside.get())["USDT"]
+    split = dataclasses.replace(report, fills=(sold, second))
+    fills, trade = await executor.settle(split)
+    assert [f.trade_id for f in fills] == [sold.trade_id]
+    assert trade is not None
+    after = await outside.get()
+    alerts = [a.text for a in await SqliteAlertRepository(db).pending()
+              if a.kind == "reconciliation_drift"]  # fmt: skip
+    assert len(alerts) == 1
+    assert "sold 0.001 BTC more than the books held" in alerts[0]
+    assert after["BTC"] == pytest.approx(own - 0.001 if own else 0.0)
+    assert after["USDT"] == pytest.approx(users_usdt + (94.0 - 0.094 if own else 0.0))
+    assert await executor.settle(split) == ([], None)  # seen: never credited twice
+    assert await outside.get() == after
+    result = await reconciled()
+    assert "BTC" not in result.drift
+    assert ("USDT" in result.drift) == (not own)
+
+
+async def test_coins_sold_beyond_the_books_are_the_users_only_if_the_account_shows_it(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """The user keeps 1 BTC long-term; the stop sells 0.001 BTC beyond the books, all of them
+    pairpilot's (a buy whose booking was lost). The account still holds the user's whole 1 BTC
+    afterwards, so none of theirs was sold: their figures stay, the proceeds go to neither
+    column and the alert says pairpilot's. (Their figure covered the excess, so it was called
+    theirs: BTC 0.999, +94 USDT, a phantom deposit at the next reconciliation.) Then a sale
+    whose balance read fails: nothing is credited, and the alert says why."""
+    fake, exchange = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    fake.balances["BTC"] += 1.0  # the user's long-term coins
+    assert (await reconciled()).outside["BTC"] == pytest.approx(1.0)
+    outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
+    users_usdt = (await outside.get())["USDT"]
+    held = portfolio.position("BTC/USDT").amount
+    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
+                                       NOW, stop_price=95_000.0))  # fmt: skip
+    lost = 0.001  # pairpilot's buy, never booked: its cash spent
+    fake.balances["BTC"] += lost
+    fake.balances["USDT"] -= lost * 100_000.0
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    (sold,) = report.fills
+    fee = sold.fee / sold.amount  # a coin's share of the fee, on the whole trade
+    fake.balances["BTC"] -= lost
+    fake.balances["USDT"] += lost * (94_000.0 - fee)
+    more = dataclasses.replace(sold, amount=sold.amount + lost, fee=fee * (sold.amount + lost),
+                               fee_amount=fee * (sold.amount + lost))  # fmt: skip
+    await executor.settle(dataclasses.replace(report, fills=(more,)))
+    alerts = [a.text for a in await SqliteAlertRepository(db).pending()
+              if a.kind == "reconciliation_drift"]  # fmt: skip
+    after = await outside.get()
+    assert fake.balances["BTC"] + fake.locked.get("BTC", 0.0) == pytest.approx(1.0)
+    assert after["BTC"] == pytest.approx(1.0)
+    assert after["USDT"] == pytest.approx(users_usdt)
+    assert len(alerts) == 1
+    assert "taken from your own" not in alerts[0]
+    assert "were pairpilot's coins the books never booked" in alerts[0]
+    result = await reconciled()
+    assert "BTC" not in result.drift
+    books, venue_usdt = result.drift["USDT"]  # the unbooked round trip's outcome
+    assert books - venue_usdt == pytest.approx(lost * (6_000.0 + fee))
+    # a later sale beyond the books whose balance read fails: kept as drift, said so
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1, client_order_id="pp1x3b"))
+    held = portfolio.position("BTC/USDT").amount
+    await executor.execute(OrderIntent("pp1x4s", 1, "BTC/USDT", Side.SELL, held, 94_000.0, NOW))
+    again = dataclasses.replace(more, client_order_id="pp1x4s", trade_id="beyond-2",
+                                amount=0.002)  # fmt: skip
+    fake.faults.append(Fault("/api/v3/account", 503, {"code": -1000, "msg": "x"}, times=50))
+    await executor.settle(dataclasses.replace(report, client_order_id="pp1x4s", fills=(again,)))
+    fake.faults.clear()
+    assert (await outside.get())["BTC"] == pytest.approx(1.0)
+    (failed,) = [a.text for a in await SqliteAlertRepository(db).pending()
+                 if a.kind == "reconciliation_drift" and "pp1x4s" in a.text]  # fmt: skip
+    assert "the balances could not be read" in failed
 
 
 @pytest.mark.parametrize("lost_buy", [False, True])

@@ -257,3 +257,20 @@ async def test_entries_are_sized_and_costed_at_the_accounts_own_fee_read_at_star
     assert any(path == "/sapi/v1/asset/tradeFee" for path, _ in fake.requests)
     said = [r.getMessage() for r in caplog.records if "account's fee" in r.getMessage()]
     assert bool(said) is not readable  # the fallback is said at start-up
+
+
+async def test_a_pair_started_at_runtime_has_the_accounts_fee_read_for_it(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """/startpair reads the new pair's own fee (the account's 0.075% here), as start-up reads
+    the configured pairs': until then it is sized at the most it may cost, its published 0.1%
+    (the highest fee read for other pairs could be below it)."""
+    fake = funded_fake(btc_candles)
+    fake.fee_rate = 0.00075
+    fake.add_candles("ETHUSDT", "4h", btc_candles.iloc[::4].reset_index(drop=True))
+    async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC)) as (
+        trading, _, _,
+    ):  # fmt: skip
+        assert trading.engine.exchange.taker_fee("ETH/USDT") == pytest.approx(0.001)
+        await trading.control.start_pair("ETH/USDT", "ema_cross", "4h", {}, 0.25)
+        assert trading.engine.exchange.taker_fee("ETH/USDT") == pytest.approx(0.00075)

@@ -26,3 +26,16 @@ async def test_a_doubted_figure_is_alerted_once_until_it_is_recorded_again(db: D
     await outside.remeasure("BNB", 0.4, 0.47)
     assert await outside.get() == {"USDT": 100.0, "BNB": 0.07}
     assert await outside.doubt("BNB") is True
+
+
+async def test_accept_records_again_an_asset_the_books_no_longer_trade(db: Database) -> None:
+    """The doubt alert says "record it with /holdings accept"; once BNB/USDT is stopped and
+    flat, BNB is no longer in the books /holdings accept passes: its figure is recorded
+    again all the same (pairpilot holds none of it) and its doubt cleared. (It was kept,
+    and the doubt stayed silent for good.)"""
+    outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
+    await outside.accept({"USDT": 500.0, "BNB": 0.4}, {"USDT": 600.0, "BNB": 0.4})
+    assert await outside.doubt("BNB") is True
+    await outside.accept({"USDT": 500.0}, {"USDT": 600.0, "BNB": 0.3})  # BNB/USDT stopped
+    assert await outside.get() == {"USDT": 100.0, "BNB": 0.3}
+    assert await outside.doubt("BNB") is True  # recorded again: a new doubt is news

@@ -21,6 +21,7 @@ from bot.errors import (
     ExchangeUnavailable,
     InsufficientFunds,
 )
+from bot.exchange.account_fees import AccountFees
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange.venues import PROFILES, IdForm
 from bot.portfolio import Portfolio
@@ -279,3 +280,89 @@ async def test_a_lost_answer_is_found_on_the_venues_clock_whatever_the_hosts_ske
         assert order.status is OrderStatus.FILLED
         assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
         assert fake.order_posts == 1
+
+
+@pytest.mark.parametrize("read_at_start", [False, True])
+async def test_a_fee_read_that_went_stale_is_read_again_when_a_buy_is_refused(
+    read_at_start: bool,
+) -> None:
+    """Kraken's tiers follow the 30-day volume ("trading volume discounts are not permanent").
+    The account paid 0.16% at start-up; weeks later Kraken charges 0.26% again, and sized at
+    0.16% a buy of all the cash is refused for insufficient funds (the fee is added on top).
+    The refusal reads the fee again, and the buy is sent once more at the fresh fee. (It was
+    refused at every entry until a restart.) Never read (``read_at_start`` False): sized at
+    the published first tier, the highest, it always fit."""
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
+    fake.fee_rate, fake.published_fee = 0.0016, 0.0026  # a 30-day volume tier
+    async with venue_client("kraken", fake) as (_, exchange):
+        if read_at_start:
+            await exchange.load_account_fees(["BTC/USDT"])
+        fake.fee_rate = 0.0026  # weeks later: the volume fell, the tier with it
+        report = await exchange.create_market_order(buy(1000.0))  # all the cash
+        assert report.status is OrderStatus.FILLED
+        assert exchange.taker_fee("BTC/USDT") == pytest.approx(0.0026)
+
+
+async def test_the_accounts_fee_is_read_again_before_a_buy_a_day_after_it_was_read() -> None:
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
+    fake.fee_rate, fake.published_fee = 0.0024, 0.0026
+    now = [0.0]
+    async with venue_client("kraken", fake) as (_, exchange):
+        exchange.account_fees = AccountFees("kraken", monotonic=lambda: now[0])
+        await exchange.load_account_fees(["BTC/USDT"])
+        fake.fee_rate = 0.0016  # the volume rose: a cheaper tier
+        now[0] = 86_000.0
+        await exchange.create_market_order(buy(100.0, "pp1x1b"))
+        assert exchange.taker_fee("BTC/USDT") == pytest.approx(0.0024)  # not a day yet
+        now[0] = 86_500.0
+        await exchange.create_market_order(buy(100.0, "pp1x2b"))
+        assert exchange.taker_fee("BTC/USDT") == pytest.approx(0.0016)
+
+
+@pytest.mark.parametrize("read_at_start", [False, True])
+async def test_a_pair_not_read_at_start_up_is_sized_at_its_own_fee_or_more(
+    read_at_start: bool,
+) -> None:
+    """Kraken charges stablecoin pairs from a cheaper schedule than BTC/USDT (0.40% published
+    here). Only the cheaper pair (ETH/USDT stands in for it) is read at start-up, at 0.20%;
+    BTC/USDT, started later (/startpair), is never sized below its own published fee, and is
+    read at its first buy. (It was sized at the highest read, 0.20%, and refused.)"""
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0, "ETHUSDT": 3_000.0})
+    fake.fee_rate, fake.published_fee = 0.002, 0.004
+    async with venue_client("kraken", fake) as (_, exchange):
+        if read_at_start:
+            assert await exchange.load_account_fees(["ETH/USDT"]) == {"ETH/USDT": 0.002}
+        assert exchange.taker_fee("BTC/USDT") >= 0.004
+        fake.fee_rate = 0.0045 if read_at_start else 0.004  # what BTC/USDT is charged
+        report = await exchange.create_market_order(buy(1000.0))
+        assert report.status is OrderStatus.FILLED
+        if read_at_start:
+            assert exchange.taker_fee("BTC/USDT") == pytest.approx(0.0045)
+
+
+@pytest.mark.parametrize(
+    ("answered", "kept"), [(-0.001, 0.0), (0.0, 0.0026), (0.05, 0.0026), (0.0016, 0.0016)]
+)
+async def test_a_fee_read_that_cannot_be_a_taker_fee_is_not_believed(
+    answered: float, kept: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rebate for a taker (negative) is sized as 0; zero or above 2% cannot be right: the
+    published fee is kept, and the warning names the venue's answer. (Any number was used.)"""
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
+    fake.fee_rate, fake.published_fee = answered, 0.0026
+    async with venue_client("kraken", fake) as (_, exchange):
+        await exchange.load_account_fees(["BTC/USDT"])
+        assert exchange.taker_fee("BTC/USDT") == pytest.approx(kept)
+    if answered == 0 or answered > 0.02:
+        assert f"answered a taker fee of {answered!r}" in caplog.text
+
+
+async def test_a_pair_whose_fee_read_fails_keeps_the_fees_read_for_the_others() -> None:
+    """One pair's read refused (a misspelt pair: BadSymbol): the others' fees are kept (all
+    were dropped, so an account charged above the published fee was sized too low)."""
+    fake = FakeKraken(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0})
+    fake.fee_rate, fake.published_fee = 0.004, 0.0026
+    async with venue_client("kraken", fake) as (_, exchange):
+        read = await exchange.load_account_fees(["DOGE/USDT", "BTC/USDT"])
+        assert read == {"BTC/USDT": pytest.approx(0.004)}
+        assert exchange.taker_fee("BTC/USDT") == pytest.approx(0.004)
