@@ -188,14 +188,16 @@ def live_settings(
 
 
 def funded_fake(
-    candles: pd.DataFrame, venue: str = "binance", fee_asset: str = "quote"
+    candles: pd.DataFrame, venue: str = "binance", fee_asset: str | None = None
 ) -> FakeBinance:
     """The fake exchange with 1,000 USDT in the account and ``candles`` as BTC/USDT 1h, its
-    fees in ``fee_asset`` (see ``FakeBinance``). With "BNB" the user keeps 0.05 BNB (at 600
-    USDT) for fees: about 40 trades' worth, then fees come out of the coins as on Binance."""
+    fees in ``fee_asset`` (see ``FakeBinance``; None: the venue fake's own). With "BNB" the
+    user keeps 0.05 BNB (at 600 USDT) for fees: about 40 trades' worth, then fees come out of
+    the coins as on Binance."""
     fake = VENUES[venue].fake(now_ms=0, balances={"USDT": 1000.0})
     fake.add_candles("BTCUSDT", "1h", candles)
-    fake.fee_asset = fee_asset
+    if fee_asset is not None:
+        fake.fee_asset = fee_asset
     if fee_asset == "BNB":
         fake.prices["BNBUSDT"] = 600.0
         fake.balances["BNB"] = 0.05
