@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.alerts import AlertOutbox
 from bot.domain import (
@@ -47,6 +47,10 @@ from bot.telemetry import ORDERS
 from bot.unknown_orders import UnknownOrders
 
 log = logging.getLogger(__name__)
+
+# How long after a sale beyond the books the account's balances still tell whose coins it
+# sold: later, a hand trade of the user's may stand between (then nothing is called theirs).
+_ACCOUNT_TELLS = timedelta(minutes=5)
 
 
 class Executor:
@@ -253,7 +257,7 @@ class Executor:
 
     async def _book(self, report: ExecutionReport) -> list[Fill]:
         fresh = await self._fresh(report)
-        account = await self._account_after(fresh)
+        account, unread = await self._account_after(fresh)
         booked, bookings, beyond, unexplained = [], [], [], set()
         draft = self._portfolio.draft()  # an order's trades book one after the other
         async with self._transactions.transaction():
@@ -274,7 +278,7 @@ class Executor:
                 yours = await self._users_share(reported, users, excess, account)
                 if excess:
                     await self._fills.add_beyond(reported, excess, yours)
-                    beyond.append((reported, excess, yours, account is not None))
+                    beyond.append((reported, excess, yours, unread))
                 unexplained |= {fill.fee_asset} if unknown else set()
                 if legs:
                     booked.append(fill)
@@ -300,31 +304,37 @@ class Executor:
                 fresh[reported.trade_id] = reported
         return list(fresh.values())
 
-    async def _account_after(self, fills: list[Fill]) -> dict[str, float] | None:
+    async def _account_after(self, fills: list[Fill]) -> tuple[dict[str, float] | None, str]:
         """The account's totals now, read only when ``fills`` sell beyond the books' position
-        (the evidence of whose coins were sold: see ``_users_share``); {} when none do, None
-        when the read failed."""
+        (the evidence of whose coins were sold: see ``_users_share``): {} when none do; None
+        and why not when the account cannot tell. It can only right after the sale: a stop
+        that sold while pairpilot waited for the next candle, or was down, is booked later,
+        and the user may have traded by hand in between."""
         sold = sum(fill.amount for fill in fills if fill.side is Side.SELL)
         position = self._portfolio.position(fills[0].pair) if fills else None
         if sold <= (position.amount if position else 0.0) * (1 + 1e-9):
-            return {}
+            return {}, ""
+        age = self._clock.now() - max(fill.time for fill in fills)
+        if age > _ACCOUNT_TELLS:
+            return None, (f"the sale is {age.total_seconds() / 60:.0f} min old, and the "
+                          "account may have changed since")  # fmt: skip
         try:
             totals, _ = await self._balances()
         except BotError as error:
             log.warning("%s sold beyond the books; could not read the balances to tell whose "
                         "coins: %s", fills[0].client_order_id, error)  # fmt: skip
-            return None
-        return totals
+            return None, "the balances could not be read"
+        return totals, ""
 
     async def _drifted(
-        self, beyond: list[tuple[Fill, float, float, bool]], unexplained: set[str], pair: str
+        self, beyond: list[tuple[Fill, float, float, str]], unexplained: set[str], pair: str
     ) -> None:
         """After a booking: alert each sale beyond the books' position (the trade, the excess,
-        the user's part of it, whether the balances were read) and measure the user's own of
+        the user's part of it, why the account could not tell whose) and measure the user's own of
         each asset a fee was paid from coins nobody has a figure for."""
-        for fill, excess, yours, read in beyond:
+        for fill, excess, yours, unread in beyond:
             await self._alerts.push("reconciliation_drift", AlertPriority.ERROR,
-                                    _beyond_text(fill, excess, yours, read))  # fmt: skip
+                                    _beyond_text(fill, excess, yours, unread))  # fmt: skip
         quote = pair.split("/")[1] if pair else ""
         for asset in sorted(unexplained):
             await self._measure_own(asset, quote)
@@ -472,9 +482,9 @@ class Executor:
         await self._alerts.push("trade", AlertPriority.TRADE, text)
 
 
-def _beyond_text(fill: Fill, excess: float, yours: float, read: bool) -> str:
+def _beyond_text(fill: Fill, excess: float, yours: float, unread: str) -> str:
     """The alert for a sale of ``excess`` coins beyond the books' position, ``yours`` of them
-    the user's own (``read``: whether the account could be read to tell)."""
+    the user's own (``unread``: why the account could not tell whose, if it could not)."""
     base, quote = fill.pair.split("/")
     text = (f"{fill.client_order_id} sold {excess:.8g} {base} more than the books held: "
             "booked up to the position")  # fmt: skip
@@ -485,9 +495,9 @@ def _beyond_text(fill: Fill, excess: float, yours: float, read: bool) -> str:
         whose = (
             f"{rest:.8g} {base} were pairpilot's coins the books never booked (a buy whose "
             "booking was lost?): the account still holds your recorded own"
-            if read
-            else f"{rest:.8g} {base} were not counted as yours: the balances could not be "
-            "read to tell whose coins were sold"
+            if not unread
+            else f"{rest:.8g} {base} were not counted as yours, though they may be: "
+            f"{unread}, so it cannot tell whose coins were sold"
         )
         text += (
             f"; {whose}; their proceeds, about {rest * fill.price:,.2f} {quote}, are counted "

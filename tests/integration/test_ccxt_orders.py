@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,7 @@ from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
 from tests.builders import executor_on, wall_ms
 from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
+from tests.invariants import Invariants
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
 KEYS = {"apiKey": "test-key", "secret": "test-secret"}
@@ -762,7 +763,7 @@ async def test_a_sale_beyond_the_books_whose_fee_is_paid_in_bnb_charges_the_book
 
 @pytest.mark.parametrize("own", [0.0, 1.0])
 async def test_a_trade_wholly_beyond_the_books_is_alerted_and_the_users_coins_followed(
-    db: Database, venue: tuple[FakeBinance, CcxtExchange], own: float
+    db: Database, venue: tuple[FakeBinance, CcxtExchange], own: float, tmp_path: Path
 ) -> None:
     """Binance splits the stop's sale in two trades, the first exactly the books' position,
     the second 0.001 BTC beyond it (``own``: the user's recorded BTC, sold when they hold it;
@@ -807,6 +808,13 @@ async def test_a_trade_wholly_beyond_the_books_is_alerted_and_the_users_coins_fo
     result = await reconciled()
     assert "BTC" not in result.drift
     assert ("USDT" in result.drift) == (not own)
+    if own:  # the soaks' ledger invariant knows a trade recorded only as beyond the books
+        (order,) = [o for o in fake.orders.values() if o.kind == "STOP_LOSS"]
+        order.fills.append({**order.fills[0], "tradeId": f"{order.fills[0]['tradeId']}b",
+                            "qty": "0.001", "price": "94000", "commission": "0.094",
+                            "commissionAsset": "USDT"})  # fmt: skip
+        ledger = Invariants(fake, tmp_path / "test.sqlite", pairs=("BTC/USDT",))
+        assert ledger.check("after the split sale") == []
 
 
 async def test_coins_sold_beyond_the_books_are_the_users_only_if_the_account_shows_it(
@@ -867,6 +875,41 @@ async def test_coins_sold_beyond_the_books_are_the_users_only_if_the_account_sho
     (failed,) = [a.text for a in await SqliteAlertRepository(db).pending()
                  if a.kind == "reconciliation_drift" and "pp1x4s" in a.text]  # fmt: skip
     assert "the balances could not be read" in failed
+
+
+@pytest.mark.parametrize("by_hand", [-0.3, 0.5])
+async def test_a_sale_beyond_the_books_booked_later_calls_no_coins_the_users(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange], by_hand: float
+) -> None:
+    """The user keeps 1 BTC; a stop sold 0.001 BTC beyond the books (pairpilot's, a lost buy)
+    3 hours before it is booked (it fired while pairpilot waited for the next candle), and the
+    user sold 0.3 (or bought 0.5) BTC by hand in between. The balances now cannot tell whose
+    coins the stop sold: nothing is called theirs, and the alert says why. (The read decided:
+    the hand sale made pairpilot's 0.001 BTC "taken from your own", +94 USDT to them.)"""
+    fake, exchange = venue
+    executor, portfolio, reconciled = await _bnb_books(db, venue)
+    await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
+    fake.balances["BTC"] += 1.0  # the user's long-term coins
+    await reconciled()
+    outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
+    before = await outside.get()
+    held = portfolio.position("BTC/USDT").amount
+    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
+                                       NOW, stop_price=95_000.0))  # fmt: skip
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    (sold,) = report.fills
+    fake.balances["BTC"] += by_hand  # the user's hand trade, between the sale and its booking
+    fake.balances["USDT"] -= by_hand * 94_000.0
+    more = dataclasses.replace(sold, amount=sold.amount + 0.001, time=NOW - timedelta(hours=3))
+    await executor.settle(dataclasses.replace(report, fills=(more,)))
+    assert await outside.get() == before
+    (alert,) = [a.text for a in await SqliteAlertRepository(db).pending()
+                if a.kind == "reconciliation_drift"]  # fmt: skip
+    assert "taken from your own" not in alert
+    assert "180 min old" in alert
+    assert "cannot tell whose coins" in alert
 
 
 @pytest.mark.parametrize("lost_buy", [False, True])
