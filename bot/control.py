@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from bot import order_by_hand
-from bot.domain import Order, PairRun, RunState
+from bot.domain import Order, PairRun, RunState, Trade
 from bot.engine import Engine
 from bot.errors import BotError, NotFound, UserInputError
 from bot.holdings import Holding, compare
@@ -232,17 +232,50 @@ class Control:
         settlement = order_by_hand.parse(arguments)
         async with self._service.tick_lock:
             order = await self._settleable(settlement)  # again: the books may have moved
-            done = f"Done: {order_by_hand.preview(order, settlement, self._engine.portfolio.cash)}."
-            trade = await order_by_hand.settle(self._engine.executor, order, settlement, actor,
-                                               self._clock.now())  # fmt: skip
+            if settlement.venue_id:
+                done, trade, final = await self._by_venue_id(order, settlement)
+            else:
+                cash = self._engine.portfolio.cash
+                done = f"Done: {order_by_hand.preview(order, settlement, cash)}."
+                trade = await order_by_hand.settle(self._engine.executor, order, settlement,
+                                                   actor, self._clock.now())  # fmt: skip
+                final = True
             run = self._service.run_for(order.pair) or await self._runs.latest_for(order.pair)
             if trade is not None and run is not None:  # a loss counts toward the cooldown
                 await self._engine.count_trade(run, trade)
-            # A limit entry remembered as pending is settled now: the run forgets it, so the
-            # next tick neither looks it up again (booking it twice) nor waits on it.
-            await self._engine.forget_entry(order.pair, order.client_order_id)
+            # A limit entry remembered as pending and settled now: the run forgets it, so the
+            # next tick neither looks it up again (booking it twice) nor waits on it. One
+            # still resting stays pending: the next candle's close cancels it and books it.
+            if final:
+                await self._engine.forget_entry(order.pair, order.client_order_id)
         log.warning("/order by %s: %s", actor, done)
         return done
+
+    async def _by_venue_id(
+        self, order: Order, settlement: order_by_hand.Settlement
+    ) -> tuple[str, Trade | None, bool]:
+        """/order ID venue VENUE_ORDER_ID: the order read by the venue's id and booked. One
+        still resting that is not the pair's pending entry (nothing else would follow it) is
+        cancelled now and what it filled booked. The Done, the trade, whether it is final."""
+        executor = self._engine.executor
+        report, trade = await order_by_hand.by_venue_id(executor, order, settlement,
+                                                        self._clock.now())  # fmt: skip
+        journaled = await executor.journal.require(order.client_order_id)
+        pending = await self._engine.pending_entry(order.pair) == order.client_order_id
+        if not report.status.is_final and not pending:
+            cancelled = await self._exchange.cancel_order(journaled)
+            if cancelled is not None:
+                _, trade = await executor.settle(cancelled)
+            journaled = await executor.journal.require(order.client_order_id)
+        base = order.pair.split("/")[0]
+        done = (f"Done: order {order.client_order_id} is {executor.venue()}'s order "
+                f"{settlement.venue_id}: {journaled.status.value}, {journaled.filled:.8g} {base} "
+                "filled and booked")  # fmt: skip
+        if not journaled.status.is_final:
+            done += ("; it still rests there and is followed by that id: the next candle's "
+                     "close cancels it (a limit entry lasts one candle) and books what "
+                     "filled")  # fmt: skip
+        return f"{done}.", trade, journaled.status.is_final
 
     async def _settleable(self, settlement: order_by_hand.Settlement) -> Order:
         """The order /order names, when it may be settled as ``settlement`` says: it waits on

@@ -63,6 +63,16 @@ class CandleSource(PriceFeed, Protocol):
 
 
 @runtime_checkable
+class ReadsByVenueId(Protocol):
+    """An exchange that reads one order by the venue's own id (shown on its website)."""
+
+    async def read_by_venue_id(self, order: Order, venue_order_id: str) -> ExecutionReport:
+        """``order`` as the venue's order ``venue_order_id`` says, once it is shown to be
+        ``order`` (its client order id); UserInputError otherwise."""
+        ...
+
+
+@runtime_checkable
 class BalanceParts(Protocol):
     """An exchange that tells the free part of each balance from what open orders hold."""
 

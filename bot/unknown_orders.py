@@ -117,7 +117,8 @@ class UnknownOrders:
             for o in os
         )  # fmt: skip
         return (f"the outcome of order {named} cannot be read from the exchange; settle it "
-                "first with /order ID never, or /order ID filled AMOUNT PRICE FEE")  # fmt: skip
+                "first with /order ID venue VENUE_ORDER_ID (best), /order ID never, or /order "
+                "ID filled AMOUNT PRICE FEE")  # fmt: skip
 
 
 def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_stops: bool) -> str:
@@ -137,8 +138,11 @@ def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_sto
         f"read from {venue} ({error}). Until it is settled {order.pair} is not traded: no "
         f"entry, no exit, no stop check, since pairpilot cannot tell whether this order "
         f"{action} already and a sale could sell twice; {protection}. The other pairs trade "
-        f"as usual. Way out: look the order up on {venue}, then /order "
-        f"{order.client_order_id} never (it was not placed, or filled nothing), or /order "
+        f"as usual. Way out, best first: find the order on {venue}'s website and send /order "
+        f"{order.client_order_id} venue VENUE_ORDER_ID ({venue}'s id for it): pairpilot "
+        f"reads it by that id, books what it did and follows it if it still rests. Otherwise "
+        f"/order {order.client_order_id} never (it was not placed; an order still resting "
+        f"on {venue} would fill later unbooked), or /order "
         f"{order.client_order_id} filled AMOUNT PRICE FEE (what it filled: {base}, the average "
         f"price in {quote}, and the fee in {quote}, which {venue}'s trade history (fills) "
         f"shows; a fee charged in another coin converted to {quote}; without FEE it is booked "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import difflib
 import json
 import logging
@@ -617,6 +618,24 @@ class CcxtExchange:
                                           since=order.created_at)  # fmt: skip
         if found is None:
             return None
+        intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
+                             order.amount, 0.0, order.created_at)  # fmt: skip
+        return await self._report(intent, found)
+
+    async def read_by_venue_id(self, order: Order, venue_order_id: str) -> ExecutionReport:
+        """``order`` read by the id the venue's website shows (one request, no list paging):
+        refused unless the venue's order carries ``order``'s client order id (another's order,
+        or a typo, is never booked as ours)."""
+        stop = order.client_order_id in self._stops
+        by_id = dataclasses.replace(order, exchange_order_id=venue_order_id)
+        found = await self._by_exchange_id(by_id, stop)
+        if found is None:
+            raise UserInputError(f"{self.name} has no order {venue_order_id!r}; nothing changed")
+        theirs = str(found.get("clientOrderId") or "")
+        if theirs not in self.profile.wire_ids(order.client_order_id) + [order.client_order_id]:
+            raise UserInputError(f"{self.name}'s order {venue_order_id} is not "
+                                 f"{order.client_order_id} (its client order id is "
+                                 f"{theirs or 'none'}); nothing changed")  # fmt: skip
         intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
                              order.amount, 0.0, order.created_at)  # fmt: skip
         return await self._report(intent, found)

@@ -34,7 +34,7 @@ from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
 from tests.builders import executor_on
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
-from tests.fake_coinbase import FakeCoinbase
+from tests.fake_coinbase import FakeCoinbase, order_uuid
 from tests.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import with_run
 from tests.integration.test_dust import cockpit_on
@@ -237,7 +237,10 @@ async def test_order_is_an_admins_runs_only_after_a_confirm_and_bad_input_change
         result = await chat.emulator.reply(ADMIN, after=before)
         assert "no order 'pp9x9b'" in result.text
         usage = await chat.sent_back(ADMIN, "/order pp9x9b maybe")
-        assert "nothing: usage: /order ID never | /order ID filled AMOUNT PRICE [FEE]" in usage.text
+        assert (
+            "nothing: usage: /order ID venue VENUE_ORDER_ID | /order ID never | /order ID "
+            "filled AMOUNT PRICE [FEE]"
+        ) in usage.text
         audited = [(e.command, e.result) for e in await chat.audit.latest(20)]
         assert ("order", "refused: no order 'pp9x9b' in the journal") in audited
 
@@ -305,6 +308,59 @@ async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_
         saved = await SqliteStateRepository(db).get(protection_key(BTC))
         assert saved == {"atr_distance": 500.0}  # no pending entry; its ATR stop distance kept
         assert await alerts_of(db, "exchange_error") == []
+
+
+async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_closed_blind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c H1. A limit entry below the market rests on Coinbase, its answer lost
+    behind another bot's grid of 201 resting buys. ``never`` (as the admin sees it resting,
+    unfilled) would close it in the journal while it lives on and fills later, unbooked: the
+    alert recommends ``/order ID venue VENUE_ORDER_ID`` first, and the Confirm of ``never`` or
+    ``filled`` for it warns plainly. Read by the venue's id (another order's id refused), it
+    is journaled with that id and followed: the next candle's close cancels it and books what
+    it did, so the journal and the books always agree with the venue."""
+    later = btc_candles.iloc[201:260]
+    level = float(later["low"].min()) * 1.002  # reached within the next 2 days
+    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
+                                amount=round(500.0 / level, 5))  # fmt: skip
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [limit],
+        {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
+    async with venue_client("coinbase", fake) as (fake, exchange):
+        for n in range(201):  # another bot's grid: resting limit buys far below the market
+            await exchange._client.create_order(  # noqa: SLF001
+                BTC, "limit", "buy", 0.0001, 50_000.0, {"client_order_id": f"grid-{n}"}
+            )
+    ours_id = min(fake.orders)
+    assert fake.orders[ours_id].status == "NEW"  # resting, nothing filled
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control, executor = trading.control, trading.engine.executor
+        db = executor._transactions  # noqa: SLF001
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        [alert] = await alerts_of(db, "order_unknown")
+        assert alert.index("/order pp1x1b venue VENUE_ORDER_ID") < alert.index("pp1x1b never")
+        for said in (["pp1x1b", "never"], ["pp1x1b", "filled", "0.001", f"{level!r}"]):
+            assert "fill is NEVER booked" in await control.order_preview(said)
+        with pytest.raises(UserInputError, match="not pp1x1b"):
+            await control.settle_order(["pp1x1b", "venue", order_uuid(max(fake.orders))], "1001")
+        assert held_ids(executor, BTC) == ["pp1x1b"]  # refused: nothing changed
+        done = await control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)], "1001")
+        assert "open, 0 BTC filled" in done
+        assert "followed by that id" in done
+        journaled = await executor.journal.require("pp1x1b")
+        assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.OPEN,
+                                                                   order_uuid(ours_id))  # fmt: skip
+        assert held_ids(executor, BTC) == []
+        for index in range(201, 262):
+            market.at(at_open(btc_candles, index) + timedelta(seconds=5))
+            await trading.service.tick("1h")
+        venue = fake.orders[ours_id]
+        journaled = await executor.journal.require("pp1x1b")
+        assert (venue.status, journaled.status) == ("CANCELED", OrderStatus.CANCELED)
+        assert journaled.filled == pytest.approx(venue.executed)
+        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
+        assert booked == pytest.approx(venue.executed)
 
 
 @pytest.mark.parametrize("typo", ["price x10", "price /10", "fee"])
