@@ -33,6 +33,9 @@ _SELL_SLACK = 1 + 1e-9
 # A PRICE this far from the pair's last price is a typo (a digit too many or too few), not
 # a fill: refused. 20% covers a fill hours old in a fast market.
 PRICE_BAND = 0.2
+# A buy's fill worth more than the order's intended value (its quote size, or its amount at
+# its reference price) by more than this, beyond its fee, is another order's line: refused.
+VALUE_SLACK = 0.02
 # Of the fill's value: venues charge 0.1-0.6%, Coinbase's lowest volume tier up to 1.2% taker; more
 # than this is a typo.
 MOST_FEE = 0.02
@@ -104,9 +107,9 @@ async def checked(executor: Executor, settlement: Settlement) -> Order:
 def sane(order: Order, settlement: Settlement, market: float) -> None:
     """Refuse a fill whose PRICE is more than ``PRICE_BAND`` from both ``market`` (the pair's
     last price) and the order's journaled reference (its limit, or the price it was expected
-    at: a fill long ago, before the market moved), or whose FEE is more than ``MOST_FEE`` of
-    its value: a typo would move the books' cash and the position's entry (its stops) far
-    from the venue's."""
+    at: a fill long ago, before the market moved), a buy worth more than it could spend, or
+    whose FEE is more than ``MOST_FEE`` of its value: a typo would move the books' cash and
+    the position's entry (its stops) far from the venue's."""
     if not settlement.filled:
         return
     near = {"last price": market, "price when journaled": order.reference_price or 0.0}
@@ -116,10 +119,27 @@ def sane(order: Order, settlement: Settlement, market: float) -> None:
                              f"from {order.pair}'s {named}: a typo? Nothing "
                              "changed")  # fmt: skip
     value = settlement.amount * settlement.price
+    most = _most_spent(order)
+    if order.side is Side.BUY and value > most * (1 + VALUE_SLACK) + settlement.fee:
+        raise UserInputError(f"{settlement.amount:.8g} at {settlement.price:.8g} is worth "
+                             f"{value:,.2f} {order.pair.split('/')[1]}, more than order "
+                             f"{order.client_order_id} could spend ({most:,.2f}): another "
+                             "order's line? Nothing changed")  # fmt: skip
     if settlement.fee > value * MOST_FEE:
         raise UserInputError(f"FEE {settlement.fee:.8g} is more than {MOST_FEE:.0%} of the "
                              f"fill's value {value:.8g} {order.pair.split('/')[1]}: a typo? "
                              "Nothing changed")  # fmt: skip
+
+
+def _most_spent(order: Order) -> float:
+    """What the buy ``order`` could spend: its quote size, or a limit's amount at its limit;
+    infinite when not journaled (an amount sized at market, or journaled before it was kept:
+    the AMOUNT and PRICE checks alone then)."""
+    if order.quote_amount:
+        return order.quote_amount
+    if order.kind == "limit" and order.reference_price:
+        return order.amount * order.reference_price
+    return math.inf
 
 
 def preview(order: Order, settlement: Settlement, cash: float) -> str:

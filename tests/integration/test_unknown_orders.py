@@ -400,6 +400,30 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
             assert words in preview
 
 
+async def test_order_refuses_a_buy_worth_more_than_the_order_could_spend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c M2. A market buy sized at 500 USDT (journaled 0.005 at 100,000; the
+    venue filled 0.00465 at 107,402). AMOUNT (up to 1.2 x 0.005) and PRICE (20% of the last
+    price) pass one by one, but 0.006 at 128,000, another order's line read off the website,
+    is worth 768 USDT: refused, nothing changed; the true fill is taken."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control, executor = trading.control, trading.engine.executor
+        cash = trading.engine.portfolio.cash
+        with pytest.raises(UserInputError, match="worth 768.00 USDT, more than order pp1x1b "
+                           r"could spend \(500.00\)"):  # fmt: skip
+            await control.settle_order(["pp1x1b", "filled", "0.006", "128000"], "1001")
+        assert (await executor.journal.require("pp1x1b")).status is OrderStatus.NEW
+        assert trading.engine.portfolio.cash == cash
+        price = ours.quote / ours.executed
+        fee = ours.quote * 0.006
+        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}",
+                                    f"{fee!r}"], "1001")  # fmt: skip
+        assert trading.engine.portfolio.cash == pytest.approx(cash - ours.quote - fee)
+
+
 async def test_a_passing_error_during_flatten_keeps_the_pair_blocked_and_stoppair_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
 ) -> None:
