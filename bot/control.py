@@ -6,8 +6,10 @@ the service's tick lock, so a command never interleaves with a tick.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -16,7 +18,7 @@ from bot.domain import Order, PairRun, RunState, Trade
 from bot.engine import Engine
 from bot.errors import BotError, NotFound, UserInputError
 from bot.holdings import Holding, compare
-from bot.ports import Clock, Exchange, MarketCatalog, PriceFeed
+from bot.ports import Clock, Exchange, MarketCatalog, PriceFeed, Retrying
 from bot.reconcile import OutsideHoldings
 from bot.service import TradingService
 from storage.pair_runs import DuplicateRun, SqlitePairRunRepository
@@ -126,7 +128,8 @@ class Control:
             # lock, not from what the last tick saw): while it cannot be told, a sale could
             # sell twice, and the run stopped would own coins booked later (nothing ticks it).
             problems: dict[str, str] = {}
-            await self._engine.executor.settle_unknown(problems)
+            with self._at_once():  # only this pair's, now: the admin waits
+                await self._engine.executor.settle_unknown(problems, pairs={pair}, now=True)
             if pair in problems:
                 raise UserInputError(f"{pair} is not stopped: {problems[pair]}")
             await self._engine.cancel_pending_entry(run)
@@ -152,7 +155,8 @@ class Control:
             # anything about yet is left as it is (selling it could sell twice), named in the
             # report with why; every other pair is flattened all the same.
             problems: dict[str, str] = {}
-            await self._engine.executor.settle_unknown(problems)
+            with self._at_once():
+                await self._engine.executor.settle_unknown(problems, now=True)
             unknown = set(problems)
             for run in self._service.runs():
                 if run.pair in unknown:  # its look-up fails: the entry's outcome is unknown
@@ -283,6 +287,12 @@ class Control:
         order = await order_by_hand.checked(self._engine.executor, settlement)
         order_by_hand.sane(order, settlement, await self._price(order.pair))
         return order
+
+    def _at_once(self) -> AbstractContextManager[None]:
+        """Requests made once, not retried: an admin's command waits for them."""
+        if isinstance(self._exchange, Retrying):
+            return self._exchange.one_attempt()
+        return contextlib.nullcontext()
 
     def _require_outside(self) -> OutsideHoldings:
         if self._outside is None:

@@ -9,7 +9,8 @@ sold, any sale of that pair may sell twice (an exit already done, or coins that 
 pairpilot's), so the alert says plainly that the pair is not protected by pairpilot meanwhile.
 Each order is alerted to the admins once, remembered over restarts. A held order is looked
 up again after a growing wait (``FIRST_WAIT`` doubling up to ``LONGEST_WAIT``), not on every
-tick; a look-up of it that fails (an outage, a rate limit) holds only its own pair.
+tick (an admin's /stoppair or /flatten looks it up at once); a look-up of it that fails (an
+outage, a rate limit) holds only its own pair.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bot.ports import Clock, StateStore
 # Coinbase) at most this often, the wait doubling after each look-up that still cannot tell,
 # up to the longest: not on every tick, whose other pairs share the venue's rate limit.
 FIRST_WAIT = timedelta(minutes=10)
-LONGEST_WAIT = timedelta(hours=4)
+LONGEST_WAIT = timedelta(minutes=30)
 KIND = "order_unknown"
 _ALERTED_KEY = "alerted.order_unknown"
 _KEEP = 200  # order ids remembered as alerted

@@ -15,7 +15,7 @@ import difflib
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -183,6 +183,16 @@ class CcxtExchange:
         between attempts ends now, so a tick in an outage ends within one request's timeout
         (an order still gets its one look-up: its outcome is never guessed)."""
         self._giving_up.set()
+
+    @contextlib.contextmanager
+    def one_attempt(self) -> Iterator[None]:
+        """Within it each call makes one attempt: an admin's command that must answer soon
+        (its refusal is the outcome of a failure anyway)."""
+        kept, self._attempts = self._attempts, 1
+        try:
+            yield
+        finally:
+            self._attempts = kept
 
     async def _pause(self, seconds: float) -> None:
         """``sleep``, cut short by ``stop_retrying``."""

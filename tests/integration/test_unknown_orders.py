@@ -8,6 +8,7 @@ real engine and service. The scan's page cap is lowered to 2 pages (200 orders; 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -19,7 +20,15 @@ import pytest
 from bot.app import build_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
-from bot.domain import AlertPriority, OrderIntent, OrderStatus, RiskLimits, Side, to_ms
+from bot.domain import (
+    AlertPriority,
+    OrderIntent,
+    OrderStatus,
+    RiskLimits,
+    RunState,
+    Side,
+    to_ms,
+)
 from bot.engine import Engine, EngineCosts, protection_key
 from bot.errors import ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
@@ -422,6 +431,63 @@ async def test_order_refuses_a_buy_worth_more_than_the_order_could_spend(
         await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}",
                                     f"{fee!r}"], "1001")  # fmt: skip
         assert trading.engine.portfolio.cash == pytest.approx(cash - ours.quote - fee)
+
+
+@pytest.mark.parametrize("who", ["/stoppair", "a tick"])
+async def test_a_held_order_readable_again_is_seen_soon_and_at_once_by_stoppair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, who: str
+) -> None:
+    """Review i15 s17c M3. After a day of failed look-ups the venue becomes readable again
+    (the other bot's orders gone). /stoppair looks the pair's held order up at once, whatever
+    its back-off (it is booked and the pair stopped); a tick sees it within the longest wait,
+    30 minutes (not 4 h, while the pair is not protected)."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = min(fake.orders)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        executor, control = trading.engine.executor, trading.control
+        for hours in range(1, 25):  # a day of hourly ticks, the look-up failing when due
+            market.at(start + timedelta(hours=hours))
+            await trading.service.tick("1h")
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        for order_id in [o for o in fake.orders if o != ours]:
+            del fake.orders[order_id]
+        if who == "/stoppair":
+            market.at(start + timedelta(hours=24, minutes=1))
+            stopped = await control.stop(BTC)
+            assert stopped.state is RunState.STOPPED
+            assert trading.engine.portfolio.position(BTC) is None  # booked, then sold
+        else:
+            market.at(start + timedelta(hours=24, minutes=31))
+            await trading.service.tick("1h")
+        assert held_ids(executor, BTC) == []
+        assert (await executor.journal.require("pp1x1b")).status is OrderStatus.FILLED
+
+
+async def test_stoppair_in_an_outage_looks_up_its_pairs_orders_once_and_refuses_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c M4. Three lost answers, then the venue's requests time out (0.3 s
+    client timeout, 5 attempts: the production default of CcxtExchange.create). /stoppair
+    makes one attempt, and its pair's first look-up that fails is the refusal: the admin's
+    chat and the tick lock are not held for orders x attempts x timeout."""
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [])
+    async with live_stack(tmp_path, fake, start, venue="coinbase", attempts=5,
+                          client={"timeout": 300}) as (trading, _, _):  # fmt: skip
+        executor = trading.engine.executor
+        for coid in ("pp1x3b", "pp1x4b", "pp1x5b"):
+            fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                     after=True))  # fmt: skip
+            fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+            with pytest.raises(ExchangeUnavailable):
+                await executor.execute(dataclasses.replace(buy(100.0, coid), created_at=start))
+            fake.faults.clear()
+        fake.faults.append(Fault("/api/v3/brokerage/time", delay=0.6, times=999))
+        began = time.monotonic()
+        with pytest.raises(UserInputError, match="BTC/USDT is not stopped"):
+            await trading.control.stop(BTC)
+        took = time.monotonic() - began
+        fake.faults.clear()
+        assert took < 3 * 0.3 * 2, f"/stoppair held the chat and the tick lock {took:.1f} s"
 
 
 async def test_a_passing_error_during_flatten_keeps_the_pair_blocked_and_stoppair_refused(
