@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from bot import order_by_hand
-from bot.domain import Order, PairRun, RunState, Trade
+from bot.domain import Order, PairRun, RunState, Side, Trade
 from bot.engine import Engine
 from bot.errors import BotError, NotFound, UserInputError
 from bot.holdings import Holding, compare
@@ -228,19 +228,20 @@ class Control:
         """What /order with ``arguments`` would do now (bad input raises, nothing changes)."""
         settlement = order_by_hand.parse(arguments)
         order = await self._settleable(settlement)
-        return order_by_hand.preview(order, settlement, self._engine.portfolio.cash)
+        then = await self._then(order, settlement)
+        return order_by_hand.preview(order, settlement, self._engine.portfolio.cash, then)
 
     async def settle_order(self, arguments: list[str], actor: str) -> str:
         """/order: settle by hand an order whose outcome the exchange cannot tell, under the
-        tick lock (bot/order_by_hand.py); its pair trades again from the next tick."""
+        tick lock (bot/order_by_hand.py); its pair no longer waits on it from the next tick."""
         settlement = order_by_hand.parse(arguments)
         async with self._service.tick_lock:
             order = await self._settleable(settlement)  # again: the books may have moved
             if settlement.venue_id:
                 done, trade, final = await self._by_venue_id(order, settlement)
             else:
-                cash = self._engine.portfolio.cash
-                done = f"Done: {order_by_hand.preview(order, settlement, cash)}."
+                cash, then = self._engine.portfolio.cash, await self._then(order, settlement)
+                done = f"Done: {order_by_hand.preview(order, settlement, cash, then)}."
                 trade = await order_by_hand.settle(self._engine.executor, order, settlement,
                                                    actor, self._clock.now())  # fmt: skip
                 final = True
@@ -279,7 +280,24 @@ class Control:
             done += ("; it still rests there and is followed by that id: the next candle's "
                      "close cancels it (a limit entry lasts one candle) and books what "
                      "filled")  # fmt: skip
-        return f"{done}.", trade, journaled.status.is_final
+        return f"{done}; {await self._then(order, settlement)}.", trade, journaled.status.is_final
+
+    async def _then(self, order: Order, settlement: order_by_hand.Settlement) -> str:
+        """What ``order``'s pair does once the order no longer holds it, truthfully: a halt
+        (the kill switch) opens nothing and sells nothing by itself, so a position booked by
+        hand then stays until /flatten is sent again (said plainly rather than sold here: the
+        kill switch, idempotent, stays the one way that sells); a pair without a run is not
+        traded; otherwise it trades again."""
+        halt = await self._engine.guard.halted()
+        if halt:
+            held = (f"; a position in {order.pair} (booked now or before) is held, its stops "
+                    "managed, NOT sold: send /flatten again to sell it"
+                    if (settlement.filled and order.side is Side.BUY)
+                    or self._engine.portfolio.position(order.pair) else "")  # fmt: skip
+            return f"pairpilot is halted ({halt.get('reason')}): no new entries{held}"
+        if self._service.run_for(order.pair) is None:
+            return f"{order.pair} has no run: pairpilot does not trade it"
+        return f"{order.pair} trades again"
 
     async def _settleable(self, settlement: order_by_hand.Settlement) -> Order:
         """The order /order names, when it may be settled as ``settlement`` says: it waits on

@@ -142,9 +142,10 @@ def _most_spent(order: Order) -> float:
     return math.inf
 
 
-def preview(order: Order, settlement: Settlement, cash: float) -> str:
+def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str:
     """What a Confirm would do, in words: with the fill's value, its fee and the books' cash
-    (``cash`` now) after it, to compare with the venue's balance. For an order that may still
+    (``cash`` now) after it, to compare with the venue's balance, and ``then``, what the pair
+    does after (it trades, or a halt or a stop holds it). For an order that may still
     rest on the venue, a plain warning that closing it by hand leaves a later fill unbooked."""
     if settlement.venue_id:
         return (f"read order {settlement.venue_id} from the venue by its id; if it is "
@@ -158,8 +159,8 @@ def preview(order: Order, settlement: Settlement, cash: float) -> str:
              if order.may_rest else "")  # fmt: skip
     if not settlement.filled:
         return (f"close order {order.client_order_id} ({order.side.value} {order.pair}) as "
-                f"never placed: nothing is booked, and {order.pair} no longer waits on "
-                f"it.{rests}")  # fmt: skip
+                f"never placed: nothing is booked; {order.pair} no longer waits on it: "
+                f"{then}.{rests}")  # fmt: skip
     quote = order.pair.split("/")[1]
     value = settlement.amount * settlement.price
     moved = -value if order.side is Side.BUY else value
@@ -168,7 +169,7 @@ def preview(order: Order, settlement: Settlement, cash: float) -> str:
             f"{settlement.amount:.8g} {order.pair} at {settlement.price:.8g} (worth "
             f"{value:,.2f} {quote}), fee {settlement.fee:.8g} {quote} (0 unless given: the "
             f"venue's trade history shows it); the books' {quote} cash goes from {cash:,.2f} "
-            f"to {after:,.2f}; then {order.pair} no longer waits on it.{rests}")  # fmt: skip
+            f"to {after:,.2f}; {order.pair} no longer waits on it: {then}.{rests}")  # fmt: skip
 
 
 async def by_venue_id(
@@ -194,8 +195,8 @@ async def settle(
     executor: Executor, order: Order, settlement: Settlement, actor: str, now: datetime
 ) -> Trade | None:
     """Settle ``order`` as ``settlement`` says (``checked`` and ``sane`` by the caller, under
-    the tick lock); the pair trades again from the next tick. Returns the trade a sale closed
-    (the caller counts it toward the cooldown, as a tick would)."""
+    the tick lock); the pair no longer waits on it from the next tick. Returns the trade a
+    sale closed (the caller counts it toward the cooldown, as a tick would)."""
     note = f"settled by hand by {actor}"
     trade = None
     if not settlement.filled:

@@ -152,7 +152,8 @@ def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_sto
 
 
 def cleared_text(order: Order, venue: str, still: list[Order]) -> str:
-    """The all-clear: the order, what the venue told and was booked, whether its pair trades."""
+    """The all-clear: the order, what the venue told and was booked, whether its pair still
+    waits (not whether it trades: a halt or a stop may hold it all the same)."""
     if order.status is OrderStatus.REJECTED:
         told = f"it never reached {venue}: closed, nothing booked"
     elif order.filled > 0:
@@ -162,7 +163,7 @@ def cleared_text(order: Order, venue: str, still: list[Order]) -> str:
     else:
         told = f"{order.status.value} on {venue}, nothing filled"
     pair = (f"{order.pair} still waits on order {', '.join(o.client_order_id for o in still)}"
-            if still else f"{order.pair} trades again")  # fmt: skip
+            if still else f"{order.pair} no longer waits on an order")  # fmt: skip
     return (
         f"All clear: order {order.client_order_id} ({order.side.value} {order.pair}) was "
         f"read from {venue} after all: {told}. No /order needed for it; {pair}."

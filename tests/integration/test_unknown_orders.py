@@ -490,6 +490,42 @@ async def test_stoppair_in_an_outage_looks_up_its_pairs_orders_once_and_refuses_
         assert took < 3 * 0.3 * 2, f"/stoppair held the chat and the tick lock {took:.1f} s"
 
 
+@pytest.mark.parametrize("way", ["/order after flatten", "read during flatten"])
+async def test_after_flatten_the_settled_pair_is_said_held_not_trading_and_flatten_sells_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, way: str
+) -> None:
+    """Review i15 s17c M1 + L2. /flatten halts and leaves the blocked pair. When the order is
+    then settled (by /order, or read by the kill switch's own look-up) no message says the
+    pair "trades again" while everything is halted: /order's Done says plainly that the
+    position is held and that /flatten again sells it, which it does."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours_id = min(fake.orders)
+    ours = fake.orders[ours_id]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control = trading.control
+        db = trading.engine.executor._transactions  # noqa: SLF001
+        if way == "read during flatten":
+            for order_id in [o for o in fake.orders if o != ours_id]:
+                del fake.orders[order_id]
+        report = await control.flatten()
+        if way == "/order after flatten":
+            assert BTC in report.problems
+            said = ["pp1x1b", "filled", f"{ours.executed!r}", f"{ours.quote / ours.executed!r}"]
+            done = await control.settle_order(said, "1001")
+            assert "pairpilot is halted (kill switch (flatten))" in done
+            assert "NOT sold: send /flatten again to sell it" in done
+            assert "trades again" not in done
+            market.at(start + timedelta(hours=1))
+            await trading.service.tick("1h")
+            assert trading.engine.portfolio.position(BTC) is not None  # held, as said
+            assert (await control.flatten()).closed == {BTC: pytest.approx(ours.executed)}
+        else:
+            assert report.closed == {BTC: pytest.approx(ours.executed)}
+            [clear] = [t for t in await alerts_of(db, "order_unknown") if t.startswith("All")]
+            assert "trades again" not in clear
+        assert trading.engine.portfolio.position(BTC) is None
+
+
 async def test_a_passing_error_during_flatten_keeps_the_pair_blocked_and_stoppair_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
 ) -> None:
@@ -618,7 +654,11 @@ async def test_a_block_that_clears_by_itself_tells_the_admins_all_clear(
         db = executor._transactions  # noqa: SLF001
         alert, clear = await alerts_of(db, "order_unknown")
         assert "/order pp1x1b never" in alert
-        for words in ("All clear: order pp1x1b", f"{executed:.8g} BTC", "BTC/USDT trades again"):
+        for words in (
+            "All clear: order pp1x1b",
+            f"{executed:.8g} BTC",
+            "BTC/USDT no longer waits on an order",
+        ):
             assert words in clear
         market.at(start + timedelta(hours=2))
         await trading.service.tick("1h")
