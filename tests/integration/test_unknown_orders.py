@@ -33,7 +33,8 @@ from bot.engine import Engine, EngineCosts, protection_key
 from bot.errors import ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.execution import Executor
-from bot.portfolio import Portfolio
+from bot.outside import OutsideHoldings
+from bot.portfolio import CASH_KEY, Portfolio
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
@@ -149,10 +150,15 @@ async def crashed_with_lost_orders(
         await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
                                               params={}, capital_share=0.5, now=start)  # fmt: skip
         clock = FakeClock(start)
+        saved = SqliteStateRepository(db)
         if state is not None:
-            await SqliteStateRepository(db).set(protection_key(BTC), state, start)
+            await saved.set(protection_key(BTC), state, start)
+        # As the real app's very first start (bot/app.py, commit 9810fef), before any order:
+        # the books' first cash kept, and the user's own holdings (none) recorded.
+        await saved.set(CASH_KEY, 5000.0, start)
+        await OutsideHoldings(saved, clock).complete({"USDT": 5000.0, "BTC": 0.0}, fake.balances)
         async with venue_client("coinbase", fake) as (fake, exchange):
-            executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+            executor = executor_on(db, exchange, clock, Portfolio(5000.0))
             for intent in intents:
                 fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
                                          after=True))  # fmt: skip
@@ -162,6 +168,28 @@ async def crashed_with_lost_orders(
                 fake.faults.clear()
             await other_bot(exchange, 201)
     return fake, start
+
+
+async def test_a_lost_buy_settled_by_hand_leaves_the_users_own_holdings_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c L1. The crash rig keeps the books' first cash and the user's own
+    holdings (none) before the first order, as the real app's first start does: the lost buy
+    settled by hand with the venue's numbers costs the books exactly what the venue spent,
+    and after a restart none of it is called the user's own USDT."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    fee = float(ours.fills[0]["commission"])
+    said = ["pp1x1b", "filled", f"{ours.executed!r}", f"{ours.quote / ours.executed!r}",
+            f"{fee!r}"]  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        assert trading.engine.portfolio.cash == 5000.0
+        await trading.control.settle_order(said, "1001")
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        db = trading.engine.executor._transactions  # noqa: SLF001
+        own = await OutsideHoldings(SqliteStateRepository(db), FakeClock(start)).get()
+        assert own["USDT"] == 0.0
+        assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
 
 
 async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_works(
@@ -390,6 +418,7 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         control, executor = trading.control, trading.engine.executor
         cash = trading.engine.portfolio.cash
+        assert cash == 5000.0  # the books' first cash: the lost buy is not booked yet
         why = "FEE" if typo == "fee" else "PRICE"
         with pytest.raises(UserInputError, match=f"{why} .* a typo"):
             await control.order_preview(["pp1x1b", "filled", *said])
@@ -403,9 +432,9 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
         preview = await control.order_preview(
             ["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}", f"{fee!r}"]
         )
-        after = cash - ours.quote - fee
+        after = 5000.0 - ours.quote - fee
         for words in (f"worth {ours.quote:,.2f} USDT", f"fee {fee:.8g} USDT",
-                      f"cash goes from {cash:,.2f} to {after:,.2f}"):  # fmt: skip
+                      f"cash goes from 5,000.00 to {after:,.2f}"):  # fmt: skip
             assert words in preview
 
 
@@ -420,17 +449,16 @@ async def test_order_refuses_a_buy_worth_more_than_the_order_could_spend(
     ours = fake.orders[min(fake.orders)]
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         control, executor = trading.control, trading.engine.executor
-        cash = trading.engine.portfolio.cash
         with pytest.raises(UserInputError, match="worth 768.00 USDT, more than order pp1x1b "
                            r"could spend \(500.00\)"):  # fmt: skip
             await control.settle_order(["pp1x1b", "filled", "0.006", "128000"], "1001")
         assert (await executor.journal.require("pp1x1b")).status is OrderStatus.NEW
-        assert trading.engine.portfolio.cash == cash
+        assert trading.engine.portfolio.cash == 5000.0
         price = ours.quote / ours.executed
         fee = ours.quote * 0.006
         await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}",
                                     f"{fee!r}"], "1001")  # fmt: skip
-        assert trading.engine.portfolio.cash == pytest.approx(cash - ours.quote - fee)
+        assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
 
 
 @pytest.mark.parametrize("who", ["/stoppair", "a tick"])
