@@ -638,7 +638,12 @@ class CcxtExchange:
         or a typo, is never booked as ours)."""
         stop = order.client_order_id in self._stops
         by_id = dataclasses.replace(order, exchange_order_id=venue_order_id)
-        found = await self._by_exchange_id(by_id, stop)
+        try:
+            with self.one_attempt():  # an admin waits; a typo is no outage to retry
+                found = await self._by_exchange_id(by_id, stop)
+        except ExchangeUnavailable as error:  # an unknown id too (Coinbase: 404 NOT_FOUND)
+            raise UserInputError(f"{self.name} could not read order {venue_order_id!r} "
+                                 f"({error}); nothing changed") from None  # fmt: skip
         if found is None:
             raise UserInputError(f"{self.name} has no order {venue_order_id!r}; nothing changed")
         theirs = str(found.get("clientOrderId") or "")

@@ -400,6 +400,31 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
         assert booked == pytest.approx(venue.executed)
 
 
+async def test_a_lost_market_buy_read_by_the_venues_id_is_booked_as_the_venue_filled_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c H1, the common case: the market buy read by the id the venue's website
+    shows is booked with the venue's own numbers (its fills and fee, no typing), its pair
+    trades again; an id the venue does not have is refused and changes nothing."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours_id = min(fake.orders)
+    ours = fake.orders[ours_id]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control, executor = trading.control, trading.engine.executor
+        assert "may still rest" not in await control.order_preview(["pp1x1b", "never"])
+        with pytest.raises(UserInputError, match="coinbase could not read order 'nope'"):
+            await control.settle_order(["pp1x1b", "venue", "nope"], "1001")
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        done = await control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)], "1001")
+        assert f"filled, {ours.executed:.8g} BTC filled and booked; BTC/USDT trades again" in done
+        journaled = await executor.journal.require("pp1x1b")
+        assert (journaled.status, journaled.filled) == (OrderStatus.FILLED, ours.executed)
+        fee = sum(float(fill["commission"]) for fill in ours.fills)
+        assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
+        market.at(start + timedelta(hours=1))
+        assert await trading.service.tick("1h") == 1
+
+
 @pytest.mark.parametrize("typo", ["price x10", "price /10", "fee"])
 async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, typo: str
