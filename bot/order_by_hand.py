@@ -152,7 +152,7 @@ def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str
                 f"{order.client_order_id} ({order.side.value} {order.pair}), book what it did "
                 "(filled, cancelled, or still resting: followed by that id from now "
                 "on)")  # fmt: skip
-    rests = (f" WARNING: {order.client_order_id} may still rest on the venue (a "
+    rests = (f". WARNING: {order.client_order_id} may still rest on the venue (a "
              f"{order.kind or 'possibly resting'} order): if it fills later, that fill is "
              f"NEVER booked. Safer: /order {order.client_order_id} venue VENUE_ORDER_ID (the "
              "id the venue's website shows), which follows it"
@@ -160,7 +160,7 @@ def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str
     if not settlement.filled:
         return (f"close order {order.client_order_id} ({order.side.value} {order.pair}) as "
                 f"never placed: nothing is booked; {order.pair} no longer waits on it: "
-                f"{then}.{rests}")  # fmt: skip
+                f"{then}{rests}")  # fmt: skip
     quote = order.pair.split("/")[1]
     value = settlement.amount * settlement.price
     moved = -value if order.side is Side.BUY else value
@@ -169,7 +169,7 @@ def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str
             f"{settlement.amount:.8g} {order.pair} at {settlement.price:.8g} (worth "
             f"{value:,.2f} {quote}), fee {settlement.fee:.8g} {quote} (0 unless given: the "
             f"venue's trade history shows it); the books' {quote} cash goes from {cash:,.2f} "
-            f"to {after:,.2f}; {order.pair} no longer waits on it: {then}.{rests}")  # fmt: skip
+            f"to {after:,.2f}; {order.pair} no longer waits on it: {then}{rests}")  # fmt: skip
 
 
 async def by_venue_id(

@@ -566,7 +566,7 @@ async def test_after_flatten_the_settled_pair_is_said_held_not_trading_and_flatt
             said = ["pp1x1b", "filled", f"{ours.executed!r}", f"{ours.quote / ours.executed!r}"]
             done = await control.settle_order(said, "1001")
             assert "pairpilot is halted (kill switch (flatten))" in done
-            assert "NOT sold: send /flatten again to sell it" in done
+            assert done.endswith("NOT sold: send /flatten again to sell it.")
             assert "trades again" not in done
             market.at(start + timedelta(hours=1))
             await trading.service.tick("1h")
