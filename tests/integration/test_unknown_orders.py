@@ -192,6 +192,16 @@ async def test_a_lost_buy_settled_by_hand_leaves_the_users_own_holdings_untouche
         assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
 
 
+async def another_bots_grid(fake: FakeCoinbase) -> None:
+    """Another bot's grid on the account: 201 resting limit buys far below the market, more
+    than a lookup reads of the open orders too."""
+    async with venue_client("coinbase", fake) as (fake, exchange):
+        for n in range(201):
+            await exchange._client.create_order(  # noqa: SLF001
+                BTC, "limit", "buy", 0.0001, 50_000.0, {"client_order_id": f"grid-{n}"}
+            )
+
+
 async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_works(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
 ) -> None:
@@ -364,11 +374,7 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
     fake, start = await crashed_with_lost_orders(
         tmp_path, monkeypatch, btc_candles, [limit],
         {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
-    async with venue_client("coinbase", fake) as (fake, exchange):
-        for n in range(201):  # another bot's grid: resting limit buys far below the market
-            await exchange._client.create_order(  # noqa: SLF001
-                BTC, "limit", "buy", 0.0001, 50_000.0, {"client_order_id": f"grid-{n}"}
-            )
+    await another_bots_grid(fake)
     ours_id = min(fake.orders)
     assert fake.orders[ours_id].status == "NEW"  # resting, nothing filled
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
@@ -398,6 +404,29 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
         assert journaled.filled == pytest.approx(venue.executed)
         booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
         assert booked == pytest.approx(venue.executed)
+
+
+async def test_a_resting_order_read_by_the_venues_id_that_nothing_follows_is_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c H1: a resting limit buy read by the venue's id that is not its run's
+    pending entry (nothing would follow it, and a later fill would be unbooked) is cancelled on
+    the venue at once and what it did booked; the journal agrees with the venue."""
+    limit = dataclasses.replace(buy(500.0), limit_price=90_000.0, quote_amount=None,
+                                amount=0.005)  # fmt: skip
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [limit])
+    await another_bots_grid(fake)
+    ours_id = min(fake.orders)
+    assert fake.orders[ours_id].status == "NEW"  # resting far below the market
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        executor = trading.engine.executor
+        done = await trading.control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)],
+                                                  "1001")  # fmt: skip
+        assert "canceled, 0 BTC filled and booked" in done
+        assert fake.orders[ours_id].status == "CANCELED"
+        assert (await executor.journal.require("pp1x1b")).status is OrderStatus.CANCELED
+        assert held_ids(executor, BTC) == []
+        assert trading.engine.portfolio.cash == 5000.0
 
 
 async def test_a_lost_market_buy_read_by_the_venues_id_is_booked_as_the_venue_filled_it(
