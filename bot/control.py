@@ -6,17 +6,19 @@ the service's tick lock, so a command never interleaves with a tick.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from bot import order_by_hand
-from bot.domain import Order, PairRun, RunState
+from bot.domain import Order, PairRun, RunState, Side, Trade
 from bot.engine import Engine
 from bot.errors import BotError, NotFound, UserInputError
 from bot.holdings import Holding, compare
-from bot.ports import AccountFeeReader, Clock, Exchange, MarketCatalog, PriceFeed
+from bot.ports import AccountFeeReader, Clock, Exchange, MarketCatalog, PriceFeed, Retrying
 from bot.reconcile import OutsideHoldings
 from bot.service import TradingService
 from storage.pair_runs import DuplicateRun, SqlitePairRunRepository
@@ -128,7 +130,8 @@ class Control:
             # lock, not from what the last tick saw): while it cannot be told, a sale could
             # sell twice, and the run stopped would own coins booked later (nothing ticks it).
             problems: dict[str, str] = {}
-            await self._engine.executor.settle_unknown(problems)
+            with self._at_once():  # only this pair's, now: the admin waits
+                await self._engine.executor.settle_unknown(problems, pairs={pair}, now=True)
             if pair in problems:
                 raise UserInputError(f"{pair} is not stopped: {problems[pair]}")
             await self._engine.cancel_pending_entry(run)
@@ -154,7 +157,8 @@ class Control:
             # anything about yet is left as it is (selling it could sell twice), named in the
             # report with why; every other pair is flattened all the same.
             problems: dict[str, str] = {}
-            await self._engine.executor.settle_unknown(problems)
+            with self._at_once():
+                await self._engine.executor.settle_unknown(problems, now=True)
             unknown = set(problems)
             for run in self._service.runs():
                 if run.pair in unknown:  # its look-up fails: the entry's outcome is unknown
@@ -226,25 +230,76 @@ class Control:
         """What /order with ``arguments`` would do now (bad input raises, nothing changes)."""
         settlement = order_by_hand.parse(arguments)
         order = await self._settleable(settlement)
-        return order_by_hand.preview(order, settlement, self._engine.portfolio.cash)
+        then = await self._then(order, settlement)
+        return order_by_hand.preview(order, settlement, self._engine.portfolio.cash, then)
 
     async def settle_order(self, arguments: list[str], actor: str) -> str:
         """/order: settle by hand an order whose outcome the exchange cannot tell, under the
-        tick lock (bot/order_by_hand.py); its pair trades again from the next tick."""
+        tick lock (bot/order_by_hand.py); its pair no longer waits on it from the next tick."""
         settlement = order_by_hand.parse(arguments)
         async with self._service.tick_lock:
             order = await self._settleable(settlement)  # again: the books may have moved
-            done = f"Done: {order_by_hand.preview(order, settlement, self._engine.portfolio.cash)}."
-            trade = await order_by_hand.settle(self._engine.executor, order, settlement, actor,
-                                               self._clock.now())  # fmt: skip
+            if settlement.venue_id:
+                done, trade, final = await self._by_venue_id(order, settlement)
+            else:
+                cash, then = self._engine.portfolio.cash, await self._then(order, settlement)
+                done = f"Done: {order_by_hand.preview(order, settlement, cash, then)}."
+                trade = await order_by_hand.settle(self._engine.executor, order, settlement,
+                                                   actor, self._clock.now())  # fmt: skip
+                final = True
             run = self._service.run_for(order.pair) or await self._runs.latest_for(order.pair)
             if trade is not None and run is not None:  # a loss counts toward the cooldown
                 await self._engine.count_trade(run, trade)
-            # A limit entry remembered as pending is settled now: the run forgets it, so the
-            # next tick neither looks it up again (booking it twice) nor waits on it.
-            await self._engine.forget_entry(order.pair, order.client_order_id)
+            # A limit entry remembered as pending and settled now: the run forgets it, so the
+            # next tick neither looks it up again (booking it twice) nor waits on it. One
+            # still resting stays pending: the next candle's close cancels it and books it.
+            if final:
+                await self._engine.forget_entry(order.pair, order.client_order_id)
         log.warning("/order by %s: %s", actor, done)
         return done
+
+    async def _by_venue_id(
+        self, order: Order, settlement: order_by_hand.Settlement
+    ) -> tuple[str, Trade | None, bool]:
+        """/order ID venue VENUE_ORDER_ID: the order read by the venue's id and booked. One
+        still resting that is not the pair's pending entry (nothing else would follow it) is
+        cancelled now and what it filled booked. The Done, the trade, whether it is final."""
+        executor = self._engine.executor
+        report, trade = await order_by_hand.by_venue_id(executor, order, settlement,
+                                                        self._clock.now())  # fmt: skip
+        journaled = await executor.journal.require(order.client_order_id)
+        pending = await self._engine.pending_entry(order.pair) == order.client_order_id
+        if not report.status.is_final and not pending:
+            cancelled = await self._exchange.cancel_order(journaled)
+            if cancelled is not None:
+                _, trade = await executor.settle(cancelled)
+            journaled = await executor.journal.require(order.client_order_id)
+        base = order.pair.split("/")[0]
+        done = (f"Done: order {order.client_order_id} is {executor.venue()}'s order "
+                f"{settlement.venue_id}: {journaled.status.value}, {journaled.filled:.8g} {base} "
+                "filled and booked")  # fmt: skip
+        if not journaled.status.is_final:
+            done += ("; it still rests there and is followed by that id: the next candle's "
+                     "close cancels it (a limit entry lasts one candle) and books what "
+                     "filled")  # fmt: skip
+        return f"{done}; {await self._then(order, settlement)}.", trade, journaled.status.is_final
+
+    async def _then(self, order: Order, settlement: order_by_hand.Settlement) -> str:
+        """What ``order``'s pair does once the order no longer holds it, truthfully: a halt
+        (the kill switch) opens nothing and sells nothing by itself, so a position booked by
+        hand then stays until /flatten is sent again (said plainly rather than sold here: the
+        kill switch, idempotent, stays the one way that sells); a pair without a run is not
+        traded; otherwise it trades again."""
+        halt = await self._engine.guard.halted()
+        if halt:
+            held = (f"; a position in {order.pair} (booked now or before) is held, its stops "
+                    "managed, NOT sold: send /flatten again to sell it"
+                    if (settlement.filled and order.side is Side.BUY)
+                    or self._engine.portfolio.position(order.pair) else "")  # fmt: skip
+            return f"pairpilot is halted ({halt.get('reason')}): no new entries{held}"
+        if self._service.run_for(order.pair) is None:
+            return f"{order.pair} has no run: pairpilot does not trade it"
+        return f"{order.pair} trades again"
 
     async def _settleable(self, settlement: order_by_hand.Settlement) -> Order:
         """The order /order names, when it may be settled as ``settlement`` says: it waits on
@@ -252,6 +307,12 @@ class Control:
         order = await order_by_hand.checked(self._engine.executor, settlement)
         order_by_hand.sane(order, settlement, await self._price(order.pair))
         return order
+
+    def _at_once(self) -> AbstractContextManager[None]:
+        """Requests made once, not retried: an admin's command waits for them."""
+        if isinstance(self._exchange, Retrying):
+            return self._exchange.one_attempt()
+        return contextlib.nullcontext()
 
     def _require_outside(self) -> OutsideHoldings:
         if self._outside is None:

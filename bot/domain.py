@@ -118,6 +118,13 @@ class Order:
     exchange_order_id: str | None = None
     reason: str = ""
     reference_price: float | None = None  # its limit, or the price it was expected at
+    kind: str | None = None  # "market", "limit" or "stop"; None: journaled before it was kept
+    quote_amount: float | None = None  # a buy sized in the quote: what it may spend
+
+    @property
+    def may_rest(self) -> bool:
+        """Whether the order may rest on the venue, and fill, after it was sent."""
+        return self.kind != "market"
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,6 +282,11 @@ class Engine:
         fills, _ = await self._executor.settle(report)
         return fills
 
+    async def pending_entry(self, pair: str) -> str | None:
+        """The client order id of ``pair``'s limit entry still pending, if any."""
+        saved = await self._state.get(protection_key(pair)) or {}
+        return saved.get("pending_entry")
+
     async def forget_entry(self, pair: str, client_order_id: str) -> None:
         """``pair``'s limit entry ``client_order_id`` is final in the journal (settled by hand
         with /order, or found filled): it is no longer pending. Its ATR distance stays, so the

@@ -6,6 +6,7 @@ client order id, so a decision taken twice (a re-run tick) is never sent twice.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from datetime import datetime, timedelta
@@ -47,6 +48,9 @@ from bot.telemetry import ORDERS
 from bot.unknown_orders import UnknownOrders
 
 log = logging.getLogger(__name__)
+# An admin's command looks a lost order up at most this long (a full scan of a venue's lists
+# takes some seconds when it answers); past it, the command refuses that pair.
+NOW_BOUND = 30.0
 
 # How long after a sale beyond the books the account's balances still tell whose coins it
 # sold: later, a hand trade of the user's may stand between (then nothing is called theirs).
@@ -185,7 +189,10 @@ class Executor:
             await self._announce(intent, report, trade)
         return fills, trade
 
-    async def settle_unknown(self, unsettled: dict[str, str] | None = None) -> int:
+    async def settle_unknown(
+        self, unsettled: dict[str, str] | None = None, *, pairs: set[str] | None = None,
+        now: bool = False,
+    ) -> int:  # fmt: skip
         """Look up again every order whose placement ended unknown (a timeout, a 5xx or a
         dropped connection, and the lookup after it failed too): book what the exchange did, or
         close it as never sent. Run before acting, so the books are right when the strategy is
@@ -194,11 +201,17 @@ class Executor:
         the same (the kill switch goes on with every other pair). An order whose outcome cannot
         be read from the venue at all (OrderOutcomeUnknown) never raises: it is held in
         ``unknown`` (its pair is not ticked) until it is final in the journal, whatever later
-        look-ups of it raise, and the admins are alerted once."""
+        look-ups of it raise, and the admins are alerted once. ``pairs``: only their orders;
+        ``now`` (an admin's command): held orders too, whatever their back-off, each pair's
+        look-ups ending at its first that cannot tell (that pair is refused anyway)."""
         settled = 0
         journaled = [o for o in await self._orders.not_final() if o.status is OrderStatus.NEW]
         for order in journaled:  # acknowledged (OPEN, ...): resting, its owner settles it
-            told, report = await self._look_up(order, unsettled)
+            if (pairs is not None and order.pair not in pairs) or (
+                now and unsettled is not None and order.pair in unsettled
+            ):
+                continue
+            told, report = await self._look_up(order, unsettled, now)
             if not told:
                 continue
             if report is None:
@@ -218,19 +231,20 @@ class Executor:
         return settled
 
     async def _look_up(
-        self, order: Order, unsettled: dict[str, str] | None
+        self, order: Order, unsettled: dict[str, str] | None, now: bool = False
     ) -> tuple[bool, ExecutionReport | None]:
         """Whether the exchange told ``order``'s outcome, and its report (None: never sent).
         Told nothing, the pair and why are written in ``unsettled``; an outage raises when
         there is no ``unsettled``, unless the order is held (only its pair waits). A held
-        order is looked up again only once its back-off is over (bot/unknown_orders.py)."""
+        order is looked up again only once its back-off is over (bot/unknown_orders.py),
+        unless ``now``."""
         coid = order.client_order_id
-        if self.unknown.holds(coid) and not self.unknown.due(coid):
+        if self.unknown.holds(coid) and not (now or self.unknown.due(coid)):
             if unsettled is not None:
                 unsettled[order.pair] = self.unknown.why(order, "not looked up again yet")
             return False, None
         try:
-            return True, await self.exchange.lookup(order)
+            return True, await self._read(order, now)
         except OrderOutcomeUnknown as error:  # not raised: only its pair waits
             why = await self.unknown.found(order, error, self.venue(),
                                            self.exchange.supports_stop_orders)  # fmt: skip
@@ -246,6 +260,15 @@ class Executor:
         if unsettled is not None:
             unsettled[order.pair] = why
         return False, None
+
+    async def _read(self, order: Order, now: bool) -> ExecutionReport | None:
+        """The exchange's look-up of ``order``; ``now`` (an admin waits): within ``NOW_BOUND``."""
+        if not now:
+            return await self.exchange.lookup(order)
+        try:
+            return await asyncio.wait_for(self.exchange.lookup(order), NOW_BOUND)
+        except TimeoutError:
+            raise ExchangeUnavailable(f"no answer within {NOW_BOUND:g} s") from None
 
     def venue(self) -> str:
         """The exchange's name for an alert (a test's exchange may have none)."""

@@ -2,7 +2,10 @@
 
 Only an order in that state (``OrderOutcomeUnknown``, bot/unknown_orders.py) is settled here:
 any other order is settled by reading the venue, and settling it by hand could book it twice.
-The admin looks the order up on the venue's website and says what it did: ``never`` (it was
+The safe way first: ``venue VENUE_ORDER_ID`` (the id the venue's website shows) reads that one
+order by the venue's id, checks that it is ours (its client order id), journals that id and
+books it the usual way: filled, cancelled, or still resting (followed by that id from then on,
+so a later fill is booked). Otherwise the admin says what the website shows: ``never`` (it was
 never placed, or filled nothing) closes it as rejected; ``filled AMOUNT PRICE [FEE]`` books
 one fill of AMOUNT base coins at the average PRICE, FEE in the quote (0 when not given: the
 alert and the Confirm ask for it, from the venue's trade history), dated at the order's
@@ -22,13 +25,17 @@ from datetime import datetime
 from bot.domain import ExecutionReport, Fill, Order, OrderStatus, Side, Trade
 from bot.errors import NotFound, UserInputError
 from bot.execution import Executor
+from bot.ports import ReadsByVenueId
 
-USAGE = "/order ID never | /order ID filled AMOUNT PRICE [FEE]"
+USAGE = "/order ID venue VENUE_ORDER_ID | /order ID never | /order ID filled AMOUNT PRICE [FEE]"
 _BUY_SLACK = 1.2  # a market buy is sized in the quote: its coins may exceed the estimate
 _SELL_SLACK = 1 + 1e-9
 # A PRICE this far from the pair's last price is a typo (a digit too many or too few), not
 # a fill: refused. 20% covers a fill hours old in a fast market.
 PRICE_BAND = 0.2
+# A buy's fill worth more than the order's intended value (its quote size, or its amount at
+# its reference price) by more than this, beyond its fee, is another order's line: refused.
+VALUE_SLACK = 0.02
 # Of the fill's value: venues charge 0.1-0.6%, Coinbase's lowest volume tier up to 1.2% taker; more
 # than this is a typo.
 MOST_FEE = 0.02
@@ -42,6 +49,7 @@ class Settlement:
     amount: float = 0.0
     price: float = 0.0
     fee: float = 0.0
+    venue_id: str = ""  # read from the venue by its own id instead
 
     @property
     def filled(self) -> bool:
@@ -50,6 +58,8 @@ class Settlement:
 
 def parse(arguments: list[str]) -> Settlement:
     """The settlement ``arguments`` say; UserInputError with the usage otherwise."""
+    if len(arguments) == 3 and arguments[1].lower() == "venue" and arguments[2].strip():
+        return Settlement(arguments[0], venue_id=arguments[2].strip())
     if len(arguments) == 2 and arguments[1].lower() == "never":
         return Settlement(arguments[0])
     if len(arguments) in (4, 5) and arguments[1].lower() == "filled":
@@ -97,9 +107,9 @@ async def checked(executor: Executor, settlement: Settlement) -> Order:
 def sane(order: Order, settlement: Settlement, market: float) -> None:
     """Refuse a fill whose PRICE is more than ``PRICE_BAND`` from both ``market`` (the pair's
     last price) and the order's journaled reference (its limit, or the price it was expected
-    at: a fill long ago, before the market moved), or whose FEE is more than ``MOST_FEE`` of
-    its value: a typo would move the books' cash and the position's entry (its stops) far
-    from the venue's."""
+    at: a fill long ago, before the market moved), a buy worth more than it could spend, or
+    whose FEE is more than ``MOST_FEE`` of its value: a typo would move the books' cash and
+    the position's entry (its stops) far from the venue's."""
     if not settlement.filled:
         return
     near = {"last price": market, "price when journaled": order.reference_price or 0.0}
@@ -109,18 +119,48 @@ def sane(order: Order, settlement: Settlement, market: float) -> None:
                              f"from {order.pair}'s {named}: a typo? Nothing "
                              "changed")  # fmt: skip
     value = settlement.amount * settlement.price
+    most = _most_spent(order)
+    if order.side is Side.BUY and value > most * (1 + VALUE_SLACK) + settlement.fee:
+        raise UserInputError(f"{settlement.amount:.8g} at {settlement.price:.8g} is worth "
+                             f"{value:,.2f} {order.pair.split('/')[1]}, more than order "
+                             f"{order.client_order_id} could spend ({most:,.2f}): another "
+                             "order's line? Nothing changed")  # fmt: skip
     if settlement.fee > value * MOST_FEE:
         raise UserInputError(f"FEE {settlement.fee:.8g} is more than {MOST_FEE:.0%} of the "
                              f"fill's value {value:.8g} {order.pair.split('/')[1]}: a typo? "
                              "Nothing changed")  # fmt: skip
 
 
-def preview(order: Order, settlement: Settlement, cash: float) -> str:
+def _most_spent(order: Order) -> float:
+    """What the buy ``order`` could spend: its quote size, or a limit's amount at its limit;
+    infinite when not journaled (an amount sized at market, or journaled before it was kept:
+    the AMOUNT and PRICE checks alone then)."""
+    if order.quote_amount:
+        return order.quote_amount
+    if order.kind == "limit" and order.reference_price:
+        return order.amount * order.reference_price
+    return math.inf
+
+
+def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str:
     """What a Confirm would do, in words: with the fill's value, its fee and the books' cash
-    (``cash`` now) after it, to compare with the venue's balance."""
+    (``cash`` now) after it, to compare with the venue's balance, and ``then``, what the pair
+    does after (it trades, or a halt or a stop holds it). For an order that may still
+    rest on the venue, a plain warning that closing it by hand leaves a later fill unbooked."""
+    if settlement.venue_id:
+        return (f"read order {settlement.venue_id} from the venue by its id; if it is "
+                f"{order.client_order_id} ({order.side.value} {order.pair}), book what it did "
+                "(filled, cancelled, or still resting: followed by that id from now "
+                "on)")  # fmt: skip
+    rests = (f". WARNING: {order.client_order_id} may still rest on the venue (a "
+             f"{order.kind or 'possibly resting'} order): if it fills later, that fill is "
+             f"NEVER booked. Safer: /order {order.client_order_id} venue VENUE_ORDER_ID (the "
+             "id the venue's website shows), which follows it"
+             if order.may_rest else "")  # fmt: skip
     if not settlement.filled:
         return (f"close order {order.client_order_id} ({order.side.value} {order.pair}) as "
-                f"never placed: nothing is booked, and {order.pair} trades again")  # fmt: skip
+                f"never placed: nothing is booked; {order.pair} no longer waits on it: "
+                f"{then}{rests}")  # fmt: skip
     quote = order.pair.split("/")[1]
     value = settlement.amount * settlement.price
     moved = -value if order.side is Side.BUY else value
@@ -129,15 +169,34 @@ def preview(order: Order, settlement: Settlement, cash: float) -> str:
             f"{settlement.amount:.8g} {order.pair} at {settlement.price:.8g} (worth "
             f"{value:,.2f} {quote}), fee {settlement.fee:.8g} {quote} (0 unless given: the "
             f"venue's trade history shows it); the books' {quote} cash goes from {cash:,.2f} "
-            f"to {after:,.2f}; then {order.pair} trades again")  # fmt: skip
+            f"to {after:,.2f}; {order.pair} no longer waits on it: {then}{rests}")  # fmt: skip
+
+
+async def by_venue_id(
+    executor: Executor, order: Order, settlement: Settlement, now: datetime
+) -> tuple[ExecutionReport, Trade | None]:
+    """Read ``order`` from the venue by the venue's own id (``settlement.venue_id``), once it
+    is shown to be ours; journal that id and book what it did, as a look-up would (a resting
+    order stays open in the journal, followed by that id). Returns the report and the trade a
+    sale closed. Raises (nothing changed) when the venue cannot read it or it is not ours."""
+    exchange = executor.exchange
+    if not isinstance(exchange, ReadsByVenueId):
+        raise UserInputError("this exchange cannot read an order by its own id; use /order "
+                             "ID never or /order ID filled AMOUNT PRICE FEE")  # fmt: skip
+    report = await exchange.read_by_venue_id(order, settlement.venue_id)
+    await executor.journal.update(order.client_order_id, OrderStatus.NEW, now,
+                                  exchange_order_id=settlement.venue_id)  # fmt: skip
+    _, trade = await executor.settle(report)
+    executor.unknown.release(order.client_order_id)
+    return report, trade
 
 
 async def settle(
     executor: Executor, order: Order, settlement: Settlement, actor: str, now: datetime
 ) -> Trade | None:
     """Settle ``order`` as ``settlement`` says (``checked`` and ``sane`` by the caller, under
-    the tick lock); the pair trades again from the next tick. Returns the trade a sale closed
-    (the caller counts it toward the cooldown, as a tick would)."""
+    the tick lock); the pair no longer waits on it from the next tick. Returns the trade a
+    sale closed (the caller counts it toward the cooldown, as a tick would)."""
     note = f"settled by hand by {actor}"
     trade = None
     if not settlement.filled:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -60,6 +60,25 @@ class CandleSource(PriceFeed, Protocol):
     async def closed_candles(
         self, pair: str, now: datetime, limit: int, timeframe: str | None = None
     ) -> pd.DataFrame: ...
+
+
+@runtime_checkable
+class ReadsByVenueId(Protocol):
+    """An exchange that reads one order by the venue's own id (shown on its website)."""
+
+    async def read_by_venue_id(self, order: Order, venue_order_id: str) -> ExecutionReport:
+        """``order`` as the venue's order ``venue_order_id`` says, once it is shown to be
+        ``order`` (its client order id); UserInputError otherwise."""
+        ...
+
+
+@runtime_checkable
+class Retrying(Protocol):
+    """An exchange that retries a failed request, and can be told not to for a while."""
+
+    def one_attempt(self) -> AbstractContextManager[None]:
+        """Within it, each request is made once (an admin waits for the answer)."""
+        ...
 
 
 @runtime_checkable

@@ -9,7 +9,8 @@ sold, any sale of that pair may sell twice (an exit already done, or coins that 
 pairpilot's), so the alert says plainly that the pair is not protected by pairpilot meanwhile.
 Each order is alerted to the admins once, remembered over restarts. A held order is looked
 up again after a growing wait (``FIRST_WAIT`` doubling up to ``LONGEST_WAIT``), not on every
-tick; a look-up of it that fails (an outage, a rate limit) holds only its own pair.
+tick (an admin's /stoppair or /flatten looks it up at once); a look-up of it that fails (an
+outage, a rate limit) holds only its own pair.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bot.ports import Clock, StateStore
 # Coinbase) at most this often, the wait doubling after each look-up that still cannot tell,
 # up to the longest: not on every tick, whose other pairs share the venue's rate limit.
 FIRST_WAIT = timedelta(minutes=10)
-LONGEST_WAIT = timedelta(hours=4)
+LONGEST_WAIT = timedelta(minutes=30)
 KIND = "order_unknown"
 _ALERTED_KEY = "alerted.order_unknown"
 _KEEP = 200  # order ids remembered as alerted
@@ -117,7 +118,8 @@ class UnknownOrders:
             for o in os
         )  # fmt: skip
         return (f"the outcome of order {named} cannot be read from the exchange; settle it "
-                "first with /order ID never, or /order ID filled AMOUNT PRICE FEE")  # fmt: skip
+                "first with /order ID venue VENUE_ORDER_ID (best), /order ID never, or /order "
+                "ID filled AMOUNT PRICE FEE")  # fmt: skip
 
 
 def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_stops: bool) -> str:
@@ -137,8 +139,11 @@ def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_sto
         f"read from {venue} ({error}). Until it is settled {order.pair} is not traded: no "
         f"entry, no exit, no stop check, since pairpilot cannot tell whether this order "
         f"{action} already and a sale could sell twice; {protection}. The other pairs trade "
-        f"as usual. Way out: look the order up on {venue}, then /order "
-        f"{order.client_order_id} never (it was not placed, or filled nothing), or /order "
+        f"as usual. Way out, best first: find the order on {venue}'s website and send /order "
+        f"{order.client_order_id} venue VENUE_ORDER_ID ({venue}'s id for it): pairpilot "
+        f"reads it by that id, books what it did and follows it if it still rests. Otherwise "
+        f"/order {order.client_order_id} never (it was not placed; an order still resting "
+        f"on {venue} would fill later unbooked), or /order "
         f"{order.client_order_id} filled AMOUNT PRICE FEE (what it filled: {base}, the average "
         f"price in {quote}, and the fee in {quote}, which {venue}'s trade history (fills) "
         f"shows; a fee charged in another coin converted to {quote}; without FEE it is booked "
@@ -147,7 +152,8 @@ def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_sto
 
 
 def cleared_text(order: Order, venue: str, still: list[Order]) -> str:
-    """The all-clear: the order, what the venue told and was booked, whether its pair trades."""
+    """The all-clear: the order, what the venue told and was booked, whether its pair still
+    waits (not whether it trades: a halt or a stop may hold it all the same)."""
     if order.status is OrderStatus.REJECTED:
         told = f"it never reached {venue}: closed, nothing booked"
     elif order.filled > 0:
@@ -157,7 +163,7 @@ def cleared_text(order: Order, venue: str, still: list[Order]) -> str:
     else:
         told = f"{order.status.value} on {venue}, nothing filled"
     pair = (f"{order.pair} still waits on order {', '.join(o.client_order_id for o in still)}"
-            if still else f"{order.pair} trades again")  # fmt: skip
+            if still else f"{order.pair} no longer waits on an order")  # fmt: skip
     return (
         f"All clear: order {order.client_order_id} ({order.side.value} {order.pair}) was "
         f"read from {venue} after all: {told}. No /order needed for it; {pair}."

@@ -131,7 +131,8 @@ COMMANDS: Mapping[str, Command] = {
     "alerts": Command("viewer", "/alerts [KIND on|silent|off]",
                       "which pushed alerts you get, and how", changes_with_arguments=True),
     "audit": Command("admin", "/audit [N]", "the last N audit entries (20)"),
-    "order": Command("admin", "/order ID never | /order ID filled AMOUNT PRICE [FEE]",
+    "order": Command("admin", "/order ID venue VENUE_ORDER_ID | /order ID never | "
+                     "/order ID filled AMOUNT PRICE [FEE]",
                      "settle by hand an order whose outcome the exchange cannot tell",
                      confirm=True, changes=True),
 }  # fmt: skip

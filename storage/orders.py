@@ -19,7 +19,8 @@ class SqliteOrderRepository:
         async with self._db.transaction() as connection:
             await connection.execute(
                 "INSERT INTO orders (client_order_id, run_id, pair, side, amount, status, reason,"
-                " created_at, updated_at, reference_price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, reference_price, kind, quote_amount)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     intent.client_order_id,
                     intent.run_id,
@@ -31,6 +32,8 @@ class SqliteOrderRepository:
                     to_ms(intent.created_at),
                     to_ms(intent.created_at),
                     intent.limit_price or intent.stop_price or intent.reference_price or None,
+                    _kind(intent),
+                    intent.quote_amount,
                 ),
             )
             await _record(
@@ -150,4 +153,13 @@ def _order(row: aiosqlite.Row) -> Order:
         exchange_order_id=row["exchange_order_id"],
         reason=row["reason"],
         reference_price=row["reference_price"],
+        kind=row["kind"],
+        quote_amount=row["quote_amount"],
     )
+
+
+def _kind(intent: OrderIntent) -> str:
+    """How ``intent`` is sent (bot/execution.py ``_send``): a stop, a limit or at market."""
+    if intent.stop_price is not None:
+        return "stop"
+    return "limit" if intent.limit_price is not None else "market"

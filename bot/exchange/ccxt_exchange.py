@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import difflib
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -183,6 +184,16 @@ class CcxtExchange:
         between attempts ends now, so a tick in an outage ends within one request's timeout
         (an order still gets its one look-up: its outcome is never guessed)."""
         self._giving_up.set()
+
+    @contextlib.contextmanager
+    def one_attempt(self) -> Iterator[None]:
+        """Within it each call makes one attempt: an admin's command that must answer soon
+        (its refusal is the outcome of a failure anyway)."""
+        kept, self._attempts = self._attempts, 1
+        try:
+            yield
+        finally:
+            self._attempts = kept
 
     async def _pause(self, seconds: float) -> None:
         """``sleep``, cut short by ``stop_retrying``."""
@@ -654,6 +665,29 @@ class CcxtExchange:
                                           since=order.created_at)  # fmt: skip
         if found is None:
             return None
+        intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
+                             order.amount, 0.0, order.created_at)  # fmt: skip
+        return await self._report(intent, found)
+
+    async def read_by_venue_id(self, order: Order, venue_order_id: str) -> ExecutionReport:
+        """``order`` read by the id the venue's website shows (one request, no list paging):
+        refused unless the venue's order carries ``order``'s client order id (another's order,
+        or a typo, is never booked as ours)."""
+        stop = order.client_order_id in self._stops
+        by_id = dataclasses.replace(order, exchange_order_id=venue_order_id)
+        try:
+            with self.one_attempt():  # an admin waits; a typo is no outage to retry
+                found = await self._by_exchange_id(by_id, stop)
+        except ExchangeUnavailable as error:  # an unknown id too (Coinbase: 404 NOT_FOUND)
+            raise UserInputError(f"{self.name} could not read order {venue_order_id!r} "
+                                 f"({error}); nothing changed") from None  # fmt: skip
+        if found is None:
+            raise UserInputError(f"{self.name} has no order {venue_order_id!r}; nothing changed")
+        theirs = str(found.get("clientOrderId") or "")
+        if theirs not in self.profile.wire_ids(order.client_order_id) + [order.client_order_id]:
+            raise UserInputError(f"{self.name}'s order {venue_order_id} is not "
+                                 f"{order.client_order_id} (its client order id is "
+                                 f"{theirs or 'none'}); nothing changed")  # fmt: skip
         intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
                              order.amount, 0.0, order.created_at)  # fmt: skip
         return await self._report(intent, found)

@@ -8,6 +8,7 @@ real engine and service. The scan's page cap is lowered to 2 pages (200 orders; 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -19,12 +20,21 @@ import pytest
 from bot.app import build_engine
 from bot.candles import ReplaySource
 from bot.clock import FakeClock
-from bot.domain import AlertPriority, OrderIntent, OrderStatus, RiskLimits, Side, to_ms
+from bot.domain import (
+    AlertPriority,
+    OrderIntent,
+    OrderStatus,
+    RiskLimits,
+    RunState,
+    Side,
+    to_ms,
+)
 from bot.engine import Engine, EngineCosts, protection_key
 from bot.errors import ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.execution import Executor
-from bot.portfolio import Portfolio
+from bot.outside import OutsideHoldings
+from bot.portfolio import CASH_KEY, Portfolio
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
@@ -34,7 +44,7 @@ from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
 from tests.builders import executor_on
 from tests.chat_rig import ADMIN, VIEWER, chat_stack
-from tests.fake_coinbase import FakeCoinbase
+from tests.fake_coinbase import FakeCoinbase, order_uuid
 from tests.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import with_run
 from tests.integration.test_dust import cockpit_on
@@ -140,10 +150,15 @@ async def crashed_with_lost_orders(
         await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
                                               params={}, capital_share=0.5, now=start)  # fmt: skip
         clock = FakeClock(start)
+        saved = SqliteStateRepository(db)
         if state is not None:
-            await SqliteStateRepository(db).set(protection_key(BTC), state, start)
+            await saved.set(protection_key(BTC), state, start)
+        # As the real app's very first start (bot/app.py, commit 9810fef), before any order:
+        # the books' first cash kept, and the user's own holdings (none) recorded.
+        await saved.set(CASH_KEY, 5000.0, start)
+        await OutsideHoldings(saved, clock).complete({"USDT": 5000.0, "BTC": 0.0}, fake.balances)
         async with venue_client("coinbase", fake) as (fake, exchange):
-            executor = executor_on(db, exchange, clock, Portfolio(1000.0))
+            executor = executor_on(db, exchange, clock, Portfolio(5000.0))
             for intent in intents:
                 fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
                                          after=True))  # fmt: skip
@@ -153,6 +168,38 @@ async def crashed_with_lost_orders(
                 fake.faults.clear()
             await other_bot(exchange, 201)
     return fake, start
+
+
+async def test_a_lost_buy_settled_by_hand_leaves_the_users_own_holdings_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c L1. The crash rig keeps the books' first cash and the user's own
+    holdings (none) before the first order, as the real app's first start does: the lost buy
+    settled by hand with the venue's numbers costs the books exactly what the venue spent,
+    and after a restart none of it is called the user's own USDT."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    fee = float(ours.fills[0]["commission"])
+    said = ["pp1x1b", "filled", f"{ours.executed!r}", f"{ours.quote / ours.executed!r}",
+            f"{fee!r}"]  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        assert trading.engine.portfolio.cash == 5000.0
+        await trading.control.settle_order(said, "1001")
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        db = trading.engine.executor._transactions  # noqa: SLF001
+        own = await OutsideHoldings(SqliteStateRepository(db), FakeClock(start)).get()
+        assert own["USDT"] == 0.0
+        assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
+
+
+async def another_bots_grid(fake: FakeCoinbase) -> None:
+    """Another bot's grid on the account: 201 resting limit buys far below the market, more
+    than a lookup reads of the open orders too."""
+    async with venue_client("coinbase", fake) as (fake, exchange):
+        for n in range(201):
+            await exchange._client.create_order(  # noqa: SLF001
+                BTC, "limit", "buy", 0.0001, 50_000.0, {"client_order_id": f"grid-{n}"}
+            )
 
 
 async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_works(
@@ -237,7 +284,10 @@ async def test_order_is_an_admins_runs_only_after_a_confirm_and_bad_input_change
         result = await chat.emulator.reply(ADMIN, after=before)
         assert "no order 'pp9x9b'" in result.text
         usage = await chat.sent_back(ADMIN, "/order pp9x9b maybe")
-        assert "nothing: usage: /order ID never | /order ID filled AMOUNT PRICE [FEE]" in usage.text
+        assert (
+            "nothing: usage: /order ID venue VENUE_ORDER_ID | /order ID never | /order ID "
+            "filled AMOUNT PRICE [FEE]"
+        ) in usage.text
         audited = [(e.command, e.result) for e in await chat.audit.latest(20)]
         assert ("order", "refused: no order 'pp9x9b' in the journal") in audited
 
@@ -307,6 +357,103 @@ async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_
         assert await alerts_of(db, "exchange_error") == []
 
 
+async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_closed_blind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c H1. A limit entry below the market rests on Coinbase, its answer lost
+    behind another bot's grid of 201 resting buys. ``never`` (as the admin sees it resting,
+    unfilled) would close it in the journal while it lives on and fills later, unbooked: the
+    alert recommends ``/order ID venue VENUE_ORDER_ID`` first, and the Confirm of ``never`` or
+    ``filled`` for it warns plainly. Read by the venue's id (another order's id refused), it
+    is journaled with that id and followed: the next candle's close cancels it and books what
+    it did, so the journal and the books always agree with the venue."""
+    later = btc_candles.iloc[201:260]
+    level = float(later["low"].min()) * 1.002  # reached within the next 2 days
+    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
+                                amount=round(500.0 / level, 5))  # fmt: skip
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [limit],
+        {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
+    await another_bots_grid(fake)
+    ours_id = min(fake.orders)
+    assert fake.orders[ours_id].status == "NEW"  # resting, nothing filled
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control, executor = trading.control, trading.engine.executor
+        db = executor._transactions  # noqa: SLF001
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        [alert] = await alerts_of(db, "order_unknown")
+        assert alert.index("/order pp1x1b venue VENUE_ORDER_ID") < alert.index("pp1x1b never")
+        for said in (["pp1x1b", "never"], ["pp1x1b", "filled", "0.001", f"{level!r}"]):
+            assert "fill is NEVER booked" in await control.order_preview(said)
+        with pytest.raises(UserInputError, match="not pp1x1b"):
+            await control.settle_order(["pp1x1b", "venue", order_uuid(max(fake.orders))], "1001")
+        assert held_ids(executor, BTC) == ["pp1x1b"]  # refused: nothing changed
+        done = await control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)], "1001")
+        assert "open, 0 BTC filled" in done
+        assert "followed by that id" in done
+        journaled = await executor.journal.require("pp1x1b")
+        assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.OPEN,
+                                                                   order_uuid(ours_id))  # fmt: skip
+        assert held_ids(executor, BTC) == []
+        for index in range(201, 262):
+            market.at(at_open(btc_candles, index) + timedelta(seconds=5))
+            await trading.service.tick("1h")
+        venue = fake.orders[ours_id]
+        journaled = await executor.journal.require("pp1x1b")
+        assert (venue.status, journaled.status) == ("CANCELED", OrderStatus.CANCELED)
+        assert journaled.filled == pytest.approx(venue.executed)
+        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
+        assert booked == pytest.approx(venue.executed)
+
+
+async def test_a_resting_order_read_by_the_venues_id_that_nothing_follows_is_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c H1: a resting limit buy read by the venue's id that is not its run's
+    pending entry (nothing would follow it, and a later fill would be unbooked) is cancelled on
+    the venue at once and what it did booked; the journal agrees with the venue."""
+    limit = dataclasses.replace(buy(500.0), limit_price=90_000.0, quote_amount=None,
+                                amount=0.005)  # fmt: skip
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [limit])
+    await another_bots_grid(fake)
+    ours_id = min(fake.orders)
+    assert fake.orders[ours_id].status == "NEW"  # resting far below the market
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        executor = trading.engine.executor
+        done = await trading.control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)],
+                                                  "1001")  # fmt: skip
+        assert "canceled, 0 BTC filled and booked" in done
+        assert fake.orders[ours_id].status == "CANCELED"
+        assert (await executor.journal.require("pp1x1b")).status is OrderStatus.CANCELED
+        assert held_ids(executor, BTC) == []
+        assert trading.engine.portfolio.cash == 5000.0
+
+
+async def test_a_lost_market_buy_read_by_the_venues_id_is_booked_as_the_venue_filled_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c H1, the common case: the market buy read by the id the venue's website
+    shows is booked with the venue's own numbers (its fills and fee, no typing), its pair
+    trades again; an id the venue does not have is refused and changes nothing."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours_id = min(fake.orders)
+    ours = fake.orders[ours_id]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control, executor = trading.control, trading.engine.executor
+        assert "may still rest" not in await control.order_preview(["pp1x1b", "never"])
+        with pytest.raises(UserInputError, match="coinbase could not read order 'nope'"):
+            await control.settle_order(["pp1x1b", "venue", "nope"], "1001")
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        done = await control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)], "1001")
+        assert f"filled, {ours.executed:.8g} BTC filled and booked; BTC/USDT trades again" in done
+        journaled = await executor.journal.require("pp1x1b")
+        assert (journaled.status, journaled.filled) == (OrderStatus.FILLED, ours.executed)
+        fee = sum(float(fill["commission"]) for fill in ours.fills)
+        assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
+        market.at(start + timedelta(hours=1))
+        assert await trading.service.tick("1h") == 1
+
+
 @pytest.mark.parametrize("typo", ["price x10", "price /10", "fee"])
 async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, typo: str
@@ -325,6 +472,7 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         control, executor = trading.control, trading.engine.executor
         cash = trading.engine.portfolio.cash
+        assert cash == 5000.0  # the books' first cash: the lost buy is not booked yet
         why = "FEE" if typo == "fee" else "PRICE"
         with pytest.raises(UserInputError, match=f"{why} .* a typo"):
             await control.order_preview(["pp1x1b", "filled", *said])
@@ -338,10 +486,126 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
         preview = await control.order_preview(
             ["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}", f"{fee!r}"]
         )
-        after = cash - ours.quote - fee
+        after = 5000.0 - ours.quote - fee
         for words in (f"worth {ours.quote:,.2f} USDT", f"fee {fee:.8g} USDT",
-                      f"cash goes from {cash:,.2f} to {after:,.2f}"):  # fmt: skip
+                      f"cash goes from 5,000.00 to {after:,.2f}"):  # fmt: skip
             assert words in preview
+
+
+async def test_order_refuses_a_buy_worth_more_than_the_order_could_spend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c M2. A market buy sized at 500 USDT (journaled 0.005 at 100,000; the
+    venue filled 0.00465 at 107,402). AMOUNT (up to 1.2 x 0.005) and PRICE (20% of the last
+    price) pass one by one, but 0.006 at 128,000, another order's line read off the website,
+    is worth 768 USDT: refused, nothing changed; the true fill is taken."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = fake.orders[min(fake.orders)]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control, executor = trading.control, trading.engine.executor
+        with pytest.raises(UserInputError, match="worth 768.00 USDT, more than order pp1x1b "
+                           r"could spend \(500.00\)"):  # fmt: skip
+            await control.settle_order(["pp1x1b", "filled", "0.006", "128000"], "1001")
+        assert (await executor.journal.require("pp1x1b")).status is OrderStatus.NEW
+        assert trading.engine.portfolio.cash == 5000.0
+        price = ours.quote / ours.executed
+        fee = ours.quote * 0.006
+        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}",
+                                    f"{fee!r}"], "1001")  # fmt: skip
+        assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
+
+
+@pytest.mark.parametrize("who", ["/stoppair", "a tick"])
+async def test_a_held_order_readable_again_is_seen_soon_and_at_once_by_stoppair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, who: str
+) -> None:
+    """Review i15 s17c M3. After a day of failed look-ups the venue becomes readable again
+    (the other bot's orders gone). /stoppair looks the pair's held order up at once, whatever
+    its back-off (it is booked and the pair stopped); a tick sees it within the longest wait,
+    30 minutes (not 4 h, while the pair is not protected)."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours = min(fake.orders)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        executor, control = trading.engine.executor, trading.control
+        for hours in range(1, 25):  # a day of hourly ticks, the look-up failing when due
+            market.at(start + timedelta(hours=hours))
+            await trading.service.tick("1h")
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        for order_id in [o for o in fake.orders if o != ours]:
+            del fake.orders[order_id]
+        if who == "/stoppair":
+            market.at(start + timedelta(hours=24, minutes=1))
+            stopped = await control.stop(BTC)
+            assert stopped.state is RunState.STOPPED
+            assert trading.engine.portfolio.position(BTC) is None  # booked, then sold
+        else:
+            market.at(start + timedelta(hours=24, minutes=31))
+            await trading.service.tick("1h")
+        assert held_ids(executor, BTC) == []
+        assert (await executor.journal.require("pp1x1b")).status is OrderStatus.FILLED
+
+
+async def test_stoppair_in_an_outage_looks_up_its_pairs_orders_once_and_refuses_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17c M4. Three lost answers, then the venue's requests time out (0.3 s
+    client timeout, 5 attempts: the production default of CcxtExchange.create). /stoppair
+    makes one attempt, and its pair's first look-up that fails is the refusal: the admin's
+    chat and the tick lock are not held for orders x attempts x timeout."""
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [])
+    async with live_stack(tmp_path, fake, start, venue="coinbase", attempts=5,
+                          client={"timeout": 300}) as (trading, _, _):  # fmt: skip
+        executor = trading.engine.executor
+        for coid in ("pp1x3b", "pp1x4b", "pp1x5b"):
+            fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
+                                     after=True))  # fmt: skip
+            fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
+            with pytest.raises(ExchangeUnavailable):
+                await executor.execute(dataclasses.replace(buy(100.0, coid), created_at=start))
+            fake.faults.clear()
+        fake.faults.append(Fault("/api/v3/brokerage/time", delay=0.6, times=999))
+        began = time.monotonic()
+        with pytest.raises(UserInputError, match="BTC/USDT is not stopped"):
+            await trading.control.stop(BTC)
+        took = time.monotonic() - began
+        fake.faults.clear()
+        assert took < 3 * 0.3 * 2, f"/stoppair held the chat and the tick lock {took:.1f} s"
+
+
+@pytest.mark.parametrize("way", ["/order after flatten", "read during flatten"])
+async def test_after_flatten_the_settled_pair_is_said_held_not_trading_and_flatten_sells_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, way: str
+) -> None:
+    """Review i15 s17c M1 + L2. /flatten halts and leaves the blocked pair. When the order is
+    then settled (by /order, or read by the kill switch's own look-up) no message says the
+    pair "trades again" while everything is halted: /order's Done says plainly that the
+    position is held and that /flatten again sells it, which it does."""
+    fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
+    ours_id = min(fake.orders)
+    ours = fake.orders[ours_id]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        control = trading.control
+        db = trading.engine.executor._transactions  # noqa: SLF001
+        if way == "read during flatten":
+            for order_id in [o for o in fake.orders if o != ours_id]:
+                del fake.orders[order_id]
+        report = await control.flatten()
+        if way == "/order after flatten":
+            assert BTC in report.problems
+            said = ["pp1x1b", "filled", f"{ours.executed!r}", f"{ours.quote / ours.executed!r}"]
+            done = await control.settle_order(said, "1001")
+            assert "pairpilot is halted (kill switch (flatten))" in done
+            assert done.endswith("NOT sold: send /flatten again to sell it.")
+            assert "trades again" not in done
+            market.at(start + timedelta(hours=1))
+            await trading.service.tick("1h")
+            assert trading.engine.portfolio.position(BTC) is not None  # held, as said
+            assert (await control.flatten()).closed == {BTC: pytest.approx(ours.executed)}
+        else:
+            assert report.closed == {BTC: pytest.approx(ours.executed)}
+            [clear] = [t for t in await alerts_of(db, "order_unknown") if t.startswith("All")]
+            assert "trades again" not in clear
+        assert trading.engine.portfolio.position(BTC) is None
 
 
 async def test_a_passing_error_during_flatten_keeps_the_pair_blocked_and_stoppair_refused(
@@ -472,7 +736,11 @@ async def test_a_block_that_clears_by_itself_tells_the_admins_all_clear(
         db = executor._transactions  # noqa: SLF001
         alert, clear = await alerts_of(db, "order_unknown")
         assert "/order pp1x1b never" in alert
-        for words in ("All clear: order pp1x1b", f"{executed:.8g} BTC", "BTC/USDT trades again"):
+        for words in (
+            "All clear: order pp1x1b",
+            f"{executed:.8g} BTC",
+            "BTC/USDT no longer waits on an order",
+        ):
             assert words in clear
         market.at(start + timedelta(hours=2))
         await trading.service.tick("1h")
