@@ -14,7 +14,7 @@ import pytest
 from bot.alerts import AlertOutbox
 from bot.app import build_engine
 from bot.clock import FakeClock
-from bot.domain import OrderIntent, OrderStatus, RiskLimits, Side
+from bot.domain import ExecutionReport, Fill, OrderIntent, OrderStatus, RiskLimits, Side
 from bot.engine import Engine, EngineCosts
 from bot.errors import ExchangeAuthFailed, ExchangeRejected, ExchangeUnavailable, InsufficientFunds
 from bot.exchange.ccxt_exchange import CcxtExchange
@@ -485,6 +485,27 @@ async def test_binance_s_server_busy_is_an_unknown_outcome_at_any_url(
     assert fake.order_posts == 1
 
 
+async def _stop_fires(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange], executor: Executor,
+    portfolio: Portfolio, lost: float = 0.0,
+) -> tuple[ExecutionReport, Fill]:  # fmt: skip
+    """The books' BTC position rests under a stop; ``lost`` BTC of pairpilot's land on the
+    account (a buy at 100,000 whose booking was lost); the price falls to 94,000 and the stop
+    sells the position in one trade: its report, read back, and that trade."""
+    fake, exchange = venue
+    held = portfolio.position("BTC/USDT").amount
+    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
+                                       NOW, stop_price=95_000.0))  # fmt: skip
+    fake.balances["BTC"] += lost
+    fake.balances["USDT"] -= lost * 100_000.0
+    fake.prices["BTCUSDT"] = 94_000.0
+    await exchange.fetch_price("BTC/USDT")
+    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
+    assert report is not None
+    (sold,) = report.fills
+    return report, sold
+
+
 async def _bnb_books(
     db: Database, venue: tuple[FakeBinance, CcxtExchange]
 ) -> tuple[Executor, Portfolio, Callable[[], Awaitable[Reconciliation]]]:
@@ -744,12 +765,7 @@ async def test_a_sale_beyond_the_books_whose_fee_is_paid_in_bnb_charges_the_book
     await executor.execute(bnb)
     await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
     held = portfolio.position("BTC/USDT").amount
-    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
-                                       NOW, stop_price=95_000.0))  # fmt: skip
-    fake.prices["BTCUSDT"] = 94_000.0
-    await exchange.fetch_price("BTC/USDT")
-    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
-    (sold,) = report.fills
+    report, sold = await _stop_fires(db, venue, executor, portfolio)
     assert sold.fee_asset == "BNB"
     grown = (sold.amount + 0.001) / sold.amount
     more = dataclasses.replace(sold, amount=sold.amount + 0.001, fee=sold.fee * grown,
@@ -777,16 +793,8 @@ async def test_a_trade_wholly_beyond_the_books_is_alerted_and_the_users_coins_fo
     fake.balances["BTC"] += own
     await reconciled()
     outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
-    held = portfolio.position("BTC/USDT").amount
-    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
-                                       NOW, stop_price=95_000.0))  # fmt: skip
-    if not own:  # pairpilot's lost buy: coins on the account, their cost gone
-        fake.balances["BTC"] += 0.001
-        fake.balances["USDT"] -= 100.0
-    fake.prices["BTCUSDT"] = 94_000.0
-    await exchange.fetch_price("BTC/USDT")
-    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
-    (sold,) = report.fills
+    # pairpilot's lost buy (unless ``own``): coins on the account, their cost gone
+    report, sold = await _stop_fires(db, venue, executor, portfolio, lost=0.0 if own else 0.001)
     second = dataclasses.replace(sold, amount=0.001, fee=0.094, fee_amount=0.094,
                                  trade_id=f"{sold.trade_id}b")  # fmt: skip
     fake.balances["BTC"] -= 0.001
@@ -833,16 +841,8 @@ async def test_coins_sold_beyond_the_books_are_the_users_only_if_the_account_sho
     assert (await reconciled()).outside["BTC"] == pytest.approx(1.0)
     outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
     users_usdt = (await outside.get())["USDT"]
-    held = portfolio.position("BTC/USDT").amount
-    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
-                                       NOW, stop_price=95_000.0))  # fmt: skip
     lost = 0.001  # pairpilot's buy, never booked: its cash spent
-    fake.balances["BTC"] += lost
-    fake.balances["USDT"] -= lost * 100_000.0
-    fake.prices["BTCUSDT"] = 94_000.0
-    await exchange.fetch_price("BTC/USDT")
-    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
-    (sold,) = report.fills
+    report, sold = await _stop_fires(db, venue, executor, portfolio, lost)
     fee = sold.fee / sold.amount  # a coin's share of the fee, on the whole trade
     fake.balances["BTC"] -= lost
     fake.balances["USDT"] += lost * (94_000.0 - fee)
@@ -893,13 +893,7 @@ async def test_a_sale_beyond_the_books_booked_later_calls_no_coins_the_users(
     await reconciled()
     outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
     before = await outside.get()
-    held = portfolio.position("BTC/USDT").amount
-    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
-                                       NOW, stop_price=95_000.0))  # fmt: skip
-    fake.prices["BTCUSDT"] = 94_000.0
-    await exchange.fetch_price("BTC/USDT")
-    report = await exchange.lookup(await SqliteOrderRepository(db).require("pp1x2sstop"))
-    (sold,) = report.fills
+    report, sold = await _stop_fires(db, venue, executor, portfolio)
     fake.balances["BTC"] += by_hand  # the user's hand trade, between the sale and its booking
     fake.balances["USDT"] -= by_hand * 94_000.0
     more = dataclasses.replace(sold, amount=sold.amount + 0.001, time=NOW - timedelta(hours=3))
