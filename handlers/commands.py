@@ -228,7 +228,7 @@ class Pending:
     user_id: int
     chat_id: int
     expires: float  # the host's monotonic seconds
-    halts: int  # how many /halt had run when it was asked: a later /halt voids a resume
+    halts: int  # halts (/halt, a confirmed /flatten) counted when asked: a later one voids a resume
     message_id: int | None = None  # the prompt's, once it was sent
 
 
@@ -659,12 +659,15 @@ class ChatCommands:
     async def _confirmed(self, update: Update, pending: Pending, actor: str) -> None:
         """Run a confirmed command in its place in the chat's order (the kill switch: at
         once), and report its result."""
-        if pending.command not in JUMPS:
+        if pending.command in JUMPS:  # the kill switch halts: counted at its press, so a
+            self._halts += 1  # resume asked or pressed before it never lifts its halt
+        else:
             await press_turn()  # after what the chat sent before the press
         async with self._in_order(pending.command):
             if pending.command == "resume_trading" and pending.halts != self._halts:
-                reply, result = ("Not resumed: /halt was sent after this was asked; send "
-                                 "/resume_trading again.", "refused: a later /halt")  # fmt: skip
+                reply, result = ("Not resumed: /halt or /flatten was sent after this was "
+                                 "asked; send /resume_trading again.",
+                                 "refused: a later halt")  # fmt: skip
             else:
                 reply, result = await self._act(pending.command, pending.arguments, actor)
         await self._cockpit.record(actor, pending.command, ["confirmed", *pending.arguments],
