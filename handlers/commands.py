@@ -71,6 +71,7 @@ OUTBOX_RESULTS = {"flatten": "risk_halt", "resume_trading": "risk_resume", "risk
 # like /halt, never waits behind a command stuck on a slow tick (it halts first, so nothing
 # that runs after it can open a position)
 JUMPS = frozenset({"flatten"})
+CUT_SHORT_EDIT_SECONDS = 2.0  # at a stop: the bound on saying on its button that it stopped
 
 Action = Callable[[list[str], str, Progress], Awaitable[str | Photo]]  # (arguments, actor, ...)
 
@@ -160,6 +161,7 @@ async def _no_progress(text: str) -> None:
 
 
 READING = "⏳"  # starts a state change's first message, sent to read Telegram's clock
+DONE_BELOW = "Done, see below."  # a "⏳" that could not be deleted once its answer came
 
 
 class StatusMessage:
@@ -182,14 +184,17 @@ class StatusMessage:
 
     async def remove(self) -> None:
         """Delete the message shown (what it stood for now comes in a newer one); one that
-        cannot be deleted is left as it is."""
+        cannot be deleted is edited to say so, never left to read as still in progress."""
         if self._message_id is None:
             return
         message_id, self._message_id, self._text = self._message_id, None, ""
         try:
             await self._bot.delete_message(self._chat_id, message_id)
         except TelegramError as error:
-            log.warning("status message not deleted: %s", error)
+            log.warning("status message not deleted (%s): marked done", error)
+            with contextlib.suppress(TelegramError):
+                await self._bot.edit_message_text(DONE_BELOW, chat_id=self._chat_id,
+                                                  message_id=message_id)  # fmt: skip
 
     async def edit(self, text: str) -> None:
         """Show ``text`` if a message is shown already (none is sent for it)."""
@@ -514,7 +519,15 @@ class ChatCommands:
         elif status.shown and not status.reading:  # the progress message ends with the outcome
             await status.show(asked + reply)
         else:
-            await send_text(bot, chat_id, asked + reply)
+            try:
+                await send_text(bot, chat_id, asked + reply)
+            except TelegramError as error:
+                if not status.shown:
+                    raise
+                # a second chance: the "⏳" shows the outcome (no notification, never lost)
+                log.warning("an outcome's send failed (%s): shown in its ⏳ instead", error)
+                await status.show(asked + reply)
+                return
             self._tidy(status)
 
     def _tidy(self, status: StatusMessage) -> None:
@@ -669,7 +682,12 @@ class ChatCommands:
                                  "asked; send /resume_trading again.",
                                  "refused: a later halt")  # fmt: skip
             else:
-                reply, result = await self._act(pending.command, pending.arguments, actor)
+                try:
+                    reply, result = await self._act(pending.command, pending.arguments, actor)
+                except asyncio.CancelledError:  # the stop dropped it (a tick stuck)
+                    if pending.command in JUMPS:
+                        await self._cut_short(update, pending, actor)
+                    raise
         await self._cockpit.record(actor, pending.command, ["confirmed", *pending.arguments],
                                    result)  # fmt: skip
         text = reply if isinstance(reply, str) else reply.caption
@@ -679,6 +697,22 @@ class ChatCommands:
                                     f"/{pending.command} by {actor}: {plain(text)}")  # fmt: skip
         else:
             await send_text(update.get_bot(), pending.chat_id, text)
+
+    async def _cut_short(self, update: Update, pending: Pending, actor: str) -> None:
+        """A confirmed kill switch the stop cancelled (waiting for a stuck tick, or part-way):
+        it halted first; that the sell did not run is audited, said on its button, and put
+        in the outbox, so the admins are told by the next start if not by this life."""
+        command = pending.command
+        text = (f"/{command}: halted; the sell did not run (or did not finish): the service "
+                f"stopped; send /{command} again after the restart.")  # fmt: skip
+        await self._cockpit.record(actor, command, ["confirmed", *pending.arguments],
+                                   "halted; the sell did not run: the service stopped")  # fmt: skip
+        await self._outbox.push(OUTBOX_RESULTS[command], AlertPriority.CRITICAL,
+                                f"/{command} by {actor}: {text}")  # fmt: skip
+        query = update.callback_query
+        if query is not None:
+            with contextlib.suppress(TelegramError, TimeoutError):
+                await asyncio.wait_for(query.edit_message_text(text), CUT_SHORT_EDIT_SECONDS)
 
     async def _stranger(self, user_id: int, username: str | None, name: str) -> None:
         """Logged, and audited with the other strangers' refusals in one commit a moment

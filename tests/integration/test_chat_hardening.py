@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bot.alerts import AlertDispatcher
 from bot.config import WebhookSettings
 from bot.health import check_chat
 from handlers.commands import READING, ChatCommands
@@ -741,3 +742,73 @@ async def test_a_confirmed_prompt_s_row_closed_at_a_slow_stop_never_expires_it_l
     async with chat_stack(tmp_path, emulator=emulator):
         await emulator.quiet(1.0)
         assert "Expired" not in question.text, question.text
+
+
+async def test_a_stop_while_a_confirmed_flatten_waits_for_a_stuck_tick_halts_and_tells(
+    tmp_path: Path,
+) -> None:
+    """Review round 5 F4: the kill switch confirmed while a tick is stuck (a slow exchange
+    call), then a deploy stops the bot before the tick ends. The halt was lost and the button
+    said "is running; the result follows" forever. It halts at once (no tick lock needed),
+    and the button, the audit and the next start (the outbox) say the sell did not run."""
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        question = await chat.sent_back(ADMIN, "/flatten")
+        lock = chat.trading.service.tick_lock
+        await lock.acquire()  # a tick stuck in a slow exchange call
+        answered = len(emulator.answered_callbacks)
+        emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
+            "callback_data"])  # fmt: skip
+        for _ in range(300):
+            if len(emulator.answered_callbacks) > answered:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        assert await chat.trading.engine.guard.halted() is not None  # before the tick ends
+        await chat.frontend.stop()
+        lock.release()
+        assert "the sell did not run" in question.text, question.text
+        (entry,) = [e for e in await chat.audit.latest(50) if e.arguments[:1] == ["confirmed"]]
+        assert entry.result == "halted; the sell did not run: the service stopped"
+    async with chat_stack(tmp_path, emulator=emulator) as chat2:
+        assert await chat2.trading.engine.guard.halted() is not None
+        await AlertDispatcher(chat2.alerts, chat2.frontend.sink, chat2.trading.clock).drain()
+        told = [m.text for m in emulator.to(ADMIN) if m.text.startswith("/flatten by")]
+        assert len(told) == 1, told
+        assert "send /flatten again after the restart" in told[0], told
+
+
+async def test_a_failed_outcome_send_after_a_clock_reading_shows_the_outcome_in_its_place(
+    tmp_path: Path,
+) -> None:
+    """Review round 5 F5: no reading yet, so /stoppair sends "⏳"; the stop waits for a tick;
+    then the outcome's new message fails (a 502). The stop ran, and the chat showed only
+    "⏳ /stoppair…" forever. The ⏳ is edited to the outcome instead: it is never lost."""
+    async with chat_stack(tmp_path) as chat:
+        lock = chat.trading.service.tick_lock
+        await lock.acquire()
+        try:
+            chat.emulator.say(ADMIN, "/stoppair BTCUSDT")
+            for _ in range(300):
+                if any(m.text.startswith(READING) for m in chat.emulator.to(ADMIN)):
+                    break
+                await asyncio.sleep(0.01)
+            chat.emulator.flaky[ADMIN] = 1  # the outcome's send fails
+        finally:
+            lock.release()
+        await chat.emulator.quiet(1.5)
+        shown = [m.text for m in chat.emulator.shown(ADMIN)]
+        assert len(shown) == 1, shown
+        assert shown[0].startswith("Stopped BTC/USDT"), shown
+
+
+async def test_a_clock_reading_that_cannot_be_deleted_is_marked_done(tmp_path: Path) -> None:
+    """Review round 5 F6: the ⏳'s delete fails (a 502): it stayed above the outcome, read as
+    "still in progress". It is edited to say the answer is below."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.failing["deleteMessage"] = 1
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT")
+        await chat.emulator.quiet(1.5)
+        shown = [m.text for m in chat.emulator.shown(ADMIN)]
+        assert shown[0] == "Done, see below.", shown
+        assert shown[1].startswith("Stopped BTC/USDT"), shown
