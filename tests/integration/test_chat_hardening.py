@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.abc
+import os
 import socket
 import sqlite3
 import sys
@@ -22,6 +23,7 @@ from bot.config import WebhookSettings
 from bot.health import check_chat
 from handlers.commands import READING, ChatCommands
 from handlers.restart import ChatMemory
+from handlers.webhook import MAX_CONNECTIONS
 from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
 from tests.builders import replay_settings
@@ -161,6 +163,45 @@ async def test_connections_that_never_finish_their_headers_are_closed(tmp_path: 
         for _, writer in held:
             writer.close()
         assert "Equity" in await chat.ask(ADMIN, "/status")
+
+
+# Another process opens connections and never finishes their headers (a slow loris).
+_HOLDER = r"""
+import socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+held = []
+for _ in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /hook HTTP/1.1\r\nHost: x\r\n")
+    held.append(s)
+print("holding", flush=True)
+time.sleep(30)
+"""
+
+
+async def test_a_slow_loris_holds_few_of_the_bot_s_files_and_a_halt_gets_through(
+    tmp_path: Path,
+) -> None:
+    """Review round 2 (rerun in round 5): 1100 connections that never finish their headers,
+    held for the 10 s timeout, took every file of a process at systemd's 1024 soft limit
+    (EMFILE: the webhook, SQLite and the exchange all failed). The webhook keeps at most
+    ``MAX_CONNECTIONS`` open (the oldest goes), so the holder costs the bot few files."""
+    hook = _hook()
+    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
+        before = len(os.listdir("/proc/self/fd"))
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _HOLDER, str(hook.port), "300",
+            stdout=asyncio.subprocess.PIPE)  # fmt: skip
+        try:
+            assert holder.stdout is not None
+            assert (await holder.stdout.readline()).startswith(b"holding")
+            await asyncio.sleep(0.3)
+            held = len(os.listdir("/proc/self/fd")) - before
+            assert held <= MAX_CONNECTIONS + 10, held
+            assert "halted" in await chat.ask(ADMIN, "/halt")
+        finally:
+            holder.kill()
+            await holder.wait()
 
 
 async def test_a_429_in_one_private_chat_holds_up_only_that_chat(tmp_path: Path) -> None:
