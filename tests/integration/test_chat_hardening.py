@@ -28,7 +28,7 @@ from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
 from tests.builders import replay_settings
 from tests.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
-from tests.telegram_emulator import TelegramEmulator, post_update
+from tests.telegram_emulator import Sent, TelegramEmulator, post_update
 
 GROUP = -500
 
@@ -754,6 +754,17 @@ async def test_a_refusals_commit_failing_during_the_stop_is_retried_within_it(
         assert len([e for e in entries if e.result == "refused: not in the config"]) == 3
 
 
+async def _press_confirm(emulator: TelegramEmulator, question: Sent) -> None:
+    """The admin presses ``question``'s Confirm; back once the press is answered."""
+    answered = len(emulator.answered_callbacks)
+    emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
+        "callback_data"])  # fmt: skip
+    for _ in range(300):
+        if len(emulator.answered_callbacks) > answered:
+            return
+        await asyncio.sleep(0.01)
+
+
 @pytest.mark.parametrize("commit_seconds", [1.0, 3.0])  # within the stop's bound, past it
 async def test_a_confirmed_prompt_s_row_closed_at_a_slow_stop_never_expires_it_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commit_seconds: float
@@ -774,13 +785,7 @@ async def test_a_confirmed_prompt_s_row_closed_at_a_slow_stop_never_expires_it_l
     async with chat_stack(tmp_path, emulator=emulator) as chat:
         question = await chat.sent_back(ADMIN, "/flatten")
         slow["on"] = True
-        answered = len(emulator.answered_callbacks)
-        emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
-            "callback_data"])  # fmt: skip
-        for _ in range(300):
-            if len(emulator.answered_callbacks) > answered:
-                break
-            await asyncio.sleep(0.01)
+        await _press_confirm(emulator, question)
     slow["on"] = False
     async with chat_stack(tmp_path, emulator=emulator):
         await emulator.quiet(1.0)
@@ -799,13 +804,7 @@ async def test_a_stop_while_a_confirmed_flatten_waits_for_a_stuck_tick_halts_and
         question = await chat.sent_back(ADMIN, "/flatten")
         lock = chat.trading.service.tick_lock
         await lock.acquire()  # a tick stuck in a slow exchange call
-        answered = len(emulator.answered_callbacks)
-        emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
-            "callback_data"])  # fmt: skip
-        for _ in range(300):
-            if len(emulator.answered_callbacks) > answered:
-                break
-            await asyncio.sleep(0.01)
+        await _press_confirm(emulator, question)
         await asyncio.sleep(0.3)
         assert await chat.trading.engine.guard.halted() is not None  # before the tick ends
         await chat.frontend.stop()
