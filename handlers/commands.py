@@ -168,8 +168,8 @@ class StatusMessage:
     """One message that shows a long command's progress, edited in place."""
 
     def __init__(self, bot: Bot, chat_id: int) -> None:
-        self._bot = bot
-        self._chat_id = chat_id
+        self.bot = bot
+        self.chat_id = chat_id
         self._message_id: int | None = None
         self._text = ""
 
@@ -189,11 +189,11 @@ class StatusMessage:
             return
         message_id, self._message_id, self._text = self._message_id, None, ""
         try:
-            await self._bot.delete_message(self._chat_id, message_id)
+            await self.bot.delete_message(self.chat_id, message_id)
         except TelegramError as error:
             log.warning("status message not deleted (%s): marked done", error)
             with contextlib.suppress(TelegramError):
-                await self._bot.edit_message_text(DONE_BELOW, chat_id=self._chat_id,
+                await self.bot.edit_message_text(DONE_BELOW, chat_id=self.chat_id,
                                                   message_id=message_id)  # fmt: skip
 
     async def edit(self, text: str) -> None:
@@ -209,12 +209,12 @@ class StatusMessage:
         if self._message_id is None:
             if text == "Done.":
                 return
-            (sent,) = (await send_text(self._bot, self._chat_id, text))[:1]
+            (sent,) = (await send_text(self.bot, self.chat_id, text))[:1]
             self._message_id = sent.message_id
         else:
             try:
-                await self._bot.edit_message_text(
-                    text, chat_id=self._chat_id, message_id=self._message_id, parse_mode="HTML"
+                await self.bot.edit_message_text(
+                    text, chat_id=self.chat_id, message_id=self._message_id, parse_mode="HTML"
                 )
             except TelegramError as error:
                 log.warning("progress message not edited (%s); sending a new one", error)
@@ -437,8 +437,7 @@ class ChatCommands:
             await self._cockpit.record(actor, name, arguments,
                                        "asked to confirm" + (f" (sent {ago(age)})" if stale
                                                              else ""))  # fmt: skip
-            await self._ask(bot, chat.id, user.id, name, arguments, age if stale else None)
-            self._tidy(status)
+            await self._ask_below(status, user.id, name, arguments, age if stale else None)
             return
         answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None,
                               status)  # fmt: skip
@@ -577,6 +576,21 @@ class ChatCommands:
         first = reply.caption if isinstance(reply, Photo) else reply
         return reply, "ok: " + plain(first).splitlines()[0][:200]
 
+    async def _ask_below(self, status: StatusMessage, user_id: int, name: str,
+                         arguments: list[str], age: float | None) -> None:  # fmt: skip
+        """``_ask``, then the "⏳" shown before it goes; a prompt that cannot be sent is said
+        in the ⏳ instead (nothing ran), never left to read as still in progress."""
+        try:
+            await self._ask(status.bot, status.chat_id, user_id, name, arguments, age)
+        except TelegramError as error:
+            if not status.shown:
+                raise
+            log.warning("/%s: its Confirm prompt was not sent (%s)", name, error)
+            await status.show(f"/{escape(name)} was not run: its Confirm prompt could not be "
+                              "sent; send it again.")  # fmt: skip
+            return
+        self._tidy(status)
+
     async def _ask(self, bot: Bot, chat_id: int, user_id: int, name: str, arguments: list[str],
                    age: float | None) -> None:  # fmt: skip
         """A Confirm button for ``name``, saying what it would do now (and, for a command
@@ -606,8 +620,12 @@ class ChatCommands:
                     f"its {READING} message), so it was not run. Now it would: ")  # fmt: skip
         else:
             head = f"You sent {what} {ago(age)}; it was not run then. Now it would: "
-        sent = await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within "
-                               f"{self._confirm_seconds:g} s.", reply_markup=buttons)  # fmt: skip
+        text = f"{head}{escape(now)}. Confirm within {self._confirm_seconds:g} s."
+        try:
+            sent = await send_text(bot, chat_id, text, reply_markup=buttons)
+        except TelegramError:
+            del self._pending[token]  # never shown: nothing to press
+            raise
         pending = self._pending.get(token)
         if pending is not None:  # the window counts from when the prompt showed (a 429, a
             # slow send or a group's full minute may have held it back): Telegram's date of

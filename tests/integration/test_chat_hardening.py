@@ -854,3 +854,29 @@ async def test_a_clock_reading_that_cannot_be_deleted_is_marked_done(tmp_path: P
         shown = [m.text for m in chat.emulator.shown(ADMIN)]
         assert shown[0] == "Done, see below.", shown
         assert shown[1].startswith("Stopped BTC/USDT"), shown
+
+
+async def test_a_failed_confirm_prompt_send_after_a_clock_reading_says_so_in_the_reading(
+    tmp_path: Path,
+) -> None:
+    """Review round 5 F5: a stale /stoppair (no reading yet: a "⏳" first) is asked to
+    confirm, and the prompt's send fails (a 502): the chat showed "⏳ /stoppair…" forever.
+    Nothing ran; the ⏳ says so, and to send it again."""
+    from aiohttp import web
+
+    async with chat_stack(tmp_path) as chat:
+        send = chat.emulator._sendMessage
+
+        async def prompt_fails(fields: dict[str, Any]) -> web.Response:
+            if str(fields.get("text", "")).startswith("You sent"):
+                return web.Response(status=502, text="Bad Gateway")
+            return await send(fields)
+
+        chat.emulator._sendMessage = prompt_fails  # type: ignore[method-assign]
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=120)
+        await chat.emulator.quiet(1.5)
+        shown = [m.text for m in chat.emulator.shown(ADMIN)]
+        assert len(shown) == 1, shown
+        assert "was not run" in shown[0], shown
+        assert "send it again" in shown[0], shown
+        assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]
