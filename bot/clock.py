@@ -4,7 +4,8 @@ A clock has two readings: ``now`` (the wall clock: UTC, for dates, showing times
 seconds; NTP or an admin may step it at any moment) and ``monotonic`` (seconds that only
 ever move forward at the rate time passes, with no meaning of their own: for measuring how
 long something took or how far apart two moments were, which a step of the wall clock must
-not change).
+not change). The host's monotonic reading counts a suspend (a laptop lid, a paused VM):
+Telegram's clock and a Confirm's 30 s go on while the host sleeps.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ class SystemClock:
         return datetime.now(UTC)
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        """CLOCK_BOOTTIME on Linux: CLOCK_MONOTONIC (``time.monotonic``) stops while the host
+        is suspended, so after a resume an old command looked fresh and an expired Confirm
+        open; BOOTTIME goes on counting, and NTP never steps it. Elsewhere: time.monotonic."""
+        boottime = getattr(time, "CLOCK_BOOTTIME", None)
+        return time.monotonic() if boottime is None else time.clock_gettime(boottime)
 
 
 class FakeClock:

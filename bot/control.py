@@ -145,10 +145,10 @@ class Control:
 
     async def flatten(self) -> FlattenReport:
         """The kill switch: halt, cancel pairpilot's open orders, sell every position, verify.
-        Idempotent."""
+        Idempotent. It halts before it waits for the tick lock (halting needs no lock, like
+        /halt): a stop while a stuck tick holds the lock then loses no halt."""
+        halted_now = await self._engine.guard.halt("kill switch (flatten)", self._clock.now())
         async with self._service.tick_lock:
-            now = self._clock.now()
-            halted_now = await self._engine.guard.halt("kill switch (flatten)", now)
             pairs = {run.pair for run in self._service.runs()} | {
                 position.pair for position in self._engine.portfolio.positions()
             }

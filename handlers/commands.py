@@ -71,6 +71,7 @@ OUTBOX_RESULTS = {"flatten": "risk_halt", "resume_trading": "risk_resume", "risk
 # like /halt, never waits behind a command stuck on a slow tick (it halts first, so nothing
 # that runs after it can open a position)
 JUMPS = frozenset({"flatten"})
+CUT_SHORT_EDIT_SECONDS = 2.0  # at a stop: the bound on saying on its button that it stopped
 
 Action = Callable[[list[str], str, Progress], Awaitable[str | Photo]]  # (arguments, actor, ...)
 
@@ -161,14 +162,15 @@ async def _no_progress(text: str) -> None:
 
 
 READING = "⏳"  # starts a state change's first message, sent to read Telegram's clock
+DONE_BELOW = "Done, see below."  # a "⏳" that could not be deleted once its answer came
 
 
 class StatusMessage:
     """One message that shows a long command's progress, edited in place."""
 
     def __init__(self, bot: Bot, chat_id: int) -> None:
-        self._bot = bot
-        self._chat_id = chat_id
+        self.bot = bot
+        self.chat_id = chat_id
         self._message_id: int | None = None
         self._text = ""
 
@@ -183,14 +185,17 @@ class StatusMessage:
 
     async def remove(self) -> None:
         """Delete the message shown (what it stood for now comes in a newer one); one that
-        cannot be deleted is left as it is."""
+        cannot be deleted is edited to say so, never left to read as still in progress."""
         if self._message_id is None:
             return
         message_id, self._message_id, self._text = self._message_id, None, ""
         try:
-            await self._bot.delete_message(self._chat_id, message_id)
+            await self.bot.delete_message(self.chat_id, message_id)
         except TelegramError as error:
-            log.warning("status message not deleted: %s", error)
+            log.warning("status message not deleted (%s): marked done", error)
+            with contextlib.suppress(TelegramError):
+                await self.bot.edit_message_text(DONE_BELOW, chat_id=self.chat_id,
+                                                  message_id=message_id)  # fmt: skip
 
     async def edit(self, text: str) -> None:
         """Show ``text`` if a message is shown already (none is sent for it)."""
@@ -205,12 +210,12 @@ class StatusMessage:
         if self._message_id is None:
             if text == "Done.":
                 return
-            (sent,) = (await send_text(self._bot, self._chat_id, text))[:1]
+            (sent,) = (await send_text(self.bot, self.chat_id, text))[:1]
             self._message_id = sent.message_id
         else:
             try:
-                await self._bot.edit_message_text(
-                    text, chat_id=self._chat_id, message_id=self._message_id, parse_mode="HTML"
+                await self.bot.edit_message_text(
+                    text, chat_id=self.chat_id, message_id=self._message_id, parse_mode="HTML"
                 )
             except TelegramError as error:
                 log.warning("progress message not edited (%s); sending a new one", error)
@@ -229,7 +234,7 @@ class Pending:
     user_id: int
     chat_id: int
     expires: float  # the host's monotonic seconds
-    halts: int  # how many /halt had run when it was asked: a later /halt voids a resume
+    halts: int  # halts (/halt, a confirmed /flatten) counted when asked: a later one voids a resume
     message_id: int | None = None  # the prompt's, once it was sent
 
 
@@ -433,8 +438,7 @@ class ChatCommands:
             await self._cockpit.record(actor, name, arguments,
                                        "asked to confirm" + (f" (sent {ago(age)})" if stale
                                                              else ""))  # fmt: skip
-            await self._ask(bot, chat.id, user.id, name, arguments, age if stale else None)
-            self._tidy(status)
+            await self._ask_below(status, user.id, name, arguments, age if stale else None)
             return
         answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None,
                               status)  # fmt: skip
@@ -515,7 +519,15 @@ class ChatCommands:
         elif status.shown and not status.reading:  # the progress message ends with the outcome
             await status.show(asked + reply)
         else:
-            await send_text(bot, chat_id, asked + reply)
+            try:
+                await send_text(bot, chat_id, asked + reply)
+            except TelegramError as error:
+                if not status.shown:
+                    raise
+                # a second chance: the "⏳" shows the outcome (no notification, never lost)
+                log.warning("an outcome's send failed (%s): shown in its ⏳ instead", error)
+                await status.show(asked + reply)
+                return
             self._tidy(status)
 
     def _tidy(self, status: StatusMessage) -> None:
@@ -565,6 +577,21 @@ class ChatCommands:
         first = reply.caption if isinstance(reply, Photo) else reply
         return reply, "ok: " + plain(first).splitlines()[0][:200]
 
+    async def _ask_below(self, status: StatusMessage, user_id: int, name: str,
+                         arguments: list[str], age: float | None) -> None:  # fmt: skip
+        """``_ask``, then the "⏳" shown before it goes; a prompt that cannot be sent is said
+        in the ⏳ instead (nothing ran), never left to read as still in progress."""
+        try:
+            await self._ask(status.bot, status.chat_id, user_id, name, arguments, age)
+        except TelegramError as error:
+            if not status.shown:
+                raise
+            log.warning("/%s: its Confirm prompt was not sent (%s)", name, error)
+            await status.show(f"/{escape(name)} was not run: its Confirm prompt could not be "
+                              "sent; send it again.")  # fmt: skip
+            return
+        self._tidy(status)
+
     async def _ask(self, bot: Bot, chat_id: int, user_id: int, name: str, arguments: list[str],
                    age: float | None) -> None:  # fmt: skip
         """A Confirm button for ``name``, saying what it would do now (and, for a command
@@ -594,8 +621,12 @@ class ChatCommands:
                     f"its {READING} message), so it was not run. Now it would: ")  # fmt: skip
         else:
             head = f"You sent {what} {ago(age)}; it was not run then. Now it would: "
-        sent = await send_text(bot, chat_id, f"{head}{escape(now)}. Confirm within "
-                               f"{self._confirm_seconds:g} s.", reply_markup=buttons)  # fmt: skip
+        text = f"{head}{escape(now)}. Confirm within {self._confirm_seconds:g} s."
+        try:
+            sent = await send_text(bot, chat_id, text, reply_markup=buttons)
+        except TelegramError:
+            del self._pending[token]  # never shown: nothing to press
+            raise
         pending = self._pending.get(token)
         if pending is not None:  # the window counts from when the prompt showed (a 429, a
             # slow send or a group's full minute may have held it back): Telegram's date of
@@ -660,14 +691,22 @@ class ChatCommands:
     async def _confirmed(self, update: Update, pending: Pending, actor: str) -> None:
         """Run a confirmed command in its place in the chat's order (the kill switch: at
         once), and report its result."""
-        if pending.command not in JUMPS:
+        if pending.command in JUMPS:  # the kill switch halts: counted at its press, so a
+            self._halts += 1  # resume asked or pressed before it never lifts its halt
+        else:
             await press_turn()  # after what the chat sent before the press
         async with self._in_order(pending.command):
             if pending.command == "resume_trading" and pending.halts != self._halts:
-                reply, result = ("Not resumed: /halt was sent after this was asked; send "
-                                 "/resume_trading again.", "refused: a later /halt")  # fmt: skip
+                reply, result = ("Not resumed: /halt or /flatten was sent after this was "
+                                 "asked; send /resume_trading again.",
+                                 "refused: a later halt")  # fmt: skip
             else:
-                reply, result = await self._act(pending.command, pending.arguments, actor)
+                try:
+                    reply, result = await self._act(pending.command, pending.arguments, actor)
+                except asyncio.CancelledError:  # the stop dropped it (a tick stuck)
+                    if pending.command in JUMPS:
+                        await self._cut_short(update, pending, actor)
+                    raise
         await self._cockpit.record(actor, pending.command, ["confirmed", *pending.arguments],
                                    result)  # fmt: skip
         text = reply if isinstance(reply, str) else reply.caption
@@ -677,6 +716,22 @@ class ChatCommands:
                                     f"/{pending.command} by {actor}: {plain(text)}")  # fmt: skip
         else:
             await send_text(update.get_bot(), pending.chat_id, text)
+
+    async def _cut_short(self, update: Update, pending: Pending, actor: str) -> None:
+        """A confirmed kill switch the stop cancelled (waiting for a stuck tick, or part-way):
+        it halted first; that the sell did not run is audited, said on its button, and put
+        in the outbox, so the admins are told by the next start if not by this life."""
+        command = pending.command
+        text = (f"/{command}: halted; the sell did not run (or did not finish): the service "
+                f"stopped; send /{command} again after the restart.")  # fmt: skip
+        await self._cockpit.record(actor, command, ["confirmed", *pending.arguments],
+                                   "halted; the sell did not run: the service stopped")  # fmt: skip
+        await self._outbox.push(OUTBOX_RESULTS[command], AlertPriority.CRITICAL,
+                                f"/{command} by {actor}: {text}")  # fmt: skip
+        query = update.callback_query
+        if query is not None:
+            with contextlib.suppress(TelegramError, TimeoutError):
+                await asyncio.wait_for(query.edit_message_text(text), CUT_SHORT_EDIT_SECONDS)
 
     async def _stranger(self, user_id: int, username: str | None, name: str) -> None:
         """Logged, and audited with the other strangers' refusals in one commit a moment

@@ -265,9 +265,17 @@ class ChatOrder(BaseUpdateProcessor):
             await self._known(coroutine)  # a press starts at once: it waits in press_turn
         finally:
             _BEFORE_PRESS.reset(place)
-            mine.set_result(None)
-            if self._tails.get(line) is mine:
-                del self._tails[line]
+            if before is not None and not before.done():
+                # a press refused at once (a double tap, Cancel, expired, not yours) ends
+                # before the command ahead of it: its place ends with that command's
+                before.add_done_callback(lambda _: self._end(line, mine))
+            else:
+                self._end(line, mine)
+
+    def _end(self, line: tuple[int, bool], mine: asyncio.Future[None]) -> None:
+        mine.set_result(None)
+        if self._tails.get(line) is mine:
+            del self._tails[line]
 
     async def _stranger(self, update: Update, chat_id: int, user_id: int | None,
                         coroutine: Awaitable[Any]) -> None:  # fmt: skip

@@ -74,9 +74,12 @@ class ChatMemory:
         return {group: [now - (wall - at) for at in sent] for group, sent in sends.items()}
 
     async def end(self, sends: dict[int | str, list[float]]) -> None:
-        """A clean stop: the groups' sends of the last minute (monotonic seconds) kept."""
+        """A clean stop: the groups' sends of the last minute (monotonic seconds) kept, and
+        the prompts still open (a close whose own commit the stop cut short, a slow disk, is
+        kept here: a confirmed prompt is never "Expired" by the next start)."""
         if not self._began:
             return
+        await self._keep(PROMPTS_KEY, dict(self._prompts))
         wall, now = self._wall.now().timestamp(), self._monotonic()
         kept = {str(group): [wall - (now - at) for at in sent] for group, sent in sends.items()}
         await self._keep(GROUPS_KEY, {"running": False, "sends": kept})

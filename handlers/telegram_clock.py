@@ -26,9 +26,11 @@ MONOTONIC clock, never its wall clock: NTP stepping the wall clock back 100 s du
 otherwise left the bounds 100 s too small (an old /stoppair ran by itself), and stepped
 forward, every fresh command looked old until the next send. Telegram's offset against the
 monotonic clock does not move when the wall clock steps; the wall clock is only read to
-show times and to tell the admins how far it is off. (Linux's monotonic clock stops while
-the host is suspended: after a resume the old bounds are too small, which makes commands
-look older, never fresher, until a newer reading contradicts them and replaces them.)
+show times and to tell the admins how far it is off. That monotonic clock counts a host's
+suspend (``SystemClock`` reads CLOCK_BOOTTIME on Linux). One that stopped during a suspend
+(CLOCK_MONOTONIC) would leave every upper bound too SMALL by the suspend's length after the
+resume: Telegram's now underestimated, so old commands would look fresh, until a newer
+reading contradicted the old bounds and replaced them.
 """
 
 from __future__ import annotations

@@ -36,12 +36,14 @@ import tornado.web
 from telegram import Update
 from telegram.ext import ExtBot
 from tornado.httpserver import HTTPServer
+from tornado.iostream import IOStream
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  # a name, not a secret
 MAX_BODY_BYTES = 1 << 20  # an update is a few KB; anything bigger is not Telegram's
 WEBHOOK_TIMEOUT_SECONDS = 10.0  # headers, body or an idle keep-alive taking longer: closed
+MAX_CONNECTIONS = 64  # open at once (Telegram uses 1: setWebhook's max_connections=1)
 GAP_WAIT_SECONDS = 1.0  # an update after a missing update_id waits this long for it
 FIRST_WAIT_SECONDS = 0.25  # the first update after a start waits this long for a lower one
 _REMEMBERED = 10_000  # update_ids remembered to drop repeats
@@ -187,6 +189,27 @@ class _Post(tornado.web.RequestHandler):
         self.finish()
 
 
+class _CappedServer(HTTPServer):
+    """At most ``MAX_CONNECTIONS`` open: a new one past it closes the oldest. Connections that
+    never finish (a slow loris) are closed only after the timeout, and each holds a file: past
+    the process's limit (systemd's soft limit is 1024) the webhook, SQLite and the exchange
+    all failed. Telegram's own post is the newest when it comes, so it is the last to go."""
+
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self._streams: dict[IOStream, None] = {}  # open ones, oldest first
+
+    def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
+        for old in [old for old in self._streams if old.closed()]:
+            del self._streams[old]
+        while len(self._streams) >= MAX_CONNECTIONS:
+            oldest = next(iter(self._streams))
+            del self._streams[oldest]
+            oldest.close()
+        self._streams[stream] = None
+        super().handle_stream(stream, address)
+
+
 class WebhookServer:
     """The HTTP server Telegram posts to (behind a reverse proxy that terminates TLS)."""
 
@@ -196,7 +219,7 @@ class WebhookServer:
         # tornado's own cap is above ours, so a chunked body past ours is cut (413) by
         # _Post.data_received, which keeps at most MAX_BODY_BYTES; tornado's still stops a
         # single chunk that says it is larger (400, before it is read)
-        self._server = HTTPServer(app, idle_connection_timeout=timeout, body_timeout=timeout,
+        self._server = _CappedServer(app, idle_connection_timeout=timeout, body_timeout=timeout,
                                   max_body_size=2 * MAX_BODY_BYTES,
                                   max_buffer_size=4 * MAX_BODY_BYTES)  # fmt: skip
         self._listen = listen

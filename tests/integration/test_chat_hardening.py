@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.abc
+import os
 import socket
 import sqlite3
 import sys
@@ -17,15 +18,17 @@ from typing import Any
 
 import pytest
 
+from bot.alerts import AlertDispatcher
 from bot.config import WebhookSettings
 from bot.health import check_chat
 from handlers.commands import READING, ChatCommands
 from handlers.restart import ChatMemory
+from handlers.webhook import MAX_CONNECTIONS
 from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
 from tests.builders import replay_settings
 from tests.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
-from tests.telegram_emulator import TelegramEmulator, post_update
+from tests.telegram_emulator import Sent, TelegramEmulator, post_update
 
 GROUP = -500
 
@@ -160,6 +163,45 @@ async def test_connections_that_never_finish_their_headers_are_closed(tmp_path: 
         for _, writer in held:
             writer.close()
         assert "Equity" in await chat.ask(ADMIN, "/status")
+
+
+# Another process opens connections and never finishes their headers (a slow loris).
+_HOLDER = r"""
+import socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+held = []
+for _ in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /hook HTTP/1.1\r\nHost: x\r\n")
+    held.append(s)
+print("holding", flush=True)
+time.sleep(30)
+"""
+
+
+async def test_a_slow_loris_holds_few_of_the_bot_s_files_and_a_halt_gets_through(
+    tmp_path: Path,
+) -> None:
+    """Review round 2 (rerun in round 5): 1100 connections that never finish their headers,
+    held for the 10 s timeout, took every file of a process at systemd's 1024 soft limit
+    (EMFILE: the webhook, SQLite and the exchange all failed). The webhook keeps at most
+    ``MAX_CONNECTIONS`` open (the oldest goes), so the holder costs the bot few files."""
+    hook = _hook()
+    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
+        before = len(os.listdir("/proc/self/fd"))
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _HOLDER, str(hook.port), "300",
+            stdout=asyncio.subprocess.PIPE)  # fmt: skip
+        try:
+            assert holder.stdout is not None
+            assert (await holder.stdout.readline()).startswith(b"holding")
+            await asyncio.sleep(0.3)
+            held = len(os.listdir("/proc/self/fd")) - before
+            assert held <= MAX_CONNECTIONS + 10, held
+            assert "halted" in await chat.ask(ADMIN, "/halt")
+        finally:
+            holder.kill()
+            await holder.wait()
 
 
 async def test_a_429_in_one_private_chat_holds_up_only_that_chat(tmp_path: Path) -> None:
@@ -712,17 +754,30 @@ async def test_a_refusals_commit_failing_during_the_stop_is_retried_within_it(
         assert len([e for e in entries if e.result == "refused: not in the config"]) == 3
 
 
+async def _press_confirm(emulator: TelegramEmulator, question: Sent) -> None:
+    """The admin presses ``question``'s Confirm; back once the press is answered."""
+    answered = len(emulator.answered_callbacks)
+    emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
+        "callback_data"])  # fmt: skip
+    for _ in range(300):
+        if len(emulator.answered_callbacks) > answered:
+            return
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("commit_seconds", [1.0, 3.0])  # within the stop's bound, past it
 async def test_a_confirmed_prompt_s_row_closed_at_a_slow_stop_never_expires_it_later(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commit_seconds: float
 ) -> None:
-    """Review round 4 F6: a Confirm pressed just before a stop, its kept row's commit slow
-    (a slow disk): the next start must not edit the confirmed kill switch to "Expired"."""
+    """Review round 4 F6, round 5 F7: a Confirm pressed just before a stop, its kept row's
+    commit slow (a slow disk; a backup holding the database: busy_timeout is 5 s): the next
+    start must not edit the confirmed kill switch to "Expired"."""
     real_set = SqliteStateRepository.set
     slow = {"on": False}
 
     async def slow_set(self: SqliteStateRepository, key: str, *args: Any) -> None:
         if slow["on"] and key == "chat.prompts":
-            await asyncio.sleep(1.0)  # a slow disk's commit of the kept prompts
+            await asyncio.sleep(commit_seconds)  # a slow disk's commit of the kept prompts
         await real_set(self, key, *args)
 
     monkeypatch.setattr(SqliteStateRepository, "set", slow_set)
@@ -730,14 +785,98 @@ async def test_a_confirmed_prompt_s_row_closed_at_a_slow_stop_never_expires_it_l
     async with chat_stack(tmp_path, emulator=emulator) as chat:
         question = await chat.sent_back(ADMIN, "/flatten")
         slow["on"] = True
-        answered = len(emulator.answered_callbacks)
-        emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
-            "callback_data"])  # fmt: skip
-        for _ in range(300):
-            if len(emulator.answered_callbacks) > answered:
-                break
-            await asyncio.sleep(0.01)
+        await _press_confirm(emulator, question)
     slow["on"] = False
     async with chat_stack(tmp_path, emulator=emulator):
         await emulator.quiet(1.0)
         assert "Expired" not in question.text, question.text
+
+
+async def test_a_stop_while_a_confirmed_flatten_waits_for_a_stuck_tick_halts_and_tells(
+    tmp_path: Path,
+) -> None:
+    """Review round 5 F4: the kill switch confirmed while a tick is stuck (a slow exchange
+    call), then a deploy stops the bot before the tick ends. The halt was lost and the button
+    said "is running; the result follows" forever. It halts at once (no tick lock needed),
+    and the button, the audit and the next start (the outbox) say the sell did not run."""
+    emulator = TelegramEmulator()
+    async with chat_stack(tmp_path, emulator=emulator) as chat:
+        question = await chat.sent_back(ADMIN, "/flatten")
+        lock = chat.trading.service.tick_lock
+        await lock.acquire()  # a tick stuck in a slow exchange call
+        await _press_confirm(emulator, question)
+        await asyncio.sleep(0.3)
+        assert await chat.trading.engine.guard.halted() is not None  # before the tick ends
+        await chat.frontend.stop()
+        lock.release()
+        assert "the sell did not run" in question.text, question.text
+        (entry,) = [e for e in await chat.audit.latest(50) if e.arguments[:1] == ["confirmed"]]
+        assert entry.result == "halted; the sell did not run: the service stopped"
+    async with chat_stack(tmp_path, emulator=emulator) as chat2:
+        assert await chat2.trading.engine.guard.halted() is not None
+        await AlertDispatcher(chat2.alerts, chat2.frontend.sink, chat2.trading.clock).drain()
+        told = [m.text for m in emulator.to(ADMIN) if m.text.startswith("/flatten by")]
+        assert len(told) == 1, told
+        assert "send /flatten again after the restart" in told[0], told
+
+
+async def test_a_failed_outcome_send_after_a_clock_reading_shows_the_outcome_in_its_place(
+    tmp_path: Path,
+) -> None:
+    """Review round 5 F5: no reading yet, so /stoppair sends "⏳"; the stop waits for a tick;
+    then the outcome's new message fails (a 502). The stop ran, and the chat showed only
+    "⏳ /stoppair…" forever. The ⏳ is edited to the outcome instead: it is never lost."""
+    async with chat_stack(tmp_path) as chat:
+        lock = chat.trading.service.tick_lock
+        await lock.acquire()
+        try:
+            chat.emulator.say(ADMIN, "/stoppair BTCUSDT")
+            for _ in range(300):
+                if any(m.text.startswith(READING) for m in chat.emulator.to(ADMIN)):
+                    break
+                await asyncio.sleep(0.01)
+            chat.emulator.flaky[ADMIN] = 1  # the outcome's send fails
+        finally:
+            lock.release()
+        await chat.emulator.quiet(1.5)
+        shown = [m.text for m in chat.emulator.shown(ADMIN)]
+        assert len(shown) == 1, shown
+        assert shown[0].startswith("Stopped BTC/USDT"), shown
+
+
+async def test_a_clock_reading_that_cannot_be_deleted_is_marked_done(tmp_path: Path) -> None:
+    """Review round 5 F6: the ⏳'s delete fails (a 502): it stayed above the outcome, read as
+    "still in progress". It is edited to say the answer is below."""
+    async with chat_stack(tmp_path) as chat:
+        chat.emulator.failing["deleteMessage"] = 1
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT")
+        await chat.emulator.quiet(1.5)
+        shown = [m.text for m in chat.emulator.shown(ADMIN)]
+        assert shown[0] == "Done, see below.", shown
+        assert shown[1].startswith("Stopped BTC/USDT"), shown
+
+
+async def test_a_failed_confirm_prompt_send_after_a_clock_reading_says_so_in_the_reading(
+    tmp_path: Path,
+) -> None:
+    """Review round 5 F5: a stale /stoppair (no reading yet: a "⏳" first) is asked to
+    confirm, and the prompt's send fails (a 502): the chat showed "⏳ /stoppair…" forever.
+    Nothing ran; the ⏳ says so, and to send it again."""
+    from aiohttp import web
+
+    async with chat_stack(tmp_path) as chat:
+        send = chat.emulator._sendMessage
+
+        async def prompt_fails(fields: dict[str, Any]) -> web.Response:
+            if str(fields.get("text", "")).startswith("You sent"):
+                return web.Response(status=502, text="Bad Gateway")
+            return await send(fields)
+
+        chat.emulator._sendMessage = prompt_fails  # type: ignore[method-assign]
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=120)
+        await chat.emulator.quiet(1.5)
+        shown = [m.text for m in chat.emulator.shown(ADMIN)]
+        assert len(shown) == 1, shown
+        assert "was not run" in shown[0], shown
+        assert "send it again" in shown[0], shown
+        assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]

@@ -495,3 +495,41 @@ async def test_a_host_clock_stepped_forward_during_a_run_makes_no_fresh_command_
         prompt = await chat.ask(ADMIN, "/flatten")
         assert prompt.startswith("/flatten: "), prompt
         assert "not run then" not in prompt
+
+
+def _suspend_host(chat: Any, seconds: float) -> None:
+    """The host sleeps ``seconds`` (a laptop lid, a paused VM) and wakes with its wall clock
+    right: the wall, Telegram's clock and the monotonic clock the bot reads (CLOCK_BOOTTIME,
+    which counts a suspend) all moved on."""
+    chat.wall.advance(timedelta(seconds=seconds))
+
+
+async def test_a_stoppair_sent_just_before_a_host_suspend_does_not_run_after_it(
+    tmp_path: Path,
+) -> None:
+    """Review round 5 F3: after a reading, the admin's /stoppair was sent just before a 10 min
+    suspend and fetched after the resume: it is 10 min old, not fresh."""
+    async with chat_stack(tmp_path) as chat:
+        await chat.ask(ADMIN, "/pairs")
+        _suspend_host(chat, 600)
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=600)
+        await _held(chat, 600, after=1)
+
+
+async def test_a_confirm_prompt_shown_before_a_host_suspend_has_expired_after_it(
+    tmp_path: Path,
+) -> None:
+    """Review round 5 F3: a Confirm prompt ("within 30 s") shown before a 10 min suspend and
+    pressed after the resume is expired."""
+    async with chat_stack(tmp_path) as chat:
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=120)
+        question = await chat.reply(ADMIN, after=before)
+        assert question.reply_markup, question.text
+        _suspend_host(chat, 600)
+        chat.emulator.press(
+            ADMIN, question, question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        )
+        await chat.emulator.quiet(1.0)
+        assert question.text.startswith("Expired"), question.text
+        assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]

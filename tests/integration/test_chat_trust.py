@@ -534,6 +534,35 @@ async def test_a_confirm_press_runs_after_the_commands_its_chat_sent_before_it(
         assert states["ETH/USDT"] == "RUNNING"
 
 
+async def test_a_refused_button_press_never_lets_a_later_command_overtake(tmp_path: Path) -> None:
+    """Review round 5 F1: the admin types /resume ETHUSDT (its "⏳" send is slow), taps a
+    dead button (refused at once), then types /pause ETHUSDT. The refused press must not
+    end the line's place of the /resume still running: the /pause runs after it."""
+    async with chat_stack(tmp_path) as chat:
+        assert "Started" in await chat.ask(ADMIN, "/startpair ETHUSDT share=0.2")
+        old = await chat.sent_back(ADMIN, "/pause ETHUSDT")
+        assert "Paused" in old.text, old.text
+        chat.wall.advance(timedelta(seconds=601))  # no recent reading: /resume sends a ⏳
+        send = chat.emulator._sendMessage
+
+        async def slow_reading(fields: dict[str, object]) -> object:
+            if str(fields.get("text", "")).startswith("⏳ /resume"):
+                await asyncio.sleep(2.0)
+            return await send(fields)
+
+        chat.emulator._sendMessage = slow_reading  # type: ignore[method-assign]
+        chat.emulator.say(ADMIN, "/resume ETHUSDT")
+        await asyncio.sleep(0.4)
+        chat.emulator.press(ADMIN, old, "ok:0123456789ab")  # a dead button: refused
+        await asyncio.sleep(0.3)
+        chat.emulator.say(ADMIN, "/pause ETHUSDT")
+        await chat.emulator.quiet(4)
+        texts = [m.text for m in chat.emulator.shown(ADMIN)]
+        assert texts[-2] == "Resumed ETH/USDT.", texts
+        states = {run.pair: run.state.name for run in chat.trading.service.runs()}
+        assert states["ETH/USDT"] == "PAUSED", texts
+
+
 async def test_a_halt_sent_after_confirming_a_resume_ends_halted(tmp_path: Path) -> None:
     """Review F11: the confirmed resume must not run after a /halt typed later, even when
     the "Confirmed" edit is slow (Telegram slow, or the group's rate limit)."""
@@ -554,6 +583,55 @@ async def test_a_halt_sent_after_confirming_a_resume_ends_halted(tmp_path: Path)
         await asyncio.sleep(2.5)
         assert await guard.halted()
         assert "already halted" not in chat.emulator.to(ADMIN)[-1].text
+
+
+async def _confirmed_ran(chat: Chat, command: str) -> str:
+    """The audited result of a confirmed ``command`` (its result goes through the outbox)."""
+    for _ in range(300):
+        for entry in await chat.audit.latest(50):
+            if entry.command == command and entry.arguments[:1] == ["confirmed"]:
+                return entry.result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"/{command} was not run")
+
+
+async def test_a_resume_prompt_asked_before_a_flatten_cannot_lift_its_halt(tmp_path: Path) -> None:
+    """Review round 5 F2: /resume_trading asked, then /flatten asked and confirmed; the older
+    resume prompt pressed after it is refused, as after a /halt: the kill switch wins."""
+    async with chat_stack(tmp_path) as chat:
+        guard = chat.trading.engine.guard
+        assert "halted" in (await chat.ask(ADMIN, "/halt")).lower()
+        resume = await chat.sent_back(ADMIN, "/resume_trading")
+        flatten = await chat.sent_back(ADMIN, "/flatten")
+        chat.emulator.press(ADMIN, flatten, _confirm(flatten))
+        await _confirmed_ran(chat, "flatten")
+        chat.emulator.press(ADMIN, resume, _confirm(resume))
+        assert await _confirmed_ran(chat, "resume_trading") == "refused: a later halt"
+        assert await guard.halted() is not None
+
+
+async def test_a_flatten_pressed_after_a_resume_press_ends_halted(tmp_path: Path) -> None:
+    """Review round 5 F2: halted; a /stoppair stuck on a tick; the admin confirms
+    /resume_trading (it waits its turn), then /flatten (it jumps the line). The kill switch
+    pressed last wins: trading ends halted."""
+    async with chat_stack(tmp_path) as chat:
+        guard = chat.trading.engine.guard
+        assert "halted" in (await chat.ask(ADMIN, "/halt")).lower()
+        resume = await chat.sent_back(ADMIN, "/resume_trading")
+        flatten = await chat.sent_back(ADMIN, "/flatten")
+        lock = chat.trading.service.tick_lock
+        await lock.acquire()
+        try:
+            chat.emulator.say(ADMIN, "/stoppair BTCUSDT")
+            await asyncio.sleep(0.3)
+            chat.emulator.press(ADMIN, resume, _confirm(resume))
+            await asyncio.sleep(0.3)
+            chat.emulator.press(ADMIN, flatten, _confirm(flatten))
+            await asyncio.sleep(0.5)
+        finally:
+            lock.release()
+        assert await _confirmed_ran(chat, "resume_trading") == "refused: a later halt"
+        assert await guard.halted() is not None
 
 
 async def test_a_401_on_get_updates_is_reported_at_once_and_polling_comes_back(

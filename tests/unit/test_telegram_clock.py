@@ -122,8 +122,9 @@ async def test_a_step_of_the_host_s_wall_clock_changes_no_age() -> None:
 
 
 async def test_contradicting_bounds_mean_the_monotonic_clock_lost_time() -> None:
-    """A suspended host: its monotonic clock stopped while Telegram's (and the wall) went
-    on, so the old bounds contradict the new reading and are dropped."""
+    """A suspended host whose monotonic clock stopped (CLOCK_MONOTONIC, where there is no
+    CLOCK_BOOTTIME) while Telegram's (and the wall) went on: the old bounds contradict the
+    new reading and are dropped."""
     wall = FakeClock(HOST)
     clock = TelegramClock(wall)
     await _answer(clock, wall, "sendMessage", _sent(HOST))
