@@ -263,22 +263,17 @@ class Control:
     ) -> tuple[str, Trade | None, bool]:
         """/order ID venue VENUE_ORDER_ID: the order read by the venue's id and booked. One
         still resting that is not the pair's pending entry (nothing else would follow it) is
-        cancelled now and what it filled booked. The Done, the trade, whether it is final."""
+        cancelled first (bot/order_by_hand.py). The Done, the trade, whether it is final."""
         executor = self._engine.executor
-        report, trade = await order_by_hand.by_venue_id(executor, order, settlement,
-                                                        self._clock.now())  # fmt: skip
-        journaled = await executor.journal.require(order.client_order_id)
         pending = await self._engine.pending_entry(order.pair) == order.client_order_id
-        if not report.status.is_final and not pending:
-            cancelled = await self._exchange.cancel_order(journaled)
-            if cancelled is not None:
-                _, trade = await executor.settle(cancelled)
-            journaled = await executor.journal.require(order.client_order_id)
+        _, trade = await order_by_hand.by_venue_id(executor, order, settlement,
+                                                        self._clock.now(), pending)  # fmt: skip
+        journaled = await executor.journal.require(order.client_order_id)
         base = order.pair.split("/")[0]
         done = (f"Done: order {order.client_order_id} is {executor.venue()}'s order "
                 f"{settlement.venue_id}: {journaled.status.value}, {journaled.filled:.8g} {base} "
                 "filled and booked")  # fmt: skip
-        if not journaled.status.is_final:
+        if not journaled.status.is_final:  # the pending entry: its run follows it
             done += ("; it still rests there and is followed by that id: the next candle's "
                      "close cancels it (a limit entry lasts one candle) and books what "
                      "filled")  # fmt: skip

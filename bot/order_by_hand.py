@@ -18,12 +18,13 @@ nothing. The chat audits the confirmed command; the journal's note names who set
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain import ExecutionReport, Fill, Order, OrderStatus, Side, Trade
-from bot.errors import NotFound, UserInputError
+from bot.errors import BotError, NotFound, UserInputError
 from bot.execution import Executor
 from bot.ports import ReadsByVenueId
 
@@ -173,22 +174,48 @@ def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str
 
 
 async def by_venue_id(
-    executor: Executor, order: Order, settlement: Settlement, now: datetime
+    executor: Executor, order: Order, settlement: Settlement, now: datetime, followed: bool
 ) -> tuple[ExecutionReport, Trade | None]:
     """Read ``order`` from the venue by the venue's own id (``settlement.venue_id``), once it
-    is shown to be ours; journal that id and book what it did, as a look-up would (a resting
-    order stays open in the journal, followed by that id). Returns the report and the trade a
-    sale closed. Raises (nothing changed) when the venue cannot read it or it is not ours."""
+    is shown to be ours, and book what it did, as a look-up would. One still resting that
+    nothing ``followed`` (neither its run's pending entry nor the position's resting stop) is
+    cancelled first: only once the venue confirms it final is anything journaled and the
+    order released, so it never leaves every look-up while it rests. Returns the report and
+    the trade a sale closed. Raises (nothing changed: still held) when the venue cannot read
+    it, it is not ours, or it still rests after the cancel."""
     exchange = executor.exchange
     if not isinstance(exchange, ReadsByVenueId):
         raise UserInputError("this exchange cannot read an order by its own id; use /order "
                              "ID never or /order ID filled AMOUNT PRICE FEE")  # fmt: skip
     report = await exchange.read_by_venue_id(order, settlement.venue_id)
+    if not report.status.is_final and not followed:
+        report = await _cancelled(executor, order, settlement, report)
     await executor.journal.update(order.client_order_id, OrderStatus.NEW, now,
                                   exchange_order_id=settlement.venue_id)  # fmt: skip
     _, trade = await executor.settle(report)
     executor.unknown.release(order.client_order_id)
     return report, trade
+
+
+async def _cancelled(
+    executor: Executor, order: Order, settlement: Settlement, report: ExecutionReport
+) -> ExecutionReport:
+    """The final report of ``order`` (resting, read as ``report``) cancelled on the venue by
+    its id: it may have filled first. A cancel that fails or is refused raises, the order
+    still held (nothing journaled) with what the admin can do."""
+    by_id = dataclasses.replace(order, exchange_order_id=settlement.venue_id)
+    why = "the venue still shows it open"
+    try:
+        cancelled = await executor.exchange.cancel_order(by_id)
+    except BotError as error:
+        cancelled, why = None, f"{type(error).__name__}: {error}"
+    if cancelled is not None and cancelled.status.is_final:
+        return cancelled
+    raise UserInputError(f"order {order.client_order_id} is {executor.venue()}'s order "
+                         f"{settlement.venue_id} ({report.status.value}, {report.filled:.8g} "
+                         f"filled), but could not cancel it on the venue ({why}): it still "
+                         f"rests; {order.pair} stays held and nothing is booked; try again or "
+                         "cancel it on the venue")  # fmt: skip
 
 
 async def settle(

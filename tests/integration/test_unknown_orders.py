@@ -62,6 +62,7 @@ from tests.integration.test_venue_orders import buy
 from tests.live_rig import funded_fake, live_stack, venue_client
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
+CANCEL = "/api/v3/brokerage/orders/batch_cancel"
 
 
 @asynccontextmanager
@@ -427,6 +428,49 @@ async def test_a_resting_order_read_by_the_venues_id_that_nothing_follows_is_can
         assert (await executor.journal.require("pp1x1b")).status is OrderStatus.CANCELED
         assert held_ids(executor, BTC) == []
         assert trading.engine.portfolio.cash == 5000.0
+
+
+async def test_a_resting_order_whose_cancel_fails_stays_held_until_the_venue_ends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17e H1: a resting limit buy read by the venue's id that nothing follows is
+    cancelled FIRST. The cancel meets a 503 (an outage), then the venue refuses it (200,
+    success false): each time /order refuses with the truth (it still rests, the pair stays
+    held), nothing is journaled and the order stays held, never claimed followed. It fills
+    on the venue meanwhile: the next /order reads it filled and books exactly that."""
+    limit = dataclasses.replace(buy(500.0), limit_price=90_000.0, quote_amount=None,
+                                amount=0.005)  # fmt: skip
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [limit])
+    await another_bots_grid(fake)
+    ours_id = min(fake.orders)
+    refusal = {"results": [{"success": False, "failure_reason": "UNKNOWN_CANCEL_FAILURE_REASON",
+                            "order_id": order_uuid(ours_id)}]}  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control, executor = trading.control, trading.engine.executor
+        said = ["pp1x1b", "venue", order_uuid(ours_id)]
+        for fault in (Fault(CANCEL, 503, {"error": "unavailable"}, times=50),
+                      Fault(CANCEL, 200, refusal, times=50)):  # fmt: skip
+            fake.faults.append(fault)
+            with pytest.raises(UserInputError, match="could not cancel it on the venue") as no:
+                await control.settle_order(said, "1001")
+            fake.faults.clear()
+            assert "it still rests; BTC/USDT stays held" in str(no.value)
+            assert "followed" not in str(no.value)
+            journaled = await executor.journal.require("pp1x1b")
+            assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.NEW, None)
+            assert held_ids(executor, BTC) == ["pp1x1b"]
+            assert fake.orders[ours_id].status == "NEW"  # still resting on the venue
+        fake._fill_limit(fake.orders[ours_id])  # noqa: SLF001  # the price came down to it
+        venue = fake.orders[ours_id]
+        assert venue.status == "FILLED"
+        await executor.settle_unknown()  # a tick's look-up: still behind the grid, still held
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        done = await control.settle_order(said, "1001")
+        assert f"filled, {venue.executed:.8g} BTC filled and booked" in done
+        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
+        assert booked == pytest.approx(venue.executed)
+        assert trading.engine.portfolio.position(BTC).amount == pytest.approx(venue.executed)
+        assert held_ids(executor, BTC) == []
 
 
 async def test_a_lost_market_buy_read_by_the_venues_id_is_booked_as_the_venue_filled_it(
