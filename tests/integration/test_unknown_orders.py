@@ -473,6 +473,43 @@ async def test_a_resting_order_whose_cancel_fails_stays_held_until_the_venue_end
         assert held_ids(executor, BTC) == []
 
 
+async def test_a_lost_resting_stop_read_by_the_venues_id_is_adopted_as_the_stop_not_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17e M1: the lost resting order is the one the position's protection state
+    names as its resting stop (bot/resting_stops.py saves it before sending; on Bybit and
+    Kraken a stop whose answer is lost is held like this). /order ID venue V keeps it resting
+    (never cancelled: the position needs it), journals the venue's id, says so, and the
+    resting stops follow it: what it does on the venue is booked on the next candle. The
+    code path is venue-agnostic: stood up on Coinbase, the stop a resting limit order."""
+    level = 90_000.0
+    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
+                                amount=0.005)  # fmt: skip
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [limit],
+        {"resting_stop": "pp1x1b", "resting_level": level, "entry": 100_000.0})  # fmt: skip
+    await another_bots_grid(fake)
+    ours_id = min(fake.orders)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        executor = trading.engine.executor
+        done = await trading.control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)],
+                                                  "1001")  # fmt: skip
+        assert "open, 0 BTC filled and booked; it is the position's stop at 90000" in done
+        assert "kept (not cancelled)" in done
+        assert fake.orders[ours_id].status == "NEW"  # still resting on the venue
+        journaled = await executor.journal.require("pp1x1b")
+        assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.OPEN,
+                                                                   order_uuid(ours_id))  # fmt: skip
+        assert held_ids(executor, BTC) == []
+        assert await trading.engine.resting_stop(BTC) == ("pp1x1b", level)
+        fake._fill_limit(fake.orders[ours_id])  # noqa: SLF001  # the venue fills it
+        market.at(at_open(btc_candles, 201) + timedelta(seconds=5))
+        await trading.service.tick("1h")
+        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
+        assert booked > 0
+        assert booked == pytest.approx(fake.orders[ours_id].executed)
+
+
 async def test_a_lost_market_buy_read_by_the_venues_id_is_booked_as_the_venue_filled_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
 ) -> None:
