@@ -7,6 +7,7 @@ real engine and service. The scan's page cap is lowered to 2 pages (200 orders; 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from bot.domain import (
     to_ms,
 )
 from bot.engine import Engine, EngineCosts, protection_key
-from bot.errors import ExchangeUnavailable, UserInputError
+from bot.errors import BotError, ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.execution import Executor
 from bot.outside import OutsideHoldings
@@ -508,6 +509,36 @@ async def test_a_lost_resting_stop_read_by_the_venues_id_is_adopted_as_the_stop_
         booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
         assert booked > 0
         assert booked == pytest.approx(fake.orders[ours_id].executed)
+
+
+async def test_one_attempt_is_the_asking_tasks_only_another_chats_read_keeps_its_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17e L1: /stoppair looks its pair's orders up with one attempt (the admin
+    waits) while the venue is slow; another chat's /balance served meanwhile (its own task)
+    meets one passing 503 and still retries: it reads its balances, as it would alone."""
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles,
+                                                 [buy(500.0)])  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase", attempts=3) as (trading, _, _):
+        exchange = trading.engine.executor.exchange
+        fake.faults.append(Fault("/api/v3/brokerage/orders/historical/batch", delay=0.5,
+                                 times=999))  # fmt: skip
+
+        async def stoppair() -> str:
+            try:
+                await trading.control.stop(BTC)
+            except BotError as error:
+                return str(error)
+            return "stopped"
+
+        task = asyncio.create_task(stoppair())
+        await asyncio.sleep(0.2)  # /stoppair awaits its look-up, within one_attempt()
+        fake.faults.append(Fault("/api/v3/brokerage/accounts", 503, {"error": "x"}))
+        balances = await asyncio.create_task(exchange.fetch_balances())  # another chat's read
+        assert balances["USDT"] > 0
+        assert not task.done()  # it was read while /stoppair waited
+        fake.faults.clear()
+        await task  # stopped, or refused as the look-up finds: not this test's matter
 
 
 async def test_a_lost_market_buy_read_by_the_venues_id_is_booked_as_the_venue_filled_it(
