@@ -817,6 +817,32 @@ async def test_a_held_order_is_looked_up_again_with_back_off_and_its_failure_hol
         assert [path for path, _ in fake.requests[before:] if path == BATCH] == []
 
 
+async def test_the_look_ups_of_an_admins_command_share_one_bound_not_one_per_pair(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review i15 s17e L3: /flatten in an outage looks up each pair's lost order, each look-up
+    hanging. They share ``NOW_BOUND`` in all (1 s here), not one each: the command goes on
+    with the healthy pairs in about that time, whatever the number of blocked pairs; each
+    pair not told is named with why (the one not reached: "not looked up")."""
+    import bot.execution as execution
+
+    monkeypatch.setattr(execution, "NOW_BOUND", 1.0)
+    async with stuck(db, monkeypatch) as (fake, exchange, clock):
+        eth = dataclasses.replace(buy(500.0, "pp2x1b"), pair=ETH, created_at=clock.now())
+        await SqliteOrderRepository(db).add(eth)
+        executor = executor_on(db, exchange, clock, Portfolio(5000.0))
+        fake.faults.append(Fault(BATCH, delay=3.0, times=999))  # every list hangs
+        problems: dict[str, str] = {}
+        began = time.monotonic()
+        await executor.settle_unknown(problems, now=True)
+        waited = time.monotonic() - began
+        fake.faults.clear()
+        assert waited < 1.7  # before: 1 s per pair, 2 s and more
+        assert set(problems) == {BTC, ETH}
+        assert sum("not looked up" in why for why in problems.values()) == 1
+        assert all(o.status is OrderStatus.NEW for o in await executor.journal.not_final())
+
+
 @pytest.mark.parametrize("found_by", ["tick", "restart"])
 async def test_a_block_that_clears_by_itself_tells_the_admins_all_clear(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame, found_by: str
