@@ -263,12 +263,15 @@ class Control:
     ) -> tuple[str, Trade | None, bool]:
         """/order ID venue VENUE_ORDER_ID: the order read by the venue's id and booked. One
         still resting is followed when it is the pair's pending entry (its next candle's close
-        cancels it) or its position's resting stop (adopted as the stop: kept, looked up every
-        candle); any other is cancelled first (bot/order_by_hand.py). The Done, the trade,
-        whether it is final."""
+        cancels it; halted, it is cancelled now) or its position's resting stop (adopted as
+        the stop: kept, looked up every candle); any other is cancelled first
+        (bot/order_by_hand.py). The Done, the trade, whether it is final."""
         executor = self._engine.executor
         coid = order.client_order_id
-        pending = await self._engine.pending_entry(order.pair) == coid
+        # Under the kill switch the pending entry is cancelled at once too (a /flatten that
+        # skipped its blocked pair would have): a halted account buys nothing more.
+        halted = await self._engine.guard.halted()
+        pending = await self._engine.pending_entry(order.pair) == coid and not halted
         stop = await self._engine.resting_stop(order.pair)
         stop_level = stop[1] if stop is not None and stop[0] == coid else None
         _, trade = await order_by_hand.by_venue_id(executor, order, settlement, self._clock.now(),

@@ -4,16 +4,18 @@ Only an order in that state (``OrderOutcomeUnknown``, bot/unknown_orders.py) is 
 any other order is settled by reading the venue, and settling it by hand could book it twice.
 The safe way first: ``venue VENUE_ORDER_ID`` (the id the venue's website shows) reads that one
 order by the venue's id, checks that it is ours (its client order id), journals that id and
-books it the usual way: filled, cancelled, or still resting (followed by that id from then on,
-so a later fill is booked). Otherwise the admin says what the website shows: ``never`` (it was
-never placed, or filled nothing) closes it as rejected; ``filled AMOUNT PRICE [FEE]`` books
-one fill of AMOUNT base coins at the average PRICE, FEE in the quote (0 when not given: the
-alert and the Confirm ask for it, from the venue's trade history), dated at the order's
-journal time, as
-any fill (announced, a sale closing the position closes its trade). A PRICE far from the
-pair's last price, or a FEE above 2% of the fill's value, is refused as a typo; the Confirm
-prompt shows the fill's value, its fee and the books' cash after it. Bad input changes
-nothing. The chat audits the confirmed command; the journal's note names who settled it.
+books it the usual way: filled, cancelled, or still resting. One still resting is kept only
+when something follows it by that id (its run's pending entry, the position's resting stop),
+so a later fill is booked; any other is cancelled on the venue first, and until the venue
+confirms it final nothing is journaled and its pair stays held. Otherwise the admin says what
+the website shows: ``never`` (it was never placed, or filled nothing) closes it as rejected;
+``filled AMOUNT PRICE [FEE]`` books one fill of AMOUNT base coins at the average PRICE, FEE in
+the quote (0 when not given: the alert and the Confirm ask for it, from the venue's trade
+history), dated at the order's journal time, as any fill (announced, a sale closing the
+position closes its trade). A PRICE far from the pair's last price, or a FEE above 2% of the
+fill's value, is refused as a typo; the Confirm prompt shows the fill's value, its fee and the
+books' cash after it. Bad input changes nothing. The chat audits the confirmed command; the
+journal's note names who settled it.
 """
 
 from __future__ import annotations
@@ -151,8 +153,9 @@ def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str
     if settlement.venue_id:
         return (f"read order {settlement.venue_id} from the venue by its id; if it is "
                 f"{order.client_order_id} ({order.side.value} {order.pair}), book what it did "
-                "(filled, cancelled, or still resting: followed by that id from now "
-                "on)")  # fmt: skip
+                "(filled, cancelled, or still resting: kept and followed by that id if it is "
+                "the pair's pending entry or its position's stop, otherwise cancelled "
+                "first)")  # fmt: skip
     rests = (f". WARNING: {order.client_order_id} may still rest on the venue (a "
              f"{order.kind or 'possibly resting'} order): if it fills later, that fill is "
              f"NEVER booked. Safer: /order {order.client_order_id} venue VENUE_ORDER_ID (the "

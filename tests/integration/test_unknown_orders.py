@@ -541,6 +541,34 @@ async def test_one_attempt_is_the_asking_tasks_only_another_chats_read_keeps_its
         await task  # stopped, or refused as the look-up finds: not this test's matter
 
 
+async def test_under_the_kill_switch_a_pending_entry_read_by_the_venues_id_is_cancelled_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17e L4: /flatten skips the blocked pair, so its pending limit entry is not
+    cancelled. /order ID venue V then finds it resting: halted, it is cancelled at once (as
+    the kill switch would have), not left buying for up to a candle; the run forgets it."""
+    level = float(btc_candles.iloc[201:260]["low"].min()) * 1.002
+    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
+                                amount=round(500.0 / level, 5))  # fmt: skip
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [limit],
+        {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
+    await another_bots_grid(fake)
+    ours_id = min(fake.orders)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control, executor = trading.control, trading.engine.executor
+        assert BTC in (await control.flatten()).problems  # blocked: its entry left resting
+        assert fake.orders[ours_id].status == "NEW"
+        done = await control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)], "1001")
+        assert "canceled, 0 BTC filled and booked" in done
+        assert "followed" not in done
+        assert "pairpilot is halted" in done
+        assert fake.orders[ours_id].status == "CANCELED"
+        assert (await executor.journal.require("pp1x1b")).status is OrderStatus.CANCELED
+        assert await trading.engine.pending_entry(BTC) is None
+        assert held_ids(executor, BTC) == []
+
+
 async def test_a_lost_market_buy_read_by_the_venues_id_is_booked_as_the_venue_filled_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
 ) -> None:
