@@ -359,6 +359,22 @@ async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_
         assert await alerts_of(db, "exchange_error") == []
 
 
+async def lost_pending_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> tuple[FakeCoinbase, datetime, int, float]:
+    """The crash rig with the BTC/USDT run's pending limit entry pp1x1b lost, resting behind
+    another bot's grid: the fake, when, the venue's order number and the entry's limit."""
+    later = btc_candles.iloc[201:260]
+    level = float(later["low"].min()) * 1.002  # reached within the next 2 days
+    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
+                                amount=round(500.0 / level, 5))  # fmt: skip
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [limit],
+        {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
+    await another_bots_grid(fake)
+    return fake, start, min(fake.orders), level
+
+
 async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_closed_blind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
 ) -> None:
@@ -369,15 +385,7 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
     ``filled`` for it warns plainly. Read by the venue's id (another order's id refused), it
     is journaled with that id and followed: the next candle's close cancels it and books what
     it did, so the journal and the books always agree with the venue."""
-    later = btc_candles.iloc[201:260]
-    level = float(later["low"].min()) * 1.002  # reached within the next 2 days
-    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
-                                amount=round(500.0 / level, 5))  # fmt: skip
-    fake, start = await crashed_with_lost_orders(
-        tmp_path, monkeypatch, btc_candles, [limit],
-        {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
-    await another_bots_grid(fake)
-    ours_id = min(fake.orders)
+    fake, start, ours_id, level = await lost_pending_entry(tmp_path, monkeypatch, btc_candles)
     assert fake.orders[ours_id].status == "NEW"  # resting, nothing filled
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         control, executor = trading.control, trading.engine.executor
@@ -547,14 +555,7 @@ async def test_under_the_kill_switch_a_pending_entry_read_by_the_venues_id_is_ca
     """Review i15 s17e L4: /flatten skips the blocked pair, so its pending limit entry is not
     cancelled. /order ID venue V then finds it resting: halted, it is cancelled at once (as
     the kill switch would have), not left buying for up to a candle; the run forgets it."""
-    level = float(btc_candles.iloc[201:260]["low"].min()) * 1.002
-    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
-                                amount=round(500.0 / level, 5))  # fmt: skip
-    fake, start = await crashed_with_lost_orders(
-        tmp_path, monkeypatch, btc_candles, [limit],
-        {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
-    await another_bots_grid(fake)
-    ours_id = min(fake.orders)
+    fake, start, ours_id, _ = await lost_pending_entry(tmp_path, monkeypatch, btc_candles)
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         control, executor = trading.control, trading.engine.executor
         assert BTC in (await control.flatten()).problems  # blocked: its entry left resting
