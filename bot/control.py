@@ -262,27 +262,34 @@ class Control:
         self, order: Order, settlement: order_by_hand.Settlement
     ) -> tuple[str, Trade | None, bool]:
         """/order ID venue VENUE_ORDER_ID: the order read by the venue's id and booked. One
-        still resting that is not the pair's pending entry (nothing else would follow it) is
-        cancelled now and what it filled booked. The Done, the trade, whether it is final."""
+        still resting is followed when it is the pair's pending entry (its next candle's close
+        cancels it; halted, it is cancelled now) or its position's resting stop (adopted as
+        the stop: kept, looked up every candle); any other is cancelled first
+        (bot/order_by_hand.py). The Done, the trade, whether it is final."""
         executor = self._engine.executor
-        report, trade = await order_by_hand.by_venue_id(executor, order, settlement,
-                                                        self._clock.now())  # fmt: skip
-        journaled = await executor.journal.require(order.client_order_id)
-        pending = await self._engine.pending_entry(order.pair) == order.client_order_id
-        if not report.status.is_final and not pending:
-            cancelled = await self._exchange.cancel_order(journaled)
-            if cancelled is not None:
-                _, trade = await executor.settle(cancelled)
-            journaled = await executor.journal.require(order.client_order_id)
+        coid = order.client_order_id
+        # Under the kill switch the pending entry is cancelled at once too (a /flatten that
+        # skipped its blocked pair would have): a halted account buys nothing more.
+        halted = await self._engine.guard.halted()
+        pending = await self._engine.pending_entry(order.pair) == coid and not halted
+        stop = await self._engine.resting_stop(order.pair)
+        stop_level = stop[1] if stop is not None and stop[0] == coid else None
+        _, trade = await order_by_hand.by_venue_id(executor, order, settlement, self._clock.now(),
+                                                   pending or stop_level is not None)  # fmt: skip
+        journaled = await executor.journal.require(coid)
         base = order.pair.split("/")[0]
-        done = (f"Done: order {order.client_order_id} is {executor.venue()}'s order "
-                f"{settlement.venue_id}: {journaled.status.value}, {journaled.filled:.8g} {base} "
-                "filled and booked")  # fmt: skip
-        if not journaled.status.is_final:
+        done = (f"Done: order {coid} is {executor.venue()}'s order {settlement.venue_id}: "
+                f"{journaled.status.value}, {journaled.filled:.8g} {base} filled and "
+                "booked")  # fmt: skip
+        final = journaled.status.is_final
+        if not final and stop_level is not None:
+            done += (f"; it is the position's stop at {stop_level:.8g}, resting there: kept "
+                     "(not cancelled) and followed by that id, what it sells booked")  # fmt: skip
+        elif not final:  # the pending entry: its run follows it
             done += ("; it still rests there and is followed by that id: the next candle's "
                      "close cancels it (a limit entry lasts one candle) and books what "
                      "filled")  # fmt: skip
-        return f"{done}; {await self._then(order, settlement)}.", trade, journaled.status.is_final
+        return f"{done}; {await self._then(order, settlement)}.", trade, final
 
     async def _then(self, order: Order, settlement: order_by_hand.Settlement) -> str:
         """What ``order``'s pair does once the order no longer holds it, truthfully: a halt

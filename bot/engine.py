@@ -287,6 +287,10 @@ class Engine:
         saved = await self._state.get(protection_key(pair)) or {}
         return saved.get("pending_entry")
 
+    async def resting_stop(self, pair: str) -> tuple[str, float] | None:
+        """The client order id and level of ``pair``'s position's resting stop, if any."""
+        return await self._stops.named(protection_key(pair))
+
     async def forget_entry(self, pair: str, client_order_id: str) -> None:
         """``pair``'s limit entry ``client_order_id`` is final in the journal (settled by hand
         with /order, or found filled): it is no longer pending. Its ATR distance stays, so the

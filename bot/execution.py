@@ -48,8 +48,9 @@ from bot.telemetry import ORDERS
 from bot.unknown_orders import UnknownOrders
 
 log = logging.getLogger(__name__)
-# An admin's command looks a lost order up at most this long (a full scan of a venue's lists
-# takes some seconds when it answers); past it, the command refuses that pair.
+# An admin's command looks its lost orders up at most this long IN ALL (a full scan of a
+# venue's lists takes some seconds when it answers); past it, the command refuses the pairs
+# not told yet (/flatten in an outage sells the healthy pairs after 30 s, whatever the count).
 NOW_BOUND = 30.0
 
 # How long after a sale beyond the books the account's balances still tell whose coins it
@@ -203,15 +204,17 @@ class Executor:
         ``unknown`` (its pair is not ticked) until it is final in the journal, whatever later
         look-ups of it raise, and the admins are alerted once. ``pairs``: only their orders;
         ``now`` (an admin's command): held orders too, whatever their back-off, each pair's
-        look-ups ending at its first that cannot tell (that pair is refused anyway)."""
+        look-ups ending at its first that cannot tell (that pair is refused anyway), all of them
+        within ``NOW_BOUND`` in total (a pair not reached in time is refused as not looked up)."""
         settled = 0
+        deadline = asyncio.get_running_loop().time() + NOW_BOUND if now else None
         journaled = [o for o in await self._orders.not_final() if o.status is OrderStatus.NEW]
         for order in journaled:  # acknowledged (OPEN, ...): resting, its owner settles it
             if (pairs is not None and order.pair not in pairs) or (
                 now and unsettled is not None and order.pair in unsettled
             ):
                 continue
-            told, report = await self._look_up(order, unsettled, now)
+            told, report = await self._look_up(order, unsettled, deadline)
             if not told:
                 continue
             if report is None:
@@ -231,20 +234,27 @@ class Executor:
         return settled
 
     async def _look_up(
-        self, order: Order, unsettled: dict[str, str] | None, now: bool = False
+        self, order: Order, unsettled: dict[str, str] | None, deadline: float | None = None
     ) -> tuple[bool, ExecutionReport | None]:
         """Whether the exchange told ``order``'s outcome, and its report (None: never sent).
         Told nothing, the pair and why are written in ``unsettled``; an outage raises when
         there is no ``unsettled``, unless the order is held (only its pair waits). A held
         order is looked up again only once its back-off is over (bot/unknown_orders.py),
-        unless ``now``."""
+        unless an admin waits: then by ``deadline`` (the event loop's time), or not at all
+        once it is past."""
         coid = order.client_order_id
-        if self.unknown.holds(coid) and not (now or self.unknown.due(coid)):
+        if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+            if unsettled is None:
+                raise ExchangeUnavailable(f"order {coid} not looked up: no time left")
+            unsettled[order.pair] = (f"order {coid} not looked up: the look-ups may take "
+                                     f"{NOW_BOUND:g} s in all, spent")  # fmt: skip
+            return False, None
+        if self.unknown.holds(coid) and not (deadline is not None or self.unknown.due(coid)):
             if unsettled is not None:
                 unsettled[order.pair] = self.unknown.why(order, "not looked up again yet")
             return False, None
         try:
-            return True, await self._read(order, now)
+            return True, await self._read(order, deadline)
         except OrderOutcomeUnknown as error:  # not raised: only its pair waits
             why = await self.unknown.found(order, error, self.venue(),
                                            self.exchange.supports_stop_orders)  # fmt: skip
@@ -261,14 +271,16 @@ class Executor:
             unsettled[order.pair] = why
         return False, None
 
-    async def _read(self, order: Order, now: bool) -> ExecutionReport | None:
-        """The exchange's look-up of ``order``; ``now`` (an admin waits): within ``NOW_BOUND``."""
-        if not now:
+    async def _read(self, order: Order, deadline: float | None) -> ExecutionReport | None:
+        """The exchange's look-up of ``order``; an admin waits: by ``deadline``."""
+        if deadline is None:
             return await self.exchange.lookup(order)
+        left = deadline - asyncio.get_running_loop().time()
         try:
-            return await asyncio.wait_for(self.exchange.lookup(order), NOW_BOUND)
+            return await asyncio.wait_for(self.exchange.lookup(order), left)
         except TimeoutError:
-            raise ExchangeUnavailable(f"no answer within {NOW_BOUND:g} s") from None
+            raise ExchangeUnavailable(f"no answer within the {NOW_BOUND:g} s the look-ups may "
+                                      "take in all") from None  # fmt: skip
 
     def venue(self) -> str:
         """The exchange's name for an alert (a test's exchange may have none)."""

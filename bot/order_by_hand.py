@@ -4,26 +4,29 @@ Only an order in that state (``OrderOutcomeUnknown``, bot/unknown_orders.py) is 
 any other order is settled by reading the venue, and settling it by hand could book it twice.
 The safe way first: ``venue VENUE_ORDER_ID`` (the id the venue's website shows) reads that one
 order by the venue's id, checks that it is ours (its client order id), journals that id and
-books it the usual way: filled, cancelled, or still resting (followed by that id from then on,
-so a later fill is booked). Otherwise the admin says what the website shows: ``never`` (it was
-never placed, or filled nothing) closes it as rejected; ``filled AMOUNT PRICE [FEE]`` books
-one fill of AMOUNT base coins at the average PRICE, FEE in the quote (0 when not given: the
-alert and the Confirm ask for it, from the venue's trade history), dated at the order's
-journal time, as
-any fill (announced, a sale closing the position closes its trade). A PRICE far from the
-pair's last price, or a FEE above 2% of the fill's value, is refused as a typo; the Confirm
-prompt shows the fill's value, its fee and the books' cash after it. Bad input changes
-nothing. The chat audits the confirmed command; the journal's note names who settled it.
+books it the usual way: filled, cancelled, or still resting. One still resting is kept only
+when something follows it by that id (its run's pending entry, the position's resting stop),
+so a later fill is booked; any other is cancelled on the venue first, and until the venue
+confirms it final nothing is journaled and its pair stays held. Otherwise the admin says what
+the website shows: ``never`` (it was never placed, or filled nothing) closes it as rejected;
+``filled AMOUNT PRICE [FEE]`` books one fill of AMOUNT base coins at the average PRICE, FEE in
+the quote (0 when not given: the alert and the Confirm ask for it, from the venue's trade
+history), dated at the order's journal time, as any fill (announced, a sale closing the
+position closes its trade). A PRICE far from the pair's last price, or a FEE above 2% of the
+fill's value, is refused as a typo; the Confirm prompt shows the fill's value, its fee and the
+books' cash after it. Bad input changes nothing. The chat audits the confirmed command; the
+journal's note names who settled it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain import ExecutionReport, Fill, Order, OrderStatus, Side, Trade
-from bot.errors import NotFound, UserInputError
+from bot.errors import BotError, NotFound, UserInputError
 from bot.execution import Executor
 from bot.ports import ReadsByVenueId
 
@@ -150,8 +153,9 @@ def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str
     if settlement.venue_id:
         return (f"read order {settlement.venue_id} from the venue by its id; if it is "
                 f"{order.client_order_id} ({order.side.value} {order.pair}), book what it did "
-                "(filled, cancelled, or still resting: followed by that id from now "
-                "on)")  # fmt: skip
+                "(filled, cancelled, or still resting: kept and followed by that id if it is "
+                "the pair's pending entry or its position's stop, otherwise cancelled "
+                "first)")  # fmt: skip
     rests = (f". WARNING: {order.client_order_id} may still rest on the venue (a "
              f"{order.kind or 'possibly resting'} order): if it fills later, that fill is "
              f"NEVER booked. Safer: /order {order.client_order_id} venue VENUE_ORDER_ID (the "
@@ -173,22 +177,48 @@ def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str
 
 
 async def by_venue_id(
-    executor: Executor, order: Order, settlement: Settlement, now: datetime
+    executor: Executor, order: Order, settlement: Settlement, now: datetime, followed: bool
 ) -> tuple[ExecutionReport, Trade | None]:
     """Read ``order`` from the venue by the venue's own id (``settlement.venue_id``), once it
-    is shown to be ours; journal that id and book what it did, as a look-up would (a resting
-    order stays open in the journal, followed by that id). Returns the report and the trade a
-    sale closed. Raises (nothing changed) when the venue cannot read it or it is not ours."""
+    is shown to be ours, and book what it did, as a look-up would. One still resting that
+    nothing ``followed`` (neither its run's pending entry nor the position's resting stop) is
+    cancelled first: only once the venue confirms it final is anything journaled and the
+    order released, so it never leaves every look-up while it rests. Returns the report and
+    the trade a sale closed. Raises (nothing changed: still held) when the venue cannot read
+    it, it is not ours, or it still rests after the cancel."""
     exchange = executor.exchange
     if not isinstance(exchange, ReadsByVenueId):
         raise UserInputError("this exchange cannot read an order by its own id; use /order "
                              "ID never or /order ID filled AMOUNT PRICE FEE")  # fmt: skip
     report = await exchange.read_by_venue_id(order, settlement.venue_id)
+    if not report.status.is_final and not followed:
+        report = await _cancelled(executor, order, settlement, report)
     await executor.journal.update(order.client_order_id, OrderStatus.NEW, now,
                                   exchange_order_id=settlement.venue_id)  # fmt: skip
     _, trade = await executor.settle(report)
     executor.unknown.release(order.client_order_id)
     return report, trade
+
+
+async def _cancelled(
+    executor: Executor, order: Order, settlement: Settlement, report: ExecutionReport
+) -> ExecutionReport:
+    """The final report of ``order`` (resting, read as ``report``) cancelled on the venue by
+    its id: it may have filled first. A cancel that fails or is refused raises, the order
+    still held (nothing journaled) with what the admin can do."""
+    by_id = dataclasses.replace(order, exchange_order_id=settlement.venue_id)
+    why = "the venue still shows it open"
+    try:
+        cancelled = await executor.exchange.cancel_order(by_id)
+    except BotError as error:
+        cancelled, why = None, f"{type(error).__name__}: {error}"
+    if cancelled is not None and cancelled.status.is_final:
+        return cancelled
+    raise UserInputError(f"order {order.client_order_id} is {executor.venue()}'s order "
+                         f"{settlement.venue_id} ({report.status.value}, {report.filled:.8g} "
+                         f"filled), but could not cancel it on the venue ({why}): it still "
+                         f"rests; {order.pair} stays held and nothing is booked; try again or "
+                         "cancel it on the venue")  # fmt: skip
 
 
 async def settle(

@@ -60,6 +60,13 @@ class RestingStops:
                               self._clock.now())  # fmt: skip
         return await self._executor.execute(intent)
 
+    async def named(self, key: str) -> tuple[str, float] | None:
+        """The client order id and level the state names as the resting stop, journaled or
+        not (an order /order reads by the venue's id may be it: it is followed here)."""
+        saved = await self._state.get(key) or {}
+        coid = saved.get(_KEY)
+        return (coid, float(saved.get(_LEVEL) or 0.0)) if coid else None
+
     async def level(self, key: str) -> float | None:
         """The level of the stop resting now, None when none is (or it was never journaled)."""
         saved = await self._state.get(key) or {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import difflib
 import json
@@ -138,7 +139,12 @@ class CcxtExchange:
     ) -> None:
         """``sleep`` waits between attempts (a soak passes simulated time)."""
         self._client = client
-        self._attempts = attempts
+        self._retries = attempts
+        # Set by one_attempt() for the task that asked only (and the tasks it starts): another
+        # chat's read served meanwhile keeps its retries.
+        self._one: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"one_attempt_{id(self)}", default=False
+        )
         self._backoff = backoff
         self._sleep = sleep
         self._giving_up = asyncio.Event()  # a stop was asked: no more retries
@@ -187,13 +193,18 @@ class CcxtExchange:
 
     @contextlib.contextmanager
     def one_attempt(self) -> Iterator[None]:
-        """Within it each call makes one attempt: an admin's command that must answer soon
-        (its refusal is the outcome of a failure anyway)."""
-        kept, self._attempts = self._attempts, 1
+        """Within it each call of the task that entered it makes one attempt: an admin's
+        command that must answer soon (its refusal is the outcome of a failure anyway)."""
+        token = self._one.set(True)
         try:
             yield
         finally:
-            self._attempts = kept
+            self._one.reset(token)
+
+    @property
+    def _attempts(self) -> int:
+        """How many attempts a call makes here: one within this task's one_attempt()."""
+        return 1 if self._one.get() else self._retries
 
     async def _pause(self, seconds: float) -> None:
         """``sleep``, cut short by ``stop_retrying``."""

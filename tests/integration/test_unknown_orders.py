@@ -7,6 +7,7 @@ real engine and service. The scan's page cap is lowered to 2 pages (200 orders; 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from bot.domain import (
     to_ms,
 )
 from bot.engine import Engine, EngineCosts, protection_key
-from bot.errors import ExchangeUnavailable, UserInputError
+from bot.errors import BotError, ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.execution import Executor
 from bot.outside import OutsideHoldings
@@ -62,6 +63,7 @@ from tests.integration.test_venue_orders import buy
 from tests.live_rig import funded_fake, live_stack, venue_client
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
+CANCEL = "/api/v3/brokerage/orders/batch_cancel"
 
 
 @asynccontextmanager
@@ -357,6 +359,22 @@ async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_
         assert await alerts_of(db, "exchange_error") == []
 
 
+async def lost_pending_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> tuple[FakeCoinbase, datetime, int, float]:
+    """The crash rig with the BTC/USDT run's pending limit entry pp1x1b lost, resting behind
+    another bot's grid: the fake, when, the venue's order number and the entry's limit."""
+    later = btc_candles.iloc[201:260]
+    level = float(later["low"].min()) * 1.002  # reached within the next 2 days
+    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
+                                amount=round(500.0 / level, 5))  # fmt: skip
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [limit],
+        {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
+    await another_bots_grid(fake)
+    return fake, start, min(fake.orders), level
+
+
 async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_closed_blind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
 ) -> None:
@@ -367,15 +385,7 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
     ``filled`` for it warns plainly. Read by the venue's id (another order's id refused), it
     is journaled with that id and followed: the next candle's close cancels it and books what
     it did, so the journal and the books always agree with the venue."""
-    later = btc_candles.iloc[201:260]
-    level = float(later["low"].min()) * 1.002  # reached within the next 2 days
-    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
-                                amount=round(500.0 / level, 5))  # fmt: skip
-    fake, start = await crashed_with_lost_orders(
-        tmp_path, monkeypatch, btc_candles, [limit],
-        {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
-    await another_bots_grid(fake)
-    ours_id = min(fake.orders)
+    fake, start, ours_id, level = await lost_pending_entry(tmp_path, monkeypatch, btc_candles)
     assert fake.orders[ours_id].status == "NEW"  # resting, nothing filled
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         control, executor = trading.control, trading.engine.executor
@@ -427,6 +437,137 @@ async def test_a_resting_order_read_by_the_venues_id_that_nothing_follows_is_can
         assert (await executor.journal.require("pp1x1b")).status is OrderStatus.CANCELED
         assert held_ids(executor, BTC) == []
         assert trading.engine.portfolio.cash == 5000.0
+
+
+async def test_a_resting_order_whose_cancel_fails_stays_held_until_the_venue_ends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17e H1: a resting limit buy read by the venue's id that nothing follows is
+    cancelled FIRST. The cancel meets a 503 (an outage), then the venue refuses it (200,
+    success false): each time /order refuses with the truth (it still rests, the pair stays
+    held), nothing is journaled and the order stays held, never claimed followed. It fills
+    on the venue meanwhile: the next /order reads it filled and books exactly that."""
+    limit = dataclasses.replace(buy(500.0), limit_price=90_000.0, quote_amount=None,
+                                amount=0.005)  # fmt: skip
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [limit])
+    await another_bots_grid(fake)
+    ours_id = min(fake.orders)
+    refusal = {"results": [{"success": False, "failure_reason": "UNKNOWN_CANCEL_FAILURE_REASON",
+                            "order_id": order_uuid(ours_id)}]}  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control, executor = trading.control, trading.engine.executor
+        said = ["pp1x1b", "venue", order_uuid(ours_id)]
+        for fault in (Fault(CANCEL, 503, {"error": "unavailable"}, times=50),
+                      Fault(CANCEL, 200, refusal, times=50)):  # fmt: skip
+            fake.faults.append(fault)
+            with pytest.raises(UserInputError, match="could not cancel it on the venue") as no:
+                await control.settle_order(said, "1001")
+            fake.faults.clear()
+            assert "it still rests; BTC/USDT stays held" in str(no.value)
+            assert "followed" not in str(no.value)
+            journaled = await executor.journal.require("pp1x1b")
+            assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.NEW, None)
+            assert held_ids(executor, BTC) == ["pp1x1b"]
+            assert fake.orders[ours_id].status == "NEW"  # still resting on the venue
+        fake._fill_limit(fake.orders[ours_id])  # noqa: SLF001  # the price came down to it
+        venue = fake.orders[ours_id]
+        assert venue.status == "FILLED"
+        await executor.settle_unknown()  # a tick's look-up: still behind the grid, still held
+        assert held_ids(executor, BTC) == ["pp1x1b"]
+        done = await control.settle_order(said, "1001")
+        assert f"filled, {venue.executed:.8g} BTC filled and booked" in done
+        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
+        assert booked == pytest.approx(venue.executed)
+        assert trading.engine.portfolio.position(BTC).amount == pytest.approx(venue.executed)
+        assert held_ids(executor, BTC) == []
+
+
+async def test_a_lost_resting_stop_read_by_the_venues_id_is_adopted_as_the_stop_not_cancelled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17e M1: the lost resting order is the one the position's protection state
+    names as its resting stop (bot/resting_stops.py saves it before sending; on Bybit and
+    Kraken a stop whose answer is lost is held like this). /order ID venue V keeps it resting
+    (never cancelled: the position needs it), journals the venue's id, says so, and the
+    resting stops follow it: what it does on the venue is booked on the next candle. The
+    code path is venue-agnostic: stood up on Coinbase, the stop a resting limit order."""
+    level = 90_000.0
+    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
+                                amount=0.005)  # fmt: skip
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [limit],
+        {"resting_stop": "pp1x1b", "resting_level": level, "entry": 100_000.0})  # fmt: skip
+    await another_bots_grid(fake)
+    ours_id = min(fake.orders)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
+        executor = trading.engine.executor
+        done = await trading.control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)],
+                                                  "1001")  # fmt: skip
+        assert "open, 0 BTC filled and booked; it is the position's stop at 90000" in done
+        assert "kept (not cancelled)" in done
+        assert fake.orders[ours_id].status == "NEW"  # still resting on the venue
+        journaled = await executor.journal.require("pp1x1b")
+        assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.OPEN,
+                                                                   order_uuid(ours_id))  # fmt: skip
+        assert held_ids(executor, BTC) == []
+        assert await trading.engine.resting_stop(BTC) == ("pp1x1b", level)
+        fake._fill_limit(fake.orders[ours_id])  # noqa: SLF001  # the venue fills it
+        market.at(at_open(btc_candles, 201) + timedelta(seconds=5))
+        await trading.service.tick("1h")
+        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
+        assert booked > 0
+        assert booked == pytest.approx(fake.orders[ours_id].executed)
+
+
+async def test_one_attempt_is_the_asking_tasks_only_another_chats_read_keeps_its_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17e L1: /stoppair looks its pair's orders up with one attempt (the admin
+    waits) while the venue is slow; another chat's /balance served meanwhile (its own task)
+    meets one passing 503 and still retries: it reads its balances, as it would alone."""
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles,
+                                                 [buy(500.0)])  # fmt: skip
+    async with live_stack(tmp_path, fake, start, venue="coinbase", attempts=3) as (trading, _, _):
+        exchange = trading.engine.executor.exchange
+        fake.faults.append(Fault("/api/v3/brokerage/orders/historical/batch", delay=0.5,
+                                 times=999))  # fmt: skip
+
+        async def stoppair() -> str:
+            try:
+                await trading.control.stop(BTC)
+            except BotError as error:
+                return str(error)
+            return "stopped"
+
+        task = asyncio.create_task(stoppair())
+        await asyncio.sleep(0.2)  # /stoppair awaits its look-up, within one_attempt()
+        fake.faults.append(Fault("/api/v3/brokerage/accounts", 503, {"error": "x"}))
+        balances = await asyncio.create_task(exchange.fetch_balances())  # another chat's read
+        assert balances["USDT"] > 0
+        assert not task.done()  # it was read while /stoppair waited
+        fake.faults.clear()
+        await task  # stopped, or refused as the look-up finds: not this test's matter
+
+
+async def test_under_the_kill_switch_a_pending_entry_read_by_the_venues_id_is_cancelled_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """Review i15 s17e L4: /flatten skips the blocked pair, so its pending limit entry is not
+    cancelled. /order ID venue V then finds it resting: halted, it is cancelled at once (as
+    the kill switch would have), not left buying for up to a candle; the run forgets it."""
+    fake, start, ours_id, _ = await lost_pending_entry(tmp_path, monkeypatch, btc_candles)
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        control, executor = trading.control, trading.engine.executor
+        assert BTC in (await control.flatten()).problems  # blocked: its entry left resting
+        assert fake.orders[ours_id].status == "NEW"
+        done = await control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)], "1001")
+        assert "canceled, 0 BTC filled and booked" in done
+        assert "followed" not in done
+        assert "pairpilot is halted" in done
+        assert fake.orders[ours_id].status == "CANCELED"
+        assert (await executor.journal.require("pp1x1b")).status is OrderStatus.CANCELED
+        assert await trading.engine.pending_entry(BTC) is None
+        assert held_ids(executor, BTC) == []
 
 
 async def test_a_lost_market_buy_read_by_the_venues_id_is_booked_as_the_venue_filled_it(
@@ -703,6 +844,32 @@ async def test_a_held_order_is_looked_up_again_with_back_off_and_its_failure_hol
         clock.set(at_open(btc_candles, 201) + timedelta(minutes=15))
         await service.tick()
         assert [path for path, _ in fake.requests[before:] if path == BATCH] == []
+
+
+async def test_the_look_ups_of_an_admins_command_share_one_bound_not_one_per_pair(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review i15 s17e L3: /flatten in an outage looks up each pair's lost order, each look-up
+    hanging. They share ``NOW_BOUND`` in all (1 s here), not one each: the command goes on
+    with the healthy pairs in about that time, whatever the number of blocked pairs; each
+    pair not told is named with why (the one not reached: "not looked up")."""
+    import bot.execution as execution
+
+    monkeypatch.setattr(execution, "NOW_BOUND", 1.0)
+    async with stuck(db, monkeypatch) as (fake, exchange, clock):
+        eth = dataclasses.replace(buy(500.0, "pp2x1b"), pair=ETH, created_at=clock.now())
+        await SqliteOrderRepository(db).add(eth)
+        executor = executor_on(db, exchange, clock, Portfolio(5000.0))
+        fake.faults.append(Fault(BATCH, delay=3.0, times=999))  # every list hangs
+        problems: dict[str, str] = {}
+        began = time.monotonic()
+        await executor.settle_unknown(problems, now=True)
+        waited = time.monotonic() - began
+        fake.faults.clear()
+        assert waited < 1.7  # before: 1 s per pair, 2 s and more
+        assert set(problems) == {BTC, ETH}
+        assert sum("not looked up" in why for why in problems.values()) == 1
+        assert all(o.status is OrderStatus.NEW for o in await executor.journal.not_final())
 
 
 @pytest.mark.parametrize("found_by", ["tick", "restart"])
