@@ -165,11 +165,9 @@ class Control:
                     continue
                 await self._attempt(problems, run.pair, self._engine.cancel_pending_entry(run))
             if self._outside:  # a pair started since the last start: the user's own coins
-                books = {pair.split("/")[0]: self._engine.portfolio.position(pair)
-                         for pair in pairs - unknown}  # fmt: skip
-                await self._outside.complete(
-                    {asset: p.amount if p else 0.0 for asset, p in books.items()},
-                    await self._exchange.fetch_balances(),
+                # (a failed read is one problem of the report: the kill switch goes on)
+                await self._attempt(
+                    problems, "your own holdings", self._own_recorded(pairs - unknown)
                 )
             # Each position's stop is taken off only as it is sold (and put back if the sale
             # fails): a kill switch that fails part-way leaves no position unprotected.
@@ -191,6 +189,15 @@ class Control:
         if left or problems:
             log.error("flatten left %s on the exchange (%s)", left, problems)
         return FlattenReport(halted_now, cancelled or 0, closed, left, problems)
+
+    async def _own_recorded(self, pairs: set[str]) -> None:
+        """Record the user's own coins of ``pairs`` not recorded yet (see OutsideHoldings)."""
+        assert self._outside is not None
+        books = {pair.split("/")[0]: self._engine.portfolio.position(pair) for pair in pairs}
+        await self._outside.complete(
+            {asset: p.amount if p else 0.0 for asset, p in books.items()},
+            await self._exchange.fetch_balances(),
+        )
 
     @staticmethod
     async def _attempt(problems: dict[str, str], what: str, work: Awaitable[T]) -> T | None:

@@ -287,6 +287,27 @@ async def test_a_sale_that_fails_or_is_refused_leaves_the_position_with_its_stop
     assert fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0) == pytest.approx(0.0)
 
 
+async def test_a_kill_switch_whose_first_balance_read_fails_goes_on_and_sells(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """The kill switch reads the balances to record the user's own coins before it sells.
+    A failed read there (the venue busy for a moment) is one problem of the report; the
+    position is still sold. (The read raised out of the kill switch: nothing was sold.)"""
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        assert trading.engine.portfolio.position(PAIR) is not None
+        fake.faults.append(Fault("/api/v3/account", 503, {"code": -1000, "msg": "busy"},
+                                 times=2, method="GET"))  # both attempts of one read  # fmt: skip
+        report = await trading.control.flatten()
+        assert not report.clean
+        assert "ExchangeUnavailable" in report.problems["your own holdings"]
+        assert PAIR in report.closed
+        assert trading.engine.portfolio.position(PAIR) is None
+    assert resting_stops(fake) == []
+    assert fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0) == pytest.approx(0.0)
+
+
 async def test_a_stop_whose_cancel_is_not_confirmed_is_kept_and_the_exit_retried(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
