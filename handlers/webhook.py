@@ -27,6 +27,7 @@ import asyncio
 import hmac
 import json
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
@@ -158,8 +159,9 @@ class WebhookIntake:
 class _Post(tornado.web.RequestHandler):
     """Headers judged before the body is read; the body kept up to ``MAX_BODY_BYTES``."""
 
-    def initialize(self, intake: WebhookIntake) -> None:
+    def initialize(self, intake: WebhookIntake, trusted: weakref.WeakSet[IOStream]) -> None:
         self._intake = intake
+        self._trusted = trusted
         self._body = bytearray()
 
     def prepare(self) -> None:
@@ -170,6 +172,11 @@ class _Post(tornado.web.RequestHandler):
                                     headers.get("Content-Length"))  # fmt: skip
         if status != HTTPStatus.OK:
             self._refuse(status)
+            return
+        # it said the secret: Telegram's, never closed to make room (see _CappedServer)
+        stream = getattr(self.request.connection, "stream", None)  # HTTP/1's connection
+        if isinstance(stream, IOStream):
+            self._trusted.add(stream)
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:  # refused: the rest is not kept
@@ -190,20 +197,24 @@ class _Post(tornado.web.RequestHandler):
 
 
 class _CappedServer(HTTPServer):
-    """At most ``MAX_CONNECTIONS`` open: a new one past it closes the oldest. Connections that
-    never finish (a slow loris) are closed only after the timeout, and each holds a file: past
-    the process's limit (systemd's soft limit is 1024) the webhook, SQLite and the exchange
-    all failed. Telegram's own post is the newest when it comes, so it is the last to go."""
+    """At most ``MAX_CONNECTIONS`` open: a new one past it closes the oldest that has not said
+    the secret. Connections that never finish (a slow loris) are closed only after the
+    timeout, and each holds a file: past the process's limit (systemd's soft limit is 1024)
+    the webhook, SQLite and the exchange all failed. A connection that said the secret
+    (Telegram's, kept alive between posts, or a post in flight) is never closed to make room:
+    a flood of bare connections then cannot cut Telegram's /halt off."""
 
-    def initialize(self, *args: Any, **kwargs: Any) -> None:
+    def initialize(self, *args: Any, trusted: weakref.WeakSet[IOStream], **kwargs: Any) -> None:
         super().initialize(*args, **kwargs)
         self._streams: dict[IOStream, None] = {}  # open ones, oldest first
+        self._trusted = trusted
 
     def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
         for old in [old for old in self._streams if old.closed()]:
             del self._streams[old]
-        while len(self._streams) >= MAX_CONNECTIONS:
-            oldest = next(iter(self._streams))
+        strangers = [old for old in self._streams if old not in self._trusted]
+        while len(self._streams) >= MAX_CONNECTIONS and strangers:
+            oldest = strangers.pop(0)
             del self._streams[oldest]
             oldest.close()
         self._streams[stream] = None
@@ -215,11 +226,14 @@ class WebhookServer:
 
     def __init__(self, intake: WebhookIntake, listen: str, port: int, path: str,
                  timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> None:  # fmt: skip
-        app = tornado.web.Application([(rf"/{path}/?", _Post, {"intake": intake})])
+        trusted: weakref.WeakSet[IOStream] = weakref.WeakSet()
+        app = tornado.web.Application([(rf"/{path}/?", _Post, {"intake": intake,
+                                                              "trusted": trusted})])  # fmt: skip
         # tornado's own cap is above ours, so a chunked body past ours is cut (413) by
         # _Post.data_received, which keeps at most MAX_BODY_BYTES; tornado's still stops a
         # single chunk that says it is larger (400, before it is read)
-        self._server = _CappedServer(app, idle_connection_timeout=timeout, body_timeout=timeout,
+        self._server = _CappedServer(app, trusted=trusted,
+                                  idle_connection_timeout=timeout, body_timeout=timeout,
                                   max_body_size=2 * MAX_BODY_BYTES,
                                   max_buffer_size=4 * MAX_BODY_BYTES)  # fmt: skip
         self._listen = listen

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.abc
+import json
 import os
 import socket
 import sqlite3
@@ -202,6 +203,53 @@ async def test_a_slow_loris_holds_few_of_the_bot_s_files_and_a_halt_gets_through
         finally:
             holder.kill()
             await holder.wait()
+
+
+def _post_head(port: int, body: bytes) -> bytes:
+    return (f"POST /hook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Content-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: s3cret\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+
+
+@pytest.mark.parametrize("kept_alive", [False, True])
+async def test_bare_connections_past_the_cap_never_close_telegram_s(
+    tmp_path: Path, kept_alive: bool
+) -> None:
+    """Review round 6 F1: past ``MAX_CONNECTIONS`` the oldest connection was closed, whoever's:
+    ``MAX_CONNECTIONS`` bare connections (no secret, nothing sent) closed Telegram's, with its
+    /halt in flight (headers sent, body behind) or kept alive between posts. A connection
+    that said the secret is never closed to make room; the strangers' go."""
+    hook = _hook()
+    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
+        now = chat.emulator.now()
+        reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
+        if kept_alive:  # one post answered on the connection first
+            first = json.dumps(_command(9001, "/status", now)).encode()
+            writer.write(_post_head(hook.port, first) + first)
+            assert (await asyncio.wait_for(reader.readline(), 3)).startswith(b"HTTP/1.1 200")
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass
+        halt = json.dumps(_command(9002, "/halt", now)).encode()
+        writer.write(_post_head(hook.port, halt))
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        strangers = [socket.create_connection(("127.0.0.1", hook.port))
+                     for _ in range(MAX_CONNECTIONS)]  # fmt: skip
+        try:
+            await asyncio.sleep(0.2)
+            writer.write(halt)
+            await writer.drain()
+            status = await asyncio.wait_for(reader.readline(), 3)
+        finally:
+            for stranger in strangers:
+                stranger.close()
+            writer.close()
+        assert status.startswith(b"HTTP/1.1 200"), status
+        for _ in range(100):
+            if await chat.trading.engine.guard.halted() is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert await chat.trading.engine.guard.halted() is not None
 
 
 async def test_a_429_in_one_private_chat_holds_up_only_that_chat(tmp_path: Path) -> None:
