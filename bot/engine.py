@@ -207,13 +207,27 @@ class Engine:
             await self._state.set(key_of(run), {"pending_entry": intent.client_order_id,
                                                 "atr_distance": atr_distance},
                                   self._clock.now())  # fmt: skip
-            await self._executor.execute(intent)
+            if await self._halted_since_sized(run):
+                await self.forget_entry(run.pair, intent.client_order_id)  # never sent
+            else:
+                await self._executor.execute(intent)
             return []
         # Remembered first: an entry settled later (its answer lost) keeps its ATR stop.
         await self._state.set(key_of(run), {"atr_distance": atr_distance}, self._clock.now())
+        if await self._halted_since_sized(run):
+            return []
         fills, _ = await self._executor.execute(intent)
         return fills + await self._opened(run, policy, atr_distance, signal.candle_time,
                                           close_time)  # fmt: skip
+
+    async def _halted_since_sized(self, run: PairRun) -> bool:
+        """Whether a halt (/halt, the kill switch: neither waits for the tick) came while
+        the entry was sized and remembered: its buy is then not sent, as the halt's reply
+        promised ("no new entries")."""
+        halted = await self.guard.halted()
+        if halted is not None:
+            decision(run.pair, "skip", f"halted while its entry was prepared ({halted['reason']})")
+        return halted is not None
 
     async def _opened(
         self, run: PairRun, policy: ExitPolicy, atr_distance: float, candle_time: datetime,

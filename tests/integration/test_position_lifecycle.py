@@ -287,6 +287,29 @@ async def test_a_sale_that_fails_or_is_refused_leaves_the_position_with_its_stop
     assert fake.balances.get("BTC", 0.0) + fake.locked.get("BTC", 0.0) == pytest.approx(0.0)
 
 
+async def test_a_halt_while_an_entry_is_prepared_sends_no_buy(
+    tmp_path: Path, btc_candles: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/halt (and the kill switch) never wait for the tick: one lands after the entry passed
+    its checks, while the entry is remembered. No buy is sent, as the halt's reply promised
+    ("no new entries"). (Review r6 F2: the buy went out after the halt.)"""
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        engine, state = trading.engine, trading.engine._state  # noqa: SLF001
+        remember = state.set
+
+        async def halted_meanwhile(key: str, value: object, now: datetime) -> None:
+            if isinstance(value, dict) and "atr_distance" in value:  # the entry, remembered
+                await engine.guard.halt("/halt by the admin", now)
+            await remember(key, value, now)
+
+        monkeypatch.setattr(state, "set", halted_meanwhile)
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        assert await engine.guard.halted() is not None
+        assert engine.portfolio.position(PAIR) is None
+        assert [order for order in fake.orders.values() if order.side == "BUY"] == []
+
+
 async def test_a_kill_switch_whose_first_balance_read_fails_goes_on_and_sells(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
