@@ -534,6 +534,11 @@ class Cockpit:
         return "Trading halted: no new entries; exits are still managed." if halted else (
             "Trading was already halted.")  # fmt: skip
 
+    async def halt_since(self) -> str | None:
+        """When the standing halt began (ISO), or None: tells one halt from a later one."""
+        halted = await self._engine.guard.halted()
+        return str(halted["since"]) if halted else None
+
     async def resume_trading(self) -> str:
         equity = self._engine.portfolio.equity(self._service.prices)
         resumed = await self._engine.guard.resume(equity, self._clock.now())

@@ -236,6 +236,7 @@ class Pending:
     expires: float  # the host's monotonic seconds
     halts: int  # halts (/halt, a confirmed /flatten) counted when asked: a later one voids a resume
     message_id: int | None = None  # the prompt's, once it was sent
+    halt: str | None = None  # a resume's: when the halt it was asked to lift began
 
 
 class ChatCommands:
@@ -607,8 +608,9 @@ class ChatCommands:
         token = random_tokens.token_hex(6)
         window = self._confirm_seconds
         asked_at = self._wall.monotonic()
+        halt = await self._cockpit.halt_since() if name == "resume_trading" else None
         self._pending[token] = Pending(name, arguments, user_id, chat_id, asked_at + window,
-                                       self._halts)  # fmt: skip
+                                       self._halts, halt=halt)  # fmt: skip
         buttons = InlineKeyboardMarkup([[
             InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
             InlineKeyboardButton("Cancel", callback_data=f"no:{token}"),
@@ -696,9 +698,11 @@ class ChatCommands:
         else:
             await press_turn()  # after what the chat sent before the press
         async with self._in_order(pending.command):
-            if pending.command == "resume_trading" and pending.halts != self._halts:
-                reply, result = ("Not resumed: /halt or /flatten was sent after this was "
-                                 "asked; send /resume_trading again.",
+            if pending.command == "resume_trading" and (
+                pending.halts != self._halts or pending.halt != await self._cockpit.halt_since()
+            ):  # a halt since (the risk guard's own, a drawdown, counts too) is not lifted
+                reply, result = ("Not resumed: a halt (/halt, /flatten or the risk limits) "
+                                 "came after this was asked; send /resume_trading again.",
                                  "refused: a later halt")  # fmt: skip
             else:
                 try:

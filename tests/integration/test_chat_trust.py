@@ -610,6 +610,24 @@ async def test_a_resume_prompt_asked_before_a_flatten_cannot_lift_its_halt(tmp_p
         assert await guard.halted() is not None
 
 
+async def test_a_resume_prompt_asked_before_the_risk_limits_halt_cannot_lift_it(
+    tmp_path: Path,
+) -> None:
+    """Review round 6 F3: only chat halts voided a resume prompt. Asked while trading ran,
+    then a tick trips the max drawdown (the guard halts by itself), then the older Confirm
+    is pressed: refused, trading stays halted (it lifted the drawdown halt)."""
+    async with chat_stack(tmp_path) as chat:
+        guard = chat.trading.engine.guard
+        resume = await chat.sent_back(ADMIN, "/resume_trading")
+        now = chat.wall.now()
+        await guard.mark(10_000.0, now)
+        await guard.mark(1_000.0, now)  # a 90% drawdown: the guard halts
+        assert await guard.halted() is not None
+        chat.emulator.press(ADMIN, resume, _confirm(resume))
+        assert await _confirmed_ran(chat, "resume_trading") == "refused: a later halt"
+        assert await guard.halted() is not None
+
+
 async def test_a_flatten_pressed_after_a_resume_press_ends_halted(tmp_path: Path) -> None:
     """Review round 5 F2: halted; a /stoppair stuck on a tick; the admin confirms
     /resume_trading (it waits its turn), then /flatten (it jumps the line). The kill switch
