@@ -147,8 +147,9 @@ class Invariants:
         if cash is None:
             return []
         outside = self._state(db, "reconcile.outside") or {}
-        booked = {row[0] for row in db.execute(  # a trade wholly beyond the books is only in
-            "SELECT trade_id FROM fills UNION SELECT trade_id FROM sales_beyond")}  # the latter
+        # a trade wholly beyond the books' position is only in sales_beyond
+        known = "SELECT trade_id FROM fills UNION SELECT trade_id FROM sales_beyond"
+        booked = {row[0] for row in db.execute(known)}
         expected = {self.quote: float(cash)}
         for pair, amount in self._positions(db).items():
             expected[pair.split("/")[0]] = amount
