@@ -79,6 +79,11 @@ async def coinbase() -> AsyncIterator[tuple[FakeCoinbase, CcxtExchange]]:
         yield both
 
 
+def _lose_the_next_answer(fake: FakeCoinbase) -> None:
+    """The next order is placed, but its answer is lost (a 503 after Coinbase acted)."""
+    fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
+
+
 async def test_a_market_buy_without_status_in_its_reply_is_read_back_and_booked_in_full(
     db: Database, coinbase: tuple[FakeCoinbase, CcxtExchange]
 ) -> None:
@@ -132,7 +137,7 @@ async def test_an_answer_lost_after_placing_is_found_again_and_never_placed_twic
     coinbase: tuple[FakeCoinbase, CcxtExchange],
 ) -> None:
     fake, exchange = coinbase
-    fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
+    _lose_the_next_answer(fake)
     report = await exchange.create_market_order(buy(500.0))
     assert report.status is OrderStatus.FILLED
     assert fake.order_posts == 1
@@ -262,8 +267,7 @@ async def _lost_buy_then_others(
         clock = await with_run(db)
         portfolio = Portfolio(1000.0)
         executor = executor_on(db, exchange, clock, portfolio)
-        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                 after=True))  # fmt: skip
+        _lose_the_next_answer(fake)
         fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
         with pytest.raises(ExchangeUnavailable):
             await executor.execute(buy(500.0))
@@ -340,8 +344,7 @@ async def test_a_lost_answer_is_found_on_the_venues_clock_whatever_the_hosts_ske
         clock = await with_run(db)
         portfolio = Portfolio(1000.0)
         executor = executor_on(db, exchange, clock, portfolio)
-        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                 after=True))  # fmt: skip
+        _lose_the_next_answer(fake)
         host_now = datetime.now(UTC)
         with contextlib.suppress(ExchangeUnavailable):
             await executor.execute(dataclasses.replace(buy(500.0), created_at=host_now))
@@ -358,7 +361,7 @@ async def test_a_lookup_whose_venue_clock_cannot_be_read_leaves_the_order_unknow
     fake, exchange = coinbase
     clock = await with_run(db)
     executor = executor_on(db, exchange, clock, Portfolio(1000.0))
-    fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
+    _lose_the_next_answer(fake)
     fake.faults.append(Fault("/api/v3/brokerage/time", 503, {"error": "unavailable"}, times=99))
     with contextlib.suppress(ExchangeUnavailable):
         await executor.execute(buy(500.0))
@@ -402,7 +405,7 @@ async def _lost_buy_behind_a_full_window(
     clock = await with_run(db)
     portfolio = Portfolio(1000.0)
     executor = executor_on(db, exchange, clock, portfolio)
-    fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
+    _lose_the_next_answer(fake)
     fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
     with pytest.raises(ExchangeUnavailable):
         await executor.execute(buy(500.0))
