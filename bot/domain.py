@@ -127,6 +127,9 @@ class Order:
         return self.kind != "market"
 
 
+CONVERSION_PREFIX = "dust-"  # a conversion's journal row and fill: dust-<transfer id>-<asset>
+
+
 @dataclass(frozen=True, slots=True)
 class Fill:
     client_order_id: str
@@ -153,6 +156,12 @@ class Fill:
     def cash_fee(self) -> float:
         """The part of the fee the quote cash pays."""
         return self.fee - self.fee_outside
+
+    @property
+    def is_conversion(self) -> bool:
+        """Books a dust conversion (/dust): it closes no trade of its own (the exit that left
+        the dust closed it, the dust valued at nothing)."""
+        return self.client_order_id.startswith(CONVERSION_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)

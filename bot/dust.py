@@ -43,6 +43,7 @@ from typing import Any
 
 from bot.cockpit import amount_text
 from bot.domain import (
+    CONVERSION_PREFIX,
     AlertPriority,
     DustConversion,
     ExecutionReport,
@@ -68,7 +69,6 @@ log = logging.getLogger(__name__)
 PENDING_KEY = "dust.pending"
 DUST_SETTLE_SECONDS = 300.0  # how often a conversion whose outcome is unknown is looked up
 DUST_REASON = "dust_conversion"
-_JOURNAL_PREFIX = "dust-"  # a conversion's journal row and fill: dust-<transfer id>-<asset>
 # The venue's clock and ours differ a little: its log is read from this long before the journal.
 _SKEW = timedelta(minutes=1)
 # How long after a request the venue may still log it (a timed-out request is still processed).
@@ -332,7 +332,7 @@ class DustDesk:
         """Close the books' dust of ``pair`` (once: the journal row is keyed by the venue's
         transfer id) and move what the user's baseline holds; see the module doc. None: booked
         before."""
-        client_order_id = f"{_JOURNAL_PREFIX}{conversion.transfer_id}-{conversion.asset}"
+        client_order_id = f"{CONVERSION_PREFIX}{conversion.transfer_id}-{conversion.asset}"
         if await self._orders.get(client_order_id) is not None:
             return None
         position = self._engine.portfolio.position(pair)
@@ -351,12 +351,6 @@ class DustDesk:
                                    conversion.target: conversion.received})  # fmt: skip
         await self._engine.executor.book(report)
         return Converted(pair, booked, booked * price, conversion)
-
-
-def is_conversion(fill: Fill) -> bool:
-    """A fill that books a dust conversion: it closes no trade of its own (the exit that left
-    the dust closed it, the dust valued at nothing)."""
-    return fill.client_order_id.startswith(_JOURNAL_PREFIX)
 
 
 def no_conversion(venue: str) -> str:

@@ -20,17 +20,27 @@ def round_trips(
     while flat closes an earlier trade that is not among ``fills`` and is skipped.
     ``too_small``: the exchange's dust rule (``Exchange.too_small``); a sell that leaves only
     dust closes the trade too, and the dust is carried into the next one (sold with its exit).
+    A later sale of no more than that dust (the engine sells an exit's rest at the next close,
+    where it may be worth the exchange's minimum) is part of the trade that left it; a dust
+    conversion (/dust) is not: it closes nothing, the dust valued at nothing.
     """
     open_fills: dict[str, list[Fill]] = {}
+    closed: dict[str, list[Fill]] = {}  # the legs of each pair's last trade, while dust is left
     held: dict[str, float] = {}
     trades: list[Trade] = []
     for fill in sorted(fills, key=lambda f: f.time):
         legs = open_fills.setdefault(fill.pair, [])
+        before = held.get(fill.pair, 0.0)
         change = fill.amount if fill.side is Side.BUY else -fill.amount
-        held[fill.pair] = held.get(fill.pair, 0.0) + change
+        held[fill.pair] = before + change
         if fill.side is Side.SELL and not legs:
             held[fill.pair] = max(0.0, held[fill.pair])
+            last = closed.get(fill.pair)
+            if last and not fill.is_conversion and fill.amount <= before * (1 + 1e-6):
+                closed[fill.pair] = [*last, fill]
+                trades[-1 - _newer(trades, fill.pair)] = _trade(closed[fill.pair])
             continue
+        closed.pop(fill.pair, None)
         legs.append(fill)
         bought = sum(f.amount for f in legs if f.side is Side.BUY)
         left = held[fill.pair]
@@ -40,7 +50,14 @@ def round_trips(
             trades.append(_trade(legs))
             open_fills[fill.pair] = []
             held[fill.pair] = left if dust and left > bought * 1e-9 else 0.0
+            if held[fill.pair]:
+                closed[fill.pair] = legs
     return sorted(trades, key=lambda t: t.exit_time)
+
+
+def _newer(trades: Sequence[Trade], pair: str) -> int:
+    """How many trades of other pairs closed after ``pair``'s last one."""
+    return next(i for i, trade in enumerate(reversed(trades)) if trade.pair == pair)
 
 
 def _trade(legs: Sequence[Fill]) -> Trade:

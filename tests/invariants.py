@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.domain import Fill, Side, from_ms
-from bot.dust import is_conversion
 from bot.metrics import round_trips
 from tests.fake_exchange import FakeBinance
 
@@ -66,7 +65,8 @@ class Invariants:
     unprotected: int = 0  # checks that found a position waiting for its stop
     dust_seen: int = 0  # checks that found dust in the books
     violations: list[str] = field(default_factory=list)
-    _waiting: dict[str, int] = field(default_factory=dict)
+    # pair: (the buy that opened the position waiting for its stop, checks it waited)
+    _waiting: dict[str, tuple[str, int]] = field(default_factory=dict)
     _journaled: set[str] = field(default_factory=set)  # order ids seen at the last check
 
     def check(self, when: str) -> list[str]:
@@ -108,11 +108,21 @@ class Invariants:
             self.unprotected += 1
             if self._failed_attempt(db, pair):
                 continue
-            self._waiting[pair] = self._waiting.get(pair, 0) + 1
-            if self._waiting[pair] > self.grace:
+            # Counted per position: one protected between two checks (unseen by them) and a new
+            # one unprotected at the second (a crash soak's kill after its buy) is no streak.
+            opened_by = self._last_buy(db, pair)
+            seen, waited = self._waiting.get(pair, (opened_by, 0))
+            waited = waited + 1 if seen == opened_by else 1
+            self._waiting[pair] = (opened_by, waited)
+            if waited > self.grace:
                 found.append(f"{pair}: {amount:.8g} held, {resting:.8g} under a resting stop, "
-                             f"for {self._waiting[pair]} checks (protection {saved})")  # fmt: skip
+                             f"for {waited} checks (protection {saved})")  # fmt: skip
         return found
+
+    def _last_buy(self, db: sqlite3.Connection, pair: str) -> str:
+        row = db.execute("SELECT client_order_id FROM fills WHERE pair = ? AND side = 'buy' "
+                         "ORDER BY time DESC, rowid DESC LIMIT 1", (pair,)).fetchone()  # fmt: skip
+        return row[0] if row else ""
 
     def _failed_attempt(self, db: sqlite3.Connection, pair: str) -> bool:
         """The exchange failed one of the pair's orders since the last check (refused it, or its
@@ -185,7 +195,7 @@ class Invariants:
             if held and not too_small(pair, held, self._price(pair)):
                 continue  # a trade is open
             mine = [fill for fill in fills if fill.pair == pair]
-            sells = [fill for fill in mine if fill.side is Side.SELL and not is_conversion(fill)]
+            sells = [fill for fill in mine if fill.side is Side.SELL and not fill.is_conversion]
             trades = round_trips(mine, too_small)
             if sells and (not trades or trades[-1].exit_time < sells[-1].time):
                 found.append(f"{pair}: flat (or dust) but its last sell closed no trade")

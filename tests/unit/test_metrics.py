@@ -55,6 +55,37 @@ def test_a_sell_while_flat_belongs_to_an_earlier_trade_and_is_skipped() -> None:
     assert (trade.amount, trade.entry_price, trade.exit_price) == (2.0, 101.0, 105.0)
 
 
+def _dust(pair: str, amount: float, price: float) -> str | None:
+    return "under the minimum" if amount * price < 5.0 else None
+
+
+def test_a_later_sale_of_the_dust_a_trade_left_belongs_to_that_trade() -> None:
+    """A split exit floored short leaves 0.01 (dust at its price: the trade closes); at the
+    next close the engine sells that rest (worth more than the minimum there). Its proceeds
+    and fee belong to the trade, not to no trade, and no new trade opens."""
+    fills = [
+        fill("BTC/USDT", Side.BUY, 1.0, 100.0, 0),
+        fill("BTC/USDT", Side.SELL, 0.99, 110.0, 2),
+        fill("BTC/USDT", Side.SELL, 0.01, 600.0, 3),  # the rest, now worth 6
+    ]
+    (trade,) = round_trips(fills, _dust)
+    assert trade.exit_time == T0 + timedelta(hours=3)
+    assert trade.exit_price == pytest.approx((0.99 * 110.0 + 0.01 * 600.0) / 1.0)
+    assert trade.pnl == pytest.approx(0.99 * 110 + 6.0 - 100.0 - sum(f.fee for f in fills))
+
+
+def test_a_sale_beyond_a_trades_dust_and_a_conversion_are_not_added_to_it() -> None:
+    sold = fill("BTC/USDT", Side.SELL, 0.99, 110.0, 2)
+    conversion = Fill("dust-77-BTC", "BTC/USDT", Side.SELL, 0.01, 110.0, 1.1,
+                      T0 + timedelta(hours=5), "dust-77-BTC")  # fmt: skip
+    bought = fill("BTC/USDT", Side.BUY, 1.0, 100.0, 0)
+    (trade,) = round_trips([bought, sold, conversion], _dust)
+    assert trade.exit_time == sold.time  # a conversion closes no trade and joins none
+    beyond = fill("BTC/USDT", Side.SELL, 0.5, 120.0, 4)  # more than the dust: not this trade's
+    (trade,) = round_trips([bought, sold, beyond], _dust)
+    assert trade.exit_time == sold.time
+
+
 def test_max_drawdown_is_the_largest_fall_from_a_peak() -> None:
     assert max_drawdown([100, 120, 90, 130, 117]) == pytest.approx(0.25)
     assert max_drawdown([100, 101, 102]) == 0.0
