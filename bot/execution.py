@@ -111,11 +111,11 @@ class Executor:
             )
             return [], None
         fills = await self._book(report)
-        trade = None
+        trade, again = None, False
         if intent.side is Side.SELL and opened_at is not None and self._flat(report):
-            trade = await self._closed_trade(intent.pair, opened_at)
+            trade, again = await self._closed_trade(intent.pair, opened_at, report)
         await self._announce(intent, report, trade)
-        return fills, trade
+        return fills, None if again else trade
 
     async def _send(self, intent: OrderIntent) -> ExecutionReport:
         if intent.stop_price is not None:
@@ -181,14 +181,14 @@ class Executor:
         order = await self._orders.require(report.client_order_id)
         position = self._portfolio.position(order.pair)
         fills = await self._book(report)
-        trade = None
+        trade, again = None, False
         if fills and position is not None and order.side is Side.SELL and self._flat(report):
-            trade = await self._closed_trade(order.pair, position.opened_at)
+            trade, again = await self._closed_trade(order.pair, position.opened_at, report)
         if fills:
             intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
                                  order.amount, 0.0, order.created_at, order.reason)  # fmt: skip
             await self._announce(intent, report, trade)
-        return fills, trade
+        return fills, None if again else trade
 
     async def settle_unknown(
         self, unsettled: dict[str, str] | None = None, *, pairs: set[str] | None = None,
@@ -494,10 +494,19 @@ class Executor:
         price = report.average_price or position.average_price
         return self.exchange.too_small(position.pair, position.amount, price) is not None
 
-    async def _closed_trade(self, pair: str, opened_at: datetime) -> Trade | None:
+    async def _closed_trade(
+        self, pair: str, opened_at: datetime, report: ExecutionReport
+    ) -> tuple[Trade | None, bool]:
+        """The trade ``report``'s sale closed, and whether it was closed before: the sale of a
+        rest an exit left as dust completes that exit's trade (``round_trips``), which was
+        counted (the cooldown) when it closed; its alert shows the whole trade's PnL."""
         fills = [fill for fill in await self._fills.all(since=opened_at) if fill.pair == pair]
         trades = round_trips(fills, self.exchange.too_small)
-        return trades[-1] if trades else None
+        if not trades:
+            return None, False
+        now = {fill.trade_id for fill in report.fills}
+        before = round_trips([f for f in fills if f.trade_id not in now], self.exchange.too_small)
+        return trades[-1], bool(before) and before[-1].entry_time == trades[-1].entry_time
 
     async def _announce(
         self, intent: OrderIntent, report: ExecutionReport, trade: Trade | None

@@ -942,3 +942,32 @@ async def test_a_bnb_fee_beyond_the_known_coins_is_measured_now_or_kept_as_drift
         assert drifted == []
         assert result.clean, result
     assert portfolio.position("BNB/USDT").amount == pytest.approx(held)
+
+
+async def test_the_sale_of_a_rest_left_as_dust_completes_its_trade_and_counts_once(
+    db: Database, venue: tuple[FakeBinance, CcxtExchange]
+) -> None:
+    """An exit leaves 0.00004 BTC, 4 USDT: under Binance's 5 USDT minimum, so the trade closes
+    there (a loss, counted toward the cooldown). The price rises, the rest is worth 6 USDT and
+    the engine sells it at the next close: that sale completes the same trade. Its alert gives
+    the whole trade's PnL, and it is not handed back as a second closed trade (which the engine
+    would count as a second loss in a row)."""
+    fake, exchange = venue
+    clock = await with_run(db)
+    portfolio = Portfolio(1000.0)
+    executor = executor_on(db, exchange, clock, portfolio)
+    await executor.execute(buy(500.0))
+    fake.fill_share = 0.992  # 0.00496 of 0.005 sells, the rest expires
+    sale = OrderIntent("pp1x2s", 1, "BTC/USDT", Side.SELL, 0.005, 100_000.0, NOW)
+    _, first = await executor.execute(sale)
+    assert first is not None
+    assert first.amount == pytest.approx(0.005)
+    fake.fill_share, fake.prices["BTCUSDT"] = 1.0, 150_000.0
+    rest = OrderIntent("pp1x3srest", 1, "BTC/USDT", Side.SELL, 0.00004, 150_000.0, NOW)
+    sold, again = await executor.execute(rest)
+    assert sum(fill.amount for fill in sold) == pytest.approx(0.00004)
+    assert again is None  # the trade was closed (and counted) by the first sale
+    (trade,) = round_trips(await SqliteFillRepository(db).all(), exchange.too_small)
+    assert trade.pnl == pytest.approx(portfolio.cash - 1000.0)
+    texts = [alert.text for alert in await SqliteAlertRepository(db).pending()]
+    assert texts[-1].endswith(f"trade PnL {trade.pnl:+,.2f} ({trade.return_pct:+.2%})")
