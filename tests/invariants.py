@@ -69,11 +69,14 @@ class Invariants:
     _waiting: dict[str, tuple[str, int]] = field(default_factory=dict)
     _journaled: set[str] = field(default_factory=set)  # order ids seen at the last check
 
-    def check(self, when: str) -> list[str]:
-        """Every invariant now; returns (and keeps) what was broken, labelled ``when``."""
+    def check(self, when: str, *, ticked: bool = True) -> list[str]:
+        """Every invariant now; returns (and keeps) what was broken, labelled ``when``.
+        ``ticked``: the service finished a tick since the last check. A crash soak's kill may
+        land inside the first tick after a restart, before it restored a missing stop: a
+        position waiting for its stop then has not waited one more tick."""
         self.checks += 1
         with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True) as db:
-            found = [*self._protected(db), *self._owned(db), *self._ledger(db),
+            found = [*self._protected(db, ticked), *self._owned(db), *self._ledger(db),
                      *self._closed(db)]  # fmt: skip
             self._journaled = {row[0] for row in db.execute("SELECT client_order_id FROM orders")}
         found = [f"{when}: {text}" for text in found]
@@ -91,7 +94,7 @@ class Invariants:
         row = db.execute("SELECT value FROM bot_state WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def _protected(self, db: sqlite3.Connection) -> list[str]:
+    def _protected(self, db: sqlite3.Connection, ticked: bool) -> list[str]:
         found = []
         for pair, amount in self._positions(db).items():
             if too_small(pair, amount, self._price(pair)):
@@ -112,7 +115,7 @@ class Invariants:
             # one unprotected at the second (a crash soak's kill after its buy) is no streak.
             opened_by = self._last_buy(db, pair)
             seen, waited = self._waiting.get(pair, (opened_by, 0))
-            waited = waited + 1 if seen == opened_by else 1
+            waited = max(1, waited + ticked) if seen == opened_by else 1
             self._waiting[pair] = (opened_by, waited)
             if waited > self.grace:
                 found.append(f"{pair}: {amount:.8g} held, {resting:.8g} under a resting stop, "
