@@ -229,8 +229,12 @@ class Cockpit:
         )  # fmt: skip
 
     async def _closed_trades(self) -> list[Trade]:
-        """Every round trip; one that left only dust is closed (the exchange's dust rule)."""
-        return round_trips(await self._fills.all(), self._engine.exchange.too_small)
+        """Every round trip; one that left only dust is closed (the exchange's dust rule, and
+        the engine's word on a rest that turned to dust after its exit)."""
+        prices = self._service.prices
+        dust = {p.pair: p.amount for p in self._engine.portfolio.positions()
+                if await self._engine.is_dust(p, prices.get(p.pair, p.average_price))}  # fmt: skip
+        return round_trips(await self._fills.all(), self._engine.exchange.too_small, dust)
 
     async def trades(self, count: int) -> str:
         trades = (await self._closed_trades())[-count:]

@@ -19,6 +19,7 @@ from bot.domain import (
     Order,
     OrderIntent,
     OrderStatus,
+    Position,
     Side,
     Trade,
 )
@@ -493,6 +494,25 @@ class Executor:
             return True
         price = report.average_price or position.average_price
         return self.exchange.too_small(position.pair, position.amount, price) is not None
+
+    async def closed_as_dust(self, position: Position) -> Trade | None:
+        """``position`` is the rest of an exit, sellable at the exit's price, that turned to dust
+        before it was sold (the engine just declared it): its trade closed at its last sale.
+        Announced and returned once; None when that sale had closed it already."""
+        pair = position.pair
+        fills = [f for f in await self._fills.all(since=position.opened_at) if f.pair == pair]
+        before = round_trips(fills, self.exchange.too_small)
+        trades = round_trips(fills, self.exchange.too_small, {pair: position.amount})
+        if not trades or (before and before[-1].entry_time == trades[-1].entry_time):
+            return None
+        trade = trades[-1]
+        await self._alerts.push(
+            "trade", AlertPriority.TRADE,
+            f"{pair}: the {position.amount:.6g} left of the exit is too small to sell now, so "
+            f"its trade closed at its last sale: trade PnL {trade.pnl:+,.2f} "
+            f"({trade.return_pct:+.2%})",
+        )  # fmt: skip
+        return trade
 
     async def _closed_trade(
         self, pair: str, opened_at: datetime, report: ExecutionReport

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +12,9 @@ from bot.domain import Fill, Side, Trade
 
 
 def round_trips(
-    fills: Iterable[Fill], too_small: Callable[[str, float, float], str | None] | None = None
+    fills: Iterable[Fill],
+    too_small: Callable[[str, float, float], str | None] | None = None,
+    dust: Mapping[str, float] | None = None,
 ) -> list[Trade]:
     """Closed trades per pair: a trade opens when a flat pair is bought, closes when flat again.
 
@@ -23,13 +25,28 @@ def round_trips(
     A later sale of no more than that dust (the engine sells an exit's rest at the next close,
     where it may be worth the exchange's minimum) is part of the trade that left it; a dust
     conversion (/dust) is not: it closes nothing, the dust valued at nothing.
+    A rest sellable at its exit's price may be dust by the next close, and never sold: the
+    trade ended at its last sale. A buy shows it (the engine buys only when flat or holding
+    dust), as does a conversion; until then ``dust`` does (pair: the amount the engine
+    declared dust, ``Engine.is_dust``).
     """
     open_fills: dict[str, list[Fill]] = {}
     closed: dict[str, list[Fill]] = {}  # the legs of each pair's last trade, while dust is left
     held: dict[str, float] = {}
     trades: list[Trade] = []
+
+    def close(pair: str, legs: list[Fill], left: float) -> None:
+        trades.append(_trade(legs))
+        open_fills[pair] = []
+        held[pair] = left
+        if left:
+            closed[pair] = legs
+
     for fill in sorted(fills, key=lambda f: f.time):
         legs = open_fills.setdefault(fill.pair, [])
+        if _sold_in(legs) and (fill.side is Side.BUY or fill.is_conversion):
+            close(fill.pair, legs, held[fill.pair])  # what was left of it was dust
+            legs = open_fills[fill.pair]
         before = held.get(fill.pair, 0.0)
         change = fill.amount if fill.side is Side.BUY else -fill.amount
         held[fill.pair] = before + change
@@ -44,15 +61,22 @@ def round_trips(
         legs.append(fill)
         bought = sum(f.amount for f in legs if f.side is Side.BUY)
         left = held[fill.pair]
-        dust = (fill.side is Side.SELL and too_small is not None
-                and too_small(fill.pair, left, fill.price) is not None)  # fmt: skip
-        if left <= bought * 1e-9 or dust:
-            trades.append(_trade(legs))
-            open_fills[fill.pair] = []
-            held[fill.pair] = left if dust and left > bought * 1e-9 else 0.0
-            if held[fill.pair]:
-                closed[fill.pair] = legs
+        is_dust = (fill.side is Side.SELL and too_small is not None
+                   and too_small(fill.pair, left, fill.price) is not None)  # fmt: skip
+        if left <= bought * 1e-9 or is_dust:
+            close(fill.pair, legs, left if is_dust and left > bought * 1e-9 else 0.0)
+    for pair, legs in open_fills.items():
+        if _sold_in(legs) and _declared((dust or {}).get(pair), held[pair]):
+            close(pair, legs, held[pair])
     return sorted(trades, key=lambda t: t.exit_time)
+
+
+def _declared(dust: float | None, held: float) -> bool:
+    return dust is not None and abs(held - dust) <= 1e-9 * max(1.0, dust)
+
+
+def _sold_in(legs: Sequence[Fill]) -> bool:
+    return any(f.side is Side.SELL for f in legs)
 
 
 def _newer(trades: Sequence[Trade], pair: str) -> int:

@@ -199,7 +199,7 @@ class Invariants:
                 continue  # a trade is open
             mine = [fill for fill in fills if fill.pair == pair]
             sells = [fill for fill in mine if fill.side is Side.SELL and not fill.is_conversion]
-            trades = round_trips(mine, too_small)
+            trades = round_trips(mine, too_small, {pair: held} if held else None)
             if sells and (not trades or trades[-1].exit_time < sells[-1].time):
                 found.append(f"{pair}: flat (or dust) but its last sell closed no trade")
         return found

@@ -713,3 +713,38 @@ async def test_dust_stays_dust_when_the_price_rises_above_the_exchanges_minimum(
         # position that would block an entry or count toward max_open_positions.
         assert trading.engine.exchange.too_small(PAIR, dust.amount, 200_000.0) is None
         assert await trading.engine.holding(run, 200_000.0) is None
+
+
+async def test_a_rest_that_turns_to_dust_after_its_exit_closes_the_trade_at_its_last_sale(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """Review s18: the exit leaves 4e-05 BTC, 5.20 USDT at 130,000 (over Binance's 5 USDT
+    minimum, so that sale closes no trade); at the next close (~107,000) it is 4.28 USDT, dust,
+    and the engine never sells it. The trade closed at its last sale: announced with its PnL,
+    counted toward the cooldown (a win: no losses in a row), in the trade list."""
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
+        engine, run = trading.engine, trading.service.runs()[0]
+        held = engine.portfolio.position(PAIR).amount
+        market.at(EXIT_TICK)
+        fake.prices["BTCUSDT"] = 130_000.0
+        fake.faults.append(Fault("/api/v3/order", method="POST", fill_share=1 - 0.00004 / held))
+        await trading.service.tick("1h")
+        assert await saved(tmp_path, f"cooldown:{run.id}") is None  # no trade closed yet
+        await hourly(trading, market, EXIT_TICK + HOUR, EXIT_TICK + 3 * HOUR)
+        rest = engine.portfolio.position(PAIR)
+        assert rest.amount == pytest.approx(0.00004)
+        assert await engine.is_dust(rest, fake.prices["BTCUSDT"])
+    assert await saved(tmp_path, f"cooldown:{run.id}") == {"losses": 0}
+    async with open_database(tmp_path / DATABASE) as db:
+        fills = await SqliteFillRepository(db).all()
+    too_small = engine.exchange.too_small
+    (trade,) = round_trips(fills, too_small, {PAIR: rest.amount})  # the engine's word
+    assert trade.exit_price == pytest.approx(130_000.0, rel=1e-3)
+    assert round_trips(fills, too_small) == []  # the fills alone cannot tell
+    closed = [text for kind, text in await alerts_of(tmp_path) if "trade PnL" in text]
+    assert closed == [f"{PAIR}: the 4e-05 left of the exit is too small to sell now, so its "
+                      f"trade closed at its last sale: trade PnL {trade.pnl:+,.2f} "
+                      f"({trade.return_pct:+.2%})"]  # fmt: skip
+    assert Invariants(fake, tmp_path / DATABASE).check("after the exit") == []

@@ -86,6 +86,28 @@ def test_a_sale_beyond_a_trades_dust_and_a_conversion_are_not_added_to_it() -> N
     assert trade.exit_time == sold.time
 
 
+def test_a_rest_the_engine_left_as_dust_closes_the_trade_at_its_last_sale() -> None:
+    """The exit leaves 0.05, sellable at its price (so the sale alone closes nothing); by the
+    next close it is dust and the engine never sells it. The engine buys again only when flat
+    or holding dust, and /dust converts only dust: either one shows the trade ended at its last
+    sale. Until then the engine's own word (``dust``: the amount it declared) closes it."""
+    bought = fill("BTC/USDT", Side.BUY, 1.0, 100.0, 0)
+    sold = fill("BTC/USDT", Side.SELL, 0.95, 110.0, 2)  # 0.05 left, worth 5.5: not dust there
+    again = fill("BTC/USDT", Side.BUY, 1.0, 90.0, 9)
+    last = fill("BTC/USDT", Side.SELL, 1.05, 99.0, 12)
+    first, second = round_trips([bought, sold, again, last], _dust)
+    assert (first.exit_time, first.amount, first.exit_price) == (sold.time, 1.0, 110.0)
+    assert (second.entry_time, second.exit_time) == (again.time, last.time)
+    conversion = Fill("dust-9-BTC", "BTC/USDT", Side.SELL, 0.05, 80.0, 4.0,
+                      T0 + timedelta(hours=20), "dust-9-BTC")  # fmt: skip
+    (trade,) = round_trips([bought, sold, conversion], _dust)
+    assert (trade.exit_time, trade.exit_price) == (sold.time, 110.0)
+    assert round_trips([bought, sold], _dust) == []  # the rest may still be sold
+    (trade,) = round_trips([bought, sold], _dust, dust={"BTC/USDT": 0.05})
+    assert trade.exit_time == sold.time
+    assert round_trips([bought, sold], _dust, dust={"BTC/USDT": 0.02}) == []  # not that rest
+
+
 def test_max_drawdown_is_the_largest_fall_from_a_peak() -> None:
     assert max_drawdown([100, 120, 90, 130, 117]) == pytest.approx(0.25)
     assert max_drawdown([100, 101, 102]) == 0.0
