@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -23,7 +24,8 @@ def round_trips(
     ``too_small``: the exchange's dust rule (``Exchange.too_small``); a sell that leaves only
     dust closes the trade too, and the dust is carried into the next one (sold with its exit).
     A later sale of no more than that dust (the engine sells an exit's rest at the next close,
-    where it may be worth the exchange's minimum) is part of the trade that left it; a dust
+    where it may be worth the exchange's minimum) is part of the trade that left it (which
+    keeps the time it closed at: a daily report counts it once, on that day); a dust
     conversion (/dust) is not: it closes nothing, the dust valued at nothing.
     A rest sellable at its exit's price may be dust by the next close, and never sold: the
     trade ended at its last sale. A buy shows it (the engine buys only when flat or holding
@@ -55,7 +57,8 @@ def round_trips(
             last = closed.get(fill.pair)
             if last and not fill.is_conversion and fill.amount <= before * (1 + 1e-6):
                 closed[fill.pair] = [*last, fill]
-                trades[-1 - _newer(trades, fill.pair)] = _trade(closed[fill.pair])
+                index = -1 - _newer(trades, fill.pair)  # it keeps the time it closed at
+                trades[index] = _trade(closed[fill.pair], trades[index].exit_time)
             continue
         closed.pop(fill.pair, None)
         legs.append(fill)
@@ -84,7 +87,7 @@ def _newer(trades: Sequence[Trade], pair: str) -> int:
     return next(i for i, trade in enumerate(reversed(trades)) if trade.pair == pair)
 
 
-def _trade(legs: Sequence[Fill]) -> Trade:
+def _trade(legs: Sequence[Fill], exit_time: datetime | None = None) -> Trade:
     buys = [f for f in legs if f.side is Side.BUY]
     sells = [f for f in legs if f.side is Side.SELL]
     bought = sum(f.amount for f in buys)
@@ -93,7 +96,7 @@ def _trade(legs: Sequence[Fill]) -> Trade:
     return Trade(
         pair=legs[0].pair,
         entry_time=buys[0].time,
-        exit_time=sells[-1].time,
+        exit_time=exit_time or sells[-1].time,
         entry_price=sum(f.notional for f in buys) / bought,
         exit_price=sum(f.notional for f in sells) / sold,
         amount=bought,
