@@ -65,8 +65,8 @@ class Invariants:
     unprotected: int = 0  # checks that found a position waiting for its stop
     dust_seen: int = 0  # checks that found dust in the books
     violations: list[str] = field(default_factory=list)
-    # pair: (the buy that opened the position waiting for its stop, checks it waited)
-    _waiting: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # pair: (``_progress`` when its position was first seen waiting for its stop, checks)
+    _waiting: dict[str, tuple[tuple[int, int], int]] = field(default_factory=dict)
     _journaled: set[str] = field(default_factory=set)  # order ids seen at the last check
 
     def check(self, when: str, *, ticked: bool = True) -> list[str]:
@@ -111,21 +111,26 @@ class Invariants:
             self.unprotected += 1
             if self._failed_attempt(db, pair):
                 continue
-            # Counted per position: one protected between two checks (unseen by them) and a new
-            # one unprotected at the second (a crash soak's kill after its buy) is no streak.
-            opened_by = self._last_buy(db, pair)
-            seen, waited = self._waiting.get(pair, (opened_by, 0))
-            waited = max(1, waited + ticked) if seen == opened_by else 1
-            self._waiting[pair] = (opened_by, waited)
+            # A streak per position: one protected or sold between two checks (unseen by them)
+            # and a new one caught unprotected at the second (a crash soak's kill right after
+            # its buy) is no streak; a second buy into an unprotected position does not end it.
+            mark = self._progress(db, pair)
+            seen, waited = self._waiting.get(pair, (mark, 0))
+            waited = max(1, waited + ticked) if seen == mark else 1
+            self._waiting[pair] = (mark, waited)
             if waited > self.grace:
                 found.append(f"{pair}: {amount:.8g} held, {resting:.8g} under a resting stop, "
                              f"for {waited} checks (protection {saved})")  # fmt: skip
         return found
 
-    def _last_buy(self, db: sqlite3.Connection, pair: str) -> str:
-        row = db.execute("SELECT client_order_id FROM fills WHERE pair = ? AND side = 'buy' "
-                         "ORDER BY time DESC, rowid DESC LIMIT 1", (pair,)).fetchone()  # fmt: skip
-        return row[0] if row else ""
+    def _progress(self, db: sqlite3.Connection, pair: str) -> tuple[int, int]:
+        """The pair's sales booked and stop orders the exchange got: either grows once a
+        position is protected or sold."""
+        sold = db.execute("SELECT count(*) FROM fills WHERE pair = ? AND side = 'sell'",
+                          (pair,)).fetchone()[0]  # fmt: skip
+        symbol = pair.replace("/", "")
+        stops = sum(o.symbol == symbol and o.kind == "STOP_LOSS" for o in self.fake.orders.values())
+        return sold, stops
 
     def _failed_attempt(self, db: sqlite3.Connection, pair: str) -> bool:
         """The exchange failed one of the pair's orders since the last check (refused it, or its

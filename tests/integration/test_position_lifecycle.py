@@ -475,6 +475,29 @@ async def test_the_soak_invariants_catch_an_unprotected_position_and_a_ledger_ga
         assert "USDT: books" in invariants.check("deposit")[0]
 
 
+async def test_the_stop_streak_skips_a_check_with_no_tick_between_and_outlasts_a_second_buy(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """Review s18: a crash soak's kill inside the first tick after a restart is no tick without
+    a stop; a buy into an unprotected position (a double entry) does not start a new streak."""
+    fake = funded_fake(btc_candles)
+    invariants = Invariants(fake, tmp_path / DATABASE, grace=1)
+    async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        (stop,) = resting_stops(fake)
+        fake._cancel(stop)  # noqa: SLF001  # gone from the exchange behind pairpilot's back
+        assert invariants.check("first look") == []
+        assert invariants.check("killed before a tick ended", ticked=False) == []
+        run = trading.service.runs()[0]
+        price = fake.prices["BTCUSDT"]
+        later = ENTRY_TICK + 2 * HOUR
+        again = OrderIntent("pp1x9b", run.id, PAIR, Side.BUY, 20.0 / price, price, later,
+                            quote_amount=20.0)  # fmt: skip
+        market.at(later)
+        await trading.engine.executor.execute(again)
+        assert "under a resting stop" in invariants.check("second look")[0]
+
+
 async def test_the_soak_invariants_see_one_tick_without_a_stop_unless_the_exchange_failed_it(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
