@@ -98,12 +98,11 @@ def test_each_bench_cli_answers_help(
         module.main()
     assert exit_.value.code == 0
     usage = capsys.readouterr().out
-    assert usage.startswith(f"usage: {name}.py"), usage
     assert " ".join(module.__doc__.splitlines()[0].split()) in " ".join(usage.split())
 
 
 def test_the_smallest_bench_runs_end_to_end_as_a_module() -> None:
-    """The backtesting.py reference (about 2 s; the benches proper take far longer)."""
+    """The backtesting.py reference, about 2 s (the benchmarks themselves run for minutes)."""
     sample = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
     done = subprocess.run(
         [sys.executable, "-m", "bench.reference_backtesting_py", str(sample), "1000000"],
@@ -143,7 +142,7 @@ def test_every_text_names_a_bench_command_as_a_module() -> None:
         f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
         for path in texts()
         if path != Path(__file__).resolve()
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
         if OLD_COMMAND.search(line)
     ]
     assert not stale, "say python -m bench.NAME:\n" + "\n".join(stale)
