@@ -137,12 +137,16 @@ def texts() -> list[Path]:
     return sorted(found)
 
 
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
 def test_every_text_names_a_bench_command_as_a_module() -> None:
     stale = [
         f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
         for path in texts()
         if path != Path(__file__).resolve()
-        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        for number, line in enumerate(lines(path), 1)
         if OLD_COMMAND.search(line)
     ]
     assert not stale, "say python -m bench.NAME:\n" + "\n".join(stale)
