@@ -1,6 +1,6 @@
 """Backtest speed and memory: pairpilot against backtesting.py and vectorbt, same data, one run.
 
-    .venv/bin/python bench/backtest_speed.py [--runs 5] [--vectorbt /path/to/python]
+    .venv/bin/python -m bench.backtest_speed [--runs 5] [--vectorbt /path/to/python]
 
 EMA 12/26 crossover, long only, 0.1% fee, all-in, next-open fills. Whole processes are timed
 with /usr/bin/time (wall seconds and peak RSS), median of --runs. Our targets are measured with
@@ -20,19 +20,20 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from bench.paths import BENCH, SHARED_DATA
+from bench.series import build_year
+from bot.backtest import BacktestSetup, run_backtest
+from bot.candles import read_candle_file
+from bot.domain import RiskLimits
+from strategies import build_strategy
 
-from series import build_year  # noqa: E402
-
-from bot.backtest import BacktestSetup, run_backtest  # noqa: E402
-from bot.candles import read_candle_file  # noqa: E402
-from bot.domain import RiskLimits  # noqa: E402
-from strategies import build_strategy  # noqa: E402
-
-REAL = ROOT.parent / "shared" / "data" / "BTC_USDT-1m.csv.gz"
-CACHE = ROOT / "bench" / ".cache"
+REAL = SHARED_DATA / "BTC_USDT-1m.csv.gz"
+CACHE = BENCH / ".cache"
+# The console script beside the interpreter running the bench (a whole process is timed).
+PAIRPILOT = str(Path(sys.executable).with_name("pairpilot"))
+# The reference engines, run by path: vectorbt's runs from another venv, outside this checkout.
+BACKTESTING_PY = BENCH / "reference_backtesting_py.py"
+VECTORBT = BENCH / "reference_vectorbt.py"
 STOPS = ["--param", "stop_loss=0.01", "--param", "take_profit=0.02"]
 # A large balance keeps every engine clear of dust: all-in at a 0.1% fee over ~9,000 trades
 # shrinks 1,000 USDT to about 1e-5, where engines' minimum-size rules differ.
@@ -65,7 +66,7 @@ def timed(command: list[str], runs: int) -> tuple[float, float, str]:
 
 def ours(path: Path, extra: list[str], runs: int) -> tuple[float, float, int, int]:
     command = [
-        str(ROOT / ".venv/bin/pairpilot"),
+        PAIRPILOT,
         "backtest",
         "--data",
         str(path),
@@ -81,8 +82,8 @@ def ours(path: Path, extra: list[str], runs: int) -> tuple[float, float, int, in
     return wall, peak, len(reasons) - reasons.count("open"), protective
 
 
-def reference(python: str, script: str, path: Path, runs: int) -> tuple[float, float, dict]:
-    wall, peak, out = timed([python, str(ROOT / "bench" / script), str(path), str(CASH)], runs)
+def reference(python: str, script: Path, path: Path, runs: int) -> tuple[float, float, dict]:
+    wall, peak, out = timed([python, str(script), str(path), str(CASH)], runs)
     return wall, peak, json.loads(out.strip().splitlines()[-1])
 
 
@@ -115,7 +116,7 @@ def main() -> None:
         sys.exit(f"{REAL} is missing: the benchmark needs the shared data folder")
     year = build_year(REAL, CACHE / "year" / "BTC_USDT-1m.csv.gz")
     subprocess.run(
-        [str(ROOT / ".venv/bin/pairpilot"), "backtest", "--data", str(REAL), *STOPS],
+        [PAIRPILOT, "backtest", "--data", str(REAL), *STOPS],
         capture_output=True,
         check=True,
     )  # compile the kernel once, into the cache
@@ -125,20 +126,16 @@ def main() -> None:
         wall, peak, trades, protective = ours(path, STOPS, args.runs)
         rows.append(("pairpilot, stop-loss 1% + take-profit 2%", wall, peak, trades))
         text_wall, text_peak, _ = timed(
-            [str(ROOT / ".venv/bin/pairpilot"), "backtest", "--data", str(path), *ALL_IN, *STOPS],
+            [PAIRPILOT, "backtest", "--data", str(path), *ALL_IN, *STOPS],
             args.runs,
         )
         rows.append(("  the same, text output", text_wall, text_peak, trades))
         wall_plain, peak_plain, trades_plain, _ = ours(path, [], args.runs)
         rows.append(("pairpilot, signals only", wall_plain, peak_plain, trades_plain))
-        wall_bt, peak_bt, bt = reference(
-            sys.executable, "reference_backtesting_py.py", path, args.runs
-        )
+        wall_bt, peak_bt, bt = reference(sys.executable, BACKTESTING_PY, path, args.runs)
         rows.append(("backtesting.py 0.6.6", wall_bt, peak_bt, bt["trades"]))
         if args.vectorbt:
-            wall_vb, peak_vb, vb = reference(
-                args.vectorbt, "reference_vectorbt.py", path, args.runs
-            )
+            wall_vb, peak_vb, vb = reference(args.vectorbt, VECTORBT, path, args.runs)
             rows.append(("vectorbt", wall_vb, peak_vb, vb["trades"]))
         ft_wall, ft_peak = FREQTRADE[label]
         print(f"== {label}")

@@ -1,6 +1,6 @@
 """An admin's /halt while a stranger floods a group: is the kill path as fast as on a quiet day?
 
-    .venv/bin/python bench/chat_flood.py [--rounds 30] [--flood 300]
+    .venv/bin/python -m bench.chat_flood [--rounds 30] [--flood 300]
 
 The real PTB client long-polls the local Bot API emulator (which holds a group to about 20
 messages a minute and answers 429 past it, as Telegram does) in front of the bundled replay.
@@ -19,15 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.chat_rig import ADMIN, STRANGER, chat_stack  # noqa: E402
+from tests.chat_rig import ADMIN, STRANGER, chat_stack
 
 GROUP = -500
 

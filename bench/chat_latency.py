@@ -1,6 +1,6 @@
 """How fast the chat answers, and whether the event loop stays free while it renders.
 
-    .venv/bin/python bench/chat_latency.py [--rounds 30]
+    .venv/bin/python -m bench.chat_latency [--rounds 30]
 
 The real PTB client long-polls the local Bot API emulator in front of a replay service on the
 real BTC/USDT and ETH/USDT 1h series in ../shared/data. The replay resumes a year and a day into
@@ -25,25 +25,22 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.paths import SHARED_DATA
+from bot.app import assemble_replay, build_cockpit, load_replay
+from bot.cockpit import Venue
+from bot.config import Settings
+from bot.domain import to_ms
+from bot.history import ReplayHistory
+from bot.replay import POSITION_KEY
+from bot.scheduler import Jobs
+from handlers.frontend import TelegramFrontend
+from storage.alerts import SqliteAlertRepository
+from storage.db import open_database
+from storage.state import SqliteStateRepository
+from tests.telegram_emulator import TelegramEmulator, running
 
-from bot.app import assemble_replay, build_cockpit, load_replay  # noqa: E402
-from bot.cockpit import Venue  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.domain import to_ms  # noqa: E402
-from bot.history import ReplayHistory  # noqa: E402
-from bot.replay import POSITION_KEY  # noqa: E402
-from bot.scheduler import Jobs  # noqa: E402
-from handlers.frontend import TelegramFrontend  # noqa: E402
-from storage.alerts import SqliteAlertRepository  # noqa: E402
-from storage.db import open_database  # noqa: E402
-from storage.state import SqliteStateRepository  # noqa: E402
-from tests.telegram_emulator import TelegramEmulator, running  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data"
+DATA = SHARED_DATA
 USER = 1001
 TRADED_CANDLES = 33 * 24
 WARM_UP = 3.0  # seconds

@@ -1,7 +1,7 @@
 """Crash soak: SIGKILL the live service (fake exchange, Telegram emulator) at random moments,
 at least 200 times, restarting it after each kill and checking every invariant.
 
-    .venv/bin/python bench/crash_soak.py [--kills 200] [--seed 1]
+    .venv/bin/python -m bench.crash_soak [--kills 200] [--seed 1]
         [--venue binance|okx|bybit|coinbase|kraken] [--split 0.4,0.6]
         [--fee-asset quote|received|BNB]
         [--dwell 0.1,1.5] [--walks]
@@ -21,14 +21,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.paths import SAMPLE_DATA, SHARED_DATA
+from bot.candles import read_candle_file
+from tests.crash_soak import run_crash_soak
 
-from bot.candles import read_candle_file  # noqa: E402
-from tests.crash_soak import run_crash_soak  # noqa: E402
-
-SAMPLE = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
-SHARED = ROOT.parent / "shared" / "data" / "BTC_USDT-1h.csv.gz"  # 6 years: never runs out
+SAMPLE = SAMPLE_DATA / "BTC_USDT-1h.csv.gz"
+SHARED = SHARED_DATA / "BTC_USDT-1h.csv.gz"  # 6 years: never runs out
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 calls failing across every class (timeouts, 429/418 with Retry-After, 5xx, dropped connections,
 rejections, partial fills, clock skew). Prints what was injected and every invariant.
 
-    .venv/bin/python bench/exchange_fault_soak.py [--ticks 10000] [--rate 0.2] [--seed 1]
+    .venv/bin/python -m bench.exchange_fault_soak [--ticks 10000] [--rate 0.2] [--seed 1]
         [--venue binance|okx|bybit|coinbase|kraken] [--split 0.4,0.6]
         [--fee-asset quote|received|BNB]
 
@@ -19,13 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.paths import SHARED_DATA
+from bot.candles import read_candle_file
+from tests.exchange_chaos import run_fault_soak
 
-from bot.candles import read_candle_file  # noqa: E402
-from tests.exchange_chaos import run_fault_soak  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "BTC_USDT-1h.csv.gz"
+DATA = SHARED_DATA / "BTC_USDT-1h.csv.gz"
 
 
 def main() -> int:

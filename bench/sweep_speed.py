@@ -1,7 +1,7 @@
 """1,000 EMA-crossover combinations on a year of 1h BTC/USDT on Dask: 1 worker against 2, and
 the cost of one combination against a single backtest (the reference: one `run_backtest`).
 
-    .venv/bin/python bench/sweep_speed.py [--combinations 1000]
+    .venv/bin/python -m bench.sweep_speed [--combinations 1000]
 
 Needs ../shared/data/BTC_USDT-1h.csv.gz (the last 8,760 candles are used). Timed: the sweep on
 a running LocalCluster (processes, one thread each), scatter included, cluster start-up not.
@@ -13,19 +13,16 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from distributed import Client, LocalCluster
 
-from distributed import Client, LocalCluster  # noqa: E402
+from bench.paths import SHARED_DATA
+from bot.backtest import BacktestSetup, run_backtest
+from bot.candles import read_candle_file
+from bot.sweep import Series, SweepSpec, combinations, run_on_dask
+from strategies import build_strategy
 
-from bot.backtest import BacktestSetup, run_backtest  # noqa: E402
-from bot.candles import read_candle_file  # noqa: E402
-from bot.sweep import Series, SweepSpec, combinations, run_on_dask  # noqa: E402
-from strategies import build_strategy  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "BTC_USDT-1h.csv.gz"
+DATA = SHARED_DATA / "BTC_USDT-1h.csv.gz"
 SPACE = {"fast": list(range(2, 61)), "slow": list(range(20, 301, 10))}
 
 

@@ -1,6 +1,6 @@
 """One tick cycle for 50 pairs in paper mode against the local exchange fake, and idle RSS.
 
-    .venv/bin/python bench/tick_speed.py [--pairs 50] [--ticks 24] [--no-rate-limit] [--streams]
+    .venv/bin/python -m bench.tick_speed [--pairs 50] [--ticks 24] [--no-rate-limit] [--streams]
 
 Every pair runs EMA 12/26 on 1h candles. The fake serves real candles (the bundled BTC/USDT and
 ETH/USDT samples, cycled over the pairs) through unmodified ccxt on loopback, so each tick pays
@@ -16,28 +16,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bot.app import PaperAccount, build_paper_engine  # noqa: E402
-from bot.candles import read_candle_file  # noqa: E402
-from bot.clock import FakeClock  # noqa: E402
-from bot.domain import RiskLimits, from_ms  # noqa: E402
-from bot.exchange.ccxt_exchange import CcxtExchange  # noqa: E402
-from bot.exchange_source import ExchangeCandleSource  # noqa: E402
-from bot.service import TradingService  # noqa: E402
-from bot.stream_feed import StreamingFeed  # noqa: E402
-from storage.db import open_database  # noqa: E402
-from storage.equity import SqliteEquityRepository  # noqa: E402
-from storage.fills import SqliteFillRepository  # noqa: E402
-from storage.pair_runs import SqlitePairRunRepository  # noqa: E402
-from tests.fake_exchange import FakeBinance, binance_urls, serve  # noqa: E402
+from bench.paths import SAMPLE_DATA
+from bot.app import PaperAccount, build_paper_engine
+from bot.candles import read_candle_file
+from bot.clock import FakeClock
+from bot.domain import RiskLimits, from_ms
+from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.exchange_source import ExchangeCandleSource
+from bot.service import TradingService
+from bot.stream_feed import StreamingFeed
+from storage.db import open_database
+from storage.equity import SqliteEquityRepository
+from storage.fills import SqliteFillRepository
+from storage.pair_runs import SqlitePairRunRepository
+from tests.fake_exchange import FakeBinance, binance_urls, serve
 
 
 def rss_mb() -> float:
@@ -47,8 +44,8 @@ def rss_mb() -> float:
     return float("nan")
 
 
-async def main(pairs: int, ticks: int, rate_limit: bool, streams: bool) -> None:
-    samples = [read_candle_file(ROOT / "bot" / "sample_data" / f"{name}_USDT-1h.csv.gz")
+async def measure(pairs: int, ticks: int, rate_limit: bool, streams: bool) -> None:
+    samples = [read_candle_file(SAMPLE_DATA / f"{name}_USDT-1h.csv.gz")
                for name in ("BTC", "ETH")]  # fmt: skip
     symbols = [f"P{index:02d}" for index in range(pairs)]
     start_index = 800  # both series cross twice in the next 24 candles: orders are placed
@@ -119,7 +116,7 @@ async def main(pairs: int, ticks: int, rate_limit: bool, streams: bool) -> None:
     )
 
 
-if __name__ == "__main__":
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--ticks", type=int, default=24)
@@ -129,6 +126,9 @@ if __name__ == "__main__":
         help="turn ccxt's request pacing off, to see our own cost",
     )
     parser.add_argument("--streams", action="store_true", help="candles and prices by websocket")
-    arguments = parser.parse_args()
-    asyncio.run(main(arguments.pairs, arguments.ticks, not arguments.no_rate_limit,
-                     arguments.streams))  # fmt: skip
+    args = parser.parse_args()
+    asyncio.run(measure(args.pairs, args.ticks, not args.no_rate_limit, args.streams))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,7 @@ case's trades, its largest differences and anything beyond the venue's allowed d
 (lot steps, the price step, a resting stop's fill time inside its candle: see the test's
 docstring).
 
-    .venv/bin/python bench/venue_parity.py [--traded 600] [--first 300]
+    .venv/bin/python -m bench.venue_parity [--traded 600] [--first 300]
         [--venues binance,okx,bybit,kraken,coinbase] [--strategies ema_cross,...]
         [--signals-only]
 
@@ -17,27 +17,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bot.candles import read_candle_file  # noqa: E402
-from strategies import REGISTRY  # noqa: E402
-from tests.integration.test_parity import EVERY_EXIT  # noqa: E402
-from tests.integration.test_venue_parity import (  # noqa: E402
+from bench.paths import SAMPLE_DATA
+from bot.candles import read_candle_file
+from strategies import REGISTRY
+from tests.integration.test_parity import EVERY_EXIT
+from tests.integration.test_venue_parity import (
     ACCOUNTS,
     WARM,
     both_trades,
     differences,
 )
 
-SAMPLE = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
+SAMPLE = SAMPLE_DATA / "BTC_USDT-1h.csv.gz"
 FIELDS = ("entry_price", "exit_price", "amount", "pnl", "fee")
 
 

@@ -1,9 +1,9 @@
 """Charts drawn in a process of their own, so the service's event loop never waits for them.
 
 A thread is not enough: matplotlib holds the GIL through its C drawing code (font loading,
-text layout, Agg rasterising), 20-170 ms at a stretch, and the event loop (ticks, commands,
-the alert drain) waits for the GIL meanwhile. The worker process also keeps matplotlib out of
-the service's own memory. It is started when the chat starts (warmed by loading
+text layout, Agg rasterising) for long stretches (bench/RESULTS.md), and the event loop
+(ticks, commands, the alert drain) waits for the GIL meanwhile. The worker process also keeps
+matplotlib out of the service's own memory. It is started when the chat starts (warmed by loading
 ``bot.charts``, so the first chart is as fast as the rest), or on the first chart otherwise.
 Entry scripts need the usual ``if __name__ == "__main__":`` guard: the worker is spawned, and
 spawning re-imports the main module.

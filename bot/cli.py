@@ -273,7 +273,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from bot.candles import read_candle_file
 
     # Reading a candle file runs mostly outside the GIL (zlib, pandas' tokenizer), so it overlaps
-    # the imports of numba and pandas-ta below: 0.1 s of a 1.3 s year-long backtest.
+    # the imports of numba and pandas-ta below (what that saves: bench/RESULTS.md).
     with ThreadPoolExecutor(max_workers=1) as reader:
         early = reader.submit(read_candle_file, args.data) if args.data else None
         from bot.backtest_command import backtest_command
@@ -301,8 +301,9 @@ def run() -> NoReturn:
     """The console script: main(), then exit without a final garbage-collection sweep.
 
     Freezing moves every live object out of the collector's reach, so the interpreter's last
-    collection skips numba's and pandas' hundreds of thousands of objects (0.2 s of a 1.3 s
-    backtest). Objects are still released, files flushed and atexit handlers run as usual.
+    collection skips numba's and pandas' hundreds of thousands of objects (what that saves:
+    bench/RESULTS.md). Objects are still released, files flushed and atexit handlers run as
+    usual.
     """
     code = main()
     gc.freeze()

@@ -168,8 +168,9 @@ def simulate(
 
 
 def warm_up() -> threading.Thread:
-    """Load the compiled kernel on a thread (numba's first call costs ~0.25 s even when
-    cached), so a caller can read its candles meanwhile. Join the thread before simulating."""
+    """Load the compiled kernel on a thread (numba's first call is slow even when cached:
+    bench/RESULTS.md), so a caller can read its candles meanwhile. Join the thread before
+    simulating."""
     tiny = {column: np.ones(4) for column in ("open", "high", "low", "close", "volume")}
     stamps = np.arange(4, dtype=np.int64)
     thread = threading.Thread(

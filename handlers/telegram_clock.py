@@ -153,8 +153,8 @@ class TelegramClock:
 
     def updates_arrived(self, result: Any) -> None:
         """getUpdates answered ``result`` (the JSON already decoded by PTB: decoding a page
-        of 100 updates again here cost each page of a stranger's flood about 1 ms ahead of
-        an admin's /halt): its newest update's date is a lower bound."""
+        of 100 updates again here delayed an admin's /halt behind each page of a stranger's
+        flood, bench/RESULTS.md): its newest update's date is a lower bound."""
         dates = _dates(result)
         if dates:
             self.update_dated(max(dates), self._clock.monotonic())

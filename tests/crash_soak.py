@@ -12,8 +12,8 @@ the database held them at the kill; no client order id placed twice on the excha
 exchange order journaled; every exchange fill booked exactly once; positions and cash equal the
 exchange's balances; the position invariants of tests/invariants.py. At the end: an alert
 the chat got more often than it was stored (a kill between the send and its record) says it
-may be a repeat on every extra copy. Used by the suite (a few kills) and bench/crash_soak.py
-(200 and more).
+may be a repeat on every extra copy. Used by the suite (a few kills) and by
+`python -m bench.crash_soak` (200 and more).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ honoured without the soak sleeping through it: a request sent while a Retry-Afte
 running counts as a violation.
 
 ``run_fault_soak`` drives the real service tick by tick and checks the books against the fake's
-own ledger at the end. Used by the suite (short) and by bench/exchange_fault_soak.py (long).
+own ledger at the end. Used by the suite (short) and by `python -m bench.exchange_fault_soak`
+(long).
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ async def test_crash_soak_loses_nothing_and_never_orders_twice(
 ) -> None:
     """On Binance's defaults (each order filled in two trades, fees from the coin bought); the
     other venues' fakes: test_venue_soaks. Kills come after at least 3 s of trading, so a slow
-    restart on a loaded machine still leaves time to trade (bench/crash_soak.py: 200 kills)."""
+    restart on a loaded machine still leaves time to trade (`python -m bench.crash_soak`: 200
+    kills)."""
     report = await run_crash_soak(tmp_path, btc_candles, kills=3, seed=3, split=(0.4, 0.6),
                                   fee_asset="received", dwell=(3.0, 6.0))  # fmt: skip
     print(report)

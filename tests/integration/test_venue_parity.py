@@ -230,8 +230,8 @@ def window(btc_candles: pd.DataFrame) -> pd.DataFrame:
 # pays (the fakes charge 0.1%, as OKX's and Bybit's first tiers do), so there a limit entry
 # buys a fee difference fewer or more coins than the backtest at the account's fee. Kraken's
 # and Coinbase's fakes publish the fee they charge, and there limit entries matched (3 of 3
-# each, not in the suite for its time). bench/venue_parity.py runs every strategy on every
-# venue over longer windows.
+# each, not in the suite for its time). `python -m bench.venue_parity` runs every strategy on
+# every venue over longer windows.
 SUITE = [("ema_cross every exit", "binance"), ("ema_cross every exit", "okx"),
          ("ema_cross every exit", "bybit"), ("bollinger every exit", "okx"),
          ("grid signals only", "bybit"), ("ema_cross limit entries", "binance"),
