@@ -166,10 +166,10 @@ def _run(args: argparse.Namespace) -> int:
     import signal
     from importlib.metadata import version
 
-    from bot.app import run_service
     from bot.config import Secrets, load_settings, read_secrets_file
     from bot.log_setup import alert_logger
     from bot.redaction import install as redact_secrets
+    from bot.serve import run_service
 
     from_file = read_secrets_file(args.secrets) if args.secrets else {}
     secrets = Secrets.from_environment({**from_file, **os.environ})
