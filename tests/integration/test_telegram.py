@@ -12,8 +12,9 @@ import pytest
 
 from bot.alerts import AlertDispatcher
 from bot.app import assemble_replay, build_cockpit, load_replay
+from bot.chat_requests import normalise_pair
 from bot.clock import FakeClock
-from bot.cockpit import Venue, normalise_pair
+from bot.cockpit import Venue
 from bot.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
 from bot.domain import AlertPriority
 from bot.errors import UserInputError

@@ -20,11 +20,6 @@ GRAPHED = (*PACKAGES, "tests")
 # importlib must be listed here (test_every_lazy_import_helper_is_known keeps that true)
 STRING_IMPORTERS = frozenset({"import_module", "__import__", "import_off_loop"})
 
-# import cycles that exist today; this list may only shrink (the test fails when one is gone)
-KNOWN_CYCLES = frozenset({
-    frozenset({"bot.cockpit", "bot.dust", "bot.sweep_desk"}),
-})  # fmt: skip
-
 # source module -> imported module -> where ("bot/cli.py:279")
 Graph = dict[str, dict[str, list[str]]]
 
@@ -255,10 +250,8 @@ def test_no_import_cycles() -> None:
     """Every import counts, also those inside functions or under TYPE_CHECKING: a cycle hidden
     in a function still ties the modules together, and a move that hoists the import breaks."""
     graph = project_graph()
-    unknown = [c for c in strongly_connected(graph) if frozenset(c) not in KNOWN_CYCLES]
-    assert not unknown, "import cycles:\n" + "\n".join(cycle_report(graph, unknown))
-    gone = KNOWN_CYCLES - {frozenset(c) for c in strongly_connected(graph)}
-    assert not gone, f"these cycles are gone or changed: take them out of KNOWN_CYCLES: {gone}"
+    cycles = cycle_report(graph, strongly_connected(graph))
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
 def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
