@@ -22,10 +22,8 @@ from bot.chart_worker import ChartWorker
 from bot.chat import ChatFactory, notifications
 from bot.clock import FakeClock, SystemClock
 from bot.cockpit import Cockpit, Venue, unknown_precision
-from bot.config import Secrets, Settings
+from bot.config import Settings
 from bot.control import Control
-from bot.data_dir import exclusive_use
-from bot.data_dir import prepare as prepare_data_dir
 from bot.domain import AlertPriority, PairRun, RiskLimits
 from bot.dust import DustDesk
 from bot.engine import Engine, EngineCosts
@@ -42,9 +40,8 @@ from bot.reconcile import OutsideHoldings, reconcile
 from bot.replay import ReplayDriver
 from bot.scheduler import Jobs
 from bot.service import TradingService
-from bot.service_watch import ServiceWatch, goodbye, restore_gauges, restore_gauges_early
+from bot.service_watch import ServiceWatch, goodbye, restore_gauges
 from bot.sweep_desk import SweepDesk
-from bot.telemetry import serving
 from bot.timeframes import timeframe_delta
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
@@ -243,30 +240,16 @@ async def reconcile_at_start(
         log.warning("start-up reconciliation: %s", result)
 
 
-async def run_service(
+async def serve_replay(
     settings: Settings,
-    secrets: Secrets,
-    *,
     stop: asyncio.Event,
-    write: Callable[[str], object] = print,
-    chat: ChatFactory | None = None,
+    write: Callable[[str], object],
+    chat: ChatFactory | None,
 ) -> None:
-    """Run until ``stop`` is set or the replay ends; the tick in progress finishes first.
-    ``chat``: the chat front end (Telegram); without it alerts go to ``write``."""
-    if settings.mode == "live" and settings.market_data.source != "exchange":
-        raise ConfigError("mode = 'live' trades on exchange candles: set market_data.source = "
-                          "'exchange'")  # fmt: skip
-    prepare_data_dir(settings.data_dir)
-    await restore_gauges_early(settings.database_path)
-    with exclusive_use(settings.data_dir), serving(settings.metrics.port, settings.metrics.listen):
-        if settings.market_data.source == "exchange":
-            from bot.exchange_service import serve_on_exchange
-
-            await serve_on_exchange(settings, secrets, stop, write, chat)
-            return
-        replay = load_replay(settings)
-        async with open_database(settings.database_path, service=True) as db:
-            await _serve(settings, db, replay, stop, write, chat)
+    """Paper trading on the configured replay files until ``stop`` is set or the replay ends."""
+    replay = load_replay(settings)
+    async with open_database(settings.database_path, service=True) as db:
+        await _serve(settings, db, replay, stop, write, chat)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from bot.account_terms import AccountTerms
 from bot.backtest import BacktestResult, run_backtest, setup_for
 from bot.backtest_report import metric_rows, result_chart, terms_line
 from bot.candles import pair_of, read_candle_file, timeframe_of, validate_candles
-from bot.cli import json_text, parse_params
+from bot.cli_args import json_text, parse_params
 from bot.domain import RiskLimits, from_ms
 from bot.errors import DataError, NotFound, UserInputError
 from bot.kernel import EXIT_REASONS, warm_up

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -167,10 +166,10 @@ def _run(args: argparse.Namespace) -> int:
     import signal
     from importlib.metadata import version
 
-    from bot.app import run_service
     from bot.config import Secrets, load_settings, read_secrets_file
     from bot.log_setup import alert_logger
     from bot.redaction import install as redact_secrets
+    from bot.serve import run_service
 
     from_file = read_secrets_file(args.secrets) if args.secrets else {}
     secrets = Secrets.from_environment({**from_file, **os.environ})
@@ -279,22 +278,6 @@ def _backtest(args: argparse.Namespace) -> int:
         from bot.backtest_command import backtest_command
 
         return backtest_command(args, early)
-
-
-def parse_params(pairs: Sequence[str], option: str = "--param") -> dict[str, str]:
-    """``["fast=12", "slow=26"]`` -> ``{"fast": "12", "slow": "26"}``."""
-    params: dict[str, str] = {}
-    for item in pairs:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UserInputError(f"{option} {item!r}: expected KEY=VALUE, like fast=12")
-        params[key.strip()] = value.strip()
-    return params
-
-
-def json_text(document: object) -> str:
-    """Compact JSON on one line (the C encoder; indenting is several times slower)."""
-    return json.dumps(document, separators=(",", ":"))
 
 
 def run() -> NoReturn:

@@ -11,20 +11,21 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.account_terms import AccountTerms
 from bot.alert_preferences import KINDS, AlertPreferences
 from bot.chart_worker import ChartWorker
+from bot.chat_replies import Photo, Progress
+from bot.chat_requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_number
 from bot.config import check_quote
 from bot.control import Control
 from bot.domain import PairRun, RiskLimits, Side, Trade, from_ms
+from bot.dust import DustDesk
 from bot.engine import Engine
 from bot.errors import BotError, UserInputError
 from bot.health import CLOCK_KEY, COMMANDS_KEY
@@ -32,10 +33,13 @@ from bot.history import CandleHistory
 from bot.holdings import accept_preview, accepting, holdings_text
 from bot.lazy_import import import_off_loop
 from bot.metrics import round_trips
+from bot.number_text import amount_text, price_text
+from bot.one_at_a_time import OneAtATime
 from bot.ports import Clock, StateStore
 from bot.risk_settings import checked_limits
 from bot.scheduler import Jobs
 from bot.service import TradingService
+from bot.sweep_desk import SweepDesk
 from bot.timeframes import timeframe_seconds
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
@@ -44,58 +48,6 @@ from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 
-if TYPE_CHECKING:
-    from bot.dust import DustDesk
-    from bot.sweep_desk import SweepDesk
-
-_PAIR = re.compile(r"^([A-Za-z0-9]{2,15})[/\-_:]?([A-Za-z0-9]{2,15})?$")
-_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "EUR", "BTC", "ETH", "BNB")
-
-
-def normalise_pair(text: str, quote: str) -> str:
-    """BTC/USDT, BTCUSDT, btc-usdt and btc_usdt all mean BTC/USDT."""
-    match = _PAIR.match(text.strip())
-    if not match:
-        raise UserInputError(f"{text!r} is not a pair; write it like BTC/USDT or BTCUSDT")
-    base, second = match.group(1).upper(), (match.group(2) or "").upper()
-    if second:
-        return f"{base}/{second}"
-    for known in (quote, *_QUOTES):
-        if base.endswith(known) and len(base) > len(known):
-            return f"{base[: -len(known)]}/{known}"
-    raise UserInputError(f"{text!r}: say which currency it is quoted in, like {base}/{quote}")
-
-
-@dataclass(frozen=True, slots=True)
-class Photo:
-    """A chart to send, with its caption (Telegram HTML)."""
-
-    png: bytes
-    caption: str
-
-
-Progress = Callable[[str], Awaitable[object]]
-
-
-class OneAtATime:
-    """A heavy job (a backtest, a sweep) that runs one at a time: a second is refused clearly."""
-
-    def __init__(self, kind: str) -> None:
-        self._kind = kind
-        self._running: str | None = None
-
-    @contextmanager
-    def hold(self, description: str) -> Iterator[str]:
-        if self._running is not None:
-            raise UserInputError(f"a {self._kind} is running ({self._running}); send yours "
-                                 "again when it has finished")  # fmt: skip
-        self._running = description
-        try:
-            yield description
-        finally:
-            self._running = None
-
-
 FRACTION_KEYS = frozenset({"position_fraction", "max_position_fraction", "max_total_exposure",
                            "risk_per_trade", "daily_loss_limit", "max_drawdown",
                            "volatility_floor"})  # fmt: skip
@@ -103,7 +55,6 @@ MONEY_KEYS = frozenset({"min_order_value"})
 PROTECTIONS = {"max_drawdown": "drawdown halt", "daily_loss_limit": "daily loss halt"}  # 0: off
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
            "all": None}  # fmt: skip
-MAX_BACKTEST_DAYS = 365
 CHART_CANDLES = 120  # candles on a /chart: readable on a phone
 
 
@@ -650,39 +601,3 @@ def _key_values(items: Sequence[str]) -> dict[str, str]:
             raise UserInputError(f"{item!r}: expected key=value, like fast=12")
         values[key.strip()] = value.strip()
     return values
-
-
-def whole_number(name: str, text: str, lowest: int, highest: int) -> int:
-    """``text`` as a whole number within bounds, or a UserInputError naming ``name``."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise UserInputError(f"{name} {text!r}: expected a whole number") from None
-    if not lowest <= value <= highest:
-        raise UserInputError(f"{name} {value} must be from {lowest} to {highest}")
-    return value
-
-
-def number(name: str, text: str) -> float:
-    """``text`` as a number, or a UserInputError naming ``name``."""
-    try:
-        return float(text)
-    except ValueError:
-        raise UserInputError(f"{name}={text!r}: expected a number") from None
-
-
-def price_text(value: float, decimals: int | None = None) -> str:
-    """A price for a phone: in the market's ``decimals`` where known, else cents from 1 up
-    and four significant digits below (0.00001234)."""
-    if decimals is not None:
-        return f"{value:,.{decimals}f}"
-    if abs(value) >= 1 or value == 0:
-        return f"{value:,.2f}"
-    digits = 3 - math.floor(math.log10(abs(value)))
-    return f"{value:.{digits}f}"
-
-
-def amount_text(value: float) -> str:
-    """An amount without an exponent: 1,234,567.8, 0.00012 (up to 8 decimals)."""
-    text = f"{value:,.8f}".rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"

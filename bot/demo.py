@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.app import run_service
 from bot.charts import equity_chart_png
 from bot.config import Secrets, Settings
 from bot.domain import EquitySnapshot, Fill
 from bot.metrics import Metrics, measure, round_trips
+from bot.serve import run_service
 from storage.db import open_database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository

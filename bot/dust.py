@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bot.cockpit import amount_text
 from bot.domain import (
     CONVERSION_PREFIX,
     AlertPriority,
@@ -57,6 +56,7 @@ from bot.domain import (
 )
 from bot.engine import Engine
 from bot.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable, UserInputError
+from bot.number_text import amount_text
 from bot.outside import OutsideHoldings
 from bot.ports import Clock, DustConverter
 from storage.db import Database

@@ -12,19 +12,13 @@ from typing import TYPE_CHECKING
 
 from bot.account_terms import AccountTerms
 from bot.chart_worker import ChartWorker
-from bot.cockpit import (
-    MAX_BACKTEST_DAYS,
-    OneAtATime,
-    Photo,
-    Progress,
-    normalise_pair,
-    number,
-    whole_number,
-)
+from bot.chat_replies import Photo, Progress
+from bot.chat_requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_number
 from bot.domain import RiskLimits
 from bot.errors import UserInputError
 from bot.history import CandleHistory
 from bot.lazy_import import import_off_loop
+from bot.one_at_a_time import OneAtATime
 from bot.ports import Clock
 from bot.timeframes import timeframe_seconds
 from storage.sweeps import SqliteSweepRepository

@@ -39,8 +39,9 @@ from telegram.ext import (
 )
 
 from bot.alerts import AlertOutbox
+from bot.chat_replies import Photo, Progress
 from bot.clock import SystemClock
-from bot.cockpit import Cockpit, Photo, Progress
+from bot.cockpit import Cockpit
 from bot.domain import AlertPriority
 from bot.errors import BotError, NotFound, UserInputError
 from bot.ports import Clock

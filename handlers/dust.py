@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from bot.cockpit import amount_text
 from bot.dust import (
     DustDesk,
     DustSurvey,
@@ -16,6 +15,7 @@ from bot.dust import (
     summary,
 )
 from bot.errors import BotError, UserInputError
+from bot.number_text import amount_text
 
 
 class NothingToConfirm(UserInputError):

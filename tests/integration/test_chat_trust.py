@@ -13,10 +13,10 @@ import pytest
 
 from bot.alerts import AlertDispatcher
 from bot.clock import SystemClock
-from bot.cockpit import amount_text, price_text
 from bot.config import Secrets, load_settings
 from bot.errors import ConfigError
 from bot.health import check_health
+from bot.number_text import amount_text, price_text
 from handlers.frontend import Backoff
 from tests.chat_rig import ADMIN, STRANGER, TRADER, VIEWER, Chat, chat_stack
 from tests.telegram_emulator import Sent, TelegramEmulator

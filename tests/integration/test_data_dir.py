@@ -18,12 +18,13 @@ import pytest
 
 from bot import data_dir
 from bot.alerts import AlertDispatcher, ConsoleSink
-from bot.app import assemble_replay, load_replay, run_service
+from bot.app import assemble_replay, load_replay
 from bot.cli import main
 from bot.clock import SystemClock
 from bot.config import Secrets, TelegramSettings, TelegramUser, load_settings
 from bot.domain import AlertPriority, Side
 from bot.held_alerts import HeldAlerts
+from bot.serve import run_service
 from bot.service_watch import ServiceWatch, goodbye
 from bot.telemetry import STORAGE_OK
 from handlers.frontend import telegram_factory

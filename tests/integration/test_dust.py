@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from bot.app import build_cockpit
-from bot.cockpit import Cockpit, Venue, amount_text
+from bot.cockpit import Cockpit, Venue
 from bot.domain import OrderIntent, Side, to_ms
 from bot.dust import PENDING_KEY, DustDesk
 from bot.errors import BotError, UserInputError
@@ -32,6 +32,7 @@ from bot.exchange.venues import profile_for
 from bot.exchange_service import ExchangeTrading
 from bot.history import ExchangeHistory
 from bot.metrics import round_trips
+from bot.number_text import amount_text
 from bot.outside import OUTSIDE_KEY
 from bot.scheduler import Jobs
 from handlers.frontend import TelegramFrontend

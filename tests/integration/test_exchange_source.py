@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bot.alerts import AlertOutbox, OnceAlerts
-from bot.app import PaperAccount, build_paper_engine, run_service
+from bot.app import PaperAccount, build_paper_engine
 from bot.clock import FakeClock
 from bot.config import Secrets, Settings
 from bot.domain import RiskLimits, from_ms
@@ -18,6 +18,7 @@ from bot.errors import ConfigError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange_source import ExchangeCandleSource
 from bot.scheduler import candle_close_trigger
+from bot.serve import run_service
 from bot.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database

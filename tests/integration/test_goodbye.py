@@ -10,8 +10,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from bot.app import run_service
 from bot.config import Secrets, TelegramSettings, TelegramUser, load_settings
+from bot.serve import run_service
 from bot.service_watch import GOODBYE_SECONDS
 from handlers.frontend import telegram_factory
 from tests.chat_rig import ADMIN

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.app import run_service
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.serve import run_service
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.cockpit import Venue, price_text
+from bot.cockpit import Venue
 from bot.exchange.ccxt_exchange import CcxtExchange
+from bot.number_text import price_text
 from tests.chat_rig import VIEWER, chat_stack
 from tests.fake_exchange import FakeBinance, binance_urls, serve
 

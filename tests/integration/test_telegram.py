@@ -11,15 +11,17 @@ from pathlib import Path
 import pytest
 
 from bot.alerts import AlertDispatcher
-from bot.app import assemble_replay, build_cockpit, load_replay, run_service
+from bot.app import assemble_replay, build_cockpit, load_replay
+from bot.chat_requests import normalise_pair
 from bot.clock import FakeClock
-from bot.cockpit import Venue, normalise_pair
+from bot.cockpit import Venue
 from bot.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
 from bot.domain import AlertPriority
 from bot.errors import UserInputError
 from bot.exchange_service import push_daily_report
 from bot.history import ReplayHistory
 from bot.scheduler import Jobs
+from bot.serve import run_service
 from handlers.commands import COMMANDS, Actions
 from handlers.delivery import MAY_REPEAT, chunks, plain, send_text
 from handlers.frontend import TelegramFrontend, telegram_factory
