@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("bot", "handlers", "strategies", "storage")
 # the packages the graph covers: what ships, and tests (its rigs import each other and the bot)
-GRAPHED = (*PACKAGES, "tests")
+GRAPHED = (*PACKAGES, "tests", "bench")
 # calls that import the module named by their string arguments; a helper of our own that wraps
 # importlib must be listed here (test_every_lazy_import_helper_is_known keeps that true)
 STRING_IMPORTERS = frozenset({"import_module", "__import__", "import_off_loop"})
