@@ -431,9 +431,10 @@ class Engine:
         await self._state.set(key_of(run), {**saved, "dust": position.amount, "exit_pending": None,
                                             "exit_due": None}, self._clock.now())  # fmt: skip
         decision(run.pair, "hold", f"dust left, treated as flat: {why}")
-        if saved.get("exit_pending"):  # the rest of an exit, never sold: its trade is closed
-            trade = await self._executor.closed_as_dust(position)
-            await self._record(run, self._clock.now(), [], trade)
+        # The rest of a sale (the engine's, or one booked later: a lost answer, /order, a stop
+        # found at start-up) that is dust now: its trade closed at that sale. Declared once.
+        trade = await self._executor.closed_as_dust(position)
+        await self._record(run, self._clock.now(), [], trade)
         if not await self._state.get(f"dust_announced:{run.pair}"):
             await self._state.set(f"dust_announced:{run.pair}", True, self._clock.now())
             await self._executor.notify(

@@ -115,7 +115,7 @@ class Executor:
         trade, again = None, False
         if intent.side is Side.SELL and opened_at is not None and self._flat(report):
             trade, again = await self._closed_trade(intent.pair, opened_at, report)
-        await self._announce(intent, report, trade)
+        await self._announce(intent, report, trade, again)
         return fills, None if again else trade
 
     async def _send(self, intent: OrderIntent) -> ExecutionReport:
@@ -188,7 +188,7 @@ class Executor:
         if fills:
             intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
                                  order.amount, 0.0, order.created_at, order.reason)  # fmt: skip
-            await self._announce(intent, report, trade)
+            await self._announce(intent, report, trade, again)
         return fills, None if again else trade
 
     async def settle_unknown(
@@ -529,8 +529,11 @@ class Executor:
         return trades[-1], bool(before) and before[-1].entry_time == trades[-1].entry_time
 
     async def _announce(
-        self, intent: OrderIntent, report: ExecutionReport, trade: Trade | None
-    ) -> None:
+        self, intent: OrderIntent, report: ExecutionReport, trade: Trade | None,
+        completes: bool = False,
+    ) -> None:  # fmt: skip
+        """A trade alert; ``completes``: the sale of a rest completes a trade announced closed
+        before, whose PnL this alert gives again, now with the rest."""
         if not report.filled or report.average_price is None:
             return
         text = (
@@ -542,7 +545,8 @@ class Executor:
         if report.status is not OrderStatus.FILLED:
             text += f", partly filled ({report.status.value}: the rest did not fill)"
         if trade is not None:
-            text += f", trade PnL {trade.pnl:+,.2f} ({trade.return_pct:+.2%})"
+            now = " (with its rest) now" if completes else ""
+            text += f", trade PnL{now} {trade.pnl:+,.2f} ({trade.return_pct:+.2%})"
         await self._alerts.push("trade", AlertPriority.TRADE, text)
 
 

@@ -124,13 +124,14 @@ class Invariants:
         return found
 
     def _progress(self, db: sqlite3.Connection, pair: str) -> tuple[int, int]:
-        """The pair's sales booked and stop orders the exchange got: either grows once a
-        position is protected or sold."""
-        sold = db.execute("SELECT count(*) FROM fills WHERE pair = ? AND side = 'sell'",
-                          (pair,)).fetchone()[0]  # fmt: skip
+        """The pair's closed trades and the stop orders the exchange got: either grows once a
+        position is sold or protected (a partial sale does neither)."""
+        fills = [_fill(row) for row in db.execute(
+            "SELECT client_order_id, pair, side, amount, price, fee, time, trade_id FROM fills "
+            "WHERE pair = ? ORDER BY time", (pair,))]  # fmt: skip
         symbol = pair.replace("/", "")
         stops = sum(o.symbol == symbol and o.kind == "STOP_LOSS" for o in self.fake.orders.values())
-        return sold, stops
+        return len(round_trips(fills, too_small)), stops
 
     def _failed_attempt(self, db: sqlite3.Connection, pair: str) -> bool:
         """The exchange failed one of the pair's orders since the last check (refused it, or its

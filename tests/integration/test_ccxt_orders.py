@@ -970,4 +970,5 @@ async def test_the_sale_of_a_rest_left_as_dust_completes_its_trade_and_counts_on
     (trade,) = round_trips(await SqliteFillRepository(db).all(), exchange.too_small)
     assert trade.pnl == pytest.approx(portfolio.cash - 1000.0)
     texts = [alert.text for alert in await SqliteAlertRepository(db).pending()]
-    assert texts[-1].endswith(f"trade PnL {trade.pnl:+,.2f} ({trade.return_pct:+.2%})")
+    assert texts[-1].endswith(f"trade PnL (with its rest) now {trade.pnl:+,.2f} "
+                              f"({trade.return_pct:+.2%})")  # fmt: skip

@@ -479,7 +479,8 @@ async def test_the_stop_streak_skips_a_check_with_no_tick_between_and_outlasts_a
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     """Review s18: a crash soak's kill inside the first tick after a restart is no tick without
-    a stop; a buy into an unprotected position (a double entry) does not start a new streak."""
+    a stop; a buy into an unprotected position (a double entry) or a partial sale of it does
+    not start a new streak."""
     fake = funded_fake(btc_candles)
     invariants = Invariants(fake, tmp_path / DATABASE, grace=1)
     async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
@@ -496,6 +497,10 @@ async def test_the_stop_streak_skips_a_check_with_no_tick_between_and_outlasts_a
         market.at(later)
         await trading.engine.executor.execute(again)
         assert "under a resting stop" in invariants.check("second look")[0]
+        held = trading.engine.portfolio.position(PAIR).amount
+        part = OrderIntent("pp1x9s", run.id, PAIR, Side.SELL, round(held * 0.3, 5), price, later)
+        await trading.engine.executor.execute(part)  # a partial sale protects nothing either
+        assert "under a resting stop" in invariants.check("third look")[0]
 
 
 async def test_the_soak_invariants_see_one_tick_without_a_stop_unless_the_exchange_failed_it(
@@ -771,3 +776,29 @@ async def test_a_rest_that_turns_to_dust_after_its_exit_closes_the_trade_at_its_
                       f"trade closed at its last sale: trade PnL {trade.pnl:+,.2f} "
                       f"({trade.return_pct:+.2%})"]  # fmt: skip
     assert Invariants(fake, tmp_path / DATABASE).check("after the exit") == []
+
+
+async def test_a_rest_of_a_sale_booked_later_that_turns_to_dust_closes_its_trade_too(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """Review s18 round 2: as above, but the exit's answer is lost and the sale is booked at
+    the next tick (``settle_unknown``), not by the engine's sale: its trade closes all the same
+    when the rest is declared dust, announced and counted once."""
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
+        engine, run = trading.engine, trading.service.runs()[0]
+        held = engine.portfolio.position(PAIR).amount
+        market.at(EXIT_TICK)
+        fake.prices["BTCUSDT"] = 130_000.0
+        fake.fill_share = 1 - 0.00004 / held
+        lose_the_next_answer(fake, lookups=5)
+        await trading.service.tick("1h")
+        fake.fill_share = 1.0
+        await hourly(trading, market, EXIT_TICK + HOUR, EXIT_TICK + 3 * HOUR)
+        rest = engine.portfolio.position(PAIR)
+        assert await engine.is_dust(rest, fake.prices["BTCUSDT"])
+    assert await saved(tmp_path, f"cooldown:{run.id}") == {"losses": 0}
+    closed = [text for _, text in await alerts_of(tmp_path) if "trade PnL" in text]
+    assert len(closed) == 1
+    assert "too small to sell now, so its trade closed at its last sale" in closed[0]
