@@ -39,9 +39,20 @@ STOPS = ["--param", "stop_loss=0.01", "--param", "take_profit=0.02"]
 # shrinks 1,000 USDT to about 1e-5, where engines' minimum-size rules differ.
 CASH = 1e9
 # The reference engines have no risk rules: ours sizes all-in too, with no caps or halts.
-ALL_IN = ["--balance", str(CASH), "--risk", "position_fraction=0.9999",
-          "--risk", "min_order_value=0", "--risk", "max_position_fraction=1",
-          "--risk", "daily_loss_limit=0", "--risk", "max_drawdown=0"]  # fmt: skip
+ALL_IN = [
+    "--balance",
+    str(CASH),
+    "--risk",
+    "position_fraction=0.9999",
+    "--risk",
+    "min_order_value=0",
+    "--risk",
+    "max_position_fraction=1",
+    "--risk",
+    "daily_loss_limit=0",
+    "--risk",
+    "max_drawdown=0",
+]
 # Measured on this kind of machine and recorded in the issue (not re-run here).
 FREQTRADE = {"BTC_USDT-1m.csv.gz (130,708)": (10.4, None), "year (525,600)": (38.0, 900.0)}
 
@@ -91,8 +102,13 @@ def engine_seconds(path: Path, sizes: list[int], runs: int) -> dict[int, float]:
     """Our engine alone (signals, kernel, trades, metrics) on the first N candles, warmed up."""
     candles = read_candle_file(path)
     strategy = build_strategy("ema_cross", {"stop_loss": 0.01, "take_profit": 0.02})
-    limits = RiskLimits(position_fraction=0.9999, min_order_value=0.0, max_position_fraction=1.0,
-                        daily_loss_limit=0.0, max_drawdown=0.0)  # fmt: skip
+    limits = RiskLimits(
+        position_fraction=0.9999,
+        min_order_value=0.0,
+        max_position_fraction=1.0,
+        daily_loss_limit=0.0,
+        max_drawdown=0.0,
+    )
     setup = BacktestSetup("BTC/USDT", "1m", balance=CASH, limits=limits)
     run_backtest(candles.iloc[:1000], strategy, setup)  # loads the compiled kernel
     result = {}

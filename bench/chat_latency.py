@@ -44,8 +44,18 @@ DATA = SHARED_DATA
 USER = 1001
 TRADED_CANDLES = 33 * 24
 WARM_UP = 3.0  # seconds
-TEXT = ["/status", "/positions", "/balance", "/pairs", "/trades 10", "/orders 10", "/health",
-        "/risk", "/strategies", "/whoami"]  # fmt: skip
+TEXT = [
+    "/status",
+    "/positions",
+    "/balance",
+    "/pairs",
+    "/trades 10",
+    "/orders 10",
+    "/health",
+    "/risk",
+    "/strategies",
+    "/whoami",
+]
 PNL, BACKTEST = "/pnl 30d", "/backtest ETH/USDT ema_cross 1h 365"
 CHARTS = [PNL, "/pnl all", "/chart BTC/USDT", BACKTEST]
 
@@ -75,13 +85,19 @@ class Timing:
 
 
 async def measure(rounds: int) -> dict[str, Timing]:
-    settings = Settings.model_validate({
-        "data_dir": tempfile.mkdtemp(prefix="chat-bench-"),
-        "market_data": {"source": "replay", "replay_files": {
-            pair: DATA / f"{pair.replace('/', '_')}-1h.csv.gz"
-            for pair in ("BTC/USDT", "ETH/USDT")}},
-        "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
-    })  # fmt: skip
+    settings = Settings.model_validate(
+        {
+            "data_dir": tempfile.mkdtemp(prefix="chat-bench-"),
+            "market_data": {
+                "source": "replay",
+                "replay_files": {
+                    pair: DATA / f"{pair.replace('/', '_')}-1h.csv.gz"
+                    for pair in ("BTC/USDT", "ETH/USDT")
+                },
+            },
+            "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
+        }
+    )
     emulator, probe = TelegramEmulator(), LagProbe()
     timings = {command: Timing() for command in TEXT + CHARTS}
     async with running(emulator) as base, open_database(settings.database_path) as db:
@@ -91,13 +107,26 @@ async def measure(rounds: int) -> dict[str, Timing]:
         trading = await assemble_replay(db, settings, replay)
         for _ in range(TRADED_CANDLES):
             await trading.driver.step()
-        cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
-                                trading.engine, trading.control, ReplayHistory(replay.source),
-                                Jobs(trading.clock), trading.clock)  # fmt: skip
-        frontend = TelegramFrontend(token=emulator.token, api_base_url=base,
-                                    users={USER: "admin"}, cockpit=cockpit,
-                                    outbox=trading.outbox, alerts=SqliteAlertRepository(db),
-                                    clock=trading.clock, poll_timeout=10)  # fmt: skip
+        cockpit = build_cockpit(
+            db,
+            Venue("paper", "replay", "USDT"),
+            trading.service,
+            trading.engine,
+            trading.control,
+            ReplayHistory(replay.source),
+            Jobs(trading.clock),
+            trading.clock,
+        )
+        frontend = TelegramFrontend(
+            token=emulator.token,
+            api_base_url=base,
+            users={USER: "admin"},
+            cockpit=cockpit,
+            outbox=trading.outbox,
+            alerts=SqliteAlertRepository(db),
+            clock=trading.clock,
+            poll_timeout=10,
+        )
         cockpit.charts.start()
         frontend.start()
         await frontend.running.wait()
@@ -132,14 +161,18 @@ def _p95(values: list[float]) -> float:
 
 
 def report(timings: dict[str, Timing], rounds: int) -> None:
-    print(f"{rounds} rounds; ms from the user's message to the bot's answer, and the worst "
-          "event-loop lag while it was handled\n")  # fmt: skip
+    print(
+        f"{rounds} rounds; ms from the user's message to the bot's answer, and the worst "
+        "event-loop lag while it was handled\n"
+    )
     print(f"{'command':<38} {'p50':>6} {'p95':>6} {'max':>6} {'lag max':>8}")
     for command, timing in timings.items():
         seconds = timing.seconds
-        print(f"{command:<38} {statistics.median(seconds) * 1000:>6.1f} "
-              f"{_p95(seconds) * 1000:>6.1f} {max(seconds) * 1000:>6.1f} "
-              f"{max(timing.lag) * 1000:>8.1f}")  # fmt: skip
+        print(
+            f"{command:<38} {statistics.median(seconds) * 1000:>6.1f} "
+            f"{_p95(seconds) * 1000:>6.1f} {max(seconds) * 1000:>6.1f} "
+            f"{max(timing.lag) * 1000:>8.1f}"
+        )
     text = [s for command in TEXT for s in timings[command].seconds]
     lag = max(max(timing.lag) for timing in timings.values())
     checks = [

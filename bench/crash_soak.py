@@ -36,21 +36,32 @@ def main() -> int:
     parser.add_argument("--venue", default="binance", help="whose fake and ccxt class")
     parser.add_argument("--split", default="1", help="each order's trades, as shares: 0.4,0.6")
     parser.add_argument("--fee-asset", default="quote", help="quote, received or BNB")
-    parser.add_argument("--dwell", default="0.1,1.5",
-                        help="seconds the service runs before each kill: low,high")  # fmt: skip
-    parser.add_argument("--walks", action="store_true",
-                        help="the market walks each candle: stops fire inside it")  # fmt: skip
+    parser.add_argument(
+        "--dwell", default="0.1,1.5", help="seconds the service runs before each kill: low,high"
+    )
+    parser.add_argument(
+        "--walks", action="store_true", help="the market walks each candle: stops fire inside it"
+    )
     args = parser.parse_args()
     split = tuple(float(share) for share in args.split.split(","))
     low, high = (float(bound) for bound in args.dwell.split(","))
     candles = read_candle_file(SHARED if SHARED.exists() else SAMPLE)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, tqdm(total=args.kills, unit="kill") as bar:
-        report = asyncio.run(run_crash_soak(Path(folder), candles, kills=args.kills,
-                                            seed=args.seed, progress=bar.update,
-                                            venue=args.venue, split=split,
-                                            fee_asset=args.fee_asset,
-                                            dwell=(low, high), walks=args.walks))  # fmt: skip
+        report = asyncio.run(
+            run_crash_soak(
+                Path(folder),
+                candles,
+                kills=args.kills,
+                seed=args.seed,
+                progress=bar.update,
+                venue=args.venue,
+                split=split,
+                fee_asset=args.fee_asset,
+                dwell=(low, high),
+                walks=args.walks,
+            )
+        )
     took = time.perf_counter() - started
     print(
         f"kills {report.kills} ({took:.0f} s); landed: "
@@ -68,9 +79,11 @@ def main() -> int:
     )
     checks = report.invariants
     if checks:
-        print(f"position invariants checked after each of {checks.checks} restarts: a position "
-              f"waiting for its stop {checks.unprotected} times, dust in the books "
-              f"{checks.dust_seen} times, violations {len(checks.violations)}")  # fmt: skip
+        print(
+            f"position invariants checked after each of {checks.checks} restarts: a position "
+            f"waiting for its stop {checks.unprotected} times, dust in the books "
+            f"{checks.dust_seen} times, violations {len(checks.violations)}"
+        )
     print(f"invariant violations: {len(report.violations)}")
     for violation in report.violations[:20]:
         print("  " + violation)

@@ -42,9 +42,18 @@ def main() -> int:
     candles = read_candle_file(DATA)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        report = asyncio.run(run_fault_soak(Path(folder), candles, ticks=args.ticks,
-                                            rate=args.rate, seed=args.seed, venue=args.venue,
-                                            split=split, fee_asset=args.fee_asset))  # fmt: skip
+        report = asyncio.run(
+            run_fault_soak(
+                Path(folder),
+                candles,
+                ticks=args.ticks,
+                rate=args.rate,
+                seed=args.seed,
+                venue=args.venue,
+                split=split,
+                fee_asset=args.fee_asset,
+            )
+        )
     took = time.perf_counter() - started
     print(
         f"ticks {report.ticks}, exchange requests {report.requests}, faults injected "
@@ -58,9 +67,11 @@ def main() -> int:
     print("alerts: " + ", ".join(f"{k} {v}" for k, v in sorted(report.alerts.items())))
     checks = report.invariants
     if checks:
-        print(f"position invariants checked after each of {checks.checks} ticks: a position "
-              f"waiting one tick for its stop {checks.unprotected} times, dust in the books "
-              f"{checks.dust_seen} times, violations {len(checks.violations)}")  # fmt: skip
+        print(
+            f"position invariants checked after each of {checks.checks} ticks: a position "
+            f"waiting one tick for its stop {checks.unprotected} times, dust in the books "
+            f"{checks.dust_seen} times, violations {len(checks.violations)}"
+        )
     problems = report.problems
     print(f"invariant violations: {len(problems)}")
     for problem in problems:

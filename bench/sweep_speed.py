@@ -50,11 +50,16 @@ def main() -> int:
     )
     seconds = {}
     for workers in (1, 2):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)  # fmt: skip
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
         with cluster, Client(cluster) as client:
-            run_on_dask(client, SweepSpec("ema_cross", {"fast": [5], "slow": [20]}), series,
-                        lambda rows: None)  # warm the workers (imports, numba)  # fmt: skip
+            run_on_dask(
+                client,
+                SweepSpec("ema_cross", {"fast": [5], "slow": [20]}),
+                series,
+                lambda rows: None,
+            )  # warm the workers (imports, numba)
             rows = 0
 
             def count(found: list) -> None:

@@ -45,8 +45,7 @@ def rss_mb() -> float:
 
 
 async def measure(pairs: int, ticks: int, rate_limit: bool, streams: bool) -> None:
-    samples = [read_candle_file(SAMPLE_DATA / f"{name}_USDT-1h.csv.gz")
-               for name in ("BTC", "ETH")]  # fmt: skip
+    samples = [read_candle_file(SAMPLE_DATA / f"{name}_USDT-1h.csv.gz") for name in ("BTC", "ETH")]
     symbols = [f"P{index:02d}" for index in range(pairs)]
     start_index = 800  # both series cross twice in the next 24 candles: orders are placed
     fake = FakeBinance(now_ms=0)
@@ -73,13 +72,26 @@ async def measure(pairs: int, ticks: int, rate_limit: bool, streams: bool) -> No
 
         at_step(0)
         engine = await build_paper_engine(
-            db, clock=clock, feed=source, account=PaperAccount(100_000.0, "USDT", 0.001, 0.0005),
-            limits=RiskLimits(max_open_positions=pairs))  # fmt: skip
-        runs = [await SqlitePairRunRepository(db).add(
-            pair=f"{symbol}/USDT", strategy="ema_cross", timeframe="1h", params={},
-            capital_share=1 / pairs, now=clock.now()) for symbol in symbols]  # fmt: skip
-        service = TradingService(engine=engine, source=source, clock=clock, runs=runs,
-                                 equity=SqliteEquityRepository(db))  # fmt: skip
+            db,
+            clock=clock,
+            feed=source,
+            account=PaperAccount(100_000.0, "USDT", 0.001, 0.0005),
+            limits=RiskLimits(max_open_positions=pairs),
+        )
+        runs = [
+            await SqlitePairRunRepository(db).add(
+                pair=f"{symbol}/USDT",
+                strategy="ema_cross",
+                timeframe="1h",
+                params={},
+                capital_share=1 / pairs,
+                now=clock.now(),
+            )
+            for symbol in symbols
+        ]
+        service = TradingService(
+            engine=engine, source=source, clock=clock, runs=runs, equity=SqliteEquityRepository(db)
+        )
         started = time.perf_counter()
         await service.prime()
         prime_seconds = time.perf_counter() - started
@@ -102,9 +114,11 @@ async def measure(pairs: int, ticks: int, rate_limit: bool, streams: bool) -> No
     pacing = "on" if rate_limit else "off"
     print(f"pairs {pairs}, ticks {ticks}, ccxt rate limiter {pacing}, fills {len(fills)}")
     if streams:
-        print(f"streams: {stats.candles_streamed} candles streamed, {stats.candles_fetched} "
-              f"fetched over REST; prices {stats.prices_streamed} streamed, "
-              f"{stats.prices_fetched} over REST")  # fmt: skip
+        print(
+            f"streams: {stats.candles_streamed} candles streamed, {stats.candles_fetched} "
+            f"fetched over REST; prices {stats.prices_streamed} streamed, "
+            f"{stats.prices_fetched} over REST"
+        )
     print(f"start-up (first fetch of {pairs} x 540 candles): {prime_seconds:.2f} s")
     print(
         f"tick cycle: median {statistics.median(seconds):.3f} s, "

@@ -43,8 +43,9 @@ async def case(
 ) -> tuple[str, bool]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        live, expected, reasons, _ = await both_trades(Path(folder), candles, venue, strategy,
-                                                       params)  # fmt: skip
+        live, expected, reasons, _ = await both_trades(
+            Path(folder), candles, venue, strategy, params
+        )
     worst = dict.fromkeys(FIELDS, 0.0)
     found = [] if len(live) == len(expected) else [f"{len(live)} live, {len(expected)} backtest"]
     for a, b in zip(live, expected, strict=False):
@@ -58,13 +59,15 @@ async def case(
                 ACCOUNTS[venue].tick,
                 resting_stops=ACCOUNTS[venue].resting_stops,
                 limit_entries="entry_offset" in params,
-            )  # fmt: skip
+            )
         ]
     resting = sum(r not in ("signal", "take_profit") for r in reasons)
     seconds = time.perf_counter() - started
-    line = (f"{venue:8} {strategy:20} {'every exit' if params else 'signals':10} "
-            f"{len(expected):3} trades ({resting} stops) in {seconds:5.1f} s; largest "
-            "differences: " + ", ".join(f"{k} {v:.3g}" for k, v in worst.items()))  # fmt: skip
+    line = (
+        f"{venue:8} {strategy:20} {'every exit' if params else 'signals':10} "
+        f"{len(expected):3} trades ({resting} stops) in {seconds:5.1f} s; largest "
+        "differences: " + ", ".join(f"{k} {v:.3g}" for k, v in worst.items())
+    )
     return line + "".join(f"\n    MISMATCH {m}" for m in found), not found
 
 

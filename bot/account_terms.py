@@ -54,11 +54,14 @@ def account_terms(settings: Settings) -> AccountTerms:
         fee = published_taker_fee(settings.exchange.name)
     else:
         fee = paper.fee
-    return AccountTerms(balance=paper.balance, fee_rate=fee, slippage=paper.slippage,
-                        timezone=settings.timezone,
-                        resting_stops=rests_stops(settings),
-                        fee_in_coin=settings.mode == "live"
-                        and settings.exchange.name in BUY_FEE_IN_COIN)  # fmt: skip
+    return AccountTerms(
+        balance=paper.balance,
+        fee_rate=fee,
+        slippage=paper.slippage,
+        timezone=settings.timezone,
+        resting_stops=rests_stops(settings),
+        fee_in_coin=settings.mode == "live" and settings.exchange.name in BUY_FEE_IN_COIN,
+    )
 
 
 def rests_stops(settings: Settings) -> bool:

@@ -33,9 +33,19 @@ KINDS: Mapping[str, str] = {
     "order_unknown": "an order's outcome cannot be read from the exchange: its pair waits (admins)",
 }
 MODES = ("on", "silent", "off")
-ALWAYS_SENT = frozenset({"risk_halt", "risk_resume", "storage", "exchange_error",
-                         "reconciliation_drift", "order_rejected", "chat_down",
-                         "risk_change", "order_unknown"})  # fmt: skip
+ALWAYS_SENT = frozenset(
+    {
+        "risk_halt",
+        "risk_resume",
+        "storage",
+        "exchange_error",
+        "reconciliation_drift",
+        "order_rejected",
+        "chat_down",
+        "risk_change",
+        "order_unknown",
+    }
+)
 # only admins can act on these
 ADMINS_ONLY = frozenset({"unauthorised", "chat_down", "clock_skew", "order_unknown"})
 

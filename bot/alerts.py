@@ -29,8 +29,9 @@ class OnceAlerts:
     """Alerts about facts that do not change, such as a hole in the exchange's candles: each
     text is pushed once, remembered over restarts (the last ``keep`` of them)."""
 
-    def __init__(self, outbox: AlertOutbox, state: StateStore, clock: Clock, kind: str,
-                 keep: int = 200) -> None:  # fmt: skip
+    def __init__(
+        self, outbox: AlertOutbox, state: StateStore, clock: Clock, kind: str, keep: int = 200
+    ) -> None:
         self._outbox, self._state, self._clock = outbox, state, clock
         self._kind, self._keep = kind, keep
 
@@ -61,10 +62,14 @@ class AlertDispatcher:
                 try:
                     await self._sink.send(alert)
                 except Exception as error:  # the chat is down or refuses: try again later
-                    log.log(logging.DEBUG if self._failing else logging.WARNING,
-                            "alert %s not delivered (%s: %s); it stays queued, retried "
-                            "without further warnings until one is delivered", alert.id,
-                            type(error).__name__, error)  # fmt: skip
+                    log.log(
+                        logging.DEBUG if self._failing else logging.WARNING,
+                        "alert %s not delivered (%s: %s); it stays queued, retried "
+                        "without further warnings until one is delivered",
+                        alert.id,
+                        type(error).__name__,
+                        error,
+                    )
                     self._failing = True
                     await self._repository.mark_failed(alert.id)
                     break

@@ -102,8 +102,7 @@ async def sync_pair_runs(
         if pair.pair in known:
             continue
         if await _was_stopped(runs, pair.pair):
-            log.info("%s is configured but was stopped with /stoppair; it stays stopped",
-                     pair.pair)  # fmt: skip
+            log.info("%s is configured but was stopped with /stoppair; it stays stopped", pair.pair)
             continue
         active.append(
             await runs.add(
@@ -149,15 +148,24 @@ async def build_paper_engine(
 ) -> Engine:
     """The engine on a paper exchange, with books and balances as the database last had them."""
     exchange = await PaperExchange.restore(
-        feed=feed, clock=clock, state=SqliteStateRepository(db),
-        initial={account.quote: account.balance}, fee_rate=account.fee_rate,
-        slippage=account.slippage, volume_share=account.volume_share,
+        feed=feed,
+        clock=clock,
+        state=SqliteStateRepository(db),
+        initial={account.quote: account.balance},
+        fee_rate=account.fee_rate,
+        slippage=account.slippage,
+        volume_share=account.volume_share,
         rests_stops=account.rests_stops,
-    )  # fmt: skip
+    )
     return await build_engine(
-        db, clock=clock, exchange=exchange, first_cash=account.balance,
-        costs=EngineCosts(account.fee_rate, account.slippage), limits=limits, timezone=timezone,
-    )  # fmt: skip
+        db,
+        clock=clock,
+        exchange=exchange,
+        first_cash=account.balance,
+        costs=EngineCosts(account.fee_rate, account.slippage),
+        limits=limits,
+        timezone=timezone,
+    )
 
 
 async def build_engine(
@@ -181,35 +189,56 @@ async def build_engine(
         await state.set(CASH_KEY, cash, clock.now())
     portfolio = Portfolio(cash, await positions.all())
     executor = Executor(
-        transactions=db, exchange=exchange, portfolio=portfolio,
-        orders=SqliteOrderRepository(db), fills=SqliteFillRepository(db), positions=positions,
-        state=state, alerts=alerts, clock=clock,
-    )  # fmt: skip
+        transactions=db,
+        exchange=exchange,
+        portfolio=portfolio,
+        orders=SqliteOrderRepository(db),
+        fills=SqliteFillRepository(db),
+        positions=positions,
+        state=state,
+        alerts=alerts,
+        clock=clock,
+    )
     changed = await state.get(LIMITS_KEY)
     if changed and changed != dataclasses.asdict(limits):
         log.warning("risk limits set from chat override the config's: %s", changed)
         limits = RiskLimits(**{**dataclasses.asdict(limits), **changed})
-    guard = RiskGuard(state=state, vetoes=SqliteVetoRepository(db), alerts=alerts,
-                      limits=limits, timezone=ZoneInfo(timezone))  # fmt: skip
-    return Engine(executor=executor, portfolio=portfolio, guard=guard, state=state, clock=clock,
-                  costs=costs)  # fmt: skip
+    guard = RiskGuard(
+        state=state,
+        vetoes=SqliteVetoRepository(db),
+        alerts=alerts,
+        limits=limits,
+        timezone=ZoneInfo(timezone),
+    )
+    return Engine(
+        executor=executor, portfolio=portfolio, guard=guard, state=state, clock=clock, costs=costs
+    )
 
 
 def paper_account(settings: Settings) -> PaperAccount:
     paper = settings.paper
-    return PaperAccount(paper.balance, settings.quote, paper.fee, paper.slippage,
-                        paper.max_volume_share, rests_stops(settings))  # fmt: skip
+    return PaperAccount(
+        paper.balance,
+        settings.quote,
+        paper.fee,
+        paper.slippage,
+        paper.max_volume_share,
+        rests_stops(settings),
+    )
 
 
 def chat_venue(
-    settings: Settings, exchange: str, engine: Engine,
+    settings: Settings,
+    exchange: str,
+    engine: Engine,
     price_decimals: Callable[[str], int | None] = unknown_precision,
-) -> Venue:  # fmt: skip
+) -> Venue:
     """What chat says it trades on; /backtest and /sweep simulate that account, with the
     costs its engine sizes orders with (live: the venue's taker fee). ``price_decimals``:
     the exchange's price precision per pair, where its markets are loaded."""
-    terms = dataclasses.replace(account_terms(settings), fee_rate=engine.costs.fee_rate,
-                                slippage=engine.costs.slippage)  # fmt: skip
+    terms = dataclasses.replace(
+        account_terms(settings), fee_rate=engine.costs.fee_rate, slippage=engine.costs.slippage
+    )
     return Venue(settings.mode, exchange, settings.quote, terms, price_decimals)
 
 
@@ -226,14 +255,20 @@ async def reconcile_at_start(
     runs = await repository.active()
     # A dust conversion a crash left unsettled is booked from the venue's log (if it cannot be
     # read, an alert says so and /dust settles it later: trading starts all the same).
-    await DustDesk(db=db, engine=engine, clock=clock,
-                   venue=settings.exchange.name).settle_or_alert()  # fmt: skip
+    await DustDesk(
+        db=db, engine=engine, clock=clock, venue=settings.exchange.name
+    ).settle_or_alert()
     result = await reconcile(
-        orders=SqliteOrderRepository(db), exchange=engine.exchange, executor=engine.executor,
-        portfolio=engine.portfolio, alerts=outbox, clock=clock, quote=settings.quote,
+        orders=SqliteOrderRepository(db),
+        exchange=engine.exchange,
+        executor=engine.executor,
+        portfolio=engine.portfolio,
+        alerts=outbox,
+        clock=clock,
+        quote=settings.quote,
         pairs=[pair.pair for pair in settings.pairs] + [run.pair for run in runs],
         outside=OutsideHoldings(SqliteStateRepository(db), clock),
-    )  # fmt: skip
+    )
     for order, trade in result.closed:  # a stop that fired while pairpilot was down
         await engine.count_trade(await repository.get(order.run_id), trade)
     if result.settled or result.never_sent or not result.clean:
@@ -269,21 +304,42 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
     state = SqliteStateRepository(db)
     clock = FakeClock(await ReplayDriver.resume_point(state, replay.start))
     engine = await build_paper_engine(
-        db, clock=clock, feed=replay.source,
+        db,
+        clock=clock,
+        feed=replay.source,
         account=paper_account(settings),
-        limits=risk_limits(settings), timezone=settings.timezone,
-    )  # fmt: skip
+        limits=risk_limits(settings),
+        timezone=settings.timezone,
+    )
     outbox = AlertOutbox(SqliteAlertRepository(db), clock)
     await reconcile_at_start(db, engine, outbox, clock, settings)
     runs_repo = SqlitePairRunRepository(db)
     runs = await sync_pair_runs(runs_repo, settings, clock.now())
-    service = TradingService(engine=engine, source=replay.source,
-                             equity=SqliteEquityRepository(db), clock=clock, runs=runs)  # fmt: skip
-    control = Control(runs=runs_repo, service=service, engine=engine, exchange=engine.exchange,
-                      markets=replay.source, clock=clock, quote=settings.quote,
-                      outside=OutsideHoldings(state, clock))  # fmt: skip
-    driver = ReplayDriver(clock=clock, service=service, state=state, step=replay.step,
-                          end=replay.end, source=replay.source)  # fmt: skip
+    service = TradingService(
+        engine=engine,
+        source=replay.source,
+        equity=SqliteEquityRepository(db),
+        clock=clock,
+        runs=runs,
+    )
+    control = Control(
+        runs=runs_repo,
+        service=service,
+        engine=engine,
+        exchange=engine.exchange,
+        markets=replay.source,
+        clock=clock,
+        quote=settings.quote,
+        outside=OutsideHoldings(state, clock),
+    )
+    driver = ReplayDriver(
+        clock=clock,
+        service=service,
+        state=state,
+        step=replay.step,
+        end=replay.end,
+        source=replay.source,
+    )
     return Trading(clock, engine, service, control, driver, outbox)
 
 
@@ -298,20 +354,37 @@ async def _serve(
     trading = await assemble_replay(db, settings, replay)
     venue = chat_venue(settings, "replay", trading.engine)
     jobs = Jobs(SystemClock())
-    cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
-                            ReplayHistory(replay.source), jobs, trading.clock,
-                            settings.research.dask_scheduler)  # fmt: skip
-    watch = await start_watch(db, settings, trading.service, trading.engine, trading.outbox,
-                              "replay")  # fmt: skip
-    async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, trading.clock,
-                             chat, write, simulated=True,
-                             held=watch.held) as dispatcher:  # fmt: skip
+    cockpit = build_cockpit(
+        db,
+        venue,
+        trading.service,
+        trading.engine,
+        trading.control,
+        ReplayHistory(replay.source),
+        jobs,
+        trading.clock,
+        settings.research.dask_scheduler,
+    )
+    watch = await start_watch(
+        db, settings, trading.service, trading.engine, trading.outbox, "replay"
+    )
+    async with notifications(
+        SqliteAlertRepository(db),
+        cockpit,
+        trading.outbox,
+        trading.clock,
+        chat,
+        write,
+        simulated=True,
+        held=watch.held,
+    ) as dispatcher:
         pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
         started = f"pairpilot started: {settings.mode} mode, replay, {pairs}"
         await trading.outbox.push("startup", AlertPriority.INFO, started)
         speed = settings.market_data.replay_speed
-        jobs.every(replay.step.total_seconds() / speed, watch.guarded(trading.driver.step),
-                   "replay-step")  # fmt: skip
+        jobs.every(
+            replay.step.total_seconds() / speed, watch.guarded(trading.driver.step), "replay-step"
+        )
         jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
         jobs.every(ALERT_DRAIN_SECONDS, watch.held.send, "held-alerts")
         jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
@@ -324,37 +397,78 @@ async def _serve(
 
 
 async def start_watch(
-    db: Database, settings: Settings, service: TradingService, engine: Engine,
-    outbox: AlertOutbox, source: str,
-) -> ServiceWatch:  # fmt: skip
+    db: Database,
+    settings: Settings,
+    service: TradingService,
+    engine: Engine,
+    outbox: AlertOutbox,
+    source: str,
+) -> ServiceWatch:
     """The heartbeat and data-directory watch (its job is scheduled by the caller), with the
     gauges restored from the database."""
     await restore_gauges(SqliteEquityRepository(db), engine.guard)
     wall = SystemClock()
-    return ServiceWatch(path=settings.data_dir, state=SqliteStateRepository(db), service=service,
-                        outbox=outbox, held=HeldAlerts(SqliteAlertRepository(db), wall),
-                        source=source, wall=wall)  # fmt: skip
+    return ServiceWatch(
+        path=settings.data_dir,
+        state=SqliteStateRepository(db),
+        service=service,
+        outbox=outbox,
+        held=HeldAlerts(SqliteAlertRepository(db), wall),
+        source=source,
+        wall=wall,
+    )
 
 
 def build_cockpit(
-    db: Database, venue: Venue, service: TradingService, engine: Engine, control: Control,
-    history: CandleHistory, jobs: Jobs, clock: Clock, scheduler: str | None = None,
-) -> Cockpit:  # fmt: skip
+    db: Database,
+    venue: Venue,
+    service: TradingService,
+    engine: Engine,
+    control: Control,
+    history: CandleHistory,
+    jobs: Jobs,
+    clock: Clock,
+    scheduler: str | None = None,
+) -> Cockpit:
     """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
     charts = ChartWorker()
-    sweeps = SweepDesk(history=history, store=SqliteSweepRepository(db), clock=clock,
-                       quote=venue.quote, charts=charts, terms=venue.terms,
-                       limits=lambda: engine.guard.limits, scheduler=scheduler)  # fmt: skip
-    dust = DustDesk(db=db, engine=engine, clock=clock,
-                    venue=venue.exchange if venue.mode == "live" else "the paper exchange",
-                    prices=lambda: service.prices, lock=service.tick_lock)  # fmt: skip
-    return Cockpit(venue=venue, service=service, engine=engine, control=control,
-                   fills=SqliteFillRepository(db), orders=SqliteOrderRepository(db),
-                   audit=SqliteAuditRepository(db), equity=SqliteEquityRepository(db),
-                   history=history, clock=clock, jobs=jobs, alerts=SqliteAlertRepository(db),
-                   preferences=AlertPreferences(SqliteStateRepository(db), clock),
-                   charts=charts, sweeps=sweeps, state=SqliteStateRepository(db),
-                   dust=dust)  # fmt: skip
+    sweeps = SweepDesk(
+        history=history,
+        store=SqliteSweepRepository(db),
+        clock=clock,
+        quote=venue.quote,
+        charts=charts,
+        terms=venue.terms,
+        limits=lambda: engine.guard.limits,
+        scheduler=scheduler,
+    )
+    dust = DustDesk(
+        db=db,
+        engine=engine,
+        clock=clock,
+        venue=venue.exchange if venue.mode == "live" else "the paper exchange",
+        prices=lambda: service.prices,
+        lock=service.tick_lock,
+    )
+    return Cockpit(
+        venue=venue,
+        service=service,
+        engine=engine,
+        control=control,
+        fills=SqliteFillRepository(db),
+        orders=SqliteOrderRepository(db),
+        audit=SqliteAuditRepository(db),
+        equity=SqliteEquityRepository(db),
+        history=history,
+        clock=clock,
+        jobs=jobs,
+        alerts=SqliteAlertRepository(db),
+        preferences=AlertPreferences(SqliteStateRepository(db), clock),
+        charts=charts,
+        sweeps=sweeps,
+        state=SqliteStateRepository(db),
+        dust=dust,
+    )
 
 
 async def _until_first(*events: asyncio.Event) -> None:

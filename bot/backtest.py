@@ -52,18 +52,32 @@ class BacktestSetup:
 
     @property
     def terms(self) -> AccountTerms:
-        return AccountTerms(self.balance, self.fee_rate, self.slippage, self.timezone,
-                            self.resting_stops, self.fee_in_coin)  # fmt: skip
+        return AccountTerms(
+            self.balance,
+            self.fee_rate,
+            self.slippage,
+            self.timezone,
+            self.resting_stops,
+            self.fee_in_coin,
+        )
 
 
 def setup_for(
     pair: str, timeframe: str, terms: AccountTerms, limits: RiskLimits, trade_from: int = 0
 ) -> BacktestSetup:
     """A backtest of ``pair`` on the account ``terms`` describe, under ``limits``."""
-    return BacktestSetup(pair=pair, timeframe=timeframe, balance=terms.balance,
-                         fee_rate=terms.fee_rate, slippage=terms.slippage, limits=limits,
-                         timezone=terms.timezone, resting_stops=terms.resting_stops,
-                         fee_in_coin=terms.fee_in_coin, trade_from=trade_from)  # fmt: skip
+    return BacktestSetup(
+        pair=pair,
+        timeframe=timeframe,
+        balance=terms.balance,
+        fee_rate=terms.fee_rate,
+        slippage=terms.slippage,
+        limits=limits,
+        timezone=terms.timezone,
+        resting_stops=terms.resting_stops,
+        fee_in_coin=terms.fee_in_coin,
+        trade_from=trade_from,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +122,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             np.append(open_ms[1:], close_ms[-1]),
             local_days(close_ms, setup.timezone),
             step_ms,
-        ),  # fmt: skip
+        ),
         KernelCosts(
             setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits, setup.fee_in_coin
         ),
@@ -119,7 +133,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             policy.atr_stop,
             policy.entry_offset,
             setup.resting_stops,
-        ),  # fmt: skip
+        ),
     )
     table = TradeTable.from_kernel(result, setup.pair)
     return BacktestResult(

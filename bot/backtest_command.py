@@ -128,8 +128,12 @@ def backtest_terms(args: argparse.Namespace) -> tuple[AccountTerms, RiskLimits]:
 
         settings = load_settings(args.config, None)  # a backtest needs no keys, live or not
         terms, base = account_terms(settings), settings.risk.model_dump()
-    given = {"balance": args.balance, "fee_rate": args.fee, "slippage": args.slippage,
-             "resting_stops": args.resting_stops}  # fmt: skip
+    given = {
+        "balance": args.balance,
+        "fee_rate": args.fee,
+        "slippage": args.slippage,
+        "resting_stops": args.resting_stops,
+    }
     terms = dataclasses.replace(terms, **{k: v for k, v in given.items() if v is not None})
     _check_rates(terms)
     if not (args.config or args.risk):

@@ -16,10 +16,16 @@ def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
     cap = min(result.setup.limits.max_position_fraction, result.setup.limits.position_fraction)
     rows = [
         ("total return", f"{m.total_return:+.2%} ({m.pnl:+,.2f} {quote})"),
-        ("buy and hold", f"{m.buy_and_hold_return:+.2%} (all in from the first open the "
-                         "strategy could buy at, same fee and slippage)"),
-        ("strategy exposure", f"in the market {m.exposure:.0%} of the time, with at most "
-                              f"{cap:.0%} of equity per entry"),
+        (
+            "buy and hold",
+            f"{m.buy_and_hold_return:+.2%} (all in from the first open the "
+            "strategy could buy at, same fee and slippage)",
+        ),
+        (
+            "strategy exposure",
+            f"in the market {m.exposure:.0%} of the time, with at most "
+            f"{cap:.0%} of equity per entry",
+        ),
         *_annualised_rows(m),
         ("max drawdown", f"{m.max_drawdown:.2%}, longest {m.max_drawdown_hours:,.0f} h"),
         ("trades", _trade_count(result)),
@@ -28,7 +34,7 @@ def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
         ("average holding", f"{m.avg_holding_hours:,.1f} h"),
         ("fees paid", f"{m.fees:,.2f} {quote}"),
         ("final equity", f"{m.end_equity:,.2f} {quote} (from {m.start_equity:,.2f})"),
-    ]  # fmt: skip
+    ]
     if result.vetoes:
         rows.append(("entries refused by risk", f"{result.vetoes}"))
     if result.halted_at:
@@ -48,8 +54,10 @@ def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
 def terms_line(result: BacktestResult) -> str:
     """The account simulated: costs, where its days start, and how its stops are modelled."""
     setup = result.setup
-    return (f"fee {setup.fee_rate:.4%}, slippage {setup.slippage:.4%}, days in "
-            f"{setup.timezone}; stops {setup.terms.stops}")  # fmt: skip
+    return (
+        f"fee {setup.fee_rate:.4%}, slippage {setup.slippage:.4%}, days in "
+        f"{setup.timezone}; stops {setup.terms.stops}"
+    )
 
 
 def _annualised_rows(m: Metrics) -> list[tuple[str, str]]:
@@ -57,8 +65,9 @@ def _annualised_rows(m: Metrics) -> list[tuple[str, str]]:
     if m.annualised:
         ratios = f"{m.sharpe:.2f} / {m.sortino:.2f} / {m.calmar:.2f}"
         return [("CAGR", f"{m.cagr:+.2%}"), ("Sharpe / Sortino / Calmar", ratios)]
-    too_short = (f"not annualised: {m.span_days:,.1f} days of data, under the "
-                 f"{MIN_ANNUALISED_DAYS} it takes")  # fmt: skip
+    too_short = (
+        f"not annualised: {m.span_days:,.1f} days of data, under the {MIN_ANNUALISED_DAYS} it takes"
+    )
     return [("CAGR / Calmar", too_short), ("Sharpe / Sortino", f"{m.sharpe:.2f} / {m.sortino:.2f}")]
 
 

@@ -42,9 +42,11 @@ def backup(database: Path, dest: str, now: datetime) -> Copied:
         raise UserInputError(f"{target} exists already; name a new file or a directory")
     wal = unread_wal(database)
     if wal is not None:  # on a read-only file system SQLite cannot merge it in for us
-        raise UserInputError(f"{wal} holds changes not yet in {database}, and the file system "
-                             f"is read-only: copy both files as they are (cp {database} {wal} "
-                             "DEST/)")  # fmt: skip
+        raise UserInputError(
+            f"{wal} holds changes not yet in {database}, and the file system "
+            f"is read-only: copy both files as they are (cp {database} {wal} "
+            "DEST/)"
+        )
     _check_room(database, target)
     with contextlib.closing(sqlite3.connect(read_only_uri(database), uri=True)) as source:
         source.execute("PRAGMA busy_timeout = 5000")
@@ -55,16 +57,17 @@ def backup(database: Path, dest: str, now: datetime) -> Copied:
 def _check_room(database: Path, target: Path) -> None:
     """A copy on the data directory's own file system must leave the service its
     ``MIN_FREE_BYTES`` (below it new entries stop); elsewhere it must fit."""
-    size = sum(part.stat().st_size for part in (database, Path(f"{database}-wal"))
-               if part.exists())  # fmt: skip
+    size = sum(part.stat().st_size for part in (database, Path(f"{database}-wal")) if part.exists())
     free = free_bytes(target.parent)
     shared = target.parent.stat().st_dev == database.parent.stat().st_dev
     needed = size + (MIN_FREE_BYTES if shared else 0)
     if free < needed:
         floor = f" and leave the service its {MIN_FREE_BYTES // 2**20} MiB" if shared else ""
-        raise UserInputError(f"{target.parent} has {free / 2**20:.1f} MiB free; the backup needs "
-                             f"{size / 2**20:.1f} MiB{floor}: put backups on another disk or "
-                             "remove old ones; nothing was written")  # fmt: skip
+        raise UserInputError(
+            f"{target.parent} has {free / 2**20:.1f} MiB free; the backup needs "
+            f"{size / 2**20:.1f} MiB{floor}: put backups on another disk or "
+            "remove old ones; nothing was written"
+        )
 
 
 def restore(source: Path, database: Path, now: datetime) -> tuple[Copied, Path | None]:
@@ -104,8 +107,10 @@ def _refuse_if_open(database: Path) -> None:
             db.execute("BEGIN EXCLUSIVE")
             db.execute("ROLLBACK")
     except sqlite3.OperationalError as error:
-        raise DataDirBusy(f"{database} is open in another process ({error}): a pairpilot is "
-                          "running on it; stop it first") from None  # fmt: skip
+        raise DataDirBusy(
+            f"{database} is open in another process ({error}): a pairpilot is "
+            "running on it; stop it first"
+        ) from None
     except sqlite3.DatabaseError:  # not a database at all (the reason to restore): no user
         return
 
@@ -130,8 +135,10 @@ def _check_backup(connection: sqlite3.Connection, path: Path) -> None:
         raise UserInputError(f"{path} is not a pairpilot database (no pair_runs table)")
     known = latest_schema()
     if schema > known:
-        raise UserInputError(f"{path} has schema {schema}, newer than this pairpilot knows "
-                             f"({known}); restore it with that newer version")  # fmt: skip
+        raise UserInputError(
+            f"{path} has schema {schema}, newer than this pairpilot knows "
+            f"({known}); restore it with that newer version"
+        )
 
 
 def _copy(source: sqlite3.Connection, target: Path, doing: str) -> Copied:

@@ -37,9 +37,9 @@ class ChartWorker:
         if self._pool is None:
             # spawn, not fork: the service runs threads (aiosqlite, APScheduler) a fork would copy
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context,
-                                             initializer=_settle_in,
-                                             initargs=(os.getpid(),))  # fmt: skip
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=context, initializer=_settle_in, initargs=(os.getpid(),)
+            )
             self._pool.submit(_load)
 
     async def draw(self, chart: Chart, /, **arguments: Any) -> bytes:

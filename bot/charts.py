@@ -93,11 +93,20 @@ def candle_chart_png(
         panel.plot(times, values, linewidth=1.6, label=label)
     if stop is not None:
         price.axhline(stop, color="#ff7f0e", linestyle="--", linewidth=1.5, label="stop")
-    for marks, marker, colour, label in ((entries, "^", "#2ca02c", "entry"),
-                                          (exits, "v", "#d62728", "exit")):  # fmt: skip
+    for marks, marker, colour, label in (
+        (entries, "^", "#2ca02c", "entry"),
+        (exits, "v", "#d62728", "exit"),
+    ):
         if marks:
-            price.scatter(*zip(*marks, strict=True), marker=marker, s=110, color=colour,
-                          edgecolors="black", label=label, zorder=3)  # fmt: skip
+            price.scatter(
+                *zip(*marks, strict=True),
+                marker=marker,
+                s=110,
+                color=colour,
+                edgecolors="black",
+                label=label,
+                zorder=3,
+            )
     price.set_title(title, fontsize=16)
     price.set_ylabel("price", fontsize=14)
     price.legend(fontsize=11, loc="upper left")

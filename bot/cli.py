@@ -22,20 +22,27 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pairpilot", description="A crypto trading bot driven from Telegram."
     )
     parser.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="default INFO for `run` (a line per trading decision), WARNING otherwise",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--log-format", default="text", choices=["text", "json"],
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
         help="json: one JSON object per line, decisions with their pair, action and reason",
-    )  # fmt: skip
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the trading service")
     run.add_argument("--config", type=Path, help="TOML config file (defaults when omitted)")
-    run.add_argument("--secrets", type=Path, metavar="FILE",
-                     help="KEY=VALUE file with the PAIRPILOT_* secrets (chmod 600); "
-                          "the environment wins over it")  # fmt: skip
+    run.add_argument(
+        "--secrets",
+        type=Path,
+        metavar="FILE",
+        help="KEY=VALUE file with the PAIRPILOT_* secrets (chmod 600); "
+        "the environment wins over it",
+    )
     run.set_defaults(handler=_run)
 
     health = commands.add_parser(
@@ -44,8 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         "help), 3 unhealthy (a restart would help)",
     )
     health.add_argument("--config", type=Path, help="TOML config file (for data_dir)")
-    health.add_argument("--max-alert-age", type=float, default=10.0, metavar="MINUTES",
-                        help="how long an alert may wait for delivery (default 10)")  # fmt: skip
+    health.add_argument(
+        "--max-alert-age",
+        type=float,
+        default=10.0,
+        metavar="MINUTES",
+        help="how long an alert may wait for delivery (default 10)",
+    )
     health.set_defaults(handler=_health)
 
     backup = commands.add_parser(
@@ -78,9 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--since", help="with stored candles: from this UTC date")
     backtest.add_argument("--until", help="with stored candles: up to this UTC date")
     backtest.add_argument("--exchange", help="with stored candles: whose (default binance)")
-    backtest.add_argument("--config", type=Path, help="TOML config: data_dir, and the account "
-                          "simulated (its paper balance, fee, slippage, timezone, [risk], and "
-                          "whether its venue rests stops)")  # fmt: skip
+    backtest.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config: data_dir, and the account "
+        "simulated (its paper balance, fee, slippage, timezone, [risk], and "
+        "whether its venue rests stops)",
+    )
     backtest.add_argument("--strategy", default="ema_cross")
     backtest.add_argument(
         "--param",
@@ -92,8 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--pair", help="the pair; with --data, default from the file name")
     backtest.add_argument("--timeframe", help="the timeframe; with --data, default from the file")
     backtest.add_argument("--fee", type=float, help="fee rate (default: the config's, else 0.001)")
-    backtest.add_argument("--slippage", type=float,
-                          help="slippage rate (default: the config's, else 0)")  # fmt: skip
+    backtest.add_argument(
+        "--slippage", type=float, help="slippage rate (default: the config's, else 0)"
+    )
     backtest.add_argument(
         "--balance",
         type=float,
@@ -128,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level or ("INFO" if args.command == "run" else "WARNING"),
-                      args.log_format)  # fmt: skip
+    configure_logging(
+        args.log_level or ("INFO" if args.command == "run" else "WARNING"), args.log_format
+    )
     try:
         return int(args.handler(args))
     except (UserInputError, ConfigError, UnusableDatabase) as error:
@@ -141,8 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         if args.log_format != "json":
             raise  # the traceback, as Python prints it
-        logging.getLogger("pairpilot").exception("pairpilot: unexpected error",
-                                                 extra={"event": "exit"})  # fmt: skip
+        logging.getLogger("pairpilot").exception(
+            "pairpilot: unexpected error", extra={"event": "exit"}
+        )
         return 1
     except KeyboardInterrupt:  # Ctrl-C before the service had installed its own handlers
         print("pairpilot: interrupted", file=sys.stderr)
@@ -194,21 +213,32 @@ def _run(args: argparse.Namespace) -> int:
             if chat is not None and secrets.telegram_token:
                 from handlers.notice import tell_admins_once
 
-                await tell_admins_once(settings, secrets.telegram_token,
-                                       f"pairpilot cannot start: {error}")  # fmt: skip
+                await tell_admins_once(
+                    settings, secrets.telegram_token, f"pairpilot cannot start: {error}"
+                )
             raise
 
     log = logging.getLogger("pairpilot")
     if settings.telegram.users and chat is None:
-        log.warning("telegram.users lists %d user(s) but PAIRPILOT_TELEGRAM_TOKEN is not set "
-                    "(environment or --secrets): Telegram is off, alerts go to the log only",
-                    len(settings.telegram.users))  # fmt: skip
+        log.warning(
+            "telegram.users lists %d user(s) but PAIRPILOT_TELEGRAM_TOKEN is not set "
+            "(environment or --secrets): Telegram is off, alerts go to the log only",
+            len(settings.telegram.users),
+        )
     if chat is not None and not any(user.role == "admin" for user in settings.telegram.users):
-        log.warning("no admin in telegram.users: the alerts sent without the disk and the "
-                    "notice of a refused start go to every user listed, if any")  # fmt: skip
-    log.info("pairpilot %s starting: %s mode on %s candles, data_dir %s, pid %d",
-             version("pairpilot"), settings.mode, settings.market_data.source,
-             settings.data_dir, os.getpid(), extra={"event": "start"})  # fmt: skip
+        log.warning(
+            "no admin in telegram.users: the alerts sent without the disk and the "
+            "notice of a refused start go to every user listed, if any"
+        )
+    log.info(
+        "pairpilot %s starting: %s mode on %s candles, data_dir %s, pid %d",
+        version("pairpilot"),
+        settings.mode,
+        settings.market_data.source,
+        settings.data_dir,
+        os.getpid(),
+        extra={"event": "start"},
+    )
     try:
         asyncio.run(serve())
     except BaseException as error:
@@ -241,8 +271,10 @@ def _backup(args: argparse.Namespace) -> int:
 
     database = load_settings(args.config, None).database_path
     copied = backup(database, args.dest, SystemClock().now())
-    print(f"backed up {database} to {copied.path} ({copied.size:,} bytes, schema "
-          f"{copied.schema}, integrity ok)")  # fmt: skip
+    print(
+        f"backed up {database} to {copied.path} ({copied.size:,} bytes, schema "
+        f"{copied.schema}, integrity ok)"
+    )
     return 0
 
 

@@ -48,13 +48,20 @@ from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 
-FRACTION_KEYS = frozenset({"position_fraction", "max_position_fraction", "max_total_exposure",
-                           "risk_per_trade", "daily_loss_limit", "max_drawdown",
-                           "volatility_floor"})  # fmt: skip
+FRACTION_KEYS = frozenset(
+    {
+        "position_fraction",
+        "max_position_fraction",
+        "max_total_exposure",
+        "risk_per_trade",
+        "daily_loss_limit",
+        "max_drawdown",
+        "volatility_floor",
+    }
+)
 MONEY_KEYS = frozenset({"min_order_value"})
 PROTECTIONS = {"max_drawdown": "drawdown halt", "daily_loss_limit": "daily loss halt"}  # 0: off
-PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30),
-           "all": None}  # fmt: skip
+PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 CHART_CANDLES = 120  # candles on a /chart: readable on a phone
 
 
@@ -151,8 +158,9 @@ class Cockpit:
         balances = await self._engine.exchange.fetch_balances()
         portfolio = self._engine.portfolio
         lines = [f"Books: cash {portfolio.cash:,.2f} {self.venue.quote}"]
-        lines += [f"{escape(asset)} {amount_text(amount)}"
-                  for asset, amount in sorted(balances.items())]  # fmt: skip
+        lines += [
+            f"{escape(asset)} {amount_text(amount)}" for asset, amount in sorted(balances.items())
+        ]
         return "\n".join(lines)
 
     async def holdings(self) -> str:
@@ -174,17 +182,23 @@ class Cockpit:
         return "\n".join(
             f"{escape(p.pair)} {amount_text(p.amount)} @ {self._price(p.pair, p.average_price)}, "
             f"unrealised {p.unrealised_pnl(prices.get(p.pair, p.average_price)):+,.2f}"
-            + (" (dust: too small to sell, it goes with the next exit)"
-               if dust(p.pair, p.amount, prices.get(p.pair, p.average_price)) else "")
+            + (
+                " (dust: too small to sell, it goes with the next exit)"
+                if dust(p.pair, p.amount, prices.get(p.pair, p.average_price))
+                else ""
+            )
             for p in positions
-        )  # fmt: skip
+        )
 
     async def _closed_trades(self) -> list[Trade]:
         """Every round trip; one that left only dust is closed (the exchange's dust rule, and
         the engine's word on a rest that turned to dust after its exit)."""
         prices = self._service.prices
-        dust = {p.pair: p.amount for p in self._engine.portfolio.positions()
-                if await self._engine.is_dust(p, prices.get(p.pair, p.average_price))}  # fmt: skip
+        dust = {
+            p.pair: p.amount
+            for p in self._engine.portfolio.positions()
+            if await self._engine.is_dust(p, prices.get(p.pair, p.average_price))
+        }
         return round_trips(await self._fills.all(), self._engine.exchange.too_small, dust)
 
     async def trades(self, count: int) -> str:
@@ -212,18 +226,25 @@ class Cockpit:
         blocks = []  # one parameter a line: readable on a phone
         for name in sorted(REGISTRY):
             blocks.append(f"<b>{escape(name)}</b>")
-            blocks += [f"  {escape(s.name)}={s.default:g} ({s.minimum:g} to {s.maximum:g})"
-                       for s in REGISTRY[name].specs()]  # fmt: skip
+            blocks += [
+                f"  {escape(s.name)}={s.default:g} ({s.minimum:g} to {s.maximum:g})"
+                for s in REGISTRY[name].specs()
+            ]
         return "\n".join(blocks)
 
     def risk(self) -> str:
         limits = self._engine.guard.limits
         return "\n".join(
-            f"{name} = {value:g}" + (f" ({value:.4g} {self.venue.quote})" if name in MONEY_KEYS
-                                     else f" ({value * 100:.4g}%)" if name in FRACTION_KEYS
-                                     else "")
+            f"{name} = {value:g}"
+            + (
+                f" ({value:.4g} {self.venue.quote})"
+                if name in MONEY_KEYS
+                else f" ({value * 100:.4g}%)"
+                if name in FRACTION_KEYS
+                else ""
+            )
             for name, value in dataclasses.asdict(limits).items()
-        )  # fmt: skip
+        )
 
     async def pnl(self, period: str) -> Photo:
         """The equity curve with its drawdown over ``period`` (1d, 7d, 30d or all)."""
@@ -237,8 +258,9 @@ class Cockpit:
             raise UserInputError(f"not enough equity recorded for {period} yet; try later")
         times = [s.time for s in snapshots]
         equity = [s.equity for s in snapshots]
-        png = await self.charts.draw("equity_chart_png", times=times, equity=equity,
-                                     title=f"Equity, {period}")  # fmt: skip
+        png = await self.charts.draw(
+            "equity_chart_png", times=times, equity=equity, title=f"Equity, {period}"
+        )
         change = equity[-1] - equity[0]
         peak, worst = equity[0], 0.0
         for value in equity:
@@ -260,30 +282,38 @@ class Cockpit:
         pair = normalise_pair(arguments[0], self.venue.quote)
         run = self._service.run_for(pair)
         if run is None:
-            raise UserInputError(f"{pair} is not running; /backtest {pair} STRATEGY charts "
-                                 "any pair")  # fmt: skip
+            raise UserInputError(
+                f"{pair} is not running; /backtest {pair} STRATEGY charts any pair"
+            )
         timeframe = arguments[1] if len(arguments) > 1 else run.timeframe
         step = timeframe_seconds(timeframe)
         strategy = build_strategy(run.strategy, run.params)
         wanted = CHART_CANDLES + strategy.history
         days = max(1, -(-wanted * step // 86_400))
         candles = await self._history.candles(pair, timeframe, days, self._clock.now())
-        lines = {label: list(values.iloc[-CHART_CANDLES:])
-                 for label, values in strategy.indicators(candles).items()}  # fmt: skip
+        lines = {
+            label: list(values.iloc[-CHART_CANDLES:])
+            for label, values in strategy.indicators(candles).items()
+        }
         shown = candles.iloc[-CHART_CANDLES:]
         start = from_ms(int(shown["timestamp"].iloc[0]))
         fills = [f for f in await self._fills.all(since=start) if f.pair == pair]
         stop = await self._engine.stop_in_force(run, strategy.exit_policy)
         png = await self.charts.draw(
-            "candle_chart_png", title=f"{pair} {timeframe} {strategy.name}", candles=shown,
-            indicators=lines, oscillator=strategy.indicator_panel != "price",
+            "candle_chart_png",
+            title=f"{pair} {timeframe} {strategy.name}",
+            candles=shown,
+            indicators=lines,
+            oscillator=strategy.indicator_panel != "price",
             entries=[(f.time, f.price) for f in fills if f.side is Side.BUY],
-            exits=[(f.time, f.price) for f in fills if f.side is Side.SELL], stop=stop,
-        )  # fmt: skip
+            exits=[(f.time, f.price) for f in fills if f.side is Side.SELL],
+            stop=stop,
+        )
         last = float(shown["close"].iloc[-1])
-        caption = (f"<b>{escape(pair)} {timeframe}</b> {escape(strategy.name)}, last close "
-                   f"{self._price(pair, last)}"
-                   + (f", stop {self._price(pair, stop)}" if stop else ""))  # fmt: skip
+        caption = (
+            f"<b>{escape(pair)} {timeframe}</b> {escape(strategy.name)}, last close "
+            f"{self._price(pair, last)}" + (f", stop {self._price(pair, stop)}" if stop else "")
+        )
         return Photo(png, caption)
 
     async def daily_report(self) -> Photo:
@@ -296,13 +326,17 @@ class Cockpit:
         values = [s.equity for s in snapshots] or [equity]
         if len(times) == 1:  # a quiet day: a flat line still shows the bot is alive
             times, values = [now - timedelta(days=1), now], [values[0], equity]
-        png = await self.charts.draw("equity_chart_png", times=times, equity=values,
-                                     title=f"Equity, {now:%Y-%m-%d}")  # fmt: skip
+        png = await self.charts.draw(
+            "equity_chart_png", times=times, equity=values, title=f"Equity, {now:%Y-%m-%d}"
+        )
         trades = [t for t in await self._closed_trades() if t.exit_time >= times[0]]
         halt = await self._engine.guard.halted()
         prices = self._service.prices
-        dust = [p for p in self._engine.portfolio.positions()
-                if await self._engine.is_dust(p, prices.get(p.pair, p.average_price))]  # fmt: skip
+        dust = [
+            p
+            for p in self._engine.portfolio.positions()
+            if await self._engine.is_dust(p, prices.get(p.pair, p.average_price))
+        ]
         caption = (
             f"Daily report {now:%Y-%m-%d %H:%M}: equity {equity:,.2f} {self.venue.quote} "
             f"({equity - values[0]:+,.2f} in 24 h), {len(trades)} trade(s) closed "
@@ -346,11 +380,14 @@ class Cockpit:
             drawn = await asyncio.to_thread(result_chart_arguments, result)
             png = await self.charts.draw("backtest_chart_png", **drawn)
         first = from_ms(int(result.close_ms[0]))
-        rows = "\n".join(f"{escape(name)}: {escape(value)}" for name, value in
-                         metric_rows(result)[:9])  # fmt: skip
-        caption = (f"<b>{escape(pair)} {escape(strategy.name)} {timeframe}</b>, "
-                   f"{len(candles):,} candles from {first:%Y-%m-%d}\n"
-                   f"{escape(terms_line(result))}\n{rows}")  # fmt: skip
+        rows = "\n".join(
+            f"{escape(name)}: {escape(value)}" for name, value in metric_rows(result)[:9]
+        )
+        caption = (
+            f"<b>{escape(pair)} {escape(strategy.name)} {timeframe}</b>, "
+            f"{len(candles):,} candles from {first:%Y-%m-%d}\n"
+            f"{escape(terms_line(result))}\n{rows}"
+        )
         return Photo(png, caption)
 
     async def sweep(self, arguments: Sequence[str], progress: Progress) -> Photo | str:
@@ -368,8 +405,9 @@ class Cockpit:
             finite = True  # not a number: the bounds check names the problem
         if not finite:
             raise UserInputError(f"/risk set {key}={value}: expected a finite number")
-        limits = checked_limits(dataclasses.asdict(self._engine.guard.limits), {key: value},
-                                option="/risk set")  # fmt: skip
+        limits = checked_limits(
+            dataclasses.asdict(self._engine.guard.limits), {key: value}, option="/risk set"
+        )
         equity = self._engine.portfolio.equity(self._service.prices)
         if key == "min_order_value" and limits.min_order_value > equity:
             raise UserInputError(
@@ -403,12 +441,19 @@ class Cockpit:
             age = f"{(now - seen).total_seconds() / 60:,.0f} min ago" if seen else "not yet"
             waiting = self._engine.executor.unknown.waiting(run.pair)
             named = ", ".join(escape(o.client_order_id) for o in waiting)
-            held = (f"; <b>not traded</b>: order {named}'s outcome cannot be read from the "
-                    "exchange (settle it with /order)" if waiting else "")  # fmt: skip
+            held = (
+                f"; <b>not traded</b>: order {named}'s outcome cannot be read from the "
+                "exchange (settle it with /order)"
+                if waiting
+                else ""
+            )
             lines.append(f"{escape(run.pair)} {run.timeframe}: last new candle {age}{held}")
         for name, next_run in self._jobs.planned():
-            lines.append(f"job {escape(name)}: next {next_run:%H:%M:%S} UTC" if next_run
-                         else f"job {escape(name)}: paused")  # fmt: skip
+            lines.append(
+                f"job {escape(name)}: next {next_run:%H:%M:%S} UTC"
+                if next_run
+                else f"job {escape(name)}: paused"
+            )
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -420,8 +465,11 @@ class Cockpit:
         if self._state is not None:
             chat = await self._state.get(COMMANDS_KEY) or {}
             problem = chat.get("problem")
-            lines.append(f"chat commands: <b>cannot be received</b> ({escape(problem)})"
-                         if problem else "chat commands: received")  # fmt: skip
+            lines.append(
+                f"chat commands: <b>cannot be received</b> ({escape(problem)})"
+                if problem
+                else "chat commands: received"
+            )
             clock = (await self._state.get(CLOCK_KEY) or {}).get("source")
             if clock:
                 lines.append(f"command ages judged by: {escape(clock)}")
@@ -434,8 +482,10 @@ class Cockpit:
                 raise UserInputError("usage: /alerts [KIND on|silent|off]")
             await self.preferences.choose(user_id, arguments[0], arguments[1])
         chosen = await self.preferences.of(user_id)
-        return "\n".join(f"{escape(kind)}: <b>{mode}</b> ({escape(KINDS[kind])})"
-                         for kind, mode in chosen.items())  # fmt: skip
+        return "\n".join(
+            f"{escape(kind)}: <b>{mode}</b> ({escape(KINDS[kind])})"
+            for kind, mode in chosen.items()
+        )
 
     async def audit(self, count: int) -> str:
         entries = await self._audit.latest(count)
@@ -486,8 +536,11 @@ class Cockpit:
 
     async def halt(self, actor: str) -> str:
         halted = await self._engine.guard.halt(f"halted from chat by {actor}", self._clock.now())
-        return "Trading halted: no new entries; exits are still managed." if halted else (
-            "Trading was already halted.")  # fmt: skip
+        return (
+            "Trading halted: no new entries; exits are still managed."
+            if halted
+            else ("Trading was already halted.")
+        )
 
     async def halt_since(self) -> str | None:
         """When the standing halt began (ISO), or None: tells one halt from a later one."""
@@ -501,17 +554,23 @@ class Cockpit:
 
     async def flatten(self) -> str:
         report = await self._control.flatten()
-        closed = ", ".join(f"{escape(p)} {amount_text(a)}"
-                           for p, a in report.closed.items()) or "nothing"  # fmt: skip
-        lines = [f"Flattened: halted{'' if report.halted_now else ' (already)'}, "
-                 f"{report.cancelled_orders} open order(s) cancelled, sold {closed}."]  # fmt: skip
+        closed = (
+            ", ".join(f"{escape(p)} {amount_text(a)}" for p, a in report.closed.items())
+            or "nothing"
+        )
+        lines = [
+            f"Flattened: halted{'' if report.halted_now else ' (already)'}, "
+            f"{report.cancelled_orders} open order(s) cancelled, sold {closed}."
+        ]
         if report.clean:
             lines.append("Verified: the exchange holds no position.")
         elif report.left:
             left = ", ".join(f"{escape(a)} {amount_text(v)}" for a, v in report.left.items())
             lines.append(f"<b>Check the account</b>: the exchange still holds {left}.")
-        lines += [f"<b>Not done</b>: {escape(what)}: {escape(why)}"
-                  for what, why in report.problems.items()]  # fmt: skip
+        lines += [
+            f"<b>Not done</b>: {escape(what)}: {escape(why)}"
+            for what, why in report.problems.items()
+        ]
         return "\n".join(lines)
 
     async def preview(self, command: str, arguments: Sequence[str]) -> str | None:
@@ -561,14 +620,23 @@ class Cockpit:
             await self._state.set(key, value, self._clock.now())
 
     async def record(self, actor: str, command: str, arguments: Sequence[str], result: str) -> None:
-        await self._audit.add(actor=actor, command=command, arguments=list(arguments),
-                              result=result[:300], now=self._clock.now())  # fmt: skip
+        await self._audit.add(
+            actor=actor,
+            command=command,
+            arguments=list(arguments),
+            result=result[:300],
+            now=self._clock.now(),
+        )
 
     async def record_many(self, entries: Sequence[tuple[str, str, Sequence[str], str]]) -> None:
         """Several (actor, command, arguments, result) audit lines in one commit."""
-        await self._audit.add_many([(actor, command, arguments, result[:300])
-                                    for actor, command, arguments, result in entries],
-                                   self._clock.now())  # fmt: skip
+        await self._audit.add_many(
+            [
+                (actor, command, arguments, result[:300])
+                for actor, command, arguments, result in entries
+            ],
+            self._clock.now(),
+        )
 
     def _price(self, pair: str, value: float) -> str:
         return price_text(value, self.venue.price_decimals(pair))

@@ -205,8 +205,12 @@ class Secrets:
     @classmethod
     def from_environment(cls, environment: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if environment is None else environment
-        return cls(**{name: unquoted(env.get(variable) or "") or None
-                      for name, variable in SECRET_VARIABLES.items()})  # fmt: skip
+        return cls(
+            **{
+                name: unquoted(env.get(variable) or "") or None
+                for name, variable in SECRET_VARIABLES.items()
+            }
+        )
 
 
 def unquoted(value: str) -> str:
@@ -235,13 +239,19 @@ def read_secrets_file(path: Path) -> dict[str, str]:
             for who, bit in (("its group", stat.S_IRGRP), ("every user", stat.S_IROTH))
             if mode & bit
         )
-        log.warning("secrets file %s is readable by %s (mode %03o): run chmod 600 %s",
-                    path, readers, stat.S_IMODE(mode), path)  # fmt: skip
+        log.warning(
+            "secrets file %s is readable by %s (mode %03o): run chmod 600 %s",
+            path,
+            readers,
+            stat.S_IMODE(mode),
+            path,
+        )
     known = set(SECRET_VARIABLES.values())
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"secrets file {path}: unknown key {unknown[0]}; expected "
-                          f"{', '.join(sorted(known))}")  # fmt: skip
+        raise ConfigError(
+            f"secrets file {path}: unknown key {unknown[0]}; expected {', '.join(sorted(known))}"
+        )
     return {key: value for key, value in values.items() if value}
 
 
@@ -333,8 +343,10 @@ def check_quote(pair: str, quote: str) -> None:
     """A pair must be quoted in the books' currency (else cash and PnL would mix currencies):
     the one rule for the config's pairs and /startpair. Raises UserInputError."""
     if pair.split("/")[-1] != quote:
-        raise UserInputError(f"pair {pair} is not quoted in {quote} (the key quote): the "
-                             "books are kept in it, so every pair must be")  # fmt: skip
+        raise UserInputError(
+            f"pair {pair} is not quoted in {quote} (the key quote): the "
+            "books are kept in it, so every pair must be"
+        )
 
 
 def _check_live(settings: Settings, secrets: Secrets) -> None:

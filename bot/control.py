@@ -94,8 +94,10 @@ class Control:
             if capital_share is None:
                 capital_share = round(1 - taken, 6)
             if not 0 < capital_share <= 1:
-                raise UserInputError(f"capital share {capital_share:g} must be above 0, at most "
-                                     f"1 ({taken:.0%} is taken by the running pairs)")  # fmt: skip
+                raise UserInputError(
+                    f"capital share {capital_share:g} must be above 0, at most "
+                    f"1 ({taken:.0%} is taken by the running pairs)"
+                )
             if taken + capital_share > 1 + 1e-9:
                 raise UserInputError(
                     f"capital shares would add up to {taken + capital_share:.0%}: the running "
@@ -103,9 +105,13 @@ class Control:
                 )
             try:
                 run = await self._runs.add(
-                    pair=pair, strategy=built.name, timeframe=timeframe, params=built.params,
-                    capital_share=capital_share, now=self._clock.now(),
-                )  # fmt: skip
+                    pair=pair,
+                    strategy=built.name,
+                    timeframe=timeframe,
+                    params=built.params,
+                    capital_share=capital_share,
+                    now=self._clock.now(),
+                )
             except DuplicateRun:
                 raise UserInputError(f"{pair} is already running; stop it first") from None
             await self._service.start_run(run)
@@ -251,8 +257,9 @@ class Control:
             else:
                 cash, then = self._engine.portfolio.cash, await self._then(order, settlement)
                 done = f"Done: {order_by_hand.preview(order, settlement, cash, then)}."
-                trade = await order_by_hand.settle(self._engine.executor, order, settlement,
-                                                   actor, self._clock.now())  # fmt: skip
+                trade = await order_by_hand.settle(
+                    self._engine.executor, order, settlement, actor, self._clock.now()
+                )
                 final = True
             run = self._service.run_for(order.pair) or await self._runs.latest_for(order.pair)
             if trade is not None and run is not None:  # a loss counts toward the cooldown
@@ -281,21 +288,28 @@ class Control:
         pending = await self._engine.pending_entry(order.pair) == coid and not halted
         stop = await self._engine.resting_stop(order.pair)
         stop_level = stop[1] if stop is not None and stop[0] == coid else None
-        _, trade = await order_by_hand.by_venue_id(executor, order, settlement, self._clock.now(),
-                                                   pending or stop_level is not None)  # fmt: skip
+        _, trade = await order_by_hand.by_venue_id(
+            executor, order, settlement, self._clock.now(), pending or stop_level is not None
+        )
         journaled = await executor.journal.require(coid)
         base = order.pair.split("/")[0]
-        done = (f"Done: order {coid} is {executor.venue()}'s order {settlement.venue_id}: "
-                f"{journaled.status.value}, {journaled.filled:.8g} {base} filled and "
-                "booked")  # fmt: skip
+        done = (
+            f"Done: order {coid} is {executor.venue()}'s order {settlement.venue_id}: "
+            f"{journaled.status.value}, {journaled.filled:.8g} {base} filled and "
+            "booked"
+        )
         final = journaled.status.is_final
         if not final and stop_level is not None:
-            done += (f"; it is the position's stop at {stop_level:.8g}, resting there: kept "
-                     "(not cancelled) and followed by that id, what it sells booked")  # fmt: skip
+            done += (
+                f"; it is the position's stop at {stop_level:.8g}, resting there: kept "
+                "(not cancelled) and followed by that id, what it sells booked"
+            )
         elif not final:  # the pending entry: its run follows it
-            done += ("; it still rests there and is followed by that id: the next candle's "
-                     "close cancels it (a limit entry lasts one candle) and books what "
-                     "filled")  # fmt: skip
+            done += (
+                "; it still rests there and is followed by that id: the next candle's "
+                "close cancels it (a limit entry lasts one candle) and books what "
+                "filled"
+            )
         return f"{done}; {await self._then(order, settlement)}.", trade, final
 
     async def _then(self, order: Order, settlement: order_by_hand.Settlement) -> str:
@@ -306,10 +320,13 @@ class Control:
         traded; otherwise it trades again."""
         halt = await self._engine.guard.halted()
         if halt:
-            held = (f"; a position in {order.pair} (booked now or before) is held, its stops "
-                    "managed, NOT sold: send /flatten again to sell it"
-                    if (settlement.filled and order.side is Side.BUY)
-                    or self._engine.portfolio.position(order.pair) else "")  # fmt: skip
+            held = (
+                f"; a position in {order.pair} (booked now or before) is held, its stops "
+                "managed, NOT sold: send /flatten again to sell it"
+                if (settlement.filled and order.side is Side.BUY)
+                or self._engine.portfolio.position(order.pair)
+                else ""
+            )
             return f"pairpilot is halted ({halt.get('reason')}): no new entries{held}"
         if self._service.run_for(order.pair) is None:
             return f"{order.pair} has no run: pairpilot does not trade it"

@@ -84,11 +84,17 @@ def _download(args: argparse.Namespace) -> int:
             async with open_database(settings.database_path) as db:
                 with _progress_bar(since, end, args.timeframe) as bar:
                     return await download(
-                        exchange, SqliteCandleRepository(db), pair=args.pair,
-                        timeframe=args.timeframe, since=since, until=until, now=now,
-                        progress=lambda ms: bar.update(ms // (timeframe_seconds(args.timeframe)
-                                                              * 1000)),
-                    )  # fmt: skip
+                        exchange,
+                        SqliteCandleRepository(db),
+                        pair=args.pair,
+                        timeframe=args.timeframe,
+                        since=since,
+                        until=until,
+                        now=now,
+                        progress=lambda ms: bar.update(
+                            ms // (timeframe_seconds(args.timeframe) * 1000)
+                        ),
+                    )
         finally:
             await exchange.close()
 

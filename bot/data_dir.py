@@ -55,12 +55,16 @@ def problem(path: Path, min_free: int = MIN_FREE_BYTES) -> str | None:
     for name in FILES:
         file = path / name
         if file.exists() and not os.access(file, os.R_OK | os.W_OK):
-            return (f"{file} is not writable by this user (uid {os.getuid()}); chown it to the "
-                    "user pairpilot runs as")  # fmt: skip
+            return (
+                f"{file} is not writable by this user (uid {os.getuid()}); chown it to the "
+                "user pairpilot runs as"
+            )
     free = info.f_bavail * info.f_frsize
     if free < min_free:
-        return (f"data_dir {path} has {free / 2**20:,.1f} MiB free; pairpilot needs at least "
-                f"{min_free / 2**20:,.0f} MiB")  # fmt: skip
+        return (
+            f"data_dir {path} has {free / 2**20:,.1f} MiB free; pairpilot needs at least "
+            f"{min_free / 2**20:,.0f} MiB"
+        )
     return None
 
 
@@ -95,9 +99,11 @@ def exclusive_use(path: Path) -> Iterator[None]:
     with open(lock, "a+", encoding="utf-8") as handle:
         holder = lock_holder(handle, fcntl.LOCK_EX)
         if holder is not None:
-            raise DataDirBusy(f"data_dir {path} is in use by another pairpilot (pid {holder} "
-                              f"holds {lock}; the lock is live: stop that process, never "
-                              "delete the file)")  # fmt: skip
+            raise DataDirBusy(
+                f"data_dir {path} is in use by another pairpilot (pid {holder} "
+                f"holds {lock}; the lock is live: stop that process, never "
+                "delete the file)"
+            )
         if os.geteuid() == 0:  # run as root (a restore): the service's user must still open it
             owner = path.stat()
             os.chown(lock, owner.st_uid, owner.st_gid)

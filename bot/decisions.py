@@ -14,6 +14,16 @@ log = logging.getLogger("pairpilot.decisions")
 
 def decision(pair: str, action: str, reason: str, **details: object) -> None:
     if log.isEnabledFor(logging.INFO):
-        log.info("%s %s: %s", pair, action, reason, extra={
-            "event": "decision", "pair": pair, "action": action, "reason": reason, **details,
-        })  # fmt: skip
+        log.info(
+            "%s %s: %s",
+            pair,
+            action,
+            reason,
+            extra={
+                "event": "decision",
+                "pair": pair,
+                "action": action,
+                "reason": reason,
+                **details,
+            },
+        )

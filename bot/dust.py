@@ -182,10 +182,15 @@ class DustDesk:
             if position.pair in busy:
                 held = f"an order of {position.pair} is not settled yet"
             elif free > (position.amount + own.get(asset, 0.0)) * (1 + _SLACK):
-                held = (f"the exchange holds {amount_text(free)}, more than the books' dust and "
-                        "your own: coins not booked yet")  # fmt: skip
-            holdings.append(DustHolding(position.pair, asset, position.amount, price,
-                                        asset in account, free, held))  # fmt: skip
+                held = (
+                    f"the exchange holds {amount_text(free)}, more than the books' dust and "
+                    "your own: coins not booked yet"
+                )
+            holdings.append(
+                DustHolding(
+                    position.pair, asset, position.amount, price, asset in account, free, held
+                )
+            )
         converter = self._converter
         return DustSurvey(self._venue, converter.dust_target if converter else None, holdings)
 
@@ -206,8 +211,10 @@ class DustDesk:
                 if not chosen:
                     raise UserInputError(nothing_to_convert(survey))
                 now = self._clock.now()
-                pending = {"at": to_ms(now), "assets": {
-                    h.asset: {"pair": h.pair, "price": h.price} for h in chosen}}  # fmt: skip
+                pending = {
+                    "at": to_ms(now),
+                    "assets": {h.asset: {"pair": h.pair, "price": h.price} for h in chosen},
+                }
                 await self._state.set(PENDING_KEY, pending, now)  # journaled before it is sent
                 try:
                     conversions = await converter.convert_dust([h.asset for h in chosen])
@@ -218,8 +225,9 @@ class DustDesk:
                     raise
                 except BotError as refusal:
                     await self._state.set(PENDING_KEY, None, self._clock.now())
-                    raise UserInputError(f"{self._venue} refused the conversion ({refusal}); "
-                                         "nothing changed") from None  # fmt: skip
+                    raise UserInputError(
+                        f"{self._venue} refused the conversion ({refusal}); nothing changed"
+                    ) from None
                 if conversions is not None:
                     return await self._book(pending, conversions)
             with contextlib.suppress(ExchangeUnavailable):
@@ -274,9 +282,10 @@ class DustDesk:
         converted = [item for item in booked if item is not None]
         if converted:
             await self._engine.executor.notify(
-                "dust", AlertPriority.INFO,
+                "dust",
+                AlertPriority.INFO,
                 "Converted on the exchange outside pairpilot, now booked. " + summary(converted),
-            )  # fmt: skip
+            )
         return converted
 
     async def settle_or_alert(self) -> DustReport:
@@ -285,10 +294,11 @@ class DustDesk:
             return await self.settle()
         except ExchangeUnavailable as error:
             await self._engine.executor.notify(
-                "dust", AlertPriority.ERROR,
+                "dust",
+                AlertPriority.ERROR,
                 f"A dust conversion's outcome is still unknown: the exchange's dust log could "
                 f"not be read ({error}). /dust checks again; nothing is converted twice.",
-            )  # fmt: skip
+            )
             return DustReport(unknown=True)
 
     async def _settle(self) -> DustReport:
@@ -340,29 +350,49 @@ class DustDesk:
         if booked <= 0:
             return Converted(pair, 0.0, 0.0, conversion)
         run = await self._runs.latest_for(pair)
-        intent = OrderIntent(client_order_id, run.id, pair, Side.SELL, booked, price,
-                             conversion.time, reason=DUST_REASON)  # fmt: skip
-        fill = Fill(client_order_id, pair, Side.SELL, booked, price, booked * price,
-                    conversion.time, client_order_id, fee_asset=conversion.asset)  # fmt: skip
-        report = ExecutionReport(client_order_id, conversion.transfer_id, OrderStatus.FILLED,
-                                 booked, price, (fill,))  # fmt: skip
+        intent = OrderIntent(
+            client_order_id,
+            run.id,
+            pair,
+            Side.SELL,
+            booked,
+            price,
+            conversion.time,
+            reason=DUST_REASON,
+        )
+        fill = Fill(
+            client_order_id,
+            pair,
+            Side.SELL,
+            booked,
+            price,
+            booked * price,
+            conversion.time,
+            client_order_id,
+            fee_asset=conversion.asset,
+        )
+        report = ExecutionReport(
+            client_order_id, conversion.transfer_id, OrderStatus.FILLED, booked, price, (fill,)
+        )
         await self._orders.add(intent)
-        await self._outside.shift({conversion.asset: booked - conversion.amount,
-                                   conversion.target: conversion.received})  # fmt: skip
+        await self._outside.shift(
+            {conversion.asset: booked - conversion.amount, conversion.target: conversion.received}
+        )
         await self._engine.executor.book(report)
         return Converted(pair, booked, booked * price, conversion)
 
 
 def no_conversion(venue: str) -> str:
-    return (f"{venue} has no dust conversion; dust is swept into the next exit of its "
-            "pair")  # fmt: skip
+    return f"{venue} has no dust conversion; dust is swept into the next exit of its pair"
 
 
 def nothing_to_convert(survey: DustSurvey) -> str:
     if not survey.holdings:
         return "no dust to convert: no position is under the exchange's minimum"
-    return (f"{survey.venue} converts none of the dust now ({not_converted(survey)}); it is "
-            "swept into the next exit of its pair")  # fmt: skip
+    return (
+        f"{survey.venue} converts none of the dust now ({not_converted(survey)}); it is "
+        "swept into the next exit of its pair"
+    )
 
 
 def not_converted(survey: DustSurvey) -> str:
@@ -388,6 +418,8 @@ def summary(converted: list[Converted]) -> str:
             f"{c.target})"
         )
     loss = sum(item.value for item in converted)
-    return ("Dust converted: " + "; ".join(lines) + f". The {converted[0].conversion.target} "
-            f"is yours, outside pairpilot's books; the dust's value ({loss:,.2f}) is booked as "
-            "a loss.")  # fmt: skip
+    return (
+        "Dust converted: " + "; ".join(lines) + f". The {converted[0].conversion.target} "
+        f"is yours, outside pairpilot's books; the dust's value ({loss:,.2f}) is booked as "
+        "a loss."
+    )

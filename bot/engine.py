@@ -107,8 +107,13 @@ class Engine:
         self._state = state
         self._clock = clock
         self._costs = costs
-        self._stops = RestingStops(executor=executor, journal=executor.journal,
-                                   portfolio=portfolio, state=state, clock=clock)  # fmt: skip
+        self._stops = RestingStops(
+            executor=executor,
+            journal=executor.journal,
+            portfolio=portfolio,
+            state=state,
+            clock=clock,
+        )
 
     @property
     def exchange(self) -> Exchange:
@@ -143,13 +148,21 @@ class Engine:
         await self.guard.mark(self.portfolio.equity(prices), close_time)
         limits = self.guard.limits
         scale = volatility_scale(
-            np.ascontiguousarray(candles["close"].to_numpy(np.float64)), len(candles) - 1,
-            limits.volatility_short, limits.volatility_long, limits.volatility_floor,
-        )  # fmt: skip
+            np.ascontiguousarray(candles["close"].to_numpy(np.float64)),
+            len(candles) - 1,
+            limits.volatility_short,
+            limits.volatility_long,
+            limits.volatility_floor,
+        )
         fills += await self.on_signal(
-            run, signal, prices, close_time=close_time, atr_distance=atr_distance,
-            policy=policy, scale=scale,
-        )  # fmt: skip
+            run,
+            signal,
+            prices,
+            close_time=close_time,
+            atr_distance=atr_distance,
+            policy=policy,
+            scale=scale,
+        )
         return fills
 
     async def stop_in_force(self, run: PairRun, policy: ExitPolicy) -> float | None:
@@ -157,9 +170,13 @@ class Engine:
         saved = await self._state.get(key_of(run))
         if self.portfolio.position(run.pair) is None or not saved:
             return None
-        level, _ = stop_level(saved["entry"], saved.get("peak", saved["entry"]),
-                              saved.get("atr_distance", 0.0), policy.stop_loss,
-                              policy.trailing_stop)  # fmt: skip
+        level, _ = stop_level(
+            saved["entry"],
+            saved.get("peak", saved["entry"]),
+            saved.get("atr_distance", 0.0),
+            policy.stop_loss,
+            policy.trailing_stop,
+        )
         return level if math.isfinite(level) else None
 
     def history(self, strategy: Strategy) -> int:
@@ -193,20 +210,29 @@ class Engine:
             decision(run.pair, "hold", f"entry signal, but the run is {run.state.value}")
             return []
         policy = policy or ExitPolicy()
-        intent = await self._size_entry(run, signal, prices, close_time, atr_distance, policy,
-                                        scale)  # fmt: skip
+        intent = await self._size_entry(
+            run, signal, prices, close_time, atr_distance, policy, scale
+        )
         if intent is None:
             return []
-        decision(run.pair, "enter", f"{signal.reason} entry signal", price=signal.price,
-                 quote_amount=intent.quote_amount, scale=scale)  # fmt: skip
+        decision(
+            run.pair,
+            "enter",
+            f"{signal.reason} entry signal",
+            price=signal.price,
+            quote_amount=intent.quote_amount,
+            scale=scale,
+        )
         if policy.entry_offset > 0:  # a limit buy for the next candle, settled at its close
             intent = dataclasses.replace(
                 intent, limit_price=signal.price * (1 - policy.entry_offset)
             )
             # Remembered first: a placement with an unknown outcome is still cancelled later.
-            await self._state.set(key_of(run), {"pending_entry": intent.client_order_id,
-                                                "atr_distance": atr_distance},
-                                  self._clock.now())  # fmt: skip
+            await self._state.set(
+                key_of(run),
+                {"pending_entry": intent.client_order_id, "atr_distance": atr_distance},
+                self._clock.now(),
+            )
             if await self._halted_since_sized(run):
                 await self.forget_entry(run.pair, intent.client_order_id)  # never sent
             else:
@@ -217,8 +243,7 @@ class Engine:
         if await self._halted_since_sized(run):
             return []
         fills, _ = await self._executor.execute(intent)
-        return fills + await self._opened(run, policy, atr_distance, signal.candle_time,
-                                          close_time)  # fmt: skip
+        return fills + await self._opened(run, policy, atr_distance, signal.candle_time, close_time)
 
     async def _halted_since_sized(self, run: PairRun) -> bool:
         """Whether a halt (/halt, the kill switch: neither waits for the tick) came while
@@ -230,9 +255,13 @@ class Engine:
         return halted is not None
 
     async def _opened(
-        self, run: PairRun, policy: ExitPolicy, atr_distance: float, candle_time: datetime,
+        self,
+        run: PairRun,
+        policy: ExitPolicy,
+        atr_distance: float,
+        candle_time: datetime,
         close_time: datetime,
-    ) -> list[Fill]:  # fmt: skip
+    ) -> list[Fill]:
         """A position just opened: remember its entry and peak, rest its stop where possible.
         Dust an entry that did not fill left as it was opens nothing."""
         position = self.portfolio.position(run.pair)
@@ -240,9 +269,10 @@ class Engine:
             return []
         entry = position.average_price
         await self._state.set(
-            key_of(run), {"entry": entry, "peak": entry, "atr_distance": atr_distance},
+            key_of(run),
+            {"entry": entry, "peak": entry, "atr_distance": atr_distance},
             self._clock.now(),
-        )  # fmt: skip
+        )
         level, _ = stop_level(entry, entry, atr_distance, policy.stop_loss, policy.trailing_stop)
         if not (self._stops.enabled and math.isfinite(level)):
             return []
@@ -289,8 +319,9 @@ class Engine:
             report = await exchange.cancel_order(order)
             if report is not None and not report.status.is_final:
                 raise ExchangeUnavailable(f"{run.pair}: the cancel of entry {coid} is unconfirmed")
-        await self._state.set(key_of(run), {"atr_distance": saved.get("atr_distance", 0.0)},
-                              self._clock.now())  # fmt: skip
+        await self._state.set(
+            key_of(run), {"atr_distance": saved.get("atr_distance", 0.0)}, self._clock.now()
+        )
         if report is None:
             return []
         fills, _ = await self._executor.settle(report)
@@ -316,9 +347,15 @@ class Engine:
         await self._state.set(protection_key(pair), rest, self._clock.now())
 
     async def _size_entry(
-        self, run: PairRun, signal: Signal, prices: dict[str, float], close_time: datetime,
-        atr_distance: float, policy: ExitPolicy, scale: float,
-    ) -> OrderIntent | None:  # fmt: skip
+        self,
+        run: PairRun,
+        signal: Signal,
+        prices: dict[str, float],
+        close_time: datetime,
+        atr_distance: float,
+        policy: ExitPolicy,
+        scale: float,
+    ) -> OrderIntent | None:
         limits = self.guard.limits
         reason = await self.guard.entry_block(run, close_time)
         open_positions = []
@@ -328,8 +365,10 @@ class Engine:
         pending = await self._pending_entries(run)
         waiting = len(set(pending) - {p.pair for p in open_positions})
         if reason is None and len(open_positions) + waiting >= limits.max_open_positions:
-            reason = (f"{len(open_positions)} positions open and {waiting} entries resting, "
-                      "the most allowed")  # fmt: skip
+            reason = (
+                f"{len(open_positions)} positions open and {waiting} entries resting, "
+                "the most allowed"
+            )
         if reason is None:
             equity = self.portfolio.equity(prices)
             exposure = sum(p.amount * prices.get(p.pair, p.average_price) for p in open_positions)
@@ -338,14 +377,27 @@ class Engine:
                 signal.price, policy.stop_loss, atr_distance, policy.trailing_stop
             )
             budget = entry_budget(
-                equity, self.portfolio.cash, exposure, run.capital_share,
-                limits.position_fraction, limits.max_position_fraction,
-                limits.max_total_exposure, limits.risk_per_trade, distance, scale,
-            )  # fmt: skip
+                equity,
+                self.portfolio.cash,
+                exposure,
+                run.capital_share,
+                limits.position_fraction,
+                limits.max_position_fraction,
+                limits.max_total_exposure,
+                limits.risk_per_trade,
+                distance,
+                scale,
+            )
             try:
-                return size_entry(signal, run=run, budget=budget, limits=limits,
-                                  fee_rate=self._costs.fee_rate, slippage=self._costs.slippage,
-                                  now=self._clock.now())  # fmt: skip
+                return size_entry(
+                    signal,
+                    run=run,
+                    budget=budget,
+                    limits=limits,
+                    fee_rate=self._costs.fee_rate,
+                    slippage=self._costs.slippage,
+                    now=self._clock.now(),
+                )
             except RiskRejected as veto:
                 reason = str(veto)
         await self.guard.veto(run, reason, self._clock.now())
@@ -381,10 +433,16 @@ class Engine:
         entry = saved.get("entry", position.average_price)
         peak = saved.get("peak", entry)
         _, trigger, reason, both = check_exit(
-            entry, peak, saved.get("atr_distance", 0.0), policy.stop_loss, policy.take_profit,
-            policy.trailing_stop, float(candle["open"]), float(candle["high"]),
+            entry,
+            peak,
+            saved.get("atr_distance", 0.0),
+            policy.stop_loss,
+            policy.take_profit,
+            policy.trailing_stop,
+            float(candle["open"]),
+            float(candle["high"]),
             float(candle["low"]),
-        )  # fmt: skip
+        )
         if math.isnan(trigger):
             new_peak = max(peak, float(candle["high"]))
             if new_peak != peak:
@@ -394,10 +452,12 @@ class Engine:
         if both:
             log.info("%s: stop and target both inside one candle; assumed the stop", run.pair)
         decision(run.pair, "exit", EXIT_REASONS[reason], trigger=trigger)
-        signal = Signal(run.pair, from_ms(int(candle["timestamp"])), Action.EXIT, trigger,
-                        EXIT_REASONS[reason])  # fmt: skip
-        intent = size_exit(signal, run=run, position=position, now=self._clock.now(),
-                           trigger_price=trigger)  # fmt: skip
+        signal = Signal(
+            run.pair, from_ms(int(candle["timestamp"])), Action.EXIT, trigger, EXIT_REASONS[reason]
+        )
+        intent = size_exit(
+            signal, run=run, position=position, now=self._clock.now(), trigger_price=trigger
+        )
         return await self._sell(run, intent, close_time)
 
     async def close_position(self, run: PairRun, purpose: str, price: float) -> list[Fill]:
@@ -428,8 +488,11 @@ class Engine:
         why = self.exchange.too_small(run.pair, position.amount, price)
         if why is None:
             return position
-        await self._state.set(key_of(run), {**saved, "dust": position.amount, "exit_pending": None,
-                                            "exit_due": None}, self._clock.now())  # fmt: skip
+        await self._state.set(
+            key_of(run),
+            {**saved, "dust": position.amount, "exit_pending": None, "exit_due": None},
+            self._clock.now(),
+        )
         decision(run.pair, "hold", f"dust left, treated as flat: {why}")
         # The rest of a sale (the engine's, or one booked later: a lost answer, /order, a stop
         # found at start-up) that is dust now: its trade closed at that sale. Declared once.
@@ -438,11 +501,12 @@ class Engine:
         if not await self._state.get(f"dust_announced:{run.pair}"):
             await self._state.set(f"dust_announced:{run.pair}", True, self._clock.now())
             await self._executor.notify(
-                "dust", AlertPriority.INFO,
+                "dust",
+                AlertPriority.INFO,
                 f"{run.pair}: {position.amount:.8g} left unsold, too small for the exchange "
                 f"({why}); it is sold along with the next exit. Dust like this is said once "
                 "and shown in /positions.",
-            )  # fmt: skip
+            )
         return None
 
     async def _drop_stale_stop(self, run: PairRun, close_time: datetime) -> list[Fill]:
@@ -478,10 +542,11 @@ class Engine:
         alerted = set(await self._state.get(UNOWNED_KEY) or [])
         for pair in sorted(set(unowned) - alerted):
             await self._executor.notify(
-                "reconciliation_drift", AlertPriority.ERROR,
+                "reconciliation_drift",
+                AlertPriority.ERROR,
                 f"{pair}: {unowned[pair].amount:.8g} held with no run trading it, so nothing "
                 "protects it. /flatten sells it, or /startpair trades it again.",
-            )  # fmt: skip
+            )
         if alerted != set(unowned):
             await self._state.set(UNOWNED_KEY, sorted(unowned), self._clock.now())
 
@@ -498,11 +563,15 @@ class Engine:
             return []
         reason = saved.get("exit_pending") or due.get("reason", "exit")
         if not saved.get("exit_pending"):
-            log.warning("%s: the exit decided at %s was not sent then; selling now", run.pair,
-                        from_ms(int(due["candle"])))  # fmt: skip
+            log.warning(
+                "%s: the exit decided at %s was not sent then; selling now",
+                run.pair,
+                from_ms(int(due["candle"])),
+            )
         candle_time = from_ms(int(candle["timestamp"]))
-        signal = Signal(run.pair, candle_time, Action.EXIT, float(candle["close"]),
-                        f"rest of {reason}")  # fmt: skip
+        signal = Signal(
+            run.pair, candle_time, Action.EXIT, float(candle["close"]), f"rest of {reason}"
+        )
         intent = dataclasses.replace(
             size_exit(signal, run=run, position=position, now=self._clock.now()),
             client_order_id=client_order_id(run.id, candle_time, Side.SELL, "rest"),
@@ -510,9 +579,13 @@ class Engine:
         return await self._sell(run, intent, close_time)
 
     async def _ensure_protection(
-        self, run: PairRun, policy: ExitPolicy, candle: pd.Series, close_time: datetime,
+        self,
+        run: PairRun,
+        policy: ExitPolicy,
+        candle: pd.Series,
+        close_time: datetime,
         atr_now: float,
-    ) -> list[Fill]:  # fmt: skip
+    ) -> list[Fill]:
         """A position booked outside the entry path (an answer lost and settled later, a fill
         found at start-up) gets its entry, peak and ATR stop; a stop the exchange does not hold
         (refused, lost, or never placed) is placed again."""
@@ -525,38 +598,56 @@ class Engine:
             entry = position.average_price
             saved = {**saved, "entry": entry, "peak": entry, "atr_distance": atr_distance}
             await self._state.set(key_of(run), saved, self._clock.now())
-            decision(run.pair, "hold", "position booked outside the entry path: stops restored",
-                     entry=entry, atr_distance=atr_distance)  # fmt: skip
+            decision(
+                run.pair,
+                "hold",
+                "position booked outside the entry path: stops restored",
+                entry=entry,
+                atr_distance=atr_distance,
+            )
         if not self._stops.enabled or await self._stops.level(key_of(run)) is not None:
             return []
-        level, _ = stop_level(saved["entry"], saved.get("peak", saved["entry"]),
-                              saved.get("atr_distance", 0.0), policy.stop_loss,
-                              policy.trailing_stop)  # fmt: skip
+        level, _ = stop_level(
+            saved["entry"],
+            saved.get("peak", saved["entry"]),
+            saved.get("atr_distance", 0.0),
+            policy.stop_loss,
+            policy.trailing_stop,
+        )
         if not math.isfinite(level) or level >= float(candle["close"]):
             return []  # at or above the price: the per-candle check sells it instead
         log.warning("%s: no stop rests on the exchange; placing it at %.8g", run.pair, level)
-        placed = await self._stops.place(run, key_of(run), level,
-                                         from_ms(int(candle["timestamp"])))  # fmt: skip
+        placed = await self._stops.place(run, key_of(run), level, from_ms(int(candle["timestamp"])))
         return await self._record(run, close_time, *placed)
 
     async def _trail(
-        self, run: PairRun, candle: pd.Series, close_time: datetime, policy: ExitPolicy,
+        self,
+        run: PairRun,
+        candle: pd.Series,
+        close_time: datetime,
+        policy: ExitPolicy,
         peak: float,
-    ) -> list[Fill]:  # fmt: skip
+    ) -> list[Fill]:
         """Raise a resting trailing stop once it has moved ``TRAIL_STEP`` (cancel, re-place)."""
         resting = await self._stops.level(key_of(run))
         if resting is None or not policy.trailing_stop:
             return []
         saved = await self._state.get(key_of(run)) or {}
-        level, _ = stop_level(saved["entry"], peak, saved.get("atr_distance", 0.0),
-                              policy.stop_loss, policy.trailing_stop)  # fmt: skip
+        level, _ = stop_level(
+            saved["entry"],
+            peak,
+            saved.get("atr_distance", 0.0),
+            policy.stop_loss,
+            policy.trailing_stop,
+        )
         if level < resting * (1 + TRAIL_STEP):
             return []
         fills = await self._record(run, close_time, *await self._stops.cancel(key_of(run)))
         if self.portfolio.position(run.pair) is None:
             return fills
-        placed = await self._stops.place(run, key_of(run), level,
-                                         from_ms(int(candle["timestamp"])), "trail")  # fmt: skip
+        placed = await self._stops.place(
+            run, key_of(run), level, from_ms(int(candle["timestamp"])), "trail"
+        )
         return fills + await self._record(run, close_time, *placed)
 
     async def _never_sold(self, run: PairRun, sale: str) -> bool:
@@ -581,8 +672,9 @@ class Engine:
         """Put back the stop a failed or refused sell took off; if the exchange refuses now too,
         the next tick places it (``_ensure_protection``)."""
         try:
-            placed = await self._stops.place(run, key_of(run), level, self._clock.now(),
-                                             f"restore{sale}")  # one id per sale  # fmt: skip
+            placed = await self._stops.place(
+                run, key_of(run), level, self._clock.now(), f"restore{sale}"
+            )  # one id per sale
         except BotError as error:
             log.warning("%s: the stop could not be placed again yet: %s", run.pair, error)
             return
@@ -624,8 +716,7 @@ class Engine:
         if fills and rest is not None:  # partly filled: the rest is sold at the next close
             saved = await self._state.get(key_of(run)) or {}
             reason = intent.reason.removeprefix("rest of ")
-            await self._state.set(key_of(run), {**saved, "exit_pending": reason},
-                                  self._clock.now())  # fmt: skip
+            await self._state.set(key_of(run), {**saved, "exit_pending": reason}, self._clock.now())
             if level is not None and not await self.is_dust(rest, intent.reference_price):
                 await self._restore_stop(run, level, intent.client_order_id)  # until then
         return cancelled + await self._record(run, close_time, fills, trade)

@@ -72,8 +72,11 @@ def credentials(settings: Settings, secrets: Secrets) -> dict[str, str]:
     """The account's keys for live mode (from the environment only); none for paper."""
     if settings.mode != "live":
         return {}
-    keys = {"apiKey": secrets.exchange_key, "secret": secrets.exchange_secret,
-            "password": secrets.exchange_password}  # fmt: skip
+    keys = {
+        "apiKey": secrets.exchange_key,
+        "secret": secrets.exchange_secret,
+        "password": secrets.exchange_password,
+    }
     return {name: value for name, value in keys.items() if value}
 
 
@@ -86,9 +89,10 @@ async def serve_on_exchange(
 ) -> None:
     """Trade on the exchange's candles until ``stop`` is set; the tick in progress finishes."""
     exchange = CcxtExchange.create(
-        settings.exchange.name, settings.exchange.ccxt_config,
+        settings.exchange.name,
+        settings.exchange.ccxt_config,
         credentials=credentials(settings, secrets),
-    )  # fmt: skip
+    )
     feed = StreamingFeed(exchange)
     try:
         await exchange.load_markets()
@@ -104,27 +108,48 @@ async def serve_on_exchange(
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
             venue = chat_venue(settings, exchange.name, trading.engine, exchange.price_decimals)
             history = ExchangeHistory(exchange, SqliteCandleRepository(db))
-            cockpit = build_cockpit(db, venue, trading.service, trading.engine, trading.control,
-                                    history, jobs, clock,
-                                    settings.research.dask_scheduler)  # fmt: skip
-            watch = await start_watch(db, settings, trading.service, trading.engine,
-                                      trading.outbox, "exchange")  # fmt: skip
-            async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, clock,
-                                     chat, write, held=watch.held) as dispatcher:  # fmt: skip
+            cockpit = build_cockpit(
+                db,
+                venue,
+                trading.service,
+                trading.engine,
+                trading.control,
+                history,
+                jobs,
+                clock,
+                settings.research.dask_scheduler,
+            )
+            watch = await start_watch(
+                db, settings, trading.service, trading.engine, trading.outbox, "exchange"
+            )
+            async with notifications(
+                SqliteAlertRepository(db),
+                cockpit,
+                trading.outbox,
+                clock,
+                chat,
+                write,
+                held=watch.held,
+            ) as dispatcher:
                 pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
                 await trading.outbox.push(
-                    "startup", AlertPriority.INFO,
+                    "startup",
+                    AlertPriority.INFO,
                     f"pairpilot started: {settings.mode} mode on {exchange.name}, {pairs}",
-                )  # fmt: skip
+                )
                 jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
                 jobs.every(ALERT_DRAIN_SECONDS, watch.held.send, "held-alerts")
                 jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
                 if cockpit.dust is not None:  # a dust conversion whose outcome is unknown
-                    jobs.every(DUST_SETTLE_SECONDS, watch.guarded(cockpit.dust.settle_pending),
-                               "dust-settle")  # fmt: skip
+                    jobs.every(
+                        DUST_SETTLE_SECONDS,
+                        watch.guarded(cockpit.dust.settle_pending),
+                        "dust-settle",
+                    )
                 report = partial(push_daily_report, cockpit, trading.outbox)
-                jobs.daily(settings.telegram.daily_report, settings.timezone, report,
-                           "daily-report")  # fmt: skip
+                jobs.daily(
+                    settings.telegram.daily_report, settings.timezone, report, "daily-report"
+                )
                 jobs.start()
                 try:
                     await stop.wait()
@@ -158,28 +183,44 @@ async def assemble_on_exchange(
         await exchange.load_account_fees([pair.pair for pair in settings.pairs])
         fee = max((exchange.taker_fee(pair.pair) for pair in settings.pairs), default=0.001)
         engine = await build_engine(
-            db, clock=clock, exchange=exchange, first_cash=balances.get(quote, 0.0),
-            costs=EngineCosts(fee, settings.paper.slippage), limits=limits,
+            db,
+            clock=clock,
+            exchange=exchange,
+            first_cash=balances.get(quote, 0.0),
+            costs=EngineCosts(fee, settings.paper.slippage),
+            limits=limits,
             timezone=settings.timezone,
-        )  # fmt: skip
+        )
     else:
         engine = await build_paper_engine(
-            db, clock=clock, feed=source,
+            db,
+            clock=clock,
+            feed=source,
             account=paper_account(settings),
-            limits=limits, timezone=settings.timezone,
-        )  # fmt: skip
+            limits=limits,
+            timezone=settings.timezone,
+        )
     await reconcile_at_start(db, engine, outbox, clock, settings)
     runs_repo = SqlitePairRunRepository(db)
     runs = await sync_pair_runs(runs_repo, settings, clock.now())
-    service = TradingService(engine=engine, source=source, equity=SqliteEquityRepository(db),
-                             clock=clock, runs=runs)  # fmt: skip
+    service = TradingService(
+        engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=runs
+    )
     await service.prime()
     schedule = tick_scheduler(jobs, service)
     for run in runs:
         schedule(run)
-    control = Control(runs=runs_repo, service=service, engine=engine, exchange=engine.exchange,
-                      markets=source, clock=clock, quote=quote, on_started=schedule,
-                      outside=OutsideHoldings(SqliteStateRepository(db), clock))  # fmt: skip
+    control = Control(
+        runs=runs_repo,
+        service=service,
+        engine=engine,
+        exchange=engine.exchange,
+        markets=source,
+        clock=clock,
+        quote=quote,
+        on_started=schedule,
+        outside=OutsideHoldings(SqliteStateRepository(db), clock),
+    )
     return ExchangeTrading(engine, service, control, outbox, source)
 
 
@@ -195,7 +236,11 @@ def tick_scheduler(jobs: Jobs, service: TradingService) -> Callable[[PairRun], N
     def schedule(run: PairRun) -> None:
         name = f"tick-{run.timeframe}"
         if not jobs.has(name):
-            jobs.at_candle_close(timeframe_seconds(run.timeframe), CANDLE_DELAY_SECONDS,
-                                 partial(service.tick, run.timeframe), name)  # fmt: skip
+            jobs.at_candle_close(
+                timeframe_seconds(run.timeframe),
+                CANDLE_DELAY_SECONDS,
+                partial(service.tick, run.timeframe),
+                name,
+            )
 
     return schedule

@@ -81,8 +81,11 @@ class ExchangeCandleSource:
         step = timeframe_seconds(timeframe) * 1000
         self._steps[pair] = step
         frame = self._frames.get(pair)
-        since = (int(frame["timestamp"].iloc[-1]) + step if frame is not None and len(frame)
-                 else to_ms(now) - (limit + 1) * step)  # fmt: skip
+        since = (
+            int(frame["timestamp"].iloc[-1]) + step
+            if frame is not None and len(frame)
+            else to_ms(now) - (limit + 1) * step
+        )
         pages = []
         while since + step <= to_ms(now):
             page = await self._feed.fetch_candles(pair, timeframe, since)
@@ -109,8 +112,10 @@ class ExchangeCandleSource:
     ) -> None:
         start = max(0, len(before) - 1) if before is not None else 0
         for gap in find_gaps(joined["timestamp"].to_numpy()[start:], step):
-            text = (f"{pair}: {gap.missing} candle(s) missing between {gap.after:%Y-%m-%d %H:%M}"
-                    f" and {gap.before:%Y-%m-%d %H:%M} UTC; not filled")  # fmt: skip
+            text = (
+                f"{pair}: {gap.missing} candle(s) missing between {gap.after:%Y-%m-%d %H:%M}"
+                f" and {gap.before:%Y-%m-%d %H:%M} UTC; not filled"
+            )
             log.warning(text)
             if self._on_gap:
                 await self._on_gap(pair, text)

@@ -97,8 +97,12 @@ class Executor:
             try:
                 intent = await self._recheck_balance(intent)
             except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # nothing was sent
-                await self._orders.update(intent.client_order_id, OrderStatus.REJECTED,
-                                          self._clock.now(), note=f"not sent: {error}")  # fmt: skip
+                await self._orders.update(
+                    intent.client_order_id,
+                    OrderStatus.REJECTED,
+                    self._clock.now(),
+                    note=f"not sent: {error}",
+                )
                 ORDERS.labels(OrderStatus.REJECTED.value).inc()
                 raise
             report = await self._send(intent)
@@ -152,14 +156,17 @@ class Executor:
                 "is locked in open orders"
             )
         if held <= 0:
-            raise InsufficientFunds(f"{intent.pair}: the exchange holds no free {base} of "
-                                    f"pairpilot's to sell ({users:.8g} are your own)")  # fmt: skip
+            raise InsufficientFunds(
+                f"{intent.pair}: the exchange holds no free {base} of "
+                f"pairpilot's to sell ({users:.8g} are your own)"
+            )
         await self._alerts.push(
-            "reconciliation_drift", AlertPriority.ERROR,
+            "reconciliation_drift",
+            AlertPriority.ERROR,
             f"{intent.pair}: the books hold {intent.amount:.8g} {base}, the exchange "
             f"{held:.8g} of pairpilot's (beside your own {users:.8g}, never sold); selling "
             "what the exchange holds of pairpilot's",
-        )  # fmt: skip
+        )
         return dataclasses.replace(intent, amount=held)
 
     async def _balances(self) -> tuple[dict[str, float], dict[str, float]]:
@@ -186,15 +193,26 @@ class Executor:
         if fills and position is not None and order.side is Side.SELL and self._flat(report):
             trade, again = await self._closed_trade(order.pair, position.opened_at, report)
         if fills:
-            intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
-                                 order.amount, 0.0, order.created_at, order.reason)  # fmt: skip
+            intent = OrderIntent(
+                order.client_order_id,
+                order.run_id,
+                order.pair,
+                order.side,
+                order.amount,
+                0.0,
+                order.created_at,
+                order.reason,
+            )
             await self._announce(intent, report, trade, again)
         return fills, None if again else trade
 
     async def settle_unknown(
-        self, unsettled: dict[str, str] | None = None, *, pairs: set[str] | None = None,
+        self,
+        unsettled: dict[str, str] | None = None,
+        *,
+        pairs: set[str] | None = None,
         now: bool = False,
-    ) -> int:  # fmt: skip
+    ) -> int:
         """Look up again every order whose placement ended unknown (a timeout, a 5xx or a
         dropped connection, and the lookup after it failed too): book what the exchange did, or
         close it as never sent. Run before acting, so the books are right when the strategy is
@@ -220,14 +238,17 @@ class Executor:
                 continue
             if report is None:
                 await self._orders.update(
-                    order.client_order_id, OrderStatus.REJECTED, self._clock.now(),
+                    order.client_order_id,
+                    OrderStatus.REJECTED,
+                    self._clock.now(),
                     note="never reached the exchange",
-                )  # fmt: skip
+                )
                 ORDERS.labels(OrderStatus.REJECTED.value).inc()
             else:
                 await self.settle(report)
-            await self.unknown.cleared(await self._orders.get(order.client_order_id) or order,
-                                       self.venue())  # fmt: skip
+            await self.unknown.cleared(
+                await self._orders.get(order.client_order_id) or order, self.venue()
+            )
             settled += 1
         self.unknown.keep({o.client_order_id for o in journaled})  # /order settled the rest
         if settled:
@@ -247,8 +268,9 @@ class Executor:
         if deadline is not None and asyncio.get_running_loop().time() >= deadline:
             if unsettled is None:
                 raise ExchangeUnavailable(f"order {coid} not looked up: no time left")
-            unsettled[order.pair] = (f"order {coid} not looked up: the look-ups may take "
-                                     f"{NOW_BOUND:g} s in all, spent")  # fmt: skip
+            unsettled[order.pair] = (
+                f"order {coid} not looked up: the look-ups may take {NOW_BOUND:g} s in all, spent"
+            )
             return False, None
         if self.unknown.holds(coid) and not (deadline is not None or self.unknown.due(coid)):
             if unsettled is not None:
@@ -257,8 +279,9 @@ class Executor:
         try:
             return True, await self._read(order, deadline)
         except OrderOutcomeUnknown as error:  # not raised: only its pair waits
-            why = await self.unknown.found(order, error, self.venue(),
-                                           self.exchange.supports_stop_orders)  # fmt: skip
+            why = await self.unknown.found(
+                order, error, self.venue(), self.exchange.supports_stop_orders
+            )
         except BotError as error:
             if not self.unknown.holds(coid):
                 if unsettled is None:
@@ -280,8 +303,9 @@ class Executor:
         try:
             return await asyncio.wait_for(self.exchange.lookup(order), left)
         except TimeoutError:
-            raise ExchangeUnavailable(f"no answer within the {NOW_BOUND:g} s the look-ups may "
-                                      "take in all") from None  # fmt: skip
+            raise ExchangeUnavailable(
+                f"no answer within the {NOW_BOUND:g} s the look-ups may take in all"
+            ) from None
 
     def venue(self) -> str:
         """The exchange's name for an alert (a test's exchange may have none)."""
@@ -321,10 +345,13 @@ class Executor:
             if bookings:
                 await self._state.set(CASH_KEY, bookings[-1].cash, self._clock.now())
             await self._orders.update(
-                report.client_order_id, report.status, self._clock.now(),
-                filled=report.filled, average_price=report.average_price,
+                report.client_order_id,
+                report.status,
+                self._clock.now(),
+                filled=report.filled,
+                average_price=report.average_price,
                 exchange_order_id=report.exchange_order_id,
-            )  # fmt: skip
+            )
         for booking in bookings:  # memory follows only what storage committed
             self._portfolio.accept(booking)
         await self._drifted(beyond, unexplained, report.fills[0].pair if report.fills else "")
@@ -352,13 +379,18 @@ class Executor:
             return {}, ""
         age = self._clock.now() - max(fill.time for fill in fills)
         if age > _ACCOUNT_TELLS:
-            return None, (f"the sale is {age.total_seconds() / 60:.0f} min old, and the "
-                          "account may have changed since")  # fmt: skip
+            return None, (
+                f"the sale is {age.total_seconds() / 60:.0f} min old, and the "
+                "account may have changed since"
+            )
         try:
             totals, _ = await self._balances()
         except BotError as error:
-            log.warning("%s sold beyond the books; could not read the balances to tell whose "
-                        "coins: %s", fills[0].client_order_id, error)  # fmt: skip
+            log.warning(
+                "%s sold beyond the books; could not read the balances to tell whose coins: %s",
+                fills[0].client_order_id,
+                error,
+            )
             return None, "the balances could not be read"
         return totals, ""
 
@@ -369,8 +401,11 @@ class Executor:
         the user's part of it, why the account could not tell whose) and measure the user's own of
         each asset a fee was paid from coins nobody has a figure for."""
         for fill, excess, yours, unread in beyond:
-            await self._alerts.push("reconciliation_drift", AlertPriority.ERROR,
-                                    _beyond_text(fill, excess, yours, unread))  # fmt: skip
+            await self._alerts.push(
+                "reconciliation_drift",
+                AlertPriority.ERROR,
+                _beyond_text(fill, excess, yours, unread),
+            )
         quote = pair.split("/")[1] if pair else ""
         for asset in sorted(unexplained):
             await self._measure_own(asset, quote)
@@ -429,8 +464,16 @@ class Executor:
         if sold <= 0:
             return fill, None, users, unknown
         price = fill.fee_outside / charged
-        sale = Fill(fill.client_order_id, pair, Side.SELL, sold, price, 0.0, fill.time,
-                    f"{fill.trade_id}-fee")  # fmt: skip
+        sale = Fill(
+            fill.client_order_id,
+            pair,
+            Side.SELL,
+            sold,
+            price,
+            0.0,
+            fill.time,
+            f"{fill.trade_id}-fee",
+        )
         paid = dataclasses.replace(fill, fee_outside=max(0.0, fill.fee_outside - sold * price))
         return paid, sale, users, unknown
 
@@ -449,26 +492,32 @@ class Executor:
         try:
             totals, _ = await self._balances()
         except BotError as error:  # the figure is kept; the next such fee measures again
-            log.warning("%s: could not read the balances to measure your own again: %s",
-                        asset, error)  # fmt: skip
+            log.warning(
+                "%s: could not read the balances to measure your own again: %s", asset, error
+            )
             return
         beyond = totals.get(asset, 0.0) - books[asset] - own.get(asset, 0.0)
         if beyond >= 0 and not drift({quote: books[quote]}, totals, own, quote):
             await self._outside.remeasure(asset, books[asset], totals.get(asset, 0.0))
-            log.warning("%s fees paid from coins beyond your recorded own and pairpilot's: a "
-                        "deposit of yours, %.8g %s left of it, now counted as yours", asset,
-                        beyond, asset)  # fmt: skip
+            log.warning(
+                "%s fees paid from coins beyond your recorded own and pairpilot's: a "
+                "deposit of yours, %.8g %s left of it, now counted as yours",
+                asset,
+                beyond,
+                asset,
+            )
             return
         if await self._outside.doubt(asset):
             await self._alerts.push(
-                "reconciliation_drift", AlertPriority.ERROR,
+                "reconciliation_drift",
+                AlertPriority.ERROR,
                 f"The exchange took {asset} fees from {asset} coins beyond your recorded own "
                 f"and pairpilot's, and the {quote} cash does not agree with the books and your "
                 f"figures: they may be pairpilot's coins the books never booked (a buy whose "
                 f"booking was lost), so they were not counted as yours; your {asset} figure is "
                 f"kept and the difference shows as drift. If you deposited {asset}, record it "
                 "with /holdings accept.",
-            )  # fmt: skip
+            )
 
     async def _free_part(self, draft: Portfolio, pair: str, fill: Fill) -> float:
         """What of pairpilot's position of ``pair`` is free on the venue to pay ``fill``'s fee:
@@ -479,10 +528,12 @@ class Executor:
         if pair == fill.pair:
             held -= fill.amount
         locked = sum(
-            max(0.0, order.amount - order.filled) for order in await self._orders.not_final()
-            if order.pair == pair and order.side is Side.SELL
+            max(0.0, order.amount - order.filled)
+            for order in await self._orders.not_final()
+            if order.pair == pair
+            and order.side is Side.SELL
             and order.client_order_id != fill.client_order_id
-        )  # fmt: skip
+        )
         return max(0.0, held - locked)
 
     def _flat(self, report: ExecutionReport) -> bool:
@@ -507,11 +558,12 @@ class Executor:
             return None
         trade = trades[-1]
         await self._alerts.push(
-            "trade", AlertPriority.TRADE,
+            "trade",
+            AlertPriority.TRADE,
             f"{pair}: the {position.amount:.6g} left of the exit is too small to sell now, so "
             f"its trade closed at its last sale: trade PnL {trade.pnl:+,.2f} "
             f"({trade.return_pct:+.2%})",
-        )  # fmt: skip
+        )
         return trade
 
     async def _closed_trade(
@@ -529,9 +581,12 @@ class Executor:
         return trades[-1], bool(before) and before[-1].entry_time == trades[-1].entry_time
 
     async def _announce(
-        self, intent: OrderIntent, report: ExecutionReport, trade: Trade | None,
+        self,
+        intent: OrderIntent,
+        report: ExecutionReport,
+        trade: Trade | None,
         completes: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """A trade alert; ``completes``: the sale of a rest completes a trade announced closed
         before, whose PnL this alert gives again, now with the rest."""
         if not report.filled or report.average_price is None:
@@ -554,8 +609,10 @@ def _beyond_text(fill: Fill, excess: float, yours: float, unread: str) -> str:
     """The alert for a sale of ``excess`` coins beyond the books' position, ``yours`` of them
     the user's own (``unread``: why the account could not tell whose, if it could not)."""
     base, quote = fill.pair.split("/")
-    text = (f"{fill.client_order_id} sold {excess:.8g} {base} more than the books held: "
-            "booked up to the position")  # fmt: skip
+    text = (
+        f"{fill.client_order_id} sold {excess:.8g} {base} more than the books held: "
+        "booked up to the position"
+    )
     if yours > 0:
         text += f"; {yours:.8g} {base} taken from your own, its proceeds counted as yours"
     rest = excess - yours
@@ -586,7 +643,9 @@ def _within_position(fill: Fill, draft: Portfolio) -> tuple[Fill, float]:
         return fill, 0.0
     share = held / fill.amount
     clamped = dataclasses.replace(
-        fill, amount=held, fee=fill.fee_outside + fill.cash_fee * share,
+        fill,
+        amount=held,
+        fee=fill.fee_outside + fill.cash_fee * share,
         fee_amount=fill.fee_amount * (share if fill.fee_outside == 0 else 1.0),
-    )  # fmt: skip
+    )
     return clamped, fill.amount - held

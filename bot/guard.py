@@ -78,11 +78,18 @@ class RiskGuard:
         changed = equity > risk.get("peak", equity) or risk.get("last_mark") != equity
         risk["peak"] = max(risk.get("peak", equity), equity)
         risk["last_mark"] = equity  # where the next day's loss budget starts
-        gate = loss_gate(equity, risk["peak"], risk.get("day_start", equity),
-                         self.limits.daily_loss_limit, self.limits.max_drawdown)  # fmt: skip
+        gate = loss_gate(
+            equity,
+            risk["peak"],
+            risk.get("day_start", equity),
+            self.limits.daily_loss_limit,
+            self.limits.max_drawdown,
+        )
         if gate == GATE_DRAWDOWN and not risk.get("halt"):
-            reason = (f"equity {equity:,.2f} is more than {self.limits.max_drawdown:.0%} below "
-                      f"its peak {risk['peak']:,.2f}")  # fmt: skip
+            reason = (
+                f"equity {equity:,.2f} is more than {self.limits.max_drawdown:.0%} below "
+                f"its peak {risk['peak']:,.2f}"
+            )
             risk["halt"] = {"reason": f"max drawdown: {reason}", "since": to_ms(close_time)}
             await self._alerts.push(
                 "risk_halt",
@@ -151,19 +158,25 @@ class RiskGuard:
             return
         if self._outage is None:
             self._outage = str(error)
-            stops = ("open positions keep the stops resting on the exchange" if resting_stops
-                     else "open positions are NOT protected meanwhile: this exchange holds no "
-                     "stops, and pairpilot's per-candle stop checks need it")  # fmt: skip
-            await self._alerts.push("exchange_error", AlertPriority.ERROR,
-                                    f"Exchange trouble: {error}. Retrying every tick; "
-                                    f"{stops}.")  # fmt: skip
+            stops = (
+                "open positions keep the stops resting on the exchange"
+                if resting_stops
+                else "open positions are NOT protected meanwhile: this exchange holds no "
+                "stops, and pairpilot's per-candle stop checks need it"
+            )
+            await self._alerts.push(
+                "exchange_error",
+                AlertPriority.ERROR,
+                f"Exchange trouble: {error}. Retrying every tick; {stops}.",
+            )
 
     async def exchange_answered(self) -> None:
         """A tick reached the exchange again: the outage, if any, is over (alerted once)."""
         if self._outage is not None:
             self._outage = None
-            await self._alerts.push("exchange_error", AlertPriority.ERROR,
-                                    "The exchange answers again.")  # fmt: skip
+            await self._alerts.push(
+                "exchange_error", AlertPriority.ERROR, "The exchange answers again."
+            )
 
     async def day_start(self) -> float | None:
         """Equity at the first close of the current local day (what today's PnL is against)."""
@@ -180,8 +193,11 @@ class RiskGuard:
             return False
         risk["halt"] = {"reason": reason, "since": to_ms(now)}
         await self._save(now)
-        await self._alerts.push("risk_halt", AlertPriority.CRITICAL,
-                                f"Trading halted: {reason}. Exits are still managed.")  # fmt: skip
+        await self._alerts.push(
+            "risk_halt",
+            AlertPriority.CRITICAL,
+            f"Trading halted: {reason}. Exits are still managed.",
+        )
         return True
 
     async def resume(self, equity: float, now: datetime) -> bool:

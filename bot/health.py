@@ -75,8 +75,11 @@ class Health:
         return EXIT_RESTART if any(c.restart_helps for c in self.problems) else EXIT_UNHEALTHY
 
     def report(self) -> str:
-        verdict = {EXIT_OK: "healthy", EXIT_UNHEALTHY: "unhealthy: a restart would not help",
-                   EXIT_RESTART: "unhealthy: a restart would help"}[self.exit_code]  # fmt: skip
+        verdict = {
+            EXIT_OK: "healthy",
+            EXIT_UNHEALTHY: "unhealthy: a restart would not help",
+            EXIT_RESTART: "unhealthy: a restart would help",
+        }[self.exit_code]
         return "\n".join([verdict, *(check.line() for check in self.checks)])
 
 
@@ -97,11 +100,23 @@ def heartbeat_record(
     def ms(moments: dict[str, datetime], pair: str) -> int | None:
         return to_ms(moments[pair]) if pair in moments else None
 
-    pairs = {run.pair: {"timeframe": run.timeframe, "since": to_ms(max(run.updated_at, started_at)),
-                        "seen": ms(last_ticks, run.pair), "asked": ms(last_asked, run.pair)}
-             for run in runs}  # fmt: skip
-    return {"at": to_ms(now), "started_at": to_ms(started_at), "source": source,
-            "pairs": pairs, "stopped_at": None, **trouble}  # fmt: skip
+    pairs = {
+        run.pair: {
+            "timeframe": run.timeframe,
+            "since": to_ms(max(run.updated_at, started_at)),
+            "seen": ms(last_ticks, run.pair),
+            "asked": ms(last_asked, run.pair),
+        }
+        for run in runs
+    }
+    return {
+        "at": to_ms(now),
+        "started_at": to_ms(started_at),
+        "source": source,
+        "pairs": pairs,
+        "stopped_at": None,
+        **trouble,
+    }
 
 
 def check_data_dir(path: Path) -> Check:
@@ -115,14 +130,16 @@ def inspect(database_path: Path, *, now: datetime, max_alert_age: timedelta) -> 
     """Open the database read-only (if there is one) and check; a database that cannot be
     read (corrupt, locked, on a broken disk) is a failed check, never a traceback."""
     if not database_path.exists():
-        return asyncio.run(check_health(None, database_path=database_path, now=now,
-                                        max_alert_age=max_alert_age))  # fmt: skip
+        return asyncio.run(
+            check_health(None, database_path=database_path, now=now, max_alert_age=max_alert_age)
+        )
 
     async def check() -> Health:
         try:
             async with open_read_only(database_path) as db:
-                return await check_health(db, database_path=database_path, now=now,
-                                          max_alert_age=max_alert_age)  # fmt: skip
+                return await check_health(
+                    db, database_path=database_path, now=now, max_alert_age=max_alert_age
+                )
         except sqlite3.Error as error:
             unreadable = Check("database", False, f"{database_path} cannot be read: {error}")
         await asyncio.sleep(0.05)  # aiosqlite's thread reports its failed open to the loop
@@ -142,8 +159,13 @@ async def check_health(
     checks are not run (their answers would only echo it, and might advise a restart)."""
     checks = [check_data_dir(database_path.parent)]
     if db is None:
-        checks.append(Check("database", False, f"no database at {database_path}; the service "
-                                               "has never started on this data_dir"))  # fmt: skip
+        checks.append(
+            Check(
+                "database",
+                False,
+                f"no database at {database_path}; the service has never started on this data_dir",
+            )
+        )
         return Health(checks)
     checks.append(await check_schema(db, database_path))
     if not all(check.ok for check in checks):
@@ -174,33 +196,48 @@ async def check_chat(state: SqliteStateRepository) -> Check:
 async def check_schema(db: Database, path: Path) -> Check:
     found, known = await schema_version(db.connection), latest_schema()
     if found > known:
-        return Check("schema", False, f"database {path} has schema {found}, newer than this "
-                     f"pairpilot knows ({known}); install the newer pairpilot")  # fmt: skip
+        return Check(
+            "schema",
+            False,
+            f"database {path} has schema {found}, newer than this "
+            f"pairpilot knows ({known}); install the newer pairpilot",
+        )
     if found < known:
-        return Check("schema", True, f"{found}; the service migrates it to {known} at its next "
-                     "start")  # fmt: skip
+        return Check(
+            "schema", True, f"{found}; the service migrates it to {known} at its next start"
+        )
     return Check("schema", True, str(found))
 
 
 def check_service(beat: dict[str, Any] | None, now: datetime) -> Check:
     """Is the service alive: a fresh heartbeat, or a stop it recorded itself."""
     if beat is None:
-        return Check("service", False, "no heartbeat recorded yet: the service has not run "
-                     "since this version was installed")  # fmt: skip
+        return Check(
+            "service",
+            False,
+            "no heartbeat recorded yet: the service has not run since this version was installed",
+        )
     if beat.get("stopped_at"):
         stopped = from_ms(beat["stopped_at"])
         return Check("service", False, f"stopped on purpose at {stopped:%Y-%m-%d %H:%M} UTC")
     quiet = now - from_ms(beat["at"])
     if quiet > HEARTBEAT_STALE:  # what a stale heartbeat says is history, not the service now
-        return Check("service", False, f"no heartbeat for {_minutes(quiet)} min (expected every "
-                     f"{HEARTBEAT_SECONDS:.0f} s): the service is stuck or was killed",
-                     restart_helps=True)  # fmt: skip
+        return Check(
+            "service",
+            False,
+            f"no heartbeat for {_minutes(quiet)} min (expected every "
+            f"{HEARTBEAT_SECONDS:.0f} s): the service is stuck or was killed",
+            restart_helps=True,
+        )
     trouble = beat.get("storage_trouble")
     if trouble:
         return Check("service", False, f"the service reports: {trouble}; new entries are off")
     started = from_ms(beat["started_at"])
-    return Check("service", True, f"heartbeat {quiet.total_seconds():.0f} s ago, up since "
-                 f"{started:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+    return Check(
+        "service",
+        True,
+        f"heartbeat {quiet.total_seconds():.0f} s ago, up since {started:%Y-%m-%d %H:%M} UTC",
+    )
 
 
 def check_pairs(beat: dict[str, Any], now: datetime) -> list[Check]:
@@ -208,12 +245,20 @@ def check_pairs(beat: dict[str, Any], now: datetime) -> list[Check]:
     from the service's start at the earliest, so downtime is no alarm)?"""
     pairs: dict[str, dict[str, Any]] = beat.get("pairs") or {}
     if beat.get("source") == "replay":
-        return [Check("pairs", True, f"{len(pairs)} pair(s) on a replay: its time is simulated, "
-                      "so candle freshness is not checked")]  # fmt: skip
+        return [
+            Check(
+                "pairs",
+                True,
+                f"{len(pairs)} pair(s) on a replay: its time is simulated, "
+                "so candle freshness is not checked",
+            )
+        ]
     if not pairs:
         return [Check("pairs", True, "no pairs running")]
-    return [_check_pair(pair, info, now, beat.get("exchange_trouble")) for pair, info in
-            sorted(pairs.items())]  # fmt: skip
+    return [
+        _check_pair(pair, info, now, beat.get("exchange_trouble"))
+        for pair, info in sorted(pairs.items())
+    ]
 
 
 def _check_pair(pair: str, info: dict[str, Any], now: datetime, outage: str | None) -> Check:
@@ -229,11 +274,19 @@ def _check_pair(pair: str, info: dict[str, Any], now: datetime, outage: str | No
         return Check(name, False, f"{detail}; the exchange is failing: {outage}")
     asked = info.get("asked")
     if asked is not None and now - from_ms(asked) <= every + GRACE:
-        return Check(name, False, f"{detail}, though the service asks at every candle: the "
-                     "exchange has none (a halted or quiet market)")  # fmt: skip
-    return Check(name, False, f"{detail}, and the service has not asked for them since "
-                 f"{_minutes(now - from_ms(asked or since))} min: its tick job is stuck",
-                 restart_helps=True)  # fmt: skip
+        return Check(
+            name,
+            False,
+            f"{detail}, though the service asks at every candle: the "
+            "exchange has none (a halted or quiet market)",
+        )
+    return Check(
+        name,
+        False,
+        f"{detail}, and the service has not asked for them since "
+        f"{_minutes(now - from_ms(asked or since))} min: its tick job is stuck",
+        restart_helps=True,
+    )
 
 
 async def check_alerts(
@@ -245,8 +298,12 @@ async def check_alerts(
     backlog = await alerts.backlog()
     if not simulated and oldest is not None and now - oldest > max_age:
         waited = _minutes(now - oldest)
-        return Check("alerts", False, f"{backlog} alert(s) waiting, the oldest for {waited} "
-                     "min: Telegram is unreachable or refuses them")  # fmt: skip
+        return Check(
+            "alerts",
+            False,
+            f"{backlog} alert(s) waiting, the oldest for {waited} "
+            "min: Telegram is unreachable or refuses them",
+        )
     return Check("alerts", True, f"{backlog} alert(s) waiting")
 
 

@@ -43,8 +43,7 @@ class HeldAlerts:
 
     def hold(self, kind: str, priority: AlertPriority, text: str) -> None:
         """Keep ``text`` to send; one already held with the same kind and text is not added."""
-        log.error("alert not stored (the data directory takes no writes), sent directly: %s",
-                  text)  # fmt: skip
+        log.error("alert not stored (the data directory takes no writes), sent directly: %s", text)
         if not any(held.kind == kind and held.text == text for held in self._held):
             self._held.append(_Held(kind, priority, text, self._clock.now()))
 
@@ -59,8 +58,9 @@ class HeldAlerts:
             try:
                 await self._sink.send_unstored(held.text, held.reached)
             except Exception as error:  # the chat is down too: retried on the next call
-                log.warning("held alert not sent (%s: %s); it is retried",
-                            type(error).__name__, error)  # fmt: skip
+                log.warning(
+                    "held alert not sent (%s: %s); it is retried", type(error).__name__, error
+                )
                 return
             held.sent = bool(held.reached)  # reached no chat: still pending when stored
 
@@ -70,8 +70,7 @@ class HeldAlerts:
         while self._held:
             held = self._held[0]
             try:
-                alert_id = await self._repository.add(held.kind, held.priority, held.text,
-                                                      held.at)  # fmt: skip
+                alert_id = await self._repository.add(held.kind, held.priority, held.text, held.at)
                 self._held.pop(0)
                 if held.sent:
                     await self._repository.mark_delivered(alert_id, self._clock.now())

@@ -45,8 +45,15 @@ class ExchangeHistory:
 
     async def candles(self, pair: str, timeframe: str, days: int, now: datetime) -> pd.DataFrame:
         since = now - timedelta(days=days)
-        await download(self._feed, self._store, pair=pair, timeframe=timeframe, since=since,
-                       until=None, now=now)  # fmt: skip
+        await download(
+            self._feed,
+            self._store,
+            pair=pair,
+            timeframe=timeframe,
+            since=since,
+            until=None,
+            now=now,
+        )
         frame = await self._store.frame(self._feed.name, pair, timeframe, since=since)
         if frame.empty:
             raise DataError(f"{self._feed.name} returned no {pair} {timeframe} candles")

@@ -58,29 +58,40 @@ def compare(
     books: Mapping[str, float], balances: Mapping[str, float], own: Mapping[str, float]
 ) -> list[Holding]:
     """One line per asset of ``books``, in its order."""
-    return [Holding(asset, amount, balances.get(asset, 0.0), own.get(asset, 0.0))
-            for asset, amount in books.items()]  # fmt: skip
+    return [
+        Holding(asset, amount, balances.get(asset, 0.0), own.get(asset, 0.0))
+        for asset, amount in books.items()
+    ]
 
 
 def holdings_text(holdings: Sequence[Holding], accepted: bool = False) -> str:
     """The /holdings reply (HTML)."""
-    lines = ["Your own holdings were set to what the exchange holds beyond the books."
-             if accepted else "Holdings: books + your own = exchange"]  # fmt: skip
+    lines = [
+        "Your own holdings were set to what the exchange holds beyond the books."
+        if accepted
+        else "Holdings: books + your own = exchange"
+    ]
     for line in holdings:
-        text = (f"{escape(line.asset)}: books {_amount(line.books)} + yours "
-                f"{_amount(line.own)} = exchange {_amount(line.exchange)}")  # fmt: skip
+        text = (
+            f"{escape(line.asset)}: books {_amount(line.books)} + yours "
+            f"{_amount(line.own)} = exchange {_amount(line.exchange)}"
+        )
         if line.gap:
             text += f" (<b>differs by {_amount(line.gap)}</b>)"
         lines.append(text)
     if not accepted and any(line.to_accept != line.own for line in holdings if line.gap):
-        lines.append("If the difference is your own (a deposit, a withdrawal, coins held "
-                     "before the pair was traded), /holdings accept records the exchange's "
-                     "figures beyond the books as yours.")  # fmt: skip
+        lines.append(
+            "If the difference is your own (a deposit, a withdrawal, coins held "
+            "before the pair was traded), /holdings accept records the exchange's "
+            "figures beyond the books as yours."
+        )
     if any(line.missing for line in holdings):
-        lines.append("The books hold more than the exchange for "
-                     + ", ".join(escape(line.asset) for line in holdings if line.missing)
-                     + ": that is pairpilot's to explain, not yours to accept. Check the "
-                     "account.")  # fmt: skip
+        lines.append(
+            "The books hold more than the exchange for "
+            + ", ".join(escape(line.asset) for line in holdings if line.missing)
+            + ": that is pairpilot's to explain, not yours to accept. Check the "
+            "account."
+        )
     return "\n".join(lines)
 
 

@@ -60,17 +60,44 @@ from bot.rules import (
     volatility_scales,
 )
 
-__all__ = ["EXIT_REASONS", "KernelClock", "KernelCosts", "KernelExits", "KernelResult", "simulate",
-           "warm_up"]  # fmt: skip
+__all__ = [
+    "EXIT_REASONS",
+    "KernelClock",
+    "KernelCosts",
+    "KernelExits",
+    "KernelResult",
+    "simulate",
+    "warm_up",
+]
 
 # A position still open at the end of the data: marked at the last close with its exit costs.
 STILL_OPEN = len(RULE_EXITS)
 EXIT_REASONS = (*RULE_EXITS, "open")
 
 # Positions in the kernel's parameter vector.
-(BALANCE, FEE, SLIPPAGE, SHARE, FRACTION, MIN_ORDER, MAX_POSITION, MAX_EXPOSURE, RISK_PER_TRADE,
- DAILY_LOSS, MAX_DRAWDOWN, COOLDOWN_LOSSES, COOLDOWN_MS, MAX_OPEN, STOP_LOSS, TAKE_PROFIT,
- TRAILING, ATR_MULTIPLE, ENTRY_OFFSET, RESTING, FEE_IN_COIN) = range(21)  # fmt: skip
+(
+    BALANCE,
+    FEE,
+    SLIPPAGE,
+    SHARE,
+    FRACTION,
+    MIN_ORDER,
+    MAX_POSITION,
+    MAX_EXPOSURE,
+    RISK_PER_TRADE,
+    DAILY_LOSS,
+    MAX_DRAWDOWN,
+    COOLDOWN_LOSSES,
+    COOLDOWN_MS,
+    MAX_OPEN,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    TRAILING,
+    ATR_MULTIPLE,
+    ENTRY_OFFSET,
+    RESTING,
+    FEE_IN_COIN,
+) = range(21)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,30 +168,59 @@ def simulate(
     and ``volume``: without it, every candle is taken to have some)."""
     limits = costs.limits
     params = np.array(
-        [costs.balance, costs.fee_rate, costs.slippage, costs.capital_share,
-         limits.position_fraction, limits.min_order_value, limits.max_position_fraction,
-         limits.max_total_exposure, limits.risk_per_trade, limits.daily_loss_limit,
-         limits.max_drawdown, limits.cooldown_losses, limits.cooldown_candles * clock.step_ms,
-         limits.max_open_positions, exits.stop_loss, exits.take_profit, exits.trailing_stop,
-         exits.atr_stop, exits.entry_offset, float(exits.resting_stops), float(costs.fee_in_coin)],
+        [
+            costs.balance,
+            costs.fee_rate,
+            costs.slippage,
+            costs.capital_share,
+            limits.position_fraction,
+            limits.min_order_value,
+            limits.max_position_fraction,
+            limits.max_total_exposure,
+            limits.risk_per_trade,
+            limits.daily_loss_limit,
+            limits.max_drawdown,
+            limits.cooldown_losses,
+            limits.cooldown_candles * clock.step_ms,
+            limits.max_open_positions,
+            exits.stop_loss,
+            exits.take_profit,
+            exits.trailing_stop,
+            exits.atr_stop,
+            exits.entry_offset,
+            float(exits.resting_stops),
+            float(costs.fee_in_coin),
+        ],
         dtype=np.float64,
-    )  # fmt: skip
+    )
     arrays = _simulate(
         *(_plain(candles[column], np.float64) for column in ("open", "high", "low", "close")),
-        _plain(candles["volume"] > 0 if "volume" in candles else np.ones(len(codes), np.bool_),
-               np.bool_),
-        _plain(codes, np.int8), _plain(atr, np.float64),
-        volatility_scales(_plain(candles["close"], np.float64), limits.volatility_short,
-                          limits.volatility_long, limits.volatility_floor),
+        _plain(
+            candles["volume"] > 0 if "volume" in candles else np.ones(len(codes), np.bool_),
+            np.bool_,
+        ),
+        _plain(codes, np.int8),
+        _plain(atr, np.float64),
+        volatility_scales(
+            _plain(candles["close"], np.float64),
+            limits.volatility_short,
+            limits.volatility_long,
+            limits.volatility_floor,
+        ),
         *(_plain(stamps, np.int64) for stamps in (clock.day, clock.close_ms, clock.act_ms)),
         params,
-    )  # fmt: skip
+    )
     count = int(arrays[-5])
     trades = [array[:count] for array in arrays[2:-5]]
     return KernelResult(
-        arrays[0], arrays[1], *trades, still_open=bool(arrays[-4]),
-        fees=float(arrays[-3]), vetoes=int(arrays[-2]), halted_at=int(arrays[-1]),
-    )  # fmt: skip
+        arrays[0],
+        arrays[1],
+        *trades,
+        still_open=bool(arrays[-4]),
+        fees=float(arrays[-3]),
+        vetoes=int(arrays[-2]),
+        halted_at=int(arrays[-1]),
+    )
 
 
 def warm_up() -> threading.Thread:
@@ -175,11 +231,17 @@ def warm_up() -> threading.Thread:
     stamps = np.arange(4, dtype=np.int64)
     thread = threading.Thread(
         target=simulate,
-        args=(tiny, np.zeros(4, np.int8), np.ones(4), KernelClock(stamps, stamps, stamps, 1),
-              KernelCosts(1.0, 0.0, 0.0, 1.0, RiskLimits()), KernelExits(0.0, 0.0, 0.0, 0.0)),
+        args=(
+            tiny,
+            np.zeros(4, np.int8),
+            np.ones(4),
+            KernelClock(stamps, stamps, stamps, 1),
+            KernelCosts(1.0, 0.0, 0.0, 1.0, RiskLimits()),
+            KernelExits(0.0, 0.0, 0.0, 0.0),
+        ),
         name="kernel-warm-up",
         daemon=True,
-    )  # fmt: skip
+    )
     thread.start()
     return thread
 
@@ -243,20 +305,22 @@ def _record_exit(stamp, count, held, fill, fee_rate, reason, both, price_in, ent
 
 
 @numba.njit(cache=True)
-def _sell_all(i, count, held, fill, reason, both, price_in, money, entry_fee, trades, close_ms,
-              act_ms, p):  # fmt: skip
+def _sell_all(
+    i, count, held, fill, reason, both, price_in, money, entry_fee, trades, close_ms, act_ms, p
+):
     """Trade ``count`` sells everything at ``fill`` as the engine acts on candle ``i``.
     ``money``: (cash, fees, losses, cooldown_until); returns them as they become, then the next
     trade's number and nothing held."""
     cash, fees, losses, cooldown_until = money
-    fee, lost = _record_exit(act_ms[i], count, held, fill, p[FEE], reason, both, price_in,
-                             entry_fee, trades)  # fmt: skip
+    fee, lost = _record_exit(
+        act_ms[i], count, held, fill, p[FEE], reason, both, price_in, entry_fee, trades
+    )
     losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
     return cash + held * fill - fee, fees + fee, losses, cooldown_until, count + 1, 0.0
 
 
 @numba.njit(cache=True)
-def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms, act_ms, p):  # noqa: C901, PLR0912, PLR0915
+def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms, act_ms, p):  # noqa: C901
     n = close.shape[0]
     equity = np.empty(n)
     stop_line = np.full(n, np.nan)
@@ -309,25 +373,44 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
             if low[i] <= limit_price and traded[i]:
                 fill = min(open_[i], limit_price)
-                held, cash, fees = _record_entry(act_ms[i], count, limit_budget, fill,
-                                                 limit_price, p, entries, cash, fees)  # fmt: skip
+                held, cash, fees = _record_entry(
+                    act_ms[i], count, limit_budget, fill, limit_price, p, entries, cash, fees
+                )
                 price_in, peak_price, atr_distance = fill, fill, limit_atr
                 filled_limit = True
                 resting_level = -math.inf  # placed at this candle's close
             limit_price = 0.0
         if exit_due and held > 0.0 and can_sell:
             cash, fees, losses, cooldown_until, count, held = _sell_all(
-                i, count, held, market * (1.0 - slippage), SIGNAL, False, price_in,
-                (cash, fees, losses, cooldown_until), entry_fee, trades, close_ms, act_ms, p,
-            )  # fmt: skip
+                i,
+                count,
+                held,
+                market * (1.0 - slippage),
+                SIGNAL,
+                False,
+                price_in,
+                (cash, fees, losses, cooldown_until),
+                entry_fee,
+                trades,
+                close_ms,
+                act_ms,
+                p,
+            )
         exit_due = exit_due and held > 0.0
         if held > 0.0:
             # In its fill candle a limit entry is protected from its fill price down to the low.
             top = price_in if filled_limit else high[i]
             stop, trigger, reason, both = check_exit(
-                price_in, peak_price, atr_distance, p[STOP_LOSS], p[TAKE_PROFIT], p[TRAILING],
-                price_in if filled_limit else open_[i], top, low[i],
-            )  # fmt: skip
+                price_in,
+                peak_price,
+                atr_distance,
+                p[STOP_LOSS],
+                p[TAKE_PROFIT],
+                p[TRAILING],
+                price_in if filled_limit else open_[i],
+                top,
+                low[i],
+            )
             if stop > -math.inf:
                 stop_line[i] = stop
             # The stop resting on the exchange fills at its level; else the exit is seen at
@@ -336,13 +419,23 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
             if resting or (not math.isnan(trigger) and can_sell):
                 fill = (min(open_[i], resting_level) if resting else market) * (1.0 - slippage)
                 cash, fees, losses, cooldown_until, count, held = _sell_all(
-                    i, count, held, fill, reason, both, price_in,
-                    (cash, fees, losses, cooldown_until), entry_fee, trades, close_ms, act_ms, p,
-                )  # fmt: skip
+                    i,
+                    count,
+                    held,
+                    fill,
+                    reason,
+                    both,
+                    price_in,
+                    (cash, fees, losses, cooldown_until),
+                    entry_fee,
+                    trades,
+                    close_ms,
+                    act_ms,
+                    p,
+                )
             elif math.isnan(trigger):
                 peak_price = max(peak_price, top)
-                level, _ = stop_level(price_in, peak_price, atr_distance, p[STOP_LOSS],
-                                      p[TRAILING])  # fmt: skip
+                level, _ = stop_level(price_in, peak_price, atr_distance, p[STOP_LOSS], p[TRAILING])
                 if p[RESTING] > 0.0 and (filled_limit or level >= resting_level * (1 + TRAIL_STEP)):
                     resting_level = level  # placed after a limit fill, or raised
         marked = cash + held * close[i]
@@ -358,16 +451,26 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
             if code == 1 and held == 0.0:
                 budget = 0.0
                 distance_atr = 0.0
-                if not (halted_at >= 0 or daily_halt_day == today or close_ms[i] <= cooldown_until
-                        or p[MAX_OPEN] < 1.0):  # fmt: skip
+                if not (
+                    halted_at >= 0
+                    or daily_halt_day == today
+                    or close_ms[i] <= cooldown_until
+                    or p[MAX_OPEN] < 1.0
+                ):
                     if p[ATR_MULTIPLE] > 0.0 and not math.isnan(atr[i]):
                         distance_atr = p[ATR_MULTIPLE] * atr[i]
                     budget = entry_budget(
-                        marked, cash, 0.0, p[SHARE], p[FRACTION], p[MAX_POSITION],
-                        p[MAX_EXPOSURE], p[RISK_PER_TRADE],
+                        marked,
+                        cash,
+                        0.0,
+                        p[SHARE],
+                        p[FRACTION],
+                        p[MAX_POSITION],
+                        p[MAX_EXPOSURE],
+                        p[RISK_PER_TRADE],
                         initial_stop_distance(close[i], p[STOP_LOSS], distance_atr, p[TRAILING]),
                         scale[i],
-                    )  # fmt: skip
+                    )
                 if budget >= p[MIN_ORDER] and budget > 0.0 and p[ENTRY_OFFSET] > 0.0:
                     limit_price = close[i] * (1.0 - p[ENTRY_OFFSET])
                     limit_budget = budget
@@ -376,32 +479,69 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                     pass  # the order expires unfilled in a candle with no volume
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = market * (1.0 + slippage)
-                    held, cash, fees = _record_entry(act_ms[i], count, budget, fill, 0.0, p,
-                                                     entries, cash, fees)  # fmt: skip
+                    held, cash, fees = _record_entry(
+                        act_ms[i], count, budget, fill, 0.0, p, entries, cash, fees
+                    )
                     price_in, peak_price, atr_distance = fill, fill, distance_atr
                     if p[RESTING] > 0.0:  # placed as the entry fills
-                        resting_level = stop_level(fill, fill, distance_atr, p[STOP_LOSS],
-                                                   p[TRAILING])[0]  # fmt: skip
+                        resting_level = stop_level(
+                            fill, fill, distance_atr, p[STOP_LOSS], p[TRAILING]
+                        )[0]
                 else:
                     vetoes += 1
             elif code == -1 and held > 0.0 and not can_sell:
                 exit_due = True
             elif code == -1 and held > 0.0:
                 cash, fees, losses, cooldown_until, count, held = _sell_all(
-                    i, count, held, market * (1.0 - slippage), SIGNAL, False, price_in,
-                    (cash, fees, losses, cooldown_until), entry_fee, trades, close_ms, act_ms, p,
-                )  # fmt: skip
+                    i,
+                    count,
+                    held,
+                    market * (1.0 - slippage),
+                    SIGNAL,
+                    False,
+                    price_in,
+                    (cash, fees, losses, cooldown_until),
+                    entry_fee,
+                    trades,
+                    close_ms,
+                    act_ms,
+                    p,
+                )
         equity[i] = cash + held * close[i]
     still_open = held > 0.0
     if still_open:  # marked to market at the last close with the costs of selling it there
         fill = close[n - 1] * (1.0 - slippage)
-        fee, _ = _record_exit(close_ms[n - 1], count, held, fill, fee_rate, STILL_OPEN, False,
-                              price_in, entry_fee, trades)  # fmt: skip
+        fee, _ = _record_exit(
+            close_ms[n - 1],
+            count,
+            held,
+            fill,
+            fee_rate,
+            STILL_OPEN,
+            False,
+            price_in,
+            entry_fee,
+            trades,
+        )
         cash = cash + held * fill - fee
         fees += fee
         count += 1
         equity[n - 1] = cash
     return (
-        equity, stop_line, entry_ms, exit_ms, entry_price, exit_price, amount,
-        entry_fee, exit_fee, exit_reason, ambiguous, count, still_open, fees, vetoes, halted_at,
-    )  # fmt: skip
+        equity,
+        stop_line,
+        entry_ms,
+        exit_ms,
+        entry_price,
+        exit_price,
+        amount,
+        entry_fee,
+        exit_fee,
+        exit_reason,
+        ambiguous,
+        count,
+        still_open,
+        fees,
+        vetoes,
+        halted_at,
+    )

@@ -17,7 +17,7 @@ def utc_time(record: logging.LogRecord) -> str:
 
 
 class UtcFormatter(logging.Formatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return utc_time(record)
 
 
@@ -27,13 +27,15 @@ def configure_logging(level: str, form: str) -> None:
         from pythonjsonlogger.json import JsonFormatter
 
         class UtcJsonFormatter(JsonFormatter):
-            def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+            def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
                 return utc_time(record)
 
-        handler.setFormatter(UtcJsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        ))  # fmt: skip
+        handler.setFormatter(
+            UtcJsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
     else:
         handler.setFormatter(UtcFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -66,11 +66,15 @@ async def describe(
 ) -> SeriesReport:
     stamps = await repo.timestamps(exchange, pair, timeframe)
     return SeriesReport(
-        exchange, pair, timeframe, len(stamps),
+        exchange,
+        pair,
+        timeframe,
+        len(stamps),
         from_ms(int(stamps[0])) if len(stamps) else None,
         from_ms(int(stamps[-1])) if len(stamps) else None,
-        find_gaps(stamps, timeframe_seconds(timeframe) * 1000), added,
-    )  # fmt: skip
+        find_gaps(stamps, timeframe_seconds(timeframe) * 1000),
+        added,
+    )
 
 
 async def download(

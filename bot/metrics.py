@@ -64,8 +64,11 @@ def round_trips(
         legs.append(fill)
         bought = sum(f.amount for f in legs if f.side is Side.BUY)
         left = held[fill.pair]
-        is_dust = (fill.side is Side.SELL and too_small is not None
-                   and too_small(fill.pair, left, fill.price) is not None)  # fmt: skip
+        is_dust = (
+            fill.side is Side.SELL
+            and too_small is not None
+            and too_small(fill.pair, left, fill.price) is not None
+        )
         if left <= bought * 1e-9 or is_dust:
             close(fill.pair, legs, left if is_dust and left > bought * 1e-9 else 0.0)
     for pair, legs in open_fills.items():

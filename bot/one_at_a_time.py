@@ -18,8 +18,10 @@ class OneAtATime:
     @contextmanager
     def hold(self, description: str) -> Iterator[str]:
         if self._running is not None:
-            raise UserInputError(f"a {self._kind} is running ({self._running}); send yours "
-                                 "again when it has finished")  # fmt: skip
+            raise UserInputError(
+                f"a {self._kind} is running ({self._running}); send yours "
+                "again when it has finished"
+            )
         self._running = description
         try:
             yield description

@@ -94,16 +94,19 @@ async def checked(executor: Executor, settlement: Settlement) -> Order:
     if order.status is not OrderStatus.NEW or not executor.unknown.holds(order.client_order_id):
         waiting = executor.unknown.blocking.values()
         named = ", ".join(o.client_order_id for held in waiting for o in held) or "none"
-        state = ("settled already" if order.status.is_final
-                 else "read from the exchange as usual")  # fmt: skip
-        raise UserInputError(f"order {order.client_order_id} is {order.status.value}, {state}; "
-                             "only an order whose outcome the exchange cannot tell is settled "
-                             f"by hand (now: {named})")  # fmt: skip
+        state = "settled already" if order.status.is_final else "read from the exchange as usual"
+        raise UserInputError(
+            f"order {order.client_order_id} is {order.status.value}, {state}; "
+            "only an order whose outcome the exchange cannot tell is settled "
+            f"by hand (now: {named})"
+        )
     most = order.amount * (_BUY_SLACK if order.side is Side.BUY else _SELL_SLACK)
     if settlement.amount > most:
-        raise UserInputError(f"{settlement.amount:.8g} is more than order "
-                             f"{order.client_order_id} could have filled (it was for "
-                             f"{order.amount:.8g} {order.pair})")  # fmt: skip
+        raise UserInputError(
+            f"{settlement.amount:.8g} is more than order "
+            f"{order.client_order_id} could have filled (it was for "
+            f"{order.amount:.8g} {order.pair})"
+        )
     return order
 
 
@@ -118,20 +121,26 @@ def sane(order: Order, settlement: Settlement, market: float) -> None:
     near = {"last price": market, "price when journaled": order.reference_price or 0.0}
     if not any(abs(settlement.price - price) <= price * PRICE_BAND for price in near.values()):
         named = " and ".join(f"{what} {price:.8g}" for what, price in near.items() if price)
-        raise UserInputError(f"PRICE {settlement.price:.8g} is more than {PRICE_BAND:.0%} away "
-                             f"from {order.pair}'s {named}: a typo? Nothing "
-                             "changed")  # fmt: skip
+        raise UserInputError(
+            f"PRICE {settlement.price:.8g} is more than {PRICE_BAND:.0%} away "
+            f"from {order.pair}'s {named}: a typo? Nothing "
+            "changed"
+        )
     value = settlement.amount * settlement.price
     most = _most_spent(order)
     if order.side is Side.BUY and value > most * (1 + VALUE_SLACK) + settlement.fee:
-        raise UserInputError(f"{settlement.amount:.8g} at {settlement.price:.8g} is worth "
-                             f"{value:,.2f} {order.pair.split('/')[1]}, more than order "
-                             f"{order.client_order_id} could spend ({most:,.2f}): another "
-                             "order's line? Nothing changed")  # fmt: skip
+        raise UserInputError(
+            f"{settlement.amount:.8g} at {settlement.price:.8g} is worth "
+            f"{value:,.2f} {order.pair.split('/')[1]}, more than order "
+            f"{order.client_order_id} could spend ({most:,.2f}): another "
+            "order's line? Nothing changed"
+        )
     if settlement.fee > value * MOST_FEE:
-        raise UserInputError(f"FEE {settlement.fee:.8g} is more than {MOST_FEE:.0%} of the "
-                             f"fill's value {value:.8g} {order.pair.split('/')[1]}: a typo? "
-                             "Nothing changed")  # fmt: skip
+        raise UserInputError(
+            f"FEE {settlement.fee:.8g} is more than {MOST_FEE:.0%} of the "
+            f"fill's value {value:.8g} {order.pair.split('/')[1]}: a typo? "
+            "Nothing changed"
+        )
 
 
 def _most_spent(order: Order) -> float:
@@ -151,29 +160,38 @@ def preview(order: Order, settlement: Settlement, cash: float, then: str) -> str
     does after (it trades, or a halt or a stop holds it). For an order that may still
     rest on the venue, a plain warning that closing it by hand leaves a later fill unbooked."""
     if settlement.venue_id:
-        return (f"read order {settlement.venue_id} from the venue by its id; if it is "
-                f"{order.client_order_id} ({order.side.value} {order.pair}), book what it did "
-                "(filled, cancelled, or still resting: kept and followed by that id if it is "
-                "the pair's pending entry or its position's stop, otherwise cancelled "
-                "first)")  # fmt: skip
-    rests = (f". WARNING: {order.client_order_id} may still rest on the venue (a "
-             f"{order.kind or 'possibly resting'} order): if it fills later, that fill is "
-             f"NEVER booked. Safer: /order {order.client_order_id} venue VENUE_ORDER_ID (the "
-             "id the venue's website shows), which follows it"
-             if order.may_rest else "")  # fmt: skip
+        return (
+            f"read order {settlement.venue_id} from the venue by its id; if it is "
+            f"{order.client_order_id} ({order.side.value} {order.pair}), book what it did "
+            "(filled, cancelled, or still resting: kept and followed by that id if it is "
+            "the pair's pending entry or its position's stop, otherwise cancelled "
+            "first)"
+        )
+    rests = (
+        f". WARNING: {order.client_order_id} may still rest on the venue (a "
+        f"{order.kind or 'possibly resting'} order): if it fills later, that fill is "
+        f"NEVER booked. Safer: /order {order.client_order_id} venue VENUE_ORDER_ID (the "
+        "id the venue's website shows), which follows it"
+        if order.may_rest
+        else ""
+    )
     if not settlement.filled:
-        return (f"close order {order.client_order_id} ({order.side.value} {order.pair}) as "
-                f"never placed: nothing is booked; {order.pair} no longer waits on it: "
-                f"{then}{rests}")  # fmt: skip
+        return (
+            f"close order {order.client_order_id} ({order.side.value} {order.pair}) as "
+            f"never placed: nothing is booked; {order.pair} no longer waits on it: "
+            f"{then}{rests}"
+        )
     quote = order.pair.split("/")[1]
     value = settlement.amount * settlement.price
     moved = -value if order.side is Side.BUY else value
     after = cash + moved - settlement.fee
-    return (f"book order {order.client_order_id} as filled: {order.side.value} "
-            f"{settlement.amount:.8g} {order.pair} at {settlement.price:.8g} (worth "
-            f"{value:,.2f} {quote}), fee {settlement.fee:.8g} {quote} (0 unless given: the "
-            f"venue's trade history shows it); the books' {quote} cash goes from {cash:,.2f} "
-            f"to {after:,.2f}; {order.pair} no longer waits on it: {then}{rests}")  # fmt: skip
+    return (
+        f"book order {order.client_order_id} as filled: {order.side.value} "
+        f"{settlement.amount:.8g} {order.pair} at {settlement.price:.8g} (worth "
+        f"{value:,.2f} {quote}), fee {settlement.fee:.8g} {quote} (0 unless given: the "
+        f"venue's trade history shows it); the books' {quote} cash goes from {cash:,.2f} "
+        f"to {after:,.2f}; {order.pair} no longer waits on it: {then}{rests}"
+    )
 
 
 async def by_venue_id(
@@ -188,13 +206,16 @@ async def by_venue_id(
     it, it is not ours, or it still rests after the cancel."""
     exchange = executor.exchange
     if not isinstance(exchange, ReadsByVenueId):
-        raise UserInputError("this exchange cannot read an order by its own id; use /order "
-                             "ID never or /order ID filled AMOUNT PRICE FEE")  # fmt: skip
+        raise UserInputError(
+            "this exchange cannot read an order by its own id; use /order "
+            "ID never or /order ID filled AMOUNT PRICE FEE"
+        )
     report = await exchange.read_by_venue_id(order, settlement.venue_id)
     if not report.status.is_final and not followed:
         report = await _cancelled(executor, order, settlement, report)
-    await executor.journal.update(order.client_order_id, OrderStatus.NEW, now,
-                                  exchange_order_id=settlement.venue_id)  # fmt: skip
+    await executor.journal.update(
+        order.client_order_id, OrderStatus.NEW, now, exchange_order_id=settlement.venue_id
+    )
     _, trade = await executor.settle(report)
     executor.unknown.release(order.client_order_id)
     return report, trade
@@ -214,11 +235,13 @@ async def _cancelled(
         cancelled, why = None, f"{type(error).__name__}: {error}"
     if cancelled is not None and cancelled.status.is_final:
         return cancelled
-    raise UserInputError(f"order {order.client_order_id} is {executor.venue()}'s order "
-                         f"{settlement.venue_id} ({report.status.value}, {report.filled:.8g} "
-                         f"filled), but could not cancel it on the venue ({why}): it still "
-                         f"rests; {order.pair} stays held and nothing is booked; try again or "
-                         "cancel it on the venue")  # fmt: skip
+    raise UserInputError(
+        f"order {order.client_order_id} is {executor.venue()}'s order "
+        f"{settlement.venue_id} ({report.status.value}, {report.filled:.8g} "
+        f"filled), but could not cancel it on the venue ({why}): it still "
+        f"rests; {order.pair} stays held and nothing is booked; try again or "
+        "cancel it on the venue"
+    )
 
 
 async def settle(
@@ -230,16 +253,30 @@ async def settle(
     note = f"settled by hand by {actor}"
     trade = None
     if not settlement.filled:
-        await executor.journal.update(order.client_order_id, OrderStatus.REJECTED, now,
-                                      note=f"{note}: never placed")  # fmt: skip
+        await executor.journal.update(
+            order.client_order_id, OrderStatus.REJECTED, now, note=f"{note}: never placed"
+        )
     else:
         # Dated when the order was journaled (sent a moment later), not now: the position's
         # age, the trade's holding time and the day its PnL counts toward are the trade's.
-        fill = Fill(order.client_order_id, order.pair, order.side, settlement.amount,
-                    settlement.price, settlement.fee, order.created_at,
-                    f"by-hand-{order.client_order_id}")  # fmt: skip
-        report = ExecutionReport(order.client_order_id, "", OrderStatus.FILLED,
-                                 settlement.amount, settlement.price, (fill,))  # fmt: skip
+        fill = Fill(
+            order.client_order_id,
+            order.pair,
+            order.side,
+            settlement.amount,
+            settlement.price,
+            settlement.fee,
+            order.created_at,
+            f"by-hand-{order.client_order_id}",
+        )
+        report = ExecutionReport(
+            order.client_order_id,
+            "",
+            OrderStatus.FILLED,
+            settlement.amount,
+            settlement.price,
+            (fill,),
+        )
         _, trade = await executor.settle(report)
         await executor.journal.update(order.client_order_id, OrderStatus.FILLED, now, note=note)
     executor.unknown.release(order.client_order_id)

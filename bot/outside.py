@@ -38,8 +38,11 @@ class OutsideHoldings:
         since) recorded now: what the exchange holds beyond the books. Returns the baseline
         and the figures recorded by this call."""
         baseline = await self.get()
-        new = {asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
-               for asset, amount in books.items() if asset not in baseline}  # fmt: skip
+        new = {
+            asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
+            for asset, amount in books.items()
+            if asset not in baseline
+        }
         if new or not await self.recorded():
             baseline.update(new)
             await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
@@ -50,8 +53,11 @@ class OutsideHoldings:
         0): what a dust conversion took of their coins and credited them. An asset without a
         figure yet is left to ``complete``, which records it whole."""
         baseline = await self.get()
-        moved = {asset: round(max(0.0, baseline[asset] + change), 12)
-                 for asset, change in changes.items() if asset in baseline}  # fmt: skip
+        moved = {
+            asset: round(max(0.0, baseline[asset] + change), 12)
+            for asset, change in changes.items()
+            if asset in baseline
+        }
         if moved:
             await self._state.set(OUTSIDE_KEY, {**baseline, **moved}, self._clock.now())
 
@@ -90,17 +96,23 @@ class OutsideHoldings:
         the doubt alert's advice says). The baseline."""
         baseline = await self.get()
         held = {asset: 0.0 for asset in baseline} | dict(books)
-        baseline.update({asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
-                         for asset, amount in held.items()})  # fmt: skip
+        baseline.update(
+            {
+                asset: round(max(0.0, balances.get(asset, 0.0) - amount), 12)
+                for asset, amount in held.items()
+            }
+        )
         await self._state.set(OUTSIDE_KEY, baseline, self._clock.now())
         await self._trust(list(held))
         return baseline
 
 
 def drift(
-    books: Mapping[str, float], balances: Mapping[str, float], baseline: Mapping[str, float],
+    books: Mapping[str, float],
+    balances: Mapping[str, float],
+    baseline: Mapping[str, float],
     quote: str,
-) -> dict[str, tuple[float, float]]:  # fmt: skip
+) -> dict[str, tuple[float, float]]:
     """Each asset of ``books`` whose amount differs from the exchange's holding (``balances``,
     free and used) net of the user's own (``baseline``): asset -> (books, exchange net)."""
     found = {}

@@ -200,9 +200,13 @@ class EquityRepository(Protocol):
 
 class AlertRepository(Protocol):
     async def add(
-        self, kind: str, priority: AlertPriority, text: str, now: datetime,
+        self,
+        kind: str,
+        priority: AlertPriority,
+        text: str,
+        now: datetime,
         photo: bytes | None = None,
-    ) -> int: ...  # fmt: skip
+    ) -> int: ...
 
     async def pending(self, limit: int = 100) -> list[Alert]: ...
 

@@ -74,13 +74,17 @@ async def reconcile(
     await _settle_journal(orders, exchange, executor, clock, result)
     if result.unknown:  # the books wait on it: a difference (or, at the first start, the
         # user's own holdings recorded) would count its coins as drift or as the user's
-        log.warning("start-up reconciliation: holdings not compared, orders %s have an "
-                    "unknown outcome", result.unknown)  # fmt: skip
+        log.warning(
+            "start-up reconciliation: holdings not compared, orders %s have an unknown outcome",
+            result.unknown,
+        )
         return result
     watched = sorted(set(pairs) | {p.pair for p in portfolio.positions()})
     held = {p.pair.split("/")[0]: p.amount for p in portfolio.positions()}
-    books = {quote: portfolio.cash, **{pair.split("/")[0]: held.get(pair.split("/")[0], 0.0)
-                                       for pair in watched}}  # fmt: skip
+    books = {
+        quote: portfolio.cash,
+        **{pair.split("/")[0]: held.get(pair.split("/")[0], 0.0) for pair in watched},
+    }
     balances = await exchange.fetch_balances()
     baseline = await _baseline(outside, books, balances, alerts)
     result.outside.update(baseline)
@@ -91,39 +95,56 @@ async def reconcile(
     if result.settled or result.never_sent:
         log.info("reconciled: settled %s, never sent %s", result.settled, result.never_sent)
     if result.drift:
-        lines = ", ".join(f"{asset}: books {b:.8g}, exchange {v:.8g}"
-                          for asset, (b, v) in result.drift.items())  # fmt: skip
-        await alerts.push("reconciliation_drift", AlertPriority.ERROR,
-                          f"Holdings differ from the exchange ({lines}; the exchange's figure "
-                          "is net of what you hold outside pairpilot). Nothing was adopted; "
-                          "check the account.")  # fmt: skip
+        lines = ", ".join(
+            f"{asset}: books {b:.8g}, exchange {v:.8g}" for asset, (b, v) in result.drift.items()
+        )
+        await alerts.push(
+            "reconciliation_drift",
+            AlertPriority.ERROR,
+            f"Holdings differ from the exchange ({lines}; the exchange's figure "
+            "is net of what you hold outside pairpilot). Nothing was adopted; "
+            "check the account.",
+        )
     if result.foreign:
-        lines = "; ".join(f"{o.pair} {o.side} {o.amount:.8g}"
-                          + (f" at {o.price:.8g}" if o.price else "")
-                          + f" (id {o.client_order_id or 'none'})"
-                          for o in result.foreign)  # fmt: skip
-        await alerts.push("reconciliation_drift", AlertPriority.ERROR,
-                          f"Orders on the exchange that pairpilot did not place: {lines}. Left "
-                          "alone; cancel them on the exchange if they are not wanted.")  # fmt: skip
+        lines = "; ".join(
+            f"{o.pair} {o.side} {o.amount:.8g}"
+            + (f" at {o.price:.8g}" if o.price else "")
+            + f" (id {o.client_order_id or 'none'})"
+            for o in result.foreign
+        )
+        await alerts.push(
+            "reconciliation_drift",
+            AlertPriority.ERROR,
+            f"Orders on the exchange that pairpilot did not place: {lines}. Left "
+            "alone; cancel them on the exchange if they are not wanted.",
+        )
     return result
 
 
 async def _settle_journal(
-    orders: SqliteOrderRepository, exchange: Exchange, executor: Executor, clock: Clock,
+    orders: SqliteOrderRepository,
+    exchange: Exchange,
+    executor: Executor,
+    clock: Clock,
     result: Reconciliation,
-) -> None:  # fmt: skip
+) -> None:
     """Settle every journaled order whose outcome was never recorded, into ``result``."""
     for order in await orders.not_final():
         try:
             report = await exchange.lookup(order)
         except OrderOutcomeUnknown as error:  # start-up goes on: only its pair waits
-            await executor.unknown.found(order, error, executor.venue(),
-                                         exchange.supports_stop_orders)  # fmt: skip
+            await executor.unknown.found(
+                order, error, executor.venue(), exchange.supports_stop_orders
+            )
             result.unknown[order.pair] = order.client_order_id
             continue
         if report is None:
-            await orders.update(order.client_order_id, OrderStatus.REJECTED, clock.now(),
-                                note="never reached the exchange (found at start-up)")  # fmt: skip
+            await orders.update(
+                order.client_order_id,
+                OrderStatus.REJECTED,
+                clock.now(),
+                note="never reached the exchange (found at start-up)",
+            )
             result.never_sent.append(order.client_order_id)
         else:
             _, trade = await executor.settle(report)  # announced like any fill
@@ -131,14 +152,17 @@ async def _settle_journal(
                 result.closed.append((order, trade))
             result.settled.append(order.client_order_id)
         # An order alerted as unknown before the restart: the admins hear it was read after all.
-        await executor.unknown.cleared(await orders.require(order.client_order_id),
-                                       executor.venue())  # fmt: skip
+        await executor.unknown.cleared(
+            await orders.require(order.client_order_id), executor.venue()
+        )
 
 
 async def _baseline(
-    outside: OutsideHoldings | None, books: dict[str, float], balances: dict[str, float],
+    outside: OutsideHoldings | None,
+    books: dict[str, float],
+    balances: dict[str, float],
     alerts: AlertOutbox,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """The user's own holdings: recorded (and listed once) at the first reconciliation, and
     for each asset a pair started since brings into the books."""
     if outside is None:
@@ -150,7 +174,9 @@ async def _baseline(
         listed.update({asset: amount for asset, amount in balances.items() if asset not in books})
     if listed:
         lines = ", ".join(f"{asset} {amount:.8g}" for asset, amount in sorted(listed.items()))
-        await alerts.push("startup", AlertPriority.INFO,
-                          f"Held on the account beside pairpilot, left alone and never sold: "
-                          f"{lines}.")  # fmt: skip
+        await alerts.push(
+            "startup",
+            AlertPriority.INFO,
+            f"Held on the account beside pairpilot, left alone and never sold: {lines}.",
+        )
     return baseline

@@ -51,13 +51,19 @@ class RestingStops:
             return [], None
         intent = OrderIntent(
             client_order_id=client_order_id(run.id, candle_time, Side.SELL, purpose),
-            run_id=run.id, pair=run.pair, side=Side.SELL, amount=position.amount,
-            reference_price=level, created_at=self._clock.now(), reason="stop_loss",
+            run_id=run.id,
+            pair=run.pair,
+            side=Side.SELL,
+            amount=position.amount,
+            reference_price=level,
+            created_at=self._clock.now(),
+            reason="stop_loss",
             stop_price=level,
-        )  # fmt: skip
+        )
         saved = await self._state.get(key) or {}
-        await self._state.set(key, {**saved, _KEY: intent.client_order_id, _LEVEL: level},
-                              self._clock.now())  # fmt: skip
+        await self._state.set(
+            key, {**saved, _KEY: intent.client_order_id, _LEVEL: level}, self._clock.now()
+        )
         return await self._executor.execute(intent)
 
     async def named(self, key: str) -> tuple[str, float] | None:

@@ -41,9 +41,16 @@ def stop_level(
 
 @numba.njit(cache=True)
 def check_exit(
-    entry_price: float, peak: float, atr_distance: float, stop_loss: float, take_profit: float,
-    trailing_stop: float, open_: float, high: float, low: float,
-) -> tuple[float, float, int, bool]:  # fmt: skip
+    entry_price: float,
+    peak: float,
+    atr_distance: float,
+    stop_loss: float,
+    take_profit: float,
+    trailing_stop: float,
+    open_: float,
+    high: float,
+    low: float,
+) -> tuple[float, float, int, bool]:
     """The protective exit of one candle: (stop in force, trigger price or NaN, reason, both hit).
 
     The stop is ``stop_level``'s; the trailing level uses the peak before this candle. A low at
@@ -61,10 +68,17 @@ def check_exit(
 
 @numba.njit(cache=True)
 def entry_budget(
-    equity: float, cash: float, exposure: float, share: float, fraction: float,
-    max_position: float, max_exposure: float, risk_per_trade: float, stop_distance: float,
+    equity: float,
+    cash: float,
+    exposure: float,
+    share: float,
+    fraction: float,
+    max_position: float,
+    max_exposure: float,
+    risk_per_trade: float,
+    stop_distance: float,
     scale: float,
-) -> float:  # fmt: skip
+) -> float:
     """What an entry may spend, in the quote currency, fee included.
 
     The run's share of equity times the entry fraction and the volatility scale, capped by the

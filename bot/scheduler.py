@@ -50,8 +50,12 @@ class Jobs:
     def daily(self, at: str, timezone: str, job: Job, name: str) -> None:
         """Run ``job`` every day at ``at`` (HH:MM) local time in ``timezone``."""
         hour, minute = (int(part) for part in at.split(":"))
-        self.scheduler.add_job(self._tracking(job, name), CronTrigger(
-            hour=hour, minute=minute, timezone=timezone), id=name, name=name)  # fmt: skip
+        self.scheduler.add_job(
+            self._tracking(job, name),
+            CronTrigger(hour=hour, minute=minute, timezone=timezone),
+            id=name,
+            name=name,
+        )
 
     def _tracking(self, job: Job, name: str) -> Job:
         async def tracked() -> None:
@@ -62,8 +66,9 @@ class Jobs:
     def planned(self) -> list[tuple[str, datetime | None]]:
         """Every job by name with its next run (None while paused)."""
         # A job has no next_run_time attribute until the scheduler has started.
-        return [(job.name, getattr(job, "next_run_time", None))
-                for job in self.scheduler.get_jobs()]  # fmt: skip
+        return [
+            (job.name, getattr(job, "next_run_time", None)) for job in self.scheduler.get_jobs()
+        ]
 
     def has(self, name: str) -> bool:
         return self.scheduler.get_job(name) is not None
@@ -73,9 +78,11 @@ class Jobs:
         the timeframe since the epoch, as exchanges align them)."""
 
         self.scheduler.add_job(
-            self._tracking(job, name), candle_close_trigger(timeframe_seconds, delay), id=name,
+            self._tracking(job, name),
+            candle_close_trigger(timeframe_seconds, delay),
+            id=name,
             name=name,
-        )  # fmt: skip
+        )
 
     async def _tracked(self, job: Job, name: str) -> None:
         task = asyncio.current_task()
@@ -94,8 +101,14 @@ class Jobs:
         (a fast replay, a loaded machine) would be skipped, and a one-shot trigger never
         fires again. Two are allowed; the runs never overlap, since each plans the next."""
         run_at = self._clock.now() + timedelta(seconds=delay)
-        self.scheduler.add_job(job, DateTrigger(run_date=run_at), id=name, name=name,
-                               replace_existing=True, max_instances=2)  # fmt: skip
+        self.scheduler.add_job(
+            job,
+            DateTrigger(run_date=run_at),
+            id=name,
+            name=name,
+            replace_existing=True,
+            max_instances=2,
+        )
 
     def start(self) -> None:
         self.scheduler.start()
@@ -114,5 +127,6 @@ class Jobs:
 def candle_close_trigger(timeframe_seconds: int, delay: float) -> IntervalTrigger:
     """Fires at every multiple of the timeframe since the epoch, plus ``delay`` seconds."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return IntervalTrigger(seconds=timeframe_seconds, start_date=epoch + timedelta(seconds=delay),
-                           timezone="UTC")  # fmt: skip
+    return IntervalTrigger(
+        seconds=timeframe_seconds, start_date=epoch + timedelta(seconds=delay), timezone="UTC"
+    )

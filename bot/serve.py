@@ -31,8 +31,9 @@ async def run_service(
     """Run until ``stop`` is set or the replay ends; the tick in progress finishes first.
     ``chat``: the chat front end (Telegram); without it alerts go to ``write``."""
     if settings.mode == "live" and settings.market_data.source != "exchange":
-        raise ConfigError("mode = 'live' trades on exchange candles: set market_data.source = "
-                          "'exchange'")  # fmt: skip
+        raise ConfigError(
+            "mode = 'live' trades on exchange candles: set market_data.source = 'exchange'"
+        )
     prepare_data_dir(settings.data_dir)
     await restore_gauges_early(settings.database_path)
     with exclusive_use(settings.data_dir), serving(settings.metrics.port, settings.metrics.listen):

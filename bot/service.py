@@ -159,8 +159,11 @@ class TradingService:
             return False
         waiting = self._engine.executor.unknown.waiting(run.pair)
         if waiting:
-            log.warning("tick %s: not ticked, order(s) %s have an unknown outcome", run.pair,
-                        ", ".join(o.client_order_id for o in waiting))  # fmt: skip
+            log.warning(
+                "tick %s: not ticked, order(s) %s have an unknown outcome",
+                run.pair,
+                ", ".join(o.client_order_id for o in waiting),
+            )
         return not waiting
 
     async def _gauge(self, equity: float) -> None:

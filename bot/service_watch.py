@@ -88,8 +88,9 @@ class ServiceWatch:
     async def _failed_write(self, error: Exception) -> None:
         if not data_dir.is_storage_error(error):
             raise error
-        await self._in_trouble(f"data_dir {self._path}: writing to the database failed ({error})",
-                               writes_fail=True)  # fmt: skip
+        await self._in_trouble(
+            f"data_dir {self._path}: writing to the database failed ({error})", writes_fail=True
+        )
 
     async def stopped(self) -> None:
         """Record a stop on purpose, so health does not advise restarting the service."""
@@ -104,11 +105,17 @@ class ServiceWatch:
         now = self._wall.now()
         service = self._service
         record = heartbeat_record(
-            now=now, started_at=self._started, source=self._source, runs=service.runs(),
-            last_ticks=service.last_ticks, last_asked=service.last_asked,
-            trouble={"storage_trouble": self._trouble,
-                     "exchange_trouble": service.exchange_trouble},
-        )  # fmt: skip
+            now=now,
+            started_at=self._started,
+            source=self._source,
+            runs=service.runs(),
+            last_ticks=service.last_ticks,
+            last_asked=service.last_asked,
+            trouble={
+                "storage_trouble": self._trouble,
+                "exchange_trouble": service.exchange_trouble,
+            },
+        )
         if stopped:
             record["stopped_at"] = record["at"]
         await self._state.set(HEARTBEAT_KEY, record, now)
@@ -123,8 +130,9 @@ class ServiceWatch:
         if self._alerted >= level:
             return
         try:
-            await self._outbox.push("storage", AlertPriority.CRITICAL,
-                                    _storage_text(found, writes_fail))  # fmt: skip
+            await self._outbox.push(
+                "storage", AlertPriority.CRITICAL, _storage_text(found, writes_fail)
+            )
         except Exception as error:  # not even the alert can be written: nor can an exit
             if not data_dir.is_storage_error(error):
                 raise
@@ -139,8 +147,11 @@ class ServiceWatch:
         self._service.entries_blocked = None
         STORAGE_OK.set(1)
         await self.held.store()
-        await self.push("storage", AlertPriority.CRITICAL,
-                        f"Storage OK again ({self._path}): new entries are back on.")  # fmt: skip
+        await self.push(
+            "storage",
+            AlertPriority.CRITICAL,
+            f"Storage OK again ({self._path}): new entries are back on.",
+        )
 
     async def push(self, kind: str, priority: AlertPriority, text: str) -> None:
         """Into the outbox; held and sent straight to the admins when it cannot be stored."""
@@ -211,8 +222,10 @@ async def goodbye(dispatcher: AlertDispatcher, watch: ServiceWatch) -> None:
     try:
         await asyncio.wait_for(_flush(dispatcher, watch), timeout=GOODBYE_SECONDS)
     except TimeoutError:  # Telegram rate-limits or hangs: the rest waits for the next start
-        log.warning("the last alerts were not all sent within %.0f s; those left stay queued",
-                    GOODBYE_SECONDS)  # fmt: skip
+        log.warning(
+            "the last alerts were not all sent within %.0f s; those left stay queued",
+            GOODBYE_SECONDS,
+        )
 
 
 async def _flush(dispatcher: AlertDispatcher, watch: ServiceWatch) -> None:
@@ -221,6 +234,9 @@ async def _flush(dispatcher: AlertDispatcher, watch: ServiceWatch) -> None:
     except Exception as error:
         if not data_dir.is_storage_error(error):
             raise
-        log.error("stopping on a data directory in trouble (%s): %s",
-                  watch.trouble or "the database cannot be written", error)  # fmt: skip
+        log.error(
+            "stopping on a data directory in trouble (%s): %s",
+            watch.trouble or "the database cannot be written",
+            error,
+        )
     await watch.held.send()

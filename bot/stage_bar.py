@@ -24,8 +24,12 @@ def stage_bar(stages: Sequence[str]) -> Iterator[Callable[[str], None]]:
         return
     from tqdm import tqdm
 
-    with tqdm(total=len(stages), file=sys.stderr, leave=False,
-              bar_format="{desc} {bar} {n_fmt}/{total_fmt} {elapsed}") as bar:  # fmt: skip
+    with tqdm(
+        total=len(stages),
+        file=sys.stderr,
+        leave=False,
+        bar_format="{desc} {bar} {n_fmt}/{total_fmt} {elapsed}",
+    ) as bar:
 
         def begin(stage: str) -> None:
             bar.n = stages.index(stage)  # the stages before it are done

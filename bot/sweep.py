@@ -69,8 +69,9 @@ def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | flo
         if not sep or not text.strip():
             raise UserInputError(f"--param {item!r}: expected NAME=LOW:HIGH:STEP or NAME=A,B,C")
         if name not in specs:
-            raise UserInputError(f"{strategy} has no parameter {name!r}; it has "
-                                 f"{', '.join(sorted(specs))}")  # fmt: skip
+            raise UserInputError(
+                f"{strategy} has no parameter {name!r}; it has {', '.join(sorted(specs))}"
+            )
         values = _values(specs[name], text.strip())
         if not values:
             raise UserInputError(f"--param {item!r} gives no values")
@@ -91,8 +92,9 @@ def _values(spec: ParamSpec, text: str) -> list[int | float]:
         if ":" in text:
             low, high, step = (spec.kind(part) for part in text.split(":"))
             if step <= 0 or high < low:
-                raise UserInputError(f"{spec.name}={text}: expected LOW:HIGH:STEP, LOW <= HIGH, "
-                                     "STEP > 0")  # fmt: skip
+                raise UserInputError(
+                    f"{spec.name}={text}: expected LOW:HIGH:STEP, LOW <= HIGH, STEP > 0"
+                )
             count = int(math.floor((high - low) / step + 1e-9)) + 1
             raw = [spec.kind(low + i * step) for i in range(count)]
             values = [round(v, 10) if isinstance(v, float) else v for v in raw]
@@ -102,8 +104,10 @@ def _values(spec: ParamSpec, text: str) -> list[int | float]:
         raise UserInputError(f"{spec.name}={text}: not {spec.kind.__name__} values") from None
     outside = [v for v in values if not spec.minimum <= v <= spec.maximum]
     if outside:
-        raise UserInputError(f"{spec.name}={outside[0]} is outside the strategy's bounds "
-                             f"[{spec.minimum}, {spec.maximum}]")  # fmt: skip
+        raise UserInputError(
+            f"{spec.name}={outside[0]} is outside the strategy's bounds "
+            f"[{spec.minimum}, {spec.maximum}]"
+        )
     return sorted(set(values))
 
 
@@ -111,8 +115,10 @@ def combinations(spec: SweepSpec) -> list[dict[str, int | float]]:
     """The grid (or a random sample of it) without the combinations the strategy refuses,
     such as a fast average slower than the slow one."""
     names = sorted(spec.space)
-    grid = [dict(zip(names, values, strict=True))
-            for values in itertools.product(*(spec.space[name] for name in names))]  # fmt: skip
+    grid = [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product(*(spec.space[name] for name in names))
+    ]
     valid = [combo for combo in grid if _accepted(spec.strategy, combo)]
     if spec.random_samples and spec.random_samples < len(valid):
         valid = random.Random(spec.seed).sample(valid, spec.random_samples)  # noqa: S311
@@ -203,19 +209,32 @@ def evaluate(
     for name, (candles, trade_from) in series[key].items():
         for combo in combos:
             try:
-                values = _window(spec, pair, timeframe, candles, trade_from,
-                                 combo).metrics.as_dict()  # fmt: skip
+                values = _window(
+                    spec, pair, timeframe, candles, trade_from, combo
+                ).metrics.as_dict()
             except DataError as error:
                 values = {"skipped": str(error)}
-            rows.append(SweepRow(pair, timeframe, name, tuple(sorted(combo.items())),
-                            score(values, spec.objective, spec.max_drawdown), values))  # fmt: skip
+            rows.append(
+                SweepRow(
+                    pair,
+                    timeframe,
+                    name,
+                    tuple(sorted(combo.items())),
+                    score(values, spec.objective, spec.max_drawdown),
+                    values,
+                )
+            )
     return rows
 
 
 def _window(
-    spec: SweepSpec, pair: str, timeframe: str, candles: pd.DataFrame, trade_from: int,
+    spec: SweepSpec,
+    pair: str,
+    timeframe: str,
+    candles: pd.DataFrame,
+    trade_from: int,
     combo: Mapping[str, int | float],
-) -> BacktestResult:  # fmt: skip
+) -> BacktestResult:
     """``combo`` backtested on one window that trades from candle ``trade_from``."""
     from bot.backtest import run_backtest, setup_for  # numba: on the workers only
 
@@ -270,8 +289,9 @@ def run_on_dask(
 
     data, work = tasks(spec, series, chunk)
     scattered = client.scatter(data, broadcast=True)  # once per worker, not once per task
-    futures = [client.submit(evaluate, scattered, key, spec, chunk, pure=False)
-               for key, chunk in work]  # fmt: skip
+    futures = [
+        client.submit(evaluate, scattered, key, spec, chunk, pure=False) for key, chunk in work
+    ]
     for future in as_completed(futures):
         on_rows(future.result())
     return len(futures)
@@ -292,8 +312,9 @@ def dask_client(address: str | None, workers: int = 0) -> Iterator[Any]:
         with client:
             yield client
         return
-    cluster = LocalCluster(n_workers=workers or None, threads_per_worker=1, processes=True,
-                           dashboard_address=None)  # fmt: skip
+    cluster = LocalCluster(
+        n_workers=workers or None, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     with cluster, Client(cluster) as client:
         yield client
 
@@ -325,28 +346,59 @@ def walk_forward(
     report = []
     for pair, timeframe in sorted({(row.pair, row.timeframe) for row in rows}):
         for fold in range(folds):
-            best = ranked([r for r in rows if (r.pair, r.timeframe) == (pair, timeframe)],
-                          f"is-{fold}")  # fmt: skip
+            best = ranked(
+                [r for r in rows if (r.pair, r.timeframe) == (pair, timeframe)], f"is-{fold}"
+            )
             if not best:
                 continue
             if best[0].score is None:
-                reasons = sorted({unscored(r.metrics, max_drawdown, objective) or "no score"
-                                  for r in best})  # fmt: skip
-                report.append(Fold(pair, timeframe, fold, None, None, None,
-                                   why="no combination qualified in sample: "
-                                       + "; ".join(reasons)))  # fmt: skip
+                reasons = sorted(
+                    {unscored(r.metrics, max_drawdown, objective) or "no score" for r in best}
+                )
+                report.append(
+                    Fold(
+                        pair,
+                        timeframe,
+                        fold,
+                        None,
+                        None,
+                        None,
+                        why="no combination qualified in sample: " + "; ".join(reasons),
+                    )
+                )
                 continue
             outside = by_key.get((pair, timeframe, f"oos-{fold}", best[0].params))
             if outside is None:
-                report.append(Fold(pair, timeframe, fold, best[0].params, best[0].score, None,
-                                   why="not run out of sample"))  # fmt: skip
+                report.append(
+                    Fold(
+                        pair,
+                        timeframe,
+                        fold,
+                        best[0].params,
+                        best[0].score,
+                        None,
+                        why="not run out of sample",
+                    )
+                )
                 continue
             why = None
             if outside.score is None:
-                why = (unscored(outside.metrics, max_drawdown, objective)
-                       or "the objective is undefined")  # fmt: skip
-            report.append(Fold(pair, timeframe, fold, best[0].params, best[0].score,
-                               outside.score, outside.metrics, why))  # fmt: skip
+                why = (
+                    unscored(outside.metrics, max_drawdown, objective)
+                    or "the objective is undefined"
+                )
+            report.append(
+                Fold(
+                    pair,
+                    timeframe,
+                    fold,
+                    best[0].params,
+                    best[0].score,
+                    outside.score,
+                    outside.metrics,
+                    why,
+                )
+            )
     return report
 
 
@@ -362,12 +414,20 @@ def chained(spec: SweepSpec, series: Series, folds: Sequence[Fold]) -> Metrics |
         if fold.params is None or not fold.out_metrics or "skipped" in fold.out_metrics:
             continue
         candles, trade_from = windows[f"oos-{fold.fold}"]
-        result = _window(spec, series.pair, series.timeframe, candles, trade_from,
-                         dict(fold.params))  # fmt: skip
+        result = _window(
+            spec, series.pair, series.timeframe, candles, trade_from, dict(fold.params)
+        )
         start = result.setup.trade_from
         table = result.table
-        parts.append((result.close_ms[start:] / 1000, result.equity[start:], table.pnl,
-                      (table.exit_ms - table.entry_ms) / 1000, result.metrics.fees))  # fmt: skip
+        parts.append(
+            (
+                result.close_ms[start:] / 1000,
+                result.equity[start:],
+                table.pnl,
+                (table.exit_ms - table.entry_ms) / 1000,
+                result.metrics.fees,
+            )
+        )
     if not parts:
         return None
     scale, times, equity, pnl, seconds, fees = 1.0, [], [], [], [], 0.0
@@ -378,10 +438,15 @@ def chained(spec: SweepSpec, series: Series, folds: Sequence[Fold]) -> Metrics |
         seconds.append(part_seconds)
         fees += part_fees * scale
         scale *= part_equity[-1] / spec.terms.balance
-    return measure(times=np.concatenate(times), equity=np.concatenate(equity),
-                   trade_pnl=np.concatenate(pnl), trade_seconds=np.concatenate(seconds),
-                   fees=fees, start_equity=spec.terms.balance,
-                   buy_and_hold_return=math.nan)  # fmt: skip
+    return measure(
+        times=np.concatenate(times),
+        equity=np.concatenate(equity),
+        trade_pnl=np.concatenate(pnl),
+        trade_seconds=np.concatenate(seconds),
+        fees=fees,
+        start_equity=spec.terms.balance,
+        buy_and_hold_return=math.nan,
+    )
 
 
 def importance(rows: Sequence[SweepRow]) -> list[str]:
@@ -390,6 +455,9 @@ def importance(rows: Sequence[SweepRow]) -> list[str]:
     if not scored:
         return []
     frame = pd.DataFrame([dict(row.params, score=row.score) for row in scored])
-    spread = {name: float(np.ptp(frame.groupby(name)["score"].mean().to_numpy()))
-              for name in frame.columns if name != "score"}  # fmt: skip
+    spread = {
+        name: float(np.ptp(frame.groupby(name)["score"].mean().to_numpy()))
+        for name in frame.columns
+        if name != "score"
+    }
     return sorted(spread, key=lambda name: -spread[name])

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from bot.domain import SweepRow
     from bot.sweep import SweepSpec
 
-USAGE = ("usage: /sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
-         "[objective=sharpe|calmar|return] [max_drawdown=0.2] [random=N]")  # fmt: skip
+USAGE = (
+    "usage: /sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
+    "[objective=sharpe|calmar|return] [max_drawdown=0.2] [random=N]"
+)
 OPTIONS = ("objective", "max_drawdown", "random")
 MAX_COMBINATIONS = 5_000
 MAX_GRID = 200_000  # combinations a random=N sweep may draw from (the grid is built first)
@@ -37,10 +39,18 @@ DEFAULT_TERMS = AccountTerms()
 
 
 class SweepDesk:
-    def __init__(self, *, history: CandleHistory, store: SqliteSweepRepository, clock: Clock,
-                 quote: str, charts: ChartWorker, terms: AccountTerms = DEFAULT_TERMS,
-                 limits: Callable[[], RiskLimits] = RiskLimits,
-                 scheduler: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        history: CandleHistory,
+        store: SqliteSweepRepository,
+        clock: Clock,
+        quote: str,
+        charts: ChartWorker,
+        terms: AccountTerms = DEFAULT_TERMS,
+        limits: Callable[[], RiskLimits] = RiskLimits,
+        scheduler: str | None = None,
+    ) -> None:
         """``terms``: the account simulated (as /backtest); ``limits``: its risk limits now."""
         self._history = history
         self._terms = terms
@@ -73,22 +83,33 @@ class SweepDesk:
             shown = "over 10^15" if size == math.inf else f"{int(size):,}"
             raise UserInputError(
                 f"{shown} combinations; at most {most:,} "
-                + ("for random=N from chat" if samples else "from chat (use random=N, or "
-                   "pairpilot sweep)")
-            )  # fmt: skip
+                + (
+                    "for random=N from chat"
+                    if samples
+                    else "from chat (use random=N, or pairpilot sweep)"
+                )
+            )
         max_drawdown = number("max_drawdown", given.get("max_drawdown", "1"))
 
         def build() -> tuple[SweepSpec, int]:  # in a thread: building a grid takes time
             space = parse_space(strategy, items)
-            spec = SweepSpec(strategy, space, objective=given.get("objective", "sharpe"),
-                             max_drawdown=max_drawdown, random_samples=samples,
-                             terms=self._terms, limits=self._limits())  # fmt: skip
+            spec = SweepSpec(
+                strategy,
+                space,
+                objective=given.get("objective", "sharpe"),
+                max_drawdown=max_drawdown,
+                random_samples=samples,
+                terms=self._terms,
+                limits=self._limits(),
+            )
             return spec, len(check(spec))
 
         spec, count = await asyncio.to_thread(build)
         if count > MAX_COMBINATIONS:
-            raise UserInputError(f"{count:,} combinations; at most {MAX_COMBINATIONS:,} from "
-                                 "chat (use random=N, or pairpilot sweep)")  # fmt: skip
+            raise UserInputError(
+                f"{count:,} combinations; at most {MAX_COMBINATIONS:,} from "
+                "chat (use random=N, or pairpilot sweep)"
+            )
         described = f"{pair} {strategy} {timeframe} {days}d, {count} combinations"
         with self._sweeps.hold(described) as running:
             await progress(f"Sweep {escape(running)}: loading candles…")
@@ -103,9 +124,13 @@ class SweepDesk:
                     await progress(f"Sweep {escape(running)}: {percent}%")
 
             sweep_id, rows = await sweep_and_store(
-                self._store, spec, [Series(pair, timeframe, candles)], clock=self._clock,
-                scheduler=self._scheduler, on_task=on_task,
-            )  # fmt: skip
+                self._store,
+                spec,
+                [Series(pair, timeframe, candles)],
+                clock=self._clock,
+                scheduler=self._scheduler,
+                on_task=on_task,
+            )
         return await self._reply(spec, sweep_id, rows)
 
     async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow]) -> Photo | str:
@@ -113,8 +138,9 @@ class SweepDesk:
         from bot.sweep_report import heatmap_arguments, objective_name
 
         best = ranked(rows)[:TOP]
-        lines = [f"<b>Sweep {sweep_id}</b>: {len(rows)} results, best by "
-                 f"{escape(objective_name(spec))}:"]  # fmt: skip
+        lines = [
+            f"<b>Sweep {sweep_id}</b>: {len(rows)} results, best by {escape(objective_name(spec))}:"
+        ]
         for row in best:
             params = " ".join(f"{k}={v:g}" for k, v in row.params)
             if "skipped" in row.metrics:  # too long for the candles at hand
@@ -122,9 +148,11 @@ class SweepDesk:
                 continue
             why = unscored(row.metrics, spec.max_drawdown, spec.objective) or "undefined"
             score = f"- ({escape(why)})" if row.score is None else f"{row.score:.2f}"
-            lines.append(f"{escape(params)}: {score}, return "
-                         f"{row.metrics['total_return']:+.1%}, max DD "
-                         f"{row.metrics['max_drawdown']:.1%}")  # fmt: skip
+            lines.append(
+                f"{escape(params)}: {score}, return "
+                f"{row.metrics['total_return']:+.1%}, max DD "
+                f"{row.metrics['max_drawdown']:.1%}"
+            )
         caption = "\n".join(lines)
         drawn = heatmap_arguments(spec, rows)
         if drawn is None:

@@ -33,8 +33,10 @@ def report(spec: SweepSpec, rows: list[SweepRow], series: Sequence[Series] = ())
         best = ranked([r for r in rows if (r.pair, r.timeframe) == (pair, timeframe)])[:TOP]
         limit = f" (max drawdown {spec.max_drawdown:.0%})" if spec.max_drawdown < 1 else ""
         lines.append(f"{pair} {timeframe}, by {objective_name(spec)}{limit}")
-        lines.append(f"  {'rank':>4}  {spec.objective:>8}  {'return':>8}  {'max dd':>7}  "
-                     f"{'trades':>6}  parameters")  # fmt: skip
+        lines.append(
+            f"  {'rank':>4}  {spec.objective:>8}  {'return':>8}  {'max dd':>7}  "
+            f"{'trades':>6}  parameters"
+        )
         for rank, row in enumerate(best, 1):
             params = " ".join(f"{k}={v:g}" for k, v in row.params)
             if "skipped" in row.metrics:
@@ -42,9 +44,11 @@ def report(spec: SweepSpec, rows: list[SweepRow], series: Sequence[Series] = ())
                 continue
             reason = unscored(row.metrics, spec.max_drawdown, spec.objective)
             why = "" if row.score is not None else f"  ({reason})"
-            lines.append(f"  {rank:>4}  {_number(row.score):>8}  "
-                         f"{row.metrics['total_return']:>8.2%}  {row.metrics['max_drawdown']:>7.2%}"
-                         f"  {row.metrics['trades']:>6}  {params}{why}")  # fmt: skip
+            lines.append(
+                f"  {rank:>4}  {_number(row.score):>8}  "
+                f"{row.metrics['total_return']:>8.2%}  {row.metrics['max_drawdown']:>7.2%}"
+                f"  {row.metrics['trades']:>6}  {params}{why}"
+            )
     return "\n".join(lines)
 
 
@@ -78,7 +82,7 @@ def _walk_forward_lines(
             f"ended): return {whole.total_return:+.2%}, max drawdown {whole.max_drawdown:.2%}, "
             f"{whole.trades} trades, won {whole.win_rate:.0%}, profit factor "
             f"{profit_factor_text(whole)}"
-        )  # fmt: skip
+        )
     return lines
 
 
@@ -103,11 +107,12 @@ def heatmap_arguments(spec: SweepSpec, rows: list[SweepRow]) -> dict[str, Any] |
     table = pd.DataFrame([dict(row.params, score=row.score) for row in scored])
     series = len({(row.pair, row.timeframe) for row in full})
     window = "" if full[0].segment == FULL else ", first in-sample window"
-    title = (f"{spec.strategy}: mean {objective_name(spec)} over {series} series{window}\n"
-             f"{len(scored)} of {len(full)} results scored (the others broke the drawdown "
-             "cap, never traded or were skipped)")  # fmt: skip
-    return {"table": table, "x": names[0], "y": names[1], "title": title,
-            "label": spec.objective}  # fmt: skip
+    title = (
+        f"{spec.strategy}: mean {objective_name(spec)} over {series} series{window}\n"
+        f"{len(scored)} of {len(full)} results scored (the others broke the drawdown "
+        "cap, never traded or were skipped)"
+    )
+    return {"table": table, "x": names[0], "y": names[1], "title": title, "label": spec.objective}
 
 
 def _number(value: float | None) -> str:

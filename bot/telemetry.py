@@ -16,9 +16,11 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 TICKS = Counter("pairpilot_ticks", "Passes over the active pair runs", registry=REGISTRY)
 TICK_SECONDS = Histogram(
-    "pairpilot_tick_seconds", "How long one tick took, exchange calls included",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY,
-)  # fmt: skip
+    "pairpilot_tick_seconds",
+    "How long one tick took, exchange calls included",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
 ORDERS = Counter(
     "pairpilot_orders", "Orders by the status they ended in", ["status"], registry=REGISTRY
 )
@@ -26,14 +28,16 @@ EXCHANGE_ERRORS = Counter(
     "pairpilot_exchange_errors",
     "Failed exchange calls by class: ExchangeUnavailable (retried), ClockSkew (retried), "
     "ExchangeRejected, InsufficientFunds, NotFound, ExchangeAuthFailed (halts)",
-    ["kind"], registry=REGISTRY,
-)  # fmt: skip
+    ["kind"],
+    registry=REGISTRY,
+)
 OUTBOX_BACKLOG = Gauge("pairpilot_outbox_backlog", "Alerts waiting for delivery", registry=REGISTRY)
 EQUITY = Gauge("pairpilot_equity", "Equity in the quote currency", registry=REGISTRY)
 PNL_TODAY = Gauge(
-    "pairpilot_pnl_today", "Equity minus the start-of-day equity (quote currency)",
+    "pairpilot_pnl_today",
+    "Equity minus the start-of-day equity (quote currency)",
     registry=REGISTRY,
-)  # fmt: skip
+)
 HALTED = Gauge("pairpilot_halted", "1 while trading is halted", registry=REGISTRY)
 STORAGE_OK = Gauge(
     "pairpilot_storage_ok",
@@ -41,9 +45,10 @@ STORAGE_OK = Gauge(
     registry=REGISTRY,
 )
 DATA_DIR_FREE = Gauge(
-    "pairpilot_data_dir_free_bytes", "Free bytes on the data directory's file system",
+    "pairpilot_data_dir_free_bytes",
+    "Free bytes on the data directory's file system",
     registry=REGISTRY,
-)  # fmt: skip
+)
 
 
 @contextmanager

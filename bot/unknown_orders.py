@@ -65,16 +65,19 @@ class UnknownOrders:
         self.failed(order.client_order_id)
         seen = list(await self._state.get(_ALERTED_KEY) or [])
         if order.client_order_id not in seen:
-            await self._alerts.push(KIND, AlertPriority.CRITICAL,
-                                    alert_text(order, error, venue, resting_stops))  # fmt: skip
+            await self._alerts.push(
+                KIND, AlertPriority.CRITICAL, alert_text(order, error, venue, resting_stops)
+            )
             seen = (seen + [order.client_order_id])[-_KEEP:]
             await self._state.set(_ALERTED_KEY, seen, self._clock.now())
         return self.why(order, str(error))
 
     def why(self, order: Order, error: str) -> str:
         """Why ``order``'s pair waits."""
-        return (f"the outcome of order {order.client_order_id} cannot be read from the "
-                f"exchange ({error}); settle it with /order")  # fmt: skip
+        return (
+            f"the outcome of order {order.client_order_id} cannot be read from the "
+            f"exchange ({error}); settle it with /order"
+        )
 
     def due(self, client_order_id: str) -> bool:
         """Whether ``client_order_id`` is looked up now: not held, or its wait is over."""
@@ -99,8 +102,9 @@ class UnknownOrders:
         seen = list(await self._state.get(_ALERTED_KEY) or [])
         if order.client_order_id not in seen:
             return
-        await self._alerts.push(KIND, AlertPriority.CRITICAL,
-                                cleared_text(order, venue, self.waiting(order.pair)))  # fmt: skip
+        await self._alerts.push(
+            KIND, AlertPriority.CRITICAL, cleared_text(order, venue, self.waiting(order.pair))
+        )
         seen.remove(order.client_order_id)
         await self._state.set(_ALERTED_KEY, seen, self._clock.now())
 
@@ -114,12 +118,15 @@ class UnknownOrders:
         if not self._held:
             return None
         named = ", ".join(
-            f"{o.client_order_id} ({pair})" for pair, os in sorted(self.blocking.items())
+            f"{o.client_order_id} ({pair})"
+            for pair, os in sorted(self.blocking.items())
             for o in os
-        )  # fmt: skip
-        return (f"the outcome of order {named} cannot be read from the exchange; settle it "
-                "first with /order ID venue VENUE_ORDER_ID (best), /order ID never, or /order "
-                "ID filled AMOUNT PRICE FEE")  # fmt: skip
+        )
+        return (
+            f"the outcome of order {named} cannot be read from the exchange; settle it "
+            "first with /order ID venue VENUE_ORDER_ID (best), /order ID never, or /order "
+            "ID filled AMOUNT PRICE FEE"
+        )
 
 
 def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_stops: bool) -> str:
@@ -128,11 +135,15 @@ def alert_text(order: Order, error: OrderOutcomeUnknown, venue: str, resting_sto
     base, quote = order.pair.split("/")
     action = "bought" if order.side is Side.BUY else "sold"
     if resting_stops:
-        protection = (f"a position in it is protected only by a stop resting on {venue}, if "
-                      "one rests (an exit cancels it first)")  # fmt: skip
+        protection = (
+            f"a position in it is protected only by a stop resting on {venue}, if "
+            "one rests (an exit cancels it first)"
+        )
     else:
-        protection = (f"a position in it is NOT protected ({venue} holds no stop; pairpilot "
-                      "checks stops per candle, and does not now)")  # fmt: skip
+        protection = (
+            f"a position in it is NOT protected ({venue} holds no stop; pairpilot "
+            "checks stops per candle, and does not now)"
+        )
     return (
         f"Order {order.client_order_id} ({order.side.value} {order.amount:.8g} {order.pair} on "
         f"{venue}, journaled {order.created_at:%Y-%m-%d %H:%M} UTC): its outcome cannot be "
@@ -158,12 +169,17 @@ def cleared_text(order: Order, venue: str, still: list[Order]) -> str:
         told = f"it never reached {venue}: closed, nothing booked"
     elif order.filled > 0:
         base = order.pair.split("/")[0]
-        told = (f"{order.status.value}, {order.filled:.8g} {base} at "
-                f"{order.average_price or 0:.8g} booked, fees as {venue} charged")  # fmt: skip
+        told = (
+            f"{order.status.value}, {order.filled:.8g} {base} at "
+            f"{order.average_price or 0:.8g} booked, fees as {venue} charged"
+        )
     else:
         told = f"{order.status.value} on {venue}, nothing filled"
-    pair = (f"{order.pair} still waits on order {', '.join(o.client_order_id for o in still)}"
-            if still else f"{order.pair} no longer waits on an order")  # fmt: skip
+    pair = (
+        f"{order.pair} still waits on order {', '.join(o.client_order_id for o in still)}"
+        if still
+        else f"{order.pair} no longer waits on an order"
+    )
     return (
         f"All clear: order {order.client_order_id} ({order.side.value} {order.pair}) was "
         f"read from {venue} after all: {told}. No /order needed for it; {pair}."

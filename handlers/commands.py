@@ -100,44 +100,85 @@ COMMANDS: Mapping[str, Command] = {
     "trades": Command("viewer", "/trades [N]", "the last N closed trades (10)"),
     "orders": Command("viewer", "/orders [N]", "the last N orders (10)"),
     "strategies": Command("viewer", "/strategies", "the strategies, parameters and bounds"),
-    "risk": Command("viewer", "/risk [set KEY VALUE]", "the risk limits; admins change one",
-                    role_with_arguments="admin", changes_with_arguments=True),
+    "risk": Command(
+        "viewer",
+        "/risk [set KEY VALUE]",
+        "the risk limits; admins change one",
+        role_with_arguments="admin",
+        changes_with_arguments=True,
+    ),
     "pnl": Command("viewer", "/pnl [1d|7d|30d|all]", "equity and drawdown chart (7d)"),
-    "chart": Command("viewer", "/chart PAIR [TIMEFRAME]",
-                     "candles, the strategy's lines, fills and the stop of a running pair"),
-    "backtest": Command("trader", "/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]",
-                        "backtest on recent candles (1h, 30 days): chart and figures"),
-    "sweep": Command("admin", "/sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
-                     "[objective=sharpe|calmar|return] [max_drawdown=F] [random=N]",
-                     "parameter sweep on Dask (1h, 90 days): heatmap and the best"),
-    "startpair": Command("trader", "/startpair PAIR [STRATEGY] [TIMEFRAME] [key=value ...]",
-                         "start trading a pair (share=0.25 sets its capital share)",
-                         changes=True),
-    "stoppair": Command("trader", "/stoppair PAIR", "close the pair's position and stop it",
-                        changes=True),
-    "pause": Command("trader", "/pause PAIR", "no new entries for a pair; exits still run",
-                     changes=True),
+    "chart": Command(
+        "viewer",
+        "/chart PAIR [TIMEFRAME]",
+        "candles, the strategy's lines, fills and the stop of a running pair",
+    ),
+    "backtest": Command(
+        "trader",
+        "/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]",
+        "backtest on recent candles (1h, 30 days): chart and figures",
+    ),
+    "sweep": Command(
+        "admin",
+        "/sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
+        "[objective=sharpe|calmar|return] [max_drawdown=F] [random=N]",
+        "parameter sweep on Dask (1h, 90 days): heatmap and the best",
+    ),
+    "startpair": Command(
+        "trader",
+        "/startpair PAIR [STRATEGY] [TIMEFRAME] [key=value ...]",
+        "start trading a pair (share=0.25 sets its capital share)",
+        changes=True,
+    ),
+    "stoppair": Command(
+        "trader", "/stoppair PAIR", "close the pair's position and stop it", changes=True
+    ),
+    "pause": Command(
+        "trader", "/pause PAIR", "no new entries for a pair; exits still run", changes=True
+    ),
     "resume": Command("trader", "/resume PAIR", "let a paused pair enter again", changes=True),
     "halt": Command("admin", "/halt", "stop all new entries (exits still run)", changes=True),
-    "resume_trading": Command("admin", "/resume_trading", "lift a halt", confirm=True,
-                              changes=True),
-    "flatten": Command("admin", "/flatten", "kill switch: halt, cancel orders, sell all",
-                       confirm=True, changes=True),
-    "dust": Command("admin", "/dust", "dust per asset; converts it where the exchange can",
-                    confirm=True, changes=True),
-    "holdings": Command("viewer", "/holdings [accept]",
-                        "books, exchange and your own holdings; accept records yours anew",
-                        role_with_arguments="admin", changes_with_arguments=True,
-                        confirm_with_arguments=True),
+    "resume_trading": Command(
+        "admin", "/resume_trading", "lift a halt", confirm=True, changes=True
+    ),
+    "flatten": Command(
+        "admin",
+        "/flatten",
+        "kill switch: halt, cancel orders, sell all",
+        confirm=True,
+        changes=True,
+    ),
+    "dust": Command(
+        "admin",
+        "/dust",
+        "dust per asset; converts it where the exchange can",
+        confirm=True,
+        changes=True,
+    ),
+    "holdings": Command(
+        "viewer",
+        "/holdings [accept]",
+        "books, exchange and your own holdings; accept records yours anew",
+        role_with_arguments="admin",
+        changes_with_arguments=True,
+        confirm_with_arguments=True,
+    ),
     "health": Command("viewer", "/health", "last ticks, jobs, exchange latency, outbox"),
-    "alerts": Command("viewer", "/alerts [KIND on|silent|off]",
-                      "which pushed alerts you get, and how", changes_with_arguments=True),
+    "alerts": Command(
+        "viewer",
+        "/alerts [KIND on|silent|off]",
+        "which pushed alerts you get, and how",
+        changes_with_arguments=True,
+    ),
     "audit": Command("admin", "/audit [N]", "the last N audit entries (20)"),
-    "order": Command("admin", "/order ID venue VENUE_ORDER_ID | /order ID never | "
-                     "/order ID filled AMOUNT PRICE [FEE]",
-                     "settle by hand an order whose outcome the exchange cannot tell",
-                     confirm=True, changes=True),
-}  # fmt: skip
+    "order": Command(
+        "admin",
+        "/order ID venue VENUE_ORDER_ID | /order ID never | /order ID filled AMOUNT PRICE [FEE]",
+        "settle by hand an order whose outcome the exchange cannot tell",
+        confirm=True,
+        changes=True,
+    ),
+}
 
 
 def count_argument(arguments: list[str], default: int, most: int = 100) -> int:
@@ -195,8 +236,9 @@ class StatusMessage:
         except TelegramError as error:
             log.warning("status message not deleted (%s): marked done", error)
             with contextlib.suppress(TelegramError):
-                await self.bot.edit_message_text(DONE_BELOW, chat_id=self.chat_id,
-                                                  message_id=message_id)  # fmt: skip
+                await self.bot.edit_message_text(
+                    DONE_BELOW, chat_id=self.chat_id, message_id=message_id
+                )
 
     async def edit(self, text: str) -> None:
         """Show ``text`` if a message is shown already (none is sent for it)."""
@@ -297,30 +339,42 @@ class ChatCommands:
     async def expire_open(self, bot: Bot) -> None:
         """At a stop: every open prompt says it expired, its buttons gone (bound it: the ones
         not edited stay kept, for the next start)."""
-        opened = [(token, pending) for token, pending in self._pending.items()
-                  if pending.message_id is not None]  # fmt: skip
+        opened = [
+            (token, pending)
+            for token, pending in self._pending.items()
+            if pending.message_id is not None
+        ]
         for token, _ in opened:
             del self._pending[token]
-        await asyncio.gather(*(self._say_expired(bot, token, pending.chat_id,
-                                                 pending.message_id, pending.command)
-                               for token, pending in opened if pending.message_id))  # fmt: skip
+        await asyncio.gather(
+            *(
+                self._say_expired(bot, token, pending.chat_id, pending.message_id, pending.command)
+                for token, pending in opened
+                if pending.message_id
+            )
+        )
 
     async def expire_left(self, bot: Bot) -> None:
         """At a start: the prompts a crash left open say they expired."""
         if self._memory is None:
             return
-        await asyncio.gather(*(self._say_expired(bot, token, chat_id, message_id, command)
-                               for token, chat_id, message_id, command
-                               in self._memory.left_open()))  # fmt: skip
+        await asyncio.gather(
+            *(
+                self._say_expired(bot, token, chat_id, message_id, command)
+                for token, chat_id, message_id, command in self._memory.left_open()
+            )
+        )
 
-    async def _say_expired(self, bot: Bot, token: str, chat_id: int, message_id: int,
-                           command: str) -> None:  # fmt: skip
+    async def _say_expired(
+        self, bot: Bot, token: str, chat_id: int, message_id: int, command: str
+    ) -> None:
         """The prompt says it expired; the edit goes first in a group's minute (a handful at
         a stop or start, and a live-looking button is worse than a late viewer's reply)."""
         ADMIN_FIRST.set(True)  # this task's own context
         with contextlib.suppress(TelegramError):  # the prompt was deleted: nothing to show
-            await bot.edit_message_text(f"Expired: send /{command} again.", chat_id=chat_id,
-                                        message_id=message_id)  # fmt: skip
+            await bot.edit_message_text(
+                f"Expired: send /{command} again.", chat_id=chat_id, message_id=message_id
+            )
         if self._memory is not None:
             await self._memory.closed(token)
 
@@ -339,16 +393,24 @@ class ChatCommands:
             if not refusals:
                 return
             try:
-                await self._cockpit.record_many([(actor, name, [], "refused: not in the config")
-                                                 for actor, name in refusals])  # fmt: skip
+                await self._cockpit.record_many(
+                    [(actor, name, [], "refused: not in the config") for actor, name in refusals]
+                )
             except (sqlite3.Error, OSError) as error:  # a backup holds the database: kept
                 kept = [*refusals, *self._refusals]
                 self._refusals = kept[-REFUSALS_KEPT:]  # the oldest beyond it: in the log only
                 retry = not self._stopping
-                log.error("%d strangers' refusals not audited (%s): %s%s", len(refusals), error,
-                          f"tried again in {REFUSALS_RETRY:.0f} s" if retry
-                          else "tried once more at the stop", f"; {len(kept) - REFUSALS_KEPT} "
-                          "oldest dropped" if len(kept) > REFUSALS_KEPT else "")  # fmt: skip
+                log.error(
+                    "%d strangers' refusals not audited (%s): %s%s",
+                    len(refusals),
+                    error,
+                    f"tried again in {REFUSALS_RETRY:.0f} s"
+                    if retry
+                    else "tried once more at the stop",
+                    f"; {len(kept) - REFUSALS_KEPT} oldest dropped"
+                    if len(kept) > REFUSALS_KEPT
+                    else "",
+                )
                 if retry and self._auditing is None:
                     self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_RETRY))
 
@@ -361,8 +423,10 @@ class ChatCommands:
             self._auditing = None
         await self._commit_refusals()
         if self._refusals:
-            log.error("%d strangers' refusals not audited at the stop: in the log only",
-                      len(self._refusals))  # fmt: skip
+            log.error(
+                "%d strangers' refusals not audited at the stop: in the log only",
+                len(self._refusals),
+            )
 
     async def close_rows(self) -> None:
         """At a stop: the prompts' kept rows being closed beside a press are, before the
@@ -389,9 +453,11 @@ class ChatCommands:
             await self._stranger(user.id, user.username, "(unknown command)")
             return
         await self._cockpit.record(str(user.id), word[1:41], [], "refused: unknown command")
-        await send_text(update.get_bot(), chat.id,
-                        f"⚠️ {escape(word[:40])} is not a command here; /help lists "
-                        "them.")  # fmt: skip
+        await send_text(
+            update.get_bot(),
+            chat.id,
+            f"⚠️ {escape(word[:40])} is not a command here; /help lists them.",
+        )
 
     def _handler(self, name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
         async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -409,8 +475,7 @@ class ChatCommands:
         if message.forward_origin is not None:  # someone else's command: never run as ours
             if role is not None:
                 await self._cockpit.record(actor, name, arguments, "refused: forwarded")
-                await send_text(bot, chat.id, "⚠️ A forwarded command is not run; send it "
-                                              "yourself.")  # fmt: skip
+                await send_text(bot, chat.id, "⚠️ A forwarded command is not run; send it yourself.")
             return
         if name == "whoami":  # answered for anyone: it is how access gets set up
             shown = role or "none (not in the config)"
@@ -429,21 +494,26 @@ class ChatCommands:
             await self._cockpit.record(actor, name, arguments, "refused: " + reply)
             await send_text(bot, chat.id, escape(reply))
             return
-        protection_off = name == "risk" and len(arguments) == 3 and self._cockpit.switches_off(
-            arguments[1], arguments[2])  # fmt: skip
+        protection_off = (
+            name == "risk"
+            and len(arguments) == 3
+            and self._cockpit.switches_off(arguments[1], arguments[2])
+        )
         confirm = command.confirm or (command.confirm_with_arguments and bool(arguments))
         changes = changes_state(name, arguments)
         status = StatusMessage(bot, chat.id)
         age, refused = await self._judge(update, name, changes, confirm, status)
         stale = age > self._max_age
         if confirm or protection_off or refused:
-            await self._cockpit.record(actor, name, arguments,
-                                       "asked to confirm" + (f" (sent {ago(age)})" if stale
-                                                             else ""))  # fmt: skip
+            await self._cockpit.record(
+                actor,
+                name,
+                arguments,
+                "asked to confirm" + (f" (sent {ago(age)})" if stale else ""),
+            )
             await self._ask_below(status, user.id, name, arguments, age if stale else None)
             return
-        answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None,
-                              status)  # fmt: skip
+        answer = self._answer(bot, chat.id, name, arguments, actor, age if stale else None, status)
         if name not in BESIDE:
             await answer
             return
@@ -454,8 +524,7 @@ class ChatCommands:
         arrived = self._arrival(update.update_id)
         return self._wall.monotonic() if arrived is None else arrived
 
-    async def _age(self, update: Update, name: str, bounded: bool,
-                   status: StatusMessage) -> float:  # fmt: skip
+    async def _age(self, update: Update, name: str, bounded: bool, status: StatusMessage) -> float:
         """How old a command is (seconds), by the latest Telegram's clock can have read at
         its arrival: never underestimated, so an old command never looks fresh. When it must
         be ``bounded`` (a state change run without a Confirm) and no bound is known, the
@@ -476,8 +545,9 @@ class ChatCommands:
         latest = latest or self._telegram.telegram_time(arrived)
         return (latest - update.message.date).total_seconds()
 
-    async def _judge(self, update: Update, name: str, changes: bool, confirm: bool,
-                     status: StatusMessage) -> tuple[float, bool]:  # fmt: skip
+    async def _judge(
+        self, update: Update, name: str, changes: bool, confirm: bool, status: StatusMessage
+    ) -> tuple[float, bool]:
         """A command's age, and whether it is too old to change state without a Confirm. A
         /halt with no upper bound known never waits for a reading: halting is safe, so it
         runs at once, aged by the lower bound (its reply then says how old it is)."""
@@ -500,8 +570,16 @@ class ChatCommands:
         if not task.cancelled() and task.exception() is not None:
             log.error("/%s failed", task.get_name(), exc_info=task.exception())
 
-    async def _answer(self, bot: Bot, chat_id: int, name: str, arguments: list[str], actor: str,
-                      age: float | None, status: StatusMessage | None = None) -> None:  # fmt: skip
+    async def _answer(
+        self,
+        bot: Bot,
+        chat_id: int,
+        name: str,
+        arguments: list[str],
+        actor: str,
+        age: float | None,
+        status: StatusMessage | None = None,
+    ) -> None:
         """Run a command and send its reply; ``age``: how old a stale read is. The audit line
         (reads stay out) is written while the reply goes out: the user does not wait for its
         commit (the change itself is committed before the reply says so)."""
@@ -512,8 +590,9 @@ class ChatCommands:
             work.append(self._cockpit.record(actor, name, arguments, result))
         await asyncio.gather(*work)
 
-    async def _reply(self, bot: Bot, chat_id: int, status: StatusMessage, reply: str | Photo,
-                     age: float | None) -> None:  # fmt: skip
+    async def _reply(
+        self, bot: Bot, chat_id: int, status: StatusMessage, reply: str | Photo, age: float | None
+    ) -> None:
         asked = f"(asked {ago(age)}) " if age is not None else ""
         if isinstance(reply, Photo):
             await send_photo(bot, chat_id, reply.png, asked + reply.caption)
@@ -579,8 +658,14 @@ class ChatCommands:
         first = reply.caption if isinstance(reply, Photo) else reply
         return reply, "ok: " + plain(first).splitlines()[0][:200]
 
-    async def _ask_below(self, status: StatusMessage, user_id: int, name: str,
-                         arguments: list[str], age: float | None) -> None:  # fmt: skip
+    async def _ask_below(
+        self,
+        status: StatusMessage,
+        user_id: int,
+        name: str,
+        arguments: list[str],
+        age: float | None,
+    ) -> None:
         """``_ask``, then the "⏳" shown before it goes; a prompt that cannot be sent is said
         in the ⏳ instead (nothing ran), never left to read as still in progress."""
         try:
@@ -589,13 +674,21 @@ class ChatCommands:
             if not status.shown:
                 raise
             log.warning("/%s: its Confirm prompt was not sent (%s)", name, error)
-            await status.show(f"/{escape(name)} was not run: its Confirm prompt could not be "
-                              "sent; send it again.")  # fmt: skip
+            await status.show(
+                f"/{escape(name)} was not run: its Confirm prompt could not be sent; send it again."
+            )
             return
         self._tidy(status)
 
-    async def _ask(self, bot: Bot, chat_id: int, user_id: int, name: str, arguments: list[str],
-                   age: float | None) -> None:  # fmt: skip
+    async def _ask(
+        self,
+        bot: Bot,
+        chat_id: int,
+        user_id: int,
+        name: str,
+        arguments: list[str],
+        age: float | None,
+    ) -> None:
         """A Confirm button for ``name``, saying what it would do now (and, for a command
         sent ``age`` seconds ago, that it was not run then)."""
         try:
@@ -610,18 +703,25 @@ class ChatCommands:
         window = self._confirm_seconds
         asked_at = self._wall.monotonic()
         halt = await self._cockpit.halt_since() if name == "resume_trading" else None
-        self._pending[token] = Pending(name, arguments, user_id, chat_id, asked_at + window,
-                                       self._halts, halt=halt)  # fmt: skip
-        buttons = InlineKeyboardMarkup([[
-            InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
-            InlineKeyboardButton("Cancel", callback_data=f"no:{token}"),
-        ]])  # fmt: skip
+        self._pending[token] = Pending(
+            name, arguments, user_id, chat_id, asked_at + window, self._halts, halt=halt
+        )
+        buttons = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("Confirm", callback_data=f"ok:{token}"),
+                    InlineKeyboardButton("Cancel", callback_data=f"no:{token}"),
+                ]
+            ]
+        )
         what = escape(echo(" ".join([f"/{name}", *arguments])))
         if age is None:
             head = f"{what}: "
         elif math.isinf(age):  # its clock reading failed (a "⏳" above may be it)
-            head = (f"{what}: the bot could not check how old it is (Telegram did not answer "
-                    f"its {READING} message), so it was not run. Now it would: ")  # fmt: skip
+            head = (
+                f"{what}: the bot could not check how old it is (Telegram did not answer "
+                f"its {READING} message), so it was not run. Now it would: "
+            )
         else:
             head = f"You sent {what} {ago(age)}; it was not run then. Now it would: "
         text = f"{head}{escape(now)}. Confirm within {self._confirm_seconds:g} s."
@@ -670,8 +770,9 @@ class ChatCommands:
         actor = f"{user.id}"
         if pending is None or pending.user_id != user.id:
             if user.id in self._users:
-                await self._cockpit.record(actor, "button", [choice],
-                                           "refused: not theirs or no longer valid")  # fmt: skip
+                await self._cockpit.record(
+                    actor, "button", [choice], "refused: not theirs or no longer valid"
+                )
             await _answer_button(query, "This button is not yours or no longer valid.")
             return
         del self._pending[token]
@@ -702,9 +803,11 @@ class ChatCommands:
             if pending.command == "resume_trading" and (
                 pending.halts != self._halts or pending.halt != await self._cockpit.halt_since()
             ):  # a halt since (the risk guard's own, a drawdown, counts too) is not lifted
-                reply, result = ("Not resumed: a halt (/halt, /flatten or the risk limits) "
-                                 "came after this was asked; send /resume_trading again.",
-                                 "refused: a later halt")  # fmt: skip
+                reply, result = (
+                    "Not resumed: a halt (/halt, /flatten or the risk limits) "
+                    "came after this was asked; send /resume_trading again.",
+                    "refused: a later halt",
+                )
             else:
                 try:
                     reply, result = await self._act(pending.command, pending.arguments, actor)
@@ -712,13 +815,15 @@ class ChatCommands:
                     if pending.command in JUMPS:
                         await self._cut_short(update, pending, actor)
                     raise
-        await self._cockpit.record(actor, pending.command, ["confirmed", *pending.arguments],
-                                   result)  # fmt: skip
+        await self._cockpit.record(
+            actor, pending.command, ["confirmed", *pending.arguments], result
+        )
         text = reply if isinstance(reply, str) else reply.caption
         kind = OUTBOX_RESULTS.get(pending.command)
         if kind is not None:
-            await self._outbox.push(kind, AlertPriority.CRITICAL,
-                                    f"/{pending.command} by {actor}: {plain(text)}")  # fmt: skip
+            await self._outbox.push(
+                kind, AlertPriority.CRITICAL, f"/{pending.command} by {actor}: {plain(text)}"
+            )
         else:
             await send_text(update.get_bot(), pending.chat_id, text)
 
@@ -727,12 +832,19 @@ class ChatCommands:
         it halted first; that the sell did not run is audited, said on its button, and put
         in the outbox, so the admins are told by the next start if not by this life."""
         command = pending.command
-        text = (f"/{command}: halted; the sell did not run (or did not finish): the service "
-                f"stopped; send /{command} again after the restart.")  # fmt: skip
-        await self._cockpit.record(actor, command, ["confirmed", *pending.arguments],
-                                   "halted; the sell did not run: the service stopped")  # fmt: skip
-        await self._outbox.push(OUTBOX_RESULTS[command], AlertPriority.CRITICAL,
-                                f"/{command} by {actor}: {text}")  # fmt: skip
+        text = (
+            f"/{command}: halted; the sell did not run (or did not finish): the service "
+            f"stopped; send /{command} again after the restart."
+        )
+        await self._cockpit.record(
+            actor,
+            command,
+            ["confirmed", *pending.arguments],
+            "halted; the sell did not run: the service stopped",
+        )
+        await self._outbox.push(
+            OUTBOX_RESULTS[command], AlertPriority.CRITICAL, f"/{command} by {actor}: {text}"
+        )
         query = update.callback_query
         if query is not None:
             with contextlib.suppress(TelegramError, TimeoutError):
@@ -746,8 +858,7 @@ class ChatCommands:
         self._refusals.append((str(user_id), name))
         if self._auditing is None:
             self._auditing = asyncio.create_task(self._audit_refusals(REFUSALS_EVERY))
-        notice = self._strangers.notice(self._wall.now(),
-                                        f"{user_id} (@{username or '-'}) /{name}")  # fmt: skip
+        notice = self._strangers.notice(self._wall.now(), f"{user_id} (@{username or '-'}) /{name}")
         if notice is not None:
             await self._outbox.push("unauthorised", AlertPriority.INFO, notice)
 
@@ -797,8 +908,10 @@ class Actions:
 
     async def start(self, arguments: list[str], actor: str, progress: Progress) -> str:
         venue = self._cockpit.venue
-        return (f"pairpilot, {escape(venue.mode)} mode on {escape(venue.exchange)}. /status "
-                "shows where things stand, /help lists every command.")  # fmt: skip
+        return (
+            f"pairpilot, {escape(venue.mode)} mode on {escape(venue.exchange)}. /status "
+            "shows where things stand, /help lists every command."
+        )
 
     async def help(self, arguments: list[str], actor: str, progress: Progress) -> str:
         if arguments:
@@ -809,7 +922,8 @@ class Actions:
             usage = textwrap.fill(command.usage, PHONE_LINE, subsequent_indent="  ")
             return f"{escape(usage)}\n{escape(command.summary)} ({command.role})"
         return "\n".join(f"/{name}: {escape(c.summary)}" for name, c in COMMANDS.items()) + (
-            "\n/help COMMAND shows how to write one.")  # fmt: skip
+            "\n/help COMMAND shows how to write one."
+        )
 
     async def status(self, arguments: list[str], actor: str, progress: Progress) -> str:
         return await self._cockpit.status()

@@ -52,14 +52,25 @@ def chunks(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
 
 def plain(text: str) -> str:
     """The HTML subset we write, as plain text."""
-    return (_TAGS.sub("", text).replace("&lt;", "<").replace("&gt;", ">")
-            .replace("&quot;", '"').replace("&#x27;", "'").replace("&amp;", "&"))  # fmt: skip
+    return (
+        _TAGS.sub("", text)
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", '"')
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
+    )
 
 
 async def send_text(
-    bot: Bot, chat_id: int, text: str, *, html: bool = True, reply_markup: Any = None,
+    bot: Bot,
+    chat_id: int,
+    text: str,
+    *,
+    html: bool = True,
+    reply_markup: Any = None,
     silent: bool = False,
-) -> list[Message]:  # fmt: skip
+) -> list[Message]:
     """Send ``text`` (Telegram HTML unless ``html`` is False), split to fit; a piece whose
     markup Telegram refuses is sent again as plain text. The markup rides on the last piece."""
     pieces = chunks(text)
@@ -67,17 +78,25 @@ async def send_text(
     for index, piece in enumerate(pieces):
         markup = reply_markup if index == len(pieces) - 1 else None
         try:
-            sent.append(await bot.send_message(
-                chat_id, piece, parse_mode=ParseMode.HTML if html else None, reply_markup=markup,
-                disable_notification=silent,
-            ))  # fmt: skip
+            sent.append(
+                await bot.send_message(
+                    chat_id,
+                    piece,
+                    parse_mode=ParseMode.HTML if html else None,
+                    reply_markup=markup,
+                    disable_notification=silent,
+                )
+            )
         except BadRequest as error:
             if not html or "parse" not in str(error).lower():
                 raise
             log.warning("Telegram refused the markup (%s); sending plain text", error)
             for part in chunks(plain(piece)):
-                sent.append(await bot.send_message(chat_id, part, reply_markup=markup,
-                                                   disable_notification=silent))  # fmt: skip
+                sent.append(
+                    await bot.send_message(
+                        chat_id, part, reply_markup=markup, disable_notification=silent
+                    )
+                )
     return sent
 
 
@@ -87,14 +106,19 @@ async def send_photo(
     """A PNG with a caption cut to Telegram's limit; plain text if the markup is refused."""
     limit = MessageLimit.CAPTION_LENGTH
     try:
-        return await bot.send_photo(chat_id, png, caption=caption[:limit],
-                                    parse_mode=ParseMode.HTML if html else None,
-                                    disable_notification=silent)  # fmt: skip
+        return await bot.send_photo(
+            chat_id,
+            png,
+            caption=caption[:limit],
+            parse_mode=ParseMode.HTML if html else None,
+            disable_notification=silent,
+        )
     except BadRequest as error:
         if not html or "parse" not in str(error).lower():
             raise
-        return await bot.send_photo(chat_id, png, caption=plain(caption)[:limit],
-                                    disable_notification=silent)  # fmt: skip
+        return await bot.send_photo(
+            chat_id, png, caption=plain(caption)[:limit], disable_notification=silent
+        )
 
 
 def outcome_unknown(error: TelegramError) -> bool:

@@ -26,8 +26,10 @@ def listing(survey: DustSurvey) -> str:
     """The dust per asset, in plain text."""
     if not survey.holdings:
         return "No dust: no position is under the exchange's minimum."
-    rows = [f"{h.asset} {amount_text(h.amount)} ({h.value:,.2f} {h.pair.split('/')[1]}, "
-            f"{h.pair})" for h in survey.holdings]  # fmt: skip
+    rows = [
+        f"{h.asset} {amount_text(h.amount)} ({h.value:,.2f} {h.pair.split('/')[1]}, {h.pair})"
+        for h in survey.holdings
+    ]
     return "Dust (too small to sell): " + "; ".join(rows) + "."
 
 
@@ -51,28 +53,36 @@ async def offer(desk: DustDesk | None, arguments: Sequence[str] = ()) -> str:
     except NothingToConfirm:
         raise
     except BotError as error:  # the exchange could not be asked: answered, nothing changes
-        raise NothingToConfirm(f"/dust could not ask the exchange ({error}); nothing "
-                               "changed.") from None  # fmt: skip
+        raise NothingToConfirm(
+            f"/dust could not ask the exchange ({error}); nothing changed."
+        ) from None
     done = f"{summary(settled.converted)}\n" if settled.converted else ""
     if survey.target is None:
         raise NothingToConfirm(f"{done}{listing(survey)}\n{_sentence(no_conversion(survey.venue))}")
     if not survey.convertible:
         reason = "" if not survey.holdings else f"\n{_sentence(nothing_to_convert(survey))}"
         raise NothingToConfirm(done + listing(survey) + reason)
-    own = [f"{h.asset} {amount_text(h.account - h.amount)}" for h in survey.convertible
-           if h.account - h.amount > 1e-12]  # fmt: skip
+    own = [
+        f"{h.asset} {amount_text(h.account - h.amount)}"
+        for h in survey.convertible
+        if h.account - h.amount > 1e-12
+    ]
     assets = ", ".join(h.asset for h in survey.convertible)
     left = not_converted(survey)
-    return (f"{done}{listing(survey)}\nConvert {assets} to {survey.target} on {survey.venue}: "
-            "the whole free balance of each"
-            + (f" (your own {', '.join(own)} too)" if own else "")
-            + ", less the venue's charge; the venue converts once every 6 hours"
-            + (f". Not converted: {left}" if left else ""))  # fmt: skip
+    return (
+        f"{done}{listing(survey)}\nConvert {assets} to {survey.target} on {survey.venue}: "
+        "the whole free balance of each"
+        + (f" (your own {', '.join(own)} too)" if own else "")
+        + ", less the venue's charge; the venue converts once every 6 hours"
+        + (f". Not converted: {left}" if left else "")
+    )
 
 
-UNKNOWN = ("❌ The exchange did not answer, and its dust log does not show the conversion yet: "
-           "whether the dust was converted is not known yet. /dust checks again (nothing is "
-           "converted twice).")  # fmt: skip
+UNKNOWN = (
+    "❌ The exchange did not answer, and its dust log does not show the conversion yet: "
+    "whether the dust was converted is not known yet. /dust checks again (nothing is "
+    "converted twice)."
+)
 
 
 async def convert(desk: DustDesk | None) -> str:

@@ -60,15 +60,26 @@ def telegram_factory(settings: Settings, secrets: Secrets) -> ChatFactory:
     if not token:
         raise ValueError("Telegram needs PAIRPILOT_TELEGRAM_TOKEN")
 
-    def build(cockpit: Cockpit, outbox: AlertOutbox, alerts: SqliteAlertRepository,
-              clock: Clock, mark_late: bool) -> TelegramFrontend:  # fmt: skip
+    def build(
+        cockpit: Cockpit,
+        outbox: AlertOutbox,
+        alerts: SqliteAlertRepository,
+        clock: Clock,
+        mark_late: bool,
+    ) -> TelegramFrontend:
         return TelegramFrontend(
-            token=token, api_base_url=settings.telegram.api_base_url,
-            users=users, cockpit=cockpit, outbox=outbox, alerts=alerts, clock=clock,
-            mark_late=mark_late, webhook=settings.telegram.webhook,
+            token=token,
+            api_base_url=settings.telegram.api_base_url,
+            users=users,
+            cockpit=cockpit,
+            outbox=outbox,
+            alerts=alerts,
+            clock=clock,
+            mark_late=mark_late,
+            webhook=settings.telegram.webhook,
             webhook_secret=secrets.telegram_webhook_secret,
             max_command_age=settings.telegram.max_command_age,
-        )  # fmt: skip
+        )
 
     return build
 
@@ -117,13 +128,20 @@ class TelegramFrontend:
         recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
         admins = [user for user in recipients if users[user] == "admin"]
         self._order = ChatOrder(self.strangers, admins, wall)
-        self.telegram_clock = TelegramClock(wall or SystemClock(), self._clock_skew,
-                                            on_source=self._clock_source,
-                                            on_date_wrong=self._date_wrong)  # fmt: skip
+        self.telegram_clock = TelegramClock(
+            wall or SystemClock(),
+            self._clock_skew,
+            on_source=self._clock_source,
+            on_date_wrong=self._date_wrong,
+        )
         self._memory = ChatMemory(cockpit, wall or SystemClock())
         self._limiter = AdminsFirstLimiter(max_retries=3)  # waits out RetryAfter, per chat
-        hooks = {"event_hooks": {"request": [self.telegram_clock.on_request],
-                                 "response": [self.telegram_clock.on_response]}}  # fmt: skip
+        hooks = {
+            "event_hooks": {
+                "request": [self.telegram_clock.on_request],
+                "response": [self.telegram_clock.on_response],
+            }
+        }
         bot = TriagedBot(
             self.strangers,
             self._polling,
@@ -137,20 +155,34 @@ class TelegramFrontend:
             rate_limiter=self._limiter,
         )
         self.application = (
-            Application.builder().bot(bot)
+            Application.builder()
+            .bot(bot)
             .concurrent_updates(self._order)  # chats side by side, each in order
             .build()
-        )  # fmt: skip
-        self._commands = ChatCommands(cockpit=cockpit, users=users, outbox=outbox, clock=clock,
-                                      strangers=self.strangers, arrival=self._order.arrival,
-                                      telegram=self.telegram_clock,
-                                      max_age=max_command_age,
-                                      confirm_seconds=confirm_seconds, wall=wall,
-                                      memory=self._memory)  # fmt: skip
+        )
+        self._commands = ChatCommands(
+            cockpit=cockpit,
+            users=users,
+            outbox=outbox,
+            clock=clock,
+            strangers=self.strangers,
+            arrival=self._order.arrival,
+            telegram=self.telegram_clock,
+            max_age=max_command_age,
+            confirm_seconds=confirm_seconds,
+            wall=wall,
+            memory=self._memory,
+        )
         self._commands.install(self.application)
-        self.sink = TelegramSink(self.application.bot, recipients, alerts, cockpit.preferences,
-                                 clock, late_after=LATE_AFTER if mark_late else None,
-                                 admins=admins)  # fmt: skip
+        self.sink = TelegramSink(
+            self.application.bot,
+            recipients,
+            alerts,
+            cockpit.preferences,
+            clock,
+            late_after=LATE_AFTER if mark_late else None,
+            admins=admins,
+        )
         self._poll_timeout = poll_timeout
         self._starting: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
@@ -170,9 +202,13 @@ class TelegramFrontend:
             return
         log.error("the Telegram start ended on an error", exc_info=error)
         if not self.running.is_set():
-            self._report(self._cannot_receive(
-                f"the start ended on an error ({type(error).__name__}: {error}); restart the bot",
-                retrying=False))  # fmt: skip
+            self._report(
+                self._cannot_receive(
+                    f"the start ended on an error ({type(error).__name__}: {error}); "
+                    "restart the bot",
+                    retrying=False,
+                )
+            )
 
     async def _start(self) -> None:
         """Every start-up call is retried with a growing pause until all have worked; until
@@ -187,8 +223,7 @@ class TelegramFrontend:
             except (NetworkError, TelegramError) as error:
                 await self._undo()
                 await self._cannot_receive(f"Telegram start-up failed: {error}")
-                log.warning("Telegram start-up failed (%s); trying again in %.0f s", error,
-                            pause)  # fmt: skip
+                log.warning("Telegram start-up failed (%s); trying again in %.0f s", error, pause)
                 await asyncio.sleep(pause)
         if self.problem is not None:
             await self._receiving(None)
@@ -197,8 +232,7 @@ class TelegramFrontend:
         self.running.set()
         log.info("Telegram connected")
         with contextlib.suppress(TimeoutError):  # the ones not edited are tried next start
-            await asyncio.wait_for(self._commands.expire_left(self.application.bot),
-                                   PROMPTS_BOUND)  # fmt: skip
+            await asyncio.wait_for(self._commands.expire_left(self.application.bot), PROMPTS_BOUND)
 
     async def _connect(self) -> None:
         await self.application.initialize()
@@ -210,16 +244,23 @@ class TelegramFrontend:
             await self._poll()
         else:
             path = urlsplit(self._webhook.url).path.strip("/") or "telegram"
-            intake = WebhookIntake(self.application.bot, self.application.update_queue,
-                                   self._webhook_secret, self.strangers.keep)  # fmt: skip
-            self._hook = WebhookServer(intake, self._webhook.listen, self._webhook.port, path,
-                                       self._webhook_timeout)  # fmt: skip
+            intake = WebhookIntake(
+                self.application.bot,
+                self.application.update_queue,
+                self._webhook_secret,
+                self.strangers.keep,
+            )
+            self._hook = WebhookServer(
+                intake, self._webhook.listen, self._webhook.port, path, self._webhook_timeout
+            )
             self._hook.start()
             # max_connections=1: Telegram posts one update at a time, in update_id order
-            await self.application.bot.set_webhook(self._webhook.url,
-                                                   secret_token=self._webhook_secret,
-                                                   allowed_updates=UPDATES,
-                                                   max_connections=1)  # fmt: skip
+            await self.application.bot.set_webhook(
+                self._webhook.url,
+                secret_token=self._webhook_secret,
+                allowed_updates=UPDATES,
+                max_connections=1,
+            )
             self._watching = asyncio.create_task(self._watch_webhook(self._webhook.url))
 
     async def _watch_webhook(self, url: str) -> None:
@@ -235,8 +276,9 @@ class TelegramFrontend:
                 log.warning("getWebhookInfo failed: %s", error)
                 continue
             last = self._order.last_arrival
-            problem = webhook_problem(info, url, None if last is None
-                                      else self.telegram_clock.telegram_time(last))  # fmt: skip
+            problem = webhook_problem(
+                info, url, None if last is None else self.telegram_clock.telegram_time(last)
+            )
             if problem is not None:
                 await self._cannot_receive(problem)
             elif self.problem is not None:
@@ -245,8 +287,9 @@ class TelegramFrontend:
     async def _poll(self) -> None:
         updater = self.application.updater
         assert updater is not None
-        await updater.start_polling(poll_interval=0.0, timeout=int(self._poll_timeout),
-                                    allowed_updates=UPDATES)  # fmt: skip
+        await updater.start_polling(
+            poll_interval=0.0, timeout=int(self._poll_timeout), allowed_updates=UPDATES
+        )
 
     def _polling_ended(self) -> None:
         """PTB's polling loop gave up (at an InvalidToken): it is started again in the
@@ -277,8 +320,12 @@ class TelegramFrontend:
             try:
                 await bot.set_my_commands(menu(role), scope=BotCommandScopeChat(user))
             except BadRequest as error:  # "chat not found": the user never opened the bot
-                log.warning("no command menu for user %s (%s): they see the default menu "
-                            "until they write to the bot", user, error)  # fmt: skip
+                log.warning(
+                    "no command menu for user %s (%s): they see the default menu "
+                    "until they write to the bot",
+                    user,
+                    error,
+                )
 
     async def _undo(self) -> None:
         """Back to not started, so the next attempt starts clean."""
@@ -314,9 +361,14 @@ class TelegramFrontend:
     def _date_wrong(self, text: str) -> None:
         """The Bot API's Date header contradicts Telegram's own message dates (a proxy, or a
         self-hosted Bot API server on a host with a bad clock): told once."""
-        self._report(self._outbox.push("clock_skew", AlertPriority.ERROR,
-                                       f"{text[0].upper()}{text[1:]}: check any proxy or "
-                                       "self-hosted Bot API server's clock."))  # fmt: skip
+        self._report(
+            self._outbox.push(
+                "clock_skew",
+                AlertPriority.ERROR,
+                f"{text[0].upper()}{text[1:]}: check any proxy or "
+                "self-hosted Bot API server's clock.",
+            )
+        )
 
     def _clock_source(self, source: str) -> None:
         """Which clock commands' ages are judged by, kept for /health and `pairpilot health`."""
@@ -333,14 +385,16 @@ class TelegramFrontend:
             return
         self.problem = None
         await self._cockpit.chat_receiving(None)
-        await self._outbox.push("chat_down", AlertPriority.ERROR,
-                                "Commands are received again.")  # fmt: skip
+        await self._outbox.push("chat_down", AlertPriority.ERROR, "Commands are received again.")
 
     async def _cannot_receive(self, problem: str, retrying: bool = True) -> None:
         if self.problem is None:
-            await self._outbox.push("chat_down", AlertPriority.ERROR,
-                                    f"Commands cannot be received: {problem}. Alerts still "
-                                    f"go out{'; retrying' if retrying else ''}.")  # fmt: skip
+            await self._outbox.push(
+                "chat_down",
+                AlertPriority.ERROR,
+                f"Commands cannot be received: {problem}. Alerts still "
+                f"go out{'; retrying' if retrying else ''}.",
+            )
         self.problem = problem
         await self._cockpit.chat_receiving(problem)
 
@@ -375,8 +429,7 @@ class TelegramFrontend:
             finally:
                 dropping.cancel()
         with contextlib.suppress(TimeoutError):  # after the handlers: every prompt is sent
-            await asyncio.wait_for(self._commands.expire_open(self.application.bot),
-                                   PROMPTS_BOUND)  # fmt: skip
+            await asyncio.wait_for(self._commands.expire_open(self.application.bot), PROMPTS_BOUND)
         await self.application.shutdown()
         with contextlib.suppress(TimeoutError):  # a slow disk's commit: bounded
             await asyncio.wait_for(self._commands.close_rows(), PROMPTS_BOUND)
@@ -400,18 +453,26 @@ def webhook_problem(info: WebhookInfo, url: str, last_arrival: datetime | None) 
     if info.url != url:
         return f"the webhook is {info.url or 'not set'} at Telegram, not {url}"
     failed = info.last_error_date
-    if info.pending_update_count and failed is not None and (
-            last_arrival is None or failed > last_arrival):  # fmt: skip
-        return (f"Telegram cannot deliver to the webhook ({info.last_error_message}); "
-                f"{info.pending_update_count} update(s) wait")  # fmt: skip
+    if (
+        info.pending_update_count
+        and failed is not None
+        and (last_arrival is None or failed > last_arrival)
+    ):
+        return (
+            f"Telegram cannot deliver to the webhook ({info.last_error_message}); "
+            f"{info.pending_update_count} update(s) wait"
+        )
     return None
 
 
 def menu(role: str) -> list[BotCommand]:
     """The commands ``role`` may run, for Telegram's command menu."""
     rank = ROLES.index(role)
-    return [BotCommand(name, command.summary[:256]) for name, command in COMMANDS.items()
-            if ROLES.index(command.role) <= rank]  # fmt: skip
+    return [
+        BotCommand(name, command.summary[:256])
+        for name, command in COMMANDS.items()
+        if ROLES.index(command.role) <= rank
+    ]
 
 
 @dataclass(frozen=True, slots=True)

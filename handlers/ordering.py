@@ -47,9 +47,15 @@ class Strangers:
     """The budget strangers get (one update per chat per window, a few at a time and a few
     dozen per window over all chats), and who they were, for the admins' hourly summary."""
 
-    def __init__(self, users: Mapping[int, str], *, window: float = STRANGER_WINDOW_SECONDS,
-                 at_once: int = STRANGERS_AT_ONCE, per_window: int = STRANGERS_PER_WINDOW,
-                 now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        users: Mapping[int, str],
+        *,
+        window: float = STRANGER_WINDOW_SECONDS,
+        at_once: int = STRANGERS_AT_ONCE,
+        per_window: int = STRANGERS_PER_WINDOW,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._users = users
         self._window = window
         self._at_once = at_once
@@ -76,8 +82,11 @@ class Strangers:
         in_flight = self.busy + len(self._admitted)  # being handled, or admitted and queued
         while self._recent and now - self._recent[0] >= self._window:
             self._recent.popleft()
-        if (in_flight >= self._at_once or len(self._recent) >= self._per_window
-                or (last is not None and now - last < self._window)):  # fmt: skip
+        if (
+            in_flight >= self._at_once
+            or len(self._recent) >= self._per_window
+            or (last is not None and now - last < self._window)
+        ):
             self.dropped += 1
             return False
         self._recent.append(now)
@@ -91,16 +100,19 @@ class Strangers:
         if self._noticed is not None and now - self._noticed < NOTICE_EVERY:
             return None
         count, self._seen, self._noticed = max(1, len(self._seen)), set(), now
-        return (f"{count} unknown user(s) tried commands in the last hour (latest: "
-                f"{latest}); ignored. Add them under [[telegram.users]] if they should have "
-                "access.")  # fmt: skip
+        return (
+            f"{count} unknown user(s) tried commands in the last hour (latest: "
+            f"{latest}); ignored. Add them under [[telegram.users]] if they should have "
+            "access."
+        )
 
     def triage(self, raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A getUpdates answer without the strangers' updates over their budget, dropped
         before PTB parses them (parsing hundreds costs the loop more than anything else). The
         last update always stays, so the next offset moves past the dropped ones."""
-        return [update for index, update in enumerate(raw)
-                if self.keep(update) or index == len(raw) - 1]  # fmt: skip
+        return [
+            update for index, update in enumerate(raw) if self.keep(update) or index == len(raw) - 1
+        ]
 
     def keep(self, update: Mapping[str, Any]) -> bool:
         """Whether one raw update is handled: a known user's, or a stranger's within their
@@ -167,11 +179,14 @@ class TriagedBot(ExtBot[Any]):
     InvalidToken), so polling must be started again. ``on_updates`` hears every getUpdates
     answer (decoded, before triage)."""
 
-    def __init__(self, strangers: Strangers,
-                 on_polling: Callable[[str | None], object] = lambda problem: None,
-                 on_aborted: Callable[[], object] = lambda: None,
-                 on_updates: Callable[[Any], object] = lambda result: None,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        strangers: Strangers,
+        on_polling: Callable[[str | None], object] = lambda problem: None,
+        on_aborted: Callable[[], object] = lambda: None,
+        on_updates: Callable[[Any], object] = lambda result: None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._strangers = strangers
         self._on_polling = on_polling
@@ -207,8 +222,9 @@ class ChatOrder(BaseUpdateProcessor):
     send goes first in a group's rate limit (``ADMIN_FIRST``). When each update arrived is
     kept while it is handled: a command's age is judged at its arrival, not after a wait."""
 
-    def __init__(self, strangers: Strangers, admins: Collection[int] = (),
-                 wall: Clock | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, strangers: Strangers, admins: Collection[int] = (), wall: Clock | None = None
+    ) -> None:
         super().__init__(MAX_UPDATES_AT_ONCE)
         self._strangers = strangers
         self._admins = frozenset(admins)
@@ -228,8 +244,7 @@ class ChatOrder(BaseUpdateProcessor):
         user, chat = update.effective_user, update.effective_chat
         chat_id = chat.id if chat is not None else 0
         if not self._strangers.known(user.id if user is not None else None):
-            await self._stranger(update, chat_id, user.id if user is not None else None,
-                                 coroutine)  # fmt: skip
+            await self._stranger(update, chat_id, user.id if user is not None else None, coroutine)
             return
         self._arrived[update.update_id] = self._wall.monotonic()
         first = ADMIN_FIRST.set(user is not None and user.id in self._admins)
@@ -249,8 +264,9 @@ class ChatOrder(BaseUpdateProcessor):
         a step of the wall clock never changes a command's age)."""
         return self._arrived.get(update_id)
 
-    async def _in_line(self, line: tuple[int, bool], update: Update,
-                       coroutine: Awaitable[Any]) -> None:  # fmt: skip
+    async def _in_line(
+        self, line: tuple[int, bool], update: Update, coroutine: Awaitable[Any]
+    ) -> None:
         if _jumps_the_queue(update):  # the kill path never waits behind a slow command
             await self._known(coroutine)
             return
@@ -277,10 +293,12 @@ class ChatOrder(BaseUpdateProcessor):
         if self._tails.get(line) is mine:
             del self._tails[line]
 
-    async def _stranger(self, update: Update, chat_id: int, user_id: int | None,
-                        coroutine: Awaitable[Any]) -> None:  # fmt: skip
-        if not (self._strangers.admitted(update.update_id)
-                or self._strangers.admit(chat_id, user_id)):  # fmt: skip
+    async def _stranger(
+        self, update: Update, chat_id: int, user_id: int | None, coroutine: Awaitable[Any]
+    ) -> None:
+        if not (
+            self._strangers.admitted(update.update_id) or self._strangers.admit(chat_id, user_id)
+        ):
             if asyncio.iscoroutine(coroutine):
                 coroutine.close()  # never started: no reply, no slot held
             return

@@ -62,9 +62,13 @@ class GroupMinute(ChatPause):
     ``unknown_until`` (after a crash: what the last life sent is unknown) others' count as
     over it."""
 
-    def __init__(self, per_minute: int, kept: int,
-                 now: Callable[[], float] = time.monotonic,
-                 unknown_until: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        per_minute: int,
+        kept: int,
+        now: Callable[[], float] = time.monotonic,
+        unknown_until: float = 0.0,
+    ) -> None:
         super().__init__(now)
         self._per_minute = per_minute
         self._kept = kept
@@ -116,9 +120,14 @@ class AdminsFirstLimiter(AIORateLimiter):
     ``GroupMinute`` (admins' sends, ``ADMIN_FIRST``, never wait behind others') and every
     chat's 429 waited out by that chat alone, never by the whole bot."""
 
-    def __init__(self, *, max_retries: int = 3, per_minute: int = GROUP_PER_MINUTE,
-                 kept: int = KEPT_FOR_ADMINS,
-                 now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        max_retries: int = 3,
+        per_minute: int = GROUP_PER_MINUTE,
+        kept: int = KEPT_FOR_ADMINS,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(max_retries=max_retries, group_max_rate=0)
         self._per_minute = per_minute
         self._kept = kept
@@ -128,8 +137,11 @@ class AdminsFirstLimiter(AIORateLimiter):
 
     def group_sends(self) -> dict[int | str, list[float]]:
         """Each group's sends of the last minute (this limiter's clock), to keep at a stop."""
-        kept = {chat: pause.sent() for chat, pause in self._chats.items()
-                if isinstance(pause, GroupMinute)}  # fmt: skip
+        kept = {
+            chat: pause.sent()
+            for chat, pause in self._chats.items()
+            if isinstance(pause, GroupMinute)
+        }
         return {chat: sent for chat, sent in kept.items() if sent}
 
     def assume(self, group_sends: dict[int | str, list[float]] | None) -> None:
@@ -156,8 +168,9 @@ class AdminsFirstLimiter(AIORateLimiter):
     ) -> Any:
         chat = _chat(data.get("chat_id"))
         if chat is None:  # no chat (getMe, answerCallbackQuery, ...): PTB's own handling
-            return await super().process_request(callback, args, kwargs, endpoint, data,
-                                                 rate_limit_args)  # fmt: skip
+            return await super().process_request(
+                callback, args, kwargs, endpoint, data, rate_limit_args
+            )
         group = _group(chat)
         retries = rate_limit_args or self._max_retries
         while True:
@@ -166,8 +179,9 @@ class AdminsFirstLimiter(AIORateLimiter):
             elif chat in self._chats:
                 await self._chats[chat].wait()
             try:
-                return await super().process_request(_unpaused(callback), args, kwargs,
-                                                     endpoint, data, rate_limit_args)  # fmt: skip
+                return await super().process_request(
+                    _unpaused(callback), args, kwargs, endpoint, data, rate_limit_args
+                )
             except _ChatRetryAfter as refused:
                 if retries == 0:
                     raise refused.error from None
@@ -209,7 +223,7 @@ def _group(chat: int | str) -> int | str | None:
     return chat if isinstance(chat, str) or chat < 0 else None
 
 
-class _ChatRetryAfter(Exception):  # noqa: N818  # carries the RetryAfter past PTB's limiter
+class _ChatRetryAfter(Exception):  # carries the RetryAfter past PTB's limiter
     """A chat's 429, hidden from PTB's limiter (which would pause every request)."""
 
     def __init__(self, error: RetryAfter) -> None:

@@ -29,8 +29,9 @@ PROMPTS_KEY = "chat.prompts"  # {token: [chat id, message id, command]} while op
 class ChatMemory:
     """The chat's state kept in the bot's state store between lives."""
 
-    def __init__(self, cockpit: Cockpit, wall: Clock,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self, cockpit: Cockpit, wall: Clock, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._cockpit = cockpit
         self._wall = wall
         self._monotonic = monotonic
@@ -44,13 +45,13 @@ class ChatMemory:
         when it crashed or what it kept cannot be read (unknown: the start goes on)."""
         try:
             prompts = await self._cockpit.chat_kept(PROMPTS_KEY)
-        except Exception as error:  # noqa: BLE001  # any unreadable value: as after a crash
+        except Exception as error:  # any unreadable value: as after a crash
             log.warning("the chat's kept prompts cannot be read (%s): dropped", error)
             prompts = None
         self._prompts, self._left = _prompts(prompts)
         try:
             kept = await self._cockpit.chat_kept(GROUPS_KEY)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             log.warning("the chat's kept groups cannot be read (%s): minutes unknown", error)
             kept = {"running": True}
         try:
@@ -68,8 +69,10 @@ class ChatMemory:
         if any(at > wall + _STEP_SLACK for sent in sends.values() for at in sent):
             # the host's clock was stepped back since the stop: when those sends were made is
             # unknown, as after a crash (a minute for all but admins), never as long as the step
-            log.warning("the chat's kept group sends lie in the future (the host's clock was "
-                        "set back): groups' minutes unknown")  # fmt: skip
+            log.warning(
+                "the chat's kept group sends lie in the future (the host's clock was "
+                "set back): groups' minutes unknown"
+            )
             return None
         return {group: [now - (wall - at) for at in sent] for group, sent in sends.items()}
 
@@ -116,8 +119,10 @@ def _prompts(raw: Any) -> tuple[dict[str, list[Any]], list[tuple[str, int, int, 
     if raw is None:
         return {}, []
     try:
-        left = [(str(token), int(chat), int(message), str(command))
-                for token, (chat, message, command) in raw.items()]  # fmt: skip
+        left = [
+            (str(token), int(chat), int(message), str(command))
+            for token, (chat, message, command) in raw.items()
+        ]
     except (TypeError, ValueError, AttributeError) as error:
         log.warning("the chat's kept prompts are not readable (%r: %s): dropped", raw, error)
         return {}, []
@@ -130,11 +135,14 @@ def _sends(kept: Any) -> dict[int | str, list[float]] | None:
     try:
         if kept.get("running"):
             return None
-        return {_group(str(group)): [_seconds(at) for at in sent]
-                for group, sent in (kept.get("sends") or {}).items()}  # fmt: skip
+        return {
+            _group(str(group)): [_seconds(at) for at in sent]
+            for group, sent in (kept.get("sends") or {}).items()
+        }
     except (TypeError, ValueError, AttributeError) as error:
-        log.warning("the chat's kept groups are not readable (%r: %s): minutes unknown",
-                    kept, error)  # fmt: skip
+        log.warning(
+            "the chat's kept groups are not readable (%r: %s): minutes unknown", kept, error
+        )
         return None
 
 

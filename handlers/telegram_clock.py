@@ -62,10 +62,14 @@ class TelegramClock:
     threshold, and None when it is back within half of it; ``on_date_wrong`` hears (once) that
     the Date header contradicts Telegram's message dates."""
 
-    def __init__(self, clock: Clock, on_skew: Callable[[float | None], object] = lambda s: None,
-                 alert_after: float = SKEW_ALERT_SECONDS,
-                 on_source: Callable[[str], object] = lambda s: None,
-                 on_date_wrong: Callable[[str], object] = lambda s: None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        clock: Clock,
+        on_skew: Callable[[float | None], object] = lambda s: None,
+        alert_after: float = SKEW_ALERT_SECONDS,
+        on_source: Callable[[str], object] = lambda s: None,
+        on_date_wrong: Callable[[str], object] = lambda s: None,
+    ) -> None:
         """``on_source`` hears ``source`` whenever it changes; ``clock``: the host's (its
         monotonic reading for every bound, its wall clock only for showing)."""
         self._clock = clock
@@ -222,15 +226,18 @@ class TelegramClock:
             return None
         low, high = self._bounds()
         wrong = (low is not None and self._header[2] < low - SLACK_SECONDS) or (
-            high is not None and self._header[1] > high + SLACK_SECONDS)  # fmt: skip
+            high is not None and self._header[1] > high + SLACK_SECONDS
+        )
         if not wrong:
             return self._header
         if not self._date_wrong:
             self._date_wrong = True
             lead = self._wall_lead()
-            text = (f"the Bot API's Date header disagrees with Telegram's message dates (it "
-                    f"reads {self._header[1] - lead:+.0f} s off the host; they bound it to "
-                    f"{_shown(low, lead)}..{_shown(high, lead)} s): it is ignored")  # fmt: skip
+            text = (
+                f"the Bot API's Date header disagrees with Telegram's message dates (it "
+                f"reads {self._header[1] - lead:+.0f} s off the host; they bound it to "
+                f"{_shown(low, lead)}..{_shown(high, lead)} s): it is ignored"
+            )
             log.warning("%s", text)
             self._on_date_wrong(text)
         return None
@@ -242,8 +249,12 @@ class TelegramClock:
         low, high = self._bounds()
         if low is None or high is None or low <= high + SLACK_SECONDS:
             return
-        log.warning("Telegram's clock bounds contradict (%+.1f > %+.1f s against the monotonic "
-                    "clock): older readings dropped", low, high)  # fmt: skip
+        log.warning(
+            "Telegram's clock bounds contradict (%+.1f > %+.1f s against the monotonic "
+            "clock): older readings dropped",
+            low,
+            high,
+        )
         kept = newest[-1]
         self._sent.clear()
         self._seen.clear()

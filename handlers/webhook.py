@@ -100,9 +100,15 @@ class WebhookIntake:
     """Takes one posted update: the HTTP status to answer; a kept update is parsed and put
     on ``queue`` (the application's update queue)."""
 
-    def __init__(self, bot: ExtBot[Any], queue: asyncio.Queue[object], secret: str | None,
-                 keep: Callable[[dict[str, Any]], bool], gap_wait: float = GAP_WAIT_SECONDS,
-                 first_wait: float = FIRST_WAIT_SECONDS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        bot: ExtBot[Any],
+        queue: asyncio.Queue[object],
+        secret: str | None,
+        keep: Callable[[dict[str, Any]], bool],
+        gap_wait: float = GAP_WAIT_SECONDS,
+        first_wait: float = FIRST_WAIT_SECONDS,
+    ) -> None:
         self._bot = bot
         self._queue = queue
         self._secret = secret
@@ -117,7 +123,8 @@ class WebhookIntake:
         if content_type != "application/json":
             return HTTPStatus.FORBIDDEN
         if self._secret is not None and not hmac.compare_digest(
-                (token or "").encode(), self._secret.encode()):  # fmt: skip
+            (token or "").encode(), self._secret.encode()
+        ):
             return HTTPStatus.FORBIDDEN
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
@@ -168,8 +175,9 @@ class _Post(tornado.web.RequestHandler):
         if self.request.method != "POST":
             return  # tornado answers 405 (no handler), before any body
         headers = self.request.headers
-        status = self._intake.admit(headers.get("Content-Type"), headers.get(SECRET_HEADER),
-                                    headers.get("Content-Length"))  # fmt: skip
+        status = self._intake.admit(
+            headers.get("Content-Type"), headers.get(SECRET_HEADER), headers.get("Content-Length")
+        )
         if status != HTTPStatus.OK:
             self._refuse(status)
             return
@@ -224,18 +232,29 @@ class _CappedServer(HTTPServer):
 class WebhookServer:
     """The HTTP server Telegram posts to (behind a reverse proxy that terminates TLS)."""
 
-    def __init__(self, intake: WebhookIntake, listen: str, port: int, path: str,
-                 timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        intake: WebhookIntake,
+        listen: str,
+        port: int,
+        path: str,
+        timeout: float = WEBHOOK_TIMEOUT_SECONDS,
+    ) -> None:
         trusted: weakref.WeakSet[IOStream] = weakref.WeakSet()
-        app = tornado.web.Application([(rf"/{path}/?", _Post, {"intake": intake,
-                                                              "trusted": trusted})])  # fmt: skip
+        app = tornado.web.Application(
+            [(rf"/{path}/?", _Post, {"intake": intake, "trusted": trusted})]
+        )
         # tornado's own cap is above ours, so a chunked body past ours is cut (413) by
         # _Post.data_received, which keeps at most MAX_BODY_BYTES; tornado's still stops a
         # single chunk that says it is larger (400, before it is read)
-        self._server = _CappedServer(app, trusted=trusted,
-                                  idle_connection_timeout=timeout, body_timeout=timeout,
-                                  max_body_size=2 * MAX_BODY_BYTES,
-                                  max_buffer_size=4 * MAX_BODY_BYTES)  # fmt: skip
+        self._server = _CappedServer(
+            app,
+            trusted=trusted,
+            idle_connection_timeout=timeout,
+            body_timeout=timeout,
+            max_body_size=2 * MAX_BODY_BYTES,
+            max_buffer_size=4 * MAX_BODY_BYTES,
+        )
         self._listen = listen
         self._port = port
 

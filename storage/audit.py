@@ -34,7 +34,7 @@ class SqliteAuditRepository:
                 [
                     (to_ms(now), actor, command, json.dumps(list(arguments)), result)
                     for actor, command, arguments, result in entries
-                ],  # fmt: skip
+                ],
             )
 
     async def latest(self, limit: int) -> list[AuditEntry]:

@@ -90,9 +90,11 @@ async def open_database(path: Path | str, *, service: bool = False) -> AsyncIter
         except sqlite3.DatabaseError as error:
             if isinstance(error, sqlite3.OperationalError):  # locked, full, unreadable: as is
                 raise
-            raise UnusableDatabase(f"database {path} cannot be used: {error}; restore a backup "
-                                   "(pairpilot restore) or move the file aside; it was left "
-                                   "untouched") from None  # fmt: skip
+            raise UnusableDatabase(
+                f"database {path} cannot be used: {error}; restore a backup "
+                "(pairpilot restore) or move the file aside; it was left "
+                "untouched"
+            ) from None
         migrating = await schema_version(connection) < latest_schema()
         if str(path) != ":memory:" and migrating and not service:
             refuse_migrating_under_a_service(Path(path))

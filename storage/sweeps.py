@@ -27,10 +27,19 @@ class SqliteSweepRepository:
             await connection.executemany(
                 "INSERT OR IGNORE INTO sweep_results (sweep_id, pair, timeframe, segment, params,"
                 " score, metrics) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(sweep_id, row.pair, row.timeframe, row.segment,
-                  json.dumps(dict(row.params), sort_keys=True), row.score,
-                  json.dumps(row.metrics)) for row in rows],
-            )  # fmt: skip
+                [
+                    (
+                        sweep_id,
+                        row.pair,
+                        row.timeframe,
+                        row.segment,
+                        json.dumps(dict(row.params), sort_keys=True),
+                        row.score,
+                        json.dumps(row.metrics),
+                    )
+                    for row in rows
+                ],
+            )
 
     async def finish(self, sweep_id: int, now: datetime) -> None:
         await self._db.execute(
@@ -40,8 +49,17 @@ class SqliteSweepRepository:
     async def rows(self, sweep_id: int) -> list[SweepRow]:
         found = await self._db.fetch_all(
             "SELECT pair, timeframe, segment, params, score, metrics FROM sweep_results "
-            "WHERE sweep_id = ?", (sweep_id,),
-        )  # fmt: skip
-        return [SweepRow(r["pair"], r["timeframe"], r["segment"],
-                    tuple(sorted(json.loads(r["params"]).items())), r["score"],
-                    json.loads(r["metrics"])) for r in found]  # fmt: skip
+            "WHERE sweep_id = ?",
+            (sweep_id,),
+        )
+        return [
+            SweepRow(
+                r["pair"],
+                r["timeframe"],
+                r["segment"],
+                tuple(sorted(json.loads(r["params"]).items())),
+                r["score"],
+                json.loads(r["metrics"]),
+            )
+            for r in found
+        ]

@@ -47,9 +47,11 @@ class RsiReversal(Strategy):
         if rsi is None:
             return {}
         level = pd.Series(1.0, index=candles.index)
-        return {f"RSI {self.params['length']}": rsi,
-                "oversold": level * self.params["oversold"],
-                "overbought": level * self.params["overbought"]}  # fmt: skip
+        return {
+            f"RSI {self.params['length']}": rsi,
+            "oversold": level * self.params["oversold"],
+            "overbought": level * self.params["overbought"],
+        }
 
     def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
         rsi = ta.rsi(candles["close"], length=int(self.params["length"]))

@@ -22,11 +22,16 @@ def executor_on(
     db: Database, exchange: Exchange, clock: FakeClock, portfolio: Portfolio | None = None
 ) -> Executor:
     return Executor(
-        transactions=db, exchange=exchange, portfolio=portfolio or Portfolio(1000.0),
-        orders=SqliteOrderRepository(db), fills=SqliteFillRepository(db),
-        positions=SqlitePositionRepository(db), state=SqliteStateRepository(db),
-        alerts=AlertOutbox(SqliteAlertRepository(db), clock), clock=clock,
-    )  # fmt: skip
+        transactions=db,
+        exchange=exchange,
+        portfolio=portfolio or Portfolio(1000.0),
+        orders=SqliteOrderRepository(db),
+        fills=SqliteFillRepository(db),
+        positions=SqlitePositionRepository(db),
+        state=SqliteStateRepository(db),
+        alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+        clock=clock,
+    )
 
 
 SAMPLES = Path(__file__).resolve().parents[1] / "bot" / "sample_data"
@@ -34,13 +39,16 @@ SAMPLES = Path(__file__).resolve().parents[1] / "bot" / "sample_data"
 
 def replay_settings(tmp_path: Path) -> Settings:
     """Replaying the bundled BTC/USDT and ETH/USDT 1h samples, BTC/USDT running on half."""
-    files = {pair: SAMPLES / f"{pair.replace('/', '_')}-1h.csv.gz"
-             for pair in ("BTC/USDT", "ETH/USDT")}  # fmt: skip
-    return Settings.model_validate({
-        "data_dir": tmp_path,
-        "market_data": {"source": "replay", "replay_files": files},
-        "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
-    })  # fmt: skip
+    files = {
+        pair: SAMPLES / f"{pair.replace('/', '_')}-1h.csv.gz" for pair in ("BTC/USDT", "ETH/USDT")
+    }
+    return Settings.model_validate(
+        {
+            "data_dir": tmp_path,
+            "market_data": {"source": "replay", "replay_files": files},
+            "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
+        }
+    )
 
 
 def wall_ms() -> int:

@@ -66,8 +66,11 @@ class Chat:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
-            found = [m for m in self.emulator.to(chat)[after:]
-                     if not m.deleted and not m.text.startswith(READING)]  # fmt: skip
+            found = [
+                m
+                for m in self.emulator.to(chat)[after:]
+                if not m.deleted and not m.text.startswith(READING)
+            ]
             if len(found) >= count:
                 return found[:count]
             if loop.time() > deadline:
@@ -78,10 +81,15 @@ class Chat:
 
 @asynccontextmanager
 async def chat_stack(
-    tmp_path: Path, config: Settings | None = None, *,
-    before_start: Callable[[TelegramEmulator], object] | None = None, connected: bool = True,
-    venue: Venue | None = None, emulator: TelegramEmulator | None = None, **frontend: Any,
-) -> AsyncIterator[Chat]:  # fmt: skip
+    tmp_path: Path,
+    config: Settings | None = None,
+    *,
+    before_start: Callable[[TelegramEmulator], object] | None = None,
+    connected: bool = True,
+    venue: Venue | None = None,
+    emulator: TelegramEmulator | None = None,
+    **frontend: Any,
+) -> AsyncIterator[Chat]:
     """``config``: the replay to run (default: the bundled samples, BTC/USDT running);
     ``before_start``: what happens in the chats before the bot starts (updates queued while it
     was down); ``connected``: wait until the bot is connected; ``frontend``: more options for
@@ -97,21 +105,36 @@ async def chat_stack(
         replay = load_replay(config)
         trading = await assemble_replay(db, config, replay)
         jobs = Jobs(trading.clock)
-        cockpit = build_cockpit(db, venue or chat_venue(config, "replay", trading.engine),
-                                trading.service, trading.engine, trading.control,
-                                ReplayHistory(replay.source), jobs, trading.clock)  # fmt: skip
+        cockpit = build_cockpit(
+            db,
+            venue or chat_venue(config, "replay", trading.engine),
+            trading.service,
+            trading.engine,
+            trading.control,
+            ReplayHistory(replay.source),
+            jobs,
+            trading.clock,
+        )
         alerts = SqliteAlertRepository(db)
         frontend = TelegramFrontend(
-            token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
-            outbox=trading.outbox, alerts=alerts, clock=trading.clock, poll_timeout=1,
-            wall=wall, **frontend,
-        )  # fmt: skip
+            token=emulator.token,
+            api_base_url=base,
+            users=USERS,
+            cockpit=cockpit,
+            outbox=trading.outbox,
+            alerts=alerts,
+            clock=trading.clock,
+            poll_timeout=1,
+            wall=wall,
+            **frontend,
+        )
         frontend.start()
         if connected:
             await frontend.running.wait()
         try:
-            yield Chat(emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit, db,
-                       wall)  # fmt: skip
+            yield Chat(
+                emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit, db, wall
+            )
         finally:
             await frontend.stop()
             cockpit.charts.close()

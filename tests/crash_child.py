@@ -48,25 +48,43 @@ def soak_settings(
     exchange_url: str, telegram_url: str, data_dir: Path, venue: str = "binance"
 ) -> Settings:
     ccxt_config = {**VENUES[venue].config(exchange_url), "enableRateLimit": False}
-    return Settings.model_validate({
-        "mode": "live", "data_dir": data_dir,
-        "exchange": {"name": venue, "ccxt_config": ccxt_config},
-        "market_data": {"source": "exchange"},
-        "risk": {"max_position_fraction": 1.0, "max_drawdown": 0},
-        "telegram": {"api_base_url": telegram_url, "users": [{"id": ADMIN, "role": "admin"}]},
-        "pairs": [{"pair": PAIR, "capital_share": 0.5,
-                   "params": {"fast": 3, "slow": 7, "stop_loss": 0.02}}],
-    })  # fmt: skip
+    return Settings.model_validate(
+        {
+            "mode": "live",
+            "data_dir": data_dir,
+            "exchange": {"name": venue, "ccxt_config": ccxt_config},
+            "market_data": {"source": "exchange"},
+            "risk": {"max_position_fraction": 1.0, "max_drawdown": 0},
+            "telegram": {"api_base_url": telegram_url, "users": [{"id": ADMIN, "role": "admin"}]},
+            "pairs": [
+                {
+                    "pair": PAIR,
+                    "capital_share": 0.5,
+                    "params": {"fast": 3, "slow": 7, "stop_loss": 0.02},
+                }
+            ],
+        }
+    )
 
 
 async def main(exchange_url: str, telegram_url: str, data_dir: Path, venue: str) -> None:
     settings = soak_settings(exchange_url, telegram_url, data_dir, venue)
-    secrets = venue_secrets(venue, Secrets(
-        exchange_key=SECRETS.exchange_key, exchange_secret=SECRETS.exchange_secret,
-        exchange_password=SECRETS.exchange_password, telegram_token=TOKEN))  # fmt: skip
-    exchange = CcxtExchange.create(venue, settings.exchange.ccxt_config,
-                                   credentials=credentials(settings, secrets), attempts=3,
-                                   backoff=0.01)  # fmt: skip
+    secrets = venue_secrets(
+        venue,
+        Secrets(
+            exchange_key=SECRETS.exchange_key,
+            exchange_secret=SECRETS.exchange_secret,
+            exchange_password=SECRETS.exchange_password,
+            telegram_token=TOKEN,
+        ),
+    )
+    exchange = CcxtExchange.create(
+        venue,
+        settings.exchange.ccxt_config,
+        credentials=credentials(settings, secrets),
+        attempts=3,
+        backoff=0.01,
+    )
     feed = StreamingFeed(exchange)
     async with aiohttp.ClientSession(exchange_url) as http:
         await exchange.load_markets()
@@ -75,13 +93,26 @@ async def main(exchange_url: str, telegram_url: str, data_dir: Path, venue: str)
         async with open_database(settings.database_path) as db:
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
-            cockpit = build_cockpit(db, Venue("live", venue, "USDT"), trading.service,
-                                    trading.engine, trading.control,
-                                    ExchangeHistory(exchange, SqliteCandleRepository(db)), jobs,
-                                    clock)  # fmt: skip
+            cockpit = build_cockpit(
+                db,
+                Venue("live", venue, "USDT"),
+                trading.service,
+                trading.engine,
+                trading.control,
+                ExchangeHistory(exchange, SqliteCandleRepository(db)),
+                jobs,
+                clock,
+            )
             chat = telegram_factory(settings, secrets)
-            async with notifications(SqliteAlertRepository(db), cockpit, trading.outbox, clock,
-                                     chat, print, simulated=True) as dispatcher:  # fmt: skip
+            async with notifications(
+                SqliteAlertRepository(db),
+                cockpit,
+                trading.outbox,
+                clock,
+                chat,
+                print,
+                simulated=True,
+            ) as dispatcher:
                 halt = await trading.engine.guard.halted()
                 runs = [[run.pair, run.state.value] for run in trading.service.runs()]
                 print(json.dumps({"halted": halt is not None, "runs": runs}), flush=True)

@@ -61,10 +61,18 @@ class CrashReport:
 
 
 async def run_crash_soak(
-    folder: Path, candles: pd.DataFrame, *, kills: int, seed: int = 1,
-    progress: Any = None, venue: str = "binance", split: tuple[float, ...] = (1.0,),
-    fee_asset: str = "quote", dwell: tuple[float, float] = (0.1, 1.5), walks: bool = False,
-) -> CrashReport:  # fmt: skip
+    folder: Path,
+    candles: pd.DataFrame,
+    *,
+    kills: int,
+    seed: int = 1,
+    progress: Any = None,
+    venue: str = "binance",
+    split: tuple[float, ...] = (1.0,),
+    fee_asset: str = "quote",
+    dwell: tuple[float, float] = (0.1, 1.5),
+    walks: bool = False,
+) -> CrashReport:
     """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar).
     ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
     order and fee currency (see ``FakeBinance``); ``dwell``: the range of seconds the service
@@ -91,11 +99,19 @@ async def run_crash_soak(
             for round_ in range(kills + 1):
                 started = time.monotonic()
                 child = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "tests.crash_child", exchange_url, telegram_url,
-                    str(folder), venue, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE, stderr=log,
+                    sys.executable,
+                    "-m",
+                    "tests.crash_child",
+                    exchange_url,
+                    telegram_url,
+                    str(folder),
+                    venue,
+                    cwd=ROOT,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=log,
                     env={**os.environ, "PYTHONPATH": str(ROOT)},
-                )  # fmt: skip
+                )
                 try:
                     loaded = await _ready(child, folder / "service.log")
                     report.restart_seconds.append(time.monotonic() - started)
@@ -119,8 +135,10 @@ async def run_crash_soak(
                     await child.wait()
                 report.kills += round_ < kills
                 expected = _persisted(database)
-                report.violations += [f"kill {round_ + 1}: {text}" for text in
-                                      _after_kill(database, emulator, alert_ids)]  # fmt: skip
+                report.violations += [
+                    f"kill {round_ + 1}: {text}"
+                    for text in _after_kill(database, emulator, alert_ids)
+                ]
                 if progress:
                     progress()
         finally:
@@ -153,8 +171,9 @@ def _connect(database: Path) -> sqlite3.Connection:
 def _persisted(database: Path) -> dict[str, Any]:
     with _connect(database) as db:
         risk = db.execute("SELECT value FROM bot_state WHERE key = 'risk'").fetchone()
-        runs = db.execute("SELECT pair, state FROM pair_runs WHERE state != 'stopped' "
-                          "ORDER BY id").fetchall()  # fmt: skip
+        runs = db.execute(
+            "SELECT pair, state FROM pair_runs WHERE state != 'stopped' ORDER BY id"
+        ).fetchall()
     halted = bool(risk and json.loads(risk[0]).get("halt"))
     return {"halted": halted, "runs": [list(run) for run in runs]}
 
@@ -177,26 +196,34 @@ def _after_kill(database: Path, emulator: TelegramEmulator, seen: set[int]) -> l
 
 
 def _after_restart(
-    database: Path, fake: FakeBinance, rig: VenueRig, loaded: dict[str, Any],
+    database: Path,
+    fake: FakeBinance,
+    rig: VenueRig,
+    loaded: dict[str, Any],
     expected: dict[str, Any] | None,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     found = []
     if expected is not None and loaded != expected:
         found.append(f"loaded {loaded}, the database held {expected}")
     placed = collections.Counter(order.client_id for order in fake.orders.values())
     found += [f"{coid} placed {n} times" for coid, n in placed.items() if n > 1]
-    traded = {rig.trade_key(order.symbol, fill["tradeId"]) for order in fake.orders.values()
-              for fill in order.fills}  # fmt: skip
+    traded = {
+        rig.trade_key(order.symbol, fill["tradeId"])
+        for order in fake.orders.values()
+        for fill in order.fills
+    }
     with _connect(database) as db:
         wire = profile_for(rig.name).wire_id  # the id the venue carries for ours (a UUID, a number)
         journaled = {wire(row[0]) for row in db.execute("SELECT client_order_id FROM orders")}
         booked = [row[0] for row in db.execute("SELECT trade_id FROM fills")]
-        held = db.execute("SELECT coalesce(sum(amount), 0) FROM positions "
-                          "WHERE pair = 'BTC/USDT'").fetchone()[0]  # fmt: skip
+        held = db.execute(
+            "SELECT coalesce(sum(amount), 0) FROM positions WHERE pair = 'BTC/USDT'"
+        ).fetchone()[0]
         cash = db.execute("SELECT value FROM bot_state WHERE key = 'portfolio.cash'").fetchone()
         alarms = db.execute("SELECT text FROM alerts WHERE kind = 'reconciliation_drift'")
-        found += [f"reconciliation alarm on an account only we trade: {text[:90]}"
-                  for (text,) in alarms]  # fmt: skip
+        found += [
+            f"reconciliation alarm on an account only we trade: {text[:90]}" for (text,) in alarms
+        ]
     found += [f"{coid} on the exchange, not in the journal" for coid in set(placed) - journaled]
     if sorted(booked) != sorted(traded):
         found.append(f"fills booked {len(booked)}, exchange trades {len(traded)}")
@@ -209,8 +236,9 @@ def _after_restart(
     return found
 
 
-def _totals(report: CrashReport, database: Path, fake: FakeBinance,
-            emulator: TelegramEmulator) -> None:  # fmt: skip
+def _totals(
+    report: CrashReport, database: Path, fake: FakeBinance, emulator: TelegramEmulator
+) -> None:
     report.exchange_orders = len(fake.orders)
     with _connect(database) as db:
         report.fills = db.execute("SELECT count(*) FROM fills").fetchone()[0]
@@ -224,5 +252,8 @@ def _totals(report: CrashReport, database: Path, fake: FakeBinance,
     unmarked = collections.Counter(text for text in texts if not text.startswith(MAY_REPEAT))
     report.alerts_sent_twice = sum(max(0, n - stored[text]) for text, n in sent.items())
     report.repeats_marked = sum(text.startswith(MAY_REPEAT) for text in texts)
-    report.violations += [f"sent twice, not marked as a possible repeat: {text[:60]}"
-                          for text, n in unmarked.items() if n > stored[text]]  # fmt: skip
+    report.violations += [
+        f"sent twice, not marked as a possible repeat: {text[:60]}"
+        for text, n in unmarked.items()
+        if n > stored[text]
+    ]

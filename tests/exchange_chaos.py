@@ -86,8 +86,12 @@ class Chaos:
                 status = self.rng.choice((429, 418))
             return Fault(path, status, body, headers=self.rig.limit_headers(wait))
         if kind == "server_error":  # for an order, half the time it was placed all the same
-            return Fault(path, self.rng.choice((500, 502, 503, 504)), {"msg": "unavailable"},
-                         after=placing and self.rng.random() < 0.5)  # fmt: skip
+            return Fault(
+                path,
+                self.rng.choice((500, 502, 503, 504)),
+                {"msg": "unavailable"},
+                after=placing and self.rng.random() < 0.5,
+            )
         if kind == "dropped":
             return Fault(path, 200, {}, after=placing and self.rng.random() < 0.5, drop=True)
         if kind == "rejected":
@@ -130,11 +134,14 @@ class SoakReport:
             found.append(f"{self.fills_booked} fills booked, {self.exchange_trades} traded")
         if self.duplicate_client_ids:
             found.append(f"{self.duplicate_client_ids} client order id(s) placed twice")
-        found += [f"{asset}: books {b}, exchange {v}"
-                  for asset, (b, v) in self.books_vs_exchange.items()]  # fmt: skip
+        found += [
+            f"{asset}: books {b}, exchange {v}" for asset, (b, v) in self.books_vs_exchange.items()
+        ]
         if self.alerts.get("order_rejected", 0) != self.rejected_orders:
-            found.append(f"{self.rejected_orders} orders rejected, "
-                         f"{self.alerts.get('order_rejected', 0)} alerted")  # fmt: skip
+            found.append(
+                f"{self.rejected_orders} orders rejected, "
+                f"{self.alerts.get('order_rejected', 0)} alerted"
+            )
         return found
 
 
@@ -150,10 +157,17 @@ class _Errors(logging.Handler):
 
 
 async def run_fault_soak(
-    tmp_path: Path, candles: pd.DataFrame, *, ticks: int, rate: float = 0.2, seed: int = 1,
-    venue: str = "binance", split: tuple[float, ...] = (1.0,), fee_asset: str = "quote",
+    tmp_path: Path,
+    candles: pd.DataFrame,
+    *,
+    ticks: int,
+    rate: float = 0.2,
+    seed: int = 1,
+    venue: str = "binance",
+    split: tuple[float, ...] = (1.0,),
+    fee_asset: str = "quote",
     walks: bool = False,
-) -> SoakReport:  # fmt: skip
+) -> SoakReport:
     """``ticks`` hourly ticks of EMA 3/7 (it trades often) with a stop-loss on BTC/USDT,
     ``rate`` of the calls failing; returns what was injected and every invariant's result.
     ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
@@ -181,9 +195,13 @@ async def run_fault_soak(
         )  # trade throughout
         async with stack as (trading, market, _):
             chaos.enabled = True
-            invariants = Invariants(fake, tmp_path / "pairpilot.sqlite", VENUES[venue].trade_key,
-                                    grace=0, resting_stops=profile_for(venue).stop_orders,
-                                    )  # a position unprotected for one tick is seen  # fmt: skip
+            invariants = Invariants(
+                fake,
+                tmp_path / "pairpilot.sqlite",
+                VENUES[venue].trade_key,
+                grace=0,
+                resting_stops=profile_for(venue).stop_orders,
+            )  # a position unprotected for one tick is seen
             moment = start
             for _ in range(ticks):
                 moment += HOUR
@@ -191,7 +209,7 @@ async def run_fault_soak(
                 market.at(moment)
                 try:
                     await trading.service.tick("1h")
-                except Exception as error:  # noqa: BLE001  # the finding this soak looks for
+                except Exception as error:  # the finding this soak looks for
                     unhandled.append(f"{type(error).__name__}: {error}"[:300])
                 invariants.check(f"tick at {moment:%m-%d %H:%M}")
             chaos.enabled = False
@@ -213,18 +231,29 @@ async def run_fault_soak(
             "AND note NOT LIKE 'not sent%' AND note NOT LIKE 'never reached%'"
         )
     # An asset neither in the books nor in the user's figures is all theirs (BNB kept for fees).
-    exchange = {asset: fake.balances.get(asset, 0.0) + fake.locked.get(asset, 0.0)
-                - own.get(asset, 0.0) for asset in set(books) | set(own)}  # fmt: skip
-    differ = {asset: (books.get(asset, 0.0), venue) for asset, venue in exchange.items()
-              if abs(books.get(asset, 0.0) - venue) > 1e-6 * max(1.0, abs(venue))}  # fmt: skip
+    exchange = {
+        asset: fake.balances.get(asset, 0.0) + fake.locked.get(asset, 0.0) - own.get(asset, 0.0)
+        for asset in set(books) | set(own)
+    }
+    differ = {
+        asset: (books.get(asset, 0.0), venue)
+        for asset, venue in exchange.items()
+        if abs(books.get(asset, 0.0) - venue) > 1e-6 * max(1.0, abs(venue))
+    }
     client_ids = collections.Counter(order.client_id for order in fake.orders.values())
     return SoakReport(
-        ticks=ticks, requests=chaos.requests, injected=dict(chaos.injected), unhandled=unhandled,
-        violations=chaos.violations, unanswered_orders=chaos.unanswered_orders,
+        ticks=ticks,
+        requests=chaos.requests,
+        injected=dict(chaos.injected),
+        unhandled=unhandled,
+        violations=chaos.violations,
+        unanswered_orders=chaos.unanswered_orders,
         fills_booked=len(fills),
         exchange_trades=sum(len(order.fills) for order in fake.orders.values()),
         duplicate_client_ids=sum(count - 1 for count in client_ids.values()),
-        books_vs_exchange=differ, alerts={kind: count for kind, count in alerts},
+        books_vs_exchange=differ,
+        alerts={kind: count for kind, count in alerts},
         rejected_orders=int(refused[0]) if refused else 0,
-        logged_errors=errors.texts, invariants=invariants,
-    )  # fmt: skip
+        logged_errors=errors.texts,
+        invariants=invariants,
+    )

@@ -113,12 +113,25 @@ class FakeBybit(FakeBinance):
             return self._refuse(10001, "category only support spot")
         rate = f"{self.fee_rate:.8f}".rstrip("0")
         symbols = [params["symbol"]] if params.get("symbol") else sorted(self.prices)
-        return self._reply({"list": [{"symbol": symbol, "baseCoin": "", "takerFeeRate": rate,
-                                      "makerFeeRate": rate} for symbol in symbols]})  # fmt: skip
+        return self._reply(
+            {
+                "list": [
+                    {"symbol": symbol, "baseCoin": "", "takerFeeRate": rate, "makerFeeRate": rate}
+                    for symbol in symbols
+                ]
+            }
+        )
 
     def _reply(self, result: Any, code: int = 0, message: str = "OK") -> web.Response:
-        return web.json_response({"retCode": code, "retMsg": message, "result": result,
-                                  "retExtInfo": {}, "time": self.server_ms()})  # fmt: skip
+        return web.json_response(
+            {
+                "retCode": code,
+                "retMsg": message,
+                "result": result,
+                "retExtInfo": {},
+                "time": self.server_ms(),
+            }
+        )
 
     def _refuse(self, code: int, message: str) -> web.Response:
         return self._reply({}, code, message)
@@ -140,9 +153,12 @@ class FakeBybit(FakeBinance):
             if not (stamp.isdigit() and window.isdigit()) or not (
                 now - int(window) <= int(stamp) < now + 1000
             ):
-                return self._refuse(10002, "invalid request, please check your server timestamp "
-                                    f"or recv_window param. req_timestamp[{stamp}],server_"
-                                    f"timestamp[{now}],recv_window[{window}]")  # fmt: skip
+                return self._refuse(
+                    10002,
+                    "invalid request, please check your server timestamp "
+                    f"or recv_window param. req_timestamp[{stamp}],server_"
+                    f"timestamp[{now}],recv_window[{window}]",
+                )
             params: dict[str, Any] = json.loads(body) if body else dict(request.query)
             if params.get("category", "spot") != "spot":
                 return self._reply({"category": params["category"], "list": []})
@@ -155,8 +171,9 @@ class FakeBybit(FakeBinance):
         return self._reply({"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)})
 
     def _symbols(self) -> list[str]:
-        return sorted({symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"}
-                      | set(self.prices))  # fmt: skip
+        return sorted(
+            {symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"} | set(self.prices)
+        )
 
     async def _instruments(self, request: web.Request) -> web.Response:
         category = request.query.get("category", "")
@@ -177,12 +194,28 @@ class FakeBybit(FakeBinance):
         if symbol not in self.prices:
             return self._refuse(10001, "Not supported symbols")
         price = str(self.prices[symbol])
-        return self._reply({"category": "spot", "list": [{
-            "symbol": symbol, "bid1Price": price, "bid1Size": "1", "ask1Price": price,
-            "ask1Size": "1", "lastPrice": price, "prevPrice24h": price, "price24hPcnt": "0",
-            "highPrice24h": price, "lowPrice24h": price, "turnover24h": "0", "volume24h": "0",
-            "usdIndexPrice": price,
-        }]})  # fmt: skip
+        return self._reply(
+            {
+                "category": "spot",
+                "list": [
+                    {
+                        "symbol": symbol,
+                        "bid1Price": price,
+                        "bid1Size": "1",
+                        "ask1Price": price,
+                        "ask1Size": "1",
+                        "lastPrice": price,
+                        "prevPrice24h": price,
+                        "price24hPcnt": "0",
+                        "highPrice24h": price,
+                        "lowPrice24h": price,
+                        "turnover24h": "0",
+                        "volume24h": "0",
+                        "usdIndexPrice": price,
+                    }
+                ],
+            }
+        )
 
     async def _kline(self, request: web.Request) -> web.Response:
         """Newest first; from ``start`` (and to ``end``) when given; the forming candle too."""
@@ -190,31 +223,49 @@ class FakeBybit(FakeBinance):
         interval = _INTERVALS.get(query.get("interval", ""))
         frame = self.candles.get((query.get("symbol", ""), interval or ""))
         if interval is None or frame is None:
-            return self._refuse(10001, "Invalid period!" if interval is None else "Not supported "
-                                "symbols")  # fmt: skip
+            return self._refuse(
+                10001, "Invalid period!" if interval is None else "Not supported symbols"
+            )
         stamps = frame["timestamp"]
         end = min(int(query.get("end", self.now_ms)), self.now_ms)
         chosen = frame[(stamps >= int(query.get("start", 0))) & (stamps <= end)]
         limit = min(int(query.get("limit", 200)), 1000)
         chosen = chosen.iloc[:limit] if "start" in query else chosen.iloc[-limit:]
-        rows = [[str(int(t)), f"{o}", f"{h}", f"{lo}", f"{c}", f"{v}", f"{v * c}"]
-                for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)]  # fmt: skip
-        return self._reply({"category": "spot", "symbol": query.get("symbol"),
-                            "list": list(reversed(rows))})  # fmt: skip
+        rows = [
+            [str(int(t)), f"{o}", f"{h}", f"{lo}", f"{c}", f"{v}", f"{v * c}"]
+            for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)
+        ]
+        return self._reply(
+            {"category": "spot", "symbol": query.get("symbol"), "list": list(reversed(rows))}
+        )
 
     async def _wallet(self, params: dict[str, Any]) -> web.Response:
         if params.get("accountType") != "UNIFIED":
             return self._refuse(10001, "accountType only support UNIFIED.")
         coins = [
-            {"coin": asset, "walletBalance": f"{free + used:.8f}", "locked": f"{used:.8f}",
-             "equity": f"{free + used:.8f}", "availableToWithdraw": "", "availableToBorrow": "",
-             "borrowAmount": "0", "accruedInterest": "0", "totalOrderIM": "0",
-             "totalPositionIM": "0", "totalPositionMM": "0", "unrealisedPnl": "0",
-             "cumRealisedPnl": "0", "usdValue": "0", "bonus": "0", "collateralSwitch": True,
-             "marginCollateral": True, "spotHedgingQty": "0"}
+            {
+                "coin": asset,
+                "walletBalance": f"{free + used:.8f}",
+                "locked": f"{used:.8f}",
+                "equity": f"{free + used:.8f}",
+                "availableToWithdraw": "",
+                "availableToBorrow": "",
+                "borrowAmount": "0",
+                "accruedInterest": "0",
+                "totalOrderIM": "0",
+                "totalPositionIM": "0",
+                "totalPositionMM": "0",
+                "unrealisedPnl": "0",
+                "cumRealisedPnl": "0",
+                "usdValue": "0",
+                "bonus": "0",
+                "collateralSwitch": True,
+                "marginCollateral": True,
+                "spotHedgingQty": "0",
+            }
             for asset in sorted(set(self.balances) | set(self.locked))
             for free, used in [(self.balances.get(asset, 0.0), self.locked.get(asset, 0.0))]
-        ]  # fmt: skip
+        ]
         account = {"accountType": "UNIFIED", "coin": coins, "totalEquity": "0"}
         return self._reply({"list": [account]})
 
@@ -279,23 +330,34 @@ class FakeBybit(FakeBinance):
         else:
             candidates = [o for o in self.orders.values() if (o.status != "NEW") == closed]
         listed = [
-            o for o in reversed(candidates)
+            o
+            for o in reversed(candidates)
             if wanted in (None, self._filter_of(o))
             and params.get("symbol") in (None, o.symbol)
             and params.get("orderStatus") in (None, _status(o, self._filter_of(o)))
-        ]  # fmt: skip
+        ]
         return listed[: int(params.get("limit", 20))]
 
     async def _realtime(self, params: dict[str, Any]) -> web.Response:
         closed = str(params.get("openOnly", "0")) == "1"
         listed = self._listed(params, closed=closed)
-        return self._reply({"category": "spot", "nextPageCursor": "",
-                            "list": [self._order_json(o) for o in listed]})  # fmt: skip
+        return self._reply(
+            {
+                "category": "spot",
+                "nextPageCursor": "",
+                "list": [self._order_json(o) for o in listed],
+            }
+        )
 
     async def _history(self, params: dict[str, Any]) -> web.Response:
         listed = [o for o in self._listed(params, closed=True) if o.status != "NEW"]
-        return self._reply({"category": "spot", "nextPageCursor": "",
-                            "list": [self._order_json(o) for o in listed]})  # fmt: skip
+        return self._reply(
+            {
+                "category": "spot",
+                "nextPageCursor": "",
+                "list": [self._order_json(o) for o in listed],
+            }
+        )
 
     async def _cancel_one(self, params: dict[str, Any]) -> web.Response:
         order = self._find(params)
@@ -311,21 +373,46 @@ class FakeBybit(FakeBinance):
             orders = [order] if order else []
         else:
             orders = [o for o in self.orders.values() if params.get("symbol") in (None, o.symbol)]
-        return self._reply({"category": "spot", "nextPageCursor": "", "list": [
-            {"symbol": o.symbol, "orderId": _order_id(o), "orderLinkId": o.client_id,
-             "side": o.side.capitalize(), "orderPrice": f"{o.stop_price}" if o.kind == "LIMIT"
-             else "0", "orderQty": f"{o.quantity:.8f}", "leavesQty": "0",
-             "createType": "CreateByUser", "orderType": "Limit" if o.kind == "LIMIT"
-             else "Market", "stopOrderType": self._stop_type(o),
-             "execFee": fill["commission"], "feeCurrency": fill["commissionAsset"],
-             "execId": str(fill["tradeId"]), "execPrice": fill["price"], "execQty": fill["qty"],
-             "execType": "Trade",
-             "execValue": f"{float(fill['price']) * float(fill['qty']):.8f}",
-             "execTime": str(o.time), "isMaker": False, "feeRate": f"{self.fee_rate}",
-             "tradeIv": "", "markIv": "", "markPrice": "", "indexPrice": "",
-             "underlyingPrice": "", "blockTradeId": "", "closedSize": "", "seq": fill["tradeId"]}
-            for o in reversed(orders) for fill in o.fills
-        ]})  # fmt: skip
+        return self._reply(
+            {
+                "category": "spot",
+                "nextPageCursor": "",
+                "list": [
+                    {
+                        "symbol": o.symbol,
+                        "orderId": _order_id(o),
+                        "orderLinkId": o.client_id,
+                        "side": o.side.capitalize(),
+                        "orderPrice": f"{o.stop_price}" if o.kind == "LIMIT" else "0",
+                        "orderQty": f"{o.quantity:.8f}",
+                        "leavesQty": "0",
+                        "createType": "CreateByUser",
+                        "orderType": "Limit" if o.kind == "LIMIT" else "Market",
+                        "stopOrderType": self._stop_type(o),
+                        "execFee": fill["commission"],
+                        "feeCurrency": fill["commissionAsset"],
+                        "execId": str(fill["tradeId"]),
+                        "execPrice": fill["price"],
+                        "execQty": fill["qty"],
+                        "execType": "Trade",
+                        "execValue": f"{float(fill['price']) * float(fill['qty']):.8f}",
+                        "execTime": str(o.time),
+                        "isMaker": False,
+                        "feeRate": f"{self.fee_rate}",
+                        "tradeIv": "",
+                        "markIv": "",
+                        "markPrice": "",
+                        "indexPrice": "",
+                        "underlyingPrice": "",
+                        "blockTradeId": "",
+                        "closedSize": "",
+                        "seq": fill["tradeId"],
+                    }
+                    for o in reversed(orders)
+                    for fill in o.fills
+                ],
+            }
+        )
 
     def _stop_type(self, order: Order) -> str:
         return {"tpslOrder": "tpslOrder", "StopOrder": "Stop"}.get(self._filter_of(order), "")
@@ -340,26 +427,49 @@ class FakeBybit(FakeBinance):
         qty = order.quantity * self.prices[order.symbol] if unit == "quoteCoin" else order.quantity
         limit = order.kind == "LIMIT"
         return {
-            "orderId": _order_id(order), "orderLinkId": order.client_id, "blockTradeId": "",
-            "symbol": order.symbol, "price": f"{order.stop_price}" if limit else "0",
-            "qty": f"{qty:.8f}", "side": order.side.capitalize(), "isLeverage": "0",
-            "positionIdx": 0, "orderStatus": _status(order, order_filter),
+            "orderId": _order_id(order),
+            "orderLinkId": order.client_id,
+            "blockTradeId": "",
+            "symbol": order.symbol,
+            "price": f"{order.stop_price}" if limit else "0",
+            "qty": f"{qty:.8f}",
+            "side": order.side.capitalize(),
+            "isLeverage": "0",
+            "positionIdx": 0,
+            "orderStatus": _status(order, order_filter),
             "cancelType": "CancelByUser" if order.status == "CANCELED" else "UNKNOWN",
-            "rejectReason": "EC_NoError", "avgPrice": f"{average}" if average else "",
-            "leavesQty": f"{order.quantity - order.executed:.8f}" if order.status == "NEW"
-            else "0", "leavesValue": "0", "cumExecQty": f"{order.executed:.8f}",
-            "cumExecValue": f"{order.quote:.8f}", "cumExecFee": f"{fee:.8f}",
+            "rejectReason": "EC_NoError",
+            "avgPrice": f"{average}" if average else "",
+            "leavesQty": f"{order.quantity - order.executed:.8f}" if order.status == "NEW" else "0",
+            "leavesValue": "0",
+            "cumExecQty": f"{order.executed:.8f}",
+            "cumExecValue": f"{order.quote:.8f}",
+            "cumExecFee": f"{fee:.8f}",
             "cumFeeDetail": {fee_asset: f"{fee:.8f}"} if fee_asset else {},
-            "timeInForce": "GTC" if limit else "IOC", "orderType": "Limit" if limit
-            else "Market", "stopOrderType": self._stop_type(order), "orderIv": "",
-            "marketUnit": unit, "triggerPrice": f"{order.stop_price}" if stop else "0",
-            "takeProfit": "0", "stopLoss": "0", "tpTriggerBy": "", "slTriggerBy": "",
-            "triggerDirection": 2 if stop else 0, "triggerBy": "LastPrice" if stop else "",
-            "lastPriceOnCreated": "", "reduceOnly": stop, "closeOnTrigger": False,
-            "placeType": "", "smpType": "None", "smpGroup": 0, "smpOrderId": "",
-            "slLimitPrice": "0", "tpLimitPrice": "0",
-            "createdTime": str(order.time), "updatedTime": str(order.time),
-        }  # fmt: skip
+            "timeInForce": "GTC" if limit else "IOC",
+            "orderType": "Limit" if limit else "Market",
+            "stopOrderType": self._stop_type(order),
+            "orderIv": "",
+            "marketUnit": unit,
+            "triggerPrice": f"{order.stop_price}" if stop else "0",
+            "takeProfit": "0",
+            "stopLoss": "0",
+            "tpTriggerBy": "",
+            "slTriggerBy": "",
+            "triggerDirection": 2 if stop else 0,
+            "triggerBy": "LastPrice" if stop else "",
+            "lastPriceOnCreated": "",
+            "reduceOnly": stop,
+            "closeOnTrigger": False,
+            "placeType": "",
+            "smpType": "None",
+            "smpGroup": 0,
+            "smpOrderId": "",
+            "slLimitPrice": "0",
+            "tpLimitPrice": "0",
+            "createdTime": str(order.time),
+            "updatedTime": str(order.time),
+        }
 
 
 def _order_id(order: Order) -> str:
@@ -392,22 +502,36 @@ def _size_refusal(qty: float, value: float, unit: str) -> tuple[int, str] | None
 
 def _instrument(symbol: str) -> dict[str, Any]:
     return {
-        "symbol": symbol, "baseCoin": symbol[:-4], "quoteCoin": symbol[-4:], "innovation": "0",
-        "status": "Trading", "marginTrading": "utaOnly", "stTag": "0",
-        "lotSizeFilter": {"basePrecision": f"{LOT_STEP}", "quotePrecision": "0.00000001",
-                          "minOrderQty": f"{LOT_STEP}", "maxOrderQty": "9000",
-                          "minOrderAmt": f"{MIN_ORDER_VALUE}", "maxOrderAmt": "9000000"},
+        "symbol": symbol,
+        "baseCoin": symbol[:-4],
+        "quoteCoin": symbol[-4:],
+        "innovation": "0",
+        "status": "Trading",
+        "marginTrading": "utaOnly",
+        "stTag": "0",
+        "lotSizeFilter": {
+            "basePrecision": f"{LOT_STEP}",
+            "quotePrecision": "0.00000001",
+            "minOrderQty": f"{LOT_STEP}",
+            "maxOrderQty": "9000",
+            "minOrderAmt": f"{MIN_ORDER_VALUE}",
+            "maxOrderAmt": "9000000",
+        },
         "priceFilter": {"tickSize": "0.01"},
         "riskParameters": {"priceLimitRatioX": "0.05", "priceLimitRatioY": "0.05"},
-    }  # fmt: skip
+    }
 
 
 def limit_spent_headers(wait: int, skew_ms: int = 0) -> dict[str, str]:
     """The headers of Bybit's 10006 answer: no Retry-After, only when the spent limit resets
     and the server's time now (its clock's milliseconds)."""
     now = int(time.time() * 1000) + skew_ms
-    return {"X-Bapi-Limit": "20", "X-Bapi-Limit-Status": "0", "Timenow": str(now),
-            "X-Bapi-Limit-Reset-Timestamp": str(now + wait * 1000)}  # fmt: skip
+    return {
+        "X-Bapi-Limit": "20",
+        "X-Bapi-Limit-Status": "0",
+        "Timenow": str(now),
+        "X-Bapi-Limit-Reset-Timestamp": str(now + wait * 1000),
+    }
 
 
 @asynccontextmanager

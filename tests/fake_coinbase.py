@@ -62,8 +62,13 @@ from tests.fake_exchange import INTERVALS_MS, FakeBinance, Order
 from tests.loopback import serve_app
 
 _IDS = uuid.UUID("0f6f4c52-2b1e-4c55-9d0c-5a6e0c3b7a10")  # the fake's UUIDs: pure functions
-_GRANULARITY = {"ONE_MINUTE": "1m", "FIVE_MINUTE": "5m", "FIFTEEN_MINUTE": "15m",
-                "ONE_HOUR": "1h", "ONE_DAY": "1d"}  # fmt: skip
+_GRANULARITY = {
+    "ONE_MINUTE": "1m",
+    "FIVE_MINUTE": "5m",
+    "FIFTEEN_MINUTE": "15m",
+    "ONE_HOUR": "1h",
+    "ONE_DAY": "1d",
+}
 _STATUS = {"NEW": "OPEN", "FILLED": "FILLED", "CANCELED": "CANCELLED", "EXPIRED": "CANCELLED"}
 _STAMP_WINDOW_S = 30
 _MAX_CANDLES = 350
@@ -163,9 +168,14 @@ class FakeCoinbase(FakeBinance):
         ):
             return _error("unauthorized", "invalid api key or signature", 401)
         if not stamp.isdigit() or abs(self.server_ms() / 1000 - int(stamp)) > _STAMP_WINDOW_S:
-            return web.json_response({"errors": [{
-                "id": "authentication_error", "message": "request timestamp expired"}]},
-                status=401)  # fmt: skip
+            return web.json_response(
+                {
+                    "errors": [
+                        {"id": "authentication_error", "message": "request timestamp expired"}
+                    ]
+                },
+                status=401,
+            )
         return None
 
     def _jwt_refusal(self, request: web.Request) -> web.Response | None:
@@ -188,39 +198,54 @@ class FakeCoinbase(FakeBinance):
         uri = str(claims.get("uri", "")).replace("http://", "")
         now = self.server_ms() / 1000
         if (
-            header.get("alg") != "ES256" or header.get("kid") != self.api_key
+            header.get("alg") != "ES256"
+            or header.get("kid") != self.api_key
             or claims.get("sub") != self.api_key
             or uri != f"{request.method} {request.host}{request.path}"
-            or not claims.get("nbf", now) - _STAMP_WINDOW_S <= now
+            or not claims.get("nbf", now) - _STAMP_WINDOW_S
+            <= now
             <= claims.get("exp", 0) + _STAMP_WINDOW_S
-        ):  # fmt: skip
+        ):
             return _error("unauthorized", "JWT claims do not match the request", 401)
         return None
 
     async def _cb_time(self, request: web.Request) -> web.Response:
         now = self.server_ms()
-        return web.json_response({"iso": _iso(now), "epochSeconds": str(now // 1000),
-                                  "epochMillis": str(now)})  # fmt: skip
+        return web.json_response(
+            {"iso": _iso(now), "epochSeconds": str(now // 1000), "epochMillis": str(now)}
+        )
 
     async def _fiat(self, request: web.Request) -> web.Response:
-        return web.json_response({"data": [{"id": "USD", "name": "US Dollar",
-                                            "min_size": "0.01"}]})  # fmt: skip
+        return web.json_response({"data": [{"id": "USD", "name": "US Dollar", "min_size": "0.01"}]})
 
     async def _crypto(self, request: web.Request) -> web.Response:
         coins = sorted({s[:-4] for s in self._symbols()} | {s[-4:] for s in self._symbols()})
-        return web.json_response({"data": [
-            {"asset_id": str(uuid.uuid5(_IDS, code)), "code": code, "name": code, "color": "",
-             "sort_index": 0, "exponent": 8, "type": "crypto", "address_regex": ""}
-            for code in coins
-        ]})  # fmt: skip
+        return web.json_response(
+            {
+                "data": [
+                    {
+                        "asset_id": str(uuid.uuid5(_IDS, code)),
+                        "code": code,
+                        "name": code,
+                        "color": "",
+                        "sort_index": 0,
+                        "exponent": 8,
+                        "type": "crypto",
+                        "address_regex": "",
+                    }
+                    for code in coins
+                ]
+            }
+        )
 
     async def _rates(self, request: web.Request) -> web.Response:
         rates = {s[:-4]: f"{1 / price}" for s, price in self.prices.items() if price}
         return web.json_response({"data": {"currency": "USD", "rates": rates}})
 
     def _symbols(self) -> list[str]:
-        return sorted({symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"}
-                      | set(self.prices))  # fmt: skip
+        return sorted(
+            {symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"} | set(self.prices)
+        )
 
     async def _products(self, request: web.Request) -> web.Response:
         if request.query.get("product_type", "SPOT") != "SPOT":
@@ -230,15 +255,29 @@ class FakeCoinbase(FakeBinance):
 
     async def _summary(self, params: dict[str, Any], request: web.Request) -> web.Response:
         rate = f"{self.fee_rate}"
-        return web.json_response({
-            "total_volume": 0, "total_fees": 0, "fee_tier": {
-                "pricing_tier": "Advanced 1", "usd_from": "0", "usd_to": "1000",
-                "taker_fee_rate": rate, "maker_fee_rate": rate, "aop_from": "", "aop_to": ""},
-            "margin_rate": None, "goods_and_services_tax": None,
-            "advanced_trade_only_volume": 0, "advanced_trade_only_fees": 0,
-            "coinbase_pro_volume": 0, "coinbase_pro_fees": 0, "total_balance": "",
-            "has_promo_fee": False,
-        })  # fmt: skip
+        return web.json_response(
+            {
+                "total_volume": 0,
+                "total_fees": 0,
+                "fee_tier": {
+                    "pricing_tier": "Advanced 1",
+                    "usd_from": "0",
+                    "usd_to": "1000",
+                    "taker_fee_rate": rate,
+                    "maker_fee_rate": rate,
+                    "aop_from": "",
+                    "aop_to": "",
+                },
+                "margin_rate": None,
+                "goods_and_services_tax": None,
+                "advanced_trade_only_volume": 0,
+                "advanced_trade_only_fees": 0,
+                "coinbase_pro_volume": 0,
+                "coinbase_pro_fees": 0,
+                "total_balance": "",
+                "has_promo_fee": False,
+            }
+        )
 
     async def _ticker_v3(self, request: web.Request) -> web.Response:
         product = request.match_info["product"]
@@ -246,10 +285,24 @@ class FakeCoinbase(FakeBinance):
         if symbol not in self.prices:
             return _error("NOT_FOUND", "ProductID is invalid", 404)
         price = f"{self.prices[symbol]}"
-        return web.json_response({"trades": [{
-            "trade_id": "1", "product_id": product, "price": price, "size": "0.001",
-            "time": _iso(self.now_ms), "side": "BUY", "bid": "", "ask": ""}],
-            "best_bid": price, "best_ask": price})  # fmt: skip
+        return web.json_response(
+            {
+                "trades": [
+                    {
+                        "trade_id": "1",
+                        "product_id": product,
+                        "price": price,
+                        "size": "0.001",
+                        "time": _iso(self.now_ms),
+                        "side": "BUY",
+                        "bid": "",
+                        "ask": "",
+                    }
+                ],
+                "best_bid": price,
+                "best_ask": price,
+            }
+        )
 
     async def _candles(self, request: web.Request) -> web.Response:
         """Newest first, from ``start`` to ``end`` (seconds) at most 350 of them; the forming
@@ -261,27 +314,48 @@ class FakeCoinbase(FakeBinance):
             return _error("INVALID_ARGUMENT", "granularity or product is invalid", 400)
         start, end = int(query.get("start", 0)) * 1000, int(query.get("end", 0)) * 1000
         if (end - start) // INTERVALS_MS[interval] > _MAX_CANDLES:
-            return _error("INVALID_ARGUMENT", "number of candles requested should be less "
-                                              f"than {_MAX_CANDLES}", 400)  # fmt: skip
+            return _error(
+                "INVALID_ARGUMENT",
+                f"number of candles requested should be less than {_MAX_CANDLES}",
+                400,
+            )
         stamps = frame["timestamp"]
         chosen = frame[(stamps >= start) & (stamps <= min(end, self.now_ms))]
-        rows = [{"start": str(int(t) // 1000), "low": f"{lo}", "high": f"{h}", "open": f"{o}",
-                 "close": f"{c}", "volume": f"{v}"}
-                for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)]  # fmt: skip
+        rows = [
+            {
+                "start": str(int(t) // 1000),
+                "low": f"{lo}",
+                "high": f"{h}",
+                "open": f"{o}",
+                "close": f"{c}",
+                "volume": f"{v}",
+            }
+            for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)
+        ]
         return web.json_response({"candles": list(reversed(rows))})
 
     async def _accounts(self, params: dict[str, Any], request: web.Request) -> web.Response:
         accounts = [
-            {"uuid": str(uuid.uuid5(_IDS, f"account-{asset}")), "name": f"{asset} Wallet",
-             "currency": asset, "available_balance": {"value": f"{free:.8f}", "currency": asset},
-             "default": True, "active": True, "created_at": _iso(0), "updated_at": _iso(0),
-             "deleted_at": None, "type": "ACCOUNT_TYPE_CRYPTO", "ready": True,
-             "hold": {"value": f"{used:.8f}", "currency": asset}}
+            {
+                "uuid": str(uuid.uuid5(_IDS, f"account-{asset}")),
+                "name": f"{asset} Wallet",
+                "currency": asset,
+                "available_balance": {"value": f"{free:.8f}", "currency": asset},
+                "default": True,
+                "active": True,
+                "created_at": _iso(0),
+                "updated_at": _iso(0),
+                "deleted_at": None,
+                "type": "ACCOUNT_TYPE_CRYPTO",
+                "ready": True,
+                "hold": {"value": f"{used:.8f}", "currency": asset},
+            }
             for asset in sorted(set(self.balances) | set(self.locked))
             for free, used in [(self.balances.get(asset, 0.0), self.locked.get(asset, 0.0))]
-        ]  # fmt: skip
-        return web.json_response({"accounts": accounts, "has_next": False, "cursor": "",
-                                  "size": len(accounts)})  # fmt: skip
+        ]
+        return web.json_response(
+            {"accounts": accounts, "has_next": False, "cursor": "", "size": len(accounts)}
+        )
 
     async def _create(self, params: dict[str, Any], request: web.Request) -> web.Response:
         """An order: the answer names it only; a client id used before answers its order."""
@@ -295,8 +369,9 @@ class FakeCoinbase(FakeBinance):
         symbol = _symbol(product)
         configuration = params.get("order_configuration") or {}
         if symbol not in self.prices or side not in ("BUY", "SELL") or len(configuration) != 1:
-            return _error("INVALID_ARGUMENT", "product_id, side or order_configuration is "
-                                              "invalid", 400)  # fmt: skip
+            return _error(
+                "INVALID_ARGUMENT", "product_id, side or order_configuration is invalid", 400
+            )
         ((kind, terms),) = configuration.items()
         price = self.prices[symbol]
         if kind == "market_market_ioc" and "quote_size" in terms and side == "BUY":
@@ -310,8 +385,12 @@ class FakeCoinbase(FakeBinance):
             quantity, level = float(terms["base_size"]), float(terms["limit_price"])
             sized, value, engine_kind = "base_size", quantity * level, "LIMIT"
         else:
-            return _failed("UNSUPPORTED_ORDER_CONFIGURATION", "order configuration not "
-                           "supported", "PREVIEW_INVALID_ORDER_CONFIG", configuration)  # fmt: skip
+            return _failed(
+                "UNSUPPORTED_ORDER_CONFIGURATION",
+                "order configuration not supported",
+                "PREVIEW_INVALID_ORDER_CONFIG",
+                configuration,
+            )
         if value < QUOTE_MIN or quantity < BASE_STEP:
             return _failed(
                 "UNKNOWN_FAILURE_REASON",
@@ -321,8 +400,12 @@ class FakeCoinbase(FakeBinance):
             )
         order = self.open_order(client_id, symbol, side, engine_kind, round(quantity, 8), level)
         if order is None:
-            return _failed("INSUFFICIENT_FUND", "Insufficient balance in source account",
-                           "PREVIEW_INSUFFICIENT_FUND", configuration)  # fmt: skip
+            return _failed(
+                "INSUFFICIENT_FUND",
+                "Insufficient balance in source account",
+                "PREVIEW_INSUFFICIENT_FUND",
+                configuration,
+            )
         self.sized[order.order_id] = sized
         self.configurations[order.order_id] = configuration
         return _taken(order)
@@ -333,9 +416,14 @@ class FakeCoinbase(FakeBinance):
     async def _get_order(self, params: dict[str, Any], request: web.Request) -> web.Response:
         order = self._by_uuid(request.match_info["order_id"])
         if order is None:
-            return web.json_response({"error": "NOT_FOUND", "error_details": "order with this "
-                                      "orderID was not found", "message": "order with this "
-                                      "orderID was not found"}, status=404)  # fmt: skip
+            return web.json_response(
+                {
+                    "error": "NOT_FOUND",
+                    "error_details": "order with this orderID was not found",
+                    "message": "order with this orderID was not found",
+                },
+                status=404,
+            )
         return web.json_response({"order": self._order_json(order)})
 
     async def _batch(self, params: dict[str, Any], request: web.Request) -> web.Response:
@@ -350,30 +438,36 @@ class FakeCoinbase(FakeBinance):
         since = datetime.fromisoformat(start).timestamp() * 1000 if start else None
         until = datetime.fromisoformat(end).timestamp() * 1000 if end else None
         listed = [
-            o for o in reversed(self.orders.values())
+            o
+            for o in reversed(self.orders.values())
             if (not statuses or _STATUS[o.status] in statuses)
             and (not products or _product_id(o.symbol) in products)
             and (not wanted or order_uuid(o.order_id) in wanted)
             and (since is None or o.time >= since)
             and (until is None or o.time <= until)
-        ]  # fmt: skip
+        ]
         limit = min(int(params.get("limit") or 100), 1000)
         offset = int(params.get("cursor") or 0)
         more = len(listed) > offset + limit
-        return web.json_response({
-            "orders": [self._order_json(o) for o in listed[offset : offset + limit]],
-            "sequence": "0", "has_next": more, "cursor": str(offset + limit) if more else "",
-        })  # fmt: skip
+        return web.json_response(
+            {
+                "orders": [self._order_json(o) for o in listed[offset : offset + limit]],
+                "sequence": "0",
+                "has_next": more,
+                "cursor": str(offset + limit) if more else "",
+            }
+        )
 
     async def _fills(self, params: dict[str, Any], request: web.Request) -> web.Response:
         wanted = params.get("order_ids") or []
         products = (params.get("product_ids") or []) + (params.get("product_id") or [])
         fills = [
-            self._fill_json(o, fill) for o in reversed(self.orders.values())
+            self._fill_json(o, fill)
+            for o in reversed(self.orders.values())
             if (not wanted or order_uuid(o.order_id) in wanted)
             and (not products or _product_id(o.symbol) in products)
             for fill in reversed(o.fills)
-        ]  # fmt: skip
+        ]
         return web.json_response({"fills": fills, "cursor": ""})
 
     async def _batch_cancel(self, params: dict[str, Any], request: web.Request) -> web.Response:
@@ -381,12 +475,18 @@ class FakeCoinbase(FakeBinance):
         for wanted in params.get("order_ids") or []:
             order = self._by_uuid(str(wanted))
             if order is None or order.status != "NEW":
-                results.append({"success": False, "failure_reason": "UNKNOWN_CANCEL_ORDER",
-                                "order_id": wanted})  # fmt: skip
+                results.append(
+                    {"success": False, "failure_reason": "UNKNOWN_CANCEL_ORDER", "order_id": wanted}
+                )
                 continue
             self._cancel(order)
-            results.append({"success": True, "failure_reason": "UNKNOWN_CANCEL_FAILURE_REASON",
-                            "order_id": wanted})  # fmt: skip
+            results.append(
+                {
+                    "success": True,
+                    "failure_reason": "UNKNOWN_CANCEL_FAILURE_REASON",
+                    "order_id": wanted,
+                }
+            )
         return web.json_response({"results": results})
 
     def _fill_json(self, order: Order, fill: dict[str, Any]) -> dict[str, Any]:
@@ -394,14 +494,21 @@ class FakeCoinbase(FakeBinance):
         price, qty = float(fill["price"]), float(fill["qty"])
         return {
             "entry_id": hashlib.sha256(str(fill["tradeId"]).encode()).hexdigest(),
-            "trade_id": trade_uuid(fill["tradeId"]), "order_id": order_uuid(order.order_id),
-            "trade_time": _iso(order.time), "trade_type": "FILL", "price": fill["price"],
+            "trade_id": trade_uuid(fill["tradeId"]),
+            "order_id": order_uuid(order.order_id),
+            "trade_time": _iso(order.time),
+            "trade_type": "FILL",
+            "price": fill["price"],
             "size": f"{price * qty:.10f}" if in_quote else fill["qty"],
-            "commission": fill["commission"], "product_id": _product_id(order.symbol),
-            "sequence_timestamp": _iso(order.time), "liquidity_indicator": "TAKER",
-            "size_in_quote": in_quote, "user_id": "3333-333333-3333333",
-            "side": order.side, "retail_portfolio_id": "",
-        }  # fmt: skip
+            "commission": fill["commission"],
+            "product_id": _product_id(order.symbol),
+            "sequence_timestamp": _iso(order.time),
+            "liquidity_indicator": "TAKER",
+            "size_in_quote": in_quote,
+            "user_id": "3333-333333-3333333",
+            "side": order.side,
+            "retail_portfolio_id": "",
+        }
 
     def _order_json(self, order: Order) -> dict[str, Any]:
         fees = sum(float(fill["commission"]) for fill in order.fills)
@@ -409,28 +516,42 @@ class FakeCoinbase(FakeBinance):
         limit = order.kind == "LIMIT"
         configuration = self.configurations.get(order.order_id, {})
         return {
-            "order_id": order_uuid(order.order_id), "product_id": _product_id(order.symbol),
-            "user_id": "3333-333333-3333333", "order_configuration": configuration,
-            "side": order.side, "client_order_id": order.client_id,
+            "order_id": order_uuid(order.order_id),
+            "product_id": _product_id(order.symbol),
+            "user_id": "3333-333333-3333333",
+            "order_configuration": configuration,
+            "side": order.side,
+            "client_order_id": order.client_id,
             "status": _STATUS[order.status],
             "time_in_force": "GOOD_UNTIL_CANCELLED" if limit else "IMMEDIATE_OR_CANCEL",
             "created_time": _iso(order.time),
             "completion_percentage": f"{100 * order.executed / order.quantity:.2f}",
-            "filled_size": f"{order.executed:.8f}", "average_filled_price": f"{average}",
-            "fee": "", "number_of_fills": str(len(order.fills)),
-            "filled_value": f"{order.quote:.8f}", "pending_cancel": False,
+            "filled_size": f"{order.executed:.8f}",
+            "average_filled_price": f"{average}",
+            "fee": "",
+            "number_of_fills": str(len(order.fills)),
+            "filled_value": f"{order.quote:.8f}",
+            "pending_cancel": False,
             "size_in_quote": self.sized.get(order.order_id) == "quote_size",
-            "total_fees": f"{fees:.8f}", "size_inclusive_of_fees":
-            self.sized.get(order.order_id) == "quote_size",
+            "total_fees": f"{fees:.8f}",
+            "size_inclusive_of_fees": self.sized.get(order.order_id) == "quote_size",
             "total_value_after_fees": f"{order.quote + fees:.8f}",
-            "trigger_status": "INVALID_ORDER_TYPE", "order_type": "LIMIT" if limit
-            else "MARKET", "reject_reason": "REJECT_REASON_UNSPECIFIED", "settled": True,
-            "product_type": "SPOT", "reject_message": "", "cancel_message": "",
-            "order_placement_source": "RETAIL_ADVANCED", "outstanding_hold_amount": "0",
-            "is_liquidation": False, "last_fill_time": _iso(order.time) if order.fills else None,
-            "edit_history": [], "leverage": "", "margin_type": "UNKNOWN_MARGIN_TYPE",
+            "trigger_status": "INVALID_ORDER_TYPE",
+            "order_type": "LIMIT" if limit else "MARKET",
+            "reject_reason": "REJECT_REASON_UNSPECIFIED",
+            "settled": True,
+            "product_type": "SPOT",
+            "reject_message": "",
+            "cancel_message": "",
+            "order_placement_source": "RETAIL_ADVANCED",
+            "outstanding_hold_amount": "0",
+            "is_liquidation": False,
+            "last_fill_time": _iso(order.time) if order.fills else None,
+            "edit_history": [],
+            "leverage": "",
+            "margin_type": "UNKNOWN_MARGIN_TYPE",
             "retail_portfolio_id": "",
-        }  # fmt: skip
+        }
 
 
 _LISTS = ("order_status", "order_ids", "product_ids", "product_id")
@@ -441,24 +562,41 @@ _LIMIT_PAGE = (
 
 
 def _taken(order: Order) -> web.Response:
-    return web.json_response({"success": True, "success_response": {
-        "order_id": order_uuid(order.order_id), "product_id": _product_id(order.symbol),
-        "side": order.side, "client_order_id": order.client_id}})  # fmt: skip
+    return web.json_response(
+        {
+            "success": True,
+            "success_response": {
+                "order_id": order_uuid(order.order_id),
+                "product_id": _product_id(order.symbol),
+                "side": order.side,
+                "client_order_id": order.client_id,
+            },
+        }
+    )
 
 
 def _failed(error: str, message: str, preview: str, configuration: Any) -> web.Response:
     """Coinbase's refusal of an order: HTTP 200, ``success`` false."""
-    return web.json_response({
-        "success": False, "failure_reason": "UNKNOWN_FAILURE_REASON", "order_id": "",
-        "error_response": {"error": error, "message": message, "error_details": "",
-                           "preview_failure_reason": preview},
-        "order_configuration": configuration,
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "success": False,
+            "failure_reason": "UNKNOWN_FAILURE_REASON",
+            "order_id": "",
+            "error_response": {
+                "error": error,
+                "message": message,
+                "error_details": "",
+                "preview_failure_reason": preview,
+            },
+            "order_configuration": configuration,
+        }
+    )
 
 
 def _error(error: str, message: str, status: int) -> web.Response:
-    return web.json_response({"error": error, "error_details": message, "message": message},
-                             status=status)  # fmt: skip
+    return web.json_response(
+        {"error": error, "error_details": message, "message": message}, status=status
+    )
 
 
 def _unbase64(part: str) -> bytes:
@@ -481,20 +619,42 @@ def _symbol(product_id: str) -> str:
 def _product(symbol: str, price: float) -> dict[str, Any]:
     base, quote = symbol[:-4], symbol[-4:]
     return {
-        "product_id": _product_id(symbol), "price": f"{price}",
-        "price_percentage_change_24h": "0", "volume_24h": "0",
-        "volume_percentage_change_24h": "0", "base_increment": f"{BASE_STEP}",
-        "quote_increment": "0.01", "quote_min_size": f"{QUOTE_MIN}",
-        "quote_max_size": "10000000", "base_min_size": f"{BASE_STEP}", "base_max_size": "3400",
-        "base_name": base, "quote_name": quote, "watched": False, "is_disabled": False,
-        "new": False, "status": "online", "cancel_only": False, "limit_only": False,
-        "post_only": False, "trading_disabled": False, "auction_mode": False,
-        "product_type": "SPOT", "quote_currency_id": quote, "base_currency_id": base,
-        "fcm_trading_session_details": None, "mid_market_price": "", "alias": "",
-        "alias_to": [], "base_display_symbol": base, "quote_display_symbol": quote,
-        "view_only": False, "price_increment": "0.01", "display_name": _product_id(symbol),
+        "product_id": _product_id(symbol),
+        "price": f"{price}",
+        "price_percentage_change_24h": "0",
+        "volume_24h": "0",
+        "volume_percentage_change_24h": "0",
+        "base_increment": f"{BASE_STEP}",
+        "quote_increment": "0.01",
+        "quote_min_size": f"{QUOTE_MIN}",
+        "quote_max_size": "10000000",
+        "base_min_size": f"{BASE_STEP}",
+        "base_max_size": "3400",
+        "base_name": base,
+        "quote_name": quote,
+        "watched": False,
+        "is_disabled": False,
+        "new": False,
+        "status": "online",
+        "cancel_only": False,
+        "limit_only": False,
+        "post_only": False,
+        "trading_disabled": False,
+        "auction_mode": False,
+        "product_type": "SPOT",
+        "quote_currency_id": quote,
+        "base_currency_id": base,
+        "fcm_trading_session_details": None,
+        "mid_market_price": "",
+        "alias": "",
+        "alias_to": [],
+        "base_display_symbol": base,
+        "quote_display_symbol": quote,
+        "view_only": False,
+        "price_increment": "0.01",
+        "display_name": _product_id(symbol),
         "product_venue": "CBE",
-    }  # fmt: skip
+    }
 
 
 @asynccontextmanager
@@ -508,8 +668,11 @@ def coinbase_config(base: str) -> dict[str, Any]:
     """ccxt settings that send Coinbase's REST calls to ``base`` (its ``rest`` URL is replaced
     whole); no Coinbase websocket in the fake, and no client-side pacing against it (ccxt's
     costs for the public v2 calls of load_markets add up to a second)."""
-    return {"urls": {"api": {"rest": base}}, "enableRateLimit": False,
-            "has": {"watchOHLCV": False, "watchTicker": False}}  # fmt: skip
+    return {
+        "urls": {"api": {"rest": base}},
+        "enableRateLimit": False,
+        "has": {"watchOHLCV": False, "watchTicker": False},
+    }
 
 
 def limit_body() -> dict[str, Any]:

@@ -185,8 +185,11 @@ class FakeBinance:
         app.router.add_get("/api/v3/time", self._time)
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/api/v3/ticker/24hr", self._ticker)
-        for path in ("/sapi/v1/capital/config/getall", "/sapi/v1/margin/allPairs",
-                     "/sapi/v1/margin/isolated/allPairs"):  # fmt: skip
+        for path in (
+            "/sapi/v1/capital/config/getall",
+            "/sapi/v1/margin/allPairs",
+            "/sapi/v1/margin/isolated/allPairs",
+        ):
             app.router.add_get(path, self._signed(self._empty_list))
         app.router.add_get("/api/v3/account", self._signed(self._account))
         app.router.add_post("/api/v3/order", self._signed(self._create_order))
@@ -245,10 +248,19 @@ class FakeBinance:
                     await subscriber.socket.send_json(event)
             elif kind in ("miniTicker", "ticker") and symbol in self.prices:
                 price = f"{self.prices[symbol]}"
-                await subscriber.socket.send_json({
-                    "e": "24hrMiniTicker", "E": self.now_ms, "s": symbol, "c": price,
-                    "o": price, "h": price, "l": price, "v": "0", "q": "0",
-                })  # fmt: skip
+                await subscriber.socket.send_json(
+                    {
+                        "e": "24hrMiniTicker",
+                        "E": self.now_ms,
+                        "s": symbol,
+                        "c": price,
+                        "o": price,
+                        "h": price,
+                        "l": price,
+                        "v": "0",
+                        "q": "0",
+                    }
+                )
 
     def _kline_events(self, subscriber: Subscriber, symbol: str, interval: str) -> list[dict]:
         """The forming candle, preceded by the final state of any candle closed since."""
@@ -264,12 +276,32 @@ class FakeBinance:
         chosen = shown[shown["timestamp"] >= last_sent]
         subscriber.sent[key] = int(shown["timestamp"].iloc[-1])
         return [
-            {"e": "kline", "E": self.now_ms, "s": symbol, "k": {
-                "t": int(t), "T": int(t) + step - 1, "s": symbol, "i": interval, "f": 1, "L": 2,
-                "o": f"{o}", "c": f"{c}", "h": f"{h}", "l": f"{lo}", "v": f"{v}", "n": 2,
-                "x": int(t) + step <= self.now_ms, "q": "0", "V": "0", "Q": "0", "B": "0"}}
+            {
+                "e": "kline",
+                "E": self.now_ms,
+                "s": symbol,
+                "k": {
+                    "t": int(t),
+                    "T": int(t) + step - 1,
+                    "s": symbol,
+                    "i": interval,
+                    "f": 1,
+                    "L": 2,
+                    "o": f"{o}",
+                    "c": f"{c}",
+                    "h": f"{h}",
+                    "l": f"{lo}",
+                    "v": f"{v}",
+                    "n": 2,
+                    "x": int(t) + step <= self.now_ms,
+                    "q": "0",
+                    "V": "0",
+                    "Q": "0",
+                    "B": "0",
+                },
+            }
             for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)
-        ]  # fmt: skip
+        ]
 
     @web.middleware
     async def _record_and_inject(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -280,8 +312,11 @@ class FakeBinance:
             if self.order_delay:
                 return await self._slowly(request, handler)
         for fault in self.faults:
-            if (fault.path == request.path and fault.times > 0
-                    and fault.method in (None, request.method)):  # fmt: skip
+            if (
+                fault.path == request.path
+                and fault.times > 0
+                and fault.method in (None, request.method)
+            ):
                 fault.times -= 1
                 return await self._inject(fault, request, handler)
         chosen = self.chaos(request) if self.chaos else None
@@ -353,13 +388,22 @@ class FakeBinance:
         )
 
     async def _account(self, params: dict[str, str]) -> web.Response:
-        return web.json_response({
-            "canTrade": True, "accountType": "SPOT", "updateTime": self.now_ms,
-            "balances": [{"asset": asset, "free": f"{self.balances.get(asset, 0.0):.8f}",
-                          "locked": f"{self.locked.get(asset, 0.0):.8f}"}
-                         for asset in sorted(set(self.balances) | set(self.locked))],
-            "permissions": ["SPOT"],
-        })  # fmt: skip
+        return web.json_response(
+            {
+                "canTrade": True,
+                "accountType": "SPOT",
+                "updateTime": self.now_ms,
+                "balances": [
+                    {
+                        "asset": asset,
+                        "free": f"{self.balances.get(asset, 0.0):.8f}",
+                        "locked": f"{self.locked.get(asset, 0.0):.8f}",
+                    }
+                    for asset in sorted(set(self.balances) | set(self.locked))
+                ],
+                "permissions": ["SPOT"],
+            }
+        )
 
     async def _create_order(self, params: dict[str, str]) -> web.Response:
         client_id = params.get("newClientOrderId", f"x-{len(self.orders)}")
@@ -372,8 +416,9 @@ class FakeBinance:
         else:
             quantity = float(params["quantity"])
         limit = float(params["price"]) if kind == "LIMIT" else 0.0
-        order = self.open_order(client_id, symbol, side, kind, quantity,
-                                limit or float(params.get("stopPrice", 0.0)))  # fmt: skip
+        order = self.open_order(
+            client_id, symbol, side, kind, quantity, limit or float(params.get("stopPrice", 0.0))
+        )
         if order is None:
             return _insufficient()
         return web.json_response({**_order_json(order), "fills": order.fills})
@@ -386,8 +431,20 @@ class FakeBinance:
         price reaches ``level``. None: the balance cannot pay it (nothing changes)."""
         price = self.prices[symbol]
         base, quote = symbol[:-4], symbol[-4:]
-        order = Order(len(self.orders) + 1, client_id, symbol, side, quantity, 0.0, 0.0, "NEW",
-                      self.now_ms, [], kind, level)  # fmt: skip
+        order = Order(
+            len(self.orders) + 1,
+            client_id,
+            symbol,
+            side,
+            quantity,
+            0.0,
+            0.0,
+            "NEW",
+            self.now_ms,
+            [],
+            kind,
+            level,
+        )
         if kind == "LIMIT":  # a buy rests, its cost and fee locked, until the price comes down
             lock = quantity * level * (1 + self.fee_rate)
             if side != "BUY" or lock > self.balances.get(quote, 0.0) + 1e-9:
@@ -451,9 +508,15 @@ class FakeBinance:
             self.balances[quote] = self.balances.get(quote, 0.0) + cost
         self.balances[asset] = self.balances.get(asset, 0.0) - fee
         self.trade_ids += 1
-        order.fills.append({"price": f"{price}", "qty": f"{amount}",
-                            "commission": f"{fee:.8f}", "commissionAsset": asset,
-                            "tradeId": self.trade_ids})  # fmt: skip
+        order.fills.append(
+            {
+                "price": f"{price}",
+                "qty": f"{amount}",
+                "commission": f"{fee:.8f}",
+                "commissionAsset": asset,
+                "tradeId": self.trade_ids,
+            }
+        )
 
     def _fee_asset(self, order: Order, cost: float) -> str:
         """The asset this trade's commission is taken in (see ``fee_asset``)."""
@@ -521,20 +584,36 @@ class FakeBinance:
         order = self.orders.get(int(params.get("orderId", 0)))
         if order is None:
             return web.json_response([])
-        return web.json_response([
-            {"symbol": order.symbol, "id": fill["tradeId"], "orderId": order.order_id,
-             "orderListId": -1, "price": fill["price"], "qty": fill["qty"],
-             "quoteQty": str(float(fill["price"]) * float(fill["qty"])),
-             "commission": fill["commission"], "commissionAsset": fill["commissionAsset"],
-             "time": order.time, "isBuyer": order.side == "BUY", "isMaker": False,
-             "isBestMatch": True}
-            for fill in order.fills
-        ])  # fmt: skip
+        return web.json_response(
+            [
+                {
+                    "symbol": order.symbol,
+                    "id": fill["tradeId"],
+                    "orderId": order.order_id,
+                    "orderListId": -1,
+                    "price": fill["price"],
+                    "qty": fill["qty"],
+                    "quoteQty": str(float(fill["price"]) * float(fill["qty"])),
+                    "commission": fill["commission"],
+                    "commissionAsset": fill["commissionAsset"],
+                    "time": order.time,
+                    "isBuyer": order.side == "BUY",
+                    "isMaker": False,
+                    "isBestMatch": True,
+                }
+                for fill in order.fills
+            ]
+        )
 
     async def _open_orders(self, params: dict[str, str]) -> web.Response:
         symbol = params.get("symbol")
-        return web.json_response([_order_json(o) for o in self.orders.values()
-                                  if o.status == "NEW" and symbol in (None, o.symbol)])  # fmt: skip
+        return web.json_response(
+            [
+                _order_json(o)
+                for o in self.orders.values()
+                if o.status == "NEW" and symbol in (None, o.symbol)
+            ]
+        )
 
     def _dust_values(self, asset: str, amount: float) -> tuple[float, float] | None:
         """``amount`` of ``asset`` in BTC and in BNB, at the last prices (None: no price)."""
@@ -555,25 +634,35 @@ class FakeBinance:
 
     async def _dust_btc(self, params: dict[str, str]) -> web.Response:
         """POST /sapi/v1/asset/dust-btc: the assets that can be converted into BNB."""
-        details = [{"asset": asset, "assetFullName": asset, "amountFree": f"{amount:.8f}",
-                    "toBTC": f"{btc:.8f}", "toBNB": f"{bnb:.8f}",
-                    "toBNBOffExchange": f"{bnb * (1 - self.dust_charge):.8f}",
-                    "exchange": f"{bnb * self.dust_charge:.8f}"}
-                   for asset, (amount, btc, bnb) in self._convertible().items()]  # fmt: skip
-        return web.json_response({
-            "details": details,
-            "totalTransferBtc": f"{sum(float(d['toBTC']) for d in details):.8f}",
-            "totalTransferBNB": f"{sum(float(d['toBNB']) for d in details):.8f}",
-            "dribbletPercentage": f"{self.dust_charge}",
-        })  # fmt: skip
+        details = [
+            {
+                "asset": asset,
+                "assetFullName": asset,
+                "amountFree": f"{amount:.8f}",
+                "toBTC": f"{btc:.8f}",
+                "toBNB": f"{bnb:.8f}",
+                "toBNBOffExchange": f"{bnb * (1 - self.dust_charge):.8f}",
+                "exchange": f"{bnb * self.dust_charge:.8f}",
+            }
+            for asset, (amount, btc, bnb) in self._convertible().items()
+        ]
+        return web.json_response(
+            {
+                "details": details,
+                "totalTransferBtc": f"{sum(float(d['toBTC']) for d in details):.8f}",
+                "totalTransferBNB": f"{sum(float(d['toBNB']) for d in details):.8f}",
+                "dribbletPercentage": f"{self.dust_charge}",
+            }
+        )
 
     async def _dust(self, params: dict[str, str]) -> web.Response:
         """POST /sapi/v1/asset/dust: convert the whole free balance of each asset to BNB, all
         or nothing, refused as Binance refuses (codes and texts as ccxt's table has them)."""
         assets = [asset for asset in params.get("asset", "").split(",") if asset]
         if not assets:
-            return _refusal(-1102, "Mandatory parameter 'asset' was not sent, was empty/null, "
-                                   "or malformed.")  # fmt: skip
+            return _refusal(
+                -1102, "Mandatory parameter 'asset' was not sent, was empty/null, or malformed."
+            )
         last = max((int(entry["operateTime"]) for entry in self.dust_log), default=None)
         if last is not None and self.now_ms - last < self.dust_window_ms:
             return _refusal(-5006, "Only transfer once in 24 hours.")  # Binance's text; 6 h
@@ -584,8 +673,10 @@ class FakeBinance:
             if asset == "BNB":
                 return _refusal(-5001, "Don't allow transfer to micro assets.")
             if asset not in convertible:
-                return _refusal(-5004, f"The residual balances of {asset} have exceeded "
-                                       "0.001BTC, Please re-choose.")  # fmt: skip
+                return _refusal(
+                    -5004,
+                    f"The residual balances of {asset} have exceeded 0.001BTC, Please re-choose.",
+                )
         tran_id = 2_970_932_918 + len(self.dust_log)
         results = []
         for asset in assets:
@@ -593,21 +684,49 @@ class FakeBinance:
             charge = bnb * self.dust_charge
             del self.balances[asset]
             self.balances["BNB"] = self.balances.get("BNB", 0.0) + bnb - charge
-            results.append({"amount": f"{amount:.8f}", "fromAsset": asset,
-                            "operateTime": self.now_ms, "serviceChargeAmount": f"{charge:.8f}",
-                            "tranId": tran_id, "transferedAmount": f"{bnb:.8f}"})  # fmt: skip
+            results.append(
+                {
+                    "amount": f"{amount:.8f}",
+                    "fromAsset": asset,
+                    "operateTime": self.now_ms,
+                    "serviceChargeAmount": f"{charge:.8f}",
+                    "tranId": tran_id,
+                    "transferedAmount": f"{bnb:.8f}",
+                }
+            )
         charged = sum(float(r["serviceChargeAmount"]) for r in results)
         moved = sum(float(r["transferedAmount"]) for r in results)
-        self.dust_log.append({
-            "operateTime": self.now_ms, "totalServiceChargeAmount": f"{charged:.8f}",
-            "totalTransferedAmount": f"{moved:.8f}", "transId": tran_id,
-            "userAssetDribbletDetails": [{**{k: r[k] for k in ("fromAsset", "amount",
-                "transferedAmount", "serviceChargeAmount", "operateTime")}, "transId": tran_id}
-                for r in results],
-        })  # fmt: skip
-        return web.json_response({"totalServiceCharge": f"{charged:.8f}",
-                                  "totalTransfered": f"{moved:.8f}",
-                                  "transferResult": results})  # fmt: skip
+        self.dust_log.append(
+            {
+                "operateTime": self.now_ms,
+                "totalServiceChargeAmount": f"{charged:.8f}",
+                "totalTransferedAmount": f"{moved:.8f}",
+                "transId": tran_id,
+                "userAssetDribbletDetails": [
+                    {
+                        **{
+                            k: r[k]
+                            for k in (
+                                "fromAsset",
+                                "amount",
+                                "transferedAmount",
+                                "serviceChargeAmount",
+                                "operateTime",
+                            )
+                        },
+                        "transId": tran_id,
+                    }
+                    for r in results
+                ],
+            }
+        )
+        return web.json_response(
+            {
+                "totalServiceCharge": f"{charged:.8f}",
+                "totalTransfered": f"{moved:.8f}",
+                "transferResult": results,
+            }
+        )
 
     async def _dribblet(self, params: dict[str, str]) -> web.Response:
         """GET /sapi/v1/asset/dribblet: the dust log between startTime and endTime."""
@@ -626,8 +745,12 @@ class FakeBinance:
         ``fee_rate``, what it is charged), a list even for one ``symbol``, rates as strings."""
         symbols = [params["symbol"]] if "symbol" in params else sorted(self.prices)
         rate = f"{self.fee_rate:.8f}".rstrip("0")
-        return web.json_response([{"symbol": symbol, "makerCommission": rate,
-                                   "takerCommission": rate} for symbol in symbols])  # fmt: skip
+        return web.json_response(
+            [
+                {"symbol": symbol, "makerCommission": rate, "takerCommission": rate}
+                for symbol in symbols
+            ]
+        )
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         symbols = sorted(
@@ -708,15 +831,27 @@ def _signature_of(text: str) -> str:
 
 def _order_json(order: Order) -> dict[str, Any]:
     return {
-        "symbol": order.symbol, "orderId": order.order_id, "orderListId": -1,
-        "clientOrderId": order.client_id, "transactTime": order.time, "time": order.time,
-        "updateTime": order.time, "price": "0.00000000", "origQty": f"{order.quantity:.8f}",
-        "executedQty": f"{order.executed:.8f}", "cummulativeQuoteQty": f"{order.quote:.8f}",
-        "status": order.status, "timeInForce": "GTC", "type": order.kind, "side": order.side,
+        "symbol": order.symbol,
+        "orderId": order.order_id,
+        "orderListId": -1,
+        "clientOrderId": order.client_id,
+        "transactTime": order.time,
+        "time": order.time,
+        "updateTime": order.time,
+        "price": "0.00000000",
+        "origQty": f"{order.quantity:.8f}",
+        "executedQty": f"{order.executed:.8f}",
+        "cummulativeQuoteQty": f"{order.quote:.8f}",
+        "status": order.status,
+        "timeInForce": "GTC",
+        "type": order.kind,
+        "side": order.side,
         "stopPrice": f"{order.stop_price:.8f}",
-        "workingTime": order.time, "selfTradePreventionMode": "NONE", "isWorking": True,
+        "workingTime": order.time,
+        "selfTradePreventionMode": "NONE",
+        "isWorking": True,
         "origQuoteOrderQty": "0.00000000",
-    }  # fmt: skip
+    }
 
 
 def _symbol(name: str, tick: str = "0.01") -> dict[str, Any]:

@@ -58,8 +58,12 @@ from tests.loopback import serve_app
 
 SECRET = base64.b64encode(b"test-secret").decode()  # Kraken's secrets are base64
 # Kraken's asset ids and altnames for the engine's coins.
-_ASSETS = {"BTC": ("XXBT", "XBT", 10), "ETH": ("XETH", "ETH", 10), "USDT": ("USDT", "USDT", 8),
-           "USD": ("ZUSD", "USD", 4)}  # fmt: skip
+_ASSETS = {
+    "BTC": ("XXBT", "XBT", 10),
+    "ETH": ("XETH", "ETH", 10),
+    "USDT": ("USDT", "USDT", 8),
+    "USD": ("ZUSD", "USD", 4),
+}
 _INTERVALS = {"1": "1m", "5": "5m", "15": "15m", "60": "1h", "240": "4h", "1440": "1d"}
 _FREE_TEXT = re.compile(r"[\x20-\x7e]{1,18}")
 _UUID = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -98,17 +102,26 @@ class FakeKraken(FakeBinance):
         app = web.Application(middlewares=[self._record_and_inject])
         get, post = app.router.add_get, app.router.add_post
         post("/_test/advance", self._advance)  # the crash soak's child steps the market
-        for name, handler in (("Time", self._kraken_time), ("Assets", self._assets),
-                              ("AssetPairs", self._pairs), ("Ticker", self._kraken_ticker),
-                              ("OHLC", self._ohlc)):  # fmt: skip
+        for name, handler in (
+            ("Time", self._kraken_time),
+            ("Assets", self._assets),
+            ("AssetPairs", self._pairs),
+            ("Ticker", self._kraken_ticker),
+            ("OHLC", self._ohlc),
+        ):
             get(f"/0/public/{name}", handler)
         for name, handler in (
-            ("BalanceEx", self._balance_ex), ("Balance", self._balance),
-            ("AddOrder", self._add_order), ("CancelOrder", self._cancel_one),
-            ("QueryOrders", self._query_orders), ("OpenOrders", self._open),
-            ("ClosedOrders", self._closed), ("QueryTrades", self._query_trades),
-            ("TradesHistory", self._history), ("TradeVolume", self._trade_volume),
-        ):  # fmt: skip
+            ("BalanceEx", self._balance_ex),
+            ("Balance", self._balance),
+            ("AddOrder", self._add_order),
+            ("CancelOrder", self._cancel_one),
+            ("QueryOrders", self._query_orders),
+            ("OpenOrders", self._open),
+            ("ClosedOrders", self._closed),
+            ("QueryTrades", self._query_trades),
+            ("TradesHistory", self._history),
+            ("TradeVolume", self._trade_volume),
+        ):
             post(f"/0/private/{name}", self._kraken_signed(name, handler))
         return app
 
@@ -120,9 +133,11 @@ class FakeKraken(FakeBinance):
             params = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
             nonce = params.get("nonce", "")
             digest = hashlib.sha256((nonce + body).encode()).digest()
-            expected = base64.b64encode(hmac.new(base64.b64decode(self.secret),
-                                                 request.path.encode() + digest,
-                                                 hashlib.sha512).digest()).decode()  # fmt: skip
+            expected = base64.b64encode(
+                hmac.new(
+                    base64.b64decode(self.secret), request.path.encode() + digest, hashlib.sha512
+                ).digest()
+            ).decode()
             if request.headers.get("API-Key") != self.api_key:
                 return _error("EAPI:Invalid key")
             if not hmac.compare_digest(request.headers.get("API-Sign", ""), expected):
@@ -173,24 +188,57 @@ class FakeKraken(FakeBinance):
         return _ok({"unixtime": int(now), "rfc1123": formatdate(now, usegmt=True)})
 
     async def _assets(self, request: web.Request) -> web.Response:
-        return _ok({asset: {"aclass": "currency", "altname": altname, "decimals": decimals,
-                            "display_decimals": min(decimals, 5), "collateral_value": 1.0,
-                            "status": "enabled"}
-                    for asset, altname, decimals in _ASSETS.values()})  # fmt: skip
+        return _ok(
+            {
+                asset: {
+                    "aclass": "currency",
+                    "altname": altname,
+                    "decimals": decimals,
+                    "display_decimals": min(decimals, 5),
+                    "collateral_value": 1.0,
+                    "status": "enabled",
+                }
+                for asset, altname, decimals in _ASSETS.values()
+            }
+        )
 
     async def _pairs(self, request: web.Request) -> web.Response:
-        return _ok({self.pair_id(symbol): {
-            "altname": self.pair_id(symbol), "wsname": self._wsname(symbol),
-            "aclass_base": "currency", "base": _ASSETS[symbol[:-4]][0],
-            "aclass_quote": "currency", "quote": _ASSETS[symbol[-4:]][0], "lot": "unit",
-            "cost_decimals": 5, "pair_decimals": 1, "lot_decimals": LOT_DECIMALS,
-            "lot_multiplier": 1, "leverage_buy": [], "leverage_sell": [],
-            "fees": [[0, (self.fee_rate if self.published_fee is None
-                          else self.published_fee) * 100], [50000, 0.24]],
-            "fees_maker": [[0, 0.16], [50000, 0.14]], "fee_volume_currency": "ZUSD",
-            "margin_call": 80, "margin_stop": 40, "ordermin": f"{ORDER_MIN}",
-            "costmin": f"{COST_MIN}", "tick_size": "0.1", "status": "online",
-        } for symbol in self._symbols()})  # fmt: skip
+        return _ok(
+            {
+                self.pair_id(symbol): {
+                    "altname": self.pair_id(symbol),
+                    "wsname": self._wsname(symbol),
+                    "aclass_base": "currency",
+                    "base": _ASSETS[symbol[:-4]][0],
+                    "aclass_quote": "currency",
+                    "quote": _ASSETS[symbol[-4:]][0],
+                    "lot": "unit",
+                    "cost_decimals": 5,
+                    "pair_decimals": 1,
+                    "lot_decimals": LOT_DECIMALS,
+                    "lot_multiplier": 1,
+                    "leverage_buy": [],
+                    "leverage_sell": [],
+                    "fees": [
+                        [
+                            0,
+                            (self.fee_rate if self.published_fee is None else self.published_fee)
+                            * 100,
+                        ],
+                        [50000, 0.24],
+                    ],
+                    "fees_maker": [[0, 0.16], [50000, 0.14]],
+                    "fee_volume_currency": "ZUSD",
+                    "margin_call": 80,
+                    "margin_stop": 40,
+                    "ordermin": f"{ORDER_MIN}",
+                    "costmin": f"{COST_MIN}",
+                    "tick_size": "0.1",
+                    "status": "online",
+                }
+                for symbol in self._symbols()
+            }
+        )
 
     async def _kraken_ticker(self, request: web.Request) -> web.Response:
         pair = request.query.get("pair", "")
@@ -198,11 +246,21 @@ class FakeKraken(FakeBinance):
         if symbol is None or symbol not in self.prices:
             return _error("EQuery:Unknown asset pair")
         price = f"{self.prices[symbol]}"
-        return _ok({self.pair_id(symbol): {
-            "a": [price, "1", "1.000"], "b": [price, "1", "1.000"], "c": [price, "0.001"],
-            "v": ["0", "0"], "p": [price, price], "t": [0, 0], "l": [price, price],
-            "h": [price, price], "o": price,
-        }})  # fmt: skip
+        return _ok(
+            {
+                self.pair_id(symbol): {
+                    "a": [price, "1", "1.000"],
+                    "b": [price, "1", "1.000"],
+                    "c": [price, "0.001"],
+                    "v": ["0", "0"],
+                    "p": [price, price],
+                    "t": [0, 0],
+                    "l": [price, price],
+                    "h": [price, price],
+                    "o": price,
+                }
+            }
+        )
 
     async def _ohlc(self, request: web.Request) -> web.Response:
         """The last 720 candles at most, the forming one included, those after ``since``
@@ -218,8 +276,10 @@ class FakeKraken(FakeBinance):
         shown = frame[frame["timestamp"] <= self.now_ms].iloc[-720:]
         since_ms = int(float(query.get("since", 0)) * 1000)
         chosen = shown[shown["timestamp"] > since_ms]
-        rows = [[int(t) // 1000, f"{o}", f"{h}", f"{lo}", f"{c}", f"{c}", f"{v}", 1]
-                for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)]  # fmt: skip
+        rows = [
+            [int(t) // 1000, f"{o}", f"{h}", f"{lo}", f"{c}", f"{c}", f"{v}", 1]
+            for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)
+        ]
         last = int(shown["timestamp"].iloc[-2]) // 1000 if len(shown) > 1 else 0
         return _ok({self.pair_id(symbol): rows, "last": last})
 
@@ -228,13 +288,27 @@ class FakeKraken(FakeBinance):
     def _assets_held(self) -> list[tuple[str, float, float]]:
         """(Kraken asset id, total, held by orders) per coin the account has."""
         coins = sorted(set(self.balances) | set(self.locked))
-        return [(_ASSETS[c][0] if c in _ASSETS else c, self.balances.get(c, 0.0)
-                 + self.locked.get(c, 0.0), self.locked.get(c, 0.0)) for c in coins]  # fmt: skip
+        return [
+            (
+                _ASSETS[c][0] if c in _ASSETS else c,
+                self.balances.get(c, 0.0) + self.locked.get(c, 0.0),
+                self.locked.get(c, 0.0),
+            )
+            for c in coins
+        ]
 
     async def _balance_ex(self, params: dict[str, str]) -> web.Response:
-        return _ok({asset: {"balance": f"{total:.10f}", "hold_trade": f"{held:.10f}",
-                            "credit": "0.0000", "credit_used": "0.0000"}
-                    for asset, total, held in self._assets_held()})  # fmt: skip
+        return _ok(
+            {
+                asset: {
+                    "balance": f"{total:.10f}",
+                    "hold_trade": f"{held:.10f}",
+                    "credit": "0.0000",
+                    "credit_used": "0.0000",
+                }
+                for asset, total, held in self._assets_held()
+            }
+        )
 
     async def _balance(self, params: dict[str, str]) -> web.Response:
         return _ok({asset: f"{total:.10f}" for asset, total, _ in self._assets_held()})
@@ -247,13 +321,23 @@ class FakeKraken(FakeBinance):
             return _error("EQuery:Unknown asset pair")
 
         def tier(fee: float, top: float) -> dict[str, str]:
-            return {"fee": f"{fee:.4f}", "minfee": "0.1000", "maxfee": f"{top:.4f}",
-                    "nextfee": f"{max(fee - 0.02, 0.0):.4f}", "tiervolume": "0.0000",
-                    "nextvolume": "50000.0000"}  # fmt: skip
+            return {
+                "fee": f"{fee:.4f}",
+                "minfee": "0.1000",
+                "maxfee": f"{top:.4f}",
+                "nextfee": f"{max(fee - 0.02, 0.0):.4f}",
+                "tiervolume": "0.0000",
+                "nextvolume": "50000.0000",
+            }
 
-        return _ok({"currency": "ZUSD", "volume": "0.0000",
-                    "fees": {pair: tier(self.fee_rate * 100, 0.26) for pair in pairs},
-                    "fees_maker": {pair: tier(0.16, 0.16) for pair in pairs}})  # fmt: skip
+        return _ok(
+            {
+                "currency": "ZUSD",
+                "volume": "0.0000",
+                "fees": {pair: tier(self.fee_rate * 100, 0.26) for pair in pairs},
+                "fees_maker": {pair: tier(0.16, 0.16) for pair in pairs},
+            }
+        )
 
     # Orders ---------------------------------------------------------------------------------
 
@@ -280,9 +364,12 @@ class FakeKraken(FakeBinance):
         order = self.open_order(ours, symbol, side.upper(), engine_kind, amount, level)
         if order is None:
             return _error("EOrder:Insufficient funds")
-        return _ok({"descr": {"order": _description(order, self.pair_id(symbol),
-                                                    params["volume"])},
-                    "txid": [txid(order)]})  # fmt: skip
+        return _ok(
+            {
+                "descr": {"order": _description(order, self.pair_id(symbol), params["volume"])},
+                "txid": [txid(order)],
+            }
+        )
 
     def _size(
         self, params: dict[str, str], symbol: str, kind: str, flags: set[str]
@@ -312,8 +399,9 @@ class FakeKraken(FakeBinance):
         ours, userref = params.get("cl_ord_id"), params.get("userref")
         if ours is not None and userref is not None:
             return "EGeneral:Invalid arguments:cl_ord_id and userref are mutually exclusive"
-        if userref is not None and not (userref.lstrip("-").isdigit()
-                                        and -(2**31) <= int(userref) < 2**31):  # fmt: skip
+        if userref is not None and not (
+            userref.lstrip("-").isdigit() and -(2**31) <= int(userref) < 2**31
+        ):
             return "EGeneral:Invalid arguments:userref"
         if ours is None:
             return None
@@ -358,14 +446,21 @@ class FakeKraken(FakeBinance):
     def _listed(self, params: dict[str, str], *, closed: bool) -> list[Order]:
         """Orders of a list read, newest first, filtered by ``cl_ord_id`` or ``userref``."""
         ours = params.get("cl_ord_id") or params.get("userref")
-        return [o for o in reversed(self.orders.values())
-                if (o.status != "NEW") == closed
-                and ours in (None, o.client_id)]  # fmt: skip
+        return [
+            o
+            for o in reversed(self.orders.values())
+            if (o.status != "NEW") == closed and ours in (None, o.client_id)
+        ]
 
     async def _open(self, params: dict[str, str]) -> web.Response:
         trades = _asked(params, "trades")
-        return _ok({"open": {txid(o): self._order_json(o, trades)
-                             for o in self._listed(params, closed=False)}})  # fmt: skip
+        return _ok(
+            {
+                "open": {
+                    txid(o): self._order_json(o, trades) for o in self._listed(params, closed=False)
+                }
+            }
+        )
 
     async def _closed(self, params: dict[str, str]) -> web.Response:
         """``start``: only orders opened after it (unix seconds, exclusive); ``end``: up to it
@@ -376,21 +471,32 @@ class FakeKraken(FakeBinance):
         offset = int(params.get("ofs", 0))
         page = listed[offset : offset + 50]
         trades = _asked(params, "trades")
-        return _ok({"closed": {txid(o): self._order_json(o, trades) for o in page},
-                    "count": len(listed)})  # fmt: skip
+        return _ok(
+            {"closed": {txid(o): self._order_json(o, trades) for o in page}, "count": len(listed)}
+        )
 
     def _trades_of(self, orders: list[Order]) -> dict[str, dict[str, Any]]:
         return {
             trade_txid(fill["tradeId"]): {
-                "ordertxid": txid(o), "postxid": "",
-                "pair": self.pair_id(o.symbol), "time": o.time / 1000, "type": o.side.lower(),
+                "ordertxid": txid(o),
+                "postxid": "",
+                "pair": self.pair_id(o.symbol),
+                "time": o.time / 1000,
+                "type": o.side.lower(),
                 "ordertype": "market" if o.kind == "STOP_LOSS" else o.kind.lower(),
-                "price": fill["price"], "cost": f"{float(fill['price']) * float(fill['qty']):.5f}",
-                "fee": _quote_fee(o, fill), "vol": fill["qty"], "margin": "0.00000",
-                "leverage": "0", "misc": "", "trade_id": fill["tradeId"], "maker": False,
+                "price": fill["price"],
+                "cost": f"{float(fill['price']) * float(fill['qty']):.5f}",
+                "fee": _quote_fee(o, fill),
+                "vol": fill["qty"],
+                "margin": "0.00000",
+                "leverage": "0",
+                "misc": "",
+                "trade_id": fill["tradeId"],
+                "maker": False,
             }
-            for o in orders for fill in o.fills
-        }  # fmt: skip
+            for o in orders
+            for fill in o.fills
+        }
 
     async def _query_trades(self, params: dict[str, str]) -> web.Response:
         wanted = {t for t in params.get("txid", "").split(",") if t}
@@ -415,21 +521,34 @@ class FakeKraken(FakeBinance):
         level = f"{order.stop_price:.1f}" if order.kind != "MARKET" else "0"
         ours = order.client_id
         info: dict[str, Any] = {
-            "refid": None, "userref": 0, "cl_ord_id": ours or None,
-            "status": _STATUS[order.status], "opentm": order.time / 1000, "starttm": 0,
+            "refid": None,
+            "userref": 0,
+            "cl_ord_id": ours or None,
+            "status": _STATUS[order.status],
+            "opentm": order.time / 1000,
+            "starttm": 0,
             "expiretm": 0,
-            "descr": {"pair": self.pair_id(order.symbol), "type": order.side.lower(),
-                      "ordertype": kind, "price": level, "price2": "0", "leverage": "none",
-                      "order": _description(order, self.pair_id(order.symbol), volume),
-                      "close": ""},
+            "descr": {
+                "pair": self.pair_id(order.symbol),
+                "type": order.side.lower(),
+                "ordertype": kind,
+                "price": level,
+                "price2": "0",
+                "leverage": "none",
+                "order": _description(order, self.pair_id(order.symbol), volume),
+                "close": "",
+            },
             # with viqc Kraken counts the order's volumes in the quote coin
             "vol": volume,
             "vol_exec": f"{order.quote:.8f}" if viqc else f"{order.executed:.8f}",
-            "cost": f"{order.quote:.5f}", "fee": f"{fee:.5f}", "price": f"{average:.1f}",
-            "stopprice": "0.00000", "limitprice": "0.00000",
+            "cost": f"{order.quote:.5f}",
+            "fee": f"{fee:.5f}",
+            "price": f"{average:.1f}",
+            "stopprice": "0.00000",
+            "limitprice": "0.00000",
             "misc": "stopped" if order.kind == "STOP_LOSS" and order.executed else "",
             "oflags": ",".join(sorted(flags)),
-        }  # fmt: skip
+        }
         if order.status != "NEW":
             info["closetm"] = order.time / 1000
             info["reason"] = None if order.status == "FILLED" else "User requested"

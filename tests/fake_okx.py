@@ -45,8 +45,10 @@ _ALGO_STATE = {"NEW": "live", "FILLED": "effective", "CANCELED": "canceled", "EX
 class FakeOkx(FakeBinance):
     passphrase: str = "test-pass"
     order_paths: tuple[str, ...] = (
-        "/api/v5/trade/order", "/api/v5/trade/batch-orders", "/api/v5/trade/order-algo",
-    )  # fmt: skip
+        "/api/v5/trade/order",
+        "/api/v5/trade/batch-orders",
+        "/api/v5/trade/order-algo",
+    )
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._record_and_inject])
@@ -85,8 +87,11 @@ class FakeOkx(FakeBinance):
             body = await request.text()
             path = request.path + (f"?{request.query_string}" if request.query_string else "")
             stamp = request.headers.get("OK-ACCESS-TIMESTAMP", "")
-            digest = hmac.new(self.secret.encode(), f"{stamp}{request.method}{path}{body}".encode(),
-                              hashlib.sha256).digest()  # fmt: skip
+            digest = hmac.new(
+                self.secret.encode(),
+                f"{stamp}{request.method}{path}{body}".encode(),
+                hashlib.sha256,
+            ).digest()
             if request.headers.get("OK-ACCESS-KEY") != self.api_key:
                 return _error("50111", "Invalid OK-ACCESS-KEY", 401)
             if request.headers.get("OK-ACCESS-PASSPHRASE") != self.passphrase:
@@ -104,10 +109,25 @@ class FakeOkx(FakeBinance):
         if params.get("instType") != "SPOT":
             return _error("51000", "Parameter instType error")
         rate = f"-{self.fee_rate:.8f}".rstrip("0")
-        return _ok([{"category": "1", "delivery": "", "exercise": "", "instType": "SPOT",
-                     "level": "Lv1", "maker": rate, "taker": rate, "makerU": "", "takerU": "",
-                     "makerUSDC": "", "takerUSDC": "", "ruleType": "normal",
-                     "ts": str(self.now_ms)}])  # fmt: skip
+        return _ok(
+            [
+                {
+                    "category": "1",
+                    "delivery": "",
+                    "exercise": "",
+                    "instType": "SPOT",
+                    "level": "Lv1",
+                    "maker": rate,
+                    "taker": rate,
+                    "makerU": "",
+                    "takerU": "",
+                    "makerUSDC": "",
+                    "takerUSDC": "",
+                    "ruleType": "normal",
+                    "ts": str(self.now_ms),
+                }
+            ]
+        )
 
     async def _okx_time(self, request: web.Request) -> web.Response:
         return _ok([{"ts": str(self.now_ms)}])
@@ -115,8 +135,9 @@ class FakeOkx(FakeBinance):
     async def _instruments(self, request: web.Request) -> web.Response:
         if request.query.get("instType") != "SPOT":
             return _ok([])
-        symbols = sorted({symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"}
-                         | set(self.prices))  # fmt: skip
+        symbols = sorted(
+            {symbol for symbol, _ in self.candles} | {"BTCUSDT", "ETHUSDT"} | set(self.prices)
+        )
         return _ok([_instrument(symbol) for symbol in symbols])
 
     async def _currencies(self, params: dict[str, Any]) -> web.Response:
@@ -127,12 +148,28 @@ class FakeOkx(FakeBinance):
         if symbol not in self.prices:
             return _error("51001", "Instrument ID does not exist")
         price = str(self.prices[symbol])
-        return _ok([{
-            "instType": "SPOT", "instId": request.query["instId"], "last": price, "lastSz": "0",
-            "askPx": price, "askSz": "1", "bidPx": price, "bidSz": "1", "open24h": price,
-            "high24h": price, "low24h": price, "volCcy24h": "0", "vol24h": "0",
-            "ts": str(self.now_ms), "sodUtc0": price, "sodUtc8": price,
-        }])  # fmt: skip
+        return _ok(
+            [
+                {
+                    "instType": "SPOT",
+                    "instId": request.query["instId"],
+                    "last": price,
+                    "lastSz": "0",
+                    "askPx": price,
+                    "askSz": "1",
+                    "bidPx": price,
+                    "bidSz": "1",
+                    "open24h": price,
+                    "high24h": price,
+                    "low24h": price,
+                    "volCcy24h": "0",
+                    "vol24h": "0",
+                    "ts": str(self.now_ms),
+                    "sodUtc0": price,
+                    "sodUtc8": price,
+                }
+            ]
+        )
 
     async def _candles(self, request: web.Request) -> web.Response:
         """Newest first; ``after``: older than, ``before``: newer than; the forming candle has
@@ -144,21 +181,42 @@ class FakeOkx(FakeBinance):
             return _error("51001", "Instrument ID does not exist")
         step = INTERVALS_MS[interval]
         stamps = frame["timestamp"]
-        chosen = frame[(stamps <= self.now_ms) & (stamps < int(query.get("after", 1 << 62)))
-                       & (stamps > int(query.get("before", -1)))]  # fmt: skip
-        rows = [[str(int(t)), f"{o}", f"{h}", f"{lo}", f"{c}", f"{v}", "0", "0",
-                 "1" if int(t) + step <= self.now_ms else "0"]
-                for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)]  # fmt: skip
+        chosen = frame[
+            (stamps <= self.now_ms)
+            & (stamps < int(query.get("after", 1 << 62)))
+            & (stamps > int(query.get("before", -1)))
+        ]
+        rows = [
+            [
+                str(int(t)),
+                f"{o}",
+                f"{h}",
+                f"{lo}",
+                f"{c}",
+                f"{v}",
+                "0",
+                "0",
+                "1" if int(t) + step <= self.now_ms else "0",
+            ]
+            for t, o, h, lo, c, v in chosen.itertuples(index=False, name=None)
+        ]
         return _ok(list(reversed(rows))[: min(int(query.get("limit", 100)), 300)])
 
     async def _balance(self, params: dict[str, Any]) -> web.Response:
         details = [
-            {"ccy": asset, "eq": f"{free + used:.8f}", "cashBal": f"{free + used:.8f}",
-             "availBal": f"{free:.8f}", "availEq": f"{free:.8f}", "frozenBal": f"{used:.8f}",
-             "ordFrozen": f"{used:.8f}", "uTime": str(self.now_ms)}
+            {
+                "ccy": asset,
+                "eq": f"{free + used:.8f}",
+                "cashBal": f"{free + used:.8f}",
+                "availBal": f"{free:.8f}",
+                "availEq": f"{free:.8f}",
+                "frozenBal": f"{used:.8f}",
+                "ordFrozen": f"{used:.8f}",
+                "uTime": str(self.now_ms),
+            }
             for asset in sorted(set(self.balances) | set(self.locked))
             for free, used in [(self.balances.get(asset, 0.0), self.locked.get(asset, 0.0))]
-        ]  # fmt: skip
+        ]
         return _ok([{"totalEq": "0", "uTime": str(self.now_ms), "details": details}])
 
     async def _place_one(self, params: dict[str, Any]) -> web.Response:
@@ -171,9 +229,15 @@ class FakeOkx(FakeBinance):
         failed = sum(result["sCode"] != "0" for result in results)
         code = "0" if not failed else ("1" if failed == len(results) else "2")
         msg = "" if not failed else "All operations failed"
-        return web.json_response({"code": code, "msg": msg, "data": results,
-                                  "inTime": str(self.now_ms * 1000),
-                                  "outTime": str(self.now_ms * 1000)})  # fmt: skip
+        return web.json_response(
+            {
+                "code": code,
+                "msg": msg,
+                "data": results,
+                "inTime": str(self.now_ms * 1000),
+                "outTime": str(self.now_ms * 1000),
+            }
+        )
 
     def _place(self, params: dict[str, Any]) -> dict[str, Any]:
         """One order of /trade/order or /trade/batch-orders: an answer without any status."""
@@ -193,8 +257,14 @@ class FakeOkx(FakeBinance):
         if order is None:
             return _refusal(client_id, "51008", "Order failed. Insufficient balance.")
         order.quote_target = params.get("tgtCcy", "")  # type: ignore[attr-defined]
-        return {"clOrdId": client_id, "ordId": str(order.order_id), "tag": params.get("tag", ""),
-                "ts": str(self.now_ms), "sCode": "0", "sMsg": "Order placed"}  # fmt: skip
+        return {
+            "clOrdId": client_id,
+            "ordId": str(order.order_id),
+            "tag": params.get("tag", ""),
+            "ts": str(self.now_ms),
+            "sCode": "0",
+            "sMsg": "Order placed",
+        }
 
     async def _place_algo(self, params: dict[str, Any]) -> web.Response:
         client_id = str(params.get("algoClOrdId", ""))
@@ -205,13 +275,28 @@ class FakeOkx(FakeBinance):
             refused = refused or _refusal(client_id, "51000", "Parameter ordType error")
             return self._answer_places([refused])
         symbol = _symbol(str(params.get("instId", "")))
-        order = self.open_order(client_id, symbol, str(params["side"]).upper(), "STOP_LOSS",
-                                float(params["sz"]), float(params["slTriggerPx"]))  # fmt: skip
+        order = self.open_order(
+            client_id,
+            symbol,
+            str(params["side"]).upper(),
+            "STOP_LOSS",
+            float(params["sz"]),
+            float(params["slTriggerPx"]),
+        )
         if order is None:
             return self._answer_places([_refusal(client_id, "51008", "Insufficient balance.")])
-        return _ok([{"algoId": str(order.order_id), "algoClOrdId": client_id,
-                     "clOrdId": params.get("clOrdId", ""), "tag": params.get("tag", ""),
-                     "sCode": "0", "sMsg": ""}])  # fmt: skip
+        return _ok(
+            [
+                {
+                    "algoId": str(order.order_id),
+                    "algoClOrdId": client_id,
+                    "clOrdId": params.get("clOrdId", ""),
+                    "tag": params.get("tag", ""),
+                    "sCode": "0",
+                    "sMsg": "",
+                }
+            ]
+        )
 
     def _refuse_id(self, client_id: str, name: str) -> dict[str, Any] | None:
         if not _ID.fullmatch(client_id):
@@ -228,8 +313,9 @@ class FakeOkx(FakeBinance):
                 if order.fills and wanted_id == str(order.order_id + _CHILD):
                     return order
                 continue
-            if wanted_id == str(order.order_id) or (wanted_client and order.client_id
-                                                    == wanted_client):  # fmt: skip
+            if wanted_id == str(order.order_id) or (
+                wanted_client and order.client_id == wanted_client
+            ):
                 return order
         return None
 
@@ -241,26 +327,39 @@ class FakeOkx(FakeBinance):
 
     async def _pending(self, params: dict[str, Any]) -> web.Response:
         symbol = _symbol(str(params.get("instId", ""))) if params.get("instId") else None
-        return _ok([self._order_json(o) for o in self.orders.values()
-                    if o.status == "NEW" and o.kind != "STOP_LOSS"
-                    and symbol in (None, o.symbol)])  # fmt: skip
+        return _ok(
+            [
+                self._order_json(o)
+                for o in self.orders.values()
+                if o.status == "NEW" and o.kind != "STOP_LOSS" and symbol in (None, o.symbol)
+            ]
+        )
 
     async def _history(self, params: dict[str, Any]) -> web.Response:
         """GET /api/v5/trade/orders-history: final plain orders, newest first, narrowed by
         ``state`` (filled, or canceled: an expired market order is "canceled" there too)."""
         symbol = _symbol(str(params.get("instId", ""))) if params.get("instId") else None
-        final = [o for o in reversed(self.orders.values())
-                 if o.status != "NEW" and o.kind != "STOP_LOSS" and symbol in (None, o.symbol)
-                 and params.get("state") in (None, _STATE[o.status])]  # fmt: skip
+        final = [
+            o
+            for o in reversed(self.orders.values())
+            if o.status != "NEW"
+            and o.kind != "STOP_LOSS"
+            and symbol in (None, o.symbol)
+            and params.get("state") in (None, _STATE[o.status])
+        ]
         return _ok([self._order_json(o) for o in final[: int(params.get("limit", 100))]])
 
     async def _algo_pending(self, params: dict[str, Any]) -> web.Response:
         if params.get("ordType") != "conditional":  # each algo type is listed on its own
             return _ok([])
         symbol = _symbol(str(params.get("instId", ""))) if params.get("instId") else None
-        return _ok([self._algo_json(o) for o in self.orders.values()
-                    if o.status == "NEW" and o.kind == "STOP_LOSS"
-                    and symbol in (None, o.symbol)])  # fmt: skip
+        return _ok(
+            [
+                self._algo_json(o)
+                for o in self.orders.values()
+                if o.status == "NEW" and o.kind == "STOP_LOSS" and symbol in (None, o.symbol)
+            ]
+        )
 
     def _algo(self, params: dict[str, Any]) -> Order | None:
         for order in self.orders.values():
@@ -280,13 +379,20 @@ class FakeOkx(FakeBinance):
     async def _cancel_one(self, params: dict[str, Any]) -> web.Response:
         order = self._plain(params)
         if order is None or order.kind == "STOP_LOSS" or order.status != "NEW":
-            return self._answer_places([_refusal(
-                str(params.get("clOrdId", "")), "51400",
-                "Cancellation failed as the order has been filled, canceled or does not exist",
-            )])  # fmt: skip
+            return self._answer_places(
+                [
+                    _refusal(
+                        str(params.get("clOrdId", "")),
+                        "51400",
+                        "Cancellation failed as the order has been filled, canceled or does not "
+                        "exist",
+                    )
+                ]
+            )
         self._cancel(order)
-        return _ok([{"clOrdId": order.client_id, "ordId": str(order.order_id),
-                     "sCode": "0", "sMsg": ""}])  # fmt: skip
+        return _ok(
+            [{"clOrdId": order.client_id, "ordId": str(order.order_id), "sCode": "0", "sMsg": ""}]
+        )
 
     async def _cancel_algos(self, params: list[dict[str, Any]]) -> web.Response:
         results = []
@@ -305,15 +411,30 @@ class FakeOkx(FakeBinance):
         orders = [order] if order else []
         if not params.get("ordId"):
             orders = list(self.orders.values())
-        return _ok([
-            {"instType": "SPOT", "instId": _inst(o.symbol), "tradeId": str(fill["tradeId"]),
-             "ordId": self._order_id(o), "clOrdId": "" if o.kind == "STOP_LOSS" else o.client_id,
-             "billId": str(fill["tradeId"]), "tag": "", "fillPx": fill["price"],
-             "fillSz": fill["qty"], "side": o.side.lower(), "posSide": "net", "execType": "T",
-             "feeCcy": fill["commissionAsset"], "fee": f"{-float(fill['commission']):.10f}",
-             "ts": str(o.time), "fillTime": str(o.time)}
-            for o in orders for fill in o.fills
-        ])  # fmt: skip
+        return _ok(
+            [
+                {
+                    "instType": "SPOT",
+                    "instId": _inst(o.symbol),
+                    "tradeId": str(fill["tradeId"]),
+                    "ordId": self._order_id(o),
+                    "clOrdId": "" if o.kind == "STOP_LOSS" else o.client_id,
+                    "billId": str(fill["tradeId"]),
+                    "tag": "",
+                    "fillPx": fill["price"],
+                    "fillSz": fill["qty"],
+                    "side": o.side.lower(),
+                    "posSide": "net",
+                    "execType": "T",
+                    "feeCcy": fill["commissionAsset"],
+                    "fee": f"{-float(fill['commission']):.10f}",
+                    "ts": str(o.time),
+                    "fillTime": str(o.time),
+                }
+                for o in orders
+                for fill in o.fills
+            ]
+        )
 
     def _order_id(self, order: Order) -> str:
         return str(order.order_id + (_CHILD if order.kind == "STOP_LOSS" else 0))
@@ -327,42 +448,78 @@ class FakeOkx(FakeBinance):
         if order.status == "NEW" and order.executed:
             state = "partially_filled"
         return {
-            "instType": "SPOT", "instId": _inst(order.symbol), "ccy": "",
+            "instType": "SPOT",
+            "instId": _inst(order.symbol),
+            "ccy": "",
             "ordId": self._order_id(order),
-            "clOrdId": "" if order.kind == "STOP_LOSS" else order.client_id, "tag": "",
+            "clOrdId": "" if order.kind == "STOP_LOSS" else order.client_id,
+            "tag": "",
             "px": f"{order.stop_price}" if order.kind == "LIMIT" else "",
-            "sz": f"{order.quantity * self.prices[order.symbol]:.8f}" if quote_sized
+            "sz": f"{order.quantity * self.prices[order.symbol]:.8f}"
+            if quote_sized
             else f"{order.quantity:.8f}",
-            "pnl": "0", "ordType": "limit" if order.kind == "LIMIT" else "market",
-            "side": order.side.lower(), "posSide": "net", "tdMode": "cash",
+            "pnl": "0",
+            "ordType": "limit" if order.kind == "LIMIT" else "market",
+            "side": order.side.lower(),
+            "posSide": "net",
+            "tdMode": "cash",
             "accFillSz": f"{order.executed:.8f}",
             "fillPx": order.fills[-1]["price"] if order.fills else "",
             "tradeId": str(order.fills[-1]["tradeId"]) if order.fills else "",
             "fillSz": order.fills[-1]["qty"] if order.fills else "0",
-            "fillTime": str(order.time), "avgPx": f"{average}" if average else "",
-            "state": state, "lever": "", "tpTriggerPx": "", "slTriggerPx": "",
-            "feeCcy": fee_asset, "fee": f"{-fee:.10f}", "rebateCcy": "", "rebate": "0",
-            "tgtCcy": getattr(order, "quote_target", ""), "source": "", "category": "normal",
-            "uTime": str(order.time), "cTime": str(order.time), "reduceOnly": "false",
-            "cancelSource": "", "attachAlgoOrds": [],
-        }  # fmt: skip
+            "fillTime": str(order.time),
+            "avgPx": f"{average}" if average else "",
+            "state": state,
+            "lever": "",
+            "tpTriggerPx": "",
+            "slTriggerPx": "",
+            "feeCcy": fee_asset,
+            "fee": f"{-fee:.10f}",
+            "rebateCcy": "",
+            "rebate": "0",
+            "tgtCcy": getattr(order, "quote_target", ""),
+            "source": "",
+            "category": "normal",
+            "uTime": str(order.time),
+            "cTime": str(order.time),
+            "reduceOnly": "false",
+            "cancelSource": "",
+            "attachAlgoOrds": [],
+        }
 
     def _algo_json(self, order: Order) -> dict[str, Any]:
         fired = bool(order.fills)
         return {
-            "instType": "SPOT", "instId": _inst(order.symbol), "ccy": "",
+            "instType": "SPOT",
+            "instId": _inst(order.symbol),
+            "ccy": "",
             "ordId": self._order_id(order) if fired else "",
             "ordIdList": [self._order_id(order)] if fired else [],
-            "algoId": str(order.order_id), "clOrdId": "", "algoClOrdId": order.client_id,
-            "sz": f"{order.quantity:.8f}", "ordType": "conditional", "side": order.side.lower(),
-            "posSide": "net", "tdMode": "cash", "tgtCcy": "", "state": _ALGO_STATE[order.status],
-            "lever": "", "tpTriggerPx": "", "tpOrdPx": "", "slTriggerPx": f"{order.stop_price}",
-            "slOrdPx": "-1", "slTriggerPxType": "last", "triggerPx": "", "ordPx": "",
+            "algoId": str(order.order_id),
+            "clOrdId": "",
+            "algoClOrdId": order.client_id,
+            "sz": f"{order.quantity:.8f}",
+            "ordType": "conditional",
+            "side": order.side.lower(),
+            "posSide": "net",
+            "tdMode": "cash",
+            "tgtCcy": "",
+            "state": _ALGO_STATE[order.status],
+            "lever": "",
+            "tpTriggerPx": "",
+            "tpOrdPx": "",
+            "slTriggerPx": f"{order.stop_price}",
+            "slOrdPx": "-1",
+            "slTriggerPxType": "last",
+            "triggerPx": "",
+            "ordPx": "",
             "actualSz": f"{order.executed:.8f}" if fired else "",
             "actualPx": order.fills[-1]["price"] if fired else "",
-            "actualSide": "sl" if fired else "", "triggerTime": str(order.time) if fired else "",
-            "cTime": str(order.time), "uTime": str(order.time),
-        }  # fmt: skip
+            "actualSide": "sl" if fired else "",
+            "triggerTime": str(order.time) if fired else "",
+            "cTime": str(order.time),
+            "uTime": str(order.time),
+        }
 
 
 def _symbol(inst_id: str) -> str:
@@ -375,15 +532,37 @@ def _inst(symbol: str) -> str:
 
 def _instrument(symbol: str) -> dict[str, Any]:
     return {
-        "instType": "SPOT", "instId": _inst(symbol), "uly": "", "instFamily": "",
-        "baseCcy": symbol[:-4], "quoteCcy": symbol[-4:], "settleCcy": "", "ctVal": "",
-        "ctMult": "", "ctValCcy": "", "optType": "", "stk": "", "listTime": "1606468572000",
-        "expTime": "", "lever": "", "tickSz": "0.01", "lotSz": "0.00001", "minSz": "0.00001",
-        "ctType": "", "alias": "", "state": "live", "ruleType": "normal",
-        "maxLmtSz": "9999999999", "maxMktSz": "1000000", "maxLmtAmt": "20000000",
-        "maxMktAmt": "1000000", "maxTwapSz": "9999999999", "maxIcebergSz": "9999999999",
-        "maxTriggerSz": "9999999999", "maxStopSz": "1000000",
-    }  # fmt: skip
+        "instType": "SPOT",
+        "instId": _inst(symbol),
+        "uly": "",
+        "instFamily": "",
+        "baseCcy": symbol[:-4],
+        "quoteCcy": symbol[-4:],
+        "settleCcy": "",
+        "ctVal": "",
+        "ctMult": "",
+        "ctValCcy": "",
+        "optType": "",
+        "stk": "",
+        "listTime": "1606468572000",
+        "expTime": "",
+        "lever": "",
+        "tickSz": "0.01",
+        "lotSz": "0.00001",
+        "minSz": "0.00001",
+        "ctType": "",
+        "alias": "",
+        "state": "live",
+        "ruleType": "normal",
+        "maxLmtSz": "9999999999",
+        "maxMktSz": "1000000",
+        "maxLmtAmt": "20000000",
+        "maxMktAmt": "1000000",
+        "maxTwapSz": "9999999999",
+        "maxIcebergSz": "9999999999",
+        "maxTriggerSz": "9999999999",
+        "maxStopSz": "1000000",
+    }
 
 
 def _ok(data: list[Any]) -> web.Response:

@@ -76,8 +76,12 @@ class Invariants:
         position waiting for its stop then has not waited one more tick."""
         self.checks += 1
         with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True) as db:
-            found = [*self._protected(db, ticked), *self._owned(db), *self._ledger(db),
-                     *self._closed(db)]  # fmt: skip
+            found = [
+                *self._protected(db, ticked),
+                *self._owned(db),
+                *self._ledger(db),
+                *self._closed(db),
+            ]
             self._journaled = {row[0] for row in db.execute("SELECT client_order_id FROM orders")}
         found = [f"{when}: {text}" for text in found]
         self.violations += found
@@ -101,9 +105,11 @@ class Invariants:
                 self.dust_seen += 1
                 continue
             symbol = pair.replace("/", "")
-            resting = sum(o.quantity for o in self.fake.orders.values()
-                          if o.symbol == symbol and o.kind == "STOP_LOSS"
-                          and o.status == "NEW")  # fmt: skip
+            resting = sum(
+                o.quantity
+                for o in self.fake.orders.values()
+                if o.symbol == symbol and o.kind == "STOP_LOSS" and o.status == "NEW"
+            )
             saved = self._state(db, f"protection:{pair}") or {}
             if "entry" in saved and (resting >= amount - STEP or not self.resting_stops):
                 self._waiting.pop(pair, None)
@@ -119,16 +125,23 @@ class Invariants:
             waited = max(1, waited + ticked) if seen == mark else 1
             self._waiting[pair] = (mark, waited)
             if waited > self.grace:
-                found.append(f"{pair}: {amount:.8g} held, {resting:.8g} under a resting stop, "
-                             f"for {waited} checks (protection {saved})")  # fmt: skip
+                found.append(
+                    f"{pair}: {amount:.8g} held, {resting:.8g} under a resting stop, "
+                    f"for {waited} checks (protection {saved})"
+                )
         return found
 
     def _progress(self, db: sqlite3.Connection, pair: str) -> tuple[int, int]:
         """The pair's closed trades and the stop orders the exchange got: either grows once a
         position is sold or protected (a partial sale does neither)."""
-        fills = [_fill(row) for row in db.execute(
-            "SELECT client_order_id, pair, side, amount, price, fee, time, trade_id FROM fills "
-            "WHERE pair = ? ORDER BY time", (pair,))]  # fmt: skip
+        fills = [
+            _fill(row)
+            for row in db.execute(
+                "SELECT client_order_id, pair, side, amount, price, fee, time, trade_id FROM fills "
+                "WHERE pair = ? ORDER BY time",
+                (pair,),
+            )
+        ]
         symbol = pair.replace("/", "")
         stops = sum(o.symbol == symbol and o.kind == "STOP_LOSS" for o in self.fake.orders.values())
         return len(round_trips(fills, too_small)), stops
@@ -136,13 +149,17 @@ class Invariants:
     def _failed_attempt(self, db: sqlite3.Connection, pair: str) -> bool:
         """The exchange failed one of the pair's orders since the last check (refused it, or its
         outcome is unknown yet): the stop missing now is placed again on the next tick."""
-        rows = db.execute("SELECT client_order_id, status FROM orders WHERE pair = ? AND status "
-                          "IN ('new', 'rejected')", (pair,)).fetchall()  # fmt: skip
+        rows = db.execute(
+            "SELECT client_order_id, status FROM orders WHERE pair = ? AND status "
+            "IN ('new', 'rejected')",
+            (pair,),
+        ).fetchall()
         return any(status == "new" or coid not in self._journaled for coid, status in rows)
 
     def _owned(self, db: sqlite3.Connection) -> list[str]:
-        active = {row[0] for row in db.execute(
-            "SELECT pair FROM pair_runs WHERE state != 'stopped'")}  # fmt: skip
+        active = {
+            row[0] for row in db.execute("SELECT pair FROM pair_runs WHERE state != 'stopped'")
+        }
         outside = self._state(db, "reconcile.outside") or {}
         texts = [row[0] for row in db.execute("SELECT text FROM alerts")]
         found = []
@@ -189,14 +206,20 @@ class Invariants:
             venue = self._held(asset) - outside.get(asset, 0.0)
             slack = CASH_TOLERANCE if asset == self.quote else 1e-9
             if abs(books - venue) > slack * max(1.0, abs(venue)):
-                found.append(f"{asset}: books (with unbooked trades) {books:.8f}, "
-                             f"exchange net of the user's own {venue:.8f}")  # fmt: skip
+                found.append(
+                    f"{asset}: books (with unbooked trades) {books:.8f}, "
+                    f"exchange net of the user's own {venue:.8f}"
+                )
         return found
 
     def _closed(self, db: sqlite3.Connection) -> list[str]:
-        fills = [_fill(row) for row in db.execute(
-            "SELECT client_order_id, pair, side, amount, price, fee, time, trade_id FROM fills "
-            "ORDER BY time")]  # fmt: skip
+        fills = [
+            _fill(row)
+            for row in db.execute(
+                "SELECT client_order_id, pair, side, amount, price, fee, time, trade_id FROM fills "
+                "ORDER BY time"
+            )
+        ]
         positions = self._positions(db)
         found = []
         for pair in {fill.pair for fill in fills}:

@@ -33,8 +33,9 @@ from tests.fake_okx import FakeOkx, okx_config
 
 PAIR = "BTC/USDT"
 HOUR = timedelta(hours=1)
-SECRETS = Secrets(exchange_key="test-key", exchange_secret="test-secret",
-                  exchange_password="test-pass")  # fmt: skip
+SECRETS = Secrets(
+    exchange_key="test-key", exchange_secret="test-secret", exchange_password="test-pass"
+)
 
 
 @dataclass(frozen=True)
@@ -75,73 +76,151 @@ def _bybit(code: int, message: str) -> dict[str, Any]:
 
 VENUES = {
     "binance": VenueRig(
-        "binance", FakeBinance, lambda base: {"urls": {"api": binance_urls(base)}},
-        frozenset({"/api/v3/order"}), frozenset({"/api/v3/klines", "/api/v3/ticker/24hr"}),
-        frozenset({"/api/v3/exchangeInfo", "/api/v3/time", "/fapi/v1/exchangeInfo",
-                   "/dapi/v1/exchangeInfo", "/sapi/v1/capital/config/getall",
-                   "/sapi/v1/margin/allPairs", "/sapi/v1/margin/isolated/allPairs"}),
+        "binance",
+        FakeBinance,
+        lambda base: {"urls": {"api": binance_urls(base)}},
+        frozenset({"/api/v3/order"}),
+        frozenset({"/api/v3/klines", "/api/v3/ticker/24hr"}),
+        frozenset(
+            {
+                "/api/v3/exchangeInfo",
+                "/api/v3/time",
+                "/fapi/v1/exchangeInfo",
+                "/dapi/v1/exchangeInfo",
+                "/sapi/v1/capital/config/getall",
+                "/sapi/v1/margin/allPairs",
+                "/sapi/v1/margin/isolated/allPairs",
+            }
+        ),
         "/api/v3/time",
-        {"rate_limit": (429, {"code": -1003, "msg": "Too much request weight used"}),
-         "rejected": (400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"}),
-         "clock_skew": (400, {"code": -1021, "msg": "Timestamp for this request was 1000ms "
-                                                   "ahead of the server's time."})},
+        {
+            "rate_limit": (429, {"code": -1003, "msg": "Too much request weight used"}),
+            "rejected": (400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"}),
+            "clock_skew": (
+                400,
+                {
+                    "code": -1021,
+                    "msg": "Timestamp for this request was 1000ms ahead of the server's time.",
+                },
+            ),
+        },
     ),
     "okx": VenueRig(
-        "okx", FakeOkx, okx_config, frozenset(FakeOkx.order_paths),
-        frozenset({"/api/v5/market/candles", "/api/v5/market/history-candles",
-                   "/api/v5/market/ticker"}),
-        frozenset({"/api/v5/public/time", "/api/v5/public/instruments",
-                   "/api/v5/asset/currencies"}),
+        "okx",
+        FakeOkx,
+        okx_config,
+        frozenset(FakeOkx.order_paths),
+        frozenset(
+            {"/api/v5/market/candles", "/api/v5/market/history-candles", "/api/v5/market/ticker"}
+        ),
+        frozenset(
+            {"/api/v5/public/time", "/api/v5/public/instruments", "/api/v5/asset/currencies"}
+        ),
         "/api/v5/public/time",
-        {"rate_limit": (429, {"code": "50011", "msg": "Rate limit reached.", "data": []}),
-         "rejected": (200, {"code": "1", "msg": "All operations failed", "data": [
-             {"clOrdId": "", "ordId": "", "sCode": "51121",
-              "sMsg": "Order quantity must be a multiple of the lot size."}]}),
-         "clock_skew": (401, {"code": "50102", "msg": "Timestamp request expired",
-                              "data": []})},
+        {
+            "rate_limit": (429, {"code": "50011", "msg": "Rate limit reached.", "data": []}),
+            "rejected": (
+                200,
+                {
+                    "code": "1",
+                    "msg": "All operations failed",
+                    "data": [
+                        {
+                            "clOrdId": "",
+                            "ordId": "",
+                            "sCode": "51121",
+                            "sMsg": "Order quantity must be a multiple of the lot size.",
+                        }
+                    ],
+                },
+            ),
+            "clock_skew": (401, {"code": "50102", "msg": "Timestamp request expired", "data": []}),
+        },
     ),
     "bybit": VenueRig(
-        "bybit", FakeBybit, bybit_config, frozenset(FakeBybit.order_paths),
+        "bybit",
+        FakeBybit,
+        bybit_config,
+        frozenset(FakeBybit.order_paths),
         frozenset({"/v5/market/kline", "/v5/market/tickers"}),
-        frozenset({"/v5/market/time", "/v5/market/instruments-info",
-                   "/v5/asset/coin/query-info"}),
+        frozenset({"/v5/market/time", "/v5/market/instruments-info", "/v5/asset/coin/query-info"}),
         "/v5/market/time",
-        {"rate_limit": (200, _bybit(10006, "Too many visits!")),
-         "rejected": (200, _bybit(170136, "Order quantity below the lower limit.")),
-         "clock_skew": (200, _bybit(10002, "invalid request, please check your server "
-                                           "timestamp or recv_window param"))},
+        {
+            "rate_limit": (200, _bybit(10006, "Too many visits!")),
+            "rejected": (200, _bybit(170136, "Order quantity below the lower limit.")),
+            "clock_skew": (
+                200,
+                _bybit(
+                    10002,
+                    "invalid request, please check your server timestamp or recv_window param",
+                ),
+            ),
+        },
         limit_spent_headers,
     ),
     "kraken": VenueRig(
-        "kraken", FakeKraken, kraken_config, frozenset(FakeKraken.order_paths),
+        "kraken",
+        FakeKraken,
+        kraken_config,
+        frozenset(FakeKraken.order_paths),
         frozenset({"/0/public/OHLC", "/0/public/Ticker"}),
         frozenset({"/0/public/Time", "/0/public/Assets", "/0/public/AssetPairs"}),
         "/0/public/Time",
-        {"rate_limit": (200, {"error": ["EAPI:Rate limit exceeded"]}),
-         "rejected": (200, {"error": ["EOrder:Order minimum not met"]}),
-         "clock_skew": (200, {"error": ["EAPI:Invalid nonce"]})},
+        {
+            "rate_limit": (200, {"error": ["EAPI:Rate limit exceeded"]}),
+            "rejected": (200, {"error": ["EOrder:Order minimum not met"]}),
+            "clock_skew": (200, {"error": ["EAPI:Invalid nonce"]}),
+        },
         lambda wait: {},  # Kraken names no wait: the profile's limit_wait covers its counter
         secret=KRAKEN_SECRET,
         books_trade=kraken_trade_key,
     ),
     "coinbase": VenueRig(
-        "coinbase", FakeCoinbase, coinbase_config, frozenset(FakeCoinbase.order_paths),
-        frozenset({"/api/v3/brokerage/market/products/BTC-USDT/candles",
-                   "/api/v3/brokerage/market/products/BTC-USDT/ticker"}),
-        frozenset({"/api/v3/brokerage/time", "/api/v3/brokerage/market/products",
-                   "/api/v3/brokerage/transaction_summary", "/v2/currencies",
-                   "/v2/currencies/crypto", "/v2/exchange-rates"}),
+        "coinbase",
+        FakeCoinbase,
+        coinbase_config,
+        frozenset(FakeCoinbase.order_paths),
+        frozenset(
+            {
+                "/api/v3/brokerage/market/products/BTC-USDT/candles",
+                "/api/v3/brokerage/market/products/BTC-USDT/ticker",
+            }
+        ),
+        frozenset(
+            {
+                "/api/v3/brokerage/time",
+                "/api/v3/brokerage/market/products",
+                "/api/v3/brokerage/transaction_summary",
+                "/v2/currencies",
+                "/v2/currencies/crypto",
+                "/v2/exchange-rates",
+            }
+        ),
         "/api/v3/brokerage/time",
-        {"rate_limit": (429, limit_body()),
-         "rejected": (400, {"error": "INVALID_ARGUMENT", "error_details": "base_size is too "
-                            "small", "message": "base_size is too small"}),
-         "clock_skew": (401, {"errors": [{"id": "authentication_error",
-                                          "message": "request timestamp expired"}]})},
+        {
+            "rate_limit": (429, limit_body()),
+            "rejected": (
+                400,
+                {
+                    "error": "INVALID_ARGUMENT",
+                    "error_details": "base_size is too small",
+                    "message": "base_size is too small",
+                },
+            ),
+            "clock_skew": (
+                401,
+                {
+                    "errors": [
+                        {"id": "authentication_error", "message": "request timestamp expired"}
+                    ]
+                },
+            ),
+        },
         lambda wait: {},  # no Retry-After: the limits are per second
         limit_waits=(1,),
         books_trade=coinbase_trade_key,
     ),
-}  # fmt: skip
+}
 
 
 def venue_secrets(venue: str, secrets: Secrets = SECRETS) -> Secrets:
@@ -157,12 +236,20 @@ async def venue_client[F: FakeBinance](
     ``options``: the adapter's (``sleep``, say). No client-side pacing: a fake's own limits
     are what a test of them turns on."""
     rig = VENUES[venue]
-    keys = {"apiKey": SECRETS.exchange_key, "secret": rig.secret,
-            "password": SECRETS.exchange_password}  # fmt: skip
+    keys = {
+        "apiKey": SECRETS.exchange_key,
+        "secret": rig.secret,
+        "password": SECRETS.exchange_password,
+    }
     async with serve(fake) as base:
-        exchange = CcxtExchange.create(venue, {**rig.config(base), "enableRateLimit": False},
-                                       credentials=keys, attempts=3, backoff=0.01,
-                                       **options)  # fmt: skip
+        exchange = CcxtExchange.create(
+            venue,
+            {**rig.config(base), "enableRateLimit": False},
+            credentials=keys,
+            attempts=3,
+            backoff=0.01,
+            **options,
+        )
         try:
             await exchange.load_markets()
             yield fake, exchange
@@ -171,20 +258,26 @@ async def venue_client[F: FakeBinance](
 
 
 def live_settings(
-    tmp_path: Path, base: str, params: dict[str, float] | None = None,
-    client: dict[str, Any] | None = None, risk: dict[str, float] | None = None,
+    tmp_path: Path,
+    base: str,
+    params: dict[str, float] | None = None,
+    client: dict[str, Any] | None = None,
+    risk: dict[str, float] | None = None,
     venue: str = "binance",
-) -> Settings:  # fmt: skip
+) -> Settings:
     """``client``: more ccxt options (a short timeout, say); ``risk``: limits to change."""
     # No client-side pacing against a local fake: it only makes the suite slower.
     ccxt_config = {**VENUES[venue].config(base), "enableRateLimit": False, **(client or {})}
-    return Settings.model_validate({
-        "mode": "live", "data_dir": tmp_path,
-        "exchange": {"name": venue, "ccxt_config": ccxt_config},
-        "market_data": {"source": "exchange"},
-        "risk": {"max_position_fraction": 1.0, **(risk or {})},
-        "pairs": [{"pair": PAIR, "capital_share": 0.5, "params": params or {}}],
-    })  # fmt: skip
+    return Settings.model_validate(
+        {
+            "mode": "live",
+            "data_dir": tmp_path,
+            "exchange": {"name": venue, "ccxt_config": ccxt_config},
+            "market_data": {"source": "exchange"},
+            "risk": {"max_position_fraction": 1.0, **(risk or {})},
+            "pairs": [{"pair": PAIR, "capital_share": 0.5, "params": params or {}}],
+        }
+    )
 
 
 def funded_fake(
@@ -217,12 +310,17 @@ class Market:
 
 @asynccontextmanager
 async def live_stack(
-    tmp_path: Path, fake: FakeBinance, start: datetime, params: dict[str, float] | None = None,
-    *, client: dict[str, Any] | None = None, risk: dict[str, float] | None = None,
+    tmp_path: Path,
+    fake: FakeBinance,
+    start: datetime,
+    params: dict[str, float] | None = None,
+    *,
+    client: dict[str, Any] | None = None,
+    risk: dict[str, float] | None = None,
     attempts: int = 2,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     venue: str = "binance",
-) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:  # fmt: skip
+) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:
     """``attempts`` and ``sleep``: the adapter's retries and how it waits between them;
     ``venue``: the exchange id (``fake`` must be that venue's, see ``funded_fake``)."""
     clock = FakeClock(start)
@@ -231,10 +329,13 @@ async def live_stack(
     async with serve(fake) as base:
         settings = live_settings(tmp_path, base, params, client, risk, venue)
         exchange = CcxtExchange.create(
-            venue, settings.exchange.ccxt_config,
+            venue,
+            settings.exchange.ccxt_config,
             credentials=credentials(settings, venue_secrets(venue)),
-            attempts=attempts, backoff=0.01, **({"sleep": sleep} if sleep else {}),
-        )  # fmt: skip
+            attempts=attempts,
+            backoff=0.01,
+            **({"sleep": sleep} if sleep else {}),
+        )
         feed = StreamingFeed(exchange)
         try:
             await exchange.load_markets()

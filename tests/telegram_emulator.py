@@ -126,9 +126,16 @@ class TelegramEmulator:
         """Telegram's time, in Unix seconds."""
         return self.clock() + self.clock_ahead
 
-    def say(self, user_id: int, text: str, *, chat_id: int | None = None,
-            chat_type: str | None = None, ago: float = 0.0,
-            forwarded_from: int | None = None) -> int:  # fmt: skip
+    def say(
+        self,
+        user_id: int,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        chat_type: str | None = None,
+        ago: float = 0.0,
+        forwarded_from: int | None = None,
+    ) -> int:
         """``user_id`` writes ``text`` in a chat (their private chat unless ``chat_id``),
         ``ago`` seconds ago; with ``forwarded_from`` it is that user's message, forwarded.
         Returns the message id."""
@@ -136,13 +143,18 @@ class TelegramEmulator:
         kind = chat_type or ("private" if chat > 0 else "group")
         sent_at = int(self.now() - ago)
         message: dict[str, Any] = {
-            "message_id": next(self._ids), "date": sent_at, "text": text,
+            "message_id": next(self._ids),
+            "date": sent_at,
+            "text": text,
             "chat": {"id": chat, "type": kind, **({"title": "group"} if chat < 0 else {})},
             "from": _user(user_id),
-        }  # fmt: skip
+        }
         if forwarded_from is not None:
-            message["forward_origin"] = {"type": "user", "date": sent_at - 60,
-                                         "sender_user": _user(forwarded_from)}  # fmt: skip
+            message["forward_origin"] = {
+                "type": "user",
+                "date": sent_at - 60,
+                "sender_user": _user(forwarded_from),
+            }
         if text.startswith("/"):
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
@@ -152,10 +164,13 @@ class TelegramEmulator:
     def edit(self, user_id: int, message_id: int, text: str) -> None:
         """``user_id`` edits their message ``message_id`` (in their private chat) to ``text``."""
         message: dict[str, Any] = {
-            "message_id": message_id, "date": int(self.now()) - 5,
-            "edit_date": int(self.now()), "text": text,
-            "chat": {"id": user_id, "type": "private"}, "from": _user(user_id),
-        }  # fmt: skip
+            "message_id": message_id,
+            "date": int(self.now()) - 5,
+            "edit_date": int(self.now()),
+            "text": text,
+            "chat": {"id": user_id, "type": "private"},
+            "from": _user(user_id),
+        }
         if text.startswith("/"):
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
@@ -165,13 +180,26 @@ class TelegramEmulator:
         """``user_id`` taps the inline button with callback ``data`` under ``sent``."""
         query_id = str(next(self._ids))
         self._pressed[query_id] = time.monotonic()
-        self._queue({"callback_query": {
-            "id": query_id, "chat_instance": "1", "data": data, "from": _user(user_id),
-            "message": {"message_id": sent.message_id, "date": int(self.now()),
-                        "chat": {"id": sent.chat_id,
-                                 "type": "private" if sent.chat_id > 0 else "group"},
-                        "text": sent.text},
-        }}, int(self.now()))  # fmt: skip
+        self._queue(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "chat_instance": "1",
+                    "data": data,
+                    "from": _user(user_id),
+                    "message": {
+                        "message_id": sent.message_id,
+                        "date": int(self.now()),
+                        "chat": {
+                            "id": sent.chat_id,
+                            "type": "private" if sent.chat_id > 0 else "group",
+                        },
+                        "text": sent.text,
+                    },
+                }
+            },
+            int(self.now()),
+        )
 
     def delete(self, sent: Sent) -> None:
         """The user deletes the bot's message ``sent`` from the chat."""
@@ -236,8 +264,9 @@ class TelegramEmulator:
         times, seconds = self.retry_after.get(method, (0, 0))
         if times > 0:
             self.retry_after[method] = (times - 1, seconds)
-            return _error(429, f"Too Many Requests: retry after {seconds}",
-                          {"retry_after": seconds})  # fmt: skip
+            return _error(
+                429, f"Too Many Requests: retry after {seconds}", {"retry_after": seconds}
+            )
         fields = await _fields(request)
         handler = getattr(self, f"_{method}", None)
         if handler is None:
@@ -262,18 +291,25 @@ class TelegramEmulator:
         finally:
             self.sending -= 1
 
-    async def _getMe(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
-        return _ok({"id": self.bot_id, "is_bot": True, "first_name": "pairpilot",
-                    "username": "pairpilot_bot", "can_join_groups": True,
-                    "can_read_all_group_messages": False,
-                    "supports_inline_queries": False})  # fmt: skip
+    async def _getMe(self, fields: dict[str, Any]) -> web.Response:
+        return _ok(
+            {
+                "id": self.bot_id,
+                "is_bot": True,
+                "first_name": "pairpilot",
+                "username": "pairpilot_bot",
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
+        )
 
-    async def _deleteWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _deleteWebhook(self, fields: dict[str, Any]) -> web.Response:
         self.webhook = None
         self.webhook_error = None
         return _ok(True)
 
-    async def _setWebhook(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _setWebhook(self, fields: dict[str, Any]) -> web.Response:
         secret = fields.get("secret_token")
         if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
             return _error(400, "Bad Request: secret token contains unallowed characters")
@@ -282,7 +318,7 @@ class TelegramEmulator:
         self.webhook_settings = fields
         return _ok(True)
 
-    async def _setMyCommands(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _setMyCommands(self, fields: dict[str, Any]) -> web.Response:
         scope = fields.get("scope") or {"type": "default"}
         key = scope["type"] + (f":{scope['chat_id']}" if "chat_id" in scope else "")
         if scope.get("chat_id") in self.strangers:  # a chat the bot was never opened in
@@ -292,10 +328,10 @@ class TelegramEmulator:
             self.commands = fields["commands"]
         return _ok(True)
 
-    async def _sendChatAction(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _sendChatAction(self, fields: dict[str, Any]) -> web.Response:
         return _ok(True)
 
-    async def _answerCallbackQuery(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _answerCallbackQuery(self, fields: dict[str, Any]) -> web.Response:
         pressed = self._pressed.pop(str(fields.get("callback_query_id")), None)
         if pressed is None or time.monotonic() - pressed > self.callback_seconds:
             self.refused_answers += 1
@@ -303,13 +339,14 @@ class TelegramEmulator:
         self.answered_callbacks.append(str(fields.get("text", "")))
         return _ok(True)
 
-    async def _getUpdates(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _getUpdates(self, fields: dict[str, Any]) -> web.Response:
         offset = int(fields.get("offset", 0) or 0)
         if "allowed_updates" in fields:
             self.allowed_updates = fields["allowed_updates"] or None
         oldest = self.now() - UPDATE_KEPT_SECONDS
-        self.updates = [u for u in self.updates
-                        if u["update_id"] >= offset and u["queued_at"] >= oldest]  # fmt: skip
+        self.updates = [
+            u for u in self.updates if u["update_id"] >= offset and u["queued_at"] >= oldest
+        ]
         if not self.updates:
             self._new_update.clear()
             with suppress(TimeoutError):
@@ -323,16 +360,16 @@ class TelegramEmulator:
         if times > 0:
             self.chat_retry_after[chat] = (times - 1, seconds)
             self.throttled += 1
-            return _error(429, f"Too Many Requests: retry after {seconds}",
-                          {"retry_after": seconds})  # fmt: skip
+            return _error(
+                429, f"Too Many Requests: retry after {seconds}", {"retry_after": seconds}
+            )
         if chat < 0:  # a group: about 20 messages a minute, then 429 until the minute is over
             now = time.monotonic()
             recent = [t for t in self._group_sends.get(chat, []) if now - t < 60]
             if len(recent) >= self.group_per_minute:
                 self.throttled += 1
                 wait = max(1, int(60 - (now - recent[0])) + 1)
-                return _error(429, f"Too Many Requests: retry after {wait}",
-                              {"retry_after": wait})  # fmt: skip
+                return _error(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
             self._group_sends[chat] = [*recent, now]
         if self.flaky.get(chat, 0) > 0:
             self.flaky[chat] -= 1
@@ -343,7 +380,7 @@ class TelegramEmulator:
             return _error(400, "Bad Request: chat not found")
         return None
 
-    async def _sendMessage(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _sendMessage(self, fields: dict[str, Any]) -> web.Response:
         refusal = self._refusal(int(fields["chat_id"]))
         if refusal is not None:
             return refusal
@@ -351,13 +388,18 @@ class TelegramEmulator:
         problem = _text_problem(text, fields.get("parse_mode"), MESSAGE_LIMIT)
         if problem:
             return _error(400, problem)
-        sent = Sent(next(self._ids), int(fields["chat_id"]), _shown(text, fields),
-                    fields.get("parse_mode"), fields.get("reply_markup"))  # fmt: skip
+        sent = Sent(
+            next(self._ids),
+            int(fields["chat_id"]),
+            _shown(text, fields),
+            fields.get("parse_mode"),
+            fields.get("reply_markup"),
+        )
         sent.silent = bool(fields.get("disable_notification"))
         self.sent.append(sent)
         return _ok(self._message(sent))
 
-    async def _sendPhoto(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _sendPhoto(self, fields: dict[str, Any]) -> web.Response:
         refusal = self._refusal(int(fields["chat_id"]))
         if refusal is not None:
             return refusal
@@ -366,16 +408,24 @@ class TelegramEmulator:
         if problem:
             return _error(400, problem)
         photo = fields.get("photo")
-        sent = Sent(next(self._ids), int(fields["chat_id"]), _shown(caption, fields),
-                    fields.get("parse_mode"),
-                    fields.get("reply_markup"),
-                    photo if isinstance(photo, bytes) else None)  # fmt: skip
+        sent = Sent(
+            next(self._ids),
+            int(fields["chat_id"]),
+            _shown(caption, fields),
+            fields.get("parse_mode"),
+            fields.get("reply_markup"),
+            photo if isinstance(photo, bytes) else None,
+        )
         sent.silent = bool(fields.get("disable_notification"))
         self.sent.append(sent)
-        return _ok({**self._message(sent), "photo": [
-            {"file_id": "p1", "file_unique_id": "p1", "width": 1, "height": 1}]})  # fmt: skip
+        return _ok(
+            {
+                **self._message(sent),
+                "photo": [{"file_id": "p1", "file_unique_id": "p1", "width": 1, "height": 1}],
+            }
+        )
 
-    async def _editMessageText(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _editMessageText(self, fields: dict[str, Any]) -> web.Response:
         sent = self._find(fields)
         if sent is None:
             return _error(400, "Bad Request: message to edit not found")
@@ -390,14 +440,14 @@ class TelegramEmulator:
         sent.edits += 1
         return _ok(self._message(sent))
 
-    async def _deleteMessage(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _deleteMessage(self, fields: dict[str, Any]) -> web.Response:
         sent = self._find(fields)
         if sent is None:
             return _error(400, "Bad Request: message to delete not found")
         sent.deleted = True
         return _ok(True)
 
-    async def _editMessageReplyMarkup(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _editMessageReplyMarkup(self, fields: dict[str, Any]) -> web.Response:
         sent = self._find(fields)
         if sent is None:
             return _error(400, "Bad Request: message to edit not found")
@@ -406,15 +456,26 @@ class TelegramEmulator:
         return _ok(self._message(sent))
 
     def _find(self, fields: dict[str, Any]) -> Sent | None:
-        return next((m for m in self.sent if m.message_id == int(fields.get("message_id", 0))
-                     and m.chat_id == int(fields.get("chat_id", 0)) and not m.deleted),
-                    None)  # fmt: skip
+        return next(
+            (
+                m
+                for m in self.sent
+                if m.message_id == int(fields.get("message_id", 0))
+                and m.chat_id == int(fields.get("chat_id", 0))
+                and not m.deleted
+            ),
+            None,
+        )
 
     def _message(self, sent: Sent) -> dict[str, Any]:
         chat_type = "private" if sent.chat_id > 0 else "group"
-        return {"message_id": sent.message_id, "date": int(self.now()), "text": sent.text,
-                "chat": {"id": sent.chat_id, "type": chat_type},
-                "from": {"id": self.bot_id, "is_bot": True, "first_name": "pairpilot"}}  # fmt: skip
+        return {
+            "message_id": sent.message_id,
+            "date": int(self.now()),
+            "text": sent.text,
+            "chat": {"id": sent.chat_id, "type": chat_type},
+            "from": {"id": self.bot_id, "is_bot": True, "first_name": "pairpilot"},
+        }
 
     def _queue(self, update: dict[str, Any], queued_at: float) -> None:
         """Held for getUpdates, or posted to the webhook when one is set (as Telegram does).
@@ -452,11 +513,12 @@ class TelegramEmulator:
                 self.webhook_pending.pop(0)
             return status
 
-    async def _getWebhookInfo(self, fields: dict[str, Any]) -> web.Response:  # noqa: N802
+    async def _getWebhookInfo(self, fields: dict[str, Any]) -> web.Response:
         info: dict[str, Any] = {
-            "url": self.webhook[0] if self.webhook else "", "has_custom_certificate": False,
+            "url": self.webhook[0] if self.webhook else "",
+            "has_custom_certificate": False,
             "pending_update_count": len(self.webhook_pending if self.webhook else self.updates),
-        }  # fmt: skip
+        }
         if self.webhook is not None:
             info |= {"max_connections": 40, "ip_address": "127.0.0.1"}
             if self.allowed_updates is not None:
@@ -506,8 +568,11 @@ def _shown(text: str, fields: dict[str, Any]) -> str:
 
 def _text_problem(text: str, parse_mode: str | None, limit: int) -> str | None:
     if len(text) > limit:
-        return "Bad Request: message is too long" if limit == MESSAGE_LIMIT else (
-            "Bad Request: message caption is too long")  # fmt: skip
+        return (
+            "Bad Request: message is too long"
+            if limit == MESSAGE_LIMIT
+            else ("Bad Request: message caption is too long")
+        )
     if parse_mode == "HTML":
         stack: list[str] = []
         for match in _TAG.finditer(text):
@@ -546,4 +611,4 @@ async def running(emulator: TelegramEmulator) -> AsyncIterator[str]:
         try:
             yield base
         finally:
-            emulator._new_update.set()  # noqa: SLF001  # release a waiting long poll
+            emulator._new_update.set()  # release a waiting long poll

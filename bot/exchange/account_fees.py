@@ -50,13 +50,22 @@ class AccountFees:
         fee is kept (a zero-fee promotion is sized with the published fee: a dearer, safe
         size). Returns the fee kept (None: none known)."""
         if fee < 0:
-            log.info("%s %s: the account's taker fee reads %.4f%% (a rebate): sizing with 0",
-                     self._venue, pair, fee * 100)  # fmt: skip
+            log.info(
+                "%s %s: the account's taker fee reads %.4f%% (a rebate): sizing with 0",
+                self._venue,
+                pair,
+                fee * 100,
+            )
             fee = 0.0
         elif fee == 0 or fee > ABSURD_FEE:
-            log.warning("%s %s: the venue answered a taker fee of %r, which cannot be right: "
-                        "keeping the published fee %s", self._venue, pair, fee,
-                        "(unknown)" if published is None else f"{published:.4%}")  # fmt: skip
+            log.warning(
+                "%s %s: the venue answered a taker fee of %r, which cannot be right: "
+                "keeping the published fee %s",
+                self._venue,
+                pair,
+                fee,
+                "(unknown)" if published is None else f"{published:.4%}",
+            )
             self._fees.pop(pair, None)
             if published is None:
                 return None

@@ -210,8 +210,10 @@ class CcxtExchange:
         """``sleep``, cut short by ``stop_retrying``."""
         if self._giving_up.is_set():
             return
-        waits = [asyncio.ensure_future(self._sleep(seconds)),
-                 asyncio.ensure_future(self._giving_up.wait())]  # fmt: skip
+        waits = [
+            asyncio.ensure_future(self._sleep(seconds)),
+            asyncio.ensure_future(self._giving_up.wait()),
+        ]
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -289,22 +291,32 @@ class CcxtExchange:
                 fees = await self._call(self._client.fetch_trading_fees, attempts=2)
                 found = {pair: (fees.get(pair) or {}).get("taker") for pair in pairs}
         except BotError as error:
-            log.warning("%s: the account's fee could not be read (%s); sizing with the "
-                        "published taker fee", self.name, error)  # fmt: skip
+            log.warning(
+                "%s: the account's fee could not be read (%s); sizing with the published taker fee",
+                self.name,
+                error,
+            )
         read: dict[str, float] = {}
         for pair, fee in found.items():
             published = self._published_fee(pair)
             kept = None if fee is None else self.account_fees.record(pair, float(fee), published)
             if kept is not None:
                 read[pair] = kept
-                log.info("%s %s: the account's taker fee is %.4f%% (published %s)", self.name,
-                         pair, kept * 100,
-                         "unknown" if published is None else f"{published:.4%}")  # fmt: skip
+                log.info(
+                    "%s %s: the account's taker fee is %.4f%% (published %s)",
+                    self.name,
+                    pair,
+                    kept * 100,
+                    "unknown" if published is None else f"{published:.4%}",
+                )
         unread = [pair for pair in pairs if pair not in read]
         if unread:
-            log.warning("%s tells no account fee for %s: sizing with %s", self.name,
-                        ", ".join(unread),
-                        ", ".join(f"{self.taker_fee(pair):.4%}" for pair in unread))  # fmt: skip
+            log.warning(
+                "%s tells no account fee for %s: sizing with %s",
+                self.name,
+                ", ".join(unread),
+                ", ".join(f"{self.taker_fee(pair):.4%}" for pair in unread),
+            )
         return read
 
     async def _pair_fee(self, pair: str) -> Any:
@@ -372,8 +384,9 @@ class CcxtExchange:
     async def convert_dust(self, assets: Sequence[str]) -> list[DustConversion]:
         """Convert ``assets`` once, never retried: an unknown outcome is read back from the
         venue's dust log (``dust_conversions``)."""
-        reply = await self._call(self._client.sapiPostAssetDust, {"asset": list(assets)},
-                                 attempts=1)  # fmt: skip
+        reply = await self._call(
+            self._client.sapiPostAssetDust, {"asset": list(assets)}, attempts=1
+        )
         return dust.transfers(reply, self.dust_target or "")
 
     async def dust_conversions(self, since: datetime) -> list[DustConversion]:
@@ -408,9 +421,14 @@ class CcxtExchange:
             await self.load_account_fees([intent.pair])
             if self.taker_fee(intent.pair) <= before:
                 raise
-            log.warning("%s %s: refused for insufficient funds at a %.4f%% fee; the account's "
-                        "fee is now %.4f%%: sending again", self.name, intent.pair, before * 100,
-                        self.taker_fee(intent.pair) * 100)  # fmt: skip
+            log.warning(
+                "%s %s: refused for insufficient funds at a %.4f%% fee; the account's "
+                "fee is now %.4f%%: sending again",
+                self.name,
+                intent.pair,
+                before * 100,
+                self.taker_fee(intent.pair) * 100,
+            )
             return await self._place(intent)
 
     async def place_stop(self, intent: OrderIntent) -> ExecutionReport:
@@ -434,14 +452,22 @@ class CcxtExchange:
         # that filled first, which ccxt raises as BadRequest): the lookup says how it ended.
         with contextlib.suppress(NotFound, ExchangeRejected):
             try:
-                await self._call(self._client.cancel_order, exchange_id, order.pair,
-                                 dict(self.profile.stop_cancel_params) if stop else {})  # fmt: skip
+                await self._call(
+                    self._client.cancel_order,
+                    exchange_id,
+                    order.pair,
+                    dict(self.profile.stop_cancel_params) if stop else {},
+                )
             except NotFound:
                 if stop or not self.profile.stop_cancel_params:
                     raise
                 # A trigger/algo order: a plain cancel does not see it (OKX, Bybit).
-                await self._call(self._client.cancel_order, exchange_id, order.pair,
-                                 dict(self.profile.stop_cancel_params))  # fmt: skip
+                await self._call(
+                    self._client.cancel_order,
+                    exchange_id,
+                    order.pair,
+                    dict(self.profile.stop_cancel_params),
+                )
         return await self.lookup(order)
 
     async def _place(self, intent: OrderIntent) -> ExecutionReport:
@@ -465,13 +491,17 @@ class CcxtExchange:
                 translated = self._failed(error)
                 if not isinstance(translated, ExchangeUnavailable):
                     raise translated from error
-                log.warning("order %s: outcome unknown (%s); looking it up",
-                            intent.client_order_id, translated)  # fmt: skip
+                log.warning(
+                    "order %s: outcome unknown (%s); looking it up",
+                    intent.client_order_id,
+                    translated,
+                )
                 if translated.retry_after:  # rate-limited: no request at all before it is over
                     await self._pause(translated.retry_after)
                 await self._resync_clock(translated)
-                order = await self.find_order(intent.pair, intent.client_order_id, stop=stop,
-                                              since=intent.created_at)  # fmt: skip
+                order = await self.find_order(
+                    intent.pair, intent.client_order_id, stop=stop, since=intent.created_at
+                )
                 if order is not None:
                     break
                 last = attempt == self._attempts or self._giving_up.is_set()
@@ -488,11 +518,15 @@ class CcxtExchange:
             # unknown (the report says NEW, settled on a later tick), never a refusal: the
             # order was placed.
             try:
-                found = await self.find_order(intent.pair, intent.client_order_id, stop=stop,
-                                              since=intent.created_at)  # fmt: skip
+                found = await self.find_order(
+                    intent.pair, intent.client_order_id, stop=stop, since=intent.created_at
+                )
             except (ExchangeUnavailable, ExchangeRejected, NotFound) as error:
-                log.warning("order %s placed; reading it back failed (%s): settled later",
-                            intent.client_order_id, error)  # fmt: skip
+                log.warning(
+                    "order %s placed; reading it back failed (%s): settled later",
+                    intent.client_order_id,
+                    error,
+                )
                 found = None
             order = found or {**order, "status": None}
         elif order.get("status") == "open":
@@ -624,8 +658,10 @@ class CcxtExchange:
             lists = self._order_lists()
             closed = [m for m in lists if m.__name__ != "fetch_open_orders"]
             if not closed:
-                return (f"{self.name}: ccxt reads no closed orders here, so an order whose "
-                        "answer is lost could not be found again; not trading on it")  # fmt: skip
+                return (
+                    f"{self.name}: ccxt reads no closed orders here, so an order whose "
+                    "answer is lost could not be found again; not trading on it"
+                )
         return None
 
     def _our_id(self, reported: str) -> str:
@@ -658,8 +694,9 @@ class CcxtExchange:
             order_id = (order.get("info") or {}).get("ordId") or order_id
         named = _trade_ids(order)
         if named:  # the order read named its trades only: they are read by their ids
-            return await self._call(self._client.fetch_order_trades, order_id, pair, None, None,
-                                    {"trades": named})  # fmt: skip
+            return await self._call(
+                self._client.fetch_order_trades, order_id, pair, None, None, {"trades": named}
+            )
         if self._client.has.get("fetchOrderTrades"):
             return await self._call(self._client.fetch_order_trades, order_id, pair)
         return await self._call(
@@ -672,12 +709,20 @@ class CcxtExchange:
         stop = order.client_order_id in self._stops
         found = await self._by_exchange_id(order, stop)
         if found is None:
-            found = await self.find_order(order.pair, order.client_order_id, stop=stop,
-                                          since=order.created_at)  # fmt: skip
+            found = await self.find_order(
+                order.pair, order.client_order_id, stop=stop, since=order.created_at
+            )
         if found is None:
             return None
-        intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
-                             order.amount, 0.0, order.created_at)  # fmt: skip
+        intent = OrderIntent(
+            order.client_order_id,
+            order.run_id,
+            order.pair,
+            order.side,
+            order.amount,
+            0.0,
+            order.created_at,
+        )
         return await self._report(intent, found)
 
     async def read_by_venue_id(self, order: Order, venue_order_id: str) -> ExecutionReport:
@@ -690,17 +735,27 @@ class CcxtExchange:
             with self.one_attempt():  # an admin waits; a typo is no outage to retry
                 found = await self._by_exchange_id(by_id, stop)
         except ExchangeUnavailable as error:  # an unknown id too (Coinbase: 404 NOT_FOUND)
-            raise UserInputError(f"{self.name} could not read order {venue_order_id!r} "
-                                 f"({error}); nothing changed") from None  # fmt: skip
+            raise UserInputError(
+                f"{self.name} could not read order {venue_order_id!r} ({error}); nothing changed"
+            ) from None
         if found is None:
             raise UserInputError(f"{self.name} has no order {venue_order_id!r}; nothing changed")
         theirs = str(found.get("clientOrderId") or "")
         if theirs not in self.profile.wire_ids(order.client_order_id) + [order.client_order_id]:
-            raise UserInputError(f"{self.name}'s order {venue_order_id} is not "
-                                 f"{order.client_order_id} (its client order id is "
-                                 f"{theirs or 'none'}); nothing changed")  # fmt: skip
-        intent = OrderIntent(order.client_order_id, order.run_id, order.pair, order.side,
-                             order.amount, 0.0, order.created_at)  # fmt: skip
+            raise UserInputError(
+                f"{self.name}'s order {venue_order_id} is not "
+                f"{order.client_order_id} (its client order id is "
+                f"{theirs or 'none'}); nothing changed"
+            )
+        intent = OrderIntent(
+            order.client_order_id,
+            order.run_id,
+            order.pair,
+            order.side,
+            order.amount,
+            0.0,
+            order.created_at,
+        )
         return await self._report(intent, found)
 
     async def _by_exchange_id(self, order: Order, stop: bool) -> dict[str, Any] | None:
@@ -714,8 +769,9 @@ class CcxtExchange:
         for algo in kinds:
             params = {**profile.lookup_params, **(profile.stop_lookup_params if algo else {})}
             with contextlib.suppress(NotFound):
-                found = await self._call(self._client.fetch_order, order.exchange_order_id,
-                                         order.pair, params)  # fmt: skip
+                found = await self._call(
+                    self._client.fetch_order, order.exchange_order_id, order.pair, params
+                )
                 return await self._with_trades(order.pair, found, algo)
         return None
 
@@ -766,14 +822,25 @@ class CcxtExchange:
             plain = await self._call(self._client.fetch_open_orders, pair)
             stops = await self._open_stops(pair)
             for order in [*plain, *stops]:
-                price = (order.get("price") or order.get("stopPrice") or order.get("triggerPrice")
-                         or order.get("stopLossPrice"))  # fmt: skip
+                price = (
+                    order.get("price")
+                    or order.get("stopPrice")
+                    or order.get("triggerPrice")
+                    or order.get("stopLossPrice")
+                )
                 client_id = order.get("clientOrderId") or ""
                 if order in stops and self.profile.stop_create_param:  # the algo's own id
                     client_id = (order.get("info") or {}).get(self.profile.stop_create_param, "")
                 client_id = self._our_id(client_id)
-                found.append(OpenOrder(pair, client_id, order["side"], float(order["amount"]),
-                                       float(price) if price else None))  # fmt: skip
+                found.append(
+                    OpenOrder(
+                        pair,
+                        client_id,
+                        order["side"],
+                        float(order["amount"]),
+                        float(price) if price else None,
+                    )
+                )
         return found
 
     async def _send(self, intent: OrderIntent) -> dict[str, Any]:
@@ -787,8 +854,9 @@ class CcxtExchange:
             budget = intent.quote_amount or intent.amount * price
             wanted = budget / (price * (1 + self.taker_fee(intent.pair)))
             amount = float(self._client.amount_to_precision(intent.pair, wanted))
-            return await self._client.create_order(intent.pair, "limit", intent.side.value,
-                                                   amount, price, params)  # fmt: skip
+            return await self._client.create_order(
+                intent.pair, "limit", intent.side.value, amount, price, params
+            )
         if intent.stop_price is not None:
             params["stopLossPrice"] = self._client.price_to_precision(
                 intent.pair, intent.stop_price
@@ -819,8 +887,9 @@ class CcxtExchange:
         self.check_pair(intent.pair)
         self.profile.wire_id(intent.client_order_id)
         notional = intent.quote_amount or intent.amount * intent.reference_price
-        why = self._under_minimum(intent.pair, notional,
-                                  None if intent.quote_amount else intent.amount)  # fmt: skip
+        why = self._under_minimum(
+            intent.pair, notional, None if intent.quote_amount else intent.amount
+        )
         if why:
             raise ExchangeRejected(why)
 
@@ -845,8 +914,10 @@ class CcxtExchange:
             rounded = 0.0
         minimum = (limits.get("amount") or {}).get("min")
         if rounded <= 0 or (minimum and rounded < minimum):
-            return (f"{pair}: amount {amount:.8g} is under the exchange's minimum of {minimum} "
-                    "once rounded to its precision")  # fmt: skip
+            return (
+                f"{pair}: amount {amount:.8g} is under the exchange's minimum of {minimum} "
+                "once rounded to its precision"
+            )
         return None
 
     async def _call(
@@ -863,8 +934,9 @@ class CcxtExchange:
         async for attempt in retrying:
             with attempt:
                 if attempt.retry_state.attempt_number > 1 and self._giving_up.is_set():
-                    raise ExchangeUnavailable(f"{self.name} {method.__name__}: not retried, "
-                                              "the service is stopping")  # fmt: skip
+                    raise ExchangeUnavailable(
+                        f"{self.name} {method.__name__}: not retried, the service is stopping"
+                    )
                 try:
                     return await method(*args)
                 except ccxt.BaseError as error:
@@ -916,7 +988,7 @@ class CcxtExchange:
         with contextlib.suppress(ccxt.BaseError):  # the retry reports it if this failed too
             await self._client.load_time_difference()
 
-    def _wait(self, state: RetryCallState) -> float:  # noqa: D102
+    def _wait(self, state: RetryCallState) -> float:
         backoff = wait_exponential_jitter(multiplier=self._backoff, max=60, jitter=self._backoff)(
             state
         )
@@ -938,8 +1010,9 @@ _STATUS = {
 def _refused_unprocessed(error: ccxt.BaseError, translated: BotError) -> bool:
     """Whether the venue refused the request before processing it (a rate limit, a ban, a
     clock-skew refusal): only then is sending it again safe."""
-    return isinstance(error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce
-                      ) or isinstance(translated, ClockSkew)  # fmt: skip
+    return isinstance(
+        error, ccxt.RateLimitExceeded | ccxt.DDoSProtection | ccxt.InvalidNonce
+    ) or isinstance(translated, ClockSkew)
 
 
 def _venue_code(text: str) -> str | None:
@@ -1009,17 +1082,21 @@ def _cursor(page: list[dict[str, Any]], name: str) -> str | None:
 def _newest(listed: list[dict[str, Any]], wire: str, start: int | None) -> dict[str, Any] | None:
     """The newest order in ``listed`` that carries ``wire`` and is not older than ``start``."""
     matches = [
-        o for o in listed
+        o
+        for o in listed
         if carries(o.get("clientOrderId") or "", wire)
         and (start is None or o.get("timestamp") is None or o["timestamp"] >= start)
-    ]  # fmt: skip
+    ]
     return max(matches, key=lambda o: o.get("timestamp") or 0, default=None)
 
 
 def _trade_ids(order: Mapping[str, Any]) -> list[str]:
     """The ids of an order's trades that the order read named without their details."""
-    return [str(t["id"]) for t in order.get("trades") or []
-            if t.get("price") is None and t.get("id") is not None]  # fmt: skip
+    return [
+        str(t["id"])
+        for t in order.get("trades") or []
+        if t.get("price") is None and t.get("id") is not None
+    ]
 
 
 def _fees(trade: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -1060,8 +1137,9 @@ def _fill(
         elif currency in fee_prices:
             outside += cost * fee_prices[currency]
         else:
-            log.warning("fee in %s: no %s market to price it; booked at the taker rate",
-                        currency, quote)  # fmt: skip
+            log.warning(
+                "fee in %s: no %s market to price it; booked at the taker rate", currency, quote
+            )
             outside += price * amount * float(market.get("taker") or _DEFAULT_TAKER_FEE)
     moment = trade.get("timestamp")
     return Fill(

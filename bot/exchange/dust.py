@@ -25,22 +25,27 @@ LOG_SPAN_MS = 90 * 86_400_000  # the longest span one dust-log request may cover
 
 def convertible(reply: Mapping[str, Any]) -> dict[str, float]:
     """The assets the venue would convert now, with their free amount (dust-btc's details)."""
-    return {str(row["asset"]): float(row.get("amountFree") or 0.0)
-            for row in reply.get("details") or []}  # fmt: skip
+    return {
+        str(row["asset"]): float(row.get("amountFree") or 0.0) for row in reply.get("details") or []
+    }
 
 
 def transfers(reply: Mapping[str, Any], target: str) -> list[DustConversion]:
     """The conversions of a Dust Transfer reply (``transferResult``). ``transferedAmount`` is
     the BNB bought, before the charge: what is credited is that less ``serviceChargeAmount``."""
-    return [_conversion(row, str(row.get("tranId")), target)
-            for row in reply.get("transferResult") or []]  # fmt: skip
+    return [
+        _conversion(row, str(row.get("tranId")), target)
+        for row in reply.get("transferResult") or []
+    ]
 
 
 def log_entries(reply: Mapping[str, Any], target: str) -> list[DustConversion]:
     """Every asset converted in a dust log reply (``userAssetDribblets``)."""
-    return [_conversion(row, str(row.get("transId") or entry.get("transId")), target)
-            for entry in reply.get("userAssetDribblets") or []
-            for row in entry.get("userAssetDribbletDetails") or []]  # fmt: skip
+    return [
+        _conversion(row, str(row.get("transId") or entry.get("transId")), target)
+        for entry in reply.get("userAssetDribblets") or []
+        for row in entry.get("userAssetDribbletDetails") or []
+    ]
 
 
 def _conversion(row: Mapping[str, Any], transfer_id: str, target: str) -> DustConversion:

@@ -114,8 +114,12 @@ class PaperExchange:
         recent = dict(list(self._reports.items())[-KEPT_REPORTS:])
         self._reports = recent
         orders = {coid: _report_to_json(report) for coid, report in recent.items()}
-        account = {"balances": self._balances, "orders": orders, "resting": self._resting,
-                   "stops": self._stops}  # fmt: skip
+        account = {
+            "balances": self._balances,
+            "orders": orders,
+            "resting": self._resting,
+            "stops": self._stops,
+        }
         await self._state.set(ACCOUNT_KEY, account, now)
 
     def balances(self) -> dict[str, float]:
@@ -139,10 +143,16 @@ class PaperExchange:
     async def open_orders(self, pairs: Sequence[str]) -> list[OpenOrder]:
         """The resting limit buys and stops of ``pairs`` (a paper account holds no one else's
         orders)."""
-        buys = [OpenOrder(r["pair"], coid, "buy", r["quote_amount"] / r["limit"], r["limit"])
-                for coid, r in self._resting.items() if r["pair"] in pairs]  # fmt: skip
-        return buys + [OpenOrder(s["pair"], coid, "sell", s["amount"], s["level"])
-                       for coid, s in self._stops.items() if s["pair"] in pairs]  # fmt: skip
+        buys = [
+            OpenOrder(r["pair"], coid, "buy", r["quote_amount"] / r["limit"], r["limit"])
+            for coid, r in self._resting.items()
+            if r["pair"] in pairs
+        ]
+        return buys + [
+            OpenOrder(s["pair"], coid, "sell", s["amount"], s["level"])
+            for coid, s in self._stops.items()
+            if s["pair"] in pairs
+        ]
 
     async def create_limit_order(self, intent: OrderIntent) -> ExecutionReport:
         """A limit buy for ``intent.quote_amount`` (fee included) at ``intent.limit_price``."""
@@ -155,11 +165,20 @@ class PaperExchange:
         self._balances[quote] -= intent.quote_amount  # set aside while it rests
         now = self._clock.now()
         self._resting[intent.client_order_id] = {
-            "pair": intent.pair, "run_id": intent.run_id, "limit": intent.limit_price,
-            "quote_amount": intent.quote_amount, "placed_ms": to_ms(now),
-        }  # fmt: skip
-        report = ExecutionReport(intent.client_order_id, f"paper-{intent.client_order_id}",
-                                 OrderStatus.OPEN, 0.0, None, ())  # fmt: skip
+            "pair": intent.pair,
+            "run_id": intent.run_id,
+            "limit": intent.limit_price,
+            "quote_amount": intent.quote_amount,
+            "placed_ms": to_ms(now),
+        }
+        report = ExecutionReport(
+            intent.client_order_id,
+            f"paper-{intent.client_order_id}",
+            OrderStatus.OPEN,
+            0.0,
+            None,
+            (),
+        )
         self._reports[intent.client_order_id] = report
         await self._save(now)
         return report
@@ -181,17 +200,22 @@ class PaperExchange:
         fills = (self._fill(intent, amount, price, now),) if amount > 0 else ()
         del self._resting[coid]
         self._reports[coid] = ExecutionReport(
-            coid, f"paper-{coid}", OrderStatus.FILLED if amount >= wanted else OrderStatus.EXPIRED,
-            amount, price if fills else None, fills,
-        )  # fmt: skip
+            coid,
+            f"paper-{coid}",
+            OrderStatus.FILLED if amount >= wanted else OrderStatus.EXPIRED,
+            amount,
+            price if fills else None,
+            fills,
+        )
         await self._save(now)
 
     async def _cancel(self, coid: str) -> None:
         resting = self._resting.pop(coid)
         quote = resting["pair"].split("/")[1]
         self._balances[quote] += resting["quote_amount"]
-        self._reports[coid] = ExecutionReport(coid, f"paper-{coid}", OrderStatus.CANCELED, 0.0,
-                                              None, ())  # fmt: skip
+        self._reports[coid] = ExecutionReport(
+            coid, f"paper-{coid}", OrderStatus.CANCELED, 0.0, None, ()
+        )
         await self._save(self._clock.now())
 
     def too_small(self, pair: str, amount: float, price: float) -> str | None:
@@ -206,8 +230,13 @@ class PaperExchange:
         if coid in self._reports:
             return self._reports[coid]
         now = self._clock.now()
-        self._stops[coid] = {"pair": intent.pair, "run_id": intent.run_id, "amount": intent.amount,
-                             "level": intent.stop_price, "seen_ms": to_ms(now)}  # fmt: skip
+        self._stops[coid] = {
+            "pair": intent.pair,
+            "run_id": intent.run_id,
+            "amount": intent.amount,
+            "level": intent.stop_price,
+            "seen_ms": to_ms(now),
+        }
         report = ExecutionReport(coid, f"paper-{coid}", OrderStatus.OPEN, 0.0, None, ())
         self._reports[coid] = report
         await self._save(now)
@@ -224,22 +253,27 @@ class PaperExchange:
             if float(candle["low"]) <= stop["level"] and float(candle["volume"]) > 0:
                 break
         price = min(float(candle["open"]), stop["level"]) * (1 - self._slippage)
-        amount = await self._fillable(stop["pair"], stop["amount"],
-                                      from_ms(int(candle["timestamp"])))  # fmt: skip
+        amount = await self._fillable(
+            stop["pair"], stop["amount"], from_ms(int(candle["timestamp"]))
+        )
         intent = OrderIntent(coid, stop["run_id"], stop["pair"], Side.SELL, amount, price, now)
         fills = (self._fill(intent, amount, price, now),) if amount > 0 else ()
         del self._stops[coid]
         self._reports[coid] = ExecutionReport(
-            coid, f"paper-{coid}",
+            coid,
+            f"paper-{coid}",
             OrderStatus.FILLED if amount >= stop["amount"] else OrderStatus.EXPIRED,
-            amount, price if fills else None, fills,
-        )  # fmt: skip
+            amount,
+            price if fills else None,
+            fills,
+        )
         await self._save(now)
 
     async def _cancel_stop(self, coid: str) -> None:
         del self._stops[coid]
-        self._reports[coid] = ExecutionReport(coid, f"paper-{coid}", OrderStatus.CANCELED, 0.0,
-                                              None, ())  # fmt: skip
+        self._reports[coid] = ExecutionReport(
+            coid, f"paper-{coid}", OrderStatus.CANCELED, 0.0, None, ()
+        )
         await self._save(self._clock.now())
 
     async def cancel_order(self, order: Order) -> ExecutionReport | None:
@@ -262,8 +296,11 @@ class PaperExchange:
         price = await self._feed.price(intent.pair, now)  # a triggered exit sells at market too
         if intent.side is Side.BUY:
             fill_price = price * (1 + self._slippage)
-            wanted = (intent.amount if intent.quote_amount is None  # else spend it, fee included
-                      else intent.quote_amount / (fill_price * (1 + self._fee_rate)))  # fmt: skip
+            wanted = (
+                intent.amount
+                if intent.quote_amount is None  # else spend it, fee included
+                else intent.quote_amount / (fill_price * (1 + self._fee_rate))
+            )
         else:
             fill_price = price * (1 - self._slippage)
             wanted = intent.amount
@@ -332,11 +369,18 @@ def _report_to_json(report: ExecutionReport) -> dict[str, Any]:
         "filled": report.filled,
         "average_price": report.average_price,
         "fills": [
-            {"pair": f.pair, "side": f.side.value, "amount": f.amount, "price": f.price,
-             "fee": f.fee, "time": to_ms(f.time), "trade_id": f.trade_id}
+            {
+                "pair": f.pair,
+                "side": f.side.value,
+                "amount": f.amount,
+                "price": f.price,
+                "fee": f.fee,
+                "time": to_ms(f.time),
+                "trade_id": f.trade_id,
+            }
             for f in report.fills
         ],
-    }  # fmt: skip
+    }
 
 
 def _report_from_json(value: Mapping[str, Any]) -> ExecutionReport:
@@ -347,8 +391,16 @@ def _report_from_json(value: Mapping[str, Any]) -> ExecutionReport:
         filled=value["filled"],
         average_price=value["average_price"],
         fills=tuple(
-            Fill(value["client_order_id"], f["pair"], Side(f["side"]), f["amount"], f["price"],
-                 f["fee"], from_ms(f["time"]), f["trade_id"])
+            Fill(
+                value["client_order_id"],
+                f["pair"],
+                Side(f["side"]),
+                f["amount"],
+                f["price"],
+                f["fee"],
+                from_ms(f["time"]),
+                f["trade_id"],
+            )
             for f in value["fills"]
         ),
-    )  # fmt: skip
+    )

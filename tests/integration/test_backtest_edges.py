@@ -55,18 +55,28 @@ def candles(
     """Flat candles opening at the previous close; ``skip``: candle slots left out (gaps)."""
     slots = [k for k in range(len(closes) + len(skip)) if k not in skip]
     opens = [closes[0], *closes[:-1]]
-    return pd.DataFrame({
-        "timestamp": [DAY0 + slot * step_ms for slot in slots[: len(closes)]],
-        "open": opens, "high": [max(o, c) for o, c in zip(opens, closes, strict=True)],
-        "low": [min(o, c) for o, c in zip(opens, closes, strict=True)], "close": closes,
-        "volume": 1.0,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "timestamp": [DAY0 + slot * step_ms for slot in slots[: len(closes)]],
+            "open": opens,
+            "high": [max(o, c) for o, c in zip(opens, closes, strict=True)],
+            "low": [min(o, c) for o, c in zip(opens, closes, strict=True)],
+            "close": closes,
+            "volume": 1.0,
+        }
+    )
 
 
-def backtest(frame: pd.DataFrame, strategy: Strategy, limits: RiskLimits = OPEN_LIMITS,
-             timeframe: str = "1h", slippage: float = 0.0) -> BacktestResult:  # fmt: skip
-    setup = BacktestSetup(pair="T/USDT", timeframe=timeframe, fee_rate=0.001,
-                          slippage=slippage, limits=limits)  # fmt: skip
+def backtest(
+    frame: pd.DataFrame,
+    strategy: Strategy,
+    limits: RiskLimits = OPEN_LIMITS,
+    timeframe: str = "1h",
+    slippage: float = 0.0,
+) -> BacktestResult:
+    setup = BacktestSetup(
+        pair="T/USDT", timeframe=timeframe, fee_rate=0.001, slippage=slippage, limits=limits
+    )
     return run_backtest(frame, strategy, setup)
 
 
@@ -75,8 +85,13 @@ def test_a_cooldown_lasts_a_span_of_time_so_a_gap_passes_it() -> None:
     so the entry signalled at the next candle (5 hours later) is taken, as live takes it."""
     closes = [100.0, 100, 99, 100, 99, 100, 100, 100, 100]
     script = {0: ENTER, 1: EXIT, 3: ENTER, 4: EXIT, 5: ENTER, 6: EXIT}
-    limits = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.0, max_drawdown=0.0,
-                        cooldown_losses=2, cooldown_candles=3)  # fmt: skip
+    limits = RiskLimits(
+        max_position_fraction=1.0,
+        daily_loss_limit=0.0,
+        max_drawdown=0.0,
+        cooldown_losses=2,
+        cooldown_candles=3,
+    )
     plain = backtest(candles(closes), scripted(script), limits)  # no gap: still cooling down
     assert (len(plain.table), plain.vetoes) == (2, 1)
     gapped = backtest(candles(closes, skip=(5, 6, 7, 8)), scripted(script), limits)
@@ -93,8 +108,9 @@ def test_a_fill_after_a_gap_is_stamped_when_trading_resumed() -> None:
     assert trade.entry_price == pytest.approx(frame["open"].iloc[2])
 
 
-@pytest.mark.parametrize(("timeframe", "step_ms", "day_candles"),
-                         [("1d", 24 * HOUR_MS, 2), ("1h", HOUR_MS, 23)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("timeframe", "step_ms", "day_candles"), [("1d", 24 * HOUR_MS, 2), ("1h", HOUR_MS, 23)]
+)
 def test_every_candle_counts_against_its_days_loss_budget(
     timeframe: str, step_ms: int, day_candles: int
 ) -> None:
@@ -194,12 +210,20 @@ def test_the_cli_backtest_runs_the_daily_limit_on_the_configs_days(tmp_path: Pat
     (review F1), and the costs are the account's. On the sample, New York days give another
     result than UTC days."""
     config = tmp_path / "ny.toml"
-    config.write_text('timezone = "America/New_York"\n[paper]\nfee = 0.002\n'
-                      'slippage = 0.001\nbalance = 5000\n')  # fmt: skip
-    rules = ["--risk", "daily_loss_limit=0.002", "--risk", "max_drawdown=0", "--risk",
-             "max_position_fraction=1"]  # fmt: skip
-    done = pairpilot("backtest", "--data", str(SAMPLE), "--config", str(config), *rules,
-                     "--json", cwd=tmp_path)  # fmt: skip
+    config.write_text(
+        'timezone = "America/New_York"\n[paper]\nfee = 0.002\nslippage = 0.001\nbalance = 5000\n'
+    )
+    rules = [
+        "--risk",
+        "daily_loss_limit=0.002",
+        "--risk",
+        "max_drawdown=0",
+        "--risk",
+        "max_position_fraction=1",
+    ]
+    done = pairpilot(
+        "backtest", "--data", str(SAMPLE), "--config", str(config), *rules, "--json", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["backtest"]["timezone"] == "America/New_York"
@@ -208,20 +232,27 @@ def test_the_cli_backtest_runs_the_daily_limit_on_the_configs_days(tmp_path: Pat
     limits = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.002, max_drawdown=0.0)
     candles = read_candle_file(SAMPLE)
     by_zone = {
-        zone: run_backtest(candles, build_strategy("ema_cross"),
-                           setup_for("BTC/USDT", "1h", AccountTerms(5000, 0.002, 0.001, zone),
-                                     limits))
+        zone: run_backtest(
+            candles,
+            build_strategy("ema_cross"),
+            setup_for("BTC/USDT", "1h", AccountTerms(5000, 0.002, 0.001, zone), limits),
+        )
         for zone in ("UTC", "America/New_York")
-    }  # fmt: skip
+    }
     assert by_zone["UTC"].metrics.total_return != by_zone["America/New_York"].metrics.total_return
     assert document["backtest"]["vetoes"] == by_zone["America/New_York"].vetoes
     assert len(document["trades"]) == len(by_zone["America/New_York"].table)
     assert document["metrics"]["total_return"] == by_zone["America/New_York"].metrics.total_return
 
 
-@pytest.mark.parametrize(("exchange", "flag", "resting"), [
-    ("binance", None, True), ("coinbase", None, False), ("binance", "--no-resting-stops", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("exchange", "flag", "resting"),
+    [
+        ("binance", None, True),
+        ("coinbase", None, False),
+        ("binance", "--no-resting-stops", False),
+    ],
+)
 def test_the_cli_backtest_of_a_live_config_rests_stops_where_its_venue_does(
     tmp_path: Path, exchange: str, flag: str | None, resting: bool
 ) -> None:
@@ -230,8 +261,17 @@ def test_the_cli_backtest_of_a_live_config_rests_stops_where_its_venue_does(
     keys are needed for a backtest."""
     config = tmp_path / "live.toml"
     config.write_text(f'mode = "live"\n[exchange]\nname = "{exchange}"\n')
-    done = pairpilot("backtest", "--data", str(SAMPLE), "--config", str(config), "--param",
-                     "stop_loss=0.01", *([flag] if flag else []), cwd=tmp_path)  # fmt: skip
+    done = pairpilot(
+        "backtest",
+        "--data",
+        str(SAMPLE),
+        "--config",
+        str(config),
+        "--param",
+        "stop_loss=0.01",
+        *([flag] if flag else []),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert (RESTING if resting else PER_CANDLE) in done.stdout
 
@@ -254,8 +294,9 @@ def test_a_stop_resting_on_the_venue_fills_at_its_level_a_target_at_the_next_ope
     the candle; the take-profit is still seen at the close and sold at the next open."""
     frame = candles([100.0, 100, 98, 92, 92])
     frame.loc[2, "low"] = 90.0  # through a 5% stop at 95; candle 3 opens at 98
-    resting = BacktestSetup(pair="T/USDT", timeframe="1h", slippage=0.001, limits=OPEN_LIMITS,
-                            resting_stops=True)  # fmt: skip
+    resting = BacktestSetup(
+        pair="T/USDT", timeframe="1h", slippage=0.001, limits=OPEN_LIMITS, resting_stops=True
+    )
     (trade,) = run_backtest(frame, scripted({0: ENTER}, stop_loss=0.05), resting).table.trades()
     entry = 100 * 1.001
     assert trade.exit_reason == "stop_loss"
@@ -271,8 +312,16 @@ def test_a_stop_resting_on_the_venue_fills_at_its_level_a_target_at_the_next_ope
 
 
 def test_the_cli_takes_resting_stops(tmp_path: Path) -> None:
-    done = pairpilot("backtest", "--data", str(SAMPLE), "--param", "stop_loss=0.01",
-                     "--resting-stops", "--json", cwd=tmp_path)  # fmt: skip
+    done = pairpilot(
+        "backtest",
+        "--data",
+        str(SAMPLE),
+        "--param",
+        "stop_loss=0.01",
+        "--resting-stops",
+        "--json",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["backtest"]["resting_stops"] is True

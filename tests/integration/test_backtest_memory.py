@@ -28,24 +28,40 @@ CYCLE = (107.5, 98.5, 97.5, 96.5)
 def zigzag(candles: int) -> pd.DataFrame:
     closes = [CYCLE[k % len(CYCLE)] for k in range(candles)]
     opens = [closes[0], *closes[:-1]]
-    return pd.DataFrame({
-        "timestamp": [1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS + k * HOUR_MS
-                      for k in range(candles)],
-        "open": opens,
-        "high": [max(o, c) * 1.02 for o, c in zip(opens, closes, strict=True)],
-        "low": [min(o, c) for o, c in zip(opens, closes, strict=True)],
-        "close": closes,
-        "volume": 1.0,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "timestamp": [
+                1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS + k * HOUR_MS
+                for k in range(candles)
+            ],
+            "open": opens,
+            "high": [max(o, c) * 1.02 for o, c in zip(opens, closes, strict=True)],
+            "low": [min(o, c) for o, c in zip(opens, closes, strict=True)],
+            "close": closes,
+            "volume": 1.0,
+        }
+    )
 
 
 def run_grid(path: Path, cache: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(cache)}
     return subprocess.run(
-        [str(Path(sys.executable).with_name("pairpilot")), "backtest", "--data", str(path),
-         "--strategy", "grid", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("pairpilot")),
+            "backtest",
+            "--data",
+            str(path),
+            "--strategy",
+            "grid",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")

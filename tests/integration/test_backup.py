@@ -16,37 +16,56 @@ from storage.db import latest_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
-ENVIRONMENT = {**{k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")},
-               "PYTHONPATH": str(ROOT)}  # fmt: skip
+ENVIRONMENT = {
+    **{k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")},
+    "PYTHONPATH": str(ROOT),
+}
 
 
 def pairpilot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, env=ENVIRONMENT, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENVIRONMENT,
+        check=False,
+    )
 
 
 def counts(path: Path) -> dict[str, int]:
     """Rows per table, after SQLite's own integrity check passed."""
     with closing(sqlite3.connect(path)) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        tables = [row[0] for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")]  # fmt: skip
-        return {table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in tables}  # fmt: skip
+        tables = [
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        return {
+            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in tables
+        }
 
 
 def test_backups_while_the_service_writes_are_whole_and_restore_round_trips(
     tmp_path: Path,
 ) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('data_dir = "state"\n[market_data]\nsource = "replay"\nreplay_speed = '
-                      f'36000\nreplay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n[[pairs]]\n'
-                      'pair = "BTC/USDT"\ncapital_share = 1.0\n', encoding="utf-8")  # fmt: skip
+    config.write_text(
+        'data_dir = "state"\n[market_data]\nsource = "replay"\nreplay_speed = '
+        f'36000\nreplay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n[[pairs]]\n'
+        'pair = "BTC/USDT"\ncapital_share = 1.0\n',
+        encoding="utf-8",
+    )
     database = tmp_path / "state" / "pairpilot.sqlite"
     service = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "--config", str(config)], cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENVIRONMENT,
-    )  # fmt: skip
+        [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=ENVIRONMENT,
+    )
     try:
         backups, seen = [], []
         deadline = time.monotonic() + 90
@@ -62,7 +81,8 @@ def test_backups_while_the_service_writes_are_whole_and_restore_round_trips(
         assert len(backups) == 4, "the service never traded"
         assert service.poll() is None, "the replay ended before the backups were taken"
         assert [copy["equity_snapshots"] for copy in seen] == sorted(
-            copy["equity_snapshots"] for copy in seen)  # fmt: skip
+            copy["equity_snapshots"] for copy in seen
+        )
         assert seen[0]["equity_snapshots"] < seen[-1]["equity_snapshots"]  # taken under load
 
         refused = pairpilot("restore", str(backups[1]), "--config", str(config), cwd=tmp_path)
@@ -153,11 +173,22 @@ def test_a_restore_sets_aside_a_write_ahead_log_left_without_its_database(tmp_pa
     crashed = data / "pairpilot.sqlite"
     crashed.write_bytes(backup.read_bytes())
     # a process killed with committed rows still in its -wal (no checkpoint, no close)
-    subprocess.run([sys.executable, "-c", (
-        "import os, sqlite3; c = sqlite3.connect(os.environ['DB'], isolation_level=None); "
-        "c.execute('PRAGMA journal_mode = WAL'); c.execute('PRAGMA wal_autocheckpoint = 0'); "
-        "[c.execute(\"INSERT INTO notes VALUES ('lost?')\") for _ in range(300)]; os._exit(9)")],
-        env={**ENVIRONMENT, "DB": str(crashed)}, check=False, timeout=60)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os, sqlite3; c = sqlite3.connect(os.environ['DB'], isolation_level=None); "
+                "c.execute('PRAGMA journal_mode = WAL'); "
+                "c.execute('PRAGMA wal_autocheckpoint = 0'); "
+                "[c.execute(\"INSERT INTO notes VALUES ('lost?')\") for _ in range(300)]; "
+                "os._exit(9)"
+            ),
+        ],
+        env={**ENVIRONMENT, "DB": str(crashed)},
+        check=False,
+        timeout=60,
+    )
     assert Path(f"{crashed}-wal").stat().st_size > 0
     crashed.rename(tmp_path / "moved-aside.sqlite")  # by hand; its -wal stays behind
     result = pairpilot("restore", str(backup), cwd=tmp_path)

@@ -59,14 +59,16 @@ async def venue() -> AsyncIterator[tuple[FakeBinance, CcxtExchange]]:
 
 async def with_run(db: Database) -> FakeClock:
     """A BTC/USDT run for the orders to belong to; returns the test clock."""
-    await SqlitePairRunRepository(db).add(pair="BTC/USDT", strategy="ema_cross", timeframe="1h",
-                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    await SqlitePairRunRepository(db).add(
+        pair="BTC/USDT", strategy="ema_cross", timeframe="1h", params={}, capital_share=1.0, now=NOW
+    )
     return FakeClock(NOW)
 
 
 def buy(quote: float, coid: str = "pp1-1-buy") -> OrderIntent:
-    return OrderIntent(coid, 1, "BTC/USDT", Side.BUY, quote / 100_000, 100_000.0, NOW,
-                       quote_amount=quote)  # fmt: skip
+    return OrderIntent(
+        coid, 1, "BTC/USDT", Side.BUY, quote / 100_000, 100_000.0, NOW, quote_amount=quote
+    )
 
 
 async def test_a_quote_sized_market_buy_fills_under_our_client_order_id(
@@ -166,8 +168,9 @@ async def test_the_journal_books_a_lost_response_order_exactly_once(
     clock = await with_run(db)
     orders = SqliteOrderRepository(db)
     executor = executor_on(db, exchange, clock)
-    fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "Unknown"},
-                             method="POST", after=True))  # fmt: skip
+    fake.faults.append(
+        Fault("/api/v3/order", 503, {"code": -1000, "msg": "Unknown"}, method="POST", after=True)
+    )
     fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
     assert len(fills) == 1
     assert len(fake.orders) == 1
@@ -196,9 +199,16 @@ async def test_restart_settles_what_a_crash_left_open_and_alerts_drift(
     await orders.add(dataclasses.replace(buy(300.0, "pp1-11-buy"), run_id=1))
 
     async def run_reconcile() -> Reconciliation:
-        return await reconcile(orders=orders, exchange=exchange, executor=executor,
-                               portfolio=portfolio, alerts=AlertOutbox(alerts, clock),
-                               clock=clock, quote="USDT", pairs=["BTC/USDT"])  # fmt: skip
+        return await reconcile(
+            orders=orders,
+            exchange=exchange,
+            executor=executor,
+            portfolio=portfolio,
+            alerts=AlertOutbox(alerts, clock),
+            clock=clock,
+            quote="USDT",
+            pairs=["BTC/USDT"],
+        )
 
     first = await run_reconcile()
     assert (first.settled, first.never_sent, first.clean) == (["pp1-10-buy"], ["pp1-11-buy"], True)
@@ -230,19 +240,30 @@ async def test_a_crash_before_the_first_booking_does_not_charge_the_first_buy_tw
 
     async def start() -> Engine:
         balances = await exchange.fetch_balances()
-        return await build_engine(db, clock=clock, exchange=exchange,
-                                  first_cash=balances.get("USDT", 0.0),
-                                  costs=EngineCosts(0.001, 0.0), limits=RiskLimits())  # fmt: skip
+        return await build_engine(
+            db,
+            clock=clock,
+            exchange=exchange,
+            first_cash=balances.get("USDT", 0.0),
+            costs=EngineCosts(0.001, 0.0),
+            limits=RiskLimits(),
+        )
 
     await start()
     placed = dataclasses.replace(buy(500.0, "pp1-20-buy"), run_id=1)
     await SqliteOrderRepository(db).add(placed)
     await exchange.create_market_order(placed)  # ...and the process died before booking it
     engine = await start()
-    result = await reconcile(orders=SqliteOrderRepository(db), exchange=exchange,
-                             executor=engine.executor, portfolio=engine.portfolio,
-                             alerts=AlertOutbox(SqliteAlertRepository(db), clock), clock=clock,
-                             quote="USDT", pairs=["BTC/USDT"])  # fmt: skip
+    result = await reconcile(
+        orders=SqliteOrderRepository(db),
+        exchange=exchange,
+        executor=engine.executor,
+        portfolio=engine.portfolio,
+        alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+        clock=clock,
+        quote="USDT",
+        pairs=["BTC/USDT"],
+    )
     assert result.settled == ["pp1-20-buy"]
     assert result.clean
     assert engine.portfolio.cash == pytest.approx(fake.balances["USDT"])
@@ -262,10 +283,16 @@ async def test_restart_alerts_an_order_on_the_exchange_it_did_not_place_and_leav
     by_hand = dataclasses.replace(buy(100.0, "web_manual_7"), limit_price=80_000.0)
     await exchange.create_limit_order(by_hand)  # placed on the account, never journaled
 
-    result = await reconcile(orders=orders, exchange=exchange,
-                             executor=executor_on(db, exchange, clock, portfolio),
-                             portfolio=portfolio, alerts=AlertOutbox(alerts, clock), clock=clock,
-                             quote="USDT", pairs=["BTC/USDT"])  # fmt: skip
+    result = await reconcile(
+        orders=orders,
+        exchange=exchange,
+        executor=executor_on(db, exchange, clock, portfolio),
+        portfolio=portfolio,
+        alerts=AlertOutbox(alerts, clock),
+        clock=clock,
+        quote="USDT",
+        pairs=["BTC/USDT"],
+    )
 
     assert [order.client_order_id for order in result.foreign] == ["web_manual_7"]
     assert result.foreign[0].price == 80_000.0
@@ -291,8 +318,10 @@ async def test_an_exit_sells_what_the_exchange_holds_and_alerts_the_difference(
     assert sum(fill.amount for fill in fills) == pytest.approx(0.004)
     assert fake.balances["BTC"] == pytest.approx(0.0)
     alerts = await SqliteAlertRepository(db).pending()
-    assert any(a.kind == "reconciliation_drift" and "selling what the exchange holds" in a.text
-               for a in alerts)  # fmt: skip
+    assert any(
+        a.kind == "reconciliation_drift" and "selling what the exchange holds" in a.text
+        for a in alerts
+    )
 
 
 async def test_an_order_filled_in_several_trades_is_booked_completely(
@@ -402,9 +431,10 @@ async def test_an_unknown_outcome_not_found_is_never_resent_in_the_same_call(
     executor = executor_on(db, exchange, clock, portfolio)
     fake.faults += [
         Fault("/api/v3/order", 503, {"code": -1000, "msg": "Unknown"}, method="POST", after=True),
-        Fault("/api/v3/order", 400, {"code": -2013, "msg": "Order does not exist."},
-              method="GET"),  # processing: not visible yet
-    ]  # fmt: skip
+        Fault(
+            "/api/v3/order", 400, {"code": -2013, "msg": "Order does not exist."}, method="GET"
+        ),  # processing: not visible yet
+    ]
     with pytest.raises(ExchangeUnavailable):
         await executor.execute(dataclasses.replace(buy(500.0, "pp1x1b"), run_id=1))
     assert fake.order_posts == 1  # was: sent again under the same id
@@ -423,8 +453,9 @@ async def test_a_stop_cuts_an_order_s_wait_short_and_sends_it_no_more_after_its_
     guessed), nothing is sent again, and the order is left for the next start to settle."""
     fake, exchange = venue
     limited = {"code": -1003, "msg": "Too much request weight used"}
-    fake.faults.append(Fault("/api/v3/order", 429, limited, headers={"Retry-After": "30"},
-                             method="POST", times=10))  # fmt: skip
+    fake.faults.append(
+        Fault("/api/v3/order", 429, limited, headers={"Retry-After": "30"}, method="POST", times=10)
+    )
     placing = asyncio.create_task(exchange.create_market_order(buy(500.0)))
     await asyncio.sleep(0.5)
     assert fake.order_posts == 1  # refused, waiting out the Retry-After
@@ -446,9 +477,15 @@ async def test_a_dust_refusal_is_a_refusal_at_any_url(
     Binance. A code the table does not name stays an unknown outcome: an order is looked up."""
     fake, exchange = venue
     fake.balances["BTC"] = 0.000009
-    fake.dust_log.append({"operateTime": fake.now_ms - 3_600_000, "transId": 1,
-                          "totalServiceChargeAmount": "0", "totalTransferedAmount": "0",
-                          "userAssetDribbletDetails": []})  # converted an hour ago  # fmt: skip
+    fake.dust_log.append(
+        {
+            "operateTime": fake.now_ms - 3_600_000,
+            "transId": 1,
+            "totalServiceChargeAmount": "0",
+            "totalTransferedAmount": "0",
+            "userAssetDribbletDetails": [],
+        }
+    )  # converted an hour ago
     with pytest.raises(ExchangeRejected, match="-5006"):  # once every 6 hours
         await exchange.convert_dust(["BTC"])
     fake.dust_log.clear()
@@ -458,8 +495,11 @@ async def test_a_dust_refusal_is_a_refusal_at_any_url(
     clock = await with_run(db)
     portfolio = Portfolio(1000.0)
     executor = executor_on(db, exchange, clock, portfolio)
-    fake.faults.append(Fault("/api/v3/order", 400, {"code": -9999, "msg": "Unheard of."},
-                             method="POST", after=True))  # placed, answered oddly  # fmt: skip
+    fake.faults.append(
+        Fault(
+            "/api/v3/order", 400, {"code": -9999, "msg": "Unheard of."}, method="POST", after=True
+        )
+    )  # placed, answered oddly
     fills, _ = await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
     assert [fill.amount for fill in fills] == [pytest.approx(0.005)]  # found and booked
     assert fake.order_posts == 1
@@ -486,16 +526,22 @@ async def test_binance_s_server_busy_is_an_unknown_outcome_at_any_url(
 
 
 async def _stop_fires(
-    db: Database, venue: tuple[FakeBinance, CcxtExchange], executor: Executor,
-    portfolio: Portfolio, lost: float = 0.0,
-) -> tuple[ExecutionReport, Fill]:  # fmt: skip
+    db: Database,
+    venue: tuple[FakeBinance, CcxtExchange],
+    executor: Executor,
+    portfolio: Portfolio,
+    lost: float = 0.0,
+) -> tuple[ExecutionReport, Fill]:
     """The books' BTC position rests under a stop; ``lost`` BTC of pairpilot's land on the
     account (a buy at 100,000 whose booking was lost); the price falls to 94,000 and the stop
     sells the position in one trade: its report, read back, and that trade."""
     fake, exchange = venue
     held = portfolio.position("BTC/USDT").amount
-    await executor.execute(OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0,
-                                       NOW, stop_price=95_000.0))  # fmt: skip
+    await executor.execute(
+        OrderIntent(
+            "pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW, stop_price=95_000.0
+        )
+    )
     fake.balances["BTC"] += lost
     fake.balances["USDT"] -= lost * 100_000.0
     fake.prices["BTCUSDT"] = 94_000.0
@@ -513,18 +559,26 @@ async def _bnb_books(
     its books, and a start-up reconciliation of both pairs with the user's own holdings."""
     _, exchange = venue
     clock = await with_run(db)
-    await SqlitePairRunRepository(db).add(pair="BNB/USDT", strategy="ema_cross", timeframe="1h",
-                                          params={}, capital_share=1.0, now=NOW)  # fmt: skip
+    await SqlitePairRunRepository(db).add(
+        pair="BNB/USDT", strategy="ema_cross", timeframe="1h", params={}, capital_share=1.0, now=NOW
+    )
     portfolio = Portfolio(1000.0)
     executor = executor_on(db, exchange, clock, portfolio)
     alerts = AlertOutbox(SqliteAlertRepository(db), clock)
     outside = OutsideHoldings(SqliteStateRepository(db), clock)
 
     async def reconciled() -> Reconciliation:
-        return await reconcile(orders=SqliteOrderRepository(db), exchange=exchange,
-                               executor=executor, portfolio=portfolio, alerts=alerts,
-                               clock=clock, quote="USDT", pairs=["BTC/USDT", "BNB/USDT"],
-                               outside=outside)  # fmt: skip
+        return await reconcile(
+            orders=SqliteOrderRepository(db),
+            exchange=exchange,
+            executor=executor,
+            portfolio=portfolio,
+            alerts=alerts,
+            clock=clock,
+            quote="USDT",
+            pairs=["BTC/USDT", "BNB/USDT"],
+            outside=outside,
+        )
 
     return executor, portfolio, reconciled
 
@@ -551,14 +605,18 @@ async def test_bnb_fees_come_out_of_the_bnb_position_and_its_books_follow_the_ac
     after = await reconciled()
     assert (after.drift, after.clean) == ({}, True)
     assert btc_trade.pnl == pytest.approx(-0.72)  # the BNB's value: the trade's fees
-    exit_ = OrderIntent("pp2x2s", 2, "BNB/USDT", Side.SELL,
-                        portfolio.position("BNB/USDT").amount, 600.0, NOW)  # fmt: skip
+    exit_ = OrderIntent(
+        "pp2x2s", 2, "BNB/USDT", Side.SELL, portfolio.position("BNB/USDT").amount, 600.0, NOW
+    )
     sold, bnb_trade = await executor.execute(exit_)
     assert sum(fill.amount for fill in sold) == pytest.approx(bought.amount - paid)  # all of it
     assert portfolio.position("BNB/USDT") is None
     assert fake.balances.get("BNB", 0.0) == pytest.approx(0.0, abs=1e-12)
-    drifted = [a for a in await SqliteAlertRepository(db).pending() if "differ" in a.text
-               or a.kind == "reconciliation_drift"]  # fmt: skip
+    drifted = [
+        a
+        for a in await SqliteAlertRepository(db).pending()
+        if "differ" in a.text or a.kind == "reconciliation_drift"
+    ]
     assert drifted == []
     fills = await SqliteFillRepository(db).all()
     trades = round_trips(fills, executor.exchange.too_small)
@@ -609,7 +667,8 @@ async def test_a_bnb_sale_paying_its_fee_in_bnb_takes_it_from_the_users_own(
     await executor.execute(bnb)
     held = portfolio.position("BNB/USDT").amount
     (sold,), trade = await executor.execute(
-        OrderIntent("pp2x2s", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW))  # fmt: skip
+        OrderIntent("pp2x2s", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW)
+    )
     assert (sold.amount, sold.fee_asset) == (pytest.approx(held), "BNB")
     assert portfolio.position("BNB/USDT") is None
     assert trade is not None
@@ -631,8 +690,9 @@ async def _bnb_under_its_stop(
     await executor.execute(bnb)
     assert (await reconciled()).clean
     held = portfolio.position("BNB/USDT").amount
-    await executor.execute(OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW,
-                                       stop_price=550.0))  # fmt: skip
+    await executor.execute(
+        OrderIntent("pp2x1sstop", 2, "BNB/USDT", Side.SELL, held, 600.0, NOW, stop_price=550.0)
+    )
     return executor, portfolio, reconciled, held
 
 
@@ -676,8 +736,9 @@ async def test_a_sale_beyond_the_books_position_is_booked_up_to_it_and_alerted(
     executor, portfolio, _ = await _bnb_books(db, venue)
     await executor.execute(dataclasses.replace(buy(500.0), run_id=1))
     held = portfolio.position("BTC/USDT").amount
-    protect = OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW,
-                          stop_price=95_000.0)  # fmt: skip
+    protect = OrderIntent(
+        "pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW, stop_price=95_000.0
+    )
     await executor.execute(protect)
     fake.prices["BTCUSDT"] = 94_000.0
     await exchange.fetch_price("BTC/USDT")  # the stop fires
@@ -685,8 +746,9 @@ async def test_a_sale_beyond_the_books_position_is_booked_up_to_it_and_alerted(
     assert report is not None
     (sold,) = report.fills
     grown = (sold.amount + 0.0001) / sold.amount  # the venue's fee is on the whole trade
-    more = dataclasses.replace(sold, amount=sold.amount + 0.0001, fee=sold.fee * grown,
-                               fee_amount=sold.fee_amount * grown)  # fmt: skip
+    more = dataclasses.replace(
+        sold, amount=sold.amount + 0.0001, fee=sold.fee * grown, fee_amount=sold.fee_amount * grown
+    )
     cash = portfolio.cash
     _, trade = await executor.settle(dataclasses.replace(report, fills=(more,)))
     assert portfolio.position("BTC/USDT") is None
@@ -714,8 +776,9 @@ async def test_a_sale_beyond_the_books_credits_the_user_no_more_than_their_own_c
     outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
     users_usdt = (await outside.get())["USDT"]
     held = portfolio.position("BTC/USDT").amount
-    protect = OrderIntent("pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW,
-                          stop_price=95_000.0)  # fmt: skip
+    protect = OrderIntent(
+        "pp1x2sstop", 1, "BTC/USDT", Side.SELL, held, 100_000.0, NOW, stop_price=95_000.0
+    )
     await executor.execute(protect)
     books_cash = portfolio.cash
     lost = 0.001 - own  # pairpilot's buy of these coins was never booked: cash spent, unbooked
@@ -729,8 +792,9 @@ async def test_a_sale_beyond_the_books_credits_the_user_no_more_than_their_own_c
     fake.balances["BTC"] -= 0.001  # ... and the venue sold 0.001 BTC more
     fake.balances["USDT"] += 0.001 * (94_000.0 - fee)
     grown = (sold.amount + 0.001) / sold.amount  # the venue's fee is on the whole trade
-    more = dataclasses.replace(sold, amount=sold.amount + 0.001, fee=sold.fee * grown,
-                               fee_amount=sold.fee_amount * grown)  # fmt: skip
+    more = dataclasses.replace(
+        sold, amount=sold.amount + 0.001, fee=sold.fee * grown, fee_amount=sold.fee_amount * grown
+    )
     _, trade = await executor.settle(dataclasses.replace(report, fills=(more,)))
     assert portfolio.position("BTC/USDT") is None
     assert trade is not None
@@ -738,8 +802,11 @@ async def test_a_sale_beyond_the_books_credits_the_user_no_more_than_their_own_c
     assert after["BTC"] == pytest.approx(0.0, abs=1e-12)
     assert after["USDT"] == pytest.approx(users_usdt + own * (94_000.0 - fee))  # their part
     assert portfolio.cash == pytest.approx(books_cash + sold.amount * 94_000.0 - sold.fee)
-    alerts = [a.text for a in await SqliteAlertRepository(db).pending()
-              if a.kind == "reconciliation_drift"]  # fmt: skip
+    alerts = [
+        a.text
+        for a in await SqliteAlertRepository(db).pending()
+        if a.kind == "reconciliation_drift"
+    ]
     assert len(alerts) == 1
     assert f"{lost:.8g} BTC were pairpilot's coins the books never booked" in alerts[0]
     assert ("taken from your own" in alerts[0]) == (own > 0)
@@ -768,9 +835,13 @@ async def test_a_sale_beyond_the_books_whose_fee_is_paid_in_bnb_charges_the_book
     report, sold = await _stop_fires(db, venue, executor, portfolio)
     assert sold.fee_asset == "BNB"
     grown = (sold.amount + 0.001) / sold.amount
-    more = dataclasses.replace(sold, amount=sold.amount + 0.001, fee=sold.fee * grown,
-                               fee_outside=sold.fee_outside * grown,
-                               fee_amount=sold.fee_amount * grown)  # fmt: skip
+    more = dataclasses.replace(
+        sold,
+        amount=sold.amount + 0.001,
+        fee=sold.fee * grown,
+        fee_outside=sold.fee_outside * grown,
+        fee_amount=sold.fee_amount * grown,
+    )
     cash = portfolio.cash
     await executor.settle(dataclasses.replace(report, fills=(more,)))
     assert portfolio.position("BTC/USDT") is None
@@ -795,8 +866,9 @@ async def test_a_trade_wholly_beyond_the_books_is_alerted_and_the_users_coins_fo
     outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
     # pairpilot's lost buy (unless ``own``): coins on the account, their cost gone
     report, sold = await _stop_fires(db, venue, executor, portfolio, lost=0.0 if own else 0.001)
-    second = dataclasses.replace(sold, amount=0.001, fee=0.094, fee_amount=0.094,
-                                 trade_id=f"{sold.trade_id}b")  # fmt: skip
+    second = dataclasses.replace(
+        sold, amount=0.001, fee=0.094, fee_amount=0.094, trade_id=f"{sold.trade_id}b"
+    )
     fake.balances["BTC"] -= 0.001
     fake.balances["USDT"] += 94.0 - 0.094
     users_usdt = (await outside.get())["USDT"]
@@ -805,8 +877,11 @@ async def test_a_trade_wholly_beyond_the_books_is_alerted_and_the_users_coins_fo
     assert [f.trade_id for f in fills] == [sold.trade_id]
     assert trade is not None
     after = await outside.get()
-    alerts = [a.text for a in await SqliteAlertRepository(db).pending()
-              if a.kind == "reconciliation_drift"]  # fmt: skip
+    alerts = [
+        a.text
+        for a in await SqliteAlertRepository(db).pending()
+        if a.kind == "reconciliation_drift"
+    ]
     assert len(alerts) == 1
     assert "sold 0.001 BTC more than the books held" in alerts[0]
     assert after["BTC"] == pytest.approx(own - 0.001 if own else 0.0)
@@ -818,9 +893,16 @@ async def test_a_trade_wholly_beyond_the_books_is_alerted_and_the_users_coins_fo
     assert ("USDT" in result.drift) == (not own)
     if own:  # the soaks' ledger invariant knows a trade recorded only as beyond the books
         (order,) = [o for o in fake.orders.values() if o.kind == "STOP_LOSS"]
-        order.fills.append({**order.fills[0], "tradeId": f"{order.fills[0]['tradeId']}b",
-                            "qty": "0.001", "price": "94000", "commission": "0.094",
-                            "commissionAsset": "USDT"})  # fmt: skip
+        order.fills.append(
+            {
+                **order.fills[0],
+                "tradeId": f"{order.fills[0]['tradeId']}b",
+                "qty": "0.001",
+                "price": "94000",
+                "commission": "0.094",
+                "commissionAsset": "USDT",
+            }
+        )
         ledger = Invariants(fake, tmp_path / "test.sqlite", pairs=("BTC/USDT",))
         assert ledger.check("after the split sale") == []
 
@@ -846,11 +928,18 @@ async def test_coins_sold_beyond_the_books_are_the_users_only_if_the_account_sho
     fee = sold.fee / sold.amount  # a coin's share of the fee, on the whole trade
     fake.balances["BTC"] -= lost
     fake.balances["USDT"] += lost * (94_000.0 - fee)
-    more = dataclasses.replace(sold, amount=sold.amount + lost, fee=fee * (sold.amount + lost),
-                               fee_amount=fee * (sold.amount + lost))  # fmt: skip
+    more = dataclasses.replace(
+        sold,
+        amount=sold.amount + lost,
+        fee=fee * (sold.amount + lost),
+        fee_amount=fee * (sold.amount + lost),
+    )
     await executor.settle(dataclasses.replace(report, fills=(more,)))
-    alerts = [a.text for a in await SqliteAlertRepository(db).pending()
-              if a.kind == "reconciliation_drift"]  # fmt: skip
+    alerts = [
+        a.text
+        for a in await SqliteAlertRepository(db).pending()
+        if a.kind == "reconciliation_drift"
+    ]
     after = await outside.get()
     assert fake.balances["BTC"] + fake.locked.get("BTC", 0.0) == pytest.approx(1.0)
     assert after["BTC"] == pytest.approx(1.0)
@@ -866,14 +955,16 @@ async def test_coins_sold_beyond_the_books_are_the_users_only_if_the_account_sho
     await executor.execute(dataclasses.replace(buy(500.0), run_id=1, client_order_id="pp1x3b"))
     held = portfolio.position("BTC/USDT").amount
     await executor.execute(OrderIntent("pp1x4s", 1, "BTC/USDT", Side.SELL, held, 94_000.0, NOW))
-    again = dataclasses.replace(more, client_order_id="pp1x4s", trade_id="beyond-2",
-                                amount=0.002)  # fmt: skip
+    again = dataclasses.replace(more, client_order_id="pp1x4s", trade_id="beyond-2", amount=0.002)
     fake.faults.append(Fault("/api/v3/account", 503, {"code": -1000, "msg": "x"}, times=50))
     await executor.settle(dataclasses.replace(report, client_order_id="pp1x4s", fills=(again,)))
     fake.faults.clear()
     assert (await outside.get())["BTC"] == pytest.approx(1.0)
-    (failed,) = [a.text for a in await SqliteAlertRepository(db).pending()
-                 if a.kind == "reconciliation_drift" and "pp1x4s" in a.text]  # fmt: skip
+    (failed,) = [
+        a.text
+        for a in await SqliteAlertRepository(db).pending()
+        if a.kind == "reconciliation_drift" and "pp1x4s" in a.text
+    ]
     assert "the balances could not be read" in failed
 
 
@@ -899,8 +990,11 @@ async def test_a_sale_beyond_the_books_booked_later_calls_no_coins_the_users(
     more = dataclasses.replace(sold, amount=sold.amount + 0.001, time=NOW - timedelta(hours=3))
     await executor.settle(dataclasses.replace(report, fills=(more,)))
     assert await outside.get() == before
-    (alert,) = [a.text for a in await SqliteAlertRepository(db).pending()
-                if a.kind == "reconciliation_drift"]  # fmt: skip
+    (alert,) = [
+        a.text
+        for a in await SqliteAlertRepository(db).pending()
+        if a.kind == "reconciliation_drift"
+    ]
     assert "taken from your own" not in alert
     assert "180 min old" in alert
     assert "cannot tell whose coins" in alert
@@ -927,8 +1021,11 @@ async def test_a_bnb_fee_beyond_the_known_coins_is_measured_now_or_kept_as_drift
     assert 0 < fake.balances["BNB"] < 0.05  # both fees came out of the 0.05 BNB
     outside = OutsideHoldings(SqliteStateRepository(db), FakeClock(NOW))
     own = (await outside.get()).get("BNB")
-    drifted = [a.text for a in await SqliteAlertRepository(db).pending()
-               if a.kind == "reconciliation_drift"]  # fmt: skip
+    drifted = [
+        a.text
+        for a in await SqliteAlertRepository(db).pending()
+        if a.kind == "reconciliation_drift"
+    ]
     result = await reconciled()
     if lost_buy:
         assert own == 0.0  # kept: the unbooked coins are not called the user's
@@ -970,5 +1067,6 @@ async def test_the_sale_of_a_rest_left_as_dust_completes_its_trade_and_counts_on
     (trade,) = round_trips(await SqliteFillRepository(db).all(), exchange.too_small)
     assert trade.pnl == pytest.approx(portfolio.cash - 1000.0)
     texts = [alert.text for alert in await SqliteAlertRepository(db).pending()]
-    assert texts[-1].endswith(f"trade PnL (with its rest) now {trade.pnl:+,.2f} "
-                              f"({trade.return_pct:+.2%})")  # fmt: skip
+    assert texts[-1].endswith(
+        f"trade PnL (with its rest) now {trade.pnl:+,.2f} ({trade.return_pct:+.2%})"
+    )

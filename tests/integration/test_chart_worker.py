@@ -83,9 +83,14 @@ async def test_a_killed_service_leaves_no_chart_process_holding_its_pipes(moment
     """Killed while its chart process starts or after, the service's stdout still closes: an
     orphaned worker (or the resource tracker it keeps alive) would hold the pipe for ever."""
     service = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", SERVICE, moment, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        SERVICE,
+        moment,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     assert service.stdout is not None
     while (await asyncio.wait_for(service.stdout.readline(), 60)).strip() != b"up":
         pass

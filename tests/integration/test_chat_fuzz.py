@@ -22,12 +22,43 @@ from hypothesis import strategies as st
 from handlers.commands import COMMANDS
 from tests.chat_rig import ADMIN, TRADER, Chat, chat_stack
 
-NASTY = ["<b>", "</i>", "&amp;", "'; DROP TABLE orders; --", "1e309", "-1", "0", "nan", "inf",
-         "-inf", "9" * 40, "BTC/USDT", "btcusdt", "ETH/USDT", "ema_cross", "fast=0",
-         "share=-1", "set", "max_drawdown", "0.5", "\u202e", "\x00", "😀", "../../etc/passwd",
-         "1h", "7x", "all", "stop_loss=2", "fast=1e9"]  # fmt: skip
-WORDS = st.one_of(st.sampled_from(NASTY), st.text(min_size=1, max_size=30).filter(
-    lambda word: word.strip() and not any(c.isspace() for c in word)))  # fmt: skip
+NASTY = [
+    "<b>",
+    "</i>",
+    "&amp;",
+    "'; DROP TABLE orders; --",
+    "1e309",
+    "-1",
+    "0",
+    "nan",
+    "inf",
+    "-inf",
+    "9" * 40,
+    "BTC/USDT",
+    "btcusdt",
+    "ETH/USDT",
+    "ema_cross",
+    "fast=0",
+    "share=-1",
+    "set",
+    "max_drawdown",
+    "0.5",
+    "\u202e",
+    "\x00",
+    "😀",
+    "../../etc/passwd",
+    "1h",
+    "7x",
+    "all",
+    "stop_loss=2",
+    "fast=1e9",
+]
+WORDS = st.one_of(
+    st.sampled_from(NASTY),
+    st.text(min_size=1, max_size=30).filter(
+        lambda word: word.strip() and not any(c.isspace() for c in word)
+    ),
+)
 # Confirmations are left out: they are buttons, tested on their own.
 NAMES = [name for name, command in COMMANDS.items() if not command.confirm]
 TEXTS = st.builds(
@@ -70,7 +101,7 @@ async def snapshot(chat: Chat) -> tuple[Any, ...]:
         sorted(
             (run.pair, run.state.value, run.capital_share, str(run.params))
             for run in service.runs()
-        ),  # fmt: skip
+        ),
         await engine.guard.halted(),
         dataclasses.asdict(engine.guard.limits),
         engine.portfolio.cash,

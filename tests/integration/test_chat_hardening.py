@@ -88,8 +88,15 @@ async def _upload(port: int, count: int, size: int, secret: str) -> tuple[float,
     its peak while they ran) and each post's "seconds waited|status line"."""
     before = peak = _rss_mib()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _UPLOADER, str(port), str(count), str(size), secret,
-        stdout=asyncio.subprocess.PIPE)  # fmt: skip
+        sys.executable,
+        "-c",
+        _UPLOADER,
+        str(port),
+        str(count),
+        str(size),
+        secret,
+        stdout=asyncio.subprocess.PIPE,
+    )
     while proc.returncode is None:
         peak = max(peak, _rss_mib())
         with contextlib.suppress(asyncio.TimeoutError):
@@ -125,9 +132,11 @@ async def test_a_chunked_body_past_the_limit_with_the_secret_gets_413(tmp_path: 
     hook = _hook()
     async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
         reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
-        writer.write(b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\nX-Telegram-Bot-Api-Secret-Token: s3cret"
-                     b"\r\n\r\n")  # fmt: skip
+        writer.write(
+            b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nX-Telegram-Bot-Api-Secret-Token: s3cret"
+            b"\r\n\r\n"
+        )
         chunk = b"%x\r\n" % (64 << 10) + b"x" * (64 << 10) + b"\r\n"
         with contextlib.suppress(ConnectionError):
             for _ in range(40):  # 2.5 MiB
@@ -142,8 +151,9 @@ async def test_a_chunked_body_past_the_limit_with_the_secret_gets_413(tmp_path: 
 async def test_connections_that_never_finish_their_headers_are_closed(tmp_path: Path) -> None:
     """Review F16: a connection that never finished its headers was kept for an hour."""
     hook = _hook()
-    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret",
-                          webhook_timeout=1.0) as chat:  # fmt: skip
+    async with chat_stack(
+        tmp_path, webhook=hook, webhook_secret="s3cret", webhook_timeout=1.0
+    ) as chat:
         held = []
         for _ in range(50):
             reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
@@ -191,8 +201,8 @@ async def test_a_slow_loris_holds_few_of_the_bot_s_files_and_a_halt_gets_through
     async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret") as chat:
         before = len(os.listdir("/proc/self/fd"))
         holder = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _HOLDER, str(hook.port), "300",
-            stdout=asyncio.subprocess.PIPE)  # fmt: skip
+            sys.executable, "-c", _HOLDER, str(hook.port), "300", stdout=asyncio.subprocess.PIPE
+        )
         try:
             assert holder.stdout is not None
             assert (await holder.stdout.readline()).startswith(b"holding")
@@ -206,9 +216,11 @@ async def test_a_slow_loris_holds_few_of_the_bot_s_files_and_a_halt_gets_through
 
 
 def _post_head(port: int, body: bytes) -> bytes:
-    return (f"POST /hook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Content-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: s3cret\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    return (
+        f"POST /hook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/json\r\nX-Telegram-Bot-Api-Secret-Token: s3cret\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
 
 
 @pytest.mark.parametrize("kept_alive", [False, True])
@@ -233,8 +245,9 @@ async def test_bare_connections_past_the_cap_never_close_telegram_s(
         writer.write(_post_head(hook.port, halt))
         await writer.drain()
         await asyncio.sleep(0.1)
-        strangers = [socket.create_connection(("127.0.0.1", hook.port))
-                     for _ in range(MAX_CONNECTIONS)]  # fmt: skip
+        strangers = [
+            socket.create_connection(("127.0.0.1", hook.port)) for _ in range(MAX_CONNECTIONS)
+        ]
         try:
             await asyncio.sleep(0.2)
             writer.write(halt)
@@ -293,7 +306,7 @@ async def test_after_a_crash_a_group_s_minute_counts_as_full_for_all_but_admins(
         _crash(crash)
         async with chat_stack(tmp_path, emulator=emulator):
             pass
-    emulator._group_sends[GROUP] = [time.monotonic() - 25] * 20  # noqa: SLF001  # Telegram's
+    emulator._group_sends[GROUP] = [time.monotonic() - 25] * 20  # Telegram's
     async with chat_stack(tmp_path, emulator=emulator) as chat:
         chat.emulator.say(VIEWER, "/status", chat_id=GROUP)
         await chat.emulator.quiet(1.5)
@@ -410,12 +423,17 @@ async def test_without_a_date_header_a_command_queued_while_down_is_still_old(
 
 def _command(update_id: int, text: str, date: float) -> dict[str, object]:
     """A raw update as Telegram posts it: the admin's command in their private chat."""
-    return {"update_id": update_id, "message": {
-        "message_id": update_id, "date": int(date), "text": text,
-        "chat": {"id": ADMIN, "type": "private"},
-        "from": {"id": ADMIN, "is_bot": False, "first_name": "a"},
-        "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
-    }}  # fmt: skip
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(date),
+            "text": text,
+            "chat": {"id": ADMIN, "type": "private"},
+            "from": {"id": ADMIN, "is_bot": False, "first_name": "a"},
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+        },
+    }
 
 
 async def test_the_first_webhook_updates_after_a_start_keep_their_order(tmp_path: Path) -> None:
@@ -448,12 +466,12 @@ async def test_a_halt_never_waits_for_audit_commits(
     real_add, real_many = SqliteAuditRepository.add, SqliteAuditRepository.add_many
 
     async def slow_add(self: SqliteAuditRepository, **entry: Any) -> int:
-        async with self._db.transaction():  # noqa: SLF001  # the commit holds the database
+        async with self._db.transaction():  # the commit holds the database
             await asyncio.sleep(0.5)
             return await real_add(self, **entry)
 
     async def slow_many(self: SqliteAuditRepository, *args: Any) -> None:
-        async with self._db.transaction():  # noqa: SLF001
+        async with self._db.transaction():
             await asyncio.sleep(0.5)
             await real_many(self, *args)
 
@@ -508,13 +526,16 @@ def _poke_kept(tmp_path: Path, key: str, raw: str) -> None:
         assert db.total_changes == 1
 
 
-@pytest.mark.parametrize(("key", "raw"), [
-    ("chat.prompts", "{"),
-    ("chat.prompts", '{"t": [1, 2]}'),
-    ("chat.groups", '{"running": false, "sends": {"-500": ["x"]}}'),
-    ("chat.groups", '{"running": false, "sends": {"-500": [NaN]}}'),
-    ("chat.groups", "[1]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("chat.prompts", "{"),
+        ("chat.prompts", '{"t": [1, 2]}'),
+        ("chat.groups", '{"running": false, "sends": {"-500": ["x"]}}'),
+        ("chat.groups", '{"running": false, "sends": {"-500": [NaN]}}'),
+        ("chat.groups", "[1]"),
+    ],
+)
 async def test_unreadable_kept_chat_state_is_taken_as_a_crash_and_the_chat_starts(
     tmp_path: Path, key: str, raw: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -568,7 +589,7 @@ async def test_a_host_clock_set_back_between_lives_never_blocks_a_group_for_the_
             await chat.ask(ADMIN, "/status", chat_id=GROUP)
         chat.wall.advance(timedelta(hours=1))  # the host was an hour fast at the stop
         emulator.clock_ahead = -3600
-    emulator._group_sends.clear()  # noqa: SLF001  # over a minute later for Telegram
+    emulator._group_sends.clear()  # over a minute later for Telegram
     emulator.clock_ahead = 0.0
     async with chat_stack(tmp_path, emulator=emulator) as chat:
         started = time.perf_counter()
@@ -586,7 +607,7 @@ async def test_a_confirm_press_never_waits_for_the_prompt_s_bookkeeping_commit(
 
     async def slow_set(self: SqliteStateRepository, *args: Any) -> None:
         if slow["on"]:
-            async with self._db.transaction():  # noqa: SLF001  # a slow disk's commit
+            async with self._db.transaction():  # a slow disk's commit
                 await asyncio.sleep(0.5)
         await real_set(self, *args)
 
@@ -596,8 +617,9 @@ async def test_a_confirm_press_never_waits_for_the_prompt_s_bookkeeping_commit(
         slow["on"] = True
         answered = len(chat.emulator.answered_callbacks)
         started = time.perf_counter()
-        chat.emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
-            "callback_data"])  # fmt: skip
+        chat.emulator.press(
+            ADMIN, question, question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        )
         while len(chat.emulator.answered_callbacks) == answered:
             assert time.perf_counter() - started < 0.3, "the button waited for a commit"
             await asyncio.sleep(0.01)
@@ -727,8 +749,7 @@ async def test_a_stop_leaves_no_retry_of_strangers_refusals_behind(
         chat.emulator.say(STRANGER, "/status", chat_id=STRANGER)
         await chat.emulator.quiet(0.5)
         await chat.frontend.stop()
-        left = [task for task in asyncio.all_tasks()
-                if "_audit_refusals" in repr(task.get_coro())]  # fmt: skip
+        left = [task for task in asyncio.all_tasks() if "_audit_refusals" in repr(task.get_coro())]
         assert left == []
 
 
@@ -795,8 +816,7 @@ async def test_a_refusals_commit_failing_during_the_stop_is_retried_within_it(
             chat.emulator.say(STRANGER + index, "/status", chat_id=STRANGER + index)
         await asyncio.wait_for(in_flight.wait(), 5)  # the batch's commit is in flight
         await chat.frontend.stop()
-        left = [task for task in asyncio.all_tasks()
-                if "_audit_refusals" in repr(task.get_coro())]  # fmt: skip
+        left = [task for task in asyncio.all_tasks() if "_audit_refusals" in repr(task.get_coro())]
         assert left == []
         entries = await chat.audit.latest(500)
         assert len([e for e in entries if e.result == "refused: not in the config"]) == 3
@@ -805,8 +825,7 @@ async def test_a_refusals_commit_failing_during_the_stop_is_retried_within_it(
 async def _press_confirm(emulator: TelegramEmulator, question: Sent) -> None:
     """The admin presses ``question``'s Confirm; back once the press is answered."""
     answered = len(emulator.answered_callbacks)
-    emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
-        "callback_data"])  # fmt: skip
+    emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0]["callback_data"])
     for _ in range(300):
         if len(emulator.answered_callbacks) > answered:
             return

@@ -162,7 +162,8 @@ async def test_an_unanswered_confirm_expires_and_its_prompt_says_so(tmp_path: Pa
         chat.emulator.press(ADMIN, question, button)
         await chat.emulator.quiet(0.5)
         assert chat.emulator.answered_callbacks[-1] == (
-            "This button is not yours or no longer valid.")  # fmt: skip
+            "This button is not yours or no longer valid."
+        )
         assert not await chat.trading.engine.guard.halted()
 
 
@@ -183,8 +184,9 @@ async def test_a_confirmed_flatten_in_a_flooded_group_runs_at_once(tmp_path: Pat
         for _ in range(20):  # the admin's own places in the minute go too
             chat.emulator.say(ADMIN, "/pairs", chat_id=GROUP)
         await chat.reply(GROUP, after=19, within=10)  # the group's minute is used up
-        chat.emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
-            "callback_data"])  # fmt: skip
+        chat.emulator.press(
+            ADMIN, question, question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        )
         for _ in range(60):  # 3 s
             if not chat.trading.engine.portfolio.positions():
                 break
@@ -207,8 +209,9 @@ async def test_a_webhook_telegram_cannot_reach_is_noticed_and_so_is_its_return(
     and says why in getWebhookInfo; the admins hear commands cannot be received, and that
     clears once the updates get through again."""
     hook = _hook()
-    async with chat_stack(tmp_path, webhook=hook, webhook_secret="s3cret",
-                          webhook_check=0.3) as chat:  # fmt: skip
+    async with chat_stack(
+        tmp_path, webhook=hook, webhook_secret="s3cret", webhook_check=0.3
+    ) as chat:
         assert "Equity" in await chat.ask(ADMIN, "/status")
         chat.wall.advance(timedelta(seconds=5))
         chat.emulator.webhook_unreachable = True
@@ -304,7 +307,7 @@ async def test_a_group_s_429_after_a_restart_does_not_hold_up_an_admin_s_private
 
     def previous_life(emulator: TelegramEmulator) -> None:
         # the previous process sent the group's 20 messages 25 s before the restart
-        emulator._group_sends[GROUP] = [time.monotonic() - 25] * 20  # noqa: SLF001
+        emulator._group_sends[GROUP] = [time.monotonic() - 25] * 20
 
     async with chat_stack(tmp_path, before_start=previous_life) as chat:
         chat.emulator.say(VIEWER, "/status", chat_id=GROUP)
@@ -334,8 +337,9 @@ async def test_a_confirm_s_window_counts_from_when_its_prompt_was_delivered(
         chat.wall.advance(timedelta(seconds=40))  # the wait, as long as a retry_after of 40 s
         question = await chat.reply(ADMIN, after=before)
         assert "Confirm within 30 s" in question.text
-        chat.emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
-            "callback_data"])  # fmt: skip
+        chat.emulator.press(
+            ADMIN, question, question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        )
         for _ in range(100):
             if await chat.trading.engine.guard.halted():
                 break
@@ -357,8 +361,9 @@ async def test_a_slow_answer_to_a_confirm_s_prompt_does_not_stretch_its_window(
         chat.wall.advance(timedelta(seconds=31))  # before the send's answer is back
         chat.emulator.answer_delay = 0.0
         await asyncio.sleep(0.8)  # the answer is back: the expiry was set
-        chat.emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0][
-            "callback_data"])  # fmt: skip
+        chat.emulator.press(
+            ADMIN, question, question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        )
         await chat.emulator.quiet(0.5)
         assert question.text == "Expired: send /flatten again."
         assert not await chat.trading.engine.guard.halted()
@@ -384,7 +389,8 @@ async def _held(chat: Any, ago: float, after: int = 0) -> None:
     the admin's first ``after`` messages)."""
     reply = await chat.reply(ADMIN, after=after)
     assert f"You sent /stoppair BTCUSDT {ago // 60:.0f} min ago; it was not run then" in (
-        reply.text)  # fmt: skip
+        reply.text
+    )
     assert [run.pair for run in chat.trading.service.runs()] == ["BTC/USDT"]
 
 
@@ -442,8 +448,9 @@ async def test_a_date_header_that_disagrees_with_telegram_s_dates_judges_nothing
 ) -> None:
     """Review F4: a Date 120 s ahead refused a fresh /halt; one 170 s behind let a 200 s old
     /stoppair run."""
-    async with chat_stack(tmp_path, before_start=_dated(
-            lambda now: formatdate(now + date_off, usegmt=True))) as chat:  # fmt: skip
+    async with chat_stack(
+        tmp_path, before_start=_dated(lambda now: formatdate(now + date_off, usegmt=True))
+    ) as chat:
         assert "Trading halted" in await chat.ask(ADMIN, "/halt")
         chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=200)
         reply = await chat.reply(ADMIN, after=1)

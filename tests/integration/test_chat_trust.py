@@ -202,8 +202,9 @@ async def test_health_and_slash_health_say_when_commands_cannot_be_received(
     def down(emulator: TelegramEmulator) -> None:
         emulator.failing = {"deleteWebhook": 10**6}  # getMe works, polling never starts
 
-    async with chat_stack(tmp_path, before_start=down, connected=False,
-                          retry=Backoff(0.05, 0.1)) as chat:  # fmt: skip
+    async with chat_stack(
+        tmp_path, before_start=down, connected=False, retry=Backoff(0.05, 0.1)
+    ) as chat:
         await asyncio.sleep(0.5)
         problems = await _health(chat)  # what `pairpilot health` reads, from the database
         assert "chat commands cannot be received: Telegram start-up failed" in problems[-1]
@@ -247,9 +248,11 @@ async def _health(chat: Chat) -> list[str]:
     row = await chat.db.fetch_one("PRAGMA database_list")  # (seq, name, file) of "main"
     assert row is not None
     health = await check_health(
-        chat.db, database_path=Path(row[2]), now=SystemClock().now(),
+        chat.db,
+        database_path=Path(row[2]),
+        now=SystemClock().now(),
         max_alert_age=timedelta(hours=1),
-    )  # fmt: skip
+    )
     return [check.detail for check in health.problems]
 
 
@@ -452,8 +455,19 @@ async def test_replies_fit_a_phone_with_units_and_zones(tmp_path: Path) -> None:
     async with chat_stack(tmp_path) as chat:
         for _ in range(300):
             await chat.trading.driver.step()
-        for text in ("/help", "/help sweep", "/help startpair", "/strategies", "/risk",
-                     "/status", "/pairs", "/trades", "/orders", "/alerts", "/audit"):  # fmt: skip
+        for text in (
+            "/help",
+            "/help sweep",
+            "/help startpair",
+            "/strategies",
+            "/risk",
+            "/status",
+            "/pairs",
+            "/trades",
+            "/orders",
+            "/alerts",
+            "/audit",
+        ):
             reply = await chat.ask(ADMIN, text)
             longest = max(reply.splitlines(), key=len)
             assert len(longest) <= 100, (text, longest)

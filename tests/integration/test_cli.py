@@ -114,9 +114,11 @@ def test_backtest_on_a_terminal_shows_its_stages_then_clears_the_bar(tmp_path: P
     fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "backtest", "--data", str(SAMPLE), "--chart", str(chart)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=child_end,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=child_end,
         env={**os.environ, "PYTHONPATH": str(SAMPLE.parents[2])},
-    )  # fmt: skip
+    )
     os.close(child_end)
     table = process.stdout.read().decode() if process.stdout else ""
     assert process.wait(timeout=120) == 0
@@ -125,8 +127,9 @@ def test_backtest_on_a_terminal_shows_its_stages_then_clears_the_bar(tmp_path: P
         shown += chunk
     os.close(terminal)
     drawn = shown.decode()
-    positions = [drawn.index(f"{stage}:") for stage in ("reading candles", "trading", "drawing",
-                                                        "writing")]  # fmt: skip
+    positions = [
+        drawn.index(f"{stage}:") for stage in ("reading candles", "trading", "drawing", "writing")
+    ]
     assert positions == sorted(positions)
     assert "3/4" in drawn
     last_line = drawn.rstrip("\r\n").rsplit("\r", 1)[-1]

@@ -53,13 +53,14 @@ async def test_bad_start_requests_change_nothing(
         with pytest.raises(error, match=message):
             await trading.control.start_pair(*args)
         assert [run.pair for run in trading.service.runs()] == ["BTC/USDT"]
-        assert await trading.control._runs.active() == trading.service.runs()  # noqa: SLF001
+        assert await trading.control._runs.active() == trading.service.runs()
 
 
 async def test_started_pair_trades_pause_keeps_exits_and_stop_closes(tmp_path: Path) -> None:
     async with stack(tmp_path) as trading:
-        run = await trading.control.start_pair("ETH/USDT", "ema_cross", "1h", {"fast": 5,
-                                                "slow": 20}, 0.4)  # fmt: skip
+        run = await trading.control.start_pair(
+            "ETH/USDT", "ema_cross", "1h", {"fast": 5, "slow": 20}, 0.4
+        )
         assert run.state is RunState.RUNNING
         while trading.engine.portfolio.position("ETH/USDT") is None:
             await steps(trading, 1)
@@ -67,11 +68,11 @@ async def test_started_pair_trades_pause_keeps_exits_and_stop_closes(tmp_path: P
         assert paused.state is RunState.PAUSED
         while trading.engine.portfolio.position("ETH/USDT") is not None:  # the exit still fires
             await steps(trading, 1)
-        fills_before = await trading.engine._executor._fills.all()  # noqa: SLF001
+        fills_before = await trading.engine._executor._fills.all()
         await steps(trading, 200)  # paused: no new entries in ETH
         eth_buys = [
             f
-            for f in await trading.engine._executor._fills.all()  # noqa: SLF001
+            for f in await trading.engine._executor._fills.all()
             if f.pair == "ETH/USDT" and f not in fills_before
         ]
         assert eth_buys == []
@@ -104,7 +105,7 @@ async def test_flatten_halts_closes_everything_verifies_and_is_idempotent(
         assert (again.halted_now, again.closed, again.left) == (False, {}, {})
         await steps(trading, 300)  # halted: no entry anywhere
         assert trading.engine.portfolio.positions() == []
-        vetoes = await trading.engine.guard._vetoes.latest(1)  # noqa: SLF001
+        vetoes = await trading.engine.guard._vetoes.latest(1)
         assert "kill switch" in vetoes[0][3]
 
 

@@ -42,8 +42,11 @@ MiB = 2**20
 
 def mount_tmpfs(where: Path, size_mib: int) -> None:
     where.mkdir(exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs",
-                           str(where)], capture_output=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
 
@@ -88,10 +91,12 @@ def fill(disk: Path, leave: int, name: str = "ballast") -> Path:
 
 def replay_config(tmp_path: Path, data: Path) -> Path:
     config = tmp_path / "config.toml"
-    config.write_text(f'data_dir = "{data}"\n[market_data]\nsource = "replay"\n'
-                      f'replay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n'
-                      '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 1.0\n',
-                      encoding="utf-8")  # fmt: skip
+    config.write_text(
+        f'data_dir = "{data}"\n[market_data]\nsource = "replay"\n'
+        f'replay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n'
+        '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 1.0\n',
+        encoding="utf-8",
+    )
     return config
 
 
@@ -130,24 +135,37 @@ async def test_a_start_refused_on_a_full_disk_is_told_to_the_admins_on_telegram(
     emulator = TelegramEmulator()
     async with running(emulator) as base:
         config = replay_config(tmp_path, tiny_disk / "data")
-        users = "".join(f'[[telegram.users]]\nid = {user}\nrole = "{role}"\n'
-                        for user, role in ((ADMIN, "admin"), (VIEWER, "viewer")))  # fmt: skip
-        config.write_text(config.read_text(encoding="utf-8")
-                          + f'[telegram]\napi_base_url = "{base}"\n' + users,
-                          encoding="utf-8")  # fmt: skip
+        users = "".join(
+            f'[[telegram.users]]\nid = {user}\nrole = "{role}"\n'
+            for user, role in ((ADMIN, "admin"), (VIEWER, "viewer"))
+        )
+        config.write_text(
+            config.read_text(encoding="utf-8") + f'[telegram]\napi_base_url = "{base}"\n' + users,
+            encoding="utf-8",
+        )
         secrets = tmp_path / "secrets.env"
         secrets.write_text(f"PAIRPILOT_TELEGRAM_TOKEN={emulator.token}\n", encoding="utf-8")
         secrets.chmod(0o600)
         environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
         environment["TMPDIR"] = str(tmp_path)  # the notice's once-an-hour marker
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run", "--config", str(config), "--secrets",
-            str(secrets), stderr=asyncio.subprocess.PIPE, env={**environment, "PYTHONPATH": ROOT},
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            "--config",
+            str(config),
+            "--secrets",
+            str(secrets),
+            stderr=asyncio.subprocess.PIPE,
+            env={**environment, "PYTHONPATH": ROOT},
+        )
         _, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2
-    refusal = (f"data_dir {tiny_disk / 'data'} has 2.0 MiB free; pairpilot needs at least 4 MiB;"
-               " nothing was written")  # fmt: skip
+    refusal = (
+        f"data_dir {tiny_disk / 'data'} has 2.0 MiB free; pairpilot needs at least 4 MiB;"
+        " nothing was written"
+    )
     assert refusal in err.decode()
     assert [sent.text for sent in emulator.to(ADMIN)] == [f"pairpilot cannot start: {refusal}"]
     assert emulator.to(VIEWER) == []
@@ -163,9 +181,16 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
         trading = await assemble_replay(db, settings, load_replay(settings))
         alerts = SqliteAlertRepository(db)
         held = HeldAlerts(alerts, SystemClock())
-        watch = ServiceWatch(path=settings.data_dir, state=SqliteStateRepository(db),
-                             service=trading.service, outbox=trading.outbox, held=held,
-                             source="replay", wall=SystemClock(), min_free=8 * MiB)  # fmt: skip
+        watch = ServiceWatch(
+            path=settings.data_dir,
+            state=SqliteStateRepository(db),
+            service=trading.service,
+            outbox=trading.outbox,
+            held=held,
+            source="replay",
+            wall=SystemClock(),
+            min_free=8 * MiB,
+        )
         dispatcher = AlertDispatcher(alerts, ConsoleSink(sent.append), SystemClock())
         await watch.beat()
         assert trading.service.entries_blocked is None
@@ -179,8 +204,10 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
         assert f"data_dir {settings.data_dir} has" in (trading.service.entries_blocked or "")
         assert STORAGE_OK._value.get() == 0  # the /metrics gauge
         await dispatcher.drain()
-        assert any("Storage trouble" in text and str(settings.data_dir) in text
-                   and "still managed" in text for text in sent)  # fmt: skip
+        assert any(
+            "Storage trouble" in text and str(settings.data_dir) in text and "still managed" in text
+            for text in sent
+        )
 
         for _ in range(400):  # the open position is still managed to its exit; no new entry
             await trading.driver.step()
@@ -199,7 +226,8 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
             await push_chart()
         await watch.guarded(push_chart)()  # taken as trouble, logged once, no crash
         assert "writing to the database failed (database or disk is full)" in (
-            trading.service.entries_blocked or "")  # fmt: skip
+            trading.service.entries_blocked or ""
+        )
         await watch.beat()
         await goodbye(dispatcher, watch)  # no crash either
 
@@ -212,8 +240,9 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
         assert "Storage OK again" in sent[-1]
 
 
-async def texts_to(emulator: TelegramEmulator, chat: int, part: str, count: int,
-                   within: float = 15.0) -> list[str]:  # fmt: skip
+async def texts_to(
+    emulator: TelegramEmulator, chat: int, part: str, count: int, within: float = 15.0
+) -> list[str]:
     """Waits until ``count`` messages to ``chat`` contain ``part``; returns them all."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
@@ -233,9 +262,17 @@ async def test_a_disk_that_fills_in_one_go_reaches_the_admins_through_telegram(
     emulator = TelegramEmulator()
     async with running(emulator) as base:
         settings = load_settings(replay_config(tmp_path, roomy_disk / "data"), None)
-        settings = settings.model_copy(update={"telegram": TelegramSettings(
-            api_base_url=base, users=[TelegramUser(id=ADMIN, role="admin"),
-                                      TelegramUser(id=VIEWER, role="viewer")])})  # fmt: skip
+        settings = settings.model_copy(
+            update={
+                "telegram": TelegramSettings(
+                    api_base_url=base,
+                    users=[
+                        TelegramUser(id=ADMIN, role="admin"),
+                        TelegramUser(id=VIEWER, role="viewer"),
+                    ],
+                )
+            }
+        )
         secrets = Secrets(telegram_token=emulator.token)
         stop = asyncio.Event()
         chat = telegram_factory(settings, secrets)
@@ -260,8 +297,9 @@ async def test_a_disk_that_fills_in_one_go_reaches_the_admins_through_telegram(
         await asyncio.sleep(0.5)  # the held alert is stored as delivered: never sent again
         assert len(await texts_to(emulator, ADMIN, "Storage trouble", 2, within=0)) == 1
         with closing(sqlite3.connect(settings.database_path)) as connection:
-            stored = connection.execute("SELECT delivered_at IS NOT NULL FROM alerts WHERE "
-                                        "text LIKE 'Storage trouble%'").fetchall()  # fmt: skip
+            stored = connection.execute(
+                "SELECT delivered_at IS NOT NULL FROM alerts WHERE text LIKE 'Storage trouble%'"
+            ).fetchall()
         assert stored == [(1,)]
 
         fill(roomy_disk, leave=0)  # a second episode: alerted again, once

@@ -79,8 +79,9 @@ class LiveChat:
     async def confirm(self, question: Sent) -> Sent:
         """Press Confirm; the result's own message."""
         before = len(self.emulator.to(ADMIN))
-        self.emulator.press(ADMIN, question, question.reply_markup["inline_keyboard"][0][0]
-                            ["callback_data"])  # fmt: skip
+        self.emulator.press(
+            ADMIN, question, question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        )
         return await self.emulator.reply(ADMIN, after=before)
 
 
@@ -98,11 +99,17 @@ async def dusty_stack(
 
 def cockpit_on(trading: ExchangeTrading, market: Market, jobs: Jobs) -> Cockpit:
     """The cockpit the app builds, on the live stack's own connection."""
-    db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
+    db = trading.engine.executor._transactions
     return build_cockpit(
-        db, Venue("live", "binance", "USDT"), trading.service, trading.engine, trading.control,
-        ExchangeHistory(trading.engine.exchange, SqliteCandleRepository(db)), jobs, market.clock,
-    )  # fmt: skip
+        db,
+        Venue("live", "binance", "USDT"),
+        trading.service,
+        trading.engine,
+        trading.control,
+        ExchangeHistory(trading.engine.exchange, SqliteCandleRepository(db)),
+        jobs,
+        market.clock,
+    )
 
 
 @asynccontextmanager
@@ -113,13 +120,18 @@ async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat
         running(emulator) as telegram,
         dusty_stack(tmp_path, fake) as (trading, market, jobs),
     ):
-        db = trading.engine.executor._transactions  # noqa: SLF001  the stack's own connection
+        db = trading.engine.executor._transactions
         cockpit = cockpit_on(trading, market, jobs)
         frontend = TelegramFrontend(
-            token=emulator.token, api_base_url=telegram, users=USERS, cockpit=cockpit,
-            outbox=trading.outbox, alerts=SqliteAlertRepository(db), clock=market.clock,
+            token=emulator.token,
+            api_base_url=telegram,
+            users=USERS,
+            cockpit=cockpit,
+            outbox=trading.outbox,
+            alerts=SqliteAlertRepository(db),
+            clock=market.clock,
             poll_timeout=1,
-        )  # fmt: skip
+        )
         frontend.start()
         await frontend.running.wait()
         try:
@@ -130,16 +142,24 @@ async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat
 
 
 def client_on(base: str, secret: str = "test-secret") -> ccxt_async.binance:
-    return ccxt_async.binance({"apiKey": "test-key", "secret": secret, "enableRateLimit": False,
-                               "urls": {"api": binance_urls(base)}})  # fmt: skip
+    return ccxt_async.binance(
+        {
+            "apiKey": "test-key",
+            "secret": secret,
+            "enableRateLimit": False,
+            "urls": {"api": binance_urls(base)},
+        }
+    )
 
 
 async def test_binance_dust_transfer_through_unmodified_ccxt() -> None:
     now = int(EXIT_TICK.timestamp() * 1000)
-    fake = FakeBinance(now_ms=now, balances={"USDT": 100.0, "BTC": 0.000009, "ETH": 0.5,
-                                             "LTC": 0.004, "BNB": 0.1})  # fmt: skip
-    fake.prices.update({"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0, "LTCUSDT": 80.0,
-                        "BNBUSDT": BNB_PRICE})  # fmt: skip
+    fake = FakeBinance(
+        now_ms=now, balances={"USDT": 100.0, "BTC": 0.000009, "ETH": 0.5, "LTC": 0.004, "BNB": 0.1}
+    )
+    fake.prices.update(
+        {"BTCUSDT": 60_000.0, "ETHUSDT": 3_000.0, "LTCUSDT": 80.0, "BNBUSDT": BNB_PRICE}
+    )
     async with serve(fake) as base:
         client = client_on(base)
         try:
@@ -171,8 +191,9 @@ async def test_binance_dust_transfer_through_unmodified_ccxt() -> None:
                 await client.sapiPostAssetDust({"asset": ["BTC"]})
             log = await client.sapiGetAssetDribblet({"startTime": now - 1})
             assert log["total"] == 1
-            assert [d["fromAsset"] for d in log["userAssetDribblets"][0]
-                    ["userAssetDribbletDetails"]] == ["BTC", "LTC"]  # fmt: skip
+            assert [
+                d["fromAsset"] for d in log["userAssetDribblets"][0]["userAssetDribbletDetails"]
+            ] == ["BTC", "LTC"]
             fake.now_ms = now + 6 * 3_600_000
             again = await client.sapiPostAssetDust({"asset": ["BTC"]})
             assert again["transferResult"][0]["amount"] == "0.00000500"
@@ -200,11 +221,14 @@ async def test_dust_is_shown_and_converted_after_a_confirm_and_booked_once(
         assert "USDT, BTC/USDT)" in question.text
         assert "Convert BTC to BNB on binance" in question.text
         assert [b["text"] for b in question.reply_markup["inline_keyboard"][0]] == [
-            "Confirm", "Cancel"]  # fmt: skip
+            "Confirm",
+            "Cancel",
+        ]
         assert "BTC" in fake.balances  # nothing converted before the Confirm
         result = await chat.confirm(question)
-        assert result.text.startswith(f"Dust converted: BTC {amount_text(dust.amount)} "
-                                      "(BTC/USDT) -> ")  # fmt: skip
+        assert result.text.startswith(
+            f"Dust converted: BTC {amount_text(dust.amount)} (BTC/USDT) -> "
+        )
         assert "BNB is yours, outside pairpilot's books" in result.text
         assert "BTC" not in fake.balances
         received = 0.98 * dust.amount * fake.prices["BTCUSDT"] / BNB_PRICE
@@ -216,8 +240,9 @@ async def test_dust_is_shown_and_converted_after_a_confirm_and_booked_once(
         assert (last.side.value, last.amount) == ("sell", pytest.approx(dust.amount))
         assert last.fee == pytest.approx(last.amount * last.price)  # its value: a loss
         assert len(round_trips(fills, engine.exchange.too_small)) == 1  # no new trade
-        row = await chat.db.fetch_one("SELECT status, reason FROM orders WHERE client_order_id"
-                                      " = ?", (last.client_order_id,))  # fmt: skip
+        row = await chat.db.fetch_one(
+            "SELECT status, reason FROM orders WHERE client_order_id = ?", (last.client_order_id,)
+        )
         assert (row["status"], row["reason"]) == ("filled", "dust_conversion")
         state = SqliteStateRepository(chat.db)
         assert await state.get(PENDING_KEY) is None
@@ -236,9 +261,15 @@ async def test_the_venues_refusal_within_its_window_changes_nothing(
 ) -> None:
     fake = dusty_fake(btc_candles)
     async with live_chat(tmp_path, fake) as chat:
-        fake.dust_log.append({"operateTime": fake.now_ms - HOUR_MS, "transId": 1,
-                              "totalServiceChargeAmount": "0", "totalTransferedAmount": "0",
-                              "userAssetDribbletDetails": []})  # converted an hour ago  # fmt: skip
+        fake.dust_log.append(
+            {
+                "operateTime": fake.now_ms - HOUR_MS,
+                "transId": 1,
+                "totalServiceChargeAmount": "0",
+                "totalTransferedAmount": "0",
+                "userAssetDribbletDetails": [],
+            }
+        )  # converted an hour ago
         dust = chat.trading.engine.portfolio.position(PAIR)
         question = await chat.ask(ADMIN, "/dust")
         reads = len([path for path, _ in fake.requests if path == LOG_PATH])
@@ -256,8 +287,9 @@ async def test_the_venues_refusal_within_its_window_changes_nothing(
         again = await chat.ask(ADMIN, "/dust")
         assert again.text.startswith("/dust: Dust (too small to sell): BTC 0.0000")
         assert len(fake.dust_log) == 1
-        fake.faults.append(Fault("/sapi/v1/asset/dust-btc", 503, {"code": -1000, "msg": "busy"},
-                                 times=2))  # the list cannot be read  # fmt: skip
+        fake.faults.append(
+            Fault("/sapi/v1/asset/dust-btc", 503, {"code": -1000, "msg": "busy"}, times=2)
+        )  # the list cannot be read
         down = await chat.ask(ADMIN, "/dust")
         assert down.text.startswith("/dust could not ask the exchange (")
         assert down.reply_markup is None
@@ -275,7 +307,7 @@ async def test_a_conversion_whose_answer_was_lost_is_booked_once_after_a_restart
         fake.faults += [
             Fault(DUST_PATH, 503, {"code": -1000, "msg": "busy"}, after=True),  # done, unheard
             Fault("/sapi/v1/asset/dribblet", 503, {"code": -1000, "msg": "busy"}, times=2),
-        ]  # fmt: skip
+        ]
         result = await chat.confirm(question)
         assert result.text.startswith("❌ The exchange did not answer")
         assert "BTC" not in fake.balances  # it was converted
@@ -284,8 +316,7 @@ async def test_a_conversion_whose_answer_was_lost_is_booked_once_after_a_restart
     # A restart settles it from the venue's dust log before comparing books and exchange.
     async with live_stack(tmp_path, fake, EXIT_TICK + 2 * HOUR) as (trading, _, _):
         assert trading.engine.portfolio.position(PAIR) is None
-        assert trading.engine.portfolio.cash == pytest.approx(
-            fake.balances["USDT"])  # fmt: skip
+        assert trading.engine.portfolio.cash == pytest.approx(fake.balances["USDT"])
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
         fills = await SqliteFillRepository(db).all()
         alerts = [a.text for a in await SqliteAlertRepository(db).pending(1000)]
@@ -298,9 +329,11 @@ async def test_a_conversion_whose_answer_was_lost_is_booked_once_after_a_restart
 async def test_a_venue_without_conversion_says_where_dust_goes(tmp_path: Path) -> None:
     async with chat_stack(tmp_path) as chat:
         answer = await chat.sent_back(ADMIN, "/dust")
-        assert answer.text == ("No dust: no position is under the exchange's minimum.\nThe "
-                               "paper exchange has no dust conversion; dust is swept into the "
-                               "next exit of its pair.")  # fmt: skip
+        assert answer.text == (
+            "No dust: no position is under the exchange's minimum.\nThe "
+            "paper exchange has no dust conversion; dust is swept into the "
+            "next exit of its pair."
+        )
         assert answer.reply_markup is None
         assert (await chat.ask(VIEWER, "/dust")) == "/dust needs the admin role; you are viewer."
 
@@ -331,9 +364,14 @@ async def test_the_users_own_coins_converted_along_are_said_and_leave_no_drift(
 
 def desk_on(trading: ExchangeTrading, market: Market) -> DustDesk:
     """The desk the cockpit builds, on the live stack's own connection and tick lock."""
-    return DustDesk(db=trading.engine.executor._transactions, engine=trading.engine,  # noqa: SLF001
-                    clock=market.clock, venue="binance", prices=lambda: trading.service.prices,
-                    lock=trading.service.tick_lock)  # fmt: skip
+    return DustDesk(
+        db=trading.engine.executor._transactions,
+        engine=trading.engine,
+        clock=market.clock,
+        venue="binance",
+        prices=lambda: trading.service.prices,
+        lock=trading.service.tick_lock,
+    )
 
 
 BUSY = {"code": -1000, "msg": "busy"}
@@ -350,11 +388,21 @@ async def test_dust_is_never_converted_with_the_bots_own_unbooked_coins(
         dust = trading.engine.portfolio.position(PAIR)
         assert dust is not None
         price = fake.prices["BTCUSDT"]
-        fake.faults += [Fault("/api/v3/order", 503, BUSY, after=True, method="POST"),
-                        Fault("/api/v3/order", 503, BUSY, method="GET", times=20)]  # fmt: skip
-        intent = OrderIntent("pp-lost-entry", trading.service.runs()[0].id, PAIR, Side.BUY,
-                             50.0 / price, price, market.clock.now(), reason="entry",
-                             quote_amount=50.0)  # fmt: skip
+        fake.faults += [
+            Fault("/api/v3/order", 503, BUSY, after=True, method="POST"),
+            Fault("/api/v3/order", 503, BUSY, method="GET", times=20),
+        ]
+        intent = OrderIntent(
+            "pp-lost-entry",
+            trading.service.runs()[0].id,
+            PAIR,
+            Side.BUY,
+            50.0 / price,
+            price,
+            market.clock.now(),
+            reason="entry",
+            quote_amount=50.0,
+        )
         with contextlib.suppress(BotError):
             await trading.engine.executor.execute(intent)  # placed; its answer is lost
         fake.faults.clear()
@@ -366,8 +414,10 @@ async def test_dust_is_never_converted_with_the_bots_own_unbooked_coins(
             await desk.convert()
         assert fake.balances["BTC"] == held
         assert fake.dust_log == []
-        assert await SqliteStateRepository(trading.engine.executor._transactions).get(  # noqa: SLF001
-            PENDING_KEY) is None  # fmt: skip
+        assert (
+            await SqliteStateRepository(trading.engine.executor._transactions).get(PENDING_KEY)
+            is None
+        )
         assert await trading.engine.executor.settle_unknown() == 1  # the next tick books it
     # Coins on the account that neither the books nor the user's record explain: kept.
     (tmp_path / "b").mkdir()
@@ -387,7 +437,7 @@ async def test_a_timed_out_conversion_the_venue_completes_later_is_booked(
     """Binance: a timeout means the outcome is unknown, the request may still be processed.
     The journal stays until the dust log shows it (here: at the next start)."""
     fake = dusty_fake(btc_candles)
-    real, late, background = fake._dust, [False], []  # noqa: SLF001
+    real, late, background = fake._dust, [False], []
 
     async def slow_dust(params: dict[str, Any]) -> Any:
         if late[0]:
@@ -400,7 +450,7 @@ async def test_a_timed_out_conversion_the_venue_completes_later_is_booked(
             await asyncio.sleep(10.0)  # answered after the client's timeout
         return await real(params)
 
-    fake._dust = slow_dust  # noqa: SLF001
+    fake._dust = slow_dust
     async with dusty_stack(tmp_path, fake, client={"timeout": 1000}) as (trading, market, _):
         dust = trading.engine.portfolio.position(PAIR)
         assert dust is not None
@@ -408,14 +458,16 @@ async def test_a_timed_out_conversion_the_venue_completes_later_is_booked(
         report = await desk_on(trading, market).convert()
         assert report.unknown
         assert not report.converted
-        state = SqliteStateRepository(trading.engine.executor._transactions)  # noqa: SLF001
+        state = SqliteStateRepository(trading.engine.executor._transactions)
         assert await state.get(PENDING_KEY) is not None
         await asyncio.gather(*background)  # the venue finishes the request
         assert "BTC" not in fake.balances
         assert len(fake.dust_log) == 1
     async with live_stack(tmp_path, fake, EXIT_TICK + HOUR / 2 + timedelta(minutes=2)) as (
-        trading, _, _,
-    ):  # fmt: skip
+        trading,
+        _,
+        _,
+    ):
         assert trading.engine.portfolio.position(PAIR) is None
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
         alerts = [a.text for a in await SqliteAlertRepository(db).pending(1000)]
@@ -430,8 +482,10 @@ async def test_dust_settles_a_conversion_whose_outcome_was_unknown_first(
     fake = dusty_fake(btc_candles)
     async with live_chat(tmp_path, fake) as chat:
         question = await chat.ask(ADMIN, "/dust")
-        fake.faults += [Fault(DUST_PATH, 503, BUSY, after=True), Fault(LOG_PATH, 503, BUSY,
-                                                                        times=2)]  # fmt: skip
+        fake.faults += [
+            Fault(DUST_PATH, 503, BUSY, after=True),
+            Fault(LOG_PATH, 503, BUSY, times=2),
+        ]
         result = await chat.confirm(question)
         assert "/dust checks again" in result.text
         assert "BTC" not in fake.balances  # converted on the venue
@@ -448,8 +502,10 @@ async def test_an_unreadable_dust_log_does_not_stop_the_start(
 ) -> None:
     fake = dusty_fake(btc_candles)
     async with dusty_stack(tmp_path, fake) as (trading, market, _):
-        fake.faults += [Fault(DUST_PATH, 503, BUSY, after=True), Fault(LOG_PATH, 503, BUSY,
-                                                                        times=2)]  # fmt: skip
+        fake.faults += [
+            Fault(DUST_PATH, 503, BUSY, after=True),
+            Fault(LOG_PATH, 503, BUSY, times=2),
+        ]
         assert (await desk_on(trading, market).convert()).unknown
     fake.faults.append(Fault(LOG_PATH, 503, BUSY, times=50))  # the wallet's maintenance
     async with live_stack(tmp_path, fake, EXIT_TICK + 2 * HOUR) as (trading, market, _):
@@ -459,8 +515,10 @@ async def test_an_unreadable_dust_log_does_not_stop_the_start(
         assert trading.engine.portfolio.position(PAIR) is None
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
         alerts = [a.text for a in await SqliteAlertRepository(db).pending(1000)]
-    assert len([t for t in alerts if t.startswith("A dust conversion's outcome is still "
-                                                  "unknown")]) == 1  # fmt: skip
+    assert (
+        len([t for t in alerts if t.startswith("A dust conversion's outcome is still unknown")])
+        == 1
+    )
 
 
 async def test_a_restart_between_booking_and_clearing_does_not_alert_again(
@@ -473,8 +531,10 @@ async def test_a_restart_between_booking_and_clearing_does_not_alert_again(
         result = await chat.confirm(await chat.ask(ADMIN, "/dust"))
         assert result.text.startswith("Dust converted")
         await SqliteStateRepository(chat.db).set(  # the journal, as a kill would leave it
-            PENDING_KEY, {"at": at, "assets": {"BTC": {"pair": PAIR, "price": price}}},
-            chat.market.clock.now())  # fmt: skip
+            PENDING_KEY,
+            {"at": at, "assets": {"BTC": {"pair": PAIR, "price": price}}},
+            chat.market.clock.now(),
+        )
     async with live_stack(tmp_path, fake, EXIT_TICK + 2 * HOUR):
         pass
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
@@ -508,11 +568,15 @@ async def test_a_slow_dust_log_does_not_stall_the_tick(
     after a lost answer run outside it."""
     fake = dusty_fake(btc_candles)
     async with dusty_stack(tmp_path, fake, client={"timeout": 1000}, attempts=5) as (
-        trading, market, _,
-    ):  # fmt: skip
+        trading,
+        market,
+        _,
+    ):
         market.at(EXIT_TICK + HOUR)  # a candle closed: the tick has work to do
-        fake.faults += [Fault(DUST_PATH, 503, BUSY, after=True),
-                        Fault(LOG_PATH, 200, {}, delay=3.0, times=10)]  # fmt: skip
+        fake.faults += [
+            Fault(DUST_PATH, 503, BUSY, after=True),
+            Fault(LOG_PATH, 200, {}, delay=3.0, times=10),
+        ]
         converting = asyncio.create_task(desk_on(trading, market).convert())
         await asyncio.sleep(0.3)
         started = time.monotonic()
@@ -557,11 +621,13 @@ async def test_the_periodic_check_settles_a_pending_conversion(
     fake = dusty_fake(btc_candles)
     async with dusty_stack(tmp_path, fake) as (trading, market, _):
         desk = desk_on(trading, market)
-        fake.faults += [Fault(DUST_PATH, 503, BUSY, after=True),
-                        Fault(LOG_PATH, 503, BUSY, times=4)]  # fmt: skip
+        fake.faults += [
+            Fault(DUST_PATH, 503, BUSY, after=True),
+            Fault(LOG_PATH, 503, BUSY, times=4),
+        ]
         assert (await desk.convert()).unknown
         await desk.settle_pending()  # the log is still down: kept for the next check
-        state = SqliteStateRepository(trading.engine.executor._transactions)  # noqa: SLF001
+        state = SqliteStateRepository(trading.engine.executor._transactions)
         assert await state.get(PENDING_KEY) is not None
         reads = len(fake.requests)
         await desk.settle_pending()  # readable again
@@ -590,7 +656,8 @@ async def test_the_survey_keeps_declared_dust_at_a_price_where_it_would_be_worth
         assert trading.engine.exchange.too_small(PAIR, dust.amount, 200_000.0) is None
         survey = await desk_on(trading, market).survey()
         assert [(h.pair, h.amount, h.price) for h in survey.holdings] == [
-            (PAIR, dust.amount, 200_000.0)]  # fmt: skip
+            (PAIR, dust.amount, 200_000.0)
+        ]
         assert [h.asset for h in survey.convertible] == ["BTC"]  # the venue would take it
         cockpit = cockpit_on(trading, market, jobs)
         try:

@@ -37,8 +37,9 @@ def open_time(candles: pd.DataFrame, index: int) -> datetime:
 
 
 async def connected(base: str) -> CcxtExchange:
-    exchange = CcxtExchange.create("binance", {"urls": {"api": binance_urls(base)}},
-                                   attempts=2, backoff=0.01)  # fmt: skip
+    exchange = CcxtExchange.create(
+        "binance", {"urls": {"api": binance_urls(base)}}, attempts=2, backoff=0.01
+    )
     await exchange.load_markets()
     return exchange
 
@@ -105,13 +106,27 @@ async def test_the_service_never_trades_on_a_signal_from_before_it_started(
 
             at(start)
             engine = await build_paper_engine(
-                db, clock=clock, feed=source, account=PaperAccount(1000.0, "USDT", 0.001, 0.0),
-                limits=RiskLimits())  # fmt: skip
+                db,
+                clock=clock,
+                feed=source,
+                account=PaperAccount(1000.0, "USDT", 0.001, 0.0),
+                limits=RiskLimits(),
+            )
             run = await SqlitePairRunRepository(db).add(
-                pair=PAIR, strategy="ema_cross", timeframe="1h", params={}, capital_share=1.0,
-                now=start)  # fmt: skip
-            service = TradingService(engine=engine, source=source, clock=clock, runs=[run],
-                                     equity=SqliteEquityRepository(db))  # fmt: skip
+                pair=PAIR,
+                strategy="ema_cross",
+                timeframe="1h",
+                params={},
+                capital_share=1.0,
+                now=start,
+            )
+            service = TradingService(
+                engine=engine,
+                source=source,
+                clock=clock,
+                runs=[run],
+                equity=SqliteEquityRepository(db),
+            )
             await service.prime()
             assert await service.tick("1h") == 0  # the 09:00 close was already seen
             assert engine.portfolio.positions() == []
@@ -137,12 +152,14 @@ def test_ticks_fire_a_little_after_each_candle_close() -> None:
 
 
 def exchange_settings(tmp_path: Path, base: str, pair: str) -> Settings:
-    return Settings.model_validate({
-        "data_dir": tmp_path,
-        "exchange": {"name": "binance", "ccxt_config": {"urls": {"api": binance_urls(base)}}},
-        "market_data": {"source": "exchange"},
-        "pairs": [{"pair": pair, "capital_share": 0.5}],
-    })  # fmt: skip
+    return Settings.model_validate(
+        {
+            "data_dir": tmp_path,
+            "exchange": {"name": "binance", "ccxt_config": {"urls": {"api": binance_urls(base)}}},
+            "market_data": {"source": "exchange"},
+            "pairs": [{"pair": pair, "capital_share": 0.5}],
+        }
+    )
 
 
 async def test_run_on_exchange_candles_starts_primes_and_stops(
@@ -161,12 +178,12 @@ async def test_run_on_exchange_candles_starts_primes_and_stops(
         await asyncio.sleep(1.0)
         stop.set()
         await asyncio.wait_for(service, timeout=5)
-        assert any("pairpilot started: paper mode on binance, BTC/USDT" in line
-                   for line in lines)  # fmt: skip
+        assert any("pairpilot started: paper mode on binance, BTC/USDT" in line for line in lines)
         assert any("pairpilot stopped" in line for line in lines)
         with pytest.raises(ConfigError, match="pairs: DOGE/USDT is not listed on binance"):
-            await run_service(exchange_settings(tmp_path, base, "DOGE/USDT"), Secrets(),
-                              stop=asyncio.Event())  # fmt: skip
+            await run_service(
+                exchange_settings(tmp_path, base, "DOGE/USDT"), Secrets(), stop=asyncio.Event()
+            )
 
 
 async def test_a_gap_is_alerted_once_not_again_after_each_restart(
@@ -174,8 +191,9 @@ async def test_a_gap_is_alerted_once_not_again_after_each_restart(
 ) -> None:
     alerts = SqliteAlertRepository(db)
     for _ in range(2):  # the second service start finds the same hole
-        gaps = OnceAlerts(AlertOutbox(alerts, clock), SqliteStateRepository(db), clock,
-                          "candle_gap")  # fmt: skip
+        gaps = OnceAlerts(
+            AlertOutbox(alerts, clock), SqliteStateRepository(db), clock, "candle_gap"
+        )
         await gaps.push("BTC/USDT: 3 candle(s) missing between 09:00 and 11:00 UTC")
         await gaps.push("BTC/USDT: 3 candle(s) missing between 09:00 and 11:00 UTC")
     await gaps.push("ETH/USDT: 1 candle(s) missing at 10:00 UTC")

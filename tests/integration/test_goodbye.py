@@ -23,8 +23,13 @@ async def test_a_rate_limited_goodbye_is_cut_short_and_stays_queued(tmp_path: Pa
     emulator = TelegramEmulator()
     async with running(emulator) as base:
         settings = load_settings(replay_config(tmp_path, tmp_path / "data"), None)
-        settings = settings.model_copy(update={"telegram": TelegramSettings(
-            api_base_url=base, users=[TelegramUser(id=ADMIN, role="admin")])})  # fmt: skip
+        settings = settings.model_copy(
+            update={
+                "telegram": TelegramSettings(
+                    api_base_url=base, users=[TelegramUser(id=ADMIN, role="admin")]
+                )
+            }
+        )
         secrets = Secrets(telegram_token=emulator.token)
         stop = asyncio.Event()
         chat = telegram_factory(settings, secrets)
@@ -38,6 +43,7 @@ async def test_a_rate_limited_goodbye_is_cut_short_and_stays_queued(tmp_path: Pa
     assert took < GOODBYE_SECONDS + 5, f"the stop took {took:.1f} s"
     assert "pairpilot stopped" not in [sent.text for sent in emulator.to(ADMIN)]
     with closing(sqlite3.connect(settings.database_path)) as connection:
-        pending = connection.execute("SELECT text FROM alerts WHERE delivered_at IS NULL"
-                                     ).fetchall()  # fmt: skip
+        pending = connection.execute(
+            "SELECT text FROM alerts WHERE delivered_at IS NULL"
+        ).fetchall()
     assert ("pairpilot stopped",) in pending

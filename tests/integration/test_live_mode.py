@@ -61,8 +61,10 @@ async def test_a_pair_started_at_runtime_gets_its_tick_job_and_ignores_old_signa
     fake.add_candles("ETHUSDT", "4h", btc_candles.iloc[::4].reset_index(drop=True))
     # 09:00 closed an EMA 12/26 entry candle on BTC/USDT 1h (see the exchange-source test).
     async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC)) as (
-        trading, market, jobs,
-    ):  # fmt: skip
+        trading,
+        market,
+        jobs,
+    ):
         assert not jobs.has("tick-4h")
         await trading.control.start_pair("ETH/USDT", "ema_cross", "4h", {}, 0.25)
         assert jobs.has("tick-4h")
@@ -75,8 +77,10 @@ async def test_a_pair_started_at_runtime_gets_its_tick_job_and_ignores_old_signa
 async def test_run_service_in_live_mode_starts_reconciles_and_stops(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
-    fake = FakeBinance(now_ms=int(btc_candles["timestamp"].iloc[-1]) + 60_000,
-                       balances={"USDT": 1000.0, "DOGE": 5.0})  # fmt: skip
+    fake = FakeBinance(
+        now_ms=int(btc_candles["timestamp"].iloc[-1]) + 60_000,
+        balances={"USDT": 1000.0, "DOGE": 5.0},
+    )
     fake.add_candles("BTCUSDT", "1h", btc_candles)
     lines: list[str] = []
     async with serve(fake) as base:
@@ -96,11 +100,14 @@ async def test_run_service_in_live_mode_starts_reconciles_and_stops(
 
 async def test_live_mode_needs_exchange_candles(tmp_path: Path) -> None:
     sample = Path(__file__).parents[2] / "bot/sample_data/BTC_USDT-1h.csv.gz"
-    settings = Settings.model_validate({
-        "mode": "live", "data_dir": tmp_path, "market_data": {"source": "replay",
-        "replay_files": {PAIR: str(sample)}},
-        "pairs": [{"pair": PAIR, "capital_share": 0.5}],
-    })  # fmt: skip
+    settings = Settings.model_validate(
+        {
+            "mode": "live",
+            "data_dir": tmp_path,
+            "market_data": {"source": "replay", "replay_files": {PAIR: str(sample)}},
+            "pairs": [{"pair": PAIR, "capital_share": 0.5}],
+        }
+    )
     with pytest.raises(ConfigError, match="market_data.source = 'exchange'"):
         await run_service(settings, SECRETS, stop=asyncio.Event())
 
@@ -179,10 +186,16 @@ async def test_limit_entries_rest_for_one_candle_on_the_exchange(
     fake = funded_fake(btc_candles)
     params = {"entry_offset": 0.001, "stop_loss": 0.02}
     async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC), params) as (
-        trading, market, _,
-    ):  # fmt: skip
-        await hourly(trading, market, datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC),
-                     datetime(2025, 7, 20, tzinfo=UTC))  # fmt: skip
+        trading,
+        market,
+        _,
+    ):
+        await hourly(
+            trading,
+            market,
+            datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC),
+            datetime(2025, 7, 20, tzinfo=UTC),
+        )
         position = trading.engine.portfolio.position(PAIR)
         cash = trading.engine.portfolio.cash
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
@@ -207,8 +220,10 @@ async def test_the_kill_switch_works_while_the_exchange_fails_on_and_off(
     fake = funded_fake(btc_candles)
     params = {"stop_loss": 0.05}
     async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC), params) as (
-        trading, market, _,
-    ):  # fmt: skip
+        trading,
+        market,
+        _,
+    ):
         moment = datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC)
         while trading.engine.portfolio.position(PAIR) is None:
             market.at(moment)
@@ -217,10 +232,11 @@ async def test_the_kill_switch_works_while_the_exchange_fails_on_and_off(
         assert [o.kind for o in fake.orders.values() if o.status == "NEW"] == ["STOP_LOSS"]
         fake.faults += [
             Fault("/api/v3/openOrders", 503, {"code": -1000, "msg": "busy"}, method="GET"),
-            Fault("/api/v3/order", 503, {"code": -1000, "msg": "lost"}, method="POST",
-                  after=True),  # the sell is placed, its answer lost
+            Fault(
+                "/api/v3/order", 503, {"code": -1000, "msg": "lost"}, method="POST", after=True
+            ),  # the sell is placed, its answer lost
             Fault("/api/v3/account", 503, {"code": -1000, "msg": "busy"}),
-        ]  # fmt: skip
+        ]
         report = await trading.control.flatten()
         assert [fault.times for fault in fake.faults] == [0, 0, 0]  # every fault was met
         again = await trading.control.flatten()  # idempotent
@@ -238,17 +254,20 @@ async def test_the_kill_switch_works_while_the_exchange_fails_on_and_off(
 
 @pytest.mark.parametrize("readable", [True, False])
 async def test_entries_are_sized_and_costed_at_the_accounts_own_fee_read_at_start_up(
-    tmp_path: Path, btc_candles: pd.DataFrame, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    btc_candles: pd.DataFrame,
+    caplog: pytest.LogCaptureFixture,
     readable: bool,
-) -> None:  # fmt: skip
+) -> None:
     """The account pays its VIP tier's 0.075%, not the published 0.1%: Binance tells it
     (GET /sapi/v1/asset/tradeFee) and the engine sizes and shows its costs with it. A venue
     that does not answer leaves the published fee, and a start-up log line says so."""
     fake = funded_fake(btc_candles)
     fake.fee_rate = 0.00075
     if not readable:
-        fake.faults.append(Fault("/sapi/v1/asset/tradeFee", 403,
-                                 {"code": -2015, "msg": "no permission"}, times=5))  # fmt: skip
+        fake.faults.append(
+            Fault("/sapi/v1/asset/tradeFee", 403, {"code": -2015, "msg": "no permission"}, times=5)
+        )
     start = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
     async with live_stack(tmp_path, fake, start) as (trading, _, _):
         fee = trading.engine.costs.fee_rate
@@ -269,8 +288,10 @@ async def test_a_pair_started_at_runtime_has_the_accounts_fee_read_for_it(
     fake.fee_rate = 0.00075
     fake.add_candles("ETHUSDT", "4h", btc_candles.iloc[::4].reset_index(drop=True))
     async with live_stack(tmp_path, fake, datetime(2025, 6, 23, 9, 30, tzinfo=UTC)) as (
-        trading, _, _,
-    ):  # fmt: skip
+        trading,
+        _,
+        _,
+    ):
         assert trading.engine.exchange.taker_fee("ETH/USDT") == pytest.approx(0.001)
         await trading.control.start_pair("ETH/USDT", "ema_cross", "4h", {}, 0.25)
         assert trading.engine.exchange.taker_fee("ETH/USDT") == pytest.approx(0.00075)

@@ -276,8 +276,9 @@ async def test_cli_download_list_and_backtest_from_storage(
     from_file_prefix = btc_candles[btc_candles["timestamp"] < 1752537600000]
     prefix = tmp_path / "BTC_USDT-1h.csv"
     from_file_prefix.to_csv(prefix, index=False)
-    direct = await run_cli("backtest", "--data", str(prefix), "--json", "--config", config,
-                           cwd=tmp_path)  # the same account simulated  # fmt: skip
+    direct = await run_cli(
+        "backtest", "--data", str(prefix), "--json", "--config", config, cwd=tmp_path
+    )  # the same account simulated
     assert stored[0] == direct[0] == 0, stored[2] + direct[2]
     assert stored[1].split('"metrics"')[1] == direct[1].split('"metrics"')[1]
 

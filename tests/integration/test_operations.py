@@ -79,11 +79,21 @@ async def test_sigterm_with_telegram_and_metrics_on_stops_within_5_s(tmp_path: P
         secrets.chmod(0o644)  # readable by everyone: warned about
         environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "--log-format", "json", "run",
-            "--config", str(config), "--secrets", str(secrets),
-            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            str(config),
+            "--secrets",
+            str(secrets),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             env={**environment, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+        )
         try:
             exposition = await scrape_until_trading(process, port)
         except BaseException:
@@ -156,28 +166,51 @@ def seed(
             if beat is not None:
                 await SqliteStateRepository(db).set(HEARTBEAT_KEY, beat, datetime.now(UTC))
             if alert_age is not None:
-                await SqliteAlertRepository(db).add("trade", AlertPriority.TRADE, "x",
-                                                    datetime.now(UTC) - alert_age)  # fmt: skip
+                await SqliteAlertRepository(db).add(
+                    "trade", AlertPriority.TRADE, "x", datetime.now(UTC) - alert_age
+                )
 
     asyncio.run(write())
 
 
-def beat(*, ago: timedelta = timedelta(seconds=10), up: timedelta = timedelta(hours=1),
-         seen: dict[str, timedelta | None] | None = None, source: str = "exchange",
-         asked: timedelta | None = timedelta(minutes=20),
-         **trouble: str | None) -> dict[str, object]:  # fmt: skip
+def beat(
+    *,
+    ago: timedelta = timedelta(seconds=10),
+    up: timedelta = timedelta(hours=1),
+    seen: dict[str, timedelta | None] | None = None,
+    source: str = "exchange",
+    asked: timedelta | None = timedelta(minutes=20),
+    **trouble: str | None,
+) -> dict[str, object]:
     """``seen``: each pair's last new candle, that long ago; ``asked``: when the ticks last
     asked for candles (None: never)."""
     now = datetime.now(UTC)
-    runs = [PairRun(id=i, pair=pair, strategy="ema_cross", timeframe="1h", params={},
-                    capital_share=0.5, state=RunState.RUNNING, created_at=now - timedelta(days=9),
-                    updated_at=now - timedelta(days=9))
-            for i, pair in enumerate(seen or {})]  # fmt: skip
+    runs = [
+        PairRun(
+            id=i,
+            pair=pair,
+            strategy="ema_cross",
+            timeframe="1h",
+            params={},
+            capital_share=0.5,
+            state=RunState.RUNNING,
+            created_at=now - timedelta(days=9),
+            updated_at=now - timedelta(days=9),
+        )
+        for i, pair in enumerate(seen or {})
+    ]
     ticks = {pair: now - age for pair, age in (seen or {}).items() if age is not None}
     trouble = {"storage_trouble": None, "exchange_trouble": None, **trouble}
     asks = {pair: now - asked for pair in seen or {}} if asked is not None else {}
-    return heartbeat_record(now=now - ago, started_at=now - up, source=source, runs=runs,
-                            last_ticks=ticks, last_asked=asks, trouble=trouble)  # fmt: skip
+    return heartbeat_record(
+        now=now - ago,
+        started_at=now - up,
+        source=source,
+        runs=runs,
+        last_ticks=ticks,
+        last_asked=asks,
+        trouble=trouble,
+    )
 
 
 def health(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -201,34 +234,65 @@ READ_ONLY = "data_dir /x is on a read-only file system"
         (lambda: beat(ago=timedelta(minutes=10), seen=FRESH), None, 3, "no heartbeat for 10 min"),
         (lambda: beat(seen=FRESH) | {"stopped_at": 1}, None, 1, "stopped on purpose"),
         # a replay's candle and alert times are simulated: years old, and no alarm
-        (lambda: beat(seen={"BTC/USDT": YEARS}, source="replay"), YEARS, 0,
-         "candle freshness is not checked"),
+        (
+            lambda: beat(seen={"BTC/USDT": YEARS}, source="replay"),
+            YEARS,
+            0,
+            "candle freshness is not checked",
+        ),
         # back after a day of downtime: no candle since the restart is no alarm yet
-        (lambda: beat(up=timedelta(minutes=3), seen={"BTC/USDT": DAY, "ETH/USDT": None}),
-         None, 0, "ok    pair ETH/USDT: 1h, none yet"),
+        (
+            lambda: beat(up=timedelta(minutes=3), seen={"BTC/USDT": DAY, "ETH/USDT": None}),
+            None,
+            0,
+            "ok    pair ETH/USDT: 1h, none yet",
+        ),
         # one pair quiet among pairs that tick, asked at every candle: the market, not us
-        (lambda: beat(seen=STUCK, up=DAY), None, 1,
-         "FAIL  pair ETH/USDT: no new candle for 300 min (expected every 60), though the "
-         "service asks at every candle: the exchange has none"),
+        (
+            lambda: beat(seen=STUCK, up=DAY),
+            None,
+            1,
+            "FAIL  pair ETH/USDT: no new candle for 300 min (expected every 60), though the "
+            "service asks at every candle: the exchange has none",
+        ),
         # ... not even asked for hours: the tick job is stuck, a restart fixes that
-        (lambda: beat(seen=STUCK, up=DAY, asked=timedelta(hours=5)), None, 3,
-         "FAIL  pair ETH/USDT: no new candle for 300 min (expected every 60), and the service "
-         "has not asked for them since 300 min: its tick job is stuck"),
+        (
+            lambda: beat(seen=STUCK, up=DAY, asked=timedelta(hours=5)),
+            None,
+            3,
+            "FAIL  pair ETH/USDT: no new candle for 300 min (expected every 60), and the service "
+            "has not asked for them since 300 min: its tick job is stuck",
+        ),
         # a heartbeat gone stale: what it last reported is history, the service is stuck
-        (lambda: beat(ago=timedelta(minutes=30), seen=FRESH, storage_trouble=READ_ONLY), None,
-         3, "no heartbeat for 30 min"),
-        (lambda: beat(seen=STUCK, up=DAY, exchange_trouble="binance timed out"), None, 1,
-         "the exchange is failing: binance timed out"),
-        (lambda: beat(seen=FRESH), timedelta(minutes=30), 1,
-         "FAIL  alerts: 1 alert(s) waiting, the oldest for 30 min: Telegram is unreachable"),
+        (
+            lambda: beat(ago=timedelta(minutes=30), seen=FRESH, storage_trouble=READ_ONLY),
+            None,
+            3,
+            "no heartbeat for 30 min",
+        ),
+        (
+            lambda: beat(seen=STUCK, up=DAY, exchange_trouble="binance timed out"),
+            None,
+            1,
+            "the exchange is failing: binance timed out",
+        ),
+        (
+            lambda: beat(seen=FRESH),
+            timedelta(minutes=30),
+            1,
+            "FAIL  alerts: 1 alert(s) waiting, the oldest for 30 min: Telegram is unreachable",
+        ),
         (lambda: beat(seen=FRESH, storage_trouble=READ_ONLY), None, 1, "read-only file system"),
     ],
-)  # fmt: skip
+)
 def test_health_says_what_is_wrong_and_exits_3_only_when_a_restart_would_fix_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    state: Callable[[], dict[str, object] | None], alert_age: timedelta | None, code: int,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    state: Callable[[], dict[str, object] | None],
+    alert_age: timedelta | None,
+    code: int,
     words: str,
-) -> None:  # fmt: skip
+) -> None:
     config = write_config(tmp_path)
     seed(tmp_path / "data" / "pairpilot.sqlite", state(), alert_age)  # built now: times age
     got, out = health(config, capsys)
@@ -252,10 +316,14 @@ def test_health_needs_no_secrets_in_live_or_webhook_mode(tmp_path: Path, mode: s
     seed(tmp_path / "data" / "pairpilot.sqlite", beat(seen=FRESH))
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "health", "--config", str(config)], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "bot.cli", "health", "--config", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**environment, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -298,8 +366,10 @@ def test_the_service_refuses_a_schema_newer_than_it_knows_and_leaves_it_untouche
         connection.execute("PRAGMA user_version = 99")
     before = database.read_bytes()
     config = tmp_path / "config.toml"
-    config.write_text(f'[market_data]\nsource = "replay"\nreplay_files = {{ "BTC/USDT" = '
-                      f'"{SAMPLE}" }}\n', encoding="utf-8")  # fmt: skip
+    config.write_text(
+        f'[market_data]\nsource = "replay"\nreplay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n',
+        encoding="utf-8",
+    )
     assert main(["run", "--config", str(config)]) == 2
     error = capsys.readouterr().err
     assert f"database {database} has schema version 99, newer than this pairpilot" in error
@@ -314,9 +384,12 @@ def short_replay(tmp_path: Path, candles: int) -> Path:
     data = tmp_path / "BTC_USDT-1h.csv"
     data.write_text("\n".join(rows) + "\n", encoding="utf-8")
     config = tmp_path / "config.toml"
-    config.write_text('data_dir = "state"\n[market_data]\nsource = "replay"\nreplay_speed = '
-                      f'360000\nreplay_files = {{ "BTC/USDT" = "{data}" }}\n[[pairs]]\n'
-                      'pair = "BTC/USDT"\ncapital_share = 1.0\n', encoding="utf-8")  # fmt: skip
+    config.write_text(
+        'data_dir = "state"\n[market_data]\nsource = "replay"\nreplay_speed = '
+        f'360000\nreplay_files = {{ "BTC/USDT" = "{data}" }}\n[[pairs]]\n'
+        'pair = "BTC/USDT"\ncapital_share = 1.0\n',
+        encoding="utf-8",
+    )
     return config
 
 
@@ -328,9 +401,13 @@ def test_json_logs_are_json_only_with_utc_times_alerts_start_and_stop(tmp_path: 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "--log-format", "json", "run", "--config", str(config)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**environment, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == ""  # no Telegram: the alerts are log records too, not bare lines
     lines = [json.loads(line) for line in result.stderr.splitlines()]
@@ -349,11 +426,25 @@ def test_text_logs_carry_utc_times_and_json_errors_stay_json(tmp_path: Path) -> 
     config.write_text("mode = 'sideways'\n", encoding="utf-8")
     for form in ("text", "json"):
         result = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "--log-format", form, "--log-level", "INFO",
-             "run", "--config", str(config)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "--log-format",
+                form,
+                "--log-level",
+                "INFO",
+                "run",
+                "--config",
+                str(config),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+        )
         assert result.returncode == 2
         if form == "json":
             (line,) = [json.loads(text) for text in result.stderr.splitlines()]
@@ -362,11 +453,23 @@ def test_text_logs_carry_utc_times_and_json_errors_stay_json(tmp_path: Path) -> 
         else:
             assert "pairpilot: error: config file" in result.stderr
     logged = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--log-level", "INFO", "run", "--config",
-         str(short_replay(tmp_path, 60))],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--log-level",
+            "INFO",
+            "run",
+            "--config",
+            str(short_replay(tmp_path, 60)),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     first = logged.stderr.splitlines()[0]
     assert UTC_STAMP.match(first.split()[0]), first
     assert "pairpilot 0.1.0 starting: paper mode on replay candles" in first
@@ -431,9 +534,13 @@ def test_the_service_on_a_corrupt_database_exits_2_naming_it(tmp_path: Path, for
     database.write_bytes(b"\x00not a database" * 64)
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "--log-format", form, "run", "--config", str(config)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     assert result.returncode == 2  # never restarted by systemd (RestartPreventExitStatus=2)
     assert f"database {database} cannot be used: file is not a database" in result.stderr
     assert "Traceback" not in result.stderr
@@ -446,20 +553,30 @@ def test_no_command_migrates_the_database_under_a_running_older_service(tmp_path
     older_database(database, previous_schema())
     config = write_config(tmp_path)
     holder = subprocess.Popen(  # the running (older) service holds the data directory
-        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
-         "f.write(sys.argv[2]); f.flush(); fcntl.flock(f, fcntl.LOCK_EX); "
-         "print('held', flush=True); time.sleep(120)", str(database.parent / "pairpilot.lock"),
-         str(os.getpid())],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+            "f.write(sys.argv[2]); f.flush(); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(120)",
+            str(database.parent / "pairpilot.lock"),
+            str(os.getpid()),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline() == "held\n"
         result = subprocess.run(
             [sys.executable, "-m", "bot.cli", "data", "list", "--config", str(config)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+        )
         # a pid of another namespace can equal ours (both pid 1 under Docker): no matter
         with pytest.raises(UnusableDatabase, match="is an older version: stop it"):
             asyncio.run(open_database(database).__aenter__())
@@ -468,7 +585,8 @@ def test_no_command_migrates_the_database_under_a_running_older_service(tmp_path
         holder.wait()
     assert result.returncode == 2, result.stderr
     assert f"(pid {os.getpid()}, perhaps in another container) is an older version" in (
-        result.stderr)  # fmt: skip
+        result.stderr
+    )
     with closing(sqlite3.connect(database)) as connection:
         assert connection.execute("PRAGMA user_version").fetchone()[0] == previous_schema()
 
@@ -485,18 +603,34 @@ def test_telegram_users_without_a_token_are_warned_about_and_a_secrets_directory
 
     def run(secrets: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", "--log-format", "json", "run", "--config",
-             str(config), "--secrets", str(secrets)],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "--log-format",
+                "json",
+                "run",
+                "--config",
+                str(config),
+                "--secrets",
+                str(secrets),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
             env={**environment, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+        )
 
     result = run(empty)
     assert result.returncode == 0, result.stderr[-2000:]
     warned = [json.loads(line) for line in result.stderr.splitlines() if "Telegram is off" in line]
     assert warned[0]["level"] == "WARNING"
-    assert "telegram.users lists 1 user(s) but PAIRPILOT_TELEGRAM_TOKEN is not set" in (
-        warned[0]["message"])  # fmt: skip
+    assert (
+        "telegram.users lists 1 user(s) but PAIRPILOT_TELEGRAM_TOKEN is not set"
+        in (warned[0]["message"])
+    )
     (tmp_path / "secrets.d").mkdir()
     refused = run(tmp_path / "secrets.d")
     assert refused.returncode == 2
@@ -526,10 +660,19 @@ async def test_sigterm_in_a_multi_pair_exchange_outage_ends_the_tick_between_pai
         )
         environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.slow_tick_child", "--log-format", "json", "run",
-            "--config", str(config), cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env={**environment, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "tests.slow_tick_child",
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            str(config),
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**environment, "PYTHONPATH": str(ROOT)},
+        )
         try:
             await until(lambda: sum(path.endswith("/klines") for path, _ in fake.requests) >= 3)
             await asyncio.sleep(1.5)  # primed; ticks run every second from now on
@@ -554,8 +697,9 @@ async def test_sigterm_in_a_multi_pair_exchange_outage_ends_the_tick_between_pai
     assert "pairpilot stopped" in out.decode() + err.decode()
     assert "ETH/USDT and the pairs after it not ticked" in err.decode()  # between pairs
     with closing(sqlite3.connect(tmp_path / "state" / "pairpilot.sqlite")) as connection:
-        beat = connection.execute("SELECT value FROM bot_state WHERE key = ?",
-                                  (HEARTBEAT_KEY,)).fetchone()  # fmt: skip
+        beat = connection.execute(
+            "SELECT value FROM bot_state WHERE key = ?", (HEARTBEAT_KEY,)
+        ).fetchone()
         assert json.loads(beat[0]).get("stopped_at")  # a stop on purpose, recorded
         assert connection.execute("SELECT count(*) FROM orders").fetchone() == (0,)
 

@@ -277,11 +277,15 @@ async def test_a_paper_fill_the_books_missed_is_settled_at_restart(
         exchange = await paper(db, btc_candles, clock)
         portfolio = Portfolio(1000.0)
         result = await reconcile(
-            orders=SqliteOrderRepository(db), exchange=exchange,
-            executor=executor_on(db, exchange, clock, portfolio), portfolio=portfolio,
-            alerts=AlertOutbox(SqliteAlertRepository(db), clock), clock=clock,
-            quote="USDT", pairs=["BTC/USDT"],
-        )  # fmt: skip
+            orders=SqliteOrderRepository(db),
+            exchange=exchange,
+            executor=executor_on(db, exchange, clock, portfolio),
+            portfolio=portfolio,
+            alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+            clock=clock,
+            quote="USDT",
+            pairs=["BTC/USDT"],
+        )
         assert (result.settled, result.never_sent, result.clean) == (["pp1-1-buy"], [], True)
         position = portfolio.position(PAIR)
         assert position is not None
@@ -296,15 +300,23 @@ async def replay_fills(
     source = ReplaySource({PAIR: candles}, {PAIR: "1h"})
     clock = FakeClock(at_open(candles, 1))
     engine = await build_paper_engine(
-        db, clock=clock, feed=source, limits=RiskLimits(max_position_fraction=1.0),
+        db,
+        clock=clock,
+        feed=source,
+        limits=RiskLimits(max_position_fraction=1.0),
         account=dataclasses.replace(ACCOUNT, volume_share=volume_share),
-    )  # fmt: skip
+    )
     run = await SqlitePairRunRepository(db).add(
-        pair=PAIR, strategy="ema_cross", timeframe="1h", params={}, capital_share=1.0,
+        pair=PAIR,
+        strategy="ema_cross",
+        timeframe="1h",
+        params={},
+        capital_share=1.0,
         now=clock.now(),
-    )  # fmt: skip
-    service = TradingService(engine=engine, source=source, equity=SqliteEquityRepository(db),
-                             clock=clock, runs=[run])  # fmt: skip
+    )
+    service = TradingService(
+        engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=[run]
+    )
     for index in range(2, until):
         clock.set(at_open(candles, index))
         await service.tick()
@@ -342,10 +354,14 @@ async def test_a_buy_fills_at_most_its_share_of_the_candles_volume_and_the_rest_
     thin = btc_candles.assign(volume=0.004)
     clock = FakeClock(at_open(thin, 5))
     exchange = await PaperExchange.restore(
-        feed=ReplaySource({PAIR: thin}, {PAIR: "1h"}), clock=clock,
-        state=SqliteStateRepository(db), initial={"USDT": 1000.0}, fee_rate=0.001,
-        slippage=0.0, volume_share=0.5,
-    )  # fmt: skip
+        feed=ReplaySource({PAIR: thin}, {PAIR: "1h"}),
+        clock=clock,
+        state=SqliteStateRepository(db),
+        initial={"USDT": 1000.0},
+        fee_rate=0.001,
+        slippage=0.0,
+        volume_share=0.5,
+    )
     report = await exchange.create_market_order(
         dataclasses.replace(intent(Side.BUY, 0.009), quote_amount=900.0)
     )

@@ -148,9 +148,18 @@ async def test_backtest_trades_equal_the_live_engines(
 ) -> None:
     btc_candles = candles
     params, limits = CASES[case]
-    backtest = run_backtest(btc_candles, build_strategy(name, params), BacktestSetup(
-        pair=PAIR, timeframe="1h", balance=1000.0, fee_rate=FEE, slippage=SLIPPAGE,
-        limits=limits))  # fmt: skip
+    backtest = run_backtest(
+        btc_candles,
+        build_strategy(name, params),
+        BacktestSetup(
+            pair=PAIR,
+            timeframe="1h",
+            balance=1000.0,
+            fee_rate=FEE,
+            slippage=SLIPPAGE,
+            limits=limits,
+        ),
+    )
     backtest_trades = backtest.table.trades()[: backtest.table.closed]
     live, live_vetoes = await live_trades(btc_candles, name, params, limits)
     assert len(backtest_trades) >= 3
@@ -168,9 +177,18 @@ def test_volatility_scaling_shrinks_some_entries_and_enlarges_none(
     btc_candles: pd.DataFrame,
 ) -> None:
     def entries(limits: RiskLimits) -> list[float]:
-        result = run_backtest(btc_candles, build_strategy("ema_cross", {}), BacktestSetup(
-            pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE, limits=limits,
-            balance=1e9))  # fmt: skip
+        result = run_backtest(
+            btc_candles,
+            build_strategy("ema_cross", {}),
+            BacktestSetup(
+                pair=PAIR,
+                timeframe="1h",
+                fee_rate=FEE,
+                slippage=SLIPPAGE,
+                limits=limits,
+                balance=1e9,
+            ),
+        )
         return [trade.amount * trade.entry_price for trade in result.table.trades()]
 
     plain = entries(RiskLimits(max_position_fraction=1.0, max_drawdown=0, daily_loss_limit=0))
@@ -197,8 +215,11 @@ def test_limit_entries_fill_under_the_signal_close_or_not_at_all(btc_candles: pd
     """The limit case exercises both outcomes, or its parity proves little."""
 
     def trades(params: dict[str, float]) -> list[Trade]:
-        return run_backtest(btc_candles, build_strategy("ema_cross", params), BacktestSetup(
-            pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE)).table.trades()  # fmt: skip
+        return run_backtest(
+            btc_candles,
+            build_strategy("ema_cross", params),
+            BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE),
+        ).table.trades()
 
     market, limited = trades({}), trades({"entry_offset": 0.002})
     assert 0 < len(limited) < len(market)  # some limits were never reached
@@ -216,9 +237,11 @@ async def test_a_limit_entry_is_stopped_in_its_own_fill_candle_as_live_does(
     lows reach the stop. Those trades leave at the close of the candle they filled in, in the
     backtest and in the live engine alike (review F5: the live half had no test)."""
     params = {"entry_offset": 0.002, "stop_loss": 0.01}
-    backtest = run_backtest(candles, build_strategy("bollinger_reversion", params),
-                            BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE,
-                                          slippage=SLIPPAGE))  # fmt: skip
+    backtest = run_backtest(
+        candles,
+        build_strategy("bollinger_reversion", params),
+        BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE),
+    )
     table = backtest.table
     same_candle = (table.entry_ms == table.exit_ms) & (table.reason == 1)  # stop_loss
     assert same_candle.sum() >= 1
@@ -235,12 +258,19 @@ DAILY = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.01, max_drawdow
 # and 8 hours), RSI values inside its own warm-up, and daily candles with a daily loss limit.
 REAL_WINDOWS = {  # name: (file, timeframe, first candle, candles, strategy, params, limits)
     "gap, grid": ("BTC_USDT-1h", "1h", 16295, 500, "grid", {}, RiskLimits()),
-    "gap, reversion": ("BTC_USDT-1h", "1h", 16295, 500, "bollinger_reversion", EVERY_EXIT,
-                       RiskLimits()),
+    "gap, reversion": (
+        "BTC_USDT-1h",
+        "1h",
+        16295,
+        500,
+        "bollinger_reversion",
+        EVERY_EXIT,
+        RiskLimits(),
+    ),
     "gaps, strict limits": ("BTC_USDT-1h", "1h", 4000, 600, "ema_cross", EVERY_EXIT, STRICT),
     "rsi inside its warm-up": ("BTC_USDT-1h", "1h", 97, 1000, "rsi", {}, RiskLimits()),
     "1d, daily loss limit": ("BTC_USDT-1d", "1d", 1600, 700, "grid", EVERY_EXIT, DAILY),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("window", REAL_WINDOWS)
@@ -249,9 +279,18 @@ async def test_backtest_equals_live_on_real_awkward_windows(window: str, shared_
     candles = read_candle_file(shared_data / f"{file}.csv.gz").iloc[first : first + count]
     candles = candles.reset_index(drop=True)
     strategy = build_strategy(name, params)
-    backtest = run_backtest(candles, strategy, BacktestSetup(
-        pair=PAIR, timeframe=timeframe, balance=1000.0, fee_rate=FEE, slippage=SLIPPAGE,
-        limits=limits))  # fmt: skip
+    backtest = run_backtest(
+        candles,
+        strategy,
+        BacktestSetup(
+            pair=PAIR,
+            timeframe=timeframe,
+            balance=1000.0,
+            fee_rate=FEE,
+            slippage=SLIPPAGE,
+            limits=limits,
+        ),
+    )
     table = backtest.table
     stamps = candles["timestamp"].to_numpy()
     after_gap = set(stamps[1:][np.diff(stamps) > timeframe_seconds(timeframe) * 1000].tolist())
@@ -283,8 +322,9 @@ async def test_a_pair_in_its_own_gap_trades_at_its_next_open_in_a_mixed_replay(
     btc = btc.reset_index(drop=True)  # 2021-09: a gap of 3 hours, a grid fill after it
     eth = read_candle_file(shared_data / "ETH_USDT-4h.csv.gz")
     eth = eth[eth["timestamp"].between(btc["timestamp"].iloc[0], btc["timestamp"].iloc[-1])]
-    setup = BacktestSetup(pair=PAIR, timeframe=timeframe, fee_rate=FEE, slippage=SLIPPAGE,
-                          limits=limits)  # fmt: skip
+    setup = BacktestSetup(
+        pair=PAIR, timeframe=timeframe, fee_rate=FEE, slippage=SLIPPAGE, limits=limits
+    )
     backtest = run_backtest(btc, build_strategy(name, params), setup)
     expected = backtest.table.trades()[: backtest.table.closed]
     others = {"ETH/USDT": (eth.reset_index(drop=True), "4h")}
@@ -322,10 +362,14 @@ def at(hour: int) -> int:
     return 1_679_616_000_000 + hour * 3_600_000
 
 
-@pytest.mark.parametrize("times", [
-    {at(5): ENTER, at(11): EXIT},  # the sale meets the placeholder: sent again at its close
-    {at(11): ENTER, at(15): ENTER, at(18): EXIT},  # the first entry meets it: lost
-], ids=["exit", "entry"])  # fmt: skip
+@pytest.mark.parametrize(
+    "times",
+    [
+        {at(5): ENTER, at(11): EXIT},  # the sale meets the placeholder: sent again at its close
+        {at(11): ENTER, at(15): ENTER, at(18): EXIT},  # the first entry meets it: lost
+    ],
+    ids=["exit", "entry"],
+)
 async def test_nothing_fills_in_a_zero_volume_candle_in_the_backtest_or_on_default_paper(
     times: dict[int, int], shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -359,11 +403,13 @@ async def test_resting_stops_on_paper_equal_the_resting_stop_backtest(
     gives the same trades (review F2). 300 real 1h candles: the suite stays fast."""
     name, params = RESTING
     window = candles.iloc[:300].reset_index(drop=True)
-    setup = BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE,
-                          resting_stops=True)  # fmt: skip
+    setup = BacktestSetup(
+        pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE, resting_stops=True
+    )
     backtest = run_backtest(window, build_strategy(name, params), setup)
-    per_candle = run_backtest(window, build_strategy(name, params),
-                              dataclasses.replace(setup, resting_stops=False))  # fmt: skip
+    per_candle = run_backtest(
+        window, build_strategy(name, params), dataclasses.replace(setup, resting_stops=False)
+    )
     expected = backtest.table.trades()[: backtest.table.closed]
     assert len(expected) >= 2
     prices = [(t.exit_time, t.exit_price) for t in expected]

@@ -49,7 +49,7 @@ def assert_under_its_stop(fake: FakeBinance, position: Position, stop_loss: floa
 def fills_while_down(fake: FakeBinance, order: object, price: float) -> None:
     """The market reaches ``order`` (a resting limit or stop) while pairpilot is down."""
     fake.prices["BTCUSDT"] = price
-    fake._trigger_stops()  # noqa: SLF001
+    fake._trigger_stops()
     assert order.status == "FILLED"
 
 
@@ -79,8 +79,9 @@ async def test_an_exit_that_meets_an_outage_at_the_close_is_sold_on_the_next_tic
         await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
         assert trading.engine.portfolio.position(PAIR) is not None
         # The exit meets a short outage: answered 503, nothing placed (and not resent).
-        fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"},
-                                 method="POST"))  # fmt: skip
+        fake.faults.append(
+            Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"}, method="POST")
+        )
         await hourly(trading, market, EXIT_TICK, EXIT_TICK + HOUR)
         assert fake.faults[0].times == 0
         assert trading.engine.portfolio.position(PAIR) is not None
@@ -103,10 +104,9 @@ async def test_an_entry_booked_later_gets_its_resting_stop_and_atr_stop(
         await hourly(trading, market, START + HOUR / 2, ENTRY_TICK - HOUR)
         # The entry is placed but its answer is lost, and so is every lookup after it.
         fake.faults += [
-            Fault("/api/v3/order", 503, {"code": -1000, "msg": "lost"}, method="POST",
-                  after=True),
+            Fault("/api/v3/order", 503, {"code": -1000, "msg": "lost"}, method="POST", after=True),
             Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"}, method="GET", times=2),
-        ]  # fmt: skip
+        ]
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         assert [f.times for f in fake.faults] == [0, 0]
         assert trading.engine.portfolio.position(PAIR) is None  # not known yet
@@ -116,8 +116,10 @@ async def test_an_entry_booked_later_gets_its_resting_stop_and_atr_stop(
             position = trading.engine.portfolio.position(PAIR)
     if restart:
         async with live_stack(tmp_path, fake, ENTRY_TICK + HOUR / 2, params) as (
-            trading, market, _,
-        ):  # fmt: skip
+            trading,
+            market,
+            _,
+        ):
             assert trading.engine.portfolio.position(PAIR) is not None  # booked at start-up
             await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
             position = trading.engine.portfolio.position(PAIR)
@@ -143,8 +145,9 @@ async def test_a_refused_stop_placement_is_placed_again_on_the_next_tick(
         posts.append(request.path)
         if len(posts) != 2:  # the first is the entry, the second its stop
             return None
-        return Fault(request.path, 400, {"code": -2010, "msg": "Stop price would trigger "
-                                         "immediately."})  # fmt: skip
+        return Fault(
+            request.path, 400, {"code": -2010, "msg": "Stop price would trigger immediately."}
+        )
 
     fake.chaos = refuse_second_order
     async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
@@ -249,8 +252,9 @@ async def test_a_stop_that_fired_while_down_is_booked_with_its_alert_and_the_coo
     async with live_stack(tmp_path, fake, restart, params, risk=risk) as (trading, _, _):
         assert trading.engine.portfolio.position(PAIR) is None
         block = await trading.engine.guard.entry_block(run, restart + HOUR)
-    trades = [text for kind, text in await alerts_of(tmp_path)
-              if kind == "trade" and "SELL" in text]  # fmt: skip
+    trades = [
+        text for kind, text in await alerts_of(tmp_path) if kind == "trade" and "SELL" in text
+    ]
     assert len(trades) == 1
     assert "trade PnL -" in trades[0]
     assert block is not None
@@ -265,15 +269,22 @@ async def test_a_sale_that_fails_or_is_refused_leaves_the_position_with_its_stop
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         position = trading.engine.portfolio.position(PAIR)
         assert len(resting_stops(fake)) == 1
-        fake.faults.append(Fault("/api/v3/order", 400, {"code": -1013, "msg": "Filter failure: "
-                                 "LOT_SIZE"}, method="POST"))  # /stoppair: refused  # fmt: skip
+        fake.faults.append(
+            Fault(
+                "/api/v3/order",
+                400,
+                {"code": -1013, "msg": "Filter failure: LOT_SIZE"},
+                method="POST",
+            )
+        )  # /stoppair: refused
         with pytest.raises(UserInputError, match="could not be closed"):
             await trading.control.stop(PAIR)
         (stop,) = resting_stops(fake)  # the stop it took off is back at once
         assert stop.quantity == pytest.approx(position.amount)
         assert [run.pair for run in trading.service.runs()] == [PAIR]
-        fake.faults.append(Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"},
-                                 method="POST"))  # the sale fails (not resent)  # fmt: skip
+        fake.faults.append(
+            Fault("/api/v3/order", 503, {"code": -1000, "msg": "busy"}, method="POST")
+        )  # the sale fails (not resent)
         failed = await trading.control.flatten()  # goes on with every other pair, says why
         assert not failed.clean
         assert "ExchangeUnavailable" in failed.problems[PAIR]
@@ -295,7 +306,7 @@ async def test_a_halt_while_an_entry_is_prepared_sends_no_buy(
     ("no new entries"). (Review r6 F2: the buy went out after the halt.)"""
     fake = funded_fake(btc_candles)
     async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
-        engine, state = trading.engine, trading.engine._state  # noqa: SLF001
+        engine, state = trading.engine, trading.engine._state
         remember = state.set
 
         async def halted_meanwhile(key: str, value: object, now: datetime) -> None:
@@ -320,8 +331,9 @@ async def test_a_kill_switch_whose_first_balance_read_fails_goes_on_and_sells(
     async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         assert trading.engine.portfolio.position(PAIR) is not None
-        fake.faults.append(Fault("/api/v3/account", 503, {"code": -1000, "msg": "busy"},
-                                 times=2, method="GET"))  # both attempts of one read  # fmt: skip
+        fake.faults.append(
+            Fault("/api/v3/account", 503, {"code": -1000, "msg": "busy"}, times=2, method="GET")
+        )  # both attempts of one read
         report = await trading.control.flatten()
         assert not report.clean
         assert "ExchangeUnavailable" in report.problems["your own holdings"]
@@ -339,8 +351,11 @@ async def test_a_stop_whose_cancel_is_not_confirmed_is_kept_and_the_exit_retried
         await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
         (stop,) = resting_stops(fake)
         # Binance answers a cancel it could not act on "Unknown order sent."; the stop rests on.
-        fake.faults.append(Fault("/api/v3/order", 400, {"code": -2011, "msg": "Unknown order "
-                                 "sent."}, method="DELETE"))  # fmt: skip
+        fake.faults.append(
+            Fault(
+                "/api/v3/order", 400, {"code": -2011, "msg": "Unknown order sent."}, method="DELETE"
+            )
+        )
         await hourly(trading, market, EXIT_TICK, EXIT_TICK + HOUR)
         assert stop.status == "NEW"
         assert trading.engine.portfolio.position(PAIR) is not None
@@ -385,8 +400,10 @@ async def test_a_resting_limit_entry_counts_toward_the_open_positions(
     fake.add_candles("ETHUSDT", "1h", btc_candles)  # the same signals, on a second pair
     risk = {"max_open_positions": 1}
     async with live_stack(tmp_path, fake, START, {"entry_offset": 0.001}, risk=risk) as (
-        trading, market, _,
-    ):  # fmt: skip
+        trading,
+        market,
+        _,
+    ):
         await trading.control.start_pair("ETH/USDT", "ema_cross", "1h", {}, 0.25)
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
     assert [(o.symbol, o.kind) for o in fake.orders.values()] == [("BTCUSDT", "LIMIT")]
@@ -446,14 +463,19 @@ async def test_an_entry_refused_while_dust_is_held_opens_nothing(
         dust = trading.engine.portfolio.position(PAIR)
         assert dust is not None
         assert trading.engine.exchange.too_small(PAIR, dust.amount, dust.average_price)
-        fake.faults.append(Fault("/api/v3/order", 400, {"code": -1013, "msg": "Filter failure: "
-                                 "LOT_SIZE"}, method="POST"))  # the entry is refused  # fmt: skip
+        fake.faults.append(
+            Fault(
+                "/api/v3/order",
+                400,
+                {"code": -1013, "msg": "Filter failure: LOT_SIZE"},
+                method="POST",
+            )
+        )  # the entry is refused
         posts = fake.order_posts
         await hourly(trading, market, second_entry, second_entry + HOUR)
         assert fake.order_posts == posts + 1  # the entry only: no stop for the dust
     async with open_database(tmp_path / DATABASE) as db:
-        refused = await db.fetch_all("SELECT client_order_id FROM orders WHERE status = "
-                                     "'rejected'")  # fmt: skip
+        refused = await db.fetch_all("SELECT client_order_id FROM orders WHERE status = 'rejected'")
     assert len(refused) == 1
 
 
@@ -466,7 +488,7 @@ async def test_the_soak_invariants_catch_an_unprotected_position_and_a_ledger_ga
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         assert invariants.check("entered") == []
         (stop,) = resting_stops(fake)
-        fake._cancel(stop)  # noqa: SLF001  # gone from the exchange behind pairpilot's back
+        fake._cancel(stop)  # gone from the exchange behind pairpilot's back
         assert invariants.check("first look") == []  # placed again on the next tick, maybe
         assert "under a resting stop" in invariants.check("second look")[0]
         await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
@@ -486,14 +508,15 @@ async def test_the_stop_streak_skips_a_check_with_no_tick_between_and_outlasts_a
     async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         (stop,) = resting_stops(fake)
-        fake._cancel(stop)  # noqa: SLF001  # gone from the exchange behind pairpilot's back
+        fake._cancel(stop)  # gone from the exchange behind pairpilot's back
         assert invariants.check("first look") == []
         assert invariants.check("killed before a tick ended", ticked=False) == []
         run = trading.service.runs()[0]
         price = fake.prices["BTCUSDT"]
         later = ENTRY_TICK + 2 * HOUR
-        again = OrderIntent("pp1x9b", run.id, PAIR, Side.BUY, 20.0 / price, price, later,
-                            quote_amount=20.0)  # fmt: skip
+        again = OrderIntent(
+            "pp1x9b", run.id, PAIR, Side.BUY, 20.0 / price, price, later, quote_amount=20.0
+        )
         market.at(later)
         await trading.engine.executor.execute(again)
         assert "under a resting stop" in invariants.check("second look")[0]
@@ -514,8 +537,7 @@ async def test_the_soak_invariants_see_one_tick_without_a_stop_unless_the_exchan
         if request.method == "POST" and request.path == "/api/v3/order":
             posts["seen"] += 1
             if posts["seen"] == 2:  # the entry goes through, its stop is refused
-                return Fault(request.path, 400, {"code": -1013, "msg": "Filter failure: "
-                                                 "LOT_SIZE"})  # fmt: skip
+                return Fault(request.path, 400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"})
         return None
 
     fake.chaos = refuse_the_first_stop
@@ -526,15 +548,16 @@ async def test_the_soak_invariants_see_one_tick_without_a_stop_unless_the_exchan
         await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
         assert invariants.check("placed again") == []
         (stop,) = resting_stops(fake)
-        fake._cancel(stop)  # noqa: SLF001  # gone, and no attempt of pairpilot's failed
+        fake._cancel(stop)  # gone, and no attempt of pairpilot's failed
         assert "under a resting stop" in invariants.check("one tick unprotected")[0]
 
 
 async def test_the_fault_soak_keeps_every_position_invariant_on_binances_defaults(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
-    report = await run_fault_soak(tmp_path, btc_candles, ticks=200, seed=5, split=(0.4, 0.6),
-                                  fee_asset="received")  # Binance's defaults  # fmt: skip
+    report = await run_fault_soak(
+        tmp_path, btc_candles, ticks=200, seed=5, split=(0.4, 0.6), fee_asset="received"
+    )  # Binance's defaults
     assert report.problems == []
     assert report.invariants is not None
     assert report.invariants.checks == 200
@@ -549,8 +572,14 @@ async def test_a_kill_switch_whose_sale_is_refused_leaves_the_stop_in_place(
     async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         position = trading.engine.portfolio.position(PAIR)
-        fake.faults.append(Fault("/api/v3/order", 400, {"code": -1013, "msg": "Filter failure: "
-                                 "LOT_SIZE"}, method="POST"))  # fmt: skip
+        fake.faults.append(
+            Fault(
+                "/api/v3/order",
+                400,
+                {"code": -1013, "msg": "Filter failure: LOT_SIZE"},
+                method="POST",
+            )
+        )
         report = await trading.control.flatten()
         assert not report.clean
         assert trading.engine.portfolio.position(PAIR) is not None  # not sold
@@ -566,12 +595,13 @@ async def test_a_stop_remembered_but_never_journaled_is_placed_again(
     async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
     (stop,) = resting_stops(fake)
-    fake._cancel(stop)  # noqa: SLF001
+    fake._cancel(stop)
     async with open_database(tmp_path / DATABASE) as db:  # what a kill between the two leaves
         state = SqliteStateRepository(db)
         saved = await state.get(protection_key(PAIR))
-        await state.set(protection_key(PAIR), {**saved, "resting_stop": "pp1x9999snever"},
-                        ENTRY_TICK)  # fmt: skip
+        await state.set(
+            protection_key(PAIR), {**saved, "resting_stop": "pp1x9999snever"}, ENTRY_TICK
+        )
     async with live_stack(tmp_path, fake, ENTRY_TICK + HOUR / 2, params) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
         position = trading.engine.portfolio.position(PAIR)
@@ -710,8 +740,9 @@ async def test_the_kill_switch_goes_on_when_one_pairs_order_cannot_be_looked_up(
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         run = await trading.control.start_pair("ETH/USDT", "ema_cross", "1h", {}, 0.2)
         lost = "pp2x1b"  # an ETH buy whose answer was lost (journaled, outcome unknown)
-        await trading.engine.executor.journal.add(OrderIntent(lost, run.id, "ETH/USDT", Side.BUY,
-                                                              0.1, 2500.0, ENTRY_TICK))  # fmt: skip
+        await trading.engine.executor.journal.add(
+            OrderIntent(lost, run.id, "ETH/USDT", Side.BUY, 0.1, 2500.0, ENTRY_TICK)
+        )
         fake.chaos = eth_unreadable  # and the exchange cannot say anything about ETH orders
         report = await trading.control.flatten()
         assert trading.engine.portfolio.position(PAIR) is None  # every other pair: sold
@@ -772,9 +803,11 @@ async def test_a_rest_that_turns_to_dust_after_its_exit_closes_the_trade_at_its_
     assert trade.exit_price == pytest.approx(130_000.0, rel=1e-3)
     assert round_trips(fills, too_small) == []  # the fills alone cannot tell
     closed = [text for kind, text in await alerts_of(tmp_path) if "trade PnL" in text]
-    assert closed == [f"{PAIR}: the 4e-05 left of the exit is too small to sell now, so its "
-                      f"trade closed at its last sale: trade PnL {trade.pnl:+,.2f} "
-                      f"({trade.return_pct:+.2%})"]  # fmt: skip
+    assert closed == [
+        f"{PAIR}: the 4e-05 left of the exit is too small to sell now, so its "
+        f"trade closed at its last sale: trade PnL {trade.pnl:+,.2f} "
+        f"({trade.return_pct:+.2%})"
+    ]
     assert Invariants(fake, tmp_path / DATABASE).check("after the exit") == []
 
 

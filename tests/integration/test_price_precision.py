@@ -15,8 +15,11 @@ TICKS = {"XRPUSDT": "0.00010000", "SHIBUSDT": "0.00000001", "BTCUSDT": "0.010000
 
 
 async def test_the_price_decimals_are_the_markets_tick_size() -> None:
-    fake = FakeBinance(now_ms=1_750_000_000_000, tick_sizes=dict(TICKS),
-                       prices={"XRPUSDT": 2.1, "SHIBUSDT": 0.0000123})  # fmt: skip
+    fake = FakeBinance(
+        now_ms=1_750_000_000_000,
+        tick_sizes=dict(TICKS),
+        prices={"XRPUSDT": 2.1, "SHIBUSDT": 0.0000123},
+    )
     async with serve(fake) as base:
         exchange = CcxtExchange.create("binance", {"urls": {"api": binance_urls(base)}})
         try:

@@ -22,10 +22,17 @@ SAMPLE = Path(ROOT) / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
 async def start(config: Path, secrets: Path, tmp: Path) -> tuple[int, str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "run", "--config", str(config), "--secrets",
-        str(secrets), stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "run",
+        "--config",
+        str(config),
+        "--secrets",
+        str(secrets),
+        stderr=asyncio.subprocess.PIPE,
         env={**environment, "PYTHONPATH": ROOT, "TMPDIR": str(tmp)},
-    )  # fmt: skip
+    )
     _, err = await asyncio.wait_for(process.communicate(), timeout=90)
     assert process.returncode is not None
     return process.returncode, err.decode()
@@ -42,8 +49,9 @@ def refused_setup(tmp_path: Path, base: str, token: str, user: int, role: str) -
         f'data_dir = "{data}"\n[market_data]\nsource = "replay"\n'
         f'replay_files = {{ "BTC/USDT" = "{SAMPLE}" }}\n[telegram]\n'
         f'api_base_url = "{base}"\n[[telegram.users]]\nid = {user}\nrole = "{role}"\n'
-        '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 1.0\n', encoding="utf-8",
-    )  # fmt: skip
+        '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 1.0\n',
+        encoding="utf-8",
+    )
     secrets = tmp_path / "secrets.env"
     secrets.write_text(f"PAIRPILOT_TELEGRAM_TOKEN={token}\n", encoding="utf-8")
     secrets.chmod(0o600)
@@ -59,8 +67,9 @@ async def test_a_refused_start_restarted_again_and_again_tells_the_admins_once_a
         codes = [(await start(config, secrets, tmp_path))[0] for _ in range(2)]  # restarts
         assert len(emulator.to(ADMIN)) == 1
         an_hour_ago = time.time() - 3700
-        markers = [tmp_path / name for name in os.listdir(tmp_path)
-                   if name.startswith("pairpilot-notice-")]  # fmt: skip
+        markers = [
+            tmp_path / name for name in os.listdir(tmp_path) if name.startswith("pairpilot-notice-")
+        ]
         assert len(markers) == 1
         os.utime(markers[0], (an_hour_ago, an_hour_ago))
         codes.append((await start(config, secrets, tmp_path))[0])

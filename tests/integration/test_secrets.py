@@ -38,13 +38,18 @@ ADMIN = 1001
 
 
 def settings(tmp_path: Path, base: str) -> Settings:
-    return Settings.model_validate({
-        "mode": "live", "data_dir": tmp_path,
-        "exchange": {"name": "binance", "ccxt_config": {
-            "urls": {"api": binance_urls(base)}, "enableRateLimit": False}},
-        "market_data": {"source": "exchange"},
-        "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5, "params": {"stop_loss": 0.02}}],
-    })  # fmt: skip
+    return Settings.model_validate(
+        {
+            "mode": "live",
+            "data_dir": tmp_path,
+            "exchange": {
+                "name": "binance",
+                "ccxt_config": {"urls": {"api": binance_urls(base)}, "enableRateLimit": False},
+            },
+            "market_data": {"source": "exchange"},
+            "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5, "params": {"stop_loss": 0.02}}],
+        }
+    )
 
 
 async def test_canary_secrets_appear_in_no_log_message_database_or_reply(
@@ -60,23 +65,38 @@ async def test_canary_secrets_appear_in_no_log_message_database_or_reply(
     try:
         async with serve(fake) as base, running(emulator) as telegram:
             config = settings(tmp_path, base)
-            exchange = CcxtExchange.create("binance", config.exchange.ccxt_config,
-                                           credentials=credentials(config, secrets),
-                                           attempts=2, backoff=0.01)  # fmt: skip
+            exchange = CcxtExchange.create(
+                "binance",
+                config.exchange.ccxt_config,
+                credentials=credentials(config, secrets),
+                attempts=2,
+                backoff=0.01,
+            )
             feed = StreamingFeed(exchange)
             await exchange.load_markets()
             async with open_database(config.database_path) as db:
                 jobs = Jobs(clock)
                 trading = await assemble_on_exchange(db, config, exchange, feed, clock, jobs)
-                cockpit = build_cockpit(db, Venue("live", "binance", "USDT"), trading.service,
-                                        trading.engine, trading.control,
-                                        ExchangeHistory(exchange, SqliteCandleRepository(db)),
-                                        jobs, clock)  # fmt: skip
+                cockpit = build_cockpit(
+                    db,
+                    Venue("live", "binance", "USDT"),
+                    trading.service,
+                    trading.engine,
+                    trading.control,
+                    ExchangeHistory(exchange, SqliteCandleRepository(db)),
+                    jobs,
+                    clock,
+                )
                 frontend = TelegramFrontend(
-                    token=TOKEN, api_base_url=telegram, users={ADMIN: "admin"},
-                    cockpit=cockpit, outbox=trading.outbox, alerts=SqliteAlertRepository(db),
-                    clock=clock, poll_timeout=1,
-                )  # fmt: skip
+                    token=TOKEN,
+                    api_base_url=telegram,
+                    users={ADMIN: "admin"},
+                    cockpit=cockpit,
+                    outbox=trading.outbox,
+                    alerts=SqliteAlertRepository(db),
+                    clock=clock,
+                    poll_timeout=1,
+                )
                 frontend.start()
                 await frontend.running.wait()
                 moment = datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC)
@@ -105,5 +125,5 @@ async def test_canary_secrets_appear_in_no_log_message_database_or_reply(
     files = sorted(tmp_path.glob("pairpilot.sqlite*"))  # noqa: ASYNC240
     assert files
     for path in files:
-        assert CANARY.encode() not in path.read_bytes(), path.name  # noqa: ASYNC240
+        assert CANARY.encode() not in path.read_bytes(), path.name
     assert CANARY not in repr(secrets)

@@ -25,11 +25,14 @@ DAYS = 7
 def new_york_account(tmp_path: Path) -> Settings:
     """The bundled replay, on an account with its own costs, days and a tight daily limit."""
     base = replay_settings(tmp_path).model_dump()
-    return Settings.model_validate({
-        **base, "timezone": "America/New_York",
-        "paper": {"balance": 5000.0, "fee": 0.002, "slippage": 0.001},
-        "risk": {**base["risk"], "daily_loss_limit": 0.002, "max_drawdown": 0.0},
-    })  # fmt: skip
+    return Settings.model_validate(
+        {
+            **base,
+            "timezone": "America/New_York",
+            "paper": {"balance": 5000.0, "fee": 0.002, "slippage": 0.001},
+            "risk": {**base["risk"], "daily_loss_limit": 0.002, "max_drawdown": 0.0},
+        }
+    )
 
 
 async def test_chat_backtest_and_sweep_simulate_the_configured_account(tmp_path: Path) -> None:
@@ -44,8 +47,9 @@ async def test_chat_backtest_and_sweep_simulate_the_configured_account(tmp_path:
         assert terms == AccountTerms(5000.0, 0.002, 0.001, "America/New_York", False)
         strategy = build_strategy("ema_cross", {"fast": 5, "slow": 20})
         expected = run_backtest(candles, strategy, setup_for("BTC/USDT", "1h", terms, limits))
-        default = run_backtest(candles, strategy, setup_for("BTC/USDT", "1h", AccountTerms(),
-                                                            limits))  # fmt: skip
+        default = run_backtest(
+            candles, strategy, setup_for("BTC/USDT", "1h", AccountTerms(), limits)
+        )
         returns = [dict(metric_rows(r))["total return"] for r in (expected, default)]
         assert returns[0] != returns[1]  # the account's costs change the result
 
@@ -64,8 +68,9 @@ async def test_chat_backtest_and_sweep_simulate_the_configured_account(tmp_path:
         await chat.emulator.reply(ADMIN, after=before + 1, within=120)
         (row,) = await SqliteSweepRepository(chat.db).rows(1)
         spec = SweepSpec("ema_cross", {"fast": [5], "slow": [20]}, terms=terms, limits=limits)
-        (reference,) = evaluate({"k|1h": segments(candles, 0)}, "k|1h", spec,
-                                [{"fast": 5, "slow": 20}])  # fmt: skip
+        (reference,) = evaluate(
+            {"k|1h": segments(candles, 0)}, "k|1h", spec, [{"fast": 5, "slow": 20}]
+        )
         assert row.metrics["total_return"] == reference.metrics["total_return"]
         assert row.metrics["total_return"] == expected.metrics.total_return
 
@@ -79,9 +84,14 @@ def test_an_account_on_a_venue_that_holds_stops_is_simulated_with_resting_stops(
 
     def settings(mode: str, exchange: str, source: str = "exchange") -> Settings:
         replay = replay_settings(tmp_path).market_data.model_dump() if source == "replay" else {}
-        return Settings.model_validate({"data_dir": tmp_path, "mode": mode,
-                                        "exchange": {"name": exchange},
-                                        "market_data": replay})  # fmt: skip
+        return Settings.model_validate(
+            {
+                "data_dir": tmp_path,
+                "mode": mode,
+                "exchange": {"name": exchange},
+                "market_data": replay,
+            }
+        )
 
     assert account_terms(settings("live", "binance")).stops == RESTING
     assert account_terms(settings("paper", "binance")).resting_stops
@@ -101,9 +111,14 @@ def test_a_live_accounts_backtest_pays_its_venues_fee_not_the_paper_accounts(
     than it trades at Kraken's 0.26% (review F1 of the final #19 review)."""
 
     def settings(mode: str, exchange: str) -> Settings:
-        return Settings.model_validate({"data_dir": tmp_path, "mode": mode,
-                                        "exchange": {"name": exchange},
-                                        "paper": {"fee": 0.001}})  # fmt: skip
+        return Settings.model_validate(
+            {
+                "data_dir": tmp_path,
+                "mode": mode,
+                "exchange": {"name": exchange},
+                "paper": {"fee": 0.001},
+            }
+        )
 
     assert account_terms(settings("live", "kraken")).fee_rate == 0.0026
     assert account_terms(settings("live", "coinbase")).fee_rate == 0.012

@@ -21,8 +21,9 @@ async def test_exchange_fault_soak_keeps_the_books_equal_to_the_exchange(
 ) -> None:
     # On the realistic fake: every order in two trades, fees taken in the coin received
     # (Binance's defaults). Seed 6 meets every class of fault in 400 ticks, partial fills too.
-    report = await run_fault_soak(tmp_path, btc_candles, ticks=400, rate=0.2, seed=6,
-                                  split=(0.4, 0.6), fee_asset="received")  # fmt: skip
+    report = await run_fault_soak(
+        tmp_path, btc_candles, ticks=400, rate=0.2, seed=6, split=(0.4, 0.6), fee_asset="received"
+    )
     print(report)
     assert report.problems == []  # a position unprotected for one tick unexplained included
     assert set(report.injected) == set(KINDS)  # every class of fault was met
@@ -42,8 +43,15 @@ async def test_crash_soak_loses_nothing_and_never_orders_twice(
     other venues' fakes: test_venue_soaks. Kills come after at least 3 s of trading, so a slow
     restart on a loaded machine still leaves time to trade (`python -m bench.crash_soak`: 200
     kills)."""
-    report = await run_crash_soak(tmp_path, btc_candles, kills=3, seed=3, split=(0.4, 0.6),
-                                  fee_asset="received", dwell=(3.0, 6.0))  # fmt: skip
+    report = await run_crash_soak(
+        tmp_path,
+        btc_candles,
+        kills=3,
+        seed=3,
+        split=(0.4, 0.6),
+        fee_asset="received",
+        dwell=(3.0, 6.0),
+    )
     print(report)
     assert report.violations == []
     assert report.kills == 3
@@ -56,16 +64,26 @@ async def test_a_telegram_outage_holds_alerts_back_but_never_trading_nor_their_o
 ) -> None:
     """The Bot API unreachable for 10 simulated minutes while trades happen. Real prices, one
     candle a minute (the bundled hourly candles relabelled), so trades fall inside the outage."""
-    minutes = btc_candles.assign(timestamp=btc_candles["timestamp"].iloc[0]
-                                 + 60_000 * np.arange(len(btc_candles)))  # fmt: skip
+    minutes = btc_candles.assign(
+        timestamp=btc_candles["timestamp"].iloc[0] + 60_000 * np.arange(len(btc_candles))
+    )
     path = tmp_path / "BTC_USDT-1m.csv"
     minutes.to_csv(path, index=False)
-    config = Settings.model_validate({
-        "data_dir": tmp_path, "risk": {"max_position_fraction": 1.0},
-        "market_data": {"source": "replay", "replay_files": {"BTC/USDT": path}},
-        "pairs": [{"pair": "BTC/USDT", "timeframe": "1m", "capital_share": 1.0,
-                   "params": {"fast": 3, "slow": 7}}],
-    })  # fmt: skip
+    config = Settings.model_validate(
+        {
+            "data_dir": tmp_path,
+            "risk": {"max_position_fraction": 1.0},
+            "market_data": {"source": "replay", "replay_files": {"BTC/USDT": path}},
+            "pairs": [
+                {
+                    "pair": "BTC/USDT",
+                    "timeframe": "1m",
+                    "capital_share": 1.0,
+                    "params": {"fast": 3, "slow": 7},
+                }
+            ],
+        }
+    )
     async with chat_stack(tmp_path, config) as chat:
         trading, emulator = chat.trading, chat.emulator
         dispatcher = AlertDispatcher(chat.alerts, chat.frontend.sink, trading.clock)

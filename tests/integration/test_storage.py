@@ -178,8 +178,13 @@ async def test_an_order_read_again_unchanged_adds_no_step_to_its_history(db: Dat
     )
     await orders.add(intent)
     for tick in range(1, 6):  # five reads of the same resting order
-        await orders.update("pp1-1-stop", OrderStatus.OPEN, T0 + timedelta(hours=tick),
-                            filled=0.0, exchange_order_id="x-1")  # fmt: skip
+        await orders.update(
+            "pp1-1-stop",
+            OrderStatus.OPEN,
+            T0 + timedelta(hours=tick),
+            filled=0.0,
+            exchange_order_id="x-1",
+        )
     await orders.update("pp1-1-stop", OrderStatus.OPEN, T0 + timedelta(hours=6), filled=0.2)
     await orders.update("pp1-1-stop", OrderStatus.OPEN, T0 + timedelta(hours=7), filled=0.2)
     await orders.update("pp1-1-stop", OrderStatus.FILLED, T0 + timedelta(hours=8), filled=0.5)

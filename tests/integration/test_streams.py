@@ -38,8 +38,9 @@ async def streaming(
     fake: FakeBinance, gaps: list[str]
 ) -> AsyncIterator[tuple[StreamingFeed, ExchangeCandleSource]]:
     async with serve(fake) as base:
-        exchange = CcxtExchange.create("binance", {"urls": {"api": binance_urls(base)}},
-                                       attempts=2, backoff=0.01)  # fmt: skip
+        exchange = CcxtExchange.create(
+            "binance", {"urls": {"api": binance_urls(base)}}, attempts=2, backoff=0.01
+        )
         await exchange.load_markets()
         assert exchange.streams
         feed = StreamingFeed(exchange, backoff=0.05, max_backoff=0.4)
@@ -68,7 +69,7 @@ def market_at_600(candles: pd.DataFrame) -> FakeBinance:
 
 def stream_holds(feed: StreamingFeed, candles: pd.DataFrame, index: int) -> Callable[[], bool]:
     stamp = int(candles["timestamp"].iloc[index])
-    return lambda: stamp in feed._candles.get((PAIR, "1h"), {})  # noqa: SLF001
+    return lambda: stamp in feed._candles.get((PAIR, "1h"), {})
 
 
 async def test_closed_candles_come_from_the_stream_once_it_has_confirmed_them(
@@ -167,10 +168,10 @@ async def test_prices_come_from_the_ticker_stream_while_fresh(
     async with streaming(fake, []) as (feed, _):
         assert await feed.fetch_price(PAIR) == 100_000.0
         assert feed.stats.prices_fetched == 1
-        await until(lambda: PAIR in feed._prices)  # noqa: SLF001
+        await until(lambda: PAIR in feed._prices)
         fake.prices["BTCUSDT"] = 101_500.5
         await fake.push()
-        await until(lambda: feed._prices[PAIR][0] == 101_500.5)  # noqa: SLF001
+        await until(lambda: feed._prices[PAIR][0] == 101_500.5)
         tickers = sum(path == "/api/v3/ticker/24hr" for path, _ in fake.requests)
         assert await feed.fetch_price(PAIR) == 101_500.5
         assert sum(path == "/api/v3/ticker/24hr" for path, _ in fake.requests) == tickers

@@ -40,8 +40,12 @@ SPACE = {"fast": [5, 8, 12, 20], "slow": [26, 40, 60]}
 
 @pytest.fixture(scope="module")
 def client() -> Client:
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as connected:  # fmt: skip
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as connected,
+    ):
         yield connected
 
 
@@ -94,7 +98,9 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(
 
 def test_the_space_is_checked_against_the_strategys_bounds() -> None:
     assert parse_space("ema_cross", ["fast=5:15:5", "slow=30,20"]) == {
-        "fast": [5, 10, 15], "slow": [20, 30]}  # fmt: skip
+        "fast": [5, 10, 15],
+        "slow": [20, 30],
+    }
     for items, words in [
         ([], "empty"),
         (["fast=1:10:1"], "outside the strategy's bounds"),
@@ -126,9 +132,20 @@ def test_the_command_stores_results_and_refuses_bad_input_storing_nothing(
         assert result.returncode == 2, result.stderr
         assert words in result.stderr
         assert not database.exists() or _sweeps(database) == 0
-    good = pairpilot("sweep", "--data", str(data), "--param", "fast=5,8,12", "--param",
-                     "slow=26,40", "--scheduler", client.scheduler.address,  # a running cluster
-                     "--heatmap", str(tmp_path / "h.png"), cwd=tmp_path)  # fmt: skip
+    good = pairpilot(
+        "sweep",
+        "--data",
+        str(data),
+        "--param",
+        "fast=5,8,12",
+        "--param",
+        "slow=26,40",
+        "--scheduler",
+        client.scheduler.address,  # a running cluster
+        "--heatmap",
+        str(tmp_path / "h.png"),
+        cwd=tmp_path,
+    )
     assert good.returncode == 0, good.stderr
     assert "rank    sharpe" in good.stdout
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
@@ -149,13 +166,29 @@ def test_the_command_sweeps_stored_candles_of_several_pairs(
     for path in (btc_path, eth):
         imported = pairpilot("data", "import", str(path), cwd=tmp_path)
         assert imported.returncode == 0, imported.stderr
-    both = pairpilot("sweep", "--data", str(eth), "--pair", "ETH/USDT", "--param", "fast=5",
-                     cwd=tmp_path)  # fmt: skip
+    both = pairpilot(
+        "sweep", "--data", str(eth), "--pair", "ETH/USDT", "--param", "fast=5", cwd=tmp_path
+    )
     assert both.returncode == 2
     assert "not both" in both.stderr
-    result = pairpilot("sweep", "--pair", "BTC/USDT", "--pair", "ETH/USDT", "--timeframe", "1h",
-                       "--since", "2025-07-01", "--param", "fast=5,8", "--param", "slow=26",
-                       "--scheduler", client.scheduler.address, cwd=tmp_path)  # fmt: skip
+    result = pairpilot(
+        "sweep",
+        "--pair",
+        "BTC/USDT",
+        "--pair",
+        "ETH/USDT",
+        "--timeframe",
+        "1h",
+        "--since",
+        "2025-07-01",
+        "--param",
+        "fast=5,8",
+        "--param",
+        "slow=26",
+        "--scheduler",
+        client.scheduler.address,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "BTC/USDT 1h, by sharpe" in result.stdout
     assert "ETH/USDT 1h, by sharpe" in result.stdout
@@ -169,16 +202,28 @@ def test_a_combination_too_long_for_a_window_is_skipped_with_its_reason_and_the_
     to abort the sweep and leave it unfinished."""
     data = tmp_path / "BTC_USDT-1h.csv.gz"
     data.write_bytes(btc_path.read_bytes())
-    result = pairpilot("sweep", "--data", str(data), "--param", "fast=5", "--param",
-                       "slow=26,500", "--walk-forward", "11", "--scheduler",
-                       client.scheduler.address, cwd=tmp_path)  # fmt: skip
+    result = pairpilot(
+        "sweep",
+        "--data",
+        str(data),
+        "--param",
+        "fast=5",
+        "--param",
+        "slow=26,500",
+        "--walk-forward",
+        "11",
+        "--scheduler",
+        client.scheduler.address,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "out of sample, chained (" in result.stdout
     with sqlite3.connect(tmp_path / "data" / "pairpilot.sqlite") as db:
         assert db.execute("SELECT finished IS NOT NULL FROM sweeps").fetchall() == [(1,)]
         assert db.execute("SELECT count(*) FROM sweep_results").fetchone() == (2 * 22,)
-        skipped = db.execute("SELECT segment FROM sweep_results WHERE metrics LIKE "
-                             "'%needs at least 502 candles%'").fetchall()  # fmt: skip
+        skipped = db.execute(
+            "SELECT segment FROM sweep_results WHERE metrics LIKE '%needs at least 502 candles%'"
+        ).fetchall()
     assert {segment for (segment,) in skipped} == {f"is-{k}" for k in range(11)}
 
 
@@ -195,8 +240,15 @@ def test_an_out_of_sample_window_warms_up_on_all_it_needs(btc_candles: pd.DataFr
 
 
 def _metrics(**values: float) -> dict[str, float]:
-    return {"max_drawdown": 0.1, "trades": 3, "total_return": 0.1, "sharpe": 1.0,
-            "calmar": 1.0, "span_days": 30.0, **values}  # fmt: skip
+    return {
+        "max_drawdown": 0.1,
+        "trades": 3,
+        "total_return": 0.1,
+        "sharpe": 1.0,
+        "calmar": 1.0,
+        "span_days": 30.0,
+        **values,
+    }
 
 
 def test_a_combination_that_never_traded_scores_nothing_and_says_why() -> None:
@@ -217,8 +269,9 @@ def test_return_is_scored_per_30_days_so_in_and_out_of_sample_compare() -> None:
 def test_out_of_sample_windows_start_warm_and_the_report_says_why_a_score_is_missing(
     btc_candles: pd.DataFrame,
 ) -> None:
-    spec = SweepSpec("ema_cross", {"fast": [5, 12], "slow": [60]}, objective="calmar",
-                     max_drawdown=0.05, folds=3)  # fmt: skip
+    spec = SweepSpec(
+        "ema_cross", {"fast": [5, 12], "slow": [60]}, objective="calmar", max_drawdown=0.05, folds=3
+    )
     windows = segments(btc_candles, 3)
     block = len(btc_candles) // 6
     frame, trade_from = windows["oos-0"]
@@ -291,8 +344,9 @@ def test_the_chained_out_of_sample_result_is_one_accounts_curve(
         strategy = build_strategy("ema_cross", dict(fold.params))
         lead = min(trade_from, strategy.history)  # as live hands it history
         setup = BacktestSetup("BTC/USDT", "1h", trade_from=lead)
-        result = run_backtest(frame.iloc[trade_from - lead :].reset_index(drop=True), strategy,
-                              setup)  # fmt: skip
+        result = run_backtest(
+            frame.iloc[trade_from - lead :].reset_index(drop=True), strategy, setup
+        )
         pnl += list(result.table.pnl * curve[-1])
         curve += list(result.equity[lead:] / setup.balance * curve[-1])
     values = np.array(curve)

@@ -96,8 +96,10 @@ async def test_roles_gate_commands_and_everything_is_audited(tmp_path: Path) -> 
                 break
             await asyncio.sleep(0.05)
         assert [(e.actor, e.command) for e in reversed(entries)] == [
-            (str(VIEWER), "startpair"), (str(TRADER), "halt"), (str(ADMIN), "halt"),
-        ]  # refusals and changes; reads stay out of the audit  # fmt: skip
+            (str(VIEWER), "startpair"),
+            (str(TRADER), "halt"),
+            (str(ADMIN), "halt"),
+        ]  # refusals and changes; reads stay out of the audit
         assert entries[1].result.startswith("refused")
 
 
@@ -181,8 +183,10 @@ async def test_alerts_reach_every_user_once_through_rate_limits_and_an_outage(
         chat.emulator.is_down = False
         assert await dispatcher.drain() == 2
         texts = [m.text for m in chat.emulator.to(VIEWER)]
-        assert texts[1:] == ["(late by 10 min) Trading halted: drawdown",
-                             "(late by 10 min) ETH/USDT SELL"]  # fmt: skip
+        assert texts[1:] == [
+            "(late by 10 min) Trading halted: drawdown",
+            "(late by 10 min) ETH/USDT SELL",
+        ]
         assert await dispatcher.drain() == 0
         assert all(len(chat.emulator.to(user)) == 3 for user in USERS)  # none twice
 
@@ -198,7 +202,9 @@ async def test_alerts_survive_dropped_connections_and_a_doubtful_resend_says_so(
         assert await dispatcher.drain() == 0  # a network error: kept for the next drain
         assert await dispatcher.drain() == 1
         assert [m.text for m in chat.emulator.to(first)] == [
-            "BTC/USDT BUY", f"{MAY_REPEAT} BTC/USDT BUY"]  # fmt: skip
+            "BTC/USDT BUY",
+            f"{MAY_REPEAT} BTC/USDT BUY",
+        ]
         assert all([m.text for m in chat.emulator.to(u)] == ["BTC/USDT BUY"] for u in others)
         chat.emulator.hang_ups = 2  # dropped before Telegram handled it: nothing showed
         await chat.trading.outbox.push("trade", AlertPriority.TRADE, "ETH/USDT BUY")
@@ -313,12 +319,22 @@ def test_pairs_are_read_in_every_usual_spelling() -> None:
 async def test_the_service_runs_with_telegram_in_its_own_loop(tmp_path: Path) -> None:
     emulator = TelegramEmulator()
     async with running(emulator) as base:
-        config = replay_settings(tmp_path).model_copy(update={"telegram": TelegramSettings(
-            api_base_url=base, users=[TelegramUser(id=ADMIN, role="admin")])})  # fmt: skip
+        config = replay_settings(tmp_path).model_copy(
+            update={
+                "telegram": TelegramSettings(
+                    api_base_url=base, users=[TelegramUser(id=ADMIN, role="admin")]
+                )
+            }
+        )
         stop = asyncio.Event()
-        service = asyncio.create_task(run_service(
-            config, Secrets(telegram_token=emulator.token), stop=stop,
-            chat=telegram_factory(config, Secrets(telegram_token=emulator.token))))  # fmt: skip
+        service = asyncio.create_task(
+            run_service(
+                config,
+                Secrets(telegram_token=emulator.token),
+                stop=stop,
+                chat=telegram_factory(config, Secrets(telegram_token=emulator.token)),
+            )
+        )
         first = await emulator.reply(ADMIN, within=10)
         assert first.text.startswith("pairpilot started: paper mode, replay, BTC/USDT")
         emulator.say(ADMIN, "/status")
@@ -362,10 +378,12 @@ async def test_pnl_and_backtest_reply_with_charts_that_fit_a_phone(tmp_path: Pat
         assert "BTC/USDT ema_cross 1h" in charts[0].text
         assert "total return" in charts[0].text
         assert len(charts[0].photo) <= 300_000
-        for text, expected in [("/backtest BTC/USDT", "usage"),
-                               ("/backtest BTC/USDT magic", "unknown strategy"),
-                               ("/backtest BTC/USDT ema_cross 1h 9999", "DAYS 9999 must be"),
-                               ("/backtest BTC/USDT ema_cross 7x", "not valid")]:  # fmt: skip
+        for text, expected in [
+            ("/backtest BTC/USDT", "usage"),
+            ("/backtest BTC/USDT magic", "unknown strategy"),
+            ("/backtest BTC/USDT ema_cross 1h 9999", "DAYS 9999 must be"),
+            ("/backtest BTC/USDT ema_cross 7x", "not valid"),
+        ]:
             assert expected in await chat.ask(TRADER, text), text
 
 
@@ -406,7 +424,9 @@ async def test_each_user_chooses_which_alerts_arrive_and_how(tmp_path: Path) -> 
         assert [(m.text, m.silent) for m in viewer] == [("BTC/USDT BUY", True)]
         admin = chat.emulator.to(ADMIN)[sent_before[ADMIN] :]
         assert [(m.text, m.silent) for m in admin] == [
-            ("BTC/USDT BUY", False), ("pairpilot started", False)]  # fmt: skip
+            ("BTC/USDT BUY", False),
+            ("pairpilot started", False),
+        ]
     async with chat_stack(tmp_path) as chat:  # kept over a restart
         assert "trade: silent" in await chat.ask(VIEWER, "/alerts")
 
@@ -467,14 +487,27 @@ async def test_a_webhook_takes_updates_only_with_the_secret(tmp_path: Path) -> N
     async with running(emulator) as base, open_database(config.database_path) as db:
         replay = load_replay(config)
         trading = await assemble_replay(db, config, replay)
-        cockpit = build_cockpit(db, Venue("paper", "replay", "USDT"), trading.service,
-                                trading.engine, trading.control, ReplayHistory(replay.source),
-                                Jobs(trading.clock), trading.clock)  # fmt: skip
+        cockpit = build_cockpit(
+            db,
+            Venue("paper", "replay", "USDT"),
+            trading.service,
+            trading.engine,
+            trading.control,
+            ReplayHistory(replay.source),
+            Jobs(trading.clock),
+            trading.clock,
+        )
         frontend = TelegramFrontend(
-            token=emulator.token, api_base_url=base, users=USERS, cockpit=cockpit,
-            outbox=trading.outbox, alerts=SqliteAlertRepository(db), clock=trading.clock,
-            webhook=hook, webhook_secret="s3cret",
-        )  # fmt: skip
+            token=emulator.token,
+            api_base_url=base,
+            users=USERS,
+            cockpit=cockpit,
+            outbox=trading.outbox,
+            alerts=SqliteAlertRepository(db),
+            clock=trading.clock,
+            webhook=hook,
+            webhook_secret="s3cret",
+        )
         frontend.start()
         await frontend.running.wait()
         try:
@@ -482,11 +515,17 @@ async def test_a_webhook_takes_updates_only_with_the_secret(tmp_path: Path) -> N
             assert "getUpdates" not in emulator.calls
             emulator.say(ADMIN, "/status")
             assert "Equity" in (await emulator.reply(ADMIN)).text
-            forged = {"update_id": 999, "message": {
-                "message_id": 1, "date": 1, "text": "/halt",
-                "chat": {"id": ADMIN, "type": "private"},
-                "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
-                "from": {"id": ADMIN, "is_bot": False, "first_name": "x"}}}  # fmt: skip
+            forged = {
+                "update_id": 999,
+                "message": {
+                    "message_id": 1,
+                    "date": 1,
+                    "text": "/halt",
+                    "chat": {"id": ADMIN, "type": "private"},
+                    "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+                    "from": {"id": ADMIN, "is_bot": False, "first_name": "x"},
+                },
+            }
             assert await post_update(hook.url, "guess", forged) == 403
             await emulator.quiet(0.3)
             assert not await trading.engine.guard.halted()

@@ -78,9 +78,14 @@ async def stuck(
 
 
 async def engine_on(db: Database, exchange: CcxtExchange, clock: FakeClock) -> Engine:
-    return await build_engine(db, clock=clock, exchange=exchange, first_cash=5000.0,
-                              costs=EngineCosts(0.001, 0.0),
-                              limits=RiskLimits(max_position_fraction=1.0))  # fmt: skip
+    return await build_engine(
+        db,
+        clock=clock,
+        exchange=exchange,
+        first_cash=5000.0,
+        costs=EngineCosts(0.001, 0.0),
+        limits=RiskLimits(max_position_fraction=1.0),
+    )
 
 
 def held_ids(executor: Executor, pair: str) -> list[str]:
@@ -105,12 +110,18 @@ async def test_an_order_the_venue_cannot_tell_holds_its_pair_only_and_alerts_the
     async with stuck(db, monkeypatch) as (_, exchange, clock):
         engine = await engine_on(db, exchange, clock)
         runs = SqlitePairRunRepository(db)
-        eth = await runs.add(pair=ETH, strategy="ema_cross", timeframe="1h", params={},
-                             capital_share=0.5, now=NOW)  # fmt: skip
+        eth = await runs.add(
+            pair=ETH, strategy="ema_cross", timeframe="1h", params={}, capital_share=0.5, now=NOW
+        )
         btc = await runs.latest_for(BTC)
         source = ReplaySource({BTC: btc_candles, ETH: eth_candles}, {BTC: "1h", ETH: "1h"})
-        service = TradingService(engine=engine, source=source, clock=clock, runs=[btc, eth],
-                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        service = TradingService(
+            engine=engine,
+            source=source,
+            clock=clock,
+            runs=[btc, eth],
+            equity=SqliteEquityRepository(db),
+        )
         for index in (200, 201, 202):
             clock.set(at_open(btc_candles, index))
             assert await service.tick() == 1
@@ -118,13 +129,23 @@ async def test_an_order_the_venue_cannot_tell_holds_its_pair_only_and_alerts_the
         order = await SqliteOrderRepository(db).require("pp1x1b")
         assert order.status is OrderStatus.NEW  # never "never sent"
         [alert] = await alerts_of(db, "order_unknown")
-        for words in ("pp1x1b", BTC, "coinbase", "NOT protected", "/order pp1x1b never",
-                      "/order pp1x1b filled AMOUNT PRICE FEE", "the fee in USDT",
-                      "trade history"):  # fmt: skip
+        for words in (
+            "pp1x1b",
+            BTC,
+            "coinbase",
+            "NOT protected",
+            "/order pp1x1b never",
+            "/order pp1x1b filled AMOUNT PRICE FEE",
+            "the fee in USDT",
+            "trade history",
+        ):
             assert words in alert
         assert await alerts_of(db, "exchange_error") == []
-        assert [a.priority for a in await SqliteAlertRepository(db).pending(1000)
-                if a.kind == "order_unknown"] == [AlertPriority.CRITICAL]  # fmt: skip
+        assert [
+            a.priority
+            for a in await SqliteAlertRepository(db).pending(1000)
+            if a.kind == "order_unknown"
+        ] == [AlertPriority.CRITICAL]
 
 
 async def crashed_with_a_lost_buy(
@@ -136,9 +157,12 @@ async def crashed_with_a_lost_buy(
 
 
 async def crashed_with_lost_orders(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame,
-    intents: list[OrderIntent], state: dict[str, object] | None = None,
-) -> tuple[FakeCoinbase, datetime]:  # fmt: skip
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    btc_candles: pd.DataFrame,
+    intents: list[OrderIntent],
+    state: dict[str, object] | None = None,
+) -> tuple[FakeCoinbase, datetime]:
     """Like crashed_with_a_lost_buy, for each of ``intents`` (sent in turn, each answer lost);
     ``state``: the BTC/USDT run's protection state saved first."""
     import bot.exchange.ccxt_exchange as cx
@@ -149,8 +173,9 @@ async def crashed_with_lost_orders(
     fake.balances["USDT"] = 5000.0
     fake.move_to(to_ms(start))
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
-        await SqlitePairRunRepository(db).add(pair=BTC, strategy="ema_cross", timeframe="1h",
-                                              params={}, capital_share=0.5, now=start)  # fmt: skip
+        await SqlitePairRunRepository(db).add(
+            pair=BTC, strategy="ema_cross", timeframe="1h", params={}, capital_share=0.5, now=start
+        )
         clock = FakeClock(start)
         saved = SqliteStateRepository(db)
         if state is not None:
@@ -162,8 +187,9 @@ async def crashed_with_lost_orders(
         async with venue_client("coinbase", fake) as (fake, exchange):
             executor = executor_on(db, exchange, clock, Portfolio(5000.0))
             for intent in intents:
-                fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                         after=True))  # fmt: skip
+                fake.faults.append(
+                    Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True)
+                )
                 fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
                 with pytest.raises(ExchangeUnavailable):
                     await executor.execute(dataclasses.replace(intent, created_at=start))
@@ -182,13 +208,12 @@ async def test_a_lost_buy_settled_by_hand_leaves_the_users_own_holdings_untouche
     fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
     ours = fake.orders[min(fake.orders)]
     fee = float(ours.fills[0]["commission"])
-    said = ["pp1x1b", "filled", f"{ours.executed!r}", f"{ours.quote / ours.executed!r}",
-            f"{fee!r}"]  # fmt: skip
+    said = ["pp1x1b", "filled", f"{ours.executed!r}", f"{ours.quote / ours.executed!r}", f"{fee!r}"]
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         assert trading.engine.portfolio.cash == 5000.0
         await trading.control.settle_order(said, "1001")
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
-        db = trading.engine.executor._transactions  # noqa: SLF001
+        db = trading.engine.executor._transactions
         own = await OutsideHoldings(SqliteStateRepository(db), FakeClock(start)).get()
         assert own["USDT"] == 0.0
         assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
@@ -199,7 +224,7 @@ async def another_bots_grid(fake: FakeCoinbase) -> None:
     than a lookup reads of the open orders too."""
     async with venue_client("coinbase", fake) as (fake, exchange):
         for n in range(201):
-            await exchange._client.create_order(  # noqa: SLF001
+            await exchange._client.create_order(
                 BTC, "limit", "buy", 0.0001, 50_000.0, {"client_order_id": f"grid-{n}"}
             )
 
@@ -242,16 +267,21 @@ async def test_order_settles_it_by_hand_and_the_pair_trades_again(
     fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
     ours = fake.orders[min(fake.orders)]
     price = ours.quote / ours.executed
-    said = (["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"] if outcome == "filled"
-            else ["pp1x1b", "never"])  # fmt: skip
+    said = (
+        ["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"]
+        if outcome == "filled"
+        else ["pp1x1b", "never"]
+    )
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         control = trading.control
-        for bad, why in ((["pp1x1b", "sold"], "usage"),
-                         (["pp1x1b", "filled", "-1", "9"], "above 0"),
-                         (["pp1x1b", "filled", "x", "9"], "not a number"),
-                         (["pp1x1b", "filled", "nan", "9"], "not a number"),
-                         (["pp1x2b", "never"], "no order"),
-                         (["pp1x1b", "filled", "1", f"{price}"], "more than")):  # fmt: skip
+        for bad, why in (
+            (["pp1x1b", "sold"], "usage"),
+            (["pp1x1b", "filled", "-1", "9"], "above 0"),
+            (["pp1x1b", "filled", "x", "9"], "not a number"),
+            (["pp1x1b", "filled", "nan", "9"], "not a number"),
+            (["pp1x2b", "never"], "no order"),
+            (["pp1x1b", "filled", "1", f"{price}"], "more than"),
+        ):
             with pytest.raises(UserInputError, match=why):
                 await control.settle_order(bad, "1001")
         assert (await trading.engine.executor.journal.get("pp1x1b")).status is OrderStatus.NEW
@@ -263,7 +293,7 @@ async def test_order_settles_it_by_hand_and_the_pair_trades_again(
         if outcome == "filled":
             assert (order.status, order.filled) == (OrderStatus.FILLED, ours.executed)
             assert position.amount == pytest.approx(ours.executed)
-            [fill] = await trading.engine.executor._fills.for_order("pp1x1b")  # noqa: SLF001
+            [fill] = await trading.engine.executor._fills.for_order("pp1x1b")
             assert fill.time == order.created_at == start  # the order's time, not /order's
         else:
             assert (order.status, position) == (OrderStatus.REJECTED, None)
@@ -304,8 +334,9 @@ async def test_an_outage_on_a_venue_without_resting_stops_says_positions_are_not
         engine = await engine_on(db, exchange, clock)
         btc = await SqlitePairRunRepository(db).latest_for(BTC)
         source = ReplaySource({BTC: btc_candles}, {BTC: "1h"})
-        service = TradingService(engine=engine, source=source, clock=clock, runs=[btc],
-                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        service = TradingService(
+            engine=engine, source=source, clock=clock, runs=[btc], equity=SqliteEquityRepository(db)
+        )
         down = {"error": "unavailable"}
         fake.faults.append(Fault(ORDERS, 503, down, method="POST", after=True))
         fake.faults.append(Fault("/api/v3/brokerage/time", 503, down, times=99))
@@ -320,9 +351,11 @@ async def test_an_outage_on_a_venue_without_resting_stops_says_positions_are_not
 
 @pytest.mark.parametrize("readable_again", [False, True])
 async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    btc_candles: pd.DataFrame,
     readable_again: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Review i15 s17 H1. A limit entry is remembered as the run's pending entry before it is
     sent; its answer is lost behind a full window, and the admin settles it with /order. The
     run forgets the pending entry, and an order final in the journal is never looked up again:
@@ -330,16 +363,18 @@ async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_
     (then its fills would be booked a second time, and /stoppair would sell other coins)."""
     limit = dataclasses.replace(buy(500.0), limit_price=120_000.0, quote_amount=None)
     fake, start = await crashed_with_lost_orders(
-        tmp_path, monkeypatch, btc_candles, [limit],
+        tmp_path,
+        monkeypatch,
+        btc_candles,
+        [limit],
         {"pending_entry": "pp1x1b", "atr_distance": 500.0},
-    )  # fmt: skip
+    )
     ours = fake.orders[min(fake.orders)]
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         control = trading.control
         assert "pp1x1b" in held_ids(trading.engine.executor, BTC)
         price = ours.quote / ours.executed
-        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"],
-                                   "1001")  # fmt: skip
+        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"], "1001")
         if readable_again:
             for order_id in [o for o in fake.orders if o != min(fake.orders)]:
                 del fake.orders[order_id]
@@ -351,7 +386,7 @@ async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_
         position = trading.engine.portfolio.position(BTC)
         assert position is not None
         assert position.amount == pytest.approx(ours.executed)
-        db = trading.engine.executor._transactions  # noqa: SLF001
+        db = trading.engine.executor._transactions
         rows = await db.fetch_all("SELECT trade_id FROM fills WHERE client_order_id='pp1x1b'")
         assert [r[0] for r in rows] == ["by-hand-pp1x1b"]
         saved = await SqliteStateRepository(db).get(protection_key(BTC))
@@ -366,11 +401,16 @@ async def lost_pending_entry(
     another bot's grid: the fake, when, the venue's order number and the entry's limit."""
     later = btc_candles.iloc[201:260]
     level = float(later["low"].min()) * 1.002  # reached within the next 2 days
-    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
-                                amount=round(500.0 / level, 5))  # fmt: skip
+    limit = dataclasses.replace(
+        buy(500.0), limit_price=level, quote_amount=None, amount=round(500.0 / level, 5)
+    )
     fake, start = await crashed_with_lost_orders(
-        tmp_path, monkeypatch, btc_candles, [limit],
-        {"pending_entry": "pp1x1b", "atr_distance": 500.0})  # fmt: skip
+        tmp_path,
+        monkeypatch,
+        btc_candles,
+        [limit],
+        {"pending_entry": "pp1x1b", "atr_distance": 500.0},
+    )
     await another_bots_grid(fake)
     return fake, start, min(fake.orders), level
 
@@ -389,7 +429,7 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
     assert fake.orders[ours_id].status == "NEW"  # resting, nothing filled
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         control, executor = trading.control, trading.engine.executor
-        db = executor._transactions  # noqa: SLF001
+        db = executor._transactions
         assert held_ids(executor, BTC) == ["pp1x1b"]
         [alert] = await alerts_of(db, "order_unknown")
         assert alert.index("/order pp1x1b venue VENUE_ORDER_ID") < alert.index("pp1x1b never")
@@ -402,8 +442,10 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
         assert "open, 0 BTC filled" in done
         assert "followed by that id" in done
         journaled = await executor.journal.require("pp1x1b")
-        assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.OPEN,
-                                                                   order_uuid(ours_id))  # fmt: skip
+        assert (journaled.status, journaled.exchange_order_id) == (
+            OrderStatus.OPEN,
+            order_uuid(ours_id),
+        )
         assert held_ids(executor, BTC) == []
         for index in range(201, 262):
             market.at(at_open(btc_candles, index) + timedelta(seconds=5))
@@ -412,7 +454,7 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
         journaled = await executor.journal.require("pp1x1b")
         assert (venue.status, journaled.status) == ("CANCELED", OrderStatus.CANCELED)
         assert journaled.filled == pytest.approx(venue.executed)
-        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
+        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))
         assert booked == pytest.approx(venue.executed)
 
 
@@ -422,16 +464,14 @@ async def test_a_resting_order_read_by_the_venues_id_that_nothing_follows_is_can
     """Review i15 s17c H1: a resting limit buy read by the venue's id that is not its run's
     pending entry (nothing would follow it, and a later fill would be unbooked) is cancelled on
     the venue at once and what it did booked; the journal agrees with the venue."""
-    limit = dataclasses.replace(buy(500.0), limit_price=90_000.0, quote_amount=None,
-                                amount=0.005)  # fmt: skip
+    limit = dataclasses.replace(buy(500.0), limit_price=90_000.0, quote_amount=None, amount=0.005)
     fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [limit])
     await another_bots_grid(fake)
     ours_id = min(fake.orders)
     assert fake.orders[ours_id].status == "NEW"  # resting far below the market
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         executor = trading.engine.executor
-        done = await trading.control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)],
-                                                  "1001")  # fmt: skip
+        done = await trading.control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)], "1001")
         assert "canceled, 0 BTC filled and booked" in done
         assert fake.orders[ours_id].status == "CANCELED"
         assert (await executor.journal.require("pp1x1b")).status is OrderStatus.CANCELED
@@ -447,18 +487,26 @@ async def test_a_resting_order_whose_cancel_fails_stays_held_until_the_venue_end
     success false): each time /order refuses with the truth (it still rests, the pair stays
     held), nothing is journaled and the order stays held, never claimed followed. It fills
     on the venue meanwhile: the next /order reads it filled and books exactly that."""
-    limit = dataclasses.replace(buy(500.0), limit_price=90_000.0, quote_amount=None,
-                                amount=0.005)  # fmt: skip
+    limit = dataclasses.replace(buy(500.0), limit_price=90_000.0, quote_amount=None, amount=0.005)
     fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [limit])
     await another_bots_grid(fake)
     ours_id = min(fake.orders)
-    refusal = {"results": [{"success": False, "failure_reason": "UNKNOWN_CANCEL_FAILURE_REASON",
-                            "order_id": order_uuid(ours_id)}]}  # fmt: skip
+    refusal = {
+        "results": [
+            {
+                "success": False,
+                "failure_reason": "UNKNOWN_CANCEL_FAILURE_REASON",
+                "order_id": order_uuid(ours_id),
+            }
+        ]
+    }
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         control, executor = trading.control, trading.engine.executor
         said = ["pp1x1b", "venue", order_uuid(ours_id)]
-        for fault in (Fault(CANCEL, 503, {"error": "unavailable"}, times=50),
-                      Fault(CANCEL, 200, refusal, times=50)):  # fmt: skip
+        for fault in (
+            Fault(CANCEL, 503, {"error": "unavailable"}, times=50),
+            Fault(CANCEL, 200, refusal, times=50),
+        ):
             fake.faults.append(fault)
             with pytest.raises(UserInputError, match="could not cancel it on the venue") as no:
                 await control.settle_order(said, "1001")
@@ -469,14 +517,14 @@ async def test_a_resting_order_whose_cancel_fails_stays_held_until_the_venue_end
             assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.NEW, None)
             assert held_ids(executor, BTC) == ["pp1x1b"]
             assert fake.orders[ours_id].status == "NEW"  # still resting on the venue
-        fake._fill_limit(fake.orders[ours_id])  # noqa: SLF001  # the price came down to it
+        fake._fill_limit(fake.orders[ours_id])  # the price came down to it
         venue = fake.orders[ours_id]
         assert venue.status == "FILLED"
         await executor.settle_unknown()  # a tick's look-up: still behind the grid, still held
         assert held_ids(executor, BTC) == ["pp1x1b"]
         done = await control.settle_order(said, "1001")
         assert f"filled, {venue.executed:.8g} BTC filled and booked" in done
-        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
+        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))
         assert booked == pytest.approx(venue.executed)
         assert trading.engine.portfolio.position(BTC).amount == pytest.approx(venue.executed)
         assert held_ids(executor, BTC) == []
@@ -492,29 +540,33 @@ async def test_a_lost_resting_stop_read_by_the_venues_id_is_adopted_as_the_stop_
     resting stops follow it: what it does on the venue is booked on the next candle. The
     code path is venue-agnostic: stood up on Coinbase, the stop a resting limit order."""
     level = 90_000.0
-    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None,
-                                amount=0.005)  # fmt: skip
+    limit = dataclasses.replace(buy(500.0), limit_price=level, quote_amount=None, amount=0.005)
     fake, start = await crashed_with_lost_orders(
-        tmp_path, monkeypatch, btc_candles, [limit],
-        {"resting_stop": "pp1x1b", "resting_level": level, "entry": 100_000.0})  # fmt: skip
+        tmp_path,
+        monkeypatch,
+        btc_candles,
+        [limit],
+        {"resting_stop": "pp1x1b", "resting_level": level, "entry": 100_000.0},
+    )
     await another_bots_grid(fake)
     ours_id = min(fake.orders)
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         executor = trading.engine.executor
-        done = await trading.control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)],
-                                                  "1001")  # fmt: skip
+        done = await trading.control.settle_order(["pp1x1b", "venue", order_uuid(ours_id)], "1001")
         assert "open, 0 BTC filled and booked; it is the position's stop at 90000" in done
         assert "kept (not cancelled)" in done
         assert fake.orders[ours_id].status == "NEW"  # still resting on the venue
         journaled = await executor.journal.require("pp1x1b")
-        assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.OPEN,
-                                                                   order_uuid(ours_id))  # fmt: skip
+        assert (journaled.status, journaled.exchange_order_id) == (
+            OrderStatus.OPEN,
+            order_uuid(ours_id),
+        )
         assert held_ids(executor, BTC) == []
         assert await trading.engine.resting_stop(BTC) == ("pp1x1b", level)
-        fake._fill_limit(fake.orders[ours_id])  # noqa: SLF001  # the venue fills it
+        fake._fill_limit(fake.orders[ours_id])  # the venue fills it
         market.at(at_open(btc_candles, 201) + timedelta(seconds=5))
         await trading.service.tick("1h")
-        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))  # noqa: SLF001
+        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))
         assert booked > 0
         assert booked == pytest.approx(fake.orders[ours_id].executed)
 
@@ -525,12 +577,10 @@ async def test_one_attempt_is_the_asking_tasks_only_another_chats_read_keeps_its
     """Review i15 s17e L1: /stoppair looks its pair's orders up with one attempt (the admin
     waits) while the venue is slow; another chat's /balance served meanwhile (its own task)
     meets one passing 503 and still retries: it reads its balances, as it would alone."""
-    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles,
-                                                 [buy(500.0)])  # fmt: skip
+    fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [buy(500.0)])
     async with live_stack(tmp_path, fake, start, venue="coinbase", attempts=3) as (trading, _, _):
         exchange = trading.engine.executor.exchange
-        fake.faults.append(Fault("/api/v3/brokerage/orders/historical/batch", delay=0.5,
-                                 times=999))  # fmt: skip
+        fake.faults.append(Fault("/api/v3/brokerage/orders/historical/batch", delay=0.5, times=999))
 
         async def stoppair() -> str:
             try:
@@ -606,10 +656,11 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
     fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
     ours = fake.orders[min(fake.orders)]
     price = ours.quote / ours.executed
-    said = {"price x10": [f"{ours.executed!r}", f"{price * 10!r}"],
-            "price /10": [f"{ours.executed!r}", f"{price / 10!r}"],
-            "fee": [f"{ours.executed!r}", f"{price!r}", f"{ours.quote * 0.03!r}"],
-            }[typo]  # fmt: skip
+    said = {
+        "price x10": [f"{ours.executed!r}", f"{price * 10!r}"],
+        "price /10": [f"{ours.executed!r}", f"{price / 10!r}"],
+        "fee": [f"{ours.executed!r}", f"{price!r}", f"{ours.quote * 0.03!r}"],
+    }[typo]
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         control, executor = trading.control, trading.engine.executor
         cash = trading.engine.portfolio.cash
@@ -621,15 +672,20 @@ async def test_order_refuses_a_price_far_from_the_market_or_a_fee_too_high(
             await control.settle_order(["pp1x1b", "filled", *said], "1001")
         assert (await executor.journal.get("pp1x1b")).status is OrderStatus.NEW
         assert (trading.engine.portfolio.cash, trading.engine.portfolio.position(BTC)) == (
-            cash, None)  # fmt: skip
+            cash,
+            None,
+        )
         assert held_ids(executor, BTC) == ["pp1x1b"]
         fee = ours.quote * 0.006
         preview = await control.order_preview(
             ["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}", f"{fee!r}"]
         )
         after = 5000.0 - ours.quote - fee
-        for words in (f"worth {ours.quote:,.2f} USDT", f"fee {fee:.8g} USDT",
-                      f"cash goes from 5,000.00 to {after:,.2f}"):  # fmt: skip
+        for words in (
+            f"worth {ours.quote:,.2f} USDT",
+            f"fee {fee:.8g} USDT",
+            f"cash goes from 5,000.00 to {after:,.2f}",
+        ):
             assert words in preview
 
 
@@ -644,15 +700,19 @@ async def test_order_refuses_a_buy_worth_more_than_the_order_could_spend(
     ours = fake.orders[min(fake.orders)]
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         control, executor = trading.control, trading.engine.executor
-        with pytest.raises(UserInputError, match="worth 768.00 USDT, more than order pp1x1b "
-                           r"could spend \(500.00\)"):  # fmt: skip
+        with pytest.raises(
+            UserInputError,
+            match="worth 768.00 USDT, more than order pp1x1b "
+            r"could spend \(500.00\)",
+        ):
             await control.settle_order(["pp1x1b", "filled", "0.006", "128000"], "1001")
         assert (await executor.journal.require("pp1x1b")).status is OrderStatus.NEW
         assert trading.engine.portfolio.cash == 5000.0
         price = ours.quote / ours.executed
         fee = ours.quote * 0.006
-        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}",
-                                    f"{fee!r}"], "1001")  # fmt: skip
+        await control.settle_order(
+            ["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}", f"{fee!r}"], "1001"
+        )
         assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
 
 
@@ -694,12 +754,14 @@ async def test_stoppair_in_an_outage_looks_up_its_pairs_orders_once_and_refuses_
     makes one attempt, and its pair's first look-up that fails is the refusal: the admin's
     chat and the tick lock are not held for orders x attempts x timeout."""
     fake, start = await crashed_with_lost_orders(tmp_path, monkeypatch, btc_candles, [])
-    async with live_stack(tmp_path, fake, start, venue="coinbase", attempts=5,
-                          client={"timeout": 300}) as (trading, _, _):  # fmt: skip
+    async with live_stack(
+        tmp_path, fake, start, venue="coinbase", attempts=5, client={"timeout": 300}
+    ) as (trading, _, _):
         executor = trading.engine.executor
         for coid in ("pp1x3b", "pp1x4b", "pp1x5b"):
-            fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                     after=True))  # fmt: skip
+            fake.faults.append(
+                Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True)
+            )
             fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
             with pytest.raises(ExchangeUnavailable):
                 await executor.execute(dataclasses.replace(buy(100.0, coid), created_at=start))
@@ -726,7 +788,7 @@ async def test_after_flatten_the_settled_pair_is_said_held_not_trading_and_flatt
     ours = fake.orders[ours_id]
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         control = trading.control
-        db = trading.engine.executor._transactions  # noqa: SLF001
+        db = trading.engine.executor._transactions
         if way == "read during flatten":
             for order_id in [o for o in fake.orders if o != ours_id]:
                 del fake.orders[order_id]
@@ -784,24 +846,25 @@ async def test_every_unknown_order_of_a_pair_is_held_until_each_is_settled(
     first, second = (fake.orders[i] for i in sorted(fake.orders)[:2])
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
         executor, control = trading.engine.executor, trading.control
-        db = executor._transactions  # noqa: SLF001
+        db = executor._transactions
         assert held_ids(executor, BTC) == ["pp1x1b", "pp1x2b"]
         assert len(await alerts_of(db, "order_unknown")) == 2
         for coid in ("pp1x1b", "pp1x2b"):
             assert coid in await control.order_preview([coid, "never"])
         price = second.quote / second.executed
-        await control.settle_order(["pp1x2b", "filled", f"{second.executed!r}", f"{price!r}"],
-                                   "1001")  # fmt: skip
+        await control.settle_order(
+            ["pp1x2b", "filled", f"{second.executed!r}", f"{price!r}"], "1001"
+        )
         assert held_ids(executor, BTC) == ["pp1x1b"]
-        assert "<b>not traded</b>: order pp1x1b" in await cockpit_on(trading, market,
-                                                                     jobs).health()  # fmt: skip
+        assert "<b>not traded</b>: order pp1x1b" in await cockpit_on(trading, market, jobs).health()
         with pytest.raises(UserInputError, match="pp1x1b"):
             await control.stop(BTC)
         market.at(start + timedelta(hours=1))
         assert await trading.service.tick("1h") == 0  # still waits on pp1x1b
         price = first.quote / first.executed
-        await control.settle_order(["pp1x1b", "filled", f"{first.executed!r}", f"{price!r}"],
-                                   "1001")  # fmt: skip
+        await control.settle_order(
+            ["pp1x1b", "filled", f"{first.executed!r}", f"{price!r}"], "1001"
+        )
         assert held_ids(executor, BTC) == []
         market.at(start + timedelta(hours=2))
         assert await trading.service.tick("1h") == 1
@@ -810,9 +873,11 @@ async def test_every_unknown_order_of_a_pair_is_held_until_each_is_settled(
 
 
 async def test_a_held_order_is_looked_up_again_with_back_off_and_its_failure_holds_only_its_pair(
-    db: Database, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame,
+    db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    btc_candles: pd.DataFrame,
     eth_candles: pd.DataFrame,
-) -> None:  # fmt: skip
+) -> None:
     """Review i15 s17 M2: a held order's look-up reads a full window of list pages (50 and
     more requests on Coinbase). It is not repeated on every tick but after a growing wait; and
     when it fails (a rate limit those very reads provoke), only its pair waits: ETH/USDT still
@@ -820,12 +885,23 @@ async def test_a_held_order_is_looked_up_again_with_back_off_and_its_failure_hol
     async with stuck(db, monkeypatch) as (fake, exchange, clock):
         engine = await engine_on(db, exchange, clock)
         runs = SqlitePairRunRepository(db)
-        eth = await runs.add(pair=ETH, strategy="ema_cross", timeframe="1h", params={},
-                             capital_share=0.5, now=clock.now())  # fmt: skip
+        eth = await runs.add(
+            pair=ETH,
+            strategy="ema_cross",
+            timeframe="1h",
+            params={},
+            capital_share=0.5,
+            now=clock.now(),
+        )
         btc = await runs.latest_for(BTC)
         source = ReplaySource({BTC: btc_candles, ETH: eth_candles}, {BTC: "1h", ETH: "1h"})
-        service = TradingService(engine=engine, source=source, clock=clock, runs=[btc, eth],
-                                 equity=SqliteEquityRepository(db))  # fmt: skip
+        service = TradingService(
+            engine=engine,
+            source=source,
+            clock=clock,
+            runs=[btc, eth],
+            equity=SqliteEquityRepository(db),
+        )
         clock.set(at_open(btc_candles, 200))
         assert await service.tick() == 1  # found unknown: BTC/USDT held, ETH/USDT ticks
         before = len(fake.requests)
@@ -900,7 +976,7 @@ async def test_a_block_that_clears_by_itself_tells_the_admins_all_clear(
         market.at(start + timedelta(hours=1))
         assert await trading.service.tick("1h") == 1
         assert (await executor.journal.get("pp1x1b")).status is OrderStatus.FILLED
-        db = executor._transactions  # noqa: SLF001
+        db = executor._transactions
         alert, clear = await alerts_of(db, "order_unknown")
         assert "/order pp1x1b never" in alert
         for words in (
@@ -944,8 +1020,7 @@ async def test_stoppair_right_after_a_lost_buy_looks_it_up_and_refuses(
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         executor = trading.engine.executor
         assert held_ids(executor, BTC) == []
-        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                 after=True))  # fmt: skip
+        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
         fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
         with pytest.raises(ExchangeUnavailable):
             await executor.execute(dataclasses.replace(buy(500.0, "pp1x3b"), created_at=start))
@@ -966,10 +1041,8 @@ async def test_a_losing_sale_settled_by_hand_counts_toward_the_cooldown(
     price = ours.quote / ours.executed
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
         executor, control = trading.engine.executor, trading.control
-        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"],
-                                   "1001")  # fmt: skip
-        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST",
-                                 after=True))  # fmt: skip
+        await control.settle_order(["pp1x1b", "filled", f"{ours.executed!r}", f"{price!r}"], "1001")
+        fake.faults.append(Fault(ORDERS, 503, {"error": "unavailable"}, method="POST", after=True))
         fake.faults.append(Fault(BATCH, 503, {"error": "unavailable"}, times=50))
         sell = OrderIntent("pp1x2s", 1, BTC, Side.SELL, ours.executed, price, start)
         with pytest.raises(ExchangeUnavailable):
@@ -977,9 +1050,10 @@ async def test_a_losing_sale_settled_by_hand_counts_toward_the_cooldown(
         fake.faults.clear()
         await executor.settle_unknown()
         assert held_ids(executor, BTC) == ["pp1x2s"]
-        await control.settle_order(["pp1x2s", "filled", f"{ours.executed!r}",
-                                    f"{price * 0.99!r}", "0.5"], "1001")  # fmt: skip
+        await control.settle_order(
+            ["pp1x2s", "filled", f"{ours.executed!r}", f"{price * 0.99!r}", "0.5"], "1001"
+        )
         assert trading.engine.portfolio.position(BTC) is None
-        db = executor._transactions  # noqa: SLF001
+        db = executor._transactions
         run = await SqlitePairRunRepository(db).latest_for(BTC)
         assert (await SqliteStateRepository(db).get(f"cooldown:{run.id}"))["losses"] == 1

@@ -31,8 +31,9 @@ async def connected(
 ) -> AsyncIterator[tuple[FakeBybit, CcxtExchange]]:
     """ccxt's bybit class, markets loaded, on ``fake`` served over loopback."""
     async with serve_bybit(fake) as base:
-        exchange = CcxtExchange.create("bybit", bybit_config(base), credentials=keys,
-                                       attempts=3, backoff=0.01)  # fmt: skip
+        exchange = CcxtExchange.create(
+            "bybit", bybit_config(base), credentials=keys, attempts=3, backoff=0.01
+        )
         try:
             await exchange.load_markets()
             yield fake, exchange
@@ -61,8 +62,7 @@ async def test_a_trading_key_places_orders_without_asking_the_account_type(
     assert order.status is OrderStatus.FILLED  # the create reply carried no status
     assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
     assert portfolio.cash == pytest.approx(fake.balances["USDT"]) == pytest.approx(500.0)
-    assert not any(path in ("/v5/user/query-api", "/v5/account/info")
-                   for path, _ in fake.requests)  # fmt: skip
+    assert not any(path in ("/v5/user/query-api", "/v5/account/info") for path, _ in fake.requests)
     assert fake.order_posts == 1
 
 
@@ -146,15 +146,24 @@ async def test_a_spent_rate_limit_is_waited_out_until_bybits_reset_time() -> Non
         waits.append(seconds)
 
     async with serve_bybit(fake) as base:
-        exchange = CcxtExchange.create("bybit", bybit_config(base), credentials=KEYS,
-                                       attempts=3, backoff=0.01, sleep=sleep)  # fmt: skip
+        exchange = CcxtExchange.create(
+            "bybit", bybit_config(base), credentials=KEYS, attempts=3, backoff=0.01, sleep=sleep
+        )
         try:
             await exchange.load_markets()
-            fake.faults.append(Fault(  # Bybit says when, in its own header only
-                "/v5/order/create", 200,
-                {"retCode": 10006, "retMsg": "Too many visits!", "result": {}, "retExtInfo": {}},
-                headers=limit_spent_headers(3),
-            ))  # fmt: skip
+            fake.faults.append(
+                Fault(  # Bybit says when, in its own header only
+                    "/v5/order/create",
+                    200,
+                    {
+                        "retCode": 10006,
+                        "retMsg": "Too many visits!",
+                        "result": {},
+                        "retExtInfo": {},
+                    },
+                    headers=limit_spent_headers(3),
+                )
+            )
             report = await exchange.create_market_order(buy(500.0))
         finally:
             await exchange.close()

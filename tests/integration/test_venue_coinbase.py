@@ -54,9 +54,14 @@ async def connected(
 ) -> AsyncIterator[tuple[FakeCoinbase, CcxtExchange]]:
     """ccxt's coinbase class, markets loaded, on ``fake`` served over loopback."""
     async with serve_coinbase(fake) as base:
-        exchange = CcxtExchange.create("coinbase", coinbase_config(base), credentials=keys,
-                                       attempts=3, backoff=0.01,
-                                       **({"sleep": sleep} if sleep else {}))  # fmt: skip
+        exchange = CcxtExchange.create(
+            "coinbase",
+            coinbase_config(base),
+            credentials=keys,
+            attempts=3,
+            backoff=0.01,
+            **({"sleep": sleep} if sleep else {}),
+        )
         try:
             await exchange.load_markets()
             yield fake, exchange
@@ -142,11 +147,17 @@ async def test_an_answer_lost_after_placing_is_found_again_and_never_placed_twic
     assert report.status is OrderStatus.FILLED
     assert fake.order_posts == 1
     # Sent again under the same client_order_id, Coinbase answers the first order: no second.
-    again = await exchange._client.create_order(  # noqa: SLF001
-        "BTC/USDT", "market", "buy", 500.0, None,
-        {"client_order_id": exchange.profile.wire_id("pp1x1b"),
-         "createMarketBuyOrderRequiresPrice": False},
-    )  # fmt: skip
+    again = await exchange._client.create_order(
+        "BTC/USDT",
+        "market",
+        "buy",
+        500.0,
+        None,
+        {
+            "client_order_id": exchange.profile.wire_id("pp1x1b"),
+            "createMarketBuyOrderRequiresPrice": False,
+        },
+    )
     assert again["id"] == report.exchange_order_id
     assert len(fake.orders) == 1
 
@@ -171,8 +182,14 @@ async def test_no_stop_rests_on_coinbase_it_is_checked_per_candle(
     # What the profile rests on: ccxt's coinbase places no stop-market (a stop-limit only,
     # which can be passed over by a falling price), and refuses one before sending it.
     with pytest.raises(ccxt.NotSupported):
-        await exchange._client.create_order("BTC/USDT", "market", "sell", 0.004, None,  # noqa: SLF001
-                                            {"stopLossPrice": 95_000.0})  # fmt: skip
+        await exchange._client.create_order(
+            "BTC/USDT",
+            "market",
+            "sell",
+            0.004,
+            None,
+            {"stopLossPrice": 95_000.0},
+        )
     assert fake.order_posts == 0
 
 
@@ -238,18 +255,25 @@ async def test_a_wrong_secret_is_refused_at_start_up() -> None:
 
 async def test_a_cdp_key_signs_each_request_with_an_es256_jwt_the_venue_verifies() -> None:
     private = ec.generate_private_key(ec.SECP256R1())
-    pem = private.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()  # fmt: skip
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
     name = "organizations/0c1d7a8e/apiKeys/5b2f9d4c"  # the shape of a CDP key's name
-    fake = FakeCoinbase(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0}, api_key=name,
-                        secret=pem)  # fmt: skip
+    fake = FakeCoinbase(now_ms=JOURNAL_MS, prices={"BTCUSDT": 100_000.0}, api_key=name, secret=pem)
     async with connected(fake, {"apiKey": name, "secret": pem}) as (_, exchange):
         report = await exchange.create_market_order(buy(500.0))
     assert report.status is OrderStatus.FILLED
-    wrong = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption()).decode()  # fmt: skip
+    wrong = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
     with pytest.raises(ExchangeAuthFailed, match="invalid JWT"):
         async with connected(fake, {"apiKey": name, "secret": wrong}):
             pass
@@ -273,25 +297,36 @@ async def _lost_buy_then_others(
             await executor.execute(buy(500.0))
         fake.faults.clear()
         for n in range(others):
-            await exchange._client.create_order(  # noqa: SLF001 - the user's own orders
-                "BTC/USDT", "market", "buy", 5.0, None,
+            await exchange._client.create_order(
+                "BTC/USDT",
+                "market",
+                "buy",
+                5.0,
+                None,
                 {"client_order_id": f"user-{n}", "createMarketBuyOrderRequiresPrice": False},
-            )  # fmt: skip
+            )
         if isinstance(fake, _SecondPageFails):
             fake.failing = True
         with contextlib.suppress(ExchangeUnavailable):
             if at_start_up:
-                await reconcile(orders=SqliteOrderRepository(db), exchange=exchange,
-                                executor=executor, portfolio=portfolio,
-                                alerts=AlertOutbox(SqliteAlertRepository(db), clock),
-                                clock=clock, quote="USDT", pairs=["BTC/USDT"])  # fmt: skip
+                await reconcile(
+                    orders=SqliteOrderRepository(db),
+                    exchange=exchange,
+                    executor=executor,
+                    portfolio=portfolio,
+                    alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+                    clock=clock,
+                    quote="USDT",
+                    pairs=["BTC/USDT"],
+                )
             else:
                 await executor.settle_unknown()
     return portfolio
 
 
-@pytest.mark.parametrize(("others", "at_start_up"), [(99, False), (100, False), (250, False),
-                                                    (100, True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("others", "at_start_up"), [(99, False), (100, False), (250, False), (100, True)]
+)
 async def test_a_lost_answer_is_found_behind_a_page_of_newer_orders(
     db: Database, others: int, at_start_up: bool
 ) -> None:
@@ -381,8 +416,9 @@ async def test_orders_placed_hours_later_do_not_push_a_lost_answer_past_the_page
     The page cap is lowered to 2 (200 orders) with 201 later orders."""
     fake, exchange = coinbase
     hours_later = 3 * 3_600_000  # the others come hours later
-    clock, portfolio = await _lost_buy_behind_a_full_window(db, fake, exchange, monkeypatch,
-                                                            hours_later)  # fmt: skip
+    clock, portfolio = await _lost_buy_behind_a_full_window(
+        db, fake, exchange, monkeypatch, hours_later
+    )
     executor = executor_on(db, exchange, clock, portfolio)
     await executor.settle_unknown()
     order = await SqliteOrderRepository(db).require("pp1x1b")
@@ -391,9 +427,12 @@ async def test_orders_placed_hours_later_do_not_push_a_lost_answer_past_the_page
 
 
 async def _lost_buy_behind_a_full_window(
-    db: Database, fake: FakeCoinbase, exchange: CcxtExchange, monkeypatch: pytest.MonkeyPatch,
+    db: Database,
+    fake: FakeCoinbase,
+    exchange: CcxtExchange,
+    monkeypatch: pytest.MonkeyPatch,
     later_ms: int = 0,
-) -> tuple[FakeClock, Portfolio]:  # fmt: skip
+) -> tuple[FakeClock, Portfolio]:
     """Our market buy fills, its answer and the look-up after it are lost, then 201 orders of
     another bot on the same account fill ``later_ms`` after it (0: in the same hour, where,
     with the page cap lowered to 2, 200 orders, the lookup cannot reach ours; the real cap is
@@ -418,10 +457,14 @@ async def _lost_buy_behind_a_full_window(
 async def other_bot(exchange: CcxtExchange, orders: int) -> None:
     """``orders`` market buys of another bot on the same account, placed through ccxt."""
     for n in range(orders):
-        await exchange._client.create_order(  # noqa: SLF001 - another bot's orders
-            "BTC/USDT", "market", "buy", 5.0, None,
+        await exchange._client.create_order(
+            "BTC/USDT",
+            "market",
+            "buy",
+            5.0,
+            None,
             {"client_order_id": f"user-{n}", "createMarketBuyOrderRequiresPrice": False},
-        )  # fmt: skip
+        )
 
 
 async def test_an_order_behind_more_pages_than_a_lookup_reads_is_an_unknown_outcome_not_an_outage(

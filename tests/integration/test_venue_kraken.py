@@ -124,16 +124,16 @@ async def test_kraken_refuses_a_long_cl_ord_id_and_one_an_open_order_holds(
     kraken: tuple[FakeKraken, CcxtExchange],
 ) -> None:
     fake, exchange = kraken
-    client = exchange._client  # noqa: SLF001 - ccxt as it is, without our profile
+    client = exchange._client
     await exchange.create_market_order(buy(500.0))
     with pytest.raises(Exception, match="cl_ord_id"):
-        await client.create_order("BTC/USDT", "market", "buy", 0.001, None,
-                                  {"clientOrderId": "pp12x1751742000000b"})  # fmt: skip
+        await client.create_order(
+            "BTC/USDT", "market", "buy", 0.001, None, {"clientOrderId": "pp12x1751742000000b"}
+        )
     await exchange.place_stop(stop(0.004, 95_000.0))
     wire = PROFILES["kraken"].wire_id("pp1x2sstop")
     with pytest.raises(Exception, match="Duplicate cl_ord_id"):
-        await client.create_order("BTC/USDT", "market", "buy", 0.001, None,
-                                  {"clientOrderId": wire})  # fmt: skip
+        await client.create_order("BTC/USDT", "market", "buy", 0.001, None, {"clientOrderId": wire})
     assert len(fake.orders) == 2
 
 
@@ -143,8 +143,9 @@ async def test_insufficient_funds_and_a_minimum_are_refusals_not_unknown_outcome
     fake, exchange = kraken
     with pytest.raises(InsufficientFunds, match="EOrder:Insufficient funds"):
         await exchange.create_market_order(buy(5_000.0))
-    fake.faults.append(Fault("/0/private/AddOrder", 200,
-                             {"error": ["EOrder:Order minimum not met"]}))  # fmt: skip
+    fake.faults.append(
+        Fault("/0/private/AddOrder", 200, {"error": ["EOrder:Order minimum not met"]})
+    )
     with pytest.raises(ExchangeRejected, match="Order minimum not met"):
         await exchange.create_market_order(buy(500.0, "pp1x2b"))
     assert fake.orders == {}
@@ -174,7 +175,7 @@ async def test_a_nonce_not_above_the_last_is_refused() -> None:
     async with venue_client("kraken", fake) as (_, exchange):
         await exchange.fetch_balances()
         fake.last_nonce += 10**9  # another process signed with a later nonce
-        client = exchange._client  # noqa: SLF001
+        client = exchange._client
         with pytest.raises(Exception, match="EAPI:Invalid nonce"):
             await client.fetch_balance()
 

@@ -33,8 +33,9 @@ OKX_KEYS = {"apiKey": "test-key", "secret": "test-secret", "password": "test-pas
 async def connected[F: FakeOkx](fake: F) -> AsyncIterator[tuple[F, CcxtExchange]]:
     """ccxt's okx class, markets loaded, on ``fake`` served over loopback."""
     async with serve_okx(fake) as base:
-        exchange = CcxtExchange.create("okx", okx_config(base), credentials=OKX_KEYS,
-                                       attempts=3, backoff=0.01)  # fmt: skip
+        exchange = CcxtExchange.create(
+            "okx", okx_config(base), credentials=OKX_KEYS, attempts=3, backoff=0.01
+        )
         await exchange.load_markets()
         try:
             yield fake, exchange
@@ -49,8 +50,9 @@ async def okx() -> AsyncIterator[tuple[FakeOkx, CcxtExchange]]:
 
 
 def buy(quote: float, coid: str = "pp1x1b") -> OrderIntent:
-    return OrderIntent(coid, 1, "BTC/USDT", Side.BUY, quote / 100_000, 100_000.0, NOW,
-                       quote_amount=quote)  # fmt: skip
+    return OrderIntent(
+        coid, 1, "BTC/USDT", Side.BUY, quote / 100_000, 100_000.0, NOW, quote_amount=quote
+    )
 
 
 def stop(amount: float, level: float, coid: str = "pp1x2sstop") -> OrderIntent:
@@ -83,8 +85,9 @@ async def test_an_answer_lost_after_placing_is_found_by_clordid_and_never_resent
     assert report.status is OrderStatus.FILLED
     assert report.filled == pytest.approx(0.005)
     assert fake.order_posts == 1
-    assert any(q.get("clOrdId") == "pp1x1b" for path, q in fake.requests
-               if path == "/api/v5/trade/order")  # fmt: skip
+    assert any(
+        q.get("clOrdId") == "pp1x1b" for path, q in fake.requests if path == "/api/v5/trade/order"
+    )
 
 
 async def test_an_id_in_another_venues_format_is_refused_before_anything_is_sent(
@@ -113,8 +116,9 @@ async def test_a_stop_rests_as_an_algo_order_that_is_listed_cancelled_and_booked
     assert fake.balances["BTC"] == pytest.approx(0.005)
     again = await exchange.place_stop(stop(0.005, 95_000.0, "pp1x3sstop"))
     fake.prices["BTCUSDT"] = 94_000.0  # the stop fires: OKX places a market sell for it
-    report = await exchange.lookup(_as_order(stop(0.005, 95_000.0, "pp1x3sstop"),
-                                             again.exchange_order_id))  # fmt: skip
+    report = await exchange.lookup(
+        _as_order(stop(0.005, 95_000.0, "pp1x3sstop"), again.exchange_order_id)
+    )
     assert report is not None
     assert report.status is OrderStatus.FILLED
     assert sum(fill.amount for fill in report.fills) == pytest.approx(0.005)
@@ -123,16 +127,26 @@ async def test_a_stop_rests_as_an_algo_order_that_is_listed_cancelled_and_booked
 
 def _as_order(intent: OrderIntent, exchange_order_id: str | None) -> Order:
     """The journal's record of ``intent``, as a restart reads it."""
-    return Order(intent.client_order_id, intent.run_id, intent.pair, intent.side, intent.amount,
-                 OrderStatus.OPEN, NOW, NOW, exchange_order_id=exchange_order_id)  # fmt: skip
+    return Order(
+        intent.client_order_id,
+        intent.run_id,
+        intent.pair,
+        intent.side,
+        intent.amount,
+        OrderStatus.OPEN,
+        NOW,
+        NOW,
+        exchange_order_id=exchange_order_id,
+    )
 
 
 async def test_a_gateway_error_without_okx_code_is_an_unknown_outcome_not_a_refusal(
     okx: tuple[FakeOkx, CcxtExchange],
 ) -> None:
     fake, exchange = okx  # ccxt's okx raises a bare ExchangeError for any body without "code"
-    fake.faults.append(Fault("/api/v5/trade/batch-orders", 502, {"msg": "unavailable"},
-                             method="POST", after=True))  # fmt: skip
+    fake.faults.append(
+        Fault("/api/v5/trade/batch-orders", 502, {"msg": "unavailable"}, method="POST", after=True)
+    )
     report = await exchange.create_market_order(buy(500.0))
     assert report.status is OrderStatus.FILLED  # was: rejected, while the order had filled
     assert fake.order_posts == 1
@@ -254,8 +268,7 @@ async def test_an_unprofiled_venue_that_tags_our_id_still_finds_an_order_whose_a
     async with connected(fake) as (fake, exchange):
         exchange.profile = profile_for("gate")  # no profile: conservative defaults, a SCAN
         # placed, the answer lost: no exchange id to read it back by
-        fake.faults.append(Fault("/api/v5/trade/batch-orders", 503, "", method="POST",
-                                 after=True))  # fmt: skip
+        fake.faults.append(Fault("/api/v5/trade/batch-orders", 503, "", method="POST", after=True))
         clock = await with_run(db)
         portfolio = Portfolio(1000.0)
         executor = executor_on(db, exchange, clock, portfolio)
@@ -266,8 +279,17 @@ async def test_an_unprofiled_venue_that_tags_our_id_still_finds_an_order_whose_a
         assert portfolio.position("BTC/USDT").amount == pytest.approx(fake.balances["BTC"])
         assert fake.order_posts == 1
         fake.prices["BTCUSDT"] = 120_000.0
-        resting = OrderIntent("pp1x2b", 1, "BTC/USDT", Side.BUY, 0.001, 100_000.0, NOW,
-                              quote_amount=100.0, limit_price=100_000.0)  # fmt: skip
+        resting = OrderIntent(
+            "pp1x2b",
+            1,
+            "BTC/USDT",
+            Side.BUY,
+            0.001,
+            100_000.0,
+            NOW,
+            quote_amount=100.0,
+            limit_price=100_000.0,
+        )
         await executor.execute(resting)
         (listed,) = await exchange.open_orders(["BTC/USDT"])
         assert listed.client_order_id == "pp1x2b"  # ours, not "an order pairpilot did not place"

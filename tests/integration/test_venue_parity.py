@@ -114,9 +114,13 @@ def at(candles: pd.DataFrame, index: int) -> datetime:
 
 @asynccontextmanager
 async def venue_stack(
-    tmp_path: Path, fake: FakeBinance, start: datetime, venue: str, strategy: str,
+    tmp_path: Path,
+    fake: FakeBinance,
+    start: datetime,
+    venue: str,
+    strategy: str,
     params: dict[str, float],
-) -> AsyncIterator[tuple[ExchangeTrading, Market, CcxtExchange]]:  # fmt: skip
+) -> AsyncIterator[tuple[ExchangeTrading, Market, CcxtExchange]]:
     """The live stack on ``fake`` trading ``strategy`` with all of the account (live_rig's
     ``live_stack`` trades its default strategy with half)."""
     clock = FakeClock(start)
@@ -127,14 +131,16 @@ async def venue_stack(
         pair = settings.pairs[0].model_copy(update={"strategy": strategy, "capital_share": 1.0})
         settings = settings.model_copy(update={"pairs": [pair]})
         keys = credentials(settings, venue_secrets(venue))
-        exchange = CcxtExchange.create(venue, settings.exchange.ccxt_config, credentials=keys,
-                                       attempts=2, backoff=0.01)  # fmt: skip
+        exchange = CcxtExchange.create(
+            venue, settings.exchange.ccxt_config, credentials=keys, attempts=2, backoff=0.01
+        )
         feed = StreamingFeed(exchange)
         try:
             await exchange.load_markets()
             async with open_database(settings.database_path) as db:
-                trading = await assemble_on_exchange(db, settings, exchange, feed, clock,
-                                                     Jobs(clock))  # fmt: skip
+                trading = await assemble_on_exchange(
+                    db, settings, exchange, feed, clock, Jobs(clock)
+                )
                 yield trading, market, exchange
         finally:
             await feed.close()
@@ -142,9 +148,13 @@ async def venue_stack(
 
 
 async def venue_trades(
-    tmp_path: Path, candles: pd.DataFrame, venue: str, strategy: str, params: dict[str, float],
+    tmp_path: Path,
+    candles: pd.DataFrame,
+    venue: str,
+    strategy: str,
+    params: dict[str, float],
     **realism: Any,
-) -> tuple[list[Trade], FakeBinance]:  # fmt: skip
+) -> tuple[list[Trade], FakeBinance]:
     """The live engine's closed trades over ``candles`` after the first WARM, ticking at each
     close; ``realism``: the fake's settings (split, fee_asset)."""
     fake = funded_fake(candles, venue)
@@ -153,7 +163,10 @@ async def venue_trades(
     for name, value in realism.items():
         setattr(fake, name, value)
     async with venue_stack(tmp_path, fake, at(candles, WARM), venue, strategy, params) as (
-        trading, market, exchange):  # fmt: skip
+        trading,
+        market,
+        exchange,
+    ):
         for index in range(WARM + 1, len(candles)):
             market.at(at(candles, index))
             await trading.service.tick("1h")
@@ -163,14 +176,26 @@ async def venue_trades(
 
 
 def kernel_trades(
-    candles: pd.DataFrame, strategy: str, params: dict[str, float], fee_rate: float,
-    *, fee_in_coin: bool, resting_stops: bool = True,
-) -> tuple[list[Trade], list[str]]:  # fmt: skip
+    candles: pd.DataFrame,
+    strategy: str,
+    params: dict[str, float],
+    fee_rate: float,
+    *,
+    fee_in_coin: bool,
+    resting_stops: bool = True,
+) -> tuple[list[Trade], list[str]]:
     """The backtest of the same account: closed trades and their exit reasons."""
-    setup = BacktestSetup(pair=PAIR, timeframe="1h", balance=BALANCE, fee_rate=fee_rate,
-                          slippage=0.0, limits=RiskLimits(max_position_fraction=1.0),
-                          resting_stops=resting_stops, fee_in_coin=fee_in_coin,
-                          trade_from=WARM)  # fmt: skip
+    setup = BacktestSetup(
+        pair=PAIR,
+        timeframe="1h",
+        balance=BALANCE,
+        fee_rate=fee_rate,
+        slippage=0.0,
+        limits=RiskLimits(max_position_fraction=1.0),
+        resting_stops=resting_stops,
+        fee_in_coin=fee_in_coin,
+        trade_from=WARM,
+    )
     table = run_backtest(candles, build_strategy(strategy, params), setup).table
     trades = table.trades()[: table.closed]
     return trades, [trade.exit_reason for trade in trades]
@@ -182,24 +207,34 @@ async def both_trades(
     """The live engine's trades on ``venue``'s fake (split fills, its fee coin) and the
     backtest of that account (``ACCOUNTS``, at the fee the fake charges), its exit reasons."""
     account = ACCOUNTS[venue]
-    live, fake = await venue_trades(tmp_path, candles, venue, strategy, params,
-                                    split=(0.4, 0.6), fee_asset=account.fee_asset)  # fmt: skip
-    expected, reasons = kernel_trades(candles, strategy, params, fake.fee_rate,
-                                      fee_in_coin=account.fee_in_coin,
-                                      resting_stops=account.resting_stops)  # fmt: skip
+    live, fake = await venue_trades(
+        tmp_path, candles, venue, strategy, params, split=(0.4, 0.6), fee_asset=account.fee_asset
+    )
+    expected, reasons = kernel_trades(
+        candles,
+        strategy,
+        params,
+        fake.fee_rate,
+        fee_in_coin=account.fee_in_coin,
+        resting_stops=account.resting_stops,
+    )
     return live, expected, reasons, fake
 
 
-def differences(live: Trade, kernel: Trade, tick: float, *, resting_stops: bool,
-                limit_entries: bool) -> list[str]:  # fmt: skip
+def differences(
+    live: Trade, kernel: Trade, tick: float, *, resting_stops: bool, limit_entries: bool
+) -> list[str]:
     """What sets ``live`` apart from ``kernel`` beyond the venue's differences (module doc),
     ``tick`` its price step. Only a limit entry (``limit_entries``) and an exit by a stop that
     rests on the venue (``resting_stops``) may be stamped inside their candle: a market entry
     or a signal exit an hour early is a mismatch."""
     found = []
     rested = limit_entries and kernel.entry_time - HOUR < live.entry_time < kernel.entry_time
-    inside = (resting_stops and kernel.exit_reason not in ("signal", "take_profit")
-              and kernel.exit_time - HOUR < live.exit_time < kernel.exit_time)  # fmt: skip
+    inside = (
+        resting_stops
+        and kernel.exit_reason not in ("signal", "take_profit")
+        and kernel.exit_time - HOUR < live.exit_time < kernel.exit_time
+    )
     if not (live.entry_time == kernel.entry_time or rested) or not (
         live.exit_time == kernel.exit_time or inside
     ):
@@ -232,10 +267,16 @@ def window(btc_candles: pd.DataFrame) -> pd.DataFrame:
 # and Coinbase's fakes publish the fee they charge, and there limit entries matched (3 of 3
 # each, not in the suite for its time). `python -m bench.venue_parity` runs every strategy on
 # every venue over longer windows.
-SUITE = [("ema_cross every exit", "binance"), ("ema_cross every exit", "okx"),
-         ("ema_cross every exit", "bybit"), ("bollinger every exit", "okx"),
-         ("grid signals only", "bybit"), ("ema_cross limit entries", "binance"),
-         ("ema_cross every exit", "kraken"), ("ema_cross every exit", "coinbase")]  # fmt: skip
+SUITE = [
+    ("ema_cross every exit", "binance"),
+    ("ema_cross every exit", "okx"),
+    ("ema_cross every exit", "bybit"),
+    ("bollinger every exit", "okx"),
+    ("grid signals only", "bybit"),
+    ("ema_cross limit entries", "binance"),
+    ("ema_cross every exit", "kraken"),
+    ("ema_cross every exit", "coinbase"),
+]
 
 
 @pytest.mark.parametrize(("case", "venue"), SUITE, ids=[f"{c}-{v}" for c, v in SUITE])
@@ -254,10 +295,18 @@ async def test_the_live_engine_on_each_venue_makes_the_backtests_trades(
     assert len(live) == len(expected), (live, expected)
     account = ACCOUNTS[venue]
     mismatches = [
-        (a, b, found) for a, b in zip(live, expected, strict=True)
-        if (found := differences(a, b, account.tick, resting_stops=account.resting_stops,
-                                 limit_entries="entry_offset" in params))
-    ]  # fmt: skip
+        (a, b, found)
+        for a, b in zip(live, expected, strict=True)
+        if (
+            found := differences(
+                a,
+                b,
+                account.tick,
+                resting_stops=account.resting_stops,
+                limit_entries="entry_offset" in params,
+            )
+        )
+    ]
     assert not mismatches, mismatches[:2]
 
 
@@ -274,8 +323,9 @@ async def test_with_the_buy_fee_in_the_quote_live_buys_the_fee_more_than_the_bac
     engine to size its order net of the fee; none in VENUES does."""
     strategy, params = STRATEGIES["ema_cross every exit"]
     candles = window.iloc[: WARM + 80]
-    live, fake = await venue_trades(tmp_path, candles, "binance", strategy, params,
-                                    fee_asset="quote")  # fmt: skip
+    live, fake = await venue_trades(
+        tmp_path, candles, "binance", strategy, params, fee_asset="quote"
+    )
     expected, _ = kernel_trades(candles, strategy, params, fake.fee_rate, fee_in_coin=False)
     assert live
     assert expected
@@ -288,9 +338,16 @@ async def test_with_the_buy_fee_in_the_quote_live_buys_the_fee_more_than_the_bac
 def walking_fake(walks: bool) -> FakeBinance:
     """Two hourly candles: the first falls to 99.2 and closes at 99.5, the second opens at 97
     (a gap), falls to 96 and closes higher, at 97.5; one BTC and 1,000 USDT to trade."""
-    candles = pd.DataFrame({"timestamp": [0, 3_600_000, 7_200_000], "open": [100.0, 97.0, 97.5],
-                            "high": [101.0, 98.0, 98.0], "low": [99.2, 96.0, 97.0],
-                            "close": [99.5, 97.5, 97.8], "volume": [1.0, 1.0, 1.0]})  # fmt: skip
+    candles = pd.DataFrame(
+        {
+            "timestamp": [0, 3_600_000, 7_200_000],
+            "open": [100.0, 97.0, 97.5],
+            "high": [101.0, 98.0, 98.0],
+            "low": [99.2, 96.0, 97.0],
+            "close": [99.5, 97.5, 97.8],
+            "volume": [1.0, 1.0, 1.0],
+        }
+    )
     fake = FakeBinance(now_ms=0, balances={"USDT": 1000.0, "BTC": 1.0}, walks=walks)
     fake.add_candles("BTCUSDT", "1h", candles)
     fake.move_to(0)
@@ -336,14 +393,21 @@ def buy_then_sell(
 ) -> KernelResult:
     """The kernel on four hourly candles (lows 80, highs 130) at a 0.1% fee: an entry signal
     at the first close, an exit signal at the second (sold at the third open)."""
-    prices = {"open": np.array(opens), "high": np.full(4, 130.0), "low": np.full(4, 80.0),
-              "close": np.array(closes)}  # fmt: skip
+    prices = {
+        "open": np.array(opens),
+        "high": np.full(4, 130.0),
+        "low": np.full(4, 80.0),
+        "close": np.array(closes),
+    }
     stamps = np.arange(4, dtype=np.int64) * 3_600_000 + 3_600_000
-    return simulate(prices, np.array([1, -1, 0, 0], np.int8), np.full(4, np.nan),
-                    KernelClock(stamps, stamps, np.zeros(4, np.int64), 3_600_000),
-                    KernelCosts(1000.0, RATE, 0.0, 1.0, RiskLimits(max_position_fraction=1.0),
-                                fee_in_coin),
-                    KernelExits(0.0, 0.0, 0.0, 0.0, entry_offset=entry_offset))  # fmt: skip
+    return simulate(
+        prices,
+        np.array([1, -1, 0, 0], np.int8),
+        np.full(4, np.nan),
+        KernelClock(stamps, stamps, np.zeros(4, np.int64), 3_600_000),
+        KernelCosts(1000.0, RATE, 0.0, 1.0, RiskLimits(max_position_fraction=1.0), fee_in_coin),
+        KernelExits(0.0, 0.0, 0.0, 0.0, entry_offset=entry_offset),
+    )
 
 
 @pytest.mark.parametrize("fee_in_coin", [False, True])
@@ -363,8 +427,9 @@ def test_a_fee_in_the_coin_bought_spends_the_budget_on_coins_held_net_of_it(
     assert result.entry_fee[0] == pytest.approx(
         budget * rate if fee_in_coin else budget * rate / (1 + rate), rel=1e-12
     )
-    assert result.equity[-1] == pytest.approx(1000.0 - budget + held * 110.0 * (1 - rate),
-                                              rel=1e-12)  # fmt: skip
+    assert result.equity[-1] == pytest.approx(
+        1000.0 - budget + held * 110.0 * (1 - rate), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("fee_in_coin", [False, True])
@@ -384,13 +449,13 @@ def test_a_limit_buy_the_market_opens_under_buys_the_coins_its_limit_was_sized_f
     budget = 1000.0 * RiskLimits().position_fraction
     bought = budget / (99.0 * (1 + rate))
     assert result.entry_price[0] == pytest.approx(95.0)
-    assert result.amount[0] == pytest.approx(bought * (1 - rate) if fee_in_coin else bought,
-                                             rel=1e-12)  # fmt: skip
+    assert result.amount[0] == pytest.approx(
+        bought * (1 - rate) if fee_in_coin else bought, rel=1e-12
+    )
     assert result.entry_fee[0] == pytest.approx(bought * 95.0 * rate, rel=1e-12)
     held = result.amount[0]
     spent = bought * 95.0 * (1 if fee_in_coin else 1 + rate)
-    assert result.equity[-1] == pytest.approx(1000.0 - spent + held * 110.0 * (1 - rate),
-                                              rel=1e-12)  # fmt: skip
+    assert result.equity[-1] == pytest.approx(1000.0 - spent + held * 110.0 * (1 - rate), rel=1e-12)
 
 
 @pytest.mark.parametrize("venue", ["binance", "okx", "kraken"])
@@ -406,8 +471,12 @@ async def test_a_pair_younger_than_the_history_window_gets_its_candles_on_each_v
     fake = funded_fake(btc_candles.iloc[:100], venue)
     fake.move_to(int(btc_candles["timestamp"].iloc[100]))
     async with serve(fake) as base:
-        exchange = CcxtExchange.create(venue, live_settings(Path("."), base, venue=venue)
-                                       .exchange.ccxt_config, attempts=2, backoff=0.01)  # fmt: skip
+        exchange = CcxtExchange.create(
+            venue,
+            live_settings(Path("."), base, venue=venue).exchange.ccxt_config,
+            attempts=2,
+            backoff=0.01,
+        )
         try:
             await exchange.load_markets()
             now = at(btc_candles, 100)
@@ -427,13 +496,18 @@ def test_a_live_accounts_backtest_takes_buy_fees_from_the_coins_where_its_venue_
     The live account's terms are those its parity above runs the backtest with (``ACCOUNTS``)."""
 
     def terms(mode: str, exchange: str) -> AccountTerms:
-        return account_terms(Settings.model_validate(
-            {"data_dir": tmp_path, "mode": mode, "exchange": {"name": exchange}}))  # fmt: skip
+        return account_terms(
+            Settings.model_validate(
+                {"data_dir": tmp_path, "mode": mode, "exchange": {"name": exchange}}
+            )
+        )
 
     for venue, account in ACCOUNTS.items():
         live = terms("live", venue)
-        assert (live.fee_in_coin, live.resting_stops) == (account.fee_in_coin,
-                                                          account.resting_stops), venue  # fmt: skip
+        assert (live.fee_in_coin, live.resting_stops) == (
+            account.fee_in_coin,
+            account.resting_stops,
+        ), venue
     assert all(terms("live", name).fee_in_coin for name in ("binance", "okx", "bybit"))
     assert not any(terms("live", name).fee_in_coin for name in ("kraken", "coinbase"))
     assert terms("live", "kraken").resting_stops

@@ -39,19 +39,21 @@ async def test_a_stop_rests_is_listed_cancelled_and_booked_when_it_fires(
     placed = await exchange.place_stop(stop(0.0049, 95_000.0))
     assert placed.status is OrderStatus.OPEN
     assert fake.locked["BTC"] == pytest.approx(0.0049)  # the stop holds its coins
-    plain = await exchange._client.fetch_open_orders("BTC/USDT")  # noqa: SLF001
+    plain = await exchange._client.fetch_open_orders("BTC/USDT")
     assert len(plain) == PLAIN_READ_LISTS_STOPS[name]  # Bybit: a TP/SL order, not listed
     listed = await exchange.open_orders(["BTC/USDT"])
     assert [(o.client_order_id, o.price) for o in listed] == [("pp1x2sstop", 95_000.0)]
-    cancelled = await exchange.cancel_order(_as_order(stop(0.0049, 95_000.0),
-                                                      placed.exchange_order_id))  # fmt: skip
+    cancelled = await exchange.cancel_order(
+        _as_order(stop(0.0049, 95_000.0), placed.exchange_order_id)
+    )
     assert cancelled is not None
     assert cancelled.status is OrderStatus.CANCELED  # Bybit: Deactivated
     assert fake.balances["BTC"] == pytest.approx(held)
     again = await exchange.place_stop(stop(0.0049, 95_000.0, "pp1x3sstop"))
     fake.prices["BTCUSDT"] = 94_000.0  # the price crosses the trigger: it sells at market
-    report = await exchange.lookup(_as_order(stop(0.0049, 95_000.0, "pp1x3sstop"),
-                                             again.exchange_order_id))  # fmt: skip
+    report = await exchange.lookup(
+        _as_order(stop(0.0049, 95_000.0, "pp1x3sstop"), again.exchange_order_id)
+    )
     assert report is not None
     assert report.status is OrderStatus.FILLED
     assert sum(fill.amount for fill in report.fills) == pytest.approx(0.0049)

@@ -21,9 +21,17 @@ FEES = {"coinbase": "quote"}
 async def test_the_fault_soak_keeps_the_books_equal_to_each_venue(
     tmp_path: Path, btc_candles: pd.DataFrame, venue: str
 ) -> None:
-    report = await run_fault_soak(tmp_path, btc_candles, ticks=250, rate=0.2, seed=11,
-                                  venue=venue, split=(0.4, 0.6),
-                                  fee_asset=FEES.get(venue, "received"), walks=True)  # fmt: skip
+    report = await run_fault_soak(
+        tmp_path,
+        btc_candles,
+        ticks=250,
+        rate=0.2,
+        seed=11,
+        venue=venue,
+        split=(0.4, 0.6),
+        fee_asset=FEES.get(venue, "received"),
+        walks=True,
+    )
     print(report)
     assert report.problems == []
     assert report.faults >= 0.15 * report.requests
@@ -34,9 +42,16 @@ async def test_the_fault_soak_keeps_the_books_equal_to_each_venue(
 async def test_the_crash_soak_loses_nothing_on_each_venue(
     tmp_path: Path, btc_candles: pd.DataFrame, venue: str
 ) -> None:
-    report = await run_crash_soak(tmp_path, btc_candles, kills=3, seed=3, venue=venue,
-                                  split=(0.4, 0.6), fee_asset=FEES.get(venue, "received"),
-                                  dwell=(3.0, 6.0))  # fmt: skip
+    report = await run_crash_soak(
+        tmp_path,
+        btc_candles,
+        kills=3,
+        seed=3,
+        venue=venue,
+        split=(0.4, 0.6),
+        fee_asset=FEES.get(venue, "received"),
+        dwell=(3.0, 6.0),
+    )
     print(report)
     assert report.violations == []
     assert report.kills == 3

@@ -15,21 +15,36 @@ from bot.errors import ConfigError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from tests.integration.test_venue_orders import NOW
 
-MARKET = {"id": "BTCUSDT", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT", "baseId": "BTC",
-          "quoteId": "USDT", "spot": True, "type": "spot", "active": True, "taker": 0.001,
-          "precision": {"amount": 0.00001, "price": 0.01},
-          "limits": {"amount": {"min": 0.00001}, "cost": {"min": 1}}}  # fmt: skip
+MARKET = {
+    "id": "BTCUSDT",
+    "symbol": "BTC/USDT",
+    "base": "BTC",
+    "quote": "USDT",
+    "baseId": "BTC",
+    "quoteId": "USDT",
+    "spot": True,
+    "type": "spot",
+    "active": True,
+    "taker": 0.001,
+    "precision": {"amount": 0.00001, "price": 0.01},
+    "limits": {"amount": {"min": 0.00001}, "cost": {"min": 1}},
+}
 EMPTY = {
     "bybit": {"retCode": 0, "retMsg": "OK", "result": {"list": [], "category": "spot"}},
     "kraken": {"error": [], "result": {"open": {}, "closed": {}, "count": 0}},
-    "coinbase": {"orders": [], "has_next": False, "cursor": "",
-                 "success": True, "success_response": {"order_id": "1"}},
-}  # fmt: skip
+    "coinbase": {
+        "orders": [],
+        "has_next": False,
+        "cursor": "",
+        "success": True,
+        "success_response": {"order_id": "1"},
+    },
+}
 
 
 def recorded(name: str, market_id: str = "BTCUSDT") -> tuple[CcxtExchange, list[tuple[str, Any]]]:
     exchange = CcxtExchange.create(name, {}, credentials={"apiKey": "k", "secret": "c2VjcmV0"})
-    client = exchange._client  # noqa: SLF001 - the recorder replaces ccxt's HTTP only
+    client = exchange._client
     client.set_markets([{**MARKET, "id": market_id}])
     sent: list[tuple[str, Any]] = []
 
@@ -61,8 +76,9 @@ async def test_bybit_stops_are_read_with_the_filter_they_were_placed_under() -> 
 
 async def test_coinbase_carries_our_id_not_ccxts_random_one() -> None:
     exchange, sent = recorded("coinbase", "BTC-USDT")
-    intent = OrderIntent("pp1x1b", 1, "BTC/USDT", Side.BUY, 0.005, 100_000.0, NOW,
-                         quote_amount=500.0)  # fmt: skip
+    intent = OrderIntent(
+        "pp1x1b", 1, "BTC/USDT", Side.BUY, 0.005, 100_000.0, NOW, quote_amount=500.0
+    )
     await exchange.create_market_order(intent)
     body = json.loads(sent[0][1])
     assert body["client_order_id"] == exchange.profile.wire_id("pp1x1b")  # was: ccxt-<random>
@@ -72,11 +88,20 @@ async def test_coinbase_carries_our_id_not_ccxts_random_one() -> None:
 async def test_our_resting_orders_listed_by_a_venue_that_cannot_carry_our_id_map_back() -> None:
     exchange, _ = recorded("kraken", "XBTUSDT")
     wire = exchange.profile.wire_id("pp1x5sstop")
-    client = exchange._client  # noqa: SLF001
+    client = exchange._client
 
     async def open_orders(*_: Any, **__: Any) -> list[dict[str, Any]]:
-        return [{"id": "T1", "clientOrderId": wire, "side": "sell", "amount": 0.005,
-                 "stopPrice": 95_000.0, "status": "open", "info": {}}]  # fmt: skip
+        return [
+            {
+                "id": "T1",
+                "clientOrderId": wire,
+                "side": "sell",
+                "amount": 0.005,
+                "stopPrice": 95_000.0,
+                "status": "open",
+                "info": {},
+            }
+        ]
 
     async def venue_time(*_: Any, **__: Any) -> int:  # a scan reads the venue's clock first
         return int(NOW.timestamp() * 1000)
@@ -92,7 +117,7 @@ async def test_our_resting_orders_listed_by_a_venue_that_cannot_carry_our_id_map
 
 async def test_a_venue_whose_closed_orders_ccxt_cannot_read_is_refused_at_start_up() -> None:
     exchange = CcxtExchange.create("bitstamp", {}, credentials={"apiKey": "k", "secret": "s"})
-    assert exchange._client.has.get("fetchClosedOrders") in (False, None)  # noqa: SLF001
+    assert exchange._client.has.get("fetchClosedOrders") in (False, None)
     try:
         with pytest.raises(ConfigError, match="bitstamp: ccxt reads no closed orders"):
             await exchange.load_markets()

@@ -374,6 +374,7 @@ def test_a_directory_without_init_is_found(tmp_path: Path) -> None:
 def test_the_replay_service_and_the_demo_load_no_ccxt() -> None:
     """bot.serve imports the exchange loop only when it runs: ccxt takes seconds to import."""
     code = "import sys, bot.serve, bot.demo; print(sorted(m for m in sys.modules if 'ccxt' in m))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

@@ -153,8 +153,10 @@ def test_a_secrets_file_others_may_read_is_warned_about_and_still_read(
     )
     path.chmod(0o600)
     with caplog.at_level(logging.WARNING):
-        assert read_secrets_file(path) == {"PAIRPILOT_EXCHANGE_KEY": "abc123456",
-                                           "PAIRPILOT_EXCHANGE_SECRET": "s e"}  # fmt: skip
+        assert read_secrets_file(path) == {
+            "PAIRPILOT_EXCHANGE_KEY": "abc123456",
+            "PAIRPILOT_EXCHANGE_SECRET": "s e",
+        }
     assert not caplog.records
     path.chmod(0o640)
     with caplog.at_level(logging.WARNING):
@@ -163,10 +165,13 @@ def test_a_secrets_file_others_may_read_is_warned_about_and_still_read(
     assert "abc123456" not in caplog.text
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("PAIRPILOT_EXCHANGE_KY=abc\n", "unknown key PAIRPILOT_EXCHANGE_KY"),
-    (None, "cannot be read"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("PAIRPILOT_EXCHANGE_KY=abc\n", "unknown key PAIRPILOT_EXCHANGE_KY"),
+        (None, "cannot be read"),
+    ],
+)
 def test_a_bad_secrets_file_stops_start_up(tmp_path: Path, text: str | None, words: str) -> None:
     path = tmp_path / "secrets.env"
     if text is not None:

@@ -39,9 +39,14 @@ def unit(name: str) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize(
     ("status", "restarts"),
-    [(str(EXIT_OK), False), (str(EXIT_UNHEALTHY), False), (str(EXIT_BAD_INPUT), False),
-     (str(EXIT_RESTART), True), ("KILL", False)],
-)  # fmt: skip
+    [
+        (str(EXIT_OK), False),
+        (str(EXIT_UNHEALTHY), False),
+        (str(EXIT_BAD_INPUT), False),
+        (str(EXIT_RESTART), True),
+        ("KILL", False),
+    ],
+)
 def test_the_watchdog_restarts_only_when_a_restart_helps_and_never_starts_a_stopped_service(
     tmp_path: Path, status: str, restarts: bool
 ) -> None:
@@ -50,8 +55,7 @@ def test_the_watchdog_restarts_only_when_a_restart_helps_and_never_starts_a_stop
     fake = tmp_path / "systemctl"
     fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n', encoding="utf-8")
     fake.chmod(0o755)
-    environment = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}",
-                   "EXIT_STATUS": status}  # fmt: skip
+    environment = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "EXIT_STATUS": status}
     subprocess.run(shlex.split(command), env=environment, check=True, timeout=10)
     called = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
     # try-restart does nothing to a stopped unit: a stop for maintenance or a restore holds
@@ -129,14 +133,19 @@ def test_the_syscall_filter_lets_numpy_and_dask_load() -> None:
     service = unit("pairpilot.service")
     assert service["SystemCallErrorNumber"] == ["EPERM"]  # a denied call fails, never kills
     assert "ProcSubset" not in service
-    denied = {group for line in service["SystemCallFilter"] if line.startswith("~")
-              for group in line[1:].split()}  # fmt: skip
+    denied = {
+        group
+        for line in service["SystemCallFilter"]
+        if line.startswith("~")
+        for group in line[1:].split()
+    }
     if shutil.which("systemd-analyze") is None:
         assert "@resources" not in denied
         return
     for group in denied:
-        listed = subprocess.run(["systemd-analyze", "syscall-filter", group], check=True,
-                                capture_output=True, text=True).stdout.split()  # fmt: skip
+        listed = subprocess.run(
+            ["systemd-analyze", "syscall-filter", group], check=True, capture_output=True, text=True
+        ).stdout.split()
         assert not {"mbind", "set_mempolicy", "sched_getaffinity"} & set(listed), group
 
 
@@ -150,8 +159,9 @@ def locked(name: str) -> dict[str, list[str]]:
     return pins
 
 
-@pytest.mark.parametrize(("lock", "extras"), [("requirements.lock", ()),
-                                              ("requirements-dev.lock", ("dev",))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("lock", "extras"), [("requirements.lock", ()), ("requirements-dev.lock", ("dev",))]
+)
 def test_every_requirement_of_pyproject_is_locked_within_its_range(
     lock: str, extras: tuple[str, ...]
 ) -> None:
@@ -159,8 +169,9 @@ def test_every_requirement_of_pyproject_is_locked_within_its_range(
     # added to pyproject.toml but not re-locked (scripts/lock.sh) would be silently missing.
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     wanted = [Requirement(text) for text in project["dependencies"]]
-    wanted += [Requirement(text) for extra in extras
-               for text in project["optional-dependencies"][extra]]  # fmt: skip
+    wanted += [
+        Requirement(text) for extra in extras for text in project["optional-dependencies"][extra]
+    ]
     pins = locked(lock)
     for requirement in wanted:
         versions = pins.get(canonicalize_name(requirement.name))

@@ -15,9 +15,14 @@ MARKET = {"id": "BTCUSDT", "base": "BTC", "quote": "USDT", "taker": 0.001}
 
 def test_the_fees_list_is_read_when_fee_is_empty() -> None:
     intent = OrderIntent("pp1x1buy", 1, "BTC/USDT", Side.BUY, 0.01, 100_000.0, NOW)
-    trade = {"id": "7", "price": 100_000.0, "amount": 0.01, "timestamp": None,
-             "fee": None, "fees": [{"cost": 0.5, "currency": "USDT"},
-                                   {"cost": 0.00001, "currency": "BTC"}]}  # fmt: skip
+    trade = {
+        "id": "7",
+        "price": 100_000.0,
+        "amount": 0.01,
+        "timestamp": None,
+        "fee": None,
+        "fees": [{"cost": 0.5, "currency": "USDT"}, {"cost": 0.00001, "currency": "BTC"}],
+    }
     order = {"id": "1", "status": "closed", "filled": 0.01, "trades": [trade]}
     (fill,) = _report(intent, order, MARKET, {}).fills
     assert fill.amount == pytest.approx(0.00999)

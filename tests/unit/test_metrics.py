@@ -76,8 +76,16 @@ def test_a_later_sale_of_the_dust_a_trade_left_belongs_to_that_trade() -> None:
 
 def test_a_sale_beyond_a_trades_dust_and_a_conversion_are_not_added_to_it() -> None:
     sold = fill("BTC/USDT", Side.SELL, 0.99, 110.0, 2)
-    conversion = Fill("dust-77-BTC", "BTC/USDT", Side.SELL, 0.01, 110.0, 1.1,
-                      T0 + timedelta(hours=5), "dust-77-BTC")  # fmt: skip
+    conversion = Fill(
+        "dust-77-BTC",
+        "BTC/USDT",
+        Side.SELL,
+        0.01,
+        110.0,
+        1.1,
+        T0 + timedelta(hours=5),
+        "dust-77-BTC",
+    )
     bought = fill("BTC/USDT", Side.BUY, 1.0, 100.0, 0)
     (trade,) = round_trips([bought, sold, conversion], _dust)
     assert trade.exit_time == sold.time  # a conversion closes no trade and joins none
@@ -98,8 +106,9 @@ def test_a_rest_the_engine_left_as_dust_closes_the_trade_at_its_last_sale() -> N
     first, second = round_trips([bought, sold, again, last], _dust)
     assert (first.exit_time, first.amount, first.exit_price) == (sold.time, 1.0, 110.0)
     assert (second.entry_time, second.exit_time) == (again.time, last.time)
-    conversion = Fill("dust-9-BTC", "BTC/USDT", Side.SELL, 0.05, 80.0, 4.0,
-                      T0 + timedelta(hours=20), "dust-9-BTC")  # fmt: skip
+    conversion = Fill(
+        "dust-9-BTC", "BTC/USDT", Side.SELL, 0.05, 80.0, 4.0, T0 + timedelta(hours=20), "dust-9-BTC"
+    )
     (trade,) = round_trips([bought, sold, conversion], _dust)
     assert (trade.exit_time, trade.exit_price) == (sold.time, 110.0)
     assert round_trips([bought, sold], _dust) == []  # the rest may still be sold

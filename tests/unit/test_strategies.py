@@ -112,9 +112,16 @@ def test_too_short_series_gives_no_signal(btc_candles: pd.DataFrame) -> None:
 
 def _candles(closes: list[float]) -> pd.DataFrame:
     hour = 3_600_000
-    return pd.DataFrame({"timestamp": [k * hour for k in range(len(closes))], "open": closes,
-                         "high": closes, "low": closes, "close": closes,
-                         "volume": 1.0})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "timestamp": [k * hour for k in range(len(closes))],
+            "open": closes,
+            "high": closes,
+            "low": closes,
+            "close": closes,
+            "volume": 1.0,
+        }
+    )
 
 
 def test_rsi_values_before_its_warm_up_never_signal() -> None:
@@ -135,8 +142,10 @@ def test_a_real_window_whose_rsi_signals_inside_its_warm_up(shared_data: Path) -
     strategy = build_strategy("rsi")
     assert strategy.compute_signals(window).iloc[6] == ENTER
     assert (strategy.signals(window).iloc[: strategy.warmup - 1] == 0).all()
-    live = [signal_from_candles("BTC/USDT", strategy, window.iloc[:end]).action
-            for end in range(1, strategy.warmup)]  # fmt: skip
+    live = [
+        signal_from_candles("BTC/USDT", strategy, window.iloc[:end]).action
+        for end in range(1, strategy.warmup)
+    ]
     assert set(live) == {Action.HOLD}
 
 

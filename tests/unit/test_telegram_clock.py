@@ -20,16 +20,23 @@ def _header(moment: datetime) -> str:
     return format_datetime(moment, usegmt=True)
 
 
-async def _answer(clock: TelegramClock, wall: FakeClock, method: str, result: object,
-                  date: str | None = None, after: float = 0.0) -> None:  # fmt: skip
+async def _answer(
+    clock: TelegramClock,
+    wall: FakeClock,
+    method: str,
+    result: object,
+    date: str | None = None,
+    after: float = 0.0,
+) -> None:
     """The Bot API answers ``method`` with ``result`` ``after`` seconds (the host's) after it
     was asked."""
     request = httpx.Request("POST", f"http://api/bot1:x/{method}")
     await clock.on_request(request)
     wall.advance(timedelta(seconds=after))
     headers = {"date": date} if date else {}
-    await clock.on_response(httpx.Response(200, json={"ok": True, "result": result},
-                                           headers=headers, request=request))  # fmt: skip
+    await clock.on_response(
+        httpx.Response(200, json={"ok": True, "result": result}, headers=headers, request=request)
+    )
 
 
 def _update(update_id: int, date: datetime) -> dict[str, object]:
