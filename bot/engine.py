@@ -137,8 +137,7 @@ class Engine:
         policy = strategy.exit_policy
         signal = signal_from_candles(run.pair, strategy, candles)
         await self._remember_exit(run, signal)
-        atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
-        atr_distance = policy.atr_stop * atr if math.isfinite(atr) else 0.0
+        atr_distance = _atr_distance(strategy, candles)
         fills = await self._record(run, close_time, *await self._stops.settle(key_of(run)))
         fills += await self._drop_stale_stop(run, close_time)
         fills += await self._finish_exit(run, candle, close_time)
@@ -164,6 +163,18 @@ class Engine:
             scale=scale,
         )
         return fills
+
+    async def protect_between_candles(
+        self, run: PairRun, strategy: Strategy, candles: pd.DataFrame
+    ) -> list[Fill]:
+        """``run``'s position without its stop (a restart found it: a buy booked by the start-up
+        reconciliation, a crash before its stop was placed) gets it now from the last closed
+        candle, not at the next close: a day on a daily timeframe."""
+        candle = candles.iloc[-1]
+        close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
+        return await self._ensure_protection(
+            run, strategy.exit_policy, candle, close_time, _atr_distance(strategy, candles)
+        )
 
     async def stop_in_force(self, run: PairRun, policy: ExitPolicy) -> float | None:
         """The protective stop of ``run``'s open position now, None when flat or without one."""
@@ -727,6 +738,13 @@ def _declared_dust(saved: Mapping[str, object], amount: float) -> bool:
     resets the state, an exit sells it along."""
     declared = saved.get("dust")
     return type(declared) is float and amount <= declared * (1 + 1e-9)
+
+
+def _atr_distance(strategy: Strategy, candles: pd.DataFrame) -> float:
+    """The ATR stop's distance from the entry at the last candle (0: none)."""
+    policy = strategy.exit_policy
+    atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
+    return policy.atr_stop * atr if math.isfinite(atr) else 0.0
 
 
 def _any_exit(policy: ExitPolicy) -> bool:

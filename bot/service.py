@@ -94,9 +94,14 @@ class TradingService:
         candles = await self._source.closed_candles(
             run.pair, self._clock.now(), self._engine.history(strategy), run.timeframe
         )
-        if not candles.empty:
-            self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
-            self._prices[run.pair] = float(candles["close"].iloc[-1])
+        if candles.empty:
+            return
+        self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
+        self._prices[run.pair] = float(candles["close"].iloc[-1])
+        try:
+            await self._engine.protect_between_candles(run, strategy, candles)
+        except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # the next close tries again
+            log.warning("%s: its stop could not be restored now: %s", run.pair, error)
 
     async def tick(self, timeframe: str | None = None) -> int:
         """One pass over the active runs (of ``timeframe``, or all); returns how many saw a

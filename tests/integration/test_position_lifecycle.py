@@ -835,3 +835,22 @@ async def test_a_rest_of_a_sale_booked_later_that_turns_to_dust_closes_its_trade
     closed = [text for _, text in await alerts_of(tmp_path) if "trade PnL" in text]
     assert len(closed) == 1
     assert "too small to sell now, so its trade closed at its last sale" in closed[0]
+
+
+async def test_a_position_the_restart_finds_unprotected_gets_its_stop_at_start_up(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """A buy whose answer was lost is booked by the start-up reconciliation after a restart:
+    its stop rests on the exchange before trading starts, not at the next candle close."""
+    fake = funded_fake(btc_candles)
+    params = {"stop_loss": 0.05}
+    async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
+        lose_the_next_answer(fake, lookups=10)
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        assert trading.engine.portfolio.position(PAIR) is None  # not known yet
+    assert resting_stops(fake) == []
+    fake.faults.clear()
+    async with live_stack(tmp_path, fake, ENTRY_TICK + HOUR / 2, params) as (trading, _, _):
+        position = trading.engine.portfolio.position(PAIR)
+        assert position is not None
+        assert_under_its_stop(fake, position, 0.05)
