@@ -364,14 +364,16 @@ async def test_a_start_after_a_crash_expires_the_prompts_it_left(
     assert question.reply_markup is not None
     assert resume.reply_markup is not None
     async with chat_stack(tmp_path, emulator=emulator) as chat:
-        for _ in range(100):
-            if question.reply_markup is None and resume.reply_markup is None:
+        kept = chat.frontend_cockpit.chat_kept
+        for _ in range(600):  # each expiry edits its message, then forgets it (a commit)
+            expired = question.reply_markup is None and resume.reply_markup is None
+            if expired and await kept("chat.prompts") == {}:
                 break
             await asyncio.sleep(0.05)
         assert question.text == "Expired: send /flatten again."
         assert resume.text == "Expired: send /resume_trading again."
         assert "halted" in group.text  # not a prompt: untouched
-        assert await chat.frontend_cockpit.chat_kept("chat.prompts") == {}
+        assert await kept("chat.prompts") == {}
 
 
 def _self_hosted_on_a_fast_host(emulator: TelegramEmulator) -> None:
