@@ -172,7 +172,9 @@ class Engine:
         candle, not at the next close: a day on a daily timeframe."""
         candle = candles.iloc[-1]
         close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
-        return await self._ensure_protection(
+        # a stop the venue cancelled or filled while pairpilot was down is booked first
+        fills = await self._record(run, close_time, *await self._stops.settle(key_of(run)))
+        return fills + await self._ensure_protection(
             run, strategy.exit_policy, candle, close_time, _atr_distance(strategy, candles)
         )
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from bot.domain import EquitySnapshot, PairRun, RunState
 from bot.engine import Engine
-from bot.errors import ExchangeAuthFailed, ExchangeUnavailable
+from bot.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable
 from bot.ports import CandleSource, Clock, EquityRepository
 from bot.telemetry import EQUITY, HALTED, PNL_TODAY, TICK_SECONDS, TICKS
 from strategies import Strategy, build_strategy
@@ -98,9 +98,11 @@ class TradingService:
             return
         self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
         self._prices[run.pair] = float(candles["close"].iloc[-1])
+        if self._engine.executor.unknown.waiting(run.pair):
+            return  # held, as for ticks: a stop could rest on coins that are not pairpilot's
         try:
             await self._engine.protect_between_candles(run, strategy, candles)
-        except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # the next close tries again
+        except BotError as error:  # the next close tries again; the start goes on
             log.warning("%s: its stop could not be restored now: %s", run.pair, error)
 
     async def tick(self, timeframe: str | None = None) -> int:

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
-from bot.domain import OrderIntent, Position, Side
+from bot.domain import Order, OrderIntent, Position, Side
 from bot.engine import protection_key
-from bot.errors import UserInputError
+from bot.errors import OrderOutcomeUnknown, UserInputError
+from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.metrics import round_trips
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
@@ -854,3 +855,51 @@ async def test_a_position_the_restart_finds_unprotected_gets_its_stop_at_start_u
         position = trading.engine.portfolio.position(PAIR)
         assert position is not None
         assert_under_its_stop(fake, position, 0.05)
+
+
+SALE = "pp1x1751000000000sexit"
+
+
+async def test_no_stop_is_placed_at_start_up_on_a_pair_held_for_an_unknown_order(
+    tmp_path: Path, btc_candles: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review s18 (start-up protection): the exit's answer was lost and the venue cannot tell
+    its outcome (it filled: the coins are gone); another bot on the account bought BTC since.
+    The start-up holds the pair, and places no stop on it: it would rest on that bot's coins."""
+    fake = funded_fake(btc_candles)
+    params = {"stop_loss": 0.05}
+    async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        position = trading.engine.portfolio.position(PAIR)
+        assert position is not None
+    # As the engine's exit leaves it when the sale's answer is lost: the stop cancelled (and
+    # forgotten) first, the sale journaled NEW; on the venue the sale filled.
+    (stop,) = resting_stops(fake)
+    fake._cancel(stop)
+    fake.balances["BTC"] -= position.amount
+    fake.balances["USDT"] += position.amount * fake.prices["BTCUSDT"]
+    fake.balances["BTC"] += 3 * position.amount  # another bot on the account buys BTC
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        state = SqliteStateRepository(db)
+        saved = dict(await state.get(protection_key(PAIR)))
+        saved.pop("resting_stop"), saved.pop("resting_level")
+        await state.set(protection_key(PAIR), saved, ENTRY_TICK)
+        await SqliteOrderRepository(db).add(
+            OrderIntent(
+                SALE, 1, PAIR, Side.SELL, position.amount, 100_000.0, ENTRY_TICK, reason="signal"
+            )
+        )
+    original = CcxtExchange.lookup
+
+    async def lookup(self: CcxtExchange, order: Order) -> object:
+        if order.client_order_id == SALE:
+            raise OrderOutcomeUnknown("repro: more pages than a lookup reads")
+        return await original(self, order)
+
+    monkeypatch.setattr(CcxtExchange, "lookup", lookup)
+    async with live_stack(tmp_path, fake, ENTRY_TICK + HOUR * 1.5, params) as (trading, _, _):
+        held = [o.client_order_id for o in trading.engine.executor.unknown.waiting(PAIR)]
+        assert held == [SALE]  # the pair is held: TradingService._due will not tick it
+        assert resting_stops(fake) == [], (
+            f"a stop rests on a held pair, over coins not pairpilot's: {resting_stops(fake)}"
+        )
