@@ -110,7 +110,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
     open_ms = candles["timestamp"].to_numpy(dtype=np.int64)
     close_ms = open_ms + step_ms
     prices = {column: candles[column].to_numpy(dtype=np.float64) for column in (*OHLC, "volume")}
-    codes = strategy.signals(candles).to_numpy()
+    codes: np.ndarray = strategy.signals(candles).to_numpy()
     if setup.trade_from:
         codes = np.where(np.arange(len(codes)) < setup.trade_from, 0, codes).astype(np.int8)
     result = simulate(

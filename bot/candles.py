@@ -60,9 +60,9 @@ def _to_numbers(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         numbers = pd.to_numeric(frame[column], errors="coerce")
         bad = numbers.isna()
         if bad.any():
-            row = int(bad.idxmax())
+            row = int(bad.to_numpy().argmax())
             raise DataError(
-                f"candle file {path} line {row + 2}: {column} {frame[column][row]!r} "
+                f"candle file {path} line {row + 2}: {column} {frame[column].iloc[row]!r} "
                 "is not a number"
             )
         result[column] = numbers
@@ -119,8 +119,10 @@ def describe_file_name(path: Path) -> tuple[str, str] | None:
 def pair_of(path: Path, given: str | None) -> str:
     """The pair a candle file holds: the one given, else the one its name says."""
     named = describe_file_name(path)
-    if given or named:
-        return given or named[0]  # type: ignore[index]
+    if given:
+        return given
+    if named:
+        return named[0]
     raise UserInputError(f"cannot tell the pair from {path.name}; pass --pair BASE/QUOTE")
 
 

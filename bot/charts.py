@@ -128,7 +128,14 @@ def _finish(
     every: Sequence[Axes],
 ) -> bytes:
     """Drawdown in the bottom panel, dates under it, grid and large ticks; the PNG bytes."""
-    drawdown.fill_between(times, drawdown_series(equity) * 100, 0, color="#d62728", alpha=0.4)
+    # matplotlib's stubs say ArrayLike, but its unit converters take datetimes (as plot's do).
+    drawdown.fill_between(
+        times,  # type: ignore[arg-type]
+        drawdown_series(equity) * 100,
+        0,
+        color="#d62728",
+        alpha=0.4,
+    )
     drawdown.set_ylabel("drawdown %", fontsize=14)
     locator = mdates.AutoDateLocator()
     drawdown.xaxis.set_major_locator(locator)

@@ -17,7 +17,8 @@ from storage.alerts import SqliteAlertRepository
 
 
 class ChatFrontend(Protocol):
-    sink: ChatSink
+    @property
+    def sink(self) -> ChatSink: ...
 
     def start(self) -> None:
         """Connect in the background; never blocks trading."""

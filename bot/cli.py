@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("pairpilot: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
-        sys.stdout = None  # type: ignore[assignment]  # no flush of a closed pipe at exit
+        sys.stdout = None  # no flush of a closed pipe at exit
         return 0
 
 

@@ -419,9 +419,12 @@ class Cockpit:
     def switches_off(self, key: str, value: str) -> bool:
         """Whether ``/risk set key value`` turns a protection off or loosens it (0, or a
         larger loss allowed than now): it then needs a Confirm and is alerted."""
+        if key not in PROTECTIONS:
+            return False
+        now: float = getattr(self._engine.guard.limits, key)
         with contextlib.suppress(ValueError):
-            new, now = float(value), getattr(self._engine.guard.limits, key, None)
-            return key in PROTECTIONS and now != 0 and (new == 0 or new > now)
+            new = float(value)
+            return now != 0 and (new == 0 or new > now)
         return False
 
     async def set_risk(self, key: str, value: str, actor: str) -> str:
@@ -583,8 +586,8 @@ class Cockpit:
         if command == "stoppair" and arguments:
             pair = normalise_pair(arguments[0], self.venue.quote)
             position = self._engine.portfolio.position(pair)
-            held = f"sell {amount_text(position.amount)}" if position else "nothing to sell"
-            return f"stop {pair} ({held})"
+            sale = f"sell {amount_text(position.amount)}" if position else "nothing to sell"
+            return f"stop {pair} ({sale})"
         if command == "order":
             return await self._control.order_preview(list(arguments))
         if command == "holdings" and accepting(arguments):

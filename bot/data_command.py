@@ -7,17 +7,19 @@ import asyncio
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bot.errors import UserInputError
 from bot.timeframes import timeframe_seconds
 
 if TYPE_CHECKING:  # the handlers import what they use: `pairpilot backtest` starts lighter
+    from tqdm import tqdm
+
     from bot.config import Settings
     from bot.market_data import SeriesReport
 
 
-def add_data_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_data_commands(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="download, import and list stored candles")
     actions = data.add_subparsers(dest="action", required=True)
 
@@ -168,7 +170,7 @@ def format_report(report: SeriesReport, verbose: bool = True) -> str:
     return line
 
 
-def _progress_bar(since: datetime, end: datetime, timeframe: str) -> object:
+def _progress_bar(since: datetime, end: datetime, timeframe: str) -> tqdm[NoReturn]:
     from tqdm import tqdm
 
     total = max(0, int((end - since).total_seconds() // timeframe_seconds(timeframe)))

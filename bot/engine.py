@@ -213,8 +213,8 @@ class Engine:
         position = await self.holding(run, signal.price)
         if signal.action is Action.EXIT and position is not None:
             decision(run.pair, "exit", f"{signal.reason} exit signal", price=signal.price)
-            intent = size_exit(signal, run=run, position=position, now=self._clock.now())
-            return await self._sell(run, intent, close_time)
+            sale = size_exit(signal, run=run, position=position, now=self._clock.now())
+            return await self._sell(run, sale, close_time)
         if signal.action is not Action.ENTER or position is not None:
             held = "in a position" if position else "flat"
             decision(run.pair, "hold", f"{signal.reason}: {signal.action.value} signal, {held}")

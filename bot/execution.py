@@ -567,11 +567,12 @@ class Executor:
         return trade
 
     async def _closed_trade(
-        self, pair: str, opened_at: datetime, report: ExecutionReport
+        self, pair: str, opened_at: datetime | None, report: ExecutionReport
     ) -> tuple[Trade | None, bool]:
         """The trade ``report``'s sale closed, and whether it was closed before: the sale of a
         rest an exit left as dust completes that exit's trade (``round_trips``), which was
-        counted (the cooldown) when it closed; its alert shows the whole trade's PnL."""
+        counted (the cooldown) when it closed; its alert shows the whole trade's PnL.
+        ``opened_at`` None (a stored position without it): every fill of the pair counts."""
         fills = [fill for fill in await self._fills.all(since=opened_at) if fill.pair == pair]
         trades = round_trips(fills, self.exchange.too_small)
         if not trades:

@@ -211,11 +211,21 @@ def simulate(
         params,
     )
     count = int(arrays[-5])
-    trades = [array[:count] for array in arrays[2:-5]]
+    entry_ms, exit_ms, entry_price, exit_price, amount, entry_fee, exit_fee, reason, ambiguous = (
+        array[:count] for array in arrays[2:-5]
+    )
     return KernelResult(
-        arrays[0],
-        arrays[1],
-        *trades,
+        equity=arrays[0],
+        stop_line=arrays[1],
+        entry_ms=entry_ms,
+        exit_ms=exit_ms,
+        entry_price=entry_price,
+        exit_price=exit_price,
+        amount=amount,
+        entry_fee=entry_fee,
+        exit_fee=exit_fee,
+        exit_reason=reason,
+        ambiguous=ambiguous,
         still_open=bool(arrays[-4]),
         fees=float(arrays[-3]),
         vetoes=int(arrays[-2]),

@@ -127,7 +127,10 @@ class Exchange(Protocol):
         """A limit buy resting at ``intent.limit_price`` (for ``intent.quote_amount``)."""
         ...
 
-    supports_stop_orders: bool  # a stop-loss can rest on the exchange (else: checked per candle)
+    @property
+    def supports_stop_orders(self) -> bool:
+        """A stop-loss can rest on the exchange (else: checked per candle)."""
+        ...
 
     async def place_stop(self, intent: OrderIntent) -> ExecutionReport:
         """A stop-loss sell resting on the exchange until ``intent.stop_price``."""
@@ -154,6 +157,14 @@ class OrderJournal(Protocol):
     async def add(self, intent: OrderIntent) -> Order: ...
 
     async def get(self, client_order_id: str) -> Order | None: ...
+
+    async def require(self, client_order_id: str) -> Order:
+        """The journaled order; KeyError when there is none."""
+        ...
+
+    async def not_final(self) -> list[Order]:
+        """Orders whose outcome is not settled yet, oldest first."""
+        ...
 
     async def update(
         self,

@@ -93,7 +93,7 @@ class Jobs:
         except Exception:
             log.exception("job %s failed; it runs again on schedule", name)
         finally:
-            self._running.discard(task)  # type: ignore[arg-type]
+            self._running.discard(task)
 
     def _plan(self, job: Job, name: str, delay: float) -> None:
         """The next run of an ``every`` job. It is planned from inside the run that ends, which

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class StreamingExchange(LiveFeed, Protocol):
-    streams: bool
+    @property
+    def streams(self) -> bool: ...
 
     async def watch_candles(self, pair: str, timeframe: str) -> pd.DataFrame: ...
 

@@ -208,6 +208,7 @@ def evaluate(
     rows = []
     for name, (candles, trade_from) in series[key].items():
         for combo in combos:
+            values: dict[str, Any]
             try:
                 values = _window(
                     spec, pair, timeframe, candles, trade_from, combo
@@ -248,7 +249,9 @@ def _window(
 
 def tasks(
     spec: SweepSpec, series: Sequence[Series], chunk: int = CHUNK
-) -> tuple[dict[str, dict[str, pd.DataFrame]], list[tuple[str, list[dict[str, int | float]]]]]:
+) -> tuple[
+    dict[str, dict[str, tuple[pd.DataFrame, int]]], list[tuple[str, list[dict[str, int | float]]]]
+]:
     """The candles to scatter (per series, its segments) and the (series, chunk) tasks."""
     combos = check(spec)
     if not series:

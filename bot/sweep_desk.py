@@ -80,9 +80,9 @@ class SweepDesk:
         size = grid_size(items)
         most = MAX_GRID if samples else MAX_COMBINATIONS
         if size > most:
-            shown = "over 10^15" if size == math.inf else f"{int(size):,}"
+            wanted = "over 10^15" if size == math.inf else f"{int(size):,}"
             raise UserInputError(
-                f"{shown} combinations; at most {most:,} "
+                f"{wanted} combinations; at most {most:,} "
                 + (
                     "for random=N from chat"
                     if samples

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from bot.domain import SweepRow
@@ -17,7 +17,8 @@ from bot.ports import Clock
 from bot.sweep import Series, SweepSpec, dask_client, run_on_dask, tasks
 from storage.sweeps import SqliteSweepRepository
 
-TaskDone = Callable[[int, int], Awaitable[None]]  # (tasks done, tasks in all)
+# (tasks done, tasks in all); a coroutine, as the Dask thread hands it to the loop to run.
+TaskDone = Callable[[int, int], Coroutine[Any, Any, None]]
 
 
 async def sweep_and_store(

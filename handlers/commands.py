@@ -16,9 +16,10 @@ import math
 import secrets as random_tokens
 import sqlite3
 import textwrap
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 from telegram import (
     Bot,
@@ -459,7 +460,9 @@ class ChatCommands:
             f"⚠️ {escape(word[:40])} is not a command here; /help lists them.",
         )
 
-    def _handler(self, name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
+    def _handler(
+        self, name: str
+    ) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]:
         async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await self._run(name, update, list(context.args or []))
 
@@ -799,6 +802,7 @@ class ChatCommands:
             self._halts += 1  # resume asked or pressed before it never lifts its halt
         else:
             await press_turn()  # after what the chat sent before the press
+        reply: str | Photo
         async with self._in_order(pending.command):
             if pending.command == "resume_trading" and (
                 pending.halts != self._halts or pending.halt != await self._cockpit.halt_since()

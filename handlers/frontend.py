@@ -444,6 +444,7 @@ def _cache_the_missing_sniffio() -> None:
     sys.path on the disk (tens of ms per command under load). The miss is cached: None in
     sys.modules makes the import fail at once."""
     if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        # typeshed types sys.modules without the None the import system documents for this.
         sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 

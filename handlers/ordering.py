@@ -147,7 +147,8 @@ def _jumps_the_queue(update: Update) -> bool:
     """/halt runs ahead of the chat's queue: it must not wait for a command stuck behind a
     slow tick or exchange (halting is always safe, whatever runs after it)."""
     text = update.message.text if update.message is not None else None
-    return bool(text) and text.split()[0].split("@")[0].lower() == "/halt"
+    words = text.split() if text else []
+    return bool(words) and words[0].split("@")[0].lower() == "/halt"
 
 
 async def press_turn() -> None:

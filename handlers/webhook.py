@@ -212,7 +212,11 @@ class _CappedServer(HTTPServer):
     (Telegram's, kept alive between posts, or a post in flight) is never closed to make room:
     a flood of bare connections then cannot cut Telegram's /halt off."""
 
-    def initialize(self, *args: Any, trusted: weakref.WeakSet[IOStream], **kwargs: Any) -> None:
+    # tornado's Configurable hands the constructor's arguments to initialize, which is its
+    # __init__ (a subclass adds its own there); mypy checks it as a plain method.
+    def initialize(  # type: ignore[override]
+        self, *args: Any, trusted: weakref.WeakSet[IOStream], **kwargs: Any
+    ) -> None:
         super().initialize(*args, **kwargs)
         self._streams: dict[IOStream, None] = {}  # open ones, oldest first
         self._trusted = trusted

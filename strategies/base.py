@@ -6,7 +6,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, SupportsFloat, SupportsInt
 
 import numpy as np
 import pandas as pd
@@ -49,8 +49,14 @@ class ParamSpec:
             if self.kind is int:
                 if isinstance(raw, float) and not raw.is_integer():
                     raise ValueError
-                return int(raw) if not isinstance(raw, str) else int(raw.strip())
-            value = float(raw)  # type: ignore[arg-type]
+                if isinstance(raw, str):
+                    return int(raw.strip())
+                if not isinstance(raw, SupportsInt):
+                    raise TypeError
+                return int(raw)
+            if not isinstance(raw, str | SupportsFloat):
+                raise TypeError
+            value = float(raw)
         except (TypeError, ValueError):
             expected = "a whole number" if self.kind is int else "a number"
             raise StrategyConfigError(

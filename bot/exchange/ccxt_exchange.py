@@ -530,7 +530,10 @@ class CcxtExchange:
                 found = None
             order = found or {**order, "status": None}
         elif order.get("status") == "open":
-            order = await self._call(self._client.fetch_order, order["id"], intent.pair)
+            fetched: dict[str, Any] = await self._call(
+                self._client.fetch_order, order["id"], intent.pair
+            )
+            order = fetched
         return await self._report(intent, order)
 
     async def find_order(
@@ -786,8 +789,10 @@ class CcxtExchange:
         fee is booked at its real value; a currency without a market to the quote is left out
         (its fee is then estimated from the trade, see ``_fill``)."""
         trades = order.get("trades") or []
-        charged = {fee.get("currency") for trade in trades for fee in _fees(trade)}
-        third = charged - {market.get("base"), market.get("quote"), None}
+        charged: set[str] = {
+            fee["currency"] for trade in trades for fee in _fees(trade) if fee.get("currency")
+        }
+        third = charged - {market.get("base"), market.get("quote")}
         prices = {}
         for currency in sorted(third):
             pair = f"{currency}/{market.get('quote')}"
@@ -925,7 +930,8 @@ class CcxtExchange:
     ) -> T:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts or self._attempts)
-            | stop_when_event_set(self._giving_up),
+            # tenacity annotates threading.Event but only calls is_set(), as asyncio's has.
+            | stop_when_event_set(self._giving_up),  # type: ignore[arg-type]
             wait=self._wait,
             retry=retry_if_exception_type(ExchangeUnavailable),
             reraise=True,

@@ -36,6 +36,7 @@ UNTRACKED = {
     ".venv",
     ".pytest_cache",
     ".ruff_cache",
+    ".mypy_cache",
     ".hypothesis",
     ".cache",
     "__pycache__",
