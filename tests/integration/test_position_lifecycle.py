@@ -775,13 +775,15 @@ async def test_dust_stays_dust_when_the_price_rises_above_the_exchanges_minimum(
         assert await trading.engine.holding(run, 200_000.0) is None
 
 
+@pytest.mark.parametrize("lost_answer", [False, True], ids=["engine_sale", "booked_later"])
 async def test_a_rest_that_turns_to_dust_after_its_exit_closes_the_trade_at_its_last_sale(
-    tmp_path: Path, btc_candles: pd.DataFrame
+    tmp_path: Path, btc_candles: pd.DataFrame, lost_answer: bool
 ) -> None:
     """Review s18: the exit leaves 4e-05 BTC, 5.20 USDT at 130,000 (over Binance's 5 USDT
     minimum, so that sale closes no trade); at the next close (~107,000) it is 4.28 USDT, dust,
     and the engine never sells it. The trade closed at its last sale: announced with its PnL,
-    counted toward the cooldown (a win: no losses in a row), in the trade list."""
+    counted toward the cooldown (a win: no losses in a row), in the trade list. The same when
+    the exit's answer is lost and its sale is booked at the next tick (``settle_unknown``)."""
     fake = funded_fake(btc_candles)
     async with live_stack(tmp_path, fake, START) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
@@ -789,8 +791,11 @@ async def test_a_rest_that_turns_to_dust_after_its_exit_closes_the_trade_at_its_
         held = engine.portfolio.position(PAIR).amount
         market.at(EXIT_TICK)
         fake.prices["BTCUSDT"] = 130_000.0
-        fake.faults.append(Fault("/api/v3/order", method="POST", fill_share=1 - 0.00004 / held))
+        fake.fill_share = 1 - 0.00004 / held
+        if lost_answer:
+            lose_the_next_answer(fake, lookups=5)
         await trading.service.tick("1h")
+        fake.fill_share = 1.0
         assert await saved(tmp_path, f"cooldown:{run.id}") is None  # no trade closed yet
         await hourly(trading, market, EXIT_TICK + HOUR, EXIT_TICK + 3 * HOUR)
         rest = engine.portfolio.position(PAIR)
@@ -810,32 +815,6 @@ async def test_a_rest_that_turns_to_dust_after_its_exit_closes_the_trade_at_its_
         f"({trade.return_pct:+.2%})"
     ]
     assert Invariants(fake, tmp_path / DATABASE).check("after the exit") == []
-
-
-async def test_a_rest_of_a_sale_booked_later_that_turns_to_dust_closes_its_trade_too(
-    tmp_path: Path, btc_candles: pd.DataFrame
-) -> None:
-    """Review s18 round 2: as above, but the exit's answer is lost and the sale is booked at
-    the next tick (``settle_unknown``), not by the engine's sale: its trade closes all the same
-    when the rest is declared dust, announced and counted once."""
-    fake = funded_fake(btc_candles)
-    async with live_stack(tmp_path, fake, START) as (trading, market, _):
-        await hourly(trading, market, ENTRY_TICK, EXIT_TICK)
-        engine, run = trading.engine, trading.service.runs()[0]
-        held = engine.portfolio.position(PAIR).amount
-        market.at(EXIT_TICK)
-        fake.prices["BTCUSDT"] = 130_000.0
-        fake.fill_share = 1 - 0.00004 / held
-        lose_the_next_answer(fake, lookups=5)
-        await trading.service.tick("1h")
-        fake.fill_share = 1.0
-        await hourly(trading, market, EXIT_TICK + HOUR, EXIT_TICK + 3 * HOUR)
-        rest = engine.portfolio.position(PAIR)
-        assert await engine.is_dust(rest, fake.prices["BTCUSDT"])
-    assert await saved(tmp_path, f"cooldown:{run.id}") == {"losses": 0}
-    closed = [text for _, text in await alerts_of(tmp_path) if "trade PnL" in text]
-    assert len(closed) == 1
-    assert "too small to sell now, so its trade closed at its last sale" in closed[0]
 
 
 async def test_a_position_the_restart_finds_unprotected_gets_its_stop_at_start_up(
