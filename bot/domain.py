@@ -126,6 +126,20 @@ class Order:
         """Whether the order may rest on the venue, and fill, after it was sent."""
         return self.kind != "market"
 
+    def as_intent(self) -> OrderIntent:
+        """The journaled order as the intent it was sent as (no reference price): what a
+        report on it is built from when the venue is asked again."""
+        return OrderIntent(
+            self.client_order_id,
+            self.run_id,
+            self.pair,
+            self.side,
+            self.amount,
+            0.0,
+            self.created_at,
+            self.reason,
+        )
+
 
 CONVERSION_PREFIX = "dust-"  # a conversion's journal row and fill: dust-<transfer id>-<asset>
 

@@ -193,17 +193,7 @@ class Executor:
         if fills and position is not None and order.side is Side.SELL and self._flat(report):
             trade, again = await self._closed_trade(order.pair, position.opened_at, report)
         if fills:
-            intent = OrderIntent(
-                order.client_order_id,
-                order.run_id,
-                order.pair,
-                order.side,
-                order.amount,
-                0.0,
-                order.created_at,
-                order.reason,
-            )
-            await self._announce(intent, report, trade, again)
+            await self._announce(order.as_intent(), report, trade, again)
         return fills, None if again else trade
 
     async def settle_unknown(

@@ -717,16 +717,7 @@ class CcxtExchange:
             )
         if found is None:
             return None
-        intent = OrderIntent(
-            order.client_order_id,
-            order.run_id,
-            order.pair,
-            order.side,
-            order.amount,
-            0.0,
-            order.created_at,
-        )
-        return await self._report(intent, found)
+        return await self._report(order.as_intent(), found)
 
     async def read_by_venue_id(self, order: Order, venue_order_id: str) -> ExecutionReport:
         """``order`` read by the id the venue's website shows (one request, no list paging):
@@ -750,16 +741,7 @@ class CcxtExchange:
                 f"{order.client_order_id} (its client order id is "
                 f"{theirs or 'none'}); nothing changed"
             )
-        intent = OrderIntent(
-            order.client_order_id,
-            order.run_id,
-            order.pair,
-            order.side,
-            order.amount,
-            0.0,
-            order.created_at,
-        )
-        return await self._report(intent, found)
+        return await self._report(order.as_intent(), found)
 
     async def _by_exchange_id(self, order: Order, stop: bool) -> dict[str, Any] | None:
         """A journaled order read by the exchange's own id, when the journal has it: found
