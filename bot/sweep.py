@@ -10,6 +10,7 @@ adds nothing twice.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import math
@@ -36,6 +37,7 @@ OBJECTIVES = ("sharpe", "calmar", "return")
 CHUNK = 25  # combinations per task
 FULL = "full"  # the segment name of a whole series (no walk-forward)
 CONNECT_SECONDS = 5
+RESUBMITS = 3  # times a task cancelled by lost scattered candles is sent again
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,17 +289,48 @@ def run_on_dask(
     chunk: int = CHUNK,
 ) -> int:
     """Run the sweep on a dask.distributed ``client``; ``on_rows`` gets each task's rows as it
-    finishes (store them, move a progress bar). Returns the number of tasks."""
+    finishes (store them, move a progress bar). Returns the number of tasks.
+
+    A dead worker's tasks are rerun by the scheduler, but scattered data it held alone cannot
+    be recomputed: the tasks needing it are cancelled. Those are sent again with the candles
+    scattered anew (up to ``RESUBMITS`` times each); a task's rows reach ``on_rows`` once."""
+    from concurrent.futures import CancelledError
+
     from distributed import as_completed
 
     data, work = tasks(spec, series, chunk)
-    scattered = client.scatter(data, broadcast=True)  # once per worker, not once per task
-    futures = [
-        client.submit(evaluate, scattered, key, spec, chunk, pure=False) for key, chunk in work
-    ]
-    for future in as_completed(futures):
-        on_rows(future.result())
-    return len(futures)
+
+    def scatter() -> dict[str, Any]:
+        """Once per worker, not once per task; under keys of this sweep's own (a dict's keys
+        would name the data on the scheduler: another sweep of the pair would share them)."""
+        sent = client.scatter(list(data.values()), broadcast=True, hash=False)
+        return dict(zip(data, sent, strict=True))
+
+    scattered = scatter()
+
+    def submit(index: int) -> Any:
+        key, combos = work[index]
+        return client.submit(evaluate, scattered, key, spec, combos, pure=False)
+
+    task_of = {submit(index): index for index in range(len(work))}
+    tries = collections.Counter[int]()
+    running = as_completed(list(task_of))
+    for future in running:
+        index = task_of.pop(future)
+        try:
+            rows = future.result()
+        except CancelledError:
+            tries[index] += 1
+            if tries[index] > RESUBMITS:
+                raise
+            if any(part.status != "finished" for part in scattered.values()):
+                scattered = scatter()
+            again = submit(index)
+            task_of[again] = index
+            running.add(again)
+            continue
+        on_rows(rows)
+    return len(work)
 
 
 @contextmanager

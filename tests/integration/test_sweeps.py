@@ -28,6 +28,7 @@ from bot.sweep import (
     run_plain,
     score,
     segments,
+    tasks,
     unscored,
 )
 from bot.sweep import walk_forward as folds_of
@@ -79,6 +80,7 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(
     series = [Series("BTC/USDT", "1h", btc_candles)]
     received: list[SweepRow] = []
     killed = []
+    client.wait_for_workers(2)
 
     def store(rows: list[SweepRow]) -> None:
         received.extend(rows)
@@ -94,6 +96,52 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(
     assert max(counts.values()) == 1
     assert set(counts) == set(by_key(run_plain(spec, series)))
     assert any(row.score is None for row in received)  # the drawdown constraint bit somewhere
+
+
+def test_a_sweep_whose_scattered_candles_are_lost_scatters_them_again(
+    client: Client, btc_candles: pd.DataFrame
+) -> None:
+    """Every worker dies after the first result: the scattered candles are gone for good
+    (the scheduler cannot recompute scattered data), so the rest must be sent again."""
+    spec = SweepSpec("sma_cross", SPACE, objective="return")
+    series = [Series("BTC/USDT", "1h", btc_candles)]
+    received: list[SweepRow] = []
+    killed = []
+
+    def store(rows: list[SweepRow]) -> None:
+        received.extend(rows)
+        if not killed:
+            client.wait_for_workers(2)  # the worker an earlier test killed is back
+            pids = client.run(os.getpid)
+            killed.extend(pids)
+            for pid in pids.values():
+                os.kill(pid, signal.SIGKILL)
+
+    run_on_dask(client, spec, series, store, chunk=1)
+    assert len(killed) == 2
+    counts = collections.Counter(row.key for row in received)
+    assert max(counts.values()) == 1
+    assert set(counts) == set(by_key(run_plain(spec, series)))
+
+
+def test_two_sweeps_of_the_same_pair_on_one_scheduler_keep_their_own_candles(
+    client: Client, btc_candles: pd.DataFrame
+) -> None:
+    """Another sweep (the chat's /sweep, a second CLI run) holds BTC/USDT 1h candles of a
+    different window on the same scheduler: this sweep must run on its own candles."""
+    spec = SweepSpec("sma_cross", SPACE, objective="return")
+    other = SweepSpec("sma_cross", SPACE, objective="return", folds=2)
+    mine = [Series("BTC/USDT", "1h", btc_candles)]
+    theirs = [Series("BTC/USDT", "1h", btc_candles.iloc[:900])]
+    with Client(client.scheduler.address) as second:
+        held = second.scatter(tasks(other, theirs)[0], broadcast=True)
+        received: list[SweepRow] = []
+        run_on_dask(client, spec, mine, received.extend, chunk=4)
+        del held
+    plain = by_key(run_plain(spec, mine))
+    assert by_key(received).keys() == plain.keys()
+    for key, row in by_key(received).items():
+        assert row.metrics == plain[key].metrics
 
 
 def test_the_space_is_checked_against_the_strategys_bounds() -> None:
