@@ -22,9 +22,9 @@ from pathlib import Path
 
 from bench.paths import BENCH, SHARED_DATA
 from bench.series import build_year
-from bot.backtest import BacktestSetup, run_backtest
-from bot.candles import read_candle_file
-from bot.domain import RiskLimits
+from bot.core.domain import RiskLimits
+from bot.market.candle_files import read_candle_file
+from bot.research.backtest import BacktestSetup, run_backtest
 from strategies import build_strategy
 
 REAL = SHARED_DATA / "BTC_USDT-1m.csv.gz"

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.chat_rig import ADMIN, STRANGER, chat_stack
+from tests.rigs.chat_rig import ADMIN, STRANGER, chat_stack
 
 GROUP = -500
 

@@ -27,18 +27,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bench.paths import SHARED_DATA
-from bot.app import assemble_replay, build_cockpit, load_replay
-from bot.cockpit import Venue
-from bot.config import Settings
-from bot.domain import to_ms
-from bot.history import ReplayHistory
-from bot.replay import POSITION_KEY
-from bot.scheduler import Jobs
+from bot.app.bootstrap import assemble_replay, build_cockpit, load_replay
+from bot.app.config import Settings
+from bot.chat.cockpit import Venue
+from bot.core.domain import to_ms
+from bot.market.history import ReplayHistory
+from bot.ops.scheduler import Jobs
+from bot.trading.replay import POSITION_KEY
 from handlers.frontend import TelegramFrontend
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.state import SqliteStateRepository
-from tests.telegram_emulator import TelegramEmulator, running
+from tests.doubles.telegram_emulator import TelegramEmulator, running
 
 DATA = SHARED_DATA
 USER = 1001

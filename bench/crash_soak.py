@@ -6,7 +6,7 @@ at least 200 times, restarting it after each kill and checking every invariant.
         [--fee-asset quote|received|BNB]
         [--dwell 0.1,1.5] [--walks]
 
-See tests/crash_soak.py for what is checked; the suite runs the same soak with 5 kills.
+See tests/soaks/crash_soak.py for what is checked; the suite runs the same soak with 5 kills.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from bench.paths import SAMPLE_DATA, SHARED_DATA
-from bot.candles import read_candle_file
-from tests.crash_soak import run_crash_soak
+from bot.market.candle_files import read_candle_file
+from tests.soaks.crash_soak import run_crash_soak
 
 SAMPLE = SAMPLE_DATA / "BTC_USDT-1h.csv.gz"
 SHARED = SHARED_DATA / "BTC_USDT-1h.csv.gz"  # 6 years: never runs out

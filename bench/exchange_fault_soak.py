@@ -7,7 +7,7 @@ rejections, partial fills, clock skew). Prints what was injected and every invar
         [--fee-asset quote|received|BNB]
 
 Needs ../shared/data/BTC_USDT-1h.csv.gz (real candles, more than the bundled sample holds).
-The suite runs the same soak for 400 ticks (tests/integration/test_soaks.py).
+The suite runs the same soak for 400 ticks (tests/soaks/test_soaks.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from bench.paths import SHARED_DATA
-from bot.candles import read_candle_file
-from tests.exchange_chaos import run_fault_soak
+from bot.market.candle_files import read_candle_file
+from tests.doubles.exchange_chaos import run_fault_soak
 
 DATA = SHARED_DATA / "BTC_USDT-1h.csv.gz"
 

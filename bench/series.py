@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bot.candles import read_candle_file
+from bot.market.candle_files import read_candle_file
 
 YEAR_OF_MINUTES = 525_600
 

@@ -22,19 +22,19 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.paths import SAMPLE_DATA
-from bot.app import PaperAccount, build_paper_engine
-from bot.candles import read_candle_file
-from bot.clock import FakeClock
-from bot.domain import RiskLimits, from_ms
+from bot.app.bootstrap import PaperAccount, build_paper_engine
+from bot.core.clock import FakeClock
+from bot.core.domain import RiskLimits, from_ms
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.exchange_source import ExchangeCandleSource
-from bot.service import TradingService
-from bot.stream_feed import StreamingFeed
+from bot.market.candle_files import read_candle_file
+from bot.market.live_source import ExchangeCandleSource
+from bot.market.streaming import StreamingFeed
+from bot.trading.service import TradingService
 from storage.db import open_database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
 from storage.pair_runs import SqlitePairRunRepository
-from tests.fake_exchange import FakeBinance, binance_urls, serve
+from tests.doubles.fake_exchange import FakeBinance, binance_urls, serve
 
 
 def rss_mb() -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.paths import SAMPLE_DATA
-from bot.candles import read_candle_file
+from bot.market.candle_files import read_candle_file
 from strategies import REGISTRY
 from tests.integration.test_parity import EVERY_EXIT
 from tests.integration.test_venue_parity import (

@@ -39,13 +39,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot.alerts import AlertOutbox
-from bot.chat_replies import Photo, Progress
-from bot.clock import SystemClock
-from bot.cockpit import Cockpit
-from bot.domain import AlertPriority
-from bot.errors import BotError, NotFound, UserInputError
-from bot.ports import Clock
+from bot.alerts.outbox import AlertOutbox
+from bot.chat.cockpit import Cockpit
+from bot.chat.replies import Photo, Progress
+from bot.core.clock import SystemClock
+from bot.core.domain import AlertPriority
+from bot.core.errors import BotError, NotFound, UserInputError
+from bot.core.ports import Clock
 from handlers import dust as dust_command
 from handlers.delivery import plain, send_photo, send_text
 from handlers.holdings import holdings_reply

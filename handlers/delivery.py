@@ -20,9 +20,9 @@ from telegram import Bot, Message
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, TimedOut
 
-from bot.alert_preferences import ADMINS_ONLY, AlertPreferences
-from bot.domain import Alert
-from bot.ports import Clock
+from bot.alerts.preferences import ADMINS_ONLY, AlertPreferences
+from bot.core.domain import Alert
+from bot.core.ports import Clock
 from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)

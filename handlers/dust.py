@@ -1,12 +1,14 @@
 """/dust (admin): the dust in the books per asset, and its conversion where the venue offers
-one, after an inline Confirm. The work is bot/dust.py's; this module words it."""
+one, after an inline Confirm. The work is bot/trading/dust.py's; this module words it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
 
-from bot.dust import (
+from bot.core.errors import BotError, UserInputError
+from bot.core.number_text import amount_text
+from bot.trading.dust import (
     DustDesk,
     DustSurvey,
     no_conversion,
@@ -14,8 +16,6 @@ from bot.dust import (
     nothing_to_convert,
     summary,
 )
-from bot.errors import BotError, UserInputError
-from bot.number_text import amount_text
 
 
 class NothingToConfirm(UserInputError):

@@ -23,13 +23,13 @@ from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import Application
 from telegram.request import HTTPXRequest
 
-from bot.alerts import AlertOutbox
-from bot.chat import ChatFactory
-from bot.clock import SystemClock
-from bot.cockpit import Cockpit
-from bot.config import Secrets, Settings, WebhookSettings
-from bot.domain import AlertPriority
-from bot.ports import Clock
+from bot.alerts.outbox import AlertOutbox
+from bot.app.config import Secrets, Settings, WebhookSettings
+from bot.app.notifications import ChatFactory
+from bot.chat.cockpit import Cockpit
+from bot.core.clock import SystemClock
+from bot.core.domain import AlertPriority
+from bot.core.ports import Clock
 from handlers.commands import (
     COMMANDS,
     CONFIRM_SECONDS,

@@ -16,8 +16,8 @@ from pathlib import Path
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot.clock import SystemClock
-from bot.config import Settings
+from bot.app.config import Settings
+from bot.core.clock import SystemClock
 from handlers.delivery import send_text
 
 log = logging.getLogger(__name__)

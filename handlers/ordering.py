@@ -26,8 +26,8 @@ from telegram import Update
 from telegram.error import Forbidden, InvalidToken, TelegramError
 from telegram.ext import BaseUpdateProcessor, ExtBot
 
-from bot.clock import SystemClock
-from bot.ports import Clock
+from bot.core.clock import SystemClock
+from bot.core.ports import Clock
 from handlers.priority import ADMIN_FIRST
 
 log = logging.getLogger(__name__)

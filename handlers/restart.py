@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.cockpit import Cockpit
-from bot.ports import Clock
+from bot.chat.cockpit import Cockpit
+from bot.core.ports import Clock
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from weakref import WeakKeyDictionary
 
 import httpx
 
-from bot.ports import Clock
+from bot.core.ports import Clock
 
 log = logging.getLogger(__name__)
 

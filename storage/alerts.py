@@ -6,7 +6,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.domain import Alert, AlertPriority, from_ms, to_ms
+from bot.core.domain import Alert, AlertPriority, from_ms, to_ms
 from storage.db import Database
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.domain import AuditEntry, from_ms, to_ms
+from bot.core.domain import AuditEntry, from_ms, to_ms
 from storage.db import Database
 
 

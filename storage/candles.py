@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from bot.domain import to_ms
+from bot.core.domain import to_ms
 from storage.db import Database
 
 _COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.domain import EquitySnapshot, from_ms, to_ms
+from bot.core.domain import EquitySnapshot, from_ms, to_ms
 from storage.db import Database
 
 

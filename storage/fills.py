@@ -6,7 +6,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.domain import Fill, Side, from_ms, to_ms
+from bot.core.domain import Fill, Side, from_ms, to_ms
 from storage.db import Database
 
 
@@ -50,7 +50,7 @@ class SqliteFillRepository:
 
     async def add_beyond(self, fill: Fill, amount: float, users: float) -> None:
         """Record that ``fill``'s trade sold ``amount`` beyond the books' position, ``users`` of
-        it the user's own coins (see bot/execution.py)."""
+        it the user's own coins (see bot/execution/executor.py)."""
         values = (fill.trade_id, fill.client_order_id, fill.pair, amount, fill.price, users)
         await self._db.execute(
             "INSERT INTO sales_beyond (trade_id, client_order_id, pair, amount, price, users,"

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.domain import Order, OrderIntent, OrderStatus, Side, from_ms, to_ms
+from bot.core.domain import Order, OrderIntent, OrderStatus, Side, from_ms, to_ms
 from storage.db import Database
 
 
@@ -159,7 +159,8 @@ def _order(row: aiosqlite.Row) -> Order:
 
 
 def _kind(intent: OrderIntent) -> str:
-    """How ``intent`` is sent (bot/execution.py ``_send``): a stop, a limit or at market."""
+    """How ``intent`` is sent (bot/execution/executor.py ``_send``): a stop, a limit or at
+    market."""
     if intent.stop_price is not None:
         return "stop"
     return "limit" if intent.limit_price is not None else "market"

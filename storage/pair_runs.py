@@ -10,7 +10,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.domain import PairRun, RunState, from_ms, to_ms
+from bot.core.domain import PairRun, RunState, from_ms, to_ms
 from storage.db import Database
 
 

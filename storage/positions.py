@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from bot.domain import Position, from_ms, to_ms
+from bot.core.domain import Position, from_ms, to_ms
 from storage.db import Database
 
 

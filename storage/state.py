@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from bot.domain import to_ms
+from bot.core.domain import to_ms
 from storage.db import Database
 
 

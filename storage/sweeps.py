@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain import SweepRow, to_ms
+from bot.core.domain import SweepRow, to_ms
 from storage.db import Database
 
 

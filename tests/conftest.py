@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.candles import read_candle_file
-from bot.clock import FakeClock
+from bot.core.clock import FakeClock
+from bot.market.candle_files import read_candle_file
 from storage.db import Database, open_database
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -34,8 +34,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_exponential_jitter
 
-from bot.candles import COLUMNS
-from bot.domain import (
+from bot.core.domain import (
     DustConversion,
     ExecutionReport,
     Fill,
@@ -47,7 +46,7 @@ from bot.domain import (
     from_ms,
     to_ms,
 )
-from bot.errors import (
+from bot.core.errors import (
     BotError,
     ClockSkew,
     ConfigError,
@@ -62,7 +61,8 @@ from bot.errors import (
 from bot.exchange import dust
 from bot.exchange.account_fees import AccountFees
 from bot.exchange.venues import Lookup, carries, profile_for
-from bot.telemetry import EXCHANGE_ERRORS
+from bot.market.candle_files import COLUMNS
+from bot.ops.telemetry import EXCHANGE_ERRORS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

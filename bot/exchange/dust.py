@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.domain import DustConversion, from_ms
+from bot.core.domain import DustConversion, from_ms
 
 LOG_SPAN_MS = 90 * 86_400_000  # the longest span one dust-log request may cover
 

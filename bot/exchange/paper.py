@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain import (
+from bot.core.domain import (
     ExecutionReport,
     Fill,
     OpenOrder,
@@ -31,8 +31,8 @@ from bot.domain import (
     from_ms,
     to_ms,
 )
-from bot.errors import ExchangeRejected, InsufficientFunds
-from bot.ports import Clock, PriceFeed, StateStore
+from bot.core.errors import ExchangeRejected, InsufficientFunds
+from bot.core.ports import Clock, PriceFeed, StateStore
 
 ACCOUNT_KEY = "paper.account"  # {"balances": {...}, "orders": {client order id: report}}
 KEPT_REPORTS = 500  # the most recent orders stay answerable after a restart

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from bot.errors import ExchangeRejected
+from bot.core.errors import ExchangeRejected
 
 # Where our ids live as UUIDs (Coinbase, Kraken): a fixed namespace makes the UUID a pure
 # function of our id.
@@ -194,7 +194,7 @@ PROFILES: Mapping[str, VenueProfile] = {
         # A unified account, said outright: otherwise ccxt asks /v5/user/query-api before the
         # first order, which Bybit answers only to a key that may also move funds.
         ccxt_options={"enableUnifiedAccount": True, "enableUnifiedMargin": False},
-        # Verified: the soaks run on a model of Bybit's v5 spot API (tests/fake_bybit.py).
+        # Verified: the soaks run on a model of Bybit's v5 spot API (tests/doubles/fake_bybit.py).
     ),
     "kraken": VenueProfile(
         name="kraken",
@@ -231,7 +231,8 @@ PROFILES: Mapping[str, VenueProfile] = {
         # A wrong secret: ccxt's table lacks it, and an unclassified error reads as an outage.
         auth_errors=("EAPI:Invalid signature",),
         ohlcv_limit=720,
-        # Verified: the soaks run on a model of Kraken's spot REST API (tests/fake_kraken.py).
+        # Verified: the soaks run on a model of Kraken's spot REST API
+        # (tests/doubles/fake_kraken.py).
     ),
     "coinbase": VenueProfile(
         name="coinbase",
@@ -262,7 +263,8 @@ PROFILES: Mapping[str, VenueProfile] = {
             "fetchBalance": "v3PrivateGetBrokerageAccounts",
             "fetchTime": "v3PublicGetBrokerageTime",
         },
-        # Verified: the soaks run on a model of the Advanced Trade API (tests/fake_coinbase.py).
+        # Verified: the soaks run on a model of the Advanced Trade API
+        # (tests/doubles/fake_coinbase.py).
     ),
 }
 

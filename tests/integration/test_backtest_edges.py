@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.account_terms import PER_CANDLE, RESTING, AccountTerms
-from bot.backtest import BacktestResult, BacktestSetup, run_backtest, setup_for
-from bot.backtest_report import metric_rows
-from bot.candles import read_candle_file
-from bot.domain import RiskLimits, from_ms
+from bot.core.domain import RiskLimits, from_ms
+from bot.market.candle_files import read_candle_file
+from bot.research.account_terms import PER_CANDLE, RESTING, AccountTerms
+from bot.research.backtest import BacktestResult, BacktestSetup, run_backtest, setup_for
+from bot.research.report import metric_rows
 from strategies import build_strategy
 from strategies.base import ENTER, EXIT, HOLD, Strategy
 from tests.integration.test_cli import SAMPLE, pairpilot

@@ -24,7 +24,7 @@ ENVIRONMENT = {
 
 def pairpilot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -60,7 +60,7 @@ def test_backups_while_the_service_writes_are_whole_and_restore_round_trips(
     )
     database = tmp_path / "state" / "pairpilot.sqlite"
     service = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "bot.cli.main", "run", "--config", str(config)],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -11,27 +11,32 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import AlertOutbox
-from bot.app import build_engine
-from bot.clock import FakeClock
-from bot.domain import ExecutionReport, Fill, OrderIntent, OrderStatus, RiskLimits, Side
-from bot.engine import Engine, EngineCosts
-from bot.errors import ExchangeAuthFailed, ExchangeRejected, ExchangeUnavailable, InsufficientFunds
+from bot.alerts.outbox import AlertOutbox
+from bot.app.bootstrap import build_engine
+from bot.core.clock import FakeClock
+from bot.core.domain import ExecutionReport, Fill, OrderIntent, OrderStatus, RiskLimits, Side
+from bot.core.errors import (
+    ExchangeAuthFailed,
+    ExchangeRejected,
+    ExchangeUnavailable,
+    InsufficientFunds,
+)
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.execution import Executor
-from bot.metrics import round_trips
-from bot.outside import OutsideHoldings
-from bot.portfolio import Portfolio
-from bot.reconcile import Reconciliation, reconcile
+from bot.execution.executor import Executor
+from bot.execution.reconcile import Reconciliation, reconcile
+from bot.portfolio.books import Portfolio
+from bot.portfolio.outside import OutsideHoldings
+from bot.portfolio.performance import round_trips
+from bot.trading.engine import Engine, EngineCosts
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
-from tests.builders import executor_on, wall_ms
-from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
-from tests.invariants import Invariants
+from tests.doubles.fake_exchange import FakeBinance, Fault, binance_urls, serve
+from tests.rigs.builders import executor_on, wall_ms
+from tests.rigs.invariants import Invariants
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
 KEYS = {"apiKey": "test-key", "secret": "test-secret"}

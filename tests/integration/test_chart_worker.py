@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.chart_worker import ChartWorker
+from bot.charts.worker import ChartWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -65,7 +65,7 @@ async def test_a_bad_chart_request_raises_in_the_caller_and_the_worker_lives_on(
 
 SERVICE = """
 import sys, time
-from bot.chart_worker import ChartWorker
+from bot.charts.worker import ChartWorker
 worker = ChartWorker()
 worker.start()
 if sys.argv[1] == "settled":

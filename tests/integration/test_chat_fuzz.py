@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handlers.commands import COMMANDS
-from tests.chat_rig import ADMIN, TRADER, Chat, chat_stack
+from tests.rigs.chat_rig import ADMIN, TRADER, Chat, chat_stack
 
 NASTY = [
     "<b>",

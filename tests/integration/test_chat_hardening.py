@@ -19,17 +19,17 @@ from typing import Any
 
 import pytest
 
-from bot.alerts import AlertDispatcher
-from bot.config import WebhookSettings
-from bot.health import check_chat
+from bot.alerts.outbox import AlertDispatcher
+from bot.app.config import WebhookSettings
+from bot.ops.health import check_chat
 from handlers.commands import READING, ChatCommands
 from handlers.restart import ChatMemory
 from handlers.webhook import MAX_CONNECTIONS
 from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
-from tests.builders import replay_settings
-from tests.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
-from tests.telegram_emulator import Sent, TelegramEmulator, post_update
+from tests.doubles.telegram_emulator import Sent, TelegramEmulator, post_update
+from tests.rigs.builders import replay_settings
+from tests.rigs.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
 
 GROUP = -500
 

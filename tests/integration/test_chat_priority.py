@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from telegram import Update
 
-from bot.config import WebhookSettings
+from bot.app.config import WebhookSettings
 from handlers.ordering import STRANGERS_AT_ONCE, STRANGERS_PER_WINDOW
-from tests.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
-from tests.telegram_emulator import Sent, TelegramEmulator, post_update
+from tests.doubles.telegram_emulator import Sent, TelegramEmulator, post_update
+from tests.rigs.chat_rig import ADMIN, STRANGER, VIEWER, chat_stack
 
 GROUP = -500
 

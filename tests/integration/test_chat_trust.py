@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import AlertDispatcher
-from bot.clock import SystemClock
-from bot.config import Secrets, load_settings
-from bot.errors import ConfigError
-from bot.health import check_health
-from bot.number_text import amount_text, price_text
+from bot.alerts.outbox import AlertDispatcher
+from bot.app.config import Secrets, load_settings
+from bot.core.clock import SystemClock
+from bot.core.errors import ConfigError
+from bot.core.number_text import amount_text, price_text
+from bot.ops.health import check_health
 from handlers.frontend import Backoff
-from tests.chat_rig import ADMIN, STRANGER, TRADER, VIEWER, Chat, chat_stack
-from tests.telegram_emulator import Sent, TelegramEmulator
+from tests.doubles.telegram_emulator import Sent, TelegramEmulator
+from tests.rigs.chat_rig import ADMIN, STRANGER, TRADER, VIEWER, Chat, chat_stack
 
 
 def _confirm(sent: Sent) -> str:

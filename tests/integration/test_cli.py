@@ -24,7 +24,7 @@ HEADER = "timestamp,open,high,low,close,volume\n"
 
 def pairpilot(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "bot.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -113,7 +113,16 @@ def test_backtest_on_a_terminal_shows_its_stages_then_clears_the_bar(tmp_path: P
     terminal, child_end = pty.openpty()
     fcntl.ioctl(child_end, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "backtest", "--data", str(SAMPLE), "--chart", str(chart)],
+        [
+            sys.executable,
+            "-m",
+            "bot.cli.main",
+            "backtest",
+            "--data",
+            str(SAMPLE),
+            "--chart",
+            str(chart),
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=child_end,
@@ -258,7 +267,7 @@ def test_run_stops_cleanly_on_ctrl_c_and_resumes_where_it_stopped(tmp_path: Path
     stopped_at = []
     for _ in range(2):
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "bot.cli.main", "run", "--config", str(config)],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

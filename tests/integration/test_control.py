@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Trading, assemble_replay, load_replay
-from bot.domain import RunState
-from bot.errors import NotFound, UserInputError
+from bot.app.bootstrap import Trading, assemble_replay, load_replay
+from bot.core.domain import RunState
+from bot.core.errors import NotFound, UserInputError
 from storage.db import open_database
-from tests.builders import replay_settings
+from tests.rigs.builders import replay_settings
 
 
 @asynccontextmanager

@@ -16,24 +16,24 @@ from pathlib import Path
 
 import pytest
 
-from bot import data_dir
-from bot.alerts import AlertDispatcher, ConsoleSink
-from bot.app import assemble_replay, load_replay
+from bot.alerts.held import HeldAlerts
+from bot.alerts.outbox import AlertDispatcher, ConsoleSink
+from bot.app.bootstrap import assemble_replay, load_replay
+from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings
+from bot.app.serve import run_service
 from bot.cli import main
-from bot.clock import SystemClock
-from bot.config import Secrets, TelegramSettings, TelegramUser, load_settings
-from bot.domain import AlertPriority, Side
-from bot.held_alerts import HeldAlerts
-from bot.serve import run_service
-from bot.service_watch import ServiceWatch, goodbye
-from bot.telemetry import STORAGE_OK
+from bot.core.clock import SystemClock
+from bot.core.domain import AlertPriority, Side
+from bot.ops import data_dir
+from bot.ops.telemetry import STORAGE_OK
+from bot.trading.watch import ServiceWatch, goodbye
 from handlers.frontend import telegram_factory
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from storage.state import SqliteStateRepository
-from tests.chat_rig import ADMIN, VIEWER
-from tests.telegram_emulator import TelegramEmulator, running
+from tests.doubles.telegram_emulator import TelegramEmulator, running
+from tests.rigs.chat_rig import ADMIN, VIEWER
 
 ROOT = str(Path(__file__).resolve().parents[2])
 SAMPLE = Path(ROOT) / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
@@ -151,7 +151,7 @@ async def test_a_start_refused_on_a_full_disk_is_told_to_the_admins_on_telegram(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot.cli",
+            "bot.cli.main",
             "run",
             "--config",
             str(config),
@@ -258,7 +258,7 @@ async def test_a_disk_that_fills_in_one_go_reaches_the_admins_through_telegram(
     """No room for even one alert row: the alert goes straight to the admins (Telegram needs
     no disk), once per episode, retried while Telegram is down, and kept in the outbox as
     delivered once the disk takes writes again; the goodbye on a full disk arrives too."""
-    monkeypatch.setattr("bot.app.HEARTBEAT_SECONDS", 0.3)
+    monkeypatch.setattr("bot.app.bootstrap.HEARTBEAT_SECONDS", 0.3)
     emulator = TelegramEmulator()
     async with running(emulator) as base:
         settings = load_settings(replay_config(tmp_path, roomy_disk / "data"), None)

@@ -23,29 +23,29 @@ import ccxt.async_support as ccxt_async
 import pandas as pd
 import pytest
 
-from bot.app import build_cockpit
-from bot.cockpit import Cockpit, Venue
-from bot.domain import OrderIntent, Side, to_ms
-from bot.dust import PENDING_KEY, DustDesk
-from bot.errors import BotError, UserInputError
+from bot.app.bootstrap import build_cockpit
+from bot.app.exchange_service import ExchangeTrading
+from bot.chat.cockpit import Cockpit, Venue
+from bot.core.domain import OrderIntent, Side, to_ms
+from bot.core.errors import BotError, UserInputError
+from bot.core.number_text import amount_text
 from bot.exchange.venues import profile_for
-from bot.exchange_service import ExchangeTrading
-from bot.history import ExchangeHistory
-from bot.metrics import round_trips
-from bot.number_text import amount_text
-from bot.outside import OUTSIDE_KEY
-from bot.scheduler import Jobs
+from bot.market.history import ExchangeHistory
+from bot.ops.scheduler import Jobs
+from bot.portfolio.outside import OUTSIDE_KEY
+from bot.portfolio.performance import round_trips
+from bot.trading.dust import PENDING_KEY, DustDesk
 from handlers.frontend import TelegramFrontend
 from storage.alerts import SqliteAlertRepository
 from storage.candles import SqliteCandleRepository
 from storage.db import Database, open_database
 from storage.fills import SqliteFillRepository
 from storage.state import SqliteStateRepository
-from tests.chat_rig import ADMIN, VIEWER, chat_stack
-from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
-from tests.invariants import Invariants
-from tests.live_rig import HOUR, PAIR, Market, funded_fake, hourly, live_stack
-from tests.telegram_emulator import Sent, TelegramEmulator, running
+from tests.doubles.fake_exchange import FakeBinance, Fault, binance_urls, serve
+from tests.doubles.telegram_emulator import Sent, TelegramEmulator, running
+from tests.rigs.chat_rig import ADMIN, VIEWER, chat_stack
+from tests.rigs.invariants import Invariants
+from tests.rigs.live_rig import HOUR, PAIR, Market, funded_fake, hourly, live_stack
 
 START = datetime(2025, 6, 27, 4, 30, tzinfo=UTC)
 ENTRY_TICK = datetime(2025, 6, 27, 5, 0, 5, tzinfo=UTC)

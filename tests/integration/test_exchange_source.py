@@ -9,24 +9,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.alerts import AlertOutbox, OnceAlerts
-from bot.app import PaperAccount, build_paper_engine
-from bot.clock import FakeClock
-from bot.config import Secrets, Settings
-from bot.domain import RiskLimits, from_ms
-from bot.errors import ConfigError
+from bot.alerts.outbox import AlertOutbox, OnceAlerts
+from bot.app.bootstrap import PaperAccount, build_paper_engine
+from bot.app.config import Secrets, Settings
+from bot.app.serve import run_service
+from bot.core.clock import FakeClock
+from bot.core.domain import RiskLimits, from_ms
+from bot.core.errors import ConfigError
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.exchange_source import ExchangeCandleSource
-from bot.scheduler import candle_close_trigger
-from bot.serve import run_service
-from bot.service import TradingService
+from bot.market.live_source import ExchangeCandleSource
+from bot.ops.scheduler import candle_close_trigger
+from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
-from tests.fake_exchange import FakeBinance, binance_urls, serve
+from tests.doubles.fake_exchange import FakeBinance, binance_urls, serve
 
 PAIR = "BTC/USDT"
 HOUR = timedelta(hours=1)

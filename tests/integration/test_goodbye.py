@@ -10,13 +10,13 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from bot.config import Secrets, TelegramSettings, TelegramUser, load_settings
-from bot.serve import run_service
-from bot.service_watch import GOODBYE_SECONDS
+from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings
+from bot.app.serve import run_service
+from bot.trading.watch import GOODBYE_SECONDS
 from handlers.frontend import telegram_factory
-from tests.chat_rig import ADMIN
+from tests.doubles.telegram_emulator import TelegramEmulator, running
 from tests.integration.test_data_dir import replay_config, texts_to
-from tests.telegram_emulator import TelegramEmulator, running
+from tests.rigs.chat_rig import ADMIN
 
 
 async def test_a_rate_limited_goodbye_is_cut_short_and_stays_queued(tmp_path: Path) -> None:

@@ -8,16 +8,16 @@ from pathlib import Path
 
 from telegram import Bot
 
-from bot.alert_preferences import AlertPreferences
-from bot.clock import SystemClock
-from bot.domain import AlertPriority
-from bot.held_alerts import HeldAlerts
+from bot.alerts.held import HeldAlerts
+from bot.alerts.preferences import AlertPreferences
+from bot.core.clock import SystemClock
+from bot.core.domain import AlertPriority
 from handlers.delivery import TelegramSink
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.state import SqliteStateRepository
-from tests.chat_rig import VIEWER
-from tests.telegram_emulator import TelegramEmulator, running
+from tests.doubles.telegram_emulator import TelegramEmulator, running
+from tests.rigs.chat_rig import VIEWER
 
 
 async def held_through_telegram(tmp_path: Path, chats: list[int]) -> tuple[TelegramEmulator, list]:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.errors import ExchangeUnavailable
-from bot.outside import OUTSIDE_KEY
+from bot.core.errors import ExchangeUnavailable
+from bot.portfolio.outside import OUTSIDE_KEY
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.state import SqliteStateRepository
-from tests.chat_rig import ADMIN, VIEWER, chat_stack
 from tests.integration.test_position_lifecycle import lose_the_next_answer
-from tests.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
+from tests.rigs.chat_rig import ADMIN, VIEWER, chat_stack
+from tests.rigs.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
 
 START = datetime(2025, 6, 27, 4, 30, tzinfo=UTC)
 ENTRY_TICK = datetime(2025, 6, 27, 5, 0, 5, tzinfo=UTC)

@@ -9,15 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.config import Settings
-from bot.errors import ConfigError
-from bot.serve import run_service
+from bot.app.config import Settings
+from bot.app.serve import run_service
+from bot.core.errors import ConfigError
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
-from tests.fake_exchange import FakeBinance, Fault, serve
-from tests.live_rig import HOUR, PAIR, SECRETS, funded_fake, hourly, live_settings, live_stack
+from tests.doubles.fake_exchange import FakeBinance, Fault, serve
+from tests.rigs.live_rig import HOUR, PAIR, SECRETS, funded_fake, hourly, live_settings, live_stack
 
 
 async def test_live_mode_places_books_and_matches_the_exchange_ledger(

@@ -12,7 +12,7 @@ import pytest
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
-from tests.live_rig import PAIR, VENUES, funded_fake, hourly, live_stack
+from tests.rigs.live_rig import PAIR, VENUES, funded_fake, hourly, live_stack
 
 START = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
 FIRST = datetime(2025, 6, 23, 10, 0, 5, tzinfo=UTC)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.errors import ExchangeUnavailable, NotFound, UserInputError
+from bot.core.errors import ExchangeUnavailable, NotFound, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.market_data import download
+from bot.market.store import download
 from storage.candles import SqliteCandleRepository
 from storage.db import Database
-from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
+from tests.doubles.fake_exchange import FakeBinance, Fault, binance_urls, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
@@ -204,7 +204,7 @@ async def run_cli(*args: str, cwd: Path) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "bot.cli.main",
         *args,
         cwd=cwd,
         stdout=asyncio.subprocess.PIPE,

@@ -24,21 +24,21 @@ import aiohttp
 import pytest
 from prometheus_client import generate_latest
 
-from bot.app import assemble_replay, load_replay, start_watch
-from bot.candles import read_candle_file
+from bot.app.bootstrap import assemble_replay, load_replay, start_watch
+from bot.app.config import load_settings
 from bot.cli import main
-from bot.config import load_settings
-from bot.domain import AlertPriority, EquitySnapshot, PairRun, RunState
-from bot.health import HEARTBEAT_KEY, heartbeat_record
-from bot.service_watch import restore_gauges_early
-from bot.telemetry import EQUITY, HALTED, REGISTRY
+from bot.core.domain import AlertPriority, EquitySnapshot, PairRun, RunState
+from bot.market.candle_files import read_candle_file
+from bot.ops.health import HEARTBEAT_KEY, heartbeat_record
+from bot.ops.telemetry import EQUITY, HALTED, REGISTRY
+from bot.trading.watch import restore_gauges_early
 from storage.alerts import SqliteAlertRepository
 from storage.db import UnusableDatabase, latest_schema, migrations, open_database
 from storage.equity import SqliteEquityRepository
 from storage.state import SqliteStateRepository
-from tests.chat_rig import ADMIN
-from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
-from tests.telegram_emulator import TelegramEmulator, running
+from tests.doubles.fake_exchange import FakeBinance, Fault, binance_urls, serve
+from tests.doubles.telegram_emulator import TelegramEmulator, running
+from tests.rigs.chat_rig import ADMIN
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
@@ -81,7 +81,7 @@ async def test_sigterm_with_telegram_and_metrics_on_stops_within_5_s(tmp_path: P
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot.cli",
+            "bot.cli.main",
             "--log-format",
             "json",
             "run",
@@ -316,7 +316,7 @@ def test_health_needs_no_secrets_in_live_or_webhook_mode(tmp_path: Path, mode: s
     seed(tmp_path / "data" / "pairpilot.sqlite", beat(seen=FRESH))
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "health", "--config", str(config)],
+        [sys.executable, "-m", "bot.cli.main", "health", "--config", str(config)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -400,7 +400,16 @@ def test_json_logs_are_json_only_with_utc_times_alerts_start_and_stop(tmp_path: 
     config = short_replay(tmp_path, 120)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PAIRPILOT_")}
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--log-format", "json", "run", "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "bot.cli.main",
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            str(config),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -429,7 +438,7 @@ def test_text_logs_carry_utc_times_and_json_errors_stay_json(tmp_path: Path) -> 
             [
                 sys.executable,
                 "-m",
-                "bot.cli",
+                "bot.cli.main",
                 "--log-format",
                 form,
                 "--log-level",
@@ -456,7 +465,7 @@ def test_text_logs_carry_utc_times_and_json_errors_stay_json(tmp_path: Path) -> 
         [
             sys.executable,
             "-m",
-            "bot.cli",
+            "bot.cli.main",
             "--log-level",
             "INFO",
             "run",
@@ -533,7 +542,16 @@ def test_the_service_on_a_corrupt_database_exits_2_naming_it(tmp_path: Path, for
     database.parent.mkdir()
     database.write_bytes(b"\x00not a database" * 64)
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--log-format", form, "run", "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "bot.cli.main",
+            "--log-format",
+            form,
+            "run",
+            "--config",
+            str(config),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -569,7 +587,7 @@ def test_no_command_migrates_the_database_under_a_running_older_service(tmp_path
         assert holder.stdout is not None
         assert holder.stdout.readline() == "held\n"
         result = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "data", "list", "--config", str(config)],
+            [sys.executable, "-m", "bot.cli.main", "data", "list", "--config", str(config)],
             cwd=tmp_path,
             capture_output=True,
             text=True,
@@ -606,7 +624,7 @@ def test_telegram_users_without_a_token_are_warned_about_and_a_secrets_directory
             [
                 sys.executable,
                 "-m",
-                "bot.cli",
+                "bot.cli.main",
                 "--log-format",
                 "json",
                 "run",
@@ -662,7 +680,7 @@ async def test_sigterm_in_a_multi_pair_exchange_outage_ends_the_tick_between_pai
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "tests.slow_tick_child",
+            "tests.rigs.slow_tick_child",
             "--log-format",
             "json",
             "run",

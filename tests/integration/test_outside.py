@@ -1,11 +1,11 @@
-"""The user's own holdings beside the books (bot/outside.py) on a real SQLite file."""
+"""The user's own holdings beside the books (bot/portfolio/outside.py) on a real SQLite file."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.clock import FakeClock
-from bot.outside import OutsideHoldings
+from bot.core.clock import FakeClock
+from bot.portfolio.outside import OutsideHoldings
 from storage.db import Database
 from storage.state import SqliteStateRepository
 

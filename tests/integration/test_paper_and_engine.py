@@ -9,11 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.alerts import AlertOutbox
-from bot.app import PaperAccount, build_paper_engine
-from bot.candles import ReplaySource
-from bot.clock import FakeClock
-from bot.domain import (
+from bot.alerts.outbox import AlertOutbox
+from bot.app.bootstrap import PaperAccount, build_paper_engine
+from bot.core.clock import FakeClock
+from bot.core.domain import (
     Action,
     ExecutionReport,
     Order,
@@ -25,11 +24,12 @@ from bot.domain import (
     Signal,
     from_ms,
 )
-from bot.errors import InsufficientFunds
+from bot.core.errors import InsufficientFunds
 from bot.exchange.paper import ACCOUNT_KEY, PaperExchange
-from bot.portfolio import Portfolio
-from bot.reconcile import reconcile
-from bot.service import TradingService
+from bot.execution.reconcile import reconcile
+from bot.market.candle_files import ReplaySource
+from bot.portfolio.books import Portfolio
+from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
@@ -38,7 +38,7 @@ from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.positions import SqlitePositionRepository
 from storage.state import SqliteStateRepository
-from tests.builders import executor_on
+from tests.rigs.builders import executor_on
 
 PAIR = "BTC/USDT"
 ACCOUNT = PaperAccount(balance=1000.0, quote="USDT", fee_rate=0.001, slippage=0.0005)

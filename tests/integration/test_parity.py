@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.app import PaperAccount, build_paper_engine
-from bot.backtest import BacktestSetup, run_backtest
-from bot.candles import ReplaySource, read_candle_file
-from bot.clock import FakeClock
-from bot.domain import RiskLimits, Trade
-from bot.metrics import round_trips
-from bot.replay import ReplayDriver
-from bot.service import TradingService
-from bot.timeframes import timeframe_delta, timeframe_seconds
+from bot.app.bootstrap import PaperAccount, build_paper_engine
+from bot.core.clock import FakeClock
+from bot.core.domain import RiskLimits, Trade
+from bot.core.timeframes import timeframe_delta, timeframe_seconds
+from bot.market.candle_files import ReplaySource, read_candle_file
+from bot.portfolio.performance import round_trips
+from bot.research.backtest import BacktestSetup, run_backtest
+from bot.trading.replay import ReplayDriver
+from bot.trading.service import TradingService
 from storage.db import open_database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository

@@ -14,21 +14,21 @@ import pandas as pd
 import pytest
 from aiohttp import web
 
-from bot.domain import Order, OrderIntent, Position, Side
-from bot.engine import protection_key
-from bot.errors import OrderOutcomeUnknown, UserInputError
+from bot.core.domain import Order, OrderIntent, Position, Side
+from bot.core.errors import OrderOutcomeUnknown, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.metrics import round_trips
+from bot.portfolio.performance import round_trips
+from bot.trading.engine import protection_key
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
-from tests.exchange_chaos import run_fault_soak
-from tests.fake_exchange import FakeBinance, Fault
-from tests.invariants import Invariants
-from tests.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
+from tests.doubles.exchange_chaos import run_fault_soak
+from tests.doubles.fake_exchange import FakeBinance, Fault
+from tests.rigs.invariants import Invariants
+from tests.rigs.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
 
 START = datetime(2025, 6, 27, 4, 30, tzinfo=UTC)
 ENTRY_TICK = datetime(2025, 6, 27, 5, 0, 5, tzinfo=UTC)

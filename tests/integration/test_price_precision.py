@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.cockpit import Venue
+from bot.chat.cockpit import Venue
+from bot.core.number_text import price_text
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.number_text import price_text
-from tests.chat_rig import VIEWER, chat_stack
-from tests.fake_exchange import FakeBinance, binance_urls, serve
+from tests.doubles.fake_exchange import FakeBinance, binance_urls, serve
+from tests.rigs.chat_rig import VIEWER, chat_stack
 
 TICKS = {"XRPUSDT": "0.00010000", "SHIBUSDT": "0.00000001", "BTCUSDT": "0.01000000"}
 

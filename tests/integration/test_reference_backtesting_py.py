@@ -18,9 +18,9 @@ import pytest
 from backtesting import Strategy as ReferenceStrategy
 from backtesting.lib import FractionalBacktest
 
-from bot.backtest import BacktestSetup, run_backtest
-from bot.candles import read_candle_file
-from bot.domain import RiskLimits, to_ms
+from bot.core.domain import RiskLimits, to_ms
+from bot.market.candle_files import read_candle_file
+from bot.research.backtest import BacktestSetup, run_backtest
 from strategies import build_strategy
 
 FEE = 0.001

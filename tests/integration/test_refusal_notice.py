@@ -12,8 +12,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from tests.chat_rig import ADMIN, TRADER
-from tests.telegram_emulator import TelegramEmulator, running
+from tests.doubles.telegram_emulator import TelegramEmulator, running
+from tests.rigs.chat_rig import ADMIN, TRADER
 
 ROOT = str(Path(__file__).resolve().parents[2])
 SAMPLE = Path(ROOT) / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
@@ -24,7 +24,7 @@ async def start(config: Path, secrets: Path, tmp: Path) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "bot.cli.main",
         "run",
         "--config",
         str(config),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.clock import SystemClock
-from bot.scheduler import Jobs
+from bot.core.clock import SystemClock
+from bot.ops.scheduler import Jobs
 
 
 async def test_a_job_repeating_without_pause_is_never_skipped() -> None:

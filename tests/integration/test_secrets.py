@@ -15,22 +15,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.app import build_cockpit
-from bot.clock import FakeClock
-from bot.cockpit import Venue
-from bot.config import Secrets, Settings
+from bot.app.bootstrap import build_cockpit
+from bot.app.config import Secrets, Settings
+from bot.app.exchange_service import assemble_on_exchange, credentials
+from bot.chat.cockpit import Venue
+from bot.core.clock import FakeClock
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.exchange_service import assemble_on_exchange, credentials
-from bot.history import ExchangeHistory
-from bot.redaction import MASK, install
-from bot.scheduler import Jobs
-from bot.stream_feed import StreamingFeed
+from bot.market.history import ExchangeHistory
+from bot.market.streaming import StreamingFeed
+from bot.ops.redaction import MASK, install
+from bot.ops.scheduler import Jobs
 from handlers.frontend import TelegramFrontend
 from storage.alerts import SqliteAlertRepository
 from storage.candles import SqliteCandleRepository
 from storage.db import open_database
-from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
-from tests.telegram_emulator import TelegramEmulator, running
+from tests.doubles.fake_exchange import FakeBinance, Fault, binance_urls, serve
+from tests.doubles.telegram_emulator import TelegramEmulator, running
 
 CANARY = "CANARY"
 KEY, SECRET, TOKEN = "key-CANARY-7f3a09", "secret-CANARY-91bd4e", "123456:CANARY-token-55aa"

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.account_terms import RESTING, AccountTerms, account_terms
-from bot.app import load_replay, paper_account
-from bot.backtest import run_backtest, setup_for
-from bot.backtest_report import metric_rows
-from bot.config import Settings
-from bot.domain import RiskLimits
-from bot.history import ReplayHistory
-from bot.sweep import SweepSpec, evaluate, segments
+from bot.app.bootstrap import load_replay, paper_account
+from bot.app.config import Settings
+from bot.core.domain import RiskLimits
+from bot.market.history import ReplayHistory
+from bot.research.account_terms import RESTING, AccountTerms, account_terms
+from bot.research.backtest import run_backtest, setup_for
+from bot.research.report import metric_rows
+from bot.research.sweep import SweepSpec, evaluate, segments
 from storage.sweeps import SqliteSweepRepository
 from strategies import build_strategy
-from tests.builders import replay_settings
-from tests.chat_rig import ADMIN, TRADER, chat_stack
+from tests.rigs.builders import replay_settings
+from tests.rigs.chat_rig import ADMIN, TRADER, chat_stack
 
 DAYS = 7
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import storage.db
-from bot.domain import (
+from bot.core.domain import (
     AlertPriority,
     EquitySnapshot,
     Fill,

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from bot.domain import from_ms, to_ms
+from bot.core.domain import from_ms, to_ms
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.exchange_source import ExchangeCandleSource
-from bot.stream_feed import StreamingFeed
-from tests.fake_exchange import FakeBinance, Fault, binance_urls, serve
+from bot.market.live_source import ExchangeCandleSource
+from bot.market.streaming import StreamingFeed
+from tests.doubles.fake_exchange import FakeBinance, Fault, binance_urls, serve
 
 PAIR = "BTC/USDT"
 HOUR = timedelta(hours=1)

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
 
-from bot.backtest import BacktestSetup, run_backtest
-from bot.domain import SweepRow
-from bot.errors import UserInputError
-from bot.sweep import (
+from bot.core.domain import SweepRow
+from bot.core.errors import UserInputError
+from bot.research.backtest import BacktestSetup, run_backtest
+from bot.research.sweep import (
     Series,
     SweepSpec,
     chained,
@@ -31,8 +31,8 @@ from bot.sweep import (
     tasks,
     unscored,
 )
-from bot.sweep import walk_forward as folds_of
-from bot.sweep_report import report as sweep_report
+from bot.research.sweep import walk_forward as folds_of
+from bot.research.sweep_report import report as sweep_report
 from strategies import build_strategy
 from tests.integration.test_cli import pairpilot
 

@@ -10,26 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import AlertDispatcher
-from bot.app import assemble_replay, build_cockpit, load_replay
-from bot.chat_requests import normalise_pair
-from bot.clock import FakeClock
-from bot.cockpit import Venue
-from bot.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
-from bot.domain import AlertPriority
-from bot.errors import UserInputError
-from bot.exchange_service import push_daily_report
-from bot.history import ReplayHistory
-from bot.scheduler import Jobs
-from bot.serve import run_service
+from bot.alerts.outbox import AlertDispatcher
+from bot.app.bootstrap import assemble_replay, build_cockpit, load_replay
+from bot.app.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
+from bot.app.exchange_service import push_daily_report
+from bot.app.serve import run_service
+from bot.chat.cockpit import Venue
+from bot.chat.requests import normalise_pair
+from bot.core.clock import FakeClock
+from bot.core.domain import AlertPriority
+from bot.core.errors import UserInputError
+from bot.market.history import ReplayHistory
+from bot.ops.scheduler import Jobs
 from handlers.commands import COMMANDS, Actions
 from handlers.delivery import MAY_REPEAT, chunks, plain, send_text
 from handlers.frontend import TelegramFrontend, telegram_factory
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
-from tests.builders import replay_settings
-from tests.chat_rig import ADMIN, STRANGER, TRADER, USERS, VIEWER, chat_stack
-from tests.telegram_emulator import TelegramEmulator, post_update, running
+from tests.doubles.telegram_emulator import TelegramEmulator, post_update, running
+from tests.rigs.builders import replay_settings
+from tests.rigs.chat_rig import ADMIN, STRANGER, TRADER, USERS, VIEWER, chat_stack
 
 
 async def test_commands_are_registered_and_whoami_answers_anyone(tmp_path: Path) -> None:

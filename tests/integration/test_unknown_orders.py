@@ -18,10 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.app import build_engine
-from bot.candles import ReplaySource
-from bot.clock import FakeClock
-from bot.domain import (
+from bot.app.bootstrap import build_engine
+from bot.core.clock import FakeClock
+from bot.core.domain import (
     AlertPriority,
     OrderIntent,
     OrderStatus,
@@ -30,23 +29,22 @@ from bot.domain import (
     Side,
     to_ms,
 )
-from bot.engine import Engine, EngineCosts, protection_key
-from bot.errors import BotError, ExchangeUnavailable, UserInputError
+from bot.core.errors import BotError, ExchangeUnavailable, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.execution import Executor
-from bot.outside import OutsideHoldings
-from bot.portfolio import CASH_KEY, Portfolio
-from bot.service import TradingService
+from bot.execution.executor import Executor
+from bot.market.candle_files import ReplaySource
+from bot.portfolio.books import CASH_KEY, Portfolio
+from bot.portfolio.outside import OutsideHoldings
+from bot.trading.engine import Engine, EngineCosts, protection_key
+from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
-from tests.builders import executor_on
-from tests.chat_rig import ADMIN, VIEWER, chat_stack
-from tests.fake_coinbase import FakeCoinbase, order_uuid
-from tests.fake_exchange import Fault
+from tests.doubles.fake_coinbase import FakeCoinbase, order_uuid
+from tests.doubles.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import with_run
 from tests.integration.test_dust import cockpit_on
 from tests.integration.test_paper_and_engine import at_open
@@ -60,7 +58,9 @@ from tests.integration.test_venue_coinbase import (
     other_bot,
 )
 from tests.integration.test_venue_orders import buy
-from tests.live_rig import funded_fake, live_stack, venue_client
+from tests.rigs.builders import executor_on
+from tests.rigs.chat_rig import ADMIN, VIEWER, chat_stack
+from tests.rigs.live_rig import funded_fake, live_stack, venue_client
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 CANCEL = "/api/v3/brokerage/orders/batch_cancel"
@@ -180,8 +180,8 @@ async def crashed_with_lost_orders(
         saved = SqliteStateRepository(db)
         if state is not None:
             await saved.set(protection_key(BTC), state, start)
-        # As the real app's very first start (bot/app.py, commit 9810fef), before any order:
-        # the books' first cash kept, and the user's own holdings (none) recorded.
+        # As the real app's very first start (bot/app/bootstrap.py, commit 9810fef), before any
+        # order: the books' first cash kept, and the user's own holdings (none) recorded.
         await saved.set(CASH_KEY, 5000.0, start)
         await OutsideHoldings(saved, clock).complete({"USDT": 5000.0, "BTC": 0.0}, fake.balances)
         async with venue_client("coinbase", fake) as (fake, exchange):
@@ -534,7 +534,7 @@ async def test_a_lost_resting_stop_read_by_the_venues_id_is_adopted_as_the_stop_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
 ) -> None:
     """Review i15 s17e M1: the lost resting order is the one the position's protection state
-    names as its resting stop (bot/resting_stops.py saves it before sending; on Bybit and
+    names as its resting stop (bot/execution/resting_stops.py saves it before sending; on Bybit and
     Kraken a stop whose answer is lost is held like this). /order ID venue V keeps it resting
     (never cancelled: the position needs it), journals the venue's id, says so, and the
     resting stops follow it: what it does on the venue is booked on the next candle. The
@@ -929,7 +929,7 @@ async def test_the_look_ups_of_an_admins_command_share_one_bound_not_one_per_pai
     hanging. They share ``NOW_BOUND`` in all (1 s here), not one each: the command goes on
     with the healthy pairs in about that time, whatever the number of blocked pairs; each
     pair not told is named with why (the one not reached: "not looked up")."""
-    import bot.execution as execution
+    import bot.execution.executor as execution
 
     monkeypatch.setattr(execution, "NOW_BOUND", 1.0)
     async with stuck(db, monkeypatch) as (fake, exchange, clock):

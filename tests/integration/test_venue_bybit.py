@@ -1,6 +1,6 @@
 """Orders on Bybit through ccxt's real ``bybit`` class against the local v5 fake
-(tests/fake_bybit.py): replies without status, orderLinkId rules, TP/SL stops that plain reads do
-not list, fees in the coin received, signed requests."""
+(tests/doubles/fake_bybit.py): replies without status, orderLinkId rules, TP/SL stops that plain
+reads do not list, fees in the coin received, signed requests."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ from contextlib import asynccontextmanager
 import aiohttp
 import pytest
 
-from bot.domain import OrderStatus
-from bot.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
+from bot.core.domain import OrderStatus
+from bot.core.errors import ExchangeAuthFailed, ExchangeRejected, InsufficientFunds
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.portfolio import Portfolio
+from bot.portfolio.books import Portfolio
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
-from tests.builders import executor_on, wall_ms
-from tests.fake_bybit import FakeBybit, bybit_config, limit_spent_headers, serve_bybit
-from tests.fake_exchange import Fault
+from tests.doubles.fake_bybit import FakeBybit, bybit_config, limit_spent_headers, serve_bybit
+from tests.doubles.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import with_run
 from tests.integration.test_venue_orders import buy
+from tests.rigs.builders import executor_on, wall_ms
 
 KEYS = {"apiKey": "test-key", "secret": "test-secret"}
 

@@ -1,6 +1,6 @@
 """Orders on Coinbase through ccxt's real ``coinbase`` class against the local Advanced Trade
-fake (tests/fake_coinbase.py): replies without status, our id carried as a UUID, fills listed
-for the whole account, refusals in HTTP 200, no resting stop-market, signed requests."""
+fake (tests/doubles/fake_coinbase.py): replies without status, our id carried as a UUID, fills
+listed for the whole account, refusals in HTTP 200, no resting stop-market, signed requests."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bot.alerts import AlertOutbox
-from bot.clock import FakeClock
-from bot.domain import OrderIntent, OrderStatus, to_ms
-from bot.errors import (
+from bot.alerts.outbox import AlertOutbox
+from bot.core.clock import FakeClock
+from bot.core.domain import OrderIntent, OrderStatus, to_ms
+from bot.core.errors import (
     ExchangeAuthFailed,
     ExchangeRejected,
     ExchangeUnavailable,
@@ -29,16 +29,16 @@ from bot.errors import (
     OrderOutcomeUnknown,
 )
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.portfolio import Portfolio
-from bot.reconcile import reconcile
+from bot.execution.reconcile import reconcile
+from bot.portfolio.books import Portfolio
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
-from tests.builders import executor_on, wall_ms
-from tests.fake_coinbase import FakeCoinbase, coinbase_config, limit_body, serve_coinbase
-from tests.fake_exchange import Fault
+from tests.doubles.fake_coinbase import FakeCoinbase, coinbase_config, limit_body, serve_coinbase
+from tests.doubles.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import NOW, with_run
 from tests.integration.test_venue_orders import _as_order, buy, stop
+from tests.rigs.builders import executor_on, wall_ms
 
 KEYS = {"apiKey": "test-key", "secret": "test-secret"}
 ORDERS = "/api/v3/brokerage/orders"

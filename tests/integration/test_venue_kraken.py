@@ -1,5 +1,5 @@
 """Orders on Kraken through ccxt's real ``kraken`` class against the local spot REST fake
-(tests/fake_kraken.py): replies without status, trades named by id only, a short cl_ord_id,
+(tests/doubles/fake_kraken.py): replies without status, trades named by id only, a short cl_ord_id,
 stop-loss orders that plain reads list, fees per order flags, nonces and the API counter."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from bot.domain import OrderIntent, OrderStatus, to_ms
-from bot.errors import (
+from bot.core.domain import OrderIntent, OrderStatus, to_ms
+from bot.core.errors import (
     ExchangeAuthFailed,
     ExchangeRejected,
     ExchangeUnavailable,
@@ -24,15 +24,15 @@ from bot.errors import (
 from bot.exchange.account_fees import AccountFees
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange.venues import PROFILES, IdForm
-from bot.portfolio import Portfolio
+from bot.portfolio.books import Portfolio
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
-from tests.builders import executor_on, wall_ms
-from tests.fake_exchange import Fault
-from tests.fake_kraken import FakeKraken, serve_kraken
+from tests.doubles.fake_exchange import Fault
+from tests.doubles.fake_kraken import FakeKraken, serve_kraken
 from tests.integration.test_ccxt_orders import NOW, with_run
 from tests.integration.test_venue_orders import buy, stop
-from tests.live_rig import venue_client
+from tests.rigs.builders import executor_on, wall_ms
+from tests.rigs.live_rig import venue_client
 
 # The venue dates orders on the clock the tests journal them on (NOW).
 JOURNAL_MS = to_ms(NOW)

@@ -1,5 +1,5 @@
 """Orders on venues other than Binance, through ccxt's real classes against local fakes that
-answer in each venue's own shapes (tests/fake_okx.py)."""
+answer in each venue's own shapes (tests/doubles/fake_okx.py)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,19 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp import web
 
-from bot.domain import Order, OrderIntent, OrderStatus, Side
-from bot.errors import ExchangeRejected
+from bot.core.domain import Order, OrderIntent, OrderStatus, Side
+from bot.core.errors import ExchangeRejected
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange.venues import profile_for
-from bot.portfolio import Portfolio
+from bot.portfolio.books import Portfolio
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
-from tests.builders import executor_on, wall_ms
-from tests.fake_exchange import Fault
-from tests.fake_exchange import Order as FakeOrder
-from tests.fake_okx import FakeOkx, okx_config, serve_okx
+from tests.doubles.fake_exchange import Fault
+from tests.doubles.fake_exchange import Order as FakeOrder
+from tests.doubles.fake_okx import FakeOkx, okx_config, serve_okx
 from tests.integration.test_ccxt_orders import with_run
-from tests.live_rig import VENUES, venue_client
+from tests.rigs.builders import executor_on, wall_ms
+from tests.rigs.live_rig import VENUES, venue_client
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
 OKX_KEYS = {"apiKey": "test-key", "secret": "test-secret", "password": "test-pass"}

@@ -50,24 +50,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.account_terms import AccountTerms, account_terms
-from bot.backtest import BacktestSetup, run_backtest, setup_for
-from bot.clock import FakeClock
-from bot.config import Settings
-from bot.domain import RiskLimits, Trade
+from bot.app.config import Settings
+from bot.app.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
+from bot.core.clock import FakeClock
+from bot.core.domain import RiskLimits, Trade
 from bot.exchange.ccxt_exchange import CcxtExchange
-from bot.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
-from bot.exchange_source import ExchangeCandleSource
-from bot.kernel import KernelClock, KernelCosts, KernelExits, KernelResult, simulate
-from bot.metrics import round_trips
-from bot.scheduler import Jobs
-from bot.stream_feed import StreamingFeed
+from bot.market.live_source import ExchangeCandleSource
+from bot.market.streaming import StreamingFeed
+from bot.ops.scheduler import Jobs
+from bot.portfolio.performance import round_trips
+from bot.research.account_terms import AccountTerms, account_terms
+from bot.research.backtest import BacktestSetup, run_backtest, setup_for
+from bot.research.kernel import KernelClock, KernelCosts, KernelExits, KernelResult, simulate
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from strategies import build_strategy
-from tests.fake_exchange import FakeBinance, serve
+from tests.doubles.fake_exchange import FakeBinance, serve
 from tests.integration.test_parity import EVERY_EXIT
-from tests.live_rig import HOUR, PAIR, Market, funded_fake, live_settings, venue_secrets
+from tests.rigs.live_rig import HOUR, PAIR, Market, funded_fake, live_settings, venue_secrets
 
 # History before the live run starts: OKX's candle pages (300) must reach back into the data
 # from the window the engine asks for, and the kernel gets the same history (``trade_from``).

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.domain import OrderStatus
+from bot.core.domain import OrderStatus
 from bot.exchange.ccxt_exchange import CcxtExchange
-from tests.builders import wall_ms
-from tests.fake_exchange import FakeBinance
+from tests.doubles.fake_exchange import FakeBinance
 from tests.integration.test_venue_orders import _as_order, buy, stop
-from tests.live_rig import VENUES, venue_client
+from tests.rigs.builders import wall_ms
+from tests.rigs.live_rig import VENUES, venue_client
 
 PLAIN_READ_LISTS_STOPS = {"bybit": False, "kraken": True}
 

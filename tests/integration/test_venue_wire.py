@@ -1,7 +1,7 @@
 """What reaches the wire, recorded: ccxt's real classes, their HTTP replaced by a recorder that
 answers each venue's empty reply. Bybit, Coinbase and Kraken each have a model too
-(tests/fake_bybit.py, fake_coinbase.py, fake_kraken.py, and their test_venue_*.py); the checks
-here stand beside them."""
+(tests/doubles/fake_bybit.py, fake_coinbase.py, fake_kraken.py, and their test_venue_*.py); the
+checks here stand beside them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.domain import Order, OrderIntent, OrderStatus, Side
-from bot.errors import ConfigError
+from bot.core.domain import Order, OrderIntent, OrderStatus, Side
+from bot.core.errors import ConfigError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from tests.integration.test_venue_orders import NOW
 

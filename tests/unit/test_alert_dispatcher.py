@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.alerts import AlertDispatcher, AlertOutbox
-from bot.clock import SystemClock
-from bot.domain import Alert, AlertPriority
+from bot.alerts.outbox import AlertDispatcher, AlertOutbox
+from bot.core.clock import SystemClock
+from bot.core.domain import Alert, AlertPriority
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 
@@ -27,7 +27,7 @@ class FlakySink:
 async def test_a_failing_chat_is_warned_about_once_per_episode(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.alerts")
+    caplog.set_level(logging.DEBUG, logger="bot.alerts.outbox")
     async with open_database(tmp_path / "db.sqlite") as db:
         clock, sink = SystemClock(), FlakySink()
         repository = SqliteAlertRepository(db)

@@ -7,15 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.candles import (
+from bot.core.domain import from_ms
+from bot.core.errors import DataError, NotFound
+from bot.market.candle_files import (
     ReplaySource,
     check_alignment,
     describe_file_name,
     infer_timeframe,
     read_candle_file,
 )
-from bot.domain import from_ms
-from bot.errors import DataError, NotFound
 
 HEADER = "timestamp,open,high,low,close,volume\n"
 GOOD_ROWS = [

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot.clock import FakeClock, SystemClock
+from bot.core.clock import FakeClock, SystemClock
 
 
 def test_fake_clock_moves_only_when_told() -> None:

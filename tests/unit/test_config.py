@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Secrets, load_settings, read_secrets_file
-from bot.errors import ConfigError
+from bot.app.config import Secrets, load_settings, read_secrets_file
+from bot.core.errors import ConfigError
 
 NO_SECRETS = Secrets()
 

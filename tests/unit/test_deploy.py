@@ -18,9 +18,9 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from bot.cli import EXIT_BAD_INPUT
-from bot.config import load_settings
-from bot.health import EXIT_OK, EXIT_RESTART, EXIT_UNHEALTHY
+from bot.app.config import load_settings
+from bot.cli.main import EXIT_BAD_INPUT
+from bot.ops.health import EXIT_OK, EXIT_RESTART, EXIT_UNHEALTHY
 from handlers.frontend import STOP_GRACE
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.domain import OrderIntent, Side
+from bot.core.domain import OrderIntent, Side
 from bot.exchange.ccxt_exchange import _report
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from bot.domain import Fill, Side
-from bot.metrics import max_drawdown, measure, round_trips
+from bot.core.domain import Fill, Side
+from bot.portfolio.performance import max_drawdown, measure, round_trips
 
 T0 = datetime(2025, 7, 1, tzinfo=UTC)
 

@@ -6,12 +6,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from bot.domain import Action, Fill, PairRun, RiskLimits, RunState, Side, Signal
-from bot.errors import InsufficientFunds, RiskRejected
+from bot.core.domain import Action, Fill, PairRun, RiskLimits, RunState, Side, Signal
+from bot.core.errors import InsufficientFunds, RiskRejected
 from bot.exchange.venues import PROFILES
-from bot.portfolio import Portfolio
-from bot.risk import client_order_id, size_entry, size_exit
-from bot.rules import (
+from bot.portfolio.books import Portfolio
+from bot.risk.rules import (
     GATE_DAILY_LOSS,
     GATE_DRAWDOWN,
     GATE_OPEN,
@@ -21,6 +20,7 @@ from bot.rules import (
     volatility_scale,
     volatility_scales,
 )
+from bot.risk.sizing import client_order_id, size_entry, size_exit
 
 T0 = datetime(2025, 7, 1, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.candles import read_candle_file
-from bot.domain import Action
-from bot.engine import signal_from_candles
+from bot.core.domain import Action
+from bot.market.candle_files import read_candle_file
+from bot.trading.engine import signal_from_candles
 from strategies import REGISTRY, ExitPolicy, StrategyConfigError, build_strategy
 from strategies.base import ENTER, EXIT
 

@@ -10,7 +10,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from bot.clock import FakeClock
+from bot.core.clock import FakeClock
 from handlers.telegram_clock import READING_SECONDS, TelegramClock
 
 HOST = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bot.errors import ExchangeRejected
+from bot.core.errors import ExchangeRejected
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.exchange.venues import PROFILES, profile_for
 

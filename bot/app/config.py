@@ -1,0 +1,359 @@
+"""Settings: one TOML file validated at start-up, secrets from the environment only."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.core.errors import ConfigError, UserInputError
+from bot.core.timeframes import timeframe_seconds
+from bot.risk.settings import RiskSettings
+from strategies import StrategyConfigError, build_strategy
+
+SECRET_VARIABLES = {
+    "telegram_token": "PAIRPILOT_TELEGRAM_TOKEN",
+    "telegram_webhook_secret": "PAIRPILOT_TELEGRAM_WEBHOOK_SECRET",
+    "exchange_key": "PAIRPILOT_EXCHANGE_KEY",
+    "exchange_secret": "PAIRPILOT_EXCHANGE_SECRET",
+    "exchange_password": "PAIRPILOT_EXCHANGE_PASSWORD",
+}
+# Key names that hold secrets wherever they appear in the file, mapped to the variable to use.
+_SECRET_KEYS = {
+    "token": "PAIRPILOT_TELEGRAM_TOKEN",
+    "bot_token": "PAIRPILOT_TELEGRAM_TOKEN",
+    "apikey": "PAIRPILOT_EXCHANGE_KEY",
+    "api_key": "PAIRPILOT_EXCHANGE_KEY",
+    "key": "PAIRPILOT_EXCHANGE_KEY",
+    "secret": "PAIRPILOT_EXCHANGE_SECRET",
+    "api_secret": "PAIRPILOT_EXCHANGE_SECRET",
+    "privatekey": "PAIRPILOT_EXCHANGE_SECRET",
+    "password": "PAIRPILOT_EXCHANGE_PASSWORD",
+    "passphrase": "PAIRPILOT_EXCHANGE_PASSWORD",
+}
+log = logging.getLogger(__name__)
+_PAIR = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
+_CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExchangeSettings(_Section):
+    name: str = "binance"
+    ccxt_config: dict[str, Any] = Field(default_factory=dict)
+
+
+class MarketDataSettings(_Section):
+    source: Literal["exchange", "replay"] = "exchange"
+    replay_files: dict[str, Path] = Field(default_factory=dict)
+    replay_speed: float = Field(3600.0, gt=0, description="simulated seconds per real second")
+
+
+class PaperSettings(_Section):
+    balance: float = Field(1000.0, gt=0)
+    fee: float = Field(0.001, ge=0, lt=0.05)
+    slippage: float = Field(0.0005, ge=0, lt=0.05)
+    max_volume_share: float = Field(0.1, ge=0, le=1)  # of a candle's volume per order; 0: off
+
+
+class PairSettings(_Section):
+    pair: str
+    strategy: str = "ema_cross"
+    timeframe: str = "1h"
+    params: dict[str, int | float] = Field(default_factory=dict)
+    capital_share: float = Field(gt=0, le=1)
+
+    @field_validator("pair")
+    @classmethod
+    def _pair(cls, value: str) -> str:
+        if not _PAIR.match(value):
+            raise ValueError("expected BASE/QUOTE in capitals, like BTC/USDT")
+        return value
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str) -> str:
+        try:
+            timeframe_seconds(value)
+        except UserInputError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _strategy(self) -> PairSettings:
+        try:
+            build_strategy(self.strategy, self.params)
+        except StrategyConfigError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+
+class TelegramUser(_Section):
+    id: int = Field(gt=0)
+    role: Literal["viewer", "trader", "admin"]
+
+
+class WebhookSettings(_Section):
+    url: str = Field(pattern=r"^https?://")  # where Telegram posts updates (public, HTTPS)
+    listen: str = "127.0.0.1"  # behind a reverse proxy that terminates TLS
+    port: int = Field(8443, ge=1, le=65535)
+
+
+class TelegramSettings(_Section):
+    api_base_url: str = Field("https://api.telegram.org", pattern=r"^https?://")
+    webhook: WebhookSettings | None = None  # long polling when absent
+    daily_report: str = "20:00"
+    users: list[TelegramUser] = Field(default_factory=list)
+    # --- chat trust (issue 20): a command older than this (seconds) never changes state by
+    # itself: a read says how old it is, a change asks for a fresh Confirm
+    max_command_age: float = Field(60.0, ge=5, le=86_400)
+
+    @field_validator("daily_report")
+    @classmethod
+    def _daily_report(cls, value: str) -> str:
+        if not _CLOCK_TIME.match(value):
+            raise ValueError("expected a 24-hour time HH:MM, like 20:00")
+        return value
+
+
+class MetricsSettings(_Section):
+    port: int = Field(0, ge=0, le=65535)  # 0: no /metrics endpoint
+    listen: str = "127.0.0.1"
+
+
+class ResearchSettings(_Section):
+    dask_scheduler: str | None = Field(None, pattern=r"^(tcp|tls|inproc|ucx)://")  # else local
+
+
+class Settings(_Section):
+    mode: Literal["paper", "live"] = "paper"
+    data_dir: Path = Path("data")
+    timezone: str = "UTC"
+    quote: str = Field("USDT", pattern=r"^[A-Z0-9]{2,15}$")  # the currency the books are kept in
+    exchange: ExchangeSettings = Field(default_factory=ExchangeSettings)
+    market_data: MarketDataSettings = Field(default_factory=MarketDataSettings)
+    paper: PaperSettings = Field(default_factory=PaperSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    pairs: list[PairSettings] = Field(default_factory=list)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    research: ResearchSettings = Field(default_factory=ResearchSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone name, like UTC or Europe/Berlin") from None
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Settings:
+        names = [pair.pair for pair in self.pairs]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"pair {duplicated[0]} is listed more than once")
+        for name in names:
+            try:
+                check_quote(name, self.quote)
+            except UserInputError as error:
+                raise ValueError(str(error)) from None
+        total = sum(pair.capital_share for pair in self.pairs)
+        if total > 1 + 1e-9:
+            raise ValueError(f"capital_share adds up to {total:g} over all pairs; at most 1")
+        if self.market_data.source == "replay":
+            missing = [name for name in names if name not in self.market_data.replay_files]
+            if missing:
+                raise ValueError(f"market_data.replay_files has no file for {missing[0]}")
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "pairpilot.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Secrets from the environment. ``repr`` never shows them."""
+
+    telegram_token: str | None = None
+    telegram_webhook_secret: str | None = None  # Telegram sends it with every webhook call
+    exchange_key: str | None = None
+    exchange_secret: str | None = None
+    exchange_password: str | None = None
+
+    def __repr__(self) -> str:
+        present = [name for name in SECRET_VARIABLES if getattr(self, name)]
+        return f"Secrets(present={present})"
+
+    def values(self) -> list[str]:
+        """Every secret set (for redaction)."""
+        return [value for name in SECRET_VARIABLES if (value := getattr(self, name))]
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if environment is None else environment
+        return cls(
+            **{
+                name: unquoted(env.get(variable) or "") or None
+                for name, variable in SECRET_VARIABLES.items()
+            }
+        )
+
+
+def unquoted(value: str) -> str:
+    """``value`` without one pair of matching surrounding quotes, as --secrets (python-dotenv)
+    and compose read a quoted value; `docker run --env-file` passes the quotes on."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def read_secrets_file(path: Path) -> dict[str, str]:
+    """The secrets in ``path``: KEY=VALUE lines, the format of systemd's EnvironmentFile and of
+    Docker's --env-file. Warns when the file's group or others may read it."""
+    from dotenv import dotenv_values
+
+    if path.is_dir():  # what Docker makes of a bind-mounted secrets file that did not exist
+        raise ConfigError(f"secrets file {path} is a directory; expected a KEY=VALUE file")
+    try:
+        mode = path.stat().st_mode
+        values = dotenv_values(path)
+    except OSError as error:
+        raise ConfigError(f"secrets file {path} cannot be read: {error}") from None
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        readers = " and ".join(
+            who
+            for who, bit in (("its group", stat.S_IRGRP), ("every user", stat.S_IROTH))
+            if mode & bit
+        )
+        log.warning(
+            "secrets file %s is readable by %s (mode %03o): run chmod 600 %s",
+            path,
+            readers,
+            stat.S_IMODE(mode),
+            path,
+        )
+    known = set(SECRET_VARIABLES.values())
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"secrets file {path}: unknown key {unknown[0]}; expected {', '.join(sorted(known))}"
+        )
+    return {key: value for key, value in values.items() if value}
+
+
+def load_settings(path: Path | None, secrets: Secrets | None) -> Settings:
+    """Read and validate the TOML file (defaults when ``path`` is None); raises ConfigError.
+    ``secrets`` None: for commands that only read data_dir (health, backup, restore), which
+    get no secrets and must not fail for want of them."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {path} cannot be read: {error}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+        _refuse_secrets(raw, "")
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, path)) from None
+    if path is not None:
+        settings = _resolve_paths(settings, path.parent)
+    if secrets is not None:
+        _check_live(settings, secrets)
+        _check_webhook(settings, secrets)
+    return settings
+
+
+def _refuse_secrets(section: Mapping[str, Any], prefix: str) -> None:
+    for key, value in section.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            _refuse_secrets(value, f"{dotted}.")
+        elif key.lower() in _SECRET_KEYS:
+            raise ConfigError(
+                f"config key {dotted} holds a secret; secrets are not read from the file: "
+                f"remove it and set {_SECRET_KEYS[key.lower()]} in the environment instead"
+            )
+
+
+def _describe(error: ValidationError, path: Path | None) -> str:
+    where = f"config file {path}" if path else "default config"
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key")
+        elif item["type"] == "missing":
+            problems.append(f"{key}: required key is missing")
+        elif isinstance(item["input"], str | int | float | bool):
+            problems.append(f"{key} = {item['input']!r}: {message}")
+        else:
+            problems.append(f"{key}: {message}")
+    return f"{where}: " + "; ".join(problems)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    replay = {pair: base / file for pair, file in settings.market_data.replay_files.items()}
+    return settings.model_copy(
+        update={
+            "data_dir": base / settings.data_dir,
+            "market_data": settings.market_data.model_copy(update={"replay_files": replay}),
+        }
+    )
+
+
+def _check_webhook(settings: Settings, secrets: Secrets) -> None:
+    if settings.telegram.webhook and not secrets.telegram_webhook_secret:
+        raise ConfigError(
+            "telegram.webhook needs PAIRPILOT_TELEGRAM_WEBHOOK_SECRET in the environment (Telegram "
+            "sends it with every update, so nobody else can post commands to the webhook)"
+        )
+    secret = secrets.telegram_webhook_secret
+    if settings.telegram.webhook and secret and not _WEBHOOK_SECRET.fullmatch(secret):
+        raise ConfigError(  # Telegram refuses it at setWebhook, which would leave the bot deaf
+            f"PAIRPILOT_TELEGRAM_WEBHOOK_SECRET: {len(secret)} characters; Telegram takes 1 to "
+            "256 characters, each a letter A-Z or a-z, a digit, _ or -"
+        )
+
+
+# --- chat trust (issue 20): rules the config and the chat share ---------------------------
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # setWebhook's secret_token charset
+
+
+def check_quote(pair: str, quote: str) -> None:
+    """A pair must be quoted in the books' currency (else cash and PnL would mix currencies):
+    the one rule for the config's pairs and /startpair. Raises UserInputError."""
+    if pair.split("/")[-1] != quote:
+        raise UserInputError(
+            f"pair {pair} is not quoted in {quote} (the key quote): the "
+            "books are kept in it, so every pair must be"
+        )
+
+
+def _check_live(settings: Settings, secrets: Secrets) -> None:
+    if settings.mode != "live":
+        return
+    if not (secrets.exchange_key and secrets.exchange_secret):
+        raise ConfigError(
+            "mode = 'live' needs PAIRPILOT_EXCHANGE_KEY and PAIRPILOT_EXCHANGE_SECRET in the "
+            "environment"
+        )

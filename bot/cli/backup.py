@@ -1,0 +1,173 @@
+"""`pairpilot backup` and `pairpilot restore`.
+
+Copying pairpilot.sqlite by hand loses what is still in its write-ahead log; SQLite's online
+backup API copies a consistent snapshot instead, safe while the service writes (WAL lets it go
+on). A restore replaces the database only while no service holds the data directory, and keeps
+the database it replaces beside it: nothing is ever lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bot.core.errors import UserInputError
+from bot.ops.data_dir import MIN_FREE_BYTES, DataDirBusy, exclusive_use, free_bytes
+from storage.db import latest_schema, read_only_uri, unread_wal
+
+
+@dataclass(frozen=True, slots=True)
+class Copied:
+    path: Path
+    schema: int
+    size: int
+
+
+def backup(database: Path, dest: str, now: datetime) -> Copied:
+    """Copy ``database`` to ``dest`` (a new file, or a directory to put a timestamped one in;
+    a trailing '/' says it must be one); the copy is checked before it gets its name, so a
+    file at ``dest`` is always whole."""
+    if not database.exists():
+        raise UserInputError(f"no database at {database}; nothing to back up")
+    where = Path(dest)
+    if dest.endswith("/") and not where.is_dir():
+        raise UserInputError(f"directory {where} does not exist; create it first")
+    target = where / f"pairpilot-{now:%Y%m%dT%H%M%SZ}.sqlite" if where.is_dir() else where
+    if target.exists():
+        raise UserInputError(f"{target} exists already; name a new file or a directory")
+    wal = unread_wal(database)
+    if wal is not None:  # on a read-only file system SQLite cannot merge it in for us
+        raise UserInputError(
+            f"{wal} holds changes not yet in {database}, and the file system "
+            f"is read-only: copy both files as they are (cp {database} {wal} "
+            "DEST/)"
+        )
+    _check_room(database, target)
+    with contextlib.closing(sqlite3.connect(read_only_uri(database), uri=True)) as source:
+        source.execute("PRAGMA busy_timeout = 5000")
+        copied = _copy(source, target, f"back up {database} to")
+    return copied
+
+
+def _check_room(database: Path, target: Path) -> None:
+    """A copy on the data directory's own file system must leave the service its
+    ``MIN_FREE_BYTES`` (below it new entries stop); elsewhere it must fit."""
+    size = sum(part.stat().st_size for part in (database, Path(f"{database}-wal")) if part.exists())
+    free = free_bytes(target.parent)
+    shared = target.parent.stat().st_dev == database.parent.stat().st_dev
+    needed = size + (MIN_FREE_BYTES if shared else 0)
+    if free < needed:
+        floor = f" and leave the service its {MIN_FREE_BYTES // 2**20} MiB" if shared else ""
+        raise UserInputError(
+            f"{target.parent} has {free / 2**20:.1f} MiB free; the backup needs "
+            f"{size / 2**20:.1f} MiB{floor}: put backups on another disk or "
+            "remove old ones; nothing was written"
+        )
+
+
+def restore(source: Path, database: Path, now: datetime) -> tuple[Copied, Path | None]:
+    """Make ``source`` (a backup) the database, unless a service holds the data directory.
+    Returns the copy and where the replaced database was kept (None: there was none)."""
+    if not source.is_file():
+        raise UserInputError(f"backup {source} does not exist")
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_use(database.parent):  # DataDirBusy while the service runs
+        _refuse_if_open(database)
+        with contextlib.closing(sqlite3.connect(read_only_uri(source), uri=True)) as backup_db:
+            _check_backup(backup_db, source)
+            staged = database.with_name(database.name + ".restoring")
+            staged.unlink(missing_ok=True)
+            copied = _copy(backup_db, staged, f"restore {source} into")
+        _same_owner(staged, database if database.exists() else database.parent)
+        kept = database.with_name(f"{database.name}.before-restore-{now:%Y%m%dT%H%M%SZ}")
+        # A -wal left without its database (moved aside by hand after a crash) would be
+        # replayed into the restored file by the next open: it goes aside too, always.
+        parts = [Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "")]
+        moved = [part for part in parts if part.exists()]
+        for part in moved:  # the main file last: its WAL goes with it
+            part.rename(f"{kept}{part.name.removeprefix(database.name)}")
+        staged.rename(database)
+        _sync_directory(database.parent)
+    return Copied(database, copied.schema, copied.size), kept if moved else None
+
+
+def _refuse_if_open(database: Path) -> None:
+    """The lock file can be deleted by mistake; SQLite still knows whether a process has the
+    database open: an exclusive lock is refused then."""
+    if not database.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=0, isolation_level=None)) as db:
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            db.execute("BEGIN EXCLUSIVE")
+            db.execute("ROLLBACK")
+    except sqlite3.OperationalError as error:
+        raise DataDirBusy(
+            f"{database} is open in another process ({error}): a pairpilot is "
+            "running on it; stop it first"
+        ) from None
+    except sqlite3.DatabaseError:  # not a database at all (the reason to restore): no user
+        return
+
+
+def _same_owner(path: Path, like: Path) -> None:
+    """Give ``path`` the owner and mode of ``like``: a restore run as root must not leave a
+    database the service's user cannot write."""
+    wanted = like.stat()
+    if os.geteuid() == 0:
+        os.chown(path, wanted.st_uid, wanted.st_gid)
+    if like.is_file():
+        path.chmod(stat.S_IMODE(wanted.st_mode))
+
+
+def _check_backup(connection: sqlite3.Connection, path: Path) -> None:
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        schema = connection.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        raise UserInputError(f"{path} is not a SQLite database ({error})") from None
+    if "pair_runs" not in tables:
+        raise UserInputError(f"{path} is not a pairpilot database (no pair_runs table)")
+    known = latest_schema()
+    if schema > known:
+        raise UserInputError(
+            f"{path} has schema {schema}, newer than this pairpilot knows "
+            f"({known}); restore it with that newer version"
+        )
+
+
+def _copy(source: sqlite3.Connection, target: Path, doing: str) -> Copied:
+    """``source`` into ``target`` through a temporary file, checked, then renamed."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with contextlib.closing(sqlite3.connect(partial)) as copy:
+            # One step: a single read transaction, so the copy is one consistent moment.
+            source.backup(copy)
+            verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
+            schema = copy.execute("PRAGMA user_version").fetchone()[0]
+        if verdict != "ok":
+            raise UserInputError(f"cannot {doing} {target}: the copy fails its check: {verdict}")
+        with open(partial, "rb+") as handle:
+            os.fsync(handle.fileno())
+        partial.rename(target)
+        _sync_directory(target.parent)
+    except (sqlite3.Error, OSError) as error:
+        raise UserInputError(f"cannot {doing} {target}: {error}; nothing was written") from None
+    finally:
+        partial.unlink(missing_ok=True)
+        Path(f"{partial}-journal").unlink(missing_ok=True)  # left by a copy that failed
+    return Copied(target, schema, target.stat().st_size)
+
+
+def _sync_directory(path: Path) -> None:
+    """Make a rename in ``path`` survive a power cut."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,417 @@
+"""The control surface Telegram (and tests) drive: pair runs and the kill switch.
+
+Bad requests raise UserInputError / NotFound and change nothing. Everything that trades takes
+the service's tick lock, so a command never interleaves with a tick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from bot.core.domain import Order, PairRun, RunState, Side, Trade
+from bot.core.errors import BotError, NotFound, UserInputError
+from bot.core.ports import AccountFeeReader, Clock, Exchange, MarketCatalog, PriceFeed, Retrying
+from bot.execution import order_by_hand
+from bot.execution.reconcile import OutsideHoldings
+from bot.portfolio.holdings import Holding, compare
+from bot.trading.engine import Engine
+from bot.trading.service import TradingService
+from storage.pair_runs import DuplicateRun, SqlitePairRunRepository
+from strategies import StrategyConfigError, build_strategy
+
+log = logging.getLogger(__name__)
+_DUST = 1e-12
+T = TypeVar("T")
+
+
+class Markets(MarketCatalog, PriceFeed, Protocol):
+    """What can be traded, and its price now."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlattenReport:
+    halted_now: bool  # False when a halt already stood
+    cancelled_orders: int
+    closed: dict[str, float]  # pair -> amount sold
+    left: dict[str, float]  # asset -> amount the exchange still holds (should be empty)
+    problems: dict[str, str] = field(default_factory=dict)  # pair (or step) -> what failed
+
+    @property
+    def clean(self) -> bool:
+        return not self.left and not self.problems
+
+
+class Control:
+    def __init__(
+        self,
+        *,
+        runs: SqlitePairRunRepository,
+        service: TradingService,
+        engine: Engine,
+        exchange: Exchange,
+        markets: Markets,
+        clock: Clock,
+        quote: str,
+        on_started: Callable[[PairRun], object] = lambda run: None,
+        outside: OutsideHoldings | None = None,
+    ) -> None:
+        """``on_started``: told of each run started here (the service schedules its ticks);
+        ``outside``: what the user holds on the account beside pairpilot (never sold)."""
+        self._runs = runs
+        self._service = service
+        self._engine = engine
+        self._exchange = exchange
+        self._markets = markets
+        self._clock = clock
+        self._quote = quote
+        self._on_started = on_started
+        self._outside = outside
+
+    async def start_pair(
+        self,
+        pair: str,
+        strategy: str,
+        timeframe: str,
+        params: Mapping[str, object],
+        capital_share: float | None,
+    ) -> PairRun:
+        """Start trading ``pair`` with ``capital_share`` (None: what the running pairs leave);
+        every check runs before anything is stored, the capital one under the same lock as
+        the start, so two starts at once cannot both take the same capital."""
+        self._markets.check_pair(pair)
+        self._markets.check_timeframe(pair, timeframe)
+        try:
+            built = build_strategy(strategy, params)
+        except StrategyConfigError as error:
+            raise UserInputError(str(error)) from None
+        async with self._service.tick_lock:
+            taken = sum(run.capital_share for run in self._service.runs())
+            if capital_share is None:
+                capital_share = round(1 - taken, 6)
+            if not 0 < capital_share <= 1:
+                raise UserInputError(
+                    f"capital share {capital_share:g} must be above 0, at most "
+                    f"1 ({taken:.0%} is taken by the running pairs)"
+                )
+            if taken + capital_share > 1 + 1e-9:
+                raise UserInputError(
+                    f"capital shares would add up to {taken + capital_share:.0%}: the running "
+                    f"pairs hold {taken:.0%}, at most {1 - taken:.0%} is left"
+                )
+            try:
+                run = await self._runs.add(
+                    pair=pair,
+                    strategy=built.name,
+                    timeframe=timeframe,
+                    params=built.params,
+                    capital_share=capital_share,
+                    now=self._clock.now(),
+                )
+            except DuplicateRun:
+                raise UserInputError(f"{pair} is already running; stop it first") from None
+            await self._service.start_run(run)
+        if isinstance(self._exchange, AccountFeeReader):  # live: its entries sized at its fee
+            await self._exchange.load_account_fees([pair])
+        self._on_started(run)
+        return run
+
+    async def pause(self, pair: str) -> PairRun:
+        """No new entries for ``pair``; its exits are still managed."""
+        return await self._set_state(pair, RunState.PAUSED, RunState.RUNNING)
+
+    async def resume(self, pair: str) -> PairRun:
+        return await self._set_state(pair, RunState.RUNNING, RunState.PAUSED)
+
+    async def stop(self, pair: str) -> PairRun:
+        """Take ``pair``'s resting limit entry off the exchange (booking what of it filled),
+        close its position at market, then stop its run. Dust too small to sell stays."""
+        run = self._active(pair)
+        async with self._service.tick_lock:
+            # An order of the pair whose outcome is unknown is looked up first (under the
+            # lock, not from what the last tick saw): while it cannot be told, a sale could
+            # sell twice, and the run stopped would own coins booked later (nothing ticks it).
+            problems: dict[str, str] = {}
+            with self._at_once():  # only this pair's, now: the admin waits
+                await self._engine.executor.settle_unknown(problems, pairs={pair}, now=True)
+            if pair in problems:
+                raise UserInputError(f"{pair} is not stopped: {problems[pair]}")
+            await self._engine.cancel_pending_entry(run)
+            price = await self._price(pair)
+            await self._engine.close_position(run, "stop", price)
+            if await self._engine.holding(run, price) is not None:
+                raise UserInputError(f"{pair}: the position could not be closed; run not stopped")
+            stopped = await self._runs.set_state(run.id, RunState.STOPPED, self._clock.now())
+            self._service.put_run(stopped)
+        return stopped
+
+    async def flatten(self) -> FlattenReport:
+        """The kill switch: halt, cancel pairpilot's open orders, sell every position, verify.
+        Idempotent. It halts before it waits for the tick lock (halting needs no lock, like
+        /halt): a stop while a stuck tick holds the lock then loses no halt."""
+        halted_now = await self._engine.guard.halt("kill switch (flatten)", self._clock.now())
+        async with self._service.tick_lock:
+            pairs = {run.pair for run in self._service.runs()} | {
+                position.pair for position in self._engine.portfolio.positions()
+            }
+            # An order whose outcome is unknown (its answer lost) is settled first: its coins
+            # are pairpilot's and are sold too. A pair whose order the exchange cannot say
+            # anything about yet is left as it is (selling it could sell twice), named in the
+            # report with why; every other pair is flattened all the same.
+            problems: dict[str, str] = {}
+            with self._at_once():
+                await self._engine.executor.settle_unknown(problems, now=True)
+            unknown = set(problems)
+            for run in self._service.runs():
+                if run.pair in unknown:  # its look-up fails: the entry's outcome is unknown
+                    continue
+                await self._attempt(problems, run.pair, self._engine.cancel_pending_entry(run))
+            if self._outside:  # a pair started since the last start: the user's own coins
+                # (a failed read is one problem of the report: the kill switch goes on)
+                await self._attempt(
+                    problems, "your own holdings", self._own_recorded(pairs - unknown)
+                )
+            # Each position's stop is taken off only as it is sold (and put back if the sale
+            # fails): a kill switch that fails part-way leaves no position unprotected.
+            closed = {}
+            for position in self._engine.portfolio.positions():
+                if position.pair in unknown:
+                    continue
+                run = self._service.run_for(position.pair) or await self._runs.latest_for(
+                    position.pair
+                )
+                sale = self._engine.close_position(run, "flatten", await self._price(run.pair))
+                fills = await self._attempt(problems, position.pair, sale)
+                closed[position.pair] = sum(fill.amount for fill in fills or [])
+            # A pair still held keeps its stop (put back after a refused sale): not cancelled.
+            flat = [pair for pair in sorted(pairs - unknown) if not await self._held(pair)]
+            cancelled = await self._attempt(problems, "open orders", self._cancel_ours(flat))
+            balances = await self._exchange.fetch_balances()
+            left = await self._left(balances, pairs)
+        if left or problems:
+            log.error("flatten left %s on the exchange (%s)", left, problems)
+        return FlattenReport(halted_now, cancelled or 0, closed, left, problems)
+
+    async def _own_recorded(self, pairs: set[str]) -> None:
+        """Record the user's own coins of ``pairs`` not recorded yet (see OutsideHoldings)."""
+        assert self._outside is not None
+        books = {pair.split("/")[0]: self._engine.portfolio.position(pair) for pair in pairs}
+        await self._outside.complete(
+            {asset: p.amount if p else 0.0 for asset, p in books.items()},
+            await self._exchange.fetch_balances(),
+        )
+
+    @staticmethod
+    async def _attempt(problems: dict[str, str], what: str, work: Awaitable[T]) -> T | None:
+        """``work``'s result; an exchange failure is written in ``problems`` under ``what``
+        (the kill switch goes on with the rest) and gives None."""
+        try:
+            return await work
+        except BotError as error:
+            log.warning("flatten: %s: %s", what, error)
+            problems[what] = f"{type(error).__name__}: {error}"
+            return None
+
+    async def holdings(self) -> list[Holding]:
+        """The quote and each traded coin: the books, the exchange, the user's own."""
+        outside = self._require_outside()
+        balances = await self._exchange.fetch_balances()
+        return compare(self._books(), balances, await outside.get())
+
+    async def accept_holdings(self) -> list[Holding]:
+        """Take what the exchange holds beyond the books now as the user's own (their own
+        deposit or withdrawal, a coin held before its pair was traded), so it is no drift.
+        An order whose outcome is unknown is settled first (its coins are pairpilot's, never
+        the user's); while the exchange cannot say, this raises and records nothing."""
+        outside = self._require_outside()
+        async with self._service.tick_lock:
+            await self._engine.executor.settle_unknown()
+            waiting = self._engine.executor.unknown.refusal()
+            if waiting is not None:  # its coins may be pairpilot's: nothing is recorded
+                raise UserInputError(f"not accepted: {waiting}")
+            books = self._books()
+            balances = await self._exchange.fetch_balances()
+            own = await outside.accept(books, balances)
+        log.warning("the user's own holdings accepted as %s", own)
+        return compare(books, balances, own)
+
+    async def order_preview(self, arguments: list[str]) -> str:
+        """What /order with ``arguments`` would do now (bad input raises, nothing changes)."""
+        settlement = order_by_hand.parse(arguments)
+        order = await self._settleable(settlement)
+        then = await self._then(order, settlement)
+        return order_by_hand.preview(order, settlement, self._engine.portfolio.cash, then)
+
+    async def settle_order(self, arguments: list[str], actor: str) -> str:
+        """/order: settle by hand an order whose outcome the exchange cannot tell, under the
+        tick lock (bot/execution/order_by_hand.py); its pair no longer waits on it from the next
+        tick."""
+        settlement = order_by_hand.parse(arguments)
+        async with self._service.tick_lock:
+            order = await self._settleable(settlement)  # again: the books may have moved
+            if settlement.venue_id:
+                done, trade, final = await self._by_venue_id(order, settlement)
+            else:
+                cash, then = self._engine.portfolio.cash, await self._then(order, settlement)
+                done = f"Done: {order_by_hand.preview(order, settlement, cash, then)}."
+                trade = await order_by_hand.settle(
+                    self._engine.executor, order, settlement, actor, self._clock.now()
+                )
+                final = True
+            run = self._service.run_for(order.pair) or await self._runs.latest_for(order.pair)
+            if trade is not None and run is not None:  # a loss counts toward the cooldown
+                await self._engine.count_trade(run, trade)
+            # A limit entry remembered as pending and settled now: the run forgets it, so the
+            # next tick neither looks it up again (booking it twice) nor waits on it. One
+            # still resting stays pending: the next candle's close cancels it and books it.
+            if final:
+                await self._engine.forget_entry(order.pair, order.client_order_id)
+        log.warning("/order by %s: %s", actor, done)
+        return done
+
+    async def _by_venue_id(
+        self, order: Order, settlement: order_by_hand.Settlement
+    ) -> tuple[str, Trade | None, bool]:
+        """/order ID venue VENUE_ORDER_ID: the order read by the venue's id and booked. One
+        still resting is followed when it is the pair's pending entry (its next candle's close
+        cancels it; halted, it is cancelled now) or its position's resting stop (adopted as
+        the stop: kept, looked up every candle); any other is cancelled first
+        (bot/execution/order_by_hand.py). The Done, the trade, whether it is final."""
+        executor = self._engine.executor
+        coid = order.client_order_id
+        # Under the kill switch the pending entry is cancelled at once too (a /flatten that
+        # skipped its blocked pair would have): a halted account buys nothing more.
+        halted = await self._engine.guard.halted()
+        pending = await self._engine.pending_entry(order.pair) == coid and not halted
+        stop = await self._engine.resting_stop(order.pair)
+        stop_level = stop[1] if stop is not None and stop[0] == coid else None
+        _, trade = await order_by_hand.by_venue_id(
+            executor, order, settlement, self._clock.now(), pending or stop_level is not None
+        )
+        journaled = await executor.journal.require(coid)
+        base = order.pair.split("/")[0]
+        done = (
+            f"Done: order {coid} is {executor.venue()}'s order {settlement.venue_id}: "
+            f"{journaled.status.value}, {journaled.filled:.8g} {base} filled and "
+            "booked"
+        )
+        final = journaled.status.is_final
+        if not final and stop_level is not None:
+            done += (
+                f"; it is the position's stop at {stop_level:.8g}, resting there: kept "
+                "(not cancelled) and followed by that id, what it sells booked"
+            )
+        elif not final:  # the pending entry: its run follows it
+            done += (
+                "; it still rests there and is followed by that id: the next candle's "
+                "close cancels it (a limit entry lasts one candle) and books what "
+                "filled"
+            )
+        return f"{done}; {await self._then(order, settlement)}.", trade, final
+
+    async def _then(self, order: Order, settlement: order_by_hand.Settlement) -> str:
+        """What ``order``'s pair does once the order no longer holds it, truthfully: a halt
+        (the kill switch) opens nothing and sells nothing by itself, so a position booked by
+        hand then stays until /flatten is sent again (said plainly rather than sold here: the
+        kill switch, idempotent, stays the one way that sells); a pair without a run is not
+        traded; otherwise it trades again."""
+        halt = await self._engine.guard.halted()
+        if halt:
+            held = (
+                f"; a position in {order.pair} (booked now or before) is held, its stops "
+                "managed, NOT sold: send /flatten again to sell it"
+                if (settlement.filled and order.side is Side.BUY)
+                or self._engine.portfolio.position(order.pair)
+                else ""
+            )
+            return f"pairpilot is halted ({halt.get('reason')}): no new entries{held}"
+        if self._service.run_for(order.pair) is None:
+            return f"{order.pair} has no run: pairpilot does not trade it"
+        return f"{order.pair} trades again"
+
+    async def _settleable(self, settlement: order_by_hand.Settlement) -> Order:
+        """The order /order names, when it may be settled as ``settlement`` says: it waits on
+        an unknown outcome, and the numbers are near its pair's last price."""
+        order = await order_by_hand.checked(self._engine.executor, settlement)
+        order_by_hand.sane(order, settlement, await self._price(order.pair))
+        return order
+
+    def _at_once(self) -> AbstractContextManager[None]:
+        """Requests made once, not retried: an admin's command waits for them."""
+        if isinstance(self._exchange, Retrying):
+            return self._exchange.one_attempt()
+        return contextlib.nullcontext()
+
+    def _require_outside(self) -> OutsideHoldings:
+        if self._outside is None:
+            raise UserInputError("this account keeps no holdings of yours apart")
+        return self._outside
+
+    def _books(self) -> dict[str, float]:
+        """Pairpilot's holdings: the quote's cash, then each traded coin (0 when flat)."""
+        pairs = {run.pair for run in self._service.runs()} | {
+            position.pair for position in self._engine.portfolio.positions()
+        }
+        books = {self._quote: self._engine.portfolio.cash}
+        for pair in sorted(pairs):
+            position = self._engine.portfolio.position(pair)
+            books[pair.split("/")[0]] = position.amount if position else 0.0
+        return books
+
+    async def _set_state(self, pair: str, to: RunState, expected: RunState) -> PairRun:
+        run = self._active(pair)
+        if run.state is not expected:
+            raise UserInputError(f"{pair} is {run.state.value}, not {expected.value}")
+        async with self._service.tick_lock:
+            changed = await self._runs.set_state(run.id, to, self._clock.now())
+            self._service.put_run(changed)
+        return changed
+
+    def _active(self, pair: str) -> PairRun:
+        run = self._service.run_for(pair)
+        if run is None:
+            running = ", ".join(r.pair for r in self._service.runs()) or "none"
+            raise NotFound(f"{pair} has no active run (running: {running})")
+        return run
+
+    async def _price(self, pair: str) -> float:
+        """The last close ticked, else the market's price now (a pair no run ticks)."""
+        ticked = self._service.prices.get(pair)
+        return ticked if ticked else await self._markets.price(pair, self._clock.now())
+
+    async def _cancel_ours(self, pairs: list[str]) -> int:
+        """Cancel the orders resting in ``pairs`` that pairpilot placed (those in its journal);
+        the user's own (placed on the website or app) are left alone. How many."""
+        cancelled = 0
+        for resting in await self._exchange.open_orders(pairs):
+            order = await self._engine.executor.journal.get(resting.client_order_id)
+            if order is not None:
+                await self._exchange.cancel_order(order)
+                cancelled += 1
+        return cancelled
+
+    async def _held(self, pair: str) -> bool:
+        """The books hold more of ``pair`` than dust."""
+        position = self._engine.portfolio.position(pair)
+        if position is None:
+            return False
+        return self._exchange.too_small(pair, position.amount, await self._price(pair)) is None
+
+    async def _left(self, balances: Mapping[str, float], pairs: set[str]) -> dict[str, float]:
+        """What the exchange still holds of the traded coins beyond what the user holds outside
+        pairpilot, dust (too small to sell) not counted."""
+        outside = await self._outside.get() if self._outside else {}
+        left = {}
+        for pair in sorted(pairs):
+            asset = pair.split("/")[0]
+            amount = balances.get(asset, 0.0) - outside.get(asset, 0.0)
+            if (
+                amount > _DUST
+                and self._exchange.too_small(pair, amount, await self._price(pair)) is None
+            ):
+                left[asset] = amount
+        return left

@@ -1,0 +1,202 @@
+"""The trading service: ticks every active pair run on its closed candles."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from bot.core.domain import EquitySnapshot, PairRun, RunState
+from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable
+from bot.core.ports import CandleSource, Clock, EquityRepository
+from bot.ops.telemetry import EQUITY, HALTED, PNL_TODAY, TICK_SECONDS, TICKS
+from bot.trading.engine import Engine
+from strategies import Strategy, build_strategy
+
+log = logging.getLogger(__name__)
+
+
+class TradingService:
+    """Owns the pair runs in memory and drives the engine once per closed candle."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        source: CandleSource,
+        equity: EquityRepository,
+        clock: Clock,
+        runs: Sequence[PairRun],
+    ) -> None:
+        self._engine = engine
+        self._source = source
+        self._equity = equity
+        self._clock = clock
+        self._runs = {run.id: run for run in runs}
+        self._strategies: dict[int, Strategy] = {
+            run.id: build_strategy(run.strategy, run.params) for run in runs
+        }
+        self._last_candle: dict[int, int] = {}
+        self.last_ticks: dict[str, datetime] = {}  # pair -> when a tick last saw a new candle
+        self.last_asked: dict[str, datetime] = {}  # pair -> when a tick last asked for candles
+        self._prices: dict[str, float] = {}
+        self.tick_lock = asyncio.Lock()  # one tick at a time, whoever triggers it
+        # Operations (bot/trading/watch.py): why new entries are off (the data directory is
+        # full or read-only; exits are still managed), and the exchange error of the last tick.
+        self.entries_blocked: str | None = None
+        self.exchange_trouble: str | None = None
+        self.ticks = 0
+        self._stopping = False
+
+    def request_stop(self) -> None:
+        """A stop was asked: the tick in progress ends after the pair it is on (a pair's
+        order and its booking are never cut apart; the pairs left wait for the next start)."""
+        self._stopping = True
+
+    def runs(self) -> list[PairRun]:
+        return list(self._runs.values())
+
+    def run_for(self, pair: str) -> PairRun | None:
+        """The active (running or paused) run of ``pair``."""
+        return next((run for run in self._runs.values() if run.pair == pair), None)
+
+    def put_run(self, run: PairRun) -> None:
+        """Start ticking ``run``, or take its new state; a stopped run is dropped."""
+        if run.state is RunState.STOPPED:
+            self._runs.pop(run.id, None)
+            self._strategies.pop(run.id, None)
+            return
+        self._strategies.setdefault(run.id, build_strategy(run.strategy, run.params))
+        self._runs[run.id] = run
+
+    @property
+    def prices(self) -> dict[str, float]:
+        """The last close seen of every pair ticked."""
+        return self._prices
+
+    async def prime(self) -> None:
+        """Take each run's latest closed candle as seen without acting on it: after downtime
+        the service trades on candles that close from now on, never on missed ones."""
+        async with self.tick_lock:
+            for run in list(self._runs.values()):
+                await self._prime(run)
+
+    async def start_run(self, run: PairRun) -> None:
+        """Tick a run started while the service runs, from the next candle close on (a signal
+        from before it started is never acted on). The caller holds ``tick_lock``."""
+        self.put_run(run)
+        await self._prime(run)
+
+    async def _prime(self, run: PairRun) -> None:
+        strategy = self._strategies[run.id]
+        candles = await self._source.closed_candles(
+            run.pair, self._clock.now(), self._engine.history(strategy), run.timeframe
+        )
+        if candles.empty:
+            return
+        self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
+        self._prices[run.pair] = float(candles["close"].iloc[-1])
+        if self._engine.executor.unknown.waiting(run.pair):
+            return  # held, as for ticks: a stop could rest on coins that are not pairpilot's
+        try:
+            await self._engine.protect_between_candles(run, strategy, candles)
+        except BotError as error:  # the next close tries again; the start goes on
+            log.warning("%s: its stop could not be restored now: %s", run.pair, error)
+
+    async def tick(self, timeframe: str | None = None) -> int:
+        """One pass over the active runs (of ``timeframe``, or all); returns how many saw a
+        new closed candle."""
+        async with self.tick_lock:
+            with TICK_SECONDS.time():
+                return await self._tick(timeframe)
+
+    async def _tick(self, timeframe: str | None) -> int:
+        acted = 0
+        try:
+            await self._engine.executor.settle_unknown()
+        except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # books unsure: do not act
+            # (an order the venue answers for but cannot be found in only holds its own pair)
+            log.warning("tick: orders with an unknown outcome stay unsettled: %s", error)
+            self.exchange_trouble = str(error)
+            await self._failed(error)
+            return 0
+        failed = False
+        for run in list(self._runs.values()):
+            if not self._due(run, timeframe):
+                continue
+            if self._stopping:
+                log.warning("tick: stopping; %s and the pairs after it not ticked", run.pair)
+                break
+            self.last_asked[run.pair] = self._clock.now()
+            try:
+                if run.state is not RunState.STOPPED and await self._tick_run(run):
+                    acted += 1
+            except (ExchangeUnavailable, ExchangeAuthFailed) as error:
+                failed = True  # the other runs still tick
+                self.exchange_trouble = str(error)
+                log.warning("tick %s: %s", run.pair, error)
+                await self._failed(error)
+        done = not self._stopping  # stopping: no more exchange calls than the books need
+        if done and (timeframe is None or acted):
+            await self._engine.alert_unowned({run.pair for run in self._runs.values()})
+        if done and not failed:
+            self.exchange_trouble = None
+            await self._engine.guard.exchange_answered()
+        if acted:
+            now = self._clock.now()
+            portfolio = self._engine.portfolio
+            equity = portfolio.equity(self._prices)
+            await self._equity.add(EquitySnapshot(now, equity, portfolio.cash))
+            await self._gauge(equity)
+        self.ticks += 1
+        TICKS.inc()
+        return acted
+
+    async def _failed(self, error: ExchangeUnavailable | ExchangeAuthFailed) -> None:
+        await self._engine.guard.exchange_failed(
+            error, self._clock.now(), resting_stops=self._engine.exchange.supports_stop_orders
+        )
+
+    def _due(self, run: PairRun, timeframe: str | None) -> bool:
+        """``run`` ticks now: its timeframe's, and no order of its pair has an outcome the
+        venue cannot tell (bot/execution/unknown_orders.py: the pair waits, alerted, until
+        settled)."""
+        if timeframe is not None and run.timeframe != timeframe:
+            return False
+        waiting = self._engine.executor.unknown.waiting(run.pair)
+        if waiting:
+            log.warning(
+                "tick %s: not ticked, order(s) %s have an unknown outcome",
+                run.pair,
+                ", ".join(o.client_order_id for o in waiting),
+            )
+        return not waiting
+
+    async def _gauge(self, equity: float) -> None:
+        guard = self._engine.guard
+        EQUITY.set(equity)
+        day_start = await guard.day_start()
+        PNL_TODAY.set(equity - day_start if day_start is not None else 0.0)
+        HALTED.set(1 if await guard.halted() else 0)
+
+    async def _tick_run(self, run: PairRun) -> bool:
+        strategy = self._strategies[run.id]
+        candles = await self._source.closed_candles(
+            run.pair, self._clock.now(), self._engine.history(strategy), run.timeframe
+        )
+        if candles.empty:
+            return False
+        last = int(candles["timestamp"].iloc[-1])
+        if self._last_candle.get(run.id) == last:  # a tick never acts twice on one candle
+            return False
+        self._prices[run.pair] = float(candles["close"].iloc[-1])
+        self.last_ticks[run.pair] = self._clock.now()
+        if self.entries_blocked and run.state is RunState.RUNNING:  # exits only, as paused
+            run = dataclasses.replace(run, state=RunState.PAUSED)
+        await self._engine.on_candles(run, strategy, candles, self._prices)
+        # Done only once acted on: after an outage at the close, the candle is tried again.
+        self._last_candle[run.id] = last
+        log.debug("ticked %s at candle %s", run.pair, last)
+        return True
