@@ -33,6 +33,7 @@ from bot.core.domain import (
 )
 from bot.core.errors import ExchangeRejected, InsufficientFunds
 from bot.core.ports import Clock, PriceFeed, StateStore
+from bot.risk.fills import bought_at, coins_for, fee_of, limit_bought_at, sold_at, stop_sold_at
 
 ACCOUNT_KEY = "paper.account"  # {"balances": {...}, "orders": {client order id: report}}
 KEPT_REPORTS = 500  # the most recent orders stay answerable after a restart
@@ -191,9 +192,9 @@ class PaperExchange:
         if candle is None or float(candle["low"]) > resting["limit"]:
             return
         pair, quote = resting["pair"], resting["pair"].split("/")[1]
-        price = min(float(candle["open"]), resting["limit"])
+        price = limit_bought_at(float(candle["open"]), resting["limit"])
         # Sized at its limit, as a venue's order is when placed: under it, the coins cost less.
-        wanted = resting["quote_amount"] / (resting["limit"] * (1 + self._fee_rate))
+        wanted = coins_for(resting["quote_amount"], resting["limit"], self._fee_rate, False)
         amount = await self._fillable(pair, wanted, from_ms(int(candle["timestamp"])))
         self._balances[quote] += resting["quote_amount"]  # released, then spent by the fill
         intent = OrderIntent(coid, resting["run_id"], pair, Side.BUY, amount, price, now)
@@ -252,7 +253,7 @@ class PaperExchange:
             stop["seen_ms"] = int(candle["timestamp"]) + 1
             if float(candle["low"]) <= stop["level"] and float(candle["volume"]) > 0:
                 break
-        price = min(float(candle["open"]), stop["level"]) * (1 - self._slippage)
+        price = stop_sold_at(float(candle["open"]), stop["level"], self._slippage)
         amount = await self._fillable(
             stop["pair"], stop["amount"], from_ms(int(candle["timestamp"]))
         )
@@ -295,14 +296,14 @@ class PaperExchange:
         now = self._clock.now()
         price = await self._feed.price(intent.pair, now)  # a triggered exit sells at market too
         if intent.side is Side.BUY:
-            fill_price = price * (1 + self._slippage)
+            fill_price = bought_at(price, self._slippage)
             wanted = (
                 intent.amount
                 if intent.quote_amount is None  # else spend it, fee included
-                else intent.quote_amount / (fill_price * (1 + self._fee_rate))
+                else coins_for(intent.quote_amount, fill_price, self._fee_rate, False)
             )
         else:
-            fill_price = price * (1 - self._slippage)
+            fill_price = sold_at(price, self._slippage)
             wanted = intent.amount
         amount = await self._fillable(intent.pair, wanted, now)
         at = await self._feed.fill_time(intent.pair, now)  # later inside the pair's data gap
@@ -322,7 +323,7 @@ class PaperExchange:
     def _fill(self, intent: OrderIntent, amount: float, price: float, now: datetime) -> Fill:
         """Move the balances for one fill (refused when the account cannot pay)."""
         base, quote = intent.pair.split("/")
-        fee = amount * price * self._fee_rate
+        fee = fee_of(amount, price, self._fee_rate)
         if intent.side is Side.BUY:
             self._debit(quote, amount * price + fee, intent)
             changes = {quote: -(amount * price + fee), base: amount}

@@ -26,6 +26,7 @@ from bot.research.kernel import (
     KernelResult,
     simulate,
 )
+from bot.risk.fills import bought_at, coins_for, sale_proceeds, sold_at
 from strategies import Strategy
 
 OHLC = ("open", "high", "low", "close")
@@ -165,9 +166,10 @@ def buy_and_hold(prices: dict[str, np.ndarray], first: int, setup: BacktestSetup
     """Holding all in, comparable with the strategy: bought at the first open the strategy
     could have bought at (candle ``first``, after its warm-up) and sold at the last close, both
     with the same fee and slippage."""
-    bought = prices["open"][min(first, len(prices["open"]) - 1)] * (1 + setup.slippage)
-    sold = prices["close"][-1] * (1 - setup.slippage)
-    return float(sold * (1 - setup.fee_rate) / (bought * (1 + setup.fee_rate)) - 1)
+    bought = bought_at(float(prices["open"][min(first, len(prices["open"]) - 1)]), setup.slippage)
+    sold = sold_at(float(prices["close"][-1]), setup.slippage)
+    coins = coins_for(1.0, bought, setup.fee_rate, False)  # what each unit of the quote buys
+    return float(sale_proceeds(coins, sold, setup.fee_rate) - 1)
 
 
 def local_days(close_ms: np.ndarray, timezone: str) -> np.ndarray:

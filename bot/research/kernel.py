@@ -45,6 +45,15 @@ import numba
 import numpy as np
 
 from bot.core.domain import RiskLimits
+from bot.risk.fills import (
+    bought_at,
+    coins_for,
+    coins_kept,
+    fee_of,
+    limit_bought_at,
+    sold_at,
+    stop_sold_at,
+)
 from bot.risk.rules import EXIT_REASONS as RULE_EXITS
 from bot.risk.rules import (
     GATE_DAILY_LOSS,
@@ -287,13 +296,11 @@ def _record_entry(stamp, count, budget, fill, limit, p, entries, cash, fees):
     fee_rate = p[FEE]
     in_coin = p[FEE_IN_COIN] > 0.0
     if limit > 0.0:
-        bought = budget / (limit * (1.0 + fee_rate))
-    elif in_coin:
-        bought = budget / fill
+        bought = coins_for(budget, limit, fee_rate, False)
     else:
-        bought = budget / (fill * (1.0 + fee_rate))
-    fee = bought * fill * fee_rate
-    held = bought * (1.0 - fee_rate) if in_coin else bought
+        bought = coins_for(budget, fill, fee_rate, in_coin)
+    fee = fee_of(bought, fill, fee_rate)
+    held = coins_kept(bought, fee_rate, in_coin)
     entry_ms[count] = stamp
     entry_price[count] = fill
     amount[count] = held
@@ -305,7 +312,7 @@ def _record_entry(stamp, count, budget, fill, limit, p, entries, cash, fees):
 def _record_exit(stamp, count, held, fill, fee_rate, reason, both, price_in, entry_fee, trades):
     """Write trade ``count``'s exit; returns (fee, whether the trade lost)."""
     exit_ms, exit_price, exit_fee, exit_reason, ambiguous = trades
-    fee = held * fill * fee_rate
+    fee = fee_of(held, fill, fee_rate)
     exit_ms[count] = stamp
     exit_price[count] = fill
     exit_fee[count] = fee
@@ -382,7 +389,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
         filled_limit = False
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
             if low[i] <= limit_price and traded[i]:
-                fill = min(open_[i], limit_price)
+                fill = limit_bought_at(open_[i], limit_price)
                 held, cash, fees = _record_entry(
                     act_ms[i], count, limit_budget, fill, limit_price, p, entries, cash, fees
                 )
@@ -395,7 +402,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                 i,
                 count,
                 held,
-                market * (1.0 - slippage),
+                sold_at(market, slippage),
                 SIGNAL,
                 False,
                 price_in,
@@ -427,7 +434,10 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
             # this close and sold at the next open (none after the last candle: still open).
             resting = low[i] <= resting_level and traded[i]
             if resting or (not math.isnan(trigger) and can_sell):
-                fill = (min(open_[i], resting_level) if resting else market) * (1.0 - slippage)
+                if resting:
+                    fill = stop_sold_at(open_[i], resting_level, slippage)
+                else:
+                    fill = sold_at(market, slippage)
                 cash, fees, losses, cooldown_until, count, held = _sell_all(
                     i,
                     count,
@@ -488,7 +498,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                 elif budget >= p[MIN_ORDER] and budget > 0.0 and not can_sell:
                     pass  # the order expires unfilled in a candle with no volume
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
-                    fill = market * (1.0 + slippage)
+                    fill = bought_at(market, slippage)
                     held, cash, fees = _record_entry(
                         act_ms[i], count, budget, fill, 0.0, p, entries, cash, fees
                     )
@@ -506,7 +516,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                     i,
                     count,
                     held,
-                    market * (1.0 - slippage),
+                    sold_at(market, slippage),
                     SIGNAL,
                     False,
                     price_in,
@@ -520,7 +530,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
         equity[i] = cash + held * close[i]
     still_open = held > 0.0
     if still_open:  # marked to market at the last close with the costs of selling it there
-        fill = close[n - 1] * (1.0 - slippage)
+        fill = sold_at(close[n - 1], slippage)
         fee, _ = _record_exit(
             close_ms[n - 1],
             count,

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bot.core.domain import OrderIntent, PairRun, Position, RiskLimits, Side, Signal, to_ms
 from bot.core.errors import InsufficientFunds, RiskRejected
+from bot.risk.fills import bought_at, coins_for
 
 _ID_LIMIT = 32
 
@@ -51,7 +52,7 @@ def size_entry(
         run_id=run.id,
         pair=run.pair,
         side=Side.BUY,
-        amount=budget / (signal.price * (1 + slippage) * (1 + fee_rate)),
+        amount=coins_for(budget, bought_at(signal.price, slippage), fee_rate, False),
         reference_price=signal.price,
         created_at=now,
         reason=signal.reason or "entry signal",

@@ -1,0 +1,63 @@
+"""The fill model: what an order pays and gets, one copy for the backtest kernel and the paper
+exchange (and the risk step's estimate), compiled once as the rules are.
+
+A market buy pays the price plus slippage, a market sell gets the price less it. A resting stop
+sells at its level, or at the open when the candle gapped below it, less slippage. A limit buy
+fills at its limit, or at the open when the candle opened under it, with no slippage. The fee is
+a fraction of each fill's value.
+"""
+
+from __future__ import annotations
+
+import numba
+
+
+@numba.njit(cache=True)
+def bought_at(price: float, slippage: float) -> float:
+    """A market buy's fill price."""
+    return price * (1.0 + slippage)
+
+
+@numba.njit(cache=True)
+def sold_at(price: float, slippage: float) -> float:
+    """A market sell's fill price (a triggered exit sells at market too)."""
+    return price * (1.0 - slippage)
+
+
+@numba.njit(cache=True)
+def stop_sold_at(open_: float, level: float, slippage: float) -> float:
+    """A resting stop's fill price in the candle that reached it."""
+    return sold_at(min(open_, level), slippage)
+
+
+@numba.njit(cache=True)
+def limit_bought_at(open_: float, limit: float) -> float:
+    """A limit buy's fill price in the candle that reached it."""
+    return min(open_, limit)
+
+
+@numba.njit(cache=True)
+def coins_for(budget: float, price: float, fee_rate: float, fee_in_coin: bool) -> float:
+    """The coins ``budget`` (in the quote) buys at ``price``: with the fee in the quote, the
+    coins and their fee spend it; with the fee taken from the coins bought, it all buys coins."""
+    if fee_in_coin:
+        return budget / price
+    return budget / (price * (1.0 + fee_rate))
+
+
+@numba.njit(cache=True)
+def fee_of(amount: float, price: float, fee_rate: float) -> float:
+    """A fill's fee, valued in the quote."""
+    return amount * price * fee_rate
+
+
+@numba.njit(cache=True)
+def coins_kept(bought: float, fee_rate: float, fee_in_coin: bool) -> float:
+    """The coins a buy leaves held: all of them, or less the fee when it is taken from them."""
+    return bought * (1.0 - fee_rate) if fee_in_coin else bought
+
+
+@numba.njit(cache=True)
+def sale_proceeds(amount: float, price: float, fee_rate: float) -> float:
+    """What a sale of ``amount`` at ``price`` brings in the quote, its fee paid."""
+    return amount * price - fee_of(amount, price, fee_rate)
