@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.alerts.outbox import AlertDispatcher
-from bot.app.bootstrap import assemble_replay, build_cockpit, load_replay
+from bot.app.bootstrap import assemble_replay, build_cockpit
 from bot.app.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
-from bot.app.exchange_service import push_daily_report
+from bot.app.run import push_daily_report
 from bot.app.serve import run_service
+from bot.app.startup import load_replay
 from bot.chat.cockpit import Venue
 from bot.chat.requests import normalise_pair
 from bot.core.clock import FakeClock
