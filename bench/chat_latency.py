@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bench.paths import SHARED_DATA
-from bot.app.bootstrap import assemble_replay, build_cockpit, load_replay
+from bot.app.bootstrap import assemble_replay, build_cockpit
 from bot.app.config import Settings
+from bot.app.startup import load_replay
 from bot.chat.cockpit import Venue
 from bot.core.domain import to_ms
 from bot.market.history import ReplayHistory

@@ -1,38 +1,35 @@
-"""The composition root: the only place that builds things and wires them together."""
+"""The composition root: the only place that builds things and wires them together.
+
+Every builder is here, for a replay, paper trading on an exchange's candles and live trading
+alike (the start-up steps they run are in bot.app.startup); bot.app.run serves what they build.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from bot.alerts.held import HeldAlerts
-from bot.alerts.outbox import AlertOutbox
+from bot.alerts.outbox import AlertOutbox, OnceAlerts
 from bot.alerts.preferences import AlertPreferences
-from bot.app.config import Settings
-from bot.app.notifications import ChatFactory, notifications
+from bot.app.config import Secrets, Settings
+from bot.app.startup import Replay, reconcile_at_start, sync_pair_runs
 from bot.charts.worker import ChartWorker
 from bot.chat.cockpit import Cockpit, Venue, unknown_precision
 from bot.chat.sweep_desk import SweepDesk
-from bot.core.clock import FakeClock, SystemClock
-from bot.core.domain import AlertPriority, PairRun, RiskLimits
-from bot.core.errors import ConfigError
+from bot.core.clock import FakeClock
+from bot.core.domain import PairRun, RiskLimits
 from bot.core.ports import Clock, Exchange, PriceFeed
-from bot.core.timeframes import timeframe_delta
+from bot.core.timeframes import timeframe_seconds
 from bot.exchange.paper import PaperExchange
 from bot.execution.executor import Executor
-from bot.execution.reconcile import OutsideHoldings, reconcile
-from bot.market.candle_files import (
-    ReplaySource,
-    read_candle_file,
-    timeframe_of,
-)
-from bot.market.history import CandleHistory, ReplayHistory
-from bot.ops.health import HEARTBEAT_SECONDS
+from bot.execution.reconcile import OutsideHoldings
+from bot.market.history import CandleHistory
+from bot.market.live_source import ExchangeCandleSource
 from bot.ops.scheduler import Jobs
 from bot.portfolio.books import CASH_KEY, Portfolio
 from bot.research.account_terms import account_terms, rests_stops
@@ -42,10 +39,9 @@ from bot.trading.dust import DustDesk
 from bot.trading.engine import Engine, EngineCosts
 from bot.trading.replay import ReplayDriver
 from bot.trading.service import TradingService
-from bot.trading.watch import ServiceWatch, goodbye, restore_gauges
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
-from storage.db import Database, open_database
+from storage.db import Database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
@@ -55,74 +51,13 @@ from storage.state import SqliteStateRepository
 from storage.sweeps import SqliteSweepRepository
 from storage.vetoes import SqliteVetoRepository
 
+if TYPE_CHECKING:
+    from bot.exchange.ccxt_exchange import CcxtExchange
+    from bot.market.streaming import StreamingFeed
+
 log = logging.getLogger(__name__)
 
-ALERT_DRAIN_SECONDS = 0.2
 CANDLE_DELAY_SECONDS = 5.0  # after a candle closes, so the exchange has it final
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    source: ReplaySource
-    start: datetime
-    end: datetime
-    step: timedelta
-
-
-def load_replay(settings: Settings) -> Replay:
-    """Every configured replay file, checked: pairs can be started later from any of them.
-
-    A file's timeframe is its configured pair's, else its name's, else its candles' own step.
-    The replay spans the time all the files share.
-    """
-    configured = {pair.pair: pair.timeframe for pair in settings.pairs}
-    frames, timeframes = {}, {}
-    for pair, path in settings.market_data.replay_files.items():
-        frame = read_candle_file(path)
-        timeframe = timeframe_of(path, configured.get(pair), frame)
-        frames[pair], timeframes[pair] = frame, timeframe
-    if not frames:
-        raise ConfigError("market_data.source = 'replay' needs market_data.replay_files")
-    source = ReplaySource(frames, timeframes)
-    step = min(timeframe_delta(timeframe) for timeframe in timeframes.values())
-    start = min(source.first_open(pair) for pair in frames) + step
-    # The last candle is never acted on: there is no next open to fill at.
-    end = min(source.last_close(pair) for pair in frames) - step
-    return Replay(source, start, end, step)
-
-
-async def sync_pair_runs(
-    runs: SqlitePairRunRepository, settings: Settings, now: datetime
-) -> list[PairRun]:
-    """Runs as persisted, plus a new run for each configured pair that never had one. A
-    configured pair stopped with /stoppair stays stopped (/startpair trades it again)."""
-    active = await runs.active()
-    known = {run.pair for run in active}
-    for pair in settings.pairs:
-        if pair.pair in known:
-            continue
-        if await _was_stopped(runs, pair.pair):
-            log.info("%s is configured but was stopped with /stoppair; it stays stopped", pair.pair)
-            continue
-        active.append(
-            await runs.add(
-                pair=pair.pair,
-                strategy=pair.strategy,
-                timeframe=pair.timeframe,
-                params=pair.params,
-                capital_share=pair.capital_share,
-                now=now,
-            )
-        )
-    return active
-
-
-async def _was_stopped(runs: SqlitePairRunRepository, pair: str) -> bool:
-    try:
-        await runs.latest_for(pair)
-    except KeyError:
-        return False
-    return True  # its latest run is not active (``active`` has none): it was stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,57 +181,17 @@ def risk_limits(settings: Settings) -> RiskLimits:
     return RiskLimits(**settings.risk.model_dump())
 
 
-async def reconcile_at_start(
-    db: Database, engine: Engine, outbox: AlertOutbox, clock: Clock, settings: Settings
-) -> None:
-    """Settle what a previous run left open and compare the books with the exchange (the
-    orders of every configured pair and every pair a run was started on)."""
-    repository = SqlitePairRunRepository(db)
-    runs = await repository.active()
-    # A dust conversion a crash left unsettled is booked from the venue's log (if it cannot be
-    # read, an alert says so and /dust settles it later: trading starts all the same).
-    await DustDesk(
-        db=db, engine=engine, clock=clock, venue=settings.exchange.name
-    ).settle_or_alert()
-    result = await reconcile(
-        orders=SqliteOrderRepository(db),
-        exchange=engine.exchange,
-        executor=engine.executor,
-        portfolio=engine.portfolio,
-        alerts=outbox,
-        clock=clock,
-        quote=settings.quote,
-        pairs=[pair.pair for pair in settings.pairs] + [run.pair for run in runs],
-        outside=OutsideHoldings(SqliteStateRepository(db), clock),
-    )
-    for order, trade in result.closed:  # a stop that fired while pairpilot was down
-        await engine.count_trade(await repository.get(order.run_id), trade)
-    if result.settled or result.never_sent or not result.clean:
-        log.warning("start-up reconciliation: %s", result)
-
-
-async def serve_replay(
-    settings: Settings,
-    stop: asyncio.Event,
-    write: Callable[[str], object],
-    chat: ChatFactory | None,
-) -> None:
-    """Paper trading on the configured replay files until ``stop`` is set or the replay ends."""
-    replay = load_replay(settings)
-    async with open_database(settings.database_path, service=True) as db:
-        await _serve(settings, db, replay, stop, write, chat)
-
-
 @dataclass(frozen=True, slots=True)
 class Trading:
-    """The assembled trading stack on one database: what `run` drives and tests inspect."""
+    """The assembled trading stack on one database, on replayed candles or on an exchange's:
+    what the serve loop drives and tests inspect."""
 
-    clock: FakeClock
+    clock: Clock
     engine: Engine
     service: TradingService
     control: Control
-    driver: ReplayDriver
     outbox: AlertOutbox
+    driver: ReplayDriver | None = None  # a replay's: each step moves its clock one candle on
 
 
 async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> Trading:
@@ -340,83 +235,96 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         end=replay.end,
         source=replay.source,
     )
-    return Trading(clock, engine, service, control, driver, outbox)
+    return Trading(clock, engine, service, control, outbox, driver)
 
 
-async def _serve(
-    settings: Settings,
+def credentials(settings: Settings, secrets: Secrets) -> dict[str, str]:
+    """The account's keys for live mode (from the environment only); none for paper."""
+    if settings.mode != "live":
+        return {}
+    keys = {
+        "apiKey": secrets.exchange_key,
+        "secret": secrets.exchange_secret,
+        "password": secrets.exchange_password,
+    }
+    return {name: value for name, value in keys.items() if value}
+
+
+async def assemble_on_exchange(
     db: Database,
-    replay: Replay,
-    stop: asyncio.Event,
-    write: Callable[[str], object],
-    chat: ChatFactory | None,
-) -> None:
-    trading = await assemble_replay(db, settings, replay)
-    venue = chat_venue(settings, "replay", trading.engine)
-    jobs = Jobs(SystemClock())
-    cockpit = build_cockpit(
-        db,
-        venue,
-        trading.service,
-        trading.engine,
-        trading.control,
-        ReplayHistory(replay.source),
-        jobs,
-        trading.clock,
-        settings.research.dask_scheduler,
-    )
-    watch = await start_watch(
-        db, settings, trading.service, trading.engine, trading.outbox, "replay"
-    )
-    async with notifications(
-        SqliteAlertRepository(db),
-        cockpit,
-        trading.outbox,
-        trading.clock,
-        chat,
-        write,
-        simulated=True,
-        held=watch.held,
-    ) as dispatcher:
-        pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
-        started = f"pairpilot started: {settings.mode} mode, replay, {pairs}"
-        await trading.outbox.push("startup", AlertPriority.INFO, started)
-        speed = settings.market_data.replay_speed
-        jobs.every(
-            replay.step.total_seconds() / speed, watch.guarded(trading.driver.step), "replay-step"
+    settings: Settings,
+    exchange: CcxtExchange,
+    feed: StreamingFeed,
+    clock: Clock,
+    jobs: Jobs,
+) -> Trading:
+    """Engine, service and control on ``exchange`` (markets loaded), reconciled, primed, and
+    with a tick job for every timeframe in use, including those of runs started later."""
+    outbox = AlertOutbox(SqliteAlertRepository(db), clock)
+    gaps = OnceAlerts(outbox, SqliteStateRepository(db), clock, "candle_gap")  # not per restart
+    source = ExchangeCandleSource(feed, on_gap=lambda pair, text: gaps.push(text))
+    quote = settings.quote
+    limits = risk_limits(settings)
+    if settings.mode == "live":
+        balances = await exchange.fetch_balances()
+        await exchange.load_account_fees([pair.pair for pair in settings.pairs])
+        fee = max((exchange.taker_fee(pair.pair) for pair in settings.pairs), default=0.001)
+        engine = await build_engine(
+            db,
+            clock=clock,
+            exchange=exchange,
+            first_cash=balances.get(quote, 0.0),
+            costs=EngineCosts(fee, settings.paper.slippage),
+            limits=limits,
+            timezone=settings.timezone,
         )
-        jobs.every(ALERT_DRAIN_SECONDS, watch.guarded(dispatcher.drain), "alert-drain")
-        jobs.every(ALERT_DRAIN_SECONDS, watch.held.send, "held-alerts")
-        jobs.every(HEARTBEAT_SECONDS, watch.beat, "watch")
-        jobs.start()
-        try:
-            await _until_first(stop, trading.driver.finished)
-        finally:
-            await jobs.stop()  # the tick in progress finishes first
-            await goodbye(dispatcher, watch)
-
-
-async def start_watch(
-    db: Database,
-    settings: Settings,
-    service: TradingService,
-    engine: Engine,
-    outbox: AlertOutbox,
-    source: str,
-) -> ServiceWatch:
-    """The heartbeat and data-directory watch (its job is scheduled by the caller), with the
-    gauges restored from the database."""
-    await restore_gauges(SqliteEquityRepository(db), engine.guard)
-    wall = SystemClock()
-    return ServiceWatch(
-        path=settings.data_dir,
-        state=SqliteStateRepository(db),
-        service=service,
-        outbox=outbox,
-        held=HeldAlerts(SqliteAlertRepository(db), wall),
-        source=source,
-        wall=wall,
+    else:
+        engine = await build_paper_engine(
+            db,
+            clock=clock,
+            feed=source,
+            account=paper_account(settings),
+            limits=limits,
+            timezone=settings.timezone,
+        )
+    await reconcile_at_start(db, engine, outbox, clock, settings)
+    runs_repo = SqlitePairRunRepository(db)
+    runs = await sync_pair_runs(runs_repo, settings, clock.now())
+    service = TradingService(
+        engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=runs
     )
+    await service.prime()
+    schedule = tick_scheduler(jobs, service)
+    for run in runs:
+        schedule(run)
+    control = Control(
+        runs=runs_repo,
+        service=service,
+        engine=engine,
+        exchange=engine.exchange,
+        markets=source,
+        clock=clock,
+        quote=quote,
+        on_started=schedule,
+        outside=OutsideHoldings(SqliteStateRepository(db), clock),
+    )
+    return Trading(clock, engine, service, control, outbox)
+
+
+def tick_scheduler(jobs: Jobs, service: TradingService) -> Callable[[PairRun], None]:
+    """A callable that makes sure ``run``'s timeframe has its candle-close tick job."""
+
+    def schedule(run: PairRun) -> None:
+        name = f"tick-{run.timeframe}"
+        if not jobs.has(name):
+            jobs.at_candle_close(
+                timeframe_seconds(run.timeframe),
+                CANDLE_DELAY_SECONDS,
+                partial(service.tick, run.timeframe),
+                name,
+            )
+
+    return schedule
 
 
 def build_cockpit(
@@ -469,12 +377,3 @@ def build_cockpit(
         state=SqliteStateRepository(db),
         dust=dust,
     )
-
-
-async def _until_first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -1,9 +1,7 @@
-"""`run_service`: the trading service's one entry, over either serve loop.
+"""`run_service`: the trading service's one entry, on replay files or on an exchange.
 
-It readies and holds the data directory and serves /metrics, then runs the loop of the
-configured market data: bot.app.bootstrap's on replay files, bot.app.exchange_service's on an
-exchange. It sits above both, so the exchange loop can take its builders from
-bot.app.bootstrap without a cycle.
+It readies and holds the data directory and serves /metrics, then runs bot.app.run's one serve
+loop on the configured market data, with the configured service's options unless given others.
 """
 
 from __future__ import annotations
@@ -11,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from bot.app.bootstrap import serve_replay
 from bot.app.config import Secrets, Settings
 from bot.app.notifications import ChatFactory
+from bot.app.run import ServeOptions, serve_on_exchange, serve_replay
 from bot.core.errors import ConfigError
 from bot.ops.data_dir import exclusive_use
 from bot.ops.data_dir import prepare as prepare_data_dir
@@ -28,20 +26,20 @@ async def run_service(
     stop: asyncio.Event,
     write: Callable[[str], object] = print,
     chat: ChatFactory | None = None,
+    options: ServeOptions | None = None,
 ) -> None:
     """Run until ``stop`` is set or the replay ends; the tick in progress finishes first.
-    ``chat``: the chat front end (Telegram); without it alerts go to ``write``."""
+    ``chat``: the chat front end (Telegram); without it alerts go to ``write``. ``options``:
+    the jobs besides trading (default: ``ServeOptions.of(settings)``)."""
     if settings.mode == "live" and settings.market_data.source != "exchange":
         raise ConfigError(
             "mode = 'live' trades on exchange candles: set market_data.source = 'exchange'"
         )
+    options = ServeOptions.of(settings) if options is None else options
     prepare_data_dir(settings.data_dir)
     await restore_gauges_early(settings.database_path)
     with exclusive_use(settings.data_dir), serving(settings.metrics.port, settings.metrics.listen):
         if settings.market_data.source == "exchange":
-            # imported here: ccxt takes seconds to import, and replay and the demo never use it
-            from bot.app.exchange_service import serve_on_exchange
-
-            await serve_on_exchange(settings, secrets, stop, write, chat)
+            await serve_on_exchange(settings, secrets, options, stop, write, chat)
             return
-        await serve_replay(settings, stop, write, chat)
+        await serve_replay(settings, options, stop, write, chat)

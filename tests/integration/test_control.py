@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.bootstrap import Trading, assemble_replay, load_replay
+from bot.app.bootstrap import Trading, assemble_replay
+from bot.app.startup import load_replay
 from bot.core.domain import RunState
 from bot.core.errors import NotFound, UserInputError
 from storage.db import open_database

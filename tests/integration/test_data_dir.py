@@ -18,9 +18,11 @@ import pytest
 
 from bot.alerts.held import HeldAlerts
 from bot.alerts.outbox import AlertDispatcher, ConsoleSink
-from bot.app.bootstrap import assemble_replay, load_replay
+from bot.app.bootstrap import assemble_replay
 from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings
+from bot.app.run import ServeOptions
 from bot.app.serve import run_service
+from bot.app.startup import load_replay
 from bot.cli.main import main
 from bot.core.clock import SystemClock
 from bot.core.domain import AlertPriority, Side
@@ -253,12 +255,11 @@ async def texts_to(
 
 
 async def test_a_disk_that_fills_in_one_go_reaches_the_admins_through_telegram(
-    tmp_path: Path, roomy_disk: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, roomy_disk: Path
 ) -> None:
     """No room for even one alert row: the alert goes straight to the admins (Telegram needs
     no disk), once per episode, retried while Telegram is down, and kept in the outbox as
     delivered once the disk takes writes again; the goodbye on a full disk arrives too."""
-    monkeypatch.setattr("bot.app.bootstrap.HEARTBEAT_SECONDS", 0.3)
     emulator = TelegramEmulator()
     async with running(emulator) as base:
         settings = load_settings(replay_config(tmp_path, roomy_disk / "data"), None)
@@ -276,7 +277,10 @@ async def test_a_disk_that_fills_in_one_go_reaches_the_admins_through_telegram(
         secrets = Secrets(telegram_token=emulator.token)
         stop = asyncio.Event()
         chat = telegram_factory(settings, secrets)
-        service = asyncio.create_task(run_service(settings, secrets, stop=stop, chat=chat))
+        beats = ServeOptions(heartbeat_seconds=0.3)
+        service = asyncio.create_task(
+            run_service(settings, secrets, stop=stop, chat=chat, options=beats)
+        )
         assert await texts_to(emulator, ADMIN, "pairpilot started", 1, within=60)  # a slow CI
         await asyncio.sleep(0.5)
         emulator.is_down = True  # the first sends fail: the alert is held and retried

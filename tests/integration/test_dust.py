@@ -23,8 +23,7 @@ import ccxt.async_support as ccxt_async
 import pandas as pd
 import pytest
 
-from bot.app.bootstrap import build_cockpit
-from bot.app.exchange_service import ExchangeTrading
+from bot.app.bootstrap import Trading, build_cockpit
 from bot.chat.cockpit import Cockpit, Venue
 from bot.core.domain import OrderIntent, Side, to_ms
 from bot.core.errors import BotError, UserInputError
@@ -66,7 +65,7 @@ def dusty_fake(candles: pd.DataFrame) -> FakeBinance:
 @dataclass
 class LiveChat:
     emulator: TelegramEmulator
-    trading: ExchangeTrading
+    trading: Trading
     cockpit: Cockpit
     market: Market
     db: Database
@@ -88,7 +87,7 @@ class LiveChat:
 @asynccontextmanager
 async def dusty_stack(
     tmp_path: Path, fake: FakeBinance, **options: Any
-) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:
+) -> AsyncIterator[tuple[Trading, Market, Jobs]]:
     """The live stack on the fake (``options``: live_stack's), traded until only dust is
     left, half an hour after the exit."""
     async with live_stack(tmp_path, fake, START, **options) as (trading, market, jobs):
@@ -97,7 +96,7 @@ async def dusty_stack(
         yield trading, market, jobs
 
 
-def cockpit_on(trading: ExchangeTrading, market: Market, jobs: Jobs) -> Cockpit:
+def cockpit_on(trading: Trading, market: Market, jobs: Jobs) -> Cockpit:
     """The cockpit the app builds, on the live stack's own connection."""
     db = trading.engine.executor._transactions
     return build_cockpit(
@@ -362,7 +361,7 @@ async def test_the_users_own_coins_converted_along_are_said_and_leave_no_drift(
     assert not [text for text in alerts if "Holdings differ" in text]
 
 
-def desk_on(trading: ExchangeTrading, market: Market) -> DustDesk:
+def desk_on(trading: Trading, market: Market) -> DustDesk:
     """The desk the cockpit builds, on the live stack's own connection and tick lock."""
     return DustDesk(
         db=trading.engine.executor._transactions,

@@ -24,8 +24,10 @@ import aiohttp
 import pytest
 from prometheus_client import generate_latest
 
-from bot.app.bootstrap import assemble_replay, load_replay, start_watch
+from bot.app.bootstrap import assemble_replay
 from bot.app.config import load_settings
+from bot.app.run import start_watch
+from bot.app.startup import load_replay
 from bot.cli.main import main
 from bot.core.domain import AlertPriority, EquitySnapshot, PairRun, RunState
 from bot.market.candle_files import read_candle_file

@@ -15,9 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.app.bootstrap import build_cockpit
+from bot.app.bootstrap import assemble_on_exchange, build_cockpit, credentials
 from bot.app.config import Secrets, Settings
-from bot.app.exchange_service import assemble_on_exchange, credentials
 from bot.chat.cockpit import Venue
 from bot.core.clock import FakeClock
 from bot.exchange.ccxt_exchange import CcxtExchange

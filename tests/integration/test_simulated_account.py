@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.app.bootstrap import load_replay, paper_account
+from bot.app.bootstrap import paper_account
 from bot.app.config import Settings
+from bot.app.startup import load_replay
 from bot.core.domain import RiskLimits
 from bot.market.history import ReplayHistory
 from bot.research.account_terms import RESTING, AccountTerms, account_terms

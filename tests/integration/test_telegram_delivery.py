@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.alerts.outbox import AlertDispatcher
-from bot.app.exchange_service import push_daily_report
+from bot.app.run import push_daily_report
 from bot.core.clock import FakeClock
 from bot.core.domain import AlertPriority
 from bot.ops.scheduler import Jobs

@@ -7,9 +7,10 @@ import asyncio
 import socket
 from pathlib import Path
 
-from bot.app.bootstrap import assemble_replay, build_cockpit, load_replay
+from bot.app.bootstrap import assemble_replay, build_cockpit
 from bot.app.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
 from bot.app.serve import run_service
+from bot.app.startup import load_replay
 from bot.chat.cockpit import Venue
 from bot.market.history import ReplayHistory
 from bot.ops.scheduler import Jobs

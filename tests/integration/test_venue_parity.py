@@ -50,8 +50,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bot.app.bootstrap import Trading, assemble_on_exchange, credentials
 from bot.app.config import Settings
-from bot.app.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
 from bot.core.clock import FakeClock
 from bot.core.domain import RiskLimits, Trade
 from bot.exchange.ccxt_exchange import CcxtExchange
@@ -120,7 +120,7 @@ async def venue_stack(
     venue: str,
     strategy: str,
     params: dict[str, float],
-) -> AsyncIterator[tuple[ExchangeTrading, Market, CcxtExchange]]:
+) -> AsyncIterator[tuple[Trading, Market, CcxtExchange]]:
     """The live stack on ``fake`` trading ``strategy`` with all of the account (live_rig's
     ``live_stack`` trades its default strategy with half)."""
     clock = FakeClock(start)

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.app.bootstrap import Trading, assemble_replay, build_cockpit, chat_venue, load_replay
+from bot.app.bootstrap import Trading, assemble_replay, build_cockpit, chat_venue
 from bot.app.config import Settings
+from bot.app.startup import load_replay
 from bot.chat.cockpit import Cockpit, Venue
 from bot.core.clock import FakeClock, SystemClock
 from bot.market.history import ReplayHistory

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from bot.app.bootstrap import Trading, assemble_on_exchange, credentials
 from bot.app.config import Secrets, Settings
-from bot.app.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
 from bot.core.clock import FakeClock
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.market.streaming import StreamingFeed
@@ -325,7 +325,7 @@ async def live_stack(
     attempts: int = 2,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     venue: str = "binance",
-) -> AsyncIterator[tuple[ExchangeTrading, Market, Jobs]]:
+) -> AsyncIterator[tuple[Trading, Market, Jobs]]:
     """``attempts`` and ``sleep``: the adapter's retries and how it waits between them;
     ``venue``: the exchange id (``fake`` must be that venue's, see ``funded_fake``)."""
     clock = FakeClock(start)
@@ -356,7 +356,7 @@ async def live_stack(
             await exchange.close()
 
 
-async def hourly(trading: ExchangeTrading, market: Market, start: datetime, end: datetime) -> None:
+async def hourly(trading: Trading, market: Market, start: datetime, end: datetime) -> None:
     moment = start
     while moment < end:
         market.at(moment)

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.app.bootstrap import build_cockpit
+from bot.app.bootstrap import Trading, assemble_on_exchange, build_cockpit, credentials
 from bot.app.config import Secrets, Settings
-from bot.app.exchange_service import ExchangeTrading, assemble_on_exchange, credentials
 from bot.app.notifications import notifications
 from bot.chat.cockpit import Venue
 from bot.core.clock import FakeClock
@@ -125,7 +124,7 @@ async def main(exchange_url: str, telegram_url: str, data_dir: Path, venue: str)
                     await dispatcher.drain()
 
 
-async def _apply(words: list[str], trading: ExchangeTrading, clock: FakeClock) -> None:
+async def _apply(words: list[str], trading: Trading, clock: FakeClock) -> None:
     """The operator's actions between restarts, through the same calls the chat makes."""
     guard, control = trading.engine.guard, trading.control
     with contextlib.suppress(UserInputError):  # pausing a paused pair and the like
