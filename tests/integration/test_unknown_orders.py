@@ -35,7 +35,8 @@ from bot.execution.executor import Executor
 from bot.market.candle_files import ReplaySource
 from bot.portfolio.books import CASH_KEY, Portfolio
 from bot.portfolio.outside import OutsideHoldings
-from bot.trading.engine import Engine, EngineCosts, protection_key
+from bot.trading.engine import Engine, EngineCosts
+from bot.trading.protection import protection_key
 from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
