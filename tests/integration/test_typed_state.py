@@ -115,7 +115,22 @@ async def stored(db: Database, key: str) -> str:
     return str(row["value"])
 
 
-@pytest.mark.parametrize(("old", "protection"), PROTECTIONS)
+@pytest.mark.parametrize(
+    ("old", "protection"),
+    PROTECTIONS,
+    ids=[
+        "limit",
+        "market",
+        "opened",
+        "stop",
+        "due",
+        "rest",
+        "dust",
+        "dust-rest",
+        "no-peak",
+        "none",
+    ],
+)
 async def test_a_protection_the_untyped_engine_stored_loads_and_is_stored_back_unchanged(
     db: Database, old: dict[str, Any], protection: Protection
 ) -> None:
@@ -159,7 +174,7 @@ async def test_a_protection_with_a_key_never_written_is_refused_and_left_as_it_i
     assert await state.get(protection_key(PAIR)) == {"entry": ENTRY, "stop": 90_000.0}
 
 
-@pytest.mark.parametrize(("old", "guard"), GUARDS)
+@pytest.mark.parametrize(("old", "guard"), GUARDS, ids=["halt", "marks", "daily", "lifted"])
 async def test_a_guard_state_the_untyped_guard_stored_loads_and_is_stored_back_unchanged(
     db: Database, old: dict[str, Any], guard: GuardState
 ) -> None:
@@ -175,7 +190,9 @@ async def test_a_guard_state_the_untyped_guard_stored_loads_and_is_stored_back_u
     assert await stored(db, "risk") == old_text
 
 
-@pytest.mark.parametrize(("old", "cooldown"), COOLDOWNS)
+@pytest.mark.parametrize(
+    ("old", "cooldown"), COOLDOWNS, ids=["none", "losses", "cooling", "cooling-lost"]
+)
 async def test_a_cooldown_the_untyped_guard_stored_loads_and_is_stored_back_unchanged(
     db: Database, old: dict[str, Any], cooldown: Cooldown
 ) -> None:
