@@ -14,15 +14,16 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.alerts.outbox import AlertOutbox
-from bot.core.domain import AlertPriority, PairRun, RiskLimits, from_ms, to_ms
+from bot.core.domain import AlertPriority, Fill, PairRun, RiskLimits, Trade, from_ms, to_ms
 from bot.core.errors import BotError, ExchangeAuthFailed
 from bot.core.ports import StateStore
+from bot.core.timeframes import timeframe_delta
 from bot.ops.decisions import decision
-from bot.risk.rules import GATE_DAILY_LOSS, GATE_DRAWDOWN, loss_gate
+from bot.risk.guard_state import Cooldown, GuardState, GuardStore, Halt
+from bot.risk.rules import GATE_DAILY_LOSS, GATE_DRAWDOWN, loss_gate, trade_lost
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = "risk"
 LIMITS_KEY = "risk.limits"  # limits changed from chat; they override the config's
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - a calendar origin for local day numbers
 
@@ -51,46 +52,51 @@ class RiskGuard:
         self._alerts = alerts
         self.limits = limits
         self._timezone = timezone
-        self._risk: dict[str, Any] | None = None
+        self._store = GuardStore(state)
+        self._risk: GuardState | None = None
         self._outage: str | None = None  # the exchange error that started the current outage
 
-    async def _load(self) -> dict[str, Any]:
+    async def _load(self) -> GuardState:
         if self._risk is None:
-            self._risk = dict(await self._state.get(STATE_KEY) or {})
+            self._risk = await self._store.get()
         return self._risk
 
     async def _save(self, now: datetime) -> None:
-        await self._state.set(STATE_KEY, await self._load(), now)
+        await self._store.set(await self._load(), now)
 
     async def start_candle(self, equity: float, close_time: datetime) -> None:
         """A new local day starts its loss budget from the equity marked at the previous close
         (``equity`` before any), so the first candle closing in a day counts against it too."""
         risk = await self._load()
         day = local_day(close_time, self._timezone)
-        if risk.get("day") != day:
-            risk.update(day=day, day_start=risk.get("last_mark", equity))
-            risk.setdefault("peak", equity)
+        if risk.day != day:
+            self._risk = dataclasses.replace(
+                risk,
+                day=day,
+                day_start=equity if risk.last_mark is None else risk.last_mark,
+                peak=equity if risk.peak is None else risk.peak,
+            )
             await self._save(close_time)
 
     async def mark(self, equity: float, close_time: datetime) -> None:
         """Follow the equity peak and trip the loss limits (persisted, alerted once)."""
         risk = await self._load()
-        changed = equity > risk.get("peak", equity) or risk.get("last_mark") != equity
-        risk["peak"] = max(risk.get("peak", equity), equity)
-        risk["last_mark"] = equity  # where the next day's loss budget starts
+        peak = max(equity if risk.peak is None else risk.peak, equity)
+        changed = peak != risk.peak or risk.last_mark != equity
+        # the last mark is where the next day's loss budget starts
+        self._risk = risk = dataclasses.replace(risk, peak=peak, last_mark=equity)
+        day_start = equity if risk.day_start is None else risk.day_start
         gate = loss_gate(
-            equity,
-            risk["peak"],
-            risk.get("day_start", equity),
-            self.limits.daily_loss_limit,
-            self.limits.max_drawdown,
+            equity, peak, day_start, self.limits.daily_loss_limit, self.limits.max_drawdown
         )
-        if gate == GATE_DRAWDOWN and not risk.get("halt"):
+        if gate == GATE_DRAWDOWN and not risk.halt:
             reason = (
                 f"equity {equity:,.2f} is more than {self.limits.max_drawdown:.0%} below "
-                f"its peak {risk['peak']:,.2f}"
+                f"its peak {peak:,.2f}"
             )
-            risk["halt"] = {"reason": f"max drawdown: {reason}", "since": to_ms(close_time)}
+            self._risk = dataclasses.replace(
+                risk, halt=Halt(f"max drawdown: {reason}", to_ms(close_time))
+            )
             await self._alerts.push(
                 "risk_halt",
                 AlertPriority.CRITICAL,
@@ -98,14 +104,14 @@ class RiskGuard:
                 "until trading is resumed; exits are still managed.",
             )
             changed = True
-        elif gate == GATE_DAILY_LOSS and risk.get("daily_halt_day") != risk.get("day"):
-            risk["daily_halt_day"] = risk.get("day")
+        elif gate == GATE_DAILY_LOSS and risk.daily_halt_day != risk.day:
+            self._risk = dataclasses.replace(risk, daily_halt_day=risk.day)
             await self._alerts.push(
                 "risk_halt",
                 AlertPriority.CRITICAL,
                 f"Daily loss limit: equity {equity:,.2f} is more than "
                 f"{self.limits.daily_loss_limit:.0%} below today's start "
-                f"{risk.get('day_start', equity):,.2f}. No new entries today.",
+                f"{day_start:,.2f}. No new entries today.",
             )
             changed = True
         if changed:
@@ -114,12 +120,11 @@ class RiskGuard:
     async def entry_block(self, run: PairRun, close_time: datetime) -> str | None:
         """Why ``run`` may not enter now, or None."""
         risk = await self._load()
-        if risk.get("halt"):
-            return f"halted ({risk['halt']['reason']})"
-        if risk.get("daily_halt_day") is not None and risk.get("daily_halt_day") == risk.get("day"):
+        if risk.halt:
+            return f"halted ({risk.halt.reason})"
+        if risk.daily_halt_day is not None and risk.daily_halt_day == risk.day:
             return "daily loss limit reached; no new entries until tomorrow"
-        cooldown = await self._state.get(_cooldown_key(run.id)) or {}
-        until = cooldown.get("until_ms")
+        until = (await self._store.cooldown(run.id)).until_ms
         if until is not None and to_ms(close_time) <= until:
             return f"cooling down after losses until {from_ms(until):%Y-%m-%d %H:%M} UTC"
         return None
@@ -128,15 +133,25 @@ class RiskGuard:
         self, run: PairRun, lost: bool, close_time: datetime, candle: timedelta
     ) -> None:
         """Count losing trades in a row; enough of them start the run's cooldown."""
-        cooldown = await self._state.get(_cooldown_key(run.id)) or {}
-        losses = cooldown.get("losses", 0) + 1 if lost else 0
+        cooldown = await self._store.cooldown(run.id)
+        losses = cooldown.losses + 1 if lost else 0
         if lost and self.limits.cooldown_losses and losses >= self.limits.cooldown_losses:
             until = close_time + candle * self.limits.cooldown_candles
-            cooldown = {"losses": 0, "until_ms": to_ms(until)}
+            cooldown = Cooldown(losses=0, until_ms=to_ms(until))
             log.info("%s: %d losses in a row, no entries until %s", run.pair, losses, until)
         else:
-            cooldown = {**cooldown, "losses": losses}
-        await self._state.set(_cooldown_key(run.id), cooldown, close_time)
+            cooldown = dataclasses.replace(cooldown, losses=losses)
+        await self._store.set_cooldown(run.id, cooldown, close_time)
+
+    async def booked(
+        self, run: PairRun, close_time: datetime, fills: list[Fill], trade: Trade | None
+    ) -> list[Fill]:
+        """Fills just booked for ``run``: the trade they closed, if any, counts toward its
+        cooldown. The fills are passed on."""
+        if trade is not None:
+            lost = trade_lost(trade.amount, trade.entry_price, trade.exit_price, trade.fee)
+            await self.trade_closed(run, lost, close_time, timeframe_delta(run.timeframe))
+        return fills
 
     async def veto(self, run: PairRun, reason: str, now: datetime) -> None:
         decision(run.pair, "veto", reason)
@@ -180,18 +195,19 @@ class RiskGuard:
 
     async def day_start(self) -> float | None:
         """Equity at the first close of the current local day (what today's PnL is against)."""
-        return (await self._load()).get("day_start")
+        return (await self._load()).day_start
 
     async def halted(self) -> dict[str, Any] | None:
         """The standing halt ({"reason", "since"}), or None."""
-        return (await self._load()).get("halt")
+        halt = (await self._load()).halt
+        return None if halt is None else dataclasses.asdict(halt)
 
     async def halt(self, reason: str, now: datetime) -> bool:
         """Stop new entries until resumed; False when a halt already stood (it is kept)."""
         risk = await self._load()
-        if risk.get("halt"):
+        if risk.halt:
             return False
-        risk["halt"] = {"reason": reason, "since": to_ms(now)}
+        self._risk = dataclasses.replace(risk, halt=Halt(reason, to_ms(now)))
         await self._save(now)
         await self._alerts.push(
             "risk_halt",
@@ -203,13 +219,9 @@ class RiskGuard:
     async def resume(self, equity: float, now: datetime) -> bool:
         """Lift the halt and restart the drawdown count from today's equity."""
         risk = await self._load()
-        if not risk.get("halt"):
+        if not risk.halt:
             return False
-        risk.update(halt=None, peak=equity)
+        self._risk = dataclasses.replace(risk, halt=None, lifted=True, peak=equity)
         await self._save(now)
         await self._alerts.push("risk_resume", AlertPriority.CRITICAL, "Trading resumed.")
         return True
-
-
-def _cooldown_key(run_id: int) -> str:
-    return f"cooldown:{run_id}"

@@ -17,8 +17,8 @@ from bot.core.ports import Clock
 from bot.ops import data_dir
 from bot.ops.health import HEARTBEAT_KEY, heartbeat_record
 from bot.ops.telemetry import DATA_DIR_FREE, EQUITY, HALTED, PNL_TODAY, STORAGE_OK
-from bot.risk.guard import STATE_KEY as RISK_STATE_KEY
 from bot.risk.guard import RiskGuard
+from bot.risk.guard_state import GuardStore
 from bot.trading.service import TradingService
 from storage.db import UnusableDatabase, open_read_only
 from storage.equity import SqliteEquityRepository
@@ -202,14 +202,14 @@ async def restore_gauges_early(database: Path) -> None:
     try:
         async with open_read_only(database) as db:
             latest = await SqliteEquityRepository(db).latest()
-            risk = await SqliteStateRepository(db).get(RISK_STATE_KEY) or {}
+            risk = await GuardStore(SqliteStateRepository(db)).get()
     except (sqlite3.Error, UnusableDatabase):
         return
     if latest is not None:
         EQUITY.set(latest.equity)
-        day_start = risk.get("day_start")
+        day_start = risk.day_start
         PNL_TODAY.set(latest.equity - day_start if day_start is not None else 0.0)
-    HALTED.set(1 if risk.get("halt") else 0)
+    HALTED.set(1 if risk.halt else 0)
 
 
 async def goodbye(dispatcher: AlertDispatcher, watch: ServiceWatch) -> None:

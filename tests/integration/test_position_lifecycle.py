@@ -18,7 +18,7 @@ from bot.core.domain import Order, OrderIntent, Position, Side
 from bot.core.errors import OrderOutcomeUnknown, UserInputError
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.portfolio.performance import round_trips
-from bot.trading.engine import protection_key
+from bot.trading.protection import protection_key
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository

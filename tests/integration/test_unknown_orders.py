@@ -35,7 +35,8 @@ from bot.execution.executor import Executor
 from bot.market.candle_files import ReplaySource
 from bot.portfolio.books import CASH_KEY, Portfolio
 from bot.portfolio.outside import OutsideHoldings
-from bot.trading.engine import Engine, EngineCosts, protection_key
+from bot.trading.engine import Engine, EngineCosts
+from bot.trading.protection import protection_key
 from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
@@ -43,6 +44,7 @@ from storage.equity import SqliteEquityRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
+from strategies import ExitPolicy
 from tests.doubles.fake_coinbase import FakeCoinbase, order_uuid
 from tests.doubles.fake_exchange import Fault
 from tests.integration.test_ccxt_orders import with_run
@@ -217,6 +219,25 @@ async def test_a_lost_buy_settled_by_hand_leaves_the_users_own_holdings_untouche
         own = await OutsideHoldings(SqliteStateRepository(db), FakeClock(start)).get()
         assert own["USDT"] == 0.0
         assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
+
+
+async def test_a_position_whose_entry_is_not_known_yet_has_no_stop_in_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, btc_candles: pd.DataFrame
+) -> None:
+    """A buy booked outside the entry path (here settled by hand) before a tick restores its
+    stops (``Protector.ensure``): its protection state holds only the ATR distance remembered
+    before the buy was sent, so no stop is in force yet. (The read raised KeyError.)"""
+    fake, start = await crashed_with_lost_orders(
+        tmp_path, monkeypatch, btc_candles, [buy(500.0)], {"atr_distance": 500.0}
+    )
+    ours = fake.orders[min(fake.orders)]
+    fee = float(ours.fills[0]["commission"])
+    said = ["pp1x1b", "filled", f"{ours.executed!r}", f"{ours.quote / ours.executed!r}", f"{fee!r}"]
+    async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
+        await trading.control.settle_order(said, "1001")
+        (run,) = trading.service.runs()
+        assert trading.engine.portfolio.position(BTC) is not None
+        assert await trading.engine.stop_in_force(run, ExitPolicy(stop_loss=0.05)) is None
 
 
 async def another_bots_grid(fake: FakeCoinbase) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bot.core.domain import Fill, Side, from_ms
 from bot.portfolio.performance import round_trips
+from bot.trading.protection import Protection, protection_key
 from tests.doubles.fake_exchange import FakeBinance
 
 STEP = 0.00001  # the fake's LOT_SIZE step and minimum (tests/doubles/fake_exchange.py::_symbol)
@@ -110,8 +111,8 @@ class Invariants:
                 for o in self.fake.orders.values()
                 if o.symbol == symbol and o.kind == "STOP_LOSS" and o.status == "NEW"
             )
-            saved = self._state(db, f"protection:{pair}") or {}
-            if "entry" in saved and (resting >= amount - STEP or not self.resting_stops):
+            saved = Protection.from_json(self._state(db, protection_key(pair)))
+            if saved.entry is not None and (resting >= amount - STEP or not self.resting_stops):
                 self._waiting.pop(pair, None)
                 continue
             self.unprotected += 1
