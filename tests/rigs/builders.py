@@ -34,7 +34,7 @@ def executor_on(
     )
 
 
-SAMPLES = Path(__file__).resolve().parents[1] / "bot" / "sample_data"
+SAMPLES = Path(__file__).resolve().parents[2] / "bot" / "sample_data"
 
 
 def replay_settings(tmp_path: Path) -> Settings:

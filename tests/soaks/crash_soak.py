@@ -40,7 +40,7 @@ from tests.rigs.invariants import Invariants
 from tests.rigs.live_rig import VENUES, VenueRig, funded_fake
 from tests.soaks.crash_child import ADMIN, HOUR_MS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ("go", "go", "go", "go halt", "go resume", "go pause", "go unpause")
 START_UP_LIMIT = 90.0  # seconds a restart may take on a loaded machine
 
