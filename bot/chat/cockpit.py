@@ -18,7 +18,6 @@ from html import escape
 from typing import Any
 
 from bot.alerts.preferences import KINDS, AlertPreferences
-from bot.app.config import check_quote
 from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.replies import Photo, Progress
@@ -28,6 +27,7 @@ from bot.core.domain import PairRun, RiskLimits, Side, Trade, from_ms
 from bot.core.errors import BotError, UserInputError
 from bot.core.lazy_import import import_off_loop
 from bot.core.number_text import amount_text, price_text
+from bot.core.pairs import check_quote
 from bot.core.ports import Clock, StateStore
 from bot.core.timeframes import timeframe_seconds
 from bot.market.history import CandleHistory

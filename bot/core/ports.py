@@ -243,3 +243,30 @@ class UnstoredSink(Protocol):
 
 class ChatSink(AlertSink, UnstoredSink, Protocol):
     """A chat front end's sink: the outbox's alerts, and those the disk could not store."""
+
+
+class ChatFrontend(Protocol):
+    """A chat front end (Telegram, in handlers/), built by a ``ChatFactory`` (bot/chat)."""
+
+    @property
+    def sink(self) -> ChatSink: ...
+
+    def start(self) -> None:
+        """Connect in the background; never blocks trading."""
+
+    async def stop(self) -> None: ...
+
+
+class AlertDeliveries(Protocol):
+    """Which chats each alert reached, and which a send went out to without an answer: a chat
+    front end sends one alert to several chats, once each."""
+
+    async def delivered_chats(self, alert_id: int) -> set[int]: ...
+
+    async def mark_delivered_to(self, alert_id: int, chat_id: int, now: datetime) -> None: ...
+
+    async def attempted_chats(self, alert_id: int) -> set[int]: ...
+
+    async def mark_attempted(self, alert_id: int, chat_id: int) -> None: ...
+
+    async def clear_attempt(self, alert_id: int, chat_id: int) -> None: ...

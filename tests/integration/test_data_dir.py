@@ -19,7 +19,7 @@ import pytest
 from bot.alerts.held import HeldAlerts
 from bot.alerts.outbox import AlertDispatcher, ConsoleSink
 from bot.app.bootstrap import assemble_replay, load_replay
-from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings
+from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings, telegram_options
 from bot.app.serve import run_service
 from bot.cli import main
 from bot.core.clock import SystemClock
@@ -275,7 +275,7 @@ async def test_a_disk_that_fills_in_one_go_reaches_the_admins_through_telegram(
         )
         secrets = Secrets(telegram_token=emulator.token)
         stop = asyncio.Event()
-        chat = telegram_factory(settings, secrets)
+        chat = telegram_factory(telegram_options(settings, secrets))
         service = asyncio.create_task(run_service(settings, secrets, stop=stop, chat=chat))
         assert await texts_to(emulator, ADMIN, "pairpilot started", 1, within=60)  # a slow CI
         await asyncio.sleep(0.5)

@@ -12,7 +12,13 @@ import pytest
 
 from bot.alerts.outbox import AlertDispatcher
 from bot.app.bootstrap import assemble_replay, build_cockpit, load_replay
-from bot.app.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
+from bot.app.config import (
+    Secrets,
+    TelegramSettings,
+    TelegramUser,
+    WebhookSettings,
+    telegram_options,
+)
 from bot.app.exchange_service import push_daily_report
 from bot.app.serve import run_service
 from bot.chat.cockpit import Venue
@@ -332,7 +338,9 @@ async def test_the_service_runs_with_telegram_in_its_own_loop(tmp_path: Path) ->
                 config,
                 Secrets(telegram_token=emulator.token),
                 stop=stop,
-                chat=telegram_factory(config, Secrets(telegram_token=emulator.token)),
+                chat=telegram_factory(
+                    telegram_options(config, Secrets(telegram_token=emulator.token))
+                ),
             )
         )
         first = await emulator.reply(ADMIN, within=10)
