@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 from bot.core.domain import (
     Alert,
     AlertPriority,
+    AuditEntry,
     DustConversion,
     EquitySnapshot,
     ExecutionReport,
@@ -20,7 +22,10 @@ from bot.core.domain import (
     Order,
     OrderIntent,
     OrderStatus,
+    PairRun,
     Position,
+    RunState,
+    SweepRow,
 )
 
 
@@ -179,14 +184,16 @@ class OrderJournal(Protocol):
     ) -> Order: ...
 
 
-class FillRepository(Protocol):
+class FillHistory(Protocol):
+    async def all(self, since: datetime | None = None) -> list[Fill]: ...
+
+
+class FillRepository(FillHistory, Protocol):
     async def add(self, fill: Fill) -> bool: ...
 
     async def seen(self, trade_id: str) -> bool: ...
 
     async def add_beyond(self, fill: Fill, amount: float, users: float) -> None: ...
-
-    async def all(self, since: datetime | None = None) -> list[Fill]: ...
 
 
 class PositionRepository(Protocol):
@@ -201,12 +208,14 @@ class StateStore(Protocol):
     async def set(self, key: str, value: Any, now: datetime) -> None: ...
 
 
-class EquityRepository(Protocol):
-    async def add(self, snapshot: EquitySnapshot) -> None: ...
-
+class EquityHistory(Protocol):
     async def between(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[EquitySnapshot]: ...
+
+
+class EquityRepository(EquityHistory, Protocol):
+    async def add(self, snapshot: EquitySnapshot) -> None: ...
 
 
 class AlertRepository(Protocol):
@@ -270,3 +279,92 @@ class AlertDeliveries(Protocol):
     async def mark_attempted(self, alert_id: int, chat_id: int) -> None: ...
 
     async def clear_attempt(self, alert_id: int, chat_id: int) -> None: ...
+
+
+class AlertBacklog(Protocol):
+    async def backlog(self) -> int:
+        """How many alerts no chat has taken yet."""
+        ...
+
+
+class OrderHistory(Protocol):
+    async def recent(self, limit: int = 50) -> list[Order]:
+        """The latest ``limit`` orders, newest first."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Who ran which command, and what came of it."""
+
+    async def add(
+        self, *, actor: str, command: str, arguments: Sequence[str], result: str, now: datetime
+    ) -> int: ...
+
+    async def add_many(
+        self, entries: Sequence[tuple[str, str, Sequence[str], str]], now: datetime
+    ) -> None:
+        """(actor, command, arguments, result) entries at ``now``, in one commit."""
+        ...
+
+    async def latest(self, limit: int) -> list[AuditEntry]:
+        """The most recent entries, newest first."""
+        ...
+
+
+class PairRunRepository(Protocol):
+    async def add(
+        self,
+        *,
+        pair: str,
+        strategy: str,
+        timeframe: str,
+        params: Mapping[str, Any],
+        capital_share: float,
+        now: datetime,
+        state: RunState = RunState.RUNNING,
+    ) -> PairRun:
+        """A new run; DuplicateRun when the pair has an active one already."""
+        ...
+
+    async def latest_for(self, pair: str) -> PairRun:
+        """The most recent run of ``pair``, stopped or not."""
+        ...
+
+    async def set_state(self, run_id: int, state: RunState, now: datetime) -> PairRun: ...
+
+
+class CandleRepository(Protocol):
+    """Candles kept on disk, per exchange, pair and timeframe (timestamps in ms)."""
+
+    async def add_frame(self, exchange: str, pair: str, timeframe: str, frame: pd.DataFrame) -> int:
+        """Store candles from a frame with our columns; returns how many were new."""
+        ...
+
+    async def frame(
+        self,
+        exchange: str,
+        pair: str,
+        timeframe: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Candles opening in [since, until), oldest first, as a frame with our columns."""
+        ...
+
+    async def last_timestamp(self, exchange: str, pair: str, timeframe: str) -> int | None: ...
+
+    async def timestamps(self, exchange: str, pair: str, timeframe: str) -> np.ndarray: ...
+
+
+class SweepStore(Protocol):
+    """Sweeps and their rows, kept as they finish so a crash loses none."""
+
+    async def create(
+        self, strategy: str, spec: dict[str, Any], tasks: int, now: datetime
+    ) -> int: ...
+
+    async def add(self, sweep_id: int, rows: Sequence[SweepRow]) -> None: ...
+
+    async def finish(self, sweep_id: int, now: datetime) -> None: ...
+
+    async def rows(self, sweep_id: int) -> list[SweepRow]: ...

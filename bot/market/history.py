@@ -13,10 +13,10 @@ from typing import Protocol
 import pandas as pd
 
 from bot.core.errors import DataError
+from bot.core.ports import CandleRepository
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import ReplaySource
 from bot.market.store import CandleFeed, download
-from storage.candles import SqliteCandleRepository
 
 
 class CandleHistory(Protocol):
@@ -39,7 +39,7 @@ class ReplayHistory:
 
 
 class ExchangeHistory:
-    def __init__(self, feed: CandleFeed, store: SqliteCandleRepository) -> None:
+    def __init__(self, feed: CandleFeed, store: CandleRepository) -> None:
         self._feed = feed
         self._store = store
 

@@ -15,9 +15,9 @@ import pandas as pd
 
 from bot.core.domain import from_ms, to_ms
 from bot.core.errors import UserInputError
+from bot.core.ports import CandleRepository
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import validate_candles
-from storage.candles import SqliteCandleRepository
 
 
 class CandleFeed(Protocol):
@@ -62,7 +62,7 @@ def find_gaps(stamps: np.ndarray, step_ms: int) -> list[Gap]:
 
 
 async def describe(
-    repo: SqliteCandleRepository, exchange: str, pair: str, timeframe: str, added: int = 0
+    repo: CandleRepository, exchange: str, pair: str, timeframe: str, added: int = 0
 ) -> SeriesReport:
     stamps = await repo.timestamps(exchange, pair, timeframe)
     return SeriesReport(
@@ -79,7 +79,7 @@ async def describe(
 
 async def download(
     feed: CandleFeed,
-    repo: SqliteCandleRepository,
+    repo: CandleRepository,
     *,
     pair: str,
     timeframe: str,
