@@ -21,7 +21,7 @@ from bot.alerts.outbox import AlertDispatcher, ConsoleSink
 from bot.app.bootstrap import assemble_replay, load_replay
 from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings, telegram_options
 from bot.app.serve import run_service
-from bot.cli import main
+from bot.cli.main import main
 from bot.core.clock import SystemClock
 from bot.core.domain import AlertPriority, Side
 from bot.ops import data_dir

@@ -26,7 +26,7 @@ from prometheus_client import generate_latest
 
 from bot.app.bootstrap import assemble_replay, load_replay, start_watch
 from bot.app.config import load_settings
-from bot.cli import main
+from bot.cli.main import main
 from bot.core.domain import AlertPriority, EquitySnapshot, PairRun, RunState
 from bot.market.candle_files import read_candle_file
 from bot.ops.health import HEARTBEAT_KEY, heartbeat_record

@@ -11,7 +11,7 @@ import sys
 from apscheduler.triggers.interval import IntervalTrigger
 
 import bot.ops.scheduler
-from bot.cli import main
+from bot.cli.main import main
 
 
 def every_second(timeframe_seconds: int, delay: float) -> IntervalTrigger:
