@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 from bot.app.bootstrap import serve_replay
 from bot.app.config import Secrets, Settings
+from bot.app.data_dir_lock import exclusive_use
+from bot.app.gauges import restore_gauges_early
 from bot.app.notifications import ChatFactory
 from bot.core.errors import ConfigError
-from bot.ops.data_dir import exclusive_use
 from bot.ops.data_dir import prepare as prepare_data_dir
 from bot.ops.telemetry import serving
-from bot.trading.watch import restore_gauges_early
 
 
 async def run_service(

@@ -252,8 +252,8 @@ def _health(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from bot.app.config import load_settings
+    from bot.app.health_check import inspect
     from bot.core.clock import SystemClock
-    from bot.ops.health import inspect
 
     path = load_settings(args.config, None).database_path
     health = inspect(

@@ -287,6 +287,18 @@ class AlertBacklog(Protocol):
         ...
 
 
+class LatestEquity(Protocol):
+    async def latest(self) -> EquitySnapshot | None:
+        """The newest snapshot, or None before the first."""
+        ...
+
+
+class PendingAlerts(AlertBacklog, Protocol):
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest undelivered alert was pushed, or None."""
+        ...
+
+
 class OrderHistory(Protocol):
     async def recent(self, limit: int = 50) -> list[Order]:
         """The latest ``limit`` orders, newest first."""

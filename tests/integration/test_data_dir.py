@@ -29,7 +29,7 @@ from bot.ops.telemetry import STORAGE_OK
 from bot.trading.watch import ServiceWatch, goodbye
 from handlers.frontend import telegram_factory
 from storage.alerts import SqliteAlertRepository
-from storage.db import open_database
+from storage.db import LOCK_NAME, open_database
 from storage.fills import SqliteFillRepository
 from storage.state import SqliteStateRepository
 from tests.doubles.telegram_emulator import TelegramEmulator, running
@@ -98,6 +98,11 @@ def replay_config(tmp_path: Path, data: Path) -> Path:
         encoding="utf-8",
     )
     return config
+
+
+def test_the_lock_file_is_among_the_files_checked() -> None:
+    """bot/ops may not import storage/, so it spells the lock file's name itself: the same."""
+    assert LOCK_NAME in data_dir.FILES
 
 
 def test_the_service_refuses_a_full_or_read_only_data_dir_naming_it(
