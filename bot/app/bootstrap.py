@@ -21,7 +21,7 @@ from bot.chat.sweep_desk import SweepDesk
 from bot.core.clock import FakeClock, SystemClock
 from bot.core.domain import AlertPriority, PairRun, RiskLimits
 from bot.core.errors import ConfigError
-from bot.core.ports import Clock, Exchange, PriceFeed
+from bot.core.ports import CandleHistory, Clock, Exchange, PriceFeed
 from bot.core.timeframes import timeframe_delta
 from bot.exchange.paper import PaperExchange
 from bot.execution.executor import Executor
@@ -31,7 +31,7 @@ from bot.market.candle_files import (
     read_candle_file,
     timeframe_of,
 )
-from bot.market.history import CandleHistory, ReplayHistory
+from bot.market.history import ReplayHistory
 from bot.ops.health import HEARTBEAT_SECONDS
 from bot.ops.scheduler import Jobs
 from bot.portfolio.books import CASH_KEY, Portfolio

@@ -31,6 +31,7 @@ from bot.core.pairs import check_quote
 from bot.core.ports import (
     AlertBacklog,
     AuditLog,
+    CandleHistory,
     Clock,
     EquityHistory,
     FillHistory,
@@ -38,7 +39,6 @@ from bot.core.ports import (
     StateStore,
 )
 from bot.core.timeframes import timeframe_seconds
-from bot.market.history import CandleHistory
 from bot.ops.health import CLOCK_KEY, COMMANDS_KEY
 from bot.ops.scheduler import Jobs
 from bot.portfolio.holdings import accept_preview, accepting, holdings_text

@@ -17,9 +17,8 @@ from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_n
 from bot.core.domain import RiskLimits
 from bot.core.errors import UserInputError
 from bot.core.lazy_import import import_off_loop
-from bot.core.ports import Clock, SweepStore
+from bot.core.ports import CandleHistory, Clock, SweepStore
 from bot.core.timeframes import timeframe_seconds
-from bot.market.history import CandleHistory
 from bot.research.account_terms import AccountTerms
 
 if TYPE_CHECKING:

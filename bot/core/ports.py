@@ -380,3 +380,43 @@ class SweepStore(Protocol):
     async def finish(self, sweep_id: int, now: datetime) -> None: ...
 
     async def rows(self, sweep_id: int) -> list[SweepRow]: ...
+
+
+class VetoRecorder(Protocol):
+    async def add(self, *, run_id: int, pair: str, reason: str, now: datetime) -> None: ...
+
+
+class CandleHistory(Protocol):
+    async def candles(self, pair: str, timeframe: str, days: int, now: datetime) -> pd.DataFrame:
+        """Closed candles of the last ``days`` before ``now``, oldest first."""
+        ...
+
+
+class CandleFeed(Protocol):
+    """Where candles are downloaded from (an exchange's OHLCV, page by page)."""
+
+    name: str
+
+    def check_pair(self, pair: str) -> None: ...
+
+    def check_timeframe(self, timeframe: str) -> None: ...
+
+    @property
+    def ohlcv_limit(self) -> int: ...
+
+    async def fetch_candles(self, pair: str, timeframe: str, since_ms: int) -> pd.DataFrame: ...
+
+
+class LiveFeed(Protocol):
+    """An exchange's candles and last price, for the service trading on it."""
+
+    async def fetch_candles(self, pair: str, timeframe: str, since_ms: int) -> pd.DataFrame: ...
+
+    @property
+    def ohlcv_limit(self) -> int: ...  # the most candles one page holds
+
+    async def fetch_price(self, pair: str) -> float: ...
+
+    def check_pair(self, pair: str) -> None: ...
+
+    def check_timeframe(self, timeframe: str) -> None: ...

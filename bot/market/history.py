@@ -8,21 +8,14 @@ feed's caches are left alone.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import pandas as pd
 
 from bot.core.errors import DataError
-from bot.core.ports import CandleRepository
+from bot.core.ports import CandleFeed, CandleRepository
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import ReplaySource
-from bot.market.store import CandleFeed, download
-
-
-class CandleHistory(Protocol):
-    async def candles(self, pair: str, timeframe: str, days: int, now: datetime) -> pd.DataFrame:
-        """Closed candles of the last ``days`` before ``now``, oldest first."""
-        ...
+from bot.market.store import download
 
 
 class ReplayHistory:
