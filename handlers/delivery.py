@@ -22,8 +22,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError, T
 
 from bot.alerts.preferences import ADMINS_ONLY, AlertPreferences
 from bot.core.domain import Alert
-from bot.core.ports import Clock
-from storage.alerts import SqliteAlertRepository
+from bot.core.ports import AlertDeliveries, Clock
 
 log = logging.getLogger(__name__)
 LATE_AFTER = timedelta(minutes=2)  # an alert older than this says how late it is
@@ -143,7 +142,7 @@ class TelegramSink:
         self,
         bot: Bot,
         chats: Sequence[int],
-        alerts: SqliteAlertRepository,
+        alerts: AlertDeliveries,
         preferences: AlertPreferences,
         clock: Clock,
         late_after: timedelta | None = LATE_AFTER,

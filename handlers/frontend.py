@@ -24,12 +24,12 @@ from telegram.ext import Application
 from telegram.request import HTTPXRequest
 
 from bot.alerts.outbox import AlertOutbox
-from bot.app.config import Secrets, Settings, WebhookSettings
-from bot.app.notifications import ChatFactory
 from bot.chat.cockpit import Cockpit
+from bot.chat.frontend import ChatFactory
 from bot.core.clock import SystemClock
 from bot.core.domain import AlertPriority
-from bot.core.ports import Clock
+from bot.core.ports import AlertDeliveries, Clock
+from bot.core.telegram_options import TelegramOptions, WebhookAddress
 from handlers.commands import (
     COMMANDS,
     CONFIRM_SECONDS,
@@ -43,7 +43,6 @@ from handlers.priority import AdminsFirstLimiter
 from handlers.restart import ChatMemory
 from handlers.telegram_clock import TelegramClock
 from handlers.webhook import WEBHOOK_TIMEOUT_SECONDS, WebhookIntake, WebhookServer
-from storage.alerts import SqliteAlertRepository
 
 log = logging.getLogger(__name__)
 
@@ -53,32 +52,29 @@ WEBHOOK_CHECK_SECONDS = 60.0  # how often getWebhookInfo is asked whether update
 UPDATES = ["message", "callback_query"]  # the kinds of update the bot asks Telegram for
 
 
-def telegram_factory(settings: Settings, secrets: Secrets) -> ChatFactory:
+def telegram_factory(options: TelegramOptions) -> ChatFactory:
     """What the service calls to build its Telegram front end once trading is assembled."""
-    users = {user.id: user.role for user in settings.telegram.users}
-    token = secrets.telegram_token
-    if not token:
-        raise ValueError("Telegram needs PAIRPILOT_TELEGRAM_TOKEN")
+    users = dict(options.users)
 
     def build(
         cockpit: Cockpit,
         outbox: AlertOutbox,
-        alerts: SqliteAlertRepository,
+        alerts: AlertDeliveries,
         clock: Clock,
         mark_late: bool,
     ) -> TelegramFrontend:
         return TelegramFrontend(
-            token=token,
-            api_base_url=settings.telegram.api_base_url,
+            token=options.token,
+            api_base_url=options.api_base_url,
             users=users,
             cockpit=cockpit,
             outbox=outbox,
             alerts=alerts,
             clock=clock,
             mark_late=mark_late,
-            webhook=settings.telegram.webhook,
-            webhook_secret=secrets.telegram_webhook_secret,
-            max_command_age=settings.telegram.max_command_age,
+            webhook=options.webhook,
+            webhook_secret=options.webhook_secret,
+            max_command_age=options.max_command_age,
         )
 
     return build
@@ -93,11 +89,11 @@ class TelegramFrontend:
         users: Mapping[int, str],
         cockpit: Cockpit,
         outbox: AlertOutbox,
-        alerts: SqliteAlertRepository,
+        alerts: AlertDeliveries,
         clock: Clock,
         poll_timeout: float = 10.0,
         mark_late: bool = True,
-        webhook: WebhookSettings | None = None,
+        webhook: WebhookAddress | None = None,
         webhook_secret: str | None = None,
         max_command_age: float = MAX_COMMAND_AGE_SECONDS,
         confirm_seconds: float = CONFIRM_SECONDS,

@@ -16,8 +16,8 @@ from pathlib import Path
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot.app.config import Settings
 from bot.core.clock import SystemClock
+from bot.core.telegram_options import TelegramOptions
 from handlers.delivery import send_text
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 NOTICE_EVERY = 3600.0  # seconds between two identical refusal notices
 
 
-async def tell_admins_once(settings: Settings, token: str, text: str) -> None:
+async def tell_admins_once(options: TelegramOptions, text: str) -> None:
     """``tell_admins``, unless the same text was sent within ``NOTICE_EVERY`` seconds."""
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     marker = Path(tempfile.gettempdir()) / f"pairpilot-notice-{digest}"
@@ -36,24 +36,24 @@ async def tell_admins_once(settings: Settings, token: str, text: str) -> None:
             return
     except OSError:  # no marker yet (or none readable): tell them
         pass
-    if await tell_admins(settings, token, text):
+    if await tell_admins(options, text):
         try:
             marker.touch()
         except OSError as error:
             log.warning("refusal notice marker %s not written: %s", marker, error)
 
 
-async def tell_admins(settings: Settings, token: str, text: str, within: float = 15.0) -> bool:
+async def tell_admins(options: TelegramOptions, text: str, within: float = 15.0) -> bool:
     """Send ``text`` to every admin (every user when none is); a Telegram that cannot be
     reached within ``within`` seconds is logged, never raised (the refusal itself must still
     exit). True when sent."""
-    users = settings.telegram.users
-    admins = [user.id for user in users if user.role == "admin"] or [user.id for user in users]
+    users = options.users
+    admins = [user for user, role in users if role == "admin"] or [user for user, _ in users]
     if not admins:
         log.warning("no Telegram user to tell: %s", text)
         return False
-    base = settings.telegram.api_base_url.rstrip("/")
-    bot = Bot(token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot")
+    base = options.api_base_url.rstrip("/")
+    bot = Bot(options.token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot")
 
     async def send() -> None:
         async with bot:

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import aiosqlite
 
-LOCK_NAME = "pairpilot.lock"  # held by the running service (bot/data_dir.exclusive_use)
+LOCK_NAME = "pairpilot.lock"  # held by the running service (bot/app/data_dir_lock.py)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 

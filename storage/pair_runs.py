@@ -10,12 +10,10 @@ from typing import Any
 
 import aiosqlite
 
-from bot.core.domain import PairRun, RunState, from_ms, to_ms
+from bot.core.domain import DuplicateRun, PairRun, RunState, from_ms, to_ms
 from storage.db import Database
 
-
-class DuplicateRun(Exception):
-    """A pair already has a running or paused run."""
+__all__ = ["DuplicateRun", "SqlitePairRunRepository"]  # DuplicateRun: what add raises
 
 
 class SqlitePairRunRepository:

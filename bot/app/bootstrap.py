@@ -23,12 +23,11 @@ from bot.chat.cockpit import Cockpit, Venue, unknown_precision
 from bot.chat.sweep_desk import SweepDesk
 from bot.core.clock import FakeClock
 from bot.core.domain import PairRun, RiskLimits
-from bot.core.ports import Clock, Exchange, PriceFeed
+from bot.core.ports import CandleHistory, Clock, Exchange, PriceFeed
 from bot.core.timeframes import timeframe_seconds
 from bot.exchange.paper import PaperExchange
 from bot.execution.executor import Executor
 from bot.execution.reconcile import OutsideHoldings
-from bot.market.history import CandleHistory
 from bot.market.live_source import ExchangeCandleSource
 from bot.ops.scheduler import Jobs
 from bot.portfolio.books import CASH_KEY, Portfolio
@@ -352,6 +351,9 @@ def build_cockpit(
     )
     dust = DustDesk(
         db=db,
+        state=SqliteStateRepository(db),
+        orders=SqliteOrderRepository(db),
+        runs=SqlitePairRunRepository(db),
         engine=engine,
         clock=clock,
         venue=venue.exchange if venue.mode == "live" else "the paper exchange",

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.core.errors import ConfigError, UserInputError
+from bot.core.pairs import check_quote
+from bot.core.telegram_options import TelegramOptions
 from bot.core.timeframes import timeframe_seconds
 from bot.risk.settings import RiskSettings
 from strategies import StrategyConfigError, build_strategy
@@ -213,6 +215,21 @@ class Secrets:
         )
 
 
+def telegram_options(settings: Settings, secrets: Secrets) -> TelegramOptions:
+    """What the Telegram front end needs of the config and the secrets; it needs a token."""
+    if not secrets.telegram_token:
+        raise ValueError("Telegram needs PAIRPILOT_TELEGRAM_TOKEN")
+    telegram = settings.telegram
+    return TelegramOptions(
+        token=secrets.telegram_token,
+        api_base_url=telegram.api_base_url,
+        users=tuple((user.id, user.role) for user in telegram.users),
+        webhook=telegram.webhook,
+        webhook_secret=secrets.telegram_webhook_secret,
+        max_command_age=telegram.max_command_age,
+    )
+
+
 def unquoted(value: str) -> str:
     """``value`` without one pair of matching surrounding quotes, as --secrets (python-dotenv)
     and compose read a quoted value; `docker run --env-file` passes the quotes on."""
@@ -335,18 +352,8 @@ def _check_webhook(settings: Settings, secrets: Secrets) -> None:
         )
 
 
-# --- chat trust (issue 20): rules the config and the chat share ---------------------------
+# --- chat trust (issue 20) ------------------------------------------------------------------
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # setWebhook's secret_token charset
-
-
-def check_quote(pair: str, quote: str) -> None:
-    """A pair must be quoted in the books' currency (else cash and PnL would mix currencies):
-    the one rule for the config's pairs and /startpair. Raises UserInputError."""
-    if pair.split("/")[-1] != quote:
-        raise UserInputError(
-            f"pair {pair} is not quoted in {quote} (the key quote): the "
-            "books are kept in it, so every pair must be"
-        )
 
 
 def _check_live(settings: Settings, secrets: Secrets) -> None:

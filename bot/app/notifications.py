@@ -7,28 +7,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Protocol
 
 from bot.alerts.held import HeldAlerts
 from bot.alerts.outbox import AlertDispatcher, AlertOutbox, ConsoleSink
 from bot.chat.cockpit import Cockpit
+from bot.chat.frontend import ChatFactory
 from bot.core.ports import ChatSink, Clock
 from storage.alerts import SqliteAlertRepository
 
-
-class ChatFrontend(Protocol):
-    @property
-    def sink(self) -> ChatSink: ...
-
-    def start(self) -> None:
-        """Connect in the background; never blocks trading."""
-
-    async def stop(self) -> None: ...
-
-
-# (cockpit, outbox, alerts, clock, mark_late): mark_late is off in a replay, whose clock is
-# simulated, so an alert's age says nothing about how late it reaches the chat.
-ChatFactory = Callable[[Cockpit, AlertOutbox, SqliteAlertRepository, Clock, bool], ChatFrontend]
+__all__ = ["ChatFactory", "notifications"]
 
 
 @asynccontextmanager

@@ -31,7 +31,8 @@ from bot.chat.cockpit import Cockpit, Venue
 from bot.core.clock import SystemClock
 from bot.core.domain import AlertPriority
 from bot.core.errors import BotError, ConfigError
-from bot.market.history import CandleHistory, ExchangeHistory, ReplayHistory
+from bot.core.ports import CandleHistory
+from bot.market.history import ExchangeHistory, ReplayHistory
 from bot.market.streaming import StreamingFeed
 from bot.ops.health import HEARTBEAT_SECONDS
 from bot.ops.scheduler import Jobs

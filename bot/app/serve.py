@@ -10,13 +10,13 @@ import asyncio
 from collections.abc import Callable
 
 from bot.app.config import Secrets, Settings
+from bot.app.data_dir_lock import exclusive_use
+from bot.app.gauges import restore_gauges_early
 from bot.app.notifications import ChatFactory
 from bot.app.run import ServeOptions, serve_on_exchange, serve_replay
 from bot.core.errors import ConfigError
-from bot.ops.data_dir import exclusive_use
 from bot.ops.data_dir import prepare as prepare_data_dir
 from bot.ops.telemetry import serving
-from bot.trading.watch import restore_gauges_early
 
 
 async def run_service(

@@ -103,7 +103,13 @@ async def reconcile_at_start(
     # A dust conversion a crash left unsettled is booked from the venue's log (if it cannot be
     # read, an alert says so and /dust settles it later: trading starts all the same).
     await DustDesk(
-        db=db, engine=engine, clock=clock, venue=settings.exchange.name
+        db=db,
+        state=SqliteStateRepository(db),
+        orders=SqliteOrderRepository(db),
+        runs=repository,
+        engine=engine,
+        clock=clock,
+        venue=settings.exchange.name,
     ).settle_or_alert()
     result = await reconcile(
         orders=SqliteOrderRepository(db),

@@ -18,7 +18,6 @@ from html import escape
 from typing import Any
 
 from bot.alerts.preferences import KINDS, AlertPreferences
-from bot.app.config import check_quote
 from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.replies import Photo, Progress
@@ -28,9 +27,18 @@ from bot.core.domain import PairRun, RiskLimits, Side, Trade, from_ms
 from bot.core.errors import BotError, UserInputError
 from bot.core.lazy_import import import_off_loop
 from bot.core.number_text import amount_text, price_text
-from bot.core.ports import Clock, StateStore
+from bot.core.pairs import check_quote
+from bot.core.ports import (
+    AlertBacklog,
+    AuditLog,
+    CandleHistory,
+    Clock,
+    EquityHistory,
+    FillHistory,
+    OrderHistory,
+    StateStore,
+)
 from bot.core.timeframes import timeframe_seconds
-from bot.market.history import CandleHistory
 from bot.ops.health import CLOCK_KEY, COMMANDS_KEY
 from bot.ops.scheduler import Jobs
 from bot.portfolio.holdings import accept_preview, accepting, holdings_text
@@ -41,11 +49,6 @@ from bot.trading.control import Control
 from bot.trading.dust import DustDesk
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
-from storage.alerts import SqliteAlertRepository
-from storage.audit import SqliteAuditRepository
-from storage.equity import SqliteEquityRepository
-from storage.fills import SqliteFillRepository
-from storage.orders import SqliteOrderRepository
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 
 FRACTION_KEYS = frozenset(
@@ -88,13 +91,13 @@ class Cockpit:
         service: TradingService,
         engine: Engine,
         control: Control,
-        fills: SqliteFillRepository,
-        orders: SqliteOrderRepository,
-        audit: SqliteAuditRepository,
-        equity: SqliteEquityRepository,
+        fills: FillHistory,
+        orders: OrderHistory,
+        audit: AuditLog,
+        equity: EquityHistory,
         history: CandleHistory,
         preferences: AlertPreferences,
-        alerts: SqliteAlertRepository,
+        alerts: AlertBacklog,
         jobs: Jobs,
         clock: Clock,
         charts: ChartWorker,

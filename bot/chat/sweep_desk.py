@@ -17,11 +17,9 @@ from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_n
 from bot.core.domain import RiskLimits
 from bot.core.errors import UserInputError
 from bot.core.lazy_import import import_off_loop
-from bot.core.ports import Clock
+from bot.core.ports import CandleHistory, Clock, SweepStore
 from bot.core.timeframes import timeframe_seconds
-from bot.market.history import CandleHistory
 from bot.research.account_terms import AccountTerms
-from storage.sweeps import SqliteSweepRepository
 
 if TYPE_CHECKING:
     from bot.core.domain import SweepRow
@@ -43,7 +41,7 @@ class SweepDesk:
         self,
         *,
         history: CandleHistory,
-        store: SqliteSweepRepository,
+        store: SweepStore,
         clock: Clock,
         quote: str,
         charts: ChartWorker,

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from bot.app.data_dir_lock import exclusive_use
 from bot.core.errors import UserInputError
-from bot.ops.data_dir import MIN_FREE_BYTES, DataDirBusy, exclusive_use, free_bytes
+from bot.ops.data_dir import MIN_FREE_BYTES, DataDirBusy, free_bytes
 from storage.db import latest_schema, read_only_uri, unread_wal
 
 

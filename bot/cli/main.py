@@ -185,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
     import signal
     from importlib.metadata import version
 
-    from bot.app.config import Secrets, load_settings, read_secrets_file
+    from bot.app.config import Secrets, load_settings, read_secrets_file, telegram_options
     from bot.app.serve import run_service
     from bot.ops.logs import alert_logger
     from bot.ops.redaction import install as redact_secrets
@@ -194,11 +194,12 @@ def _run(args: argparse.Namespace) -> int:
     secrets = Secrets.from_environment({**from_file, **os.environ})
     redact_secrets(secrets.values())
     settings = load_settings(args.config, secrets)
-    chat = None
+    chat = telegram = None
     if secrets.telegram_token:  # the entry point is where Telegram (handlers/) is plugged in
         from handlers.frontend import telegram_factory
 
-        chat = telegram_factory(settings, secrets)
+        telegram = telegram_options(settings, secrets)
+        chat = telegram_factory(telegram)
 
     write = alert_logger if args.log_format == "json" else print
 
@@ -210,12 +211,10 @@ def _run(args: argparse.Namespace) -> int:
         try:
             await run_service(settings, secrets, stop=stop, chat=chat, write=write)
         except (ConfigError, UnusableDatabase) as error:  # exit 2: never restarted
-            if chat is not None and secrets.telegram_token:
+            if telegram is not None:
                 from handlers.notice import tell_admins_once
 
-                await tell_admins_once(
-                    settings, secrets.telegram_token, f"pairpilot cannot start: {error}"
-                )
+                await tell_admins_once(telegram, f"pairpilot cannot start: {error}")
             raise
 
     log = logging.getLogger("pairpilot")
@@ -253,8 +252,8 @@ def _health(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from bot.app.config import load_settings
+    from bot.app.health_check import inspect
     from bot.core.clock import SystemClock
-    from bot.ops.health import inspect
 
     path = load_settings(args.config, None).database_path
     health = inspect(

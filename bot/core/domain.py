@@ -232,6 +232,10 @@ class PairRun:
     updated_at: datetime
 
 
+class DuplicateRun(Exception):
+    """A pair already has a running or paused run (the journal keeps one active run a pair)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
     """How entries are sized and when they are refused. Fractions are of equity."""

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 from bot.core.domain import (
     Alert,
     AlertPriority,
+    AuditEntry,
     DustConversion,
     EquitySnapshot,
     ExecutionReport,
@@ -20,7 +22,10 @@ from bot.core.domain import (
     Order,
     OrderIntent,
     OrderStatus,
+    PairRun,
     Position,
+    RunState,
+    SweepRow,
 )
 
 
@@ -179,14 +184,16 @@ class OrderJournal(Protocol):
     ) -> Order: ...
 
 
-class FillRepository(Protocol):
+class FillHistory(Protocol):
+    async def all(self, since: datetime | None = None) -> list[Fill]: ...
+
+
+class FillRepository(FillHistory, Protocol):
     async def add(self, fill: Fill) -> bool: ...
 
     async def seen(self, trade_id: str) -> bool: ...
 
     async def add_beyond(self, fill: Fill, amount: float, users: float) -> None: ...
-
-    async def all(self, since: datetime | None = None) -> list[Fill]: ...
 
 
 class PositionRepository(Protocol):
@@ -201,12 +208,14 @@ class StateStore(Protocol):
     async def set(self, key: str, value: Any, now: datetime) -> None: ...
 
 
-class EquityRepository(Protocol):
-    async def add(self, snapshot: EquitySnapshot) -> None: ...
-
+class EquityHistory(Protocol):
     async def between(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[EquitySnapshot]: ...
+
+
+class EquityRepository(EquityHistory, Protocol):
+    async def add(self, snapshot: EquitySnapshot) -> None: ...
 
 
 class AlertRepository(Protocol):
@@ -243,3 +252,171 @@ class UnstoredSink(Protocol):
 
 class ChatSink(AlertSink, UnstoredSink, Protocol):
     """A chat front end's sink: the outbox's alerts, and those the disk could not store."""
+
+
+class ChatFrontend(Protocol):
+    """A chat front end (Telegram, in handlers/), built by a ``ChatFactory`` (bot/chat)."""
+
+    @property
+    def sink(self) -> ChatSink: ...
+
+    def start(self) -> None:
+        """Connect in the background; never blocks trading."""
+
+    async def stop(self) -> None: ...
+
+
+class AlertDeliveries(Protocol):
+    """Which chats each alert reached, and which a send went out to without an answer: a chat
+    front end sends one alert to several chats, once each."""
+
+    async def delivered_chats(self, alert_id: int) -> set[int]: ...
+
+    async def mark_delivered_to(self, alert_id: int, chat_id: int, now: datetime) -> None: ...
+
+    async def attempted_chats(self, alert_id: int) -> set[int]: ...
+
+    async def mark_attempted(self, alert_id: int, chat_id: int) -> None: ...
+
+    async def clear_attempt(self, alert_id: int, chat_id: int) -> None: ...
+
+
+class AlertBacklog(Protocol):
+    async def backlog(self) -> int:
+        """How many alerts no chat has taken yet."""
+        ...
+
+
+class LatestEquity(Protocol):
+    async def latest(self) -> EquitySnapshot | None:
+        """The newest snapshot, or None before the first."""
+        ...
+
+
+class PendingAlerts(AlertBacklog, Protocol):
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest undelivered alert was pushed, or None."""
+        ...
+
+
+class OrderHistory(Protocol):
+    async def recent(self, limit: int = 50) -> list[Order]:
+        """The latest ``limit`` orders, newest first."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Who ran which command, and what came of it."""
+
+    async def add(
+        self, *, actor: str, command: str, arguments: Sequence[str], result: str, now: datetime
+    ) -> int: ...
+
+    async def add_many(
+        self, entries: Sequence[tuple[str, str, Sequence[str], str]], now: datetime
+    ) -> None:
+        """(actor, command, arguments, result) entries at ``now``, in one commit."""
+        ...
+
+    async def latest(self, limit: int) -> list[AuditEntry]:
+        """The most recent entries, newest first."""
+        ...
+
+
+class PairRunRepository(Protocol):
+    async def add(
+        self,
+        *,
+        pair: str,
+        strategy: str,
+        timeframe: str,
+        params: Mapping[str, Any],
+        capital_share: float,
+        now: datetime,
+        state: RunState = RunState.RUNNING,
+    ) -> PairRun:
+        """A new run; DuplicateRun when the pair has an active one already."""
+        ...
+
+    async def latest_for(self, pair: str) -> PairRun:
+        """The most recent run of ``pair``, stopped or not."""
+        ...
+
+    async def set_state(self, run_id: int, state: RunState, now: datetime) -> PairRun: ...
+
+
+class CandleRepository(Protocol):
+    """Candles kept on disk, per exchange, pair and timeframe (timestamps in ms)."""
+
+    async def add_frame(self, exchange: str, pair: str, timeframe: str, frame: pd.DataFrame) -> int:
+        """Store candles from a frame with our columns; returns how many were new."""
+        ...
+
+    async def frame(
+        self,
+        exchange: str,
+        pair: str,
+        timeframe: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Candles opening in [since, until), oldest first, as a frame with our columns."""
+        ...
+
+    async def last_timestamp(self, exchange: str, pair: str, timeframe: str) -> int | None: ...
+
+    async def timestamps(self, exchange: str, pair: str, timeframe: str) -> np.ndarray: ...
+
+
+class SweepStore(Protocol):
+    """Sweeps and their rows, kept as they finish so a crash loses none."""
+
+    async def create(
+        self, strategy: str, spec: dict[str, Any], tasks: int, now: datetime
+    ) -> int: ...
+
+    async def add(self, sweep_id: int, rows: Sequence[SweepRow]) -> None: ...
+
+    async def finish(self, sweep_id: int, now: datetime) -> None: ...
+
+    async def rows(self, sweep_id: int) -> list[SweepRow]: ...
+
+
+class VetoRecorder(Protocol):
+    async def add(self, *, run_id: int, pair: str, reason: str, now: datetime) -> None: ...
+
+
+class CandleHistory(Protocol):
+    async def candles(self, pair: str, timeframe: str, days: int, now: datetime) -> pd.DataFrame:
+        """Closed candles of the last ``days`` before ``now``, oldest first."""
+        ...
+
+
+class CandleFeed(Protocol):
+    """Where candles are downloaded from (an exchange's OHLCV, page by page)."""
+
+    name: str
+
+    def check_pair(self, pair: str) -> None: ...
+
+    def check_timeframe(self, timeframe: str) -> None: ...
+
+    @property
+    def ohlcv_limit(self) -> int: ...
+
+    async def fetch_candles(self, pair: str, timeframe: str, since_ms: int) -> pd.DataFrame: ...
+
+
+class LiveFeed(Protocol):
+    """An exchange's candles and last price, for the service trading on it."""
+
+    async def fetch_candles(self, pair: str, timeframe: str, since_ms: int) -> pd.DataFrame: ...
+
+    @property
+    def ohlcv_limit(self) -> int: ...  # the most candles one page holds
+
+    async def fetch_price(self, pair: str) -> float: ...
+
+    def check_pair(self, pair: str) -> None: ...
+
+    def check_timeframe(self, timeframe: str) -> None: ...

@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 from bot.alerts.outbox import AlertOutbox
 from bot.core.domain import AlertPriority, OpenOrder, Order, OrderStatus, Trade
 from bot.core.errors import OrderOutcomeUnknown
-from bot.core.ports import Clock, Exchange
+from bot.core.ports import Clock, Exchange, OrderJournal
 from bot.execution.executor import Executor
 from bot.portfolio.books import Portfolio
 from bot.portfolio.outside import OutsideHoldings, drift
-from storage.orders import SqliteOrderRepository
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class Reconciliation:
 
 async def reconcile(
     *,
-    orders: SqliteOrderRepository,
+    orders: OrderJournal,
     exchange: Exchange,
     executor: Executor,
     portfolio: Portfolio,
@@ -122,7 +121,7 @@ async def reconcile(
 
 
 async def _settle_journal(
-    orders: SqliteOrderRepository,
+    orders: OrderJournal,
     exchange: Exchange,
     executor: Executor,
     clock: Clock,

@@ -8,21 +8,14 @@ feed's caches are left alone.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import pandas as pd
 
 from bot.core.errors import DataError
+from bot.core.ports import CandleFeed, CandleRepository
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import ReplaySource
-from bot.market.store import CandleFeed, download
-from storage.candles import SqliteCandleRepository
-
-
-class CandleHistory(Protocol):
-    async def candles(self, pair: str, timeframe: str, days: int, now: datetime) -> pd.DataFrame:
-        """Closed candles of the last ``days`` before ``now``, oldest first."""
-        ...
+from bot.market.store import download
 
 
 class ReplayHistory:
@@ -39,7 +32,7 @@ class ReplayHistory:
 
 
 class ExchangeHistory:
-    def __init__(self, feed: CandleFeed, store: SqliteCandleRepository) -> None:
+    def __init__(self, feed: CandleFeed, store: CandleRepository) -> None:
         self._feed = feed
         self._store = store
 

@@ -10,28 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Protocol
 
 import pandas as pd
 
 from bot.core.domain import to_ms
+from bot.core.ports import LiveFeed
 from bot.core.timeframes import timeframe_seconds
 from bot.market.store import find_gaps
 
 log = logging.getLogger(__name__)
-
-
-class LiveFeed(Protocol):
-    async def fetch_candles(self, pair: str, timeframe: str, since_ms: int) -> pd.DataFrame: ...
-
-    @property
-    def ohlcv_limit(self) -> int: ...  # the most candles one page holds
-
-    async def fetch_price(self, pair: str) -> float: ...
-
-    def check_pair(self, pair: str) -> None: ...
-
-    def check_timeframe(self, timeframe: str) -> None: ...
 
 
 class ExchangeCandleSource:

@@ -8,29 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
-import pandas as pd
 
 from bot.core.domain import from_ms, to_ms
 from bot.core.errors import UserInputError
+from bot.core.ports import CandleFeed, CandleRepository
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import validate_candles
-from storage.candles import SqliteCandleRepository
-
-
-class CandleFeed(Protocol):
-    name: str
-
-    def check_pair(self, pair: str) -> None: ...
-
-    def check_timeframe(self, timeframe: str) -> None: ...
-
-    @property
-    def ohlcv_limit(self) -> int: ...
-
-    async def fetch_candles(self, pair: str, timeframe: str, since_ms: int) -> pd.DataFrame: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +47,7 @@ def find_gaps(stamps: np.ndarray, step_ms: int) -> list[Gap]:
 
 
 async def describe(
-    repo: SqliteCandleRepository, exchange: str, pair: str, timeframe: str, added: int = 0
+    repo: CandleRepository, exchange: str, pair: str, timeframe: str, added: int = 0
 ) -> SeriesReport:
     stamps = await repo.timestamps(exchange, pair, timeframe)
     return SeriesReport(
@@ -79,7 +64,7 @@ async def describe(
 
 async def download(
     feed: CandleFeed,
-    repo: SqliteCandleRepository,
+    repo: CandleRepository,
     *,
     pair: str,
     timeframe: str,

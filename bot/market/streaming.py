@@ -20,9 +20,9 @@ from typing import Any, Protocol
 import pandas as pd
 
 from bot.core.errors import ExchangeUnavailable
+from bot.core.ports import LiveFeed
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import COLUMNS
-from bot.market.live_source import LiveFeed
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,11 @@ runs (it stops new entries before SQLite runs out of room for the exits).
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from bot.core.errors import BotError, ConfigError
-from storage.db import LOCK_NAME, lock_holder
 
 # Below this the service stops opening positions: what is left is for managing the open ones
 # (an exit writes a few KiB: order, fill, position, alert) and for SQLite's WAL checkpoints.
@@ -24,8 +20,9 @@ MIN_FREE_BYTES = 64 * 1024 * 1024
 # Below this the service does not even start (SQLite could not open and write its log); in
 # between it starts with new entries off, managing the open positions and saying so.
 START_MIN_FREE_BYTES = 4 * 1024 * 1024
-# What the service writes in the data directory (Settings.database_path is the first).
-FILES = ("pairpilot.sqlite", "pairpilot.sqlite-wal", "pairpilot.sqlite-shm", LOCK_NAME)
+# What the service writes in the data directory (Settings.database_path is the first, the
+# lock file storage.db's LOCK_NAME, held by bot/app/data_dir_lock.py).
+FILES = ("pairpilot.sqlite", "pairpilot.sqlite-wal", "pairpilot.sqlite-shm", "pairpilot.lock")
 
 
 class DataDirBusy(BotError):
@@ -89,29 +86,3 @@ def is_storage_error(error: BaseException) -> bool:
             words in text for words in ("disk is full", "readonly database", "disk i/o error")
         )
     return False
-
-
-@contextmanager
-def exclusive_use(path: Path) -> Iterator[None]:
-    """Hold ``path``'s lock file while the block runs: one service per data directory, and no
-    restore under a running service. The kernel drops the lock when the process dies."""
-    lock = path / LOCK_NAME
-    with open(lock, "a+", encoding="utf-8") as handle:
-        holder = lock_holder(handle, fcntl.LOCK_EX)
-        if holder is not None:
-            raise DataDirBusy(
-                f"data_dir {path} is in use by another pairpilot (pid {holder} "
-                f"holds {lock}; the lock is live: stop that process, never "
-                "delete the file)"
-            )
-        if os.geteuid() == 0:  # run as root (a restore): the service's user must still open it
-            owner = path.stat()
-            os.chown(lock, owner.st_uid, owner.st_gid)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -17,19 +17,15 @@ wall time, its start, each pair's last new candle, and the trouble it knows of.
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.core.domain import PairRun, from_ms, to_ms
+from bot.core.ports import PendingAlerts, StateStore
 from bot.core.timeframes import timeframe_delta
 from bot.ops import data_dir
-from storage.alerts import SqliteAlertRepository
-from storage.db import Database, latest_schema, open_read_only, schema_version
-from storage.state import SqliteStateRepository
 
 GRACE = timedelta(minutes=2)
 HEARTBEAT_KEY = "service.heartbeat"
@@ -126,61 +122,7 @@ def check_data_dir(path: Path) -> Check:
     return Check("data_dir", True, f"{path}, {data_dir.free_bytes(path) / 2**30:,.1f} GiB free")
 
 
-def inspect(database_path: Path, *, now: datetime, max_alert_age: timedelta) -> Health:
-    """Open the database read-only (if there is one) and check; a database that cannot be
-    read (corrupt, locked, on a broken disk) is a failed check, never a traceback."""
-    if not database_path.exists():
-        return asyncio.run(
-            check_health(None, database_path=database_path, now=now, max_alert_age=max_alert_age)
-        )
-
-    async def check() -> Health:
-        try:
-            async with open_read_only(database_path) as db:
-                return await check_health(
-                    db, database_path=database_path, now=now, max_alert_age=max_alert_age
-                )
-        except sqlite3.Error as error:
-            unreadable = Check("database", False, f"{database_path} cannot be read: {error}")
-        await asyncio.sleep(0.05)  # aiosqlite's thread reports its failed open to the loop
-        return Health([check_data_dir(database_path.parent), unreadable])
-
-    return asyncio.run(check())
-
-
-async def check_health(
-    db: Database | None,
-    *,
-    database_path: Path,
-    now: datetime,
-    max_alert_age: timedelta,
-) -> Health:
-    """Every check, in order; once the data directory or the database is unusable the later
-    checks are not run (their answers would only echo it, and might advise a restart)."""
-    checks = [check_data_dir(database_path.parent)]
-    if db is None:
-        checks.append(
-            Check(
-                "database",
-                False,
-                f"no database at {database_path}; the service has never started on this data_dir",
-            )
-        )
-        return Health(checks)
-    checks.append(await check_schema(db, database_path))
-    if not all(check.ok for check in checks):
-        return Health(checks)
-    beat = await SqliteStateRepository(db).get(HEARTBEAT_KEY)
-    checks.append(check_service(beat, now))
-    if checks[-1].ok:
-        checks.extend(check_pairs(beat, now))
-    simulated = bool(beat) and beat.get("source") == "replay"
-    checks.append(await check_alerts(SqliteAlertRepository(db), now, max_alert_age, simulated))
-    checks.append(await check_chat(SqliteStateRepository(db)))
-    return Health(checks)
-
-
-async def check_chat(state: SqliteStateRepository) -> Check:
+async def check_chat(state: StateStore) -> Check:
     """Can chat commands reach the service? The service records why not (start-up calls that
     kept failing, polling refused); a restart would not fix a revoked token or a second
     instance polling, and the service already retries, so the watchdog is not asked to."""
@@ -193,8 +135,9 @@ async def check_chat(state: SqliteStateRepository) -> Check:
     return Check("chat", True, f"commands received (or Telegram off){ages}")
 
 
-async def check_schema(db: Database, path: Path) -> Check:
-    found, known = await schema_version(db.connection), latest_schema()
+def check_schema(found: int, known: int, path: Path) -> Check:
+    """The database at ``path`` has schema ``found``; this pairpilot's migrations reach
+    ``known``."""
     if found > known:
         return Check(
             "schema",
@@ -290,7 +233,7 @@ def _check_pair(pair: str, info: dict[str, Any], now: datetime, outage: str | No
 
 
 async def check_alerts(
-    alerts: SqliteAlertRepository, now: datetime, max_age: timedelta, simulated: bool = False
+    alerts: PendingAlerts, now: datetime, max_age: timedelta, simulated: bool = False
 ) -> Check:
     """``simulated``: a replay stamps alerts with its simulated time, so their age means
     nothing; only the backlog is shown."""

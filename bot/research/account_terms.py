@@ -9,18 +9,49 @@ purpose: no numba, no pandas; the chat builds it at start-up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.exchange.venues import profile_for
-
-if TYPE_CHECKING:
-    from bot.app.config import Settings
 
 RESTING = "resting on the venue: a stop fills at its level inside the candle"
 # Venues whose spot buys pay their fee in the coin bought: OKX and Bybit always, Binance by
 # default (an account that pays fees in BNB keeps every coin bought: not told apart here).
 BUY_FEE_IN_COIN = frozenset({"binance", "okx", "bybit"})
 PER_CANDLE = "checked per candle: a stop sells at the next open"
+
+
+class _Paper(Protocol):
+    @property
+    def balance(self) -> float: ...
+    @property
+    def fee(self) -> float: ...
+    @property
+    def slippage(self) -> float: ...
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _Source(Protocol):
+    @property
+    def source(self) -> str: ...
+
+
+class AccountConfig(Protocol):
+    """The parts of the config (bot/app/config.py's Settings) the account's terms come from."""
+
+    @property
+    def mode(self) -> str: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def paper(self) -> _Paper: ...
+    @property
+    def exchange(self) -> _Named: ...
+    @property
+    def market_data(self) -> _Source: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +72,7 @@ class AccountTerms:
         return RESTING if self.resting_stops else PER_CANDLE
 
 
-def account_terms(settings: Settings) -> AccountTerms:
+def account_terms(settings: AccountConfig) -> AccountTerms:
     """The terms of the account ``settings`` trade: the paper account's balance and slippage
     (live mode sizes with the same slippage), its fee (live: the venue's taker fee, as the
     engine pays it), the config's timezone, and resting stops where the account's stops rest
@@ -64,7 +95,7 @@ def account_terms(settings: Settings) -> AccountTerms:
     )
 
 
-def rests_stops(settings: Settings) -> bool:
+def rests_stops(settings: AccountConfig) -> bool:
     """Whether the account's stops rest on the exchange: where it trades a venue's market
     (live, or paper on the venue's candles) and that venue holds stop orders. A paper account
     then rests them as the venue does; a replay stands for no venue and checks per candle."""

@@ -13,16 +13,15 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from bot.core.domain import SweepRow
-from bot.core.ports import Clock
+from bot.core.ports import Clock, SweepStore
 from bot.research.sweep import Series, SweepSpec, dask_client, run_on_dask, tasks
-from storage.sweeps import SqliteSweepRepository
 
 # (tasks done, tasks in all); a coroutine, as the Dask thread hands it to the loop to run.
 TaskDone = Callable[[int, int], Coroutine[Any, Any, None]]
 
 
 async def sweep_and_store(
-    store: SqliteSweepRepository,
+    store: SweepStore,
     spec: SweepSpec,
     series: Sequence[Series],
     *,

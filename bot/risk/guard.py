@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.alerts.outbox import AlertOutbox
 from bot.core.domain import AlertPriority, Fill, PairRun, RiskLimits, Trade, from_ms, to_ms
 from bot.core.errors import BotError, ExchangeAuthFailed
-from bot.core.ports import StateStore
+from bot.core.ports import StateStore, VetoRecorder
 from bot.core.timeframes import timeframe_delta
 from bot.ops.decisions import decision
 from bot.risk.guard_state import Cooldown, GuardState, GuardStore, Halt
@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 
 LIMITS_KEY = "risk.limits"  # limits changed from chat; they override the config's
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - a calendar origin for local day numbers
-
-
-class VetoRecorder(Protocol):
-    async def add(self, *, run_id: int, pair: str, reason: str, now: datetime) -> None: ...
 
 
 def local_day(moment: datetime, timezone: ZoneInfo) -> int:

@@ -13,15 +13,22 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from bot.core.domain import Order, PairRun, RunState, Side, Trade
+from bot.core.domain import DuplicateRun, Order, PairRun, RunState, Side, Trade
 from bot.core.errors import BotError, NotFound, UserInputError
-from bot.core.ports import AccountFeeReader, Clock, Exchange, MarketCatalog, PriceFeed, Retrying
+from bot.core.ports import (
+    AccountFeeReader,
+    Clock,
+    Exchange,
+    MarketCatalog,
+    PairRunRepository,
+    PriceFeed,
+    Retrying,
+)
 from bot.execution import order_by_hand
 from bot.execution.reconcile import OutsideHoldings
 from bot.portfolio.holdings import Holding, compare
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
-from storage.pair_runs import DuplicateRun, SqlitePairRunRepository
 from strategies import StrategyConfigError, build_strategy
 
 log = logging.getLogger(__name__)
@@ -50,7 +57,7 @@ class Control:
     def __init__(
         self,
         *,
-        runs: SqlitePairRunRepository,
+        runs: PairRunRepository,
         service: TradingService,
         engine: Engine,
         exchange: Exchange,

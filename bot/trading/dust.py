@@ -56,13 +56,16 @@ from bot.core.domain import (
 )
 from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable, UserInputError
 from bot.core.number_text import amount_text
-from bot.core.ports import Clock, DustConverter
+from bot.core.ports import (
+    Clock,
+    DustConverter,
+    OrderJournal,
+    PairRunRepository,
+    StateStore,
+    Transactions,
+)
 from bot.portfolio.outside import OutsideHoldings
 from bot.trading.engine import Engine
-from storage.db import Database
-from storage.orders import SqliteOrderRepository
-from storage.pair_runs import SqlitePairRunRepository
-from storage.state import SqliteStateRepository
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +127,18 @@ class DustDesk:
     def __init__(
         self,
         *,
-        db: Database,
+        db: Transactions,
+        state: StateStore,
+        orders: OrderJournal,
+        runs: PairRunRepository,
         engine: Engine,
         clock: Clock,
         venue: str,
         prices: Callable[[], Mapping[str, float]] = dict,
         lock: asyncio.Lock | None = None,
     ) -> None:
-        """``prices``: the last price of each pair ticked; ``lock``: the service's tick lock,
+        """``db``: the books' transactions, which ``state``, ``orders`` and ``runs`` join;
+        ``prices``: the last price of each pair ticked; ``lock``: the service's tick lock,
         held only while deciding what to convert, asking the venue once and booking, so a
         conversion never interleaves with a tick and slow reads never stall one."""
         self._db = db
@@ -141,9 +148,9 @@ class DustDesk:
         self._prices = prices
         self._lock = lock or asyncio.Lock()
         self._serial = asyncio.Lock()  # one settlement or conversion at a time
-        self._state = SqliteStateRepository(db)
-        self._orders = SqliteOrderRepository(db)
-        self._runs = SqlitePairRunRepository(db)
+        self._state = state
+        self._orders = orders
+        self._runs = runs
         self._outside = OutsideHoldings(self._state, clock)
 
     @property

@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.alerts.held import HeldAlerts
 from bot.alerts.outbox import AlertDispatcher, AlertOutbox
-from bot.core.domain import AlertPriority
-from bot.core.ports import Clock
+from bot.core.domain import AlertPriority, EquitySnapshot
+from bot.core.ports import Clock, LatestEquity, StateStore
 from bot.ops import data_dir
 from bot.ops.health import HEARTBEAT_KEY, heartbeat_record
 from bot.ops.telemetry import DATA_DIR_FREE, EQUITY, HALTED, PNL_TODAY, STORAGE_OK
 from bot.risk.guard import RiskGuard
-from bot.risk.guard_state import GuardStore
+from bot.risk.guard_state import GuardState
 from bot.trading.service import TradingService
-from storage.db import UnusableDatabase, open_read_only
-from storage.equity import SqliteEquityRepository
-from storage.state import SqliteStateRepository
 
 log = logging.getLogger(__name__)
 GOODBYE_SECONDS = 8.0  # the sends at a stop, at most: a 429's retry_after can be minutes
@@ -35,7 +31,7 @@ class ServiceWatch:
         self,
         *,
         path: Path,
-        state: SqliteStateRepository,
+        state: StateStore,
         service: TradingService,
         outbox: AlertOutbox,
         held: HeldAlerts,
@@ -183,7 +179,7 @@ def _gauge_free(path: Path) -> None:
         DATA_DIR_FREE.set(0)
 
 
-async def restore_gauges(equity: SqliteEquityRepository, guard: RiskGuard) -> None:
+async def restore_gauges(equity: LatestEquity, guard: RiskGuard) -> None:
     """Equity, today's PnL and the halt as the database has them: after a restart they would
     read 0 until a tick acted."""
     latest = await equity.latest()
@@ -195,16 +191,9 @@ async def restore_gauges(equity: SqliteEquityRepository, guard: RiskGuard) -> No
     STORAGE_OK.set(1)
 
 
-async def restore_gauges_early(database: Path) -> None:
-    """The gauges from the books before the slow part of a start (markets, reconciliation),
-    so /metrics never shows equity 0 meanwhile; ``restore_gauges`` confirms them later. A
-    database that cannot be read here (or none yet) is left for the start-up."""
-    try:
-        async with open_read_only(database) as db:
-            latest = await SqliteEquityRepository(db).latest()
-            risk = await GuardStore(SqliteStateRepository(db)).get()
-    except (sqlite3.Error, UnusableDatabase):
-        return
+def restore_gauges_from(latest: EquitySnapshot | None, risk: GuardState) -> None:
+    """The gauges from the books' last snapshot and the risk guard's stored state (``risk``),
+    read before the guard is built (bot/app/gauges.py)."""
     if latest is not None:
         EQUITY.set(latest.equity)
         day_start = risk.day_start

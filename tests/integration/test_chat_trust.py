@@ -13,10 +13,10 @@ import pytest
 
 from bot.alerts.outbox import AlertDispatcher
 from bot.app.config import Secrets, load_settings
+from bot.app.health_check import check_health
 from bot.core.clock import SystemClock
 from bot.core.errors import ConfigError
 from bot.core.number_text import amount_text, price_text
-from bot.ops.health import check_health
 from handlers.frontend import Backoff
 from tests.doubles.telegram_emulator import Sent, TelegramEmulator
 from tests.rigs.chat_rig import ADMIN, STRANGER, TRADER, VIEWER, Chat, chat_stack

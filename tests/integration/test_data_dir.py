@@ -19,7 +19,7 @@ import pytest
 from bot.alerts.held import HeldAlerts
 from bot.alerts.outbox import AlertDispatcher, ConsoleSink
 from bot.app.bootstrap import assemble_replay
-from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings
+from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings, telegram_options
 from bot.app.run import ServeOptions
 from bot.app.serve import run_service
 from bot.app.startup import load_replay
@@ -31,7 +31,7 @@ from bot.ops.telemetry import STORAGE_OK
 from bot.trading.watch import ServiceWatch, goodbye
 from handlers.frontend import telegram_factory
 from storage.alerts import SqliteAlertRepository
-from storage.db import open_database
+from storage.db import LOCK_NAME, open_database
 from storage.fills import SqliteFillRepository
 from storage.state import SqliteStateRepository
 from tests.doubles.telegram_emulator import TelegramEmulator, running
@@ -100,6 +100,11 @@ def replay_config(tmp_path: Path, data: Path) -> Path:
         encoding="utf-8",
     )
     return config
+
+
+def test_the_lock_file_is_among_the_files_checked() -> None:
+    """bot/ops may not import storage/, so it spells the lock file's name itself: the same."""
+    assert LOCK_NAME in data_dir.FILES
 
 
 def test_the_service_refuses_a_full_or_read_only_data_dir_naming_it(
@@ -276,7 +281,7 @@ async def test_a_disk_that_fills_in_one_go_reaches_the_admins_through_telegram(
         )
         secrets = Secrets(telegram_token=emulator.token)
         stop = asyncio.Event()
-        chat = telegram_factory(settings, secrets)
+        chat = telegram_factory(telegram_options(settings, secrets))
         beats = ServeOptions(heartbeat_seconds=0.3)
         service = asyncio.create_task(
             run_service(settings, secrets, stop=stop, chat=chat, options=beats)

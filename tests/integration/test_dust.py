@@ -39,6 +39,8 @@ from storage.alerts import SqliteAlertRepository
 from storage.candles import SqliteCandleRepository
 from storage.db import Database, open_database
 from storage.fills import SqliteFillRepository
+from storage.orders import SqliteOrderRepository
+from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
 from tests.doubles.fake_exchange import FakeBinance, Fault, binance_urls, serve
 from tests.doubles.telegram_emulator import Sent, TelegramEmulator, running
@@ -363,8 +365,12 @@ async def test_the_users_own_coins_converted_along_are_said_and_leave_no_drift(
 
 def desk_on(trading: Trading, market: Market) -> DustDesk:
     """The desk the cockpit builds, on the live stack's own connection and tick lock."""
+    db = trading.engine.executor._transactions
     return DustDesk(
-        db=trading.engine.executor._transactions,
+        db=db,
+        state=SqliteStateRepository(db),
+        orders=SqliteOrderRepository(db),
+        runs=SqlitePairRunRepository(db),
         engine=trading.engine,
         clock=market.clock,
         venue="binance",

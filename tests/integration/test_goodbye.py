@@ -10,7 +10,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings
+from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings, telegram_options
 from bot.app.serve import run_service
 from bot.trading.watch import GOODBYE_SECONDS
 from handlers.frontend import telegram_factory
@@ -32,7 +32,7 @@ async def test_a_rate_limited_goodbye_is_cut_short_and_stays_queued(tmp_path: Pa
         )
         secrets = Secrets(telegram_token=emulator.token)
         stop = asyncio.Event()
-        chat = telegram_factory(settings, secrets)
+        chat = telegram_factory(telegram_options(settings, secrets))
         service = asyncio.create_task(run_service(settings, secrets, stop=stop, chat=chat))
         assert await texts_to(emulator, ADMIN, "pairpilot started", 1, within=60)
         emulator.limit("sendMessage", 3, 30)  # flood control: retry after 30 s, three times

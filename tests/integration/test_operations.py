@@ -26,6 +26,7 @@ from prometheus_client import generate_latest
 
 from bot.app.bootstrap import assemble_replay
 from bot.app.config import load_settings
+from bot.app.gauges import restore_gauges_early
 from bot.app.run import start_watch
 from bot.app.startup import load_replay
 from bot.cli.main import main
@@ -33,7 +34,6 @@ from bot.core.domain import AlertPriority, EquitySnapshot, PairRun, RunState
 from bot.market.candle_files import read_candle_file
 from bot.ops.health import HEARTBEAT_KEY, heartbeat_record
 from bot.ops.telemetry import EQUITY, HALTED, REGISTRY
-from bot.trading.watch import restore_gauges_early
 from storage.alerts import SqliteAlertRepository
 from storage.db import UnusableDatabase, latest_schema, migrations, open_database
 from storage.equity import SqliteEquityRepository

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.app.config import Secrets, Settings, TelegramSettings, TelegramUser
+from bot.app.config import Secrets, Settings, TelegramSettings, TelegramUser, telegram_options
 from bot.app.run import ServeOptions
 from bot.app.serve import run_service
 from bot.trading.dust import DUST_SETTLE_SECONDS
@@ -35,7 +35,7 @@ async def planned_jobs(tmp_path: Path, options: ServeOptions | None, wanted: set
                 config,
                 secrets,
                 stop=stop,
-                chat=telegram_factory(config, secrets),
+                chat=telegram_factory(telegram_options(config, secrets)),
                 options=options,
             )
         )

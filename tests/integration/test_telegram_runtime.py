@@ -8,7 +8,13 @@ import socket
 from pathlib import Path
 
 from bot.app.bootstrap import assemble_replay, build_cockpit
-from bot.app.config import Secrets, TelegramSettings, TelegramUser, WebhookSettings
+from bot.app.config import (
+    Secrets,
+    TelegramSettings,
+    TelegramUser,
+    WebhookSettings,
+    telegram_options,
+)
 from bot.app.serve import run_service
 from bot.app.startup import load_replay
 from bot.chat.cockpit import Venue
@@ -38,7 +44,9 @@ async def test_the_service_runs_with_telegram_in_its_own_loop(tmp_path: Path) ->
                 config,
                 Secrets(telegram_token=emulator.token),
                 stop=stop,
-                chat=telegram_factory(config, Secrets(telegram_token=emulator.token)),
+                chat=telegram_factory(
+                    telegram_options(config, Secrets(telegram_token=emulator.token))
+                ),
             )
         )
         first = await emulator.reply(ADMIN, within=10)

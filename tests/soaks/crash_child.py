@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from bot.app.bootstrap import Trading, assemble_on_exchange, build_cockpit, credentials
-from bot.app.config import Secrets, Settings
+from bot.app.config import Secrets, Settings, telegram_options
 from bot.app.notifications import notifications
 from bot.chat.cockpit import Venue
 from bot.core.clock import FakeClock
@@ -102,7 +102,7 @@ async def main(exchange_url: str, telegram_url: str, data_dir: Path, venue: str)
                 jobs,
                 clock,
             )
-            chat = telegram_factory(settings, secrets)
+            chat = telegram_factory(telegram_options(settings, secrets))
             async with notifications(
                 SqliteAlertRepository(db),
                 cockpit,

@@ -321,39 +321,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 ONLY_FOR = {"storage": {"bot.app", "bot.cli"}}  # a package -> the only packages that import it
 # Imports against the order that are still to be undone (issue 16): this list may only shrink.
-AGAINST_ORDER: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("bot.chat.cockpit", "bot.app.config"),
-        ("bot.chat.cockpit", "storage.alerts"),
-        ("bot.chat.cockpit", "storage.audit"),
-        ("bot.chat.cockpit", "storage.equity"),
-        ("bot.chat.cockpit", "storage.fills"),
-        ("bot.chat.cockpit", "storage.orders"),
-        ("bot.chat.sweep_desk", "storage.sweeps"),
-        ("bot.execution.reconcile", "storage.orders"),
-        ("bot.market.history", "storage.candles"),
-        ("bot.market.store", "storage.candles"),
-        ("bot.ops.data_dir", "storage.db"),
-        ("bot.ops.health", "storage.alerts"),
-        ("bot.ops.health", "storage.db"),
-        ("bot.ops.health", "storage.state"),
-        ("bot.research.account_terms", "bot.app.config"),
-        ("bot.research.sweep_runner", "storage.sweeps"),
-        ("bot.trading.control", "storage.pair_runs"),
-        ("bot.trading.dust", "storage.db"),
-        ("bot.trading.dust", "storage.orders"),
-        ("bot.trading.dust", "storage.pair_runs"),
-        ("bot.trading.dust", "storage.state"),
-        ("bot.trading.watch", "storage.db"),
-        ("bot.trading.watch", "storage.equity"),
-        ("bot.trading.watch", "storage.state"),
-        ("handlers.delivery", "storage.alerts"),
-        ("handlers.frontend", "bot.app.config"),
-        ("handlers.frontend", "bot.app.notifications"),
-        ("handlers.frontend", "storage.alerts"),
-        ("handlers.notice", "bot.app.config"),
-    }
-)
+AGAINST_ORDER: frozenset[tuple[str, str]] = frozenset()
 
 
 def layer_package(module: str) -> str | None:
