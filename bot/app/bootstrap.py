@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from bot.alerts.outbox import AlertOutbox, OnceAlerts
 from bot.alerts.preferences import AlertPreferences
 from bot.app.config import Secrets, Settings
-from bot.app.startup import Replay, reconcile_at_start, sync_pair_runs
+from bot.app.startup import Replay, dust_desk, reconcile_at_start, sync_pair_runs
 from bot.charts.worker import ChartWorker
 from bot.chat.cockpit import Cockpit, Venue, unknown_precision
 from bot.chat.sweep_desk import SweepDesk
@@ -34,7 +34,6 @@ from bot.portfolio.books import CASH_KEY, Portfolio
 from bot.research.account_terms import account_terms, rests_stops
 from bot.risk.guard import LIMITS_KEY, RiskGuard
 from bot.trading.control import Control
-from bot.trading.dust import DustDesk
 from bot.trading.engine import Engine, EngineCosts
 from bot.trading.replay import ReplayDriver
 from bot.trading.service import TradingService
@@ -349,14 +348,11 @@ def build_cockpit(
         limits=lambda: engine.guard.limits,
         scheduler=scheduler,
     )
-    dust = DustDesk(
-        db=db,
-        state=SqliteStateRepository(db),
-        orders=SqliteOrderRepository(db),
-        runs=SqlitePairRunRepository(db),
-        engine=engine,
-        clock=clock,
-        venue=venue.exchange if venue.mode == "live" else "the paper exchange",
+    dust = dust_desk(
+        db,
+        engine,
+        clock,
+        venue.exchange if venue.mode == "live" else "the paper exchange",
         prices=lambda: service.prices,
         lock=service.tick_lock,
     )

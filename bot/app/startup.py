@@ -3,7 +3,9 @@ books settled against the exchange before the first tick."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -93,6 +95,28 @@ async def _was_stopped(runs: SqlitePairRunRepository, pair: str) -> bool:
     return True  # its latest run is not active (``active`` has none): it was stopped
 
 
+def dust_desk(
+    db: Database,
+    engine: Engine,
+    clock: Clock,
+    venue: str,
+    prices: Callable[[], Mapping[str, float]] = dict,
+    lock: asyncio.Lock | None = None,
+) -> DustDesk:
+    """The dust desk on ``db``'s books."""
+    return DustDesk(
+        db=db,
+        state=SqliteStateRepository(db),
+        orders=SqliteOrderRepository(db),
+        runs=SqlitePairRunRepository(db),
+        engine=engine,
+        clock=clock,
+        venue=venue,
+        prices=prices,
+        lock=lock,
+    )
+
+
 async def reconcile_at_start(
     db: Database, engine: Engine, outbox: AlertOutbox, clock: Clock, settings: Settings
 ) -> None:
@@ -102,15 +126,7 @@ async def reconcile_at_start(
     runs = await repository.active()
     # A dust conversion a crash left unsettled is booked from the venue's log (if it cannot be
     # read, an alert says so and /dust settles it later: trading starts all the same).
-    await DustDesk(
-        db=db,
-        state=SqliteStateRepository(db),
-        orders=SqliteOrderRepository(db),
-        runs=repository,
-        engine=engine,
-        clock=clock,
-        venue=settings.exchange.name,
-    ).settle_or_alert()
+    await dust_desk(db, engine, clock, settings.exchange.name).settle_or_alert()
     result = await reconcile(
         orders=SqliteOrderRepository(db),
         exchange=engine.exchange,

@@ -26,7 +26,7 @@ from bot.research.kernel import (
     KernelResult,
     simulate,
 )
-from bot.risk.fills import bought_at, coins_for, sale_proceeds, sold_at
+from bot.risk.fills import bought_at, held_return, sold_at
 from strategies import Strategy
 
 OHLC = ("open", "high", "low", "close")
@@ -168,8 +168,7 @@ def buy_and_hold(prices: dict[str, np.ndarray], first: int, setup: BacktestSetup
     with the same fee and slippage."""
     bought = bought_at(float(prices["open"][min(first, len(prices["open"]) - 1)]), setup.slippage)
     sold = sold_at(float(prices["close"][-1]), setup.slippage)
-    coins = coins_for(1.0, bought, setup.fee_rate, False)  # what each unit of the quote buys
-    return float(sale_proceeds(coins, sold, setup.fee_rate) - 1)
+    return float(held_return(bought, sold, setup.fee_rate))
 
 
 def local_days(close_ms: np.ndarray, timezone: str) -> np.ndarray:

@@ -58,6 +58,6 @@ def coins_kept(bought: float, fee_rate: float, fee_in_coin: bool) -> float:
 
 
 @numba.njit(cache=True)
-def sale_proceeds(amount: float, price: float, fee_rate: float) -> float:
-    """What a sale of ``amount`` at ``price`` brings in the quote, its fee paid."""
-    return amount * price - fee_of(amount, price, fee_rate)
+def held_return(bought: float, sold: float, fee_rate: float) -> float:
+    """The return of buying at ``bought`` and selling at ``sold``, paying the fee on each."""
+    return sold * (1.0 - fee_rate) / (bought * (1.0 + fee_rate)) - 1.0

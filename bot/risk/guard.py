@@ -19,7 +19,7 @@ from bot.core.errors import BotError, ExchangeAuthFailed
 from bot.core.ports import StateStore, VetoRecorder
 from bot.core.timeframes import timeframe_delta
 from bot.ops.decisions import decision
-from bot.risk.guard_state import Cooldown, GuardState, GuardStore, Halt
+from bot.risk.guard_state import GuardState, GuardStore, Halt
 from bot.risk.rules import GATE_DAILY_LOSS, GATE_DRAWDOWN, loss_gate, trade_lost
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class RiskGuard:
         losses = cooldown.losses + 1 if lost else 0
         if lost and self.limits.cooldown_losses and losses >= self.limits.cooldown_losses:
             until = close_time + candle * self.limits.cooldown_candles
-            cooldown = Cooldown(losses=0, until_ms=to_ms(until))
+            cooldown = dataclasses.replace(cooldown, losses=0, until_ms=to_ms(until))
             log.info("%s: %d losses in a row, no entries until %s", run.pair, losses, until)
         else:
             cooldown = dataclasses.replace(cooldown, losses=losses)

@@ -37,25 +37,26 @@ class GuardState:
     halt: Halt | None = None
     lifted: bool = False  # a halt was lifted (stored as "halt": null from then on)
     daily_halt_day: int | None = None  # the day the daily loss limit was reached
+    others: tuple[tuple[str, Any], ...] = ()  # keys this version does not know: kept, written back
 
     def to_json(self) -> dict[str, Any]:
         raw: dict[str, Any] = {
             field.name: getattr(self, field.name)
             for field in dataclasses.fields(self)
-            if field.name not in {"halt", "lifted"} and getattr(self, field.name) is not None
+            if field.name not in {"halt", "lifted", "others"}
+            and getattr(self, field.name) is not None
         }
         if self.halt is not None or self.lifted:
             raw["halt"] = None if self.halt is None else dataclasses.asdict(self.halt)
-        return raw
+        return {**raw, **dict(self.others)}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any] | None) -> GuardState:
-        """The stored shape back (None or {}: nothing known). An unknown key is an error: this
-        store is its one writer and never wrote one."""
+        """The stored shape back (None or {}: nothing known); keys this version does not know
+        (a newer version's, read after a rollback) are kept in ``others``."""
         raw = raw or {}
-        unknown = set(raw) - {"day", "day_start", "peak", "last_mark", "halt", "daily_halt_day"}
-        if unknown:
-            raise ValueError(f"unknown keys in the risk guard's state: {sorted(unknown)}")
+        known = {"day", "day_start", "peak", "last_mark", "halt", "daily_halt_day"}
+        others = tuple(sorted((key, raw[key]) for key in set(raw) - known))
         halt = raw.get("halt")
         return cls(
             day=raw.get("day"),
@@ -65,6 +66,7 @@ class GuardState:
             halt=Halt(str(halt["reason"]), int(halt["since"])) if halt else None,
             lifted="halt" in raw and not halt,
             daily_halt_day=raw.get("daily_halt_day"),
+            others=others,
         )
 
 
@@ -74,20 +76,19 @@ class Cooldown:
 
     losses: int = 0
     until_ms: int | None = None
+    others: tuple[tuple[str, Any], ...] = ()  # keys this version does not know: kept, written back
 
     def to_json(self) -> dict[str, Any]:
         raw: dict[str, Any] = {"losses": self.losses}
         if self.until_ms is not None:
             raw["until_ms"] = self.until_ms
-        return raw
+        return {**raw, **dict(self.others)}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any] | None) -> Cooldown:
         raw = raw or {}
-        unknown = set(raw) - {"losses", "until_ms"}
-        if unknown:
-            raise ValueError(f"unknown keys in a run's cooldown state: {sorted(unknown)}")
-        return cls(losses=int(raw.get("losses", 0)), until_ms=raw.get("until_ms"))
+        others = tuple(sorted((key, raw[key]) for key in set(raw) - {"losses", "until_ms"}))
+        return cls(losses=int(raw.get("losses", 0)), until_ms=raw.get("until_ms"), others=others)
 
 
 def _number(value: Any) -> float | None:

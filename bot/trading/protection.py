@@ -62,6 +62,9 @@ class Protection:
     dust: float | None = None  # the amount declared dust: treated as flat
     exit_pending: str | None = None  # a partly filled exit's reason: the rest is sold next
     exit_due: ExitDue | None = None
+    # Keys this version does not know (a newer version's, read after a rollback): kept as they
+    # were and written back, so the state a newer version needs is never lost.
+    others: tuple[tuple[str, Any], ...] = ()
 
     @property
     def atr(self) -> float:
@@ -70,20 +73,22 @@ class Protection:
     def to_json(self) -> dict[str, Any]:
         """The stored shape: the known fields only. Declaring dust cleared the exits, which
         were stored as null from then on: written the same way, so the JSON is unchanged."""
-        raw = {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
+        raw = {
+            key: value
+            for key, value in dataclasses.asdict(self).items()
+            if value is not None and key != "others"
+        }
         if self.dust is not None:
             raw.setdefault("exit_pending", None)
             raw.setdefault("exit_due", None)
-        return raw
+        return {**raw, **dict(self.others)}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any] | None) -> Protection:
-        """The stored shape back (None or {}: nothing known). An unknown key is an error:
-        this store is its one writer and never wrote one."""
+        """The stored shape back (None or {}: nothing known); keys this version does not know
+        are kept in ``others``."""
         raw = raw or {}
-        unknown = set(raw) - set(_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown keys in a position's protection state: {sorted(unknown)}")
+        others = tuple(sorted((key, raw[key]) for key in set(raw) - set(_FIELDS)))
         due = raw.get("exit_due")
         return cls(
             entry=_number(raw.get("entry")),
@@ -95,6 +100,7 @@ class Protection:
             dust=raw.get("dust") if type(raw.get("dust")) is float else None,
             exit_pending=raw.get("exit_pending"),
             exit_due=ExitDue(str(due["reason"]), int(due["candle"])) if due else None,
+            others=others,
         )
 
     def stop(self, policy: ExitPolicy, peak: float | None = None) -> float:
@@ -107,7 +113,7 @@ class Protection:
         return level
 
 
-_FIELDS = tuple(field.name for field in dataclasses.fields(Protection))
+_FIELDS = tuple(field.name for field in dataclasses.fields(Protection) if field.name != "others")
 
 
 def _number(value: Any) -> float | None:

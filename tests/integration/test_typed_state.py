@@ -163,15 +163,29 @@ async def test_the_resting_stop_is_remembered_and_forgotten_beside_the_rest(db: 
     assert await state.get(protection_key(PAIR)) == OPENED.to_json()
 
 
-async def test_a_protection_with_a_key_never_written_is_refused_and_left_as_it_is(
-    db: Database,
-) -> None:
+async def test_keys_this_version_does_not_know_are_kept_and_written_back(db: Database) -> None:
+    """A newer version's keys, read after a rollback: the state loads (the tick goes on) and
+    a write keeps them, so the newer version finds its state again."""
     state = SqliteStateRepository(db)
     await state.set(protection_key(PAIR), {"entry": ENTRY, "stop": 90_000.0}, T0)
     store = ProtectionStore(state, FakeClock(T0))
-    with pytest.raises(ValueError, match=r"unknown keys.*\['stop'\]"):
-        await store.get(PAIR)
-    assert await state.get(protection_key(PAIR)) == {"entry": ENTRY, "stop": 90_000.0}
+    assert (await store.get(PAIR)).entry == ENTRY
+    await store.remember_stop(PAIR, "pp1x1s", 96_172.775)
+    assert await state.get(protection_key(PAIR)) == {
+        "entry": ENTRY,
+        "stop": 90_000.0,
+        "resting_stop": "pp1x1s",
+        "resting_level": 96_172.775,
+    }
+    await state.set("risk", {"peak": 10_500.0, "weekly_loss": 0.03}, T0)
+    guard = GuardStore(state)
+    assert (await guard.get()).peak == 10_500.0
+    await guard.set(dataclasses.replace(await guard.get(), day_start=10_000.0), T0)
+    assert await state.get("risk") == {"peak": 10_500.0, "day_start": 10_000.0, "weekly_loss": 0.03}
+    await state.set(cooldown_key(7), {"losses": 2, "streak_since": 5}, T0)
+    assert (await guard.cooldown(7)).losses == 2
+    await guard.set_cooldown(7, dataclasses.replace(await guard.cooldown(7), losses=3), T0)
+    assert await state.get(cooldown_key(7)) == {"losses": 3, "streak_since": 5}
 
 
 @pytest.mark.parametrize(("old", "guard"), GUARDS, ids=["halt", "marks", "daily", "lifted"])
