@@ -10,7 +10,7 @@ ccxt (4.5.90) has no unified method for the conversion: its implicit methods
 Binance's codes: -5003 (not held) InsufficientFunds, -5004 (worth too much), -5006 (within
 the window) OperationRejected.
 
-Only parsing lives here; the adapter (``ccxt_exchange``) sends the requests.
+Only parsing lives here; the adapter (``ccxt_account``) sends the requests.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ most candles one request returns. An exchange without a profile gets ``CONSERVAT
 every profiled venue accepts, every reply fetched again, stops checked per candle, and a
 start-up warning naming what is unverified.
 
-No ccxt import here: the adapter (``ccxt_exchange``) applies these rules.
+No ccxt import here: the adapter (``ccxt_*``) applies these rules.
 """
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ async def crashed_with_lost_orders(
 ) -> tuple[FakeCoinbase, datetime]:
     """Like crashed_with_a_lost_buy, for each of ``intents`` (sent in turn, each answer lost);
     ``state``: the BTC/USDT run's protection state saved first."""
-    import bot.exchange.ccxt_exchange as cx
+    import bot.exchange.ccxt_lookup as cx
 
     monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
     start = at_open(btc_candles, 200) + timedelta(seconds=5)
@@ -245,7 +245,7 @@ async def another_bots_grid(fake: FakeCoinbase) -> None:
     than a lookup reads of the open orders too."""
     async with venue_client("coinbase", fake) as (fake, exchange):
         for n in range(201):
-            await exchange._client.create_order(
+            await exchange.client.create_order(
                 BTC, "limit", "buy", 0.0001, 50_000.0, {"client_order_id": f"grid-{n}"}
             )
 

@@ -147,7 +147,7 @@ async def test_an_answer_lost_after_placing_is_found_again_and_never_placed_twic
     assert report.status is OrderStatus.FILLED
     assert fake.order_posts == 1
     # Sent again under the same client_order_id, Coinbase answers the first order: no second.
-    again = await exchange._client.create_order(
+    again = await exchange.client.create_order(
         "BTC/USDT",
         "market",
         "buy",
@@ -182,7 +182,7 @@ async def test_no_stop_rests_on_coinbase_it_is_checked_per_candle(
     # What the profile rests on: ccxt's coinbase places no stop-market (a stop-limit only,
     # which can be passed over by a falling price), and refuses one before sending it.
     with pytest.raises(ccxt.NotSupported):
-        await exchange._client.create_order(
+        await exchange.client.create_order(
             "BTC/USDT",
             "market",
             "sell",
@@ -297,7 +297,7 @@ async def _lost_buy_then_others(
             await executor.execute(buy(500.0))
         fake.faults.clear()
         for n in range(others):
-            await exchange._client.create_order(
+            await exchange.client.create_order(
                 "BTC/USDT",
                 "market",
                 "buy",
@@ -437,7 +437,7 @@ async def _lost_buy_behind_a_full_window(
     another bot on the same account fill ``later_ms`` after it (0: in the same hour, where,
     with the page cap lowered to 2, 200 orders, the lookup cannot reach ours; the real cap is
     50 pages, 5,000 orders)."""
-    import bot.exchange.ccxt_exchange as cx
+    import bot.exchange.ccxt_lookup as cx
 
     monkeypatch.setattr(cx, "_SCAN_PAGES", 2)
     fake.balances["USDT"] = 5000.0
@@ -457,7 +457,7 @@ async def _lost_buy_behind_a_full_window(
 async def other_bot(exchange: CcxtExchange, orders: int) -> None:
     """``orders`` market buys of another bot on the same account, placed through ccxt."""
     for n in range(orders):
-        await exchange._client.create_order(
+        await exchange.client.create_order(
             "BTC/USDT",
             "market",
             "buy",

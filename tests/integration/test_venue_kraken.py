@@ -124,7 +124,7 @@ async def test_kraken_refuses_a_long_cl_ord_id_and_one_an_open_order_holds(
     kraken: tuple[FakeKraken, CcxtExchange],
 ) -> None:
     fake, exchange = kraken
-    client = exchange._client
+    client = exchange.client
     await exchange.create_market_order(buy(500.0))
     with pytest.raises(Exception, match="cl_ord_id"):
         await client.create_order(
@@ -175,7 +175,7 @@ async def test_a_nonce_not_above_the_last_is_refused() -> None:
     async with venue_client("kraken", fake) as (_, exchange):
         await exchange.fetch_balances()
         fake.last_nonce += 10**9  # another process signed with a later nonce
-        client = exchange._client
+        client = exchange.client
         with pytest.raises(Exception, match="EAPI:Invalid nonce"):
             await client.fetch_balance()
 

@@ -39,7 +39,7 @@ async def test_a_stop_rests_is_listed_cancelled_and_booked_when_it_fires(
     placed = await exchange.place_stop(stop(0.0049, 95_000.0))
     assert placed.status is OrderStatus.OPEN
     assert fake.locked["BTC"] == pytest.approx(0.0049)  # the stop holds its coins
-    plain = await exchange._client.fetch_open_orders("BTC/USDT")
+    plain = await exchange.client.fetch_open_orders("BTC/USDT")
     assert len(plain) == PLAIN_READ_LISTS_STOPS[name]  # Bybit: a TP/SL order, not listed
     listed = await exchange.open_orders(["BTC/USDT"])
     assert [(o.client_order_id, o.price) for o in listed] == [("pp1x2sstop", 95_000.0)]

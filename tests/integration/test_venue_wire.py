@@ -44,7 +44,7 @@ EMPTY = {
 
 def recorded(name: str, market_id: str = "BTCUSDT") -> tuple[CcxtExchange, list[tuple[str, Any]]]:
     exchange = CcxtExchange.create(name, {}, credentials={"apiKey": "k", "secret": "c2VjcmV0"})
-    client = exchange._client
+    client = exchange.client
     client.set_markets([{**MARKET, "id": market_id}])
     sent: list[tuple[str, Any]] = []
 
@@ -88,7 +88,7 @@ async def test_coinbase_carries_our_id_not_ccxts_random_one() -> None:
 async def test_our_resting_orders_listed_by_a_venue_that_cannot_carry_our_id_map_back() -> None:
     exchange, _ = recorded("kraken", "XBTUSDT")
     wire = exchange.profile.wire_id("pp1x5sstop")
-    client = exchange._client
+    client = exchange.client
 
     async def open_orders(*_: Any, **__: Any) -> list[dict[str, Any]]:
         return [
@@ -117,7 +117,7 @@ async def test_our_resting_orders_listed_by_a_venue_that_cannot_carry_our_id_map
 
 async def test_a_venue_whose_closed_orders_ccxt_cannot_read_is_refused_at_start_up() -> None:
     exchange = CcxtExchange.create("bitstamp", {}, credentials={"apiKey": "k", "secret": "s"})
-    assert exchange._client.has.get("fetchClosedOrders") in (False, None)
+    assert exchange.client.has.get("fetchClosedOrders") in (False, None)
     try:
         with pytest.raises(ConfigError, match="bitstamp: ccxt reads no closed orders"):
             await exchange.load_markets()

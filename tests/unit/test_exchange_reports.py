@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.core.domain import OrderIntent, Side
-from bot.exchange.ccxt_exchange import _report
+from bot.exchange.ccxt_replies import order_report
 
 NOW = datetime(2025, 7, 1, tzinfo=UTC)
 MARKET = {"id": "BTCUSDT", "base": "BTC", "quote": "USDT", "taker": 0.001}
@@ -24,6 +24,6 @@ def test_the_fees_list_is_read_when_fee_is_empty() -> None:
         "fees": [{"cost": 0.5, "currency": "USDT"}, {"cost": 0.00001, "currency": "BTC"}],
     }
     order = {"id": "1", "status": "closed", "filled": 0.01, "trades": [trade]}
-    (fill,) = _report(intent, order, MARKET, {}).fills
+    (fill,) = order_report(intent, order, MARKET, {}).fills
     assert fill.amount == pytest.approx(0.00999)
     assert fill.fee == pytest.approx(1.5)  # 0.5 USDT + 0.00001 BTC at 100,000

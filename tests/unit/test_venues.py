@@ -70,16 +70,16 @@ def test_only_venues_never_run_against_a_model_of_them_warn() -> None:
 
 
 def test_a_profiles_client_options_fill_what_ccxt_leaves_open_and_never_the_users() -> None:
-    bybit = CcxtExchange.create("bybit", {})._client
+    bybit = CcxtExchange.create("bybit", {}).client
     assert bybit.options["enableUnifiedAccount"] is True  # ccxt's own default is None: ask
     assert bybit.options["enableUnifiedMargin"] is False
-    mine = CcxtExchange.create("bybit", {"options": {"enableUnifiedAccount": False}})._client
+    mine = CcxtExchange.create("bybit", {"options": {"enableUnifiedAccount": False}}).client
     assert mine.options["enableUnifiedAccount"] is False
 
 
 def test_a_profiles_client_options_stand_before_ccxts_own_defaults_but_not_the_users() -> None:
-    coinbase = CcxtExchange.create("coinbase", {})._client
+    coinbase = CcxtExchange.create("coinbase", {}).client
     # ccxt's default is /v2/accounts, whose balances count what orders hold as free
     assert coinbase.options["fetchBalance"] == "v3PrivateGetBrokerageAccounts"
     mine = CcxtExchange.create("coinbase", {"options": {"fetchBalance": "v2PrivateGetAccounts"}})
-    assert mine._client.options["fetchBalance"] == "v2PrivateGetAccounts"
+    assert mine.client.options["fetchBalance"] == "v2PrivateGetAccounts"
