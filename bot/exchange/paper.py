@@ -33,6 +33,7 @@ from bot.core.domain import (
 )
 from bot.core.errors import ExchangeRejected, InsufficientFunds
 from bot.core.ports import Clock, PriceFeed, StateStore
+from bot.exchange.paper_records import report_from_json, report_to_json
 from bot.risk.fills import bought_at, coins_for, fee_of, limit_bought_at, sold_at, stop_sold_at
 
 ACCOUNT_KEY = "paper.account"  # {"balances": {...}, "orders": {client order id: report}}
@@ -104,7 +105,7 @@ class PaperExchange:
             await exchange._save(clock.now())
         else:
             exchange._reports = {
-                coid: _report_from_json(value) for coid, value in account["orders"].items()
+                coid: report_from_json(value) for coid, value in account["orders"].items()
             }
             exchange._resting = dict(account.get("resting", {}))
             exchange._stops = dict(account.get("stops", {}))
@@ -114,7 +115,7 @@ class PaperExchange:
         """Balances and the order that moved them in one write: a crash keeps both or neither."""
         recent = dict(list(self._reports.items())[-KEPT_REPORTS:])
         self._reports = recent
-        orders = {coid: _report_to_json(report) for coid, report in recent.items()}
+        orders = {coid: report_to_json(report) for coid, report in recent.items()}
         account = {
             "balances": self._balances,
             "orders": orders,
@@ -360,48 +361,3 @@ class PaperExchange:
                 f"{intent.pair} {intent.side.value} {intent.amount:.8g}: needs {needed:.8g} "
                 f"{asset}, the paper account has {available:.8g}"
             )
-
-
-def _report_to_json(report: ExecutionReport) -> dict[str, Any]:
-    return {
-        "client_order_id": report.client_order_id,
-        "exchange_order_id": report.exchange_order_id,
-        "status": report.status.value,
-        "filled": report.filled,
-        "average_price": report.average_price,
-        "fills": [
-            {
-                "pair": f.pair,
-                "side": f.side.value,
-                "amount": f.amount,
-                "price": f.price,
-                "fee": f.fee,
-                "time": to_ms(f.time),
-                "trade_id": f.trade_id,
-            }
-            for f in report.fills
-        ],
-    }
-
-
-def _report_from_json(value: Mapping[str, Any]) -> ExecutionReport:
-    return ExecutionReport(
-        client_order_id=value["client_order_id"],
-        exchange_order_id=value["exchange_order_id"],
-        status=OrderStatus(value["status"]),
-        filled=value["filled"],
-        average_price=value["average_price"],
-        fills=tuple(
-            Fill(
-                value["client_order_id"],
-                f["pair"],
-                Side(f["side"]),
-                f["amount"],
-                f["price"],
-                f["fee"],
-                from_ms(f["time"]),
-                f["trade_id"],
-            )
-            for f in value["fills"]
-        ),
-    )
