@@ -1,7 +1,8 @@
 """Execution: journal an intent, send it, book what filled, announce it.
 
 The intent is written to the journal before the exchange hears of it, under a deterministic
-client order id, so a decision taken twice (a re-run tick) is never sent twice.
+client order id, so a decision taken twice (a re-run tick) is never sent twice. Booking is
+bot/execution/booking.py's; the trade a sale closed, bot/execution/closed_trades.py's.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from datetime import datetime, timedelta
 
 from bot.alerts.outbox import AlertOutbox
 from bot.core.domain import (
@@ -33,7 +33,6 @@ from bot.core.errors import (
     RiskRejected,
 )
 from bot.core.ports import (
-    BalanceParts,
     Clock,
     Exchange,
     FillRepository,
@@ -42,21 +41,18 @@ from bot.core.ports import (
     StateStore,
     Transactions,
 )
+from bot.execution import closed_trades
+from bot.execution.booking import FillBooker, account_balances
 from bot.execution.unknown_orders import UnknownOrders
 from bot.ops.telemetry import ORDERS
-from bot.portfolio.books import CASH_KEY, Portfolio
-from bot.portfolio.outside import OutsideHoldings, drift
-from bot.portfolio.performance import round_trips
+from bot.portfolio.books import Portfolio
+from bot.portfolio.outside import OutsideHoldings
 
 log = logging.getLogger(__name__)
 # An admin's command looks its lost orders up at most this long IN ALL (a full scan of a
 # venue's lists takes some seconds when it answers); past it, the command refuses the pairs
 # not told yet (/flatten in an outage sells the healthy pairs after 30 s, whatever the count).
 NOW_BOUND = 30.0
-
-# How long after a sale beyond the books the account's balances still tell whose coins it
-# sold: later, a hand trade of the user's may stand between (then nothing is called theirs).
-_ACCOUNT_TELLS = timedelta(minutes=5)
 
 
 class Executor:
@@ -78,12 +74,23 @@ class Executor:
         self._portfolio = portfolio
         self._orders = orders
         self._fills = fills
-        self._positions = positions
-        self._state = state
         self._outside = OutsideHoldings(state, clock)
         self._alerts = alerts
         self._clock = clock
         self.unknown = UnknownOrders(alerts, state, clock)
+        # books each report's fills once (a dust conversion is booked through it too)
+        self.booker = FillBooker(
+            transactions=transactions,
+            exchange=exchange,
+            portfolio=portfolio,
+            orders=orders,
+            fills=fills,
+            positions=positions,
+            state=state,
+            outside=self._outside,
+            alerts=alerts,
+            clock=clock,
+        )
 
     async def execute(self, intent: OrderIntent) -> tuple[list[Fill], Trade | None]:
         """Send ``intent`` once; returns what filled and, when it closed a position, the trade."""
@@ -115,10 +122,12 @@ class Executor:
                 "order_rejected", AlertPriority.ERROR, f"Order rejected: {error}"
             )
             return [], None
-        fills = await self._book(report)
+        fills = await self.booker.book(report)
         trade, again = None, False
         if intent.side is Side.SELL and opened_at is not None and self._flat(report):
-            trade, again = await self._closed_trade(intent.pair, opened_at, report)
+            trade, again = await closed_trades.closed_trade(
+                self._fills, self.exchange.too_small, intent.pair, opened_at, report
+            )
         await self._announce(intent, report, trade, again)
         return fills, None if again else trade
 
@@ -136,7 +145,7 @@ class Executor:
         so a stop is never blocked by drift between the books and the account and the user's coins
         never cover a gap in the books."""
         base, quote = intent.pair.split("/")
-        totals, free = await self._balances()
+        totals, free = await account_balances(self.exchange)
         if intent.side is Side.BUY:
             needed = intent.quote_amount or intent.amount * intent.reference_price
             if needed > free.get(quote, 0.0) * (1 + 1e-9):
@@ -169,13 +178,6 @@ class Executor:
         )
         return dataclasses.replace(intent, amount=held)
 
-    async def _balances(self) -> tuple[dict[str, float], dict[str, float]]:
-        """Totals and free balances; an exchange that cannot tell them apart gives totals."""
-        if isinstance(self.exchange, BalanceParts):
-            return await self.exchange.fetch_balance_parts()
-        totals = await self.exchange.fetch_balances()
-        return totals, totals
-
     async def notify(self, kind: str, priority: AlertPriority, text: str) -> None:
         await self._alerts.push(kind, priority, text)
 
@@ -183,15 +185,23 @@ class Executor:
     def journal(self) -> OrderJournal:
         return self._orders
 
+    @property
+    def transactions(self) -> Transactions:
+        """The unit of work (the database) the books are written in: what was booked is read
+        there, and a part that books alongside (dust conversions) joins its transactions."""
+        return self._transactions
+
     async def settle(self, report: ExecutionReport) -> tuple[list[Fill], Trade | None]:
         """Book what a resting order did since it was placed (each fill once), announce it, and
         return the trade when it closed the position."""
         order = await self._orders.require(report.client_order_id)
         position = self._portfolio.position(order.pair)
-        fills = await self._book(report)
+        fills = await self.booker.book(report)
         trade, again = None, False
         if fills and position is not None and order.side is Side.SELL and self._flat(report):
-            trade, again = await self._closed_trade(order.pair, position.opened_at, report)
+            trade, again = await closed_trades.closed_trade(
+                self._fills, self.exchange.too_small, order.pair, position.opened_at, report
+            )
         if fills:
             await self._announce(order.as_intent(), report, trade, again)
         return fills, None if again else trade
@@ -301,231 +311,6 @@ class Executor:
         """The exchange's name for an alert (a test's exchange may have none)."""
         return str(getattr(self.exchange, "name", "the exchange"))
 
-    async def book(self, report: ExecutionReport) -> list[Fill]:
-        """Book a report found later (reconciliation): fills already booked are skipped."""
-        return await self._book(report)
-
-    async def _book(self, report: ExecutionReport) -> list[Fill]:
-        fresh = await self._fresh(report)
-        account, unread = await self._account_after(fresh)
-        booked, bookings, beyond, unexplained = [], [], [], set()
-        draft = self._portfolio.draft()  # an order's trades book one after the other
-        async with self._transactions.transaction():
-            for reported in fresh:
-                # Clamped first: its quote fee is split there, a fee in a coin left to
-                # _fee_coins (whose sale of the coin it would otherwise split too).
-                fill, excess = _within_position(reported, draft)
-                fill, sale, users, unknown = await self._fee_coins(fill, draft)
-                legs = [fill] if fill.amount > 0 else []  # wholly beyond: nothing to book
-                if sale is not None and legs:
-                    legs.append(sale)
-                for leg in legs:
-                    await self._fills.add(leg)
-                    booking = draft.book(leg)
-                    draft.accept(booking)
-                    await self._positions.save(booking.position)
-                    bookings.append(booking)
-                yours = await self._users_share(reported, users, excess, account)
-                if excess:
-                    await self._fills.add_beyond(reported, excess, yours)
-                    beyond.append((reported, excess, yours, unread))
-                unexplained |= {fill.fee_asset} if unknown else set()
-                if legs:
-                    booked.append(fill)
-            if bookings:
-                await self._state.set(CASH_KEY, bookings[-1].cash, self._clock.now())
-            await self._orders.update(
-                report.client_order_id,
-                report.status,
-                self._clock.now(),
-                filled=report.filled,
-                average_price=report.average_price,
-                exchange_order_id=report.exchange_order_id,
-            )
-        for booking in bookings:  # memory follows only what storage committed
-            self._portfolio.accept(booking)
-        await self._drifted(beyond, unexplained, report.fills[0].pair if report.fills else "")
-        if report.status.is_final:
-            ORDERS.labels(report.status.value).inc()
-        return booked
-
-    async def _fresh(self, report: ExecutionReport) -> list[Fill]:
-        """``report``'s trades never seen before (booked, or sold beyond the books), each once."""
-        fresh: dict[str, Fill] = {}
-        for reported in report.fills:
-            if reported.trade_id not in fresh and not await self._fills.seen(reported.trade_id):
-                fresh[reported.trade_id] = reported
-        return list(fresh.values())
-
-    async def _account_after(self, fills: list[Fill]) -> tuple[dict[str, float] | None, str]:
-        """The account's totals now, read only when ``fills`` sell beyond the books' position
-        (the evidence of whose coins were sold: see ``_users_share``): {} when none do; None
-        and why not when the account cannot tell. It can only right after the sale: a stop
-        that sold while pairpilot waited for the next candle, or was down, is booked later,
-        and the user may have traded by hand in between."""
-        sold = sum(fill.amount for fill in fills if fill.side is Side.SELL)
-        position = self._portfolio.position(fills[0].pair) if fills else None
-        if sold <= (position.amount if position else 0.0) * (1 + 1e-9):
-            return {}, ""
-        age = self._clock.now() - max(fill.time for fill in fills)
-        if age > _ACCOUNT_TELLS:
-            return None, (
-                f"the sale is {age.total_seconds() / 60:.0f} min old, and the "
-                "account may have changed since"
-            )
-        try:
-            totals, _ = await self._balances()
-        except BotError as error:
-            log.warning(
-                "%s sold beyond the books; could not read the balances to tell whose coins: %s",
-                fills[0].client_order_id,
-                error,
-            )
-            return None, "the balances could not be read"
-        return totals, ""
-
-    async def _drifted(
-        self, beyond: list[tuple[Fill, float, float, str]], unexplained: set[str], pair: str
-    ) -> None:
-        """After a booking: alert each sale beyond the books' position (the trade, the excess,
-        the user's part of it, why the account could not tell whose) and measure the user's own of
-        each asset a fee was paid from coins nobody has a figure for."""
-        for fill, excess, yours, unread in beyond:
-            await self._alerts.push(
-                "reconciliation_drift",
-                AlertPriority.ERROR,
-                _beyond_text(fill, excess, yours, unread),
-            )
-        quote = pair.split("/")[1] if pair else ""
-        for asset in sorted(unexplained):
-            await self._measure_own(asset, quote)
-
-    async def _users_share(
-        self, fill: Fill, fee: float, excess: float, account: dict[str, float] | None
-    ) -> float:
-        """Move the user's own figures by what ``fill`` took of theirs: ``fee`` coins paid for
-        the fee, and of the ``excess`` coins sold beyond the books' position what the account
-        shows went from theirs: the coins are fungible, and only the ``account`` after the sale
-        tells (held beyond the books, here flat, and beyond their figure: nothing of theirs
-        sold). Their proceeds are theirs, less the trade's quote fee pro rata. Returns that
-        part of the excess. The rest was pairpilot's, unbooked (a buy whose booking was lost):
-        its proceeds go to neither column, so the cash gap stays drift at the next
-        reconciliation (the unbooked round trip's outcome). Unread (``account`` None), nothing
-        is called theirs: it stays drift, and the alert says so."""
-        base, quote = fill.pair.split("/")
-        changes = {fill.fee_asset: -fee} if fee else {}
-        own = (await self._outside.get()).get(base, 0.0)
-        yours = 0.0
-        if excess and account is not None:
-            yours = min(excess, own, max(0.0, own - account.get(base, 0.0)))
-        if yours > 0:
-            changes[base] = changes.get(base, 0.0) - yours
-            changes[quote] = changes.get(quote, 0.0) + yours * (
-                fill.price - fill.cash_fee / fill.amount
-            )
-        if changes:
-            await self._outside.shift(changes)
-        return yours
-
-    async def _fee_coins(
-        self, fill: Fill, draft: Portfolio
-    ) -> tuple[Fill, Fill | None, float, float]:
-        """Who pays a fee the exchange took from a coin's balance rather than from the trade
-        (BNB with "pay fees with BNB", or the coin sold), in that coin: the user's own first
-        (the baseline of bot/portfolio/outside.py: what they keep for fees), then pairpilot's
-        position of that coin, which sells what it pays to the cash that pays the fee (a fill of its
-        pair, so its amount, PnL and round trip follow the account). The first choice is also
-        the venue's: a position under a resting stop is locked there, and the fee is taken
-        from the free balance. Returns the fill with the part the cash now pays, that sale
-        (or None), the amount taken from the user's own, and what neither could pay: coins
-        beyond both paid it (see ``_measure_own``)."""
-        asset, charged = fill.fee_asset, fill.fee_amount
-        quote = fill.pair.split("/")[1]
-        if fill.fee_outside <= 0 or charged <= 0 or asset in ("", quote) or "," in asset:
-            return fill, None, 0.0, 0.0
-        own = await self._outside.get()
-        users = min(charged, own.get(asset, 0.0))
-        pair = f"{asset}/{quote}"
-        held = await self._free_part(draft, pair, fill)
-        sold = min(charged - users, held)
-        unknown = charged - users - sold if asset in own else 0.0
-        if unknown <= charged * 1e-9:
-            unknown = 0.0
-        if sold <= 0:
-            return fill, None, users, unknown
-        price = fill.fee_outside / charged
-        sale = Fill(
-            fill.client_order_id,
-            pair,
-            Side.SELL,
-            sold,
-            price,
-            0.0,
-            fill.time,
-            f"{fill.trade_id}-fee",
-        )
-        paid = dataclasses.replace(fill, fee_outside=max(0.0, fill.fee_outside - sold * price))
-        return paid, sale, users, unknown
-
-    async def _measure_own(self, asset: str, quote: str) -> None:
-        """The venue took a fee in ``asset`` from free coins beyond the user's recorded own and
-        pairpilot's: coins nobody has a figure for. A deposit of the user's (coins kept for
-        fees) when the account's cash agrees with the books and the user's figure (nothing of
-        pairpilot's is unaccounted, so nothing of pairpilot's bought them): their figure is
-        measured again now, the exchange's holding beyond the books. Otherwise they may be
-        pairpilot's unbooked coins (a buy whose booking was lost, its cost gone from the cash):
-        the figure is kept, so the gap stays drift and the user's coins stay guarded, and
-        alerted once until the figure is recorded again (/holdings accept)."""
-        position = self._portfolio.position(f"{asset}/{quote}")
-        books = {quote: self._portfolio.cash, asset: position.amount if position else 0.0}
-        own = await self._outside.get()
-        try:
-            totals, _ = await self._balances()
-        except BotError as error:  # the figure is kept; the next such fee measures again
-            log.warning(
-                "%s: could not read the balances to measure your own again: %s", asset, error
-            )
-            return
-        beyond = totals.get(asset, 0.0) - books[asset] - own.get(asset, 0.0)
-        if beyond >= 0 and not drift({quote: books[quote]}, totals, own, quote):
-            await self._outside.remeasure(asset, books[asset], totals.get(asset, 0.0))
-            log.warning(
-                "%s fees paid from coins beyond your recorded own and pairpilot's: a "
-                "deposit of yours, %.8g %s left of it, now counted as yours",
-                asset,
-                beyond,
-                asset,
-            )
-            return
-        if await self._outside.doubt(asset):
-            await self._alerts.push(
-                "reconciliation_drift",
-                AlertPriority.ERROR,
-                f"The exchange took {asset} fees from {asset} coins beyond your recorded own "
-                f"and pairpilot's, and the {quote} cash does not agree with the books and your "
-                f"figures: they may be pairpilot's coins the books never booked (a buy whose "
-                f"booking was lost), so they were not counted as yours; your {asset} figure is "
-                f"kept and the difference shows as drift. If you deposited {asset}, record it "
-                "with /holdings accept.",
-            )
-
-    async def _free_part(self, draft: Portfolio, pair: str, fill: Fill) -> float:
-        """What of pairpilot's position of ``pair`` is free on the venue to pay ``fill``'s fee:
-        not locked under its own resting sells (a stop), and, when ``fill`` trades that coin,
-        not the coins it moves (a buy's fee in the coin is taken from the coins bought)."""
-        position = draft.position(pair)
-        held = position.amount if position is not None else 0.0
-        if pair == fill.pair:
-            held -= fill.amount
-        locked = sum(
-            max(0.0, order.amount - order.filled)
-            for order in await self._orders.not_final()
-            if order.pair == pair
-            and order.side is Side.SELL
-            and order.client_order_id != fill.client_order_id
-        )
-        return max(0.0, held - locked)
-
     def _flat(self, report: ExecutionReport) -> bool:
         """Nothing left of the position after a sell but dust (too small for the exchange to
         sell): the round trip is closed, the dust goes along with the next exit."""
@@ -540,36 +325,12 @@ class Executor:
         """``position`` is the rest of an exit, sellable at the exit's price, that turned to dust
         before it was sold (the engine just declared it): its trade closed at its last sale.
         Announced and returned once; None when that sale had closed it already."""
-        pair = position.pair
-        fills = [f for f in await self._fills.all(since=position.opened_at) if f.pair == pair]
-        before = round_trips(fills, self.exchange.too_small)
-        trades = round_trips(fills, self.exchange.too_small, {pair: position.amount})
-        if not trades or (before and before[-1].entry_time == trades[-1].entry_time):
-            return None
-        trade = trades[-1]
-        await self._alerts.push(
-            "trade",
-            AlertPriority.TRADE,
-            f"{pair}: the {position.amount:.6g} left of the exit is too small to sell now, so "
-            f"its trade closed at its last sale: trade PnL {trade.pnl:+,.2f} "
-            f"({trade.return_pct:+.2%})",
-        )
+        trade = await closed_trades.closed_as_dust(self._fills, self.exchange.too_small, position)
+        if trade is not None:
+            await self._alerts.push(
+                "trade", AlertPriority.TRADE, closed_trades.dust_closed_text(position, trade)
+            )
         return trade
-
-    async def _closed_trade(
-        self, pair: str, opened_at: datetime | None, report: ExecutionReport
-    ) -> tuple[Trade | None, bool]:
-        """The trade ``report``'s sale closed, and whether it was closed before: the sale of a
-        rest an exit left as dust completes that exit's trade (``round_trips``), which was
-        counted (the cooldown) when it closed; its alert shows the whole trade's PnL.
-        ``opened_at`` None (a stored position without it): every fill of the pair counts."""
-        fills = [fill for fill in await self._fills.all(since=opened_at) if fill.pair == pair]
-        trades = round_trips(fills, self.exchange.too_small)
-        if not trades:
-            return None, False
-        now = {fill.trade_id for fill in report.fills}
-        before = round_trips([f for f in fills if f.trade_id not in now], self.exchange.too_small)
-        return trades[-1], bool(before) and before[-1].entry_time == trades[-1].entry_time
 
     async def _announce(
         self,
@@ -578,65 +339,6 @@ class Executor:
         trade: Trade | None,
         completes: bool = False,
     ) -> None:
-        """A trade alert; ``completes``: the sale of a rest completes a trade announced closed
-        before, whose PnL this alert gives again, now with the rest."""
-        if not report.filled or report.average_price is None:
-            return
-        text = (
-            f"{intent.pair} {intent.side.value.upper()} {report.filled:.6g} @ "
-            f"{report.average_price:,.2f} (fee {sum(f.fee for f in report.fills):.2f})"
-        )
-        if intent.side is Side.SELL and intent.trigger_price is not None:
-            text += f", {intent.reason.replace('_', ' ')}"
-        if report.status is not OrderStatus.FILLED:
-            text += f", partly filled ({report.status.value}: the rest did not fill)"
-        if trade is not None:
-            now = " (with its rest) now" if completes else ""
-            text += f", trade PnL{now} {trade.pnl:+,.2f} ({trade.return_pct:+.2%})"
-        await self._alerts.push("trade", AlertPriority.TRADE, text)
-
-
-def _beyond_text(fill: Fill, excess: float, yours: float, unread: str) -> str:
-    """The alert for a sale of ``excess`` coins beyond the books' position, ``yours`` of them
-    the user's own (``unread``: why the account could not tell whose, if it could not)."""
-    base, quote = fill.pair.split("/")
-    text = (
-        f"{fill.client_order_id} sold {excess:.8g} {base} more than the books held: "
-        "booked up to the position"
-    )
-    if yours > 0:
-        text += f"; {yours:.8g} {base} taken from your own, its proceeds counted as yours"
-    rest = excess - yours
-    if rest > excess * 1e-9:
-        whose = (
-            f"{rest:.8g} {base} were pairpilot's coins the books never booked (a buy whose "
-            "booking was lost?): the account still holds your recorded own"
-            if not unread
-            else f"{rest:.8g} {base} were not counted as yours, though they may be: "
-            f"{unread}, so it cannot tell whose coins were sold"
-        )
-        text += (
-            f"; {whose}; their proceeds, about {rest * fill.price:,.2f} {quote}, are counted "
-            f"neither in the books nor as yours and show as {quote} drift"
-        )
-    return text + ". Check the account and /holdings."
-
-
-def _within_position(fill: Fill, draft: Portfolio) -> tuple[Fill, float]:
-    """``fill`` as far as the books' position can take it (amount 0: wholly beyond it), and
-    what a sale sold beyond it (the account held more than the books: see
-    ``Executor._users_share``). The fee paid from the quote cash is split pro rata: the books
-    pay their part's. (A fee in a third coin is left whole: ``_fee_coins`` decided from
-    the coins who paid it.) Booked whole, such a sale would fail at every settle."""
-    position = draft.position(fill.pair)
-    held = position.amount if position is not None else 0.0
-    if fill.side is not Side.SELL or fill.amount <= held * (1 + 1e-9):
-        return fill, 0.0
-    share = held / fill.amount
-    clamped = dataclasses.replace(
-        fill,
-        amount=held,
-        fee=fill.fee_outside + fill.cash_fee * share,
-        fee_amount=fill.fee_amount * (share if fill.fee_outside == 0 else 1.0),
-    )
-    return clamped, fill.amount - held
+        text = closed_trades.trade_text(intent, report, trade, completes)
+        if text is not None:
+            await self._alerts.push("trade", AlertPriority.TRADE, text)

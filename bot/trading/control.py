@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from bot.core.domain import DuplicateRun, Order, PairRun, RunState, Side, Trade
-from bot.core.errors import BotError, NotFound, UserInputError
+from bot.core.domain import DuplicateRun, Order, PairRun, RunState
+from bot.core.errors import NotFound, UserInputError
 from bot.core.ports import (
     AccountFeeReader,
     Clock,
@@ -25,32 +24,18 @@ from bot.core.ports import (
     Retrying,
 )
 from bot.execution import order_by_hand
-from bot.execution.reconcile import OutsideHoldings
 from bot.portfolio.holdings import Holding, compare
+from bot.portfolio.outside import OutsideHoldings
+from bot.trading import hand_orders, kill_switch
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
 from strategies import StrategyConfigError, build_strategy
 
 log = logging.getLogger(__name__)
-_DUST = 1e-12
-T = TypeVar("T")
 
 
 class Markets(MarketCatalog, PriceFeed, Protocol):
     """What can be traded, and its price now."""
-
-
-@dataclass(frozen=True, slots=True)
-class FlattenReport:
-    halted_now: bool  # False when a halt already stood
-    cancelled_orders: int
-    closed: dict[str, float]  # pair -> amount sold
-    left: dict[str, float]  # asset -> amount the exchange still holds (should be empty)
-    problems: dict[str, str] = field(default_factory=dict)  # pair (or step) -> what failed
-
-    @property
-    def clean(self) -> bool:
-        return not self.left and not self.problems
 
 
 class Control:
@@ -156,7 +141,7 @@ class Control:
             self._service.put_run(stopped)
         return stopped
 
-    async def flatten(self) -> FlattenReport:
+    async def flatten(self) -> kill_switch.FlattenReport:
         """The kill switch: halt, cancel pairpilot's open orders, sell every position, verify.
         Idempotent. It halts before it waits for the tick lock (halting needs no lock, like
         /halt): a stop while a stuck tick holds the lock then loses no halt."""
@@ -176,10 +161,12 @@ class Control:
             for run in self._service.runs():
                 if run.pair in unknown:  # its look-up fails: the entry's outcome is unknown
                     continue
-                await self._attempt(problems, run.pair, self._engine.cancel_pending_entry(run))
+                await kill_switch.attempt(
+                    problems, run.pair, self._engine.cancel_pending_entry(run)
+                )
             if self._outside:  # a pair started since the last start: the user's own coins
                 # (a failed read is one problem of the report: the kill switch goes on)
-                await self._attempt(
+                await kill_switch.attempt(
                     problems, "your own holdings", self._own_recorded(pairs - unknown)
                 )
             # Each position's stop is taken off only as it is sold (and put back if the sale
@@ -192,16 +179,28 @@ class Control:
                     position.pair
                 )
                 sale = self._engine.close_position(run, "flatten", await self._price(run.pair))
-                fills = await self._attempt(problems, position.pair, sale)
+                fills = await kill_switch.attempt(problems, position.pair, sale)
                 closed[position.pair] = sum(fill.amount for fill in fills or [])
             # A pair still held keeps its stop (put back after a refused sale): not cancelled.
-            flat = [pair for pair in sorted(pairs - unknown) if not await self._held(pair)]
-            cancelled = await self._attempt(problems, "open orders", self._cancel_ours(flat))
+            flat = [
+                pair
+                for pair in sorted(pairs - unknown)
+                if not await kill_switch.held(
+                    self._exchange, self._engine.portfolio, pair, self._price
+                )
+            ]
+            cancelled = await kill_switch.attempt(
+                problems,
+                "open orders",
+                kill_switch.cancel_ours(self._exchange, self._engine.executor.journal, flat),
+            )
             balances = await self._exchange.fetch_balances()
-            left = await self._left(balances, pairs)
+            left = await kill_switch.left_over(
+                self._exchange, self._outside, balances, pairs, self._price
+            )
         if left or problems:
             log.error("flatten left %s on the exchange (%s)", left, problems)
-        return FlattenReport(halted_now, cancelled or 0, closed, left, problems)
+        return kill_switch.FlattenReport(halted_now, cancelled or 0, closed, left, problems)
 
     async def _own_recorded(self, pairs: set[str]) -> None:
         """Record the user's own coins of ``pairs`` not recorded yet (see OutsideHoldings)."""
@@ -211,17 +210,6 @@ class Control:
             {asset: p.amount if p else 0.0 for asset, p in books.items()},
             await self._exchange.fetch_balances(),
         )
-
-    @staticmethod
-    async def _attempt(problems: dict[str, str], what: str, work: Awaitable[T]) -> T | None:
-        """``work``'s result; an exchange failure is written in ``problems`` under ``what``
-        (the kill switch goes on with the rest) and gives None."""
-        try:
-            return await work
-        except BotError as error:
-            log.warning("flatten: %s: %s", what, error)
-            problems[what] = f"{type(error).__name__}: {error}"
-            return None
 
     async def holdings(self) -> list[Holding]:
         """The quote and each traded coin: the books, the exchange, the user's own."""
@@ -250,7 +238,7 @@ class Control:
         """What /order with ``arguments`` would do now (bad input raises, nothing changes)."""
         settlement = order_by_hand.parse(arguments)
         order = await self._settleable(settlement)
-        then = await self._then(order, settlement)
+        then = await hand_orders.then(self._engine, self._service, order, settlement)
         return order_by_hand.preview(order, settlement, self._engine.portfolio.cash, then)
 
     async def settle_order(self, arguments: list[str], actor: str) -> str:
@@ -261,9 +249,14 @@ class Control:
         async with self._service.tick_lock:
             order = await self._settleable(settlement)  # again: the books may have moved
             if settlement.venue_id:
-                done, trade, final = await self._by_venue_id(order, settlement)
+                done, trade, final = await hand_orders.by_venue_id(
+                    self._engine, self._service, order, settlement, self._clock
+                )
             else:
-                cash, then = self._engine.portfolio.cash, await self._then(order, settlement)
+                cash, then = (
+                    self._engine.portfolio.cash,
+                    await hand_orders.then(self._engine, self._service, order, settlement),
+                )
                 done = f"Done: {order_by_hand.preview(order, settlement, cash, then)}."
                 trade = await order_by_hand.settle(
                     self._engine.executor, order, settlement, actor, self._clock.now()
@@ -279,66 +272,6 @@ class Control:
                 await self._engine.forget_entry(order.pair, order.client_order_id)
         log.warning("/order by %s: %s", actor, done)
         return done
-
-    async def _by_venue_id(
-        self, order: Order, settlement: order_by_hand.Settlement
-    ) -> tuple[str, Trade | None, bool]:
-        """/order ID venue VENUE_ORDER_ID: the order read by the venue's id and booked. One
-        still resting is followed when it is the pair's pending entry (its next candle's close
-        cancels it; halted, it is cancelled now) or its position's resting stop (adopted as
-        the stop: kept, looked up every candle); any other is cancelled first
-        (bot/execution/order_by_hand.py). The Done, the trade, whether it is final."""
-        executor = self._engine.executor
-        coid = order.client_order_id
-        # Under the kill switch the pending entry is cancelled at once too (a /flatten that
-        # skipped its blocked pair would have): a halted account buys nothing more.
-        halted = await self._engine.guard.halted()
-        pending = await self._engine.pending_entry(order.pair) == coid and not halted
-        stop = await self._engine.resting_stop(order.pair)
-        stop_level = stop[1] if stop is not None and stop[0] == coid else None
-        _, trade = await order_by_hand.by_venue_id(
-            executor, order, settlement, self._clock.now(), pending or stop_level is not None
-        )
-        journaled = await executor.journal.require(coid)
-        base = order.pair.split("/")[0]
-        done = (
-            f"Done: order {coid} is {executor.venue()}'s order {settlement.venue_id}: "
-            f"{journaled.status.value}, {journaled.filled:.8g} {base} filled and "
-            "booked"
-        )
-        final = journaled.status.is_final
-        if not final and stop_level is not None:
-            done += (
-                f"; it is the position's stop at {stop_level:.8g}, resting there: kept "
-                "(not cancelled) and followed by that id, what it sells booked"
-            )
-        elif not final:  # the pending entry: its run follows it
-            done += (
-                "; it still rests there and is followed by that id: the next candle's "
-                "close cancels it (a limit entry lasts one candle) and books what "
-                "filled"
-            )
-        return f"{done}; {await self._then(order, settlement)}.", trade, final
-
-    async def _then(self, order: Order, settlement: order_by_hand.Settlement) -> str:
-        """What ``order``'s pair does once the order no longer holds it, truthfully: a halt
-        (the kill switch) opens nothing and sells nothing by itself, so a position booked by
-        hand then stays until /flatten is sent again (said plainly rather than sold here: the
-        kill switch, idempotent, stays the one way that sells); a pair without a run is not
-        traded; otherwise it trades again."""
-        halt = await self._engine.guard.halted()
-        if halt:
-            held = (
-                f"; a position in {order.pair} (booked now or before) is held, its stops "
-                "managed, NOT sold: send /flatten again to sell it"
-                if (settlement.filled and order.side is Side.BUY)
-                or self._engine.portfolio.position(order.pair)
-                else ""
-            )
-            return f"pairpilot is halted ({halt.get('reason')}): no new entries{held}"
-        if self._service.run_for(order.pair) is None:
-            return f"{order.pair} has no run: pairpilot does not trade it"
-        return f"{order.pair} trades again"
 
     async def _settleable(self, settlement: order_by_hand.Settlement) -> Order:
         """The order /order names, when it may be settled as ``settlement`` says: it waits on
@@ -389,36 +322,3 @@ class Control:
         """The last close ticked, else the market's price now (a pair no run ticks)."""
         ticked = self._service.prices.get(pair)
         return ticked if ticked else await self._markets.price(pair, self._clock.now())
-
-    async def _cancel_ours(self, pairs: list[str]) -> int:
-        """Cancel the orders resting in ``pairs`` that pairpilot placed (those in its journal);
-        the user's own (placed on the website or app) are left alone. How many."""
-        cancelled = 0
-        for resting in await self._exchange.open_orders(pairs):
-            order = await self._engine.executor.journal.get(resting.client_order_id)
-            if order is not None:
-                await self._exchange.cancel_order(order)
-                cancelled += 1
-        return cancelled
-
-    async def _held(self, pair: str) -> bool:
-        """The books hold more of ``pair`` than dust."""
-        position = self._engine.portfolio.position(pair)
-        if position is None:
-            return False
-        return self._exchange.too_small(pair, position.amount, await self._price(pair)) is None
-
-    async def _left(self, balances: Mapping[str, float], pairs: set[str]) -> dict[str, float]:
-        """What the exchange still holds of the traded coins beyond what the user holds outside
-        pairpilot, dust (too small to sell) not counted."""
-        outside = await self._outside.get() if self._outside else {}
-        left = {}
-        for pair in sorted(pairs):
-            asset = pair.split("/")[0]
-            amount = balances.get(asset, 0.0) - outside.get(asset, 0.0)
-            if (
-                amount > _DUST
-                and self._exchange.too_small(pair, amount, await self._price(pair)) is None
-            ):
-                left[asset] = amount
-        return left

@@ -4,14 +4,9 @@ Dust is never sold on its own (the venue refuses an order that small): it goes w
 exit of its pair, or, where the venue offers it (Binance: Dust Transfer into BNB), it is
 converted here.
 
-How a conversion is booked. The round trip that left the dust is already closed in the trade
-list with the dust valued at nothing (a trade's PnL is what was sold less what was bought), and
-pairpilot's quote money receives nothing from a conversion: the BNB credited is not pairpilot's
-cash. So each converted position is closed in the books by a sell of the dust at the last price
-whose fee is the whole of its value: cash does not move, the position is flat, and the dust's
-cost is realised as a loss. The BNB received joins the user's own holdings
-(bot/portfolio/outside.py), as does the part of their own coins the venue converted along (it
-converts an asset's whole free balance).
+How a conversion is booked (bot/trading/dust_conversions.py): each converted position is closed
+in the books by a sell of the dust at the last price whose fee is the whole of its value, and
+what the venue credited joins the user's own holdings (bot/portfolio/outside.py).
 
 Crash safety: what is about to be converted is journaled (state key ``dust.pending``) before
 the venue is asked. A conversion whose answer was lost, or a crash after it, is settled from the
@@ -41,19 +36,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bot.core.domain import (
-    CONVERSION_PREFIX,
-    AlertPriority,
-    DustConversion,
-    ExecutionReport,
-    Fill,
-    OrderIntent,
-    OrderStatus,
-    Position,
-    Side,
-    from_ms,
-    to_ms,
-)
+from bot.core.domain import AlertPriority, DustConversion, Position, from_ms, to_ms
 from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable, UserInputError
 from bot.core.number_text import amount_text
 from bot.core.ports import (
@@ -65,13 +48,12 @@ from bot.core.ports import (
     Transactions,
 )
 from bot.portfolio.outside import OutsideHoldings
+from bot.trading.dust_conversions import ConversionBooks, Converted
 from bot.trading.engine import Engine
 
 log = logging.getLogger(__name__)
 
-PENDING_KEY = "dust.pending"
 DUST_SETTLE_SECONDS = 300.0  # how often a conversion whose outcome is unknown is looked up
-DUST_REASON = "dust_conversion"
 # The venue's clock and ours differ a little: its log is read from this long before the journal.
 _SKEW = timedelta(minutes=1)
 # How long after a request the venue may still log it (a timed-out request is still processed).
@@ -108,14 +90,6 @@ class DustSurvey:
 
 
 @dataclass(frozen=True, slots=True)
-class Converted:
-    pair: str
-    booked: float  # of the books' dust, closed
-    value: float  # its value at the last price: realised as a loss
-    conversion: DustConversion
-
-
-@dataclass(frozen=True, slots=True)
 class DustReport:
     converted: list[Converted] = field(default_factory=list)
     unknown: bool = False  # the venue's answer was lost and its log does not settle it yet
@@ -141,17 +115,23 @@ class DustDesk:
         ``prices``: the last price of each pair ticked; ``lock``: the service's tick lock,
         held only while deciding what to convert, asking the venue once and booking, so a
         conversion never interleaves with a tick and slow reads never stall one."""
-        self._db = db
         self._engine = engine
         self._clock = clock
         self._venue = venue
         self._prices = prices
         self._lock = lock or asyncio.Lock()
         self._serial = asyncio.Lock()  # one settlement or conversion at a time
-        self._state = state
         self._orders = orders
-        self._runs = runs
-        self._outside = OutsideHoldings(self._state, clock)
+        self._outside = OutsideHoldings(state, clock)
+        self._books = ConversionBooks(
+            db=db,
+            state=state,
+            orders=orders,
+            runs=runs,
+            engine=engine,
+            outside=self._outside,
+            clock=clock,
+        )
 
     @property
     def _converter(self) -> DustConverter | None:
@@ -222,16 +202,16 @@ class DustDesk:
                     "at": to_ms(now),
                     "assets": {h.asset: {"pair": h.pair, "price": h.price} for h in chosen},
                 }
-                await self._state.set(PENDING_KEY, pending, now)  # journaled before it is sent
+                await self._books.asked(pending, now)  # journaled before it is sent
                 try:
                     conversions = await converter.convert_dust([h.asset for h in chosen])
                 except ExchangeUnavailable:
                     conversions = None  # the outcome is unknown: the venue's log says, later
                 except ExchangeAuthFailed:
-                    await self._state.set(PENDING_KEY, None, self._clock.now())
+                    await self._books.forget()
                     raise
                 except BotError as refusal:
-                    await self._state.set(PENDING_KEY, None, self._clock.now())
+                    await self._books.forget()
                     raise UserInputError(
                         f"{self._venue} refused the conversion ({refusal}); nothing changed"
                     ) from None
@@ -251,7 +231,7 @@ class DustDesk:
     async def settle_pending(self) -> None:
         """The periodic check: settle a journaled conversion if there is one (nothing is read
         otherwise); a log that cannot be read now is tried again at the next check."""
-        if await self._state.get(PENDING_KEY) is None:
+        if await self._books.pending() is None:
             return
         try:
             async with self._serial:
@@ -284,9 +264,8 @@ class DustDesk:
             found += [(position.pair, price, taken[0])] if taken else []
         if not found:
             return []
-        async with self._lock, self._db.transaction():
-            booked = [await self._book_one(pair, price, c) for pair, price, c in found]
-        converted = [item for item in booked if item is not None]
+        async with self._lock:
+            converted = await self._books.book_outside(found)
         if converted:
             await self._engine.executor.notify(
                 "dust",
@@ -309,7 +288,7 @@ class DustDesk:
             return DustReport(unknown=True)
 
     async def _settle(self) -> DustReport:
-        pending = await self._state.get(PENDING_KEY)
+        pending = await self._books.pending()
         converter = self._converter
         if not pending or converter is None:
             return DustReport()
@@ -322,71 +301,19 @@ class DustDesk:
                 return await self._book(pending, found)
         if read_at - asked < _WINDOW:
             return DustReport(unknown=True)  # the venue may still be processing it
-        await self._state.set(PENDING_KEY, None, self._clock.now())
+        await self._books.forget()
         return DustReport()  # its log shows nothing well after the request: nothing happened
 
     async def _book(
         self, pending: Mapping[str, Any], conversions: list[DustConversion]
     ) -> DustReport:
-        """Book each conversion not booked yet and clear the journal, in one transaction;
-        alert what was booked now (an asset booked before a crash is not said again). The
-        caller holds the tick lock."""
-        converted = []
-        async with self._db.transaction():
-            for conversion in conversions:
-                entry = pending["assets"].get(conversion.asset)
-                if entry is not None:
-                    done = await self._book_one(entry["pair"], entry["price"], conversion)
-                    converted += [done] if done else []
-            await self._state.set(PENDING_KEY, None, self._clock.now())
+        """Book the conversions of the journal ``pending`` (once each, see
+        bot/trading/dust_conversions.py) and alert what was booked now (an asset booked before
+        a crash is not said again). The caller holds the tick lock."""
+        converted = await self._books.book(pending, conversions)
         if converted:
             await self._engine.executor.notify("dust", AlertPriority.INFO, summary(converted))
         return DustReport(converted)
-
-    async def _book_one(
-        self, pair: str, price: float, conversion: DustConversion
-    ) -> Converted | None:
-        """Close the books' dust of ``pair`` (once: the journal row is keyed by the venue's
-        transfer id) and move what the user's baseline holds; see the module doc. None: booked
-        before."""
-        client_order_id = f"{CONVERSION_PREFIX}{conversion.transfer_id}-{conversion.asset}"
-        if await self._orders.get(client_order_id) is not None:
-            return None
-        position = self._engine.portfolio.position(pair)
-        booked = min(position.amount, conversion.amount) if position else 0.0
-        if booked <= 0:
-            return Converted(pair, 0.0, 0.0, conversion)
-        run = await self._runs.latest_for(pair)
-        intent = OrderIntent(
-            client_order_id,
-            run.id,
-            pair,
-            Side.SELL,
-            booked,
-            price,
-            conversion.time,
-            reason=DUST_REASON,
-        )
-        fill = Fill(
-            client_order_id,
-            pair,
-            Side.SELL,
-            booked,
-            price,
-            booked * price,
-            conversion.time,
-            client_order_id,
-            fee_asset=conversion.asset,
-        )
-        report = ExecutionReport(
-            client_order_id, conversion.transfer_id, OrderStatus.FILLED, booked, price, (fill,)
-        )
-        await self._orders.add(intent)
-        await self._outside.shift(
-            {conversion.asset: booked - conversion.amount, conversion.target: conversion.received}
-        )
-        await self._engine.executor.book(report)
-        return Converted(pair, booked, booked * price, conversion)
 
 
 def no_conversion(venue: str) -> str:

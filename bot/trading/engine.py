@@ -72,7 +72,7 @@ class Engine:
         self._executor = executor
         self.portfolio = portfolio
         self.guard = guard
-        self._state = state
+        self.state = state  # where its parts keep their state (protections, trade counts)
         self._clock = clock
         self._costs = costs
         self._protections = ProtectionStore(state, clock)

@@ -14,6 +14,9 @@ from bot.app.startup import load_replay
 from bot.core.domain import RunState
 from bot.core.errors import NotFound, UserInputError
 from storage.db import open_database
+from storage.fills import SqliteFillRepository
+from storage.pair_runs import SqlitePairRunRepository
+from storage.vetoes import SqliteVetoRepository
 from tests.rigs.builders import replay_settings
 
 
@@ -54,7 +57,10 @@ async def test_bad_start_requests_change_nothing(
         with pytest.raises(error, match=message):
             await trading.control.start_pair(*args)
         assert [run.pair for run in trading.service.runs()] == ["BTC/USDT"]
-        assert await trading.control._runs.active() == trading.service.runs()
+        assert (
+            await SqlitePairRunRepository(trading.engine.executor.transactions).active()
+            == trading.service.runs()
+        )
 
 
 async def test_started_pair_trades_pause_keeps_exits_and_stop_closes(tmp_path: Path) -> None:
@@ -69,11 +75,11 @@ async def test_started_pair_trades_pause_keeps_exits_and_stop_closes(tmp_path: P
         assert paused.state is RunState.PAUSED
         while trading.engine.portfolio.position("ETH/USDT") is not None:  # the exit still fires
             await steps(trading, 1)
-        fills_before = await trading.engine._executor._fills.all()
+        fills_before = await SqliteFillRepository(trading.engine.executor.transactions).all()
         await steps(trading, 200)  # paused: no new entries in ETH
         eth_buys = [
             f
-            for f in await trading.engine._executor._fills.all()
+            for f in await SqliteFillRepository(trading.engine.executor.transactions).all()
             if f.pair == "ETH/USDT" and f not in fills_before
         ]
         assert eth_buys == []
@@ -106,7 +112,7 @@ async def test_flatten_halts_closes_everything_verifies_and_is_idempotent(
         assert (again.halted_now, again.closed, again.left) == (False, {}, {})
         await steps(trading, 300)  # halted: no entry anywhere
         assert trading.engine.portfolio.positions() == []
-        vetoes = await trading.engine.guard._vetoes.latest(1)
+        vetoes = await SqliteVetoRepository(trading.engine.executor.transactions).latest(1)
         assert "kill switch" in vetoes[0][3]
 
 

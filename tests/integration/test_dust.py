@@ -33,7 +33,8 @@ from bot.market.history import ExchangeHistory
 from bot.ops.scheduler import Jobs
 from bot.portfolio.outside import OUTSIDE_KEY
 from bot.portfolio.performance import round_trips
-from bot.trading.dust import PENDING_KEY, DustDesk
+from bot.trading.dust import DustDesk
+from bot.trading.dust_conversions import PENDING_KEY
 from handlers.frontend import TelegramFrontend
 from storage.alerts import SqliteAlertRepository
 from storage.candles import SqliteCandleRepository
@@ -100,7 +101,7 @@ async def dusty_stack(
 
 def cockpit_on(trading: Trading, market: Market, jobs: Jobs) -> Cockpit:
     """The cockpit the app builds, on the live stack's own connection."""
-    db = trading.engine.executor._transactions
+    db = trading.engine.executor.transactions
     return build_cockpit(
         db,
         Venue("live", "binance", "USDT"),
@@ -121,7 +122,7 @@ async def live_chat(tmp_path: Path, fake: FakeBinance) -> AsyncIterator[LiveChat
         running(emulator) as telegram,
         dusty_stack(tmp_path, fake) as (trading, market, jobs),
     ):
-        db = trading.engine.executor._transactions
+        db = trading.engine.executor.transactions
         cockpit = cockpit_on(trading, market, jobs)
         frontend = TelegramFrontend(
             token=emulator.token,
@@ -365,7 +366,7 @@ async def test_the_users_own_coins_converted_along_are_said_and_leave_no_drift(
 
 def desk_on(trading: Trading, market: Market) -> DustDesk:
     """The desk the cockpit builds, on the live stack's own connection and tick lock."""
-    db = trading.engine.executor._transactions
+    db = trading.engine.executor.transactions
     return DustDesk(
         db=db,
         state=SqliteStateRepository(db),
@@ -420,7 +421,7 @@ async def test_dust_is_never_converted_with_the_bots_own_unbooked_coins(
         assert fake.balances["BTC"] == held
         assert fake.dust_log == []
         assert (
-            await SqliteStateRepository(trading.engine.executor._transactions).get(PENDING_KEY)
+            await SqliteStateRepository(trading.engine.executor.transactions).get(PENDING_KEY)
             is None
         )
         assert await trading.engine.executor.settle_unknown() == 1  # the next tick books it
@@ -463,7 +464,7 @@ async def test_a_timed_out_conversion_the_venue_completes_later_is_booked(
         report = await desk_on(trading, market).convert()
         assert report.unknown
         assert not report.converted
-        state = SqliteStateRepository(trading.engine.executor._transactions)
+        state = SqliteStateRepository(trading.engine.executor.transactions)
         assert await state.get(PENDING_KEY) is not None
         await asyncio.gather(*background)  # the venue finishes the request
         assert "BTC" not in fake.balances
@@ -632,7 +633,7 @@ async def test_the_periodic_check_settles_a_pending_conversion(
         ]
         assert (await desk.convert()).unknown
         await desk.settle_pending()  # the log is still down: kept for the next check
-        state = SqliteStateRepository(trading.engine.executor._transactions)
+        state = SqliteStateRepository(trading.engine.executor.transactions)
         assert await state.get(PENDING_KEY) is not None
         reads = len(fake.requests)
         await desk.settle_pending()  # readable again

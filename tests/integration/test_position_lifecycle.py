@@ -307,7 +307,7 @@ async def test_a_halt_while_an_entry_is_prepared_sends_no_buy(
     ("no new entries"). (Review r6 F2: the buy went out after the halt.)"""
     fake = funded_fake(btc_candles)
     async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
-        engine, state = trading.engine, trading.engine._state
+        engine, state = trading.engine, trading.engine.state
         remember = state.set
 
         async def halted_meanwhile(key: str, value: object, now: datetime) -> None:

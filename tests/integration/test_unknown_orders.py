@@ -41,6 +41,7 @@ from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
+from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
@@ -215,7 +216,7 @@ async def test_a_lost_buy_settled_by_hand_leaves_the_users_own_holdings_untouche
         assert trading.engine.portfolio.cash == 5000.0
         await trading.control.settle_order(said, "1001")
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, _, _):
-        db = trading.engine.executor._transactions
+        db = trading.engine.executor.transactions
         own = await OutsideHoldings(SqliteStateRepository(db), FakeClock(start)).get()
         assert own["USDT"] == 0.0
         assert trading.engine.portfolio.cash == pytest.approx(5000.0 - ours.quote - fee)
@@ -314,7 +315,9 @@ async def test_order_settles_it_by_hand_and_the_pair_trades_again(
         if outcome == "filled":
             assert (order.status, order.filled) == (OrderStatus.FILLED, ours.executed)
             assert position.amount == pytest.approx(ours.executed)
-            [fill] = await trading.engine.executor._fills.for_order("pp1x1b")
+            [fill] = await SqliteFillRepository(trading.engine.executor.transactions).for_order(
+                "pp1x1b"
+            )
             assert fill.time == order.created_at == start  # the order's time, not /order's
         else:
             assert (order.status, position) == (OrderStatus.REJECTED, None)
@@ -407,7 +410,7 @@ async def test_a_limit_entry_settled_by_hand_is_booked_once_and_its_pair_trades_
         position = trading.engine.portfolio.position(BTC)
         assert position is not None
         assert position.amount == pytest.approx(ours.executed)
-        db = trading.engine.executor._transactions
+        db = trading.engine.executor.transactions
         rows = await db.fetch_all("SELECT trade_id FROM fills WHERE client_order_id='pp1x1b'")
         assert [r[0] for r in rows] == ["by-hand-pp1x1b"]
         saved = await SqliteStateRepository(db).get(protection_key(BTC))
@@ -450,7 +453,7 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
     assert fake.orders[ours_id].status == "NEW"  # resting, nothing filled
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         control, executor = trading.control, trading.engine.executor
-        db = executor._transactions
+        db = executor.transactions
         assert held_ids(executor, BTC) == ["pp1x1b"]
         [alert] = await alerts_of(db, "order_unknown")
         assert alert.index("/order pp1x1b venue VENUE_ORDER_ID") < alert.index("pp1x1b never")
@@ -475,7 +478,9 @@ async def test_a_resting_limit_entry_is_read_by_the_venues_id_and_followed_not_c
         journaled = await executor.journal.require("pp1x1b")
         assert (venue.status, journaled.status) == ("CANCELED", OrderStatus.CANCELED)
         assert journaled.filled == pytest.approx(venue.executed)
-        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))
+        booked = sum(
+            f.amount for f in await SqliteFillRepository(executor.transactions).for_order("pp1x1b")
+        )
         assert booked == pytest.approx(venue.executed)
 
 
@@ -545,7 +550,9 @@ async def test_a_resting_order_whose_cancel_fails_stays_held_until_the_venue_end
         assert held_ids(executor, BTC) == ["pp1x1b"]
         done = await control.settle_order(said, "1001")
         assert f"filled, {venue.executed:.8g} BTC filled and booked" in done
-        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))
+        booked = sum(
+            f.amount for f in await SqliteFillRepository(executor.transactions).for_order("pp1x1b")
+        )
         assert booked == pytest.approx(venue.executed)
         assert trading.engine.portfolio.position(BTC).amount == pytest.approx(venue.executed)
         assert held_ids(executor, BTC) == []
@@ -587,7 +594,9 @@ async def test_a_lost_resting_stop_read_by_the_venues_id_is_adopted_as_the_stop_
         fake._fill_limit(fake.orders[ours_id])  # the venue fills it
         market.at(at_open(btc_candles, 201) + timedelta(seconds=5))
         await trading.service.tick("1h")
-        booked = sum(f.amount for f in await executor._fills.for_order("pp1x1b"))
+        booked = sum(
+            f.amount for f in await SqliteFillRepository(executor.transactions).for_order("pp1x1b")
+        )
         assert booked > 0
         assert booked == pytest.approx(fake.orders[ours_id].executed)
 
@@ -809,7 +818,7 @@ async def test_after_flatten_the_settled_pair_is_said_held_not_trading_and_flatt
     ours = fake.orders[ours_id]
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, _):
         control = trading.control
-        db = trading.engine.executor._transactions
+        db = trading.engine.executor.transactions
         if way == "read during flatten":
             for order_id in [o for o in fake.orders if o != ours_id]:
                 del fake.orders[order_id]
@@ -867,7 +876,7 @@ async def test_every_unknown_order_of_a_pair_is_held_until_each_is_settled(
     first, second = (fake.orders[i] for i in sorted(fake.orders)[:2])
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
         executor, control = trading.engine.executor, trading.control
-        db = executor._transactions
+        db = executor.transactions
         assert held_ids(executor, BTC) == ["pp1x1b", "pp1x2b"]
         assert len(await alerts_of(db, "order_unknown")) == 2
         for coid in ("pp1x1b", "pp1x2b"):
@@ -997,7 +1006,7 @@ async def test_a_block_that_clears_by_itself_tells_the_admins_all_clear(
         market.at(start + timedelta(hours=1))
         assert await trading.service.tick("1h") == 1
         assert (await executor.journal.get("pp1x1b")).status is OrderStatus.FILLED
-        db = executor._transactions
+        db = executor.transactions
         alert, clear = await alerts_of(db, "order_unknown")
         assert "/order pp1x1b never" in alert
         for words in (
@@ -1075,6 +1084,6 @@ async def test_a_losing_sale_settled_by_hand_counts_toward_the_cooldown(
             ["pp1x2s", "filled", f"{ours.executed!r}", f"{price * 0.99!r}", "0.5"], "1001"
         )
         assert trading.engine.portfolio.position(BTC) is None
-        db = executor._transactions
+        db = executor.transactions
         run = await SqlitePairRunRepository(db).latest_for(BTC)
         assert (await SqliteStateRepository(db).get(f"cooldown:{run.id}"))["losses"] == 1
