@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bot.core.domain import to_ms
@@ -72,7 +73,7 @@ class SqliteCandleRepository:
         )
         return [(row[0], row[1], row[2]) for row in rows]
 
-    async def timestamps(self, exchange: str, pair: str, timeframe: str) -> np.ndarray:
+    async def timestamps(self, exchange: str, pair: str, timeframe: str) -> npt.NDArray[np.int64]:
         rows = await self._db.fetch_all(
             "SELECT timestamp FROM candles WHERE exchange = ? AND pair = ? AND timeframe = ?"
             " ORDER BY timestamp",

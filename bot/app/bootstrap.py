@@ -27,10 +27,10 @@ from bot.core.ports import CandleHistory, Clock, Exchange, PriceFeed
 from bot.core.timeframes import timeframe_seconds
 from bot.exchange.paper import PaperExchange
 from bot.execution.executor import Executor
-from bot.execution.reconcile import OutsideHoldings
 from bot.market.live_source import ExchangeCandleSource
 from bot.ops.scheduler import Jobs
 from bot.portfolio.books import CASH_KEY, Portfolio
+from bot.portfolio.outside import OutsideHoldings
 from bot.research.account_terms import account_terms, rests_stops
 from bot.risk.guard import LIMITS_KEY, RiskGuard
 from bot.trading.control import Control

@@ -15,12 +15,13 @@ from bot.core.domain import PairRun
 from bot.core.errors import ConfigError
 from bot.core.ports import Clock
 from bot.core.timeframes import timeframe_delta
-from bot.execution.reconcile import OutsideHoldings, reconcile
+from bot.execution.reconcile import reconcile
 from bot.market.candle_files import (
     ReplaySource,
     read_candle_file,
     timeframe_of,
 )
+from bot.portfolio.outside import OutsideHoldings
 from bot.trading.dust import DustDesk
 from bot.trading.engine import Engine
 from storage.db import Database

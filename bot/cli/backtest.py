@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bot.cli.args import json_text, parse_params
@@ -185,10 +186,11 @@ def metrics_document(result: BacktestResult) -> dict[str, Any]:
     return document
 
 
-def iso_times(milliseconds: np.ndarray) -> list[str]:
+def iso_times(milliseconds: npt.NDArray[np.int64]) -> list[str]:
     """ISO-8601 UTC times ("2025-06-23T09:00:00Z") for many epoch milliseconds at once."""
     stamps = np.asarray(milliseconds, dtype="datetime64[ms]").astype("datetime64[s]")
-    return np.datetime_as_string(stamps, timezone="UTC").tolist()
+    times: list[str] = np.datetime_as_string(stamps, timezone="UTC").tolist()
+    return times
 
 
 def trade_rows(result: BacktestResult) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the handlers import what they use: `pairpilot backtest` sta
     from bot.market.store import SeriesReport
 
 
-def add_data_commands(commands: argparse._SubParsersAction) -> None:
+def add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     data = commands.add_parser("data", help="download, import and list stored candles")
     actions = data.add_subparsers(dest="action", required=True)
 

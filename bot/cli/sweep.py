@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the parser is built on every command: pandas and Dask load 
     from bot.research.sweep import Series, SweepSpec
 
 
-def add_sweep_command(commands: argparse._SubParsersAction) -> None:
+def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sweep = commands.add_parser("sweep", help="parameter sweep (and walk-forward) on Dask")
     sweep.add_argument(
         "--data",

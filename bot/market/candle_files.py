@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bot.core.domain import from_ms, to_ms
@@ -249,7 +250,7 @@ class ReplaySource:
             raise NotFound(f"no {pair} candle is forming at {now.isoformat()}")
         return index
 
-    def _stamps_for(self, pair: str) -> np.ndarray:
+    def _stamps_for(self, pair: str) -> npt.NDArray[np.int64]:
         try:
             return self._stamps[pair]
         except KeyError:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from bot.core.domain import from_ms, to_ms
 from bot.core.errors import UserInputError
@@ -37,7 +38,7 @@ class SeriesReport:
     added: int = 0  # candles this run stored that were not stored before
 
 
-def find_gaps(stamps: np.ndarray, step_ms: int) -> list[Gap]:
+def find_gaps(stamps: npt.NDArray[np.int64], step_ms: int) -> list[Gap]:
     """Places where consecutive open times are more than one step apart."""
     steps = np.diff(stamps)
     return [

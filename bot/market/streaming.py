@@ -102,6 +102,15 @@ class StreamingFeed:
         self.stats.prices_fetched += 1
         return await self._exchange.fetch_price(pair)
 
+    def streamed_price(self, pair: str) -> float | None:
+        """The last price the stream pushed for ``pair``, fresh or not (None: none yet)."""
+        pushed = self._prices.get(pair)
+        return pushed[0] if pushed else None
+
+    def has_streamed(self, pair: str, timeframe: str, open_ms: int) -> bool:
+        """Whether the stream delivered the candle opening at ``open_ms`` (and still keeps it)."""
+        return open_ms in self._candles.get((pair, timeframe), {})
+
     async def close(self) -> None:
         tasks = list(self._tasks.values())
         for task in tasks:

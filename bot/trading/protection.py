@@ -109,6 +109,7 @@ class Protection:
         if self.entry is None:
             raise ValueError("no stop level without the position's entry")
         peak = peak if peak is not None else self.peak if self.peak is not None else self.entry
+        level: float  # stop_level is compiled by numba: typed Any for mypy
         level, _ = stop_level(self.entry, peak, self.atr, policy.stop_loss, policy.trailing_stop)
         return level
 

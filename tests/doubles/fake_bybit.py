@@ -364,7 +364,7 @@ class FakeBybit(FakeBinance):
         wanted = params.get("orderFilter") or "Order"
         if order is None or order.status != "NEW" or self._filter_of(order) != wanted:
             return self._refuse(170213, "Order does not exist.")
-        self._cancel(order)
+        self.cancel(order)
         return self._reply({"orderId": _order_id(order), "orderLinkId": order.client_id})
 
     async def _executions(self, params: dict[str, Any]) -> web.Response:

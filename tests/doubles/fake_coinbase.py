@@ -479,7 +479,7 @@ class FakeCoinbase(FakeBinance):
                     {"success": False, "failure_reason": "UNKNOWN_CANCEL_ORDER", "order_id": wanted}
                 )
                 continue
-            self._cancel(order)
+            self.cancel(order)
             results.append(
                 {
                     "success": True,

@@ -40,7 +40,9 @@ class Fault:
     the fault: Binance's "5XX: execution status UNKNOWN". ``method`` narrows the match.
     ``delay``: seconds to wait before answering (longer than the client's timeout: a timeout);
     ``drop``: close the connection instead of answering; ``fill_share``: no fault, but the
-    request's market order fills only this share of its size (the rest expires).
+    request's market order fills only this share of its size (the rest expires); ``late``:
+    the real handler runs this many seconds after the request, on its own (the venue carries
+    out a request its client gave up on: ``FakeBinance.late_requests`` holds those runs).
     """
 
     path: str
@@ -53,6 +55,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     fill_share: float | None = None
+    late: float | None = None
 
 
 @dataclass
@@ -120,6 +123,7 @@ class FakeBinance:
     dust_charge: float = 0.02
     # The price walks each candle the clock passes (``walk``): resting orders fill inside it.
     walks: bool = False
+    late_requests: list[asyncio.Task[Any]] = field(default_factory=list)  # see ``Fault.late``
 
     def move_to(self, now_ms: int) -> None:
         """The exchange's clock; each symbol's price is its forming candle's open (with
@@ -138,7 +142,7 @@ class FakeBinance:
         high of a falling one), the other extreme, the close. A resting stop-loss or limit
         buy the path crosses fills at its level, as a stop-market fills at the market
         reaching it and a resting bid is taken at its price; one the next open gaps past
-        fills at that open (``_trigger_stops``). The backtest kernel fills the same: at
+        fills at that open (``trigger_stops``). The backtest kernel fills the same: at
         min(open, level) once the low reaches the level (one order rests at a time, so which
         extreme comes first changes no fill). Only a symbol's finest candles walk."""
         finest: dict[str, tuple[int, pd.DataFrame]] = {}
@@ -153,7 +157,7 @@ class FakeBinance:
                 opened = int(row.timestamp)
                 self.now_ms = max(self.now_ms, opened)
                 self.prices[symbol] = float(row.open)
-                self._trigger_stops()  # what the open gapped past fills there
+                self.trigger_stops()  # what the open gapped past fills there
                 extremes = (row.low, row.high) if row.close >= row.open else (row.high, row.low)
                 for third, point in enumerate((*extremes, row.close), start=1):
                     # each leg's fills are stamped at its end: a third, two, the candle's last ms
@@ -172,7 +176,7 @@ class FakeBinance:
             if order.kind == "STOP_LOSS":
                 self._execute(order, level, self.locked)
             elif order.kind == "LIMIT":
-                self._fill_limit(order)
+                self.fill_limit(order)
 
     def add_candles(self, symbol: str, interval: str, frame: pd.DataFrame) -> None:
         self.candles[(symbol, interval)] = frame.reset_index(drop=True)
@@ -306,7 +310,7 @@ class FakeBinance:
     @web.middleware
     async def _record_and_inject(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.path, dict(request.query)))
-        self._trigger_stops()  # the market moved (tests set prices): resting stops may fire
+        self.trigger_stops()  # the market moved (tests set prices): resting stops may fire
         if request.method == "POST" and request.path in self.order_paths:
             self.order_posts += 1
             if self.order_delay:
@@ -343,6 +347,9 @@ class FakeBinance:
                 self.fill_share = usual
         if fault.after:
             await handler(request)
+        if fault.late is not None:
+            await request.read()  # the body, kept for the late run
+            self.late_requests.append(asyncio.create_task(_later(fault.late, handler, request)))
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.drop and request.transport is not None:
@@ -452,7 +459,7 @@ class FakeBinance:
             self.balances[quote] -= lock
             self.locked[quote] = self.locked.get(quote, 0.0) + lock
             self.orders[order.order_id] = order
-            self._trigger_stops()
+            self.trigger_stops()
             return order
         if kind == "STOP_LOSS":  # rests, its amount locked, until the price reaches the stop
             if side != "SELL" or quantity > self.balances.get(base, 0.0) + 1e-12:
@@ -460,7 +467,7 @@ class FakeBinance:
             self.balances[base] -= quantity
             self.locked[base] = self.locked.get(base, 0.0) + quantity
             self.orders[order.order_id] = order
-            self._trigger_stops()
+            self.trigger_stops()
             return order
         if not self._execute(order, price, self.balances):
             return None
@@ -529,9 +536,10 @@ class FakeBinance:
                 return "BNB"
         return base if order.side == "BUY" else quote
 
-    def _trigger_stops(self) -> None:
+    def trigger_stops(self) -> None:
         """Resting orders the price has reached: a stop-loss sells at market, a limit buy
-        fills at its limit."""
+        fills at its limit. The fake does it before each request (tests set prices); a test
+        calls it for a market that reached an order while no request came."""
         for order in self.orders.values():
             price = self.prices.get(order.symbol)
             if order.status != "NEW" or price is None or price > order.stop_price:
@@ -539,11 +547,12 @@ class FakeBinance:
             if order.kind == "STOP_LOSS":
                 self._execute(order, price, self.locked)
             elif order.kind == "LIMIT":
-                self._fill_limit(order, price if self.walks else order.stop_price)
+                self.fill_limit(order, price if self.walks else order.stop_price)
 
-    def _fill_limit(self, order: Order, price: float | None = None) -> None:
+    def fill_limit(self, order: Order, price: float | None = None) -> None:
         """A resting limit buy fills at ``price`` (its limit when not given; a walking market
-        gives a limit it opens under the better price, as a taker would get it)."""
+        gives a limit it opens under the better price, as a taker would get it). A test calls
+        it for a market that came down to the order."""
         quote = order.symbol[-4:]
         lock = order.quantity * order.stop_price * (1 + self.fee_rate)
         self.locked[quote] -= lock
@@ -557,11 +566,13 @@ class FakeBinance:
             ) == params.get("orderId"):
                 if order.status != "NEW":
                     break
-                self._cancel(order)
+                self.cancel(order)
                 return web.json_response(_order_json(order))
         return web.json_response({"code": -2011, "msg": "Unknown order sent."}, status=400)
 
-    def _cancel(self, order: Order) -> None:
+    def cancel(self, order: Order) -> None:
+        """A resting order is cancelled and what it locked freed: the API's cancel, or a test's
+        cancel elsewhere (the venue's site, another client: behind pairpilot's back)."""
         order.status = "CANCELED"
         if order.kind == "LIMIT":
             quote = order.symbol[-4:]
@@ -827,6 +838,12 @@ def _signature_of(text: str) -> str:
         if part.startswith("signature="):
             return part.removeprefix("signature=")
     return ""
+
+
+async def _later(seconds: float, handler: Any, request: web.Request) -> None:
+    """Run ``handler`` on ``request`` ``seconds`` from now (see ``Fault.late``)."""
+    await asyncio.sleep(seconds)
+    await handler(request)
 
 
 def _order_json(order: Order) -> dict[str, Any]:

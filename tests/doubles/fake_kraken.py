@@ -427,7 +427,7 @@ class FakeKraken(FakeBinance):
         for order in self.orders.values():
             named = txid(order) == wanted or (ours is not None and order.client_id == ours)
             if named and order.status == "NEW":
-                self._cancel(order)
+                self.cancel(order)
                 return _ok({"count": 1, "pending": False})
         return _error("EOrder:Unknown order")
 

@@ -389,7 +389,7 @@ class FakeOkx(FakeBinance):
                     )
                 ]
             )
-        self._cancel(order)
+        self.cancel(order)
         return _ok(
             [{"clOrdId": order.client_id, "ordId": str(order.order_id), "sCode": "0", "sMsg": ""}]
         )
@@ -402,7 +402,7 @@ class FakeOkx(FakeBinance):
                 gone = "Cancellation failed as the order does not exist"
                 results.append({"algoId": entry.get("algoId", ""), "sCode": "51400", "sMsg": gone})
                 continue
-            self._cancel(order)
+            self.cancel(order)
             results.append({"algoId": str(order.order_id), "sCode": "0", "sMsg": ""})
         return self._answer_places(results)
 

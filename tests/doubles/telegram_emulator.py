@@ -103,6 +103,12 @@ class TelegramEmulator:
     webhook: tuple[str, str | None] | None = None  # (url, secret token) while one is set
     webhook_settings: dict[str, Any] = field(default_factory=dict)  # the last setWebhook's
     send_delay: float = 0.0  # seconds each send takes (widens the window a crash can land in)
+    # Slow or failing calls a test picks: each call of a method waits its seconds before it is
+    # handled; a sendMessage whose text starts with a key of ``slow_texts`` waits its seconds,
+    # one whose text starts with an entry of ``failing_texts`` fails with a 502.
+    call_delay: dict[str, float] = field(default_factory=dict)
+    slow_texts: dict[str, float] = field(default_factory=dict)
+    failing_texts: set[str] = field(default_factory=set)
     answer_delay: float = 0.0  # seconds a send's answer takes after its message is in the chat
     sending: int = 0  # sends in progress
     clock: Callable[[], float] = time.time  # Telegram's clock (Unix seconds)
@@ -214,6 +220,19 @@ class TelegramEmulator:
         (Telegram's FAQ: about one message a second in one chat, short bursts allowed)."""
         self.chat_retry_after[chat_id] = (times, seconds)
 
+    def group_sent_before(self, chat_id: int, times: int, seconds_ago: float) -> None:
+        """Telegram's count of the group's minute: ``times`` sends ``seconds_ago`` (by an
+        earlier process of the bot: its own count starts empty)."""
+        self._group_sends[chat_id] = [time.monotonic() - seconds_ago] * times
+
+    def group_minutes_over(self) -> None:
+        """Over a minute passes for Telegram: every group's count of sends starts afresh."""
+        self._group_sends.clear()
+
+    def release_polls(self) -> None:
+        """Answer a waiting long poll (getUpdates) now, as when the server stops."""
+        self._new_update.set()
+
     def to(self, chat_id: int) -> list[Sent]:
         """Every message the bot sent to ``chat_id``, the ones it deleted too (so counts of
         them never shift while a deletion is on its way)."""
@@ -271,6 +290,8 @@ class TelegramEmulator:
         handler = getattr(self, f"_{method}", None)
         if handler is None:
             return _error(404, "Not Found: method not found")
+        if method in self.call_delay:
+            await asyncio.sleep(self.call_delay[method])
         if method.startswith("send") and (self.hang_ups or self.lost_answers):
             if self.hang_ups:  # gone before Telegram handled it: nothing was sent
                 self.hang_ups -= 1
@@ -381,6 +402,12 @@ class TelegramEmulator:
         return None
 
     async def _sendMessage(self, fields: dict[str, Any]) -> web.Response:
+        text = str(fields.get("text", ""))
+        slow = [seconds for start, seconds in self.slow_texts.items() if text.startswith(start)]
+        if slow:
+            await asyncio.sleep(max(slow))
+        if any(text.startswith(start) for start in self.failing_texts):
+            return web.Response(status=502, text="Bad Gateway")
         refusal = self._refusal(int(fields["chat_id"]))
         if refusal is not None:
             return refusal
@@ -611,4 +638,4 @@ async def running(emulator: TelegramEmulator) -> AsyncIterator[str]:
         try:
             yield base
         finally:
-            emulator._new_update.set()  # release a waiting long poll
+            emulator.release_polls()

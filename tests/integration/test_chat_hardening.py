@@ -306,7 +306,7 @@ async def test_after_a_crash_a_group_s_minute_counts_as_full_for_all_but_admins(
         _crash(crash)
         async with chat_stack(tmp_path, emulator=emulator):
             pass
-    emulator._group_sends[GROUP] = [time.monotonic() - 25] * 20  # Telegram's
+    emulator.group_sent_before(GROUP, 20, seconds_ago=25)  # Telegram's
     async with chat_stack(tmp_path, emulator=emulator) as chat:
         chat.emulator.say(VIEWER, "/status", chat_id=GROUP)
         await chat.emulator.quiet(1.5)
@@ -591,7 +591,7 @@ async def test_a_host_clock_set_back_between_lives_never_blocks_a_group_for_the_
             await chat.ask(ADMIN, "/status", chat_id=GROUP)
         chat.wall.advance(timedelta(hours=1))  # the host was an hour fast at the stop
         emulator.clock_ahead = -3600
-    emulator._group_sends.clear()  # over a minute later for Telegram
+    emulator.group_minutes_over()  # over a minute later for Telegram
     emulator.clock_ahead = 0.0
     async with chat_stack(tmp_path, emulator=emulator) as chat:
         started = time.perf_counter()
@@ -931,17 +931,8 @@ async def test_a_failed_confirm_prompt_send_after_a_clock_reading_says_so_in_the
     """Review round 5 F5: a stale /stoppair (no reading yet: a "⏳" first) is asked to
     confirm, and the prompt's send fails (a 502): the chat showed "⏳ /stoppair…" forever.
     Nothing ran; the ⏳ says so, and to send it again."""
-    from aiohttp import web
-
     async with chat_stack(tmp_path) as chat:
-        send = chat.emulator._sendMessage
-
-        async def prompt_fails(fields: dict[str, Any]) -> web.Response:
-            if str(fields.get("text", "")).startswith("You sent"):
-                return web.Response(status=502, text="Bad Gateway")
-            return await send(fields)
-
-        chat.emulator._sendMessage = prompt_fails  # type: ignore[method-assign]
+        chat.emulator.failing_texts.add("You sent")  # the prompt's send fails
         chat.emulator.say(ADMIN, "/stoppair BTCUSDT", ago=120)
         await chat.emulator.quiet(1.5)
         shown = [m.text for m in chat.emulator.shown(ADMIN)]

@@ -307,7 +307,7 @@ async def test_a_group_s_429_after_a_restart_does_not_hold_up_an_admin_s_private
 
     def previous_life(emulator: TelegramEmulator) -> None:
         # the previous process sent the group's 20 messages 25 s before the restart
-        emulator._group_sends[GROUP] = [time.monotonic() - 25] * 20
+        emulator.group_sent_before(GROUP, 20, seconds_ago=25)
 
     async with chat_stack(tmp_path, before_start=previous_life) as chat:
         chat.emulator.say(VIEWER, "/status", chat_id=GROUP)

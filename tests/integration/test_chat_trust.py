@@ -557,14 +557,7 @@ async def test_a_refused_button_press_never_lets_a_later_command_overtake(tmp_pa
         old = await chat.sent_back(ADMIN, "/pause ETHUSDT")
         assert "Paused" in old.text, old.text
         chat.wall.advance(timedelta(seconds=601))  # no recent reading: /resume sends a ⏳
-        send = chat.emulator._sendMessage
-
-        async def slow_reading(fields: dict[str, object]) -> object:
-            if str(fields.get("text", "")).startswith("⏳ /resume"):
-                await asyncio.sleep(2.0)
-            return await send(fields)
-
-        chat.emulator._sendMessage = slow_reading  # type: ignore[method-assign]
+        chat.emulator.slow_texts["⏳ /resume"] = 2.0
         chat.emulator.say(ADMIN, "/resume ETHUSDT")
         await asyncio.sleep(0.4)
         chat.emulator.press(ADMIN, old, "ok:0123456789ab")  # a dead button: refused
@@ -584,13 +577,7 @@ async def test_a_halt_sent_after_confirming_a_resume_ends_halted(tmp_path: Path)
         guard = chat.trading.engine.guard
         assert "halted" in (await chat.ask(ADMIN, "/halt"))
         question = await chat.sent_back(ADMIN, "/resume_trading")
-        edit = chat.emulator._editMessageText
-
-        async def slow_edit(fields: dict[str, object]) -> object:
-            await asyncio.sleep(1.0)
-            return await edit(fields)
-
-        chat.emulator._editMessageText = slow_edit  # type: ignore[method-assign]
+        chat.emulator.call_delay["editMessageText"] = 1.0
         chat.emulator.press(ADMIN, question, _confirm(question))
         await asyncio.sleep(0.3)
         chat.emulator.say(ADMIN, "/halt")

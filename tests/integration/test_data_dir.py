@@ -27,7 +27,7 @@ from bot.cli.main import main
 from bot.core.clock import SystemClock
 from bot.core.domain import AlertPriority, Side
 from bot.ops import data_dir
-from bot.ops.telemetry import STORAGE_OK
+from bot.ops.telemetry import REGISTRY
 from bot.trading.watch import ServiceWatch, goodbye
 from handlers.frontend import telegram_factory
 from storage.alerts import SqliteAlertRepository
@@ -209,7 +209,7 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
         ballast = fill(small_disk, leave=4 * MiB)
         await watch.beat()
         assert f"data_dir {settings.data_dir} has" in (trading.service.entries_blocked or "")
-        assert STORAGE_OK._value.get() == 0  # the /metrics gauge
+        assert REGISTRY.get_sample_value("pairpilot_storage_ok") == 0  # the /metrics gauge
         await dispatcher.drain()
         assert any(
             "Storage trouble" in text and str(settings.data_dir) in text and "still managed" in text
@@ -242,7 +242,7 @@ async def test_a_filling_disk_stops_entries_keeps_exits_alerts_and_recovers(
         full.unlink()
         await watch.beat()
         assert trading.service.entries_blocked is None
-        assert STORAGE_OK._value.get() == 1
+        assert REGISTRY.get_sample_value("pairpilot_storage_ok") == 1
         await dispatcher.drain()
         assert "Storage OK again" in sent[-1]
 

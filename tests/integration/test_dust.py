@@ -443,30 +443,17 @@ async def test_a_timed_out_conversion_the_venue_completes_later_is_booked(
     """Binance: a timeout means the outcome is unknown, the request may still be processed.
     The journal stays until the dust log shows it (here: at the next start)."""
     fake = dusty_fake(btc_candles)
-    real, late, background = fake._dust, [False], []
-
-    async def slow_dust(params: dict[str, Any]) -> Any:
-        if late[0]:
-
-            async def finish() -> None:
-                await asyncio.sleep(2.0)
-                await real(params)
-
-            background.append(asyncio.create_task(finish()))
-            await asyncio.sleep(10.0)  # answered after the client's timeout
-        return await real(params)
-
-    fake._dust = slow_dust
     async with dusty_stack(tmp_path, fake, client={"timeout": 1000}) as (trading, market, _):
         dust = trading.engine.portfolio.position(PAIR)
         assert dust is not None
-        late[0] = True
+        # carried out 2 s on, answered after the client's timeout
+        fake.faults.append(Fault(DUST_PATH, method="POST", late=2.0, delay=10.0))
         report = await desk_on(trading, market).convert()
         assert report.unknown
         assert not report.converted
         state = SqliteStateRepository(trading.engine.executor.transactions)
         assert await state.get(PENDING_KEY) is not None
-        await asyncio.gather(*background)  # the venue finishes the request
+        await asyncio.gather(*fake.late_requests)  # the venue finishes the request
         assert "BTC" not in fake.balances
         assert len(fake.dust_log) == 1
     async with live_stack(tmp_path, fake, EXIT_TICK + HOUR / 2 + timedelta(minutes=2)) as (

@@ -50,7 +50,7 @@ def assert_under_its_stop(fake: FakeBinance, position: Position, stop_loss: floa
 def fills_while_down(fake: FakeBinance, order: object, price: float) -> None:
     """The market reaches ``order`` (a resting limit or stop) while pairpilot is down."""
     fake.prices["BTCUSDT"] = price
-    fake._trigger_stops()
+    fake.trigger_stops()
     assert order.status == "FILLED"
 
 
@@ -489,7 +489,7 @@ async def test_the_soak_invariants_catch_an_unprotected_position_and_a_ledger_ga
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         assert invariants.check("entered") == []
         (stop,) = resting_stops(fake)
-        fake._cancel(stop)  # gone from the exchange behind pairpilot's back
+        fake.cancel(stop)  # gone from the exchange behind pairpilot's back
         assert invariants.check("first look") == []  # placed again on the next tick, maybe
         assert "under a resting stop" in invariants.check("second look")[0]
         await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
@@ -509,7 +509,7 @@ async def test_the_stop_streak_skips_a_check_with_no_tick_between_and_outlasts_a
     async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
         (stop,) = resting_stops(fake)
-        fake._cancel(stop)  # gone from the exchange behind pairpilot's back
+        fake.cancel(stop)  # gone from the exchange behind pairpilot's back
         assert invariants.check("first look") == []
         assert invariants.check("killed before a tick ended", ticked=False) == []
         run = trading.service.runs()[0]
@@ -549,7 +549,7 @@ async def test_the_soak_invariants_see_one_tick_without_a_stop_unless_the_exchan
         await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
         assert invariants.check("placed again") == []
         (stop,) = resting_stops(fake)
-        fake._cancel(stop)  # gone, and no attempt of pairpilot's failed
+        fake.cancel(stop)  # gone, and no attempt of pairpilot's failed
         assert "under a resting stop" in invariants.check("one tick unprotected")[0]
 
 
@@ -596,7 +596,7 @@ async def test_a_stop_remembered_but_never_journaled_is_placed_again(
     async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
     (stop,) = resting_stops(fake)
-    fake._cancel(stop)
+    fake.cancel(stop)
     async with open_database(tmp_path / DATABASE) as db:  # what a kill between the two leaves
         state = SqliteStateRepository(db)
         saved = await state.get(protection_key(PAIR))
@@ -854,7 +854,7 @@ async def test_no_stop_is_placed_at_start_up_on_a_pair_held_for_an_unknown_order
     # As the engine's exit leaves it when the sale's answer is lost: the stop cancelled (and
     # forgotten) first, the sale journaled NEW; on the venue the sale filled.
     (stop,) = resting_stops(fake)
-    fake._cancel(stop)
+    fake.cancel(stop)
     fake.balances["BTC"] -= position.amount
     fake.balances["USDT"] += position.amount * fake.prices["BTCUSDT"]
     fake.balances["BTC"] += 3 * position.amount  # another bot on the account buys BTC

@@ -543,7 +543,7 @@ async def test_a_resting_order_whose_cancel_fails_stays_held_until_the_venue_end
             assert (journaled.status, journaled.exchange_order_id) == (OrderStatus.NEW, None)
             assert held_ids(executor, BTC) == ["pp1x1b"]
             assert fake.orders[ours_id].status == "NEW"  # still resting on the venue
-        fake._fill_limit(fake.orders[ours_id])  # the price came down to it
+        fake.fill_limit(fake.orders[ours_id])  # the price came down to it
         venue = fake.orders[ours_id]
         assert venue.status == "FILLED"
         await executor.settle_unknown()  # a tick's look-up: still behind the grid, still held
@@ -591,7 +591,7 @@ async def test_a_lost_resting_stop_read_by_the_venues_id_is_adopted_as_the_stop_
         )
         assert held_ids(executor, BTC) == []
         assert await trading.engine.resting_stop(BTC) == ("pp1x1b", level)
-        fake._fill_limit(fake.orders[ours_id])  # the venue fills it
+        fake.fill_limit(fake.orders[ours_id])  # the venue fills it
         market.at(at_open(btc_candles, 201) + timedelta(seconds=5))
         await trading.service.tick("1h")
         booked = sum(

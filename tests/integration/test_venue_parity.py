@@ -364,7 +364,7 @@ def test_the_walking_market_fills_resting_orders_where_the_path_crosses_them() -
     assert (crossed.status, crossed.fills[0]["price"]) == ("FILLED", "99.5")  # at its level
     assert 0 < crossed.time < 3_600_000  # inside the candle
     assert gapped.status == "NEW"
-    fake._trigger_stops()  # the next request: the market opened under it
+    fake.trigger_stops()  # the next request: the market opened under it
     assert (gapped.status, gapped.fills[0]["price"]) == ("FILLED", "97.0")  # at the open
     bid = fake.open_order("c", "BTCUSDT", "BUY", "LIMIT", 1.0, 96.5)
     taker = fake.open_order("d", "BTCUSDT", "BUY", "LIMIT", 1.0, 99.0)
@@ -381,7 +381,7 @@ def test_a_market_that_does_not_walk_prices_only_the_opens_as_before() -> None:
     assert stop
     fake.move_to(3_600_000)
     assert stop.status == "NEW"  # the low went by unseen
-    fake._trigger_stops()
+    fake.trigger_stops()
     assert stop.fills[0]["price"] == "97.0"  # sold at the next open
     limit = fake.open_order("b", "BTCUSDT", "BUY", "LIMIT", 1.0, 99.0)
     assert limit
