@@ -25,6 +25,7 @@ from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_n
 from bot.chat.sweep_desk import SweepDesk
 from bot.core.domain import PairRun, RiskLimits, Side, Trade, from_ms
 from bot.core.errors import BotError, UserInputError
+from bot.core.key_values import key_values
 from bot.core.lazy_import import import_off_loop
 from bot.core.number_text import amount_text, price_text
 from bot.core.pairs import check_quote
@@ -364,7 +365,9 @@ class Cockpit:
         if len(words) > 4:
             raise UserInputError(f"unexpected {words[4]!r}; parameters go as key=value")
         try:
-            strategy = build_strategy(words[1], _key_values([a for a in arguments if "=" in a]))
+            strategy = build_strategy(
+                words[1], key_values([a for a in arguments if "=" in a], _malformed)
+            )
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
         timeframe_seconds(timeframe)  # a clear error for a bad timeframe
@@ -512,7 +515,7 @@ class Cockpit:
         pair = normalise_pair(arguments[0], self.venue.quote)
         check_quote(pair, self.venue.quote)
         words = [a for a in arguments[1:] if "=" not in a]
-        params = _key_values([a for a in arguments[1:] if "=" in a])
+        params = key_values([a for a in arguments[1:] if "=" in a], _malformed)
         strategy = words[0] if words else "ema_cross"
         timeframe = words[1] if len(words) > 1 else "1h"
         if len(words) > 2:
@@ -667,11 +670,5 @@ def _params(params: Mapping[str, object]) -> str:
     return " ".join(f"{key}={value}" for key, value in params.items())
 
 
-def _key_values(items: Sequence[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key or not value:
-            raise UserInputError(f"{item!r}: expected key=value, like fast=12")
-        values[key.strip()] = value.strip()
-    return values
+def _malformed(item: str) -> str:
+    return f"{item!r}: expected key=value, like fast=12"

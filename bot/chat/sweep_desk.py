@@ -16,6 +16,7 @@ from bot.chat.replies import Photo, Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_number
 from bot.core.domain import RiskLimits
 from bot.core.errors import UserInputError
+from bot.core.key_values import key_values
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock, SweepStore
 from bot.core.timeframes import timeframe_seconds
@@ -68,9 +69,9 @@ class SweepDesk:
         from bot.research.sweep_runner import sweep_and_store
 
         words = [a for a in arguments if "=" not in a]
-        given = dict(a.split("=", 1) for a in arguments if "=" in a)  # NAME=VALUES, options
         if len(words) < 2 or len(words) > 4:
             raise UserInputError(USAGE)
+        given = key_values([a for a in arguments if "=" in a], _malformed)  # NAME=VALUES, options
         pair, strategy = normalise_pair(words[0], self._quote), words[1]
         timeframe = words[2] if len(words) > 2 else "1h"
         timeframe_seconds(timeframe)
@@ -158,6 +159,10 @@ class SweepDesk:
         if drawn is None:
             return caption
         return Photo(await self._charts.draw("heatmap_png", **drawn), caption)
+
+
+def _malformed(item: str) -> str:
+    return f"--param {item!r}: expected NAME=LOW:HIGH:STEP or NAME=A,B,C"
 
 
 def grid_size(items: Sequence[str]) -> float:

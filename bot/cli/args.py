@@ -1,4 +1,5 @@
-"""KEY=VALUE options and one-line JSON output, shared by the `pairpilot` command modules.
+"""How KEY=VALUE options word an error, and one-line JSON output: shared by the `pairpilot`
+command modules.
 
 A leaf: bot/cli/main.py imports the command modules, so what they share cannot live there.
 """
@@ -6,20 +7,12 @@ A leaf: bot/cli/main.py imports the command modules, so what they share cannot l
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-
-from bot.core.errors import UserInputError
+from collections.abc import Callable
 
 
-def parse_params(pairs: Sequence[str], option: str = "--param") -> dict[str, str]:
-    """``["fast=12", "slow=26"]`` -> ``{"fast": "12", "slow": "26"}``."""
-    params: dict[str, str] = {}
-    for item in pairs:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UserInputError(f"{option} {item!r}: expected KEY=VALUE, like fast=12")
-        params[key.strip()] = value.strip()
-    return params
+def malformed(option: str) -> Callable[[str], str]:
+    """How a KEY=VALUE ``option`` words a bad item (for bot.core.key_values)."""
+    return lambda item: f"{option} {item!r}: expected KEY=VALUE, like fast=12"
 
 
 def json_text(document: object) -> str:

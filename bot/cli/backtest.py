@@ -12,10 +12,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from bot.cli.args import json_text, parse_params
+from bot.cli.args import json_text, malformed
 from bot.cli.progress import stage_bar
 from bot.core.domain import RiskLimits, from_ms
 from bot.core.errors import DataError, NotFound, UserInputError
+from bot.core.key_values import key_values
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import pair_of, read_candle_file, timeframe_of, validate_candles
 from bot.research.account_terms import AccountTerms
@@ -38,7 +39,7 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
 def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | None = None) -> int:
     """``early``: the --data file already being read (the CLI starts it before heavy imports)."""
     terms, limits = backtest_terms(args)
-    strategy = load_strategy(args.strategy, parse_params(args.param))
+    strategy = load_strategy(args.strategy, key_values(args.param, malformed("--param")))
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
     with stage_bar(stages) as begin:
@@ -141,7 +142,7 @@ def backtest_terms(args: argparse.Namespace) -> tuple[AccountTerms, RiskLimits]:
         return terms, RiskLimits()
     from bot.risk.settings import checked_limits
 
-    return terms, checked_limits(base, parse_params(args.risk, option="--risk"), option="--risk")
+    return terms, checked_limits(base, key_values(args.risk, malformed("--risk")), option="--risk")
 
 
 def result_document(result: BacktestResult) -> dict[str, Any]:
