@@ -102,6 +102,17 @@ class StreamingFeed:
         self.stats.prices_fetched += 1
         return await self._exchange.fetch_price(pair)
 
+    def holds(self, pair: str, timeframe: str, stamp_ms: int) -> bool:
+        """Whether the candle stream pushed the candle opening at ``stamp_ms`` (closed or
+        forming): a candle it holds is served from the stream once a successor confirms it."""
+        return stamp_ms in self._candles.get((pair, timeframe), {})
+
+    def pushed_price(self, pair: str) -> float | None:
+        """The last price the ticker stream pushed for ``pair``, fresh or not; None before the
+        first push (``fetch_price`` serves it only while fresh)."""
+        pushed = self._prices.get(pair)
+        return pushed[0] if pushed else None
+
     async def close(self) -> None:
         tasks = list(self._tasks.values())
         for task in tasks:

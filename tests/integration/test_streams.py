@@ -69,7 +69,7 @@ def market_at_600(candles: pd.DataFrame) -> FakeBinance:
 
 def stream_holds(feed: StreamingFeed, candles: pd.DataFrame, index: int) -> Callable[[], bool]:
     stamp = int(candles["timestamp"].iloc[index])
-    return lambda: stamp in feed._candles.get((PAIR, "1h"), {})
+    return lambda: feed.holds(PAIR, "1h", stamp)
 
 
 async def test_closed_candles_come_from_the_stream_once_it_has_confirmed_them(
@@ -168,10 +168,10 @@ async def test_prices_come_from_the_ticker_stream_while_fresh(
     async with streaming(fake, []) as (feed, _):
         assert await feed.fetch_price(PAIR) == 100_000.0
         assert feed.stats.prices_fetched == 1
-        await until(lambda: PAIR in feed._prices)
+        await until(lambda: feed.pushed_price(PAIR) is not None)
         fake.prices["BTCUSDT"] = 101_500.5
         await fake.push()
-        await until(lambda: feed._prices[PAIR][0] == 101_500.5)
+        await until(lambda: feed.pushed_price(PAIR) == 101_500.5)
         tickers = sum(path == "/api/v3/ticker/24hr" for path, _ in fake.requests)
         assert await feed.fetch_price(PAIR) == 101_500.5
         assert sum(path == "/api/v3/ticker/24hr" for path, _ in fake.requests) == tickers
