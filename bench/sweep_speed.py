@@ -19,7 +19,8 @@ from distributed import Client, LocalCluster
 from bench.paths import SHARED_DATA
 from bot.market.candle_files import read_candle_file
 from bot.research.backtest import BacktestSetup, run_backtest
-from bot.research.sweep import Series, SweepSpec, combinations, run_on_dask
+from bot.research.sweep import Series, SweepSpec, combinations
+from bot.research.sweep_dask import run_on_dask
 from strategies import build_strategy
 
 DATA = SHARED_DATA / "BTC_USDT-1h.csv.gz"

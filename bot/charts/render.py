@@ -113,10 +113,7 @@ def candle_chart_png(
     axes = [price] if lower is None else [price, lower]
     if lower is not None:
         lower.legend(fontsize=11, loc="upper left")
-    bottom = axes[-1]
-    locator = mdates.AutoDateLocator()
-    bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    _dates_under(axes[-1])
     return _png(figure, axes)
 
 
@@ -137,10 +134,15 @@ def _finish(
         alpha=0.4,
     )
     drawdown.set_ylabel("drawdown %", fontsize=14)
-    locator = mdates.AutoDateLocator()
-    drawdown.xaxis.set_major_locator(locator)
-    drawdown.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    _dates_under(drawdown)
     return _png(figure, every)
+
+
+def _dates_under(axes: Axes) -> None:
+    """Dates along the x axis of ``axes``, as short as they can be."""
+    locator = mdates.AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 def _png(figure: Figure, every: Sequence[Axes]) -> bytes:

@@ -21,8 +21,9 @@ from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import pair_of, read_candle_file, timeframe_of, validate_candles
 from bot.research.account_terms import AccountTerms
 from bot.research.backtest import BacktestResult, run_backtest, setup_for
-from bot.research.kernel import EXIT_REASONS, warm_up
+from bot.research.kernel_trades import EXIT_REASONS
 from bot.research.report import metric_rows, result_chart, terms_line
+from bot.research.simulation import warm_up
 from strategies import Strategy, StrategyConfigError, build_strategy
 
 CURVE_POINTS = 500

@@ -87,8 +87,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     from bot.app.config import load_settings
     from bot.core.domain import RiskLimits
     from bot.research.account_terms import AccountTerms, account_terms
-    from bot.research.sweep import SweepSpec, parse_space, tasks
+    from bot.research.sweep import SweepSpec, parse_space
     from bot.research.sweep_report import heatmap, report
+    from bot.research.sweep_tasks import tasks
 
     settings = load_settings(args.config, None)  # a sweep needs no keys, live or not
     # With --config, the account it trades, as `pairpilot backtest --config` simulates it.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+from numpy.typing import NDArray
 
 from bot.core.domain import Fill, Side, Trade
 
@@ -108,7 +109,7 @@ def _trade(legs: Sequence[Fill], exit_time: datetime | None = None) -> Trade:
     )
 
 
-def max_drawdown(equity: Sequence[float] | np.ndarray) -> float:
+def max_drawdown(equity: Sequence[float] | NDArray[np.float64]) -> float:
     """Largest fall from a running peak, as a fraction of that peak (0.25 = 25%)."""
     values = np.asarray(equity, dtype=float)
     if values.size == 0:
@@ -117,9 +118,12 @@ def max_drawdown(equity: Sequence[float] | np.ndarray) -> float:
     return float(np.max((peaks - values) / peaks))
 
 
-def drawdown_series(equity: Sequence[float] | np.ndarray) -> np.ndarray:
+def drawdown_series(equity: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
     values = np.asarray(equity, dtype=float)
-    return (values - np.maximum.accumulate(values)) / np.maximum.accumulate(values)
+    drawdown: NDArray[np.float64] = (
+        values - np.maximum.accumulate(values)
+    ) / np.maximum.accumulate(values)
+    return drawdown
 
 
 YEAR_SECONDS = 365.25 * 86400
@@ -176,10 +180,10 @@ def profit_factor_text(m: Metrics) -> str:
 
 def measure(
     *,
-    times: np.ndarray,
-    equity: np.ndarray,
-    trade_pnl: np.ndarray,
-    trade_seconds: np.ndarray,
+    times: NDArray[np.float64],
+    equity: NDArray[np.float64],
+    trade_pnl: NDArray[np.float64],
+    trade_seconds: NDArray[np.float64],
     fees: float,
     start_equity: float,
     buy_and_hold_return: float,
@@ -238,7 +242,7 @@ def _ratio(mean: float, deviation: float, steps_per_year: float) -> float:
     return float(mean / deviation * math.sqrt(steps_per_year))
 
 
-def _longest_underwater(times: np.ndarray, equity: np.ndarray) -> float:
+def _longest_underwater(times: NDArray[np.float64], equity: NDArray[np.float64]) -> float:
     """Seconds of the longest stretch from a peak to its recovery (or to the end)."""
     if len(equity) < 2:
         return 0.0

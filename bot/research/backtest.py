@@ -9,23 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from bot.core.domain import RiskLimits, Trade, from_ms
 from bot.core.errors import DataError
 from bot.core.timeframes import timeframe_seconds
 from bot.portfolio.performance import Metrics, measure
 from bot.research.account_terms import AccountTerms
-from bot.research.kernel import (
-    EXIT_REASONS,
-    KernelClock,
-    KernelCosts,
-    KernelExits,
-    KernelResult,
-    simulate,
-)
+from bot.research.kernel_inputs import KernelClock, KernelCosts, KernelExits
+from bot.research.kernel_trades import EXIT_REASONS
+from bot.research.simulation import KernelResult, simulate
 from bot.risk.fills import bought_at, held_return, sold_at
 from strategies import Strategy
 
@@ -86,9 +83,9 @@ class BacktestResult:
     setup: BacktestSetup
     strategy: Strategy
     candles: pd.DataFrame
-    close_ms: np.ndarray  # each candle's close time, ms
-    equity: np.ndarray  # marked at each candle's close
-    stop_line: np.ndarray  # protective stop in force during each candle, NaN when none
+    close_ms: NDArray[np.int64]  # each candle's close time, ms
+    equity: NDArray[np.float64]  # marked at each candle's close
+    stop_line: NDArray[np.float64]  # protective stop in force during each candle, NaN when none
     table: TradeTable
     ambiguous_exits: int  # candles that reached both stop and target: resolved as the stop
     vetoes: int  # entry signals the risk rules refused
@@ -110,8 +107,10 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
     step_ms = timeframe_seconds(setup.timeframe) * 1000
     open_ms = candles["timestamp"].to_numpy(dtype=np.int64)
     close_ms = open_ms + step_ms
-    prices = {column: candles[column].to_numpy(dtype=np.float64) for column in (*OHLC, "volume")}
-    codes: np.ndarray = strategy.signals(candles).to_numpy()
+    prices: dict[str, NDArray[np.float64]] = {
+        column: candles[column].to_numpy(dtype=np.float64) for column in (*OHLC, "volume")
+    }
+    codes: NDArray[np.integer[Any]] = strategy.signals(candles).to_numpy()
     if setup.trade_from:
         codes = np.where(np.arange(len(codes)) < setup.trade_from, 0, codes).astype(np.int8)
     result = simulate(
@@ -162,7 +161,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
     )
 
 
-def buy_and_hold(prices: dict[str, np.ndarray], first: int, setup: BacktestSetup) -> float:
+def buy_and_hold(prices: dict[str, NDArray[np.float64]], first: int, setup: BacktestSetup) -> float:
     """Holding all in, comparable with the strategy: bought at the first open the strategy
     could have bought at (candle ``first``, after its warm-up) and sold at the last close, both
     with the same fee and slippage."""
@@ -171,7 +170,7 @@ def buy_and_hold(prices: dict[str, np.ndarray], first: int, setup: BacktestSetup
     return float(held_return(bought, sold, setup.fee_rate))
 
 
-def local_days(close_ms: np.ndarray, timezone: str) -> np.ndarray:
+def local_days(close_ms: NDArray[np.int64], timezone: str) -> NDArray[np.int64]:
     """The calendar day (days since 1970-01-01, in ``timezone``) of each close time."""
     local = pd.to_datetime(close_ms, unit="ms", utc=True).tz_convert(timezone).tz_localize(None)
     return local.to_numpy().astype("datetime64[D]").astype(np.int64)
@@ -184,14 +183,14 @@ class TradeTable:
     the last close with the costs of selling it there."""
 
     pair: str
-    entry_ms: np.ndarray
-    exit_ms: np.ndarray
-    entry_price: np.ndarray
-    exit_price: np.ndarray
-    amount: np.ndarray
-    fee: np.ndarray
-    pnl: np.ndarray
-    reason: np.ndarray
+    entry_ms: NDArray[np.int64]
+    exit_ms: NDArray[np.int64]
+    entry_price: NDArray[np.float64]
+    exit_price: NDArray[np.float64]
+    amount: NDArray[np.float64]
+    fee: NDArray[np.float64]
+    pnl: NDArray[np.float64]
+    reason: NDArray[np.int8]
     still_open: bool = False
 
     @classmethod

@@ -38,23 +38,40 @@ venue's exchange fake (tests/integration/test_venue_parity.py).
 from __future__ import annotations
 
 import math
-import threading
-from dataclasses import dataclass
 
-import numba
 import numpy as np
+from numpy.typing import NDArray
 
-from bot.core.domain import RiskLimits
-from bot.risk.fills import (
-    bought_at,
-    coins_for,
-    coins_kept,
-    fee_of,
-    limit_bought_at,
-    sold_at,
-    stop_sold_at,
+from bot.core.compiled import compiled
+from bot.research.kernel_inputs import (
+    ATR_MULTIPLE,
+    BALANCE,
+    DAILY_LOSS,
+    ENTRY_OFFSET,
+    FEE,
+    FRACTION,
+    MAX_DRAWDOWN,
+    MAX_EXPOSURE,
+    MAX_OPEN,
+    MAX_POSITION,
+    MIN_ORDER,
+    RESTING,
+    RISK_PER_TRADE,
+    SHARE,
+    SLIPPAGE,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    TRAILING,
 )
-from bot.risk.rules import EXIT_REASONS as RULE_EXITS
+from bot.research.kernel_trades import (
+    STILL_OPEN,
+    Floats,
+    Stamps,
+    record_entry,
+    record_exit,
+    sell_all,
+)
+from bot.risk.fills import bought_at, limit_bought_at, sold_at, stop_sold_at
 from bot.risk.rules import (
     GATE_DAILY_LOSS,
     GATE_DRAWDOWN,
@@ -65,279 +82,50 @@ from bot.risk.rules import (
     initial_stop_distance,
     loss_gate,
     stop_level,
-    trade_lost,
-    volatility_scales,
 )
 
-__all__ = [
-    "EXIT_REASONS",
-    "KernelClock",
-    "KernelCosts",
-    "KernelExits",
-    "KernelResult",
-    "simulate",
-    "warm_up",
+# What ``run`` returns: the equity and the stop line per candle, the trade columns (entry ms,
+# exit ms, entry price, exit price, amount, entry fee, exit fee, exit reason, ambiguous), then
+# the number of trades, whether the last is still open, every fee paid, the entries refused,
+# and the candle that tripped the drawdown halt (-1: none).
+Arrays = tuple[
+    Floats,
+    Floats,
+    Stamps,
+    Stamps,
+    Floats,
+    Floats,
+    Floats,
+    Floats,
+    Floats,
+    NDArray[np.int8],
+    NDArray[np.bool_],
+    int,
+    bool,
+    float,
+    int,
+    int,
 ]
 
-# A position still open at the end of the data: marked at the last close with its exit costs.
-STILL_OPEN = len(RULE_EXITS)
-EXIT_REASONS = (*RULE_EXITS, "open")
 
-# Positions in the kernel's parameter vector.
-(
-    BALANCE,
-    FEE,
-    SLIPPAGE,
-    SHARE,
-    FRACTION,
-    MIN_ORDER,
-    MAX_POSITION,
-    MAX_EXPOSURE,
-    RISK_PER_TRADE,
-    DAILY_LOSS,
-    MAX_DRAWDOWN,
-    COOLDOWN_LOSSES,
-    COOLDOWN_MS,
-    MAX_OPEN,
-    STOP_LOSS,
-    TAKE_PROFIT,
-    TRAILING,
-    ATR_MULTIPLE,
-    ENTRY_OFFSET,
-    RESTING,
-    FEE_IN_COIN,
-) = range(21)
-
-
-@dataclass(frozen=True, slots=True)
-class KernelCosts:
-    balance: float
-    fee_rate: float
-    slippage: float
-    capital_share: float
-    limits: RiskLimits
-    # A buy's fee is taken from the coins bought (Binance's default, OKX, Bybit): a market
-    # entry spends its budget on coins and holds them net of the fee. Off: the fee is paid in
-    # the quote on top of the coins, within the budget (the paper account).
-    fee_in_coin: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class KernelExits:
-    stop_loss: float
-    take_profit: float
-    trailing_stop: float
-    atr_stop: float
-    entry_offset: float = 0.0  # limit entries this fraction under the signal's close
-    # The venue holds stop orders (live places them there): a stop fills at its level inside
-    # the candle (min(open, stop), with slippage), not at the next open.
-    resting_stops: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class KernelResult:
-    equity: np.ndarray  # at each candle's close, after that close's actions
-    stop_line: np.ndarray  # the protective stop in force during each candle, NaN when flat
-    entry_ms: np.ndarray  # when the entry filled (ms): when the engine acted on its candle
-    exit_ms: np.ndarray
-    entry_price: np.ndarray
-    exit_price: np.ndarray
-    amount: np.ndarray
-    entry_fee: np.ndarray
-    exit_fee: np.ndarray
-    exit_reason: np.ndarray
-    ambiguous: np.ndarray  # the exit candle reached both the stop and the target
-    still_open: bool  # the last trade is the position held at the end, marked to market
-    fees: float  # every fee paid, the open position's entry included
-    vetoes: int  # entry signals the risk rules refused
-    halted_at: int  # the candle whose close tripped the drawdown halt, or -1
-
-
-@dataclass(frozen=True, slots=True)
-class KernelClock:
-    """When things happen, in epoch ms: each candle's close, when the engine acts on it (the
-    next candle's open, later than the close after a gap in the data), the local calendar
-    day of each close, and a candle's length (cooldowns last that many times the length)."""
-
-    close_ms: np.ndarray
-    act_ms: np.ndarray
-    day: np.ndarray
-    step_ms: int
-
-
-def simulate(
-    candles: dict[str, np.ndarray],
-    codes: np.ndarray,
-    atr: np.ndarray,
-    clock: KernelClock,
-    costs: KernelCosts,
-    exits: KernelExits,
-) -> KernelResult:
-    """Run the rules over one pair's candles (arrays ``open``, ``high``, ``low``, ``close``,
-    and ``volume``: without it, every candle is taken to have some)."""
-    limits = costs.limits
-    params = np.array(
-        [
-            costs.balance,
-            costs.fee_rate,
-            costs.slippage,
-            costs.capital_share,
-            limits.position_fraction,
-            limits.min_order_value,
-            limits.max_position_fraction,
-            limits.max_total_exposure,
-            limits.risk_per_trade,
-            limits.daily_loss_limit,
-            limits.max_drawdown,
-            limits.cooldown_losses,
-            limits.cooldown_candles * clock.step_ms,
-            limits.max_open_positions,
-            exits.stop_loss,
-            exits.take_profit,
-            exits.trailing_stop,
-            exits.atr_stop,
-            exits.entry_offset,
-            float(exits.resting_stops),
-            float(costs.fee_in_coin),
-        ],
-        dtype=np.float64,
-    )
-    arrays = _simulate(
-        *(_plain(candles[column], np.float64) for column in ("open", "high", "low", "close")),
-        _plain(
-            candles["volume"] > 0 if "volume" in candles else np.ones(len(codes), np.bool_),
-            np.bool_,
-        ),
-        _plain(codes, np.int8),
-        _plain(atr, np.float64),
-        volatility_scales(
-            _plain(candles["close"], np.float64),
-            limits.volatility_short,
-            limits.volatility_long,
-            limits.volatility_floor,
-        ),
-        *(_plain(stamps, np.int64) for stamps in (clock.day, clock.close_ms, clock.act_ms)),
-        params,
-    )
-    count = int(arrays[-5])
-    entry_ms, exit_ms, entry_price, exit_price, amount, entry_fee, exit_fee, reason, ambiguous = (
-        array[:count] for array in arrays[2:-5]
-    )
-    return KernelResult(
-        equity=arrays[0],
-        stop_line=arrays[1],
-        entry_ms=entry_ms,
-        exit_ms=exit_ms,
-        entry_price=entry_price,
-        exit_price=exit_price,
-        amount=amount,
-        entry_fee=entry_fee,
-        exit_fee=exit_fee,
-        exit_reason=reason,
-        ambiguous=ambiguous,
-        still_open=bool(arrays[-4]),
-        fees=float(arrays[-3]),
-        vetoes=int(arrays[-2]),
-        halted_at=int(arrays[-1]),
-    )
-
-
-def warm_up() -> threading.Thread:
-    """Load the compiled kernel on a thread (numba's first call is slow even when cached:
-    bench/RESULTS.md), so a caller can read its candles meanwhile. Join the thread before
-    simulating."""
-    tiny = {column: np.ones(4) for column in ("open", "high", "low", "close", "volume")}
-    stamps = np.arange(4, dtype=np.int64)
-    thread = threading.Thread(
-        target=simulate,
-        args=(
-            tiny,
-            np.zeros(4, np.int8),
-            np.ones(4),
-            KernelClock(stamps, stamps, stamps, 1),
-            KernelCosts(1.0, 0.0, 0.0, 1.0, RiskLimits()),
-            KernelExits(0.0, 0.0, 0.0, 0.0),
-        ),
-        name="kernel-warm-up",
-        daemon=True,
-    )
-    thread.start()
-    return thread
-
-
-def _plain(values: np.ndarray, dtype: type) -> np.ndarray:
-    """C-contiguous and writable: one compiled (and cached) signature for every caller."""
-    return np.require(values, dtype=dtype, requirements=["C", "W"])
-
-
-@numba.njit(cache=True)
-def _cooldown(lost, losses, cooldown_until, now_ms, p):  # -> (losses, cooldown_until)
-    """Count a closed trade; enough losses in a row refuse entries for a span of time (not of
-    candles: a gap in the data passes the time as it does live)."""
-    if not lost:
-        return 0, cooldown_until
-    losses += 1
-    if p[COOLDOWN_LOSSES] > 0.0 and losses >= p[COOLDOWN_LOSSES]:
-        return 0, now_ms + int(p[COOLDOWN_MS])
-    return losses, cooldown_until
-
-
-@numba.njit(cache=True)
-def _record_entry(stamp, count, budget, fill, limit, p, entries, cash, fees):
-    """Write trade ``count``'s entry spending ``budget`` (fee included) at ``fill``; returns
-    (held, cash, fees) after it. ``limit``: a limit entry's price (0: a market entry).
-
-    As the order is sized: a limit buy, whatever coin pays its fee, as many coins as the budget
-    pays at its limit with the fee (a market that opens under the limit fills them for less).
-    A market buy: with the fee in the quote, the coins and their fee spend the budget; with the
-    fee in the coins bought (``FEE_IN_COIN``) the whole budget buys coins (sized in the quote)
-    and the fee (valued at the fill) comes out of them."""
-    entry_ms, entry_price, amount, entry_fee = entries
-    fee_rate = p[FEE]
-    in_coin = p[FEE_IN_COIN] > 0.0
-    if limit > 0.0:
-        bought = coins_for(budget, limit, fee_rate, False)
-    else:
-        bought = coins_for(budget, fill, fee_rate, in_coin)
-    fee = fee_of(bought, fill, fee_rate)
-    held = coins_kept(bought, fee_rate, in_coin)
-    entry_ms[count] = stamp
-    entry_price[count] = fill
-    amount[count] = held
-    entry_fee[count] = fee
-    return held, cash - bought * fill - (0.0 if in_coin else fee), fees + fee
-
-
-@numba.njit(cache=True)
-def _record_exit(stamp, count, held, fill, fee_rate, reason, both, price_in, entry_fee, trades):
-    """Write trade ``count``'s exit; returns (fee, whether the trade lost)."""
-    exit_ms, exit_price, exit_fee, exit_reason, ambiguous = trades
-    fee = fee_of(held, fill, fee_rate)
-    exit_ms[count] = stamp
-    exit_price[count] = fill
-    exit_fee[count] = fee
-    exit_reason[count] = reason
-    ambiguous[count] = both
-    return fee, trade_lost(held, price_in, fill, entry_fee[count] + fee)
-
-
-@numba.njit(cache=True)
-def _sell_all(
-    i, count, held, fill, reason, both, price_in, money, entry_fee, trades, close_ms, act_ms, p
-):
-    """Trade ``count`` sells everything at ``fill`` as the engine acts on candle ``i``.
-    ``money``: (cash, fees, losses, cooldown_until); returns them as they become, then the next
-    trade's number and nothing held."""
-    cash, fees, losses, cooldown_until = money
-    fee, lost = _record_exit(
-        act_ms[i], count, held, fill, p[FEE], reason, both, price_in, entry_fee, trades
-    )
-    losses, cooldown_until = _cooldown(lost, losses, cooldown_until, close_ms[i], p)
-    return cash + held * fill - fee, fees + fee, losses, cooldown_until, count + 1, 0.0
-
-
-@numba.njit(cache=True)
-def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms, act_ms, p):  # noqa: C901
+@compiled
+def run(  # noqa: C901
+    open_: Floats,
+    high: Floats,
+    low: Floats,
+    close: Floats,
+    traded: NDArray[np.bool_],
+    codes: NDArray[np.int8],
+    atr: Floats,
+    scale: Floats,
+    day: Stamps,
+    close_ms: Stamps,
+    act_ms: Stamps,
+    p: Floats,
+) -> Arrays:
+    """Trade one pair's signal ``codes`` over its candles (the arrays ``simulation.simulate``
+    hands over, C-contiguous and writable: one compiled signature) under the parameters
+    ``p``."""
     n = close.shape[0]
     equity = np.empty(n)
     stop_line = np.full(n, np.nan)
@@ -390,7 +178,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
             if low[i] <= limit_price and traded[i]:
                 fill = limit_bought_at(open_[i], limit_price)
-                held, cash, fees = _record_entry(
+                held, cash, fees = record_entry(
                     act_ms[i], count, limit_budget, fill, limit_price, p, entries, cash, fees
                 )
                 price_in, peak_price, atr_distance = fill, fill, limit_atr
@@ -398,7 +186,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                 resting_level = -math.inf  # placed at this candle's close
             limit_price = 0.0
         if exit_due and held > 0.0 and can_sell:
-            cash, fees, losses, cooldown_until, count, held = _sell_all(
+            cash, fees, losses, cooldown_until, count, held = sell_all(
                 i,
                 count,
                 held,
@@ -438,7 +226,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                     fill = stop_sold_at(open_[i], resting_level, slippage)
                 else:
                     fill = sold_at(market, slippage)
-                cash, fees, losses, cooldown_until, count, held = _sell_all(
+                cash, fees, losses, cooldown_until, count, held = sell_all(
                     i,
                     count,
                     held,
@@ -499,7 +287,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
                     pass  # the order expires unfilled in a candle with no volume
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = bought_at(market, slippage)
-                    held, cash, fees = _record_entry(
+                    held, cash, fees = record_entry(
                         act_ms[i], count, budget, fill, 0.0, p, entries, cash, fees
                     )
                     price_in, peak_price, atr_distance = fill, fill, distance_atr
@@ -512,7 +300,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
             elif code == -1 and held > 0.0 and not can_sell:
                 exit_due = True
             elif code == -1 and held > 0.0:
-                cash, fees, losses, cooldown_until, count, held = _sell_all(
+                cash, fees, losses, cooldown_until, count, held = sell_all(
                     i,
                     count,
                     held,
@@ -531,7 +319,7 @@ def _simulate(open_, high, low, close, traded, codes, atr, scale, day, close_ms,
     still_open = held > 0.0
     if still_open:  # marked to market at the last close with the costs of selling it there
         fill = sold_at(close[n - 1], slippage)
-        fee, _ = _record_exit(
+        fee, _ = record_exit(
             close_ms[n - 1],
             count,
             held,

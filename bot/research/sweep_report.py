@@ -8,17 +8,8 @@ from typing import Any
 
 from bot.core.domain import SweepRow
 from bot.portfolio.performance import profit_factor_text
-from bot.research.sweep import (
-    FULL,
-    PER_DAYS,
-    Series,
-    SweepSpec,
-    chained,
-    importance,
-    ranked,
-    unscored,
-    walk_forward,
-)
+from bot.research.sweep import FULL, PER_DAYS, Series, SweepSpec, importance, ranked, unscored
+from bot.research.walk_forward import chained, walk_forward
 
 TOP = 10
 

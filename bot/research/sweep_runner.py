@@ -14,7 +14,9 @@ from typing import Any
 
 from bot.core.domain import SweepRow
 from bot.core.ports import Clock, SweepStore
-from bot.research.sweep import Series, SweepSpec, dask_client, run_on_dask, tasks
+from bot.research.sweep import Series, SweepSpec
+from bot.research.sweep_dask import dask_client, run_on_dask
+from bot.research.sweep_tasks import tasks
 
 # (tasks done, tasks in all); a coroutine, as the Dask thread hands it to the loop to run.
 TaskDone = Callable[[int, int], Coroutine[Any, Any, None]]

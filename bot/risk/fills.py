@@ -9,34 +9,34 @@ a fraction of each fill's value.
 
 from __future__ import annotations
 
-import numba
+from bot.core.compiled import compiled
 
 
-@numba.njit(cache=True)
+@compiled
 def bought_at(price: float, slippage: float) -> float:
     """A market buy's fill price."""
     return price * (1.0 + slippage)
 
 
-@numba.njit(cache=True)
+@compiled
 def sold_at(price: float, slippage: float) -> float:
     """A market sell's fill price (a triggered exit sells at market too)."""
     return price * (1.0 - slippage)
 
 
-@numba.njit(cache=True)
+@compiled
 def stop_sold_at(open_: float, level: float, slippage: float) -> float:
     """A resting stop's fill price in the candle that reached it."""
     return sold_at(min(open_, level), slippage)
 
 
-@numba.njit(cache=True)
+@compiled
 def limit_bought_at(open_: float, limit: float) -> float:
     """A limit buy's fill price in the candle that reached it."""
     return min(open_, limit)
 
 
-@numba.njit(cache=True)
+@compiled
 def coins_for(budget: float, price: float, fee_rate: float, fee_in_coin: bool) -> float:
     """The coins ``budget`` (in the quote) buys at ``price``: with the fee in the quote, the
     coins and their fee spend it; with the fee taken from the coins bought, it all buys coins."""
@@ -45,19 +45,19 @@ def coins_for(budget: float, price: float, fee_rate: float, fee_in_coin: bool) -
     return budget / (price * (1.0 + fee_rate))
 
 
-@numba.njit(cache=True)
+@compiled
 def fee_of(amount: float, price: float, fee_rate: float) -> float:
     """A fill's fee, valued in the quote."""
     return amount * price * fee_rate
 
 
-@numba.njit(cache=True)
+@compiled
 def coins_kept(bought: float, fee_rate: float, fee_in_coin: bool) -> float:
     """The coins a buy leaves held: all of them, or less the fee when it is taken from them."""
     return bought * (1.0 - fee_rate) if fee_in_coin else bought
 
 
-@numba.njit(cache=True)
+@compiled
 def held_return(bought: float, sold: float, fee_rate: float) -> float:
     """The return of buying at ``bought`` and selling at ``sold``, paying the fee on each."""
     return sold * (1.0 - fee_rate) / (bought * (1.0 + fee_rate)) - 1.0

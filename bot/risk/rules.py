@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+from numpy.typing import NDArray
+
+from bot.core.compiled import compiled
 
 SIGNAL, STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, ATR_STOP = 0, 1, 2, 3, 4
 # A stop resting on the exchange is raised (cancelled, placed again) only once its level has
@@ -20,7 +22,7 @@ EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "atr_stop
 GATE_OPEN, GATE_DAILY_LOSS, GATE_DRAWDOWN = 0, 1, 2
 
 
-@numba.njit(cache=True)
+@compiled
 def stop_level(
     entry_price: float, peak: float, atr_distance: float, stop_loss: float, trailing_stop: float
 ) -> tuple[float, int]:
@@ -39,7 +41,7 @@ def stop_level(
     return stop, reason
 
 
-@numba.njit(cache=True)
+@compiled
 def check_exit(
     entry_price: float,
     peak: float,
@@ -66,7 +68,7 @@ def check_exit(
     return stop, math.nan, reason, False
 
 
-@numba.njit(cache=True)
+@compiled
 def entry_budget(
     equity: float,
     cash: float,
@@ -94,8 +96,8 @@ def entry_budget(
     return max(budget, 0.0)
 
 
-@numba.njit(cache=True)
-def _realised_volatility(close: np.ndarray, end: int, window: int) -> float:
+@compiled
+def _realised_volatility(close: NDArray[np.float64], end: int, window: int) -> float:
     """Sample standard deviation of the ``window`` log returns ending at candle ``end``."""
     mean = 0.0
     for k in range(end - window + 1, end + 1):
@@ -108,8 +110,10 @@ def _realised_volatility(close: np.ndarray, end: int, window: int) -> float:
     return math.sqrt(total / (window - 1))
 
 
-@numba.njit(cache=True)
-def volatility_scale(close: np.ndarray, end: int, short: int, long: int, floor: float) -> float:
+@compiled
+def volatility_scale(
+    close: NDArray[np.float64], end: int, short: int, long: int, floor: float
+) -> float:
     """The entry budget's multiplier at candle ``end``: longer-run over recent realised
     volatility, within [floor, 1]. Turbulent markets shrink entries; calm ones never enlarge
     them. 1 when off (``short`` < 2) or before ``long`` candles of history."""
@@ -121,8 +125,10 @@ def volatility_scale(close: np.ndarray, end: int, short: int, long: int, floor: 
     return min(1.0, max(floor, _realised_volatility(close, end, long) / recent))
 
 
-@numba.njit(cache=True)
-def volatility_scales(close: np.ndarray, short: int, long: int, floor: float) -> np.ndarray:
+@compiled
+def volatility_scales(
+    close: NDArray[np.float64], short: int, long: int, floor: float
+) -> NDArray[np.float64]:
     """``volatility_scale`` at every candle."""
     scales = np.ones(close.shape[0])
     if short >= 2 and long > short:
@@ -131,7 +137,7 @@ def volatility_scales(close: np.ndarray, short: int, long: int, floor: float) ->
     return scales
 
 
-@numba.njit(cache=True)
+@compiled
 def loss_gate(
     equity: float, peak: float, day_start: float, daily_loss_limit: float, max_drawdown: float
 ) -> int:
@@ -143,7 +149,7 @@ def loss_gate(
     return GATE_OPEN
 
 
-@numba.njit(cache=True)
+@compiled
 def initial_stop_distance(
     price: float, stop_loss: float, atr_distance: float, trailing_stop: float
 ) -> float:
@@ -158,7 +164,7 @@ def initial_stop_distance(
     return 0.0 if distance == math.inf else distance
 
 
-@numba.njit(cache=True)
+@compiled
 def trade_lost(amount: float, entry_price: float, exit_price: float, fees: float) -> bool:
     """A closed trade that made nothing or less, fees included: it counts toward a cooldown."""
     return amount * exit_price - amount * entry_price - fees <= 0.0

@@ -14,7 +14,8 @@ from bot.market.history import ReplayHistory
 from bot.research.account_terms import RESTING, AccountTerms, account_terms
 from bot.research.backtest import run_backtest, setup_for
 from bot.research.report import metric_rows
-from bot.research.sweep import SweepSpec, evaluate, segments
+from bot.research.sweep import SweepSpec
+from bot.research.sweep_tasks import evaluate, segments
 from storage.sweeps import SqliteSweepRepository
 from strategies import build_strategy
 from tests.rigs.builders import replay_settings

@@ -18,21 +18,12 @@ from distributed import Client, LocalCluster
 from bot.core.domain import SweepRow
 from bot.core.errors import UserInputError
 from bot.research.backtest import BacktestSetup, run_backtest
-from bot.research.sweep import (
-    Series,
-    SweepSpec,
-    chained,
-    combinations,
-    parse_space,
-    run_on_dask,
-    run_plain,
-    score,
-    segments,
-    tasks,
-    unscored,
-)
-from bot.research.sweep import walk_forward as folds_of
+from bot.research.sweep import Series, SweepSpec, combinations, parse_space, score, unscored
+from bot.research.sweep_dask import run_on_dask
 from bot.research.sweep_report import report as sweep_report
+from bot.research.sweep_tasks import run_plain, segments, tasks
+from bot.research.walk_forward import chained
+from bot.research.walk_forward import walk_forward as folds_of
 from strategies import build_strategy
 from tests.integration.test_cli import pairpilot
 

@@ -61,7 +61,8 @@ from bot.ops.scheduler import Jobs
 from bot.portfolio.performance import round_trips
 from bot.research.account_terms import AccountTerms, account_terms
 from bot.research.backtest import BacktestSetup, run_backtest, setup_for
-from bot.research.kernel import KernelClock, KernelCosts, KernelExits, KernelResult, simulate
+from bot.research.kernel_inputs import KernelClock, KernelCosts, KernelExits
+from bot.research.simulation import KernelResult, simulate
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from strategies import build_strategy
