@@ -164,9 +164,13 @@ async def _ready(child: asyncio.subprocess.Process, log: Path) -> dict[str, Any]
     assert child.stdout is not None
     line = await asyncio.wait_for(child.stdout.readline(), START_UP_LIMIT)
     if not line:
-        tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
-        raise AssertionError(f"the service died during start-up; its log ends:\n{tail}")
+        raise AssertionError(f"the service died during start-up; its log ends:\n{await _tail(log)}")
     return dict(json.loads(line))
+
+
+async def _tail(log: Path) -> str:
+    """The end of the service's log, for a failure message."""
+    return (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
 
 
 async def _dwell(
@@ -186,7 +190,7 @@ async def _dwell(
         await asyncio.sleep(0.01)
         now = time.monotonic()
         if child.returncode is not None:
-            tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
+            tail = await _tail(log)
             raise AssertionError(f"the service died after {moved} ticks; its log ends:\n{tail}")
         if (fake.now_ms - since) // HOUR_MS > moved:
             moved, moved_at = (fake.now_ms - since) // HOUR_MS, now
