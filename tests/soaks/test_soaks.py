@@ -40,10 +40,10 @@ async def test_crash_soak_loses_nothing_and_never_orders_twice(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     """On Binance's defaults (each order filled in two trades, fees from the coin bought); the
-    other venues' fakes: test_venue_soaks. Each kill comes 8 to 14 ticks after a restart (the
-    service's ticks, however slow the machine): the first after the service's first trade (its
-    7th tick), so a restart finds a position and its resting stop (`python -m
-    bench.crash_soak`: 200 kills)."""
+    other venues' fakes: test_venue_soaks. Each kill comes 15 to 21 ticks after a restart (the
+    service's ticks, however slow the machine): the first after the service's first buy (its
+    7th tick), so a restart finds a position and its stop; the second after its first sell
+    (28th) and next buy (34th) (`python -m bench.crash_soak`: 200 kills)."""
     report = await run_crash_soak(
         tmp_path,
         btc_candles,
@@ -51,7 +51,7 @@ async def test_crash_soak_loses_nothing_and_never_orders_twice(
         seed=3,
         split=(0.4, 0.6),
         fee_asset="received",
-        dwell=(8.0, 14.0),
+        dwell=(15.0, 21.0),
     )
     print(report)
     assert report.violations == []

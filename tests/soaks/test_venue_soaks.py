@@ -50,7 +50,7 @@ async def test_the_crash_soak_loses_nothing_on_each_venue(
         venue=venue,
         split=(0.4, 0.6),
         fee_asset=FEES.get(venue, "received"),
-        dwell=(8.0, 14.0),
+        dwell=(15.0, 21.0),
     )
     print(report)
     assert report.violations == []
