@@ -4,9 +4,13 @@ at least 200 times, restarting it after each kill and checking every invariant.
     .venv/bin/python -m bench.crash_soak [--kills 200] [--seed 1]
         [--venue binance|okx|bybit|coinbase|kraken] [--split 0.4,0.6]
         [--fee-asset quote|received|BNB]
-        [--dwell 0.1,1.5] [--walks]
+        [--dwell 0,6] [--walks]
 
-See tests/soaks/crash_soak.py for what is checked; the suite runs the same soak with 5 kills.
+``--dwell low,high``: the ticks the service runs before each kill (a fraction: that far into
+the next tick), counted in the service's ticks, not in seconds (until 2026-11 it was seconds,
+0.1,1.5 by default), so a loaded machine changes the timing of the kills, not what they
+interrupt. See tests/soaks/crash_soak.py for what is checked; the suite runs the same soak
+with 2 kills per venue.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def main() -> int:
     parser.add_argument("--split", default="1", help="each order's trades, as shares: 0.4,0.6")
     parser.add_argument("--fee-asset", default="quote", help="quote, received or BNB")
     parser.add_argument(
-        "--dwell", default="0.1,1.5", help="seconds the service runs before each kill: low,high"
+        "--dwell", default="0,6", help="ticks the service runs before each kill: low,high"
     )
     parser.add_argument(
         "--walks", action="store_true", help="the market walks each candle: stops fire inside it"

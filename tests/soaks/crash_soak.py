@@ -14,6 +14,10 @@ exchange's balances; the position invariants of tests/rigs/invariants.py. At the
 the chat got more often than it was stored (a kill between the send and its record) says it
 may be a repeat on every extra copy. Used by the suite (a few kills) and by
 `python -m bench.crash_soak` (200 and more).
+
+The time before each kill counts in the service's ticks (the fake's clock, which the service
+moves an hour before each tick), not in seconds: a loaded machine slows the ticks, never the
+trading a kill interrupts.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ from tests.soaks.crash_child import ADMIN, HOUR_MS
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ("go", "go", "go", "go halt", "go resume", "go pause", "go unpause")
 START_UP_LIMIT = 90.0  # seconds a restart may take on a loaded machine
+STALL_LIMIT = 60.0  # seconds the service may go without starting a tick on a loaded machine
+# Ten days of history for the strategy, and 20 hours more: on the sample candles the service
+# then trades in its 7th tick (EMA 3/7), so a soak of few ticks trades too.
+START_AFTER_MS = 10 * 86_400_000 + 20 * HOUR_MS + 5_000
+FIRST_TICK_GUESS = 0.3  # seconds a tick takes, until one has been timed
 
 
 @dataclass
@@ -70,20 +79,21 @@ async def run_crash_soak(
     venue: str = "binance",
     split: tuple[float, ...] = (1.0,),
     fee_asset: str = "quote",
-    dwell: tuple[float, float] = (0.1, 1.5),
+    dwell: tuple[float, float] = (0.0, 6.0),
     walks: bool = False,
 ) -> CrashReport:
     """``kills`` SIGKILLs at random moments; ``progress``: called after each (a tqdm bar).
     ``venue``: whose fake and ccxt class; ``split`` and ``fee_asset``: the fake's trades per
-    order and fee currency (see ``FakeBinance``); ``dwell``: the range of seconds the service
-    runs before each kill; ``walks``: the market walks each candle, so a resting stop may fire
-    inside one, between a kill and the restart's reconciliation."""
+    order and fee currency (see ``FakeBinance``); ``dwell``: the range of ticks the service
+    runs before each kill (a fraction: that far into the next tick, as the ticks so far were
+    timed); ``walks``: the market walks each candle, so a resting stop may fire inside one,
+    between a kill and the restart's reconciliation."""
     rng = random.Random(seed)
     rig = VENUES[venue]
     fake = funded_fake(candles, venue, fee_asset)
     fake.split, fake.walks = split, walks
     fake.order_delay = 0.04
-    fake.move_to(int(candles["timestamp"].iloc[0]) + 10 * 86_400_000 + 5_000)
+    fake.move_to(int(candles["timestamp"].iloc[0]) + START_AFTER_MS)
     emulator = TelegramEmulator(send_delay=0.02)
     report = CrashReport()
     database = folder / "pairpilot.sqlite"
@@ -95,6 +105,7 @@ async def run_crash_soak(
         expected: dict[str, Any] | None = None
         alert_ids: set[int] = set()
         checked_at = fake.now_ms
+        tick_seconds = FIRST_TICK_GUESS
         try:
             for round_ in range(kills + 1):
                 started = time.monotonic()
@@ -127,7 +138,9 @@ async def run_crash_soak(
                     assert child.stdin is not None
                     child.stdin.write((rng.choice(COMMANDS) + "\n").encode())
                     await child.stdin.drain()
-                    await asyncio.sleep(rng.uniform(*dwell))
+                    tick_seconds = await _dwell(
+                        child, fake, rng.uniform(*dwell), tick_seconds, folder / "service.log"
+                    )
                     report.landed[_landing(fake, emulator)] += 1
                 finally:
                     if child.returncode is None:
@@ -151,9 +164,44 @@ async def _ready(child: asyncio.subprocess.Process, log: Path) -> dict[str, Any]
     assert child.stdout is not None
     line = await asyncio.wait_for(child.stdout.readline(), START_UP_LIMIT)
     if not line:
-        tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
-        raise AssertionError(f"the service died during start-up; its log ends:\n{tail}")
+        raise AssertionError(f"the service died during start-up; its log ends:\n{await _tail(log)}")
     return dict(json.loads(line))
+
+
+async def _tail(log: Path) -> str:
+    """The end of the service's log, for a failure message."""
+    return (await asyncio.to_thread(log.read_text, errors="replace"))[-3000:]
+
+
+async def _dwell(
+    child: asyncio.subprocess.Process,
+    fake: FakeBinance,
+    ticks: float,
+    tick_seconds: float,
+    log: Path,
+) -> float:
+    """Let the service run ``ticks`` ticks: wait until it moved the fake's clock ``int(ticks)``
+    hours, then the rest of ``ticks`` of one tick's time, so the kill lands anywhere in a tick.
+    Returns the seconds a tick took this time (``tick_seconds`` when no tick was timed)."""
+    since, whole = fake.now_ms, int(ticks)
+    started = moved_at = time.monotonic()
+    moved = 0
+    while moved < whole:
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        if child.returncode is not None:
+            tail = await _tail(log)
+            raise AssertionError(f"the service died after {moved} ticks; its log ends:\n{tail}")
+        if (fake.now_ms - since) // HOUR_MS > moved:
+            moved, moved_at = (fake.now_ms - since) // HOUR_MS, now
+        elif now - moved_at > STALL_LIMIT:
+            raise AssertionError(
+                f"the service started no tick for {STALL_LIMIT:.0f} s ({moved} of {whole} done)"
+            )
+    if whole:
+        tick_seconds = (moved_at - started) / whole
+    await asyncio.sleep((ticks - whole) * tick_seconds)
+    return tick_seconds
 
 
 def _landing(fake: FakeBinance, emulator: TelegramEmulator) -> str:
