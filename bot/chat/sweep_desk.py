@@ -93,11 +93,11 @@ class SweepDesk:
         words = [a for a in arguments if "=" not in a]
         if len(words) < 2 or len(words) > 4:
             raise UserInputError(USAGE)
-        given = key_values([a for a in arguments if "=" in a], _malformed)  # NAME=VALUES, options
         pair, strategy = normalise_pair(words[0], self._quote), words[1]
         timeframe = words[2] if len(words) > 2 else "1h"
         timeframe_seconds(timeframe)
         days = whole_number("DAYS", words[3], 7, MAX_BACKTEST_DAYS) if len(words) > 3 else 90
+        given = key_values([a for a in arguments if "=" in a], _malformed)  # NAME=VALUES, options
         items = [f"{k}={v}" for k, v in given.items() if k not in OPTIONS]
         samples = whole_number("random", given.get("random", "0"), 0, MAX_COMBINATIONS)
         size = grid_size(items)
