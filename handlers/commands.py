@@ -1,4 +1,5 @@
-"""The chat commands: who may run what, the replies, confirmations, and the audit trail.
+"""Running the chat commands: who may run what, how old a command is, confirmations, the
+replies, and the audit trail (the commands themselves: handlers/command_table.py).
 
 Deny by default: only users listed in the config get answers, by user id (never by chat id, so
 a group grants nothing by itself), and each command needs a role: viewer (read), trader
