@@ -30,7 +30,7 @@ from bench.paths import SHARED_DATA
 from bot.app.bootstrap import assemble_replay, build_cockpit
 from bot.app.config import Settings
 from bot.app.startup import load_replay
-from bot.chat.cockpit import Venue
+from bot.chat.venue import Venue
 from bot.core.domain import to_ms
 from bot.market.history import ReplayHistory
 from bot.ops.scheduler import Jobs

@@ -16,6 +16,7 @@ from bot.trading.dust import (
     nothing_to_convert,
     summary,
 )
+from handlers.request import Request
 
 
 class NothingToConfirm(UserInputError):
@@ -85,8 +86,9 @@ UNKNOWN = (
 )
 
 
-async def convert(desk: DustDesk | None) -> str:
-    """Convert, and say what was received (Telegram HTML)."""
+async def run_dust(request: Request) -> str:
+    """/dust, confirmed: convert, and say what was received (Telegram HTML)."""
+    desk = request.cockpit.dust
     if desk is None:
         raise UserInputError("dust is not tracked by this service")
     report = await desk.convert()

@@ -12,14 +12,11 @@ import contextlib
 import importlib.util
 import logging
 import sys
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, BotCommandScopeChat, WebhookInfo
-from telegram.error import BadRequest, NetworkError, TelegramError
+from telegram.error import NetworkError, TelegramError
 from telegram.ext import Application
 from telegram.request import HTTPXRequest
 
@@ -27,17 +24,12 @@ from bot.alerts.outbox import AlertOutbox
 from bot.chat.cockpit import Cockpit
 from bot.chat.frontend import ChatFactory
 from bot.core.clock import SystemClock
-from bot.core.domain import AlertPriority
 from bot.core.ports import AlertDeliveries, Clock
 from bot.core.telegram_options import TelegramOptions, WebhookAddress
-from handlers.commands import (
-    COMMANDS,
-    CONFIRM_SECONDS,
-    MAX_COMMAND_AGE_SECONDS,
-    ROLES,
-    ChatCommands,
-)
+from handlers.commands import CONFIRM_SECONDS, MAX_COMMAND_AGE_SECONDS, ChatCommands
 from handlers.delivery import LATE_AFTER, TelegramSink
+from handlers.link_reports import LinkReports, webhook_problem
+from handlers.menus import set_menus
 from handlers.ordering import ChatOrder, Strangers, TriagedBot
 from handlers.priority import AdminsFirstLimiter
 from handlers.restart import ChatMemory
@@ -124,13 +116,14 @@ class TelegramFrontend:
         recipients: Sequence[int] = sorted(users)  # a user's private chat has their id
         admins = [user for user in recipients if users[user] == "admin"]
         self._order = ChatOrder(self.strangers, admins, wall)
+        self._link = LinkReports(outbox, cockpit.chat_state)
         self.telegram_clock = TelegramClock(
             wall or SystemClock(),
-            self._clock_skew,
-            on_source=self._clock_source,
-            on_date_wrong=self._date_wrong,
+            self._link.clock_skew,
+            on_source=self._link.clock_source,
+            on_date_wrong=self._link.date_wrong,
         )
-        self._memory = ChatMemory(cockpit, wall or SystemClock())
+        self._memory = ChatMemory(cockpit.chat_state, wall or SystemClock())
         self._limiter = AdminsFirstLimiter(max_retries=3)  # waits out RetryAfter, per chat
         hooks = {
             "event_hooks": {
@@ -140,7 +133,7 @@ class TelegramFrontend:
         }
         bot = TriagedBot(
             self.strangers,
-            self._polling,
+            self._link.polling,
             self._polling_ended,
             self.telegram_clock.updates_arrived,
             token=token,
@@ -160,7 +153,6 @@ class TelegramFrontend:
             cockpit=cockpit,
             users=users,
             outbox=outbox,
-            clock=clock,
             strangers=self.strangers,
             arrival=self._order.arrival,
             telegram=self.telegram_clock,
@@ -182,8 +174,6 @@ class TelegramFrontend:
         self._poll_timeout = poll_timeout
         self._starting: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
-        self.problem: str | None = None  # why commands cannot be received, while they cannot
-        self._reports: set[asyncio.Task[object]] = set()
         self._repolling: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -198,8 +188,8 @@ class TelegramFrontend:
             return
         log.error("the Telegram start ended on an error", exc_info=error)
         if not self.running.is_set():
-            self._report(
-                self._cannot_receive(
+            self._link.report(
+                self._link.cannot_receive(
                     f"the start ended on an error ({type(error).__name__}: {error}); "
                     "restart the bot",
                     retrying=False,
@@ -218,21 +208,23 @@ class TelegramFrontend:
                 break
             except (NetworkError, TelegramError) as error:
                 await self._undo()
-                await self._cannot_receive(f"Telegram start-up failed: {error}")
+                await self._link.cannot_receive(f"Telegram start-up failed: {error}")
                 log.warning("Telegram start-up failed (%s); trying again in %.0f s", error, pause)
                 await asyncio.sleep(pause)
-        if self.problem is not None:
-            await self._receiving(None)
+        if self._link.problem is not None:
+            await self._link.receiving(None)
         else:
-            await self._cockpit.chat_receiving(None)
+            await self._cockpit.chat_state.receiving(None)
         self.running.set()
         log.info("Telegram connected")
         with contextlib.suppress(TimeoutError):  # the ones not edited are tried next start
-            await asyncio.wait_for(self._commands.expire_left(self.application.bot), PROMPTS_BOUND)
+            await asyncio.wait_for(
+                self._commands.prompts.expire_left(self.application.bot), PROMPTS_BOUND
+            )
 
     async def _connect(self) -> None:
         await self.application.initialize()
-        await self._set_menus()
+        await set_menus(self.application.bot, self._users)
         await self.application.start()
         updater = self.application.updater
         assert updater is not None
@@ -276,9 +268,9 @@ class TelegramFrontend:
                 info, url, None if last is None else self.telegram_clock.telegram_time(last)
             )
             if problem is not None:
-                await self._cannot_receive(problem)
-            elif self.problem is not None:
-                await self._receiving(None)
+                await self._link.cannot_receive(problem)
+            elif self._link.problem is not None:
+                await self._link.receiving(None)
 
     async def _poll(self) -> None:
         updater = self.application.updater
@@ -307,22 +299,6 @@ class TelegramFrontend:
                 log.warning("polling not restarted (%s); trying again in %.0f s", error, pause)
                 await asyncio.sleep(pause)
 
-    async def _set_menus(self) -> None:
-        """The command menu: everyone sees the viewer's commands; each user in their private
-        chat sees what their role may run."""
-        bot = self.application.bot
-        await bot.set_my_commands(menu("viewer"))
-        for user, role in sorted(self._users.items()):
-            try:
-                await bot.set_my_commands(menu(role), scope=BotCommandScopeChat(user))
-            except BadRequest as error:  # "chat not found": the user never opened the bot
-                log.warning(
-                    "no command menu for user %s (%s): they see the default menu "
-                    "until they write to the bot",
-                    user,
-                    error,
-                )
-
     async def _undo(self) -> None:
         """Back to not started, so the next attempt starts clean."""
         updater = self.application.updater
@@ -338,61 +314,10 @@ class TelegramFrontend:
             await self._hook.stop()
             self._hook = None
 
-    def _polling(self, problem: str | None) -> None:
-        """Told by the bot when polling stops working, and when it works again."""
-        self._report(self._receiving(problem))
-
-    def _clock_skew(self, offset: float | None) -> None:
-        """Told when the host's clock is off Telegram's by more than the threshold, and when
-        it agrees again (commands' ages are judged by Telegram's clock all the same)."""
-        text = (
-            "The host's clock agrees with Telegram's again."
-            if offset is None
-            else f"The host's clock is {abs(offset):.0f} s "
-            f"{'behind' if offset > 0 else 'ahead of'} Telegram's: check its time sync "
-            "(NTP). Commands' ages are judged by Telegram's clock meanwhile."
-        )
-        self._report(self._outbox.push("clock_skew", AlertPriority.ERROR, text))
-
-    def _date_wrong(self, text: str) -> None:
-        """The Bot API's Date header contradicts Telegram's own message dates (a proxy, or a
-        self-hosted Bot API server on a host with a bad clock): told once."""
-        self._report(
-            self._outbox.push(
-                "clock_skew",
-                AlertPriority.ERROR,
-                f"{text[0].upper()}{text[1:]}: check any proxy or "
-                "self-hosted Bot API server's clock.",
-            )
-        )
-
-    def _clock_source(self, source: str) -> None:
-        """Which clock commands' ages are judged by, kept for /health and `pairpilot health`."""
-        self._report(self._cockpit.chat_clock(source))
-
-    def _report(self, work: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.create_task(work)
-        self._reports.add(task)
-        task.add_done_callback(self._reports.discard)
-
-    async def _receiving(self, problem: str | None) -> None:
-        if problem is not None:
-            await self._cannot_receive(problem)
-            return
-        self.problem = None
-        await self._cockpit.chat_receiving(None)
-        await self._outbox.push("chat_down", AlertPriority.ERROR, "Commands are received again.")
-
-    async def _cannot_receive(self, problem: str, retrying: bool = True) -> None:
-        if self.problem is None:
-            await self._outbox.push(
-                "chat_down",
-                AlertPriority.ERROR,
-                f"Commands cannot be received: {problem}. Alerts still "
-                f"go out{'; retrying' if retrying else ''}.",
-            )
-        self.problem = problem
-        await self._cockpit.chat_receiving(problem)
+    @property
+    def problem(self) -> str | None:
+        """Why commands cannot be received, while they cannot (None: they are)."""
+        return self._link.problem
 
     async def stop(self) -> None:
         """Stop polling and the handlers; a start still retrying is abandoned; strangers'
@@ -425,11 +350,13 @@ class TelegramFrontend:
             finally:
                 dropping.cancel()
         with contextlib.suppress(TimeoutError):  # after the handlers: every prompt is sent
-            await asyncio.wait_for(self._commands.expire_open(self.application.bot), PROMPTS_BOUND)
+            await asyncio.wait_for(
+                self._commands.prompts.expire_open(self.application.bot), PROMPTS_BOUND
+            )
         await self.application.shutdown()
         with contextlib.suppress(TimeoutError):  # a slow disk's commit: bounded
-            await asyncio.wait_for(self._commands.close_rows(), PROMPTS_BOUND)
-        await self._commands.audit_refusals()
+            await asyncio.wait_for(self._commands.prompts.close_rows(), PROMPTS_BOUND)
+        await self._commands.refusals.at_stop()
         await self._memory.end(self._limiter.group_sends())
         self.running.clear()
 
@@ -442,34 +369,6 @@ def _cache_the_missing_sniffio() -> None:
     if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
         # typeshed types sys.modules without the None the import system documents for this.
         sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-def webhook_problem(info: WebhookInfo, url: str, last_arrival: datetime | None) -> str | None:
-    """Why updates do not reach the webhook at ``url``, from Telegram's getWebhookInfo, or
-    None; ``last_arrival``: when the last update came in (Telegram's clock)."""
-    if info.url != url:
-        return f"the webhook is {info.url or 'not set'} at Telegram, not {url}"
-    failed = info.last_error_date
-    if (
-        info.pending_update_count
-        and failed is not None
-        and (last_arrival is None or failed > last_arrival)
-    ):
-        return (
-            f"Telegram cannot deliver to the webhook ({info.last_error_message}); "
-            f"{info.pending_update_count} update(s) wait"
-        )
-    return None
-
-
-def menu(role: str) -> list[BotCommand]:
-    """The commands ``role`` may run, for Telegram's command menu."""
-    rank = ROLES.index(role)
-    return [
-        BotCommand(name, command.summary[:256])
-        for name, command in COMMANDS.items()
-        if ROLES.index(command.role) <= rank
-    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.chat.cockpit import Cockpit
+from bot.chat.chat_state import ChatState
 from bot.core.ports import Clock
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ class ChatMemory:
     """The chat's state kept in the bot's state store between lives."""
 
     def __init__(
-        self, cockpit: Cockpit, wall: Clock, monotonic: Callable[[], float] = time.monotonic
+        self, state: ChatState, wall: Clock, monotonic: Callable[[], float] = time.monotonic
     ) -> None:
-        self._cockpit = cockpit
+        self._state = state
         self._wall = wall
         self._monotonic = monotonic
         self._prompts: dict[str, list[Any]] = {}  # open, this life's and the last's
@@ -44,18 +44,18 @@ class ChatMemory:
         group sends (monotonic seconds, as this process counts), {} when there was none, None
         when it crashed or what it kept cannot be read (unknown: the start goes on)."""
         try:
-            prompts = await self._cockpit.chat_kept(PROMPTS_KEY)
+            prompts = await self._state.kept(PROMPTS_KEY)
         except Exception as error:  # any unreadable value: as after a crash
             log.warning("the chat's kept prompts cannot be read (%s): dropped", error)
             prompts = None
         self._prompts, self._left = _prompts(prompts)
         try:
-            kept = await self._cockpit.chat_kept(GROUPS_KEY)
+            kept = await self._state.kept(GROUPS_KEY)
         except Exception as error:
             log.warning("the chat's kept groups cannot be read (%s): minutes unknown", error)
             kept = {"running": True}
         try:
-            await self._cockpit.chat_keep(GROUPS_KEY, {"running": True})
+            await self._state.keep(GROUPS_KEY, {"running": True})
         except (sqlite3.Error, OSError) as error:  # the chat starts all the same
             log.warning("the chat's state cannot be kept (%s): groups' minutes unknown", error)
             return None
@@ -108,7 +108,7 @@ class ChatMemory:
         """Kept if the database takes it; the chat goes on either way (a prompt whose row
         is missing is only not expired after a crash)."""
         try:
-            await self._cockpit.chat_keep(key, value)
+            await self._state.keep(key, value)
         except (sqlite3.Error, OSError) as error:
             log.warning("the chat's %s cannot be kept: %s", key, error)
 

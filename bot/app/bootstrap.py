@@ -19,8 +19,15 @@ from bot.alerts.preferences import AlertPreferences
 from bot.app.config import Secrets, Settings
 from bot.app.startup import Replay, dust_desk, reconcile_at_start, sync_pair_runs
 from bot.charts.worker import ChartWorker
-from bot.chat.cockpit import Cockpit, Venue, unknown_precision
+from bot.chat.admin_desk import AdminDesk
+from bot.chat.chat_state import ChatState
+from bot.chat.cockpit import Cockpit
+from bot.chat.limits_desk import LimitsDesk
+from bot.chat.overview import Overview
+from bot.chat.pair_desk import PairDesk
+from bot.chat.research_desk import ResearchDesk
 from bot.chat.sweep_desk import SweepDesk
+from bot.chat.venue import Venue, unknown_precision
 from bot.core.clock import FakeClock
 from bot.core.domain import PairRun, RiskLimits
 from bot.core.ports import CandleHistory, Clock, Exchange, PriceFeed
@@ -356,22 +363,52 @@ def build_cockpit(
         prices=lambda: service.prices,
         lock=service.tick_lock,
     )
+    fills = SqliteFillRepository(db)
+    state = SqliteStateRepository(db)
+    preferences = AlertPreferences(state, clock)
+    limits = LimitsDesk(quote=venue.quote, service=service, engine=engine, clock=clock)
     return Cockpit(
         venue=venue,
-        service=service,
-        engine=engine,
-        control=control,
-        fills=SqliteFillRepository(db),
-        orders=SqliteOrderRepository(db),
-        audit=SqliteAuditRepository(db),
-        equity=SqliteEquityRepository(db),
-        history=history,
-        clock=clock,
-        jobs=jobs,
-        alerts=SqliteAlertRepository(db),
-        preferences=AlertPreferences(SqliteStateRepository(db), clock),
+        overview=Overview(
+            venue=venue,
+            service=service,
+            engine=engine,
+            control=control,
+            fills=fills,
+            orders=SqliteOrderRepository(db),
+        ),
+        pairs=PairDesk(
+            venue=venue,
+            service=service,
+            engine=engine,
+            control=control,
+            limits=limits,
+            clock=clock,
+        ),
+        limits=limits,
+        research=ResearchDesk(
+            venue=venue,
+            service=service,
+            engine=engine,
+            fills=fills,
+            equity=SqliteEquityRepository(db),
+            history=history,
+            charts=charts,
+            clock=clock,
+            sweeps=sweeps,
+        ),
+        admin=AdminDesk(
+            service=service,
+            engine=engine,
+            audit=SqliteAuditRepository(db),
+            alerts=SqliteAlertRepository(db),
+            preferences=preferences,
+            jobs=jobs,
+            clock=clock,
+            state=state,
+        ),
+        chat_state=ChatState(state, clock),
+        preferences=preferences,
         charts=charts,
-        sweeps=sweeps,
-        state=SqliteStateRepository(db),
         dust=dust,
     )

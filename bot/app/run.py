@@ -27,7 +27,8 @@ from bot.app.bootstrap import (
 from bot.app.config import Secrets, Settings
 from bot.app.notifications import ChatFactory, notifications
 from bot.app.startup import load_replay
-from bot.chat.cockpit import Cockpit, Venue
+from bot.chat.cockpit import Cockpit
+from bot.chat.venue import Venue
 from bot.core.clock import SystemClock
 from bot.core.domain import AlertPriority
 from bot.core.errors import BotError, ConfigError
@@ -235,7 +236,7 @@ async def start_watch(
 
 async def push_daily_report(cockpit: Cockpit, outbox: AlertOutbox) -> None:
     """Through the outbox like every push: it arrives even after a Telegram outage."""
-    report = await cockpit.daily_report()
+    report = await cockpit.research.daily_report()
     await outbox.push("daily_report", AlertPriority.INFO, report.caption, report.png)
 
 

@@ -1,7 +1,7 @@
 """The words of a chat command read as values: a pair, a whole number, a number.
 
-Bad words raise UserInputError naming what was wrong. Shared by the chat services (bot.chat.cockpit,
-bot.chat.sweep_desk).
+Bad words raise UserInputError naming what was wrong. Shared by the chat services
+(bot.chat.pair_desk, bot.chat.research_desk, bot.chat.sweep_desk).
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Sequence
-from html import escape
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
-from bot.chat.replies import Photo, Progress
+from bot.chat.replies import Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_number
 from bot.core.domain import RiskLimits
 from bot.core.errors import UserInputError
@@ -35,6 +35,27 @@ MAX_COMBINATIONS = 5_000
 MAX_GRID = 200_000  # combinations a random=N sweep may draw from (the grid is built first)
 TOP = 5
 DEFAULT_TERMS = AccountTerms()
+
+
+@dataclass(frozen=True, slots=True)
+class SweepLine:
+    """One of the best combinations."""
+
+    params: str  # "name=value ..."
+    skipped: str | None  # why it was not run (too long for the candles), else None
+    score: float | None  # None: unscored, for ``why``
+    why: str
+    total_return: float
+    max_drawdown: float
+
+
+@dataclass(frozen=True, slots=True)
+class SweepView:
+    sweep_id: int
+    results: int
+    objective: str
+    best: tuple[SweepLine, ...]
+    png: bytes | None  # the heatmap, where the space has one
 
 
 class SweepDesk:
@@ -61,7 +82,8 @@ class SweepDesk:
         self._scheduler = scheduler
         self._sweeps = OneAtATime("sweep")
 
-    async def run(self, arguments: Sequence[str], progress: Progress) -> Photo | str:
+    async def run(self, arguments: Sequence[str], progress: Progress) -> SweepView:
+        """The sweep asked by ``arguments``; ``progress`` hears how far it got (plain text)."""
         await import_off_loop(
             "bot.research.sweep", "bot.research.sweep_runner", "bot.research.sweep_report"
         )
@@ -71,11 +93,11 @@ class SweepDesk:
         words = [a for a in arguments if "=" not in a]
         if len(words) < 2 or len(words) > 4:
             raise UserInputError(USAGE)
-        given = key_values([a for a in arguments if "=" in a], _malformed)  # NAME=VALUES, options
         pair, strategy = normalise_pair(words[0], self._quote), words[1]
         timeframe = words[2] if len(words) > 2 else "1h"
         timeframe_seconds(timeframe)
         days = whole_number("DAYS", words[3], 7, MAX_BACKTEST_DAYS) if len(words) > 3 else 90
+        given = key_values([a for a in arguments if "=" in a], _malformed)  # NAME=VALUES, options
         items = [f"{k}={v}" for k, v in given.items() if k not in OPTIONS]
         samples = whole_number("random", given.get("random", "0"), 0, MAX_COMBINATIONS)
         size = grid_size(items)
@@ -113,16 +135,16 @@ class SweepDesk:
             )
         described = f"{pair} {strategy} {timeframe} {days}d, {count} combinations"
         with self._sweeps.hold(described) as running:
-            await progress(f"Sweep {escape(running)}: loading candles…")
+            await progress(f"Sweep {running}: loading candles…")
             candles = await self._history.candles(pair, timeframe, days, self._clock.now())
-            await progress(f"Sweep {escape(running)}: starting the workers…")
+            await progress(f"Sweep {running}: starting the workers…")
             shown = {"at": -1}
 
             async def on_task(done: int, total: int) -> None:
                 percent = 100 * done // total
                 if percent // 10 > shown["at"] // 10 or done == total:  # an edit per 10%
                     shown["at"] = percent
-                    await progress(f"Sweep {escape(running)}: {percent}%")
+                    await progress(f"Sweep {running}: {percent}%")
 
             sweep_id, rows = await sweep_and_store(
                 self._store,
@@ -134,31 +156,30 @@ class SweepDesk:
             )
         return await self._reply(spec, sweep_id, rows)
 
-    async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow]) -> Photo | str:
+    async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow]) -> SweepView:
         from bot.research.sweep import ranked, unscored
         from bot.research.sweep_report import heatmap_arguments, objective_name
 
-        best = ranked(rows)[:TOP]
-        lines = [
-            f"<b>Sweep {sweep_id}</b>: {len(rows)} results, best by {escape(objective_name(spec))}:"
-        ]
-        for row in best:
+        best = []
+        for row in ranked(rows)[:TOP]:
             params = " ".join(f"{k}={v:g}" for k, v in row.params)
             if "skipped" in row.metrics:  # too long for the candles at hand
-                lines.append(f"{escape(params)}: {escape(row.metrics['skipped'])}")
+                best.append(SweepLine(params, row.metrics["skipped"], None, "", 0.0, 0.0))
                 continue
             why = unscored(row.metrics, spec.max_drawdown, spec.objective) or "undefined"
-            score = f"- ({escape(why)})" if row.score is None else f"{row.score:.2f}"
-            lines.append(
-                f"{escape(params)}: {score}, return "
-                f"{row.metrics['total_return']:+.1%}, max DD "
-                f"{row.metrics['max_drawdown']:.1%}"
+            best.append(
+                SweepLine(
+                    params,
+                    None,
+                    row.score,
+                    why,
+                    row.metrics["total_return"],
+                    row.metrics["max_drawdown"],
+                )
             )
-        caption = "\n".join(lines)
         drawn = heatmap_arguments(spec, rows)
-        if drawn is None:
-            return caption
-        return Photo(await self._charts.draw("heatmap_png", **drawn), caption)
+        png = None if drawn is None else await self._charts.draw("heatmap_png", **drawn)
+        return SweepView(sweep_id, len(rows), objective_name(spec), tuple(best), png)
 
 
 def _malformed(item: str) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
 
 from bot.core.errors import UserInputError
+from bot.core.number_text import amount_text
 
 _SLACK = 1e-9  # relative: below this, books + the user's own equal the exchange
 USAGE = "/holdings [accept]"
@@ -64,49 +64,13 @@ def compare(
     ]
 
 
-def holdings_text(holdings: Sequence[Holding], accepted: bool = False) -> str:
-    """The /holdings reply (HTML)."""
-    lines = [
-        "Your own holdings were set to what the exchange holds beyond the books."
-        if accepted
-        else "Holdings: books + your own = exchange"
-    ]
-    for line in holdings:
-        text = (
-            f"{escape(line.asset)}: books {_amount(line.books)} + yours "
-            f"{_amount(line.own)} = exchange {_amount(line.exchange)}"
-        )
-        if line.gap:
-            text += f" (<b>differs by {_amount(line.gap)}</b>)"
-        lines.append(text)
-    if not accepted and any(line.to_accept != line.own for line in holdings if line.gap):
-        lines.append(
-            "If the difference is your own (a deposit, a withdrawal, coins held "
-            "before the pair was traded), /holdings accept records the exchange's "
-            "figures beyond the books as yours."
-        )
-    if any(line.missing for line in holdings):
-        lines.append(
-            "The books hold more than the exchange for "
-            + ", ".join(escape(line.asset) for line in holdings if line.missing)
-            + ": that is pairpilot's to explain, not yours to accept. Check the "
-            "account."
-        )
-    return "\n".join(lines)
-
-
 def accept_preview(holdings: Sequence[Holding]) -> str:
     """What ``/holdings accept`` would change now, for its Confirm prompt (plain text)."""
     changes = [
-        f"{line.asset} {_amount(line.own)} -> {_amount(line.to_accept)}"
+        f"{line.asset} {amount_text(line.own)} -> {amount_text(line.to_accept)}"
         for line in holdings
         if line.to_accept is not None and line.to_accept != line.own
     ]
     if not changes:
         return "nothing: your own holdings stay as they are"
     return "record as your own holdings: " + ", ".join(changes)
-
-
-def _amount(value: float) -> str:
-    text = f"{value:,.8f}".rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.commands import COMMANDS
+from handlers.command_table import COMMANDS
 from tests.rigs.chat_rig import ADMIN, TRADER, Chat, chat_stack
 
 NASTY = [

@@ -22,8 +22,9 @@ import pytest
 from bot.alerts.outbox import AlertDispatcher
 from bot.app.config import WebhookSettings
 from bot.ops.health import check_chat
-from handlers.commands import READING, ChatCommands
+from handlers.prompts import Prompts
 from handlers.restart import ChatMemory
+from handlers.status_message import READING
 from handlers.webhook import MAX_CONNECTIONS
 from storage.audit import SqliteAuditRepository
 from storage.state import SqliteStateRepository
@@ -292,7 +293,7 @@ def _crash(monkeypatch: pytest.MonkeyPatch) -> None:
         return None
 
     monkeypatch.setattr(ChatMemory, "end", nothing)
-    monkeypatch.setattr(ChatCommands, "expire_open", nothing)
+    monkeypatch.setattr(Prompts, "expire_open", nothing)
 
 
 async def test_after_a_crash_a_group_s_minute_counts_as_full_for_all_but_admins(
@@ -364,7 +365,7 @@ async def test_a_start_after_a_crash_expires_the_prompts_it_left(
     assert question.reply_markup is not None
     assert resume.reply_markup is not None
     async with chat_stack(tmp_path, emulator=emulator) as chat:
-        kept = chat.frontend_cockpit.chat_kept
+        kept = chat.frontend_cockpit.chat_state.kept
         for _ in range(600):  # each expiry edits its message, then forgets it (a commit)
             expired = question.reply_markup is None and resume.reply_markup is None
             if expired and await kept("chat.prompts") == {}:
@@ -626,10 +627,10 @@ async def test_a_confirm_press_never_waits_for_the_prompt_s_bookkeeping_commit(
             assert time.perf_counter() - started < 0.3, "the button waited for a commit"
             await asyncio.sleep(0.01)
         for _ in range(100):  # the kept row is closed all the same, beside
-            if await chat.frontend_cockpit.chat_kept("chat.prompts") == {}:
+            if await chat.frontend_cockpit.chat_state.kept("chat.prompts") == {}:
                 break
             await asyncio.sleep(0.05)
-        assert await chat.frontend_cockpit.chat_kept("chat.prompts") == {}
+        assert await chat.frontend_cockpit.chat_state.kept("chat.prompts") == {}
 
 
 async def test_a_failed_commit_of_strangers_refusals_keeps_them_for_the_next(

@@ -24,7 +24,8 @@ import pandas as pd
 import pytest
 
 from bot.app.bootstrap import Trading, build_cockpit
-from bot.chat.cockpit import Cockpit, Venue
+from bot.chat.cockpit import Cockpit
+from bot.chat.venue import Venue
 from bot.core.domain import OrderIntent, Side, to_ms
 from bot.core.errors import BotError, UserInputError
 from bot.core.number_text import amount_text
@@ -550,7 +551,7 @@ async def test_the_daily_report_does_not_count_dust_as_a_position(
     fake = dusty_fake(btc_candles)
     async with live_chat(tmp_path, fake) as chat:
         assert chat.trading.engine.portfolio.position(PAIR) is not None  # dust only
-        report = await chat.cockpit.daily_report()
+        report = await chat.cockpit.research.daily_report()
         assert "0 open position(s) (and dust in 1 pair(s)), 1 pair(s) running" in report.caption
 
 
@@ -654,7 +655,7 @@ async def test_the_survey_keeps_declared_dust_at_a_price_where_it_would_be_worth
         assert [h.asset for h in survey.convertible] == ["BTC"]  # the venue would take it
         cockpit = cockpit_on(trading, market, jobs)
         try:
-            report = await cockpit.daily_report()
+            report = await cockpit.research.daily_report()
         finally:
             cockpit.charts.close()
         assert "0 open position(s) (and dust in 1 pair(s))" in report.caption

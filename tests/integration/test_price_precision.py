@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.chat.cockpit import Venue
+from bot.chat.venue import Venue
 from bot.core.number_text import price_text
 from bot.exchange.ccxt_exchange import CcxtExchange
 from tests.doubles.fake_exchange import FakeBinance, binance_urls, serve

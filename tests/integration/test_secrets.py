@@ -17,7 +17,7 @@ import pytest
 
 from bot.app.bootstrap import assemble_on_exchange, build_cockpit, credentials
 from bot.app.config import Secrets, Settings
-from bot.chat.cockpit import Venue
+from bot.chat.venue import Venue
 from bot.core.clock import FakeClock
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.market.history import ExchangeHistory

@@ -17,7 +17,7 @@ from bot.app.config import (
 )
 from bot.app.serve import run_service
 from bot.app.startup import load_replay
-from bot.chat.cockpit import Venue
+from bot.chat.venue import Venue
 from bot.market.history import ReplayHistory
 from bot.ops.scheduler import Jobs
 from handlers.frontend import TelegramFrontend, telegram_factory

@@ -38,6 +38,7 @@ from bot.portfolio.outside import OutsideHoldings
 from bot.trading.engine import Engine, EngineCosts
 from bot.trading.protection import protection_key
 from bot.trading.service import TradingService
+from handlers.admin_commands import health_text
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
@@ -262,7 +263,7 @@ async def test_start_up_does_not_wedge_on_it_the_pair_waits_and_the_kill_switch_
     fake, start = await crashed_with_a_lost_buy(tmp_path, monkeypatch, btc_candles)
     async with live_stack(tmp_path, fake, start, venue="coinbase") as (trading, market, jobs):
         assert held_ids(trading.engine.executor, BTC) == ["pp1x1b"]
-        health = await cockpit_on(trading, market, jobs).health()
+        health = health_text(await cockpit_on(trading, market, jobs).admin.health())
         assert "BTC/USDT 1h: last new candle not yet; <b>not traded</b>: order pp1x1b" in health
         for hours in (1, 2):
             market.at(start + timedelta(hours=hours))
@@ -886,7 +887,8 @@ async def test_every_unknown_order_of_a_pair_is_held_until_each_is_settled(
             ["pp1x2b", "filled", f"{second.executed!r}", f"{price!r}"], "1001"
         )
         assert held_ids(executor, BTC) == ["pp1x1b"]
-        assert "<b>not traded</b>: order pp1x1b" in await cockpit_on(trading, market, jobs).health()
+        health = health_text(await cockpit_on(trading, market, jobs).admin.health())
+        assert "<b>not traded</b>: order pp1x1b" in health
         with pytest.raises(UserInputError, match="pp1x1b"):
             await control.stop(BTC)
         market.at(start + timedelta(hours=1))

@@ -12,12 +12,13 @@ from typing import Any
 from bot.app.bootstrap import Trading, assemble_replay, build_cockpit, chat_venue
 from bot.app.config import Settings
 from bot.app.startup import load_replay
-from bot.chat.cockpit import Cockpit, Venue
+from bot.chat.cockpit import Cockpit
+from bot.chat.venue import Venue
 from bot.core.clock import FakeClock, SystemClock
 from bot.market.history import ReplayHistory
 from bot.ops.scheduler import Jobs
-from handlers.commands import READING
 from handlers.frontend import TelegramFrontend
+from handlers.status_message import READING
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
 from storage.db import Database, open_database

@@ -23,7 +23,7 @@ import aiohttp
 from bot.app.bootstrap import Trading, assemble_on_exchange, build_cockpit, credentials
 from bot.app.config import Secrets, Settings, telegram_options
 from bot.app.notifications import notifications
-from bot.chat.cockpit import Venue
+from bot.chat.venue import Venue
 from bot.core.clock import FakeClock
 from bot.core.domain import from_ms
 from bot.core.errors import UserInputError

@@ -1,0 +1,263 @@
+"""The chat's charts and research: /pnl, /chart, the daily report, /backtest and /sweep.
+
+Slow work runs off the loop, one backtest at a time; each returns its chart with the figures
+a caption needs, as values (the daily report's caption is plain text: it is pushed as an alert).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.charts.worker import ChartWorker
+from bot.chat.one_at_a_time import OneAtATime
+from bot.chat.overview import closed_trades
+from bot.chat.pair_desk import malformed
+from bot.chat.replies import Photo, Progress
+from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, whole_number
+from bot.chat.sweep_desk import SweepDesk, SweepView
+from bot.chat.venue import Venue
+from bot.core.domain import Side, from_ms
+from bot.core.errors import UserInputError
+from bot.core.key_values import key_values
+from bot.core.lazy_import import import_off_loop
+from bot.core.ports import CandleHistory, Clock, EquityHistory, FillHistory
+from bot.core.timeframes import timeframe_seconds
+from bot.trading.engine import Engine
+from bot.trading.service import TradingService
+from strategies import StrategyConfigError, build_strategy
+
+PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
+CHART_CANDLES = 120  # candles on a /chart: readable on a phone
+BACKTEST_USAGE = "usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]"
+
+
+@dataclass(frozen=True, slots=True)
+class EquityChart:
+    """/pnl: the equity curve over ``period`` and its figures."""
+
+    png: bytes
+    period: str
+    first: float
+    last: float
+    quote: str
+    worst: float  # the deepest drawdown, a fraction
+    trades: int  # closed in the period
+    pnl: float  # theirs
+
+
+@dataclass(frozen=True, slots=True)
+class CandleChart:
+    """/chart: a running pair's candles."""
+
+    png: bytes
+    pair: str
+    timeframe: str
+    strategy: str
+    last: str  # the last close, as the venue quotes it
+    stop: str | None  # the stop in force
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestChart:
+    png: bytes
+    pair: str
+    strategy: str
+    timeframe: str
+    candles: int
+    first: datetime  # the first candle's close
+    terms: str  # the account simulated, in a line
+    metrics: tuple[tuple[str, str], ...]  # name, value
+
+
+class ResearchDesk:
+    def __init__(
+        self,
+        *,
+        venue: Venue,
+        service: TradingService,
+        engine: Engine,
+        fills: FillHistory,
+        equity: EquityHistory,
+        history: CandleHistory,
+        charts: ChartWorker,
+        clock: Clock,
+        sweeps: SweepDesk | None = None,
+    ) -> None:
+        self._venue = venue
+        self._service = service
+        self._engine = engine
+        self._fills = fills
+        self._equity = equity
+        self._history = history
+        self._charts = charts
+        self._clock = clock
+        self._sweeps = sweeps
+        self._backtests = OneAtATime("backtest")
+
+    async def pnl(self, period: str) -> EquityChart:
+        """The equity curve with its drawdown over ``period`` (1d, 7d, 30d or all)."""
+        if period not in PERIODS:
+            raise UserInputError(f"period {period!r}: choose 1d, 7d, 30d or all")
+
+        span = PERIODS[period]
+        now = self._clock.now()
+        snapshots = await self._equity.between(now - span if span else None, now)
+        if len(snapshots) < 2:
+            raise UserInputError(f"not enough equity recorded for {period} yet; try later")
+        times = [s.time for s in snapshots]
+        equity = [s.equity for s in snapshots]
+        png = await self._charts.draw(
+            "equity_chart_png", times=times, equity=equity, title=f"Equity, {period}"
+        )
+        peak, worst = equity[0], 0.0
+        for value in equity:
+            peak = max(peak, value)
+            worst = max(worst, 1 - value / peak)
+        trades = [
+            t
+            for t in await closed_trades(self._engine, self._service, self._fills)
+            if t.exit_time >= times[0]
+        ]
+        return EquityChart(
+            png,
+            period,
+            equity[0],
+            equity[-1],
+            self._venue.quote,
+            worst,
+            len(trades),
+            sum(t.pnl for t in trades),
+        )
+
+    async def chart(self, arguments: Sequence[str]) -> CandleChart:
+        """PAIR [TIMEFRAME]: the running pair's candles, its strategy's lines, fills, stop."""
+        if not 1 <= len(arguments) <= 2:
+            raise UserInputError("usage: /chart PAIR [TIMEFRAME]")
+
+        pair = normalise_pair(arguments[0], self._venue.quote)
+        run = self._service.run_for(pair)
+        if run is None:
+            raise UserInputError(
+                f"{pair} is not running; /backtest {pair} STRATEGY charts any pair"
+            )
+        timeframe = arguments[1] if len(arguments) > 1 else run.timeframe
+        step = timeframe_seconds(timeframe)
+        strategy = build_strategy(run.strategy, run.params)
+        wanted = CHART_CANDLES + strategy.history
+        days = max(1, -(-wanted * step // 86_400))
+        candles = await self._history.candles(pair, timeframe, days, self._clock.now())
+        lines = {
+            label: list(values.iloc[-CHART_CANDLES:])
+            for label, values in strategy.indicators(candles).items()
+        }
+        shown = candles.iloc[-CHART_CANDLES:]
+        start = from_ms(int(shown["timestamp"].iloc[0]))
+        fills = [f for f in await self._fills.all(since=start) if f.pair == pair]
+        stop = await self._engine.stop_in_force(run, strategy.exit_policy)
+        png = await self._charts.draw(
+            "candle_chart_png",
+            title=f"{pair} {timeframe} {strategy.name}",
+            candles=shown,
+            indicators=lines,
+            oscillator=strategy.indicator_panel != "price",
+            entries=[(f.time, f.price) for f in fills if f.side is Side.BUY],
+            exits=[(f.time, f.price) for f in fills if f.side is Side.SELL],
+            stop=stop,
+        )
+        last = float(shown["close"].iloc[-1])
+        price = self._venue.price
+        return CandleChart(
+            png,
+            pair,
+            timeframe,
+            strategy.name,
+            price(pair, last),
+            price(pair, stop) if stop else None,
+        )
+
+    async def daily_report(self) -> Photo:
+        """The last 24 hours: equity chart and the day's numbers (it doubles as a heartbeat).
+        The caption is plain text: it is pushed through the alerts outbox."""
+        now = self._clock.now()
+        snapshots = await self._equity.between(now - timedelta(days=1), now)
+        equity = self._engine.portfolio.equity(self._service.prices)
+        times = [s.time for s in snapshots] or [now]
+        values = [s.equity for s in snapshots] or [equity]
+        if len(times) == 1:  # a quiet day: a flat line still shows the bot is alive
+            times, values = [now - timedelta(days=1), now], [values[0], equity]
+        png = await self._charts.draw(
+            "equity_chart_png", times=times, equity=values, title=f"Equity, {now:%Y-%m-%d}"
+        )
+        trades = [
+            t
+            for t in await closed_trades(self._engine, self._service, self._fills)
+            if t.exit_time >= times[0]
+        ]
+        halt = await self._engine.guard.halted()
+        prices = self._service.prices
+        dust = [
+            p
+            for p in self._engine.portfolio.positions()
+            if await self._engine.is_dust(p, prices.get(p.pair, p.average_price))
+        ]
+        caption = (
+            f"Daily report {now:%Y-%m-%d %H:%M}: equity {equity:,.2f} {self._venue.quote} "
+            f"({equity - values[0]:+,.2f} in 24 h), {len(trades)} trade(s) closed "
+            f"({sum(t.pnl for t in trades):+,.2f}), "
+            f"{len(self._engine.portfolio.positions()) - len(dust)} open position(s)"
+            + (f" (and dust in {len(dust)} pair(s))" if dust else "")
+            + f", {len(self._service.runs())} pair(s) running"
+            + (f". HALTED: {halt['reason']}" if halt else ".")
+        )
+        return Photo(png, caption)
+
+    async def backtest(self, arguments: Sequence[str], progress: Progress) -> BacktestChart:
+        """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]: one at a time, off the loop;
+        ``progress`` hears how far it got (plain text)."""
+        words = [a for a in arguments if "=" not in a]
+        if len(words) < 2:
+            raise UserInputError(BACKTEST_USAGE)
+        pair = normalise_pair(words[0], self._venue.quote)
+        timeframe = words[2] if len(words) > 2 else "1h"
+        days = whole_number("DAYS", words[3], 1, MAX_BACKTEST_DAYS) if len(words) > 3 else 30
+        if len(words) > 4:
+            raise UserInputError(f"unexpected {words[4]!r}; parameters go as key=value")
+        try:
+            params = key_values([a for a in arguments if "=" in a], malformed)
+            strategy = build_strategy(words[1], params)
+        except StrategyConfigError as error:
+            raise UserInputError(str(error)) from None
+        timeframe_seconds(timeframe)  # a clear error for a bad timeframe
+        with self._backtests.hold(f"{pair} {strategy.name} {timeframe} {days}d") as running:
+            # held before the first await, so backtests start in the order they were asked
+            await progress(f"Backtest {running}: loading candles…")
+            await import_off_loop("bot.research.backtest")  # numba: loaded on first use
+            from bot.research.backtest import run_backtest, setup_for
+            from bot.research.report import metric_rows, result_chart_arguments, terms_line
+
+            candles = await self._history.candles(pair, timeframe, days, self._clock.now())
+            await progress(f"Backtest {running}: trading {len(candles):,} candles…")
+            setup = setup_for(pair, timeframe, self._venue.terms, self._engine.guard.limits)
+            result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
+            await progress(f"Backtest {running}: drawing…")
+            drawn = await asyncio.to_thread(result_chart_arguments, result)
+            png = await self._charts.draw("backtest_chart_png", **drawn)
+        return BacktestChart(
+            png,
+            pair,
+            strategy.name,
+            timeframe,
+            len(candles),
+            from_ms(int(result.close_ms[0])),
+            terms_line(result),
+            tuple(metric_rows(result)[:9]),
+        )
+
+    async def sweep(self, arguments: Sequence[str], progress: Progress) -> SweepView:
+        """PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ...: see bot.chat.sweep_desk."""
+        if self._sweeps is None:
+            raise UserInputError("sweeps are not available here")
+        return await self._sweeps.run(arguments, progress)

@@ -1,0 +1,76 @@
+"""/pnl, /chart, /backtest and /sweep: each run asks bot/chat's ResearchDesk and captions its
+chart in Telegram HTML, every value escaped."""
+
+from __future__ import annotations
+
+from html import escape
+
+from bot.chat.replies import Photo
+from bot.chat.research_desk import BacktestChart, CandleChart, EquityChart
+from bot.chat.sweep_desk import SweepView
+from handlers.request import Request
+
+
+def pnl_photo(chart: EquityChart) -> Photo:
+    change = chart.last - chart.first
+    caption = (
+        f"<b>{chart.period}</b>: {chart.first:,.2f} → {chart.last:,.2f} {chart.quote} "
+        f"({change:+,.2f}, {change / chart.first:+.2%})\nmax drawdown {chart.worst:.2%}, "
+        f"{chart.trades} closed trade(s), {chart.pnl:+,.2f}"
+    )
+    return Photo(chart.png, caption)
+
+
+def chart_photo(chart: CandleChart) -> Photo:
+    caption = (
+        f"<b>{escape(chart.pair)} {chart.timeframe}</b> {escape(chart.strategy)}, last close "
+        f"{chart.last}" + (f", stop {chart.stop}" if chart.stop is not None else "")
+    )
+    return Photo(chart.png, caption)
+
+
+def backtest_photo(chart: BacktestChart) -> Photo:
+    rows = "\n".join(f"{escape(name)}: {escape(value)}" for name, value in chart.metrics)
+    caption = (
+        f"<b>{escape(chart.pair)} {escape(chart.strategy)} {chart.timeframe}</b>, "
+        f"{chart.candles:,} candles from {chart.first:%Y-%m-%d}\n"
+        f"{escape(chart.terms)}\n{rows}"
+    )
+    return Photo(chart.png, caption)
+
+
+def sweep_reply(view: SweepView) -> Photo | str:
+    """The best combinations, on the heatmap where the space has one."""
+    lines = [
+        f"<b>Sweep {view.sweep_id}</b>: {view.results} results, best by {escape(view.objective)}:"
+    ]
+    for line in view.best:
+        if line.skipped is not None:  # too long for the candles at hand
+            lines.append(f"{escape(line.params)}: {escape(line.skipped)}")
+            continue
+        score = f"- ({escape(line.why)})" if line.score is None else f"{line.score:.2f}"
+        lines.append(
+            f"{escape(line.params)}: {score}, return "
+            f"{line.total_return:+.1%}, max DD {line.max_drawdown:.1%}"
+        )
+    caption = "\n".join(lines)
+    return caption if view.png is None else Photo(view.png, caption)
+
+
+async def run_pnl(request: Request) -> Photo:
+    period = request.single() if request.arguments else "7d"
+    return pnl_photo(await request.cockpit.research.pnl(period))
+
+
+async def run_chart(request: Request) -> Photo:
+    return chart_photo(await request.cockpit.research.chart(request.arguments))
+
+
+async def run_backtest(request: Request) -> Photo:
+    research = request.cockpit.research
+    return backtest_photo(await research.backtest(request.arguments, request.progress))
+
+
+async def run_sweep(request: Request) -> Photo | str:
+    research = request.cockpit.research
+    return sweep_reply(await research.sweep(request.arguments, request.progress))
