@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bench.paths import SHARED_DATA
-from bot.app.bootstrap import assemble_replay, build_cockpit
+from bot.app.bootstrap import assemble_replay
+from bot.app.chat_root import build_cockpit
 from bot.app.config import Settings
 from bot.app.startup import load_replay
 from bot.chat.venue import Venue

@@ -8,7 +8,7 @@ from html import escape
 
 from bot.core.domain import PairRun
 from bot.core.number_text import amount_text
-from bot.trading.control import FlattenReport
+from bot.trading.kill_switch import FlattenReport
 from handlers.request import Request
 
 

@@ -1,7 +1,8 @@
 """The composition root: the only place that builds things and wires them together.
 
-Every builder is here, for a replay, paper trading on an exchange's candles and live trading
-alike (the start-up steps they run are in bot.app.startup); bot.app.run serves what they build.
+Every builder of the trading is here, for a replay, paper trading on an exchange's candles and
+live trading alike (the start-up steps they run are in bot.app.startup, the chat's services are
+built in bot.app.chat_root); bot.app.run serves what they build.
 """
 
 from __future__ import annotations
@@ -15,22 +16,11 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.alerts.outbox import AlertOutbox, OnceAlerts
-from bot.alerts.preferences import AlertPreferences
 from bot.app.config import Secrets, Settings
-from bot.app.startup import Replay, dust_desk, reconcile_at_start, sync_pair_runs
-from bot.charts.worker import ChartWorker
-from bot.chat.admin_desk import AdminDesk
-from bot.chat.chat_state import ChatState
-from bot.chat.cockpit import Cockpit
-from bot.chat.limits_desk import LimitsDesk
-from bot.chat.overview import Overview
-from bot.chat.pair_desk import PairDesk
-from bot.chat.research_desk import ResearchDesk
-from bot.chat.sweep_desk import SweepDesk
-from bot.chat.venue import Venue, unknown_precision
+from bot.app.startup import Replay, reconcile_at_start, sync_pair_runs
 from bot.core.clock import FakeClock
 from bot.core.domain import PairRun, RiskLimits
-from bot.core.ports import CandleHistory, Clock, Exchange, PriceFeed
+from bot.core.ports import Clock, Exchange, PriceFeed
 from bot.core.timeframes import timeframe_seconds
 from bot.exchange.paper import PaperExchange
 from bot.execution.executor import Executor
@@ -38,14 +28,13 @@ from bot.market.live_source import ExchangeCandleSource
 from bot.ops.scheduler import Jobs
 from bot.portfolio.books import CASH_KEY, Portfolio
 from bot.portfolio.outside import OutsideHoldings
-from bot.research.account_terms import account_terms, rests_stops
+from bot.research.account_terms import rests_stops
 from bot.risk.guard import LIMITS_KEY, RiskGuard
 from bot.trading.control import Control
 from bot.trading.engine import Engine, EngineCosts
 from bot.trading.replay import ReplayDriver
 from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
-from storage.audit import SqliteAuditRepository
 from storage.db import Database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
@@ -53,7 +42,6 @@ from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.positions import SqlitePositionRepository
 from storage.state import SqliteStateRepository
-from storage.sweeps import SqliteSweepRepository
 from storage.vetoes import SqliteVetoRepository
 
 if TYPE_CHECKING:
@@ -165,21 +153,6 @@ def paper_account(settings: Settings) -> PaperAccount:
         paper.max_volume_share,
         rests_stops(settings),
     )
-
-
-def chat_venue(
-    settings: Settings,
-    exchange: str,
-    engine: Engine,
-    price_decimals: Callable[[str], int | None] = unknown_precision,
-) -> Venue:
-    """What chat says it trades on; /backtest and /sweep simulate that account, with the
-    costs its engine sizes orders with (live: the venue's taker fee). ``price_decimals``:
-    the exchange's price precision per pair, where its markets are loaded."""
-    terms = dataclasses.replace(
-        account_terms(settings), fee_rate=engine.costs.fee_rate, slippage=engine.costs.slippage
-    )
-    return Venue(settings.mode, exchange, settings.quote, terms, price_decimals)
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
@@ -330,85 +303,3 @@ def tick_scheduler(jobs: Jobs, service: TradingService) -> Callable[[PairRun], N
             )
 
     return schedule
-
-
-def build_cockpit(
-    db: Database,
-    venue: Venue,
-    service: TradingService,
-    engine: Engine,
-    control: Control,
-    history: CandleHistory,
-    jobs: Jobs,
-    clock: Clock,
-    scheduler: str | None = None,
-) -> Cockpit:
-    """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
-    charts = ChartWorker()
-    sweeps = SweepDesk(
-        history=history,
-        store=SqliteSweepRepository(db),
-        clock=clock,
-        quote=venue.quote,
-        charts=charts,
-        terms=venue.terms,
-        limits=lambda: engine.guard.limits,
-        scheduler=scheduler,
-    )
-    dust = dust_desk(
-        db,
-        engine,
-        clock,
-        venue.exchange if venue.mode == "live" else "the paper exchange",
-        prices=lambda: service.prices,
-        lock=service.tick_lock,
-    )
-    fills = SqliteFillRepository(db)
-    state = SqliteStateRepository(db)
-    preferences = AlertPreferences(state, clock)
-    limits = LimitsDesk(quote=venue.quote, service=service, engine=engine, clock=clock)
-    return Cockpit(
-        venue=venue,
-        overview=Overview(
-            venue=venue,
-            service=service,
-            engine=engine,
-            control=control,
-            fills=fills,
-            orders=SqliteOrderRepository(db),
-        ),
-        pairs=PairDesk(
-            venue=venue,
-            service=service,
-            engine=engine,
-            control=control,
-            limits=limits,
-            clock=clock,
-        ),
-        limits=limits,
-        research=ResearchDesk(
-            venue=venue,
-            service=service,
-            engine=engine,
-            fills=fills,
-            equity=SqliteEquityRepository(db),
-            history=history,
-            charts=charts,
-            clock=clock,
-            sweeps=sweeps,
-        ),
-        admin=AdminDesk(
-            service=service,
-            engine=engine,
-            audit=SqliteAuditRepository(db),
-            alerts=SqliteAlertRepository(db),
-            preferences=preferences,
-            jobs=jobs,
-            clock=clock,
-            state=state,
-        ),
-        chat_state=ChatState(state, clock),
-        preferences=preferences,
-        charts=charts,
-        dust=dust,
-    )

@@ -16,14 +16,8 @@ from functools import partial
 
 from bot.alerts.held import HeldAlerts
 from bot.alerts.outbox import AlertOutbox
-from bot.app.bootstrap import (
-    Trading,
-    assemble_on_exchange,
-    assemble_replay,
-    build_cockpit,
-    chat_venue,
-    credentials,
-)
+from bot.app.bootstrap import Trading, assemble_on_exchange, assemble_replay, credentials
+from bot.app.chat_root import build_cockpit, chat_venue
 from bot.app.config import Secrets, Settings
 from bot.app.notifications import ChatFactory, notifications
 from bot.app.startup import load_replay

@@ -19,8 +19,9 @@ from bot.core.number_text import amount_text
 from bot.core.pairs import check_quote
 from bot.core.ports import Clock
 from bot.portfolio.holdings import Holding, accept_preview, accepting
-from bot.trading.control import Control, FlattenReport
+from bot.trading.control import Control
 from bot.trading.engine import Engine
+from bot.trading.kill_switch import FlattenReport
 from bot.trading.service import TradingService
 
 START_USAGE = "usage: /startpair PAIR [STRATEGY] [TIMEFRAME] [key=value ...]"

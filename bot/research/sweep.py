@@ -21,6 +21,7 @@ import pandas as pd
 
 from bot.core.domain import RiskLimits, SweepRow
 from bot.core.errors import UserInputError
+from bot.core.key_values import key_values
 from bot.portfolio.performance import MIN_ANNUALISED_DAYS
 from bot.research.account_terms import AccountTerms
 from strategies import REGISTRY, StrategyConfigError, build_strategy
@@ -56,18 +57,17 @@ def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | flo
     strategy's declared bounds. A range is LOW:HIGH:STEP, inclusive; a list is comma-separated."""
     specs = _specs(strategy)
     space: dict[str, list[int | float]] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip()
-        if not sep or not text.strip():
-            raise UserInputError(f"--param {item!r}: expected NAME=LOW:HIGH:STEP or NAME=A,B,C")
+    given = key_values(
+        items, lambda item: f"--param {item!r}: expected NAME=LOW:HIGH:STEP or NAME=A,B,C"
+    )
+    for name, text in given.items():
         if name not in specs:
             raise UserInputError(
                 f"{strategy} has no parameter {name!r}; it has {', '.join(sorted(specs))}"
             )
-        values = _values(specs[name], text.strip())
+        values = _values(specs[name], text)
         if not values:
-            raise UserInputError(f"--param {item!r} gives no values")
+            raise UserInputError(f"--param {name + '=' + text!r} gives no values")
         space[name] = values
     if not space:
         raise UserInputError("the parameter space is empty: give at least one --param")

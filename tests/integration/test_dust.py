@@ -23,7 +23,8 @@ import ccxt.async_support as ccxt_async
 import pandas as pd
 import pytest
 
-from bot.app.bootstrap import Trading, build_cockpit
+from bot.app.bootstrap import Trading
+from bot.app.chat_root import build_cockpit
 from bot.chat.cockpit import Cockpit
 from bot.chat.venue import Venue
 from bot.core.domain import OrderIntent, Side, to_ms

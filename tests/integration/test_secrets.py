@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.app.bootstrap import assemble_on_exchange, build_cockpit, credentials
+from bot.app.bootstrap import assemble_on_exchange, credentials
+from bot.app.chat_root import build_cockpit
 from bot.app.config import Secrets, Settings
 from bot.chat.venue import Venue
 from bot.core.clock import FakeClock

@@ -7,7 +7,8 @@ import asyncio
 import socket
 from pathlib import Path
 
-from bot.app.bootstrap import assemble_replay, build_cockpit
+from bot.app.bootstrap import assemble_replay
+from bot.app.chat_root import build_cockpit
 from bot.app.config import (
     Secrets,
     TelegramSettings,

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.app.bootstrap import Trading, assemble_replay, build_cockpit, chat_venue
+from bot.app.bootstrap import Trading, assemble_replay
+from bot.app.chat_root import build_cockpit, chat_venue
 from bot.app.config import Settings
 from bot.app.startup import load_replay
 from bot.chat.cockpit import Cockpit

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.app.bootstrap import Trading, assemble_on_exchange, build_cockpit, credentials
+from bot.app.bootstrap import Trading, assemble_on_exchange, credentials
+from bot.app.chat_root import build_cockpit
 from bot.app.config import Secrets, Settings, telegram_options
 from bot.app.notifications import notifications
 from bot.chat.venue import Venue

@@ -1,0 +1,134 @@
+"""The composition root's chat part: the chat's services and the venue they describe.
+
+bot.app.bootstrap builds the trading; this builds what a chat reads and drives on top of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from bot.alerts.preferences import AlertPreferences
+from bot.app.config import Settings
+from bot.app.startup import dust_desk
+from bot.charts.worker import ChartWorker
+from bot.chat.admin_desk import AdminDesk
+from bot.chat.chat_state import ChatState
+from bot.chat.cockpit import Cockpit
+from bot.chat.limits_desk import LimitsDesk
+from bot.chat.overview import Overview
+from bot.chat.pair_desk import PairDesk
+from bot.chat.research_desk import ResearchDesk
+from bot.chat.sweep_desk import SweepDesk
+from bot.chat.venue import Venue, unknown_precision
+from bot.core.ports import CandleHistory, Clock
+from bot.ops.scheduler import Jobs
+from bot.research.account_terms import account_terms
+from bot.trading.control import Control
+from bot.trading.engine import Engine
+from bot.trading.service import TradingService
+from storage.alerts import SqliteAlertRepository
+from storage.audit import SqliteAuditRepository
+from storage.db import Database
+from storage.equity import SqliteEquityRepository
+from storage.fills import SqliteFillRepository
+from storage.orders import SqliteOrderRepository
+from storage.state import SqliteStateRepository
+from storage.sweeps import SqliteSweepRepository
+
+
+def chat_venue(
+    settings: Settings,
+    exchange: str,
+    engine: Engine,
+    price_decimals: Callable[[str], int | None] = unknown_precision,
+) -> Venue:
+    """What chat says it trades on; /backtest and /sweep simulate that account, with the
+    costs its engine sizes orders with (live: the venue's taker fee). ``price_decimals``:
+    the exchange's price precision per pair, where its markets are loaded."""
+    terms = dataclasses.replace(
+        account_terms(settings), fee_rate=engine.costs.fee_rate, slippage=engine.costs.slippage
+    )
+    return Venue(settings.mode, exchange, settings.quote, terms, price_decimals)
+
+
+def build_cockpit(
+    db: Database,
+    venue: Venue,
+    service: TradingService,
+    engine: Engine,
+    control: Control,
+    history: CandleHistory,
+    jobs: Jobs,
+    clock: Clock,
+    scheduler: str | None = None,
+) -> Cockpit:
+    """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
+    charts = ChartWorker()
+    sweeps = SweepDesk(
+        history=history,
+        store=SqliteSweepRepository(db),
+        clock=clock,
+        quote=venue.quote,
+        charts=charts,
+        terms=venue.terms,
+        limits=lambda: engine.guard.limits,
+        scheduler=scheduler,
+    )
+    dust = dust_desk(
+        db,
+        engine,
+        clock,
+        venue.exchange if venue.mode == "live" else "the paper exchange",
+        prices=lambda: service.prices,
+        lock=service.tick_lock,
+    )
+    fills = SqliteFillRepository(db)
+    state = SqliteStateRepository(db)
+    preferences = AlertPreferences(state, clock)
+    limits = LimitsDesk(quote=venue.quote, service=service, engine=engine, clock=clock)
+    return Cockpit(
+        venue=venue,
+        overview=Overview(
+            venue=venue,
+            service=service,
+            engine=engine,
+            control=control,
+            fills=fills,
+            orders=SqliteOrderRepository(db),
+        ),
+        pairs=PairDesk(
+            venue=venue,
+            service=service,
+            engine=engine,
+            control=control,
+            limits=limits,
+            clock=clock,
+        ),
+        limits=limits,
+        research=ResearchDesk(
+            venue=venue,
+            service=service,
+            engine=engine,
+            fills=fills,
+            equity=SqliteEquityRepository(db),
+            history=history,
+            charts=charts,
+            clock=clock,
+            sweeps=sweeps,
+        ),
+        admin=AdminDesk(
+            service=service,
+            engine=engine,
+            audit=SqliteAuditRepository(db),
+            alerts=SqliteAlertRepository(db),
+            preferences=preferences,
+            jobs=jobs,
+            clock=clock,
+            state=state,
+        ),
+        chat_state=ChatState(state, clock),
+        preferences=preferences,
+        charts=charts,
+        dust=dust,
+    )
