@@ -183,7 +183,7 @@ class SweepDesk:
 
 
 def _malformed(item: str) -> str:
-    return f"--param {item!r}: expected NAME=LOW:HIGH:STEP or NAME=A,B,C"
+    return f"{item!r}: expected NAME=LOW:HIGH:STEP, NAME=A,B,C or an option like random=N"
 
 
 def grid_size(items: Sequence[str]) -> float:

@@ -11,14 +11,16 @@ from collections.abc import Callable, Iterable
 from bot.core.errors import UserInputError
 
 
+def key_value(item: str, malformed: Callable[[str], str]) -> tuple[str, str]:
+    """``"slow = 26"`` -> ``("slow", "26")``, both sides stripped; an item without ``=`` or
+    with a blank key or value raises UserInputError(``malformed(item)``)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise UserInputError(malformed(item))
+    return key.strip(), value.strip()
+
+
 def key_values(items: Iterable[str], malformed: Callable[[str], str]) -> dict[str, str]:
-    """``["fast=12", "slow = 26"]`` -> ``{"fast": "12", "slow": "26"}`` (both sides stripped,
-    a later key wins); an item without ``=`` or with a blank key or value raises
-    UserInputError(``malformed(item)``) and nothing is returned."""
-    values: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UserInputError(malformed(item))
-        values[key.strip()] = value.strip()
-    return values
+    """``["fast=12", "slow = 26"]`` -> ``{"fast": "12", "slow": "26"}`` (a later key wins);
+    the first malformed item (see ``key_value``) raises and nothing is returned."""
+    return dict(key_value(item, malformed) for item in items)

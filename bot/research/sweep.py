@@ -21,7 +21,7 @@ import pandas as pd
 
 from bot.core.domain import RiskLimits, SweepRow
 from bot.core.errors import UserInputError
-from bot.core.key_values import key_values
+from bot.core.key_values import key_value
 from bot.portfolio.performance import MIN_ANNUALISED_DAYS
 from bot.research.account_terms import AccountTerms
 from strategies import REGISTRY, StrategyConfigError, build_strategy
@@ -57,21 +57,23 @@ def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | flo
     strategy's declared bounds. A range is LOW:HIGH:STEP, inclusive; a list is comma-separated."""
     specs = _specs(strategy)
     space: dict[str, list[int | float]] = {}
-    given = key_values(
-        items, lambda item: f"--param {item!r}: expected NAME=LOW:HIGH:STEP or NAME=A,B,C"
-    )
-    for name, text in given.items():
+    for item in items:
+        name, text = key_value(item, _malformed)
         if name not in specs:
             raise UserInputError(
                 f"{strategy} has no parameter {name!r}; it has {', '.join(sorted(specs))}"
             )
         values = _values(specs[name], text)
         if not values:
-            raise UserInputError(f"--param {name + '=' + text!r} gives no values")
+            raise UserInputError(f"--param {item!r} gives no values")
         space[name] = values
     if not space:
         raise UserInputError("the parameter space is empty: give at least one --param")
     return space
+
+
+def _malformed(item: str) -> str:
+    return f"--param {item!r}: expected NAME=LOW:HIGH:STEP or NAME=A,B,C"
 
 
 def _specs(strategy: str) -> dict[str, ParamSpec]:

@@ -6,7 +6,9 @@ again.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +20,7 @@ from bot.research.sweep_tasks import CHUNK, evaluate, tasks
 
 CONNECT_SECONDS = 5
 RESUBMITS = 3  # times a task cancelled by lost scattered candles is sent again
+SCATTER_PAUSE_SECONDS = 1.0  # before scattering again to workers one of which just died
 
 
 def run_on_dask(
@@ -41,9 +44,19 @@ def run_on_dask(
 
     def scatter() -> dict[str, Any]:
         """Once per worker, not once per task; under keys of this sweep's own (a dict's keys
-        would name the data on the scheduler: another sweep of the pair would share them)."""
-        sent = client.scatter(list(data.values()), broadcast=True, hash=False)
-        return dict(zip(data, sent, strict=True))
+        would name the data on the scheduler: another sweep of the pair would share them).
+        Right after workers die the scheduler may still list one: sending to it fails with
+        CommClosedError (an OSError) until the scheduler drops it, so it is tried again."""
+        for attempt in itertools.count(1):
+            try:
+                sent = client.scatter(list(data.values()), broadcast=True, hash=False)
+            except OSError:
+                if attempt > RESUBMITS:
+                    raise
+                time.sleep(SCATTER_PAUSE_SECONDS)
+                continue
+            return dict(zip(data, sent, strict=True))
+        raise AssertionError("unreachable")
 
     scattered = scatter()
 

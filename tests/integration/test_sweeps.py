@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
+from distributed.comm.core import CommClosedError
 
 from bot.core.domain import SweepRow
 from bot.core.errors import UserInputError
@@ -115,6 +116,42 @@ def test_a_sweep_whose_scattered_candles_are_lost_scatters_them_again(
     assert set(counts) == set(by_key(run_plain(spec, series)))
 
 
+def test_a_scatter_that_meets_a_worker_dying_is_sent_again(
+    client: Client, btc_candles: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after its workers die the scheduler may still list one of them: scattering the
+    candles anew then fails with CommClosedError (seen under load). The sweep scatters again
+    rather than dying with every row it had not stored yet."""
+    spec = SweepSpec("sma_cross", SPACE, objective="return")
+    series = [Series("BTC/USDT", "1h", btc_candles)]
+    received: list[SweepRow] = []
+    killed = []
+    scatters = []
+    real_scatter = client.scatter
+
+    def scatter(*args: object, **kwargs: object) -> object:
+        scatters.append(len(killed))
+        if killed and scatters.count(len(killed)) == 1:  # the first scatter after the kill
+            raise CommClosedError("in <TCP (closed) Scheduler->Worker>: Stream is closed")
+        return real_scatter(*args, **kwargs)
+
+    def store(rows: list[SweepRow]) -> None:
+        received.extend(rows)
+        if not killed:
+            client.wait_for_workers(2)  # the worker an earlier test killed is back
+            pids = client.run(os.getpid)
+            killed.extend(pids)
+            for pid in pids.values():
+                os.kill(pid, signal.SIGKILL)
+
+    monkeypatch.setattr(client, "scatter", scatter)
+    run_on_dask(client, spec, series, store, chunk=1)
+    assert scatters.count(2) >= 2  # the failed scatter and the one sent again
+    counts = collections.Counter(row.key for row in received)
+    assert max(counts.values()) == 1
+    assert set(counts) == set(by_key(run_plain(spec, series)))
+
+
 def test_two_sweeps_of_the_same_pair_on_one_scheduler_keep_their_own_candles(
     client: Client, btc_candles: pd.DataFrame
 ) -> None:
@@ -146,6 +183,8 @@ def test_the_space_is_checked_against_the_strategys_bounds() -> None:
         (["speed=5"], "has no parameter 'speed'"),
         (["fast=10:5:1"], "LOW <= HIGH"),
         (["fast=a,b"], "not int values"),
+        (["fast=999", "fast=5"], "outside the strategy's bounds"),  # each item is checked
+        (["fast="], r"--param 'fast=': expected NAME=LOW:HIGH:STEP"),
     ]:
         with pytest.raises(UserInputError, match=words):
             parse_space("ema_cross", items)

@@ -76,6 +76,8 @@ async def test_sweep_from_chat_edits_its_progress_and_replies_with_a_heatmap(
             ("/sweep BTC/USDT ema_cross fast=1:3:1", "outside the strategy"),
             ("/sweep BTC/USDT ema_cross fast=5 objective=luck", "objective"),
             ("/sweep BTC/USDT ema_cross 1h 3 fast=5", "DAYS 3 must be"),
+            # an empty value names the item in the chat's words, never the CLI's --param
+            ("/sweep BTC/USDT ema_cross fast=5 random=", "'random=': expected NAME=LOW:HIGH"),
         ]:
             assert expected in await chat.ask(ADMIN, text), text
         before = len(chat.emulator.to(ADMIN))
