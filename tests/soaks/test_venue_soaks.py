@@ -45,7 +45,7 @@ async def test_the_crash_soak_loses_nothing_on_each_venue(
     report = await run_crash_soak(
         tmp_path,
         btc_candles,
-        kills=2,
+        kills=3,
         seed=3,
         venue=venue,
         split=(0.4, 0.6),
@@ -54,5 +54,5 @@ async def test_the_crash_soak_loses_nothing_on_each_venue(
     )
     print(report)
     assert report.violations == []
-    assert report.kills == 2
+    assert report.kills == 3
     assert report.exchange_orders >= 2  # it traded between the kills
