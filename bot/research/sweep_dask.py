@@ -6,7 +6,6 @@ again.
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,16 +46,16 @@ def run_on_dask(
         would name the data on the scheduler: another sweep of the pair would share them).
         Right after workers die the scheduler may still list one: sending to it fails with
         CommClosedError (an OSError) until the scheduler drops it, so it is tried again."""
-        for attempt in itertools.count(1):
+        failed = 0
+        while True:
             try:
                 sent = client.scatter(list(data.values()), broadcast=True, hash=False)
+                return dict(zip(data, sent, strict=True))
             except OSError:
-                if attempt > RESUBMITS:
+                failed += 1
+                if failed > RESUBMITS:
                     raise
                 time.sleep(SCATTER_PAUSE_SECONDS)
-                continue
-            return dict(zip(data, sent, strict=True))
-        raise AssertionError("unreachable")
 
     scattered = scatter()
 
