@@ -193,6 +193,58 @@ class ResearchTerms:
             "given": sorted(self.given),
         }
 
+    def statement(self) -> list[str]:
+        """The values used, as every output states them: the account, then the risk limits.
+        A value a command gave is marked "(given)". The kernel does not simulate the capital
+        share or the volume cap yet (issue 17, part B): the line says so rather than imply it."""
+
+        def given(name: str) -> str:
+            return " (given)" if name in self.given else ""
+
+        fee_in = "in the coin bought" if self.fee_in_coin else "in the quote"
+        cap = (
+            f"fills <= {self.volume_share:.0%} of a candle's volume"
+            if self.volume_share
+            else ("no volume cap")
+        )
+        account = (
+            f"balance {self.balance:,.2f}{given('balance')}; fee {self.fee_rate:.4%} {fee_in}"
+            f"{given('fee_rate')}, slippage {self.slippage:.4%}{given('slippage')}; days in "
+            f"{self.timezone}; stops {self.account.stops}{given('resting_stops')}"
+        )
+        unsimulated = (
+            f"not simulated yet: capital share {self.capital_share * 100:g}%"
+            f"{given('capital_share')}, {cap}{given('volume_share')}"
+        )
+        return [account, unsimulated, f"risk{given('limits')}: {limits_text(self.limits)}"]
+
+
+def limits_text(limits: RiskLimits) -> str:
+    """Every risk limit in one line, "off" where a limit is switched off."""
+
+    def pct(share: float) -> str:
+        return f"{share * 100:g}%"
+
+    cooldown = (
+        f"{limits.cooldown_candles} candles after {limits.cooldown_losses} losses"
+        if limits.cooldown_losses
+        else "off"
+    )
+    volatility = (
+        f"{limits.volatility_short}/{limits.volatility_long} candles, floor "
+        f"{pct(limits.volatility_floor)}"
+        if limits.volatility_short
+        else "off"
+    )
+    return (
+        f"entry {pct(limits.position_fraction)} (<= {pct(limits.max_position_fraction)}/asset, "
+        f"<= {pct(limits.max_total_exposure)} exposure, <= {limits.max_open_positions} open, "
+        f"min {limits.min_order_value:g}), risk per trade "
+        f"{pct(limits.risk_per_trade) if limits.risk_per_trade else 'off'}, daily loss "
+        f"{pct(limits.daily_loss_limit)}, drawdown {pct(limits.max_drawdown)}, "
+        f"cooldown {cooldown}, volatility {volatility}"
+    )
+
 
 # Each override's name as a command spells it, and the range it must lie in.
 _RATES = {"fee_rate": "fee", "slippage": "slippage"}

@@ -1,0 +1,99 @@
+"""Issue 17, item 1: change the config, every research path changes, and says so.
+
+Each setting is moved away from its default in a config; each path run on that config states
+the moved value and gives another result than the default config's. Paths covered so far:
+the CLI backtest (text and --json). In process, on the bundled candles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli.main import main
+from bot.research.account_terms import research_terms
+from tests.integration.test_cli import SAMPLE
+
+# A setting -> (the config that moves it, the key in the JSON "terms", the value stated).
+# Each bites on the sample with a 1% stop: a moved value moves the result.
+MOVED: dict[str, tuple[str, str, object]] = {
+    "balance": ("[paper]\nbalance = 50\n", "balance", 50.0),
+    "fee": ("[paper]\nfee = 0.002\n", "fee_rate", 0.002),
+    "slippage": ("[paper]\nslippage = 0.002\n", "slippage", 0.002),
+    "timezone": ('timezone = "America/New_York"\n', "timezone", "America/New_York"),
+    "stops": ('[exchange]\nname = "coinbase"\n', "resting_stops", False),
+    "risk": ("[risk]\nposition_fraction = 0.5\n", "limits", None),
+}
+# A tight daily loss limit, so the day's start (the timezone) bites too.
+RISK = {"daily_loss_limit": "0.002", "max_drawdown": "0", "max_position_fraction": "1"}
+RUN = ["--data", str(SAMPLE), "--param", "stop_loss=0.01"]
+RUN += [item for key, value in RISK.items() for item in ("--risk", f"{key}={value}")]
+
+
+def backtest_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+    assert main(["backtest", *RUN, *args, "--json"]) == 0
+    document: dict[str, object] = json.loads(capsys.readouterr().out)
+    return document
+
+
+def config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "moved.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_without_a_config_the_backtest_runs_the_default_configs_terms(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Not slippage 0 (issue 17, M2): the account `pairpilot run` trades with no config."""
+    from bot.app.config import load_settings
+    from bot.research.account_terms import Overrides
+
+    terms = backtest_json(capsys)["terms"]
+    expected = research_terms(load_settings(None, None), "BTC/USDT", Overrides(risk=RISK))
+    assert terms == expected.as_dict()
+    assert isinstance(terms, dict)
+    assert terms["slippage"] == 0.0005
+
+
+@pytest.mark.parametrize("setting", sorted(MOVED))
+def test_a_moved_setting_moves_the_cli_backtest_and_is_stated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], setting: str
+) -> None:
+    text, key, value = MOVED[setting]
+    default = backtest_json(capsys, "--config", str(config(tmp_path, "")))
+    moved = backtest_json(capsys, "--config", str(config(tmp_path, text)))
+    terms, before = moved["terms"], default["terms"]
+    assert isinstance(terms, dict)
+    assert isinstance(before, dict)
+    if value is None:
+        assert terms[key]["position_fraction"] == 0.5
+    else:
+        assert terms[key] == value
+    assert terms[key] != before[key]
+    assert moved["metrics"] != default["metrics"]
+
+
+def test_the_text_output_states_every_value_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = config(
+        tmp_path, '[paper]\nslippage = 0.002\n[[pairs]]\npair = "BTC/USDT"\ncapital_share = 0.4\n'
+    )
+    assert main(["backtest", *RUN, "--config", str(path), "--fee", "0.003"]) == 0
+    text = capsys.readouterr().out
+    assert "balance 1,000.00; fee 0.3000% in the quote (given), slippage 0.2000%;" in text
+    assert "not simulated yet: capital share 40%, fills <= 10% of a candle's volume" in text
+    assert "risk (given): entry 99% (<= 100%/asset, <= 100% exposure, <= 5 open" in text
+    assert "daily loss 0.2%, drawdown 0%" in text
+
+
+def test_a_bad_override_is_refused_before_anything_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "none.csv"
+    assert main(["backtest", "--data", str(missing), "--slippage", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--slippage 0.5: expected a rate from 0 to 0.05" in err
+    assert "does not exist" not in err
