@@ -2,14 +2,18 @@
 
 Each setting is moved away from its default in a config; each path run on that config states
 the moved value and gives another result than the default config's. Paths covered so far:
-the CLI backtest (text and --json). In process, on the bundled candles."""
+the CLI backtest (text and --json), the CLI sweep and its walk-forward. In process, on the
+bundled candles."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from distributed import Client, LocalCluster
 
 from bot.cli.main import main
 from bot.research.account_terms import research_terms
@@ -27,6 +31,14 @@ MOVED: dict[str, tuple[str, str, object]] = {
 }
 # A tight daily loss limit, so the day's start (the timezone) bites too.
 RISK = {"daily_loss_limit": "0.002", "max_drawdown": "0", "max_position_fraction": "1"}
+# How the text states each moved value.
+STATED = {
+    "balance": "balance 50.00;",
+    "fee": "fee 0.2000% in the quote,",
+    "slippage": "slippage 0.2000%;",
+    "timezone": "days in America/New_York;",
+    "stops": "stops checked per candle: a stop sells at the next open",
+}
 RUN = ["--data", str(SAMPLE), "--param", "stop_loss=0.01"]
 RUN += [item for key, value in RISK.items() for item in ("--risk", f"{key}={value}")]
 
@@ -97,3 +109,62 @@ def test_a_bad_override_is_refused_before_anything_is_read(
     err = capsys.readouterr().err
     assert "--slippage 0.5: expected a rate from 0 to 0.05" in err
     assert "does not exist" not in err
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> Iterator[str]:
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        yield cluster.scheduler_address
+
+
+def sweep_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scheduler: str, text: str, *args: str
+) -> tuple[str, dict[str, object], list[tuple[str, str]]]:
+    """The sweep's printed text, its stored spec, and its stored (segment, metrics) rows."""
+    folder = tmp_path / str(abs(hash(text + " ".join(args))))
+    folder.mkdir()
+    path = folder / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    sweep = ["sweep", *RUN, "--param", "fast=5,8", "--scheduler", scheduler]
+    assert main([*sweep, "--config", str(path), *args]) == 0
+    with sqlite3.connect(folder / "data" / "pairpilot.sqlite") as db:
+        (spec,) = db.execute("SELECT spec FROM sweeps").fetchone()
+        rows = db.execute("SELECT segment, metrics FROM sweep_results ORDER BY 1, params")
+        return capsys.readouterr().out, json.loads(spec), rows.fetchall()
+
+
+@pytest.mark.parametrize("folds", [0, 2])
+@pytest.mark.parametrize("setting", sorted(MOVED))
+def test_a_moved_setting_moves_the_cli_sweep_and_is_stated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scheduler: str, setting: str, folds: int
+) -> None:
+    text, key, value = MOVED[setting]
+    walk = ["--walk-forward", str(folds)] if folds else []
+    default = sweep_of(tmp_path, capsys, scheduler, "", *walk)
+    printed, spec, rows = sweep_of(tmp_path, capsys, scheduler, text, *walk)
+    terms, limits = spec["terms"], spec["limits"]
+    assert isinstance(terms, dict)
+    assert isinstance(limits, dict)
+    if value is None:
+        assert limits["position_fraction"] == 0.5
+        assert "risk (given): entry 50% (" in printed
+    else:
+        assert terms[key] == value
+        assert STATED[setting] in printed
+    assert rows != default[2]
+    assert "not simulated yet: capital share 100%" in printed
+
+
+def test_the_sweep_takes_the_backtests_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scheduler: str
+) -> None:
+    printed, spec, _ = sweep_of(tmp_path, capsys, scheduler, "", "--slippage", "0.003")
+    terms = spec["terms"]
+    assert isinstance(terms, dict)
+    assert terms["slippage"] == 0.003
+    assert "slippage 0.3000% (given)" in printed
