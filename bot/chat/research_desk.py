@@ -68,7 +68,7 @@ class BacktestChart:
     timeframe: str
     candles: int
     first: datetime  # the first candle's close
-    terms: str  # the account simulated, in a line
+    terms: tuple[str, ...]  # the values simulated (ResearchTerms.statement)
     metrics: tuple[tuple[str, str], ...]  # name, value
 
 
@@ -236,11 +236,12 @@ class ResearchDesk:
             await progress(f"Backtest {running}: loading candles…")
             await import_off_loop("bot.research.backtest")  # numba: loaded on first use
             from bot.research.backtest import run_backtest, setup_for
-            from bot.research.report import metric_rows, result_chart_arguments, terms_line
+            from bot.research.report import metric_rows, result_chart_arguments
 
             candles = await self._history.candles(pair, timeframe, days, self._clock.now())
             await progress(f"Backtest {running}: trading {len(candles):,} candles…")
-            setup = setup_for(pair, timeframe, self._venue.terms, self._engine.guard.limits)
+            terms = self._venue.research_terms(pair)
+            setup = setup_for(pair, timeframe, terms.account, terms.limits)
             result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
             await progress(f"Backtest {running}: drawing…")
             drawn = await asyncio.to_thread(result_chart_arguments, result)
@@ -252,7 +253,7 @@ class ResearchDesk:
             timeframe,
             len(candles),
             from_ms(int(result.close_ms[0])),
-            terms_line(result),
+            tuple(terms.statement()),
             tuple(metric_rows(result)[:9]),
         )
 

@@ -256,16 +256,19 @@ def research_terms(
     overrides: Overrides = NONE,
     *,
     flag: str = "--",
+    fee_rate: float | None = None,
+    limits: RiskLimits | None = None,
 ) -> ResearchTerms:
     """The terms a run of ``pair`` simulates: the config's account (``account_terms``), its
     paper volume cap (live: 0, the real book caps), [risk], the pair's capital share, and
     ``overrides`` on top. A bad override raises UserInputError naming it (``flag`` + its name,
-    as the command spells it) before anything runs."""
+    as the command spells it) before anything runs. ``fee_rate`` and ``limits``: what a running
+    engine knows better than the file (the account's fee; the limits /risk set changed)."""
     account = account_terms(config)
     shares = {entry.pair: entry.capital_share for entry in config.pairs}
     base: dict[str, Any] = {
         "balance": account.balance,
-        "fee_rate": account.fee_rate,
+        "fee_rate": account.fee_rate if fee_rate is None else fee_rate,
         "fee_in_coin": account.fee_in_coin,
         "slippage": account.slippage,
         "volume_share": config.paper.max_volume_share if config.mode == "paper" else 0.0,
@@ -281,9 +284,10 @@ def research_terms(
     if overrides.resting_stops is not None:
         given["resting_stops"] = overrides.resting_stops
     _check(given, flag)
-    limits = checked_limits(config.risk.model_dump(), overrides.risk, option=f"{flag}risk")
+    start = config.risk.model_dump() if limits is None else asdict(limits)
+    checked = checked_limits(start, overrides.risk, option=f"{flag}risk")
     names = set(given) | ({"limits"} if overrides.risk else set())
-    return ResearchTerms(**{**base, **given}, limits=limits, given=frozenset(names))
+    return ResearchTerms(**{**base, **given}, limits=checked, given=frozenset(names))
 
 
 def _check(given: Mapping[str, Any], flag: str) -> None:

@@ -2,8 +2,8 @@
 
 Each setting is moved away from its default in a config; each path run on that config states
 the moved value and gives another result than the default config's. Paths covered so far:
-the CLI backtest (text and --json), the CLI sweep and its walk-forward. In process, on the
-bundled candles."""
+the CLI backtest (text and --json), the CLI sweep and its walk-forward, chat /backtest and
+/sweep. In process, on the bundled candles."""
 
 from __future__ import annotations
 
@@ -15,9 +15,15 @@ from pathlib import Path
 import pytest
 from distributed import Client, LocalCluster
 
+from bot.app.config import Settings
 from bot.cli.main import main
 from bot.research.account_terms import research_terms
+from tests.doubles.telegram_emulator import Sent
 from tests.integration.test_cli import SAMPLE
+from tests.rigs.builders import replay_settings
+from tests.rigs.chat_rig import ADMIN, TRADER, Chat, chat_stack
+
+DAYS = 7
 
 # A setting -> (the config that moves it, the key in the JSON "terms", the value stated).
 # Each bites on the sample with a 1% stop: a moved value moves the result.
@@ -168,3 +174,44 @@ def test_the_sweep_takes_the_backtests_overrides(
     assert isinstance(terms, dict)
     assert terms["slippage"] == 0.003
     assert "slippage 0.3000% (given)" in printed
+
+
+async def test_chat_backtest_and_sweep_state_the_configs_terms_and_the_risk_set_now(
+    tmp_path: Path,
+) -> None:
+    """Every value /backtest and /sweep simulate is in the reply: the moved config's, the
+    pair's capital share, and the limits as /risk set left them (issue 17, M4, M7)."""
+    base = replay_settings(tmp_path).model_dump()
+    config = Settings.model_validate(
+        {
+            **base,
+            "timezone": "America/New_York",
+            "paper": {"balance": 5000.0, "fee": 0.002, "slippage": 0.001},
+            "risk": {**base["risk"], "daily_loss_limit": 0.002},
+        }
+    )
+    stated = [
+        "balance 5,000.00; fee 0.2000% in the quote, slippage 0.1000%; days in America/New_York;",
+        "not simulated yet: capital share 50%, fills ",
+        "daily loss 0.2%, drawdown 15%",
+    ]
+    async with chat_stack(tmp_path, config) as chat:
+        for _ in range(DAYS * 24):
+            await chat.trading.driver.step()
+        ask = f"BTC/USDT ema_cross 1h {DAYS} fast=5 slow=20"
+        photo = await chat_result(chat, TRADER, f"/backtest {ask}")
+        assert all(line in photo.text for line in stated), photo.text
+        reply = await chat_result(chat, ADMIN, f"/sweep {ask}")
+        assert all(line in reply.text for line in stated), reply.text
+        await chat.ask(ADMIN, "/risk set max_drawdown 0.1")
+        assert chat.trading.engine.guard.limits.max_drawdown == 0.1
+        photo = await chat_result(chat, TRADER, f"/backtest {ask}")
+        assert "daily loss 0.2%, drawdown 10%" in photo.text
+
+
+async def chat_result(chat: Chat, user: int, command: str) -> Sent:
+    """The result after the progress message."""
+    before = len(chat.emulator.to(user))
+    chat.emulator.say(user, command)
+    await chat.emulator.reply(user, after=before)
+    return await chat.emulator.reply(user, after=before + 1, within=120)
