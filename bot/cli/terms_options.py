@@ -8,7 +8,8 @@ asks for them.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.cli.args import malformed
 from bot.core.key_values import key_values
@@ -46,12 +47,19 @@ def add_terms_options(parser: argparse.ArgumentParser) -> None:
 
 def terms_from_args(args: argparse.Namespace, pair: str | None) -> ResearchTerms:
     """The terms a run of ``pair`` simulates: the --config's (the default config's without
-    one), with the options of ``add_terms_options`` on top. Raises UserInputError for a bad
+    one) with the limits /risk set stored in the --config's database (as the bot runs them),
+    and the
+    options of ``add_terms_options`` on top. Raises UserInputError for a bad
     override and ConfigError for a bad config, before anything runs."""
     from bot.app.config import load_settings
+    from bot.core.domain import RiskLimits
     from bot.research.account_terms import Overrides, research_terms
+    from bot.risk.settings import effective_limits
 
     settings = load_settings(args.config, None)  # a research run needs no keys, live or not
+    configured = RiskLimits(**settings.risk.model_dump())
+    stored = _stored_limits(settings.database_path) if args.config else None
+    limits = effective_limits(configured, stored)
     overrides = Overrides(
         balance=args.balance,
         fee_rate=args.fee,
@@ -59,4 +67,22 @@ def terms_from_args(args: argparse.Namespace, pair: str | None) -> ResearchTerms
         resting_stops=args.resting_stops,
         risk=key_values(args.risk, malformed("--risk")),
     )
-    return research_terms(settings, pair, overrides)
+    return research_terms(settings, pair, overrides, limits=limits)
+
+
+def _stored_limits(database: Path) -> dict[str, Any] | None:
+    """The limits /risk set stored in the config's database, where it has one."""
+    if not database.exists():
+        return None
+    import asyncio
+
+    from bot.risk.guard import LIMITS_KEY
+    from storage.db import open_database
+    from storage.state import SqliteStateRepository
+
+    async def read() -> dict[str, Any] | None:
+        async with open_database(database) as db:
+            stored: dict[str, Any] | None = await SqliteStateRepository(db).get(LIMITS_KEY)
+            return stored
+
+    return asyncio.run(read())

@@ -215,3 +215,32 @@ async def chat_result(chat: Chat, user: int, command: str) -> Sent:
     chat.emulator.say(user, command)
     await chat.emulator.reply(user, after=before)
     return await chat.emulator.reply(user, after=before + 1, within=120)
+
+
+def test_the_cli_simulates_the_limits_risk_set_stored_for_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After /risk set, `pairpilot backtest --config` runs the limits the bot runs (M4)."""
+    import asyncio
+
+    from bot.core.clock import SystemClock
+    from bot.risk.guard import LIMITS_KEY
+    from storage.db import open_database
+    from storage.state import SqliteStateRepository
+
+    path = config(tmp_path, "")
+    before = backtest_json(capsys, "--config", str(path))
+
+    async def risk_set() -> None:
+        async with open_database(tmp_path / "data" / "pairpilot.sqlite") as db:
+            changed = {"max_position_fraction": 0.3, "position_fraction": 0.5}
+            await SqliteStateRepository(db).set(LIMITS_KEY, changed, SystemClock().now())
+
+    asyncio.run(risk_set())
+    after = backtest_json(capsys, "--config", str(path))
+    terms = after["terms"]
+    assert isinstance(terms, dict)
+    # --risk (RUN's max_position_fraction=1) still beats what chat stored; the rest stands.
+    assert terms["limits"]["max_position_fraction"] == 1.0
+    assert terms["limits"]["position_fraction"] == 0.5
+    assert after["metrics"] != before["metrics"]
