@@ -22,7 +22,7 @@ from bot.chat.sweep_desk import SweepDesk
 from bot.chat.venue import Venue, unknown_precision
 from bot.core.ports import CandleHistory, Clock
 from bot.ops.scheduler import Jobs
-from bot.research.account_terms import ResearchTerms, research_terms
+from bot.research.account_terms import Overrides, ResearchTerms, research_terms
 from bot.trading.control import Control
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
@@ -46,9 +46,14 @@ def chat_venue(
     costs its engine sizes orders with (live: the venue's taker fee). ``price_decimals``:
     the exchange's price precision per pair, where its markets are loaded."""
 
-    def terms(pair: str) -> ResearchTerms:  # the limits as /risk set left them, when asked
+    def terms(pair: str, overrides: Overrides) -> ResearchTerms:  # limits as /risk set left them
         return research_terms(
-            settings, pair, fee_rate=engine.costs.fee_rate, limits=engine.guard.limits
+            settings,
+            pair,
+            overrides,
+            flag="",
+            fee_rate=engine.costs.fee_rate,
+            limits=engine.guard.limits,
         )
 
     return Venue(settings.mode, exchange, settings.quote, terms, price_decimals)

@@ -14,12 +14,13 @@ from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.replies import Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_number
+from bot.chat.term_words import is_term, term_overrides
 from bot.core.errors import UserInputError
 from bot.core.key_values import key_values
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock, SweepStore
 from bot.core.timeframes import timeframe_seconds
-from bot.research.account_terms import ResearchTerms
+from bot.research.account_terms import Overrides, ResearchTerms
 
 if TYPE_CHECKING:
     from bot.core.domain import SweepRow
@@ -66,7 +67,7 @@ class SweepDesk:
         clock: Clock,
         quote: str,
         charts: ChartWorker,
-        terms: Callable[[str], ResearchTerms],
+        terms: Callable[[str, Overrides], ResearchTerms],
         scheduler: str | None = None,
     ) -> None:
         """``terms``: the terms a pair's sweep simulates now (as /backtest)."""
@@ -95,7 +96,7 @@ class SweepDesk:
         timeframe_seconds(timeframe)
         days = whole_number("DAYS", words[3], 7, MAX_BACKTEST_DAYS) if len(words) > 3 else 90
         given = key_values([a for a in arguments if "=" in a], _malformed)  # NAME=VALUES, options
-        items = [f"{k}={v}" for k, v in given.items() if k not in OPTIONS]
+        items = [f"{k}={v}" for k, v in given.items() if k not in OPTIONS and not is_term(k)]
         samples = whole_number("random", given.get("random", "0"), 0, MAX_COMBINATIONS)
         size = grid_size(items)
         most = MAX_GRID if samples else MAX_COMBINATIONS
@@ -110,7 +111,7 @@ class SweepDesk:
                 )
             )
         max_drawdown = number("max_drawdown", given.get("max_drawdown", "1"))
-        terms = self._terms(pair)
+        terms = self._terms(pair, term_overrides(given))
 
         def build() -> tuple[SweepSpec, int]:  # in a thread: building a grid takes time
             space = parse_space(strategy, items)

@@ -207,6 +207,17 @@ async def test_chat_backtest_and_sweep_state_the_configs_terms_and_the_risk_set_
         assert chat.trading.engine.guard.limits.max_drawdown == 0.1
         photo = await chat_result(chat, TRADER, f"/backtest {ask}")
         assert "daily loss 0.2%, drawdown 10%" in photo.text
+        # The CLI's overrides, as words: marked "(given)" where stated.
+        given = f"{ask} fee=0.003 share=0.25 risk.max_drawdown=0.2"
+        photo = await chat_result(chat, TRADER, f"/backtest {given}")
+        assert "fee 0.3000% in the quote (given)" in photo.text
+        assert "capital share 25% (given)" in photo.text
+        assert "drawdown 20%" in photo.text
+        reply = await chat_result(chat, ADMIN, f"/sweep {given}")
+        assert "fee 0.3000% in the quote (given)" in reply.text
+        for bad, words in [("fee=0.2", "fee 0.2: expected a rate"), ("risk.nope=1", "nope=1")]:
+            refused = await chat.ask(TRADER, f"/backtest {ask} {bad}")
+            assert words in refused, refused
 
 
 async def chat_result(chat: Chat, user: int, command: str) -> Sent:
