@@ -28,10 +28,9 @@ from datetime import timedelta
 
 from bench.paths import SHARED_DATA
 from bot.app.bootstrap import assemble_replay
-from bot.app.chat_root import build_cockpit
+from bot.app.chat_root import build_cockpit, chat_venue
 from bot.app.config import Settings
 from bot.app.startup import load_replay
-from bot.chat.venue import Venue
 from bot.core.domain import to_ms
 from bot.market.history import ReplayHistory
 from bot.ops.scheduler import Jobs
@@ -111,7 +110,7 @@ async def measure(rounds: int) -> dict[str, Timing]:
             await trading.driver.step()
         cockpit = build_cockpit(
             db,
-            Venue("paper", "replay", "USDT"),
+            chat_venue(settings, "replay", trading.engine),
             trading.service,
             trading.engine,
             trading.control,

@@ -34,7 +34,8 @@ def backtest_photo(chart: BacktestChart) -> Photo:
     caption = (
         f"<b>{escape(chart.pair)} {escape(chart.strategy)} {chart.timeframe}</b>, "
         f"{chart.candles:,} candles from {chart.first:%Y-%m-%d}\n"
-        f"{escape(chart.terms)}\n{rows}"
+        + "".join(f"{escape(line)}\n" for line in chart.terms)
+        + rows
     )
     return Photo(chart.png, caption)
 
@@ -53,7 +54,7 @@ def sweep_reply(view: SweepView) -> Photo | str:
             f"{escape(line.params)}: {score}, return "
             f"{line.total_return:+.1%}, max DD {line.max_drawdown:.1%}"
         )
-    caption = "\n".join(lines)
+    caption = "\n".join([*lines, *(escape(line) for line in view.terms)])
     return caption if view.png is None else Photo(view.png, caption)
 
 

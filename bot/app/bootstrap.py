@@ -30,6 +30,7 @@ from bot.portfolio.books import CASH_KEY, Portfolio
 from bot.portfolio.outside import OutsideHoldings
 from bot.research.account_terms import rests_stops
 from bot.risk.guard import LIMITS_KEY, RiskGuard
+from bot.risk.settings import effective_limits
 from bot.trading.control import Control
 from bot.trading.engine import Engine, EngineCosts
 from bot.trading.replay import ReplayDriver
@@ -130,7 +131,7 @@ async def build_engine(
     changed = await state.get(LIMITS_KEY)
     if changed and changed != dataclasses.asdict(limits):
         log.warning("risk limits set from chat override the config's: %s", changed)
-        limits = RiskLimits(**{**dataclasses.asdict(limits), **changed})
+        limits = effective_limits(limits, changed)
     guard = RiskGuard(
         state=state,
         vetoes=SqliteVetoRepository(db),

@@ -5,7 +5,6 @@ bot.app.bootstrap builds the trading; this builds what a chat reads and drives o
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 from bot.alerts.preferences import AlertPreferences
@@ -23,7 +22,7 @@ from bot.chat.sweep_desk import SweepDesk
 from bot.chat.venue import Venue, unknown_precision
 from bot.core.ports import CandleHistory, Clock
 from bot.ops.scheduler import Jobs
-from bot.research.account_terms import account_terms
+from bot.research.account_terms import Overrides, ResearchTerms, research_terms
 from bot.trading.control import Control
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
@@ -46,9 +45,17 @@ def chat_venue(
     """What chat says it trades on; /backtest and /sweep simulate that account, with the
     costs its engine sizes orders with (live: the venue's taker fee). ``price_decimals``:
     the exchange's price precision per pair, where its markets are loaded."""
-    terms = dataclasses.replace(
-        account_terms(settings), fee_rate=engine.costs.fee_rate, slippage=engine.costs.slippage
-    )
+
+    def terms(pair: str, overrides: Overrides) -> ResearchTerms:  # limits as /risk set left them
+        return research_terms(
+            settings,
+            pair,
+            overrides,
+            flag="",
+            fee_rate=engine.costs.fee_rate,
+            limits=engine.guard.limits,
+        )
+
     return Venue(settings.mode, exchange, settings.quote, terms, price_decimals)
 
 
@@ -71,8 +78,7 @@ def build_cockpit(
         clock=clock,
         quote=venue.quote,
         charts=charts,
-        terms=venue.terms,
-        limits=lambda: engine.guard.limits,
+        terms=venue.research_terms,
         scheduler=scheduler,
     )
     dust = dust_desk(

@@ -18,6 +18,7 @@ from bot.chat.pair_desk import malformed
 from bot.chat.replies import Photo, Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, whole_number
 from bot.chat.sweep_desk import SweepDesk, SweepView
+from bot.chat.term_words import is_term, term_overrides
 from bot.chat.venue import Venue
 from bot.core.domain import Side, from_ms
 from bot.core.errors import UserInputError
@@ -68,7 +69,7 @@ class BacktestChart:
     timeframe: str
     candles: int
     first: datetime  # the first candle's close
-    terms: str  # the account simulated, in a line
+    terms: tuple[str, ...]  # the values simulated (ResearchTerms.statement)
     metrics: tuple[tuple[str, str], ...]  # name, value
 
 
@@ -226,21 +227,22 @@ class ResearchDesk:
         if len(words) > 4:
             raise UserInputError(f"unexpected {words[4]!r}; parameters go as key=value")
         try:
-            params = key_values([a for a in arguments if "=" in a], malformed)
-            strategy = build_strategy(words[1], params)
+            given = key_values([a for a in arguments if "=" in a], malformed)
+            strategy = build_strategy(words[1], {k: v for k, v in given.items() if not is_term(k)})
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
         timeframe_seconds(timeframe)  # a clear error for a bad timeframe
+        terms = self._venue.research_terms(pair, term_overrides(given))  # before any work
         with self._backtests.hold(f"{pair} {strategy.name} {timeframe} {days}d") as running:
             # held before the first await, so backtests start in the order they were asked
             await progress(f"Backtest {running}: loading candles…")
             await import_off_loop("bot.research.backtest")  # numba: loaded on first use
             from bot.research.backtest import run_backtest, setup_for
-            from bot.research.report import metric_rows, result_chart_arguments, terms_line
+            from bot.research.report import metric_rows, result_chart_arguments
 
             candles = await self._history.candles(pair, timeframe, days, self._clock.now())
             await progress(f"Backtest {running}: trading {len(candles):,} candles…")
-            setup = setup_for(pair, timeframe, self._venue.terms, self._engine.guard.limits)
+            setup = setup_for(pair, timeframe, terms.account, terms.limits)
             result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
             await progress(f"Backtest {running}: drawing…")
             drawn = await asyncio.to_thread(result_chart_arguments, result)
@@ -252,7 +254,7 @@ class ResearchDesk:
             timeframe,
             len(candles),
             from_ms(int(result.close_ms[0])),
-            terms_line(result),
+            tuple(terms.statement()),
             tuple(metric_rows(result)[:9]),
         )
 

@@ -14,13 +14,13 @@ from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.replies import Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_number
-from bot.core.domain import RiskLimits
+from bot.chat.term_words import is_term, term_overrides
 from bot.core.errors import UserInputError
 from bot.core.key_values import key_values
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock, SweepStore
 from bot.core.timeframes import timeframe_seconds
-from bot.research.account_terms import AccountTerms
+from bot.research.account_terms import Overrides, ResearchTerms
 
 if TYPE_CHECKING:
     from bot.core.domain import SweepRow
@@ -34,7 +34,6 @@ OPTIONS = ("objective", "max_drawdown", "random")
 MAX_COMBINATIONS = 5_000
 MAX_GRID = 200_000  # combinations a random=N sweep may draw from (the grid is built first)
 TOP = 5
-DEFAULT_TERMS = AccountTerms()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +55,7 @@ class SweepView:
     objective: str
     best: tuple[SweepLine, ...]
     png: bytes | None  # the heatmap, where the space has one
+    terms: tuple[str, ...]  # the values simulated (ResearchTerms.statement)
 
 
 class SweepDesk:
@@ -67,14 +67,12 @@ class SweepDesk:
         clock: Clock,
         quote: str,
         charts: ChartWorker,
-        terms: AccountTerms = DEFAULT_TERMS,
-        limits: Callable[[], RiskLimits] = RiskLimits,
+        terms: Callable[[str, Overrides], ResearchTerms],
         scheduler: str | None = None,
     ) -> None:
-        """``terms``: the account simulated (as /backtest); ``limits``: its risk limits now."""
+        """``terms``: the terms a pair's sweep simulates now (as /backtest)."""
         self._history = history
         self._terms = terms
-        self._limits = limits
         self._charts = charts
         self._store = store
         self._clock = clock
@@ -98,7 +96,7 @@ class SweepDesk:
         timeframe_seconds(timeframe)
         days = whole_number("DAYS", words[3], 7, MAX_BACKTEST_DAYS) if len(words) > 3 else 90
         given = key_values([a for a in arguments if "=" in a], _malformed)  # NAME=VALUES, options
-        items = [f"{k}={v}" for k, v in given.items() if k not in OPTIONS]
+        items = [f"{k}={v}" for k, v in given.items() if k not in OPTIONS and not is_term(k)]
         samples = whole_number("random", given.get("random", "0"), 0, MAX_COMBINATIONS)
         size = grid_size(items)
         most = MAX_GRID if samples else MAX_COMBINATIONS
@@ -113,6 +111,7 @@ class SweepDesk:
                 )
             )
         max_drawdown = number("max_drawdown", given.get("max_drawdown", "1"))
+        terms = self._terms(pair, term_overrides(given))
 
         def build() -> tuple[SweepSpec, int]:  # in a thread: building a grid takes time
             space = parse_space(strategy, items)
@@ -122,8 +121,8 @@ class SweepDesk:
                 objective=given.get("objective", "sharpe"),
                 max_drawdown=max_drawdown,
                 random_samples=samples,
-                terms=self._terms,
-                limits=self._limits(),
+                terms=terms.account,
+                limits=terms.limits,
             )
             return spec, len(check(spec))
 
@@ -154,9 +153,11 @@ class SweepDesk:
                 scheduler=self._scheduler,
                 on_task=on_task,
             )
-        return await self._reply(spec, sweep_id, rows)
+        return await self._reply(spec, sweep_id, rows, tuple(terms.statement()))
 
-    async def _reply(self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow]) -> SweepView:
+    async def _reply(
+        self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow], terms: tuple[str, ...]
+    ) -> SweepView:
         from bot.research.sweep import ranked, unscored
         from bot.research.sweep_report import heatmap_arguments, objective_name
 
@@ -179,7 +180,7 @@ class SweepDesk:
             )
         drawn = heatmap_arguments(spec, rows)
         png = None if drawn is None else await self._charts.draw("heatmap_png", **drawn)
-        return SweepView(sweep_id, len(rows), objective_name(spec), tuple(best), png)
+        return SweepView(sweep_id, len(rows), objective_name(spec), tuple(best), png, terms)
 
 
 def _malformed(item: str) -> str:

@@ -14,15 +14,16 @@ import pandas as pd
 
 from bot.cli.args import json_text, malformed
 from bot.cli.progress import stage_bar
-from bot.core.domain import RiskLimits, from_ms
+from bot.cli.terms_options import terms_from_args
+from bot.core.domain import from_ms
 from bot.core.errors import DataError, NotFound, UserInputError
 from bot.core.key_values import key_values
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import pair_of, read_candle_file, timeframe_of, validate_candles
-from bot.research.account_terms import AccountTerms
+from bot.research.account_terms import ResearchTerms
 from bot.research.backtest import BacktestResult, run_backtest, setup_for
 from bot.research.kernel_trades import EXIT_REASONS
-from bot.research.report import metric_rows, result_chart, terms_line
+from bot.research.report import metric_rows, result_chart
 from bot.research.simulation import warm_up
 from strategies import Strategy, StrategyConfigError, build_strategy
 
@@ -39,7 +40,7 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
 
 def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | None = None) -> int:
     """``early``: the --data file already being read (the CLI starts it before heavy imports)."""
-    terms, limits = backtest_terms(args)
+    terms_from_args(args, args.pair)  # a bad override is refused before anything is read
     strategy = load_strategy(args.strategy, key_values(args.param, malformed("--param")))
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
@@ -49,7 +50,8 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
             pair, timeframe, candles = _from_file(args, early)
         else:
             pair, timeframe, candles = _from_storage(args)
-        setup = setup_for(pair, timeframe, terms, limits)
+        terms = terms_from_args(args, pair)
+        setup = setup_for(pair, timeframe, terms.account, terms.limits)
         warming.join()
         begin("trading")
         result = run_backtest(candles, strategy, setup)
@@ -57,7 +59,9 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
             begin("drawing")
             chart = result_chart(result)
         begin("writing")
-        output = json_text(result_document(result)) if args.json else result_table(result)
+        output = (
+            json_text(result_document(result, terms)) if args.json else result_table(result, terms)
+        )
     if args.chart:
         args.chart.write_bytes(chart)
     print(output)
@@ -111,43 +115,10 @@ def stored_candles(args: argparse.Namespace, pair: str, timeframe: str) -> pd.Da
     return validate_candles(candles, f"stored {pair}")
 
 
-def _check_rates(terms: AccountTerms) -> None:
-    if not 0 <= terms.fee_rate < 0.05:
-        raise UserInputError(f"--fee {terms.fee_rate}: expected a rate from 0 to 0.05, like 0.001")
-    if not 0 <= terms.slippage < 0.05:
-        raise UserInputError(f"--slippage {terms.slippage}: expected a rate from 0 to 0.05")
-    if not terms.balance > 0:
-        raise UserInputError(f"--balance {terms.balance}: expected a positive amount")
-
-
-def backtest_terms(args: argparse.Namespace) -> tuple[AccountTerms, RiskLimits]:
-    """The account the run simulates: the config's (``account_terms``, defaults without
-    --config) with --balance, --fee, --slippage and --resting-stops on top; and its [risk]
-    with --risk KEY=VALUE on top."""
-    terms, base = AccountTerms(), {}
-    if args.config:
-        from bot.app.config import load_settings
-        from bot.research.account_terms import account_terms
-
-        settings = load_settings(args.config, None)  # a backtest needs no keys, live or not
-        terms, base = account_terms(settings), settings.risk.model_dump()
-    given = {
-        "balance": args.balance,
-        "fee_rate": args.fee,
-        "slippage": args.slippage,
-        "resting_stops": args.resting_stops,
-    }
-    terms = dataclasses.replace(terms, **{k: v for k, v in given.items() if v is not None})
-    _check_rates(terms)
-    if not (args.config or args.risk):
-        return terms, RiskLimits()
-    from bot.risk.settings import checked_limits
-
-    return terms, checked_limits(base, key_values(args.risk, malformed("--risk")), option="--risk")
-
-
-def result_document(result: BacktestResult) -> dict[str, Any]:
-    """The JSON: what ran, metrics, trades (ISO-8601 UTC) and a downsampled equity curve."""
+def result_document(result: BacktestResult, terms: ResearchTerms) -> dict[str, Any]:
+    """The JSON: what ran, the terms it ran on (``terms``: every value used, and which a
+    command gave), metrics, trades (ISO-8601 UTC) and a downsampled equity curve. The keys
+    "fee" to "stops" repeat some terms: kept for one release for readers of the old form."""
     picks = np.unique(np.linspace(0, len(result.equity) - 1, CURVE_POINTS).astype(int))
     return {
         "backtest": {
@@ -167,6 +138,7 @@ def result_document(result: BacktestResult) -> dict[str, Any]:
             "stops": result.setup.terms.stops,
             "ambiguous_exit_rule": "a candle that reached both stop and target exits at the stop",
         },
+        "terms": terms.as_dict(),
         "metrics": metrics_document(result),
         "trades": trade_rows(result),
         "equity_curve": [
@@ -214,13 +186,13 @@ def trade_rows(result: BacktestResult) -> list[dict[str, Any]]:
     ]
 
 
-def result_table(result: BacktestResult) -> str:
+def result_table(result: BacktestResult, terms: ResearchTerms) -> str:
     first, last = from_ms(int(result.close_ms[0])), from_ms(int(result.close_ms[-1]))
     params = " ".join(f"{k}={v}" for k, v in result.strategy.params.items())
     lines = [
         f"{result.setup.pair} {result.setup.timeframe} {result.strategy.name} ({params})",
         f"{len(result.equity)} candles, {first:%Y-%m-%d} .. {last:%Y-%m-%d}",
-        terms_line(result),
+        *terms.statement(),
         "",
         f"{'entry (UTC)':<17} {'exit (UTC)':<17} {'entry':>12} {'exit':>12} {'pnl':>10}  exit by",
     ]

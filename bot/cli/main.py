@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from bot.cli.terms_options import add_terms_options
 from bot.core.errors import BotError, ConfigError, UserInputError
 from bot.ops.logs import configure_logging
 from storage.db import UnusableDatabase
@@ -107,30 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--pair", help="the pair; with --data, default from the file name")
     backtest.add_argument("--timeframe", help="the timeframe; with --data, default from the file")
-    backtest.add_argument("--fee", type=float, help="fee rate (default: the config's, else 0.001)")
-    backtest.add_argument(
-        "--slippage", type=float, help="slippage rate (default: the config's, else 0)"
-    )
-    backtest.add_argument(
-        "--balance",
-        type=float,
-        help="starting balance in the quote currency (default: the config's, else 1000)",
-    )
-    backtest.add_argument(
-        "--risk",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="risk limit, repeatable: a key of [risk] in the config "
-        "(--risk max_drawdown=0 turns the drawdown halt off)",
-    )
-    backtest.add_argument(
-        "--resting-stops",
-        action=argparse.BooleanOptionalAction,
-        help="the venue holds stop orders (Binance, Bybit, OKX, Kraken live): stops fill at "
-        "their level in the candle; --no-resting-stops: they sell at the next open, as on "
-        "paper (default: as the --config account does, else per candle)",
-    )
+    add_terms_options(backtest)
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
     backtest.set_defaults(handler=_backtest)

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.cli.terms_options import add_terms_options, terms_from_args
 from bot.core.errors import DataError, UserInputError
 
 if TYPE_CHECKING:  # the parser is built on every command: pandas and Dask load only for sweeps
@@ -77,24 +78,22 @@ def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="TOML config: data_dir, research, and the "
         "account simulated, as pairpilot backtest --config",
     )
+    add_terms_options(sweep)
     sweep.add_argument("--heatmap", type=Path, help="write the heatmap PNG here")
     sweep.add_argument("--seed", type=int, default=1)
     sweep.set_defaults(handler=sweep_command)
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from bot.app.bootstrap import risk_limits
     from bot.app.config import load_settings
-    from bot.core.domain import RiskLimits
-    from bot.research.account_terms import AccountTerms, account_terms
     from bot.research.sweep import SweepSpec, parse_space
     from bot.research.sweep_report import heatmap, report
     from bot.research.sweep_tasks import tasks
 
     settings = load_settings(args.config, None)  # a sweep needs no keys, live or not
-    # With --config, the account it trades, as `pairpilot backtest --config` simulates it.
-    terms = account_terms(settings) if args.config else AccountTerms()
-    limits = risk_limits(settings) if args.config else RiskLimits()
+    # The terms `pairpilot backtest` runs on, with the same overrides. A sweep spans pairs:
+    # no one pair's capital share (the kernel does not simulate shares yet anyway).
+    terms = terms_from_args(args, None)
     spec = SweepSpec(
         strategy=args.strategy,
         space=parse_space(args.strategy, args.param),
@@ -103,15 +102,15 @@ def sweep_command(args: argparse.Namespace) -> int:
         random_samples=args.random,
         seed=args.seed,
         folds=args.walk_forward,
-        terms=terms,
-        limits=limits,
+        terms=terms.account,
+        limits=terms.limits,
     )
     series = _all_series(args)
     tasks(spec, series)  # every check before a cluster starts
     address = args.scheduler or settings.research.dask_scheduler
     sweep_id, rows = asyncio.run(_run(settings.database_path, spec, series, address, args.workers))
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
-    print(f"stops {terms.stops}; days in {terms.timezone}")
+    print("\n".join(terms.statement()))
     print(report(spec, rows, series))
     if args.heatmap:
         png = heatmap(spec, rows)

@@ -51,15 +51,6 @@ def metric_rows(result: BacktestResult) -> list[tuple[str, str]]:
     return rows
 
 
-def terms_line(result: BacktestResult) -> str:
-    """The account simulated: costs, where its days start, and how its stops are modelled."""
-    setup = result.setup
-    return (
-        f"fee {setup.fee_rate:.4%}, slippage {setup.slippage:.4%}, days in "
-        f"{setup.timezone}; stops {setup.terms.stops}"
-    )
-
-
 def _annualised_rows(m: Metrics) -> list[tuple[str, str]]:
     """CAGR and the ratios, with Calmar only over a span long enough to annualise."""
     if m.annualised:

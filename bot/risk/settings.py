@@ -5,7 +5,9 @@ Kept apart from bot.app.config so the backtest path builds one small model, not 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -57,3 +59,12 @@ def checked_limits(
         message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
         raise UserInputError(f"{option} {key}={overrides.get(key, '')}: {message}") from None
     return RiskLimits(**checked.model_dump())
+
+
+def effective_limits(configured: RiskLimits, stored: Mapping[str, Any] | None) -> RiskLimits:
+    """The limits the engine runs on: the config's, with those changed from chat (/risk set,
+    stored under bot.risk.guard.LIMITS_KEY) on top. One rule for start-up and the CLI's
+    research commands, so a backtest of the config simulates the limits the bot trades."""
+    if not stored:
+        return configured
+    return RiskLimits(**{**dataclasses.asdict(configured), **stored})

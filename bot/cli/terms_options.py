@@ -1,0 +1,88 @@
+"""The options that override a research run's terms, shared by `pairpilot backtest` and
+`pairpilot sweep` (issue 17: one source, the same overrides on every path).
+
+Light: the parser is built on every command, so the config and the terms load only when a run
+asks for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.cli.args import malformed
+from bot.core.key_values import key_values
+
+if TYPE_CHECKING:
+    from bot.research.account_terms import ResearchTerms
+
+
+def add_terms_options(parser: argparse.ArgumentParser) -> None:
+    """--fee, --slippage, --balance, --risk and --resting-stops: each defaults to the
+    --config's value, else the default config's (the account `pairpilot run` trades)."""
+    parser.add_argument("--fee", type=float, help="fee rate (default: the config's)")
+    parser.add_argument("--slippage", type=float, help="slippage rate (default: the config's)")
+    parser.add_argument(
+        "--balance",
+        type=float,
+        help="starting balance in the quote currency (default: the config's)",
+    )
+    parser.add_argument(
+        "--risk",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="risk limit, repeatable: a key of [risk] in the config "
+        "(--risk max_drawdown=0 turns the drawdown halt off)",
+    )
+    parser.add_argument(
+        "--resting-stops",
+        action=argparse.BooleanOptionalAction,
+        help="the venue holds stop orders (Binance, Bybit, OKX, Kraken live): stops fill at "
+        "their level in the candle; --no-resting-stops: they sell at the next open "
+        "(default: as the config's account does)",
+    )
+
+
+def terms_from_args(args: argparse.Namespace, pair: str | None) -> ResearchTerms:
+    """The terms a run of ``pair`` simulates: the --config's (the default config's without
+    one) with the limits /risk set stored in the --config's database (as the bot runs them),
+    and the
+    options of ``add_terms_options`` on top. Raises UserInputError for a bad
+    override and ConfigError for a bad config, before anything runs."""
+    from bot.app.config import load_settings
+    from bot.core.domain import RiskLimits
+    from bot.research.account_terms import Overrides, research_terms
+    from bot.risk.settings import effective_limits
+
+    settings = load_settings(args.config, None)  # a research run needs no keys, live or not
+    configured = RiskLimits(**settings.risk.model_dump())
+    stored = _stored_limits(settings.database_path) if args.config else None
+    limits = effective_limits(configured, stored)
+    overrides = Overrides(
+        balance=args.balance,
+        fee_rate=args.fee,
+        slippage=args.slippage,
+        resting_stops=args.resting_stops,
+        risk=key_values(args.risk, malformed("--risk")),
+    )
+    return research_terms(settings, pair, overrides, limits=limits)
+
+
+def _stored_limits(database: Path) -> dict[str, Any] | None:
+    """The limits /risk set stored in the config's database, where it has one."""
+    if not database.exists():
+        return None
+    import asyncio
+
+    from bot.risk.guard import LIMITS_KEY
+    from storage.db import open_database
+    from storage.state import SqliteStateRepository
+
+    async def read() -> dict[str, Any] | None:
+        async with open_database(database) as db:
+            stored: dict[str, Any] | None = await SqliteStateRepository(db).get(LIMITS_KEY)
+            return stored
+
+    return asyncio.run(read())
