@@ -34,7 +34,15 @@ from bot.core.domain import (
 from bot.core.errors import ExchangeRejected, InsufficientFunds
 from bot.core.ports import Clock, PriceFeed, StateStore
 from bot.exchange.paper_records import report_from_json, report_to_json
-from bot.risk.fills import bought_at, coins_for, fee_of, limit_bought_at, sold_at, stop_sold_at
+from bot.risk.fills import (
+    bought_at,
+    capped,
+    coins_for,
+    fee_of,
+    limit_bought_at,
+    sold_at,
+    stop_sold_at,
+)
 
 ACCOUNT_KEY = "paper.account"  # {"balances": {...}, "orders": {client order id: report}}
 KEPT_REPORTS = 500  # the most recent orders stay answerable after a restart
@@ -348,11 +356,7 @@ class PaperExchange:
         """Nothing in a candle with no volume (an exchange's placeholder around an outage:
         nobody traded, whatever the cap), else up to ``volume_share`` of its volume."""
         volume = await self._feed.volume(pair, now)
-        if volume is None:
-            return amount
-        if volume <= 0:
-            return 0.0
-        return min(amount, volume * self._volume_share) if self._volume_share > 0 else amount
+        return amount if volume is None else capped(amount, volume, self._volume_share)
 
     def _debit(self, asset: str, needed: float, intent: OrderIntent) -> None:
         available = self._balances.get(asset, 0.0)

@@ -44,6 +44,9 @@ class BacktestSetup:
     # A buy's fee is taken from the coins bought (Binance's default, OKX and Bybit spot): the
     # entry spends its budget on coins, held net of the fee (``KernelCosts.fee_in_coin``).
     fee_in_coin: bool = False
+    # An order fills at most this share of its fill candle's volume, as on the paper account
+    # (``paper.max_volume_share``); 0: no cap. Entries only so far: sales are not capped yet.
+    volume_share: float = 0.0
     # Candles before this one only warm the indicators up: no signal acts on them, and the
     # metrics (buy and hold included) start here. A walk-forward window's preceding candles.
     trade_from: int = 0
@@ -124,7 +127,13 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             step_ms,
         ),
         KernelCosts(
-            setup.balance, setup.fee_rate, setup.slippage, 1.0, setup.limits, setup.fee_in_coin
+            setup.balance,
+            setup.fee_rate,
+            setup.slippage,
+            1.0,
+            setup.limits,
+            setup.fee_in_coin,
+            setup.volume_share,
         ),
         KernelExits(
             policy.stop_loss,

@@ -25,6 +25,10 @@ outage): nobody traded then, and the paper exchange refuses such fills too. An e
 is lost, as its order expires; a protective exit is checked again on the next candle; an exit
 signal's sale is sent again at the next close (the engine's ``_finish_exit``).
 
+An entry fills at most ``VOLUME_SHARE`` of its fill candle's volume (``fills.capped``, the
+paper account's ``max_volume_share``; 0: no cap): the rest of the buy expires, its money stays
+cash. Sales are not capped yet: where a sale would be, the paper account sells in parts.
+
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
 each fill's notional, paid in the quote, or for a buy in the coins bought (``fee_in_coin``).
 Every fill is stamped with when the engine acts on the candle being processed: the next
@@ -114,7 +118,7 @@ def run(  # noqa: C901
     high: Floats,
     low: Floats,
     close: Floats,
-    traded: NDArray[np.bool_],
+    volume: Floats,
     codes: NDArray[np.int8],
     atr: Floats,
     scale: Floats,
@@ -173,13 +177,22 @@ def run(  # noqa: C901
             day_start = last_marked
         # A per-candle exit is seen at the close and sold at market then: the next open.
         market = open_[i + 1] if i < n - 1 else math.nan
-        can_sell = i < n - 1 and traded[i + 1]  # an order sent at this close can fill
+        can_sell = i < n - 1 and volume[i + 1] > 0.0  # an order sent at this close can fill
         filled_limit = False
         if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
-            if low[i] <= limit_price and traded[i]:
+            if low[i] <= limit_price and volume[i] > 0.0:
                 fill = limit_bought_at(open_[i], limit_price)
                 held, cash, fees = record_entry(
-                    act_ms[i], count, limit_budget, fill, limit_price, p, entries, cash, fees
+                    act_ms[i],
+                    count,
+                    limit_budget,
+                    fill,
+                    limit_price,
+                    volume[i],
+                    p,
+                    entries,
+                    cash,
+                    fees,
                 )
                 price_in, peak_price, atr_distance = fill, fill, limit_atr
                 filled_limit = True
@@ -220,7 +233,7 @@ def run(  # noqa: C901
                 stop_line[i] = stop
             # The stop resting on the exchange fills at its level; else the exit is seen at
             # this close and sold at the next open (none after the last candle: still open).
-            resting = low[i] <= resting_level and traded[i]
+            resting = low[i] <= resting_level and volume[i] > 0.0
             if resting or (not math.isnan(trigger) and can_sell):
                 if resting:
                     fill = stop_sold_at(open_[i], resting_level, slippage)
@@ -288,7 +301,16 @@ def run(  # noqa: C901
                 elif budget >= p[MIN_ORDER] and budget > 0.0:
                     fill = bought_at(market, slippage)
                     held, cash, fees = record_entry(
-                        act_ms[i], count, budget, fill, 0.0, p, entries, cash, fees
+                        act_ms[i],
+                        count,
+                        budget,
+                        fill,
+                        0.0,
+                        volume[i + 1],
+                        p,
+                        entries,
+                        cash,
+                        fees,
                     )
                     price_in, peak_price, atr_distance = fill, fill, distance_atr
                     if p[RESTING] > 0.0:  # placed as the entry fills

@@ -38,8 +38,9 @@ from bot.core.domain import RiskLimits
     ENTRY_OFFSET,
     RESTING,
     FEE_IN_COIN,
-) = range(21)
-PARAMETERS = FEE_IN_COIN + 1
+    VOLUME_SHARE,
+) = range(22)
+PARAMETERS = VOLUME_SHARE + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,9 @@ class KernelCosts:
     # entry spends its budget on coins and holds them net of the fee. Off: the fee is paid in
     # the quote on top of the coins, within the budget (the paper account).
     fee_in_coin: bool = False
+    # An order fills at most this share of its fill candle's volume (each order on its own);
+    # a buy's rest expires (the paper account's ``max_volume_share``). 0: no cap.
+    volume_share: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,5 +108,6 @@ def pack(costs: KernelCosts, exits: KernelExits, clock: KernelClock) -> NDArray[
         ENTRY_OFFSET: exits.entry_offset,
         RESTING: float(exits.resting_stops),
         FEE_IN_COIN: float(costs.fee_in_coin),
+        VOLUME_SHARE: costs.volume_share,
     }
     return np.array([values[position] for position in range(PARAMETERS)], dtype=np.float64)

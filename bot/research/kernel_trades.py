@@ -11,8 +11,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bot.core.compiled import compiled
-from bot.research.kernel_inputs import COOLDOWN_LOSSES, COOLDOWN_MS, FEE, FEE_IN_COIN
-from bot.risk.fills import coins_for, coins_kept, fee_of
+from bot.research.kernel_inputs import (
+    COOLDOWN_LOSSES,
+    COOLDOWN_MS,
+    FEE,
+    FEE_IN_COIN,
+    VOLUME_SHARE,
+)
+from bot.risk.fills import capped, coins_for, coins_kept, fee_of
 from bot.risk.rules import EXIT_REASONS as RULE_EXITS
 from bot.risk.rules import trade_lost
 
@@ -53,13 +59,15 @@ def record_entry(
     budget: float,
     fill: float,
     limit: float,
+    volume: float,
     p: Floats,
     entries: Entries,
     cash: float,
     fees: float,
 ) -> tuple[float, float, float]:
     """Write trade ``count``'s entry spending ``budget`` (fee included) at ``fill``; returns
-    (held, cash, fees) after it. ``limit``: a limit entry's price (0: a market entry).
+    (held, cash, fees) after it. ``limit``: a limit entry's price (0: a market entry);
+    ``volume``: its fill candle's, which caps the coins bought (the rest expires, unspent).
 
     As the order is sized: a limit buy, whatever coin pays its fee, as many coins as the budget
     pays at its limit with the fee (a market that opens under the limit fills them for less).
@@ -73,6 +81,7 @@ def record_entry(
         bought = coins_for(budget, limit, fee_rate, False)
     else:
         bought = coins_for(budget, fill, fee_rate, in_coin)
+    bought = capped(bought, volume, p[VOLUME_SHARE])
     fee = fee_of(bought, fill, fee_rate)
     held = coins_kept(bought, fee_rate, in_coin)
     entry_ms[count] = stamp

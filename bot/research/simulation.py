@@ -76,9 +76,9 @@ def simulate(
         high,
         low,
         close,
-        _plain(
-            candles["volume"] > 0 if "volume" in candles else np.ones(len(codes), np.bool_),
-            np.bool_,
+        _plain(  # unknown volume fills everything, as on paper
+            candles["volume"] if "volume" in candles else np.full(len(codes), np.inf),
+            np.float64,
         ),
         _plain(codes, np.int8),
         _plain(atr, np.float64),

@@ -4,7 +4,8 @@ exchange (and the risk step's estimate), compiled once as the rules are.
 A market buy pays the price plus slippage, a market sell gets the price less it. A resting stop
 sells at its level, or at the open when the candle gapped below it, less slippage. A limit buy
 fills at its limit, or at the open when the candle opened under it, with no slippage. The fee is
-a fraction of each fill's value.
+a fraction of each fill's value. An order fills at most ``share`` of the volume of the candle it
+trades into (each order on its own, not per candle), and nothing in a candle nobody traded in.
 """
 
 from __future__ import annotations
@@ -61,3 +62,12 @@ def coins_kept(bought: float, fee_rate: float, fee_in_coin: bool) -> float:
 def held_return(bought: float, sold: float, fee_rate: float) -> float:
     """The return of buying at ``bought`` and selling at ``sold``, paying the fee on each."""
     return sold * (1.0 - fee_rate) / (bought * (1.0 + fee_rate)) - 1.0
+
+
+@compiled
+def capped(wanted: float, volume: float, share: float) -> float:
+    """The coins of an order for ``wanted`` that fill in a candle that traded ``volume`` coins:
+    none when nobody traded, else at most ``share`` of it (0: no cap); the rest does not fill."""
+    if volume <= 0.0:
+        return 0.0
+    return min(wanted, volume * share) if share > 0.0 else wanted

@@ -29,6 +29,7 @@ from bot.exchange.paper import ACCOUNT_KEY, PaperExchange
 from bot.execution.reconcile import reconcile
 from bot.market.candle_files import ReplaySource
 from bot.portfolio.books import Portfolio
+from bot.risk.fills import sold_at
 from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
@@ -294,9 +295,15 @@ async def test_a_paper_fill_the_books_missed_is_settled_at_restart(
 
 
 async def replay_fills(
-    db: Database, candles: pd.DataFrame, volume_share: float, until: int
+    db: Database,
+    candles: pd.DataFrame,
+    volume_share: float,
+    until: int,
+    params: dict[str, float] | None = None,
+    rests_stops: bool = False,
 ) -> tuple[list, list[str]]:
-    """EMA 12/26 through the service on ``candles`` for ``until`` candles: fills and alerts."""
+    """EMA 12/26 (with ``params``) through the service on ``candles`` for ``until`` candles:
+    fills and alerts; ``rests_stops``: the paper account rests stop-losses."""
     source = ReplaySource({PAIR: candles}, {PAIR: "1h"})
     clock = FakeClock(at_open(candles, 1))
     engine = await build_paper_engine(
@@ -304,13 +311,13 @@ async def replay_fills(
         clock=clock,
         feed=source,
         limits=RiskLimits(max_position_fraction=1.0),
-        account=dataclasses.replace(ACCOUNT, volume_share=volume_share),
+        account=dataclasses.replace(ACCOUNT, volume_share=volume_share, rests_stops=rests_stops),
     )
     run = await SqlitePairRunRepository(db).add(
         pair=PAIR,
         strategy="ema_cross",
         timeframe="1h",
-        params={},
+        params=params or {},
         capital_share=1.0,
         now=clock.now(),
     )
@@ -346,6 +353,59 @@ async def test_an_exit_larger_than_the_candles_volume_share_sells_the_rest_next_
     held = sum(f.amount if f.side is Side.BUY else -f.amount for f in upto_rest)
     assert held == pytest.approx(0.0, abs=1e-12)  # flat once the rest sold
     assert len(fills) > len(upto_rest)  # and trading went on
+
+
+def thinned(candles: pd.DataFrame, time: datetime, volume: float) -> pd.DataFrame:
+    """``candles`` with the candle opening at ``time`` trading only ``volume``."""
+    thin = candles.copy()
+    thin.loc[thin["timestamp"] == int(time.timestamp() * 1000), "volume"] = volume
+    return thin
+
+
+async def test_through_the_engine_a_capped_buys_rest_expires_and_the_position_is_what_filled(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    async with open_database(tmp_path / "whole.sqlite") as db:
+        whole, _ = await replay_fills(db, btc_candles, 0.1, 400)
+    first_buy = whole[0]
+    assert first_buy.side is Side.BUY
+    thin = thinned(btc_candles, first_buy.time, first_buy.amount)  # its fill candle trades little
+    async with open_database(tmp_path / "thin.sqlite") as db:
+        fills, alerts = await replay_fills(db, thin, 0.25, 400)
+    assert (fills[0].side, fills[0].time) == (Side.BUY, first_buy.time)
+    assert fills[0].amount == pytest.approx(first_buy.amount * 0.25)
+    assert fills[1].side is Side.SELL  # the rest is never bought: the next fill is the exit ...
+    assert fills[1].amount == pytest.approx(fills[0].amount)  # ... of what filled, in one sale
+    assert fills[1].time == whole[1].time  # on the same signal as uncapped
+    assert any("partly filled" in text for text in alerts)
+
+
+async def test_a_partly_filled_resting_stops_rest_is_sold_at_market_at_the_next_open(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """The stop fills a share of the candle that reached it (the one closing as it fills); the
+    per-candle check then sees that candle reached the stop and sells the rest at market at
+    the next open (the stop's fill time), as a "stop loss", with slippage."""
+    params = {"stop_loss": 0.01}
+    async with open_database(tmp_path / "whole.sqlite") as db:
+        whole, _ = await replay_fills(db, btc_candles, 0.1, 400, params, rests_stops=True)
+    stop = next(fill for fill in whole if fill.client_order_id.endswith("sstop"))
+    reached = stop.time - timedelta(hours=1)
+    thin = thinned(btc_candles, reached, stop.amount)
+    async with open_database(tmp_path / "thin.sqlite") as db:
+        fills, alerts = await replay_fills(db, thin, 0.25, 400, params, rests_stops=True)
+    index = next(i for i, fill in enumerate(fills) if fill.client_order_id.endswith("sstop"))
+    capped, rest = fills[index], fills[index + 1]
+    assert (capped.time, capped.price) == (stop.time, stop.price)
+    assert capped.amount == pytest.approx(stop.amount * 0.25)
+    assert rest.client_order_id.endswith("sstoploss")  # the per-candle check's sale
+    assert (rest.side, rest.time) == (Side.SELL, stop.time)  # at the next open
+    next_open = float(
+        thin.loc[thin["timestamp"] == int(stop.time.timestamp() * 1000), "open"].iloc[0]
+    )
+    assert rest.price == pytest.approx(sold_at(next_open, ACCOUNT.slippage))
+    assert capped.amount + rest.amount == pytest.approx(stop.amount)
+    assert any("partly filled" in text for text in alerts)
 
 
 async def test_a_buy_fills_at_most_its_share_of_the_candles_volume_and_the_rest_expires(

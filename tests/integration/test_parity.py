@@ -419,3 +419,33 @@ async def test_resting_stops_on_paper_equal_the_resting_stop_backtest(
     mismatches = [(a, b) for a, b in zip(live, expected, strict=True) if not same_trade(a, b)]
     assert not mismatches, mismatches[:2]
     assert vetoes == backtest.vetoes
+
+
+@pytest.mark.parametrize(
+    ("params", "candles_before"),
+    [({}, 0), ({"entry_offset": 0.002}, 1)],
+    ids=["market", "limit"],
+)
+async def test_a_buy_capped_by_its_fill_candles_volume_equals_the_default_paper_accounts(
+    params: dict[str, float], candles_before: int, candles: pd.DataFrame
+) -> None:
+    """With the production default cap (paper.max_volume_share 0.1), an entry whose fill candle
+    traded little buys a tenth of that candle's volume and the rest expires, in the backtest as
+    on paper; the smaller position is sold whole at the exit (its candles are not thin). A
+    market buy's fill candle opens at its fill time; a limit buy's is the candle after it was
+    placed, whose close the fill is stamped with (``candles_before`` = 1)."""
+    window = candles.iloc[:300].reset_index(drop=True)
+    setup = BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE)
+    uncapped = run_backtest(window, build_strategy("ema_cross", params), setup).table.trades()
+    thin = window.copy()
+    fill_ms = int(uncapped[0].entry_time.timestamp() * 1000) - candles_before * 3_600_000
+    thin.loc[thin["timestamp"] == fill_ms, "volume"] = uncapped[0].amount * 2.5
+    capped = dataclasses.replace(setup, volume_share=0.1)
+    backtest = run_backtest(thin, build_strategy("ema_cross", params), capped)
+    expected = backtest.table.trades()[: backtest.table.closed]
+    assert expected[0].amount == pytest.approx(uncapped[0].amount * 0.25)
+    live, vetoes = await live_trades(thin, "ema_cross", params, RiskLimits(), volume_share=0.1)
+    assert len(live) == len(expected) >= 2
+    mismatches = [(a, b) for a, b in zip(live, expected, strict=True) if not same_trade(a, b)]
+    assert not mismatches, mismatches[:2]
+    assert vetoes == backtest.vetoes

@@ -10,6 +10,7 @@ import pytest
 
 from bot.risk.fills import (
     bought_at,
+    capped,
     coins_for,
     fee_of,
     held_return,
@@ -36,6 +37,17 @@ def test_a_budget_buys_coins_and_their_fee_or_only_coins_when_the_fee_is_taken_f
     assert in_quote * 100.0 + fee_of(in_quote, 100.0, 0.001) == pytest.approx(1000.0)
     assert coins_for(1000.0, 100.0, 0.001, True) == pytest.approx(10.0)
     assert fee_of(2.0, 50.0, 0.001) == pytest.approx(0.1)
+
+
+def test_an_order_fills_at_most_its_share_of_the_candles_volume_and_nothing_in_an_empty_one() -> (
+    None
+):
+    assert capped(5.0, 20.0, 0.1) == 2.0  # the rest does not fill
+    assert capped(1.5, 20.0, 0.1) == 1.5  # under the cap: all of it
+    assert capped(5.0, 20.0, 0.0) == 5.0  # 0: no cap
+    for share in (0.0, 0.1):  # nobody traded in the candle: nothing fills, whatever the cap
+        assert capped(5.0, 0.0, share) == 0.0
+        assert capped(5.0, -1.0, share) == 0.0
 
 
 def test_the_buy_and_hold_return_keeps_its_float_operations() -> None:
