@@ -14,6 +14,7 @@ import pandas as pd
 
 from bot.cli.args import json_text, malformed
 from bot.cli.progress import stage_bar
+from bot.cli.receipts import receipt_line, store_backtest_receipt
 from bot.cli.terms_options import terms_from_args
 from bot.core.domain import from_ms
 from bot.core.errors import DataError, NotFound, UserInputError
@@ -59,8 +60,11 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
             begin("drawing")
             chart = result_chart(result)
         begin("writing")
+        receipt = store_backtest_receipt(args, result, terms)  # only once the run succeeded
         output = (
-            json_text(result_document(result, terms)) if args.json else result_table(result, terms)
+            json_text({**result_document(result, terms), "receipt": receipt})
+            if args.json
+            else f"{result_table(result, terms)}\n{receipt_line(receipt)}"
         )
     if args.chart:
         args.chart.write_bytes(chart)

@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_terms_options(backtest)
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
+    backtest.add_argument(
+        "--rerun",
+        metavar="ID",
+        help="run a stored receipt again (every backtest prints its id) and say whether it "
+        "made the same trades; refused when its candles, strategy or version changed",
+    )
     backtest.set_defaults(handler=_backtest)
 
     from bot.cli.data import add_data_commands
@@ -279,6 +285,11 @@ def _backtest(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from bot.market.candle_files import read_candle_file
+
+    if args.rerun:
+        from bot.cli.rerun import rerun_command
+
+        return rerun_command(args)
 
     # Reading a candle file runs mostly outside the GIL (zlib, pandas' tokenizer), so it overlaps
     # the imports of numba and pandas-ta below (what that saves: bench/RESULTS.md).
