@@ -11,6 +11,7 @@ from html import escape
 from bot.core.errors import UserInputError
 from handlers import admin_commands as admin
 from handlers import read_commands as reads
+from handlers import receipt_commands as receipts
 from handlers import research_commands as research
 from handlers import trade_commands as trading
 from handlers.dust import run_dust
@@ -98,6 +99,18 @@ COMMANDS: Mapping[str, Command] = {
         "/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]",
         "backtest on recent candles (1h, 30 days): chart and figures",
         research.run_backtest,
+    ),
+    "rerun": Command(
+        "trader",
+        "/rerun ID",
+        "run a backtest's receipt again; says if it made the same trades",
+        receipts.run_rerun,
+    ),
+    "compare": Command(
+        "trader",
+        "/compare ID ID",
+        "two backtest or sweep receipts side by side",
+        receipts.run_compare,
     ),
     "sweep": Command(
         "admin",

@@ -13,8 +13,10 @@ from bot.core.errors import NotFound
 from bot.research.receipts import Receipt, backtest_receipt, checked_id
 
 if TYPE_CHECKING:
+    from bot.core.domain import SweepRow
     from bot.research.account_terms import ResearchTerms
     from bot.research.backtest import BacktestResult
+    from bot.research.sweep import Series, SweepSpec
     from storage.db import Database
     from storage.receipts import SqliteReceiptRepository
 
@@ -47,14 +49,40 @@ def store_backtest_receipt(
     """Store the receipt of a backtest that succeeded, in the --config's database; its id."""
     from bot.core.clock import SystemClock
 
-    if args.data:
-        path = args.data.resolve()
-        source: dict[str, Any] = {"kind": "file", "path": str(path), "size": path.stat().st_size}
-    else:
-        source = {"kind": "stored", "exchange": _exchange(args)}
+    source = _file_source(args.data) if args.data else _stored_source(args)
     receipt = backtest_receipt(result, terms, source, SystemClock().now())
     _with_receipts(receipt_database(args), lambda store: store.add(receipt.record()))
     return receipt.id
+
+
+def store_sweep_receipt(
+    args: argparse.Namespace,
+    spec: SweepSpec,
+    terms: ResearchTerms,
+    series: list[Series],
+    done: tuple[int, list[SweepRow]],
+) -> str:
+    """Store the receipt of sweep ``done`` (its id and rows) that ran on ``series``; its id."""
+    from bot.core.clock import SystemClock
+    from bot.research.sweep_receipts import sweep_receipt
+
+    if args.data:
+        sources = [_file_source(path) for path in args.data]
+    else:
+        sources = [_stored_source(args)] * len(series)
+    sweep_id, rows = done
+    receipt = sweep_receipt(spec, terms, series, sources, sweep_id, rows, SystemClock().now())
+    _with_receipts(receipt_database(args), lambda store: store.add(receipt.record()))
+    return receipt.id
+
+
+def _file_source(path: Path) -> dict[str, Any]:
+    path = path.resolve()
+    return {"kind": "file", "path": str(path), "size": path.stat().st_size}
+
+
+def _stored_source(args: argparse.Namespace) -> dict[str, Any]:
+    return {"kind": "stored", "exchange": _exchange(args)}
 
 
 def receipt_line(receipt_id: str) -> str:

@@ -70,10 +70,11 @@ def pairpilot_version() -> str:
     return version("pairpilot")
 
 
-def source_hash(strategy: Strategy) -> str:
+def source_hash(strategy: Strategy | type[Strategy]) -> str:
     """The fingerprint of the strategy's code: see the module's docstring."""
     digest = hashlib.blake2b(digest_size=16)
-    for cls in type(strategy).__mro__:
+    kind = strategy if isinstance(strategy, type) else type(strategy)
+    for cls in kind.__mro__:
         module = sys.modules[cls.__module__]
         if module.__name__.split(".")[0] != "strategies":
             continue

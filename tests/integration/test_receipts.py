@@ -203,3 +203,33 @@ def test_a_failed_backtest_stores_no_receipt(tmp_path: Path) -> None:
     assert failed.returncode == 2
     assert "needs at least" in failed.stderr
     assert len(receipts(tmp_path)) == 1
+
+
+def test_a_sweep_stores_its_receipt_which_does_not_rerun_yet(tmp_path: Path) -> None:
+    refused = pairpilot("sweep", "--data", str(SAMPLE), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert not database(tmp_path).exists()  # a sweep that failed stores nothing
+
+    space = ["--param", "fast=8,12", "--param", "slow=30", "--fee", "0.002"]
+    done = pairpilot("sweep", "--data", str(SAMPLE), *space, "--workers", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ((receipt_id, body),) = receipts(tmp_path)
+    assert f"receipt {receipt_id}: its fingerprint (a sweep does not rerun yet)" in done.stdout
+    stored = json.loads(body)
+    assert stored["kind"] == "sweep"
+    assert stored["params"]["space"] == {"fast": [8, 12], "slow": [30]}
+    assert stored["terms"]["fee_rate"] == 0.002
+    assert stored["terms"]["given"] == ["fee_rate"]
+    (series,) = stored["series"]
+    assert series["source"]["path"] == str(SAMPLE)
+    assert series["candles"] == 2184
+    result = stored["result"]
+    assert result["results"] == 2
+    assert result["best"]["params"]["fast"] in (8, 12)
+    assert isinstance(result["trades"], int)
+
+    rerun = pairpilot("backtest", "--rerun", receipt_id, cwd=tmp_path)
+    assert rerun.returncode == 2
+    assert f"receipt {receipt_id} is a sweep's: rerunning a sweep is not built yet" in (
+        rerun.stderr
+    )
