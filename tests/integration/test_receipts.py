@@ -7,32 +7,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-SAMPLE = Path(__file__).resolve().parents[2] / "bot" / "sample_data" / "BTC_USDT-1h.csv.gz"
-# Overrides of every kind, so a rerun that dropped one would trade differently.
+from tests.integration.test_cli import SAMPLE, pairpilot
+
+# Overrides of every kind: a rerun takes each from its receipt.
 RUN = ["--param", "fast=9", "--param", "slow=30", "--param", "stop_loss=0.02"]
 RUN += ["--fee", "0.002", "--slippage", "0.0005", "--balance", "500"]
 RUN += ["--risk", "daily_loss_limit=0.004", "--risk", "max_drawdown=0"]
-
-
-def pairpilot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(SAMPLE.parents[2])},
-        check=False,
-    )
 
 
 def run_json(*args: str, cwd: Path) -> dict[str, Any]:
@@ -93,6 +79,18 @@ def test_a_rerun_of_a_candle_file_makes_the_same_trades_byte_for_byte(tmp_path: 
     assert text.returncode == 0, text.stderr
     assert text.stdout.rstrip().endswith(f"identical to receipt {receipt_id}")
     assert "fee 0.2000% in the quote (given)" in text.stdout
+
+
+def test_a_rerun_keeps_the_receipts_terms_when_the_config_changed(tmp_path: Path) -> None:
+    config = tmp_path / "bot.toml"
+    config.write_text('timezone = "America/New_York"\n[paper]\nfee = 0.002\n', encoding="utf-8")
+    first = run_json("backtest", "--data", str(SAMPLE), "--config", str(config), cwd=tmp_path)
+    config.write_text("[paper]\nfee = 0.004\n", encoding="utf-8")
+    again = run_json("backtest", "--rerun", first["receipt"], "--config", str(config), cwd=tmp_path)
+    assert same_trades(first, again)
+    assert again["rerun"]["matched"]
+    assert again["terms"]["fee_rate"] == 0.002
+    assert again["terms"]["timezone"] == "America/New_York"
 
 
 def test_a_rerun_of_stored_candles_matches_then_refuses_once_they_change(tmp_path: Path) -> None:
