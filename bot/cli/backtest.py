@@ -62,7 +62,7 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
         begin("writing")
         receipt = store_backtest_receipt(args, result, terms)  # only once the run succeeded
         output = (
-            json_text({**result_document(result, terms), "receipt": receipt})
+            json_text({"receipt": receipt, **result_document(result, terms)})
             if args.json
             else f"{result_table(result, terms)}\n{receipt_line(receipt)}"
         )

@@ -51,7 +51,7 @@ def rerun_command(args: argparse.Namespace) -> int:
     if args.json:
         document = result_document(done.result, done.terms)
         rerun = {"matched": done.matched, "differences": list(done.differences)}
-        print(json_text({**document, "receipt": receipt.id, "rerun": rerun}))
+        print(json_text({"receipt": receipt.id, "rerun": rerun, **document}))
     else:
         print(f"{result_table(done.result, done.terms)}\n{done.verdict()}")
     return 0 if done.matched else 1
