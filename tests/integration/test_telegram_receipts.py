@@ -98,6 +98,19 @@ async def test_a_receipt_whose_candles_changed_is_refused_and_bad_ids_are_named(
         assert refused  # the progress line or the refusal itself
         assert len(await receipt_rows(chat)) == 1
 
+        changed["series"][0].update(first_ms=0, last_ms=3_600_000 * 240)  # before the replay's
+        await chat.db.execute(
+            "UPDATE receipts SET body = ? WHERE id = ?", (json.dumps(changed), receipt_id)
+        )
+        await chat.ask(TRADER, f"/rerun {receipt_id}")
+        for _ in range(100):
+            texts = [m.text for m in chat.emulator.to(TRADER)]
+            if any("candles are gone" in text for text in texts):
+                break
+            await chat.emulator.quiet(0.1)
+        gone = next(t for t in texts if "candles are gone" in t)
+        assert "the BTC/USDT 1h candles are gone (replay candles). Nothing was run." in gone
+
         for text, expected in [
             ("/rerun", "usage: /rerun ID"),
             ("/rerun k3m9x", "receipt id 'k3m9x': expected 6 letters and digits"),
