@@ -34,6 +34,21 @@ async def receipt_rows(chat: Chat) -> list[tuple[str, str]]:
     return [(row["id"], row["body"]) for row in rows]
 
 
+async def refused_rerun(chat: Chat, receipt_id: str, body: dict[str, object]) -> str:
+    """Store ``body`` as the receipt's, then /rerun it: the refusal (after the progress line)."""
+    await chat.db.execute(
+        "UPDATE receipts SET body = ? WHERE id = ?", (json.dumps(body), receipt_id)
+    )
+    before = len(chat.emulator.to(TRADER))
+    chat.emulator.say(TRADER, f"/rerun {receipt_id}")
+    for _ in range(300):
+        texts = [m.text for m in chat.emulator.to(TRADER)[before:]]
+        if any("cannot be rerun exactly" in text for text in texts):
+            return next(text for text in texts if "cannot be rerun exactly" in text)
+        await chat.emulator.quiet(0.1)
+    raise AssertionError(f"no refusal: {texts}")
+
+
 async def test_rerun_makes_the_same_trades_and_compare_shows_two_receipts(tmp_path: Path) -> None:
     async with chat_stack(tmp_path) as chat:
         for _ in range(500):  # candles for the backtests to read
@@ -83,32 +98,13 @@ async def test_a_receipt_whose_candles_changed_is_refused_and_bad_ids_are_named(
         ((_, body),) = await receipt_rows(chat)
         changed = json.loads(body)
         changed["series"][0]["candle_hash"] = "0" * 32
-        await chat.db.execute(
-            "UPDATE receipts SET body = ? WHERE id = ?", (json.dumps(changed), receipt_id)
-        )
-        refused = await chat.ask(TRADER, f"/rerun {receipt_id}")
-        for _ in range(100):  # the refusal comes after the progress message
-            texts = [m.text for m in chat.emulator.to(TRADER)]
-            if any("cannot be rerun exactly" in text for text in texts):
-                break
-            await chat.emulator.quiet(0.1)
-        refusal = next(t for t in texts if "cannot be rerun exactly" in t)
+        refusal = await refused_rerun(chat, receipt_id, changed)
         assert "the BTC/USDT 1h candles of 20" in refusal
         assert "changed (replay candles). Nothing was run." in refusal
-        assert refused  # the progress line or the refusal itself
         assert len(await receipt_rows(chat)) == 1
 
         changed["series"][0].update(first_ms=0, last_ms=3_600_000 * 240)  # before the replay's
-        await chat.db.execute(
-            "UPDATE receipts SET body = ? WHERE id = ?", (json.dumps(changed), receipt_id)
-        )
-        await chat.ask(TRADER, f"/rerun {receipt_id}")
-        for _ in range(100):
-            texts = [m.text for m in chat.emulator.to(TRADER)]
-            if any("candles are gone" in text for text in texts):
-                break
-            await chat.emulator.quiet(0.1)
-        gone = next(t for t in texts if "candles are gone" in t)
+        gone = await refused_rerun(chat, receipt_id, changed)
         assert "the BTC/USDT 1h candles are gone (replay candles). Nothing was run." in gone
 
         for text, expected in [
