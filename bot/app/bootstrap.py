@@ -171,6 +171,7 @@ class Trading:
     control: Control
     outbox: AlertOutbox
     driver: ReplayDriver | None = None  # a replay's: each step moves its clock one candle on
+    source: PriceFeed | None = None  # on an exchange: its candles and prices (the paper twin's)
 
 
 async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> Trading:
@@ -287,7 +288,7 @@ async def assemble_on_exchange(
         on_started=schedule,
         outside=OutsideHoldings(SqliteStateRepository(db), clock),
     )
-    return Trading(clock, engine, service, control, outbox)
+    return Trading(clock, engine, service, control, outbox, source=source)
 
 
 def tick_scheduler(jobs: Jobs, service: TradingService) -> Callable[[PairRun], None]:

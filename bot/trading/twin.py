@@ -1,0 +1,110 @@
+"""The paper twin: every live pair traded again on paper, on the same candles, in the same tick.
+
+The twin is an engine of its own on a paper exchange, with its own books in a database file of
+its own (``twin.sqlite`` beside the live one: the same schema, so every part of the engine is
+the one live trading runs; never the live books, orders, risk state or alerts). The trading
+service hands it each closed candle a live pair acted on, right after the live pair: its fills
+are the paper model's, the live fills what the venue gave; the drift monitor
+(``bot/trading/drift.py``) compares them.
+
+The paper model's price (``TwinFeed``) is the close of the candle acted on, with the
+configured slippage and the live fee: the backtest fills at the next candle's open, which on
+the venues' candles is that close (Binance's sample: within 0.003%, mostly to the cent). So the
+twin asks the venue nothing per tick, and its price does not depend on when a stream last
+pushed one.
+
+The twin never places an order on the venue: its exchange is a ``PaperExchange`` that only
+reads prices. A failure of the twin is logged and never costs the live pairs their tick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import pandas as pd
+
+from bot.core.domain import Fill, PairRun, RunState
+from bot.core.ports import PriceFeed
+from bot.trading.drift import DriftMonitor
+from bot.trading.engine import Engine
+from strategies import Strategy
+
+log = logging.getLogger(__name__)
+
+
+class TwinFeed:
+    """The twin's paper exchange's prices: the close of the candle each pair last acted on;
+    candles and volumes from the live service's source."""
+
+    def __init__(self, source: PriceFeed) -> None:
+        self._source = source
+        self._closes: dict[str, float] = {}
+
+    def saw(self, pair: str, candles: pd.DataFrame) -> None:
+        self._closes[pair] = float(candles["close"].iloc[-1])
+
+    async def price(self, pair: str, now: datetime) -> float:
+        close = self._closes.get(pair)
+        return close if close is not None else await self._source.price(pair, now)
+
+    async def candle_after(self, pair: str, since: datetime, now: datetime) -> pd.Series | None:
+        return await self._source.candle_after(pair, since, now)
+
+    async def volume(self, pair: str, now: datetime) -> float | None:
+        return await self._source.volume(pair, now)
+
+    async def fill_time(self, pair: str, now: datetime) -> datetime:
+        return now
+
+
+class PaperTwin:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        monitor: DriftMonitor,
+        feed: TwinFeed,
+        mirror: Callable[[PairRun], Awaitable[None]],
+    ) -> None:
+        """``feed``: the prices ``engine``'s paper exchange fills at; ``mirror`` copies a live
+        run into the twin's books (its orders name the run)."""
+        self.engine = engine
+        self._feed = feed
+        self.monitor = monitor
+        self._mirror = mirror
+        self._mirrored: set[int] = set()
+
+    def live_run(self, run: PairRun) -> PairRun:
+        """``run`` as the live engine trades it: a demoted pair enters nothing live."""
+        if self.monitor.demoted(run.pair) and run.state is RunState.RUNNING:
+            return dataclasses.replace(run, state=RunState.PAUSED)
+        return run
+
+    async def follow(
+        self,
+        run: PairRun,
+        strategy: Strategy,
+        candles: pd.DataFrame,
+        prices: dict[str, float],
+        live_fills: list[Fill],
+    ) -> None:
+        """Trade ``run``'s closed ``candles`` on paper, as the live pair just did, and measure
+        the pair's drift when either side booked a fill."""
+        try:
+            executor = self.engine.executor
+            await executor.settle_unknown()
+            if executor.unknown.waiting(run.pair):
+                return
+            if run.id not in self._mirrored:
+                await self._mirror(run)
+                self._mirrored.add(run.id)
+            await self.monitor.start(run.pair)
+            self._feed.saw(run.pair, candles)
+            fills = await self.engine.on_candles(run, strategy, candles, prices)
+            if fills or live_fills:
+                await self.monitor.check(run.pair, run.timeframe)
+        except Exception:  # a monitor: its failure must never stop live trading
+            log.exception("paper twin of %s failed on this candle; live trading goes on", run.pair)

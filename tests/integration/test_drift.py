@@ -1,0 +1,142 @@
+"""The drift monitor: each live pair's paper twin, the alert when live departs from it, and the
+demotion to paper and back. The live stack (ccxt, SQLite) on the Binance fake with slippage
+injected into its market fills; the twin's books in twin.sqlite.
+
+EMA 12/26 on the BTC/USDT sample enters on the candle of 2025-06-27 04:00 (acted on at 05:00)
+and exits on the candle of 07:00 (acted on at 08:00), then trades 06-28 03:00 to 06-30 11:00
+and 07-02 08:00 to 07-04 07:00. The tests tick at those closes (``SIGNALS``): an hourly tick
+between them changes nothing, and the suite stays quick.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bot.app.bootstrap import Trading
+from storage.alerts import SqliteAlertRepository
+from storage.audit import SqliteAuditRepository
+from storage.db import open_database
+from storage.orders import SqliteOrderRepository
+from tests.doubles.fake_exchange import FakeBinance
+from tests.rigs.live_rig import PAIR, Market, funded_fake, hourly, live_stack
+
+START = datetime(2025, 6, 27, 4, 30, tzinfo=UTC)
+FIRST_TICK = datetime(2025, 6, 27, 5, 0, 5, tzinfo=UTC)
+FIRST_EXIT = datetime(2025, 6, 27, 8, 0, 5, tzinfo=UTC)
+DAY = timedelta(days=1)
+SIGNALS = [
+    datetime(2025, 6, 27, 5, 0, 5, tzinfo=UTC),
+    datetime(2025, 6, 27, 8, 0, 5, tzinfo=UTC),
+    datetime(2025, 6, 28, 4, 0, 5, tzinfo=UTC),
+    datetime(2025, 6, 30, 12, 0, 5, tzinfo=UTC),
+    datetime(2025, 7, 2, 9, 0, 5, tzinfo=UTC),
+    datetime(2025, 7, 4, 8, 0, 5, tzinfo=UTC),
+]
+SLIPPAGE = 0.01  # the venue fills market orders 1% worse than the price
+DRIFT = {"threshold": 0.01}
+
+
+def slipping_fake(candles: pd.DataFrame) -> FakeBinance:
+    fake = funded_fake(candles)
+    fake.slippage = SLIPPAGE
+    return fake
+
+
+async def tick_at(trading: Trading, market: Market, moments: list[datetime]) -> None:
+    for moment in moments:
+        market.at(moment)
+        await trading.service.tick("1h")
+
+
+async def drift_alerts(tmp_path: Path) -> list[str]:
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        alerts = await SqliteAlertRepository(db).pending(10_000)
+    return [a.text for a in alerts if a.kind == "drift"]
+
+
+async def journal_ids(path: Path) -> set[str]:
+    async with open_database(path) as db:
+        return {o.client_order_id for o in await SqliteOrderRepository(db).recent(10_000)}
+
+
+async def test_injected_slippage_is_the_drift_and_alerted_once_across_a_restart(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = slipping_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, drift=DRIFT) as (trading, market, _):
+        await hourly(trading, market, FIRST_TICK, SIGNALS[2])  # hour by hour: the first trade
+        await tick_at(trading, market, SIGNALS[2:4])
+        twin = trading.service.twin
+        assert twin is not None
+        drift = await twin.monitor.drift(PAIR, "1h")
+    assert len(drift.rows) == 2
+    for row in drift.rows:  # the same trades, on the same candles, at different prices
+        assert row.live is not None
+        assert row.twin is not None
+        assert row.live.entry_time == row.twin.entry_time
+        assert row.live.entry_price / row.twin.entry_price == pytest.approx(1.01 / 1.0005)
+        assert row.live.exit_price / row.twin.exit_price == pytest.approx(0.99 / 0.9995)
+        assert row.gap < 0
+    assert drift.relative == pytest.approx(-0.0195, abs=0.001)
+    assert drift.first_apart(0.001) == drift.rows[0]
+    (alert,) = await drift_alerts(tmp_path)
+    assert alert.startswith(f"{PAIR}: live trading departs from its paper twin by -")
+    assert "over the 1.00% threshold" in alert
+    # still over the threshold, after a restart and another trade: no second alert
+    async with live_stack(tmp_path, fake, SIGNALS[3], drift=DRIFT) as (again, market, _):
+        await tick_at(again, market, SIGNALS[4:])
+        assert again.service.twin is not None
+        assert len((await again.service.twin.monitor.drift(PAIR, "1h")).rows) == 3
+    assert len(await drift_alerts(tmp_path)) == 1
+    # the twin never reached the venue: every order the fake saw is in the live journal
+    live = await journal_ids(tmp_path / "pairpilot.sqlite")
+    assert len(await journal_ids(tmp_path / "twin.sqlite")) == 6  # it traded, on paper
+    assert {o.client_id for o in fake.orders.values()} == live
+    assert fake.order_posts == len(live) == 6
+
+
+async def test_without_slippage_there_is_no_alert(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, drift=DRIFT) as (trading, market, _):
+        await tick_at(trading, market, SIGNALS)
+        assert trading.service.twin is not None
+        drift = await trading.service.twin.monitor.drift(PAIR, "1h")
+    assert len(drift.rows) == 3
+    assert abs(drift.relative) < 0.002  # the paper model's own slippage only
+    assert await drift_alerts(tmp_path) == []
+
+
+async def test_a_demotion_and_a_promotion_persist_across_restarts(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    fake = slipping_fake(btc_candles)
+    demoting = {**DRIFT, "demote_to_paper": True}
+    async with live_stack(tmp_path, fake, START, drift=demoting) as (trading, market, _):
+        await tick_at(trading, market, SIGNALS[:2])  # one trade, 2% off: demoted
+        assert trading.service.twin is not None
+        assert trading.service.twin.monitor.demotions() == [PAIR]
+    (alert,) = await drift_alerts(tmp_path)
+    assert "Demoted to paper: no new live entries" in alert
+    assert fake.order_posts == 2
+    async with live_stack(tmp_path, fake, SIGNALS[1], drift=demoting) as (again, market, _):
+        twin = again.service.twin
+        assert twin is not None
+        assert twin.monitor.demoted(PAIR)
+        await tick_at(again, market, SIGNALS[2:4])
+        assert fake.order_posts == 2  # no live entry while demoted
+        assert len((await twin.monitor.drift(PAIR, "1h")).rows) == 2  # paper trades it
+        await twin.monitor.promote(PAIR)
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        audited = [e.command for e in await SqliteAuditRepository(db).latest(10)]
+    assert "demote" in audited
+    async with live_stack(tmp_path, fake, SIGNALS[3], drift=demoting) as (again, market, _):
+        assert again.service.twin is not None
+        assert again.service.twin.monitor.demotions() == []  # the promotion kept too
+        await tick_at(again, market, SIGNALS[4:])
+    assert fake.order_posts == 4  # live again
