@@ -17,7 +17,9 @@ back under the threshold and crossed it anew.
 Demotion (``[drift] demote_to_paper``, off by default): at that alert the pair is also demoted
 to paper. The live run of a demoted pair then ticks as paused: no new live entries, while an
 open live position keeps its stops and its strategy's exit (it is never left unmanaged, and
-never dumped at market by the monitor); the twin goes on trading the pair on paper. The
+never dumped at market by the monitor); the twin goes on trading the pair on paper. The gap
+of a demoted pair is frozen at its demotion (the twin's later trades are shown, not measured),
+and no more alerts come for it until it is promoted. The
 demotion is kept in the state store, so a restart keeps it, audited and alerted;
 ``promote`` (the admin's ``/promote PAIR``, confirmed) puts the pair back to live and starts a
 new window, so the old gap does not demote it again at once.
@@ -41,7 +43,8 @@ from bot.portfolio.performance import round_trips
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = "drift.pairs"  # {pair: {"since": ms, "alerted": bool, "demoted": bool}}
+# {pair: {"since": ms, "alerted": bool, "demoted": bool, "demoted_at": ms}}
+STATE_KEY = "drift.pairs"
 TooSmall = Callable[[str, float, float], str | None]
 
 
@@ -80,36 +83,51 @@ class Drift:
     pair: str
     since: datetime
     rows: tuple[TradeRow, ...]
+    until: datetime | None = None  # when it was demoted: the trades after are the twin's alone
+
+    @property
+    def measured(self) -> tuple[TradeRow, ...]:
+        """The rows the gap is measured on: entered before a demotion."""
+        return tuple(row for row in self.rows if self.until is None or row.candle < self.until)
+
+    @property
+    def live_pnl(self) -> float:
+        return sum(row.live.pnl for row in self.measured if row.live)
+
+    @property
+    def twin_pnl(self) -> float:
+        return sum(row.twin.pnl for row in self.measured if row.twin)
 
     @property
     def gap(self) -> float:
-        return sum(row.gap for row in self.rows)
+        return self.live_pnl - self.twin_pnl
 
     @property
     def relative(self) -> float:
-        cost = sum(row.cost for row in self.rows)
+        cost = sum(row.cost for row in self.measured)
         return self.gap / cost if cost else 0.0
 
     def first_apart(self, tolerance: float) -> TradeRow | None:
         """The first row whose gap is over ``tolerance`` of its cost (or one-sided)."""
-        for row in self.rows:
+        for row in self.measured:
             if row.live is None or row.twin is None or abs(row.gap) > tolerance * row.cost:
                 return row
         return None
 
 
+def entry_candle(trade: Trade, timeframe: str) -> datetime:
+    """The candle ``trade`` entered in (its entry time floored to ``timeframe``): the same for
+    live, twin and backtest trades decided on the same closed candle."""
+    step = timeframe_seconds(timeframe) * 1000
+    return from_ms(to_ms(trade.entry_time) // step * step)
+
+
 def match_trades(live: Sequence[Trade], twin: Sequence[Trade], timeframe: str) -> list[TradeRow]:
     """Rows of ``live`` and ``twin`` trades keyed by their entry's candle, oldest first."""
-    step = timeframe_seconds(timeframe) * 1000
-
-    def candle(trade: Trade) -> int:
-        return to_ms(trade.entry_time) // step * step
-
-    lives = {candle(trade): trade for trade in live}
-    twins = {candle(trade): trade for trade in twin}
+    lives = {entry_candle(trade, timeframe): trade for trade in live}
+    twins = {entry_candle(trade, timeframe): trade for trade in twin}
     return [
-        TradeRow(from_ms(key), lives.get(key), twins.get(key))
-        for key in sorted(set(lives) | set(twins))
+        TradeRow(key, lives.get(key), twins.get(key)) for key in sorted(set(lives) | set(twins))
     ]
 
 
@@ -160,19 +178,24 @@ class DriftMonitor:
         if entry is None:
             raise UserInputError(f"{pair} has no paper twin: it is not trading live here")
         since = from_ms(int(str(entry["since"])))
+        demoted = entry.get("demoted_at")
+        until = from_ms(int(str(demoted))) if demoted is not None else None
         live = await self._trades(self._live_fills, self._live_small, pair, since)
         twin = await self._trades(self._twin_fills, self._twin_small, pair, since)
-        return Drift(pair, since, tuple(match_trades(live, twin, timeframe)))
+        return Drift(pair, since, tuple(match_trades(live, twin, timeframe)), until)
 
     async def check(self, pair: str, timeframe: str) -> Drift:
         """Measure ``pair``; alert (and demote) at a crossing, re-arm once back under."""
         drift = await self.drift(pair, timeframe)
         entry = self._pairs[pair]
+        if self.demoted(pair):  # measured no more: it trades on paper only, until promoted
+            return drift
         over = abs(drift.relative) > self.settings.threshold
         if over and not entry.get("alerted"):
-            demote = self.settings.demote_to_paper and not self.demoted(pair)
-            demoted = demote or self.demoted(pair)
-            await self._save(pair, {**entry, "alerted": True, "demoted": demoted})
+            demote = self.settings.demote_to_paper
+            if demote:
+                entry = {**entry, "demoted": True, "demoted_at": to_ms(self._clock.now())}
+            await self._save(pair, {**entry, "alerted": True})
             await self._alert(drift, demote)
         elif not over and entry.get("alerted"):
             await self._save(pair, {**entry, "alerted": False})

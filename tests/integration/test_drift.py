@@ -17,12 +17,26 @@ import pandas as pd
 import pytest
 
 from bot.app.bootstrap import Trading
+from bot.app.chat_root import chat_venue
+from bot.core.clock import FakeClock, SystemClock
+from bot.market.history import ExchangeHistory
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
+from storage.candles import SqliteCandleRepository
 from storage.db import open_database
 from storage.orders import SqliteOrderRepository
 from tests.doubles.fake_exchange import FakeBinance
-from tests.rigs.live_rig import PAIR, Market, funded_fake, hourly, live_stack
+from tests.doubles.telegram_emulator import TelegramEmulator
+from tests.rigs.chat_rig import ADMIN, VIEWER, chat_on
+from tests.rigs.live_rig import (
+    PAIR,
+    Market,
+    funded_fake,
+    hourly,
+    live_settings,
+    live_stack,
+    venue_client,
+)
 
 START = datetime(2025, 6, 27, 4, 30, tzinfo=UTC)
 FIRST_TICK = datetime(2025, 6, 27, 5, 0, 5, tzinfo=UTC)
@@ -140,3 +154,51 @@ async def test_a_demotion_and_a_promotion_persist_across_restarts(
         assert again.service.twin.monitor.demotions() == []  # the promotion kept too
         await tick_at(again, market, SIGNALS[4:])
     assert fake.order_posts == 4  # live again
+
+
+async def test_drift_and_promote_from_the_chat(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
+    fake = slipping_fake(btc_candles)
+    demoting = {**DRIFT, "demote_to_paper": True}
+    settings = live_settings(tmp_path, "http://127.0.0.1:1", drift=demoting)
+    wall = FakeClock(SystemClock().now())
+    emulator = TelegramEmulator()
+    emulator.clock = lambda: wall.now().timestamp()
+    async with (
+        live_stack(tmp_path, fake, START, drift=demoting) as (trading, market, _),
+        open_database(tmp_path / "pairpilot.sqlite") as db,
+        venue_client("binance", fake) as (_, exchange),
+    ):
+        await tick_at(trading, market, SIGNALS[:4])  # demoted at the first trade
+        venue = chat_venue(settings, "binance", trading.engine, exchange.price_decimals)
+        history = ExchangeHistory(exchange, SqliteCandleRepository(db))
+        async with chat_on(db, trading, venue, history, emulator, wall) as chat:
+            shown = await chat.ask(VIEWER, "/drift btcusdt")
+            assert shown.startswith(f"{PAIR} since 06-27 05:00 UTC, 2 trade(s)\nlive -")
+            assert "gap -9.37 (-1.88% of cost; threshold 1.00%)" in shown
+            assert "They part at the trade of 06-27 05:00." in shown
+            assert "Demoted to paper: no new live entries; /promote BTC/USDT" in shown
+            first, second = shown.split("06-27 05:00 → ")[1], shown.split("06-28 04:00 → ")[1]
+            # live at the venue's price (the next open) + 1%, the twin at the close + 0.05%
+            assert " live 108,572.04 → 105,801.02 fee 0.99 PnL -13.73 (-2.75%)" in first
+            assert " twin 107,550.81 → 106,816.28 fee 0.99 PnL -4.36 (-0.88%)" in first
+            assert " test 107,550.82 → 106,816.29 fee 1.97 PnL -8.73 (-0.88%)" in first
+            assert " slippage vs twin: in +0.95%, out +0.95%" in first
+            assert " live: no trade" in second  # demoted: paper only
+            assert " twin 107,353.78 → 107,600.37 fee 0.99 PnL +0.15" in second
+            assert " test 107,353.78 → still open" in second  # exits at the next open
+            assert "needs the admin role" in await chat.ask(VIEWER, "/promote BTCUSDT")
+            question = await chat.sent_back(ADMIN, "/promote BTCUSDT")
+            assert "put BTC/USDT back to live trading" in question.text
+            before = len(chat.emulator.to(ADMIN))
+            button = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+            chat.emulator.press(ADMIN, question, button)
+            result = await chat.emulator.reply(ADMIN, after=before)
+            assert result.text.startswith("BTC/USDT trades live again")
+            assert "is not demoted" in await chat.ask(ADMIN, "/promote BTCUSDT")
+    async with live_stack(tmp_path, fake, SIGNALS[3], drift=demoting) as (again, _, _):
+        assert again.service.twin is not None
+        assert again.service.twin.monitor.demotions() == []
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        audited = [(e.command, e.arguments) for e in await SqliteAuditRepository(db).latest(10)]
+    assert ("promote", ["BTCUSDT"]) in audited
+    assert ("demote", [PAIR]) in audited
