@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.alerts.outbox import AlertOutbox
 from bot.app.bootstrap import PaperAccount, Trading, build_paper_engine
 from bot.app.config import Settings
+from bot.core.ports import Clock, PriceFeed
 from bot.research.account_terms import rests_stops
 from bot.trading.drift import DriftMonitor
+from bot.trading.engine import Engine
 from bot.trading.twin import PaperTwin, TwinFeed
 from storage.audit import SqliteAuditRepository
 from storage.db import Database
@@ -39,9 +42,25 @@ async def attach_twin(
     """The paper twin of ``trading``'s live pairs, handed their candles from now on."""
     if trading.source is None:
         raise ValueError("a paper twin follows trading on an exchange")
-    live = trading.engine
-    feed = TwinFeed(trading.source)
-    clock = trading.clock
+    twin = await build_twin(
+        twin_db, db, settings, trading.engine, trading.source, trading.clock, trading.outbox
+    )
+    trading.service.twin = twin
+    return twin
+
+
+async def build_twin(
+    twin_db: Database,
+    db: Database,
+    settings: Settings,
+    live: Engine,
+    source: PriceFeed,
+    clock: Clock,
+    outbox: AlertOutbox,
+) -> PaperTwin:
+    """The paper twin of the ``live`` engine on ``db``, its books on ``twin_db``."""
+    await twin_db.connection.execute("PRAGMA synchronous = NORMAL")  # see bot/trading/twin.py
+    feed = TwinFeed(source)
     held = sum(p.amount * p.average_price for p in live.portfolio.positions())
     account = PaperAccount(
         live.portfolio.cash + held,
@@ -66,12 +85,10 @@ async def attach_twin(
         live_small=live.exchange.too_small,
         twin_small=engine.exchange.too_small,
         state=SqliteStateRepository(db),
-        outbox=trading.outbox,
+        outbox=outbox,
         audit=SqliteAuditRepository(db),
         clock=clock,
     )
     await monitor.load()
     mirror = SqlitePairRunRepository(twin_db).mirror
-    twin = PaperTwin(engine=engine, monitor=monitor, feed=feed, mirror=mirror)
-    trading.service.twin = twin
-    return twin
+    return PaperTwin(engine=engine, monitor=monitor, feed=feed, mirror=mirror)
