@@ -59,7 +59,11 @@ class TimedTwin(PaperTwin):
 
     def __init__(self, twin: PaperTwin, spent: list[float]) -> None:
         super().__init__(
-            engine=twin.engine, monitor=twin.monitor, feed=twin.feed, mirror=twin.mirror
+            engine=twin.engine,
+            monitor=twin.monitor,
+            feed=twin.feed,
+            mirror=twin.mirror,
+            forget=twin.forget,
         )
         self._spent = spent
 

@@ -23,7 +23,7 @@ from storage.audit import SqliteAuditRepository
 from storage.db import Database
 from storage.fills import SqliteFillRepository
 from storage.pair_runs import SqlitePairRunRepository
-from storage.state import SqliteStateRepository
+from storage.state import RememberedStateRepository, SqliteStateRepository
 
 TWIN_FILE = "twin.sqlite"
 
@@ -70,6 +70,7 @@ async def build_twin(
         settings.paper.max_volume_share,
         rests_stops(settings),
     )
+    state = RememberedStateRepository(twin_db)  # nothing else writes it: read from memory
     engine = await build_paper_engine(
         twin_db,
         clock=clock,
@@ -77,6 +78,7 @@ async def build_twin(
         account=account,
         limits=live.guard.limits,
         timezone=settings.timezone,
+        state=state,
     )
     monitor = DriftMonitor(
         settings=settings.drift,
@@ -91,4 +93,4 @@ async def build_twin(
     )
     await monitor.load()
     mirror = SqlitePairRunRepository(twin_db).mirror
-    return PaperTwin(engine=engine, monitor=monitor, feed=feed, mirror=mirror)
+    return PaperTwin(engine=engine, monitor=monitor, feed=feed, mirror=mirror, forget=state.forget)

@@ -18,7 +18,8 @@ reads prices. A failure of the twin is logged and never costs the live pairs the
 
 Cost (bench/drift_twin.py, target: at most 10% on a tick): the strategy's signal is computed
 once for live and twin (``Strategy.remembered_signals``), a candle that can change nothing in
-the twin's books is not run through its engine (``_quiet``), and the twin's database commits
+the twin's books is not run through its engine (``_quiet``), its state store reads from memory
+(``RememberedStateRepository``: nothing else writes its database), and its database commits
 without waiting for the disk (``synchronous = NORMAL`` in WAL: a power cut may lose its last
 writes, never corrupt it; they are a monitor's, not money's).
 """
@@ -75,14 +76,18 @@ class PaperTwin:
         monitor: DriftMonitor,
         feed: TwinFeed,
         mirror: Callable[[PairRun], Awaitable[None]],
+        forget: Callable[[], None] = lambda: None,
     ) -> None:
         """``feed``: the prices ``engine``'s paper exchange fills at; ``mirror`` copies a live
-        run into the twin's books (its orders name the run)."""
+        run into the twin's books (its orders name the run); ``forget``: drops what the twin's
+        state store remembers, after a failure (its books are read again from the database)."""
         self.engine = engine
         self.feed = feed
         self.monitor = monitor
         self.mirror = mirror
+        self.forget = forget
         self._mirrored: set[int] = set()
+        self._settled = False  # orders of unknown outcome looked up since the start
 
     def live_run(self, run: PairRun) -> PairRun:
         """``run`` as the live engine trades it: a demoted pair enters nothing live."""
@@ -102,7 +107,9 @@ class PaperTwin:
         the pair's drift when either side booked a fill."""
         try:
             executor = self.engine.executor
-            await executor.settle_unknown()
+            if not self._settled:  # at the start and after a failure: paper answers at once
+                await executor.settle_unknown()
+                self._settled = True
             if executor.unknown.waiting(run.pair):
                 return
             if run.id not in self._mirrored:
@@ -116,6 +123,8 @@ class PaperTwin:
             if fills or live_fills:
                 await self.monitor.check(run.pair, run.timeframe)
         except Exception:  # a monitor: its failure must never stop live trading
+            self.forget()
+            self._settled = False
             log.exception("paper twin of %s failed on this candle; live trading goes on", run.pair)
 
     async def _quiet(self, run: PairRun, strategy: Strategy, candles: pd.DataFrame) -> bool:
