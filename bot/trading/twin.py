@@ -33,7 +33,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from bot.core.domain import Fill, PairRun, RunState
+from bot.core.domain import Fill, PairRun, RunState, Side
 from bot.core.ports import PriceFeed
 from bot.trading.drift import DriftMonitor
 from bot.trading.engine import Engine
@@ -104,7 +104,7 @@ class PaperTwin:
         live_fills: list[Fill],
     ) -> None:
         """Trade ``run``'s closed ``candles`` on paper, as the live pair just did, and measure
-        the pair's drift when either side booked a fill."""
+        the pair's drift when either side sold (only a sale closes a trade)."""
         try:
             executor = self.engine.executor
             if not self._settled:  # at the start and after a failure: paper answers at once
@@ -117,10 +117,10 @@ class PaperTwin:
                 self._mirrored.add(run.id)
             await self.monitor.start(run.pair)
             self.feed.saw(run.pair, candles)
-            fills = []
+            fills: list[Fill] = []
             if not await self._quiet(run, strategy, candles):
                 fills = await self.engine.on_candles(run, strategy, candles, prices)
-            if fills or live_fills:
+            if any(fill.side is Side.SELL for fill in [*fills, *live_fills]):  # a trade closed
                 await self.monitor.check(run.pair, run.timeframe)
         except Exception:  # a monitor: its failure must never stop live trading
             self.forget()

@@ -1,6 +1,6 @@
 """The drift monitor's alert rule: once per crossing of the threshold, again only after the gap
 came back under it; kept over a restart (its state and the alerts in real SQLite; the fills
-of both sides handed in as lists)."""
+of both sides handed in as lists). And the twin's state store, read from memory."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bot.trading.drift import DriftMonitor, DriftSettings
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
 from storage.db import Database, open_database
-from storage.state import SqliteStateRepository
+from storage.state import RememberedStateRepository, SqliteStateRepository
 
 PAIR = "BTC/USDT"
 T0 = datetime(2025, 6, 27, 5, 0, 5, tzinfo=UTC)
@@ -90,3 +90,18 @@ async def test_one_alert_per_crossing_rearmed_once_back_under(tmp_path: Path) ->
         await restarted.check(PAIR, "1h")
         assert len(await drift_alerts(db)) == 2
         assert restarted.demotions() == []  # demote_to_paper is off
+
+
+async def test_the_twins_state_store_reads_what_it_wrote_from_memory(tmp_path: Path) -> None:
+    async with open_database(tmp_path / "twin.sqlite") as db:
+        state = RememberedStateRepository(db)
+        await state.set("key", {"a": 1}, T0)
+        got = await state.get("key")
+        got["a"] = 2  # a caller's change to what it got
+        assert await state.get("key") == {"a": 1}
+        await db.execute("UPDATE bot_state SET value = '{\"a\": 3}' WHERE key = 'key'")
+        assert await state.get("key") == {"a": 1}  # from memory: nothing else writes it
+        await state.set("key", {"a": 1}, T0 + HOUR)  # unchanged: not written again
+        assert await SqliteStateRepository(db).get("key") == {"a": 3}
+        state.forget()  # after a failure
+        assert await state.get("key") == {"a": 3}
