@@ -10,6 +10,7 @@ between them changes nothing, and the suite stays quick.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from bot.app.bootstrap import Trading
 from bot.app.chat_root import chat_venue
+from bot.app.serve import run_service
 from bot.core.clock import FakeClock, SystemClock
 from bot.market.history import ExchangeHistory
 from storage.alerts import SqliteAlertRepository
@@ -25,11 +27,12 @@ from storage.audit import SqliteAuditRepository
 from storage.candles import SqliteCandleRepository
 from storage.db import open_database
 from storage.orders import SqliteOrderRepository
-from tests.doubles.fake_exchange import FakeBinance
+from tests.doubles.fake_exchange import FakeBinance, serve
 from tests.doubles.telegram_emulator import TelegramEmulator
 from tests.rigs.chat_rig import ADMIN, VIEWER, chat_on
 from tests.rigs.live_rig import (
     PAIR,
+    SECRETS,
     Market,
     funded_fake,
     hourly,
@@ -202,3 +205,23 @@ async def test_drift_and_promote_from_the_chat(tmp_path: Path, btc_candles: pd.D
         audited = [(e.command, e.arguments) for e in await SqliteAuditRepository(db).latest(10)]
     assert ("promote", ["BTCUSDT"]) in audited
     assert ("demote", [PAIR]) in audited
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_the_live_service_keeps_its_twins_books_beside_its_own(
+    tmp_path: Path, btc_candles: pd.DataFrame, enabled: bool
+) -> None:
+    fake = FakeBinance(now_ms=int(btc_candles["timestamp"].iloc[-1]) + 60_000)
+    fake.add_candles("BTCUSDT", "1h", btc_candles)
+    async with serve(fake) as base:
+        settings = live_settings(tmp_path, base, drift={**DRIFT, "enabled": enabled})
+        stop = asyncio.Event()
+        lines: list[str] = []
+        service = asyncio.create_task(run_service(settings, SECRETS, stop=stop, write=lines.append))
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.wait_for(service, timeout=5)
+    assert "pairpilot stopped" in "\n".join(lines)
+    assert (tmp_path / "twin.sqlite").exists() is enabled
+    if enabled:
+        assert await journal_ids(tmp_path / "twin.sqlite") == set()  # books, no orders yet
