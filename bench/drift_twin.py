@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.paths import SAMPLE_DATA
+from bench.tick_speed import ema_service
 from bot.alerts.outbox import AlertOutbox
 from bot.app.bootstrap import build_engine
 from bot.app.config import Settings
@@ -40,13 +41,10 @@ from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.market.candle_files import read_candle_file
 from bot.market.live_source import ExchangeCandleSource
 from bot.trading.engine import EngineCosts
-from bot.trading.service import TradingService
 from bot.trading.twin import PaperTwin
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
-from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
-from storage.pair_runs import SqlitePairRunRepository
 from strategies import Strategy
 from tests.doubles.fake_exchange import FakeBinance, binance_urls, serve
 
@@ -118,20 +116,7 @@ async def run_ticks(
             costs=EngineCosts(0.001, 0.0005),
             limits=limits,
         )
-        runs = [
-            await SqlitePairRunRepository(db).add(
-                pair=f"{symbol}/USDT",
-                strategy="ema_cross",
-                timeframe="1h",
-                params={},
-                capital_share=1 / pairs,
-                now=clock.now(),
-            )
-            for symbol in symbols
-        ]
-        service = TradingService(
-            engine=engine, source=source, clock=clock, runs=runs, equity=SqliteEquityRepository(db)
-        )
+        service = await ema_service(db, engine, source, clock, symbols)
         if twin:
             twin_db = await stack.enter_async_context(open_database(folder / "twin.sqlite"))
             settings = Settings.model_validate({"mode": "live", "data_dir": folder})
