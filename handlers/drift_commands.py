@@ -42,7 +42,8 @@ def _row_text(row: DriftRow, pair: str, venue: Venue) -> list[str]:
     return lines
 
 
-def pair_drift_text(drift: PairDrift, quote: str, venue: Venue) -> str:
+def pair_drift_text(drift: PairDrift, quote: str, venue: Venue, trades: bool = True) -> str:
+    """``drift`` in a few lines, then (``trades``) its last trades side by side."""
     pair = escape(drift.pair)
     lines = [
         f"<b>{pair}</b> since {drift.since:%m-%d %H:%M} UTC, {len(drift.rows)} trade(s)",
@@ -58,6 +59,8 @@ def pair_drift_text(drift: PairDrift, quote: str, venue: Venue) -> str:
         lines.append(f"<b>Demoted to paper</b>: no new live entries; /promote {pair} puts it back.")
     if drift.backtest_problem:
         lines.append(f"test: none ({escape(drift.backtest_problem[:120])})")
+    if not trades:
+        return "\n".join(lines)
     rows = drift.rows[-SHOWN_TRADES:]
     if len(drift.rows) > len(rows):
         lines.append(f"The last {len(rows)} of {len(drift.rows)} trades, times UTC:")
@@ -67,9 +70,13 @@ def pair_drift_text(drift: PairDrift, quote: str, venue: Venue) -> str:
 
 
 def drift_text(view: DriftView, venue: Venue) -> str:
+    """One pair with its trades; several in a few lines each (``/drift PAIR`` for trades)."""
     if not view.pairs:
         return "No pair trades live with a paper twin yet."
-    return "\n\n".join(pair_drift_text(pair, view.quote, venue) for pair in view.pairs)
+    if len(view.pairs) == 1:
+        return pair_drift_text(view.pairs[0], view.quote, venue)
+    texts = [pair_drift_text(pair, view.quote, venue, trades=False) for pair in view.pairs]
+    return "\n\n".join([*texts, "/drift PAIR shows a pair's trades."])
 
 
 async def run_drift(request: Request) -> str:
