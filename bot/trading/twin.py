@@ -54,6 +54,9 @@ class TwinFeed:
     def saw(self, pair: str, candles: pd.DataFrame) -> None:
         self._closes[pair] = float(candles["close"].iloc[-1])
 
+    def saw_price(self, pair: str, price: float) -> None:
+        self._closes[pair] = price
+
     async def price(self, pair: str, now: datetime) -> float:
         close = self._closes.get(pair)
         return close if close is not None else await self._source.price(pair, now)
@@ -126,6 +129,19 @@ class PaperTwin:
             self.forget()
             self._settled = False
             log.exception("paper twin of %s failed on this candle; live trading goes on", run.pair)
+
+    async def stop(self, run: PairRun, price: float) -> None:
+        """The live ``run`` was stopped (/stoppair): the twin sells its position too, at
+        ``price`` (the live sale's), and keeps the run stopped, so it holds nothing the live
+        books do not."""
+        try:
+            self.feed.saw_price(run.pair, price)
+            await self.engine.cancel_pending_entry(run)
+            await self.engine.close_position(run, "stop", price)
+            await self.mirror(run)
+        except Exception:  # a monitor: the live stop stands
+            self.forget()
+            log.exception("paper twin of %s could not stop with it", run.pair)
 
     async def _quiet(self, run: PairRun, strategy: Strategy, candles: pd.DataFrame) -> bool:
         """Whether the candle can change nothing in the twin's books for ``run``: flat in the

@@ -129,6 +129,22 @@ async def test_without_slippage_there_is_no_alert(
     assert await drift_alerts(tmp_path) == []
 
 
+async def test_a_stopped_pair_stops_its_twin_too(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, drift=DRIFT) as (trading, market, _):
+        await tick_at(trading, market, SIGNALS[:1])  # both sides bought
+        twin = trading.service.twin
+        assert twin is not None
+        assert twin.engine.portfolio.position(PAIR) is not None
+        await trading.control.stop(PAIR)
+        assert trading.engine.portfolio.position(PAIR) is None
+        assert twin.engine.portfolio.position(PAIR) is None  # sold on paper too
+        (row,) = (await twin.monitor.drift(PAIR, "1h")).rows
+    assert row.live is not None
+    assert row.twin is not None
+    assert row.twin.exit_time == row.live.exit_time
+
+
 async def test_a_demotion_and_a_promotion_persist_across_restarts(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
