@@ -10,6 +10,7 @@ from html import escape
 
 from bot.core.errors import UserInputError
 from handlers import admin_commands as admin
+from handlers import drift_commands as drift
 from handlers import read_commands as reads
 from handlers import receipt_commands as receipts
 from handlers import research_commands as research
@@ -198,6 +199,20 @@ COMMANDS: Mapping[str, Command] = {
         changes_with_arguments=True,
     ),
     "audit": Command("admin", "/audit [N]", "the last N audit entries (20)", admin.run_audit),
+    "drift": Command(
+        "viewer",
+        "/drift [PAIR]",
+        "live trades against the paper twin and a backtest, trade by trade",
+        drift.run_drift,
+    ),
+    "promote": Command(
+        "admin",
+        "/promote PAIR",
+        "put a pair demoted to paper for its drift back to live trading",
+        drift.run_promote,
+        confirm=True,
+        changes=True,
+    ),
     "order": Command(
         "admin",
         "/order ID venue VENUE_ORDER_ID | /order ID never | /order ID filled AMOUNT PRICE [FEE]",

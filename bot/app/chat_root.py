@@ -14,6 +14,7 @@ from bot.charts.worker import ChartWorker
 from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
 from bot.chat.cockpit import Cockpit
+from bot.chat.drift_desk import DriftDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
@@ -144,4 +145,5 @@ def build_cockpit(
         preferences=preferences,
         charts=charts,
         dust=dust,
+        drift=DriftDesk(venue=venue, service=service, history=history, clock=clock),
     )
