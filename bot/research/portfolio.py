@@ -6,44 +6,30 @@ The public surface is ``run_portfolio`` and the ``PortfolioResult`` it returns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bot.core.domain import Trade
-from bot.portfolio.performance import Metrics
-from bot.research.account_terms import NONE, Overrides, ResearchTerms, TermsConfig
+from bot.core.domain import Trade, from_ms
+from bot.portfolio.performance import Metrics, measure
+from bot.research import kernel
+from bot.research.account_terms import NONE, Overrides, ResearchTerms, research_terms
 from bot.research.backtest import TradeTable
+from bot.research.kernel_trades import Entries, Exits
+from bot.research.portfolio_inputs import (
+    PortfolioConfig,
+    PortfolioInputs,
+    portfolio_inputs,
+)
+from bot.risk.fills import bought_at, held_return, sold_at
 
 # Why an entry signal was refused, in the engine's order of checks (guard.entry_block, then
-# max open positions, then the budget under the minimum order).
+# max open positions, then the budget under the minimum order): kernel_book's codes.
 VETO_REASONS = ("halt", "daily", "cooldown", "max_open", "min_order")
-
-
-class _PairEntry(Protocol):
-    @property
-    def pair(self) -> str: ...
-    @property
-    def strategy(self) -> str: ...
-    @property
-    def timeframe(self) -> str: ...
-    @property
-    def params(self) -> Mapping[str, int | float]: ...
-    @property
-    def capital_share(self) -> float: ...
-
-
-class PortfolioConfig(TermsConfig, Protocol):
-    """The config a portfolio backtest reads (bot/app/config.py's Settings): the terms'
-    sections and every [[pairs]] entry with its strategy."""
-
-    @property
-    def pairs(self) -> Sequence[_PairEntry]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,4 +79,106 @@ def run_portfolio(
     overrides)``. Raises UserInputError, with nothing run, for capital shares summing over 1,
     a pair with no candles in the window (or none given), and candles of different timeframes.
     """
-    raise NotImplementedError("the portfolio kernel lands in the next commit")
+    inputs = portfolio_inputs(config, candles, since, until, overrides)
+    c = inputs.columns
+    curves, entries, exits, pair_of, tallies = kernel.run(
+        c["open"],
+        c["high"],
+        c["low"],
+        c["close"],
+        c["volume"],
+        c["codes"],
+        c["atr"],
+        c["scale"],
+        c["day"],
+        c["close_ms"],
+        c["act_ms"],
+        inputs.offsets,
+        inputs.lengths,
+        inputs.steps,
+        inputs.params,
+    )
+    equity, contribution, _ = curves
+    count, still_open, fees, pair_fees, vetoes, rejected, over_cap, halted_at = tallies
+    steps = inputs.steps
+    times = steps / 1000
+    pairs = []
+    for k, pair in enumerate(inputs.pairs):
+        rows = np.flatnonzero(pair_of[:count] == k)
+        table = _table(pair.pair, rows, entries, exits, bool(still_open[k]))
+        start = pair.terms.balance * pair.terms.capital_share
+        pairs.append(
+            PairResult(
+                pair=pair.pair,
+                strategy=pair.strategy.name,
+                terms=pair.terms,
+                table=table,
+                metrics=measure(
+                    times=times,
+                    equity=start + contribution[:, k],
+                    trade_pnl=table.pnl,
+                    trade_seconds=(table.exit_ms - table.entry_ms) / 1000,
+                    fees=float(pair_fees[k]),
+                    start_equity=start,
+                    buy_and_hold_return=_held(inputs, k),
+                ),
+                contribution=contribution[:, k].copy(),
+                vetoes=dict(zip(VETO_REASONS, vetoes[k].tolist(), strict=True)),
+                rejected_funds=int(rejected[k]),
+                sales_over_cap=int(over_cap[k]),
+            )
+        )
+    terms = research_terms(config, None, overrides)
+    return PortfolioResult(
+        terms=terms,
+        close_ms=steps,
+        equity=equity,
+        pairs=tuple(pairs),
+        metrics=measure(
+            times=times,
+            equity=equity,
+            trade_pnl=np.concatenate([pair.table.pnl for pair in pairs]),
+            trade_seconds=np.concatenate(
+                [(pair.table.exit_ms - pair.table.entry_ms) / 1000 for pair in pairs]
+            ),
+            fees=float(fees),
+            start_equity=terms.balance,
+            buy_and_hold_return=sum(
+                pair.terms.capital_share * pair.metrics.buy_and_hold_return for pair in pairs
+            ),
+        ),
+        halted_at=from_ms(int(steps[halted_at])) if halted_at >= 0 else None,
+    )
+
+
+def _table(
+    pair: str, rows: NDArray[np.int64], entries: Entries, exits: Exits, still_open: bool
+) -> TradeTable:
+    entry_ms, entry_price, amount, entry_fee = entries
+    exit_ms, exit_price, exit_fee, reason, _ = exits
+    amount = amount[rows]
+    fee = entry_fee[rows] + exit_fee[rows]
+    return TradeTable(
+        pair=pair,
+        entry_ms=entry_ms[rows],
+        exit_ms=exit_ms[rows],
+        entry_price=entry_price[rows],
+        exit_price=exit_price[rows],
+        amount=amount,
+        fee=fee,
+        pnl=amount * exit_price[rows] - amount * entry_price[rows] - fee,
+        reason=reason[rows],
+        still_open=still_open,
+    )
+
+
+def _held(inputs: PortfolioInputs, k: int) -> float:
+    """Pair ``k`` held all in over the window: bought at the first open an entry could fill
+    at, sold at its last close acted on, with the fee and slippage of each."""
+    start, length = int(inputs.offsets[k]), int(inputs.lengths[k])
+    close_ms = inputs.columns["close_ms"][start : start + length]
+    last = start + max(0, int(np.searchsorted(close_ms, inputs.steps[-1], side="right")) - 1)
+    terms = inputs.pairs[k].terms
+    bought = bought_at(float(inputs.columns["open"][start + min(1, length - 1)]), terms.slippage)
+    sold = sold_at(float(inputs.columns["close"][last]), terms.slippage)
+    return float(held_return(bought, sold, terms.fee_rate))
