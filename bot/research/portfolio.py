@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bot.core.domain import Trade, from_ms
+from bot.core.domain import RiskLimits, Trade, from_ms
 from bot.portfolio.performance import Metrics, measure
 from bot.research import kernel
 from bot.research.account_terms import NONE, Overrides, ResearchTerms, research_terms
@@ -67,6 +67,7 @@ def run_portfolio(
     since: datetime | None = None,
     until: datetime | None = None,
     overrides: Overrides = NONE,
+    limits: RiskLimits | None = None,
 ) -> PortfolioResult:
     """Replay every pair of ``config.pairs`` together, as the demo replays them live.
 
@@ -76,10 +77,11 @@ def run_portfolio(
     in ``load_replay``/``assemble_replay``) or at the first close >= ``since``; the last at the
     earliest last close - 1 candle (``until`` cuts it earlier). Candles before the first step
     only warm the indicators up. The account's terms come from ``research_terms(config, pair,
-    overrides)``. Raises UserInputError, with nothing run, for capital shares summing over 1,
+    overrides, limits=limits)`` (``limits``: the ones the bot trades under where /risk changed
+    the config's). Raises UserInputError, with nothing run, for capital shares summing over 1,
     a pair with no candles in the window (or none given), and candles of different timeframes.
     """
-    inputs = portfolio_inputs(config, candles, since, until, overrides)
+    inputs = portfolio_inputs(config, candles, (since, until), overrides, limits)
     c = inputs.columns
     curves, entries, exits, pair_of, tallies = kernel.run(
         c["open"],
@@ -128,7 +130,7 @@ def run_portfolio(
                 sales_over_cap=int(over_cap[k]),
             )
         )
-    terms = research_terms(config, None, overrides)
+    terms = research_terms(config, None, overrides, limits=limits)
     return PortfolioResult(
         terms=terms,
         close_ms=steps,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bot.core.domain import to_ms
+from bot.core.domain import RiskLimits, to_ms
 from bot.core.errors import UserInputError
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import infer_timeframe
@@ -73,15 +73,16 @@ class PortfolioInputs:
 def portfolio_inputs(
     config: PortfolioConfig,
     candles: Mapping[str, pd.DataFrame],
-    since: datetime | None,
-    until: datetime | None,
+    window: tuple[datetime | None, datetime | None],
     overrides: Overrides,
+    limits: RiskLimits | None,
 ) -> PortfolioInputs:
     """Check and cut every configured pair's inputs (``portfolio.run_portfolio`` says how)."""
     entries = list(config.pairs)
     if not entries:
         raise UserInputError("the config has no [[pairs]] to backtest")
-    terms = [research_terms(config, entry.pair, overrides) for entry in entries]
+    since, until = window
+    terms = [research_terms(config, entry.pair, overrides, limits=limits) for entry in entries]
     total = sum(term.capital_share for term in terms)
     if total > 1 + _SHARE_ROOM:
         shares = ", ".join(f"{t.capital_share:g}" for t in terms)
