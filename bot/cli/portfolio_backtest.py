@@ -62,14 +62,23 @@ def portfolio_command(args: argparse.Namespace) -> int:
 
 def _candles(args: argparse.Namespace, settings: Any) -> dict[str, pd.DataFrame]:
     """The config's replay file for each pair where it names one (the demo's data), else the
-    pair's stored candles."""
+    pair's stored candles. Files are read two at a time: the CSV parser runs mostly outside
+    the GIL, and a portfolio of 1m years spends most of its time reading them."""
+    from concurrent.futures import ThreadPoolExecutor
+
     files = settings.market_data.replay_files
-    return {
-        entry.pair: read_candle_file(files[entry.pair])
-        if entry.pair in files
-        else stored_candles(args, entry.pair, entry.timeframe)
-        for entry in settings.pairs
-    }
+    with ThreadPoolExecutor(max_workers=2) as readers:
+        reading = {
+            entry.pair: readers.submit(read_candle_file, files[entry.pair])
+            for entry in settings.pairs
+            if entry.pair in files
+        }
+        return {
+            entry.pair: reading[entry.pair].result()
+            if entry.pair in reading
+            else stored_candles(args, entry.pair, entry.timeframe)
+            for entry in settings.pairs
+        }
 
 
 def portfolio_chart(result: PortfolioResult) -> bytes:
