@@ -1,57 +1,46 @@
 """The backtest kernel: the live engine's trading rules over float64 arrays, compiled by numba,
-for one pair or for several trading one account on one clock.
+for one pair or several trading one account on one clock (one pair is the case N=1).
 
-The clock steps through every close time some pair has (``kernel_book.union_clock``). At each
-step the pairs whose candle closes then act one after another, in config order, as the live
-service ticks its runs; cash, the loss limits and the equity marks are the account's, so an
-earlier pair's fills move what a later pair sees in the same step. One pair is the case N=1.
+The clock steps through every close time some pair has (``kernel_book.union_clock``); the pairs
+whose candle closes then act one after another in config order, as the live service ticks its
+runs. Cash, the loss limits and the marks are the account's: an earlier pair's fills move what
+a later pair sees in the same step. At the close of a pair's candle i, as ``Engine.on_candles``:
 
-At the close of a pair's candle i, in the same order as ``Engine.on_candles``:
-
-1. A new (local) day starts the day's loss budget from the equity marked last (by any pair),
-   so every candle's loss counts against the day its close falls in (1d candles too).
+1. A new (local) day starts the day's loss budget from the equity marked last (by any pair).
 2. A limit entry placed at the pair's last close fills if this candle reached it, at
-   min(open, limit) (no slippage); in this candle it is protected from its fill price down to
-   the low. Its quote, set aside while it rested, is free again.
-3. An open position's protective exits are checked inside candle i (``rules.check_exit``). The
-   engine sees them at the close and sells at market then: at the next open, with slippage
-   (on the last candle there is none: the position is reported still open). Where the venue
-   holds stop orders (``resting_stops``), the stop resting there fills at min(open, its level)
-   inside the candle. It is placed at the entry and, as the engine does, raised at a close
-   only once the level has risen ``TRAIL_STEP``: a candle that reaches the exact trailing
-   level but not the resting one is seen at the close and sold at the next open.
-4. Equity is marked (cash plus every position at its pair's last close: a later pair's is the
-   previous step's; ``kernel_book.marked``), the peak follows it, and ``rules.loss_gate``
-   halts entries: for good after the drawdown limit, for the rest of the day after the daily
-   loss limit. A halt tripped at this pair's mark blocks its entry and every later pair's.
-5. The signal acts at the next candle's open: an entry is refused when halted, for the day's
-   loss, cooling down after the pair's losses (for a span of time), with as many positions
-   open and other pairs' limits resting as allowed, or when ``rules.entry_budget`` (the pair's
-   capital share; the exposure of the positions at their last close and of the resting limits)
-   is under the minimum order: each refusal counted by reason. An entry the account cannot pay
-   for because other pairs' resting limits set its cash aside is refused as the paper account
-   refuses it (``rejected``, not a veto). An exit sells everything. The last candle's signal is
-   never acted on. With an entry offset the entry is instead a limit buy at
-   close * (1 - offset), good for candle i+1.
+   min(open, limit) (no slippage), protected in this candle from its fill price down to the
+   low. The quote it set aside while it rested is free again.
+3. An open position's protective exits are checked inside candle i (``rules.check_exit``) and
+   sold at market at the close: the next open, with slippage (none after the last candle: the
+   position is reported still open). A stop resting on the venue (``resting_stops``) fills at
+   min(open, its level) inside the candle; it is placed at the entry and raised at a close only
+   once the level has risen ``TRAIL_STEP``, as the engine does.
+4. Equity is marked: cash plus every position at its pair's last close (a later pair's is the
+   previous step's), summed in first-fill order as the books sum it. The peak follows it and
+   ``rules.loss_gate`` halts entries (for good after the drawdown limit, for the day after the
+   daily loss limit), this pair's entry and every later pair's in the step.
+5. The signal acts at the next open. An entry is refused (counted by reason) when halted, for
+   the day's loss, cooling down after the pair's losses (a span of time), with as many
+   positions open and other pairs' limits resting as allowed, or when ``rules.entry_budget``
+   (the pair's capital share, the exposure of positions and resting limits) is under the
+   minimum order. An entry the paper account cannot pay because other pairs' resting limits
+   set its cash aside is refused as it refuses it (``rejected``, not a veto). An exit sells
+   everything. With an entry offset the entry is a limit buy at close * (1 - offset), good
+   for candle i+1. The last candle's signal is never acted on.
 
-Nothing fills in a candle with no volume (the placeholders an exchange returns around an
-outage): nobody traded then, and the paper exchange refuses such fills too. An entry into one
-is lost, as its order expires; a protective exit is checked again on the next candle; an exit
-signal's sale is sent again at the next close (the engine's ``_finish_exit``).
-
-An entry fills at most ``VOLUME_SHARE`` of its fill candle's volume (``fills.capped``, the
-paper account's ``max_volume_share``; 0: no cap): the rest of the buy expires, its money stays
-cash. Sales are not capped yet: a sale larger than the cap is sold whole here, counted per pair
-(``over_cap``), where the paper account sells it in parts.
+Nothing fills in a candle with no volume (an exchange's placeholders around an outage): an
+entry into one expires; a protective exit is checked again on the next candle; an exit
+signal's sale is sent again at the next close (the engine's ``_finish_exit``). An entry fills
+at most ``VOLUME_SHARE`` of its fill candle's volume (``fills.capped``; 0: no cap), the rest
+expiring. Sales are not capped yet: one larger than the cap is sold whole, counted per pair
+(``kernel_trades.sell_all``), where the paper account sells it in parts.
 
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
-each fill's notional, paid in the quote, or for a buy in the coins bought (``fee_in_coin``).
-Every fill is stamped with when the engine acts on the candle being processed: the next
-candle's open (its close, for the last candle), which is later than the close after a gap in
-the data. A position still open at the end is reported as an open trade, marked at its pair's
-last close with the costs of selling it there. The parity tests hold this to the live engine,
-trade for trade, on real data for every built-in strategy: on the paper account, and live on
-each venue's exchange fake (tests/integration/test_venue_parity.py).
+each fill's notional, in the quote, or for a buy in the coins bought (``fee_in_coin``). Fills
+are stamped when the engine acts on the candle: the next candle's open (its close, for the
+last candle). A position still open at the end is an open trade, marked at its pair's last
+close with the costs of selling it there. The parity tests hold this to the live engine, trade
+for trade, on the paper account and on each venue's exchange fake.
 """
 
 from __future__ import annotations
@@ -66,7 +55,6 @@ from bot.research.kernel_book import (
     REASONS,
     enlist,
     entry_check,
-    over_cap,
     refused,
 )
 from bot.research.kernel_inputs import (
@@ -80,7 +68,6 @@ from bot.research.kernel_inputs import (
     STOP_LOSS,
     TAKE_PROFIT,
     TRAILING,
-    VOLUME_SHARE,
 )
 from bot.research.kernel_trades import (
     Entries,
@@ -112,12 +99,12 @@ from bot.risk.rules import (
 )
 
 # What ``run`` returns: the equity per step, each pair's contribution to it (its cash flow plus
-# its position at its last close) and the stop line per candle; the trade columns (entries,
-# exits, each trade's pair); then the number of trades, which pairs still hold at the end,
-# every fee paid, each pair's fees, its entries refused by reason, its orders refused for
-# funds, its sales over the volume cap, and the step that tripped the drawdown halt (-1: none).
+# its position at its last close), the stop line per candle; the trade columns (entries, exits,
+# each trade's pair); the number of trades, which pairs still hold at the end, every fee paid,
+# each pair's entries refused by reason, orders refused for funds, sales over the volume cap,
+# and the step that tripped the drawdown halt (-1: none).
 Curves = tuple[Floats, Floats, Floats]
-Tallies = tuple[int, NDArray[np.bool_], float, Floats, Stamps, Stamps, Stamps, int]
+Tallies = tuple[int, NDArray[np.bool_], float, Stamps, Stamps, Stamps, int]
 Arrays = tuple[Curves, Entries, Exits, Stamps, Tallies]
 
 
@@ -150,20 +137,14 @@ def run(  # noqa: C901
     stop_line = np.full(close.shape[0], np.nan)
     # One entry at most per candle (a signal, or a limit filled in it) and every trade has one.
     entries, trades = trade_columns(close.shape[0] + pairs)
-    entry_fee = entries[3]
     pair_of = np.empty(close.shape[0] + pairs, np.int64)
-    book = (entry_fee, trades, close_ms, act_ms)
+    book = (entries[3], trades, close_ms, act_ms)
     account = params[0]  # the account's values are the same in every pair's row
     fee_rate, slippage = account[FEE], account[SLIPPAGE]
-    cash = account[BALANCE]
-    count = 0
-    fees = 0.0
-    equity_peak = account[BALANCE]
-    today = -(2**62)
-    day_start = account[BALANCE]
+    cash, count, fees, halted_at = account[BALANCE], 0, 0.0, -1
+    equity_peak, day_start = account[BALANCE], account[BALANCE]
     last_marked = account[BALANCE]  # the equity marked last: where a new day starts
-    daily_halt_day = -(2**62)
-    halted_at = -1
+    today, daily_halt_day = -(2**62), -(2**62)
     # Each pair's state.
     ptr = np.zeros(pairs, np.int64)  # its next candle
     held = np.zeros(pairs)
@@ -181,7 +162,6 @@ def run(  # noqa: C901
     resting_of = np.full(pairs, -math.inf)  # the stop resting on the venue (-inf: none)
     seen = np.zeros(pairs)  # the pair's last close
     flow = np.zeros(pairs)  # its sells - buys - fees
-    pair_fees = np.zeros(pairs)
     order = np.zeros(pairs, np.int64)  # pairs in the order of their first fill
     ordered = 0
     vetoes = np.zeros((pairs, REASONS), np.int64)
@@ -196,7 +176,7 @@ def run(  # noqa: C901
                 continue
             ptr[k] = i + 1
             last = i == lengths[k] - 1
-            cash_before, fees_before = cash, fees
+            cash_before = cash
             held_k, row = held[k], row_of[k]
             peak_price, atr_distance = peak_of[k], atr_of[k]
             losses, cooldown_until = losses_of[k], cooling[k]
@@ -233,13 +213,22 @@ def run(  # noqa: C901
                     resting_level = -math.inf  # placed at this candle's close
                 limit_price[k] = 0.0
             if exit_due[k] and held_k > 0.0 and can_sell:
-                if over_cap(held_k, volume[g + 1], params[k, VOLUME_SHARE]):
-                    sales_over_cap[k] += 1
                 money = (cash, fees, losses, cooldown_until)
-                fill = sold_at(market, slippage)
-                cash, fees, losses, cooldown_until = sell_all(
-                    g, row, held_k, fill, SIGNAL, False, price_in[k], money, book, params[k]
+                fill, sold_in = sold_at(market, slippage), volume[g + 1]
+                cash, fees, losses, cooldown_until, over = sell_all(
+                    g,
+                    row,
+                    held_k,
+                    fill,
+                    SIGNAL,
+                    False,
+                    price_in[k],
+                    money,
+                    book,
+                    sold_in,
+                    params[k],
                 )
+                sales_over_cap[k] += over
                 held_k = 0.0
             exit_due[k] = exit_due[k] and held_k > 0.0
             if held_k > 0.0:
@@ -268,12 +257,21 @@ def run(  # noqa: C901
                     else:
                         fill = sold_at(market, slippage)
                         sold_in = volume[g + 1]
-                    if over_cap(held_k, sold_in, params[k, VOLUME_SHARE]):
-                        sales_over_cap[k] += 1
                     money = (cash, fees, losses, cooldown_until)
-                    cash, fees, losses, cooldown_until = sell_all(
-                        g, row, held_k, fill, reason, both, price_in[k], money, book, params[k]
+                    cash, fees, losses, cooldown_until, over = sell_all(
+                        g,
+                        row,
+                        held_k,
+                        fill,
+                        reason,
+                        both,
+                        price_in[k],
+                        money,
+                        book,
+                        sold_in,
+                        params[k],
                     )
+                    sales_over_cap[k] += over
                     held_k = 0.0
                 elif math.isnan(trigger):
                     peak_price = max(peak_price, top)
@@ -363,20 +361,28 @@ def run(  # noqa: C901
                 elif code == -1 and held_k > 0.0 and not can_sell:
                     exit_due[k] = True
                 elif code == -1 and held_k > 0.0:
-                    if over_cap(held_k, volume[g + 1], params[k, VOLUME_SHARE]):
-                        sales_over_cap[k] += 1
                     money = (cash, fees, losses, cooldown_until)
-                    fill = sold_at(market, slippage)
-                    cash, fees, losses, cooldown_until = sell_all(
-                        g, row, held_k, fill, SIGNAL, False, price_in[k], money, book, params[k]
+                    fill, sold_in = sold_at(market, slippage), volume[g + 1]
+                    cash, fees, losses, cooldown_until, over = sell_all(
+                        g,
+                        row,
+                        held_k,
+                        fill,
+                        SIGNAL,
+                        False,
+                        price_in[k],
+                        money,
+                        book,
+                        sold_in,
+                        params[k],
                     )
+                    sales_over_cap[k] += over
                     held_k = 0.0
             held[k], row_of[k] = held_k, row
             peak_of[k], atr_of[k] = peak_price, atr_distance
             losses_of[k], cooling[k] = losses, cooldown_until
             resting_of[k] = resting_level
             flow[k] += cash - cash_before
-            pair_fees[k] += fees - fees_before
         positions = 0.0
         for rank in range(ordered):
             if held[order[rank]] > 0.0:
@@ -385,10 +391,10 @@ def run(  # noqa: C901
         for k in range(pairs):
             contribution[s, k] = flow[k] + held[k] * seen[k]
     closes = (close_ms, close, offsets + ptr - 1)  # each pair's last candle acted on
-    curves = (equity, contribution, flow, pair_fees)
+    curves = (equity, contribution, flow)
     open_trades = (held, price_in, row_of)
     cash, fees, still_open = close_out(
-        closes, open_trades, (entry_fee, trades), curves, (cash, fees), account
+        closes, open_trades, (entries[3], trades), curves, (cash, fees), account
     )
-    tallies = (count, still_open, fees, pair_fees, vetoes, rejected, sales_over_cap, halted_at)
+    tallies = (count, still_open, fees, vetoes, rejected, sales_over_cap, halted_at)
     return (equity, contribution, stop_line), entries, trades, pair_of, tallies

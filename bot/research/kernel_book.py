@@ -62,17 +62,6 @@ def union_clock(close_ms: Stamps, offsets: Stamps, lengths: Stamps, end_ms: int)
 
 
 @compiled
-def marked(cash: float, held: Floats, seen: Floats, order: Stamps, ordered: int) -> float:
-    """Cash plus each position at its pair's last seen close, summed in first-fill order."""
-    total = 0.0
-    for rank in range(ordered):
-        j = order[rank]
-        if held[j] > 0.0:
-            total += held[j] * seen[j]
-    return cash + total
-
-
-@compiled
 def others(
     k: int,
     held: Floats,
@@ -108,12 +97,6 @@ def refused(needed: float, cash: float, reserved: float) -> bool:
     """Whether the account refuses an order needing ``needed``: only where other pairs'
     resting limits set cash aside (the paper account's balance is the books' cash less it)."""
     return reserved > 0.0 and needed > (cash - reserved) * (1.0 + _DUST)
-
-
-@compiled
-def over_cap(amount: float, volume: float, share: float) -> bool:
-    """A sale the volume cap would cut (sold whole here: live sells the rest later)."""
-    return share > 0.0 and amount > volume * share
 
 
 # The account's state an entry reads: (held, seen, order, ordered, limit price, limit amount,

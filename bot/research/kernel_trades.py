@@ -154,17 +154,21 @@ def sell_all(
     price_in: float,
     money: Money,
     book: Book,
+    volume: float,
     p: Floats,
-) -> Money:
+) -> tuple[float, float, int, int, int]:
     """Trade ``row`` sells everything at ``fill`` as the engine acts on candle ``i``.
-    ``money``: (cash, fees, losses, cooldown_until); returns them as they become."""
+    ``money``: (cash, fees, losses, cooldown_until); returns them as they become, and 1 where
+    the sale is larger than its share of ``volume``, its fill candle's (sold whole here: the
+    paper account sells the rest later), else 0."""
     entry_fee, trades, close_ms, act_ms = book
     cash, fees, losses, cooldown_until = money
     fee, lost = record_exit(
         act_ms[i], row, held, fill, p[FEE], reason, both, price_in, entry_fee, trades
     )
     losses, cooldown_until = cooldown(lost, losses, cooldown_until, close_ms[i], p)
-    return cash + held * fill - fee, fees + fee, losses, cooldown_until
+    over = 1 if p[VOLUME_SHARE] > 0.0 and held > volume * p[VOLUME_SHARE] else 0
+    return cash + held * fill - fee, fees + fee, losses, cooldown_until, over
 
 
 @compiled
@@ -172,7 +176,7 @@ def close_out(
     closes: tuple[Stamps, Floats, Stamps],
     positions: tuple[Floats, Floats, Stamps],
     book: tuple[Floats, Exits],
-    curves: tuple[Floats, Floats, Floats, Floats],
+    curves: tuple[Floats, Floats, Floats],
     money: tuple[float, float],
     p: Floats,
 ) -> tuple[float, float, NDArray[np.bool_]]:
@@ -180,12 +184,12 @@ def close_out(
     pair), each written to its trade row as sold at its pair's last close (``closes``: close
     ms, close, each pair's last candle acted on) with the costs of selling it there (reason
     "open"), and so marked in the last step of ``curves`` (equity, contribution per pair, cash
-    flow per pair, fees per pair). ``money``: (cash, fees); returns them as they become, and
+    flow per pair). ``money``: (cash, fees); returns them as they become, and
     which pairs held."""
     close_ms, close, last = closes
     held, entry, rows = positions
     entry_fee, trades = book
-    equity, contribution, flow, pair_fees = curves
+    equity, contribution, flow = curves
     cash, fees = money
     still_open = held > 0.0
     for k in range(held.shape[0]):
@@ -198,7 +202,6 @@ def close_out(
             )  # fmt: skip
             cash = cash + held[k] * fill - fee
             fees += fee
-            pair_fees[k] += fee
             flow[k] += held[k] * fill - fee
             held[k] = 0.0
             equity[-1] = cash

@@ -101,7 +101,7 @@ def run_portfolio(
         inputs.params,
     )
     equity, contribution, _ = curves
-    count, still_open, fees, pair_fees, vetoes, rejected, over_cap, halted_at = tallies
+    count, still_open, fees, vetoes, rejected, over_cap, halted_at = tallies
     steps = inputs.steps
     times = steps / 1000
     pairs = []
@@ -120,7 +120,7 @@ def run_portfolio(
                     equity=start + contribution[:, k],
                     trade_pnl=table.pnl,
                     trade_seconds=(table.exit_ms - table.entry_ms) / 1000,
-                    fees=float(pair_fees[k]),
+                    fees=float(table.fee.sum()),
                     start_equity=start,
                     buy_and_hold_return=_held(inputs, k),
                 ),

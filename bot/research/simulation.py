@@ -57,7 +57,7 @@ def simulate(
         (entry_ms, entry_price, amount, entry_fee),
         (exit_ms, exit_price, exit_fee, reason, ambiguous),
         _,
-        (count, still_open, fees, _, vetoes, _, _, halted_at),
+        (count, still_open, fees, vetoes, _, _, halted_at),
     ) = kernel.run(
         open_,
         high,
