@@ -11,17 +11,15 @@ import pytest
 
 from bot.app.config import Settings, load_settings
 from bot.core.errors import UserInputError
-from bot.research.account_terms import research_terms
+from bot.research.account_terms import Overrides, research_terms
 from bot.research.backtest import BacktestSetup, run_backtest
 from bot.research.portfolio import PortfolioResult, run_portfolio
 from strategies import build_strategy
 
 CANDLES = 700
 # Every limit off but the one a test sets: entries sized by capital share alone.
-OPEN = (
-    "[paper]\nmax_volume_share = 0\n[risk]\nmax_position_fraction = 1.0\n"
-    "daily_loss_limit = 0\nmax_drawdown = 0\n"
-)
+RISK = "[risk]\nmax_position_fraction = 1.0\ndaily_loss_limit = 0\nmax_drawdown = 0\n"
+OPEN = "[paper]\nmax_volume_share = 0\n" + RISK
 
 
 def pair_entry(pair: str, share: float, strategy: str = "ema_cross") -> str:
@@ -153,3 +151,25 @@ def test_bad_input_is_refused_before_anything_runs(
     made = {"btc": btc, "late": late, "2h": two_hours}
     with pytest.raises(UserInputError, match=message):
         run_portfolio(config(tmp_path, text), {pair: made[name] for pair, name in frames.items()})
+
+
+def test_capital_shares_over_1_are_refused_before_anything_runs(
+    tmp_path: Path, btc: pd.DataFrame
+) -> None:
+    settings = config(tmp_path, pair_entry("BTC/USDT", 0.5) + pair_entry("ETH/USDT", 0.5))
+    with pytest.raises(UserInputError, match="capital shares sum to 1.2, over 1"):
+        run_portfolio(
+            settings, {"BTC/USDT": btc, "ETH/USDT": btc}, overrides=Overrides(capital_share=0.6)
+        )
+
+
+def test_sales_larger_than_the_volume_cap_are_counted_not_hidden(
+    tmp_path: Path, btc: pd.DataFrame
+) -> None:
+    """Entries are capped at their fill candle's volume share; a sale of it all in a thinner
+    candle would be cut on paper: the kernel sells it whole and counts it."""
+    rich = "[paper]\nbalance = 1e10\nmax_volume_share = {}\n" + RISK + pair_entry("BTC/USDT", 1)
+    (capped,) = run_portfolio(config(tmp_path, rich.format(0.1)), {"BTC/USDT": btc}).pairs
+    assert capped.sales_over_cap > 0
+    uncapped = config(tmp_path, rich.format(0))
+    assert run_portfolio(uncapped, {"BTC/USDT": btc}).pairs[0].sales_over_cap == 0
