@@ -74,12 +74,14 @@ def run_portfolio(
     ``candles``: each configured pair's validated candles (``read_candle_file`` frames), all
     of the pairs' one timeframe. The clock is the union of their close times, cut to the window
     they share: the first step at the earliest first open + 2 candles (candle 0 is history, as
-    in ``load_replay``/``assemble_replay``) or at the first close >= ``since``; the last at the
-    earliest last close - 1 candle (``until`` cuts it earlier). Candles before the first step
-    only warm the indicators up. The account's terms come from ``research_terms(config, pair,
-    overrides, limits=limits)`` (``limits``: the ones the bot trades under where /risk changed
-    the config's). Raises UserInputError, with nothing run, for capital shares summing over 1,
-    a pair with no candles in the window (or none given), and candles of different timeframes.
+    in ``load_replay``/``assemble_replay``), or later at the close of the candle opening at
+    ``since``; the last at the earliest last close - 1 candle, or earlier at ``until`` (candles
+    opening before it). Candles before the first step only warm the indicators up; each pair's
+    candle after the last step gives the next open its last signal fills at. The account's
+    terms come from ``research_terms(config, pair, overrides, limits=limits)`` (``limits``: the
+    ones the bot trades under where /risk changed the config's). Raises UserInputError, with
+    nothing run, for capital shares summing over 1, a pair with no candles in the window (or
+    none given), and candles of different timeframes.
     """
     inputs = portfolio_inputs(config, candles, (since, until), overrides, limits)
     c = inputs.columns
