@@ -17,17 +17,20 @@ import gzip
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from bot.app.bootstrap import PaperAccount, paper_account, risk_limits
 from bot.app.config import Settings, load_settings
-from bot.core.domain import from_ms
+from bot.core.domain import from_ms, to_ms
 from bot.core.timeframes import timeframe_delta
-from bot.market.candle_files import read_candle_file
+from bot.market.candle_files import ReplaySource, read_candle_file
+from bot.research.account_terms import NONE, Overrides
 from storage.db import open_database
 from tests.integration.test_parity import EVERY_EXIT, FEE, PAIR, SLIPPAGE, STRICT, live_trades
+from tests.integration.test_parity import same_trade as same
 from tests.rigs.portfolio_replay import LiveOutcome, PairPlan, replay_portfolio, replay_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -304,3 +307,82 @@ async def test_the_demo_path_is_the_rig_started_as_load_replay_starts(tmp_path: 
     assert outcome.trades == rig.trades
     assert outcome.vetoes == rig.vetoes
     assert outcome.equity == rig.equity
+
+
+# --- the kernel against the live engine ------------------------------------------------------
+
+VOLUME_CAP_SALES = pytest.mark.xfail(
+    strict=True,
+    reason="the kernel sells a sale over the volume cap whole (PairResult.sales_over_cap); "
+    "live sells a tenth of the candle's volume and the rest at the pair's next turn",
+)
+KERNEL_MATRIX = [
+    pytest.param(name, n, id=f"{name}-{n} pairs", marks=[VOLUME_CAP_SALES])
+    if name == "volume cap binds"
+    else pytest.param(name, n, id=f"{name}-{n} pairs")
+    for name, n in MATRIX
+]
+
+
+def kernel(settings: Settings, candles: dict[str, pd.DataFrame], rests_stops: bool) -> Any:
+    """The portfolio kernel on the same settings and candles (h-s21-portfolio's API)."""
+    from bot.research.portfolio import run_portfolio  # h-s21-portfolio: merged by the lead
+
+    overrides = Overrides(resting_stops=True) if rests_stops else NONE
+    return run_portfolio(settings, candles, overrides=overrides)
+
+
+def assert_same(result: Any, outcome: LiveOutcome, candles: dict[str, pd.DataFrame]) -> None:
+    """Trade for trade per pair (rel 1e-9), the vetoes per pair and reason, the funds
+    rejections, the drawdown halt's time, and the equity at every step (rel 1e-9)."""
+    assert [pair.pair for pair in result.pairs] == list(outcome.trades)
+    for pair in result.pairs:
+        expected = pair.table.trades()[: pair.table.closed]
+        got = outcome.trades[pair.pair]
+        assert len(got) == len(expected), pair.pair
+        moved = [(a, b) for a, b in zip(got, expected, strict=True) if not same(a, b)]
+        assert not moved, (pair.pair, moved[:2])
+        assert dict(outcome.vetoes[pair.pair]) == {r: c for r, c in pair.vetoes.items() if c}
+        assert outcome.rejected_funds[pair.pair] == pair.rejected_funds, pair.pair
+    assert outcome.halted_at == result.halted_at
+    # A live snapshot is stamped when its tick ran: after an outage, at the first open after
+    # it (ReplayDriver); the kernel's step is the close acted on.
+    source = ReplaySource(candles, dict.fromkeys(candles, "1h"))
+    ticks = [to_ms(source.trading_resumes(from_ms(int(t)))) for t in result.close_ms]
+    assert [to_ms(snapshot.time) for snapshot in outcome.equity] == ticks
+    equity = [snapshot.equity for snapshot in outcome.equity]
+    assert equity[:-1] == pytest.approx(result.equity[:-1].tolist(), rel=1e-9)
+    # The last step: the kernel sells what is still open at the last close (its fee and
+    # slippage paid, as every backtest reports it); live marks it at the close.
+    still_open = [pair.table.trades()[-1] for pair in result.pairs if pair.table.still_open]
+    closed_out = outcome.equity[-1].cash + sum(
+        trade.amount * trade.exit_price * (1 - result.terms.fee_rate) for trade in still_open
+    )
+    assert result.equity[-1] == pytest.approx(closed_out, rel=1e-9)
+
+
+@pytest.mark.parametrize(("name", "n"), KERNEL_MATRIX)
+async def test_the_portfolio_kernel_equals_the_live_engine(name: str, n: int) -> None:
+    case = CASES[name]
+    outcome = await live(name, n)
+    candles = windows(n)
+    assert_same(kernel(settings_for(case, n), candles, case.rests_stops), outcome, candles)
+
+
+async def test_the_portfolio_kernel_equals_the_demo_path(tmp_path: Path) -> None:
+    """config.example.toml's two pairs, as `pairpilot demo` replays them live and as
+    `pairpilot backtest --config config.example.toml` runs them in the kernel."""
+    settings, candles, outcome = await demo(tmp_path)
+    assert_same(kernel(settings, candles, False), outcome, candles)
+
+
+@pytest.mark.parametrize("n", [2, 5], ids=["2 pairs", "5 pairs"])
+async def test_the_volume_cap_case_fails_for_the_reason_its_xfail_gives(n: int) -> None:
+    """The premise of VOLUME_CAP_SALES: live filled orders in part, and the kernel met sales
+    over the cap (which it sells whole). When the kernel sells them in parts, the xfail
+    above turns into an XPASS (strict), and this test's second half goes."""
+    case = CASES["volume cap binds"]
+    outcome = await live("volume cap binds", n)
+    result = kernel(settings_for(case, n), windows(n), case.rests_stops)
+    assert sum(outcome.partial.values()) > 0
+    assert sum(pair.sales_over_cap for pair in result.pairs) > 0
