@@ -324,10 +324,15 @@ KERNEL_MATRIX = [
 ]
 
 
-def kernel(settings: Settings, candles: dict[str, pd.DataFrame], rests_stops: bool) -> Any:
-    """The portfolio kernel on the same settings and candles (h-s21-portfolio's API)."""
-    from bot.research.portfolio import run_portfolio  # h-s21-portfolio: merged by the lead
+def run_portfolio(*args: Any, **kwargs: Any) -> Any:
+    """h-s21-portfolio's kernel (bot.research.portfolio; the lead merges it with this)."""
+    from bot.research.portfolio import run_portfolio as run
 
+    return run(*args, **kwargs)
+
+
+def kernel(settings: Settings, candles: dict[str, pd.DataFrame], rests_stops: bool) -> Any:
+    """The portfolio kernel on the same settings and candles."""
     overrides = Overrides(resting_stops=True) if rests_stops else NONE
     return run_portfolio(settings, candles, overrides=overrides)
 
@@ -366,7 +371,26 @@ async def test_the_portfolio_kernel_equals_the_live_engine(name: str, n: int) ->
     case = CASES[name]
     outcome = await live(name, n)
     candles = windows(n)
-    assert_same(kernel(settings_for(case, n), candles, case.rests_stops), outcome, candles)
+    result = kernel(settings_for(case, n), candles, case.rests_stops)
+    assert_same(result, outcome, candles)
+    if case.rests_stops:  # stops rested and filled at their level inside a candle
+        reasons = {trade.exit_reason for pair in result.pairs for trade in pair.table.trades()}
+        assert reasons & {"stop_loss", "trailing_stop"}
+
+
+NO_VOLATILITY = {"volatility_short": "0", "volatility_long": "0"}
+
+
+@pytest.mark.parametrize("n", [2, 5], ids=["2 pairs", "5 pairs"])
+def test_volatility_scaling_sized_entries_in_its_case(n: int) -> None:
+    """The volatility case's parity covers scaled entries: without the scaling, its entries
+    are other sizes (the kernel alone: the parity above ties it to the live engine)."""
+    settings, candles = settings_for(CASES["max open, limit entries, volatility"], n), windows(n)
+    scaled = kernel(settings, candles, False)
+    plain = run_portfolio(settings, candles, overrides=Overrides(risk=NO_VOLATILITY))
+    assert [p.table.amount.tolist() for p in scaled.pairs] != [
+        p.table.amount.tolist() for p in plain.pairs
+    ]
 
 
 async def test_the_portfolio_kernel_equals_the_demo_path(tmp_path: Path) -> None:
