@@ -242,7 +242,7 @@ class ResearchDesk:
 
             candles = await self._history.candles(pair, timeframe, days, self._clock.now())
             await progress(f"Backtest {running}: trading {len(candles):,} candles…")
-            setup = setup_for(pair, timeframe, terms.account, terms.limits)
+            setup = setup_for(pair, timeframe, terms)
             result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
             await progress(f"Backtest {running}: drawing…")
             drawn = await asyncio.to_thread(result_chart_arguments, result)

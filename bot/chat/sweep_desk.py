@@ -121,8 +121,7 @@ class SweepDesk:
                 objective=given.get("objective", "sharpe"),
                 max_drawdown=max_drawdown,
                 random_samples=samples,
-                terms=terms.account,
-                limits=terms.limits,
+                terms={pair: terms},
             )
             return spec, len(check(spec))
 

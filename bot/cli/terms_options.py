@@ -19,14 +19,27 @@ if TYPE_CHECKING:
 
 
 def add_terms_options(parser: argparse.ArgumentParser) -> None:
-    """--fee, --slippage, --balance, --risk and --resting-stops: each defaults to the
-    --config's value, else the default config's (the account `pairpilot run` trades)."""
+    """--fee, --slippage, --balance, --volume-share, --capital-share, --risk and
+    --resting-stops: each defaults to the --config's value, else the default config's (the
+    account `pairpilot run` trades)."""
     parser.add_argument("--fee", type=float, help="fee rate (default: the config's)")
     parser.add_argument("--slippage", type=float, help="slippage rate (default: the config's)")
     parser.add_argument(
         "--balance",
         type=float,
         help="starting balance in the quote currency (default: the config's)",
+    )
+    parser.add_argument(
+        "--volume-share",
+        type=float,
+        help="an entry fills at most this share of a candle's volume, 0: no cap "
+        "(default: the config's [paper] max_volume_share; live: 0)",
+    )
+    parser.add_argument(
+        "--capital-share",
+        type=float,
+        help="the pair's share of the account an entry is sized on "
+        "(default: its capital_share in the config's [[pairs]], else 1)",
     )
     parser.add_argument(
         "--risk",
@@ -64,6 +77,8 @@ def terms_from_args(args: argparse.Namespace, pair: str | None) -> ResearchTerms
         balance=args.balance,
         fee_rate=args.fee,
         slippage=args.slippage,
+        volume_share=args.volume_share,
+        capital_share=args.capital_share,
         resting_stops=args.resting_stops,
         risk=key_values(args.risk, malformed("--risk")),
     )
