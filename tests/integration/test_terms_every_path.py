@@ -208,6 +208,24 @@ def test_the_sweep_takes_the_backtests_overrides(
     assert "slippage 0.3000% (given)" in printed
 
 
+def test_a_sweep_of_several_pairs_runs_and_states_each_pairs_share(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scheduler: str
+) -> None:
+    eth = SAMPLE.with_name("ETH_USDT-1h.csv.gz")
+    shares = '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 0.3\n'
+    shares += '[[pairs]]\npair = "ETH/USDT"\ncapital_share = 0.5\n'
+    printed, spec, _ = sweep_of(tmp_path, capsys, scheduler, shares, "--data", str(eth))
+    stored = spec["terms"]
+    assert isinstance(stored, dict)
+    assert {pair: terms["capital_share"] for pair, terms in stored.items()} == {
+        "BTC/USDT": 0.3,
+        "ETH/USDT": 0.5,
+    }
+    btc, eth_text = printed.index("BTC/USDT:\n"), printed.index("ETH/USDT:\n")
+    assert "capital share 30%;" in printed[btc:eth_text]
+    assert "capital share 50%;" in printed[eth_text:]
+
+
 async def test_chat_backtest_and_sweep_state_the_configs_terms_and_the_risk_set_now(
     tmp_path: Path,
 ) -> None:

@@ -106,3 +106,28 @@ def test_a_bad_override_is_refused_by_name(
 ) -> None:
     with pytest.raises(UserInputError, match="^" + words.replace("(", r"\(")):
         terms_of(tmp_path, "", overrides)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# Who may build each piece of a research run's terms: the one source and the one setup.
+BUILT_ONLY_IN = {
+    "AccountTerms(": {"bot/research/account_terms.py"},
+    "BacktestSetup(": {"bot/research/backtest.py"},  # setup_for, from a ResearchTerms
+    # Default limits: only the kernel's warm-up (compiles, simulates nothing) and the neutral
+    # BacktestSetup the kernel's own tests pin it with (setup_for gives every field).
+    "RiskLimits()": {"bot/research/simulation.py", "bot/research/backtest.py"},
+}
+
+
+def test_no_research_path_builds_terms_of_its_own() -> None:
+    """Issue 17, M9: every backtest, sweep and bench runs terms ``research_terms`` built (a
+    default account is how slippage 0 and UTC crept into research results)."""
+    found = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for folder in ("bot", "handlers", "strategies", "storage", "bench")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for name, homes in BUILT_ONLY_IN.items()
+        if name in path.read_text(encoding="utf-8")
+        and path.relative_to(ROOT).as_posix() not in homes
+    ]
+    assert not found, found
