@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.alerts.preferences import AlertPreferences
+from bot.app.bootstrap import Trading
 from bot.app.config import Settings
 from bot.app.startup import dust_desk
 from bot.charts.worker import ChartWorker
@@ -39,14 +40,17 @@ from storage.sweeps import SqliteSweepRepository
 def chat_venue(
     settings: Settings,
     exchange: str,
-    engine: Engine,
+    trading: Trading,
     price_decimals: Callable[[str], int | None] = unknown_precision,
 ) -> Venue:
     """What chat says it trades on; /backtest and /sweep simulate that account, with the
-    costs its engine sizes orders with (live: the venue's taker fee). ``price_decimals``:
-    the exchange's price precision per pair, where its markets are loaded."""
+    costs its engine sizes orders with (live: the venue's taker fee), the limits as /risk set
+    left them and a running pair's capital share (/startpair's, else [[pairs]]).
+    ``price_decimals``: the exchange's price precision per pair, where its markets are loaded."""
+    engine = trading.engine
 
-    def terms(pair: str, overrides: Overrides) -> ResearchTerms:  # limits as /risk set left them
+    def terms(pair: str, overrides: Overrides) -> ResearchTerms:
+        run = trading.service.run_for(pair)
         return research_terms(
             settings,
             pair,
@@ -54,6 +58,7 @@ def chat_venue(
             flag="",
             fee_rate=engine.costs.fee_rate,
             limits=engine.guard.limits,
+            capital_share=None if run is None else run.capital_share,
         )
 
     return Venue(settings.mode, exchange, settings.quote, terms, price_decimals)

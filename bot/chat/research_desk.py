@@ -18,7 +18,8 @@ from bot.chat.pair_desk import malformed
 from bot.chat.replies import Photo, Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, whole_number
 from bot.chat.sweep_desk import SweepDesk, SweepView
-from bot.chat.term_words import is_term, term_overrides
+from bot.chat.term_words import USAGE as TERM_WORDS
+from bot.chat.term_words import strategy_words, term_overrides
 from bot.chat.venue import Venue
 from bot.core.domain import Side, from_ms
 from bot.core.errors import UserInputError
@@ -32,7 +33,7 @@ from strategies import StrategyConfigError, build_strategy
 
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 CHART_CANDLES = 120  # candles on a /chart: readable on a phone
-BACKTEST_USAGE = "usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]"
+BACKTEST_USAGE = f"usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]\n{TERM_WORDS}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +229,7 @@ class ResearchDesk:
             raise UserInputError(f"unexpected {words[4]!r}; parameters go as key=value")
         try:
             given = key_values([a for a in arguments if "=" in a], malformed)
-            strategy = build_strategy(words[1], {k: v for k, v in given.items() if not is_term(k)})
+            strategy = build_strategy(words[1], strategy_words(words[1], given))
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
         timeframe_seconds(timeframe)  # a clear error for a bad timeframe

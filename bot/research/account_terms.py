@@ -248,12 +248,14 @@ def research_terms(
     flag: str = "--",
     fee_rate: float | None = None,
     limits: RiskLimits | None = None,
+    capital_share: float | None = None,
 ) -> ResearchTerms:
     """The terms a run of ``pair`` simulates: the config's account (``account_terms``), its
     paper volume cap (live: 0, the real book caps), [risk], the pair's capital share, and
     ``overrides`` on top. A bad override raises UserInputError naming it (``flag`` + its name,
-    as the command spells it) before anything runs. ``fee_rate`` and ``limits``: what a running
-    engine knows better than the file (the account's fee; the limits /risk set changed)."""
+    as the command spells it) before anything runs. ``fee_rate``, ``limits`` and
+    ``capital_share``: what a running engine knows better than the file (the account's fee;
+    the limits /risk set changed; the share the pair runs on, /startpair's included)."""
     account = account_terms(config)
     shares = {entry.pair: entry.capital_share for entry in config.pairs}
     base: dict[str, Any] = {
@@ -264,7 +266,7 @@ def research_terms(
         "volume_share": config.paper.max_volume_share if config.mode == "paper" else 0.0,
         "timezone": account.timezone,
         "resting_stops": account.resting_stops,
-        "capital_share": shares.get(pair, 1.0) if pair else 1.0,
+        "capital_share": capital_share or (shares.get(pair, 1.0) if pair else 1.0),
     }
     given = {
         name: value

@@ -273,6 +273,16 @@ async def test_chat_backtest_and_sweep_state_the_configs_terms_and_the_risk_set_
         for bad, words in [("fee=0.2", "fee 0.2: expected a rate"), ("risk.nope=1", "nope=1")]:
             refused = await chat.ask(TRADER, f"/backtest {ask} {bad}")
             assert words in refused, refused
+        # The usage and /help name the words.
+        assert "[share=F] [volume_share=F] [risk.KEY=V]" in await chat.ask(TRADER, "/backtest")
+        assert "[fee=F]" in await chat.ask(TRADER, "/help sweep")
+        # A running pair's share wins over [[pairs]] (which has none for ETH/USDT: 100%).
+        assert (await chat.ask(TRADER, "/startpair ETHUSDT share=0.2")).startswith("Started")
+        eth = f"ETH/USDT ema_cross 1h {DAYS} fast=5 slow=20"
+        photo = await chat_result(chat, TRADER, f"/backtest {eth}")
+        assert "capital share 20%;" in photo.text
+        reply = await chat_result(chat, ADMIN, f"/sweep {eth}")
+        assert "capital share 20%;" in reply.text
 
 
 def total_return(text: str) -> str:

@@ -110,7 +110,7 @@ async def chat_stack(
         jobs = Jobs(trading.clock)
         cockpit = build_cockpit(
             db,
-            venue or chat_venue(config, "replay", trading.engine),
+            venue or chat_venue(config, "replay", trading),
             trading.service,
             trading.engine,
             trading.control,
