@@ -266,7 +266,7 @@ def research_terms(
         "volume_share": config.paper.max_volume_share if config.mode == "paper" else 0.0,
         "timezone": account.timezone,
         "resting_stops": account.resting_stops,
-        "capital_share": capital_share or (shares.get(pair, 1.0) if pair else 1.0),
+        "capital_share": shares.get(pair or "", 1.0) if capital_share is None else capital_share,
     }
     given = {
         name: value

@@ -89,6 +89,20 @@ def test_an_override_beats_the_config_and_is_marked_given(tmp_path: Path) -> Non
     assert terms.as_dict()["given"] == ["capital_share", "limits", "slippage"]
 
 
+def test_a_running_pairs_share_beats_the_configs_and_a_given_share_beats_both(
+    tmp_path: Path,
+) -> None:
+    """What the engine knows better than the file is not marked given: nobody typed it."""
+    path = tmp_path / "pairs.toml"
+    path.write_text(PAIRS, encoding="utf-8")
+    settings = load_settings(path, None)
+    running = research_terms(settings, "ETH/USDT", capital_share=0.2)
+    assert (running.capital_share, running.given) == (0.2, frozenset())
+    given = research_terms(settings, "ETH/USDT", Overrides(capital_share=0.1), capital_share=0.2)
+    assert (given.capital_share, given.given) == (0.1, {"capital_share"})
+    assert research_terms(settings, "ETH/USDT").capital_share == 0.4
+
+
 @pytest.mark.parametrize(
     ("overrides", "words"),
     [
