@@ -41,7 +41,8 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
 def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | None = None) -> int:
     """``early``: the --data file already being read (the CLI starts it before heavy imports)."""
     terms_from_args(args, args.pair)  # a bad override is refused before anything is read
-    strategy = load_strategy(args.strategy, key_values(args.param, malformed("--param")))
+    params = key_values(args.param, malformed("--param"))
+    strategy = load_strategy(args.strategy or "ema_cross", params)
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
     with stage_bar(stages) as begin:
