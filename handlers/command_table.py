@@ -97,7 +97,7 @@ COMMANDS: Mapping[str, Command] = {
     "backtest": Command(
         "trader",
         f"/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...] {TERM_WORDS}",
-        "backtest on recent candles (1h, 30 days), the bot's terms or given: chart, figures",
+        "recent candles (1h, 30 days), the bot's terms or given; PAIR portfolio: every pair",
         research.run_backtest,
     ),
     "sweep": Command(

@@ -18,6 +18,7 @@ from bot.chat.cockpit import Cockpit
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
+from bot.chat.portfolio_desk import PortfolioDesk
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.sweep_desk import SweepDesk
 from bot.chat.venue import Venue, unknown_precision
@@ -61,7 +62,7 @@ def chat_venue(
             capital_share=None if run is None else run.capital_share,
         )
 
-    return Venue(settings.mode, exchange, settings.quote, terms, price_decimals)
+    return Venue(settings.mode, exchange, settings.quote, terms, price_decimals, settings)
 
 
 def build_cockpit(
@@ -127,6 +128,16 @@ def build_cockpit(
             charts=charts,
             clock=clock,
             sweeps=sweeps,
+            portfolio=None
+            if venue.portfolio is None
+            else PortfolioDesk(
+                config=venue.portfolio,
+                history=history,
+                charts=charts,
+                clock=clock,
+                quote=venue.quote,
+                limits=lambda: engine.guard.limits,
+            ),
         ),
         admin=AdminDesk(
             service=service,

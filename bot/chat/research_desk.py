@@ -15,6 +15,7 @@ from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import closed_trades
 from bot.chat.pair_desk import malformed
+from bot.chat.portfolio_desk import PortfolioChart, PortfolioDesk
 from bot.chat.replies import Photo, Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, whole_number
 from bot.chat.sweep_desk import SweepDesk, SweepView
@@ -87,6 +88,7 @@ class ResearchDesk:
         charts: ChartWorker,
         clock: Clock,
         sweeps: SweepDesk | None = None,
+        portfolio: PortfolioDesk | None = None,
     ) -> None:
         self._venue = venue
         self._service = service
@@ -97,6 +99,7 @@ class ResearchDesk:
         self._charts = charts
         self._clock = clock
         self._sweeps = sweeps
+        self._portfolio = portfolio
         self._backtests = OneAtATime("backtest")
 
     async def pnl(self, period: str) -> EquityChart:
@@ -216,9 +219,14 @@ class ResearchDesk:
         )
         return Photo(png, caption)
 
-    async def backtest(self, arguments: Sequence[str], progress: Progress) -> BacktestChart:
-        """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]: one at a time, off the loop;
-        ``progress`` hears how far it got (plain text)."""
+    async def backtest(
+        self, arguments: Sequence[str], progress: Progress
+    ) -> BacktestChart | PortfolioChart:
+        """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...], or ``portfolio [DAYS]`` for every
+        configured pair together: one at a time, off the loop; ``progress`` hears how far it
+        got (plain text)."""
+        if arguments and arguments[0].lower() == "portfolio":
+            return await self._portfolio_backtest(arguments[1:], progress)
         words = [a for a in arguments if "=" not in a]
         if len(words) < 2:
             raise UserInputError(BACKTEST_USAGE)
@@ -258,6 +266,15 @@ class ResearchDesk:
             tuple(terms.statement()),
             tuple(metric_rows(result)[:9]),
         )
+
+    async def _portfolio_backtest(
+        self, arguments: Sequence[str], progress: Progress
+    ) -> PortfolioChart:
+        if self._portfolio is None:
+            raise UserInputError("portfolio backtests are not available here")
+        days, overrides = self._portfolio.check(arguments)
+        with self._backtests.hold(f"portfolio {days}d"):
+            return await self._portfolio.run(days, overrides, progress)
 
     async def sweep(self, arguments: Sequence[str], progress: Progress) -> SweepView:
         """PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ...: see bot.chat.sweep_desk."""
