@@ -22,9 +22,9 @@ from pathlib import Path
 
 from bench.paths import BENCH, SHARED_DATA
 from bench.series import build_year
-from bot.core.domain import RiskLimits
+from bench.terms import bench_terms, stated
 from bot.market.candle_files import read_candle_file
-from bot.research.backtest import BacktestSetup, run_backtest
+from bot.research.backtest import run_backtest, setup_for
 from strategies import build_strategy
 
 REAL = SHARED_DATA / "BTC_USDT-1m.csv.gz"
@@ -39,19 +39,17 @@ STOPS = ["--param", "stop_loss=0.01", "--param", "take_profit=0.02"]
 # shrinks 1,000 USDT to about 1e-5, where engines' minimum-size rules differ.
 CASH = 1e9
 # The reference engines have no risk rules: ours sizes all-in too, with no caps or halts.
+RISK = {
+    "position_fraction": "0.9999",
+    "min_order_value": "0",
+    "max_position_fraction": "1",
+    "daily_loss_limit": "0",
+    "max_drawdown": "0",
+}
+# The CLI's options for the terms ``bench_terms`` builds (its plain account, all in).
 ALL_IN = [
-    "--balance",
-    str(CASH),
-    "--risk",
-    "position_fraction=0.9999",
-    "--risk",
-    "min_order_value=0",
-    "--risk",
-    "max_position_fraction=1",
-    "--risk",
-    "daily_loss_limit=0",
-    "--risk",
-    "max_drawdown=0",
+    *("--balance", str(CASH), "--slippage", "0", "--volume-share", "0", "--no-resting-stops"),
+    *(item for key, value in RISK.items() for item in ("--risk", f"{key}={value}")),
 ]
 # Measured on this kind of machine and recorded in the issue (not re-run here).
 FREQTRADE = {"BTC_USDT-1m.csv.gz (130,708)": (10.4, None), "year (525,600)": (38.0, 900.0)}
@@ -102,14 +100,7 @@ def engine_seconds(path: Path, sizes: list[int], runs: int) -> dict[int, float]:
     """Our engine alone (signals, kernel, trades, metrics) on the first N candles, warmed up."""
     candles = read_candle_file(path)
     strategy = build_strategy("ema_cross", {"stop_loss": 0.01, "take_profit": 0.02})
-    limits = RiskLimits(
-        position_fraction=0.9999,
-        min_order_value=0.0,
-        max_position_fraction=1.0,
-        daily_loss_limit=0.0,
-        max_drawdown=0.0,
-    )
-    setup = BacktestSetup("BTC/USDT", "1m", balance=CASH, limits=limits)
+    setup = setup_for("BTC/USDT", "1m", bench_terms("BTC/USDT", balance=CASH, risk=RISK))
     run_backtest(candles.iloc[:1000], strategy, setup)  # loads the compiled kernel
     result = {}
     for size in sizes:
@@ -136,6 +127,7 @@ def main() -> None:
         capture_output=True,
         check=True,
     )  # compile the kernel once, into the cache
+    print(stated(bench_terms("BTC/USDT", balance=CASH, risk=RISK)))
     print(f"runs per figure: {args.runs} (median); whole processes; peak RSS in MB\n")
     for label, path in (("BTC_USDT-1m.csv.gz (130,708)", REAL), ("year (525,600)", year)):
         rows = []

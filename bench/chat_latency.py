@@ -110,7 +110,7 @@ async def measure(rounds: int) -> dict[str, Timing]:
             await trading.driver.step()
         cockpit = build_cockpit(
             db,
-            chat_venue(settings, "replay", trading.engine),
+            chat_venue(settings, "replay", trading),
             trading.service,
             trading.engine,
             trading.control,

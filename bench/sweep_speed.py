@@ -17,8 +17,9 @@ import time
 from distributed import Client, LocalCluster
 
 from bench.paths import SHARED_DATA
+from bench.terms import bench_terms, stated
 from bot.market.candle_files import read_candle_file
-from bot.research.backtest import BacktestSetup, run_backtest
+from bot.research.backtest import run_backtest, setup_for
 from bot.research.sweep import Series, SweepSpec, combinations
 from bot.research.sweep_dask import run_on_dask
 from strategies import build_strategy
@@ -36,10 +37,12 @@ def main() -> int:
         return 2
     logging.getLogger("distributed").setLevel(logging.WARNING)
     year = read_candle_file(DATA).iloc[-8760:].reset_index(drop=True)
-    spec = SweepSpec("ema_cross", SPACE, random_samples=args.combinations)
+    terms = {"BTC/USDT": bench_terms("BTC/USDT")}
+    spec = SweepSpec("ema_cross", SPACE, random_samples=args.combinations, terms=terms)
     series = [Series("BTC/USDT", "1h", year)]
     combos = combinations(spec)
-    setup = BacktestSetup(pair="BTC/USDT", timeframe="1h")
+    setup = setup_for("BTC/USDT", "1h", terms["BTC/USDT"])
+    print(stated(terms["BTC/USDT"]))
     run_backtest(year, build_strategy("ema_cross", combos[0]), setup)  # numba warm
     started = time.perf_counter()
     for combo in combos[:50]:
@@ -57,7 +60,7 @@ def main() -> int:
         with cluster, Client(cluster) as client:
             run_on_dask(
                 client,
-                SweepSpec("ema_cross", {"fast": [5], "slow": [20]}),
+                SweepSpec("ema_cross", {"fast": [5], "slow": [20]}, terms=terms),
                 series,
                 lambda rows: None,
             )  # warm the workers (imports, numba)

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from bot.chat.term_words import USAGE as TERM_WORDS
 from bot.core.errors import UserInputError
 from handlers import admin_commands as admin
 from handlers import drift_commands as drift
@@ -97,8 +98,8 @@ COMMANDS: Mapping[str, Command] = {
     ),
     "backtest": Command(
         "trader",
-        "/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]",
-        "backtest on recent candles (1h, 30 days): chart and figures",
+        f"/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...] {TERM_WORDS}",
+        "recent candles (1h, 30 days), the bot's terms or given; PAIR portfolio: every pair",
         research.run_backtest,
     ),
     "rerun": Command(
@@ -116,8 +117,8 @@ COMMANDS: Mapping[str, Command] = {
     "sweep": Command(
         "admin",
         "/sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
-        "[objective=sharpe|calmar|return] [max_drawdown=F] [random=N]",
-        "parameter sweep on Dask (1h, 90 days): heatmap and the best",
+        f"[objective=sharpe|calmar|return] [max_drawdown=F] [random=N] {TERM_WORDS}",
+        "parameter sweep on Dask (1h, 90 days), the bot's terms or given: heatmap, the best",
         research.run_sweep,
     ),
     "startpair": Command(

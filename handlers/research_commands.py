@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
+from bot.chat.portfolio_desk import PortfolioChart
 from bot.chat.replies import Photo
 from bot.chat.research_desk import BacktestChart, CandleChart, EquityChart
 from bot.chat.sweep_desk import SweepView
@@ -41,6 +42,32 @@ def backtest_photo(chart: BacktestChart) -> Photo:
     return Photo(chart.png, caption)
 
 
+def portfolio_photo(chart: PortfolioChart) -> Photo:
+    """Each pair's line (its share, trades, PnL, refused entries by reason), then the total."""
+    q = escape(chart.quote)
+    lines = [
+        f"<b>Portfolio of {len(chart.lines)} pairs</b>, {chart.steps:,} steps, "
+        f"{chart.first:%Y-%m-%d} .. {chart.last:%Y-%m-%d}",
+        *(escape(line) for line in chart.terms),
+    ]
+    for line in chart.lines:
+        refused = ", ".join(f"{reason} {count}" for reason, count in line.refused)
+        lines.append(
+            f"{escape(line.pair)} {escape(line.strategy)} {line.share:.0%}: {line.trades} "
+            f"trade(s), {line.pnl:+,.2f} {q}" + (f"; refused: {escape(refused)}" if refused else "")
+        )
+    lines.append(
+        f"<b>total</b>: {chart.total_return:+.2%} ({chart.pnl:+,.2f} {q}), max drawdown "
+        f"{chart.max_drawdown:.2%}, fees {chart.fees:,.2f} {q}"
+    )
+    if chart.halted_at is not None:
+        lines.append(f"drawdown halt from {chart.halted_at:%Y-%m-%d %H:%M}")
+    over = [f"{escape(line.pair)} {line.over_cap}" for line in chart.lines if line.over_cap]
+    if over:
+        lines.append("inexact: sales over the volume cap sold whole: " + ", ".join(over))
+    return Photo(chart.png, "\n".join(lines))
+
+
 def sweep_reply(view: SweepView) -> Photo | str:
     """The best combinations, on the heatmap where the space has one."""
     lines = [
@@ -71,7 +98,10 @@ async def run_chart(request: Request) -> Photo:
 
 async def run_backtest(request: Request) -> Photo:
     research = request.cockpit.research
-    return backtest_photo(await research.backtest(request.arguments, request.progress))
+    chart = await research.backtest(request.arguments, request.progress)
+    if isinstance(chart, PortfolioChart):
+        return portfolio_photo(chart)
+    return backtest_photo(chart)
 
 
 async def run_sweep(request: Request) -> Photo | str:

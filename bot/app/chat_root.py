@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.alerts.preferences import AlertPreferences
+from bot.app.bootstrap import Trading
 from bot.app.config import Settings
 from bot.app.startup import dust_desk
 from bot.charts.worker import ChartWorker
@@ -18,6 +19,7 @@ from bot.chat.drift_desk import DriftDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
+from bot.chat.portfolio_desk import PortfolioDesk
 from bot.chat.receipt_desk import ReceiptDesk
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.sweep_desk import SweepDesk
@@ -42,14 +44,17 @@ from storage.sweeps import SqliteSweepRepository
 def chat_venue(
     settings: Settings,
     exchange: str,
-    engine: Engine,
+    trading: Trading,
     price_decimals: Callable[[str], int | None] = unknown_precision,
 ) -> Venue:
     """What chat says it trades on; /backtest and /sweep simulate that account, with the
-    costs its engine sizes orders with (live: the venue's taker fee). ``price_decimals``:
-    the exchange's price precision per pair, where its markets are loaded."""
+    costs its engine sizes orders with (live: the venue's taker fee), the limits as /risk set
+    left them and a running pair's capital share (/startpair's, else [[pairs]]).
+    ``price_decimals``: the exchange's price precision per pair, where its markets are loaded."""
+    engine = trading.engine
 
-    def terms(pair: str, overrides: Overrides) -> ResearchTerms:  # limits as /risk set left them
+    def terms(pair: str, overrides: Overrides) -> ResearchTerms:
+        run = trading.service.run_for(pair)
         return research_terms(
             settings,
             pair,
@@ -57,9 +62,10 @@ def chat_venue(
             flag="",
             fee_rate=engine.costs.fee_rate,
             limits=engine.guard.limits,
+            capital_share=None if run is None else run.capital_share,
         )
 
-    return Venue(settings.mode, exchange, settings.quote, terms, price_decimals)
+    return Venue(settings.mode, exchange, settings.quote, terms, price_decimals, settings)
 
 
 def build_cockpit(
@@ -130,6 +136,16 @@ def build_cockpit(
             clock=clock,
             sweeps=sweeps,
             receipts=receipts,
+            portfolio=None
+            if venue.portfolio is None
+            else PortfolioDesk(
+                config=venue.portfolio,
+                history=history,
+                charts=charts,
+                clock=clock,
+                quote=venue.quote,
+                limits=lambda: engine.guard.limits,
+            ),
         ),
         admin=AdminDesk(
             service=service,

@@ -91,7 +91,7 @@ async def serve_replay(
     replay = load_replay(settings)
     async with open_database(settings.database_path, service=True) as db:
         trading = await assemble_replay(db, settings, replay)
-        venue = chat_venue(settings, "replay", trading.engine)
+        venue = chat_venue(settings, "replay", trading)
         market = Market("replay", ", replay", venue, ReplayHistory(replay.source), replay.step)
         await serve(db, settings, trading, market, Jobs(SystemClock()), options, stop, write, chat)
 
@@ -142,7 +142,7 @@ async def serve_on_exchange(
             market = Market(
                 "exchange",
                 f" on {exchange.name}",
-                chat_venue(settings, exchange.name, trading.engine, exchange.price_decimals),
+                chat_venue(settings, exchange.name, trading, exchange.price_decimals),
                 ExchangeHistory(exchange, SqliteCandleRepository(db)),
                 interrupt=interrupt,
             )

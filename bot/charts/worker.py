@@ -25,7 +25,13 @@ from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
-Chart = Literal["equity_chart_png", "candle_chart_png", "backtest_chart_png", "heatmap_png"]
+Chart = Literal[
+    "equity_chart_png",
+    "candle_chart_png",
+    "backtest_chart_png",
+    "heatmap_png",
+    "portfolio_chart_png",
+]
 
 
 class ChartWorker:

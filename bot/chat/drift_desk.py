@@ -135,7 +135,7 @@ class DriftDesk:
         candles = await self._history.candles(run.pair, run.timeframe, days, now)
         acted = candles["timestamp"] + step * 1000 <= to_ms(since)
         start = max(0, int(acted.sum()) - 1)
-        setup = setup_for(run.pair, run.timeframe, terms.account, terms.limits, start)
+        setup = setup_for(run.pair, run.timeframe, terms, start)
         result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
         return [t for t in result.table.trades() if t.exit_time >= since]
 

@@ -64,7 +64,6 @@ class ReceiptDesk:
     async def keep_sweep(
         self,
         spec: SweepSpec,
-        terms: ResearchTerms,
         series: Series,
         done: tuple[int, list[SweepRow]],
         days: int,
@@ -74,7 +73,7 @@ class ReceiptDesk:
         from bot.research.sweep_receipts import sweep_receipt
 
         source = {"kind": "chat", "exchange": self._exchange, "days": days}
-        receipt = sweep_receipt(spec, terms, [series], [source], *done, now)
+        receipt = sweep_receipt(spec, [series], [source], *done, now)
         await self._store.add(receipt.record())
         return receipt.id
 

@@ -17,11 +17,13 @@ from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import closed_trades
 from bot.chat.pair_desk import malformed
+from bot.chat.portfolio_desk import PortfolioChart, PortfolioDesk
 from bot.chat.receipt_desk import CompareView, ReceiptDesk
 from bot.chat.replies import Photo, Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, whole_number
 from bot.chat.sweep_desk import SweepDesk, SweepView
-from bot.chat.term_words import is_term, term_overrides
+from bot.chat.term_words import USAGE as TERM_WORDS
+from bot.chat.term_words import strategy_words, term_overrides
 from bot.chat.venue import Venue
 from bot.core.domain import Side, from_ms
 from bot.core.errors import UserInputError
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 CHART_CANDLES = 120  # candles on a /chart: readable on a phone
-BACKTEST_USAGE = "usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]"
+BACKTEST_USAGE = f"usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]\n{TERM_WORDS}"
 RERUN_USAGE = "usage: /rerun ID (each backtest reply names its receipt)"
 
 
@@ -105,6 +107,7 @@ class ResearchDesk:
         clock: Clock,
         sweeps: SweepDesk | None = None,
         receipts: ReceiptDesk | None = None,
+        portfolio: PortfolioDesk | None = None,
     ) -> None:
         self._venue = venue
         self._service = service
@@ -116,6 +119,7 @@ class ResearchDesk:
         self._clock = clock
         self._sweeps = sweeps
         self._receipts = receipts
+        self._portfolio = portfolio
         self._backtests = OneAtATime("backtest")
 
     async def pnl(self, period: str) -> EquityChart:
@@ -235,9 +239,14 @@ class ResearchDesk:
         )
         return Photo(png, caption)
 
-    async def backtest(self, arguments: Sequence[str], progress: Progress) -> BacktestChart:
-        """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]: one at a time, off the loop;
-        ``progress`` hears how far it got (plain text)."""
+    async def backtest(
+        self, arguments: Sequence[str], progress: Progress
+    ) -> BacktestChart | PortfolioChart:
+        """PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...], or ``portfolio [DAYS]`` for every
+        configured pair together: one at a time, off the loop; ``progress`` hears how far it
+        got (plain text)."""
+        if arguments and arguments[0].lower() == "portfolio":
+            return await self._portfolio_backtest(arguments[1:], progress)
         words = [a for a in arguments if "=" not in a]
         if len(words) < 2:
             raise UserInputError(BACKTEST_USAGE)
@@ -248,7 +257,7 @@ class ResearchDesk:
             raise UserInputError(f"unexpected {words[4]!r}; parameters go as key=value")
         try:
             given = key_values([a for a in arguments if "=" in a], malformed)
-            strategy = build_strategy(words[1], {k: v for k, v in given.items() if not is_term(k)})
+            strategy = build_strategy(words[1], strategy_words(words[1], given))
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
         timeframe_seconds(timeframe)  # a clear error for a bad timeframe
@@ -262,7 +271,7 @@ class ResearchDesk:
             now = self._clock.now()
             candles = await self._history.candles(pair, timeframe, days, now)
             await progress(f"Backtest {running}: trading {len(candles):,} candles…")
-            setup = setup_for(pair, timeframe, terms.account, terms.limits)
+            setup = setup_for(pair, timeframe, terms)
             result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
             receipt = (
                 await self._receipts.keep(result, terms, days, now) if self._receipts else None
@@ -316,6 +325,15 @@ class ResearchDesk:
             tuple(metric_rows(result)[:9]),
             receipt,
         )
+
+    async def _portfolio_backtest(
+        self, arguments: Sequence[str], progress: Progress
+    ) -> PortfolioChart:
+        if self._portfolio is None:
+            raise UserInputError("portfolio backtests are not available here")
+        days, overrides = self._portfolio.check(arguments)
+        with self._backtests.hold(f"portfolio {days}d"):
+            return await self._portfolio.run(days, overrides, progress)
 
     async def sweep(self, arguments: Sequence[str], progress: Progress) -> SweepView:
         """PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ...: see bot.chat.sweep_desk."""

@@ -15,7 +15,8 @@ from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.replies import Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, number, whole_number
-from bot.chat.term_words import is_term, term_overrides
+from bot.chat.term_words import USAGE as TERM_WORDS
+from bot.chat.term_words import strategy_words, term_overrides
 from bot.core.errors import UserInputError
 from bot.core.key_values import key_values
 from bot.core.lazy_import import import_off_loop
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 USAGE = (
     "usage: /sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
-    "[objective=sharpe|calmar|return] [max_drawdown=0.2] [random=N]"
+    f"[objective=sharpe|calmar|return] [max_drawdown=0.2] [random=N]\n{TERM_WORDS}"
 )
 OPTIONS = ("objective", "max_drawdown", "random")
 MAX_COMBINATIONS = 5_000
@@ -101,7 +102,8 @@ class SweepDesk:
         timeframe_seconds(timeframe)
         days = whole_number("DAYS", words[3], 7, MAX_BACKTEST_DAYS) if len(words) > 3 else 90
         given = key_values([a for a in arguments if "=" in a], _malformed)  # NAME=VALUES, options
-        items = [f"{k}={v}" for k, v in given.items() if k not in OPTIONS and not is_term(k)]
+        words_left = strategy_words(strategy, given)
+        items = [f"{k}={v}" for k, v in words_left.items() if k not in OPTIONS]
         samples = whole_number("random", given.get("random", "0"), 0, MAX_COMBINATIONS)
         size = grid_size(items)
         most = MAX_GRID if samples else MAX_COMBINATIONS
@@ -126,8 +128,7 @@ class SweepDesk:
                 objective=given.get("objective", "sharpe"),
                 max_drawdown=max_drawdown,
                 random_samples=samples,
-                terms=terms.account,
-                limits=terms.limits,
+                terms={pair: terms},
             )
             return spec, len(check(spec))
 
@@ -163,7 +164,7 @@ class SweepDesk:
             if self._receipts is not None:
                 done = (sweep_id, rows)
                 now = self._clock.now()
-                receipt = await self._receipts.keep_sweep(spec, terms, series, done, days, now)
+                receipt = await self._receipts.keep_sweep(spec, series, done, days, now)
         view = await self._reply(spec, sweep_id, rows, tuple(terms.statement()))
         return dataclasses.replace(view, receipt=receipt)
 

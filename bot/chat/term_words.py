@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.chat.requests import number
+from bot.core.errors import UserInputError
 from bot.research.account_terms import Overrides
+from strategies import REGISTRY
 
 RATES = {
     "fee": "fee_rate",
@@ -16,11 +18,26 @@ RATES = {
     "share": "capital_share",
 }
 RISK = "risk."
+# As the usage texts of /backtest and /sweep show the words.
+USAGE = "[fee=F] [slippage=F] [balance=N] [share=F] [volume_share=F] [risk.KEY=V]"
 
 
 def is_term(key: str) -> bool:
     """Whether ``key=`` overrides a term rather than naming a strategy parameter."""
     return key in RATES or key.startswith(RISK)
+
+
+def strategy_words(strategy: str, given: Mapping[str, str]) -> dict[str, str]:
+    """The words of ``given`` left for ``strategy``: all but the term words. A term word that
+    is also one of the strategy's parameters is refused: which one it sets would be a guess."""
+    names = {spec.name for spec in REGISTRY[strategy].specs()} if strategy in REGISTRY else set()
+    clash = sorted(key for key in given if is_term(key) and key in names)
+    if clash:
+        raise UserInputError(
+            f"{clash[0]}= is both a term word and a parameter of {strategy}: "
+            "this command cannot tell which you mean"
+        )
+    return {key: value for key, value in given.items() if not is_term(key)}
 
 
 def term_overrides(given: Mapping[str, str]) -> Overrides:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from bot.core.errors import UserInputError
 from bot.core.number_text import price_text
 from bot.research.account_terms import NONE, Overrides, ResearchTerms
+from bot.research.portfolio_inputs import PortfolioConfig
 
 
 def unknown_precision(pair: str) -> int | None:
@@ -25,6 +26,8 @@ class Venue:
     terms: Callable[[str, Overrides], ResearchTerms] | None = None
     # decimals the exchange quotes a pair's price in, where its markets are loaded
     price_decimals: Callable[[str], int | None] = unknown_precision
+    # the configured pairs /backtest portfolio replays together (None: not from this chat)
+    portfolio: PortfolioConfig | None = None
 
     def research_terms(self, pair: str, overrides: Overrides = NONE) -> ResearchTerms:
         """The terms a /backtest or /sweep of ``pair`` simulates now, ``overrides`` on top."""

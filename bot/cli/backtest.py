@@ -53,7 +53,7 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
         else:
             pair, timeframe, candles = _from_storage(args)
         terms = terms_from_args(args, pair)
-        setup = setup_for(pair, timeframe, terms.account, terms.limits)
+        setup = setup_for(pair, timeframe, terms)
         warming.join()
         begin("trading")
         result = run_backtest(candles, strategy, setup)
@@ -140,7 +140,7 @@ def result_document(result: BacktestResult, terms: ResearchTerms) -> dict[str, A
             "risk_limits": dataclasses.asdict(result.setup.limits),
             "timezone": result.setup.timezone,
             "resting_stops": result.setup.resting_stops,
-            "stops": result.setup.terms.stops,
+            "stops": terms.stops,
             "ambiguous_exit_rule": "a candle that reached both stop and target exits at the stop",
         },
         "terms": terms.as_dict(),

@@ -9,15 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.cli.args import json_text, malformed
+from bot.cli.args import json_text
 from bot.cli.backtest import CURVE_POINTS, iso_times, stored_candles
 from bot.cli.progress import stage_bar
-from bot.cli.terms_options import terms_from_args
+from bot.cli.terms_options import overrides_from_args, terms_from_args
 from bot.core.domain import from_ms
-from bot.core.key_values import key_values
+from bot.core.errors import UserInputError
 from bot.market.candle_files import read_candle_file
 from bot.portfolio.performance import Metrics
-from bot.research.account_terms import Overrides
 from bot.research.kernel_trades import EXIT_REASONS
 from bot.research.portfolio import VETO_REASONS, PortfolioResult, run_portfolio
 from bot.research.portfolio_inputs import PortfolioConfig
@@ -34,13 +33,9 @@ def portfolio_command(args: argparse.Namespace) -> int:
     terms = terms_from_args(args, first)  # a bad override is refused before anything is read
     since = parse_time(args.since, "--since") if args.since else None
     until = parse_time(args.until, "--until") if args.until else None
-    overrides = Overrides(
-        balance=args.balance,
-        fee_rate=args.fee,
-        slippage=args.slippage,
-        resting_stops=args.resting_stops,
-        risk=key_values(args.risk, malformed("--risk")),
-    )
+    if args.capital_share is not None:
+        raise UserInputError("--capital-share: a portfolio runs each pair's configured share")
+    overrides = overrides_from_args(args)
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
     with stage_bar(stages) as begin:
         begin("reading candles")
@@ -176,13 +171,6 @@ def portfolio_document(result: PortfolioResult, config: PortfolioConfig) -> dict
     }
 
 
-def _cap(result: PortfolioResult) -> str:
-    share = result.terms.volume_share
-    if not share:
-        return "no volume cap"
-    return f"entries fill <= {share:.0%} of a candle's volume (sales not capped: counted below)"
-
-
 def table(result: PortfolioResult) -> str:
     """Per-pair and total rows, the refused entries by reason, and the terms used."""
     first, last = from_ms(int(result.close_ms[0])), from_ms(int(result.close_ms[-1]))
@@ -190,12 +178,7 @@ def table(result: PortfolioResult) -> str:
     lines = [
         f"portfolio of {len(result.pairs)} pairs, {len(result.close_ms)} steps, "
         f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC",
-        # The statement's "not simulated yet" line is the single-pair kernel's: here the
-        # shares and the volume cap on entries are simulated.
-        *(line for line in result.terms.statement() if not line.startswith("not simulated")),
-        "simulated: capital shares "
-        + ", ".join(f"{p.pair} {p.terms.capital_share * 100:g}%" for p in result.pairs)
-        + f"; {_cap(result)}",
+        *result.statement(),
         "",
         f"{'pair':<12} {'strategy':<20} {'trades':>6} {'pnl':>11} {'return':>8} {'max dd':>7}"
         f"   refused: {refused} {'funds':>6}",

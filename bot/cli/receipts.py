@@ -58,7 +58,6 @@ def store_backtest_receipt(
 def store_sweep_receipt(
     args: argparse.Namespace,
     spec: SweepSpec,
-    terms: ResearchTerms,
     series: list[Series],
     done: tuple[int, list[SweepRow]],
 ) -> str:
@@ -71,7 +70,7 @@ def store_sweep_receipt(
     else:
         sources = [_stored_source(args)] * len(series)
     sweep_id, rows = done
-    receipt = sweep_receipt(spec, terms, series, sources, sweep_id, rows, SystemClock().now())
+    receipt = sweep_receipt(spec, series, sources, sweep_id, rows, SystemClock().now())
     _with_receipts(receipt_database(args), lambda store: store.add(receipt.record()))
     return receipt.id
 

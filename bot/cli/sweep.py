@@ -13,7 +13,10 @@ from bot.cli.terms_options import add_terms_options, terms_from_args
 from bot.core.errors import DataError, UserInputError
 
 if TYPE_CHECKING:  # the parser is built on every command: pandas and Dask load only for sweeps
+    from collections.abc import Mapping
+
     from bot.core.domain import SweepRow
+    from bot.research.account_terms import ResearchTerms
     from bot.research.sweep import Series, SweepSpec
 
 
@@ -92,28 +95,28 @@ def sweep_command(args: argparse.Namespace) -> int:
     from bot.research.sweep_tasks import tasks
 
     settings = load_settings(args.config, None)  # a sweep needs no keys, live or not
-    # The terms `pairpilot backtest` runs on, with the same overrides. A sweep spans pairs:
-    # no one pair's capital share (the kernel does not simulate shares yet anyway).
-    terms = terms_from_args(args, None)
+    terms_from_args(args, None)  # a bad override is refused before any candle is read
+    space = parse_space(args.strategy, args.param)
+    series = _all_series(args)
+    # The terms `pairpilot backtest` runs each pair on (its capital share), same overrides.
+    terms = {pair: terms_from_args(args, pair) for pair in dict.fromkeys(s.pair for s in series)}
     spec = SweepSpec(
         strategy=args.strategy,
-        space=parse_space(args.strategy, args.param),
+        space=space,
         objective=args.objective,
         max_drawdown=args.max_drawdown,
         random_samples=args.random,
         seed=args.seed,
         folds=args.walk_forward,
-        terms=terms.account,
-        limits=terms.limits,
+        terms=terms,
     )
-    series = _all_series(args)
     tasks(spec, series)  # every check before a cluster starts
     address = args.scheduler or settings.research.dask_scheduler
     sweep_id, rows = asyncio.run(_run(settings.database_path, spec, series, address, args.workers))
-    receipt = store_sweep_receipt(args, spec, terms, series, (sweep_id, rows))
+    receipt = store_sweep_receipt(args, spec, series, (sweep_id, rows))
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
     print(f"receipt {receipt}: its fingerprint (a sweep does not rerun yet)")
-    print("\n".join(terms.statement()))
+    print(terms_text(terms))
     print(report(spec, rows, series))
     if args.heatmap:
         png = heatmap(spec, rows)
@@ -123,6 +126,14 @@ def sweep_command(args: argparse.Namespace) -> int:
             args.heatmap.write_bytes(png)
             print(f"heatmap: {args.heatmap}")
     return 0
+
+
+def terms_text(terms: Mapping[str, ResearchTerms]) -> str:
+    """The terms every pair ran on: once when the pairs share them, else pair by pair."""
+    stated = {pair: "\n".join(each.statement()) for pair, each in terms.items()}
+    if len(set(stated.values())) == 1:
+        return next(iter(stated.values()))
+    return "\n".join(f"{pair}:\n{text}" for pair, text in stated.items())
 
 
 def _all_series(args: argparse.Namespace) -> list[Series]:

@@ -15,18 +15,31 @@ from bot.cli.args import malformed
 from bot.core.key_values import key_values
 
 if TYPE_CHECKING:
-    from bot.research.account_terms import ResearchTerms
+    from bot.research.account_terms import Overrides, ResearchTerms
 
 
 def add_terms_options(parser: argparse.ArgumentParser) -> None:
-    """--fee, --slippage, --balance, --risk and --resting-stops: each defaults to the
-    --config's value, else the default config's (the account `pairpilot run` trades)."""
+    """--fee, --slippage, --balance, --volume-share, --capital-share, --risk and
+    --resting-stops: each defaults to the --config's value, else the default config's (the
+    account `pairpilot run` trades)."""
     parser.add_argument("--fee", type=float, help="fee rate (default: the config's)")
     parser.add_argument("--slippage", type=float, help="slippage rate (default: the config's)")
     parser.add_argument(
         "--balance",
         type=float,
         help="starting balance in the quote currency (default: the config's)",
+    )
+    parser.add_argument(
+        "--volume-share",
+        type=float,
+        help="an entry fills at most this share of a candle's volume, 0: no cap "
+        "(default: the config's [paper] max_volume_share; live: 0)",
+    )
+    parser.add_argument(
+        "--capital-share",
+        type=float,
+        help="the pair's share of the account an entry is sized on "
+        "(default: its capital_share in the config's [[pairs]], else 1)",
     )
     parser.add_argument(
         "--risk",
@@ -53,21 +66,29 @@ def terms_from_args(args: argparse.Namespace, pair: str | None) -> ResearchTerms
     override and ConfigError for a bad config, before anything runs."""
     from bot.app.config import load_settings
     from bot.core.domain import RiskLimits
-    from bot.research.account_terms import Overrides, research_terms
+    from bot.research.account_terms import research_terms
     from bot.risk.settings import effective_limits
 
     settings = load_settings(args.config, None)  # a research run needs no keys, live or not
     configured = RiskLimits(**settings.risk.model_dump())
     stored = _stored_limits(settings.database_path) if args.config else None
     limits = effective_limits(configured, stored)
-    overrides = Overrides(
+    return research_terms(settings, pair, overrides_from_args(args), limits=limits)
+
+
+def overrides_from_args(args: argparse.Namespace) -> Overrides:
+    """The values the options of ``add_terms_options`` override (None: the config's)."""
+    from bot.research.account_terms import Overrides
+
+    return Overrides(
         balance=args.balance,
         fee_rate=args.fee,
         slippage=args.slippage,
+        volume_share=args.volume_share,
+        capital_share=args.capital_share,
         resting_stops=args.resting_stops,
         risk=key_values(args.risk, malformed("--risk")),
     )
-    return research_terms(settings, pair, overrides, limits=limits)
 
 
 def _stored_limits(database: Path) -> dict[str, Any] | None:

@@ -60,20 +60,18 @@ class AccountConfig(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AccountTerms:
-    balance: float = 1000.0
-    fee_rate: float = 0.001
-    slippage: float = 0.0
-    timezone: str = "UTC"
+    """The account part of the config's terms; no defaults: built by ``account_terms`` only,
+    read by ``research_terms`` (a run's terms are a ``ResearchTerms``)."""
+
+    balance: float
+    fee_rate: float
+    slippage: float
+    timezone: str
     # The account's stops rest on the exchange (a live account on a venue that holds stop
     # orders); else the engine checks them per candle and sells at the next open (paper).
-    resting_stops: bool = False
+    resting_stops: bool
     # A buy's fee is taken from the coins bought (a live account on ``BUY_FEE_IN_COIN``).
-    fee_in_coin: bool = False
-
-    @property
-    def stops(self) -> str:
-        """How stops are modelled, as the reports say it."""
-        return RESTING if self.resting_stops else PER_CANDLE
+    fee_in_coin: bool
 
 
 def account_terms(settings: AccountConfig) -> AccountTerms:
@@ -166,16 +164,9 @@ class ResearchTerms:
     given: frozenset[str]  # the fields a command overrode
 
     @property
-    def account(self) -> AccountTerms:
-        """The account part, as the kernel's setup takes it today."""
-        return AccountTerms(
-            balance=self.balance,
-            fee_rate=self.fee_rate,
-            slippage=self.slippage,
-            timezone=self.timezone,
-            resting_stops=self.resting_stops,
-            fee_in_coin=self.fee_in_coin,
-        )
+    def stops(self) -> str:
+        """How stops are modelled, as the reports say it."""
+        return RESTING if self.resting_stops else PER_CANDLE
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON values: every field, the limits as an object, ``given`` as a sorted list."""
@@ -187,36 +178,40 @@ class ResearchTerms:
             "volume_share": self.volume_share,
             "timezone": self.timezone,
             "resting_stops": self.resting_stops,
-            "stops": self.account.stops,
+            "stops": self.stops,
             "capital_share": self.capital_share,
             "limits": asdict(self.limits),
             "given": sorted(self.given),
         }
 
-    def statement(self) -> list[str]:
-        """The values used, as every output states them: the account, then the risk limits.
-        A value a command gave is marked "(given)". The kernel does not simulate the capital
-        share or the volume cap yet (issue 17, part B): the line says so rather than imply it."""
+    def statement(self, shares: Mapping[str, float] | None = None) -> list[str]:
+        """The values used, as every output states them: the account, the pair's share (or
+        each pair's ``shares`` in a portfolio) and the volume cap, then the risk limits. A value
+        a command gave is marked "(given)". The kernel caps entries by volume, not sales yet
+        (issue 17, part B): the line says so."""
 
         def given(name: str) -> str:
             return " (given)" if name in self.given else ""
 
         fee_in = "in the coin bought" if self.fee_in_coin else "in the quote"
         cap = (
-            f"fills <= {self.volume_share:.0%} of a candle's volume"
+            f"entries fill <= {self.volume_share * 100:g}% of a candle's volume"
+            f"{given('volume_share')}"
+            "; not simulated yet: sales are not capped by volume"
             if self.volume_share
-            else ("no volume cap")
+            else f"no volume cap{given('volume_share')}"
         )
         account = (
             f"balance {self.balance:,.2f}{given('balance')}; fee {self.fee_rate:.4%} {fee_in}"
             f"{given('fee_rate')}, slippage {self.slippage:.4%}{given('slippage')}; days in "
-            f"{self.timezone}; stops {self.account.stops}{given('resting_stops')}"
+            f"{self.timezone}; stops {self.stops}{given('resting_stops')}"
         )
-        unsimulated = (
-            f"not simulated yet: capital share {self.capital_share * 100:g}%"
-            f"{given('capital_share')}, {cap}{given('volume_share')}"
-        )
-        return [account, unsimulated, f"risk{given('limits')}: {limits_text(self.limits)}"]
+        share = (
+            f"capital share {self.capital_share * 100:g}%{given('capital_share')}"
+            if shares is None
+            else "capital shares " + ", ".join(f"{p} {v * 100:g}%" for p, v in shares.items())
+        ) + f"; {cap}"
+        return [account, share, f"risk{given('limits')}: {limits_text(self.limits)}"]
 
 
 def limits_text(limits: RiskLimits) -> str:
@@ -258,12 +253,14 @@ def research_terms(
     flag: str = "--",
     fee_rate: float | None = None,
     limits: RiskLimits | None = None,
+    capital_share: float | None = None,
 ) -> ResearchTerms:
     """The terms a run of ``pair`` simulates: the config's account (``account_terms``), its
     paper volume cap (live: 0, the real book caps), [risk], the pair's capital share, and
     ``overrides`` on top. A bad override raises UserInputError naming it (``flag`` + its name,
-    as the command spells it) before anything runs. ``fee_rate`` and ``limits``: what a running
-    engine knows better than the file (the account's fee; the limits /risk set changed)."""
+    as the command spells it) before anything runs. ``fee_rate``, ``limits`` and
+    ``capital_share``: what a running engine knows better than the file (the account's fee;
+    the limits /risk set changed; the share the pair runs on, /startpair's included)."""
     account = account_terms(config)
     shares = {entry.pair: entry.capital_share for entry in config.pairs}
     base: dict[str, Any] = {
@@ -274,7 +271,7 @@ def research_terms(
         "volume_share": config.paper.max_volume_share if config.mode == "paper" else 0.0,
         "timezone": account.timezone,
         "resting_stops": account.resting_stops,
-        "capital_share": shares.get(pair, 1.0) if pair else 1.0,
+        "capital_share": shares.get(pair or "", 1.0) if capital_share is None else capital_share,
     }
     given = {
         name: value

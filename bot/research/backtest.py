@@ -19,7 +19,7 @@ from bot.core.domain import RiskLimits, Trade, from_ms
 from bot.core.errors import DataError
 from bot.core.timeframes import timeframe_seconds
 from bot.portfolio.performance import Metrics, measure
-from bot.research.account_terms import AccountTerms
+from bot.research.account_terms import ResearchTerms
 from bot.research.kernel_inputs import KernelClock, KernelCosts, KernelExits
 from bot.research.kernel_trades import EXIT_REASONS
 from bot.research.simulation import KernelResult, simulate
@@ -31,6 +31,9 @@ OHLC = ("open", "high", "low", "close")
 
 @dataclass(frozen=True, slots=True)
 class BacktestSetup:
+    """What the kernel runs on. Research paths build it with ``setup_for`` from the config's
+    terms; the defaults are a neutral account for tests that pin the kernel itself."""
+
     pair: str
     timeframe: str
     balance: float = 1000.0
@@ -47,36 +50,31 @@ class BacktestSetup:
     # An order fills at most this share of its fill candle's volume, as on the paper account
     # (``paper.max_volume_share``); 0: no cap. Entries only so far: sales are not capped yet.
     volume_share: float = 0.0
+    # The pair's share of the account's equity an entry is sized on (its [[pairs]]
+    # ``capital_share``, as the live engine sizes a run); 1: the whole account.
+    capital_share: float = 1.0
     # Candles before this one only warm the indicators up: no signal acts on them, and the
     # metrics (buy and hold included) start here. A walk-forward window's preceding candles.
     trade_from: int = 0
 
-    @property
-    def terms(self) -> AccountTerms:
-        return AccountTerms(
-            self.balance,
-            self.fee_rate,
-            self.slippage,
-            self.timezone,
-            self.resting_stops,
-            self.fee_in_coin,
-        )
-
 
 def setup_for(
-    pair: str, timeframe: str, terms: AccountTerms, limits: RiskLimits, trade_from: int = 0
+    pair: str, timeframe: str, terms: ResearchTerms, trade_from: int = 0
 ) -> BacktestSetup:
-    """A backtest of ``pair`` on the account ``terms`` describe, under ``limits``."""
+    """A backtest of ``pair`` on ``terms``: the account, its limits, the pair's capital share
+    and the volume cap, every value from the one source (``research_terms``)."""
     return BacktestSetup(
         pair=pair,
         timeframe=timeframe,
         balance=terms.balance,
         fee_rate=terms.fee_rate,
         slippage=terms.slippage,
-        limits=limits,
+        limits=terms.limits,
         timezone=terms.timezone,
         resting_stops=terms.resting_stops,
         fee_in_coin=terms.fee_in_coin,
+        volume_share=terms.volume_share,
+        capital_share=terms.capital_share,
         trade_from=trade_from,
     )
 
@@ -130,7 +128,7 @@ def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup
             setup.balance,
             setup.fee_rate,
             setup.slippage,
-            1.0,
+            setup.capital_share,
             setup.limits,
             setup.fee_in_coin,
             setup.volume_share,

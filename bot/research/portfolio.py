@@ -54,6 +54,10 @@ class PortfolioResult:
     metrics: Metrics  # of the portfolio's equity
     halted_at: datetime | None  # when the drawdown limit halted entries for good
 
+    def statement(self) -> list[str]:
+        """The terms simulated, each pair's capital share in place of the account's."""
+        return self.terms.statement({p.pair: p.terms.capital_share for p in self.pairs})
+
     def trades(self) -> list[Trade]:
         """Every pair's trades, oldest entry first (open ones last marked, reason "open")."""
         trades = [trade for pair in self.pairs for trade in pair.table.trades()]

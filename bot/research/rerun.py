@@ -75,7 +75,7 @@ def rerun_backtest(receipt: Receipt, candles: pd.DataFrame | None) -> Rerun:
             f"receipt {receipt.id} cannot be rerun exactly: {'; '.join(found)}. Nothing was run."
         )
     series = receipt.only_series
-    setup = setup_for(series.pair, series.timeframe, terms.account, terms.limits)
+    setup = setup_for(series.pair, series.timeframe, terms)
     result = run_backtest(candles, strategy, setup)
     now = result_summary(result)
     differences = tuple(

@@ -13,17 +13,17 @@ import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bot.core.domain import RiskLimits, SweepRow
+from bot.core.domain import SweepRow
 from bot.core.errors import UserInputError
 from bot.core.key_values import key_value
 from bot.portfolio.performance import MIN_ANNUALISED_DAYS
-from bot.research.account_terms import AccountTerms
+from bot.research.account_terms import ResearchTerms
 from strategies import REGISTRY, StrategyConfigError, build_strategy
 from strategies.base import ParamSpec
 
@@ -48,8 +48,15 @@ class SweepSpec:
     random_samples: int = 0  # 0: the whole grid; else this many combinations drawn from it
     seed: int = 1
     folds: int = 0  # walk-forward folds (0: the whole series once)
-    terms: AccountTerms = AccountTerms()  # the account simulated (costs, days, stops)
-    limits: RiskLimits = RiskLimits()
+    # Every setting simulated, per pair swept (``research_terms``: each pair's capital share);
+    # no default, as a backtest has none.
+    terms: Mapping[str, ResearchTerms] = field(kw_only=True)
+
+    def terms_of(self, pair: str) -> ResearchTerms:
+        """What a run of ``pair`` simulates; a pair with no terms is refused, never defaulted."""
+        if pair not in self.terms:
+            raise UserInputError(f"no terms for {pair}: the sweep has {', '.join(self.terms)}")
+        return self.terms[pair]
 
 
 def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | float]]:

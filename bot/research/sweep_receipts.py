@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from bot.core.domain import SweepRow
-from bot.research.account_terms import ResearchTerms
 from bot.research.receipts import (
     SWEEP,
     Receipt,
@@ -26,7 +25,6 @@ FIGURES = ("trades", "pnl", "total_return", "win_rate", "max_drawdown", "fees")
 
 def sweep_receipt(
     spec: SweepSpec,
-    terms: ResearchTerms,
     series: Sequence[Series],
     sources: Sequence[Mapping[str, Any]],
     sweep_id: int,
@@ -48,13 +46,21 @@ def sweep_receipt(
         strategy=spec.strategy,
         source_hash=source_hash(REGISTRY[spec.strategy]),
         params={**params, "sweep": sweep_id},
-        terms=terms.as_dict(),
+        terms=sweep_terms(spec),
         series=tuple(
             SeriesPrint.of(s.pair, s.timeframe, source, s.candles)
             for s, source in zip(series, sources, strict=True)
         ),
         result=best_result(rows),
     )
+
+
+def sweep_terms(spec: SweepSpec) -> dict[str, Any]:
+    """The terms the sweep ran on: one ``as_dict`` when its pairs shared them (the only way
+    a chat sweep runs), else each pair's under ``by_pair``."""
+    stated = {pair: terms.as_dict() for pair, terms in spec.terms.items()}
+    shared = list(stated.values())
+    return shared[0] if all(each == shared[0] for each in shared) else {"by_pair": stated}
 
 
 def best_result(rows: Sequence[SweepRow]) -> dict[str, Any]:

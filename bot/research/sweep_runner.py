@@ -35,7 +35,11 @@ async def sweep_and_store(
     """Run ``spec`` on ``series``; returns the sweep's id and its stored rows."""
     _, work = tasks(spec, series)  # every check before anything is stored
     loop = asyncio.get_running_loop()
-    described = {**dataclasses.asdict(spec), "series": [f"{s.pair} {s.timeframe}" for s in series]}
+    described = {
+        **dataclasses.asdict(spec),
+        "terms": {pair: terms.as_dict() for pair, terms in spec.terms.items()},
+        "series": [f"{s.pair} {s.timeframe}" for s in series],
+    }
 
     def wait(coroutine: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result()

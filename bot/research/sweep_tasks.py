@@ -97,7 +97,7 @@ def run_window(
     # A window entered warm gets as many candles before it as live hands the strategy (its
     # history), or all there are.
     lead = min(trade_from, strategy.history)
-    setup = setup_for(pair, timeframe, spec.terms, spec.limits, trade_from=lead)
+    setup = setup_for(pair, timeframe, spec.terms_of(pair), trade_from=lead)
     return run_backtest(candles.iloc[trade_from - lead :].reset_index(drop=True), strategy, setup)
 
 
@@ -110,6 +110,8 @@ def tasks(
     combos = check(spec)
     if not series:
         raise UserInputError("nothing to sweep on: give candles")
+    for each in series:
+        spec.terms_of(each.pair)  # every pair's terms before anything runs
     lead = max(build_strategy(spec.strategy, combo).history for combo in combos)
     data = {f"{s.pair}|{s.timeframe}": segments(s.candles, spec.folds, lead) for s in series}
     chunks = [combos[i : i + chunk] for i in range(0, len(combos), chunk)]

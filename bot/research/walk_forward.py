@@ -102,6 +102,7 @@ def chained(spec: SweepSpec, series: Series, folds: Sequence[Fold]) -> Metrics |
     None when no fold chose a combination that ran out of sample."""
     lead = max(build_strategy(spec.strategy, combo).history for combo in check(spec))
     windows = segments(series.candles, spec.folds, lead)
+    balance = spec.terms_of(series.pair).balance
     parts = []  # (times s, equity, trade pnl, trade seconds, fees) per window, as run
     for fold in folds:
         if fold.params is None or not fold.out_metrics or "skipped" in fold.out_metrics:
@@ -130,13 +131,13 @@ def chained(spec: SweepSpec, series: Series, folds: Sequence[Fold]) -> Metrics |
         pnl.append(part_pnl * scale)
         seconds.append(part_seconds)
         fees += part_fees * scale
-        scale *= part_equity[-1] / spec.terms.balance
+        scale *= part_equity[-1] / balance
     return measure(
         times=np.concatenate(times),
         equity=np.concatenate(equity),
         trade_pnl=np.concatenate(pnl),
         trade_seconds=np.concatenate(seconds),
         fees=fees,
-        start_equity=spec.terms.balance,
+        start_equity=balance,
         buy_and_hold_return=math.nan,
     )

@@ -5,6 +5,7 @@ live engine on real windows."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -12,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bot.app.config import load_settings
 from bot.core.domain import RiskLimits, from_ms
 from bot.market.candle_files import read_candle_file
-from bot.research.account_terms import PER_CANDLE, RESTING, AccountTerms
+from bot.research.account_terms import PER_CANDLE, RESTING, Overrides, research_terms
 from bot.research.backtest import BacktestResult, BacktestSetup, run_backtest, setup_for
 from bot.research.report import metric_rows
 from strategies import build_strategy
@@ -229,13 +231,14 @@ def test_the_cli_backtest_runs_the_daily_limit_on_the_configs_days(tmp_path: Pat
     assert document["backtest"]["timezone"] == "America/New_York"
     assert (document["backtest"]["fee"], document["backtest"]["slippage"]) == (0.002, 0.001)
     assert document["metrics"]["start_equity"] == 5000
-    limits = RiskLimits(max_position_fraction=1.0, daily_loss_limit=0.002, max_drawdown=0.0)
+    risk = {"max_position_fraction": "1", "daily_loss_limit": "0.002", "max_drawdown": "0"}
+    terms = research_terms(load_settings(config, None), "BTC/USDT", Overrides(risk=risk))
     candles = read_candle_file(SAMPLE)
     by_zone = {
         zone: run_backtest(
             candles,
             build_strategy("ema_cross"),
-            setup_for("BTC/USDT", "1h", AccountTerms(5000, 0.002, 0.001, zone), limits),
+            setup_for("BTC/USDT", "1h", replace(terms, timezone=zone)),
         )
         for zone in ("UTC", "America/New_York")
     }

@@ -4,14 +4,14 @@ stop handling (review F1, F2)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from bot.app.bootstrap import paper_account
 from bot.app.config import Settings
 from bot.app.startup import load_replay
-from bot.core.domain import RiskLimits
 from bot.market.history import ReplayHistory
-from bot.research.account_terms import RESTING, AccountTerms, account_terms
+from bot.research.account_terms import RESTING, account_terms, research_terms
 from bot.research.backtest import run_backtest, setup_for
 from bot.research.report import metric_rows
 from bot.research.sweep import SweepSpec
@@ -45,13 +45,14 @@ async def test_chat_backtest_and_sweep_simulate_the_configured_account(tmp_path:
         history = ReplayHistory(load_replay(config).source)
         candles = await history.candles("BTC/USDT", "1h", DAYS, chat.trading.clock.now())
         assert len(candles) == DAYS * 24
-        terms, limits = account_terms(config), chat.trading.engine.guard.limits
-        assert terms == AccountTerms(5000.0, 0.002, 0.001, "America/New_York", False)
+        terms = research_terms(config, "BTC/USDT", limits=chat.trading.engine.guard.limits)
+        account = (terms.balance, terms.fee_rate, terms.slippage, terms.timezone)
+        assert account == (5000.0, 0.002, 0.001, "America/New_York")
+        assert not terms.resting_stops
         strategy = build_strategy("ema_cross", {"fast": 5, "slow": 20})
-        expected = run_backtest(candles, strategy, setup_for("BTC/USDT", "1h", terms, limits))
-        default = run_backtest(
-            candles, strategy, setup_for("BTC/USDT", "1h", AccountTerms(), limits)
-        )
+        expected = run_backtest(candles, strategy, setup_for("BTC/USDT", "1h", terms))
+        cheaper = replace(terms, fee_rate=0.001, slippage=0.0)
+        default = run_backtest(candles, strategy, setup_for("BTC/USDT", "1h", cheaper))
         returns = [dict(metric_rows(r))["total return"] for r in (expected, default)]
         assert returns[0] != returns[1]  # the account's costs change the result
 
@@ -69,7 +70,7 @@ async def test_chat_backtest_and_sweep_simulate_the_configured_account(tmp_path:
         await chat.emulator.reply(ADMIN, after=before)
         await chat.emulator.reply(ADMIN, after=before + 1, within=120)
         (row,) = await SqliteSweepRepository(chat.db).rows(1)
-        spec = SweepSpec("ema_cross", {"fast": [5], "slow": [20]}, terms=terms, limits=limits)
+        spec = SweepSpec("ema_cross", {"fast": [5], "slow": [20]}, terms={"k": terms})
         (reference,) = evaluate(
             {"k|1h": segments(candles, 0)}, "k|1h", spec, [{"fast": 5, "slow": 20}]
         )
@@ -95,14 +96,13 @@ def test_an_account_on_a_venue_that_holds_stops_is_simulated_with_resting_stops(
             }
         )
 
-    assert account_terms(settings("live", "binance")).stops == RESTING
+    assert research_terms(settings("live", "binance"), None).stops == RESTING
     assert account_terms(settings("paper", "binance")).resting_stops
     assert paper_account(settings("paper", "binance")).rests_stops
     assert not account_terms(settings("live", "coinbase")).resting_stops
     assert not paper_account(settings("paper", "coinbase")).rests_stops
     assert not account_terms(settings("paper", "binance", "replay")).resting_stops
     assert not paper_account(settings("paper", "binance", "replay")).rests_stops
-    assert RiskLimits() == SweepSpec("ema_cross", {"fast": [5]}).limits
 
 
 def test_a_live_accounts_backtest_pays_its_venues_fee_not_the_paper_accounts(

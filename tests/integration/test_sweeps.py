@@ -18,7 +18,7 @@ from distributed.comm.core import CommClosedError
 
 from bot.core.domain import SweepRow
 from bot.core.errors import UserInputError
-from bot.research.backtest import BacktestSetup, run_backtest
+from bot.research.backtest import BacktestSetup, run_backtest, setup_for
 from bot.research.sweep import Series, SweepSpec, combinations, parse_space, score, unscored
 from bot.research.sweep_dask import run_on_dask
 from bot.research.sweep_report import report as sweep_report
@@ -27,8 +27,11 @@ from bot.research.walk_forward import chained
 from bot.research.walk_forward import walk_forward as folds_of
 from strategies import build_strategy
 from tests.integration.test_cli import pairpilot
+from tests.rigs.builders import plain_terms
 
 SPACE = {"fast": [5, 8, 12, 20], "slow": [26, 40, 60]}
+TERMS = plain_terms("BTC/USDT")
+BOTH = plain_terms("BTC/USDT", "ETH/USDT")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def by_key(rows: list[SweepRow]) -> dict[tuple, SweepRow]:
 def test_dask_results_equal_a_plain_loop_with_walk_forward(
     client: Client, btc_candles: pd.DataFrame, eth_candles: pd.DataFrame
 ) -> None:
-    spec = SweepSpec("ema_cross", SPACE, objective="calmar", folds=2)
+    spec = SweepSpec("ema_cross", SPACE, objective="calmar", folds=2, terms=BOTH)
     series = [Series("BTC/USDT", "1h", btc_candles), Series("ETH/USDT", "1h", eth_candles)]
     received: list[SweepRow] = []
     assert run_on_dask(client, spec, series, received.extend, chunk=5) == 2 * 3  # 12 combos / 5
@@ -68,7 +71,7 @@ def test_dask_results_equal_a_plain_loop_with_walk_forward(
 def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(
     client: Client, btc_candles: pd.DataFrame
 ) -> None:
-    spec = SweepSpec("sma_cross", SPACE, objective="return", max_drawdown=0.05)
+    spec = SweepSpec("sma_cross", SPACE, objective="return", max_drawdown=0.05, terms=TERMS)
     series = [Series("BTC/USDT", "1h", btc_candles)]
     received: list[SweepRow] = []
     killed = []
@@ -95,7 +98,7 @@ def test_a_sweep_whose_scattered_candles_are_lost_scatters_them_again(
 ) -> None:
     """Every worker dies after the first result: the scattered candles are gone for good
     (the scheduler cannot recompute scattered data), so the rest must be sent again."""
-    spec = SweepSpec("sma_cross", SPACE, objective="return")
+    spec = SweepSpec("sma_cross", SPACE, objective="return", terms=TERMS)
     series = [Series("BTC/USDT", "1h", btc_candles)]
     received: list[SweepRow] = []
     killed = []
@@ -122,7 +125,7 @@ def test_a_scatter_that_meets_a_worker_dying_is_sent_again(
     """Right after its workers die the scheduler may still list one of them: scattering the
     candles anew then fails with CommClosedError (seen under load). The sweep scatters again
     rather than dying with every row it had not stored yet."""
-    spec = SweepSpec("sma_cross", SPACE, objective="return")
+    spec = SweepSpec("sma_cross", SPACE, objective="return", terms=TERMS)
     series = [Series("BTC/USDT", "1h", btc_candles)]
     received: list[SweepRow] = []
     killed = []
@@ -157,8 +160,8 @@ def test_two_sweeps_of_the_same_pair_on_one_scheduler_keep_their_own_candles(
 ) -> None:
     """Another sweep (the chat's /sweep, a second CLI run) holds BTC/USDT 1h candles of a
     different window on the same scheduler: this sweep must run on its own candles."""
-    spec = SweepSpec("sma_cross", SPACE, objective="return")
-    other = SweepSpec("sma_cross", SPACE, objective="return", folds=2)
+    spec = SweepSpec("sma_cross", SPACE, objective="return", terms=TERMS)
+    other = SweepSpec("sma_cross", SPACE, objective="return", folds=2, terms=TERMS)
     mine = [Series("BTC/USDT", "1h", btc_candles)]
     theirs = [Series("BTC/USDT", "1h", btc_candles.iloc[:900])]
     with Client(client.scheduler.address) as second:
@@ -189,10 +192,12 @@ def test_the_space_is_checked_against_the_strategys_bounds() -> None:
         with pytest.raises(UserInputError, match=words):
             parse_space("ema_cross", items)
     with pytest.raises(UserInputError, match="accepts none"):
-        combinations(SweepSpec("ema_cross", {"fast": [50], "slow": [20]}))
-    drawn = combinations(SweepSpec("ema_cross", SPACE, random_samples=5, seed=9))
+        combinations(SweepSpec("ema_cross", {"fast": [50], "slow": [20]}, terms=TERMS))
+    drawn = combinations(SweepSpec("ema_cross", SPACE, random_samples=5, seed=9, terms=TERMS))
     assert len({tuple(c.items()) for c in drawn}) == 5
-    assert drawn == combinations(SweepSpec("ema_cross", SPACE, random_samples=5, seed=9))
+    assert drawn == combinations(
+        SweepSpec("ema_cross", SPACE, random_samples=5, seed=9, terms=TERMS)
+    )
 
 
 def test_the_command_stores_results_and_refuses_bad_input_storing_nothing(
@@ -309,7 +314,7 @@ def test_an_out_of_sample_window_warms_up_on_all_it_needs(btc_candles: pd.DataFr
     """10 folds (blocks of 168 candles): slow=400 needs 401 candles before it decides. Warmed
     on only the block before, it lost most of each window or was skipped (review F9); warmed
     on what precedes, it runs in every fold from the second on."""
-    spec = SweepSpec("ema_cross", {"fast": [5], "slow": [400]}, folds=10)
+    spec = SweepSpec("ema_cross", {"fast": [5], "slow": [400]}, folds=10, terms=TERMS)
     rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
     outside = {r.segment: r for r in rows if r.segment.startswith("oos")}
     assert all("skipped" not in outside[f"oos-{k}"].metrics for k in range(10))
@@ -348,7 +353,12 @@ def test_out_of_sample_windows_start_warm_and_the_report_says_why_a_score_is_mis
     btc_candles: pd.DataFrame,
 ) -> None:
     spec = SweepSpec(
-        "ema_cross", {"fast": [5, 12], "slow": [60]}, objective="calmar", max_drawdown=0.05, folds=3
+        "ema_cross",
+        {"fast": [5, 12], "slow": [60]},
+        objective="calmar",
+        max_drawdown=0.05,
+        folds=3,
+        terms=TERMS,
     )
     windows = segments(btc_candles, 3)
     block = len(btc_candles) // 6
@@ -370,7 +380,9 @@ def test_out_of_sample_windows_start_warm_and_the_report_says_why_a_score_is_mis
 
 
 def test_a_fold_where_nothing_qualifies_in_sample_picks_no_best(btc_candles: pd.DataFrame) -> None:
-    spec = SweepSpec("ema_cross", {"fast": [5, 12], "slow": [26]}, max_drawdown=0.0001, folds=1)
+    spec = SweepSpec(
+        "ema_cross", {"fast": [5, 12], "slow": [26]}, max_drawdown=0.0001, folds=1, terms=TERMS
+    )
     rows = run_plain(spec, [Series("BTC/USDT", "1h", btc_candles)])
     (fold,) = folds_of(rows, 1, spec.max_drawdown)
     assert fold.params is None
@@ -408,7 +420,7 @@ def test_the_chained_out_of_sample_result_is_one_accounts_curve(
     """Review F10: the out-of-sample windows traded one after another, each starting with what
     the last ended with: the drawdown of that whole curve (not only the deepest window's),
     and the trades, win rate and profit factor of all the windows."""
-    spec = SweepSpec("ema_cross", {"fast": [5, 12], "slow": [26, 60]}, folds=4)
+    spec = SweepSpec("ema_cross", {"fast": [5, 12], "slow": [26, 60]}, folds=4, terms=TERMS)
     series = Series("BTC/USDT", "1h", btc_candles)
     rows = run_plain(spec, [series])
     folds = folds_of(rows, 4)
@@ -421,7 +433,7 @@ def test_the_chained_out_of_sample_result_is_one_accounts_curve(
         frame, trade_from = windows[f"oos-{fold.fold}"]
         strategy = build_strategy("ema_cross", dict(fold.params))
         lead = min(trade_from, strategy.history)  # as live hands it history
-        setup = BacktestSetup("BTC/USDT", "1h", trade_from=lead)
+        setup = setup_for("BTC/USDT", "1h", TERMS["BTC/USDT"], trade_from=lead)
         result = run_backtest(
             frame.iloc[trade_from - lead :].reset_index(drop=True), strategy, setup
         )

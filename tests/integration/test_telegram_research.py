@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.app.config import Settings
+from bot.app.startup import load_replay
+from bot.market.history import ReplayHistory
+from bot.research.portfolio import run_portfolio
+from tests.rigs.builders import SAMPLES
 from tests.rigs.chat_rig import ADMIN, TRADER, VIEWER, chat_stack
 
 
@@ -91,3 +96,59 @@ async def test_sweep_from_chat_edits_its_progress_and_replies_with_a_heatmap(
         await chat.emulator.quiet(1.0)  # the last edit follows the photo
         assert progress.edits >= 3  # loading, starting the workers, percentages, done
         assert progress.text == "Done."
+
+
+async def test_backtest_portfolio_replays_every_configured_pair_with_the_limits_now(
+    tmp_path: Path,
+) -> None:
+    files = {
+        pair: SAMPLES / f"{pair.replace('/', '_')}-1h.csv.gz" for pair in ("BTC/USDT", "ETH/USDT")
+    }
+    config = Settings.model_validate(
+        {
+            "data_dir": tmp_path,
+            "market_data": {"source": "replay", "replay_files": files},
+            "pairs": [
+                {"pair": "BTC/USDT", "capital_share": 0.5, "params": {"fast": 5, "slow": 12}},
+                {"pair": "ETH/USDT", "capital_share": 0.5, "params": {"fast": 5, "slow": 12}},
+            ],
+        }
+    )
+    async with chat_stack(tmp_path, config) as chat:
+        for _ in range(24 * 25):
+            await chat.trading.driver.step()
+        await chat.ask(ADMIN, "/risk set max_open_positions 1")  # the limits now, not the config's
+        before = len(chat.emulator.to(TRADER))
+        chat.emulator.say(TRADER, "/backtest portfolio 20")
+        progress = await chat.reply(TRADER, after=before)
+        for _ in range(300):
+            if any(m.photo for m in chat.emulator.to(TRADER)[before:]) and progress.text == "Done.":
+                break
+            await chat.emulator.quiet(0.1)
+        (photo,) = [m for m in chat.emulator.to(TRADER)[before:] if m.photo is not None]
+        assert progress.edits >= 3  # loading each pair, trading, drawing: one message, edited
+        now = chat.trading.clock.now()
+        history = ReplayHistory(load_replay(config).source)
+        candles = {pair: await history.candles(pair, "1h", 20, now) for pair in files}
+        limits = chat.trading.engine.guard.limits
+        assert limits.max_open_positions == 1
+        expected = run_portfolio(config, candles, limits=limits)
+        assert photo.photo is not None
+        assert photo.photo.startswith(b"\x89PNG")
+        assert "Portfolio of 2 pairs" in photo.text
+        assert "<= 1 open" in photo.text  # the statement of the limits simulated
+        for pair in expected.pairs:
+            refused = pair.vetoes["max_open"]
+            line = f"{pair.pair} ema_cross 50%: {pair.metrics.trades} trade(s), "
+            assert line + f"{pair.metrics.pnl:+,.2f} USDT" in photo.text
+            if refused:
+                assert f"max_open {refused}" in photo.text
+        assert sum(p.vetoes["max_open"] for p in expected.pairs) > 0  # the limit fired
+        assert f"total: {expected.metrics.total_return:+.2%}" in photo.text
+        for text, expected_text in [
+            ("/backtest portfolio 9999", "DAYS 9999 must be"),
+            ("/backtest portfolio 5 6", "usage: /backtest portfolio"),
+            ("/backtest portfolio fast=5", "fast=: a portfolio runs each pair's configured"),
+            ("/backtest portfolio fee=2", "fee"),
+        ]:
+            assert expected_text in await chat.ask(TRADER, text), text

@@ -34,6 +34,14 @@ MOVED: dict[str, tuple[str, str, object]] = {
     "timezone": ('timezone = "America/New_York"\n', "timezone", "America/New_York"),
     "stops": ('[exchange]\nname = "coinbase"\n', "resting_stops", False),
     "risk": ("[risk]\nposition_fraction = 0.5\n", "limits", None),
+    # Entries fill at most 0.001% of a candle's volume (about 200 USDT of the sample's hours).
+    "volume_share": ("[paper]\nmax_volume_share = 0.00001\n", "volume_share", 0.00001),
+    # Entries sized on 30% of the account (RUN lifts the per-asset cap to 100%).
+    "capital_share": (
+        '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 0.3\n',
+        "capital_share",
+        0.3,
+    ),
 }
 # A tight daily loss limit, so the day's start (the timezone) bites too.
 RISK = {"daily_loss_limit": "0.002", "max_drawdown": "0", "max_position_fraction": "1"}
@@ -44,6 +52,8 @@ STATED = {
     "slippage": "slippage 0.2000%;",
     "timezone": "days in America/New_York;",
     "stops": "stops checked per candle: a stop sells at the next open",
+    "volume_share": "entries fill <= 0.001% of a candle's volume;",
+    "capital_share": "capital share 30%;",
 }
 RUN = ["--data", str(SAMPLE), "--param", "stop_loss=0.01"]
 RUN += [item for key, value in RISK.items() for item in ("--risk", f"{key}={value}")]
@@ -104,9 +114,29 @@ def test_the_text_output_states_every_value_used(
     assert main(["backtest", *RUN, "--config", str(path), "--fee", "0.003"]) == 0
     text = capsys.readouterr().out
     assert "balance 1,000.00; fee 0.3000% in the quote (given), slippage 0.2000%;" in text
-    assert "not simulated yet: capital share 40%, fills <= 10% of a candle's volume" in text
+    assert (
+        "capital share 40%; entries fill <= 10% of a candle's volume; "
+        "not simulated yet: sales are not capped by volume"
+    ) in text
     assert "risk (given): entry 99% (<= 100%/asset, <= 100% exposure, <= 5 open" in text
     assert "daily loss 0.2%, drawdown 0%" in text
+
+
+def test_the_share_and_the_volume_cap_options_beat_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--capital-share and --volume-share, as /backtest's share= and volume_share= words."""
+    default = backtest_json(capsys, "--config", str(config(tmp_path, "")))
+    for setting, option in [("capital_share", "1"), ("volume_share", "0.1")]:
+        path = config(tmp_path, MOVED[setting][0])
+        given = backtest_json(
+            capsys, "--config", str(path), f"--{setting.replace('_', '-')}", option
+        )
+        terms = given["terms"]
+        assert isinstance(terms, dict)
+        assert terms[setting] == float(option)
+        assert setting in terms["given"]
+        assert given["metrics"] == default["metrics"]
 
 
 def test_a_bad_override_is_refused_before_anything_is_read(
@@ -155,9 +185,10 @@ def test_a_moved_setting_moves_the_cli_sweep_and_is_stated(
     walk = ["--walk-forward", str(folds)] if folds else []
     default = sweep_of(tmp_path, capsys, scheduler, "", *walk)
     printed, spec, rows = sweep_of(tmp_path, capsys, scheduler, text, *walk)
-    terms, limits = spec["terms"], spec["limits"]
-    assert isinstance(terms, dict)
-    assert isinstance(limits, dict)
+    stored = spec["terms"]
+    assert isinstance(stored, dict)
+    terms = stored["BTC/USDT"]
+    limits = terms["limits"]
     if value is None:
         assert limits["position_fraction"] == 0.5
         assert "risk (given): entry 50% (" in printed
@@ -165,17 +196,36 @@ def test_a_moved_setting_moves_the_cli_sweep_and_is_stated(
         assert terms[key] == value
         assert STATED[setting] in printed
     assert rows != default[2]
-    assert "not simulated yet: capital share 100%" in printed
+    if setting != "capital_share":
+        assert "capital share 100%;" in printed
 
 
 def test_the_sweep_takes_the_backtests_overrides(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], scheduler: str
 ) -> None:
     printed, spec, _ = sweep_of(tmp_path, capsys, scheduler, "", "--slippage", "0.003")
-    terms = spec["terms"]
-    assert isinstance(terms, dict)
-    assert terms["slippage"] == 0.003
+    stored = spec["terms"]
+    assert isinstance(stored, dict)
+    assert stored["BTC/USDT"]["slippage"] == 0.003
     assert "slippage 0.3000% (given)" in printed
+
+
+def test_a_sweep_of_several_pairs_runs_and_states_each_pairs_share(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scheduler: str
+) -> None:
+    eth = SAMPLE.with_name("ETH_USDT-1h.csv.gz")
+    shares = '[[pairs]]\npair = "BTC/USDT"\ncapital_share = 0.3\n'
+    shares += '[[pairs]]\npair = "ETH/USDT"\ncapital_share = 0.5\n'
+    printed, spec, _ = sweep_of(tmp_path, capsys, scheduler, shares, "--data", str(eth))
+    stored = spec["terms"]
+    assert isinstance(stored, dict)
+    assert {pair: terms["capital_share"] for pair, terms in stored.items()} == {
+        "BTC/USDT": 0.3,
+        "ETH/USDT": 0.5,
+    }
+    btc, eth_text = printed.index("BTC/USDT:\n"), printed.index("ETH/USDT:\n")
+    assert "capital share 30%;" in printed[btc:eth_text]
+    assert "capital share 50%;" in printed[eth_text:]
 
 
 async def test_chat_backtest_and_sweep_state_the_configs_terms_and_the_risk_set_now(
@@ -194,7 +244,7 @@ async def test_chat_backtest_and_sweep_state_the_configs_terms_and_the_risk_set_
     )
     stated = [
         "balance 5,000.00; fee 0.2000% in the quote, slippage 0.1000%; days in America/New_York;",
-        "not simulated yet: capital share 50%, fills ",
+        "capital share 50%; entries fill <= 10% of a candle's volume",
         "daily loss 0.2%, drawdown 15%",
     ]
     async with chat_stack(tmp_path, config) as chat:
@@ -209,6 +259,11 @@ async def test_chat_backtest_and_sweep_state_the_configs_terms_and_the_risk_set_
         assert chat.trading.engine.guard.limits.max_drawdown == 0.1
         photo = await chat_result(chat, TRADER, f"/backtest {ask}")
         assert "daily loss 0.2%, drawdown 10%" in photo.text
+        # The pair's share and the volume cap are simulated: each word moves the result.
+        for word in ("share=0.1", "volume_share=0.000001"):  # 10%: under the 20% cap
+            moved = await chat_result(chat, TRADER, f"/backtest {ask} {word}")
+            assert "(given)" in moved.text
+            assert total_return(moved.text) != total_return(photo.text), word
         # The CLI's overrides, as words: marked "(given)" where stated.
         given = f"{ask} fee=0.003 share=0.25 risk.max_drawdown=0.2"
         photo = await chat_result(chat, TRADER, f"/backtest {given}")
@@ -220,6 +275,21 @@ async def test_chat_backtest_and_sweep_state_the_configs_terms_and_the_risk_set_
         for bad, words in [("fee=0.2", "fee 0.2: expected a rate"), ("risk.nope=1", "nope=1")]:
             refused = await chat.ask(TRADER, f"/backtest {ask} {bad}")
             assert words in refused, refused
+        # The usage and /help name the words.
+        assert "[share=F] [volume_share=F] [risk.KEY=V]" in await chat.ask(TRADER, "/backtest")
+        assert "[fee=F]" in await chat.ask(TRADER, "/help sweep")
+        # A running pair's share wins over [[pairs]] (which has none for ETH/USDT: 100%).
+        assert (await chat.ask(TRADER, "/startpair ETHUSDT share=0.2")).startswith("Started")
+        eth = f"ETH/USDT ema_cross 1h {DAYS} fast=5 slow=20"
+        photo = await chat_result(chat, TRADER, f"/backtest {eth}")
+        assert "capital share 20%;" in photo.text
+        reply = await chat_result(chat, ADMIN, f"/sweep {eth}")
+        assert "capital share 20%;" in reply.text
+
+
+def total_return(text: str) -> str:
+    (line,) = [line for line in text.splitlines() if line.startswith("total return")]
+    return line
 
 
 async def chat_result(chat: Chat, user: int, command: str) -> Sent:

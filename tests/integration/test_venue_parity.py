@@ -59,7 +59,7 @@ from bot.market.live_source import ExchangeCandleSource
 from bot.market.streaming import StreamingFeed
 from bot.ops.scheduler import Jobs
 from bot.portfolio.performance import round_trips
-from bot.research.account_terms import AccountTerms, account_terms
+from bot.research.account_terms import ResearchTerms, research_terms
 from bot.research.backtest import BacktestSetup, run_backtest, setup_for
 from bot.research.kernel_inputs import KernelClock, KernelCosts, KernelExits
 from bot.research.simulation import KernelResult, simulate
@@ -496,11 +496,12 @@ def test_a_live_accounts_backtest_takes_buy_fees_from_the_coins_where_its_venue_
     and on the paper account it is paid in the quote; stops rest on every venue but Coinbase.
     The live account's terms are those its parity above runs the backtest with (``ACCOUNTS``)."""
 
-    def terms(mode: str, exchange: str) -> AccountTerms:
-        return account_terms(
+    def terms(mode: str, exchange: str) -> ResearchTerms:
+        return research_terms(
             Settings.model_validate(
                 {"data_dir": tmp_path, "mode": mode, "exchange": {"name": exchange}}
-            )
+            ),
+            PAIR,
         )
 
     for venue, account in ACCOUNTS.items():
@@ -514,5 +515,6 @@ def test_a_live_accounts_backtest_takes_buy_fees_from_the_coins_where_its_venue_
     assert terms("live", "kraken").resting_stops
     assert not terms("live", "coinbase").resting_stops
     assert not terms("paper", "binance").fee_in_coin
-    assert setup_for(PAIR, "1h", terms("live", "okx"), RiskLimits()).fee_in_coin
-    assert setup_for(PAIR, "1h", terms("live", "okx"), RiskLimits()).terms == terms("live", "okx")
+    assert setup_for(PAIR, "1h", terms("live", "okx")).fee_in_coin
+    assert setup_for(PAIR, "1h", terms("live", "okx")).volume_share == 0.0  # the real book caps
+    assert setup_for(PAIR, "1h", terms("paper", "okx")).volume_share == 0.1

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.alerts.outbox import AlertOutbox
-from bot.app.config import Settings
+from bot.app.config import Settings, load_settings
 from bot.core.clock import FakeClock, SystemClock
 from bot.core.ports import Exchange
 from bot.execution.executor import Executor
 from bot.portfolio.books import Portfolio
+from bot.research.account_terms import Overrides, ResearchTerms, research_terms
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database
 from storage.fills import SqliteFillRepository
@@ -49,6 +50,17 @@ def replay_settings(tmp_path: Path) -> Settings:
             "pairs": [{"pair": "BTC/USDT", "capital_share": 0.5}],
         }
     )
+
+
+# A plain account for tests that pin the kernel: no slippage, no volume cap, stops per candle
+# (the default config's otherwise: its fee, balance, timezone and [risk]).
+PLAIN = Overrides(slippage=0.0, volume_share=0.0, resting_stops=False)
+
+
+def plain_terms(*pairs: str, overrides: Overrides = PLAIN) -> dict[str, ResearchTerms]:
+    """Each pair's terms as ``research_terms`` builds them on the default config."""
+    settings = load_settings(None, None)
+    return {pair: research_terms(settings, pair, overrides) for pair in pairs or ("BTC/USDT",)}
 
 
 def wall_ms() -> int:

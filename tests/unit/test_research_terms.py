@@ -89,6 +89,20 @@ def test_an_override_beats_the_config_and_is_marked_given(tmp_path: Path) -> Non
     assert terms.as_dict()["given"] == ["capital_share", "limits", "slippage"]
 
 
+def test_a_running_pairs_share_beats_the_configs_and_a_given_share_beats_both(
+    tmp_path: Path,
+) -> None:
+    """What the engine knows better than the file is not marked given: nobody typed it."""
+    path = tmp_path / "pairs.toml"
+    path.write_text(PAIRS, encoding="utf-8")
+    settings = load_settings(path, None)
+    running = research_terms(settings, "ETH/USDT", capital_share=0.2)
+    assert (running.capital_share, running.given) == (0.2, frozenset())
+    given = research_terms(settings, "ETH/USDT", Overrides(capital_share=0.1), capital_share=0.2)
+    assert (given.capital_share, given.given) == (0.1, {"capital_share"})
+    assert research_terms(settings, "ETH/USDT").capital_share == 0.4
+
+
 @pytest.mark.parametrize(
     ("overrides", "words"),
     [
@@ -106,3 +120,28 @@ def test_a_bad_override_is_refused_by_name(
 ) -> None:
     with pytest.raises(UserInputError, match="^" + words.replace("(", r"\(")):
         terms_of(tmp_path, "", overrides)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# Who may build each piece of a research run's terms: the one source and the one setup.
+BUILT_ONLY_IN = {
+    "AccountTerms(": {"bot/research/account_terms.py"},
+    "BacktestSetup(": {"bot/research/backtest.py"},  # setup_for, from a ResearchTerms
+    # Default limits: only the kernel's warm-up (compiles, simulates nothing) and the neutral
+    # BacktestSetup the kernel's own tests pin it with (setup_for gives every field).
+    "RiskLimits()": {"bot/research/simulation.py", "bot/research/backtest.py"},
+}
+
+
+def test_no_research_path_builds_terms_of_its_own() -> None:
+    """Issue 17, M9: every backtest, sweep and bench runs terms ``research_terms`` built (a
+    default account is how slippage 0 and UTC crept into research results)."""
+    found = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for folder in ("bot", "handlers", "strategies", "storage", "bench")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for name, homes in BUILT_ONLY_IN.items()
+        if name in path.read_text(encoding="utf-8")
+        and path.relative_to(ROOT).as_posix() not in homes
+    ]
+    assert not found, found
