@@ -102,22 +102,28 @@ async def send_text(
 async def send_photo(
     bot: Bot, chat_id: int, png: bytes, caption: str, *, html: bool = True, silent: bool = False
 ) -> Message:
-    """A PNG with a caption cut to Telegram's limit; plain text if the markup is refused."""
-    limit = MessageLimit.CAPTION_LENGTH
+    """A PNG with its caption; plain text if the markup is refused. A caption over Telegram's
+    limit is cut at a line end and the rest follows as text, so no line is lost (a verdict
+    or a receipt id at its end included)."""
+    head = chunks(caption, MessageLimit.CAPTION_LENGTH)[0]
+    rest = caption[len(head) :].lstrip("\n")
     try:
-        return await bot.send_photo(
+        photo = await bot.send_photo(
             chat_id,
             png,
-            caption=caption[:limit],
+            caption=head,
             parse_mode=ParseMode.HTML if html else None,
             disable_notification=silent,
         )
     except BadRequest as error:
         if not html or "parse" not in str(error).lower():
             raise
-        return await bot.send_photo(
-            chat_id, png, caption=plain(caption)[:limit], disable_notification=silent
-        )
+        head = chunks(plain(caption), MessageLimit.CAPTION_LENGTH)[0]
+        rest, html = plain(caption)[len(head) :].lstrip("\n"), False
+        photo = await bot.send_photo(chat_id, png, caption=head, disable_notification=silent)
+    if rest:
+        await send_text(bot, chat_id, rest, html=html, silent=silent)
+    return photo
 
 
 def outcome_unknown(error: TelegramError) -> bool:

@@ -13,10 +13,10 @@ from handlers.research_commands import backtest_photo
 
 
 def rerun_photo(view: RerunChart) -> Photo:
-    """The backtest's caption, then whether the rerun matched its receipt."""
+    """Whether the rerun matched its receipt, then the backtest's caption."""
     photo = backtest_photo(view.chart)
     mark = "✅" if view.matched else "⚠️"
-    return Photo(photo.png, f"{photo.caption}\n{mark} {escape(view.verdict)}")
+    return Photo(photo.png, f"{mark} {escape(view.verdict)}\n{photo.caption}")
 
 
 def compare_reply(view: CompareView) -> str:

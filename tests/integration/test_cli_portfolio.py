@@ -43,7 +43,7 @@ def test_the_example_config_replays_its_pairs_offline(tmp_path: Path) -> None:
     assert {"BTC/USDT", "ETH/USDT", "total"} <= rows
     assert "refused:" in result.stdout
     assert "max_open" in result.stdout
-    assert "simulated: capital shares BTC/USDT 50%, ETH/USDT 50%" in result.stdout
+    assert "capital shares BTC/USDT 50%, ETH/USDT 50%; entries fill" in result.stdout
     assert "balance 1,000.00" in result.stdout  # the terms used
 
 

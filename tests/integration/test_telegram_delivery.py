@@ -16,8 +16,10 @@ from bot.app.run import push_daily_report
 from bot.core.clock import FakeClock
 from bot.core.domain import AlertPriority
 from bot.ops.scheduler import Jobs
-from handlers.delivery import MAY_REPEAT, send_text
+from handlers.delivery import MAY_REPEAT, plain, send_photo, send_text
 from tests.rigs.chat_rig import ADMIN, TRADER, USERS, VIEWER, chat_stack
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 
 
 async def test_alerts_reach_every_user_once_through_rate_limits_and_an_outage(
@@ -215,3 +217,20 @@ def test_the_daily_report_fires_at_the_configured_local_time() -> None:
     trigger = jobs.scheduler.get_job("daily-report").trigger
     fire = trigger.get_next_fire_time(None, datetime(2025, 7, 1, 12, 0, tzinfo=UTC))
     assert fire.astimezone(UTC) == datetime(2025, 7, 1, 18, 0, tzinfo=UTC)  # 20:00 CEST
+
+
+async def test_a_caption_over_telegrams_limit_keeps_every_line(tmp_path: Path) -> None:
+    async with chat_stack(tmp_path) as chat:
+        bot = chat.frontend.application.bot
+        caption = "<b>head</b>\n" + "\n".join(f"row {i}: " + "y" * 60 for i in range(20))
+        caption += "\n✅ identical to receipt abc123"  # the line that matters comes last
+        assert len(caption) > 1024
+        await send_photo(bot, ADMIN, PNG, caption)
+        photo, rest = chat.emulator.to(ADMIN)[-2:]
+        assert photo.photo == PNG
+        assert len(photo.text) <= 1024
+        assert rest.photo is None
+        assert f"{photo.text}\n{rest.text}" == plain(caption)  # every line, cut at a line end
+        await send_photo(bot, VIEWER, PNG, "<b>bold</i>\n" + "z" * 1100)  # refused markup
+        photo, rest = chat.emulator.to(VIEWER)[-2:]
+        assert (photo.text, rest.text) == ("bold", "z" * 1100)  # plain, the rest as one text

@@ -111,7 +111,7 @@ async def chat_stack(
         async with chat_on(
             db,
             trading,
-            venue or chat_venue(config, "replay", trading.engine),
+            venue or chat_venue(config, "replay", trading),
             ReplayHistory(replay.source),
             emulator,
             wall,
