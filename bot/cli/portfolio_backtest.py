@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from bot.core.domain import from_ms
 from bot.core.key_values import key_values
 from bot.market.candle_files import read_candle_file
 from bot.portfolio.performance import Metrics
-from bot.research.account_terms import Overrides
+from bot.research.account_terms import Overrides, ResearchTerms
 from bot.research.kernel_trades import EXIT_REASONS
 from bot.research.portfolio import VETO_REASONS, PortfolioResult, run_portfolio
 from bot.research.portfolio_inputs import PortfolioConfig
@@ -34,17 +35,11 @@ def portfolio_command(args: argparse.Namespace) -> int:
     terms = terms_from_args(args, first)  # a bad override is refused before anything is read
     since = parse_time(args.since, "--since") if args.since else None
     until = parse_time(args.until, "--until") if args.until else None
-    overrides = Overrides(
-        balance=args.balance,
-        fee_rate=args.fee,
-        slippage=args.slippage,
-        resting_stops=args.resting_stops,
-        risk=key_values(args.risk, malformed("--risk")),
-    )
+    overrides = portfolio_overrides(args)
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
     with stage_bar(stages) as begin:
         begin("reading candles")
-        candles = _candles(args, settings)
+        candles = config_candles(args, settings)
         begin("trading")
         result = run_portfolio(
             settings, candles, since=since, until=until, overrides=overrides, limits=terms.limits
@@ -60,7 +55,18 @@ def portfolio_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _candles(args: argparse.Namespace, settings: Any) -> dict[str, pd.DataFrame]:
+def portfolio_overrides(args: argparse.Namespace) -> Overrides:
+    """The terms options a portfolio run takes (a pair's capital share is the config's)."""
+    return Overrides(
+        balance=args.balance,
+        fee_rate=args.fee,
+        slippage=args.slippage,
+        resting_stops=args.resting_stops,
+        risk=key_values(args.risk, malformed("--risk")),
+    )
+
+
+def config_candles(args: argparse.Namespace, settings: Any) -> dict[str, pd.DataFrame]:
     """The config's replay file for each pair where it names one (the demo's data), else the
     pair's stored candles."""
     files = settings.market_data.replay_files
@@ -167,8 +173,20 @@ def portfolio_document(result: PortfolioResult, config: PortfolioConfig) -> dict
     }
 
 
-def _cap(result: PortfolioResult) -> str:
-    share = result.terms.volume_share
+def terms_lines(terms: ResearchTerms, shares: Mapping[str, float]) -> list[str]:
+    """The terms a portfolio ran on, with each pair's capital share."""
+    # The statement's "not simulated yet" line is the single-pair kernel's: here the shares
+    # and the volume cap on entries are simulated.
+    return [
+        *(line for line in terms.statement() if not line.startswith("not simulated")),
+        "simulated: capital shares "
+        + ", ".join(f"{pair} {share * 100:g}%" for pair, share in shares.items())
+        + f"; {_cap(terms)}",
+    ]
+
+
+def _cap(terms: ResearchTerms) -> str:
+    share = terms.volume_share
     if not share:
         return "no volume cap"
     return f"entries fill <= {share:.0%} of a candle's volume (sales not capped: counted below)"
@@ -181,12 +199,7 @@ def table(result: PortfolioResult) -> str:
     lines = [
         f"portfolio of {len(result.pairs)} pairs, {len(result.close_ms)} steps, "
         f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC",
-        # The statement's "not simulated yet" line is the single-pair kernel's: here the
-        # shares and the volume cap on entries are simulated.
-        *(line for line in result.terms.statement() if not line.startswith("not simulated")),
-        "simulated: capital shares "
-        + ", ".join(f"{p.pair} {p.terms.capital_share * 100:g}%" for p in result.pairs)
-        + f"; {_cap(result)}",
+        *terms_lines(result.terms, {p.pair: p.terms.capital_share for p in result.pairs}),
         "",
         f"{'pair':<12} {'strategy':<20} {'trades':>6} {'pnl':>11} {'return':>8} {'max dd':>7}"
         f"   refused: {refused} {'funds':>6}",

@@ -40,6 +40,12 @@ def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     sweep.add_argument("--since", help="with stored candles: from this UTC date")
     sweep.add_argument("--until", help="with stored candles: up to this UTC date")
     sweep.add_argument("--exchange", help="with stored candles: whose (default binance)")
+    sweep.add_argument(
+        "--portfolio",
+        action="store_true",
+        help="with --config: score each set on every configured pair together, the set "
+        "applied to the pairs running --strategy",
+    )
     sweep.add_argument("--strategy", default="ema_cross")
     sweep.add_argument(
         "--param",
@@ -88,6 +94,10 @@ def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    if args.portfolio:
+        from bot.cli.portfolio_sweep import portfolio_sweep_command
+
+        return portfolio_sweep_command(args)
     from bot.app.config import load_settings
     from bot.research.sweep import SweepSpec, parse_space
     from bot.research.sweep_report import heatmap, report
