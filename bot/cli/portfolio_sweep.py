@@ -12,20 +12,29 @@ from typing import TYPE_CHECKING
 from bot.core.errors import UserInputError
 
 if TYPE_CHECKING:  # the parser is built on every command: pandas loads only for sweeps
+    from collections.abc import Callable, Mapping, Sequence
+
     from bot.core.domain import SweepRow
+    from bot.research.account_terms import ResearchTerms
     from bot.research.portfolio_sweep import PortfolioSweep
+    from bot.research.sweep import SweepSpec
+
+    SpecMaker = Callable[
+        [argparse.Namespace, Mapping[str, Sequence[int | float]], Mapping[str, ResearchTerms]],
+        SweepSpec,
+    ]
 
 
-def portfolio_sweep_command(args: argparse.Namespace) -> int:
+def portfolio_sweep_command(args: argparse.Namespace, make_spec: SpecMaker) -> int:
     """Refuse what does not go with --portfolio, then sweep, store, and print the ranked table
-    and the terms."""
+    and the terms. ``make_spec``: `pairpilot sweep`'s, from the same options."""
     from bot.app.config import load_settings
     from bot.cli.data import parse_time
     from bot.cli.portfolio_backtest import config_candles, portfolio_overrides, terms_lines
     from bot.cli.terms_options import terms_from_args
     from bot.research.account_terms import research_terms
     from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sweep
-    from bot.research.sweep import SweepSpec, check, parse_space
+    from bot.research.sweep import check, parse_space
     from bot.research.sweep_report import report
 
     _refuse_per_pair_options(args)
@@ -35,15 +44,7 @@ def portfolio_sweep_command(args: argparse.Namespace) -> int:
     overrides = portfolio_overrides(args)
     space = parse_space(args.strategy, args.param)
     terms = research_terms(settings, None, overrides, limits=limits)
-    spec = SweepSpec(
-        strategy=args.strategy,
-        space=space,
-        objective=args.objective,
-        max_drawdown=args.max_drawdown,
-        random_samples=args.random,
-        seed=args.seed,
-        terms={PORTFOLIO: terms},
-    )
+    spec = make_spec(args, space, {PORTFOLIO: terms})
     check(spec)  # before any candle is read
     window = (
         parse_time(args.since, "--since") if args.since else None,

@@ -12,7 +12,7 @@ from bot.cli.terms_options import add_terms_options, terms_from_args
 from bot.core.errors import DataError, UserInputError
 
 if TYPE_CHECKING:  # the parser is built on every command: pandas and Dask load only for sweeps
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from bot.core.domain import SweepRow
     from bot.research.account_terms import ResearchTerms
@@ -97,9 +97,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     if args.portfolio:
         from bot.cli.portfolio_sweep import portfolio_sweep_command
 
-        return portfolio_sweep_command(args)
+        return portfolio_sweep_command(args, sweep_spec)
     from bot.app.config import load_settings
-    from bot.research.sweep import SweepSpec, parse_space
+    from bot.research.sweep import parse_space
     from bot.research.sweep_report import heatmap, report
     from bot.research.sweep_tasks import tasks
 
@@ -109,16 +109,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     series = _all_series(args)
     # The terms `pairpilot backtest` runs each pair on (its capital share), same overrides.
     terms = {pair: terms_from_args(args, pair) for pair in dict.fromkeys(s.pair for s in series)}
-    spec = SweepSpec(
-        strategy=args.strategy,
-        space=space,
-        objective=args.objective,
-        max_drawdown=args.max_drawdown,
-        random_samples=args.random,
-        seed=args.seed,
-        folds=args.walk_forward,
-        terms=terms,
-    )
+    spec = sweep_spec(args, space, terms)
     tasks(spec, series)  # every check before a cluster starts
     address = args.scheduler or settings.research.dask_scheduler
     sweep_id, rows = asyncio.run(_run(settings.database_path, spec, series, address, args.workers))
@@ -133,6 +124,26 @@ def sweep_command(args: argparse.Namespace) -> int:
             args.heatmap.write_bytes(png)
             print(f"heatmap: {args.heatmap}")
     return 0
+
+
+def sweep_spec(
+    args: argparse.Namespace,
+    space: Mapping[str, Sequence[int | float]],
+    terms: Mapping[str, ResearchTerms],
+) -> SweepSpec:
+    """The sweep the options ask for, on ``space`` (``parse_space``) under ``terms``."""
+    from bot.research.sweep import SweepSpec
+
+    return SweepSpec(
+        strategy=args.strategy,
+        space=space,
+        objective=args.objective,
+        max_drawdown=args.max_drawdown,
+        random_samples=args.random,
+        seed=args.seed,
+        folds=args.walk_forward,
+        terms=terms,
+    )
 
 
 def terms_text(terms: Mapping[str, ResearchTerms]) -> str:
