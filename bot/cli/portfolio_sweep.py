@@ -59,8 +59,10 @@ def portfolio_sweep_command(args: argparse.Namespace, make_spec: SpecMaker) -> i
         e.pair: research_terms(settings, e.pair, overrides).capital_share for e in settings.pairs
     }
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
+    kept = [pair for pair in shares if pair not in sweep.swept]
     print(
-        f"{args.strategy} swept on {', '.join(sweep.swept)}; the other pairs keep their parameters"
+        f"{args.strategy} swept on {', '.join(sweep.swept)}"
+        + (f"; {', '.join(kept)} keep their configured parameters" if kept else "")
     )
     print("\n".join(terms_lines(terms, shares)))
     print(report(spec, rows))

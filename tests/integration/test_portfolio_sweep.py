@@ -12,8 +12,10 @@ import pytest
 
 from bot.app.config import load_settings
 from bot.market.candle_files import read_candle_file
+from bot.research.account_terms import NONE
 from bot.research.portfolio import run_portfolio
-from bot.research.sweep import score
+from bot.research.portfolio_sweep import portfolio_sweep
+from bot.research.sweep import SweepSpec, score
 from tests.integration.test_cli import pairpilot
 from tests.integration.test_cli_portfolio import BOTH, shifted, write_config
 
@@ -43,7 +45,7 @@ def test_each_set_is_scored_on_the_portfolio_and_the_other_pairs_keep_their_para
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "portfolio 1h, by sharpe" in result.stdout
-    assert "ema_cross swept on BTC/USDT; the other pairs keep their parameters" in result.stdout
+    assert "ema_cross swept on BTC/USDT; ETH/USDT keep their configured parameters" in result.stdout
     assert "simulated: capital shares BTC/USDT 50%, ETH/USDT 50%" in result.stdout
     rows, specs = _stored(tmp_path / "data" / "pairpilot.sqlite")
     assert len(rows) == 4
@@ -99,3 +101,17 @@ def test_bad_input_is_refused_with_nothing_stored(
     assert message in result.stderr
     assert result.stdout == ""
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_set_the_strategy_refuses_with_a_pairs_configured_params_is_skipped(
+    tmp_path: Path,
+) -> None:
+    pairs = PAIRS.replace("slow = 40", "fast = 5, slow = 10")  # a set's fast=12 is slower
+    settings = load_settings(write_config(tmp_path, pairs, BOTH), None)
+    candles = {pair: read_candle_file(path) for pair, path in BOTH.items()}
+    spec = SweepSpec(strategy="ema_cross", space={"fast": [5, 12]}, terms={})
+    rows = list(portfolio_sweep(spec, settings, candles, overrides=NONE, limits=None).rows)
+    assert [row.params for row in rows] == [(("fast", 5),), (("fast", 12),)]
+    assert "skipped" not in rows[0].metrics
+    assert rows[1].score is None
+    assert "slow" in rows[1].metrics["skipped"]
