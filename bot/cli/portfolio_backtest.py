@@ -17,6 +17,7 @@ from bot.core.domain import from_ms
 from bot.core.errors import UserInputError
 from bot.market.candle_files import read_candle_file
 from bot.portfolio.performance import Metrics
+from bot.research.account_terms import Overrides
 from bot.research.kernel_trades import EXIT_REASONS
 from bot.research.portfolio import VETO_REASONS, PortfolioResult, run_portfolio
 from bot.research.portfolio_inputs import PortfolioConfig
@@ -33,13 +34,11 @@ def portfolio_command(args: argparse.Namespace) -> int:
     terms = terms_from_args(args, first)  # a bad override is refused before anything is read
     since = parse_time(args.since, "--since") if args.since else None
     until = parse_time(args.until, "--until") if args.until else None
-    if args.capital_share is not None:
-        raise UserInputError("--capital-share: a portfolio runs each pair's configured share")
-    overrides = overrides_from_args(args)
+    overrides = portfolio_overrides(args)
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
     with stage_bar(stages) as begin:
         begin("reading candles")
-        candles = _candles(args, settings)
+        candles = config_candles(args, settings)
         begin("trading")
         result = run_portfolio(
             settings, candles, since=since, until=until, overrides=overrides, limits=terms.limits
@@ -55,7 +54,15 @@ def portfolio_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _candles(args: argparse.Namespace, settings: Any) -> dict[str, pd.DataFrame]:
+def portfolio_overrides(args: argparse.Namespace) -> Overrides:
+    """The terms options a portfolio run takes: all but --capital-share (each pair's is the
+    config's), refused clearly."""
+    if args.capital_share is not None:
+        raise UserInputError("--capital-share: a portfolio runs each pair's configured share")
+    return overrides_from_args(args)
+
+
+def config_candles(args: argparse.Namespace, settings: Any) -> dict[str, pd.DataFrame]:
     """The config's replay file for each pair where it names one (the demo's data), else the
     pair's stored candles. Files are read two at a time: the CSV parser runs mostly outside
     the GIL, and a portfolio of 1m years spends most of its time reading them."""

@@ -13,7 +13,7 @@ from bot.cli.terms_options import add_terms_options, terms_from_args
 from bot.core.errors import DataError, UserInputError
 
 if TYPE_CHECKING:  # the parser is built on every command: pandas and Dask load only for sweeps
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from bot.core.domain import SweepRow
     from bot.research.account_terms import ResearchTerms
@@ -41,6 +41,12 @@ def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     sweep.add_argument("--since", help="with stored candles: from this UTC date")
     sweep.add_argument("--until", help="with stored candles: up to this UTC date")
     sweep.add_argument("--exchange", help="with stored candles: whose (default binance)")
+    sweep.add_argument(
+        "--portfolio",
+        action="store_true",
+        help="with --config: score each set on every configured pair together, the set "
+        "applied to the pairs running --strategy",
+    )
     sweep.add_argument("--strategy", default="ema_cross")
     sweep.add_argument(
         "--param",
@@ -89,8 +95,12 @@ def add_sweep_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def sweep_command(args: argparse.Namespace) -> int:
+    if args.portfolio:
+        from bot.cli.portfolio_sweep import portfolio_sweep_command
+
+        return portfolio_sweep_command(args, sweep_spec)
     from bot.app.config import load_settings
-    from bot.research.sweep import SweepSpec, parse_space
+    from bot.research.sweep import parse_space
     from bot.research.sweep_report import heatmap, report
     from bot.research.sweep_tasks import tasks
 
@@ -100,16 +110,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     series = _all_series(args)
     # The terms `pairpilot backtest` runs each pair on (its capital share), same overrides.
     terms = {pair: terms_from_args(args, pair) for pair in dict.fromkeys(s.pair for s in series)}
-    spec = SweepSpec(
-        strategy=args.strategy,
-        space=space,
-        objective=args.objective,
-        max_drawdown=args.max_drawdown,
-        random_samples=args.random,
-        seed=args.seed,
-        folds=args.walk_forward,
-        terms=terms,
-    )
+    spec = sweep_spec(args, space, terms)
     tasks(spec, series)  # every check before a cluster starts
     address = args.scheduler or settings.research.dask_scheduler
     sweep_id, rows = asyncio.run(_run(settings.database_path, spec, series, address, args.workers))
@@ -126,6 +127,26 @@ def sweep_command(args: argparse.Namespace) -> int:
             args.heatmap.write_bytes(png)
             print(f"heatmap: {args.heatmap}")
     return 0
+
+
+def sweep_spec(
+    args: argparse.Namespace,
+    space: Mapping[str, Sequence[int | float]],
+    terms: Mapping[str, ResearchTerms],
+) -> SweepSpec:
+    """The sweep the options ask for, on ``space`` (``parse_space``) under ``terms``."""
+    from bot.research.sweep import SweepSpec
+
+    return SweepSpec(
+        strategy=args.strategy,
+        space=space,
+        objective=args.objective,
+        max_drawdown=args.max_drawdown,
+        random_samples=args.random,
+        seed=args.seed,
+        folds=args.walk_forward,
+        terms=terms,
+    )
 
 
 def terms_text(terms: Mapping[str, ResearchTerms]) -> str:

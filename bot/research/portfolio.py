@@ -72,6 +72,7 @@ def run_portfolio(
     until: datetime | None = None,
     overrides: Overrides = NONE,
     limits: RiskLimits | None = None,
+    params: Mapping[str, Mapping[str, int | float]] | None = None,
 ) -> PortfolioResult:
     """Replay every pair of ``config.pairs`` together, as the demo replays them live.
 
@@ -85,9 +86,10 @@ def run_portfolio(
     terms come from ``research_terms(config, pair, overrides, limits=limits)`` (``limits``: the
     ones the bot trades under where /risk changed the config's). Raises UserInputError, with
     nothing run, for capital shares summing over 1, a pair with no candles in the window (or
-    none given), and candles of different timeframes.
+    none given), and candles of different timeframes. ``params``: a pair's strategy parameters
+    in place of its configured ones (a portfolio sweep's set, ``portfolio_sweep``).
     """
-    inputs = portfolio_inputs(config, candles, (since, until), overrides, limits)
+    inputs = portfolio_inputs(config, candles, (since, until), overrides, limits, params)
     c = inputs.columns
     curves, entries, exits, pair_of, tallies = kernel.run(
         c["open"],

@@ -76,8 +76,10 @@ def portfolio_inputs(
     window: tuple[datetime | None, datetime | None],
     overrides: Overrides,
     limits: RiskLimits | None,
+    params: Mapping[str, Mapping[str, int | float]] | None = None,
 ) -> PortfolioInputs:
-    """Check and cut every configured pair's inputs (``portfolio.run_portfolio`` says how)."""
+    """Check and cut every configured pair's inputs (``portfolio.run_portfolio`` says how).
+    ``params``: a pair's strategy parameters in place of its configured ones (a sweep's set)."""
     entries = list(config.pairs)
     if not entries:
         raise UserInputError("the config has no [[pairs]] to backtest")
@@ -104,7 +106,8 @@ def portfolio_inputs(
             raise UserInputError(
                 f"{entry.pair} has no candles in the window ({_iso(start)} to {_iso(end)})"
             )
-        strategy = build_strategy(entry.strategy, dict(entry.params))
+        chosen = (params or {}).get(entry.pair, entry.params)
+        strategy = build_strategy(entry.strategy, dict(chosen))
         part = _columns(frame, strategy, term, step, lo, hi + 1)
         pairs.append(PairInput(entry.pair, strategy, term, part["close_ms"] - step))
         parts.append((part, _packed(strategy, term, part, step)))

@@ -13,7 +13,7 @@ import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,15 @@ class SweepSpec:
         if pair not in self.terms:
             raise UserInputError(f"no terms for {pair}: the sweep has {', '.join(self.terms)}")
         return self.terms[pair]
+
+
+def describe(spec: SweepSpec, series: Sequence[str]) -> dict[str, Any]:
+    """What the sweep store keeps of ``spec``: its fields, its terms and the series named."""
+    return {
+        **asdict(spec),
+        "terms": {pair: terms.as_dict() for pair, terms in spec.terms.items()},
+        "series": list(series),
+    }
 
 
 def parse_space(strategy: str, items: Sequence[str]) -> dict[str, list[int | float]]:

@@ -8,13 +8,12 @@ scheduler answered, so an unreachable cluster stores nothing.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from bot.core.domain import SweepRow
 from bot.core.ports import Clock, SweepStore
-from bot.research.sweep import Series, SweepSpec
+from bot.research.sweep import Series, SweepSpec, describe
 from bot.research.sweep_dask import dask_client, run_on_dask
 from bot.research.sweep_tasks import tasks
 
@@ -35,11 +34,7 @@ async def sweep_and_store(
     """Run ``spec`` on ``series``; returns the sweep's id and its stored rows."""
     _, work = tasks(spec, series)  # every check before anything is stored
     loop = asyncio.get_running_loop()
-    described = {
-        **dataclasses.asdict(spec),
-        "terms": {pair: terms.as_dict() for pair, terms in spec.terms.items()},
-        "series": [f"{s.pair} {s.timeframe}" for s in series],
-    }
+    described = describe(spec, [f"{s.pair} {s.timeframe}" for s in series])
 
     def wait(coroutine: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, loop).result()

@@ -1,0 +1,138 @@
+"""A sweep scored on the whole portfolio: each parameter set of one strategy applied to every
+configured pair that runs it (the other pairs keep their configured parameters), the portfolio
+kernel run once per set, each result scored on the portfolio's metrics with the per-pair
+sweep's objective and drawdown filter (``sweep.score``) and stored as it goes.
+
+It runs in this process, a plain loop: one set is one compiled call over every pair, and the
+Dask path (``sweep_tasks``) is cut per series, which a portfolio is not. Walk-forward stays
+per pair.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from bot.core.domain import RiskLimits, SweepRow
+from bot.core.errors import UserInputError
+from bot.core.ports import Clock, SweepStore
+from bot.research.account_terms import Overrides
+from bot.research.portfolio import run_portfolio
+from bot.research.portfolio_inputs import PortfolioConfig
+from bot.research.sweep import FULL, SweepSpec, check, describe, score
+from strategies import StrategyConfigError
+
+PORTFOLIO = "portfolio"  # the series' pair in a portfolio sweep's rows
+Window = tuple[datetime | None, datetime | None]
+
+
+def swept_pairs(config: PortfolioConfig, strategy: str) -> list[str]:
+    """The configured pairs that run ``strategy``; refused when there is none."""
+    pairs = [entry.pair for entry in config.pairs if entry.strategy == strategy]
+    if not pairs:
+        running = ", ".join(f"{e.pair} {e.strategy}" for e in config.pairs) or "no [[pairs]]"
+        raise UserInputError(f"no configured pair runs {strategy} (the config has {running})")
+    return pairs
+
+
+def set_params(
+    config: PortfolioConfig, strategy: str, combo: Mapping[str, int | float]
+) -> dict[str, dict[str, int | float]]:
+    """Each swept pair's parameters under ``combo``: its configured ones with the set's on top."""
+    swept = swept_pairs(config, strategy)
+    return {e.pair: {**e.params, **combo} for e in config.pairs if e.pair in swept}
+
+
+def score_set(
+    config: PortfolioConfig,
+    candles: Mapping[str, pd.DataFrame],
+    spec: SweepSpec,
+    combo: Mapping[str, int | float],
+    *,
+    window: Window = (None, None),
+    overrides: Overrides,
+    limits: RiskLimits | None,
+) -> SweepRow:
+    """The portfolio run under ``combo``, scored. A set the strategy refuses with a pair's
+    configured parameters (a fast average slower than a configured slow one) is a skipped row."""
+    values: dict[str, Any]
+    try:
+        result = run_portfolio(
+            config,
+            candles,
+            since=window[0],
+            until=window[1],
+            overrides=overrides,
+            limits=limits,
+            params=set_params(config, spec.strategy, combo),
+        )
+        values = result.metrics.as_dict()
+    except StrategyConfigError as error:
+        values = {"skipped": str(error)}
+    params = tuple(sorted(combo.items()))
+    timeframe = config.pairs[0].timeframe
+    return SweepRow(
+        PORTFOLIO, timeframe, FULL, params, score(values, spec.objective, spec.max_drawdown), values
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioSweep:
+    spec: SweepSpec
+    swept: list[str]  # the configured pairs the sets apply to
+    timeframe: str  # the pairs' one
+    total: int  # sets
+    rows: Iterator[SweepRow]  # each set's, run as it is taken (the first already ran)
+
+
+def portfolio_sweep(
+    spec: SweepSpec,
+    config: PortfolioConfig,
+    candles: Mapping[str, pd.DataFrame],
+    *,
+    window: Window = (None, None),
+    overrides: Overrides,
+    limits: RiskLimits | None,
+) -> PortfolioSweep:
+    """Every check before anything is stored or opened: the spec, a pair running the strategy,
+    no walk-forward, and the first set's run (the kernel refuses capital shares over 1, a pair
+    with no candles in the window, candles of different timeframes)."""
+    combos = check(spec)
+    if spec.folds:
+        raise UserInputError("walk-forward is per pair: it does not go with --portfolio")
+    swept = swept_pairs(config, spec.strategy)
+
+    def one(combo: Mapping[str, int | float]) -> SweepRow:
+        return score_set(
+            config, candles, spec, combo, window=window, overrides=overrides, limits=limits
+        )
+
+    first = one(combos[0])
+    rest = (one(combo) for combo in combos[1:])
+    rows = itertools.chain([first], rest)
+    return PortfolioSweep(spec, swept, first.timeframe, len(combos), rows)
+
+
+async def store_portfolio_sweep(
+    store: SweepStore,
+    sweep: PortfolioSweep,
+    *,
+    clock: Clock,
+    on_set: Callable[[int, int], None] | None = None,
+) -> tuple[int, list[SweepRow]]:
+    """Run and store every set of ``sweep``, each as it is scored; the sweep's id and rows."""
+    spec = sweep.spec
+    series = [f"{PORTFOLIO} {sweep.timeframe}"]
+    described = {**describe(spec, series), "swept_pairs": sweep.swept}
+    sweep_id = await store.create(spec.strategy, described, sweep.total, clock.now())
+    for done, row in enumerate(sweep.rows, 1):
+        await store.add(sweep_id, [row])
+        if on_set is not None:
+            on_set(done, sweep.total)
+    await store.finish(sweep_id, clock.now())
+    return sweep_id, await store.rows(sweep_id)
