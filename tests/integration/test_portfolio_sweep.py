@@ -46,7 +46,7 @@ def test_each_set_is_scored_on_the_portfolio_and_the_other_pairs_keep_their_para
     assert result.returncode == 0, result.stderr
     assert "portfolio 1h, by sharpe" in result.stdout
     assert "ema_cross swept on BTC/USDT; ETH/USDT keep their configured parameters" in result.stdout
-    assert "simulated: capital shares BTC/USDT 50%, ETH/USDT 50%" in result.stdout
+    assert "capital shares BTC/USDT 50%, ETH/USDT 50%; entries fill" in result.stdout
     rows, specs = _stored(tmp_path / "data" / "pairpilot.sqlite")
     assert len(rows) == 4
     assert specs[0]["swept_pairs"] == ["BTC/USDT"]
