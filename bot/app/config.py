@@ -176,7 +176,7 @@ class Settings(_Section):
                 raise ValueError(str(error)) from None
         total = sum(pair.capital_share for pair in self.pairs)
         if total > 1 + 1e-9:
-            raise ValueError(f"capital_share adds up to {total:g} over all pairs; at most 1")
+            raise ValueError(f"capital_share adds up to {total:.12g} over all pairs; at most 1")
         if self.market_data.source == "replay":
             missing = [name for name in names if name not in self.market_data.replay_files]
             if missing:

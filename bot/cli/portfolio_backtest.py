@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,11 @@ def portfolio_command(args: argparse.Namespace) -> int:
     from bot.app.config import load_settings
     from bot.cli.data import parse_time
 
+    if args.timeframe:
+        raise UserInputError(
+            f"--timeframe {args.timeframe}: a portfolio runs each pair on its configured "
+            "timeframe ([[pairs]] timeframe); give --pair for one pair on another"
+        )
     settings = load_settings(args.config, None)
     first = settings.pairs[0].pair if settings.pairs else None
     terms = terms_from_args(args, first)  # a bad override is refused before anything is read
@@ -47,7 +53,11 @@ def portfolio_command(args: argparse.Namespace) -> int:
             begin("drawing")
             chart = portfolio_chart(result)
         begin("writing")
-        output = json_text(portfolio_document(result, settings)) if args.json else table(result)
+        output = (
+            json_text(portfolio_document(result, settings))
+            if args.json
+            else table(result, window_notes(result, candles))
+        )
     if args.chart:
         args.chart.write_bytes(chart)
     print(output)
@@ -64,11 +74,14 @@ def portfolio_overrides(args: argparse.Namespace) -> Overrides:
 
 def config_candles(args: argparse.Namespace, settings: Any) -> dict[str, pd.DataFrame]:
     """The config's replay file for each pair where it names one (the demo's data), else the
-    pair's stored candles. Files are read two at a time: the CSV parser runs mostly outside
-    the GIL, and a portfolio of 1m years spends most of its time reading them."""
+    pair's stored candles, all of them: --since/--until cut the window in ``run_portfolio``,
+    where candles before it warm the indicators up, as with a replay file. Files are read two
+    at a time: the CSV parser runs mostly outside the GIL, and a portfolio of 1m years spends
+    most of its time reading them."""
     from concurrent.futures import ThreadPoolExecutor
 
     files = settings.market_data.replay_files
+    whole = argparse.Namespace(**{**vars(args), "since": None, "until": None})
     with ThreadPoolExecutor(max_workers=2) as readers:
         reading = {
             entry.pair: readers.submit(read_candle_file, files[entry.pair])
@@ -78,7 +91,7 @@ def config_candles(args: argparse.Namespace, settings: Any) -> dict[str, pd.Data
         return {
             entry.pair: reading[entry.pair].result()
             if entry.pair in reading
-            else stored_candles(args, entry.pair, entry.timeframe)
+            else stored_candles(whole, entry.pair, entry.timeframe)
             for entry in settings.pairs
         }
 
@@ -143,6 +156,7 @@ def portfolio_document(result: PortfolioResult, config: PortfolioConfig) -> dict
     trades.sort(key=lambda trade: (trade["entry_time"], trade["pair"]))
     return {
         "portfolio": {
+            "timeframe": result.timeframe,
             "steps": len(result.close_ms),
             "first": iso_times(result.close_ms[:1])[0],
             "last": iso_times(result.close_ms[-1:])[0],
@@ -178,13 +192,32 @@ def portfolio_document(result: PortfolioResult, config: PortfolioConfig) -> dict
     }
 
 
-def table(result: PortfolioResult) -> str:
+def window_notes(result: PortfolioResult, candles: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Where one pair's candles end (or start) the window for all: said, naming it, when
+    another pair's candles go on past it."""
+    step = int(result.close_ms[1] - result.close_ms[0]) if len(result.close_ms) > 1 else 0
+    last = {pair: int(frame["timestamp"].iloc[-1]) for pair, frame in candles.items()}
+    first = {pair: int(frame["timestamp"].iloc[0]) for pair, frame in candles.items()}
+    notes = []
+    ends, starts = min(last, key=last.__getitem__), max(first, key=first.__getitem__)
+    if max(last.values()) > last[ends] and result.close_ms[-1] >= last[ends] - step:
+        notes.append(
+            f"the window ends where {ends}'s candles end ({from_ms(last[ends]):%Y-%m-%d %H:%M}"
+            f" UTC); {', '.join(p for p in last if last[p] > last[ends])} go on"
+        )
+    if min(first.values()) < first[starts] and result.close_ms[0] <= first[starts] + 3 * step:
+        notes.append(f"{starts}'s candles start {from_ms(first[starts]):%Y-%m-%d %H:%M} UTC")
+    return notes
+
+
+def table(result: PortfolioResult, notes: Sequence[str] = ()) -> str:
     """Per-pair and total rows, the refused entries by reason, and the terms used."""
     first, last = from_ms(int(result.close_ms[0])), from_ms(int(result.close_ms[-1]))
     refused = " ".join(f"{reason:>9}" for reason in VETO_REASONS)
     lines = [
         f"portfolio of {len(result.pairs)} pairs, {len(result.close_ms)} steps, "
-        f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC",
+        f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC, {result.timeframe} candles",
+        *notes,
         *result.statement(),
         "",
         f"{'pair':<12} {'strategy':<20} {'trades':>6} {'pnl':>11} {'return':>8} {'max dd':>7}"

@@ -94,15 +94,20 @@ class BacktestResult:
     metrics: Metrics
 
 
+def enough_candles(strategy: Strategy, count: int, series: str) -> None:
+    """Refuse a series too short for ``strategy``'s warm-up and one candle to trade on."""
+    if count < strategy.ready_after + 1:
+        raise DataError(
+            f"{strategy.name} needs at least {strategy.ready_after + 1} candles "
+            f"(warmup {strategy.ready_after} plus one to trade on); {series} has {count}"
+        )
+
+
 def run_backtest(candles: pd.DataFrame, strategy: Strategy, setup: BacktestSetup) -> BacktestResult:
     """Trade ``strategy`` over validated ``candles``; nothing is written anywhere."""
     if not 0 <= setup.trade_from < len(candles):
         raise DataError(f"trading from candle {setup.trade_from}: the series has {len(candles)}")
-    if len(candles) < strategy.ready_after + 1:
-        raise DataError(
-            f"{strategy.name} needs at least {strategy.ready_after + 1} candles "
-            f"(warmup {strategy.ready_after} plus one to trade on); the series has {len(candles)}"
-        )
+    enough_candles(strategy, len(candles), "the series")
     policy = strategy.exit_policy
     atr = strategy.atr(candles) if policy.atr_stop else pd.Series(np.nan, index=candles.index)
     step_ms = timeframe_seconds(setup.timeframe) * 1000

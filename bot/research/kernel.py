@@ -145,7 +145,6 @@ def run(  # noqa: C901
     equity_peak, day_start = account[BALANCE], account[BALANCE]
     last_marked = account[BALANCE]  # the equity marked last: where a new day starts
     today, daily_halt_day = -(2**62), -(2**62)
-    # Each pair's state.
     ptr = np.zeros(pairs, np.int64)  # its next candle
     held = np.zeros(pairs)
     price_in = np.zeros(pairs)
@@ -270,6 +269,7 @@ def run(  # noqa: C901
                         book,
                         sold_in,
                         params[k],
+                        resting,
                     )
                     sales_over_cap[k] += over
                     held_k = 0.0

@@ -156,15 +156,20 @@ def sell_all(
     book: Book,
     volume: float,
     p: Floats,
+    in_candle: bool = False,
 ) -> tuple[float, float, int, int, int]:
-    """Trade ``row`` sells everything at ``fill`` as the engine acts on candle ``i``.
+    """Trade ``row`` sells everything at ``fill`` as the engine acts on candle ``i``: stamped
+    then (the next open), or at candle ``i``'s close when it filled inside it (``in_candle``: a
+    resting stop, which the venue fills as the candle trades; the engine books it at that
+    close, which differs from the next open after a gap in the pair's data).
     ``money``: (cash, fees, losses, cooldown_until); returns them as they become, and 1 where
     the sale is larger than its share of ``volume``, its fill candle's (sold whole here: the
     paper account sells the rest later), else 0."""
     entry_fee, trades, close_ms, act_ms = book
     cash, fees, losses, cooldown_until = money
+    stamp = close_ms[i] if in_candle else act_ms[i]
     fee, lost = record_exit(
-        act_ms[i], row, held, fill, p[FEE], reason, both, price_in, entry_fee, trades
+        stamp, row, held, fill, p[FEE], reason, both, price_in, entry_fee, trades
     )
     losses, cooldown_until = cooldown(lost, losses, cooldown_until, close_ms[i], p)
     over = 1 if p[VOLUME_SHARE] > 0.0 and held > volume * p[VOLUME_SHARE] else 0

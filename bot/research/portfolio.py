@@ -48,6 +48,7 @@ class PairResult:
 @dataclass(frozen=True, slots=True)
 class PortfolioResult:
     terms: ResearchTerms  # the account's (capital share: 1, each pair's is in ``pairs``)
+    timeframe: str  # every pair's
     close_ms: NDArray[np.int64]  # each step of the clock: a close time some pair acted on
     equity: NDArray[np.float64]  # the portfolio's at each step, after every pair's turn
     pairs: tuple[PairResult, ...]  # in config order
@@ -141,6 +142,7 @@ def run_portfolio(
     terms = research_terms(config, None, overrides, limits=limits)
     return PortfolioResult(
         terms=terms,
+        timeframe=inputs.timeframe,
         close_ms=steps,
         equity=equity,
         pairs=tuple(pairs),
@@ -189,6 +191,7 @@ def _held(inputs: PortfolioInputs, k: int) -> float:
     close_ms = inputs.columns["close_ms"][start : start + length]
     last = start + max(0, int(np.searchsorted(close_ms, inputs.steps[-1], side="right")) - 1)
     terms = inputs.pairs[k].terms
-    bought = bought_at(float(inputs.columns["open"][start + min(1, length - 1)]), terms.slippage)
+    first = start + min(inputs.pairs[k].first_buy, length - 1)
+    bought = bought_at(float(inputs.columns["open"][first]), terms.slippage)
     sold = sold_at(float(inputs.columns["close"][last]), terms.slippage)
     return float(held_return(bought, sold, terms.fee_rate))

@@ -19,7 +19,7 @@ from bot.core.errors import UserInputError
 from bot.core.timeframes import timeframe_seconds
 from bot.market.candle_files import infer_timeframe
 from bot.research.account_terms import Overrides, ResearchTerms, TermsConfig, research_terms
-from bot.research.backtest import OHLC, local_days
+from bot.research.backtest import OHLC, enough_candles, local_days
 from bot.research.kernel_book import union_clock
 from bot.research.kernel_inputs import KernelClock, KernelCosts, KernelExits, pack
 from bot.risk.rules import volatility_scales
@@ -57,6 +57,7 @@ class PairInput:
     strategy: Strategy
     terms: ResearchTerms
     open_ms: NDArray[np.int64]  # its candles in the window, and the one after (the next open)
+    first_buy: int  # the row of its first open the strategy could buy at (after its warm-up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,10 @@ def portfolio_inputs(
     if not entries:
         raise UserInputError("the config has no [[pairs]] to backtest")
     since, until = window
+    if since is not None and until is not None and since >= until:
+        raise UserInputError(
+            f"--since {_iso(to_ms(since))} is not before --until {_iso(to_ms(until))}"
+        )
     terms = [research_terms(config, entry.pair, overrides, limits=limits) for entry in entries]
     total = sum(term.capital_share for term in terms)
     if total > 1 + _SHARE_ROOM:
@@ -108,8 +113,10 @@ def portfolio_inputs(
             )
         chosen = (params or {}).get(entry.pair, entry.params)
         strategy = build_strategy(entry.strategy, dict(chosen))
+        enough_candles(strategy, hi + 1, f"{entry.pair} up to the window's end")
         part = _columns(frame, strategy, term, step, lo, hi + 1)
-        pairs.append(PairInput(entry.pair, strategy, term, part["close_ms"] - step))
+        first_buy = max(strategy.ready_after - lo, 1)  # as a one-pair backtest's buy and hold
+        pairs.append(PairInput(entry.pair, strategy, term, part["close_ms"] - step, first_buy))
         parts.append((part, _packed(strategy, term, part, step)))
     lengths = np.array([len(part["close"]) for part, _ in parts], np.int64)
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
