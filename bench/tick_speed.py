@@ -25,12 +25,14 @@ from bench.paths import SAMPLE_DATA
 from bot.app.bootstrap import PaperAccount, build_paper_engine
 from bot.core.clock import FakeClock
 from bot.core.domain import RiskLimits, from_ms
+from bot.core.ports import CandleSource, Clock
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.market.candle_files import read_candle_file
 from bot.market.live_source import ExchangeCandleSource
 from bot.market.streaming import StreamingFeed
+from bot.trading.engine import Engine
 from bot.trading.service import TradingService
-from storage.db import open_database
+from storage.db import Database, open_database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
 from storage.pair_runs import SqlitePairRunRepository
@@ -42,6 +44,27 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+async def ema_service(
+    db: Database, engine: Engine, source: CandleSource, clock: Clock, symbols: list[str]
+) -> TradingService:
+    """The service on ``engine``, each of ``symbols`` (quoted in USDT) running EMA 12/26 on 1h
+    with an equal share of the capital."""
+    runs = [
+        await SqlitePairRunRepository(db).add(
+            pair=f"{symbol}/USDT",
+            strategy="ema_cross",
+            timeframe="1h",
+            params={},
+            capital_share=1 / len(symbols),
+            now=clock.now(),
+        )
+        for symbol in symbols
+    ]
+    return TradingService(
+        engine=engine, source=source, clock=clock, runs=runs, equity=SqliteEquityRepository(db)
+    )
 
 
 async def measure(pairs: int, ticks: int, rate_limit: bool, streams: bool) -> None:
@@ -78,20 +101,7 @@ async def measure(pairs: int, ticks: int, rate_limit: bool, streams: bool) -> No
             account=PaperAccount(100_000.0, "USDT", 0.001, 0.0005),
             limits=RiskLimits(max_open_positions=pairs),
         )
-        runs = [
-            await SqlitePairRunRepository(db).add(
-                pair=f"{symbol}/USDT",
-                strategy="ema_cross",
-                timeframe="1h",
-                params={},
-                capital_share=1 / pairs,
-                now=clock.now(),
-            )
-            for symbol in symbols
-        ]
-        service = TradingService(
-            engine=engine, source=source, clock=clock, runs=runs, equity=SqliteEquityRepository(db)
-        )
+        service = await ema_service(db, engine, source, clock, symbols)
         started = time.perf_counter()
         await service.prime()
         prime_seconds = time.perf_counter() - started

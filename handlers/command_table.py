@@ -11,7 +11,9 @@ from html import escape
 from bot.chat.term_words import USAGE as TERM_WORDS
 from bot.core.errors import UserInputError
 from handlers import admin_commands as admin
+from handlers import drift_commands as drift
 from handlers import read_commands as reads
+from handlers import receipt_commands as receipts
 from handlers import research_commands as research
 from handlers import trade_commands as trading
 from handlers.dust import run_dust
@@ -100,6 +102,18 @@ COMMANDS: Mapping[str, Command] = {
         "backtest on recent candles (1h, 30 days), the bot's terms or given: chart, figures",
         research.run_backtest,
     ),
+    "rerun": Command(
+        "trader",
+        "/rerun ID",
+        "run a backtest's receipt again; says if it made the same trades",
+        receipts.run_rerun,
+    ),
+    "compare": Command(
+        "trader",
+        "/compare ID ID",
+        "two backtest or sweep receipts side by side",
+        receipts.run_compare,
+    ),
     "sweep": Command(
         "admin",
         "/sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
@@ -186,6 +200,20 @@ COMMANDS: Mapping[str, Command] = {
         changes_with_arguments=True,
     ),
     "audit": Command("admin", "/audit [N]", "the last N audit entries (20)", admin.run_audit),
+    "drift": Command(
+        "viewer",
+        "/drift [PAIR]",
+        "live trades against the paper twin and a backtest, trade by trade",
+        drift.run_drift,
+    ),
+    "promote": Command(
+        "admin",
+        "/promote PAIR",
+        "put a pair demoted to paper for its drift back to live trading",
+        drift.run_promote,
+        confirm=True,
+        changes=True,
+    ),
     "order": Command(
         "admin",
         "/order ID venue VENUE_ORDER_ID | /order ID never | /order ID filled AMOUNT PRICE [FEE]",

@@ -197,6 +197,8 @@ class Prompts:
     async def _preview(self, name: str, arguments: list[str]) -> str:
         if name == "dust":
             return await dust_command.offer(self._cockpit.dust, arguments)
+        if name == "promote" and self._cockpit.drift is not None:
+            return self._cockpit.drift.promote_preview(arguments)
         return await self._cockpit.pairs.preview(name, arguments) or COMMANDS[name].summary
 
     async def press(self, query: CallbackQuery, arrived: float, known: bool) -> Pending | None:

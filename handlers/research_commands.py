@@ -36,6 +36,7 @@ def backtest_photo(chart: BacktestChart) -> Photo:
         f"{chart.candles:,} candles from {chart.first:%Y-%m-%d}\n"
         + "".join(f"{escape(line)}\n" for line in chart.terms)
         + rows
+        + (f"\nreceipt {chart.receipt}: /rerun {chart.receipt}" if chart.receipt else "")
     )
     return Photo(chart.png, caption)
 
@@ -54,7 +55,8 @@ def sweep_reply(view: SweepView) -> Photo | str:
             f"{escape(line.params)}: {score}, return "
             f"{line.total_return:+.1%}, max DD {line.max_drawdown:.1%}"
         )
-    caption = "\n".join([*lines, *(escape(line) for line in view.terms)])
+    receipt = [f"receipt {view.receipt}: /compare it with another"] if view.receipt else []
+    caption = "\n".join([*lines, *(escape(line) for line in view.terms), *receipt])
     return caption if view.png is None else Photo(view.png, caption)
 
 

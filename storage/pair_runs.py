@@ -79,6 +79,33 @@ class SqlitePairRunRepository:
         )
         return await self.get(run_id)
 
+    async def mirror(self, run: PairRun) -> None:
+        """Keep ``run``, another database's, under its own id (the paper twin's copy of a live
+        run: the twin's orders name it); an older active run of its pair is stopped."""
+        async with self._db.transaction() as connection:
+            await connection.execute(
+                "UPDATE pair_runs SET state = 'stopped' WHERE pair = ? AND id != ?"
+                " AND state != 'stopped'",
+                (run.pair, run.id),
+            )
+            await connection.execute(
+                "INSERT INTO pair_runs (id, pair, strategy, timeframe, params, capital_share,"
+                " state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+                " updated_at = excluded.updated_at",
+                (
+                    run.id,
+                    run.pair,
+                    run.strategy,
+                    run.timeframe,
+                    json.dumps(dict(run.params), sort_keys=True),
+                    run.capital_share,
+                    run.state.value,
+                    to_ms(run.created_at),
+                    to_ms(run.updated_at),
+                ),
+            )
+
 
 def _run(row: aiosqlite.Row) -> PairRun:
     return PairRun(

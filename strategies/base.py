@@ -138,6 +138,7 @@ class Strategy(ABC):
             for name, spec in specs.items()
         }
         self.check_params()
+        self._remembered: tuple[pd.DataFrame, pd.Series] | None = None
 
     def check_params(self) -> None:  # noqa: B027  (optional hook, not abstract)
         """Reject parameter combinations that are each in bounds but make no sense together."""
@@ -192,6 +193,14 @@ class Strategy(ABC):
             codes = codes.copy()
             codes.iloc[: self.ready_after - 1] = HOLD
         return codes
+
+    def remembered_signals(self, candles: pd.DataFrame) -> pd.Series:
+        """``signals`` of the very frame object last asked about, computed once: the live
+        engine and its paper twin decide on the frame a tick fetched (bot/trading/twin.py),
+        which nothing changes in between."""
+        if self._remembered is None or self._remembered[0] is not candles:
+            self._remembered = (candles, self.signals(candles))
+        return self._remembered[1]
 
     @property
     def ready_after(self) -> int:

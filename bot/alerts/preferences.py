@@ -31,6 +31,7 @@ KINDS: Mapping[str, str] = {
     "shutdown": "the service stopped",
     "storage": "the data directory is full or read-only (no new entries), and when it is fixed",
     "order_unknown": "an order's outcome cannot be read from the exchange: its pair waits (admins)",
+    "drift": "a live pair departs from its paper twin, is demoted to paper or promoted back",
 }
 MODES = ("on", "silent", "off")
 ALWAYS_SENT = frozenset(

@@ -20,7 +20,7 @@ from bot.app.config import Secrets, Settings
 from bot.app.startup import Replay, reconcile_at_start, sync_pair_runs
 from bot.core.clock import FakeClock
 from bot.core.domain import PairRun, RiskLimits
-from bot.core.ports import Clock, Exchange, PriceFeed
+from bot.core.ports import Clock, Exchange, PriceFeed, StateStore
 from bot.core.timeframes import timeframe_seconds
 from bot.exchange.paper import PaperExchange
 from bot.execution.executor import Executor
@@ -74,12 +74,15 @@ async def build_paper_engine(
     account: PaperAccount,
     limits: RiskLimits,
     timezone: str = "UTC",
+    state: StateStore | None = None,
 ) -> Engine:
-    """The engine on a paper exchange, with books and balances as the database last had them."""
+    """The engine on a paper exchange, with books and balances as the database last had them;
+    ``state``: the database's state store to use (the paper twin's reads from memory)."""
+    state = state or SqliteStateRepository(db)
     exchange = await PaperExchange.restore(
         feed=feed,
         clock=clock,
-        state=SqliteStateRepository(db),
+        state=state,
         initial={account.quote: account.balance},
         fee_rate=account.fee_rate,
         slippage=account.slippage,
@@ -94,6 +97,7 @@ async def build_paper_engine(
         costs=EngineCosts(account.fee_rate, account.slippage),
         limits=limits,
         timezone=timezone,
+        state=state,
     )
 
 
@@ -106,10 +110,11 @@ async def build_engine(
     costs: EngineCosts,
     limits: RiskLimits,
     timezone: str = "UTC",
+    state: StateStore | None = None,
 ) -> Engine:
     """The engine on ``exchange`` with the books as the database last had them; ``first_cash``
     is the quote balance the books start from on the very first start."""
-    state = SqliteStateRepository(db)
+    state = state or SqliteStateRepository(db)
     positions = SqlitePositionRepository(db)
     alerts = AlertOutbox(SqliteAlertRepository(db), clock)
     cash = await state.get(CASH_KEY)
@@ -171,6 +176,7 @@ class Trading:
     control: Control
     outbox: AlertOutbox
     driver: ReplayDriver | None = None  # a replay's: each step moves its clock one candle on
+    source: PriceFeed | None = None  # on an exchange: its candles and prices (the paper twin's)
 
 
 async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> Trading:
@@ -287,7 +293,7 @@ async def assemble_on_exchange(
         on_started=schedule,
         outside=OutsideHoldings(SqliteStateRepository(db), clock),
     )
-    return Trading(clock, engine, service, control, outbox)
+    return Trading(clock, engine, service, control, outbox, source=source)
 
 
 def tick_scheduler(jobs: Jobs, service: TradingService) -> Callable[[PairRun], None]:

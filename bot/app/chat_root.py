@@ -15,9 +15,11 @@ from bot.charts.worker import ChartWorker
 from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
 from bot.chat.cockpit import Cockpit
+from bot.chat.drift_desk import DriftDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
+from bot.chat.receipt_desk import ReceiptDesk
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.sweep_desk import SweepDesk
 from bot.chat.venue import Venue, unknown_precision
@@ -33,6 +35,7 @@ from storage.db import Database
 from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
+from storage.receipts import SqliteReceiptRepository
 from storage.state import SqliteStateRepository
 from storage.sweeps import SqliteSweepRepository
 
@@ -77,6 +80,9 @@ def build_cockpit(
 ) -> Cockpit:
     """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
     charts = ChartWorker()
+    receipts = ReceiptDesk(
+        store=SqliteReceiptRepository(db), history=history, exchange=venue.exchange
+    )
     sweeps = SweepDesk(
         history=history,
         store=SqliteSweepRepository(db),
@@ -85,6 +91,7 @@ def build_cockpit(
         charts=charts,
         terms=venue.research_terms,
         scheduler=scheduler,
+        receipts=receipts,
     )
     dust = dust_desk(
         db,
@@ -127,6 +134,7 @@ def build_cockpit(
             charts=charts,
             clock=clock,
             sweeps=sweeps,
+            receipts=receipts,
         ),
         admin=AdminDesk(
             service=service,
@@ -142,4 +150,5 @@ def build_cockpit(
         preferences=preferences,
         charts=charts,
         dust=dust,
+        drift=DriftDesk(venue=venue, service=service, history=history, clock=clock),
     )

@@ -20,6 +20,7 @@ from bot.core.pairs import check_quote
 from bot.core.telegram_options import TelegramOptions
 from bot.core.timeframes import timeframe_seconds
 from bot.risk.settings import RiskSettings
+from bot.trading.drift import DriftSettings
 from strategies import StrategyConfigError, build_strategy
 
 SECRET_VARIABLES = {
@@ -151,6 +152,7 @@ class Settings(_Section):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     research: ResearchSettings = Field(default_factory=ResearchSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)  # live mode's paper twin
 
     @field_validator("timezone")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -21,6 +22,7 @@ from bot.app.chat_root import build_cockpit, chat_venue
 from bot.app.config import Secrets, Settings
 from bot.app.notifications import ChatFactory, notifications
 from bot.app.startup import load_replay
+from bot.app.twin_root import attach_twin, twin_path
 from bot.chat.cockpit import Cockpit
 from bot.chat.venue import Venue
 from bot.core.clock import SystemClock
@@ -120,10 +122,17 @@ async def serve_on_exchange(
                 exchange.check_timeframe(pair.timeframe)
             except BotError as error:
                 raise ConfigError(f"pairs: {error}") from None
-        async with open_database(settings.database_path, service=True) as db:
+        async with AsyncExitStack() as stack:
+            db = await stack.enter_async_context(
+                open_database(settings.database_path, service=True)
+            )
             clock = SystemClock()
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
+            twin_file = twin_path(settings)
+            if twin_file is not None:
+                twin_db = await stack.enter_async_context(open_database(twin_file, service=True))
+                await attach_twin(twin_db, db, settings, trading)
             service = trading.service
 
             def interrupt() -> None:

@@ -172,3 +172,27 @@ def heatmap_png(table: pd.DataFrame, x: str, y: str, title: str, label: str) -> 
     axes.tick_params(labelsize=11)
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def portfolio_chart_png(
+    times: Sequence[datetime],
+    equity: Sequence[float],
+    contributions: Mapping[str, Sequence[float]],
+    title: str,
+) -> bytes:
+    """A portfolio's equity on top, each pair's contribution to it (its cash flow plus its
+    position at its last close) in the middle, the drawdown underneath."""
+    figure = Figure(figsize=(9, 10), dpi=90, layout="constrained")
+    FigureCanvasAgg(figure)
+    top, middle, bottom = figure.subplots(
+        3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2, 1]}
+    )
+    top.plot(times, equity, color="#1f77b4", linewidth=2)
+    top.set_title(title, fontsize=16)
+    top.set_ylabel("equity", fontsize=14)
+    for pair, contribution in contributions.items():
+        middle.plot(times, contribution, linewidth=1.5, label=pair)
+    middle.axhline(0, color="#444444", linewidth=1)
+    middle.set_ylabel("per pair", fontsize=14)
+    middle.legend(fontsize=11, loc="upper left")
+    return _finish(figure, times, equity, bottom, (top, middle, bottom))

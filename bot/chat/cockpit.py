@@ -13,6 +13,7 @@ from bot.alerts.preferences import AlertPreferences
 from bot.charts.worker import ChartWorker
 from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
+from bot.chat.drift_desk import DriftDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
@@ -33,3 +34,4 @@ class Cockpit:
     preferences: AlertPreferences
     charts: ChartWorker  # started and closed with the front end
     dust: DustDesk | None = None  # the dust in the books and its conversion (/dust)
+    drift: DriftDesk | None = None  # live against the paper twin (/drift, /promote)

@@ -1,4 +1,5 @@
-"""The chat's charts and research: /pnl, /chart, the daily report, /backtest and /sweep.
+"""The chat's charts and research: /pnl, /chart, the daily report, /backtest, /rerun and
+/sweep (/compare and the receipts through ReceiptDesk).
 
 Slow work runs off the loop, one backtest at a time; each returns its chart with the figures
 a caption needs, as values (the daily report's caption is plain text: it is pushed as an alert).
@@ -10,11 +11,13 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import closed_trades
 from bot.chat.pair_desk import malformed
+from bot.chat.receipt_desk import CompareView, ReceiptDesk
 from bot.chat.replies import Photo, Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, whole_number
 from bot.chat.sweep_desk import SweepDesk, SweepView
@@ -31,9 +34,14 @@ from bot.trading.engine import Engine
 from bot.trading.service import TradingService
 from strategies import StrategyConfigError, build_strategy
 
+if TYPE_CHECKING:
+    from bot.research.account_terms import ResearchTerms
+    from bot.research.backtest import BacktestResult
+
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 CHART_CANDLES = 120  # candles on a /chart: readable on a phone
 BACKTEST_USAGE = f"usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]\n{TERM_WORDS}"
+RERUN_USAGE = "usage: /rerun ID (each backtest reply names its receipt)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,16 @@ class BacktestChart:
     first: datetime  # the first candle's close
     terms: tuple[str, ...]  # the values simulated (ResearchTerms.statement)
     metrics: tuple[tuple[str, str], ...]  # name, value
+    receipt: str | None = None  # its receipt's id, where receipts are kept
+
+
+@dataclass(frozen=True, slots=True)
+class RerunChart:
+    """/rerun: the backtest's chart and caption again, and whether it matched its receipt."""
+
+    chart: BacktestChart
+    matched: bool
+    verdict: str  # "identical to receipt ID", or what differs
 
 
 class ResearchDesk:
@@ -87,6 +105,7 @@ class ResearchDesk:
         charts: ChartWorker,
         clock: Clock,
         sweeps: SweepDesk | None = None,
+        receipts: ReceiptDesk | None = None,
     ) -> None:
         self._venue = venue
         self._service = service
@@ -97,6 +116,7 @@ class ResearchDesk:
         self._charts = charts
         self._clock = clock
         self._sweeps = sweeps
+        self._receipts = receipts
         self._backtests = OneAtATime("backtest")
 
     async def pnl(self, period: str) -> EquityChart:
@@ -239,24 +259,63 @@ class ResearchDesk:
             await progress(f"Backtest {running}: loading candles…")
             await import_off_loop("bot.research.backtest")  # numba: loaded on first use
             from bot.research.backtest import run_backtest, setup_for
-            from bot.research.report import metric_rows, result_chart_arguments
 
-            candles = await self._history.candles(pair, timeframe, days, self._clock.now())
+            now = self._clock.now()
+            candles = await self._history.candles(pair, timeframe, days, now)
             await progress(f"Backtest {running}: trading {len(candles):,} candles…")
             setup = setup_for(pair, timeframe, terms)
             result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
+            receipt = (
+                await self._receipts.keep(result, terms, days, now) if self._receipts else None
+            )
             await progress(f"Backtest {running}: drawing…")
-            drawn = await asyncio.to_thread(result_chart_arguments, result)
-            png = await self._charts.draw("backtest_chart_png", **drawn)
+            return await self._chart(result, terms, receipt)
+
+    async def rerun(self, arguments: Sequence[str], progress: Progress) -> RerunChart:
+        """ID: a backtest's receipt run again off the loop, on its candles as this chat reads
+        them; refused, running nothing, when they (or the strategy, or pairpilot) changed."""
+        if self._receipts is None:
+            raise UserInputError("receipts are not available here")
+        if len(arguments) != 1:
+            raise UserInputError(RERUN_USAGE)
+        receipt = await self._receipts.receipt(arguments[0])
+        await import_off_loop("bot.research.rerun")  # numba: loaded on first use
+        from bot.research.rerun import rerun_backtest, rerunnable, window
+
+        rerunnable(receipt)
+        with self._backtests.hold(f"rerun of receipt {receipt.id}"):
+            await progress(f"Rerun of receipt {receipt.id}: loading candles…")
+            candles = await self._receipts.candles(receipt)
+            await progress(f"Rerun of receipt {receipt.id}: trading…")
+            span = None if candles is None else window(receipt.only_series, candles)
+            done = await asyncio.to_thread(rerun_backtest, receipt, span)
+            await progress(f"Rerun of receipt {receipt.id}: drawing…")
+            chart = await self._chart(done.result, done.terms, receipt.id)
+        return RerunChart(chart, done.matched, done.verdict())
+
+    async def compare(self, arguments: Sequence[str]) -> CompareView:
+        """ID ID: two receipts side by side."""
+        if self._receipts is None:
+            raise UserInputError("receipts are not available here")
+        return await self._receipts.compare(arguments)
+
+    async def _chart(
+        self, result: BacktestResult, terms: ResearchTerms, receipt: str | None
+    ) -> BacktestChart:
+        from bot.research.report import metric_rows, result_chart_arguments
+
+        drawn = await asyncio.to_thread(result_chart_arguments, result)
+        png = await self._charts.draw("backtest_chart_png", **drawn)
         return BacktestChart(
             png,
-            pair,
-            strategy.name,
-            timeframe,
-            len(candles),
+            result.setup.pair,
+            result.strategy.name,
+            result.setup.timeframe,
+            len(result.candles),
             from_ms(int(result.close_ms[0])),
             tuple(terms.statement()),
             tuple(metric_rows(result)[:9]),
+            receipt,
         )
 
     async def sweep(self, arguments: Sequence[str], progress: Progress) -> SweepView:

@@ -5,6 +5,7 @@ else a LocalCluster started for the sweep and stopped after it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from bot.core.timeframes import timeframe_seconds
 from bot.research.account_terms import Overrides, ResearchTerms
 
 if TYPE_CHECKING:
+    from bot.chat.receipt_desk import ReceiptDesk
     from bot.core.domain import SweepRow
     from bot.research.sweep import SweepSpec
 
@@ -57,6 +59,7 @@ class SweepView:
     best: tuple[SweepLine, ...]
     png: bytes | None  # the heatmap, where the space has one
     terms: tuple[str, ...]  # the values simulated (ResearchTerms.statement)
+    receipt: str | None = None  # its receipt's id, where receipts are kept
 
 
 class SweepDesk:
@@ -70,6 +73,7 @@ class SweepDesk:
         charts: ChartWorker,
         terms: Callable[[str, Overrides], ResearchTerms],
         scheduler: str | None = None,
+        receipts: ReceiptDesk | None = None,
     ) -> None:
         """``terms``: the terms a pair's sweep simulates now (as /backtest)."""
         self._history = history
@@ -79,6 +83,7 @@ class SweepDesk:
         self._clock = clock
         self._quote = quote
         self._scheduler = scheduler
+        self._receipts = receipts
         self._sweeps = OneAtATime("sweep")
 
     async def run(self, arguments: Sequence[str], progress: Progress) -> SweepView:
@@ -146,15 +151,22 @@ class SweepDesk:
                     shown["at"] = percent
                     await progress(f"Sweep {running}: {percent}%")
 
+            series = Series(pair, timeframe, candles)
             sweep_id, rows = await sweep_and_store(
                 self._store,
                 spec,
-                [Series(pair, timeframe, candles)],
+                [series],
                 clock=self._clock,
                 scheduler=self._scheduler,
                 on_task=on_task,
             )
-        return await self._reply(spec, sweep_id, rows, tuple(terms.statement()))
+            receipt = None
+            if self._receipts is not None:
+                done = (sweep_id, rows)
+                now = self._clock.now()
+                receipt = await self._receipts.keep_sweep(spec, terms, series, done, days, now)
+        view = await self._reply(spec, sweep_id, rows, tuple(terms.statement()))
+        return dataclasses.replace(view, receipt=receipt)
 
     async def _reply(
         self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow], terms: tuple[str, ...]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bot.cli.args import json_text, malformed
 from bot.cli.progress import stage_bar
+from bot.cli.receipts import receipt_line, store_backtest_receipt
 from bot.cli.terms_options import terms_from_args
 from bot.core.domain import from_ms
 from bot.core.errors import DataError, NotFound, UserInputError
@@ -41,7 +42,8 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
 def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | None = None) -> int:
     """``early``: the --data file already being read (the CLI starts it before heavy imports)."""
     terms_from_args(args, args.pair)  # a bad override is refused before anything is read
-    strategy = load_strategy(args.strategy, key_values(args.param, malformed("--param")))
+    params = key_values(args.param, malformed("--param"))
+    strategy = load_strategy(args.strategy or "ema_cross", params)
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
     with stage_bar(stages) as begin:
@@ -59,8 +61,11 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
             begin("drawing")
             chart = result_chart(result)
         begin("writing")
+        receipt = store_backtest_receipt(args, result, terms)  # only once the run succeeded
         output = (
-            json_text(result_document(result, terms)) if args.json else result_table(result, terms)
+            json_text({"receipt": receipt, **result_document(result, terms)})
+            if args.json
+            else f"{result_table(result, terms)}\n{receipt_line(receipt)}"
         )
     if args.chart:
         args.chart.write_bytes(chart)

@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     backtest = commands.add_parser(
-        "backtest", help="backtest a strategy on a candle file or on stored candles"
+        "backtest",
+        help="backtest a strategy on a candle file or on stored candles; with only --config, "
+        "every configured pair together (its replay files, else its stored candles)",
     )
     backtest.add_argument("--data", type=Path, help="candle CSV (gzip or plain)")
     backtest.add_argument("--since", help="with stored candles: from this UTC date")
@@ -98,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "simulated (its paper balance, fee, slippage, timezone, [risk], and "
         "whether its venue rests stops)",
     )
-    backtest.add_argument("--strategy", default="ema_cross")
+    backtest.add_argument("--strategy", help="the strategy (default ema_cross)")
     backtest.add_argument(
         "--param",
         action="append",
@@ -111,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_terms_options(backtest)
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
+    backtest.add_argument(
+        "--rerun",
+        metavar="ID",
+        help="run a stored receipt again (every backtest prints its id) and say whether it "
+        "made the same trades; refused when its candles, strategy or version changed",
+    )
     backtest.set_defaults(handler=_backtest)
 
     from bot.cli.data import add_data_commands
@@ -280,8 +288,17 @@ def _backtest(args: argparse.Namespace) -> int:
 
     from bot.market.candle_files import read_candle_file
 
+    if args.rerun:
+        from bot.cli.rerun import rerun_command
+
+        return rerun_command(args)
+
     # Reading a candle file runs mostly outside the GIL (zlib, pandas' tokenizer), so it overlaps
     # the imports of numba and pandas-ta below (what that saves: bench/RESULTS.md).
+    if args.config and not (args.data or args.pair or args.strategy or args.param):
+        from bot.cli.portfolio_backtest import portfolio_command
+
+        return portfolio_command(args)
     with ThreadPoolExecutor(max_workers=1) as reader:
         early = reader.submit(read_candle_file, args.data) if args.data else None
         from bot.cli.backtest import backtest_command

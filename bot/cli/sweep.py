@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.cli.receipts import store_sweep_receipt
 from bot.cli.terms_options import add_terms_options, terms_from_args
 from bot.core.errors import DataError, UserInputError
 
@@ -112,7 +113,9 @@ def sweep_command(args: argparse.Namespace) -> int:
     tasks(spec, series)  # every check before a cluster starts
     address = args.scheduler or settings.research.dask_scheduler
     sweep_id, rows = asyncio.run(_run(settings.database_path, spec, series, address, args.workers))
+    receipt = store_sweep_receipt(args, spec, terms[series[0].pair], series, (sweep_id, rows))
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
+    print(f"receipt {receipt}: its fingerprint (a sweep does not rerun yet)")
     print(terms_text(terms))
     print(report(spec, rows, series))
     if args.heatmap:

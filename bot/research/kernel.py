@@ -1,42 +1,46 @@
-"""The backtest kernel: the live engine's trading rules over float64 arrays, compiled by numba.
+"""The backtest kernel: the live engine's trading rules over float64 arrays, compiled by numba,
+for one pair or several trading one account on one clock (one pair is the case N=1).
 
-At the close of each candle i, in the same order as ``Engine.on_candles``:
+The clock steps through every close time some pair has (``kernel_book.union_clock``); the pairs
+whose candle closes then act one after another in config order, as the live service ticks its
+runs. Cash, the loss limits and the marks are the account's: an earlier pair's fills move what
+a later pair sees in the same step. At the close of a pair's candle i, as ``Engine.on_candles``:
 
-1. A new (local) day starts the day's loss budget from the equity marked at the previous
-   close, so every candle's loss counts against the day its close falls in (1d candles too).
-2. A limit entry placed at the last close fills if this candle reached it, at min(open, limit)
-   (no slippage); in this candle it is protected from its fill price down to the low.
-3. An open position's protective exits are checked inside candle i (``rules.check_exit``). The
-   engine sees them at the close and sells at market then: at the next open, with slippage
-   (on the last candle there is none: the position is reported still open). Where the venue
-   holds stop orders (``resting_stops``), the stop resting there fills at min(open, its level)
-   inside the candle. It is placed at the entry and, as the engine does, raised at a close
-   only once the level has risen ``TRAIL_STEP``: a candle that reaches the exact trailing
-   level but not the resting one is seen at the close and sold at the next open.
-4. Equity is marked at the close, the peak follows it, and ``rules.loss_gate`` halts entries:
-   for good after the drawdown limit, for the rest of the day after the daily loss limit.
-5. The signal acts at the next candle's open: an entry spends ``rules.entry_budget`` unless
-   halted, cooling down after losses (for a span of time), or under the minimum order; an exit
-   sells everything. The last candle's signal is never acted on. With an entry offset the
-   entry is instead a limit buy at close * (1 - offset), good for candle i+1.
+1. A new (local) day starts the day's loss budget from the equity marked last (by any pair).
+2. A limit entry placed at the pair's last close fills if this candle reached it, at
+   min(open, limit) (no slippage), protected in this candle from its fill price down to the
+   low. The quote it set aside while it rested is free again.
+3. An open position's protective exits are checked inside candle i (``rules.check_exit``) and
+   sold at market at the close: the next open, with slippage (none after the last candle: the
+   position is reported still open). A stop resting on the venue (``resting_stops``) fills at
+   min(open, its level) inside the candle; it is placed at the entry and raised at a close only
+   once the level has risen ``TRAIL_STEP``, as the engine does.
+4. Equity is marked: cash plus every position at its pair's last close (a later pair's is the
+   previous step's), summed in first-fill order as the books sum it. The peak follows it and
+   ``rules.loss_gate`` halts entries (for good after the drawdown limit, for the day after the
+   daily loss limit), this pair's entry and every later pair's in the step.
+5. The signal acts at the next open. An entry is refused (counted by reason) when halted, for
+   the day's loss, cooling down after the pair's losses (a span of time), with as many
+   positions open and other pairs' limits resting as allowed, or when ``rules.entry_budget``
+   (the pair's capital share, the exposure of positions and resting limits) is under the
+   minimum order. An entry the paper account cannot pay because other pairs' resting limits
+   set its cash aside is refused as it refuses it (``rejected``, not a veto). An exit sells
+   everything. With an entry offset the entry is a limit buy at close * (1 - offset), good
+   for candle i+1. The last candle's signal is never acted on.
 
-Nothing fills in a candle with no volume (the placeholders an exchange returns around an
-outage): nobody traded then, and the paper exchange refuses such fills too. An entry into one
-is lost, as its order expires; a protective exit is checked again on the next candle; an exit
-signal's sale is sent again at the next close (the engine's ``_finish_exit``).
-
-An entry fills at most ``VOLUME_SHARE`` of its fill candle's volume (``fills.capped``, the
-paper account's ``max_volume_share``; 0: no cap): the rest of the buy expires, its money stays
-cash. Sales are not capped yet: where a sale would be, the paper account sells in parts.
+Nothing fills in a candle with no volume (an exchange's placeholders around an outage): an
+entry into one expires; a protective exit is checked again on the next candle; an exit
+signal's sale is sent again at the next close (the engine's ``_finish_exit``). An entry fills
+at most ``VOLUME_SHARE`` of its fill candle's volume (``fills.capped``; 0: no cap), the rest
+expiring. Sales are not capped yet: one larger than the cap is sold whole, counted per pair
+(``kernel_trades.sell_all``), where the paper account sells it in parts.
 
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
-each fill's notional, paid in the quote, or for a buy in the coins bought (``fee_in_coin``).
-Every fill is stamped with when the engine acts on the candle being processed: the next
-candle's open (its close, for the last candle), which is later than the close after a gap in
-the data. A position still open at the end is reported as an open trade, marked at the last
+each fill's notional, in the quote, or for a buy in the coins bought (``fee_in_coin``). Fills
+are stamped when the engine acts on the candle: the next candle's open (its close, for the
+last candle). A position still open at the end is an open trade, marked at its pair's last
 close with the costs of selling it there. The parity tests hold this to the live engine, trade
-for trade, on real data for every built-in strategy: on the paper account, and live on each
-venue's exchange fake (tests/integration/test_venue_parity.py).
+for trade, on the paper account and on each venue's exchange fake.
 """
 
 from __future__ import annotations
@@ -47,69 +51,61 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bot.core.compiled import compiled
+from bot.research.kernel_book import (
+    REASONS,
+    enlist,
+    entry_check,
+    refused,
+)
 from bot.research.kernel_inputs import (
-    ATR_MULTIPLE,
     BALANCE,
     DAILY_LOSS,
     ENTRY_OFFSET,
     FEE,
-    FRACTION,
     MAX_DRAWDOWN,
-    MAX_EXPOSURE,
-    MAX_OPEN,
-    MAX_POSITION,
-    MIN_ORDER,
     RESTING,
-    RISK_PER_TRADE,
-    SHARE,
     SLIPPAGE,
     STOP_LOSS,
     TAKE_PROFIT,
     TRAILING,
 )
 from bot.research.kernel_trades import (
-    STILL_OPEN,
+    Entries,
+    Exits,
     Floats,
     Stamps,
+    close_out,
+    entry_coins,
     record_entry,
-    record_exit,
     sell_all,
+    trade_columns,
 )
-from bot.risk.fills import bought_at, limit_bought_at, sold_at, stop_sold_at
+from bot.risk.fills import (
+    bought_at,
+    coins_for,
+    fee_of,
+    limit_bought_at,
+    sold_at,
+    stop_sold_at,
+)
 from bot.risk.rules import (
     GATE_DAILY_LOSS,
     GATE_DRAWDOWN,
     SIGNAL,
     TRAIL_STEP,
     check_exit,
-    entry_budget,
-    initial_stop_distance,
     loss_gate,
     stop_level,
 )
 
-# What ``run`` returns: the equity and the stop line per candle, the trade columns (entry ms,
-# exit ms, entry price, exit price, amount, entry fee, exit fee, exit reason, ambiguous), then
-# the number of trades, whether the last is still open, every fee paid, the entries refused,
-# and the candle that tripped the drawdown halt (-1: none).
-Arrays = tuple[
-    Floats,
-    Floats,
-    Stamps,
-    Stamps,
-    Floats,
-    Floats,
-    Floats,
-    Floats,
-    Floats,
-    NDArray[np.int8],
-    NDArray[np.bool_],
-    int,
-    bool,
-    float,
-    int,
-    int,
-]
+# What ``run`` returns: the equity per step, each pair's contribution to it (its cash flow plus
+# its position at its last close), the stop line per candle; the trade columns (entries, exits,
+# each trade's pair); the number of trades, which pairs still hold at the end, every fee paid,
+# each pair's entries refused by reason, orders refused for funds, sales over the volume cap,
+# and the step that tripped the drawdown halt (-1: none).
+Curves = tuple[Floats, Floats, Floats]
+Tallies = tuple[int, NDArray[np.bool_], float, Stamps, Stamps, Stamps, int]
+Arrays = tuple[Curves, Entries, Exits, Stamps, Tallies]
 
 
 @compiled
@@ -125,253 +121,280 @@ def run(  # noqa: C901
     day: Stamps,
     close_ms: Stamps,
     act_ms: Stamps,
-    p: Floats,
+    offsets: Stamps,
+    lengths: Stamps,
+    steps: Stamps,
+    params: Floats,
 ) -> Arrays:
-    """Trade one pair's signal ``codes`` over its candles (the arrays ``simulation.simulate``
-    hands over, C-contiguous and writable: one compiled signature) under the parameters
-    ``p``."""
-    n = close.shape[0]
-    equity = np.empty(n)
-    stop_line = np.full(n, np.nan)
-    # One entry at most per candle (a signal, or a limit filled in it) and every trade has
-    # one: a trade can close on the candle after it opened, and the next open on that close.
-    # Left unwritten (np.empty): only the first ``count`` rows are read, and untouched memory
-    # costs nothing, where zeroing all of it would cost more than the trading.
-    size = n + 1
-    entry_ms = np.empty(size, np.int64)
-    exit_ms = np.empty(size, np.int64)
-    entry_price = np.empty(size)
-    exit_price = np.empty(size)
-    amount = np.empty(size)
-    entry_fee = np.empty(size)
-    exit_fee = np.empty(size)
-    exit_reason = np.empty(size, np.int8)
-    ambiguous = np.empty(size, np.bool_)
-    trades = (exit_ms, exit_price, exit_fee, exit_reason, ambiguous)
-    entries = (entry_ms, entry_price, amount, entry_fee)
-    fee_rate, slippage = p[FEE], p[SLIPPAGE]
-    cash = p[BALANCE]
-    held = 0.0
-    price_in = 0.0
-    peak_price = 0.0
-    atr_distance = 0.0
-    count = 0
-    fees = 0.0
-    vetoes = 0
-    equity_peak = p[BALANCE]
-    today = -(2**62)
-    day_start = p[BALANCE]
-    last_marked = p[BALANCE]  # equity marked at the previous close: where a new day starts
-    daily_halt_day = -(2**62)
-    halted_at = -1
-    losses = 0
-    cooldown_until = -(2**62)  # ms: entries at closes up to here are refused
-    limit_price = 0.0  # a limit entry resting through the next candle (0: none)
-    limit_budget = 0.0
-    limit_atr = 0.0
-    exit_due = False  # an exit signal's sale found no volume: sent again at this close
-    resting_level = -math.inf  # the stop resting on the venue (-inf: none)
-    for i in range(n):
-        if day[i] != today:
-            today = day[i]
-            day_start = last_marked
-        # A per-candle exit is seen at the close and sold at market then: the next open.
-        market = open_[i + 1] if i < n - 1 else math.nan
-        can_sell = i < n - 1 and volume[i + 1] > 0.0  # an order sent at this close can fill
-        filled_limit = False
-        if limit_price > 0.0:  # filled if this candle reached it; cancelled at its close if not
-            if low[i] <= limit_price and volume[i] > 0.0:
-                fill = limit_bought_at(open_[i], limit_price)
-                held, cash, fees = record_entry(
-                    act_ms[i],
-                    count,
-                    limit_budget,
-                    fill,
-                    limit_price,
-                    volume[i],
-                    p,
-                    entries,
-                    cash,
-                    fees,
-                )
-                price_in, peak_price, atr_distance = fill, fill, limit_atr
-                filled_limit = True
-                resting_level = -math.inf  # placed at this candle's close
-            limit_price = 0.0
-        if exit_due and held > 0.0 and can_sell:
-            cash, fees, losses, cooldown_until, count, held = sell_all(
-                i,
-                count,
-                held,
-                sold_at(market, slippage),
-                SIGNAL,
-                False,
-                price_in,
-                (cash, fees, losses, cooldown_until),
-                entry_fee,
-                trades,
-                close_ms,
-                act_ms,
-                p,
-            )
-        exit_due = exit_due and held > 0.0
-        if held > 0.0:
-            # In its fill candle a limit entry is protected from its fill price down to the low.
-            top = price_in if filled_limit else high[i]
-            stop, trigger, reason, both = check_exit(
-                price_in,
-                peak_price,
-                atr_distance,
-                p[STOP_LOSS],
-                p[TAKE_PROFIT],
-                p[TRAILING],
-                price_in if filled_limit else open_[i],
-                top,
-                low[i],
-            )
-            if stop > -math.inf:
-                stop_line[i] = stop
-            # The stop resting on the exchange fills at its level; else the exit is seen at
-            # this close and sold at the next open (none after the last candle: still open).
-            resting = low[i] <= resting_level and volume[i] > 0.0
-            if resting or (not math.isnan(trigger) and can_sell):
-                if resting:
-                    fill = stop_sold_at(open_[i], resting_level, slippage)
-                else:
-                    fill = sold_at(market, slippage)
-                cash, fees, losses, cooldown_until, count, held = sell_all(
-                    i,
-                    count,
-                    held,
-                    fill,
-                    reason,
-                    both,
-                    price_in,
-                    (cash, fees, losses, cooldown_until),
-                    entry_fee,
-                    trades,
-                    close_ms,
-                    act_ms,
-                    p,
-                )
-            elif math.isnan(trigger):
-                peak_price = max(peak_price, top)
-                level, _ = stop_level(price_in, peak_price, atr_distance, p[STOP_LOSS], p[TRAILING])
-                if p[RESTING] > 0.0 and (filled_limit or level >= resting_level * (1 + TRAIL_STEP)):
-                    resting_level = level  # placed after a limit fill, or raised
-        marked = cash + held * close[i]
-        last_marked = marked
-        equity_peak = max(equity_peak, marked)
-        gate = loss_gate(marked, equity_peak, day_start, p[DAILY_LOSS], p[MAX_DRAWDOWN])
-        if gate == GATE_DRAWDOWN and halted_at < 0:
-            halted_at = i
-        elif gate == GATE_DAILY_LOSS:
-            daily_halt_day = today
-        if i < n - 1:
-            code = codes[i]
-            if code == 1 and held == 0.0:
-                budget = 0.0
-                distance_atr = 0.0
-                if not (
-                    halted_at >= 0
-                    or daily_halt_day == today
-                    or close_ms[i] <= cooldown_until
-                    or p[MAX_OPEN] < 1.0
-                ):
-                    if p[ATR_MULTIPLE] > 0.0 and not math.isnan(atr[i]):
-                        distance_atr = p[ATR_MULTIPLE] * atr[i]
-                    budget = entry_budget(
-                        marked,
-                        cash,
-                        0.0,
-                        p[SHARE],
-                        p[FRACTION],
-                        p[MAX_POSITION],
-                        p[MAX_EXPOSURE],
-                        p[RISK_PER_TRADE],
-                        initial_stop_distance(close[i], p[STOP_LOSS], distance_atr, p[TRAILING]),
-                        scale[i],
-                    )
-                if budget >= p[MIN_ORDER] and budget > 0.0 and p[ENTRY_OFFSET] > 0.0:
-                    limit_price = close[i] * (1.0 - p[ENTRY_OFFSET])
-                    limit_budget = budget
-                    limit_atr = distance_atr
-                elif budget >= p[MIN_ORDER] and budget > 0.0 and not can_sell:
-                    pass  # the order expires unfilled in a candle with no volume
-                elif budget >= p[MIN_ORDER] and budget > 0.0:
-                    fill = bought_at(market, slippage)
-                    held, cash, fees = record_entry(
-                        act_ms[i],
-                        count,
-                        budget,
+    """Trade the pairs' signal ``codes`` over their candles (the arrays ``simulation``
+    hands over, C-contiguous and writable: one compiled signature): pair k's candles are rows
+    ``offsets[k]`` to ``offsets[k] + lengths[k]`` of every column, its parameters row k of
+    ``params``. ``steps``: the clock (``union_clock``); a pair's candles closing after the last
+    step only give the next open to fill at."""
+    pairs = offsets.shape[0]
+    equity = np.empty(steps.shape[0])
+    contribution = np.empty((steps.shape[0], pairs))
+    stop_line = np.full(close.shape[0], np.nan)
+    # One entry at most per candle (a signal, or a limit filled in it) and every trade has one.
+    entries, trades = trade_columns(close.shape[0] + pairs)
+    pair_of = np.empty(close.shape[0] + pairs, np.int64)
+    book = (entries[3], trades, close_ms, act_ms)
+    account = params[0]  # the account's values are the same in every pair's row
+    fee_rate, slippage = account[FEE], account[SLIPPAGE]
+    cash, count, fees, halted_at = account[BALANCE], 0, 0.0, -1
+    equity_peak, day_start = account[BALANCE], account[BALANCE]
+    last_marked = account[BALANCE]  # the equity marked last: where a new day starts
+    today, daily_halt_day = -(2**62), -(2**62)
+    # Each pair's state.
+    ptr = np.zeros(pairs, np.int64)  # its next candle
+    held = np.zeros(pairs)
+    price_in = np.zeros(pairs)
+    peak_of = np.zeros(pairs)
+    atr_of = np.zeros(pairs)
+    row_of = np.zeros(pairs, np.int64)  # its open trade's row
+    losses_of = np.zeros(pairs, np.int64)
+    cooling = np.full(pairs, -(2**62), np.int64)  # ms: entries at closes up to here are refused
+    limit_price = np.zeros(pairs)  # a limit entry resting through the next candle (0: none)
+    limit_budget = np.zeros(pairs)  # its quote, set aside while it rests
+    limit_atr = np.zeros(pairs)
+    limit_amount = np.zeros(pairs)  # its coins as estimated when placed: its exposure
+    exit_due = np.zeros(pairs, np.bool_)  # an exit signal's sale found no volume: sent again
+    resting_of = np.full(pairs, -math.inf)  # the stop resting on the venue (-inf: none)
+    seen = np.zeros(pairs)  # the pair's last close
+    flow = np.zeros(pairs)  # its sells - buys - fees
+    order = np.zeros(pairs, np.int64)  # pairs in the order of their first fill
+    ordered = 0
+    vetoes = np.zeros((pairs, REASONS), np.int64)
+    rejected = np.zeros(pairs, np.int64)
+    sales_over_cap = np.zeros(pairs, np.int64)
+    for s in range(steps.shape[0]):
+        now = steps[s]
+        for k in range(pairs):
+            i = ptr[k]
+            g = offsets[k] + i
+            if i >= lengths[k] or close_ms[g] != now:
+                continue
+            ptr[k] = i + 1
+            last = i == lengths[k] - 1
+            cash_before = cash
+            held_k, row = held[k], row_of[k]
+            peak_price, atr_distance = peak_of[k], atr_of[k]
+            losses, cooldown_until = losses_of[k], cooling[k]
+            resting_level = resting_of[k]
+            seen[k] = close[g]
+            if day[g] != today:
+                today = day[g]
+                day_start = last_marked
+            # A per-candle exit is seen at the close and sold at market then: the next open.
+            market = open_[g + 1] if not last else math.nan
+            can_sell = not last and volume[g + 1] > 0.0  # an order sent at this close can fill
+            filled_limit = False
+            if limit_price[k] > 0.0:  # filled if this candle reached it; else cancelled
+                if low[g] <= limit_price[k] and volume[g] > 0.0:
+                    fill = limit_bought_at(open_[g], limit_price[k])
+                    row = count
+                    count += 1
+                    held_k, cash, fees = record_entry(
+                        act_ms[g],
+                        row,
+                        limit_budget[k],
                         fill,
-                        0.0,
-                        volume[i + 1],
-                        p,
+                        limit_price[k],
+                        volume[g],
+                        params[k],
                         entries,
                         cash,
                         fees,
                     )
-                    price_in, peak_price, atr_distance = fill, fill, distance_atr
-                    if p[RESTING] > 0.0:  # placed as the entry fills
-                        resting_level = stop_level(
-                            fill, fill, distance_atr, p[STOP_LOSS], p[TRAILING]
-                        )[0]
-                else:
-                    vetoes += 1
-            elif code == -1 and held > 0.0 and not can_sell:
-                exit_due = True
-            elif code == -1 and held > 0.0:
-                cash, fees, losses, cooldown_until, count, held = sell_all(
-                    i,
-                    count,
-                    held,
-                    sold_at(market, slippage),
+                    pair_of[row] = k
+                    price_in[k], peak_price, atr_distance = fill, fill, limit_atr[k]
+                    filled_limit = True
+                    ordered = enlist(order, ordered, k)
+                    resting_level = -math.inf  # placed at this candle's close
+                limit_price[k] = 0.0
+            if exit_due[k] and held_k > 0.0 and can_sell:
+                money = (cash, fees, losses, cooldown_until)
+                fill, sold_in = sold_at(market, slippage), volume[g + 1]
+                cash, fees, losses, cooldown_until, over = sell_all(
+                    g,
+                    row,
+                    held_k,
+                    fill,
                     SIGNAL,
                     False,
-                    price_in,
-                    (cash, fees, losses, cooldown_until),
-                    entry_fee,
-                    trades,
-                    close_ms,
-                    act_ms,
-                    p,
+                    price_in[k],
+                    money,
+                    book,
+                    sold_in,
+                    params[k],
                 )
-        equity[i] = cash + held * close[i]
-    still_open = held > 0.0
-    if still_open:  # marked to market at the last close with the costs of selling it there
-        fill = sold_at(close[n - 1], slippage)
-        fee, _ = record_exit(
-            close_ms[n - 1],
-            count,
-            held,
-            fill,
-            fee_rate,
-            STILL_OPEN,
-            False,
-            price_in,
-            entry_fee,
-            trades,
-        )
-        cash = cash + held * fill - fee
-        fees += fee
-        count += 1
-        equity[n - 1] = cash
-    return (
-        equity,
-        stop_line,
-        entry_ms,
-        exit_ms,
-        entry_price,
-        exit_price,
-        amount,
-        entry_fee,
-        exit_fee,
-        exit_reason,
-        ambiguous,
-        count,
-        still_open,
-        fees,
-        vetoes,
-        halted_at,
+                sales_over_cap[k] += over
+                held_k = 0.0
+            exit_due[k] = exit_due[k] and held_k > 0.0
+            if held_k > 0.0:
+                # In its fill candle a limit entry is protected from its fill price down to the low.
+                top = price_in[k] if filled_limit else high[g]
+                stop, trigger, reason, both = check_exit(
+                    price_in[k],
+                    peak_price,
+                    atr_distance,
+                    params[k, STOP_LOSS],
+                    params[k, TAKE_PROFIT],
+                    params[k, TRAILING],
+                    price_in[k] if filled_limit else open_[g],
+                    top,
+                    low[g],
+                )
+                if stop > -math.inf:
+                    stop_line[g] = stop
+                # The stop resting on the exchange fills at its level; else the exit is seen at
+                # this close and sold at the next open (none after the last candle: still open).
+                resting = low[g] <= resting_level and volume[g] > 0.0
+                if resting or (not math.isnan(trigger) and can_sell):
+                    if resting:
+                        fill = stop_sold_at(open_[g], resting_level, slippage)
+                        sold_in = volume[g]
+                    else:
+                        fill = sold_at(market, slippage)
+                        sold_in = volume[g + 1]
+                    money = (cash, fees, losses, cooldown_until)
+                    cash, fees, losses, cooldown_until, over = sell_all(
+                        g,
+                        row,
+                        held_k,
+                        fill,
+                        reason,
+                        both,
+                        price_in[k],
+                        money,
+                        book,
+                        sold_in,
+                        params[k],
+                    )
+                    sales_over_cap[k] += over
+                    held_k = 0.0
+                elif math.isnan(trigger):
+                    peak_price = max(peak_price, top)
+                    level, _ = stop_level(
+                        price_in[k],
+                        peak_price,
+                        atr_distance,
+                        params[k, STOP_LOSS],
+                        params[k, TRAILING],
+                    )
+                    if params[k, RESTING] > 0.0 and (
+                        filled_limit or level >= resting_level * (1 + TRAIL_STEP)
+                    ):
+                        resting_level = level  # placed after a limit fill, or raised
+            held[k] = held_k
+            positions = 0.0  # in first-fill order, as the books sum them
+            for rank in range(ordered):
+                if held[order[rank]] > 0.0:
+                    positions += held[order[rank]] * seen[order[rank]]
+            marked_now = cash + positions
+            last_marked = marked_now
+            equity_peak = max(equity_peak, marked_now)
+            gate = loss_gate(
+                marked_now, equity_peak, day_start, account[DAILY_LOSS], account[MAX_DRAWDOWN]
+            )
+            if gate == GATE_DRAWDOWN and halted_at < 0:
+                halted_at = s
+            elif gate == GATE_DAILY_LOSS:
+                daily_halt_day = today
+            if not last:
+                code = codes[g]
+                if code == 1 and held_k == 0.0:
+                    veto, budget, distance_atr, reserved = entry_check(
+                        k,
+                        g,
+                        (halted_at >= 0, daily_halt_day == today, cooldown_until),
+                        (marked_now, cash),
+                        (held, seen, order, ordered, limit_price, limit_amount, limit_budget),
+                        (close, atr, scale, close_ms),
+                        params[k],
+                    )
+                    if veto >= 0:
+                        vetoes[k, veto] += 1
+                    elif params[k, ENTRY_OFFSET] > 0.0:
+                        if refused(budget, cash, reserved):
+                            rejected[k] += 1
+                        else:
+                            limit_price[k] = close[g] * (1.0 - params[k, ENTRY_OFFSET])
+                            limit_budget[k] = budget
+                            limit_atr[k] = distance_atr
+                            limit_amount[k] = coins_for(
+                                budget, bought_at(close[g], slippage), fee_rate, False
+                            )
+                    elif not can_sell:
+                        pass  # the order expires unfilled in a candle with no volume
+                    else:
+                        fill = bought_at(market, slippage)
+                        bought = entry_coins(budget, fill, 0.0, volume[g + 1], params[k])
+                        if refused(bought * fill + fee_of(bought, fill, fee_rate), cash, reserved):
+                            rejected[k] += 1
+                        else:
+                            row = count
+                            count += 1
+                            held_k, cash, fees = record_entry(
+                                act_ms[g],
+                                row,
+                                budget,
+                                fill,
+                                0.0,
+                                volume[g + 1],
+                                params[k],
+                                entries,
+                                cash,
+                                fees,
+                            )
+                            pair_of[row] = k
+                            price_in[k], peak_price, atr_distance = fill, fill, distance_atr
+                            ordered = enlist(order, ordered, k)
+                            if params[k, RESTING] > 0.0:  # placed as the entry fills
+                                resting_level = stop_level(
+                                    fill,
+                                    fill,
+                                    distance_atr,
+                                    params[k, STOP_LOSS],
+                                    params[k, TRAILING],
+                                )[0]
+                elif code == -1 and held_k > 0.0 and not can_sell:
+                    exit_due[k] = True
+                elif code == -1 and held_k > 0.0:
+                    money = (cash, fees, losses, cooldown_until)
+                    fill, sold_in = sold_at(market, slippage), volume[g + 1]
+                    cash, fees, losses, cooldown_until, over = sell_all(
+                        g,
+                        row,
+                        held_k,
+                        fill,
+                        SIGNAL,
+                        False,
+                        price_in[k],
+                        money,
+                        book,
+                        sold_in,
+                        params[k],
+                    )
+                    sales_over_cap[k] += over
+                    held_k = 0.0
+            held[k], row_of[k] = held_k, row
+            peak_of[k], atr_of[k] = peak_price, atr_distance
+            losses_of[k], cooling[k] = losses, cooldown_until
+            resting_of[k] = resting_level
+            flow[k] += cash - cash_before
+        positions = 0.0
+        for rank in range(ordered):
+            if held[order[rank]] > 0.0:
+                positions += held[order[rank]] * seen[order[rank]]
+        equity[s] = cash + positions
+        for k in range(pairs):
+            contribution[s, k] = flow[k] + held[k] * seen[k]
+    closes = (close_ms, close, offsets + ptr - 1)  # each pair's last candle acted on
+    curves = (equity, contribution, flow)
+    open_trades = (held, price_in, row_of)
+    cash, fees, still_open = close_out(
+        closes, open_trades, (entries[3], trades), curves, (cash, fees), account
     )
+    tallies = (count, still_open, fees, vetoes, rejected, sales_over_cap, halted_at)
+    return (equity, contribution, stop_line), entries, trades, pair_of, tallies

@@ -16,9 +16,10 @@ from bot.research.kernel_inputs import (
     COOLDOWN_MS,
     FEE,
     FEE_IN_COIN,
+    SLIPPAGE,
     VOLUME_SHARE,
 )
-from bot.risk.fills import capped, coins_for, coins_kept, fee_of
+from bot.risk.fills import capped, coins_for, coins_kept, fee_of, sold_at
 from bot.risk.rules import EXIT_REASONS as RULE_EXITS
 from bot.risk.rules import trade_lost
 
@@ -38,6 +39,22 @@ Money = tuple[float, float, int, int]
 
 
 @compiled
+def trade_columns(size: int) -> tuple[Entries, Exits]:
+    """Room for ``size`` trades' entry and exit columns. Left unwritten (np.empty): only the
+    rows written are read, and untouched memory costs nothing, where zeroing all of it would
+    cost more than the trading."""
+    entries = (np.empty(size, np.int64), np.empty(size), np.empty(size), np.empty(size))
+    exits = (
+        np.empty(size, np.int64),
+        np.empty(size),
+        np.empty(size),
+        np.empty(size, np.int8),
+        np.empty(size, np.bool_),
+    )
+    return entries, exits
+
+
+@compiled
 def cooldown(
     lost: bool, losses: int, cooldown_until: int, now_ms: int, p: Floats
 ) -> tuple[int, int]:
@@ -53,9 +70,24 @@ def cooldown(
 
 
 @compiled
+def entry_coins(budget: float, fill: float, limit: float, volume: float, p: Floats) -> float:
+    """The coins an entry spending ``budget`` (fee included) buys at ``fill``, capped by its
+    fill candle's ``volume``. As the order is sized: a limit buy, whatever coin pays its fee, as
+    many coins as the budget pays at its limit with the fee (a market that opens under the
+    limit fills them for less). A market buy: with the fee in the quote, the coins and their fee
+    spend the budget; with the fee in the coins bought (``FEE_IN_COIN``) the whole budget buys
+    coins (sized in the quote) and the fee (valued at the fill) comes out of them."""
+    if limit > 0.0:
+        bought = coins_for(budget, limit, p[FEE], False)
+    else:
+        bought = coins_for(budget, fill, p[FEE], p[FEE_IN_COIN] > 0.0)
+    return capped(bought, volume, p[VOLUME_SHARE])
+
+
+@compiled
 def record_entry(
     stamp: int,
-    count: int,
+    row: int,
     budget: float,
     fill: float,
     limit: float,
@@ -65,36 +97,27 @@ def record_entry(
     cash: float,
     fees: float,
 ) -> tuple[float, float, float]:
-    """Write trade ``count``'s entry spending ``budget`` (fee included) at ``fill``; returns
+    """Write trade ``row``'s entry spending ``budget`` (fee included) at ``fill``; returns
     (held, cash, fees) after it. ``limit``: a limit entry's price (0: a market entry);
-    ``volume``: its fill candle's, which caps the coins bought (the rest expires, unspent).
-
-    As the order is sized: a limit buy, whatever coin pays its fee, as many coins as the budget
-    pays at its limit with the fee (a market that opens under the limit fills them for less).
-    A market buy: with the fee in the quote, the coins and their fee spend the budget; with the
-    fee in the coins bought (``FEE_IN_COIN``) the whole budget buys coins (sized in the quote)
-    and the fee (valued at the fill) comes out of them."""
+    ``volume``: its fill candle's, which caps the coins bought (the rest expires, unspent)
+    (``entry_coins``)."""
     entry_ms, entry_price, amount, entry_fee = entries
     fee_rate = p[FEE]
     in_coin = p[FEE_IN_COIN] > 0.0
-    if limit > 0.0:
-        bought = coins_for(budget, limit, fee_rate, False)
-    else:
-        bought = coins_for(budget, fill, fee_rate, in_coin)
-    bought = capped(bought, volume, p[VOLUME_SHARE])
+    bought = entry_coins(budget, fill, limit, volume, p)
     fee = fee_of(bought, fill, fee_rate)
     held = coins_kept(bought, fee_rate, in_coin)
-    entry_ms[count] = stamp
-    entry_price[count] = fill
-    amount[count] = held
-    entry_fee[count] = fee
+    entry_ms[row] = stamp
+    entry_price[row] = fill
+    amount[row] = held
+    entry_fee[row] = fee
     return held, cash - bought * fill - (0.0 if in_coin else fee), fees + fee
 
 
 @compiled
 def record_exit(
     stamp: int,
-    count: int,
+    row: int,
     held: float,
     fill: float,
     fee_rate: float,
@@ -104,39 +127,83 @@ def record_exit(
     entry_fee: Floats,
     trades: Exits,
 ) -> tuple[float, bool]:
-    """Write trade ``count``'s exit; returns (fee, whether the trade lost)."""
+    """Write trade ``row``'s exit; returns (fee, whether the trade lost)."""
     exit_ms, exit_price, exit_fee, exit_reason, ambiguous = trades
     fee = fee_of(held, fill, fee_rate)
-    exit_ms[count] = stamp
-    exit_price[count] = fill
-    exit_fee[count] = fee
-    exit_reason[count] = reason
-    ambiguous[count] = both
-    return fee, trade_lost(held, price_in, fill, entry_fee[count] + fee)
+    exit_ms[row] = stamp
+    exit_price[row] = fill
+    exit_fee[row] = fee
+    exit_reason[row] = reason
+    ambiguous[row] = both
+    return fee, trade_lost(held, price_in, fill, entry_fee[row] + fee)
+
+
+# What a sale books into: the entry fees (a trade's loss counts them), the exit columns, and
+# the candles' close and act times.
+Book = tuple[Floats, Exits, Stamps, Stamps]
 
 
 @compiled
 def sell_all(
     i: int,
-    count: int,
+    row: int,
     held: float,
     fill: float,
     reason: int,
     both: bool,
     price_in: float,
     money: Money,
-    entry_fee: Floats,
-    trades: Exits,
-    close_ms: Stamps,
-    act_ms: Stamps,
+    book: Book,
+    volume: float,
     p: Floats,
-) -> tuple[float, float, int, int, int, float]:
-    """Trade ``count`` sells everything at ``fill`` as the engine acts on candle ``i``.
-    ``money``: (cash, fees, losses, cooldown_until); returns them as they become, then the next
-    trade's number and nothing held."""
+) -> tuple[float, float, int, int, int]:
+    """Trade ``row`` sells everything at ``fill`` as the engine acts on candle ``i``.
+    ``money``: (cash, fees, losses, cooldown_until); returns them as they become, and 1 where
+    the sale is larger than its share of ``volume``, its fill candle's (sold whole here: the
+    paper account sells the rest later), else 0."""
+    entry_fee, trades, close_ms, act_ms = book
     cash, fees, losses, cooldown_until = money
     fee, lost = record_exit(
-        act_ms[i], count, held, fill, p[FEE], reason, both, price_in, entry_fee, trades
+        act_ms[i], row, held, fill, p[FEE], reason, both, price_in, entry_fee, trades
     )
     losses, cooldown_until = cooldown(lost, losses, cooldown_until, close_ms[i], p)
-    return cash + held * fill - fee, fees + fee, losses, cooldown_until, count + 1, 0.0
+    over = 1 if p[VOLUME_SHARE] > 0.0 and held > volume * p[VOLUME_SHARE] else 0
+    return cash + held * fill - fee, fees + fee, losses, cooldown_until, over
+
+
+@compiled
+def close_out(
+    closes: tuple[Stamps, Floats, Stamps],
+    positions: tuple[Floats, Floats, Stamps],
+    book: tuple[Floats, Exits],
+    curves: tuple[Floats, Floats, Floats],
+    money: tuple[float, float],
+    p: Floats,
+) -> tuple[float, float, NDArray[np.bool_]]:
+    """The positions still open at the end (``positions``: held, entry price, trade row per
+    pair), each written to its trade row as sold at its pair's last close (``closes``: close
+    ms, close, each pair's last candle acted on) with the costs of selling it there (reason
+    "open"), and so marked in the last step of ``curves`` (equity, contribution per pair, cash
+    flow per pair). ``money``: (cash, fees); returns them as they become, and
+    which pairs held."""
+    close_ms, close, last = closes
+    held, entry, rows = positions
+    entry_fee, trades = book
+    equity, contribution, flow = curves
+    cash, fees = money
+    still_open = held > 0.0
+    for k in range(held.shape[0]):
+        if still_open[k]:
+            g = last[k]
+            fill = sold_at(close[g], p[SLIPPAGE])
+            fee, _ = record_exit(
+                close_ms[g], rows[k], held[k], fill, p[FEE], STILL_OPEN, False, entry[k],
+                entry_fee, trades,
+            )  # fmt: skip
+            cash = cash + held[k] * fill - fee
+            fees += fee
+            flow[k] += held[k] * fill - fee
+            held[k] = 0.0
+            equity[-1] = cash
+            contribution[-1, k] = flow[k]
+    return cash, fees, still_open

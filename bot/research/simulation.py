@@ -51,26 +51,13 @@ def simulate(
     open_, high, low, close = (
         _plain(candles[column], np.float64) for column in ("open", "high", "low", "close")
     )
-    day, close_ms, act_ms = (
-        _plain(stamps, np.int64) for stamps in (clock.day, clock.close_ms, clock.act_ms)
-    )
+    close_ms = _plain(clock.close_ms, np.int64)
     (
-        equity,
-        stop_line,
-        entry_ms,
-        exit_ms,
-        entry_price,
-        exit_price,
-        amount,
-        entry_fee,
-        exit_fee,
-        reason,
-        ambiguous,
-        count,
-        still_open,
-        fees,
-        vetoes,
-        halted_at,
+        (equity, _, stop_line),
+        (entry_ms, entry_price, amount, entry_fee),
+        (exit_ms, exit_price, exit_fee, reason, ambiguous),
+        _,
+        (count, still_open, fees, vetoes, _, _, halted_at),
     ) = kernel.run(
         open_,
         high,
@@ -88,10 +75,13 @@ def simulate(
             limits.volatility_long,
             limits.volatility_floor,
         ),
-        day,
+        _plain(clock.day, np.int64),
         close_ms,
-        act_ms,
-        pack(costs, exits, clock),
+        _plain(clock.act_ms, np.int64),
+        np.zeros(1, np.int64),
+        np.full(1, len(close), np.int64),
+        close_ms,  # the clock: every candle's close
+        pack(costs, exits, clock)[np.newaxis, :],
     )
     count = int(count)
     return KernelResult(
@@ -106,9 +96,9 @@ def simulate(
         exit_fee=exit_fee[:count],
         exit_reason=reason[:count],
         ambiguous=ambiguous[:count],
-        still_open=bool(still_open),
+        still_open=bool(still_open[0]),
         fees=float(fees),
-        vetoes=int(vetoes),
+        vetoes=int(vetoes.sum()),
         halted_at=int(halted_at),
     )
 

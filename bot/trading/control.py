@@ -139,6 +139,8 @@ class Control:
                 raise UserInputError(f"{pair}: the position could not be closed; run not stopped")
             stopped = await self._runs.set_state(run.id, RunState.STOPPED, self._clock.now())
             self._service.put_run(stopped)
+            if self._service.twin is not None:  # its paper twin stops with it
+                await self._service.twin.stop(stopped, price)
         return stopped
 
     async def flatten(self) -> kill_switch.FlattenReport:

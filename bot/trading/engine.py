@@ -40,7 +40,7 @@ _ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
 def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
     """The strategy's decision on the last closed candle of ``candles``."""
     last = candles.iloc[-1]
-    code = int(strategy.signals(candles).iloc[-1])  # the warm-up rule is the strategy's
+    code = int(strategy.remembered_signals(candles).iloc[-1])  # warm-up: the strategy's
     return Signal(
         pair=pair,
         candle_time=from_ms(int(last["timestamp"])),

@@ -13,6 +13,7 @@ from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable
 from bot.core.ports import CandleSource, Clock, EquityRepository
 from bot.ops.telemetry import EQUITY, HALTED, PNL_TODAY, TICK_SECONDS, TICKS
 from bot.trading.engine import Engine
+from bot.trading.twin import PaperTwin
 from strategies import Strategy, build_strategy
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class TradingService:
         runs: Sequence[PairRun],
     ) -> None:
         self._engine = engine
+        self.twin: PaperTwin | None = None  # live mode's: handed each candle a live pair acted on
         self._source = source
         self._equity = equity
         self._clock = clock
@@ -195,7 +197,12 @@ class TradingService:
         self.last_ticks[run.pair] = self._clock.now()
         if self.entries_blocked and run.state is RunState.RUNNING:  # exits only, as paused
             run = dataclasses.replace(run, state=RunState.PAUSED)
-        await self._engine.on_candles(run, strategy, candles, self._prices)
+        if self.twin is None:
+            await self._engine.on_candles(run, strategy, candles, self._prices)
+        else:
+            live = self.twin.live_run(run)
+            fills = await self._engine.on_candles(live, strategy, candles, self._prices)
+            await self.twin.follow(run, strategy, candles, self._prices, fills)
         # Done only once acted on: after an outage at the close, the candle is tried again.
         self._last_candle[run.id] = last
         log.debug("ticked %s at candle %s", run.pair, last)

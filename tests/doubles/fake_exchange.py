@@ -97,6 +97,9 @@ class FakeBinance:
     tick_sizes: dict[str, str] = field(default_factory=dict)
     fee_rate: float = 0.001
     fill_share: float = 1.0  # a market order fills this share of its size; the rest expires
+    # A market order fills this fraction worse than the price (a buy above it, a sell below):
+    # the slippage of a thin book, which the paper model cannot see (the drift monitor's test).
+    slippage: float = 0.0
     # Each execution is split into trades of these shares (Binance fills a large order against
     # several resting orders: one trade each, own id, own commission).
     split: tuple[float, ...] = (1.0,)
@@ -469,7 +472,8 @@ class FakeBinance:
             self.orders[order.order_id] = order
             self.trigger_stops()
             return order
-        if not self._execute(order, price, self.balances):
+        slipped = price * (1 + self.slippage if side == "BUY" else 1 - self.slippage)
+        if not self._execute(order, slipped, self.balances):
             return None
         self.orders[order.order_id] = order
         return order

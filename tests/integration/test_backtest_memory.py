@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 HOUR_MS = 3_600_000
 # Closes around a centre of 100 (the 48-candle mean of the cycle): above the centre, then
 # through grid lines 1, 2 and 3 (1% apart). Each candle's high reaches the last entry's 1%
@@ -55,7 +54,7 @@ def run_grid(path: Path, cache: Path) -> subprocess.CompletedProcess[str]:
             "grid",
             "--json",
         ],
-        cwd=ROOT,
+        cwd=path.parent,  # where its receipt goes (data/), not the repository
         env=env,
         capture_output=True,
         text=True,

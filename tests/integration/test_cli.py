@@ -95,7 +95,13 @@ def test_backtest_json_has_the_documented_schema(tmp_path: Path) -> None:
         assert isinstance(metrics[key], float), key
     total_pnl = sum(trade["pnl"] for trade in document["trades"])
     assert metrics["end_equity"] - 1000 == pytest.approx(total_pnl, abs=60)  # an open trade at most
-    assert list(tmp_path.iterdir()) == []
+    # Its receipt, in the default config's database, and nothing else (tests/integration/
+    # test_receipts.py).
+    assert len(document["receipt"]) == 6
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.sqlite")) == [
+        "data/pairpilot.sqlite"
+    ]
+    assert [path.name for path in tmp_path.iterdir()] == ["data"]
 
 
 def test_backtest_table_and_chart(tmp_path: Path) -> None:

@@ -72,11 +72,13 @@ def config(tmp_path: Path, text: str) -> Path:
 
 
 def test_without_a_config_the_backtest_runs_the_default_configs_terms(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Not slippage 0 (issue 17, M2): the account `pairpilot run` trades with no config."""
     from bot.app.config import load_settings
     from bot.research.account_terms import Overrides
+
+    monkeypatch.chdir(tmp_path)  # the default data_dir, where its receipt is stored
 
     terms = backtest_json(capsys)["terms"]
     expected = research_terms(load_settings(None, None), "BTC/USDT", Overrides(risk=RISK))

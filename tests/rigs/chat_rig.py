@@ -16,6 +16,7 @@ from bot.app.startup import load_replay
 from bot.chat.cockpit import Cockpit
 from bot.chat.venue import Venue
 from bot.core.clock import FakeClock, SystemClock
+from bot.core.ports import CandleHistory
 from bot.market.history import ReplayHistory
 from bot.ops.scheduler import Jobs
 from handlers.frontend import TelegramFrontend
@@ -104,22 +105,49 @@ async def chat_stack(
     emulator.clock = lambda: wall.now().timestamp()  # real time passes alike
     if before_start is not None:
         before_start(emulator)
-    async with running(emulator) as base, open_database(config.database_path) as db:
+    async with open_database(config.database_path) as db:
         replay = load_replay(config)
         trading = await assemble_replay(db, config, replay)
+        async with chat_on(
+            db,
+            trading,
+            venue or chat_venue(config, "replay", trading),
+            ReplayHistory(replay.source),
+            emulator,
+            wall,
+            connected=connected,
+            **frontend,
+        ) as chat:
+            yield chat
+
+
+@asynccontextmanager
+async def chat_on(
+    db: Database,
+    trading: Trading,
+    venue: Venue,
+    history: CandleHistory,
+    emulator: TelegramEmulator,
+    wall: FakeClock,
+    *,
+    connected: bool = True,
+    **frontend: Any,
+) -> AsyncIterator[Chat]:
+    """The Telegram front end on ``trading`` (a replay's or the live stack's), on ``emulator``."""
+    async with running(emulator) as base:
         jobs = Jobs(trading.clock)
         cockpit = build_cockpit(
             db,
-            venue or chat_venue(config, "replay", trading),
+            venue,
             trading.service,
             trading.engine,
             trading.control,
-            ReplayHistory(replay.source),
+            history,
             jobs,
             trading.clock,
         )
         alerts = SqliteAlertRepository(db)
-        frontend = TelegramFrontend(
+        started = TelegramFrontend(
             token=emulator.token,
             api_base_url=base,
             users=USERS,
@@ -131,13 +159,13 @@ async def chat_stack(
             wall=wall,
             **frontend,
         )
-        frontend.start()
+        started.start()
         if connected:
-            await frontend.running.wait()
+            await started.running.wait()
         try:
             yield Chat(
-                emulator, frontend, trading, alerts, SqliteAuditRepository(db), cockpit, db, wall
+                emulator, started, trading, alerts, SqliteAuditRepository(db), cockpit, db, wall
             )
         finally:
-            await frontend.stop()
+            await started.stop()
             cockpit.charts.close()

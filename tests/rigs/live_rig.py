@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ import pandas as pd
 
 from bot.app.bootstrap import Trading, assemble_on_exchange, credentials
 from bot.app.config import Secrets, Settings
+from bot.app.twin_root import attach_twin, twin_path
 from bot.core.clock import FakeClock
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.market.streaming import StreamingFeed
@@ -269,8 +270,10 @@ def live_settings(
     client: dict[str, Any] | None = None,
     risk: dict[str, float] | None = None,
     venue: str = "binance",
+    drift: dict[str, Any] | None = None,
 ) -> Settings:
-    """``client``: more ccxt options (a short timeout, say); ``risk``: limits to change."""
+    """``client``: more ccxt options (a short timeout, say); ``risk``: limits to change;
+    ``drift``: the [drift] settings (None: no paper twin)."""
     # No client-side pacing against a local fake: it only makes the suite slower.
     ccxt_config = {**VENUES[venue].config(base), "enableRateLimit": False, **(client or {})}
     return Settings.model_validate(
@@ -280,6 +283,7 @@ def live_settings(
             "exchange": {"name": venue, "ccxt_config": ccxt_config},
             "market_data": {"source": "exchange"},
             "risk": {"max_position_fraction": 1.0, **(risk or {})},
+            "drift": drift if drift is not None else {"enabled": False},
             "pairs": [{"pair": PAIR, "capital_share": 0.5, "params": params or {}}],
         }
     )
@@ -325,14 +329,16 @@ async def live_stack(
     attempts: int = 2,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     venue: str = "binance",
+    drift: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Trading, Market, Jobs]]:
     """``attempts`` and ``sleep``: the adapter's retries and how it waits between them;
-    ``venue``: the exchange id (``fake`` must be that venue's, see ``funded_fake``)."""
+    ``venue``: the exchange id (``fake`` must be that venue's, see ``funded_fake``);
+    ``drift``: the [drift] settings: a paper twin (``trading.service.twin``) when enabled."""
     clock = FakeClock(start)
     market = Market(fake, clock)
     market.at(start)
     async with serve(fake) as base:
-        settings = live_settings(tmp_path, base, params, client, risk, venue)
+        settings = live_settings(tmp_path, base, params, client, risk, venue, drift)
         exchange = CcxtExchange.create(
             venue,
             settings.exchange.ccxt_config,
@@ -344,13 +350,15 @@ async def live_stack(
         feed = StreamingFeed(exchange)
         try:
             await exchange.load_markets()
-            async with open_database(settings.database_path) as db:
+            async with AsyncExitStack() as stack:
+                db = await stack.enter_async_context(open_database(settings.database_path))
                 jobs = Jobs(clock)
-                yield (
-                    await assemble_on_exchange(db, settings, exchange, feed, clock, jobs),
-                    market,
-                    jobs,
-                )
+                trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
+                twin_file = twin_path(settings)
+                if twin_file is not None:
+                    twin_db = await stack.enter_async_context(open_database(twin_file))
+                    await attach_twin(twin_db, db, settings, trading)
+                yield trading, market, jobs
         finally:
             await feed.close()
             await exchange.close()

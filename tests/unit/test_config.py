@@ -76,6 +76,8 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
         ),
         ('[telegram]\ndaily_report = "25:00"', "telegram.daily_report = '25:00': expected"),
         ("[[telegram.users]]\nid = 5\nrole = 'god'", "telegram.users.0.role = 'god'"),
+        ("[drift]\nthreshold = 0", "drift.threshold = 0: "),
+        ("[drift]\ndemote = true", "drift.demote"),
     ],
 )
 def test_bad_values_name_the_key_the_value_and_what_was_expected(

@@ -147,5 +147,13 @@ class SweepStore(Protocol):
     async def rows(self, sweep_id: int) -> list[SweepRow]: ...
 
 
+class ReceiptStore(Protocol):
+    """Research receipts as plain JSON records (``Receipt.record()``), by id."""
+
+    async def add(self, record: Mapping[str, Any]) -> None: ...
+
+    async def get(self, receipt_id: str) -> dict[str, Any] | None: ...
+
+
 class VetoRecorder(Protocol):
     async def add(self, *, run_id: int, pair: str, reason: str, now: datetime) -> None: ...

@@ -1,0 +1,146 @@
+"""Research receipts from chat: /backtest keeps one, /rerun reads its candles again, /compare
+puts two side by side (typed views; the run and its chart are ResearchDesk's)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.core.domain import from_ms
+from bot.core.errors import DataError, NotFound, UserInputError
+from bot.core.ports import CandleHistory, ReceiptStore
+from bot.core.timeframes import timeframe_seconds
+from bot.research.receipts import Receipt, backtest_receipt, checked_id
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bot.core.domain import SweepRow
+    from bot.research.account_terms import ResearchTerms
+    from bot.research.backtest import BacktestResult
+    from bot.research.sweep import Series, SweepSpec
+
+COMPARE_USAGE = "usage: /compare ID ID (each backtest and sweep reply names its receipt)"
+FIGURES = ("trades", "pnl", "win_rate", "max_drawdown", "fees")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptColumn:
+    """One receipt's side of a /compare."""
+
+    id: str
+    kind: str  # backtest or sweep
+    strategy: str
+    data: str  # "BTC/USDT 1h 2025-07-01 00:00 .. 2025-08-19 23:00", a line per series
+    figures: Mapping[str, float | None]  # FIGURES; a sweep's: its best result's
+
+
+@dataclass(frozen=True, slots=True)
+class CompareView:
+    first: ReceiptColumn
+    second: ReceiptColumn
+    params: tuple[tuple[str, str, str], ...]  # name, first's, second's: only those that differ
+    terms: tuple[tuple[str, str, str], ...]
+
+
+class ReceiptDesk:
+    def __init__(self, *, store: ReceiptStore, history: CandleHistory, exchange: str) -> None:
+        self._store = store
+        self._history = history
+        self._exchange = exchange
+
+    async def keep(
+        self, result: BacktestResult, terms: ResearchTerms, days: int, now: datetime
+    ) -> str:
+        """Store the receipt of a /backtest that succeeded; its id."""
+        source = {"kind": "chat", "exchange": self._exchange, "days": days}
+        receipt = backtest_receipt(result, terms, source, now)
+        await self._store.add(receipt.record())
+        return receipt.id
+
+    async def keep_sweep(
+        self,
+        spec: SweepSpec,
+        terms: ResearchTerms,
+        series: Series,
+        done: tuple[int, list[SweepRow]],
+        days: int,
+        now: datetime,
+    ) -> str:
+        """Store the receipt of a /sweep (its id and rows ``done``) that ran on ``series``."""
+        from bot.research.sweep_receipts import sweep_receipt
+
+        source = {"kind": "chat", "exchange": self._exchange, "days": days}
+        receipt = sweep_receipt(spec, terms, [series], [source], *done, now)
+        await self._store.add(receipt.record())
+        return receipt.id
+
+    async def receipt(self, text: str) -> Receipt:
+        receipt_id = checked_id(text)
+        record = await self._store.get(receipt_id)
+        if record is None:
+            raise NotFound(f"no receipt {receipt_id}")
+        return Receipt.from_record(record)
+
+    async def candles(self, receipt: Receipt) -> pd.DataFrame | None:
+        """The candles of a backtest receipt's span, as this chat reads candles (a replay's
+        files, or the exchange's through the candle store), None when there are none; a
+        file's receipt is refused."""
+        series = receipt.only_series
+        if series.source.get("kind") == "file":
+            raise UserInputError(
+                f"receipt {receipt.id} ran on the candle file {series.source['path']}: "
+                f"rerun it with pairpilot backtest --rerun {receipt.id}"
+            )
+        step_ms = timeframe_seconds(series.timeframe) * 1000
+        last_close = series.last_ms + step_ms
+        days = math.ceil((last_close - series.first_ms) / 86_400_000) + 1
+        try:
+            return await self._history.candles(
+                series.pair, series.timeframe, days, from_ms(last_close)
+            )
+        except DataError:  # none there (any more)
+            return None
+
+    async def compare(self, arguments: Sequence[str]) -> CompareView:
+        if len(arguments) != 2:
+            raise UserInputError(COMPARE_USAGE)
+        first, second = [await self.receipt(text) for text in arguments]
+        return CompareView(
+            _column(first),
+            _column(second),
+            _differing(first.params, second.params),
+            _differing(_flat(first.terms), _flat(second.terms)),
+        )
+
+
+def _column(receipt: Receipt) -> ReceiptColumn:
+    data = "\n".join(f"{s.pair} {s.timeframe} {s.span()}" for s in receipt.series)
+    figures = {name: receipt.result.get(name) for name in FIGURES}
+    return ReceiptColumn(receipt.id, receipt.kind, receipt.strategy, data, figures)
+
+
+def _flat(terms: Mapping[str, Any]) -> dict[str, Any]:
+    """The terms with the limits one level up (``limits.max_drawdown``); ``given`` left out."""
+    flat = {name: value for name, value in terms.items() if name not in ("limits", "given")}
+    flat.update({f"limits.{k}": v for k, v in terms.get("limits", {}).items()})
+    return flat
+
+
+def _differing(
+    first: Mapping[str, Any], second: Mapping[str, Any]
+) -> tuple[tuple[str, str, str], ...]:
+    return tuple(
+        (name, _text(first.get(name)), _text(second.get(name)))
+        for name in sorted(set(first) | set(second))
+        if first.get(name) != second.get(name)
+    )
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)

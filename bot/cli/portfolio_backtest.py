@@ -1,0 +1,226 @@
+"""`pairpilot backtest --config FILE` without a pair: every configured pair replayed together
+(``run_portfolio``), as text, JSON or an equity chart with each pair's contribution."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bot.cli.args import json_text, malformed
+from bot.cli.backtest import CURVE_POINTS, iso_times, stored_candles
+from bot.cli.progress import stage_bar
+from bot.cli.terms_options import terms_from_args
+from bot.core.domain import from_ms
+from bot.core.key_values import key_values
+from bot.market.candle_files import read_candle_file
+from bot.portfolio.performance import Metrics
+from bot.research.account_terms import Overrides
+from bot.research.kernel_trades import EXIT_REASONS
+from bot.research.portfolio import VETO_REASONS, PortfolioResult, run_portfolio
+from bot.research.portfolio_inputs import PortfolioConfig
+
+
+def portfolio_command(args: argparse.Namespace) -> int:
+    """Replay every [[pairs]] entry of ``args.config`` on the candles it names (its replay
+    files, else the candles stored in its database, within --since/--until)."""
+    from bot.app.config import load_settings
+    from bot.cli.data import parse_time
+
+    settings = load_settings(args.config, None)
+    first = settings.pairs[0].pair if settings.pairs else None
+    terms = terms_from_args(args, first)  # a bad override is refused before anything is read
+    since = parse_time(args.since, "--since") if args.since else None
+    until = parse_time(args.until, "--until") if args.until else None
+    overrides = Overrides(
+        balance=args.balance,
+        fee_rate=args.fee,
+        slippage=args.slippage,
+        resting_stops=args.resting_stops,
+        risk=key_values(args.risk, malformed("--risk")),
+    )
+    stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
+    with stage_bar(stages) as begin:
+        begin("reading candles")
+        candles = _candles(args, settings)
+        begin("trading")
+        result = run_portfolio(
+            settings, candles, since=since, until=until, overrides=overrides, limits=terms.limits
+        )
+        if args.chart:
+            begin("drawing")
+            chart = portfolio_chart(result)
+        begin("writing")
+        output = json_text(portfolio_document(result, settings)) if args.json else table(result)
+    if args.chart:
+        args.chart.write_bytes(chart)
+    print(output)
+    return 0
+
+
+def _candles(args: argparse.Namespace, settings: Any) -> dict[str, pd.DataFrame]:
+    """The config's replay file for each pair where it names one (the demo's data), else the
+    pair's stored candles. Files are read two at a time: the CSV parser runs mostly outside
+    the GIL, and a portfolio of 1m years spends most of its time reading them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = settings.market_data.replay_files
+    with ThreadPoolExecutor(max_workers=2) as readers:
+        reading = {
+            entry.pair: readers.submit(read_candle_file, files[entry.pair])
+            for entry in settings.pairs
+            if entry.pair in files
+        }
+        return {
+            entry.pair: reading[entry.pair].result()
+            if entry.pair in reading
+            else stored_candles(args, entry.pair, entry.timeframe)
+            for entry in settings.pairs
+        }
+
+
+def portfolio_chart(result: PortfolioResult) -> bytes:
+    from bot.charts.render import portfolio_chart_png
+
+    picks = _picks(result)
+    times = [from_ms(int(ms)) for ms in result.close_ms[picks]]
+    return portfolio_chart_png(
+        times,
+        result.equity[picks].tolist(),
+        {pair.pair: pair.contribution[picks].tolist() for pair in result.pairs},
+        f"portfolio of {len(result.pairs)} pairs",
+    )
+
+
+def _picks(result: PortfolioResult) -> np.ndarray[Any, np.dtype[np.int64]]:
+    return np.unique(np.linspace(0, len(result.equity) - 1, CURVE_POINTS).astype(np.int64))
+
+
+def _metrics(metrics: Metrics) -> dict[str, Any]:
+    document = {**metrics.as_dict(), "annualised": metrics.annualised}
+    if not metrics.annualised:
+        document.update(cagr=None, calmar=None)
+    return document
+
+
+def portfolio_document(result: PortfolioResult, config: PortfolioConfig) -> dict[str, Any]:
+    """The JSON: the pairs as configured, the terms, each pair's and the total metrics, the
+    refused entries by reason, every trade with its pair, and a downsampled equity curve with
+    each pair's contribution."""
+    entries = {entry.pair: entry for entry in config.pairs}
+    picks = _picks(result)
+    trades = []
+    for pair in result.pairs:
+        t = pair.table
+        trades += [
+            {
+                "pair": pair.pair,
+                "entry_time": entry,
+                "exit_time": exit_,
+                "entry_price": price_in,
+                "exit_price": price_out,
+                "amount": amount,
+                "pnl": pnl,
+                "fee": fee,
+                "exit_reason": EXIT_REASONS[reason],
+            }
+            for entry, exit_, price_in, price_out, amount, pnl, fee, reason in zip(
+                iso_times(t.entry_ms),
+                iso_times(t.exit_ms),
+                t.entry_price.tolist(),
+                t.exit_price.tolist(),
+                t.amount.tolist(),
+                t.pnl.tolist(),
+                t.fee.tolist(),
+                t.reason.tolist(),
+                strict=True,
+            )
+        ]
+    trades.sort(key=lambda trade: (trade["entry_time"], trade["pair"]))
+    return {
+        "portfolio": {
+            "steps": len(result.close_ms),
+            "first": iso_times(result.close_ms[:1])[0],
+            "last": iso_times(result.close_ms[-1:])[0],
+            "halted_at": result.halted_at.isoformat() if result.halted_at else None,
+        },
+        "terms": result.terms.as_dict(),
+        "pairs": [
+            {
+                "pair": pair.pair,
+                "strategy": pair.strategy,
+                "timeframe": entries[pair.pair].timeframe,
+                "params": dict(entries[pair.pair].params),
+                "capital_share": pair.terms.capital_share,
+                "metrics": _metrics(pair.metrics),
+                "refused": pair.vetoes,
+                "rejected_funds": pair.rejected_funds,
+                "sales_over_volume_cap": pair.sales_over_cap,
+            }
+            for pair in result.pairs
+        ],
+        "total": _metrics(result.metrics),
+        "trades": trades,
+        "equity_curve": [
+            {"time": time, "equity": equity, "contributions": dict(zip(names, row, strict=True))}
+            for time, equity, row in zip(
+                iso_times(result.close_ms[picks]),
+                result.equity[picks].tolist(),
+                np.column_stack([p.contribution[picks] for p in result.pairs]).tolist(),
+                strict=True,
+            )
+            for names in [[p.pair for p in result.pairs]]
+        ],
+    }
+
+
+def _cap(result: PortfolioResult) -> str:
+    share = result.terms.volume_share
+    if not share:
+        return "no volume cap"
+    return f"entries fill <= {share:.0%} of a candle's volume (sales not capped: counted below)"
+
+
+def table(result: PortfolioResult) -> str:
+    """Per-pair and total rows, the refused entries by reason, and the terms used."""
+    first, last = from_ms(int(result.close_ms[0])), from_ms(int(result.close_ms[-1]))
+    refused = " ".join(f"{reason:>9}" for reason in VETO_REASONS)
+    lines = [
+        f"portfolio of {len(result.pairs)} pairs, {len(result.close_ms)} steps, "
+        f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC",
+        # The statement's "not simulated yet" line is the single-pair kernel's: here the
+        # shares and the volume cap on entries are simulated.
+        *(line for line in result.terms.statement() if not line.startswith("not simulated")),
+        "simulated: capital shares "
+        + ", ".join(f"{p.pair} {p.terms.capital_share * 100:g}%" for p in result.pairs)
+        + f"; {_cap(result)}",
+        "",
+        f"{'pair':<12} {'strategy':<20} {'trades':>6} {'pnl':>11} {'return':>8} {'max dd':>7}"
+        f"   refused: {refused} {'funds':>6}",
+    ]
+    for pair in result.pairs:
+        m = pair.metrics
+        counts = " ".join(f"{pair.vetoes[reason]:>9}" for reason in VETO_REASONS)
+        lines.append(
+            f"{pair.pair:<12} {pair.strategy:<20} {m.trades:>6} {m.pnl:>+11,.2f} "
+            f"{m.total_return:>+8.2%} {m.max_drawdown:>7.2%}            {counts} "
+            f"{pair.rejected_funds:>6}"
+        )
+    m = result.metrics
+    lines.append(
+        f"{'total':<12} {'':<20} {m.trades:>6} {m.pnl:>+11,.2f} {m.total_return:>+8.2%} "
+        f"{m.max_drawdown:>7.2%}"
+    )
+    over = {p.pair: p.sales_over_cap for p in result.pairs if p.sales_over_cap}
+    if over:
+        lines.append(
+            "inexact: sales larger than the volume cap were sold whole, where the paper "
+            "account sells them in parts: "
+            + ", ".join(f"{pair} {count}" for pair, count in over.items())
+        )
+    if result.halted_at:
+        lines.append(f"drawdown halt: {result.halted_at:%Y-%m-%d %H:%M} UTC")
+    lines.append(f"buy and hold (by share): {m.buy_and_hold_return:+.2%}; fees {m.fees:,.2f}")
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""Research receipts on the command line: every backtest stores one in the --config's
+database (the one `pairpilot run` would use); `load_receipt` reads one back by id."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.core.errors import NotFound
+from bot.research.receipts import Receipt, backtest_receipt, checked_id
+
+if TYPE_CHECKING:
+    from bot.core.domain import SweepRow
+    from bot.research.account_terms import ResearchTerms
+    from bot.research.backtest import BacktestResult
+    from bot.research.sweep import Series, SweepSpec
+    from storage.db import Database
+    from storage.receipts import SqliteReceiptRepository
+
+
+def receipt_database(args: argparse.Namespace) -> Path:
+    from bot.app.config import load_settings
+
+    return load_settings(args.config, None).database_path
+
+
+def in_database[T](database: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+    from storage.db import open_database
+
+    async def run() -> T:
+        async with open_database(database) as db:
+            return await work(db)
+
+    return asyncio.run(run())
+
+
+def _with_receipts[T](database: Path, work: Callable[[SqliteReceiptRepository], Awaitable[T]]) -> T:
+    from storage.receipts import SqliteReceiptRepository
+
+    return in_database(database, lambda db: work(SqliteReceiptRepository(db)))
+
+
+def store_backtest_receipt(
+    args: argparse.Namespace, result: BacktestResult, terms: ResearchTerms
+) -> str:
+    """Store the receipt of a backtest that succeeded, in the --config's database; its id."""
+    from bot.core.clock import SystemClock
+
+    source = _file_source(args.data) if args.data else _stored_source(args)
+    receipt = backtest_receipt(result, terms, source, SystemClock().now())
+    _with_receipts(receipt_database(args), lambda store: store.add(receipt.record()))
+    return receipt.id
+
+
+def store_sweep_receipt(
+    args: argparse.Namespace,
+    spec: SweepSpec,
+    terms: ResearchTerms,
+    series: list[Series],
+    done: tuple[int, list[SweepRow]],
+) -> str:
+    """Store the receipt of sweep ``done`` (its id and rows) that ran on ``series``; its id."""
+    from bot.core.clock import SystemClock
+    from bot.research.sweep_receipts import sweep_receipt
+
+    if args.data:
+        sources = [_file_source(path) for path in args.data]
+    else:
+        sources = [_stored_source(args)] * len(series)
+    sweep_id, rows = done
+    receipt = sweep_receipt(spec, terms, series, sources, sweep_id, rows, SystemClock().now())
+    _with_receipts(receipt_database(args), lambda store: store.add(receipt.record()))
+    return receipt.id
+
+
+def _file_source(path: Path) -> dict[str, Any]:
+    path = path.resolve()
+    return {"kind": "file", "path": str(path), "size": path.stat().st_size}
+
+
+def _stored_source(args: argparse.Namespace) -> dict[str, Any]:
+    return {"kind": "stored", "exchange": _exchange(args)}
+
+
+def receipt_line(receipt_id: str) -> str:
+    return f"receipt {receipt_id}: pairpilot backtest --rerun {receipt_id} runs it again"
+
+
+def _exchange(args: argparse.Namespace) -> str:
+    from bot.cli.data import settings_for
+
+    return str(args.exchange or settings_for(args).exchange.name)
+
+
+def load_receipt(database: Path, text: str) -> Receipt:
+    """The receipt ``text`` names, from ``database``; NotFound when there is none."""
+    receipt_id = checked_id(text)
+    if not database.exists():
+        raise NotFound(f"no receipt {receipt_id}: {database} does not exist")
+    record = _with_receipts(database, lambda store: store.get(receipt_id))
+    if record is None:
+        raise NotFound(f"no receipt {receipt_id} in {database}")
+    return Receipt.from_record(record)

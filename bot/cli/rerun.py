@@ -1,0 +1,82 @@
+"""`pairpilot backtest --rerun ID`: a stored receipt run again on its own candles, read where
+it read them (its candle file, or the stored candles), and whether it made the same trades."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.cli.args import json_text
+from bot.cli.backtest import result_document, result_table
+from bot.cli.receipts import in_database, load_receipt, receipt_database
+from bot.core.domain import from_ms
+from bot.core.errors import UserInputError
+from bot.research.receipts import SeriesPrint
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from storage.db import Database
+
+# What a rerun takes from its receipt, so the command may not give it.
+_FROM_RECEIPT = (
+    *("data", "param", "pair", "timeframe", "since", "until", "exchange"),
+    *("fee", "slippage", "balance", "risk", "resting_stops"),
+)
+
+
+def rerun_command(args: argparse.Namespace) -> int:
+    """`pairpilot backtest --rerun ID`: refused, running nothing, when the candles are gone or
+    changed, or the strategy's source or pairpilot's version differ."""
+    given = [name for name in _FROM_RECEIPT if getattr(args, name) not in (None, [])]
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UserInputError(
+            f"--rerun takes the strategy, parameters, terms and candles from its receipt: "
+            f"drop {options}"
+        )
+    from bot.research.rerun import rerun_backtest, rerunnable, window
+
+    database = receipt_database(args)
+    receipt = load_receipt(database, args.rerun)
+    rerunnable(receipt)
+    series = receipt.only_series
+    candles = _candles(database, series)
+    done = rerun_backtest(receipt, None if candles is None else window(series, candles))
+    if args.chart:
+        from bot.research.report import result_chart
+
+        args.chart.write_bytes(result_chart(done.result))
+    if args.json:
+        document = result_document(done.result, done.terms)
+        rerun = {"matched": done.matched, "differences": list(done.differences)}
+        print(json_text({"receipt": receipt.id, "rerun": rerun, **document}))
+    else:
+        print(f"{result_table(done.result, done.terms)}\n{done.verdict()}")
+    return 0 if done.matched else 1
+
+
+def _candles(database: Path, series: SeriesPrint) -> pd.DataFrame | None:
+    """The candles ``series`` read, read again where it read them; None when they are gone."""
+    from bot.market.candle_files import read_candle_file, validate_candles
+
+    source = series.source
+    if source["kind"] == "file":
+        path = Path(source["path"])
+        return read_candle_file(path) if path.is_file() else None
+    if not database.exists():
+        return None
+    from storage.candles import SqliteCandleRepository
+
+    async def read(db: Database) -> pd.DataFrame:
+        return await SqliteCandleRepository(db).frame(
+            source["exchange"],
+            series.pair,
+            series.timeframe,
+            from_ms(series.first_ms),
+            from_ms(series.last_ms + 1),
+        )
+
+    frame = in_database(database, read)
+    return validate_candles(frame, f"stored {series.pair}") if len(frame) else None

@@ -1,0 +1,74 @@
+"""The receipt of a sweep (bot/research/receipts.py): its spec, terms, the candles of every
+series and its best result. A sweep's receipt does not rerun yet: /compare reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from bot.core.domain import SweepRow
+from bot.research.account_terms import ResearchTerms
+from bot.research.receipts import (
+    SWEEP,
+    Receipt,
+    SeriesPrint,
+    new_id,
+    pairpilot_version,
+    source_hash,
+)
+from bot.research.sweep import FULL, Series, SweepSpec, ranked
+from strategies import REGISTRY
+
+FIGURES = ("trades", "pnl", "total_return", "win_rate", "max_drawdown", "fees")
+
+
+def sweep_receipt(
+    spec: SweepSpec,
+    terms: ResearchTerms,
+    series: Sequence[Series],
+    sources: Sequence[Mapping[str, Any]],
+    sweep_id: int,
+    rows: Sequence[SweepRow],
+    now: datetime,
+) -> Receipt:
+    """The receipt of sweep ``sweep_id``, stored with its rows; ``sources[i]``: where
+    ``series[i]``'s candles were read."""
+    spec_values = asdict(spec)
+    params = {
+        key: spec_values[key]
+        for key in ("space", "objective", "max_drawdown", "random_samples", "seed", "folds")
+    }
+    return Receipt(
+        id=new_id(),
+        created=now,
+        kind=SWEEP,
+        version=pairpilot_version(),
+        strategy=spec.strategy,
+        source_hash=source_hash(REGISTRY[spec.strategy]),
+        params={**params, "sweep": sweep_id},
+        terms=terms.as_dict(),
+        series=tuple(
+            SeriesPrint.of(s.pair, s.timeframe, source, s.candles)
+            for s, source in zip(series, sources, strict=True)
+        ),
+        result=best_result(rows),
+    )
+
+
+def best_result(rows: Sequence[SweepRow]) -> dict[str, Any]:
+    """How many results, and the best's parameters, score and figures (None: none scored).
+    With walk-forward, the best out of sample (the first fold's)."""
+    segment = FULL if any(row.segment == FULL for row in rows) else "oos-0"
+    scored = [row for row in ranked(rows, segment) if row.score is not None]
+    summary: dict[str, Any] = {"results": len(rows), "best": None}
+    if scored:
+        best = scored[0]
+        summary["best"] = {
+            "params": dict(best.params),
+            "score": best.score,
+            "series": f"{best.pair} {best.timeframe} {best.segment}",
+        }
+        summary.update({name: best.metrics.get(name) for name in FIGURES})
+    return summary

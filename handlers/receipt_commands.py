@@ -1,0 +1,63 @@
+"""/rerun and /compare: a receipt's backtest run again, and two receipts side by side, in
+Telegram HTML, every value escaped."""
+
+from __future__ import annotations
+
+from html import escape
+
+from bot.chat.receipt_desk import CompareView
+from bot.chat.replies import Photo
+from bot.chat.research_desk import RerunChart
+from handlers.request import Request
+from handlers.research_commands import backtest_photo
+
+
+def rerun_photo(view: RerunChart) -> Photo:
+    """The backtest's caption, then whether the rerun matched its receipt."""
+    photo = backtest_photo(view.chart)
+    mark = "✅" if view.matched else "⚠️"
+    return Photo(photo.png, f"{photo.caption}\n{mark} {escape(view.verdict)}")
+
+
+def compare_reply(view: CompareView) -> str:
+    """Phone-sized: one line per figure, the two receipts' values side by side."""
+    first, second = view.first, view.second
+
+    def row(name: str, left: str, right: str) -> str:
+        return f"{escape(name)}: {escape(left)} | {escape(right)}"
+
+    def figure(name: str, shown: str) -> str:
+        values = [first.figures.get(name), second.figures.get(name)]
+        texts = ["-" if v is None else format(v, shown) for v in values]
+        return row(name.replace("_", " "), *texts)
+
+    lines = [f"<b>{first.id} | {second.id}</b>"]
+    if first.kind != second.kind:
+        lines.append(row("kind", first.kind, second.kind))
+    lines.append(row("strategy", first.strategy, second.strategy))
+    if first.data == second.data:
+        lines.append(f"data (both): {escape(first.data)}")
+    else:
+        lines += [
+            f"data {first.id}: {escape(first.data)}",
+            f"data {second.id}: {escape(second.data)}",
+        ]
+    lines += [row(name, a, b) for name, a, b in view.params] or ["params: the same"]
+    lines += [row(name, a, b) for name, a, b in view.terms] or ["terms: the same"]
+    lines += [
+        figure("trades", "d"),
+        figure("pnl", "+,.2f"),
+        figure("win_rate", ".1%"),
+        figure("max_drawdown", ".2%"),
+        figure("fees", ",.2f"),
+    ]
+    return "\n".join(lines)
+
+
+async def run_rerun(request: Request) -> Photo:
+    research = request.cockpit.research
+    return rerun_photo(await research.rerun(request.arguments, request.progress))
+
+
+async def run_compare(request: Request) -> str:
+    return compare_reply(await request.cockpit.research.compare(request.arguments))
