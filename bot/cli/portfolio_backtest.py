@@ -190,9 +190,8 @@ def table(result: PortfolioResult) -> str:
     lines = [
         f"portfolio of {len(result.pairs)} pairs, {len(result.close_ms)} steps, "
         f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC",
-        # The statement's "not simulated yet" line is the single-pair kernel's: here the
-        # shares and the volume cap on entries are simulated.
-        *(line for line in result.terms.statement() if not line.startswith("not simulated")),
+        # The statement's share line is one pair's: here each pair's share is stated below.
+        *(line for line in result.terms.statement() if not line.startswith("capital share")),
         "simulated: capital shares "
         + ", ".join(f"{p.pair} {p.terms.capital_share * 100:g}%" for p in result.pairs)
         + f"; {_cap(result)}",

@@ -196,7 +196,7 @@ class ResearchTerms:
         cap = (
             f"entries fill <= {self.volume_share * 100:g}% of a candle's volume"
             f"{given('volume_share')}"
-            "; not simulated yet: sales are not capped by volume"
+            "; sales not capped yet"
             if self.volume_share
             else f"no volume cap{given('volume_share')}"
         )
