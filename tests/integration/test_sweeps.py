@@ -75,7 +75,7 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(
     series = [Series("BTC/USDT", "1h", btc_candles)]
     received: list[SweepRow] = []
     killed = []
-    client.wait_for_workers(2)
+    client.wait_for_workers(2, timeout=120)
 
     def store(rows: list[SweepRow]) -> None:
         received.extend(rows)
@@ -106,7 +106,7 @@ def test_a_sweep_whose_scattered_candles_are_lost_scatters_them_again(
     def store(rows: list[SweepRow]) -> None:
         received.extend(rows)
         if not killed:
-            client.wait_for_workers(2)  # the worker an earlier test killed is back
+            client.wait_for_workers(2, timeout=120)  # the worker an earlier test killed is back
             pids = client.run(os.getpid)
             killed.extend(pids)
             for pid in pids.values():
@@ -141,7 +141,7 @@ def test_a_scatter_that_meets_a_worker_dying_is_sent_again(
     def store(rows: list[SweepRow]) -> None:
         received.extend(rows)
         if not killed:
-            client.wait_for_workers(2)  # the worker an earlier test killed is back
+            client.wait_for_workers(2, timeout=120)  # the worker an earlier test killed is back
             pids = client.run(os.getpid)
             killed.extend(pids)
             for pid in pids.values():
