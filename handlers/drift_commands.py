@@ -48,13 +48,18 @@ def pair_drift_text(drift: PairDrift, quote: str, venue: Venue, trades: bool = T
     lines = [
         f"<b>{pair}</b> since {drift.since:%m-%d %H:%M} UTC, {len(drift.rows)} trade(s)",
         f"live {drift.live_pnl:+,.2f} vs twin {drift.twin_pnl:+,.2f} {escape(quote)}: "
-        f"gap {drift.gap:+,.2f} "
+        f"gap at the live size {drift.gap:+,.2f} "
         f"({drift.relative:+.2%} of cost; threshold {drift.threshold:.2%})",
     ]
     if drift.first_apart is not None:
         lines.append(f"They part at the trade of {drift.first_apart:%m-%d %H:%M}.")
-    elif drift.rows:
+    elif len(drift.rows) > drift.one_sided:
         lines.append("Live and twin agree, trade for trade.")
+    if drift.one_sided:
+        lines.append(
+            f"{drift.one_sided} trade(s) only one side made, not measured "
+            "(a refused order, /halt, a restart between the two)."
+        )
     if drift.demoted:
         lines.append(f"<b>Demoted to paper</b>: no new live entries; /promote {pair} puts it back.")
     if drift.backtest_problem:

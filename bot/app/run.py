@@ -22,7 +22,7 @@ from bot.app.chat_root import build_cockpit, chat_venue
 from bot.app.config import Secrets, Settings
 from bot.app.notifications import ChatFactory, notifications
 from bot.app.startup import load_replay
-from bot.app.twin_root import attach_twin, twin_path
+from bot.app.twin_root import open_twin
 from bot.chat.cockpit import Cockpit
 from bot.chat.venue import Venue
 from bot.core.clock import SystemClock
@@ -129,10 +129,7 @@ async def serve_on_exchange(
             clock = SystemClock()
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
-            twin_file = twin_path(settings)
-            if twin_file is not None:
-                twin_db = await stack.enter_async_context(open_database(twin_file, service=True))
-                await attach_twin(twin_db, db, settings, trading)
+            await open_twin(stack, db, settings, trading)
             service = trading.service
 
             def interrupt() -> None:

@@ -9,22 +9,27 @@ orders are sized like the live ones; after that it keeps its own balance, as pap
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 from bot.alerts.outbox import AlertOutbox
 from bot.app.bootstrap import PaperAccount, Trading, build_paper_engine
 from bot.app.config import Settings
+from bot.core.domain import AlertPriority
 from bot.core.ports import Clock, PriceFeed
 from bot.research.account_terms import rests_stops
 from bot.trading.drift import DriftMonitor
 from bot.trading.engine import Engine
 from bot.trading.twin import PaperTwin, TwinFeed
 from storage.audit import SqliteAuditRepository
-from storage.db import Database
+from storage.db import Database, UnusableDatabase, open_database
 from storage.fills import SqliteFillRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import RememberedStateRepository, SqliteStateRepository
 
+log = logging.getLogger(__name__)
 TWIN_FILE = "twin.sqlite"
 
 
@@ -34,6 +39,31 @@ def twin_path(settings: Settings) -> Path | None:
     if settings.mode != "live" or not settings.drift.enabled:
         return None
     return settings.data_dir / TWIN_FILE
+
+
+async def open_twin(
+    stack: AsyncExitStack, db: Database, settings: Settings, trading: Trading
+) -> PaperTwin | None:
+    """The paper twin on its own file, where the settings want one. A twin file that cannot be
+    opened (corrupt, locked, unreadable) turns the drift monitor off with an alert, and live
+    trading starts without it: the twin only watches, and the live positions and their stops
+    must not wait on it."""
+    path = twin_path(settings)
+    if path is None:
+        return None
+    try:
+        twin_db = await stack.enter_async_context(open_database(path, service=True))
+        return await attach_twin(twin_db, db, settings, trading)
+    except (UnusableDatabase, sqlite3.Error, OSError) as error:
+        log.error("the paper twin could not start on %s: %s", path, error)
+        await trading.outbox.push(
+            "drift",
+            AlertPriority.ERROR,
+            f"The drift monitor is off: its paper twin's books ({path}) cannot be used "
+            f"({error}). Live trading goes on without it; move the file aside and restart "
+            "for a fresh twin.",
+        )
+        return None
 
 
 async def attach_twin(

@@ -54,6 +54,7 @@ class PairDrift:
     relative: float  # of the trades' cost
     threshold: float
     first_apart: datetime | None  # the entry candle of the first trade that differs
+    one_sided: int  # trades only one side made: shown, not measured
     demoted: bool
     backtest_problem: str | None  # why there is no backtest column (None: there is)
 
@@ -116,6 +117,7 @@ class DriftDesk:
             drift.relative,
             threshold,
             apart.candle if apart else None,
+            len(drift.one_sided),
             twin.monitor.demoted(run.pair),
             problem,
         )

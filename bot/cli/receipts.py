@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.core.errors import NotFound
+from bot.core.errors import BotError, NotFound
 from bot.research.receipts import Receipt, backtest_receipt, checked_id
 
 if TYPE_CHECKING:
@@ -45,14 +45,13 @@ def _with_receipts[T](database: Path, work: Callable[[SqliteReceiptRepository], 
 
 def store_backtest_receipt(
     args: argparse.Namespace, result: BacktestResult, terms: ResearchTerms
-) -> str:
+) -> str | None:
     """Store the receipt of a backtest that succeeded, in the --config's database; its id."""
     from bot.core.clock import SystemClock
 
     source = _file_source(args.data) if args.data else _stored_source(args)
     receipt = backtest_receipt(result, terms, source, SystemClock().now())
-    _with_receipts(receipt_database(args), lambda store: store.add(receipt.record()))
-    return receipt.id
+    return _kept(args, receipt)
 
 
 def store_sweep_receipt(
@@ -60,7 +59,7 @@ def store_sweep_receipt(
     spec: SweepSpec,
     series: list[Series],
     done: tuple[int, list[SweepRow]],
-) -> str:
+) -> str | None:
     """Store the receipt of sweep ``done`` (its id and rows) that ran on ``series``; its id."""
     from bot.core.clock import SystemClock
     from bot.research.sweep_receipts import sweep_receipt
@@ -71,7 +70,22 @@ def store_sweep_receipt(
         sources = [_stored_source(args)] * len(series)
     sweep_id, rows = done
     receipt = sweep_receipt(spec, series, sources, sweep_id, rows, SystemClock().now())
-    _with_receipts(receipt_database(args), lambda store: store.add(receipt.record()))
+    return _kept(args, receipt)
+
+
+def _kept(args: argparse.Namespace, receipt: Receipt) -> str | None:
+    """Store ``receipt``; its id, or None (said on stderr) where its database cannot be
+    written: the result it fingerprints stands and is printed all the same."""
+    import sqlite3
+    import sys
+
+    from storage.db import UnusableDatabase
+
+    try:
+        _with_receipts(receipt_database(args), lambda store: store.add(receipt.record()))
+    except (UnusableDatabase, sqlite3.Error, OSError, BotError) as error:
+        print(f"pairpilot: the receipt was not stored ({error})", file=sys.stderr)
+        return None
     return receipt.id
 
 
@@ -84,7 +98,9 @@ def _stored_source(args: argparse.Namespace) -> dict[str, Any]:
     return {"kind": "stored", "exchange": _exchange(args)}
 
 
-def receipt_line(receipt_id: str) -> str:
+def receipt_line(receipt_id: str | None) -> str:
+    if receipt_id is None:
+        return "no receipt: it could not be stored"
     return f"receipt {receipt_id}: pairpilot backtest --rerun {receipt_id} runs it again"
 
 

@@ -116,7 +116,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     sweep_id, rows = asyncio.run(_run(settings.database_path, spec, series, address, args.workers))
     receipt = store_sweep_receipt(args, spec, series, (sweep_id, rows))
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
-    print(f"receipt {receipt}: its fingerprint (a sweep does not rerun yet)")
+    if receipt is not None:
+        print(f"receipt {receipt}: its fingerprint (a sweep does not rerun yet)")
     print(terms_text(terms))
     print(report(spec, rows, series))
     if args.heatmap:

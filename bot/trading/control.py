@@ -180,9 +180,12 @@ class Control:
                 run = self._service.run_for(position.pair) or await self._runs.latest_for(
                     position.pair
                 )
-                sale = self._engine.close_position(run, "flatten", await self._price(run.pair))
+                price = await self._price(run.pair)
+                sale = self._engine.close_position(run, "flatten", price)
                 fills = await kill_switch.attempt(problems, position.pair, sale)
                 closed[position.pair] = sum(fill.amount for fill in fills or [])
+                if fills and self._service.twin is not None:  # its twin sells alike
+                    await self._service.twin.sell(run, price, "flatten")
             # A pair still held keeps its stop (put back after a refused sale): not cancelled.
             flat = [
                 pair

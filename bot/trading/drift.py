@@ -4,11 +4,15 @@ The measure. For each live pair, the window starts when the monitor first saw th
 twin started trading it) or when the pair was last promoted back to live (``/promote``). The
 closed trades of the live books and of the twin's books in that window are matched by the
 candle their entry was decided on (the entry time floored to the run's timeframe: both act in
-the same tick, the twin just after the live pair). The gap is the live PnL less the twin's
-over every matched row (a trade only one side made counts whole), and the relative gap is that
-over the trades' cost (the larger side's). Its size, either way, is compared with
-``[drift] threshold``: a fraction of the cost, 0.01 = the live trades made 1% of what they cost
-more or less than the paper model says they should have.
+the same tick, the twin just after the live pair). The gap is measured on the rows both sides
+traded: the live PnL less the twin's scaled to the live trade's size (a partial live fill at
+the right price is no drift), and the relative gap is that over the live trades' cost. Its
+size, either way, is compared with ``[drift] threshold``: a fraction of the cost, 0.01 = the
+live trades made 1% of what they cost more or less than the paper model says they should have.
+A trade only one side made is shown and counted apart, not measured: the twin books its own
+fills after the live pair's, so a crash between the two, a lost twin file, /halt (which the
+twin does not share) or the live venue refusing an order leave one side alone, and none of
+those is the venue's price.
 
 Alert once: when the relative gap first exceeds the threshold, one "drift" alert; not again
 while it stays over (across restarts: kept in the state store), and again only after it came
@@ -67,13 +71,21 @@ class TradeRow:
     twin: Trade | None
 
     @property
+    def matched(self) -> bool:
+        """Both sides traded on this candle: the row is measured."""
+        return self.live is not None and self.twin is not None
+
+    @property
     def gap(self) -> float:
-        """Live PnL less the twin's."""
-        return (self.live.pnl if self.live else 0.0) - (self.twin.pnl if self.twin else 0.0)
+        """Live PnL less the twin's at the live trade's size (0 for a one-sided row)."""
+        if self.live is None or self.twin is None or not self.twin.cost:
+            return 0.0
+        return self.live.pnl - self.twin.pnl * self.live.cost / self.twin.cost
 
     @property
     def cost(self) -> float:
-        return max(self.live.cost if self.live else 0.0, self.twin.cost if self.twin else 0.0)
+        """The live trade's cost, where the row is measured."""
+        return self.live.cost if self.live is not None and self.twin is not None else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +99,17 @@ class Drift:
 
     @property
     def measured(self) -> tuple[TradeRow, ...]:
-        """The rows the gap is measured on: entered before a demotion."""
-        return tuple(row for row in self.rows if self.until is None or row.candle < self.until)
+        """The rows the gap is measured on: both sides traded, entered before a demotion."""
+        return tuple(
+            row
+            for row in self.rows
+            if row.matched and (self.until is None or row.candle < self.until)
+        )
+
+    @property
+    def one_sided(self) -> tuple[TradeRow, ...]:
+        """Trades only one side made (shown, not measured)."""
+        return tuple(row for row in self.rows if not row.matched)
 
     @property
     def live_pnl(self) -> float:
@@ -100,7 +121,7 @@ class Drift:
 
     @property
     def gap(self) -> float:
-        return self.live_pnl - self.twin_pnl
+        return sum(row.gap for row in self.measured)
 
     @property
     def relative(self) -> float:
@@ -108,9 +129,9 @@ class Drift:
         return self.gap / cost if cost else 0.0
 
     def first_apart(self, tolerance: float) -> TradeRow | None:
-        """The first row whose gap is over ``tolerance`` of its cost (or one-sided)."""
+        """The first measured row whose gap is over ``tolerance`` of its cost."""
         for row in self.measured:
-            if row.live is None or row.twin is None or abs(row.gap) > tolerance * row.cost:
+            if abs(row.gap) > tolerance * row.cost:
                 return row
         return None
 
@@ -214,7 +235,7 @@ class DriftMonitor:
         gap = f"{drift.gap:+,.2f} ({drift.relative:+.2%} of the trades' cost)"
         text = (
             f"{drift.pair}: live trading departs from its paper twin by {gap}, over the "
-            f"{self.settings.threshold:.2%} threshold, over {len(drift.rows)} trade(s); /drift "
+            f"{self.settings.threshold:.2%} threshold, over {len(drift.measured)} trade(s); /drift "
             f"{drift.pair} shows where."
         )
         if demoted:

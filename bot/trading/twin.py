@@ -134,14 +134,23 @@ class PaperTwin:
         """The live ``run`` was stopped (/stoppair): the twin sells its position too, at
         ``price`` (the live sale's), and keeps the run stopped, so it holds nothing the live
         books do not."""
+        await self.sell(run, price, "stop", keep_stopped=True)
+
+    async def sell(
+        self, run: PairRun, price: float, reason: str, *, keep_stopped: bool = False
+    ) -> None:
+        """The live books sold ``run``'s position by hand (/stoppair, the kill switch): the twin
+        sells its own at ``price`` (the live sale's), so the trade both made ends alike and
+        the hand sale is no drift. A twin that cannot only logs: the live sale stands."""
         try:
             self.feed.saw_price(run.pair, price)
             await self.engine.cancel_pending_entry(run)
-            await self.engine.close_position(run, "stop", price)
-            await self.mirror(run)
-        except Exception:  # a monitor: the live stop stands
+            await self.engine.close_position(run, reason, price)
+            if keep_stopped:
+                await self.mirror(run)
+        except Exception:  # a monitor: the live sale stands
             self.forget()
-            log.exception("paper twin of %s could not stop with it", run.pair)
+            log.exception("paper twin of %s could not sell with it", run.pair)
 
     async def _quiet(self, run: PairRun, strategy: Strategy, candles: pd.DataFrame) -> bool:
         """Whether the candle can change nothing in the twin's books for ``run``: flat in the

@@ -193,7 +193,7 @@ async def test_drift_and_promote_from_the_chat(tmp_path: Path, btc_candles: pd.D
         async with chat_on(db, trading, venue, history, emulator, wall) as chat:
             shown = await chat.ask(VIEWER, "/drift btcusdt")
             assert shown.startswith(f"{PAIR} since 06-27 05:00 UTC, 2 trade(s)\nlive -")
-            assert "gap -9.37 (-1.88% of cost; threshold 1.00%)" in shown
+            assert "gap at the live size -9.33 (-1.87% of cost; threshold 1.00%)" in shown
             assert "They part at the trade of 06-27 05:00." in shown
             assert "Demoted to paper: no new live entries; /promote BTC/USDT" in shown
             first, second = shown.split("06-27 05:00 → ")[1], shown.split("06-28 04:00 → ")[1]

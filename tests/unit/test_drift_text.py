@@ -23,12 +23,12 @@ def pair_drift(pair: str, trades: int) -> PairDrift:
         DriftRow(T0, trade(pair, 101.0, 99.0), trade(pair, 100.0, 100.0), None)
         for _ in range(trades)
     )
-    return PairDrift(pair, T0, rows, -0.02, 0.0, -0.02, -0.0198, 0.01, T0, False, None)
+    return PairDrift(pair, T0, rows, -0.02, 0.0, -0.02, -0.0198, 0.01, T0, 0, False, None)
 
 
 def test_one_pair_shows_its_trades_and_several_only_their_gaps() -> None:
     one = drift_text(DriftView("USDT", (pair_drift("BTC/USDT", 7),)), VENUE)
-    assert "gap -0.02 (-1.98% of cost; threshold 1.00%)" in one
+    assert "gap at the live size -0.02 (-1.98% of cost; threshold 1.00%)" in one
     assert "The last 5 of 7 trades, times UTC:" in one
     assert one.count(" live 101") == 5
     assert " slippage vs twin: in +1.00%, out +1.00%" in one
