@@ -65,10 +65,13 @@ class SqliteFillRepository:
         )
         return [_fill(row) for row in rows]
 
-    async def all(self, since: datetime | None = None) -> list[Fill]:
+    async def all(self, since: datetime | None = None, pair: str | None = None) -> list[Fill]:
+        start = to_ms(since) if since else 0
         rows = await self._db.fetch_all(
-            "SELECT * FROM fills WHERE time >= ? ORDER BY time, rowid",
-            (to_ms(since) if since else 0,),
+            "SELECT * FROM fills WHERE time >= ? ORDER BY time, rowid"
+            if pair is None
+            else "SELECT * FROM fills WHERE pair = ? AND time >= ? ORDER BY time, rowid",
+            (start,) if pair is None else (pair, start),
         )
         return [_fill(row) for row in rows]
 

@@ -27,7 +27,7 @@ async def closed_trade(
     rest an exit left as dust completes that exit's trade (``round_trips``), which was
     counted (the cooldown) when it closed; its alert shows the whole trade's PnL.
     ``opened_at`` None (a stored position without it): every fill of the pair counts."""
-    booked = [fill for fill in await fills.all(since=opened_at) if fill.pair == pair]
+    booked = await fills.all(since=opened_at, pair=pair)
     trades = round_trips(booked, too_small)
     if not trades:
         return None, False
@@ -42,7 +42,7 @@ async def closed_as_dust(
     """The trade ``position``, the rest of an exit turned to dust before it was sold, closes
     at its last sale; None when that sale had closed it already."""
     pair = position.pair
-    booked = [f for f in await fills.all(since=position.opened_at) if f.pair == pair]
+    booked = await fills.all(since=position.opened_at, pair=pair)
     before = round_trips(booked, too_small)
     trades = round_trips(booked, too_small, {pair: position.amount})
     if not trades or (before and before[-1].entry_time == trades[-1].entry_time):

@@ -255,7 +255,7 @@ class DriftMonitor:
     async def _trades(
         self, fills: FillHistory, small: TooSmall, pair: str, since: datetime
     ) -> list[Trade]:
-        booked = [fill for fill in await fills.all(since=since) if fill.pair == pair]
+        booked = await fills.all(since=since, pair=pair)  # the pair's only: inside the tick
         return round_trips(booked, small)
 
     async def _save(self, pair: str, entry: dict[str, object]) -> None:

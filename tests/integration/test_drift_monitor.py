@@ -31,8 +31,12 @@ class Fills:
     def __init__(self) -> None:
         self.fills: list[Fill] = []
 
-    async def all(self, since: datetime | None = None) -> list[Fill]:
-        return [f for f in self.fills if since is None or f.time >= since]
+    async def all(self, since: datetime | None = None, pair: str | None = None) -> list[Fill]:
+        return [
+            f
+            for f in self.fills
+            if (since is None or f.time >= since) and (pair is None or f.pair == pair)
+        ]
 
 
 def monitor(db: Database, live: Fills, twin: Fills, clock: FakeClock) -> DriftMonitor:

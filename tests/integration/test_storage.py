@@ -209,6 +209,20 @@ async def test_fills_are_booked_once_per_trade_id(db: Database) -> None:
     assert await fills.all(since=T0 + timedelta(seconds=1)) == []
 
 
+async def test_fills_are_read_for_one_pair_since_a_time(db: Database) -> None:
+    orders, fills, run = SqliteOrderRepository(db), SqliteFillRepository(db), await add_run(db)
+    booked = []
+    for index, pair in enumerate(["BTC/USDT", "ETH/USDT", "BTC/USDT"]):
+        at = T0 + timedelta(hours=index)
+        await orders.add(OrderIntent(f"c{index}", run, pair, Side.BUY, 1.0, 1.0, at))
+        fill = Fill(f"c{index}", pair, Side.BUY, 1.0, 100.0, 0.1, at, f"t{index}")
+        await fills.add(fill)
+        booked.append(fill)
+    assert await fills.all(pair="BTC/USDT") == [booked[0], booked[2]]
+    assert await fills.all(since=T0 + timedelta(minutes=1), pair="BTC/USDT") == [booked[2]]
+    assert await fills.all(since=T0 + timedelta(minutes=1)) == booked[1:]
+
+
 async def test_fill_for_an_unknown_order_is_refused(db: Database) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         await SqliteFillRepository(db).add(

@@ -48,7 +48,9 @@ class OrderJournal(Protocol):
 
 
 class FillHistory(Protocol):
-    async def all(self, since: datetime | None = None) -> list[Fill]: ...
+    async def all(self, since: datetime | None = None, pair: str | None = None) -> list[Fill]:
+        """Fills booked since ``since`` (all: None), of ``pair`` only where given."""
+        ...
 
 
 class FillRepository(FillHistory, Protocol):
