@@ -90,6 +90,9 @@ async def build_twin(
 ) -> PaperTwin:
     """The paper twin of the ``live`` engine on ``db``, its books on ``twin_db``."""
     await twin_db.connection.execute("PRAGMA synchronous = NORMAL")  # see bot/trading/twin.py
+    # A lock someone else holds on the twin's file (a sqlite3 shell, a copy tool) must not hold
+    # the live tick: the twin gives up at once (its candle is then one-sided, not measured).
+    await twin_db.connection.execute("PRAGMA busy_timeout = 100")
     feed = TwinFeed(source)
     held = sum(p.amount * p.average_price for p in live.portfolio.positions())
     account = PaperAccount(

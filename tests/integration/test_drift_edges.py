@@ -166,6 +166,31 @@ async def test_a_partial_live_fill_at_the_right_price_is_no_drift(
     assert abs(drift.relative) < 0.002, drift.relative  # before the fix: half the trade's return
 
 
+async def test_a_locked_twin_file_does_not_hold_the_live_tick(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """Something holds twin.sqlite's write lock (an operator's sqlite3 shell, a copy tool):
+    before the fix the twin waited out busy_timeout (5 s) inside the live tick, under
+    tick_lock, so /flatten and every later pair of the tick waited too."""
+    import sqlite3
+    import time
+
+    fake = funded_fake(btc_candles)
+    async with live_stack(tmp_path, fake, START, drift=DRIFT) as (trading, market, _):
+        await hourly(trading, market, START, FIRST_TICK)
+        holder = sqlite3.connect(tmp_path / "twin.sqlite", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            began = time.monotonic()
+            await tick_at(trading, market, SIGNALS[:1])
+            took = time.monotonic() - began
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert fake.order_posts == 1  # the live buy went through
+    assert took < 2.0, f"the live tick took {took:.1f} s behind a monitor's lock"
+
+
 def test_a_backtest_of_a_file_whose_receipt_cannot_be_stored_still_reports(
     tmp_path: Path,
 ) -> None:
