@@ -102,7 +102,7 @@ async def _run(database: Path, sweep: PortfolioSweep) -> tuple[int, list[SweepRo
     async with open_database(database) as db:
         with tqdm(unit="set", desc="portfolio sweep") as bar:
 
-            def on_set(done: int, total: int) -> None:
+            async def on_set(done: int, total: int) -> None:
                 bar.total = total
                 bar.update()
 

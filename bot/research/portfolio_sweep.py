@@ -10,8 +10,9 @@ per pair.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -123,16 +124,19 @@ async def store_portfolio_sweep(
     sweep: PortfolioSweep,
     *,
     clock: Clock,
-    on_set: Callable[[int, int], None] | None = None,
+    on_set: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> tuple[int, list[SweepRow]]:
-    """Run and store every set of ``sweep``, each as it is scored; the sweep's id and rows."""
+    """Run and store every set of ``sweep``, each as it is scored; the sweep's id and rows.
+    Each set runs in a worker thread: the loop (a chat's) goes on serving meanwhile."""
     spec = sweep.spec
     series = [f"{PORTFOLIO} {sweep.timeframe}"]
     described = {**describe(spec, series), "swept_pairs": sweep.swept}
     sweep_id = await store.create(spec.strategy, described, sweep.total, clock.now())
-    for done, row in enumerate(sweep.rows, 1):
+    done = 0
+    while (row := await asyncio.to_thread(next, sweep.rows, None)) is not None:
+        done += 1
         await store.add(sweep_id, [row])
         if on_set is not None:
-            on_set(done, sweep.total)
+            await on_set(done, sweep.total)
     await store.finish(sweep_id, clock.now())
     return sweep_id, await store.rows(sweep_id)
