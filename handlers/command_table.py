@@ -117,8 +117,10 @@ COMMANDS: Mapping[str, Command] = {
     "sweep": Command(
         "admin",
         "/sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
-        f"[objective=sharpe|calmar|return] [max_drawdown=F] [random=N] {TERM_WORDS}",
-        "parameter sweep on Dask (1h, 90 days), the bot's terms or given: heatmap, the best",
+        f"[objective=sharpe|calmar|return] [max_drawdown=F] [random=N] {TERM_WORDS}; "
+        "/sweep portfolio STRATEGY [DAYS] NAME=LOW:HIGH:STEP ... (the same words)",
+        "parameter sweep on Dask (1h, 90 days), the bot's terms or given: heatmap, the best; "
+        "PAIR portfolio: each set on every configured pair running STRATEGY, scored together",
         research.run_sweep,
     ),
     "startpair": Command(

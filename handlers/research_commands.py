@@ -69,9 +69,11 @@ def portfolio_photo(chart: PortfolioChart) -> Photo:
 
 
 def sweep_reply(view: SweepView) -> Photo | str:
-    """The best combinations, on the heatmap where the space has one."""
+    """The best combinations, on the heatmap where the space has one; a portfolio sweep's
+    after the pairs it swept."""
     lines = [
-        f"<b>Sweep {view.sweep_id}</b>: {view.results} results, best by {escape(view.objective)}:"
+        f"<b>Sweep {view.sweep_id}</b>: {view.results} results, best by {escape(view.objective)}:",
+        *([escape(view.scope)] if view.scope else []),
     ]
     for line in view.best:
         if line.skipped is not None:  # too long for the candles at hand

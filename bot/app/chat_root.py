@@ -20,6 +20,7 @@ from bot.chat.limits_desk import LimitsDesk
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
 from bot.chat.portfolio_desk import PortfolioDesk
+from bot.chat.portfolio_sweep_desk import PortfolioSweepDesk
 from bot.chat.receipt_desk import ReceiptDesk
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.sweep_desk import SweepDesk
@@ -93,6 +94,15 @@ def build_cockpit(
         terms=venue.research_terms,
         scheduler=scheduler,
         receipts=receipts,
+        portfolio=None
+        if venue.portfolio is None
+        else PortfolioSweepDesk(
+            config=venue.portfolio,
+            history=history,
+            store=SqliteSweepRepository(db),
+            clock=clock,
+            limits=lambda: engine.guard.limits,
+        ),
     )
     dust = dust_desk(
         db,
