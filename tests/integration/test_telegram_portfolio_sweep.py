@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.app.config import Settings
 from bot.app.startup import load_replay
 from bot.market.history import ReplayHistory
-from bot.research.account_terms import NONE, research_terms
+from bot.research.account_terms import Overrides, research_terms
 from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sweep
 from bot.research.sweep import SweepSpec, parse_space, ranked
 from storage.sweeps import SqliteSweepRepository
@@ -78,7 +78,9 @@ async def test_sweep_portfolio_scores_each_set_on_the_portfolio_with_the_limits_
         assert await _stored_sweeps(chat) == 0  # nothing ran
 
         before = len(chat.emulator.to(ADMIN))
-        chat.emulator.say(ADMIN, "/sweep portfolio ema_cross fast=4:8:2 slow=20,30 20")
+        chat.emulator.say(
+            ADMIN, "/sweep portfolio ema_cross fast=4:8:2 slow=20,30 20 slippage=0.001"
+        )
         chat.emulator.say(ADMIN, "/sweep BTC/USDT ema_cross fast=5")  # the gate is /sweep's
         progress = await chat.reply(ADMIN, after=before)
         for _ in range(1200):
@@ -100,11 +102,12 @@ async def test_sweep_portfolio_scores_each_set_on_the_portfolio_with_the_limits_
         candles = {pair: await history.candles(pair, "1h", 20, now) for pair in FILES}
         limits = chat.trading.engine.guard.limits
         assert limits.max_open_positions == 1
-        terms = research_terms(config, None, NONE, limits=limits)
+        given = Overrides(slippage=0.001)  # a term word, as /sweep takes them
+        terms = research_terms(config, None, given, limits=limits)
         space = parse_space("ema_cross", ["fast=4:8:2", "slow=20,30"])
         spec = SweepSpec("ema_cross", space, terms={PORTFOLIO: terms})
         expected = ranked(
-            list(portfolio_sweep(spec, config, candles, overrides=NONE, limits=limits).rows)
+            list(portfolio_sweep(spec, config, candles, overrides=given, limits=limits).rows)
         )
         assert photo.photo is not None
         assert photo.photo.startswith(b"\x89PNG")  # the heatmap: two parameters vary
@@ -126,6 +129,7 @@ async def test_sweep_portfolio_scores_each_set_on_the_portfolio_with_the_limits_
         assert best.metrics["total_return"] != 0  # a set that traded, not an empty portfolio
         assert "capital shares BTC/USDT 50%, ETH/USDT 50%" in photo.text
         assert "<= 1 open" in photo.text  # the statement of the limits simulated
+        assert "slippage 0.1000% (given)" in photo.text
         stored = await SqliteSweepRepository(chat.db).rows(1)
         assert sorted(stored, key=lambda r: r.params) == sorted(expected, key=lambda r: r.params)
         assert all(row.pair == PORTFOLIO for row in stored)
