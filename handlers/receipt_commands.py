@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from html import escape
 
+from bot.chat.portfolio_desk import PortfolioRerunChart
 from bot.chat.receipt_desk import CompareView
 from bot.chat.replies import Photo
 from bot.chat.research_desk import RerunChart
 from handlers.request import Request
-from handlers.research_commands import backtest_photo
+from handlers.research_commands import backtest_photo, portfolio_photo
 
 
-def rerun_photo(view: RerunChart) -> Photo:
+def rerun_photo(view: RerunChart | PortfolioRerunChart) -> Photo:
     """Whether the rerun matched its receipt, then the backtest's caption."""
-    photo = backtest_photo(view.chart)
+    if isinstance(view, PortfolioRerunChart):
+        photo = portfolio_photo(view.chart)
+    else:
+        photo = backtest_photo(view.chart)
     mark = "✅" if view.matched else "⚠️"
     return Photo(photo.png, f"{mark} {escape(view.verdict)}\n{photo.caption}")
 

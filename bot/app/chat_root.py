@@ -145,6 +145,7 @@ def build_cockpit(
                 clock=clock,
                 quote=venue.quote,
                 limits=lambda: engine.guard.limits,
+                receipts=receipts,
             ),
         ),
         admin=AdminDesk(

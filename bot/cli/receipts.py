@@ -13,9 +13,17 @@ from bot.core.errors import BotError, NotFound
 from bot.research.receipts import Receipt, backtest_receipt, checked_id
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pandas as pd
+
     from bot.core.domain import SweepRow
     from bot.research.account_terms import ResearchTerms
     from bot.research.backtest import BacktestResult
+    from bot.research.portfolio import PortfolioResult
+    from bot.research.portfolio_inputs import PortfolioConfig
+    from bot.research.portfolio_receipts import Window
+    from bot.research.portfolio_sweep import PortfolioSweep
     from bot.research.sweep import Series, SweepSpec
     from storage.db import Database
     from storage.receipts import SqliteReceiptRepository
@@ -71,6 +79,49 @@ def store_sweep_receipt(
     sweep_id, rows = done
     receipt = sweep_receipt(spec, series, sources, sweep_id, rows, SystemClock().now())
     return _kept(args, receipt)
+
+
+def store_portfolio_receipt(
+    args: argparse.Namespace,
+    settings: PortfolioConfig,
+    result: PortfolioResult,
+    candles: Mapping[str, pd.DataFrame],
+    window: Window,
+) -> str | None:
+    """Store the receipt of a portfolio backtest that succeeded; its id."""
+    from bot.core.clock import SystemClock
+    from bot.research.portfolio_receipts import portfolio_receipt
+
+    sources = portfolio_sources(args, settings)
+    receipt = portfolio_receipt(result, settings, candles, sources, window, SystemClock().now())
+    return _kept(args, receipt)
+
+
+def store_portfolio_sweep_receipt(
+    args: argparse.Namespace,
+    sweep: PortfolioSweep,
+    candles: Mapping[str, pd.DataFrame],
+    done: tuple[int, list[SweepRow]],
+) -> str | None:
+    """Store the receipt of portfolio sweep ``done`` (its id and rows); its id."""
+    from bot.core.clock import SystemClock
+    from bot.research.portfolio_receipts import portfolio_sweep_receipt
+
+    sources = portfolio_sources(args, sweep.config)
+    receipt = portfolio_sweep_receipt(sweep, candles, sources, done, SystemClock().now())
+    return _kept(args, receipt)
+
+
+def portfolio_sources(args: argparse.Namespace, settings: Any) -> dict[str, dict[str, Any]]:
+    """Where each configured pair's candles are read (``config_candles``): its replay file,
+    else the stored candles."""
+    files = settings.market_data.replay_files
+    return {
+        entry.pair: _file_source(Path(files[entry.pair]))
+        if entry.pair in files
+        else _stored_source(args)
+        for entry in settings.pairs
+    }
 
 
 def _kept(args: argparse.Namespace, receipt: Receipt) -> str | None:

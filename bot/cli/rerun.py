@@ -12,7 +12,7 @@ from bot.cli.backtest import result_document, result_table
 from bot.cli.receipts import in_database, load_receipt, receipt_database
 from bot.core.domain import from_ms
 from bot.core.errors import UserInputError
-from bot.research.receipts import SeriesPrint
+from bot.research.receipts import PORTFOLIO, PORTFOLIO_SWEEP, SeriesPrint
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,9 +40,13 @@ def rerun_command(args: argparse.Namespace) -> int:
 
     database = receipt_database(args)
     receipt = load_receipt(database, args.rerun)
+    if receipt.kind in (PORTFOLIO, PORTFOLIO_SWEEP):
+        from bot.cli.portfolio_rerun import portfolio_rerun_command
+
+        return portfolio_rerun_command(args, database, receipt)
     rerunnable(receipt)
     series = receipt.only_series
-    candles = _candles(database, series)
+    candles = series_candles(database, series)
     done = rerun_backtest(receipt, None if candles is None else window(series, candles))
     if args.chart:
         from bot.research.report import result_chart
@@ -57,7 +61,7 @@ def rerun_command(args: argparse.Namespace) -> int:
     return 0 if done.matched else 1
 
 
-def _candles(database: Path, series: SeriesPrint) -> pd.DataFrame | None:
+def series_candles(database: Path, series: SeriesPrint) -> pd.DataFrame | None:
     """The candles ``series`` read, read again where it read them; None when they are gone."""
     from bot.market.candle_files import read_candle_file, validate_candles
 

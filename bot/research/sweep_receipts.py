@@ -13,6 +13,7 @@ from bot.research.receipts import (
     SWEEP,
     Receipt,
     SeriesPrint,
+    code_hash,
     new_id,
     pairpilot_version,
     source_hash,
@@ -52,6 +53,7 @@ def sweep_receipt(
             for s, source in zip(series, sources, strict=True)
         ),
         result=best_result(rows),
+        code=code_hash(SWEEP),
     )
 
 
