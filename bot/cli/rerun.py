@@ -12,7 +12,7 @@ from bot.cli.backtest import result_document, result_table
 from bot.cli.receipts import in_database, load_receipt, receipt_database
 from bot.core.domain import from_ms
 from bot.core.errors import UserInputError
-from bot.research.receipts import PORTFOLIO, PORTFOLIO_SWEEP, SeriesPrint
+from bot.research.receipts import PORTFOLIO, PORTFOLIO_SWEEP, SWEEP, Receipt, SeriesPrint
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +44,8 @@ def rerun_command(args: argparse.Namespace) -> int:
         from bot.cli.portfolio_rerun import portfolio_rerun_command
 
         return portfolio_rerun_command(args, database, receipt)
+    if receipt.kind == SWEEP:
+        return _sweep_rerun(args, database, receipt)
     rerunnable(receipt)
     series = receipt.only_series
     candles = series_candles(database, series)
@@ -58,6 +60,28 @@ def rerun_command(args: argparse.Namespace) -> int:
         print(json_text({"receipt": receipt.id, "rerun": rerun, **document}))
     else:
         print(f"{result_table(done.result, done.terms)}\n{done.verdict()}")
+    return 0 if done.matched else 1
+
+
+def _sweep_rerun(args: argparse.Namespace, database: Path, receipt: Receipt) -> int:
+    """A sweep's every set run again in this process, its ranked table printed as the sweep
+    printed it, and whether every result is the same; nothing is stored."""
+    from bot.research.rerun import window
+    from bot.research.sweep_report import report
+    from bot.research.sweep_rerun import rerun_sweep, sweep_rerunnable
+
+    sweep_rerunnable(receipt)
+    if args.chart or args.json:
+        raise UserInputError(
+            f"receipt {receipt.id} is a sweep's: its rerun prints the ranked table "
+            "(drop --chart, --json)"
+        )
+    candles = []
+    for series in receipt.series:
+        read = series_candles(database, series)
+        candles.append(None if read is None else window(series, read))
+    done = rerun_sweep(receipt, candles)
+    print(f"{report(done.spec, done.rows, done.series)}\n{done.verdict()}")
     return 0 if done.matched else 1
 
 

@@ -4,7 +4,8 @@ a receipt is): every pair's strategy, source hash, timeframe and parameters unde
 None where the run had none); the account's terms and each pair's under ``terms``
 (``account``, ``by_pair``); a candle series per pair; and the result: the total's figures,
 each pair's with its trade hash, ``trade_hash`` over every pair's in order and
-``equity_hash`` over the equity curve (a sweep: its best set and ``rows_hash``).
+``equity_hash`` over the equity curve (a sweep: its best set and ``rows_hash``, see
+``sweep_receipts``).
 
 Its ``strategy`` is "portfolio" for a backtest (the pairs' are in ``params``); for a sweep,
 the strategy swept.
@@ -13,7 +14,6 @@ the strategy swept.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -71,7 +71,7 @@ def portfolio_sweep_receipt(
     """The receipt of portfolio sweep ``done`` (its id and rows), stored with its rows."""
     from dataclasses import asdict
 
-    from bot.research.sweep_receipts import best_result
+    from bot.research.sweep_receipts import best_result, rows_hash
 
     sweep_id, rows = done
     spec = asdict(sweep.spec)
@@ -175,19 +175,6 @@ def portfolio_summary(result: PortfolioResult) -> dict[str, Any]:
         "trade_hash": _joined(each["trade_hash"] for each in pairs.values()),
         "equity_hash": equity.hexdigest(),
     }
-
-
-def rows_hash(rows: Sequence[SweepRow]) -> str:
-    """blake2b of a sweep's rows in their stored order: series, parameters, score, figures."""
-    digest = hashlib.blake2b(digest_size=16)
-    for row in rows:
-        digest.update(
-            json.dumps(
-                [row.pair, row.timeframe, row.segment, row.params, row.score, row.metrics],
-                sort_keys=True,
-            ).encode()
-        )
-    return digest.hexdigest()
 
 
 def _joined(hashes: Iterable[object]) -> str:

@@ -9,19 +9,17 @@ One path behind `pairpilot backtest --rerun` and /rerun; each reads the candles 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
-from bot.core.domain import SweepRow, from_ms
+from bot.core.domain import from_ms
 from bot.core.errors import DataError
 from bot.research.account_terms import NONE
 from bot.research.portfolio import PortfolioResult, run_portfolio
 from bot.research.portfolio_inputs import PortfolioConfig
-from bot.research.portfolio_receipts import portfolio_summary, rows_hash
+from bot.research.portfolio_receipts import portfolio_summary
 from bot.research.portfolio_sweep import PORTFOLIO as PORTFOLIO_ROWS
 from bot.research.portfolio_sweep import Stated, Window, score_set
 from bot.research.receipts import (
@@ -33,7 +31,8 @@ from bot.research.receipts import (
     source_hash,
 )
 from bot.research.sweep import SweepSpec, check
-from bot.research.sweep_receipts import best_result
+from bot.research.sweep_receipts import best_result, rows_hash
+from bot.research.sweep_rerun import SweepRerun, differences
 from strategies import REGISTRY
 
 
@@ -79,23 +78,6 @@ def pair_changes(receipt: Receipt, config: PortfolioConfig) -> list[str]:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class SweepRerun:
-    receipt: Receipt
-    spec: SweepSpec
-    rows: list[SweepRow]  # every set's, in the sweep's order
-    differences: tuple[str, ...]
-
-    @property
-    def matched(self) -> bool:
-        return not self.differences
-
-    def verdict(self) -> str:
-        if self.matched:
-            return f"identical to receipt {self.receipt.id} (every set's result)"
-        return f"differs from receipt {self.receipt.id}: " + "; ".join(self.differences)
-
-
 def rerun_portfolio(
     receipt: Receipt, config: PortfolioConfig, candles: Mapping[str, pd.DataFrame | None]
 ) -> PortfolioRerun:
@@ -118,8 +100,6 @@ def rerun_portfolio_sweep(
 ) -> SweepRerun:
     """Run every set of portfolio sweep ``receipt`` again, in its order, as ``rerun_portfolio``
     runs one (refused the same way); matched when the rows hash as the sweep's did."""
-    if "rows_hash" not in receipt.result:
-        raise DataError(f"receipt {receipt.id} has no rows hash to prove a rerun by")
     frames, stated, window = _checked(receipt, config, candles)
     p = receipt.params
     spec = SweepSpec(
@@ -138,7 +118,7 @@ def rerun_portfolio_sweep(
         for combo in check(spec)
     ]
     now = {**best_result(rows), "rows_hash": rows_hash(rows)}
-    return SweepRerun(receipt, spec, rows, differences(receipt.result, now))
+    return SweepRerun(receipt, spec, rows, differences(receipt.result, now), [])
 
 
 def _checked(
@@ -166,18 +146,3 @@ def _checked(
     since, until = (receipt.params[key] for key in ("since", "until"))
     window = (None if since is None else from_ms(since), None if until is None else from_ms(until))
     return frames, (params, terms), window
-
-
-def differences(
-    then: Mapping[str, Any], now: Mapping[str, Any], where: str = ""
-) -> tuple[str, ...]:
-    """Each value of ``now`` that is not ``then``'s (compared as JSON, NaN included), each
-    pair's named."""
-    found: list[str] = []
-    for key, value in now.items():
-        was = then.get(key)
-        if isinstance(value, Mapping) and isinstance(was, Mapping):
-            found += differences(was, value, where if key == "pairs" else f"{where}{key} ")
-        elif json.dumps(value) != json.dumps(was):
-            found.append(f"{where}{key} {was} now {value}")
-    return tuple(found)

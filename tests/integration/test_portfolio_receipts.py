@@ -152,3 +152,43 @@ def test_a_single_pair_rerun_refuses_once_the_backtest_code_changed(tmp_path: Pa
     assert done.returncode == 2
     assert "the backtest code changed (the kernel, its rules or the metrics)" in done.stderr
     assert "Nothing was run." in done.stderr
+
+
+def test_a_portfolio_sweep_stores_its_receipt_and_reruns_its_table_exactly(
+    tmp_path: Path,
+) -> None:
+    files = copied(tmp_path)
+    config = write_config(tmp_path, PAIRS, files)
+    sets = ["--strategy", "ema_cross", "--param", "fast=5,8", "--param", "slow=30,50"]
+    done = pairpilot("sweep", "--config", str(config), "--portfolio", *sets, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ((receipt_id, body),) = receipts(tmp_path)
+    assert (
+        f"receipt {receipt_id}: pairpilot backtest --rerun {receipt_id} --config {config} "
+        "runs it again"
+    ) in done.stdout
+    stored = json.loads(body)
+    assert stored["kind"] == "portfolio sweep"
+    assert stored["strategy"] == "ema_cross"
+    assert stored["params"]["space"] == {"fast": [5, 8], "slow": [30, 50]}
+    assert stored["params"]["swept"] == ["BTC/USDT", "ETH/USDT"]
+    assert [s["pair"] for s in stored["series"]] == ["BTC/USDT", "ETH/USDT"]
+    assert stored["result"]["results"] == 4
+    assert stored["result"]["rows_hash"]
+    table = done.stdout[done.stdout.index("portfolio 1h, by sharpe") :].rstrip()
+
+    rerun = ["backtest", "--rerun", receipt_id, "--config", str(config)]
+    again = pairpilot(*rerun, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    lines = again.stdout.rstrip().splitlines()
+    assert lines[-1] == f"identical to receipt {receipt_id} (every set's result)"
+    assert "\n".join(lines[:-1]).endswith(table)  # the sweep's ranked table, byte for byte
+    assert len(receipts(tmp_path)) == 1
+    with sqlite3.connect(database(tmp_path)) as connection:
+        (sweeps,) = connection.execute("SELECT count(*) FROM sweeps").fetchone()
+    assert sweeps == 1  # a rerun stores no sweep
+
+    write_config(tmp_path, entry("BTC/USDT", 0.5), files)
+    gone = pairpilot(*rerun, cwd=tmp_path)
+    assert gone.returncode == 2
+    assert "ETH/USDT is not in the config any more (the receipt ran it)" in gone.stderr
