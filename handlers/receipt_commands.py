@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from bot.chat.portfolio_desk import PortfolioRerunChart
-from bot.chat.receipt_desk import CompareView
+from bot.chat.receipt_desk import CompareView, SweepRerunView
 from bot.chat.replies import Photo
 from bot.chat.research_desk import RerunChart
 from handlers.request import Request
@@ -58,9 +58,18 @@ def compare_reply(view: CompareView) -> str:
     return "\n".join(lines)
 
 
-async def run_rerun(request: Request) -> Photo:
+def sweep_rerun_reply(view: SweepRerunView) -> str:
+    """Whether every set matched, then the ranked table as `pairpilot sweep` prints it."""
+    mark = "✅" if view.matched else "⚠️"
+    return f"{mark} {escape(view.verdict)}\n<pre>{escape(view.table)}</pre>"
+
+
+async def run_rerun(request: Request) -> Photo | str:
     research = request.cockpit.research
-    return rerun_photo(await research.rerun(request.arguments, request.progress))
+    view = await research.rerun(request.arguments, request.progress)
+    if isinstance(view, SweepRerunView):
+        return sweep_rerun_reply(view)
+    return rerun_photo(view)
 
 
 async def run_compare(request: Request) -> str:

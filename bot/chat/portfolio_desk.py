@@ -14,6 +14,7 @@ import pandas as pd
 
 from bot.charts.worker import ChartWorker
 from bot.chat.pair_desk import malformed
+from bot.chat.receipt_desk import ReceiptDesk, SweepRerunView
 from bot.chat.replies import Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, whole_number
 from bot.chat.term_words import is_term, term_overrides
@@ -26,7 +27,6 @@ from bot.research.account_terms import Overrides, research_terms
 from bot.research.receipts import PORTFOLIO, Receipt
 
 if TYPE_CHECKING:
-    from bot.chat.receipt_desk import ReceiptDesk
     from bot.research.portfolio import PortfolioResult
     from bot.research.portfolio_inputs import PortfolioConfig
 
@@ -138,26 +138,24 @@ class PortfolioDesk:
         await progress("Portfolio backtest: drawing…")
         return await self._chart(result, receipt)
 
-    async def rerun(self, receipt: Receipt, progress: Progress) -> PortfolioRerunChart:
-        """A portfolio receipt run again on its candles as this chat reads them, the configured
-        pairs with the receipt's parameters and terms; refused, running nothing, naming the
-        pair and what changed."""
+    async def rerun(
+        self, receipt: Receipt, progress: Progress
+    ) -> PortfolioRerunChart | SweepRerunView:
+        """A portfolio receipt (a backtest's or a sweep's) run again on its candles as this
+        chat reads them, the configured pairs with the receipt's parameters and terms;
+        refused, running nothing, naming the pair and what changed."""
         if self._receipts is None:
             raise UserInputError("receipts are not available here")
-        if receipt.kind != PORTFOLIO:
-            raise UserInputError(
-                f"receipt {receipt.id} is a {receipt.kind}'s: rerun it with "
-                f"pairpilot backtest --rerun {receipt.id} --config FILE"
-            )
         await import_off_loop("bot.research.portfolio_rerun")  # numba: loaded on first use
-        from bot.research.portfolio_rerun import rerun_portfolio
-        from bot.research.rerun import window
+        from bot.research.portfolio_rerun import rerun_portfolio, rerun_portfolio_sweep
 
-        candles: dict[str, pd.DataFrame | None] = {}
-        for series in receipt.series:
-            await progress(f"Rerun of receipt {receipt.id}: loading {series.pair} candles…")
-            read = await self._receipts.candles(receipt, series)
-            candles[series.pair] = None if read is None else window(series, read)
+        candles = await self._receipts.frames(receipt, progress)
+        if receipt.kind != PORTFOLIO:  # a portfolio sweep's
+            from bot.research.sweep_report import report
+
+            await progress(f"Rerun of receipt {receipt.id}: every set of the sweep…")
+            swept = await asyncio.to_thread(rerun_portfolio_sweep, receipt, self._config, candles)
+            return SweepRerunView(swept.matched, swept.verdict(), report(swept.spec, swept.rows))
         await progress(f"Rerun of receipt {receipt.id}: trading…")
         done = await asyncio.to_thread(rerun_portfolio, receipt, self._config, candles)
         await progress(f"Rerun of receipt {receipt.id}: drawing…")

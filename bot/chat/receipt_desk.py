@@ -3,14 +3,17 @@ puts two side by side (typed views; the run and its chart are ResearchDesk's).""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.chat.replies import Progress
 from bot.core.domain import from_ms
 from bot.core.errors import DataError, NotFound, UserInputError
+from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, ReceiptStore
 from bot.core.timeframes import timeframe_seconds
 from bot.research.receipts import (
@@ -47,6 +50,16 @@ class ReceiptColumn:
     strategy: str
     data: str  # "BTC/USDT 1h 2025-07-01 00:00 .. 2025-08-19 23:00", a line per series
     figures: Mapping[str, float | None]  # FIGURES; a sweep's: its best result's
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRerunView:
+    """/rerun of a sweep's receipt: whether every set came out the same, and the ranked table
+    as `pairpilot sweep` prints it."""
+
+    matched: bool
+    verdict: str
+    table: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +160,30 @@ class ReceiptDesk:
             )
         except DataError:  # none there (any more)
             return None
+
+    async def frames(self, receipt: Receipt, progress: Progress) -> dict[str, pd.DataFrame | None]:
+        """Each series' candles of ``receipt``'s spans, by pair, as ``candles`` reads them."""
+        from bot.research.rerun import window
+
+        frames: dict[str, pd.DataFrame | None] = {}
+        for series in receipt.series:
+            await progress(f"Rerun of receipt {receipt.id}: loading {series.pair} candles…")
+            read = await self.candles(receipt, series)
+            frames[series.pair] = None if read is None else window(series, read)
+        return frames
+
+    async def rerun_sweep(self, receipt: Receipt, progress: Progress) -> SweepRerunView:
+        """A single-pair sweep's receipt: every set run again off the loop, in one thread."""
+        await import_off_loop("bot.research.sweep_rerun")  # numba: loaded on first use
+        from bot.research.sweep_report import report
+        from bot.research.sweep_rerun import rerun_sweep, sweep_rerunnable
+
+        sweep_rerunnable(receipt)
+        frames = await self.frames(receipt, progress)
+        await progress(f"Rerun of receipt {receipt.id}: every set of the sweep…")
+        done = await asyncio.to_thread(rerun_sweep, receipt, list(frames.values()))
+        table = report(done.spec, done.rows, done.series)
+        return SweepRerunView(done.matched, done.verdict(), table)
 
     async def compare(self, arguments: Sequence[str]) -> CompareView:
         if len(arguments) != 2:

@@ -10,6 +10,15 @@ import re
 from pathlib import Path
 
 from bot.app.config import Settings
+from bot.app.startup import load_replay
+from bot.chat.receipt_desk import ReceiptDesk
+from bot.market.history import ReplayHistory
+from bot.research.account_terms import NONE, research_terms
+from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sweep, store_portfolio_sweep
+from bot.research.sweep import SweepSpec
+from bot.research.sweep_report import report
+from storage.receipts import SqliteReceiptRepository
+from storage.sweeps import SqliteSweepRepository
 from tests.doubles.telegram_emulator import Sent
 from tests.integration.test_telegram_receipts import photo_for, receipt_rows, refused_rerun
 from tests.rigs.builders import SAMPLES
@@ -93,3 +102,50 @@ async def test_a_portfolio_backtest_names_its_receipt_which_reruns_and_compares(
         assert "the ETH/USDT 1h candles of 20" in text
         assert "changed (replay candles). Nothing was run." in text
         assert len(await receipt_rows(chat)) == 3
+
+
+async def test_a_portfolio_sweep_receipt_kept_for_the_chat_reruns_there(tmp_path: Path) -> None:
+    """``ReceiptDesk.keep_portfolio_sweep``: what /sweep portfolio calls; /rerun runs every set
+    again on the chat's candles and shows the ranked table, or refuses naming the pair."""
+    config = portfolio_config(tmp_path)
+    async with chat_stack(tmp_path, config) as chat:
+        for _ in range(24 * 25):
+            await chat.trading.driver.step()
+        now = chat.trading.clock.now()
+        history = ReplayHistory(load_replay(config).source)
+        candles = {
+            pair: await history.candles(pair, "1h", 20, now) for pair in ("BTC/USDT", "ETH/USDT")
+        }
+        terms = research_terms(config, None)
+        spec = SweepSpec("ema_cross", {"fast": [3, 5], "slow": [12]}, terms={PORTFOLIO: terms})
+        sweep = portfolio_sweep(spec, config, candles, overrides=NONE, limits=None)
+        done = await store_portfolio_sweep(
+            SqliteSweepRepository(chat.db), sweep, clock=chat.trading.clock
+        )
+        desk = ReceiptDesk(
+            store=SqliteReceiptRepository(chat.db), history=history, exchange="replay"
+        )
+        receipt_id = await desk.keep_portfolio_sweep(sweep, candles, done, 20, now)
+        ((_, body),) = await receipt_rows(chat)
+        stored = json.loads(body)
+        assert stored["kind"] == "portfolio sweep"
+        assert stored["params"]["sweep"] == done[0]
+        assert stored["series"][0]["source"] == {"kind": "chat", "exchange": "replay", "days": 20}
+
+        before = len(chat.emulator.to(TRADER))
+        chat.emulator.say(TRADER, f"/rerun {receipt_id}")
+        for _ in range(600):
+            texts = [m.text for m in chat.emulator.to(TRADER)[before:]]
+            if any("receipt" in text and "Rerun" not in text for text in texts):
+                break
+            await chat.emulator.quiet(0.1)
+        (again,) = [text for text in texts if "receipt" in text and "Rerun" not in text]
+        lines = again.splitlines()
+        assert lines[0] == f"✅ identical to receipt {receipt_id} (every set's result)"
+        assert lines[1:] == report(spec, done[1]).splitlines()  # the sweep's table, exactly
+
+        changed = {**stored, "terms": {**stored["terms"]}}
+        changed["series"] = [stored["series"][0], {**stored["series"][1], "candle_hash": "0" * 32}]
+        text = await refused_rerun(chat, receipt_id, changed)
+        assert "the ETH/USDT 1h candles of 20" in text
+        assert "changed (replay candles). Nothing was run." in text
