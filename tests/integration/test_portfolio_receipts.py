@@ -192,3 +192,28 @@ def test_a_portfolio_sweep_stores_its_receipt_and_reruns_its_table_exactly(
     gone = pairpilot(*rerun, cwd=tmp_path)
     assert gone.returncode == 2
     assert "ETH/USDT is not in the config any more (the receipt ran it)" in gone.stderr
+
+
+def test_a_portfolio_of_stored_candles_reruns_then_refuses_once_a_pairs_candles_are_gone(
+    tmp_path: Path,
+) -> None:
+    for source in BOTH.values():
+        assert pairpilot("data", "import", str(source), cwd=tmp_path).returncode == 0
+    config = tmp_path / "stored.toml"
+    config.write_text(PAIRS, encoding="utf-8")
+    first = run_json("backtest", "--config", str(config), *TERMS, cwd=tmp_path)
+    stored = json.loads(receipts(tmp_path)[0][1])
+    assert [s["source"] for s in stored["series"]] == [
+        {"kind": "stored", "exchange": "binance"}
+    ] * 2
+    rerun = ["backtest", "--rerun", first["receipt"], "--config", str(config)]
+    again = run_json(*rerun, cwd=tmp_path)
+    assert again["rerun"]["matched"]
+    assert again["trades"] == first["trades"]
+
+    with sqlite3.connect(database(tmp_path)) as connection:
+        connection.execute("DELETE FROM candles WHERE pair = 'ETH/USDT'")
+    gone = pairpilot(*rerun, cwd=tmp_path)
+    assert gone.returncode == 2
+    assert "the ETH/USDT 1h candles are gone (binance candles)" in gone.stderr
+    assert "BTC/USDT" not in gone.stderr  # only the pair that changed is named
