@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from bot.cli.args import json_text
 from bot.cli.portfolio_backtest import portfolio_chart, portfolio_document, table, window_notes
-from bot.cli.rerun import series_candles
+from bot.cli.receipts import series_candles
 from bot.core.errors import UserInputError
 from bot.research.receipts import PORTFOLIO_SWEEP, Receipt
 

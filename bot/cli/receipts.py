@@ -1,5 +1,6 @@
 """Research receipts on the command line: every backtest stores one in the --config's
-database (the one `pairpilot run` would use); `load_receipt` reads one back by id."""
+database (the one `pairpilot run` would use); `load_receipt` reads one back by id and
+`series_candles` its candles where it read them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.core.domain import from_ms
 from bot.core.errors import BotError, NotFound
-from bot.research.receipts import Receipt, backtest_receipt, checked_id
+from bot.research.receipts import Receipt, SeriesPrint, backtest_receipt, checked_id
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -170,3 +172,28 @@ def load_receipt(database: Path, text: str) -> Receipt:
     if record is None:
         raise NotFound(f"no receipt {receipt_id} in {database}")
     return Receipt.from_record(record)
+
+
+def series_candles(database: Path, series: SeriesPrint) -> pd.DataFrame | None:
+    """The candles ``series`` read, read again where it read them; None when they are gone."""
+    from bot.market.candle_files import read_candle_file, validate_candles
+
+    source = series.source
+    if source["kind"] == "file":
+        path = Path(source["path"])
+        return read_candle_file(path) if path.is_file() else None
+    if not database.exists():
+        return None
+    from storage.candles import SqliteCandleRepository
+
+    async def read(db: Database) -> pd.DataFrame:
+        return await SqliteCandleRepository(db).frame(
+            source["exchange"],
+            series.pair,
+            series.timeframe,
+            from_ms(series.first_ms),
+            from_ms(series.last_ms + 1),
+        )
+
+    frame = in_database(database, read)
+    return validate_candles(frame, f"stored {series.pair}") if len(frame) else None

@@ -9,15 +9,12 @@ from typing import TYPE_CHECKING
 
 from bot.cli.args import json_text
 from bot.cli.backtest import result_document, result_table
-from bot.cli.receipts import in_database, load_receipt, receipt_database
-from bot.core.domain import from_ms
+from bot.cli.receipts import load_receipt, receipt_database, series_candles
 from bot.core.errors import UserInputError
-from bot.research.receipts import PORTFOLIO, PORTFOLIO_SWEEP, SWEEP, Receipt, SeriesPrint
+from bot.research.receipts import PORTFOLIO, PORTFOLIO_SWEEP, SWEEP, Receipt
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from storage.db import Database
+    pass
 
 # What a rerun takes from its receipt, so the command may not give it.
 _FROM_RECEIPT = (
@@ -83,28 +80,3 @@ def _sweep_rerun(args: argparse.Namespace, database: Path, receipt: Receipt) -> 
     done = rerun_sweep(receipt, candles)
     print(f"{report(done.spec, done.rows, done.series)}\n{done.verdict()}")
     return 0 if done.matched else 1
-
-
-def series_candles(database: Path, series: SeriesPrint) -> pd.DataFrame | None:
-    """The candles ``series`` read, read again where it read them; None when they are gone."""
-    from bot.market.candle_files import read_candle_file, validate_candles
-
-    source = series.source
-    if source["kind"] == "file":
-        path = Path(source["path"])
-        return read_candle_file(path) if path.is_file() else None
-    if not database.exists():
-        return None
-    from storage.candles import SqliteCandleRepository
-
-    async def read(db: Database) -> pd.DataFrame:
-        return await SqliteCandleRepository(db).frame(
-            source["exchange"],
-            series.pair,
-            series.timeframe,
-            from_ms(series.first_ms),
-            from_ms(series.last_ms + 1),
-        )
-
-    frame = in_database(database, read)
-    return validate_candles(frame, f"stored {series.pair}") if len(frame) else None
