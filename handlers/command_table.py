@@ -105,13 +105,13 @@ COMMANDS: Mapping[str, Command] = {
     "rerun": Command(
         "trader",
         "/rerun ID",
-        "run a backtest's receipt again; says if it made the same trades",
+        "run a receipt again (backtest, portfolio, sweep); says if it made the same trades",
         receipts.run_rerun,
     ),
     "compare": Command(
         "trader",
         "/compare ID ID",
-        "two backtest or sweep receipts side by side",
+        "two receipts side by side (two portfolios, or two single pairs)",
         receipts.run_compare,
     ),
     "sweep": Command(

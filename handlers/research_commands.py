@@ -65,6 +65,8 @@ def portfolio_photo(chart: PortfolioChart) -> Photo:
     over = [f"{escape(line.pair)} {line.over_cap}" for line in chart.lines if line.over_cap]
     if over:
         lines.append("inexact: sales over the volume cap sold whole: " + ", ".join(over))
+    if chart.receipt:
+        lines.append(f"receipt {chart.receipt}: /rerun {chart.receipt}")
     return Photo(chart.png, "\n".join(lines))
 
 

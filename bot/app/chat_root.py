@@ -155,6 +155,7 @@ def build_cockpit(
                 clock=clock,
                 quote=venue.quote,
                 limits=lambda: engine.guard.limits,
+                receipts=receipts,
             ),
         ),
         admin=AdminDesk(
