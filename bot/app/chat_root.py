@@ -102,6 +102,7 @@ def build_cockpit(
             store=SqliteSweepRepository(db),
             clock=clock,
             limits=lambda: engine.guard.limits,
+            receipts=receipts,
         ),
     )
     dust = dust_desk(

@@ -24,6 +24,7 @@ from bot.research.account_terms import research_terms
 if TYPE_CHECKING:
     import pandas as pd
 
+    from bot.chat.receipt_desk import ReceiptDesk
     from bot.core.domain import SweepRow
     from bot.research.portfolio_inputs import PortfolioConfig
     from bot.research.sweep import SweepSpec
@@ -40,6 +41,7 @@ class PortfolioSwept:
     rows: list[SweepRow]
     scope: str  # the pairs swept, those kept as configured, the candles
     terms: tuple[str, ...]  # the values simulated, each pair's capital share
+    receipt: str | None  # its receipt's id, where receipts are kept
 
 
 class PortfolioSweepDesk:
@@ -53,12 +55,14 @@ class PortfolioSweepDesk:
         store: SweepStore,
         clock: Clock,
         limits: Callable[[], RiskLimits],
+        receipts: ReceiptDesk | None = None,
     ) -> None:
         self._config = config
         self._history = history
         self._store = store
         self._clock = clock
         self._limits = limits  # as /risk set left them, read when asked
+        self._receipts = receipts
 
     async def run(
         self, arguments: Sequence[str], progress: Progress, gate: OneAtATime
@@ -108,7 +112,11 @@ class PortfolioSweepDesk:
                 clock=self._clock,
                 on_set=in_tenths(progress, f"Sweep {running}"),
             )
-            # No receipt yet: ReceiptDesk keeps no portfolio sweep's (issue 17, in progress).
+            receipt = None
+            if self._receipts is not None:
+                done = (sweep_id, rows)
+                now = self._clock.now()
+                receipt = await self._receipts.keep_portfolio_sweep(sweep, candles, done, days, now)
         shares = {
             e.pair: research_terms(config, e.pair, asked.overrides, flag="").capital_share
             for e in config.pairs
@@ -121,4 +129,4 @@ class PortfolioSweepDesk:
                 + ("keeps its" if len(kept) == 1 else "keep their")
                 + " configured parameters"
             )
-        return PortfolioSwept(spec, sweep_id, rows, scope, tuple(terms.statement(shares)))
+        return PortfolioSwept(spec, sweep_id, rows, scope, tuple(terms.statement(shares)), receipt)

@@ -135,7 +135,7 @@ class SweepDesk:
         await import_off_loop("bot.research.sweep_report")
         done = await self._portfolio.run(arguments, progress, self._sweeps)
         view = await self._reply(done.spec, done.sweep_id, done.rows, done.terms)
-        return dataclasses.replace(view, scope=done.scope)
+        return dataclasses.replace(view, scope=done.scope, receipt=done.receipt)
 
     async def _reply(
         self, spec: SweepSpec, sweep_id: int, rows: list[SweepRow], terms: tuple[str, ...]

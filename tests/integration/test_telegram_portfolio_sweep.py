@@ -4,6 +4,7 @@ bot.research.portfolio_sweep run directly on the same candles and terms."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bot.app.config import Settings
@@ -133,6 +134,18 @@ async def test_sweep_portfolio_scores_each_set_on_the_portfolio_with_the_limits_
         stored = await SqliteSweepRepository(chat.db).rows(1)
         assert sorted(stored, key=lambda r: r.params) == sorted(expected, key=lambda r: r.params)
         assert all(row.pair == PORTFOLIO for row in stored)
+        # Its receipt, as /sweep keeps one: the sweep, its best set and that set's figures.
+        receipt_line = lines[-1]
+        ((receipt_id, text),) = [
+            (row["id"], row["body"])
+            for row in await chat.db.fetch_all("SELECT id, body FROM receipts")
+        ]
+        assert receipt_line == f"receipt {receipt_id}: /compare it with another"
+        body = json.loads(text)
+        assert body["params"]["sweep"] == 1
+        assert body["params"]["swept"] == ["BTC/USDT"]
+        assert body["result"]["best"]["params"] == dict(best.params)
+        assert body["result"]["total_return"] == best.metrics["total_return"]
 
 
 async def test_sweep_portfolio_with_no_pairs_configured_says_so_and_runs_nothing(
