@@ -29,7 +29,7 @@ from storage.db import open_database
 from storage.orders import SqliteOrderRepository
 from tests.doubles.fake_exchange import FakeBinance, serve
 from tests.doubles.telegram_emulator import TelegramEmulator
-from tests.rigs.chat_rig import ADMIN, VIEWER, chat_on
+from tests.rigs.chat_rig import ADMIN, TRADER, VIEWER, chat_on
 from tests.rigs.live_rig import (
     PAIR,
     SECRETS,
@@ -222,6 +222,69 @@ async def test_drift_and_promote_from_the_chat(tmp_path: Path, btc_candles: pd.D
         audited = [(e.command, e.arguments) for e in await SqliteAuditRepository(db).latest(10)]
     assert ("promote", ["BTCUSDT"]) in audited
     assert ("demote", [PAIR]) in audited
+
+
+class Held:
+    """The chat's candle history, each read held until ``go`` is set."""
+
+    def __init__(self, history: ExchangeHistory) -> None:
+        self._history = history
+        self.reading, self.go = asyncio.Event(), asyncio.Event()
+
+    async def candles(self, pair: str, timeframe: str, days: int, now: datetime) -> pd.DataFrame:
+        self.reading.set()
+        await self.go.wait()
+        return await self._history.candles(pair, timeframe, days, now)
+
+
+async def test_the_drifts_backtest_is_research_like_backtest(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """/drift's backtest holds /backtest's one-at-a-time gate, reading /backtest's candles;
+    it runs beside the chat's next commands."""
+    fake = slipping_fake(btc_candles)
+    settings = live_settings(tmp_path, "http://127.0.0.1:1", drift=DRIFT)
+    wall = FakeClock(SystemClock().now())
+    emulator = TelegramEmulator()
+    emulator.clock = lambda: wall.now().timestamp()
+    async with (
+        live_stack(tmp_path, fake, START, drift=DRIFT) as (trading, market, _),
+        open_database(tmp_path / "pairpilot.sqlite") as db,
+        venue_client("binance", fake) as (_, exchange),
+    ):
+        await tick_at(trading, market, SIGNALS[:2])
+        venue = chat_venue(settings, "binance", trading, exchange.price_decimals)
+        held = Held(ExchangeHistory(exchange, SqliteCandleRepository(db)))
+        async with chat_on(db, trading, venue, held, emulator, wall) as chat:
+            before = len(chat.emulator.to(VIEWER))
+            chat.emulator.say(VIEWER, "/drift btcusdt")
+            await asyncio.wait_for(held.reading.wait(), 30)  # its backtest reads candles
+            refused = await chat.ask(TRADER, "/backtest BTCUSDT ema_cross 1h 5")
+            assert (
+                refused
+                == "⚠️ a backtest is running (/drift BTC/USDT); send yours again when it has finished"
+            )
+            beside = await chat.ask(VIEWER, "/drift")  # the chat goes on meanwhile
+            assert "test: none (a backtest is running (/drift BTC/USDT); send" in beside
+            assert " live 108,572.04 → 105,801.02 fee 0.99 PnL -13.73 (-2.75%)" in beside
+            held.go.set()
+            shown = (await chat.reply(VIEWER, after=before + 1)).text
+            assert " test 107,550.82 → still open" in shown  # its exit: at the next open
+            assert "test: none" not in shown
+
+            held.go.clear()
+            held.reading.clear()
+            before = len(chat.emulator.to(TRADER))
+            chat.emulator.say(TRADER, "/backtest BTCUSDT ema_cross 1h 5")
+            await asyncio.wait_for(held.reading.wait(), 30)
+            waiting = await chat.ask(VIEWER, "/drift btcusdt")
+            assert "test: none (a backtest is running (BTC/USDT ema_cross 1h 5d); send" in waiting
+            held.go.set()
+            for _ in range(300):
+                if any(m.photo for m in chat.emulator.to(TRADER)[before:]):
+                    break
+                await chat.emulator.quiet(0.1)
+            assert any(m.photo for m in chat.emulator.to(TRADER)[before:])
 
 
 @pytest.mark.parametrize("enabled", [True, False])
