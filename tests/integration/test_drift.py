@@ -260,10 +260,8 @@ async def test_the_drifts_backtest_is_research_like_backtest(
             chat.emulator.say(VIEWER, "/drift btcusdt")
             await asyncio.wait_for(held.reading.wait(), 30)  # its backtest reads candles
             refused = await chat.ask(TRADER, "/backtest BTCUSDT ema_cross 1h 5")
-            assert (
-                refused
-                == "⚠️ a backtest is running (/drift BTC/USDT); send yours again when it has finished"
-            )
+            gate = "a backtest is running (/drift BTC/USDT); send yours again when it has finished"
+            assert refused == f"⚠️ {gate}"
             beside = await chat.ask(VIEWER, "/drift")  # the chat goes on meanwhile
             assert "test: none (a backtest is running (/drift BTC/USDT); send" in beside
             assert " live 108,572.04 → 105,801.02 fee 0.99 PnL -13.73 (-2.75%)" in beside
