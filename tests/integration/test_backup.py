@@ -163,6 +163,28 @@ def test_a_backup_into_a_missing_directory_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "nosuchdir").exists()
 
 
+def killed_writing(database: Path, note: str) -> None:
+    """A process killed with 300 committed ``note`` rows still in ``database``'s -wal (no
+    checkpoint, no close)."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os, sqlite3; c = sqlite3.connect(os.environ['DB'], isolation_level=None); "
+                "c.execute('PRAGMA journal_mode = WAL'); "
+                "c.execute('PRAGMA wal_autocheckpoint = 0'); "
+                "[c.execute(\"INSERT INTO notes VALUES (?)\", (os.environ['NOTE'],)) "
+                "for _ in range(300)]; "
+                "os._exit(9)"
+            ),
+        ],
+        env={**ENVIRONMENT, "DB": str(database), "NOTE": note},
+        check=False,
+        timeout=60,
+    )
+
+
 def test_a_restore_sets_aside_a_write_ahead_log_left_without_its_database(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
@@ -173,22 +195,7 @@ def test_a_restore_sets_aside_a_write_ahead_log_left_without_its_database(tmp_pa
     crashed = data / "pairpilot.sqlite"
     crashed.write_bytes(backup.read_bytes())
     # a process killed with committed rows still in its -wal (no checkpoint, no close)
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import os, sqlite3; c = sqlite3.connect(os.environ['DB'], isolation_level=None); "
-                "c.execute('PRAGMA journal_mode = WAL'); "
-                "c.execute('PRAGMA wal_autocheckpoint = 0'); "
-                "[c.execute(\"INSERT INTO notes VALUES ('lost?')\") for _ in range(300)]; "
-                "os._exit(9)"
-            ),
-        ],
-        env={**ENVIRONMENT, "DB": str(crashed)},
-        check=False,
-        timeout=60,
-    )
+    killed_writing(crashed, "lost?")
     assert Path(f"{crashed}-wal").stat().st_size > 0
     crashed.rename(tmp_path / "moved-aside.sqlite")  # by hand; its -wal stays behind
     result = pairpilot("restore", str(backup), cwd=tmp_path)
@@ -255,21 +262,7 @@ def test_a_backup_takes_the_paper_twins_books_and_a_restore_puts_them_back(
     database, twin = data / "pairpilot.sqlite", data / "twin.sqlite"
     books(database, 1)
     books(twin, 2)
-    subprocess.run(  # killed with committed rows in the twin's -wal (no checkpoint, no close)
-        [
-            sys.executable,
-            "-c",
-            (
-                "import os, sqlite3; c = sqlite3.connect(os.environ['DB'], isolation_level=None); "
-                "c.execute('PRAGMA wal_autocheckpoint = 0'); "
-                "[c.execute(\"INSERT INTO notes VALUES ('wal')\") for _ in range(300)]; "
-                "os._exit(9)"
-            ),
-        ],
-        env={**ENVIRONMENT, "DB": str(twin)},
-        check=False,
-        timeout=60,
-    )
+    killed_writing(twin, "wal")  # a killed service's last rows, in the twin's -wal
     assert Path(f"{twin}-wal").stat().st_size > 0
     taken = pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path)
     assert taken.returncode == 0, taken.stderr
