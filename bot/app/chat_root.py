@@ -17,6 +17,7 @@ from bot.chat.chat_state import ChatState
 from bot.chat.cockpit import Cockpit
 from bot.chat.drift_desk import DriftDesk
 from bot.chat.limits_desk import LimitsDesk
+from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
 from bot.chat.portfolio_desk import PortfolioDesk
@@ -117,6 +118,7 @@ def build_cockpit(
     state = SqliteStateRepository(db)
     preferences = AlertPreferences(state, clock)
     limits = LimitsDesk(quote=venue.quote, service=service, engine=engine, clock=clock)
+    backtests = OneAtATime("backtest")  # /backtest, /rerun and /drift's backtest
     return Cockpit(
         venue=venue,
         overview=Overview(
@@ -158,6 +160,7 @@ def build_cockpit(
                 limits=lambda: engine.guard.limits,
                 receipts=receipts,
             ),
+            backtests=backtests,
         ),
         admin=AdminDesk(
             service=service,
@@ -173,5 +176,7 @@ def build_cockpit(
         preferences=preferences,
         charts=charts,
         dust=dust,
-        drift=DriftDesk(venue=venue, service=service, history=history, clock=clock),
+        drift=DriftDesk(
+            venue=venue, service=service, history=history, backtests=backtests, clock=clock
+        ),
     )

@@ -187,6 +187,11 @@ class Settings(_Section):
     def database_path(self) -> Path:
         return self.data_dir / "pairpilot.sqlite"
 
+    @property
+    def twin_database_path(self) -> Path:
+        """The paper twin's books (``bot/app/twin_root.py``), in live mode with [drift] on."""
+        return self.data_dir / "twin.sqlite"
+
 
 @dataclass(frozen=True, slots=True)
 class Secrets:

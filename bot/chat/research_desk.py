@@ -109,7 +109,9 @@ class ResearchDesk:
         sweeps: SweepDesk | None = None,
         receipts: ReceiptDesk | None = None,
         portfolio: PortfolioDesk | None = None,
+        backtests: OneAtATime | None = None,
     ) -> None:
+        """``backtests``: the gate its backtests hold (/drift's too, where it is shared)."""
         self._venue = venue
         self._service = service
         self._engine = engine
@@ -121,7 +123,7 @@ class ResearchDesk:
         self._sweeps = sweeps
         self._receipts = receipts
         self._portfolio = portfolio
-        self._backtests = OneAtATime("backtest")
+        self._backtests = backtests or OneAtATime("backtest")
 
     async def pnl(self, period: str) -> EquityChart:
         """The equity curve with its drawdown over ``period`` (1d, 7d, 30d or all)."""
