@@ -62,9 +62,6 @@ def portfolio_photo(chart: PortfolioChart) -> Photo:
     )
     if chart.halted_at is not None:
         lines.append(f"drawdown halt from {chart.halted_at:%Y-%m-%d %H:%M}")
-    over = [f"{escape(line.pair)} {line.over_cap}" for line in chart.lines if line.over_cap]
-    if over:
-        lines.append("inexact: sales over the volume cap sold whole: " + ", ".join(over))
     if chart.receipt:
         lines.append(f"receipt {chart.receipt}: /rerun {chart.receipt}")
     return Photo(chart.png, "\n".join(lines))

@@ -44,7 +44,6 @@ class PortfolioLine:
     trades: int
     pnl: float
     refused: tuple[tuple[str, int], ...]  # entry signals refused, by reason (none: empty)
-    over_cap: int  # sales larger than the volume cap, sold whole here
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +187,6 @@ class PortfolioDesk:
                     p.metrics.trades,
                     p.metrics.pnl,
                     tuple((reason, count) for reason, count in p.vetoes.items() if count),
-                    p.sales_over_cap,
                 )
                 for p in result.pairs
             ),

@@ -180,7 +180,7 @@ def portfolio_document(
                 "metrics": _metrics(pair.metrics),
                 "refused": pair.vetoes,
                 "rejected_funds": pair.rejected_funds,
-                "sales_over_volume_cap": pair.sales_over_cap,
+                "partial_sales": pair.partial_sales,
             }
             for pair in result.pairs
         ],
@@ -243,13 +243,6 @@ def table(result: PortfolioResult, notes: Sequence[str] = ()) -> str:
         f"{'total':<12} {'':<20} {m.trades:>6} {m.pnl:>+11,.2f} {m.total_return:>+8.2%} "
         f"{m.max_drawdown:>7.2%}"
     )
-    over = {p.pair: p.sales_over_cap for p in result.pairs if p.sales_over_cap}
-    if over:
-        lines.append(
-            "inexact: sales larger than the volume cap were sold whole, where the paper "
-            "account sells them in parts: "
-            + ", ".join(f"{pair} {count}" for pair, count in over.items())
-        )
     if result.halted_at:
         lines.append(f"drawdown halt: {result.halted_at:%Y-%m-%d %H:%M} UTC")
     lines.append(f"buy and hold (by share): {m.buy_and_hold_return:+.2%}; fees {m.fees:,.2f}")

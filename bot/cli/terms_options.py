@@ -32,7 +32,7 @@ def add_terms_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--volume-share",
         type=float,
-        help="an entry fills at most this share of a candle's volume, 0: no cap "
+        help="an order fills at most this share of a candle's volume, 0: no cap "
         "(default: the config's [paper] max_volume_share; live: 0)",
     )
     parser.add_argument(

@@ -187,8 +187,7 @@ class ResearchTerms:
     def statement(self, shares: Mapping[str, float] | None = None) -> list[str]:
         """The values used, as every output states them: the account, the pair's share (or
         each pair's ``shares`` in a portfolio) and the volume cap, then the risk limits. A value
-        a command gave is marked "(given)". The kernel caps entries by volume, not sales yet
-        (issue 17, part B): the line says so."""
+        a command gave is marked "(given)"."""
 
         def given(name: str) -> str:
             return " (given)" if name in self.given else ""
@@ -197,7 +196,7 @@ class ResearchTerms:
         cap = (
             f"entries fill <= {self.volume_share * 100:g}% of a candle's volume"
             f"{given('volume_share')}"
-            "; not simulated yet: sales are not capped by volume"
+            "; sales too, their rest sold at the next close"
             if self.volume_share
             else f"no volume cap{given('volume_share')}"
         )

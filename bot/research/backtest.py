@@ -48,7 +48,7 @@ class BacktestSetup:
     # entry spends its budget on coins, held net of the fee (``KernelCosts.fee_in_coin``).
     fee_in_coin: bool = False
     # An order fills at most this share of its fill candle's volume, as on the paper account
-    # (``paper.max_volume_share``); 0: no cap. Entries only so far: sales are not capped yet.
+    # (``paper.max_volume_share``); 0: no cap. A sale's rest is sold at the next close.
     volume_share: float = 0.0
     # The pair's share of the account's equity an entry is sized on (its [[pairs]]
     # ``capital_share``, as the live engine sizes a run); 1: the whole account.

@@ -10,11 +10,12 @@ a later pair sees in the same step. At the close of a pair's candle i, as ``Engi
 2. A limit entry placed at the pair's last close fills if this candle reached it, at
    min(open, limit) (no slippage), protected in this candle from its fill price down to the
    low. The quote it set aside while it rested is free again.
-3. An open position's protective exits are checked inside candle i (``rules.check_exit``) and
+3. A stop resting on the venue (``resting_stops``) that candle i reached has filled, at
+   min(open, its level); it is placed at the entry and raised at a close only once the level
+   has risen ``TRAIL_STEP``, as the engine does. The rest of a sale is sold (see below). An
+   open position's protective exits are checked inside candle i (``rules.check_exit``) and
    sold at market at the close: the next open, with slippage (none after the last candle: the
-   position is reported still open). A stop resting on the venue (``resting_stops``) fills at
-   min(open, its level) inside the candle; it is placed at the entry and raised at a close only
-   once the level has risen ``TRAIL_STEP``, as the engine does.
+   position is reported still open).
 4. Equity is marked: cash plus every position at its pair's last close (a later pair's is the
    previous step's), summed in first-fill order as the books sum it. The peak follows it and
    ``rules.loss_gate`` halts entries (for good after the drawdown limit, for the day after the
@@ -25,15 +26,19 @@ a later pair sees in the same step. At the close of a pair's candle i, as ``Engi
    (the pair's capital share, the exposure of positions and resting limits) is under the
    minimum order. An entry the paper account cannot pay because other pairs' resting limits
    set its cash aside is refused as it refuses it (``rejected``, not a veto). An exit sells
-   everything. With an entry offset the entry is a limit buy at close * (1 - offset), good
-   for candle i+1. The last candle's signal is never acted on.
+   everything the volume cap lets it. With an entry offset the entry is a limit buy at
+   close * (1 - offset), good for candle i+1. The last candle's signal is never acted on.
 
 Nothing fills in a candle with no volume (an exchange's placeholders around an outage): an
 entry into one expires; a protective exit is checked again on the next candle; an exit
-signal's sale is sent again at the next close (the engine's ``_finish_exit``). An entry fills
-at most ``VOLUME_SHARE`` of its fill candle's volume (``fills.capped``; 0: no cap), the rest
-expiring. Sales are not capped yet: one larger than the cap is sold whole, counted per pair
-(``kernel_trades.sell_all``), where the paper account sells it in parts.
+signal's sale is sent again at the next close. An order fills at most ``VOLUME_SHARE`` of its
+fill candle's volume (``fills.capped``; 0: no cap), each order on its own. An entry's rest
+expires. A sale's rest stays held, counted as the position it is (open positions, exposure,
+equity), and is sold at the pair's next close at market, capped again, whatever the signals
+say (the engine's ``finish_exit``; a halt does not stop it); a stop resting on the venue is
+put back on the rest meanwhile, and one filled in part leaves its rest to the per-candle exit
+check. The trade closes at its last sale, its exit averaged over its sales
+(``kernel_trades.sell_part``). The paper account has no dust: a rest is never too small to sell.
 
 Buys fill at open * (1 + slippage), sells at price * (1 - slippage); the fee is a fraction of
 each fill's notional, in the quote, or for a buy in the coins bought (``fee_in_coin``). Fills
@@ -77,7 +82,7 @@ from bot.research.kernel_trades import (
     close_out,
     entry_coins,
     record_entry,
-    sell_all,
+    sell_part,
     trade_columns,
 )
 from bot.risk.fills import (
@@ -101,7 +106,7 @@ from bot.risk.rules import (
 # What ``run`` returns: the equity per step, each pair's contribution to it (its cash flow plus
 # its position at its last close), the stop line per candle; the trade columns (entries, exits,
 # each trade's pair); the number of trades, which pairs still hold at the end, every fee paid,
-# each pair's entries refused by reason, orders refused for funds, sales over the volume cap,
+# each pair's entries refused by reason, orders refused for funds, sales filled in part,
 # and the step that tripped the drawdown halt (-1: none).
 Curves = tuple[Floats, Floats, Floats]
 Tallies = tuple[int, NDArray[np.bool_], float, Stamps, Stamps, Stamps, int]
@@ -138,7 +143,7 @@ def run(  # noqa: C901
     # One entry at most per candle (a signal, or a limit filled in it) and every trade has one.
     entries, trades = trade_columns(close.shape[0] + pairs)
     pair_of = np.empty(close.shape[0] + pairs, np.int64)
-    book = (entries[3], trades, close_ms, act_ms)
+    book = (entries, trades, close_ms, act_ms)
     account = params[0]  # the account's values are the same in every pair's row
     fee_rate, slippage = account[FEE], account[SLIPPAGE]
     cash, count, fees, halted_at = account[BALANCE], 0, 0.0, -1
@@ -165,7 +170,7 @@ def run(  # noqa: C901
     ordered = 0
     vetoes = np.zeros((pairs, REASONS), np.int64)
     rejected = np.zeros(pairs, np.int64)
-    sales_over_cap = np.zeros(pairs, np.int64)
+    partial_sales = np.zeros(pairs, np.int64)
     for s in range(steps.shape[0]):
         now = steps[s]
         for k in range(pairs):
@@ -211,25 +216,7 @@ def run(  # noqa: C901
                     ordered = enlist(order, ordered, k)
                     resting_level = -math.inf  # placed at this candle's close
                 limit_price[k] = 0.0
-            if exit_due[k] and held_k > 0.0 and can_sell:
-                money = (cash, fees, losses, cooldown_until)
-                fill, sold_in = sold_at(market, slippage), volume[g + 1]
-                cash, fees, losses, cooldown_until, over = sell_all(
-                    g,
-                    row,
-                    held_k,
-                    fill,
-                    SIGNAL,
-                    False,
-                    price_in[k],
-                    money,
-                    book,
-                    sold_in,
-                    params[k],
-                )
-                sales_over_cap[k] += over
-                held_k = 0.0
-            exit_due[k] = exit_due[k] and held_k > 0.0
+            due = exit_due[k] and can_sell  # the engine's finish_exit sells at this close
             if held_k > 0.0:
                 # In its fill candle a limit entry is protected from its fill price down to the low.
                 top = price_in[k] if filled_limit else high[g]
@@ -244,35 +231,46 @@ def run(  # noqa: C901
                     top,
                     low[g],
                 )
-                if stop > -math.inf:
-                    stop_line[g] = stop
-                # The stop resting on the exchange fills at its level; else the exit is seen at
-                # this close and sold at the next open (none after the last candle: still open).
-                resting = low[g] <= resting_level and volume[g] > 0.0
-                if resting or (not math.isnan(trigger) and can_sell):
-                    if resting:
-                        fill = stop_sold_at(open_[g], resting_level, slippage)
-                        sold_in = volume[g]
-                    else:
-                        fill = sold_at(market, slippage)
-                        sold_in = volume[g + 1]
+                # The stop resting on the exchange fills at its level inside the candle, settled
+                # first; what the volume cap leaves of it is held, with no stop resting.
+                if low[g] <= resting_level and volume[g] > 0.0:
+                    fill = stop_sold_at(open_[g], resting_level, slippage)
                     money = (cash, fees, losses, cooldown_until)
-                    cash, fees, losses, cooldown_until, over = sell_all(
-                        g,
-                        row,
-                        held_k,
-                        fill,
-                        reason,
-                        both,
-                        price_in[k],
-                        money,
-                        book,
-                        sold_in,
-                        params[k],
-                        resting,
+                    sale = (g, row, held_k, fill, volume[g], True)
+                    cash, fees, losses, cooldown_until, held_k, part = sell_part(
+                        sale, reason, both, money, book, params[k]
                     )
-                    sales_over_cap[k] += over
-                    held_k = 0.0
+                    partial_sales[k] += part
+                    resting_level = -math.inf
+                if due and held_k > 0.0:  # the rest of a sale, or one no volume let through
+                    money = (cash, fees, losses, cooldown_until)
+                    sale = (g, row, held_k, sold_at(market, slippage), volume[g + 1], False)
+                    cash, fees, losses, cooldown_until, held_k, part = sell_part(
+                        sale, SIGNAL, False, money, book, params[k]
+                    )
+                    partial_sales[k] += part
+                if stop > -math.inf and (held_k > 0.0 or not due):
+                    stop_line[g] = stop
+                if (  # a stop a partly filled resting stop leaves none for (Protector.ensure)
+                    held_k > 0.0
+                    and params[k, RESTING] > 0.0
+                    and resting_level == -math.inf
+                    and not filled_limit
+                    and -math.inf < stop < close[g]
+                ):
+                    resting_level = stop
+                # Else the exit is seen at this close and sold at the next open (none after the
+                # last candle: still open). A sale in part leaves the rest due.
+                if held_k == 0.0:
+                    pass
+                elif not math.isnan(trigger) and can_sell:
+                    money = (cash, fees, losses, cooldown_until)
+                    sale = (g, row, held_k, sold_at(market, slippage), volume[g + 1], False)
+                    cash, fees, losses, cooldown_until, held_k, part = sell_part(
+                        sale, reason, both, money, book, params[k]
+                    )
+                    partial_sales[k] += part
+                    exit_due[k] = held_k > 0.0
                 elif math.isnan(trigger):
                     peak_price = max(peak_price, top)
                     level, _ = stop_level(
@@ -286,6 +284,7 @@ def run(  # noqa: C901
                         filled_limit or level >= resting_level * (1 + TRAIL_STEP)
                     ):
                         resting_level = level  # placed after a limit fill, or raised
+            exit_due[k] = exit_due[k] and held_k > 0.0
             held[k] = held_k
             positions = 0.0  # in first-fill order, as the books sum them
             for rank in range(ordered):
@@ -362,22 +361,12 @@ def run(  # noqa: C901
                     exit_due[k] = True
                 elif code == -1 and held_k > 0.0:
                     money = (cash, fees, losses, cooldown_until)
-                    fill, sold_in = sold_at(market, slippage), volume[g + 1]
-                    cash, fees, losses, cooldown_until, over = sell_all(
-                        g,
-                        row,
-                        held_k,
-                        fill,
-                        SIGNAL,
-                        False,
-                        price_in[k],
-                        money,
-                        book,
-                        sold_in,
-                        params[k],
+                    sale = (g, row, held_k, sold_at(market, slippage), volume[g + 1], False)
+                    cash, fees, losses, cooldown_until, held_k, part = sell_part(
+                        sale, SIGNAL, False, money, book, params[k]
                     )
-                    sales_over_cap[k] += over
-                    held_k = 0.0
+                    partial_sales[k] += part
+                    exit_due[k] = held_k > 0.0
             held[k], row_of[k] = held_k, row
             peak_of[k], atr_of[k] = peak_price, atr_distance
             losses_of[k], cooling[k] = losses, cooldown_until
@@ -392,9 +381,8 @@ def run(  # noqa: C901
             contribution[s, k] = flow[k] + held[k] * seen[k]
     closes = (close_ms, close, offsets + ptr - 1)  # each pair's last candle acted on
     curves = (equity, contribution, flow)
-    open_trades = (held, price_in, row_of)
     cash, fees, still_open = close_out(
-        closes, open_trades, (entries[3], trades), curves, (cash, fees), account
+        closes, (held, row_of), (entries[2], trades), curves, (cash, fees), account
     )
-    tallies = (count, still_open, fees, vetoes, rejected, sales_over_cap, halted_at)
+    tallies = (count, still_open, fees, vetoes, rejected, partial_sales, halted_at)
     return (equity, contribution, stop_line), entries, trades, pair_of, tallies

@@ -1,5 +1,7 @@
 """The kernel's trade book, compiled: a trade's entry and exit written to the trade columns,
-the cash and fees they move, and the losing streak that starts a cooldown.
+the cash and fees they move, and the losing streak that starts a cooldown. An exit may come in
+parts (the volume cap): each sale is averaged into the trade's exit, as the live books build
+a trade from its fills.
 
 The compiled loop (``kernel.py``) calls these once per fill; the columns are numpy arrays it
 owns, a row per trade.
@@ -115,96 +117,107 @@ def record_entry(
 
 
 @compiled
-def record_exit(
+def record_part(
     stamp: int,
     row: int,
-    held: float,
+    part: float,
     fill: float,
     fee_rate: float,
+    sold_before: float,
     reason: int,
     both: bool,
-    price_in: float,
-    entry_fee: Floats,
     trades: Exits,
-) -> tuple[float, bool]:
-    """Write trade ``row``'s exit; returns (fee, whether the trade lost)."""
+) -> float:
+    """Write ``part`` of trade ``row``'s coins sold at ``fill``, after ``sold_before`` of them
+    sold earlier, into its exit as the live books build a trade from its sales: the
+    volume-weighted price, the fees summed, the last sale's time; the reason (and whether the
+    candle reached both the stop and the target) the first sale's. Returns the part's fee."""
     exit_ms, exit_price, exit_fee, exit_reason, ambiguous = trades
-    fee = fee_of(held, fill, fee_rate)
+    fee = fee_of(part, fill, fee_rate)
     exit_ms[row] = stamp
-    exit_price[row] = fill
-    exit_fee[row] = fee
-    exit_reason[row] = reason
-    ambiguous[row] = both
-    return fee, trade_lost(held, price_in, fill, entry_fee[row] + fee)
+    if sold_before > 0.0:
+        sold = sold_before + part
+        exit_price[row] = (exit_price[row] * sold_before + part * fill) / sold
+        exit_fee[row] += fee
+    else:
+        exit_price[row] = fill
+        exit_fee[row] = fee
+        exit_reason[row] = reason
+        ambiguous[row] = both
+    return fee
 
 
-# What a sale books into: the entry fees (a trade's loss counts them), the exit columns, and
-# the candles' close and act times.
-Book = tuple[Floats, Exits, Stamps, Stamps]
+# What a sale books into: the entry columns (a trade's coins and entry fee: its loss counts
+# them), the exit columns, and the candles' close and act times.
+Book = tuple[Entries, Exits, Stamps, Stamps]
+# The sale: (the candle acted on, the trade's row, the coins held, the fill price, the
+# candle volume its order fills into, filled inside candle i (a resting stop)).
+Sale = tuple[int, int, float, float, float, bool]
 
 
 @compiled
-def sell_all(
-    i: int,
-    row: int,
-    held: float,
-    fill: float,
-    reason: int,
-    both: bool,
-    price_in: float,
-    money: Money,
-    book: Book,
-    volume: float,
-    p: Floats,
-    in_candle: bool = False,
-) -> tuple[float, float, int, int, int]:
-    """Trade ``row`` sells everything at ``fill`` as the engine acts on candle ``i``: stamped
-    then (the next open), or at candle ``i``'s close when it filled inside it (``in_candle``: a
-    resting stop, which the venue fills as the candle trades; the engine books it at that
-    close, which differs from the next open after a gap in the pair's data).
-    ``money``: (cash, fees, losses, cooldown_until); returns them as they become, and 1 where
-    the sale is larger than its share of ``volume``, its fill candle's (sold whole here: the
-    paper account sells the rest later), else 0."""
-    entry_fee, trades, close_ms, act_ms = book
+def sell_part(
+    sale: Sale, reason: int, both: bool, money: Money, book: Book, p: Floats
+) -> tuple[float, float, int, int, float, int]:
+    """Sell what the volume cap lets an order sell of a position (``fills.capped``), as the
+    paper account fills it; the rest stays held and is sold at the pair's next turn.
+
+    ``sale``: the engine acts on candle i: a market sale is stamped then (the next open), a
+    resting stop's at candle i's close when it filled inside it (the venue fills it as the
+    candle trades; the engine books it at that close, which differs from the next open after
+    a gap in the pair's data). The trade closes, and counts toward the cooldown, when its last
+    coin is sold. ``money``: (cash, fees, losses, cooldown_until); returns them as they
+    become, the coins left, and 1 where the order filled only in part, else 0."""
+    i, row, held, fill, volume, in_candle = sale
+    (_, entry_price, amount, entry_fee), trades, close_ms, act_ms = book
     cash, fees, losses, cooldown_until = money
+    part = capped(held, volume, p[VOLUME_SHARE])
+    if part <= 0.0:
+        return cash, fees, losses, cooldown_until, held, 0
     stamp = close_ms[i] if in_candle else act_ms[i]
-    fee, lost = record_exit(
-        stamp, row, held, fill, p[FEE], reason, both, price_in, entry_fee, trades
-    )
-    losses, cooldown_until = cooldown(lost, losses, cooldown_until, close_ms[i], p)
-    over = 1 if p[VOLUME_SHARE] > 0.0 and held > volume * p[VOLUME_SHARE] else 0
-    return cash + held * fill - fee, fees + fee, losses, cooldown_until, over
+    fee = record_part(stamp, row, part, fill, p[FEE], amount[row] - held, reason, both, trades)
+    left = held - part
+    if left <= 0.0:  # the trade closes: its exit is the sales' average, its fees all of them
+        _, price_out, fees_out, _, _ = trades
+        lost = trade_lost(
+            amount[row], entry_price[row], price_out[row], entry_fee[row] + fees_out[row]
+        )
+        losses, cooldown_until = cooldown(lost, losses, cooldown_until, close_ms[i], p)
+    split = 1 if left > 0.0 else 0
+    return cash + part * fill - fee, fees + fee, losses, cooldown_until, left, split
 
 
 @compiled
 def close_out(
     closes: tuple[Stamps, Floats, Stamps],
-    positions: tuple[Floats, Floats, Stamps],
+    positions: tuple[Floats, Stamps],
     book: tuple[Floats, Exits],
     curves: tuple[Floats, Floats, Floats],
     money: tuple[float, float],
     p: Floats,
 ) -> tuple[float, float, NDArray[np.bool_]]:
-    """The positions still open at the end (``positions``: held, entry price, trade row per
-    pair), each written to its trade row as sold at its pair's last close (``closes``: close
-    ms, close, each pair's last candle acted on) with the costs of selling it there (reason
-    "open"), and so marked in the last step of ``curves`` (equity, contribution per pair, cash
-    flow per pair). ``money``: (cash, fees); returns them as they become, and
-    which pairs held."""
+    """The positions still open at the end (``positions``: coins held and trade row per pair),
+    each written to its trade row as sold at its pair's last close (``closes``: close ms,
+    close, each pair's last candle acted on) with the costs of selling it there (reason
+    "open"; a trade whose sale the volume cap left part of averages its sales and this), and
+    so marked in the last step of ``curves`` (equity, contribution per pair, cash flow per
+    pair). ``book``: the trades' coins bought and exit columns. ``money``: (cash, fees);
+    returns them as they become, and which pairs held."""
     close_ms, close, last = closes
-    held, entry, rows = positions
-    entry_fee, trades = book
+    held, rows = positions
+    amount, trades = book
     equity, contribution, flow = curves
     cash, fees = money
     still_open = held > 0.0
     for k in range(held.shape[0]):
         if still_open[k]:
-            g = last[k]
+            g, row = last[k], rows[k]
             fill = sold_at(close[g], p[SLIPPAGE])
-            fee, _ = record_exit(
-                close_ms[g], rows[k], held[k], fill, p[FEE], STILL_OPEN, False, entry[k],
-                entry_fee, trades,
-            )  # fmt: skip
+            sold = amount[row] - held[k]
+            fee = record_part(
+                close_ms[g], row, held[k], fill, p[FEE], sold, STILL_OPEN, False, trades
+            )
+            trades[3][row], trades[4][row] = STILL_OPEN, False
             cash = cash + held[k] * fill - fee
             fees += fee
             flow[k] += held[k] * fill - fee

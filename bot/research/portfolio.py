@@ -42,7 +42,7 @@ class PairResult:
     contribution: NDArray[np.float64]  # per step: its sells - buys - fees + held * last close
     vetoes: dict[str, int]  # entry signals refused, by reason (VETO_REASONS)
     rejected_funds: int  # orders the account refused: cash set aside by others' limits
-    sales_over_cap: int  # sales larger than the volume cap: sold whole here, in parts live
+    partial_sales: int  # sales the volume cap filled in part (each rest sold at its next turn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,7 @@ def run_portfolio(
         inputs.params,
     )
     equity, contribution, _ = curves
-    count, still_open, fees, vetoes, rejected, over_cap, halted_at = tallies
+    count, still_open, fees, vetoes, rejected, partial, halted_at = tallies
     steps = inputs.steps
     times = steps / 1000
     pairs = []
@@ -142,7 +142,7 @@ def run_portfolio(
                 contribution=contribution[:, k].copy(),
                 vetoes=dict(zip(VETO_REASONS, vetoes[k].tolist(), strict=True)),
                 rejected_funds=int(rejected[k]),
-                sales_over_cap=int(over_cap[k]),
+                partial_sales=int(partial[k]),
             )
         )
     terms = stated[None] if stated else research_terms(config, None, overrides, limits=limits)

@@ -369,3 +369,37 @@ def test_a_resting_trailing_stop_lags_the_exact_level_by_the_engines_trail_step(
     (trade,) = run_backtest(frame, scripted({0: ENTER}, trailing_stop=0.05), setup).table.trades()
     assert trade.exit_price == pytest.approx(sold_at)
     assert trade.exit_reason == "trailing_stop"
+
+
+def test_a_sale_over_the_volume_cap_sells_its_rest_at_the_next_closes() -> None:
+    """With the paper account's cap (0.1), a sale larger than a tenth of its candle's volume
+    sells that tenth; the rest stays held (marked at each close) and is sold at the next close,
+    capped again, whatever the signals say (an entry signal meanwhile buys nothing). The trade
+    closes at its last sale: its exit averaged over the sales by amount, every fee in it. A
+    rest still held when the data ends is the open trade, its rest sold at the last close."""
+    frame = candles([100.0, 100, 100, 110, 120, 130, 140, 150])  # opens 100 100 100 100 110 ...
+    frame["volume"] = 1e9
+    setup = BacktestSetup(
+        pair="T/USDT", timeframe="1h", fee_rate=0.001, limits=OPEN_LIMITS, volume_share=0.1
+    )
+    bought = run_backtest(frame, scripted({0: ENTER}), setup).table.amount[0]
+    thin = frame.copy()
+    thin.loc[[4, 5], "volume"] = bought * 4  # a sale into 4 or 5 sells at most 0.4 of it
+    result = run_backtest(thin, scripted({0: ENTER, 3: EXIT, 4: ENTER}), setup)
+    (trade,) = result.table.trades()
+    assert trade.exit_reason == "signal"
+    assert trade.amount == bought
+    assert trade.exit_price == pytest.approx(0.4 * 110 + 0.4 * 120 + 0.2 * 130)
+    assert trade.exit_time == from_ms(DAY0 + 6 * HOUR_MS)  # the last part, at 6's open
+    notional = bought * (100 + trade.exit_price)
+    assert trade.fee == pytest.approx(0.001 * notional)
+    cash = 1000 - bought * 100 * 1.001 + bought * (0.4 * 110 + 0.4 * 120) * 0.999
+    assert result.equity[4] == pytest.approx(cash + 0.2 * bought * 120)  # the rest, marked
+    late = frame.copy()
+    late.loc[[6, 7], "volume"] = bought * 4
+    ended = run_backtest(late, scripted({0: ENTER, 5: EXIT}), setup)
+    (held,) = ended.table.trades()
+    assert ended.table.still_open
+    assert held.exit_reason == "open"
+    assert held.exit_price == pytest.approx(0.4 * 130 + 0.4 * 140 + 0.2 * 150)
+    assert ended.equity[-1] == pytest.approx(1000 + held.pnl)

@@ -449,3 +449,56 @@ async def test_a_buy_capped_by_its_fill_candles_volume_equals_the_default_paper_
     mismatches = [(a, b) for a, b in zip(live, expected, strict=True) if not same_trade(a, b)]
     assert not mismatches, mismatches[:2]
     assert vetoes == backtest.vetoes
+
+
+THIN = 4.0  # a thinned candle trades 4x the position: an order sells at most 0.4 of it
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "rests_stops"),
+    [
+        ("ema_cross", {}, False),
+        ("bollinger_reversion", EVERY_EXIT, False),
+        (*RESTING, True),
+    ],
+    ids=["signal exits", "protective exits", "resting stops"],
+)
+async def test_a_sale_over_the_volume_cap_is_sold_in_parts_as_on_the_default_paper_account(
+    name: str, params: dict[str, float], rests_stops: bool, candles: pd.DataFrame
+) -> None:
+    """With the production default cap (paper.max_volume_share 0.1), a sale whose fill candle
+    traded little sells a tenth of that candle's volume; the rest stays held (marked, counted
+    as open) and is sold at the next close, capped again, however the signals and exits go:
+    the backtest sells it so too and closes the trade at its last sale, averaging the sales.
+    Each exit's fill candle and the two after it are thinned to 4x the position sold."""
+    window = candles.iloc[:300].reset_index(drop=True)
+    setup = BacktestSetup(
+        pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE, resting_stops=rests_stops
+    )
+    uncapped = run_backtest(window, build_strategy(name, params), setup).table
+    thin = window.copy()
+    for trade in uncapped.trades()[: uncapped.closed]:
+        fill = int(trade.exit_time.timestamp() * 1000)
+        if trade.exit_reason in ("stop_loss", "trailing_stop") and rests_stops:
+            fill -= 3_600_000  # filled inside the candle closing then
+        at_fill = thin["timestamp"].between(fill, fill + 2 * 3_600_000)
+        thin.loc[at_fill, "volume"] = trade.amount * THIN
+    capped = dataclasses.replace(setup, volume_share=0.1)
+    backtest = run_backtest(thin, build_strategy(name, params), capped)
+    expected = backtest.table.trades()[: backtest.table.closed]
+    live, vetoes = await live_trades(
+        thin, name, params, RiskLimits(), volume_share=0.1, rests_stops=rests_stops
+    )
+    assert len(live) == len(expected) >= 2
+    mismatches = [(a, b) for a, b in zip(live, expected, strict=True) if not same_trade(a, b)]
+    assert not mismatches, mismatches[:2]
+    assert vetoes == backtest.vetoes
+    first, before = expected[0], uncapped.trades()[0]
+    assert (first.entry_time, first.amount) == (before.entry_time, before.amount)
+    assert first.exit_time > before.exit_time  # sold over more than one turn
+    if not params:  # one sale per turn: 0.4, 0.4 and the last 0.2, at three opens
+        opens = thin.set_index("timestamp")["open"]
+        times = [int(before.exit_time.timestamp() * 1000) + h * 3_600_000 for h in range(3)]
+        sold = sum(part * opens[t] for part, t in zip((0.4, 0.4, 0.2), times, strict=True))
+        assert first.exit_price == pytest.approx(sold * (1 - SLIPPAGE), rel=1e-12)
+        assert first.exit_time == before.exit_time + 2 * timeframe_delta("1h")

@@ -256,8 +256,6 @@ async def test_each_case_meets_its_limits_live(name: str, n: int) -> None:
     }
     for what in CASES[name].fires:
         assert shown.get(what, outcome.veto_count(what)) > 0, (what, outcome.vetoes, shown)
-    if CASES[name].rests_stops:  # a stop filled in part is left to the per-candle check live,
-        assert shown["partial"] == 0  # which the kernel does not model (docs/parity.md)
     assert outcome.equity[0].time == outcome.first_tick
     assert outcome.equity[-1].time <= outcome.last_tick
 
@@ -311,18 +309,6 @@ async def test_the_demo_path_is_the_rig_started_as_load_replay_starts(tmp_path: 
 
 # --- the kernel against the live engine ------------------------------------------------------
 
-VOLUME_CAP_SALES = pytest.mark.xfail(
-    strict=True,
-    reason="the kernel sells a sale over the volume cap whole (PairResult.sales_over_cap); "
-    "live sells a tenth of the candle's volume and the rest at the pair's next turn",
-)
-KERNEL_MATRIX = [
-    pytest.param(name, n, id=f"{name}-{n} pairs", marks=[VOLUME_CAP_SALES])
-    if name == "volume cap binds"
-    else pytest.param(name, n, id=f"{name}-{n} pairs")
-    for name, n in MATRIX
-]
-
 
 def run_portfolio(*args: Any, **kwargs: Any) -> Any:
     """h-s21-portfolio's kernel (bot.research.portfolio; the lead merges it with this)."""
@@ -366,7 +352,7 @@ def assert_same(result: Any, outcome: LiveOutcome, candles: dict[str, pd.DataFra
     assert result.equity[-1] == pytest.approx(closed_out, rel=1e-9)
 
 
-@pytest.mark.parametrize(("name", "n"), KERNEL_MATRIX)
+@pytest.mark.parametrize(("name", "n"), MATRIX, ids=IDS)
 async def test_the_portfolio_kernel_equals_the_live_engine(name: str, n: int) -> None:
     case = CASES[name]
     outcome = await live(name, n)
@@ -401,12 +387,12 @@ async def test_the_portfolio_kernel_equals_the_demo_path(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("n", [2, 5], ids=["2 pairs", "5 pairs"])
-async def test_the_volume_cap_case_fails_for_the_reason_its_xfail_gives(n: int) -> None:
-    """The premise of VOLUME_CAP_SALES: live filled orders in part, and the kernel met sales
-    over the cap (which it sells whole). When the kernel sells them in parts, the xfail
-    above turns into an XPASS (strict), and this test's second half goes."""
+async def test_the_volume_cap_case_sells_in_parts_live_and_in_the_kernel(n: int) -> None:
+    """What the "volume cap binds" case's parity proves: live, sales filled in part (the rest
+    sold at the pair's next turns), and the kernel filled as many of each pair's sales in
+    part, where it once sold them whole."""
     case = CASES["volume cap binds"]
     outcome = await live("volume cap binds", n)
     result = kernel(settings_for(case, n), windows(n), case.rests_stops)
-    assert sum(outcome.partial.values()) > 0
-    assert sum(pair.sales_over_cap for pair in result.pairs) > 0
+    assert sum(outcome.partial_sales.values()) > 0
+    assert {pair.pair: pair.partial_sales for pair in result.pairs} == outcome.partial_sales

@@ -116,7 +116,7 @@ def test_the_text_output_states_every_value_used(
     assert "balance 1,000.00; fee 0.3000% in the quote (given), slippage 0.2000%;" in text
     assert (
         "capital share 40%; entries fill <= 10% of a candle's volume; "
-        "not simulated yet: sales are not capped by volume"
+        "sales too, their rest sold at the next close"
     ) in text
     assert "risk (given): entry 99% (<= 100%/asset, <= 100% exposure, <= 5 open" in text
     assert "daily loss 0.2%, drawdown 0%" in text

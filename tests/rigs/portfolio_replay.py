@@ -68,6 +68,7 @@ class LiveOutcome:
     vetoes: dict[str, Counter[str]]  # pair -> coarse reason -> refused entries
     rejected_funds: dict[str, int]  # pair -> orders the paper account refused (free funds)
     partial: dict[str, int]  # pair -> orders filled only in part (the volume cap)
+    partial_sales: dict[str, int]  # pair -> the sales among them
     waiting: int  # max-open vetoes that counted other pairs' resting limit entries
     equity: list[EquitySnapshot]  # one per clock step at which a pair acted
     halted_at: datetime | None  # when the drawdown halt tripped, if it did
@@ -185,13 +186,16 @@ async def read_outcome(
     rejected = dict.fromkeys(pairs, 0)
     for (pair,) in await db.fetch_all("SELECT pair FROM orders WHERE status = 'rejected'"):
         rejected[pair] += 1
-    partial = dict.fromkeys(pairs, 0)
-    for (pair,) in await db.fetch_all(
-        "SELECT pair FROM orders WHERE status = 'expired' AND filled > 0"
+    partial, partial_sales = dict.fromkeys(pairs, 0), dict.fromkeys(pairs, 0)
+    for pair, side in await db.fetch_all(
+        "SELECT pair, side FROM orders WHERE status = 'expired' AND filled > 0"
     ):
         partial[pair] += 1
+        partial_sales[pair] += side == "sell"
     rows = await db.fetch_all("SELECT time, equity, cash FROM equity_snapshots ORDER BY time")
     equity = [EquitySnapshot(from_ms(row[0]), row[1], row[2]) for row in rows]
     halt = await engine.guard.halted()
     halted_at = from_ms(int(halt["since"])) if halt else None
-    return LiveOutcome(trades, vetoes, rejected, partial, waiting, equity, halted_at, first, last)
+    return LiveOutcome(
+        trades, vetoes, rejected, partial, partial_sales, waiting, equity, halted_at, first, last
+    )

@@ -163,13 +163,14 @@ def test_capital_shares_over_1_are_refused_before_anything_runs(
         )
 
 
-def test_sales_larger_than_the_volume_cap_are_counted_not_hidden(
+def test_a_sale_larger_than_the_volume_cap_is_sold_in_parts(
     tmp_path: Path, btc: pd.DataFrame
 ) -> None:
     """Entries are capped at their fill candle's volume share; a sale of it all in a thinner
-    candle would be cut on paper: the kernel sells it whole and counts it."""
+    candle sells that share, the rest at the pair's next turns, as the paper account sells
+    it (tests/integration/test_parity.py holds the trades to the live engine's)."""
     rich = "[paper]\nbalance = 1e10\nmax_volume_share = {}\n" + RISK + pair_entry("BTC/USDT", 1)
     (capped,) = run_portfolio(config(tmp_path, rich.format(0.1)), {"BTC/USDT": btc}).pairs
-    assert capped.sales_over_cap > 0
+    assert capped.partial_sales > 0
     uncapped = config(tmp_path, rich.format(0))
-    assert run_portfolio(uncapped, {"BTC/USDT": btc}).pairs[0].sales_over_cap == 0
+    assert run_portfolio(uncapped, {"BTC/USDT": btc}).pairs[0].partial_sales == 0
