@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
+import subprocess
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -159,7 +162,11 @@ def main() -> None:
     refused = sum(sum(pair["refused"].values()) for pair in document["pairs"])
     print(f"== {len(files)} pairs x {YEAR_OF_MINUTES:,} 1m candles = {candles:,} (synthetic)")
     print(f"pairpilot backtest --config (whole process)  {wall:6.2f} s  {peak:6.0f} MB peak")
-    print(f"  trades {len(document['trades']):,}, entries refused {refused:,}")
+    # The same trades before and after a change give the same digest (the JSON's trade list).
+    digest = hashlib.sha256(json.dumps(document["trades"]).encode()).hexdigest()[:16]
+    print(f"  trades {len(document['trades']):,} (digest {digest}), entries refused {refused:,}")
+    user, system = cpu_seconds([PAIRPILOT, "backtest", "--config", str(config), "--json"])
+    print(f"  CPU of one more run: user {user:.2f} s, system {system:.2f} s (steady under load)")
     # One pair's year in the same run: how loaded the machine is (1.3-2.1 s on a quiet one).
     one, one_peak, _ = timed(
         [PAIRPILOT, "backtest", "--data", str(files["BTC/USDT"]), "--timeframe", "1m", "--json"],
@@ -190,6 +197,19 @@ def main() -> None:
         for a, b in zip(sorted(live, key=_key), sorted(kernel, key=_key), strict=False)
     )
     print(f"live and kernel trades on that window: {len(live)} and {len(kernel)}, same: {same}")
+
+
+def cpu_seconds(command: list[str]) -> tuple[float, float]:
+    """User and system CPU seconds of one run of ``command``: unlike wall time, they hardly move
+    with the machine's load (its other processes), so they compare runs of a busy day."""
+    with tempfile.NamedTemporaryFile("r") as report:
+        subprocess.run(
+            ["/usr/bin/time", "-o", report.name, "-f", "%U %S", *command],
+            capture_output=True,
+            check=True,
+        )
+        user, system = report.read().split()[-2:]
+    return float(user), float(system)
 
 
 def _key(trade: Trade) -> tuple[datetime, str]:

@@ -54,5 +54,7 @@ rm -rf "$venv"
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
 # A dependency added to pyproject.toml but not locked (scripts/lock.sh) fails here, not later.
 "$venv/bin/python" -m pip check
+# The backtest kernel compiled into numba's cache now, not by the first backtest.
+scripts/warm-numba.sh
 touch "$stamp"
 echo "pairpilot setup: installed into $venv"

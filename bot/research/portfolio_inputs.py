@@ -25,7 +25,16 @@ from bot.research.kernel_inputs import KernelClock, KernelCosts, KernelExits, pa
 from bot.risk.rules import volatility_scales
 from strategies import Strategy, build_strategy
 
-COLUMNS = (*OHLC, "volume", "codes", "atr", "scale", "day", "close_ms", "act_ms")
+# The kernel's columns and their types (one compiled signature).
+COLUMNS: dict[str, type[np.generic]] = {
+    **dict.fromkeys((*OHLC, "volume"), np.float64),
+    "codes": np.int8,
+    "atr": np.float64,
+    "scale": np.float64,
+    "day": np.int64,
+    "close_ms": np.int64,
+    "act_ms": np.int64,
+}
 # Shares are checked with room for their decimal sum (0.1 + 0.2 > 0.3 in binary).
 _SHARE_ROOM = 1e-9
 
@@ -56,7 +65,6 @@ class PairInput:
     pair: str
     strategy: Strategy
     terms: ResearchTerms
-    open_ms: NDArray[np.int64]  # its candles in the window, and the one after (the next open)
     first_buy: int  # the row of its first open the strategy could buy at (after its warm-up)
 
 
@@ -108,12 +116,11 @@ def portfolio_inputs(
     start = first if since is None else max(first, to_ms(since) + step)
     end = min(int(frame["timestamp"].iloc[-1]) for frame in frames.values())  # last close - step
     end = end if until is None else min(end, to_ms(until))
-    pairs, parts = [], []
+    pairs, rows = [], []
     for entry, term in zip(entries, terms, strict=True):
-        frame = frames[entry.pair]
-        close_ms = frame["timestamp"].to_numpy(np.int64) + step
-        lo = int(np.searchsorted(close_ms, start, side="left"))
-        hi = int(np.searchsorted(close_ms, end, side="right"))
+        open_ms = frames[entry.pair]["timestamp"].to_numpy(np.int64)
+        lo = int(np.searchsorted(open_ms, start - step, side="left"))  # closes from start
+        hi = int(np.searchsorted(open_ms, end - step, side="right"))  # to end
         if hi <= lo:
             raise UserInputError(
                 f"{entry.pair} has no candles in the window ({_iso(start)} to {_iso(end)})"
@@ -121,22 +128,25 @@ def portfolio_inputs(
         chosen = (params or {}).get(entry.pair, entry.params)
         strategy = build_strategy(entry.strategy, dict(chosen))
         enough_candles(strategy, hi + 1, f"{entry.pair} up to the window's end")
-        part = _columns(frame, strategy, term, step, lo, hi + 1)
         first_buy = max(strategy.ready_after - lo, 1)  # as a one-pair backtest's buy and hold
-        pairs.append(PairInput(entry.pair, strategy, term, part["close_ms"] - step, first_buy))
-        parts.append((part, _packed(strategy, term, part, step)))
-    lengths = np.array([len(part["close"]) for part, _ in parts], np.int64)
+        pairs.append(PairInput(entry.pair, strategy, term, first_buy))
+        rows.append((lo, hi + 1))
+    lengths = np.array([hi - lo for lo, hi in rows], np.int64)
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-    columns = {name: np.concatenate([part[name] for part, _ in parts]) for name in COLUMNS}
-    close_all = np.ascontiguousarray(columns["close_ms"], np.int64)
+    # Every pair's rows are written straight into the kernel's columns: no per-pair copies.
+    columns = {name: np.empty(int(lengths.sum()), dtype) for name, dtype in COLUMNS.items()}
+    packed = [
+        _fill(columns, int(at), frames[pair.pair], pair, step, window)
+        for pair, at, window in zip(pairs, offsets, rows, strict=True)
+    ]
     return PortfolioInputs(
         pairs=tuple(pairs),
         timeframe=timeframe,
         columns=columns,
         offsets=offsets,
         lengths=lengths,
-        steps=union_clock(close_all, offsets, lengths, end),
-        params=np.stack([packed for _, packed in parts]),
+        steps=union_clock(columns["close_ms"], offsets, lengths, end),
+        params=np.stack(packed),
     )
 
 
@@ -165,44 +175,46 @@ def _one_timeframe(entries: Sequence[PairEntry], frames: Mapping[str, pd.DataFra
     return timeframe
 
 
-def _columns(
-    frame: pd.DataFrame, strategy: Strategy, terms: ResearchTerms, step: int, lo: int, hi: int
-) -> dict[str, NDArray[Any]]:
-    """One pair's kernel columns over rows [lo, hi) of its candles: signals, ATR and the
-    volatility scale computed over all of them (the rows before only warm them up)."""
+def _fill(
+    columns: dict[str, NDArray[Any]],
+    at: int,
+    frame: pd.DataFrame,
+    pair: PairInput,
+    step: int,
+    window: tuple[int, int],
+) -> NDArray[np.float64]:
+    """Write one pair's kernel columns over rows [lo, hi) of its candles from row ``at`` on:
+    signals, ATR and the volatility scale computed over all of them (the rows before only warm
+    them up). Returns its packed parameters."""
+    lo, hi = window
+    rows = slice(at, at + hi - lo)
+    strategy, terms = pair.strategy, pair.terms
+    for column in (*OHLC, "volume"):
+        columns[column][rows] = frame[column].to_numpy(np.float64)[lo:hi]
+    columns["codes"][rows] = strategy.signals(frame).to_numpy()[lo:hi]
+    if strategy.exit_policy.atr_stop:
+        columns["atr"][rows] = strategy.atr(frame).to_numpy(np.float64)[lo:hi]
+    else:
+        columns["atr"][rows] = np.nan
     limits = terms.limits
-    close = frame["close"].to_numpy(np.float64)
-    codes = strategy.signals(frame).to_numpy()
-    atr = (
-        strategy.atr(frame).to_numpy(np.float64)
-        if strategy.exit_policy.atr_stop
-        else np.full(len(frame), np.nan)
-    )
-    scale = volatility_scales(
-        np.ascontiguousarray(close),
+    columns["scale"][rows] = volatility_scales(
+        np.ascontiguousarray(frame["close"].to_numpy(np.float64)),
         limits.volatility_short,
         limits.volatility_long,
         limits.volatility_floor,
-    )
-    open_ms = frame["timestamp"].to_numpy(np.int64)[lo:hi]
-    close_ms = open_ms + step
-    part: dict[str, NDArray[Any]] = {
-        column: frame[column].to_numpy(np.float64)[lo:hi] for column in (*OHLC, "volume")
-    }
-    part["codes"] = codes[lo:hi].astype(np.int8)
-    part["atr"] = atr[lo:hi]
-    part["scale"] = scale[lo:hi]
-    part["day"] = local_days(close_ms, terms.timezone)
-    part["close_ms"] = close_ms
-    part["act_ms"] = np.append(open_ms[1:], close_ms[-1])
-    return part
+    )[lo:hi]
+    open_ms = frame["timestamp"].to_numpy(np.int64)
+    close_ms, act_ms = columns["close_ms"][rows], columns["act_ms"][rows]
+    np.add(open_ms[lo:hi], step, out=close_ms)
+    act_ms[:-1] = open_ms[lo + 1 : hi]  # the next candle's open
+    act_ms[-1] = close_ms[-1]
+    day = columns["day"][rows]
+    day[:] = local_days(close_ms, terms.timezone)
+    return _packed(strategy, terms, KernelClock(close_ms, act_ms, day, step))
 
 
-def _packed(
-    strategy: Strategy, terms: ResearchTerms, part: dict[str, NDArray[Any]], step: int
-) -> NDArray[np.float64]:
+def _packed(strategy: Strategy, terms: ResearchTerms, clock: KernelClock) -> NDArray[np.float64]:
     policy = strategy.exit_policy
-    clock = KernelClock(part["close_ms"], part["act_ms"], part["day"], step)
     costs = KernelCosts(
         terms.balance,
         terms.fee_rate,

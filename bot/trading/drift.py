@@ -37,15 +37,18 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.alerts.outbox import AlertOutbox
 from bot.core.domain import AlertPriority, Trade, from_ms, to_ms
 from bot.core.errors import UserInputError
 from bot.core.ports import AuditLog, Clock, FillHistory, StateStore, Transactions
 from bot.core.timeframes import timeframe_seconds
 from bot.portfolio.performance import round_trips
+
+if TYPE_CHECKING:  # the outbox brings the metrics server: config loading needs neither
+    from bot.alerts.outbox import AlertOutbox
 
 log = logging.getLogger(__name__)
 
