@@ -122,10 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.set_defaults(handler=_backtest)
 
     from bot.cli.data import add_data_commands
+    from bot.cli.strategy import add_strategy_command
     from bot.cli.sweep import add_sweep_command
 
     add_data_commands(commands)
     add_sweep_command(commands)
+    add_strategy_command(commands)
     return parser
 
 
