@@ -10,7 +10,7 @@ or the new one, never half of each, and a strategy object already built keeps it
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from strategies.base import Strategy, StrategyConfigError
@@ -29,10 +29,16 @@ class Origin:
 
 
 class StrategyRegistry(Mapping[str, type[Strategy]]):
-    """Strategy classes by name, and each one's origin."""
+    """Strategy classes by name, and each one's origin. ``recipe``: how another process (a
+    sweep's Dask worker) builds the same registry, a picklable call; None: the built-ins do."""
 
-    def __init__(self, entries: Mapping[str, tuple[type[Strategy], Origin]]) -> None:
+    def __init__(
+        self,
+        entries: Mapping[str, tuple[type[Strategy], Origin]],
+        recipe: Callable[[], StrategyRegistry] | None = None,
+    ) -> None:
         self._entries = dict(entries)
+        self.recipe = recipe
 
     def __getitem__(self, name: str) -> type[Strategy]:
         return self._entries[name][0]
@@ -54,9 +60,6 @@ class StrategyRegistry(Mapping[str, type[Strategy]]):
                 f"by {origin}; rename one"
             )
         return StrategyRegistry({**self._entries, cls.name: (cls, origin)})
-
-    def without(self, names: set[str]) -> StrategyRegistry:
-        return StrategyRegistry({k: v for k, v in self._entries.items() if k not in names})
 
     def build(self, name: str, params: Mapping[str, object] | None = None) -> Strategy:
         """The named strategy with validated parameters."""

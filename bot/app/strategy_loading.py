@@ -10,6 +10,7 @@ order files happen to be read in; a user strategy named like a built-in is refus
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import re
@@ -50,19 +51,25 @@ class LoadedStrategies:
     folder: Path | None  # None: no folder (the default one is absent)
 
 
-def load_strategies(folder: Path, *, explicit: bool) -> LoadedStrategies:
+def load_strategies(folder: Path | None, *, explicit: bool) -> LoadedStrategies:
     """The built-ins, the entry points' strategies and ``folder``'s. ``explicit``: the config
     named the folder, so its absence is a ConfigError; the default folder may be absent."""
-    present = folder.is_dir()
-    if explicit and not present:
+    present = folder is not None and folder.is_dir()
+    if folder is not None and explicit and not present:
         why = "is not a folder" if folder.exists() else "does not exist"
         raise ConfigError(f"strategies_dir {folder} {why}")
     found: list[tuple[type[Strategy], Origin]] = []
     problems: list[LoadProblem] = []
     _from_entry_points(entry_points(group=ENTRY_POINT_GROUP), found, problems)
-    for path in strategy_files(folder) if present else []:
+    for path in strategy_files(folder) if folder is not None and present else []:
         _from_file(path, found, problems)
     return _registry(found, problems, folder if present else None)
+
+
+def registry_of(folder: Path | None) -> StrategyRegistry:
+    """What ``load_strategies`` finds in ``folder`` and the entry points, in another process
+    (the registry's recipe: pickled by reference, so it runs this process's code there)."""
+    return load_strategies(folder, explicit=False).registry
 
 
 def strategy_files(folder: Path) -> list[Path]:
@@ -90,6 +97,11 @@ def _registry(
             )
             continue
         registry = registry.adding(cls, origin)
+    if len(registry) > len(BUILT_INS):
+        registry = StrategyRegistry(
+            {name: (registry[name], registry.origin(name)) for name in registry},
+            functools.partial(registry_of, folder),
+        )
     return LoadedStrategies(registry, tuple(problems), folder)
 
 

@@ -103,6 +103,20 @@ def test_a_folder_strategy_backtests_through_the_cli(tmp_path: Path) -> None:
     assert "parameter length='1' is out of bounds: expected 2 <= length <= 300" in out.stderr
 
 
+def test_a_sweep_on_dask_workers_knows_a_folder_strategy(tmp_path: Path) -> None:
+    """The workers are other processes: the config's strategies reach them too."""
+    (tmp_path / "user_strategies").mkdir()
+    (tmp_path / "user_strategies" / "mine.py").write_text(MINE.format(name="mine"))
+    cfg = config(tmp_path)
+    run = pairpilot(
+        "sweep", "--config", str(cfg), "--strategy", "mine", "--param", "length=10,40",
+        "--data", str(SAMPLE), "--workers", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "2 results stored" in run.stdout
+    assert "length=40" in run.stdout
+
+
 def test_an_entry_point_strategy_loads_lists_and_backtests(tmp_path: Path) -> None:
     site = installed(
         tmp_path / "site",
@@ -258,5 +272,10 @@ def test_strategy_new_then_list_then_backtest(tmp_path: Path) -> None:
         refused = pairpilot("strategy", "new", name, "--config", str(cfg), cwd=tmp_path)
         assert refused.returncode == 2
         assert error in refused.stderr
+    (written.parent / "notes.py").write_text(MINE.format(name="noted"), encoding="utf-8")
+    kept = pairpilot("strategy", "new", "notes", "--config", str(cfg), cwd=tmp_path)
+    assert kept.returncode == 2
+    assert f"{written.parent / 'notes.py'} exists; not overwritten" in kept.stderr
     assert written.read_text(encoding="utf-8") == before
-    assert sorted(p.name for p in written.parent.iterdir()) == ["my_trend.py"]
+    assert (written.parent / "notes.py").read_text(encoding="utf-8") == MINE.format(name="noted")
+    assert sorted(p.name for p in written.parent.iterdir()) == ["my_trend.py", "notes.py"]
