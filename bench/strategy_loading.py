@@ -12,6 +12,7 @@ empty. The in-process load of the folder (import, check and register every file)
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,10 +41,15 @@ def folder_of(root: Path, files: int) -> Path:
     return config
 
 
-def process_seconds(config: Path) -> float:
+def process_seconds(config: Path) -> tuple[float, float]:
+    """The process's wall time, and its CPU time (user + system: what a busy shared machine
+    disturbs least)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", START, str(config)], check=True)
-    return time.perf_counter() - began
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -55,7 +61,7 @@ def main() -> None:
         empty = folder_of(Path(scratch) / "empty", 0)
         full = folder_of(Path(scratch) / "full", args.files)
         process_seconds(empty)  # the disk cache and .pyc files warm for both
-        process_seconds(full)
+        first, _ = process_seconds(full)  # compiles the user files (their .pyc are written)
         bare, loaded = [], []
         for _ in range(args.runs):  # interleaved, so drift in the machine's speed hits both
             bare.append(process_seconds(empty))
@@ -67,15 +73,22 @@ def main() -> None:
         in_process = time.perf_counter() - began
         assert not result.problems, result.problems
         assert len(result.registry) == 7 + args.files
-    added = statistics.median(loaded) - statistics.median(bare)
-    print(f"start-up (load_settings in a fresh process), {args.runs} runs each:")
-    print(f"  no user strategies   median {statistics.median(bare):.3f} s  {_runs(bare)}")
-    print(
-        f"  {args.files} strategy files  median {statistics.median(loaded):.3f} s  {_runs(loaded)}"
-    )
-    print(f"  added by the files   {added:.3f} s (target <= {TARGET_SECONDS} s)")
+    print(f"start-up (load_settings in a fresh process), {args.runs} runs each, median:")
+    added = {}
+    for what, column in (("wall", 0), ("cpu", 1)):
+        without = [run[column] for run in bare]
+        with_files = [run[column] for run in loaded]
+        added[what] = statistics.median(with_files) - statistics.median(without)
+        print(
+            f"  {what:<4} none {statistics.median(without):.3f} s {_runs(without)}; "
+            f"{args.files} files {statistics.median(with_files):.3f} s {_runs(with_files)}; "
+            f"added {added[what]:.3f} s"
+        )
+    print(f"  first run with the files (compiling them) {first:.3f} s")
     print(f"in-process load_strategies of {args.files} files: {in_process:.3f} s")
-    print("MET" if added <= TARGET_SECONDS else "MISSED")
+    worst = max(added.values())
+    print(f"added by the files: at most {worst:.3f} s (target <= {TARGET_SECONDS} s)")
+    print("MET" if worst <= TARGET_SECONDS else "MISSED")
 
 
 def _runs(seconds: list[float]) -> str:

@@ -132,7 +132,7 @@ def _import_file(path: Path, name: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # inspect.getsource (receipts' source hash) and pickling need it
+    sys.modules[name] = module  # inspect.getsource needs it (the receipts' source hash)
     try:
         spec.loader.exec_module(module)
     except BaseException:
@@ -175,13 +175,15 @@ def _from_entry_points(
 
 
 def _strategy_classes(module: ModuleType) -> list[type[Strategy]]:
-    """The concrete strategies ``module`` defines (not those it imports, built-ins included)."""
+    """The concrete strategies ``module`` defines: not those it imports (built-ins included),
+    nor its private helper bases (``_Crossover``, as strategies/ema_cross.py has one)."""
     return [
         value
         for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, Strategy)
         and not inspect.isabstract(value)
+        and not value.__name__.startswith("_")
         and value.__module__ == module.__name__
     ]
 

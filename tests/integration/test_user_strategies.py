@@ -145,14 +145,21 @@ def test_a_broken_file_is_reported_with_its_line_and_the_rest_loads(tmp_path: Pa
     folder = tmp_path / "user_strategies"
     folder.mkdir()
     (folder / "good.py").write_text(MINE.format(name="good"), encoding="utf-8")
+    (folder / "derived.py").write_text(  # a private base and an imported built-in: not counted
+        "from strategies.ema_cross import EmaCross\n"
+        "class _Slower(EmaCross):\n    exit_defaults = {'stop_loss': 0.02}\n"
+        "class Derived(_Slower):\n    name = 'derived'\n",
+        encoding="utf-8",
+    )
     (folder / "syntax.py").write_text("x = 1\n\ndef broken(:\n", encoding="utf-8")
     (folder / "missing.py").write_text('"""doc"""\nimport not_a_module_anywhere\n')
     (folder / "raises.py").write_text("a = 1\nb = 2\nc = 3\nraise RuntimeError('at import')\n")
     (folder / "nothing.py").write_text("VALUE = 1\n", encoding="utf-8")
     (folder / "_helper.py").write_text("raise RuntimeError('not a strategy file')\n")
     loaded = load_strategies(folder, explicit=True)
-    assert "good" in loaded.registry
-    assert "ema_cross" in loaded.registry
+    assert {"good", "derived", "ema_cross"} <= set(loaded.registry)
+    assert loaded.registry.origin("ema_cross").kind == "built-in"
+    assert loaded.registry.build("derived").params["stop_loss"] == 0.02
     problems = {problem.where: problem.message for problem in loaded.problems}
     assert set(problems) == {
         f"{folder / 'syntax.py'}:3",
