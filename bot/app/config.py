@@ -106,8 +106,11 @@ class PairSettings(_Section):
 
     @model_validator(mode="after")
     def _strategy(self, info: ValidationInfo) -> PairSettings:
-        """Against the config's own strategies (load_settings passes them), else the process's."""
+        """Against the config's own strategies (load_settings passes them), else the process's;
+        not at all for the commands that load none (health, backup, restore)."""
         context = info.context if isinstance(info.context, dict) else {}
+        if context.get("strategies_unchecked"):
+            return self
         registry = context.get("strategies") or strategy_registry()
         try:
             registry.build(self.strategy, self.params)
@@ -296,10 +299,14 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
-def load_settings(path: Path | None, secrets: Secrets | None) -> Settings:
+def load_settings(
+    path: Path | None, secrets: Secrets | None, *, strategies: bool = True
+) -> Settings:
     """Read and validate the TOML file (defaults when ``path`` is None); raises ConfigError.
     ``secrets`` None: for commands that only read data_dir (health, backup, restore), which
-    get no secrets and must not fail for want of them."""
+    get no secrets and must not fail for want of them. ``strategies``: load the user
+    strategies and make them the process's (False: those commands, which run no user code,
+    and leave the pairs' strategies unchecked)."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -311,15 +318,17 @@ def load_settings(path: Path | None, secrets: Secrets | None) -> Settings:
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
         _refuse_secrets(raw, "")
-    loaded = _load_strategies(raw, path)
+    loaded = _load_strategies(raw, path) if strategies else None
+    context = {"strategies": loaded.registry} if loaded else {"strategies_unchecked": True}
     try:
-        settings = Settings.model_validate(raw, context={"strategies": loaded.registry})
+        settings = Settings.model_validate(raw, context=context)
     except ValidationError as error:
         raise ConfigError(_describe(error, path)) from None
     if path is not None:
         settings = _resolve_paths(settings, path.parent)
-    settings._strategies = loaded
-    install(loaded.registry)
+    if loaded is not None:
+        settings._strategies = loaded
+        install(loaded.registry)
     if secrets is not None:
         _check_live(settings, secrets)
         _check_webhook(settings, secrets)

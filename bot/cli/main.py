@@ -243,7 +243,7 @@ def _health(args: argparse.Namespace) -> int:
     from bot.app.health_check import inspect
     from bot.core.clock import SystemClock
 
-    path = load_settings(args.config, None).database_path
+    path = load_settings(args.config, None, strategies=False).database_path
     health = inspect(
         path, now=SystemClock().now(), max_alert_age=timedelta(minutes=args.max_alert_age)
     )
@@ -256,7 +256,7 @@ def _backup(args: argparse.Namespace) -> int:
     from bot.cli.backup import backup
     from bot.core.clock import SystemClock
 
-    database = load_settings(args.config, None).database_path
+    database = load_settings(args.config, None, strategies=False).database_path
     copied = backup(database, args.dest, SystemClock().now())
     print(
         f"backed up {database} to {copied.path} ({copied.size:,} bytes, schema "
@@ -270,7 +270,7 @@ def _restore(args: argparse.Namespace) -> int:
     from bot.cli.backup import restore
     from bot.core.clock import SystemClock
 
-    database = load_settings(args.config, None).database_path
+    database = load_settings(args.config, None, strategies=False).database_path
     copied, kept = restore(args.source, database, SystemClock().now())
     print(f"restored {args.source} to {database} (schema {copied.schema}, integrity ok)")
     if kept is not None:

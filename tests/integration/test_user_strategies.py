@@ -239,6 +239,22 @@ def test_a_missing_folder_named_in_the_config_is_an_error(tmp_path: Path) -> Non
     assert settings.strategies.problems == ()
 
 
+def test_health_backup_and_restore_run_no_user_code(tmp_path: Path) -> None:
+    """They read data_dir only: a strategy file's import never runs in a health check."""
+    folder = tmp_path / "user_strategies"
+    folder.mkdir()
+    marker = tmp_path / "imported"
+    (folder / "loud.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    cfg = config(tmp_path, '[[pairs]]\npair = "BTC/USDT"\nstrategy = "mine"\ncapital_share = 1\n')
+    run = pairpilot("health", "--config", str(cfg), cwd=tmp_path)
+    assert "strategy" not in run.stderr
+    assert not marker.exists()
+    assert load_settings(cfg, None, strategies=False).pairs[0].strategy == "mine"
+    with pytest.raises(ConfigError, match="unknown strategy 'mine'"):
+        load_settings(cfg, None)
+    assert marker.exists()
+
+
 def test_a_configured_pair_may_trade_a_user_strategy(tmp_path: Path) -> None:
     folder = tmp_path / "user_strategies"
     folder.mkdir()
