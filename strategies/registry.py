@@ -61,6 +61,9 @@ class StrategyRegistry(Mapping[str, type[Strategy]]):
             )
         return StrategyRegistry({**self._entries, cls.name: (cls, origin)})
 
+    def with_recipe(self, recipe: Callable[[], StrategyRegistry]) -> StrategyRegistry:
+        return StrategyRegistry(self._entries, recipe)
+
     def build(self, name: str, params: Mapping[str, object] | None = None) -> Strategy:
         """The named strategy with validated parameters."""
         try:

@@ -61,8 +61,9 @@ def load_strategies(folder: Path | None, *, explicit: bool) -> LoadedStrategies:
     found: list[tuple[type[Strategy], Origin]] = []
     problems: list[LoadProblem] = []
     _from_entry_points(entry_points(group=ENTRY_POINT_GROUP), found, problems)
-    for path in strategy_files(folder) if folder is not None and present else []:
-        _from_file(path, found, problems)
+    if folder is not None and present:
+        for path in strategy_files(folder):
+            _from_file(path, found, problems)
     return _registry(found, problems, folder if present else None)
 
 
@@ -98,10 +99,7 @@ def _registry(
             continue
         registry = registry.adding(cls, origin)
     if len(registry) > len(BUILT_INS):
-        registry = StrategyRegistry(
-            {name: (registry[name], registry.origin(name)) for name in registry},
-            functools.partial(registry_of, folder),
-        )
+        registry = registry.with_recipe(functools.partial(registry_of, folder))
     return LoadedStrategies(registry, tuple(problems), folder)
 
 
@@ -177,11 +175,12 @@ def _from_entry_points(
 def _strategy_classes(module: ModuleType) -> list[type[Strategy]]:
     """The concrete strategies ``module`` defines: not those it imports (built-ins included),
     nor its private helper bases (``_Crossover``, as strategies/ema_cross.py has one)."""
+    # each class once, however many names (aliases) the module gives it
+    classes = dict.fromkeys(v for v in vars(module).values() if isinstance(v, type))
     return [
         value
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and issubclass(value, Strategy)
+        for value in classes
+        if issubclass(value, Strategy)
         and not inspect.isabstract(value)
         and not value.__name__.startswith("_")
         and value.__module__ == module.__name__

@@ -148,7 +148,8 @@ def test_a_broken_file_is_reported_with_its_line_and_the_rest_loads(tmp_path: Pa
     (folder / "derived.py").write_text(  # a private base and an imported built-in: not counted
         "from strategies.ema_cross import EmaCross\n"
         "class _Slower(EmaCross):\n    exit_defaults = {'stop_loss': 0.02}\n"
-        "class Derived(_Slower):\n    name = 'derived'\n",
+        "class Derived(_Slower):\n    name = 'derived'\n"
+        "Alias = Derived\n",
         encoding="utf-8",
     )
     (folder / "syntax.py").write_text("x = 1\n\ndef broken(:\n", encoding="utf-8")
