@@ -24,6 +24,7 @@ from types import ModuleType
 
 from bot.core.errors import ConfigError
 from strategies import BUILT_INS, Strategy, StrategyConfigError
+from strategies.base import ParamSpec
 from strategies.registry import Origin, StrategyRegistry
 
 ENTRY_POINT_GROUP = "pairpilot.strategies"
@@ -194,7 +195,8 @@ def _accept(
     found: list[tuple[type[Strategy], Origin]],
     problems: list[LoadProblem],
 ) -> None:
-    """``cls`` when it is a usable strategy: a lower-case name, and valid defaults."""
+    """``cls`` when it is a usable strategy: a lower-case name, a description, its parameters
+    declared as ParamSpecs, and defaults it accepts."""
     name = cls.__dict__.get("name")
     if not isinstance(name, str) or not NAME.match(name):
         problems.append(
@@ -202,6 +204,18 @@ def _accept(
                 where,
                 f"{cls.__name__}.name = {name!r}: expected a lower-case name of letters, digits "
                 "and _ (at most 40), starting with a letter",
+            )
+        )
+        return
+    specs = getattr(cls, "param_specs", None)
+    if not isinstance(getattr(cls, "description", None), str) or not (
+        isinstance(specs, tuple) and all(isinstance(spec, ParamSpec) for spec in specs)
+    ):
+        problems.append(
+            LoadProblem(
+                where,
+                f"strategy {name!r}: expected a description (text) and param_specs, a tuple of "
+                "strategies.base.ParamSpec (empty when it takes none)",
             )
         )
         return

@@ -156,6 +156,9 @@ def test_a_broken_file_is_reported_with_its_line_and_the_rest_loads(tmp_path: Pa
     (folder / "missing.py").write_text('"""doc"""\nimport not_a_module_anywhere\n')
     (folder / "raises.py").write_text("a = 1\nb = 2\nc = 3\nraise RuntimeError('at import')\n")
     (folder / "nothing.py").write_text("VALUE = 1\n", encoding="utf-8")
+    (folder / "undescribed.py").write_text(
+        MINE.format(name="undescribed").replace('    description = "close across its SMA"\n', "")
+    )
     (folder / "_helper.py").write_text("raise RuntimeError('not a strategy file')\n")
     loaded = load_strategies(folder, explicit=True)
     assert {"good", "derived", "ema_cross"} <= set(loaded.registry)
@@ -167,7 +170,11 @@ def test_a_broken_file_is_reported_with_its_line_and_the_rest_loads(tmp_path: Pa
         f"{folder / 'missing.py'}:2",
         f"{folder / 'raises.py'}:4",
         str(folder / "nothing.py"),
+        str(folder / "undescribed.py"),
     }
+    assert problems[str(folder / "undescribed.py")].startswith(
+        "strategy 'undescribed': expected a description (text) and param_specs"
+    )
     assert problems[f"{folder / 'missing.py'}:2"] == (
         "ModuleNotFoundError: No module named 'not_a_module_anywhere'"
     )
