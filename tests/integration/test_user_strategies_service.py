@@ -64,6 +64,10 @@ async def test_the_service_trades_folder_and_entry_point_strategies_past_a_broke
         try:
             started = await emulator.reply(ADMIN, within=60)
             assert started.text.startswith("pairpilot started: paper mode, replay")
+            assert started.text.endswith(
+                "strategies not loaded (the rest are):\n"
+                f"{folder / 'broken.py'}:3: ValueError: half written"
+            )
             asked = len(emulator.to(ADMIN))
             emulator.say(ADMIN, "/pairs")
             pairs = await reply_with(emulator, "ETH/USDT", asked)
