@@ -27,12 +27,8 @@ from bench.paths import SAMPLE_DATA
 from bot.market.candle_files import read_candle_file
 from strategies import BUILT_INS
 from tests.integration.test_parity import EVERY_EXIT
-from tests.integration.test_venue_parity import (
-    ACCOUNTS,
-    WARM,
-    both_trades,
-    differences,
-)
+from tests.integration.test_venue_parity import ACCOUNTS, both_trades, differences
+from tests.rigs.venue_parity import WARM
 
 SAMPLE = SAMPLE_DATA / "BTC_USDT-1h.csv.gz"
 FIELDS = ("entry_price", "exit_price", "amount", "pnl", "fee")

@@ -105,20 +105,22 @@ COMMANDS: Mapping[str, Command] = {
     "rerun": Command(
         "trader",
         "/rerun ID",
-        "run a backtest's receipt again; says if it made the same trades",
+        "run a receipt again (backtest, portfolio, sweep); says if it made the same trades",
         receipts.run_rerun,
     ),
     "compare": Command(
         "trader",
         "/compare ID ID",
-        "two backtest or sweep receipts side by side",
+        "two receipts side by side (two portfolios, or two single pairs)",
         receipts.run_compare,
     ),
     "sweep": Command(
         "admin",
         "/sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
-        f"[objective=sharpe|calmar|return] [max_drawdown=F] [random=N] {TERM_WORDS}",
-        "parameter sweep on Dask (1h, 90 days), the bot's terms or given: heatmap, the best",
+        f"[objective=sharpe|calmar|return] [max_drawdown=F] [random=N] {TERM_WORDS}; "
+        "/sweep portfolio STRATEGY [DAYS] NAME=LOW:HIGH:STEP ... (the same words)",
+        "parameter sweep on Dask (1h, 90 days), the bot's terms or given: heatmap, the best; "
+        "PAIR portfolio: each set on every configured pair running STRATEGY, scored together",
         research.run_sweep,
     ),
     "startpair": Command(

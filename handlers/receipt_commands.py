@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from html import escape
 
-from bot.chat.receipt_desk import CompareView
+from bot.chat.portfolio_desk import PortfolioRerunChart
+from bot.chat.receipt_desk import CompareView, SweepRerunView
 from bot.chat.replies import Photo
 from bot.chat.research_desk import RerunChart
 from handlers.request import Request
-from handlers.research_commands import backtest_photo
+from handlers.research_commands import backtest_photo, portfolio_photo
 
 
-def rerun_photo(view: RerunChart) -> Photo:
+def rerun_photo(view: RerunChart | PortfolioRerunChart) -> Photo:
     """Whether the rerun matched its receipt, then the backtest's caption."""
-    photo = backtest_photo(view.chart)
+    if isinstance(view, PortfolioRerunChart):
+        photo = portfolio_photo(view.chart)
+    else:
+        photo = backtest_photo(view.chart)
     mark = "✅" if view.matched else "⚠️"
     return Photo(photo.png, f"{mark} {escape(view.verdict)}\n{photo.caption}")
 
@@ -54,9 +58,18 @@ def compare_reply(view: CompareView) -> str:
     return "\n".join(lines)
 
 
-async def run_rerun(request: Request) -> Photo:
+def sweep_rerun_reply(view: SweepRerunView) -> str:
+    """Whether every set matched, then the ranked table as `pairpilot sweep` prints it."""
+    mark = "✅" if view.matched else "⚠️"
+    return f"{mark} {escape(view.verdict)}\n<pre>{escape(view.table)}</pre>"
+
+
+async def run_rerun(request: Request) -> Photo | str:
     research = request.cockpit.research
-    return rerun_photo(await research.rerun(request.arguments, request.progress))
+    view = await research.rerun(request.arguments, request.progress)
+    if isinstance(view, SweepRerunView):
+        return sweep_rerun_reply(view)
+    return rerun_photo(view)
 
 
 async def run_compare(request: Request) -> str:

@@ -65,13 +65,17 @@ def portfolio_photo(chart: PortfolioChart) -> Photo:
     over = [f"{escape(line.pair)} {line.over_cap}" for line in chart.lines if line.over_cap]
     if over:
         lines.append("inexact: sales over the volume cap sold whole: " + ", ".join(over))
+    if chart.receipt:
+        lines.append(f"receipt {chart.receipt}: /rerun {chart.receipt}")
     return Photo(chart.png, "\n".join(lines))
 
 
 def sweep_reply(view: SweepView) -> Photo | str:
-    """The best combinations, on the heatmap where the space has one."""
+    """The best combinations, on the heatmap where the space has one; a portfolio sweep's
+    after the pairs it swept."""
     lines = [
-        f"<b>Sweep {view.sweep_id}</b>: {view.results} results, best by {escape(view.objective)}:"
+        f"<b>Sweep {view.sweep_id}</b>: {view.results} results, best by {escape(view.objective)}:",
+        *([escape(view.scope)] if view.scope else []),
     ]
     for line in view.best:
         if line.skipped is not None:  # too long for the candles at hand

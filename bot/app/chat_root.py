@@ -17,9 +17,11 @@ from bot.chat.chat_state import ChatState
 from bot.chat.cockpit import Cockpit
 from bot.chat.drift_desk import DriftDesk
 from bot.chat.limits_desk import LimitsDesk
+from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
 from bot.chat.portfolio_desk import PortfolioDesk
+from bot.chat.portfolio_sweep_desk import PortfolioSweepDesk
 from bot.chat.receipt_desk import ReceiptDesk
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.sweep_desk import SweepDesk
@@ -93,6 +95,16 @@ def build_cockpit(
         terms=venue.research_terms,
         scheduler=scheduler,
         receipts=receipts,
+        portfolio=None
+        if venue.portfolio is None
+        else PortfolioSweepDesk(
+            config=venue.portfolio,
+            history=history,
+            store=SqliteSweepRepository(db),
+            clock=clock,
+            limits=lambda: engine.guard.limits,
+            receipts=receipts,
+        ),
     )
     dust = dust_desk(
         db,
@@ -106,6 +118,7 @@ def build_cockpit(
     state = SqliteStateRepository(db)
     preferences = AlertPreferences(state, clock)
     limits = LimitsDesk(quote=venue.quote, service=service, engine=engine, clock=clock)
+    backtests = OneAtATime("backtest")  # /backtest, /rerun and /drift's backtest
     return Cockpit(
         venue=venue,
         overview=Overview(
@@ -145,7 +158,9 @@ def build_cockpit(
                 clock=clock,
                 quote=venue.quote,
                 limits=lambda: engine.guard.limits,
+                receipts=receipts,
             ),
+            backtests=backtests,
         ),
         admin=AdminDesk(
             service=service,
@@ -161,5 +176,7 @@ def build_cockpit(
         preferences=preferences,
         charts=charts,
         dust=dust,
-        drift=DriftDesk(venue=venue, service=service, history=history, clock=clock),
+        drift=DriftDesk(
+            venue=venue, service=service, history=history, backtests=backtests, clock=clock
+        ),
     )

@@ -208,6 +208,11 @@ class Settings(_Section):
         return self.data_dir / "pairpilot.sqlite"
 
     @property
+    def twin_database_path(self) -> Path:
+        """The paper twin's books (``bot/app/twin_root.py``), in live mode with [drift] on."""
+        return self.data_dir / "twin.sqlite"
+
+    @property
     def strategies(self) -> LoadedStrategies | None:
         """The user strategies load_settings found, with what it could not load."""
         return self._strategies

@@ -30,7 +30,6 @@ from storage.pair_runs import SqlitePairRunRepository
 from storage.state import RememberedStateRepository, SqliteStateRepository
 
 log = logging.getLogger(__name__)
-TWIN_FILE = "twin.sqlite"
 
 
 def twin_path(settings: Settings) -> Path | None:
@@ -38,7 +37,7 @@ def twin_path(settings: Settings) -> Path | None:
     replay, or ``[drift] enabled = false``)."""
     if settings.mode != "live" or not settings.drift.enabled:
         return None
-    return settings.data_dir / TWIN_FILE
+    return settings.twin_database_path
 
 
 async def open_twin(
@@ -122,6 +121,7 @@ async def build_twin(
         state=SqliteStateRepository(db),
         outbox=outbox,
         audit=SqliteAuditRepository(db),
+        transactions=db,
         clock=clock,
     )
     await monitor.load()

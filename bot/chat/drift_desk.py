@@ -8,6 +8,11 @@ monitor matches those (``bot/trading/drift.py``). The backtest sizes its trades 
 (the kernel does not share capital between pairs yet): compare its prices and returns. Its
 last trade may still be open: it exits at the next candle's open, which a live exit at the
 last close has and the candles do not yet.
+
+That backtest is research like /backtest: it holds the same gate (one at a time: a /backtest
+asked while it runs gets the gate's usual answer, and a /drift while a backtest runs shows the
+pair without its test column, saying why), and reads its candles as /backtest does (the
+chat's ``CandleHistory``: the candle store, topped up from the venue).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.requests import normalise_pair
 from bot.chat.venue import Venue
 from bot.core.domain import PairRun, Trade, to_ms
@@ -67,11 +73,19 @@ class DriftView:
 
 class DriftDesk:
     def __init__(
-        self, *, venue: Venue, service: TradingService, history: CandleHistory, clock: Clock
+        self,
+        *,
+        venue: Venue,
+        service: TradingService,
+        history: CandleHistory,
+        backtests: OneAtATime,
+        clock: Clock,
     ) -> None:
+        """``history`` and ``backtests``: /backtest's candles and its one-at-a-time gate."""
         self._venue = venue
         self._service = service
         self._history = history
+        self._backtests = backtests
         self._clock = clock
 
     def _twin(self) -> PaperTwin:
@@ -131,14 +145,15 @@ class DriftDesk:
         now = self._clock.now()
         span = (now - since).total_seconds() + (strategy.history + 2) * step
         days = max(1, math.ceil(span / DAY_SECONDS))
-        await import_off_loop("bot.research.backtest")  # numba: loaded on first use
-        from bot.research.backtest import run_backtest, setup_for
+        with self._backtests.hold(f"/drift {run.pair}"):  # held before the first await
+            await import_off_loop("bot.research.backtest")  # numba: loaded on first use
+            from bot.research.backtest import run_backtest, setup_for
 
-        candles = await self._history.candles(run.pair, run.timeframe, days, now)
-        acted = candles["timestamp"] + step * 1000 <= to_ms(since)
-        start = max(0, int(acted.sum()) - 1)
-        setup = setup_for(run.pair, run.timeframe, terms, start)
-        result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
+            candles = await self._history.candles(run.pair, run.timeframe, days, now)
+            acted = candles["timestamp"] + step * 1000 <= to_ms(since)
+            start = max(0, int(acted.sum()) - 1)
+            setup = setup_for(run.pair, run.timeframe, terms, start)
+            result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
         return [t for t in result.table.trades() if t.exit_time >= since]
 
     def promote_preview(self, arguments: Sequence[str]) -> str:

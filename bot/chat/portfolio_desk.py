@@ -14,6 +14,7 @@ import pandas as pd
 
 from bot.charts.worker import ChartWorker
 from bot.chat.pair_desk import malformed
+from bot.chat.receipt_desk import ReceiptDesk, SweepRerunView
 from bot.chat.replies import Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, whole_number
 from bot.chat.term_words import is_term, term_overrides
@@ -23,6 +24,7 @@ from bot.core.key_values import key_values
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock
 from bot.research.account_terms import Overrides, research_terms
+from bot.research.receipts import PORTFOLIO, Receipt
 
 if TYPE_CHECKING:
     from bot.research.portfolio import PortfolioResult
@@ -59,6 +61,16 @@ class PortfolioChart:
     max_drawdown: float
     fees: float
     halted_at: datetime | None
+    receipt: str | None  # its receipt's id, where receipts are kept
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioRerunChart:
+    """/rerun of a portfolio receipt: the chart and caption again, and whether it matched."""
+
+    chart: PortfolioChart
+    matched: bool
+    verdict: str  # "identical to receipt ID", or what differs
 
 
 class PortfolioDesk:
@@ -73,6 +85,7 @@ class PortfolioDesk:
         clock: Clock,
         quote: str,
         limits: Callable[[], RiskLimits],
+        receipts: ReceiptDesk | None = None,
     ) -> None:
         self._config = config
         self._history = history
@@ -80,6 +93,7 @@ class PortfolioDesk:
         self._clock = clock
         self._quote = quote
         self._limits = limits  # as /risk set left them, read when asked
+        self._receipts = receipts
 
     def check(self, arguments: Sequence[str]) -> tuple[int, Overrides]:
         """``[DAYS] [TERM=VALUE ...]`` (after the word ``portfolio``): the days and the terms
@@ -118,10 +132,37 @@ class PortfolioDesk:
         result = await asyncio.to_thread(
             run_portfolio, self._config, candles, overrides=overrides, limits=self._limits()
         )
+        receipt = None
+        if self._receipts is not None:
+            receipt = await self._receipts.keep_portfolio(result, self._config, candles, days, now)
         await progress("Portfolio backtest: drawing…")
-        return await self._chart(result)
+        return await self._chart(result, receipt)
 
-    async def _chart(self, result: PortfolioResult) -> PortfolioChart:
+    async def rerun(
+        self, receipt: Receipt, progress: Progress
+    ) -> PortfolioRerunChart | SweepRerunView:
+        """A portfolio receipt (a backtest's or a sweep's) run again on its candles as this
+        chat reads them, the configured pairs with the receipt's parameters and terms;
+        refused, running nothing, naming the pair and what changed."""
+        if self._receipts is None:
+            raise UserInputError("receipts are not available here")
+        await import_off_loop("bot.research.portfolio_rerun")  # numba: loaded on first use
+        from bot.research.portfolio_rerun import rerun_portfolio, rerun_portfolio_sweep
+
+        candles = await self._receipts.frames(receipt, progress)
+        if receipt.kind != PORTFOLIO:  # a portfolio sweep's
+            from bot.research.sweep_report import report
+
+            await progress(f"Rerun of receipt {receipt.id}: every set of the sweep…")
+            swept = await asyncio.to_thread(rerun_portfolio_sweep, receipt, self._config, candles)
+            return SweepRerunView(swept.matched, swept.verdict(), report(swept.spec, swept.rows))
+        await progress(f"Rerun of receipt {receipt.id}: trading…")
+        done = await asyncio.to_thread(rerun_portfolio, receipt, self._config, candles)
+        await progress(f"Rerun of receipt {receipt.id}: drawing…")
+        chart = await self._chart(done.result, receipt.id)
+        return PortfolioRerunChart(chart, done.matched, done.verdict())
+
+    async def _chart(self, result: PortfolioResult, receipt: str | None) -> PortfolioChart:
         step = max(1, len(result.equity) // CHART_POINTS)
         picks = slice(None, None, step)
         png = await self._charts.draw(
@@ -156,4 +197,5 @@ class PortfolioDesk:
             m.max_drawdown,
             m.fees,
             result.halted_at,
+            receipt,
         )

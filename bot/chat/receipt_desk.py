@@ -3,17 +3,27 @@ puts two side by side (typed views; the run and its chart are ResearchDesk's).""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.chat.replies import Progress
 from bot.core.domain import from_ms
 from bot.core.errors import DataError, NotFound, UserInputError
+from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, ReceiptStore
 from bot.core.timeframes import timeframe_seconds
-from bot.research.receipts import Receipt, backtest_receipt, checked_id
+from bot.research.receipts import (
+    PORTFOLIO,
+    PORTFOLIO_SWEEP,
+    Receipt,
+    SeriesPrint,
+    backtest_receipt,
+    checked_id,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,10 +31,14 @@ if TYPE_CHECKING:
     from bot.core.domain import SweepRow
     from bot.research.account_terms import ResearchTerms
     from bot.research.backtest import BacktestResult
+    from bot.research.portfolio import PortfolioResult
+    from bot.research.portfolio_inputs import PortfolioConfig
+    from bot.research.portfolio_sweep import PortfolioSweep
     from bot.research.sweep import Series, SweepSpec
 
 COMPARE_USAGE = "usage: /compare ID ID (each backtest and sweep reply names its receipt)"
 FIGURES = ("trades", "pnl", "win_rate", "max_drawdown", "fees")
+PORTFOLIOS = (PORTFOLIO, PORTFOLIO_SWEEP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +50,16 @@ class ReceiptColumn:
     strategy: str
     data: str  # "BTC/USDT 1h 2025-07-01 00:00 .. 2025-08-19 23:00", a line per series
     figures: Mapping[str, float | None]  # FIGURES; a sweep's: its best result's
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRerunView:
+    """/rerun of a sweep's receipt: whether every set came out the same, and the ranked table
+    as `pairpilot sweep` prints it."""
+
+    matched: bool
+    verdict: str
+    table: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +80,7 @@ class ReceiptDesk:
         self, result: BacktestResult, terms: ResearchTerms, days: int, now: datetime
     ) -> str:
         """Store the receipt of a /backtest that succeeded; its id."""
-        source = {"kind": "chat", "exchange": self._exchange, "days": days}
-        receipt = backtest_receipt(result, terms, source, now)
+        receipt = backtest_receipt(result, terms, self._source(days), now)
         await self._store.add(receipt.record())
         return receipt.id
 
@@ -72,10 +95,45 @@ class ReceiptDesk:
         """Store the receipt of a /sweep (its id and rows ``done``) that ran on ``series``."""
         from bot.research.sweep_receipts import sweep_receipt
 
-        source = {"kind": "chat", "exchange": self._exchange, "days": days}
-        receipt = sweep_receipt(spec, [series], [source], *done, now)
+        receipt = sweep_receipt(spec, [series], [self._source(days)], *done, now)
         await self._store.add(receipt.record())
         return receipt.id
+
+    async def keep_portfolio(
+        self,
+        result: PortfolioResult,
+        config: PortfolioConfig,
+        candles: Mapping[str, pd.DataFrame],
+        days: int,
+        now: datetime,
+    ) -> str:
+        """Store the receipt of a /backtest portfolio that succeeded on ``candles``; its id."""
+        from bot.research.portfolio_receipts import portfolio_receipt
+
+        sources = {pair: self._source(days) for pair in candles}
+        receipt = portfolio_receipt(result, config, candles, sources, (None, None), now)
+        await self._store.add(receipt.record())
+        return receipt.id
+
+    async def keep_portfolio_sweep(
+        self,
+        sweep: PortfolioSweep,
+        candles: Mapping[str, pd.DataFrame],
+        done: tuple[int, list[SweepRow]],
+        days: int,
+        now: datetime,
+    ) -> str:
+        """Store the receipt of a /sweep portfolio (its id and rows ``done``) that ran on
+        ``candles``, each pair's last ``days``; its id."""
+        from bot.research.portfolio_receipts import portfolio_sweep_receipt
+
+        sources = {pair: self._source(days) for pair in candles}
+        receipt = portfolio_sweep_receipt(sweep, candles, sources, done, now)
+        await self._store.add(receipt.record())
+        return receipt.id
+
+    def _source(self, days: int) -> dict[str, Any]:
+        return {"kind": "chat", "exchange": self._exchange, "days": days}
 
     async def receipt(self, text: str) -> Receipt:
         receipt_id = checked_id(text)
@@ -84,11 +142,10 @@ class ReceiptDesk:
             raise NotFound(f"no receipt {receipt_id}")
         return Receipt.from_record(record)
 
-    async def candles(self, receipt: Receipt) -> pd.DataFrame | None:
-        """The candles of a backtest receipt's span, as this chat reads candles (a replay's
-        files, or the exchange's through the candle store), None when there are none; a
-        file's receipt is refused."""
-        series = receipt.only_series
+    async def candles(self, receipt: Receipt, series: SeriesPrint) -> pd.DataFrame | None:
+        """The candles of ``series``' span (one of ``receipt``'s), as this chat reads candles
+        (a replay's files, or the exchange's through the candle store), None when there are
+        none; a file's receipt is refused."""
         if series.source.get("kind") == "file":
             raise UserInputError(
                 f"receipt {receipt.id} ran on the candle file {series.source['path']}: "
@@ -104,22 +161,82 @@ class ReceiptDesk:
         except DataError:  # none there (any more)
             return None
 
+    async def frames(self, receipt: Receipt, progress: Progress) -> dict[str, pd.DataFrame | None]:
+        """Each series' candles of ``receipt``'s spans, by pair, as ``candles`` reads them."""
+        from bot.research.rerun import window
+
+        frames: dict[str, pd.DataFrame | None] = {}
+        for series in receipt.series:
+            await progress(f"Rerun of receipt {receipt.id}: loading {series.pair} candles…")
+            read = await self.candles(receipt, series)
+            frames[series.pair] = None if read is None else window(series, read)
+        return frames
+
+    async def rerun_sweep(self, receipt: Receipt, progress: Progress) -> SweepRerunView:
+        """A single-pair sweep's receipt: every set run again off the loop, in one thread."""
+        await import_off_loop("bot.research.sweep_rerun")  # numba: loaded on first use
+        from bot.research.sweep_report import report
+        from bot.research.sweep_rerun import rerun_sweep, sweep_rerunnable
+
+        sweep_rerunnable(receipt)
+        frames = await self.frames(receipt, progress)
+        await progress(f"Rerun of receipt {receipt.id}: every set of the sweep…")
+        done = await asyncio.to_thread(rerun_sweep, receipt, list(frames.values()))
+        table = report(done.spec, done.rows, done.series)
+        return SweepRerunView(done.matched, done.verdict(), table)
+
     async def compare(self, arguments: Sequence[str]) -> CompareView:
         if len(arguments) != 2:
             raise UserInputError(COMPARE_USAGE)
         first, second = [await self.receipt(text) for text in arguments]
+        if (first.kind in PORTFOLIOS) != (second.kind in PORTFOLIOS):
+            raise UserInputError(
+                f"/compare {first.id} {second.id}: {_kind(first)} and {_kind(second)}: their "
+                "figures are of different accounts; compare two portfolios, or two single pairs"
+            )
         return CompareView(
             _column(first),
             _column(second),
-            _differing(first.params, second.params),
-            _differing(_flat(first.terms), _flat(second.terms)),
+            _differing(_params(first), _params(second)),
+            _differing(_terms(first), _terms(second)),
         )
+
+
+def _kind(receipt: Receipt) -> str:
+    """``receipt`` in words: "k3m9xq is a portfolio backtest", "... a BTC/USDT backtest"."""
+    if receipt.kind in PORTFOLIOS:
+        return f"{receipt.id} is a {receipt.kind}"
+    return f"{receipt.id} is a {receipt.series[0].pair} {receipt.kind}"
 
 
 def _column(receipt: Receipt) -> ReceiptColumn:
     data = "\n".join(f"{s.pair} {s.timeframe} {s.span()}" for s in receipt.series)
     figures = {name: receipt.result.get(name) for name in FIGURES}
     return ReceiptColumn(receipt.id, receipt.kind, receipt.strategy, data, figures)
+
+
+def _params(receipt: Receipt) -> dict[str, Any]:
+    """A single pair's parameters; a portfolio's by pair (``BTC/USDT fast``), with each pair's
+    strategy, and a sweep's space."""
+    if receipt.kind not in PORTFOLIOS:
+        return dict(receipt.params)
+    params = {key: value for key, value in receipt.params.items() if key != "pairs"}
+    for pair in receipt.params["pairs"]:
+        params[f"{pair['pair']} strategy"] = pair["strategy"]
+        params.update({f"{pair['pair']} {k}": v for k, v in pair["params"].items()})
+    return params
+
+
+def _terms(receipt: Receipt) -> dict[str, Any]:
+    """The terms, flat; a portfolio's: the account's and each pair's capital share."""
+    if receipt.kind not in PORTFOLIOS:
+        return _flat(receipt.terms)
+    shares = {
+        f"{pair} capital_share": terms["capital_share"]
+        for pair, terms in receipt.terms["by_pair"].items()
+    }
+    account = {k: v for k, v in _flat(receipt.terms["account"]).items() if k != "capital_share"}
+    return {**account, **shares}
 
 
 def _flat(terms: Mapping[str, Any]) -> dict[str, Any]:

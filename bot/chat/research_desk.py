@@ -17,8 +17,8 @@ from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import closed_trades
 from bot.chat.pair_desk import malformed
-from bot.chat.portfolio_desk import PortfolioChart, PortfolioDesk
-from bot.chat.receipt_desk import CompareView, ReceiptDesk
+from bot.chat.portfolio_desk import PortfolioChart, PortfolioDesk, PortfolioRerunChart
+from bot.chat.receipt_desk import PORTFOLIOS, CompareView, ReceiptDesk, SweepRerunView
 from bot.chat.replies import Photo, Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, normalise_pair, whole_number
 from bot.chat.sweep_desk import SweepDesk, SweepView
@@ -31,6 +31,7 @@ from bot.core.key_values import key_values
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock, EquityHistory, FillHistory
 from bot.core.timeframes import timeframe_seconds
+from bot.research.receipts import SWEEP
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
 from strategies import StrategyConfigError, build_strategy
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 CHART_CANDLES = 120  # candles on a /chart: readable on a phone
 BACKTEST_USAGE = f"usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]\n{TERM_WORDS}"
-RERUN_USAGE = "usage: /rerun ID (each backtest reply names its receipt)"
+RERUN_USAGE = "usage: /rerun ID (each backtest and sweep reply names its receipt)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,9 @@ class ResearchDesk:
         sweeps: SweepDesk | None = None,
         receipts: ReceiptDesk | None = None,
         portfolio: PortfolioDesk | None = None,
+        backtests: OneAtATime | None = None,
     ) -> None:
+        """``backtests``: the gate its backtests hold (/drift's too, where it is shared)."""
         self._venue = venue
         self._service = service
         self._engine = engine
@@ -120,7 +123,7 @@ class ResearchDesk:
         self._sweeps = sweeps
         self._receipts = receipts
         self._portfolio = portfolio
-        self._backtests = OneAtATime("backtest")
+        self._backtests = backtests or OneAtATime("backtest")
 
     async def pnl(self, period: str) -> EquityChart:
         """The equity curve with its drawdown over ``period`` (1d, 7d, 30d or all)."""
@@ -279,23 +282,35 @@ class ResearchDesk:
             await progress(f"Backtest {running}: drawing…")
             return await self._chart(result, terms, receipt)
 
-    async def rerun(self, arguments: Sequence[str], progress: Progress) -> RerunChart:
-        """ID: a backtest's receipt run again off the loop, on its candles as this chat reads
-        them; refused, running nothing, when they (or the strategy, or pairpilot) changed."""
+    async def rerun(
+        self, arguments: Sequence[str], progress: Progress
+    ) -> RerunChart | PortfolioRerunChart | SweepRerunView:
+        """ID: a backtest's receipt (a portfolio's, a sweep's) run again off the loop, on its
+        candles as this chat reads them; refused, running nothing, when they (or the strategy,
+        the backtest code or pairpilot) changed."""
         if self._receipts is None:
             raise UserInputError("receipts are not available here")
         if len(arguments) != 1:
             raise UserInputError(RERUN_USAGE)
         receipt = await self._receipts.receipt(arguments[0])
+        if receipt.kind in PORTFOLIOS:
+            if self._portfolio is None:
+                raise UserInputError("portfolio backtests are not available here")
+            with self._backtests.hold(f"rerun of receipt {receipt.id}"):
+                return await self._portfolio.rerun(receipt, progress)
+        if receipt.kind == SWEEP:
+            with self._backtests.hold(f"rerun of receipt {receipt.id}"):
+                return await self._receipts.rerun_sweep(receipt, progress)
         await import_off_loop("bot.research.rerun")  # numba: loaded on first use
         from bot.research.rerun import rerun_backtest, rerunnable, window
 
         rerunnable(receipt)
         with self._backtests.hold(f"rerun of receipt {receipt.id}"):
             await progress(f"Rerun of receipt {receipt.id}: loading candles…")
-            candles = await self._receipts.candles(receipt)
+            series = receipt.only_series
+            candles = await self._receipts.candles(receipt, series)
             await progress(f"Rerun of receipt {receipt.id}: trading…")
-            span = None if candles is None else window(receipt.only_series, candles)
+            span = None if candles is None else window(series, candles)
             done = await asyncio.to_thread(rerun_backtest, receipt, span)
             await progress(f"Rerun of receipt {receipt.id}: drawing…")
             chart = await self._chart(done.result, done.terms, receipt.id)

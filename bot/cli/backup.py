@@ -1,4 +1,4 @@
-"""`pairpilot backup` and `pairpilot restore`.
+"""`pairpilot backup` and `pairpilot restore`: the database, and the paper twin's books.
 
 Copying pairpilot.sqlite by hand loses what is still in its write-ahead log; SQLite's online
 backup API copies a consistent snapshot instead, safe while the service writes (WAL lets it go
@@ -29,38 +29,61 @@ class Copied:
     size: int
 
 
-def backup(database: Path, dest: str, now: datetime) -> Copied:
+def twin_copy(copy: Path) -> Path:
+    """Where the paper twin's books are copied beside the copy ``copy`` of the database
+    (``b.sqlite``: ``b.twin.sqlite``)."""
+    return copy.with_name(f"{copy.stem}.twin{copy.suffix}")
+
+
+def backup(database: Path, dest: str, now: datetime, twin: Path) -> tuple[Copied, Copied | None]:
     """Copy ``database`` to ``dest`` (a new file, or a directory to put a timestamped one in;
-    a trailing '/' says it must be one); the copy is checked before it gets its name, so a
-    file at ``dest`` is always whole."""
+    a trailing '/' says it must be one), and the paper twin's books ``twin`` beside it where
+    there are any (``twin_copy``); each copy is checked before it gets its name, so a file at
+    ``dest`` is always whole. Returns the database's copy and the twin's (None: no twin)."""
     if not database.exists():
         raise UserInputError(f"no database at {database}; nothing to back up")
     where = Path(dest)
     if dest.endswith("/") and not where.is_dir():
         raise UserInputError(f"directory {where} does not exist; create it first")
     target = where / f"pairpilot-{now:%Y%m%dT%H%M%SZ}.sqlite" if where.is_dir() else where
-    if target.exists():
-        raise UserInputError(f"{target} exists already; name a new file or a directory")
-    wal = unread_wal(database)
-    if wal is not None:  # on a read-only file system SQLite cannot merge it in for us
-        raise UserInputError(
-            f"{wal} holds changes not yet in {database}, and the file system "
-            f"is read-only: copy both files as they are (cp {database} {wal} "
-            "DEST/)"
-        )
-    _check_room(database, target)
+    twin_target = twin_copy(target) if twin.exists() else None
+    for path in (target, twin_target):
+        if path is not None and path.exists():
+            raise UserInputError(f"{path} exists already; name a new file or a directory")
+    sources = [database] if twin_target is None else [database, twin]
+    for source in sources:
+        wal = unread_wal(source)
+        if wal is not None:  # on a read-only file system SQLite cannot merge it in for us
+            raise UserInputError(
+                f"{wal} holds changes not yet in {source}, and the file system "
+                f"is read-only: copy both files as they are (cp {source} {wal} "
+                "DEST/)"
+            )
+    _check_room(sources, target)
+    # The twin first: it books each tick after the live books do, so its copy never holds a
+    # trade the live copy lacks (a live trade alone is shown by /drift, not measured).
+    twin_copied = None if twin_target is None else _online_copy(twin, twin_target)
+    try:
+        return _online_copy(database, target), twin_copied
+    except BaseException:
+        if twin_target is not None:
+            twin_target.unlink(missing_ok=True)  # no twin copy without its database's
+        raise
+
+
+def _online_copy(database: Path, target: Path) -> Copied:
     with contextlib.closing(sqlite3.connect(read_only_uri(database), uri=True)) as source:
         source.execute("PRAGMA busy_timeout = 5000")
-        copied = _copy(source, target, f"back up {database} to")
-    return copied
+        return _copy(source, target, f"back up {database} to")
 
 
-def _check_room(database: Path, target: Path) -> None:
-    """A copy on the data directory's own file system must leave the service its
-    ``MIN_FREE_BYTES`` (below it new entries stop); elsewhere it must fit."""
-    size = sum(part.stat().st_size for part in (database, Path(f"{database}-wal")) if part.exists())
+def _check_room(databases: list[Path], target: Path) -> None:
+    """The copies on the data directory's own file system must leave the service its
+    ``MIN_FREE_BYTES`` (below it new entries stop); elsewhere they must fit."""
+    parts = [part for path in databases for part in (path, Path(f"{path}-wal"))]
+    size = sum(part.stat().st_size for part in parts if part.exists())
     free = free_bytes(target.parent)
-    shared = target.parent.stat().st_dev == database.parent.stat().st_dev
+    shared = target.parent.stat().st_dev == databases[0].parent.stat().st_dev
     needed = size + (MIN_FREE_BYTES if shared else 0)
     if free < needed:
         floor = f" and leave the service its {MIN_FREE_BYTES // 2**20} MiB" if shared else ""
@@ -71,30 +94,65 @@ def _check_room(database: Path, target: Path) -> None:
         )
 
 
-def restore(source: Path, database: Path, now: datetime) -> tuple[Copied, Path | None]:
-    """Make ``source`` (a backup) the database, unless a service holds the data directory.
-    Returns the copy and where the replaced database was kept (None: there was none)."""
+@dataclass(frozen=True, slots=True)
+class Restored:
+    copied: Copied
+    kept: Path | None  # where the replaced database was kept (None: there was none)
+    twin: Copied | None  # the twin's books restored (None: the backup has none)
+    twin_kept: Path | None  # where the twin's books it replaced were kept
+
+
+def restore(source: Path, database: Path, now: datetime, twin: Path) -> Restored:
+    """Make ``source`` (a backup) the database, and its twin's copy (``twin_copy``) the paper
+    twin's books ``twin``, unless a service holds the data directory. Twin books the backup
+    has none of are set aside all the same: they would be ahead of the restored live books
+    (the twin starts anew). Everything replaced is kept beside, renamed."""
     if not source.is_file():
         raise UserInputError(f"backup {source} does not exist")
     database.parent.mkdir(parents=True, exist_ok=True)
+    source_twin = twin_copy(source)
     with exclusive_use(database.parent):  # DataDirBusy while the service runs
         _refuse_if_open(database)
-        with contextlib.closing(sqlite3.connect(read_only_uri(source), uri=True)) as backup_db:
-            _check_backup(backup_db, source)
-            staged = database.with_name(database.name + ".restoring")
-            staged.unlink(missing_ok=True)
-            copied = _copy(backup_db, staged, f"restore {source} into")
-        _same_owner(staged, database if database.exists() else database.parent)
-        kept = database.with_name(f"{database.name}.before-restore-{now:%Y%m%dT%H%M%SZ}")
-        # A -wal left without its database (moved aside by hand after a crash) would be
-        # replayed into the restored file by the next open: it goes aside too, always.
-        parts = [Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "")]
-        moved = [part for part in parts if part.exists()]
-        for part in moved:  # the main file last: its WAL goes with it
-            part.rename(f"{kept}{part.name.removeprefix(database.name)}")
+        _refuse_if_open(twin)
+        copied = _stage(source, database)
+        try:
+            twin_copied = _stage(source_twin, twin) if source_twin.is_file() else None
+        except BaseException:
+            copied.path.unlink(missing_ok=True)
+            raise
+        kept = _replace(copied.path, database, now)
+        twin_kept = _replace(None if twin_copied is None else twin_copied.path, twin, now)
+    restored_twin = (
+        None if twin_copied is None else Copied(twin, twin_copied.schema, twin_copied.size)
+    )
+    return Restored(Copied(database, copied.schema, copied.size), kept, restored_twin, twin_kept)
+
+
+def _stage(source: Path, database: Path) -> Copied:
+    """The backup ``source``, checked, copied beside ``database`` (not yet in its place)."""
+    with contextlib.closing(sqlite3.connect(read_only_uri(source), uri=True)) as backup_db:
+        _check_backup(backup_db, source)
+        staged = database.with_name(database.name + ".restoring")
+        staged.unlink(missing_ok=True)
+        copied = _copy(backup_db, staged, f"restore {source} into")
+    _same_owner(staged, database if database.exists() else database.parent)
+    return copied
+
+
+def _replace(staged: Path | None, database: Path, now: datetime) -> Path | None:
+    """Put ``staged`` in ``database``'s place (None: leave the place empty); returns where
+    what was there is kept (None: nothing was)."""
+    kept = database.with_name(f"{database.name}.before-restore-{now:%Y%m%dT%H%M%SZ}")
+    # A -wal left without its database (moved aside by hand after a crash) would be
+    # replayed into the restored file by the next open: it goes aside too, always.
+    parts = [Path(f"{database}{suffix}") for suffix in ("-wal", "-shm", "")]
+    moved = [part for part in parts if part.exists()]
+    for part in moved:  # the main file last: its WAL goes with it
+        part.rename(f"{kept}{part.name.removeprefix(database.name)}")
+    if staged is not None:
         staged.rename(database)
-        _sync_directory(database.parent)
-    return Copied(database, copied.schema, copied.size), kept if moved else None
+    _sync_directory(database.parent)
+    return kept if moved else None
 
 
 def _refuse_if_open(database: Path) -> None:

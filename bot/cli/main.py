@@ -256,12 +256,15 @@ def _backup(args: argparse.Namespace) -> int:
     from bot.cli.backup import backup
     from bot.core.clock import SystemClock
 
-    database = load_settings(args.config, None, strategies=False).database_path
-    copied = backup(database, args.dest, SystemClock().now())
-    print(
-        f"backed up {database} to {copied.path} ({copied.size:,} bytes, schema "
-        f"{copied.schema}, integrity ok)"
-    )
+    settings = load_settings(args.config, None, strategies=False)
+    database, twin = settings.database_path, settings.twin_database_path
+    copied, twin_copied = backup(database, args.dest, SystemClock().now(), twin)
+    for source, copy in ((database, copied), (twin, twin_copied)):
+        if copy is not None:
+            print(
+                f"backed up {source} to {copy.path} ({copy.size:,} bytes, schema "
+                f"{copy.schema}, integrity ok)"
+            )
     return 0
 
 
@@ -270,11 +273,16 @@ def _restore(args: argparse.Namespace) -> int:
     from bot.cli.backup import restore
     from bot.core.clock import SystemClock
 
-    database = load_settings(args.config, None, strategies=False).database_path
-    copied, kept = restore(args.source, database, SystemClock().now())
-    print(f"restored {args.source} to {database} (schema {copied.schema}, integrity ok)")
-    if kept is not None:
-        print(f"the database it replaced is kept as {kept}")
+    settings = load_settings(args.config, None, strategies=False)
+    database, twin = settings.database_path, settings.twin_database_path
+    done = restore(args.source, database, SystemClock().now(), twin)
+    print(f"restored {args.source} to {database} (schema {done.copied.schema}, integrity ok)")
+    if done.kept is not None:
+        print(f"the database it replaced is kept as {done.kept}")
+    if done.twin is not None:
+        print(f"restored the paper twin's books to {twin} (schema {done.twin.schema})")
+    if done.twin_kept is not None:
+        print(f"the paper twin's books it replaced are kept as {done.twin_kept}")
     return 0
 
 

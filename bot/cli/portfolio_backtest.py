@@ -13,6 +13,7 @@ import pandas as pd
 from bot.cli.args import json_text
 from bot.cli.backtest import CURVE_POINTS, iso_times, stored_candles
 from bot.cli.progress import stage_bar
+from bot.cli.receipts import receipt_line, store_portfolio_receipt
 from bot.cli.terms_options import overrides_from_args, terms_from_args
 from bot.core.domain import from_ms
 from bot.core.errors import UserInputError
@@ -53,10 +54,11 @@ def portfolio_command(args: argparse.Namespace) -> int:
             begin("drawing")
             chart = portfolio_chart(result)
         begin("writing")
+        receipt = store_portfolio_receipt(args, settings, result, candles, (since, until))
         output = (
-            json_text(portfolio_document(result, settings))
+            json_text({"receipt": receipt, **portfolio_document(result, settings)})
             if args.json
-            else table(result, window_notes(result, candles))
+            else f"{table(result, window_notes(result, candles))}\n{receipt_line(receipt)}"
         )
     if args.chart:
         args.chart.write_bytes(chart)
@@ -120,10 +122,15 @@ def _metrics(metrics: Metrics) -> dict[str, Any]:
     return document
 
 
-def portfolio_document(result: PortfolioResult, config: PortfolioConfig) -> dict[str, Any]:
-    """The JSON: the pairs as configured, the terms, each pair's and the total metrics, the
-    refused entries by reason, every trade with its pair, and a downsampled equity curve with
-    each pair's contribution."""
+def portfolio_document(
+    result: PortfolioResult,
+    config: PortfolioConfig,
+    params: Mapping[str, Mapping[str, int | float]] | None = None,
+) -> dict[str, Any]:
+    """The JSON: the pairs as configured (``params``: each pair's parameters in place of the
+    config's, a receipt's), the terms, each pair's and the total metrics, the refused entries
+    by reason, every trade with its pair, and a downsampled equity curve with each pair's
+    contribution."""
     entries = {entry.pair: entry for entry in config.pairs}
     picks = _picks(result)
     trades = []
@@ -168,7 +175,7 @@ def portfolio_document(result: PortfolioResult, config: PortfolioConfig) -> dict
                 "pair": pair.pair,
                 "strategy": pair.strategy,
                 "timeframe": entries[pair.pair].timeframe,
-                "params": dict(entries[pair.pair].params),
+                "params": dict((params or {}).get(pair.pair, entries[pair.pair].params)),
                 "capital_share": pair.terms.capital_share,
                 "metrics": _metrics(pair.metrics),
                 "refused": pair.vetoes,

@@ -31,6 +31,7 @@ def portfolio_sweep_command(args: argparse.Namespace, make_spec: SpecMaker) -> i
     from bot.app.config import load_settings
     from bot.cli.data import parse_time
     from bot.cli.portfolio_backtest import config_candles, portfolio_overrides
+    from bot.cli.receipts import store_portfolio_sweep_receipt
     from bot.cli.terms_options import terms_from_args
     from bot.research.account_terms import research_terms
     from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sweep
@@ -55,10 +56,16 @@ def portfolio_sweep_command(args: argparse.Namespace, make_spec: SpecMaker) -> i
         spec, settings, candles, window=window, overrides=overrides, limits=limits
     )  # every check, the first set run, before the database is opened
     sweep_id, rows = asyncio.run(_run(settings.database_path, sweep))
+    receipt = store_portfolio_sweep_receipt(args, sweep, candles, (sweep_id, rows))
     shares = {
         e.pair: research_terms(settings, e.pair, overrides).capital_share for e in settings.pairs
     }
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
+    if receipt is not None:
+        print(
+            f"receipt {receipt}: pairpilot backtest --rerun {receipt} --config {args.config} "
+            "runs it again"
+        )
     kept = [pair for pair in shares if pair not in sweep.swept]
     print(
         f"{args.strategy} swept on {', '.join(sweep.swept)}"
@@ -102,7 +109,7 @@ async def _run(database: Path, sweep: PortfolioSweep) -> tuple[int, list[SweepRo
     async with open_database(database) as db:
         with tqdm(unit="set", desc="portfolio sweep") as bar:
 
-            def on_set(done: int, total: int) -> None:
+            async def on_set(done: int, total: int) -> None:
                 bar.total = total
                 bar.update()
 

@@ -1,5 +1,6 @@
 """Research receipts on the command line: every backtest stores one in the --config's
-database (the one `pairpilot run` would use); `load_receipt` reads one back by id."""
+database (the one `pairpilot run` would use); `load_receipt` reads one back by id and
+`series_candles` its candles where it read them."""
 
 from __future__ import annotations
 
@@ -9,13 +10,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.core.domain import from_ms
 from bot.core.errors import BotError, NotFound
-from bot.research.receipts import Receipt, backtest_receipt, checked_id
+from bot.research.receipts import Receipt, SeriesPrint, backtest_receipt, checked_id
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pandas as pd
+
     from bot.core.domain import SweepRow
     from bot.research.account_terms import ResearchTerms
     from bot.research.backtest import BacktestResult
+    from bot.research.portfolio import PortfolioResult
+    from bot.research.portfolio_inputs import PortfolioConfig
+    from bot.research.portfolio_receipts import Window
+    from bot.research.portfolio_sweep import PortfolioSweep
     from bot.research.sweep import Series, SweepSpec
     from storage.db import Database
     from storage.receipts import SqliteReceiptRepository
@@ -73,6 +83,49 @@ def store_sweep_receipt(
     return _kept(args, receipt)
 
 
+def store_portfolio_receipt(
+    args: argparse.Namespace,
+    settings: PortfolioConfig,
+    result: PortfolioResult,
+    candles: Mapping[str, pd.DataFrame],
+    window: Window,
+) -> str | None:
+    """Store the receipt of a portfolio backtest that succeeded; its id."""
+    from bot.core.clock import SystemClock
+    from bot.research.portfolio_receipts import portfolio_receipt
+
+    sources = portfolio_sources(args, settings)
+    receipt = portfolio_receipt(result, settings, candles, sources, window, SystemClock().now())
+    return _kept(args, receipt)
+
+
+def store_portfolio_sweep_receipt(
+    args: argparse.Namespace,
+    sweep: PortfolioSweep,
+    candles: Mapping[str, pd.DataFrame],
+    done: tuple[int, list[SweepRow]],
+) -> str | None:
+    """Store the receipt of portfolio sweep ``done`` (its id and rows); its id."""
+    from bot.core.clock import SystemClock
+    from bot.research.portfolio_receipts import portfolio_sweep_receipt
+
+    sources = portfolio_sources(args, sweep.config)
+    receipt = portfolio_sweep_receipt(sweep, candles, sources, done, SystemClock().now())
+    return _kept(args, receipt)
+
+
+def portfolio_sources(args: argparse.Namespace, settings: Any) -> dict[str, dict[str, Any]]:
+    """Where each configured pair's candles are read (``config_candles``): its replay file,
+    else the stored candles."""
+    files = settings.market_data.replay_files
+    return {
+        entry.pair: _file_source(Path(files[entry.pair]))
+        if entry.pair in files
+        else _stored_source(args)
+        for entry in settings.pairs
+    }
+
+
 def _kept(args: argparse.Namespace, receipt: Receipt) -> str | None:
     """Store ``receipt``; its id, or None (said on stderr) where its database cannot be
     written: the result it fingerprints stands and is printed all the same."""
@@ -119,3 +172,28 @@ def load_receipt(database: Path, text: str) -> Receipt:
     if record is None:
         raise NotFound(f"no receipt {receipt_id} in {database}")
     return Receipt.from_record(record)
+
+
+def series_candles(database: Path, series: SeriesPrint) -> pd.DataFrame | None:
+    """The candles ``series`` read, read again where it read them; None when they are gone."""
+    from bot.market.candle_files import read_candle_file, validate_candles
+
+    source = series.source
+    if source["kind"] == "file":
+        path = Path(source["path"])
+        return read_candle_file(path) if path.is_file() else None
+    if not database.exists():
+        return None
+    from storage.candles import SqliteCandleRepository
+
+    async def read(db: Database) -> pd.DataFrame:
+        return await SqliteCandleRepository(db).frame(
+            source["exchange"],
+            series.pair,
+            series.timeframe,
+            from_ms(series.first_ms),
+            from_ms(series.last_ms + 1),
+        )
+
+    frame = in_database(database, read)
+    return validate_candles(frame, f"stored {series.pair}") if len(frame) else None

@@ -9,15 +9,12 @@ from typing import TYPE_CHECKING
 
 from bot.cli.args import json_text
 from bot.cli.backtest import result_document, result_table
-from bot.cli.receipts import in_database, load_receipt, receipt_database
-from bot.core.domain import from_ms
+from bot.cli.receipts import load_receipt, receipt_database, series_candles
 from bot.core.errors import UserInputError
-from bot.research.receipts import SeriesPrint
+from bot.research.receipts import PORTFOLIO, PORTFOLIO_SWEEP, SWEEP, Receipt
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from storage.db import Database
+    pass
 
 # What a rerun takes from its receipt, so the command may not give it.
 _FROM_RECEIPT = (
@@ -40,9 +37,15 @@ def rerun_command(args: argparse.Namespace) -> int:
 
     database = receipt_database(args)
     receipt = load_receipt(database, args.rerun)
+    if receipt.kind in (PORTFOLIO, PORTFOLIO_SWEEP):
+        from bot.cli.portfolio_rerun import portfolio_rerun_command
+
+        return portfolio_rerun_command(args, database, receipt)
+    if receipt.kind == SWEEP:
+        return _sweep_rerun(args, database, receipt)
     rerunnable(receipt)
     series = receipt.only_series
-    candles = _candles(database, series)
+    candles = series_candles(database, series)
     done = rerun_backtest(receipt, None if candles is None else window(series, candles))
     if args.chart:
         from bot.research.report import result_chart
@@ -57,26 +60,23 @@ def rerun_command(args: argparse.Namespace) -> int:
     return 0 if done.matched else 1
 
 
-def _candles(database: Path, series: SeriesPrint) -> pd.DataFrame | None:
-    """The candles ``series`` read, read again where it read them; None when they are gone."""
-    from bot.market.candle_files import read_candle_file, validate_candles
+def _sweep_rerun(args: argparse.Namespace, database: Path, receipt: Receipt) -> int:
+    """A sweep's every set run again in this process, its ranked table printed as the sweep
+    printed it, and whether every result is the same; nothing is stored."""
+    from bot.research.rerun import window
+    from bot.research.sweep_report import report
+    from bot.research.sweep_rerun import rerun_sweep, sweep_rerunnable
 
-    source = series.source
-    if source["kind"] == "file":
-        path = Path(source["path"])
-        return read_candle_file(path) if path.is_file() else None
-    if not database.exists():
-        return None
-    from storage.candles import SqliteCandleRepository
-
-    async def read(db: Database) -> pd.DataFrame:
-        return await SqliteCandleRepository(db).frame(
-            source["exchange"],
-            series.pair,
-            series.timeframe,
-            from_ms(series.first_ms),
-            from_ms(series.last_ms + 1),
+    sweep_rerunnable(receipt)
+    if args.chart or args.json:
+        raise UserInputError(
+            f"receipt {receipt.id} is a sweep's: its rerun prints the ranked table "
+            "(drop --chart, --json)"
         )
-
-    frame = in_database(database, read)
-    return validate_candles(frame, f"stored {series.pair}") if len(frame) else None
+    candles = []
+    for series in receipt.series:
+        read = series_candles(database, series)
+        candles.append(None if read is None else window(series, read))
+    done = rerun_sweep(receipt, candles)
+    print(f"{report(done.spec, done.rows, done.series)}\n{done.verdict()}")
+    return 0 if done.matched else 1

@@ -117,7 +117,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     receipt = store_sweep_receipt(args, spec, series, (sweep_id, rows))
     print(f"sweep {sweep_id}: {len(rows)} results stored in {settings.database_path}")
     if receipt is not None:
-        print(f"receipt {receipt}: its fingerprint (a sweep does not rerun yet)")
+        print(f"receipt {receipt}: pairpilot backtest --rerun {receipt} runs it again")
     print(terms_text(terms))
     print(report(spec, rows, series))
     if args.heatmap:

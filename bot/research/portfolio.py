@@ -74,6 +74,7 @@ def run_portfolio(
     overrides: Overrides = NONE,
     limits: RiskLimits | None = None,
     params: Mapping[str, Mapping[str, int | float]] | None = None,
+    stated: Mapping[str | None, ResearchTerms] | None = None,
 ) -> PortfolioResult:
     """Replay every pair of ``config.pairs`` together, as the demo replays them live.
 
@@ -88,9 +89,14 @@ def run_portfolio(
     ones the bot trades under where /risk changed the config's). Raises UserInputError, with
     nothing run, for capital shares summing over 1, a pair with no candles in the window (or
     none given), and candles of different timeframes. ``params``: a pair's strategy parameters
-    in place of its configured ones (a portfolio sweep's set, ``portfolio_sweep``).
+    in place of its configured ones (a portfolio sweep's set, ``portfolio_sweep``). ``stated``:
+    the terms in place of the config's, the account's under None and each pair's under its name
+    (a receipt's, ``portfolio_rerun``).
     """
-    inputs = portfolio_inputs(config, candles, (since, until), overrides, limits, params)
+    by_pair = {pair: terms for pair, terms in (stated or {}).items() if pair is not None}
+    inputs = portfolio_inputs(
+        config, candles, (since, until), overrides, limits, params, by_pair or None
+    )
     c = inputs.columns
     curves, entries, exits, pair_of, tallies = kernel.run(
         c["open"],
@@ -139,7 +145,7 @@ def run_portfolio(
                 sales_over_cap=int(over_cap[k]),
             )
         )
-    terms = research_terms(config, None, overrides, limits=limits)
+    terms = stated[None] if stated else research_terms(config, None, overrides, limits=limits)
     return PortfolioResult(
         terms=terms,
         timeframe=inputs.timeframe,

@@ -78,9 +78,11 @@ def portfolio_inputs(
     overrides: Overrides,
     limits: RiskLimits | None,
     params: Mapping[str, Mapping[str, int | float]] | None = None,
+    stated: Mapping[str, ResearchTerms] | None = None,
 ) -> PortfolioInputs:
     """Check and cut every configured pair's inputs (``portfolio.run_portfolio`` says how).
-    ``params``: a pair's strategy parameters in place of its configured ones (a sweep's set)."""
+    ``params``: a pair's strategy parameters in place of its configured ones (a sweep's set);
+    ``stated``: each pair's terms in place of the config's (a receipt's, run again)."""
     entries = list(config.pairs)
     if not entries:
         raise UserInputError("the config has no [[pairs]] to backtest")
@@ -89,7 +91,12 @@ def portfolio_inputs(
         raise UserInputError(
             f"--since {_iso(to_ms(since))} is not before --until {_iso(to_ms(until))}"
         )
-    terms = [research_terms(config, entry.pair, overrides, limits=limits) for entry in entries]
+    terms = [
+        stated[entry.pair]
+        if stated
+        else research_terms(config, entry.pair, overrides, limits=limits)
+        for entry in entries
+    ]
     total = sum(term.capital_share for term in terms)
     if total > 1 + _SHARE_ROOM:
         shares = ", ".join(f"{t.capital_share:g}" for t in terms)

@@ -10,8 +10,9 @@ per pair.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,7 @@ import pandas as pd
 from bot.core.domain import RiskLimits, SweepRow
 from bot.core.errors import UserInputError
 from bot.core.ports import Clock, SweepStore
-from bot.research.account_terms import Overrides
+from bot.research.account_terms import Overrides, ResearchTerms
 from bot.research.portfolio import run_portfolio
 from bot.research.portfolio_inputs import PortfolioConfig
 from bot.research.sweep import FULL, SweepSpec, check, describe, score
@@ -29,6 +30,8 @@ from strategies import StrategyConfigError
 
 PORTFOLIO = "portfolio"  # the series' pair in a portfolio sweep's rows
 Window = tuple[datetime | None, datetime | None]
+# A receipt's parameters by pair, and its terms (the account's under None), run again.
+Stated = tuple[Mapping[str, Mapping[str, int | float]], Mapping[str | None, ResearchTerms]]
 
 
 def swept_pairs(config: PortfolioConfig, strategy: str) -> list[str]:
@@ -41,11 +44,18 @@ def swept_pairs(config: PortfolioConfig, strategy: str) -> list[str]:
 
 
 def set_params(
-    config: PortfolioConfig, strategy: str, combo: Mapping[str, int | float]
+    config: PortfolioConfig,
+    strategy: str,
+    combo: Mapping[str, int | float],
+    configured: Mapping[str, Mapping[str, int | float]] | None = None,
 ) -> dict[str, dict[str, int | float]]:
-    """Each swept pair's parameters under ``combo``: its configured ones with the set's on top."""
+    """Each pair's parameters under ``combo``: its configured ones (``configured``: in place of
+    the config's, a receipt's), with the set's on top for the pairs swept."""
     swept = swept_pairs(config, strategy)
-    return {e.pair: {**e.params, **combo} for e in config.pairs if e.pair in swept}
+    return {
+        e.pair: {**(configured or {}).get(e.pair, e.params), **(combo if e.pair in swept else {})}
+        for e in config.pairs
+    }
 
 
 def score_set(
@@ -57,10 +67,13 @@ def score_set(
     window: Window = (None, None),
     overrides: Overrides,
     limits: RiskLimits | None,
+    receipt: Stated | None = None,
 ) -> SweepRow:
     """The portfolio run under ``combo``, scored. A set the strategy refuses with a pair's
-    configured parameters (a fast average slower than a configured slow one) is a skipped row."""
+    configured parameters (a fast average slower than a configured slow one) is a skipped row.
+    ``receipt``: the pairs' parameters and the terms in place of the config's (a rerun)."""
     values: dict[str, Any]
+    configured, stated = receipt or (None, None)
     try:
         result = run_portfolio(
             config,
@@ -69,7 +82,8 @@ def score_set(
             until=window[1],
             overrides=overrides,
             limits=limits,
-            params=set_params(config, spec.strategy, combo),
+            params=set_params(config, spec.strategy, combo, configured),
+            stated=stated,
         )
         values = result.metrics.as_dict()
     except StrategyConfigError as error:
@@ -88,6 +102,11 @@ class PortfolioSweep:
     timeframe: str  # the pairs' one
     total: int  # sets
     rows: Iterator[SweepRow]  # each set's, run as it is taken (the first already ran)
+    # What the sets ran on, for its receipt (``portfolio_receipts``) and a rerun of it:
+    config: PortfolioConfig
+    window: Window
+    overrides: Overrides
+    limits: RiskLimits | None
 
 
 def portfolio_sweep(
@@ -115,7 +134,9 @@ def portfolio_sweep(
     first = one(combos[0])
     rest = (one(combo) for combo in combos[1:])
     rows = itertools.chain([first], rest)
-    return PortfolioSweep(spec, swept, first.timeframe, len(combos), rows)
+    return PortfolioSweep(
+        spec, swept, first.timeframe, len(combos), rows, config, window, overrides, limits
+    )
 
 
 async def store_portfolio_sweep(
@@ -123,16 +144,19 @@ async def store_portfolio_sweep(
     sweep: PortfolioSweep,
     *,
     clock: Clock,
-    on_set: Callable[[int, int], None] | None = None,
+    on_set: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> tuple[int, list[SweepRow]]:
-    """Run and store every set of ``sweep``, each as it is scored; the sweep's id and rows."""
+    """Run and store every set of ``sweep``, each as it is scored; the sweep's id and rows.
+    Each set runs in a worker thread: the loop (a chat's) goes on serving meanwhile."""
     spec = sweep.spec
     series = [f"{PORTFOLIO} {sweep.timeframe}"]
     described = {**describe(spec, series), "swept_pairs": sweep.swept}
     sweep_id = await store.create(spec.strategy, described, sweep.total, clock.now())
-    for done, row in enumerate(sweep.rows, 1):
+    done = 0
+    while (row := await asyncio.to_thread(next, sweep.rows, None)) is not None:
+        done += 1
         await store.add(sweep_id, [row])
         if on_set is not None:
-            on_set(done, sweep.total)
+            await on_set(done, sweep.total)
     await store.finish(sweep_id, clock.now())
     return sweep_id, await store.rows(sweep_id)

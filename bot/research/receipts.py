@@ -6,8 +6,17 @@ What a receipt holds and how each part is fingerprinted:
 - ``version``: pairpilot's package version (``importlib.metadata``);
 - ``source_hash``: blake2b of the bytes of the source files of the strategy's class and of
   each of its base classes defined in ``strategies`` (``strategies/ema_cross.py`` and
-  ``strategies/base.py`` for ema_cross), in that order, each preceded by its module's name.
-  The kernel's own code is covered by ``version`` only;
+  ``strategies/base.py`` for ema_cross), in that order, each preceded by its module's name;
+- ``code``: blake2b of the code that turns candles into results (``code_hash``): each file of
+  ``CODE[kind]``, its path then its bytes. For every kind: the kernel (``bot/research/
+  kernel.py``, ``kernel_book.py``, ``kernel_inputs.py``, ``kernel_trades.py``), the rules it
+  compiles in (``bot/risk/fills.py``, ``bot/risk/rules.py``), the metrics (``bot/portfolio/
+  performance.py``) and ``bot/research/backtest.py``; a single pair's run adds ``bot/research/
+  simulation.py``, a portfolio's ``bot/research/portfolio.py`` and ``portfolio_inputs.py``.
+  The version alone does not move when that code does: a rerun after any change to these
+  files refuses, naming "the backtest code changed", before it runs. A receipt stored before
+  ``code`` existed (None) reruns as before: its trade hash alone proves the match, and a
+  change of trades shows as a difference (exit 1), not as a refusal;
 - ``params`` (a backtest's parameters; a sweep's space and objective) and ``terms``
   (``ResearchTerms.as_dict()``: every setting used, ``given`` marking overrides);
 - per candle series: where it came from (``source``), its first and last candle's open time,
@@ -48,6 +57,21 @@ ID_LENGTH = 6
 _ID = re.compile(f"[{ID_ALPHABET}]{{{ID_LENGTH}}}")
 CANDLE_COLUMNS = ("open", "high", "low", "close", "volume")
 BACKTEST, SWEEP = "backtest", "sweep"
+PORTFOLIO, PORTFOLIO_SWEEP = "portfolio", "portfolio sweep"
+_SHARED_CODE = (
+    *(f"bot/research/{name}.py" for name in ("kernel", "kernel_book", "kernel_inputs")),
+    *("bot/research/kernel_trades.py", "bot/research/backtest.py"),
+    *("bot/risk/fills.py", "bot/risk/rules.py", "bot/portfolio/performance.py"),
+)
+_SINGLE_CODE = (*_SHARED_CODE, "bot/research/simulation.py")
+_PORTFOLIO_CODE = (*_SHARED_CODE, "bot/research/portfolio.py", "bot/research/portfolio_inputs.py")
+CODE = {
+    BACKTEST: _SINGLE_CODE,
+    SWEEP: _SINGLE_CODE,
+    PORTFOLIO: _PORTFOLIO_CODE,
+    PORTFOLIO_SWEEP: _PORTFOLIO_CODE,
+}
+_ROOT = Path(__file__).resolve().parents[2]  # the folder holding bot/
 
 
 def new_id() -> str:
@@ -80,6 +104,15 @@ def source_hash(strategy: Strategy | type[Strategy]) -> str:
             continue
         digest.update(module.__name__.encode())
         digest.update(Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()
+
+
+def code_hash(kind: str) -> str:
+    """The fingerprint of the code that computes a ``kind``'s results: see the docstring."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in CODE[kind]:
+        digest.update(name.encode())
+        digest.update((_ROOT / name).read_bytes())
     return digest.hexdigest()
 
 
@@ -149,6 +182,7 @@ class Receipt:
     terms: Mapping[str, Any]  # ResearchTerms.as_dict()
     series: tuple[SeriesPrint, ...]
     result: Mapping[str, Any]
+    code: str | None  # code_hash(kind); None: stored before receipts fingerprinted the code
 
     def record(self) -> dict[str, Any]:
         """Plain JSON values, as a ReceiptStore keeps them."""
@@ -166,6 +200,7 @@ class Receipt:
                 for s in self.series
             ],
             "result": dict(self.result),
+            "code": self.code,
         }
 
     @classmethod
@@ -182,6 +217,7 @@ class Receipt:
                 terms=record["terms"],
                 series=tuple(SeriesPrint(**s) for s in record["series"]),
                 result=record["result"],
+                code=record.get("code"),
             )
         except (KeyError, TypeError) as error:
             raise DataError(f"receipt {record.get('id')} cannot be read: {error}") from None
@@ -211,6 +247,7 @@ def backtest_receipt(
         terms=terms.as_dict(),
         series=(SeriesPrint.of(result.setup.pair, result.setup.timeframe, source, result.candles),),
         result=result_summary(result),
+        code=code_hash(BACKTEST),
     )
 
 
@@ -230,7 +267,11 @@ def result_summary(result: BacktestResult) -> dict[str, Any]:
 def stored_terms(receipt: Receipt) -> ResearchTerms:
     """The receipt's terms as the run used them; DataError when they cannot be rebuilt (a
     receipt written by a pairpilot whose terms had other fields)."""
-    values = receipt.terms
+    return rebuilt_terms(receipt, receipt.terms)
+
+
+def rebuilt_terms(receipt: Receipt, values: Mapping[str, Any]) -> ResearchTerms:
+    """``values`` (a ``ResearchTerms.as_dict()`` stored in ``receipt``) as the run used them."""
     names = [field.name for field in fields(ResearchTerms)]
     missing = [name for name in names if name not in values]
     if missing:
@@ -249,20 +290,35 @@ def stored_terms(receipt: Receipt) -> ResearchTerms:
 def changes(receipt: Receipt, strategy: Strategy, now_hashes: Sequence[str | None]) -> list[str]:
     """What differs between the receipt and what a rerun would read now: pairpilot's version,
     the strategy's source, each series' candles (``now_hashes``: None where they are gone)."""
-    found = []
-    if receipt.version != pairpilot_version():
-        found.append(f"pairpilot version {receipt.version} is now {pairpilot_version()}")
+    found = code_changes(receipt)
     if receipt.source_hash != source_hash(strategy):
         found.append(f"the source of strategy {receipt.strategy} changed")
     for series, now in zip(receipt.series, now_hashes, strict=True):
-        if now is None:
-            found.append(f"the {series.pair} {series.timeframe} candles are gone ({where(series)})")
-        elif now != series.candle_hash:
-            found.append(
-                f"the {series.pair} {series.timeframe} candles of {series.span()} changed "
-                f"({where(series)})"
-            )
+        if (change := series_change(series, now)) is not None:
+            found.append(change)
     return found
+
+
+def code_changes(receipt: Receipt) -> list[str]:
+    """pairpilot's version and the backtest code (``code``), where they differ from now."""
+    found = []
+    if receipt.version != pairpilot_version():
+        found.append(f"pairpilot version {receipt.version} is now {pairpilot_version()}")
+    if receipt.code is not None and receipt.code != code_hash(receipt.kind):
+        found.append("the backtest code changed (the kernel, its rules or the metrics)")
+    return found
+
+
+def series_change(series: SeriesPrint, now: str | None) -> str | None:
+    """What happened to ``series``' candles, ``now`` their hash (None: gone); None: nothing."""
+    if now is None:
+        return f"the {series.pair} {series.timeframe} candles are gone ({where(series)})"
+    if now != series.candle_hash:
+        return (
+            f"the {series.pair} {series.timeframe} candles of {series.span()} changed "
+            f"({where(series)})"
+        )
+    return None
 
 
 def where(series: SeriesPrint) -> str:

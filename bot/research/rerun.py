@@ -44,11 +44,10 @@ class Rerun:
 
 
 def rerunnable(receipt: Receipt) -> None:
-    """Refuses a receipt no rerun is built for (a sweep's), before any candle is read."""
+    """Refuses a receipt this rerun is not for (another kind's), before any candle is read."""
     if receipt.kind != BACKTEST:
         raise UserInputError(
-            f"receipt {receipt.id} is a {receipt.kind}'s: rerunning a sweep is not built yet "
-            "(only backtests rerun); its fingerprint and best result are stored"
+            f"receipt {receipt.id} is a {receipt.kind}'s, not a single-pair backtest's"
         )
 
 

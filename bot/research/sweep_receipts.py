@@ -1,8 +1,11 @@
 """The receipt of a sweep (bot/research/receipts.py): its spec, terms, the candles of every
-series and its best result. A sweep's receipt does not rerun yet: /compare reads it."""
+series, its best result and ``rows_hash``, the proof a rerun (``sweep_rerun``) made every
+row again. A sweep receipt stored before ``rows_hash`` existed does not rerun."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -13,6 +16,7 @@ from bot.research.receipts import (
     SWEEP,
     Receipt,
     SeriesPrint,
+    code_hash,
     new_id,
     pairpilot_version,
     source_hash,
@@ -51,7 +55,8 @@ def sweep_receipt(
             SeriesPrint.of(s.pair, s.timeframe, source, s.candles)
             for s, source in zip(series, sources, strict=True)
         ),
-        result=best_result(rows),
+        result={**best_result(rows), "rows_hash": rows_hash(rows)},
+        code=code_hash(SWEEP),
     )
 
 
@@ -78,3 +83,26 @@ def best_result(rows: Sequence[SweepRow]) -> dict[str, Any]:
         }
         summary.update({name: best.metrics.get(name) for name in FIGURES})
     return summary
+
+
+def rows_hash(rows: Sequence[SweepRow]) -> str:
+    """blake2b of a sweep's rows (series, segment, parameters, score, figures as JSON), in
+    sorted order: a Dask run and the store give them back in any order."""
+    digest = hashlib.blake2b(digest_size=16)
+    texts = [
+        json.dumps(
+            [
+                row.pair,
+                row.timeframe,
+                row.segment,
+                [list(p) for p in row.params],
+                row.score,
+                row.metrics,
+            ],
+            sort_keys=True,
+        )
+        for row in rows
+    ]
+    for text in sorted(texts):
+        digest.update(text.encode())
+    return digest.hexdigest()

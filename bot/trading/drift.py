@@ -24,7 +24,9 @@ open live position keeps its stops and its strategy's exit (it is never left unm
 never dumped at market by the monitor); the twin goes on trading the pair on paper. The gap
 of a demoted pair is frozen at its demotion (the twin's later trades are shown, not measured),
 and no more alerts come for it until it is promoted. The
-demotion is kept in the state store, so a restart keeps it, audited and alerted;
+demotion is kept in the state store, in one transaction with its audit row and its alert (the
+alerts' outbox table is in the same database), so a crash keeps all three or none: a restart
+keeps it, audited and alerted, or measures again and demotes anew;
 ``promote`` (the admin's ``/promote PAIR``, confirmed) puts the pair back to live and starts a
 new window, so the old gap does not demote it again at once.
 """
@@ -32,7 +34,7 @@ new window, so the old gap does not demote it again at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.alerts.outbox import AlertOutbox
 from bot.core.domain import AlertPriority, Trade, from_ms, to_ms
 from bot.core.errors import UserInputError
-from bot.core.ports import AuditLog, Clock, FillHistory, StateStore
+from bot.core.ports import AuditLog, Clock, FillHistory, StateStore, Transactions
 from bot.core.timeframes import timeframe_seconds
 from bot.portfolio.performance import round_trips
 
@@ -50,6 +52,10 @@ log = logging.getLogger(__name__)
 # {pair: {"since": ms, "alerted": bool, "demoted": bool, "demoted_at": ms}}
 STATE_KEY = "drift.pairs"
 TooSmall = Callable[[str, float, float], str | None]
+
+
+async def _none() -> None:
+    """Nothing more to write."""
 
 
 class DriftSettings(BaseModel):
@@ -166,13 +172,17 @@ class DriftMonitor:
         state: StateStore,
         outbox: AlertOutbox,
         audit: AuditLog,
+        transactions: Transactions,
         clock: Clock,
     ) -> None:
-        """``state``, ``outbox`` and ``audit``: the live books' (the twin's are its own)."""
+        """``state``, ``outbox`` and ``audit``: the live books' (the twin's are its own), whose
+        ``transactions`` they join: a demotion, its audit row and its alert are kept together
+        or not at all (a crash between them would leave a pair demoted unannounced)."""
         self.settings = settings
         self._live_fills, self._twin_fills = live_fills, twin_fills
         self._live_small, self._twin_small = live_small, twin_small
         self._state, self._outbox, self._audit, self._clock = state, outbox, audit, clock
+        self._transactions = transactions
         self._pairs: dict[str, dict[str, object]] = {}
 
     async def load(self) -> None:
@@ -216,8 +226,7 @@ class DriftMonitor:
             demote = self.settings.demote_to_paper
             if demote:
                 entry = {**entry, "demoted": True, "demoted_at": to_ms(self._clock.now())}
-            await self._save(pair, {**entry, "alerted": True})
-            await self._alert(drift, demote)
+            await self._save(pair, {**entry, "alerted": True}, lambda: self._alert(drift, demote))
         elif not over and entry.get("alerted"):
             await self._save(pair, {**entry, "alerted": False})
         return drift
@@ -227,9 +236,9 @@ class DriftMonitor:
         if not self.demoted(pair):
             raise UserInputError(f"{pair} is not demoted: it trades live already")
         now = self._clock.now()
-        await self._save(pair, {"since": to_ms(now), "alerted": False, "demoted": False})
         text = f"{pair} promoted back to live trading; its drift is measured anew from now"
-        await self._outbox.push("drift", AlertPriority.INFO, text)
+        entry: dict[str, object] = {"since": to_ms(now), "alerted": False, "demoted": False}
+        await self._save(pair, entry, lambda: self._outbox.push("drift", AlertPriority.INFO, text))
 
     async def _alert(self, drift: Drift, demoted: bool) -> None:
         gap = f"{drift.gap:+,.2f} ({drift.relative:+.2%} of the trades' cost)"
@@ -258,6 +267,13 @@ class DriftMonitor:
         booked = await fills.all(since=since, pair=pair)  # the pair's only: inside the tick
         return round_trips(booked, small)
 
-    async def _save(self, pair: str, entry: dict[str, object]) -> None:
-        self._pairs[pair] = entry
-        await self._state.set(STATE_KEY, self._pairs, self._clock.now())
+    async def _save(
+        self, pair: str, entry: dict[str, object], then: Callable[[], Awaitable[object]] = _none
+    ) -> None:
+        """Keep ``pair``'s ``entry`` and write ``then``'s rows (its alert, its audit row) in
+        one transaction; in memory once it committed, so a failure leaves both as they were."""
+        pairs = {**self._pairs, pair: entry}
+        async with self._transactions.transaction():
+            await self._state.set(STATE_KEY, pairs, self._clock.now())
+            await then()
+        self._pairs = pairs

@@ -163,6 +163,28 @@ def test_a_backup_into_a_missing_directory_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "nosuchdir").exists()
 
 
+def killed_writing(database: Path, note: str) -> None:
+    """A process killed with 300 committed ``note`` rows still in ``database``'s -wal (no
+    checkpoint, no close)."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os, sqlite3; c = sqlite3.connect(os.environ['DB'], isolation_level=None); "
+                "c.execute('PRAGMA journal_mode = WAL'); "
+                "c.execute('PRAGMA wal_autocheckpoint = 0'); "
+                "[c.execute(\"INSERT INTO notes VALUES (?)\", (os.environ['NOTE'],)) "
+                "for _ in range(300)]; "
+                "os._exit(9)"
+            ),
+        ],
+        env={**ENVIRONMENT, "DB": str(database), "NOTE": note},
+        check=False,
+        timeout=60,
+    )
+
+
 def test_a_restore_sets_aside_a_write_ahead_log_left_without_its_database(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
@@ -173,22 +195,7 @@ def test_a_restore_sets_aside_a_write_ahead_log_left_without_its_database(tmp_pa
     crashed = data / "pairpilot.sqlite"
     crashed.write_bytes(backup.read_bytes())
     # a process killed with committed rows still in its -wal (no checkpoint, no close)
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import os, sqlite3; c = sqlite3.connect(os.environ['DB'], isolation_level=None); "
-                "c.execute('PRAGMA journal_mode = WAL'); "
-                "c.execute('PRAGMA wal_autocheckpoint = 0'); "
-                "[c.execute(\"INSERT INTO notes VALUES ('lost?')\") for _ in range(300)]; "
-                "os._exit(9)"
-            ),
-        ],
-        env={**ENVIRONMENT, "DB": str(crashed)},
-        check=False,
-        timeout=60,
-    )
+    killed_writing(crashed, "lost?")
     assert Path(f"{crashed}-wal").stat().st_size > 0
     crashed.rename(tmp_path / "moved-aside.sqlite")  # by hand; its -wal stays behind
     result = pairpilot("restore", str(backup), cwd=tmp_path)
@@ -233,3 +240,73 @@ def test_a_backup_that_would_starve_the_data_dir_is_refused_and_writes_nothing(
         assert f"{disk / 'backups'} has" in result.stderr
         assert "64 MiB" in result.stderr
         assert list((disk / "backups").iterdir()) == []
+
+
+def books(path: Path, notes: int) -> None:
+    """A pairpilot-like database file holding ``notes`` rows."""
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("CREATE TABLE IF NOT EXISTS pair_runs (id INTEGER)")
+        connection.execute("CREATE TABLE IF NOT EXISTS notes (text TEXT)")
+        connection.executemany("INSERT INTO notes VALUES (?)", [("n",)] * notes)
+        connection.commit()
+
+
+def test_a_backup_takes_the_paper_twins_books_and_a_restore_puts_them_back(
+    tmp_path: Path,
+) -> None:
+    """twin.sqlite (the drift monitor's paper books) is copied with the database, by the same
+    online backup: its rows still in the write-ahead log of a killed service are in the copy."""
+    data = tmp_path / "data"
+    data.mkdir()
+    database, twin = data / "pairpilot.sqlite", data / "twin.sqlite"
+    books(database, 1)
+    books(twin, 2)
+    killed_writing(twin, "wal")  # a killed service's last rows, in the twin's -wal
+    assert Path(f"{twin}-wal").stat().st_size > 0
+    taken = pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path)
+    assert taken.returncode == 0, taken.stderr
+    assert counts(tmp_path / "b.sqlite")["notes"] == 1
+    assert counts(tmp_path / "b.twin.sqlite")["notes"] == 302
+    assert f"{tmp_path / 'b.twin.sqlite'}" in taken.stdout
+
+    (tmp_path / "dated").mkdir()
+    dated = pairpilot("backup", str(tmp_path / "dated") + "/", cwd=tmp_path)
+    assert dated.returncode == 0, dated.stderr
+    names = sorted(path.name for path in (tmp_path / "dated").iterdir())
+    assert len(names) == 2
+    assert names[0].endswith("Z.sqlite")
+    assert names[1] == names[0].replace(".sqlite", ".twin.sqlite")
+
+    books(twin, 5)  # the twin trades on after the backup
+    again = pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path)
+    assert again.returncode == 2
+    assert "exists already" in again.stderr
+    restored = pairpilot("restore", str(tmp_path / "b.sqlite"), cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    assert counts(database)["notes"] == 1
+    assert counts(twin)["notes"] == 302
+    kept = [path for path in data.glob("twin.sqlite.before-restore-*") if path.name[-1] == "Z"]
+    assert [counts(path)["notes"] for path in kept] == [307]
+    assert f"books it replaced are kept as data/{kept[0].name}\n" in restored.stdout
+
+
+def test_without_a_twin_a_backup_is_the_database_alone_and_its_restore_sets_a_twin_aside(
+    tmp_path: Path,
+) -> None:
+    """No twin file (paper mode, drift off) is no error; restoring such a backup where a twin
+    trades moves the twin's books aside (kept): they would be ahead of the restored live
+    books, and the twin starts anew from them."""
+    data = tmp_path / "data"
+    data.mkdir()
+    books(data / "pairpilot.sqlite", 1)
+    taken = pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path)
+    assert taken.returncode == 0, taken.stderr
+    assert sorted(path.name for path in tmp_path.glob("b*")) == ["b.sqlite"]
+    assert taken.stdout.count("backed up") == 1
+    books(data / "twin.sqlite", 4)
+    restored = pairpilot("restore", str(tmp_path / "b.sqlite"), cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    assert not (data / "twin.sqlite").exists()
+    kept = [path for path in data.glob("twin.sqlite.before-restore-*") if path.name[-1] == "Z"]
+    assert [counts(path)["notes"] for path in kept] == [4]

@@ -11,8 +11,11 @@ between them changes nothing, and the suite stays quick.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,6 +24,7 @@ from bot.app.bootstrap import Trading
 from bot.app.chat_root import chat_venue
 from bot.app.serve import run_service
 from bot.core.clock import FakeClock, SystemClock
+from bot.core.ports import CandleHistory
 from bot.market.history import ExchangeHistory
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
@@ -29,7 +33,7 @@ from storage.db import open_database
 from storage.orders import SqliteOrderRepository
 from tests.doubles.fake_exchange import FakeBinance, serve
 from tests.doubles.telegram_emulator import TelegramEmulator
-from tests.rigs.chat_rig import ADMIN, VIEWER, chat_on
+from tests.rigs.chat_rig import ADMIN, TRADER, VIEWER, Chat, chat_on
 from tests.rigs.live_rig import (
     PAIR,
     SECRETS,
@@ -175,46 +179,61 @@ async def test_a_demotion_and_a_promotion_persist_across_restarts(
     assert fake.order_posts == 4  # live again
 
 
-async def test_drift_and_promote_from_the_chat(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
-    fake = slipping_fake(btc_candles)
-    demoting = {**DRIFT, "demote_to_paper": True}
-    settings = live_settings(tmp_path, "http://127.0.0.1:1", drift=demoting)
+@asynccontextmanager
+async def drift_chat(
+    tmp_path: Path,
+    fake: FakeBinance,
+    drift: dict[str, Any],
+    ticks: list[datetime],
+    history: Callable[[CandleHistory], CandleHistory] = lambda history: history,
+) -> AsyncIterator[Chat]:
+    """The live stack with its twin on ``fake`` ticked at ``ticks``, and the chat on it,
+    reading candles through ``history`` (given /backtest's: the candle store and the venue)."""
+    settings = live_settings(tmp_path, "http://127.0.0.1:1", drift=drift)
     wall = FakeClock(SystemClock().now())
     emulator = TelegramEmulator()
     emulator.clock = lambda: wall.now().timestamp()
     async with (
-        live_stack(tmp_path, fake, START, drift=demoting) as (trading, market, _),
+        live_stack(tmp_path, fake, START, drift=drift) as (trading, market, _),
         open_database(tmp_path / "pairpilot.sqlite") as db,
         venue_client("binance", fake) as (_, exchange),
     ):
-        await tick_at(trading, market, SIGNALS[:4])  # demoted at the first trade
+        await tick_at(trading, market, ticks)
         venue = chat_venue(settings, "binance", trading, exchange.price_decimals)
-        history = ExchangeHistory(exchange, SqliteCandleRepository(db))
-        async with chat_on(db, trading, venue, history, emulator, wall) as chat:
-            shown = await chat.ask(VIEWER, "/drift btcusdt")
-            assert shown.startswith(f"{PAIR} since 06-27 05:00 UTC, 2 trade(s)\nlive -")
-            assert "gap at the live size -9.33 (-1.87% of cost; threshold 1.00%)" in shown
-            assert "They part at the trade of 06-27 05:00." in shown
-            assert "Demoted to paper: no new live entries; /promote BTC/USDT" in shown
-            first, second = shown.split("06-27 05:00 → ")[1], shown.split("06-28 04:00 → ")[1]
-            # live at the venue's price (the next open) + 1%, the twin at the close + 0.05%
-            assert " live 108,572.04 → 105,801.02 fee 0.99 PnL -13.73 (-2.75%)" in first
-            assert " twin 107,550.81 → 106,816.28 fee 0.99 PnL -4.36 (-0.88%)" in first
-            # the backtest sizes by the pair's capital share too: the twin's trade at its own prices
-            assert " test 107,550.82 → 106,816.29 fee 0.99 PnL -4.36 (-0.88%)" in first
-            assert " slippage vs twin: in +0.95%, out +0.95%" in first
-            assert " live: no trade" in second  # demoted: paper only
-            assert " twin 107,353.78 → 107,600.37 fee 0.99 PnL +0.15" in second
-            assert " test 107,353.78 → still open" in second  # exits at the next open
-            assert "needs the admin role" in await chat.ask(VIEWER, "/promote BTCUSDT")
-            question = await chat.sent_back(ADMIN, "/promote BTCUSDT")
-            assert "put BTC/USDT back to live trading" in question.text
-            before = len(chat.emulator.to(ADMIN))
-            button = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
-            chat.emulator.press(ADMIN, question, button)
-            result = await chat.emulator.reply(ADMIN, after=before)
-            assert result.text.startswith("BTC/USDT trades live again")
-            assert "is not demoted" in await chat.ask(ADMIN, "/promote BTCUSDT")
+        candles = history(ExchangeHistory(exchange, SqliteCandleRepository(db)))
+        async with chat_on(db, trading, venue, candles, emulator, wall) as chat:
+            yield chat
+
+
+async def test_drift_and_promote_from_the_chat(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
+    fake = slipping_fake(btc_candles)
+    demoting = {**DRIFT, "demote_to_paper": True}
+    # demoted at the first trade
+    async with drift_chat(tmp_path, fake, demoting, SIGNALS[:4]) as chat:
+        shown = await chat.ask(VIEWER, "/drift btcusdt")
+        assert shown.startswith(f"{PAIR} since 06-27 05:00 UTC, 2 trade(s)\nlive -")
+        assert "gap at the live size -9.33 (-1.87% of cost; threshold 1.00%)" in shown
+        assert "They part at the trade of 06-27 05:00." in shown
+        assert "Demoted to paper: no new live entries; /promote BTC/USDT" in shown
+        first, second = shown.split("06-27 05:00 → ")[1], shown.split("06-28 04:00 → ")[1]
+        # live at the venue's price (the next open) + 1%, the twin at the close + 0.05%
+        assert " live 108,572.04 → 105,801.02 fee 0.99 PnL -13.73 (-2.75%)" in first
+        assert " twin 107,550.81 → 106,816.28 fee 0.99 PnL -4.36 (-0.88%)" in first
+        # the backtest sizes by the pair's capital share too: the twin's trade at its own prices
+        assert " test 107,550.82 → 106,816.29 fee 0.99 PnL -4.36 (-0.88%)" in first
+        assert " slippage vs twin: in +0.95%, out +0.95%" in first
+        assert " live: no trade" in second  # demoted: paper only
+        assert " twin 107,353.78 → 107,600.37 fee 0.99 PnL +0.15" in second
+        assert " test 107,353.78 → still open" in second  # exits at the next open
+        assert "needs the admin role" in await chat.ask(VIEWER, "/promote BTCUSDT")
+        question = await chat.sent_back(ADMIN, "/promote BTCUSDT")
+        assert "put BTC/USDT back to live trading" in question.text
+        before = len(chat.emulator.to(ADMIN))
+        button = question.reply_markup["inline_keyboard"][0][0]["callback_data"]
+        chat.emulator.press(ADMIN, question, button)
+        result = await chat.emulator.reply(ADMIN, after=before)
+        assert result.text.startswith("BTC/USDT trades live again")
+        assert "is not demoted" in await chat.ask(ADMIN, "/promote BTCUSDT")
     async with live_stack(tmp_path, fake, SIGNALS[3], drift=demoting) as (again, _, _):
         assert again.service.twin is not None
         assert again.service.twin.monitor.demotions() == []
@@ -222,6 +241,62 @@ async def test_drift_and_promote_from_the_chat(tmp_path: Path, btc_candles: pd.D
         audited = [(e.command, e.arguments) for e in await SqliteAuditRepository(db).latest(10)]
     assert ("promote", ["BTCUSDT"]) in audited
     assert ("demote", [PAIR]) in audited
+
+
+class Held:
+    """The chat's candle history (``on``), each read held until ``go`` is set."""
+
+    def __init__(self) -> None:
+        self._history: CandleHistory | None = None
+        self.reading, self.go = asyncio.Event(), asyncio.Event()
+
+    def on(self, history: CandleHistory) -> Held:
+        self._history = history
+        return self
+
+    async def candles(self, pair: str, timeframe: str, days: int, now: datetime) -> pd.DataFrame:
+        self.reading.set()
+        await self.go.wait()
+        assert self._history is not None
+        return await self._history.candles(pair, timeframe, days, now)
+
+
+async def test_the_drifts_backtest_is_research_like_backtest(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """/drift's backtest holds /backtest's one-at-a-time gate, reading /backtest's candles;
+    it runs beside the chat's next commands."""
+    held = Held()
+    async with drift_chat(
+        tmp_path, slipping_fake(btc_candles), DRIFT, SIGNALS[:2], held.on
+    ) as chat:
+        before = len(chat.emulator.to(VIEWER))
+        chat.emulator.say(VIEWER, "/drift btcusdt")
+        await asyncio.wait_for(held.reading.wait(), 30)  # its backtest reads candles
+        refused = await chat.ask(TRADER, "/backtest BTCUSDT ema_cross 1h 5")
+        gate = "a backtest is running (/drift BTC/USDT); send yours again when it has finished"
+        assert refused == f"⚠️ {gate}"
+        beside = await chat.ask(VIEWER, "/drift")  # the chat goes on meanwhile
+        assert "test: none (a backtest is running (/drift BTC/USDT); send" in beside
+        assert " live 108,572.04 → 105,801.02 fee 0.99 PnL -13.73 (-2.75%)" in beside
+        held.go.set()
+        shown = (await chat.reply(VIEWER, after=before + 1)).text
+        assert " test 107,550.82 → still open" in shown  # its exit: at the next open
+        assert "test: none" not in shown
+
+        held.go.clear()
+        held.reading.clear()
+        before = len(chat.emulator.to(TRADER))
+        chat.emulator.say(TRADER, "/backtest BTCUSDT ema_cross 1h 5")
+        await asyncio.wait_for(held.reading.wait(), 30)
+        waiting = await chat.ask(VIEWER, "/drift btcusdt")
+        assert "test: none (a backtest is running (BTC/USDT ema_cross 1h 5d); send" in waiting
+        held.go.set()
+        for _ in range(300):
+            if any(m.photo for m in chat.emulator.to(TRADER)[before:]):
+                break
+            await chat.emulator.quiet(0.1)
+        assert any(m.photo for m in chat.emulator.to(TRADER)[before:])
 
 
 @pytest.mark.parametrize("enabled", [True, False])

@@ -4,18 +4,26 @@ kernel run directly."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.app.config import load_settings
+from bot.core.clock import FakeClock
+from bot.core.domain import SweepRow
 from bot.market.candle_files import read_candle_file
 from bot.research.account_terms import NONE
 from bot.research.portfolio import run_portfolio
-from bot.research.portfolio_sweep import portfolio_sweep
+from bot.research.portfolio_sweep import portfolio_sweep, store_portfolio_sweep
 from bot.research.sweep import SweepSpec, score
+from storage.db import open_database
+from storage.sweeps import SqliteSweepRepository
 from tests.integration.test_cli import pairpilot
 from tests.integration.test_cli_portfolio import BOTH, shifted, write_config
 
@@ -115,3 +123,35 @@ def test_a_set_the_strategy_refuses_with_a_pairs_configured_params_is_skipped(
     assert "skipped" not in rows[0].metrics
     assert rows[1].score is None
     assert "slow" in rows[1].metrics["skipped"]
+
+
+async def test_each_set_runs_in_a_worker_thread_so_the_loop_goes_on(tmp_path: Path) -> None:
+    """A chat's /sweep portfolio stores on the chat's loop: the sets run beside it."""
+    settings = load_settings(write_config(tmp_path, PAIRS, BOTH), None)
+    candles = {pair: read_candle_file(path) for pair, path in BOTH.items()}
+    spec = SweepSpec(strategy="ema_cross", space={"fast": [5, 8, 12]}, terms={})
+    sweep = portfolio_sweep(spec, settings, candles, overrides=NONE, limits=None)
+    ran_on: list[int] = []
+
+    def watched(rows: Iterator[SweepRow]) -> Iterator[SweepRow]:
+        for row in rows:
+            ran_on.append(threading.get_ident())
+            yield row
+
+    heard: list[tuple[int, int]] = []
+
+    async def on_set(done: int, total: int) -> None:
+        heard.append((done, total))
+
+    async with open_database(tmp_path / "sweeps.sqlite") as db:
+        store = SqliteSweepRepository(db)
+        sweep_id, rows = await store_portfolio_sweep(
+            store,
+            dataclasses.replace(sweep, rows=watched(sweep.rows)),
+            clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
+            on_set=on_set,
+        )
+    assert sorted(row.params for row in rows) == [(("fast", v),) for v in (5, 8, 12)]
+    assert heard == [(1, 3), (2, 3), (3, 3)]
+    assert len(ran_on) == 3
+    assert threading.get_ident() not in ran_on  # the loop's thread ran none of them

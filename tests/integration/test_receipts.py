@@ -203,31 +203,54 @@ def test_a_failed_backtest_stores_no_receipt(tmp_path: Path) -> None:
     assert len(receipts(tmp_path)) == 1
 
 
-def test_a_sweep_stores_its_receipt_which_does_not_rerun_yet(tmp_path: Path) -> None:
+def test_a_sweep_stores_its_receipt_and_reruns_its_table_exactly(tmp_path: Path) -> None:
     refused = pairpilot("sweep", "--data", str(SAMPLE), cwd=tmp_path)
     assert refused.returncode == 2
     assert not database(tmp_path).exists()  # a sweep that failed stores nothing
 
+    data = tmp_path / "BTC_USDT-1h.csv.gz"
+    data.write_bytes(SAMPLE.read_bytes())
     space = ["--param", "fast=8,12", "--param", "slow=30", "--fee", "0.002"]
-    done = pairpilot("sweep", "--data", str(SAMPLE), *space, "--workers", "1", cwd=tmp_path)
+    done = pairpilot("sweep", "--data", str(data), *space, "--workers", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     ((receipt_id, body),) = receipts(tmp_path)
-    assert f"receipt {receipt_id}: its fingerprint (a sweep does not rerun yet)" in done.stdout
+    assert f"receipt {receipt_id}: pairpilot backtest --rerun {receipt_id} runs it again" in (
+        done.stdout
+    )
     stored = json.loads(body)
     assert stored["kind"] == "sweep"
     assert stored["params"]["space"] == {"fast": [8, 12], "slow": [30]}
     assert stored["terms"]["fee_rate"] == 0.002
     assert stored["terms"]["given"] == ["fee_rate"]
     (series,) = stored["series"]
-    assert series["source"]["path"] == str(SAMPLE)
+    assert series["source"]["path"] == str(data)
     assert series["candles"] == 2184
     result = stored["result"]
     assert result["results"] == 2
     assert result["best"]["params"]["fast"] in (8, 12)
     assert isinstance(result["trades"], int)
+    assert result["rows_hash"]
 
+    # Dask ran the sweep; the rerun runs every set in this process: the same table, exactly.
+    table = done.stdout[done.stdout.index("BTC/USDT 1h, by sharpe") :].rstrip()
     rerun = pairpilot("backtest", "--rerun", receipt_id, cwd=tmp_path)
-    assert rerun.returncode == 2
-    assert f"receipt {receipt_id} is a sweep's: rerunning a sweep is not built yet" in (
-        rerun.stderr
+    assert rerun.returncode == 0, rerun.stderr
+    lines = rerun.stdout.rstrip().splitlines()
+    assert lines[-1] == f"identical to receipt {receipt_id} (every set's result)"
+    assert "\n".join(lines[:-1]) == table
+    assert len(receipts(tmp_path)) == 1  # a rerun stores nothing
+
+    data.unlink()
+    gone = pairpilot("backtest", "--rerun", receipt_id, cwd=tmp_path)
+    assert gone.returncode == 2
+    assert f"the BTC/USDT 1h candles are gone (file {data}" in gone.stderr
+
+    old = {**stored, "result": {k: v for k, v in result.items() if k != "rows_hash"}}
+    edit_receipt(tmp_path, receipt_id, **old)
+    before = pairpilot("backtest", "--rerun", receipt_id, cwd=tmp_path)
+    assert before.returncode == 2
+    assert len(before.stderr.strip().splitlines()) == 1
+    assert "was stored before sweep receipts kept the hash of every result" in before.stderr
+    assert "pairpilot sweep --strategy ema_cross --param fast=8,12 --param slow=30" in (
+        before.stderr
     )

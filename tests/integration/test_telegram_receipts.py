@@ -125,7 +125,7 @@ async def test_a_receipt_whose_candles_changed_is_refused_and_bad_ids_are_named(
         assert len(await receipt_rows(chat)) == 1
 
 
-async def test_a_sweep_names_its_receipt_which_compares_but_does_not_rerun(
+async def test_a_sweep_names_its_receipt_which_compares_and_reruns_its_table(
     tmp_path: Path,
 ) -> None:
     async with chat_stack(tmp_path) as chat:
@@ -150,5 +150,17 @@ async def test_a_sweep_names_its_receipt_which_compares_but_does_not_rerun(
         assert "kind: sweep | backtest" in lines
         assert any(line.startswith("data (both): BTC/USDT 1h ") for line in lines), lines
         assert any(line.startswith("trades: ") for line in lines)
-        refused = await chat.ask(TRADER, f"/rerun {sweep_id}")
-        assert "is a sweep's: rerunning a sweep is not built yet" in refused
+        before = len(chat.emulator.to(TRADER))
+        chat.emulator.say(TRADER, f"/rerun {sweep_id}")
+        for _ in range(600):
+            texts = [m.text for m in chat.emulator.to(TRADER)[before:]]
+            if any("receipt" in text for text in texts):
+                break
+            await chat.emulator.quiet(0.1)
+        (again,) = [text for text in texts if "receipt" in text]
+        lines = again.splitlines()
+        assert lines[0] == f"✅ identical to receipt {sweep_id} (every set's result)"
+        assert lines[1] == "BTC/USDT 1h, by sharpe"
+        assert any(line.endswith("fast=5 slow=20") for line in lines)
+        assert any(line.endswith("fast=8 slow=20") for line in lines)
+        assert len(await receipt_rows(chat)) == 2  # a rerun stores nothing

@@ -39,10 +39,7 @@ engine's books are right to show it):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,33 +47,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.app.bootstrap import Trading, assemble_on_exchange, credentials
 from bot.app.config import Settings
-from bot.core.clock import FakeClock
 from bot.core.domain import RiskLimits, Trade
 from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.market.live_source import ExchangeCandleSource
-from bot.market.streaming import StreamingFeed
-from bot.ops.scheduler import Jobs
 from bot.portfolio.performance import round_trips
 from bot.research.account_terms import ResearchTerms, research_terms
 from bot.research.backtest import BacktestSetup, run_backtest, setup_for
 from bot.research.kernel_inputs import KernelClock, KernelCosts, KernelExits
 from bot.research.simulation import KernelResult, simulate
-from storage.db import open_database
 from storage.fills import SqliteFillRepository
 from strategies import build_strategy
 from tests.doubles.fake_exchange import FakeBinance, serve
 from tests.integration.test_parity import EVERY_EXIT
-from tests.rigs.live_rig import HOUR, PAIR, Market, funded_fake, live_settings, venue_secrets
+from tests.rigs.live_rig import HOUR, PAIR, funded_fake, live_settings
+from tests.rigs.venue_parity import BALANCE, FIRST, LOT, TRADED, WARM, at, traded, venue_fake
 
-# History before the live run starts: OKX's candle pages (300) must reach back into the data
-# from the window the engine asks for, and the kernel gets the same history (``trade_from``).
-WARM = 300
-TRADED = 300  # candles the live engine trades through
-FIRST = 300  # the sample's candle the window starts at: its second 300 trade every case often
-BALANCE = 1_000_000.0
-LOT = 0.00001  # the fakes' lot step (BTC)
 RATE = 0.001  # the fee of the kernel's own cases
 
 
@@ -109,45 +95,6 @@ STRATEGIES = {  # name: (strategy, parameters)
 }
 
 
-def at(candles: pd.DataFrame, index: int) -> datetime:
-    return pd.Timestamp(int(candles["timestamp"].iloc[index]), unit="ms", tz="UTC").to_pydatetime()
-
-
-@asynccontextmanager
-async def venue_stack(
-    tmp_path: Path,
-    fake: FakeBinance,
-    start: datetime,
-    venue: str,
-    strategy: str,
-    params: dict[str, float],
-) -> AsyncIterator[tuple[Trading, Market, CcxtExchange]]:
-    """The live stack on ``fake`` trading ``strategy`` with all of the account (live_rig's
-    ``live_stack`` trades its default strategy with half)."""
-    clock = FakeClock(start)
-    market = Market(fake, clock)
-    market.at(start)
-    async with serve(fake) as base:
-        settings = live_settings(tmp_path, base, params, venue=venue)
-        pair = settings.pairs[0].model_copy(update={"strategy": strategy, "capital_share": 1.0})
-        settings = settings.model_copy(update={"pairs": [pair]})
-        keys = credentials(settings, venue_secrets(venue))
-        exchange = CcxtExchange.create(
-            venue, settings.exchange.ccxt_config, credentials=keys, attempts=2, backoff=0.01
-        )
-        feed = StreamingFeed(exchange)
-        try:
-            await exchange.load_markets()
-            async with open_database(settings.database_path) as db:
-                trading = await assemble_on_exchange(
-                    db, settings, exchange, feed, clock, Jobs(clock)
-                )
-                yield trading, market, exchange
-        finally:
-            await feed.close()
-            await exchange.close()
-
-
 async def venue_trades(
     tmp_path: Path,
     candles: pd.DataFrame,
@@ -158,21 +105,10 @@ async def venue_trades(
 ) -> tuple[list[Trade], FakeBinance]:
     """The live engine's closed trades over ``candles`` after the first WARM, ticking at each
     close; ``realism``: the fake's settings (split, fee_asset)."""
-    fake = funded_fake(candles, venue)
-    fake.balances["USDT"] = BALANCE
-    fake.walks = True
-    for name, value in realism.items():
-        setattr(fake, name, value)
-    async with venue_stack(tmp_path, fake, at(candles, WARM), venue, strategy, params) as (
-        trading,
-        market,
-        exchange,
-    ):
-        for index in range(WARM + 1, len(candles)):
-            market.at(at(candles, index))
-            await trading.service.tick("1h")
-        async with open_database(tmp_path / "pairpilot.sqlite") as db:
-            fills = await SqliteFillRepository(db).all()
+    fake = venue_fake(candles, venue, **realism)
+    pairs = [{"pair": PAIR, "strategy": strategy, "params": params, "capital_share": 1.0}]
+    async with traded(tmp_path, fake, candles, venue, pairs) as (_, exchange, db):
+        fills = await SqliteFillRepository(db).all()
         return round_trips(fills, exchange.too_small), fake
 
 

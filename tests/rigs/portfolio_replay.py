@@ -27,6 +27,7 @@ from bot.core.domain import EquitySnapshot, RiskLimits, Trade, from_ms
 from bot.core.timeframes import timeframe_delta
 from bot.market.candle_files import ReplaySource
 from bot.portfolio.performance import round_trips
+from bot.trading.drift import TooSmall
 from bot.trading.engine import Engine
 from bot.trading.replay import ReplayDriver
 from bot.trading.service import TradingService
@@ -159,14 +160,21 @@ async def _drive(
             first = clock.now()
     if first is None:
         raise ValueError("the replay window holds no step")
-    return await _outcome(db, engine, pairs, first, clock.now())
+    return await read_outcome(db, engine, pairs, first, clock.now())
 
 
-async def _outcome(
-    db: Database, engine: Engine, pairs: list[str], first: datetime, last: datetime
+async def read_outcome(
+    db: Database,
+    engine: Engine,
+    pairs: list[str],
+    first: datetime,
+    last: datetime,
+    too_small: TooSmall | None = None,
 ) -> LiveOutcome:
+    """What ``engine`` did on ``db`` between the clock steps ``first`` and ``last``;
+    ``too_small``: a venue's dust rule (the position left under it goes with the next exit)."""
     trades: dict[str, list[Trade]] = {pair: [] for pair in pairs}
-    for trade in round_trips(await SqliteFillRepository(db).all()):
+    for trade in round_trips(await SqliteFillRepository(db).all(), too_small):
         trades[trade.pair].append(trade)
     vetoes: dict[str, Counter[str]] = {pair: Counter() for pair in pairs}
     waiting = 0

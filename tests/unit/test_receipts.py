@@ -17,11 +17,14 @@ from bot.core.errors import DataError, UserInputError
 from bot.research.account_terms import Overrides, research_terms
 from bot.research.receipts import (
     BACKTEST,
+    CODE,
+    PORTFOLIO,
     Receipt,
     SeriesPrint,
     candle_hash,
     changes,
     checked_id,
+    code_hash,
     new_id,
     pairpilot_version,
     source_hash,
@@ -99,6 +102,7 @@ def test_a_changed_strategy_source_is_named(
         terms={},
         series=(SeriesPrint.of("BTC/USDT", "1h", {"kind": "stored"}, CANDLES),),
         result={},
+        code=code_hash(BACKTEST),
     )
     assert source_hash(first) != source_hash(build_strategy("ema_cross"))  # its own file counts
     assert changes(receipt, first, [candle_hash(CANDLES)]) == []
@@ -136,3 +140,37 @@ def test_stored_terms_rebuild_the_terms_exactly() -> None:
         stored_terms(Receipt.from_record(broken))
     with pytest.raises(DataError, match="cannot be read"):
         Receipt.from_record({"id": "abcdef"})
+
+
+def test_a_changed_backtest_code_is_named_and_an_old_receipt_without_it_still_loads() -> None:
+    """The version does not move with the kernel: the code's own fingerprint does (issue 17)."""
+    root = Path(__file__).resolve().parents[2]
+    for kind, names in CODE.items():
+        assert all((root / name).is_file() for name in names), kind
+    assert "bot/research/kernel.py" in CODE[BACKTEST]
+    assert "bot/research/portfolio_inputs.py" in CODE[PORTFOLIO]
+    assert "bot/research/portfolio_inputs.py" not in CODE[BACKTEST]  # no false alarms
+    assert code_hash(BACKTEST) != code_hash(PORTFOLIO)
+    strategy = build_strategy("ema_cross")
+    record = {
+        "id": "abcdef",
+        "created_ms": 0,
+        "kind": BACKTEST,
+        "version": pairpilot_version(),
+        "strategy": "ema_cross",
+        "source_hash": source_hash(strategy),
+        "params": {},
+        "terms": {},
+        "series": [],
+        "result": {},
+    }
+    old = Receipt.from_record(record)  # stored before the code was fingerprinted
+    assert old.code is None
+    assert changes(old, strategy, []) == []
+    assert Receipt.from_record({**record, "code": code_hash(BACKTEST)}).record()["code"] == (
+        code_hash(BACKTEST)
+    )
+    edited = Receipt.from_record({**record, "code": "0" * 32})
+    assert changes(edited, strategy, []) == [
+        "the backtest code changed (the kernel, its rules or the metrics)"
+    ]
