@@ -25,7 +25,7 @@ import pandas as pd
 
 from bench.paths import SAMPLE_DATA
 from bot.market.candle_files import read_candle_file
-from strategies import REGISTRY
+from strategies import BUILT_INS
 from tests.integration.test_parity import EVERY_EXIT
 from tests.integration.test_venue_parity import ACCOUNTS, both_trades, differences
 from tests.rigs.venue_parity import WARM
@@ -72,7 +72,7 @@ def main() -> int:
     parser.add_argument("--traded", type=int, default=600)
     parser.add_argument("--first", type=int, default=300)
     parser.add_argument("--venues", default=",".join(ACCOUNTS))
-    parser.add_argument("--strategies", default=",".join(sorted(REGISTRY)))
+    parser.add_argument("--strategies", default=",".join(sorted(BUILT_INS)))
     parser.add_argument("--signals-only", action="store_true", help="no protective exits")
     args = parser.parse_args()
     candles = read_candle_file(SAMPLE)

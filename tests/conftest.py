@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +12,8 @@ import pytest
 from bot.core.clock import FakeClock
 from bot.market.candle_files import read_candle_file
 from storage.db import Database, open_database
+from strategies import strategy_registry
+from strategies.registry import install
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "bot" / "sample_data"
@@ -50,3 +52,12 @@ def clock() -> FakeClock:
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     async with open_database(tmp_path / "test.sqlite") as database:
         yield database
+
+
+@pytest.fixture(autouse=True)
+def _strategy_registry_put_back() -> Iterator[None]:
+    """Loading a config installs its strategies as the process's (strategies/registry.py):
+    every test gets back the registry it started with."""
+    before = strategy_registry()
+    yield
+    install(before)

@@ -13,15 +13,26 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from bot.app.strategy_loading import DEFAULT_FOLDER, LoadedStrategies, load_strategies
 from bot.core.errors import ConfigError, UserInputError
 from bot.core.pairs import check_quote
 from bot.core.telegram_options import TelegramOptions
 from bot.core.timeframes import timeframe_seconds
 from bot.risk.settings import RiskSettings
 from bot.trading.drift import DriftSettings
-from strategies import StrategyConfigError, build_strategy
+from strategies import StrategyConfigError, strategy_registry
+from strategies.registry import install
 
 SECRET_VARIABLES = {
     "telegram_token": "PAIRPILOT_TELEGRAM_TOKEN",
@@ -94,9 +105,15 @@ class PairSettings(_Section):
         return value
 
     @model_validator(mode="after")
-    def _strategy(self) -> PairSettings:
+    def _strategy(self, info: ValidationInfo) -> PairSettings:
+        """Against the config's own strategies (load_settings passes them), else the process's;
+        not at all for the commands that load none (health, backup, restore)."""
+        context = info.context if isinstance(info.context, dict) else {}
+        if context.get("strategies_unchecked"):
+            return self
+        registry = context.get("strategies") or strategy_registry()
         try:
-            build_strategy(self.strategy, self.params)
+            registry.build(self.strategy, self.params)
         except StrategyConfigError as error:
             raise ValueError(str(error)) from None
         return self
@@ -153,6 +170,9 @@ class Settings(_Section):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     research: ResearchSettings = Field(default_factory=ResearchSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)  # live mode's paper twin
+    # user strategy files (docs/strategies.md); default: user_strategies/ beside the config file
+    strategies_dir: Path | None = None
+    _strategies: LoadedStrategies | None = PrivateAttr(default=None)
 
     @field_validator("timezone")
     @classmethod
@@ -191,6 +211,11 @@ class Settings(_Section):
     def twin_database_path(self) -> Path:
         """The paper twin's books (``bot/app/twin_root.py``), in live mode with [drift] on."""
         return self.data_dir / "twin.sqlite"
+
+    @property
+    def strategies(self) -> LoadedStrategies | None:
+        """The user strategies load_settings found, with what it could not load."""
+        return self._strategies
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,10 +304,14 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
-def load_settings(path: Path | None, secrets: Secrets | None) -> Settings:
+def load_settings(
+    path: Path | None, secrets: Secrets | None, *, strategies: bool = True
+) -> Settings:
     """Read and validate the TOML file (defaults when ``path`` is None); raises ConfigError.
     ``secrets`` None: for commands that only read data_dir (health, backup, restore), which
-    get no secrets and must not fail for want of them."""
+    get no secrets and must not fail for want of them. ``strategies``: load the user
+    strategies and make them the process's (False: those commands, which run no user code,
+    and leave the pairs' strategies unchecked)."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -294,16 +323,34 @@ def load_settings(path: Path | None, secrets: Secrets | None) -> Settings:
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
         _refuse_secrets(raw, "")
+    loaded = _load_strategies(raw, path) if strategies else None
+    context = {"strategies": loaded.registry} if loaded else {"strategies_unchecked": True}
     try:
-        settings = Settings.model_validate(raw)
+        settings = Settings.model_validate(raw, context=context)
     except ValidationError as error:
         raise ConfigError(_describe(error, path)) from None
     if path is not None:
         settings = _resolve_paths(settings, path.parent)
+    if loaded is not None:
+        settings._strategies = loaded
+        install(loaded.registry)
     if secrets is not None:
         _check_live(settings, secrets)
         _check_webhook(settings, secrets)
     return settings
+
+
+def _load_strategies(raw: Mapping[str, Any], path: Path | None) -> LoadedStrategies:
+    """The config's user strategies (relative to its folder, else the working directory); each
+    one that could not be loaded is logged, and the rest load."""
+    named = raw.get("strategies_dir")
+    if named is not None and not isinstance(named, str):
+        raise ConfigError(f"strategies_dir = {named!r}: expected a folder's path")
+    base = path.parent if path is not None else Path()
+    loaded = load_strategies(base / (named or DEFAULT_FOLDER), explicit=named is not None)
+    for problem in loaded.problems:
+        log.warning("strategy not loaded: %s", problem, extra={"event": "strategy"})
+    return loaded
 
 
 def _refuse_secrets(section: Mapping[str, Any], prefix: str) -> None:
@@ -340,6 +387,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     return settings.model_copy(
         update={
             "data_dir": base / settings.data_dir,
+            "strategies_dir": base / (settings.strategies_dir or DEFAULT_FOLDER),
             "market_data": settings.market_data.model_copy(update={"replay_files": replay}),
         }
     )

@@ -188,6 +188,10 @@ async def serve(
     ) as dispatcher:
         pairs = ", ".join(run.pair for run in trading.service.runs()) or "no pairs"
         started = f"pairpilot started: {settings.mode} mode{market.started}, {pairs}"
+        if settings.strategies is not None and settings.strategies.problems:
+            started += "\nstrategies not loaded (the rest are):\n" + "\n".join(
+                str(problem) for problem in settings.strategies.problems
+            )
         await trading.outbox.push("startup", AlertPriority.INFO, started)
         if driver is not None and market.replay_step is not None:
             every = market.replay_step.total_seconds() / settings.market_data.replay_speed

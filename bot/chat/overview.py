@@ -29,7 +29,7 @@ from bot.portfolio.performance import round_trips
 from bot.trading.control import Control
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
-from strategies import REGISTRY
+from strategies import strategy_registry
 
 FRACTION_KEYS = frozenset(
     {
@@ -163,15 +163,16 @@ class Overview:
         )
 
     def strategies(self) -> tuple[StrategyRow, ...]:
+        registry = strategy_registry()
         return tuple(
             StrategyRow(
                 name,
                 tuple(
                     ParamRow(s.name, s.default, s.minimum, s.maximum)
-                    for s in REGISTRY[name].specs()
+                    for s in registry[name].specs()
                 ),
             )
-            for name in sorted(REGISTRY)
+            for name in sorted(registry)
         )
 
     def risk(self) -> RiskView:

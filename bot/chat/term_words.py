@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from bot.chat.requests import number
 from bot.core.errors import UserInputError
 from bot.research.account_terms import Overrides
-from strategies import REGISTRY
+from strategies import strategy_registry
 
 RATES = {
     "fee": "fee_rate",
@@ -30,7 +30,8 @@ def is_term(key: str) -> bool:
 def strategy_words(strategy: str, given: Mapping[str, str]) -> dict[str, str]:
     """The words of ``given`` left for ``strategy``: all but the term words. A term word that
     is also one of the strategy's parameters is refused: which one it sets would be a guess."""
-    names = {spec.name for spec in REGISTRY[strategy].specs()} if strategy in REGISTRY else set()
+    registry = strategy_registry()
+    names = {spec.name for spec in registry[strategy].specs()} if strategy in registry else set()
     clash = sorted(key for key in given if is_term(key) and key in names)
     if clash:
         raise UserInputError(

@@ -122,10 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.set_defaults(handler=_backtest)
 
     from bot.cli.data import add_data_commands
+    from bot.cli.strategy import add_strategy_command
     from bot.cli.sweep import add_sweep_command
 
     add_data_commands(commands)
     add_sweep_command(commands)
+    add_strategy_command(commands)
     return parser
 
 
@@ -241,7 +243,7 @@ def _health(args: argparse.Namespace) -> int:
     from bot.app.health_check import inspect
     from bot.core.clock import SystemClock
 
-    path = load_settings(args.config, None).database_path
+    path = load_settings(args.config, None, strategies=False).database_path
     health = inspect(
         path, now=SystemClock().now(), max_alert_age=timedelta(minutes=args.max_alert_age)
     )
@@ -254,7 +256,7 @@ def _backup(args: argparse.Namespace) -> int:
     from bot.cli.backup import backup
     from bot.core.clock import SystemClock
 
-    settings = load_settings(args.config, None)
+    settings = load_settings(args.config, None, strategies=False)
     database, twin = settings.database_path, settings.twin_database_path
     copied, twin_copied = backup(database, args.dest, SystemClock().now(), twin)
     for source, copy in ((database, copied), (twin, twin_copied)):
@@ -271,7 +273,7 @@ def _restore(args: argparse.Namespace) -> int:
     from bot.cli.backup import restore
     from bot.core.clock import SystemClock
 
-    settings = load_settings(args.config, None)
+    settings = load_settings(args.config, None, strategies=False)
     database, twin = settings.database_path, settings.twin_database_path
     done = restore(args.source, database, SystemClock().now(), twin)
     print(f"restored {args.source} to {database} (schema {done.copied.schema}, integrity ok)")

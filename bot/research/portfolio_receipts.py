@@ -31,7 +31,7 @@ from bot.research.receipts import (
     source_hash,
     trade_hash,
 )
-from strategies import REGISTRY
+from strategies import strategy_registry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,7 +119,7 @@ def _receipt(
         {
             "pair": entry.pair,
             "strategy": entry.strategy,
-            "source_hash": source_hash(REGISTRY[entry.strategy]),
+            "source_hash": source_hash(strategy_registry()[entry.strategy]),
             "timeframe": entry.timeframe,
             "params": dict(entry.params),
         }
@@ -133,7 +133,7 @@ def _receipt(
         strategy=strategy,
         source_hash=_joined(pair["source_hash"] for pair in pairs)
         if kind == PORTFOLIO
-        else source_hash(REGISTRY[strategy]),
+        else source_hash(strategy_registry()[strategy]),
         params={
             "pairs": pairs,
             "since": None if since is None else to_ms(since),

@@ -33,7 +33,7 @@ from bot.research.receipts import (
 from bot.research.sweep import SweepSpec, check
 from bot.research.sweep_receipts import best_result, rows_hash
 from bot.research.sweep_rerun import SweepRerun, differences
-from strategies import REGISTRY
+from strategies import strategy_registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ def pair_changes(receipt: Receipt, config: PortfolioConfig) -> list[str]:
             found.append(f"{pair} runs {entry.strategy} in the config, {was['strategy']} then")
         if entry is not None and entry.timeframe != was["timeframe"]:
             found.append(f"{pair} trades {entry.timeframe} in the config, {was['timeframe']} then")
-        strategy = REGISTRY.get(was["strategy"])
+        strategy = strategy_registry().get(was["strategy"])
         if strategy is None:
             found.append(f"{pair}: strategy {was['strategy']} is gone")
         elif source_hash(strategy) != was["source_hash"]:

@@ -24,7 +24,7 @@ from bot.core.errors import UserInputError
 from bot.core.key_values import key_value
 from bot.portfolio.performance import MIN_ANNUALISED_DAYS
 from bot.research.account_terms import ResearchTerms
-from strategies import REGISTRY, StrategyConfigError, build_strategy
+from strategies import StrategyConfigError, build_strategy, strategy_registry
 from strategies.base import ParamSpec
 
 OBJECTIVES = ("sharpe", "calmar", "return")
@@ -93,9 +93,10 @@ def _malformed(item: str) -> str:
 
 
 def _specs(strategy: str) -> dict[str, ParamSpec]:
-    if strategy not in REGISTRY:
-        raise UserInputError(f"unknown strategy {strategy!r}; known: {', '.join(sorted(REGISTRY))}")
-    return {spec.name: spec for spec in REGISTRY[strategy].specs()}
+    registry = strategy_registry()
+    if strategy not in registry:
+        raise UserInputError(f"unknown strategy {strategy!r}; known: {', '.join(sorted(registry))}")
+    return {spec.name: spec for spec in registry[strategy].specs()}
 
 
 def _values(spec: ParamSpec, text: str) -> list[int | float]:

@@ -16,6 +16,7 @@ from bot.core.domain import SweepRow
 from bot.core.errors import ConfigError
 from bot.research.sweep import Series, SweepSpec
 from bot.research.sweep_tasks import CHUNK, evaluate, tasks
+from strategies import strategy_registry
 
 CONNECT_SECONDS = 5
 RESUBMITS = 3  # times a task cancelled by lost scattered candles is sent again
@@ -39,7 +40,10 @@ def run_on_dask(
 
     from distributed import as_completed
 
+    from bot.research.sweep_workers import share_strategies
+
     data, work = tasks(spec, series, chunk)
+    share_strategies(client, strategy_registry())
 
     def scatter() -> dict[str, Any]:
         """Once per worker, not once per task; under keys of this sweep's own (a dict's keys

@@ -22,7 +22,7 @@ from bot.research.receipts import (
     source_hash,
 )
 from bot.research.sweep import FULL, Series, SweepSpec, ranked
-from strategies import REGISTRY
+from strategies import strategy_registry
 
 FIGURES = ("trades", "pnl", "total_return", "win_rate", "max_drawdown", "fees")
 
@@ -48,7 +48,7 @@ def sweep_receipt(
         kind=SWEEP,
         version=pairpilot_version(),
         strategy=spec.strategy,
-        source_hash=source_hash(REGISTRY[spec.strategy]),
+        source_hash=source_hash(strategy_registry()[spec.strategy]),
         params={**params, "sweep": sweep_id},
         terms=sweep_terms(spec),
         series=tuple(

@@ -19,7 +19,7 @@ from bot.research.receipts import Receipt, candle_hash, changes, rebuilt_terms
 from bot.research.sweep import Series, SweepSpec
 from bot.research.sweep_receipts import best_result, rows_hash
 from bot.research.sweep_tasks import run_plain
-from strategies import REGISTRY, build_strategy
+from strategies import build_strategy, strategy_registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ def rerun_sweep(receipt: Receipt, candles: Sequence[pd.DataFrame | None]) -> Swe
     """Run sweep ``receipt`` again on ``candles`` (one per series; None: gone). Refuses with
     DataError, running nothing, naming every change (as a backtest's rerun does)."""
     sweep_rerunnable(receipt)
-    strategy = REGISTRY.get(receipt.strategy)
+    strategy = strategy_registry().get(receipt.strategy)
     if strategy is None:
         raise DataError(f"receipt {receipt.id} cannot be rerun: {receipt.strategy} is gone")
     hashes = [None if frame is None else candle_hash(frame) for frame in candles]

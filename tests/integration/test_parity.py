@@ -29,8 +29,9 @@ from storage.equity import SqliteEquityRepository
 from storage.fills import SqliteFillRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
-from strategies import REGISTRY, Strategy, build_strategy
+from strategies import BUILT_INS, Strategy, build_strategy, strategy_registry
 from strategies.base import ENTER, EXIT, HOLD
+from strategies.registry import Origin, install
 
 PAIR = "BTC/USDT"
 PARITY_CANDLES = 1200  # 50 days of 1h
@@ -129,7 +130,7 @@ SOME_CASES = {
 }
 MATRIX = [
     (name, case)
-    for name in sorted(REGISTRY)
+    for name in sorted(BUILT_INS)
     for case in CASES
     if case not in SOME_CASES or name in SOME_CASES[case]
 ]
@@ -376,7 +377,7 @@ async def test_nothing_fills_in_a_zero_volume_candle_in_the_backtest_or_on_defau
     """Review F11: the default paper account (paper.max_volume_share 0.1) fills nothing in
     the exchange's zero-volume placeholders; the backtest used to fill there in full."""
     monkeypatch.setattr(AtTimes, "times", times)
-    monkeypatch.setitem(REGISTRY, AtTimes.name, AtTimes)
+    install(strategy_registry().adding(AtTimes, Origin("file", __file__)))
     btc = read_candle_file(shared_data / "BTC_USDT-1h.csv.gz").iloc[45660:45700]
     btc = btc.reset_index(drop=True)
     assert (btc["volume"] == 0).sum() == 1

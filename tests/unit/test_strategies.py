@@ -9,7 +9,7 @@ import pytest
 from bot.core.domain import Action
 from bot.market.candle_files import read_candle_file
 from bot.trading.engine import signal_from_candles
-from strategies import REGISTRY, ExitPolicy, StrategyConfigError, build_strategy
+from strategies import BUILT_INS, ExitPolicy, StrategyConfigError, build_strategy
 from strategies.base import ENTER, EXIT
 
 
@@ -32,14 +32,14 @@ def test_grid_takes_profit_one_spacing_up_by_default() -> None:
     assert build_strategy("grid", {"take_profit": 0}).exit_policy.take_profit == 0
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", sorted(BUILT_INS))
 def test_every_default_is_inside_its_bounds(name: str) -> None:
-    for spec in REGISTRY[name].specs():
+    for spec in BUILT_INS[name].specs():
         assert spec.minimum <= spec.default <= spec.maximum, spec.name
     build_strategy(name)  # the defaults together are valid too
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", sorted(BUILT_INS))
 def test_every_strategy_enters_and_exits_on_real_data(name: str, btc_candles: pd.DataFrame) -> None:
     codes = build_strategy(name).signals(btc_candles)
     assert codes.dtype == np.int8
@@ -71,7 +71,7 @@ def test_unknown_strategy_names_the_closest_match() -> None:
         build_strategy("ema_crss")
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", sorted(BUILT_INS))
 def test_signals_never_look_ahead(name: str, btc_candles: pd.DataFrame) -> None:
     """Appending future candles never changes an earlier signal."""
     strategy = build_strategy(name)
@@ -156,7 +156,7 @@ def test_the_grids_description_says_what_its_exits_are_for_any_spacing() -> None
     assert (grid.exit_policy.take_profit, grid.exit_policy.stop_loss) == (0.01, 0.05)
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", sorted(BUILT_INS))
 def test_no_entry_before_the_atr_of_its_stop_exists(name: str, btc_candles: pd.DataFrame) -> None:
     """ATR(100) exists from the 100th candle, later than any built-in's own warm-up: an entry
     before it would run without the stop it was configured with (live has it: it is handed a

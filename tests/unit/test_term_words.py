@@ -9,9 +9,10 @@ import pytest
 
 from bot.chat.term_words import is_term, strategy_words, term_overrides
 from bot.core.errors import UserInputError
-from strategies import REGISTRY
+from strategies import BUILT_INS, strategy_registry
 from strategies.base import ParamSpec
 from strategies.ema_cross import EmaCross
+from strategies.registry import Origin, install
 
 
 def test_term_words_are_taken_out_of_the_strategys_parameters() -> None:
@@ -25,7 +26,7 @@ def test_term_words_are_taken_out_of_the_strategys_parameters() -> None:
 def test_no_strategy_has_a_parameter_named_as_a_term_word() -> None:
     clashing = [
         f"{name}.{spec.name}"
-        for name, strategy in REGISTRY.items()
+        for name, strategy in BUILT_INS.items()
         for spec in strategy.specs()
         if is_term(spec.name)
     ]
@@ -42,10 +43,8 @@ class Sharing(EmaCross):
     )
 
 
-def test_a_term_word_that_is_also_a_strategy_parameter_is_refused(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(REGISTRY, "sharing", Sharing)  # type: ignore[index]
+def test_a_term_word_that_is_also_a_strategy_parameter_is_refused() -> None:
+    install(strategy_registry().adding(Sharing, Origin("file", __file__)))
     with pytest.raises(UserInputError, match="share= is both a term word and a parameter of"):
         strategy_words("sharing", {"fast": "5", "share": "0.1"})
     assert strategy_words("sharing", {"fast": "5", "fee": "0.002"}) == {"fast": "5"}

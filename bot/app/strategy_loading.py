@@ -1,0 +1,256 @@
+"""User strategies: Python files in the config's strategies folder, and installed packages'
+``pairpilot.strategies`` entry points, added to the built-ins (docs/strategies.md).
+
+Loading never stops at a bad strategy: a file that fails to import, defines no strategy, or
+takes a name already taken is a ``LoadProblem`` (file and line where there is one) and the rest
+load. Only a strategies folder the config names explicitly and that does not exist is an error.
+Two user strategies of one name are both refused, so which one trades never depends on the
+order files happen to be read in; a user strategy named like a built-in is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import inspect
+import re
+import sys
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from types import ModuleType
+
+from bot.core.errors import ConfigError
+from strategies import BUILT_INS, Strategy, StrategyConfigError
+from strategies.base import ParamSpec
+from strategies.registry import Origin, StrategyRegistry
+
+ENTRY_POINT_GROUP = "pairpilot.strategies"
+DEFAULT_FOLDER = "user_strategies"  # beside the config file (not "strategies": the built-ins'
+# package sits beside config.example.toml in a checkout)
+MODULE_PREFIX = "pairpilot_user_strategies"  # user files import as pairpilot_user_strategies.<stem>
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProblem:
+    """A strategy that was not loaded: where (file:line, or the entry point) and why."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedStrategies:
+    registry: StrategyRegistry
+    problems: tuple[LoadProblem, ...]
+    folder: Path | None  # None: no folder (the default one is absent)
+
+
+def load_strategies(folder: Path | None, *, explicit: bool) -> LoadedStrategies:
+    """The built-ins, the entry points' strategies and ``folder``'s. ``explicit``: the config
+    named the folder, so its absence is a ConfigError; the default folder may be absent."""
+    present = folder is not None and folder.is_dir()
+    if folder is not None and explicit and not present:
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"strategies_dir {folder} {why}")
+    found: list[tuple[type[Strategy], Origin]] = []
+    problems: list[LoadProblem] = []
+    _from_entry_points(entry_points(group=ENTRY_POINT_GROUP), found, problems)
+    if folder is not None and present:
+        for path in strategy_files(folder):
+            _from_file(path, found, problems)
+    return _registry(found, problems, folder if present else None)
+
+
+def registry_of(folder: Path | None) -> StrategyRegistry:
+    """What ``load_strategies`` finds in ``folder`` and the entry points, in another process
+    (the registry's recipe: pickled by reference, so it runs this process's code there)."""
+    return load_strategies(folder, explicit=False).registry
+
+
+def strategy_files(folder: Path) -> list[Path]:
+    """The strategy files of ``folder``, in name order; ``_helpers.py`` and the like are not."""
+    return sorted(path for path in folder.glob("*.py") if not path.name.startswith("_"))
+
+
+def _registry(
+    found: list[tuple[type[Strategy], Origin]], problems: list[LoadProblem], folder: Path | None
+) -> LoadedStrategies:
+    places: dict[str, list[Origin]] = {}
+    for cls, origin in found:
+        places.setdefault(cls.name, []).append(origin)
+    registry = BUILT_INS
+    for cls, origin in found:
+        taken = [str(registry.origin(cls.name))] if cls.name in registry else []
+        others = [str(other) for other in places[cls.name] if other != origin]
+        if taken or others:
+            problems.append(
+                LoadProblem(
+                    origin.where,
+                    f"strategy name {cls.name!r} is taken twice: by {origin} and by "
+                    f"{' and '.join(taken + others)}; rename one (this one is not loaded)",
+                )
+            )
+            continue
+        registry = registry.adding(cls, origin)
+    if len(registry) > len(BUILT_INS):
+        registry = registry.with_recipe(functools.partial(registry_of, folder))
+    return LoadedStrategies(registry, tuple(problems), folder)
+
+
+def _from_file(
+    path: Path, found: list[tuple[type[Strategy], Origin]], problems: list[LoadProblem]
+) -> None:
+    name = f"{MODULE_PREFIX}.{path.stem}"
+    try:
+        module = _import_file(path, name)
+    except (Exception, SystemExit) as error:  # a user file may raise anything at import
+        problems.append(LoadProblem(_failing_line(error, path), _last_line(error)))
+        return
+    classes = _strategy_classes(module)
+    if not classes:
+        problems.append(
+            LoadProblem(
+                str(path),
+                "defines no strategy: expected a class deriving from strategies.base.Strategy "
+                "with a name, a description, param_specs, warmup and compute_signals",
+            )
+        )
+    for cls in classes:
+        _accept(cls, Origin("file", str(path)), str(path), found, problems)
+
+
+def _import_file(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # inspect.getsource needs it (the receipts' source hash)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _from_entry_points(
+    points: Iterable[EntryPoint],
+    found: list[tuple[type[Strategy], Origin]],
+    problems: list[LoadProblem],
+) -> None:
+    for point in sorted(points, key=lambda p: (p.name, p.value)):
+        dist = point.dist
+        owner = f" (distribution {dist.name} {dist.version})" if dist is not None else ""
+        where = f"{point.name} = {point.value}{owner}"
+        try:
+            loaded = point.load()
+        except (Exception, SystemExit) as error:  # an installed package may raise anything
+            problems.append(LoadProblem(f"entry point {where}", _with_line(error)))
+            continue
+        if not (isinstance(loaded, type) and issubclass(loaded, Strategy)):
+            problems.append(
+                LoadProblem(
+                    f"entry point {where}", "does not name a strategies.base.Strategy class"
+                )
+            )
+            continue
+        if loaded.__dict__.get("name") != point.name:
+            problems.append(
+                LoadProblem(
+                    f"entry point {where}",
+                    f"names strategy {getattr(loaded, 'name', None)!r}; the entry point's name "
+                    "must be the strategy's name",
+                )
+            )
+            continue
+        _accept(loaded, Origin("entry point", where), f"entry point {where}", found, problems)
+
+
+def _strategy_classes(module: ModuleType) -> list[type[Strategy]]:
+    """The concrete strategies ``module`` defines: not those it imports (built-ins included),
+    nor its private helper bases (``_Crossover``, as strategies/ema_cross.py has one)."""
+    # each class once, however many names (aliases) the module gives it
+    classes = dict.fromkeys(v for v in vars(module).values() if isinstance(v, type))
+    return [
+        value
+        for value in classes
+        if issubclass(value, Strategy)
+        and not inspect.isabstract(value)
+        and not value.__name__.startswith("_")
+        and value.__module__ == module.__name__
+    ]
+
+
+def _accept(
+    cls: type[Strategy],
+    origin: Origin,
+    where: str,
+    found: list[tuple[type[Strategy], Origin]],
+    problems: list[LoadProblem],
+) -> None:
+    """``cls`` when it is a usable strategy: a lower-case name, a description, its parameters
+    declared as ParamSpecs, and defaults it accepts."""
+    name = cls.__dict__.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        problems.append(
+            LoadProblem(
+                where,
+                f"{cls.__name__}.name = {name!r}: expected a lower-case name of letters, digits "
+                "and _ (at most 40), starting with a letter",
+            )
+        )
+        return
+    specs = getattr(cls, "param_specs", None)
+    if not isinstance(getattr(cls, "description", None), str) or not (
+        isinstance(specs, tuple) and all(isinstance(spec, ParamSpec) for spec in specs)
+    ):
+        problems.append(
+            LoadProblem(
+                where,
+                f"strategy {name!r}: expected a description (text) and param_specs, a tuple of "
+                "strategies.base.ParamSpec (empty when it takes none)",
+            )
+        )
+        return
+    try:
+        cls()
+    except StrategyConfigError as error:
+        problems.append(LoadProblem(where, f"strategy {name!r}: its defaults are refused: {error}"))
+        return
+    except Exception as error:  # user code may raise anything
+        problems.append(LoadProblem(where, f"strategy {name!r} cannot be built: {error!r}"))
+        return
+    found.append((cls, origin))
+
+
+def _failing_line(error: BaseException, path: Path) -> str:
+    """``path:line`` where importing the file failed: the syntax error's line, else the last
+    frame of the traceback inside the file."""
+    if isinstance(error, SyntaxError) and error.filename == str(path):
+        return f"{path}:{error.lineno}"
+    lines = [
+        frame.lineno
+        for frame in traceback.extract_tb(error.__traceback__)
+        if Path(frame.filename) == path
+    ]
+    return f"{path}:{lines[-1]}" if lines else str(path)
+
+
+def _last_line(error: BaseException) -> str:
+    return "".join(traceback.format_exception_only(error)).strip().splitlines()[-1]
+
+
+def _with_line(error: BaseException) -> str:
+    """The exception's last line, and the file and line of the innermost frame."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    if isinstance(error, SyntaxError):
+        where = f" ({error.filename}:{error.lineno})"
+    return f"{_last_line(error)}{where}"
