@@ -119,8 +119,7 @@ COMMANDS: Mapping[str, Command] = {
         "/sweep PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ... "
         f"[objective=sharpe|calmar|return] [max_drawdown=F] [random=N] {TERM_WORDS}; "
         "/sweep portfolio STRATEGY [DAYS] NAME=LOW:HIGH:STEP ... (the same words)",
-        "parameter sweep on Dask (1h, 90 days), the bot's terms or given: heatmap, the best; "
-        "PAIR portfolio: each set on every configured pair running STRATEGY, scored together",
+        "parameter sweep (1h, 90 days), the bot's terms or given; portfolio: its pairs together",
         research.run_sweep,
     ),
     "startpair": Command(
