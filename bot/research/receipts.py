@@ -287,6 +287,14 @@ def rebuilt_terms(receipt: Receipt, values: Mapping[str, Any]) -> ResearchTerms:
     return terms
 
 
+def rerun_verdict(receipt: Receipt, differences: Sequence[str], matched: str = "") -> str:
+    """A rerun's one line: identical to ``receipt`` (``matched`` says what more was equal), or
+    which of its figures and hashes differ now."""
+    if not differences:
+        return f"identical to receipt {receipt.id}{matched}"
+    return f"differs from receipt {receipt.id}: " + "; ".join(differences)
+
+
 def changes(receipt: Receipt, strategy: Strategy, now_hashes: Sequence[str | None]) -> list[str]:
     """What differs between the receipt and what a rerun would read now: pairpilot's version,
     the strategy's source, each series' candles (``now_hashes``: None where they are gone)."""
