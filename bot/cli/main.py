@@ -122,10 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.set_defaults(handler=_backtest)
 
     from bot.cli.data import add_data_commands
+    from bot.cli.strategy_check import add_strategy_check_command
     from bot.cli.sweep import add_sweep_command
 
     add_data_commands(commands)
     add_sweep_command(commands)
+    strategy = commands.add_parser("strategy", help="check a strategy before it trades")
+    add_strategy_check_command(strategy.add_subparsers(dest="strategy_command", required=True))
     return parser
 
 
