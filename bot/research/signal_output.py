@@ -26,8 +26,7 @@ def signal_codes(strategy: Strategy, candles: pd.DataFrame) -> npt.NDArray[np.in
     try:
         output = strategy.signals(candles)
     except Exception as error:  # user code: any exception is a finding, not a crash
-        last = str(error).strip().splitlines()[-1:] or [""]
-        raise BadOutput(f"signals raised {type(error).__name__}: {last[0]}") from error
+        raise BadOutput(_raised(strategy, candles, error)) from error
     problems = output_problems(output, candles)
     if problems:
         raise BadOutput("; ".join(problems))
@@ -62,3 +61,17 @@ def output_problems(output: object, candles: pd.DataFrame) -> list[str]:
             f"(allowed: {ENTER} enter, {EXIT} exit, {HOLD} hold)"
         )
     return problems
+
+
+def _raised(strategy: Strategy, candles: pd.DataFrame, error: Exception) -> str:
+    """What went wrong when ``signals`` raised: the exception's last line, or, when
+    ``compute_signals`` returned something the warm-up rule could not handle (a list, an
+    array), what was wrong with it."""
+    try:
+        problems = output_problems(strategy.compute_signals(candles), candles)
+    except Exception:  # it raised again: report the first exception
+        problems = []
+    if problems:
+        return "; ".join(problems)
+    last = str(error).strip().splitlines()[-1:] or [""]
+    return f"signals raised {type(error).__name__}: {last[0]}"

@@ -12,7 +12,8 @@ rows ``0..p-1``. Recomputing all N prefixes costs N runs (8,760 for a year of 1h
 - ``STRIDE_PREFIXES`` evenly spaced prefixes and ``RANDOM_PREFIXES`` random ones (seeded): a
   peek that changes many rows (normalising by the whole series' max or mean) shows on any;
 - then, around the earliest differing row found, every prefix ending in the ``REFINE``
-  candles before it, repeated while that finds an earlier one.
+  candles before it and every prefix within ``REFINE`` of the one that showed it, repeated
+  (up to ``REFINEMENTS`` times) while that finds an earlier row.
 
 The candle named is the earliest differing row among the prefixes checked. What could slip
 through: a peek that only ever ADDS a signal on a candle where the whole history holds, on a
@@ -44,6 +45,7 @@ SIGNAL_PREFIXES = 320
 STRIDE_PREFIXES = 48
 RANDOM_PREFIXES = 16
 REFINE = 64
+REFINEMENTS = 8
 CUTS = 16
 
 Codes = npt.NDArray[np.int8]
@@ -77,15 +79,26 @@ def first_lookahead(
     for prefix in plan:
         found = _earlier(found, _compare(strategy, candles, whole, prefix))
         checked.add(prefix)
-    refined_to: int | None = None
-    while found is not None and found.candle != refined_to:
-        refined_to = found.candle
-        start = max(lowest, found.candle + 1 - REFINE)
-        for prefix in range(start, found.candle + 1):
+    for _ in range(REFINEMENTS):
+        if found is None:
+            break
+        before = found
+        for prefix in _around(found, lowest, len(candles)):
             if prefix not in checked:
                 checked.add(prefix)
                 found = _earlier(found, _compare(strategy, candles, whole, prefix))
+        if found is before:
+            break
     return LookAhead(found, len(checked))
+
+
+def _around(found: Difference, lowest: int, total: int) -> list[int]:
+    """The prefixes ending in the ``REFINE`` candles before the row found, then those within
+    ``REFINE`` of the prefix that showed it (a peek at a whole-series figure shows on a run of
+    neighbouring prefixes)."""
+    before = range(max(lowest, found.candle + 1 - REFINE), found.candle + 1)
+    near = range(max(lowest, found.prefix - REFINE), min(total, found.prefix + REFINE + 1))
+    return [*before, *near]
 
 
 def _planned_prefixes(whole: Codes, lowest: int, total: int, seed: int) -> list[int]:
