@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_commands(commands)
     add_sweep_command(commands)
     strategy = commands.add_parser("strategy", help="check a strategy before it trades")
-    add_strategy_check_command(strategy.add_subparsers(dest="strategy_command", required=True))
+    add_strategy_check_command(strategy.add_subparsers(dest="action", required=True))
     return parser
 
 

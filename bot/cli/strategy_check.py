@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 WIDTH = max(len(check) for check in ("bad output", "determinism", "look-ahead", "warm-up"))
 
 
-def add_strategy_check_command(strategy_commands: Any) -> None:
-    """Register ``check`` under the ``strategy`` command group (argparse's subparsers)."""
-    check = strategy_commands.add_parser(
+def add_strategy_check_command(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Register ``check`` under the ``strategy`` command group."""
+    check = actions.add_parser(
         "check",
         help="check a strategy for look-ahead, warm-up, determinism, bad output and cost; "
         "exit 1 when a check fails",
@@ -49,12 +51,14 @@ def add_strategy_check_command(strategy_commands: Any) -> None:
 
 def check_command(args: argparse.Namespace) -> int:
     from bot.cli.backtest import load_strategy
+    from bot.cli.receipts import receipt_database
     from bot.research.strategy_check import check_strategy
 
+    database = receipt_database(args)  # reads the config first: it says which strategies exist
     strategy = load_strategy(args.name, key_values(args.param, malformed("--param")))
     pair, timeframe, candles = _candles(args)
     report = check_strategy(strategy, candles)  # TooLittleData: refused, nothing stored
-    check_id, source = _store(args, strategy, pair, timeframe, candles, report.record())
+    check_id, source = _store(database, strategy, pair, timeframe, candles, report.record())
     span = f"{from_ms(report.first_ms):%Y-%m-%d %H:%M} .. {from_ms(report.last_ms):%Y-%m-%d %H:%M}"
     lines = [
         f"strategy check: {strategy.name} on {pair} {timeframe}, {report.candles} candles {span}"
@@ -92,15 +96,15 @@ def _candles(args: argparse.Namespace) -> tuple[str, str, pd.DataFrame]:
 
 
 def _store(
-    args: argparse.Namespace,
+    database: Path,
     strategy: Strategy,
     pair: str,
     timeframe: str,
     candles: pd.DataFrame,
     record: dict[str, Any],
 ) -> tuple[int, str]:
-    """Store ``record`` in the --config's database; its row id and the source hash."""
-    from bot.cli.receipts import in_database, receipt_database
+    """Store ``record`` in ``database``; its row id and the source hash."""
+    from bot.cli.receipts import in_database
     from bot.core.clock import SystemClock
     from bot.core.domain import to_ms
     from bot.research.receipts import candle_hash, source_hash
@@ -115,7 +119,7 @@ def _store(
     }
     now = to_ms(SystemClock().now())
     row = in_database(
-        receipt_database(args),
+        database,
         lambda db: SqliteStrategyCheckRepository(db).add(now, fingerprint, record),
     )
     return row, source
