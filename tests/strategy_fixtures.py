@@ -51,6 +51,18 @@ class WholeSeriesMean(_Fixture):
         return crossings(close / close.mean(), pd.Series(1.0, index=candles.index))
 
 
+class BackFilled(_Fixture):
+    """Fills gaps in an indicator backwards (``bfill``): a missing value takes a later one."""
+
+    name = "peek_bfill"
+
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
+        close = candles["close"]
+        average = close.rolling(10).mean()
+        sparse = average.where(candles.index % 5 == 0).bfill()
+        return crossings(close, sparse)
+
+
 class ShortWarmup(_Fixture):
     """Long above SMA(50), flat below, yet declares 10 candles of warm-up (it needs 50)."""
 

@@ -16,7 +16,13 @@ from bot.market.candle_files import read_candle_file
 from bot.research.receipts import candle_hash, source_hash
 from strategies import REGISTRY, build_strategy
 from tests.integration.test_cli import SAMPLE, pairpilot
-from tests.strategy_fixtures import CentredWindow, NextClose, ShortWarmup, WholeSeriesMean
+from tests.strategy_fixtures import (
+    BackFilled,
+    CentredWindow,
+    NextClose,
+    ShortWarmup,
+    WholeSeriesMean,
+)
 
 
 def stored(cwd: Path) -> list[sqlite3.Row]:
@@ -72,7 +78,7 @@ def test_every_built_in_passes_through_the_command(
     assert [row["passed"] for row in stored(tmp_path)] == [1]
 
 
-@pytest.mark.parametrize("peeker", [NextClose, CentredWindow, WholeSeriesMean])
+@pytest.mark.parametrize("peeker", [NextClose, CentredWindow, WholeSeriesMean, BackFilled])
 def test_a_peeking_strategy_fails_naming_its_candle_and_is_stored_as_failed(
     peeker: type[strategies.Strategy],
     tmp_path: Path,

@@ -13,6 +13,7 @@ from bot.market.candle_files import read_candle_file
 from bot.research.strategy_check import CHECKS, TooLittleData, check_strategy
 from strategies import REGISTRY, Strategy, build_strategy
 from tests.strategy_fixtures import (
+    BackFilled,
     CentredWindow,
     CoinFlip,
     NextClose,
@@ -42,7 +43,7 @@ def first_difference_by_brute_force(strategy: Strategy, candles: pd.DataFrame) -
     return first
 
 
-@pytest.mark.parametrize("peeker", [NextClose, CentredWindow, WholeSeriesMean])
+@pytest.mark.parametrize("peeker", [NextClose, CentredWindow, WholeSeriesMean, BackFilled])
 def test_a_peeking_strategy_is_caught_at_its_first_differing_candle(
     peeker: type[Strategy], btc_candles: pd.DataFrame
 ) -> None:
@@ -58,7 +59,7 @@ def test_a_peeking_strategy_is_caught_at_its_first_differing_candle(
     assert not report.passed
 
 
-@pytest.mark.parametrize("peeker", [NextClose, CentredWindow, WholeSeriesMean])
+@pytest.mark.parametrize("peeker", [NextClose, CentredWindow, WholeSeriesMean, BackFilled])
 def test_a_peeking_strategy_is_caught_on_the_whole_sample(
     peeker: type[Strategy], btc_candles: pd.DataFrame
 ) -> None:
