@@ -17,10 +17,11 @@ each:
   (up to ``REFINEMENTS`` times) while that finds an earlier row.
 
 The candle named is the earliest differing row among the prefixes checked. What could slip
-through: a peek that only ever ADDS a signal on a candle where the whole history holds, on a
-prefix none of the above checks, and a peek that changes signals on none of the checked
-candles; a peeking strategy whose peek never changes a signal on this data passes (it also
-trades the same here).
+through: a difference that shows only on prefixes none of the above checks (one that adds a
+signal where the whole history holds, or one on the signal candles left out when there are
+more than ``SIGNAL_PREFIXES``): the check then passes, or names a later candle than the
+first. A peek that changes no signal on this data is not seen (here it trades as if it did
+not peek); checking on more data, or other pairs, widens the net.
 
 Warm-up. ``warmup_needed`` cuts the history's start at ``CUTS`` places (half evenly spread,
 half so the live window of ``strategy.history`` candles ends on a signal candle) and compares
