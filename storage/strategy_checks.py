@@ -17,7 +17,7 @@ class SqliteStrategyCheckRepository:
         self, created_ms: int, fingerprint: Mapping[str, Any], report: Mapping[str, Any]
     ) -> int:
         """Store ``report`` (``CheckReport.record()``) under ``fingerprint`` (source_hash, pair,
-        timeframe, candle_hash); the new row's id."""
+        timeframe, candle_hash: the body holds both); the new row's id."""
         return await self._db.execute(
             "INSERT INTO strategy_checks (created_at, strategy, source_hash, params, pair, "
             "timeframe, first_ms, last_ms, candles, candle_hash, passed, body) "
@@ -34,12 +34,13 @@ class SqliteStrategyCheckRepository:
                 report["candles"],
                 fingerprint["candle_hash"],
                 int(bool(report["passed"])),
-                json.dumps(report, sort_keys=True),
+                json.dumps({**report, **fingerprint}, sort_keys=True),
             ),
         )
 
     async def latest(self, strategy: str, source_hash: str) -> dict[str, Any] | None:
-        """The newest check of ``strategy`` at ``source_hash`` (its report), or None."""
+        """The newest check of ``strategy`` at ``source_hash`` (report and fingerprint), or None:
+        what a gate asks before the strategy may trade."""
         row = await self._db.fetch_one(
             "SELECT body FROM strategy_checks WHERE strategy = ? AND source_hash = ? "
             "ORDER BY id DESC LIMIT 1",

@@ -107,19 +107,13 @@ def _store(
     from bot.cli.receipts import in_database
     from bot.core.clock import SystemClock
     from bot.core.domain import to_ms
-    from bot.research.receipts import candle_hash, source_hash
+    from bot.research.strategy_check import fingerprint
     from storage.strategy_checks import SqliteStrategyCheckRepository
 
-    source = source_hash(strategy)
-    fingerprint = {
-        "source_hash": source,
-        "pair": pair,
-        "timeframe": timeframe,
-        "candle_hash": candle_hash(candles),
-    }
+    keys = fingerprint(strategy, pair, timeframe, candles)
     now = to_ms(SystemClock().now())
     row = in_database(
         database,
-        lambda db: SqliteStrategyCheckRepository(db).add(now, fingerprint, record),
+        lambda db: SqliteStrategyCheckRepository(db).add(now, keys, record),
     )
-    return row, source
+    return row, keys["source_hash"]

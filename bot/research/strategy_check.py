@@ -28,6 +28,7 @@ import pandas as pd
 
 from bot.core.domain import from_ms
 from bot.core.errors import DataError
+from bot.research.receipts import candle_hash, source_hash
 from bot.research.signal_output import BadOutput, signal_codes
 from bot.research.signal_stability import Difference, first_lookahead, warmup_needed
 from strategies.base import ENTER, EXIT, Strategy
@@ -86,6 +87,19 @@ class CheckReport:
             "warmup_needed": self.warmup_needed,
             "seconds_per_candle": self.seconds_per_candle,
         }
+
+
+def fingerprint(
+    strategy: Strategy, pair: str, timeframe: str, candles: pd.DataFrame
+) -> dict[str, str]:
+    """What a stored check is kept under: the strategy's source hash (the one receipts use),
+    and which candles it ran on."""
+    return {
+        "source_hash": source_hash(strategy),
+        "pair": pair,
+        "timeframe": timeframe,
+        "candle_hash": candle_hash(candles),
+    }
 
 
 def minimum_candles(strategy: Strategy) -> int:
