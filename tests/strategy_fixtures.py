@@ -3,7 +3,7 @@ the interface (strategies/base.py) the way a user's code does."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from strategies.base import ENTER, EXIT, ParamSpec, Strategy, crossed_above, cro
 
 class _Fixture(Strategy):
     description = "a test fixture"
-    param_specs: tuple[ParamSpec, ...] = ()
+    param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
 
     @property
     def warmup(self) -> int:

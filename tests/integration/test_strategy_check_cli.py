@@ -3,10 +3,12 @@ the real command line (a process, or main() where a test strategy must be regist
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,8 @@ import strategies
 from bot.cli.main import main
 from bot.market.candle_files import read_candle_file
 from bot.research.receipts import candle_hash, source_hash
+from storage.db import open_database
+from storage.strategy_checks import SqliteStrategyCheckRepository
 from strategies import REGISTRY, build_strategy
 from tests.integration.test_cli import SAMPLE, pairpilot
 from tests.strategy_fixtures import (
@@ -69,6 +73,29 @@ def test_a_built_in_passes_and_is_stored_with_its_source_hash(tmp_path: Path) ->
     ]
 
 
+def test_the_newest_check_of_a_source_is_what_a_gate_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(REGISTRY, ShortWarmup.name, ShortWarmup)
+    assert main(["strategy", "check", "rsi", "--data", str(SAMPLE)]) == 0
+    assert main(["strategy", "check", "rsi", "--data", str(SAMPLE), "--param", "length=10"]) == 0
+    assert main(["strategy", "check", ShortWarmup.name, "--data", str(SAMPLE)]) == 1
+    capsys.readouterr()
+
+    async def latest(name: str, source: str) -> dict[str, Any] | None:
+        async with open_database(tmp_path / "data" / "pairpilot.sqlite") as db:
+            return await SqliteStrategyCheckRepository(db).latest(name, source)
+
+    newest = asyncio.run(latest("rsi", source_hash(build_strategy("rsi"))))
+    assert newest is not None
+    assert (newest["passed"], newest["params"]["length"], newest["pair"]) == (True, 10, "BTC/USDT")
+    failed = asyncio.run(latest(ShortWarmup.name, source_hash(ShortWarmup)))
+    assert failed is not None
+    assert failed["passed"] is False
+    assert asyncio.run(latest("rsi", "0" * 32)) is None
+
+
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_built_in_passes_through_the_command(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -85,7 +112,7 @@ def test_a_peeking_strategy_fails_naming_its_candle_and_is_stored_as_failed(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setitem(REGISTRY, peeker.name, peeker)  # type: ignore[index]
+    monkeypatch.setitem(REGISTRY, peeker.name, peeker)
     monkeypatch.chdir(tmp_path)
     assert main(["strategy", "check", peeker.name, "--data", str(SAMPLE)]) == 1
     out = capsys.readouterr().out
@@ -99,7 +126,7 @@ def test_a_peeking_strategy_fails_naming_its_candle_and_is_stored_as_failed(
 def test_a_too_short_warmup_exits_1_with_the_number_needed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(REGISTRY, ShortWarmup.name, ShortWarmup)  # type: ignore[index]
+    monkeypatch.setitem(REGISTRY, ShortWarmup.name, ShortWarmup)
     monkeypatch.chdir(tmp_path)
     assert main(["strategy", "check", ShortWarmup.name, "--data", str(SAMPLE)]) == 1
     out = capsys.readouterr().out
