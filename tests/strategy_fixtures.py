@@ -110,6 +110,9 @@ class Garbage(_Fixture):
         }
         if self.kind == "raises":
             raise KeyError("vwap")
+        if self.kind == "mutates":
+            candles["hl2"] = (candles["high"] + candles["low"]) / 2
+            return good
         result: pd.Series = broken[self.kind]
         return result
 

@@ -3,7 +3,8 @@
 Five checks on one candle series, each with a verdict:
 
 - bad output: ``signals`` returns one ENTER / EXIT / HOLD code per candle, same index, no NaN
-  or infinity (bot/research/signal_output.py); checked on every run below as well;
+  or infinity (bot/research/signal_output.py), and leaves the candles it is given unchanged;
+  checked on every run below as well;
 - determinism: two runs on equal copies of the candles give the same signals;
 - look-ahead: no signal changes when later candles are cut (bot/research/signal_stability.py
   says which prefixes are recomputed and what could slip through);
@@ -120,7 +121,9 @@ def check_strategy(strategy: Strategy, candles: pd.DataFrame, seed: int = 0) -> 
     warmup: int | None = None
     per_candle: float | None = None
     try:
-        whole, first_run = _timed(strategy, candles)
+        given = candles.copy(deep=True)
+        whole, first_run = _timed(strategy, given)
+        _unchanged(given, candles)
         again, second_run = _timed(strategy, candles.copy(deep=True))
         per_candle = min(first_run, second_run) / len(candles)
         verdicts.append(_passed("bad output", "one action per candle, on every run"))
@@ -160,6 +163,19 @@ def _timed(strategy: Strategy, candles: pd.DataFrame) -> tuple[Codes, float]:
     began = time.perf_counter()
     codes = signal_codes(strategy, candles)
     return codes, time.perf_counter() - began
+
+
+def _unchanged(given: pd.DataFrame, candles: pd.DataFrame) -> None:
+    """BadOutput when ``signals`` changed the frame it was given: the live engine and the
+    backtest share their candles with the rest of a run."""
+    if given.equals(candles):
+        return
+    columns = [
+        str(name)
+        for name in given.columns.union(candles.columns)
+        if name not in given or name not in candles or not given[name].equals(candles[name])
+    ]
+    raise BadOutput(f"signals changed the candles it was given (columns {', '.join(columns)})")
 
 
 def _passed(check: str, detail: str) -> Verdict:

@@ -115,6 +115,7 @@ def test_a_random_strategy_fails_determinism(btc_candles: pd.DataFrame) -> None:
         ("value", "value 2 at candle 50 is not an action"),
         ("array", "signals returned a ndarray, not a pandas Series"),
         ("raises", "signals raised KeyError: 'vwap'"),
+        ("mutates", "signals changed the candles it was given (columns hl2)"),
     ],
 )
 def test_garbage_output_is_named(kind: str, named: str, btc_candles: pd.DataFrame) -> None:
