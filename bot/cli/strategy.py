@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from bot.app.strategy_loading import NAME, LoadedStrategies
+from bot.cli.strategy_check import add_strategy_check_command
 from bot.core.errors import UserInputError
 
 
@@ -30,6 +31,7 @@ def add_strategy_command(commands: argparse._SubParsersAction[argparse.ArgumentP
             "the current folder without a config)",
         )
         parser.set_defaults(handler=strategy_command)
+    add_strategy_check_command(actions)
 
 
 def strategy_command(args: argparse.Namespace) -> int:

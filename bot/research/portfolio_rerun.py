@@ -27,6 +27,7 @@ from bot.research.receipts import (
     candle_hash,
     code_changes,
     rebuilt_terms,
+    rerun_verdict,
     series_change,
     source_hash,
 )
@@ -47,9 +48,7 @@ class PortfolioRerun:
         return not self.differences
 
     def verdict(self) -> str:
-        if self.matched:
-            return f"identical to receipt {self.receipt.id}"
-        return f"differs from receipt {self.receipt.id}: " + "; ".join(self.differences)
+        return rerun_verdict(self.receipt, self.differences)
 
 
 def pair_changes(receipt: Receipt, config: PortfolioConfig) -> list[str]:

@@ -5,8 +5,10 @@ What a receipt holds and how each part is fingerprinted:
 
 - ``version``: pairpilot's package version (``importlib.metadata``);
 - ``source_hash``: blake2b of the bytes of the source files of the strategy's class and of
-  each of its base classes defined in ``strategies`` (``strategies/ema_cross.py`` and
-  ``strategies/base.py`` for ema_cross), in that order, each preceded by its module's name;
+  each of its base classes down to ``Strategy`` (``strategies/ema_cross.py`` and
+  ``strategies/base.py`` for ema_cross; a user's strategy file or package module, then
+  ``strategies/base.py``, for a user strategy), in that order, each preceded by its module's
+  name. Other modules a user strategy imports are not hashed;
 - ``code``: blake2b of the code that turns candles into results (``code_hash``): each file of
   ``CODE[kind]``, its path then its bytes. For every kind: the kernel (``bot/research/
   kernel.py``, ``kernel_book.py``, ``kernel_inputs.py``, ``kernel_trades.py``), the rules it
@@ -100,10 +102,10 @@ def source_hash(strategy: Strategy | type[Strategy]) -> str:
     kind = strategy if isinstance(strategy, type) else type(strategy)
     for cls in kind.__mro__:
         module = sys.modules[cls.__module__]
-        if module.__name__.split(".")[0] != "strategies":
-            continue
         digest.update(module.__name__.encode())
         digest.update(Path(inspect.getfile(module)).read_bytes())
+        if cls.__module__ == "strategies.base":  # Strategy itself: the interface, hashed last
+            break
     return digest.hexdigest()
 
 
@@ -285,6 +287,14 @@ def rebuilt_terms(receipt: Receipt, values: Mapping[str, Any]) -> ResearchTerms:
     if terms.as_dict() != dict(values):
         raise DataError(f"receipt {receipt.id}'s terms do not rebuild as they were stored")
     return terms
+
+
+def rerun_verdict(receipt: Receipt, differences: Sequence[str], matched: str = "") -> str:
+    """A rerun's one line: identical to ``receipt`` (``matched`` says what more was equal), or
+    which of its figures and hashes differ now."""
+    if not differences:
+        return f"identical to receipt {receipt.id}{matched}"
+    return f"differs from receipt {receipt.id}: " + "; ".join(differences)
 
 
 def changes(receipt: Receipt, strategy: Strategy, now_hashes: Sequence[str | None]) -> list[str]:

@@ -19,6 +19,7 @@ from bot.research.receipts import (
     SeriesPrint,
     candle_hash,
     changes,
+    rerun_verdict,
     result_summary,
     stored_terms,
 )
@@ -38,9 +39,7 @@ class Rerun:
         return not self.differences
 
     def verdict(self) -> str:
-        if self.matched:
-            return f"identical to receipt {self.receipt.id}"
-        return f"differs from receipt {self.receipt.id}: " + "; ".join(self.differences)
+        return rerun_verdict(self.receipt, self.differences)
 
 
 def rerunnable(receipt: Receipt) -> None:

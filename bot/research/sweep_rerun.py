@@ -15,7 +15,7 @@ import pandas as pd
 
 from bot.core.domain import SweepRow
 from bot.core.errors import DataError, UserInputError
-from bot.research.receipts import Receipt, candle_hash, changes, rebuilt_terms
+from bot.research.receipts import Receipt, candle_hash, changes, rebuilt_terms, rerun_verdict
 from bot.research.sweep import Series, SweepSpec
 from bot.research.sweep_receipts import best_result, rows_hash
 from bot.research.sweep_tasks import run_plain
@@ -35,9 +35,7 @@ class SweepRerun:
         return not self.differences
 
     def verdict(self) -> str:
-        if self.matched:
-            return f"identical to receipt {self.receipt.id} (every set's result)"
-        return f"differs from receipt {self.receipt.id}: " + "; ".join(self.differences)
+        return rerun_verdict(self.receipt, self.differences, " (every set's result)")
 
 
 def sweep_rerunnable(receipt: Receipt) -> None:

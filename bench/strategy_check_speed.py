@@ -1,0 +1,96 @@
+"""`pairpilot strategy check` on a year of 1h candles for each built-in strategy: the whole
+command as a user runs it (a process: imports, reading, the analysis, storing), against the
+issue's target of 10 s each (issue 18).
+
+    .venv/bin/python -m bench.strategy_check_speed [--pair BTC_USDT] [--repeat 1]
+
+Needs ../shared/data/<pair>-1h.csv.gz (its last 8,760 candles are written to a temporary file
+and checked). Prints, per strategy: the command's wall time, the analysis' own time (the
+verdict line), how many prefixes the look-ahead check recomputed, and the reference: checking
+every one of the 8,760 prefixes, extrapolated from ``SAMPLED`` random prefixes timed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.paths import ROOT, SHARED_DATA
+from bot.market.candle_files import read_candle_file
+from strategies import BUILT_INS, build_strategy
+
+YEAR = 24 * 365
+TARGET = 10.0
+SAMPLED = 100
+VERDICT = re.compile(r"verdict: (\w+).* in ([0-9.]+) s")
+PREFIXES = re.compile(r"(\d+) prefixes recomputed")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", default="BTC_USDT", help="the shared file's pair (BTC_USDT)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per strategy (best kept)")
+    args = parser.parse_args()
+    data = SHARED_DATA / f"{args.pair}-1h.csv.gz"
+    if not data.exists():
+        print(f"needs {data} (beside the checkout in CI)", file=sys.stderr)
+        return 2
+    year = read_candle_file(data).iloc[-YEAR:]
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as folder:
+        candles = Path(folder) / f"{args.pair}-1h.csv"
+        year.to_csv(candles, index=False)
+        print(f"{len(year)} candles of {args.pair} 1h; target {TARGET:.0f} s per strategy")
+        for name in sorted(BUILT_INS):
+            wall, inside, prefixes = min(
+                _run(name, candles, Path(folder)) for _ in range(args.repeat)
+            )
+            worst = max(worst, wall)
+            every = _every_prefix(name, year)
+            print(
+                f"{name:<20} command {wall:5.2f} s, analysis {inside:5.2f} s, "
+                f"{prefixes} prefixes recomputed; every prefix would take ~{every:.0f} s"
+            )
+    print(f"slowest: {worst:.2f} s ({'within' if worst <= TARGET else 'OVER'} the target)")
+    return 0 if worst <= TARGET else 1
+
+
+def _every_prefix(name: str, year: pd.DataFrame) -> float:
+    """Seconds to recompute the signals of all ``len(year)`` prefixes, from ``SAMPLED`` ones."""
+    strategy = build_strategy(name)
+    ends = np.random.default_rng(0).integers(1, len(year), SAMPLED)
+    started = time.perf_counter()
+    for end in ends:
+        strategy.signals(year.iloc[:end])
+    return (time.perf_counter() - started) / SAMPLED * len(year)
+
+
+def _run(name: str, candles: Path, cwd: Path) -> tuple[float, float, int]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", "strategy", "check", name, "--data", str(candles)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    verdict = VERDICT.search(done.stdout)
+    prefixes = PREFIXES.search(done.stdout)
+    if done.returncode != 0 or verdict is None or prefixes is None:
+        raise SystemExit(f"{name}: exit {done.returncode}\n{done.stdout}{done.stderr}")
+    return wall, float(verdict.group(2)), int(prefixes.group(1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

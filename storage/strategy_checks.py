@@ -1,0 +1,52 @@
+"""Stored strategy checks (bot/research/strategy_check.py), one row per `strategy check` run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from storage.db import Database
+
+
+class SqliteStrategyCheckRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(
+        self, created_ms: int, fingerprint: Mapping[str, Any], report: Mapping[str, Any]
+    ) -> int:
+        """Store ``report`` (``CheckReport.record()``) under ``fingerprint`` (source_hash, pair,
+        timeframe, candle_hash: the body holds both); the new row's id."""
+        return await self._db.execute(
+            "INSERT INTO strategy_checks (created_at, strategy, source_hash, params, pair, "
+            "timeframe, first_ms, last_ms, candles, candle_hash, passed, body) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                created_ms,
+                report["strategy"],
+                fingerprint["source_hash"],
+                json.dumps(report["params"], sort_keys=True),
+                fingerprint["pair"],
+                fingerprint["timeframe"],
+                report["first_ms"],
+                report["last_ms"],
+                report["candles"],
+                fingerprint["candle_hash"],
+                int(bool(report["passed"])),
+                json.dumps({**report, **fingerprint}, sort_keys=True),
+            ),
+        )
+
+    async def latest(self, strategy: str, source_hash: str) -> dict[str, Any] | None:
+        """The newest check of ``strategy`` at ``source_hash`` (report and fingerprint), or None:
+        what a gate asks before the strategy may trade."""
+        row = await self._db.fetch_one(
+            "SELECT body FROM strategy_checks WHERE strategy = ? AND source_hash = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (strategy, source_hash),
+        )
+        if row is None:
+            return None
+        body: dict[str, Any] = json.loads(row["body"])
+        return body
