@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from bot.app.strategy_loading import DEFAULT_FOLDER, LoadedStrategies, load_strategies
+from bot.core.domain import MAX_BALANCE
 from bot.core.errors import ConfigError, UserInputError
 from bot.core.pairs import check_quote
 from bot.core.telegram_options import TelegramOptions
@@ -75,7 +76,7 @@ class MarketDataSettings(_Section):
 
 
 class PaperSettings(_Section):
-    balance: float = Field(1000.0, gt=0)
+    balance: float = Field(1000.0, gt=0, le=MAX_BALANCE)
     fee: float = Field(0.001, ge=0, lt=0.05)
     slippage: float = Field(0.0005, ge=0, lt=0.05)
     max_volume_share: float = Field(0.1, ge=0, le=1)  # of a candle's volume per order; 0: off

@@ -141,6 +141,9 @@ class Order:
         )
 
 
+# The largest starting balance a paper account or a backtest takes, in the quote currency: far
+# above any account, far below where float64 sums lose every cent (1e308 zeroes every return).
+MAX_BALANCE = 1e12
 CONVERSION_PREFIX = "dust-"  # a conversion's journal row and fill: dust-<transfer id>-<asset>
 
 

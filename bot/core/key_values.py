@@ -21,6 +21,13 @@ def key_value(item: str, malformed: Callable[[str], str]) -> tuple[str, str]:
 
 
 def key_values(items: Iterable[str], malformed: Callable[[str], str]) -> dict[str, str]:
-    """``["fast=12", "slow = 26"]`` -> ``{"fast": "12", "slow": "26"}`` (a later key wins);
-    the first malformed item (see ``key_value``) raises and nothing is returned."""
-    return dict(key_value(item, malformed) for item in items)
+    """``["fast=12", "slow = 26"]`` -> ``{"fast": "12", "slow": "26"}``; the first malformed
+    item (see ``key_value``) or a key given twice (which value was meant is unknowable) raises
+    UserInputError and nothing is returned."""
+    values: dict[str, str] = {}
+    for item in items:
+        key, value = key_value(item, malformed)
+        if key in values:
+            raise UserInputError(f"{key} is given twice ({values[key]} and {value}): give it once")
+        values[key] = value
+    return values

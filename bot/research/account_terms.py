@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from bot.core.domain import RiskLimits
+from bot.core.domain import MAX_BALANCE, RiskLimits
 from bot.core.errors import UserInputError
 from bot.exchange.venues import profile_for
 from bot.risk.settings import RiskSettings, checked_limits
@@ -292,8 +292,10 @@ def _check(given: Mapping[str, Any], flag: str) -> None:
             raise UserInputError(
                 f"{flag}{spelt} {given[name]}: expected a rate from 0 to 0.05, like 0.001"
             )
-    if "balance" in given and not given["balance"] > 0:
-        raise UserInputError(f"{flag}balance {given['balance']}: expected a positive amount")
+    if "balance" in given and not 0 < given["balance"] <= MAX_BALANCE:
+        raise UserInputError(
+            f"{flag}balance {given['balance']}: expected a positive amount up to {MAX_BALANCE:,.0f}"
+        )
     if "volume_share" in given and not 0 <= given["volume_share"] <= 1:
         raise UserInputError(
             f"{flag}volume-share {given['volume_share']}: expected a share from 0 (no cap) to 1"

@@ -12,8 +12,14 @@ def _worded(item: str) -> str:
     return f"--x {item!r}: bad"
 
 
-def test_items_become_a_dict_stripped_with_a_later_key_winning() -> None:
-    assert key_values(["fast=12", " slow = 26 ", "fast=5"], _worded) == {"fast": "5", "slow": "26"}
+def test_items_become_a_dict_stripped() -> None:
+    assert key_values(["fast=12", " slow = 26 "], _worded) == {"fast": "12", "slow": "26"}
+
+
+def test_a_key_given_twice_is_refused_naming_both_values() -> None:
+    """Which of two values was meant is unknowable: the later one won silently before."""
+    with pytest.raises(UserInputError, match=r"fast is given twice \(12 and 5\)"):
+        key_values(["fast=12", " slow = 26 ", "fast = 5"], _worded)
 
 
 @pytest.mark.parametrize("item", ["fast", "=12", "fast=", " = ", "fast= "])
