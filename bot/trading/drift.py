@@ -274,9 +274,11 @@ class DriftMonitor:
         self, pair: str, entry: dict[str, object], then: Callable[[], Awaitable[object]] = _none
     ) -> None:
         """Keep ``pair``'s ``entry`` and write ``then``'s rows (its alert, its audit row) in
-        one transaction; in memory once it committed, so a failure leaves both as they were."""
-        pairs = {**self._pairs, pair: entry}
+        one transaction; in memory once it committed, so a failure leaves both as they were.
+        The other pairs are read once the transaction is held: a save that waited for it
+        (a /promote while the tick demotes another pair) must not undo the one before."""
         async with self._transactions.transaction():
+            pairs = {**self._pairs, pair: entry}
             await self._state.set(STATE_KEY, pairs, self._clock.now())
             await then()
         self._pairs = pairs
