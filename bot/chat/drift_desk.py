@@ -31,7 +31,7 @@ from bot.core.errors import BotError, UserInputError
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock
 from bot.core.timeframes import timeframe_seconds
-from bot.trading.drift import Drift, entry_candle
+from bot.trading.drift import Drift, entry_candle, not_demoted
 from bot.trading.service import TradingService
 from bot.trading.twin import PaperTwin
 from strategies import build_strategy
@@ -172,7 +172,7 @@ class DriftDesk:
             raise UserInputError("usage: /promote PAIR")
         pair = normalise_pair(arguments[0], self._venue.quote)
         if not self._twin().monitor.demoted(pair):
-            raise UserInputError(f"{pair} is not demoted: it trades live already")
+            raise not_demoted(pair)
         return pair
 
 

@@ -237,7 +237,7 @@ class DriftMonitor:
     async def promote(self, pair: str) -> None:
         """``pair`` trades live again, from a new window. UserInputError: not demoted."""
         if not self.demoted(pair):
-            raise UserInputError(f"{pair} is not demoted: it trades live already")
+            raise not_demoted(pair)
         now = self._clock.now()
         text = f"{pair} promoted back to live trading; its drift is measured anew from now"
         entry: dict[str, object] = {"since": to_ms(now), "alerted": False, "demoted": False}
@@ -282,3 +282,11 @@ class DriftMonitor:
             await self._state.set(STATE_KEY, pairs, self._clock.now())
             await then()
         self._pairs = pairs
+
+
+def not_demoted(pair: str) -> UserInputError:
+    """/promote's refusal of a pair the monitor has not demoted (it may trade live, or not at
+    all: the monitor cannot tell, so the refusal says what /promote takes)."""
+    return UserInputError(
+        f"{pair} is not demoted: /promote takes a pair the drift monitor demoted to paper"
+    )

@@ -233,7 +233,8 @@ async def test_drift_and_promote_from_the_chat(tmp_path: Path, btc_candles: pd.D
         chat.emulator.press(ADMIN, question, button)
         result = await chat.emulator.reply(ADMIN, after=before)
         assert result.text.startswith("BTC/USDT trades live again")
-        assert "is not demoted" in await chat.ask(ADMIN, "/promote BTCUSDT")
+        refused = await chat.ask(ADMIN, "/promote BTCUSDT")
+        assert "is not demoted: /promote takes a pair the drift monitor demoted" in refused
     async with live_stack(tmp_path, fake, SIGNALS[3], drift=demoting) as (again, _, _):
         assert again.service.twin is not None
         assert again.service.twin.monitor.demotions() == []
