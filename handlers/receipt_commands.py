@@ -39,7 +39,7 @@ def compare_reply(view: CompareView) -> str:
     if first.kind != second.kind:
         lines.append(row("kind", first.kind, second.kind))
     lines.append(row("strategy", first.strategy, second.strategy))
-    if first.data == second.data:
+    if first.data == second.data and view.same_candles:
         lines.append(f"data (both): {escape(first.data)}")
     else:
         lines += [
@@ -48,6 +48,7 @@ def compare_reply(view: CompareView) -> str:
         ]
     lines += [row(name, a, b) for name, a, b in view.params] or ["params: the same"]
     lines += [row(name, a, b) for name, a, b in view.terms] or ["terms: the same"]
+    lines += [row(name, a, b) for name, a, b in view.prints]  # why equal words differ
     lines += [
         figure("trades", "d"),
         figure("pnl", "+,.2f"),

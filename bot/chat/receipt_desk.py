@@ -68,6 +68,13 @@ class CompareView:
     second: ReceiptColumn
     params: tuple[tuple[str, str, str], ...]  # name, first's, second's: only those that differ
     terms: tuple[tuple[str, str, str], ...]
+    # The fingerprints that differ (candles per series, strategy source, backtest code,
+    # version), shortened: why equal words can give other figures.
+    prints: tuple[tuple[str, str, str], ...]
+
+    @property
+    def same_candles(self) -> bool:
+        return not any(name.startswith("candles") for name, _, _ in self.prints)
 
 
 class ReceiptDesk:
@@ -199,6 +206,7 @@ class ReceiptDesk:
             _column(second),
             _differing(_params(first), _params(second)),
             _differing(_terms(first), _terms(second)),
+            _differing(_prints(first), _prints(second)),
         )
 
 
@@ -237,6 +245,19 @@ def _terms(receipt: Receipt) -> dict[str, Any]:
     }
     account = {k: v for k, v in _flat(receipt.terms["account"]).items() if k != "capital_share"}
     return {**account, **shares}
+
+
+def _prints(receipt: Receipt) -> dict[str, Any]:
+    """What a receipt's figures rest on beyond its words: each series' candles (by hash), the
+    strategy's source, the backtest code and pairpilot's version (hashes cut to 8 characters:
+    enough to tell them apart on a phone)."""
+    prints: dict[str, Any] = {
+        f"candles {s.pair} {s.timeframe}": s.candle_hash[:8] for s in receipt.series
+    }
+    prints["strategy source"] = receipt.source_hash[:8]
+    prints["backtest code"] = receipt.code[:8] if receipt.code else None
+    prints["version"] = receipt.version
+    return prints
 
 
 def _flat(terms: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from bot.cli.args import json_text, malformed
+from bot.cli.args import json_text, malformed, write_chart
 from bot.cli.progress import stage_bar
 from bot.cli.receipts import receipt_line, store_backtest_receipt
 from bot.cli.terms_options import terms_from_args
@@ -61,14 +61,14 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
             begin("drawing")
             chart = result_chart(result)
         begin("writing")
+        if args.chart:
+            write_chart(args.chart, chart)
         receipt = store_backtest_receipt(args, result, terms)  # only once the run succeeded
         output = (
             json_text({"receipt": receipt, **result_document(result, terms)})
             if args.json
             else f"{result_table(result, terms)}\n{receipt_line(receipt)}"
         )
-    if args.chart:
-        args.chart.write_bytes(chart)
     print(output)
     return 0
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.cli.args import json_text
+from bot.cli.args import json_text, write_chart
 from bot.cli.backtest import CURVE_POINTS, iso_times, stored_candles
 from bot.cli.progress import stage_bar
 from bot.cli.receipts import receipt_line, store_portfolio_receipt
@@ -54,14 +54,14 @@ def portfolio_command(args: argparse.Namespace) -> int:
             begin("drawing")
             chart = portfolio_chart(result)
         begin("writing")
+        if args.chart:
+            write_chart(args.chart, chart)
         receipt = store_portfolio_receipt(args, settings, result, candles, (since, until))
         output = (
             json_text({"receipt": receipt, **portfolio_document(result, settings)})
             if args.json
             else f"{table(result, window_notes(result, candles))}\n{receipt_line(receipt)}"
         )
-    if args.chart:
-        args.chart.write_bytes(chart)
     print(output)
     return 0
 
