@@ -1,0 +1,38 @@
+"""Hostile review (session 22, rev-ops): `pairpilot restore` given a backup whose twin copy
+belongs to another backup (real files, the real CLI)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.integration.test_backup import books, counts, pairpilot
+
+
+def test_a_twin_copy_from_another_backup_is_not_restored_beside_the_database(
+    tmp_path: Path,
+) -> None:
+    """Backup a (live books 1 row, twin 2) and later backup b (live 3, twin 5); an operator
+    tidying the backup disk puts b's twin copy beside a's database (a.twin.sqlite). Restoring
+    a must not make b's twin books, ahead of a's live books, the twin's: restore's own rule
+    sets aside twin books ahead of the restored live books. Refused (or the twin copy set
+    aside), the data directory as it was."""
+    data = tmp_path / "data"
+    data.mkdir()
+    database, twin = data / "pairpilot.sqlite", data / "twin.sqlite"
+    books(database, 1)
+    books(twin, 2)
+    assert pairpilot("backup", str(tmp_path / "a.sqlite"), cwd=tmp_path).returncode == 0
+    books(database, 2)
+    books(twin, 3)
+    assert pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path).returncode == 0
+    shutil.copyfile(tmp_path / "b.twin.sqlite", tmp_path / "a.twin.sqlite")  # mixed up
+
+    restored = pairpilot("restore", str(tmp_path / "a.sqlite"), cwd=tmp_path)
+
+    twin_books = counts(twin)["notes"] if twin.exists() else None
+    assert twin_books != 5, (
+        "b's twin books (5 rows) now sit beside a's live books (1 row)",
+        restored.returncode,
+        restored.stdout,
+    )
