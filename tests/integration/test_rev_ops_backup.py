@@ -36,3 +36,19 @@ def test_a_twin_copy_from_another_backup_is_not_restored_beside_the_database(
         restored.returncode,
         restored.stdout,
     )
+
+
+def test_a_broken_twin_file_does_not_stop_the_live_books_being_backed_up(tmp_path: Path) -> None:
+    """A twin.sqlite that cannot be used (corrupt: a disk error, a bad copy) only turns the
+    drift monitor off; the service trades on (twin_root.open_twin). The backup of the live
+    books must go on too: the twin's copy left out, said so, and the database copied."""
+    data = tmp_path / "data"
+    data.mkdir()
+    books(data / "pairpilot.sqlite", 3)
+    (data / "twin.sqlite").write_bytes(b"this is not a database, it is a disk error " * 200)
+
+    taken = pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path)
+
+    assert (tmp_path / "b.sqlite").exists(), (taken.returncode, taken.stderr)
+    assert counts(tmp_path / "b.sqlite")["notes"] == 3
+    assert "twin" in taken.stdout + taken.stderr  # the twin's copy left out, said so
