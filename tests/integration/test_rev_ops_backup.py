@@ -52,3 +52,21 @@ def test_a_broken_twin_file_does_not_stop_the_live_books_being_backed_up(tmp_pat
     assert (tmp_path / "b.sqlite").exists(), (taken.returncode, taken.stderr)
     assert counts(tmp_path / "b.sqlite")["notes"] == 3
     assert "twin" in taken.stdout + taken.stderr  # the twin's copy left out, said so
+
+
+def test_restoring_the_twins_copy_as_the_database_is_refused(tmp_path: Path) -> None:
+    """`pairpilot restore b.twin.sqlite` (a tab completion too far) would make the paper twin's
+    books the LIVE books: the service would then believe it holds the twin's paper positions
+    on the real exchange. The twin's copy has the same schema, so the "no pairpilot
+    database" check lets it through. Refused, the data directory as it was."""
+    data = tmp_path / "data"
+    data.mkdir()
+    books(data / "pairpilot.sqlite", 1)
+    books(data / "twin.sqlite", 7)
+    assert pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path).returncode == 0
+
+    restored = pairpilot("restore", str(tmp_path / "b.twin.sqlite"), cwd=tmp_path)
+
+    assert restored.returncode != 0, restored.stdout
+    assert counts(data / "pairpilot.sqlite")["notes"] == 1  # the live books untouched
+    assert counts(data / "twin.sqlite")["notes"] == 7
