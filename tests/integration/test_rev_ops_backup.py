@@ -70,3 +70,23 @@ def test_restoring_the_twins_copy_as_the_database_is_refused(tmp_path: Path) -> 
     assert restored.returncode != 0, restored.stdout
     assert counts(data / "pairpilot.sqlite")["notes"] == 1  # the live books untouched
     assert counts(data / "twin.sqlite")["notes"] == 7
+
+
+def test_a_nightly_backup_to_a_freed_name_keeps_working_with_a_twin(tmp_path: Path) -> None:
+    """The rotation scripts written before the twin's copy existed: `rm nightly.sqlite &&
+    pairpilot backup nightly.sqlite`. Since backup writes nightly.twin.sqlite beside, the
+    second night refuses ("exists already") and no backup at all is taken from then on. An
+    orphan twin copy (its database copy gone) should not stop the backup of the live books."""
+    data = tmp_path / "data"
+    data.mkdir()
+    books(data / "pairpilot.sqlite", 1)
+    books(data / "twin.sqlite", 2)
+    nightly = tmp_path / "nightly.sqlite"
+    assert pairpilot("backup", str(nightly), cwd=tmp_path).returncode == 0
+    nightly.unlink()  # the script's rotation, as before the twin
+    books(data / "pairpilot.sqlite", 4)
+
+    again = pairpilot("backup", str(nightly), cwd=tmp_path)
+
+    assert again.returncode == 0, again.stderr
+    assert counts(nightly)["notes"] == 5
