@@ -64,9 +64,14 @@ def backup(database: Path, dest: str, now: datetime, twin: Path) -> Backup:
             twin_partial.unlink(missing_ok=True)  # no twin copy without its database's
         raise
     twin_copied = None if twin_partial is None else _seal(twin_partial, copied, notes)
-    if orphan:
-        done = "replaced" if twin_copied is not None else "left; a restore does not take it"
-        notes.append(f"{twin_target} was an earlier backup's twin copy (its own gone): {done}")
+    if orphan and twin_copied is not None:
+        notes.append(
+            f"{twin_target}, an earlier backup's twin copy without its database copy, was replaced"
+        )
+    elif orphan:
+        notes.append(
+            f"{twin_target} (not this backup's) was left as it was: a restore does not take it"
+        )
     return Backup(copied, twin_copied, tuple(notes))
 
 
@@ -91,8 +96,9 @@ def _twin_snapshot(twin: Path, twin_target: Path, notes: list[str]) -> Path | No
         _refuse_unread_wal(twin)
         with contextlib.closing(sqlite3.connect(read_only_uri(twin), uri=True)) as source:
             source.execute("PRAGMA busy_timeout = 5000")
-            _snapshot(source, partial, f"back up {twin} to {twin_target}:")
-    except UserInputError as error:
+            _snapshot(source, partial, f"back up {twin} to {twin_target}")
+    except (UserInputError, sqlite3.Error, OSError) as error:  # unreadable, locked, ...
+        partial.unlink(missing_ok=True)
         notes.append(
             f"the paper twin's books were left out of the backup ({error}); the live "
             "books are backed up"

@@ -112,7 +112,7 @@ def test_an_orphan_twin_copy_is_replaced_and_anything_else_is_refused(tmp_path: 
     again = pairpilot("backup", str(tmp_path / "b.sqlite"), cwd=tmp_path)
 
     assert again.returncode == 0, again.stderr
-    assert "was an earlier backup's twin copy (its own gone): replaced" in again.stderr
+    assert "an earlier backup's twin copy without its database copy, was replaced" in again.stderr
     assert counts(tmp_path / "b.twin.sqlite")["notes"] == 6
     restored = pairpilot("restore", str(tmp_path / "b.sqlite"), cwd=tmp_path)
     assert restored.returncode == 0, restored.stderr
