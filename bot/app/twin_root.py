@@ -28,6 +28,7 @@ from storage.db import Database, UnusableDatabase, open_database
 from storage.fills import SqliteFillRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import RememberedStateRepository, SqliteStateRepository
+from storage.twin_mark import mark_twin
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ async def build_twin(
 ) -> PaperTwin:
     """The paper twin of the ``live`` engine on ``db``, its books on ``twin_db``."""
     await twin_db.connection.execute("PRAGMA synchronous = NORMAL")  # see bot/trading/twin.py
+    await mark_twin(twin_db.connection)  # a twin file from before the mark gets it now
     # A lock someone else holds on the twin's file (a sqlite3 shell, a copy tool) must not hold
     # the live tick: the twin gives up at once (its candle is then one-sided, not measured).
     await twin_db.connection.execute("PRAGMA busy_timeout = 100")

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.app.data_dir_lock import exclusive_use
+from bot.cli.twin_copies import is_twin_copy, not_its_own, replaceable, stamp, twin_copy, unstamp
 from bot.core.errors import UserInputError
 from bot.ops.data_dir import MIN_FREE_BYTES, DataDirBusy, free_bytes
 from storage.db import latest_schema, read_only_uri, unread_wal
@@ -29,46 +30,91 @@ class Copied:
     size: int
 
 
-def twin_copy(copy: Path) -> Path:
-    """Where the paper twin's books are copied beside the copy ``copy`` of the database
-    (``b.sqlite``: ``b.twin.sqlite``)."""
-    return copy.with_name(f"{copy.stem}.twin{copy.suffix}")
+@dataclass(frozen=True, slots=True)
+class Backup:
+    copied: Copied
+    twin: Copied | None  # the twin's books' copy (None: no twin, or left out: see notes)
+    notes: tuple[str, ...]  # for the operator: a twin copy left out, an orphan replaced
 
 
-def backup(database: Path, dest: str, now: datetime, twin: Path) -> tuple[Copied, Copied | None]:
+def backup(database: Path, dest: str, now: datetime, twin: Path) -> Backup:
     """Copy ``database`` to ``dest`` (a new file, or a directory to put a timestamped one in;
     a trailing '/' says it must be one), and the paper twin's books ``twin`` beside it where
     there are any (``twin_copy``); each copy is checked before it gets its name, so a file at
-    ``dest`` is always whole. Returns the database's copy and the twin's (None: no twin)."""
+    ``dest`` is always whole. The twin only watches: books of it that cannot be copied
+    (corrupt: the service runs without its monitor then) are left out, said in the notes,
+    and never stop the live books' copy."""
     if not database.exists():
         raise UserInputError(f"no database at {database}; nothing to back up")
     where = Path(dest)
     if dest.endswith("/") and not where.is_dir():
         raise UserInputError(f"directory {where} does not exist; create it first")
     target = where / f"pairpilot-{now:%Y%m%dT%H%M%SZ}.sqlite" if where.is_dir() else where
-    twin_target = twin_copy(target) if twin.exists() else None
-    for path in (target, twin_target):
-        if path is not None and path.exists():
-            raise UserInputError(f"{path} exists already; name a new file or a directory")
-    sources = [database] if twin_target is None else [database, twin]
-    for source in sources:
-        wal = unread_wal(source)
-        if wal is not None:  # on a read-only file system SQLite cannot merge it in for us
-            raise UserInputError(
-                f"{wal} holds changes not yet in {source}, and the file system "
-                f"is read-only: copy both files as they are (cp {source} {wal} "
-                "DEST/)"
-            )
-    _check_room(sources, target)
-    # The twin first: it books each tick after the live books do, so its copy never holds a
-    # trade the live copy lacks (a live trade alone is shown by /drift, not measured).
-    twin_copied = None if twin_target is None else _online_copy(twin, twin_target)
+    if target.exists():
+        raise UserInputError(f"{target} exists already; name a new file or a directory")
+    twin_target, notes = twin_copy(target), list[str]()
+    orphan = replaceable(twin_target) if twin.exists() else twin_target.exists()
+    _refuse_unread_wal(database)
+    _check_room([database, twin] if twin.exists() else [database], target)
+    twin_partial = _twin_snapshot(twin, twin_target, notes) if twin.exists() else None
     try:
-        return _online_copy(database, target), twin_copied
+        copied = _online_copy(database, target)
     except BaseException:
-        if twin_target is not None:
-            twin_target.unlink(missing_ok=True)  # no twin copy without its database's
+        if twin_partial is not None:
+            twin_partial.unlink(missing_ok=True)  # no twin copy without its database's
         raise
+    twin_copied = None if twin_partial is None else _seal(twin_partial, copied, notes)
+    if orphan and twin_copied is not None:
+        notes.append(
+            f"{twin_target}, an earlier backup's twin copy without its database copy, was replaced"
+        )
+    elif orphan:
+        notes.append(
+            f"{twin_target} (not this backup's) was left as it was: a restore does not take it"
+        )
+    return Backup(copied, twin_copied, tuple(notes))
+
+
+def _seal(twin_partial: Path, copied: Copied, notes: list[str]) -> Copied | None:
+    """The twin's copy stamped with the database copy ``copied`` and named beside it."""
+    try:
+        stamp(twin_partial, copied.path)
+        return _publish(twin_partial, twin_copy(copied.path))
+    except (sqlite3.Error, OSError) as error:
+        twin_partial.unlink(missing_ok=True)
+        notes.append(f"the paper twin's books were left out of the backup: {error}")
+        return None
+
+
+def _twin_snapshot(twin: Path, twin_target: Path, notes: list[str]) -> Path | None:
+    """The twin's books, copied and checked but not yet named (they are stamped with the
+    database copy first); None, said in ``notes``, when they cannot be copied. Taken before
+    the live books: the twin books each tick after them, so its copy never holds a trade the
+    live copy lacks (a live trade alone is shown by /drift, not measured)."""
+    partial = twin_target.with_name(twin_target.name + ".partial")
+    try:
+        _refuse_unread_wal(twin)
+        with contextlib.closing(sqlite3.connect(read_only_uri(twin), uri=True)) as source:
+            source.execute("PRAGMA busy_timeout = 5000")
+            _snapshot(source, partial, f"back up {twin} to {twin_target}")
+    except (UserInputError, sqlite3.Error, OSError) as error:  # unreadable, locked, ...
+        partial.unlink(missing_ok=True)
+        notes.append(
+            f"the paper twin's books were left out of the backup ({error}); the live "
+            "books are backed up"
+        )
+        return None
+    return partial
+
+
+def _refuse_unread_wal(source: Path) -> None:
+    wal = unread_wal(source)
+    if wal is not None:  # on a read-only file system SQLite cannot merge it in for us
+        raise UserInputError(
+            f"{wal} holds changes not yet in {source}, and the file system "
+            f"is read-only: copy both files as they are (cp {source} {wal} "
+            "DEST/)"
+        )
 
 
 def _online_copy(database: Path, target: Path) -> Copied:
@@ -100,23 +146,30 @@ class Restored:
     kept: Path | None  # where the replaced database was kept (None: there was none)
     twin: Copied | None  # the twin's books restored (None: the backup has none)
     twin_kept: Path | None  # where the twin's books it replaced were kept
+    twin_left: str | None  # why the twin copy beside the backup was not restored
 
 
 def restore(source: Path, database: Path, now: datetime, twin: Path) -> Restored:
     """Make ``source`` (a backup) the database, and its twin's copy (``twin_copy``) the paper
     twin's books ``twin``, unless a service holds the data directory. Twin books the backup
-    has none of are set aside all the same: they would be ahead of the restored live books
-    (the twin starts anew). Everything replaced is kept beside, renamed."""
+    has none of (or a twin copy not taken with ``source``) are set aside all the same: they
+    would not match the restored live books (the twin starts anew). Everything replaced is
+    kept beside, renamed."""
     if not source.is_file():
         raise UserInputError(f"backup {source} does not exist")
     database.parent.mkdir(parents=True, exist_ok=True)
     source_twin = twin_copy(source)
+    left = not_its_own(source_twin, source) if source_twin.is_file() else None
     with exclusive_use(database.parent):  # DataDirBusy while the service runs
         _refuse_if_open(database)
         _refuse_if_open(twin)
-        copied = _stage(source, database)
+        copied = _stage(source, database, twin=False)
         try:
-            twin_copied = _stage(source_twin, twin) if source_twin.is_file() else None
+            twin_copied = (
+                _stage(source_twin, twin, twin=True)
+                if source_twin.is_file() and left is None
+                else None
+            )
         except BaseException:
             copied.path.unlink(missing_ok=True)
             raise
@@ -125,16 +178,21 @@ def restore(source: Path, database: Path, now: datetime, twin: Path) -> Restored
     restored_twin = (
         None if twin_copied is None else Copied(twin, twin_copied.schema, twin_copied.size)
     )
-    return Restored(Copied(database, copied.schema, copied.size), kept, restored_twin, twin_kept)
+    twin_left = None if left is None else f"{source_twin} was not restored: {left}"
+    restored = Copied(database, copied.schema, copied.size)
+    return Restored(restored, kept, restored_twin, twin_kept, twin_left)
 
 
-def _stage(source: Path, database: Path) -> Copied:
-    """The backup ``source``, checked, copied beside ``database`` (not yet in its place)."""
+def _stage(source: Path, database: Path, *, twin: bool) -> Copied:
+    """The backup ``source`` (``twin``: a twin copy), checked, copied beside ``database``
+    (not yet in its place)."""
     with contextlib.closing(sqlite3.connect(read_only_uri(source), uri=True)) as backup_db:
-        _check_backup(backup_db, source)
+        _check_backup(backup_db, source, twin=twin)
         staged = database.with_name(database.name + ".restoring")
         staged.unlink(missing_ok=True)
         copied = _copy(backup_db, staged, f"restore {source} into")
+    if twin:
+        unstamp(staged)
     _same_owner(staged, database if database.exists() else database.parent)
     return copied
 
@@ -184,14 +242,23 @@ def _same_owner(path: Path, like: Path) -> None:
         path.chmod(stat.S_IMODE(wanted.st_mode))
 
 
-def _check_backup(connection: sqlite3.Connection, path: Path) -> None:
+def _check_backup(connection: sqlite3.Connection, path: Path, *, twin: bool) -> None:
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         schema = connection.execute("PRAGMA user_version").fetchone()[0]
+        application_id = connection.execute("PRAGMA application_id").fetchone()[0]
     except sqlite3.DatabaseError as error:
         raise UserInputError(f"{path} is not a SQLite database ({error})") from None
     if "pair_runs" not in tables:
         raise UserInputError(f"{path} is not a pairpilot database (no pair_runs table)")
+    database_copy = None if twin else is_twin_copy(path, application_id)
+    if database_copy is not None:
+        instead = "" if database_copy == path else f"; restore {database_copy}, it brings it"
+        raise UserInputError(
+            f"{path} holds the paper twin's books, not the live ones: as the database the "
+            f"service would take the twin's paper positions for real ones{instead}; nothing "
+            "was changed"
+        )
     known = latest_schema()
     if schema > known:
         raise UserInputError(
@@ -203,23 +270,39 @@ def _check_backup(connection: sqlite3.Connection, path: Path) -> None:
 def _copy(source: sqlite3.Connection, target: Path, doing: str) -> Copied:
     """``source`` into ``target`` through a temporary file, checked, then renamed."""
     partial = target.with_name(target.name + ".partial")
+    _snapshot(source, partial, f"{doing} {target}")
+    try:
+        return _publish(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise UserInputError(f"cannot {doing} {target}: {error}; nothing was written") from None
+
+
+def _snapshot(source: sqlite3.Connection, partial: Path, doing: str) -> None:
+    """``source`` copied into the new file ``partial`` and checked; nothing left on failure."""
     try:
         with contextlib.closing(sqlite3.connect(partial)) as copy:
             # One step: a single read transaction, so the copy is one consistent moment.
             source.backup(copy)
             verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
-            schema = copy.execute("PRAGMA user_version").fetchone()[0]
         if verdict != "ok":
-            raise UserInputError(f"cannot {doing} {target}: the copy fails its check: {verdict}")
-        with open(partial, "rb+") as handle:
-            os.fsync(handle.fileno())
-        partial.rename(target)
-        _sync_directory(target.parent)
-    except (sqlite3.Error, OSError) as error:
-        raise UserInputError(f"cannot {doing} {target}: {error}; nothing was written") from None
-    finally:
+            raise UserInputError(f"cannot {doing}: the copy fails its check: {verdict}")
+    except BaseException as error:
         partial.unlink(missing_ok=True)
         Path(f"{partial}-journal").unlink(missing_ok=True)  # left by a copy that failed
+        if isinstance(error, sqlite3.Error | OSError):
+            raise UserInputError(f"cannot {doing}: {error}; nothing was written") from None
+        raise
+
+
+def _publish(partial: Path, target: Path) -> Copied:
+    """The checked copy ``partial`` made durable and named ``target``."""
+    with contextlib.closing(sqlite3.connect(read_only_uri(partial), uri=True)) as copy:
+        schema = copy.execute("PRAGMA user_version").fetchone()[0]
+    with open(partial, "rb+") as handle:
+        os.fsync(handle.fileno())
+    partial.rename(target)
+    _sync_directory(target.parent)
     return Copied(target, schema, target.stat().st_size)
 
 

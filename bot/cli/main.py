@@ -258,13 +258,15 @@ def _backup(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, None, strategies=False)
     database, twin = settings.database_path, settings.twin_database_path
-    copied, twin_copied = backup(database, args.dest, SystemClock().now(), twin)
-    for source, copy in ((database, copied), (twin, twin_copied)):
+    done = backup(database, args.dest, SystemClock().now(), twin)
+    for source, copy in ((database, done.copied), (twin, done.twin)):
         if copy is not None:
             print(
                 f"backed up {source} to {copy.path} ({copy.size:,} bytes, schema "
                 f"{copy.schema}, integrity ok)"
             )
+    for note in done.notes:  # the live books are backed up: still a success (exit 0)
+        print(f"warning: {note}", file=sys.stderr)
     return 0
 
 
@@ -281,6 +283,8 @@ def _restore(args: argparse.Namespace) -> int:
         print(f"the database it replaced is kept as {done.kept}")
     if done.twin is not None:
         print(f"restored the paper twin's books to {twin} (schema {done.twin.schema})")
+    if done.twin_left is not None:
+        print(f"{done.twin_left}; the paper twin starts anew")
     if done.twin_kept is not None:
         print(f"the paper twin's books it replaced are kept as {done.twin_kept}")
     return 0

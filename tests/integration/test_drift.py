@@ -11,8 +11,9 @@ between them changes nothing, and the suite stays quick.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from storage.audit import SqliteAuditRepository
 from storage.candles import SqliteCandleRepository
 from storage.db import open_database
 from storage.orders import SqliteOrderRepository
+from storage.twin_mark import TWIN_APPLICATION_ID
 from tests.doubles.fake_exchange import FakeBinance, serve
 from tests.doubles.telegram_emulator import TelegramEmulator
 from tests.rigs.chat_rig import ADMIN, TRADER, VIEWER, Chat, chat_on
@@ -318,3 +320,11 @@ async def test_the_live_service_keeps_its_twins_books_beside_its_own(
     assert (tmp_path / "twin.sqlite").exists() is enabled
     if enabled:
         assert await journal_ids(tmp_path / "twin.sqlite") == set()  # books, no orders yet
+        # marked as the twin's (a restore refuses it as the live database); the live one not
+        marks = [application_id(tmp_path / name) for name in ("twin.sqlite", "pairpilot.sqlite")]
+        assert marks == [TWIN_APPLICATION_ID, 0]
+
+
+def application_id(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as connection:
+        return int(connection.execute("PRAGMA application_id").fetchone()[0])
