@@ -18,8 +18,9 @@ import pytest
 
 from bot.core.domain import RiskLimits
 from bot.research.backtest import BacktestSetup, run_backtest
-from strategies import REGISTRY, Strategy
+from strategies import Strategy, strategy_registry
 from strategies.base import ENTER, EXIT, HOLD
+from strategies.registry import Origin, install
 from tests.integration.test_parity import FEE, PAIR, SLIPPAGE, live_trades, same_trade
 
 T0 = 1_679_616_000_000
@@ -110,7 +111,7 @@ async def test_capped_and_zero_volume_sales_make_the_live_engines_trades(
 ) -> None:
     candles, times, params, limits, resting = window(seed)
     monkeypatch.setattr(FuzzTimes, "times", times)
-    monkeypatch.setitem(REGISTRY, FuzzTimes.name, FuzzTimes)
+    install(strategy_registry().adding(FuzzTimes, Origin("file", __file__)))
     setup = BacktestSetup(
         pair=PAIR,
         timeframe="1h",
