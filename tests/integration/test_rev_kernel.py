@@ -93,10 +93,12 @@ def window(
 @pytest.mark.parametrize(
     "seed",
     [
-        # A resting stop filled in part (candle 25 17:00 trades 80: 8 of 10.65 coins) leaves
-        # a rest: the kernel sells it at the next open (87.48, VWAP 89.545); live the sale's
-        # failure path restores a stop ("restore" id) that the paper account fills inside the
-        # candle that closed before it was placed, at the first part's price (90.229).
+        # F1 (the kernel): a limit entry fills in candle 25 16:00 and its stop is reached inside
+        # that candle: the sale at the next open (17:00) sells 8 of 10.65 coins (the cap). Live,
+        # Exits.sell puts the resting stop back on the rest at 17:00; candle 17:00 opens under
+        # it, so it fills at that open (90.229, as the first part). The kernel put no stop back
+        # (it rested one after a limit fill only when no exit triggered) and sold the rest at
+        # the next turn's open (18:00, 87.48).
         5,
         # A limit entry fills in candle 24 04:00 whose signal is an exit; its sale meets the
         # zero-volume candle 05:00. The kernel sends it again at the next close (sold 06:00);
@@ -104,7 +106,10 @@ def window(
         # filled nothing so no exit_pending): held 32 more hours, to the next exit signal.
         76,
     ],
-    ids=["resting-stop-filled-in-part", "exit-on-limit-fill-candle-meets-zero-volume"],
+    ids=[
+        "resting-stop-put-back-after-a-capped-sale-in-the-limit-fill-candle",
+        "exit-on-limit-fill-candle-meets-zero-volume",
+    ],
 )
 async def test_capped_and_zero_volume_sales_make_the_live_engines_trades(
     seed: int, monkeypatch: pytest.MonkeyPatch
