@@ -284,6 +284,16 @@ def run(  # noqa: C901
                         filled_limit or level >= resting_level * (1 + TRAIL_STEP)
                     ):
                         resting_level = level  # placed after a limit fill, or raised
+                if filled_limit and held_k > 0.0 and params[k, RESTING] > 0.0:
+                    # placed as the limit filled: a sale that left a rest (or sold none) puts it
+                    # back on what is held (Exits.sell restores it)
+                    resting_level = stop_level(
+                        price_in[k],
+                        peak_price,
+                        atr_distance,
+                        params[k, STOP_LOSS],
+                        params[k, TRAILING],
+                    )[0]
             exit_due[k] = exit_due[k] and held_k > 0.0
             held[k] = held_k
             positions = 0.0  # in first-fill order, as the books sum them

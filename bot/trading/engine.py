@@ -26,7 +26,7 @@ from bot.ops.decisions import decision
 from bot.portfolio.books import Portfolio
 from bot.risk.guard import RiskGuard
 from bot.risk.rules import entry_budget, initial_stop_distance, volatility_scale
-from bot.risk.sizing import size_entry, size_exit
+from bot.risk.sizing import size_entry
 from bot.trading.exits import Exits
 from bot.trading.protection import Protection, ProtectionStore, Protector
 from strategies import ExitPolicy, Strategy
@@ -193,8 +193,7 @@ class Engine:
         position = await self.holding(run, signal.price)
         if signal.action is Action.EXIT and position is not None:
             decision(run.pair, "exit", f"{signal.reason} exit signal", price=signal.price)
-            sale = size_exit(signal, run=run, position=position, now=self._clock.now())
-            return await self._exits.sell(run, sale, close_time)
+            return await self._exits.sell_on_signal(run, signal, position, close_time)
         if signal.action is not Action.ENTER or position is not None:
             held = "in a position" if position else "flat"
             decision(run.pair, "hold", f"{signal.reason}: {signal.action.value} signal, {held}")

@@ -133,6 +133,17 @@ class Exits:
             due = ExitDue(reason=signal.reason, candle=to_ms(signal.candle_time))
             await self._protections.set(run.pair, dataclasses.replace(saved, exit_due=due))
 
+    async def sell_on_signal(
+        self, run: PairRun, signal: Signal, position: Position, close_time: datetime
+    ) -> list[Fill]:
+        """Sell ``position`` at market on the exit ``signal``, written down first: the tick wrote
+        its exit down before a limit entry filled in this candle was booked (and booking it
+        starts the position's state afresh), so a sale that fills nothing (a candle with no
+        volume) is sent again at the next close (``finish_exit``)."""
+        await self.remember_exit(run, signal)
+        sale = size_exit(signal, run=run, position=position, now=self._clock.now())
+        return await self.sell(run, sale, close_time)
+
     async def alert_unowned(self, active_pairs: set[str]) -> None:
         """Coins held for a pair no run trades (an order of a stopped run that filled later)
         are neither ticked nor protected: alerted once per arrival, /flatten sells them."""
