@@ -87,8 +87,7 @@ def portfolio_sets(
         )
     if not refused:
         return sampled(spec, taken, len(every)), None
-    plural = "s" if len(refused) > 1 else ""
-    note = f"{len(refused)} of {len(every)} set{plural} skipped, such as {refused[0]}"
+    note = f"{len(refused)} of {len(every)} sets skipped, such as {refused[0]}"
     return sampled(spec, taken, len(every)), note
 
 
