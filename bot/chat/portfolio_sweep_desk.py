@@ -73,6 +73,7 @@ class PortfolioSweepDesk:
         await import_off_loop("bot.research.portfolio_sweep")  # numba: loaded on first use
         from bot.research.portfolio_sweep import (
             PORTFOLIO,
+            portfolio_sets,
             portfolio_sweep,
             store_portfolio_sweep,
             swept_pairs,
@@ -90,7 +91,9 @@ class PortfolioSweepDesk:
         asked = sweep_words(strategy, [a for a in arguments if "=" in a])
         limits = self._limits()
         terms = research_terms(config, None, asked.overrides, flag="", limits=limits)
-        spec, count = await sweep_spec(asked, {PORTFOLIO: terms})
+        spec, count = await sweep_spec(
+            asked, {PORTFOLIO: terms}, lambda spec: portfolio_sets(spec, config)[0]
+        )
         timeframe = config.pairs[0].timeframe
         with gate.hold(
             f"portfolio {strategy} {timeframe} {days}d, {count} combinations"
@@ -129,4 +132,6 @@ class PortfolioSweepDesk:
                 + ("keeps its" if len(kept) == 1 else "keep their")
                 + " configured parameters"
             )
+        if sweep.skipped is not None:
+            scope += f"; {sweep.skipped}"
         return PortfolioSwept(spec, sweep_id, rows, scope, tuple(terms.statement(shares)), receipt)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -71,11 +71,15 @@ def sweep_words(strategy: str, keyed: Sequence[str]) -> SweepWords:
 
 
 async def sweep_spec(
-    words: SweepWords, terms: Mapping[str, ResearchTerms]
+    words: SweepWords,
+    terms: Mapping[str, ResearchTerms],
+    sets: Callable[[SweepSpec], Sized] | None = None,
 ) -> tuple[SweepSpec, int]:
     """The spec ``words`` ask for with ``terms`` per series, and how many combinations it
-    runs (built in a thread: a grid takes time); refused past MAX_COMBINATIONS. The caller
-    has loaded bot.research.sweep off the loop."""
+    runs (built in a thread: a grid takes time); refused past MAX_COMBINATIONS. ``sets``:
+    the combinations it runs, in place of those the strategy takes on its defaults (a
+    portfolio sweep's are those its pairs take). The caller has loaded bot.research.sweep
+    off the loop."""
     from bot.research.sweep import SweepSpec, check, parse_space
 
     def build() -> tuple[SweepSpec, int]:
@@ -88,7 +92,7 @@ async def sweep_spec(
             random_samples=words.samples,
             terms=terms,
         )
-        return spec, len(check(spec))
+        return spec, len(check(spec) if sets is None else sets(spec))
 
     spec, count = await asyncio.to_thread(build)
     if count > MAX_COMBINATIONS:

@@ -34,8 +34,8 @@ def portfolio_sweep_command(args: argparse.Namespace, make_spec: SpecMaker) -> i
     from bot.cli.receipts import store_portfolio_sweep_receipt
     from bot.cli.terms_options import terms_from_args
     from bot.research.account_terms import research_terms
-    from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sweep
-    from bot.research.sweep import check, parse_space
+    from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sets, portfolio_sweep
+    from bot.research.sweep import parse_space
     from bot.research.sweep_report import report
 
     _refuse_per_pair_options(args)
@@ -46,7 +46,7 @@ def portfolio_sweep_command(args: argparse.Namespace, make_spec: SpecMaker) -> i
     space = parse_space(args.strategy, args.param)
     terms = research_terms(settings, None, overrides, limits=limits)
     spec = make_spec(args, space, {PORTFOLIO: terms})
-    check(spec)  # before any candle is read
+    portfolio_sets(spec, settings)  # before any candle is read
     window = (
         parse_time(args.since, "--since") if args.since else None,
         parse_time(args.until, "--until") if args.until else None,
@@ -71,6 +71,8 @@ def portfolio_sweep_command(args: argparse.Namespace, make_spec: SpecMaker) -> i
         f"{args.strategy} swept on {', '.join(sweep.swept)}"
         + (f"; {', '.join(kept)} keep their configured parameters" if kept else "")
     )
+    if sweep.skipped is not None:
+        print(sweep.skipped)
     print("\n".join(terms.statement(shares)))
     print(report(spec, rows))
     return 0

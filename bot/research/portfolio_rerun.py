@@ -21,7 +21,7 @@ from bot.research.portfolio import PortfolioResult, run_portfolio
 from bot.research.portfolio_inputs import PortfolioConfig
 from bot.research.portfolio_receipts import portfolio_summary
 from bot.research.portfolio_sweep import PORTFOLIO as PORTFOLIO_ROWS
-from bot.research.portfolio_sweep import Stated, Window, score_set
+from bot.research.portfolio_sweep import Stated, Window, portfolio_sets, score_set
 from bot.research.receipts import (
     Receipt,
     candle_hash,
@@ -31,7 +31,7 @@ from bot.research.receipts import (
     series_change,
     source_hash,
 )
-from bot.research.sweep import SweepSpec, check
+from bot.research.sweep import SweepSpec
 from bot.research.sweep_receipts import best_result, rows_hash
 from bot.research.sweep_rerun import SweepRerun, differences
 from strategies import strategy_registry
@@ -114,7 +114,7 @@ def rerun_portfolio_sweep(
         score_set(
             config, frames, spec, combo, window=window, overrides=NONE, limits=None, receipt=stated
         )
-        for combo in check(spec)
+        for combo in portfolio_sets(spec, config, stated[0])[0]
     ]
     now = {**best_result(rows), "rows_hash": rows_hash(rows)}
     return SweepRerun(receipt, spec, rows, differences(receipt.result, now), [])

@@ -25,8 +25,8 @@ from bot.core.ports import Clock, SweepStore
 from bot.research.account_terms import Overrides, ResearchTerms
 from bot.research.portfolio import run_portfolio
 from bot.research.portfolio_inputs import PortfolioConfig
-from bot.research.sweep import FULL, SweepSpec, check, describe, score
-from strategies import StrategyConfigError
+from bot.research.sweep import FULL, Combo, SweepSpec, check_options, describe, grid, sampled, score
+from strategies import StrategyConfigError, build_strategy
 
 PORTFOLIO = "portfolio"  # the series' pair in a portfolio sweep's rows
 Window = tuple[datetime | None, datetime | None]
@@ -56,6 +56,57 @@ def set_params(
         e.pair: {**(configured or {}).get(e.pair, e.params), **(combo if e.pair in swept else {})}
         for e in config.pairs
     }
+
+
+def portfolio_sets(
+    spec: SweepSpec,
+    config: PortfolioConfig,
+    configured: Mapping[str, Mapping[str, int | float]] | None = None,
+) -> tuple[list[Combo], str | None]:
+    """The sets a portfolio sweep runs: those of the grid every swept pair takes on top of its
+    configured parameters (``configured``: a receipt's), or a random sample of them; and a
+    line on the sets skipped (a fast average slower than a pair's configured slow one), None
+    when none was. Refused when no set runs. Each set is checked against the pairs' own
+    parameters, not the strategy's defaults: those are not what the sets run on."""
+    check_options(spec)
+    if spec.folds:
+        raise UserInputError("walk-forward is per pair: it does not go with --portfolio")
+    swept = swept_pairs(config, spec.strategy)
+    every = grid(spec)
+    taken: list[Combo] = []
+    refused: list[str] = []
+    for combo in every:
+        reason = _refusal(config, spec.strategy, combo, swept, configured)
+        if reason is None:
+            taken.append(combo)
+        else:
+            refused.append(reason)
+    if not taken:
+        raise UserInputError(
+            f"none of the {len(every)} sets runs on the configured pairs: {refused[0]}"
+        )
+    if not refused:
+        return sampled(spec, taken, len(every)), None
+    note = f"{len(refused)} of {len(every)} sets skipped, such as {refused[0]}"
+    return sampled(spec, taken, len(every)), note
+
+
+def _refusal(
+    config: PortfolioConfig,
+    strategy: str,
+    combo: Mapping[str, int | float],
+    swept: list[str],
+    configured: Mapping[str, Mapping[str, int | float]] | None,
+) -> str | None:
+    """Why a swept pair refuses ``combo`` on top of its parameters; None when every one takes it."""
+    params = set_params(config, strategy, combo, configured)
+    for pair in swept:
+        try:
+            build_strategy(strategy, params[pair])
+        except StrategyConfigError as error:
+            words = " ".join(f"{name}={value}" for name, value in sorted(combo.items()))
+            return f"{words} ({error} for {pair})"
+    return None
 
 
 def score_set(
@@ -101,6 +152,7 @@ class PortfolioSweep:
     swept: list[str]  # the configured pairs the sets apply to
     timeframe: str  # the pairs' one
     total: int  # sets
+    skipped: str | None  # the sets a swept pair refuses, said (``portfolio_sets``)
     rows: Iterator[SweepRow]  # each set's, run as it is taken (the first already ran)
     # What the sets ran on, for its receipt (``portfolio_receipts``) and a rerun of it:
     config: PortfolioConfig
@@ -119,11 +171,10 @@ def portfolio_sweep(
     limits: RiskLimits | None,
 ) -> PortfolioSweep:
     """Every check before anything is stored or opened: the spec, a pair running the strategy,
-    no walk-forward, and the first set's run (the kernel refuses capital shares over 1, a pair
-    with no candles in the window, candles of different timeframes)."""
-    combos = check(spec)
-    if spec.folds:
-        raise UserInputError("walk-forward is per pair: it does not go with --portfolio")
+    no walk-forward, the sets the pairs take, and the first set's run (the kernel refuses
+    capital shares over 1, a pair with no candles in the window, candles of different
+    timeframes)."""
+    combos, skipped = portfolio_sets(spec, config)
     swept = swept_pairs(config, spec.strategy)
 
     def one(combo: Mapping[str, int | float]) -> SweepRow:
@@ -135,7 +186,16 @@ def portfolio_sweep(
     rest = (one(combo) for combo in combos[1:])
     rows = itertools.chain([first], rest)
     return PortfolioSweep(
-        spec, swept, first.timeframe, len(combos), rows, config, window, overrides, limits
+        spec,
+        swept,
+        first.timeframe,
+        len(combos),
+        skipped,
+        rows,
+        config,
+        window,
+        overrides,
+        limits,
     )
 
 

@@ -123,20 +123,33 @@ def _values(spec: ParamSpec, text: str) -> list[int | float]:
     return sorted(set(values))
 
 
-def combinations(spec: SweepSpec) -> list[dict[str, int | float]]:
-    """The grid (or a random sample of it) without the combinations the strategy refuses,
-    such as a fast average slower than the slow one."""
+Combo = dict[str, int | float]
+
+
+def grid(spec: SweepSpec) -> list[Combo]:
+    """Every combination of the space, refused or not."""
     names = sorted(spec.space)
-    grid = [
+    return [
         dict(zip(names, values, strict=True))
         for values in itertools.product(*(spec.space[name] for name in names))
     ]
-    valid = [combo for combo in grid if _accepted(spec.strategy, combo)]
+
+
+def sampled(spec: SweepSpec, valid: list[Combo], total: int) -> list[Combo]:
+    """``valid`` (those of the ``total`` in the grid that can run), or a random sample of it;
+    refused when there is none."""
     if spec.random_samples and spec.random_samples < len(valid):
         valid = random.Random(spec.seed).sample(valid, spec.random_samples)  # noqa: S311
     if not valid:
-        raise UserInputError(f"{spec.strategy} accepts none of the {len(grid)} combinations")
+        raise UserInputError(f"{spec.strategy} accepts none of the {total} combinations")
     return valid
+
+
+def combinations(spec: SweepSpec) -> list[Combo]:
+    """The grid (or a random sample of it) without the combinations the strategy refuses,
+    such as a fast average slower than the slow one."""
+    every = grid(spec)
+    return sampled(spec, [combo for combo in every if _accepted(spec.strategy, combo)], len(every))
 
 
 def _accepted(strategy: str, combo: Mapping[str, int | float]) -> bool:
@@ -147,14 +160,19 @@ def _accepted(strategy: str, combo: Mapping[str, int | float]) -> bool:
     return True
 
 
-def check(spec: SweepSpec) -> list[dict[str, int | float]]:
-    """Refuse a spec that cannot run; its combinations when it can."""
+def check_options(spec: SweepSpec) -> None:
+    """Refuse an objective, drawdown cap, sample count or fold count that cannot run."""
     if spec.objective not in OBJECTIVES:
         raise UserInputError(f"objective {spec.objective!r}: one of {', '.join(OBJECTIVES)}")
     if not 0 < spec.max_drawdown <= 1:
         raise UserInputError(f"max drawdown {spec.max_drawdown:g}: a fraction in (0, 1]")
     if spec.random_samples < 0 or spec.folds < 0:
         raise UserInputError("random samples and walk-forward folds cannot be negative")
+
+
+def check(spec: SweepSpec) -> list[Combo]:
+    """Refuse a spec that cannot run; its combinations when it can."""
+    check_options(spec)
     return combinations(spec)
 
 

@@ -111,18 +111,35 @@ def test_bad_input_is_refused_with_nothing_stored(
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_a_set_the_strategy_refuses_with_a_pairs_configured_params_is_skipped(
+def test_a_set_a_pairs_configured_params_refuse_is_not_run_and_is_said(
     tmp_path: Path,
 ) -> None:
     pairs = PAIRS.replace("slow = 40", "fast = 5, slow = 10")  # a set's fast=12 is slower
     settings = load_settings(write_config(tmp_path, pairs, BOTH), None)
     candles = {pair: read_candle_file(path) for pair, path in BOTH.items()}
     spec = SweepSpec(strategy="ema_cross", space={"fast": [5, 12]}, terms={})
-    rows = list(portfolio_sweep(spec, settings, candles, overrides=NONE, limits=None).rows)
-    assert [row.params for row in rows] == [(("fast", 5),), (("fast", 12),)]
-    assert "skipped" not in rows[0].metrics
-    assert rows[1].score is None
-    assert "slow" in rows[1].metrics["skipped"]
+    sweep = portfolio_sweep(spec, settings, candles, overrides=NONE, limits=None)
+    assert [row.params for row in sweep.rows] == [(("fast", 5),)]
+    assert sweep.total == 1
+    assert sweep.skipped == (
+        "1 of 2 sets skipped, such as fast=12 (fast=12 must be below slow=10 for BTC/USDT)"
+    )
+
+
+def test_the_sets_are_those_the_configured_pairs_take_not_the_strategys_defaults(
+    tmp_path: Path,
+) -> None:
+    """BTC runs slow=40: fast=30 and 35 are sets it takes (the default slow, 26, would refuse
+    them), fast=40 and 45 are not, and the command says so."""
+    config = write_config(tmp_path, PAIRS, BOTH)
+    result = pairpilot(
+        "sweep", "--config", str(config), "--portfolio", "--strategy", "ema_cross",
+        "--param", "fast=20:45:5", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 of 6 sets skipped, such as fast=40 (fast=40 must be below slow=40" in result.stdout
+    rows, _ = _stored(tmp_path / "data" / "pairpilot.sqlite")
+    assert sorted(json.loads(params)["fast"] for _, params, _ in rows) == [20, 25, 30, 35]
 
 
 async def test_each_set_runs_in_a_worker_thread_so_the_loop_goes_on(tmp_path: Path) -> None:

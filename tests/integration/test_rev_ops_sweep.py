@@ -46,3 +46,25 @@ async def test_a_hostile_sweep_word_gets_a_clear_refusal_and_stores_nothing(
         assert answer.startswith("⚠️"), answer
         assert named in answer, answer
         assert await _stored_sweeps(chat) == 0
+
+
+async def test_a_portfolio_sweep_runs_every_set_the_configured_pairs_accept(
+    tmp_path: Path,
+) -> None:
+    """The pairs run ema_cross with slow=40, so fast=20..35 are all sets they accept, and the
+    portfolio runs each on top of the pairs' configured parameters. The sets are filtered
+    beforehand against the strategy's defaults (slow=26) instead: fast=30 and fast=35 are
+    dropped without a word, and the reply says 2 results."""
+    async with chat_stack(tmp_path, _config(tmp_path, PAIRS)) as chat:
+        for _ in range(24 * 25):
+            await chat.trading.driver.step()
+        before = len(chat.emulator.to(ADMIN))
+        chat.emulator.say(ADMIN, "/sweep portfolio ema_cross fast=20:35:5")
+        progress = await chat.reply(ADMIN, after=before)
+        for _ in range(600):
+            if "results" in progress.text or progress.text.startswith(("⚠️", "❌")):
+                break
+            await chat.emulator.quiet(0.1)
+        assert progress.text.startswith("Sweep 1: 4 results"), progress.text
+        rows = await chat.db.fetch_all("SELECT params FROM sweep_results")
+        assert len(rows) == 4
