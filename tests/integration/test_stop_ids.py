@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from datetime import timedelta
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -18,17 +20,32 @@ import pytest
 
 from bot.app.bootstrap import paper_account, risk_limits
 from bot.app.config import Settings
+from bot.core.domain import OrderIntent, OrderStatus, Side
 from bot.research.account_terms import Overrides
 from bot.research.portfolio import run_portfolio
+from bot.risk.sizing import client_order_id
+from bot.trading.protection import protection_key
+from storage.alerts import SqliteAlertRepository
+from storage.db import open_database
+from storage.orders import SqliteOrderRepository
+from storage.state import SqliteStateRepository
 from strategies import Strategy, strategy_registry
 from strategies.base import ENTER, EXIT, HOLD
 from strategies.registry import Origin, install
 from tests.integration.test_parity import FEE, SLIPPAGE, same_trade
 from tests.integration.test_portfolio_parity import demo_start, plans_of
+from tests.integration.test_position_lifecycle import (
+    DATABASE,
+    ENTRY_TICK,
+    START,
+    assert_under_its_stop,
+    resting_stops,
+)
+from tests.rigs.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
 from tests.rigs.portfolio_replay import replay_portfolio
 
 T0 = 1_679_616_000_000
-HOUR = 3_600_000
+HOUR_MS = 3_600_000
 
 
 class PairTimes(Strategy):
@@ -65,13 +82,13 @@ def portfolio_window(  # noqa: C901  (the generator draws every setting in turn)
             h = max(o, c) * (1 + abs(r.gauss(0, 0.01)))
             lo = min(o, c) * (1 - abs(r.gauss(0, 0.01)))
             v = r.choice([0.0, 5.0, 20.0, 40.0, 80.0, 1000.0, 1000.0, 1000.0]) * (100.0 / price)
-            rows.append((T0 + i * HOUR, o, h, lo, c, v))
+            rows.append((T0 + i * HOUR_MS, o, h, lo, c, v))
             price = c
             x = r.random()
             if x < 0.15:
-                times[(T0 + i * HOUR, round(o, 9))] = ENTER
+                times[(T0 + i * HOUR_MS, round(o, 9))] = ENTER
             elif x < 0.25:
-                times[(T0 + i * HOUR, round(o, 9))] = EXIT
+                times[(T0 + i * HOUR_MS, round(o, 9))] = EXIT
         columns = ["timestamp", "open", "high", "low", "close", "volume"]
         frames[pair] = pd.DataFrame(rows, columns=columns)
     params: dict[str, float] = {}
@@ -146,3 +163,36 @@ async def test_a_position_opened_as_the_last_one_is_sold_keeps_its_resting_stop(
         assert len(got) == len(expected), pair.pair
         moved = [(a, b) for a, b in zip(got, expected, strict=True) if not same_trade(a, b)]
         assert not moved, (pair.pair, moved[:1])
+
+
+async def test_a_stop_whose_id_is_another_orders_already_is_alerted_and_placed_next_tick(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """A stop placement whose client order id the journal holds already (for an order taken off
+    before) is sent nowhere by the executor: the stop book must not believe it rests. It is
+    alerted as the books disagreeing with the exchange, and the next tick places a stop."""
+    fake = funded_fake(btc_candles)
+    params = {"stop_loss": 0.05}
+    async with live_stack(tmp_path, fake, START, params) as (trading, market, _):
+        await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+    (stop,) = resting_stops(fake)
+    fake.cancel(stop)
+    run_id = int(stop.client_id.removeprefix("pp").split("x")[0])
+    last_candle = ENTRY_TICK - HOUR - timedelta(seconds=5)  # the last closed at the restart
+    taken = client_order_id(run_id, last_candle, Side.SELL, "restop")
+    async with open_database(tmp_path / DATABASE) as db:  # the restart's stop id, taken already
+        state, orders = SqliteStateRepository(db), SqliteOrderRepository(db)
+        saved = await state.get(protection_key(PAIR))
+        await state.set(protection_key(PAIR), {**saved, "resting_stop": None}, ENTRY_TICK)
+        intent = OrderIntent(taken, run_id, PAIR, Side.SELL, stop.quantity, 1.0, ENTRY_TICK)
+        await orders.add(intent)
+        await orders.update(taken, OrderStatus.CANCELED, ENTRY_TICK)
+    async with live_stack(tmp_path, fake, ENTRY_TICK + HOUR / 2, params) as (trading, market, _):
+        assert resting_stops(fake) == []
+        async with open_database(tmp_path / DATABASE) as db:
+            alerts = await SqliteAlertRepository(db).pending(100)
+        assert [a.text for a in alerts if a.kind == "reconciliation_drift" and taken in a.text]
+        await hourly(trading, market, ENTRY_TICK + HOUR, ENTRY_TICK + 2 * HOUR)
+        position = trading.engine.portfolio.position(PAIR)
+    assert position is not None
+    assert_under_its_stop(fake, position, 0.05)
