@@ -9,15 +9,18 @@ candle there, exactly as the backtest does.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Protocol
 
-from bot.core.domain import Fill, Order, OrderIntent, PairRun, Side, Trade
+from bot.core.domain import AlertPriority, Fill, Order, OrderIntent, PairRun, Side, Trade
 from bot.core.errors import ExchangeUnavailable
 from bot.core.ports import Clock, OrderJournal
 from bot.execution.executor import Executor
 from bot.portfolio.books import Portfolio
 from bot.risk.sizing import client_order_id
+
+log = logging.getLogger(__name__)
 
 
 class StopBook(Protocol):
@@ -54,12 +57,27 @@ class RestingStops:
     async def place(
         self, run: PairRun, level: float, candle_time: datetime, purpose: str = "stop"
     ) -> tuple[list[Fill], Trade | None]:
-        """Rest a stop-loss for the whole position at ``level``; it may fill at once."""
+        """Rest a stop-loss for the whole position at ``level``; it may fill at once.
+
+        An id the journal has but the state does not name as the resting stop belongs to
+        another order (a placement that was already taken off): the executor would send
+        nothing, so it is not remembered as resting but alerted, and the next tick places one.
+        """
         position = self._portfolio.position(run.pair)
         if position is None or not self.enabled:
             return [], None
+        coid = client_order_id(run.id, candle_time, Side.SELL, purpose)
+        named = await self._book.stop_of(run.pair)
+        if await self._journal.get(coid) is not None and (named is None or named[0] != coid):
+            text = (
+                f"{run.pair}: the stop's client order id {coid} is another order's already; "
+                "no stop was placed now, the next candle places one"
+            )
+            log.error(text)
+            await self._executor.notify("reconciliation_drift", AlertPriority.ERROR, text)
+            return [], None
         intent = OrderIntent(
-            client_order_id=client_order_id(run.id, candle_time, Side.SELL, purpose),
+            client_order_id=coid,
             run_id=run.id,
             pair=run.pair,
             side=Side.SELL,

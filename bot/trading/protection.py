@@ -262,7 +262,9 @@ class Protector:
         if not math.isfinite(level) or level >= float(candle["close"]):
             return []  # at or above the price: the per-candle check sells it instead
         log.warning("%s: no stop rests on the exchange; placing it at %.8g", run.pair, level)
-        placed = await self._stops.place(run, level, from_ms(int(candle["timestamp"])))
+        # Its own purpose: a position bought later in this tick (after this one's rest is sold)
+        # rests its stop under "stop" with this candle's time; one id would be sent only once.
+        placed = await self._stops.place(run, level, from_ms(int(candle["timestamp"])), "restop")
         return await self._guard.booked(run, close_time, *placed)
 
     async def _trail(

@@ -196,7 +196,8 @@ def test_volatility_scale_shrinks_entries_when_recent_moves_are_wilder() -> None
 
 def test_client_order_ids_fit_every_profiled_venue_for_any_run_and_purpose() -> None:
     for run_id in (1, 10, 123_456_789):
-        for purpose in ("", "trail", "rest", "stop_loss", "take_profit", "trailing_stop_exit"):
+        purposes = ("", "stop", "restop", "trail", "rest", "stop_loss", "take_profit")
+        for purpose in (*purposes, "trailing_stop_exit", "restorepp123456789x1782309600000s"):
             coid = client_order_id(run_id, T0, Side.SELL, purpose)
             assert re.fullmatch(r"[A-Za-z0-9]{1,32}", coid), coid
             for profile in PROFILES.values():
