@@ -11,13 +11,20 @@ Cached on disk beside the function's module. numba's cache keys each copy on the
 bytecode and its file's timestamp, not on the options it was compiled with: ``_Cache`` adds
 ``OPTIONS`` to the key, so a change to them here is never served a copy compiled under the
 old ones. numba's cache does not see changes to the compiled functions or constants a
-function uses from other files either: after changing those, clear the cache (the ``*.nbi``
-and ``*.nbc`` files in ``__pycache__``) or the callers keep their old copies.
+function uses from other files either (after a ``git pull`` that changed a rule in
+bot/risk/fills.py, the cached kernel kept the old one): ``_Cache`` also keys each copy on the
+source of its module and of every bot module it imports from, followed on through the modules
+that hold compiled functions themselves (``sources``), so such a change compiles anew.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -31,7 +38,30 @@ class _Cache(FunctionCache):  # type: ignore[misc]  # numba ships no types
 
     def _index_key(self, sig: Any, codegen: Any) -> tuple[Any, ...]:
         key: tuple[Any, ...] = super()._index_key(sig, codegen)
-        return (*key, tuple(sorted(OPTIONS.items())))
+        return (*key, tuple(sorted(OPTIONS.items())), sources(self._py_func.__module__))
+
+
+_IMPORTED = re.compile(r"^from (bot\.[\w.]+) import", re.MULTILINE)
+
+
+@functools.cache
+def sources(module: str) -> str:
+    """A digest of ``module``'s source and of the bot modules it imports from, followed on
+    through those that hold compiled functions (whose code a compiled caller takes in)."""
+    digest = hashlib.blake2b(digest_size=16)
+    seen: set[str] = set()
+    waiting = [module]
+    while waiting:
+        name = waiting.pop()
+        spec = importlib.util.find_spec(name)
+        if name in seen or spec is None or spec.origin is None:
+            continue
+        seen.add(name)
+        text = Path(spec.origin).read_text()
+        digest.update(name.encode() + b"\0" + text.encode())
+        if name == module or "@compiled" in text:
+            waiting += _IMPORTED.findall(text)
+    return digest.hexdigest()
 
 
 def compiled[Function: Callable[..., object]](function: Function) -> Function:
