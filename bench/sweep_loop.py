@@ -9,7 +9,7 @@ loop's longest stall over the whole sweep (the target: /halt answered within p95
 Held GIL (numba's njit without ``nogil``), the stall during a call is the whole call. The
 candles are a seeded random walk (the loop's stall does not depend on their shape); about
 1.1 GB at the default size. The suite runs the same measure on 2 pairs
-(tests/integration/test_rev_ops_sweep_loop.py).
+(tests/integration/test_portfolio_sweep_loop.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile review (session 22, rev-ops): /sweep portfolio's words from a hostile user, through
+"""Found by a hostile review (session 22): /sweep portfolio's words from a hostile user, through
 the real python-telegram-bot client and the Bot API emulator: each bad word gets one clear
 line, and nothing is stored."""
 

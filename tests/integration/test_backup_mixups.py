@@ -1,4 +1,4 @@
-"""Hostile review (session 22, rev-ops): `pairpilot restore` given a backup whose twin copy
+"""Found by a hostile review (session 22): `pairpilot restore` given a backup whose twin copy
 belongs to another backup (real files, the real CLI)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hostile review (session 22, rev-ops): the drift monitor's demotion and promotion under a
+"""Found by a hostile review (session 22): the drift monitor's demotion and promotion under a
 chat command and a tick that write at the same moment (real SQLite; fills handed in as in
 test_drift_monitor)."""
 

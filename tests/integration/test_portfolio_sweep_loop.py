@@ -1,4 +1,4 @@
-"""Hostile review (session 22, rev-ops): a portfolio sweep "runs each set in a worker thread so
+"""Found by a hostile review (session 22): a portfolio sweep "runs each set in a worker thread so
 the chat's loop goes on" (store_portfolio_sweep). It did not while the compiled kernel ran:
 numba's njit held the GIL for the whole call, so /halt, the tick and every reply waited for
 it (0.28-6.3 s per set for 10 pairs x a year of 1m candles, issue 17's size:
