@@ -8,6 +8,7 @@ bounds checks on, so a write past an array's end is an IndexError there, not hea
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -64,9 +65,14 @@ def run_grid(path: Path, cache: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def bounds_checked_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One numba cache for the three sizes: the kernel compiles with bounds checks once."""
-    return tmp_path_factory.mktemp("numba-boundscheck")
+def bounds_checked_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """One numba cache for the three sizes, shared by pytest-xdist's workers (each has its own
+    basetemp under the run's): the kernel compiles with bounds checks once a run, not once a
+    worker. A worker finding the cache in use waits for it (see the test)."""
+    basetemp = tmp_path_factory.getbasetemp()
+    cache = (basetemp if worker_id == "master" else basetemp.parent) / "numba-boundscheck"
+    cache.mkdir(exist_ok=True)
+    return cache
 
 
 @pytest.mark.parametrize("candles", [170, 200, 400])
@@ -75,7 +81,9 @@ def test_dense_trading_keeps_every_trade_with_bounds_checks_on(
 ) -> None:
     path = tmp_path / "ZIG_USDT-1h.csv"
     zigzag(candles).to_csv(path, index=False)
-    done = run_grid(path, bounds_checked_cache)
+    with (bounds_checked_cache / "in-use").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = run_grid(path, bounds_checked_cache)
     assert done.returncode == 0, done.stderr[-2000:]
     trades = json.loads(done.stdout)["trades"]
     # Grid's warm-up is 49 candles: from there on, every candle closing through a line enters
