@@ -31,9 +31,8 @@ from bot.research.receipts import (
     series_change,
     source_hash,
 )
-from bot.research.sweep import SweepSpec
 from bot.research.sweep_receipts import best_result, rows_hash
-from bot.research.sweep_rerun import SweepRerun, differences
+from bot.research.sweep_rerun import SweepRerun, differences, receipt_spec
 from strategies import strategy_registry
 
 
@@ -100,16 +99,7 @@ def rerun_portfolio_sweep(
     """Run every set of portfolio sweep ``receipt`` again, in its order, as ``rerun_portfolio``
     runs one (refused the same way); matched when the rows hash as the sweep's did."""
     frames, stated, window = _checked(receipt, config, candles)
-    p = receipt.params
-    spec = SweepSpec(
-        strategy=receipt.strategy,
-        space=p["space"],
-        objective=p["objective"],
-        max_drawdown=p["max_drawdown"],
-        random_samples=p["random_samples"],
-        seed=p["seed"],
-        terms={PORTFOLIO_ROWS: stated[1][None]},
-    )
+    spec = receipt_spec(receipt, {PORTFOLIO_ROWS: stated[1][None]})
     rows = [
         score_set(
             config, frames, spec, combo, window=window, overrides=NONE, limits=None, receipt=stated

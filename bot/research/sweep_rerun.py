@@ -70,17 +70,7 @@ def rerun_sweep(receipt: Receipt, candles: Sequence[pd.DataFrame | None]) -> Swe
     terms = {
         pair: rebuilt_terms(receipt, stated[pair] if stated else receipt.terms) for pair in pairs
     }
-    p = receipt.params
-    spec = SweepSpec(
-        strategy=receipt.strategy,
-        space=p["space"],
-        objective=p["objective"],
-        max_drawdown=p["max_drawdown"],
-        random_samples=p["random_samples"],
-        seed=p["seed"],
-        folds=p["folds"],
-        terms=terms,
-    )
+    spec = receipt_spec(receipt, terms, folds=receipt.params["folds"])
     series = [
         Series(s.pair, s.timeframe, frame)
         for s, frame in zip(receipt.series, candles, strict=True)
@@ -104,3 +94,18 @@ def differences(
         elif json.dumps(value) != json.dumps(was):
             found.append(f"{where}{key} {was} now {value}")
     return tuple(found)
+
+
+def receipt_spec(receipt: Receipt, terms: Mapping[str, Any], folds: int = 0) -> SweepSpec:
+    """The sweep ``receipt`` stored, on ``terms`` (by pair, or a portfolio's one row)."""
+    p = receipt.params
+    return SweepSpec(
+        strategy=receipt.strategy,
+        space=p["space"],
+        objective=p["objective"],
+        max_drawdown=p["max_drawdown"],
+        random_samples=p["random_samples"],
+        seed=p["seed"],
+        folds=folds,
+        terms=dict(terms),
+    )
