@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from aiosqlite import Row
+
 from storage.db import Database
 
 
@@ -40,13 +42,25 @@ class SqliteStrategyCheckRepository:
 
     async def latest(self, strategy: str, source_hash: str) -> dict[str, Any] | None:
         """The newest check of ``strategy`` at ``source_hash`` (report and fingerprint), or None:
-        what a gate asks before the strategy may trade."""
+        what a gate asks before the strategy may trade. ``created_ms``: when it ran."""
         row = await self._db.fetch_one(
-            "SELECT body FROM strategy_checks WHERE strategy = ? AND source_hash = ? "
+            "SELECT created_at, body FROM strategy_checks WHERE strategy = ? AND source_hash = ? "
             "ORDER BY id DESC LIMIT 1",
             (strategy, source_hash),
         )
-        if row is None:
-            return None
-        body: dict[str, Any] = json.loads(row["body"])
-        return body
+        return None if row is None else _check(row)
+
+    async def newest(self, strategy: str) -> dict[str, Any] | None:
+        """The newest check of ``strategy`` at any source hash, or None: whether the strategy
+        was checked before its file last changed."""
+        row = await self._db.fetch_one(
+            "SELECT created_at, body FROM strategy_checks WHERE strategy = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (strategy,),
+        )
+        return None if row is None else _check(row)
+
+
+def _check(row: Row) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(row["body"])
+    return {**body, "created_ms": int(row["created_at"])}

@@ -4,11 +4,19 @@ the config's strategies are (docs/strategies.md)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.app.strategy_loading import NAME, LoadedStrategies
 from bot.cli.strategy_check import add_strategy_check_command
 from bot.core.errors import UserInputError
+
+if TYPE_CHECKING:
+    from bot.research.check_status import CheckStatus
+    from strategies import Strategy
 
 
 def add_strategy_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,12 +45,35 @@ def add_strategy_command(commands: argparse._SubParsersAction[argparse.ArgumentP
 def strategy_command(args: argparse.Namespace) -> int:
     from bot.app.config import load_settings
 
-    loaded = load_settings(args.config, None).strategies
+    settings = load_settings(args.config, None)
+    loaded = settings.strategies
     assert loaded is not None  # load_settings always loads them
     if args.action == "new":
         return _new(args, loaded)
-    print(strategy_table(loaded))
+    print(strategy_table(loaded, stored_statuses(settings.database_path, loaded.registry)))
     return 0
+
+
+def stored_statuses(
+    database: Path, registry: Mapping[str, type[Strategy]]
+) -> dict[str, CheckStatus]:
+    """Each strategy's check status from ``database``, opened read only (never created): with
+    no database, or one from before strategy checks, none was checked."""
+    from bot.research.check_status import NOT_CHECKED, check_statuses
+    from storage.db import open_read_only
+    from storage.strategy_checks import SqliteStrategyCheckRepository
+
+    async def read() -> dict[str, CheckStatus]:
+        async with open_read_only(database) as db:
+            return await check_statuses(SqliteStrategyCheckRepository(db), registry)
+
+    if database.is_file():
+        try:
+            return asyncio.run(read())
+        except sqlite3.OperationalError as error:
+            if "no such table" not in str(error):
+                raise
+    return dict.fromkeys(registry, NOT_CHECKED)
 
 
 def _new(args: argparse.Namespace, loaded: LoadedStrategies) -> int:
@@ -86,14 +117,14 @@ def _default_folder(args: argparse.Namespace) -> Path:
     return (args.config.parent if args.config else Path()) / DEFAULT_FOLDER
 
 
-def strategy_table(loaded: LoadedStrategies) -> str:
-    """Each strategy: name, origin and description, then each parameter with its bounds; then
-    what could not be loaded, and why."""
+def strategy_table(loaded: LoadedStrategies, statuses: Mapping[str, CheckStatus]) -> str:
+    """Each strategy: name, origin and check status, its description, then each parameter with
+    its bounds; then what could not be loaded, and why."""
     registry = loaded.registry
     lines = []
     for name in sorted(registry):
         cls = registry[name]
-        lines.append(f"{name}  ({registry.origin(name)})")
+        lines.append(f"{name}  ({registry.origin(name)})  check: {statuses[name].text()}")
         lines.append(f"    {cls.description}")
         for spec in cls.specs():
             kind = "int" if spec.kind is int else "float"
