@@ -92,6 +92,7 @@ def strategies_text(rows: tuple[StrategyRow, ...]) -> str:
     blocks = []  # one parameter a line: readable on a phone
     for row in rows:
         blocks.append(f"<b>{escape(row.name)}</b>")
+        blocks.append(f"  {escape(row.origin)}; check: {escape(row.check)}")
         blocks += [
             f"  {escape(s.name)}={s.default:g} ({s.minimum:g} to {s.maximum:g})" for s in row.params
         ]
@@ -137,4 +138,4 @@ async def run_orders(request: Request) -> str:
 
 
 async def run_strategies(request: Request) -> str:
-    return strategies_text(request.cockpit.overview.strategies())
+    return strategies_text(await request.cockpit.overview.strategies())

@@ -40,6 +40,7 @@ from storage.fills import SqliteFillRepository
 from storage.orders import SqliteOrderRepository
 from storage.receipts import SqliteReceiptRepository
 from storage.state import SqliteStateRepository
+from storage.strategy_checks import SqliteStrategyCheckRepository
 from storage.sweeps import SqliteSweepRepository
 
 
@@ -128,6 +129,7 @@ def build_cockpit(
             control=control,
             fills=fills,
             orders=SqliteOrderRepository(db),
+            checks=SqliteStrategyCheckRepository(db),
         ),
         pairs=PairDesk(
             venue=venue,

@@ -6,6 +6,7 @@ Each returns a typed view (bot/chat/views.py); the front end words and marks it 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from bot.chat.venue import Venue
 from bot.chat.views import (
@@ -26,10 +27,12 @@ from bot.core.domain import PairRun, Trade
 from bot.core.ports import FillHistory, OrderHistory
 from bot.portfolio.holdings import Holding
 from bot.portfolio.performance import round_trips
+from bot.research.check_status import StrategyChecks, check_statuses
 from bot.trading.control import Control
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
 from strategies import strategy_registry
+from strategies.registry import Origin
 
 FRACTION_KEYS = frozenset(
     {
@@ -69,6 +72,7 @@ class Overview:
         control: Control,
         fills: FillHistory,
         orders: OrderHistory,
+        checks: StrategyChecks,
     ) -> None:
         self._venue = venue
         self._service = service
@@ -76,6 +80,7 @@ class Overview:
         self._control = control
         self._fills = fills
         self._orders = orders
+        self._checks = checks
 
     async def status(self) -> StatusView:
         portfolio, prices = self._engine.portfolio, self._service.prices
@@ -162,11 +167,15 @@ class Overview:
             for o in await self._orders.recent(count)
         )
 
-    def strategies(self) -> tuple[StrategyRow, ...]:
+    async def strategies(self) -> tuple[StrategyRow, ...]:
+        """Every strategy (built-in and the user's), where it came from and its check status."""
         registry = strategy_registry()
+        statuses = await check_statuses(self._checks, registry)
         return tuple(
             StrategyRow(
                 name,
+                _origin(registry.origin(name)),
+                statuses[name].text(),
                 tuple(
                     ParamRow(s.name, s.default, s.minimum, s.maximum)
                     for s in registry[name].specs()
@@ -204,3 +213,13 @@ class Overview:
                 position.unrealised_pnl(price) if price else 0.0,
             )
         return RunRow(run.pair, run.state.value, run.strategy, run.timeframe, held)
+
+
+def _origin(origin: Origin) -> str:
+    """Short enough for a phone: a file by its name (its folder is the config's), an entry
+    point by its target and distribution."""
+    if origin.kind == "file":
+        return f"file {Path(origin.where).name}"
+    if origin.kind == "entry point":
+        return f"entry point {origin.where.partition(' = ')[2]}"
+    return origin.kind

@@ -96,6 +96,8 @@ class ParamRow:
 @dataclass(frozen=True, slots=True)
 class StrategyRow:
     name: str
+    origin: str  # "built-in", "file mine.py", "entry point pkg:Mine (distribution pkg 1.0)"
+    check: str  # its stored check: bot/research/check_status.py CheckStatus.text()
     params: tuple[ParamRow, ...]
 
 
