@@ -77,7 +77,7 @@ COMMANDS: Mapping[str, Command] = {
     "trades": Command("viewer", "/trades [N]", "the last N closed trades (10)", reads.run_trades),
     "orders": Command("viewer", "/orders [N]", "the last N orders (10)", reads.run_orders),
     "strategies": Command(
-        "viewer", "/strategies", "the strategies, parameters and bounds", reads.run_strategies
+        "viewer", "/strategies", "strategies: origin, check, parameters", reads.run_strategies
     ),
     "risk": Command(
         "viewer",
