@@ -4,6 +4,7 @@ config's real SQLite database, which listing never creates."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,3 +76,18 @@ def test_a_config_names_the_database_it_reads(
     assert listed(capsys, "--config", str(config))["rsi"].startswith("passed ")
     assert listed(capsys)["rsi"] == "not checked"
     assert not (tmp_path / "data").exists()
+
+
+def test_a_database_from_before_strategy_checks_is_read_as_not_checked_and_left_as_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    database = tmp_path / "data" / "pairpilot.sqlite"
+    database.parent.mkdir()
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE fills (id INTEGER PRIMARY KEY)")
+    connection.close()
+    before = database.read_bytes()
+    assert set(listed(capsys).values()) == {"not checked"}
+    assert database.read_bytes() == before
+    assert sorted(path.name for path in database.parent.iterdir()) == ["pairpilot.sqlite"]
