@@ -43,7 +43,11 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
 def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | None = None) -> int:
     """``early``: the --data file already being read (the CLI starts it before heavy imports)."""
     terms_from_args(args, args.pair)  # a bad override is refused before anything is read
-    resamples = resample_count(args.monte_carlo, "--monte-carlo") if args.monte_carlo else None
+    if args.seed is not None and args.monte_carlo is None:
+        raise UserInputError("--seed goes with --monte-carlo N")
+    resamples = (
+        None if args.monte_carlo is None else resample_count(args.monte_carlo, "--monte-carlo")
+    )
     params = key_values(args.param, malformed("--param"))
     strategy = load_strategy(args.strategy or "ema_cross", params)
     warming = warm_up()  # overlaps numba's one-off load with reading the candles

@@ -312,6 +312,8 @@ def _backtest(args: argparse.Namespace) -> int:
     from bot.market.candle_files import read_candle_file
 
     if args.rerun:
+        if args.monte_carlo is not None:
+            raise UserInputError("--monte-carlo goes with a backtest, not --rerun")
         from bot.cli.rerun import rerun_command
 
         return rerun_command(args)

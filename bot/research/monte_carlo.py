@@ -31,10 +31,10 @@ class MonteCarlo:
     resamples: int
     trades: int
     seed: int
-    halt: float  # the drawdown limit that halts entries, a fraction
+    halt: float  # the drawdown limit that halts entries, a fraction (0: no halt)
     final_return: tuple[float, float, float]  # 5th, 50th, 95th percentile, fractions
     max_drawdown: tuple[float, float, float]
-    halt_chance: float  # share of resamples with a drawdown deeper than ``halt``
+    halt_chance: float | None  # share of resamples with a drawdown deeper than ``halt``
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -56,7 +56,12 @@ class MonteCarlo:
             f"Monte Carlo: {sample} (seed {self.seed})",
             f"final return p5/p50/p95: {ret}",
             f"max drawdown p5/p50/p95: {dd}",
-            f"chance of drawdown over the {self.halt:.0%} halt: {self.halt_chance:.1%}",
+            (
+                "no drawdown halt set (risk max_drawdown 0)"
+                if self.halt_chance is None
+                else f"chance of drawdown over the {self.halt * 100:g}% halt: "
+                f"{self.halt_chance:.1%}"
+            ),
         ]
 
 
@@ -114,7 +119,8 @@ def monte_carlo(
         halt=halt,
         final_return=(float(final_pcts[0]), float(final_pcts[1]), float(final_pcts[2])),
         max_drawdown=(float(dd_pcts[0]), float(dd_pcts[1]), float(dd_pcts[2])),
-        halt_chance=float(np.mean(drawdowns > halt)),
+        # deeper than the halt, as the risk guard compares; a limit of 0 halts nothing
+        halt_chance=float(np.mean(drawdowns > halt)) if halt > 0 else None,
     )
 
 

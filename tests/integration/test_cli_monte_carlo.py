@@ -53,6 +53,8 @@ def _few_candles(tmp_path: Path) -> Path:
         (["--monte-carlo", "100001"], "from 1 to 100,000"),
         (["--monte-carlo", "100", "FEW"], "Monte Carlo needs at least 2 closed trades"),
         (["--monte-carlo", "100", "PORTFOLIO"], "--monte-carlo resamples one pair's trades"),
+        (["--seed", "3"], "--seed goes with --monte-carlo N"),
+        (["--monte-carlo", "100", "--rerun", "abcdef"], "not --rerun"),
     ],
 )
 def test_a_refused_monte_carlo_exits_2_with_one_line_and_stores_nothing(

@@ -63,3 +63,10 @@ def test_a_bad_resample_count_is_refused(text: str, message: str) -> None:
 def test_fewer_than_two_trades_are_refused() -> None:
     with pytest.raises(UserInputError, match="at least 2 closed trades; this backtest closed 1"):
         monte_carlo(np.array([0.1]), 100, halt=0.15)
+
+
+def test_without_a_drawdown_halt_there_is_no_halt_chance() -> None:
+    figures = monte_carlo(np.array([0.1, -0.2]), 100, halt=0.0)
+    assert figures.halt_chance is None
+    assert figures.lines()[-1] == "no drawdown halt set (risk max_drawdown 0)"
+    assert "over the 12.5% halt" in monte_carlo(np.array([0.1, -0.2]), 100, halt=0.125).lines()[-1]
