@@ -98,7 +98,7 @@ COMMANDS: Mapping[str, Command] = {
     ),
     "backtest": Command(
         "trader",
-        f"/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...] {TERM_WORDS}",
+        f"/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...] [mc=N] {TERM_WORDS}",
         "recent candles (1h, 30 days), the bot's terms or given; PAIR portfolio: every pair",
         research.run_backtest,
     ),

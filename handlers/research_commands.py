@@ -32,11 +32,13 @@ def chart_photo(chart: CandleChart) -> Photo:
 
 def backtest_photo(chart: BacktestChart) -> Photo:
     rows = "\n".join(f"{escape(name)}: {escape(value)}" for name, value in chart.metrics)
+    mc = chart.robustness
     caption = (
         f"<b>{escape(chart.pair)} {escape(chart.strategy)} {chart.timeframe}</b>, "
         f"{chart.candles:,} candles from {chart.first:%Y-%m-%d}\n"
         + "".join(f"{escape(line)}\n" for line in chart.terms)
         + rows
+        + "".join(f"\n{escape(line)}" for line in (mc.lines() if mc else []))
         + (f"\nreceipt {chart.receipt}: /rerun {chart.receipt}" if chart.receipt else "")
     )
     return Photo(chart.png, caption)

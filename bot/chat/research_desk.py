@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from bot.core.key_values import key_values
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock, EquityHistory, FillHistory
 from bot.core.timeframes import timeframe_seconds
+from bot.research.monte_carlo import MonteCarlo, resample_count, resampled
 from bot.research.receipts import SWEEP
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
 
 PERIODS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 CHART_CANDLES = 120  # candles on a /chart: readable on a phone
-BACKTEST_USAGE = f"usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...]\n{TERM_WORDS}"
+BACKTEST_USAGE = (
+    f"usage: /backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...] [mc=N]\n{TERM_WORDS}"
+)
 RERUN_USAGE = "usage: /rerun ID (each backtest and sweep reply names its receipt)"
 
 
@@ -83,6 +86,7 @@ class BacktestChart:
     terms: tuple[str, ...]  # the values simulated (ResearchTerms.statement)
     metrics: tuple[tuple[str, str], ...]  # name, value
     receipt: str | None = None  # its receipt's id, where receipts are kept
+    robustness: MonteCarlo | None = None  # Monte Carlo of its trades, when asked (mc=N)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +264,7 @@ class ResearchDesk:
             raise UserInputError(f"unexpected {words[4]!r}; parameters go as key=value")
         try:
             given = key_values([a for a in arguments if "=" in a], malformed)
+            resamples = resample_count(given.pop("mc"), "mc=") if "mc" in given else None
             strategy = build_strategy(words[1], strategy_words(words[1], given))
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
@@ -276,11 +281,15 @@ class ResearchDesk:
             await progress(f"Backtest {running}: trading {len(candles):,} candles…")
             setup = setup_for(pair, timeframe, terms)
             result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
+            robustness = (  # before the receipt: a refused run keeps none
+                None if resamples is None else await asyncio.to_thread(resampled, result, resamples)
+            )
             receipt = (
                 await self._receipts.keep(result, terms, days, now) if self._receipts else None
             )
             await progress(f"Backtest {running}: drawing…")
-            return await self._chart(result, terms, receipt)
+            chart = await self._chart(result, terms, receipt)
+            return replace(chart, robustness=robustness)
 
     async def rerun(
         self, arguments: Sequence[str], progress: Progress

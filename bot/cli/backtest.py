@@ -24,6 +24,7 @@ from bot.market.candle_files import pair_of, read_candle_file, timeframe_of, val
 from bot.research.account_terms import ResearchTerms
 from bot.research.backtest import BacktestResult, run_backtest, setup_for
 from bot.research.kernel_trades import EXIT_REASONS
+from bot.research.monte_carlo import resample_count, resampled
 from bot.research.report import metric_rows, result_chart
 from bot.research.simulation import warm_up
 from strategies import Strategy, StrategyConfigError, build_strategy
@@ -42,6 +43,11 @@ def load_strategy(name: str, params: dict[str, Any]) -> Strategy:
 def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | None = None) -> int:
     """``early``: the --data file already being read (the CLI starts it before heavy imports)."""
     terms_from_args(args, args.pair)  # a bad override is refused before anything is read
+    if args.seed is not None and args.monte_carlo is None:
+        raise UserInputError("--seed goes with --monte-carlo N")
+    resamples = (
+        None if args.monte_carlo is None else resample_count(args.monte_carlo, "--monte-carlo")
+    )
     params = key_values(args.param, malformed("--param"))
     strategy = load_strategy(args.strategy or "ema_cross", params)
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
@@ -57,6 +63,7 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
         warming.join()
         begin("trading")
         result = run_backtest(candles, strategy, setup)
+        robustness = None if resamples is None else resampled(result, resamples, args.seed)
         if args.chart:
             begin("drawing")
             chart = result_chart(result)
@@ -64,10 +71,12 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
         if args.chart:
             write_chart(args.chart, chart)
         receipt = store_backtest_receipt(args, result, terms)  # only once the run succeeded
+        figures = {} if robustness is None else {"monte_carlo": robustness.as_dict()}
+        lines = [] if robustness is None else ["", *robustness.lines()]
         output = (
-            json_text({"receipt": receipt, **result_document(result, terms)})
+            json_text({"receipt": receipt, **result_document(result, terms), **figures})
             if args.json
-            else f"{result_table(result, terms)}\n{receipt_line(receipt)}"
+            else "\n".join([result_table(result, terms), *lines, receipt_line(receipt)])
         )
     print(output)
     return 0

@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--json", action="store_true", help="print JSON instead of a table")
     backtest.add_argument("--chart", type=Path, help="write the equity chart PNG here")
     backtest.add_argument(
+        "--monte-carlo",
+        metavar="N",
+        help="resample the closed trades N times (bootstrap, compounded): percentiles of final "
+        "return and max drawdown, and the chance of a drawdown past the halt; one pair only",
+    )
+    backtest.add_argument(
+        "--seed", type=int, help="with --monte-carlo: the resampling seed (default: a fixed one)"
+    )
+    backtest.add_argument(
         "--rerun",
         metavar="ID",
         help="run a stored receipt again (every backtest prints its id) and say whether it "
@@ -303,6 +312,8 @@ def _backtest(args: argparse.Namespace) -> int:
     from bot.market.candle_files import read_candle_file
 
     if args.rerun:
+        if args.monte_carlo is not None:
+            raise UserInputError("--monte-carlo goes with a backtest, not --rerun")
         from bot.cli.rerun import rerun_command
 
         return rerun_command(args)
@@ -310,6 +321,11 @@ def _backtest(args: argparse.Namespace) -> int:
     # Reading a candle file runs mostly outside the GIL (zlib, pandas' tokenizer), so it overlaps
     # the imports of numba and pandas-ta below (what that saves: bench/RESULTS.md).
     if args.config and not (args.data or args.pair or args.strategy or args.param):
+        if args.monte_carlo is not None:
+            raise UserInputError(
+                "--monte-carlo resamples one pair's trades: give --pair or --data "
+                "(a portfolio's pairs trade at once, so their trades are not a sequence)"
+            )
         from bot.cli.portfolio_backtest import portfolio_command
 
         return portfolio_command(args)
