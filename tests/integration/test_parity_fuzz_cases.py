@@ -10,37 +10,19 @@ Found by a seeded fuzz of 250 windows; each seed here is one defect, explained i
 from __future__ import annotations
 
 import random
-from typing import ClassVar
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from bot.core.domain import RiskLimits
 from bot.research.backtest import BacktestSetup, run_backtest
-from strategies import Strategy, strategy_registry
-from strategies.base import ENTER, EXIT, HOLD
+from strategies import strategy_registry
+from strategies.base import ENTER, EXIT
 from strategies.registry import Origin, install
-from tests.integration.test_parity import FEE, PAIR, SLIPPAGE, live_trades, same_trade
+from tests.integration.test_parity import FEE, PAIR, SLIPPAGE, AtTimes, live_trades, same_trade
 
 T0 = 1_679_616_000_000
 HOUR = 3_600_000
-
-
-class FuzzTimes(Strategy):
-    """Signals at given candle times (epoch ms)."""
-
-    name = "fuzz_times"
-    description = "test signals by time"
-    param_specs = ()
-    times: ClassVar[dict[int, int]] = {}
-
-    @property
-    def warmup(self) -> int:
-        return 1
-
-    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
-        return candles["timestamp"].map(self.times).fillna(HOLD).astype(np.int8)
 
 
 def window(
@@ -118,8 +100,8 @@ async def test_capped_and_zero_volume_sales_make_the_live_engines_trades(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     candles, times, params, limits, resting = window(seed)
-    monkeypatch.setattr(FuzzTimes, "times", times)
-    install(strategy_registry().adding(FuzzTimes, Origin("file", __file__)))
+    monkeypatch.setattr(AtTimes, "times", times)
+    install(strategy_registry().adding(AtTimes, Origin("file", __file__)))
     setup = BacktestSetup(
         pair=PAIR,
         timeframe="1h",
@@ -129,10 +111,10 @@ async def test_capped_and_zero_volume_sales_make_the_live_engines_trades(
         resting_stops=resting,
         volume_share=0.1,
     )
-    backtest = run_backtest(candles, FuzzTimes(params), setup)
+    backtest = run_backtest(candles, AtTimes(params), setup)
     expected = backtest.table.trades()[: backtest.table.closed]
     live, vetoes = await live_trades(
-        candles, FuzzTimes.name, params, limits, volume_share=0.1, rests_stops=resting
+        candles, AtTimes.name, params, limits, volume_share=0.1, rests_stops=resting
     )
     assert len(live) == len(expected)
     mismatches = [(a, b) for a, b in zip(live, expected, strict=True) if not same_trade(a, b)]
