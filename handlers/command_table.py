@@ -11,6 +11,7 @@ from html import escape
 from bot.chat.term_words import USAGE as TERM_WORDS
 from bot.core.errors import UserInputError
 from handlers import admin_commands as admin
+from handlers import check_commands as checks
 from handlers import drift_commands as drift
 from handlers import read_commands as reads
 from handlers import receipt_commands as receipts
@@ -101,6 +102,12 @@ COMMANDS: Mapping[str, Command] = {
         f"/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...] [mc=N] {TERM_WORDS}",
         "recent candles (1h, 30 days), the bot's terms or given; PAIR portfolio: every pair",
         research.run_backtest,
+    ),
+    "check": Command(
+        "trader",
+        "/check STRATEGY [PAIR] [TIMEFRAME] [key=value ...]",
+        "check a strategy for look-ahead and more",
+        checks.run_check,
     ),
     "rerun": Command(
         "trader",

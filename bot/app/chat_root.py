@@ -14,6 +14,7 @@ from bot.app.startup import dust_desk
 from bot.charts.worker import ChartWorker
 from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
+from bot.chat.check_desk import CheckDesk
 from bot.chat.cockpit import Cockpit
 from bot.chat.drift_desk import DriftDesk
 from bot.chat.limits_desk import LimitsDesk
@@ -119,7 +120,7 @@ def build_cockpit(
     state = SqliteStateRepository(db)
     preferences = AlertPreferences(state, clock)
     limits = LimitsDesk(quote=venue.quote, service=service, engine=engine, clock=clock)
-    backtests = OneAtATime("backtest")  # /backtest, /rerun and /drift's backtest
+    backtests = OneAtATime("backtest")  # /backtest, /rerun, /check and /drift's backtest
     return Cockpit(
         venue=venue,
         overview=Overview(
@@ -180,5 +181,14 @@ def build_cockpit(
         dust=dust,
         drift=DriftDesk(
             venue=venue, service=service, history=history, backtests=backtests, clock=clock
+        ),
+        checks=CheckDesk(
+            service=service,
+            history=history,
+            store=SqliteStrategyCheckRepository(db),
+            clock=clock,
+            quote=venue.quote,
+            pairs=() if venue.portfolio is None else venue.portfolio.pairs,
+            backtests=backtests,
         ),
     )
