@@ -127,3 +127,22 @@ class ByIndexLabel(_Attack):
         close = candles["close"]
         four_hourly = close.where(candles.index % 4 == 3).ffill()
         return crossings(four_hourly, close.rolling(40).mean())
+
+
+class EmaTrend(Strategy):
+    """Long above EMA(length), flat below; declares 100 candles of warm-up and no smoothing
+    length, so its live window is 100 candles whatever the length."""
+
+    name = "review_ema_trend"
+    description = "a review fixture"
+    param_specs: ClassVar[tuple[ParamSpec, ...]] = (
+        ParamSpec("length", int, 10, 2, 200, "EMA length, in candles"),
+    )
+
+    @property
+    def warmup(self) -> int:
+        return 100
+
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
+        close = candles["close"]
+        return crossings(close, close.ewm(span=int(self.params["length"]), adjust=False).mean())
