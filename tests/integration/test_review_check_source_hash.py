@@ -17,6 +17,8 @@ from pathlib import Path
 from bot.app.strategy_loading import load_strategies
 from bot.research.receipts import source_hash
 from tests.integration.test_cli import SAMPLE
+from tests.review_check_fixtures import PlainCross
+from tests.strategy_fixtures import NextClose
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,3 +176,14 @@ def test_a_file_saved_while_its_check_runs_is_not_what_the_pass_is_stored_for(
     assert (folder / "edited_trend.py").read_text() == TREND_PEEKING
     listing = pairpilot("strategy", "list", cwd=tmp_path)
     assert status(listing, "edited_trend") == "changed since its check", (first, listing)
+
+
+def test_a_class_claiming_the_interface_module_does_not_hash_as_the_interface() -> None:
+    """``source_hash`` stops at the first class of the MRO whose ``__module__`` is
+    strategies.base, after hashing that module. The folder loader refuses a class whose
+    ``__module__`` is not its file's, but the entry-point loader takes any Strategy subclass:
+    one that claims ``__module__ = "strategies.base"`` hashes as base.py alone, so every
+    version of its package, peeking or not, shares one hash and one stored pass."""
+    honest = type("Honest", (PlainCross,), {"__module__": "strategies.base"})
+    peeking = type("Peeking", (NextClose,), {"__module__": "strategies.base"})
+    assert source_hash(honest) != source_hash(peeking)
