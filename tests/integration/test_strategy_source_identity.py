@@ -1,9 +1,10 @@
-"""Review of the strategy check's source hash (issue 18): the hash a stored check is kept under
-and a live gate compares must change whenever the code that decides changes. At main 12bf92b
-it does not for code a strategy imports (the docs send shared code to a package), and it is
-read from the file on disk when asked, not from the code loaded.
+"""A strategy's source hash names the code loaded (issue 18; review findings 4, 5 and 11): the
+hash a stored check is kept under, that the live gate compares and a receipt's rerun checks. It
+covers the helper modules a strategy imports, it is taken from the bytes the loader compiled
+(not the file on disk when asked), and a class cannot borrow another module's hash.
 
-Each test is a user's session: real files, a real SQLite database, `pairpilot` in a process.
+Real files in tmp folders through the real loader; `pairpilot` in a process where a user's
+session is the point, with a real SQLite database.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.app.strategy_loading import load_strategies
+import pytest
+
+from bot.app.strategy_loading import MODULE_PREFIX, load_strategies
 from bot.research.receipts import source_hash
+from bot.research.strategy_source import covered
+from strategies.registry import StrategyRegistry
 from tests.integration.test_cli import SAMPLE
 from tests.review_check_fixtures import PlainCross
 from tests.strategy_fixtures import NextClose
@@ -187,3 +192,125 @@ def test_a_class_claiming_the_interface_module_does_not_hash_as_the_interface() 
     honest = type("Honest", (PlainCross,), {"__module__": "strategies.base"})
     peeking = type("Peeking", (NextClose,), {"__module__": "strategies.base"})
     assert source_hash(honest) != source_hash(peeking)
+
+
+SHARED_INIT = """
+from shared_lines.impl import smooth
+
+
+def trend_line(close):
+    return smooth(close, 10)
+"""
+SHARED_IMPL = """
+def smooth(close, length):
+    return close.rolling(length).mean()
+"""
+# two files using the helper package: one by a function, one by the module
+BY_FUNCTION = USING_HELPER.replace("review_lines import", "shared_lines import")
+BY_MODULE = (
+    USING_HELPER.replace("from review_lines import trend_line", "import shared_lines")
+    .replace("trend_line(candles", "shared_lines.trend_line(candles")
+    .replace("helper_trend", "second_trend")
+    .replace("class HelperTrend", "class SecondTrend")
+)
+
+
+def loaded_from(folder: Path, *modules: str) -> StrategyRegistry:
+    try:
+        return load_strategies(folder, explicit=True).registry
+    finally:
+        for name in modules:
+            sys.modules.pop(name, None)
+
+
+def test_every_strategy_using_a_helper_package_covers_it_whichever_imported_it_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper and the module it imports count for both files, not only for the one whose
+    import loaded them; the standard library and pairpilot's dependencies (pandas) do not."""
+    lib = tmp_path / "lib"
+    (lib / "shared_lines").mkdir(parents=True)
+    (lib / "shared_lines" / "__init__.py").write_text(SHARED_INIT)
+    (lib / "shared_lines" / "impl.py").write_text(SHARED_IMPL)
+    folder = tmp_path / "user_strategies"
+    folder.mkdir()
+    (folder / "a_first.py").write_text(BY_FUNCTION)
+    (folder / "b_second.py").write_text(BY_MODULE)
+    monkeypatch.syspath_prepend(str(lib))
+    helpers = ("shared_lines", "shared_lines.impl")
+    files = (f"{MODULE_PREFIX}.a_first", f"{MODULE_PREFIX}.b_second")
+    registry = loaded_from(folder, *helpers, *files)
+    assert covered(registry["helper_trend"]) == (files[0], *helpers, "strategies.base")
+    assert covered(registry["second_trend"]) == (files[1], *helpers, "strategies.base")
+
+    (lib / "shared_lines" / "impl.py").write_text(SHARED_IMPL.replace("rolling", "ewm"))
+    edited = loaded_from(folder, *helpers, *files)
+    for name in ("helper_trend", "second_trend"):
+        assert source_hash(edited[name]) != source_hash(registry[name]), name
+
+
+INSTALLED = "import pandas as pd\n\n\ndef trend_line(close):\n    return close.rolling(10).mean()\n"
+
+
+def test_an_installed_distribution_pairpilot_does_not_depend_on_counts_by_name_and_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A third-party package installed beside pairpilot (not in its lock) is named by its
+    distribution and version: its bytes are the installer's, not the trader's to edit."""
+    site = tmp_path / "site-packages"
+    (site / "review_lines").mkdir(parents=True)
+    (site / "review_lines" / "__init__.py").write_text(INSTALLED)
+    info = site / "review_lines-2.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: review-lines\nVersion: 2.1\n")
+    folder = tmp_path / "user_strategies"
+    folder.mkdir()
+    (folder / "helper_trend.py").write_text(USING_HELPER)
+    monkeypatch.syspath_prepend(str(site))
+    modules = ("review_lines", f"{MODULE_PREFIX}.helper_trend")
+    before = loaded_from(folder, *modules)["helper_trend"]
+    assert "review_lines" in covered(before)
+    (site / "review_lines" / "__init__.py").write_text(INSTALLED + "# a comment\n")
+    after = loaded_from(folder, *modules)["helper_trend"]
+    assert source_hash(after) == source_hash(before)
+
+
+CLAIMING = """
+from tests.review_check_fixtures import PlainCross
+
+
+class Claimer(PlainCross):
+    __module__ = "strategies.base"
+    name = "claimer"
+"""
+
+
+def test_a_class_claiming_another_module_is_refused_from_a_file_and_an_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    (site / "claimer_pkg").mkdir(parents=True)
+    (site / "claimer_pkg" / "__init__.py").write_text(CLAIMING)
+    info = site / "claimer_pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: claimer-pkg\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[pairpilot.strategies]\nclaimer = claimer_pkg:Claimer\n"
+    )
+    folder = tmp_path / "user_strategies"
+    folder.mkdir()
+    (folder / "claiming.py").write_text(CLAIMING.replace('"claimer"', '"claiming"'))
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        loaded = load_strategies(folder, explicit=True)
+    finally:
+        sys.modules.pop("claimer_pkg", None)
+        sys.modules.pop(f"{MODULE_PREFIX}.claiming", None)
+    assert "claimer" not in loaded.registry
+    assert "claiming" not in loaded.registry
+    point, file = loaded.problems
+    claims = "class Claimer claims __module__ = 'strategies.base', a module that does not define it"
+    assert point.where.startswith("entry point claimer = claimer_pkg:Claimer (distribution")
+    assert claims in point.message
+    assert file.where == str(folder / "claiming.py")
+    assert claims in file.message
