@@ -59,6 +59,8 @@ def load_strategies(folder: Path | None, *, explicit: bool) -> LoadedStrategies:
     if folder is not None and explicit and not present:
         why = "is not a folder" if folder.exists() else "does not exist"
         raise ConfigError(f"strategies_dir {folder} {why}")
+    for cls in BUILT_INS.values():  # their hash too is of their bytes when loaded
+        pin(cls)
     found: list[tuple[type[Strategy], Origin]] = []
     problems: list[LoadProblem] = []
     _from_entry_points(entry_points(group=ENTRY_POINT_GROUP), found, problems)
