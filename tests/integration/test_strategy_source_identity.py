@@ -134,6 +134,8 @@ def test_editing_a_helper_package_the_strategy_imports_voids_its_check(tmp_path:
         "strategy", "check", "helper_trend", "--data", str(SAMPLE), cwd=tmp_path, pythonpath=lib
     )
     assert "verdict: passed" in checked, checked
+    listing = pairpilot("strategy", "list", cwd=tmp_path, pythonpath=lib)
+    assert status(listing, "helper_trend").startswith("passed "), listing  # another process
 
     (library / "__init__.py").write_text(HELPER_PEEKING)
     elsewhere = tmp_path / "elsewhere"  # its own database: this one's must stay as it was
@@ -215,9 +217,11 @@ BY_MODULE = (
 )
 
 
-def loaded_from(folder: Path, *modules: str) -> StrategyRegistry:
+def loaded_from(folder: Path | None, *modules: str) -> StrategyRegistry:
+    """What the loader finds (in ``folder``: None, the entry points alone), then ``modules``
+    forgotten, as a new process would not have them."""
     try:
-        return load_strategies(folder, explicit=True).registry
+        return load_strategies(folder, explicit=folder is not None).registry
     finally:
         for name in modules:
             sys.modules.pop(name, None)
@@ -314,3 +318,52 @@ def test_a_class_claiming_another_module_is_refused_from_a_file_and_an_entry_poi
     assert claims in point.message
     assert file.where == str(folder / "claiming.py")
     assert claims in file.message
+
+
+PACKAGE_INIT = """
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pandas as pd
+
+from packed_trend.lines import trend_line
+from strategies.base import ParamSpec, Strategy, crossings
+
+
+class PackedTrend(Strategy):
+    name = "packed_trend"
+    description = "the close crossing a line from its own package's module"
+    param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
+
+    @property
+    def warmup(self) -> int:
+        return 11
+
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
+        return crossings(candles["close"], trend_line(candles["close"]))
+"""
+
+
+def test_an_entry_point_package_is_hashed_by_the_bytes_of_its_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A distribution of user strategies (pip install -e keeps its files editable, its version
+    unchanged): each module of it the strategy uses counts by its bytes."""
+    site = tmp_path / "site-packages"
+    (site / "packed_trend").mkdir(parents=True)
+    (site / "packed_trend" / "__init__.py").write_text(PACKAGE_INIT)
+    (site / "packed_trend" / "lines.py").write_text(INSTALLED)
+    info = site / "packed_trend-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: packed-trend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[pairpilot.strategies]\npacked_trend = packed_trend:PackedTrend\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    modules = ("packed_trend", "packed_trend.lines")
+    before = loaded_from(None, *modules)["packed_trend"]
+    assert covered(before) == ("packed_trend", "packed_trend.lines", "strategies.base")
+    (site / "packed_trend" / "lines.py").write_text(INSTALLED.replace("rolling", "ewm"))
+    after = loaded_from(None, *modules)["packed_trend"]
+    assert source_hash(after) != source_hash(before)
