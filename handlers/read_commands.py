@@ -47,7 +47,9 @@ def pairs_text(rows: tuple[PairRow, ...]) -> str:
         return "No pairs running."
     return "\n".join(
         f"{escape(row.pair)} {row.state}: {escape(row.strategy)} {row.timeframe}, "
-        f"{row.capital_share:.0%} of capital" + (f", {escape(row.params)}" if row.params else "")
+        f"{row.capital_share:.0%} of capital"
+        + (f", {escape(row.params)}" if row.params else "")
+        + (f"\n  held: {escape(row.held)}" if row.held else "")
         for row in rows
     )
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from bot.alerts.outbox import AlertOutbox, OnceAlerts
 from bot.app.config import Secrets, Settings
-from bot.app.startup import Replay, reconcile_at_start, sync_pair_runs
+from bot.app.startup import Replay, reconcile_at_start, strategy_gate, sync_pair_runs
 from bot.core.clock import FakeClock
 from bot.core.domain import PairRun, RiskLimits
 from bot.core.ports import Clock, Exchange, PriceFeed, StateStore
@@ -35,6 +35,7 @@ from bot.trading.control import Control
 from bot.trading.engine import Engine, EngineCosts
 from bot.trading.replay import ReplayDriver
 from bot.trading.service import TradingService
+from bot.trading.strategy_gate import hold_refused
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database
 from storage.equity import SqliteEquityRepository
@@ -202,6 +203,8 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         clock=clock,
         runs=runs,
     )
+    gate = strategy_gate(db, settings.mode)
+    await hold_refused(service, gate, outbox)
     control = Control(
         runs=runs_repo,
         service=service,
@@ -211,6 +214,7 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         clock=clock,
         quote=settings.quote,
         outside=OutsideHoldings(state, clock),
+        gate=gate,
     )
     driver = ReplayDriver(
         clock=clock,
@@ -278,6 +282,8 @@ async def assemble_on_exchange(
     service = TradingService(
         engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=runs
     )
+    gate = strategy_gate(db, settings.mode)
+    await hold_refused(service, gate, outbox)  # live: a run whose check has not passed waits
     await service.prime()
     schedule = tick_scheduler(jobs, service)
     for run in runs:
@@ -292,6 +298,7 @@ async def assemble_on_exchange(
         quote=quote,
         on_started=schedule,
         outside=OutsideHoldings(SqliteStateRepository(db), clock),
+        gate=gate,
     )
     return Trading(clock, engine, service, control, outbox, source=source)
 

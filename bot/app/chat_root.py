@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bot.alerts.outbox import AlertOutbox
 from bot.alerts.preferences import AlertPreferences
 from bot.app.bootstrap import Trading
 from bot.app.config import Settings
@@ -16,6 +17,7 @@ from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
 from bot.chat.cockpit import Cockpit
 from bot.chat.drift_desk import DriftDesk
+from bot.chat.gate_desk import GateDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import Overview
@@ -41,6 +43,7 @@ from storage.orders import SqliteOrderRepository
 from storage.receipts import SqliteReceiptRepository
 from storage.state import SqliteStateRepository
 from storage.strategy_checks import SqliteStrategyCheckRepository
+from storage.strategy_overrides import SqliteStrategyOverrideRepository
 from storage.sweeps import SqliteSweepRepository
 
 
@@ -180,5 +183,14 @@ def build_cockpit(
         dust=dust,
         drift=DriftDesk(
             venue=venue, service=service, history=history, backtests=backtests, clock=clock
+        ),
+        gate=None
+        if control.gate is None
+        else GateDesk(
+            gate=control.gate,
+            overrides=SqliteStrategyOverrideRepository(db),
+            service=service,
+            outbox=AlertOutbox(SqliteAlertRepository(db), clock),
+            clock=clock,
         ),
     )

@@ -14,6 +14,7 @@ from bot.charts.worker import ChartWorker
 from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
 from bot.chat.drift_desk import DriftDesk
+from bot.chat.gate_desk import GateDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
@@ -35,3 +36,4 @@ class Cockpit:
     charts: ChartWorker  # started and closed with the front end
     dust: DustDesk | None = None  # the dust in the books and its conversion (/dust)
     drift: DriftDesk | None = None  # live against the paper twin (/drift, /promote)
+    gate: GateDesk | None = None  # /allow: a strategy not checked let trade live

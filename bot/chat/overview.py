@@ -106,6 +106,7 @@ class Overview:
                 run.timeframe,
                 run.capital_share,
                 " ".join(f"{key}={value}" for key, value in run.params.items()),
+                self._service.held.get(run.id, ""),
             )
             for run in self._service.runs()
         )

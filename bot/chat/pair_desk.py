@@ -66,6 +66,12 @@ class PairDesk:
         capital = number("share", share) if share is not None else None  # None: what is left
         return await self._control.start_pair(pair, strategy, timeframe, params, capital)
 
+    async def start_warning(self, run: PairRun) -> str:
+        """The warning line a start of ``run`` carries when its strategy's check has not
+        passed (paper; live by an /allow), else ""."""
+        gate = self._control.gate
+        return "" if gate is None else (await gate.of_run(self._service, run)).warning
+
     async def stop_pair(self, argument: str) -> str:
         """Stop the pair (its position is closed); the pair as understood."""
         pair = normalise_pair(argument, self._venue.quote)

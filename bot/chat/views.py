@@ -47,6 +47,7 @@ class PairRow:
     timeframe: str
     capital_share: float
     params: str  # "key=value ..." ("" without parameters)
+    held: str = ""  # why the live gate holds it (not ticked), "" when it trades
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sqlite3
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,19 @@ def stored_statuses(
             if "no such table" not in str(error):
                 raise
     return dict.fromkeys(registry, NOT_CHECKED)
+
+
+def print_check_note(config: Path | None, strategy: type[Strategy]) -> None:
+    """On stderr, the one line a research run of ``strategy`` says when its check has not
+    passed at its current source (read from ``config``'s database, never created)."""
+    from bot.app.config import load_settings
+    from bot.research.check_status import check_note
+
+    database = load_settings(config, None, strategies=False).database_path
+    status = stored_statuses(database, {strategy.name: strategy})[strategy.name]
+    note = check_note(strategy.name, status)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _new(args: argparse.Namespace, loaded: LoadedStrategies) -> int:
