@@ -166,6 +166,7 @@ def build_cockpit(
                 receipts=receipts,
             ),
             backtests=backtests,
+            checks=SqliteStrategyCheckRepository(db),
         ),
         admin=AdminDesk(
             service=service,

@@ -77,3 +77,9 @@ def check_note(name: str, status: CheckStatus) -> str | None:
     if status.state == "passed":
         return None
     return f"note: {name} {status.text()}; `pairpilot strategy check {name}` before live"
+
+
+async def stored_note(checks: StrategyChecks, strategy: type[Strategy]) -> str | None:
+    """``check_note`` of ``strategy`` from the stored checks."""
+    status = (await check_statuses(checks, {strategy.name: strategy}))[strategy.name]
+    return check_note(strategy.name, status)

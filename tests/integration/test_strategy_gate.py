@@ -12,69 +12,25 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.app.strategy_loading import load_strategies
 from bot.core.domain import from_ms
 from bot.core.errors import UserInputError
-from bot.trading.service import TradingService
 from storage.db import open_database
 from storage.pair_runs import SqlitePairRunRepository
-from strategies import install
-from tests.doubles.fake_exchange import FakeBinance
-from tests.rigs.checked import record_check
+from tests.rigs.checked import CHECKED_MS, record_check
+from tests.rigs.gated import (
+    START,
+    fake_with_pairs,
+    held,
+    persisted_runs,
+    user_strategies,
+)
 from tests.rigs.live_rig import HOUR, PAIR, funded_fake, live_stack
-
-START = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
-# A user strategy trading as ema_cross does: its own file, so its own source hash.
-USER_EMA = """
-from strategies.ema_cross import EmaCross
-
-
-class UserEma(EmaCross):
-    name = "{name}"
-"""
-CHECKED_MS = 1_795_000_000_000  # when tests.rigs.checked says a check ran
-OTHERS = ("ETHUSDT", "SOLUSDT", "XRPUSDT")
 
 
 @pytest.fixture
 def user_folder(tmp_path: Path) -> Iterator[Path]:
-    """Three user strategies, ``mine``, ``edited`` and ``checked``, loaded and installed."""
-    folder = tmp_path / "user_strategies"
-    folder.mkdir()
-    for name in ("mine", "edited", "checked"):
-        (folder / f"{name}.py").write_text(USER_EMA.format(name=name), encoding="utf-8")
-    loaded = load_strategies(folder, explicit=True)
-    assert not loaded.problems
-    previous = install(loaded.registry)
-    yield folder
-    install(previous)
-
-
-def fake_with_pairs(candles: pd.DataFrame) -> FakeBinance:
-    fake = funded_fake(candles)
-    for symbol in OTHERS:
-        fake.add_candles(symbol, "1h", candles)
-    return fake
-
-
-async def persisted_runs(tmp_path: Path, runs: dict[str, str]) -> None:
-    """Runs left active by an earlier start (pair: strategy), 10% of capital each."""
-    async with open_database(tmp_path / "pairpilot.sqlite") as db:
-        repository = SqlitePairRunRepository(db)
-        for pair, strategy in runs.items():
-            await repository.add(
-                pair=pair,
-                strategy=strategy,
-                timeframe="1h",
-                params={},
-                capital_share=0.1,
-                now=START,
-            )
-
-
-def held(service: TradingService) -> dict[str, str]:
-    """Each held run's pair, and why the gate holds it."""
-    return {run.pair: service.held[run.id] for run in service.runs() if run.id in service.held}
+    with user_strategies(tmp_path / "user_strategies") as folder:
+        yield folder
 
 
 async def test_live_start_up_holds_unchecked_and_changed_strategies_and_trades_the_rest(

@@ -11,6 +11,7 @@ from storage.db import Database
 from storage.strategy_checks import SqliteStrategyCheckRepository
 from strategies import strategy_registry
 
+CHECKED_MS = 1_795_000_000_000  # when a check recorded here ran
 CHECKS = ("look-ahead", "warm-up", "determinism", "output", "cost")
 
 
@@ -21,7 +22,7 @@ async def record_check(
     timeframe: str = "1h",
     *,
     failed: Iterable[str] = (),
-    created_ms: int = 1_795_000_000_000,
+    created_ms: int = CHECKED_MS,
 ) -> None:
     """A `pairpilot strategy check` of ``strategy`` at its source now, as the CLI stores it,
     failing the checks in ``failed`` (none: it passed)."""
