@@ -23,10 +23,12 @@ def overrides_text(rows: tuple[OverrideRow, ...]) -> str:
 
 def allowed_text(outcome: AllowOutcome) -> str:
     name, pairs = escape(outcome.strategy), escape(", ".join(outcome.pairs))
-    if outcome.revoked:
+    if outcome.action == "revoked":
         held = f" Held again: {pairs}." if pairs else ""
         return f"/allow of {name} revoked: it trades live only once its check passes.{held}"
     starts = f" {pairs} trade(s) from the next candle close." if pairs else ""
+    if outcome.action == "released":
+        return f"{name} passed its check: nothing overridden.{starts}"
     return (
         f"<b>{name} may trade real money</b> though its check is: {escape(outcome.overrode)}. "
         f"Editing its file voids this.{starts}"

@@ -33,9 +33,9 @@ from bot.risk.guard import LIMITS_KEY, RiskGuard
 from bot.risk.settings import effective_limits
 from bot.trading.control import Control
 from bot.trading.engine import Engine, EngineCosts
+from bot.trading.held_runs import hold_refused
 from bot.trading.replay import ReplayDriver
 from bot.trading.service import TradingService
-from bot.trading.strategy_gate import hold_refused
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database
 from storage.equity import SqliteEquityRepository

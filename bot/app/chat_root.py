@@ -11,7 +11,7 @@ from bot.alerts.outbox import AlertOutbox
 from bot.alerts.preferences import AlertPreferences
 from bot.app.bootstrap import Trading
 from bot.app.config import Settings
-from bot.app.startup import dust_desk
+from bot.app.startup import dust_desk, strategy_gate
 from bot.charts.worker import ChartWorker
 from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
@@ -185,10 +185,8 @@ def build_cockpit(
         drift=DriftDesk(
             venue=venue, service=service, history=history, backtests=backtests, clock=clock
         ),
-        gate=None
-        if control.gate is None
-        else GateDesk(
-            gate=control.gate,
+        gate=GateDesk(
+            gate=strategy_gate(db, venue.mode),
             overrides=SqliteStrategyOverrideRepository(db),
             service=service,
             outbox=AlertOutbox(SqliteAlertRepository(db), clock),

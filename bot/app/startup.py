@@ -22,9 +22,9 @@ from bot.market.candle_files import (
     timeframe_of,
 )
 from bot.portfolio.outside import OutsideHoldings
+from bot.research.strategy_gate import StrategyGate
 from bot.trading.dust import DustDesk
 from bot.trading.engine import Engine
-from bot.trading.strategy_gate import StrategyGate
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository

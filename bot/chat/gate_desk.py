@@ -14,14 +14,9 @@ from bot.core.domain import AlertPriority, from_ms, to_ms
 from bot.core.errors import UserInputError
 from bot.core.ports import Clock
 from bot.research.receipts import source_hash
+from bot.research.strategy_gate import StrategyGate, Verdict
+from bot.trading.held_runs import ALERT_KIND, hold_again, release_held
 from bot.trading.service import TradingService
-from bot.trading.strategy_gate import (
-    ALERT_KIND,
-    StrategyGate,
-    Verdict,
-    hold_again,
-    release_held,
-)
 from strategies import Strategy, strategy_registry
 
 USAGE = "usage: /allow [STRATEGY [off]]"
@@ -53,9 +48,9 @@ class OverrideRow:
 @dataclass(frozen=True, slots=True)
 class AllowOutcome:
     strategy: str
-    revoked: bool
-    overrode: str  # the check state (a grant)
-    pairs: tuple[str, ...]  # released to trade (a grant), held again (a revocation)
+    action: str  # "allowed", "revoked", or "released" (its check passed since: no override)
+    overrode: str  # the check state (allowed)
+    pairs: tuple[str, ...]  # released to trade (allowed, released), held again (revoked)
 
 
 class GateDesk:
@@ -95,6 +90,8 @@ class GateDesk:
             )
         verdict = await self._grantable(cls)
         held = self._held_pairs(cls.name)
+        if verdict.allowed:  # passed since its runs were held
+            return f"start {cls.name}'s held pairs ({', '.join(held)}): its check passed"
         starts = f"; its held pairs ({', '.join(held)}) start trading" if held else ""
         return (
             f"let {cls.name} trade REAL MONEY although its code has not passed its check "
@@ -117,8 +114,12 @@ class GateDesk:
                 f"/allow of {name} revoked by {actor}"
                 + (f"; held: {', '.join(pairs)}" if pairs else ""),
             )
-            return AllowOutcome(name, True, "", pairs)
+            return AllowOutcome(name, "revoked", "", pairs)
         verdict = await self._grantable(cls)
+        if verdict.allowed:  # its check passed since: nothing to override
+            released = await release_held(self._service, self._gate)
+            pairs = tuple(run.pair for run in released if run.strategy == name)
+            return AllowOutcome(name, "released", "", pairs)
         overrode = verdict.status.text()
         await self._overrides.add(to_ms(now), name, source_hash(cls), actor, overrode)
         await self._outbox.push(
@@ -128,7 +129,7 @@ class GateDesk:
         )
         released = await release_held(self._service, self._gate)
         pairs = tuple(run.pair for run in released if run.strategy == name)
-        return AllowOutcome(name, False, overrode, pairs)
+        return AllowOutcome(name, "allowed", overrode, pairs)
 
     def _parsed(self, arguments: Sequence[str]) -> tuple[type[Strategy], bool]:
         if self._gate.mode != "live":
@@ -144,10 +145,12 @@ class GateDesk:
         return registry[arguments[0]], len(arguments) == 2
 
     async def _grantable(self, cls: type[Strategy]) -> Verdict:
+        """The verdict an /allow of ``cls`` changes: refused, or passed with pairs still held
+        (checked since start-up: /allow starts them, overriding nothing)."""
         verdict = await self._gate.verdict(cls)
-        if verdict.status.state == "passed":
+        if verdict.status.state == "passed" and not self._held_pairs(cls.name):
             raise UserInputError(f"{cls.name} passed its check: it needs no /allow")
-        if verdict.allowed:
+        if verdict.allowed and verdict.status.state != "passed":
             raise UserInputError(f"{cls.name} is allowed already (/allow lists the overrides)")
         return verdict
 

@@ -21,6 +21,7 @@ from bot.core.ports import Clock
 from bot.portfolio.holdings import Holding, accept_preview, accepting
 from bot.trading.control import Control
 from bot.trading.engine import Engine
+from bot.trading.held_runs import run_verdict
 from bot.trading.kill_switch import FlattenReport
 from bot.trading.service import TradingService
 
@@ -70,7 +71,7 @@ class PairDesk:
         """The warning line a start of ``run`` carries when its strategy's check has not
         passed (paper; live by an /allow), else ""."""
         gate = self._control.gate
-        return "" if gate is None else (await gate.of_run(self._service, run)).warning
+        return "" if gate is None else (await run_verdict(gate, self._service, run)).warning
 
     async def stop_pair(self, argument: str) -> str:
         """Stop the pair (its position is closed); the pair as understood."""

@@ -13,9 +13,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from bot.cli.args import json_text, malformed, write_chart
+from bot.cli.check_reads import print_check_note
 from bot.cli.progress import stage_bar
 from bot.cli.receipts import receipt_line, store_backtest_receipt
-from bot.cli.strategy import print_check_note
 from bot.cli.terms_options import terms_from_args
 from bot.core.domain import from_ms
 from bot.core.errors import DataError, NotFound, UserInputError

@@ -100,7 +100,7 @@ def sweep_command(args: argparse.Namespace) -> int:
 
         return portfolio_sweep_command(args, sweep_spec)
     from bot.app.config import load_settings
-    from bot.cli.strategy import print_check_note
+    from bot.cli.check_reads import print_check_note
     from bot.research.sweep import parse_space
     from bot.research.sweep_report import heatmap, report
     from bot.research.sweep_tasks import tasks

@@ -28,8 +28,8 @@ from bot.portfolio.holdings import Holding, compare
 from bot.portfolio.outside import OutsideHoldings
 from bot.trading import hand_orders, kill_switch
 from bot.trading.engine import Engine
+from bot.trading.held_runs import StartGate
 from bot.trading.service import TradingService
-from bot.trading.strategy_gate import StrategyGate
 from strategies import StrategyConfigError, build_strategy
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Control:
         quote: str,
         on_started: Callable[[PairRun], object] = lambda run: None,
         outside: OutsideHoldings | None = None,
-        gate: StrategyGate | None = None,
+        gate: StartGate | None = None,
     ) -> None:
         """``on_started``: told of each run started here (the service schedules its ticks);
         ``outside``: what the user holds on the account beside pairpilot (never sold);

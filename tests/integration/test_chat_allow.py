@@ -20,6 +20,7 @@ from storage.candles import SqliteCandleRepository
 from storage.db import open_database
 from tests.doubles.telegram_emulator import TelegramEmulator
 from tests.rigs.chat_rig import ADMIN, TRADER, VIEWER, Chat, chat_on, chat_stack
+from tests.rigs.checked import record_check
 from tests.rigs.gated import START, fake_with_pairs, held, persisted_runs, user_strategies
 from tests.rigs.live_rig import HOUR, Market, live_settings, live_stack, venue_client
 
@@ -127,6 +128,21 @@ async def allow_and_revoke(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
         assert "ETH/USDT" in held(service)
         audited = [(e.command, e.arguments) for e in await chat.audit.latest(20)]
         assert ("allow", ["mine", "off"]) in audited
+
+        # checked since: /allow starts its held pairs, overriding nothing
+        await record_check(chat.db, "mine", "ETH/USDT")
+        question, answer = await confirmed(chat, "/allow mine")
+        assert "start mine's held pairs (ETH/USDT): its check passed" in question
+        assert answer == (
+            "mine passed its check: nothing overridden. ETH/USDT trade(s) from the next "
+            "candle close."
+        )
+        assert held(service) == {}
+        assert len(await overrides(chat)) == 1  # the revoked one only
+        assert (
+            "nothing: mine passed its check: it needs no /allow"
+            in (await confirmed(chat, "/allow mine"))[0]
+        )
 
 
 async def test_paper_startpair_warns_and_allow_is_not_needed(tmp_path: Path) -> None:

@@ -68,7 +68,10 @@ async def test_live_start_up_holds_unchecked_and_changed_strategies_and_trades_t
     assert text.startswith("Held, not trading (their positions and stops stay as they are):")
     assert "ETH/USDT (mine): mine may not trade real money: not checked" in text
     assert "SOL/USDT (edited): edited may not trade real money: changed since its check" in text
-    assert text.endswith("Run the check, or an admin's /allow STRATEGY lets it trade unchecked.")
+    assert text.endswith(
+        "Run the check, then /allow STRATEGY starts it; without a passed check, an admin's "
+        "/allow lets it trade unchecked."
+    )
 
 
 async def test_startpair_in_live_mode_refuses_what_has_not_passed_and_stores_nothing(

@@ -1,28 +1,18 @@
-"""The live gate (issue 18): in live mode a strategy may trade only when its stored check passed
-at its current source hash, or an admin's /allow stands for that hash. Built-ins get no
-privilege: the gate asks the same of every strategy.
-
-Paper trading runs whatever the check says, with a warning line; live start-up holds the runs
-the gate refuses (not ticked: their position and resting stop stay as they are, /stoppair still
-closes them) and alerts; ``release_held`` starts those now allowed (after an /allow, a reload).
+"""The live gate's verdict (issue 18): in live mode a strategy may trade only when its stored
+check passed at its current source hash, or an admin's /allow stands for that hash. Built-ins
+get no privilege: the gate asks the same of every strategy. Paper trading runs whatever the
+check says, with a warning line. What the service does with a verdict: bot/trading/held_runs.py.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.alerts.outbox import AlertOutbox
-from bot.core.domain import AlertPriority, PairRun, from_ms
+from bot.core.domain import from_ms
 from bot.research.check_status import CheckStatus, StrategyChecks, check_status
 from bot.research.receipts import source_hash
-from bot.trading.service import TradingService
 from strategies.base import Strategy
-
-log = logging.getLogger(__name__)
-
-ALERT_KIND = "strategy_gate"
 
 
 class StrategyOverrides(Protocol):
@@ -110,62 +100,3 @@ class StrategyGate:
         self, strategy: type[Strategy], pair: str = "", timeframe: str = ""
     ) -> Verdict:
         return await judge(strategy, self.mode, self.checks, self.overrides, pair, timeframe)
-
-    async def of_run(self, service: TradingService, run: PairRun) -> Verdict:
-        """The verdict on the code ``run`` trades with (the object the service built)."""
-        return await self.verdict(type(service.strategy_of(run)), run.pair, run.timeframe)
-
-
-async def hold_refused(service: TradingService, gate: StrategyGate, outbox: AlertOutbox) -> None:
-    """At start-up: hold every run the gate refuses (live) and alert once, naming each pair,
-    its strategy, why, and the way out; in paper mode a warning line per unchecked strategy."""
-    held = []
-    for run in service.runs():
-        verdict = await gate.of_run(service, run)
-        if verdict.warning:
-            log.warning("%s: %s", run.pair, verdict.warning)
-        if not verdict.allowed:
-            service.held[run.id] = verdict.reason
-            held.append(f"{run.pair} ({run.strategy}): {verdict.reason}")
-    if held:
-        log.error("runs held by the strategy gate: %s", "; ".join(held))
-        await outbox.push(
-            ALERT_KIND,
-            AlertPriority.ERROR,
-            "Held, not trading (their positions and stops stay as they are):\n"
-            + "\n".join(held)
-            + "\nRun the check, or an admin's /allow STRATEGY lets it trade unchecked.",
-        )
-
-
-async def release_held(service: TradingService, gate: StrategyGate) -> list[PairRun]:
-    """Gate the held runs again (after an /allow, a reload) and start those now allowed: they
-    tick from the next candle close on. Takes the tick lock; the runs released."""
-    released = []
-    async with service.tick_lock:
-        for run in service.runs():
-            if run.id not in service.held:
-                continue
-            verdict = await gate.of_run(service, run)
-            if verdict.allowed:
-                del service.held[run.id]
-                await service.start_run(run)
-                released.append(run)
-            else:
-                service.held[run.id] = verdict.reason
-    return released
-
-
-async def hold_again(service: TradingService, gate: StrategyGate, name: str) -> list[PairRun]:
-    """Hold the running runs of strategy ``name`` the gate now refuses (an /allow revoked):
-    not ticked from now on, their positions and stops left as they are. The runs held."""
-    held = []
-    async with service.tick_lock:
-        for run in service.runs():
-            if run.strategy != name or run.id in service.held:
-                continue
-            verdict = await gate.of_run(service, run)
-            if not verdict.allowed:
-                service.held[run.id] = verdict.reason
-                held.append(run)
-    return held
