@@ -3,7 +3,8 @@
 The strategy check (bot/research/strategy_check.py) runs user code many times; every run goes
 through ``signal_codes``, so an exception or a malformed series is named the same way wherever
 it happens: wrong type, wrong length, an index not the candles', NaN or infinite values, values
-outside ENTER / EXIT / HOLD.
+outside ENTER / EXIT / HOLD. Live trading (bot/trading/strategy_calls.py) names them with the
+same ``output_problems`` and ``last_line``, on the one candle it acts on.
 """
 
 from __future__ import annotations
@@ -34,8 +35,12 @@ def signal_codes(strategy: Strategy, candles: pd.DataFrame) -> npt.NDArray[np.in
     return output.to_numpy().astype(np.int8)
 
 
-def output_problems(output: object, candles: pd.DataFrame) -> list[str]:
-    """Every way ``output`` fails to be one ENTER / EXIT / HOLD code per candle of ``candles``."""
+def output_problems(
+    output: object, candles: pd.DataFrame, *, acted_on: int | None = None
+) -> list[str]:
+    """Every way ``output`` fails to be one ENTER / EXIT / HOLD code per candle of ``candles``;
+    with ``acted_on`` (a position), only that candle's value is looked at (live trading acts on
+    the last candle alone), its shape and index still in full."""
     if not isinstance(output, pd.Series):
         return [f"signals returned a {type(output).__name__}, not a pandas Series"]
     if len(output) != len(candles):
@@ -43,21 +48,24 @@ def output_problems(output: object, candles: pd.DataFrame) -> list[str]:
     problems = []
     if not output.index.equals(candles.index):
         problems.append("index mismatch: the signals' index is not the candles' index")
+    start = 0 if acted_on is None else acted_on
+    looked_at = output if acted_on is None else output.iloc[acted_on : acted_on + 1]
     try:
-        values = output.to_numpy(dtype=np.float64)
+        values = looked_at.to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
         return [*problems, f"values are not numbers (dtype {output.dtype})"]
     nan = np.isnan(values)
     if nan.any():
-        problems.append(f"NaN action at candle {int(np.argmax(nan))} ({int(nan.sum())} in all)")
+        first = start + int(np.argmax(nan))
+        problems.append(f"NaN action at candle {first} ({int(nan.sum())} in all)")
     inf = np.isinf(values)
     if inf.any():
-        problems.append(f"infinite action at candle {int(np.argmax(inf))}")
+        problems.append(f"infinite action at candle {start + int(np.argmax(inf))}")
     outside = np.isfinite(values) & ~np.isin(values, ALLOWED)
     if outside.any():
         first = int(np.argmax(outside))
         problems.append(
-            f"value {values[first]:g} at candle {first} is not an action "
+            f"value {values[first]:g} at candle {start + first} is not an action "
             f"(allowed: {ENTER} enter, {EXIT} exit, {HOLD} hold)"
         )
     return problems
@@ -73,5 +81,11 @@ def _raised(strategy: Strategy, candles: pd.DataFrame, error: Exception) -> str:
         problems = []
     if problems:
         return "; ".join(problems)
+    return f"signals raised {last_line(error)}"
+
+
+def last_line(error: BaseException) -> str:
+    """``error`` as its type and the last line of its message (``KeyError: 'vwap'``): what a
+    person is shown of an exception in user code, never its traceback."""
     last = str(error).strip().splitlines()[-1:] or [""]
-    return f"signals raised {type(error).__name__}: {last[0]}"
+    return f"{type(error).__name__}: {last[0]}"
