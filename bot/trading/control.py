@@ -318,7 +318,7 @@ class Control:
             changed = await self._runs.set_state(run.id, to, self._clock.now())
             self._service.put_run(changed)
             if to is RunState.RUNNING:
-                await self._service.faults.clear(run.id)
+                await self._service.clear_fault(changed)
         return changed
 
     def _active(self, pair: str) -> PairRun:

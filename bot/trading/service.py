@@ -18,6 +18,7 @@ from bot.core.domain import EquitySnapshot, PairRun, RunState
 from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable, StrategyFailed
 from bot.core.ports import CandleSource, Clock, EquityRepository
 from bot.ops.telemetry import EQUITY, HALTED, PNL_TODAY, TICK_SECONDS, TICKS
+from bot.research.signal_output import last_line
 from bot.trading.engine import Engine
 from bot.trading.faults import StrategyFaults
 from bot.trading.twin import PaperTwin
@@ -47,9 +48,10 @@ class TradingService:
         self._equity = equity
         self._clock = clock
         self._runs = {run.id: run for run in runs}
-        self._strategies: dict[int, Strategy] = {
-            run.id: build_strategy(run.strategy, run.params) for run in runs
-        }
+        self._strategies: dict[int, Strategy] = {}
+        self._unbuilt: dict[int, StrategyFailed] = {}  # runs whose strategy cannot be built
+        for run in runs:
+            self._build(run)
         self._last_candle: dict[int, int] = {}
         self.last_ticks: dict[str, datetime] = {}  # pair -> when a tick last saw a new candle
         self.last_asked: dict[str, datetime] = {}  # pair -> when a tick last asked for candles
@@ -79,10 +81,28 @@ class TradingService:
         if run.state is RunState.STOPPED:
             self._runs.pop(run.id, None)
             self._strategies.pop(run.id, None)
+            self._unbuilt.pop(run.id, None)
             return
-        if run.id not in self._strategies:  # built once: the strategy's code is the user's
-            self._strategies[run.id] = build_strategy(run.strategy, run.params)
+        self._build(run)
         self._runs[run.id] = run
+
+    async def clear_fault(self, run: PairRun) -> None:
+        """``run`` was resumed: its strategy is asked again from the next close (built again,
+        if it could not be)."""
+        await self.faults.clear(run.id)
+        if self._unbuilt.pop(run.id, None) is not None:
+            self._build(run)
+
+    def _build(self, run: PairRun) -> None:
+        """``run``'s strategy, built once (its constructor is user code too); one that cannot
+        be built (its file gone since /startpair, its constructor raising) faults its run at
+        the next close, and is built again only at /resume."""
+        if run.id in self._strategies or run.id in self._unbuilt:
+            return
+        try:
+            self._strategies[run.id] = build_strategy(run.strategy, run.params)
+        except Exception as error:  # user code, or a strategy no longer loaded
+            self._unbuilt[run.id] = StrategyFailed(run.strategy, run.pair, last_line(error))
 
     @property
     def prices(self) -> dict[str, float]:
@@ -123,7 +143,12 @@ class TradingService:
             return
 
     async def _candles(self, run: PairRun) -> tuple[PairRun, pd.DataFrame]:
-        """``run`` (paused, when its strategy just failed) and the closed candles it needs."""
+        """``run`` (paused, when its strategy just failed) and the closed candles it needs;
+        none for a run without a strategy (nothing of it can run: its stop resting on the
+        exchange, if any, is all that protects it)."""
+        unbuilt = self._unbuilt.get(run.id)
+        if unbuilt is not None:
+            return await self._fault(run, unbuilt), pd.DataFrame()
         strategy = None if self.faults.of(run.id) else self._strategies[run.id]
         try:
             count = self._engine.history(run.pair, strategy)
@@ -142,8 +167,8 @@ class TradingService:
     async def _fault(self, run: PairRun, failure: StrategyFailed) -> PairRun:
         """``run``'s strategy failed: its pair is paused (the first failure only: alerted
         once), the others go on."""
-        if self.faults.of(run.id):  # not asked for a decision, and failing still
-            log.warning("%s: its faulted strategy fails even unasked: %s", run.pair, failure)
+        if self.faults.of(run.id):  # failing still, even not asked for a decision
+            log.warning("%s: not acted on at this close, its strategy fails: %s", run.pair, failure)
             return run
         paused = await self.faults.fault(run, failure)
         self.put_run(paused)

@@ -275,3 +275,54 @@ async def test_the_chat_shows_the_alert_and_why_the_pair_is_paused(tmp_path: Pat
         assert f"{BTC} (paused: strategy error: ValueError: boom)" in status
         assert f"Resumed {BTC}" in await chat.ask(TRADER, f"/resume {BTC}")
         assert "strategy error" not in await chat.ask(TRADER, "/pairs")
+
+
+DOOMED = """
+from typing import ClassVar
+
+import pandas as pd
+
+from strategies.base import ParamSpec, Strategy, hold_everywhere
+
+
+class Doomed(Strategy):
+    name = "doomed"
+    description = "holds"
+    param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
+
+    @property
+    def warmup(self) -> int:
+        return 2
+
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
+        return hold_everywhere(candles)
+"""
+
+
+async def test_a_run_whose_strategy_is_gone_at_a_restart_pauses_and_the_rest_starts(
+    tmp_path: Path,
+) -> None:
+    doomed = tmp_path / "user_strategies" / "doomed.py"
+    doomed.parent.mkdir()
+    doomed.write_text(DOOMED, encoding="utf-8")
+    async with replay(tmp_path) as (trading, db):
+        await step(trading, 2)
+        await trading.control.stop(BTC)
+        await trading.control.start_pair(BTC, "doomed", "1h", {}, 0.5)  # as /startpair does
+    doomed.unlink()  # while pairpilot was down
+    async with replay(tmp_path) as (trading, db):  # it starts
+        restarted = trading.clock.now()
+        await step(trading, 12)
+        btc = await SqlitePairRunRepository(db).latest_for(BTC)
+        assert btc.strategy == "doomed"
+        assert btc.state is RunState.PAUSED
+        fault = trading.service.faults.of(btc.id)
+        assert fault is not None
+        assert fault.reason.startswith("StrategyConfigError: unknown strategy 'doomed'")
+        (alert,) = await failed_alerts(db)
+        assert alert.text.startswith(f"{BTC} paused: its strategy doomed failed: ")
+        assert await SqliteFillRepository(db).all(since=restarted, pair=ETH), "ETH trades on"
+        await trading.control.resume(BTC)  # built again: still gone, paused again
+        await step(trading)
+        assert (await SqlitePairRunRepository(db).latest_for(BTC)).state is RunState.PAUSED
+        assert len(await failed_alerts(db)) == 2
