@@ -18,11 +18,11 @@ from bot.core.domain import EquitySnapshot, PairRun, RunState
 from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable, StrategyFailed
 from bot.core.ports import CandleSource, Clock, EquityRepository
 from bot.ops.telemetry import EQUITY, HALTED, PNL_TODAY, TICK_SECONDS, TICKS
-from bot.research.signal_output import last_line
 from bot.trading.engine import Engine
 from bot.trading.faults import StrategyFaults
 from bot.trading.twin import PaperTwin
 from strategies import Strategy, build_strategy
+from strategies.output import last_line
 
 log = logging.getLogger(__name__)
 

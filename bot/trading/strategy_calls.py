@@ -18,9 +18,9 @@ import pandas as pd
 
 from bot.core.domain import Action, Signal, from_ms
 from bot.core.errors import StrategyFailed
-from bot.research.signal_output import last_line, output_problems
 from strategies import ExitPolicy, Strategy
 from strategies.base import ENTER, EXIT
+from strategies.output import last_line, output_problems
 
 _ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
 
