@@ -215,6 +215,7 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         runs=runs,
         faults=strategy_faults(db, clock),
     )
+    await service.faults.load()  # the chat shows why a pair is paused before the first step
     control = Control(
         runs=runs_repo,
         service=service,

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.core.domain import AlertPriority, PairRun, RunState, from_ms, to_ms
+from bot.core.domain import AlertPriority, PairRun, RunState
 from bot.core.errors import StrategyFailed
 from bot.core.ports import Clock, PairRunRepository, StateStore, Transactions
 
@@ -37,18 +36,17 @@ if TYPE_CHECKING:  # the outbox brings the metrics server: config loading needs 
 
 log = logging.getLogger(__name__)
 
-# {run id: {"pair": str, "strategy": str, "reason": str, "at": ms}}
+# {run id: {"pair": str, "strategy": str, "reason": str}}
 STATE_KEY = "strategy.faults"
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """Why a run's strategy stopped deciding, and since when."""
+    """Why a run's strategy stopped deciding."""
 
     pair: str
     strategy: str
     reason: str  # "ValueError: boom", "NaN action at candle 199 (1 in all)"
-    at: datetime
 
     @property
     def text(self) -> str:
@@ -80,12 +78,7 @@ class StrategyFaults:
             return
         saved = await self._state.get(STATE_KEY) or {}
         self._faults = {
-            int(run_id): Fault(
-                str(entry["pair"]),
-                str(entry["strategy"]),
-                str(entry["reason"]),
-                from_ms(int(entry["at"])),
-            )
+            int(run_id): Fault(str(entry["pair"]), str(entry["strategy"]), str(entry["reason"]))
             for run_id, entry in saved.items()
         }
 
@@ -97,7 +90,7 @@ class StrategyFaults:
         """Pause ``run``, keep why and alert, in one transaction; returns the paused run."""
         await self.load()
         now = self._clock.now()
-        fault = Fault(run.pair, failure.strategy, failure.reason, now)
+        fault = Fault(run.pair, failure.strategy, failure.reason)
         faults = {**(self._faults or {}), run.id: fault}
         async with self._transactions.transaction():
             await self._save(faults)
@@ -124,7 +117,6 @@ class StrategyFaults:
                     "pair": fault.pair,
                     "strategy": fault.strategy,
                     "reason": fault.reason,
-                    "at": to_ms(fault.at),
                 }
                 for run_id, fault in faults.items()
             },

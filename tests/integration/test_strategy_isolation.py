@@ -16,7 +16,9 @@ from bot.alerts.outbox import AlertDispatcher
 from bot.app.bootstrap import Trading, assemble_replay
 from bot.app.config import Settings, load_settings
 from bot.app.startup import load_replay
+from bot.chat.views import PairRow, RunRow, StatusView
 from bot.core.domain import Alert, RunState, Side, from_ms, to_ms
+from handlers.read_commands import pairs_text, status_text
 from storage.alerts import SqliteAlertRepository
 from storage.db import Database, open_database
 from storage.fills import SqliteFillRepository
@@ -218,8 +220,9 @@ async def test_the_fault_survives_a_restart_and_resume_tries_the_strategy_again(
     async with replay(tmp_path) as (trading, db):  # a restart: the folder loaded afresh
         cls = flaky()
         cls.fail_at = 0  # still broken
-        await step(trading, 3)
         btc = await SqlitePairRunRepository(db).latest_for(BTC)
+        assert trading.service.faults.of(btc.id) is not None  # known before the first step
+        await step(trading, 3)
         assert btc.state is RunState.PAUSED
         fault = trading.service.faults.of(btc.id)
         assert fault is not None
@@ -326,3 +329,20 @@ async def test_a_run_whose_strategy_is_gone_at_a_restart_pauses_and_the_rest_sta
         await step(trading)
         assert (await SqlitePairRunRepository(db).latest_for(BTC)).state is RunState.PAUSED
         assert len(await failed_alerts(db)) == 2
+
+
+def test_the_reason_shown_in_the_chat_is_escaped() -> None:
+    """The reason is the user's exception text: it never becomes markup."""
+    fault = "strategy error: KeyError: <vwap> & co"
+    row = PairRow(BTC, "paused", "flaky", "1h", 0.5, "", fault)
+    assert pairs_text((row,)).endswith("\n  strategy error: KeyError: &lt;vwap&gt; &amp; co")
+    status = StatusView(
+        "paper",
+        "replay",
+        None,
+        1000.0,
+        0.0,
+        "USDT",
+        (RunRow(BTC, "paused", "flaky", "1h", None, fault),),
+    )
+    assert f"{BTC} (paused: strategy error: KeyError: &lt;vwap&gt; &amp; co)" in status_text(status)
