@@ -38,7 +38,8 @@ def _run_line(run: RunRow) -> str:
         held = "flat"
     else:
         held = f"{amount_text(run.held.amount)} @ {run.held.price}, {run.held.pnl:+,.2f}"
-    state = "" if run.state == "running" else f" ({run.state})"
+    state = run.state if run.fault is None else f"{run.state}: {escape(run.fault)}"
+    state = "" if run.state == "running" else f" ({state})"  # paused: strategy error: ...
     return f"{escape(run.pair)}{state} {escape(run.strategy)} {run.timeframe}: {held}"
 
 
@@ -47,7 +48,9 @@ def pairs_text(rows: tuple[PairRow, ...]) -> str:
         return "No pairs running."
     return "\n".join(
         f"{escape(row.pair)} {row.state}: {escape(row.strategy)} {row.timeframe}, "
-        f"{row.capital_share:.0%} of capital" + (f", {escape(row.params)}" if row.params else "")
+        f"{row.capital_share:.0%} of capital"
+        + (f", {escape(row.params)}" if row.params else "")
+        + (f"\n  {escape(row.fault)}" if row.fault else "")
         for row in rows
     )
 

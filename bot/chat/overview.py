@@ -106,6 +106,7 @@ class Overview:
                 run.timeframe,
                 run.capital_share,
                 " ".join(f"{key}={value}" for key, value in run.params.items()),
+                self._fault(run),
             )
             for run in self._service.runs()
         )
@@ -212,7 +213,14 @@ class Overview:
                 self._venue.price(run.pair, position.average_price),
                 position.unrealised_pnl(price) if price else 0.0,
             )
-        return RunRow(run.pair, run.state.value, run.strategy, run.timeframe, held)
+        return RunRow(
+            run.pair, run.state.value, run.strategy, run.timeframe, held, self._fault(run)
+        )
+
+    def _fault(self, run: PairRun) -> str | None:
+        """Why ``run`` was paused, when its strategy failed (bot/trading/faults.py)."""
+        fault = self._service.faults.of(run.id)
+        return fault.text if fault else None
 
 
 def _origin(origin: Origin) -> str:

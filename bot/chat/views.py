@@ -26,6 +26,7 @@ class RunRow:
     strategy: str
     timeframe: str
     held: Held | None  # None: flat
+    fault: str | None = None  # "strategy error: ValueError: boom": why it was paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class PairRow:
     timeframe: str
     capital_share: float
     params: str  # "key=value ..." ("" without parameters)
+    fault: str | None = None  # "strategy error: ValueError: boom": why it was paused
 
 
 @dataclass(frozen=True, slots=True)
