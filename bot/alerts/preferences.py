@@ -32,6 +32,7 @@ KINDS: Mapping[str, str] = {
     "storage": "the data directory is full or read-only (no new entries), and when it is fixed",
     "order_unknown": "an order's outcome cannot be read from the exchange: its pair waits (admins)",
     "drift": "a live pair departs from its paper twin, is demoted to paper or promoted back",
+    "strategy": "a running pair's strategy no longer loads after /reload (it keeps its code)",
 }
 MODES = ("on", "silent", "off")
 ALWAYS_SENT = frozenset(

@@ -28,6 +28,7 @@ from bot.core.ports import FillHistory, OrderHistory
 from bot.portfolio.holdings import Holding
 from bot.portfolio.performance import round_trips
 from bot.research.check_status import StrategyChecks, check_statuses
+from bot.research.loaded_code import behind
 from bot.trading.control import Control
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
@@ -98,6 +99,7 @@ class Overview:
         )
 
     def pairs(self) -> tuple[PairRow, ...]:
+        registry = strategy_registry()
         return tuple(
             PairRow(
                 run.pair,
@@ -106,6 +108,7 @@ class Overview:
                 run.timeframe,
                 run.capital_share,
                 " ".join(f"{key}={value}" for key, value in run.params.items()),
+                behind(self._service.strategy_of(run), registry),
             )
             for run in self._service.runs()
         )

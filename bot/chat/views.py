@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.research.loaded_code import RunningCode
+
 
 @dataclass(frozen=True, slots=True)
 class Held:
@@ -47,6 +49,7 @@ class PairRow:
     timeframe: str
     capital_share: float
     params: str  # "key=value ..." ("" without parameters)
+    code: RunningCode | None = None  # not the registry's code since a /reload; None: it is
 
 
 @dataclass(frozen=True, slots=True)

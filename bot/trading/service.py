@@ -73,6 +73,10 @@ class TradingService:
         self._strategies.setdefault(run.id, build_strategy(run.strategy, run.params))
         self._runs[run.id] = run
 
+    def strategy_of(self, run: PairRun) -> Strategy:
+        """The strategy object ``run`` trades with (its code as when the run was put)."""
+        return self._strategies[run.id]
+
     @property
     def prices(self) -> dict[str, float]:
         """The last close seen of every pair ticked."""
