@@ -6,19 +6,23 @@ file and real strategy files in a folder."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from bot.app.config import load_settings
+from bot.app.strategy_loading import load_strategies
 from bot.core.ports import CandleSource
 from bot.research.receipts import source_hash
 from strategies import strategy_registry
 from tests.integration.test_user_strategies import MINE, SAMPLE
-from tests.rigs.chat_rig import ADMIN, TRADER, chat_stack
+from tests.rigs.chat_rig import ADMIN, TRADER, Chat, chat_stack
 
 ETH = SAMPLE.with_name("ETH_USDT-1h.csv.gz")
 
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pandas as pd
+import pytest
 
 from strategies.base import ParamSpec, Strategy, hold_everywhere
 
@@ -245,6 +250,25 @@ async def test_reload_refuses_bad_input_and_a_folder_gone_keeps_the_old_registry
         assert "mine" in strategy_registry()
 
 
+def test_an_edit_within_the_same_second_keeping_the_size_is_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python trusts a cached .pyc while the file's mtime (whole seconds) and size match: a
+    reload must compile the file as it is now."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as a service runs (tests do not)
+    marks = tmp_path / "marks.txt"
+    folder = tmp_path / "user_strategies"
+    folder.mkdir()
+    file = folder / "marker.py"
+    candles = pd.DataFrame({"close": [1.0, 2.0, 3.0]})
+    for version in ("v1", "v2"):
+        file.write_text(marker(marks, version), encoding="utf-8")
+        os.utime(file, (1_700_000_000, 1_700_000_000))
+        loaded = load_strategies(folder, explicit=True)
+        loaded.registry.build("marker").compute_signals(candles)
+    assert lines_of(marks) == ["v1 tag=0", "v2 tag=0"]
+
+
 class HeldCandles:
     """The service's candle source, held inside the next tick's first fetch until released."""
 
@@ -264,3 +288,46 @@ class HeldCandles:
 
     def __getattr__(self, name: str) -> Callable[..., object]:
         return getattr(self._source, name)  # type: ignore[no-any-return]
+
+
+async def test_a_sweep_after_a_reload_runs_the_new_code_on_the_same_dask_workers(
+    tmp_path: Path,
+) -> None:
+    """The workers of a long-lived scheduler loaded the strategies folder for the sweep before
+    the reload; the sweep after it decides on the new file, in those same worker processes."""
+    from distributed import LocalCluster
+
+    marks = tmp_path / "marks.txt"
+    folder = tmp_path / "user_strategies"
+    folder.mkdir()
+    (folder / "marker.py").write_text(marker(marks, "v1"), encoding="utf-8")
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        settings = load_settings(
+            config(tmp_path, f'[research]\ndask_scheduler = "{address}"\n'), None
+        )
+        async with chat_stack(tmp_path, settings) as chat:
+            for _ in range(200):  # candles to sweep on
+                await chat.trading.driver.step()
+            await sweep(chat, "/sweep BTC/USDT marker 1h 7 tag=1:2:1")
+            assert set(lines_of(marks)) == {"v1 tag=1", "v1 tag=2"}
+            workers = set(cluster.scheduler.workers)
+            (folder / "marker.py").write_text(marker(marks, "v2 (new)"), encoding="utf-8")
+            assert "changed: marker" in (await chat.ask(ADMIN, "/reload")).splitlines()
+            before = len(lines_of(marks))
+            await sweep(chat, "/sweep BTC/USDT marker 1h 7 tag=3:4:1")
+            assert set(lines_of(marks)[before:]) == {"v2 (new) tag=3", "v2 (new) tag=4"}
+            assert set(cluster.scheduler.workers) == workers  # the same worker process
+
+
+async def sweep(chat: Chat, command: str) -> None:
+    """Send ``command`` and wait for the sweep's result (its heatmap, or its lines)."""
+    before = len(chat.emulator.to(ADMIN))
+    chat.emulator.say(ADMIN, command)
+    for _ in range(600):
+        if any(m.photo or "results" in m.text for m in chat.emulator.to(ADMIN)[before:]):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError([m.text for m in chat.emulator.to(ADMIN)[before:]])

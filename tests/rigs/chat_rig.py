@@ -136,7 +136,8 @@ async def chat_on(
     **frontend: Any,
 ) -> AsyncIterator[Chat]:
     """The Telegram front end on ``trading`` (a replay's or the live stack's), on ``emulator``;
-    ``settings``: the config whose strategies /reload loads again (None: no /reload)."""
+    ``settings``: the config whose strategies /reload loads again and whose Dask scheduler
+    /sweep runs on (None: no /reload, a LocalCluster per sweep)."""
     async with running(emulator) as base:
         jobs = Jobs(trading.clock)
         cockpit = build_cockpit(
@@ -148,6 +149,7 @@ async def chat_on(
             history,
             jobs,
             trading.clock,
+            scheduler=None if settings is None else settings.research.dask_scheduler,
             strategies=None if settings is None else strategy_reload(settings),
         )
         alerts = SqliteAlertRepository(db)
