@@ -238,6 +238,17 @@ async def test_reload_refuses_bad_input_and_a_folder_gone_keeps_the_old_registry
         assert await chat.ask(TRADER, "/reload") == "/reload needs the admin role; you are trader."
         assert await chat.ask(ADMIN, "/reload now") == "⚠️ usage: /reload"
         assert strategy_registry() is before
+        (folder / "fresh.py").write_text(MINE.format(name="mine"), encoding="utf-8")
+        lines = (await chat.ask(ADMIN, "/reload")).splitlines()
+        assert "removed: mine" in lines  # a name taken twice: both refused, as at start-up
+        for file, other in (("fresh.py", "mine.py"), ("mine.py", "fresh.py")):
+            assert (
+                f"not loaded: {folder / file}: strategy name 'mine' is taken twice: by file "
+                f"{folder / file} and by file {folder / other}; rename one (this one is not "
+                "loaded)"
+            ) in lines
+        assert "mine" not in strategy_registry()
+        before = strategy_registry()
         (folder / "fresh.py").unlink()
         (folder / "mine.py").unlink()
         folder.rmdir()
@@ -247,7 +258,6 @@ async def test_reload_refuses_bad_input_and_a_folder_gone_keeps_the_old_registry
             "loaded before stay."
         )
         assert strategy_registry() is before
-        assert "mine" in strategy_registry()
 
 
 def test_an_edit_within_the_same_second_keeping_the_size_is_loaded(
