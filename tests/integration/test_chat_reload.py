@@ -17,6 +17,7 @@ import pytest
 
 from bot.app.config import load_settings
 from bot.app.strategy_loading import load_strategies
+from bot.chat.reload_desk import ReloadOutcome
 from bot.core.ports import CandleSource
 from bot.research.receipts import source_hash
 from strategies import strategy_registry
@@ -103,6 +104,14 @@ async def test_reload_reports_what_changed_and_running_pairs_keep_their_code(
         (folder / "old.py").write_text("import pandas\n\nx = = 1\n", encoding="utf-8")
         (folder / "gone.py").unlink()
         (folder / "fresh.py").write_text(MINE.format(name="fresh"), encoding="utf-8")
+        desk = chat.frontend_cockpit.reload
+        assert desk is not None
+        heard: list[ReloadOutcome] = []
+
+        async def after(outcome: ReloadOutcome) -> None:  # the live gate's hook point
+            heard.append(outcome)
+
+        desk.after_reload.append(after)
 
         reply = await chat.ask(ADMIN, "/reload")
 
@@ -119,6 +128,7 @@ async def test_reload_reports_what_changed_and_running_pairs_keep_their_code(
             in lines
         )
         assert "fresh" in strategy_registry()
+        assert [(o.changed, o.registry) for o in heard] == [(("mine",), strategy_registry())]
         assert "gone" not in strategy_registry()
 
         pairs = (await chat.ask(ADMIN, "/pairs")).splitlines()
