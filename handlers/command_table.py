@@ -15,6 +15,7 @@ from handlers import check_commands as checks
 from handlers import drift_commands as drift
 from handlers import read_commands as reads
 from handlers import receipt_commands as receipts
+from handlers import reload_commands as reloads
 from handlers import research_commands as research
 from handlers import trade_commands as trading
 from handlers.dust import run_dust
@@ -79,6 +80,13 @@ COMMANDS: Mapping[str, Command] = {
     "orders": Command("viewer", "/orders [N]", "the last N orders (10)", reads.run_orders),
     "strategies": Command(
         "viewer", "/strategies", "strategies: origin, check, parameters", reads.run_strategies
+    ),
+    "reload": Command(
+        "admin",
+        "/reload",
+        "load new or changed strategy files; running pairs keep their code",
+        reloads.run_reload,
+        changes=True,
     ),
     "risk": Command(
         "viewer",

@@ -33,6 +33,7 @@ KINDS: Mapping[str, str] = {
     "order_unknown": "an order's outcome cannot be read from the exchange: its pair waits (admins)",
     "drift": "a live pair departs from its paper twin, is demoted to paper or promoted back",
     "strategy_failed": "a strategy raised or returned garbage: its pair is paused",
+    "strategy": "a running pair's strategy no longer loads after /reload (it keeps its code)",
 }
 MODES = ("on", "silent", "off")
 ALWAYS_SENT = frozenset(

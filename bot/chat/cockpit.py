@@ -18,6 +18,7 @@ from bot.chat.drift_desk import DriftDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
+from bot.chat.reload_desk import ReloadDesk
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.venue import Venue
 from bot.trading.dust import DustDesk
@@ -37,3 +38,4 @@ class Cockpit:
     dust: DustDesk | None = None  # the dust in the books and its conversion (/dust)
     drift: DriftDesk | None = None  # live against the paper twin (/drift, /promote)
     checks: CheckDesk | None = None  # strategy checks (/check)
+    reload: ReloadDesk | None = None  # /reload: the strategy files loaded again

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.research.loaded_code import RunningCode
+
 
 @dataclass(frozen=True, slots=True)
 class Held:
@@ -49,6 +51,7 @@ class PairRow:
     capital_share: float
     params: str  # "key=value ..." ("" without parameters)
     fault: str | None = None  # "strategy error: ValueError: boom": why it was paused
+    code: RunningCode | None = None  # not the registry's code since a /reload; None: it is
 
 
 @dataclass(frozen=True, slots=True)

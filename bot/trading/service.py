@@ -104,6 +104,11 @@ class TradingService:
         except Exception as error:  # user code, or a strategy no longer loaded
             self._unbuilt[run.id] = StrategyFailed(run.strategy, run.pair, last_line(error))
 
+    def strategy_of(self, run: PairRun) -> Strategy | None:
+        """The strategy object ``run`` trades with (its code as when the run was put); None
+        when it could not be built (its run is faulted)."""
+        return self._strategies.get(run.id)
+
     @property
     def prices(self) -> dict[str, float]:
         """The last close seen of every pair ticked."""
