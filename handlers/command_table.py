@@ -11,10 +11,12 @@ from html import escape
 from bot.chat.term_words import USAGE as TERM_WORDS
 from bot.core.errors import UserInputError
 from handlers import admin_commands as admin
+from handlers import check_commands as checks
 from handlers import drift_commands as drift
 from handlers import gate_commands as gate
 from handlers import read_commands as reads
 from handlers import receipt_commands as receipts
+from handlers import reload_commands as reloads
 from handlers import research_commands as research
 from handlers import trade_commands as trading
 from handlers.dust import run_dust
@@ -80,6 +82,13 @@ COMMANDS: Mapping[str, Command] = {
     "strategies": Command(
         "viewer", "/strategies", "strategies: origin, check, parameters", reads.run_strategies
     ),
+    "reload": Command(
+        "admin",
+        "/reload",
+        "load new or changed strategy files; running pairs keep their code",
+        reloads.run_reload,
+        changes=True,
+    ),
     "risk": Command(
         "viewer",
         "/risk [set KEY VALUE]",
@@ -102,6 +111,12 @@ COMMANDS: Mapping[str, Command] = {
         f"/backtest PAIR STRATEGY [TIMEFRAME] [DAYS] [key=value ...] [mc=N] {TERM_WORDS}",
         "recent candles (1h, 30 days), the bot's terms or given; PAIR portfolio: every pair",
         research.run_backtest,
+    ),
+    "check": Command(
+        "trader",
+        "/check STRATEGY [PAIR] [TIMEFRAME] [key=value ...]",
+        "check a strategy for look-ahead and more",
+        checks.run_check,
     ),
     "rerun": Command(
         "trader",

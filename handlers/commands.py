@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 CONFIRM_SECONDS = 30
 MAX_COMMAND_AGE_SECONDS = 60.0  # older: a read says how old, a change asks to confirm again
 # slow (charts, research): run beside the chat's next commands, so a /halt never waits on one
-BESIDE = frozenset({"backtest", "sweep", "chart", "pnl", "drift"})
+BESIDE = frozenset({"backtest", "sweep", "chart", "pnl", "drift", "check"})
 # confirmed commands whose result goes through the outbox (every user learns it; never lost)
 OUTBOX_RESULTS = {"flatten": "risk_halt", "resume_trading": "risk_resume", "risk": "risk_change"}
 # confirmed, runs at once, not after what the chat sent before the press: the kill switch,

@@ -33,6 +33,7 @@ from bot.risk.guard import LIMITS_KEY, RiskGuard
 from bot.risk.settings import effective_limits
 from bot.trading.control import Control
 from bot.trading.engine import Engine, EngineCosts
+from bot.trading.faults import StrategyFaults
 from bot.trading.held_runs import hold_refused
 from bot.trading.replay import ReplayDriver
 from bot.trading.service import TradingService
@@ -150,6 +151,17 @@ async def build_engine(
     )
 
 
+def strategy_faults(db: Database, clock: Clock) -> StrategyFaults:
+    """The runs of ``db`` whose strategy failed (bot/trading/faults.py)."""
+    return StrategyFaults(
+        transactions=db,
+        runs=SqlitePairRunRepository(db),
+        state=SqliteStateRepository(db),
+        alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+        clock=clock,
+    )
+
+
 def paper_account(settings: Settings) -> PaperAccount:
     paper = settings.paper
     return PaperAccount(
@@ -202,9 +214,11 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         equity=SqliteEquityRepository(db),
         clock=clock,
         runs=runs,
+        faults=strategy_faults(db, clock),
     )
     gate = strategy_gate(db, settings.mode)
     await hold_refused(service, gate, outbox)
+    await service.faults.load()  # the chat shows why a pair is paused before the first step
     control = Control(
         runs=runs_repo,
         service=service,
@@ -280,7 +294,12 @@ async def assemble_on_exchange(
     runs_repo = SqlitePairRunRepository(db)
     runs = await sync_pair_runs(runs_repo, settings, clock.now())
     service = TradingService(
-        engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=runs
+        engine=engine,
+        source=source,
+        equity=SqliteEquityRepository(db),
+        clock=clock,
+        runs=runs,
+        faults=strategy_faults(db, clock),
     )
     gate = strategy_gate(db, settings.mode)
     await hold_refused(service, gate, outbox)  # live: a run whose check has not passed waits

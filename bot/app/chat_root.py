@@ -5,16 +5,20 @@ bot.app.bootstrap builds the trading; this builds what a chat reads and drives o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 
 from bot.alerts.outbox import AlertOutbox
 from bot.alerts.preferences import AlertPreferences
 from bot.app.bootstrap import Trading
 from bot.app.config import Settings
 from bot.app.startup import dust_desk, strategy_gate
+from bot.app.strategy_loading import DEFAULT_FOLDER, LoadedStrategies, load_strategies
 from bot.charts.worker import ChartWorker
 from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
+from bot.chat.check_desk import CheckDesk
 from bot.chat.cockpit import Cockpit
 from bot.chat.drift_desk import DriftDesk
 from bot.chat.gate_desk import GateDesk
@@ -25,6 +29,7 @@ from bot.chat.pair_desk import PairDesk
 from bot.chat.portfolio_desk import PortfolioDesk
 from bot.chat.portfolio_sweep_desk import PortfolioSweepDesk
 from bot.chat.receipt_desk import ReceiptDesk
+from bot.chat.reload_desk import ReloadDesk
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.sweep_desk import SweepDesk
 from bot.chat.venue import Venue, unknown_precision
@@ -74,6 +79,16 @@ def chat_venue(
     return Venue(settings.mode, exchange, settings.quote, terms, price_decimals, settings)
 
 
+def strategy_reload(settings: Settings) -> Callable[[], LoadedStrategies]:
+    """What /reload loads: the strategies folder and entry points start-up loaded. A folder
+    that was there at start-up must still be (else nothing is reloaded); the default one,
+    absent then, may appear since."""
+    loaded = settings.strategies
+    folder = settings.strategies_dir or Path(DEFAULT_FOLDER)
+    there = loaded is not None and loaded.folder is not None
+    return functools.partial(load_strategies, folder, explicit=there)
+
+
 def build_cockpit(
     db: Database,
     venue: Venue,
@@ -84,8 +99,10 @@ def build_cockpit(
     jobs: Jobs,
     clock: Clock,
     scheduler: str | None = None,
+    strategies: Callable[[], LoadedStrategies] | None = None,
 ) -> Cockpit:
-    """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
+    """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep);
+    ``strategies``: what /reload loads (``strategy_reload``; None: no /reload)."""
     charts = ChartWorker()
     receipts = ReceiptDesk(
         store=SqliteReceiptRepository(db), history=history, exchange=venue.exchange
@@ -122,7 +139,7 @@ def build_cockpit(
     state = SqliteStateRepository(db)
     preferences = AlertPreferences(state, clock)
     limits = LimitsDesk(quote=venue.quote, service=service, engine=engine, clock=clock)
-    backtests = OneAtATime("backtest")  # /backtest, /rerun and /drift's backtest
+    backtests = OneAtATime("backtest")  # /backtest, /rerun, /check and /drift's backtest
     return Cockpit(
         venue=venue,
         overview=Overview(
@@ -191,5 +208,21 @@ def build_cockpit(
             service=service,
             outbox=AlertOutbox(SqliteAlertRepository(db), clock),
             clock=clock,
+        ),
+        checks=CheckDesk(
+            service=service,
+            history=history,
+            store=SqliteStrategyCheckRepository(db),
+            clock=clock,
+            quote=venue.quote,
+            pairs=() if venue.portfolio is None else venue.portfolio.pairs,
+            backtests=backtests,
+        ),
+        reload=None
+        if strategies is None
+        else ReloadDesk(
+            load=strategies,
+            service=service,
+            alert=AlertOutbox(SqliteAlertRepository(db), clock).push,
         ),
     )

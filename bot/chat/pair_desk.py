@@ -71,7 +71,8 @@ class PairDesk:
         """The warning line a start of ``run`` carries when its strategy's check has not
         passed (paper; live by an /allow), else ""."""
         gate = self._control.gate
-        return "" if gate is None else (await run_verdict(gate, self._service, run)).warning
+        verdict = None if gate is None else await run_verdict(gate, self._service, run)
+        return "" if verdict is None else verdict.warning
 
     async def stop_pair(self, argument: str) -> str:
         """Stop the pair (its position is closed); the pair as understood."""

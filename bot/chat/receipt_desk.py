@@ -84,10 +84,16 @@ class ReceiptDesk:
         self._exchange = exchange
 
     async def keep(
-        self, result: BacktestResult, terms: ResearchTerms, days: int, now: datetime
+        self,
+        result: BacktestResult,
+        terms: ResearchTerms,
+        days: int,
+        now: datetime,
+        monte_carlo: Mapping[str, Any] | None = None,
     ) -> str:
-        """Store the receipt of a /backtest that succeeded; its id."""
-        receipt = backtest_receipt(result, terms, self._source(days), now)
+        """Store the receipt of a /backtest that succeeded (with its Monte Carlo figures, when
+        asked for: its rerun draws them again); its id."""
+        receipt = backtest_receipt(result, terms, self._source(days), now, monte_carlo)
         await self._store.add(receipt.record())
         return receipt.id
 

@@ -289,8 +289,11 @@ class ResearchDesk:
             robustness = (  # before the receipt: a refused run keeps none
                 None if resamples is None else await asyncio.to_thread(resampled, result, resamples)
             )
+            figures = None if robustness is None else robustness.as_dict()
             receipt = (
-                await self._receipts.keep(result, terms, days, now) if self._receipts else None
+                await self._receipts.keep(result, terms, days, now, figures)
+                if self._receipts
+                else None
             )
             await progress(f"Backtest {running}: drawing…")
             chart = await self._chart(result, terms, receipt)
@@ -329,7 +332,7 @@ class ResearchDesk:
             done = await asyncio.to_thread(rerun_backtest, receipt, span)
             await progress(f"Rerun of receipt {receipt.id}: drawing…")
             chart = await self._chart(done.result, done.terms, receipt.id)
-        return RerunChart(chart, done.matched, done.verdict())
+        return RerunChart(replace(chart, robustness=done.robustness), done.matched, done.verdict())
 
     async def compare(self, arguments: Sequence[str]) -> CompareView:
         """ID ID: two receipts side by side."""

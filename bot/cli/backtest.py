@@ -72,8 +72,9 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
         begin("writing")
         if args.chart:
             write_chart(args.chart, chart)
-        receipt = store_backtest_receipt(args, result, terms)  # only once the run succeeded
         figures = {} if robustness is None else {"monte_carlo": robustness.as_dict()}
+        # only once the run succeeded
+        receipt = store_backtest_receipt(args, result, terms, figures.get("monte_carlo"))
         lines = [] if robustness is None else ["", *robustness.lines()]
         output = (
             json_text({"receipt": receipt, **result_document(result, terms), **figures})

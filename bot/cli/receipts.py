@@ -54,13 +54,17 @@ def _with_receipts[T](database: Path, work: Callable[[SqliteReceiptRepository], 
 
 
 def store_backtest_receipt(
-    args: argparse.Namespace, result: BacktestResult, terms: ResearchTerms
+    args: argparse.Namespace,
+    result: BacktestResult,
+    terms: ResearchTerms,
+    monte_carlo: Mapping[str, Any] | None = None,
 ) -> str | None:
-    """Store the receipt of a backtest that succeeded, in the --config's database; its id."""
+    """Store the receipt of a backtest that succeeded (``monte_carlo``: its Monte Carlo
+    figures, when asked for), in the --config's database; its id."""
     from bot.core.clock import SystemClock
 
     source = _file_source(args.data) if args.data else _stored_source(args)
-    receipt = backtest_receipt(result, terms, source, SystemClock().now())
+    receipt = backtest_receipt(result, terms, source, SystemClock().now(), monte_carlo)
     return _kept(args, receipt)
 
 

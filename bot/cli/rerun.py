@@ -54,9 +54,12 @@ def rerun_command(args: argparse.Namespace) -> int:
     if args.json:
         document = result_document(done.result, done.terms)
         rerun = {"matched": done.matched, "differences": list(done.differences)}
-        print(json_text({"receipt": receipt.id, "rerun": rerun, **document}))
+        mc = done.robustness
+        figures = {} if mc is None else {"monte_carlo": mc.as_dict()}
+        print(json_text({"receipt": receipt.id, "rerun": rerun, **document, **figures}))
     else:
-        print(f"{result_table(done.result, done.terms)}\n{done.verdict()}")
+        mc_lines = [] if done.robustness is None else ["", *done.robustness.lines()]
+        print("\n".join([result_table(done.result, done.terms), *mc_lines, done.verdict()]))
     return 0 if done.matched else 1
 
 

@@ -25,7 +25,9 @@ What a receipt holds and how each part is fingerprinted:
   its length and ``candle_hash``: blake2b over the timestamps as little-endian int64 bytes,
   then open, high, low, close and volume as little-endian float64 bytes;
 - ``result``: a summary (trades, PnL, win rate, drawdown, fees) and, for a backtest,
-  ``trade_hash``: blake2b over the trade table's columns (see ``trade_hash``).
+  ``trade_hash``: blake2b over the trade table's columns (see ``trade_hash``), and
+  ``monte_carlo`` when its Monte Carlo was asked for (its resamples, seed and figures: a rerun
+  draws them again and must find the same).
 
 Light on purpose (no numpy, pandas or numba at import): the chat imports it at start-up.
 """
@@ -60,6 +62,7 @@ _ID = re.compile(f"[{ID_ALPHABET}]{{{ID_LENGTH}}}")
 CANDLE_COLUMNS = ("open", "high", "low", "close", "volume")
 BACKTEST, SWEEP = "backtest", "sweep"
 PORTFOLIO, PORTFOLIO_SWEEP = "portfolio", "portfolio sweep"
+MONTE_CARLO = "monte_carlo"  # a backtest result's Monte Carlo figures, where asked for
 _SHARED_CODE = (
     *(f"bot/research/{name}.py" for name in ("kernel", "kernel_book", "kernel_inputs")),
     *("bot/research/kernel_trades.py", "bot/research/backtest.py"),
@@ -236,8 +239,11 @@ def backtest_receipt(
     terms: ResearchTerms,
     source: Mapping[str, Any],
     now: datetime,
+    monte_carlo: Mapping[str, Any] | None = None,
 ) -> Receipt:
-    """The receipt of a backtest that succeeded; ``source`` says how to read its candles again."""
+    """The receipt of a backtest that succeeded; ``source`` says how to read its candles again;
+    ``monte_carlo``: its Monte Carlo figures (``MonteCarlo.as_dict()``), when asked for."""
+    figures = {} if monte_carlo is None else {MONTE_CARLO: dict(monte_carlo)}
     return Receipt(
         id=new_id(),
         created=now,
@@ -248,7 +254,7 @@ def backtest_receipt(
         params=dict(result.strategy.params),
         terms=terms.as_dict(),
         series=(SeriesPrint.of(result.setup.pair, result.setup.timeframe, source, result.candles),),
-        result=result_summary(result),
+        result={**result_summary(result), **figures},
         code=code_hash(BACKTEST),
     )
 

@@ -13,8 +13,10 @@ import pandas as pd
 from bot.core.errors import DataError, UserInputError
 from bot.research.account_terms import ResearchTerms
 from bot.research.backtest import BacktestResult, run_backtest, setup_for
+from bot.research.monte_carlo import MonteCarlo, resampled
 from bot.research.receipts import (
     BACKTEST,
+    MONTE_CARLO,
     Receipt,
     SeriesPrint,
     candle_hash,
@@ -32,6 +34,7 @@ class Rerun:
     result: BacktestResult
     terms: ResearchTerms
     differences: tuple[str, ...]  # the result's figures that differ from the receipt's
+    robustness: MonteCarlo | None = None  # drawn again as the receipt's were, if it has any
 
     @property
     def matched(self) -> bool:
@@ -76,9 +79,26 @@ def rerun_backtest(receipt: Receipt, candles: pd.DataFrame | None) -> Rerun:
     setup = setup_for(series.pair, series.timeframe, terms)
     result = run_backtest(candles, strategy, setup)
     now = result_summary(result)
-    differences = tuple(
+    differences = [
         f"{key} {receipt.result.get(key)} now {value}"
         for key, value in now.items()
         if value != receipt.result.get(key)
-    )
-    return Rerun(receipt, result, terms, differences)
+    ]
+    robustness = _robustness(receipt, result)
+    if MONTE_CARLO in receipt.result and (
+        robustness is None or robustness.as_dict() != receipt.result[MONTE_CARLO]
+    ):
+        differences.append("monte_carlo figures differ from the receipt's")
+    return Rerun(receipt, result, terms, tuple(differences), robustness)
+
+
+def _robustness(receipt: Receipt, result: BacktestResult) -> MonteCarlo | None:
+    """The receipt's Monte Carlo drawn again on ``result``: its resamples, its seed (None: it
+    has none, or the rerun closed too few trades for one)."""
+    asked = receipt.result.get(MONTE_CARLO)
+    if asked is None:
+        return None
+    try:
+        return resampled(result, int(asked["resamples"]), int(asked["seed"]))
+    except UserInputError:  # under two closed trades now: the trades already differ
+        return None

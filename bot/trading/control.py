@@ -125,6 +125,8 @@ class Control:
         return await self._set_state(pair, RunState.PAUSED, RunState.RUNNING)
 
     async def resume(self, pair: str) -> PairRun:
+        """New entries for ``pair`` again; a strategy that failed (bot/trading/faults.py) is
+        asked again at the next close."""
         return await self._set_state(pair, RunState.RUNNING, RunState.PAUSED)
 
     async def stop(self, pair: str) -> PairRun:
@@ -147,6 +149,7 @@ class Control:
                 raise UserInputError(f"{pair}: the position could not be closed; run not stopped")
             stopped = await self._runs.set_state(run.id, RunState.STOPPED, self._clock.now())
             self._service.put_run(stopped)
+            await self._service.faults.clear(run.id)
             if self._service.twin is not None:  # its paper twin stops with it
                 await self._service.twin.stop(stopped, price)
         return stopped
@@ -322,6 +325,8 @@ class Control:
         async with self._service.tick_lock:
             changed = await self._runs.set_state(run.id, to, self._clock.now())
             self._service.put_run(changed)
+            if to is RunState.RUNNING:
+                await self._service.clear_fault(changed)
         return changed
 
     def _active(self, pair: str) -> PairRun:

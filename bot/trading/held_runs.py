@@ -42,9 +42,13 @@ class StartGate(Protocol):
     ) -> GateVerdict: ...
 
 
-async def run_verdict(gate: StartGate, service: TradingService, run: PairRun) -> GateVerdict:
-    """The verdict on the code ``run`` trades with (the object the service built)."""
-    return await gate.verdict(type(service.strategy_of(run)), run.pair, run.timeframe)
+async def run_verdict(gate: StartGate, service: TradingService, run: PairRun) -> GateVerdict | None:
+    """The verdict on the code ``run`` trades with (the object the service built); None when
+    it has none (it could not be built: its fault pauses it, bot/trading/faults.py)."""
+    strategy = service.strategy_of(run)
+    if strategy is None:
+        return None
+    return await gate.verdict(type(strategy), run.pair, run.timeframe)
 
 
 async def hold_refused(service: TradingService, gate: StartGate, outbox: AlertOutbox) -> None:
@@ -53,6 +57,8 @@ async def hold_refused(service: TradingService, gate: StartGate, outbox: AlertOu
     held = []
     for run in service.runs():
         verdict = await run_verdict(gate, service, run)
+        if verdict is None:
+            continue
         if verdict.warning:
             log.warning("%s: %s", run.pair, verdict.warning)
         if not verdict.allowed:
@@ -79,6 +85,8 @@ async def release_held(service: TradingService, gate: StartGate) -> list[PairRun
             if run.id not in service.held:
                 continue
             verdict = await run_verdict(gate, service, run)
+            if verdict is None:
+                continue
             if verdict.allowed:
                 del service.held[run.id]
                 await service.start_run(run)
@@ -97,7 +105,7 @@ async def hold_again(service: TradingService, gate: StartGate, name: str) -> lis
             if run.strategy != name or run.id in service.held:
                 continue
             verdict = await run_verdict(gate, service, run)
-            if not verdict.allowed:
+            if verdict is not None and not verdict.allowed:
                 service.held[run.id] = verdict.reason
                 held.append(run)
     return held

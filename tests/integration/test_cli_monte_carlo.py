@@ -79,3 +79,25 @@ def test_a_refused_monte_carlo_exits_2_with_one_line_and_stores_nothing(
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
     assert sorted(tmp_path.rglob("*")) == before  # no receipt database, no chart
+
+
+def test_a_rerun_draws_the_receipt_s_monte_carlo_again_and_matches_it(tmp_path: Path) -> None:
+    """The receipt keeps --monte-carlo's resamples, seed and figures; --rerun draws the same
+    and prints them (neither lost nor copied from the receipt unchecked)."""
+    base = ["backtest", "--data", str(SAMPLE), "--monte-carlo", "300", "--seed", "7"]
+    first = json.loads(pairpilot(*base, "--json", cwd=tmp_path).stdout)
+    again = pairpilot("backtest", "--rerun", first["receipt"], "--json", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads(again.stdout)
+    assert rerun["rerun"] == {"matched": True, "differences": []}
+    assert rerun["monte_carlo"] == first["monte_carlo"]
+    assert rerun["monte_carlo"]["seed"] == 7
+    table = pairpilot("backtest", "--rerun", first["receipt"], cwd=tmp_path)
+    assert "Monte Carlo: 300 resamples of " in table.stdout
+    assert "(seed 7)" in table.stdout
+    plain = json.loads(pairpilot("backtest", "--data", str(SAMPLE), "--json", cwd=tmp_path).stdout)
+    without = json.loads(
+        pairpilot("backtest", "--rerun", plain["receipt"], "--json", cwd=tmp_path).stdout
+    )
+    assert "monte_carlo" not in without
+    assert without["rerun"]["matched"]
