@@ -13,6 +13,7 @@ from bot.core.errors import UserInputError
 from handlers import admin_commands as admin
 from handlers import check_commands as checks
 from handlers import drift_commands as drift
+from handlers import gate_commands as gate
 from handlers import read_commands as reads
 from handlers import receipt_commands as receipts
 from handlers import reload_commands as reloads
@@ -229,6 +230,14 @@ COMMANDS: Mapping[str, Command] = {
         drift.run_promote,
         confirm=True,
         changes=True,
+    ),
+    "allow": Command(
+        "admin",
+        "/allow [STRATEGY [off]]",
+        "let a strategy whose check has not passed trade live; off revokes; none: the list",
+        gate.run_allow,
+        changes_with_arguments=True,
+        confirm_with_arguments=True,
     ),
     "order": Command(
         "admin",

@@ -53,6 +53,7 @@ def pairs_text(rows: tuple[PairRow, ...]) -> str:
         + (f", {escape(row.params)}" if row.params else "")
         + (f"\n  {escape(row.fault)}" if row.fault else "")
         + ("" if row.code is None else f"\n  {running_code_text(row.code)}")
+        + (f"\n  held: {escape(row.held)}" if row.held else "")
         for row in rows
     )
 

@@ -32,6 +32,7 @@ KINDS: Mapping[str, str] = {
     "storage": "the data directory is full or read-only (no new entries), and when it is fixed",
     "order_unknown": "an order's outcome cannot be read from the exchange: its pair waits (admins)",
     "drift": "a live pair departs from its paper twin, is demoted to paper or promoted back",
+    "strategy_gate": "a live pair held for its strategy's check, or an /allow given or revoked",
     "strategy_failed": "a strategy raised or returned garbage: its pair is paused",
     "strategy": "a running pair's strategy no longer loads after /reload (it keeps its code)",
 }
@@ -47,6 +48,7 @@ ALWAYS_SENT = frozenset(
         "chat_down",
         "risk_change",
         "order_unknown",
+        "strategy_gate",
         "strategy_failed",
     }
 )

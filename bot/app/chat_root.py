@@ -13,7 +13,7 @@ from bot.alerts.outbox import AlertOutbox
 from bot.alerts.preferences import AlertPreferences
 from bot.app.bootstrap import Trading
 from bot.app.config import Settings
-from bot.app.startup import dust_desk
+from bot.app.startup import dust_desk, strategy_gate
 from bot.app.strategy_loading import DEFAULT_FOLDER, LoadedStrategies, load_strategies
 from bot.charts.worker import ChartWorker
 from bot.chat.admin_desk import AdminDesk
@@ -21,6 +21,7 @@ from bot.chat.chat_state import ChatState
 from bot.chat.check_desk import CheckDesk
 from bot.chat.cockpit import Cockpit
 from bot.chat.drift_desk import DriftDesk
+from bot.chat.gate_desk import GateDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import Overview
@@ -47,6 +48,7 @@ from storage.orders import SqliteOrderRepository
 from storage.receipts import SqliteReceiptRepository
 from storage.state import SqliteStateRepository
 from storage.strategy_checks import SqliteStrategyCheckRepository
+from storage.strategy_overrides import SqliteStrategyOverrideRepository
 from storage.sweeps import SqliteSweepRepository
 
 
@@ -181,6 +183,7 @@ def build_cockpit(
                 receipts=receipts,
             ),
             backtests=backtests,
+            checks=SqliteStrategyCheckRepository(db),
         ),
         admin=AdminDesk(
             service=service,
@@ -198,6 +201,13 @@ def build_cockpit(
         dust=dust,
         drift=DriftDesk(
             venue=venue, service=service, history=history, backtests=backtests, clock=clock
+        ),
+        gate=GateDesk(
+            gate=strategy_gate(db, venue.mode),
+            overrides=SqliteStrategyOverrideRepository(db),
+            service=service,
+            outbox=AlertOutbox(SqliteAlertRepository(db), clock),
+            clock=clock,
         ),
         checks=CheckDesk(
             service=service,

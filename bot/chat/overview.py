@@ -110,6 +110,7 @@ class Overview:
                 " ".join(f"{key}={value}" for key, value in run.params.items()),
                 self._fault(run),
                 self._behind(run, registry),
+                self._service.held.get(run.id, ""),
             )
             for run in self._service.runs()
         )

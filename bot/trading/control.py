@@ -28,6 +28,7 @@ from bot.portfolio.holdings import Holding, compare
 from bot.portfolio.outside import OutsideHoldings
 from bot.trading import hand_orders, kill_switch
 from bot.trading.engine import Engine
+from bot.trading.held_runs import StartGate
 from bot.trading.service import TradingService
 from strategies import StrategyConfigError, build_strategy
 
@@ -51,9 +52,11 @@ class Control:
         quote: str,
         on_started: Callable[[PairRun], object] = lambda run: None,
         outside: OutsideHoldings | None = None,
+        gate: StartGate | None = None,
     ) -> None:
         """``on_started``: told of each run started here (the service schedules its ticks);
-        ``outside``: what the user holds on the account beside pairpilot (never sold)."""
+        ``outside``: what the user holds on the account beside pairpilot (never sold);
+        ``gate``: the live gate a start passes (None: none, a test's bare stack)."""
         self._runs = runs
         self._service = service
         self._engine = engine
@@ -63,6 +66,7 @@ class Control:
         self._quote = quote
         self._on_started = on_started
         self._outside = outside
+        self.gate = gate
 
     async def start_pair(
         self,
@@ -81,6 +85,10 @@ class Control:
             built = build_strategy(strategy, params)
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
+        if self.gate is not None:  # live: a strategy whose check has not passed is refused
+            verdict = await self.gate.verdict(type(built), pair, timeframe)
+            if not verdict.allowed:
+                raise UserInputError(verdict.reason)
         async with self._service.tick_lock:
             taken = sum(run.capital_share for run in self._service.runs())
             if capital_share is None:

@@ -53,6 +53,9 @@ class TradingService:
         for run in runs:
             self._build(run)
         self._last_candle: dict[int, int] = {}
+        # Runs the live gate holds (bot/trading/held_runs.py), run id -> why: never ticked
+        # nor primed (their position and resting stop stay as they are) until released.
+        self.held: dict[int, str] = {}
         self.last_ticks: dict[str, datetime] = {}  # pair -> when a tick last saw a new candle
         self.last_asked: dict[str, datetime] = {}  # pair -> when a tick last asked for candles
         self._prices: dict[str, float] = {}
@@ -82,6 +85,7 @@ class TradingService:
             self._runs.pop(run.id, None)
             self._strategies.pop(run.id, None)
             self._unbuilt.pop(run.id, None)
+            self.held.pop(run.id, None)
             return
         self._build(run)
         self._runs[run.id] = run
@@ -120,7 +124,8 @@ class TradingService:
         async with self.tick_lock:
             await self.faults.load()
             for run in list(self._runs.values()):
-                await self._prime(run)
+                if run.id not in self.held:
+                    await self._prime(run)
 
     async def start_run(self, run: PairRun) -> None:
         """Tick a run started while the service runs, from the next candle close on (a signal
@@ -235,10 +240,12 @@ class TradingService:
         )
 
     def _due(self, run: PairRun, timeframe: str | None) -> bool:
-        """``run`` ticks now: its timeframe's, and no order of its pair has an outcome the
-        venue cannot tell (bot/execution/unknown_orders.py: the pair waits, alerted, until
-        settled)."""
+        """``run`` ticks now: its timeframe's, not held by the live gate, and no order of its
+        pair has an outcome the venue cannot tell (bot/execution/unknown_orders.py: the pair
+        waits, alerted, until settled)."""
         if timeframe is not None and run.timeframe != timeframe:
+            return False
+        if run.id in self.held:
             return False
         waiting = self._engine.executor.unknown.waiting(run.pair)
         if waiting:

@@ -36,6 +36,7 @@ from tests.doubles.fake_kraken import SECRET as KRAKEN_SECRET
 from tests.doubles.fake_kraken import FakeKraken, kraken_config
 from tests.doubles.fake_kraken import trade_key as kraken_trade_key
 from tests.doubles.fake_okx import FakeOkx, okx_config
+from tests.rigs.checked import check_configured
 
 PAIR = "BTC/USDT"
 HOUR = timedelta(hours=1)
@@ -357,6 +358,7 @@ async def live_stack(
             await exchange.load_markets()
             async with AsyncExitStack() as stack:
                 db = await stack.enter_async_context(open_database(settings.database_path))
+                await check_configured(db, settings)  # the user ran `strategy check` on them
                 jobs = Jobs(clock)
                 trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
                 twin_file = twin_path(settings)
