@@ -29,15 +29,17 @@ from bot.chat.pair_desk import PairDesk
 from bot.chat.portfolio_desk import PortfolioDesk
 from bot.chat.portfolio_sweep_desk import PortfolioSweepDesk
 from bot.chat.receipt_desk import ReceiptDesk
-from bot.chat.reload_desk import ReloadDesk
+from bot.chat.reload_desk import ReloadDesk, ReloadOutcome
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.sweep_desk import SweepDesk
 from bot.chat.venue import Venue, unknown_precision
 from bot.core.ports import CandleHistory, Clock
 from bot.ops.scheduler import Jobs
 from bot.research.account_terms import Overrides, ResearchTerms, research_terms
+from bot.research.strategy_gate import StrategyGate
 from bot.trading.control import Control
 from bot.trading.engine import Engine
+from bot.trading.held_runs import release_after_reload
 from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
@@ -104,6 +106,7 @@ def build_cockpit(
     """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep);
     ``strategies``: what /reload loads (``strategy_reload``; None: no /reload)."""
     charts = ChartWorker()
+    gate = strategy_gate(db, venue.mode)
     receipts = ReceiptDesk(
         store=SqliteReceiptRepository(db), history=history, exchange=venue.exchange
     )
@@ -203,7 +206,7 @@ def build_cockpit(
             venue=venue, service=service, history=history, backtests=backtests, clock=clock
         ),
         gate=GateDesk(
-            gate=strategy_gate(db, venue.mode),
+            gate=gate,
             overrides=SqliteStrategyOverrideRepository(db),
             service=service,
             outbox=AlertOutbox(SqliteAlertRepository(db), clock),
@@ -218,11 +221,24 @@ def build_cockpit(
             pairs=() if venue.portfolio is None else venue.portfolio.pairs,
             backtests=backtests,
         ),
-        reload=None
-        if strategies is None
-        else ReloadDesk(
-            load=strategies,
-            service=service,
-            alert=AlertOutbox(SqliteAlertRepository(db), clock).push,
-        ),
+        reload=None if strategies is None else _reload_desk(strategies, service, gate, db, clock),
     )
+
+
+def _reload_desk(
+    load: Callable[[], LoadedStrategies],
+    service: TradingService,
+    gate: StrategyGate,
+    db: Database,
+    clock: Clock,
+) -> ReloadDesk:
+    """/reload, and after each reload the held runs take the new code and are gated again."""
+    desk = ReloadDesk(
+        load=load, service=service, alert=AlertOutbox(SqliteAlertRepository(db), clock).push
+    )
+
+    async def release(_: ReloadOutcome) -> None:
+        await release_after_reload(service, gate)
+
+    desk.after_reload.append(release)
+    return desk

@@ -96,6 +96,14 @@ async def release_held(service: TradingService, gate: StartGate) -> list[PairRun
     return released
 
 
+async def release_after_reload(service: TradingService, gate: StartGate) -> list[PairRun]:
+    """After a /reload: the held runs take the reloaded code and are gated again on it (a
+    strategy fixed, checked and reloaded starts without a restart); the runs released."""
+    async with service.tick_lock:
+        service.rebuild_held()
+    return await release_held(service, gate)
+
+
 async def hold_again(service: TradingService, gate: StartGate, name: str) -> list[PairRun]:
     """Hold the running runs of strategy ``name`` the gate now refuses (an /allow revoked):
     not ticked from now on, their positions and stops left as they are. The runs held."""

@@ -108,6 +108,15 @@ class TradingService:
         except Exception as error:  # user code, or a strategy no longer loaded
             self._unbuilt[run.id] = StrategyFailed(run.strategy, run.pair, last_line(error))
 
+    def rebuild_held(self) -> None:
+        """Build the held runs' strategies again from the registry (after a /reload): a held run
+        never traded on the code it was built with, so it takes the new code; a running pair
+        keeps its own until it is restarted."""
+        for run_id in self.held:
+            self._strategies.pop(run_id, None)
+            self._unbuilt.pop(run_id, None)
+            self._build(self._runs[run_id])
+
     def strategy_of(self, run: PairRun) -> Strategy | None:
         """The strategy object ``run`` trades with (its code as when the run was put); None
         when it could not be built (its run is faulted)."""

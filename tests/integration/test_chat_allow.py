@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 
 from bot.app.chat_root import chat_venue
+from bot.app.strategy_loading import load_strategies
 from bot.core.clock import FakeClock, SystemClock
 from bot.core.errors import UserInputError
 from bot.market.history import ExchangeHistory
+from bot.research.receipts import source_hash
 from storage.candles import SqliteCandleRepository
 from storage.db import open_database
 from tests.doubles.telegram_emulator import TelegramEmulator
@@ -31,8 +33,11 @@ HELD_WHY = (
 
 
 @asynccontextmanager
-async def live_chat(tmp_path: Path, candles: pd.DataFrame) -> AsyncIterator[tuple[Chat, Market]]:
-    """The live stack with ETH/USDT left running on the unchecked ``mine``, and the chat."""
+async def live_chat(
+    tmp_path: Path, candles: pd.DataFrame, *, reload: bool = False
+) -> AsyncIterator[tuple[Chat, Market]]:
+    """The live stack with ETH/USDT left running on the unchecked ``mine``, and the chat
+    (with /reload of the strategies folder beside the config when ``reload``)."""
     await persisted_runs(tmp_path, {"ETH/USDT": "mine"})
     fake = fake_with_pairs(candles)
     settings = live_settings(tmp_path, "http://127.0.0.1:1")
@@ -46,7 +51,9 @@ async def live_chat(tmp_path: Path, candles: pd.DataFrame) -> AsyncIterator[tupl
     ):
         venue = chat_venue(settings, "binance", trading)
         history = ExchangeHistory(exchange, SqliteCandleRepository(db))
-        async with chat_on(db, trading, venue, history, emulator, wall) as chat:
+        on = settings.model_copy(update={"strategies_dir": tmp_path / "user_strategies"})
+        with_reload = {"settings": on} if reload else {}
+        async with chat_on(db, trading, venue, history, emulator, wall, **with_reload) as chat:
             yield chat, market
 
 
@@ -156,3 +163,43 @@ async def test_paper_startpair_warns_and_allow_is_not_needed(tmp_path: Path) -> 
         assert "nothing: not needed in paper mode" in question
         assert "not needed in paper mode" in answer
         assert await overrides(chat) == []
+
+
+async def test_a_held_strategy_fixed_checked_and_reloaded_trades_without_a_restart(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """/reload gives a held run the new code (it never traded on the old) and gates it again:
+    checked at the new source, it ticks; a check of the old source would not have let it."""
+    folder = tmp_path / "user_strategies"
+    with user_strategies(folder):
+        async with live_chat(tmp_path, btc_candles, reload=True) as (chat, market):
+            service = chat.trading.service
+            assert held(service) == {"ETH/USDT": HELD_WHY}
+            mine = folder / "mine.py"
+            mine.write_text(mine.read_text() + "\n# fixed\n", encoding="utf-8")
+            fixed = load_strategies(folder, explicit=True).registry["mine"]
+            await record_check(chat.db, "mine", "ETH/USDT", source=source_hash(fixed))
+            started = type(service.strategy_of(service.runs()[0]))
+            assert "1 changed" in await chat.ask(ADMIN, "/reload")
+            assert held(service) == {}
+            assert type(service.strategy_of(service.runs()[0])) is not started
+            market.at(START.replace(minute=0, second=5) + HOUR)
+            await service.tick("1h")
+            assert "ETH/USDT" in service.last_ticks
+
+
+async def test_a_reload_without_a_check_of_the_new_code_keeps_the_run_held(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    folder = tmp_path / "user_strategies"
+    with user_strategies(folder):
+        async with live_chat(tmp_path, btc_candles, reload=True) as (chat, market):
+            service = chat.trading.service
+            await record_check(chat.db, "mine", "ETH/USDT")  # the code it was held on
+            mine = folder / "mine.py"
+            mine.write_text(mine.read_text() + "\n# edited, not checked\n", encoding="utf-8")
+            await chat.ask(ADMIN, "/reload")
+            assert "ETH/USDT" in held(service)
+            market.at(START.replace(minute=0, second=5) + HOUR)
+            await service.tick("1h")
+            assert "ETH/USDT" not in service.last_ticks

@@ -23,9 +23,10 @@ async def record_check(
     *,
     failed: Iterable[str] = (),
     created_ms: int = CHECKED_MS,
+    source: str | None = None,
 ) -> None:
-    """A `pairpilot strategy check` of ``strategy`` at its source now, as the CLI stores it,
-    failing the checks in ``failed`` (none: it passed)."""
+    """A `pairpilot strategy check` of ``strategy`` at its source now (or at ``source``, a
+    source hash), as the CLI stores it, failing the checks in ``failed`` (none: it passed)."""
     failing = set(failed)
     verdicts = [{"check": c, "passed": c not in failing, "detail": ""} for c in CHECKS]
     report = {
@@ -38,7 +39,7 @@ async def record_check(
         "last_ms": 0,
     }
     fingerprint = {
-        "source_hash": source_hash(strategy_registry()[strategy]),
+        "source_hash": source or source_hash(strategy_registry()[strategy]),
         "pair": pair,
         "timeframe": timeframe,
         "candle_hash": "0" * 32,
