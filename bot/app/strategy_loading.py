@@ -132,19 +132,27 @@ def _from_file(
 
 
 def _import_file(path: Path, name: str) -> ModuleType:
-    """``path`` as the module ``name``, compiled from the bytes read once here, which the
-    source hash keeps (bot/research/strategy_source.py) with the modules it newly imported."""
+    """``path`` as the module ``name``, compiled from its bytes read once here: never from a
+    cached .pyc, which Python trusts while the file's mtime (in whole seconds) and size match,
+    so an edit within a second keeping the size would /reload the old code under the new
+    file's hash. The source hash keeps these bytes, and the modules newly imported with them
+    (bot/research/strategy_source.py). A file that fails leaves what ``name`` was (a previous
+    load's module) as is."""
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     source = path.read_bytes()
     before = set(sys.modules)
+    previous = sys.modules.get(name)
     sys.modules[name] = module  # its classes' __module__ must name it (the source hash)
     try:
         exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102  (user code)
     except BaseException:
-        del sys.modules[name]
+        if previous is None:
+            del sys.modules[name]
+        else:
+            sys.modules[name] = previous
         raise
     record(module, source, _new_modules(before))
     return module

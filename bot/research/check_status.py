@@ -69,3 +69,17 @@ async def check_statuses(
         current = await checks.latest(name, source_hash(cls))
         statuses[name] = check_status(current, None if current else await checks.newest(name))
     return statuses
+
+
+def check_note(name: str, status: CheckStatus) -> str | None:
+    """The one line a backtest or sweep of ``name`` says when its check has not passed at its
+    current source (research runs anyway; live trading would refuse it), else None."""
+    if status.state == "passed":
+        return None
+    return f"note: {name} {status.text()}; `pairpilot strategy check {name}` before live"
+
+
+async def stored_note(checks: StrategyChecks, strategy: type[Strategy]) -> str | None:
+    """``check_note`` of ``strategy`` from the stored checks."""
+    status = (await check_statuses(checks, {strategy.name: strategy}))[strategy.name]
+    return check_note(strategy.name, status)
