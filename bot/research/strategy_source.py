@@ -52,16 +52,18 @@ _PINS: WeakKeyDictionary[type, tuple[str, tuple[str, ...]]] = WeakKeyDictionary(
 
 def record(module: ModuleType, source: bytes | None, imported: Iterable[ModuleType]) -> None:
     """Keep ``module``'s bytes (``source``, what was compiled; None: its file's bytes now) and
-    the hashable modules among those newly imported while it loaded. The first record stays."""
+    the plain files among the modules newly imported while it loaded. The first record stays."""
     if module not in _SOURCES:
         _SOURCES[module] = _file_bytes(module) if source is None else source
     if module not in _IMPORTED:
-        # pairpilot's own modules are reached through the globals: recording them for the first
-        # file that happens to import them would make its hash depend on the loading order
+        # plain files only: pairpilot's own modules and installed distributions are reached
+        # through the globals. What a distribution imports in turn is imported by the first
+        # file that imports it in a process (in a sweep worker, not in the service): recorded,
+        # it would make that file's hash depend on the process and the order of loading
         _IMPORTED[module] = tuple(
             m
             for m in imported
-            if m is not module and _kind(m) != _SKIP and m.__name__.partition(".")[0] not in _OWN
+            if m is not module and _kind(m) == _BYTES and m.__name__.partition(".")[0] not in _OWN
         )
 
 

@@ -9,6 +9,7 @@ session is the point, with a real SQLite database.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -367,3 +368,30 @@ def test_an_entry_point_package_is_hashed_by_the_bytes_of_its_modules(
     (site / "packed_trend" / "lines.py").write_text(INSTALLED.replace("rolling", "ewm"))
     after = loaded_from(None, *modules)["packed_trend"]
     assert source_hash(after) != source_hash(before)
+
+
+def test_a_distribution_imported_before_the_load_or_by_it_gives_one_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep's worker process imports a helper distribution (and what it imports in turn)
+    while loading the strategy file; the service had it imported already: one hash."""
+    site = tmp_path / "site-packages"
+    (site / "review_lines").mkdir(parents=True)
+    (site / "review_lines" / "__init__.py").write_text("from review_lines.inner import *\n")
+    (site / "review_lines" / "inner.py").write_text(INSTALLED)
+    info = site / "review_lines-2.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: review-lines\nVersion: 2.1\n")
+    folder = tmp_path / "user_strategies"
+    folder.mkdir()
+    (folder / "helper_trend.py").write_text(USING_HELPER)
+    monkeypatch.syspath_prepend(str(site))
+    modules = ("review_lines", "review_lines.inner", f"{MODULE_PREFIX}.helper_trend")
+    imported_by_the_load = loaded_from(folder, *modules)["helper_trend"]
+    try:
+        importlib.import_module("review_lines")
+        imported_before = loaded_from(folder, *modules)["helper_trend"]
+    finally:
+        sys.modules.pop("review_lines", None)
+    assert covered(imported_by_the_load) == covered(imported_before)
+    assert source_hash(imported_by_the_load) == source_hash(imported_before)
