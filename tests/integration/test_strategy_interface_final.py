@@ -143,3 +143,31 @@ def test_a_strategy_cannot_hide_an_interface_member_behind_an_instance_attribute
 def test_no_built_in_redefines_an_interface_member() -> None:
     for cls in BUILT_INS.values():
         assert redefined_finals(cls) == [], cls
+
+
+def test_an_entry_point_redefining_signals_is_refused_naming_its_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    (site / "own_signals").mkdir(parents=True)
+    source = HONEST.replace("honest_cross", "own_signals") + (
+        "\n    def signals(self, candles: pd.DataFrame) -> pd.Series:\n"
+        "        return self.compute_signals(candles)\n"
+    )
+    (site / "own_signals" / "__init__.py").write_text(source)
+    info = site / "own_signals-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: own-signals\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[pairpilot.strategies]\nown_signals = own_signals:HonestCross\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        loaded = load_strategies(None, explicit=False)
+    finally:
+        sys.modules.pop("own_signals", None)
+    assert "own_signals" not in loaded.registry
+    (problem,) = loaded.problems
+    assert problem.where.startswith("entry point own_signals = own_signals:HonestCross")
+    file = site / "own_signals" / "__init__.py"
+    assert f"HonestCross.signals ({file}:24) redefines Strategy.signals" in problem.message
