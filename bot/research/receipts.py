@@ -109,6 +109,13 @@ def source_hash(strategy: Strategy | type[Strategy]) -> str:
     return digest.hexdigest()
 
 
+def source_changed(name: str, strategy: Strategy | type[Strategy]) -> str:
+    """Why a rerun refuses a strategy whose source hash moved: its name and its own file (a
+    user's strategy file or package module, a built-in's module), the one a trader edited."""
+    kind = strategy if isinstance(strategy, type) else type(strategy)
+    return f"the source of strategy {name} changed ({inspect.getfile(kind)})"
+
+
 def code_hash(kind: str) -> str:
     """The fingerprint of the code that computes a ``kind``'s results: see the docstring."""
     digest = hashlib.blake2b(digest_size=16)
@@ -302,7 +309,7 @@ def changes(receipt: Receipt, strategy: Strategy, now_hashes: Sequence[str | Non
     the strategy's source, each series' candles (``now_hashes``: None where they are gone)."""
     found = code_changes(receipt)
     if receipt.source_hash != source_hash(strategy):
-        found.append(f"the source of strategy {receipt.strategy} changed")
+        found.append(source_changed(receipt.strategy, strategy))
     for series, now in zip(receipt.series, now_hashes, strict=True):
         if (change := series_change(series, now)) is not None:
             found.append(change)

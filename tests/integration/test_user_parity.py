@@ -16,6 +16,7 @@ portfolio case (2 pairs, 300 candles) and one venue case (Bybit, 300 candles) pe
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +24,20 @@ import pandas as pd
 import pytest
 
 from bot.app.bootstrap import paper_account, risk_limits
-from bot.app.strategy_loading import LoadedStrategies
+from bot.app.strategy_loading import LoadedStrategies, load_strategies
+from bot.core.domain import RiskLimits
 from bot.research.backtest import BacktestSetup, run_backtest
+from bot.research.strategy_check import check_strategy
 from strategies.registry import install
-from tests.integration.test_parity import CASES, FEE, PAIR, PARITY_CANDLES, SLIPPAGE
-from tests.integration.test_parity import live_trades, same_trade
+from tests.integration.test_parity import (
+    CASES,
+    FEE,
+    PAIR,
+    PARITY_CANDLES,
+    SLIPPAGE,
+    live_trades,
+    same_trade,
+)
 from tests.integration.test_portfolio_parity import (
     Case,
     assert_same,
@@ -41,14 +51,11 @@ from tests.integration.test_venue_parity import ACCOUNTS, both_trades, differenc
 from tests.rigs.portfolio_replay import replay_portfolio
 from tests.rigs.user_loads import LOADS, NAME, forget, load_user
 from tests.rigs.venue_parity import FIRST, TRADED, WARM
-from tests.strategy_fixtures import UserTrend
+from tests.strategy_fixtures import UserTrend, user_strategy_source
 
 ENTRY_POINT_CASES = ("signals only", "strict limits")
 MATRIX = [
-    (how, case)
-    for how in LOADS
-    for case in CASES
-    if how == "folder" or case in ENTRY_POINT_CASES
+    (how, case) for how in LOADS for case in CASES if how == "folder" or case in ENTRY_POINT_CASES
 ]
 OWN_EXITS = {"stop_loss", "take_profit"}  # UserTrend.exit_defaults
 
@@ -84,7 +91,12 @@ async def test_a_user_strategys_backtest_trades_equal_the_live_engines(
         candles,
         strategy,
         BacktestSetup(
-            pair=PAIR, timeframe="1h", balance=1000.0, fee_rate=FEE, slippage=SLIPPAGE, limits=limits
+            pair=PAIR,
+            timeframe="1h",
+            balance=1000.0,
+            fee_rate=FEE,
+            slippage=SLIPPAGE,
+            limits=limits,
         ),
     )
     expected = backtest.table.trades()[: backtest.table.closed]
@@ -161,3 +173,44 @@ async def test_a_user_strategy_on_a_venue_makes_the_backtests_trades(
         if (why := differences(a, b, account.tick, resting_stops=True, limit_entries=False))
     ]
     assert not found, found[:2]
+
+
+SMOOTHING = """    @property
+    def smoothing_length(self) -> int:
+        return max(int(self.params["rsi_length"]), super().smoothing_length)
+
+"""
+
+
+async def test_a_user_strategy_that_hides_its_smoothing_trades_otherwise_live_and_fails_its_check(
+    tmp_path: Path, btc_candles: pd.DataFrame
+) -> None:
+    """Why parity can break for user code, and what says so: the live engine hands a strategy
+    ``history`` candles, max(warmup, 20 x (smoothing_length + 1)). Without its
+    ``smoothing_length`` UserTrend gets 31, and its RSI, an exponential smoothing, is still
+    remembering where that window began: live it decides otherwise than the backtest, which
+    saw the whole history. `strategy check`'s warm-up analysis names the history it needs."""
+    source = user_strategy_source()
+    assert SMOOTHING in source
+    folder = tmp_path / "user_strategies"
+    folder.mkdir()
+    (folder / f"{NAME}.py").write_text(source.replace(SMOOTHING, ""), encoding="utf-8")
+    loaded = load_strategies(folder, explicit=True)
+    install(loaded.registry)
+    strategy = loaded.registry.build(NAME)
+    assert strategy.history == strategy.warmup == 31
+    setup = BacktestSetup(pair=PAIR, timeframe="1h", fee_rate=FEE, slippage=SLIPPAGE)
+    candles = btc_candles.iloc[:400].reset_index(drop=True)
+    backtest = run_backtest(candles, strategy, setup)
+    expected = backtest.table.trades()[: backtest.table.closed]
+    live, _ = await live_trades(candles, NAME, {}, RiskLimits())
+    assert [(t.entry_time, t.exit_time) for t in live] != [
+        (t.entry_time, t.exit_time) for t in expected
+    ]
+    report = check_strategy(strategy, btc_candles)
+    warmup = next(verdict for verdict in report.verdicts if verdict.check == "warm-up")
+    assert not warmup.passed
+    assert "declared warm-up too short: it needs at least" in warmup.detail
+    assert report.warmup_needed is not None
+    assert report.warmup_needed > strategy.history
+    sys.modules.pop(f"pairpilot_user_strategies.{NAME}", None)
