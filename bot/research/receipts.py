@@ -110,10 +110,15 @@ def source_hash(strategy: Strategy | type[Strategy]) -> str:
 
 
 def source_changed(name: str, strategy: Strategy | type[Strategy]) -> str:
-    """Why a rerun refuses a strategy whose source hash moved: its name and its own file (a
-    user's strategy file or package module, a built-in's module), the one a trader edited."""
+    """Why a rerun refuses a strategy whose source hash moved. A user strategy's file is named
+    (``mine.py``; an installed package's ``package/module.py``), the one its trader edited, as
+    short as the chat can quote it; a built-in's source moves only with pairpilot's code."""
     kind = strategy if isinstance(strategy, type) else type(strategy)
-    return f"the source of strategy {name} changed ({inspect.getfile(kind)})"
+    if kind.__module__.split(".")[0] == "strategies":
+        return f"the source of strategy {name} changed"
+    file = Path(inspect.getfile(kind))
+    shown = f"{file.parent.name}/{file.name}" if file.name == "__init__.py" else file.name
+    return f"the source of strategy {name} changed ({shown})"
 
 
 def code_hash(kind: str) -> str:

@@ -59,7 +59,8 @@ def test_a_user_backtests_receipt_reruns_and_refuses_once_the_file_is_edited(
     )  # a trader tunes a default: the same parameters given now trade otherwise
     refused = pairpilot(*rerun[:-1], cwd=tmp_path, path=site)
     assert refused.returncode == 2, refused.stdout
-    assert f"the source of strategy {NAME} changed ({source})" in refused.stderr
+    shown = source.name if how == "folder" else f"{PACKAGE}/__init__.py"
+    assert f"the source of strategy {NAME} changed ({shown})." in refused.stderr
     assert "Nothing was run." in refused.stderr
     assert rows(cfg, "receipts") == stored
 
