@@ -6,6 +6,7 @@ worker processes."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -84,3 +85,17 @@ async def test_backtest_rerun_and_sweep_from_chat_take_a_user_strategy(
         assert swept[0].startswith("Sweep 1: 2 results, best by sharpe:\nlength=30: "), swept
         rows = await chat.db.fetch_all("SELECT params FROM sweep_results")
         assert sorted(json.loads(row["params"])["length"] for row in rows) == [10, 30]
+
+        edited = Path(inspect.getfile(loaded))  # the trader edits the strategy's file
+        with edited.open("a", encoding="utf-8") as file:  # noqa: ASYNC230 (a test's edit)
+            file.write("\n# tuned\n")
+        shown = edited.name if how == "folder" else f"{PACKAGE}/__init__.py"
+        before = len(chat.emulator.to(TRADER))
+        chat.emulator.say(TRADER, f"/rerun {receipt_id}")
+        for _ in range(300):
+            texts = [m.text for m in chat.emulator.to(TRADER)[before:]]
+            if any("cannot be rerun exactly" in text for text in texts):
+                break
+            await chat.emulator.quiet(0.1)
+        assert any(f"the source of strategy {NAME} changed ({shown})" in t for t in texts), texts
+        assert len(await receipt_rows(chat)) == 2  # the backtest's and the sweep's
