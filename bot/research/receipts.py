@@ -35,6 +35,7 @@ Light on purpose (no numpy, pandas or numba at import): the chat imports it at s
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 import secrets
 from collections.abc import Mapping, Sequence
