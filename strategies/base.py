@@ -101,6 +101,24 @@ EXIT_PARAM_SPECS = (
 )
 
 
+# What the backtest, `strategy check` and the live engine call on every strategy: defined by
+# the interface alone, so what trades live runs the code that was checked and backtested. A
+# subclass (built-in or user) implements compute_signals, warmup and the optional hooks.
+FINAL = (
+    "__init__",
+    "__init_subclass__",
+    "__getattribute__",
+    "__setattr__",
+    "specs",
+    "exit_policy",
+    "atr",
+    "history",
+    "ready_after",
+    "signals",
+    "remembered_signals",
+)
+
+
 class Strategy(ABC):
     """A pure function of a candle frame: no I/O, no clock, no state beyond its parameters.
 
@@ -114,6 +132,17 @@ class Strategy(ABC):
     description: ClassVar[str]
     param_specs: ClassVar[tuple[ParamSpec, ...]]
     exit_defaults: ClassVar[Mapping[str, float]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        redefined = redefined_finals(cls)
+        if redefined:
+            raise TypeError("; ".join(redefined))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in FINAL:  # an instance attribute would hide the interface's own
+            raise AttributeError(f"{type(self).__name__}.{name} is the interface's own")
+        super().__setattr__(name, value)
 
     @classmethod
     def specs(cls) -> tuple[ParamSpec, ...]:
@@ -220,6 +249,30 @@ class Strategy(ABC):
     def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
         """The lines the strategy decides on, by label, for charts (empty when too short)."""
         return {}
+
+
+def redefined_finals(cls: type) -> list[str]:
+    """Why ``cls`` may not be a strategy: each FINAL member a class of its MRO above Strategy
+    defines, with its file and line (empty: none)."""
+    found = []
+    for klass in cls.__mro__[: cls.__mro__.index(Strategy)]:
+        for name in FINAL:
+            if name in vars(klass):
+                found.append(
+                    f"{klass.__qualname__}.{name} ({_where(vars(klass)[name], klass)}) "
+                    f"redefines Strategy.{name}, which the backtest, the check and live trading "
+                    "call as the interface defines it: implement compute_signals and warmup "
+                    "instead (docs/strategies.md, The interface)"
+                )
+    return found
+
+
+def _where(member: object, klass: type) -> str:
+    function = getattr(member, "fget", None) or getattr(member, "__func__", member)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return klass.__module__
+    return f"{code.co_filename}:{code.co_firstlineno}"
 
 
 def require_below(params: Mapping[str, Any], low: str, high: str) -> None:

@@ -23,12 +23,11 @@ from pathlib import Path
 from types import ModuleType
 
 from bot.core.errors import ConfigError
-from bot.research.loaded_code import pin
+from bot.research.strategy_source import ENTRY_POINT_GROUP, pin, record
 from strategies import BUILT_INS, Strategy, StrategyConfigError
-from strategies.base import ParamSpec
+from strategies.base import ParamSpec, redefined_finals
 from strategies.registry import Origin, StrategyRegistry
 
-ENTRY_POINT_GROUP = "pairpilot.strategies"
 DEFAULT_FOLDER = "user_strategies"  # beside the config file (not "strategies": the built-ins'
 # package sits beside config.example.toml in a checkout)
 MODULE_PREFIX = "pairpilot_user_strategies"  # user files import as pairpilot_user_strategies.<stem>
@@ -60,6 +59,8 @@ def load_strategies(folder: Path | None, *, explicit: bool) -> LoadedStrategies:
     if folder is not None and explicit and not present:
         why = "is not a folder" if folder.exists() else "does not exist"
         raise ConfigError(f"strategies_dir {folder} {why}")
+    for cls in BUILT_INS.values():  # their hash too is of their bytes when loaded
+        pin(cls)
     found: list[tuple[type[Strategy], Origin]] = []
     problems: list[LoadProblem] = []
     _from_entry_points(entry_points(group=ENTRY_POINT_GROUP), found, problems)
@@ -102,8 +103,6 @@ def _registry(
         registry = registry.adding(cls, origin)
     if len(registry) > len(BUILT_INS):
         registry = registry.with_recipe(functools.partial(registry_of, folder))
-    for cls in registry.values():
-        pin(cls)  # the code as loaded, whatever its file holds later (bot/research/loaded_code.py)
     return LoadedStrategies(registry, tuple(problems), folder)
 
 
@@ -116,8 +115,11 @@ def _from_file(
     except (Exception, SystemExit) as error:  # a user file may raise anything at import
         problems.append(LoadProblem(_failing_line(error, path), _last_line(error)))
         return
+    claiming = _claiming(module, path)
+    for cls in claiming:
+        problems.append(LoadProblem(str(path), _claims(cls)))
     classes = _strategy_classes(module)
-    if not classes:
+    if not classes and not claiming:
         problems.append(
             LoadProblem(
                 str(path),
@@ -130,25 +132,34 @@ def _from_file(
 
 
 def _import_file(path: Path, name: str) -> ModuleType:
-    """``path`` as the module ``name``, compiled from its bytes as they are now: never from a
+    """``path`` as the module ``name``, compiled from its bytes read once here: never from a
     cached .pyc, which Python trusts while the file's mtime (in whole seconds) and size match,
     so an edit within a second keeping the size would /reload the old code under the new
-    file's hash. A file that fails leaves what ``name`` was (a previous load's module) as is."""
+    file's hash. The source hash keeps these bytes, and the modules newly imported with them
+    (bot/research/strategy_source.py). A file that fails leaves what ``name`` was (a previous
+    load's module) as is."""
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
+    source = path.read_bytes()
+    before = set(sys.modules)
     previous = sys.modules.get(name)
-    sys.modules[name] = module  # inspect.getsource needs it (the receipts' source hash)
+    sys.modules[name] = module  # its classes' __module__ must name it (the source hash)
     try:
-        exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)  # noqa: S102
+        exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102  (user code)
     except BaseException:
         if previous is None:
             del sys.modules[name]
         else:
             sys.modules[name] = previous
         raise
+    record(module, source, _new_modules(before))
     return module
+
+
+def _new_modules(before: set[str]) -> list[ModuleType]:
+    return [module for name, module in list(sys.modules.items()) if name not in before]
 
 
 def _from_entry_points(
@@ -160,11 +171,15 @@ def _from_entry_points(
         dist = point.dist
         owner = f" (distribution {dist.name} {dist.version})" if dist is not None else ""
         where = f"{point.name} = {point.value}{owner}"
+        before = set(sys.modules)
         try:
             loaded = point.load()
         except (Exception, SystemExit) as error:  # an installed package may raise anything
             problems.append(LoadProblem(f"entry point {where}", _with_line(error)))
             continue
+        module = sys.modules.get(point.module)
+        if module is not None:  # its bytes now, right after its import, and what it imported
+            record(module, None, _new_modules(before))
         if not (isinstance(loaded, type) and issubclass(loaded, Strategy)):
             problems.append(
                 LoadProblem(
@@ -230,6 +245,14 @@ def _accept(
             )
         )
         return
+    lying = _claims_another_module(cls)
+    if lying is not None:
+        problems.append(LoadProblem(where, _claims(lying)))
+        return
+    redefined = redefined_finals(cls)
+    if redefined:
+        problems.append(LoadProblem(where, "; ".join(redefined)))
+        return
     try:
         cls()
     except StrategyConfigError as error:
@@ -238,7 +261,54 @@ def _accept(
     except Exception as error:  # user code may raise anything
         problems.append(LoadProblem(where, f"strategy {name!r} cannot be built: {error!r}"))
         return
+    pin(cls)  # its source hash, from the bytes just loaded (bot/research/strategy_source.py)
     found.append((cls, origin))
+
+
+def _claiming(module: ModuleType, path: Path) -> list[type[Strategy]]:
+    """The strategy classes ``module`` defines that claim to be another module's
+    (``__module__ = "strategies.base"``): their code would be hashed as that module's."""
+    classes = dict.fromkeys(v for v in vars(module).values() if isinstance(v, type))
+    return [
+        cls
+        for cls in classes
+        if issubclass(cls, Strategy)
+        and cls.__module__ != module.__name__
+        and (_defined_in(cls, str(path)) or _claims_another_module(cls) is cls)
+    ]
+
+
+def _claims_another_module(cls: type[Strategy]) -> type[Strategy] | None:
+    """The first class of ``cls``'s MRO above Strategy whose ``__module__`` is the interface
+    or does not hold it under its name; None when each names its own module."""
+    for klass in cls.__mro__[: cls.__mro__.index(Strategy)]:
+        if klass.__module__ == Strategy.__module__:
+            return klass
+        if "<locals>" in klass.__qualname__:  # made by a function: nothing to look it up by
+            continue
+        there: object = sys.modules.get(klass.__module__)
+        for part in klass.__qualname__.split("."):
+            there = getattr(there, part, None)
+        if there is not klass:
+            return klass
+    return None
+
+
+def _defined_in(cls: type, file: str) -> bool:
+    """Whether a function of ``cls``'s own was compiled from ``file``."""
+    for value in vars(cls).values():
+        code = getattr(inspect.unwrap(getattr(value, "fget", value)), "__code__", None)
+        if code is not None and code.co_filename == file:
+            return True
+    return False
+
+
+def _claims(cls: type) -> str:
+    return (
+        f"class {cls.__qualname__} claims __module__ = {cls.__module__!r}, a module that does "
+        "not define it: a strategy class must keep the module it is defined in (its source "
+        "hash names that module's code); not loaded"
+    )
 
 
 def _failing_line(error: BaseException, path: Path) -> str:

@@ -15,7 +15,7 @@ from bot.core.errors import UserInputError
 from bot.core.ports import Clock
 from bot.research.receipts import source_hash
 from bot.research.strategy_gate import StrategyGate, Verdict
-from bot.trading.held_runs import ALERT_KIND, hold_again, release_held
+from bot.trading.held_runs import ALERT_KIND, hold_again, release_after_reload
 from bot.trading.service import TradingService
 from strategies import Strategy, strategy_registry
 
@@ -96,7 +96,7 @@ class GateDesk:
         return (
             f"let {cls.name} trade REAL MONEY although its code has not passed its check "
             f"({verdict.status.text()}): code that has not passed its check will trade real "
-            f"money{starts}. Only its current source: an edit of the file voids this"
+            f"money{starts}. Only its current source: loading an edit of the file voids this"
         )
 
     async def allow(self, arguments: Sequence[str], actor: str) -> AllowOutcome:
@@ -117,7 +117,7 @@ class GateDesk:
             return AllowOutcome(name, "revoked", "", pairs)
         verdict = await self._grantable(cls)
         if verdict.allowed:  # its check passed since: nothing to override
-            released = await release_held(self._service, self._gate)
+            released = await release_after_reload(self._service, self._gate)
             pairs = tuple(run.pair for run in released if run.strategy == name)
             return AllowOutcome(name, "released", "", pairs)
         overrode = verdict.status.text()
@@ -127,7 +127,7 @@ class GateDesk:
             AlertPriority.ERROR,
             f"{name} may trade real money by /allow of {actor}, though its check is: {overrode}",
         )
-        released = await release_held(self._service, self._gate)
+        released = await release_after_reload(self._service, self._gate)
         pairs = tuple(run.pair for run in released if run.strategy == name)
         return AllowOutcome(name, "allowed", overrode, pairs)
 

@@ -1,9 +1,8 @@
-"""The source hash of each strategy class as it was when it was loaded.
+"""Which code a running strategy object runs, against the registry's now (/pairs, /reload).
 
-``source_hash`` (bot/research/receipts.py) reads the strategy's file now. After a /reload the
-file may hold newer code than a running pair's class, or be gone: asking the file would name
-code that pair does not run. So the loader pins each class's hash as it imports it, and what
-asks which code an object runs (/pairs, /reload's comparison) reads the pin.
+A class's source hash is pinned when it is loaded (bot/research/strategy_source.py): after a
+/reload the file may hold newer code than a running pair's class, or be gone, and its hash
+still names the code that pair runs.
 """
 
 from __future__ import annotations
@@ -13,30 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from weakref import WeakKeyDictionary
 
 from bot.research.receipts import source_hash
 
 if TYPE_CHECKING:
     from strategies import Strategy
 
-_PINNED: WeakKeyDictionary[type[Strategy], str] = WeakKeyDictionary()
-UNKNOWN = "unknown"  # a class never pinned whose file cannot be read any more
-
-
-def pin(cls: type[Strategy]) -> str:
-    """``cls``'s source hash, taken now unless it was pinned before; kept while ``cls`` lives."""
-    pinned = _PINNED.get(cls)
-    if pinned is None:
-        pinned = _PINNED[cls] = source_hash(cls)
-    return pinned
+UNKNOWN = "unknown"  # a class never hashed whose file cannot be read any more
 
 
 def loaded_hash(cls: type[Strategy]) -> str:
     """The source hash of the code ``cls`` was built from (its pin; else hashed now, or
     ``UNKNOWN`` when its file is gone)."""
     try:
-        return pin(cls)
+        return source_hash(cls)
     except (OSError, KeyError):  # file removed, or its module dropped from sys.modules
         return UNKNOWN
 

@@ -4,11 +4,11 @@ prove the rerun made the same trades (issue 17).
 What a receipt holds and how each part is fingerprinted:
 
 - ``version``: pairpilot's package version (``importlib.metadata``);
-- ``source_hash``: blake2b of the bytes of the source files of the strategy's class and of
-  each of its base classes down to ``Strategy`` (``strategies/ema_cross.py`` and
-  ``strategies/base.py`` for ema_cross; a user's strategy file or package module, then
-  ``strategies/base.py``, for a user strategy), in that order, each preceded by its module's
-  name. Other modules a user strategy imports are not hashed;
+- ``source_hash``: the fingerprint of the code the strategy's class was loaded from
+  (bot/research/strategy_source.py): the modules of its class and base classes down to
+  ``Strategy``, the helper modules they import (not the standard library nor pairpilot's
+  dependencies), then ``strategies/base.py``; taken when the class was loaded, not from the
+  file on disk when asked;
 - ``code``: blake2b of the code that turns candles into results (``code_hash``): each file of
   ``CODE[kind]``, its path then its bytes. For every kind: the kernel (``bot/research/
   kernel.py``, ``kernel_book.py``, ``kernel_inputs.py``, ``kernel_trades.py``), the rules it
@@ -38,7 +38,6 @@ import hashlib
 import inspect
 import re
 import secrets
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -49,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.domain import RiskLimits, from_ms, to_ms
 from bot.core.errors import DataError, UserInputError
 from bot.research.account_terms import ResearchTerms
+from bot.research.strategy_source import pin
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,16 +100,8 @@ def pairpilot_version() -> str:
 
 
 def source_hash(strategy: Strategy | type[Strategy]) -> str:
-    """The fingerprint of the strategy's code: see the module's docstring."""
-    digest = hashlib.blake2b(digest_size=16)
-    kind = strategy if isinstance(strategy, type) else type(strategy)
-    for cls in kind.__mro__:
-        module = sys.modules[cls.__module__]
-        digest.update(module.__name__.encode())
-        digest.update(Path(inspect.getfile(module)).read_bytes())
-        if cls.__module__ == "strategies.base":  # Strategy itself: the interface, hashed last
-            break
-    return digest.hexdigest()
+    """The fingerprint of the strategy's code as loaded: see the module's docstring."""
+    return pin(strategy if isinstance(strategy, type) else type(strategy))
 
 
 def source_changed(name: str, strategy: Strategy | type[Strategy]) -> str:

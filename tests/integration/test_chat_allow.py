@@ -1,6 +1,6 @@
 """/allow from the chat (issue 18): an admin lets a held strategy whose check has not passed trade
 real money after a Confirm that says so; it is audited and alerted, the held run ticks from the
-next candle close, and an edit of the file voids it. The real PTB client on the Telegram
+next candle close, and loading an edit of the file voids it. The real PTB client on the Telegram
 emulator, the live stack on the fake exchange, real SQLite."""
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from storage.db import open_database
 from tests.doubles.telegram_emulator import TelegramEmulator
 from tests.rigs.chat_rig import ADMIN, TRADER, VIEWER, Chat, chat_on, chat_stack
 from tests.rigs.checked import record_check
-from tests.rigs.gated import START, fake_with_pairs, held, persisted_runs, user_strategies
+from tests.rigs.gated import (
+    START,
+    fake_with_pairs,
+    held,
+    persisted_runs,
+    user_strategies,
+)
 from tests.rigs.live_rig import HOUR, Market, live_settings, live_stack, venue_client
 
 HELD_WHY = (
@@ -80,7 +86,7 @@ async def test_allow_lets_a_held_strategy_trade_audited_and_alerted_until_its_fi
 
 
 async def allow_and_revoke(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
-    async with live_chat(tmp_path, btc_candles) as (chat, market):
+    async with live_chat(tmp_path, btc_candles, reload=True) as (chat, market):
         service = chat.trading.service
         pairs = await chat.ask(VIEWER, "/pairs")
         assert f"ETH/USDT running: mine 1h, 10% of capital\n  held: {HELD_WHY}" in pairs
@@ -99,8 +105,8 @@ async def allow_and_revoke(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
         assert (
             "let mine trade REAL MONEY although its code has not passed its check (not "
             "checked): code that has not passed its check will trade real money; its held "
-            "pairs (ETH/USDT) start trading. Only its current source: an edit of the file "
-            "voids this"
+            "pairs (ETH/USDT) start trading. Only its current source: loading an edit of the "
+            "file voids this"
         ) in question
         assert answer.startswith("mine may trade real money though its check is: not checked.")
         assert answer.endswith("ETH/USDT trade(s) from the next candle close.")
@@ -124,6 +130,8 @@ async def allow_and_revoke(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
 
         mine = tmp_path / "user_strategies" / "mine.py"
         mine.write_text(mine.read_text() + "\n# edited after the /allow\n")
+        assert "(void: its source changed since)" not in await chat.ask(ADMIN, "/allow")
+        assert "changed: mine" in (await chat.ask(ADMIN, "/reload")).splitlines()  # loaded
         assert "(void: its source changed since)" in await chat.ask(ADMIN, "/allow")
         with pytest.raises(UserInputError, match="^mine may not trade real money: not checked"):
             await chat.trading.control.start_pair("SOL/USDT", "mine", "1h", {}, 0.1)

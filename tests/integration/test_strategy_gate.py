@@ -19,6 +19,7 @@ from storage.pair_runs import SqlitePairRunRepository
 from tests.rigs.checked import CHECKED_MS, record_check
 from tests.rigs.gated import (
     START,
+    edited,
     fake_with_pairs,
     held,
     persisted_runs,
@@ -42,8 +43,7 @@ async def test_live_start_up_holds_unchecked_and_changed_strategies_and_trades_t
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
         await record_check(db, "edited", "SOL/USDT")
         await record_check(db, "checked", "XRP/USDT")
-    edited = user_folder / "edited.py"
-    edited.write_text(edited.read_text() + "\n# edited after its check\n")
+    edited(user_folder, "edited", "edited after its check")  # then started again
     fake = fake_with_pairs(btc_candles)
     async with live_stack(tmp_path, fake, START) as (trading, market, _):
         service = trading.service
@@ -121,8 +121,7 @@ async def test_a_held_run_keeps_its_position_and_stop_until_stoppair_closes_it(
             market.at(moment)
             await trading.service.tick("1h")
             moment += HOUR
-    mine = user_folder / "mine.py"
-    mine.write_text(mine.read_text() + "\n# edited while it holds a position\n")
+    edited(user_folder, "mine", "edited while it holds a position")  # then started again
     orders = {key: order.status for key, order in fake.orders.items()}
     posts, coins = fake.order_posts, fake.balances["BTC"]
     async with live_stack(tmp_path, fake, moment) as (trading, market, _):

@@ -19,7 +19,7 @@ from strategies import strategy_registry
 from tests.integration.test_telegram_receipts import RECEIPT, photo_for, receipt_rows
 from tests.rigs.builders import SAMPLES
 from tests.rigs.chat_rig import ADMIN, TRADER, chat_stack
-from tests.rigs.user_loads import LOADS, NAME, PACKAGE, install_package, write_folder
+from tests.rigs.user_loads import LOADS, NAME, PACKAGE, forget, install_package, write_folder
 
 REPLAY = "\n".join(
     f'"{pair}" = "{SAMPLES / (pair.replace("/", "_") + "-1h.csv.gz")}"'
@@ -51,7 +51,8 @@ def user_config(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
 async def test_backtest_rerun_and_sweep_from_chat_take_a_user_strategy(
     how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = load_settings(user_config(how, tmp_path, monkeypatch), None)
+    config = user_config(how, tmp_path, monkeypatch)
+    settings = load_settings(config, None)
     loaded = strategy_registry()[NAME]
     assert strategy_registry().origin(NAME).kind == ("file" if how == "folder" else how)
     async with chat_stack(tmp_path, settings) as chat:
@@ -89,6 +90,8 @@ async def test_backtest_rerun_and_sweep_from_chat_take_a_user_strategy(
         edited = Path(inspect.getfile(loaded))  # the trader edits the strategy's file
         with edited.open("a", encoding="utf-8") as file:  # noqa: ASYNC230 (a test's edit)
             file.write("\n# tuned\n")
+        forget()  # and loads it: the next start-up does (for a folder's file, /reload too)
+        load_settings(config, None)
         shown = edited.name if how == "folder" else f"{PACKAGE}/__init__.py"
         before = len(chat.emulator.to(TRADER))
         chat.emulator.say(TRADER, f"/rerun {receipt_id}")

@@ -46,6 +46,17 @@ def user_strategies(folder: Path) -> Iterator[Path]:
         install(previous)
 
 
+def edited(folder: Path, name: str, comment: str) -> None:
+    """Append ``comment`` to the strategy file ``name``.py, then load the folder again and make
+    it the process's, as the next start-up (or /reload) does: a class already loaded keeps the
+    source hash of the code it was loaded from (bot/research/strategy_source.py)."""
+    file = folder / f"{name}.py"
+    file.write_text(file.read_text() + f"\n# {comment}\n")
+    loaded = load_strategies(folder, explicit=True)
+    assert not loaded.problems
+    install(loaded.registry)
+
+
 def fake_with_pairs(candles: pd.DataFrame) -> FakeBinance:
     fake = funded_fake(candles)
     for symbol in OTHERS:
