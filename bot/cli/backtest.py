@@ -51,7 +51,6 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
     )
     params = key_values(args.param, malformed("--param"))
     strategy = load_strategy(args.strategy or "ema_cross", params)
-    print_check_note(args.config, type(strategy))
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
     with stage_bar(stages) as begin:
@@ -82,6 +81,7 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
             else "\n".join([result_table(result, terms), *lines, receipt_line(receipt)])
         )
     print(output)
+    print_check_note(args.config, type(strategy))  # once it ran: a failure stays one line
     return 0
 
 

@@ -99,7 +99,10 @@ async def release_held(service: TradingService, gate: StartGate) -> list[PairRun
 async def release_after_reload(service: TradingService, gate: StartGate) -> list[PairRun]:
     """After a /reload, or an /allow: the held runs take the registry's code and are gated
     again on it (a strategy fixed, checked and reloaded starts without a restart; an /allow
-    is of the registry's code, the one its check or override names); the runs released."""
+    is of the registry's code, the one its check or override names); the runs released. With
+    none held it returns at once: a reload never waits on a tick it has no business with."""
+    if not service.held:
+        return []
     async with service.tick_lock:
         service.rebuild_held()
     return await release_held(service, gate)
