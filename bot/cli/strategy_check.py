@@ -80,7 +80,7 @@ def check_command(args: argparse.Namespace) -> int:
     outcome = "passed" if report.passed else f"FAILED ({', '.join(report.failed())})"
     lines.append(
         f"verdict: {outcome} in {report.seconds:.1f} s; stored as check {check_id} "
-        f"(source {source}, prefix seed {report.seed})"
+        f"(source {source}); random prefixes' seed {report.seed}"
     )
     print("\n".join(lines))
     return 0 if report.passed else 1
