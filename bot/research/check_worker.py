@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import pickle
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from bot.core.clock import shift_process_clock
 from bot.research.live_replay import Replay, replay
 from bot.research.signal_output import BadOutput, signal_codes
 from bot.research.signal_stability import LookAhead, first_lookahead, warmup_needed
@@ -70,16 +70,6 @@ def examine(job: Job, place: str = "this process") -> Findings:
     return Findings(replayed, lookahead, warmup, whole, None, place)
 
 
-def _shift_clock(seconds: float) -> None:
-    """This process's clock ``seconds`` ahead (``time.time``, ``time.time_ns``): a strategy
-    seeding randomness from the time decides otherwise here than in the check's process."""
-    if not seconds:
-        return
-    wall, wall_ns = time.time, time.time_ns
-    time.time = lambda: wall() + seconds
-    time.time_ns = lambda: wall_ns() + int(seconds * 1e9)
-
-
 def main() -> None:
     from strategies.registry import install
 
@@ -89,7 +79,7 @@ def main() -> None:
     sys.path[:0] = [path for path in paths if path not in sys.path]
     if recipe is not None:
         install(recipe())  # user strategies load here as they do in the service
-    _shift_clock(shift)
+    shift_process_clock(shift)
     job: Any = pickle.load(given)  # noqa: S301  (from the check)
     answer.write(pickle.dumps(examine(job, place)))
     answer.flush()
