@@ -90,7 +90,7 @@ async def live_replay(
     settings: Settings, frames: dict[str, pd.DataFrame]
 ) -> tuple[float, list[Trade]]:
     """The live engine replaying ``frames`` as the demo does; (seconds, its trades)."""
-    from bot.app.bootstrap import PaperAccount, build_paper_engine
+    from bot.app.bootstrap import PaperAccount, build_paper_engine, strategy_faults
     from bot.core.clock import FakeClock
     from bot.core.domain import RiskLimits
     from bot.core.timeframes import timeframe_delta
@@ -131,7 +131,12 @@ async def live_replay(
             for entry in settings.pairs
         ]
         service = TradingService(
-            engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=runs
+            engine=engine,
+            source=source,
+            equity=SqliteEquityRepository(db),
+            clock=clock,
+            runs=runs,
+            faults=strategy_faults(db, clock),
         )
         driver = ReplayDriver(
             clock=clock,

@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.paths import SAMPLE_DATA
-from bot.app.bootstrap import PaperAccount, build_paper_engine
+from bot.app.bootstrap import PaperAccount, build_paper_engine, strategy_faults
 from bot.core.clock import FakeClock
 from bot.core.domain import RiskLimits, from_ms
 from bot.core.ports import CandleSource, Clock
@@ -63,7 +63,12 @@ async def ema_service(
         for symbol in symbols
     ]
     return TradingService(
-        engine=engine, source=source, clock=clock, runs=runs, equity=SqliteEquityRepository(db)
+        engine=engine,
+        source=source,
+        clock=clock,
+        runs=runs,
+        equity=SqliteEquityRepository(db),
+        faults=strategy_faults(db, clock),
     )
 
 

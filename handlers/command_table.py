@@ -13,8 +13,10 @@ from bot.core.errors import UserInputError
 from handlers import admin_commands as admin
 from handlers import check_commands as checks
 from handlers import drift_commands as drift
+from handlers import gate_commands as gate
 from handlers import read_commands as reads
 from handlers import receipt_commands as receipts
+from handlers import reload_commands as reloads
 from handlers import research_commands as research
 from handlers import trade_commands as trading
 from handlers.dust import run_dust
@@ -79,6 +81,13 @@ COMMANDS: Mapping[str, Command] = {
     "orders": Command("viewer", "/orders [N]", "the last N orders (10)", reads.run_orders),
     "strategies": Command(
         "viewer", "/strategies", "strategies: origin, check, parameters", reads.run_strategies
+    ),
+    "reload": Command(
+        "admin",
+        "/reload",
+        "load new or changed strategy files; running pairs keep their code",
+        reloads.run_reload,
+        changes=True,
     ),
     "risk": Command(
         "viewer",
@@ -221,6 +230,14 @@ COMMANDS: Mapping[str, Command] = {
         drift.run_promote,
         confirm=True,
         changes=True,
+    ),
+    "allow": Command(
+        "admin",
+        "/allow [STRATEGY [off]]",
+        "let a strategy whose check has not passed trade live; off revokes; none: the list",
+        gate.run_allow,
+        changes_with_arguments=True,
+        confirm_with_arguments=True,
     ),
     "order": Command(
         "admin",

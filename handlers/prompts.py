@@ -199,6 +199,8 @@ class Prompts:
             return await dust_command.offer(self._cockpit.dust, arguments)
         if name == "promote" and self._cockpit.drift is not None:
             return self._cockpit.drift.promote_preview(arguments)
+        if name == "allow" and self._cockpit.gate is not None:
+            return await self._cockpit.gate.preview(arguments)
         return await self._cockpit.pairs.preview(name, arguments) or COMMANDS[name].summary
 
     async def press(self, query: CallbackQuery, arrived: float, known: bool) -> Pending | None:

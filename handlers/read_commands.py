@@ -18,6 +18,7 @@ from bot.chat.views import (
     TradeRow,
 )
 from bot.core.number_text import amount_text
+from bot.research.loaded_code import GONE, NEWER, RunningCode
 from handlers.request import Request
 
 
@@ -38,7 +39,8 @@ def _run_line(run: RunRow) -> str:
         held = "flat"
     else:
         held = f"{amount_text(run.held.amount)} @ {run.held.price}, {run.held.pnl:+,.2f}"
-    state = "" if run.state == "running" else f" ({run.state})"
+    state = run.state if run.fault is None else f"{run.state}: {escape(run.fault)}"
+    state = "" if run.state == "running" else f" ({state})"  # paused: strategy error: ...
     return f"{escape(run.pair)}{state} {escape(run.strategy)} {run.timeframe}: {held}"
 
 
@@ -47,9 +49,22 @@ def pairs_text(rows: tuple[PairRow, ...]) -> str:
         return "No pairs running."
     return "\n".join(
         f"{escape(row.pair)} {row.state}: {escape(row.strategy)} {row.timeframe}, "
-        f"{row.capital_share:.0%} of capital" + (f", {escape(row.params)}" if row.params else "")
+        f"{row.capital_share:.0%} of capital"
+        + (f", {escape(row.params)}" if row.params else "")
+        + (f"\n  {escape(row.fault)}" if row.fault else "")
+        + ("" if row.code is None else f"\n  {running_code_text(row.code)}")
+        + (f"\n  held: {escape(row.held)}" if row.held else "")
         for row in rows
     )
+
+
+def running_code_text(code: RunningCode) -> str:
+    """A running pair's code that is not the registry's since a /reload, in a phone line."""
+    if code.state == NEWER:
+        return f"runs {code.version} · newer version waiting (/stoppair then /startpair to take it)"
+    if code.state == GONE:
+        return "its strategy file is gone; it runs the code it started with"
+    return "its strategy no longer loads (/reload says why); it runs the code it started with"
 
 
 def balance_text(view: BalanceView) -> str:

@@ -40,6 +40,7 @@ def backtest_photo(chart: BacktestChart) -> Photo:
         + rows
         + "".join(f"\n{escape(line)}" for line in (mc.lines() if mc else []))
         + (f"\nreceipt {chart.receipt}: /rerun {chart.receipt}" if chart.receipt else "")
+        + (f"\n{escape(chart.note)}" if chart.note else "")
     )
     return Photo(chart.png, caption)
 
@@ -86,7 +87,8 @@ def sweep_reply(view: SweepView) -> Photo | str:
             f"{line.total_return:+.1%}, max DD {line.max_drawdown:.1%}"
         )
     receipt = [f"receipt {view.receipt}: /compare it with another"] if view.receipt else []
-    caption = "\n".join([*lines, *(escape(line) for line in view.terms), *receipt])
+    note = [escape(view.note)] if view.note else []
+    caption = "\n".join([*lines, *(escape(line) for line in view.terms), *receipt, *note])
     return caption if view.png is None else Photo(view.png, caption)
 
 

@@ -39,7 +39,10 @@ def flatten_text(report: FlattenReport) -> str:
 
 
 async def run_startpair(request: Request) -> str:
-    return started_text(await request.cockpit.pairs.start_pair(request.arguments))
+    desk = request.cockpit.pairs
+    run = await desk.start_pair(request.arguments)
+    warning = await desk.start_warning(run)
+    return started_text(run) + (f"\n{escape(warning)}" if warning else "")
 
 
 async def run_stoppair(request: Request) -> str:

@@ -3,13 +3,25 @@ the interface (strategies/base.py) the way a user's code does."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pandas_ta as ta
 
-from strategies.base import ENTER, EXIT, ParamSpec, Strategy, crossed_above, crossings
+from strategies.base import (
+    ENTER,
+    EXIT,
+    ParamSpec,
+    Strategy,
+    crossed_above,
+    crossed_below,
+    crossings,
+    hold_everywhere,
+    require_below,
+    signal_series,
+)
 
 
 class _Fixture(Strategy):
@@ -121,3 +133,73 @@ def garbage(kind: str) -> Garbage:
     strategy = Garbage()
     strategy.kind = kind
     return strategy
+
+
+class UserTrend(Strategy):
+    """A well-behaved user strategy (issue 18's parity for user code): parameters with bounds,
+    two pandas-ta indicators, its own exit policy. Tests copy this class's source into a
+    strategies folder and into an installed package (``user_strategy_source``), and load it
+    through the real loading path; it must use only the names ``USER_HEADER`` imports."""
+
+    name = "user_trend"
+    description = "Long when the close crosses above its SMA with RSI under a cap; out on RSI."
+    param_specs: ClassVar[tuple[ParamSpec, ...]] = (
+        ParamSpec("length", int, 30, 5, 300, "SMA length, in candles"),
+        ParamSpec("rsi_length", int, 14, 2, 100, "RSI length, in candles"),
+        ParamSpec("rsi_cap", float, 70.0, 50.0, 95.0, "no entry with RSI at or above this"),
+        ParamSpec("rsi_exit", float, 78.0, 55.0, 99.0, "leave when RSI crosses above this"),
+        ParamSpec("rsi_floor", float, 45.0, 5.0, 50.0, "leave when RSI crosses below this"),
+    )
+    exit_defaults: ClassVar[dict[str, float]] = {"stop_loss": 0.015, "take_profit": 0.03}
+
+    def check_params(self) -> None:
+        require_below(self.params, "rsi_floor", "rsi_cap")
+        require_below(self.params, "rsi_cap", "rsi_exit")
+
+    @property
+    def warmup(self) -> int:
+        return max(int(self.params["length"]), int(self.params["rsi_length"])) + 1
+
+    @property
+    def smoothing_length(self) -> int:
+        return max(int(self.params["rsi_length"]), super().smoothing_length)
+
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
+        lines = self.indicators(candles)
+        if len(lines) < 2:  # pandas-ta gives None on too few candles
+            return hold_everywhere(candles)
+        close, sma, rsi = candles["close"], lines["SMA"], lines["RSI"]
+        enter = crossed_above(close, sma) & (rsi < float(self.params["rsi_cap"]))
+        leave = crossed_below(rsi, float(self.params["rsi_floor"])) | crossed_above(
+            rsi, float(self.params["rsi_exit"])
+        )
+        return signal_series(enter, leave)
+
+    def indicators(self, candles: pd.DataFrame) -> dict[str, pd.Series]:
+        sma = ta.sma(candles["close"], length=int(self.params["length"]))
+        rsi = ta.rsi(candles["close"], length=int(self.params["rsi_length"]))
+        return {} if sma is None or rsi is None else {"SMA": sma, "RSI": rsi}
+
+
+USER_HEADER = """from __future__ import annotations
+
+from typing import ClassVar
+
+import pandas as pd
+import pandas_ta as ta
+
+from strategies.base import (
+    ParamSpec,
+    Strategy,
+    crossed_above,
+    crossed_below,
+    hold_everywhere,
+    require_below,
+    signal_series,
+)
+"""
+
+
+def user_strategy_source(cls: type[Strategy] = UserTrend) -> str:
+    """``cls`` as a user's file holds it: the imports, then the class's own source."""
+    return f"{USER_HEADER}\n\n{inspect.getsource(cls)}"

@@ -2,8 +2,8 @@
 
 Kept per user in the state store, so they survive restarts. The critical kinds (halts and
 resumes, storage trouble, exchange errors, books out of line with the exchange, refused
-orders, commands that cannot be received) can be made silent, never switched off: a trader
-must always learn them.
+orders, commands that cannot be received, a strategy that failed) can be made silent, never
+switched off: a trader must always learn them.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ KINDS: Mapping[str, str] = {
     "storage": "the data directory is full or read-only (no new entries), and when it is fixed",
     "order_unknown": "an order's outcome cannot be read from the exchange: its pair waits (admins)",
     "drift": "a live pair departs from its paper twin, is demoted to paper or promoted back",
+    "strategy_gate": "a live pair held for its strategy's check, or an /allow given or revoked",
+    "strategy_failed": "a strategy raised or returned garbage: its pair is paused",
+    "strategy": "a running pair's strategy no longer loads after /reload (it keeps its code)",
 }
 MODES = ("on", "silent", "off")
 ALWAYS_SENT = frozenset(
@@ -45,6 +48,8 @@ ALWAYS_SENT = frozenset(
         "chat_down",
         "risk_change",
         "order_unknown",
+        "strategy_gate",
+        "strategy_failed",
     }
 )
 # only admins can act on these

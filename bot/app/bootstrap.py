@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from bot.alerts.outbox import AlertOutbox, OnceAlerts
 from bot.app.config import Secrets, Settings
-from bot.app.startup import Replay, reconcile_at_start, sync_pair_runs
+from bot.app.startup import Replay, reconcile_at_start, strategy_gate, sync_pair_runs
 from bot.core.clock import FakeClock
 from bot.core.domain import PairRun, RiskLimits
 from bot.core.ports import Clock, Exchange, PriceFeed, StateStore
@@ -33,6 +33,8 @@ from bot.risk.guard import LIMITS_KEY, RiskGuard
 from bot.risk.settings import effective_limits
 from bot.trading.control import Control
 from bot.trading.engine import Engine, EngineCosts
+from bot.trading.faults import StrategyFaults
+from bot.trading.held_runs import hold_refused
 from bot.trading.replay import ReplayDriver
 from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
@@ -149,6 +151,17 @@ async def build_engine(
     )
 
 
+def strategy_faults(db: Database, clock: Clock) -> StrategyFaults:
+    """The runs of ``db`` whose strategy failed (bot/trading/faults.py)."""
+    return StrategyFaults(
+        transactions=db,
+        runs=SqlitePairRunRepository(db),
+        state=SqliteStateRepository(db),
+        alerts=AlertOutbox(SqliteAlertRepository(db), clock),
+        clock=clock,
+    )
+
+
 def paper_account(settings: Settings) -> PaperAccount:
     paper = settings.paper
     return PaperAccount(
@@ -201,7 +214,11 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         equity=SqliteEquityRepository(db),
         clock=clock,
         runs=runs,
+        faults=strategy_faults(db, clock),
     )
+    gate = strategy_gate(db, settings.mode)
+    await hold_refused(service, gate, outbox)
+    await service.faults.load()  # the chat shows why a pair is paused before the first step
     control = Control(
         runs=runs_repo,
         service=service,
@@ -211,6 +228,7 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         clock=clock,
         quote=settings.quote,
         outside=OutsideHoldings(state, clock),
+        gate=gate,
     )
     driver = ReplayDriver(
         clock=clock,
@@ -276,8 +294,15 @@ async def assemble_on_exchange(
     runs_repo = SqlitePairRunRepository(db)
     runs = await sync_pair_runs(runs_repo, settings, clock.now())
     service = TradingService(
-        engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=runs
+        engine=engine,
+        source=source,
+        equity=SqliteEquityRepository(db),
+        clock=clock,
+        runs=runs,
+        faults=strategy_faults(db, clock),
     )
+    gate = strategy_gate(db, settings.mode)
+    await hold_refused(service, gate, outbox)  # live: a run whose check has not passed waits
     await service.prime()
     schedule = tick_scheduler(jobs, service)
     for run in runs:
@@ -292,6 +317,7 @@ async def assemble_on_exchange(
         quote=quote,
         on_started=schedule,
         outside=OutsideHoldings(SqliteStateRepository(db), clock),
+        gate=gate,
     )
     return Trading(clock, engine, service, control, outbox, source=source)
 

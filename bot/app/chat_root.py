@@ -5,18 +5,23 @@ bot.app.bootstrap builds the trading; this builds what a chat reads and drives o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from pathlib import Path
 
+from bot.alerts.outbox import AlertOutbox
 from bot.alerts.preferences import AlertPreferences
 from bot.app.bootstrap import Trading
 from bot.app.config import Settings
-from bot.app.startup import dust_desk
+from bot.app.startup import dust_desk, strategy_gate
+from bot.app.strategy_loading import DEFAULT_FOLDER, LoadedStrategies, load_strategies
 from bot.charts.worker import ChartWorker
 from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
 from bot.chat.check_desk import CheckDesk
 from bot.chat.cockpit import Cockpit
 from bot.chat.drift_desk import DriftDesk
+from bot.chat.gate_desk import GateDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import Overview
@@ -24,14 +29,17 @@ from bot.chat.pair_desk import PairDesk
 from bot.chat.portfolio_desk import PortfolioDesk
 from bot.chat.portfolio_sweep_desk import PortfolioSweepDesk
 from bot.chat.receipt_desk import ReceiptDesk
+from bot.chat.reload_desk import ReloadDesk, ReloadOutcome
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.sweep_desk import SweepDesk
 from bot.chat.venue import Venue, unknown_precision
 from bot.core.ports import CandleHistory, Clock
 from bot.ops.scheduler import Jobs
 from bot.research.account_terms import Overrides, ResearchTerms, research_terms
+from bot.research.strategy_gate import StrategyGate
 from bot.trading.control import Control
 from bot.trading.engine import Engine
+from bot.trading.held_runs import release_after_reload
 from bot.trading.service import TradingService
 from storage.alerts import SqliteAlertRepository
 from storage.audit import SqliteAuditRepository
@@ -42,6 +50,7 @@ from storage.orders import SqliteOrderRepository
 from storage.receipts import SqliteReceiptRepository
 from storage.state import SqliteStateRepository
 from storage.strategy_checks import SqliteStrategyCheckRepository
+from storage.strategy_overrides import SqliteStrategyOverrideRepository
 from storage.sweeps import SqliteSweepRepository
 
 
@@ -72,6 +81,16 @@ def chat_venue(
     return Venue(settings.mode, exchange, settings.quote, terms, price_decimals, settings)
 
 
+def strategy_reload(settings: Settings) -> Callable[[], LoadedStrategies]:
+    """What /reload loads: the strategies folder and entry points start-up loaded. A folder
+    that was there at start-up must still be (else nothing is reloaded); the default one,
+    absent then, may appear since."""
+    loaded = settings.strategies
+    folder = settings.strategies_dir or Path(DEFAULT_FOLDER)
+    there = loaded is not None and loaded.folder is not None
+    return functools.partial(load_strategies, folder, explicit=there)
+
+
 def build_cockpit(
     db: Database,
     venue: Venue,
@@ -82,9 +101,12 @@ def build_cockpit(
     jobs: Jobs,
     clock: Clock,
     scheduler: str | None = None,
+    strategies: Callable[[], LoadedStrategies] | None = None,
 ) -> Cockpit:
-    """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep)."""
+    """``scheduler``: the Dask cluster /sweep runs on (None: a LocalCluster per sweep);
+    ``strategies``: what /reload loads (``strategy_reload``; None: no /reload)."""
     charts = ChartWorker()
+    gate = strategy_gate(db, venue.mode)
     receipts = ReceiptDesk(
         store=SqliteReceiptRepository(db), history=history, exchange=venue.exchange
     )
@@ -164,6 +186,7 @@ def build_cockpit(
                 receipts=receipts,
             ),
             backtests=backtests,
+            checks=SqliteStrategyCheckRepository(db),
         ),
         admin=AdminDesk(
             service=service,
@@ -182,6 +205,13 @@ def build_cockpit(
         drift=DriftDesk(
             venue=venue, service=service, history=history, backtests=backtests, clock=clock
         ),
+        gate=GateDesk(
+            gate=gate,
+            overrides=SqliteStrategyOverrideRepository(db),
+            service=service,
+            outbox=AlertOutbox(SqliteAlertRepository(db), clock),
+            clock=clock,
+        ),
         checks=CheckDesk(
             service=service,
             history=history,
@@ -191,4 +221,24 @@ def build_cockpit(
             pairs=() if venue.portfolio is None else venue.portfolio.pairs,
             backtests=backtests,
         ),
+        reload=None if strategies is None else _reload_desk(strategies, service, gate, db, clock),
     )
+
+
+def _reload_desk(
+    load: Callable[[], LoadedStrategies],
+    service: TradingService,
+    gate: StrategyGate,
+    db: Database,
+    clock: Clock,
+) -> ReloadDesk:
+    """/reload, and after each reload the held runs take the new code and are gated again."""
+    desk = ReloadDesk(
+        load=load, service=service, alert=AlertOutbox(SqliteAlertRepository(db), clock).push
+    )
+
+    async def release(_: ReloadOutcome) -> None:
+        await release_after_reload(service, gate)
+
+    desk.after_reload.append(release)
+    return desk

@@ -18,7 +18,7 @@ from functools import partial
 from bot.alerts.held import HeldAlerts
 from bot.alerts.outbox import AlertOutbox
 from bot.app.bootstrap import Trading, assemble_on_exchange, assemble_replay, credentials
-from bot.app.chat_root import build_cockpit, chat_venue
+from bot.app.chat_root import build_cockpit, chat_venue, strategy_reload
 from bot.app.config import Secrets, Settings
 from bot.app.notifications import ChatFactory, notifications
 from bot.app.startup import load_replay
@@ -171,6 +171,7 @@ async def serve(
         jobs,
         trading.clock,
         settings.research.dask_scheduler,
+        strategy_reload(settings),
     )
     watch = await start_watch(
         db, settings, trading.service, trading.engine, trading.outbox, market.name

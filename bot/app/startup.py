@@ -22,12 +22,15 @@ from bot.market.candle_files import (
     timeframe_of,
 )
 from bot.portfolio.outside import OutsideHoldings
+from bot.research.strategy_gate import StrategyGate
 from bot.trading.dust import DustDesk
 from bot.trading.engine import Engine
 from storage.db import Database
 from storage.orders import SqliteOrderRepository
 from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
+from storage.strategy_checks import SqliteStrategyCheckRepository
+from storage.strategy_overrides import SqliteStrategyOverrideRepository
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,13 @@ async def sync_pair_runs(
             )
         )
     return active
+
+
+def strategy_gate(db: Database, mode: str) -> StrategyGate:
+    """The live gate on ``db``'s stored checks and /allow overrides."""
+    return StrategyGate(
+        mode, SqliteStrategyCheckRepository(db), SqliteStrategyOverrideRepository(db)
+    )
 
 
 async def _was_stopped(runs: SqlitePairRunRepository, pair: str) -> bool:

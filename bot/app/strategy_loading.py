@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bot.core.errors import ConfigError
+from bot.research.loaded_code import pin
 from strategies import BUILT_INS, Strategy, StrategyConfigError
 from strategies.base import ParamSpec
 from strategies.registry import Origin, StrategyRegistry
@@ -101,6 +102,8 @@ def _registry(
         registry = registry.adding(cls, origin)
     if len(registry) > len(BUILT_INS):
         registry = registry.with_recipe(functools.partial(registry_of, folder))
+    for cls in registry.values():
+        pin(cls)  # the code as loaded, whatever its file holds later (bot/research/loaded_code.py)
     return LoadedStrategies(registry, tuple(problems), folder)
 
 
@@ -127,15 +130,23 @@ def _from_file(
 
 
 def _import_file(path: Path, name: str) -> ModuleType:
+    """``path`` as the module ``name``, compiled from its bytes as they are now: never from a
+    cached .pyc, which Python trusts while the file's mtime (in whole seconds) and size match,
+    so an edit within a second keeping the size would /reload the old code under the new
+    file's hash. A file that fails leaves what ``name`` was (a previous load's module) as is."""
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(name)
     sys.modules[name] = module  # inspect.getsource needs it (the receipts' source hash)
     try:
-        spec.loader.exec_module(module)
+        exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)  # noqa: S102
     except BaseException:
-        del sys.modules[name]
+        if previous is None:
+            del sys.modules[name]
+        else:
+            sys.modules[name] = previous
         raise
     return module
 

@@ -15,9 +15,11 @@ from bot.chat.admin_desk import AdminDesk
 from bot.chat.chat_state import ChatState
 from bot.chat.check_desk import CheckDesk
 from bot.chat.drift_desk import DriftDesk
+from bot.chat.gate_desk import GateDesk
 from bot.chat.limits_desk import LimitsDesk
 from bot.chat.overview import Overview
 from bot.chat.pair_desk import PairDesk
+from bot.chat.reload_desk import ReloadDesk
 from bot.chat.research_desk import ResearchDesk
 from bot.chat.venue import Venue
 from bot.trading.dust import DustDesk
@@ -36,4 +38,6 @@ class Cockpit:
     charts: ChartWorker  # started and closed with the front end
     dust: DustDesk | None = None  # the dust in the books and its conversion (/dust)
     drift: DriftDesk | None = None  # live against the paper twin (/drift, /promote)
+    gate: GateDesk | None = None  # /allow: a strategy not checked let trade live
     checks: CheckDesk | None = None  # strategy checks (/check)
+    reload: ReloadDesk | None = None  # /reload: the strategy files loaded again

@@ -28,11 +28,12 @@ from bot.core.ports import FillHistory, OrderHistory
 from bot.portfolio.holdings import Holding
 from bot.portfolio.performance import round_trips
 from bot.research.check_status import StrategyChecks, check_statuses
+from bot.research.loaded_code import RunningCode, behind
 from bot.trading.control import Control
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
 from strategies import strategy_registry
-from strategies.registry import Origin
+from strategies.registry import Origin, StrategyRegistry
 
 FRACTION_KEYS = frozenset(
     {
@@ -98,6 +99,7 @@ class Overview:
         )
 
     def pairs(self) -> tuple[PairRow, ...]:
+        registry = strategy_registry()
         return tuple(
             PairRow(
                 run.pair,
@@ -106,6 +108,9 @@ class Overview:
                 run.timeframe,
                 run.capital_share,
                 " ".join(f"{key}={value}" for key, value in run.params.items()),
+                self._fault(run),
+                self._behind(run, registry),
+                self._service.held.get(run.id, ""),
             )
             for run in self._service.runs()
         )
@@ -212,7 +217,20 @@ class Overview:
                 self._venue.price(run.pair, position.average_price),
                 position.unrealised_pnl(price) if price else 0.0,
             )
-        return RunRow(run.pair, run.state.value, run.strategy, run.timeframe, held)
+        return RunRow(
+            run.pair, run.state.value, run.strategy, run.timeframe, held, self._fault(run)
+        )
+
+    def _fault(self, run: PairRun) -> str | None:
+        """Why ``run`` was paused, when its strategy failed (bot/trading/faults.py)."""
+        fault = self._service.faults.of(run.id)
+        return fault.text if fault else None
+
+    def _behind(self, run: PairRun, registry: StrategyRegistry) -> RunningCode | None:
+        """How the code ``run`` trades with differs from the registry's (None: it is the same,
+        or the run has no strategy object: its fault says why)."""
+        running = self._service.strategy_of(run)
+        return None if running is None else behind(running, registry)
 
 
 def _origin(origin: Origin) -> str:

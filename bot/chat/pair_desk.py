@@ -21,6 +21,7 @@ from bot.core.ports import Clock
 from bot.portfolio.holdings import Holding, accept_preview, accepting
 from bot.trading.control import Control
 from bot.trading.engine import Engine
+from bot.trading.held_runs import run_verdict
 from bot.trading.kill_switch import FlattenReport
 from bot.trading.service import TradingService
 
@@ -65,6 +66,13 @@ class PairDesk:
         share = params.pop("share", None)
         capital = number("share", share) if share is not None else None  # None: what is left
         return await self._control.start_pair(pair, strategy, timeframe, params, capital)
+
+    async def start_warning(self, run: PairRun) -> str:
+        """The warning line a start of ``run`` carries when its strategy's check has not
+        passed (paper; live by an /allow), else ""."""
+        gate = self._control.gate
+        verdict = None if gate is None else await run_verdict(gate, self._service, run)
+        return "" if verdict is None else verdict.warning
 
     async def stop_pair(self, argument: str) -> str:
         """Stop the pair (its position is closed); the pair as understood."""

@@ -31,11 +31,12 @@ from bot.core.key_values import key_values
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock, EquityHistory, FillHistory
 from bot.core.timeframes import timeframe_seconds
+from bot.research.check_status import StrategyChecks, stored_note
 from bot.research.monte_carlo import MonteCarlo, resample_count, resampled
 from bot.research.receipts import SWEEP
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
-from strategies import StrategyConfigError, build_strategy
+from strategies import Strategy, StrategyConfigError, build_strategy, strategy_registry
 
 if TYPE_CHECKING:
     from bot.research.account_terms import ResearchTerms
@@ -87,6 +88,7 @@ class BacktestChart:
     metrics: tuple[tuple[str, str], ...]  # name, value
     receipt: str | None = None  # its receipt's id, where receipts are kept
     robustness: MonteCarlo | None = None  # Monte Carlo of its trades, when asked (mc=N)
+    note: str | None = None  # its strategy has not passed its check (check_status.check_note)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +116,17 @@ class ResearchDesk:
         receipts: ReceiptDesk | None = None,
         portfolio: PortfolioDesk | None = None,
         backtests: OneAtATime | None = None,
+        checks: StrategyChecks | None = None,
     ) -> None:
-        """``backtests``: the gate its backtests hold (/drift's too, where it is shared)."""
+        """``backtests``: the gate its backtests hold (/drift's too, where it is shared);
+        ``checks``: the stored strategy checks, for the note on a strategy not passed."""
         self._venue = venue
         self._service = service
         self._engine = engine
         self._fills = fills
         self._equity = equity
         self._history = history
+        self._checks = checks
         self._charts = charts
         self._clock = clock
         self._sweeps = sweeps
@@ -292,7 +297,8 @@ class ResearchDesk:
             )
             await progress(f"Backtest {running}: drawing…")
             chart = await self._chart(result, terms, receipt)
-            return replace(chart, robustness=robustness)
+            note = await self._note(type(strategy))
+            return replace(chart, robustness=robustness, note=note)
 
     async def rerun(
         self, arguments: Sequence[str], progress: Progress
@@ -366,4 +372,13 @@ class ResearchDesk:
         """PAIR STRATEGY [TIMEFRAME] [DAYS] NAME=LOW:HIGH:STEP ...: see bot.chat.sweep_desk."""
         if self._sweeps is None:
             raise UserInputError("sweeps are not available here")
-        return await self._sweeps.run(arguments, progress)
+        view = await self._sweeps.run(arguments, progress)
+        words = [a for a in arguments if "=" not in a]  # PAIR (or portfolio) STRATEGY ...
+        registry = strategy_registry()
+        if len(words) > 1 and words[1] in registry:
+            view = replace(view, note=await self._note(registry[words[1]]))
+        return view
+
+    async def _note(self, strategy: type[Strategy]) -> str | None:
+        """The line a research run says when ``strategy`` has not passed its check."""
+        return None if self._checks is None else await stored_note(self._checks, strategy)

@@ -57,6 +57,7 @@ class SweepView:
     terms: tuple[str, ...]  # the values simulated (ResearchTerms.statement)
     receipt: str | None = None  # its receipt's id, where receipts are kept
     scope: str | None = None  # a portfolio sweep's: the pairs swept, the others, the candles
+    note: str | None = None  # its strategy has not passed its check (check_status.check_note)
 
 
 class SweepDesk:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.research.loaded_code import RunningCode
+
 
 @dataclass(frozen=True, slots=True)
 class Held:
@@ -26,6 +28,7 @@ class RunRow:
     strategy: str
     timeframe: str
     held: Held | None  # None: flat
+    fault: str | None = None  # "strategy error: ValueError: boom": why it was paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,9 @@ class PairRow:
     timeframe: str
     capital_share: float
     params: str  # "key=value ..." ("" without parameters)
+    fault: str | None = None  # "strategy error: ValueError: boom": why it was paused
+    code: RunningCode | None = None  # not the registry's code since a /reload; None: it is
+    held: str = ""  # why the live gate holds it (not ticked), "" when it trades
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from bot.cli.args import json_text, malformed, write_chart
+from bot.cli.check_reads import print_check_note
 from bot.cli.progress import stage_bar
 from bot.cli.receipts import receipt_line, store_backtest_receipt
 from bot.cli.terms_options import terms_from_args
@@ -50,6 +51,7 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
     )
     params = key_values(args.param, malformed("--param"))
     strategy = load_strategy(args.strategy or "ema_cross", params)
+    print_check_note(args.config, type(strategy))
     warming = warm_up()  # overlaps numba's one-off load with reading the candles
     stages = ["reading candles", "trading", *(["drawing"] if args.chart else []), "writing"]
     with stage_bar(stages) as begin:

@@ -4,19 +4,17 @@ the config's strategies are (docs/strategies.md)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.app.strategy_loading import NAME, LoadedStrategies
+from bot.cli.check_reads import stored_statuses
 from bot.cli.strategy_check import add_strategy_check_command
 from bot.core.errors import UserInputError
 
 if TYPE_CHECKING:
     from bot.research.check_status import CheckStatus
-    from strategies import Strategy
 
 
 def add_strategy_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,28 +50,6 @@ def strategy_command(args: argparse.Namespace) -> int:
         return _new(args, loaded)
     print(strategy_table(loaded, stored_statuses(settings.database_path, loaded.registry)))
     return 0
-
-
-def stored_statuses(
-    database: Path, registry: Mapping[str, type[Strategy]]
-) -> dict[str, CheckStatus]:
-    """Each strategy's check status from ``database``, opened read only (never created): with
-    no database, or one from before strategy checks, none was checked."""
-    from bot.research.check_status import NOT_CHECKED, check_statuses
-    from storage.db import open_read_only
-    from storage.strategy_checks import SqliteStrategyCheckRepository
-
-    async def read() -> dict[str, CheckStatus]:
-        async with open_read_only(database) as db:
-            return await check_statuses(SqliteStrategyCheckRepository(db), registry)
-
-    if database.is_file():
-        try:
-            return asyncio.run(read())
-        except sqlite3.OperationalError as error:
-            if "no such table" not in str(error):
-                raise
-    return dict.fromkeys(registry, NOT_CHECKED)
 
 
 def _new(args: argparse.Namespace, loaded: LoadedStrategies) -> int:

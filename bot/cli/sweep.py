@@ -100,13 +100,16 @@ def sweep_command(args: argparse.Namespace) -> int:
 
         return portfolio_sweep_command(args, sweep_spec)
     from bot.app.config import load_settings
+    from bot.cli.check_reads import print_check_note
     from bot.research.sweep import parse_space
     from bot.research.sweep_report import heatmap, report
     from bot.research.sweep_tasks import tasks
+    from strategies import strategy_registry
 
     settings = load_settings(args.config, None)  # a sweep needs no keys, live or not
     terms_from_args(args, None)  # a bad override is refused before any candle is read
     space = parse_space(args.strategy, args.param)
+    print_check_note(args.config, strategy_registry()[args.strategy])
     series = _all_series(args)
     # The terms `pairpilot backtest` runs each pair on (its capital share), same overrides.
     terms = {pair: terms_from_args(args, pair) for pair in dict.fromkeys(s.pair for s in series)}

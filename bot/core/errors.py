@@ -55,3 +55,16 @@ class ExchangeAuthFailed(BotError):
 
 class ExchangeRejected(BotError):
     """The exchange refused the order: never retry, alert."""
+
+
+class StrategyFailed(BotError):
+    """A strategy's own code raised, or returned something that is not one action per candle,
+    while trading: only its pair is paused (bot/trading/faults.py); ``reason`` is the
+    exception's last line (``ValueError: boom``) or what is wrong with the output, never a
+    traceback."""
+
+    def __init__(self, strategy: str, pair: str, reason: str) -> None:
+        super().__init__(f"strategy {strategy} failed on {pair}: {reason}")
+        self.strategy = strategy
+        self.pair = pair
+        self.reason = reason

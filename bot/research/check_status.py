@@ -122,6 +122,13 @@ def _words(params: Mapping[str, Any], defaults: Mapping[str, Any] | None) -> str
     return ",".join(f"{k}={v}" for k, v in differ.items()) or "defaults"
 
 
+def param_arguments(strategy: type[Strategy], params: Mapping[str, Any]) -> str:
+    """ " --param key=value" for each of ``params`` not at its default: what `pairpilot strategy
+    check` needs to check exactly these parameters."""
+    defaults = defaults_of(strategy)
+    return "".join(f" --param {k}={v}" for k, v in params.items() if defaults.get(k) != v)
+
+
 def defaults_of(strategy: type[Strategy]) -> dict[str, Any]:
     return {spec.name: spec.default for spec in strategy.specs()}
 
@@ -141,3 +148,18 @@ async def check_statuses(
 ) -> dict[str, CheckStatus]:
     """Each strategy of ``registry``'s status, by name."""
     return {name: await stored_status(checks, cls) for name, cls in registry.items()}
+
+
+def check_note(name: str, status: CheckStatus) -> str | None:
+    """The one line a backtest or sweep of ``name`` says when its check has not passed at its
+    current source (research runs anyway; live trading would refuse it), else None."""
+    if status.state == "passed":
+        return None
+    return f"note: {name} {status.text()}; `pairpilot strategy check {name}` before live"
+
+
+async def stored_note(
+    checks: StrategyChecks, strategy: type[Strategy], params: Mapping[str, Any] | None = None
+) -> str | None:
+    """``check_note`` of ``strategy`` (at ``params``, when given) from the stored checks."""
+    return check_note(strategy.name, await stored_status(checks, strategy, params))

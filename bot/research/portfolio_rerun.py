@@ -29,6 +29,7 @@ from bot.research.receipts import (
     rebuilt_terms,
     rerun_verdict,
     series_change,
+    source_changed,
     source_hash,
 )
 from bot.research.sweep_receipts import best_result, rows_hash
@@ -72,7 +73,7 @@ def pair_changes(receipt: Receipt, config: PortfolioConfig) -> list[str]:
         if strategy is None:
             found.append(f"{pair}: strategy {was['strategy']} is gone")
         elif source_hash(strategy) != was["source_hash"]:
-            found.append(f"{pair}: the source of strategy {was['strategy']} changed")
+            found.append(f"{pair}: {source_changed(was['strategy'], strategy)}")
     return found
 
 

@@ -112,6 +112,18 @@ def source_hash(strategy: Strategy | type[Strategy]) -> str:
     return digest.hexdigest()
 
 
+def source_changed(name: str, strategy: Strategy | type[Strategy]) -> str:
+    """Why a rerun refuses a strategy whose source hash moved. A user strategy's file is named
+    (``mine.py``; an installed package's ``package/module.py``), the one its trader edited, as
+    short as the chat can quote it; a built-in's source moves only with pairpilot's code."""
+    kind = strategy if isinstance(strategy, type) else type(strategy)
+    if kind.__module__.split(".")[0] == "strategies":
+        return f"the source of strategy {name} changed"
+    file = Path(inspect.getfile(kind))
+    shown = f"{file.parent.name}/{file.name}" if file.name == "__init__.py" else file.name
+    return f"the source of strategy {name} changed ({shown})"
+
+
 def code_hash(kind: str) -> str:
     """The fingerprint of the code that computes a ``kind``'s results: see the docstring."""
     digest = hashlib.blake2b(digest_size=16)
@@ -308,7 +320,7 @@ def changes(receipt: Receipt, strategy: Strategy, now_hashes: Sequence[str | Non
     the strategy's source, each series' candles (``now_hashes``: None where they are gone)."""
     found = code_changes(receipt)
     if receipt.source_hash != source_hash(strategy):
-        found.append(f"the source of strategy {receipt.strategy} changed")
+        found.append(source_changed(receipt.strategy, strategy))
     for series, now in zip(receipt.series, now_hashes, strict=True):
         if (change := series_change(series, now)) is not None:
             found.append(change)

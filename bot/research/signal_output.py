@@ -3,7 +3,7 @@
 The strategy check (bot/research/strategy_check.py) runs user code many times; every run goes
 through ``signal_codes``, so an exception or a malformed series is named the same way wherever
 it happens: wrong type, wrong length, an index not the candles', NaN or infinite values, values
-outside ENTER / EXIT / HOLD.
+outside ENTER / EXIT / HOLD (strategies/output.py, which live trading names them with too).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from strategies.base import ENTER, EXIT, HOLD, Strategy
-
-ALLOWED = (EXIT, HOLD, ENTER)
+from strategies.base import Strategy
+from strategies.output import last_line, output_problems
 
 
 class BadOutput(Exception):
@@ -38,35 +37,6 @@ def signal_codes(
     return output.to_numpy().astype(np.int8)
 
 
-def output_problems(output: object, candles: pd.DataFrame) -> list[str]:
-    """Every way ``output`` fails to be one ENTER / EXIT / HOLD code per candle of ``candles``."""
-    if not isinstance(output, pd.Series):
-        return [f"signals returned a {type(output).__name__}, not a pandas Series"]
-    if len(output) != len(candles):
-        return [f"wrong length: {len(output)} signals for {len(candles)} candles"]
-    problems = []
-    if not output.index.equals(candles.index):
-        problems.append("index mismatch: the signals' index is not the candles' index")
-    try:
-        values = output.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        return [*problems, f"values are not numbers (dtype {output.dtype})"]
-    nan = np.isnan(values)
-    if nan.any():
-        problems.append(f"NaN action at candle {int(np.argmax(nan))} ({int(nan.sum())} in all)")
-    inf = np.isinf(values)
-    if inf.any():
-        problems.append(f"infinite action at candle {int(np.argmax(inf))}")
-    outside = np.isfinite(values) & ~np.isin(values, ALLOWED)
-    if outside.any():
-        first = int(np.argmax(outside))
-        problems.append(
-            f"value {values[first]:g} at candle {first} is not an action "
-            f"(allowed: {ENTER} enter, {EXIT} exit, {HOLD} hold)"
-        )
-    return problems
-
-
 def _raised(strategy: Strategy, candles: pd.DataFrame, error: Exception) -> str:
     """What went wrong when ``signals`` raised: the exception's last line, or, when
     ``compute_signals`` returned something the warm-up rule could not handle (a list, an
@@ -77,5 +47,4 @@ def _raised(strategy: Strategy, candles: pd.DataFrame, error: Exception) -> str:
         problems = []
     if problems:
         return "; ".join(problems)
-    last = str(error).strip().splitlines()[-1:] or [""]
-    return f"signals raised {type(error).__name__}: {last[0]}"
+    return f"signals raised {last_line(error)}"

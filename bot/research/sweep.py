@@ -135,13 +135,14 @@ def grid(spec: SweepSpec) -> list[Combo]:
     ]
 
 
-def sampled(spec: SweepSpec, valid: list[Combo], total: int) -> list[Combo]:
+def sampled(spec: SweepSpec, valid: list[Combo], total: int, why: str = "") -> list[Combo]:
     """``valid`` (those of the ``total`` in the grid that can run), or a random sample of it;
-    refused when there is none."""
+    refused when there is none, saying ``why`` (the first refusal's reason)."""
     if spec.random_samples and spec.random_samples < len(valid):
         valid = random.Random(spec.seed).sample(valid, spec.random_samples)  # noqa: S311
     if not valid:
-        raise UserInputError(f"{spec.strategy} accepts none of the {total} combinations")
+        because = f": {why}" if why else ""
+        raise UserInputError(f"{spec.strategy} accepts none of the {total} combinations{because}")
     return valid
 
 
@@ -149,15 +150,19 @@ def combinations(spec: SweepSpec) -> list[Combo]:
     """The grid (or a random sample of it) without the combinations the strategy refuses,
     such as a fast average slower than the slow one."""
     every = grid(spec)
-    return sampled(spec, [combo for combo in every if _accepted(spec.strategy, combo)], len(every))
+    judged = [(combo, _refusal(spec.strategy, combo)) for combo in every]
+    valid = [combo for combo, reason in judged if reason is None]
+    why = next((reason for _, reason in judged if reason is not None), "")
+    return sampled(spec, valid, len(every), why)
 
 
-def _accepted(strategy: str, combo: Mapping[str, int | float]) -> bool:
+def _refusal(strategy: str, combo: Mapping[str, int | float]) -> str | None:
+    """Why ``strategy`` refuses ``combo`` (its check_params' words); None: it accepts it."""
     try:
         build_strategy(strategy, combo)
-    except StrategyConfigError:
-        return False
-    return True
+    except StrategyConfigError as error:
+        return str(error)
+    return None
 
 
 def check_options(spec: SweepSpec) -> None:

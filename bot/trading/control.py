@@ -28,6 +28,7 @@ from bot.portfolio.holdings import Holding, compare
 from bot.portfolio.outside import OutsideHoldings
 from bot.trading import hand_orders, kill_switch
 from bot.trading.engine import Engine
+from bot.trading.held_runs import StartGate
 from bot.trading.service import TradingService
 from strategies import StrategyConfigError, build_strategy
 
@@ -51,9 +52,11 @@ class Control:
         quote: str,
         on_started: Callable[[PairRun], object] = lambda run: None,
         outside: OutsideHoldings | None = None,
+        gate: StartGate | None = None,
     ) -> None:
         """``on_started``: told of each run started here (the service schedules its ticks);
-        ``outside``: what the user holds on the account beside pairpilot (never sold)."""
+        ``outside``: what the user holds on the account beside pairpilot (never sold);
+        ``gate``: the live gate a start passes (None: none, a test's bare stack)."""
         self._runs = runs
         self._service = service
         self._engine = engine
@@ -63,6 +66,7 @@ class Control:
         self._quote = quote
         self._on_started = on_started
         self._outside = outside
+        self.gate = gate
 
     async def start_pair(
         self,
@@ -81,6 +85,10 @@ class Control:
             built = build_strategy(strategy, params)
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
+        if self.gate is not None:  # live: a strategy whose check has not passed is refused
+            verdict = await self.gate.verdict(type(built), pair, timeframe)
+            if not verdict.allowed:
+                raise UserInputError(verdict.reason)
         async with self._service.tick_lock:
             taken = sum(run.capital_share for run in self._service.runs())
             if capital_share is None:
@@ -117,6 +125,8 @@ class Control:
         return await self._set_state(pair, RunState.PAUSED, RunState.RUNNING)
 
     async def resume(self, pair: str) -> PairRun:
+        """New entries for ``pair`` again; a strategy that failed (bot/trading/faults.py) is
+        asked again at the next close."""
         return await self._set_state(pair, RunState.RUNNING, RunState.PAUSED)
 
     async def stop(self, pair: str) -> PairRun:
@@ -139,6 +149,7 @@ class Control:
                 raise UserInputError(f"{pair}: the position could not be closed; run not stopped")
             stopped = await self._runs.set_state(run.id, RunState.STOPPED, self._clock.now())
             self._service.put_run(stopped)
+            await self._service.faults.clear(run.id)
             if self._service.twin is not None:  # its paper twin stops with it
                 await self._service.twin.stop(stopped, price)
         return stopped
@@ -314,6 +325,8 @@ class Control:
         async with self._service.tick_lock:
             changed = await self._runs.set_state(run.id, to, self._clock.now())
             self._service.put_run(changed)
+            if to is RunState.RUNNING:
+                await self._service.clear_fault(changed)
         return changed
 
     def _active(self, pair: str) -> PairRun:

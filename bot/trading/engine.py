@@ -27,27 +27,12 @@ from bot.portfolio.books import Portfolio
 from bot.risk.guard import RiskGuard
 from bot.risk.rules import entry_budget, initial_stop_distance, volatility_scale
 from bot.risk.sizing import size_entry
+from bot.trading import strategy_calls as calls
 from bot.trading.exits import Exits
 from bot.trading.protection import Protection, ProtectionStore, Protector
 from strategies import ExitPolicy, Strategy
-from strategies.base import ENTER, EXIT
 
 log = logging.getLogger(__name__)
-
-_ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
-
-
-def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
-    """The strategy's decision on the last closed candle of ``candles``."""
-    last = candles.iloc[-1]
-    code = int(strategy.remembered_signals(candles).iloc[-1])  # warm-up: the strategy's
-    return Signal(
-        pair=pair,
-        candle_time=from_ms(int(last["timestamp"])),
-        action=_ACTIONS.get(code, Action.HOLD),
-        price=float(last["close"]),
-        reason=strategy.name,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,20 +107,32 @@ class Engine:
         return self._costs
 
     async def on_candles(
-        self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, prices: dict[str, float]
+        self,
+        run: PairRun,
+        strategy: Strategy,
+        candles: pd.DataFrame,
+        prices: dict[str, float],
+        *,
+        decide: bool = True,
     ) -> list[Fill]:
-        """A run's candle just closed (the last of ``candles``): act on it."""
+        """A run's candle just closed (the last of ``candles``): act on it. The strategy is
+        asked first, before anything is written or sent (StrategyFailed: nothing done);
+        ``decide=False``: not asked for a signal or an ATR (its pair is faulted,
+        bot/trading/faults.py): HOLD, its protective exits still checked."""
         candle = candles.iloc[-1]
         close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
+        policy = calls.exit_policy(run.pair, strategy)
+        if decide:
+            signal = calls.signal_from_candles(run.pair, strategy, candles)
+            atr = calls.atr_distance(run.pair, strategy, policy, candles)
+        else:
+            signal, atr = calls.hold(run.pair, strategy, candles), 0.0
         await self.guard.start_candle(self.portfolio.equity(prices), close_time)
-        policy = strategy.exit_policy
-        signal = signal_from_candles(run.pair, strategy, candles)
         await self._exits.remember_exit(run, signal)
-        atr_distance = _atr_distance(strategy, candles)
         fills = await self.guard.booked(run, close_time, *await self._stops.settle(run.pair))
         fills += await self._protector.drop_stale_stop(run, close_time)
         fills += await self._exits.finish_exit(run, candle, close_time)
-        fills += await self._protector.ensure(run, policy, candle, close_time, atr_distance)
+        fills += await self._protector.ensure(run, policy, candle, close_time, atr)
         fills += await self._protector.protect(run, policy, candle, close_time)
         fills += await self._settle_entry(run, policy, candle, close_time)
         await self.guard.mark(self.portfolio.equity(prices), close_time)
@@ -152,29 +149,32 @@ class Engine:
             signal,
             prices,
             close_time=close_time,
-            atr_distance=atr_distance,
+            atr_distance=atr,
             policy=policy,
             scale=scale,
         )
         return fills
 
     async def protect_between_candles(
-        self, run: PairRun, strategy: Strategy, candles: pd.DataFrame
+        self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, *, decide: bool = True
     ) -> list[Fill]:
         """``run``'s position without its stop (a restart found it: a buy booked by the start-up
         reconciliation, a crash before its stop was placed) gets it now from the last closed
-        candle, not at the next close: a day on a daily timeframe."""
+        candle, not at the next close: a day on a daily timeframe. ``decide``: as for
+        ``on_candles`` (False: no ATR asked of a faulted strategy)."""
         candle = candles.iloc[-1]
         close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
+        policy = calls.exit_policy(run.pair, strategy)
+        atr = calls.atr_distance(run.pair, strategy, policy, candles) if decide else 0.0
         # a stop the venue cancelled or filled while pairpilot was down is booked first
         fills = await self.guard.booked(run, close_time, *await self._stops.settle(run.pair))
-        return fills + await self._protector.ensure(
-            run, strategy.exit_policy, candle, close_time, _atr_distance(strategy, candles)
-        )
+        return fills + await self._protector.ensure(run, policy, candle, close_time, atr)
 
-    def history(self, strategy: Strategy) -> int:
-        """Candles a tick needs: the strategy's window, or the volatility window if longer."""
-        return max(strategy.history, self.guard.limits.volatility_long + 1)
+    def history(self, pair: str, strategy: Strategy | None) -> int:
+        """Candles a tick needs: the strategy's window, or the volatility window if longer
+        (None: a faulted strategy's pair, not asked)."""
+        wanted = 0 if strategy is None else calls.history(pair, strategy)
+        return max(wanted, self.guard.limits.volatility_long + 1)
 
     async def on_signal(
         self,
@@ -390,10 +390,3 @@ class Engine:
             if order.side is Side.BUY and order.pair != run.pair:
                 pending[order.pair] = pending.get(order.pair, 0.0) + order.amount - order.filled
         return pending
-
-
-def _atr_distance(strategy: Strategy, candles: pd.DataFrame) -> float:
-    """The ATR stop's distance from the entry at the last candle (0: none)."""
-    policy = strategy.exit_policy
-    atr = float(strategy.atr(candles).iloc[-1]) if policy.atr_stop else math.nan
-    return policy.atr_stop * atr if math.isfinite(atr) else 0.0

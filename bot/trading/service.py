@@ -1,4 +1,8 @@
-"""The trading service: ticks every active pair run on its closed candles."""
+"""The trading service: ticks every active pair run on its closed candles.
+
+A strategy failing (it raises, or returns garbage: ``StrategyFailed``) pauses only its pair
+(bot/trading/faults.py says what a faulted pair does); the other pairs of the tick go on.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,17 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+import pandas as pd
+
 from bot.core.domain import EquitySnapshot, PairRun, RunState
-from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable
+from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable, StrategyFailed
 from bot.core.ports import CandleSource, Clock, EquityRepository
 from bot.ops.telemetry import EQUITY, HALTED, PNL_TODAY, TICK_SECONDS, TICKS
 from bot.trading.engine import Engine
+from bot.trading.faults import StrategyFaults
 from bot.trading.twin import PaperTwin
 from strategies import Strategy, build_strategy
+from strategies.output import last_line
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +38,24 @@ class TradingService:
         equity: EquityRepository,
         clock: Clock,
         runs: Sequence[PairRun],
+        faults: StrategyFaults,
     ) -> None:
+        """``faults``: the runs whose strategy failed (paused, not asked again until /resume)."""
         self._engine = engine
+        self.faults = faults
         self.twin: PaperTwin | None = None  # live mode's: handed each candle a live pair acted on
         self._source = source
         self._equity = equity
         self._clock = clock
         self._runs = {run.id: run for run in runs}
-        self._strategies: dict[int, Strategy] = {
-            run.id: build_strategy(run.strategy, run.params) for run in runs
-        }
+        self._strategies: dict[int, Strategy] = {}
+        self._unbuilt: dict[int, StrategyFailed] = {}  # runs whose strategy cannot be built
+        for run in runs:
+            self._build(run)
         self._last_candle: dict[int, int] = {}
+        # Runs the live gate holds (bot/trading/held_runs.py), run id -> why: never ticked
+        # nor primed (their position and resting stop stay as they are) until released.
+        self.held: dict[int, str] = {}
         self.last_ticks: dict[str, datetime] = {}  # pair -> when a tick last saw a new candle
         self.last_asked: dict[str, datetime] = {}  # pair -> when a tick last asked for candles
         self._prices: dict[str, float] = {}
@@ -69,9 +84,43 @@ class TradingService:
         if run.state is RunState.STOPPED:
             self._runs.pop(run.id, None)
             self._strategies.pop(run.id, None)
+            self._unbuilt.pop(run.id, None)
+            self.held.pop(run.id, None)
             return
-        self._strategies.setdefault(run.id, build_strategy(run.strategy, run.params))
+        self._build(run)
         self._runs[run.id] = run
+
+    async def clear_fault(self, run: PairRun) -> None:
+        """``run`` was resumed: its strategy is asked again from the next close (built again,
+        if it could not be)."""
+        await self.faults.clear(run.id)
+        if self._unbuilt.pop(run.id, None) is not None:
+            self._build(run)
+
+    def _build(self, run: PairRun) -> None:
+        """``run``'s strategy, built once (its constructor is user code too); one that cannot
+        be built (its file gone since /startpair, its constructor raising) faults its run at
+        the next close, and is built again only at /resume."""
+        if run.id in self._strategies or run.id in self._unbuilt:
+            return
+        try:
+            self._strategies[run.id] = build_strategy(run.strategy, run.params)
+        except Exception as error:  # user code, or a strategy no longer loaded
+            self._unbuilt[run.id] = StrategyFailed(run.strategy, run.pair, last_line(error))
+
+    def rebuild_held(self) -> None:
+        """Build the held runs' strategies again from the registry (after a /reload): a held run
+        never traded on the code it was built with, so it takes the new code; a running pair
+        keeps its own until it is restarted."""
+        for run_id in self.held:
+            self._strategies.pop(run_id, None)
+            self._unbuilt.pop(run_id, None)
+            self._build(self._runs[run_id])
+
+    def strategy_of(self, run: PairRun) -> Strategy | None:
+        """The strategy object ``run`` trades with (its code as when the run was put); None
+        when it could not be built (its run is faulted)."""
+        return self._strategies.get(run.id)
 
     @property
     def prices(self) -> dict[str, float]:
@@ -82,8 +131,10 @@ class TradingService:
         """Take each run's latest closed candle as seen without acting on it: after downtime
         the service trades on candles that close from now on, never on missed ones."""
         async with self.tick_lock:
+            await self.faults.load()
             for run in list(self._runs.values()):
-                await self._prime(run)
+                if run.id not in self.held:
+                    await self._prime(run)
 
     async def start_run(self, run: PairRun) -> None:
         """Tick a run started while the service runs, from the next candle close on (a signal
@@ -92,20 +143,55 @@ class TradingService:
         await self._prime(run)
 
     async def _prime(self, run: PairRun) -> None:
-        strategy = self._strategies[run.id]
-        candles = await self._source.closed_candles(
-            run.pair, self._clock.now(), self._engine.history(strategy), run.timeframe
-        )
+        run, candles = await self._candles(run)
         if candles.empty:
             return
         self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
         self._prices[run.pair] = float(candles["close"].iloc[-1])
         if self._engine.executor.unknown.waiting(run.pair):
             return  # held, as for ticks: a stop could rest on coins that are not pairpilot's
+        strategy = self._strategies[run.id]
+        for decide in self._tries(run):
+            try:
+                await self._engine.protect_between_candles(run, strategy, candles, decide=decide)
+            except StrategyFailed as failure:
+                run = await self._fault(run, failure)
+                continue
+            except BotError as error:  # the next close tries again; the start goes on
+                log.warning("%s: its stop could not be restored now: %s", run.pair, error)
+            return
+
+    async def _candles(self, run: PairRun) -> tuple[PairRun, pd.DataFrame]:
+        """``run`` (paused, when its strategy just failed) and the closed candles it needs;
+        none for a run without a strategy (nothing of it can run: its stop resting on the
+        exchange, if any, is all that protects it)."""
+        unbuilt = self._unbuilt.get(run.id)
+        if unbuilt is not None:
+            return await self._fault(run, unbuilt), pd.DataFrame()
+        strategy = None if self.faults.of(run.id) else self._strategies[run.id]
         try:
-            await self._engine.protect_between_candles(run, strategy, candles)
-        except BotError as error:  # the next close tries again; the start goes on
-            log.warning("%s: its stop could not be restored now: %s", run.pair, error)
+            count = self._engine.history(run.pair, strategy)
+        except StrategyFailed as failure:
+            run = await self._fault(run, failure)
+            count = self._engine.history(run.pair, None)
+        return run, await self._source.closed_candles(
+            run.pair, self._clock.now(), count, run.timeframe
+        )
+
+    def _tries(self, run: PairRun) -> tuple[bool, ...]:
+        """How ``run``'s candle is acted on: with its strategy's decision, and without it
+        once the strategy fails (its stops still checked); a faulted run only without."""
+        return (False,) if self.faults.of(run.id) else (True, False)
+
+    async def _fault(self, run: PairRun, failure: StrategyFailed) -> PairRun:
+        """``run``'s strategy failed: its pair is paused (the first failure only: alerted
+        once), the others go on."""
+        if self.faults.of(run.id):  # failing still, even not asked for a decision
+            log.warning("%s: not acted on at this close, its strategy fails: %s", run.pair, failure)
+            return run
+        paused = await self.faults.fault(run, failure)
+        self.put_run(paused)
+        return paused
 
     async def tick(self, timeframe: str | None = None) -> int:
         """One pass over the active runs (of ``timeframe``, or all); returns how many saw a
@@ -116,6 +202,7 @@ class TradingService:
 
     async def _tick(self, timeframe: str | None) -> int:
         acted = 0
+        await self.faults.load()
         try:
             await self._engine.executor.settle_unknown()
         except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # books unsure: do not act
@@ -162,10 +249,12 @@ class TradingService:
         )
 
     def _due(self, run: PairRun, timeframe: str | None) -> bool:
-        """``run`` ticks now: its timeframe's, and no order of its pair has an outcome the
-        venue cannot tell (bot/execution/unknown_orders.py: the pair waits, alerted, until
-        settled)."""
+        """``run`` ticks now: its timeframe's, not held by the live gate, and no order of its
+        pair has an outcome the venue cannot tell (bot/execution/unknown_orders.py: the pair
+        waits, alerted, until settled)."""
         if timeframe is not None and run.timeframe != timeframe:
+            return False
+        if run.id in self.held:
             return False
         waiting = self._engine.executor.unknown.waiting(run.pair)
         if waiting:
@@ -184,10 +273,7 @@ class TradingService:
         HALTED.set(1 if await guard.halted() else 0)
 
     async def _tick_run(self, run: PairRun) -> bool:
-        strategy = self._strategies[run.id]
-        candles = await self._source.closed_candles(
-            run.pair, self._clock.now(), self._engine.history(strategy), run.timeframe
-        )
+        run, candles = await self._candles(run)
         if candles.empty:
             return False
         last = int(candles["timestamp"].iloc[-1])
@@ -195,15 +281,28 @@ class TradingService:
             return False
         self._prices[run.pair] = float(candles["close"].iloc[-1])
         self.last_ticks[run.pair] = self._clock.now()
-        if self.entries_blocked and run.state is RunState.RUNNING:  # exits only, as paused
-            run = dataclasses.replace(run, state=RunState.PAUSED)
-        if self.twin is None:
-            await self._engine.on_candles(run, strategy, candles, self._prices)
-        else:
-            live = self.twin.live_run(run)
-            fills = await self._engine.on_candles(live, strategy, candles, self._prices)
-            await self.twin.follow(run, strategy, candles, self._prices, fills)
+        for decide in self._tries(run):
+            try:
+                await self._act(run, candles, decide=decide)
+            except StrategyFailed as failure:  # asked before anything was sent: nothing done
+                run = await self._fault(run, failure)
+                continue
+            break
         # Done only once acted on: after an outage at the close, the candle is tried again.
         self._last_candle[run.id] = last
         log.debug("ticked %s at candle %s", run.pair, last)
         return True
+
+    async def _act(self, run: PairRun, candles: pd.DataFrame, *, decide: bool) -> None:
+        """``run``'s engine (and its paper twin) on its closed ``candles``."""
+        strategy = self._strategies[run.id]
+        if self.entries_blocked and run.state is RunState.RUNNING:  # exits only, as paused
+            run = dataclasses.replace(run, state=RunState.PAUSED)
+        if self.twin is None:
+            await self._engine.on_candles(run, strategy, candles, self._prices, decide=decide)
+        else:
+            live = self.twin.live_run(run)
+            fills = await self._engine.on_candles(
+                live, strategy, candles, self._prices, decide=decide
+            )
+            await self.twin.follow(run, strategy, candles, self._prices, fills, decide=decide)

@@ -105,9 +105,12 @@ class PaperTwin:
         candles: pd.DataFrame,
         prices: dict[str, float],
         live_fills: list[Fill],
+        *,
+        decide: bool = True,
     ) -> None:
         """Trade ``run``'s closed ``candles`` on paper, as the live pair just did, and measure
-        the pair's drift when either side sold (only a sale closes a trade)."""
+        the pair's drift when either side sold (only a sale closes a trade). ``decide``: the
+        live pair's (False: its strategy faulted, not asked here either)."""
         try:
             executor = self.engine.executor
             if not self._settled:  # at the start and after a failure: paper answers at once
@@ -121,8 +124,8 @@ class PaperTwin:
             await self.monitor.start(run.pair)
             self.feed.saw(run.pair, candles)
             fills: list[Fill] = []
-            if not await self._quiet(run, strategy, candles):
-                fills = await self.engine.on_candles(run, strategy, candles, prices)
+            if not await self._quiet(run, strategy, candles, decide):
+                fills = await self.engine.on_candles(run, strategy, candles, prices, decide=decide)
             if any(fill.side is Side.SELL for fill in [*fills, *live_fills]):  # a trade closed
                 await self.monitor.check(run.pair, run.timeframe)
         except Exception:  # a monitor: its failure must never stop live trading
@@ -152,7 +155,9 @@ class PaperTwin:
             self.forget()
             log.exception("paper twin of %s could not sell with it", run.pair)
 
-    async def _quiet(self, run: PairRun, strategy: Strategy, candles: pd.DataFrame) -> bool:
+    async def _quiet(
+        self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, decide: bool
+    ) -> bool:
         """Whether the candle can change nothing in the twin's books for ``run``: flat in the
         pair, no limit entry resting, and no entry signal (decided once for live and twin,
         ``Strategy.remembered_signals``). The engine is then not run for it: its only work
@@ -160,7 +165,7 @@ class PaperTwin:
         the next candle the twin acts on makes (the day's start included)."""
         if self.engine.portfolio.position(run.pair) is not None:
             return False
-        if int(strategy.remembered_signals(candles).iloc[-1]) == ENTER:
+        if decide and int(strategy.remembered_signals(candles).iloc[-1]) == ENTER:
             return False
         policy = strategy.exit_policy
         return policy.entry_offset == 0 or await self.engine.pending_entry(run.pair) is None

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bot.alerts.outbox import AlertOutbox, OnceAlerts
-from bot.app.bootstrap import PaperAccount, build_paper_engine
+from bot.app.bootstrap import PaperAccount, build_paper_engine, strategy_faults
 from bot.app.config import Secrets, Settings
 from bot.app.serve import run_service
 from bot.core.clock import FakeClock
@@ -126,6 +126,7 @@ async def test_the_service_never_trades_on_a_signal_from_before_it_started(
                 clock=clock,
                 runs=[run],
                 equity=SqliteEquityRepository(db),
+                faults=strategy_faults(db, clock),
             )
             await service.prime()
             assert await service.tick("1h") == 0  # the 09:00 close was already seen

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bot.alerts.outbox import AlertOutbox
-from bot.app.bootstrap import PaperAccount, build_paper_engine
+from bot.app.bootstrap import PaperAccount, build_paper_engine, strategy_faults
 from bot.core.clock import FakeClock
 from bot.core.domain import (
     Action,
@@ -176,6 +176,7 @@ async def test_engine_on_real_candles_is_deterministic_and_books_everything(
                 equity=SqliteEquityRepository(db),
                 clock=clock,
                 runs=[await new_run(db, clock)],
+                faults=strategy_faults(db, clock),
             )
             for _ in range(600):
                 clock.advance(timedelta(hours=1))
@@ -322,7 +323,12 @@ async def replay_fills(
         now=clock.now(),
     )
     service = TradingService(
-        engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=[run]
+        engine=engine,
+        source=source,
+        equity=SqliteEquityRepository(db),
+        clock=clock,
+        runs=[run],
+        faults=strategy_faults(db, clock),
     )
     for index in range(2, until):
         clock.set(at_open(candles, index))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.app.bootstrap import PaperAccount, build_paper_engine
+from bot.app.bootstrap import PaperAccount, build_paper_engine, strategy_faults
 from bot.core.clock import FakeClock
 from bot.core.domain import RiskLimits, Trade
 from bot.core.timeframes import timeframe_delta, timeframe_seconds
@@ -91,7 +91,12 @@ async def live_trades(
             now=clock.now(),
         )
         service = TradingService(
-            engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=[run]
+            engine=engine,
+            source=source,
+            equity=SqliteEquityRepository(db),
+            clock=clock,
+            runs=[run],
+            faults=strategy_faults(db, clock),
         )
         driver = ReplayDriver(
             clock=clock,

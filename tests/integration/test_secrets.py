@@ -31,6 +31,7 @@ from storage.candles import SqliteCandleRepository
 from storage.db import open_database
 from tests.doubles.fake_exchange import FakeBinance, Fault, binance_urls, serve
 from tests.doubles.telegram_emulator import TelegramEmulator, running
+from tests.rigs.checked import check_configured
 
 CANARY = "CANARY"
 KEY, SECRET, TOKEN = "key-CANARY-7f3a09", "secret-CANARY-91bd4e", "123456:CANARY-token-55aa"
@@ -75,6 +76,7 @@ async def test_canary_secrets_appear_in_no_log_message_database_or_reply(
             feed = StreamingFeed(exchange)
             await exchange.load_markets()
             async with open_database(config.database_path) as db:
+                await check_configured(db, config)  # the user ran `strategy check` on them
                 jobs = Jobs(clock)
                 trading = await assemble_on_exchange(db, config, exchange, feed, clock, jobs)
                 cockpit = build_cockpit(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bot.app.bootstrap import build_engine
+from bot.app.bootstrap import build_engine, strategy_faults
 from bot.core.clock import FakeClock
 from bot.core.domain import (
     AlertPriority,
@@ -125,6 +125,7 @@ async def test_an_order_the_venue_cannot_tell_holds_its_pair_only_and_alerts_the
             clock=clock,
             runs=[btc, eth],
             equity=SqliteEquityRepository(db),
+            faults=strategy_faults(db, clock),
         )
         for index in (200, 201, 202):
             clock.set(at_open(btc_candles, index))
@@ -360,7 +361,12 @@ async def test_an_outage_on_a_venue_without_resting_stops_says_positions_are_not
         btc = await SqlitePairRunRepository(db).latest_for(BTC)
         source = ReplaySource({BTC: btc_candles}, {BTC: "1h"})
         service = TradingService(
-            engine=engine, source=source, clock=clock, runs=[btc], equity=SqliteEquityRepository(db)
+            engine=engine,
+            source=source,
+            clock=clock,
+            runs=[btc],
+            equity=SqliteEquityRepository(db),
+            faults=strategy_faults(db, clock),
         )
         down = {"error": "unavailable"}
         fake.faults.append(Fault(ORDERS, 503, down, method="POST", after=True))
@@ -933,6 +939,7 @@ async def test_a_held_order_is_looked_up_again_with_back_off_and_its_failure_hol
             clock=clock,
             runs=[btc, eth],
             equity=SqliteEquityRepository(db),
+            faults=strategy_faults(db, clock),
         )
         clock.set(at_open(btc_candles, 200))
         assert await service.tick() == 1  # found unknown: BTC/USDT held, ETH/USDT ticks

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app.bootstrap import Trading, assemble_replay
-from bot.app.chat_root import build_cockpit, chat_venue
+from bot.app.chat_root import build_cockpit, chat_venue, strategy_reload
 from bot.app.config import Settings
 from bot.app.startup import load_replay
 from bot.chat.cockpit import Cockpit
@@ -116,6 +116,7 @@ async def chat_stack(
             emulator,
             wall,
             connected=connected,
+            settings=config,
             **frontend,
         ) as chat:
             yield chat
@@ -131,9 +132,12 @@ async def chat_on(
     wall: FakeClock,
     *,
     connected: bool = True,
+    settings: Settings | None = None,
     **frontend: Any,
 ) -> AsyncIterator[Chat]:
-    """The Telegram front end on ``trading`` (a replay's or the live stack's), on ``emulator``."""
+    """The Telegram front end on ``trading`` (a replay's or the live stack's), on ``emulator``;
+    ``settings``: the config whose strategies /reload loads again and whose Dask scheduler
+    /sweep runs on (None: no /reload, a LocalCluster per sweep)."""
     async with running(emulator) as base:
         jobs = Jobs(trading.clock)
         cockpit = build_cockpit(
@@ -145,6 +149,8 @@ async def chat_on(
             history,
             jobs,
             trading.clock,
+            scheduler=None if settings is None else settings.research.dask_scheduler,
+            strategies=None if settings is None else strategy_reload(settings),
         )
         alerts = SqliteAlertRepository(db)
         started = TelegramFrontend(

@@ -36,6 +36,7 @@ from tests.doubles.fake_kraken import SECRET as KRAKEN_SECRET
 from tests.doubles.fake_kraken import FakeKraken, kraken_config
 from tests.doubles.fake_kraken import trade_key as kraken_trade_key
 from tests.doubles.fake_okx import FakeOkx, okx_config
+from tests.rigs.checked import check_configured
 
 PAIR = "BTC/USDT"
 HOUR = timedelta(hours=1)
@@ -271,9 +272,10 @@ def live_settings(
     risk: dict[str, float] | None = None,
     venue: str = "binance",
     drift: dict[str, Any] | None = None,
+    strategy: str = "ema_cross",
 ) -> Settings:
     """``client``: more ccxt options (a short timeout, say); ``risk``: limits to change;
-    ``drift``: the [drift] settings (None: no paper twin)."""
+    ``drift``: the [drift] settings (None: no paper twin); ``strategy``: the pair's."""
     # No client-side pacing against a local fake: it only makes the suite slower.
     ccxt_config = {**VENUES[venue].config(base), "enableRateLimit": False, **(client or {})}
     return Settings.model_validate(
@@ -284,7 +286,9 @@ def live_settings(
             "market_data": {"source": "exchange"},
             "risk": {"max_position_fraction": 1.0, **(risk or {})},
             "drift": drift if drift is not None else {"enabled": False},
-            "pairs": [{"pair": PAIR, "capital_share": 0.5, "params": params or {}}],
+            "pairs": [
+                {"pair": PAIR, "capital_share": 0.5, "strategy": strategy, "params": params or {}}
+            ],
         }
     )
 
@@ -330,15 +334,17 @@ async def live_stack(
     sleep: Callable[[float], Awaitable[None]] | None = None,
     venue: str = "binance",
     drift: dict[str, Any] | None = None,
+    strategy: str = "ema_cross",
 ) -> AsyncIterator[tuple[Trading, Market, Jobs]]:
     """``attempts`` and ``sleep``: the adapter's retries and how it waits between them;
     ``venue``: the exchange id (``fake`` must be that venue's, see ``funded_fake``);
-    ``drift``: the [drift] settings: a paper twin (``trading.service.twin``) when enabled."""
+    ``drift``: the [drift] settings: a paper twin (``trading.service.twin``) when enabled;
+    ``strategy``: BTC/USDT's (one of the installed registry's)."""
     clock = FakeClock(start)
     market = Market(fake, clock)
     market.at(start)
     async with serve(fake) as base:
-        settings = live_settings(tmp_path, base, params, client, risk, venue, drift)
+        settings = live_settings(tmp_path, base, params, client, risk, venue, drift, strategy)
         exchange = CcxtExchange.create(
             venue,
             settings.exchange.ccxt_config,
@@ -352,6 +358,7 @@ async def live_stack(
             await exchange.load_markets()
             async with AsyncExitStack() as stack:
                 db = await stack.enter_async_context(open_database(settings.database_path))
+                await check_configured(db, settings)  # the user ran `strategy check` on them
                 jobs = Jobs(clock)
                 trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
                 twin_file = twin_path(settings)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from bot.app.bootstrap import PaperAccount, assemble_replay, build_paper_engine
+from bot.app.bootstrap import PaperAccount, assemble_replay, build_paper_engine, strategy_faults
 from bot.app.config import Settings
 from bot.app.startup import load_replay
 from bot.core.clock import FakeClock
@@ -127,7 +127,12 @@ async def replay_portfolio(
             for plan in plans
         ]
         service = TradingService(
-            engine=engine, source=source, equity=SqliteEquityRepository(db), clock=clock, runs=runs
+            engine=engine,
+            source=source,
+            equity=SqliteEquityRepository(db),
+            clock=clock,
+            runs=runs,
+            faults=strategy_faults(db, clock),
         )
         driver = ReplayDriver(
             clock=clock,

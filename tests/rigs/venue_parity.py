@@ -21,6 +21,7 @@ from bot.market.streaming import StreamingFeed
 from bot.ops.scheduler import Jobs
 from storage.db import Database, open_database
 from tests.doubles.fake_exchange import FakeBinance, serve
+from tests.rigs.checked import check_configured
 from tests.rigs.live_rig import Market, funded_fake, live_settings, venue_secrets
 
 # History before the live run starts: OKX's candle pages (300) must reach back into the data
@@ -73,6 +74,7 @@ async def venue_stack(
         try:
             await exchange.load_markets()
             async with open_database(settings.database_path) as db:
+                await check_configured(db, settings)  # the user ran `strategy check` on them
                 trading = await assemble_on_exchange(
                     db, settings, exchange, feed, clock, Jobs(clock)
                 )

@@ -36,6 +36,7 @@ from handlers.frontend import telegram_factory
 from storage.alerts import SqliteAlertRepository
 from storage.candles import SqliteCandleRepository
 from storage.db import open_database
+from tests.rigs.checked import check_configured
 from tests.rigs.live_rig import SECRETS, VENUES, venue_secrets
 
 ADMIN = 1001
@@ -91,6 +92,7 @@ async def main(exchange_url: str, telegram_url: str, data_dir: Path, venue: str)
         async with http.post("/_test/advance", params={"ms": 0}) as answer:  # the fake's clock
             clock = FakeClock(from_ms((await answer.json())["serverTime"]))
         async with open_database(settings.database_path) as db:
+            await check_configured(db, settings)  # the user ran `strategy check` on them
             jobs = Jobs(clock)
             trading = await assemble_on_exchange(db, settings, exchange, feed, clock, jobs)
             cockpit = build_cockpit(

@@ -8,7 +8,7 @@ import pytest
 
 from bot.core.domain import Action
 from bot.market.candle_files import read_candle_file
-from bot.trading.engine import signal_from_candles
+from bot.trading.strategy_calls import signal_from_candles
 from strategies import BUILT_INS, ExitPolicy, StrategyConfigError, build_strategy
 from strategies.base import ENTER, EXIT
 

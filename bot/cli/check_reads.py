@@ -1,0 +1,50 @@
+"""The stored strategy checks as the CLI reads them: the config's database opened read only,
+never created (bot/research/check_status.py words them)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.research.check_status import CheckStatus
+    from strategies import Strategy
+
+
+def stored_statuses(
+    database: Path, registry: Mapping[str, type[Strategy]]
+) -> dict[str, CheckStatus]:
+    """Each strategy's check status from ``database``, opened read only (never created): with
+    no database, or one from before strategy checks, none was checked."""
+    from bot.research.check_status import NOT_CHECKED, check_statuses
+    from storage.db import open_read_only
+    from storage.strategy_checks import SqliteStrategyCheckRepository
+
+    async def read() -> dict[str, CheckStatus]:
+        async with open_read_only(database) as db:
+            return await check_statuses(SqliteStrategyCheckRepository(db), registry)
+
+    if database.is_file():
+        try:
+            return asyncio.run(read())
+        except sqlite3.OperationalError as error:
+            if "no such table" not in str(error):
+                raise
+    return dict.fromkeys(registry, NOT_CHECKED)
+
+
+def print_check_note(config: Path | None, strategy: type[Strategy]) -> None:
+    """On stderr, the one line a research run of ``strategy`` says when its check has not
+    passed at its current source (read from ``config``'s database, never created)."""
+    from bot.app.config import load_settings
+    from bot.research.check_status import check_note
+
+    database = load_settings(config, None, strategies=False).database_path
+    status = stored_statuses(database, {strategy.name: strategy})[strategy.name]
+    note = check_note(strategy.name, status)
+    if note:
+        print(note, file=sys.stderr)

@@ -1,0 +1,92 @@
+"""Every call live trading makes into a strategy's own code, guarded.
+
+A strategy is the user's code (docs/strategies.md): whatever it raises, or whatever it returns
+that is not one ENTER / EXIT / HOLD code per candle, becomes ``StrategyFailed`` naming the
+strategy, the pair and the exception's last line (or what is wrong with the output, named as
+the strategy check names it: bot/research/signal_output.py). The service pauses only that pair
+(bot/trading/faults.py). The engine asks for all of it before it writes or sends anything for
+the candle, so a failure never comes between an order and its booking.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+
+import pandas as pd
+
+from bot.core.domain import Action, Signal, from_ms
+from bot.core.errors import StrategyFailed
+from strategies import ExitPolicy, Strategy
+from strategies.base import ENTER, EXIT
+from strategies.output import last_line, output_problems
+
+_ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
+
+
+def guarded[T](pair: str, strategy: Strategy, call: Callable[[], T]) -> T:
+    """``call()`` (user code of ``strategy``, trading ``pair``); anything it raises as
+    StrategyFailed."""
+    try:
+        return call()
+    except StrategyFailed:
+        raise
+    except Exception as error:  # user code: any exception is the strategy's failure
+        raise StrategyFailed(strategy.name, pair, last_line(error)) from error
+
+
+def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
+    """The strategy's decision on the last closed candle of ``candles``."""
+    output = guarded(pair, strategy, lambda: strategy.remembered_signals(candles))
+    problems = output_problems(output, candles, acted_on=len(candles) - 1)
+    if problems:
+        raise StrategyFailed(strategy.name, pair, "; ".join(problems))
+    last = candles.iloc[-1]
+    code = int(output.iloc[-1])  # warm-up: the strategy's
+    return Signal(
+        pair=pair,
+        candle_time=from_ms(int(last["timestamp"])),
+        action=_ACTIONS.get(code, Action.HOLD),
+        price=float(last["close"]),
+        reason=strategy.name,
+    )
+
+
+def hold(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
+    """HOLD on the last candle, the strategy not asked: its pair is faulted."""
+    last = candles.iloc[-1]
+    return Signal(
+        pair=pair,
+        candle_time=from_ms(int(last["timestamp"])),
+        action=Action.HOLD,
+        price=float(last["close"]),
+        reason=f"{strategy.name} (faulted)",
+    )
+
+
+def exit_policy(pair: str, strategy: Strategy) -> ExitPolicy:
+    policy = guarded(pair, strategy, lambda: strategy.exit_policy)
+    if not isinstance(policy, ExitPolicy):
+        raise StrategyFailed(strategy.name, pair, f"exit_policy is a {type(policy).__name__}")
+    return policy
+
+
+def atr_distance(pair: str, strategy: Strategy, policy: ExitPolicy, candles: pd.DataFrame) -> float:
+    """The ATR stop's distance from the entry at the last candle (0: none)."""
+    if not policy.atr_stop:
+        return 0.0
+    atr = guarded(pair, strategy, lambda: float(strategy.atr(candles).iloc[-1]))
+    return policy.atr_stop * atr if math.isfinite(atr) else 0.0
+
+
+def history(pair: str, strategy: Strategy) -> int:
+    """Candles the strategy needs handed to it (its warm-up, its smoothing)."""
+    wanted = guarded(pair, strategy, lambda: strategy.history)
+    try:
+        count = operator.index(wanted)
+    except TypeError:
+        count = -1
+    if count < 0:
+        raise StrategyFailed(strategy.name, pair, f"history is {wanted!r}, not a candle count")
+    return count

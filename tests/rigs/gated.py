@@ -1,0 +1,73 @@
+"""Live stacks with user strategies in a folder, for the live gate's tests
+(bot/trading/strategy_gate.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from bot.app.strategy_loading import load_strategies
+from bot.trading.service import TradingService
+from storage.db import open_database
+from storage.pair_runs import SqlitePairRunRepository
+from strategies import install
+from tests.doubles.fake_exchange import FakeBinance
+from tests.rigs.live_rig import funded_fake
+
+START = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
+# A user strategy trading as ema_cross does: its own file, so its own source hash.
+USER_EMA = """
+from strategies.ema_cross import EmaCross
+
+
+class UserEma(EmaCross):
+    name = "{name}"
+"""
+OTHERS = ("ETHUSDT", "SOLUSDT", "XRPUSDT")
+
+
+@contextmanager
+def user_strategies(folder: Path) -> Iterator[Path]:
+    """Three user strategies in ``folder``, ``mine``, ``edited`` and ``checked``, loaded and
+    made the process's while in the block."""
+    folder.mkdir()
+    for name in ("mine", "edited", "checked"):
+        (folder / f"{name}.py").write_text(USER_EMA.format(name=name), encoding="utf-8")
+    loaded = load_strategies(folder, explicit=True)
+    assert not loaded.problems
+    previous = install(loaded.registry)
+    try:
+        yield folder
+    finally:
+        install(previous)
+
+
+def fake_with_pairs(candles: pd.DataFrame) -> FakeBinance:
+    fake = funded_fake(candles)
+    for symbol in OTHERS:
+        fake.add_candles(symbol, "1h", candles)
+    return fake
+
+
+async def persisted_runs(tmp_path: Path, runs: dict[str, str]) -> None:
+    """Runs left active by an earlier start (pair: strategy), 10% of capital each."""
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        repository = SqlitePairRunRepository(db)
+        for pair, strategy in runs.items():
+            await repository.add(
+                pair=pair,
+                strategy=strategy,
+                timeframe="1h",
+                params={},
+                capital_share=0.1,
+                now=START,
+            )
+
+
+def held(service: TradingService) -> dict[str, str]:
+    """Each held run's pair, and why the gate holds it."""
+    return {run.pair: service.held[run.id] for run in service.runs() if run.id in service.held}
