@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -54,13 +55,13 @@ def main() -> int:
         year.to_csv(candles, index=False)
         print(f"{len(year)} candles of {args.pair} 1h; target {TARGET:.0f} s per strategy")
         for name in sorted(BUILT_INS):
-            wall, inside, prefixes, replayed = min(
+            wall, inside, prefixes, replayed, cpu = min(
                 _run(name, candles, Path(folder)) for _ in range(args.repeat)
             )
             worst = max(worst, wall)
             every, live = _every_prefix(name, year), _every_window(name, year)
             print(
-                f"{name:<20} command {wall:5.2f} s, analysis {inside:5.2f} s, "
+                f"{name:<20} command {wall:5.2f} s (cpu {cpu:5.2f} s), analysis {inside:5.2f} s, "
                 f"{prefixes} prefixes recomputed, {replayed} candles replayed; every prefix "
                 f"would take ~{every:.0f} s, every candle replayed ~{live:.0f} s"
             )
@@ -89,7 +90,11 @@ def _every_window(name: str, year: pd.DataFrame) -> float:
     return (time.perf_counter() - started) / SAMPLED * len(year)
 
 
-def _run(name: str, candles: Path, cwd: Path) -> tuple[float, float, int, str]:
+def _run(name: str, candles: Path, cwd: Path) -> tuple[float, float, int, str, float]:
+    """The command's wall time, the analysis' own, prefixes, replay coverage, and the CPU
+    seconds of the command and its worker processes (what the load of the machine changes
+    least)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "bot.cli.main", "strategy", "check", name, "--data", str(candles)],
@@ -100,12 +105,14 @@ def _run(name: str, candles: Path, cwd: Path) -> tuple[float, float, int, str]:
         check=False,
     )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     verdict = VERDICT.search(done.stdout)
     prefixes, replayed = PREFIXES.search(done.stdout), REPLAYED.search(done.stdout)
     if done.returncode != 0 or verdict is None or prefixes is None or replayed is None:
         raise SystemExit(f"{name}: exit {done.returncode}\n{done.stdout}{done.stderr}")
     covered = f"{replayed.group(1)} of {replayed.group(2)}"
-    return wall, float(verdict.group(2)), int(prefixes.group(1)), covered
+    return wall, float(verdict.group(2)), int(prefixes.group(1)), covered, cpu
 
 
 if __name__ == "__main__":
