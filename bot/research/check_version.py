@@ -14,6 +14,7 @@ MODULES = (
     "signal_stability.py",
     "signal_output.py",
     "live_replay.py",
+    "check_verdicts.py",
     "check_worker.py",
     "check_processes.py",
 )

@@ -13,9 +13,9 @@ each:
 - ``STRIDE_PREFIXES`` evenly spaced prefixes and ``RANDOM_PREFIXES`` random ones (the seed is
   drawn per check and stored with it): a peek that changes many rows (normalising by the whole
   series' max or mean) shows on any;
-- then, around the earliest differing row found, every prefix ending in the ``REFINE``
-  candles before it and every prefix within ``REFINE`` of the one that showed it, repeated
-  (up to ``REFINEMENTS`` times) while that finds an earlier row.
+- then, around each of the ``SEEDS`` earliest differences found, every prefix ending in the
+  ``REFINE`` candles before its row and every prefix within ``REFINE`` of the one that showed
+  it, repeated (up to ``REFINEMENTS`` times) while that finds an earlier row.
 
 The candle named is the earliest differing row among the prefixes checked. A signal that
 appears live where the whole history holds (a filter on the next candle) shows on no prefix
@@ -37,7 +37,7 @@ seen.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +52,7 @@ STRIDE_PREFIXES = 24
 RANDOM_PREFIXES = 16
 REFINE = 64
 REFINEMENTS = 8
+SEEDS = 4  # differences refined around, the earliest first
 CUTS = 16
 
 Codes = npt.NDArray[np.int8]
@@ -82,21 +83,31 @@ def first_lookahead(
     of ``plan`` (``planned_prefixes``) and around what they find (module doc)."""
     lowest = lowest_prefix(make())
     checked: set[int] = set()
-    found: Difference | None = None
-    for prefix in plan:
-        found = _earlier(found, _compare(make, candles, whole, prefix))
-        checked.add(prefix)
-    for _ in range(REFINEMENTS):
-        if found is None:
-            break
-        before = found
-        for prefix in _around(found, lowest, len(candles)):
+    found: list[Difference] = []
+
+    def compare(prefixes: Iterable[int]) -> None:
+        for prefix in prefixes:
             if prefix not in checked:
                 checked.add(prefix)
-                found = _earlier(found, _compare(make, candles, whole, prefix))
-        if found is before:
+                difference = _compare(make, candles, whole, prefix)
+                if difference is not None:
+                    found.append(difference)
+
+    compare(plan)
+    for _ in range(REFINEMENTS):
+        if not found:
             break
-    return LookAhead(found, len(checked))
+        before = min(difference.candle for difference in found)
+        # around each of the SEEDS earliest differences: the same row may show on prefixes far
+        # apart (a whole-series mean), and only one of them may lead to an earlier row
+        seeds = sorted(found, key=lambda difference: (difference.candle, difference.prefix))
+        compare(p for seed in seeds[:SEEDS] for p in _around(seed, lowest, len(candles)))
+        if min(difference.candle for difference in found) == before:
+            break
+    earliest = min(
+        found, key=lambda difference: (difference.candle, difference.prefix), default=None
+    )
+    return LookAhead(earliest, len(checked))
 
 
 def _around(found: Difference, lowest: int, total: int) -> list[int]:
@@ -137,14 +148,6 @@ def _compare(make: Make, candles: pd.DataFrame, whole: Codes, prefix: int) -> Di
         return None
     row = int(differs[0])
     return Difference(row, prefix, int(codes[row]), int(whole[row]))
-
-
-def _earlier(current: Difference | None, new: Difference | None) -> Difference | None:
-    if new is None:
-        return current
-    if current is None or new.candle < current.candle:
-        return new
-    return current
 
 
 def warmup_needed(make: Make, candles: pd.DataFrame, whole: Codes, cuts: Sequence[int]) -> int:
