@@ -62,7 +62,9 @@ def test_a_filter_on_the_next_candle_is_caught(btc_candles: pd.DataFrame) -> Non
     assert "look-ahead" in report.failed()
 
 
-@pytest.mark.parametrize("pair", ["BTC", "SOL", "XRP", "ADA", "DOGE", "BNB"])
+# The review measured it passing on BTC, SOL, XRP, ADA, DOGE and BNB before the live replay;
+# BTC (7 extra entries a year, the fewest) here, the rest cost 20-50 s each.
+@pytest.mark.parametrize("pair", ["BTC"])
 def test_a_filter_on_the_next_candle_is_caught_on_a_year_of_real_candles(
     pair: str, shared_data: Path
 ) -> None:
