@@ -98,3 +98,24 @@ def load_folder(folder: Path, files: dict[str, str]) -> None:
 
 def strategy_class(name: str) -> type[Strategy]:
     return strategy_registry()[name]
+
+# A user strategy trading as ema_cross does, counting its calls (what ran is read from
+# behaviour); ``{version}`` makes each version its own source.
+COUNTING = """
+from strategies.ema_cross import EmaCross
+
+VERSION = "{version}"
+
+
+class Counting(EmaCross):
+    name = "{name}"
+    calls = 0
+
+    def compute_signals(self, candles):
+        type(self).calls += 1
+        return super().compute_signals(candles)
+"""
+
+
+def counting(version: str, name: str = "mine") -> str:
+    return COUNTING.format(version=version, name=name)
