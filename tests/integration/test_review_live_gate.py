@@ -92,7 +92,8 @@ async def test_review_resume_of_a_pair_faulted_at_start_up_trades_no_unchecked_c
     async with live_chat(tmp_path, btc_candles, {ETH: "mine"}) as (chat, market):
         service = chat.trading.service
         run = service.run_for(ETH)
-        assert run is not None and run.state is RunState.PAUSED  # faulted at start-up
+        assert run is not None
+        assert run.state is RunState.PAUSED  # faulted at start-up
         assert held(service) == {}
         (folder / "mine.py").write_text(counting("never checked"), encoding="utf-8")
         assert "1 new" in await chat.ask(ADMIN, "/reload")
@@ -101,10 +102,11 @@ async def test_review_resume_of_a_pair_faulted_at_start_up_trades_no_unchecked_c
         mine = strategy_class("mine")
         run = service.run_for(ETH)
         assert run is not None
-        assert mine.calls == 0 and (run.id in service.held or "refused" in resumed.lower()), (
+        assert mine.calls == 0, (
             f"/resume put unchecked code on real money: {resumed!r}; mine was asked "
             f"{mine.calls} times, held: {held(service)}"
         )
+        assert run.id in service.held or "refused" in resumed.lower(), resumed
 
 
 async def test_review_startpair_meeting_a_reload_trades_the_code_the_gate_judged(
@@ -122,14 +124,12 @@ async def test_review_startpair_meeting_a_reload_trades_the_code_the_gate_judged
         service, cockpit = chat.trading.service, chat.frontend_cockpit
         assert cockpit.reload is not None
         async with service.tick_lock:  # a tick in progress (a slow venue, say)
-            start = asyncio.create_task(
-                chat.trading.control.start_pair(ETH, "mine", "1h", {}, 0.2)
-            )
-            while not service.tick_lock._waiters:  # noqa: SLF001 -- gated, now waits
+            start = asyncio.create_task(chat.trading.control.start_pair(ETH, "mine", "1h", {}, 0.2))
+            while not service.tick_lock._waiters:  # noqa: ASYNC110 -- gated, now waits
                 await asyncio.sleep(0.01)
             (folder / "mine.py").write_text(counting("v2, unchecked"), encoding="utf-8")
             reload = asyncio.create_task(cockpit.reload.reload())  # an admin's /reload
-            while strategy_class("mine") is v1:  # installed (its held-run hook waits on
+            while strategy_class("mine") is v1:  # noqa: ASYNC110 -- installed (its held-run hook waits on
                 await asyncio.sleep(0.01)  # the tick lock, after the /startpair)
         run = await start
         assert (await reload).changed == ("mine",)
@@ -162,7 +162,9 @@ async def test_review_a_confirm_pressed_after_the_code_changed_allows_nothing_un
         assert ETH in held(service)  # the reload re-gated it: held on v2
         answer = await press(chat, text, button)
         rows = await chat.db.fetch_all("SELECT overrode FROM strategy_overrides")
-        assert ETH in held(service) and not rows, (
+        granted = [row["overrode"] for row in rows]
+        assert ETH in held(service), f"released: {answer!r}; overrides {granted}"
+        assert not rows, (
             f"the Confirm of 'its check passed' granted an override over "
             f"{[row['overrode'] for row in rows]}; answer: {answer!r}; held: {held(service)}"
         )

@@ -22,7 +22,7 @@ from tests.rigs.gated import START, held, persisted_runs
 from tests.rigs.live_rig import HOUR, PAIR, funded_fake, live_stack
 
 STOP = 0.02
-GUARDED = f'''
+GUARDED = f"""
 from typing import ClassVar
 
 from strategies.ema_cross import EmaCross
@@ -31,7 +31,7 @@ from strategies.ema_cross import EmaCross
 class Guarded(EmaCross):
     name = "guarded"
     exit_defaults: ClassVar[dict[str, float]] = {{"stop_loss": {STOP}}}
-'''
+"""
 
 
 async def test_review_a_held_run_s_stop_loss_still_sells_on_a_venue_without_resting_stops(
