@@ -12,6 +12,7 @@ from strategies import Strategy, install, strategy_registry
 # "hostile" enters every 6th hour and exits 3 hours later, and breaks the way ``mode`` says
 # from the candle ``from_ms`` on; ``calls`` counts compute_signals. "steady" never breaks.
 HOSTILE = '''
+import time
 from typing import ClassVar
 
 import numpy as np
@@ -61,6 +62,10 @@ class Hostile(Strategy):
             raise Unprintable()
         if mode == "huge":
             raise ValueError("x" * 200_000)  # a frame's repr, say; measured at 10 MB too
+        if mode == "slow":  # a heavy indicator, or a blocking call
+            type(self).slow_started = True
+            time.sleep(3.0)
+            return codes
         if mode == "markup":
             raise ValueError("<b>PAY</b> <a href='https://evil.example'>here</a> *bold* _x_ `c`")
         if mode == "datetime_stamps":  # a common convenience, done in place on its input

@@ -10,6 +10,7 @@ Telegram emulator (real PTB)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from bot.app.config import Settings, load_settings
 from bot.core.domain import to_ms
 from tests.review_live_fixtures import HOSTILE, strategy_class
 from tests.rigs.builders import SAMPLES
-from tests.rigs.chat_rig import TRADER, chat_stack
+from tests.rigs.chat_rig import ADMIN, TRADER, chat_stack
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 TELEGRAM_LIMIT = 4096
@@ -77,3 +78,23 @@ async def test_review_a_huge_exception_message_leaves_the_chat_usable(tmp_path: 
         )
         assert len(pairs) <= TELEGRAM_LIMIT
         assert stored <= TELEGRAM_LIMIT, f"the fault reason kept is {stored:,} characters"
+
+
+async def test_review_halt_answers_while_a_strategy_computes_for_3_seconds(tmp_path: Path) -> None:
+    """signals() runs on the event loop (engine -> remembered_signals): a strategy taking 3 s
+    (a 30 s one alike) blocks every chat command for as long, /halt included. Isolation of
+    slowness may be out of scope; this measures it (fails on main: /halt waits the 3 s)."""
+    async with chat_stack(tmp_path, hostile_replay(tmp_path)) as chat:
+        trading = chat.trading
+        assert trading.driver is not None
+        hostile = strategy_class("hostile")
+        await trading.driver.step()
+        hostile.mode = "slow"  # type: ignore[attr-defined]
+        hostile.slow_started = False  # type: ignore[attr-defined]
+        began = time.perf_counter()
+        step = asyncio.create_task(trading.driver.step())  # runs at /halt's first await
+        halted = await chat.ask(ADMIN, "/halt")  # sent while the strategy computes
+        waited = time.perf_counter() - began
+        await step
+        assert hostile.slow_started
+        assert waited < 1.0, f"/halt answered after {waited:.2f} s: {halted[:80]!r}"
