@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pandas_ta as ta
 
-from tests.integration.test_review_live_gate import live_chat
+from tests.integration.test_gate_paths import live_chat
 from tests.review_live_fixtures import HOSTILE, load_folder
 from tests.rigs.chat_rig import ADMIN
 from tests.rigs.live_rig import PAIR

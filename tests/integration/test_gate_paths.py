@@ -1,6 +1,8 @@
-"""Hostile review of the live gate (issue 18): "in live mode a strategy may start only when its
-check passed for the current source hash ... an admin may override from chat with an explicit
-confirmation". Each test takes a path to real money around the gate and asserts the promise.
+"""The live gate's paths to real money (issue 18, from a hostile review): "in live mode a
+strategy may start only when its check passed for the current source hash ... an admin may
+override from chat with an explicit confirmation". Each test takes a path around the gate
+(/resume, /startpair meeting a /reload, a stale /allow Confirm, /allow of an edited file not
+reloaded) and asserts the promise.
 
 The live stack (ccxt on the Binance fake, real SQLite) with the chat on the Telegram emulator
 (the real PTB client), strategies loaded from a folder as a user's."""
@@ -79,7 +81,7 @@ async def hours(market: Market, chat: Chat, count: int) -> None:
         moment += HOUR
 
 
-async def test_review_resume_of_a_pair_faulted_at_start_up_trades_no_unchecked_code(
+async def test_resume_of_a_pair_faulted_at_start_up_trades_no_unchecked_code(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     """A persisted run whose strategy file is missing (or broken) at start-up cannot be built:
@@ -109,7 +111,7 @@ async def test_review_resume_of_a_pair_faulted_at_start_up_trades_no_unchecked_c
         assert run.id in service.held or "refused" in resumed.lower(), resumed
 
 
-async def test_review_startpair_meeting_a_reload_trades_the_code_the_gate_judged(
+async def test_startpair_meeting_a_reload_trades_the_code_the_gate_judged(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     """/startpair gates ``type(built)`` (the registry's class then), then waits for the tick
@@ -141,7 +143,7 @@ async def test_review_startpair_meeting_a_reload_trades_the_code_the_gate_judged
         )
 
 
-async def test_review_a_confirm_pressed_after_the_code_changed_allows_nothing_unseen(
+async def test_a_confirm_pressed_after_the_code_changed_allows_nothing_unseen(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     """The admin asks /allow mine when its check has passed since start-up: the prompt says
@@ -170,7 +172,7 @@ async def test_review_a_confirm_pressed_after_the_code_changed_allows_nothing_un
         )
 
 
-async def test_review_allow_after_a_check_of_the_edited_file_does_not_release_the_old_code(
+async def test_allow_after_a_check_of_the_edited_file_does_not_release_the_old_code(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     """The held run's object is v1 (never checked). The user edits the file to v2 and runs

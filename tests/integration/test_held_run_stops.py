@@ -1,9 +1,8 @@
-"""Hostile review of held runs (issue 18's gate) on a venue where no stop rests on the
-exchange (Coinbase: stops are checked per candle by pairpilot). A run the gate holds is not
-ticked: its position's stop-loss is then checked by nobody. It happens to every open position
-of an upgraded deployment (held until its strategy is checked) and after any edit of a
-strategy file followed by a restart. A faulted run, by contrast, is ticked without its
-strategy and keeps its stops (bot/trading/faults.py): the same should hold for a held one.
+"""Held runs (issue 18's gate) keep their stops on a venue where no stop rests on the exchange
+(Coinbase: stops are checked per candle by pairpilot). A run the gate holds is ticked as a
+faulted one is (bot/trading/faults.py): its strategy is never asked, but its stop-loss is
+checked at each close. It matters to every open position of an upgraded deployment (held until
+its strategy is checked) and after any edit of a strategy file followed by a restart.
 
 The live stack (ccxt on the Coinbase fake, real SQLite)."""
 
@@ -18,7 +17,7 @@ from bot.core.domain import to_ms
 from storage.db import open_database
 from tests.review_live_fixtures import load_folder
 from tests.rigs.checked import record_check
-from tests.rigs.gated import START, held, persisted_runs
+from tests.rigs.gated import START, edited, held, persisted_runs
 from tests.rigs.live_rig import HOUR, PAIR, funded_fake, live_stack
 
 STOP = 0.02
@@ -34,7 +33,7 @@ class Guarded(EmaCross):
 """
 
 
-async def test_review_a_held_run_s_stop_loss_still_sells_on_a_venue_without_resting_stops(
+async def test_a_held_run_s_stop_loss_still_sells_on_a_venue_without_resting_stops(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
     folder = tmp_path / "user_strategies"
@@ -54,8 +53,7 @@ async def test_review_a_held_run_s_stop_loss_still_sells_on_a_venue_without_rest
         position = trading.engine.portfolio.position(PAIR)
         assert position is not None
         stop = position.average_price * (1 - STOP)
-    source = folder / "guarded.py"
-    source.write_text(source.read_text() + "\n# a comment, after its check\n")
+    edited(folder, "guarded", "a comment, after its check")  # loaded again at the restart
     lows = btc_candles.set_index("timestamp")["low"]
     async with live_stack(tmp_path, fake, moment, venue="coinbase") as (trading, market, _):
         assert PAIR in held(trading.service)
