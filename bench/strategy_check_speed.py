@@ -6,8 +6,10 @@ issue's target of 10 s each (issue 18).
 
 Needs ../shared/data/<pair>-1h.csv.gz (its last 8,760 candles are written to a temporary file
 and checked). Prints, per strategy: the command's wall time, the analysis' own time (the
-verdict line), how many prefixes the look-ahead check recomputed, and the reference: checking
-every one of the 8,760 prefixes, extrapolated from ``SAMPLED`` random prefixes timed here.
+verdict line), how many prefixes the look-ahead check recomputed and how many candles its live
+replay covered, and two references: checking every one of the 8,760 prefixes, and replaying
+every candle live (a fresh object on the live window), each extrapolated from ``SAMPLED``
+random ones timed here in one process (the check spreads its replay over two).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,6 +36,7 @@ TARGET = 10.0
 SAMPLED = 100
 VERDICT = re.compile(r"verdict: (\w+).* in ([0-9.]+) s")
 PREFIXES = re.compile(r"(\d+) prefixes recomputed")
+REPLAYED = re.compile(r"live replay: ([0-9,]+) of ([0-9,]+) candles")
 
 
 def main() -> int:
@@ -51,14 +55,15 @@ def main() -> int:
         year.to_csv(candles, index=False)
         print(f"{len(year)} candles of {args.pair} 1h; target {TARGET:.0f} s per strategy")
         for name in sorted(BUILT_INS):
-            wall, inside, prefixes = min(
+            wall, inside, prefixes, replayed, cpu = min(
                 _run(name, candles, Path(folder)) for _ in range(args.repeat)
             )
             worst = max(worst, wall)
-            every = _every_prefix(name, year)
+            every, live = _every_prefix(name, year), _every_window(name, year)
             print(
-                f"{name:<20} command {wall:5.2f} s, analysis {inside:5.2f} s, "
-                f"{prefixes} prefixes recomputed; every prefix would take ~{every:.0f} s"
+                f"{name:<20} command {wall:5.2f} s (cpu {cpu:5.2f} s), analysis {inside:5.2f} s, "
+                f"{prefixes} prefixes recomputed, {replayed} candles replayed; every prefix "
+                f"would take ~{every:.0f} s, every candle replayed ~{live:.0f} s"
             )
     print(f"slowest: {worst:.2f} s ({'within' if worst <= TARGET else 'OVER'} the target)")
     return 0 if worst <= TARGET else 1
@@ -74,7 +79,22 @@ def _every_prefix(name: str, year: pd.DataFrame) -> float:
     return (time.perf_counter() - started) / SAMPLED * len(year)
 
 
-def _run(name: str, candles: Path, cwd: Path) -> tuple[float, float, int]:
+def _every_window(name: str, year: pd.DataFrame) -> float:
+    """Seconds to replay every candle live in one process, from ``SAMPLED`` ones."""
+    strategy = build_strategy(name)
+    ends = np.random.default_rng(0).integers(strategy.history, len(year), SAMPLED)
+    started = time.perf_counter()
+    for end in ends:
+        window = year.iloc[end - strategy.history : end].reset_index(drop=True)
+        build_strategy(name).remembered_signals(window)
+    return (time.perf_counter() - started) / SAMPLED * len(year)
+
+
+def _run(name: str, candles: Path, cwd: Path) -> tuple[float, float, int, str, float]:
+    """The command's wall time, the analysis' own, prefixes, replay coverage, and the CPU
+    seconds of the command and its worker processes (what the load of the machine changes
+    least)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "bot.cli.main", "strategy", "check", name, "--data", str(candles)],
@@ -85,11 +105,14 @@ def _run(name: str, candles: Path, cwd: Path) -> tuple[float, float, int]:
         check=False,
     )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     verdict = VERDICT.search(done.stdout)
-    prefixes = PREFIXES.search(done.stdout)
-    if done.returncode != 0 or verdict is None or prefixes is None:
+    prefixes, replayed = PREFIXES.search(done.stdout), REPLAYED.search(done.stdout)
+    if done.returncode != 0 or verdict is None or prefixes is None or replayed is None:
         raise SystemExit(f"{name}: exit {done.returncode}\n{done.stdout}{done.stderr}")
-    return wall, float(verdict.group(2)), int(prefixes.group(1))
+    covered = f"{replayed.group(1)} of {replayed.group(2)}"
+    return wall, float(verdict.group(2)), int(prefixes.group(1)), covered, cpu
 
 
 if __name__ == "__main__":

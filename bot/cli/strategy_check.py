@@ -1,7 +1,9 @@
 """`pairpilot strategy check NAME`: the analysis of bot/research/strategy_check.py on a candle
 file or on stored candles, a verdict per check, the result stored in the --config's database
 with the strategy's source hash. Exit 0 when every check passed, 1 when one failed, 2 on bad
-input (too little data included: then nothing is stored)."""
+input (too little data included: then nothing is stored). A check on which the strategy decided
+too few times to mean anything (bot/research/strategy_check.py Inconclusive) exits 1 and
+stores nothing: it neither passes nor proves a failure."""
 
 from __future__ import annotations
 
@@ -52,12 +54,16 @@ def add_strategy_check_command(
 def check_command(args: argparse.Namespace) -> int:
     from bot.cli.backtest import load_strategy
     from bot.cli.receipts import receipt_database
-    from bot.research.strategy_check import check_strategy
+    from bot.research.strategy_check import Inconclusive, check_strategy
 
     database = receipt_database(args)  # reads the config first: it says which strategies exist
     strategy = load_strategy(args.name, key_values(args.param, malformed("--param")))
     pair, timeframe, candles = _candles(args)
-    report = check_strategy(strategy, candles)  # TooLittleData: refused, nothing stored
+    try:
+        report = check_strategy(strategy, candles)  # TooLittleData: refused, nothing stored
+    except Inconclusive as error:
+        print(f"verdict: {error}; not stored")
+        return 1
     check_id, source = _store(database, strategy, pair, timeframe, candles, report.record())
     span = f"{from_ms(report.first_ms):%Y-%m-%d %H:%M} .. {from_ms(report.last_ms):%Y-%m-%d %H:%M}"
     lines = [
@@ -66,10 +72,15 @@ def check_command(args: argparse.Namespace) -> int:
     for verdict in report.verdicts:
         mark = "ok  " if verdict.passed else "FAIL"
         lines.append(f"  {verdict.check:<{WIDTH}}  {mark}  {verdict.detail}")
+    if report.warnings:
+        lines.append(
+            "  warning: the source reads what a strategy should not (the clock, randomness, "
+            f"the environment, files): {'; '.join(report.warnings)}"
+        )
     outcome = "passed" if report.passed else f"FAILED ({', '.join(report.failed())})"
     lines.append(
         f"verdict: {outcome} in {report.seconds:.1f} s; stored as check {check_id} "
-        f"(source {source})"
+        f"(source {source}); random prefixes' seed {report.seed}"
     )
     print("\n".join(lines))
     return 0 if report.passed else 1

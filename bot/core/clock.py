@@ -55,3 +55,14 @@ def _require_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
         raise ValueError(f"clock times must be UTC-aware, got {moment!r}")
     return moment
+
+
+def shift_process_clock(seconds: float) -> None:
+    """Move this process's ``time.time`` and ``time.time_ns`` ``seconds`` ahead. Only for the
+    strategy check's worker process (bot/research/check_worker.py): a strategy seeding its
+    randomness from the time decides otherwise there than in the check's own process."""
+    if not seconds:
+        return
+    wall, wall_ns = time.time, time.time_ns
+    time.time = lambda: wall() + seconds
+    time.time_ns = lambda: wall_ns() + int(seconds * 1e9)

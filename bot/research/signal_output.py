@@ -20,10 +20,14 @@ class BadOutput(Exception):
     """The strategy raised, or returned something that is not one code per candle."""
 
 
-def signal_codes(strategy: Strategy, candles: pd.DataFrame) -> npt.NDArray[np.int8]:
-    """``strategy.signals(candles)`` as int8 codes; BadOutput naming what is wrong."""
+def signal_codes(
+    strategy: Strategy, candles: pd.DataFrame, live: bool = False
+) -> npt.NDArray[np.int8]:
+    """``strategy.signals(candles)`` as int8 codes; BadOutput naming what is wrong. ``live``:
+    through ``remembered_signals``, the method the live engine calls on a tick's candles
+    (bot/trading/engine.py ``signal_from_candles``)."""
     try:
-        output = strategy.signals(candles)
+        output = strategy.remembered_signals(candles) if live else strategy.signals(candles)
     except Exception as error:  # user code: any exception is a finding, not a crash
         raise BadOutput(_raised(strategy, candles, error)) from error
     problems = output_problems(output, candles)

@@ -10,18 +10,21 @@ each:
   ``SIGNAL_PREFIXES // 2`` of them, then evenly spread ones up to ``SIGNAL_PREFIXES``): at
   ``p = i + 1`` row ``i`` sees no future at all, so a signal that exists only because the
   strategy peeked (``shift(-1)``, a centred window, ``bfill``) disappears there;
-- ``STRIDE_PREFIXES`` evenly spaced prefixes and ``RANDOM_PREFIXES`` random ones (seeded): a
-  peek that changes many rows (normalising by the whole series' max or mean) shows on any;
-- then, around the earliest differing row found, every prefix ending in the ``REFINE``
-  candles before it and every prefix within ``REFINE`` of the one that showed it, repeated
-  (up to ``REFINEMENTS`` times) while that finds an earlier row.
+- ``STRIDE_PREFIXES`` evenly spaced prefixes and ``RANDOM_PREFIXES`` random ones (the seed is
+  drawn per check and stored with it): a peek that changes many rows (normalising by the whole
+  series' max or mean) shows on any;
+- then, around each of the ``SEEDS`` earliest differences found, every prefix ending in the
+  ``REFINE`` candles before its row and every prefix within ``REFINE`` of the one that showed
+  it, repeated (up to ``REFINEMENTS`` times) while that finds an earlier row.
 
-The candle named is the earliest differing row among the prefixes checked. What could slip
-through: a difference that shows only on prefixes none of the above checks (one that adds a
-signal where the whole history holds, or one on the signal candles left out when there are
-more than ``SIGNAL_PREFIXES``): the check then passes, or names a later candle than the
-first. A peek that changes no signal on this data is not seen (here it trades as if it did
-not peek); checking on more data, or other pairs, widens the net.
+The candle named is the earliest differing row among the prefixes checked. A signal that
+appears live where the whole history holds (a filter on the next candle) shows on no prefix
+planned here: the live replay (bot/research/live_replay.py) is the net for those. A peek that
+changes no signal on this data is not seen (here it trades as if it did not peek); checking on
+more data, or other pairs, widens the net.
+
+Every run is on a fresh strategy object (``make``), and cut series are re-indexed from 0 as a
+live tick's candles are.
 
 Warm-up. ``warmup_needed`` cuts the history's start at ``CUTS`` places (half evenly spread,
 half so the live window of ``strategy.history`` candles ends on a signal candle) and compares
@@ -34,6 +37,7 @@ seen.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,14 +47,16 @@ import pandas as pd
 from bot.research.signal_output import BadOutput, signal_codes
 from strategies.base import HOLD, Strategy
 
-SIGNAL_PREFIXES = 320
-STRIDE_PREFIXES = 48
+SIGNAL_PREFIXES = 64
+STRIDE_PREFIXES = 24
 RANDOM_PREFIXES = 16
 REFINE = 64
 REFINEMENTS = 8
+SEEDS = 4  # differences refined around, the earliest first
 CUTS = 16
 
 Codes = npt.NDArray[np.int8]
+Make = Callable[[], Strategy]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,27 +77,37 @@ class LookAhead:
 
 
 def first_lookahead(
-    strategy: Strategy, candles: pd.DataFrame, whole: Codes, seed: int = 0
+    make: Make, candles: pd.DataFrame, whole: Codes, plan: Sequence[int]
 ) -> LookAhead:
-    """The earliest row found whose signal changes when later candles are cut (module doc)."""
-    lowest = max(strategy.ready_after, 1)
-    plan = _planned_prefixes(whole, lowest, len(candles), seed)
+    """The earliest row found whose signal changes when later candles are cut, on the prefixes
+    of ``plan`` (``planned_prefixes``) and around what they find (module doc)."""
+    lowest = lowest_prefix(make())
     checked: set[int] = set()
-    found: Difference | None = None
-    for prefix in plan:
-        found = _earlier(found, _compare(strategy, candles, whole, prefix))
-        checked.add(prefix)
-    for _ in range(REFINEMENTS):
-        if found is None:
-            break
-        before = found
-        for prefix in _around(found, lowest, len(candles)):
+    found: list[Difference] = []
+
+    def compare(prefixes: Iterable[int]) -> None:
+        for prefix in prefixes:
             if prefix not in checked:
                 checked.add(prefix)
-                found = _earlier(found, _compare(strategy, candles, whole, prefix))
-        if found is before:
+                difference = _compare(make, candles, whole, prefix)
+                if difference is not None:
+                    found.append(difference)
+
+    compare(plan)
+    for _ in range(REFINEMENTS):
+        if not found:
             break
-    return LookAhead(found, len(checked))
+        before = min(difference.candle for difference in found)
+        # around each of the SEEDS earliest differences: the same row may show on prefixes far
+        # apart (a whole-series mean), and only one of them may lead to an earlier row
+        seeds = sorted(found, key=lambda difference: (difference.candle, difference.prefix))
+        compare(p for seed in seeds[:SEEDS] for p in _around(seed, lowest, len(candles)))
+        if min(difference.candle for difference in found) == before:
+            break
+    earliest = min(
+        found, key=lambda difference: (difference.candle, difference.prefix), default=None
+    )
+    return LookAhead(earliest, len(checked))
 
 
 def _around(found: Difference, lowest: int, total: int) -> list[int]:
@@ -103,7 +119,11 @@ def _around(found: Difference, lowest: int, total: int) -> list[int]:
     return [*before, *near]
 
 
-def _planned_prefixes(whole: Codes, lowest: int, total: int, seed: int) -> list[int]:
+def lowest_prefix(strategy: Strategy) -> int:
+    return max(strategy.ready_after, 1)
+
+
+def planned_prefixes(whole: Codes, lowest: int, total: int, seed: int) -> list[int]:
     if total - 1 < lowest:
         return []
     signals = np.flatnonzero(whole != HOLD) + 1
@@ -118,11 +138,9 @@ def _planned_prefixes(whole: Codes, lowest: int, total: int, seed: int) -> list[
     return sorted({int(p) for p in np.concatenate([signals, stride, randoms])})
 
 
-def _compare(
-    strategy: Strategy, candles: pd.DataFrame, whole: Codes, prefix: int
-) -> Difference | None:
+def _compare(make: Make, candles: pd.DataFrame, whole: Codes, prefix: int) -> Difference | None:
     try:
-        codes = signal_codes(strategy, candles.iloc[:prefix])
+        codes = signal_codes(make(), candles.iloc[:prefix])
     except BadOutput as error:
         raise BadOutput(f"on the first {prefix} candles: {error}") from error
     differs = np.flatnonzero(codes != whole[:prefix])
@@ -132,20 +150,13 @@ def _compare(
     return Difference(row, prefix, int(codes[row]), int(whole[row]))
 
 
-def _earlier(current: Difference | None, new: Difference | None) -> Difference | None:
-    if new is None:
-        return current
-    if current is None or new.candle < current.candle:
-        return new
-    return current
-
-
-def warmup_needed(strategy: Strategy, candles: pd.DataFrame, whole: Codes) -> int:
-    """Candles a window needs before its last signal equals the whole history's (module doc)."""
+def warmup_needed(make: Make, candles: pd.DataFrame, whole: Codes, cuts: Sequence[int]) -> int:
+    """Candles a window needs before its last signal equals the whole history's, over the
+    ``cuts`` (``planned_cuts``; module doc)."""
     needed = 0
-    for cut in _cuts(strategy.history, whole):
+    for cut in cuts:
         try:
-            codes = signal_codes(strategy, candles.iloc[cut:])
+            codes = signal_codes(make(), candles.iloc[cut:].reset_index(drop=True))
         except BadOutput as error:
             raise BadOutput(f"on the candles from {cut} on: {error}") from error
         differs = np.flatnonzero(codes != whole[cut:])
@@ -154,7 +165,7 @@ def warmup_needed(strategy: Strategy, candles: pd.DataFrame, whole: Codes) -> in
     return needed
 
 
-def _cuts(history: int, whole: Codes) -> list[int]:
+def planned_cuts(history: int, whole: Codes) -> list[int]:
     """Half the cuts evenly spread over the first part of the data, half so that a window of
     ``history`` candles from the cut ends on a signal candle."""
     last = len(whole) - 2 * history

@@ -5,20 +5,33 @@ Five checks on one candle series, each with a verdict:
 - bad output: ``signals`` returns one ENTER / EXIT / HOLD code per candle, same index, no NaN
   or infinity (bot/research/signal_output.py), and leaves the candles it is given unchanged;
   checked on every run below as well;
-- determinism: two runs on equal copies of the candles give the same signals;
-- look-ahead: no signal changes when later candles are cut (bot/research/signal_stability.py
-  says which prefixes are recomputed and what could slip through);
-- warm-up: the live window (``strategy.history`` candles) is long enough for every signal to
-  equal the backtest's; when not, the number of candles it needs;
+- determinism: two runs here on equal copies of the candles give the same signals, and so does
+  a run in each of two other processes (another hash seed; one with the clock a day ahead:
+  bot/research/check_processes.py);
+- look-ahead: no signal changes when later candles are cut (bot/research/signal_stability.py:
+  prefixes), and a live replay (bot/research/live_replay.py: the window a live tick hands the
+  strategy, re-indexed from 0, through the method the engine calls) decides as the whole
+  history on every candle it covers; a differing candle where the whole prefix differs too;
+- warm-up: the same replay, a differing candle where the whole prefix agrees (the live window
+  of ``strategy.history`` candles is too short), and history cut at its start; the number of
+  candles it needs;
 - cost: time per candle of one run over the whole series (reported, never failed).
+
+Every run is on a fresh copy of the strategy object as given. The replay, prefixes and cuts run
+in the two other processes (bot/research/check_worker.py), each computing the whole history
+only after them, so a cache a strategy builds on one call cannot serve a later one. A warning
+line names what the source reads that a strategy should not (bot/research/source_scan.py).
 
 When output is bad or not deterministic, the later checks are not run (their verdict says so):
 their comparisons would mean nothing. Too little data for the warm-up cuts is refused with
-TooLittleData before anything runs.
+TooLittleData before anything runs; a strategy that decides fewer than ``MIN_DECISIONS`` times
+on the data with Inconclusive (nothing could be checked: a pass would mean nothing).
 """
 
 from __future__ import annotations
 
+import copy
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,30 +40,33 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from bot.core.domain import from_ms
 from bot.core.errors import DataError
+from bot.research.check_processes import run_jobs
+from bot.research.check_verdicts import Analysis, Verdict, action, candle, judged
+from bot.research.check_version import check_version
+from bot.research.check_worker import Job
+from bot.research.live_replay import replay_rows
 from bot.research.receipts import candle_hash, source_hash
 from bot.research.signal_output import BadOutput, signal_codes
-from bot.research.signal_stability import Difference, first_lookahead, warmup_needed
-from strategies.base import ENTER, EXIT, Strategy
+from bot.research.signal_stability import lowest_prefix, planned_cuts, planned_prefixes
+from bot.research.source_scan import risky_reads
+from strategies.base import HOLD, Strategy
+from strategies.registry import strategy_registry
 
 Codes = npt.NDArray[np.int8]
 
 MIN_CANDLES = 200
+MIN_DECISIONS = 20  # fewer ENTER / EXIT signals on the data: nothing could be checked
 HISTORIES = 3  # the warm-up cuts need the data to hold this many live windows
 CHECKS = ("bad output", "determinism", "look-ahead", "warm-up", "cost")
-_ACTION = {ENTER: "enter", EXIT: "exit"}
 
 
 class TooLittleData(DataError):
     """The series is too short to check this strategy."""
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    check: str  # one of CHECKS
-    passed: bool
-    detail: str
+class Inconclusive(TooLittleData):
+    """The strategy decided too few times on the series for any check to mean something."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +80,9 @@ class CheckReport:
     seconds: float  # the whole check
     warmup_needed: int | None  # measured; None when not run
     seconds_per_candle: float | None
+    seed: int  # the random prefixes'
+    coverage: str  # what the live replay covered ("" when not run)
+    warnings: tuple[str, ...]  # what the source reads that it should not (source_scan)
 
     @property
     def passed(self) -> bool:
@@ -87,6 +106,9 @@ class CheckReport:
             "seconds": self.seconds,
             "warmup_needed": self.warmup_needed,
             "seconds_per_candle": self.seconds_per_candle,
+            "seed": self.seed,
+            "coverage": self.coverage,
+            "warnings": list(self.warnings),
         }
 
 
@@ -94,9 +116,10 @@ def fingerprint(
     strategy: Strategy, pair: str, timeframe: str, candles: pd.DataFrame
 ) -> dict[str, str]:
     """What a stored check is kept under: the strategy's source hash (the one receipts use),
-    and which candles it ran on."""
+    the version of the check's own code, and which candles it ran on."""
     return {
         "source_hash": source_hash(strategy),
+        "check_version": check_version(),
         "pair": pair,
         "timeframe": timeframe,
         "candle_hash": candle_hash(candles),
@@ -107,8 +130,11 @@ def minimum_candles(strategy: Strategy) -> int:
     return max(MIN_CANDLES, HISTORIES * strategy.history)
 
 
-def check_strategy(strategy: Strategy, candles: pd.DataFrame, seed: int = 0) -> CheckReport:
-    """Run every check of the module's docstring on ``candles`` (a validated candle frame)."""
+def check_strategy(
+    strategy: Strategy, candles: pd.DataFrame, seed: int | None = None
+) -> CheckReport:
+    """Run every check of the module's docstring on ``candles`` (a validated candle frame).
+    ``seed``: the random prefixes' (drawn here when None; the report keeps it)."""
     needed = minimum_candles(strategy)
     if len(candles) < needed:
         raise TooLittleData(
@@ -116,35 +142,41 @@ def check_strategy(strategy: Strategy, candles: pd.DataFrame, seed: int = 0) -> 
             f"least {needed} ({HISTORIES} x its live history of {strategy.history} candles, "
             f"at least {MIN_CANDLES})"
         )
+    seed = secrets.randbelow(2**31) if seed is None else seed
     began = time.perf_counter()
+    pristine = copy.deepcopy(strategy)  # never run: every run is on a copy of it
     verdicts: list[Verdict] = []
-    warmup: int | None = None
-    per_candle: float | None = None
+    found = Analysis()
+    decided = 0
     try:
         given = candles.copy(deep=True)
-        whole, first_run = _timed(strategy, given)
+        whole, first_run = _timed(copy.deepcopy(pristine), given)
         _unchanged(given, candles)
-        again, second_run = _timed(strategy, candles.copy(deep=True))
-        per_candle = min(first_run, second_run) / len(candles)
-        verdicts.append(_passed("bad output", "one action per candle, on every run"))
+        again, second_run = _timed(copy.deepcopy(pristine), candles.copy(deep=True))
+        found.per_candle = min(first_run, second_run) / len(candles)
+        decided = int(np.count_nonzero(whole != HOLD))
         differs = np.flatnonzero(whole != again)
         if len(differs):
+            verdicts = [_passed("bad output", "one action per candle, on every run")]
             verdicts.append(_nondeterministic(candles, whole, again, int(differs[0])))
         else:
-            verdicts.append(_passed("determinism", "two runs give the same signals"))
-            verdicts.append(_lookahead(strategy, candles, whole, seed))
-            warmup = warmup_needed(strategy, candles, whole)
-            verdicts.append(_warmup(strategy, warmup))
+            findings = run_jobs(_jobs(pristine, candles, whole, seed), strategy_registry().recipe)
+            verdicts = judged(pristine, candles, whole, findings, found)
     except BadOutput as error:
         verdicts = [Verdict("bad output", False, str(error))]
-        warmup = None
+    if decided < MIN_DECISIONS and all(verdict.passed for verdict in verdicts):
+        raise Inconclusive(
+            f"inconclusive: {strategy.name} decided {decided} times on this data (at least "
+            f"{MIN_DECISIONS} needed); nothing was checked: check it on more, or livelier, "
+            "candles"
+        )
     done = {verdict.check for verdict in verdicts}
     verdicts += [
         Verdict(check, False, f"not run: {verdicts[-1].check} failed")
         for check in CHECKS[:-1]
         if check not in done
     ]
-    verdicts.append(_cost(per_candle, len(candles)))
+    verdicts.append(_cost(found.per_candle, len(candles)))
     stamps = candles["timestamp"]
     return CheckReport(
         strategy.name,
@@ -154,9 +186,24 @@ def check_strategy(strategy: Strategy, candles: pd.DataFrame, seed: int = 0) -> 
         int(stamps.iloc[0]),
         int(stamps.iloc[-1]),
         time.perf_counter() - began,
-        warmup,
-        per_candle,
+        found.warmup,
+        found.per_candle,
+        seed,
+        found.coverage,
+        tuple(risky_reads(strategy)),
     )
+
+
+def _jobs(pristine: Strategy, candles: pd.DataFrame, whole: Codes, seed: int) -> list[Job]:
+    """The work, in two shares (every other candle, prefix and cut)."""
+    probe = copy.deepcopy(pristine)
+    rows = replay_rows(len(candles), probe.history, whole)
+    prefixes = planned_prefixes(whole, lowest_prefix(probe), len(candles), seed)
+    cuts = planned_cuts(probe.history, whole)
+    return [
+        Job(pristine, candles, whole, tuple(rows[k::2]), tuple(prefixes[k::2]), tuple(cuts[k::2]))
+        for k in range(2)
+    ]
 
 
 def _timed(strategy: Strategy, candles: pd.DataFrame) -> tuple[Codes, float]:
@@ -186,37 +233,9 @@ def _nondeterministic(candles: pd.DataFrame, first: Codes, second: Codes, row: i
     return Verdict(
         "determinism",
         False,
-        f"two runs on the same candles differ, first at {_candle(candles, row)}: "
-        f"{_action(int(first[row]))} then {_action(int(second[row]))} "
+        f"two runs on the same candles differ, first at {candle(candles, row)}: "
+        f"{action(int(first[row]))} then {action(int(second[row]))} "
         "(randomness, the clock or state kept between runs?)",
-    )
-
-
-def _lookahead(strategy: Strategy, candles: pd.DataFrame, whole: Codes, seed: int) -> Verdict:
-    found = first_lookahead(strategy, candles, whole, seed)
-    if found.difference is None:
-        return _passed("look-ahead", f"{found.prefixes} prefixes recomputed, no signal changed")
-    return Verdict("look-ahead", False, _peeked(candles, found.difference))
-
-
-def _peeked(candles: pd.DataFrame, difference: Difference) -> str:
-    return (
-        f"the signal at {_candle(candles, difference.candle)} is "
-        f"{_action(difference.with_whole)} on the whole history but "
-        f"{_action(difference.with_prefix)} on the first {difference.prefix} candles: "
-        "the strategy reads candles after the one it decides on"
-    )
-
-
-def _warmup(strategy: Strategy, needed: int) -> Verdict:
-    declared = strategy.history
-    if needed <= declared:
-        return _passed("warm-up", f"{needed} candles seen needed, {declared} declared")
-    return Verdict(
-        "warm-up",
-        False,
-        f"declared warm-up too short: it needs at least {needed} candles of history, it "
-        f"declares {declared} (warmup {strategy.warmup}): raise warmup (or history) to {needed}",
     )
 
 
@@ -228,12 +247,3 @@ def _cost(per_candle: float | None, candles: int) -> Verdict:
         f"{per_candle * 1e6:.2f} us per candle ({per_candle * candles * 1e3:.1f} ms "
         f"for {candles} candles)",
     )
-
-
-def _candle(candles: pd.DataFrame, row: int) -> str:
-    moment = from_ms(int(candles["timestamp"].iloc[row]))
-    return f"candle {row} ({moment:%Y-%m-%d %H:%M} UTC)"
-
-
-def _action(code: int) -> str:
-    return _ACTION.get(code, "hold")

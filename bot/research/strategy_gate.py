@@ -6,11 +6,17 @@ check says, with a warning line. What the service does with a verdict: bot/tradi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.core.domain import from_ms
-from bot.research.check_status import CheckStatus, StrategyChecks, check_status
+from bot.research.check_status import (
+    CheckStatus,
+    StrategyChecks,
+    param_arguments,
+    stored_status,
+)
 from bot.research.receipts import source_hash
 from strategies.base import Strategy
 
@@ -32,27 +38,34 @@ class Verdict:
     warning: str = ""
 
 
-def check_command(name: str, pair: str = "", timeframe: str = "") -> str:
-    """The command that checks ``name`` (on ``pair``'s ``timeframe`` candles when given)."""
+def check_command(name: str, pair: str = "", timeframe: str = "", params: str = "") -> str:
+    """The command that checks ``name`` (on ``pair``'s ``timeframe`` candles when given, with
+    ``params``: "--param key=value" words)."""
     where = f" --pair {pair} --timeframe {timeframe}" if pair and timeframe else ""
-    return f"`pairpilot strategy check {name}{where}`"
+    return f"`pairpilot strategy check {name}{where}{params}`"
 
 
-def refusal(name: str, status: CheckStatus, pair: str = "", timeframe: str = "") -> str:
-    """Why ``name`` may not trade real money, and the command that shows why or checks it."""
+def refusal(
+    name: str, status: CheckStatus, pair: str = "", timeframe: str = "", params: str = ""
+) -> str:
+    """Why ``name`` may not trade real money, and the command that shows why or checks it;
+    ``params``: the run's, as "--param key=value" words (those not at their default)."""
     head = f"{name} may not trade real money:"
+    command = check_command(name, pair, timeframe, params)
     if status.state == "failed":
         assert status.when_ms is not None  # a failed check has its time
         return (
             f"{head} its check FAILED ({', '.join(status.failed)}) on "
-            f"{from_ms(status.when_ms):%Y-%m-%d}; {check_command(name)} shows why"
+            f"{from_ms(status.when_ms):%Y-%m-%d}, which sticks until the source changes; "
+            f"{check_command(name, params=params)} shows why"
         )
     if status.state == "changed":
-        return (
-            f"{head} changed since its check (source edited); "
-            f"run {check_command(name, pair, timeframe)}"
-        )
-    return f"{head} not checked; run {check_command(name, pair, timeframe)}"
+        return f"{head} changed since its check (source edited); run {command}"
+    if status.state == "stale":
+        return f"{head} its pass is from an older version of the check; run {command}"
+    if status.state == "other params":
+        return f"{head} not checked with these parameters; run {command}"
+    return f"{head} not checked; run {command}"
 
 
 async def judge(
@@ -62,12 +75,13 @@ async def judge(
     overrides: StrategyOverrides,
     pair: str = "",
     timeframe: str = "",
+    params: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """The gate's verdict on ``strategy``'s code as it is now, in ``mode`` ("live" or
-    "paper"); ``pair`` and ``timeframe``: the run's, named in the command a refusal gives."""
+    "paper"); ``pair``, ``timeframe`` and ``params``: the run's (a pass clears only the
+    parameters it was checked with; None: any, for a listing), named in a refusal's command."""
     name, digest = strategy.name, source_hash(strategy)
-    current = await checks.latest(name, digest)
-    status = check_status(current, None if current else await checks.newest(name))
+    status = await stored_status(checks, strategy, params)
     if status.state == "passed":
         return Verdict(True, status)
     if mode != "live":
@@ -85,7 +99,8 @@ async def judge(
             warning=f"warning: {name} trades real money by an admin's /allow "
             f"(its check: {status.text()})",
         )
-    return Verdict(False, status, reason=refusal(name, status, pair, timeframe))
+    words = param_arguments(strategy, params or {})
+    return Verdict(False, status, reason=refusal(name, status, pair, timeframe, words))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +112,12 @@ class StrategyGate:
     overrides: StrategyOverrides
 
     async def verdict(
-        self, strategy: type[Strategy], pair: str = "", timeframe: str = ""
+        self,
+        strategy: type[Strategy],
+        pair: str = "",
+        timeframe: str = "",
+        params: Mapping[str, Any] | None = None,
     ) -> Verdict:
-        return await judge(strategy, self.mode, self.checks, self.overrides, pair, timeframe)
+        return await judge(
+            strategy, self.mode, self.checks, self.overrides, pair, timeframe, params
+        )

@@ -87,7 +87,7 @@ class Control:
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
         if self.gate is not None:  # live: a strategy whose check has not passed is refused
-            verdict = await self.gate.verdict(type(built), pair, timeframe)
+            verdict = await self.gate.verdict(type(built), pair, timeframe, built.params)
             if not verdict.allowed:
                 raise UserInputError(verdict.reason)
         async with self._service.tick_lock:

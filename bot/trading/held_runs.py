@@ -7,7 +7,8 @@ trailing stop still checked; /stoppair still closes it; ``release_held`` starts 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from bot.alerts.outbox import AlertOutbox
 from bot.core.domain import AlertPriority, PairRun
@@ -39,7 +40,11 @@ class StartGate(Protocol):
     def mode(self) -> str: ...
 
     async def verdict(
-        self, strategy: type[Strategy], pair: str = "", timeframe: str = ""
+        self,
+        strategy: type[Strategy],
+        pair: str = "",
+        timeframe: str = "",
+        params: Mapping[str, Any] | None = None,
     ) -> GateVerdict: ...
 
 
@@ -49,7 +54,7 @@ async def run_verdict(gate: StartGate, service: TradingService, run: PairRun) ->
     strategy = service.strategy_of(run)
     if strategy is None:
         return None
-    return await gate.verdict(type(strategy), run.pair, run.timeframe)
+    return await gate.verdict(type(strategy), run.pair, run.timeframe, strategy.params)
 
 
 async def hold_refused(service: TradingService, gate: StartGate, outbox: AlertOutbox) -> None:

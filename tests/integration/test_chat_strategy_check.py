@@ -111,7 +111,9 @@ async def test_check_of_a_built_in_passes_is_stored_and_strategies_says_passed(
         assert row["candles"] == 701  # every candle the replay has closed so far
         today = f"{datetime.now(UTC):%Y-%m-%d}"
         listed = blocks(await chat.ask(VIEWER, "/strategies"))
-        assert listed["ema_cross"][0] == f"built-in; check: passed {today} on BTC/USDT 1h"
+        assert listed["ema_cross"][0].startswith(
+            f"built-in; check: passed {today} (fast=3,slow=8; BTC/USDT 1h, "
+        )
         assert max(len(line) for line in (lines[0], lines[1], lines[-1])) <= 60, reply
 
 

@@ -66,8 +66,13 @@ async def test_strategies_shows_origin_and_check_status(
         reply = await chat.ask(VIEWER, "/strategies")
         assert max(len(line) for line in reply.splitlines()) <= 100
         listed = blocks(reply)
-        assert listed["ema_cross"][0] == f"built-in; check: passed {today} on BTC/USDT 1h"
-        assert listed[ShortWarmup.name][0] == f"file fixtures.py; check: FAILED (warm-up) {today}"
+        assert listed["ema_cross"][0].startswith(
+            f"built-in; check: passed {today} (defaults; BTC/USDT 1h, "
+        )
+        assert listed[ShortWarmup.name][0] == (
+            f"file fixtures.py; check: FAILED (warm-up, defaults) {today}: "
+            "sticks until the source changes"
+        )
         assert listed["mine"][:2] == [
             "file mine.py; check: changed since its check",
             "length=24 (2 to 300)",

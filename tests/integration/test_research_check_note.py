@@ -37,5 +37,5 @@ async def test_backtest_prints_one_note_line_when_the_strategy_has_not_passed(
     assert await asyncio.to_thread(main, [*backtest, "rsi"]) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert len(lines) == 1
-    assert lines[0].startswith("note: rsi FAILED (warm-up) ")
+    assert lines[0].startswith("note: rsi FAILED (warm-up, defaults) ")
     assert lines[0].endswith("; `pairpilot strategy check rsi` before live")

@@ -84,7 +84,7 @@ def test_a_built_in_passes_and_is_stored_with_its_source_hash(tmp_path: Path) ->
     ]
 
 
-def test_the_newest_check_of_a_source_is_what_a_gate_reads(
+def test_the_newest_check_of_a_source_is_stored_under_its_hash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)

@@ -104,8 +104,8 @@ async def test_startpair_in_live_mode_refuses_what_has_not_passed_and_stores_not
             await control.start_pair("ETH/USDT", "mine", "1h", {}, 0.2)
         day = f"{from_ms(CHECKED_MS):%Y-%m-%d}"
         assert str(failed.value) == (
-            f"mine may not trade real money: its check FAILED (look-ahead) on {day}; "
-            "`pairpilot strategy check mine` shows why"
+            f"mine may not trade real money: its check FAILED (look-ahead) on {day}, which "
+            "sticks until the source changes; `pairpilot strategy check mine` shows why"
         )
         with pytest.raises(UserInputError, match="^rsi may not trade real money: not checked"):
             await control.start_pair("SOL/USDT", "rsi", "1h", {}, 0.2)  # no built-in privilege
@@ -114,6 +114,32 @@ async def test_startpair_in_live_mode_refuses_what_has_not_passed_and_stores_not
         await record_check(db, "checked", "XRP/USDT")
         run = await control.start_pair("XRP/USDT", "checked", "1h", {}, 0.2)
         assert run.strategy == "checked"
+        assert run.id not in trading.service.held
+
+
+async def test_a_pass_clears_only_the_parameters_it_was_checked_with(
+    tmp_path: Path, user_folder: Path, btc_candles: pd.DataFrame
+) -> None:
+    """A check's warm-up and look-ahead verdicts hold for its parameters: a run with other ones
+    is refused, naming the command with its --param words; a failure at them sticks."""
+    fake = fake_with_pairs(btc_candles)
+    async with (
+        live_stack(tmp_path, fake, START) as (trading, _, _),
+        open_database(tmp_path / "pairpilot.sqlite") as db,
+    ):
+        control = trading.control
+        await record_check(db, "checked", "XRP/USDT")  # at the defaults
+        with pytest.raises(UserInputError) as tuned:
+            await control.start_pair("XRP/USDT", "checked", "1h", {"fast": 9}, 0.2)
+        assert str(tuned.value) == (
+            "checked may not trade real money: not checked with these parameters; run "
+            "`pairpilot strategy check checked --pair XRP/USDT --timeframe 1h --param fast=9`"
+        )
+        await record_check(db, "checked", "XRP/USDT", params={"fast": 9}, failed=["warm-up"])
+        await record_check(db, "checked", "ETH/USDT", params={"fast": 9})  # other data
+        with pytest.raises(UserInputError, match="FAILED \\(warm-up\\) .* sticks until"):
+            await control.start_pair("XRP/USDT", "checked", "1h", {"fast": 9}, 0.2)
+        run = await control.start_pair("XRP/USDT", "checked", "1h", {}, 0.2)
         assert run.id not in trading.service.held
 
 

@@ -51,8 +51,10 @@ def test_passed_failed_changed_and_not_checked(
     before = database.read_bytes()
 
     statuses = listed(capsys)
-    assert statuses["ema_cross"] == f"passed {today} on BTC/USDT 1h"
-    assert statuses[ShortWarmup.name] == f"FAILED (warm-up) {today}"
+    assert statuses["ema_cross"].startswith(f"passed {today} (defaults; BTC/USDT 1h, ")
+    assert statuses[ShortWarmup.name] == (
+        f"FAILED (warm-up, defaults) {today}: sticks until the source changes"
+    )
     assert statuses[NextClose.name].startswith("FAILED (look-ahead")
     assert statuses["rsi"] == "not checked"
 
@@ -60,7 +62,7 @@ def test_passed_failed_changed_and_not_checked(
     statuses = listed(capsys)
     assert statuses[ShortWarmup.name] == "changed since its check"
     assert statuses[NextClose.name] == "changed since its check"
-    assert statuses["ema_cross"] == f"passed {today} on BTC/USDT 1h"
+    assert statuses["ema_cross"].startswith(f"passed {today} (defaults; BTC/USDT 1h, ")
     assert database.read_bytes() == before  # read only
 
 

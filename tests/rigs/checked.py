@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from bot.app.config import Settings
+from bot.research.check_version import check_version
 from bot.research.receipts import source_hash
 from storage.db import Database
 from storage.strategy_checks import SqliteStrategyCheckRepository
@@ -24,14 +25,17 @@ async def record_check(
     failed: Iterable[str] = (),
     created_ms: int = CHECKED_MS,
     source: str | None = None,
+    params: Mapping[str, object] | None = None,
 ) -> None:
     """A `pairpilot strategy check` of ``strategy`` at its source now (or at ``source``, a
-    source hash), as the CLI stores it, failing the checks in ``failed`` (none: it passed)."""
+    source hash) with ``params`` (the defaults when None), by the current version of the
+    check, as the CLI stores it, failing the checks in ``failed`` (none: it passed)."""
     failing = set(failed)
+    registry = strategy_registry()
     verdicts = [{"check": c, "passed": c not in failing, "detail": ""} for c in CHECKS]
     report = {
         "strategy": strategy,
-        "params": {},
+        "params": registry.build(strategy, params or {}).params,
         "passed": not failing,
         "verdicts": verdicts,
         "candles": 500,
@@ -39,7 +43,8 @@ async def record_check(
         "last_ms": 0,
     }
     fingerprint = {
-        "source_hash": source or source_hash(strategy_registry()[strategy]),
+        "source_hash": source or source_hash(registry[strategy]),
+        "check_version": check_version(),
         "pair": pair,
         "timeframe": timeframe,
         "candle_hash": "0" * 32,
@@ -51,4 +56,4 @@ async def check_configured(db: Database, settings: Settings) -> None:
     """A passed check of each configured pair's strategy: it stands for the user having run
     `pairpilot strategy check` on them before going live."""
     for pair in settings.pairs:
-        await record_check(db, pair.strategy, pair.pair, pair.timeframe)
+        await record_check(db, pair.strategy, pair.pair, pair.timeframe, params=pair.params)
