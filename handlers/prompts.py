@@ -172,6 +172,9 @@ class Prompts:
         """A Confirm button for ``name``, saying what it would do now (and, for a command
         sent ``age`` seconds ago, that it was not run then); ``halts``: the halts counted so far
         (a later one voids a resume)."""
+        stamped = arguments  # /allow's: with what it is shown for, taken before the preview
+        if name == "allow" and self._cockpit.gate is not None:  # (a press after a change: none)
+            stamped = await self._cockpit.gate.stamp(arguments)
         try:
             now = await self._preview(name, arguments)
         except dust_command.NothingToConfirm as nothing:  # answered, no button
@@ -191,7 +194,7 @@ class Prompts:
             )
         else:
             head = f"You sent {what} {ago(age)}; it was not run then. Now it would: "
-        asked = Pending(name, arguments, user_id, chat_id, 0.0, halts, halt=halt)
+        asked = Pending(name, stamped, user_id, chat_id, 0.0, halts, halt=halt)
         await self.open(bot, asked, f"{head}{escape(now)}")
 
     async def _preview(self, name: str, arguments: list[str]) -> str:

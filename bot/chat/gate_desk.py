@@ -15,11 +15,14 @@ from bot.core.errors import UserInputError
 from bot.core.ports import Clock
 from bot.research.receipts import source_hash
 from bot.research.strategy_gate import StrategyGate, Verdict
+from bot.research.strategy_source import edited_since_loaded
 from bot.trading.held_runs import ALERT_KIND, hold_again, release_after_reload
 from bot.trading.service import TradingService
 from strategies import Strategy, strategy_registry
 
 USAGE = "usage: /allow [STRATEGY [off]]"
+SHOWN = "shown="  # the argument a Confirm adds: what its prompt was shown for (``stamp``)
+CHANGED = "the code changed since this was asked (or its check did); send /allow again"
 
 
 class OverrideStore(Protocol):
@@ -85,8 +88,8 @@ class GateDesk:
         if off:
             await self._revocable(cls.name)
             return (
-                f"revoke the /allow of {cls.name}: its live pairs are held (no new trades; "
-                "positions and stops stay as they are)"
+                f"revoke the /allow of {cls.name}: its live pairs are held (its strategy not "
+                "asked, no new trades; their stops still checked)"
             )
         verdict = await self._grantable(cls)
         held = self._held_pairs(cls.name)
@@ -99,9 +102,29 @@ class GateDesk:
             f"money{starts}. Only its current source: loading an edit of the file voids this"
         )
 
+    async def stamp(self, arguments: Sequence[str]) -> list[str]:
+        """``arguments`` with what their prompt is shown for (the strategy's source hash and
+        check state), for its Confirm to carry: ``allow`` refuses a press once either changed.
+        Unchanged when there is nothing to grant (the press then says why)."""
+        try:
+            cls, off = self._parsed(arguments)
+        except UserInputError:
+            return list(arguments)
+        if off:
+            return list(arguments)
+        return [*arguments, SHOWN + await self._shown(cls)]
+
+    async def _shown(self, cls: type[Strategy]) -> str:
+        verdict = await self._gate.verdict(cls)
+        return f"{source_hash(cls)[:16]}/{verdict.status.state}"
+
     async def allow(self, arguments: Sequence[str], actor: str) -> AllowOutcome:
-        """Grant (or revoke, ``off``) an override, alert it, and start (or hold) its pairs."""
-        cls, off = self._parsed(arguments)
+        """Grant (or revoke, ``off``) an override, alert it, and start (or hold) its pairs;
+        a grant confirmed for other code or another check state (``stamp``) is refused."""
+        shown = [a.removeprefix(SHOWN) for a in arguments if a.startswith(SHOWN)]
+        cls, off = self._parsed([a for a in arguments if not a.startswith(SHOWN)])
+        if shown and not off and shown != [await self._shown(cls)]:
+            raise UserInputError(CHANGED)
         name, now = cls.name, self._clock.now()
         if off:
             await self._revocable(name)
@@ -148,6 +171,11 @@ class GateDesk:
         """The verdict an /allow of ``cls`` changes: refused, or passed with pairs still held
         (checked since start-up: /allow starts them, overriding nothing)."""
         verdict = await self._gate.verdict(cls)
+        if not verdict.allowed and edited_since_loaded(cls):
+            raise UserInputError(
+                f"the file of {cls.name} was edited since it was loaded: an /allow is of the "
+                "code loaded, not of the file; /reload first, then /allow if still needed"
+            )
         if verdict.status.state == "passed" and not self._held_pairs(cls.name):
             raise UserInputError(f"{cls.name} passed its check: it needs no /allow")
         if verdict.allowed and verdict.status.state != "passed":

@@ -52,7 +52,7 @@ class PairRow:
     params: str  # "key=value ..." ("" without parameters)
     fault: str | None = None  # "strategy error: ValueError: boom": why it was paused
     code: RunningCode | None = None  # not the registry's code since a /reload; None: it is
-    held: str = ""  # why the live gate holds it (not ticked), "" when it trades
+    held: str = ""  # why the live gate holds it (strategy not asked), "" when it trades
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ _SKIP, _BYTES, _DIST = "skip", "bytes", "dist"
 _SOURCES: WeakKeyDictionary[ModuleType, bytes] = WeakKeyDictionary()
 _IMPORTED: WeakKeyDictionary[ModuleType, tuple[ModuleType, ...]] = WeakKeyDictionary()
 _PINS: WeakKeyDictionary[type, tuple[str, tuple[str, ...]]] = WeakKeyDictionary()
+# a pinned class's own module's file and bytes (its module may be gone: a later load replaced it)
+_LOADED: WeakKeyDictionary[type, tuple[str | None, bytes]] = WeakKeyDictionary()
 
 
 def record(module: ModuleType, source: bytes | None, imported: Iterable[ModuleType]) -> None:
@@ -89,6 +91,7 @@ def _pinned(cls: type) -> tuple[str, tuple[str, ...]]:
         digest.update(module_bytes(interface))
         names = tuple(m.__name__ for m in (*own, *helpers, interface))
         pinned = _PINS[cls] = (digest.hexdigest(), names)
+        _LOADED[cls] = (getattr(own[0], "__file__", None), module_bytes(own[0]))
     return pinned
 
 
@@ -135,6 +138,17 @@ def module_bytes(module: ModuleType) -> bytes:
     if module not in _SOURCES:
         _SOURCES[module] = _file_bytes(module)
     return _SOURCES[module]
+
+
+def edited_since_loaded(cls: type) -> bool:
+    """The file of ``cls``'s own module holds other bytes now than those it was pinned with
+    (an edit not loaded yet); False when its file is gone or it has none."""
+    _pinned(cls)
+    file, loaded = _LOADED[cls]
+    try:
+        return file is not None and Path(file).read_bytes() != loaded
+    except OSError:
+        return False
 
 
 def _file_bytes(module: ModuleType) -> bytes:

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from bot.core.domain import DuplicateRun, Order, PairRun, RunState
-from bot.core.errors import NotFound, UserInputError
+from bot.core.errors import NotFound, StrategyFailed, UserInputError
 from bot.core.ports import (
     AccountFeeReader,
     Clock,
@@ -30,7 +30,8 @@ from bot.trading import hand_orders, kill_switch
 from bot.trading.engine import Engine
 from bot.trading.held_runs import StartGate
 from bot.trading.service import TradingService
-from strategies import StrategyConfigError, build_strategy
+from strategies import Strategy, StrategyConfigError, build_strategy
+from strategies.output import last_line
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class Control:
                 )
             except DuplicateRun:
                 raise UserInputError(f"{pair} is already running; stop it first") from None
-            await self._service.start_run(run)
+            await self._service.start_run(run, built)  # the object judged, not a rebuild
         if isinstance(self._exchange, AccountFeeReader):  # live: its entries sized at its fee
             await self._exchange.load_account_fees([pair])
         self._on_started(run)
@@ -126,7 +127,8 @@ class Control:
 
     async def resume(self, pair: str) -> PairRun:
         """New entries for ``pair`` again; a strategy that failed (bot/trading/faults.py) is
-        asked again at the next close."""
+        asked again at the next close. One that could not be built is built now and, live,
+        passes the gate first (refused: the pair stays paused)."""
         return await self._set_state(pair, RunState.RUNNING, RunState.PAUSED)
 
     async def stop(self, pair: str) -> PairRun:
@@ -323,11 +325,30 @@ class Control:
         if run.state is not expected:
             raise UserInputError(f"{pair} is {run.state.value}, not {expected.value}")
         async with self._service.tick_lock:
+            built = await self._gated_rebuild(run) if to is RunState.RUNNING else None
             changed = await self._runs.set_state(run.id, to, self._clock.now())
             self._service.put_run(changed)
             if to is RunState.RUNNING:
-                await self._service.clear_fault(changed)
+                await self._service.clear_fault(changed, built)
         return changed
+
+    async def _gated_rebuild(self, run: PairRun) -> Strategy | StrategyFailed | None:
+        """The strategy of a run that could not be built, built now and judged by the gate
+        (refused: UserInputError, nothing changed), or why it still cannot be built (its next
+        close faults it again); None when it had one (gated when it was put)."""
+        if not self._service.unbuilt(run):
+            return None
+        try:
+            built = build_strategy(run.strategy, run.params)
+        except Exception as error:  # user code, or a strategy no longer loaded
+            return StrategyFailed(run.strategy, run.pair, last_line(error))
+        if self.gate is not None:
+            verdict = await self.gate.verdict(type(built), run.pair, run.timeframe)
+            if not verdict.allowed:
+                raise UserInputError(
+                    f"{run.pair} not resumed: the gate refused it: {verdict.reason}"
+                )
+        return built
 
     def _active(self, pair: str) -> PairRun:
         run = self._service.run_for(pair)

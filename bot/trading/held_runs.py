@@ -1,6 +1,7 @@
 """What the trading does with the live gate's verdicts (bot/research/strategy_gate.py): live
-start-up holds the runs the gate refuses (not ticked: their position and resting stop stay as
-they are, /stoppair still closes them) and alerts; ``release_held`` starts those now allowed
+start-up holds the runs the gate refuses and alerts: a held run is ticked as a faulted one is
+(bot/trading/faults.py): its strategy never asked, no entries, its stop-loss, take-profit and
+trailing stop still checked; /stoppair still closes it; ``release_held`` starts those now allowed
 (after an /allow, a reload); ``hold_again`` holds a strategy's runs once refused (a revoke)."""
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ async def hold_refused(service: TradingService, gate: StartGate, outbox: AlertOu
         await outbox.push(
             ALERT_KIND,
             AlertPriority.ERROR,
-            "Held, not trading (their positions and stops stay as they are):\n"
+            "Held: their strategies are not asked, no new trades (their stops are still "
+            "checked):\n"
             + "\n".join(held)
             + "\nRun the check, then /allow STRATEGY starts it; without a passed check, an "
             "admin's /allow lets it trade unchecked.",
@@ -115,7 +117,8 @@ async def release_after_reload(service: TradingService, gate: StartGate) -> list
 
 async def hold_again(service: TradingService, gate: StartGate, name: str) -> list[PairRun]:
     """Hold the running runs of strategy ``name`` the gate now refuses (an /allow revoked):
-    not ticked from now on, their positions and stops left as they are. The runs held."""
+    their strategies not asked from the next close on (their stops still checked). The runs
+    held."""
     held = []
     async with service.tick_lock:
         for run in service.runs():

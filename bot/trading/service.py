@@ -53,8 +53,8 @@ class TradingService:
         for run in runs:
             self._build(run)
         self._last_candle: dict[int, int] = {}
-        # Runs the live gate holds (bot/trading/held_runs.py), run id -> why: never ticked
-        # nor primed (their position and resting stop stay as they are) until released.
+        # Runs the live gate holds (bot/trading/held_runs.py), run id -> why: ticked as a
+        # faulted run is (their strategy never asked, no entries; their stops checked).
         self.held: dict[int, str] = {}
         self.last_ticks: dict[str, datetime] = {}  # pair -> when a tick last saw a new candle
         self.last_asked: dict[str, datetime] = {}  # pair -> when a tick last asked for candles
@@ -79,8 +79,12 @@ class TradingService:
         """The active (running or paused) run of ``pair``."""
         return next((run for run in self._runs.values() if run.pair == pair), None)
 
-    def put_run(self, run: PairRun) -> None:
-        """Start ticking ``run``, or take its new state; a stopped run is dropped."""
+    def put_run(self, run: PairRun, strategy: Strategy | None = None) -> None:
+        """Start ticking ``run``, or take its new state; a stopped run is dropped.
+        ``strategy``: the object it trades with (the one the live gate judged), else built."""
+        if strategy is not None:
+            self._unbuilt.pop(run.id, None)
+            self._strategies[run.id] = strategy
         if run.state is RunState.STOPPED:
             self._runs.pop(run.id, None)
             self._strategies.pop(run.id, None)
@@ -90,12 +94,23 @@ class TradingService:
         self._build(run)
         self._runs[run.id] = run
 
-    async def clear_fault(self, run: PairRun) -> None:
-        """``run`` was resumed: its strategy is asked again from the next close (built again,
-        if it could not be)."""
+    async def clear_fault(
+        self, run: PairRun, rebuilt: Strategy | StrategyFailed | None = None
+    ) -> None:
+        """``run`` was resumed: its strategy is asked again from the next close. ``rebuilt``:
+        for a run whose strategy could not be built, the object built since (the one the live
+        gate judged, bot/trading/control.py), or why it still cannot be (its next close
+        faults it again); never built here, so no code reaches a run ungated."""
         await self.faults.clear(run.id)
-        if self._unbuilt.pop(run.id, None) is not None:
-            self._build(run)
+        if isinstance(rebuilt, StrategyFailed):
+            self._unbuilt[run.id] = rebuilt
+        elif rebuilt is not None:
+            self._unbuilt.pop(run.id, None)
+            self._strategies[run.id] = rebuilt
+
+    def unbuilt(self, run: PairRun) -> bool:
+        """``run``'s strategy could not be built (its run is faulted, or is at the next close)."""
+        return run.id in self._unbuilt
 
     def _build(self, run: PairRun) -> None:
         """``run``'s strategy, built once (its constructor is user code too); one that cannot
@@ -133,13 +148,13 @@ class TradingService:
         async with self.tick_lock:
             await self.faults.load()
             for run in list(self._runs.values()):
-                if run.id not in self.held:
-                    await self._prime(run)
+                await self._prime(run)
 
-    async def start_run(self, run: PairRun) -> None:
+    async def start_run(self, run: PairRun, strategy: Strategy | None = None) -> None:
         """Tick a run started while the service runs, from the next candle close on (a signal
-        from before it started is never acted on). The caller holds ``tick_lock``."""
-        self.put_run(run)
+        from before it started is never acted on); ``strategy``: as for ``put_run``. The caller
+        holds ``tick_lock``."""
+        self.put_run(run, strategy)
         await self._prime(run)
 
     async def _prime(self, run: PairRun) -> None:
@@ -168,7 +183,7 @@ class TradingService:
         unbuilt = self._unbuilt.get(run.id)
         if unbuilt is not None:
             return await self._fault(run, unbuilt), pd.DataFrame()
-        strategy = None if self.faults.of(run.id) else self._strategies[run.id]
+        strategy = None if self._silenced(run) else self._strategies[run.id]
         try:
             count = self._engine.history(run.pair, strategy)
         except StrategyFailed as failure:
@@ -180,8 +195,12 @@ class TradingService:
 
     def _tries(self, run: PairRun) -> tuple[bool, ...]:
         """How ``run``'s candle is acted on: with its strategy's decision, and without it
-        once the strategy fails (its stops still checked); a faulted run only without."""
-        return (False,) if self.faults.of(run.id) else (True, False)
+        once the strategy fails (its stops still checked); a faulted or held run only without."""
+        return (False,) if self._silenced(run) else (True, False)
+
+    def _silenced(self, run: PairRun) -> bool:
+        """``run``'s strategy is not asked: it failed (faulted), or the live gate holds it."""
+        return run.id in self.held or self.faults.of(run.id) is not None
 
     async def _fault(self, run: PairRun, failure: StrategyFailed) -> PairRun:
         """``run``'s strategy failed: its pair is paused (the first failure only: alerted
@@ -249,12 +268,10 @@ class TradingService:
         )
 
     def _due(self, run: PairRun, timeframe: str | None) -> bool:
-        """``run`` ticks now: its timeframe's, not held by the live gate, and no order of its
-        pair has an outcome the venue cannot tell (bot/execution/unknown_orders.py: the pair
-        waits, alerted, until settled)."""
+        """``run`` ticks now: its timeframe's, and no order of its pair has an outcome the
+        venue cannot tell (bot/execution/unknown_orders.py: the pair waits, alerted, until
+        settled)."""
         if timeframe is not None and run.timeframe != timeframe:
-            return False
-        if run.id in self.held:
             return False
         waiting = self._engine.executor.unknown.waiting(run.pair)
         if waiting:
@@ -296,7 +313,8 @@ class TradingService:
     async def _act(self, run: PairRun, candles: pd.DataFrame, *, decide: bool) -> None:
         """``run``'s engine (and its paper twin) on its closed ``candles``."""
         strategy = self._strategies[run.id]
-        if self.entries_blocked and run.state is RunState.RUNNING:  # exits only, as paused
+        held = run.id in self.held  # exits only, as paused: no entries
+        if (held or self.entries_blocked) and run.state is RunState.RUNNING:
             run = dataclasses.replace(run, state=RunState.PAUSED)
         if self.twin is None:
             await self._engine.on_candles(run, strategy, candles, self._prices, decide=decide)

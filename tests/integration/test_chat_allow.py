@@ -25,6 +25,7 @@ from tests.rigs.chat_rig import ADMIN, TRADER, VIEWER, Chat, chat_on, chat_stack
 from tests.rigs.checked import record_check
 from tests.rigs.gated import (
     START,
+    counted,
     fake_with_pairs,
     held,
     persisted_runs,
@@ -208,6 +209,9 @@ async def test_a_reload_without_a_check_of_the_new_code_keeps_the_run_held(
             mine.write_text(mine.read_text() + "\n# edited, not checked\n", encoding="utf-8")
             await chat.ask(ADMIN, "/reload")
             assert "ETH/USDT" in held(service)
+            (run,) = [run for run in service.runs() if run.pair == "ETH/USDT"]
+            asked = counted(service, run)
             market.at(START.replace(minute=0, second=5) + HOUR)
             await service.tick("1h")
-            assert "ETH/USDT" not in service.last_ticks
+            assert "ETH/USDT" in service.last_ticks  # its stops checked
+            assert asked == []  # its strategy never asked

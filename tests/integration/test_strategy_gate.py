@@ -19,6 +19,7 @@ from storage.pair_runs import SqlitePairRunRepository
 from tests.rigs.checked import CHECKED_MS, record_check
 from tests.rigs.gated import (
     START,
+    counted,
     edited,
     fake_with_pairs,
     held,
@@ -53,19 +54,28 @@ async def test_live_start_up_holds_unchecked_and_changed_strategies_and_trades_t
             "SOL/USDT": "edited may not trade real money: changed since its check (source "
             "edited); run `pairpilot strategy check edited --pair SOL/USDT --timeframe 1h`",
         }
+        asked = {run.pair: counted(service, run) for run in service.runs()}
         moment = START.replace(minute=0, second=5) + HOUR
         for _ in range(3):
             market.at(moment)
             await service.tick("1h")
             moment += HOUR
         # the checked user strategy and the configured built-in (its check recorded by the
-        # rig) trade; the held pairs are never ticked
-        assert set(service.last_ticks) == {"BTC/USDT", "XRP/USDT"}
+        # rig) trade; the held pairs are ticked (their stops checked) but never asked
+        assert set(service.last_ticks) == {"BTC/USDT", "XRP/USDT", "ETH/USDT", "SOL/USDT"}
+        assert {pair: len(calls) > 0 for pair, calls in asked.items()} == {
+            "BTC/USDT": True,
+            "XRP/USDT": True,
+            "ETH/USDT": False,
+            "SOL/USDT": False,
+        }
     async with open_database(tmp_path / "pairpilot.sqlite") as db:
         rows = await db.fetch_all("SELECT kind, text FROM alerts WHERE kind = 'strategy_gate'")
     assert len(rows) == 1
     text = rows[0]["text"]
-    assert text.startswith("Held, not trading (their positions and stops stay as they are):")
+    assert text.startswith(
+        "Held: their strategies are not asked, no new trades (their stops are still checked):"
+    )
     assert "ETH/USDT (mine): mine may not trade real money: not checked" in text
     assert "SOL/USDT (edited): edited may not trade real money: changed since its check" in text
     assert text.endswith(

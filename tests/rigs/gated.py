@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bot.app.strategy_loading import load_strategies
+from bot.core.domain import PairRun
 from bot.trading.service import TradingService
 from storage.db import open_database
 from storage.pair_runs import SqlitePairRunRepository
@@ -82,3 +83,18 @@ async def persisted_runs(tmp_path: Path, runs: dict[str, str]) -> None:
 def held(service: TradingService) -> dict[str, str]:
     """Each held run's pair, and why the gate holds it."""
     return {run.pair: service.held[run.id] for run in service.runs() if run.id in service.held}
+
+
+def counted(service: TradingService, run: PairRun) -> list[int]:
+    """The calls of ``run``'s strategy object to compute_signals from now on."""
+    strategy = service.strategy_of(run)
+    assert strategy is not None
+    calls: list[int] = []
+    real = strategy.compute_signals
+
+    def counting(candles: pd.DataFrame) -> pd.Series:
+        calls.append(1)
+        return real(candles)
+
+    strategy.compute_signals = counting  # type: ignore[method-assign]
+    return calls
