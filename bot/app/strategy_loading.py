@@ -22,6 +22,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 
+from bot.app.module_changes import ChangesModules, unchanged_modules
 from bot.core.errors import ConfigError
 from bot.research.strategy_source import ENTRY_POINT_GROUP, pin, record
 from strategies import BUILT_INS, Strategy, StrategyConfigError
@@ -112,6 +113,9 @@ def _from_file(
     name = f"{MODULE_PREFIX}.{path.stem}"
     try:
         module = _import_file(path, name)
+    except ChangesModules as error:  # what it changed is undone (bot/app/module_changes.py)
+        problems.append(LoadProblem(str(path), str(error)))
+        return
     except (Exception, SystemExit) as error:  # a user file may raise anything at import
         problems.append(LoadProblem(_failing_line(error, path), _last_line(error)))
         return
@@ -147,7 +151,8 @@ def _import_file(path: Path, name: str) -> ModuleType:
     previous = sys.modules.get(name)
     sys.modules[name] = module  # its classes' __module__ must name it (the source hash)
     try:
-        exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102  (user code)
+        with unchanged_modules():
+            exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102  (user code)
     except BaseException:
         if previous is None:
             del sys.modules[name]
@@ -173,7 +178,11 @@ def _from_entry_points(
         where = f"{point.name} = {point.value}{owner}"
         before = set(sys.modules)
         try:
-            loaded = point.load()
+            with unchanged_modules():
+                loaded = point.load()
+        except ChangesModules as error:
+            problems.append(LoadProblem(f"entry point {where}", str(error)))
+            continue
         except (Exception, SystemExit) as error:  # an installed package may raise anything
             problems.append(LoadProblem(f"entry point {where}", _with_line(error)))
             continue

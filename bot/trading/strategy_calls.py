@@ -6,10 +6,19 @@ strategy, the pair and the exception's last line (or what is wrong with the outp
 the strategy check names it: bot/research/signal_output.py). The service pauses only that pair
 (bot/trading/faults.py). The engine asks for all of it before it writes or sends anything for
 the candle, so a failure never comes between an order and its booking.
+
+The guard catches BaseException, not only Exception: ``sys.exit()``, ``raise SystemExit``,
+``KeyboardInterrupt`` or ``GeneratorExit`` in a strategy would otherwise leave the tick task,
+and asyncio re-raises the first two out of the event loop: the whole service would stop, and
+at the restart the first tick would do it again. A real Ctrl-C never reaches here as
+KeyboardInterrupt (the service's signal handlers turn SIGINT into a stop), so one raised
+inside a strategy's call is the strategy's. ``asyncio.CancelledError`` alone passes: it is
+the service cancelling its own tick (a stop), never a strategy's failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import operator
 from collections.abc import Callable
@@ -30,20 +39,26 @@ def guarded[T](pair: str, strategy: Strategy, call: Callable[[], T]) -> T:
     StrategyFailed."""
     try:
         return call()
-    except StrategyFailed:
+    except (StrategyFailed, asyncio.CancelledError):
         raise
-    except Exception as error:  # user code: any exception is the strategy's failure
+    except BaseException as error:  # user code: whatever it raises is its failure (above)
         raise StrategyFailed(strategy.name, pair, last_line(error)) from error
 
 
 def signal_from_candles(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Signal:
-    """The strategy's decision on the last closed candle of ``candles``."""
-    output = guarded(pair, strategy, lambda: strategy.remembered_signals(candles))
-    problems = output_problems(output, candles, acted_on=len(candles) - 1)
-    if problems:
-        raise StrategyFailed(strategy.name, pair, "; ".join(problems))
+    """The strategy's decision on the last closed candle of ``candles``. The strategy
+    computes on a copy of them (Strategy.remembered_signals); its output, the user's object,
+    is read inside the guard too."""
+
+    def decided() -> int:
+        output = strategy.remembered_signals(candles)
+        problems = output_problems(output, candles, acted_on=len(candles) - 1)
+        if problems:
+            raise StrategyFailed(strategy.name, pair, "; ".join(problems))
+        return int(output.iloc[-1])  # warm-up: the strategy's
+
+    code = guarded(pair, strategy, decided)
     last = candles.iloc[-1]
-    code = int(output.iloc[-1])  # warm-up: the strategy's
     return Signal(
         pair=pair,
         candle_time=from_ms(int(last["timestamp"])),

@@ -1,4 +1,4 @@
-"""Hostile review of how a strategy's fault reaches the chat (issue 18: "an alert carrying the
+"""Edges of how a strategy's fault reaches the chat (issue 18: "an alert carrying the
 exception's last line"; /pairs and /status say why the pair is paused). A strategy raising
 with a one-line 200 kB message: the reason is kept whole (the exception's last line), so the
 alert and every /pairs carry it to a Telegram that takes 4,096 characters a message: split
@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+
+import pytest
 
 from bot.alerts.outbox import AlertDispatcher
 from bot.app.config import Settings, load_settings
@@ -42,7 +44,7 @@ def hostile_replay(tmp_path: Path) -> Settings:
     return load_settings(config, None)
 
 
-async def test_review_a_huge_exception_message_leaves_the_chat_usable(tmp_path: Path) -> None:
+async def test_a_huge_exception_message_leaves_the_chat_usable(tmp_path: Path) -> None:
     async with chat_stack(tmp_path, hostile_replay(tmp_path)) as chat:
         trading = chat.trading
         assert trading.driver is not None
@@ -80,7 +82,13 @@ async def test_review_a_huge_exception_message_leaves_the_chat_usable(tmp_path: 
         assert stored <= TELEGRAM_LIMIT, f"the fault reason kept is {stored:,} characters"
 
 
-async def test_review_halt_answers_while_a_strategy_computes_for_3_seconds(tmp_path: Path) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason="review finding 11, not fixed yet: signals() runs on the event loop, so /halt "
+    "answered after 3.03 s while a strategy computed for 3 s (measured 2026-11-27); the fix "
+    "is the calculation in a worker thread (asyncio.to_thread) with a timeout that faults the pair",
+)
+async def test_halt_answers_while_a_strategy_computes_for_3_seconds(tmp_path: Path) -> None:
     """signals() runs on the event loop (engine -> remembered_signals): a strategy taking 3 s
     (a 30 s one alike) blocks every chat command for as long, /halt included. Isolation of
     slowness may be out of scope; this measures it (fails on main: /halt waits the 3 s)."""
