@@ -5,63 +5,30 @@ emulator, the live stack on the fake exchange, real SQLite."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from bot.app.chat_root import chat_venue
 from bot.app.strategy_loading import load_strategies
-from bot.core.clock import FakeClock, SystemClock
 from bot.core.errors import UserInputError
-from bot.market.history import ExchangeHistory
 from bot.research.receipts import source_hash
-from storage.candles import SqliteCandleRepository
-from storage.db import open_database
-from tests.doubles.telegram_emulator import TelegramEmulator
-from tests.rigs.chat_rig import ADMIN, TRADER, VIEWER, Chat, chat_on, chat_stack
+from tests.rigs.chat_rig import ADMIN, TRADER, VIEWER, Chat, chat_stack
 from tests.rigs.checked import record_check
 from tests.rigs.gated import (
     START,
     counted,
-    fake_with_pairs,
     held,
-    persisted_runs,
+    live_chat,
     user_strategies,
 )
-from tests.rigs.live_rig import HOUR, Market, live_settings, live_stack, venue_client
+from tests.rigs.live_rig import HOUR
 
+MINE = {"ETH/USDT": "mine"}  # left running on the unchecked ``mine``
 HELD_WHY = (
     "mine may not trade real money: not checked; run "
     "`pairpilot strategy check mine --pair ETH/USDT --timeframe 1h`"
 )
-
-
-@asynccontextmanager
-async def live_chat(
-    tmp_path: Path, candles: pd.DataFrame, *, reload: bool = False
-) -> AsyncIterator[tuple[Chat, Market]]:
-    """The live stack with ETH/USDT left running on the unchecked ``mine``, and the chat
-    (with /reload of the strategies folder beside the config when ``reload``)."""
-    await persisted_runs(tmp_path, {"ETH/USDT": "mine"})
-    fake = fake_with_pairs(candles)
-    settings = live_settings(tmp_path, "http://127.0.0.1:1")
-    wall = FakeClock(SystemClock().now())
-    emulator = TelegramEmulator()
-    emulator.clock = lambda: wall.now().timestamp()
-    async with (
-        live_stack(tmp_path, fake, START) as (trading, market, _),
-        open_database(tmp_path / "pairpilot.sqlite") as db,
-        venue_client("binance", fake) as (_, exchange),
-    ):
-        venue = chat_venue(settings, "binance", trading)
-        history = ExchangeHistory(exchange, SqliteCandleRepository(db))
-        on = settings.model_copy(update={"strategies_dir": tmp_path / "user_strategies"})
-        with_reload = {"settings": on} if reload else {}
-        async with chat_on(db, trading, venue, history, emulator, wall, **with_reload) as chat:
-            yield chat, market
 
 
 async def confirmed(chat: Chat, text: str) -> tuple[str, str]:
@@ -87,7 +54,7 @@ async def test_allow_lets_a_held_strategy_trade_audited_and_alerted_until_its_fi
 
 
 async def allow_and_revoke(tmp_path: Path, btc_candles: pd.DataFrame) -> None:
-    async with live_chat(tmp_path, btc_candles, reload=True) as (chat, market):
+    async with live_chat(tmp_path, btc_candles, MINE) as (chat, market):
         service = chat.trading.service
         pairs = await chat.ask(VIEWER, "/pairs")
         assert f"ETH/USDT running: mine 1h, 10% of capital\n  held: {HELD_WHY}" in pairs
@@ -181,7 +148,7 @@ async def test_a_held_strategy_fixed_checked_and_reloaded_trades_without_a_resta
     checked at the new source, it ticks; a check of the old source would not have let it."""
     folder = tmp_path / "user_strategies"
     with user_strategies(folder):
-        async with live_chat(tmp_path, btc_candles, reload=True) as (chat, market):
+        async with live_chat(tmp_path, btc_candles, MINE) as (chat, market):
             service = chat.trading.service
             assert held(service) == {"ETH/USDT": HELD_WHY}
             mine = folder / "mine.py"
@@ -202,7 +169,7 @@ async def test_a_reload_without_a_check_of_the_new_code_keeps_the_run_held(
 ) -> None:
     folder = tmp_path / "user_strategies"
     with user_strategies(folder):
-        async with live_chat(tmp_path, btc_candles, reload=True) as (chat, market):
+        async with live_chat(tmp_path, btc_candles, MINE) as (chat, market):
             service = chat.trading.service
             await record_check(chat.db, "mine", "ETH/USDT")  # the code it was held on
             mine = folder / "mine.py"

@@ -10,53 +10,21 @@ The live stack (ccxt on the Binance fake, real SQLite) with the chat on the Tele
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pandas as pd
 
-from bot.app.chat_root import chat_venue
 from bot.app.strategy_loading import load_strategies
-from bot.core.clock import FakeClock, SystemClock
 from bot.core.domain import RunState
-from bot.market.history import ExchangeHistory
 from bot.research.loaded_code import loaded_hash
-from storage.candles import SqliteCandleRepository
-from storage.db import open_database
-from tests.doubles.telegram_emulator import TelegramEmulator
 from tests.review_live_fixtures import HOSTILE, counting, load_folder, strategy_class
-from tests.rigs.chat_rig import ADMIN, TRADER, Chat, chat_on
+from tests.rigs.chat_rig import ADMIN, TRADER, Chat
 from tests.rigs.checked import record_check
-from tests.rigs.gated import START, fake_with_pairs, held, persisted_runs
-from tests.rigs.live_rig import HOUR, Market, live_settings, live_stack, venue_client
+from tests.rigs.gated import START, held, live_chat
+from tests.rigs.live_rig import HOUR, Market
 
 ETH = "ETH/USDT"
 FIRST_CLOSE = START.replace(minute=0, second=5) + HOUR
-
-
-@asynccontextmanager
-async def live_chat(
-    tmp_path: Path, candles: pd.DataFrame, runs: dict[str, str]
-) -> AsyncIterator[tuple[Chat, Market]]:
-    """The live stack with ``runs`` (pair: strategy) left from an earlier start, and the chat
-    with /reload of tmp_path/user_strategies."""
-    await persisted_runs(tmp_path, runs)
-    fake = fake_with_pairs(candles)
-    settings = live_settings(tmp_path, "http://127.0.0.1:1")
-    wall = FakeClock(SystemClock().now())
-    emulator = TelegramEmulator()
-    emulator.clock = lambda: wall.now().timestamp()
-    async with (
-        live_stack(tmp_path, fake, START) as (trading, market, _),
-        open_database(tmp_path / "pairpilot.sqlite") as db,
-        venue_client("binance", fake) as (_, exchange),
-    ):
-        venue = chat_venue(settings, "binance", trading)
-        history = ExchangeHistory(exchange, SqliteCandleRepository(db))
-        on = settings.model_copy(update={"strategies_dir": tmp_path / "user_strategies"})
-        async with chat_on(db, trading, venue, history, emulator, wall, settings=on) as chat:
-            yield chat, market
 
 
 async def prompt(chat: Chat, text: str) -> tuple[str, str]:

@@ -17,9 +17,9 @@ import pandas_ta as ta
 
 import strategies.base
 from bot.app.strategy_loading import load_strategies
-from tests.integration.test_gate_paths import live_chat
 from tests.review_live_fixtures import HOSTILE, load_folder
 from tests.rigs.chat_rig import ADMIN
+from tests.rigs.gated import live_chat
 from tests.rigs.live_rig import PAIR
 
 PATCHING = '''

@@ -3,21 +3,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from bot.app.chat_root import chat_venue
 from bot.app.strategy_loading import load_strategies
+from bot.core.clock import FakeClock, SystemClock
 from bot.core.domain import PairRun
+from bot.market.history import ExchangeHistory
 from bot.trading.service import TradingService
+from storage.candles import SqliteCandleRepository
 from storage.db import open_database
 from storage.pair_runs import SqlitePairRunRepository
 from strategies import install
 from tests.doubles.fake_exchange import FakeBinance
-from tests.rigs.live_rig import funded_fake
+from tests.doubles.telegram_emulator import TelegramEmulator
+from tests.rigs.chat_rig import Chat, chat_on
+from tests.rigs.live_rig import Market, funded_fake, live_settings, live_stack, venue_client
 
 START = datetime(2025, 6, 23, 9, 30, tzinfo=UTC)
 # A user strategy trading as ema_cross does: its own file, so its own source hash.
@@ -98,3 +104,27 @@ def counted(service: TradingService, run: PairRun) -> list[int]:
 
     strategy.compute_signals = counting  # type: ignore[method-assign]
     return calls
+
+
+@asynccontextmanager
+async def live_chat(
+    tmp_path: Path, candles: pd.DataFrame, runs: dict[str, str]
+) -> AsyncIterator[tuple[Chat, Market]]:
+    """The live stack with ``runs`` (pair: strategy) left from an earlier start, and the chat
+    with /reload of tmp_path/user_strategies."""
+    await persisted_runs(tmp_path, runs)
+    fake = fake_with_pairs(candles)
+    settings = live_settings(tmp_path, "http://127.0.0.1:1")
+    wall = FakeClock(SystemClock().now())
+    emulator = TelegramEmulator()
+    emulator.clock = lambda: wall.now().timestamp()
+    async with (
+        live_stack(tmp_path, fake, START) as (trading, market, _),
+        open_database(tmp_path / "pairpilot.sqlite") as db,
+        venue_client("binance", fake) as (_, exchange),
+    ):
+        venue = chat_venue(settings, "binance", trading)
+        history = ExchangeHistory(exchange, SqliteCandleRepository(db))
+        on = settings.model_copy(update={"strategies_dir": tmp_path / "user_strategies"})
+        async with chat_on(db, trading, venue, history, emulator, wall, settings=on) as chat:
+            yield chat, market
