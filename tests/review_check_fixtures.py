@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-import numpy as np
 import pandas as pd
 
 from strategies.base import (
@@ -104,14 +103,17 @@ class SetOrder(_Attack):
 
 
 class HourlySeed(_Attack):
-    """Seeds its randomness from the clock's hour: two runs within one hour agree."""
+    """Decides by the clock's hour: two runs within one hour agree."""
 
     name = "review_hourly_seed"
 
     def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
-        rng = np.random.default_rng(int(time.time() // 3600))
+        # The hour's parity picks the length: any shift by an odd number of hours (the check's
+        # is 25) changes it. (A seeded draw of 45 lengths gave the same one for h and h + 25
+        # in about one hour of 45: the test failed then.)
+        hour = int(time.time() // 3600)
         close = candles["close"]
-        length = int(rng.integers(5, 50))
+        length = 10 if hour % 2 == 0 else 20
         return crossings(close, close.rolling(length).mean())
 
 

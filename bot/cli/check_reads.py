@@ -39,7 +39,10 @@ def stored_statuses(
 
 def print_check_note(config: Path | None, strategy: type[Strategy]) -> None:
     """On stderr, the one line a research run of ``strategy`` says when its check has not
-    passed at its current source (read from ``config``'s database, never created)."""
+    passed at its current source (read from ``config``'s database, never created). Without a
+    config there is no account it could go live on, and nothing is said."""
+    if config is None:
+        return
     from bot.app.config import load_settings
     from bot.research.check_status import check_note
 

@@ -27,6 +27,7 @@ from storage.pair_runs import SqlitePairRunRepository
 from storage.state import SqliteStateRepository
 from tests.doubles.exchange_chaos import run_fault_soak
 from tests.doubles.fake_exchange import FakeBinance, Fault
+from tests.rigs.checked import record_check
 from tests.rigs.invariants import Invariants
 from tests.rigs.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
 
@@ -405,6 +406,7 @@ async def test_a_resting_limit_entry_counts_toward_the_open_positions(
         market,
         _,
     ):
+        await check_defaults(tmp_path)  # ETH/USDT starts at the defaults
         await trading.control.start_pair("ETH/USDT", "ema_cross", "1h", {}, 0.25)
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
     assert [(o.symbol, o.kind) for o in fake.orders.values()] == [("BTCUSDT", "LIMIT")]
@@ -739,6 +741,7 @@ async def test_the_kill_switch_goes_on_when_one_pairs_order_cannot_be_looked_up(
 
     async with live_stack(tmp_path, fake, START, {"stop_loss": 0.05}) as (trading, market, _):
         await hourly(trading, market, ENTRY_TICK, ENTRY_TICK + HOUR)
+        await check_defaults(tmp_path)  # ETH/USDT starts at the defaults
         run = await trading.control.start_pair("ETH/USDT", "ema_cross", "1h", {}, 0.2)
         lost = "pp2x1b"  # an ETH buy whose answer was lost (journaled, outcome unknown)
         await trading.engine.executor.journal.add(
@@ -882,3 +885,10 @@ async def test_no_stop_is_placed_at_start_up_on_a_pair_held_for_an_unknown_order
         assert resting_stops(fake) == [], (
             f"a stop rests on a held pair, over coins not pairpilot's: {resting_stops(fake)}"
         )
+
+
+async def check_defaults(tmp_path: Path) -> None:
+    """A passed check of ema_cross at its defaults: the live gate clears a run at its own
+    parameters, and the stack's configured pair was checked at the ones it trades."""
+    async with open_database(tmp_path / "pairpilot.sqlite") as db:
+        await record_check(db, "ema_cross", "ETH/USDT")

@@ -135,7 +135,7 @@ async def test_sweep_portfolio_scores_each_set_on_the_portfolio_with_the_limits_
         assert sorted(stored, key=lambda r: r.params) == sorted(expected, key=lambda r: r.params)
         assert all(row.pair == PORTFOLIO for row in stored)
         # Its receipt, as /sweep keeps one: the sweep, its best set and that set's figures.
-        receipt_line = lines[-1]
+        receipt_line = next(line for line in lines if line.startswith("receipt "))
         ((receipt_id, text),) = [
             (row["id"], row["body"])
             for row in await chat.db.fetch_all("SELECT id, body FROM receipts")
