@@ -23,7 +23,8 @@ async def photo_for(chat: Chat, text: str) -> Sent:
         if photos:
             return photos[0]
         refusals = [m.text for m in chat.emulator.to(TRADER)[before:] if "Done." not in m.text]
-        if any(not m.startswith(("Backtest", "Rerun")) for m in refusals):
+        # "note:": the strategy has not passed its check (research runs say it, live refuses)
+        if any(not m.startswith(("Backtest", "Rerun", "note:")) for m in refusals):
             raise AssertionError(refusals)
         await chat.emulator.quiet(0.1)
     raise AssertionError(f"no photo for {text}")

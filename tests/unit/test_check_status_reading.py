@@ -11,6 +11,7 @@ from bot.research.check_version import check_version
 from bot.research.source_scan import risky_reads
 from strategies import BUILT_INS, build_strategy
 from tests.review_check_fixtures import HourlySeed
+from tests.strategy_fixtures import CoinFlip
 
 DAY_MS = 86_400_000
 DEFAULTS = {"length": 10, "atr_stop": False}
@@ -66,5 +67,6 @@ def test_a_pass_by_an_older_check_is_stale() -> None:
 def test_the_source_scan_names_clock_and_randomness_and_nothing_in_the_built_ins() -> None:
     found = risky_reads(HourlySeed())
     assert any(item.startswith("import time (review_check_fixtures.py:") for item in found)
-    assert any(item.startswith("np.random (review_check_fixtures.py:") for item in found)
+    found = risky_reads(CoinFlip())
+    assert any(item.startswith("np.random (strategy_fixtures.py:") for item in found)
     assert all(risky_reads(build_strategy(name)) == [] for name in BUILT_INS)
