@@ -37,7 +37,7 @@ class ParamSpec:
         value = self._parse(raw)
         if not self.minimum <= value <= self.maximum:
             raise StrategyConfigError(
-                f"parameter {self.name}={raw!r} is out of bounds: expected "
+                f"parameter {self.name}={value} is out of bounds: expected "
                 f"{self.minimum} <= {self.name} <= {self.maximum}"
             )
         return value

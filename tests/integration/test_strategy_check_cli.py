@@ -163,7 +163,7 @@ def test_too_little_data_is_refused_and_nothing_is_stored(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["ema_cross", "--param", "fast=1"], "parameter fast='1' is out of bounds"),
+        (["ema_cross", "--param", "fast=1"], "parameter fast=1 is out of bounds"),
         (["ema_crss"], "unknown strategy 'ema_crss'; did you mean ema_cross"),
         (["ema_cross", "--data", "missing.csv"], "candle file missing.csv does not exist"),
         (["ema_cross"], "give --data FILE, or --pair and --timeframe"),

@@ -101,7 +101,7 @@ def test_the_service_refuses_to_start_on_bad_user_strategy_input(
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["--param", "length=1"], "parameter length='1' is out of bounds: expected 5 <= length"),
+        (["--param", "length=1"], "parameter length=1 is out of bounds: expected 5 <= length"),
         (["--param", "rsi_cap=80"], "rsi_cap=80.0 must be below rsi_exit=78.0"),
         (["--param", "lenght=20"], f"{NAME} has no parameter lenght"),
     ],
@@ -156,8 +156,8 @@ async def test_startpair_with_a_user_strategy_out_of_bounds_starts_and_stores_no
     async with chat_stack(tmp_path, settings) as chat:
         runs = await chat.db.fetch_all("SELECT * FROM pair_runs")
         for text, expected in [
-            (f"/startpair ETH/USDT {NAME} 1h length=1", "length='1' is out of bounds"),
-            (f"/startpair ETH/USDT {NAME} 1h rsi_cap=99", "rsi_cap='99' is out of bounds"),
+            (f"/startpair ETH/USDT {NAME} 1h length=1", "length=1 is out of bounds"),
+            (f"/startpair ETH/USDT {NAME} 1h rsi_cap=99", "rsi_cap=99.0 is out of bounds"),
             (f"/startpair ETH/USDT {NAME} 1h rsi_cap=80", "rsi_cap=80.0 must be below"),
             ("/startpair ETH/USDT helpers", "unknown strategy 'helpers'"),
         ]:

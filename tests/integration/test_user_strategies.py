@@ -100,7 +100,7 @@ def test_a_folder_strategy_backtests_through_the_cli(tmp_path: Path) -> None:
         "--data", str(SAMPLE), cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 2
-    assert "parameter length='1' is out of bounds: expected 2 <= length <= 300" in out.stderr
+    assert "parameter length=1 is out of bounds: expected 2 <= length <= 300" in out.stderr
 
 
 def test_a_sweep_on_dask_workers_knows_a_folder_strategy(tmp_path: Path) -> None:

@@ -66,6 +66,14 @@ def test_ema_cross_bad_params_are_refused(params: dict[str, object], message: st
         build_strategy("ema_cross", params)
 
 
+@pytest.mark.parametrize("given", [1, "1", " 1 ", 1.0])
+def test_an_out_of_bounds_parameter_reads_the_same_from_config_cli_and_chat(given: object) -> None:
+    """A config gives 1, the CLI and chat give "1": the error names the value, not its type."""
+    with pytest.raises(StrategyConfigError) as refused:
+        build_strategy("ema_cross", {"fast": given})
+    assert str(refused.value) == "parameter fast=1 is out of bounds: expected 2 <= fast <= 200"
+
+
 def test_unknown_strategy_names_the_closest_match() -> None:
     with pytest.raises(StrategyConfigError, match="did you mean ema_cross"):
         build_strategy("ema_crss")
