@@ -9,24 +9,40 @@ adds or deletes one of them is refused as a load problem and the change is undon
 
 The scope is what strategies and pairpilot's decisions are made of, cheap to compare: every
 loaded module of ``strategies``, ``bot`` and ``pandas_ta`` (their submodules included), and
-the top level of ``pandas`` and ``numpy`` (their submodules are hundreds; their classes'
-methods, ``pd.Series.ewm = ...``, are not covered: a comparison of every class's dict costs
-more than the import). Attributes are compared by identity, so a module-level list or dict
-changed in place is not seen either. A submodule imported by the file (``import
-pandas_ta.momentum`` adds ``momentum`` to its package) is not a change.
+the top level of ``pandas`` and ``numpy`` (their submodules are hundreds). Class attributes
+are watched for the classes strategies compute with: the public classes of ``pandas``,
+``pandas.api.typing`` (the window and group-by objects), ``pandas_ta`` and ``strategies.*``,
+with their bases from those libraries (``pd.Series.ewm = ...``, ``NDFrame.rolling = ...``,
+a member added to ``Strategy``); about 6 ms a file. pairpilot's own classes in ``bot`` are
+not (hundreds; a strategy computes with none of them). Attributes are compared by identity,
+so a module-level list or dict changed in place is not seen. A submodule imported by the file
+(``import pandas_ta.momentum`` adds ``momentum`` to its package) is not a change.
 """
 
 from __future__ import annotations
 
+import operator
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import ModuleType
 
 WITH_SUBMODULES = ("strategies", "bot", "pandas_ta")
 TOP_LEVEL_ONLY = ("pandas", "numpy")
 
-type Snapshot = dict[str, tuple[ModuleType, dict[str, object]]]
+CLASS_MODULES = ("pandas", "pandas.api.typing", "pandas_ta")  # and every strategies.* module
+CLASS_LIBRARIES = ("pandas", "pandas_ta", "strategies", "numpy")
+_IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: a C type whose attributes cannot be set
+
+type Modules = dict[str, tuple[ModuleType, dict[str, object]]]
+type Classes = list[tuple[type, list[str], list[object]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    modules: Modules
+    classes: Classes
 
 
 class ChangesModules(Exception):
@@ -46,23 +62,49 @@ class ChangesModules(Exception):
 def _watched(name: str) -> bool:
     if name in TOP_LEVEL_ONLY:
         return True
-    return any(name == root or name.startswith(f"{root}.") for root in WITH_SUBMODULES)
+    return any(_within(name, root) for root in WITH_SUBMODULES)
 
 
 def snapshot() -> Snapshot:
-    """The watched modules loaded now, each with its public attributes."""
-    taken: Snapshot = {}
+    """The watched modules loaded now, each with its public attributes, and the watched
+    classes with theirs."""
+    modules: Modules = {}
     for name, module in list(sys.modules.items()):
         if isinstance(module, ModuleType) and _watched(name):
             public = {k: v for k, v in vars(module).items() if not k.startswith("_")}
-            taken[name] = (module, public)
-    return taken
+            modules[name] = (module, public)
+    classes = [(cls, list(vars(cls)), list(vars(cls).values())) for cls in _watched_classes()]
+    return Snapshot(modules, classes)
+
+
+def _watched_classes() -> list[type]:
+    named = [sys.modules.get(name) for name in CLASS_MODULES]
+    named += [module for name, module in list(sys.modules.items()) if _within(name, "strategies")]
+    found: dict[int, type] = {}
+    for module in named:
+        if not isinstance(module, ModuleType):
+            continue
+        for key, value in list(vars(module).items()):
+            if isinstance(value, type) and not key.startswith("_"):
+                for cls in value.__mro__:
+                    if _mutable_library_class(cls):
+                        found[id(cls)] = cls
+    return list(found.values())
+
+
+def _mutable_library_class(cls: type) -> bool:
+    library = cls.__module__.split(".")[0]
+    return not cls.__flags__ & _IMMUTABLE_TYPE and library in CLASS_LIBRARIES
+
+
+def _within(name: str, root: str) -> bool:
+    return name == root or name.startswith(f"{root}.")
 
 
 def undo_changes(before: Snapshot) -> list[str]:
     """Every watched name changed since ``before`` (``pandas_ta.ema``), each put back."""
     changed: list[str] = []
-    for name, (module, attributes) in before.items():
+    for name, (module, attributes) in before.modules.items():
         if sys.modules.get(name) is not module:  # the module itself replaced
             changed.append(name)
             sys.modules[name] = module
@@ -77,7 +119,33 @@ def undo_changes(before: Snapshot) -> list[str]:
                 continue  # a submodule imported for the first time
             changed.append(f"{name}.{key}")
             delattr(module, key)
+    for cls, keys, values in before.classes:
+        if not _same(cls, keys, values):
+            changed += _put_back(cls, dict(zip(keys, values, strict=True)))
     return sorted(changed)
+
+
+def _same(cls: type, keys: list[str], values: list[object]) -> bool:
+    now = vars(cls)
+    return (
+        len(now) == len(keys) and all(map(operator.is_, now.values(), values)) and list(now) == keys
+    )
+
+
+def _put_back(cls: type, attributes: dict[str, object]) -> list[str]:
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    now = dict(vars(cls))
+    changed = [
+        f"{where}.{key}"
+        for key in now.keys() | attributes.keys()
+        if key not in now or key not in attributes or now[key] is not attributes[key]
+    ]
+    for key in now.keys() - attributes.keys():
+        delattr(cls, key)
+    for key, value in attributes.items():
+        if key not in now or now[key] is not value:
+            setattr(cls, key, value)
+    return changed
 
 
 @contextmanager

@@ -122,3 +122,69 @@ def test_a_file_changing_pairpilot_or_numpy_at_start_up_is_refused_and_undone(
     assert problems["base_patching.py"].startswith("changes strategies.base.crossings on import")
     assert problems["raising.py"] == "RuntimeError: half done"
     assert "plain" in loaded.registry
+
+
+CLASS_PATCHING = """
+import pandas as pd
+import pandas.core.generic
+
+import strategies.base
+
+
+def _quick_ewm(self, *args, **kwargs):
+    return self.rolling(kwargs.get("span", 10))
+
+
+pd.Series.ewm = _quick_ewm
+pandas.core.generic.NDFrame.pct_change = lambda self, *a, **k: self
+strategies.base.Strategy.warmup_note = "added"
+"""
+
+USING_PANDAS_AT_IMPORT = """
+import pandas as pd
+import pandas_ta  # noqa: F401  (its DataFrame accessor, registered before)
+
+from strategies.ema_cross import EmaCross
+
+_FRAME = pd.DataFrame({"close": [float(i) for i in range(1, 60)]})
+_FRAME.ta.ema(length=5, append=True)  # computing at import changes no class
+_FRAME["close"].ewm(span=3).mean().rolling(4).sum()
+
+
+class UsesPandas(EmaCross):
+    name = "uses_pandas"
+"""
+
+
+def test_a_file_patching_a_pandas_or_strategy_class_is_refused_and_undone(
+    tmp_path: Path,
+) -> None:
+    """Class attributes are watched too (``pd.Series.ewm = ...``, a base class's method, a
+    member added to strategies.base.Strategy): refused, undone; a file that only uses pandas
+    at import, accessors and window methods included, loads."""
+    import pandas.core.generic
+
+    ewm, pct_change = pd.Series.ewm, pandas.core.generic.NDFrame.pct_change
+    folder = tmp_path / "user_strategies"
+    folder.mkdir()
+    (folder / "class_patching.py").write_text(CLASS_PATCHING, encoding="utf-8")
+    (folder / "uses_pandas.py").write_text(USING_PANDAS_AT_IMPORT, encoding="utf-8")
+    try:
+        loaded = load_strategies(folder, explicit=True)
+    finally:
+        changed = (
+            pd.Series.ewm is not ewm,
+            pandas.core.generic.NDFrame.pct_change is not pct_change,
+            hasattr(strategies.base.Strategy, "warmup_note"),
+        )
+        pd.Series.ewm, pandas.core.generic.NDFrame.pct_change = ewm, pct_change
+        if hasattr(strategies.base.Strategy, "warmup_note"):
+            del strategies.base.Strategy.warmup_note  # type: ignore[attr-defined]
+    assert changed == (False, False, False), "the file's class changes were not undone"
+    problems = {Path(p.where.split(":")[0]).name: p.message for p in loaded.problems}
+    assert set(problems) == {"class_patching.py"}, loaded.problems
+    assert problems["class_patching.py"].startswith(
+        "changes pandas.Series.ewm, pandas.core.generic.NDFrame.pct_change, "
+        "strategies.base.Strategy.warmup_note on import"
+    ), problems
+    assert "uses_pandas" in loaded.registry
