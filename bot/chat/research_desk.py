@@ -8,10 +8,10 @@ a caption needs, as values (the daily report's caption is plain text: it is push
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.charts.worker import ChartWorker
 from bot.chat.one_at_a_time import OneAtATime
@@ -297,7 +297,7 @@ class ResearchDesk:
             )
             await progress(f"Backtest {running}: drawing…")
             chart = await self._chart(result, terms, receipt)
-            note = await self._note(type(strategy))
+            note = await self._note(type(strategy), strategy.params)
             return replace(chart, robustness=robustness, note=note)
 
     async def rerun(
@@ -379,6 +379,9 @@ class ResearchDesk:
             view = replace(view, note=await self._note(registry[words[1]]))
         return view
 
-    async def _note(self, strategy: type[Strategy]) -> str | None:
-        """The line a research run says when ``strategy`` has not passed its check."""
-        return None if self._checks is None else await stored_note(self._checks, strategy)
+    async def _note(
+        self, strategy: type[Strategy], params: Mapping[str, Any] | None = None
+    ) -> str | None:
+        """The line a research run says when ``strategy`` (at ``params``; None: any, for a
+        sweep) has not passed its check."""
+        return None if self._checks is None else await stored_note(self._checks, strategy, params)

@@ -81,7 +81,9 @@ def backtest_command(args: argparse.Namespace, early: Future[pd.DataFrame] | Non
             else "\n".join([result_table(result, terms), *lines, receipt_line(receipt)])
         )
     print(output)
-    print_check_note(args.config, type(strategy))  # once it ran: a failure stays one line
+    print_check_note(
+        args.config, type(strategy), strategy.params
+    )  # once it ran: a failure stays one line
     return 0
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bot.research.check_status import CheckStatus
+    from bot.research.check_status import CheckStatus, StrategyChecks
     from strategies import Strategy
 
 
@@ -21,12 +21,23 @@ def stored_statuses(
     """Each strategy's check status from ``database``, opened read only (never created): with
     no database, or one from before strategy checks, none was checked."""
     from bot.research.check_status import NOT_CHECKED, check_statuses
+
+    return _read(
+        database,
+        lambda checks: check_statuses(checks, registry),
+        dict.fromkeys(registry, NOT_CHECKED),
+    )
+
+
+def _read[T](database: Path, reading: Callable[[StrategyChecks], Awaitable[T]], unchecked: T) -> T:
+    """``reading`` of the checks stored in ``database`` (read only); ``unchecked`` when there
+    are none."""
     from storage.db import open_read_only
     from storage.strategy_checks import SqliteStrategyCheckRepository
 
-    async def read() -> dict[str, CheckStatus]:
+    async def read() -> T:
         async with open_read_only(database) as db:
-            return await check_statuses(SqliteStrategyCheckRepository(db), registry)
+            return await reading(SqliteStrategyCheckRepository(db))
 
     if database.is_file():
         try:
@@ -34,20 +45,23 @@ def stored_statuses(
         except sqlite3.OperationalError as error:
             if "no such table" not in str(error):
                 raise
-    return dict.fromkeys(registry, NOT_CHECKED)
+    return unchecked
 
 
-def print_check_note(config: Path | None, strategy: type[Strategy]) -> None:
-    """On stderr, the one line a research run of ``strategy`` says when its check has not
-    passed at its current source (read from ``config``'s database, never created). Without a
-    config there is no account it could go live on, and nothing is said."""
+def print_check_note(
+    config: Path | None, strategy: type[Strategy], params: Mapping[str, Any] | None = None
+) -> None:
+    """On stderr, the one line a research run of ``strategy`` (at ``params``; None: any, for a
+    sweep) says when its check has not passed at its current source (read from ``config``'s
+    database, never created). Without a config there is no account it could go live on, and
+    nothing is said."""
     if config is None:
         return
     from bot.app.config import load_settings
-    from bot.research.check_status import check_note
+    from bot.research.check_status import NOT_CHECKED, check_note, stored_status
 
     database = load_settings(config, None, strategies=False).database_path
-    status = stored_statuses(database, {strategy.name: strategy})[strategy.name]
-    note = check_note(strategy.name, status)
+    status = _read(database, lambda checks: stored_status(checks, strategy, params), NOT_CHECKED)
+    note = check_note(strategy, status, params)
     if note:
         print(note, file=sys.stderr)

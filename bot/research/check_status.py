@@ -150,16 +150,21 @@ async def check_statuses(
     return {name: await stored_status(checks, cls) for name, cls in registry.items()}
 
 
-def check_note(name: str, status: CheckStatus) -> str | None:
-    """The one line a backtest or sweep of ``name`` says when its check has not passed at its
-    current source (research runs anyway; live trading would refuse it), else None."""
+def check_note(
+    strategy: type[Strategy], status: CheckStatus, params: Mapping[str, Any] | None = None
+) -> str | None:
+    """The one line a backtest or sweep of ``strategy`` (at ``params``, when given) says when
+    its check has not passed at its current source (research runs anyway; live trading would
+    refuse it), else None."""
     if status.state == "passed":
         return None
-    return f"note: {name} {status.text()}; `pairpilot strategy check {name}` before live"
+    name = strategy.name
+    command = f"pairpilot strategy check {name}{param_arguments(strategy, params or {})}"
+    return f"note: {name} {status.text()}; `{command}` before live"
 
 
 async def stored_note(
     checks: StrategyChecks, strategy: type[Strategy], params: Mapping[str, Any] | None = None
 ) -> str | None:
     """``check_note`` of ``strategy`` (at ``params``, when given) from the stored checks."""
-    return check_note(strategy.name, await stored_status(checks, strategy, params))
+    return check_note(strategy, await stored_status(checks, strategy, params), params)

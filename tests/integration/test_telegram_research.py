@@ -43,9 +43,11 @@ async def test_pnl_and_backtest_reply_with_charts_that_fit_a_phone(tmp_path: Pat
         assert progress.text == "Done."
         assert "BTC/USDT ema_cross 1h" in charts[0].text
         assert "total return" in charts[0].text
-        # one line: its check has not passed (issue 18's gate; research runs all the same)
+        # one line: its check has not passed at these parameters (issue 18's gate; research
+        # runs all the same), with the command that checks exactly these
         assert charts[0].text.endswith(
-            "\nnote: ema_cross not checked; `pairpilot strategy check ema_cross` before live"
+            "\nnote: ema_cross not checked; "
+            "`pairpilot strategy check ema_cross --param stop_loss=0.02` before live"
         )
         assert len(charts[0].photo) <= 300_000
         for text, expected in [
