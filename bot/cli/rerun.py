@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bot.cli.args import json_text
 from bot.cli.backtest import result_document, result_table
 from bot.cli.receipts import load_receipt, receipt_database, series_candles
 from bot.core.errors import UserInputError
 from bot.research.receipts import PORTFOLIO, PORTFOLIO_SWEEP, SWEEP, Receipt
-
-if TYPE_CHECKING:
-    pass
 
 # What a rerun takes from its receipt, so the command may not give it.
 _FROM_RECEIPT = (
