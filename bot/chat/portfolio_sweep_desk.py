@@ -72,12 +72,12 @@ class PortfolioSweepDesk:
         or any candle read."""
         await import_off_loop("bot.research.portfolio_sweep")  # numba: loaded on first use
         from bot.research.portfolio_sweep import (
-            PORTFOLIO,
             portfolio_sets,
             portfolio_sweep,
             store_portfolio_sweep,
             swept_pairs,
         )
+        from bot.research.sweep import PORTFOLIO
 
         words = [a for a in arguments if "=" not in a]
         if not 1 <= len(words) <= 2:

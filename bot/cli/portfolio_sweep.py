@@ -34,8 +34,8 @@ def portfolio_sweep_command(args: argparse.Namespace, make_spec: SpecMaker) -> i
     from bot.cli.receipts import store_portfolio_sweep_receipt
     from bot.cli.terms_options import terms_from_args
     from bot.research.account_terms import research_terms
-    from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sets, portfolio_sweep
-    from bot.research.sweep import parse_space
+    from bot.research.portfolio_sweep import portfolio_sets, portfolio_sweep
+    from bot.research.sweep import PORTFOLIO, parse_space
     from bot.research.sweep_report import report
 
     _refuse_per_pair_options(args)

@@ -20,7 +20,6 @@ from bot.research.account_terms import NONE
 from bot.research.portfolio import PortfolioResult, run_portfolio
 from bot.research.portfolio_inputs import PortfolioConfig
 from bot.research.portfolio_receipts import portfolio_summary
-from bot.research.portfolio_sweep import PORTFOLIO as PORTFOLIO_ROWS
 from bot.research.portfolio_sweep import Stated, Window, portfolio_sets, score_set
 from bot.research.receipts import (
     Receipt,
@@ -32,6 +31,7 @@ from bot.research.receipts import (
     source_changed,
     source_hash,
 )
+from bot.research.sweep import PORTFOLIO as PORTFOLIO_ROWS
 from bot.research.sweep_receipts import best_result, rows_hash
 from bot.research.sweep_rerun import SweepRerun, differences, receipt_spec
 from strategies import strategy_registry

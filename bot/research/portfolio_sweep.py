@@ -25,10 +25,19 @@ from bot.core.ports import Clock, SweepStore
 from bot.research.account_terms import Overrides, ResearchTerms
 from bot.research.portfolio import run_portfolio
 from bot.research.portfolio_inputs import PortfolioConfig
-from bot.research.sweep import FULL, Combo, SweepSpec, check_options, describe, grid, sampled, score
+from bot.research.sweep import (
+    FULL,
+    PORTFOLIO,
+    Combo,
+    SweepSpec,
+    check_options,
+    describe,
+    grid,
+    sampled,
+    score,
+)
 from strategies import StrategyConfigError, build_strategy
 
-PORTFOLIO = "portfolio"  # the series' pair in a portfolio sweep's rows
 Window = tuple[datetime | None, datetime | None]
 # A receipt's parameters by pair, and its terms (the account's under None), run again.
 Stated = tuple[Mapping[str, Mapping[str, int | float]], Mapping[str | None, ResearchTerms]]

@@ -29,6 +29,7 @@ from strategies.base import ParamSpec
 
 OBJECTIVES = ("sharpe", "calmar", "return")
 FULL = "full"  # the segment name of a whole series (no walk-forward)
+PORTFOLIO = "portfolio"  # the series' pair in a portfolio sweep's rows
 PER_DAYS = 30  # objective "return" is per this many days: windows of any length compare
 
 

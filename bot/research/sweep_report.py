@@ -8,7 +8,16 @@ from typing import Any
 
 from bot.core.domain import SweepRow
 from bot.portfolio.performance import profit_factor_text
-from bot.research.sweep import FULL, PER_DAYS, Series, SweepSpec, importance, ranked, unscored
+from bot.research.sweep import (
+    FULL,
+    PER_DAYS,
+    PORTFOLIO,
+    Series,
+    SweepSpec,
+    importance,
+    ranked,
+    unscored,
+)
 from bot.research.walk_forward import chained, walk_forward
 
 TOP = 10
@@ -96,10 +105,15 @@ def heatmap_arguments(spec: SweepSpec, rows: list[SweepRow]) -> dict[str, Any] |
         return None
     scored = [row for row in full if row.score is not None]
     table = pd.DataFrame([dict(row.params, score=row.score) for row in scored])
-    series = len({(row.pair, row.timeframe) for row in full})
+    series = {(row.pair, row.timeframe) for row in full}
     window = "" if full[0].segment == FULL else ", first in-sample window"
+    over = (
+        f"{objective_name(spec)} of the portfolio of its configured pairs"
+        if {pair for pair, _ in series} == {PORTFOLIO}
+        else f"mean {objective_name(spec)} over {len(series)} series"
+    )
     title = (
-        f"{spec.strategy}: mean {objective_name(spec)} over {series} series{window}\n"
+        f"{spec.strategy}: {over}{window}\n"
         f"{len(scored)} of {len(full)} results scored (the others broke the drawdown "
         "cap, never traded or were skipped)"
     )

@@ -21,8 +21,8 @@ from bot.app.config import Settings
 from bot.core.clock import SystemClock
 from bot.research import kernel, portfolio
 from bot.research.account_terms import NONE, research_terms
-from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sweep, store_portfolio_sweep
-from bot.research.sweep import SweepSpec, parse_space
+from bot.research.portfolio_sweep import portfolio_sweep, store_portfolio_sweep
+from bot.research.sweep import PORTFOLIO, SweepSpec, parse_space
 from storage.db import open_database
 from storage.sweeps import SqliteSweepRepository
 

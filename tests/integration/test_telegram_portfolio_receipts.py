@@ -14,8 +14,8 @@ from bot.app.startup import load_replay
 from bot.chat.receipt_desk import ReceiptDesk
 from bot.market.history import ReplayHistory
 from bot.research.account_terms import NONE, research_terms
-from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sweep, store_portfolio_sweep
-from bot.research.sweep import SweepSpec
+from bot.research.portfolio_sweep import portfolio_sweep, store_portfolio_sweep
+from bot.research.sweep import PORTFOLIO, SweepSpec
 from bot.research.sweep_report import report
 from storage.receipts import SqliteReceiptRepository
 from storage.sweeps import SqliteSweepRepository

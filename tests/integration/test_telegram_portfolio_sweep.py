@@ -11,8 +11,8 @@ from bot.app.config import Settings
 from bot.app.startup import load_replay
 from bot.market.history import ReplayHistory
 from bot.research.account_terms import Overrides, research_terms
-from bot.research.portfolio_sweep import PORTFOLIO, portfolio_sweep
-from bot.research.sweep import SweepSpec, parse_space, ranked
+from bot.research.portfolio_sweep import portfolio_sweep
+from bot.research.sweep import PORTFOLIO, SweepSpec, parse_space, ranked
 from storage.sweeps import SqliteSweepRepository
 from tests.rigs.builders import SAMPLES
 from tests.rigs.chat_rig import ADMIN, Chat, chat_stack
