@@ -12,8 +12,8 @@ its pair paused (bot/trading/faults.py). A thread cannot be killed, so its compu
 unwatched; until it returns, that strategy object is never handed to a second thread: a tick
 after a /resume fails again, "still computing the candle of ...".
 
-The thread is a daemon ``threading.Thread``, its answer handed back with
-``call_soon_threadsafe``, not the loop's default executor (``asyncio.to_thread``):
+The threads are daemon ``threading.Thread``s kept between calls, their answers handed back
+with ``call_soon_threadsafe``, not the loop's default executor (``asyncio.to_thread``):
 ``asyncio.run`` waits for the executor's threads at its end (up to 300 s) and the interpreter
 joins them at exit, so a strategy stuck in an endless loop would hold the process. Nothing
 waits for a daemon thread. A service stop (``abandon``) ends every wait at once: the tick
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class StrategyThreads:
         self.timeout = timeout
         self._computing: dict[int, _Computation] = {}  # id(strategy) -> its last computation
         self._waiting: set[asyncio.Future[Any]] = set()
+        self._workers = _Workers()
         self.abandoned = False
 
     async def call[T](self, pair: str, strategy: Strategy, what: str, work: Callable[[], T]) -> T:
@@ -70,10 +72,8 @@ class StrategyThreads:
             )
         answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         computation = _Computation(strategy, what)
-        compute = partial(_compute, answer, computation, pair, work)
         self._computing[id(strategy)] = computation
-        thread = threading.Thread(target=compute, name=f"strategy {pair}", daemon=True)
-        thread.start()
+        self._workers.submit(partial(_compute, answer, computation, pair, work))
         self._waiting.add(answer)
         try:
             return await asyncio.wait_for(answer, self.timeout)
@@ -92,6 +92,33 @@ class StrategyThreads:
         for waiting in list(self._waiting):
             if not waiting.done():
                 waiting.set_exception(Abandoned())
+
+
+class _Workers:
+    """Daemon threads kept between calls, each taking the next call when idle; a new one is
+    started only when none is idle (a stuck computation keeps its thread for good). Kept, not
+    started per call: ``Thread.start`` waits until the new thread runs, a wake-up on the loop
+    (a millisecond and more on a busy machine)."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, call: Callable[[], None]) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1  # that thread takes it
+        self._calls.put(call)
+        if start:
+            threading.Thread(target=self._serve, name="strategy", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._calls.get()()  # never raises: _compute hands back whatever happened
+            with self._lock:
+                self._idle += 1
 
 
 def _compute[T](

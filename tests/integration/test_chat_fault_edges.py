@@ -14,8 +14,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-
 from bot.alerts.outbox import AlertDispatcher
 from bot.app.config import Settings, load_settings
 from bot.core.domain import to_ms

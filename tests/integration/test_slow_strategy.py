@@ -176,6 +176,7 @@ async def halt_while_computing(chat: Chat, mode: str, seconds: float) -> float:
     began = time.perf_counter()
     reply = await chat.ask(ADMIN, "/halt")
     waited = time.perf_counter() - began
+    assert slow.computing == 1, "/halt was answered only once the strategy had returned"
     assert not step.done(), "the strategy computed less long than the test needs"
     await step
     assert "halt" in reply.lower(), reply
