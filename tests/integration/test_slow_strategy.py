@@ -280,6 +280,26 @@ async def test_a_stop_does_not_wait_for_a_strategy_stuck_computing(tmp_path: Pat
             slow.release.set()
 
 
+async def test_a_cancelled_tick_is_cancelled_not_a_strategy_failure(tmp_path: Path) -> None:
+    """The service cancelling its own tick (bot/trading/strategy_calls.py): CancelledError
+    leaves the tick, the strategy computing is not failed for it."""
+    async with chat_stack(tmp_path, slow_settings(tmp_path)) as chat:
+        driver = chat.trading.driver
+        assert driver is not None
+        await driver.step()
+        slow = slow_class(chat)
+        slow.mode, slow.seconds = "sleep", 1.0
+        slow.idle.clear()
+        step = asyncio.create_task(driver.step())
+        await started(slow)
+        step.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await step
+        assert chat.trading.service.faults.of(run_of(chat, BTC).id) is None
+        assert await failed_alerts(chat) == 0
+        assert await asyncio.to_thread(slow.idle.wait, 10)
+
+
 def test_a_process_running_the_service_exits_with_a_strategy_in_an_endless_loop(
     tmp_path: Path,
 ) -> None:
