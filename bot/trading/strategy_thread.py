@@ -55,7 +55,6 @@ class StrategyThreads:
         self.timeout = timeout
         self._computing: dict[int, _Computation] = {}  # id(strategy) -> its last computation
         self._waiting: set[asyncio.Future[Any]] = set()
-        self._workers = _Workers()
         self.abandoned = False
 
     async def call[T](self, pair: str, strategy: Strategy, what: str, work: Callable[[], T]) -> T:
@@ -73,7 +72,7 @@ class StrategyThreads:
         answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         computation = _Computation(strategy, what)
         self._computing[id(strategy)] = computation
-        self._workers.submit(partial(_compute, answer, computation, pair, work))
+        _WORKERS.submit(partial(_compute, answer, computation, pair, work))
         self._waiting.add(answer)
         try:
             return await asyncio.wait_for(answer, self.timeout)
@@ -96,9 +95,10 @@ class StrategyThreads:
 
 class _Workers:
     """Daemon threads kept between calls, each taking the next call when idle; a new one is
-    started only when none is idle (a stuck computation keeps its thread for good). Kept, not
-    started per call: ``Thread.start`` waits until the new thread runs, a wake-up on the loop
-    (a millisecond and more on a busy machine)."""
+    started only when none is idle (a stuck computation keeps its thread for good), so there
+    are as many as calls ever ran at once. Kept, not started per call: ``Thread.start`` waits
+    until the new thread runs, a wake-up on the loop (~0.1 ms, more on a busy machine). One
+    set for the process: the services of one process (tests build hundreds) share them."""
 
     def __init__(self) -> None:
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -119,6 +119,9 @@ class _Workers:
             self._calls.get()()  # never raises: _compute hands back whatever happened
             with self._lock:
                 self._idle += 1
+
+
+_WORKERS = _Workers()
 
 
 def _compute[T](
