@@ -41,11 +41,11 @@ from bot.exchange.ccxt_exchange import CcxtExchange
 from bot.market.candle_files import read_candle_file
 from bot.market.live_source import ExchangeCandleSource
 from bot.trading.engine import EngineCosts
+from bot.trading.strategy_calls import Decision
 from bot.trading.twin import PaperTwin
 from storage.alerts import SqliteAlertRepository
 from storage.db import open_database
 from storage.fills import SqliteFillRepository
-from strategies import Strategy
 from tests.doubles.fake_exchange import FakeBinance, binance_urls, serve
 
 START_INDEX = 800  # both series cross twice in the next 24 candles: orders are placed
@@ -68,13 +68,13 @@ class TimedTwin(PaperTwin):
     async def follow(
         self,
         run: PairRun,
-        strategy: Strategy,
+        decided: Decision,
         candles: pd.DataFrame,
         prices: dict[str, float],
         live_fills: list[Fill],
     ) -> None:
         started = time.perf_counter()
-        await super().follow(run, strategy, candles, prices, live_fills)
+        await super().follow(run, decided, candles, prices, live_fills)
         self._spent[-1] += time.perf_counter() - started
 
 

@@ -215,6 +215,7 @@ async def assemble_replay(db: Database, settings: Settings, replay: Replay) -> T
         clock=clock,
         runs=runs,
         faults=strategy_faults(db, clock),
+        strategy_timeout=settings.strategy_timeout,
     )
     gate = strategy_gate(db, settings.mode)
     await hold_refused(service, gate, outbox)
@@ -300,6 +301,7 @@ async def assemble_on_exchange(
         clock=clock,
         runs=runs,
         faults=strategy_faults(db, clock),
+        strategy_timeout=settings.strategy_timeout,
     )
     gate = strategy_gate(db, settings.mode)
     await hold_refused(service, gate, outbox)  # live: a run whose check has not passed waits

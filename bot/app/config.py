@@ -173,6 +173,8 @@ class Settings(_Section):
     drift: DriftSettings = Field(default_factory=DriftSettings)  # live mode's paper twin
     # user strategy files (docs/strategies.md); default: user_strategies/ beside the config file
     strategies_dir: Path | None = None
+    # seconds a strategy may compute on a candle before its pair is paused (docs/strategies.md)
+    strategy_timeout: float = Field(30.0, ge=0.1, le=3600)
     _strategies: LoadedStrategies | None = PrivateAttr(default=None)
 
     @field_validator("timezone")

@@ -27,10 +27,10 @@ from bot.portfolio.books import Portfolio
 from bot.risk.guard import RiskGuard
 from bot.risk.rules import entry_budget, initial_stop_distance, volatility_scale
 from bot.risk.sizing import size_entry
-from bot.trading import strategy_calls as calls
 from bot.trading.exits import Exits
 from bot.trading.protection import Protection, ProtectionStore, Protector
-from strategies import ExitPolicy, Strategy
+from bot.trading.strategy_calls import Decision
+from strategies import ExitPolicy
 
 log = logging.getLogger(__name__)
 
@@ -109,24 +109,17 @@ class Engine:
     async def on_candles(
         self,
         run: PairRun,
-        strategy: Strategy,
+        decided: Decision,
         candles: pd.DataFrame,
         prices: dict[str, float],
-        *,
-        decide: bool = True,
     ) -> list[Fill]:
-        """A run's candle just closed (the last of ``candles``): act on it. The strategy is
-        asked first, before anything is written or sent (StrategyFailed: nothing done);
-        ``decide=False``: not asked for a signal or an ATR (its pair is faulted,
-        bot/trading/faults.py): HOLD, its protective exits still checked."""
+        """A run's candle just closed (the last of ``candles``): act on it, with what its
+        strategy ``decided`` on it (asked first, before anything is written or sent:
+        bot/trading/strategy_calls.py; HOLD when its pair is faulted, its protective exits
+        still checked)."""
         candle = candles.iloc[-1]
         close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
-        policy = calls.exit_policy(run.pair, strategy)
-        if decide:
-            signal = calls.signal_from_candles(run.pair, strategy, candles)
-            atr = calls.atr_distance(run.pair, strategy, policy, candles)
-        else:
-            signal, atr = calls.hold(run.pair, strategy, candles), 0.0
+        policy, signal, atr = decided.policy, decided.signal, decided.atr
         await self.guard.start_candle(self.portfolio.equity(prices), close_time)
         await self._exits.remember_exit(run, signal)
         fills = await self.guard.booked(run, close_time, *await self._stops.settle(run.pair))
@@ -156,24 +149,21 @@ class Engine:
         return fills
 
     async def protect_between_candles(
-        self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, *, decide: bool = True
+        self, run: PairRun, policy: ExitPolicy, atr: float, candles: pd.DataFrame
     ) -> list[Fill]:
         """``run``'s position without its stop (a restart found it: a buy booked by the start-up
         reconciliation, a crash before its stop was placed) gets it now from the last closed
-        candle, not at the next close: a day on a daily timeframe. ``decide``: as for
-        ``on_candles`` (False: no ATR asked of a faulted strategy)."""
+        candle, not at the next close: a day on a daily timeframe. ``policy`` and ``atr``: its
+        strategy's (``strategy_calls.stop_inputs``)."""
         candle = candles.iloc[-1]
         close_time = from_ms(int(candle["timestamp"])) + timeframe_delta(run.timeframe)
-        policy = calls.exit_policy(run.pair, strategy)
-        atr = calls.atr_distance(run.pair, strategy, policy, candles) if decide else 0.0
         # a stop the venue cancelled or filled while pairpilot was down is booked first
         fills = await self.guard.booked(run, close_time, *await self._stops.settle(run.pair))
         return fills + await self._protector.ensure(run, policy, candle, close_time, atr)
 
-    def history(self, pair: str, strategy: Strategy | None) -> int:
-        """Candles a tick needs: the strategy's window, or the volatility window if longer
-        (None: a faulted strategy's pair, not asked)."""
-        wanted = 0 if strategy is None else calls.history(pair, strategy)
+    def history(self, wanted: int) -> int:
+        """Candles a tick needs: the strategy's window (``wanted``; 0 for a faulted strategy's
+        pair, not asked), or the volatility window if longer."""
         return max(wanted, self.guard.limits.volatility_long + 1)
 
     async def on_signal(

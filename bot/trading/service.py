@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 
 import pandas as pd
 
@@ -18,8 +19,10 @@ from bot.core.domain import EquitySnapshot, PairRun, RunState
 from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable, StrategyFailed
 from bot.core.ports import CandleSource, Clock, EquityRepository
 from bot.ops.telemetry import EQUITY, HALTED, PNL_TODAY, TICK_SECONDS, TICKS
+from bot.trading import strategy_calls as calls
 from bot.trading.engine import Engine
 from bot.trading.faults import StrategyFaults
+from bot.trading.strategy_thread import Abandoned, StrategyThreads
 from bot.trading.twin import PaperTwin
 from strategies import Strategy, build_strategy
 from strategies.output import last_line
@@ -39,9 +42,13 @@ class TradingService:
         clock: Clock,
         runs: Sequence[PairRun],
         faults: StrategyFaults,
+        strategy_timeout: float = 30.0,
     ) -> None:
-        """``faults``: the runs whose strategy failed (paused, not asked again until /resume)."""
+        """``faults``: the runs whose strategy failed (paused, not asked again until /resume);
+        ``strategy_timeout``: seconds a strategy may compute on a candle before it is failed
+        (bot/trading/strategy_thread.py)."""
         self._engine = engine
+        self._threads = StrategyThreads(strategy_timeout)
         self.faults = faults
         self.twin: PaperTwin | None = None  # live mode's: handed each candle a live pair acted on
         self._source = source
@@ -69,8 +76,15 @@ class TradingService:
 
     def request_stop(self) -> None:
         """A stop was asked: the tick in progress ends after the pair it is on (a pair's
-        order and its booking are never cut apart; the pairs left wait for the next start)."""
+        order and its booking are never cut apart; the pairs left wait for the next start).
+        A strategy still computing is not waited for: its pair is not acted on."""
         self._stopping = True
+        self.abandon_strategies()
+
+    def abandon_strategies(self) -> None:
+        """The service stops: no strategy computing is waited for (a tick waiting on one acts
+        on nothing more), none is asked again."""
+        self._threads.abandon()
 
     def runs(self) -> list[PairRun]:
         return list(self._runs.values())
@@ -168,7 +182,12 @@ class TradingService:
         strategy = self._strategies[run.id]
         for decide in self._tries(run):
             try:
-                await self._engine.protect_between_candles(run, strategy, candles, decide=decide)
+                policy, atr = await self._ask(
+                    run, candles, partial(calls.stop_inputs, run.pair, strategy, candles), decide
+                )
+                await self._engine.protect_between_candles(run, policy, atr, candles)
+            except Abandoned:
+                return
             except StrategyFailed as failure:
                 run = await self._fault(run, failure)
                 continue
@@ -183,12 +202,15 @@ class TradingService:
         unbuilt = self._unbuilt.get(run.id)
         if unbuilt is not None:
             return await self._fault(run, unbuilt), pd.DataFrame()
-        strategy = None if self._silenced(run) else self._strategies[run.id]
-        try:
-            count = self._engine.history(run.pair, strategy)
-        except StrategyFailed as failure:
-            run = await self._fault(run, failure)
-            count = self._engine.history(run.pair, None)
+        wanted = 0
+        if not self._silenced(run):
+            strategy = self._strategies[run.id]
+            read = partial(calls.history, run.pair, strategy)
+            try:
+                wanted = await self._threads.call(run.pair, strategy, "its history", read)
+            except StrategyFailed as failure:
+                run = await self._fault(run, failure)
+        count = self._engine.history(wanted)
         return run, await self._source.closed_candles(
             run.pair, self._clock.now(), count, run.timeframe
         )
@@ -234,7 +256,7 @@ class TradingService:
         for run in list(self._runs.values()):
             if not self._due(run, timeframe):
                 continue
-            if self._stopping:
+            if self._stopping or self._threads.abandoned:
                 log.warning("tick: stopping; %s and the pairs after it not ticked", run.pair)
                 break
             self.last_asked[run.pair] = self._clock.now()
@@ -290,6 +312,13 @@ class TradingService:
         HALTED.set(1 if await guard.halted() else 0)
 
     async def _tick_run(self, run: PairRun) -> bool:
+        try:
+            return await self._tick_candle(run)
+        except Abandoned:  # stopping: nothing done for the pair (its strategy is asked first)
+            log.warning("tick %s: stopping; its strategy computing is not waited for", run.pair)
+            return False
+
+    async def _tick_candle(self, run: PairRun) -> bool:
         run, candles = await self._candles(run)
         if candles.empty:
             return False
@@ -313,14 +342,28 @@ class TradingService:
     async def _act(self, run: PairRun, candles: pd.DataFrame, *, decide: bool) -> None:
         """``run``'s engine (and its paper twin) on its closed ``candles``."""
         strategy = self._strategies[run.id]
+        decided = await self._ask(
+            run, candles, partial(calls.decision, run.pair, strategy, candles), decide
+        )
         held = run.id in self.held  # exits only, as paused: no entries
         if (held or self.entries_blocked) and run.state is RunState.RUNNING:
             run = dataclasses.replace(run, state=RunState.PAUSED)
         if self.twin is None:
-            await self._engine.on_candles(run, strategy, candles, self._prices, decide=decide)
+            await self._engine.on_candles(run, decided, candles, self._prices)
         else:
             live = self.twin.live_run(run)
-            fills = await self._engine.on_candles(
-                live, strategy, candles, self._prices, decide=decide
-            )
-            await self.twin.follow(run, strategy, candles, self._prices, fills, decide=decide)
+            fills = await self._engine.on_candles(live, decided, candles, self._prices)
+            await self.twin.follow(run, decided, candles, self._prices, fills)
+
+    async def _ask[T](
+        self, run: PairRun, candles: pd.DataFrame, ask: Callable[..., T], decide: bool
+    ) -> T:
+        """``ask(decide=decide)`` of ``run``'s strategy on ``candles``: in a worker thread, all
+        of the tick's calls in one; not deciding (its strategy failed, or is held), on the loop:
+        only its exit policy is read then (its parameters), even beside a computation still
+        running."""
+        if not decide:
+            return ask(decide=False)
+        strategy = self._strategies[run.id]
+        what = calls.candle_of(candles)
+        return await self._threads.call(run.pair, strategy, what, partial(ask, decide=True))

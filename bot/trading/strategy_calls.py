@@ -5,15 +5,18 @@ that is not one ENTER / EXIT / HOLD code per candle, becomes ``StrategyFailed`` 
 strategy, the pair and the exception's last line (or what is wrong with the output, named as
 the strategy check names it: bot/research/signal_output.py). The service pauses only that pair
 (bot/trading/faults.py). The engine asks for all of it before it writes or sends anything for
-the candle, so a failure never comes between an order and its booking.
+the candle, so a failure never comes between an order and its booking: all of a tick's calls
+in one go (``decision``), in a worker thread (bot/trading/strategy_thread.py), so a slow
+strategy never holds the event loop; the twin trades on that same decision.
 
 The guard catches BaseException, not only Exception: ``sys.exit()``, ``raise SystemExit``,
 ``KeyboardInterrupt`` or ``GeneratorExit`` in a strategy would otherwise leave the tick task,
 and asyncio re-raises the first two out of the event loop: the whole service would stop, and
 at the restart the first tick would do it again. A real Ctrl-C never reaches here as
 KeyboardInterrupt (the service's signal handlers turn SIGINT into a stop), so one raised
-inside a strategy's call is the strategy's. ``asyncio.CancelledError`` alone passes: it is
-the service cancelling its own tick (a stop), never a strategy's failure.
+inside a strategy's call is the strategy's. ``asyncio.CancelledError`` alone passes: on the
+event loop it is the service cancelling its own tick (a stop), never a strategy's failure; in
+the worker thread nothing cancels, so there the thread's runner makes it one.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import math
 import operator
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -32,6 +36,42 @@ from strategies.base import ENTER, EXIT
 from strategies.output import last_line, output_problems
 
 _ACTIONS = {ENTER: Action.ENTER, EXIT: Action.EXIT}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a tick asks of a strategy on a candle: asked once, for the live pair and its twin."""
+
+    policy: ExitPolicy
+    signal: Signal
+    atr: float  # the ATR stop's distance from an entry at the candle (0: none)
+
+
+def decision(pair: str, strategy: Strategy, candles: pd.DataFrame, *, decide: bool) -> Decision:
+    """``strategy``'s decision on the last of ``candles``; ``decide=False`` (its pair is
+    faulted or held): HOLD and no ATR, only the exit policy read (the interface's own property,
+    reading the parameters: no user code), so it is safe beside a computation still running."""
+    policy = exit_policy(pair, strategy)
+    if not decide:
+        return Decision(policy, hold(pair, strategy, candles), 0.0)
+    signal = signal_from_candles(pair, strategy, candles)
+    return Decision(policy, signal, atr_distance(pair, strategy, policy, candles))
+
+
+def stop_inputs(
+    pair: str, strategy: Strategy, candles: pd.DataFrame, *, decide: bool
+) -> tuple[ExitPolicy, float]:
+    """The exit policy and ATR distance a position's stop is restored with (no signal asked);
+    ``decide=False``: no ATR asked."""
+    policy = exit_policy(pair, strategy)
+    return policy, atr_distance(pair, strategy, policy, candles) if decide else 0.0
+
+
+def candle_of(candles: pd.DataFrame) -> str:
+    """The last of ``candles`` as a failure names it: "the candle of 2025-06-21 13:00 UTC"
+    (its opening time)."""
+    opened = from_ms(int(candles["timestamp"].iloc[-1]))
+    return f"the candle of {opened:%Y-%m-%d %H:%M} UTC"
 
 
 def guarded[T](pair: str, strategy: Strategy, call: Callable[[], T]) -> T:

@@ -16,8 +16,8 @@ pushed one.
 The twin never places an order on the venue: its exchange is a ``PaperExchange`` that only
 reads prices. A failure of the twin is logged and never costs the live pairs their tick.
 
-Cost (bench/drift_twin.py, target: at most 10% on a tick): the strategy's signal is computed
-once for live and twin (``Strategy.remembered_signals``), a candle that can change nothing in
+Cost (bench/drift_twin.py, target: at most 10% on a tick): the strategy is asked once for live
+and twin (``strategy_calls.Decision``), a candle that can change nothing in
 the twin's books is not run through its engine (``_quiet``), its state store reads from memory
 (``RememberedStateRepository``: nothing else writes its database), and its database commits
 without waiting for the disk (``synchronous = NORMAL`` in WAL: a power cut may lose its last
@@ -33,12 +33,11 @@ from datetime import datetime
 
 import pandas as pd
 
-from bot.core.domain import Fill, PairRun, RunState, Side
+from bot.core.domain import Action, Fill, PairRun, RunState, Side
 from bot.core.ports import PriceFeed
 from bot.trading.drift import DriftMonitor
 from bot.trading.engine import Engine
-from strategies import Strategy
-from strategies.base import ENTER
+from bot.trading.strategy_calls import Decision
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +100,14 @@ class PaperTwin:
     async def follow(
         self,
         run: PairRun,
-        strategy: Strategy,
+        decided: Decision,
         candles: pd.DataFrame,
         prices: dict[str, float],
         live_fills: list[Fill],
-        *,
-        decide: bool = True,
     ) -> None:
-        """Trade ``run``'s closed ``candles`` on paper, as the live pair just did, and measure
-        the pair's drift when either side sold (only a sale closes a trade). ``decide``: the
-        live pair's (False: its strategy faulted, not asked here either)."""
+        """Trade ``run``'s closed ``candles`` on paper, as the live pair just did, on what its
+        strategy ``decided`` for the live pair (the twin asks the strategy nothing itself), and
+        measure the pair's drift when either side sold (only a sale closes a trade)."""
         try:
             executor = self.engine.executor
             if not self._settled:  # at the start and after a failure: paper answers at once
@@ -124,8 +121,8 @@ class PaperTwin:
             await self.monitor.start(run.pair)
             self.feed.saw(run.pair, candles)
             fills: list[Fill] = []
-            if not await self._quiet(run, strategy, candles, decide):
-                fills = await self.engine.on_candles(run, strategy, candles, prices, decide=decide)
+            if not await self._quiet(run, decided):
+                fills = await self.engine.on_candles(run, decided, candles, prices)
             if any(fill.side is Side.SELL for fill in [*fills, *live_fills]):  # a trade closed
                 await self.monitor.check(run.pair, run.timeframe)
         except Exception:  # a monitor: its failure must never stop live trading
@@ -155,17 +152,14 @@ class PaperTwin:
             self.forget()
             log.exception("paper twin of %s could not sell with it", run.pair)
 
-    async def _quiet(
-        self, run: PairRun, strategy: Strategy, candles: pd.DataFrame, decide: bool
-    ) -> bool:
+    async def _quiet(self, run: PairRun, decided: Decision) -> bool:
         """Whether the candle can change nothing in the twin's books for ``run``: flat in the
-        pair, no limit entry resting, and no entry signal (decided once for live and twin,
-        ``Strategy.remembered_signals``). The engine is then not run for it: its only work
+        pair, no limit entry resting, and no entry signal (decided once for live and twin).
+        The engine is then not run for it: its only work
         would be the risk guard's marks of equity, which a flat pair does not move, and which
         the next candle the twin acts on makes (the day's start included)."""
         if self.engine.portfolio.position(run.pair) is not None:
             return False
-        if decide and int(strategy.remembered_signals(candles).iloc[-1]) == ENTER:
+        if decided.signal.action is Action.ENTER:
             return False
-        policy = strategy.exit_policy
-        return policy.entry_offset == 0 or await self.engine.pending_entry(run.pair) is None
+        return decided.policy.entry_offset == 0 or await self.engine.pending_entry(run.pair) is None

@@ -14,8 +14,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-
 from bot.alerts.outbox import AlertDispatcher
 from bot.app.config import Settings, load_settings
 from bot.core.domain import to_ms
@@ -82,12 +80,6 @@ async def test_a_huge_exception_message_leaves_the_chat_usable(tmp_path: Path) -
         assert stored <= TELEGRAM_LIMIT, f"the fault reason kept is {stored:,} characters"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review finding 11, not fixed yet: signals() runs on the event loop, so /halt "
-    "answered after 3.03 s while a strategy computed for 3 s (measured 2026-11-27); the fix "
-    "is the calculation in a worker thread (asyncio.to_thread) with a timeout that faults the pair",
-)
 async def test_halt_answers_while_a_strategy_computes_for_3_seconds(tmp_path: Path) -> None:
     """signals() runs on the event loop (engine -> remembered_signals): a strategy taking 3 s
     (a 30 s one alike) blocks every chat command for as long, /halt included. Isolation of
