@@ -182,7 +182,7 @@ async def test_a_user_strategy_that_hides_its_smoothing_trades_otherwise_live_an
     assert [(t.entry_time, t.exit_time) for t in live] != [
         (t.entry_time, t.exit_time) for t in expected
     ]
-    report = check_strategy(strategy, btc_candles)
+    report = check_strategy(strategy, candles)  # the candles it traded otherwise on
     warmup = next(verdict for verdict in report.verdicts if verdict.check == "warm-up")
     assert not warmup.passed
     assert "declared warm-up too short: it needs at least" in warmup.detail
