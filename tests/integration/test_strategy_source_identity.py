@@ -10,9 +10,7 @@ session is the point, with a real SQLite database.
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from bot.app.strategy_loading import MODULE_PREFIX, load_strategies
 from bot.research.receipts import source_hash
 from bot.research.strategy_source import covered
 from strategies.registry import StrategyRegistry
+from tests.integration.test_user_strategies import pairpilot
 from tests.review_check_fixtures import PlainCross
 from tests.rigs.sample_head import sample_head
 from tests.strategy_fixtures import NextClose
@@ -98,18 +97,10 @@ TREND_SAVED_DURING_CHECK = TREND.replace(
 )
 
 
-def pairpilot(*args: str, cwd: Path, pythonpath: tuple[Path, ...] = ()) -> str:
-    """``pairpilot ARGS`` in a process, as a user runs it; its output (it must exit 0 or 1)."""
-    path = os.pathsep.join(str(p) for p in (ROOT, *pythonpath))
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "PYTHONPATH": path},
-        check=False,
-    )
+def output(*args: str, cwd: Path, lib: Path | None = None) -> str:
+    """``pairpilot ARGS`` in a process, as a user runs it, with ``lib`` on its path; its output
+    (it must exit 0 or 1)."""
+    done = pairpilot(*args, cwd=cwd, path=lib)
     assert done.returncode in (0, 1), done.stderr
     return done.stdout
 
@@ -154,24 +145,20 @@ def test_editing_a_helper_package_the_strategy_imports_voids_its_check(tmp_path:
     library.mkdir(parents=True)
     (library / "__init__.py").write_text(HELPER_CLEAN)
     user_folder(tmp_path, {"helper_trend.py": USING_HELPER})
-    lib = (tmp_path / "lib",)
+    lib = tmp_path / "lib"
     head = str(sample_head(tmp_path / "candles"))
 
-    checked = pairpilot(
-        "strategy", "check", "helper_trend", "--data", head, cwd=tmp_path, pythonpath=lib
-    )
+    checked = output("strategy", "check", "helper_trend", "--data", head, cwd=tmp_path, lib=lib)
     assert "verdict: passed" in checked, checked
-    listing = pairpilot("strategy", "list", cwd=tmp_path, pythonpath=lib)
+    listing = output("strategy", "list", cwd=tmp_path, lib=lib)
     assert status(listing, "helper_trend").startswith("passed "), listing  # another process
 
     (library / "__init__.py").write_text(HELPER_PEEKING)
     elsewhere = tmp_path / "elsewhere"  # its own database: this one's must stay as it was
     shutil.copytree(tmp_path / "user_strategies", elsewhere / "user_strategies")
-    now = pairpilot(
-        "strategy", "check", "helper_trend", "--data", head, cwd=elsewhere, pythonpath=lib
-    )
+    now = output("strategy", "check", "helper_trend", "--data", head, cwd=elsewhere, lib=lib)
     assert "verdict: FAILED (look-ahead)" in now, "the edited helper peeks"
-    listing = pairpilot("strategy", "list", cwd=tmp_path, pythonpath=lib)
+    listing = output("strategy", "list", cwd=tmp_path, lib=lib)
     assert status(listing, "helper_trend") == "changed since its check", listing
 
 
@@ -203,9 +190,9 @@ def test_a_file_saved_while_its_check_runs_is_not_what_the_pass_is_stored_for(
     folder = user_folder(tmp_path, {"edited_trend.py": TREND_SAVED_DURING_CHECK})
     head = str(sample_head(tmp_path / "candles"))
 
-    first = pairpilot("strategy", "check", "edited_trend", "--data", head, cwd=tmp_path)
+    first = output("strategy", "check", "edited_trend", "--data", head, cwd=tmp_path)
     assert (folder / "edited_trend.py").read_text() == TREND_PEEKING
-    listing = pairpilot("strategy", "list", cwd=tmp_path)
+    listing = output("strategy", "list", cwd=tmp_path)
     assert status(listing, "edited_trend") == "changed since its check", (first, listing)
 
 
@@ -296,7 +283,6 @@ def test_an_installed_distribution_pairpilot_does_not_depend_on_counts_by_name_a
 
 CLAIMING = """
 from tests.review_check_fixtures import PlainCross
-from tests.rigs.sample_head import sample_head
 
 
 class Claimer(PlainCross):
