@@ -1,4 +1,5 @@
-"""Hostile user strategies for the live review (tests/integration/test_review_live_*.py):
+"""Hostile user strategies for the live review (tests/integration/test_review_live_*.py) and
+the isolation tests (test_strategy_isolation.py shares the preamble and "steady"):
 written into a strategies folder and loaded through the real loader, as a user's would be."""
 
 from __future__ import annotations
@@ -9,11 +10,8 @@ from typing import Any
 from bot.app.strategy_loading import load_strategies
 from strategies import Strategy, install, strategy_registry
 
-# "hostile" enters every 6th hour and exits 3 hours later, and breaks the way ``mode`` says
-# from the candle ``from_ms`` on; ``calls`` counts compute_signals. "steady" never breaks.
-HOSTILE = '''
-import time
-from typing import ClassVar
+# What every strategy file of these tests starts with: the imports and the six-hour signal.
+SIX_HOURLY = """from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -25,7 +23,29 @@ def every_six_hours(candles: pd.DataFrame) -> pd.Series:
     hour = (candles["timestamp"] // 3_600_000) % 6
     codes = np.where(hour == 0, 1, np.where(hour == 3, -1, 0)).astype(np.int8)
     return pd.Series(codes, index=candles.index)
+"""
+# "steady": enters every 6th hour, exits 3 hours later, never breaks.
+STEADY = """
 
+class Steady(Strategy):
+    name = "steady"
+    description = "every six hours"
+    param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
+
+    @property
+    def warmup(self) -> int:
+        return 2
+
+    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
+        return every_six_hours(candles)
+"""
+
+# "hostile" enters every 6th hour and exits 3 hours later, and breaks the way ``mode`` says
+# from the candle ``from_ms`` on; ``calls`` counts compute_signals.
+HOSTILE = (
+    "\nimport time\n"
+    + SIX_HOURLY
+    + '''
 
 class Unprintable(Exception):
     """An exception whose message cannot be made: str() raises."""
@@ -76,20 +96,9 @@ class Hostile(Strategy):
             candles["low"] = candles["low"].ewm(span=5).mean()
             return codes
         raise AssertionError(mode)
-
-
-class Steady(Strategy):
-    name = "steady"
-    description = "every six hours"
-    param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
-
-    @property
-    def warmup(self) -> int:
-        return 2
-
-    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
-        return every_six_hours(candles)
 '''
+    + STEADY
+)
 
 
 def load_folder(folder: Path, files: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ from tests.integration.test_cli import SAMPLE
 from tests.integration.test_strategy_check_cli import user_fixtures
 from tests.integration.test_user_strategies import MINE, installed
 from tests.rigs.chat_rig import ADMIN, VIEWER, chat_stack
+from tests.rigs.sample_head import sample_head
 from tests.strategy_fixtures import ShortWarmup
 
 
@@ -52,9 +53,10 @@ async def test_strategies_shows_origin_and_check_status(
         '[[pairs]]\npair = "BTC/USDT"\nstrategy = "ema_cross"\ncapital_share = 0.5\n',
         encoding="utf-8",
     )
-    check = ["strategy", "check", "--data", str(SAMPLE), "--config", str(config)]
+    head = str(sample_head(tmp_path / "candles"))  # what is listed, not the check, is the point
+    check = ["strategy", "check", "--data", head, "--config", str(config)]
     # main() runs its own event loop: in a thread beside this test's
-    assert await asyncio.to_thread(main, [*check[:2], "ema_cross", *check[2:]]) == 0
+    assert await asyncio.to_thread(main, [*check[:2], "bollinger_breakout", *check[2:]]) == 0
     assert await asyncio.to_thread(main, [*check[:2], ShortWarmup.name, *check[2:]]) == 1
     assert await asyncio.to_thread(main, [*check[:2], "mine", *check[2:]]) == 0
     capsys.readouterr()
@@ -66,7 +68,7 @@ async def test_strategies_shows_origin_and_check_status(
         reply = await chat.ask(VIEWER, "/strategies")
         assert max(len(line) for line in reply.splitlines()) <= 100
         listed = blocks(reply)
-        assert listed["ema_cross"][0].startswith(
+        assert listed["bollinger_breakout"][0].startswith(
             f"built-in; check: passed {today} (defaults; BTC/USDT 1h, "
         )
         assert listed[ShortWarmup.name][0] == (

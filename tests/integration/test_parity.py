@@ -1,8 +1,9 @@
 """Parity: the backtester makes the same trades as the live engine in paper mode.
 
-The live side is the real service: TradingService ticking the Engine through a ReplayDriver on
-the test clock, the paper exchange and a real SQLite database, handed only closed candles and
-a bounded history window, exactly as under `pairpilot run`. The backtest side is the kernel.
+The live side (tests/rigs/pair_replay.py) is the real service: TradingService ticking the
+Engine through a ReplayDriver on the test clock, the paper exchange and a real SQLite database,
+handed only closed candles and a bounded history window, exactly as under `pairpilot run`. The
+backtest side is the kernel.
 """
 
 from __future__ import annotations
@@ -15,27 +16,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.app.bootstrap import PaperAccount, build_paper_engine, strategy_faults
-from bot.core.clock import FakeClock
 from bot.core.domain import RiskLimits, Trade
 from bot.core.timeframes import timeframe_delta, timeframe_seconds
-from bot.market.candle_files import ReplaySource, read_candle_file
-from bot.portfolio.performance import round_trips
+from bot.market.candle_files import read_candle_file
 from bot.research.backtest import BacktestSetup, run_backtest
-from bot.trading.replay import ReplayDriver
-from bot.trading.service import TradingService
-from storage.db import open_database
-from storage.equity import SqliteEquityRepository
-from storage.fills import SqliteFillRepository
-from storage.pair_runs import SqlitePairRunRepository
-from storage.state import SqliteStateRepository
 from strategies import BUILT_INS, Strategy, build_strategy, strategy_registry
 from strategies.base import ENTER, EXIT, HOLD
 from strategies.registry import Origin, install
+from tests.rigs.pair_replay import (
+    FEE,
+    PAIR,
+    SLIPPAGE,
+    backtest_equals_live,
+    live_trades,
+    same_trade,
+)
 
-PAIR = "BTC/USDT"
 PARITY_CANDLES = 1200  # 50 days of 1h
-FEE, SLIPPAGE = 0.001, 0.0005
 EVERY_EXIT = {"stop_loss": 0.03, "take_profit": 0.04, "trailing_stop": 0.02, "atr_stop": 3.0}
 STRICT = RiskLimits(
     max_position_fraction=1.0,
@@ -53,74 +50,6 @@ CASES = {  # name: (strategy parameters, risk limits)
     "volatility scaling": (EVERY_EXIT, VOLATILITY),
     "limit entries": ({**EVERY_EXIT, "entry_offset": 0.002}, RiskLimits()),
 }
-
-
-async def live_trades(
-    candles: pd.DataFrame,
-    name: str,
-    params: dict[str, float],
-    limits: RiskLimits,
-    timeframe: str = "1h",
-    others: dict[str, tuple[pd.DataFrame, str]] | None = None,
-    volume_share: float = 0.0,
-    rests_stops: bool = False,
-) -> tuple[list[Trade], int]:
-    """The live engine's trades on ``candles``; ``others``: more pairs in the replay (candles
-    and timeframe), not traded; ``volume_share``: the paper account's cap (0: none);
-    ``rests_stops``: the account rests stops as a venue that holds them does."""
-    step = timeframe_delta(timeframe)
-    others = others or {}
-    frames = {PAIR: candles, **{pair: frame for pair, (frame, _) in others.items()}}
-    timeframes = {PAIR: timeframe, **{pair: tf for pair, (_, tf) in others.items()}}
-    source = ReplaySource(frames, timeframes)
-    clock = FakeClock(source.first_open(PAIR))
-    async with open_database(":memory:") as db:
-        engine = await build_paper_engine(
-            db,
-            clock=clock,
-            feed=source,
-            account=PaperAccount(1000.0, "USDT", FEE, SLIPPAGE, volume_share, rests_stops),
-            limits=limits,
-        )
-        run = await SqlitePairRunRepository(db).add(
-            pair=PAIR,
-            strategy=name,
-            timeframe=timeframe,
-            params=params,
-            capital_share=1.0,
-            now=clock.now(),
-        )
-        service = TradingService(
-            engine=engine,
-            source=source,
-            equity=SqliteEquityRepository(db),
-            clock=clock,
-            runs=[run],
-            faults=strategy_faults(db, clock),
-        )
-        driver = ReplayDriver(
-            clock=clock,
-            service=service,
-            state=SqliteStateRepository(db),
-            step=step,
-            end=source.last_close(PAIR) - step,
-            source=source,
-        )
-        while not driver.finished.is_set():
-            await driver.step()
-        vetoes = await db.fetch_one("SELECT count(*) FROM vetoes")
-        return round_trips(await SqliteFillRepository(db).all()), int(vetoes[0]) if vetoes else 0
-
-
-def same_trade(live: Trade, backtest: Trade) -> bool:
-    return (live.pair, live.entry_time, live.exit_time) == (
-        backtest.pair,
-        backtest.entry_time,
-        backtest.exit_time,
-    ) and all(
-        getattr(live, field) == pytest.approx(getattr(backtest, field), rel=1e-9, abs=1e-9)
-        for field in ("entry_price", "exit_price", "amount", "pnl", "fee")
-    )
 
 
 # Every strategy's signals with every exit on; the rules that do not depend on the strategy
@@ -152,31 +81,10 @@ def candles(btc_candles: pd.DataFrame) -> pd.DataFrame:
 async def test_backtest_trades_equal_the_live_engines(
     name: str, case: str, candles: pd.DataFrame
 ) -> None:
-    btc_candles = candles
     params, limits = CASES[case]
-    backtest = run_backtest(
-        btc_candles,
-        build_strategy(name, params),
-        BacktestSetup(
-            pair=PAIR,
-            timeframe="1h",
-            balance=1000.0,
-            fee_rate=FEE,
-            slippage=SLIPPAGE,
-            limits=limits,
-        ),
-    )
-    backtest_trades = backtest.table.trades()[: backtest.table.closed]
-    live, live_vetoes = await live_trades(btc_candles, name, params, limits)
-    assert len(backtest_trades) >= 3
+    trades = await backtest_equals_live(candles, build_strategy(name, params), params, limits)
     if params:
-        assert {t.exit_reason for t in backtest_trades} - {"signal"}, "no protective exit fired"
-    assert len(live) == len(backtest_trades)
-    mismatches = [
-        (a, b) for a, b in zip(live, backtest_trades, strict=True) if not same_trade(a, b)
-    ]
-    assert not mismatches, mismatches[:2]
-    assert live_vetoes == backtest.vetoes
+        assert {t.exit_reason for t in trades} - {"signal"}, "no protective exit fired"
 
 
 def test_volatility_scaling_shrinks_some_entries_and_enlarges_none(

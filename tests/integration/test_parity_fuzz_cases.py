@@ -19,7 +19,8 @@ from bot.research.backtest import BacktestSetup, run_backtest
 from strategies import strategy_registry
 from strategies.base import ENTER, EXIT
 from strategies.registry import Origin, install
-from tests.integration.test_parity import FEE, PAIR, SLIPPAGE, AtTimes, live_trades, same_trade
+from tests.integration.test_parity import AtTimes
+from tests.rigs.pair_replay import FEE, PAIR, SLIPPAGE, live_trades, same_trade
 
 T0 = 1_679_616_000_000
 HOUR = 3_600_000

@@ -29,8 +29,9 @@ from bot.core.timeframes import timeframe_delta
 from bot.market.candle_files import ReplaySource, read_candle_file
 from bot.research.account_terms import NONE, Overrides
 from storage.db import open_database
-from tests.integration.test_parity import EVERY_EXIT, FEE, PAIR, SLIPPAGE, STRICT, live_trades
-from tests.integration.test_parity import same_trade as same
+from tests.integration.test_parity import EVERY_EXIT, STRICT
+from tests.rigs.pair_replay import FEE, PAIR, SLIPPAGE, live_trades
+from tests.rigs.pair_replay import same_trade as same
 from tests.rigs.portfolio_replay import LiveOutcome, PairPlan, replay_portfolio, replay_settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -32,7 +32,6 @@ from storage.state import SqliteStateRepository
 from strategies import Strategy, strategy_registry
 from strategies.base import ENTER, EXIT, HOLD
 from strategies.registry import Origin, install
-from tests.integration.test_parity import FEE, SLIPPAGE, same_trade
 from tests.integration.test_portfolio_parity import demo_start, plans_of
 from tests.integration.test_position_lifecycle import (
     DATABASE,
@@ -42,6 +41,7 @@ from tests.integration.test_position_lifecycle import (
     resting_stops,
 )
 from tests.rigs.live_rig import HOUR, PAIR, funded_fake, hourly, live_stack
+from tests.rigs.pair_replay import FEE, SLIPPAGE, same_trade
 from tests.rigs.portfolio_replay import replay_portfolio
 
 T0 = 1_679_616_000_000

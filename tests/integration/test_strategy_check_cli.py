@@ -21,6 +21,7 @@ from storage.db import open_database
 from storage.strategy_checks import SqliteStrategyCheckRepository
 from strategies import build_strategy, strategy_registry
 from tests.integration.test_cli import SAMPLE, pairpilot
+from tests.rigs.sample_head import sample_head
 from tests.strategy_fixtures import (
     BackFilled,
     CentredWindow,
@@ -89,9 +90,10 @@ def test_the_newest_check_of_a_source_is_stored_under_its_hash(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     user_fixtures(tmp_path)
-    assert main(["strategy", "check", "rsi", "--data", str(SAMPLE)]) == 0
-    assert main(["strategy", "check", "rsi", "--data", str(SAMPLE), "--param", "length=10"]) == 0
-    assert main(["strategy", "check", ShortWarmup.name, "--data", str(SAMPLE)]) == 1
+    head = str(sample_head(tmp_path / "candles", 1000))  # rsi lives on 300: 900 needed
+    assert main(["strategy", "check", "rsi", "--data", head]) == 0
+    assert main(["strategy", "check", "rsi", "--data", head, "--param", "length=10"]) == 0
+    assert main(["strategy", "check", ShortWarmup.name, "--data", head]) == 1
     capsys.readouterr()
 
     async def latest(name: str, source: str) -> dict[str, Any] | None:
@@ -109,13 +111,18 @@ def test_the_newest_check_of_a_source_is_stored_under_its_hash(
     assert asyncio.run(latest("rsi", "0" * 32)) is None
 
 
-# Two here: tests/unit/test_strategy_check.py checks every built-in without the command.
-@pytest.mark.parametrize("name", ["ema_cross", "grid"])
+# Two here, on a head of the sample a little longer than each needs: tests/unit/
+# test_strategy_check.py checks every built-in on the whole sample without the command.
+HEADS = {"ema_cross": 1700, "grid": 600}  # ema_cross lives on 540 candles: 1,620 needed
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
 def test_built_ins_pass_through_the_command(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["strategy", "check", name, "--data", str(SAMPLE)]) == 0, capsys.readouterr()
+    head = str(sample_head(tmp_path / "candles", HEADS[name]))
+    assert main(["strategy", "check", name, "--data", head]) == 0, capsys.readouterr()
     assert [row["passed"] for row in stored(tmp_path)] == [1]
 
 
@@ -128,7 +135,8 @@ def test_a_peeking_strategy_fails_naming_its_candle_and_is_stored_as_failed(
 ) -> None:
     user_fixtures(tmp_path)
     monkeypatch.chdir(tmp_path)
-    assert main(["strategy", "check", peeker.name, "--data", str(SAMPLE)]) == 1
+    head = str(sample_head(tmp_path / "candles"))  # the whole sample: the unit tests
+    assert main(["strategy", "check", peeker.name, "--data", head]) == 1
     out = capsys.readouterr().out
     (line,) = [line for line in out.splitlines() if line.startswith("  look-ahead   FAIL")]
     assert "  the signal at candle " in line

@@ -24,6 +24,7 @@ from storage.db import Database, open_database
 from storage.fills import SqliteFillRepository
 from storage.pair_runs import SqlitePairRunRepository
 from strategies import strategy_registry
+from tests.review_live_fixtures import SIX_HOURLY, STEADY
 from tests.rigs.builders import SAMPLES
 from tests.rigs.chat_rig import TRADER, chat_stack
 
@@ -32,20 +33,10 @@ BTC, ETH = "BTC/USDT", "ETH/USDT"
 # Two strategies in one user file: "flaky" breaks in the way the test tells it, from the candle
 # it is told (``fail_at``, epoch ms); "steady" never does. Both enter every 6th hour and exit 3
 # hours later, so each trades within a few candles. ``calls`` counts compute_signals.
-STRATEGIES = """
-from typing import ClassVar
-
-import numpy as np
-import pandas as pd
-
-from strategies.base import ParamSpec, Strategy
-
-
-def every_six_hours(candles: pd.DataFrame) -> pd.Series:
-    hour = (candles["timestamp"] // 3_600_000) % 6
-    codes = np.where(hour == 0, 1, np.where(hour == 3, -1, 0)).astype(np.int8)
-    return pd.Series(codes, index=candles.index)
-
+STRATEGIES = (
+    "\n"
+    + SIX_HOURLY
+    + """
 
 class Flaky(Strategy):
     name = "flaky"
@@ -72,20 +63,9 @@ class Flaky(Strategy):
         if self.breaks == "nan":
             return codes.astype(float).where(codes.index != codes.index[-1])
         return codes.iloc[:-1]  # "short"
-
-
-class Steady(Strategy):
-    name = "steady"
-    description = "every six hours"
-    param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
-
-    @property
-    def warmup(self) -> int:
-        return 2
-
-    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
-        return every_six_hours(candles)
 """
+    + STEADY
+)
 
 
 def settings_with_strategies(tmp_path: Path) -> Settings:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.cli.main import main
-from tests.integration.test_cli import SAMPLE
 from tests.integration.test_strategy_check_cli import user_fixtures
+from tests.rigs.sample_head import sample_head
 from tests.strategy_fixtures import NextClose, ShortWarmup
 
 
@@ -43,15 +43,16 @@ def test_passed_failed_changed_and_not_checked(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     file = user_fixtures(tmp_path)
-    assert main(["strategy", "check", "ema_cross", "--data", str(SAMPLE)]) == 0
-    assert main(["strategy", "check", ShortWarmup.name, "--data", str(SAMPLE)]) == 1
-    assert main(["strategy", "check", NextClose.name, "--data", str(SAMPLE)]) == 1
+    head = str(sample_head(tmp_path / "candles"))  # what is listed, not the check, is the point
+    assert main(["strategy", "check", "bollinger_breakout", "--data", head]) == 0
+    assert main(["strategy", "check", ShortWarmup.name, "--data", head]) == 1
+    assert main(["strategy", "check", NextClose.name, "--data", head]) == 1
     today = f"{datetime.now(UTC):%Y-%m-%d}"
     database = tmp_path / "data" / "pairpilot.sqlite"
     before = database.read_bytes()
 
     statuses = listed(capsys)
-    assert statuses["ema_cross"].startswith(f"passed {today} (defaults; BTC/USDT 1h, ")
+    assert statuses["bollinger_breakout"].startswith(f"passed {today} (defaults; BTC/USDT 1h, ")
     assert statuses[ShortWarmup.name] == (
         f"FAILED (warm-up, defaults) {today}: sticks until the source changes"
     )
@@ -62,7 +63,7 @@ def test_passed_failed_changed_and_not_checked(
     statuses = listed(capsys)
     assert statuses[ShortWarmup.name] == "changed since its check"
     assert statuses[NextClose.name] == "changed since its check"
-    assert statuses["ema_cross"].startswith(f"passed {today} (defaults; BTC/USDT 1h, ")
+    assert statuses["bollinger_breakout"].startswith(f"passed {today} (defaults; BTC/USDT 1h, ")
     assert database.read_bytes() == before  # read only
 
 
@@ -73,10 +74,14 @@ def test_a_config_names_the_database_it_reads(
     config = tmp_path / "elsewhere" / "config.toml"
     config.parent.mkdir()
     config.write_text('data_dir = "mine"\n', encoding="utf-8")
-    assert main(["strategy", "check", "rsi", "--data", str(SAMPLE), "--config", str(config)]) == 0
+    head = str(sample_head(tmp_path / "candles"))
+    assert (
+        main(["strategy", "check", "bollinger_breakout", "--data", head, "--config", str(config)])
+        == 0
+    )
     assert (tmp_path / "elsewhere" / "mine" / "pairpilot.sqlite").is_file()
-    assert listed(capsys, "--config", str(config))["rsi"].startswith("passed ")
-    assert listed(capsys)["rsi"] == "not checked"
+    assert listed(capsys, "--config", str(config))["bollinger_breakout"].startswith("passed ")
+    assert listed(capsys)["bollinger_breakout"] == "not checked"
     assert not (tmp_path / "data").exists()
 
 

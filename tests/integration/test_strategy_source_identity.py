@@ -10,9 +10,7 @@ session is the point, with a real SQLite database.
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,8 +20,9 @@ from bot.app.strategy_loading import MODULE_PREFIX, load_strategies
 from bot.research.receipts import source_hash
 from bot.research.strategy_source import covered
 from strategies.registry import StrategyRegistry
-from tests.integration.test_cli import SAMPLE
+from tests.integration.test_user_strategies import pairpilot
 from tests.review_check_fixtures import PlainCross
+from tests.rigs.sample_head import sample_head
 from tests.strategy_fixtures import NextClose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,20 +97,38 @@ TREND_SAVED_DURING_CHECK = TREND.replace(
 )
 
 
-def pairpilot(*args: str, cwd: Path, pythonpath: tuple[Path, ...] = ()) -> str:
-    """``pairpilot ARGS`` in a process, as a user runs it; its output (it must exit 0 or 1)."""
-    path = os.pathsep.join(str(p) for p in (ROOT, *pythonpath))
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "PYTHONPATH": path},
-        check=False,
-    )
+def output(*args: str, cwd: Path, lib: Path | None = None) -> str:
+    """``pairpilot ARGS`` in a process, as a user runs it, with ``lib`` on its path; its output
+    (it must exit 0 or 1)."""
+    done = pairpilot(*args, cwd=cwd, path=lib)
     assert done.returncode in (0, 1), done.stderr
     return done.stdout
+
+
+def user_folder(cwd: Path, files: dict[str, str]) -> Path:
+    """``cwd``/user_strategies holding ``files`` (name: source), the folder the loader reads."""
+    folder = cwd / "user_strategies"
+    folder.mkdir()
+    for name, source in files.items():
+        (folder / name).write_text(source)
+    return folder
+
+
+def distribution(
+    site: Path, package: str, modules: dict[str, str], version: str, entry_point: str = ""
+) -> Path:
+    """``site`` holding ``package`` (``modules``: file name, source) and its dist-info as pip
+    leaves them; ``entry_point``: its ``pairpilot.strategies`` line, if any. The package."""
+    (site / package).mkdir(parents=True)
+    for name, source in modules.items():
+        (site / package / name).write_text(source)
+    info = site / f"{package}-{version}.dist-info"
+    info.mkdir()
+    name = package.replace("_", "-")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    if entry_point:
+        (info / "entry_points.txt").write_text(f"[pairpilot.strategies]\n{entry_point}\n")
+    return site / package
 
 
 def status(listing: str, name: str) -> str:
@@ -127,25 +144,21 @@ def test_editing_a_helper_package_the_strategy_imports_voids_its_check(tmp_path:
     library = tmp_path / "lib" / "review_lines"
     library.mkdir(parents=True)
     (library / "__init__.py").write_text(HELPER_CLEAN)
-    (tmp_path / "user_strategies").mkdir()
-    (tmp_path / "user_strategies" / "helper_trend.py").write_text(USING_HELPER)
-    lib = (tmp_path / "lib",)
+    user_folder(tmp_path, {"helper_trend.py": USING_HELPER})
+    lib = tmp_path / "lib"
+    head = str(sample_head(tmp_path / "candles"))
 
-    checked = pairpilot(
-        "strategy", "check", "helper_trend", "--data", str(SAMPLE), cwd=tmp_path, pythonpath=lib
-    )
+    checked = output("strategy", "check", "helper_trend", "--data", head, cwd=tmp_path, lib=lib)
     assert "verdict: passed" in checked, checked
-    listing = pairpilot("strategy", "list", cwd=tmp_path, pythonpath=lib)
+    listing = output("strategy", "list", cwd=tmp_path, lib=lib)
     assert status(listing, "helper_trend").startswith("passed "), listing  # another process
 
     (library / "__init__.py").write_text(HELPER_PEEKING)
     elsewhere = tmp_path / "elsewhere"  # its own database: this one's must stay as it was
     shutil.copytree(tmp_path / "user_strategies", elsewhere / "user_strategies")
-    now = pairpilot(
-        "strategy", "check", "helper_trend", "--data", str(SAMPLE), cwd=elsewhere, pythonpath=lib
-    )
+    now = output("strategy", "check", "helper_trend", "--data", head, cwd=elsewhere, lib=lib)
     assert "verdict: FAILED (look-ahead)" in now, "the edited helper peeks"
-    listing = pairpilot("strategy", "list", cwd=tmp_path, pythonpath=lib)
+    listing = output("strategy", "list", cwd=tmp_path, lib=lib)
     assert status(listing, "helper_trend") == "changed since its check", listing
 
 
@@ -154,10 +167,8 @@ def test_the_hash_names_the_code_loaded_not_the_file_on_disk_now(tmp_path: Path)
     Loaded, then edited on disk (or loaded again: the newer module replaces it in
     sys.modules), the class already loaded hashes as the new file: a service that keeps a
     pair's code until restart, asked about that code, answers for code it is not running."""
-    folder = tmp_path / "user_strategies"
-    folder.mkdir()
+    folder = user_folder(tmp_path, {"edited_trend.py": TREND_PEEKING})
     file = folder / "edited_trend.py"
-    file.write_text(TREND_PEEKING)
     try:
         running = load_strategies(folder, explicit=True).registry["edited_trend"]
         when_loaded = source_hash(running)
@@ -176,13 +187,12 @@ def test_a_file_saved_while_its_check_runs_is_not_what_the_pass_is_stored_for(
     """The check runs the code it loaded, then hashes the file as it is on disk after the
     run: an edit saved during the check (here: the peeking version, saved at the check's first
     run) is stored as passed without ever being run. The next check of it fails."""
-    folder = tmp_path / "user_strategies"
-    folder.mkdir()
-    (folder / "edited_trend.py").write_text(TREND_SAVED_DURING_CHECK)
+    folder = user_folder(tmp_path, {"edited_trend.py": TREND_SAVED_DURING_CHECK})
+    head = str(sample_head(tmp_path / "candles"))
 
-    first = pairpilot("strategy", "check", "edited_trend", "--data", str(SAMPLE), cwd=tmp_path)
+    first = output("strategy", "check", "edited_trend", "--data", head, cwd=tmp_path)
     assert (folder / "edited_trend.py").read_text() == TREND_PEEKING
-    listing = pairpilot("strategy", "list", cwd=tmp_path)
+    listing = output("strategy", "list", cwd=tmp_path)
     assert status(listing, "edited_trend") == "changed since its check", (first, listing)
 
 
@@ -237,10 +247,7 @@ def test_every_strategy_using_a_helper_package_covers_it_whichever_imported_it_f
     (lib / "shared_lines").mkdir(parents=True)
     (lib / "shared_lines" / "__init__.py").write_text(SHARED_INIT)
     (lib / "shared_lines" / "impl.py").write_text(SHARED_IMPL)
-    folder = tmp_path / "user_strategies"
-    folder.mkdir()
-    (folder / "a_first.py").write_text(BY_FUNCTION)
-    (folder / "b_second.py").write_text(BY_MODULE)
+    folder = user_folder(tmp_path, {"a_first.py": BY_FUNCTION, "b_second.py": BY_MODULE})
     monkeypatch.syspath_prepend(str(lib))
     helpers = ("shared_lines", "shared_lines.impl")
     files = (f"{MODULE_PREFIX}.a_first", f"{MODULE_PREFIX}.b_second")
@@ -263,19 +270,13 @@ def test_an_installed_distribution_pairpilot_does_not_depend_on_counts_by_name_a
     """A third-party package installed beside pairpilot (not in its lock) is named by its
     distribution and version: its bytes are the installer's, not the trader's to edit."""
     site = tmp_path / "site-packages"
-    (site / "review_lines").mkdir(parents=True)
-    (site / "review_lines" / "__init__.py").write_text(INSTALLED)
-    info = site / "review_lines-2.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: review-lines\nVersion: 2.1\n")
-    folder = tmp_path / "user_strategies"
-    folder.mkdir()
-    (folder / "helper_trend.py").write_text(USING_HELPER)
+    package = distribution(site, "review_lines", {"__init__.py": INSTALLED}, "2.1")
+    folder = user_folder(tmp_path, {"helper_trend.py": USING_HELPER})
     monkeypatch.syspath_prepend(str(site))
     modules = ("review_lines", f"{MODULE_PREFIX}.helper_trend")
     before = loaded_from(folder, *modules)["helper_trend"]
     assert "review_lines" in covered(before)
-    (site / "review_lines" / "__init__.py").write_text(INSTALLED + "# a comment\n")
+    (package / "__init__.py").write_text(INSTALLED + "# a comment\n")
     after = loaded_from(folder, *modules)["helper_trend"]
     assert source_hash(after) == source_hash(before)
 
@@ -294,17 +295,9 @@ def test_a_class_claiming_another_module_is_refused_from_a_file_and_an_entry_poi
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = tmp_path / "site"
-    (site / "claimer_pkg").mkdir(parents=True)
-    (site / "claimer_pkg" / "__init__.py").write_text(CLAIMING)
-    info = site / "claimer_pkg-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: claimer-pkg\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[pairpilot.strategies]\nclaimer = claimer_pkg:Claimer\n"
-    )
-    folder = tmp_path / "user_strategies"
-    folder.mkdir()
-    (folder / "claiming.py").write_text(CLAIMING.replace('"claimer"', '"claiming"'))
+    point = "claimer = claimer_pkg:Claimer"
+    distribution(site, "claimer_pkg", {"__init__.py": CLAIMING}, "1.0", point)
+    folder = user_folder(tmp_path, {"claiming.py": CLAIMING.replace('"claimer"', '"claiming"')})
     monkeypatch.syspath_prepend(str(site))
     try:
         loaded = load_strategies(folder, explicit=True)
@@ -321,29 +314,12 @@ def test_a_class_claiming_another_module_is_refused_from_a_file_and_an_entry_poi
     assert claims in file.message
 
 
-PACKAGE_INIT = """
-from __future__ import annotations
-
-from typing import ClassVar
-
-import pandas as pd
-
-from packed_trend.lines import trend_line
-from strategies.base import ParamSpec, Strategy, crossings
-
-
-class PackedTrend(Strategy):
-    name = "packed_trend"
-    description = "the close crossing a line from its own package's module"
-    param_specs: ClassVar[tuple[ParamSpec, ...]] = ()
-
-    @property
-    def warmup(self) -> int:
-        return 11
-
-    def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
-        return crossings(candles["close"], trend_line(candles["close"]))
-"""
+PACKAGE_INIT = (
+    USING_HELPER.replace("review_lines import", "packed_trend.lines import")
+    .replace("helper_trend", "packed_trend")
+    .replace("class HelperTrend", "class PackedTrend")
+    .replace("a line from the user's helper package", "a line from its own package's module")
+)
 
 
 def test_an_entry_point_package_is_hashed_by_the_bytes_of_its_modules(
@@ -352,20 +328,14 @@ def test_an_entry_point_package_is_hashed_by_the_bytes_of_its_modules(
     """A distribution of user strategies (pip install -e keeps its files editable, its version
     unchanged): each module of it the strategy uses counts by its bytes."""
     site = tmp_path / "site-packages"
-    (site / "packed_trend").mkdir(parents=True)
-    (site / "packed_trend" / "__init__.py").write_text(PACKAGE_INIT)
-    (site / "packed_trend" / "lines.py").write_text(INSTALLED)
-    info = site / "packed_trend-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: packed-trend\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[pairpilot.strategies]\npacked_trend = packed_trend:PackedTrend\n"
-    )
+    files = {"__init__.py": PACKAGE_INIT, "lines.py": INSTALLED}
+    point = "packed_trend = packed_trend:PackedTrend"
+    package = distribution(site, "packed_trend", files, "1.0", point)
     monkeypatch.syspath_prepend(str(site))
     modules = ("packed_trend", "packed_trend.lines")
     before = loaded_from(None, *modules)["packed_trend"]
     assert covered(before) == ("packed_trend", "packed_trend.lines", "strategies.base")
-    (site / "packed_trend" / "lines.py").write_text(INSTALLED.replace("rolling", "ewm"))
+    (package / "lines.py").write_text(INSTALLED.replace("rolling", "ewm"))
     after = loaded_from(None, *modules)["packed_trend"]
     assert source_hash(after) != source_hash(before)
 
@@ -376,15 +346,9 @@ def test_a_distribution_imported_before_the_load_or_by_it_gives_one_hash(
     """A sweep's worker process imports a helper distribution (and what it imports in turn)
     while loading the strategy file; the service had it imported already: one hash."""
     site = tmp_path / "site-packages"
-    (site / "review_lines").mkdir(parents=True)
-    (site / "review_lines" / "__init__.py").write_text("from review_lines.inner import *\n")
-    (site / "review_lines" / "inner.py").write_text(INSTALLED)
-    info = site / "review_lines-2.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: review-lines\nVersion: 2.1\n")
-    folder = tmp_path / "user_strategies"
-    folder.mkdir()
-    (folder / "helper_trend.py").write_text(USING_HELPER)
+    files = {"__init__.py": "from review_lines.inner import *\n", "inner.py": INSTALLED}
+    distribution(site, "review_lines", files, "2.1")
+    folder = user_folder(tmp_path, {"helper_trend.py": USING_HELPER})
     monkeypatch.syspath_prepend(str(site))
     modules = ("review_lines", "review_lines.inner", f"{MODULE_PREFIX}.helper_trend")
     imported_by_the_load = loaded_from(folder, *modules)["helper_trend"]

@@ -2,7 +2,8 @@
 fixture (tests/strategy_fixtures.py) loaded by the config from a strategies folder or from an
 installed package's entry point (tests/rigs/user_loads.py), through the real
 python-telegram-bot client and the Bot API emulator, on a real SQLite file; the sweep on Dask
-worker processes."""
+worker processes (the folder's: an entry point's package reaching the workers is
+test_user_research.py's sweep)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bot.research.receipts import source_hash
 from strategies import strategy_registry
 from tests.integration.test_telegram_receipts import RECEIPT, photo_for, receipt_rows
 from tests.rigs.builders import SAMPLES
-from tests.rigs.chat_rig import ADMIN, TRADER, chat_stack
+from tests.rigs.chat_rig import ADMIN, TRADER, Chat, chat_stack
 from tests.rigs.user_loads import LOADS, NAME, PACKAGE, forget, install_package, write_folder
 
 REPLAY = "\n".join(
@@ -74,18 +75,8 @@ async def test_backtest_rerun_and_sweep_from_chat_take_a_user_strategy(
         again = await photo_for(chat, f"/rerun {receipt_id}")
         assert again.text.splitlines()[0] == f"✅ identical to receipt {receipt_id}"
 
-        outside = await chat.ask(ADMIN, f"/sweep BTC/USDT {NAME} rsi_cap=40,60")
-        assert "outside the strategy" in outside
-        before = len(chat.emulator.to(ADMIN))
-        chat.emulator.say(ADMIN, f"/sweep btcusdt {NAME} 1h 14 length=10,30")
-        for _ in range(1800):  # one parameter, no heatmap: the progress message edited
-            swept = [m.text for m in chat.emulator.to(ADMIN)[before:]]
-            if any(text.startswith("Sweep 1:") for text in swept):
-                break
-            await chat.emulator.quiet(0.1)
-        assert swept[0].startswith("Sweep 1: 2 results, best by sharpe:\nlength=30: "), swept
-        rows = await chat.db.fetch_all("SELECT params FROM sweep_results")
-        assert sorted(json.loads(row["params"])["length"] for row in rows) == [10, 30]
+        if how == "folder":  # an entry point's strategy on the sweep's workers: test_user_research
+            await sweep_from_chat(chat)
 
         edited = Path(inspect.getfile(loaded))  # the trader edits the strategy's file
         with edited.open("a", encoding="utf-8") as file:  # noqa: ASYNC230 (a test's edit)
@@ -101,4 +92,21 @@ async def test_backtest_rerun_and_sweep_from_chat_take_a_user_strategy(
                 break
             await chat.emulator.quiet(0.1)
         assert any(f"the source of strategy {NAME} changed ({shown})" in t for t in texts), texts
-        assert len(await receipt_rows(chat)) == 2  # the backtest's and the sweep's
+        # the backtest's, and the sweep's
+        assert len(await receipt_rows(chat)) == (2 if how == "folder" else 1)
+
+
+async def sweep_from_chat(chat: Chat) -> None:
+    """/sweep of the user strategy: a bound refused, then two lengths on Dask workers."""
+    outside = await chat.ask(ADMIN, f"/sweep BTC/USDT {NAME} rsi_cap=40,60")
+    assert "outside the strategy" in outside
+    before = len(chat.emulator.to(ADMIN))
+    chat.emulator.say(ADMIN, f"/sweep btcusdt {NAME} 1h 14 length=10,30")
+    for _ in range(1800):  # one parameter, no heatmap: the progress message edited
+        swept = [m.text for m in chat.emulator.to(ADMIN)[before:]]
+        if any(text.startswith("Sweep 1:") for text in swept):
+            break
+        await chat.emulator.quiet(0.1)
+    assert swept[0].startswith("Sweep 1: 2 results, best by sharpe:\nlength=30: "), swept
+    rows = await chat.db.fetch_all("SELECT params FROM sweep_results")
+    assert sorted(json.loads(row["params"])["length"] for row in rows) == [10, 30]

@@ -10,8 +10,9 @@ the rest as for a built-in, so the same tolerances hold as in test_parity.py (tr
 rel 1e-9), test_portfolio_parity.py and test_venue_parity.py (a venue's lot and price steps).
 
 Suite time: the one-pair cases replay 1,200 candles live each; every case runs on the folder
-load, and two (signals only: the strategy's own exits; strict limits) on the entry point. One
-portfolio case (2 pairs, 300 candles) and one venue case (Bybit, 300 candles) per load.
+load, and one (signals only: the strategy's own exits) on the entry point, whose point is the
+load path, not the engine. One portfolio case (2 pairs, 300 candles) per load; one venue case
+(Bybit, 300 candles) on the folder load.
 """
 
 from __future__ import annotations
@@ -29,15 +30,7 @@ from bot.core.domain import RiskLimits
 from bot.research.backtest import BacktestSetup, run_backtest
 from bot.research.strategy_check import check_strategy
 from strategies.registry import install
-from tests.integration.test_parity import (
-    CASES,
-    FEE,
-    PAIR,
-    PARITY_CANDLES,
-    SLIPPAGE,
-    live_trades,
-    same_trade,
-)
+from tests.integration.test_parity import CASES, PARITY_CANDLES
 from tests.integration.test_portfolio_parity import (
     Case,
     assert_same,
@@ -48,12 +41,13 @@ from tests.integration.test_portfolio_parity import (
     windows,
 )
 from tests.integration.test_venue_parity import ACCOUNTS, both_trades, differences
+from tests.rigs.pair_replay import FEE, PAIR, SLIPPAGE, backtest_equals_live, live_trades
 from tests.rigs.portfolio_replay import replay_portfolio
 from tests.rigs.user_loads import LOADS, NAME, forget, load_user
 from tests.rigs.venue_parity import FIRST, TRADED, WARM
 from tests.strategy_fixtures import UserTrend, user_strategy_source
 
-ENTRY_POINT_CASES = ("signals only", "strict limits")
+ENTRY_POINT_CASES = ("signals only",)  # the strategy's own exits
 MATRIX = [
     (how, case) for how in LOADS for case in CASES if how == "folder" or case in ENTRY_POINT_CASES
 ]
@@ -87,31 +81,12 @@ async def test_a_user_strategys_backtest_trades_equal_the_live_engines(
     params, limits = CASES[case]
     strategy = loaded(loads, how).registry.build(NAME, params)
     assert type(strategy).__module__ != UserTrend.__module__
-    backtest = run_backtest(
-        candles,
-        strategy,
-        BacktestSetup(
-            pair=PAIR,
-            timeframe="1h",
-            balance=1000.0,
-            fee_rate=FEE,
-            slippage=SLIPPAGE,
-            limits=limits,
-        ),
-    )
-    expected = backtest.table.trades()[: backtest.table.closed]
-    live, live_vetoes = await live_trades(candles, NAME, params, limits)
-    assert len(expected) >= 3
-    reasons = {trade.exit_reason for trade in expected}
+    reasons = {t.exit_reason for t in await backtest_equals_live(candles, strategy, params, limits)}
     assert "signal" in reasons
     if params:
         assert reasons - {"signal"}, "no protective exit fired"
     else:
         assert reasons >= OWN_EXITS, "the strategy's own exit policy never fired"
-    assert len(live) == len(expected)
-    mismatches = [(a, b) for a, b in zip(live, expected, strict=True) if not same_trade(a, b)]
-    assert not mismatches, mismatches[:2]
-    assert live_vetoes == backtest.vetoes
 
 
 # The user strategy on one pair, a built-in on the other, competing for one position with limit
@@ -150,14 +125,14 @@ async def test_a_portfolio_with_a_user_strategy_equals_the_live_engine(
     assert_same(kernel(settings, candles, False), outcome, candles)
 
 
-@pytest.mark.parametrize("how", LOADS)
 async def test_a_user_strategy_on_a_venue_makes_the_backtests_trades(
-    how: str, tmp_path: Path, btc_candles: pd.DataFrame, loads: dict[str, LoadedStrategies]
+    tmp_path: Path, btc_candles: pd.DataFrame, loads: dict[str, LoadedStrategies]
 ) -> None:
     """Bybit's fake (split fills, the fee in the coin bought, stops resting on the venue), a
     stop-loss and a trailing stop: the venue parity's tolerances (test_venue_parity's
-    ``differences``)."""
-    loaded(loads, how)
+    ``differences``). The folder's load: the entry point's point is the load path, which its
+    one-pair and portfolio cases above cover; the engine runs either load's class alike."""
+    loaded(loads, "folder")
     window = btc_candles.iloc[FIRST : FIRST + WARM + TRADED].reset_index(drop=True)
     params = {"stop_loss": 0.01, "trailing_stop": 0.015}
     live, expected, reasons, fake = await both_trades(tmp_path, window, "bybit", NAME, params)
@@ -207,7 +182,7 @@ async def test_a_user_strategy_that_hides_its_smoothing_trades_otherwise_live_an
     assert [(t.entry_time, t.exit_time) for t in live] != [
         (t.entry_time, t.exit_time) for t in expected
     ]
-    report = check_strategy(strategy, btc_candles)
+    report = check_strategy(strategy, candles)  # the candles it traded otherwise on
     warmup = next(verdict for verdict in report.verdicts if verdict.check == "warm-up")
     assert not warmup.passed
     assert "declared warm-up too short: it needs at least" in warmup.detail

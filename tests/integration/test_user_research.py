@@ -9,10 +9,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from tests.integration.test_user_strategies import SAMPLE, config, pairpilot
-from tests.rigs.user_loads import LOADS, NAME, PACKAGE, install_package, write_folder
+from tests.rigs.user_loads import NAME, PACKAGE, install_package, write_folder
 
 
 def user_setup(how: str, tmp_path: Path) -> tuple[Path, Path | None, Path]:
@@ -33,11 +31,13 @@ def rows(cfg: Path, table: str) -> int:
         return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
-@pytest.mark.parametrize("how", LOADS)
 def test_a_user_backtests_receipt_reruns_and_refuses_once_the_file_is_edited(
-    how: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
-    cfg, site, source = user_setup(how, tmp_path)
+    """The folder's file. An entry point's backtest: test_user_strategies.py; its receipt, rerun
+    and the refusal naming its package's file: test_user_chat_research.py (/backtest, /rerun;
+    the receipt code is one for the chat and the command)."""
+    cfg, site, source = user_setup("folder", tmp_path)
     run = pairpilot(
         "backtest", "--config", str(cfg), "--strategy", NAME, "--param", "length=20",
         "--data", str(SAMPLE), "--json", cwd=tmp_path, path=site,
@@ -59,8 +59,7 @@ def test_a_user_backtests_receipt_reruns_and_refuses_once_the_file_is_edited(
     )  # a trader tunes a default: the same parameters given now trade otherwise
     refused = pairpilot(*rerun[:-1], cwd=tmp_path, path=site)
     assert refused.returncode == 2, refused.stdout
-    shown = source.name if how == "folder" else f"{PACKAGE}/__init__.py"
-    assert f"the source of strategy {NAME} changed ({shown})." in refused.stderr
+    assert f"the source of strategy {NAME} changed ({source.name})." in refused.stderr
     assert "Nothing was run." in refused.stderr
     assert rows(cfg, "receipts") == stored
 
