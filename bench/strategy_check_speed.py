@@ -3,7 +3,7 @@ command as a user runs it (a process: imports, reading, the analysis, storing), 
 issue's target of 10 s each (issue 18).
 
     .venv/bin/python -m bench.strategy_check_speed [--pair BTC_USDT] [--repeat 1]
-        [--against /work/main] [--no-reference]
+        [--against /work/main] [--no-reference] [--only macd,rsi]
 
 Needs ../shared/data/<pair>-1h.csv.gz (its last 8,760 candles are written to a temporary file
 and checked). Prints, per strategy: the command's wall time, the analysis' own time (the
@@ -50,6 +50,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per strategy (best kept)")
     parser.add_argument("--against", type=Path, help="another checkout to time alternately")
     parser.add_argument("--no-reference", action="store_true", help="skip the references")
+    parser.add_argument("--only", help="comma-separated built-ins (default: all)")
     args = parser.parse_args()
     data = SHARED_DATA / f"{args.pair}-1h.csv.gz"
     if not data.exists():
@@ -62,7 +63,7 @@ def main() -> int:
         candles = Path(folder) / f"{args.pair}-1h.csv"
         year.to_csv(candles, index=False)
         print(f"{len(year)} candles of {args.pair} 1h; target {TARGET:.0f} s per strategy")
-        for name in sorted(BUILT_INS):
+        for name in sorted(args.only.split(",") if args.only else BUILT_INS):
             runs: dict[Path, list[Run]] = {root: [] for root in roots}
             for _ in range(args.repeat):
                 for root in roots:
