@@ -41,7 +41,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from bot.core.errors import DataError
-from bot.research.check_processes import run_jobs
+from bot.research.check_processes import Workers
 from bot.research.check_verdicts import Analysis, Verdict, action, candle, judged
 from bot.research.check_version import check_version
 from bot.research.check_worker import Job
@@ -148,22 +148,24 @@ def check_strategy(
     verdicts: list[Verdict] = []
     found = Analysis()
     decided = 0
-    try:
-        given = candles.copy(deep=True)
-        whole, first_run = _timed(copy.deepcopy(pristine), given)
-        _unchanged(given, candles)
-        again, second_run = _timed(copy.deepcopy(pristine), candles.copy(deep=True))
-        found.per_candle = min(first_run, second_run) / len(candles)
-        decided = int(np.count_nonzero(whole != HOLD))
-        differs = np.flatnonzero(whole != again)
-        if len(differs):
-            verdicts = [_passed("bad output", "one action per candle, on every run")]
-            verdicts.append(_nondeterministic(candles, whole, again, int(differs[0])))
-        else:
-            findings = run_jobs(_jobs(pristine, candles, whole, seed), strategy_registry().recipe)
-            verdicts = judged(pristine, candles, whole, findings, found)
-    except BadOutput as error:
-        verdicts = [Verdict("bad output", False, str(error))]
+    # the worker processes start first: they import while this one runs the whole history
+    with Workers(pristine, strategy_registry().recipe) as workers:
+        try:
+            given = candles.copy(deep=True)
+            whole, first_run = _timed(copy.deepcopy(pristine), given)
+            _unchanged(given, candles)
+            again, second_run = _timed(copy.deepcopy(pristine), candles.copy(deep=True))
+            found.per_candle = min(first_run, second_run) / len(candles)
+            decided = int(np.count_nonzero(whole != HOLD))
+            differs = np.flatnonzero(whole != again)
+            if len(differs):
+                verdicts = [_passed("bad output", "one action per candle, on every run")]
+                verdicts.append(_nondeterministic(candles, whole, again, int(differs[0])))
+            else:
+                findings = workers.run(_jobs(pristine, candles, whole, seed))
+                verdicts = judged(pristine, candles, whole, findings, found)
+        except BadOutput as error:
+            verdicts = [Verdict("bad output", False, str(error))]
     if decided < MIN_DECISIONS and all(verdict.passed for verdict in verdicts):
         raise Inconclusive(
             f"inconclusive: {strategy.name} decided {decided} times on this data (at least "
