@@ -33,7 +33,7 @@ from typing import Any
 
 from bot.core.errors import StrategyFailed
 from strategies import Strategy
-from strategies.output import last_line
+from strategies.output import REASON_LIMIT, last_line
 
 
 class Abandoned(Exception):
@@ -100,7 +100,8 @@ class _Workers:
     until the new thread runs, a wake-up on the loop (~0.1 ms, more on a busy machine). One
     set for the process: the services of one process (tests build hundreds) share them."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self._name = name
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._idle = 0
         self._lock = threading.Lock()
@@ -112,36 +113,66 @@ class _Workers:
                 self._idle -= 1  # that thread takes it
         self._calls.put(call)
         if start:
-            threading.Thread(target=self._serve, name="strategy", daemon=True).start()
+            threading.Thread(target=self._serve, name=self._name, daemon=True).start()
 
     def _serve(self) -> None:
         while True:
-            self._calls.get()()  # never raises: _compute hands back whatever happened
+            self._calls.get()()  # never raises: each call hands back whatever happened
             with self._lock:
                 self._idle += 1
 
 
-_WORKERS = _Workers()
+_WORKERS = _Workers("strategy")  # the ticks'
+_CHAT_WORKERS = _Workers("strategy-chat")  # the chat's: backtests, checks, charts, starts
 
 
 def _compute[T](
     answer: asyncio.Future[T], computation: _Computation, pair: str, work: Callable[[], T]
 ) -> None:
-    """In the thread: ``work()``, its outcome handed to ``answer`` on its loop."""
-    strategy = computation.strategy
+    """In the thread: ``work()``, its outcome handed to ``answer`` on its loop, always (a
+    failure is seen at once, not at the timeout). Whatever it raises, a StrategyFailed of the
+    strategy's own included, reaches the loop as a fresh StrategyFailed of plain strings
+    made here: nothing of the strategy's objects is read on the loop."""
     outcome: list[T] = []
-    error: BaseException | None = None
+    error: StrategyFailed | None = None
     try:
         outcome.append(work())
-    except StrategyFailed as failure:
-        error = failure
     except BaseException as raised:  # user code: in a thread, even CancelledError is its own
-        error = StrategyFailed(strategy.name, pair, last_line(raised))
-        error.__cause__ = raised
+        error = _failure(computation.strategy, pair, raised)
     finally:
         computation.done.set()  # before the answer: the next tick may ask it again
+        if not outcome and error is None:  # unreachable unless _failure itself failed
+            error = StrategyFailed("strategy", pair, "its failure could not be read")
+        _hand_back(answer, outcome, error)
 
-    def hand_back() -> None:
+
+def _failure(strategy: Strategy, pair: str, raised: BaseException) -> StrategyFailed:
+    """``raised`` as a StrategyFailed of plain strings: the reason of one of ours (the exact
+    class: its output found wrong), else the exception's last line (its ``str()`` is user code:
+    run here, in the thread)."""
+    try:
+        name = _plain(strategy.name)
+        if type(raised) is StrategyFailed and type(raised.reason) is str:
+            reason = _plain(raised.reason)
+        else:
+            reason = last_line(raised)
+    except BaseException:  # a name that cannot be read: the strategy's own doing
+        name, reason = type(strategy).__name__, last_line(raised)
+    return StrategyFailed(name, pair, reason)
+
+
+def _plain(text: object) -> str:
+    """``text`` when it is a real ``str`` (not a subclass: its methods are user code), cut at
+    REASON_LIMIT characters; else what it is."""
+    if type(text) is not str:
+        return f"<a {type(text).__name__}>"
+    return text if len(text) <= REASON_LIMIT else f"{text[: REASON_LIMIT - 1]}…"
+
+
+def _hand_back[T](answer: asyncio.Future[T], outcome: list[T], error: BaseException | None) -> None:
+    """``answer`` set, on its loop, to ``error`` or the one ``outcome``."""
+
+    def settle() -> None:
         if answer.done():  # timed out, cancelled or abandoned meanwhile
             return
         if error is None:
@@ -150,4 +181,30 @@ def _compute[T](
             answer.set_exception(error)
 
     with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
-        answer.get_loop().call_soon_threadsafe(hand_back)
+        answer.get_loop().call_soon_threadsafe(settle)
+
+
+async def in_thread[T](work: Callable[[], T]) -> T:
+    """``work()`` (the chat's work on a user strategy: a backtest, a check, a chart's lines, a
+    strategy built) in a kept daemon thread, not the loop's default executor: a strategy stuck
+    there must not hold a service stop. What it raises is raised here as it is (``work``
+    turns the strategy's own exceptions into ours). No timeout of its own (a backtest of a
+    year may take long): a caller's ``asyncio.timeout`` leaves the computation going on
+    unwatched."""
+    answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    _CHAT_WORKERS.submit(partial(_run, answer, work))
+    return await answer
+
+
+def _run[T](answer: asyncio.Future[T], work: Callable[[], T]) -> None:
+    """In the thread: ``work()``, its outcome handed to ``answer``, always."""
+    outcome: list[T] = []
+    error: BaseException | None = None
+    try:
+        outcome.append(work())
+    except BaseException as raised:  # handed to the loop, which raises it in the caller
+        error = raised
+    finally:
+        if not outcome and error is None:
+            error = RuntimeError("the work ended without an answer")
+        _hand_back(answer, outcome, error)
