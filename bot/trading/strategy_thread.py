@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any
 
 from bot.core.errors import StrategyFailed
-from strategies import Strategy
+from strategies import Strategy, StrategyConfigError
 from strategies.output import REASON_LIMIT, last_line
 
 
@@ -194,6 +194,39 @@ async def in_thread[T](work: Callable[[], T]) -> T:
     answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
     _CHAT_WORKERS.submit(partial(_run, answer, work))
     return await answer
+
+
+async def chat_call[T](name: str, pair: str, what: str, work: Callable[[], T], seconds: float) -> T:
+    """``work()``, a chat command's call into strategy ``name``'s code for ``pair`` (its
+    constructor, its chart's lines; ``what``: "building it"), in a kept daemon thread, waited for at most ``seconds``
+    as a tick's calls are. Whatever it raises is made in the thread into a fresh exception of
+    plain strings: StrategyConfigError (its message: the parameters are wrong) or StrategyFailed
+    (its last line); past ``seconds``, StrategyFailed "``what`` took longer than N s", its
+    computation going on unwatched."""
+
+    def guarded() -> T:
+        wrong: Exception
+        try:
+            return work()
+        except StrategyConfigError as error:
+            wrong = StrategyConfigError(_said(error))
+        except BaseException as error:  # user code: whatever it raises is its failure
+            wrong = StrategyFailed(name, pair, last_line(error))
+        raise wrong  # outside the except: the strategy's exception is not its context
+
+    try:
+        async with asyncio.timeout(seconds):
+            return await in_thread(guarded)
+    except TimeoutError:
+        raise StrategyFailed(name, pair, f"{what} took longer than {seconds:g} s") from None
+
+
+def _said(error: BaseException) -> str:
+    """``error``'s message, a plain capped string (its ``str()`` may be user code)."""
+    try:
+        return _plain(str.__str__(str(error)))
+    except BaseException:
+        return last_line(error)
 
 
 def _run[T](answer: asyncio.Future[T], work: Callable[[], T]) -> None:
