@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.charts.worker import ChartWorker
@@ -37,6 +38,7 @@ from bot.research.monte_carlo import MonteCarlo, resample_count, resampled
 from bot.research.receipts import SWEEP
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
+from bot.trading.strategy_thread import in_daemon_thread
 from strategies import Strategy, StrategyConfigError, build_strategy, strategy_registry
 
 if TYPE_CHECKING:
@@ -283,7 +285,7 @@ class ResearchDesk:
             candles = await self._history.candles(pair, timeframe, days, now)
             await progress(f"Backtest {running}: trading {len(candles):,} candles…")
             setup = setup_for(pair, timeframe, terms)
-            result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
+            result = await in_daemon_thread(partial(run_backtest, candles, strategy, setup))
             robustness = (  # before the receipt: a refused run keeps none
                 None if resamples is None else await asyncio.to_thread(resampled, result, resamples)
             )
@@ -327,7 +329,7 @@ class ResearchDesk:
             candles = await self._receipts.candles(receipt, series)
             await progress(f"Rerun of receipt {receipt.id}: trading…")
             span = None if candles is None else window(series, candles)
-            done = await asyncio.to_thread(rerun_backtest, receipt, span)
+            done = await in_daemon_thread(partial(rerun_backtest, receipt, span))
             await progress(f"Rerun of receipt {receipt.id}: drawing…")
             chart = await self._chart(done.result, done.terms, receipt.id)
         return RerunChart(replace(chart, robustness=done.robustness), done.matched, done.verdict())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import threading
 from collections.abc import Callable
@@ -184,7 +185,7 @@ def _hand_back[T](answer: asyncio.Future[T], outcome: list[T], error: BaseExcept
         answer.get_loop().call_soon_threadsafe(settle)
 
 
-async def in_thread[T](work: Callable[[], T]) -> T:
+async def in_daemon_thread[T](work: Callable[[], T]) -> T:
     """``work()`` (the chat's work on a user strategy: a backtest, a check, a chart's lines, a
     strategy built) in a kept daemon thread, not the loop's default executor: a strategy stuck
     there must not hold a service stop. What it raises is raised here as it is (``work``
@@ -192,17 +193,18 @@ async def in_thread[T](work: Callable[[], T]) -> T:
     year may take long): a caller's ``asyncio.timeout`` leaves the computation going on
     unwatched."""
     answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    _CHAT_WORKERS.submit(partial(_run, answer, work))
+    context = contextvars.copy_context()  # as asyncio.to_thread hands it
+    _CHAT_WORKERS.submit(partial(_run, answer, partial(context.run, work)))
     return await answer
 
 
 async def chat_call[T](name: str, pair: str, what: str, work: Callable[[], T], seconds: float) -> T:
     """``work()``, a chat command's call into strategy ``name``'s code for ``pair`` (its
-    constructor, its chart's lines; ``what``: "building it"), in a kept daemon thread, waited for at most ``seconds``
-    as a tick's calls are. Whatever it raises is made in the thread into a fresh exception of
-    plain strings: StrategyConfigError (its message: the parameters are wrong) or StrategyFailed
-    (its last line); past ``seconds``, StrategyFailed "``what`` took longer than N s", its
-    computation going on unwatched."""
+    constructor, its chart's lines; ``what``: "building it"), in a kept daemon thread, waited
+    for at most ``seconds`` as a tick's calls are. Whatever it raises is made in the thread
+    into a fresh exception of plain strings: StrategyConfigError (its message: the parameters
+    are wrong) or StrategyFailed (its last line); past ``seconds``, StrategyFailed "``what``
+    took longer than N s", its computation going on unwatched."""
 
     def guarded() -> T:
         wrong: Exception
@@ -216,7 +218,7 @@ async def chat_call[T](name: str, pair: str, what: str, work: Callable[[], T], s
 
     try:
         async with asyncio.timeout(seconds):
-            return await in_thread(guarded)
+            return await in_daemon_thread(guarded)
     except TimeoutError:
         raise StrategyFailed(name, pair, f"{what} took longer than {seconds:g} s") from None
 

@@ -17,8 +17,8 @@ import pytest
 
 from bot.app.config import load_settings
 from bot.core.errors import ConfigError
-from tests.slow_strategy_fixtures import BTC, ETH, probe, settings, write_config
 from tests.rigs.chat_rig import TRADER, VIEWER, Chat, chat_stack
+from tests.slow_strategy_fixtures import BTC, ETH, probe, settings, write_config
 
 
 async def held_during(chat: Chat, user: int, command: str) -> tuple[float, str]:

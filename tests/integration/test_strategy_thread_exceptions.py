@@ -16,8 +16,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from tests.slow_strategy_fixtures import BTC, ETH, probe, run_of, settings
 from tests.rigs.chat_rig import chat_stack
+from tests.slow_strategy_fixtures import BTC, ETH, probe, run_of, settings
 
 
 async def stalled[T](work: Awaitable[T]) -> tuple[T, float]:
