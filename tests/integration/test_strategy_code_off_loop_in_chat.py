@@ -88,3 +88,41 @@ def test_a_timeout_of_true_is_refused(tmp_path: Path) -> None:
     config.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match="strategy_timeout"):
         load_settings(config, None)  # was read as 1.0 s, with no error
+
+
+async def test_a_constructor_past_the_timeout_starts_nothing_and_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """/startpair ETH on "probe" whose constructor takes 1.5 s, strategy_timeout 1 s."""
+    pairs = {BTC: "probe", ETH: "steady"}
+    async with chat_stack(tmp_path, settings(tmp_path, pairs, timeout=1.0)) as chat:
+        driver = chat.trading.driver
+        assert driver is not None
+        await driver.step()
+        stopped = await chat.ask(TRADER, "/stoppair ETH/USDT")
+        assert "Stopped" in stopped, stopped
+        probe(chat, BTC).init_seconds = 1.5
+        refused = await chat.ask(TRADER, "/startpair ETH/USDT probe 1h")
+        assert "ETH/USDT not started: probe failed: building it took longer than 1 s" in refused
+        assert "\n" not in refused.strip(), refused
+        assert chat.trading.service.run_for(ETH) is None
+        pairs_now = await chat.ask(TRADER, "/pairs")
+        assert ETH not in pairs_now, pairs_now
+
+
+async def test_a_chart_whose_indicators_take_too_long_is_one_line_and_no_chart(
+    tmp_path: Path,
+) -> None:
+    """/chart BTC, the strategy's ``indicators`` taking 1.5 s, strategy_timeout 1 s."""
+    pairs = {BTC: "probe", ETH: "steady"}
+    async with chat_stack(tmp_path, settings(tmp_path, pairs, timeout=1.0)) as chat:
+        driver = chat.trading.driver
+        assert driver is not None
+        for _ in range(3):
+            await driver.step()
+        probe(chat, BTC).indicator_seconds = 1.5
+        refused = await chat.ask(VIEWER, "/chart BTC/USDT")
+        assert (
+            "BTC/USDT not charted: its strategy probe failed: its indicators took longer "
+            "than 1 s" in refused
+        ), refused
