@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from bot.core.errors import StrategyFailed
+from bot.core.errors import BotError, StrategyFailed
 from strategies import Strategy, StrategyConfigError
 from strategies.output import REASON_LIMIT, last_line
 
@@ -237,8 +237,10 @@ def _run[T](answer: asyncio.Future[T], work: Callable[[], T]) -> None:
     error: BaseException | None = None
     try:
         outcome.append(work())
-    except BaseException as raised:  # handed to the loop, which raises it in the caller
+    except Exception as raised:  # handed to the loop, which raises it in the caller
         error = raised
+    except BaseException as raised:  # sys.exit() in a strategy: asyncio would re-raise it
+        error = BotError(f"the strategy's code raised {last_line(raised)}")  # out of the loop
     finally:
         if not outcome and error is None:
             error = RuntimeError("the work ended without an answer")

@@ -126,3 +126,28 @@ async def test_a_chart_whose_indicators_take_too_long_is_one_line_and_no_chart(
             "BTC/USDT not charted: its strategy probe failed: its indicators took longer "
             "than 1 s" in refused
         ), refused
+
+
+async def test_a_backtest_whose_strategy_calls_sys_exit_is_answered_and_stops_nothing(
+    tmp_path: Path,
+) -> None:
+    """/backtest of a strategy raising SystemExit in its daemon thread: handed to the awaiting
+    task as it was, asyncio would re-raise it out of the event loop and stop the service."""
+    async with chat_stack(tmp_path, settings(tmp_path, {BTC: "probe", ETH: "steady"})) as chat:
+        driver = chat.trading.driver
+        assert driver is not None
+        for _ in range(3):
+            await driver.step()
+        hostile = probe(chat, BTC)
+        hostile.mode, hostile.error = "raise", SystemExit
+        await chat.ask(TRADER, "/backtest BTC/USDT probe 1h 2")  # its progress first
+        wanted = "/backtest failed: the strategy's code raised SystemExit"
+        for _ in range(3000):
+            texts = [m.text for m in chat.emulator.to(TRADER)]
+            if any(wanted in text for text in texts):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(f"no {wanted!r} in 30 s: {texts[-3:]}")
+        hostile.mode = ""
+        assert BTC in await chat.ask(TRADER, "/pairs")
