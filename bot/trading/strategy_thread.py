@@ -18,6 +18,13 @@ with ``call_soon_threadsafe``, not the loop's default executor (``asyncio.to_thr
 joins them at exit, so a strategy stuck in an endless loop would hold the process. Nothing
 waits for a daemon thread. A service stop (``abandon``) ends every wait at once: the tick
 acts on nothing for that pair (it was asked before anything was written or sent).
+
+Nothing of the strategy's own objects comes back to the loop: whatever it raises (its own
+subclass of StrategyFailed too, whose ``reason`` or ``__str__`` is its code) is read in the
+thread and handed back as a fresh StrategyFailed of plain, capped strings, always, so a
+failure is seen at once. The chat's work on a strategy (a backtest, a check, a /chart, a
+/startpair's constructor) runs on daemon threads of its own the same way (``in_daemon_thread``,
+``chat_call``), so a strategy stuck there holds neither the loop nor a service stop.
 """
 
 from __future__ import annotations
