@@ -59,12 +59,12 @@ REASON_LIMIT = 300  # characters of an exception's line kept: it goes to alerts,
 def last_line(error: BaseException) -> str:
     """``error`` as its type and the last line of its message (``KeyError: 'vwap'``): what a
     person is shown of an exception in user code, never its traceback. It never raises (a
-    message whose ``str()`` raises is ``<unprintable>``) and is cut at REASON_LIMIT
-    characters: a message may be a whole frame's repr, and it is shown in every chat reply
-    that names the fault."""
+    message whose ``str()`` raises anything, a BaseException included, is ``<unprintable>``)
+    and is cut at REASON_LIMIT characters: a message may be a whole frame's repr, and it is
+    shown in every chat reply that names the fault."""
     try:
-        message = str(error)
-    except Exception:  # the user's __str__: any failure means there is no message to show
+        message = str.__str__(str(error))  # a plain str: a subclass's methods are user code
+    except BaseException:  # the user's __str__: any failure means there is no message to show
         message = "<unprintable>"
     last = message.strip().splitlines()[-1:] or [""]
     line = f"{type(error).__name__}: {last[0]}"

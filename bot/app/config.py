@@ -186,6 +186,13 @@ class Settings(_Section):
             raise ValueError("expected an IANA time zone name, like UTC or Europe/Berlin") from None
         return value
 
+    @field_validator("strategy_timeout", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        if isinstance(value, bool):  # a float's lax mode would read true as 1.0 s
+            raise ValueError("expected a number of seconds, like 30, not true or false")
+        return value
+
     @model_validator(mode="after")
     def _pairs(self) -> Settings:
         names = [pair.pair for pair in self.pairs]

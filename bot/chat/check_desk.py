@@ -8,11 +8,11 @@ little data) is refused before anything is stored.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from bot.chat.one_at_a_time import OneAtATime
@@ -28,6 +28,7 @@ from bot.core.ports import CandleHistory, Clock
 from bot.core.timeframes import timeframe_seconds
 from bot.research.portfolio_inputs import PairEntry
 from bot.trading.service import TradingService
+from bot.trading.strategy_thread import in_daemon_thread
 from strategies import StrategyConfigError, build_strategy
 
 USAGE = "usage: /check STRATEGY [PAIR] [TIMEFRAME] [key=value ...]"
@@ -116,8 +117,8 @@ class CheckDesk:
             candles = await self._history.candles(pair, timeframe, days, self._clock.now())
             candles = candles.iloc[-wanted:].reset_index(drop=True)
             await progress(f"Check {running}: checking {len(candles):,} candles…")
-            report = await asyncio.to_thread(check_strategy, strategy, candles)
-            keys = await asyncio.to_thread(fingerprint, strategy, pair, timeframe, candles)
+            report = await in_daemon_thread(partial(check_strategy, strategy, candles))
+            keys = await in_daemon_thread(partial(fingerprint, strategy, pair, timeframe, candles))
             record = report.record()
             check_id = await self._store.add(to_ms(self._wall.now()), keys, record)
         return CheckView(

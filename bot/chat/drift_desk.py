@@ -17,11 +17,11 @@ chat's ``CandleHistory``: the candle store, topped up from the venue).
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.requests import normalise_pair
@@ -33,6 +33,7 @@ from bot.core.ports import CandleHistory, Clock
 from bot.core.timeframes import timeframe_seconds
 from bot.trading.drift import Drift, entry_candle, not_demoted
 from bot.trading.service import TradingService
+from bot.trading.strategy_thread import in_daemon_thread
 from bot.trading.twin import PaperTwin
 from strategies import build_strategy
 
@@ -153,7 +154,7 @@ class DriftDesk:
             acted = candles["timestamp"] + step * 1000 <= to_ms(since)
             start = max(0, int(acted.sum()) - 1)
             setup = setup_for(run.pair, run.timeframe, terms, start)
-            result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
+            result = await in_daemon_thread(partial(run_backtest, candles, strategy, setup))
         return [t for t in result.table.trades() if t.exit_time >= since]
 
     def promote_preview(self, arguments: Sequence[str]) -> str:

@@ -4,10 +4,10 @@ now; the equity chart with each pair's contribution and the figures a caption ne
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -25,6 +25,7 @@ from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock
 from bot.research.account_terms import Overrides, research_terms
 from bot.research.receipts import PORTFOLIO, Receipt
+from bot.trading.strategy_thread import in_daemon_thread
 
 if TYPE_CHECKING:
     from bot.research.portfolio import PortfolioResult
@@ -128,8 +129,10 @@ class PortfolioDesk:
             )
         total = sum(len(frame) for frame in candles.values())
         await progress(f"Portfolio backtest: trading {total:,} candles of {len(candles)} pairs…")
-        result = await asyncio.to_thread(
-            run_portfolio, self._config, candles, overrides=overrides, limits=self._limits()
+        result = await in_daemon_thread(
+            partial(
+                run_portfolio, self._config, candles, overrides=overrides, limits=self._limits()
+            )
         )
         receipt = None
         if self._receipts is not None:
@@ -153,10 +156,12 @@ class PortfolioDesk:
             from bot.research.sweep_report import report
 
             await progress(f"Rerun of receipt {receipt.id}: every set of the sweep…")
-            swept = await asyncio.to_thread(rerun_portfolio_sweep, receipt, self._config, candles)
+            swept = await in_daemon_thread(
+                partial(rerun_portfolio_sweep, receipt, self._config, candles)
+            )
             return SweepRerunView(swept.matched, swept.verdict(), report(swept.spec, swept.rows))
         await progress(f"Rerun of receipt {receipt.id}: trading…")
-        done = await asyncio.to_thread(rerun_portfolio, receipt, self._config, candles)
+        done = await in_daemon_thread(partial(rerun_portfolio, receipt, self._config, candles))
         await progress(f"Rerun of receipt {receipt.id}: drawing…")
         chart = await self._chart(done.result, receipt.id)
         return PortfolioRerunChart(chart, done.matched, done.verdict())

@@ -5,9 +5,9 @@ reads them), under the limits /risk set left; each set runs off the loop."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from bot.chat.one_at_a_time import OneAtATime
@@ -20,6 +20,7 @@ from bot.core.errors import UserInputError
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock, SweepStore
 from bot.research.account_terms import research_terms
+from bot.trading.strategy_thread import in_daemon_thread
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,8 +107,10 @@ class PortfolioSweepDesk:
                     entry.pair, entry.timeframe, days, now
                 )
             await progress(f"Sweep {running}: running the first set…")
-            sweep = await asyncio.to_thread(
-                portfolio_sweep, spec, config, candles, overrides=asked.overrides, limits=limits
+            sweep = await in_daemon_thread(
+                partial(
+                    portfolio_sweep, spec, config, candles, overrides=asked.overrides, limits=limits
+                )
             )  # every check, and the first set, before anything is stored
             sweep_id, rows = await store_portfolio_sweep(
                 self._store,

@@ -3,11 +3,11 @@ puts two side by side (typed views; the run and its chart are ResearchDesk's).""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.replies import Progress
@@ -24,6 +24,7 @@ from bot.research.receipts import (
     backtest_receipt,
     checked_id,
 )
+from bot.trading.strategy_thread import in_daemon_thread
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -194,7 +195,7 @@ class ReceiptDesk:
         sweep_rerunnable(receipt)
         frames = await self.frames(receipt, progress)
         await progress(f"Rerun of receipt {receipt.id}: every set of the sweep…")
-        done = await asyncio.to_thread(rerun_sweep, receipt, list(frames.values()))
+        done = await in_daemon_thread(partial(rerun_sweep, receipt, list(frames.values())))
         table = report(done.spec, done.rows, done.series)
         return SweepRerunView(done.matched, done.verdict(), table)
 

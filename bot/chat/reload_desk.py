@@ -11,7 +11,6 @@ folder is gone) nothing is installed and the registry before stays.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +20,7 @@ from bot.core.domain import AlertPriority
 from bot.core.errors import BotError, UserInputError
 from bot.research.loaded_code import behind, loaded_hash
 from bot.trading.service import TradingService
+from bot.trading.strategy_thread import in_daemon_thread
 from strategies import strategy_registry
 from strategies.registry import StrategyRegistry, install
 
@@ -85,7 +85,7 @@ class ReloadDesk:
         with self._one.hold("/reload"):
             before = strategy_registry()
             try:
-                loaded = await asyncio.to_thread(self._load)
+                loaded = await in_daemon_thread(self._load)
             except BotError as error:
                 raise UserInputError(
                     f"Nothing reloaded: {error}. The strategies loaded before stay."

@@ -11,9 +11,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.charts.worker import ChartWorker
+from bot.chat.chart_strategy import chart_lines, chart_strategy
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.overview import closed_trades
 from bot.chat.pair_desk import malformed
@@ -36,6 +38,7 @@ from bot.research.monte_carlo import MonteCarlo, resample_count, resampled
 from bot.research.receipts import SWEEP
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
+from bot.trading.strategy_thread import in_daemon_thread
 from strategies import Strategy, StrategyConfigError, build_strategy, strategy_registry
 
 if TYPE_CHECKING:
@@ -182,24 +185,21 @@ class ResearchDesk:
             )
         timeframe = arguments[1] if len(arguments) > 1 else run.timeframe
         step = timeframe_seconds(timeframe)
-        strategy = build_strategy(run.strategy, run.params)
-        wanted = CHART_CANDLES + strategy.history
-        days = max(1, -(-wanted * step // 86_400))
+        seconds = self._service.strategy_timeout
+        strategy, history = await chart_strategy(run, seconds)
+        days = max(1, -(-(CHART_CANDLES + history) * step // 86_400))
         candles = await self._history.candles(pair, timeframe, days, self._clock.now())
-        lines = {
-            label: list(values.iloc[-CHART_CANDLES:])
-            for label, values in strategy.indicators(candles).items()
-        }
+        drawn = await chart_lines(run, strategy, candles, CHART_CANDLES, seconds)
         shown = candles.iloc[-CHART_CANDLES:]
         start = from_ms(int(shown["timestamp"].iloc[0]))
         fills = [f for f in await self._fills.all(since=start) if f.pair == pair]
-        stop = await self._engine.stop_in_force(run, strategy.exit_policy)
+        stop = await self._engine.stop_in_force(run, drawn.policy)
         png = await self._charts.draw(
             "candle_chart_png",
-            title=f"{pair} {timeframe} {strategy.name}",
+            title=f"{pair} {timeframe} {run.strategy}",
             candles=shown,
-            indicators=lines,
-            oscillator=strategy.indicator_panel != "price",
+            indicators=drawn.lines,
+            oscillator=drawn.oscillator,
             entries=[(f.time, f.price) for f in fills if f.side is Side.BUY],
             exits=[(f.time, f.price) for f in fills if f.side is Side.SELL],
             stop=stop,
@@ -210,7 +210,7 @@ class ResearchDesk:
             png,
             pair,
             timeframe,
-            strategy.name,
+            run.strategy,
             price(pair, last),
             price(pair, stop) if stop else None,
         )
@@ -285,7 +285,7 @@ class ResearchDesk:
             candles = await self._history.candles(pair, timeframe, days, now)
             await progress(f"Backtest {running}: trading {len(candles):,} candles…")
             setup = setup_for(pair, timeframe, terms)
-            result = await asyncio.to_thread(run_backtest, candles, strategy, setup)
+            result = await in_daemon_thread(partial(run_backtest, candles, strategy, setup))
             robustness = (  # before the receipt: a refused run keeps none
                 None if resamples is None else await asyncio.to_thread(resampled, result, resamples)
             )
@@ -329,7 +329,7 @@ class ResearchDesk:
             candles = await self._receipts.candles(receipt, series)
             await progress(f"Rerun of receipt {receipt.id}: trading…")
             span = None if candles is None else window(series, candles)
-            done = await asyncio.to_thread(rerun_backtest, receipt, span)
+            done = await in_daemon_thread(partial(rerun_backtest, receipt, span))
             await progress(f"Rerun of receipt {receipt.id}: drawing…")
             chart = await self._chart(done.result, done.terms, receipt.id)
         return RerunChart(replace(chart, robustness=done.robustness), done.matched, done.verdict())

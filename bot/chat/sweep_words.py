@@ -4,7 +4,6 @@ spec no larger than chat runs."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from bot.chat.term_words import strategy_words, term_overrides
 from bot.core.errors import UserInputError
 from bot.core.key_values import key_values
 from bot.research.account_terms import Overrides
+from bot.trading.strategy_thread import in_daemon_thread
 
 if TYPE_CHECKING:
     from bot.research.account_terms import ResearchTerms
@@ -94,7 +94,7 @@ async def sweep_spec(
         )
         return spec, len(check(spec) if sets is None else sets(spec))
 
-    spec, count = await asyncio.to_thread(build)
+    spec, count = await in_daemon_thread(build)
     if count > MAX_COMBINATIONS:
         raise UserInputError(
             f"{count:,} combinations; at most {MAX_COMBINATIONS:,} from "

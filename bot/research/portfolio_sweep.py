@@ -10,11 +10,11 @@ per pair.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -36,6 +36,7 @@ from bot.research.sweep import (
     sampled,
     score,
 )
+from bot.trading.strategy_thread import in_daemon_thread
 from strategies import StrategyConfigError, build_strategy
 
 Window = tuple[datetime | None, datetime | None]
@@ -222,7 +223,7 @@ async def store_portfolio_sweep(
     described = {**describe(spec, series), "swept_pairs": sweep.swept}
     sweep_id = await store.create(spec.strategy, described, sweep.total, clock.now())
     done = 0
-    while (row := await asyncio.to_thread(next, sweep.rows, None)) is not None:
+    while (row := await in_daemon_thread(partial(next, sweep.rows, None))) is not None:
         done += 1
         await store.add(sweep_id, [row])
         if on_set is not None:

@@ -16,6 +16,7 @@ from bot.core.ports import Clock, SweepStore
 from bot.research.sweep import Series, SweepSpec, describe
 from bot.research.sweep_dask import dask_client, run_on_dask
 from bot.research.sweep_tasks import tasks
+from bot.trading.strategy_thread import in_daemon_thread
 
 # (tasks done, tasks in all); a coroutine, as the Dask thread hands it to the loop to run.
 TaskDone = Callable[[int, int], Coroutine[Any, Any, None]]
@@ -54,6 +55,6 @@ async def sweep_and_store(
             run_on_dask(client, spec, series, stored)
             return int(sweep_id)
 
-    sweep_id = await asyncio.to_thread(in_thread)
+    sweep_id = await in_daemon_thread(in_thread)
     await store.finish(sweep_id, clock.now())
     return sweep_id, await store.rows(sweep_id)

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Protocol
 
 from bot.core.domain import DuplicateRun, Order, PairRun, RunState
@@ -30,6 +31,7 @@ from bot.trading import hand_orders, kill_switch
 from bot.trading.engine import Engine
 from bot.trading.held_runs import StartGate
 from bot.trading.service import TradingService
+from bot.trading.strategy_thread import chat_call
 from strategies import Strategy, StrategyConfigError, build_strategy
 from strategies.output import last_line
 
@@ -82,10 +84,20 @@ class Control:
         the start, so two starts at once cannot both take the same capital."""
         self._markets.check_pair(pair)
         self._markets.check_timeframe(pair, timeframe)
-        try:
-            built = build_strategy(strategy, params)
+        try:  # its constructor is user code: off the loop, as long as a tick's call may take
+            built = await chat_call(
+                strategy,
+                pair,
+                "building it",
+                partial(build_strategy, strategy, params),
+                self._service.strategy_timeout,
+            )
         except StrategyConfigError as error:
             raise UserInputError(str(error)) from None
+        except StrategyFailed as failed:
+            raise UserInputError(
+                f"{pair} not started: {strategy} failed: {failed.reason}"
+            ) from None
         if self.gate is not None:  # live: a strategy whose check has not passed is refused
             verdict = await self.gate.verdict(type(built), pair, timeframe, built.params)
             if not verdict.allowed:
@@ -338,10 +350,18 @@ class Control:
         close faults it again); None when it had one (gated when it was put)."""
         if not self._service.unbuilt(run):
             return None
-        try:
-            built = build_strategy(run.strategy, run.params)
-        except Exception as error:  # user code, or a strategy no longer loaded
+        try:  # user code (off the loop), or a strategy no longer loaded
+            built = await chat_call(
+                run.strategy,
+                run.pair,
+                "building it",
+                partial(build_strategy, run.strategy, run.params),
+                self._service.strategy_timeout,
+            )
+        except StrategyConfigError as error:  # its parameters no longer accepted
             return StrategyFailed(run.strategy, run.pair, last_line(error))
+        except StrategyFailed as failure:
+            return failure
         if self.gate is not None:
             verdict = await self.gate.verdict(type(built), run.pair, run.timeframe)
             if not verdict.allowed:

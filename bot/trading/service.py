@@ -156,6 +156,11 @@ class TradingService:
         """The last close seen of every pair ticked."""
         return self._prices
 
+    @property
+    def strategy_timeout(self) -> float:
+        """Seconds a strategy may compute before it is failed (the chat's calls wait as long)."""
+        return self._threads.timeout
+
     async def prime(self) -> None:
         """Take each run's latest closed candle as seen without acting on it: after downtime
         the service trades on candles that close from now on, never on missed ones."""

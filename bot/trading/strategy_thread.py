@@ -18,12 +18,20 @@ with ``call_soon_threadsafe``, not the loop's default executor (``asyncio.to_thr
 joins them at exit, so a strategy stuck in an endless loop would hold the process. Nothing
 waits for a daemon thread. A service stop (``abandon``) ends every wait at once: the tick
 acts on nothing for that pair (it was asked before anything was written or sent).
+
+Nothing of the strategy's own objects comes back to the loop: whatever it raises (its own
+subclass of StrategyFailed too, whose ``reason`` or ``__str__`` is its code) is read in the
+thread and handed back as a fresh StrategyFailed of plain, capped strings, always, so a
+failure is seen at once. The chat's work on a strategy (a backtest, a check, a /chart, a
+/startpair's constructor) runs on daemon threads of its own the same way (``in_daemon_thread``,
+``chat_call``), so a strategy stuck there holds neither the loop nor a service stop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import threading
 from collections.abc import Callable
@@ -31,9 +39,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from bot.core.errors import StrategyFailed
-from strategies import Strategy
-from strategies.output import last_line
+from bot.core.errors import BotError, StrategyFailed
+from strategies import Strategy, StrategyConfigError
+from strategies.output import REASON_LIMIT, last_line
 
 
 class Abandoned(Exception):
@@ -100,7 +108,8 @@ class _Workers:
     until the new thread runs, a wake-up on the loop (~0.1 ms, more on a busy machine). One
     set for the process: the services of one process (tests build hundreds) share them."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self._name = name
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._idle = 0
         self._lock = threading.Lock()
@@ -112,36 +121,66 @@ class _Workers:
                 self._idle -= 1  # that thread takes it
         self._calls.put(call)
         if start:
-            threading.Thread(target=self._serve, name="strategy", daemon=True).start()
+            threading.Thread(target=self._serve, name=self._name, daemon=True).start()
 
     def _serve(self) -> None:
         while True:
-            self._calls.get()()  # never raises: _compute hands back whatever happened
+            self._calls.get()()  # never raises: each call hands back whatever happened
             with self._lock:
                 self._idle += 1
 
 
-_WORKERS = _Workers()
+_WORKERS = _Workers("strategy")  # the ticks'
+_CHAT_WORKERS = _Workers("strategy-chat")  # the chat's: backtests, checks, charts, starts
 
 
 def _compute[T](
     answer: asyncio.Future[T], computation: _Computation, pair: str, work: Callable[[], T]
 ) -> None:
-    """In the thread: ``work()``, its outcome handed to ``answer`` on its loop."""
-    strategy = computation.strategy
+    """In the thread: ``work()``, its outcome handed to ``answer`` on its loop, always (a
+    failure is seen at once, not at the timeout). Whatever it raises, a StrategyFailed of the
+    strategy's own included, reaches the loop as a fresh StrategyFailed of plain strings
+    made here: nothing of the strategy's objects is read on the loop."""
     outcome: list[T] = []
-    error: BaseException | None = None
+    error: StrategyFailed | None = None
     try:
         outcome.append(work())
-    except StrategyFailed as failure:
-        error = failure
     except BaseException as raised:  # user code: in a thread, even CancelledError is its own
-        error = StrategyFailed(strategy.name, pair, last_line(raised))
-        error.__cause__ = raised
+        error = _failure(computation.strategy, pair, raised)
     finally:
         computation.done.set()  # before the answer: the next tick may ask it again
+        if not outcome and error is None:  # unreachable unless _failure itself failed
+            error = StrategyFailed("strategy", pair, "its failure could not be read")
+        _hand_back(answer, outcome, error)
 
-    def hand_back() -> None:
+
+def _failure(strategy: Strategy, pair: str, raised: BaseException) -> StrategyFailed:
+    """``raised`` as a StrategyFailed of plain strings: the reason of one of ours (the exact
+    class: its output found wrong), else the exception's last line (its ``str()`` is user code:
+    run here, in the thread)."""
+    try:
+        name = _plain(strategy.name)
+        if type(raised) is StrategyFailed and type(raised.reason) is str:
+            reason = _plain(raised.reason)
+        else:
+            reason = last_line(raised)
+    except BaseException:  # a name that cannot be read: the strategy's own doing
+        name, reason = type(strategy).__name__, last_line(raised)
+    return StrategyFailed(name, pair, reason)
+
+
+def _plain(text: object) -> str:
+    """``text`` when it is a real ``str`` (not a subclass: its methods are user code), cut at
+    REASON_LIMIT characters; else what it is."""
+    if type(text) is not str:
+        return f"<a {type(text).__name__}>"
+    return text if len(text) <= REASON_LIMIT else f"{text[: REASON_LIMIT - 1]}…"
+
+
+def _hand_back[T](answer: asyncio.Future[T], outcome: list[T], error: BaseException | None) -> None:
+    """``answer`` set, on its loop, to ``error`` or the one ``outcome``."""
+
+    def settle() -> None:
         if answer.done():  # timed out, cancelled or abandoned meanwhile
             return
         if error is None:
@@ -150,4 +189,66 @@ def _compute[T](
             answer.set_exception(error)
 
     with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
-        answer.get_loop().call_soon_threadsafe(hand_back)
+        answer.get_loop().call_soon_threadsafe(settle)
+
+
+async def in_daemon_thread[T](work: Callable[[], T]) -> T:
+    """``work()`` (the chat's work on a user strategy: a backtest, a check, a chart's lines, a
+    strategy built) in a kept daemon thread, not the loop's default executor: a strategy stuck
+    there must not hold a service stop. What it raises is raised here as it is (``work``
+    turns the strategy's own exceptions into ours). No timeout of its own (a backtest of a
+    year may take long): a caller's ``asyncio.timeout`` leaves the computation going on
+    unwatched."""
+    answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    context = contextvars.copy_context()  # as asyncio.to_thread hands it
+    _CHAT_WORKERS.submit(partial(_run, answer, partial(context.run, work)))
+    return await answer
+
+
+async def chat_call[T](name: str, pair: str, what: str, work: Callable[[], T], seconds: float) -> T:
+    """``work()``, a chat command's call into strategy ``name``'s code for ``pair`` (its
+    constructor, its chart's lines; ``what``: "building it"), in a kept daemon thread, waited
+    for at most ``seconds`` as a tick's calls are. Whatever it raises is made in the thread
+    into a fresh exception of plain strings: StrategyConfigError (its message: the parameters
+    are wrong) or StrategyFailed (its last line); past ``seconds``, StrategyFailed "``what``
+    took longer than N s", its computation going on unwatched."""
+
+    def guarded() -> T:
+        wrong: Exception
+        try:
+            return work()
+        except StrategyConfigError as error:
+            wrong = StrategyConfigError(_said(error))
+        except BaseException as error:  # user code: whatever it raises is its failure
+            wrong = StrategyFailed(name, pair, last_line(error))
+        raise wrong  # outside the except: the strategy's exception is not its context
+
+    try:
+        async with asyncio.timeout(seconds):
+            return await in_daemon_thread(guarded)
+    except TimeoutError:
+        raise StrategyFailed(name, pair, f"{what} took longer than {seconds:g} s") from None
+
+
+def _said(error: BaseException) -> str:
+    """``error``'s message, a plain capped string (its ``str()`` may be user code)."""
+    try:
+        return _plain(str.__str__(str(error)))
+    except BaseException:
+        return last_line(error)
+
+
+def _run[T](answer: asyncio.Future[T], work: Callable[[], T]) -> None:
+    """In the thread: ``work()``, its outcome handed to ``answer``, always."""
+    outcome: list[T] = []
+    error: BaseException | None = None
+    try:
+        outcome.append(work())
+    except Exception as raised:  # handed to the loop, which raises it in the caller
+        error = raised
+    except BaseException as raised:  # sys.exit() in a strategy: asyncio would re-raise it
+        error = BotError(f"the strategy's code raised {last_line(raised)}")  # out of the loop
+    finally:
+        if not outcome and error is None:
+            error = RuntimeError("the work ended without an answer")
+        _hand_back(answer, outcome, error)
