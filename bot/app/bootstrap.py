@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.alerts.outbox import AlertOutbox, OnceAlerts
-from bot.app.config import Secrets, Settings
+from bot.app.config import Settings
+from bot.app.secret_values import Secrets
 from bot.app.startup import Replay, reconcile_at_start, strategy_gate, sync_pair_runs
 from bot.core.clock import FakeClock
 from bot.core.domain import PairRun, RiskLimits

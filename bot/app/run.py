@@ -19,8 +19,9 @@ from bot.alerts.held import HeldAlerts
 from bot.alerts.outbox import AlertOutbox
 from bot.app.bootstrap import Trading, assemble_on_exchange, assemble_replay, credentials
 from bot.app.chat_root import build_cockpit, chat_venue, strategy_reload
-from bot.app.config import Secrets, Settings
+from bot.app.config import Settings
 from bot.app.notifications import ChatFactory, notifications
+from bot.app.secret_values import Secrets
 from bot.app.startup import load_replay
 from bot.app.twin_root import open_twin
 from bot.chat.cockpit import Cockpit

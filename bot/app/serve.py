@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from bot.app.config import Secrets, Settings
+from bot.app.config import Settings
 from bot.app.data_dir_lock import exclusive_use
 from bot.app.gauges import restore_gauges_early
 from bot.app.notifications import ChatFactory
 from bot.app.run import ServeOptions, serve_on_exchange, serve_replay
+from bot.app.secret_values import Secrets
 from bot.core.errors import ConfigError
 from bot.ops.data_dir import prepare as prepare_data_dir
 from bot.ops.telemetry import serving

@@ -56,7 +56,8 @@ def parse_time(text: str, option: str) -> datetime:
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
-    from bot.app.config import Secrets, load_settings
+    from bot.app.config import load_settings
+    from bot.app.secret_values import Secrets
 
     return load_settings(args.config, Secrets.from_environment())
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.app.config import Secrets, Settings
+from bot.app.config import Settings
+from bot.app.secret_values import Secrets
 from bot.app.serve import run_service
 from bot.charts.render import equity_chart_png
 from bot.core.domain import EquitySnapshot, Fill

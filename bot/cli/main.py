@@ -182,7 +182,8 @@ def _run(args: argparse.Namespace) -> int:
     import signal
     from importlib.metadata import version
 
-    from bot.app.config import Secrets, load_settings, read_secrets_file, telegram_options
+    from bot.app.config import load_settings, telegram_options
+    from bot.app.secret_values import Secrets, read_secrets_file
     from bot.app.serve import run_service
     from bot.ops.logs import alert_logger
     from bot.ops.redaction import install as redact_secrets

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bot.alerts.outbox import AlertDispatcher
-from bot.app.config import Secrets, load_settings
+from bot.app.config import load_settings
 from bot.app.health_check import check_health
+from bot.app.secret_values import Secrets
 from bot.core.clock import SystemClock
 from bot.core.errors import ConfigError
 from bot.core.number_text import amount_text, price_text

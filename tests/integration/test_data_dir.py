@@ -19,8 +19,9 @@ import pytest
 from bot.alerts.held import HeldAlerts
 from bot.alerts.outbox import AlertDispatcher, ConsoleSink
 from bot.app.bootstrap import assemble_replay
-from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings, telegram_options
+from bot.app.config import TelegramSettings, TelegramUser, load_settings, telegram_options
 from bot.app.run import ServeOptions
+from bot.app.secret_values import Secrets
 from bot.app.serve import run_service
 from bot.app.startup import load_replay
 from bot.cli.main import main

@@ -11,7 +11,8 @@ import pytest
 
 from bot.alerts.outbox import AlertOutbox, OnceAlerts
 from bot.app.bootstrap import PaperAccount, build_paper_engine, strategy_faults
-from bot.app.config import Secrets, Settings
+from bot.app.config import Settings
+from bot.app.secret_values import Secrets
 from bot.app.serve import run_service
 from bot.core.clock import FakeClock
 from bot.core.domain import RiskLimits, from_ms

@@ -10,7 +10,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from bot.app.config import Secrets, TelegramSettings, TelegramUser, load_settings, telegram_options
+from bot.app.config import TelegramSettings, TelegramUser, load_settings, telegram_options
+from bot.app.secret_values import Secrets
 from bot.app.serve import run_service
 from bot.trading.watch import GOODBYE_SECONDS
 from handlers.frontend import telegram_factory

@@ -17,7 +17,8 @@ import pytest
 
 from bot.app.bootstrap import assemble_on_exchange, credentials
 from bot.app.chat_root import build_cockpit
-from bot.app.config import Secrets, Settings
+from bot.app.config import Settings
+from bot.app.secret_values import Secrets
 from bot.chat.venue import Venue
 from bot.core.clock import FakeClock
 from bot.exchange.ccxt_exchange import CcxtExchange

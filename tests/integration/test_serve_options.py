@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.app.config import Secrets, Settings, TelegramSettings, TelegramUser, telegram_options
+from bot.app.config import Settings, TelegramSettings, TelegramUser, telegram_options
 from bot.app.run import ServeOptions
+from bot.app.secret_values import Secrets
 from bot.app.serve import run_service
 from bot.trading.dust import DUST_SETTLE_SECONDS
 from handlers.frontend import telegram_factory

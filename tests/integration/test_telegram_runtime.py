@@ -9,13 +9,8 @@ from pathlib import Path
 
 from bot.app.bootstrap import assemble_replay
 from bot.app.chat_root import build_cockpit
-from bot.app.config import (
-    Secrets,
-    TelegramSettings,
-    TelegramUser,
-    WebhookSettings,
-    telegram_options,
-)
+from bot.app.config import TelegramSettings, TelegramUser, WebhookSettings, telegram_options
+from bot.app.secret_values import Secrets
 from bot.app.serve import run_service
 from bot.app.startup import load_replay
 from bot.chat.venue import Venue

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.config import Secrets, load_settings, telegram_options
+from bot.app.config import load_settings, telegram_options
+from bot.app.secret_values import Secrets
 from bot.app.serve import run_service
 from handlers.frontend import telegram_factory
 from tests.doubles.telegram_emulator import TelegramEmulator, running

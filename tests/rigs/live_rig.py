@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from bot.app.bootstrap import Trading, assemble_on_exchange, credentials
-from bot.app.config import Secrets, Settings
+from bot.app.config import Settings
+from bot.app.secret_values import Secrets
 from bot.app.twin_root import attach_twin, twin_path
 from bot.core.clock import FakeClock
 from bot.exchange.ccxt_exchange import CcxtExchange

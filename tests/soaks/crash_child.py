@@ -22,8 +22,9 @@ import aiohttp
 
 from bot.app.bootstrap import Trading, assemble_on_exchange, credentials
 from bot.app.chat_root import build_cockpit
-from bot.app.config import Secrets, Settings, telegram_options
+from bot.app.config import Settings, telegram_options
 from bot.app.notifications import notifications
+from bot.app.secret_values import Secrets
 from bot.chat.venue import Venue
 from bot.core.clock import FakeClock
 from bot.core.domain import from_ms

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.config import Secrets, load_settings, read_secrets_file
+from bot.app.config import load_settings
+from bot.app.secret_values import Secrets, read_secrets_file
 from bot.core.errors import ConfigError
 
 NO_SECRETS = Secrets()
