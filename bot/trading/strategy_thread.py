@@ -16,8 +16,9 @@ The threads are daemon ``threading.Thread``s kept between calls, their answers h
 with ``call_soon_threadsafe``, not the loop's default executor (``asyncio.to_thread``):
 ``asyncio.run`` waits for the executor's threads at its end (up to 300 s) and the interpreter
 joins them at exit, so a strategy stuck in an endless loop would hold the process. Nothing
-waits for a daemon thread. A service stop (``abandon``) ends every wait at once: the tick
-acts on nothing for that pair (it was asked before anything was written or sent).
+waits for a daemon thread. A service stop (``abandon``) ends every wait after a short grace:
+the tick acts on nothing for a pair still computing then (it was asked before anything was
+written or sent).
 """
 
 from __future__ import annotations
@@ -85,12 +86,22 @@ class StrategyThreads:
             if computation.done.is_set():  # else kept: the object is still computing
                 self._computing.pop(id(strategy), None)
 
-    def abandon(self) -> None:
-        """The service stops: every wait for a strategy ends now (Abandoned), and none starts."""
+    def abandon(self, grace: float = 0.0) -> None:
+        """The service stops: no call starts, and every wait for a strategy ends (Abandoned)
+        ``grace`` seconds from now (capped at the timeout), the calls answered by then kept:
+        a quick strategy of the pair in progress still has its decision acted on."""
         self.abandoned = True
-        for waiting in list(self._waiting):
-            if not waiting.done():
-                waiting.set_exception(Abandoned())
+        waiting = list(self._waiting)
+        if not waiting:
+            return
+        loop = waiting[0].get_loop()
+        loop.call_later(min(grace, self.timeout), _end, waiting)
+
+
+def _end(waiting: list[asyncio.Future[Any]]) -> None:
+    for answer in waiting:
+        if not answer.done():
+            answer.set_exception(Abandoned())
 
 
 class _Workers:

@@ -13,8 +13,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from tests.slow_strategy_fixtures import BTC, ETH, SOL, probe, run_of, settings, started
 from tests.rigs.chat_rig import TRADER, chat_stack
+from tests.slow_strategy_fixtures import BTC, ETH, SOL, probe, run_of, settings, started
 
 
 async def btc_fills(chat: object) -> int:
