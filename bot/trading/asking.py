@@ -25,7 +25,7 @@ from bot.core.domain import PairRun
 from bot.core.errors import ExchangeAuthFailed, ExchangeUnavailable, StrategyFailed
 from bot.core.ports import CandleSource, Clock
 from bot.trading import strategy_calls as calls
-from bot.trading.strategy_thread import Abandoned, StrategyThreads
+from bot.trading.strategy_thread import Abandoned, StrategyThreads, Unanswered
 from strategies import ExitPolicy, Strategy
 
 
@@ -40,6 +40,7 @@ class Asked[T]:
     failure: StrategyFailed | None = None  # its strategy failed: the acting pass faults it
     trouble: ExchangeUnavailable | ExchangeAuthFailed | None = None  # its candles not fetched
     abandoned: bool = False  # the service stops: its strategy's answer not waited for
+    unanswered: bool = False  # not answered within the wait asked: answered as a quiet run
 
 
 type Ask[T] = Callable[[str, Strategy, pd.DataFrame], T]  # in the thread: the strategy's answer
@@ -82,13 +83,16 @@ class Asking:
         *,
         new: Callable[[PairRun, int], bool],
         stopping: Callable[[], bool],
+        within: float | None = None,
     ) -> list[Asked[T]]:
         """Each of ``runs``' candles and answer: ``ask`` (in a thread) for a run whose strategy
         decides, ``quiet`` (its policy read when built) for one faulted, held or failing now.
         ``new(run, last)``: the candle opened at ``last`` is not acted on yet (none asked
-        otherwise). Once ``stopping()``, no more candles are fetched (those runs: nothing)."""
+        otherwise). Once ``stopping()``, no more candles are fetched (those runs: nothing).
+        ``within``: seconds a strategy is waited for (the start-up's); one not answering by then
+        is answered for as a quiet run is, not failed (its computation goes on)."""
         asked = [Asked[T](run) for run in runs]
-        wanted = await asyncio.gather(*(self._wanted(one, strategies) for one in asked))
+        wanted = await asyncio.gather(*(self._wanted(one, strategies, within) for one in asked))
         for one, count in zip(asked, wanted, strict=True):
             if count is None or stopping():
                 continue
@@ -104,10 +108,12 @@ class Asking:
             for one in asked
             if not one.candles.empty and new(one.run, int(one.candles["timestamp"].iloc[-1]))
         ]
-        await asyncio.gather(*(self._answer(one, strategies, ask, quiet) for one in due))
+        await asyncio.gather(*(self._answer(one, strategies, ask, quiet, within) for one in due))
         return asked
 
-    async def _wanted[T](self, one: Asked[T], strategies: Strategies) -> int | None:
+    async def _wanted[T](
+        self, one: Asked[T], strategies: Strategies, within: float | None
+    ) -> int | None:
         """Candles ``one``'s strategy wants (0: a faulted or held one, or one failing now);
         None: none fetched (its strategy could not be built, or the service stops)."""
         run = one.run
@@ -120,7 +126,10 @@ class Asking:
         strategy = strategies.built[run.id]
         try:
             read = partial(calls.history, run.pair, strategy)
-            return await self._threads.call(run.pair, strategy, "its history", read)
+            return await self._threads.call(run.pair, strategy, "its history", read, within)
+        except Unanswered:
+            one.unanswered = True
+            return 0
         except StrategyFailed as failure:
             one.failure = failure
             return 0
@@ -129,17 +138,24 @@ class Asking:
             return None
 
     async def _answer[T](
-        self, one: Asked[T], strategies: Strategies, ask: Ask[T], quiet: Quiet[T]
+        self,
+        one: Asked[T],
+        strategies: Strategies,
+        ask: Ask[T],
+        quiet: Quiet[T],
+        within: float | None,
     ) -> None:
         run, candles = one.run, one.candles
         strategy = strategies.built[run.id]
-        if one.failure is None and not strategies.silenced(run):
+        if one.failure is None and not one.unanswered and not strategies.silenced(run):
             what = calls.candle_of(candles)
             try:
                 work = partial(ask, run.pair, strategy, candles)
-                one.answer = await self._threads.call(run.pair, strategy, what, work)
+                one.answer = await self._threads.call(run.pair, strategy, what, work, within)
                 one.heard = True
                 return
+            except Unanswered:
+                one.unanswered = True
             except StrategyFailed as failure:  # asked before anything was sent: nothing done
                 one.failure = failure
             except Abandoned:

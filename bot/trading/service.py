@@ -184,7 +184,9 @@ class TradingService:
     async def prime(self) -> None:
         """Take each run's latest closed candle as seen without acting on it: after downtime
         the service trades on candles that close from now on, never on missed ones. The
-        strategies are asked all at once (the start waits for the slowest, not their sum)."""
+        strategies are asked all at once, each waited for ``STOP_GRACE`` s at most: one slower
+        has its stop restored from its exit policy as built, without the ATR (as a faulted
+        pair's), and is asked again at the next close (failed then if it still computes)."""
         await self.faults.load()
         asked = await self._ask_stops(list(self._runs.values()))
         async with self.tick_lock:
@@ -207,6 +209,7 @@ class TradingService:
             calls.quiet_stop_inputs,
             new=lambda run, last: True,
             stopping=lambda: self._stopping,
+            within=STOP_GRACE,
         )
 
     async def _primed(self, one: Asked[tuple[ExitPolicy, float]]) -> None:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -41,10 +42,16 @@ class Abandoned(Exception):
     """The service stops: a strategy's answer is no longer waited for."""
 
 
+class Unanswered(Exception):
+    """The strategy did not answer within the wait asked (shorter than its timeout): not a
+    failure; it computes on, and is not handed a second call until it returns."""
+
+
 @dataclass(slots=True)
 class _Computation:
     strategy: Strategy  # held, so its id is not reused while it computes
     what: str  # "the candle of 2025-06-21 13:00 UTC"
+    asked: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -58,26 +65,36 @@ class StrategyThreads:
         self._waiting: set[asyncio.Future[Any]] = set()
         self.abandoned = False
 
-    async def call[T](self, pair: str, strategy: Strategy, what: str, work: Callable[[], T]) -> T:
+    async def call[T](
+        self,
+        pair: str,
+        strategy: Strategy,
+        what: str,
+        work: Callable[[], T],
+        within: float | None = None,
+    ) -> T:
         """``work()`` (``strategy``'s code, for ``pair``, on ``what``) in a thread; whatever it
-        raises, and a timeout, as StrategyFailed. Raises Abandoned once the service stops."""
+        raises, and a timeout, as StrategyFailed. Raises Abandoned once the service stops, and
+        Unanswered after ``within`` s when that is shorter than the timeout."""
         if self.abandoned:
             raise Abandoned
         earlier = self._computing.get(id(strategy))
         if earlier is not None and not earlier.done.is_set():
+            since = time.monotonic() - earlier.asked
             raise StrategyFailed(
-                strategy.name,
-                pair,
-                f"still computing {earlier.what}, which took longer than {self.timeout:g} s",
+                strategy.name, pair, f"still computing {earlier.what}, asked {since:.0f} s ago"
             )
         answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         computation = _Computation(strategy, what)
         self._computing[id(strategy)] = computation
         _WORKERS.submit(partial(_compute, answer, computation, pair, work))
         self._waiting.add(answer)
+        patient = within is not None and within < self.timeout
         try:
-            return await asyncio.wait_for(answer, self.timeout)
+            return await asyncio.wait_for(answer, within if patient else self.timeout)
         except TimeoutError:
+            if patient:
+                raise Unanswered from None
             raise StrategyFailed(
                 strategy.name, pair, f"took longer than {self.timeout:g} s on {what}"
             ) from None

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from bot.app.strategy_loading import load_strategies
 from strategies.registry import install
@@ -56,11 +55,6 @@ class StuckWarmup(Strategy):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed (session 24): the prime asks every pair at once, so the start waits for "
-    "the longest, not the sum, but one strategy stuck there still holds it its timeout",
-)
 async def test_a_strategy_stuck_at_start_up_does_not_hold_the_start_for_its_timeout(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
