@@ -45,10 +45,10 @@ async def measure(rounds: int) -> None:
     threads = StrategyThreads(30.0)
 
     async def on_loop() -> object:
-        return calls.decision(PAIR, strategy, candles.copy(), decide=True)
+        return calls.decision(PAIR, strategy, candles.copy())
 
     async def in_thread() -> object:
-        work = partial(calls.decision, PAIR, strategy, candles.copy(), decide=True)
+        work = partial(calls.decision, PAIR, strategy, candles.copy())
         return await threads.call(PAIR, strategy, "the candle", work)
 
     async def history_on_loop() -> object:

@@ -213,7 +213,7 @@ async def serve(
         finally:
             if market.interrupt is not None:
                 market.interrupt()
-            trading.service.abandon_strategies()  # a strategy stuck computing is not waited for
+            trading.service.abandon_strategies()  # waited for STOP_GRACE s, no more
             await jobs.stop()  # the tick in progress finishes first
             await goodbye(dispatcher, watch)
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from functools import partial
 
 import pandas as pd
 
@@ -20,14 +19,20 @@ from bot.core.errors import BotError, ExchangeAuthFailed, ExchangeUnavailable, S
 from bot.core.ports import CandleSource, Clock, EquityRepository
 from bot.ops.telemetry import EQUITY, HALTED, PNL_TODAY, TICK_SECONDS, TICKS
 from bot.trading import strategy_calls as calls
+from bot.trading.asking import Asked, Asking, Strategies, quieted
 from bot.trading.engine import Engine
 from bot.trading.faults import StrategyFaults
-from bot.trading.strategy_thread import Abandoned, StrategyThreads
+from bot.trading.strategy_calls import Decision
+from bot.trading.strategy_thread import StrategyThreads
 from bot.trading.twin import PaperTwin
-from strategies import Strategy, build_strategy
+from strategies import ExitPolicy, Strategy, build_strategy
 from strategies.output import last_line
 
 log = logging.getLogger(__name__)
+
+# Seconds a stop still waits for the strategies computing (at most the timeout): a quick one
+# has its decision acted on; a stuck one does not hold the process (a replay's included).
+STOP_GRACE = 2.0
 
 
 class TradingService:
@@ -56,6 +61,7 @@ class TradingService:
         self._clock = clock
         self._runs = {run.id: run for run in runs}
         self._strategies: dict[int, Strategy] = {}
+        self._policies: dict[int, ExitPolicy | StrategyFailed] = {}  # as read when built
         self._unbuilt: dict[int, StrategyFailed] = {}  # runs whose strategy cannot be built
         for run in runs:
             self._build(run)
@@ -66,7 +72,11 @@ class TradingService:
         self.last_ticks: dict[str, datetime] = {}  # pair -> when a tick last saw a new candle
         self.last_asked: dict[str, datetime] = {}  # pair -> when a tick last asked for candles
         self._prices: dict[str, float] = {}
-        self.tick_lock = asyncio.Lock()  # one tick at a time, whoever triggers it
+        # The books' lock: a tick takes it to act, never while its strategies compute
+        # (bot/trading/asking.py); one tick at a time, whoever triggers it.
+        self.tick_lock = asyncio.Lock()
+        self._one_tick = asyncio.Lock()
+        self._asking = Asking(self._threads, source, clock, engine.history)
         # Operations (bot/trading/watch.py): why new entries are off (the data directory is
         # full or read-only; exits are still managed), and the exchange error of the last tick.
         self.entries_blocked: str | None = None
@@ -75,16 +85,17 @@ class TradingService:
         self._stopping = False
 
     def request_stop(self) -> None:
-        """A stop was asked: the tick in progress ends after the pair it is on (a pair's
-        order and its booking are never cut apart; the pairs left wait for the next start).
-        A strategy still computing is not waited for: its pair is not acted on."""
+        """A stop was asked (on an exchange): the tick in progress acts on the pairs whose
+        decisions it has, a strategy computing waited for ``STOP_GRACE`` s at most; acting, it
+        ends after the pair it is on (a pair's order and its booking are never cut apart; the
+        pairs left wait for the next start)."""
         self._stopping = True
         self.abandon_strategies()
 
-    def abandon_strategies(self) -> None:
-        """The service stops: no strategy computing is waited for (a tick waiting on one acts
-        on nothing more), none is asked again."""
-        self._threads.abandon()
+    def abandon_strategies(self, grace: float = STOP_GRACE) -> None:
+        """No strategy is asked again, none computing is waited for longer than ``grace`` s
+        (and the timeout): its pair is not acted on at that close."""
+        self._threads.abandon(grace)
 
     def runs(self) -> list[PairRun]:
         return list(self._runs.values())
@@ -98,10 +109,11 @@ class TradingService:
         ``strategy``: the object it trades with (the one the live gate judged), else built."""
         if strategy is not None:
             self._unbuilt.pop(run.id, None)
-            self._strategies[run.id] = strategy
+            self._keep(run, strategy)
         if run.state is RunState.STOPPED:
             self._runs.pop(run.id, None)
             self._strategies.pop(run.id, None)
+            self._policies.pop(run.id, None)
             self._unbuilt.pop(run.id, None)
             self.held.pop(run.id, None)
             return
@@ -120,7 +132,7 @@ class TradingService:
             self._unbuilt[run.id] = rebuilt
         elif rebuilt is not None:
             self._unbuilt.pop(run.id, None)
-            self._strategies[run.id] = rebuilt
+            self._keep(run, rebuilt)
 
     def unbuilt(self, run: PairRun) -> bool:
         """``run``'s strategy could not be built (its run is faulted, or is at the next close)."""
@@ -133,9 +145,21 @@ class TradingService:
         if run.id in self._strategies or run.id in self._unbuilt:
             return
         try:
-            self._strategies[run.id] = build_strategy(run.strategy, run.params)
+            built = build_strategy(run.strategy, run.params)
         except Exception as error:  # user code, or a strategy no longer loaded
             self._unbuilt[run.id] = StrategyFailed(run.strategy, run.pair, last_line(error))
+            return
+        self._keep(run, built)
+
+    def _keep(self, run: PairRun, strategy: Strategy) -> None:
+        """``strategy`` is ``run``'s; its exit policy read now, as built (its parameters): a
+        faulted or held pair's stops use this one, never what the strategy's code made of its
+        own objects since (read on the loop)."""
+        self._strategies[run.id] = strategy
+        try:
+            self._policies[run.id] = calls.exit_policy(run.pair, strategy)
+        except StrategyFailed as failure:
+            self._policies[run.id] = failure
 
     def rebuild_held(self) -> None:
         """Build the held runs' strategies again from the registry (after a /reload): a held run
@@ -143,6 +167,7 @@ class TradingService:
         keeps its own until it is restarted."""
         for run_id in self.held:
             self._strategies.pop(run_id, None)
+            self._policies.pop(run_id, None)
             self._unbuilt.pop(run_id, None)
             self._build(self._runs[run_id])
 
@@ -163,67 +188,59 @@ class TradingService:
 
     async def prime(self) -> None:
         """Take each run's latest closed candle as seen without acting on it: after downtime
-        the service trades on candles that close from now on, never on missed ones."""
+        the service trades on candles that close from now on, never on missed ones. The
+        strategies are asked all at once, each waited for ``STOP_GRACE`` s at most: one slower
+        has its stop restored from its exit policy as built, without the ATR (as a faulted
+        pair's), and is asked again at the next close (failed then if it still computes)."""
+        await self.faults.load()
+        asked = await self._ask_stops(list(self._runs.values()))
         async with self.tick_lock:
-            await self.faults.load()
-            for run in list(self._runs.values()):
-                await self._prime(run)
+            for one in asked:
+                await self._primed(one)
 
     async def start_run(self, run: PairRun, strategy: Strategy | None = None) -> None:
         """Tick a run started while the service runs, from the next candle close on (a signal
         from before it started is never acted on); ``strategy``: as for ``put_run``. The caller
         holds ``tick_lock``."""
         self.put_run(run, strategy)
-        await self._prime(run)
+        (one,) = await self._ask_stops([run])
+        await self._primed(one)
 
-    async def _prime(self, run: PairRun) -> None:
-        run, candles = await self._candles(run)
+    async def _ask_stops(self, runs: list[PairRun]) -> list[Asked[tuple[ExitPolicy, float]]]:
+        return await self._asking.ask(
+            runs,
+            self._table(),
+            calls.stop_inputs,
+            calls.quiet_stop_inputs,
+            new=lambda run, last: True,
+            stopping=lambda: self._stopping,
+            within=STOP_GRACE,
+        )
+
+    async def _primed(self, one: Asked[tuple[ExitPolicy, float]]) -> None:
+        """``one``'s candle taken as seen, its position's stop restored."""
+        run = self._runs.get(one.run.id)
+        if run is None:
+            return
+        if one.failure is not None:
+            run = await self._fault(run, one.failure)
+        if one.trouble is not None:
+            raise one.trouble
+        candles = one.candles
         if candles.empty:
             return
         self._last_candle[run.id] = int(candles["timestamp"].iloc[-1])
         self._prices[run.pair] = float(candles["close"].iloc[-1])
-        if self._engine.executor.unknown.waiting(run.pair):
+        if self._engine.executor.unknown.waiting(run.pair) or one.answer is None:
             return  # held, as for ticks: a stop could rest on coins that are not pairpilot's
-        strategy = self._strategies[run.id]
-        for decide in self._tries(run):
-            try:
-                policy, atr = await self._ask(
-                    run, candles, partial(calls.stop_inputs, run.pair, strategy, candles), decide
-                )
-                await self._engine.protect_between_candles(run, policy, atr, candles)
-            except Abandoned:
-                return
-            except StrategyFailed as failure:
-                run = await self._fault(run, failure)
-                continue
-            except BotError as error:  # the next close tries again; the start goes on
-                log.warning("%s: its stop could not be restored now: %s", run.pair, error)
-            return
+        policy, atr = one.answer
+        try:
+            await self._engine.protect_between_candles(run, policy, atr, candles)
+        except BotError as error:  # the next close tries again; the start goes on
+            log.warning("%s: its stop could not be restored now: %s", run.pair, error)
 
-    async def _candles(self, run: PairRun) -> tuple[PairRun, pd.DataFrame]:
-        """``run`` (paused, when its strategy just failed) and the closed candles it needs;
-        none for a run without a strategy (nothing of it can run: its stop resting on the
-        exchange, if any, is all that protects it)."""
-        unbuilt = self._unbuilt.get(run.id)
-        if unbuilt is not None:
-            return await self._fault(run, unbuilt), pd.DataFrame()
-        wanted = 0
-        if not self._silenced(run):
-            strategy = self._strategies[run.id]
-            read = partial(calls.history, run.pair, strategy)
-            try:
-                wanted = await self._threads.call(run.pair, strategy, "its history", read)
-            except StrategyFailed as failure:
-                run = await self._fault(run, failure)
-        count = self._engine.history(wanted)
-        return run, await self._source.closed_candles(
-            run.pair, self._clock.now(), count, run.timeframe
-        )
-
-    def _tries(self, run: PairRun) -> tuple[bool, ...]:
-        """How ``run``'s candle is acted on: with its strategy's decision, and without it
-        once the strategy fails (its stops still checked); a faulted or held run only without."""
-        return (False,) if self._silenced(run) else (True, False)
+    def _table(self) -> Strategies:
+        return Strategies(self._strategies, self._policies, self._unbuilt, self._silenced)
 
     def _silenced(self, run: PairRun) -> bool:
         """``run``'s strategy is not asked: it failed (faulted), or the live gate holds it."""
@@ -241,14 +258,25 @@ class TradingService:
 
     async def tick(self, timeframe: str | None = None) -> int:
         """One pass over the active runs (of ``timeframe``, or all); returns how many saw a
-        new closed candle."""
-        async with self.tick_lock:
+        new closed candle. Their strategies are asked first, without the tick lock (a command
+        sent meanwhile answers at once); each run is then acted on as it is by then."""
+        async with self._one_tick:
             with TICK_SECONDS.time():
-                return await self._tick(timeframe)
+                await self.faults.load()
+                runs = [r for r in self._runs.values() if timeframe in (None, r.timeframe)]
+                asked = await self._asking.ask(
+                    runs,
+                    self._table(),
+                    calls.decision,
+                    calls.quiet_decision,
+                    new=lambda run, last: self._last_candle.get(run.id) != last,
+                    stopping=lambda: self._stopping,
+                )
+                async with self.tick_lock:
+                    return await self._tick(asked, every=timeframe is None)
 
-    async def _tick(self, timeframe: str | None) -> int:
+    async def _tick(self, asked: list[Asked[Decision]], *, every: bool) -> int:
         acted = 0
-        await self.faults.load()
         try:
             await self._engine.executor.settle_unknown()
         except (ExchangeUnavailable, ExchangeAuthFailed) as error:  # books unsure: do not act
@@ -258,15 +286,17 @@ class TradingService:
             await self._failed(error)
             return 0
         failed = False
-        for run in list(self._runs.values()):
-            if not self._due(run, timeframe):
+        stopped_before = self._stopping  # asked before: the decisions in hand are acted on
+        for one in asked:
+            run = one.run
+            if not self._due(run):
                 continue
-            if self._stopping or self._threads.abandoned:
+            if self._stopping and not stopped_before:
                 log.warning("tick: stopping; %s and the pairs after it not ticked", run.pair)
                 break
             self.last_asked[run.pair] = self._clock.now()
             try:
-                if run.state is not RunState.STOPPED and await self._tick_run(run):
+                if await self._apply(one):
                     acted += 1
             except (ExchangeUnavailable, ExchangeAuthFailed) as error:
                 failed = True  # the other runs still tick
@@ -274,7 +304,7 @@ class TradingService:
                 log.warning("tick %s: %s", run.pair, error)
                 await self._failed(error)
         done = not self._stopping  # stopping: no more exchange calls than the books need
-        if done and (timeframe is None or acted):
+        if done and (every or acted):
             await self._engine.alert_unowned({run.pair for run in self._runs.values()})
         if done and not failed:
             self.exchange_trouble = None
@@ -294,12 +324,9 @@ class TradingService:
             error, self._clock.now(), resting_stops=self._engine.exchange.supports_stop_orders
         )
 
-    def _due(self, run: PairRun, timeframe: str | None) -> bool:
-        """``run`` ticks now: its timeframe's, and no order of its pair has an outcome the
-        venue cannot tell (bot/execution/unknown_orders.py: the pair waits, alerted, until
-        settled)."""
-        if timeframe is not None and run.timeframe != timeframe:
-            return False
+    def _due(self, run: PairRun) -> bool:
+        """No order of ``run``'s pair has an outcome the venue cannot tell
+        (bot/execution/unknown_orders.py: the pair waits, alerted, until settled)."""
         waiting = self._engine.executor.unknown.waiting(run.pair)
         if waiting:
             log.warning(
@@ -316,15 +343,22 @@ class TradingService:
         PNL_TODAY.set(equity - day_start if day_start is not None else 0.0)
         HALTED.set(1 if await guard.halted() else 0)
 
-    async def _tick_run(self, run: PairRun) -> bool:
-        try:
-            return await self._tick_candle(run)
-        except Abandoned:  # stopping: nothing done for the pair (its strategy is asked first)
+    async def _apply(self, one: Asked[Decision]) -> bool:
+        """Act on ``one``'s candle with its decision, ``one``'s run as it is now: stopped
+        meanwhile, nothing; paused, no entry; faulted or held, its strategy's answer unused."""
+        if one.trouble is not None:  # its candles could not be fetched
+            raise one.trouble
+        run = self._runs.get(one.run.id)
+        if run is None or run.state is RunState.STOPPED:
+            if one.answer is not None:
+                log.info("tick %s: stopped while its strategy computed", one.run.pair)
+            return False
+        if one.failure is not None:  # asked before anything was sent: nothing done
+            run = await self._fault(run, one.failure)
+        if one.abandoned:  # stopping: nothing done for the pair (its strategy asked first)
             log.warning("tick %s: stopping; its strategy computing is not waited for", run.pair)
             return False
-
-    async def _tick_candle(self, run: PairRun) -> bool:
-        run, candles = await self._candles(run)
+        candles = one.candles
         if candles.empty:
             return False
         last = int(candles["timestamp"].iloc[-1])
@@ -332,24 +366,21 @@ class TradingService:
             return False
         self._prices[run.pair] = float(candles["close"].iloc[-1])
         self.last_ticks[run.pair] = self._clock.now()
-        for decide in self._tries(run):
-            try:
-                await self._act(run, candles, decide=decide)
-            except StrategyFailed as failure:  # asked before anything was sent: nothing done
-                run = await self._fault(run, failure)
-                continue
-            break
+        if one.heard and self._silenced(run):  # faulted or held meanwhile
+            strategy = self._strategies[run.id]
+            one.answer = quieted(run, self._table(), strategy, candles, calls.quiet_decision, one)
+        if one.answer is None:  # not even its exit policy read: faulted, not acted on
+            assert one.failure is not None
+            run = await self._fault(run, one.failure)
+        else:
+            await self._act(run, candles, one.answer)
         # Done only once acted on: after an outage at the close, the candle is tried again.
         self._last_candle[run.id] = last
         log.debug("ticked %s at candle %s", run.pair, last)
         return True
 
-    async def _act(self, run: PairRun, candles: pd.DataFrame, *, decide: bool) -> None:
+    async def _act(self, run: PairRun, candles: pd.DataFrame, decided: Decision) -> None:
         """``run``'s engine (and its paper twin) on its closed ``candles``."""
-        strategy = self._strategies[run.id]
-        decided = await self._ask(
-            run, candles, partial(calls.decision, run.pair, strategy, candles), decide
-        )
         held = run.id in self.held  # exits only, as paused: no entries
         if (held or self.entries_blocked) and run.state is RunState.RUNNING:
             run = dataclasses.replace(run, state=RunState.PAUSED)
@@ -359,16 +390,3 @@ class TradingService:
             live = self.twin.live_run(run)
             fills = await self._engine.on_candles(live, decided, candles, self._prices)
             await self.twin.follow(run, decided, candles, self._prices, fills)
-
-    async def _ask[T](
-        self, run: PairRun, candles: pd.DataFrame, ask: Callable[..., T], decide: bool
-    ) -> T:
-        """``ask(decide=decide)`` of ``run``'s strategy on ``candles``: in a worker thread, all
-        of the tick's calls in one; not deciding (its strategy failed, or is held), on the loop:
-        only its exit policy is read then (its parameters), even beside a computation still
-        running."""
-        if not decide:
-            return ask(decide=False)
-        strategy = self._strategies[run.id]
-        what = calls.candle_of(candles)
-        return await self._threads.call(run.pair, strategy, what, partial(ask, decide=True))

@@ -47,24 +47,33 @@ class Decision:
     atr: float  # the ATR stop's distance from an entry at the candle (0: none)
 
 
-def decision(pair: str, strategy: Strategy, candles: pd.DataFrame, *, decide: bool) -> Decision:
-    """``strategy``'s decision on the last of ``candles``; ``decide=False`` (its pair is
-    faulted or held): HOLD and no ATR, only the exit policy read (the interface's own property,
-    reading the parameters: no user code), so it is safe beside a computation still running."""
+def decision(pair: str, strategy: Strategy, candles: pd.DataFrame) -> Decision:
+    """``strategy``'s decision on the last of ``candles`` (in a worker thread)."""
     policy = exit_policy(pair, strategy)
-    if not decide:
-        return Decision(policy, hold(pair, strategy, candles), 0.0)
     signal = signal_from_candles(pair, strategy, candles)
     return Decision(policy, signal, atr_distance(pair, strategy, policy, candles))
 
 
-def stop_inputs(
-    pair: str, strategy: Strategy, candles: pd.DataFrame, *, decide: bool
-) -> tuple[ExitPolicy, float]:
-    """The exit policy and ATR distance a position's stop is restored with (no signal asked);
-    ``decide=False``: no ATR asked."""
+def quiet_decision(
+    pair: str, strategy: Strategy, policy: ExitPolicy, candles: pd.DataFrame
+) -> Decision:
+    """A faulted or held pair's decision: HOLD, no ATR, ``policy`` (its exit policy as read
+    when its strategy was built): no user code, so it is safe on the loop beside a computation
+    still running, whatever the strategy's code did to its own objects since."""
+    return Decision(policy, hold(pair, strategy, candles), 0.0)
+
+
+def stop_inputs(pair: str, strategy: Strategy, candles: pd.DataFrame) -> tuple[ExitPolicy, float]:
+    """The exit policy and ATR distance a position's stop is restored with (no signal asked)."""
     policy = exit_policy(pair, strategy)
-    return policy, atr_distance(pair, strategy, policy, candles) if decide else 0.0
+    return policy, atr_distance(pair, strategy, policy, candles)
+
+
+def quiet_stop_inputs(
+    pair: str, strategy: Strategy, policy: ExitPolicy, candles: pd.DataFrame
+) -> tuple[ExitPolicy, float]:
+    """A faulted or held pair's: ``policy`` as read when built, no ATR asked."""
+    return policy, 0.0
 
 
 def candle_of(candles: pd.DataFrame) -> str:

@@ -16,8 +16,9 @@ The threads are daemon ``threading.Thread``s kept between calls, their answers h
 with ``call_soon_threadsafe``, not the loop's default executor (``asyncio.to_thread``):
 ``asyncio.run`` waits for the executor's threads at its end (up to 300 s) and the interpreter
 joins them at exit, so a strategy stuck in an endless loop would hold the process. Nothing
-waits for a daemon thread. A service stop (``abandon``) ends every wait at once: the tick
-acts on nothing for that pair (it was asked before anything was written or sent).
+waits for a daemon thread. A service stop (``abandon``) ends every wait after a short grace:
+the tick acts on nothing for a pair still computing then (it was asked before anything was
+written or sent).
 
 Nothing of the strategy's own objects comes back to the loop: whatever it raises (its own
 subclass of StrategyFailed too, whose ``reason`` or ``__str__`` is its code) is read in the
@@ -34,6 +35,7 @@ import contextlib
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -48,10 +50,16 @@ class Abandoned(Exception):
     """The service stops: a strategy's answer is no longer waited for."""
 
 
+class Unanswered(Exception):
+    """The strategy did not answer within the wait asked (shorter than its timeout): not a
+    failure; it computes on, and is not handed a second call until it returns."""
+
+
 @dataclass(slots=True)
 class _Computation:
     strategy: Strategy  # held, so its id is not reused while it computes
     what: str  # "the candle of 2025-06-21 13:00 UTC"
+    asked: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -65,26 +73,36 @@ class StrategyThreads:
         self._waiting: set[asyncio.Future[Any]] = set()
         self.abandoned = False
 
-    async def call[T](self, pair: str, strategy: Strategy, what: str, work: Callable[[], T]) -> T:
+    async def call[T](
+        self,
+        pair: str,
+        strategy: Strategy,
+        what: str,
+        work: Callable[[], T],
+        within: float | None = None,
+    ) -> T:
         """``work()`` (``strategy``'s code, for ``pair``, on ``what``) in a thread; whatever it
-        raises, and a timeout, as StrategyFailed. Raises Abandoned once the service stops."""
+        raises, and a timeout, as StrategyFailed. Raises Abandoned once the service stops, and
+        Unanswered after ``within`` s when that is shorter than the timeout."""
         if self.abandoned:
             raise Abandoned
         earlier = self._computing.get(id(strategy))
         if earlier is not None and not earlier.done.is_set():
+            since = time.monotonic() - earlier.asked
             raise StrategyFailed(
-                strategy.name,
-                pair,
-                f"still computing {earlier.what}, which took longer than {self.timeout:g} s",
+                strategy.name, pair, f"still computing {earlier.what}, asked {since:.0f} s ago"
             )
         answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         computation = _Computation(strategy, what)
         self._computing[id(strategy)] = computation
         _WORKERS.submit(partial(_compute, answer, computation, pair, work))
         self._waiting.add(answer)
+        patient = within is not None and within < self.timeout
         try:
-            return await asyncio.wait_for(answer, self.timeout)
+            return await asyncio.wait_for(answer, within if patient else self.timeout)
         except TimeoutError:
+            if patient:
+                raise Unanswered from None
             raise StrategyFailed(
                 strategy.name, pair, f"took longer than {self.timeout:g} s on {what}"
             ) from None
@@ -93,12 +111,22 @@ class StrategyThreads:
             if computation.done.is_set():  # else kept: the object is still computing
                 self._computing.pop(id(strategy), None)
 
-    def abandon(self) -> None:
-        """The service stops: every wait for a strategy ends now (Abandoned), and none starts."""
+    def abandon(self, grace: float = 0.0) -> None:
+        """The service stops: no call starts, and every wait for a strategy ends (Abandoned)
+        ``grace`` seconds from now (capped at the timeout), the calls answered by then kept:
+        a quick strategy of the pair in progress still has its decision acted on."""
         self.abandoned = True
-        for waiting in list(self._waiting):
-            if not waiting.done():
-                waiting.set_exception(Abandoned())
+        waiting = list(self._waiting)
+        if not waiting:
+            return
+        loop = waiting[0].get_loop()
+        loop.call_later(min(grace, self.timeout), _end, waiting)
+
+
+def _end(waiting: list[asyncio.Future[Any]]) -> None:
+    for answer in waiting:
+        if not answer.done():
+            answer.set_exception(Abandoned())
 
 
 class _Workers:

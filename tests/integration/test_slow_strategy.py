@@ -271,7 +271,7 @@ async def test_a_stop_does_not_wait_for_a_strategy_stuck_computing(tmp_path: Pat
             step = asyncio.create_task(driver.step())
             await started(slow)
             began = time.perf_counter()
-            chat.trading.service.abandon_strategies()
+            chat.trading.service.abandon_strategies(grace=0.0)
             await asyncio.wait_for(step, 2.0)
             assert time.perf_counter() - began < 1.0
             assert chat.trading.service.faults.of(run_of(chat, BTC).id) is None
