@@ -20,6 +20,7 @@ from bot.chat.pair_desk import malformed
 from bot.chat.replies import Progress
 from bot.chat.requests import normalise_pair
 from bot.core.clock import SystemClock
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.domain import from_ms, to_ms
 from bot.core.errors import UserInputError
 from bot.core.key_values import key_values
@@ -28,7 +29,6 @@ from bot.core.ports import CandleHistory, Clock
 from bot.core.timeframes import timeframe_seconds
 from bot.research.portfolio_inputs import PairEntry
 from bot.trading.service import TradingService
-from bot.trading.strategy_thread import in_daemon_thread
 from strategies import StrategyConfigError, build_strategy
 
 USAGE = "usage: /check STRATEGY [PAIR] [TIMEFRAME] [key=value ...]"

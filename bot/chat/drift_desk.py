@@ -26,6 +26,7 @@ from functools import partial
 from bot.chat.one_at_a_time import OneAtATime
 from bot.chat.requests import normalise_pair
 from bot.chat.venue import Venue
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.domain import PairRun, Trade, to_ms
 from bot.core.errors import BotError, UserInputError
 from bot.core.lazy_import import import_off_loop
@@ -33,7 +34,6 @@ from bot.core.ports import CandleHistory, Clock
 from bot.core.timeframes import timeframe_seconds
 from bot.trading.drift import Drift, entry_candle, not_demoted
 from bot.trading.service import TradingService
-from bot.trading.strategy_thread import in_daemon_thread
 from bot.trading.twin import PaperTwin
 from strategies import build_strategy
 

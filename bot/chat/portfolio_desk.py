@@ -18,6 +18,7 @@ from bot.chat.receipt_desk import ReceiptDesk, SweepRerunView
 from bot.chat.replies import Progress
 from bot.chat.requests import MAX_BACKTEST_DAYS, whole_number
 from bot.chat.term_words import is_term, term_overrides
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.domain import RiskLimits, from_ms
 from bot.core.errors import UserInputError
 from bot.core.key_values import key_values
@@ -25,7 +26,6 @@ from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock
 from bot.research.account_terms import Overrides, research_terms
 from bot.research.receipts import PORTFOLIO, Receipt
-from bot.trading.strategy_thread import in_daemon_thread
 
 if TYPE_CHECKING:
     from bot.research.portfolio import PortfolioResult

@@ -15,12 +15,12 @@ from bot.chat.replies import Progress, in_tenths
 from bot.chat.requests import MAX_BACKTEST_DAYS, whole_number
 from bot.chat.sweep_words import SPACE_USAGE, sweep_spec, sweep_words
 from bot.chat.term_words import USAGE as TERM_WORDS
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.domain import RiskLimits
 from bot.core.errors import UserInputError
 from bot.core.lazy_import import import_off_loop
 from bot.core.ports import CandleHistory, Clock, SweepStore
 from bot.research.account_terms import research_terms
-from bot.trading.strategy_thread import in_daemon_thread
 
 if TYPE_CHECKING:
     import pandas as pd

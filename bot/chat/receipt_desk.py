@@ -11,6 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.chat.replies import Progress
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.domain import from_ms
 from bot.core.errors import DataError, NotFound, UserInputError
 from bot.core.lazy_import import import_off_loop
@@ -24,7 +25,6 @@ from bot.research.receipts import (
     backtest_receipt,
     checked_id,
 )
-from bot.trading.strategy_thread import in_daemon_thread
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.chat.one_at_a_time import OneAtATime
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.domain import AlertPriority
 from bot.core.errors import BotError, UserInputError
 from bot.research.loaded_code import behind, loaded_hash
 from bot.trading.service import TradingService
-from bot.trading.strategy_thread import in_daemon_thread
 from strategies import strategy_registry
 from strategies.registry import StrategyRegistry, install
 

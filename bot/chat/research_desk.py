@@ -27,6 +27,7 @@ from bot.chat.sweep_desk import SweepDesk, SweepView
 from bot.chat.term_words import USAGE as TERM_WORDS
 from bot.chat.term_words import strategy_words, term_overrides
 from bot.chat.venue import Venue
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.domain import Side, from_ms
 from bot.core.errors import UserInputError
 from bot.core.key_values import key_values
@@ -38,7 +39,6 @@ from bot.research.monte_carlo import MonteCarlo, resample_count, resampled
 from bot.research.receipts import SWEEP
 from bot.trading.engine import Engine
 from bot.trading.service import TradingService
-from bot.trading.strategy_thread import in_daemon_thread
 from strategies import Strategy, StrategyConfigError, build_strategy, strategy_registry
 
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 from bot.chat.requests import number, whole_number
 from bot.chat.term_words import strategy_words, term_overrides
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.errors import UserInputError
 from bot.core.key_values import key_values
 from bot.research.account_terms import Overrides
-from bot.trading.strategy_thread import in_daemon_thread
 
 if TYPE_CHECKING:
     from bot.research.account_terms import ResearchTerms

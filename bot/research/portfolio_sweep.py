@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.domain import RiskLimits, SweepRow
 from bot.core.errors import UserInputError
 from bot.core.ports import Clock, SweepStore
@@ -36,7 +37,6 @@ from bot.research.sweep import (
     sampled,
     score,
 )
-from bot.trading.strategy_thread import in_daemon_thread
 from strategies import StrategyConfigError, build_strategy
 
 Window = tuple[datetime | None, datetime | None]

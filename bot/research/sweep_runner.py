@@ -11,12 +11,12 @@ import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from bot.core.daemon_threads import in_daemon_thread
 from bot.core.domain import SweepRow
 from bot.core.ports import Clock, SweepStore
 from bot.research.sweep import Series, SweepSpec, describe
 from bot.research.sweep_dask import dask_client, run_on_dask
 from bot.research.sweep_tasks import tasks
-from bot.trading.strategy_thread import in_daemon_thread
 
 # (tasks done, tasks in all); a coroutine, as the Dask thread hands it to the loop to run.
 TaskDone = Callable[[int, int], Coroutine[Any, Any, None]]

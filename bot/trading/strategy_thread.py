@@ -12,8 +12,8 @@ its pair paused (bot/trading/faults.py). A thread cannot be killed, so its compu
 unwatched; until it returns, that strategy object is never handed to a second thread: a tick
 after a /resume fails again, "still computing the candle of ...".
 
-The threads are daemon ``threading.Thread``s kept between calls, their answers handed back
-with ``call_soon_threadsafe``, not the loop's default executor (``asyncio.to_thread``):
+The threads are daemon ``threading.Thread``s kept between calls (bot/core/daemon_threads.py),
+their answers handed back with ``call_soon_threadsafe``, not the loop's default executor:
 ``asyncio.run`` waits for the executor's threads at its end (up to 300 s) and the interpreter
 joins them at exit, so a strategy stuck in an endless loop would hold the process. Nothing
 waits for a daemon thread. A service stop (``abandon``) ends every wait after a short grace:
@@ -24,16 +24,14 @@ Nothing of the strategy's own objects comes back to the loop: whatever it raises
 subclass of StrategyFailed too, whose ``reason`` or ``__str__`` is its code) is read in the
 thread and handed back as a fresh StrategyFailed of plain, capped strings, always, so a
 failure is seen at once. The chat's work on a strategy (a backtest, a check, a /chart, a
-/startpair's constructor) runs on daemon threads of its own the same way (``in_daemon_thread``,
-``chat_call``), so a strategy stuck there holds neither the loop nor a service stop.
+/startpair's constructor) runs on daemon threads of its own the same way (``chat_call`` here,
+``in_daemon_thread`` for research), so a strategy stuck there holds neither the loop nor a
+service stop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +39,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from bot.core.errors import BotError, StrategyFailed
+from bot.core.daemon_threads import DaemonWorkers, hand_back, in_daemon_thread
+from bot.core.errors import StrategyFailed
 from strategies import Strategy, StrategyConfigError
 from strategies.output import REASON_LIMIT, last_line
 
@@ -129,37 +128,7 @@ def _end(waiting: list[asyncio.Future[Any]]) -> None:
             answer.set_exception(Abandoned())
 
 
-class _Workers:
-    """Daemon threads kept between calls, each taking the next call when idle; a new one is
-    started only when none is idle (a stuck computation keeps its thread for good), so there
-    are as many as calls ever ran at once. Kept, not started per call: ``Thread.start`` waits
-    until the new thread runs, a wake-up on the loop (~0.1 ms, more on a busy machine). One
-    set for the process: the services of one process (tests build hundreds) share them."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._idle = 0
-        self._lock = threading.Lock()
-
-    def submit(self, call: Callable[[], None]) -> None:
-        with self._lock:
-            start = self._idle == 0
-            if not start:
-                self._idle -= 1  # that thread takes it
-        self._calls.put(call)
-        if start:
-            threading.Thread(target=self._serve, name=self._name, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            self._calls.get()()  # never raises: each call hands back whatever happened
-            with self._lock:
-                self._idle += 1
-
-
-_WORKERS = _Workers("strategy")  # the ticks'
-_CHAT_WORKERS = _Workers("strategy-chat")  # the chat's: backtests, checks, charts, starts
+_WORKERS = DaemonWorkers("strategy")  # the ticks'
 
 
 def _compute[T](
@@ -179,7 +148,7 @@ def _compute[T](
         computation.done.set()  # before the answer: the next tick may ask it again
         if not outcome and error is None:  # unreachable unless _failure itself failed
             error = StrategyFailed("strategy", pair, "its failure could not be read")
-        _hand_back(answer, outcome, error)
+        hand_back(answer, outcome, error)
 
 
 def _failure(strategy: Strategy, pair: str, raised: BaseException) -> StrategyFailed:
@@ -203,34 +172,6 @@ def _plain(text: object) -> str:
     if type(text) is not str:
         return f"<a {type(text).__name__}>"
     return text if len(text) <= REASON_LIMIT else f"{text[: REASON_LIMIT - 1]}…"
-
-
-def _hand_back[T](answer: asyncio.Future[T], outcome: list[T], error: BaseException | None) -> None:
-    """``answer`` set, on its loop, to ``error`` or the one ``outcome``."""
-
-    def settle() -> None:
-        if answer.done():  # timed out, cancelled or abandoned meanwhile
-            return
-        if error is None:
-            answer.set_result(outcome[0])
-        else:
-            answer.set_exception(error)
-
-    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
-        answer.get_loop().call_soon_threadsafe(settle)
-
-
-async def in_daemon_thread[T](work: Callable[[], T]) -> T:
-    """``work()`` (the chat's work on a user strategy: a backtest, a check, a chart's lines, a
-    strategy built) in a kept daemon thread, not the loop's default executor: a strategy stuck
-    there must not hold a service stop. What it raises is raised here as it is (``work``
-    turns the strategy's own exceptions into ours). No timeout of its own (a backtest of a
-    year may take long): a caller's ``asyncio.timeout`` leaves the computation going on
-    unwatched."""
-    answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    context = contextvars.copy_context()  # as asyncio.to_thread hands it
-    _CHAT_WORKERS.submit(partial(_run, answer, partial(context.run, work)))
-    return await answer
 
 
 async def chat_call[T](name: str, pair: str, what: str, work: Callable[[], T], seconds: float) -> T:
@@ -264,19 +205,3 @@ def _said(error: BaseException) -> str:
         return _plain(str.__str__(str(error)))
     except BaseException:
         return last_line(error)
-
-
-def _run[T](answer: asyncio.Future[T], work: Callable[[], T]) -> None:
-    """In the thread: ``work()``, its outcome handed to ``answer``, always."""
-    outcome: list[T] = []
-    error: BaseException | None = None
-    try:
-        outcome.append(work())
-    except Exception as raised:  # handed to the loop, which raises it in the caller
-        error = raised
-    except BaseException as raised:  # sys.exit() in a strategy: asyncio would re-raise it
-        error = BotError(f"the strategy's code raised {last_line(raised)}")  # out of the loop
-    finally:
-        if not outcome and error is None:
-            error = RuntimeError("the work ended without an answer")
-        _hand_back(answer, outcome, error)

@@ -322,7 +322,11 @@ def test_a_process_running_the_service_exits_with_a_strategy_in_an_endless_loop(
         process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         out, err = process.communicate(timeout=30)
-        assert time.monotonic() - signalled < 5, "did not stop within 5 s"
+        # The stop waits up to 2 s (STOP_GRACE) for a quick strategy's answer, then shuts
+        # down beside a thread spinning pure Python, which takes half the GIL: 5.2-5.4 s on a
+        # quiet 2-core machine (2026-11-27). What matters is that it ends, not in 300 s
+        # (asyncio.run's executor wait) or never (the interpreter joining the thread).
+        assert time.monotonic() - signalled < 10, "did not stop within 10 s"
         assert process.returncode == 0, err
         assert "pairpilot stopped" in out
     finally:
