@@ -5,6 +5,9 @@ test sets through its class attributes, loaded from a user folder as a user's wo
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +216,32 @@ def run_of(chat: Chat, pair: str) -> Any:
 async def started(cls: Any) -> None:
     """Until ``cls`` computes (waited for in a thread: the loop goes on meanwhile)."""
     assert await asyncio.to_thread(cls.started.wait, 10), "the strategy never computed"
+
+
+async def stalled[T](work: Awaitable[T]) -> tuple[T, float]:
+    """``work``'s result, and the longest the event loop was held while it ran (a 10 ms
+    heartbeat's longest gap): how long /halt would have waited."""
+    longest = 0.0
+    done = False
+
+    async def beat() -> None:
+        nonlocal longest
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            longest = max(longest, now - last)
+            last = now
+
+    heart = asyncio.create_task(beat())
+    try:
+        result = await work
+    finally:
+        done = True
+        await heart
+    return result, longest
+
+
+def user_module(cls: Any) -> Any:
+    """The user-folder module ``cls`` (a loaded strategy class) was defined in."""
+    return sys.modules[cls.__module__]

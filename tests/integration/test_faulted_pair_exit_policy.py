@@ -7,43 +7,10 @@ Telegram emulator (real PTB)."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
-import time
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
 
 from tests.rigs.chat_rig import chat_stack
-from tests.slow_strategy_fixtures import BTC, ETH, probe, run_of, settings
-
-
-async def stalled[T](work: Awaitable[T]) -> tuple[T, float]:
-    """``work``'s result, and the longest the event loop was held while it ran (a 10 ms
-    heartbeat's longest gap): how long /halt would have waited."""
-    longest = 0.0
-    done = False
-
-    async def beat() -> None:
-        nonlocal longest
-        last = time.perf_counter()
-        while not done:
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            longest = max(longest, now - last)
-            last = now
-
-    heart = asyncio.create_task(beat())
-    try:
-        result = await work
-    finally:
-        done = True
-        await heart
-    return result, longest
-
-
-def user_module(cls: Any) -> Any:
-    return sys.modules[cls.__module__]
+from tests.slow_strategy_fixtures import BTC, ETH, probe, run_of, settings, stalled, user_module
 
 
 async def test_a_faulted_pairs_exit_policy_is_not_read_from_the_strategys_own_objects_on_the_loop(

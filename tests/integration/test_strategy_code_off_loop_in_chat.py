@@ -10,7 +10,6 @@ Telegram emulator (real PTB)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -18,30 +17,13 @@ import pytest
 from bot.app.config import load_settings
 from bot.core.errors import ConfigError
 from tests.rigs.chat_rig import TRADER, VIEWER, Chat, chat_stack
-from tests.slow_strategy_fixtures import BTC, ETH, probe, settings, write_config
+from tests.slow_strategy_fixtures import BTC, ETH, probe, settings, stalled, write_config
 
 
 async def held_during(chat: Chat, user: int, command: str) -> tuple[float, str]:
-    """The longest the event loop was held while ``command`` (from ``user``) ran (a 10 ms
-    heartbeat's longest gap: how long a /halt sent meanwhile waits), and its answer."""
-    longest = 0.0
-    done = False
-
-    async def beat() -> None:
-        nonlocal longest
-        last = time.perf_counter()
-        while not done:
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            longest = max(longest, now - last)
-            last = now
-
-    heart = asyncio.create_task(beat())
-    try:
-        answer = await chat.ask(user, command)
-    finally:
-        done = True
-        await heart
+    """The longest the event loop was held while ``command`` (from ``user``) ran (how long a
+    /halt sent meanwhile waits), and its answer."""
+    answer, longest = await stalled(chat.ask(user, command))
     return longest, answer
 
 
