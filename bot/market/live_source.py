@@ -31,6 +31,7 @@ class ExchangeCandleSource:
         self._on_gap = on_gap
         self._frames: dict[str, pd.DataFrame] = {}
         self._steps: dict[str, int] = {}  # pair -> its candles' length in ms
+        self._depths: dict[str, int] = {}  # pair -> the most candles ever asked: kept
 
     def check_pair(self, pair: str) -> None:
         self._feed.check_pair(pair)
@@ -67,7 +68,13 @@ class ExchangeCandleSource:
             raise ValueError("an exchange serves every timeframe: say which")
         step = timeframe_seconds(timeframe) * 1000
         self._steps[pair] = step
-        frame = self._frames.get(pair)
+        frame = kept = self._frames.get(pair)
+        if frame is not None and limit > self._depths.get(pair, 0):
+            # Asked deeper than it was fetched (a paused or held pair is fetched a few candles
+            # for its stops; resumed, its strategy wants its whole window): fetched again,
+            # once, rather than handing the strategy a short history until the window refills.
+            frame = None
+        depth = self._depths[pair] = max(self._depths.get(pair, 0), limit)
         since = (
             int(frame["timestamp"].iloc[-1]) + step
             if frame is not None and len(frame)
@@ -90,9 +97,12 @@ class ExchangeCandleSource:
             new = pd.concat(pages, ignore_index=True)
             joined = new if frame is None else pd.concat([frame, new], ignore_index=True)
             await self._report_gaps(pair, joined, frame, step)
-            frame = joined.iloc[-limit:].reset_index(drop=True)
+            frame = joined.iloc[-depth:].reset_index(drop=True)
             self._frames[pair] = frame
-        return frame if frame is not None else pd.DataFrame(columns=["timestamp"])
+        frame = kept if frame is None else frame  # nothing fetched: what it had
+        if frame is None:
+            return pd.DataFrame(columns=["timestamp"])
+        return frame if len(frame) <= limit else frame.iloc[-limit:].reset_index(drop=True)
 
     async def _report_gaps(
         self, pair: str, joined: pd.DataFrame, before: pd.DataFrame | None, step: int

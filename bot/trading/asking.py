@@ -41,6 +41,9 @@ class Asked[T]:
     trouble: ExchangeUnavailable | ExchangeAuthFailed | None = None  # its candles not fetched
     abandoned: bool = False  # the service stops: its strategy's answer not waited for
     unanswered: bool = False  # not answered within the wait asked: answered as a quiet run
+    quiet: bool = False  # faulted or held when its candle count was chosen: fetched for its
+    # stops only, so never asked on them (a /resume meanwhile asks it at the next close)
+    unbuilt: bool = False  # ``failure``: its strategy could not be built when asking began
 
 
 type Ask[T] = Callable[[str, Strategy, pd.DataFrame], T]  # in the thread: the strategy's answer
@@ -119,9 +122,10 @@ class Asking:
         run = one.run
         unbuilt = strategies.unbuilt.get(run.id)
         if unbuilt is not None:
-            one.failure = unbuilt
+            one.failure, one.unbuilt = unbuilt, True
             return None
         if strategies.silenced(run):
+            one.quiet = True
             return 0
         strategy = strategies.built[run.id]
         try:
@@ -146,8 +150,10 @@ class Asking:
         within: float | None,
     ) -> None:
         run, candles = one.run, one.candles
-        strategy = strategies.built[run.id]
-        if one.failure is None and not one.unanswered and not strategies.silenced(run):
+        strategy = strategies.built.get(run.id)
+        if strategy is None:  # stopped while the candles were fetched: the acting pass drops it
+            return
+        if one.failure is None and not one.unanswered and not one.quiet:
             what = calls.candle_of(candles)
             try:
                 work = partial(ask, run.pair, strategy, candles)
@@ -174,7 +180,9 @@ def quieted[T](
 ) -> T | None:
     """``run``'s answer without its strategy (faulted, held, failing now): its exit policy as
     read when built; None (``one.failure`` set) when even that could not be read."""
-    policy = strategies.policies[run.id]
+    policy = strategies.policies.get(run.id)
+    if policy is None:  # stopped meanwhile: the acting pass drops it
+        return None
     if isinstance(policy, StrategyFailed):
         one.failure = one.failure or policy
         return None

@@ -329,11 +329,8 @@ class TradingService:
         (bot/execution/unknown_orders.py: the pair waits, alerted, until settled)."""
         waiting = self._engine.executor.unknown.waiting(run.pair)
         if waiting:
-            log.warning(
-                "tick %s: not ticked, order(s) %s have an unknown outcome",
-                run.pair,
-                ", ".join(o.client_order_id for o in waiting),
-            )
+            ids = ", ".join(o.client_order_id for o in waiting)
+            log.warning("tick %s: not ticked, order(s) %s have an unknown outcome", run.pair, ids)
         return not waiting
 
     async def _gauge(self, equity: float) -> None:
@@ -346,12 +343,8 @@ class TradingService:
     async def _apply(self, one: Asked[Decision]) -> bool:
         """Act on ``one``'s candle with its decision, ``one``'s run as it is now: stopped
         meanwhile, nothing; paused, no entry; faulted or held, its strategy's answer unused."""
-        if one.trouble is not None:  # its candles could not be fetched
-            raise one.trouble
-        run = self._runs.get(one.run.id)
-        if run is None or run.state is RunState.STOPPED:
-            if one.answer is not None:
-                log.info("tick %s: stopped while its strategy computed", one.run.pair)
+        run = self._current(one)
+        if run is None:
             return False
         if one.failure is not None:  # asked before anything was sent: nothing done
             run = await self._fault(run, one.failure)
@@ -378,6 +371,20 @@ class TradingService:
         self._last_candle[run.id] = last
         log.debug("ticked %s at candle %s", run.pair, last)
         return True
+
+    def _current(self, one: Asked[Decision]) -> PairRun | None:
+        """``one``'s run now; None: stopped meanwhile, or rebuilt by a /resume meanwhile (no
+        candles fetched: asked at the next close). A failed fetch of its candles raises."""
+        run = self._runs.get(one.run.id)
+        if run is None or run.state is RunState.STOPPED:
+            if one.answer is not None:
+                log.info("tick %s: stopped while its strategy computed", one.run.pair)
+            return None
+        if one.trouble is not None:  # its candles could not be fetched
+            raise one.trouble
+        if one.unbuilt and not self.unbuilt(run):
+            return None
+        return run
 
     async def _act(self, run: PairRun, candles: pd.DataFrame, decided: Decision) -> None:
         """``run``'s engine (and its paper twin) on its closed ``candles``."""
