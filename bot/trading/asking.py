@@ -15,6 +15,7 @@ its pair; candles are fetched one pair after the other, in the runs' order, as b
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,6 +28,8 @@ from bot.core.ports import CandleSource, Clock
 from bot.trading import strategy_calls as calls
 from bot.trading.strategy_thread import Abandoned, StrategyThreads, Unanswered
 from strategies import ExitPolicy, Strategy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -97,7 +100,10 @@ class Asking:
         asked = [Asked[T](run) for run in runs]
         wanted = await asyncio.gather(*(self._wanted(one, strategies, within) for one in asked))
         for one, count in zip(asked, wanted, strict=True):
-            if count is None or stopping():
+            if stopping():
+                log.warning("tick: stopping; %s and the pairs after it not ticked", one.run.pair)
+                break
+            if count is None:
                 continue
             run = one.run
             try:

@@ -7,6 +7,7 @@ the CLI backtest (text and --json), the CLI sweep and its walk-forward, chat /ba
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -293,11 +294,18 @@ def total_return(text: str) -> str:
 
 
 async def chat_result(chat: Chat, user: int, command: str) -> Sent:
-    """The result after the progress message."""
+    """The result right after the command's progress message (edited to "Done."). The end of
+    an earlier result may still arrive first: a caption over Telegram's 1,024 characters (a
+    long check note) is sent on in a message of its own."""
     before = len(chat.emulator.to(user))
     chat.emulator.say(user, command)
-    await chat.emulator.reply(user, after=before)
-    return await chat.emulator.reply(user, after=before + 1, within=120)
+    for _ in range(1200):
+        sent = chat.emulator.to(user)[before:]
+        done = [index for index, message in enumerate(sent) if message.text == "Done."]
+        if done and len(sent) > done[0] + 1:
+            return sent[done[0] + 1]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no result for {command!r} in 120 s: {[m.text for m in sent]}")
 
 
 def test_the_cli_simulates_the_limits_risk_set_stored_for_the_config(
