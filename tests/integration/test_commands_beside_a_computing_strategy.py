@@ -13,7 +13,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from tests.rigs.chat_rig import TRADER, chat_stack
+from tests.rigs.chat_rig import TRADER, Chat, chat_stack
 from tests.slow_strategy_fixtures import BTC, ETH, SOL, probe, run_of, settings, started
 
 
@@ -24,6 +24,23 @@ async def btc_fills(chat: object) -> int:
     return int(rows[0]["n"])
 
 
+async def sent_while_computing_an_entry(chat: Chat, command: str) -> tuple[str, float]:
+    """``command``'s answer, sent while BTC's strategy computes for 3 s an ENTER, and how long
+    it took; the tick done."""
+    driver = chat.trading.driver
+    assert driver is not None
+    await driver.step()
+    slow = probe(chat, BTC)
+    slow.mode, slow.seconds, slow.enter = "sleep", 3.0, True
+    step = asyncio.create_task(driver.step())
+    await started(slow)
+    began = time.perf_counter()
+    reply = await chat.ask(TRADER, command)
+    waited = time.perf_counter() - began
+    await step
+    return reply, waited
+
+
 async def test_pause_sent_while_the_strategy_computes_answers_at_once_and_stops_its_entry(
     tmp_path: Path,
 ) -> None:
@@ -31,17 +48,7 @@ async def test_pause_sent_while_the_strategy_computes_answers_at_once_and_stops_
     the whole computation for the answer, and the pair buys anyway (the tick acts on the run
     as it was before the /pause)."""
     async with chat_stack(tmp_path, settings(tmp_path, {BTC: "probe", ETH: "steady"})) as chat:
-        driver = chat.trading.driver
-        assert driver is not None
-        await driver.step()
-        slow = probe(chat, BTC)
-        slow.mode, slow.seconds, slow.enter = "sleep", 3.0, True
-        step = asyncio.create_task(driver.step())
-        await started(slow)
-        began = time.perf_counter()
-        reply = await chat.ask(TRADER, "/pause BTC/USDT")
-        waited = time.perf_counter() - began
-        await step
+        reply, waited = await sent_while_computing_an_entry(chat, "/pause BTC/USDT")
         bought = chat.trading.engine.portfolio.position(BTC)
         assert "Paused" in reply, reply
         assert bought is None, (
@@ -58,17 +65,7 @@ async def test_stoppair_sent_while_the_strategy_computes_does_not_buy_then_sell(
     tick buys, then the stop sells at market: a round trip (two fees, the spread) the trader
     asked not to make."""
     async with chat_stack(tmp_path, settings(tmp_path, {BTC: "probe", ETH: "steady"})) as chat:
-        driver = chat.trading.driver
-        assert driver is not None
-        await driver.step()
-        slow = probe(chat, BTC)
-        slow.mode, slow.seconds, slow.enter = "sleep", 3.0, True
-        step = asyncio.create_task(driver.step())
-        await started(slow)
-        began = time.perf_counter()
-        reply = await chat.ask(TRADER, "/stoppair BTC/USDT")
-        waited = time.perf_counter() - began
-        await step
+        reply, waited = await sent_while_computing_an_entry(chat, "/stoppair BTC/USDT")
         fills = await btc_fills(chat)
         assert "Stopped" in reply, reply
         assert fills == 0, (
