@@ -38,6 +38,25 @@ def closed_by(candles: pd.DataFrame, moment: datetime) -> int:
     return int((candles["timestamp"] + 3_600_000 <= to_ms(moment)).sum())
 
 
+async def handed_at_next_close(service: Any, market: Any, moment: datetime, pair: str) -> list[int]:
+    """How many candles the exchange's candle source handed for ``pair`` in a tick at
+    ``moment`` (the tick's own reads of it)."""
+    source: Any = service._source  # the exchange's candle source, as the tick reads it
+    fetch, handed = source.closed_candles, []
+
+    async def counted(asked: str, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        frame = await fetch(asked, *args, **kwargs)
+        if asked == pair:
+            handed.append(len(frame))
+        return frame
+
+    source.closed_candles = counted
+    market.at(moment)
+    await service.tick("1h")
+    assert handed, "not ticked"
+    return handed
+
+
 async def test_a_resumed_pair_is_handed_its_whole_history_on_an_exchange(
     tmp_path: Path, btc_candles: pd.DataFrame
 ) -> None:
@@ -63,18 +82,7 @@ async def test_a_resumed_pair_is_handed_its_whole_history_on_an_exchange(
             await service.tick("1h")
             moment += HOUR
         await trading.control.resume(PAIR)
-        source: Any = service._source  # the exchange's candle source, as the tick reads it
-        fetch, handed = source.closed_candles, []
-
-        async def counted(*args: Any, **kwargs: Any) -> pd.DataFrame:
-            frame = await fetch(*args, **kwargs)
-            handed.append(len(frame))
-            return frame
-
-        source.closed_candles = counted
-        market.at(moment)
-        await service.tick("1h")
-        assert handed, "not ticked"
+        handed = await handed_at_next_close(service, market, moment, PAIR)
         assert handed[-1] == min(wanted, closed_by(btc_candles, moment)), (
             f"resumed, its strategy (history {strategy.history}) was handed {handed[-1]} "
             f"candle(s) of the {wanted} the tick asked for"
@@ -103,19 +111,7 @@ async def test_a_held_pair_allowed_is_handed_its_whole_history_on_an_exchange(
             strategy = service.strategy_of(run)
             assert strategy is not None
             wanted = chat.trading.engine.history(strategy.history)
-            source: Any = service._source
-            fetch, handed = source.closed_candles, []
-
-            async def counted(pair: str, *args: Any, **kwargs: Any) -> pd.DataFrame:
-                frame = await fetch(pair, *args, **kwargs)
-                if pair == "ETH/USDT":
-                    handed.append(len(frame))
-                return frame
-
-            source.closed_candles = counted
-            market.at(moment)
-            await service.tick("1h")
-            assert handed, "not ticked"
+            handed = await handed_at_next_close(service, market, moment, "ETH/USDT")
             assert handed[-1] == min(wanted, closed_by(btc_candles, moment)), (
                 f"allowed, its strategy (history {strategy.history}) was handed {handed[-1]} "
                 f"candle(s) of the {wanted} the tick asked for"
