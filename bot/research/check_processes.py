@@ -1,9 +1,11 @@
 """Run the strategy check's jobs (bot/research/check_worker.py) in two fresh processes at once.
 
 Two processes use this machine's two cores, and each is a second opinion on determinism: its
-own hash seed (``PYTHONHASHSEED`` 1 and 2: a set of strings iterates in another order) and, for
-the second, a clock ``CLOCK_SHIFT`` seconds ahead (a strategy seeding randomness from the hour
-or the day decides otherwise there). Each loads the strategies as the service does (the
+own hash seed (``PYTHONHASHSEED`` 1 and 2: a set of strings iterates in another order) and its
+own clock ahead (``CLOCK_SHIFTS``: a strategy seeding randomness from the hour or the day, or
+deciding by the hour's parity, the hour of the day or the minute of the hour, decides otherwise
+in one of them, whatever minute the check starts at; the day's parity slips only in the last 7
+minutes of a UTC day). Each loads the strategies as the service does (the
 registry's recipe), so a user strategy from the folder or an entry point runs there too.
 
 ``Workers`` starts the processes before their jobs are known: each imports pandas, pandas-ta
@@ -32,7 +34,9 @@ from strategies.base import Strategy
 from strategies.registry import StrategyRegistry
 
 HASH_SEEDS = (1, 2)
-CLOCK_SHIFT = 25 * 3600 + 7 * 60  # a day, an hour and 7 minutes
+# a day and 7 minutes; a day and an hour: an odd number of hours exactly, so the hour's parity
+# always differs (25 h 7 min alone kept it when the check started in an hour's last 7 minutes)
+CLOCK_SHIFTS = (24 * 3600 + 7 * 60, 25 * 3600)
 TIMEOUT = 600.0
 
 Recipe = Callable[[], StrategyRegistry] | None
@@ -52,7 +56,7 @@ class Workers:
         try:
             pickle.dumps(self._strategy)
             headers = [
-                pickle.dumps((sys.path, self._recipe, CLOCK_SHIFT * index, _place(index)))
+                pickle.dumps((sys.path, self._recipe, CLOCK_SHIFTS[index], _place(index)))
                 for index in range(len(HASH_SEEDS))
             ]
         except _UNPICKLABLE:
@@ -86,8 +90,8 @@ class Workers:
 
 
 def _place(index: int) -> str:
-    shift = f", clock +{CLOCK_SHIFT * index / 3600:.1f} h" if index else ""
-    return f"another process (hash seed {HASH_SEEDS[index]}{shift})"
+    hours, minutes = divmod(CLOCK_SHIFTS[index] // 60, 60)
+    return f"another process (hash seed {HASH_SEEDS[index]}, clock +{hours} h {minutes:02d} min)"
 
 
 def _start(index: int, header: bytes) -> subprocess.Popen[bytes]:

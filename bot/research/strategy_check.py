@@ -6,7 +6,7 @@ Five checks on one candle series, each with a verdict:
   or infinity (bot/research/signal_output.py), and leaves the candles it is given unchanged;
   checked on every run below as well;
 - determinism: two runs here on equal copies of the candles give the same signals, and so does
-  a run in each of two other processes (another hash seed; one with the clock a day ahead:
+  a run in each of two other processes (other hash seeds, their clocks over a day ahead:
   bot/research/check_processes.py);
 - look-ahead: no signal changes when later candles are cut (bot/research/signal_stability.py:
   prefixes), and a live replay (bot/research/live_replay.py: the window a live tick hands the

@@ -19,10 +19,9 @@ from bot.research.sweep import PORTFOLIO, SweepSpec
 from bot.research.sweep_report import report
 from storage.receipts import SqliteReceiptRepository
 from storage.sweeps import SqliteSweepRepository
-from tests.doubles.telegram_emulator import Sent
 from tests.integration.test_telegram_receipts import photo_for, receipt_rows, refused_rerun
 from tests.rigs.builders import SAMPLES
-from tests.rigs.chat_rig import TRADER, Chat, chat_stack
+from tests.rigs.chat_rig import TRADER, chat_stack
 
 RECEIPT = re.compile(r"receipt ([a-z0-9]{6}): /rerun \1")
 
@@ -43,25 +42,13 @@ def portfolio_config(tmp_path: Path) -> Settings:
     )
 
 
-async def portfolio_photo(chat: Chat, text: str) -> Sent:
-    """The photo of a portfolio /backtest or /rerun, once its progress line reads Done."""
-    before = len(chat.emulator.to(TRADER))
-    chat.emulator.say(TRADER, text)
-    for _ in range(600):
-        photos = [m for m in chat.emulator.to(TRADER)[before:] if m.photo is not None]
-        if photos:
-            return photos[0]
-        await chat.emulator.quiet(0.1)
-    raise AssertionError(f"no photo for {text}: {[m.text for m in chat.emulator.to(TRADER)]}")
-
-
 async def test_a_portfolio_backtest_names_its_receipt_which_reruns_and_compares(
     tmp_path: Path,
 ) -> None:
     async with chat_stack(tmp_path, portfolio_config(tmp_path)) as chat:
         for _ in range(24 * 25):
             await chat.trading.driver.step()
-        first = await portfolio_photo(chat, "/backtest portfolio 20")
+        first = await photo_for(chat, "/backtest portfolio 20")
         found = RECEIPT.search(first.text)
         assert found, first.text
         first_id = found.group(1)
@@ -72,14 +59,14 @@ async def test_a_portfolio_backtest_names_its_receipt_which_reruns_and_compares(
         assert [s["pair"] for s in stored["series"]] == ["BTC/USDT", "ETH/USDT"]
         assert stored["series"][1]["source"] == {"kind": "chat", "exchange": "replay", "days": 20}
 
-        again = await portfolio_photo(chat, f"/rerun {first_id}")
+        again = await photo_for(chat, f"/rerun {first_id}")
         verdict, caption = again.text.split("\n", 1)
         assert verdict == f"✅ identical to receipt {first_id}"
         assert caption == first.text  # the same pairs, figures, terms and receipt
         assert again.photo == first.photo
         assert len(await receipt_rows(chat)) == 1  # a rerun stores nothing
 
-        second = await portfolio_photo(chat, "/backtest portfolio 15 fee=0.002")
+        second = await photo_for(chat, "/backtest portfolio 15 fee=0.002")
         second_id = RECEIPT.search(second.text).group(1)  # type: ignore[union-attr]
         lines = (await chat.ask(TRADER, f"/compare {first_id} {second_id}")).splitlines()
         assert lines[0] == f"{first_id} | {second_id}"

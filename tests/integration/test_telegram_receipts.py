@@ -15,19 +15,23 @@ RECEIPT = re.compile(r"receipt ([a-z0-9]{6}): /rerun \1")
 
 
 async def photo_for(chat: Chat, text: str) -> Sent:
-    """The photo the bot sends once the slow command ``text`` has finished."""
+    """The photo the bot sends once the slow command ``text`` has finished: its progress line
+    reads "Done.". A caption over Telegram's 1,024 characters (a long check note) goes on in a
+    message of its own after the photo and before "Done.": a command sent on seeing the photo
+    alone took that message as its answer."""
     before = len(chat.emulator.to(TRADER))
     chat.emulator.say(TRADER, text)
     for _ in range(600):
-        photos = [m for m in chat.emulator.to(TRADER)[before:] if m.photo is not None]
-        if photos:
+        sent = chat.emulator.to(TRADER)[before:]
+        photos = [m for m in sent if m.photo is not None]
+        if photos and any(m.text == "Done." for m in sent):
             return photos[0]
-        refusals = [m.text for m in chat.emulator.to(TRADER)[before:] if "Done." not in m.text]
+        refusals = [m.text for m in sent if m.photo is None and m.text != "Done."]
         # "note:": the strategy has not passed its check (research runs say it, live refuses)
-        if any(not m.startswith(("Backtest", "Rerun", "note:")) for m in refusals):
+        if any(not m.startswith(("Backtest", "Rerun", "Portfolio", "note:")) for m in refusals):
             raise AssertionError(refusals)
         await chat.emulator.quiet(0.1)
-    raise AssertionError(f"no photo for {text}")
+    raise AssertionError(f"no photo for {text}: {[m.text for m in chat.emulator.to(TRADER)]}")
 
 
 async def receipt_rows(chat: Chat) -> list[tuple[str, str]]:
