@@ -109,8 +109,8 @@ class HourlySeed(_Attack):
 
     def compute_signals(self, candles: pd.DataFrame) -> pd.Series:
         # The hour's parity picks the length: a shift by an odd number of hours exactly (one of
-        # the check's is 25 h) changes it. (A seeded draw of 45 lengths gave the same one for h and h + 25
-        # in about one hour of 45: the test failed then.)
+        # the check's is 25 h) changes it. (A seeded draw of 45 lengths gave the same one for h
+        # and h + 25 in about one hour of 45: the test failed then.)
         hour = int(time.time() // 3600)
         close = candles["close"]
         length = 10 if hour % 2 == 0 else 20

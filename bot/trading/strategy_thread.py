@@ -85,8 +85,8 @@ class StrategyThreads:
         Unanswered after ``within`` s when that is shorter than the timeout."""
         if self.abandoned:
             raise Abandoned
-        earlier = self._computing.get(id(strategy))
-        if earlier is not None and not earlier.done.is_set():
+        if self.computing(strategy):
+            earlier = self._computing[id(strategy)]
             since = time.monotonic() - earlier.asked
             raise StrategyFailed(
                 strategy.name, pair, f"still computing {earlier.what}, asked {since:.0f} s ago"
@@ -109,6 +109,12 @@ class StrategyThreads:
             self._waiting.discard(answer)
             if computation.done.is_set():  # else kept: the object is still computing
                 self._computing.pop(id(strategy), None)
+
+    def computing(self, strategy: Strategy) -> bool:
+        """Whether a call into ``strategy`` has not yet returned in its thread (the output
+        checks after its ``signals`` included)."""
+        earlier = self._computing.get(id(strategy))
+        return earlier is not None and not earlier.done.is_set()
 
     def abandon(self, grace: float = 0.0) -> None:
         """The service stops: no call starts, and every wait for a strategy ends (Abandoned)

@@ -164,6 +164,19 @@ async def started(slow: Any) -> None:
     assert await asyncio.to_thread(slow.started.wait, 10), "the strategy never computed"
 
 
+async def returned(chat: Chat) -> None:
+    """Until BTC's strategy call has returned in its thread: the fixture's ``idle`` is set in
+    its ``signals``, before the thread's output checks end (a /resume and a close right after
+    ``idle`` still found it computing, under load)."""
+    strategy = chat.trading.service.strategy_of(run_of(chat, BTC))
+    assert strategy is not None
+    for _ in range(1000):
+        if not chat.trading.service._threads.computing(strategy):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("BTC's strategy call never returned")
+
+
 async def halt_while_computing(chat: Chat, mode: str, seconds: float) -> float:
     """Seconds /halt took to be answered, sent while the strategy computes ``seconds``."""
     driver = chat.trading.driver
@@ -251,6 +264,7 @@ async def test_a_strategy_past_its_timeout_pauses_only_its_pair_and_is_never_run
         finally:
             slow.release.set()
         assert await asyncio.to_thread(slow.idle.wait, 10)
+        await returned(chat)
         slow.mode = ""
         await trading.control.resume(BTC)
         await driver.step()  # returned since: asked again, decides

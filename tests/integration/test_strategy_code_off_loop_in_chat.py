@@ -22,7 +22,9 @@ from tests.slow_strategy_fixtures import BTC, ETH, probe, settings, stalled, wri
 
 async def held_during(chat: Chat, user: int, command: str) -> tuple[float, str]:
     """The longest the event loop was held while ``command`` (from ``user``) ran (how long a
-    /halt sent meanwhile waits), and its answer."""
+    /halt sent meanwhile waits), and its answer. The strategy code computes 3 s: held on the
+    loop, it holds it 3 s; the tests allow 2 s of the command's own work on a loaded machine
+    (1 s failed once with two cores shared by the suite's workers)."""
     answer, longest = await stalled(chat.ask(user, command))
     return longest, answer
 
@@ -40,7 +42,7 @@ async def test_a_viewers_chart_does_not_hold_halt_for_the_strategys_indicators(
         slow.indicator_seconds = 3.0
         held, charted = await held_during(chat, VIEWER, "/chart BTC/USDT")
         assert BTC in charted, charted
-        assert held < 1.0, f"a viewer's /chart held the event loop (and /halt) {held:.2f} s"
+        assert held < 2.0, f"a viewer's /chart held the event loop (and /halt) {held:.2f} s"
 
 
 async def test_startpair_does_not_hold_halt_for_the_strategys_constructor(
@@ -57,7 +59,7 @@ async def test_startpair_does_not_hold_halt_for_the_strategys_constructor(
         slow.init_seconds = 3.0
         held, started = await held_during(chat, TRADER, "/startpair ETH/USDT probe 1h")
         assert "Started" in started, started
-        assert held < 1.0, f"/startpair held the event loop (and /halt) {held:.2f} s"
+        assert held < 2.0, f"/startpair held the event loop (and /halt) {held:.2f} s"
 
 
 def test_a_timeout_of_true_is_refused(tmp_path: Path) -> None:
