@@ -26,9 +26,11 @@ async def photo_for(chat: Chat, text: str) -> Sent:
         photos = [m for m in sent if m.photo is not None]
         if photos and any(m.text == "Done." for m in sent):
             return photos[0]
+        # before the photo: only its progress line, or a refusal (after it, its caption's end)
         refusals = [m.text for m in sent if m.photo is None and m.text != "Done."]
-        # "note:": the strategy has not passed its check (research runs say it, live refuses)
-        if any(not m.startswith(("Backtest", "Rerun", "Portfolio", "note:")) for m in refusals):
+        if not photos and any(
+            not m.startswith(("Backtest", "Rerun", "Portfolio")) for m in refusals
+        ):
             raise AssertionError(refusals)
         await chat.emulator.quiet(0.1)
     raise AssertionError(f"no photo for {text}: {[m.text for m in chat.emulator.to(TRADER)]}")
