@@ -173,21 +173,19 @@ class Asking:
             except Abandoned:
                 one.abandoned = True
                 return
-        one.answer = quieted(run, strategies, strategy, candles, quiet, one)
+        one.answer = quieted(run, strategies, candles, quiet, one)
 
 
 def quieted[T](
-    run: PairRun,
-    strategies: Strategies,
-    strategy: Strategy,
-    candles: pd.DataFrame,
-    quiet: Quiet[T],
-    one: Asked[T],
+    run: PairRun, strategies: Strategies, candles: pd.DataFrame, quiet: Quiet[T], one: Asked[T]
 ) -> T | None:
     """``run``'s answer without its strategy (faulted, held, failing now): its exit policy as
-    read when built; None (``one.failure`` set) when even that could not be read."""
-    policy = strategies.policies.get(run.id)
-    if policy is None:  # stopped meanwhile: the acting pass drops it
+    read when built; None when even that could not be read, or when it has no strategy object
+    now (``one.failure`` set: a held run rebuilt by a /reload meanwhile, and that build
+    failed; nothing set: stopped meanwhile, which the acting pass drops)."""
+    strategy, policy = strategies.built.get(run.id), strategies.policies.get(run.id)
+    if strategy is None or policy is None:
+        one.failure = one.failure or strategies.unbuilt.get(run.id)
         return None
     if isinstance(policy, StrategyFailed):
         one.failure = one.failure or policy

@@ -360,8 +360,7 @@ class TradingService:
         self._prices[run.pair] = float(candles["close"].iloc[-1])
         self.last_ticks[run.pair] = self._clock.now()
         if one.heard and self._silenced(run):  # faulted or held meanwhile
-            strategy = self._strategies[run.id]
-            one.answer = quieted(run, self._table(), strategy, candles, calls.quiet_decision, one)
+            one.answer = quieted(run, self._table(), candles, calls.quiet_decision, one)
         if one.answer is None:  # not even its exit policy read: faulted, not acted on
             assert one.failure is not None
             run = await self._fault(run, one.failure)
