@@ -23,6 +23,7 @@ from bot.core.domain import RunState
 from bot.core.errors import ConfigError
 from tests.rigs.builders import SAMPLES
 from tests.rigs.chat_rig import ADMIN, Chat, chat_stack
+from tests.slow_strategy_fixtures import run_of, started
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 
@@ -151,17 +152,6 @@ async def failed_alerts(chat: Chat) -> int:
         row = await cursor.fetchone()
     assert row is not None
     return int(row[0])
-
-
-def run_of(chat: Chat, pair: str) -> Any:
-    run = chat.trading.service.run_for(pair)
-    assert run is not None
-    return run
-
-
-async def started(slow: Any) -> None:
-    """Until ``slow`` computes (waited for in a thread: the loop answers meanwhile)."""
-    assert await asyncio.to_thread(slow.started.wait, 10), "the strategy never computed"
 
 
 async def returned(chat: Chat) -> None:
